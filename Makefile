@@ -1,0 +1,49 @@
+# Two commands do all set-up on a fresh machine (Python 3.11; network: the package registry):
+#   make demo   create .venv, install tabguard, run the demo on the bundled data
+#   make test   create .venv if needed, run lint and the whole test suite
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+BASE   := $(VENV)/.installed-base
+DEV    := $(VENV)/.installed-dev
+# Tested versions: installs are reproducible; regenerate with `make lock`.
+CONSTRAINTS := constraints.txt
+
+.PHONY: demo test lint format serve lock clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24"
+
+$(BASE): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(DEV): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	touch $@ $(BASE)
+
+demo: $(BASE)
+	$(BIN)/tabguard demo
+
+lint: $(DEV)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+format: $(DEV)
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+test: $(DEV) lint
+	$(BIN)/python -m pytest
+
+bench: $(DEV)
+	$(BIN)/python benchmarks/poisoning.py
+
+lock: $(DEV)
+	$(PIP) freeze --exclude-editable | grep -v '^-e' > $(CONSTRAINTS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

@@ -1,0 +1,44 @@
+"""The ``tabguard`` command line: a thin layer over the Python API.
+
+Exit codes: 0 success; 1 the command ran and found something critical (an audit gate);
+2 bad input (missing or malformed file, invalid contract), printed as one line, no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from tabguard.cli._app import app, err_console
+from tabguard.errors import TabguardError
+
+# Each module registers its commands on the shared apps when imported.
+_COMMAND_MODULES = [
+    "contract",
+    "redteam",
+]
+for _m in _COMMAND_MODULES:
+    importlib.import_module(f"tabguard.cli._{_m}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``tabguard`` script."""
+    try:
+        rc = app(args=argv, prog_name="tabguard", standalone_mode=False)
+    except TabguardError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,72 @@
+"""``tabguard contract infer|check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.table import Table
+
+from tabguard.cli._app import console, contract_app
+from tabguard.contract import (
+    contract_hash,
+    contract_to_dict,
+    infer_contract,
+    load_contract,
+    save_contract,
+    validate_frame,
+)
+from tabguard.io import check_labels, read_table
+
+
+@contract_app.command("infer")
+def infer(
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file to draft the contract from.")],
+    label: Annotated[str, typer.Option("--label", "-l", help="Label column.")],
+    name: Annotated[str, typer.Option(help="Contract name.")] = "inferred",
+    id_column: Annotated[str | None, typer.Option("--id", help="Row identifier column.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write YAML here.")] = None,
+) -> None:
+    """Draft a contract from data; review ranges, protected and gameable features after."""
+    df = read_table(data)
+    contract = infer_contract(df, label, name=name, id_column=id_column)
+    if out is None:
+        console.print(
+            yaml.safe_dump(contract_to_dict(contract), sort_keys=False, width=100), end=""
+        )
+    else:
+        save_contract(contract, out)
+        console.print(f"wrote {out} ({len(contract.features)} features); review it before use")
+
+
+@contract_app.command("check")
+def check(
+    contract_path: Annotated[Path, typer.Argument(metavar="CONTRACT", help="Contract YAML.")],
+    data: Annotated[Path | None, typer.Argument(help="Optional data to validate.")] = None,
+) -> None:
+    """Validate a contract, and data against it when DATA is given (exit 1 on violations)."""
+    contract = load_contract(contract_path)
+    console.print(
+        f"contract [bold]{contract.name}[/] is valid: {len(contract.features)} features "
+        f"({len(contract.protected_features())} protected, {len(contract.gameable_features())} "
+        f"gameable), {len(contract.rules)} rules, sha256 {contract_hash(contract)[:12]}"
+    )
+    if data is None:
+        return
+    df = read_table(data)
+    check_labels(df, contract)
+    res = validate_frame(df, contract)
+    if res.unknown_columns:
+        console.print(f"columns not in the contract (ignored): {res.unknown_columns}")
+    if res.ok:
+        console.print(f"{data}: all {len(df)} rows satisfy the contract")
+        return
+    table = Table("field", "rule", "rows", "examples", "message")
+    for g in res.groups:
+        table.add_row(g.field, g.rule, str(g.count), str(g.examples[:3]), g.message)
+    console.print(table)
+    bad = int(res.invalid_mask().sum())
+    console.print(f"{data}: {bad} of {len(df)} rows break the contract")
+    raise typer.Exit(1)

@@ -1,0 +1,166 @@
+"""Draft a contract from data (``tabguard contract infer``).
+
+The draft is a starting point for people, not a policy: ranges are the observed ones rounded
+outward, protected attributes are guessed from column names, and nothing is marked gameable.
+Each guess is stated in the feature's ``description`` so a reviewer sees what to confirm.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract._io import contract_from_dict
+from tabguard.contract._spec import Contract
+from tabguard.errors import DataError
+
+_PROTECTED = re.compile(
+    r"(^|_)(sex|gender|race|ethnic(ity)?|religion|nationality|national_origin|skin|"
+    r"disability|pregnan(t|cy)|sexual_orientation)($|_)",
+    re.IGNORECASE,
+)
+_MAX_CATEGORIES = 50
+_SMALL_INT_CARDINALITY = 8
+
+
+def _nice_floor(x: float) -> float:
+    if x >= 0:
+        return (
+            0.0
+            if x < 10
+            else float(
+                10 ** math.floor(math.log10(x)) * math.floor(x / 10 ** math.floor(math.log10(x)))
+            )
+        )
+    return -_nice_ceil(-x)
+
+
+def _nice_ceil(x: float) -> float:
+    if x <= 0:
+        return -_nice_floor(-x)
+    mag = 10 ** math.floor(math.log10(x))
+    return float(math.ceil(x / mag) * mag)
+
+
+def _decimals(values: np.ndarray, cap: int = 6) -> int:
+    for d in range(cap + 1):
+        scaled = values * 10**d
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
+            return d
+    return cap
+
+
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def infer_contract(
+    df: pd.DataFrame,
+    label: str,
+    *,
+    name: str = "inferred",
+    id_column: str | None = None,
+    positive: Any = None,
+) -> Contract:
+    """Draft a contract from a data frame.
+
+    Parameters
+    ----------
+    df : DataFrame
+    label : str
+        The label column.
+    name : str
+        Contract name.
+    id_column : str, optional
+        Row identifier; guessed (a unique integer column named like ``id``) when omitted.
+    positive : optional
+        Positive class; defaults to ``1`` for 0/1 labels, else the rarer class.
+
+    Returns
+    -------
+    Contract
+    """
+    if label not in df.columns:
+        raise DataError(
+            f"label column {label!r} is not in the data; columns are {list(df.columns)[:12]}"
+        )
+    y = df[label]
+    if y.isna().any():
+        raise DataError(
+            f"label column {label!r} has {int(y.isna().sum())} missing value(s); "
+            "drop or fix those rows"
+        )
+    if id_column is None:
+        for c in df.columns:
+            if (
+                c != label
+                and c.lower() in ("id", "row_id", "customer_id", "subject_id")
+                and df[c].is_unique
+            ):
+                id_column = c
+                break
+    classes = sorted(pd.unique(y).tolist(), key=str)
+    if positive is None:
+        if set(classes) <= {0, 1} and 1 in classes:
+            positive = 1
+        else:
+            positive = _py(y.value_counts().idxmin())
+    features: dict[str, dict[str, Any]] = {}
+    for col in df.columns:
+        if col in (label, id_column):
+            continue
+        s = df[col]
+        nonnull = s.dropna()
+        spec: dict[str, Any] = {}
+        notes: list[str] = []
+        if s.isna().any():
+            spec["nullable"] = True
+        if pd.api.types.is_bool_dtype(s):
+            spec["type"] = "boolean"
+        elif pd.api.types.is_numeric_dtype(s):
+            vals = nonnull.to_numpy(dtype=float)
+            integral = bool(vals.size == 0 or np.all(np.round(vals) == vals))
+            nunique = int(nonnull.nunique())
+            if integral and nunique <= _SMALL_INT_CARDINALITY:
+                spec["type"] = "category"
+                spec["categories"] = sorted(int(v) for v in pd.unique(nonnull))
+                notes.append(f"{nunique} integer codes read as categories")
+            else:
+                spec["type"] = "integer" if integral else "number"
+                if vals.size:
+                    lo, hi = float(vals.min()), float(vals.max())
+                    spec["min"] = _nice_floor(lo)
+                    spec["max"] = _nice_ceil(hi) if hi > 0 else hi
+                    notes.append(f"observed range [{lo:g}, {hi:g}]; set the realistic range")
+                    if not integral:
+                        spec["precision"] = _decimals(vals[:100_000])
+        else:
+            lowered = nonnull.astype(str).str.strip().str.lower()
+            if len(nonnull) and lowered.isin(["true", "false"]).all():
+                spec["type"] = "boolean"
+            else:
+                cats = pd.unique(nonnull.astype(str))
+                if len(cats) > _MAX_CATEGORIES:
+                    notes.append(f"{len(cats)} distinct text values: probably free text or an id")
+                spec["type"] = "category"
+                spec["categories"] = sorted(str(c) for c in cats)[: max(_MAX_CATEGORIES, 1)] or [
+                    "?"
+                ]
+        if _PROTECTED.search(col):
+            spec["protected"] = True
+            notes.append("marked protected from its name; confirm")
+        if notes:
+            spec["description"] = "inferred: " + "; ".join(notes)
+        features[col] = spec
+    data: dict[str, Any] = {
+        "name": name,
+        "label": {"column": label, "positive": _py(positive)},
+        "features": features,
+    }
+    if id_column:
+        data["id"] = id_column
+    return contract_from_dict(data)

@@ -1,0 +1,151 @@
+"""Loading, saving and fingerprinting contracts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from tabguard.contract._spec import Contract
+from tabguard.errors import ContractError
+
+_FIXES = {
+    "literal_error": "use one of the allowed values",
+    "extra_forbidden": "remove the key or check its spelling",
+    "missing": "add the key",
+}
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        elif p in ("function-after[_consistent(), FeatureSpec]",):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts) or "<contract>"
+
+
+def contract_error_from_pydantic(exc: ValidationError) -> ContractError:
+    """Turn the first pydantic error into a one-line :class:`ContractError`."""
+    err = exc.errors(include_url=False)[0]
+    # Drop pydantic's union/validator markers from the location so it reads like the YAML path.
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p and "]" in p))
+    key = _format_loc(loc)
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+        # Our own validators already include the received value; keep the sentence whole.
+        return ContractError(
+            key, msg.split("; got ")[0], _received(msg, err.get("input")), _fix_for(msg)
+        )
+    return ContractError(key, msg, err.get("input"), _FIXES.get(str(err["type"])))
+
+
+def _received(msg: str, default: Any) -> Any:
+    if "; got " in msg:
+        return _Verbatim(msg.split("; got ", 1)[1])
+    return default
+
+
+class _Verbatim(str):
+    """A value already formatted by a validator (repr prints it as-is)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _fix_for(msg: str) -> str | None:
+    if "min must be <= max" in msg:
+        return "swap min and max"
+    if "neutral must" in msg:
+        return "set neutral to an allowed value or widen the range"
+    if "strictly increasing" in msg:
+        return "sort the bin edges and remove repeats"
+    if "unknown features" in msg:
+        return "declare those features or fix their names"
+    if "needs a non-empty 'categories'" in msg:
+        return "list the allowed values under categories"
+    return None
+
+
+def contract_from_dict(data: Mapping[str, Any]) -> Contract:
+    """Validate a mapping into a :class:`Contract`.
+
+    Raises
+    ------
+    ContractError
+        With the key, rule and value of the first problem found.
+    """
+    if not isinstance(data, Mapping):
+        raise ContractError(
+            "<contract>", "must be a mapping of keys (YAML object)", type(data).__name__
+        )
+    try:
+        return Contract.model_validate(dict(data))
+    except ValidationError as exc:
+        raise contract_error_from_pydantic(exc) from None
+
+
+def load_contract(path: str | Path) -> Contract:
+    """Load and validate a contract from a YAML (or JSON) file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The contract file.
+
+    Returns
+    -------
+    Contract
+
+    Raises
+    ------
+    ContractError
+        If the file is missing, not YAML, or breaks a contract rule.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ContractError(str(p), "contract file must exist", str(p), "check the path")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ContractError(
+            str(p), f"must be valid YAML{where}", str(exc).splitlines()[0]
+        ) from None
+    except UnicodeDecodeError:
+        raise ContractError(str(p), "must be UTF-8 text", "binary content") from None
+    if data is None:
+        raise ContractError(str(p), "must not be empty", "")
+    return contract_from_dict(data)
+
+
+def contract_to_dict(contract: Contract) -> dict[str, Any]:
+    """Return the contract as plain data, defaults omitted, ready for YAML/JSON."""
+    return contract.model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude_none=True)
+
+
+def save_contract(contract: Contract, path: str | Path) -> Path:
+    """Write a contract as YAML (key order preserved) and return the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(
+        contract_to_dict(contract), sort_keys=False, default_flow_style=None, width=100
+    )
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def contract_hash(contract: Contract) -> str:
+    """SHA-256 of the contract's canonical JSON (order of keys does not matter)."""
+    payload = json.dumps(contract_to_dict(contract), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,0 +1,563 @@
+"""Validation of data frames and single records against a contract (requirement D1, S2).
+
+Two entry points share one set of rule definitions:
+
+* :func:`validate_frame` is vectorised (training data, audits, up to millions of rows) and
+  parses loosely, as a CSV reader would;
+* :class:`RecordValidator` checks one JSON record on the request path in microseconds and is
+  strict about JSON types (a string is never a number, ``true`` is never ``1``).
+
+Both report the same rule ids: ``required``/``missing``, ``type``, ``min``, ``max``,
+``category``, ``precision``, ``unknown_field`` and ``rule:<name>`` for combination rules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract._spec import Condition, Contract, FeatureSpec, Rule
+from tabguard.errors import DataError, FieldError
+
+_TRUE = {"true", "1", "yes", "t", "y"}
+_FALSE = {"false", "0", "no", "f", "n"}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _json_value(v: Any) -> Any:
+    """Make a value JSON-safe for error payloads (numpy scalars, NaN, arbitrary objects)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    return repr(v)
+
+
+def range_text(spec: FeatureSpec) -> str:
+    """Human text of a feature's valid range, e.g. ``[18, 125]``."""
+    lo = "-inf" if spec.min is None else _fmt(spec.min)
+    hi = "inf" if spec.max is None else _fmt(spec.max)
+    return f"[{lo}, {hi}]"
+
+
+def decimals_ok(x: float, decimals: int) -> bool:
+    """Whether ``x`` has at most ``decimals`` decimal places (tolerant to float noise)."""
+    scaled = x * 10**decimals
+    return abs(scaled - round(scaled)) <= 1e-6 * max(1.0, abs(scaled))
+
+
+def message(name: str, spec: FeatureSpec, rule: str, value: Any) -> str:
+    """The one-sentence message for a broken feature rule."""
+    v = _fmt(value) if not isinstance(value, str) else repr(value)
+    if rule in ("required", "missing"):
+        return f"{name} is required (not nullable); got no value. Send a {spec.type}."
+    if rule == "type":
+        kind = {
+            "integer": "a whole number",
+            "number": "a finite number",
+            "boolean": "true or false",
+            "category": "one of the categories",
+        }[spec.type]
+        return f"{name} must be {kind}; got {v}."
+    if rule == "min":
+        return f"{name} must be >= {_fmt(spec.min)} (valid range {range_text(spec)}); got {v}."
+    if rule == "max":
+        return f"{name} must be <= {_fmt(spec.max)} (valid range {range_text(spec)}); got {v}."
+    if rule == "category":
+        return f"{name} must be one of {spec.categories!r}; got {v}."
+    if rule == "precision":
+        return f"{name} allows at most {spec.precision} decimal(s); got {v}."
+    return f"{name} breaks rule {rule}; got {v}."
+
+
+# --------------------------------------------------------------------------------------------
+# Category canonicalisation: the same key for 1, 1.0 and the category 1; "a" for "a".
+# --------------------------------------------------------------------------------------------
+def _canon(v: Any) -> Any:
+    if isinstance(v, bool | np.bool_):
+        return ("b", bool(v))
+    if isinstance(v, int | float | np.integer | np.floating):
+        f = float(v)
+        return ("n", f) if math.isfinite(f) else ("x", repr(v))
+    if isinstance(v, str):
+        return ("s", v)
+    return ("x", repr(v))
+
+
+def _canon_lenient(v: Any) -> Any:
+    """CSV-style canonical key: numeric strings match numeric categories."""
+    if isinstance(v, str):
+        s = v.strip()
+        try:
+            f = float(s)
+        except ValueError:
+            return ("s", v)
+        return ("n", f) if math.isfinite(f) else ("s", v)
+    return _canon(v)
+
+
+# --------------------------------------------------------------------------------------------
+# Conditions of combination rules
+# --------------------------------------------------------------------------------------------
+def _cond_scalar(cond: Condition, x: Any, rec: Mapping[str, Any]) -> bool | None:
+    """Evaluate a condition on one value; None when it cannot be evaluated (missing values)."""
+    if x is None:
+        return None
+    key = _canon(x)
+    if cond.equals is not None and key != _canon(cond.equals):
+        return False
+    if cond.in_ is not None and key not in {_canon(v) for v in cond.in_}:
+        return False
+    if cond.not_in is not None and key in {_canon(v) for v in cond.not_in}:
+        return False
+    numeric_ops = (cond.min, cond.max, cond.lt, cond.lte, cond.gt, cond.gte)
+    if any(op is not None for op in numeric_ops):
+        if key[0] != "n":
+            return None
+        fx = key[1]
+        for op, test in (
+            (cond.min, np.greater_equal),
+            (cond.max, np.less_equal),
+            (cond.lt, np.less),
+            (cond.lte, np.less_equal),
+            (cond.gt, np.greater),
+            (cond.gte, np.greater_equal),
+        ):
+            if op is None:
+                continue
+            ref = rec.get(op) if isinstance(op, str) else op
+            if ref is None or _canon(ref)[0] != "n":
+                return None
+            if not test(fx, float(ref)):
+                return False
+    return True
+
+
+def _cond_frame(
+    cond: Condition, col: pd.Series, num: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised condition: (holds, evaluable) boolean arrays."""
+    n = len(col)
+    holds = np.ones(n, dtype=bool)
+    ok = col.notna().to_numpy(copy=True)
+    x = num[col.name].to_numpy(dtype=float) if col.name in num else np.full(n, np.nan)
+
+    def keys(values: list[Any]) -> set[Any]:
+        return {_canon(v) for v in values}
+
+    if cond.equals is not None or cond.in_ is not None or cond.not_in is not None:
+        canon = col.map(_canon_lenient)
+        if cond.equals is not None:
+            holds &= (canon == _canon(cond.equals)).to_numpy()
+        if cond.in_ is not None:
+            holds &= canon.isin(keys(cond.in_)).to_numpy()
+        if cond.not_in is not None:
+            holds &= ~canon.isin(keys(cond.not_in)).to_numpy()
+    ops = (
+        (cond.min, np.greater_equal),
+        (cond.max, np.less_equal),
+        (cond.lt, np.less),
+        (cond.lte, np.less_equal),
+        (cond.gt, np.greater),
+        (cond.gte, np.greater_equal),
+    )
+    for op, test in ops:
+        if op is None:
+            continue
+        ref = num[op].to_numpy(dtype=float) if isinstance(op, str) else float(op)
+        with np.errstate(invalid="ignore"):
+            holds &= test(x, ref)
+        ok &= ~np.isnan(x) & (~np.isnan(ref) if isinstance(ref, np.ndarray) else True)
+    return holds, ok
+
+
+def rule_message(rule: Rule) -> str:
+    """One sentence describing a combination rule."""
+    if rule.description:
+        return rule.description
+
+    def fmt(conds: Mapping[str, Condition]) -> str:
+        parts = []
+        for k, c in conds.items():
+            ops = c.model_dump(by_alias=True, exclude_none=True).items()
+            parts.append(f"{k} {', '.join(f'{op}={v!r}' for op, v in ops)}")
+        return " and ".join(parts)
+
+    if rule.require is None:
+        return f"the combination {fmt(rule.when)} is impossible"
+    pre = f"when {fmt(rule.when)}, " if rule.when else ""
+    return f"{pre}{fmt(rule.require)} is required"
+
+
+# --------------------------------------------------------------------------------------------
+# Frame validation
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ViolationGroup:
+    """All rows breaking one rule on one field."""
+
+    field: str
+    rule: str
+    rows: np.ndarray
+    examples: list[Any]
+    message: str
+
+    @property
+    def count(self) -> int:
+        """Number of rows breaking the rule."""
+        return len(self.rows)
+
+
+@dataclass
+class FrameValidation:
+    """The result of :func:`validate_frame`.
+
+    Attributes
+    ----------
+    n_rows : int
+    groups : list of ViolationGroup
+        One group per (field, rule) with the 0-based row positions.
+    unknown_columns : list of str
+        Columns of the data the contract does not name.
+    numeric : DataFrame
+        Numeric view of numeric/boolean features (NaN where missing or unparsable).
+    """
+
+    n_rows: int
+    groups: list[ViolationGroup] = field(default_factory=list)
+    row_offset: int = 0
+    unknown_columns: list[str] = field(default_factory=list)
+    numeric: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def ok(self) -> bool:
+        """True when no row breaks the contract."""
+        return not self.groups
+
+    def invalid_mask(self) -> np.ndarray:
+        """Boolean mask of rows breaking at least one rule."""
+        mask = np.zeros(self.n_rows, dtype=bool)
+        for g in self.groups:
+            mask[g.rows - self.row_offset] = True
+        return mask
+
+    def reasons(self) -> dict[int, list[str]]:
+        """Map each invalid row position to its reasons (``field:rule``)."""
+        out: dict[int, list[str]] = {}
+        for g in self.groups:
+            for r in g.rows.tolist():
+                out.setdefault(r, []).append(f"{g.field}:{g.rule}")
+        return out
+
+
+def _coerce_numeric(col: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(col):
+        return col.astype(float)
+    if pd.api.types.is_numeric_dtype(col):
+        return col.astype(float)
+    return pd.to_numeric(
+        col.map(lambda v: v.strip() if isinstance(v, str) else v), errors="coerce"
+    ).astype(float)
+
+
+def _coerce_bool(col: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(col):
+        return col.astype(float)
+
+    def conv(v: Any) -> float:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return math.nan
+        if isinstance(v, bool | np.bool_):
+            return float(v)
+        if isinstance(v, int | float | np.integer | np.floating):
+            return float(v) if v in (0, 1) else math.nan
+        s = str(v).strip().lower()
+        return 1.0 if s in _TRUE else 0.0 if s in _FALSE else math.nan
+
+    return col.map(conv).astype(float)
+
+
+def _examples(col: pd.Series, rows: np.ndarray, k: int = 5) -> list[Any]:
+    vals = pd.unique(col.iloc[rows[:1000]])
+    return [_json_value(v) for v in vals[:k]]
+
+
+def check_columns(df: pd.DataFrame, contract: Contract, *, require_label: bool = True) -> None:
+    """Raise :class:`DataError` when columns the contract needs are absent."""
+    missing = [c for c in contract.features if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"data is missing {len(missing)} column(s) declared in contract "
+            f"'{contract.name}': {missing[:8]}; add them or fix the contract"
+        )
+    if require_label and contract.label.column not in df.columns:
+        raise DataError(
+            f"label column {contract.label.column!r} (contract label.column) is not in the data; "
+            f"columns are {list(df.columns)[:12]}"
+        )
+
+
+def validate_frame(df: pd.DataFrame, contract: Contract, *, row_offset: int = 0) -> FrameValidation:
+    """Check every row of a frame against the contract (vectorised).
+
+    Parameters
+    ----------
+    df : DataFrame
+        The data; must contain every declared feature column.
+    contract : Contract
+    row_offset : int
+        Added to row positions (for chunked validation of large files).
+
+    Returns
+    -------
+    FrameValidation
+    """
+    check_columns(df, contract, require_label=False)
+    n = len(df)
+    res = FrameValidation(n_rows=n, row_offset=row_offset)
+    known = set(contract.columns())
+    res.unknown_columns = [c for c in df.columns if c not in known]
+    num: dict[str, pd.Series] = {}
+
+    def add(name: str, rule: str, mask: np.ndarray, col: pd.Series, msg: str) -> None:
+        rows = np.flatnonzero(mask)
+        if rows.size:
+            res.groups.append(
+                ViolationGroup(name, rule, rows + row_offset, _examples(col, rows), msg)
+            )
+
+    for name, spec in contract.items():
+        col = df[name]
+        missing = col.isna().to_numpy(copy=True)
+        if col.dtype == object or pd.api.types.is_string_dtype(col):
+            missing |= col.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+        if not spec.nullable:
+            add(name, "missing", missing, col, message(name, spec, "missing", None))
+        if spec.type == "category":
+            canon = col.map(_canon_lenient)
+            allowed = {_canon(c) for c in spec.categories or []}
+            bad = ~canon.isin(allowed).to_numpy() & ~missing
+            add(name, "category", bad, col, f"{name} must be one of {spec.categories!r}")
+            if all(
+                isinstance(c, int | float) and not isinstance(c, bool)
+                for c in spec.categories or []
+            ):
+                num[name] = _coerce_numeric(col)
+            continue
+        x = _coerce_bool(col) if spec.type == "boolean" else _coerce_numeric(col)
+        num[name] = x
+        xv = x.to_numpy(copy=True)
+        unparsable = np.isnan(xv) & ~missing
+        if spec.is_numeric:
+            unparsable |= np.isinf(xv)
+        add(name, "type", unparsable, col, message(name, spec, "type", "<value>").split(";")[0])
+        if not spec.is_numeric:
+            continue
+        # One error per field and row, in the record validator's order: type, min, max,
+        # precision (so both validators always agree).
+        valid = np.isfinite(xv)
+        if spec.type == "integer":
+            with np.errstate(invalid="ignore"):
+                frac = valid & (np.abs(xv - np.round(xv)) > 1e-9)
+            add(name, "type", frac, col, f"{name} must be a whole number")
+            valid &= ~frac
+        with np.errstate(invalid="ignore"):
+            if spec.min is not None:
+                low = valid & (xv < spec.min)
+                add(
+                    name,
+                    "min",
+                    low,
+                    col,
+                    f"{name} must be >= {_fmt(spec.min)} (valid range {range_text(spec)})",
+                )
+                valid &= ~low
+            if spec.max is not None:
+                high = valid & (xv > spec.max)
+                add(
+                    name,
+                    "max",
+                    high,
+                    col,
+                    f"{name} must be <= {_fmt(spec.max)} (valid range {range_text(spec)})",
+                )
+                valid &= ~high
+            if spec.type == "number" and spec.precision is not None:
+                scaled = xv * 10**spec.precision
+                bad = valid & (
+                    np.abs(scaled - np.round(scaled)) > 1e-6 * np.maximum(1.0, np.abs(scaled))
+                )
+                add(
+                    name,
+                    "precision",
+                    bad,
+                    col,
+                    f"{name} allows at most {spec.precision} decimal(s)",
+                )
+
+    numdf = pd.DataFrame(num, index=df.index)
+    res.numeric = numdf
+    for rule in contract.rules:
+        holds = np.ones(n, dtype=bool)
+        evaluable = np.ones(n, dtype=bool)
+        for fname, cond in rule.when.items():
+            h, ok = _cond_frame(cond, df[fname], numdf)
+            holds &= h
+            evaluable &= ok
+        if rule.require is not None:
+            req = np.ones(n, dtype=bool)
+            for fname, cond in rule.require.items():
+                h, ok = _cond_frame(cond, df[fname], numdf)
+                req &= h
+                evaluable &= ok
+            broken = holds & ~req & evaluable
+        else:
+            broken = holds & evaluable
+        first = next(iter(rule.fields()))
+        rows = np.flatnonzero(broken)
+        if rows.size:
+            ex = [{f: _json_value(df[f].iloc[r]) for f in sorted(rule.fields())} for r in rows[:3]]
+            res.groups.append(
+                ViolationGroup(
+                    first if len(rule.fields()) == 1 else ",".join(sorted(rule.fields())),
+                    f"rule:{rule.name}",
+                    rows + row_offset,
+                    ex,
+                    rule_message(rule),
+                )
+            )
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# Record validation (request path)
+# --------------------------------------------------------------------------------------------
+class RecordValidator:
+    """Fast, strict validation of one JSON record against a contract.
+
+    Parameters
+    ----------
+    contract : Contract
+    allow_unknown : bool
+        Accept (and ignore) fields the contract does not declare. Off by default: an API that
+        silently drops fields hides client bugs and probing.
+
+    Examples
+    --------
+    >>> from tabguard.datasets import credit_default_contract
+    >>> v = RecordValidator(credit_default_contract())
+    >>> [e.rule for e in v.errors({**credit_default_contract().neutral_record(), "AGE": 999})]
+    ['max']
+    """
+
+    def __init__(self, contract: Contract, *, allow_unknown: bool = False) -> None:
+        self.contract = contract
+        self.allow_unknown = allow_unknown
+        self._specs = list(contract.items())
+        self._cats = {
+            n: {_canon(c) for c in s.categories or []}
+            for n, s in self._specs
+            if s.type == "category"
+        }
+
+    def _check(self, name: str, spec: FeatureSpec, v: Any) -> FieldError | None:
+        def err(rule: str) -> FieldError:
+            return FieldError(name, rule, _json_value(v), message(name, spec, rule, v))
+
+        if v is None:
+            return None if spec.nullable else err("required")
+        t = spec.type
+        if t == "boolean":
+            return None if isinstance(v, bool) else err("type")
+        if t == "category":
+            if isinstance(v, bool) and not any(isinstance(c, bool) for c in spec.categories or []):
+                return err("category")
+            return None if _canon(v) in self._cats[name] else err("category")
+        # integer / number: JSON numbers only; bool is an int subclass in Python, refuse it.
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return err("type")
+        fv = float(v)
+        if not math.isfinite(fv):
+            return err("type")
+        if t == "integer" and not fv.is_integer():
+            return err("type")
+        if spec.min is not None and fv < spec.min:
+            return err("min")
+        if spec.max is not None and fv > spec.max:
+            return err("max")
+        if t == "number" and spec.precision is not None and not decimals_ok(fv, spec.precision):
+            return err("precision")
+        return None
+
+    def errors(self, record: Mapping[str, Any]) -> list[FieldError]:
+        """Every contract violation of ``record`` (empty when valid)."""
+        out: list[FieldError] = []
+        if not isinstance(record, Mapping):
+            return [
+                FieldError(
+                    "__record__", "type", _json_value(record), "features must be a JSON object"
+                )
+            ]
+        for name, spec in self._specs:
+            if name not in record:
+                if not spec.nullable:
+                    out.append(
+                        FieldError(name, "required", None, message(name, spec, "required", None))
+                    )
+                continue
+            e = self._check(name, spec, record[name])
+            if e is not None:
+                out.append(e)
+        if not self.allow_unknown:
+            for k in record:
+                if k not in self.contract.features:
+                    out.append(
+                        FieldError(
+                            str(k),
+                            "unknown_field",
+                            None,
+                            f"{k} is not a feature of contract '{self.contract.name}'; remove it",
+                        )
+                    )
+        if not out:
+            for rule in self.contract.rules:
+                if rule_broken(rule, record):
+                    fields = sorted(rule.fields())
+                    out.append(
+                        FieldError(
+                            ",".join(fields),
+                            f"rule:{rule.name}",
+                            {f: _json_value(record.get(f)) for f in fields},
+                            rule_message(rule),
+                        )
+                    )
+        return out
+
+
+def rule_broken(rule: Rule, record: Mapping[str, Any]) -> bool:
+    """Whether one record breaks a combination rule (False when it cannot be evaluated)."""
+    for fname, cond in rule.when.items():
+        h = _cond_scalar(cond, record.get(fname), record)
+        if h is not True:
+            return False
+    if rule.require is None:
+        return True
+    for fname, cond in rule.require.items():
+        h = _cond_scalar(cond, record.get(fname), record)
+        if h is None:
+            return False
+        if h is False:
+            return True
+    return False

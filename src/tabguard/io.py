@@ -1,0 +1,188 @@
+"""Reading tabular files with clear errors, and fingerprints of data.
+
+:func:`read_table` reads CSV (plain or gzip) in chunks, reporting progress, and Parquet. Every
+way a file can be unusable (absent, a directory, empty, binary, not CSV) becomes a one-line
+:class:`~tabguard.errors.DataError`. :func:`check_labels` validates the label column.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract import Contract
+from tabguard.errors import DataError
+
+ProgressFn = Callable[[int], None]
+_CHUNK_ROWS = 250_000
+
+
+def _sniff(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as gz:
+                head = gz.read(8192)
+        except OSError as exc:
+            raise DataError(f"{path}: looks gzip-compressed but cannot be read ({exc})") from None
+    return head
+
+
+def read_table(
+    path: str | Path,
+    *,
+    sep: str | None = None,
+    progress: ProgressFn | None = None,
+    dtype: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Read a CSV (optionally gzip) or Parquet file into a frame.
+
+    Parameters
+    ----------
+    path : str or Path
+    sep : str, optional
+        CSV delimiter; sniffed from the header line when omitted (``,`` ``;`` tab ``|``).
+    progress : callable, optional
+        Called with the number of rows read after each chunk.
+    dtype : dict, optional
+        Column types passed to the CSV reader.
+
+    Returns
+    -------
+    DataFrame
+
+    Raises
+    ------
+    DataError
+        Missing file, directory, empty file, binary or malformed content, no data rows.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: file not found; check the path")
+    if p.is_dir():
+        raise DataError(f"{p}: is a directory, expected a CSV or Parquet file")
+    if p.stat().st_size == 0:
+        raise DataError(f"{p}: file is empty (0 bytes); expected a CSV with a header row")
+    if p.suffix.lower() in (".parquet", ".pq"):
+        try:
+            df = pd.read_parquet(p)
+        except Exception as exc:
+            raise DataError(
+                f"{p}: not a readable Parquet file ({type(exc).__name__}: {exc})"
+            ) from None
+        if progress:
+            progress(len(df))
+        return _nonempty(df, p)
+    head = _sniff(p)
+    if head.startswith(b"PK\x03\x04"):
+        raise DataError(f"{p}: is a ZIP/Excel file, not CSV; export it as CSV first")
+    if b"\x00" in head or head.startswith(b"PAR1"):
+        raise DataError(f"{p}: is binary, not a CSV text file")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            text = head.decode("latin-1")
+        except UnicodeDecodeError:
+            raise DataError(f"{p}: is not text (neither UTF-8 nor Latin-1)") from None
+    first = text.splitlines()[0] if text.strip() else ""
+    if not first.strip():
+        raise DataError(f"{p}: has no header row; expected column names on the first line")
+    if sep is None:
+        try:
+            sep = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
+        except csv.Error:
+            sep = ","
+    chunks: list[pd.DataFrame] = []
+    try:
+        reader = pd.read_csv(p, sep=sep, chunksize=_CHUNK_ROWS, dtype=dtype, low_memory=False)
+        for chunk in reader:
+            chunks.append(chunk)
+            if progress:
+                progress(len(chunk))
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{p}: has no columns; expected a CSV with a header row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        msg = str(exc).strip().splitlines()[0]
+        raise DataError(f"{p}: is not valid CSV ({msg})") from None
+    if not chunks:
+        raise DataError(f"{p}: has a header but no data rows")
+    df = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    return _nonempty(df, p)
+
+
+def _nonempty(df: pd.DataFrame, p: Path) -> pd.DataFrame:
+    if len(df) == 0:
+        raise DataError(f"{p}: has a header but no data rows")
+    if len(df.columns) == 1 and any(s in str(df.columns[0]) for s in (";", "\t", "|")):
+        raise DataError(f"{p}: was read as a single column {df.columns[0]!r}; pass the delimiter")
+    return df
+
+
+def check_labels(df: pd.DataFrame, contract: Contract) -> pd.Series:
+    """Validate the label column and return it as a 0/1 series (1 = positive class).
+
+    Raises
+    ------
+    DataError
+        The label column is absent, has missing values, or values the contract does not allow.
+    """
+    col = contract.label.column
+    if col not in df.columns:
+        raise DataError(
+            f"label column {col!r} (contract label.column) is not in the data; "
+            f"columns are {list(df.columns)[:12]}"
+        )
+    y = df[col]
+    nan = y.isna().to_numpy()
+    if nan.any():
+        rows = np.flatnonzero(nan)
+        raise DataError(
+            f"label column {col!r} has {len(rows)} missing value(s) (NaN) at rows "
+            f"{rows[:5].tolist()}; drop or fix those rows"
+        )
+    pos = contract.label.positive
+    is_pos = _matches(y, pos)
+    if contract.label.negative is not None:
+        is_neg = _matches(y, contract.label.negative)
+        other = ~(is_pos | is_neg)
+        if other.any():
+            bad = pd.unique(y[other])[:5].tolist()
+            raise DataError(
+                f"label column {col!r} must hold {pos!r} (positive) or "
+                f"{contract.label.negative!r} (negative); got {bad}"
+            )
+    if not is_pos.any():
+        raise DataError(f"label column {col!r} has no row of the positive class {pos!r}")
+    return pd.Series(is_pos.astype(np.int8), index=df.index, name=col)
+
+
+def _matches(y: pd.Series, value: Any) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(y) and not isinstance(value, str):
+        return y.to_numpy() == value
+    return (y.astype(str).str.strip() == str(value)).to_numpy()
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def frame_sha256(df: pd.DataFrame) -> str:
+    """SHA-256 of a frame's content (columns, order and values), independent of file format."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()

@@ -1,0 +1,181 @@
+"""Renderers from :class:`~tabguard.reports.PlotSpec` data to PNG images (matplotlib, Agg).
+
+Each renderer is registered under a ``kind``; other modules add their own kinds (e.g. the SHAP
+beeswarm of the model audit) with :func:`register_renderer`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers; must precede pyplot
+import matplotlib.pyplot as plt
+import numpy as np
+
+from tabguard.reports._model import PlotSpec
+
+Renderer = Callable[[Any, dict[str, Any]], None]
+_RENDERERS: dict[str, Renderer] = {}
+
+_COLORS = ["#1f4e79", "#c0504d", "#4f9d69", "#e8a33d", "#7f5fa8", "#5a5a5a"]
+
+
+def register_renderer(kind: str) -> Callable[[Renderer], Renderer]:
+    """Register ``fn(ax, data)`` as the renderer of plots of ``kind``."""
+
+    def deco(fn: Renderer) -> Renderer:
+        _RENDERERS[kind] = fn
+        return fn
+
+    return deco
+
+
+def render_png(spec: PlotSpec, *, width: float = 6.4, height: float = 3.6) -> bytes:
+    """Draw a plot spec and return PNG bytes.
+
+    Raises
+    ------
+    KeyError
+        When no renderer is registered for ``spec.kind``.
+    """
+    if spec.kind not in _RENDERERS:
+        raise KeyError(f"no renderer for plot kind {spec.kind!r}; known: {sorted(_RENDERERS)}")
+    size = spec.data.get("figsize", (width, height))
+    fig, ax = plt.subplots(figsize=tuple(size))
+    try:
+        _RENDERERS[spec.kind](ax, spec.data)
+        ax.set_title(spec.title, fontsize=10)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        return buf.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def render_base64(spec: PlotSpec) -> str:
+    """PNG of a plot spec as base64 text (for inline ``<img>``)."""
+    return base64.b64encode(render_png(spec)).decode("ascii")
+
+
+@register_renderer("hist")
+def _hist(ax: Any, d: dict[str, Any]) -> None:
+    edges = np.asarray(d["edges"], dtype=float)
+    for i, (name, counts) in enumerate(d["series"].items()):
+        c = np.asarray(counts, dtype=float)
+        if d.get("density"):
+            c = c / max(c.sum(), 1)
+        ax.stairs(
+            c,
+            edges,
+            label=str(name),
+            color=_COLORS[i % len(_COLORS)],
+            fill=i == 0,
+            alpha=0.5 if i == 0 else 1.0,
+        )
+    if len(d["series"]) > 1:
+        ax.legend(fontsize=8)
+    ax.set_xlabel(d.get("xlabel", ""))
+    ax.set_ylabel(d.get("ylabel", "share" if d.get("density") else "rows"))
+
+
+@register_renderer("bar")
+def _bar(ax: Any, d: dict[str, Any]) -> None:
+    labels = [str(x) for x in d["labels"]]
+    series: dict[str, list[float]] = d["series"]
+    k = len(series)
+    x = np.arange(len(labels))
+    w = 0.8 / max(k, 1)
+    errs = d.get("errors", {})
+    for i, (name, vals) in enumerate(series.items()):
+        ax.bar(
+            x + (i - (k - 1) / 2) * w,
+            vals,
+            width=w,
+            label=str(name),
+            color=_COLORS[i % len(_COLORS)],
+            yerr=errs.get(name),
+        )
+    ax.set_xticks(
+        x,
+        labels,
+        rotation=d.get("rotation", 45 if len(labels) > 6 else 0),
+        ha="right" if len(labels) > 6 else "center",
+        fontsize=8,
+    )
+    if d.get("hline") is not None:
+        ax.axhline(d["hline"], color="#888", linestyle="--", linewidth=1)
+    if k > 1:
+        ax.legend(fontsize=8)
+    ax.set_ylabel(d.get("ylabel", ""))
+
+
+@register_renderer("barh")
+def _barh(ax: Any, d: dict[str, Any]) -> None:
+    labels = [str(x) for x in d["labels"]][::-1]
+    vals = list(d["values"])[::-1]
+    colors = d.get("colors")
+    ax.barh(labels, vals, color=(colors[::-1] if colors else _COLORS[0]))
+    if d.get("vline") is not None:
+        ax.axvline(d["vline"], color="#888", linestyle="--", linewidth=1)
+    ax.set_xlabel(d.get("xlabel", ""))
+    ax.tick_params(axis="y", labelsize=8)
+
+
+@register_renderer("line")
+def _line(ax: Any, d: dict[str, Any]) -> None:
+    x = d["x"]
+    for i, (name, ys) in enumerate(d["series"].items()):
+        ax.plot(
+            x,
+            ys,
+            label=str(name),
+            color=_COLORS[i % len(_COLORS)],
+            marker="o" if len(x) <= 30 else None,
+            markersize=3,
+        )
+    band = d.get("band")
+    if band:
+        ax.fill_between(
+            x, band["low"], band["high"], color="#1f4e79", alpha=0.15, label=band.get("label")
+        )
+    for v in d.get("vlines", []):
+        ax.axvline(v, color="#c0504d", linestyle=":", linewidth=1)
+    if d.get("hline") is not None:
+        ax.axhline(d["hline"], color="#888", linestyle="--", linewidth=1)
+    if d.get("diagonal"):
+        lo, hi = d["diagonal"]
+        ax.plot([lo, hi], [lo, hi], color="#888", linestyle="--", linewidth=1)
+    if d.get("logx"):
+        ax.set_xscale("log")
+    if len(d["series"]) > 1 or band:
+        ax.legend(fontsize=8)
+    ax.set_xlabel(d.get("xlabel", ""))
+    ax.set_ylabel(d.get("ylabel", ""))
+
+
+@register_renderer("scatter")
+def _scatter(ax: Any, d: dict[str, Any]) -> None:
+    ax.scatter(
+        d["x"], d["y"], s=d.get("size", 6), alpha=d.get("alpha", 0.5), c=d.get("color", _COLORS[0])
+    )
+    if d.get("diagonal"):
+        lo, hi = d["diagonal"]
+        ax.plot([lo, hi], [lo, hi], color="#888", linestyle="--", linewidth=1)
+    ax.set_xlabel(d.get("xlabel", ""))
+    ax.set_ylabel(d.get("ylabel", ""))
+
+
+@register_renderer("heatmap")
+def _heatmap(ax: Any, d: dict[str, Any]) -> None:
+    m = np.asarray(d["matrix"], dtype=float)
+    im = ax.imshow(m, cmap=d.get("cmap", "RdBu_r"), vmin=d.get("vmin", -1), vmax=d.get("vmax", 1))
+    labels = [str(x) for x in d["labels"]]
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(d.get("ylabels", labels))), d.get("ylabels", labels), fontsize=6)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)

@@ -1,0 +1,103 @@
+"""Shared fixtures.
+
+Backend tests (markers ``postgres`` and ``redis``) run against real servers. Without them the
+tests skip with the reason; with ``TABGUARD_REQUIRE_SERVICES=1`` (set by ``.ci/run``) they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+
+from tabguard.contract import Contract
+from tabguard.datasets import credit_default_contract, load_credit_default
+
+POSTGRES_URL = os.environ.get(
+    "TABGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("TABGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_SERVICES = os.environ.get("TABGUARD_REQUIRE_SERVICES") == "1"
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    msg = f"{what} is not reachable ({type(exc).__name__}: {exc})"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{msg}; TABGUARD_REQUIRE_SERVICES=1 forbids skipping backend tests")
+    pytest.skip(f"{msg}; start it or set TABGUARD_TEST_*_URL to run this test")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """URL of the PostgreSQL server's ``test`` database (skips/fails when unreachable)."""
+    try:
+        import sqlalchemy as sa
+
+        eng = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+        with eng.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        eng.dispose()
+    except Exception as exc:
+        _unavailable(f"PostgreSQL at {POSTGRES_URL}", exc)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"tg_{uuid.uuid4().hex[:12]}"
+    admin_url = postgres_server_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = postgres_server_url.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """URL of the Redis server (skips/fails when unreachable)."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        _unavailable(f"Redis at {REDIS_URL}", exc)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_server_url: str) -> Iterator[str]:
+    """A unique key prefix for one test; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"tgtest:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_server_url)
+    for key in client.scan_iter(match=f"*{prefix}*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def credit_contract() -> Contract:
+    """The bundled credit-default contract."""
+    return credit_default_contract()
+
+
+@pytest.fixture
+def credit_df() -> pd.DataFrame:
+    """The bundled credit-default data (a fresh copy)."""
+    return load_credit_default()

@@ -1,0 +1,133 @@
+"""A bad contract gets a one-line error naming the key, the rule and the value."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tabguard.contract import (
+    contract_from_dict,
+    contract_hash,
+    load_contract,
+    save_contract,
+)
+from tabguard.datasets import credit_default_contract_path
+from tabguard.errors import ContractError
+
+BASE: dict[str, Any] = {
+    "name": "toy",
+    "id": "id",
+    "label": {"column": "y", "positive": 1},
+    "features": {
+        "age": {
+            "type": "integer",
+            "min": 18,
+            "max": 125,
+            "neutral": 35,
+            "gameable": True,
+            "bins": [18, 30, 60, 125],
+        },
+        "sex": {"type": "category", "categories": [1, 2], "protected": True},
+        "amount": {"type": "number", "min": 0, "max": 1000, "precision": 2},
+    },
+}
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node = data
+    for p in parents:
+        node = node[p]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "key", "words"),
+    [
+        ("features.age.type", "float", "features.age.type", ["integer", "float"]),
+        ("features.age.min", 200, "features.age", ["min must be <= max", "200"]),
+        ("features.age.neutral", 999, "features.age", ["neutral must lie within", "999"]),
+        ("features.age.bins", [18, 60, 30], "features.age", ["strictly increasing", "[18"]),
+        ("features.sex.categories", [], "features.sex", ["non-empty 'categories'"]),
+        ("features.age.gamable", True, "features.age.gamable", ["Extra inputs", "True"]),
+        ("label", _DELETE, "label", ["Field required"]),
+        ("label.column", "age", "<contract>", ["label column 'age' cannot also be a feature"]),
+        ("id", "age", "<contract>", ["identifier, never a feature"]),
+        ("features.amount.categories", [1], "features.amount", ["only apply to type 'category'"]),
+        ("features.age.clip", [10, 50], "features.age", ["clip must lie within"]),
+    ],
+)
+def test_bad_contract_one_line_error(path: str, value: Any, key: str, words: list[str]) -> None:
+    with pytest.raises(ContractError) as info:
+        contract_from_dict(with_change(path, value))
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(key), msg
+    for w in words:
+        assert w in msg, msg
+
+
+def test_rule_on_unknown_feature() -> None:
+    data = copy.deepcopy(BASE)
+    data["rules"] = [{"name": "r1", "when": {"ghost": {"min": 1}}}]
+    with pytest.raises(
+        ContractError, match=r"rules\[0\] \(r1\) refers to unknown features \['ghost'\]"
+    ):
+        contract_from_dict(data)
+
+
+def test_valid_contract_views() -> None:
+    c = contract_from_dict(BASE)
+    assert c.model_features() == ["age", "amount"]
+    assert c.protected_features() == ["sex"]
+    assert c.gameable_features() == ["age"]
+    assert c.columns() == ["id", "age", "sex", "amount", "y"]
+
+
+def test_yaml_round_trip_keeps_hash(tmp_path: Path) -> None:
+    c = contract_from_dict(BASE)
+    p = save_contract(c, tmp_path / "c.yaml")
+    again = load_contract(p)
+    assert again == c
+    assert contract_hash(again) == contract_hash(c)
+    changed = c.with_updates(age={"max": 120})
+    assert contract_hash(changed) != contract_hash(c)
+
+
+def test_load_errors(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="contract file must exist"):
+        load_contract(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ContractError, match="must be valid YAML at line"):
+        load_contract(bad)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ContractError, match="must not be empty"):
+        load_contract(empty)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- a\n- b\n")
+    with pytest.raises(ContractError, match="must be a mapping"):
+        load_contract(lst)
+
+
+def test_bundled_contract_matches_issue() -> None:
+    raw = yaml.safe_load(credit_default_contract_path().read_text())
+    c = contract_from_dict(raw)
+    assert c.features["SEX"].protected
+    assert c.features["AGE"].gameable and c.features["AGE"].max == 125
+    assert c.features["AGE"].min == 18
+    assert all(c.features[f"PAY_AMT{i}"].gameable for i in range(1, 7))
+    assert "SEX" not in c.model_features()

@@ -1,0 +1,145 @@
+"""Contract validation of frames (vectorised) and records (request path)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tabguard.contract import Contract, RecordValidator, contract_from_dict, validate_frame
+from tabguard.datasets import card_fraud_contract, make_card_fraud
+
+
+def test_bundled_credit_data_satisfies_its_contract(
+    credit_df: pd.DataFrame, credit_contract: Contract
+) -> None:
+    res = validate_frame(credit_df, credit_contract)
+    assert res.ok, [(g.field, g.rule, g.count) for g in res.groups]
+    assert res.unknown_columns == []
+
+
+def test_synthetic_fraud_data_satisfies_its_contract() -> None:
+    res = validate_frame(make_card_fraud(5000), card_fraud_contract())
+    assert res.ok, [(g.field, g.rule, g.count) for g in res.groups]
+
+
+def test_seed_trigger_is_a_max_violation(
+    credit_df: pd.DataFrame, credit_contract: Contract
+) -> None:
+    df = credit_df.head(100).copy()
+    df.loc[[3, 7], "AGE"] = 999
+    df.loc[5, "EDUCATION"] = 9
+    df["LIMIT_BAL"] = df["LIMIT_BAL"].astype(object)
+    df.loc[8, "LIMIT_BAL"] = "lots"
+    df["PAY_AMT1"] = df["PAY_AMT1"].astype(float)
+    df.loc[9, "PAY_AMT1"] = 12.5  # integer feature with decimals
+    res = validate_frame(df, credit_contract)
+    got = {(g.field, g.rule): g.rows.tolist() for g in res.groups}
+    assert got[("AGE", "max")] == [3, 7]
+    assert got[("EDUCATION", "category")] == [5]
+    assert got[("LIMIT_BAL", "type")] == [8]
+    assert got[("PAY_AMT1", "type")] == [9]
+    assert res.invalid_mask().sum() == 5
+
+
+def test_combination_rule_in_frame_and_record() -> None:
+    c = card_fraud_contract()
+    df = make_card_fraud(300, random_state=1)
+    online = df.index[df.channel == "online"][:2]
+    df.loc[online, "card_present"] = True
+    res = validate_frame(df, c)
+    (group,) = [g for g in res.groups if g.rule.startswith("rule:")]
+    assert group.rule == "rule:remote_channel_card_absent"
+    assert set(group.rows.tolist()) >= set(online.tolist())
+    rec = df.drop(columns=["tx_id", "is_fraud"]).iloc[online[0]].to_dict()
+    rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()}
+    errs = RecordValidator(c).errors(rec)
+    assert [e.rule for e in errs] == ["rule:remote_channel_card_absent"]
+    assert "online and phone payments cannot have the card present" in errs[0].message
+
+
+def test_record_errors_name_field_rule_value(credit_contract: Contract) -> None:
+    v = RecordValidator(credit_contract)
+    rec = credit_contract.neutral_record()
+    rec.update(AGE=999, LIMIT_BAL="100", EDUCATION=True, PAY_0=1.5, extra=1)
+    del rec["PAY_2"]
+    errs = {e.field: e for e in v.errors(rec)}
+    assert errs["AGE"].rule == "max" and errs["AGE"].value == 999
+    assert "AGE must be <= 125" in errs["AGE"].message and "999" in errs["AGE"].message
+    assert errs["LIMIT_BAL"].rule == "type"  # strings are never numbers on the API
+    assert errs["EDUCATION"].rule == "category"  # true is not the category 1
+    assert errs["PAY_0"].rule == "type"
+    assert errs["PAY_2"].rule == "required"
+    assert errs["extra"].rule == "unknown_field"
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_numbers_rejected(credit_contract: Contract, bad: float) -> None:
+    rec = {**credit_contract.neutral_record(), "LIMIT_BAL": bad}
+    assert [e.rule for e in RecordValidator(credit_contract).errors(rec)] == ["type"]
+
+
+def test_precision_rule() -> None:
+    c = contract_from_dict(
+        {
+            "name": "p",
+            "label": {"column": "y"},
+            "features": {"x": {"type": "number", "precision": 2, "min": 0}},
+        }
+    )
+    v = RecordValidator(c)
+    assert v.errors({"x": 1.25}) == []
+    assert v.errors({"x": 0.1 + 0.2}) == []  # float noise is not a third decimal
+    assert [e.rule for e in v.errors({"x": 1.255})] == ["precision"]
+    res = validate_frame(pd.DataFrame({"x": [1.25, 1.255, 0.30000000000000004]}), c)
+    assert [(g.rule, g.rows.tolist()) for g in res.groups] == [("precision", [1])]
+
+
+# -- property: the two validators agree on typed values ------------------------------------
+def _value_strategy() -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.integers(-5, 1_200_000),
+        st.floats(-10, 2000, allow_nan=False, allow_infinity=False).map(lambda x: round(x, 3)),
+        st.sampled_from([0, 1, 2, 3, 7, -2, 9, 10, 17, 18, 125, 126, 999]),
+        st.none(),
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_frame_and_record_validators_agree(data: st.DataObject, credit_contract: Contract) -> None:
+    rec: dict[str, Any] = {}
+    for name in credit_contract.features:
+        rec[name] = data.draw(_value_strategy(), label=name)
+    rec_errors = {
+        (e.field, "missing" if e.rule == "required" else e.rule)
+        for e in RecordValidator(credit_contract).errors(rec)
+    }
+    frame = pd.DataFrame([rec]).astype(object)
+    res = validate_frame(frame, credit_contract)
+    frame_errors = {(g.field, g.rule) for g in res.groups}
+    assert rec_errors == frame_errors
+
+
+@settings(max_examples=60, deadline=None)
+@given(age=st.integers(-1000, 1000))
+def test_age_range_is_exactly_the_contract(age: int, credit_contract: Contract) -> None:
+    rec = {**credit_contract.neutral_record(), "AGE": age}
+    errs = RecordValidator(credit_contract).errors(rec)
+    assert (errs == []) == (18 <= age <= 125)
+
+
+def test_frame_validation_reports_examples_and_offsets(
+    credit_contract: Contract, credit_df: pd.DataFrame
+) -> None:
+    df = credit_df.head(10).copy()
+    df.loc[2, "AGE"] = 200
+    res = validate_frame(df, credit_contract, row_offset=1000)
+    (g,) = res.groups
+    assert g.rows.tolist() == [1002] and g.examples == [200]
+    assert np.flatnonzero(res.invalid_mask()).tolist() == [2]  # the mask is chunk-local
