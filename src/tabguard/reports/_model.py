@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"critical": 0, "warning": 1, "info": 2}
+_INT_LIST = re.compile(r"\[(?:\s*-?\d+,)+\s*-?\d+\s*\]")
 
 
 def to_jsonable(v: Any) -> Any:
@@ -166,7 +168,10 @@ class Report(BaseModel):
         """Write ``findings.json`` and return its path."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.to_findings_dict(), indent=2), encoding="utf-8")
+        text = json.dumps(self.to_findings_dict(), indent=2)
+        # Keep long lists of row numbers on one line: readable, and 10x smaller on big data.
+        text = _INT_LIST.sub(lambda m: re.sub(r"\s+", "", m.group(0)).replace(",", ", "), text)
+        p.write_text(text, encoding="utf-8")
         return p
 
 

@@ -1,0 +1,45 @@
+"""The data security audit (requirements D1-D5): integrity, descriptive analysis, poisoning
+and backdoor scan, label noise, RONI confirmation, disparate impact and the treatments log.
+
+Examples
+--------
+>>> from tabguard.data_audit import audit_data
+>>> from tabguard.datasets import credit_default_contract, load_credit_default
+>>> result = audit_data(load_credit_default(), credit_default_contract())  # doctest: +SKIP
+>>> result.report.exit_code()  # doctest: +SKIP
+0
+"""
+
+# Importing the check modules registers them, in this order.
+from tabguard.data_audit import _integrity  # noqa: F401
+from tabguard.data_audit._audit import (
+    REASON_COLUMN,
+    ROW_COLUMN,
+    DataAuditResult,
+    audit_data,
+    build_context,
+    write_audit,
+)
+from tabguard.data_audit._base import (
+    AuditContext,
+    CheckResult,
+    DataCheck,
+    Treatment,
+    register_check,
+    registered_checks,
+)
+
+__all__ = [
+    "REASON_COLUMN",
+    "ROW_COLUMN",
+    "AuditContext",
+    "CheckResult",
+    "DataAuditResult",
+    "DataCheck",
+    "Treatment",
+    "audit_data",
+    "build_context",
+    "register_check",
+    "registered_checks",
+    "write_audit",
+]

@@ -1,0 +1,240 @@
+"""Running the data audit: contract → checks → report, clean data, quarantine, treatments."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard import __version__
+from tabguard.contract import (
+    Contract,
+    FeatureTransform,
+    check_columns,
+    contract_hash,
+    validate_frame,
+)
+from tabguard.data_audit._base import AuditContext, CheckResult, Treatment, registered_checks
+from tabguard.errors import DataError
+from tabguard.io import check_labels, frame_sha256
+from tabguard.progress import NULL_PROGRESS, Progress
+from tabguard.reports import Report, Section, Table, now_iso, write_report
+
+REASON_COLUMN = "tabguard_reason"
+ROW_COLUMN = "tabguard_row"
+
+
+@dataclass
+class DataAuditResult:
+    """The outcome of :func:`audit_data`.
+
+    Attributes
+    ----------
+    report : Report
+        Findings (``findings.json``) and sections (``report.html``).
+    clean : DataFrame
+        Rows neither quarantined nor suspected (original columns).
+    quarantine : DataFrame
+        Quarantined rows with ``tabguard_row`` (0-based position) and ``tabguard_reason``.
+    treatments : list of Treatment
+        Every row dropped, clipped, imputed or quarantined, with why (D5).
+    """
+
+    report: Report
+    clean: pd.DataFrame
+    quarantine: pd.DataFrame
+    treatments: list[Treatment] = field(default_factory=list)
+    check_results: dict[str, CheckResult] = field(default_factory=dict)
+
+    @property
+    def suspicious_rows(self) -> list[int]:
+        """0-based positions of rows suspected of poisoning."""
+        return self.report.suspicious_rows
+
+    def exit_code(self) -> int:
+        """0 without critical findings, 1 with at least one."""
+        return self.report.exit_code()
+
+
+def _check_types(df: pd.DataFrame, contract: Contract, numeric: pd.DataFrame) -> None:
+    """Refuse data whose declared numeric columns are mostly not numbers (wrong file/contract)."""
+    for name, spec in contract.items():
+        if spec.type not in ("integer", "number", "boolean") or name not in numeric:
+            continue
+        col = df[name]
+        present = col.notna().to_numpy()
+        if not present.any():
+            continue
+        bad = np.isnan(numeric[name].to_numpy()) & present
+        if bad.sum() > 0.5 * present.sum():
+            example = col[bad].iloc[0]
+            raise DataError(
+                f"column {name!r}: type mismatch, the contract declares {spec.type} but "
+                f"{bad.sum() / present.sum():.0%} of its values are not (e.g. {example!r}); "
+                "fix the contract's type or use the right file"
+            )
+
+
+def build_context(
+    data: pd.DataFrame,
+    contract: Contract,
+    *,
+    random_state: int = 0,
+    progress: Progress | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> AuditContext:
+    """Validate the data and build the shared :class:`AuditContext` (raises DataError)."""
+    if len(data) == 0:
+        raise DataError("data has no rows")
+    check_columns(data, contract)
+    df = data.reset_index(drop=True)
+    y = check_labels(df, contract).to_numpy()
+    validation = validate_frame(df, contract)
+    _check_types(df, contract, validation.numeric)
+    valid = ~validation.invalid_mask()
+    return AuditContext(
+        data=df,
+        contract=contract,
+        y=y,
+        validation=validation,
+        valid=valid,
+        transform=FeatureTransform(contract),
+        random_state=random_state,
+        progress=progress or NULL_PROGRESS,
+        options=dict(options or {}),
+    )
+
+
+def audit_data(
+    data: pd.DataFrame,
+    contract: Contract,
+    *,
+    checks: Sequence[str] | None = None,
+    random_state: int = 0,
+    progress: Progress | None = None,
+    options: Mapping[str, Any] | None = None,
+    source: str | None = None,
+) -> DataAuditResult:
+    """Audit a training data set against its contract (requirements D1-D5).
+
+    Parameters
+    ----------
+    data : DataFrame
+        Features and label, as read from the file.
+    contract : Contract
+    checks : sequence of str, optional
+        Names of the checks to run (default: every registered check).
+    random_state : int
+    progress : Progress, optional
+    options : mapping, optional
+        Per-check options, e.g. ``{"trigger_scan": {"alpha": 0.01}}``.
+    source : str, optional
+        Where the data came from (shown in the report).
+
+    Returns
+    -------
+    DataAuditResult
+
+    Raises
+    ------
+    DataError
+        Data that cannot be audited (missing columns or label, NaN labels, wrong types).
+    """
+    started = time.perf_counter()
+    ctx = build_context(
+        data, contract, random_state=random_state, progress=progress, options=options
+    )
+    available = registered_checks()
+    names = list(checks) if checks is not None else list(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"unknown data checks {unknown}; available: {list(available)}")
+    results: dict[str, CheckResult] = {}
+    timings: dict[str, float] = {}
+    for name in names:
+        t0 = time.perf_counter()
+        results[name] = available[name]().run(ctx)
+        timings[name] = round(time.perf_counter() - t0, 3)
+    findings = [f for r in results.values() for f in r.findings]
+    suspicious = sorted({int(i) for r in results.values() for i in r.suspicious_rows})
+    quarantine: dict[int, str] = {}
+    for r in results.values():
+        for row, why in r.quarantine.items():
+            quarantine.setdefault(int(row), why)
+    for row in suspicious:
+        quarantine.setdefault(row, "poisoning suspect")
+    treatments = [t for r in results.values() for t in r.treatments]
+    qrows = np.array(sorted(quarantine), dtype=np.int64)
+    df = ctx.data
+    keep = np.ones(len(df), dtype=bool)
+    keep[qrows] = False
+    clean = df.loc[keep]
+    quarantined = df.iloc[qrows].copy()
+    quarantined.insert(0, ROW_COLUMN, qrows)
+    quarantined[REASON_COLUMN] = [quarantine[int(r)] for r in qrows]
+    sections: list[Section] = [_treatment_section(treatments, len(df), len(clean))]
+    for r in results.values():
+        sections.extend(r.sections)
+    report = Report(
+        kind="data_audit",
+        title=f"Data security audit: {contract.name}",
+        rows=len(df),
+        suspicious_rows=suspicious,
+        findings=findings,
+        summary={
+            "clean_rows": len(clean),
+            "quarantined_rows": len(qrows),
+            "suspicious_rows": len(suspicious),
+            "base_rate": ctx.base_rate,
+            "checks": {k: v.summary for k, v in results.items()},
+            "seconds": timings,
+            "treatments": [t.to_dict() for t in treatments],
+        },
+        meta={
+            "tabguard_version": __version__,
+            "created": now_iso(),
+            "contract": contract.name,
+            "contract_sha256": contract_hash(contract),
+            "data_sha256": frame_sha256(df),
+            "source": source or "<frame>",
+            "random_state": random_state,
+            "elapsed_seconds": round(time.perf_counter() - started, 2),
+        },
+        sections=sections,
+    )
+    return DataAuditResult(report, clean, quarantined, treatments, results)
+
+
+def _treatment_section(treatments: list[Treatment], n: int, n_clean: int) -> Section:
+    rows = [[t.action, len(t.rows), t.reason, t.check, ", ".join(t.features)] for t in treatments]
+    return Section(
+        title="Treatments (D5)",
+        text=[
+            f"{n_clean} of {n} rows are written to clean.csv. Every row dropped, clipped, "
+            "imputed or quarantined is listed below with why; quarantine.csv holds each "
+            "quarantined row with its reason."
+        ],
+        tables=[Table(columns=["action", "rows", "reason", "check", "features"], rows=rows)]
+        if rows
+        else [],
+    )
+
+
+def write_audit(result: DataAuditResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``findings.json``, ``report.html``, ``clean.csv``, ``quarantine.csv`` and
+    ``treatments.json`` into ``out_dir`` and return their paths."""
+    out = Path(out_dir)
+    paths = write_report(result.report, out)
+    paths["clean"] = out / "clean.csv"
+    result.clean.to_csv(paths["clean"], index=False)
+    paths["quarantine"] = out / "quarantine.csv"
+    result.quarantine.to_csv(paths["quarantine"], index=False)
+    paths["treatments"] = out / "treatments.json"
+    paths["treatments"].write_text(json.dumps([t.to_dict() for t in result.treatments], indent=2))
+    return paths

@@ -1,0 +1,145 @@
+"""The data-audit check interface and registry.
+
+Each check is one class in one module with a ``name`` and a ``run(ctx) -> CheckResult``; it reads
+the shared :class:`AuditContext` and never mutates it, except for the ``cache`` where checks share
+expensive intermediate results (e.g. out-of-fold probabilities). ``@register_check`` adds a
+check to the default audit, in registration order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract import Contract, FeatureTransform, FrameValidation
+from tabguard.progress import NULL_PROGRESS, Progress
+from tabguard.reports import Finding, Section
+
+
+@dataclass
+class AuditContext:
+    """Everything a data check may read.
+
+    Attributes
+    ----------
+    data : DataFrame
+        The data as read (all rows, original columns, index 0..n-1).
+    contract : Contract
+    y : ndarray of int8
+        1 where the row carries the contract's positive label, else 0.
+    validation : FrameValidation
+        Contract violations of every row (D1).
+    valid : ndarray of bool
+        Rows that satisfy the contract (the checks that fit models use only these).
+    transform : FeatureTransform
+        The contract transform without options (model features, encoded).
+    random_state : int
+    progress : Progress
+    cache : dict
+        Shared intermediate results between checks.
+    """
+
+    data: pd.DataFrame
+    contract: Contract
+    y: np.ndarray
+    validation: FrameValidation
+    valid: np.ndarray
+    transform: FeatureTransform
+    random_state: int = 0
+    progress: Progress = NULL_PROGRESS
+    options: dict[str, Any] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows audited."""
+        return len(self.data)
+
+    @property
+    def base_rate(self) -> float:
+        """Share of the positive label over all rows."""
+        return float(self.y.mean()) if len(self.y) else 0.0
+
+    def encoded(self) -> np.ndarray:
+        """Model matrix of every row (contract transform; cached)."""
+        if "X" not in self.cache:
+            self.cache["X"] = self.transform.transform_frame(self.data)
+        X: np.ndarray = self.cache["X"]
+        return X
+
+
+@dataclass
+class Treatment:
+    """One documented treatment of rows (D5): dropped, clipped, imputed or quarantined."""
+
+    action: str
+    rows: np.ndarray
+    reason: str
+    check: str
+    features: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (row positions truncated to the first 1000)."""
+        return {
+            "action": self.action,
+            "count": len(self.rows),
+            "reason": self.reason,
+            "check": self.check,
+            "features": self.features,
+            "rows": [int(r) for r in self.rows[:1000]],
+        }
+
+
+@dataclass
+class CheckResult:
+    """What a check returns.
+
+    Attributes
+    ----------
+    findings : list of Finding
+    sections : list of Section
+        Tables and plot data for the HTML report.
+    suspicious_rows : ndarray of int
+        Rows suspected of poisoning (evidence of an attack, not mere oddity).
+    quarantine : dict of int to str
+        Rows to keep out of ``clean.csv``, with the reason.
+    treatments : list of Treatment
+    """
+
+    findings: list[Finding] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    suspicious_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    quarantine: dict[int, str] = field(default_factory=dict)
+    treatments: list[Treatment] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class DataCheck(Protocol):
+    """A data-audit check."""
+
+    name: ClassVar[str]
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        """Run the check on the context."""
+        ...
+
+
+_REGISTRY: dict[str, type[DataCheck]] = {}
+
+
+def register_check(cls: type[DataCheck]) -> type[DataCheck]:
+    """Class decorator adding a check to the default data audit."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registered_checks() -> dict[str, type[DataCheck]]:
+    """Checks in registration order."""
+    return dict(_REGISTRY)
+
+
+CheckFactory = Callable[[], DataCheck]
