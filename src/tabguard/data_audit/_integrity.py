@@ -93,7 +93,7 @@ class IntegrityCheck:
                             [name],
                         )
                     )
-        rows = [
+        table = [
             [g.field, g.rule, g.count, f"{g.count / max(n, 1):.2%}", str(g.examples[:3])]
             for g in val.groups
         ]
@@ -106,7 +106,7 @@ class IntegrityCheck:
                     if val.groups
                     else f"All {n} rows satisfy the contract '{ctx.contract.name}'."
                 ],
-                tables=[Table(columns=["field", "rule", "rows", "share", "examples"], rows=rows)]
+                tables=[Table(columns=["field", "rule", "rows", "share", "examples"], rows=table)]
                 if rows
                 else [],
             )
