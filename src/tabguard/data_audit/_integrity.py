@@ -107,7 +107,7 @@ class IntegrityCheck:
                     else f"All {n} rows satisfy the contract '{ctx.contract.name}'."
                 ],
                 tables=[Table(columns=["field", "rule", "rows", "share", "examples"], rows=table)]
-                if rows
+                if table
                 else [],
             )
         )
