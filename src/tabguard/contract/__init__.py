@@ -18,6 +18,12 @@ from tabguard.contract._io import (
     load_contract,
     save_contract,
 )
+from tabguard.contract._protected import (
+    ProtectedMatch,
+    looks_protected,
+    protected_name_match,
+    protected_value_match,
+)
 from tabguard.contract._spec import (
     Condition,
     Contract,
@@ -44,6 +50,7 @@ __all__ = [
     "FeatureTransform",
     "FrameValidation",
     "LabelSpec",
+    "ProtectedMatch",
     "RecordValidator",
     "Rule",
     "TransformOptions",
@@ -55,6 +62,9 @@ __all__ = [
     "contract_to_dict",
     "infer_contract",
     "load_contract",
+    "looks_protected",
+    "protected_name_match",
+    "protected_value_match",
     "save_contract",
     "validate_frame",
 ]

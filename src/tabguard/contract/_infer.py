@@ -8,21 +8,16 @@ Each guess is stated in the feature's ``description`` so a reviewer sees what to
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tabguard.contract._io import contract_from_dict
+from tabguard.contract._protected import looks_protected
 from tabguard.contract._spec import Contract
 from tabguard.errors import DataError
 
-_PROTECTED = re.compile(
-    r"(^|_)(sex|gender|race|ethnic(ity)?|religion|nationality|national_origin|skin|"
-    r"disability|pregnan(t|cy)|sexual_orientation)($|_)",
-    re.IGNORECASE,
-)
 _MAX_CATEGORIES = 50
 _SMALL_INT_CARDINALITY = 8
 
@@ -150,7 +145,7 @@ def infer_contract(
                 spec["categories"] = sorted(str(c) for c in cats)[: max(_MAX_CATEGORIES, 1)] or [
                     "?"
                 ]
-        if _PROTECTED.search(col):
+        if looks_protected(col):
             spec["protected"] = True
             notes.append("marked protected from its name; confirm")
         if notes:
