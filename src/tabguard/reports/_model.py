@@ -103,9 +103,13 @@ class Table(BaseModel):
 
 
 class Section(BaseModel):
-    """A part of the human report: text, tables and figures."""
+    """A part of the human report: text, tables and figures.
+
+    ``check`` names the check that wrote it, so the report links each finding to its section.
+    """
 
     title: str
+    check: str | None = None
     text: list[str] = Field(default_factory=list)
     tables: list[Table] = Field(default_factory=list)
     plots: list[PlotSpec] = Field(default_factory=list)
