@@ -18,6 +18,7 @@ from tabguard.errors import TabguardError
 _COMMAND_MODULES = [
     "contract",
     "redteam",
+    "state",
 ]
 for _m in _COMMAND_MODULES:
     importlib.import_module(f"tabguard.cli._{_m}")

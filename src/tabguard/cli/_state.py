@@ -1,0 +1,222 @@
+"""``tabguard keys|flags|log``: the service's state, from the command line.
+
+Every command reads ``$TABGUARD_HOME/tabguard.toml`` (default ``./.tabguard``) to find the
+stores, so it acts on the same keys, flags and log as a running service.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tabguard.cli._app import app, console
+from tabguard.flags import FLAG_SPECS, open_flag_store
+from tabguard.serving._config import ServingConfig, load_config
+from tabguard.serving._keys import SCOPES, open_key_store
+from tabguard.serving._log import PredictionLog
+
+keys_app = typer.Typer(
+    help="API keys of the scoring service (stored hashed).", no_args_is_help=True
+)
+flags_app = typer.Typer(
+    help="Runtime feature flags (picked up by a running service within a second).",
+    no_args_is_help=True,
+)
+log_app = typer.Typer(help="The prediction log.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(flags_app, name="flags")
+app.add_typer(log_app, name="log")
+
+
+def _config() -> ServingConfig:
+    return load_config()
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return os.environ.get("USER") or f"uid-{os.getuid()}"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, list):
+        return ",".join(value) if value else "none"
+    return str(value)
+
+
+# ---- keys -----------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Client name, e.g. the calling application.")],
+    scopes: Annotated[
+        str,
+        typer.Option(help=f"Comma-separated scopes: {', '.join(SCOPES)}."),
+    ] = "decide",
+) -> None:
+    """Create an API key; the key is printed once, as the last word of the output."""
+    with open_key_store(_config().stores.keys) as store:
+        key_id, key = store.create(name, scopes)
+        client = store.verify(key)
+    shown = ",".join(sorted(client.scopes)) if client else scopes
+    console.print(
+        f"created key {key_id} for client {name!r} (scopes: {shown}); it is shown only now, "
+        "store it safely:",
+        soft_wrap=True,
+    )
+    console.print(key, soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(
+    all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+) -> None:
+    """List API keys (names, ids, scopes; never secrets)."""
+    with open_key_store(_config().stores.keys) as store:
+        clients = store.list(include_revoked=all_keys)
+    if not clients:
+        console.print("no API keys (create one with `tabguard keys create NAME`)")
+        return
+    table = Table("name", "key id", "scopes", "created", "revoked")
+    for c in clients:
+        table.add_row(
+            c.name,
+            c.key_id,
+            ",".join(sorted(c.scopes)),
+            f"{c.created_at:%Y-%m-%d %H:%M}" if c.created_at else "",
+            f"{c.revoked_at:%Y-%m-%d %H:%M}" if c.revoked_at else "",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="Client name.")]) -> None:
+    """Revoke a client's API key (requests with it get 401 from then on)."""
+    with open_key_store(_config().stores.keys) as store:
+        store.revoke(name)
+    console.print(f"revoked the key of {name!r}")
+
+
+# ---- flags ----------------------------------------------------------------------------------
+
+_FLAG_HELP = "; ".join(f"{s.name} {s.values}" for s in FLAG_SPECS.values())
+
+
+@flags_app.command("set")
+def flags_set(
+    name: Annotated[str, typer.Argument(help=f"Flag: {', '.join(FLAG_SPECS)}.")],
+    value: Annotated[str, typer.Argument(help=_FLAG_HELP)],
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+    actor: Annotated[
+        str | None, typer.Option(help="Who makes the change (default: the OS user).")
+    ] = None,
+) -> None:
+    """Set a flag; a running service applies it within a second."""
+    cfg = _config()
+    with open_flag_store(cfg.stores.flags, redis_prefix=cfg.stores.redis_prefix) as store:
+        change = store.set(name, value, actor or _default_actor(), reason)
+    console.print(
+        f"{change.name}: {_show(change.old)} -> {_show(change.new)} "
+        f"(by {change.actor}, version {change.version})",
+        soft_wrap=True,
+    )
+
+
+@flags_app.command("get")
+def flags_get(
+    name: Annotated[str | None, typer.Argument(help="One flag (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the flags in force."""
+    cfg = _config()
+    with open_flag_store(cfg.stores.flags, redis_prefix=cfg.stores.redis_prefix) as store:
+        if name is not None:
+            value = store.get(name)
+            console.print(json.dumps(value) if as_json else _show(value))
+            return
+        snap = store.snapshot()
+    values = snap.flags.to_dict()
+    if as_json:
+        console.print(json.dumps({**values, "version": snap.version}))
+        return
+    table = Table("flag", "value", "default", "allowed")
+    for spec in FLAG_SPECS.values():
+        table.add_row(spec.name, _show(values[spec.name]), _show(spec.default), spec.values)
+    console.print(table)
+    console.print(f"store version {snap.version}")
+
+
+@flags_app.command("history")
+def flags_history(
+    limit: Annotated[int, typer.Option(min=1, help="Most recent changes to show.")] = 20,
+    name: Annotated[str | None, typer.Option("--flag", help="Only this flag.")] = None,
+) -> None:
+    """Show the audit trail of flag changes, newest first."""
+    cfg = _config()
+    with open_flag_store(cfg.stores.flags, redis_prefix=cfg.stores.redis_prefix) as store:
+        changes = store.history(limit=limit, name=name)
+    if not changes:
+        console.print("no flag changes yet")
+        return
+    table = Table("version", "when (UTC)", "flag", "old", "new", "by", "reason")
+    for c in changes:
+        table.add_row(
+            str(c.version),
+            f"{c.changed_at:%Y-%m-%d %H:%M:%S}",
+            c.name,
+            _show(c.old),
+            _show(c.new),
+            c.actor,
+            c.reason or "",
+        )
+    console.print(table)
+
+
+# ---- log ------------------------------------------------------------------------------------
+
+
+def _open_log(cfg: ServingConfig) -> PredictionLog:
+    return PredictionLog.from_config(cfg)
+
+
+@log_app.command("export")
+def log_export(
+    out: Annotated[Path, typer.Argument(help="CSV file to write.")],
+    since: Annotated[
+        datetime | None, typer.Option(help="Only rows at or after this time (UTC).")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="Only rows before this time (UTC).")
+    ] = None,
+) -> None:
+    """Export the prediction log to CSV (JSON columns as JSON text)."""
+    with _open_log(_config()) as plog:
+        n = plog.export_csv(out, since=since, until=until)
+    console.print(f"wrote {n} rows to {out}")
+
+
+@log_app.command("status")
+def log_status() -> None:
+    """Show the row count, spooled and dead-lettered records of the prediction log."""
+    cfg = _config()
+    with _open_log(cfg) as plog:
+        plog.replay()
+        rows = plog.count()
+        spooled = plog.spool.pending_records()
+        dead = plog.spool.dead_letter_records()
+    console.print(
+        f"{rows} rows in {cfg.stores.log.split('@')[-1]}; {spooled} records spooled in "
+        f"{cfg.log.spool_dir}; {dead} dead-lettered",
+        soft_wrap=True,
+    )

@@ -1,0 +1,309 @@
+"""Per-client and per-subject rate limits (S1): the one module that wraps ``limits``.
+
+Two limits guard the scoring API: one per API client (``"100/second"``) against scraping and
+extraction, one per subject (``"1/month"``: one quote per customer per month) against a user
+trying many variants of their own application. Counters live in ``memory://`` (one process) or
+``redis://`` (shared by every worker and replica, updated atomically by the server so two
+processes never both take the last slot).
+
+:class:`AsyncRateLimiter` is for the service (``limits.aio`` with an asyncio Redis client, so a
+slow Redis never blocks the event loop); :class:`RateLimiter` is the same logic, synchronous,
+for the CLI, scripts and tests.
+
+When Redis is unreachable the configured policy applies: ``fail_closed`` denies with reason
+``backend_unavailable`` (the app answers 503, not 429), ``fail_open`` allows and marks the
+decision ``degraded`` so it can be counted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import limits
+import limits.aio.strategies as aio_strategies
+import limits.strategies as sync_strategies
+from limits.errors import ConfigurationError, StorageError
+from limits.storage import storage_from_string
+
+from tabguard.errors import MissingDependencyError
+from tabguard.storage import redact_url, store_kind
+
+if TYPE_CHECKING:
+    from tabguard.serving._config import LimitsConfig
+
+Strategy = Literal["moving-window", "fixed-window", "sliding-window"]
+BackendPolicy = Literal["fail_closed", "fail_open"]
+Reason = Literal["ok", "client_limit", "subject_limit", "backend_unavailable"]
+
+_SYNC: dict[str, type[sync_strategies.RateLimiter]] = {
+    "moving-window": sync_strategies.MovingWindowRateLimiter,
+    "fixed-window": sync_strategies.FixedWindowRateLimiter,
+    "sliding-window": sync_strategies.SlidingWindowCounterRateLimiter,
+}
+_ASYNC: dict[str, type[aio_strategies.RateLimiter]] = {
+    "moving-window": aio_strategies.MovingWindowRateLimiter,
+    "fixed-window": aio_strategies.FixedWindowRateLimiter,
+    "sliding-window": aio_strategies.SlidingWindowCounterRateLimiter,
+}
+
+
+def parse_rate(text: str) -> list[limits.RateLimitItem]:
+    """Parse a rate such as ``"100/second"``, ``"1 per month"`` or ``"10/second;1000/day"``.
+
+    Parameters
+    ----------
+    text : str
+        One rate, or several separated by ``;`` (all must hold).
+
+    Returns
+    -------
+    list of limits.RateLimitItem
+
+    Raises
+    ------
+    ValueError
+        With the rule: ``N/unit`` where N >= 1 and unit is second, minute, hour, day, month
+        or year.
+    """
+    rule = (
+        "must be a rate 'N/unit' (N >= 1; unit second|minute|hour|day|month|year), "
+        "e.g. '100/second'"
+    )
+    try:
+        items = list(limits.parse_many(text))
+    except ValueError:
+        raise ValueError(f"{rule}; got {text!r}") from None
+    if not items or any(item.amount < 1 for item in items):
+        raise ValueError(f"{rule}; got {text!r}")
+    return items
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """The outcome of one rate-limit check.
+
+    Attributes
+    ----------
+    allowed : bool
+        Whether the request may proceed.
+    reason : {'ok', 'client_limit', 'subject_limit', 'backend_unavailable'}
+        Why it was denied (``'ok'`` when allowed, also when allowed by ``fail_open``).
+    retry_after : float
+        Seconds until a retry can succeed (0 when allowed).
+    limit : str or None
+        The limit that denied, e.g. ``"1 per 1 month"``.
+    remaining : int or None
+        Hits left in the tightest window after this one, when known.
+    degraded : bool
+        True when the counter store failed; with ``fail_open`` the request was let through
+        unchecked, with ``fail_closed`` it was denied.
+    """
+
+    allowed: bool
+    reason: Reason = "ok"
+    retry_after: float = 0.0
+    limit: str | None = None
+    remaining: int | None = None
+    degraded: bool = False
+
+    @property
+    def retry_after_header(self) -> str:
+        """The ``Retry-After`` header value: whole seconds, at least 1."""
+        return str(max(1, math.ceil(self.retry_after)))
+
+
+class _LimiterBase:
+    def __init__(
+        self,
+        per_client: str | None = "100/second",
+        per_subject: str | None = None,
+        *,
+        storage: str = "memory://",
+        strategy: Strategy = "moving-window",
+        on_backend_error: BackendPolicy = "fail_closed",
+        key_prefix: str = "tabguard",
+        timeout: float = 0.5,
+    ) -> None:
+        if strategy not in _SYNC:
+            raise ValueError(f"strategy must be one of {', '.join(_SYNC)}; got {strategy!r}")
+        if on_backend_error not in ("fail_closed", "fail_open"):
+            raise ValueError(
+                f"on_backend_error must be 'fail_closed' or 'fail_open'; got {on_backend_error!r}"
+            )
+        kind = store_kind(storage)
+        if kind not in ("memory", "redis"):
+            raise ValueError(f"rate-limit storage must be memory:// or redis://; got {storage!r}")
+        self.client_items = parse_rate(per_client) if per_client else []
+        self.subject_items = parse_rate(per_subject) if per_subject else []
+        self.storage_url = storage
+        self.strategy = strategy
+        self.on_backend_error = on_backend_error
+        self.key_prefix = key_prefix
+        self.timeout = timeout
+        #: How many checks met an unreachable counter store (a metric for the service).
+        self.backend_errors = 0
+        self._kind = kind
+
+    @classmethod
+    def from_config(cls, config: LimitsConfig, **overrides: Any) -> Any:
+        """Build a limiter from the ``[limits]`` section of ``tabguard.toml``."""
+        options: dict[str, Any] = {
+            "per_client": config.per_client,
+            "per_subject": config.per_subject,
+            "storage": config.storage,
+            "strategy": config.strategy,
+            "on_backend_error": config.on_backend_error,
+            "key_prefix": config.key_prefix,
+            "timeout": config.timeout,
+        }
+        options.update(overrides)
+        return cls(**options)
+
+    def _storage_options(self) -> dict[str, Any]:
+        if self._kind == "memory":
+            return {}
+        try:
+            import redis  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "redis", "redis", f"rate limits in {redact_url(self.storage_url)!r}"
+            ) from exc
+        return {
+            "wrap_exceptions": True,
+            "key_prefix": self.key_prefix,
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+        }
+
+    def _checks(self, client: str | None, subject_id: str | None) -> list[tuple[Any, Reason, str]]:
+        checks: list[tuple[Any, Reason, str]] = []
+        if client is not None:
+            checks += [(item, "client_limit", f"client:{client}") for item in self.client_items]
+        if subject_id is not None:
+            checks += [
+                (item, "subject_limit", f"subject:{subject_id}") for item in self.subject_items
+            ]
+        return checks
+
+    def _backend_down(self) -> RateDecision:
+        self.backend_errors += 1
+        if self.on_backend_error == "fail_open":
+            return RateDecision(True, "ok", degraded=True)
+        return RateDecision(
+            False, "backend_unavailable", retry_after=1.0, limit=None, degraded=True
+        )
+
+    @staticmethod
+    def _denied(reason: Reason, item: Any, reset_time: float | None) -> RateDecision:
+        if reset_time is None:
+            retry = float(item.get_expiry())
+        else:
+            retry = max(0.0, reset_time - time.time())
+        return RateDecision(False, reason, retry_after=retry, limit=str(item), remaining=0)
+
+
+class RateLimiter(_LimiterBase):
+    """Synchronous per-client and per-subject rate limiter (CLI, scripts, tests).
+
+    Parameters
+    ----------
+    per_client : str or None, default "100/second"
+        Rate per API client; ``None`` disables it.
+    per_subject : str or None, default None
+        Rate per subject (customer id); ``None`` disables it.
+    storage : str, default "memory://"
+        ``memory://`` or ``redis://host:port/db``.
+    strategy : {'moving-window', 'fixed-window', 'sliding-window'}
+        Counting strategy.
+    on_backend_error : {'fail_closed', 'fail_open'}
+        Policy when the counter store is unreachable.
+    key_prefix : str, default "tabguard"
+        Prefix of the counters in Redis (isolates deployments and tests).
+    timeout : float, default 0.5
+        Redis connect/read timeout in seconds.
+
+    Examples
+    --------
+    >>> limiter = RateLimiter(per_client=None, per_subject="1/month")
+    >>> limiter.hit("bank-a", "cust-1").allowed, limiter.hit("bank-a", "cust-1").reason
+    (True, 'subject_limit')
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        try:
+            storage = storage_from_string(self.storage_url, **self._storage_options())
+        except ConfigurationError as exc:
+            raise ValueError(
+                f"rate-limit storage {redact_url(self.storage_url)!r}: {exc}"
+            ) from None
+        self._limiter = _SYNC[self.strategy](storage)
+
+    def hit(self, client: str | None, subject_id: str | None = None) -> RateDecision:
+        """Count one request of ``client`` about ``subject_id`` and say if it may proceed.
+
+        The client limit is checked first; a request it denies does not use up the subject's
+        allowance.
+        """
+        try:
+            for item, reason, ident in self._checks(client, subject_id):
+                if not self._limiter.hit(item, ident):
+                    try:
+                        stats = self._limiter.get_window_stats(item, ident)
+                        reset: float | None = stats.reset_time
+                    except StorageError:
+                        reset = None
+                    return self._denied(reason, item, reset)
+        except StorageError:
+            return self._backend_down()
+        return RateDecision(True)
+
+    def reset(self, client: str | None = None, subject_id: str | None = None) -> None:
+        """Clear the counters of a client and/or a subject (operator action, tests)."""
+        for item, _, ident in self._checks(client, subject_id):
+            self._limiter.clear(item, ident)
+
+
+class AsyncRateLimiter(_LimiterBase):
+    """Asyncio per-client and per-subject rate limiter for the service.
+
+    Same parameters and semantics as :class:`RateLimiter`; Redis is reached through an
+    asyncio client, so waiting on it never blocks the event loop. Create it inside the
+    process that serves (each worker has its own connection pool).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        options = self._storage_options()
+        if self._kind == "redis":
+            options["implementation"] = "redispy"  # redis-py's asyncio client, no coredis
+        try:
+            storage = storage_from_string(f"async+{self.storage_url}", **options)
+        except ConfigurationError as exc:
+            raise ValueError(
+                f"rate-limit storage {redact_url(self.storage_url)!r}: {exc}"
+            ) from None
+        self._limiter = _ASYNC[self.strategy](storage)
+
+    async def hit(self, client: str | None, subject_id: str | None = None) -> RateDecision:
+        """Count one request of ``client`` about ``subject_id`` and say if it may proceed."""
+        try:
+            for item, reason, ident in self._checks(client, subject_id):
+                if not await self._limiter.hit(item, ident):
+                    try:
+                        stats = await self._limiter.get_window_stats(item, ident)
+                        reset: float | None = stats.reset_time
+                    except StorageError:
+                        reset = None
+                    return self._denied(reason, item, reset)
+        except StorageError:
+            return self._backend_down()
+        return RateDecision(True)
+
+    async def reset(self, client: str | None = None, subject_id: str | None = None) -> None:
+        """Clear the counters of a client and/or a subject."""
+        for item, _, ident in self._checks(client, subject_id):
+            await self._limiter.clear(item, ident)

@@ -1,0 +1,100 @@
+"""SQLAlchemy engines for tabguard's SQL stores (SQLite by default, PostgreSQL by URL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
+
+from tabguard.errors import MissingDependencyError
+from tabguard.storage._url import sqlalchemy_url, store_kind
+
+#: How long a SQLite writer waits for another process's lock before giving up (ms). Several
+#: service workers, the CLI and the log writer share one file, so waits are expected.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: How long a PostgreSQL connection attempt may take (s): a down server must fail fast so the
+#: prediction log spools instead of stalling.
+PG_CONNECT_TIMEOUT_S = 3
+
+#: Execution option naming the SQLite ``BEGIN`` mode of a transaction (``"IMMEDIATE"`` takes the
+#: write lock up front, for read-modify-write transactions such as a flag change).
+SQLITE_BEGIN_OPTION = "tabguard_sqlite_begin"
+
+
+def create_sql_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """Create a SQLAlchemy engine for a store URL.
+
+    SQLite files get WAL journaling, ``synchronous=NORMAL`` and a busy timeout so several worker
+    processes can share one file; their parent directory is created. ``memory://`` is a
+    private in-memory SQLite database shared by the threads of this process. PostgreSQL uses
+    psycopg 3 with a short connect timeout and pre-ping (dead connections are replaced).
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///path``, ``postgresql://...`` or ``memory://``.
+    **kwargs
+        Passed to :func:`sqlalchemy.create_engine`.
+
+    Returns
+    -------
+    sqlalchemy.Engine
+
+    Raises
+    ------
+    MissingDependencyError
+        When a PostgreSQL URL is given and psycopg is not installed.
+    StoreURLError
+        When the URL does not select a SQL backend.
+    """
+    kind = store_kind(url)
+    sa_url = sqlalchemy_url(url)
+    if kind == "postgresql":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "psycopg", "postgres", f"the PostgreSQL store {url.split('@')[-1]!r}"
+            ) from exc
+        connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S, **kwargs.pop("connect_args", {})}
+        return sa.create_engine(
+            sa_url, pool_pre_ping=True, connect_args=connect_args, future=True, **kwargs
+        )
+    if kind == "memory":
+        engine = sa.create_engine(
+            sa_url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+            **kwargs,
+        )
+    else:
+        db_path = sa.make_url(sa_url).database
+        if db_path and db_path != ":memory:":
+            Path(db_path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            sa_url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+    _configure_sqlite(engine, wal=kind == "sqlite")
+    return engine
+
+
+def _configure_sqlite(engine: sa.Engine, *, wal: bool) -> None:
+    # pysqlite's own transaction handling defers BEGIN and cannot take the write lock up front;
+    # the SQLAlchemy-documented recipe hands BEGIN to us so read-modify-write transactions can
+    # use BEGIN IMMEDIATE (no lost update between two processes).
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        if wal:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
