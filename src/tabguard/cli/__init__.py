@@ -19,6 +19,7 @@ _COMMAND_MODULES = [
     "contract",
     "redteam",
     "state",
+    "train",
 ]
 for _m in _COMMAND_MODULES:
     importlib.import_module(f"tabguard.cli._{_m}")

@@ -36,8 +36,8 @@ from tabguard.contract import (
     save_contract,
 )
 from tabguard.errors import ArtifactIntegrityError, ContractError, DataError
-from tabguard.reports import now_iso, to_jsonable
 from tabguard.training._codecs import CODECS
+from tabguard.training._jsonable import jsonable, utc_now
 from tabguard.training._manifest import MANIFEST, read_manifest, verify_manifest, write_manifest
 from tabguard.training._scorer import Scorer
 
@@ -128,11 +128,12 @@ def _scorer_entry(scorer: Scorer, file: str) -> dict[str, Any]:
         "feature_names": list(scorer.feature_names),
         "categorical_features": list(scorer.transform.categorical_features),
         "transform": scorer.transform.options.to_dict(),
-        "params": to_jsonable(scorer.params),
+        "params": jsonable(scorer.params),
     }
 
 
-def _prepare_target(model_dir: Path) -> None:
+def check_model_target(model_dir: Path) -> None:
+    """Refuse a target path that exists and is not a tabguard model directory (DataError)."""
     if model_dir.exists() and not model_dir.is_dir():
         raise DataError(f"{model_dir}: exists and is a file; --out must be a directory path")
     if model_dir.is_dir() and any(model_dir.iterdir()) and not (model_dir / MANIFEST).is_file():
@@ -179,7 +180,7 @@ def save_model(
         The model directory.
     """
     target = Path(model_dir)
-    _prepare_target(target)
+    check_model_target(target)
     meta = dict(metadata or {})
     version = version or str(meta.get("version") or f"{contract.name}/unregistered")
     thr = float(
@@ -214,19 +215,21 @@ def save_model(
                 p.write_text(content, encoding="utf-8")
             files.append(fname)
         model_json = {
-            **to_jsonable(meta),
+            **jsonable(meta),
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
             "name": contract.name,
             "version": version,
             "threshold": thr,
-            "created": meta.get("created") or now_iso(),
+            "created": meta.get("created") or utc_now(),
             "tabguard_version": meta.get("tabguard_version") or __version__,
             "contract_sha256": contract_hash(contract),
             "scorers": scorers,
         }
         (tmp / MODEL_JSON).write_text(json.dumps(model_json, indent=2) + "\n", encoding="utf-8")
         write_manifest(tmp, files, extra={"model_version": version})
+        # mkdtemp creates 0700; a model directory is read by other users (the scoring service).
+        tmp.chmod(0o755)
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
