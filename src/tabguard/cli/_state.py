@@ -74,8 +74,9 @@ def keys_create(
         f"created key {key_id} for client {name!r} (scopes: {shown}); it is shown only now, "
         "store it safely:",
         soft_wrap=True,
+        markup=False,
     )
-    console.print(key, soft_wrap=True)
+    console.print(key, soft_wrap=True, markup=False)
 
 
 @keys_app.command("list")
@@ -105,7 +106,7 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="Client name.")]) -> No
     """Revoke a client's API key (requests with it get 401 from then on)."""
     with open_key_store(_config().stores.keys) as store:
         store.revoke(name)
-    console.print(f"revoked the key of {name!r}")
+    console.print(f"revoked the key of {name!r}", markup=False)
 
 
 # ---- flags ----------------------------------------------------------------------------------
@@ -130,6 +131,7 @@ def flags_set(
         f"{change.name}: {_show(change.old)} -> {_show(change.new)} "
         f"(by {change.actor}, version {change.version})",
         soft_wrap=True,
+        markup=False,
     )
 
 
@@ -143,12 +145,12 @@ def flags_get(
     with open_flag_store(cfg.stores.flags, redis_prefix=cfg.stores.redis_prefix) as store:
         if name is not None:
             value = store.get(name)
-            console.print(json.dumps(value) if as_json else _show(value))
+            console.print(json.dumps(value) if as_json else _show(value), markup=False)
             return
         snap = store.snapshot()
     values = snap.flags.to_dict()
     if as_json:
-        console.print(json.dumps({**values, "version": snap.version}))
+        console.print(json.dumps({**values, "version": snap.version}), markup=False)
         return
     table = Table("flag", "value", "default", "allowed")
     for spec in FLAG_SPECS.values():
@@ -169,18 +171,15 @@ def flags_history(
     if not changes:
         console.print("no flag changes yet")
         return
-    table = Table("version", "when (UTC)", "flag", "old", "new", "by", "reason")
+    # One line per change (no table): the trail stays readable in narrow terminals and greppable.
     for c in changes:
-        table.add_row(
-            str(c.version),
-            f"{c.changed_at:%Y-%m-%d %H:%M:%S}",
-            c.name,
-            _show(c.old),
-            _show(c.new),
-            c.actor,
-            c.reason or "",
+        why = f": {c.reason}" if c.reason else ""
+        console.print(
+            f"v{c.version} {c.changed_at:%Y-%m-%d %H:%M:%S}Z {c.name} {_show(c.old)} -> "
+            f"{_show(c.new)} by {c.actor}{why}",
+            soft_wrap=True,
+            markup=False,
         )
-    console.print(table)
 
 
 # ---- log ------------------------------------------------------------------------------------

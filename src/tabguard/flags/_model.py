@@ -241,7 +241,7 @@ def parse_flag(name: str, value: Any) -> Any:
     """
     spec = FLAG_SPECS.get(name)
     if spec is None:
-        raise FlagError(name, f"unknown flag; known flags: {', '.join(FLAG_SPECS)}", name)
+        raise FlagError(name, f"unknown flag; known flags: {', '.join(FLAG_SPECS)}", value)
     parsed = spec.parse(value)
     return list(parsed) if isinstance(parsed, tuple) else parsed
 

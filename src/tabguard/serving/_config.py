@@ -36,7 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tabguard.errors import TabguardError
-from tabguard.storage import StoreURLError, store_kind
+from tabguard.storage import StoreURLError, redact_url, store_kind
 from tabguard.storage._url import StoreKind
 
 #: Environment variable naming the state directory.
@@ -121,13 +121,16 @@ class LimitsConfig(BaseModel):
     @field_validator("per_client", "per_subject", mode="before")
     @classmethod
     def _rate(cls, value: Any) -> Any:
-        from tabguard.serving._limits import parse_rate
+        from tabguard.serving._limits import RATE_RULE, parse_rate
 
         if value is None or (isinstance(value, str) and value.strip().lower() in _OFF):
             return None
         if not isinstance(value, str):
             raise ValueError("must be a rate string such as '100/second' or 'off'")
-        parse_rate(value)  # raises ValueError with the rule
+        try:
+            parse_rate(value)
+        except ValueError:
+            raise ValueError(RATE_RULE) from None
         return value.strip()
 
     @field_validator("storage")
@@ -135,7 +138,7 @@ class LimitsConfig(BaseModel):
     def _storage(cls, value: str) -> str:
         kind = _kind(value)
         if kind not in ("memory", "redis"):
-            raise ValueError(f"must be memory:// or redis://host:port/db; got a {kind} URL")
+            raise ValueError("must be memory:// or redis://host:port/db")
         return value
 
 
@@ -145,8 +148,10 @@ _OFF = frozenset({"off", "none", "disabled", ""})
 def _kind(url: str) -> StoreKind:
     try:
         return store_kind(url)
-    except StoreURLError as exc:
-        raise ValueError(str(exc)) from None
+    except StoreURLError:
+        raise ValueError(
+            "scheme must be one of sqlite://, postgresql://, redis://, memory://"
+        ) from None
 
 
 class StoresConfig(BaseModel):
@@ -170,8 +175,8 @@ class StoresConfig(BaseModel):
         allowed = STORE_BACKENDS[info.field_name]
         if kind not in allowed:
             raise ValueError(
-                f"the {info.field_name} store supports {', '.join(a + '://' for a in allowed)}; "
-                f"got a {kind} URL"
+                f"the {info.field_name} store supports "
+                f"{', '.join(a + '://' for a in allowed)}, not {kind}://"
             )
         return value
 
@@ -294,6 +299,8 @@ def load_config(home: str | os.PathLike[str] | None = None) -> ServingConfig:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
         value = err.get("input")
+        if isinstance(value, str) and "://" in value:
+            value = redact_url(value)  # never print a password from a store URL
         rule = _rule_text(err)
         raise ConfigError(path, key, rule, None if err["type"] == "missing" else value) from None
 

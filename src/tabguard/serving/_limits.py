@@ -50,6 +50,12 @@ _ASYNC: dict[str, type[aio_strategies.RateLimiter]] = {
 }
 
 
+#: The rule a rate string must follow (for error messages).
+RATE_RULE = (
+    "must be a rate 'N/unit' (N >= 1; unit second|minute|hour|day|month|year), e.g. '100/second'"
+)
+
+
 def parse_rate(text: str) -> list[limits.RateLimitItem]:
     """Parse a rate such as ``"100/second"``, ``"1 per month"`` or ``"10/second;1000/day"``.
 
@@ -68,16 +74,12 @@ def parse_rate(text: str) -> list[limits.RateLimitItem]:
         With the rule: ``N/unit`` where N >= 1 and unit is second, minute, hour, day, month
         or year.
     """
-    rule = (
-        "must be a rate 'N/unit' (N >= 1; unit second|minute|hour|day|month|year), "
-        "e.g. '100/second'"
-    )
     try:
         items = list(limits.parse_many(text))
     except ValueError:
-        raise ValueError(f"{rule}; got {text!r}") from None
+        raise ValueError(f"{RATE_RULE}; got {text!r}") from None
     if not items or any(item.amount < 1 for item in items):
-        raise ValueError(f"{rule}; got {text!r}")
+        raise ValueError(f"{RATE_RULE}; got {text!r}")
     return items
 
 

@@ -1,0 +1,122 @@
+"""tabguard.toml: defaults, the documented example, and one-line errors naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tabguard.serving import ConfigError, load_config, tabguard_home
+
+EXAMPLE = """
+[limits]
+per_client = "100/second"
+per_subject = "1/month"
+storage = "memory://"          # or "redis://127.0.0.1:6379/0"
+on_backend_error = "fail_closed"   # or "fail_open"
+[stores]
+flags = "sqlite:///.tabguard/state.db"   # or postgresql://..., redis://..., memory://
+keys = "sqlite:///.tabguard/state.db"
+log = "sqlite:///.tabguard/predictions.db"  # or postgresql://...
+[log]
+batch_size = 200
+flush_interval = 0.5
+spool_dir = ".tabguard/spool"
+[probing]
+window = 50
+[decisions]
+delay_seconds = 0
+"""
+
+
+def write(home: Path, text: str) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "tabguard.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_a_file_put_state_under_the_home(tmp_path: Path) -> None:
+    cfg = load_config(tmp_path)
+    assert not cfg.from_file
+    assert cfg.limits.per_client == "100/second" and cfg.limits.per_subject is None
+    assert cfg.limits.on_backend_error == "fail_closed"
+    assert cfg.stores.flags == f"sqlite:///{tmp_path / 'state.db'}"
+    assert cfg.stores.keys == cfg.stores.flags
+    assert cfg.stores.log == f"sqlite:///{tmp_path / 'predictions.db'}"
+    assert cfg.log.spool_dir == tmp_path / "spool"
+    assert cfg.decisions.delay_seconds == 0
+
+
+def test_home_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABGUARD_HOME", str(tmp_path / "h"))
+    assert tabguard_home() == tmp_path / "h"
+    assert load_config().home == tmp_path / "h"
+    monkeypatch.delenv("TABGUARD_HOME")
+    assert tabguard_home() == Path(".tabguard")
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    write(tmp_path, EXAMPLE)
+    cfg = load_config(tmp_path)
+    assert cfg.from_file
+    assert cfg.limits.per_subject == "1/month"
+    assert cfg.stores.log == "sqlite:///.tabguard/predictions.db"
+    assert cfg.log.batch_size == 200 and cfg.log.spool_dir == Path(".tabguard/spool")
+    assert cfg.probing == {"window": 50}
+
+
+def test_partial_sections_keep_the_other_defaults(tmp_path: Path) -> None:
+    write(tmp_path, '[stores]\nlog = "postgresql://u@db:5432/tg"\n[limits]\nper_client = "off"\n')
+    cfg = load_config(tmp_path)
+    assert cfg.stores.log == "postgresql://u@db:5432/tg"
+    assert cfg.stores.flags.endswith("state.db")
+    assert cfg.limits.per_client is None
+    assert cfg.log.flush_interval == 0.5
+
+
+def test_decisions_keeps_extra_keys_for_the_app(tmp_path: Path) -> None:
+    write(tmp_path, "[decisions]\ndelay_seconds = 3\nreview_band = 0.05\n")
+    cfg = load_config(tmp_path)
+    assert cfg.decisions.delay_seconds == 3
+    assert cfg.decisions.model_extra == {"review_band": 0.05}
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "needle"),
+    [
+        ("[limits\n", "(file)", "invalid TOML"),
+        ("[limitz]\n", "limitz", "unknown section"),
+        ("limits = 3\n", "limits", "must be a table"),
+        ('[limits]\nper_clent = "1/second"\n', "limits.per_clent", "unknown key"),
+        ('[limits]\nper_client = "100/sec"\n', "limits.per_client", "'100/sec'"),
+        ('[limits]\nper_subject = "0/month"\n', "limits.per_subject", "N >= 1"),
+        ("[limits]\nper_subject = 5\n", "limits.per_subject", "rate string"),
+        ('[limits]\non_backend_error = "ignore"\n', "limits.on_backend_error", "fail_closed"),
+        ('[limits]\nstorage = "sqlite:///x.db"\n', "limits.storage", "redis://"),
+        ('[limits]\nstrategy = "token-bucket"\n', "limits.strategy", "moving-window"),
+        ('[stores]\nkeys = "redis://localhost:6379/0"\n', "stores.keys", "keys store supports"),
+        ('[stores]\nflags = "mysql://x"\n', "stores.flags", "scheme must be one of"),
+        ("[log]\nbatch_size = 0\n", "log.batch_size", "greater than or equal to 1"),
+        ('[log]\nflush_interval = "fast"\n', "log.flush_interval", "number"),
+        ("[decisions]\ndelay_seconds = -1\n", "decisions.delay_seconds", "greater than"),
+    ],
+)
+def test_errors_name_the_file_key_rule_and_value(
+    tmp_path: Path, text: str, key: str, needle: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}: ")
+    assert needle in message
+    assert "\n" not in message
+    assert info.value.key == key
+
+
+def test_errors_never_print_a_password(tmp_path: Path) -> None:
+    write(tmp_path, '[stores]\nkeys = "redis://:hunter2@cache:6379/0"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert "hunter2" not in str(info.value) and "***" in str(info.value)
