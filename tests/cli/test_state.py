@@ -110,3 +110,21 @@ def test_broken_config_is_reported_by_every_command(
     for args in (("keys", "list"), ("flags", "get"), ("log", "status")):
         code, _, err = run(capsys, *args)
         assert code == 2 and "limits.on_backend_error" in err and "'shrug'" in err
+
+
+def test_log_status_with_the_database_down_reports_the_spool(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.serving._tcp_proxy import closed_port
+
+    home.mkdir(parents=True)
+    (home / "tabguard.toml").write_text(
+        f'[stores]\nlog = "postgresql://postgres@127.0.0.1:{closed_port()}/x"\n'
+    )
+    with PredictionLog.from_config(load_config()) as plog:
+        for i in range(3):
+            plog.append(PredictionRecord(decision_id=f"d{i}", status="error"))
+    code, out, err = run(capsys, "log", "status")
+    assert code == 1
+    assert "? (database unreachable)" in out and "3 records spooled" in out
+    assert "Connection refused" in err or "connection failed" in err

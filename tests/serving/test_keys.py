@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,3 +186,16 @@ def test_cache_is_bounded() -> None:
     for i in range(50):
         cache.verify(f"tg_{i:012x}_x")
     assert len(cache._entries) == 10
+
+
+def test_async_verify_uses_the_cache() -> None:
+    store = CountingKeys()
+    _, key = store.create("bank-a")
+    cache = KeyCache(store, ttl=3600)
+
+    async def main() -> list[ApiClient | None]:
+        return [await cache.averify(key) for _ in range(5)] + [await cache.averify("nope")]
+
+    results = asyncio.run(main())
+    assert all(r is not None and r.name == "bank-a" for r in results[:5]) and results[5] is None
+    assert store.lookups == 2

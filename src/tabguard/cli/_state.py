@@ -16,11 +16,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tabguard.cli._app import app, console
+from tabguard.cli._app import app, console, err_console
+from tabguard.errors import BackendUnavailableError
 from tabguard.flags import FLAG_SPECS, open_flag_store
 from tabguard.serving._config import ServingConfig, load_config
 from tabguard.serving._keys import SCOPES, open_key_store
 from tabguard.serving._log import PredictionLog
+from tabguard.storage import redact_url
 
 keys_app = typer.Typer(
     help="API keys of the scoring service (stored hashed).", no_args_is_help=True
@@ -207,15 +209,26 @@ def log_export(
 
 @log_app.command("status")
 def log_status() -> None:
-    """Show the row count, spooled and dead-lettered records of the prediction log."""
+    """Show rows in the database, records waiting in the spool, and dead-lettered records.
+
+    Replays the spool first when the database answers. Exit 1 when the database is down.
+    """
     cfg = _config()
+    where = redact_url(cfg.stores.log)
     with _open_log(cfg) as plog:
         plog.replay()
-        rows = plog.count()
+        try:
+            rows: str = str(plog.count())
+        except BackendUnavailableError as exc:
+            err_console.print(f"error: {exc}", soft_wrap=True, markup=False)
+            rows = "? (database unreachable)"
         spooled = plog.spool.pending_records()
         dead = plog.spool.dead_letter_records()
     console.print(
-        f"{rows} rows in {cfg.stores.log.split('@')[-1]}; {spooled} records spooled in "
-        f"{cfg.log.spool_dir}; {dead} dead-lettered",
+        f"{rows} rows in {where}; {spooled} records spooled in {cfg.log.spool_dir}; "
+        f"{dead} dead-lettered",
         soft_wrap=True,
+        markup=False,
     )
+    if rows.startswith("?"):
+        raise typer.Exit(1)

@@ -11,6 +11,7 @@ score), ``admin`` (operator endpoints).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -438,6 +439,15 @@ class KeyCache:
             while len(self._entries) > self.max_size:
                 self._entries.popitem(last=False)
         return client
+
+    async def averify(self, key: str) -> ApiClient | None:
+        """Like :meth:`verify`, for the event loop: a miss is looked up in a worker thread."""
+        digest = hash_key(key) if isinstance(key, str) else ""
+        with self._lock:
+            hit = self._entries.get(digest)
+            if hit is not None and time.monotonic() - hit[0] < self.ttl:
+                return hit[1]
+        return await asyncio.to_thread(self.verify, key)
 
     def clear(self) -> None:
         """Forget every cached result."""
