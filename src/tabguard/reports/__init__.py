@@ -17,7 +17,7 @@ from tabguard.reports._model import (
     to_jsonable,
 )
 from tabguard.reports._plots import register_renderer, render_png
-from tabguard.reports._render import render_html, write_report
+from tabguard.reports._render import format_number, render_html, write_report
 
 __all__ = [
     "SEVERITY_ORDER",
@@ -27,6 +27,7 @@ __all__ = [
     "Section",
     "Severity",
     "Table",
+    "format_number",
     "merge_rows",
     "now_iso",
     "register_renderer",

@@ -63,6 +63,11 @@ def render_base64(spec: PlotSpec) -> str:
     return base64.b64encode(render_png(spec)).decode("ascii")
 
 
+def _crowded(labels: list[str]) -> bool:
+    """Whether tick labels need rotating to stay readable (long or many)."""
+    return sum(len(t) + 2 for t in labels) > 60 or max((len(t) for t in labels), default=0) > 12
+
+
 @register_renderer("hist")
 def _hist(ax: Any, d: dict[str, Any]) -> None:
     edges = np.asarray(d["edges"], dtype=float)
@@ -78,6 +83,10 @@ def _hist(ax: Any, d: dict[str, Any]) -> None:
             fill=i == 0,
             alpha=0.5 if i == 0 else 1.0,
         )
+    if d.get("xscale") == "symlog":
+        ax.set_xscale("symlog", linthresh=d.get("linthresh", 1.0))
+    elif d.get("xscale"):
+        ax.set_xscale(d["xscale"])
     if len(d["series"]) > 1:
         ax.legend(fontsize=8)
     ax.set_xlabel(d.get("xlabel", ""))
@@ -101,13 +110,8 @@ def _bar(ax: Any, d: dict[str, Any]) -> None:
             color=_COLORS[i % len(_COLORS)],
             yerr=errs.get(name),
         )
-    ax.set_xticks(
-        x,
-        labels,
-        rotation=d.get("rotation", 45 if len(labels) > 6 else 0),
-        ha="right" if len(labels) > 6 else "center",
-        fontsize=8,
-    )
+    rotate = d.get("rotation", 45 if _crowded(labels) else 0)
+    ax.set_xticks(x, labels, rotation=rotate, ha="right" if rotate else "center", fontsize=8)
     if d.get("hline") is not None:
         ax.axhline(d["hline"], color="#888", linestyle="--", linewidth=1)
     if k > 1:
@@ -123,6 +127,8 @@ def _barh(ax: Any, d: dict[str, Any]) -> None:
     ax.barh(labels, vals, color=(colors[::-1] if colors else _COLORS[0]))
     if d.get("vline") is not None:
         ax.axvline(d["vline"], color="#888", linestyle="--", linewidth=1)
+    if d.get("xlim") is not None:
+        ax.set_xlim(*d["xlim"])
     ax.set_xlabel(d.get("xlabel", ""))
     ax.tick_params(axis="y", labelsize=8)
 
@@ -178,4 +184,44 @@ def _heatmap(ax: Any, d: dict[str, Any]) -> None:
     labels = [str(x) for x in d["labels"]]
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
     ax.set_yticks(range(len(d.get("ylabels", labels))), d.get("ylabels", labels), fontsize=6)
+    if d.get("annotate"):
+        # Values in the cells: readable for small matrices only (the caller decides).
+        for (i, j), v in np.ndenumerate(m):
+            if np.isfinite(v):
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if abs(v) > 0.6 else "black",
+                )
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+
+
+@register_renderer("rate")
+def _rate(ax: Any, d: dict[str, Any]) -> None:
+    """Rows per bin (bars, left axis) and a rate with its interval (points, right axis)."""
+    labels = [str(x) for x in d["labels"]]
+    x = np.arange(len(labels))
+    ax.bar(x, d["counts"], color="#d9d9d9", width=0.8, label="rows")
+    ax.set_ylabel(d.get("count_label", "rows"))
+    rates = np.asarray(d["rates"], dtype=float)
+    r = ax.twinx()
+    if d.get("low") is not None and d.get("high") is not None:
+        low = np.asarray(d["low"], dtype=float)
+        high = np.asarray(d["high"], dtype=float)
+        err = np.vstack([np.clip(rates - low, 0, None), np.clip(high - rates, 0, None)])
+        r.errorbar(x, rates, yerr=err, fmt="o-", color=_COLORS[1], ms=4, lw=1.2, capsize=2)
+    else:
+        r.plot(x, rates, "o-", color=_COLORS[1], ms=4, lw=1.2)
+    if d.get("base_rate") is not None:
+        r.axhline(d["base_rate"], color="#888", linestyle="--", linewidth=1)
+    r.set_ylim(bottom=0)
+    r.set_ylabel(d.get("ylabel", "rate"), color=_COLORS[1])
+    rotate = _crowded(labels)
+    ax.set_xticks(
+        x, labels, rotation=45 if rotate else 0, ha="right" if rotate else "center", fontsize=7
+    )
+    ax.set_xlabel(d.get("xlabel", ""))
