@@ -45,15 +45,13 @@ def fit_scorer(
     return Scorer(name, kind, native, tr)
 
 
-@pytest.fixture(scope="session", params=["lightgbm", "random_forest", "logistic"])
-def model_dir(
-    request: pytest.FixtureRequest,
+def build_model_dir(
+    kind: str,
     tmp_path_factory: pytest.TempPathFactory,
     small_credit: pd.DataFrame,
     credit_contract: Contract,
 ) -> Path:
-    """A saved model directory (main + fallback) of each kind."""
-    kind = request.param
+    """Save a model directory (main + fallback) of ``kind``."""
     main = fit_scorer("main", kind, small_credit, credit_contract, TransformOptions())
     fallback = fit_scorer(
         "fallback",
@@ -72,3 +70,39 @@ def model_dir(
         version="credit_default/7",
         extra_files={"evaluation.json": '{"ok": true}\n', "report.html": "<html></html>\n"},
     )
+
+
+_DIRS: dict[str, Path] = {}
+
+
+def _cached(kind: str, factory: pytest.TempPathFactory, df: pd.DataFrame, c: Contract) -> Path:
+    if kind not in _DIRS:
+        _DIRS[kind] = build_model_dir(kind, factory, df, c)
+    return _DIRS[kind]
+
+
+@pytest.fixture(scope="session", params=["lightgbm", "random_forest", "logistic"])
+def model_dir(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    small_credit: pd.DataFrame,
+    credit_contract: Contract,
+) -> Path:
+    """A saved model directory (main + fallback) of each kind."""
+    return _cached(request.param, tmp_path_factory, small_credit, credit_contract)
+
+
+@pytest.fixture(scope="session")
+def lightgbm_dir(
+    tmp_path_factory: pytest.TempPathFactory, small_credit: pd.DataFrame, credit_contract: Contract
+) -> Path:
+    """The LightGBM model directory."""
+    return _cached("lightgbm", tmp_path_factory, small_credit, credit_contract)
+
+
+@pytest.fixture(scope="session")
+def skops_dir(
+    tmp_path_factory: pytest.TempPathFactory, small_credit: pd.DataFrame, credit_contract: Contract
+) -> Path:
+    """A scikit-learn (skops) model directory."""
+    return _cached("logistic", tmp_path_factory, small_credit, credit_contract)

@@ -198,11 +198,11 @@ def test_save_refuses_to_overwrite_foreign_directory(
     assert load_model(d).fallback is None
 
 
-def test_loading_does_not_import_mlflow_or_mapie(model_dir: Path) -> None:
+def test_loading_does_not_import_mlflow_or_mapie(lightgbm_dir: Path, skops_dir: Path) -> None:
     code = (
         "import sys; from tabguard.training import load_model; "
-        f"b = load_model({str(model_dir)!r}); "
-        "bad = [m for m in ('mlflow', 'mapie', 'pickle_loader') if m in sys.modules]; "
+        f"b = load_model({str(lightgbm_dir)!r}); b = load_model({str(skops_dir)!r}); "
+        "bad = [m for m in ('mlflow', 'mapie', 'matplotlib') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

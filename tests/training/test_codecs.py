@@ -50,13 +50,11 @@ def _rewrite_with_hash(d: Path, fname: str) -> None:
 
 
 def test_skops_with_untrusted_type_is_refused_even_with_a_forged_manifest(
-    model_dir: Path, tmp_path: Path
+    skops_dir: Path, tmp_path: Path
 ) -> None:
-    bundle = load_model(model_dir)
-    if bundle.main.kind == "lightgbm":
-        pytest.skip("skops allowlist applies to scikit-learn scorers")
+    bundle = load_model(skops_dir)
     d = tmp_path / "m"
-    shutil.copytree(model_dir, d)
+    shutil.copytree(skops_dir, d)
     X = np.random.default_rng(0).normal(size=(40, bundle.main.n_features))
     svc = GaussianNB().fit(X, (X[:, 0] > 0).astype(int))
     sio.dump(svc, d / "main.skops")
@@ -65,12 +63,26 @@ def test_skops_with_untrusted_type_is_refused_even_with_a_forged_manifest(
         load_model(d)
 
 
-def test_lightgbm_text_that_is_not_a_model_is_refused(model_dir: Path, tmp_path: Path) -> None:
-    bundle = load_model(model_dir)
-    if bundle.main.kind != "lightgbm":
-        pytest.skip("LightGBM only")
+def test_skops_file_of_the_wrong_kind_is_refused(
+    skops_dir: Path, lightgbm_dir: Path, tmp_path: Path
+) -> None:
+    """A trusted sklearn type in the wrong role (a forest posing as the logistic scorer)."""
+    from sklearn.ensemble import RandomForestClassifier
+
     d = tmp_path / "m"
-    shutil.copytree(model_dir, d)
+    shutil.copytree(skops_dir, d)
+    n = load_model(skops_dir).main.n_features
+    X = np.random.default_rng(0).normal(size=(40, n))
+    rf = RandomForestClassifier(n_estimators=2).fit(X, (X[:, 0] > 0).astype(int))
+    sio.dump(rf, d / "main.skops")
+    _rewrite_with_hash(d, "main.skops")
+    with pytest.raises(ArtifactIntegrityError, match=r"expected one of .* for a 'logistic'"):
+        load_model(d)
+
+
+def test_lightgbm_text_that_is_not_a_model_is_refused(lightgbm_dir: Path, tmp_path: Path) -> None:
+    d = tmp_path / "m"
+    shutil.copytree(lightgbm_dir, d)
     (d / "main.lgb.txt").write_text("not a model\n")
     _rewrite_with_hash(d, "main.lgb.txt")
     with pytest.raises(ArtifactIntegrityError, match=r"main.lgb.txt.*refused"):

@@ -95,9 +95,11 @@ class Tracker:
     def _step(self, what: str) -> _Step:
         return _Step(self, what)
 
-    def start(self, run_name: str, tags: Mapping[str, str]) -> str:
-        """Create the experiment if needed and start a run; return its id."""
-        with self._step("creating the experiment"):
+    def connect(self) -> str:
+        """Reach the store and create the experiment if needed (fail fast, before training)."""
+        if self.experiment_id is not None:
+            return self.experiment_id
+        with self._step("connecting to the store"):
             exp = self._client.get_experiment_by_name(self.experiment)
             if exp is None:
                 loc = _artifact_location(self.uri)
@@ -106,6 +108,11 @@ class Tracker:
                 )
             else:
                 self.experiment_id = exp.experiment_id
+        return str(self.experiment_id)
+
+    def start(self, run_name: str, tags: Mapping[str, str]) -> str:
+        """Start a run (connecting first if needed); return its id."""
+        self.connect()
         with self._step("starting a run"):
             run = self._client.create_run(
                 str(self.experiment_id),

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,9 @@ from tabguard.training._presets import (
 )
 from tabguard.training._provenance import code_version
 from tabguard.training._scorer import MODEL_KINDS, Scorer
+
+if TYPE_CHECKING:
+    from tabguard.training._tracking import Tracker
 
 _MIN_ROWS_PER_SPLIT = 20
 
@@ -397,6 +400,18 @@ def train(
     )
     noise_features = [g for g in gameable if g not in drop and contract.features[g].is_numeric]
 
+    tracker: Tracker | None = None
+    registry = cfg.registry_name or contract.name
+    if cfg.track:
+        from tabguard.training._tracking import Tracker
+
+        with timer("tracking_connect"):
+            # Fail before minutes of training when the store is unreachable.
+            tracker = Tracker(
+                cfg.tracking_uri, cfg.experiment or f"tabguard-{contract.name}", registry
+            )
+            tracker.connect()
+
     # -- audit and data -----------------------------------------------------------------------
     with timer("audit"):
         df, audit_summary, notes = _audit(data, contract, cfg, progress)
@@ -528,7 +543,6 @@ def train(
     flat_params["resolved.monotone"] = bool(main_info.monotone_applied)
     flat_params["resolved.noise_features"] = ",".join(sigmas)
     code = code_version()
-    registry = cfg.registry_name or contract.name
     c_sha = contract_hash(contract)
     tags = {
         "tabguard.data_sha256": data_sha,
@@ -543,15 +557,9 @@ def train(
         "tabguard.preset": cfg.preset,
         "mlflow.source.git.commit": code["git_commit"],
     }
-    tracker = None
     run_id: str | None = None
-    if cfg.track:
-        from tabguard.training._tracking import Tracker
-
+    if tracker is not None:
         with timer("tracking"), progress.stage("tracking in MLflow", total=None):
-            tracker = Tracker(
-                cfg.tracking_uri, cfg.experiment or f"tabguard-{contract.name}", registry
-            )
             run_id = tracker.start(f"{cfg.model}-{cfg.preset}", tags)
             try:
                 version = f"{registry}/{tracker.reserve_version()}"
