@@ -120,3 +120,17 @@ def test_errors_never_print_a_password(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     assert "hunter2" not in str(info.value) and "***" in str(info.value)
+
+
+def test_factories_open_the_configured_stores(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        '[stores]\nflags = "memory://"\nkeys = "memory://"\n[limits]\nper_subject = "1/day"\n',
+    )
+    cfg = load_config(tmp_path)
+    with cfg.open_flag_store() as flags, cfg.open_key_store() as keys:
+        assert flags.url == "memory://" and keys.url == "memory://"
+    with cfg.open_prediction_log() as plog:
+        assert plog.url == f"sqlite:///{tmp_path / 'predictions.db'}"
+    limiter = cfg.rate_limiter()
+    assert [str(i) for i in limiter.subject_items] == ["1 per 1 day"]

@@ -18,10 +18,9 @@ from rich.table import Table
 
 from tabguard.cli._app import app, console, err_console
 from tabguard.errors import BackendUnavailableError
-from tabguard.flags import FLAG_SPECS, open_flag_store
+from tabguard.flags import FLAG_SPECS
 from tabguard.serving._config import ServingConfig, load_config
-from tabguard.serving._keys import SCOPES, open_key_store
-from tabguard.serving._log import PredictionLog
+from tabguard.serving._keys import SCOPES
 from tabguard.storage import redact_url
 
 keys_app = typer.Typer(
@@ -68,7 +67,7 @@ def keys_create(
     ] = "decide",
 ) -> None:
     """Create an API key; the key is printed once, as the last word of the output."""
-    with open_key_store(_config().stores.keys) as store:
+    with _config().open_key_store() as store:
         key_id, key = store.create(name, scopes)
         client = store.verify(key)
     shown = ",".join(sorted(client.scopes)) if client else scopes
@@ -86,7 +85,7 @@ def keys_list(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
 ) -> None:
     """List API keys (names, ids, scopes; never secrets)."""
-    with open_key_store(_config().stores.keys) as store:
+    with _config().open_key_store() as store:
         clients = store.list(include_revoked=all_keys)
     if not clients:
         console.print("no API keys (create one with `tabguard keys create NAME`)")
@@ -106,7 +105,7 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="Client name.")]) -> None:
     """Revoke a client's API key (requests with it get 401 from then on)."""
-    with open_key_store(_config().stores.keys) as store:
+    with _config().open_key_store() as store:
         store.revoke(name)
     console.print(f"revoked the key of {name!r}", markup=False)
 
@@ -126,8 +125,7 @@ def flags_set(
     ] = None,
 ) -> None:
     """Set a flag; a running service applies it within a second."""
-    cfg = _config()
-    with open_flag_store(cfg.stores.flags, redis_prefix=cfg.stores.redis_prefix) as store:
+    with _config().open_flag_store() as store:
         change = store.set(name, value, actor or _default_actor(), reason)
     console.print(
         f"{change.name}: {_show(change.old)} -> {_show(change.new)} "
@@ -143,8 +141,7 @@ def flags_get(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the flags in force."""
-    cfg = _config()
-    with open_flag_store(cfg.stores.flags, redis_prefix=cfg.stores.redis_prefix) as store:
+    with _config().open_flag_store() as store:
         if name is not None:
             value = store.get(name)
             console.print(json.dumps(value) if as_json else _show(value), markup=False)
@@ -167,8 +164,7 @@ def flags_history(
     name: Annotated[str | None, typer.Option("--flag", help="Only this flag.")] = None,
 ) -> None:
     """Show the audit trail of flag changes, newest first."""
-    cfg = _config()
-    with open_flag_store(cfg.stores.flags, redis_prefix=cfg.stores.redis_prefix) as store:
+    with _config().open_flag_store() as store:
         changes = store.history(limit=limit, name=name)
     if not changes:
         console.print("no flag changes yet")
@@ -187,10 +183,6 @@ def flags_history(
 # ---- log ------------------------------------------------------------------------------------
 
 
-def _open_log(cfg: ServingConfig) -> PredictionLog:
-    return PredictionLog.from_config(cfg)
-
-
 @log_app.command("export")
 def log_export(
     out: Annotated[Path, typer.Argument(help="CSV file to write.")],
@@ -202,7 +194,7 @@ def log_export(
     ] = None,
 ) -> None:
     """Export the prediction log to CSV (JSON columns as JSON text)."""
-    with _open_log(_config()) as plog:
+    with _config().open_prediction_log() as plog:
         n = plog.export_csv(out, since=since, until=until)
     console.print(f"wrote {n} rows to {out}")
 
@@ -215,7 +207,7 @@ def log_status() -> None:
     """
     cfg = _config()
     where = redact_url(cfg.stores.log)
-    with _open_log(cfg) as plog:
+    with cfg.open_prediction_log() as plog:
         plog.replay()
         try:
             rows: str = str(plog.count())

@@ -31,11 +31,17 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tabguard.errors import TabguardError
+
+if TYPE_CHECKING:
+    from tabguard.flags import BaseFlagStore
+    from tabguard.serving._keys import MemoryKeyStore, SqlKeyStore
+    from tabguard.serving._limits import AsyncRateLimiter
+    from tabguard.serving._log import PredictionLog
 from tabguard.storage import StoreURLError, redact_url, store_kind
 from tabguard.storage._url import StoreKind
 
@@ -229,6 +235,34 @@ class ServingConfig(BaseModel):
     decisions: DecisionsConfig = DecisionsConfig()
     probing: dict[str, Any] = Field(default_factory=dict)
     server: dict[str, Any] = Field(default_factory=dict)
+
+    # Factories, so the service and the CLI open the stores the same way. Imports are local:
+    # the stores import this module's types.
+
+    def open_flag_store(self) -> BaseFlagStore:
+        """Open ``[stores] flags`` (with ``redis_prefix`` for Redis)."""
+        from tabguard.flags import open_flag_store
+
+        return open_flag_store(self.stores.flags, redis_prefix=self.stores.redis_prefix)
+
+    def open_key_store(self) -> SqlKeyStore | MemoryKeyStore:
+        """Open ``[stores] keys``."""
+        from tabguard.serving._keys import open_key_store
+
+        return open_key_store(self.stores.keys)
+
+    def open_prediction_log(self) -> PredictionLog:
+        """Open ``[stores] log`` with the ``[log]`` settings (starts its writer thread)."""
+        from tabguard.serving._log import PredictionLog
+
+        return PredictionLog.from_config(self)
+
+    def rate_limiter(self) -> AsyncRateLimiter:
+        """Build the asyncio rate limiter of ``[limits]`` (call inside the serving process)."""
+        from tabguard.serving._limits import AsyncRateLimiter
+
+        limiter: AsyncRateLimiter = AsyncRateLimiter.from_config(self.limits)
+        return limiter
 
 
 _SECTIONS = ("limits", "stores", "log", "decisions", "probing", "server")
