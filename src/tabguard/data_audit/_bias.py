@@ -1,0 +1,932 @@
+"""D4 disparate impact of the label and unlawful features.
+
+Three questions, on the rows that satisfy the contract:
+
+1. **Disparate impact of the label.** For each protected attribute (declared ``protected`` in the
+   contract, or recognised as protected from its name or values), the rate of the favourable
+   label by group, the disparate-impact ratio (lowest group rate / highest group rate) with a
+   95% confidence interval, the statistical parity difference, and a chi-square test of
+   independence. Intersectional groups when there are two or more protected attributes.
+2. **Unlawful features.** A column that names a protected attribute but is not declared
+   ``protected`` would reach the model (when it is a contract feature) or sits in the training
+   data unaudited (when the contract does not name it).
+3. **Proxies.** Model features that predict a protected attribute: the AUC of each feature alone
+   and of all model features together (a small LightGBM, cross-fitted).
+
+Severity policy (documented in ``docs/data-audit.md``). Historical labels record past decisions
+and outcomes; a disparity there is a reason to investigate, not by itself a reason to stop
+training, so the four-fifths rule gives a *warning*:
+
+* ratio >= 0.8 (four-fifths rule met), or fewer than two groups of ``min_group`` rows: info;
+* ratio < 0.8 and significant (BH-adjusted chi-square p < 0.05): warning;
+* ratio < 0.8 but not significant (small groups): info, stating so;
+* extreme: even the upper 95% confidence bound of the ratio is below 0.5 (and significant):
+  critical — the label itself then teaches the model to discriminate.
+
+A protected attribute used as a model feature is critical (unlawful); an undeclared column that
+looks protected is a warning; a strong proxy (AUC >= 0.8) is a warning; a sensitive attribute such
+as a person's age or marital status used as a feature is info (lawful only under conditions).
+
+fairlearn computes the group rates, the ratio and the difference (``MetricFrame``). It runs on
+the group-by-label contingency table with counts as sample weights, which gives exactly the
+per-row result at a fraction of the cost (``MetricFrame`` on a million raw rows takes seconds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from itertools import combinations
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract import ProtectedMatch, protected_name_match, protected_value_match
+from tabguard.contract._validate import _canon
+from tabguard.data_audit._base import AuditContext, CheckResult, register_check
+from tabguard.data_audit._columns import Column, prepare_columns, prepare_undeclared
+from tabguard.data_audit._stats import (
+    bh_adjust,
+    categorical_auc,
+    chi2_independence,
+    numeric_auc,
+    sample_positions,
+    wilson_interval,
+)
+from tabguard.reports import Finding, PlotSpec, Section, Severity, Table, format_number
+
+_Z95 = 1.959964
+# Why a sensitive attribute needs a reviewer's confirmation (facts, not legal advice).
+_SENSITIVE_NOTE = {
+    "age": "Age is protected in employment and, with exceptions, in credit: the US ECOA allows "
+    "it in credit scoring only in empirically derived, demonstrably sound systems.",
+    "marital status": "Marital status is a prohibited basis for credit decisions under the US "
+    "ECOA and is protected by several national equal-treatment laws.",
+    "health": "Health data is a special category of personal data under the GDPR (Art. 9).",
+    "other": "Its use is lawful only under conditions in some jurisdictions and products.",
+}
+
+
+@dataclass(frozen=True)
+class BiasOptions:
+    """Settings of the bias check (``options={"bias": {...}}``).
+
+    Attributes
+    ----------
+    warn_ratio : float
+        Disparate-impact ratio below which a significant disparity is a warning (four-fifths).
+    critical_ratio : float
+        The disparity is critical when the upper 95% bound of the ratio is below this.
+    alpha : float
+        Level of the chi-square tests (Benjamini-Hochberg adjusted across attributes).
+    min_group : int
+        Groups with fewer rows are shown but left out of the ratio (their rate is too noisy).
+    proxy_auc : float
+        AUC at or above which a feature (or all features together) is a proxy.
+    sample_size : int
+        Rows sampled for the single-feature proxy AUCs.
+    model_rows : int
+        Rows sampled for the all-features proxy model (0 disables it).
+    max_intersections : int
+        Pairs of protected attributes crossed into intersectional groups.
+    """
+
+    warn_ratio: float = 0.8
+    critical_ratio: float = 0.5
+    alpha: float = 0.05
+    min_group: int = 30
+    proxy_auc: float = 0.8
+    sample_size: int = 200_000
+    model_rows: int = 50_000
+    max_intersections: int = 10
+
+    @classmethod
+    def from_mapping(cls, opts: Mapping[str, Any] | None) -> BiasOptions:
+        """Build from a mapping; unknown keys are an error (a typo is never ignored)."""
+        opts = dict(opts or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(opts) - known)
+        if unknown:
+            raise ValueError(
+                f"options.bias: unknown key(s) {unknown}; known keys are {sorted(known)}"
+            )
+        out = cls(**opts)
+        if not 0 < out.critical_ratio <= out.warn_ratio <= 1:
+            raise ValueError(
+                "options.bias: need 0 < critical_ratio <= warn_ratio <= 1; got "
+                f"critical_ratio={out.critical_ratio}, warn_ratio={out.warn_ratio}"
+            )
+        return out
+
+
+@dataclass
+class _Attribute:
+    """A protected attribute to audit."""
+
+    name: str
+    source: str  # "declared", "model feature", "undeclared column"
+    column: Column
+    match: ProtectedMatch | None = None
+
+
+@dataclass
+class Disparity:
+    """Favourable-label rates of the groups of one attribute (or intersection).
+
+    Attributes
+    ----------
+    attribute : str
+        Attribute name, ``"A × B"`` for an intersection.
+    groups : list of str
+    rows, favourable : ndarray
+        Rows and favourable labels per group.
+    eligible : ndarray of bool
+        Groups with at least ``min_group`` rows (the ratio uses only these).
+    ratio : float
+        Lowest / highest favourable rate among eligible groups (fairlearn ``ratio()``).
+    ratio_low, ratio_high : float
+        95% confidence interval of the ratio (Katz log method).
+    difference : float
+        Highest minus lowest rate (statistical parity difference; fairlearn ``difference()``).
+    chi2, p_value, dof, cramers_v : float
+        Chi-square test of independence of group and label (eligible groups).
+    p_adjusted : float
+        Benjamini-Hochberg adjusted across the audited attributes and intersections.
+    """
+
+    attribute: str
+    source: str
+    groups: list[str]
+    rows: np.ndarray
+    favourable: np.ndarray
+    eligible: np.ndarray
+    ratio: float = math.nan
+    ratio_low: float = math.nan
+    ratio_high: float = math.nan
+    difference: float = math.nan
+    lowest: str = ""
+    highest: str = ""
+    chi2: float = math.nan
+    p_value: float = math.nan
+    dof: int = 0
+    cramers_v: float = math.nan
+    p_adjusted: float = math.nan
+    severity: Severity = "info"
+    verdict: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rates(self) -> np.ndarray:
+        """Favourable rate per group."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.favourable / self.rows
+
+
+# --------------------------------------------------------------------------------------------
+# fairlearn, wrapped here and nowhere else
+# --------------------------------------------------------------------------------------------
+def _fairlearn_rates(
+    groups: Sequence[str], rows: np.ndarray, favourable: np.ndarray
+) -> tuple[pd.Series, float, float]:
+    """Favourable rate per group, ratio and difference, with fairlearn's ``MetricFrame``.
+
+    The frame runs on two weighted rows per group (favourable / not) instead of one per data
+    row: the same weighted selection rates, in milliseconds.
+    """
+    from fairlearn.metrics import MetricFrame, selection_rate
+
+    g = np.repeat(np.asarray(groups, dtype=object), 2)
+    label = np.tile([1, 0], len(groups))
+    weight = np.column_stack([favourable, rows - favourable]).ravel().astype(float)
+    keep = weight > 0
+    mf = MetricFrame(
+        metrics=selection_rate,
+        y_true=label[keep],
+        y_pred=label[keep],
+        sensitive_features=pd.Series(g[keep], name="group"),
+        sample_params={"sample_weight": weight[keep]},
+    )
+    by_group = mf.by_group
+    return by_group, float(mf.ratio()), float(mf.difference())
+
+
+# --------------------------------------------------------------------------------------------
+# Attributes to audit
+# --------------------------------------------------------------------------------------------
+def _favourable(ctx: AuditContext) -> np.ndarray:
+    """1 where the row carries the favourable label (binary labels: positive or not)."""
+    c = ctx.contract
+    fav = c.favorable_label
+    if fav is None:
+        positive_is_good = c.decision.positive_means == "approve"
+    else:
+        positive_is_good = _canon(fav) == _canon(c.label.positive)
+    y = ctx.y.astype(np.int64)
+    return y if positive_is_good else 1 - y
+
+
+def _find_attributes(
+    ctx: AuditContext, rows: np.ndarray
+) -> tuple[list[_Attribute], list[Finding], list[list[Any]]]:
+    """Protected attributes to audit, unlawful-feature findings and the table of columns."""
+    contract = ctx.contract
+    findings: list[Finding] = []
+    table: list[list[Any]] = []
+    attrs = [
+        _Attribute(c.name, "declared", c)
+        for c in prepare_columns(ctx, rows, contract.protected_features())
+    ]
+    for name, spec in contract.items():
+        if spec.protected:
+            table.append([name, "protected", "declared protected", "audited, never a model input"])
+            continue
+        match = protected_name_match(name)
+        if match is None and spec.type == "category":
+            match = protected_value_match(spec.categories or [])
+        if match is None:
+            continue
+        by_name = match.reason.startswith("its name")
+        if match.tier == "protected":
+            severity = "critical" if by_name else "warning"
+            findings.append(
+                Finding(
+                    check="bias",
+                    severity=severity,
+                    message=f"Unlawful feature: {name} looks like a protected attribute "
+                    f"({match.attribute}: {match.reason}) but the contract declares it as a "
+                    "model feature, so it would reach the model.",
+                    features=[name],
+                    evidence={"attribute": match.attribute, "reason": match.reason},
+                    recommendation=f"Declare {name} 'protected: true' in the contract (it is "
+                    "then audited for disparate impact and never reaches the model), or rename "
+                    "it if it is not what its name says.",
+                )
+            )
+            col = prepare_columns(ctx, rows, [name])[0]
+            attrs.append(_Attribute(name, "model feature", col, match))
+            table.append([name, spec.type, match.reason, f"{severity}: would reach the model"])
+        else:
+            findings.append(
+                Finding(
+                    check="bias",
+                    severity="info",
+                    message=f"{name} is a model feature and looks like a sensitive attribute "
+                    f"({match.attribute}: {match.reason}). "
+                    + _SENSITIVE_NOTE.get(match.attribute, _SENSITIVE_NOTE["other"]),
+                    features=[name],
+                    evidence={"attribute": match.attribute, "reason": match.reason},
+                    recommendation="Confirm and document that its use is lawful for this "
+                    "product; otherwise declare it protected.",
+                )
+            )
+            table.append([name, spec.type, match.reason, "info: confirm it is lawful"])
+    skip = {contract.label.column, *([contract.id] if contract.id else [])}
+    for name in ctx.validation.unknown_columns:
+        if name in skip:
+            continue
+        raw = ctx.data[name]
+        match = protected_name_match(name)
+        if match is None and not pd.api.types.is_numeric_dtype(raw):
+            uniques = pd.unique(raw.iloc[rows[:100_000]].dropna())
+            match = protected_value_match(uniques) if len(uniques) <= 6 else None
+        if match is None or match.tier != "protected":
+            continue
+        findings.append(
+            Finding(
+                check="bias",
+                severity="warning",
+                message=f"Column {name} of the data looks like a protected attribute "
+                f"({match.attribute}: {match.reason}) and is not in the contract: the contract "
+                "transform leaves it out of the model, but it travels with the training data "
+                "unaudited.",
+                features=[name],
+                evidence={"attribute": match.attribute, "reason": match.reason},
+                recommendation=f"Declare {name} in the contract with 'protected: true' so it is "
+                "audited, or remove it from the data if it has no business there.",
+            )
+        )
+        attrs.append(
+            _Attribute(name, "undeclared column", prepare_undeclared(name, raw.iloc[rows]), match)
+        )
+        table.append([name, "not in contract", match.reason, "warning: travels unaudited"])
+    return attrs, findings, table
+
+
+# --------------------------------------------------------------------------------------------
+# Disparate impact
+# --------------------------------------------------------------------------------------------
+def _disparity(
+    attribute: str,
+    source: str,
+    codes: np.ndarray,
+    labels: list[str],
+    fav: np.ndarray,
+    opts: BiasOptions,
+) -> Disparity:
+    k = len(labels)
+    rows = np.bincount(codes, minlength=k)[:k]
+    favourable = np.bincount(codes, weights=fav, minlength=k)[:k]
+    present = rows > 0
+    d = Disparity(
+        attribute,
+        source,
+        [labels[i] for i in np.flatnonzero(present)],
+        rows[present],
+        favourable[present],
+        rows[present] >= opts.min_group,
+    )
+    elig = np.flatnonzero(d.eligible)
+    if elig.size < 2:
+        d.verdict = (
+            f"not assessed: fewer than two groups with >= {opts.min_group} rows"
+            if d.rows.size >= 2
+            else "not assessed: one group only"
+        )
+        return d
+    names = [d.groups[i] for i in elig]
+    by_group, ratio, difference = _fairlearn_rates(names, d.rows[elig], d.favourable[elig])
+    rates = by_group.reindex(names).to_numpy(dtype=float)
+    d.ratio, d.difference = ratio, difference
+    lo_i, hi_i = int(np.argmin(rates)), int(np.argmax(rates))
+    d.lowest, d.highest = names[lo_i], names[hi_i]
+    d.ratio_low, d.ratio_high = _ratio_interval(
+        d.favourable[elig][lo_i], d.rows[elig][lo_i], d.favourable[elig][hi_i], d.rows[elig][hi_i]
+    )
+    table = np.column_stack([d.favourable[elig], d.rows[elig] - d.favourable[elig]])
+    d.chi2, d.p_value, d.dof, d.cramers_v = chi2_independence(table)
+    return d
+
+
+def _ratio_interval(k1: float, n1: float, k2: float, n2: float) -> tuple[float, float]:
+    """95% interval of (k1/n1) / (k2/n2) by the Katz log method (0.5 added to zero counts)."""
+    if k1 == 0 or k2 == 0:
+        k1, k2, n1, n2 = k1 + 0.5, k2 + 0.5, n1 + 0.5, n2 + 0.5
+    r = (k1 / n1) / (k2 / n2)
+    se = math.sqrt(max(1 / k1 - 1 / n1 + 1 / k2 - 1 / n2, 0.0))
+    return r * math.exp(-_Z95 * se), r * math.exp(_Z95 * se)
+
+
+def _grade(d: Disparity, opts: BiasOptions) -> None:
+    """Severity and verdict of one disparity (policy in the module docstring)."""
+    if math.isnan(d.ratio):
+        d.severity = "info"
+        return
+    significant = d.p_adjusted < opts.alpha
+    ratio = f"{d.ratio:.3f} (95% CI {d.ratio_low:.3f}-{d.ratio_high:.3f})"
+    if d.ratio >= opts.warn_ratio:
+        d.severity, d.verdict = "info", f"ratio {ratio} meets the four-fifths rule"
+    elif significant and d.ratio_high < opts.critical_ratio:
+        d.severity = "critical"
+        d.verdict = f"extreme disparity: ratio {ratio}, upper bound below {opts.critical_ratio}"
+    elif significant:
+        d.severity = "warning"
+        d.verdict = f"ratio {ratio} below {opts.warn_ratio} (four-fifths rule), significant"
+    else:
+        d.severity = "info"
+        d.verdict = (
+            f"ratio {ratio} below {opts.warn_ratio} but not significant "
+            f"(adjusted p = {format_number(d.p_adjusted)}): groups too small to tell"
+        )
+
+
+def _intersection(a: _Attribute, b: _Attribute) -> tuple[np.ndarray, list[str]]:
+    ca, la = a.column.group_codes()
+    cb, lb = b.column.group_codes()
+    joint = ca * len(lb) + cb
+    labels = [f"{x} & {y}" for x in la for y in lb]
+    return joint, labels
+
+
+# --------------------------------------------------------------------------------------------
+# Proxies
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Proxy:
+    """How well model features predict one protected attribute."""
+
+    attribute: str
+    target_group: str
+    single: dict[str, float]
+    joint_auc: float = math.nan
+    joint_top: list[str] = field(default_factory=list)
+
+
+def _proxy_targets(codes: np.ndarray, labels: list[str], opts: BiasOptions) -> list[int]:
+    """Groups predicted one-vs-rest: the smaller of two groups, else every eligible group."""
+    counts = np.bincount(codes, minlength=len(labels))
+    eligible = [i for i in range(len(labels)) if counts[i] >= opts.min_group]
+    if len(eligible) < 2:
+        return []
+    if len(eligible) == 2:
+        return [min(eligible, key=lambda i: counts[i])]
+    return eligible
+
+
+def _proxies(
+    ctx: AuditContext,
+    rows: np.ndarray,
+    attr: _Attribute,
+    features: list[Column],
+    opts: BiasOptions,
+    rng: np.random.Generator,
+) -> Proxy | None:
+    codes, labels = attr.column.group_codes()
+    targets = _proxy_targets(codes, labels, opts)
+    if not targets:
+        return None
+    s = sample_positions(len(rows), opts.sample_size, rng)
+    single: dict[str, float] = {}
+    for f in features:
+        if f.name == attr.name:
+            continue
+        best = math.nan
+        for t in targets:
+            z = (codes[s] == t).astype(np.int64)
+            if f.kind == "numeric" and f.x is not None:
+                auc = numeric_auc(f.x[s], z, rng)
+            elif f.codes is not None:
+                auc = categorical_auc(f.codes[s], z, rng)
+            else:
+                continue
+            best = auc if math.isnan(best) else max(best, auc)
+        single[f.name] = best
+    target_name = labels[targets[0]] if len(targets) == 1 else "each group"
+    proxy = Proxy(attr.name, target_name, single)
+    if opts.model_rows > 0:
+        proxy.joint_auc, proxy.joint_top = _joint_proxy(
+            ctx, rows, codes, targets, attr.name, opts, rng
+        )
+    return proxy
+
+
+def _joint_proxy(
+    ctx: AuditContext,
+    rows: np.ndarray,
+    codes: np.ndarray,
+    targets: list[int],
+    exclude: str,
+    opts: BiasOptions,
+    rng: np.random.Generator,
+) -> tuple[float, list[str]]:
+    """Cross-fitted AUC of a small LightGBM predicting the attribute from all model features."""
+    from lightgbm import LGBMClassifier
+    from sklearn.metrics import roc_auc_score
+
+    s = sample_positions(len(rows), opts.model_rows, rng)
+    idx = rows[s]
+    names = ctx.transform.feature_names
+    if "X" in ctx.cache:
+        X = ctx.cache["X"][idx]
+    else:
+        X = ctx.transform.transform_frame(ctx.data.iloc[idx])
+    keep = [j for j, n in enumerate(names) if n != exclude]
+    if not keep:
+        return math.nan, []
+    X = X[:, keep]
+    used = [names[j] for j in keep]
+    cats = [used.index(n) for n in ctx.transform.categorical_features if n in used]
+    c = codes[s]
+    fold = rng.integers(0, 2, size=len(s))
+    aucs: list[float] = []
+    gain = np.zeros(len(used))
+    for t in targets:
+        z = (c == t).astype(np.int64)
+        if z.min() == z.max():
+            continue
+        pred = np.empty(len(z))
+        for k in (0, 1):
+            train, test = fold != k, fold == k
+            if z[train].min() == z[train].max() or not test.any():
+                pred[test] = z[train].mean()
+                continue
+            model = LGBMClassifier(
+                n_estimators=60,
+                learning_rate=0.1,
+                num_leaves=15,
+                min_child_samples=20,
+                subsample=0.8,
+                subsample_freq=1,
+                colsample_bytree=0.8,
+                random_state=ctx.random_state,
+                n_jobs=1,  # the machine is shared; threads oversubscribe under load
+                verbose=-1,
+            )
+            model.fit(X[train], z[train], categorical_feature=cats or "auto")
+            proba = np.asarray(model.predict_proba(X[test]))
+            pred[test] = proba[:, 1]
+            gain += model.booster_.feature_importance(importance_type="gain")
+        aucs.append(float(roc_auc_score(z, pred)))
+    if not aucs:
+        return math.nan, []
+    top = [used[j] for j in np.argsort(-gain)[:3] if gain[j] > 0]
+    return float(np.mean(aucs)), top
+
+
+# --------------------------------------------------------------------------------------------
+# The check
+# --------------------------------------------------------------------------------------------
+@register_check
+class BiasCheck:
+    """Disparate impact of the label, unlawful features and proxies (D4)."""
+
+    name: ClassVar[str] = "bias"
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        """Audit every protected attribute, declared or recognised."""
+        opts = BiasOptions.from_mapping(ctx.options.get(self.name))
+        res = CheckResult()
+        rows = np.flatnonzero(ctx.valid)
+        attrs, res.findings, columns_table = _find_attributes(ctx, rows)
+        if rows.size == 0:
+            res.sections.append(
+                Section(
+                    title="Disparate impact and unlawful features (D4)",
+                    check=self.name,
+                    text=["No row satisfies the contract: nothing to audit."],
+                )
+            )
+            return res
+        fav_all = _favourable(ctx)
+        fav = fav_all[rows].astype(float)
+        rng = np.random.default_rng(ctx.random_state)
+        disparities: list[Disparity] = []
+        with ctx.progress.stage("disparate impact", total=len(attrs) + 1) as stage:
+            for a in attrs:
+                codes, labels = a.column.group_codes()
+                disparities.append(_disparity(a.name, a.source, codes, labels, fav, opts))
+            for a, b in list(combinations(attrs, 2))[: opts.max_intersections]:
+                codes, labels = _intersection(a, b)
+                disparities.append(
+                    _disparity(f"{a.name} × {b.name}", "intersection", codes, labels, fav, opts)
+                )
+            adjusted = bh_adjust(np.array([d.p_value for d in disparities]))
+            for d, p in zip(disparities, adjusted, strict=True):
+                d.p_adjusted = float(p)
+                _grade(d, opts)
+            stage.advance()
+            features = prepare_columns(ctx, rows, ctx.contract.model_features())
+            proxies: list[Proxy] = []
+            for a in attrs:
+                p = _proxies(ctx, rows, a, features, opts, rng)
+                if p is not None:
+                    proxies.append(p)
+                stage.advance()
+        fav_name = _favourable_name(ctx)
+        res.findings.extend(_disparity_findings(self.name, disparities, fav_name, opts))
+        res.findings.extend(_proxy_findings(self.name, proxies, opts))
+        if not attrs:
+            res.findings.append(
+                Finding(
+                    check=self.name,
+                    severity="warning",
+                    message="No protected attribute to audit: the contract declares none and no "
+                    "column looks like one, so disparate impact cannot be measured.",
+                    recommendation="Add the protected attributes (sex, age band, ...) to the "
+                    "data and declare them 'protected: true': they are audited, never used.",
+                )
+            )
+        res.sections = _sections(
+            self.name, disparities, proxies, columns_table, fav_name, opts, rows.size
+        )
+        res.summary = {
+            "favourable_label": fav_name,
+            "attributes": [a.name for a in attrs],
+            "disparate_impact": {
+                d.attribute: {
+                    "ratio": d.ratio,
+                    "ci": [d.ratio_low, d.ratio_high],
+                    "difference": d.difference,
+                    "p_adjusted": d.p_adjusted,
+                    "severity": d.severity,
+                }
+                for d in disparities
+            },
+            "proxies": {
+                p.attribute: {"joint_auc": p.joint_auc, "best_single": _best(p)} for p in proxies
+            },
+        }
+        return res
+
+
+def _favourable_name(ctx: AuditContext) -> str:
+    c = ctx.contract
+    fav = c.favorable_label
+    if fav is not None:
+        return f"{c.label.column}={fav}"
+    good = c.decision.positive_means == "approve"
+    return f"{c.label.column}{'=' if good else '≠'}{c.label.positive}"
+
+
+def _best(p: Proxy) -> list[Any]:
+    items = [(k, v) for k, v in p.single.items() if not math.isnan(v)]
+    if not items:
+        return []
+    k, v = max(items, key=lambda kv: kv[1])
+    return [k, v]
+
+
+def _disparity_findings(
+    check: str, disparities: list[Disparity], fav_name: str, opts: BiasOptions
+) -> list[Finding]:
+    out = []
+    for d in disparities:
+        if not d.verdict:
+            continue
+        rates = d.rates
+        detail = ", ".join(
+            f"{g}: {r:.1%} of {format_number(int(n))}"
+            for g, r, n in zip(d.groups, rates, d.rows, strict=True)
+        )
+        if math.isnan(d.ratio):
+            msg = f"Disparate impact by {d.attribute} {d.verdict}."
+        else:
+            msg = (
+                f"Disparate impact of the label by {d.attribute}: the rate of {fav_name} is "
+                f"{detail}; {d.verdict}."
+            )
+        rec = {
+            "critical": "The labels encode a strong disparity the model would learn. Find out "
+            "why (collection, past decisions) before training; re-weighting or re-labelling "
+            "needs a documented decision.",
+            "warning": "Investigate the cause (a legitimate risk difference, a past decision "
+            "bias, sampling); the model audit (M4) then checks the decisions.",
+        }.get(d.severity)
+        out.append(
+            Finding(
+                check=check,
+                severity=d.severity,
+                message=msg[:1200],
+                features=d.attribute.split(" × "),
+                evidence={
+                    "ratio": d.ratio,
+                    "ratio_ci95": [d.ratio_low, d.ratio_high],
+                    "parity_difference": d.difference,
+                    "lowest_group": d.lowest,
+                    "highest_group": d.highest,
+                    "chi2": d.chi2,
+                    "p_adjusted": d.p_adjusted,
+                    "cramers_v": d.cramers_v,
+                    "source": d.source,
+                },
+                recommendation=rec,
+            )
+        )
+    return out
+
+
+def _proxy_findings(check: str, proxies: list[Proxy], opts: BiasOptions) -> list[Finding]:
+    out = []
+    for p in proxies:
+        strong = sorted(
+            ((k, v) for k, v in p.single.items() if v >= opts.proxy_auc),
+            key=lambda kv: -kv[1],
+        )
+        joint = not math.isnan(p.joint_auc) and p.joint_auc >= opts.proxy_auc
+        best = _best(p)
+        joint_text = (
+            f"all model features together predict it with AUC {p.joint_auc:.3f}"
+            + (f" (mostly {', '.join(p.joint_top)})" if p.joint_top and p.joint_auc >= 0.6 else "")
+            if not math.isnan(p.joint_auc)
+            else ""
+        )
+        if strong or joint:
+            parts = []
+            if strong:
+                parts.append(
+                    "single features predicting it: "
+                    + ", ".join(f"{k} (AUC {v:.3f})" for k, v in strong)
+                )
+            if joint_text:
+                parts.append(joint_text)
+            out.append(
+                Finding(
+                    check=check,
+                    severity="warning",
+                    message=f"Proxy of the protected attribute {p.attribute}: "
+                    + "; ".join(parts)
+                    + ". The model can learn the protected attribute through them.",
+                    features=[k for k, _ in strong] or p.joint_top,
+                    evidence={
+                        "attribute": p.attribute,
+                        "single_auc": dict(strong),
+                        "joint_auc": p.joint_auc,
+                        "joint_top_features": p.joint_top,
+                    },
+                    recommendation="Check why these features carry the protected attribute; "
+                    "drop or coarsen them, and audit the model's decisions by group (M4).",
+                )
+            )
+        else:
+            out.append(
+                Finding(
+                    check=check,
+                    severity="info",
+                    message=f"No model feature is a strong proxy of {p.attribute} (AUC < "
+                    f"{opts.proxy_auc}): "
+                    + (f"best single feature {best[0]} (AUC {best[1]:.3f})" if best else "")
+                    + (f"; {joint_text}" if joint_text else "")
+                    + ".",
+                    features=[best[0]] if best else [],
+                    evidence={"attribute": p.attribute, "joint_auc": p.joint_auc},
+                )
+            )
+    return out
+
+
+def _sections(
+    check: str,
+    disparities: list[Disparity],
+    proxies: list[Proxy],
+    columns_table: list[list[Any]],
+    fav_name: str,
+    opts: BiasOptions,
+    n: int,
+) -> list[Section]:
+    summary_rows = []
+    group_rows = []
+    plots = []
+    for d in disparities:
+        summary_rows.append(
+            [
+                d.attribute,
+                d.source,
+                len(d.groups),
+                d.lowest,
+                d.highest,
+                d.ratio,
+                d.ratio_low,
+                d.ratio_high,
+                d.difference,
+                d.p_adjusted,
+                d.cramers_v,
+                d.severity,
+                d.verdict,
+            ]
+        )
+        rates = d.rates
+        low, high = wilson_interval(d.favourable, d.rows)
+        top = np.nanmax(np.where(d.eligible, rates, np.nan)) if d.eligible.any() else math.nan
+        for i, g in enumerate(d.groups):
+            group_rows.append(
+                [
+                    d.attribute,
+                    g,
+                    int(d.rows[i]),
+                    int(d.favourable[i]),
+                    rates[i],
+                    low[i],
+                    high[i],
+                    rates[i] / top if d.eligible[i] and top > 0 else math.nan,
+                    "" if d.eligible[i] else f"< {opts.min_group} rows: left out",
+                ]
+            )
+        if d.rows.size >= 2 and d.rows.size <= 40:
+            err = np.vstack([np.clip(rates - low, 0, None), np.clip(high - rates, 0, None)])
+            plots.append(
+                PlotSpec(
+                    kind="bar",
+                    title=f"Rate of {fav_name} by {d.attribute}",
+                    data={
+                        "labels": d.groups,
+                        "series": {fav_name: rates.tolist()},
+                        "errors": {fav_name: err.tolist()},
+                        "hline": opts.warn_ratio * top if not math.isnan(top) else None,
+                        "ylabel": f"rate of {fav_name}",
+                    },
+                    caption=f"95% Wilson intervals. Dashed: {opts.warn_ratio:g} × the highest "
+                    "group rate (four-fifths rule); a group below it fails the rule.",
+                )
+            )
+    text = [
+        f"On the {n:,} rows that satisfy the contract: rate of the favourable label "
+        f"({fav_name}) by group of each protected attribute. Disparate-impact ratio = lowest "
+        "group rate / highest group rate (95% CI by the Katz log method), over groups with at "
+        f"least {opts.min_group} rows; parity difference = highest - lowest rate; chi-square "
+        "test of independence, BH-adjusted across attributes. Policy: ratio >= "
+        f"{opts.warn_ratio} meets the four-fifths rule (info); below it and significant: "
+        f"warning (investigate); upper CI bound below {opts.critical_ratio}: critical. "
+        "Historical labels record past outcomes and decisions: a disparity here is a reason to "
+        "investigate, and the model audit (M4) checks the model's decisions."
+    ]
+    tables = []
+    if columns_table:
+        tables.append(
+            Table(
+                caption="Protected and sensitive columns",
+                columns=["column", "declared as", "why", "verdict"],
+                rows=columns_table,
+            )
+        )
+    if summary_rows:
+        tables.append(
+            Table(
+                caption="Disparate impact of the label",
+                columns=[
+                    "attribute",
+                    "source",
+                    "groups",
+                    "lowest",
+                    "highest",
+                    "DI ratio",
+                    "95% low",
+                    "95% high",
+                    "parity diff.",
+                    "adjusted p",
+                    "Cramér's V",
+                    "severity",
+                    "verdict",
+                ],
+                rows=summary_rows,
+            )
+        )
+        tables.append(
+            Table(
+                caption=f"Rate of {fav_name} by group",
+                columns=[
+                    "attribute",
+                    "group",
+                    "rows",
+                    "favourable",
+                    "rate",
+                    "95% low",
+                    "95% high",
+                    "ratio to highest",
+                    "note",
+                ],
+                rows=group_rows,
+            )
+        )
+    sections = [
+        Section(
+            title="Disparate impact and unlawful features (D4)",
+            check=check,
+            text=text,
+            tables=tables,
+            plots=plots,
+        )
+    ]
+    if proxies:
+        rows_ = []
+        proxy_plots = []
+        for p in proxies:
+            ranked = sorted(
+                ((k, v) for k, v in p.single.items() if not math.isnan(v)), key=lambda kv: -kv[1]
+            )
+            for k, v in ranked[:15]:
+                rows_.append(
+                    [p.attribute, p.target_group, k, v, "proxy" if v >= opts.proxy_auc else ""]
+                )
+            bars = list(ranked[:15])
+            if not math.isnan(p.joint_auc):
+                rows_.append(
+                    [
+                        p.attribute,
+                        p.target_group,
+                        "all model features (LightGBM)",
+                        p.joint_auc,
+                        "proxy" if p.joint_auc >= opts.proxy_auc else "",
+                    ]
+                )
+                bars.append(("ALL (LightGBM)", p.joint_auc))
+            proxy_plots.append(
+                PlotSpec(
+                    kind="barh",
+                    title=f"How well each feature predicts {p.attribute}",
+                    data={
+                        "labels": [k for k, _ in bars],
+                        "values": [v for _, v in bars],
+                        "colors": [
+                            "#c0504d" if v >= opts.proxy_auc else "#1f4e79" for _, v in bars
+                        ],
+                        "vline": opts.proxy_auc,
+                        "xlim": [0.45, 1.0],
+                        "xlabel": "AUC (0.5 = no information)",
+                        "figsize": [6.4, max(2.5, 0.25 * len(bars) + 1.0)],
+                    },
+                    caption=f"Dashed: the proxy threshold AUC {opts.proxy_auc:g}.",
+                )
+            )
+        sections.append(
+            Section(
+                title="D4 · Proxies of protected attributes",
+                check=check,
+                text=[
+                    "How well each model feature alone predicts the protected attribute (AUC, "
+                    "direction-free; non-monotone relations through cross-fitted bin rates), "
+                    "and all model features together (a small LightGBM, two-fold cross-fitted). "
+                    f"AUC >= {opts.proxy_auc:g} makes a proxy: the model can learn the "
+                    "protected attribute through it even though the attribute itself never "
+                    "reaches the model."
+                ],
+                tables=[
+                    Table(
+                        columns=["attribute", "group predicted", "feature", "AUC", "verdict"],
+                        rows=rows_,
+                    )
+                ],
+                plots=proxy_plots,
+            )
+        )
+    return sections
