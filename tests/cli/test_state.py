@@ -43,7 +43,7 @@ def test_keys_list_and_revoke(home: Path, capsys: pytest.CaptureFixture[str]) ->
     _, out, _ = run(capsys, "keys", "create", "bank-a")
     key = out.split()[-1]
     code, out, _ = run(capsys, "keys", "list")
-    assert code == 0 and "bank-a" in out and key not in out and key.split("_")[2] not in out
+    assert code == 0 and "bank-a" in out and key not in out and key.split("_", 2)[2] not in out
     assert run(capsys, "keys", "revoke", "bank-a")[0] == 0
     with open_key_store(load_config().stores.keys) as store:
         assert store.verify(key) is None
