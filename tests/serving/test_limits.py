@@ -213,3 +213,10 @@ def test_a_hung_redis_does_not_block_the_event_loop(silent_server: int) -> None:
     assert decision.reason == "backend_unavailable"
     # Other coroutines kept running while the limiter waited on Redis.
     assert ticks >= 5
+
+
+def test_odd_identifiers_get_their_own_counters() -> None:
+    limiter = RateLimiter(per_client=None, per_subject="1/day")
+    odd = ["a/1", "a", "a/1/1/day", "x" * 10_000, "ü", "", "a b"]
+    assert all(limiter.hit("c", s).allowed for s in odd)
+    assert not any(limiter.hit("c", s).allowed for s in odd)

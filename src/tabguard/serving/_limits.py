@@ -17,7 +17,9 @@ decision ``degraded`` so it can be counted.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -81,6 +83,22 @@ def parse_rate(text: str) -> list[limits.RateLimitItem]:
     if not items or any(item.amount < 1 for item in items):
         raise ValueError(f"{RATE_RULE}; got {text!r}")
     return items
+
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9_.@:+-]{1,64}")
+
+
+def _identifier(kind: str, value: str) -> str:
+    """The counter identifier of a client or subject.
+
+    ``limits`` joins identifiers with ``/`` into the storage key; ids that are long or hold
+    other characters are replaced by their SHA-256 so a crafted id can neither collide with
+    another counter nor blow up Redis keys.
+    """
+    text = str(value)
+    if _SAFE_ID.fullmatch(text):
+        return f"{kind}:{text}"
+    return f"{kind}#{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -183,11 +201,11 @@ class _LimiterBase:
     def _checks(self, client: str | None, subject_id: str | None) -> list[tuple[Any, Reason, str]]:
         checks: list[tuple[Any, Reason, str]] = []
         if client is not None:
-            checks += [(item, "client_limit", f"client:{client}") for item in self.client_items]
+            ident = _identifier("client", client)
+            checks += [(item, "client_limit", ident) for item in self.client_items]
         if subject_id is not None:
-            checks += [
-                (item, "subject_limit", f"subject:{subject_id}") for item in self.subject_items
-            ]
+            ident = _identifier("subject", subject_id)
+            checks += [(item, "subject_limit", ident) for item in self.subject_items]
         return checks
 
     def _backend_down(self) -> RateDecision:
