@@ -323,3 +323,48 @@ def test_pg_down_mid_run_loses_nothing_and_duplicates_nothing(
         assert s.written + s.replayed >= 8_000 and s.dead_lettered == 0
     finally:
         proxy.cut()
+
+
+def test_a_dropped_table_is_recreated(
+    make_log: Callable[..., PredictionLog], tmp_path: Path
+) -> None:
+    plog = make_log()
+    plog.append(rec(1))
+    plog.flush()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'log.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("drop table tg_predictions"))
+    engine.dispose()
+    for i in range(2, 12):
+        plog.append(rec(i))
+    assert plog.flush()
+    assert plog.count() == 10
+    assert plog.stats.spooled == 0
+
+
+@pytest.mark.postgres
+def test_pg_database_dropped_mid_run_then_back(
+    make_log: Callable[..., PredictionLog], postgres_url: str, postgres_server_url: str
+) -> None:
+    name = postgres_url.rsplit("/", 1)[1]
+    admin = sa.create_engine(sqlalchemy_url(postgres_server_url), isolation_level="AUTOCOMMIT")
+    plog = make_log(postgres_url, batch_size=50)
+    try:
+        for i in range(500):
+            plog.append(rec(i))
+        assert plog.flush()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        for i in range(500, 1_000):
+            plog.append(rec(i))
+        assert plog.flush()
+        assert plog.stats.spooled == 500 and not plog.stats.backend_up
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        assert plog.replay()
+        # The first 500 rows went down with the dropped database; every spooled one is back.
+        ids = set(plog.query(parse_json=False)["decision_id"])
+        assert ids == {f"d{i:07d}" for i in range(500, 1_000)}
+        assert distinct_ids(postgres_url) == (500, 500)
+    finally:
+        admin.dispose()

@@ -280,6 +280,11 @@ def row_to_record(row: dict[str, Any] | sa.RowMapping) -> PredictionRecord:
     return PredictionRecord.model_validate(data)
 
 
+def _missing_table(exc: sa.exc.DBAPIError) -> bool:
+    # PostgreSQL: SQLSTATE 42P01 undefined_table; SQLite: "no such table".
+    return getattr(exc.orig, "sqlstate", None) == "42P01" or "no such table" in str(exc)
+
+
 # --------------------------------------------------------------------------------------------
 # The spool: batches that could not reach the database, on local disk.
 
@@ -737,8 +742,10 @@ class PredictionLog:
         try:
             with self._engine.begin() as conn:
                 conn.execute(stmt, [_db_row(r) for r in rows])
-        except (sa.exc.ProgrammingError, sa.exc.OperationalError):
-            # The table may have vanished (database recreated): recreate it and retry once.
+        except sa.exc.DBAPIError as exc:
+            if not _missing_table(exc):
+                raise
+            # The table vanished (database recreated): create it again and retry once.
             self._schema_ready = False
             ensure_schema(self._engine, [predictions_table], what=self._what)
             self._schema_ready = True

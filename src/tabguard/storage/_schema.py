@@ -94,7 +94,10 @@ def ensure_schema(engine: sa.Engine, tables: list[sa.Table], *, what: str = "sto
     with backend_errors(what, "create the schema"):
         try:
             METADATA.create_all(engine, tables=tables, checkfirst=True)
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
+        except sa.exc.DBAPIError as exc:
             # Another process created the same table between our check and our CREATE (PG
-            # raises a unique violation on pg_type, SQLite "table already exists").
+            # raises a unique violation on pg_type or "already exists", SQLite "already
+            # exists"). Anything else (an unreachable server) is not worth a second try.
+            if not (isinstance(exc, sa.exc.IntegrityError) or "already exists" in str(exc)):
+                raise
             METADATA.create_all(engine, tables=tables, checkfirst=True)
