@@ -14,9 +14,17 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tabguard.errors import BackendUnavailableError
-from tabguard.serving import PredictionLog, PredictionRecord, load_config, record_to_row
+from tabguard.serving import (
+    PredictionLog,
+    PredictionRecord,
+    dumps_json,
+    load_config,
+    record_to_row,
+)
 from tabguard.storage import sqlalchemy_url
 from tests.serving._tcp_proxy import TcpProxy, closed_port
 
@@ -368,3 +376,36 @@ def test_pg_database_dropped_mid_run_then_back(
         assert distinct_ids(postgres_url) == (500, 500)
     finally:
         admin.dispose()
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(json_values)
+def test_dumps_json_always_gives_strict_utf8_json(value: object) -> None:
+    text = dumps_json(value)
+    text.encode("utf-8")  # storable in PostgreSQL text and SQLite
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict constant {c}"))
+
+
+@given(st.text(), st.text())
+def test_identifier_columns_are_always_storable(client: str, subject: str) -> None:
+    row = record_to_row(PredictionRecord(client=client, subject_id=subject))
+    for col in ("client", "subject_id"):
+        value = row[col]
+        assert "\x00" not in value and len(value) <= 256
+        value.encode("utf-8")
+    clean = len(subject) <= 256 and not any(
+        c == "\x00" or 0xD800 <= ord(c) <= 0xDFFF for c in subject
+    )
+    assert (row["subject_id"] == subject) == clean  # clean values are stored unchanged
