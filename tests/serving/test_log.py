@@ -409,3 +409,30 @@ def test_identifier_columns_are_always_storable(client: str, subject: str) -> No
         c == "\x00" or 0xD800 <= ord(c) <= 0xDFFF for c in subject
     )
     assert (row["subject_id"] == subject) == clean  # clean values are stored unchanged
+
+
+def test_appends_racing_with_close_are_not_lost(
+    make_log: Callable[..., PredictionLog], tmp_path: Path
+) -> None:
+    import threading
+
+    plog = make_log(flush_interval=10)
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def producer() -> None:
+        i = 0
+        while not stop.is_set() or i < 200:
+            plog.append(rec(i))
+            sent.append(i)
+            i += 1
+
+    t = threading.Thread(target=producer)
+    t.start()
+    time.sleep(0.05)
+    plog.close()
+    stop.set()
+    t.join()
+    reopened = make_log()
+    assert reopened.flush()
+    assert reopened.count() == len(sent)

@@ -603,9 +603,26 @@ class PredictionLog:
         with self._close_lock:
             if self._closed:
                 return
-            self._request("stop", timeout)
+            # From here on append() spools directly; the writer drains what is queued.
             self._closed = True
-        self._thread.join(timeout)
+            if self._thread.is_alive():
+                marker = _Marker("stop")
+                self._queue.put(marker)
+                marker.done.wait(timeout)
+            self._thread.join(timeout)
+        # An append that raced with close() may have queued behind the stop marker.
+        leftovers: list[PredictionRecord] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, PredictionRecord):
+                leftovers.append(item)
+            else:
+                item.done.set()
+        if leftovers or self._held:
+            self._spool_rows(self._rows(leftovers) + self._take_held())
         atexit.unregister(self.close)
         self._engine.dispose()
 
@@ -642,17 +659,18 @@ class PredictionLog:
         self._recover(force=True)
         while True:
             markers: list[_Marker] = []
+            rows: list[dict[str, Any]] = []
             try:
                 records, markers = self._collect()
-                if records:
-                    self._write(self._rows(records))
-                if self._held:
-                    self._write(self._take_held())
+                rows = self._rows(records) + self._take_held()
+                self._write(rows)
+                rows = []
                 replay_now = any(m.kind in ("replay", "stop") for m in markers)
                 if replay_now or not self._backend_up or self._spool_dirty:
                     self._recover(force=replay_now)
-            except Exception:  # the writer must outlive any bug; records stay queued
+            except Exception:  # the writer must outlive any bug, and keep its rows
                 log.exception("prediction log writer: unexpected error (continuing)")
+                self._held.extend(rows)  # retried next round; a repeat insert is harmless
                 time.sleep(self.flush_interval)
             for marker in markers:
                 marker.done.set()
