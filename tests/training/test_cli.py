@@ -83,8 +83,8 @@ def test_train_command_prints_summary(
     for piece in (
         "AUC",
         "fallback",
-        "conformal sets",
-        "measured coverage",
+        "conformal 90% sets",
+        "coverage",
         "mlflow run",
         "credit_default/1",
         str(out),

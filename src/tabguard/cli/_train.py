@@ -62,6 +62,7 @@ def train_cmd(
     ] = False,
     alpha: Annotated[float, typer.Option(help="Conformal miscoverage (0.1 → 90% sets).")] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed (splits, noise, models).")] = 0,
+    jobs: Annotated[int, typer.Option(help="Threads for fitting (1 is reproducible).")] = 1,
 ) -> None:
     """Audit the data, train main and fallback models, evaluate, save and track them.
 
@@ -81,6 +82,7 @@ def train_cmd(
         track=tracking,
         tracking_uri=tracking_uri,
         registry_name=name,
+        n_jobs=jobs,
     )
     cfg.validate()  # bad options fail in one line before any file is read
     contract = load_contract(contract_path)
@@ -126,9 +128,9 @@ def _summary(res: TrainResult) -> None:
     console.print(table)
     conf = main["conformal"]
     console.print(
-        f"conformal sets (alpha {conf['alpha']}): measured coverage {conf['coverage']:.4f} "
-        f"[{conf['coverage_ci'][0]:.4f}, {conf['coverage_ci'][1]:.4f}] vs target "
-        f"{conf['target_coverage']:.2f}; mean set size {conf['mean_set_size']:.3f}"
+        f"conformal {conf['target_coverage']:.0%} sets: coverage {conf['coverage']:.4f} "
+        f"[{conf['coverage_ci'][0]:.4f}, {conf['coverage_ci'][1]:.4f}], "
+        f"mean set size {conf['mean_set_size']:.3f}"
     )
     console.print(
         f"train AUC {main['train_auc']:.4f}; calibration ECE {main['calibration']['ece']:.4f}; "
@@ -139,5 +141,6 @@ def _summary(res: TrainResult) -> None:
     console.print(f"model dir   {res.model_dir} (manifest sha256 {res.bundle.digest[:16]}…)")
     console.print(f"report      {res.model_dir / 'report.html'}")
     if res.run_id:
-        console.print(f"mlflow run  {res.run_id} @ {res.tracking_uri}")
+        console.print(f"mlflow run  {res.run_id}")
+        console.print(f"store       {res.tracking_uri}")
     console.print(f"version     {res.version}   ({res.seconds:.1f} s)")

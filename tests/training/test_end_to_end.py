@@ -1,0 +1,42 @@
+"""End to end on the full bundled data through the CLI (slow: runs the full data audit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tabguard.cli import main
+from tabguard.training import load_model
+
+DATASETS = Path(__file__).resolve().parents[2] / "src" / "tabguard" / "datasets"
+
+
+@pytest.mark.slow
+def test_train_bundled_data_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("TABGUARD_HOME", str(tmp_path / "home"))
+    out = tmp_path / "credit"
+    argv = [
+        "train",
+        str(DATASETS / "credit_default.csv.gz"),
+        "--contract",
+        str(DATASETS / "credit_default.yaml"),
+        "--out",
+        str(out),
+        "--preset",
+        "robust",
+    ]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0, capsys.readouterr()
+    bundle = load_model(out)
+    m = bundle.metadata["metrics"]
+    assert bundle.version == "credit_default/1"
+    assert m["test_auc"] > 0.75 and m["fallback_test_auc"] > 0.74
+    assert abs(m["conformal_coverage"] - 0.9) < 0.02
+    assert bundle.metadata["audit"]["ran"] is True
+    assert bundle.metadata["audit"]["severity_counts"]["critical"] == 0
+    assert bundle.metadata["data"]["clean_rows"] == 30000
