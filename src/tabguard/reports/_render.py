@@ -75,7 +75,7 @@ def format_number(v: Any, *, compact: bool = False, digits: int = 4) -> str:
     Returns
     -------
     str
-        ``"–"`` for None/NaN; integers with thousands separators from 10,000 up
+        ``"–"`` for None/NaN; integers with thousands separators from 1,000 up
         (``1,000,000``); small p-values in scientific notation (``3.2e-12``).
 
     Examples
@@ -99,7 +99,7 @@ def format_number(v: Any, *, compact: bool = False, digits: int = 4) -> str:
                 return f"{v / scale:.{3}g}{suffix}"
     if isinstance(v, int) or (a < 1e15 and float(v).is_integer()):
         iv = int(v)
-        return f"{iv:,}" if abs(iv) >= 10_000 else str(iv)
+        return f"{iv:,}" if abs(iv) >= 1_000 else str(iv)
     if a >= 1e4:
         return f"{v:,.0f}"
     if a >= 1e-3 or a == 0:
