@@ -120,14 +120,11 @@ def prepare_category(name: str, spec: FeatureSpec | None, col: pd.Series) -> Col
     by_value = sorted(range(len(uniques)), key=lambda j: (str(type(uniques[j])), uniques[j]))
     rank = {j: r for r, j in enumerate(by_value)}
     position = [order.get(_canon_lenient(u), big + rank[j]) for j, u in enumerate(uniques)]
-    by_position = np.argsort(position, kind="stable")
-    remap = np.empty(len(uniques), dtype=np.int64)
-    remap[by_position] = np.arange(len(uniques))
-    labels = []
-    for j in by_position:
-        p = position[j]
-        labels.append(str(cats[p]) if p < big else str(uniques[j]))
-    codes = np.where(raw_codes >= 0, remap[np.maximum(raw_codes, 0)], -1)
+    # Values that are the same category (1, 1.0 and "1" for the category 1) share one code.
+    kept, remap = np.unique(np.asarray(position, dtype=np.int64), return_inverse=True)
+    first = {p: j for j, p in reversed(list(enumerate(position)))}
+    labels = [str(cats[p]) if p < big else str(uniques[first[int(p)]]) for p in kept]
+    codes = np.where(raw_codes >= 0, remap.reshape(-1)[np.maximum(raw_codes, 0)], -1)
     return Column(name, spec, "categorical", codes=codes, labels=labels)
 
 

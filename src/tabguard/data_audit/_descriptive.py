@@ -1,10 +1,12 @@
 """D2 descriptive analysis: univariate, bivariate with the label, correlations, tests, plots.
 
 Runs on the rows that satisfy the contract. Everything that is a count (percentiles, bins,
-positive rates, chi-square tables, histograms) uses every valid row through ``np.bincount``;
-rank statistics (Mann-Whitney tests, single-feature AUCs, the Spearman matrix) use a uniform
+positive rates, chi-square tables) uses every valid row through ``np.bincount``; rank statistics
+(Mann-Whitney tests, single-feature AUCs, the Spearman matrix) and the histograms use a uniform
 sample of ``sample_size`` rows (200,000 by default), which keeps a million rows to a few seconds
-while p-values and effect sizes stay far more precise than any decision needs.
+while p-values and effect sizes stay far more precise than any decision needs. Each numeric
+column of the sample is sorted once (:class:`~tabguard.data_audit._stats.Dense`) and that sort
+serves the test, the AUC and the Spearman ranks.
 
 This check describes, it does not accuse: it never marks rows as poisoning suspects. Its
 findings are ``info`` except constant columns and near-deterministic relations to the label
@@ -28,8 +30,8 @@ from tabguard.data_audit._stats import (
     bh_adjust,
     chi2_independence,
     crossfit_rate_auc,
-    mann_whitney,
-    numeric_auc,
+    mann_whitney_dense,
+    numeric_auc_dense,
     sample_positions,
     skewness,
     wilson_interval,
@@ -263,11 +265,11 @@ def _test(c: Column, st: _Stats, y_s: np.ndarray, dense: Dense, rng: np.random.G
     table = np.column_stack([st.bin_rows - st.bin_pos, st.bin_pos])
     st.chi2, st.chi2_p, st.chi2_dof, st.cramers_v = chi2_independence(table)
     if c.kind == "numeric":
-        rt = mann_whitney(np.empty(0), y_s, dense)
+        rt = mann_whitney_dense(dense, y_s)
         st.mw_p, st.rank_biserial = rt.p_value, rt.rank_biserial
         ps = [p for p in (st.mw_p, st.chi2_p) if not math.isnan(p)]
         st.p_value = min(1.0, len(ps) * min(ps)) if ps else math.nan
-        st.auc = numeric_auc(np.empty(0), y_s, rng, dense=dense, rank_auc=rt.auc)
+        st.auc = numeric_auc_dense(dense, y_s, rng, rank_auc=rt.auc)
     else:
         st.p_value = st.chi2_p
         st.auc = crossfit_rate_auc(dense.codes, y_s, rng)
@@ -294,8 +296,8 @@ def _strength(effect: float) -> str:
 # Correlations
 # --------------------------------------------------------------------------------------------
 def _spearman(dense: list[Dense]) -> np.ndarray:
-    """Spearman matrix from the sampled mid-ranks (missing values at the median rank;
-    categories by their index in the contract)."""
+    """Spearman matrix from the sampled mid-ranks (numeric missing values at the median rank;
+    categories by their index in the contract, missing values last)."""
     ranks = np.column_stack([d.mid_ranks() for d in dense])
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = np.corrcoef(ranks, rowvar=False)
@@ -360,7 +362,9 @@ def _hist_plot(c: Column, st: _Stats, a: _Analysis, skew_limit: float) -> PlotSp
             "xlabel": c.name + (" (symmetric log scale)" if log_scale else ""),
             **({"xscale": "symlog", "linthresh": float(edges[1])} if log_scale else {}),
         },
-        caption="Each class normalised to its own total. "
+        caption="Each class normalised to its own total"
+        + (f" (a uniform sample of {len(a.sample):,} rows)" if len(a.sample) < a.n else "")
+        + ". "
         + ("Values beyond p0.5-p99.5 are counted in the end bins." if clipped else ""),
     )
 

@@ -122,12 +122,16 @@ class Dense:
         return np.where(self.codes >= 0, bin_of_value[np.maximum(self.codes, 0)], n_bins)
 
 
-def mann_whitney(x: np.ndarray, y: np.ndarray, dense: Dense | None = None) -> RankTest:
+def mann_whitney(x: np.ndarray, y: np.ndarray) -> RankTest:
     """Mann-Whitney U test of ``x`` between ``y == 1`` and ``y == 0`` (NaN values ignored).
 
-    One sort (or none when ``dense`` is given) and a ``bincount``; exact ties are handled.
+    One sort and a ``bincount``; exact ties are handled.
     """
-    d = dense if dense is not None else Dense.of(x)
+    return mann_whitney_dense(Dense.of(x), y)
+
+
+def mann_whitney_dense(d: Dense, y: np.ndarray) -> RankTest:
+    """:func:`mann_whitney` on values already sorted into :class:`Dense` codes (no sort)."""
     ok = d.codes >= 0
     codes = d.codes[ok]
     yy = y[ok]
@@ -209,21 +213,21 @@ def quantile_codes(x: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     return codes, edges
 
 
-def numeric_auc(
-    x: np.ndarray,
-    y: np.ndarray,
-    rng: np.random.Generator,
-    dense: Dense | None = None,
-    rank_auc: float | None = None,
-) -> float:
+def numeric_auc(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> float:
     """Direction-free AUC of one numeric feature alone for the label.
 
     The larger of the rank AUC (monotone relation, either direction) and the cross-fitted AUC
     of the positive rate of its 64 quantile bins (non-monotone relation, e.g. a value band).
-    ``dense`` and ``rank_auc`` (from :func:`mann_whitney`) save recomputing them.
     """
-    d = dense if dense is not None else Dense.of(x)
-    auc = rank_auc if rank_auc is not None else mann_whitney(x, y, d).auc
+    return numeric_auc_dense(Dense.of(x), y, rng)
+
+
+def numeric_auc_dense(
+    d: Dense, y: np.ndarray, rng: np.random.Generator, rank_auc: float | None = None
+) -> float:
+    """:func:`numeric_auc` on :class:`Dense` codes; ``rank_auc`` (from
+    :func:`mann_whitney_dense`) saves recomputing it."""
+    auc = rank_auc if rank_auc is not None else mann_whitney_dense(d, y).auc
     mono = max(auc, 1 - auc) if not math.isnan(auc) else math.nan
     binned = crossfit_rate_auc(d.quantile_codes(64), y, rng)
     vals = [v for v in (mono, binned) if not math.isnan(v)]
