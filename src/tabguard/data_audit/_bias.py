@@ -175,7 +175,6 @@ class Disparity:
     p_adjusted: float = math.nan
     severity: Severity = "info"
     verdict: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rates(self) -> np.ndarray:
