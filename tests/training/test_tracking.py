@@ -97,3 +97,32 @@ def test_default_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert default_tracking_uri() == f"sqlite:///{(tmp_path / 'home' / 'mlflow.db').resolve()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
     assert default_tracking_uri() == "http://mlflow.internal:5000"
+
+
+def test_failure_after_registration_rolls_back(
+    small: pd.DataFrame,
+    credit_contract: Contract,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from tabguard.training._tracking import Tracker
+
+    def broken_upload(self: Tracker, model_dir: Path, artifact_path: str = "model") -> None:
+        raise TrackingError("MLflow tracking failed while uploading (simulated)")
+
+    monkeypatch.setattr(Tracker, "log_model_dir", broken_upload)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = TrainConfig(
+        tracking_uri=uri, audit=False, n_bootstrap=0, fallback=False, report=False, params=FAST
+    )
+    out = tmp_path / "model"
+    with pytest.raises(TrackingError, match="simulated"):
+        train(small, credit_contract, cfg, out=out)
+    assert not out.exists()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert client.search_model_versions("name='credit_default'") == []
+    exp = client.get_experiment_by_name("tabguard-credit_default")
+    runs = client.search_runs([exp.experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]

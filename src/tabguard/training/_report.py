@@ -18,6 +18,16 @@ _LABELS = {
 }
 
 
+_BARS = ("auc", "accuracy", "precision", "recall")
+
+
+def _metric_sets(ev: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {"main": ev["main"]["metrics"]}
+    if ev.get("fallback"):
+        out["fallback"] = ev["fallback"]["metrics"]
+    return out
+
+
 def _metric_table(ev: dict[str, Any]) -> Table:
     rows = []
     fb = (ev.get("fallback") or {}).get("metrics")
@@ -133,16 +143,11 @@ def training_report(ev: dict[str, Any], meta: dict[str, Any], contract: Contract
                             ),
                         },
                         "errors": {
-                            "main": [
-                                [
-                                    main["metrics"][k]["value"] - main["metrics"][k]["ci_low"]
-                                    for k in ("auc", "accuracy", "precision", "recall")
-                                ],
-                                [
-                                    main["metrics"][k]["ci_high"] - main["metrics"][k]["value"]
-                                    for k in ("auc", "accuracy", "precision", "recall")
-                                ],
+                            who: [
+                                [m[k]["value"] - m[k]["ci_low"] for k in _BARS],
+                                [m[k]["ci_high"] - m[k]["value"] for k in _BARS],
                             ]
+                            for who, m in _metric_sets(ev).items()
                         },
                         "ylabel": "value",
                     },

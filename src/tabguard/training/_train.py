@@ -336,6 +336,97 @@ def _untracked_version(name: str, parts: Sequence[str]) -> str:
     return f"{name}/untracked-{h}"
 
 
+def _evaluate_all(
+    main: Scorer,
+    fallback: Scorer | None,
+    df: pd.DataFrame,
+    y_all: np.ndarray,
+    split: Mapping[str, np.ndarray],
+    contract: Contract,
+    cfg: TrainConfig,
+    threshold: float,
+    timer: _Timer,
+    progress: Progress,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Held-out evaluation of both scorers and conformal coverage; returns (evaluation, flat
+    metrics)."""
+    # Imported here: scipy.stats costs ~1 s and model loading must stay light.
+    from tabguard.training._evaluate import evaluate_predictions, metrics_with_ci
+
+    test = df.iloc[split["test"]]
+    y_test = y_all[split["test"]]
+    with timer("evaluate"), progress.stage("evaluating (bootstrap CIs)", total=3) as st:
+        p_test = main.predict_proba(test)
+        ev_main = evaluate_predictions(
+            y_test,
+            p_test,
+            test,
+            contract,
+            threshold=threshold,
+            n_bootstrap=cfg.n_bootstrap,
+            random_state=cfg.seed,
+        )
+        st.advance()
+        p_train = main.predict_proba(df.iloc[split["train"]])
+        ev_main["train_auc"] = metrics_with_ci(
+            y_all[split["train"]], p_train, threshold=threshold, n_bootstrap=0
+        )["auc"]["value"]
+        ev_fb: dict[str, Any] | None = None
+        if fallback is not None:
+            full = evaluate_predictions(
+                y_test,
+                fallback.predict_proba(test),
+                test,
+                contract,
+                threshold=threshold,
+                n_bootstrap=cfg.n_bootstrap,
+                random_state=cfg.seed,
+                top_k=0,
+            )
+            ev_fb = {
+                "features": fallback.feature_names,
+                "dropped": [
+                    g for g in contract.gameable_features() if g not in fallback.feature_names
+                ],
+                "metrics": full["metrics"],
+                "calibration": full["calibration"],
+            }
+        st.advance()
+    with timer("conformal"), progress.stage("conformal prediction sets (MAPIE)", total=None):
+        from tabguard.training._conformal import conformal_evaluation
+
+        conformal = conformal_evaluation(
+            main,
+            main.transform.transform_frame(df.iloc[split["calib"]]),
+            y_all[split["calib"]],
+            main.transform.transform_frame(test),
+            y_test,
+            alpha=cfg.alpha,
+            random_state=cfg.seed,
+        )
+    ev_main["conformal"] = conformal
+    evaluation: dict[str, Any] = {
+        "split": {
+            "stratified": True,
+            "seed": cfg.seed,
+            "rows": {k: len(v) for k, v in split.items()},
+        },
+        "threshold": threshold,
+        "main": ev_main,
+        "fallback": ev_fb,
+    }
+    metrics = _flat_metrics("test_", ev_main["metrics"])
+    metrics["train_auc"] = ev_main["train_auc"]
+    metrics["calibration_ece"] = ev_main["calibration"]["ece"]
+    metrics["conformal_coverage"] = conformal["coverage"]
+    metrics["conformal_target_coverage"] = conformal["target_coverage"]
+    metrics["conformal_mean_set_size"] = conformal["mean_set_size"]
+    if ev_fb is not None:
+        metrics.update(_flat_metrics("fallback_test_", ev_fb["metrics"]))
+
+    return evaluation, metrics
+
+
 def train(
     data: pd.DataFrame,
     contract: Contract,
@@ -466,78 +557,11 @@ def train(
                 fallback, fb_info = fit("fallback", fb_opts, df.iloc[split["train"]])
 
     # -- evaluation ---------------------------------------------------------------------------
-    # Imported here: scipy.stats costs ~1 s and model loading must stay light.
-    from tabguard.training._evaluate import evaluate_predictions, metrics_with_ci
-
     threshold = cfg.threshold if cfg.threshold is not None else contract.decision.threshold
-    test = df.iloc[split["test"]]
-    y_test = y_all[split["test"]]
-    with timer("evaluate"), progress.stage("evaluating (bootstrap CIs)", total=3) as st:
-        p_test = main.predict_proba(test)
-        ev_main = evaluate_predictions(
-            y_test,
-            p_test,
-            test,
-            contract,
-            threshold=threshold,
-            n_bootstrap=cfg.n_bootstrap,
-            random_state=cfg.seed,
-        )
-        st.advance()
-        p_train = main.predict_proba(df.iloc[split["train"]])
-        ev_main["train_auc"] = metrics_with_ci(
-            y_all[split["train"]], p_train, threshold=threshold, n_bootstrap=0
-        )["auc"]["value"]
-        ev_fb: dict[str, Any] | None = None
-        if fallback is not None:
-            full = evaluate_predictions(
-                y_test,
-                fallback.predict_proba(test),
-                test,
-                contract,
-                threshold=threshold,
-                n_bootstrap=cfg.n_bootstrap,
-                random_state=cfg.seed,
-                top_k=0,
-            )
-            ev_fb = {
-                "features": fallback.feature_names,
-                "dropped": [g for g in gameable if g not in fallback.feature_names],
-                "metrics": full["metrics"],
-                "calibration": full["calibration"],
-            }
-        st.advance()
-    with timer("conformal"), progress.stage("conformal prediction sets (MAPIE)", total=None):
-        from tabguard.training._conformal import conformal_evaluation
-
-        conformal = conformal_evaluation(
-            main,
-            main.transform.transform_frame(df.iloc[split["calib"]]),
-            y_all[split["calib"]],
-            main.transform.transform_frame(test),
-            y_test,
-            alpha=cfg.alpha,
-            random_state=cfg.seed,
-        )
-    ev_main["conformal"] = conformal
-    evaluation: dict[str, Any] = {
-        "split": {
-            "stratified": True,
-            "seed": cfg.seed,
-            "rows": {k: len(v) for k, v in split.items()},
-        },
-        "threshold": threshold,
-        "main": ev_main,
-        "fallback": ev_fb,
-    }
-    metrics = _flat_metrics("test_", ev_main["metrics"])
-    metrics["train_auc"] = ev_main["train_auc"]
-    metrics["calibration_ece"] = ev_main["calibration"]["ece"]
-    metrics["conformal_coverage"] = conformal["coverage"]
-    metrics["conformal_target_coverage"] = conformal["target_coverage"]
-    metrics["conformal_mean_set_size"] = conformal["mean_set_size"]
-    if ev_fb is not None:
-        metrics.update(_flat_metrics("fallback_test_", ev_fb["metrics"]))
+    evaluation, metrics = _evaluate_all(
+        main, fallback, df, y_all, split, contract, cfg, threshold, timer, progress
+    )
+    conformal = evaluation["main"]["conformal"]
 
     # -- provenance, version, directory, tracking ---------------------------------------------
     flat_params: dict[str, Any] = {f"option.{k}": v for k, v in cfg.to_params().items()}
@@ -567,7 +591,7 @@ def train(
             try:
                 version = f"{registry}/{tracker.reserve_version()}"
             except BaseException:
-                tracker.abort()
+                tracker.abort()  # a failed run, no dangling version
                 raise
     else:
         version = _untracked_version(
@@ -633,55 +657,20 @@ def train(
         target = Path(tmp_holder.name) / "model"
     else:
         target = Path(out)
-    if cfg.report:
-        from tabguard.training._report import training_report
-
-        with timer("report"):
-            extra["report.html"] = training_report(evaluation, metadata, contract)
-    # Write beside the target first: if tracking fails, an existing model there stays intact.
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging.", dir=_parent(target)))
-    staged = staging / "model"
     try:
+        if cfg.report:
+            from tabguard.training._report import training_report
+
+            with timer("report"):
+                extra["report.html"] = training_report(evaluation, metadata, contract)
         metadata["timings"] = {**timer.timings, "total": round(time.perf_counter() - started, 3)}
-        save_model(
-            staged,
-            main=main,
-            fallback=fallback,
-            contract=contract,
-            metadata=metadata,
-            version=version,
-            threshold=threshold,
-            extra_files=extra,
+        bundle = _publish(
+            target, main, fallback, contract, metadata, extra, tracker, tags, timer, progress
         )
-        bundle = load_model(staged)
-        if tracker is not None:
-            with timer("tracking_upload"), progress.stage("uploading to MLflow", total=None):
-                tracker.log(
-                    flat_params,
-                    metrics,
-                    {
-                        **tags,
-                        "tabguard.manifest_sha256": bundle.digest,
-                        "tabguard.version": version,
-                    },
-                )
-                tracker.log_model_dir(staged)
-                tracker.tag_version(
-                    {"manifest_sha256": bundle.digest, "tabguard.model_kind": cfg.model}
-                )
-                tracker.finish(ok=True)
-        if target.exists():
-            # save_model's own guard: only a previous tabguard model directory is replaced.
-            check_model_target(target)
-            shutil.rmtree(target)
-        staged.rename(target)
     except BaseException:
         if tracker is not None:
             tracker.abort()
         raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    bundle = load_model(target)
     return TrainResult(
         model_dir=target,
         bundle=bundle,
@@ -697,6 +686,61 @@ def train(
         notes=notes,
         _tmp=tmp_holder,
     )
+
+
+def _publish(
+    target: Path,
+    main: Scorer,
+    fallback: Scorer | None,
+    contract: Contract,
+    metadata: dict[str, Any],
+    extra: Mapping[str, str | bytes],
+    tracker: Tracker | None,
+    tags: Mapping[str, Any],
+    timer: _Timer,
+    progress: Progress,
+) -> ModelBundle:
+    """Write the model directory beside ``target``, upload it to MLflow, then move it in place.
+
+    If tracking fails, nothing reaches ``target`` (an existing model there stays intact).
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging.", dir=_parent(target)))
+    staged = staging / "model"
+    try:
+        save_model(
+            staged,
+            main=main,
+            fallback=fallback,
+            contract=contract,
+            metadata=metadata,
+            version=metadata["version"],
+            threshold=metadata["threshold"],
+            extra_files=extra,
+        )
+        bundle = load_model(staged)
+        if tracker is not None:
+            with timer("tracking_upload"), progress.stage("uploading to MLflow", total=None):
+                tracker.log(
+                    metadata["params"],
+                    metadata["metrics"],
+                    {
+                        **tags,
+                        "tabguard.manifest_sha256": bundle.digest,
+                        "tabguard.version": metadata["version"],
+                    },
+                )
+                tracker.log_model_dir(staged)
+                tracker.tag_version(
+                    {"manifest_sha256": bundle.digest, "tabguard.model_kind": main.kind}
+                )
+                tracker.finish(ok=True)
+        if target.exists():
+            check_model_target(target)  # only a previous tabguard model directory is replaced
+            shutil.rmtree(target)
+        staged.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return load_model(target)
 
 
 def _parent(target: Path) -> Path:
