@@ -126,3 +126,18 @@ def test_failure_after_registration_rolls_back(
     exp = client.get_experiment_by_name("tabguard-credit_default")
     runs = client.search_runs([exp.experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_unreachable_server_fails_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tabguard.training._tracking import Tracker
+
+    for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(k, raising=False)
+    tracker = Tracker("http://127.0.0.1:9", "tabguard-x", "x")
+    with pytest.raises(
+        TrackingError, match=r"while connecting to the store \(store http://127\.0\.0\.1:9\)"
+    ):
+        tracker.connect()
+    import os
+
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the fast-fail setting is undone
