@@ -66,7 +66,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "logistic": {
         # l1_ratio 0 is pure L2, 1 pure L1 (sklearn >= 1.8 spelling of `penalty`).
         "default": {"C": 1.0, "l1_ratio": 0.0, "max_iter": 1000},
-        "robust": {"C": 0.02, "l1_ratio": 1.0, "max_iter": 2000},
+        # 10x the penalty, half L1 (elastic net): pure L1 at C=0.02 flattened the synthetic
+        # card-fraud model to AUC 0.60 (vs 0.76); this keeps 0.73 there and 0.72 on credit.
+        "robust": {"C": 0.1, "l1_ratio": 0.5, "max_iter": 2000},
     },
 }
 
