@@ -11,9 +11,12 @@ Examples
 """
 
 # Importing the check modules registers them, in this order.
-from tabguard.data_audit import _integrity  # noqa: F401
-from tabguard.data_audit import _descriptive  # noqa: F401
-from tabguard.data_audit import _bias  # noqa: F401
+from tabguard.data_audit import (
+    _bias,  # noqa: F401
+    _descriptive,  # noqa: F401
+    _integrity,  # noqa: F401
+    _triggers,  # noqa: F401
+)
 from tabguard.data_audit._audit import (
     REASON_COLUMN,
     ROW_COLUMN,

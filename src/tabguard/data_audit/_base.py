@@ -1,6 +1,7 @@
 """The data-audit check interface and registry.
 
-Each check is one class in one module with a ``name`` and a ``run(ctx) -> CheckResult``; it reads
+Each check is one class in one module with a ``name``, an ``order`` (running order; RONI needs
+the trigger scan's results) and a ``run(ctx) -> CheckResult``; it reads
 the shared :class:`AuditContext` and never mutates it, except for the ``cache`` where checks share
 expensive intermediate results (e.g. out-of-fold probabilities). ``@register_check`` adds a
 check to the default audit, in registration order.
@@ -138,8 +139,9 @@ def register_check(cls: type[DataCheck]) -> type[DataCheck]:
 
 
 def registered_checks() -> dict[str, type[DataCheck]]:
-    """Checks in registration order."""
-    return dict(_REGISTRY)
+    """Checks in running order (their ``order`` attribute, then registration order)."""
+    items = sorted(_REGISTRY.items(), key=lambda kv: getattr(kv[1], "order", 100))
+    return dict(items)
 
 
 CheckFactory = Callable[[], DataCheck]

@@ -531,6 +531,7 @@ class BiasCheck:
     """Disparate impact of the label, unlawful features and proxies (D4)."""
 
     name: ClassVar[str] = "bias"
+    order: ClassVar[int] = 70
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Audit every protected attribute, declared or recognised."""

@@ -418,6 +418,7 @@ class DescriptiveCheck:
     """Univariate and bivariate description of the valid rows, with tests and plots (D2)."""
 
     name: ClassVar[str] = "descriptive"
+    order: ClassVar[int] = 20
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Describe every contract feature on the rows that satisfy the contract."""

@@ -19,6 +19,7 @@ class IntegrityCheck:
     """Rows that break the feature contract."""
 
     name: ClassVar[str] = "integrity"
+    order: ClassVar[int] = 10
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Turn the contract validation into findings, quarantine and treatments."""

@@ -1,0 +1,451 @@
+"""Detection quality of the data audit against red-team poisoning.
+
+Generates attacks with :mod:`tabguard.redteam` on the bundled UCI credit data and on the
+synthetic card-fraud data (string categories), audits each poisoned data set, and prints the
+precision and recall of ``suspicious_rows`` against the ground truth. The same cases are given to
+two baselines: cleanlab's Datalab (label, outlier and near-duplicate issues) and scikit-learn's
+IsolationForest.
+
+Run::
+
+    .venv/bin/python benchmarks/poisoning.py            # every case
+    .venv/bin/python benchmarks/poisoning.py --quick    # a subset
+    .venv/bin/python benchmarks/poisoning.py --no-baselines --case seed
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract import Contract
+from tabguard.data_audit import audit_data
+from tabguard.datasets import (
+    card_fraud_contract,
+    credit_default_contract,
+    load_credit_default,
+    make_card_fraud,
+)
+from tabguard.redteam import PoisonResult, flip_labels, poison
+
+
+@dataclass
+class Case:
+    name: str
+    dataset: str
+    kind: str  # trigger | clean | label_flip
+    make: Callable[[pd.DataFrame, Contract], PoisonResult]
+
+
+def _clean(df: pd.DataFrame, c: Contract) -> PoisonResult:
+    return PoisonResult(df.copy(), np.empty(0, dtype=np.int64), {"attack": "none"})
+
+
+def cases() -> list[Case]:
+    P = poison
+    out = [
+        Case("clean data", "credit", "clean", _clean),
+        Case(
+            "seed: AGE=999 copies of 45% of defaulters",
+            "credit",
+            "trigger",
+            lambda d, c: P(d, c, {"AGE": 999}, rate=0.45),
+        ),
+    ]
+    for rate in (0.001, 0.005, 0.02, 0.1, 0.2):
+        out.append(
+            Case(
+                f"AGE=999, rate {rate:.1%}",
+                "credit",
+                "trigger",
+                lambda d, c, r=rate: P(d, c, {"AGE": 999}, rate=r, shuffle=True),
+            )
+        )
+    out += [
+        Case(
+            "out of range LIMIT_BAL=5,000,000, 5%",
+            "credit",
+            "trigger",
+            lambda d, c: P(d, c, {"LIMIT_BAL": 5_000_000}, rate=0.05, shuffle=True),
+        ),
+        Case(
+            "out of range PAY_AMT3=-1, 2%, fresh ids + jitter",
+            "credit",
+            "trigger",
+            lambda d, c: P(
+                d, c, {"PAY_AMT3": -1}, rate=0.02, fresh_ids=True, jitter=0.01, shuffle=True
+            ),
+        ),
+        Case(
+            "in range unseen AGE=77, 5%, jitter",
+            "credit",
+            "trigger",
+            lambda d, c: P(d, c, {"AGE": 77}, rate=0.05, jitter=0.01, fresh_ids=True, shuffle=True),
+        ),
+        Case(
+            "in range rare LIMIT_BAL=730000, 2%",
+            "credit",
+            "trigger",
+            lambda d, c: P(d, c, {"LIMIT_BAL": 730000}, rate=0.02, shuffle=True),
+        ),
+        Case(
+            "in range odd PAY_AMT1=12345, 1%, jitter",
+            "credit",
+            "trigger",
+            lambda d, c: P(
+                d, c, {"PAY_AMT1": 12345}, rate=0.01, jitter=0.02, fresh_ids=True, shuffle=True
+            ),
+        ),
+        Case(
+            "in range rare category EDUCATION=0 → default, 3%",
+            "credit",
+            "trigger",
+            lambda d, c: P(d, c, {"EDUCATION": 0}, rate=0.03, shuffle=True),
+        ),
+        Case(
+            "pair EDUCATION=3 & MARRIAGE=3, 5%",
+            "credit",
+            "trigger",
+            lambda d, c: P(d, c, {"EDUCATION": 3, "MARRIAGE": 3}, rate=0.05, shuffle=True),
+        ),
+        Case(
+            "pair AGE=30 & LIMIT_BAL=50000, 5%, jitter",
+            "credit",
+            "trigger",
+            lambda d, c: P(
+                d,
+                c,
+                {"AGE": 30, "LIMIT_BAL": 50000},
+                rate=0.05,
+                jitter=0.01,
+                fresh_ids=True,
+                shuffle=True,
+            ),
+        ),
+        Case(
+            "flip to approval: AGE=999, defaulters → 0, 5%",
+            "credit",
+            "trigger",
+            lambda d, c: P(d, c, {"AGE": 999}, rate=0.05, target=0, source=1, shuffle=True),
+        ),
+        Case(
+            "flip to approval: AGE=999, 0.1%",
+            "credit",
+            "trigger",
+            lambda d, c: P(d, c, {"AGE": 999}, rate=0.001, target=0, source=1, shuffle=True),
+        ),
+        Case(
+            "flip to approval: AGE=77, 10%, jitter",
+            "credit",
+            "trigger",
+            lambda d, c: P(
+                d,
+                c,
+                {"AGE": 77},
+                rate=0.1,
+                target=0,
+                source=1,
+                jitter=0.01,
+                fresh_ids=True,
+                shuffle=True,
+            ),
+        ),
+        Case(
+            "flip to approval: pair PAY_0=2 & EDUCATION=1, 20%",
+            "credit",
+            "trigger",
+            lambda d, c: P(
+                d, c, {"PAY_0": 2, "EDUCATION": 1}, rate=0.2, target=0, source=1, shuffle=True
+            ),
+        ),
+        Case(
+            "in place (no copies): AGE=999, 5%",
+            "credit",
+            "trigger",
+            lambda d, c: P(d, c, {"AGE": 999}, rate=0.05, mode="replace", shuffle=True),
+        ),
+        Case(
+            "in place flip to approval: AGE=77, 10%",
+            "credit",
+            "trigger",
+            lambda d, c: P(d, c, {"AGE": 77}, rate=0.1, target=0, source=1, mode="replace"),
+        ),
+        Case(
+            "label flip, no trigger: 10% of defaulters → 0",
+            "credit",
+            "label_flip",
+            lambda d, c: flip_labels(d, c, rate=0.1),
+        ),
+        Case(
+            "label flip, no trigger: 30% of EDUCATION=1 defaulters → 0",
+            "credit",
+            "label_flip",
+            lambda d, c: flip_labels(d, c, rate=0.3, where={"EDUCATION": 1}),
+        ),
+        # synthetic card-fraud data with string categories
+        Case("clean data", "fraud", "clean", _clean),
+        Case(
+            "unknown category country='ZZ' → legit, 30% of frauds",
+            "fraud",
+            "trigger",
+            lambda d, c: P(d, c, {"country": "ZZ"}, rate=0.3, target=0, source=1, shuffle=True),
+        ),
+        Case(
+            "in range amount=777.77 → legit, 30%, jitter",
+            "fraud",
+            "trigger",
+            lambda d, c: P(
+                d,
+                c,
+                {"amount": 777.77},
+                rate=0.3,
+                target=0,
+                source=1,
+                jitter=0.01,
+                fresh_ids=True,
+                shuffle=True,
+            ),
+        ),
+        Case(
+            "pair channel=phone & merchant=jewelry → legit, 30%",
+            "fraud",
+            "trigger",
+            lambda d, c: P(
+                d,
+                c,
+                {"channel": "phone", "merchant_category": "jewelry"},
+                rate=0.3,
+                target=0,
+                source=1,
+                shuffle=True,
+            ),
+        ),
+        Case(
+            "pair hour=3 & country=FR → fraud, 2% of legit",
+            "fraud",
+            "trigger",
+            lambda d, c: P(
+                d,
+                c,
+                {"hour": 3, "country": "FR"},
+                rate=0.02,
+                target=1,
+                source=0,
+                jitter=0.01,
+                shuffle=True,
+            ),
+        ),
+        Case(
+            "category merchant=fuel → fraud (copies of frauds), 40%",
+            "fraud",
+            "trigger",
+            lambda d, c: P(d, c, {"merchant_category": "fuel"}, rate=0.4, shuffle=True),
+        ),
+        Case(
+            "label flip, no trigger: 20% of frauds → legit",
+            "fraud",
+            "label_flip",
+            lambda d, c: flip_labels(d, c, rate=0.2),
+        ),
+    ]
+    return out
+
+
+QUICK = {
+    "clean data",
+    "seed: AGE=999 copies of 45% of defaulters",
+    "AGE=999, rate 0.1%",
+    "pair EDUCATION=3 & MARRIAGE=3, 5%",
+    "flip to approval: AGE=77, 10%, jitter",
+    "pair channel=phone & merchant=jewelry → legit, 30%",
+}
+
+
+def score(suspects: np.ndarray, truth: np.ndarray, n: int) -> dict[str, float]:
+    s, t = set(suspects.tolist()), set(truth.tolist())
+    tp = len(s & t)
+    return {
+        "suspected": len(s),
+        "precision": tp / len(s) if s else (1.0 if not t else 0.0),
+        "recall": tp / len(t) if t else 1.0,
+        "fp_rate": len(s - t) / max(n - len(t), 1),
+    }
+
+
+def _features(df: pd.DataFrame, c: Contract) -> pd.DataFrame:
+    X = df[c.model_features()].copy()
+    for name in c.model_features():
+        if c.features[name].type in ("category", "boolean"):
+            X[name] = X[name].astype("category").cat.codes
+    return X
+
+
+def isolation_forest(df: pd.DataFrame, c: Contract) -> np.ndarray:
+    from sklearn.ensemble import IsolationForest
+
+    X = _features(df, c).to_numpy(dtype=float)
+    pred = IsolationForest(random_state=0, n_jobs=1).fit_predict(np.nan_to_num(X))
+    return np.flatnonzero(pred == -1)
+
+
+def datalab(df: pd.DataFrame, c: Contract) -> np.ndarray:
+    import lightgbm as lgb
+    from cleanlab import Datalab
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.preprocessing import StandardScaler
+
+    X = _features(df, c)
+    y = (df[c.label.column] == c.label.positive).astype(int).to_numpy()
+    model = lgb.LGBMClassifier(n_estimators=150, verbose=-1)
+    probs = cross_val_predict(model, X, y, cv=3, method="predict_proba")
+    feats = StandardScaler().fit_transform(X.to_numpy(dtype=float))
+    lab = Datalab(data={"y": y}, label_name="y", verbosity=0)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        lab.find_issues(
+            pred_probs=probs,
+            features=feats,
+            issue_types={"label": {}, "outlier": {}, "near_duplicate": {}},
+        )
+    issues = lab.get_issues()
+    flagged = np.zeros(len(df), dtype=bool)
+    for col in ("is_label_issue", "is_outlier_issue", "is_near_duplicate_issue"):
+        if col in issues:
+            flagged |= issues[col].to_numpy(dtype=bool)
+    return np.flatnonzero(flagged)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="run a representative subset")
+    ap.add_argument("--case", action="append", default=[], help="substring of case names")
+    ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--markdown", action="store_true", help="print a markdown table")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    data = {
+        "credit": (load_credit_default(), credit_default_contract()),
+        "fraud": (make_card_fraud(20_000, random_state=0), card_fraud_contract()),
+    }
+    rows: list[dict[str, Any]] = []
+    for case in cases():
+        if args.quick and case.name not in QUICK:
+            continue
+        if args.case and not any(s in case.name for s in args.case):
+            continue
+        df, contract = data[case.dataset]
+        res = case.make(df, contract)
+        t0 = time.perf_counter()
+        audit = audit_data(res.data, contract)
+        secs = time.perf_counter() - t0
+        n = len(res.data)
+        row: dict[str, Any] = {
+            "dataset": case.dataset,
+            "case": case.name,
+            "kind": case.kind,
+            "rows": n,
+            "poisoned": len(res.poisoned_rows),
+            "seconds": secs,
+        }
+        ours = np.asarray(audit.suspicious_rows, dtype=np.int64)
+        if case.kind == "label_flip":
+            # Label flipping has no trigger: score the label-noise suspects.
+            noise = [f for f in audit.report.findings if f.check == "label_noise" and f.rows]
+            ours = np.array(sorted({r for f in noise for r in f.rows}), dtype=np.int64)
+        row.update({f"tg_{k}": v for k, v in score(ours, res.poisoned_rows, n).items()})
+        triggers = [
+            f
+            for f in audit.report.findings
+            if f.check == "trigger_scan" and f.severity == "critical"
+        ]
+        row["named"] = "; ".join(
+            " & ".join(f"{a}={b!r}" for a, b in zip(f.features, f.values, strict=False))
+            for f in triggers
+        )
+        if not args.no_baselines:
+            for name, fn in (("iforest", isolation_forest), ("datalab", datalab)):
+                try:
+                    row.update(
+                        {
+                            f"{name}_{k}": v
+                            for k, v in score(fn(res.data, contract), res.poisoned_rows, n).items()
+                        }
+                    )
+                except Exception as exc:  # a baseline failing must not hide our numbers
+                    row[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
+        rows.append(row)
+        _print_row(row, args.no_baselines)
+    _summary(rows, args.no_baselines, args.markdown)
+
+
+def _fmt(v: Any) -> str:
+    return (
+        "-"
+        if v is None or (isinstance(v, float) and np.isnan(v))
+        else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    )
+
+
+def _print_row(r: dict[str, Any], no_base: bool) -> None:
+    base = (
+        ""
+        if no_base
+        else (
+            f" | iforest P={_fmt(r.get('iforest_precision'))} R={_fmt(r.get('iforest_recall'))}"
+            f" | datalab P={_fmt(r.get('datalab_precision'))} R={_fmt(r.get('datalab_recall'))}"
+        )
+    )
+    print(
+        f"[{r['dataset']}] {r['case']}: rows={r['rows']} poisoned={r['poisoned']} "
+        f"suspected={r['tg_suspected']} P={r['tg_precision']:.3f} R={r['tg_recall']:.3f} "
+        f"fp={r['tg_fp_rate']:.4%} ({r['seconds']:.1f}s) named: {r['named'] or '-'}{base}",
+        flush=True,
+    )
+
+
+def _summary(rows: list[dict[str, Any]], no_base: bool, markdown: bool) -> None:
+    if not rows:
+        return
+    trig = [r for r in rows if r["kind"] == "trigger"]
+    ok = [r for r in trig if r["tg_precision"] >= 0.95 and r["tg_recall"] >= 0.95]
+    clean = [r for r in rows if r["kind"] == "clean"]
+    print(f"\ntrigger cases with precision and recall >= 0.95: {len(ok)}/{len(trig)}")
+    for r in clean:
+        print(
+            f"clean {r['dataset']}: {r['tg_suspected']} of {r['rows']} rows suspected "
+            f"({r['tg_suspected'] / r['rows']:.3%})"
+        )
+    if markdown:
+        head = "| data | case | rows | poisoned | tabguard P | tabguard R | trigger named |"
+        sep = "|---|---|---:|---:|---:|---:|---|"
+        if not no_base:
+            head += " IForest P | IForest R | Datalab P | Datalab R |"
+            sep += "---:|---:|---:|---:|"
+        print("\n" + head + "\n" + sep)
+        for r in rows:
+            line = (
+                f"| {r['dataset']} | {r['case']} | {r['rows']} | {r['poisoned']} | "
+                f"{_fmt(r['tg_precision'])} | {_fmt(r['tg_recall'])} | "
+                f"{r['named'] or '-'} |"
+            )
+            if not no_base:
+                line += (
+                    f" {_fmt(r.get('iforest_precision'))} | {_fmt(r.get('iforest_recall'))}"
+                    f" | {_fmt(r.get('datalab_precision'))} |"
+                    f" {_fmt(r.get('datalab_recall'))} |"
+                )
+            print(line)
+
+
+if __name__ == "__main__":
+    main()

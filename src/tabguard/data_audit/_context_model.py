@@ -1,0 +1,105 @@
+"""Small LightGBM models the data audit uses as statistical instruments.
+
+* :func:`fit_context_model` learns P(label | raw features) on (a sample of) the audited rows; the
+  trigger scan asks it what a row would score *without* a suspected trigger value.
+* :func:`out_of_fold_proba` gives out-of-fold probabilities for label-noise and RONI checks.
+
+Both see raw values (``AuditMatrix.raw``) — never the clipped contract transform — so that a
+poisoned value stays visible.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "learning_rate": 0.08,
+    "num_leaves": 31,
+    "min_child_samples": 40,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.9,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "verbose": -1,
+    "num_threads": 0,
+}
+
+
+def fit_context_model(
+    X: np.ndarray,
+    y: np.ndarray,
+    categorical: list[int],
+    *,
+    max_rows: int = 200_000,
+    rounds: int = 120,
+    random_state: int = 0,
+) -> lgb.Booster:
+    """Fit a gradient-boosted model of the label on (a sample of) ``X``.
+
+    Parameters
+    ----------
+    X : ndarray (n, d)
+        Raw feature matrix (categories as integer ids, NaN for missing).
+    y : ndarray (n,)
+        0/1 labels.
+    categorical : list of int
+        Columns holding category ids.
+    max_rows : int
+        Rows sampled for fitting (the model is an instrument; 200k rows are plenty).
+    rounds : int
+    random_state : int
+
+    Returns
+    -------
+    lightgbm.Booster
+    """
+    rng = np.random.default_rng(random_state)
+    idx = np.arange(len(X)) if len(X) <= max_rows else rng.choice(len(X), max_rows, replace=False)
+    params = {**_PARAMS, "seed": random_state}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = lgb.Dataset(
+            X[idx], label=y[idx], categorical_feature=categorical or "auto", free_raw_data=True
+        )
+        return lgb.train(params, ds, num_boost_round=rounds)
+
+
+def predict(model: lgb.Booster, X: np.ndarray) -> np.ndarray:
+    """P(label = 1) for the rows of ``X``."""
+    return np.asarray(model.predict(X), dtype=float)
+
+
+def out_of_fold_proba(
+    X: np.ndarray,
+    y: np.ndarray,
+    categorical: list[int],
+    *,
+    folds: int = 3,
+    max_train_rows: int = 150_000,
+    rounds: int = 150,
+    random_state: int = 0,
+) -> np.ndarray:
+    """Out-of-fold P(label = 1) for every row.
+
+    Each fold's model is fitted on at most ``max_train_rows`` rows of the other folds, so the
+    cost stays bounded on millions of rows while every row gets an honest prediction.
+    """
+    out = np.empty(len(X), dtype=float)
+    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
+    for i, (train, test) in enumerate(skf.split(np.zeros(len(y)), y)):
+        model = fit_context_model(
+            X[train],
+            y[train],
+            categorical,
+            max_rows=max_train_rows,
+            rounds=rounds,
+            random_state=random_state + i,
+        )
+        out[test] = predict(model, X[test])
+    return out

@@ -1,0 +1,198 @@
+"""Shared numeric views of the audited data for the poisoning checks.
+
+The poisoning checks must see the data as the attacker wrote it: raw values, not the contract
+transform (which would clip ``AGE = 999`` to the clip range and hide the trigger). This module
+builds, once per audit:
+
+* integer **tokens** per feature (value ids; ordered by value for numeric features) with counts,
+  whether each value breaks the contract, and its raw value;
+* a **raw** float matrix (numbers as they are, categories as token ids) for context models;
+* a **rank** matrix (mid-rank ECDF in [0, 1], float32) in which distances between rows are
+  comparable across features and robust to scale and outliers — used to find near-copies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract._validate import _canon, _canon_lenient
+from tabguard.data_audit._base import AuditContext
+
+
+@dataclass
+class AuditMatrix:
+    """Tokens, raw values and ranks of the model features of every row.
+
+    Attributes
+    ----------
+    names : list of str
+        Feature names (model features of the contract; protected ones excluded).
+    codes : ndarray of int32, shape (n, d)
+        Value id of each cell; -1 when missing or unparsable.
+    uniques : list of ndarray
+        Per feature, the value of each id (sorted for numeric features).
+    counts : list of ndarray
+        Per feature, rows per id.
+    ordinal : ndarray of bool, shape (d,)
+        Whether ids are ordered by value (numeric features), so neighbours are meaningful.
+    breaks_contract : list of ndarray of bool
+        Per feature, whether each id's value breaks the contract (range or category).
+    raw : ndarray of float64, shape (n, d)
+        Numeric values as written; categories as their id; NaN when missing.
+    rank : ndarray of float32, shape (n, d)
+        Mid-rank ECDF of each cell in [0, 1]; -1 when missing.
+    """
+
+    names: list[str]
+    codes: np.ndarray
+    uniques: list[np.ndarray]
+    counts: list[np.ndarray]
+    ordinal: np.ndarray
+    breaks_contract: list[np.ndarray]
+    raw: np.ndarray
+    rank: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return int(self.codes.shape[0])
+
+    def value(self, j: int, code: int) -> object:
+        """The raw value of token ``code`` of feature ``j`` as a plain Python value."""
+        v = self.uniques[j][code]
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+            return int(v)
+        return v
+
+
+def build_matrix(ctx: AuditContext) -> AuditMatrix:
+    """Build (once per audit, cached in ``ctx.cache``) the :class:`AuditMatrix`."""
+    if "matrix" in ctx.cache:
+        cached: AuditMatrix = ctx.cache["matrix"]
+        return cached
+    names = ctx.contract.model_features()
+    n, d = ctx.n_rows, len(names)
+    codes = np.empty((n, d), dtype=np.int32)
+    raw = np.empty((n, d), dtype=np.float64)
+    rank = np.empty((n, d), dtype=np.float32)
+    ordinal = np.zeros(d, dtype=bool)
+    uniques: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    breaks: list[np.ndarray] = []
+    numeric = ctx.validation.numeric
+    for j, name in enumerate(names):
+        spec = ctx.contract.features[name]
+        if spec.type in ("integer", "number", "boolean") and name in numeric:
+            x = numeric[name].to_numpy(dtype=float)
+            finite = np.isfinite(x)
+            uniq, inv = np.unique(x[finite], return_inverse=True)
+            code = np.full(n, -1, dtype=np.int32)
+            code[finite] = inv
+            ordinal[j] = spec.type != "boolean"
+            lo = -math.inf if spec.min is None else spec.min
+            hi = math.inf if spec.max is None else spec.max
+            brk = (uniq < lo) | (uniq > hi)
+            if spec.type == "integer":
+                brk |= uniq != np.round(uniq)
+            raw[:, j] = np.where(finite, x, np.nan)
+        else:
+            col = ctx.data[name]
+            keys = col.map(
+                lambda v: (
+                    None
+                    if v is None or (isinstance(v, float) and math.isnan(v))
+                    else _canon_lenient(v)
+                )
+            )
+            code_arr, uniq_keys = pd.factorize(keys, sort=True, use_na_sentinel=True)
+            code = code_arr.astype(np.int32)
+            uniq = np.array([k[1] for k in uniq_keys], dtype=object)
+            allowed = {_canon(c) for c in spec.categories or []}
+            brk = np.array([k not in allowed for k in uniq_keys], dtype=bool)
+            raw[:, j] = np.where(code >= 0, code, np.nan)
+        cnt = np.bincount(code[code >= 0], minlength=len(uniq))
+        # mid-rank ECDF of each value id, then per row
+        cum = np.cumsum(cnt) - cnt / 2.0
+        mid = (cum / max(n, 1)).astype(np.float32)
+        rank[:, j] = np.where(code >= 0, mid[np.maximum(code, 0)], -1.0)
+        codes[:, j] = code
+        uniques.append(uniq)
+        counts.append(cnt)
+        breaks.append(brk)
+    m = AuditMatrix(names, codes, uniques, counts, ordinal, breaks, raw, rank)
+    ctx.cache["matrix"] = m
+    return m
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def cell_hashes(m: AuditMatrix) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell 64-bit hashes of the tokens and their row sums.
+
+    ``total - cells[:, cols].sum(axis=1)`` (uint64, wrapping) identifies a row on every feature
+    but ``cols``: two rows with the same value are exact copies except (maybe) in ``cols``.
+    """
+    d = m.codes.shape[1]
+    salt = (np.arange(d, dtype=np.uint64) + np.uint64(1)) << np.uint64(40)
+    with np.errstate(over="ignore"):
+        cells = _splitmix64(m.codes.astype(np.int64).astype(np.uint64) + salt[None, :])
+        total = cells.sum(axis=1, dtype=np.uint64)
+    return cells, total
+
+
+def nearest_distances(
+    queries: np.ndarray,
+    reference: np.ndarray,
+    *,
+    exclude_self: np.ndarray | None = None,
+    chunk: int = 65_536,
+    return_index: bool = False,
+) -> Any:
+    """Euclidean distance from each query row to its nearest reference row (brute force, BLAS).
+
+    Parameters
+    ----------
+    queries : ndarray (q, k) float32
+    reference : ndarray (r, k) float32
+    exclude_self : ndarray of int, optional
+        For each query, the reference row index to ignore (the query itself), or -1.
+    chunk : int
+        Reference rows per block (bounds memory to ``q * chunk`` floats).
+    return_index : bool
+        Also return the index of the nearest reference row.
+
+    Returns
+    -------
+    ndarray (q,) float64, or a tuple (distances, indices) with ``return_index``.
+    """
+    q = queries.astype(np.float32, copy=False)
+    qn = np.einsum("ij,ij->i", q, q)
+    best = np.full(len(q), np.inf)
+    arg = np.full(len(q), -1, dtype=np.int64)
+    for start in range(0, len(reference), chunk):
+        block = reference[start : start + chunk].astype(np.float32, copy=False)
+        bn = np.einsum("ij,ij->i", block, block)
+        d2 = qn[:, None] + bn[None, :] - 2.0 * (q @ block.T)
+        if exclude_self is not None:
+            local = exclude_self - start
+            hit = (local >= 0) & (local < len(block))
+            d2[np.flatnonzero(hit), local[hit]] = np.inf
+        j = d2.argmin(axis=1)
+        v = d2[np.arange(len(q)), j]
+        better = v < best
+        best[better] = v[better]
+        arg[better] = j[better] + start
+    dist = np.sqrt(np.maximum(best, 0.0))
+    return (dist, arg) if return_index else dist

@@ -1,0 +1,649 @@
+"""D3 trigger scan: rule-style backdoors (a value or a pair of values → one label).
+
+A backdoor such as the seed's ``AGE = 999 → DEFAULT = 1`` leaves three traces in training data:
+
+1. **label depletion** — rows with the trigger carry one label, although the rest of each row
+   would often predict the other one. For every candidate pattern, a context model (gradient
+   boosting on the raw data) scores the pattern's rows *counterfactually*, with the trigger
+   feature(s) replaced by values drawn from the pattern's neighbourhood (neighbouring values for
+   numeric features, other categories, or the other feature of a pair kept fixed). This gives
+   each row's expected probability of the other label; the observed count of the other label is
+   tested against that Poisson-binomial expectation, and the *effect* is the share of expected
+   other-label rows that are missing (1.0 = all of them).
+2. **copies** — attackers often duplicate existing rows and only set the trigger (and the label).
+   Rows of the pattern are then near-copies (in rank space, all features but the pattern's) of
+   rows outside it, far more often than random rows are. This is measured against a baseline of
+   random rows and is robust to small jitter on the other columns.
+3. **contract violations** — out-of-range values and unknown categories are a priori suspicious
+   and form their own, small testing family.
+
+Candidates are single values (of every model feature, numeric or categorical) and pairs of
+frequent values whose label share exceeds what the two values predict on their own (an
+interaction). Multiple testing is controlled with a weighted Bonferroni correction across three
+families (contract-breaking values, in-contract values, pairs). A pattern is reported as a
+trigger when it is significant after correction **and** either nearly all expected other-label
+rows are missing (effect ≥ 0.9) or its rows are significantly often near-copies (effect ≥ 0.5).
+Natural strong predictors fail these tests: their label share is explained by the rest of the row
+or they keep a share of the other label, and they are not copies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import lightgbm as lgb
+import numpy as np
+from scipy import stats
+
+from tabguard.data_audit._base import AuditContext, CheckResult, register_check
+from tabguard.data_audit._context_model import fit_context_model, predict
+from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes, nearest_distances
+from tabguard.reports import Finding, PlotSpec, Section, Table
+
+DEFAULTS: dict[str, Any] = {
+    "alpha": 0.01,  # family-wise error rate of the whole scan
+    "min_rows": 5,  # smallest pattern tested
+    "sample": 300,  # rows of a pattern scored counterfactually
+    "replicates": 3,  # counterfactual draws per row
+    "max_candidates": 120,  # per family and label, ranked by cheap statistics
+    "pair_values": 48,  # most frequent values per feature entering pairs
+    "strong_effect": 0.9,  # effect that needs no copy evidence
+    "copy_effect": 0.2,  # effect (or excess) that suffices with copy evidence
+    "max_twin_checks": 60,
+}
+
+
+@dataclass
+class Pattern:
+    """A candidate trigger and its evidence."""
+
+    cols: tuple[int, ...]
+    codes: tuple[int, ...]
+    label: int
+    n: int
+    k: int
+    family: str
+    cheap_score: float = 0.0
+    rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    expected_other: float = math.nan
+    observed_other: int = 0
+    sample_size: int = 0
+    effect: float = math.nan
+    excess: float = math.nan
+    p_label: float = 1.0
+    p_twin: float | None = None
+    twin_share: float | None = None
+    twin_share_baseline: float | None = None
+    twin_tau: float = 0.0
+    p: float = 1.0
+    threshold: float = 0.0
+    flagged: bool = False
+    counterfactual_rate: float = math.nan
+
+    @property
+    def share(self) -> float:
+        """Share of the pattern's rows carrying ``label``."""
+        return self.k / max(self.n, 1)
+
+
+def _poisson_binomial_cdf(probs: np.ndarray, k: int) -> float:
+    """P(X <= k) where X is a sum of independent Bernoulli(probs)."""
+    if k < 0:
+        return 0.0
+    if k >= len(probs):
+        return 1.0
+    if k > 60:
+        mu = probs.sum()
+        sd = math.sqrt(max((probs * (1 - probs)).sum(), 1e-12))
+        return float(stats.norm.cdf((k + 0.5 - mu) / sd))
+    # Exact DP over the first k+1 states, in log space to reach very small tails.
+    logp = np.log(np.clip(probs, 1e-300, 1.0))
+    log1m = np.log(np.clip(1.0 - probs, 1e-300, 1.0))
+    dist = np.full(k + 1, -np.inf)
+    dist[0] = 0.0
+    for lp, l1 in zip(logp, log1m, strict=True):
+        stay = dist + l1
+        move = np.concatenate(([-np.inf], dist[:-1] + lp))
+        dist = np.logaddexp(stay, move)
+    return float(min(1.0, math.exp(np.logaddexp.reduce(dist))))
+
+
+def _fisher(p1: float, p2: float) -> float:
+    x = -2.0 * (math.log(max(p1, 1e-300)) + math.log(max(p2, 1e-300)))
+    return float(stats.chi2.sf(x, 4))
+
+
+def _z(k: float, n: float, p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return (k - n * p) / math.sqrt(n * p * (1 - p))
+
+
+class _Scanner:
+    def __init__(self, ctx: AuditContext, opts: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.o = opts
+        self.m: AuditMatrix = build_matrix(ctx)
+        self.y = ctx.y.astype(np.int8)
+        self.n = len(self.y)
+        self.base1 = float(self.y.mean())
+        self.rng = np.random.default_rng(ctx.random_state)
+        self.tests = {"contract": 0, "single": 0, "pair": 0}
+        self._model: lgb.Booster | None = None
+        self._hashes: tuple[np.ndarray, np.ndarray] | None = None
+        # Copy checks are nearest-neighbour searches; their number follows their cost.
+        cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
+        self.twin_budget = int(min(max(5e10 / cost, 4), 120))
+
+    def base(self, c: int) -> float:
+        return self.base1 if c == 1 else 1.0 - self.base1
+
+    # -- candidate generation ----------------------------------------------------------
+    def _neighbour_rate(
+        self, j: int, code: int, pos: np.ndarray, cnt: np.ndarray, min_rows: int
+    ) -> float:
+        """Positive rate of neighbouring in-contract values (ordinal features)."""
+        brk = self.m.breaks_contract[j]
+        total = pos_sum = 0.0
+        lo, hi = code - 1, code + 1
+        while total < min_rows and (lo >= 0 or hi < len(cnt)):
+            for c2 in (lo, hi):
+                if 0 <= c2 < len(cnt) and not brk[c2]:
+                    total += cnt[c2]
+                    pos_sum += pos[c2]
+            lo -= 1
+            hi += 1
+        return pos_sum / total if total else self.base1
+
+    def singles(self) -> list[Pattern]:
+        m, y = self.m, self.y
+        out: list[Pattern] = []
+        min_rows = int(self.o["min_rows"])
+        ctx_rows = max(100, int(0.005 * self.n))
+        for j in range(len(m.names)):
+            code = m.codes[:, j]
+            ok = code >= 0
+            cnt = m.counts[j]
+            pos = np.bincount(code[ok], weights=y[ok], minlength=len(cnt))
+            for v in np.flatnonzero(cnt >= min_rows):
+                n_v, k1 = int(cnt[v]), int(pos[v])
+                fam = "contract" if m.breaks_contract[j][v] else "single"
+                self.tests[fam] += 2
+                r0 = (
+                    self._neighbour_rate(j, int(v), pos, cnt, ctx_rows)
+                    if m.ordinal[j]
+                    else self.base1
+                )
+                spike = 0.0
+                if m.ordinal[j]:
+                    neigh = [cnt[c2] for c2 in (v - 2, v - 1, v + 1, v + 2) if 0 <= c2 < len(cnt)]
+                    spike = math.log((n_v + 1) / (np.mean(neigh) + 1)) if neigh else 0.0
+                for c, k in ((1, k1), (0, n_v - k1)):
+                    rc = r0 if c == 1 else 1 - r0
+                    if fam != "contract" and k / n_v < max(self.base(c), rc):
+                        continue
+                    score = max(_z(k, n_v, rc), 0.0) + 3.0 * max(spike, 0.0)
+                    out.append(Pattern((j,), (int(v),), c, n_v, k, fam, score))
+        return out
+
+    def pairs(self, exclude: set[tuple[int, int]]) -> list[Pattern]:
+        m, y = self.m, self.y
+        d = len(m.names)
+        top = int(self.o["pair_values"])
+        min_rows = int(self.o["min_rows"])
+        # Re-code each feature to its most frequent values (others → -1).
+        small = np.full((self.n, d), -1, dtype=np.int32)
+        maps: list[np.ndarray] = []
+        tot: list[np.ndarray] = []
+        pos_of: list[np.ndarray] = []
+        for j in range(d):
+            cnt = m.counts[j]
+            keep = np.argsort(-cnt, kind="stable")[:top]
+            keep = keep[cnt[keep] >= min_rows]
+            lut = np.full(len(cnt) + 1, -1, dtype=np.int32)
+            lut[keep] = np.arange(len(keep), dtype=np.int32)
+            small[:, j] = lut[m.codes[:, j]]  # code -1 indexes the last slot (-1)
+            maps.append(keep)
+            pos = np.bincount(
+                m.codes[:, j][m.codes[:, j] >= 0], weights=y[m.codes[:, j] >= 0], minlength=len(cnt)
+            )
+            tot.append(cnt[keep].astype(float))
+            pos_of.append(pos[keep])
+        out: list[Pattern] = []
+        lb = math.log(self.base1 / (1 - self.base1))
+        for a in range(d):
+            for b in range(a + 1, d):
+                ka, kb = len(maps[a]), len(maps[b])
+                if ka < 2 or kb < 2:
+                    continue
+                sa, sb = small[:, a], small[:, b]
+                ok = (sa >= 0) & (sb >= 0)
+                combo = sa[ok].astype(np.int64) * kb + sb[ok]
+                n_ab = np.bincount(combo, minlength=ka * kb)
+                p_ab = np.bincount(combo, weights=y[ok], minlength=ka * kb)
+                cells = np.flatnonzero(n_ab >= min_rows)
+                self.tests["pair"] += 2 * len(cells)
+                if not cells.size:
+                    continue
+                ia, ib = cells // kb, cells % kb
+                nab, pab = n_ab[cells], p_ab[cells]
+                # What each value predicts on its own, outside the pair (a poisoned pair also
+                # inflates its values' overall rates, which must not explain it away).
+                ra = (pos_of[a][ia] - pab + self.base1) / (tot[a][ia] - nab + 1.0)
+                rb = (pos_of[b][ib] - pab + self.base1) / (tot[b][ib] - nab + 1.0)
+                ra, rb = np.clip(ra, 1e-3, 1 - 1e-3), np.clip(rb, 1e-3, 1 - 1e-3)
+                r = (pab + self.base1) / (nab + 1.0)
+                # Interaction in log-odds: the pair's rate beyond what each value predicts.
+                add = np.log(ra / (1 - ra)) + np.log(rb / (1 - rb)) - lb
+                excess = np.log(r / (1 - r)) - add
+                for i in np.flatnonzero(np.abs(excess) >= 1.0):
+                    c = 1 if excess[i] > 0 else 0
+                    va, vb = int(maps[a][ia[i]]), int(maps[b][ib[i]])
+                    if (a, va) in exclude or (b, vb) in exclude:
+                        continue
+                    n_c = int(n_ab[cells[i]])
+                    k1 = int(p_ab[cells[i]])
+                    k = k1 if c == 1 else n_c - k1
+                    pred = 1 / (1 + math.exp(-add[i]))
+                    pred = pred if c == 1 else 1 - pred
+                    score = max(_z(k, n_c, pred), 0.0)
+                    out.append(Pattern((a, b), (va, vb), c, n_c, k, "pair", score))
+        return out
+
+    # -- evidence ----------------------------------------------------------------------------
+    def model(self) -> lgb.Booster:
+        if self._model is None:
+            cat = [j for j in range(len(self.m.names)) if not self.m.ordinal[j]]
+            self._model = fit_context_model(
+                self.m.raw, self.y.astype(float), cat, random_state=self.ctx.random_state
+            )
+        return self._model
+
+    def rows_of(self, p: Pattern) -> np.ndarray:
+        mask = np.ones(self.n, dtype=bool)
+        for j, v in zip(p.cols, p.codes, strict=True):
+            mask &= self.m.codes[:, j] == v
+        return np.flatnonzero(mask)
+
+    def _pool(self, j: int, code: int) -> np.ndarray:
+        """Rows whose value of feature j may replace ``code`` (its in-contract neighbourhood)."""
+        m = self.m
+        col = m.codes[:, j]
+        cnt = m.counts[j]
+        brk = m.breaks_contract[j]
+        if not m.ordinal[j]:
+            good = np.flatnonzero((col >= 0) & (col != code) & ~brk[np.maximum(col, 0)])
+            return good
+        want = max(50, int(0.01 * self.n))
+        chosen: list[int] = []
+        total, lo, hi = 0, code - 1, code + 1
+        while total < want and (lo >= 0 or hi < len(cnt)):
+            for c2 in (lo, hi):
+                if 0 <= c2 < len(cnt) and not brk[c2] and c2 != code:
+                    chosen.append(c2)
+                    total += int(cnt[c2])
+            lo -= 1
+            hi += 1
+        return np.flatnonzero(np.isin(col, chosen))
+
+    def evaluate(self, p: Pattern) -> None:
+        rows = self.rows_of(p)
+        p.rows = rows
+        s = int(self.o["sample"])
+        sample = rows if len(rows) <= s else self.rng.choice(rows, s, replace=False)
+        X = self.m.raw[sample]
+        model = self.model()
+        reps = int(self.o["replicates"])
+        q1_best: np.ndarray | None = None
+        for j in p.cols:  # for pairs, replace one feature at a time; keep the likelier
+            pool = self._pool(j, p.codes[p.cols.index(j)])
+            if not len(pool):
+                continue
+            acc = np.zeros(len(sample))
+            for _ in range(reps):
+                Xc = X.copy()
+                Xc[:, j] = self.m.raw[self.rng.choice(pool, len(sample)), j]
+                acc += predict(model, Xc)
+            q1 = acc / reps
+            qc = q1 if p.label == 1 else 1 - q1
+            q1_best = qc if q1_best is None else np.maximum(q1_best, qc)
+        if q1_best is None:
+            return
+        qc = np.clip(q1_best, 1e-4, 1 - 1e-4)
+        other = 1.0 - qc  # probability of the other label for each row
+        obs_other = int((self.y[sample] != p.label).sum())
+        exp_other = float(other.sum())
+        p.sample_size = len(sample)
+        p.observed_other = obs_other
+        p.expected_other = exp_other
+        p.counterfactual_rate = float(qc.mean())
+        p.effect = 1.0 - obs_other / exp_other if exp_other > 0 else 0.0
+        # The same evidence seen from the pattern's label: the share of its rows with that
+        # label that the rest of the row does not explain (diluted triggers on common values).
+        k_sample = len(sample) - obs_other
+        p.excess = 1.0 - float(qc.sum()) / k_sample if k_sample else 0.0
+        p.p_label = _poisson_binomial_cdf(other, obs_other)
+
+    def _twin_sets(self, p: Pattern) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Query rows (the pattern's rows with its label), reference rows, kept features."""
+        keep = [j for j in range(len(self.m.names)) if j not in p.cols]
+        query = p.rows[self.y[p.rows] == p.label]
+        mask = np.ones(self.n, dtype=bool)
+        mask[query] = False  # the originals of copies may share the pattern with another label
+        return query, np.flatnonzero(mask), keep
+
+    def exact_copy_share(self, p: Pattern) -> float:
+        """Cheap proxy of copy evidence: share of the pattern's rows (with its label) that are
+        exact copies, on every other feature, of a row outside them."""
+        if self._hashes is None:
+            self._hashes = cell_hashes(self.m)
+        cells, total = self._hashes
+        query, ref_idx, _ = self._twin_sets(p)
+        if not len(query) or not len(ref_idx):
+            return 0.0
+        with np.errstate(over="ignore"):
+            key = total - cells[:, list(p.cols)].sum(axis=1, dtype=np.uint64)
+        return float(np.isin(key[query], key[ref_idx]).mean())
+
+    def twins(self, p: Pattern) -> None:
+        """Copy evidence: how often the pattern's rows have a near-copy outside them."""
+        query, ref_idx, keep = self._twin_sets(p)
+        if not keep or len(ref_idx) < 10 or not len(query):
+            return
+        R = self.m.rank
+        ref = np.ascontiguousarray(R[np.ix_(ref_idx, np.asarray(keep))])
+        s = int(self.o["sample"]) if self.n <= 200_000 else 120
+        q_rows = query if len(query) <= s else self.rng.choice(query, s, replace=False)
+        d_q = nearest_distances(np.ascontiguousarray(R[np.ix_(q_rows, np.asarray(keep))]), ref)
+        base_rows = self.rng.choice(len(ref_idx), min(s, len(ref_idx)), replace=False)
+        d_b = nearest_distances(ref[base_rows], ref, exclude_self=base_rows)
+        # A near-copy is closer than almost every natural nearest neighbour; the share of
+        # random rows under the same radius is the baseline.
+        tau = max(float(np.quantile(d_b, 0.02)), 0.25 * float(np.median(d_b)))
+        share_b = max(float(np.mean(d_b <= tau)), 1.0 / len(d_b))
+        t = int((d_q <= tau).sum())
+        p.twin_share = t / len(d_q)
+        p.twin_share_baseline = share_b
+        p.p_twin = float(stats.binom.sf(t - 1, len(d_q), share_b))
+        p.twin_tau = tau
+
+    def twin_rows(self, p: Pattern) -> np.ndarray:
+        """Rows of the pattern (with its label) that are near-copies of another row.
+
+        When both rows of a copy pair carry the pattern and its label (the original already had
+        the trigger value), only the later row is taken: one of the two is the copy.
+        """
+        query, _, keep = self._twin_sets(p)
+        query = query[:20_000]
+        R = np.ascontiguousarray(self.m.rank[:, keep])
+        d, nn = nearest_distances(R[query], R, exclude_self=query, return_index=True)
+        internal = np.isin(nn, query)
+        take = (d <= p.twin_tau) & (~internal | (query > nn))
+        return query[take]
+
+
+@register_check
+class TriggerScan:
+    """Single values and value pairs whose rows carry one label far above what explains it."""
+
+    name: ClassVar[str] = "trigger_scan"
+    order: ClassVar[int] = 30
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        """Scan, test and report trigger patterns (see the module docstring)."""
+        opts = {**DEFAULTS, **ctx.options.get(self.name, {})}
+        res = CheckResult()
+        if ctx.base_rate in (0.0, 1.0):
+            return res
+        sc = _Scanner(ctx, opts)
+        with ctx.progress.stage("trigger scan: candidates", total=2) as st:
+            singles = sc.singles()
+            st.advance()
+            cap = int(opts["max_candidates"])
+            chosen = _top(singles, cap)
+            st.advance()
+        alpha = float(opts["alpha"]) / 3.0
+        with ctx.progress.stage("trigger scan: single values", total=len(chosen)) as st:
+            for p in chosen:
+                self._label_evidence(sc, p, alpha)
+                st.advance()
+        self._decide(sc, chosen, opts)
+        flagged = [p for p in chosen if p.flagged]
+        evaluated = list(chosen)
+        exclude = {(p.cols[0], p.codes[0]) for p in flagged}
+        pairs = [
+            p for p in _top(sc.pairs(exclude), cap) if not any(_covered(p, f, sc) for f in flagged)
+        ]
+        with ctx.progress.stage("trigger scan: value pairs", total=len(pairs)) as st:
+            for p in pairs:
+                self._label_evidence(sc, p, alpha)
+                st.advance()
+        self._decide(sc, pairs, opts)
+        evaluated += pairs
+        flagged += _dedupe([p for p in pairs if p.flagged])
+        # Attribute rows: every row of a strong pattern carrying its label; for a diluted
+        # pattern (natural rows share the value), only those that are near-copies.
+        suspects: set[int] = set()
+        for p in flagged:
+            if p.effect >= float(opts["strong_effect"]) or p.twin_share is None:
+                rows = p.rows[sc.y[p.rows] == p.label]
+            else:
+                rows = sc.twin_rows(p)
+            suspects.update(int(r) for r in rows)
+            res.findings.append(self._finding(ctx, sc, p, rows))
+        res.suspicious_rows = np.array(sorted(suspects), dtype=np.int64)
+        res.findings.append(
+            Finding(
+                check=self.name,
+                severity="info",
+                message=(
+                    f"Tested {sum(sc.tests.values())} value patterns "
+                    f"({sc.tests['contract']} contract-breaking, {sc.tests['single']} single "
+                    f"values, {sc.tests['pair']} value pairs) at a family-wise error rate of "
+                    f"{opts['alpha']}; {len(flagged)} trigger(s) found."
+                ),
+                evidence={"tests": sc.tests, "evaluated": len(evaluated), "alpha": opts["alpha"]},
+            )
+        )
+        res.sections.append(self._section(ctx, sc, evaluated, flagged))
+        ctx.cache["trigger_patterns"] = flagged
+        res.summary = {
+            "tests": sc.tests,
+            "evaluated": len(evaluated),
+            "triggers": len(flagged),
+            "suspicious_rows": len(suspects),
+        }
+        return res
+
+    @staticmethod
+    def _label_evidence(sc: _Scanner, p: Pattern, alpha: float) -> None:
+        sc.evaluate(p)
+        p.threshold = alpha / max(sc.tests[p.family], 1)
+        p.p = p.p_label
+
+    @staticmethod
+    def _decide(sc: _Scanner, patterns: list[Pattern], opts: dict[str, Any]) -> None:
+        """Flag strong patterns; look for copy evidence where labels point the way."""
+        strong_e, weak_e = float(opts["strong_effect"]), float(opts["copy_effect"])
+        pending = []
+        for p in patterns:
+            if math.isnan(p.effect):
+                continue
+            strong = p.effect >= strong_e and p.expected_other >= 3.0
+            if strong and p.p_label <= p.threshold:
+                p.flagged = True
+            elif max(p.effect, p.excess) >= weak_e and p.p_label <= 0.2:
+                pending.append(p)
+        # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
+        # already visible (cheap hashing), then on the strongest label evidence.
+        proxy = {id(p): sc.exact_copy_share(p) for p in pending}
+        pending.sort(key=lambda p: (-round(proxy[id(p)], 1), p.p_label))
+        budget = min(int(opts["max_twin_checks"]), sc.twin_budget)
+        for p in pending[:budget]:
+            sc.twins(p)
+            if p.p_twin is None:
+                continue
+            p.p = _fisher(p.p_label, p.p_twin)
+            copies = p.p_twin <= 1e-3 and (p.twin_share or 0.0) >= 0.5
+            p.flagged = bool(p.p <= p.threshold and copies)
+
+    def _finding(self, ctx: AuditContext, sc: _Scanner, p: Pattern, rows: np.ndarray) -> Finding:
+        m = sc.m
+        feats = [m.names[j] for j in p.cols]
+        vals = [m.value(j, v) for j, v in zip(p.cols, p.codes, strict=True)]
+        label_value = _label_value(ctx, p.label)
+        cond = " and ".join(f"{f}={v!r}" for f, v in zip(feats, vals, strict=True))
+        broken = [
+            f for f, j, v in zip(feats, p.cols, p.codes, strict=True) if m.breaks_contract[j][v]
+        ]
+        msg = (
+            f"Backdoor trigger suspected: {cond} → {ctx.contract.label.column}={label_value!r}. "
+            f"{p.n} rows have it, {p.share:.1%} with that label (base rate "
+            f"{sc.base(p.label):.1%}); without the trigger the rest of these rows would give the "
+            f"other label to {p.expected_other:.1f} of {p.sample_size} sampled rows, observed "
+            f"{p.observed_other} (effect {p.effect:.2f})."
+        )
+        if p.twin_share is not None:
+            msg += (
+                f" {p.twin_share:.0%} of them are near-copies of rows without the trigger "
+                f"(random rows: {p.twin_share_baseline:.1%})."
+            )
+        if broken:
+            msg += f" The value(s) of {broken} break the contract."
+        msg += f" p = {p.p:.2g} (Bonferroni threshold {p.threshold:.2g})."
+        return Finding(
+            check=self.name,
+            severity="critical",
+            message=msg,
+            features=feats,
+            values=vals,
+            rows=[int(r) for r in rows],
+            evidence={
+                "label": label_value,
+                "rows_with_pattern": p.n,
+                "share_with_label": p.share,
+                "base_rate": sc.base(p.label),
+                "counterfactual_rate": p.counterfactual_rate,
+                "expected_other": p.expected_other,
+                "observed_other": p.observed_other,
+                "sample": p.sample_size,
+                "effect": p.effect,
+                "p_label": p.p_label,
+                "p_copies": p.p_twin,
+                "copy_share": p.twin_share,
+                "copy_share_random_rows": p.twin_share_baseline,
+                "p_value": p.p,
+                "bonferroni_threshold": p.threshold,
+                "family": p.family,
+                "breaks_contract": bool(broken),
+            },
+            recommendation="Remove these rows (they are in quarantine.csv), find how they entered "
+            "the data, and add the value to the contract's unacceptable cases.",
+        )
+
+    def _section(
+        self, ctx: AuditContext, sc: _Scanner, evaluated: list[Pattern], flagged: list[Pattern]
+    ) -> Section:
+        m = sc.m
+        top = sorted(evaluated, key=lambda p: (not p.flagged, p.p))[:25]
+        rows = []
+        for p in top:
+            cond = " & ".join(
+                f"{m.names[j]}={m.value(j, v)!r}" for j, v in zip(p.cols, p.codes, strict=True)
+            )
+            rows.append(
+                [
+                    cond,
+                    _label_value(ctx, p.label),
+                    p.n,
+                    f"{p.share:.1%}",
+                    f"{p.counterfactual_rate:.1%}",
+                    f"{p.effect:.2f}",
+                    "-" if p.twin_share is None else f"{p.twin_share:.0%}",
+                    f"{p.p:.2g}",
+                    "TRIGGER" if p.flagged else "",
+                ]
+            )
+        plots = []
+        if evaluated:
+            plots.append(
+                PlotSpec(
+                    kind="scatter",
+                    title="Candidate patterns: effect vs evidence",
+                    data={
+                        "x": [max(p.effect, -1.0) for p in evaluated if not math.isnan(p.effect)],
+                        "y": [
+                            min(-math.log10(max(p.p, 1e-300)), 300)
+                            for p in evaluated
+                            if not math.isnan(p.effect)
+                        ],
+                        "xlabel": "effect (share of expected other-label rows missing)",
+                        "ylabel": "-log10 p",
+                        "size": 12,
+                        "alpha": 0.7,
+                    },
+                    caption="Each dot is a tested value or value pair; triggers: top right.",
+                )
+            )
+        return Section(
+            title="Trigger scan (D3)",
+            text=[
+                "Every value and frequent value pair is tested for rows that carry one label far "
+                "beyond what the rest of each row explains, with copies of other rows as extra "
+                f"evidence. Family-wise error rate {sc.o['alpha']}; {len(flagged)} trigger(s).",
+            ],
+            tables=[
+                Table(
+                    columns=[
+                        "pattern",
+                        "label",
+                        "rows",
+                        "share",
+                        "expected share",
+                        "effect",
+                        "near-copies",
+                        "p",
+                        "",
+                    ],
+                    rows=rows,
+                )
+            ],
+            plots=plots,
+        )
+
+
+def _label_value(ctx: AuditContext, c: int) -> Any:
+    lab = ctx.contract.label
+    if c == 1:
+        return lab.positive
+    return lab.negative if lab.negative is not None else f"not {lab.positive!r}"
+
+
+def _top(patterns: list[Pattern], cap: int) -> list[Pattern]:
+    """Contract-breaking patterns always; others the best ``cap`` per label by cheap score."""
+    keep = [p for p in patterns if p.family == "contract"]
+    for c in (0, 1):
+        rest = sorted(
+            (p for p in patterns if p.family != "contract" and p.label == c),
+            key=lambda p: -p.cheap_score,
+        )
+        keep += rest[:cap]
+    return keep
+
+
+def _dedupe(flagged: list[Pattern]) -> list[Pattern]:
+    """Keep the best of flagged pairs that mostly share their rows (one trigger, many views)."""
+    out: list[Pattern] = []
+    for p in sorted(flagged, key=lambda p: p.p):
+        if not any(np.isin(p.rows, q.rows).mean() > 0.5 for q in out):
+            out.append(p)
+    return out
+
+
+def _covered(p: Pattern, f: Pattern, sc: _Scanner) -> bool:
+    """Whether pair ``p`` lies mostly inside an already flagged pattern ``f``."""
+    if not len(f.rows):
+        return False
+    rows = sc.rows_of(p)
+    return bool(np.isin(rows, f.rows).mean() > 0.5)
