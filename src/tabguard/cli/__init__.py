@@ -18,6 +18,7 @@ from tabguard.errors import TabguardError
 _COMMAND_MODULES = [
     "contract",
     "redteam",
+    "serve",
     "state",
     "train",
 ]

@@ -2,10 +2,23 @@
 
 This package holds the service's state layer — configuration (:func:`load_config`), API keys
 (:class:`KeyStore`), rate limits (:class:`AsyncRateLimiter`), the prediction log
-(:class:`PredictionLog`) — and the FastAPI app with its guards pipeline built on them.
+(:class:`PredictionLog`) — and the FastAPI app with its guards pipeline built on them
+(:func:`create_app`, :class:`ScoringService`, :class:`GuardPipeline`), the fast scoring path
+(:func:`compile_scorer`), the decision layer (:class:`DecisionPolicy`), the rule-based fallback
+(:class:`RulePolicy`) and probing detection (:class:`ProbingDetector`).
 Flags live in :mod:`tabguard.flags`, storage plumbing in :mod:`tabguard.storage`.
 """
 
+from tabguard.serving._app import (
+    MODEL_ENV,
+    DecisionSettings,
+    ScoringService,
+    ServerSettings,
+    app_from_env,
+    create_app,
+    resolve_reference,
+    service_settings,
+)
 from tabguard.serving._config import (
     CONFIG_FILE,
     HOME_ENV,
@@ -17,6 +30,25 @@ from tabguard.serving._config import (
     StoresConfig,
     load_config,
     tabguard_home,
+)
+from tabguard.serving._decision import DecisionPolicy, DelayedDecisions, StoredDecision
+from tabguard.serving._guards import (
+    Authenticate,
+    ClientLimit,
+    Decide,
+    DetectProbing,
+    FlowGate,
+    Guard,
+    GuardPipeline,
+    Models,
+    ParseBody,
+    Rejection,
+    RequestContext,
+    Respond,
+    Sanitise,
+    Score,
+    SubjectLimit,
+    Validate,
 )
 from tabguard.serving._keys import (
     DEFAULT_SCOPES,
@@ -40,37 +72,91 @@ from tabguard.serving._log import (
     record_to_row,
     row_to_record,
 )
+from tabguard.serving._metrics import ServiceMetrics
+from tabguard.serving._probing import (
+    SIGNALS,
+    MemoryProbingStore,
+    ProbingConfig,
+    ProbingDetector,
+    ProbingResult,
+    ProbingStore,
+    RedisProbingStore,
+)
+from tabguard.serving._reference import ReferenceProfile
+from tabguard.serving._rules import RuleOutcome, RulePolicy
+from tabguard.serving._scoring import FastScorer, compile_scorer, random_records
 
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_SCOPES",
     "HOME_ENV",
+    "MODEL_ENV",
     "SCOPES",
+    "SIGNALS",
     "ApiClient",
     "ApiKeyError",
     "AsyncRateLimiter",
+    "Authenticate",
+    "ClientLimit",
     "ConfigError",
+    "Decide",
+    "DecisionPolicy",
+    "DecisionSettings",
     "DecisionsConfig",
+    "DelayedDecisions",
+    "DetectProbing",
+    "FastScorer",
+    "FlowGate",
+    "Guard",
+    "GuardPipeline",
     "KeyCache",
     "KeyStore",
     "LimitsConfig",
     "LogConfig",
     "LogStats",
     "MemoryKeyStore",
+    "MemoryProbingStore",
+    "Models",
+    "ParseBody",
     "PredictionLog",
     "PredictionRecord",
+    "ProbingConfig",
+    "ProbingDetector",
+    "ProbingResult",
+    "ProbingStore",
     "RateDecision",
     "RateLimiter",
+    "RedisProbingStore",
+    "ReferenceProfile",
+    "Rejection",
+    "RequestContext",
+    "Respond",
+    "RuleOutcome",
+    "RulePolicy",
+    "Sanitise",
+    "Score",
+    "ScoringService",
+    "ServerSettings",
+    "ServiceMetrics",
     "ServingConfig",
     "Spool",
     "SqlKeyStore",
+    "StoredDecision",
     "StoresConfig",
+    "SubjectLimit",
+    "Validate",
+    "app_from_env",
+    "compile_scorer",
+    "create_app",
     "dumps_json",
     "load_config",
     "open_key_store",
     "parse_rate",
     "parse_scopes",
+    "random_records",
     "record_to_row",
+    "resolve_reference",
     "row_to_record",
+    "service_settings",
     "tabguard_home",
 ]

@@ -61,6 +61,8 @@ Status = Literal[
     "unauthorized",
     "flow_disabled",
     "delayed",
+    "probing_throttled",
+    "unavailable",
     "error",
 ]
 DecisionValue = Literal["approve", "deny", "review"]
@@ -110,7 +112,8 @@ class PredictionRecord(BaseModel):
         The decision, when one was made.
     status : str
         ``accepted``, ``rejected_validation``, ``rate_limited``, ``unauthorized``,
-        ``flow_disabled``, ``delayed`` or ``error``.
+        ``flow_disabled``, ``delayed``, ``probing_throttled`` (a client flagged for probing and
+        throttled), ``unavailable`` (a fail-closed store was down) or ``error``.
     errors : list
         Validation errors (``FieldError.to_dict()``) or an error description.
     segment : dict

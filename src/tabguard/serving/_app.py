@@ -1,0 +1,696 @@
+"""The scoring service: :class:`ScoringService` (guards, stores, model) and its FastAPI app.
+
+``create_app(MODEL_DIR)`` loads and verifies the model directory, compiles the fast scoring
+path, and returns a FastAPI app whose lifespan opens the configured stores *inside the serving
+process* (each uvicorn worker has its own connection pools, flag watcher, log writer and
+limiter; they share state through the stores):
+
+=====================================  ======================================================
+route                                  what
+=====================================  ======================================================
+``POST /v1/decisions``                 a decision through the guards pipeline
+``GET /v1/decisions/{decision_id}``    a (delayed) decision of the calling client
+``GET /health``                        liveness; details for ``admin`` keys
+``GET /metrics``                       Prometheus exposition
+``GET /docs``, ``GET /openapi.json``   API reference (request schema from the contract)
+=====================================  ======================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
+
+from tabguard import __version__
+from tabguard.contract import RecordValidator
+from tabguard.errors import BackendUnavailableError, DataError
+from tabguard.serving._config import ConfigError, ServingConfig, load_config
+from tabguard.serving._decision import DecisionPolicy, DelayedDecisions
+from tabguard.serving._guards import (
+    MAX_BODY_BYTES,
+    Authenticate,
+    ClientLimit,
+    Decide,
+    DetectProbing,
+    FlowGate,
+    GuardPipeline,
+    Models,
+    ParseBody,
+    RequestContext,
+    Respond,
+    Sanitise,
+    Score,
+    SubjectLimit,
+    Validate,
+    authenticate,
+)
+from tabguard.serving._keys import KeyCache
+from tabguard.serving._limits import AsyncRateLimiter
+from tabguard.serving._metrics import ServiceMetrics
+from tabguard.serving._probing import ProbingConfig, ProbingDetector, ProbingStore
+from tabguard.serving._reference import ReferenceProfile, profile_path
+from tabguard.serving._rules import RulePolicy
+from tabguard.serving._scoring import compile_scorer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tabguard.flags import BaseFlagStore, FlagWatcher
+    from tabguard.serving._keys import KeyStore
+    from tabguard.serving._log import PredictionLog
+    from tabguard.training import ModelBundle
+
+log = logging.getLogger("tabguard.serving")
+
+#: Environment variable naming the model directory of ``app_from_env`` (uvicorn workers).
+MODEL_ENV = "TABGUARD_SERVE_MODEL"
+
+
+# --------------------------------------------------------------------------------------------
+# Settings read from tabguard.toml ([server], [decisions] extras, [probing])
+
+
+class ServerSettings(BaseModel):
+    """``[server]``: how ``tabguard serve`` runs and app-level options.
+
+    Attributes
+    ----------
+    host, port, workers
+        Defaults of ``tabguard serve``.
+    reference : str, optional
+        Reference data for the probing detector and the rule policy (as ``--reference``).
+    max_body_bytes : int
+        Largest request body; larger ones get 413.
+    key_cache_ttl : float
+        Seconds a key check is cached (a revocation takes effect within this).
+    flag_interval : float
+        Seconds between flag-store polls (changes take effect within this).
+    metrics_require_key : bool
+        Require an ``admin`` key on ``/metrics`` (else it is open, for the scraper).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    reference: str | None = None
+    max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1024, le=16 * 1024 * 1024)
+    key_cache_ttl: float = Field(default=5.0, ge=0, le=3600)
+    flag_interval: float = Field(default=0.5, gt=0, le=1.0)
+    metrics_require_key: bool = False
+
+
+class DecisionSettings(BaseModel):
+    """``[decisions]``: delay and the rule policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delay_seconds: float = Field(default=0.0, ge=0)
+    rules_default: Literal["review", "deny", "approve"] = "review"
+    rules_deny_above: float = Field(default=0.9, ge=0, le=1)
+    rules_approve_below: float | None = Field(default=None, ge=0, le=1)
+
+
+def service_settings(
+    config: ServingConfig,
+) -> tuple[ServerSettings, DecisionSettings, ProbingConfig]:
+    """Validate ``[server]``, ``[decisions]`` and ``[probing]`` of a configuration.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the dotted key, the rule and the value.
+    """
+    decisions = {
+        "delay_seconds": config.decisions.delay_seconds,
+        **(config.decisions.model_extra or {}),
+    }
+    out: list[Any] = []
+    for section, model, data in (
+        ("server", ServerSettings, config.server),
+        ("decisions", DecisionSettings, decisions),
+        ("probing", ProbingConfig, config.probing),
+    ):
+        try:
+            out.append(model.model_validate(data))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join([section, *(str(p) for p in err["loc"])])
+            rule = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                rule = "unknown key (check its spelling against docs/serving.md)"
+            raise ConfigError(
+                config.path, key, rule, None if err["type"] == "missing" else err.get("input")
+            ) from None
+    return out[0], out[1], out[2]
+
+
+# --------------------------------------------------------------------------------------------
+# The reference profile
+
+
+def resolve_reference(
+    bundle: ModelBundle,
+    config: ServingConfig,
+    reference: str | os.PathLike[str] | pd.DataFrame | ReferenceProfile | None = None,
+) -> ReferenceProfile | None:
+    """The reference profile of a model: computed from data given now, else the stored one.
+
+    Data given (a path, a DataFrame, or ``[server] reference``) is profiled and saved under
+    ``$TABGUARD_HOME/reference/`` keyed by the model digest, so workers and later starts find
+    it without the data. Returns ``None`` when there is neither (out-of-distribution detection
+    and the monotone rule are then off, as ``/health`` says).
+    """
+    import pandas as pd
+
+    if isinstance(reference, ReferenceProfile):
+        return reference
+    server, _, _ = service_settings(config)
+    source = reference if reference is not None else server.reference
+    stored = profile_path(config.home, bundle.digest or "unversioned")
+    if source is not None:
+        from tabguard.io import file_sha256, read_table
+
+        if isinstance(source, pd.DataFrame):
+            df, info = source, {"data": "DataFrame"}
+        else:
+            df = read_table(Path(source))
+            info = {"data": str(source), "data_sha256": file_sha256(Path(source))}
+        profile = ReferenceProfile.from_frame(df, bundle.contract, source=info)
+        profile.save(stored)
+        log.info("reference profile of %d rows saved to %s", profile.n_rows, stored)
+        return profile
+    if stored.is_file():
+        try:
+            profile = ReferenceProfile.load(stored)
+        except DataError as exc:
+            log.warning("ignoring the reference profile %s: %s", stored, exc)
+            return None
+        if profile.matches(bundle.contract):
+            return profile
+        log.warning("ignoring %s: computed under another contract", stored)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The service
+
+
+class ScoringService:
+    """The model, its guards and the stores they use; independent of the web framework.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+        A loaded (hash-verified) model directory.
+    config : ServingConfig
+        ``tabguard.toml``.
+    reference : ReferenceProfile, optional
+        Enables out-of-distribution probing signals and the monotone rule.
+    key_store, flag_store, prediction_log, limiter, probing_store : optional
+        Ready-made stores (tests, benchmarks); by default :meth:`start` opens the configured
+        ones. Stores passed in are not closed by :meth:`aclose`.
+    metrics : ServiceMetrics, optional
+    """
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        config: ServingConfig,
+        *,
+        reference: ReferenceProfile | None = None,
+        key_store: KeyStore | None = None,
+        flag_store: BaseFlagStore | None = None,
+        prediction_log: PredictionLog | None = None,
+        limiter: AsyncRateLimiter | None = None,
+        probing_store: ProbingStore | None = None,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.config = config
+        self.server, self.decisions, self.probing_config = service_settings(config)
+        contract = bundle.contract
+        self.contract = contract
+        self.validator = RecordValidator(contract)
+        self.policy = DecisionPolicy.from_contract(contract.decision, bundle.threshold)
+        self.reference = reference
+        self.rules = RulePolicy(
+            contract,
+            reference,
+            default=self.decisions.rules_default,
+            deny_above=self.decisions.rules_deny_above,
+            approve_below=self.decisions.rules_approve_below,
+        )
+        self.models = Models(
+            version=bundle.version,
+            main=compile_scorer(bundle.main),
+            fallback=compile_scorer(bundle.fallback) if bundle.fallback is not None else None,
+            rules=self.rules,
+        )
+        self.metrics = metrics or ServiceMetrics()
+        self._given: dict[str, Any] = {
+            "keys": key_store,
+            "flags": flag_store,
+            "log": prediction_log,
+            "limiter": limiter,
+            "probing": probing_store,
+        }
+        self.segment_features = [
+            n
+            for n in contract.segments
+            if n in contract.features and contract.features[n].type in ("category", "boolean")
+        ]
+        self.started = False
+        self._refresher: asyncio.Task[None] | None = None
+        for name in ("main", "fallback"):
+            fast = getattr(self.models, name)
+            if fast is not None:
+                self.metrics.model_info.labels(bundle.version, name, fast.path).set(1)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the stores and build the pipeline (blocking; once per serving process)."""
+        from tabguard.flags import FlagWatcher
+
+        if self.started:
+            return
+        cfg, given = self.config, self._given
+        key_store = given["keys"] or cfg.open_key_store()
+        self.keys = KeyCache(key_store, ttl=self.server.key_cache_ttl)
+        flag_store = given["flags"] or cfg.open_flag_store()
+        self.watcher: FlagWatcher = FlagWatcher(flag_store, interval=self.server.flag_interval)
+        self.watcher.start()
+        self.log: PredictionLog = given["log"] or cfg.open_prediction_log()
+        self.limiter: AsyncRateLimiter = given["limiter"] or cfg.rate_limiter()
+        pc = self.probing_config
+        self.detector: ProbingDetector | None = None
+        self.throttle: AsyncRateLimiter | None = None
+        if pc.enabled:
+            self.detector = ProbingDetector(
+                self.contract, pc, store=given["probing"], reference=self.reference
+            )
+            if pc.action == "throttle":
+                self.throttle = AsyncRateLimiter.from_config(
+                    cfg.limits,
+                    per_client=pc.throttle,
+                    per_subject=None,
+                    key_prefix=f"{cfg.limits.key_prefix}-probing",
+                )
+        self.delayed = DelayedDecisions(self.log)
+        steps = [
+            Authenticate(self.keys),
+            FlowGate(),
+            ParseBody(),
+            ClientLimit(self.limiter),
+            Validate(self.validator),
+            SubjectLimit(self.limiter),
+            Sanitise(self.models),
+            Score(self.models, {n: s.neutral for n, s in self.contract.items()}),
+            Decide(self.policy),
+        ]
+        if self.detector is not None:
+            steps.append(DetectProbing(self.detector, self.throttle))
+        steps.append(Respond(self.delayed, self.decisions.delay_seconds))
+        self.pipeline = GuardPipeline(steps, self.log, self.metrics, self.segment_features)
+        self._owned = [
+            s for s, g in ((key_store, given["keys"]), (flag_store, given["flags"])) if g is None
+        ]
+        self._own_log = given["log"] is None
+        self.started = True
+        self.refresh_gauges()
+        log.info(
+            "serving %s: main %s, fallback %s, reference %s, probing %s",
+            self.bundle.version,
+            self.models.main.path,
+            self.models.fallback.path if self.models.fallback else "none",
+            f"{self.reference.n_rows} rows" if self.reference else "none",
+            f"{pc.action} ({pc.storage})" if pc.enabled else "off",
+        )
+
+    async def astart(self) -> None:
+        """Start in a worker thread (store connections block) and refresh gauges every second."""
+        await asyncio.to_thread(self.start)
+        self._refresher = asyncio.create_task(self._refresh_loop())
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await asyncio.to_thread(self.refresh_gauges)
+            except Exception:  # gauges must never take the service down
+                log.exception("refreshing the state gauges failed")
+
+    def refresh_gauges(self) -> None:
+        """Update the flag and prediction-log gauges."""
+        if not self.started:
+            return
+        snap = self.watcher.current()
+        self.metrics.observe_flags(
+            snap,
+            self.policy.threshold(snap.flags.threshold),
+            snap.flags.delay or self.decisions.delay_seconds,
+            self.watcher.stale,
+        )
+        spool = self.log.spool
+        self.metrics.observe_log(
+            self.log.stats, spool.pending_records(), spool.dead_letter_records()
+        )
+
+    async def aclose(self) -> None:
+        """Stop the background work, drain the log, close the stores this service opened."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        if not self.started:
+            return
+        self.watcher.stop()
+        if self.detector is not None and self._given["probing"] is None:
+            await self.detector.aclose()
+        if self._own_log:
+            await asyncio.to_thread(self.log.close)
+        for store in self._owned:
+            with contextlib.suppress(Exception):
+                store.close()
+        self.started = False
+
+    # ---- requests ---------------------------------------------------------------------------
+
+    async def decide(
+        self, authorization: str | None, body: bytes, *, too_large: bool = False
+    ) -> RequestContext:
+        """Run one decision request through the guards; the context holds the response."""
+        if not self.started:
+            raise RuntimeError("ScoringService.start() (or the app lifespan) has not run")
+        ctx = RequestContext.new(authorization, body, self.watcher.current(), too_large=too_large)
+        return await self.pipeline.run(ctx)
+
+    async def read_decision(
+        self, authorization: str | None, decision_id: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """``GET /v1/decisions/{id}``: 200 decision, 202 not yet, 401/403/404/503."""
+        client, rejection = await authenticate(self.keys, authorization, "decide")
+        if rejection is not None or client is None:
+            r = rejection
+            return (r.http_status, r.body, dict(r.headers)) if r else (401, {}, {})
+        try:
+            item = await self.delayed.lookup(decision_id, client.name)
+        except BackendUnavailableError:
+            return 503, {"error": "the prediction log is unreachable; retry later",
+                         "reason": "log_store_unavailable"}, {"Retry-After": "1"}  # fmt: skip
+        if item is None:
+            return 404, {"error": f"no decision {decision_id!r} for this client"}, {}
+        now = datetime.now(UTC)
+        if item.available_at is not None and not self.delayed.is_available(item, now):
+            wait = max(1, int((item.available_at - now).total_seconds() + 0.999))
+            body = {"decision_id": item.decision_id, "available_at": item.available_at.isoformat()}
+            return 202, body, {"Retry-After": str(wait)}
+        out: dict[str, Any] = {
+            "decision_id": item.decision_id,
+            "decision": item.decision,
+            "model_version": item.model_version,
+        }
+        if client.can("score") and item.score is not None:
+            out["score"] = item.score
+        return 200, out, {}
+
+    async def is_admin(self, authorization: str | None) -> bool:
+        """Whether the header carries a valid ``admin`` key."""
+        client, rejection = await authenticate(self.keys, authorization, "admin")
+        return rejection is None and client is not None
+
+    def health(self, detail: bool = False) -> dict[str, Any]:
+        """Liveness, and with ``detail`` the scorers, flags, log and probing state."""
+        degraded = self.started and (self.watcher.stale or not self.log.stats.backend_up)
+        out: dict[str, Any] = {
+            "status": "degraded" if degraded else "ok",
+            "model_version": self.bundle.version,
+        }
+        if detail and self.started:
+            snap = self.watcher.current()
+            stats = self.log.stats
+            out["detail"] = {
+                "pid": os.getpid(),
+                "model_digest": self.bundle.digest,
+                "scorers": [
+                    f.describe() for f in (self.models.main, self.models.fallback) if f is not None
+                ],
+                "rules": self.rules.describe(),
+                "flags": {**snap.flags.to_dict(), "version": snap.version},
+                "flags_stale": self.watcher.stale,
+                "log": {
+                    "backend_up": stats.backend_up,
+                    "queued": stats.queued,
+                    "spooled": stats.spooled,
+                    "written": stats.written,
+                },
+                "reference": None
+                if self.reference is None
+                else {
+                    "rows": self.reference.n_rows,
+                    "min_out": self.reference.min_out,
+                    **self.reference.source,
+                },
+                "probing": self.probing_config.model_dump()
+                if self.probing_config.enabled
+                else None,
+                "limits": self.config.limits.model_dump(),
+            }
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# The FastAPI app
+
+
+def create_app(
+    model: str | os.PathLike[str] | ModelBundle | None = None,
+    *,
+    config: ServingConfig | None = None,
+    home: str | os.PathLike[str] | None = None,
+    reference: str | os.PathLike[str] | pd.DataFrame | ReferenceProfile | None = None,
+    service: ScoringService | None = None,
+    **stores: Any,
+) -> FastAPI:
+    """Build the scoring app for a model directory.
+
+    Parameters
+    ----------
+    model : path or ModelBundle
+        The model directory (verified by :func:`~tabguard.training.load_model`).
+    config : ServingConfig, optional
+        Default: ``load_config(home)``.
+    home : path, optional
+        ``TABGUARD_HOME`` (when ``config`` is not given).
+    reference : path, DataFrame or ReferenceProfile, optional
+        Reference data for the probing detector (see :func:`resolve_reference`).
+    service : ScoringService, optional
+        A ready service (then the other arguments are ignored).
+    **stores
+        ``key_store``, ``flag_store``, ``prediction_log``, ``limiter``, ``probing_store``,
+        ``metrics`` passed to :class:`ScoringService`.
+
+    Returns
+    -------
+    FastAPI
+        The stores open in its lifespan (``with TestClient(app)`` or a uvicorn server).
+    """
+    from tabguard.training import ModelBundle, load_model
+
+    if service is None:
+        if model is None:
+            raise ValueError("create_app needs a model directory (or a ScoringService)")
+        cfg = config or load_config(home)
+        bundle = model if isinstance(model, ModelBundle) else load_model(Path(model))
+        profile = resolve_reference(bundle, cfg, reference)
+        service = ScoringService(bundle, cfg, reference=profile, **stores)
+    return _build_app(service)
+
+
+def app_from_env() -> FastAPI:
+    """The app of ``$TABGUARD_SERVE_MODEL`` (the factory uvicorn workers import)."""
+    model = os.environ.get(MODEL_ENV)
+    if not model:
+        raise RuntimeError(f"{MODEL_ENV} must name the model directory to serve")
+    return create_app(Path(model))
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, separators=(",", ":"), allow_nan=False),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def _build_app(service: ScoringService) -> FastAPI:
+    from tabguard.serving import _schemas as sch
+
+    max_body = service.server.max_body_bytes
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.astart()
+        try:
+            yield
+        finally:
+            await service.aclose()
+
+    contract = service.contract
+    app = FastAPI(
+        title=f"tabguard scoring service — {contract.name}",
+        version=__version__,
+        description=(
+            f"Guarded real-time decisions of model **{service.bundle.version}** "
+            f"(contract `{contract.name}`). Every request passes authentication, rate limits, "
+            "contract validation, sanitisation, the model, the decision layer and probing "
+            "detection, and is written to the prediction log. See docs/serving.md."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    problems: dict[int | str, dict[str, Any]] = {
+        401: {"model": sch.ErrorResponse, "description": "Missing, bad or revoked key."},
+        403: {"model": sch.ErrorResponse, "description": "The key lacks the 'decide' scope."},
+        422: {"model": sch.ValidationErrorResponse, "description": "Breaks the contract."},
+        503: {"model": sch.ErrorResponse, "description": "Flow off, or a fail-closed store down."},
+    }
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ())[1:]) or "request",
+                "rule": str(e.get("type", "invalid")),
+                "value": _jsonable(e.get("input")),
+                "message": str(e.get("msg", "invalid value")),
+            }
+            for e in exc.errors()
+        ]
+        return _json(422, {"errors": errors})
+
+    @app.post(
+        "/v1/decisions",
+        summary="Decide on one application",
+        response_model=sch.DecisionResponse,
+        response_model_exclude_none=True,
+        responses={
+            202: {"model": sch.DelayedResponse, "description": "Delayed: poll GET later."},
+            413: {"model": sch.ValidationErrorResponse, "description": "Body too large."},
+            429: {"model": sch.ErrorResponse, "description": "Rate limited (see Retry-After)."},
+            500: {"model": sch.ErrorResponse, "description": "Internal error (logged)."},
+            **problems,
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": sch.request_schema(contract)}},
+            },
+            "security": [{"bearer": []}],
+        },
+    )
+    async def post_decision(request: Request) -> Response:
+        body, too_large = await _read_body(request, max_body)
+        ctx = await service.decide(request.headers.get("authorization"), body, too_large=too_large)
+        return _json(ctx.http_status, ctx.response, ctx.headers)
+
+    @app.get(
+        "/v1/decisions/{decision_id}",
+        summary="Read a decision (delayed decisions: 202 until available)",
+        response_model=sch.DecisionResponse,
+        response_model_exclude_none=True,
+        responses={
+            202: {"model": sch.DelayedResponse, "description": "Not yet available."},
+            404: {"model": sch.ErrorResponse, "description": "Unknown id, or another client's."},
+            **problems,
+        },
+        openapi_extra={"security": [{"bearer": []}]},
+    )
+    async def get_decision(
+        request: Request,
+        decision_id: str = PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$"),
+    ) -> Response:
+        status, body, headers = await service.read_decision(
+            request.headers.get("authorization"), decision_id
+        )
+        return _json(status, body, headers)
+
+    @app.get(
+        "/health", summary="Liveness (details for admin keys)", response_model=sch.HealthResponse
+    )
+    async def health(request: Request) -> Response:
+        auth = request.headers.get("authorization")
+        detail = bool(auth) and await service.is_admin(auth)
+        return _json(200, service.health(detail))
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}, 401: {"model": sch.ErrorResponse}},
+    )
+    async def metrics(request: Request) -> Response:
+        if service.server.metrics_require_key and not await service.is_admin(
+            request.headers.get("authorization")
+        ):
+            return _json(401, {"error": "an admin API key is required for /metrics"},
+                         {"WWW-Authenticate": "Bearer"})  # fmt: skip
+        await asyncio.to_thread(service.refresh_gauges)
+        text, content_type = service.metrics.render()
+        return Response(text, media_type=content_type)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes,
+            )  # fmt: skip
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key from `tabguard keys create NAME`.",
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> tuple[bytes, bool]:
+    """Read at most ``limit`` bytes of the body; say whether there was more."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            chunks.append(chunk[: max(0, limit - (size - len(chunk)))])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)[:200]
+    return value

@@ -1,0 +1,450 @@
+"""Probing detection (S6): clients that query the model to learn how to game it.
+
+Attackers learn a model by trial and error (seed 002); extraction and membership attacks
+query it with synthetic data (seed 000). Per API client, the detector keeps the recent queries
+(raw attributes, encoded) with their scores and raises these signals:
+
+``feature_walk``
+    queries that differ from an earlier query of the window in at most ``max_changed``
+    features (default one): someone walking one feature to find where the decision flips.
+``gameable_variation``
+    queries equal to an earlier one on every feature the user does *not* control and different
+    on a ``gameable`` one: the same application re-sent with other self-declared values.
+``boundary``
+    queries scored within ``boundary_margin`` of the threshold: walking the decision boundary
+    (the service knows the score even when the client only sees the decision).
+``out_of_distribution``
+    queries far from the training data (see :class:`ReferenceProfile`).
+
+Each query carries the signals it shows (logged with it). A client is *flagged* when, within
+``window`` seconds, at least ``walk_min``/``gameable_min``/``boundary_min``/``ood_min`` of its
+queries show a signal; the flag lasts ``cooldown`` seconds and ``action`` applies meanwhile:
+``flag`` (log and metrics only), ``throttle`` (the client is limited to ``throttle``, 429 beyond),
+``review`` or ``deny`` (its decisions are overridden). Nothing in the detector names a
+feature or a value: it reads the contract (which features are gameable) and the reference
+profile.
+
+State lives in process memory (``storage = "memory://"``: each worker sees its own share of
+the traffic) or in Redis (``redis://...``: shared by workers and replicas). If Redis fails,
+detection is skipped for that request and counted; the request itself is never refused for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tabguard.errors import BackendUnavailableError, MissingDependencyError
+from tabguard.storage import redact_url, store_kind
+
+if TYPE_CHECKING:
+    from tabguard.contract import Contract
+    from tabguard.serving._reference import ReferenceProfile
+
+Signal = Literal["feature_walk", "gameable_variation", "boundary", "out_of_distribution"]
+SIGNALS: tuple[Signal, ...] = (
+    "feature_walk",
+    "gameable_variation",
+    "boundary",
+    "out_of_distribution",
+)
+Action = Literal["flag", "throttle", "review", "deny"]
+
+
+class ProbingConfig(BaseModel):
+    """``[probing]`` in ``tabguard.toml``.
+
+    Attributes
+    ----------
+    enabled : bool
+        Run the detector at all.
+    action : {'flag', 'throttle', 'review', 'deny'}
+        What happens to a flagged client's requests during ``cooldown``.
+    storage : str
+        ``memory://`` (per process) or ``redis://host:port/db`` (shared).
+    key_prefix : str
+        Prefix of the Redis keys.
+    window : float
+        Seconds of history that count.
+    history : int
+        Most recent queries kept per client.
+    max_changed : int
+        A query differing from an earlier one in 1..max_changed features is a walk step.
+    walk_min, gameable_min, boundary_min, ood_min : int
+        Queries with the signal, within the window, that flag the client.
+    boundary_margin : float
+        |score - threshold| below which a query is near the boundary.
+    boundary_share : float
+        Share of the window's queries that must be near the boundary too (a busy client sees
+        some scores near the threshold by chance; an attacker sees mostly those).
+    cooldown : float
+        Seconds a flag lasts after the last flagged query.
+    throttle : str
+        The flagged client's rate when ``action = "throttle"``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    action: Action = "flag"
+    storage: str = "memory://"
+    key_prefix: str = "tabguard"
+    window: float = Field(default=600.0, gt=0, le=30 * 86400)
+    history: int = Field(default=100, ge=2, le=10_000)
+    max_changed: int = Field(default=1, ge=1, le=10)
+    walk_min: int = Field(default=5, ge=1)
+    gameable_min: int = Field(default=3, ge=1)
+    boundary_min: int = Field(default=8, ge=1)
+    boundary_margin: float = Field(default=0.03, ge=0, le=0.5)
+    boundary_share: float = Field(default=0.25, ge=0, le=1)
+    ood_min: int = Field(default=5, ge=1)
+    cooldown: float = Field(default=600.0, ge=0)
+    throttle: str = "1/minute"
+    timeout: float = Field(default=0.5, gt=0, le=30)
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        try:
+            kind = store_kind(value)
+        except Exception:
+            raise ValueError("must be memory:// or redis://host:port/db") from None
+        if kind not in ("memory", "redis"):
+            raise ValueError("must be memory:// or redis://host:port/db")
+        return value
+
+    @field_validator("throttle")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from tabguard.serving._limits import RATE_RULE, parse_rate
+
+        try:
+            parse_rate(value)
+        except ValueError:
+            raise ValueError(RATE_RULE) from None
+        return value
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One remembered query of a client."""
+
+    at: float
+    subject: str | None
+    vector: tuple[float, ...]
+    signals: tuple[str, ...]
+
+
+@dataclass
+class ClientState:
+    """A client's recent queries (newest first) and flag expiry."""
+
+    entries: list[Entry] = field(default_factory=list)
+    flagged_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProbingResult:
+    """The detector's verdict on one query.
+
+    Attributes
+    ----------
+    signals : tuple of str
+        Signals this query shows.
+    flagged : bool
+        Whether the client is flagged (now or still, within ``cooldown``).
+    reasons : tuple of str
+        The client-level signals that crossed their minimum in the window.
+    counts : dict
+        Queries with each signal in the window (this one included).
+    available : bool
+        False when the state store failed and detection was skipped.
+    """
+
+    signals: tuple[str, ...] = ()
+    flagged: bool = False
+    reasons: tuple[str, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+    available: bool = True
+
+
+class ProbingStore(Protocol):
+    """Where per-client probing state lives."""
+
+    async def load(self, client: str, now: float) -> ClientState:
+        """Return the client's recent entries (within the window) and flag expiry."""
+        ...
+
+    async def save(self, client: str, entry: Entry, flagged_until: float | None) -> None:
+        """Remember ``entry``; set the flag expiry when given."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+class MemoryProbingStore:
+    """Probing state in this process (bounded: least recently seen clients are forgotten)."""
+
+    def __init__(self, window: float, history: int, max_clients: int = 10_000) -> None:
+        self.window = window
+        self.history = history
+        self.max_clients = max_clients
+        self._clients: OrderedDict[str, tuple[deque[Entry], list[float]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    async def load(self, client: str, now: float) -> ClientState:
+        """Return the client's entries within the window, newest first."""
+        with self._lock:
+            found = self._clients.get(client)
+            if found is None:
+                return ClientState()
+            entries, until = found
+            return ClientState(
+                [e for e in reversed(entries) if now - e.at <= self.window], until[0]
+            )
+
+    async def save(self, client: str, entry: Entry, flagged_until: float | None) -> None:
+        """Append ``entry`` to the client's history."""
+        with self._lock:
+            found = self._clients.get(client)
+            if found is None:
+                found = (deque(maxlen=self.history), [0.0])
+                self._clients[client] = found
+            self._clients.move_to_end(client)
+            found[0].append(entry)
+            if flagged_until is not None:
+                found[1][0] = flagged_until
+            while len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class RedisProbingStore:
+    """Probing state in Redis, shared by every worker and replica.
+
+    One list per client (newest first, trimmed to ``history``, expiring after ``window``) and
+    one key holding the flag expiry. Two round trips per request.
+    """
+
+    def __init__(self, url: str, window: float, history: int, prefix: str, timeout: float) -> None:
+        try:
+            import redis.asyncio as aredis
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "redis", "redis", f"probing state in {redact_url(url)!r}"
+            ) from exc
+        self.url = url
+        self.window = window
+        self.history = history
+        self.prefix = f"{prefix}:probing:"
+        self._redis = aredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+
+    def _keys(self, client: str) -> tuple[str, str]:
+        digest = hashlib.sha256(client.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return f"{self.prefix}{digest}:q", f"{self.prefix}{digest}:flag"
+
+    async def load(self, client: str, now: float) -> ClientState:
+        """Read the client's list and flag (one pipelined round trip)."""
+        from redis.exceptions import RedisError
+
+        qkey, fkey = self._keys(client)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.lrange(qkey, 0, self.history - 1)
+                pipe.get(fkey)
+                raw, flag = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise BackendUnavailableError(f"probing store {redact_url(self.url)}: {exc}") from exc
+        entries = []
+        for item in raw:
+            try:
+                d = json.loads(item)
+                entry = Entry(
+                    float(d["t"]),
+                    d.get("s"),
+                    tuple(math.nan if v is None else float(v) for v in d["v"]),
+                    tuple(d.get("g", ())),
+                )
+            except (ValueError, KeyError, TypeError):
+                continue
+            if now - entry.at <= self.window:
+                entries.append(entry)
+        return ClientState(entries, float(flag) if flag else 0.0)
+
+    async def save(self, client: str, entry: Entry, flagged_until: float | None) -> None:
+        """Push ``entry``, trim, refresh expiry; set the flag (one round trip)."""
+        from redis.exceptions import RedisError
+
+        qkey, fkey = self._keys(client)
+        item = json.dumps(
+            {
+                "t": entry.at,
+                "s": entry.subject,
+                "v": [None if math.isnan(v) else v for v in entry.vector],
+                "g": list(entry.signals),
+            }
+        )
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.lpush(qkey, item)
+                pipe.ltrim(qkey, 0, self.history - 1)
+                pipe.expire(qkey, max(1, math.ceil(self.window)))
+                if flagged_until is not None:
+                    ttl = max(1, math.ceil(flagged_until - entry.at))
+                    pipe.set(fkey, repr(flagged_until), ex=ttl)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise BackendUnavailableError(f"probing store {redact_url(self.url)}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._redis.aclose()
+
+
+def open_probing_store(config: ProbingConfig) -> MemoryProbingStore | RedisProbingStore:
+    """Open the store ``[probing] storage`` selects."""
+    if store_kind(config.storage) == "redis":
+        return RedisProbingStore(
+            config.storage, config.window, config.history, config.key_prefix, config.timeout
+        )
+    return MemoryProbingStore(config.window, config.history)
+
+
+class ProbingDetector:
+    """Per-client probing signals over a sliding window of recent queries.
+
+    Parameters
+    ----------
+    contract : Contract
+        Which features are gameable; the encoding of raw attributes.
+    config : ProbingConfig
+    store : ProbingStore, optional
+        Default: the store ``config.storage`` selects.
+    reference : ReferenceProfile, optional
+        Enables the out-of-distribution signal.
+    """
+
+    def __init__(
+        self,
+        contract: Contract,
+        config: ProbingConfig | None = None,
+        store: ProbingStore | None = None,
+        reference: ReferenceProfile | None = None,
+    ) -> None:
+        from tabguard.serving._reference import raw_encoder
+
+        self.config = config or ProbingConfig()
+        self.store: ProbingStore = store if store is not None else open_probing_store(self.config)
+        self.encoder = raw_encoder(contract)
+        names = self.encoder.feature_names
+        self.gameable = np.asarray([contract.features[n].gameable for n in names], dtype=bool)
+        self.reference = (
+            reference
+            if reference is not None and reference.features == names and reference.matches(contract)
+            else None
+        )
+        c = self.config
+        self._minimum = {
+            "feature_walk": c.walk_min,
+            "gameable_variation": c.gameable_min,
+            "boundary": c.boundary_min,
+            "out_of_distribution": c.ood_min,
+        }
+        self.unavailable = 0
+
+    def encode(self, record: dict[str, Any]) -> np.ndarray:
+        """The encoded raw attributes of a validated record (NaN kept)."""
+        row, _ = self.encoder.transform_record(record)
+        return row[0]
+
+    async def observe(
+        self,
+        client: str,
+        subject: str | None,
+        vector: np.ndarray,
+        score: float | None,
+        threshold: float | None,
+        now: float | None = None,
+    ) -> ProbingResult:
+        """Record one query of ``client`` and return its signals and the client's state.
+
+        Never raises for a store failure: the result then has ``available=False``.
+        """
+        now = time.time() if now is None else now
+        try:
+            state = await self.store.load(client, now)
+        except BackendUnavailableError:
+            self.unavailable += 1
+            return ProbingResult(available=False)
+        signals = self._signals(state.entries, vector, score, threshold)
+        counts: dict[str, int] = {s: 1 if s in signals else 0 for s in SIGNALS}
+        for entry in state.entries:
+            for s in entry.signals:
+                counts[s] = counts.get(s, 0) + 1
+        n = len(state.entries) + 1
+        reasons = tuple(
+            s
+            for s in SIGNALS
+            if s in signals
+            and counts[s] >= self._minimum[s]
+            and (s != "boundary" or counts[s] >= self.config.boundary_share * n)
+        )
+        flagged_until = now + self.config.cooldown if reasons else None
+        entry = Entry(now, subject, tuple(float(v) for v in vector), signals)
+        try:
+            await self.store.save(client, entry, flagged_until)
+        except BackendUnavailableError:
+            self.unavailable += 1
+        flagged = bool(reasons) or state.flagged_until > now
+        return ProbingResult(signals, flagged, reasons, counts)
+
+    def _signals(
+        self,
+        entries: list[Entry],
+        x: np.ndarray,
+        score: float | None,
+        threshold: float | None,
+    ) -> tuple[str, ...]:
+        out: list[str] = []
+        if entries:
+            # NaN != NaN: compare with NaN replaced by a value no encoded feature takes.
+            H = np.asarray([e.vector for e in entries], dtype=float)
+            H = np.where(np.isnan(H), -1.5e308, H)
+            xv = np.where(np.isnan(x), -1.5e308, x)
+            diff = xv != H
+            n_diff = diff.sum(axis=1)
+            if np.any((n_diff >= 1) & (n_diff <= self.config.max_changed)):
+                out.append("feature_walk")
+            if self.gameable.any() and (~self.gameable).any():
+                same_fixed = ~diff[:, ~self.gameable].any(axis=1)
+                moved = diff[:, self.gameable].any(axis=1)
+                if np.any(same_fixed & moved):
+                    out.append("gameable_variation")
+        if (
+            score is not None
+            and threshold is not None
+            and abs(score - threshold) <= self.config.boundary_margin
+        ):
+            out.append("boundary")
+        if self.reference is not None and self.reference.is_out_of_distribution(x):
+            out.append("out_of_distribution")
+        return tuple(out)
+
+    async def aclose(self) -> None:
+        """Release the store."""
+        await self.store.aclose()
