@@ -10,12 +10,15 @@ Examples
 0
 """
 
-# Importing the check modules registers them, in this order.
-from tabguard.data_audit import (
-    _bias,  # noqa: F401
-    _descriptive,  # noqa: F401
-    _integrity,  # noqa: F401
-    _triggers,  # noqa: F401
+# Importing the check modules registers them; each check's ``order`` sets the running order.
+from tabguard.data_audit import (  # noqa: F401
+    _bias,
+    _descriptive,
+    _duplicates,
+    _integrity,
+    _label_noise,
+    _roni,
+    _triggers,
 )
 from tabguard.data_audit._audit import (
     REASON_COLUMN,

@@ -1,0 +1,211 @@
+"""D3 RONI (reject on negative impact): confirm suspect groups by what they do to a model.
+
+For each group of suspect rows (a trigger found by the trigger scan, and the label issues listed
+by cleanlab), two models are fitted on the same training rows, one with the group and one
+without, and compared on held-out rows drawn at random from all rows (so they keep the data's
+natural noise):
+
+* held-out log loss and AUC (the classic RONI question: does the group hurt accuracy?);
+* for a trigger, the **trigger response**: the share of held-out rows (outside every suspect
+  group) whose decision flips towards the trigger's label when the trigger value is written
+  in. A backdoor barely moves accuracy (that is the point of it) but makes the model obey the
+  trigger.
+
+A group is confirmed when removing it lowers the trigger response by at least 5 points, or
+improves held-out log loss by more than two standard errors (paired over held-out rows).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from tabguard.data_audit._base import AuditContext, CheckResult, register_check
+from tabguard.data_audit._context_model import fit_context_model, predict
+from tabguard.data_audit._matrix import build_matrix
+from tabguard.reports import Finding, Section, Table
+
+DEFAULTS: dict[str, Any] = {
+    "holdout": 0.25,
+    "max_train_rows": 100_000,
+    "rounds": 120,
+    "max_label_issues": 5_000,
+}
+
+
+def _logloss_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.asarray(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def _trigger_response(model: Any, X_trig: np.ndarray, p_before: np.ndarray, label: int) -> float:
+    """Share of rows not decided as ``label`` that the trigger turns to ``label``."""
+    before = (p_before >= 0.5).astype(int)
+    after = (predict(model, X_trig) >= 0.5).astype(int)
+    eligible = before != label
+    return float((after[eligible] == label).mean()) if eligible.any() else 0.0
+
+
+@register_check
+class Roni:
+    """Reject-on-negative-impact confirmation of suspect groups."""
+
+    name: ClassVar[str] = "roni"
+    order: ClassVar[int] = 60
+
+    def run(self, ctx: AuditContext) -> CheckResult:
+        """Fit with and without each suspect group and compare on held-out rows."""
+        opts = {**DEFAULTS, **ctx.options.get(self.name, {})}
+        res = CheckResult()
+        groups: list[tuple[str, np.ndarray, Any]] = []
+        for p in ctx.cache.get("trigger_patterns", []):
+            rows = p.rows[ctx.y[p.rows] == p.label]
+            groups.append((self._describe(ctx, p), rows, p))
+        issues = ctx.cache.get("label_issues")
+        if issues is not None and len(issues):
+            groups.append(
+                (
+                    f"{min(len(issues), opts['max_label_issues'])} top cleanlab label issues",
+                    np.asarray(issues[: opts["max_label_issues"]]),
+                    None,
+                )
+            )
+        if not groups:
+            return res
+        m = build_matrix(ctx)
+        X, y = m.raw, ctx.y.astype(float)
+        cat = [j for j in range(len(m.names)) if not m.ordinal[j]]
+        rng = np.random.default_rng(ctx.random_state)
+        # One random split of every row: held-out rows keep the data's natural noise (removing
+        # hard rows from the evaluation would make any noisy group look harmful).
+        hold_mask = rng.random(ctx.n_rows) < float(opts["holdout"])
+        hold, train_all = np.flatnonzero(hold_mask), np.flatnonzero(~hold_mask)
+        if len(np.unique(y[hold])) < 2:
+            return res
+        cap = int(opts["max_train_rows"])
+        if len(train_all) > cap:
+            train_all = np.sort(rng.choice(train_all, cap, replace=False))
+        in_any = np.zeros(ctx.n_rows, dtype=bool)
+        for _, rows, _ in groups:
+            in_any[rows] = True
+        # trigger responses are measured on held-out rows that are in no suspect group
+        probe = hold[~in_any[hold]]
+        table = []
+        with ctx.progress.stage("RONI", total=len(groups)) as st:
+            model = fit_context_model(
+                X[train_all],
+                y[train_all],
+                cat,
+                rounds=int(opts["rounds"]),
+                random_state=ctx.random_state,
+            )
+            p_with = predict(model, X[hold])
+            for desc, rows, pattern in groups:
+                member = np.zeros(ctx.n_rows, dtype=bool)
+                member[rows] = True
+                without = train_all[~member[train_all]]
+                base_model = fit_context_model(
+                    X[without],
+                    y[without],
+                    cat,
+                    rounds=int(opts["rounds"]),
+                    random_state=ctx.random_state,
+                )
+                p_without = predict(base_model, X[hold])
+                diff = _logloss_rows(y[hold], p_with) - _logloss_rows(y[hold], p_without)
+                se = float(diff.std(ddof=1) / math.sqrt(len(diff)))
+                gain = float(diff.mean())  # > 0: the group makes held-out predictions worse
+                auc_w = float(roc_auc_score(y[hold], p_with))
+                auc_wo = float(roc_auc_score(y[hold], p_without))
+                ev: dict[str, Any] = {
+                    "rows": len(rows),
+                    "logloss_increase": gain,
+                    "logloss_se": se,
+                    "auc_with": auc_w,
+                    "auc_without": auc_wo,
+                }
+                resp_w = resp_wo = math.nan
+                if pattern is not None and len(probe):
+                    Xp = X[probe]
+                    Xt = Xp.copy()
+                    for j in pattern.cols:
+                        Xt[:, j] = m.raw[pattern.rows[0], j]
+                    resp_w = _trigger_response(model, Xt, predict(model, Xp), pattern.label)
+                    resp_wo = _trigger_response(
+                        base_model, Xt, predict(base_model, Xp), pattern.label
+                    )
+                    ev.update(
+                        {"trigger_response_with": resp_w, "trigger_response_without": resp_wo}
+                    )
+                confirmed = (not math.isnan(resp_w) and resp_w - resp_wo >= 0.05) or gain > 2 * se
+                ev["confirmed"] = confirmed
+                msg = (
+                    f"RONI {desc}: removing these rows changes held-out log loss by "
+                    f"{-gain:+.4f} (± {se:.4f}) and AUC {auc_w:.3f} → {auc_wo:.3f}"
+                )
+                if pattern is not None:
+                    msg += (
+                        f"; the trigger flips {resp_w:.1%} of held-out decisions towards its "
+                        f"label, {resp_wo:.1%} once they are removed"
+                    )
+                msg += ". Negative impact confirmed." if confirmed else ". No measurable impact."
+                res.findings.append(
+                    Finding(
+                        check=self.name,
+                        severity="warning" if confirmed else "info",
+                        message=msg,
+                        features=[] if pattern is None else [m.names[j] for j in pattern.cols],
+                        values=[]
+                        if pattern is None
+                        else [
+                            m.value(j, v) for j, v in zip(pattern.cols, pattern.codes, strict=True)
+                        ],
+                        evidence=ev,
+                    )
+                )
+                table.append(
+                    [
+                        desc,
+                        len(rows),
+                        f"{-gain:+.4f}",
+                        f"{auc_w:.3f} → {auc_wo:.3f}",
+                        "-" if math.isnan(resp_w) else f"{resp_w:.1%} → {resp_wo:.1%}",
+                        "yes" if confirmed else "no",
+                    ]
+                )
+                st.advance()
+        res.sections.append(
+            Section(
+                title="RONI confirmation (D3)",
+                text=[
+                    "Each suspect group is removed from the same training rows; the table shows "
+                    "what that does on held-out rows drawn from all rows."
+                ],
+                tables=[
+                    Table(
+                        columns=[
+                            "group",
+                            "rows",
+                            "Δ log loss when removed",
+                            "AUC with → without",
+                            "trigger response with → without",
+                            "confirmed",
+                        ],
+                        rows=table,
+                    )
+                ],
+            )
+        )
+        res.summary = {"groups": len(groups)}
+        return res
+
+    @staticmethod
+    def _describe(ctx: AuditContext, p: Any) -> str:
+        m = build_matrix(ctx)
+        cond = " & ".join(
+            f"{m.names[j]}={m.value(j, v)!r}" for j, v in zip(p.cols, p.codes, strict=True)
+        )
+        return f"trigger {cond}"
