@@ -611,7 +611,8 @@ def check_matrix(
     rows = [base]
     if thresholds:
         rng = np.random.default_rng(seed + 1)
-        pairs = [(j, float(th)) for j, ths in thresholds.items() for th in ths]
+        # Non-finite thresholds (scikit-learn's "missing vs present" splits) have no neighbours.
+        pairs = [(j, float(th)) for j, ths in thresholds.items() for th in ths if np.isfinite(th)]
         if len(pairs) > max_thresholds:
             keep = rng.choice(len(pairs), size=max_thresholds, replace=False)
             pairs = [pairs[i] for i in sorted(keep)]

@@ -1,0 +1,205 @@
+"""The service against real PostgreSQL and Redis: exact log counts, outages at the API.
+
+The service runs in process (ASGI) so the tests drive thousands of requests quickly; the
+multi-process service is tested in ``test_workers.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tabguard.flags import MemoryFlagStore
+from tabguard.serving import MemoryKeyStore, ScoringService, create_app, load_config
+from tabguard.storage import sqlalchemy_url
+from tabguard.training import ModelBundle
+from tests.serving._tcp_proxy import TcpProxy
+from tests.serving.conftest import body_of, write_config
+
+
+def rows_in(url: str) -> tuple[int, int, dict[str, int]]:
+    """(rows, distinct decision ids, rows by status) straight from the database."""
+    engine = sa.create_engine(sqlalchemy_url(url))
+    with engine.connect() as conn:
+        total, distinct = conn.execute(
+            sa.text("select count(*), count(distinct decision_id) from tg_predictions")
+        ).one()
+        by_status = dict(
+            conn.execute(
+                sa.text("select status, count(*) from tg_predictions group by status")
+            ).all()
+        )
+    engine.dispose()
+    return int(total), int(distinct), {str(k): int(v) for k, v in by_status.items()}
+
+
+class InProcess:
+    """A started service and an async client talking to it through ASGI."""
+
+    def __init__(self, bundle: ModelBundle, home: Path) -> None:
+        self.keys = MemoryKeyStore()
+        self.key = self.keys.create("bank-a", "decide")[1]
+        self.service = ScoringService(
+            bundle, load_config(home), key_store=self.keys, flag_store=MemoryFlagStore()
+        )
+        self.app = create_app(service=self.service)
+
+    async def __aenter__(self) -> InProcess:
+        await self.service.astart()
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://tabguard"
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+        await self.service.aclose()  # drains the log
+
+    async def post(self, body: Any, key: str | None = "default") -> int:
+        headers = {"Authorization": f"Bearer {self.key if key == 'default' else key}"}
+        if key is None:
+            headers = {}
+        r = await self.client.post("/v1/decisions", json=body, headers=headers)
+        return r.status_code
+
+
+async def send_all(
+    svc: InProcess, bodies: list[tuple[Any, str | None]], width: int = 64
+) -> list[int]:
+    codes: list[int] = []
+    for start in range(0, len(bodies), width):
+        chunk = bodies[start : start + width]
+        codes += await asyncio.gather(*(svc.post(b, key=k) for b, k in chunk))
+    return codes
+
+
+@pytest.mark.postgres
+def test_pg_log_10000_requests_leave_exactly_10000_records(
+    bundle: ModelBundle, postgres_url: str, tmp_path: Path, sample_records: list[dict[str, Any]]
+) -> None:
+    write_config(
+        tmp_path,
+        f'[stores]\nlog = "{postgres_url}"\n'
+        '[limits]\nper_client = "off"\nper_subject = "1/minute"\n'
+        "[log]\nbatch_size = 500\nflush_interval = 0.1\n",
+    )
+    bodies: list[tuple[Any, str | None]] = []
+    for i in range(10_000):
+        rec = sample_records[i % len(sample_records)]
+        kind = i % 20
+        if kind == 0:
+            bodies.append((body_of({**rec, "AGE": 999}, subject=f"bad-{i}"), "default"))  # 422
+        elif kind == 1:
+            bodies.append((body_of(rec, subject=f"anon-{i}"), None))  # 401
+        elif kind == 2:
+            bodies.append((body_of(rec, subject="repeat"), "default"))  # 200 once, then 429
+        else:
+            bodies.append((body_of(rec, subject=f"s-{i}"), "default"))  # 200
+
+    async def go() -> list[int]:
+        async with InProcess(bundle, tmp_path) as svc:
+            return await send_all(svc, bodies)
+
+    codes = Counter(asyncio.run(go()))
+    assert codes == {200: 8_501, 422: 500, 401: 500, 429: 499}
+    total, distinct, by_status = rows_in(postgres_url)
+    assert (total, distinct) == (10_000, 10_000)
+    assert by_status == {
+        "accepted": 8_501,
+        "rejected_validation": 500,
+        "unauthorized": 500,
+        "rate_limited": 499,
+    }
+
+
+@pytest.mark.postgres
+def test_pg_down_mid_run_loses_nothing(
+    bundle: ModelBundle, postgres_url: str, tmp_path: Path, sample_records: list[dict[str, Any]]
+) -> None:
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    url = parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}").geturl()
+    write_config(
+        tmp_path,
+        f'[stores]\nlog = "{url}"\n[limits]\nper_client = "off"\n'
+        "[log]\nbatch_size = 50\nflush_interval = 0.05\nretry_interval = 0.1\n",
+    )
+    bodies: list[tuple[Any, str | None]] = [
+        (body_of(sample_records[i % 50], subject=f"s{i}"), "default") for i in range(900)
+    ]
+
+    async def go() -> tuple[list[int], Any]:
+        async with InProcess(bundle, tmp_path) as svc:
+            codes = await send_all(svc, bodies[:300])
+            assert svc.service.log.flush(10)
+            proxy.cut()  # the log database goes away while requests keep coming
+            codes += await send_all(svc, bodies[300:600])
+            assert svc.service.log.flush(10)
+            assert not svc.service.log.stats.backend_up
+            assert svc.service.health()["status"] == "degraded"
+            proxy.start()
+            deadline = time.monotonic() + 30
+            log = svc.service.log
+            while (log.spool.files() or not log.stats.backend_up) and time.monotonic() < deadline:
+                log.flush(5)
+                await asyncio.sleep(0.05)
+            codes += await send_all(svc, bodies[600:])
+            return codes, svc.service.log.stats
+
+    try:
+        codes, stats = asyncio.run(go())
+    finally:
+        proxy.cut()
+    assert codes == [200] * 900  # the outage never reached the clients
+    assert stats.spooled > 0 and stats.dead_lettered == 0
+    total, distinct, _ = rows_in(postgres_url)
+    assert (total, distinct) == (900, 900)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("policy", ["fail_closed", "fail_open"])
+def test_redis_outage_at_the_api(
+    bundle: ModelBundle,
+    redis_server_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    sample_records: list[dict[str, Any]],
+    policy: str,
+) -> None:
+    parts = urlsplit(redis_server_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379).start()
+    write_config(
+        tmp_path,
+        '[limits]\nper_client = "off"\nper_subject = "2/minute"\n'
+        f'storage = "redis://127.0.0.1:{proxy.port}/0"\nkey_prefix = "{redis_prefix}"\n'
+        f'on_backend_error = "{policy}"\ntimeout = 0.3\n'
+        "[log]\nflush_interval = 0.05\n",
+    )
+    rec = sample_records[0]
+
+    async def go() -> tuple[list[int], list[int], list[int], str]:
+        async with InProcess(bundle, tmp_path) as svc:
+            before = [await svc.post(body_of(rec, subject="cust")) for _ in range(3)]
+            proxy.cut()
+            during = [await svc.post(body_of(rec, subject=f"other-{i}")) for i in range(3)]
+            proxy.start()
+            after = [await svc.post(body_of(rec, subject="cust"))]
+            metrics = (await svc.client.get("/metrics")).text
+            return before, during, after, metrics
+
+    try:
+        before, during, after, metrics = asyncio.run(go())
+    finally:
+        proxy.cut()
+    assert before == [200, 200, 429]  # limits enforced through Redis
+    assert during == ([503] * 3 if policy == "fail_closed" else [200] * 3)
+    assert after == [429]  # back: the counter survived the outage
+    assert 'tabguard_backend_errors_total{backend="limits"} 3.0' in metrics

@@ -1,0 +1,128 @@
+"""`tabguard serve --workers 2`: a real multi-process service sharing Redis and SQLite.
+
+Two uvicorn worker processes behind one port must enforce a per-subject limit *exactly*
+(the counters live in Redis), log every request (one SQLite log shared by both), and report
+metrics summed over both workers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tabguard.serving import load_config
+from tests.serving.conftest import body_of, write_config
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
+    model_dir: Path,
+    tmp_path: Path,
+    redis_server_url: str,
+    redis_prefix: str,
+    sample_records: list[dict[str, Any]],
+) -> None:
+    home = tmp_path / "home"
+    write_config(
+        home,
+        '[limits]\nper_client = "off"\nper_subject = "5/minute"\n'
+        f'storage = "{redis_server_url}"\nkey_prefix = "{redis_prefix}"\n'
+        "[log]\nflush_interval = 0.1\n",
+    )
+    cfg = load_config(home)
+    with cfg.open_key_store() as keys:
+        key = keys.create("bank-a", "decide")[1]
+        admin = keys.create("ops", "admin")[1]
+    port = free_port()
+    env = {**os.environ, "TABGUARD_HOME": str(home)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    tabguard = str(Path(sys.executable).parent / "tabguard")
+    cmd = [tabguard, "serve", str(model_dir), "--workers", "2"]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        pids: set[int] = set()
+        with httpx.Client(base_url=base, timeout=10) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.3)
+            else:
+                pytest.fail("the service did not start")
+
+        def health_pid(_: int) -> int:
+            # a new connection per call, so the kernel spreads them over both workers
+            with httpx.Client(base_url=base, timeout=10) as c:
+                r = c.get("/health", headers={"Authorization": f"Bearer {admin}"})
+                return int(r.json()["detail"]["pid"])
+
+        def decide(i: int) -> int:
+            with httpx.Client(base_url=base, timeout=10) as c:
+                r = c.post(
+                    "/v1/decisions",
+                    json=body_of(sample_records[i % 20], subject="one-customer"),
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                return r.status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(5):  # both workers must be up and answering
+                pids |= set(pool.map(health_pid, range(24)))
+                if len(pids) == 2:
+                    break
+            codes = Counter(pool.map(decide, range(40)))
+        assert len(pids) == 2, f"only workers {pids} answered"
+        assert codes == {200: 5, 429: 35}
+        with httpx.Client(base_url=base, timeout=10) as client:
+            metrics = client.get("/metrics").text
+        # summed over both workers (multi-process metrics)
+        assert (
+            'tabguard_requests_total{decision="none",segment="",status="rate_limited"} 35.0'
+            in metrics
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert proc.returncode == 0, out
+    assert "with 2 worker(s)" in out
+    plog = cfg.open_prediction_log()
+    try:
+        assert plog.flush(10)
+        df = plog.query()
+    finally:
+        plog.close()
+    assert len(df) == 40  # every request of both workers, drained at shutdown
+    assert Counter(df["status"]) == {"accepted": 5, "rate_limited": 35}
