@@ -16,7 +16,9 @@ from tabguard.errors import TabguardError
 
 # Each module registers its commands on the shared apps when imported.
 _COMMAND_MODULES = [
+    "audit_data",
     "contract",
+    "demo",
     "redteam",
     "serve",
     "state",

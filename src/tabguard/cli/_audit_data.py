@@ -1,0 +1,82 @@
+"""``tabguard audit data``: the data security audit (D1-D5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tabguard.cli._app import audit_app, console
+from tabguard.contract import load_contract
+from tabguard.data_audit import DataAuditResult, audit_data, write_audit
+from tabguard.io import read_table
+from tabguard.progress import RichProgress
+from tabguard.reports import SEVERITY_ORDER
+
+_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def print_findings(
+    result: DataAuditResult, *, limit: int = 12, min_severity: str = "warning"
+) -> None:
+    """Print the most severe findings as a Rich table."""
+    rep = result.report
+    shown = [
+        f
+        for f in rep.sorted_findings()
+        if SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[min_severity]
+    ][:limit]
+    if shown:
+        table = Table("severity", "check", "finding", show_lines=False, expand=True)
+        for f in shown:
+            table.add_row(f"[{_STYLE[f.severity]}]{f.severity}[/]", f.check, f.message)
+        console.print(table)
+    c = rep.counts()
+    console.print(
+        f"{rep.rows} rows: {len(rep.suspicious_rows)} suspected of poisoning, "
+        f"{rep.summary.get('quarantined_rows', 0)} quarantined, "
+        f"{rep.summary.get('clean_rows', 0)} clean; findings: "
+        f"[bold red]{c['critical']} critical[/], [yellow]{c['warning']} warning[/], "
+        f"{c['info']} info"
+    )
+
+
+@audit_app.command("data")
+def audit_data_cmd(
+    data: Annotated[Path, typer.Argument(help="Training data (CSV, CSV.gz or Parquet).")],
+    contract_path: Annotated[Path, typer.Option("--contract", "-c", help="Contract YAML.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+    checks: Annotated[
+        str | None, typer.Option(help="Comma-separated checks to run (default: all).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the statistical checks.")] = 0,
+    alpha: Annotated[
+        float, typer.Option(help="Family-wise error rate of the trigger scan.")
+    ] = 0.01,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Audit training data for contract violations, poisoning and backdoors, bias.
+
+    Writes DIR/findings.json, DIR/report.html, DIR/clean.csv, DIR/quarantine.csv and
+    DIR/treatments.json. Exit status: 0 without critical findings, 1 with one, 2 for bad input.
+    """
+    contract = load_contract(contract_path)
+    names = [c.strip() for c in checks.split(",")] if checks else None
+    with RichProgress(disable=quiet) as progress:
+        with progress.stage(f"reading {data.name}") as st:
+            df = read_table(data, progress=st.advance)
+        result = audit_data(
+            df,
+            contract,
+            checks=names,
+            random_state=seed,
+            progress=progress,
+            options={"trigger_scan": {"alpha": alpha}},
+            source=str(data),
+        )
+        paths = write_audit(result, out)
+    print_findings(result)
+    console.print(f"report: {paths['report']}  findings: {paths['findings']}")
+    raise typer.Exit(result.exit_code())
