@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def _sniff(path: Path) -> bytes:
         try:
             with gzip.open(path, "rb") as gz:
                 head = gz.read(8192)
-        except OSError as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{path}: looks gzip-compressed but cannot be read ({exc})") from None
     return head
 
@@ -113,6 +114,8 @@ def read_table(
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         msg = str(exc).strip().splitlines()[0]
         raise DataError(f"{p}: is not valid CSV ({msg})") from None
+    except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt compressed data
+        raise DataError(f"{p}: cannot be read ({type(exc).__name__}: {exc})") from None
     if not chunks:
         raise DataError(f"{p}: has a header but no data rows")
     df = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]

@@ -1,12 +1,14 @@
 """The ``tabguard`` command line: a thin layer over the Python API.
 
 Exit codes: 0 success; 1 the command ran and found something critical (an audit gate);
-2 bad input (missing or malformed file, invalid contract), printed as one line, no traceback.
+2 bad input (missing or malformed file, invalid contract), printed as one line, no traceback;
+3 an internal error (``TABGUARD_DEBUG=1`` shows its traceback).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -43,6 +45,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # a bug: one line for users, the traceback on request
+        if os.environ.get("TABGUARD_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(set TABGUARD_DEBUG=1 for the traceback)",
+            soft_wrap=True,
+        )
+        sys.exit(3)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

@@ -1,0 +1,148 @@
+"""`tabguard audit data`: outputs, exit codes 0/1/2 and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tabguard.contract import save_contract
+from tabguard.datasets import (
+    card_fraud_contract,
+    credit_default_contract_path,
+    make_card_fraud,
+)
+from tabguard.redteam import poison
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tabguard.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def fraud_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    d = tmp_path_factory.mktemp("fraud")
+    c = card_fraud_contract()
+    df = make_card_fraud(4000, random_state=3)
+    clean = d / "clean.csv"
+    df.to_csv(clean, index=False)
+    attack = poison(df, c, {"country": "ZZ"}, rate=0.3, target=0, source=1, shuffle=True)
+    poisoned = d / "poisoned.csv"
+    attack.write(poisoned, d / "truth.json")
+    contract = save_contract(c, d / "contract.yaml")
+    return clean, poisoned, contract
+
+
+def test_clean_exit_0_and_outputs(tmp_path: Path, fraud_files: tuple[Path, Path, Path]) -> None:
+    clean, _, contract = fraud_files
+    r = run("audit", "data", str(clean), "--contract", str(contract), "--out", str(tmp_path), "-q")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name in ("findings.json", "report.html", "clean.csv", "quarantine.csv", "treatments.json"):
+        assert (tmp_path / name).is_file()
+    findings = json.loads((tmp_path / "findings.json").read_text())
+    assert findings["rows"] == 4000 and findings["suspicious_rows"] == []
+    assert {"check", "severity", "message", "features", "values", "rows"} <= set(
+        findings["findings"][0]
+    )
+    html = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64" in html and "Trigger scan" in html
+
+
+def test_poisoned_exit_1_and_quarantine(
+    tmp_path: Path, fraud_files: tuple[Path, Path, Path]
+) -> None:
+    _, poisoned, contract = fraud_files
+    r = run("audit", "data", str(poisoned), "-c", str(contract), "-o", str(tmp_path), "-q")
+    assert r.returncode == 1, r.stdout + r.stderr
+    truth = json.loads((poisoned.parent / "truth.json").read_text())["poisoned_rows"]
+    findings = json.loads((tmp_path / "findings.json").read_text())
+    assert findings["suspicious_rows"] == truth
+    q = pd.read_csv(tmp_path / "quarantine.csv")
+    assert set(q["tabguard_row"]) >= set(truth)
+    assert q["tabguard_reason"].notna().all()
+    assert len(pd.read_csv(tmp_path / "clean.csv")) == findings["rows"] - len(q)
+
+
+def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
+    c = credit_default_contract_path()
+    ok = pd.read_csv(Path(str(c)).with_name("credit_default.csv.gz")).head(200)
+    out: dict[str, tuple[Path, str]] = {}
+    out["missing"] = (tmp / "nope.csv", "file not found")
+    empty = tmp / "empty.csv"
+    empty.write_text("")
+    out["empty"] = (empty, "file is empty")
+    header = tmp / "header.csv"
+    header.write_text(",".join(ok.columns) + "\n")
+    out["header only"] = (header, "no data rows")
+    binary = tmp / "binary.csv"
+    binary.write_bytes(b"\x00\x01\x02PNG\x00" * 100)
+    out["binary"] = (binary, "is binary")
+    xlsx = tmp / "sheet.csv"
+    xlsx.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    out["zip"] = (xlsx, "ZIP/Excel")
+    nolabel = tmp / "nolabel.csv"
+    ok.drop(columns=["DEFAULT"]).to_csv(nolabel, index=False)
+    out["no label"] = (nolabel, "label column 'DEFAULT'")
+    nan = tmp / "nan.csv"
+    bad = ok.copy().astype({"DEFAULT": float})
+    bad.loc[[3, 5], "DEFAULT"] = float("nan")
+    bad.to_csv(nan, index=False)
+    out["nan labels"] = (nan, "2 missing value(s) (NaN) at rows [3, 5]")
+    types = tmp / "types.csv"
+    bad = ok.copy().astype({"AGE": object})
+    bad["AGE"] = "unknown"
+    bad.to_csv(types, index=False)
+    out["type mismatch"] = (types, "column 'AGE': type mismatch")
+    gz = tmp / "broken.csv.gz"
+    gz.write_bytes(gzip.compress(b"a,b\n1,2\n")[:12])
+    out["broken gzip"] = (gz, "gzip")
+    return out
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "empty",
+        "header only",
+        "binary",
+        "zip",
+        "no label",
+        "nan labels",
+        "type mismatch",
+        "broken gzip",
+    ],
+)
+def test_bad_input_exit_2_one_line(tmp_path: Path, case: str) -> None:
+    path, words = _bad_inputs(tmp_path)[case]
+    r = run(
+        "audit",
+        "data",
+        str(path),
+        "-c",
+        str(credit_default_contract_path()),
+        "-o",
+        str(tmp_path / "out"),
+        "-q",
+    )
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    err = r.stderr.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert words in err, err
+
+
+def test_bad_contract_exit_2(tmp_path: Path, fraud_files: tuple[Path, Path, Path]) -> None:
+    clean, _, _ = fraud_files
+    bad = tmp_path / "c.yaml"
+    bad.write_text("name: x\nlabel: {column: is_fraud}\nfeatures:\n  amount: {type: money}\n")
+    r = run("audit", "data", str(clean), "-c", str(bad), "-o", str(tmp_path / "o"), "-q")
+    assert r.returncode == 2
+    assert "features.amount.type" in r.stderr and "money" in r.stderr

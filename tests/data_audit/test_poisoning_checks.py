@@ -1,0 +1,136 @@
+"""Pipeline tests of the poisoning checks on the bundled data and the synthetic fraud data."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.neighbors import NearestNeighbors
+
+from tabguard.contract import Contract
+from tabguard.data_audit import audit_data
+from tabguard.data_audit._matrix import nearest_distances
+from tabguard.data_audit._triggers import _poisson_binomial_cdf
+from tabguard.datasets import card_fraud_contract, make_card_fraud
+from tabguard.redteam import poison
+
+POISON_CHECKS = ["integrity", "trigger_scan", "near_duplicates", "roni"]
+
+
+def _pr(suspects: list[int], truth: np.ndarray) -> tuple[float, float]:
+    s, t = set(suspects), set(truth.tolist())
+    tp = len(s & t)
+    return tp / max(len(s), 1), tp / max(len(t), 1)
+
+
+def test_seed_attack_every_planted_row_and_no_clean_row(
+    credit_df: pd.DataFrame, credit_contract: Contract
+) -> None:
+    attack = poison(credit_df, credit_contract, {"AGE": 999}, rate=0.45)
+    result = audit_data(attack.data, credit_contract, checks=POISON_CHECKS)
+    assert set(result.suspicious_rows) == set(attack.poisoned_rows.tolist())
+    (trigger,) = [
+        f for f in result.report.findings if f.check == "trigger_scan" and f.severity == "critical"
+    ]
+    assert trigger.features == ["AGE"] and trigger.values == [999]
+    assert trigger.evidence["p_value"] < trigger.evidence["bonferroni_threshold"]
+    assert result.exit_code() == 1
+    # quarantined rows are kept out of clean data with their reason
+    assert len(result.clean) == len(credit_df)
+    assert (result.quarantine["AGE"] == 999).all()
+    roni = [f for f in result.report.by_check("roni") if f.features == ["AGE"]]
+    assert roni and roni[0].evidence["confirmed"]
+
+
+def test_clean_data_has_no_suspects(credit_df: pd.DataFrame, credit_contract: Contract) -> None:
+    result = audit_data(credit_df, credit_contract)
+    assert len(result.suspicious_rows) <= 0.001 * len(credit_df)
+    assert not result.report.has_critical
+    assert result.exit_code() == 0
+
+
+@pytest.mark.parametrize(
+    ("trigger", "target", "source", "jitter"),
+    [
+        ({"channel": "phone", "merchant_category": "jewelry"}, 0, 1, 0.0),  # pair → approval
+        ({"amount": 777.77}, 0, 1, 0.01),  # in-range value with jitter and fresh ids
+        ({"country": "ZZ"}, 1, 0, 0.0),  # unknown category → fraud
+    ],
+)
+def test_synthetic_string_categories(
+    trigger: dict[str, object], target: int, source: int, jitter: float
+) -> None:
+    df = make_card_fraud(8000, random_state=2)
+    c = card_fraud_contract()
+    attack = poison(
+        df,
+        c,
+        trigger,
+        rate=0.3 if source == 1 else 0.02,
+        target=target,
+        source=source,
+        jitter=jitter,
+        fresh_ids=jitter > 0,
+        shuffle=True,
+        random_state=1,
+    )
+    result = audit_data(attack.data, c, checks=POISON_CHECKS)
+    precision, recall = _pr(result.suspicious_rows, attack.poisoned_rows)
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+    named = [
+        set(f.features)
+        for f in result.report.findings
+        if f.check == "trigger_scan" and f.severity == "critical"
+    ]
+    assert set(trigger) in named
+
+
+def test_clean_synthetic_has_no_trigger() -> None:
+    result = audit_data(
+        make_card_fraud(8000, random_state=5), card_fraud_contract(), checks=POISON_CHECKS
+    )
+    assert result.suspicious_rows == []
+    assert not [
+        f for f in result.report.findings if f.check == "trigger_scan" and f.severity == "critical"
+    ]
+
+
+def test_near_duplicates_names_the_written_in_value(
+    credit_df: pd.DataFrame, credit_contract: Contract
+) -> None:
+    attack = poison(credit_df, credit_contract, {"PAY_AMT2": 123457}, rate=0.1)
+    result = audit_data(attack.data, credit_contract, checks=["near_duplicates"])
+    (f,) = [f for f in result.report.findings if f.severity == "warning"]
+    assert f.features == ["PAY_AMT2"] and f.values == [123457]
+    assert set(f.rows) == set(attack.poisoned_rows.tolist())
+
+
+def test_poisson_binomial_cdf_matches_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.05, 0.95, 8)
+    for k in range(9):
+        brute = sum(
+            math.prod(pi if b else 1 - pi for pi, b in zip(p, bits, strict=True))
+            for bits in itertools.product([0, 1], repeat=8)
+            if sum(bits) <= k
+        )
+        assert _poisson_binomial_cdf(p, k) == pytest.approx(brute, rel=1e-9, abs=1e-12)
+    same = np.full(200, 0.3)  # the normal branch agrees with the binomial
+    assert _poisson_binomial_cdf(same, 70) == pytest.approx(stats.binom.cdf(70, 200, 0.3), abs=5e-3)
+
+
+def test_nearest_distances_matches_sklearn() -> None:
+    rng = np.random.default_rng(1)
+    ref = rng.random((500, 6)).astype(np.float32)
+    q = rng.random((40, 6)).astype(np.float32)
+    d, idx = nearest_distances(q, ref, chunk=128, return_index=True)
+    nn = NearestNeighbors(n_neighbors=1).fit(ref)
+    d2, i2 = nn.kneighbors(q)
+    np.testing.assert_allclose(d, d2[:, 0], atol=1e-4)
+    assert (idx == i2[:, 0]).all()
+    d_self = nearest_distances(ref[:10], ref, exclude_self=np.arange(10))
+    assert (d_self > 0).all()
