@@ -27,6 +27,14 @@ $(DEV): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 demo: $(BASE)
 	$(BIN)/tabguard demo
 
+# The service on the demo's clean model (`make demo` writes it to demo-out/model); the bundled
+# training data is profiled for out-of-distribution probing detection.
+SERVE_MODEL ?= demo-out/model
+serve: $(BASE)
+	@test -f $(SERVE_MODEL)/manifest.json || { echo "no model in $(SERVE_MODEL): run make demo first"; exit 2; }
+	@echo "API key for curl: $(BIN)/tabguard keys create demo --scopes decide,score | tail -1"
+	$(BIN)/tabguard serve $(SERVE_MODEL) --reference src/tabguard/datasets/credit_default.csv.gz
+
 lint: $(DEV)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks

@@ -248,3 +248,21 @@ def test_config_rules() -> None:
         ProbingConfig(throttle="fast")
     with pytest.raises(ValueError, match="action"):
         ProbingConfig(action="ban")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("contract", [CREDIT, card_fraud_contract()], ids=["credit", "card_fraud"])
+def test_fast_raw_encoder_equals_the_contract_transform(contract: Contract) -> None:
+    from tabguard.serving._reference import RawEncoder
+
+    nullable = contract.with_updates(
+        **{n: {"nullable": True} for n in list(contract.model_features())[:3]}
+    )
+    for c in (contract, nullable):
+        records = random_records(c, 100, seed=8)
+        for r in records[::3]:
+            r[next(iter(c.model_features()))] = (
+                None if c is nullable else r[next(iter(c.model_features()))]
+            )
+        fast = np.vstack([RawEncoder(c).encode(r) for r in records])
+        slow = raw_encoder(c).transform_frame(pd.DataFrame(records))
+        np.testing.assert_array_equal(fast, slow)

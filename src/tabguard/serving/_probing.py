@@ -36,7 +36,7 @@ import json
 import math
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -140,16 +140,48 @@ class Entry:
 
     at: float
     subject: str | None
-    vector: tuple[float, ...]
+    vector: np.ndarray
     signals: tuple[str, ...]
 
 
 @dataclass
 class ClientState:
-    """A client's recent queries (newest first) and flag expiry."""
+    """A client's recent queries within the window and its flag expiry.
 
-    entries: list[Entry] = field(default_factory=list)
+    Attributes
+    ----------
+    vectors : ndarray of shape (k, n_features)
+        The encoded queries (k may be 0).
+    signals : list of tuple of str
+        The signals each of them showed.
+    flagged_until : float
+        Epoch seconds until which the client stays flagged.
+    """
+
+    vectors: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    signals: list[tuple[str, ...]] = field(default_factory=list)
     flagged_until: float = 0.0
+
+
+class _Ring:
+    """A client's last ``size`` queries in preallocated arrays (no per-request allocation)."""
+
+    def __init__(self, size: int, width: int) -> None:
+        self.times = np.full(size, -np.inf)
+        self.vectors = np.zeros((size, width))
+        self.signals: list[tuple[str, ...]] = [()] * size
+        self.pos = 0
+        self.flagged_until = 0.0
+
+    def push(self, entry: Entry) -> None:
+        self.times[self.pos] = entry.at
+        self.vectors[self.pos] = entry.vector
+        self.signals[self.pos] = entry.signals
+        self.pos = (self.pos + 1) % len(self.times)
+
+    def recent(self, now: float, window: float) -> ClientState:
+        idx = np.flatnonzero(now - self.times <= window)
+        return ClientState(self.vectors[idx], [self.signals[i] for i in idx], self.flagged_until)
 
 
 @dataclass(frozen=True)
@@ -200,31 +232,25 @@ class MemoryProbingStore:
         self.window = window
         self.history = history
         self.max_clients = max_clients
-        self._clients: OrderedDict[str, tuple[deque[Entry], list[float]]] = OrderedDict()
+        self._clients: OrderedDict[str, _Ring] = OrderedDict()
         self._lock = threading.Lock()
 
     async def load(self, client: str, now: float) -> ClientState:
-        """Return the client's entries within the window, newest first."""
+        """Return the client's queries within the window."""
         with self._lock:
-            found = self._clients.get(client)
-            if found is None:
-                return ClientState()
-            entries, until = found
-            return ClientState(
-                [e for e in reversed(entries) if now - e.at <= self.window], until[0]
-            )
+            ring = self._clients.get(client)
+            return ClientState() if ring is None else ring.recent(now, self.window)
 
     async def save(self, client: str, entry: Entry, flagged_until: float | None) -> None:
         """Append ``entry`` to the client's history."""
         with self._lock:
-            found = self._clients.get(client)
-            if found is None:
-                found = (deque(maxlen=self.history), [0.0])
-                self._clients[client] = found
+            ring = self._clients.get(client)
+            if ring is None:
+                ring = self._clients[client] = _Ring(self.history, len(entry.vector))
             self._clients.move_to_end(client)
-            found[0].append(entry)
+            ring.push(entry)
             if flagged_until is not None:
-                found[1][0] = flagged_until
+                ring.flagged_until = flagged_until
             while len(self._clients) > self.max_clients:
                 self._clients.popitem(last=False)
 
@@ -270,21 +296,28 @@ class RedisProbingStore:
                 raw, flag = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise BackendUnavailableError(f"probing store {redact_url(self.url)}: {exc}") from exc
-        entries = []
+        vectors: list[list[float]] = []
+        signals: list[tuple[str, ...]] = []
         for item in raw:
             try:
                 d = json.loads(item)
-                entry = Entry(
-                    float(d["t"]),
-                    d.get("s"),
-                    tuple(math.nan if v is None else float(v) for v in d["v"]),
-                    tuple(d.get("g", ())),
-                )
+                if now - float(d["t"]) > self.window:
+                    continue
+                vector = [math.nan if v is None else float(v) for v in d["v"]]
+                entry_signals = tuple(str(g) for g in d.get("g", ()))
             except (ValueError, KeyError, TypeError):
                 continue
-            if now - entry.at <= self.window:
-                entries.append(entry)
-        return ClientState(entries, float(flag) if flag else 0.0)
+            if vectors and len(vector) != len(vectors[0]):
+                continue  # written under another contract: not comparable
+            vectors.append(vector)
+            signals.append(entry_signals)
+        return ClientState(
+            np.asarray(vectors, dtype=float).reshape(len(vectors), -1)
+            if vectors
+            else np.empty((0, 0)),
+            signals,
+            float(flag) if flag else 0.0,
+        )
 
     async def save(self, client: str, entry: Entry, flagged_until: float | None) -> None:
         """Push ``entry``, trim, refresh expiry; set the flag (one round trip)."""
@@ -295,7 +328,7 @@ class RedisProbingStore:
             {
                 "t": entry.at,
                 "s": entry.subject,
-                "v": [None if math.isnan(v) else v for v in entry.vector],
+                "v": [None if math.isnan(v) else v for v in entry.vector.tolist()],
                 "g": list(entry.signals),
             }
         )
@@ -346,13 +379,16 @@ class ProbingDetector:
         store: ProbingStore | None = None,
         reference: ReferenceProfile | None = None,
     ) -> None:
-        from tabguard.serving._reference import raw_encoder
+        from tabguard.serving._reference import RawEncoder
 
         self.config = config or ProbingConfig()
         self.store: ProbingStore = store if store is not None else open_probing_store(self.config)
-        self.encoder = raw_encoder(contract)
+        self.encoder = RawEncoder(contract)
         names = self.encoder.feature_names
         self.gameable = np.asarray([contract.features[n].gameable for n in names], dtype=bool)
+        self._gameable_idx = np.flatnonzero(self.gameable)
+        self._fixed_idx = np.flatnonzero(~self.gameable)
+        self._split = bool(len(self._gameable_idx) and len(self._fixed_idx))
         self.reference = (
             reference
             if reference is not None and reference.features == names and reference.matches(contract)
@@ -369,8 +405,7 @@ class ProbingDetector:
 
     def encode(self, record: dict[str, Any]) -> np.ndarray:
         """The encoded raw attributes of a validated record (NaN kept)."""
-        row, _ = self.encoder.transform_record(record)
-        return row[0]
+        return self.encoder.encode(record)
 
     async def observe(
         self,
@@ -391,12 +426,12 @@ class ProbingDetector:
         except BackendUnavailableError:
             self.unavailable += 1
             return ProbingResult(available=False)
-        signals = self._signals(state.entries, vector, score, threshold)
+        signals = self._signals(state.vectors, vector, score, threshold)
         counts: dict[str, int] = {s: 1 if s in signals else 0 for s in SIGNALS}
-        for entry in state.entries:
-            for s in entry.signals:
+        for past in state.signals:
+            for s in past:
                 counts[s] = counts.get(s, 0) + 1
-        n = len(state.entries) + 1
+        n = len(state.signals) + 1
         reasons = tuple(
             s
             for s in SIGNALS
@@ -405,7 +440,7 @@ class ProbingDetector:
             and (s != "boundary" or counts[s] >= self.config.boundary_share * n)
         )
         flagged_until = now + self.config.cooldown if reasons else None
-        entry = Entry(now, subject, tuple(float(v) for v in vector), signals)
+        entry = Entry(now, subject, np.asarray(vector, dtype=float), signals)
         try:
             await self.store.save(client, entry, flagged_until)
         except BackendUnavailableError:
@@ -415,24 +450,23 @@ class ProbingDetector:
 
     def _signals(
         self,
-        entries: list[Entry],
+        history: np.ndarray,
         x: np.ndarray,
         score: float | None,
         threshold: float | None,
     ) -> tuple[str, ...]:
         out: list[str] = []
-        if entries:
-            # NaN != NaN: compare with NaN replaced by a value no encoded feature takes.
-            H = np.asarray([e.vector for e in entries], dtype=float)
-            H = np.where(np.isnan(H), -1.5e308, H)
-            xv = np.where(np.isnan(x), -1.5e308, x)
-            diff = xv != H
-            n_diff = diff.sum(axis=1)
+        if len(history) and history.shape[1] == len(x):
+            diff = x != history
+            x_nan = np.isnan(x)
+            if x_nan.any():  # NaN != NaN: two missing values are equal here
+                diff &= ~(np.isnan(history) & x_nan)
+            n_diff = np.count_nonzero(diff, axis=1)
             if np.any((n_diff >= 1) & (n_diff <= self.config.max_changed)):
                 out.append("feature_walk")
-            if self.gameable.any() and (~self.gameable).any():
-                same_fixed = ~diff[:, ~self.gameable].any(axis=1)
-                moved = diff[:, self.gameable].any(axis=1)
+            if self._split:
+                same_fixed = ~diff[:, self._fixed_idx].any(axis=1)
+                moved = diff[:, self._gameable_idx].any(axis=1)
                 if np.any(same_fixed & moved):
                     out.append("gameable_variation")
         if (

@@ -1,0 +1,302 @@
+"""Latency and throughput of the guarded scoring service vs a bare FastAPI endpoint.
+
+One uvicorn process serves both endpoints of the same model (trained on the bundled data):
+
+* ``POST /v1/decisions`` with every guard on: API key, per-client and per-subject limits
+  (generous, never reached), contract validation, sanitisation, the fast scoring path, the
+  decision layer, probing detection with a reference profile, the prediction log (SQLite);
+* ``POST /bare``: FastAPI parses the JSON body and calls ``Scorer.predict_proba`` on a one-row
+  DataFrame (what a hand-written endpoint does), no guard, no log.
+
+The same client (httpx, one keep-alive connection) alternates requests to the two endpoints
+for the latency figures, then drives each with 8 concurrent connections for throughput.
+In process, it then times each guard step and compares the fast scoring path with
+``predict_proba`` on one row.
+
+Run::
+
+    .venv/bin/python benchmarks/serving.py
+    .venv/bin/python benchmarks/serving.py --requests 1000 --seconds 3   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from tabguard.datasets import credit_default_contract, load_credit_default
+
+SERVER = r"""
+import sys, pandas as pd, uvicorn
+from fastapi import Body
+from tabguard.serving import create_app
+from tabguard.training import load_model
+
+model_dir, port = sys.argv[1], int(sys.argv[2])
+bundle = load_model(model_dir)
+app = create_app(bundle, reference=sys.argv[3])
+
+@app.post("/bare")
+async def bare(payload: dict = Body(...)) -> dict:
+    df = pd.DataFrame([payload["features"]])
+    return {"score": float(bundle.main.predict_proba(df)[0])}
+
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+"""
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def records(n: int = 500) -> list[dict[str, Any]]:
+    c = credit_default_contract()
+    df = load_credit_default().sample(n, random_state=1)[list(c.features)]
+    return [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
+        for r in df.to_dict("records")
+    ]
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def latency(
+    client: httpx.Client, key: str, recs: list[dict[str, Any]], n: int
+) -> dict[str, list[float]]:
+    """Alternate guarded and bare requests on one connection; per-request seconds."""
+    out: dict[str, list[float]] = {"guarded": [], "bare": []}
+    auth = {"Authorization": f"Bearer {key}"}
+    for i in range(n + 200):  # the first 200 pairs warm up
+        body = {"subject_id": f"s{i}", "features": recs[i % len(recs)]}
+        for name, url, headers in (("guarded", "/v1/decisions", auth), ("bare", "/bare", {})):
+            t = time.perf_counter()
+            r = client.post(url, json=body, headers=headers)
+            dt = time.perf_counter() - t
+            if r.status_code != 200:
+                raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
+            if i >= 200:
+                out[name].append(dt)
+    return out
+
+
+def throughput(base: str, url: str, key: str, recs: list[dict[str, Any]], seconds: float) -> float:
+    """Requests per second with 8 concurrent keep-alive connections."""
+    stop = time.monotonic() + seconds
+    counts = [0] * 8
+    errors: list[str] = []
+
+    def worker(w: int) -> None:
+        with httpx.Client(base_url=base, timeout=30) as c:
+            i = 0
+            while time.monotonic() < stop:
+                body = {"subject_id": f"t{w}-{i}", "features": recs[(w * 97 + i) % len(recs)]}
+                r = c.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
+                if r.status_code != 200:
+                    errors.append(f"{r.status_code} {r.text[:100]}")
+                    return
+                counts[w] += 1
+                i += 1
+
+    t = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise RuntimeError(f"{url}: {errors[0]}")
+    return sum(counts) / (time.monotonic() - t)
+
+
+def per_call_us(fn: Any, n: int, repeats: int = 5) -> float:
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        runs.append((time.perf_counter() - t) / n * 1e6)
+    return statistics.median(runs)
+
+
+def in_process(model_dir: Path, home: Path, recs: list[dict[str, Any]], n: int) -> None:
+    """Time each guard step in the serving process's own code path."""
+    from tabguard.serving import ScoringService, load_config, resolve_reference
+    from tabguard.training import load_model
+
+    bundle = load_model(model_dir)
+    cfg = load_config(home)
+    service = ScoringService(bundle, cfg, reference=resolve_reference(bundle, cfg))
+    service.start()
+    key = service.keys.store.create("inproc", "decide")[1]
+    spent: dict[str, float] = {}
+    for step in service.pipeline.steps:
+        real = step.run
+
+        async def timed(ctx: Any, real: Any = real, name: str = step.name) -> Any:
+            t = time.perf_counter()
+            try:
+                return await real(ctx)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - t
+
+        step.run = timed  # type: ignore[method-assign]
+    bodies = [
+        json.dumps({"subject_id": f"p{i}", "features": recs[i % len(recs)]}).encode()
+        for i in range(n)
+    ]
+    auth = f"Bearer {key}"
+
+    async def go() -> float:
+        for b in bodies[:300]:  # warm up (key cache, numba, allocators)
+            await service.decide(auth, b)
+        spent.clear()
+        t = time.perf_counter()
+        for b in bodies:
+            ctx = await service.decide(auth, b)
+            if ctx.http_status != 200:
+                raise RuntimeError(ctx.response)
+        return time.perf_counter() - t
+
+    total = asyncio.run(go())
+    service.log.close()
+    steps_us = {k: v / n * 1e6 for k, v in spent.items()}
+    total_us = total / n * 1e6
+    model_us = steps_us.get("score", 0.0)
+    print(f"\nin process, {n} requests through ScoringService.decide (the HTTP layer excluded):")
+    print(f"  {'step':16s} {'us/request':>10s}")
+    for name, us in steps_us.items():
+        print(f"  {name:16s} {us:10.1f}")
+    rest = total_us - sum(steps_us.values())
+    print(f"  {'log + metrics':16s} {rest:10.1f}   (record built and queued, counters)")
+    print(f"  {'total':16s} {total_us:10.1f}")
+    print(f"  guard overhead per request (total - model score): {total_us - model_us:.1f} us")
+
+    scorer = bundle.main
+    fast = service.models.main
+    rec = recs[0]
+    row, _ = scorer.transform.transform_record(rec)
+    df1 = pd.DataFrame([rec])
+    fast_us = per_call_us(lambda: fast.score_row(row[0]), 20_000)
+    matrix_us = per_call_us(lambda: scorer.predict_proba_matrix(row), 2_000)
+    frame_us = per_call_us(lambda: scorer.predict_proba(df1), 500)
+    rec_fast_us = per_call_us(
+        lambda: fast.score_row(scorer.transform.transform_record(rec)[0][0]), 5_000
+    )
+    rec_slow_us = per_call_us(lambda: scorer.score_record(rec), 2_000)
+    print(
+        f"\nscoring one row ({scorer.kind}, {fast.path}, checked on {fast.checked_rows} rows, "
+        f"max |diff| {fast.max_abs_diff:.1g}):"
+    )
+    print(f"  fast path, transformed row            {fast_us:8.1f} us")
+    print(
+        f"  predict_proba_matrix, one row         {matrix_us:8.1f} us   ratio {matrix_us / fast_us:5.1f}x"
+    )
+    print(
+        f"  predict_proba, one-row DataFrame      {frame_us:8.1f} us   ratio {frame_us / fast_us:5.1f}x"
+    )
+    print(f"  record: transform_record + fast path  {rec_fast_us:8.1f} us")
+    print(
+        f"  record: Scorer.score_record           {rec_slow_us:8.1f} us   ratio {rec_slow_us / rec_fast_us:5.1f}x"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=3000, help="latency samples per endpoint")
+    parser.add_argument("--seconds", type=float, default=5.0, help="throughput run per endpoint")
+    args = parser.parse_args()
+    from tabguard.serving import load_config
+    from tabguard.training import TrainConfig, train
+
+    recs = records()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        df = load_credit_default()
+        reference = root / "train.csv"
+        df.to_csv(reference, index=False)
+        res = train(
+            df,
+            credit_default_contract(),
+            TrainConfig(audit=False, track=False, report=False, n_bootstrap=10),
+            out=root / "model",
+        )
+        print(
+            f"model {res.bundle.version}: {res.bundle.main.kind}, "
+            f"{res.bundle.main.native.num_trees()} trees"
+        )
+        home = root / "home"
+        home.mkdir()
+        (home / "tabguard.toml").write_text(
+            '[limits]\nper_client = "100000/second"\nper_subject = "100/minute"\n'
+            '[probing]\naction = "flag"\n'
+        )
+        key = load_config(home).open_key_store().create("bench", "decide")[1]
+        port = free_port()
+        env = {**os.environ, "TABGUARD_HOME": str(home)}
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(root / "model"), str(port), str(reference)], env=env
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base, timeout=30) as client:
+                deadline = time.monotonic() + 120
+                while True:
+                    try:
+                        if client.get("/health").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.2)
+                lat = latency(client, key, recs, args.requests)
+            rps = {
+                name: throughput(base, url, key, recs, args.seconds)
+                for name, url in (("guarded", "/v1/decisions"), ("bare", "/bare"))
+            }
+        finally:
+            server.terminate()
+            server.wait(30)
+        g, b = lat["guarded"], lat["bare"]
+        print(
+            f"\nHTTP, one uvicorn process, same client; {len(g)} alternating requests each, "
+            f"then {args.seconds:.0f} s at 8 connections each:"
+        )
+        print(f"  {'endpoint':34s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s}")
+        print(
+            f"  {'/v1/decisions (all guards)':34s} {pct(g, 50) * 1e3:8.3f} {pct(g, 99) * 1e3:8.3f} "
+            f"{rps['guarded']:8.0f}"
+        )
+        print(
+            f"  {'/bare (FastAPI + predict_proba)':34s} {pct(b, 50) * 1e3:8.3f} {pct(b, 99) * 1e3:8.3f} "
+            f"{rps['bare']:8.0f}"
+        )
+        print(
+            f"  ratio guarded/bare: p50 {pct(g, 50) / pct(b, 50):.2f}x, p99 "
+            f"{pct(g, 99) / pct(b, 99):.2f}x, throughput {rps['guarded'] / rps['bare']:.2f}x"
+        )
+        in_process(root / "model", home, recs, 5000)
+
+
+if __name__ == "__main__":
+    main()
