@@ -6,9 +6,11 @@ One uvicorn process serves both endpoints of the same model (trained on the bund
   (generous, never reached), contract validation, sanitisation, the fast scoring path, the
   decision layer, probing detection with a reference profile, the prediction log (SQLite);
 * ``POST /bare``: FastAPI parses the JSON body and calls ``Scorer.predict_proba`` on a one-row
-  DataFrame (what a hand-written endpoint does), no guard, no log.
+  DataFrame (what a hand-written endpoint does), no guard, no log;
+* ``POST /bare-fast``: the same without pandas: the contract transform and the fast scoring
+  path, no guard, no log (so the difference to the guarded endpoint is the guards).
 
-The same client (httpx, one keep-alive connection) alternates requests to the two endpoints
+The same client (httpx, one keep-alive connection) alternates requests to the endpoints
 for the latency figures, then drives each with 8 concurrent connections for throughput.
 In process, it then times each guard step and compares the fast scoring path with
 ``predict_proba`` on one row.
@@ -56,6 +58,13 @@ async def bare(payload: dict = Body(...)) -> dict:
     df = pd.DataFrame([payload["features"]])
     return {"score": float(bundle.main.predict_proba(df)[0])}
 
+fast = app.state.service.models.main
+
+@app.post("/bare-fast")
+async def bare_fast(payload: dict = Body(...)) -> dict:
+    row, _ = bundle.main.transform.transform_record(payload["features"])
+    return {"score": fast.score_row(row[0])}
+
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 """
 
@@ -85,11 +94,16 @@ def latency(
     client: httpx.Client, key: str, recs: list[dict[str, Any]], n: int
 ) -> dict[str, list[float]]:
     """Alternate guarded and bare requests on one connection; per-request seconds."""
-    out: dict[str, list[float]] = {"guarded": [], "bare": []}
+    out: dict[str, list[float]] = {"guarded": [], "bare": [], "bare-fast": []}
     auth = {"Authorization": f"Bearer {key}"}
-    for i in range(n + 200):  # the first 200 pairs warm up
+    endpoints = (
+        ("guarded", "/v1/decisions", auth),
+        ("bare", "/bare", {}),
+        ("bare-fast", "/bare-fast", {}),
+    )
+    for i in range(n + 200):  # the first 200 rounds warm up
         body = {"subject_id": f"s{i}", "features": recs[i % len(recs)]}
-        for name, url, headers in (("guarded", "/v1/decisions", auth), ("bare", "/bare", {})):
+        for name, url, headers in endpoints:
             t = time.perf_counter()
             r = client.post(url, json=body, headers=headers)
             dt = time.perf_counter() - t
@@ -139,6 +153,13 @@ def per_call_us(fn: Any, n: int, repeats: int = 5) -> float:
     return statistics.median(runs)
 
 
+class NullLog:
+    """A prediction log that drops records (isolates the request path from the writer)."""
+
+    def append(self, record: Any) -> None:
+        pass
+
+
 def in_process(model_dir: Path, home: Path, recs: list[dict[str, Any]], n: int) -> None:
     """Time each guard step in the serving process's own code path."""
     from tabguard.serving import ScoringService, load_config, resolve_reference
@@ -161,36 +182,51 @@ def in_process(model_dir: Path, home: Path, recs: list[dict[str, Any]], n: int) 
                 spent[name] = spent.get(name, 0.0) + time.perf_counter() - t
 
         step.run = timed  # type: ignore[method-assign]
-    bodies = [
-        json.dumps({"subject_id": f"p{i}", "features": recs[i % len(recs)]}).encode()
-        for i in range(n)
-    ]
     auth = f"Bearer {key}"
+    counter = iter(range(10**9))
 
-    async def go() -> float:
-        for b in bodies[:300]:  # warm up (key cache, numba, allocators)
-            await service.decide(auth, b)
-        spent.clear()
+    def bodies(k: int) -> list[bytes]:
+        return [
+            json.dumps(
+                {"subject_id": f"p{next(counter)}", "features": recs[i % len(recs)]}
+            ).encode()
+            for i in range(k)
+        ]
+
+    async def run(batch: list[bytes]) -> float:
         t = time.perf_counter()
-        for b in bodies:
+        for b in batch:
             ctx = await service.decide(auth, b)
             if ctx.http_status != 200:
                 raise RuntimeError(ctx.response)
-        return time.perf_counter() - t
+        return (time.perf_counter() - t) / len(batch) * 1e6
 
-    total = asyncio.run(go())
+    k = n // 5
+    real_log = service.pipeline.log
+    asyncio.run(run(bodies(500)))  # warm up (key cache, numba, allocators)
+    with_log = statistics.median(asyncio.run(run(bodies(k))) for _ in range(5))
+    service.pipeline.log = NullLog()  # type: ignore[assignment]
+    per_step: dict[str, list[float]] = {}
+    totals = []
+    for _ in range(5):
+        spent.clear()
+        totals.append(asyncio.run(run(bodies(k))))
+        for name, sec in spent.items():
+            per_step.setdefault(name, []).append(sec / k * 1e6)
+    service.pipeline.log = real_log
     service.log.close()
-    steps_us = {k: v / n * 1e6 for k, v in spent.items()}
-    total_us = total / n * 1e6
+    steps_us = {name: statistics.median(v) for name, v in per_step.items()}
+    total_us = statistics.median(totals)
     model_us = steps_us.get("score", 0.0)
-    print(f"\nin process, {n} requests through ScoringService.decide (the HTTP layer excluded):")
+    print(f"\nin process, ScoringService.decide (no HTTP), median of 5 runs of {k} requests:")
     print(f"  {'step':16s} {'us/request':>10s}")
     for name, us in steps_us.items():
         print(f"  {name:16s} {us:10.1f}")
     rest = total_us - sum(steps_us.values())
-    print(f"  {'log + metrics':16s} {rest:10.1f}   (record built and queued, counters)")
+    print(f"  {'record + metrics':16s} {rest:10.1f}   (record built, counters; log writer off)")
     print(f"  {'total':16s} {total_us:10.1f}")
     print(f"  guard overhead per request (total - model score): {total_us - model_us:.1f} us")
+    print(f"  with the SQLite log writer running in the same process: {with_log:.1f} us/request")
 
     scorer = bundle.main
     fast = service.models.main
@@ -208,17 +244,16 @@ def in_process(model_dir: Path, home: Path, recs: list[dict[str, Any]], n: int) 
         f"\nscoring one row ({scorer.kind}, {fast.path}, checked on {fast.checked_rows} rows, "
         f"max |diff| {fast.max_abs_diff:.1g}):"
     )
-    print(f"  fast path, transformed row            {fast_us:8.1f} us")
-    print(
-        f"  predict_proba_matrix, one row         {matrix_us:8.1f} us   ratio {matrix_us / fast_us:5.1f}x"
-    )
-    print(
-        f"  predict_proba, one-row DataFrame      {frame_us:8.1f} us   ratio {frame_us / fast_us:5.1f}x"
-    )
-    print(f"  record: transform_record + fast path  {rec_fast_us:8.1f} us")
-    print(
-        f"  record: Scorer.score_record           {rec_slow_us:8.1f} us   ratio {rec_slow_us / rec_fast_us:5.1f}x"
-    )
+    rows = [
+        ("fast path, transformed row", fast_us, None),
+        ("predict_proba_matrix, one row", matrix_us, fast_us),
+        ("predict_proba, one-row DataFrame", frame_us, fast_us),
+        ("record: transform_record + fast path", rec_fast_us, None),
+        ("record: Scorer.score_record", rec_slow_us, rec_fast_us),
+    ]
+    for label, us, base in rows:
+        ratio = f"   ratio {us / base:5.1f}x" if base else ""
+        print(f"  {label:38s} {us:8.1f} us{ratio}")
 
 
 def main() -> None:
@@ -272,29 +307,36 @@ def main() -> None:
                 lat = latency(client, key, recs, args.requests)
             rps = {
                 name: throughput(base, url, key, recs, args.seconds)
-                for name, url in (("guarded", "/v1/decisions"), ("bare", "/bare"))
+                for name, url in (
+                    ("guarded", "/v1/decisions"),
+                    ("bare", "/bare"),
+                    ("bare-fast", "/bare-fast"),
+                )
             }
         finally:
             server.terminate()
             server.wait(30)
-        g, b = lat["guarded"], lat["bare"]
+        n_lat = len(lat["guarded"])
         print(
-            f"\nHTTP, one uvicorn process, same client; {len(g)} alternating requests each, "
+            f"\nHTTP, one uvicorn process, same client; {n_lat} alternating requests each, "
             f"then {args.seconds:.0f} s at 8 connections each:"
         )
-        print(f"  {'endpoint':34s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s}")
-        print(
-            f"  {'/v1/decisions (all guards)':34s} {pct(g, 50) * 1e3:8.3f} {pct(g, 99) * 1e3:8.3f} "
-            f"{rps['guarded']:8.0f}"
-        )
-        print(
-            f"  {'/bare (FastAPI + predict_proba)':34s} {pct(b, 50) * 1e3:8.3f} {pct(b, 99) * 1e3:8.3f} "
-            f"{rps['bare']:8.0f}"
-        )
-        print(
-            f"  ratio guarded/bare: p50 {pct(g, 50) / pct(b, 50):.2f}x, p99 "
-            f"{pct(g, 99) / pct(b, 99):.2f}x, throughput {rps['guarded'] / rps['bare']:.2f}x"
-        )
+        print(f"  {'endpoint':36s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s}")
+        labels = {
+            "guarded": "/v1/decisions (all guards)",
+            "bare": "/bare (FastAPI + predict_proba)",
+            "bare-fast": "/bare-fast (FastAPI + fast path)",
+        }
+        for name, label in labels.items():
+            v = lat[name]
+            print(f"  {label:36s} {pct(v, 50) * 1e3:8.3f} {pct(v, 99) * 1e3:8.3f} {rps[name]:8.0f}")
+        g = lat["guarded"]
+        for other in ("bare", "bare-fast"):
+            o = lat[other]
+            print(
+                f"  guarded/{other}: p50 {pct(g, 50) / pct(o, 50):.2f}x, p99 "
+                f"{pct(g, 99) / pct(o, 99):.2f}x, throughput {rps['guarded'] / rps[other]:.2f}x"
+            )
         in_process(root / "model", home, recs, 5000)
 
 

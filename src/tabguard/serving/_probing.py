@@ -37,6 +37,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -58,6 +59,16 @@ SIGNALS: tuple[Signal, ...] = (
     "out_of_distribution",
 )
 Action = Literal["flag", "throttle", "review", "deny"]
+#: One bit per signal, so a client's history counts signals with a few array operations.
+SIGNAL_BITS: dict[str, int] = {s: 1 << i for i, s in enumerate(SIGNALS)}
+
+
+def signal_bits(signals: Iterable[str]) -> int:
+    """The bit mask of a set of signal names (unknown names are ignored)."""
+    out = 0
+    for s in signals:
+        out |= SIGNAL_BITS.get(s, 0)
+    return out
 
 
 class ProbingConfig(BaseModel):
@@ -152,14 +163,14 @@ class ClientState:
     ----------
     vectors : ndarray of shape (k, n_features)
         The encoded queries (k may be 0).
-    signals : list of tuple of str
-        The signals each of them showed.
+    bits : ndarray of shape (k,)
+        The signals each of them showed, as bits of :data:`SIGNAL_BITS`.
     flagged_until : float
         Epoch seconds until which the client stays flagged.
     """
 
     vectors: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
-    signals: list[tuple[str, ...]] = field(default_factory=list)
+    bits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     flagged_until: float = 0.0
 
 
@@ -169,19 +180,19 @@ class _Ring:
     def __init__(self, size: int, width: int) -> None:
         self.times = np.full(size, -np.inf)
         self.vectors = np.zeros((size, width))
-        self.signals: list[tuple[str, ...]] = [()] * size
+        self.bits = np.zeros(size, dtype=np.int64)
         self.pos = 0
         self.flagged_until = 0.0
 
     def push(self, entry: Entry) -> None:
         self.times[self.pos] = entry.at
         self.vectors[self.pos] = entry.vector
-        self.signals[self.pos] = entry.signals
+        self.bits[self.pos] = signal_bits(entry.signals)
         self.pos = (self.pos + 1) % len(self.times)
 
     def recent(self, now: float, window: float) -> ClientState:
         idx = np.flatnonzero(now - self.times <= window)
-        return ClientState(self.vectors[idx], [self.signals[i] for i in idx], self.flagged_until)
+        return ClientState(self.vectors[idx], self.bits[idx], self.flagged_until)
 
 
 @dataclass(frozen=True)
@@ -297,25 +308,25 @@ class RedisProbingStore:
         except (RedisError, OSError) as exc:
             raise BackendUnavailableError(f"probing store {redact_url(self.url)}: {exc}") from exc
         vectors: list[list[float]] = []
-        signals: list[tuple[str, ...]] = []
+        bits: list[int] = []
         for item in raw:
             try:
                 d = json.loads(item)
                 if now - float(d["t"]) > self.window:
                     continue
                 vector = [math.nan if v is None else float(v) for v in d["v"]]
-                entry_signals = tuple(str(g) for g in d.get("g", ()))
+                entry_bits = signal_bits(str(g) for g in d.get("g", ()))
             except (ValueError, KeyError, TypeError):
                 continue
             if vectors and len(vector) != len(vectors[0]):
                 continue  # written under another contract: not comparable
             vectors.append(vector)
-            signals.append(entry_signals)
+            bits.append(entry_bits)
         return ClientState(
             np.asarray(vectors, dtype=float).reshape(len(vectors), -1)
             if vectors
             else np.empty((0, 0)),
-            signals,
+            np.asarray(bits, dtype=np.int64),
             float(flag) if flag else 0.0,
         )
 
@@ -427,11 +438,10 @@ class ProbingDetector:
             self.unavailable += 1
             return ProbingResult(available=False)
         signals = self._signals(state.vectors, vector, score, threshold)
-        counts: dict[str, int] = {s: 1 if s in signals else 0 for s in SIGNALS}
-        for past in state.signals:
-            for s in past:
-                counts[s] = counts.get(s, 0) + 1
-        n = len(state.signals) + 1
+        counts: dict[str, int] = {
+            s: int(np.count_nonzero(state.bits & SIGNAL_BITS[s])) + (s in signals) for s in SIGNALS
+        }
+        n = len(state.bits) + 1
         reasons = tuple(
             s
             for s in SIGNALS
