@@ -95,10 +95,11 @@ def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
                 return r.status_code
 
         with ThreadPoolExecutor(8) as pool:
-            for _ in range(5):  # both workers must be up and answering
-                pids |= set(pool.map(health_pid, range(24)))
-                if len(pids) == 2:
-                    break
+            # Both workers must be up and answering before the load (the second one may still
+            # be loading the model when the first answers).
+            while len(pids) < 2 and time.monotonic() < deadline:
+                pids |= set(pool.map(health_pid, range(16)))
+                time.sleep(0.2)
             codes = Counter(pool.map(decide, range(40)))
         assert len(pids) == 2, f"only workers {pids} answered"
         assert codes == {200: 5, 429: 35}
