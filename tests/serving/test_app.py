@@ -398,3 +398,15 @@ def test_create_app_from_a_directory_uses_the_configured_stores(
     # a second app finds the stored profile without the data
     again = create_app(model_dir, home=home)
     assert again.state.service.reference is not None
+
+
+def test_polling_counts_against_the_client_limit(
+    harness_factory: Make, sample_records: list[dict[str, Any]]
+) -> None:
+    h = harness_factory('[limits]\nper_client = "2/minute"\n')
+    decision_id = h.post(body_of(sample_records[0])).json()["decision_id"]
+    auth = {"Authorization": f"Bearer {h.key}"}
+    assert h.client.get(f"/v1/decisions/{decision_id}", headers=auth).status_code == 200
+    r = h.client.get(f"/v1/decisions/{decision_id}", headers=auth)
+    assert r.status_code == 429 and r.json()["reason"] == "client_limit"
+    assert int(r.headers["Retry-After"]) >= 1

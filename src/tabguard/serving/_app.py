@@ -403,11 +403,19 @@ class ScoringService:
     async def read_decision(
         self, authorization: str | None, decision_id: str
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """``GET /v1/decisions/{id}``: 200 decision, 202 not yet, 401/403/404/503."""
+        """``GET /v1/decisions/{id}``: 200 decision, 202 not yet, 401/403/404/429/503."""
         client, rejection = await authenticate(self.keys, authorization, "decide")
         if rejection is not None or client is None:
             r = rejection
             return (r.http_status, r.body, dict(r.headers)) if r else (401, {}, {})
+        # Polls count against the client's limit: a flood of unknown ids would otherwise be a
+        # flood of log-database reads.
+        limit = await self.limiter.hit(client.name, None)
+        if not limit.allowed:
+            code = 503 if limit.reason == "backend_unavailable" else 429
+            body = {"error": "rate limit reached; retry later", "reason": limit.reason,
+                    "retry_after": int(limit.retry_after_header)}  # fmt: skip
+            return code, body, {"Retry-After": limit.retry_after_header}
         try:
             item = await self.delayed.lookup(decision_id, client.name)
         except BackendUnavailableError:
@@ -618,6 +626,7 @@ def _build_app(service: ScoringService) -> FastAPI:
         responses={
             202: {"model": sch.DelayedResponse, "description": "Not yet available."},
             404: {"model": sch.ErrorResponse, "description": "Unknown id, or another client's."},
+            429: {"model": sch.ErrorResponse, "description": "Client rate limit (Retry-After)."},
             **problems,
         },
         openapi_extra={"security": [{"bearer": []}]},

@@ -369,6 +369,48 @@ def open_probing_store(config: ProbingConfig) -> MemoryProbingStore | RedisProbi
     return MemoryProbingStore(config.window, config.history)
 
 
+_SCAN: list[Any] = []
+
+
+def _scan_kernel() -> Any:
+    """The compiled history scan (numba, compiled on first use and cached on disk)."""
+    if _SCAN:
+        return _SCAN[0]
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def scan(
+        history: np.ndarray, x: np.ndarray, gameable: np.ndarray, max_changed: int
+    ) -> tuple[bool, bool]:
+        # One pass over the recent queries: does any differ from x in 1..max_changed features
+        # (a walk step)? Does any equal x on every fixed feature and differ on a gameable one?
+        walk = False
+        variation = False
+        for i in range(history.shape[0]):
+            n_diff = 0
+            fixed_diff = False
+            gameable_diff = False
+            for j in range(x.shape[0]):
+                a = history[i, j]
+                b = x[j]
+                if a != b and not (math.isnan(a) and math.isnan(b)):
+                    n_diff += 1
+                    if gameable[j]:
+                        gameable_diff = True
+                    else:
+                        fixed_diff = True
+            if 1 <= n_diff <= max_changed:
+                walk = True
+            if gameable_diff and not fixed_diff:
+                variation = True
+            if walk and variation:
+                break
+        return walk, variation
+
+    _SCAN.append(scan)
+    return scan
+
+
 class ProbingDetector:
     """Per-client probing signals over a sliding window of recent queries.
 
@@ -397,9 +439,7 @@ class ProbingDetector:
         self.encoder = RawEncoder(contract)
         names = self.encoder.feature_names
         self.gameable = np.asarray([contract.features[n].gameable for n in names], dtype=bool)
-        self._gameable_idx = np.flatnonzero(self.gameable)
-        self._fixed_idx = np.flatnonzero(~self.gameable)
-        self._split = bool(len(self._gameable_idx) and len(self._fixed_idx))
+        self._split = bool(self.gameable.any() and (~self.gameable).any())
         self.reference = (
             reference
             if reference is not None and reference.features == names and reference.matches(contract)
@@ -467,18 +507,13 @@ class ProbingDetector:
     ) -> tuple[str, ...]:
         out: list[str] = []
         if len(history) and history.shape[1] == len(x):
-            diff = x != history
-            x_nan = np.isnan(x)
-            if x_nan.any():  # NaN != NaN: two missing values are equal here
-                diff &= ~(np.isnan(history) & x_nan)
-            n_diff = np.count_nonzero(diff, axis=1)
-            if np.any((n_diff >= 1) & (n_diff <= self.config.max_changed)):
+            walk, variation = _scan_kernel()(
+                history, np.asarray(x, dtype=float), self.gameable, self.config.max_changed
+            )
+            if walk:
                 out.append("feature_walk")
-            if self._split:
-                same_fixed = ~diff[:, self._fixed_idx].any(axis=1)
-                moved = diff[:, self._gameable_idx].any(axis=1)
-                if np.any(same_fixed & moved):
-                    out.append("gameable_variation")
+            if variation and self._split:
+                out.append("gameable_variation")
         if (
             score is not None
             and threshold is not None

@@ -1,0 +1,60 @@
+"""`tabguard serve` refuses bad input with one line and exit code 2, before starting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tabguard.cli import main
+from tests.serving.conftest import write_config
+
+
+def run(argv: list[str], home: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    old = os.environ.get("TABGUARD_HOME")
+    os.environ["TABGUARD_HOME"] = str(home)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+    finally:
+        if old is None:
+            os.environ.pop("TABGUARD_HOME", None)
+        else:
+            os.environ["TABGUARD_HOME"] = old
+    return int(exc.value.code or 0), capsys.readouterr().err
+
+
+def test_a_missing_model_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run(["serve", str(tmp_path / "nope")], tmp_path, capsys)
+    assert code == 2 and "error:" in err and "nope" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_tampered_model_directory(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    (copy / "main.lgb.txt").write_text("tree\n", encoding="utf-8")
+    code, err = run(["serve", str(copy)], tmp_path, capsys)
+    assert code == 2 and "hash mismatch" in err
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ('[probing]\naction = "ban"\n', "probing.action"),
+        ("[probing]\nwalk_minimum = 3\n", "probing.walk_minimum: unknown key"),
+        ("[server]\nport = 0\n", "server.port"),
+        ('[decisions]\nrules_default = "maybe"\n', "decisions.rules_default"),
+    ],
+)
+def test_bad_service_settings(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, needle: str
+) -> None:
+    write_config(tmp_path, toml)
+    code, err = run(["serve", str(model_dir)], tmp_path, capsys)
+    assert code == 2 and needle in err and "tabguard.toml" in err
