@@ -31,13 +31,15 @@ def _log_config(level: str) -> dict[str, Any]:
 def serve_cmd(
     model_dir: Annotated[Path, typer.Argument(help="Model directory written by `tabguard train`.")],
     host: Annotated[
-        str | None, typer.Option(help="Interface to bind (default [server] host or 127.0.0.1).")
+        str | None, typer.Option(help="Interface to bind (default \\[server] host or 127.0.0.1).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default [server] port or 8000).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default \\[server] port or 8000).")
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Worker processes (default [server] workers or 1); they share limits, flags, "
+            help="Worker processes (default \\[server] workers or 1); they share limits, flags, "
             "keys and the log through the configured stores.",
             min=1,
             max=64,
