@@ -25,7 +25,13 @@ import numpy as np
 import pandas as pd
 
 from tabguard.contract._spec import Contract, FeatureSpec
-from tabguard.contract._validate import _canon, _canon_lenient, _coerce_bool, _coerce_numeric
+from tabguard.contract._validate import (
+    _canon,
+    _canon_lenient,
+    _coerce_bool,
+    _coerce_numeric,
+    map_distinct,
+)
 from tabguard.errors import ContractError
 
 
@@ -226,13 +232,12 @@ class FeatureTransform:
             col = df[p.name]
             t = p.spec.type
             if t == "category":
-                x = col.map(
-                    lambda v, idx=p.cat_index: (
-                        idx.get(_canon_lenient(v), math.nan)
-                        if not (v is None or (isinstance(v, float) and math.isnan(v)))
-                        else math.nan
-                    )
-                ).to_numpy(dtype=float, copy=True)
+                x = map_distinct(
+                    col,
+                    lambda v, idx=p.cat_index: idx.get(_canon_lenient(v), math.nan),
+                    missing=math.nan,
+                    dtype=float,
+                )
             elif t == "boolean":
                 x = _coerce_bool(col).to_numpy(dtype=float, copy=True)
             else:

@@ -96,6 +96,17 @@ def _canon(v: Any) -> Any:
     return ("x", repr(v))
 
 
+def map_distinct(col: pd.Series, fn: Any, missing: Any = None, dtype: Any = object) -> np.ndarray:
+    """Apply ``fn`` to each distinct value of ``col`` and spread the results to every row.
+
+    The cost per row is one hash lookup (``pd.factorize``), not one Python call: validation of
+    a million-row category column calls ``fn`` once per category.
+    """
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    mapped = np.array([fn(v) for v in uniques] + [missing], dtype=dtype)
+    return mapped[codes]  # the sentinel -1 picks the trailing ``missing``
+
+
 def _canon_lenient(v: Any) -> Any:
     """CSV-style canonical key: numeric strings match numeric categories."""
     if isinstance(v, str):
@@ -158,13 +169,19 @@ def _cond_frame(
         return {_canon(v) for v in values}
 
     if cond.equals is not None or cond.in_ is not None or cond.not_in is not None:
-        canon = col.map(_canon_lenient)
+
+        def matches(pred: Any) -> np.ndarray:
+            return map_distinct(col, lambda v: pred(_canon_lenient(v)), missing=False, dtype=bool)
+
         if cond.equals is not None:
-            holds &= (canon == _canon(cond.equals)).to_numpy()
+            target = _canon(cond.equals)
+            holds &= matches(lambda k: k == target)
         if cond.in_ is not None:
-            holds &= canon.isin(keys(cond.in_)).to_numpy()
+            inside = keys(cond.in_)
+            holds &= matches(lambda k: k in inside)
         if cond.not_in is not None:
-            holds &= ~canon.isin(keys(cond.not_in)).to_numpy()
+            outside = keys(cond.not_in)
+            holds &= ~matches(lambda k: k in outside)
     ops = (
         (cond.min, np.greater_equal),
         (cond.max, np.less_equal),
@@ -268,7 +285,11 @@ def _coerce_numeric(col: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(col):
         return col.astype(float)
     return pd.to_numeric(
-        col.map(lambda v: v.strip() if isinstance(v, str) else v), errors="coerce"
+        pd.Series(
+            map_distinct(col, lambda v: v.strip() if isinstance(v, str) else v, missing=np.nan),
+            index=col.index,
+        ),
+        errors="coerce",
     ).astype(float)
 
 
@@ -342,13 +363,20 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, row_offset: int = 0)
         col = df[name]
         missing = col.isna().to_numpy(copy=True)
         if col.dtype == object or pd.api.types.is_string_dtype(col):
-            missing |= col.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+            missing |= map_distinct(
+                col, lambda v: isinstance(v, str) and not v.strip(), missing=False, dtype=bool
+            )
         if not spec.nullable:
             add(name, "missing", missing, col, message(name, spec, "missing", None))
         if spec.type == "category":
-            canon = col.map(_canon_lenient)
             allowed = {_canon(c) for c in spec.categories or []}
-            bad = ~canon.isin(allowed).to_numpy() & ~missing
+            member = map_distinct(
+                col,
+                lambda v, allowed=allowed: _canon_lenient(v) in allowed,
+                missing=False,
+                dtype=bool,
+            )
+            bad = ~member & ~missing
             add(name, "category", bad, col, f"{name} must be one of {spec.categories!r}")
             if all(
                 isinstance(c, int | float) and not isinstance(c, bool)

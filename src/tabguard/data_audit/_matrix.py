@@ -103,19 +103,17 @@ def build_matrix(ctx: AuditContext) -> AuditMatrix:
                 brk |= uniq != np.round(uniq)
             raw[:, j] = np.where(finite, x, np.nan)
         else:
-            col = ctx.data[name]
-            keys = col.map(
-                lambda v: (
-                    None
-                    if v is None or (isinstance(v, float) and math.isnan(v))
-                    else _canon_lenient(v)
-                )
-            )
-            code_arr, uniq_keys = pd.factorize(keys, sort=True, use_na_sentinel=True)
-            code = code_arr.astype(np.int32)
-            uniq = np.array([k[1] for k in uniq_keys], dtype=object)
+            # Factorize the raw values first, then canonicalise only the distinct ones (1, 1.0
+            # and "1" are one category), so the cost per row is a hash lookup.
+            raw_codes, raw_uniques = pd.factorize(ctx.data[name], use_na_sentinel=True)
+            keys = [_canon_lenient(v) for v in raw_uniques]
+            order = sorted(set(keys), key=repr)
+            index = {k: i for i, k in enumerate(order)}
+            remap = np.array([index[k] for k in keys] + [-1], dtype=np.int32)
+            code = remap[raw_codes]  # sentinel -1 maps to the trailing -1
+            uniq = np.array([k[1] for k in order], dtype=object)
             allowed = {_canon(c) for c in spec.categories or []}
-            brk = np.array([k not in allowed for k in uniq_keys], dtype=bool)
+            brk = np.array([k not in allowed for k in order], dtype=bool)
             raw[:, j] = np.where(code >= 0, code, np.nan)
         cnt = np.bincount(code[code >= 0], minlength=len(uniq))
         # mid-rank ECDF of each value id, then per row

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "max_train_rows": 100_000,
     "rounds": 120,
     "max_label_issues": 5_000,
+    "max_groups": 8,  # triggers confirmed (strongest first); each costs one model fit
 }
 
 
@@ -61,7 +62,8 @@ class Roni:
         opts = {**DEFAULTS, **ctx.options.get(self.name, {})}
         res = CheckResult()
         groups: list[tuple[str, np.ndarray, Any]] = []
-        for p in ctx.cache.get("trigger_patterns", []):
+        patterns = sorted(ctx.cache.get("trigger_patterns", []), key=lambda p: p.p)
+        for p in patterns[: int(opts["max_groups"])]:
             rows = p.rows[ctx.y[p.rows] == p.label]
             groups.append((self._describe(ctx, p), rows, p))
         issues = ctx.cache.get("label_issues")

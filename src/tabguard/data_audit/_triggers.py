@@ -132,6 +132,7 @@ class _Scanner:
         self.tests = {"contract": 0, "single": 0, "pair": 0}
         self._model: lgb.Booster | None = None
         self._hashes: tuple[np.ndarray, np.ndarray] | None = None
+        self._sorted_keys: dict[tuple[int, ...], np.ndarray] = {}
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
         self.twin_budget = int(min(max(5e10 / cost, 4), 120))
@@ -140,21 +141,25 @@ class _Scanner:
         return self.base1 if c == 1 else 1.0 - self.base1
 
     # -- candidate generation ----------------------------------------------------------
-    def _neighbour_rate(
-        self, j: int, code: int, pos: np.ndarray, cnt: np.ndarray, min_rows: int
-    ) -> float:
-        """Positive rate of neighbouring in-contract values (ordinal features)."""
-        brk = self.m.breaks_contract[j]
-        total = pos_sum = 0.0
-        lo, hi = code - 1, code + 1
-        while total < min_rows and (lo >= 0 or hi < len(cnt)):
-            for c2 in (lo, hi):
-                if 0 <= c2 < len(cnt) and not brk[c2]:
-                    total += cnt[c2]
-                    pos_sum += pos[c2]
-            lo -= 1
-            hi += 1
-        return pos_sum / total if total else self.base1
+    def _neighbour_rates(
+        self, j: int, pos: np.ndarray, cnt: np.ndarray, min_rows: int
+    ) -> np.ndarray:
+        """For every value id of an ordinal feature, the positive rate of its neighbourhood:
+        the in-contract values on each side (excluding itself) holding ~min_rows/2 rows each."""
+        ok = ~self.m.breaks_contract[j]
+        c = np.where(ok, cnt, 0).astype(float)
+        p = np.where(ok, pos, 0).astype(float)
+        P = np.concatenate(([0.0], np.cumsum(c)))
+        Q = np.concatenate(([0.0], np.cumsum(p)))
+        k = len(cnt)
+        v = np.arange(k)
+        half = min_rows / 2.0
+        left = np.clip(np.searchsorted(P, P[v] - half, side="right") - 1, 0, k)
+        right = np.clip(np.searchsorted(P, P[v + 1] + half, side="left"), 0, k)
+        rows = (P[v] - P[left]) + (P[right] - P[v + 1])
+        positives = (Q[v] - Q[left]) + (Q[right] - Q[v + 1])
+        safe = np.maximum(rows, 1e-12)
+        return np.where(rows > 0, positives / safe, self.base1)
 
     def singles(self) -> list[Pattern]:
         m, y = self.m, self.y
@@ -166,15 +171,15 @@ class _Scanner:
             ok = code >= 0
             cnt = m.counts[j]
             pos = np.bincount(code[ok], weights=y[ok], minlength=len(cnt))
+            if m.ordinal[j]:
+                context = self._neighbour_rates(j, pos, cnt, ctx_rows)
+            else:
+                context = np.full(len(cnt), self.base1)
             for v in np.flatnonzero(cnt >= min_rows):
                 n_v, k1 = int(cnt[v]), int(pos[v])
                 fam = "contract" if m.breaks_contract[j][v] else "single"
                 self.tests[fam] += 2
-                r0 = (
-                    self._neighbour_rate(j, int(v), pos, cnt, ctx_rows)
-                    if m.ordinal[j]
-                    else self.base1
-                )
+                r0 = float(context[v])
                 spike = 0.0
                 if m.ordinal[j]:
                     neigh = [cnt[c2] for c2 in (v - 2, v - 1, v + 1, v + 2) if 0 <= c2 < len(cnt)]
@@ -339,12 +344,22 @@ class _Scanner:
         if self._hashes is None:
             self._hashes = cell_hashes(self.m)
         cells, total = self._hashes
-        query, ref_idx, _ = self._twin_sets(p)
-        if not len(query) or not len(ref_idx):
+        query, _, _ = self._twin_sets(p)
+        if not len(query):
             return 0.0
+        cols = tuple(p.cols)
+        if cols not in self._sorted_keys:  # one sort per feature (pair) serves every pattern
+            with np.errstate(over="ignore"):
+                self._sorted_keys[cols] = np.sort(
+                    total - cells[:, list(cols)].sum(axis=1, dtype=np.uint64)
+                )
+        keys = self._sorted_keys[cols]
         with np.errstate(over="ignore"):
-            key = total - cells[:, list(p.cols)].sum(axis=1, dtype=np.uint64)
-        return float(np.isin(key[query], key[ref_idx]).mean())
+            qk = total[query] - cells[np.ix_(query, np.asarray(cols))].sum(axis=1, dtype=np.uint64)
+        in_all = np.searchsorted(keys, qk, side="right") - np.searchsorted(keys, qk, side="left")
+        _uq, inv, cnt = np.unique(qk, return_inverse=True, return_counts=True)
+        outside = in_all - cnt[inv]  # equal rows that are not themselves query rows
+        return float((outside > 0).mean())
 
     def twins(self, p: Pattern) -> None:
         """Copy evidence: how often the pattern's rows have a near-copy outside them."""
@@ -477,6 +492,8 @@ class TriggerScan:
                 pending.append(p)
         # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
         # already visible (cheap hashing), then on the strongest label evidence.
+        pending.sort(key=lambda p: p.p_label)
+        pending = pending[: 4 * int(opts["max_twin_checks"])]
         proxy = {id(p): sc.exact_copy_share(p) for p in pending}
         pending.sort(key=lambda p: (-round(proxy[id(p)], 1), p.p_label))
         budget = min(int(opts["max_twin_checks"]), sc.twin_budget)
