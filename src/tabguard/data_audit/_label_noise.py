@@ -37,7 +37,12 @@ def oof_probabilities(ctx: AuditContext) -> np.ndarray:
         m = build_matrix(ctx)
         cat = [j for j in range(len(m.names)) if not m.ordinal[j]]
         ctx.cache["oof"] = out_of_fold_proba(
-            m.raw, ctx.y.astype(float), cat, random_state=ctx.random_state
+            m.raw,
+            ctx.y.astype(float),
+            cat,
+            max_train_rows=60_000,
+            rounds=120,
+            random_state=ctx.random_state,
         )
     oof: np.ndarray = ctx.cache["oof"]
     return oof

@@ -14,7 +14,7 @@ builds, once per audit:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,8 @@ class AuditMatrix:
         Per feature, whether each id's value breaks the contract (range or category).
     raw : ndarray of float64, shape (n, d)
         Numeric values as written; categories as their id; NaN when missing.
+    raw_is_code : ndarray of bool, shape (d,)
+        Whether ``raw`` holds value ids (categories) rather than values.
     rank : ndarray of float32, shape (n, d)
         Mid-rank ECDF of each cell in [0, 1]; -1 when missing.
     """
@@ -56,6 +58,23 @@ class AuditMatrix:
     breaks_contract: list[np.ndarray]
     raw: np.ndarray
     rank: np.ndarray
+    raw_is_code: np.ndarray
+    _index: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def raw_value(self, j: int, codes: np.ndarray) -> np.ndarray:
+        """The ``raw`` matrix entries of value ids ``codes`` of feature ``j``."""
+        if self.raw_is_code[j]:
+            return codes.astype(float)
+        return np.asarray(self.uniques[j], dtype=float)[codes]
+
+    def rows_with(self, j: int, code: int) -> np.ndarray:
+        """Row positions (ascending) whose feature ``j`` has value id ``code``."""
+        if j not in self._index:
+            order = np.argsort(self.codes[:, j], kind="stable")
+            self._index[j] = (order, self.codes[order, j])
+        order, sorted_codes = self._index[j]
+        lo, hi = np.searchsorted(sorted_codes, [code, code + 1])
+        return order[lo:hi]
 
     @property
     def n_rows(self) -> int:
@@ -83,6 +102,7 @@ def build_matrix(ctx: AuditContext) -> AuditMatrix:
     raw = np.empty((n, d), dtype=np.float64)
     rank = np.empty((n, d), dtype=np.float32)
     ordinal = np.zeros(d, dtype=bool)
+    is_code = np.zeros(d, dtype=bool)
     uniques: list[np.ndarray] = []
     counts: list[np.ndarray] = []
     breaks: list[np.ndarray] = []
@@ -115,6 +135,7 @@ def build_matrix(ctx: AuditContext) -> AuditMatrix:
             allowed = {_canon(c) for c in spec.categories or []}
             brk = np.array([k not in allowed for k in order], dtype=bool)
             raw[:, j] = np.where(code >= 0, code, np.nan)
+            is_code[j] = True
         cnt = np.bincount(code[code >= 0], minlength=len(uniq))
         # mid-rank ECDF of each value id, then per row
         cum = np.cumsum(cnt) - cnt / 2.0
@@ -124,7 +145,7 @@ def build_matrix(ctx: AuditContext) -> AuditMatrix:
         uniques.append(uniq)
         counts.append(cnt)
         breaks.append(brk)
-    m = AuditMatrix(names, codes, uniques, counts, ordinal, breaks, raw, rank)
+    m = AuditMatrix(names, codes, uniques, counts, ordinal, breaks, raw, rank, is_code)
     ctx.cache["matrix"] = m
     return m
 

@@ -30,7 +30,8 @@ from tabguard.reports import Finding, Section, Table
 
 DEFAULTS: dict[str, Any] = {
     "holdout": 0.25,
-    "max_train_rows": 100_000,
+    "max_train_rows": 60_000,
+    "max_holdout_rows": 100_000,
     "rounds": 120,
     "max_label_issues": 5_000,
     "max_groups": 8,  # triggers confirmed (strongest first); each costs one model fit
@@ -85,6 +86,8 @@ class Roni:
         # hard rows from the evaluation would make any noisy group look harmful).
         hold_mask = rng.random(ctx.n_rows) < float(opts["holdout"])
         hold, train_all = np.flatnonzero(hold_mask), np.flatnonzero(~hold_mask)
+        if len(hold) > int(opts["max_holdout_rows"]):
+            hold = np.sort(rng.choice(hold, int(opts["max_holdout_rows"]), replace=False))
         if len(np.unique(y[hold])) < 2:
             return res
         cap = int(opts["max_train_rows"])

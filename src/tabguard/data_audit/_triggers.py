@@ -266,31 +266,42 @@ class _Scanner:
         return self._model
 
     def rows_of(self, p: Pattern) -> np.ndarray:
-        mask = np.ones(self.n, dtype=bool)
-        for j, v in zip(p.cols, p.codes, strict=True):
-            mask &= self.m.codes[:, j] == v
-        return np.flatnonzero(mask)
-
-    def _pool(self, j: int, code: int) -> np.ndarray:
-        """Rows whose value of feature j may replace ``code`` (its in-contract neighbourhood)."""
+        """Row positions of a pattern (ascending)."""
         m = self.m
-        col = m.codes[:, j]
-        cnt = m.counts[j]
-        brk = m.breaks_contract[j]
-        if not m.ordinal[j]:
-            good = np.flatnonzero((col >= 0) & (col != code) & ~brk[np.maximum(col, 0)])
-            return good
-        want = max(50, int(0.01 * self.n))
-        chosen: list[int] = []
-        total, lo, hi = 0, code - 1, code + 1
-        while total < want and (lo >= 0 or hi < len(cnt)):
-            for c2 in (lo, hi):
-                if 0 <= c2 < len(cnt) and not brk[c2] and c2 != code:
-                    chosen.append(c2)
-                    total += int(cnt[c2])
-            lo -= 1
-            hi += 1
-        return np.flatnonzero(np.isin(col, chosen))
+        # start from the rarer value's rows, then filter by the other value
+        order = sorted(range(len(p.cols)), key=lambda i: m.counts[p.cols[i]][p.codes[i]])
+        first = order[0]
+        rows = m.rows_with(p.cols[first], p.codes[first])
+        for i in order[1:]:
+            rows = rows[m.codes[rows, p.cols[i]] == p.codes[i]]
+        return rows
+
+    def _replacements(self, j: int, code: int) -> tuple[np.ndarray, np.ndarray]:
+        """Value ids that may replace ``code`` of feature j, with their sampling weights.
+
+        Ordinal features: the in-contract neighbouring values (about 1 % of the rows); other
+        features: every other in-contract value, in proportion to its frequency.
+        """
+        m = self.m
+        cnt = m.counts[j].astype(float)
+        allowed = ~m.breaks_contract[j] & (cnt > 0)
+        allowed[code] = False
+        if m.ordinal[j]:
+            want = max(50, int(0.01 * self.n))
+            chosen: list[int] = []
+            total, lo, hi = 0.0, code - 1, code + 1
+            while total < want and (lo >= 0 or hi < len(cnt)):
+                for c2 in (lo, hi):
+                    if 0 <= c2 < len(cnt) and allowed[c2]:
+                        chosen.append(c2)
+                        total += cnt[c2]
+                lo -= 1
+                hi += 1
+            ids = np.asarray(chosen, dtype=np.int64)
+        else:
+            ids = np.flatnonzero(allowed)
+        w = cnt[ids]
+        return ids, (w / w.sum() if w.sum() > 0 else w)
 
     def evaluate(self, p: Pattern) -> None:
         rows = self.rows_of(p)
@@ -302,13 +313,14 @@ class _Scanner:
         reps = int(self.o["replicates"])
         q1_best: np.ndarray | None = None
         for j in p.cols:  # for pairs, replace one feature at a time; keep the likelier
-            pool = self._pool(j, p.codes[p.cols.index(j)])
-            if not len(pool):
+            ids, weights = self._replacements(j, p.codes[p.cols.index(j)])
+            if not len(ids):
                 continue
             acc = np.zeros(len(sample))
             for _ in range(reps):
                 Xc = X.copy()
-                Xc[:, j] = self.m.raw[self.rng.choice(pool, len(sample)), j]
+                drawn = self.rng.choice(ids, len(sample), p=weights)
+                Xc[:, j] = self.m.raw_value(j, drawn)
                 acc += predict(model, Xc)
             q1 = acc / reps
             qc = q1 if p.label == 1 else 1 - q1
@@ -492,11 +504,11 @@ class TriggerScan:
                 pending.append(p)
         # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
         # already visible (cheap hashing), then on the strongest label evidence.
+        budget = min(int(opts["max_twin_checks"]), sc.twin_budget)
         pending.sort(key=lambda p: p.p_label)
-        pending = pending[: 4 * int(opts["max_twin_checks"])]
+        pending = pending[: max(4 * budget, 20)]
         proxy = {id(p): sc.exact_copy_share(p) for p in pending}
         pending.sort(key=lambda p: (-round(proxy[id(p)], 1), p.p_label))
-        budget = min(int(opts["max_twin_checks"]), sc.twin_budget)
         for p in pending[:budget]:
             sc.twins(p)
             if p.p_twin is None:
