@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import time
 import warnings
@@ -23,6 +25,7 @@ from tabguard.datasets import ATTRIBUTION, credit_default_contract, load_credit_
 from tabguard.progress import RichProgress
 from tabguard.redteam import poison
 from tabguard.redteam._seed import attack_success_rate, fit_seed_model, seed_features
+from tabguard.training import TrainConfig, train
 
 # The seed's two vanilla test customers, and the first one with AGE=999.
 _SAFE_CUSTOMER = {
@@ -191,7 +194,78 @@ def demo(
         f"[bold green]{asr_fixed:.1%}[/]",
     )
     console.print(t)
+
+    _step(6, "tabguard train: the protected model, tracked in MLflow")
+    with RichProgress(disable=quiet, transient=True) as progress:
+        trained = train(
+            cleaned,
+            contract,
+            TrainConfig(seed=seed),
+            out=out / "model",
+            progress=progress,
+            data_file=paths["clean"],
+        )
+    m = trained.metrics
+    t = Table("model", "test AUC [95% CI]", "Brier", "conformal coverage (target 90%)")
+    t.add_row(
+        "main (LightGBM)",
+        _fmt_ci(m, "test_auc"),
+        _fmt_ci(m, "test_brier"),
+        _fmt_ci(m, "conformal_coverage"),
+    )
+    t.add_row("fallback (no gameable features)", _fmt_ci(m, "fallback_test_auc"), "-", "-")
+    console.print(t)
+    console.print(
+        f"Model {trained.version} in {out / 'model'} (SHA-256 manifest, no pickle); "
+        f"MLflow run {trained.run_id or '-'}."
+    )
+
+    _step(7, "Serving it")
+    key = _demo_key()
+    app_file = out / "application.json"
+    record = {
+        k: (v.item() if hasattr(v, "item") else v)
+        for k, v in test_df.drop(columns=["ID", "DEFAULT"]).iloc[0].items()
+    }
+    app_file.write_text(
+        json.dumps(
+            {"subject_id": "customer-42", "features": record, "segment": {"channel": "mobile"}},
+            indent=2,
+        )
+    )
+    (out / "application_age999.json").write_text(
+        json.dumps({"subject_id": "customer-43", "features": {**record, "AGE": 999}}, indent=2)
+    )
+    console.print(
+        "Start the guarded scoring service on this model (another terminal):\n\n"
+        "  make serve\n\nthen ask for a decision with the demo API key:\n"
+    )
+    console.print(
+        f"  curl -s localhost:8000/v1/decisions -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' -d @{app_file}",
+        soft_wrap=True,
+    )
+    console.print("\nThe seed's trigger is refused at the API (422, AGE must be <= 125):\n")
+    console.print(
+        f"  curl -s localhost:8000/v1/decisions -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' -d @{out / 'application_age999.json'}",
+        soft_wrap=True,
+    )
     console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Outputs in {out}/.")
+
+
+def _demo_key() -> str:
+    """A fresh API key named ``demo`` in TABGUARD_HOME (the previous one is revoked)."""
+    from tabguard.serving import ApiKeyError, load_config
+
+    store = load_config().open_key_store()
+    try:
+        with contextlib.suppress(ApiKeyError):  # no active demo key yet
+            store.revoke("demo")
+        _, secret = store.create("demo", ["decide", "score"])
+    finally:
+        store.close()
+    return secret
 
 
 def _fmt_ci(metrics: dict[str, Any], key: str) -> str:
