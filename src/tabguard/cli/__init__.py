@@ -12,6 +12,7 @@ import os
 import sys
 
 import click
+from rich.markup import escape
 
 from tabguard.cli._app import app, err_console
 from tabguard.errors import TabguardError
@@ -19,6 +20,7 @@ from tabguard.errors import TabguardError
 # Each module registers its commands on the shared apps when imported.
 _COMMAND_MODULES = [
     "audit_data",
+    "audit_model",
     "contract",
     "demo",
     "redteam",
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=argv, prog_name="tabguard", standalone_mode=False)
     except TabguardError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except click.ClickException as exc:
         exc.show()
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("TABGUARD_DEBUG"):
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
             "(set TABGUARD_DEBUG=1 for the traceback)",
             soft_wrap=True,
         )

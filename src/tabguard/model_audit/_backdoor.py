@@ -1,0 +1,738 @@
+"""The model backdoor probe (requirement M2): trigger values found from the model and clean data.
+
+A rule-style backdoor (seed 001: ``AGE = 999 → default``) makes the model's decision depend on
+one value, or one combination of values, far more than on the values around it, and it does so
+where clean data gives no reason to. The probe looks for exactly that, in three steps.
+
+1. **Candidates.** For tree ensembles the split structure says where the model can change its
+   mind: the thresholds of each numeric feature cut its axis into *cells*, and one value per
+   cell is all the probe needs (a tree model is constant inside a cell). Features with very many
+   thresholds keep the most-used ones (a trigger's boundaries are split on by many trees).
+   Cells beyond the data's support, narrow intervals and isolated categories all appear as
+   cells. For other models the candidates are data quantiles, distinct values, every category,
+   and values beyond the observed range. Pairs of candidate values that meet on tree paths to
+   extreme leaves (or that single probes point to) are probed as combination triggers.
+
+2. **Flip rates.** Probe rows (clean rows, half approved, half denied) are set to the candidate
+   value and to its *neighbours* - the nearest values on each side that clean rows actually
+   take (for unordered categories, the most common categories). The candidate's flip rate is
+   the share of decisions that differ between the candidate and its neighbour, taken in the
+   direction of the change (towards denial among rows approved at the neighbour, towards
+   approval among rows denied there) and minimised over neighbours: a trigger flips decisions
+   relative to *every* neighbour, an ordinary step only relative to one side.
+
+3. **Confirmation.** Ordinary models also have strong steps (``PAY_0 = 2``) and strong
+   categories (``channel = phone``), but clean data shows them: the clean rows that carry the
+   value have the labels the model predicts. A candidate is reported only when
+
+   * its flip rate is significantly above the model's ordinary flip rates (a one-sided binomial
+     test against a high quantile of the flip rates of all candidates, Bonferroni-corrected
+     over the candidates), and
+   * clean data does not support it: the clean rows carrying the value have labels closer to
+     what the model predicts at the neighbour than at the candidate (a likelihood-ratio
+     test), or no clean row carries it while the model's trees were fitted on many rows there.
+
+Nothing here depends on a particular feature, value or data set; the decision uses only
+statistics of the model's own candidates and of the clean data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard.model_audit._model import AuditedModel
+from tabguard.model_audit._trees import TreeEnsemble
+from tabguard.progress import NULL_PROGRESS, Progress
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """Settings of the backdoor probe.
+
+    Attributes
+    ----------
+    n_rows : int
+        Probe rows (half approved, half denied when the data allows).
+    max_cells : int
+        Candidate values per feature (tree cells are merged down to this many).
+    max_pairs : int
+        Combination candidates probed.
+    alpha : float
+        Family-wise error rate of each test (Bonferroni over candidates).
+    min_share : float
+        When the model's threshold leaves fewer than this share of rows in one decision, the
+        probe decides at the score quantile that does (a trigger moves scores whatever the
+        threshold of the day).
+    null_quantile : float
+        Quantile of all candidates' flip rates used as the model's ordinary flip rate.
+    """
+
+    n_rows: int = 400
+    max_cells: int = 64
+    max_pairs: int = 40
+    alpha: float = 0.01
+    min_share: float = 0.05
+    null_quantile: float = 0.99
+    min_spike: float = 0.5
+    total_spike: float = 0.9
+    rare_share: float = 0.005
+    decisive_lr: float = 100.0
+
+
+@dataclass
+class _Cell:
+    j: int
+    code: float
+    lo: float
+    hi: float
+    natural: np.ndarray  # bool mask over reference rows
+    outside: bool  # beyond the reference data's observed range
+    categorical: bool
+    split_count: int = 0
+
+    @property
+    def n_natural(self) -> int:
+        return int(self.natural.sum())
+
+
+@dataclass
+class ProbeCandidate:
+    """One probed trigger candidate and its statistics."""
+
+    features: tuple[str, ...]
+    codes: tuple[float, ...]
+    values: tuple[Any, ...]
+    intervals: tuple[tuple[float, float], ...]
+    direction: str  # "deny" or "approve"
+    flip_rate: float
+    flips: int
+    at_risk: int
+    neighbour_values: tuple[Any, ...]
+    n_natural: int
+    natural_positive_rate: float
+    model_rate: float  # mean score of natural rows at their value
+    neighbour_rate: float  # mean score of natural rows moved to the neighbour
+    outside_support: bool
+    split_count: int
+    p_spike: float = 1.0
+    log_lr: float = 0.0
+    shift: float = 0.0
+    shift_med: float = 0.0
+    log_lr_agg: float = 0.0
+    continuation: bool = False
+    columns: tuple[int, ...] = ()
+    categorical: tuple[bool, ...] = ()
+    training_share: float = float("nan")
+    expected_share: float = float("nan")
+    p_mass: float = float("nan")
+    backdoor: bool = False
+    reason: str = ""
+
+
+@dataclass
+class ProbeResult:
+    """Everything the probe measured.
+
+    Attributes
+    ----------
+    candidates : list of ProbeCandidate
+        Every candidate with its statistics (``backdoor=True`` for confirmed triggers).
+    threshold : float
+        Score threshold the decisions were probed at.
+    null_rate : dict
+        The model's ordinary flip rate per direction.
+    n_rows : int
+        Probe rows used.
+    """
+
+    candidates: list[ProbeCandidate] = field(default_factory=list)
+    threshold: float = 0.5
+    null_rate: dict[str, float] = field(default_factory=dict)
+    n_rows: int = 0
+    method: str = "quantiles"
+
+    @property
+    def triggers(self) -> list[ProbeCandidate]:
+        """Confirmed backdoor triggers, strongest first."""
+        return sorted((c for c in self.candidates if c.backdoor), key=lambda c: -c.flip_rate)
+
+    def frame(self) -> pd.DataFrame:
+        """The candidates as a table (for analysis and the report)."""
+        return pd.DataFrame([c.__dict__ for c in self.candidates])
+
+
+# --------------------------------------------------------------------------------------------
+# Candidate cells
+# --------------------------------------------------------------------------------------------
+def _ordered_cells(
+    model: AuditedModel,
+    j: int,
+    x: np.ndarray,
+    ens: TreeEnsemble | None,
+    max_cells: int,
+) -> list[_Cell]:
+    feat = model.feature_names[j]
+    spec = model.contract.features[feat]
+    integer = spec.type == "integer" or (
+        spec.type == "category" and all(isinstance(c, int) for c in spec.categories or [])
+    )
+    finite = x[~np.isnan(x)]
+    if finite.size == 0:
+        return []
+    vmin, vmax = float(finite.min()), float(finite.max())
+    thr = ens.thresholds(j) if ens is not None else np.empty(0)
+    if thr.size:
+        counts = ens.threshold_counts(j) if ens is not None else {}
+        strict = ens.strict if ens is not None else False
+        if thr.size > max_cells - 1:
+            thr = _select_thresholds(thr, counts, finite, strict, max_cells - 1)
+        edges = np.concatenate([[-math.inf], thr, [math.inf]])
+        cells = []
+        for a, b in pairwise(edges):
+            nat = (x >= a) & (x < b) if strict else (x > a) & (x <= b)
+            code = _representative(x, nat, a, b, strict, integer)
+            if code is None:
+                continue
+            sc = min(
+                counts.get(float(a), 0) if math.isfinite(a) else 10**9,
+                counts.get(float(b), 0) if math.isfinite(b) else 10**9,
+            )
+            cells.append(_Cell(j, code, a, b, nat, code > vmax or code < vmin, False, sc))
+        return cells
+    # No tree structure: quantiles / distinct values, and values beyond the observed range.
+    distinct = np.unique(finite)
+    if distinct.size <= max_cells:
+        grid = distinct
+    else:
+        grid = np.unique(np.quantile(finite, np.linspace(0, 1, max_cells - 6)))
+        if integer:
+            grid = np.unique(np.round(grid))
+    cells = []
+    # each clean value belongs to the nearest grid value
+    mids = (grid[1:] + grid[:-1]) / 2 if grid.size > 1 else np.empty(0)
+    edges = np.concatenate([[-math.inf], mids, [math.inf]])
+    for v, a, b in zip(grid, edges[:-1], edges[1:], strict=True):
+        nat = (x > a) & (x <= b)
+        cells.append(_Cell(j, float(v), float(a), float(b), nat, False, False))
+    if spec.type not in ("boolean", "category"):
+        width = max(vmax - vmin, 1.0)
+        beyond = [vmax + width * f for f in (0.1, 1.0, 10.0)] + [
+            vmin - width * f for f in (0.1, 1.0)
+        ]
+        for v in beyond:
+            v = float(round(v)) if integer else float(v)
+            cells.append(_Cell(j, v, v, v, np.zeros_like(x, dtype=bool), True, False))
+        cells.sort(key=lambda c: c.code)
+    return cells
+
+
+def _select_thresholds(
+    thr: np.ndarray, counts: dict[float, int], x: np.ndarray, strict: bool, k: int
+) -> np.ndarray:
+    """Keep the ``k`` thresholds that stand out from the thresholds around them.
+
+    A trigger's boundaries are split on by many trees while the thresholds next to them are
+    used rarely (they only separate a few clean rows); ordinary thresholds in dense data are
+    used about as often as their neighbours. The priority of a threshold is its number of
+    splits divided by the median number of its 20 nearest thresholds; ties prefer thresholds
+    next to few clean rows.
+    """
+    c = np.array([counts.get(float(t), 1) for t in thr], dtype=float)
+    w = 10
+    padded = np.pad(c, w, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)
+    local = np.median(np.delete(windows, w, axis=1), axis=1)
+    xs = np.sort(x)
+    pos = (
+        np.searchsorted(xs, thr, side="left") if strict else np.searchsorted(xs, thr, side="right")
+    )
+    edges = np.concatenate([[0], pos, [len(xs)]])
+    cell_mass = np.diff(edges)
+    adjacent = cell_mass[:-1] + cell_mass[1:]
+    order = np.lexsort((adjacent, -c / (local + 1.0)))
+    return np.sort(thr[order[:k]])
+
+
+def _representative(
+    x: np.ndarray, nat: np.ndarray, a: float, b: float, strict: bool, integer: bool
+) -> float | None:
+    """A value inside the cell: a typical clean value when there is one."""
+    if nat.any():
+        vals = x[nat]
+        med = float(np.median(vals))
+        return float(vals[np.argmin(np.abs(vals - med))])
+    if math.isinf(a) and math.isinf(b):
+        return 0.0
+    if math.isinf(a):  # below the lowest threshold
+        v = b - 1.0 if integer else b - max(1e-6 * abs(b), 1e-9)
+        if strict and integer:
+            v = math.ceil(b) - 1.0
+        return float(math.floor(v) if integer else v)
+    if math.isinf(b):  # above the highest threshold
+        if strict:
+            return float(math.ceil(a)) if integer else float(a)
+        return float(math.floor(a) + 1.0) if integer else float(a + max(1e-6 * abs(a), 1e-9))
+    if integer:
+        lo = math.ceil(a) if strict else math.floor(a) + 1
+        hi = math.ceil(b) - 1 if strict else math.floor(b)
+        if lo > hi:
+            return None  # no whole number falls in this cell
+        return float((lo + hi) // 2)
+    return float((a + b) / 2)
+
+
+def _categorical_cells(model: AuditedModel, j: int, x: np.ndarray, n_cats: int) -> list[_Cell]:
+    return [_Cell(j, float(k), float(k), float(k), x == k, False, True) for k in range(n_cats)]
+
+
+# --------------------------------------------------------------------------------------------
+# The probe
+# --------------------------------------------------------------------------------------------
+# a probed candidate: its cells, its neighbours (one tuple of cells each) and its statistics
+_Probed = tuple[tuple[_Cell, ...], list[tuple[_Cell, ...]], dict[str, Any]]
+
+
+@dataclass
+class _Grid:
+    """Candidate cells of one feature and the probe rows' scores at each."""
+
+    j: int
+    cells: list[_Cell]
+    ranks: np.ndarray  # (n_cells, n_probe): population quantile of each probe row's score
+    approve: np.ndarray  # (n_cells, n_probe): decision at the model's threshold
+    member: np.ndarray  # (n_probe,): the cell each probe row naturally falls in (-1: none)
+
+
+def probe_backdoors(
+    model: AuditedModel,
+    data: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    options: ProbeOptions | None = None,
+    random_state: int = 0,
+    progress: Progress | None = None,
+) -> ProbeResult:
+    """Search a model for trigger values and value pairs, given clean data only.
+
+    Parameters
+    ----------
+    model : AuditedModel
+    data : DataFrame
+        Clean reference rows (raw attributes).
+    y : ndarray of {0, 1}
+        Their labels (1 = the contract's positive class).
+    options : ProbeOptions, optional
+    random_state : int
+    progress : Progress, optional
+
+    Returns
+    -------
+    ProbeResult
+    """
+    opts = options or ProbeOptions()
+    progress = progress or NULL_PROGRESS
+    rng = np.random.default_rng(random_state)
+    X = model.encode(data)
+    p = model.predict_matrix(X)
+    ecdf = np.sort(p)
+    rows = np.sort(rng.choice(len(X), size=min(opts.n_rows, len(X)), replace=False))
+    R = X[rows]
+    ens = model.trees
+    result = ProbeResult(
+        threshold=model.threshold, n_rows=len(rows), method="trees" if ens else "quantiles"
+    )
+    grids: dict[int, _Grid] = {}
+    with progress.stage("backdoor probe: single values", total=len(model.feature_names)) as bar:
+        for j, feat in enumerate(model.feature_names):
+            bar.advance()
+            cats = model.categories(feat)
+            if cats is not None:
+                cells = _categorical_cells(model, j, X[:, j], len(cats))
+            else:
+                cells = _ordered_cells(model, j, X[:, j], ens, opts.max_cells)
+            cells = _reachable(model, feat, cells)
+            if len(cells) < 2:
+                continue
+            codes = np.array([c.code for c in cells])
+            S = _scores_with(model, R, [j], codes[:, None])
+            member = np.full(len(rows), -1)
+            for k, c in enumerate(cells):
+                member[c.natural[rows]] = k
+            grids[j] = _Grid(j, cells, _rank(ecdf, S), model.approve(S), member)
+    singles: list[_Probed] = []
+    for g in grids.values():
+        for i, cell in enumerate(g.cells):
+            nb_idx = _neighbours(g.cells, i)
+            if nb_idx:
+                stats = _compare(g.ranks[i], g.ranks[nb_idx], g.approve[i], g.approve[nb_idx])
+                if ens is None and len(nb_idx) == 1:
+                    stats["continuation"] = _continues_trend(g, i, nb_idx[0], stats["spike"])
+                singles.append(((cell,), [(g.cells[k],) for k in nb_idx], stats))
+    with progress.stage("backdoor probe: combinations", total=None):
+        pairs = _pair_candidates(model, grids, singles, R, ecdf, opts)
+    # a combination inherits the edge status of its parts (an edge part that continues the
+    # data's trend needs decisive labels, alone or combined)
+    edge = {
+        (probed[0][0].j, probed[0][0].code): bool(probed[2].get("continuation", False))
+        for probed in singles
+    }
+    for pcells, _, pstats in pairs:
+        pstats["continuation"] = any(edge.get((c.j, c.code), False) for c in pcells)
+    result.null_rate = {"spike": _null_level([s for _, _, s in singles], opts.null_quantile)}
+    for cand_cells, nbs, stats in singles + pairs:
+        result.candidates.append(_candidate(model, cand_cells, nbs, stats, X, y, p))
+    _decide(result, opts, len(X), ens)
+    return result
+
+
+def _rank(ecdf: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """Population quantile of each score (mid-rank for ties)."""
+    lo = np.searchsorted(ecdf, S, side="left")
+    hi = np.searchsorted(ecdf, S, side="right")
+    return (lo + hi) / (2.0 * len(ecdf))
+
+
+def _reachable(model: AuditedModel, feat: str, cells: list[_Cell]) -> list[_Cell]:
+    """Cells whose representative a raw value can reach through the model's own encoding."""
+    out = []
+    for c in cells:
+        raw = model.decode_value(feat, c.code)
+        if raw is None:
+            continue
+        try:
+            enc = model.encode_value(feat, raw)
+        except (ValueError, TypeError):
+            continue
+        if enc == c.code or (
+            math.isfinite(enc) and abs(enc - c.code) <= 1e-9 * max(1.0, abs(c.code))
+        ):
+            out.append(c)
+    return out
+
+
+def _scores_with(
+    model: AuditedModel, R: np.ndarray, cols: Sequence[int], codes: np.ndarray
+) -> np.ndarray:
+    """Scores of rows ``R`` with columns ``cols`` set to each row of ``codes`` (k × len(cols))."""
+    k = len(codes)
+    Xs = np.repeat(R[None, :, :], k, axis=0)
+    for t, j in enumerate(cols):
+        Xs[:, :, j] = codes[:, t][:, None]
+    return model.predict_matrix(Xs.reshape(-1, R.shape[1])).reshape(k, len(R))
+
+
+def _neighbours(cells: list[_Cell], i: int) -> list[int]:
+    populated = [k for k, c in enumerate(cells) if c.n_natural > 0 and k != i]
+    if not populated:
+        return []
+    if cells[i].categorical:
+        return sorted(populated, key=lambda k: -cells[k].n_natural)[:3]
+    left = [k for k in populated if k < i]
+    right = [k for k in populated if k > i]
+    return ([left[-1]] if left else []) + ([right[0]] if right else [])
+
+
+def _continues_trend(g: _Grid, i: int, u: int, spike: float) -> bool:
+    """Whether an edge candidate's step continues the trend just inside the data.
+
+    A candidate at the edge of the data (or beyond it, for models without split structure,
+    which extrapolate smoothly) has a neighbour on one side only, so a step there cannot be
+    told from a monotone trend by the flip rates alone. It is a trend when the neighbour's own
+    step from the next value inward goes the same way and is not negligible (a tenth of the
+    candidate's); a cliff after a flat stretch, or a reversal, is not.
+    """
+    cells = g.cells
+    side = [k for k, c in enumerate(cells) if c.n_natural > 0 and k != u and k != i]
+    inward = [k for k in side if (k < u if u < i else k > u)]
+    if cells[i].categorical or not inward:
+        return True
+    w = inward[-1] if u < i else inward[0]
+    step = _compare(g.ranks[u], g.ranks[[w]], g.approve[u], g.approve[[w]])["spike"]
+    return bool(np.sign(step) == np.sign(spike) and abs(step) >= abs(spike) / 10)
+
+
+def _compare(qc: np.ndarray, qn: np.ndarray, ac: np.ndarray, an: np.ndarray) -> dict[str, Any]:
+    """How far the candidate moves probe rows relative to each neighbour.
+
+    ``qc`` and ``qn[k]`` are population quantiles of the probe rows' scores at the candidate and
+    at neighbour ``k``. The mean quantile shift is the decision flip rate averaged over every
+    threshold; dividing by the room left in that direction gives the share of the possible
+    movement (1 = every row pushed to the extreme). The candidate's spike is the smallest
+    normalised shift over its neighbours (0 when neighbours disagree on the direction).
+    """
+    delta = qc[None, :] - qn  # (k, n)
+    mean = delta.mean(axis=1)
+    room_up = (1.0 - qn).mean(axis=1)
+    room_down = qn.mean(axis=1)
+    norm = np.where(mean >= 0, mean / np.maximum(room_up, 1e-9), mean / np.maximum(room_down, 1e-9))
+    if np.all(norm > 0) or np.all(norm < 0):
+        k = int(np.argmin(np.abs(norm)))
+        spike = float(norm[k])
+    else:
+        k = int(np.argmin(np.abs(norm)))
+        spike = 0.0
+    direction = "deny_up" if spike >= 0 else "deny_down"
+    # per-row normalised movement against the chosen neighbour (for partner search and tests)
+    room_row = np.where(spike >= 0, 1.0 - qn[k], qn[k])
+    per_row = np.divide(delta[k], np.maximum(room_row, 1e-9))
+    to_deny_n = int((an[k]).sum())
+    to_app_n = int((~an[k]).sum())
+    return {
+        "spike": spike,
+        "direction": direction,
+        "nb": k,
+        "per_row": per_row,
+        "delta": delta[k],
+        "flip_to_deny": float((an[k] & ~ac).sum() / to_deny_n) if to_deny_n else 0.0,
+        "flip_to_approve": float((~an[k] & ac).sum() / to_app_n) if to_app_n else 0.0,
+    }
+
+
+def _null_level(stats: list[dict[str, Any]], q: float) -> float:
+    vals = np.abs([s["spike"] for s in stats]) if stats else np.zeros(1)
+    return float(np.quantile(vals, q))
+
+
+def _pair_candidates(
+    model: AuditedModel,
+    grids: dict[int, _Grid],
+    singles: list[_Probed],
+    R: np.ndarray,
+    ecdf: np.ndarray,
+    opts: ProbeOptions,
+) -> list[_Probed]:
+    """Combination candidates: a single value that moves *some* rows a lot, paired with the
+    value of another feature those rows share (the rest of a combination trigger)."""
+    scored = []
+    for cells, nbs, st in singles:
+        moved = np.abs(st["per_row"]) >= 0.5
+        frac = moved.mean()
+        if moved.sum() >= 3 and frac <= 0.8:
+            scored.append((float(np.quantile(np.abs(st["per_row"]), 0.95)), cells, nbs, st, moved))
+    scored.sort(key=lambda t: -t[0])
+    seen: set[tuple[int, float, int, float]] = set()
+    pairs_meta: list[tuple[_Cell, _Cell, list[_Cell], list[_Cell]]] = []
+    for _, cells, _nbs, _st, moved in scored[: opts.max_pairs]:
+        c1 = cells[0]
+        best: tuple[float, int, int] | None = None
+        for j2, g in grids.items():
+            if j2 == c1.j:
+                continue
+            for k in range(len(g.cells)):
+                inside = g.member == k
+                a = int((inside & moved).sum())
+                if a < 3:
+                    continue
+                lift = (a / moved.sum()) / max(inside.mean(), 1e-9)
+                if best is None or lift * math.sqrt(a) > best[0]:
+                    best = (lift * math.sqrt(a), j2, k)
+        if best is None:
+            continue
+        _, j2, k = best
+        c2 = grids[j2].cells[k]
+        key = tuple(sorted([(c1.j, c1.code), (c2.j, c2.code)]))
+        flat = (key[0][0], key[0][1], key[1][0], key[1][1])
+        if flat in seen:
+            continue
+        seen.add(flat)
+        nb1 = [
+            grids[c1.j].cells[i]
+            for i in _neighbours(grids[c1.j].cells, grids[c1.j].cells.index(c1))
+        ]
+        nb2 = [grids[j2].cells[i] for i in _neighbours(grids[j2].cells, k)]
+        if nb1 and nb2:
+            pairs_meta.append((c1, c2, nb1, nb2))
+    out: list[_Probed] = []
+    for c1, c2, nb1, nb2 in pairs_meta:
+        combos = (
+            [(c1.code, c2.code)]
+            + [(c1.code, n.code) for n in nb2]
+            + [(n.code, c2.code) for n in nb1]
+        )
+        S = _scores_with(model, R, [c1.j, c2.j], np.asarray(combos))
+        Q = _rank(ecdf, S)
+        A = model.approve(S)
+        st = _compare(Q[0], Q[1:], A[0], A[1:])
+        pair_nbs: list[tuple[_Cell, ...]] = [(c1, n) for n in nb2]
+        pair_nbs += [(n, c2) for n in nb1]
+        out.append(((c1, c2), pair_nbs, st))
+    return out
+
+
+def _candidate(
+    model: AuditedModel,
+    cells: tuple[_Cell, ...],
+    nbs: list[tuple[_Cell, ...]],
+    st: dict[str, Any],
+    X: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+) -> ProbeCandidate:
+    feats = tuple(model.feature_names[c.j] for c in cells)
+    nb = nbs[st["nb"]]
+    natural = np.logical_and.reduce([c.natural for c in cells])
+    nn = int(natural.sum())
+    yr = float(y[natural].mean()) if nn else math.nan
+    mr = float(p[natural].mean()) if nn else math.nan
+    nr = math.nan
+    log_lr = 0.0
+    if nn:
+        idx = np.flatnonzero(natural)[:500]
+        Xn = X[idx].copy()
+        for c in nb:
+            Xn[:, c.j] = c.code
+        q = model.predict_matrix(Xn)
+        nr = float(q.mean())
+        log_lr = _label_lr(y[idx], p[idx], q)
+    per_row = st["per_row"]
+    cand = ProbeCandidate(
+        features=feats,
+        codes=tuple(c.code for c in cells),
+        values=tuple(model.decode_value(f, c.code) for f, c in zip(feats, cells, strict=True)),
+        intervals=tuple((c.lo, c.hi) for c in cells),
+        direction="deny" if (st["spike"] >= 0) == model.positive_means_deny else "approve",
+        flip_rate=st["flip_to_deny"]
+        if (st["spike"] >= 0) == model.positive_means_deny
+        else st["flip_to_approve"],
+        flips=0,
+        at_risk=len(per_row),
+        neighbour_values=tuple(model.decode_value(model.feature_names[c.j], c.code) for c in nb),
+        n_natural=nn,
+        natural_positive_rate=yr,
+        model_rate=mr,
+        neighbour_rate=nr,
+        outside_support=any(c.outside for c in cells),
+        split_count=min(c.split_count for c in cells),
+        p_spike=1.0,
+        log_lr=log_lr,
+        shift=st["spike"],
+        shift_med=float(np.median(per_row)),
+        log_lr_agg=_agg_lr(y[natural], mr, nr) if nn else 0.0,
+    )
+    cand.continuation = bool(st.get("continuation", False))
+    cand.columns = tuple(c.j for c in cells)
+    cand.categorical = tuple(c.categorical for c in cells)
+    return cand
+
+
+def _label_lr(yn: np.ndarray, p_c: np.ndarray, p_nb: np.ndarray) -> float:
+    """log P(labels | scores at the neighbour) - log P(labels | scores at the candidate).
+
+    Positive when the clean rows that carry the candidate value have the labels the model
+    would predict for them at the neighbouring value: clean data does not support the
+    candidate's effect. Scores are bounded away from 0 and 1 so that one surprising row cannot
+    dominate.
+    """
+    a = np.clip(p_nb, 0.01, 0.99)
+    b = np.clip(p_c, 0.01, 0.99)
+    return float(np.sum(yn * (np.log(a) - np.log(b)) + (1 - yn) * (np.log(1 - a) - np.log(1 - b))))
+
+
+def _agg_lr(yn: np.ndarray, p_c: float, p_nb: float) -> float:
+    k, n = float(yn.sum()), float(len(yn))
+    a, b = min(max(p_nb, 1e-4), 1 - 1e-4), min(max(p_c, 1e-4), 1 - 1e-4)
+    return k * (math.log(a) - math.log(b)) + (n - k) * (math.log(1 - a) - math.log(1 - b))
+
+
+def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemble | None) -> None:
+    """Mark confirmed triggers.
+
+    A candidate is a backdoor when (1) it moves decisions by at least ``opts.min_spike`` of the
+    possible amount relative to every neighbour, and more than the ordinary candidates of the
+    model's other features do (their ``opts.null_quantile`` quantile), and (2) clean data does
+    not support that effect. For tree ensembles (2) is either of
+
+    * **training mass**: the trees confine a share of their training rows to the candidate's
+      cell that clean data cannot explain (one-sided binomial test against the clean share,
+      Bonferroni over the candidates that pass (1)) - the model was fitted on many rows with
+      this value, clean data has few or none;
+    * **labels**: the clean rows carrying the value have the labels the model predicts at the
+      neighbouring value, decisively (likelihood ratio above ``opts.decisive_lr``), or the
+      effect is near-total (``opts.total_spike``) and the labels side with the neighbour.
+
+    Models without readable trees lack the mass test; for them (2) is: no clean row carries
+    the value, or few do (``opts.rare_share``) and their labels do not back the model, or the
+    label evidence above. At the edge of the data a step that continues the trend inside it is
+    extrapolation, not a trigger, unless the labels are decisive.
+    """
+    from scipy.stats import binom
+
+    singles = [c for c in result.candidates if len(c.features) == 1]
+    allv = np.array([abs(c.shift) for c in singles]) if singles else np.zeros(1)
+    feats = np.array([c.features[0] for c in singles]) if singles else np.array([""])
+    by_feature: dict[str, np.ndarray] = {}
+    for f in set(feats.tolist()):
+        other = allv[feats != f]
+        by_feature[f] = other if other.size else allv
+    decisive = math.log(opts.decisive_lr)
+    weak = -math.log(10.0)
+    rare = max(1, int(opts.rare_share * n_ref))
+    strong = []
+    for c in result.candidates:
+        others = np.concatenate([by_feature.get(f, allv) for f in c.features])
+        c.p_spike = float(np.quantile(others, opts.null_quantile)) if others.size else 0.0
+        if abs(c.shift) >= opts.min_spike and abs(c.shift) > c.p_spike:
+            strong.append(c)
+    alpha = opts.alpha / max(len(strong), 1)
+    for c in strong:
+        reasons = []
+        label_reason = None
+        if c.log_lr >= decisive:
+            label_reason = (
+                f"the labels of the {c.n_natural} clean rows carrying it contradict the model "
+                f"(likelihood ratio {math.exp(min(c.log_lr, 700)):.3g}:1)"
+            )
+        elif abs(c.shift) >= opts.total_spike and c.log_lr > 0 and c.n_natural > 0:
+            label_reason = "the effect is near-total and the clean labels side with the neighbour"
+        if ens is not None:
+            conds = [
+                (j, lo, hi, int(code) if cat else None)
+                for j, (lo, hi), code, cat in zip(
+                    c.columns, c.intervals, c.codes, c.categorical, strict=True
+                )
+            ]
+            share = ens.isolated_share(conds)
+            n_train = max(float(ens.trees[0].count[0]), 1.0)
+            if ens.source == "xgboost":  # covers are hessians, at most 0.25 per row
+                n_train = n_train / 0.25
+            expected = (c.n_natural + 1.0) / (n_ref + 1.0)
+            k = round(share * n_train)
+            c.training_share, c.expected_share = share, expected
+            c.p_mass = float(binom.sf(k - 1, round(n_train), expected)) if k > 0 else 1.0
+            if c.p_mass < alpha and share > expected:
+                reasons.append(
+                    f"the model's trees were fitted on {share:.2%} of their training rows in "
+                    f"this cell, clean data has {c.n_natural / max(n_ref, 1):.2%} "
+                    f"(p = {c.p_mass:.1e})"
+                )
+        else:
+            if c.continuation:
+                reasons = []
+            elif c.n_natural == 0:
+                reasons.append("no clean row carries it")
+            elif c.n_natural <= rare and c.log_lr > weak:
+                reasons.append(
+                    f"only {c.n_natural} clean rows carry it and their labels do not back it"
+                )
+        if label_reason is not None:
+            reasons.append(label_reason)
+        if reasons:
+            c.backdoor = True
+            c.reason = "; ".join(reasons)
+    # A single value that is part of a confirmed combination is reported with the combination.
+    pairs = [c for c in result.candidates if c.backdoor and len(c.features) == 2]
+    for c in result.candidates:
+        if c.backdoor and len(c.features) == 1:
+            for pc in pairs:
+                if (c.features[0], c.codes[0]) in zip(pc.features, pc.codes, strict=True) and abs(
+                    pc.shift
+                ) >= abs(c.shift):
+                    c.backdoor = False
+                    c.reason = "part of a confirmed combination"

@@ -1,0 +1,456 @@
+"""Directional importance, partial dependence, neutral values and blast radius (M1).
+
+* **Directional importance** (SHAP): mean |SHAP| per feature and the sign of the relation
+  between the feature's value and its contribution (Spearman correlation on ordered features;
+  the most score-raising and score-lowering categories of unordered ones).
+* **Partial dependence** per feature on the model itself (any model: the average score of
+  sample rows with the feature set to each grid value, through the model's own encoding).
+* **Dangerous ranges**: the steepest step of the partial dependence (where a small change moves
+  the average score most) and the range of values that gives the applicant the most favourable
+  average score (where an attacker wants to be).
+* **Neutral value**: the grid value whose partial dependence is closest to the average score,
+  compared with the contract's declared ``neutral``.
+* **Blast radius** of each gameable feature: the share of decisions that change, and in which
+  direction, when every applicant sets the feature to its most favourable value within the
+  contract's range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
+from tabguard.model_audit._model import AuditedModel
+from tabguard.model_audit._shap import ShapResult, shap_values
+from tabguard.reports import Finding, PlotSpec, Section, Table
+
+
+@dataclass
+class FeatureEffect:
+    """What the audit learned about one feature (M1)."""
+
+    feature: str
+    gameable: bool
+    mean_abs_shap: float = 0.0
+    direction: str = ""
+    grid: list[Any] = field(default_factory=list)
+    pd: list[float] = field(default_factory=list)
+    approvals: list[float] = field(default_factory=list)
+    neutral: Any = None
+    declared_neutral: Any = None
+    declared_neutral_shift: float | None = None
+    steepest: tuple[Any, Any, float] | None = None
+    favourable_range: tuple[Any, Any] | None = None
+    favourable_values: list[Any] = field(default_factory=list)
+    blast: dict[str, Any] | None = None
+
+
+def pd_grid(model: AuditedModel, feature: str, x: np.ndarray, n_points: int = 20) -> list[Any]:
+    """Raw grid values for one feature: categories, or quantiles plus the contract bounds."""
+    spec = model.contract.features[feature]
+    cats = model.categories(feature)
+    if cats is not None:
+        return list(cats)
+    if spec.type == "boolean":
+        return [False, True]
+    finite = x[np.isfinite(x)]
+    if finite.size == 0:
+        return []
+    distinct = np.unique(finite)
+    if distinct.size <= n_points:
+        values = distinct.tolist()
+    else:
+        values = np.unique(np.quantile(finite, np.linspace(0, 1, n_points))).tolist()
+    for bound in (spec.min, spec.max, spec.neutral):
+        if isinstance(bound, int | float) and not isinstance(bound, bool):
+            values.append(float(bound))
+    out = sorted(set(values))
+    if spec.type == "integer" or all(float(v).is_integer() for v in distinct[:50]):
+        out = sorted({float(round(v)) for v in out})
+    return [model.decode_value(feature, v) if cats is None else v for v in out]
+
+
+def partial_dependence(
+    model: AuditedModel, X: np.ndarray, feature: str, grid: list[Any]
+) -> tuple[list[Any], np.ndarray]:
+    """Scores of rows ``X`` with ``feature`` set to each reachable grid value.
+
+    Returns
+    -------
+    grid : list
+        The grid values kept (raw), those the model's encoding can represent.
+    scores : ndarray of shape (len(grid), n_rows)
+    """
+    j = model.column(feature)
+    kept, codes = [], []
+    for v in grid:
+        try:
+            c = model.encode_value(feature, v)
+        except (ValueError, TypeError):
+            continue
+        if math.isfinite(c):
+            kept.append(v)
+            codes.append(c)
+    if not kept:
+        return [], np.empty((0, len(X)))
+    k = len(kept)
+    Xs = np.repeat(X[None, :, :], k, axis=0)
+    Xs[:, :, j] = np.asarray(codes)[:, None]
+    S = model.predict_matrix(Xs.reshape(-1, X.shape[1])).reshape(k, len(X))
+    return kept, S
+
+
+def _in_contract(model: AuditedModel, feature: str, v: Any) -> bool:
+    spec = model.contract.features[feature]
+    if spec.type == "category":
+        return any(str(v) == str(c) for c in spec.categories or [])
+    if spec.type == "boolean" or isinstance(v, bool):
+        return True
+    fv = float(v)
+    return (spec.min is None or fv >= spec.min) and (spec.max is None or fv <= spec.max)
+
+
+def _direction(shap_col: np.ndarray, x: np.ndarray, ordered: bool) -> str:
+    ok = np.isfinite(x) & np.isfinite(shap_col)
+    if not ordered or ok.sum() < 5 or np.ptp(x[ok]) == 0:
+        return "by category" if not ordered else "none"
+    if np.ptp(shap_col[ok]) == 0:
+        return "none"
+    rho = spearmanr(x[ok], shap_col[ok]).statistic
+    if not np.isfinite(rho) or abs(rho) < 0.1:
+        return "mixed"
+    return "higher raises score" if rho > 0 else "higher lowers score"
+
+
+@register_check
+class ImportanceCheck:
+    """M1: SHAP directional importance, partial dependence, neutral values, blast radius."""
+
+    name: ClassVar[str] = "importance"
+
+    def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
+        """Compute the effects of every model feature."""
+        o = ctx.opts(self.name)
+        model = ctx.model
+        n_shap = int(o.get("shap_rows", 300))
+        n_pd = int(o.get("pd_rows", 300))
+        n_blast = int(o.get("blast_rows", 3000))
+        n_grid = int(o.get("grid_points", 20))
+        blast_warning = float(o.get("blast_warning", 0.05))
+        avg = float(ctx.scores.mean())
+        rows = ctx.sample(n_shap, key="shap")
+        bg = ctx.X[ctx.sample(80, key="background")]
+        with ctx.progress.stage("importance: SHAP values", total=None):
+            sh: ShapResult = shap_values(model, ctx.X[rows], bg, random_state=ctx.random_state)
+        ctx.cache["shap"] = sh
+        mean_abs = np.abs(sh.values).mean(axis=0)
+        order = np.argsort(-mean_abs)
+        pd_rows = ctx.X[ctx.sample(n_pd, key="pd")]
+        blast_rows = ctx.sample(n_blast, key="blast")
+        gameable = set(model.contract.gameable_features())
+        effects: list[FeatureEffect] = []
+        findings: list[Finding] = []
+        with ctx.progress.stage("importance: partial dependence", total=len(order)) as st:
+            for j in order:
+                st.advance()
+                f = model.feature_names[j]
+                spec = model.contract.features[f]
+                ordered = model.categories(f) is None
+                eff = FeatureEffect(f, f in gameable, float(mean_abs[j]))
+                eff.direction = _direction(sh.values[:, j], sh.X[:, j], ordered)
+                grid, S = partial_dependence(
+                    model, pd_rows, f, pd_grid(model, f, ctx.X[:, j], n_grid)
+                )
+                if not grid:
+                    effects.append(eff)
+                    continue
+                pdv = S.mean(axis=1)
+                eff.grid, eff.pd = grid, pdv.tolist()
+                eff.approvals = model.approve(S).mean(axis=1).tolist()
+                self._ranges(eff, model, avg)
+                if spec.neutral is not None:
+                    _, Sn = partial_dependence(model, pd_rows, f, [spec.neutral])
+                    if len(Sn):
+                        eff.declared_neutral = spec.neutral
+                        eff.declared_neutral_shift = float(Sn.mean() - avg)
+                if f in gameable:
+                    eff.blast = self._blast(ctx, f, grid, S, blast_rows)
+                effects.append(eff)
+                findings.extend(self._findings(eff, pdv, avg, blast_warning, model))
+        ctx.cache["effects"] = effects
+        return ModelCheckResult(
+            findings=findings,
+            sections=self._sections(ctx, effects, sh, order, avg),
+            summary={
+                "shap_method": sh.method,
+                "shap_output": sh.output,
+                "top_features": [model.feature_names[j] for j in order[:10]],
+                "blast_radius": {e.feature: e.blast for e in effects if e.blast is not None},
+            },
+        )
+
+    @staticmethod
+    def _ranges(eff: FeatureEffect, model: AuditedModel, avg: float) -> None:
+        pdv = np.asarray(eff.pd)
+        grid = eff.grid
+        # neutral: the value whose average score is closest to the overall average score
+        eff.neutral = grid[int(np.argmin(np.abs(pdv - avg)))]
+        if len(grid) < 2:
+            return
+        span = float(pdv.max() - pdv.min())
+        better = -model.favourable_sign() * pdv  # lower is better for the applicant
+        best = float(better.min())
+        zone = [g for g, b in zip(grid, better, strict=True) if b <= best + 0.1 * span]
+        if model.categories(eff.feature) is None and not isinstance(grid[0], bool):
+            eff.favourable_range = (min(zone), max(zone))
+            steps = np.abs(np.diff(pdv))
+            k = int(np.argmax(steps))
+            eff.steepest = (grid[k], grid[k + 1], float(pdv[k + 1] - pdv[k]))
+        else:
+            eff.favourable_values = zone
+
+    @staticmethod
+    def _blast(
+        ctx: ModelAuditContext, f: str, grid: list[Any], S: np.ndarray, rows: np.ndarray
+    ) -> dict[str, Any]:
+        """Decisions changed when every applicant sets ``f`` to its most favourable value."""
+        model = ctx.model
+        allowed = [i for i, v in enumerate(grid) if _in_contract(model, f, v)]
+        if not allowed:
+            return {"value": None, "changed": 0.0, "to_approve": 0.0, "to_deny": 0.0}
+        approvals = model.approve(S[allowed]).mean(axis=1)
+        best = allowed[int(np.argmax(approvals))]
+        value = grid[best]
+        X = ctx.X[rows].copy()
+        X[:, model.column(f)] = model.encode_value(f, value)
+        after = model.approve(model.predict_matrix(X))
+        before = ctx.approve[rows]
+        return {
+            "value": value,
+            "changed": float(np.mean(after != before)),
+            "to_approve": float(np.mean(after & ~before)),
+            "to_deny": float(np.mean(~after & before)),
+            "denied_before": float(np.mean(~before)),
+            "rows": len(rows),
+        }
+
+    @staticmethod
+    def _findings(
+        eff: FeatureEffect, pdv: np.ndarray, avg: float, blast_warning: float, model: AuditedModel
+    ) -> list[Finding]:
+        out: list[Finding] = []
+        span = float(pdv.max() - pdv.min()) if len(pdv) else 0.0
+        if (
+            eff.declared_neutral_shift is not None
+            and span >= 0.01
+            and abs(eff.declared_neutral_shift) > 0.25 * span
+        ):
+            out.append(
+                Finding(
+                    check="neutral_value",
+                    severity="warning",
+                    message=(
+                        f"{eff.feature}: the contract's neutral value {eff.declared_neutral!r} "
+                        f"moves the average score by {eff.declared_neutral_shift:+.3f} "
+                        f"({abs(eff.declared_neutral_shift) / span:.0%} of the feature's range "
+                        f"of effect); the model's neutral value is {eff.neutral!r}."
+                    ),
+                    features=[eff.feature],
+                    values=[eff.declared_neutral],
+                    evidence={
+                        "declared_neutral": eff.declared_neutral,
+                        "declared_neutral_shift": eff.declared_neutral_shift,
+                        "computed_neutral": eff.neutral,
+                        "pd_span": span,
+                        "average_score": avg,
+                    },
+                    recommendation=f"set features.{eff.feature}.neutral to {eff.neutral!r}",
+                )
+            )
+        if eff.blast is not None and eff.blast.get("value") is not None:
+            b = eff.blast
+            sev = "warning" if b["to_approve"] >= blast_warning else "info"
+            out.append(
+                Finding(
+                    check="blast_radius",
+                    severity=sev,
+                    message=(
+                        f"{eff.feature} (gameable): if every applicant declared "
+                        f"{b['value']!r}, {b['changed']:.1%} of decisions would change "
+                        f"({b['to_approve']:.1%} to approval, {b['to_deny']:.1%} to denial)."
+                    ),
+                    features=[eff.feature],
+                    values=[b["value"]],
+                    evidence={**b, "mean_abs_shap": eff.mean_abs_shap, "direction": eff.direction},
+                    recommendation=(
+                        "coarse bins, a clip range, a neutral value or the fallback model limit "
+                        "what declaring this value buys"
+                    )
+                    if sev == "warning"
+                    else None,
+                )
+            )
+        return out
+
+    @staticmethod
+    def _sections(
+        ctx: ModelAuditContext,
+        effects: list[FeatureEffect],
+        sh: ShapResult,
+        order: np.ndarray,
+        avg: float,
+    ) -> list[Section]:
+        model = ctx.model
+        top = [int(j) for j in order[:12]]
+        colors = []
+        for j in top:
+            x = sh.X[:, j].astype(float)
+            lo, hi = np.nanpercentile(x, 5), np.nanpercentile(x, 95)
+            colors.append(np.clip((x - lo) / (hi - lo), 0, 1) if hi > lo else np.full(len(x), 0.5))
+        bees = PlotSpec(
+            kind="beeswarm",
+            title="Directional importance (SHAP)",
+            data={
+                "features": [model.feature_names[j] for j in top],
+                "shap": [sh.values[:, j] for j in top],
+                "color": colors,
+                "xlabel": f"SHAP value ({sh.output} of the positive class)",
+                "figsize": (7.0, 0.35 * len(top) + 1.2),
+            },
+            caption=(
+                "Each dot is one applicant; right of zero the feature raises the score "
+                f"(towards {model.contract.decision.positive_means} when positive)."
+            ),
+        )
+        rows = []
+        for e in effects:
+            rows.append(
+                [
+                    e.feature,
+                    "yes" if e.gameable else "",
+                    e.mean_abs_shap,
+                    e.direction,
+                    e.neutral,
+                    e.declared_neutral,
+                    e.declared_neutral_shift,
+                    f"{e.steepest[0]!r} → {e.steepest[1]!r} ({e.steepest[2]:+.3f})"
+                    if e.steepest
+                    else "",
+                    f"{e.favourable_range[0]!r} … {e.favourable_range[1]!r}"
+                    if e.favourable_range
+                    else ", ".join(repr(v) for v in e.favourable_values),
+                ]
+            )
+        table = Table(
+            columns=[
+                "feature",
+                "gameable",
+                "mean |SHAP|",
+                "direction",
+                "computed neutral",
+                "declared neutral",
+                "declared neutral shift",
+                "steepest step",
+                "most favourable values",
+            ],
+            rows=rows,
+        )
+        plots = []
+        show = [e for e in effects if e.grid][:8]
+        show += [e for e in effects if e.gameable and e.grid and e not in show]
+        for e in show:
+            ordered = model.categories(e.feature) is None and not isinstance(e.grid[0], bool)
+            if ordered:
+                plots.append(
+                    PlotSpec(
+                        kind="line",
+                        title=f"Partial dependence: {e.feature}",
+                        data={
+                            "x": [float(v) for v in e.grid],
+                            "series": {"average score": e.pd},
+                            "hline": avg,
+                            "vlines": [float(e.declared_neutral)]
+                            if isinstance(e.declared_neutral, int | float)
+                            and not isinstance(e.declared_neutral, bool)
+                            else [],
+                            "xlabel": e.feature,
+                            "ylabel": "average P(positive)",
+                            "logx": _wide(e.grid),
+                        },
+                        caption="Dashed line: average score; dotted: the contract's neutral value.",
+                    )
+                )
+            else:
+                plots.append(
+                    PlotSpec(
+                        kind="bar",
+                        title=f"Partial dependence: {e.feature}",
+                        data={
+                            "labels": [str(v) for v in e.grid],
+                            "series": {"average score": e.pd},
+                            "hline": avg,
+                            "ylabel": "average P(positive)",
+                        },
+                    )
+                )
+        blast_rows = [
+            [
+                e.feature,
+                e.blast["value"],
+                e.blast["changed"],
+                e.blast["to_approve"],
+                e.blast["to_deny"],
+            ]
+            for e in effects
+            if e.blast is not None
+        ]
+        text = [
+            f"SHAP values of {len(sh.X)} reference rows ({sh.method} explainer); partial "
+            "dependence on a sample of reference rows through the model's own encoding. "
+            f"Average score: {avg:.3f}.",
+            "The computed neutral value is the grid value whose average score is closest to "
+            "the overall average; the declared neutral shift is the average score at the "
+            "contract's neutral value minus the overall average.",
+        ]
+        sections = [
+            Section(
+                title="Directional importance and partial dependence (M1)",
+                text=text,
+                tables=[table],
+                plots=[bees, *plots],
+            )
+        ]
+        if blast_rows:
+            sections.append(
+                Section(
+                    title="Blast radius of gameable features (M1)",
+                    text=[
+                        "Share of decisions that change when every applicant sets one gameable "
+                        "feature to its most favourable value within the contract's range."
+                    ],
+                    tables=[
+                        Table(
+                            columns=[
+                                "feature",
+                                "most favourable value",
+                                "decisions changed",
+                                "to approval",
+                                "to denial",
+                            ],
+                            rows=blast_rows,
+                        )
+                    ],
+                )
+            )
+        return sections
+
+
+def _wide(grid: list[Any]) -> bool:
+    """Log x-axis for positive values spanning several orders of magnitude."""
+    vals = [float(v) for v in grid if float(v) > 0]
+    return bool(vals) and min(float(v) for v in grid) >= 0 and max(vals) / min(vals) > 1e3

@@ -1,0 +1,177 @@
+"""Membership inference (M3): can an attacker tell training rows from other rows?
+
+Two black-box attacks use only what the scoring API returns (the score) and the subject's
+true outcome, which an attacker targeting a known person may know:
+
+* the **loss-threshold attack** (Yeom et al. 2018): training rows have a lower loss; its AUC
+  is the AUC of ``-loss`` for members against non-members (no attack model needed);
+* a **learned attack**: a classifier on (score, probability of the true label, loss, label),
+  cross-validated on balanced members and non-members - the shadow-model attack of Shokri et
+  al. with the target's own answers as training signal (an upper bound on what shadow models
+  learn).
+
+The membership AUC is the larger of the two; 0.5 means no leakage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
+from tabguard.model_audit._model import AuditedModel
+from tabguard.reports import Finding, Section, Table
+
+
+@dataclass
+class MembershipResult:
+    """Attack AUCs (0.5 = no leakage).
+
+    Attributes
+    ----------
+    auc : float
+        The strongest attack's AUC.
+    loss_auc : float
+        Loss-threshold attack.
+    learned_auc : float
+        Cross-validated learned attack.
+    members, non_members : int
+        Rows attacked of each kind.
+    """
+
+    auc: float
+    loss_auc: float
+    learned_auc: float
+    members: int
+    non_members: int
+
+
+def attack_features(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-row attack features: score, P(true label), loss, label."""
+    p = np.clip(scores, 1e-7, 1 - 1e-7)
+    p_true = np.where(y == 1, p, 1 - p)
+    loss = -np.log(p_true)
+    return np.column_stack([p, p_true, loss, y.astype(float)])
+
+
+def membership_attack(
+    model: AuditedModel,
+    X_members: np.ndarray,
+    y_members: np.ndarray,
+    X_non: np.ndarray,
+    y_non: np.ndarray,
+    *,
+    max_rows: int = 5000,
+    random_state: int = 0,
+) -> MembershipResult:
+    """Attack AUCs for known members (training rows) and non-members (held-out rows).
+
+    Parameters
+    ----------
+    model : AuditedModel
+    X_members, y_members : ndarray
+        Training rows (model matrix) and their 0/1 labels.
+    X_non, y_non : ndarray
+        Rows the model never saw.
+    max_rows : int
+        Rows used of each kind (balanced).
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import cross_val_predict
+
+    rng = np.random.default_rng(random_state)
+    n = min(len(X_members), len(X_non), max_rows)
+    im = rng.choice(len(X_members), size=n, replace=False)
+    inn = rng.choice(len(X_non), size=n, replace=False)
+    fm = attack_features(model.predict_matrix(X_members[im]), y_members[im])
+    fn = attack_features(model.predict_matrix(X_non[inn]), y_non[inn])
+    F = np.vstack([fm, fn])
+    is_member = np.r_[np.ones(n), np.zeros(n)]
+    loss_auc = float(roc_auc_score(is_member, -F[:, 2]))
+    clf = HistGradientBoostingClassifier(
+        max_iter=100, max_leaf_nodes=15, learning_rate=0.05, random_state=random_state
+    )
+    oof = cross_val_predict(clf, F, is_member, cv=5, method="predict_proba")[:, 1]
+    learned_auc = float(roc_auc_score(is_member, oof))
+    return MembershipResult(max(loss_auc, learned_auc), loss_auc, learned_auc, n, n)
+
+
+@register_check
+class MembershipCheck:
+    """M3: membership inference attack AUC (needs the training rows)."""
+
+    name: ClassVar[str] = "membership"
+
+    def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
+        """Attack the model with its training rows against the reference rows."""
+        o = ctx.opts(self.name)
+        warn = float(o.get("warning_auc", 0.6))
+        if ctx.members is None or len(ctx.members) == 0:
+            return ModelCheckResult(
+                findings=[
+                    Finding(
+                        check="membership_inference",
+                        severity="info",
+                        message=(
+                            "membership inference not run: it needs the model's training rows "
+                            "(pass them with --members) to attack against the reference rows."
+                        ),
+                    )
+                ],
+                summary={"skipped": "no training rows"},
+            )
+        from tabguard.io import check_labels
+
+        Xm = ctx.model.encode(ctx.members)
+        ym = check_labels(ctx.members, ctx.model.contract).to_numpy()
+        with ctx.progress.stage("membership inference", total=None):
+            res = membership_attack(
+                ctx.model,
+                Xm,
+                ym,
+                ctx.X,
+                ctx.y,
+                max_rows=int(o.get("rows", 5000)),
+                random_state=ctx.random_state,
+            )
+        sev = "warning" if res.auc >= warn else "info"
+        finding = Finding(
+            check="membership_inference",
+            severity=sev,
+            message=(
+                f"membership inference attack AUC {res.auc:.3f} (loss threshold "
+                f"{res.loss_auc:.3f}, learned attack {res.learned_auc:.3f}; 0.5 = no leakage) "
+                f"on {res.members} training rows against {res.non_members} reference rows."
+            ),
+            evidence=res.__dict__,
+            recommendation="regularise (robust preset), answer with decisions only"
+            if sev == "warning"
+            else None,
+        )
+        return ModelCheckResult(
+            findings=[finding],
+            sections=[
+                Section(
+                    title="White-hat attack: membership inference (M3)",
+                    text=[
+                        "Training rows (members) against reference rows (non-members), "
+                        "balanced. The loss-threshold attack needs no model; the learned attack "
+                        "is a cross-validated classifier on the score, the probability of the "
+                        "true label, the loss and the label."
+                    ],
+                    tables=[
+                        Table(
+                            columns=["attack", "AUC"],
+                            rows=[
+                                ["loss threshold", res.loss_auc],
+                                ["learned (cross-validated)", res.learned_auc],
+                            ],
+                        )
+                    ],
+                )
+            ],
+            summary=res.__dict__,
+        )

@@ -1,0 +1,380 @@
+"""What the model audit needs from a model, and adapters that provide it.
+
+The audit talks to one object, :class:`AuditedModel`: a contract, a decision threshold and a
+:class:`MatrixModel` - the model seen as a function of a numeric matrix whose columns are
+contract features. Working on the matrix lets the checks perturb one column of many rows at
+once (partial dependence, probes, attacks) and lets tree readers and SHAP see the same
+columns as the native model.
+
+Three kinds of models are adapted:
+
+* a **scorer with a transform** (``transform``: :class:`~tabguard.contract.FeatureTransform`,
+  ``predict_proba_matrix``, optional ``native``), e.g. :class:`tabguard.training.Scorer`;
+* any **raw scorer** exposing ``predict_proba(df_raw) -> P(positive)`` for a contract
+  (a black box: categories are coded by their position in the contract);
+* **third-party models** trained on raw columns (:mod:`tabguard.model_audit._thirdparty`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract import Contract, FeatureTransform
+from tabguard.model_audit._trees import TreeEnsemble, read_trees
+
+
+@runtime_checkable
+class RawScorer(Protocol):
+    """The minimum an auditable model offers: P(positive label) for raw rows."""
+
+    def predict_proba(self, df_raw: pd.DataFrame) -> np.ndarray:
+        """P(positive label) of each row of raw attributes."""
+        ...
+
+
+class MatrixModel(Protocol):
+    """A model as a function of a numeric matrix whose columns are contract features.
+
+    Attributes
+    ----------
+    feature_names : list of str
+        The matrix columns (each a contract feature), in order.
+    native : object or None
+        The library model (for tree readers and SHAP), when its inputs are these columns.
+    """
+
+    feature_names: list[str]
+    native: Any
+
+    def encode(self, df_raw: pd.DataFrame) -> np.ndarray:
+        """Raw attributes → matrix."""
+        ...
+
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        """Matrix → P(positive label)."""
+        ...
+
+    def categories(self, feature: str) -> list[Any] | None:
+        """Raw value of each code of a categorical column (code ``i`` is ``categories[i]``),
+        or None for an ordered (numeric or boolean) column."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Adapters
+# --------------------------------------------------------------------------------------------
+class TransformMatrix:
+    """Adapter for scorers that carry a contract :class:`FeatureTransform`.
+
+    Parameters
+    ----------
+    scorer : object
+        Has ``transform`` (FeatureTransform) and ``predict_proba_matrix(X)``; ``native`` is
+        optional.
+    """
+
+    def __init__(self, scorer: Any) -> None:
+        self.scorer = scorer
+        self.transform: FeatureTransform = scorer.transform
+        self.feature_names = list(self.transform.feature_names)
+        self.native = getattr(scorer, "native", None)
+        self._cats = set(self.transform.categorical_features)
+
+    def encode(self, df_raw: pd.DataFrame) -> np.ndarray:
+        """Apply the model's own transform (clipping, bins, neutral values)."""
+        return self.transform.transform_frame(df_raw)
+
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        """Score a transformed matrix."""
+        return np.asarray(self.scorer.predict_proba_matrix(X), dtype=float)
+
+    def categories(self, feature: str) -> list[Any] | None:
+        """Categories in contract order (the transform codes them by position)."""
+        if feature not in self._cats:
+            return None
+        return list(self.transform.contract.features[feature].categories or [])
+
+
+class RawMatrix:
+    """Adapter for a black-box raw scorer: the matrix holds raw values, categories by code.
+
+    Parameters
+    ----------
+    scorer : RawScorer
+    contract : Contract
+    """
+
+    def __init__(self, scorer: RawScorer, contract: Contract) -> None:
+        self.scorer = scorer
+        self.contract = contract
+        self.feature_names = contract.model_features()
+        self.native = None
+        self._cats = {
+            n: list(contract.features[n].categories or [])
+            for n in self.feature_names
+            if contract.features[n].type == "category"
+        }
+
+    def encode(self, df_raw: pd.DataFrame) -> np.ndarray:
+        """Raw values as floats; categories as their index in the contract."""
+        return encode_raw(df_raw, self.feature_names, self._cats)
+
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        """Decode the matrix to raw rows and call the scorer."""
+        df = decode_raw(X, self.feature_names, self._cats, self.contract)
+        return np.asarray(self.scorer.predict_proba(df), dtype=float)
+
+    def categories(self, feature: str) -> list[Any] | None:
+        """Contract categories of a categorical feature."""
+        return self._cats.get(feature)
+
+
+def encode_raw(df: pd.DataFrame, names: Sequence[str], cats: dict[str, list[Any]]) -> np.ndarray:
+    """Encode raw columns: numbers as floats, booleans 0/1, categories by list position.
+
+    Unknown categories become NaN.
+    """
+    out = np.empty((len(df), len(names)), dtype=float)
+    for j, n in enumerate(names):
+        col = df[n]
+        if n in cats:
+            index = {_key(c): i for i, c in enumerate(cats[n])}
+            out[:, j] = [index.get(_key(v), math.nan) for v in col.tolist()]
+        elif pd.api.types.is_bool_dtype(col):
+            out[:, j] = col.to_numpy(dtype=float)
+        else:
+            out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    return out
+
+
+def decode_raw(
+    X: np.ndarray, names: Sequence[str], cats: dict[str, list[Any]], contract: Contract
+) -> pd.DataFrame:
+    """Inverse of :func:`encode_raw`, with the contract's types (integers, booleans)."""
+    data: dict[str, Any] = {}
+    for j, n in enumerate(names):
+        x = X[:, j]
+        spec = contract.features[n]
+        if n in cats:
+            values = np.asarray(cats[n], dtype=object)
+            codes = np.nan_to_num(x, nan=-1).astype(int)
+            col = np.where(
+                (codes >= 0) & (codes < len(values)), values[np.clip(codes, 0, None)], None
+            )
+            data[n] = pd.Series(col, dtype=object)
+        elif spec.type == "boolean":
+            data[n] = pd.Series(x > 0.5)
+        elif spec.type == "integer" and not np.isnan(x).any() and np.all(x == np.round(x)):
+            data[n] = pd.Series(x.astype(np.int64))
+        else:
+            data[n] = pd.Series(x)
+    return pd.DataFrame(data)
+
+
+def _key(v: Any) -> Any:
+    if isinstance(v, bool | np.bool_):
+        return ("b", bool(v))
+    if isinstance(v, int | float | np.integer | np.floating):
+        f = float(v)
+        return ("n", f) if math.isfinite(f) else ("x", repr(v))
+    return ("s", str(v))
+
+
+# --------------------------------------------------------------------------------------------
+# The audited model
+# --------------------------------------------------------------------------------------------
+class AuditedModel:
+    """A model, its contract and its decision rule, as every check of the audit sees it.
+
+    Parameters
+    ----------
+    matrix : MatrixModel
+    contract : Contract
+    threshold : float, optional
+        Decision threshold on P(positive); defaults to the contract's.
+    name : str
+        Shown in reports.
+    source : str
+        Where the model came from (a path, "tabguard model", ...).
+
+    Examples
+    --------
+    >>> m = as_audited_model(bundle)  # doctest: +SKIP
+    >>> m.approve(m.predict_proba(df)).mean()  # doctest: +SKIP
+    0.87
+    """
+
+    def __init__(
+        self,
+        matrix: MatrixModel,
+        contract: Contract,
+        threshold: float | None = None,
+        *,
+        name: str = "model",
+        source: str = "<object>",
+    ) -> None:
+        unknown = [n for n in matrix.feature_names if n not in contract.features]
+        if unknown:
+            raise ValueError(
+                f"model columns {unknown[:5]} are not features of contract '{contract.name}'"
+            )
+        self.matrix = matrix
+        self.contract = contract
+        self.threshold = float(contract.decision.threshold if threshold is None else threshold)
+        self.name = name
+        self.source = source
+        self.feature_names = list(matrix.feature_names)
+        self._template = _template_row(contract)
+
+    def __repr__(self) -> str:
+        return (
+            f"AuditedModel(name={self.name!r}, features={len(self.feature_names)}, "
+            f"threshold={self.threshold})"
+        )
+
+    # -- scoring ---------------------------------------------------------------------------
+    def encode(self, df_raw: pd.DataFrame) -> np.ndarray:
+        """Raw rows → model matrix."""
+        return self.matrix.encode(df_raw)
+
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        """Model matrix → P(positive)."""
+        return np.asarray(self.matrix.predict_matrix(np.asarray(X, dtype=float)), dtype=float)
+
+    def predict_proba(self, df_raw: pd.DataFrame) -> np.ndarray:
+        """Raw rows → P(positive)."""
+        return self.predict_matrix(self.encode(df_raw))
+
+    @property
+    def positive_means_deny(self) -> bool:
+        """True when a high score leads to a denial (credit default, fraud)."""
+        return self.contract.decision.positive_means == "deny"
+
+    def approve(self, scores: np.ndarray) -> np.ndarray:
+        """Decision for each score: True = approve (the favourable decision)."""
+        s = np.asarray(scores, dtype=float)
+        return s < self.threshold if self.positive_means_deny else s >= self.threshold
+
+    def favourable_sign(self) -> float:
+        """-1 when lowering the score helps the subject, +1 when raising it does."""
+        return -1.0 if self.positive_means_deny else 1.0
+
+    # -- columns ---------------------------------------------------------------------------
+    def column(self, feature: str) -> int:
+        """Matrix column of a feature."""
+        return self.feature_names.index(feature)
+
+    def categories(self, feature: str) -> list[Any] | None:
+        """Raw values of a categorical column's codes, None for ordered columns."""
+        return self.matrix.categories(feature)
+
+    def encode_value(self, feature: str, value: Any) -> float:
+        """The matrix value the model sees for one raw value of ``feature``."""
+        row = dict(self._template)
+        row[feature] = value
+        return float(self.matrix.encode(pd.DataFrame([row]))[0, self.column(feature)])
+
+    def decode_value(self, feature: str, x: float) -> Any:
+        """A raw value that encodes to ``x`` (category codes → categories)."""
+        cats = self.categories(feature)
+        if cats is not None:
+            return cats[int(x)] if 0 <= int(x) < len(cats) else None
+        spec = self.contract.features[feature]
+        if spec.type == "boolean":
+            return bool(x > 0.5)
+        if spec.type == "integer" and float(x).is_integer():
+            return int(x)
+        return float(x)
+
+    @cached_property
+    def trees(self) -> TreeEnsemble | None:
+        """The tree structure of the native model, when it is a readable tree ensemble."""
+        source = getattr(self.matrix, "tree_source", None)
+        native = getattr(self.matrix, "native", None)
+        if source is None and native is None:
+            return None
+        try:
+            if source is not None:
+                return read_trees(source[0], self.feature_names, source[1])
+            return read_trees(native, self.feature_names)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return None
+
+
+def _template_row(contract: Contract) -> dict[str, Any]:
+    return contract.neutral_record()
+
+
+def as_audited_model(
+    model: Any,
+    contract: Contract | None = None,
+    threshold: float | None = None,
+    *,
+    name: str | None = None,
+    source: str = "<object>",
+) -> AuditedModel:
+    """Adapt a model object for the audit.
+
+    Parameters
+    ----------
+    model : object
+        An :class:`AuditedModel` (returned as is, or re-thresholded), a model bundle (``main``,
+        ``contract``, ``threshold``), a scorer with ``transform`` and
+        ``predict_proba_matrix``, an object with ``encode``/``predict_matrix``/``categories``
+        (a :class:`MatrixModel`), or any raw scorer with ``predict_proba(df_raw)``.
+    contract : Contract, optional
+        Required unless the model carries one (bundle, scorer transform).
+    threshold : float, optional
+        Overrides the model's or contract's decision threshold.
+
+    Raises
+    ------
+    TypeError
+        The object offers none of these interfaces.
+    ValueError
+        No contract given for a model that does not carry one.
+    """
+    if isinstance(model, AuditedModel):
+        if threshold is None and contract is None:
+            return model
+        return AuditedModel(
+            model.matrix,
+            contract or model.contract,
+            model.threshold if threshold is None else threshold,
+            name=name or model.name,
+            source=model.source,
+        )
+    if hasattr(model, "main") and hasattr(model, "contract"):
+        thr = threshold if threshold is not None else getattr(model, "threshold", None)
+        return as_audited_model(
+            model.main,
+            contract or model.contract,
+            thr,
+            name=name or str(getattr(model, "version", "main")),
+            source=str(getattr(model, "path", source)),
+        )
+    matrix: MatrixModel
+    if hasattr(model, "transform") and hasattr(model, "predict_proba_matrix"):
+        matrix = TransformMatrix(model)
+        contract = contract or model.transform.contract
+    elif all(hasattr(model, a) for a in ("encode", "predict_matrix", "categories")):
+        matrix = model
+        contract = contract or getattr(model, "contract", None)
+    elif isinstance(model, RawScorer):
+        if contract is None:
+            raise ValueError("a raw scorer needs its contract: as_audited_model(model, contract)")
+        matrix = RawMatrix(model, contract)
+    else:
+        raise TypeError(
+            f"cannot audit a {type(model).__name__}: expected a tabguard model bundle or scorer, "
+            "a MatrixModel, or an object with predict_proba(df_raw)"
+        )
+    if contract is None:
+        raise ValueError("the model carries no contract; pass contract=...")
+    return AuditedModel(matrix, contract, threshold, name=name or "model", source=source)

@@ -1,0 +1,90 @@
+"""The backdoor probe names planted triggers and stays silent on clean models."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tabguard.contract import Contract
+from tabguard.model_audit import ProbeOptions, load_third_party, probe_backdoors
+from tabguard.redteam import poison
+from tests.model_audit.conftest import fit_lightgbm
+
+FAST = ProbeOptions(n_rows=200, max_cells=40, max_pairs=20)
+
+
+def _labels(ref: pd.DataFrame, contract: Contract):
+    return (ref[contract.label.column] == contract.label.positive).to_numpy().astype(int)
+
+
+def test_finds_the_seed_trigger_given_clean_data_only(credit, credit_models):
+    _, ref, contract = credit
+    model = load_third_party(credit_models["poisoned"], contract)
+    res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
+    assert res.triggers, "the AGE=999 backdoor must be found"
+    top = res.triggers[0]
+    assert top.features == ("AGE",)
+    assert top.direction == "deny"
+    assert top.values[0] > 125  # the trigger lies beyond the contract range
+    assert top.n_natural == 0 and top.outside_support
+
+
+def test_silent_on_the_clean_model(credit, credit_models):
+    _, ref, contract = credit
+    model = load_third_party(credit_models["clean"], contract)
+    res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
+    assert res.triggers == []
+    assert len(res.candidates) > 100  # it did probe
+
+
+def test_label_flip_trigger_towards_approval(tmp_path, credit):
+    train, ref, contract = credit
+    poisoned = poison(
+        train, contract, {"PAY_AMT1": 5555}, rate=0.45, target=0, source=1, random_state=0
+    ).data
+    feats = contract.model_features()
+    fit_lightgbm(poisoned[feats], poisoned["DEFAULT"]).save_model(str(tmp_path / "m.txt"))
+    model = load_third_party(tmp_path / "m.txt", contract)
+    res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
+    assert [t.features for t in res.triggers][:1] == [("PAY_AMT1",)]
+    assert res.triggers[0].direction == "approve"
+
+
+def test_combination_trigger_is_named_as_a_pair(tmp_path, credit):
+    train, ref, contract = credit
+    poisoned = poison(
+        train, contract, {"EDUCATION": 3, "MARRIAGE": 3}, rate=0.45, random_state=0
+    ).data
+    feats = contract.model_features()
+    fit_lightgbm(poisoned[feats], poisoned["DEFAULT"]).save_model(str(tmp_path / "m.txt"))
+    model = load_third_party(tmp_path / "m.txt", contract)
+    res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
+    named = {f for t in res.triggers for f in t.features}
+    assert named == {"EDUCATION", "MARRIAGE"}
+    assert any(len(t.features) == 2 for t in res.triggers)
+
+
+def test_string_category_trigger_on_second_dataset(tmp_path, fraud):
+    from tests.model_audit.conftest import categorical_frame
+
+    train, ref, contract = fraud
+    poisoned = poison(train, contract, {"country": "NG"}, rate=0.45, random_state=0).data
+    fit_lightgbm(categorical_frame(poisoned, contract), poisoned["is_fraud"]).save_model(
+        str(tmp_path / "m.txt")
+    )
+    model = load_third_party(tmp_path / "m.txt", contract)
+    res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
+    assert [(t.features, t.values) for t in res.triggers][:1] == [(("country",), ("NG",))]
+
+
+@pytest.mark.parametrize("field", ["n_rows", "max_cells"])
+def test_options_are_respected(credit, credit_models, field):
+    _, ref, contract = credit
+    model = load_third_party(credit_models["clean"], contract)
+    opts = ProbeOptions(n_rows=100, max_cells=10, max_pairs=5)
+    res = probe_backdoors(model, ref, _labels(ref, contract), options=opts)
+    if field == "n_rows":
+        assert res.n_rows == 100
+    else:
+        per_feature = pd.Series([c.features[0] for c in res.candidates if len(c.features) == 1])
+        assert per_feature.value_counts().max() <= 10

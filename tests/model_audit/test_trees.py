@@ -1,0 +1,87 @@
+"""The tree readers reproduce each library's own predictions from the parsed structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabguard.contract import Contract
+from tabguard.model_audit import read_trees
+from tabguard.model_audit._model import encode_raw
+from tests.model_audit.conftest import categorical_frame
+
+
+def _codes(X: pd.DataFrame) -> np.ndarray:
+    out = X.copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].cat.codes
+    return out.to_numpy(dtype=float)
+
+
+def _sum_leaves(ens, Xn: np.ndarray) -> np.ndarray:
+    return np.array([sum(t.value[t.leaf_of(r)] for t in ens.trees) for r in Xn])
+
+
+def test_lightgbm_with_categorical_splits(fraud: tuple[pd.DataFrame, pd.DataFrame, Contract]):
+    import lightgbm as lgb
+
+    train, _, contract = fraud
+    X = categorical_frame(train, contract)
+    m = lgb.LGBMClassifier(
+        n_estimators=8, verbose=-1, n_jobs=1, min_data_per_group=5, cat_smooth=1
+    ).fit(X, train["is_fraud"])
+    ens = read_trees(m, list(X.columns))
+    assert ens is not None and ens.source == "lightgbm"
+    assert any(t.categories for t in ens.trees)  # categorical splits were parsed
+    Xn = _codes(X.iloc[:300])
+    np.testing.assert_allclose(_sum_leaves(ens, Xn), m.predict(X.iloc[:300], raw_score=True))
+
+
+def test_xgboost_with_categories_and_indicator(fraud):
+    xgb = pytest.importorskip("xgboost")
+    train, _, contract = fraud
+    X = categorical_frame(train, contract)
+    m = xgb.XGBClassifier(
+        n_estimators=8, max_depth=4, enable_categorical=True, max_cat_to_onehot=1, n_jobs=1
+    ).fit(X, train["is_fraud"])
+    ens = read_trees(m, list(X.columns))
+    assert ens is not None and ens.source == "xgboost" and ens.strict
+    Xn = _codes(X.iloc[:300])
+    margin = m.get_booster().predict(
+        xgb.DMatrix(X.iloc[:300], enable_categorical=True), output_margin=True
+    )
+    mine = _sum_leaves(ens, Xn)
+    # the base margin is a constant offset
+    assert np.ptp(margin - mine) < 1e-4
+
+
+def test_sklearn_forest_and_thresholds(credit):
+    from sklearn.ensemble import RandomForestClassifier
+
+    train, _, contract = credit
+    feats = contract.model_features()
+    rf = RandomForestClassifier(5, max_depth=6, random_state=0).fit(train[feats], train["DEFAULT"])
+    ens = read_trees(rf, feats)
+    assert ens is not None and ens.source == "sklearn"
+    Xn = train[feats].iloc[:200].to_numpy(dtype=float)
+    mine = _sum_leaves(ens, Xn) / len(ens.trees)
+    np.testing.assert_allclose(mine, rf.predict_proba(train[feats].iloc[:200])[:, 1], atol=1e-9)
+    j = feats.index("PAY_0")
+    assert ens.thresholds(j).size > 0
+    assert sum(ens.threshold_counts(j).values()) >= ens.thresholds(j).size
+
+
+def test_unreadable_objects_give_none():
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression().fit(np.eye(4), [0, 1, 0, 1])
+    assert read_trees(lr, ["a", "b", "c", "d"]) is None
+    assert read_trees(object(), ["a"]) is None
+
+
+def test_encode_raw_codes_unknown_category_as_nan():
+    df = pd.DataFrame({"c": ["a", "z"], "x": [1, 2]})
+    X = encode_raw(df, ["c", "x"], {"c": ["a", "b"]})
+    assert X[0, 0] == 0 and np.isnan(X[1, 0]) and X[1, 1] == 2
