@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tabguard.cli._app import audit_app, console
@@ -31,7 +32,7 @@ def print_findings(
     if shown:
         table = Table("severity", "check", "finding", show_lines=False, expand=True)
         for f in shown:
-            table.add_row(f"[{_STYLE[f.severity]}]{f.severity}[/]", f.check, f.message)
+            table.add_row(f"[{_STYLE[f.severity]}]{f.severity}[/]", f.check, escape(f.message))
         console.print(table)
     c = rep.counts()
     console.print(

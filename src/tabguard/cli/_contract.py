@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from tabguard.cli._app import console, contract_app
@@ -33,9 +34,8 @@ def infer(
     df = read_table(data)
     contract = infer_contract(df, label, name=name, id_column=id_column)
     if out is None:
-        console.print(
-            yaml.safe_dump(contract_to_dict(contract), sort_keys=False, width=100), end=""
-        )
+        # Raw stdout: Rich would wrap long lines and break the YAML.
+        typer.echo(yaml.safe_dump(contract_to_dict(contract), sort_keys=False, width=100), nl=False)
     else:
         save_contract(contract, out)
         console.print(f"wrote {out} ({len(contract.features)} features); review it before use")
@@ -65,7 +65,7 @@ def check(
         return
     table = Table("field", "rule", "rows", "examples", "message")
     for g in res.groups:
-        table.add_row(g.field, g.rule, str(g.count), str(g.examples[:3]), g.message)
+        table.add_row(g.field, g.rule, str(g.count), escape(str(g.examples[:3])), escape(g.message))
     console.print(table)
     bad = int(res.invalid_mask().sum())
     console.print(f"{data}: {bad} of {len(df)} rows break the contract")

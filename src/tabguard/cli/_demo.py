@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from sklearn.metrics import accuracy_score
@@ -167,7 +168,7 @@ def demo(
         )
     for f in result.report.by_check("roni"):
         if f.features:
-            console.print(f"[yellow]RONI:[/] {f.message}")
+            console.print(f"[yellow]RONI:[/] {escape(f.message)}")
     console.print(
         f"Suspected rows: {len(found):,}; planted: {len(truth):,}; every planted row flagged: "
         f"{tp == len(truth)}; clean rows flagged: {len(found - truth)} "

@@ -129,9 +129,22 @@ def load_contract(path: str | Path) -> Contract:
     return contract_from_dict(data)
 
 
+def _tidy(v: Any) -> Any:
+    # Ranges are floats in the model; 18.0 reads better as 18 in YAML and JSON.
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return int(v)
+    if isinstance(v, dict):
+        return {k: _tidy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_tidy(x) for x in v]
+    return v
+
+
 def contract_to_dict(contract: Contract) -> dict[str, Any]:
     """Return the contract as plain data, defaults omitted, ready for YAML/JSON."""
-    return contract.model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude_none=True)
+    data = contract.model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude_none=True)
+    tidy: dict[str, Any] = _tidy(data)
+    return tidy
 
 
 def save_contract(contract: Contract, path: str | Path) -> Path:

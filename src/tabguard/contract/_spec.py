@@ -17,6 +17,13 @@ Scalar = int | float | str | bool
 CategoryValue = Annotated[int | str | bool, Field(union_mode="left_to_right")]
 
 
+def _n(v: float | None) -> str:
+    """A number as people write it (18, not 18.0)."""
+    if v is None:
+        return "none"
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
 class _Strict(BaseModel):
     # forbid: a misspelt key ("gamable") is an error, never silently ignored.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -181,7 +188,7 @@ class FeatureSpec(_Strict):
                         f"{key} only applies to integer/number features, not type '{self.type}'"
                     )
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min must be <= max; got min={self.min!r} > max={self.max!r}")
+            raise ValueError(f"min must be <= max; got min={_n(self.min)} > max={_n(self.max)}")
         if self.type == "category":
             if not self.categories:
                 raise ValueError("a category feature needs a non-empty 'categories' list")
@@ -197,14 +204,18 @@ class FeatureSpec(_Strict):
                 )
             if (self.min is not None and lo < self.min) or (self.max is not None and hi > self.max):
                 raise ValueError(
-                    f"clip must lie within [min, max] = [{self.min}, {self.max}]; "
+                    f"clip must lie within [min, max] = [{_n(self.min)}, {_n(self.max)}]; "
                     f"got {list(self.clip)}"
                 )
         if self.bins is not None:
             if len(self.bins) < 2:
                 raise ValueError(f"bins need at least two edges; got {self.bins!r}")
             if any(b >= a for a, b in zip(self.bins[1:], self.bins[:-1], strict=True)):
-                raise ValueError(f"bins must be strictly increasing; got {self.bins!r}")
+                raise ValueError(
+                    "bins must be strictly increasing; got ["
+                    + ", ".join(_n(b) for b in self.bins)
+                    + "]"
+                )
         if self.neutral is not None:
             self._check_neutral()
         if self.monotone is not None and not numeric and self.type != "boolean":
@@ -238,7 +249,7 @@ class FeatureSpec(_Strict):
         fv = float(v)
         if not lo <= fv <= hi:
             raise ValueError(
-                f"neutral must lie within [min, max] = [{self.min}, {self.max}]; got {v!r}"
+                f"neutral must lie within [min, max] = [{_n(self.min)}, {_n(self.max)}]; got {v!r}"
             )
         if self.type == "integer" and not fv.is_integer():
             raise ValueError(f"neutral of an integer feature must be a whole number; got {v!r}")
