@@ -96,7 +96,9 @@ def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
 
         with ThreadPoolExecutor(8) as pool:
             # Both workers must be up and answering before the load (the second one may still
-            # be loading the model when the first answers).
+            # be loading the model when the first answers; on a busy 2-core machine that took
+            # over a minute once).
+            deadline = time.monotonic() + 180
             while len(pids) < 2 and time.monotonic() < deadline:
                 pids |= set(pool.map(health_pid, range(16)))
                 time.sleep(0.2)
