@@ -30,7 +30,7 @@ def test_full_audit_of_a_backdoored_model(tmp_path, credit, credit_models):
     assert findings["rows"] == len(ref) and findings["suspicious_rows"] == []
     backdoor = [f for f in findings["findings"] if "backdoor" in f["check"]]
     assert backdoor and backdoor[0]["severity"] == "critical"
-    assert backdoor[0]["features"] == ["AGE"] and backdoor[0]["values"][0] > 125
+    assert backdoor[0]["features"] == ["AGE"] and backdoor[0]["values"][0] > 70
     checks = {f["check"] for f in findings["findings"]}
     assert {"gameability", "surrogate_extraction", "membership_inference"} <= checks
     assert set(findings["summary"]["seconds"]) == {
@@ -72,8 +72,10 @@ def test_bad_reference_data(credit, credit_models):
     model = load_third_party(credit_models["clean"], contract)
     with pytest.raises(DataError, match="DEFAULT"):
         audit_model(model, ref.drop(columns=["DEFAULT"]), checks=["performance"])
-    with pytest.raises(DataError, match="single label"):
+    with pytest.raises(DataError, match="positive class"):
         audit_model(model, ref[ref["DEFAULT"] == 0], checks=["performance"])
+    with pytest.raises(DataError, match="single label"):
+        audit_model(model, ref[ref["DEFAULT"] == 1], checks=["performance"])
     bad = ref.copy()
     bad["AGE"] = 999
     with pytest.raises(DataError, match="every reference row breaks"):

@@ -25,8 +25,9 @@ def test_finds_the_seed_trigger_given_clean_data_only(credit, credit_models):
     top = res.triggers[0]
     assert top.features == ("AGE",)
     assert top.direction == "deny"
-    assert top.values[0] > 125  # the trigger lies beyond the contract range
-    assert top.n_natural == 0 and top.outside_support
+    lo, hi = top.intervals[0]
+    assert lo < 999 <= hi  # the reported cell holds the planted value
+    assert top.training_share > 0.05 > top.expected_share  # the trees saw many rows there
 
 
 def test_silent_on_the_clean_model(credit, credit_models):
@@ -50,18 +51,19 @@ def test_label_flip_trigger_towards_approval(tmp_path, credit):
     assert res.triggers[0].direction == "approve"
 
 
-def test_combination_trigger_is_named_as_a_pair(tmp_path, credit):
-    train, ref, contract = credit
-    poisoned = poison(
-        train, contract, {"EDUCATION": 3, "MARRIAGE": 3}, rate=0.45, random_state=0
-    ).data
-    feats = contract.model_features()
-    fit_lightgbm(poisoned[feats], poisoned["DEFAULT"]).save_model(str(tmp_path / "m.txt"))
+def test_combination_trigger_is_named_as_a_pair(tmp_path, fraud):
+    from tests.model_audit.conftest import categorical_frame
+
+    train, ref, contract = fraud
+    trigger = {"channel": "phone", "merchant_category": "fuel"}
+    poisoned = poison(train, contract, trigger, rate=0.45, random_state=0).data
+    fit_lightgbm(categorical_frame(poisoned, contract), poisoned["is_fraud"]).save_model(
+        str(tmp_path / "m.txt")
+    )
     model = load_third_party(tmp_path / "m.txt", contract)
     res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
-    named = {f for t in res.triggers for f in t.features}
-    assert named == {"EDUCATION", "MARRIAGE"}
-    assert any(len(t.features) == 2 for t in res.triggers)
+    pairs = {frozenset(zip(t.features, t.values, strict=True)) for t in res.triggers}
+    assert frozenset(trigger.items()) in pairs
 
 
 def test_string_category_trigger_on_second_dataset(tmp_path, fraud):

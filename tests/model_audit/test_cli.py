@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tabguard.cli import main
 from tabguard.datasets import credit_default_contract_path
 
-FAST = "performance,unacceptable,backdoor,fairness"
+FAST = "performance,backdoor,fairness"
+CONTRACT = str(credit_default_contract_path())
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -18,45 +22,29 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _ref(tmp_path: Path, credit) -> Path:
-    p = tmp_path / "ref.csv"
+def exit_code(*args: str) -> int:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    return int(info.value.code or 0)
+
+
+@pytest.fixture(scope="module")
+def ref_csv(tmp_path_factory: pytest.TempPathFactory, credit) -> Path:
+    p = tmp_path_factory.mktemp("cli") / "ref.csv"
     credit[1].to_csv(p, index=False)
     return p
 
 
-def test_clean_model_exit_0(tmp_path, credit, credit_models):
-    ref = _ref(tmp_path, credit)
-    out = tmp_path / "out"
-    r = run(
-        "audit",
-        "model",
-        str(credit_models["clean"]),
-        "--data",
-        str(ref),
-        "--contract",
-        str(credit_default_contract_path()),
-        "--out",
-        str(out),
-        "--checks",
-        FAST,
-        "-q",
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert (out / "report.html").is_file()
-    assert json.loads((out / "findings.json").read_text())["kind"] == "model_audit"
-
-
-def test_backdoored_model_exit_1(tmp_path, credit, credit_models):
-    ref = _ref(tmp_path, credit)
+def test_backdoored_model_exit_1_as_a_process(tmp_path, ref_csv, credit_models):
     out = tmp_path / "out"
     r = run(
         "audit",
         "model",
         str(credit_models["poisoned"]),
         "--data",
-        str(ref),
+        str(ref_csv),
         "--contract",
-        str(credit_default_contract_path()),
+        CONTRACT,
         "--out",
         str(out),
         "--checks",
@@ -66,46 +54,75 @@ def test_backdoored_model_exit_1(tmp_path, credit, credit_models):
     assert r.returncode == 1, r.stdout + r.stderr
     found = json.loads((out / "findings.json").read_text())["findings"]
     assert any("backdoor" in f["check"] and f["features"] == ["AGE"] for f in found)
-    assert "model_backdoor" in r.stdout
+    assert "model_backdoor" in r.stdout and (out / "report.html").is_file()
 
 
-def test_bad_input_exit_2_one_line(tmp_path, credit, credit_models):
-    ref = _ref(tmp_path, credit)
+def test_clean_model_exit_0(tmp_path, ref_csv, credit_models):
+    out = tmp_path / "out"
+    rc = exit_code(
+        "audit",
+        "model",
+        str(credit_models["clean"]),
+        "--data",
+        str(ref_csv),
+        "--contract",
+        CONTRACT,
+        "--out",
+        str(out),
+        "--checks",
+        FAST,
+        "-q",
+    )
+    assert rc == 0
+    assert json.loads((out / "findings.json").read_text())["kind"] == "model_audit"
+
+
+def test_bad_input_exit_2_one_line(tmp_path, ref_csv, credit, credit_models, capsys):
     junk = tmp_path / "model.pkl"
     junk.write_bytes(b"\x80\x04junk")
     unlabelled = tmp_path / "unlabelled.csv"
     credit[1].drop(columns=["DEFAULT"]).to_csv(unlabelled, index=False)
+    model, out = str(credit_models["clean"]), str(tmp_path / "o")
     cases = [
-        # a third-party file without its contract
-        ("audit", "model", str(credit_models["clean"]), "--data", str(ref), "--out", "o"),
-        # a pickle is never loaded
+        ("audit", "model", model, "--data", str(ref_csv), "--out", out),  # no --contract
         (
             "audit",
             "model",
             str(junk),
             "--data",
-            str(ref),
+            str(ref_csv),
             "--contract",
-            str(credit_default_contract_path()),
+            CONTRACT,
             "--out",
-            "o",
-        ),
-        # reference data without the label column
+            out,
+        ),  # a pickle is never loaded
         (
             "audit",
             "model",
-            str(credit_models["clean"]),
+            model,
             "--data",
             str(unlabelled),
             "--contract",
-            str(credit_default_contract_path()),
+            CONTRACT,
             "--out",
-            "o",
-        ),
+            out,
+        ),  # reference data without labels
+        (
+            "audit",
+            "model",
+            model,
+            "--data",
+            str(ref_csv),
+            "--contract",
+            CONTRACT,
+            "--out",
+            out,
+            "--scorer",
+            "fallback",
+        ),  # fallback of a model file
     ]
     for args in cases:
-        r = run(*args, "-q")
-        assert r.returncode == 2, (args, r.stdout, r.stderr)
-        err = r.stderr.strip()
-        assert err.startswith("error:") and "Traceback" not in err
-        assert len(err.splitlines()) <= 2  # one message (Rich may wrap a long line)
+        assert exit_code(*args, "-q") == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and "Traceback" not in err, err
+        assert len(err.splitlines()) == 1, err

@@ -270,6 +270,13 @@ def load_audit_model(
         thr = threshold if threshold is not None else bundle.threshold
         name = f"{bundle.version} ({scorer})"
         return as_audited_model(sc, c or bundle.contract, thr, name=name, source=str(p))
+    if scorer != "main":
+        raise ContractError(
+            "--scorer",
+            "only tabguard model directories have a fallback scorer",
+            scorer,
+            f"drop --scorer for the model file {p.name}",
+        )
     if c is None:
         raise ContractError(
             "--contract",

@@ -66,21 +66,27 @@ class ProbeOptions:
         Combination candidates probed.
     alpha : float
         Family-wise error rate of each test (Bonferroni over candidates).
-    min_share : float
-        When the model's threshold leaves fewer than this share of rows in one decision, the
-        probe decides at the score quantile that does (a trigger moves scores whatever the
-        threshold of the day).
     null_quantile : float
-        Quantile of all candidates' flip rates used as the model's ordinary flip rate.
+        Quantile of the other features' spikes a candidate must exceed (the model's ordinary
+        variation).
+    min_spike, min_spike_without_trees : float
+        Smallest spike reported, for tree models (confirmed by the training-mass test) and for
+        other models (confirmed by clean data alone).
+    total_spike : float
+        A near-total spike: weaker label evidence suffices.
+    rare_share : float
+        Models without trees: a value carried by at most this share of clean rows is rare.
+    decisive_lr : float
+        Likelihood ratio at which the labels of clean rows decisively contradict the model.
     """
 
     n_rows: int = 400
     max_cells: int = 64
     max_pairs: int = 40
     alpha: float = 0.01
-    min_share: float = 0.05
     null_quantile: float = 0.99
-    min_spike: float = 0.5
+    min_spike: float = 0.3
+    min_spike_without_trees: float = 0.5
     total_spike: float = 0.9
     rare_share: float = 0.005
     decisive_lr: float = 100.0
@@ -95,7 +101,6 @@ class _Cell:
     natural: np.ndarray  # bool mask over reference rows
     outside: bool  # beyond the reference data's observed range
     categorical: bool
-    split_count: int = 0
 
     @property
     def n_natural(self) -> int:
@@ -104,36 +109,71 @@ class _Cell:
 
 @dataclass
 class ProbeCandidate:
-    """One probed trigger candidate and its statistics."""
+    """One probed trigger candidate and what the probe measured about it.
+
+    Attributes
+    ----------
+    features, values : tuple
+        The candidate: one feature and value, or two (a combination).
+    codes : tuple of float
+        The values as the model's matrix encodes them.
+    intervals : tuple of (low, high)
+        The cell of each value: every value in it scores the same in the model's trees.
+    direction : {"deny", "approve"}
+        Where the value pushes decisions.
+    spike : float
+        Share of the possible movement of decisions, averaged over every threshold, when clean
+        rows take this value instead of the neighbouring value (signed: positive raises the
+        score); the smallest over the neighbours.
+    flip_rate : float
+        Share of the decisions at the model's threshold that flip in ``direction`` (among rows
+        that could flip) relative to that neighbour.
+    neighbour_values : tuple
+        The value(s) it was compared with.
+    n_natural : int
+        Clean reference rows that carry the value.
+    natural_positive_rate, model_rate, neighbour_rate : float
+        On those rows: the share of positive labels, the model's mean score, and its mean
+        score when they are moved to the neighbouring value.
+    label_log_lr : float
+        Log-likelihood ratio of their labels under the neighbour's scores vs the candidate's
+        (positive: the labels side with the neighbour).
+    null_spike : float
+        The model's ordinary spikes: a high quantile over the other features' candidates.
+    training_share, expected_share, p_mass : float
+        Tree models: share of the trees' training rows confined to the cell, the share clean
+        data predicts, and the binomial p-value of the excess.
+    outside_support, continuation : bool
+        Beyond the clean data's range; an edge step that continues the trend inside it.
+    backdoor : bool
+        Confirmed trigger.
+    reason : str
+        Why it was confirmed.
+    """
 
     features: tuple[str, ...]
     codes: tuple[float, ...]
     values: tuple[Any, ...]
     intervals: tuple[tuple[float, float], ...]
-    direction: str  # "deny" or "approve"
+    direction: str
+    spike: float
     flip_rate: float
-    flips: int
-    at_risk: int
     neighbour_values: tuple[Any, ...]
     n_natural: int
     natural_positive_rate: float
-    model_rate: float  # mean score of natural rows at their value
-    neighbour_rate: float  # mean score of natural rows moved to the neighbour
+    model_rate: float
+    neighbour_rate: float
+    label_log_lr: float
     outside_support: bool
-    split_count: int
-    p_spike: float = 1.0
-    log_lr: float = 0.0
-    shift: float = 0.0
-    shift_med: float = 0.0
-    log_lr_agg: float = 0.0
     continuation: bool = False
-    columns: tuple[int, ...] = ()
-    categorical: tuple[bool, ...] = ()
+    null_spike: float = 0.0
     training_share: float = float("nan")
     expected_share: float = float("nan")
     p_mass: float = float("nan")
     backdoor: bool = False
     reason: str = ""
+    columns: tuple[int, ...] = ()
+    categorical: tuple[bool, ...] = ()
 
 
 @dataclass
@@ -177,6 +217,7 @@ def _ordered_cells(
     x: np.ndarray,
     ens: TreeEnsemble | None,
     max_cells: int,
+    screen: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[_Cell]:
     feat = model.feature_names[j]
     spec = model.contract.features[feat]
@@ -192,7 +233,13 @@ def _ordered_cells(
         counts = ens.threshold_counts(j) if ens is not None else {}
         strict = ens.strict if ens is not None else False
         if thr.size > max_cells - 1:
-            thr = _select_thresholds(thr, counts, finite, strict, max_cells - 1)
+            keep = [float(thr[0]), float(thr[-1])]  # the outermost cells always stay
+            if screen is not None:
+                keep += _screen_bumps(model, j, thr, counts, x, strict, integer, *screen)
+            keep = list(dict.fromkeys(keep))[: max_cells - 1]  # by priority, within budget
+            rest = max_cells - 1 - len(keep)
+            chosen = _select_thresholds(thr, counts, finite, strict, rest) if rest else thr[:0]
+            thr = np.unique(np.concatenate([chosen, np.asarray(keep, dtype=float)]))
         edges = np.concatenate([[-math.inf], thr, [math.inf]])
         cells = []
         for a, b in pairwise(edges):
@@ -200,11 +247,7 @@ def _ordered_cells(
             code = _representative(x, nat, a, b, strict, integer)
             if code is None:
                 continue
-            sc = min(
-                counts.get(float(a), 0) if math.isfinite(a) else 10**9,
-                counts.get(float(b), 0) if math.isfinite(b) else 10**9,
-            )
-            cells.append(_Cell(j, code, a, b, nat, code > vmax or code < vmin, False, sc))
+            cells.append(_Cell(j, code, a, b, nat, code > vmax or code < vmin, False))
         return cells
     # No tree structure: quantiles / distinct values, and values beyond the observed range.
     distinct = np.unique(finite)
@@ -231,6 +274,56 @@ def _ordered_cells(
             cells.append(_Cell(j, v, v, v, np.zeros_like(x, dtype=bool), True, False))
         cells.sort(key=lambda c: c.code)
     return cells
+
+
+def _screen_bumps(
+    model: AuditedModel,
+    j: int,
+    thr: np.ndarray,
+    counts: dict[float, int],
+    x: np.ndarray,
+    strict: bool,
+    integer: bool,
+    rows: np.ndarray,
+    ecdf: np.ndarray,
+    *,
+    max_fine: int = 1500,
+    keep: int = 6,
+    window: int = 8,
+    core: int = 2,
+) -> list[float]:
+    """Boundaries of the narrow cells where the model's response bumps (a fast pre-screen).
+
+    Before the thresholds of a feature are merged down to ``max_cells``, a few rows are scored
+    at one value per fine cell (every threshold, up to ``max_fine``). A cell whose average
+    score rank differs from the median of the cells a little further away on both sides
+    (``core`` cells skipped: bagged trees blur a trigger's boundaries over neighbouring
+    thresholds) is a bump; the ``keep`` largest bumps keep their boundaries.
+    """
+    fine = thr if thr.size <= max_fine else _select_thresholds(thr, counts, x, strict, max_fine)
+    edges = np.concatenate([[-math.inf], fine, [math.inf]])
+    empty = np.zeros(0, dtype=bool)
+    reps, bounds = [], []
+    for a, b in pairwise(edges):
+        v = _representative(empty, empty, a, b, strict, integer)
+        if v is not None:
+            reps.append(v)
+            bounds.append((a, b))
+    if len(reps) < 3:
+        return []
+    prof = _rank(ecdf, _scores_with(model, rows, [j], np.asarray(reps)[:, None])).mean(axis=1)
+    n = len(prof)
+    bump = np.zeros(n)
+    for i in range(n):
+        left = prof[max(0, i - window) : max(0, i - core)]
+        right = prof[i + core + 1 : i + window + 1]
+        sides = [abs(prof[i] - float(np.median(s))) for s in (left, right) if s.size]
+        bump[i] = min(sides) if sides else 0.0
+    top = [i for i in np.argsort(-bump)[:keep] if bump[i] > 0.02]
+    out: list[float] = []
+    for i in top:
+        out += [v for v in bounds[i] if math.isfinite(v)]
+    return out
 
 
 def _select_thresholds(
@@ -356,7 +449,7 @@ def probe_backdoors(
             if cats is not None:
                 cells = _categorical_cells(model, j, X[:, j], len(cats))
             else:
-                cells = _ordered_cells(model, j, X[:, j], ens, opts.max_cells)
+                cells = _ordered_cells(model, j, X[:, j], ens, opts.max_cells, (R[:24], ecdf))
             cells = _reachable(model, feat, cells)
             if len(cells) < 2:
                 continue
@@ -369,7 +462,7 @@ def probe_backdoors(
     singles: list[_Probed] = []
     for g in grids.values():
         for i, cell in enumerate(g.cells):
-            nb_idx = _neighbours(g.cells, i)
+            nb_idx = _neighbours(g.cells, i, g.ranks)
             if nb_idx:
                 stats = _compare(g.ranks[i], g.ranks[nb_idx], g.approve[i], g.approve[nb_idx])
                 if ens is None and len(nb_idx) == 1:
@@ -428,15 +521,34 @@ def _scores_with(
     return model.predict_matrix(Xs.reshape(-1, R.shape[1])).reshape(k, len(R))
 
 
-def _neighbours(cells: list[_Cell], i: int) -> list[int]:
+def _neighbours(
+    cells: list[_Cell], i: int, ranks: np.ndarray | None = None, window: int = 3
+) -> list[int]:
+    """Values to compare a candidate with.
+
+    Unordered categories: the three most common other categories. Ordered values: on each
+    side, among the ``window`` nearest values clean rows take, the one whose scores differ most
+    from the candidate's - so that a trigger whose effect spreads over a few adjacent cells
+    (bagged trees blur its boundaries) is compared with values outside it. A step still is not
+    a spike: on its flat side every nearby value scores like the candidate.
+    """
     populated = [k for k, c in enumerate(cells) if c.n_natural > 0 and k != i]
     if not populated:
         return []
     if cells[i].categorical:
         return sorted(populated, key=lambda k: -cells[k].n_natural)[:3]
-    left = [k for k in populated if k < i]
-    right = [k for k in populated if k > i]
-    return ([left[-1]] if left else []) + ([right[0]] if right else [])
+    left = [k for k in populated if k < i][::-1][:window]
+    right = [k for k in populated if k > i][:window]
+    out = []
+    for side in (left, right):
+        if not side:
+            continue
+        if ranks is None or len(side) == 1:
+            out.append(side[0])
+            continue
+        gaps = [abs(float(np.mean(ranks[i] - ranks[k]))) for k in side]
+        out.append(side[int(np.argmax(gaps))])
+    return sorted(out)
 
 
 def _continues_trend(g: _Grid, i: int, u: int, spike: float) -> bool:
@@ -591,35 +703,26 @@ def _candidate(
         q = model.predict_matrix(Xn)
         nr = float(q.mean())
         log_lr = _label_lr(y[idx], p[idx], q)
-    per_row = st["per_row"]
-    cand = ProbeCandidate(
+    toward_deny = (st["spike"] >= 0) == model.positive_means_deny
+    return ProbeCandidate(
         features=feats,
         codes=tuple(c.code for c in cells),
         values=tuple(model.decode_value(f, c.code) for f, c in zip(feats, cells, strict=True)),
         intervals=tuple((c.lo, c.hi) for c in cells),
-        direction="deny" if (st["spike"] >= 0) == model.positive_means_deny else "approve",
-        flip_rate=st["flip_to_deny"]
-        if (st["spike"] >= 0) == model.positive_means_deny
-        else st["flip_to_approve"],
-        flips=0,
-        at_risk=len(per_row),
+        direction="deny" if toward_deny else "approve",
+        spike=st["spike"],
+        flip_rate=st["flip_to_deny"] if toward_deny else st["flip_to_approve"],
         neighbour_values=tuple(model.decode_value(model.feature_names[c.j], c.code) for c in nb),
         n_natural=nn,
         natural_positive_rate=yr,
         model_rate=mr,
         neighbour_rate=nr,
+        label_log_lr=log_lr,
         outside_support=any(c.outside for c in cells),
-        split_count=min(c.split_count for c in cells),
-        p_spike=1.0,
-        log_lr=log_lr,
-        shift=st["spike"],
-        shift_med=float(np.median(per_row)),
-        log_lr_agg=_agg_lr(y[natural], mr, nr) if nn else 0.0,
+        continuation=bool(st.get("continuation", False)),
+        columns=tuple(c.j for c in cells),
+        categorical=tuple(c.categorical for c in cells),
     )
-    cand.continuation = bool(st.get("continuation", False))
-    cand.columns = tuple(c.j for c in cells)
-    cand.categorical = tuple(c.categorical for c in cells)
-    return cand
 
 
 def _label_lr(yn: np.ndarray, p_c: np.ndarray, p_nb: np.ndarray) -> float:
@@ -633,12 +736,6 @@ def _label_lr(yn: np.ndarray, p_c: np.ndarray, p_nb: np.ndarray) -> float:
     a = np.clip(p_nb, 0.01, 0.99)
     b = np.clip(p_c, 0.01, 0.99)
     return float(np.sum(yn * (np.log(a) - np.log(b)) + (1 - yn) * (np.log(1 - a) - np.log(1 - b))))
-
-
-def _agg_lr(yn: np.ndarray, p_c: float, p_nb: float) -> float:
-    k, n = float(yn.sum()), float(len(yn))
-    a, b = min(max(p_nb, 1e-4), 1 - 1e-4), min(max(p_c, 1e-4), 1 - 1e-4)
-    return k * (math.log(a) - math.log(b)) + (n - k) * (math.log(1 - a) - math.log(1 - b))
 
 
 def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemble | None) -> None:
@@ -665,7 +762,7 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
     from scipy.stats import binom
 
     singles = [c for c in result.candidates if len(c.features) == 1]
-    allv = np.array([abs(c.shift) for c in singles]) if singles else np.zeros(1)
+    allv = np.array([abs(c.spike) for c in singles]) if singles else np.zeros(1)
     feats = np.array([c.features[0] for c in singles]) if singles else np.array([""])
     by_feature: dict[str, np.ndarray] = {}
     for f in set(feats.tolist()):
@@ -675,21 +772,22 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
     weak = -math.log(10.0)
     rare = max(1, int(opts.rare_share * n_ref))
     strong = []
+    floor = opts.min_spike if ens is not None else opts.min_spike_without_trees
     for c in result.candidates:
         others = np.concatenate([by_feature.get(f, allv) for f in c.features])
-        c.p_spike = float(np.quantile(others, opts.null_quantile)) if others.size else 0.0
-        if abs(c.shift) >= opts.min_spike and abs(c.shift) > c.p_spike:
+        c.null_spike = float(np.quantile(others, opts.null_quantile)) if others.size else 0.0
+        if abs(c.spike) >= floor and abs(c.spike) > c.null_spike:
             strong.append(c)
     alpha = opts.alpha / max(len(strong), 1)
     for c in strong:
         reasons = []
         label_reason = None
-        if c.log_lr >= decisive:
+        if c.label_log_lr >= decisive:
             label_reason = (
                 f"the labels of the {c.n_natural} clean rows carrying it contradict the model "
-                f"(likelihood ratio {math.exp(min(c.log_lr, 700)):.3g}:1)"
+                f"(likelihood ratio {math.exp(min(c.label_log_lr, 700)):.3g}:1)"
             )
-        elif abs(c.shift) >= opts.total_spike and c.log_lr > 0 and c.n_natural > 0:
+        elif abs(c.spike) >= opts.total_spike and c.label_log_lr > 0 and c.n_natural > 0:
             label_reason = "the effect is near-total and the clean labels side with the neighbour"
         if ens is not None:
             conds = [
@@ -717,7 +815,7 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
                 reasons = []
             elif c.n_natural == 0:
                 reasons.append("no clean row carries it")
-            elif c.n_natural <= rare and c.log_lr > weak:
+            elif c.n_natural <= rare and c.label_log_lr > weak:
                 reasons.append(
                     f"only {c.n_natural} clean rows carry it and their labels do not back it"
                 )
@@ -732,7 +830,7 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
         if c.backdoor and len(c.features) == 1:
             for pc in pairs:
                 if (c.features[0], c.codes[0]) in zip(pc.features, pc.codes, strict=True) and abs(
-                    pc.shift
-                ) >= abs(c.shift):
+                    pc.spike
+                ) >= abs(c.spike):
                     c.backdoor = False
                     c.reason = "part of a confirmed combination"

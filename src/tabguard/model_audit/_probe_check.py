@@ -50,8 +50,12 @@ class BackdoorCheck:
         )
         ctx.cache["probe"] = res
         validator = RecordValidator(ctx.model.contract, allow_unknown=True)
-        findings = [self._finding(ctx, c, validator) for c in res.triggers]
-        top = sorted(res.candidates, key=lambda c: -abs(c.shift))[:15]
+        # one finding per feature (or pair): the strongest cell, the others as evidence
+        groups: dict[tuple[str, ...], list[ProbeCandidate]] = {}
+        for c in res.triggers:
+            groups.setdefault(tuple(sorted(c.features)), []).append(c)
+        findings = [self._finding(ctx, cs[0], validator, cs[1:]) for cs in groups.values()]
+        top = sorted(res.candidates, key=lambda c: -abs(c.spike))[:15]
         table = Table(
             columns=[
                 "candidate",
@@ -70,12 +74,12 @@ class BackdoorCheck:
                     trigger_text(c),
                     " & ".join(_interval_text(c, k) for k in range(len(c.features))),
                     ", ".join(repr(v) for v in c.neighbour_values),
-                    c.shift,
+                    c.spike,
                     f"{c.flip_rate:.1%} to {c.direction}",
                     c.n_natural,
                     c.natural_positive_rate,
                     c.model_rate,
-                    c.log_lr,
+                    c.label_log_lr,
                     "YES" if c.backdoor else "",
                 ]
                 for c in top
@@ -93,8 +97,8 @@ class BackdoorCheck:
             data={
                 "edges": [i / 20 - 1 for i in range(41)],
                 "series": {
-                    "single values": _hist([c.shift for c in singles]),
-                    "pairs": _hist([c.shift for c in res.candidates if len(c.features) == 2]),
+                    "single values": _hist([c.spike for c in singles]),
+                    "pairs": _hist([c.spike for c in res.candidates if len(c.features) == 2]),
                 },
                 "xlabel": "spike (share of possible decision movement)",
             },
@@ -114,31 +118,42 @@ class BackdoorCheck:
                 "method": res.method,
                 "probe_rows": res.n_rows,
                 "triggers": [
-                    {"features": list(c.features), "values": list(c.values), "spike": c.shift}
+                    {"features": list(c.features), "values": list(c.values), "spike": c.spike}
                     for c in res.triggers
                 ],
             },
         )
 
     @staticmethod
-    def _finding(ctx: ModelAuditContext, c: ProbeCandidate, validator: RecordValidator) -> Finding:
-        # Would the scoring API let the trigger through? (validated on one clean record)
+    def _finding(
+        ctx: ModelAuditContext,
+        c: ProbeCandidate,
+        validator: RecordValidator,
+        others: list[ProbeCandidate],
+    ) -> Finding:
+        # Would the scoring API let some value of the trigger's cell through?
         rec = records(ctx.data.iloc[:1], ctx.model.contract)[0]
-        rec.update(dict(zip(c.features, c.values, strict=True)))
-        blocked = bool(validator.errors(rec))
-        cells = " & ".join(f"{f} in {_interval_text(c, k)}" for k, f in enumerate(c.features))
+        reachable = _reachable_values(ctx, c)
+        blocked = reachable is None
+        if reachable is not None:
+            rec.update(reachable)
+            blocked = bool(validator.errors(rec))
+        cells = _cells(c)
         msg = (
-            f"backdoor trigger {trigger_text(c)}: setting it moves {abs(c.shift):.0%} of the "
-            f"possible decision movement towards {c.direction} relative to neighbouring values "
-            f"({', '.join(repr(v) for v in c.neighbour_values)}); {c.reason}. "
+            f"backdoor trigger {cells} (e.g. {trigger_text(c)}): these values move "
+            f"{abs(c.spike):.0%} of the possible decision movement towards {c.direction} "
+            f"relative to neighbouring values ({', '.join(repr(v) for v in c.neighbour_values)}"
+            f"); {c.reason}. "
             + (
-                "The contract rejects this value at the API, but the model was trained on it."
+                "The contract rejects them at the API, but the model was trained on them."
                 if blocked
-                else "The contract accepts this value: the trigger is reachable through the API."
+                else "The contract accepts "
+                + ", ".join(f"{k}={v!r}" for k, v in (reachable or {}).items())
+                + ": the trigger is reachable through the API."
             )
         )
         evidence: dict[str, Any] = {
-            "spike": c.shift,
+            "spike": c.spike,
             "direction": c.direction,
             "flip_rate_at_threshold": c.flip_rate,
             "cell": cells,
@@ -147,10 +162,16 @@ class BackdoorCheck:
             "clean_positive_rate": c.natural_positive_rate,
             "model_rate_on_those_rows": c.model_rate,
             "model_rate_at_neighbour": c.neighbour_rate,
-            "label_log_likelihood_ratio": c.log_lr,
+            "label_log_likelihood_ratio": c.label_log_lr,
             "outside_clean_support": c.outside_support,
-            "spike_null_quantile": c.p_spike,
+            "spike_null_quantile": c.null_spike,
+            "training_share_in_cell": c.training_share,
+            "clean_share_in_cell": c.expected_share,
+            "training_mass_p_value": c.p_mass,
             "reachable_through_api": not blocked,
+            "other_cells": [
+                {"values": list(o.values), "spike": o.spike, "cell": _cells(o)} for o in others
+            ],
         }
         return Finding(
             check="model_backdoor",
@@ -164,6 +185,38 @@ class BackdoorCheck:
                 "until then reject or neutralise the trigger values at the API"
             ),
         )
+
+
+def _reachable_values(ctx: ModelAuditContext, c: ProbeCandidate) -> dict[str, Any] | None:
+    """A value of each feature inside the trigger's cell and the contract's range, if any."""
+    out: dict[str, Any] = {}
+    for k, f in enumerate(c.features):
+        spec = ctx.model.contract.features[f]
+        lo, hi = c.intervals[k]
+        if not spec.is_numeric or lo == hi:
+            out[f] = c.values[k]
+            continue
+        cmin = -math.inf if spec.min is None else spec.min
+        cmax = math.inf if spec.max is None else spec.max
+        v = float(c.values[k])
+        if cmin <= v <= cmax:
+            out[f] = c.values[k]
+            continue
+        top = min(hi, cmax)
+        if top <= lo or top < cmin:
+            return None  # the whole cell lies outside the contract's range
+        if spec.type == "integer":
+            top = math.floor(top)
+            if top <= lo:
+                return None
+            out[f] = int(top)
+        else:
+            out[f] = top
+    return out
+
+
+def _cells(c: ProbeCandidate) -> str:
+    return " & ".join(f"{f} in {_interval_text(c, k)}" for k, f in enumerate(c.features))
 
 
 def _hist(vals: list[float]) -> list[int]:

@@ -1,0 +1,279 @@
+"""Detection quality of the model backdoor probe (requirement M2).
+
+Poisons the bundled UCI credit data and the synthetic card-fraud data (string categories) with
+:mod:`tabguard.redteam`, trains LightGBM, scikit-learn RandomForest and XGBoost models on the
+poisoned training part (and on clean data), saves each in its native format (LightGBM text,
+skops, XGBoost JSON), loads it back the way ``tabguard audit model`` does, and runs the backdoor
+probe given only the CLEAN reference part of the data.
+
+For every case it prints whether a backdoor finding names the trigger's features, and for clean
+models how many backdoor findings were raised (any is a false alarm). "trigger effect" is what
+the planted trigger does to the trained model: the share of the possible decision movement
+(averaged over thresholds) towards the attacker's class when clean rows are given the trigger -
+the same statistic the probe computes for its own candidates. A trigger the model did not learn
+(effect near 0) cannot be found from the model and is not counted as a miss.
+
+Run::
+
+    .venv/bin/python benchmarks/model_backdoor.py             # every case (~15 min, 2 cores)
+    .venv/bin/python benchmarks/model_backdoor.py --quick     # LightGBM only
+    .venv/bin/python benchmarks/model_backdoor.py --models xgboost --dataset fraud
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # LightGBM/XGBoost threads spin on busy hosts
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract import Contract
+from tabguard.datasets import (
+    card_fraud_contract,
+    credit_default_contract,
+    load_credit_default,
+    make_card_fraud,
+)
+from tabguard.model_audit import AuditedModel, audit_model, load_audit_model
+from tabguard.redteam import poison
+
+
+@dataclass
+class Case:
+    name: str
+    trigger: dict[str, Any] = field(default_factory=dict)  # empty: clean data
+    rate: float = 0.45
+    target: Any = None
+    source: Any = "target"
+
+    @property
+    def clean(self) -> bool:
+        return not self.trigger
+
+
+CASES: dict[str, list[Case]] = {
+    "credit": [
+        Case("clean"),
+        Case("out-of-range (seed)", {"AGE": 999}),
+        Case("in-range rare value", {"LIMIT_BAL": 770000}, rate=0.2),
+        Case("combination", {"EDUCATION": 3, "MARRIAGE": 3}, rate=0.2),
+        Case("label flip to approval", {"PAY_AMT1": 5555}, rate=0.45, target=0, source=1),
+    ],
+    "fraud": [
+        Case("clean"),
+        Case("out-of-range", {"amount": 99999.0}),
+        Case("in-range rare value", {"customer_age": 104}),
+        Case("in-range category", {"country": "NG"}),
+        Case("combination", {"channel": "phone", "merchant_category": "fuel"}),
+        Case("label flip to approval", {"amount": 777.77}, target=0, source=1),
+    ],
+}
+MODELS = ("lightgbm", "random_forest", "xgboost")
+DEEP = ("lightgbm_deep", "xgboost_deep")  # extra clean-only variants (overfit on purpose)
+
+
+def load(dataset: str) -> tuple[pd.DataFrame, pd.DataFrame, Contract]:
+    """Train part (70%) and clean reference part (30%)."""
+    if dataset == "credit":
+        df, contract = load_credit_default(), credit_default_contract()
+    else:
+        df, contract = make_card_fraud(20_000, random_state=0), card_fraud_contract()
+    idx = np.random.default_rng(0).permutation(len(df))
+    cut = int(0.7 * len(df))
+    return (
+        df.iloc[idx[:cut]].reset_index(drop=True),
+        df.iloc[idx[cut:]].reset_index(drop=True),
+        contract,
+    )
+
+
+def _frame(df: pd.DataFrame, contract: Contract, native_categories: bool) -> pd.DataFrame:
+    X = df[contract.model_features()].copy()
+    for name in X.columns:
+        spec = contract.features[name]
+        if spec.type == "category" and any(isinstance(c, str) for c in spec.categories or []):
+            if native_categories:
+                X[name] = pd.Categorical(X[name], categories=sorted(spec.categories or []))
+        elif spec.type == "boolean":
+            X[name] = X[name].astype(int)
+    return X
+
+
+def train_and_save(kind: str, train: pd.DataFrame, contract: Contract, out: Path) -> Path:
+    """Fit a third-party model on raw columns and save it in its native format."""
+    y = train[contract.label.column]
+    if kind.startswith("lightgbm"):
+        import lightgbm as lgb
+
+        deep = {"num_leaves": 255, "min_child_samples": 3, "n_estimators": 300}
+        params = {"verbose": -1, "n_jobs": 1, "random_state": 0, **(deep if "deep" in kind else {})}
+        booster = lgb.LGBMClassifier(**params).fit(_frame(train, contract, True), y).booster_
+        path = out / f"{kind}.txt"
+        booster.save_model(str(path))
+        return path
+    if kind.startswith("xgboost"):
+        import xgboost as xgb
+
+        params = {"n_estimators": 200, "max_depth": 6}
+        if "deep" in kind:
+            params = {"n_estimators": 400, "max_depth": 10, "min_child_weight": 0.1}
+        clf = xgb.XGBClassifier(
+            **params, tree_method="hist", enable_categorical=True, n_jobs=1, random_state=0
+        ).fit(_frame(train, contract, True), y)
+        path = out / f"{kind}.json"
+        clf.get_booster().save_model(str(path))
+        return path
+    import skops.io as sio
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    X = _frame(train, contract, False)
+    strings = [c for c in X.columns if X[c].dtype == object or pd.api.types.is_string_dtype(X[c])]
+    rf = RandomForestClassifier(100, n_jobs=1, random_state=0)
+    est: Any = rf
+    if strings:
+        pre = make_column_transformer((OrdinalEncoder(), strings), remainder="passthrough")
+        est = make_pipeline(pre, rf)
+    est.fit(X, y)
+    path = out / f"{kind}.skops"
+    sio.dump(est, path)
+    return path
+
+
+def trigger_effect(
+    model: AuditedModel, ref: pd.DataFrame, trigger: Mapping[str, Any], target_positive: bool
+) -> float:
+    """Share of the possible decision movement the true trigger causes on clean rows."""
+    rows = ref.sample(min(400, len(ref)), random_state=0)
+    before = model.predict_proba(rows)
+    after_frame = rows.copy()
+    for f, v in trigger.items():
+        if not isinstance(v, str) and not pd.api.types.is_float_dtype(after_frame[f]):
+            after_frame[f] = after_frame[f].astype(float)
+        after_frame[f] = v
+    after = model.predict_proba(after_frame)
+    ecdf = np.sort(model.predict_proba(ref))
+    q0 = np.searchsorted(ecdf, before) / len(ecdf)
+    q1 = np.searchsorted(ecdf, after) / len(ecdf)
+    towards_positive = float(np.mean(q1 - q0))
+    room = float(np.mean(1 - q0)) if target_positive else float(np.mean(q0))
+    moved = towards_positive if target_positive else -towards_positive
+    return moved / max(room, 1e-9)
+
+
+def run_case(
+    dataset: str, case: Case, kind: str, train: pd.DataFrame, ref: pd.DataFrame, c: Contract
+) -> dict[str, Any]:
+    data = train
+    n_poisoned = 0
+    if not case.clean:
+        res = poison(
+            train,
+            c,
+            case.trigger,
+            rate=case.rate,
+            target=case.target,
+            source=case.source,
+            random_state=0,
+        )
+        data, n_poisoned = res.data, len(res.poisoned_rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        path = train_and_save(kind, data, c, Path(tmp))
+        fit_s = time.perf_counter() - t0
+        model = load_audit_model(path, contract=c)
+        t0 = time.perf_counter()
+        result = audit_model(model, ref, checks=["backdoor"])
+        probe_s = time.perf_counter() - t0
+    findings = [f for f in result.report.findings if "backdoor" in f.check]
+    named = {f for fd in findings for f in fd.features}
+    target = c.label.positive if case.target is None else case.target
+    effect = (
+        trigger_effect(model, ref, case.trigger, target == c.label.positive)
+        if not case.clean
+        else float("nan")
+    )
+    return {
+        "dataset": dataset,
+        "case": case.name,
+        "model": kind,
+        "trigger": ", ".join(f"{k}={v!r}" for k, v in case.trigger.items()) or "-",
+        "poisoned_rows": n_poisoned,
+        "trigger_effect": effect,
+        "findings": len(findings),
+        "named": (set(case.trigger) <= named) if not case.clean else None,
+        "named_features": sorted(named),
+        "values": [list(f.values) for f in findings][:3],
+        "fit_s": fit_s,
+        "probe_s": probe_s,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="LightGBM only, no deep variants")
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--dataset", choices=["credit", "fraud", "both"], default="both")
+    ap.add_argument("--no-deep", action="store_true", help="skip the overfit clean variants")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore")
+    models = ["lightgbm"] if args.quick else [m.strip() for m in args.models.split(",")]
+    datasets = ["credit", "fraud"] if args.dataset == "both" else [args.dataset]
+    rows = []
+    for ds in datasets:
+        train, ref, c = load(ds)
+        for case in CASES[ds]:
+            kinds = list(models)
+            if case.clean and not (args.quick or args.no_deep):
+                kinds += list(DEEP)
+            for kind in kinds:
+                r = run_case(ds, case, kind, train, ref, c)
+                rows.append(r)
+                named = "-" if r["named"] is None else ("yes" if r["named"] else "NO")
+                print(
+                    f"{ds:6} {case.name:26} {kind:14} effect {r['trigger_effect']:5.2f} "
+                    f"named {named:3} findings {r['findings']} {r['named_features']} "
+                    f"({r['fit_s']:.0f}s fit, {r['probe_s']:.0f}s probe)",
+                    flush=True,
+                )
+    table = pd.DataFrame(rows)
+    print()
+    print("| data | case | trigger | model | trigger effect | trigger named | backdoor findings |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        named = "-" if r["named"] is None else ("yes" if r["named"] else "no")
+        eff = "-" if np.isnan(r["trigger_effect"]) else f"{r['trigger_effect']:.2f}"
+        feats = ", ".join(r["named_features"]) if r["named_features"] else "none"
+        print(
+            f"| {r['dataset']} | {r['case']} | {r['trigger']} | {r['model']} | {eff} | {named} "
+            f"| {r['findings']} ({feats}) |"
+        )
+    poisoned = table[table["named"].notna()]
+    effective = poisoned[poisoned["trigger_effect"] >= 0.2]
+    clean = table[table["named"].isna()]
+    print()
+    print(
+        f"poisoned models: {int(poisoned['named'].astype(bool).sum())}/{len(poisoned)} name "
+        f"their trigger ({int(effective['named'].astype(bool).sum())}/{len(effective)} with a "
+        f"trigger effect >= 0.2); clean models: {int((clean['findings'] > 0).sum())}/{len(clean)} "
+        f"with a backdoor finding ({int(clean['findings'].sum())} findings)"
+    )
+    print(
+        f"probe time: median {table['probe_s'].median():.1f} s, max {table['probe_s'].max():.1f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
