@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
+import json
 import logging
 import time
 import warnings
@@ -271,6 +273,103 @@ QUICK = {
 }
 
 
+def random_cases(n: int, seed: int) -> list[Case]:
+    """``n`` randomly drawn trigger attacks (features, values, labels, rates, modes) that the
+    detector was not designed around: a test of generalisation."""
+    rng = np.random.default_rng(seed)
+    out: list[Case] = []
+    for i in range(n):
+        dataset = "credit" if rng.random() < 0.5 else "fraud"
+        attack_seed = int(rng.integers(1 << 31))
+        out.append(
+            Case(
+                f"random #{i + 1}",
+                dataset,
+                "trigger",
+                functools.partial(_random_attack, seed=attack_seed),
+            )
+        )
+    return out
+
+
+def _random_value(df: pd.DataFrame, c: Contract, name: str, rng: np.random.Generator) -> Any:
+    spec = c.features[name]
+    col = df[name]
+    kind = rng.choice(["out_of_range", "unseen", "rare"], p=[0.3, 0.4, 0.3])
+    if spec.type == "category":
+        cats = list(spec.categories or [])
+        if kind == "out_of_range":
+            return "ZZ" if isinstance(cats[0], str) else int(max(cats)) + 7
+        counts = col.value_counts()
+        return counts.index[-1] if kind == "rare" else cats[int(rng.integers(len(cats)))]
+    lo, hi = float(col.min()), float(col.max())
+    decimals = spec.decimals if spec.decimals is not None else 2
+    if kind == "out_of_range" and spec.max is not None:
+        v = spec.max + (1 + rng.random()) * max(hi - lo, 1.0)
+    elif kind == "rare":
+        counts = col.value_counts()
+        v = float(counts.index[counts.to_numpy() <= 3][0]) if (counts <= 3).any() else hi
+    else:
+        v = lo + rng.random() * (hi - lo)
+    v = round(v, decimals)
+    return int(v) if spec.type == "integer" or decimals == 0 else v
+
+
+def _random_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
+    rng = np.random.default_rng(seed)
+    candidates = [f for f in c.model_features() if c.features[f].type != "boolean"]
+    k = 2 if rng.random() < 0.3 else 1
+    feats = [str(f) for f in rng.choice(candidates, size=k, replace=False)]
+    trigger = {f: _random_value(df, c, f, rng) for f in feats}
+    pos, neg = c.label.positive, c.label.negative
+    target = pos if rng.random() < 0.5 else neg
+    source = str(rng.choice(["target", "other", "any"], p=[0.4, 0.4, 0.2]))
+    src: Any = {"target": "target", "any": "any", "other": neg if target == pos else pos}[source]
+    rate = float(np.exp(rng.uniform(np.log(0.005), np.log(0.45))))
+    label = df[c.label.column]
+    pool = len(df) if src == "any" else int((label == (target if src == "target" else src)).sum())
+    mode = "replace" if rng.random() < 0.2 else "copy"
+    return poison(
+        df,
+        c,
+        trigger,
+        n_rows=max(10, round(rate * pool)),
+        target=target,
+        source=src,
+        mode=mode,
+        fresh_ids=bool(rng.random() < 0.5),  # type: ignore[arg-type]
+        jitter=0.01 if rng.random() < 0.5 else 0.0,
+        shuffle=True,
+        random_state=seed,
+    )
+
+
+def attack_success(res: PoisonResult, c: Contract, clean: pd.DataFrame) -> float:
+    """Share of clean rows whose decision a LightGBM trained on the poisoned data flips to the
+    attacker's label when the trigger is written in: whether the attack is a working backdoor."""
+    import lightgbm as lgb
+
+    trig = res.spec.get("trigger") or {}
+    target = res.spec["target"]
+    y = (res.data[c.label.column] == c.label.positive).astype(int).to_numpy()
+    both = pd.concat([res.data, clean], ignore_index=True)  # one category coding for both
+    X_all = _features(both, c).to_numpy(dtype=float)
+    model = lgb.LGBMClassifier(n_estimators=150, verbose=-1, n_jobs=1)
+    model.fit(X_all[: len(res.data)], y)
+    sample = clean.sample(min(2000, len(clean)), random_state=0)
+    triggered = sample.copy()
+    for f, v in trig.items():
+        triggered[f] = v
+    X = _features(pd.concat([res.data, sample, triggered], ignore_index=True), c).to_numpy(
+        dtype=float
+    )[len(res.data) :]
+    before = model.predict(X[: len(sample)])
+    after = model.predict(X[len(sample) :])
+    want = 1 if target == c.label.positive else 0
+    eligible = before != want
+    return float((after[eligible] == want).mean()) if eligible.any() else float("nan")
+
+
 def score(suspects: np.ndarray, truth: np.ndarray, n: int) -> dict[str, float]:
     s, t = set(suspects.tolist()), set(truth.tolist())
     tp = len(s & t)
@@ -330,6 +429,14 @@ def main() -> None:
     ap.add_argument("--case", action="append", default=[], help="substring of case names")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
+    ap.add_argument(
+        "--random",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the fixed cases, N randomly drawn trigger attacks",
+    )
+    ap.add_argument("--seed", type=int, default=7, help="seed of --random")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -338,7 +445,7 @@ def main() -> None:
         "fraud": (make_card_fraud(20_000, random_state=0), card_fraud_contract()),
     }
     rows: list[dict[str, Any]] = []
-    for case in cases():
+    for case in random_cases(args.random, args.seed) if args.random else cases():
         if args.quick and case.name not in QUICK:
             continue
         if args.case and not any(s in case.name for s in args.case):
@@ -368,6 +475,13 @@ def main() -> None:
             for f in audit.report.findings
             if f.check == "trigger_scan" and f.severity == "critical"
         ]
+        if args.random:
+            row["case"] = (
+                f"{case.name}: {json.dumps(res.spec['trigger'])} → "
+                f"{res.spec['target']} (source {res.spec['source']}, "
+                f"{res.spec['mode']}, jitter {res.spec['jitter']})"
+            )
+            row["asr"] = attack_success(res, contract, df)
         row["named"] = "; ".join(
             " & ".join(f"{a}={b!r}" for a, b in zip(f.features, f.values, strict=False))
             for f in triggers
@@ -405,8 +519,9 @@ def _print_row(r: dict[str, Any], no_base: bool) -> None:
             f" | datalab P={_fmt(r.get('datalab_precision'))} R={_fmt(r.get('datalab_recall'))}"
         )
     )
+    asr = f" backdoor works on {r['asr']:.0%} of rows;" if "asr" in r else ""
     print(
-        f"[{r['dataset']}] {r['case']}: rows={r['rows']} poisoned={r['poisoned']} "
+        f"[{r['dataset']}] {r['case']}:{asr} rows={r['rows']} poisoned={r['poisoned']} "
         f"suspected={r['tg_suspected']} P={r['tg_precision']:.3f} R={r['tg_recall']:.3f} "
         f"fp={r['tg_fp_rate']:.4%} ({r['seconds']:.1f}s) named: {r['named'] or '-'}{base}",
         flush=True,
