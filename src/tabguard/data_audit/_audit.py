@@ -163,12 +163,13 @@ def audit_data(
         timings[name] = round(time.perf_counter() - t0, 3)
     findings = [f for r in results.values() for f in r.findings]
     suspicious = sorted({int(i) for r in results.values() for i in r.suspicious_rows})
-    quarantine: dict[int, str] = {}
+    reasons: dict[int, list[str]] = {}
     for r in results.values():
         for row, why in r.quarantine.items():
-            quarantine.setdefault(int(row), why)
+            reasons.setdefault(int(row), []).append(why)
     for row in suspicious:
-        quarantine.setdefault(row, "poisoning suspect")
+        reasons.setdefault(row, ["poisoning suspect"])
+    quarantine = {row: "; ".join(dict.fromkeys(why)) for row, why in reasons.items()}
     treatments = [t for r in results.values() for t in r.treatments]
     qrows = np.array(sorted(quarantine), dtype=np.int64)
     df = ctx.data

@@ -14,6 +14,10 @@ from tabguard.data_audit._base import AuditContext, CheckResult, Treatment, regi
 from tabguard.reports import Finding, Section, Table
 
 
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
 @register_check
 class IntegrityCheck:
     """Rows that break the feature contract."""
@@ -76,7 +80,7 @@ class IntegrityCheck:
                     Treatment(
                         "clipped",
                         rows,
-                        f"{name} outside clip range {list(spec.clip)}",
+                        f"{name} outside clip range [{_num(spec.clip[0])}, {_num(spec.clip[1])}]",
                         self.name,
                         [name],
                     )

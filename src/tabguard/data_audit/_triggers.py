@@ -37,7 +37,7 @@ import lightgbm as lgb
 import numpy as np
 from scipy import stats
 
-from tabguard.data_audit._base import AuditContext, CheckResult, register_check
+from tabguard.data_audit._base import AuditContext, CheckResult, Treatment, register_check
 from tabguard.data_audit._context_model import fit_context_model, predict
 from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes, nearest_distances
 from tabguard.reports import Finding, PlotSpec, Section, Table
@@ -458,7 +458,24 @@ class TriggerScan:
             else:
                 rows = sc.twin_rows(p)
             suspects.update(int(r) for r in rows)
-            res.findings.append(self._finding(ctx, sc, p, rows))
+            finding = self._finding(ctx, sc, p, rows)
+            res.findings.append(finding)
+            cond = " & ".join(
+                f"{f}={v!r}" for f, v in zip(finding.features, finding.values, strict=True)
+            )
+            reason = f"backdoor trigger {cond} -> {ctx.contract.label.column}="
+            reason += repr(finding.evidence["label"])
+            for r in rows:
+                res.quarantine.setdefault(int(r), reason)
+            res.treatments.append(
+                Treatment(
+                    "quarantined",
+                    np.asarray(rows, dtype=np.int64),
+                    reason,
+                    self.name,
+                    list(finding.features),
+                )
+            )
         res.suspicious_rows = np.array(sorted(suspects), dtype=np.int64)
         res.findings.append(
             Finding(
