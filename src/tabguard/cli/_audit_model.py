@@ -47,6 +47,9 @@ def audit_model_cmd(
         str | None, typer.Option(help="Comma-separated checks to run (default: all).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of samples and attacks.")] = 0,
+    jobs: Annotated[
+        int, typer.Option(help="Threads of the model libraries (1 is steady on busy hosts).")
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Audit a model: importance and partial dependence, unacceptable cases, backdoor probe,
@@ -71,6 +74,7 @@ def audit_model_cmd(
             random_state=seed,
             progress=progress,
             source=str(data),
+            n_jobs=jobs,
         )
         paths = write_model_audit(result, out)
     rep = result.report

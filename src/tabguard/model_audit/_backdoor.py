@@ -78,6 +78,9 @@ class ProbeOptions:
         Models without trees: a value carried by at most this share of clean rows is rare.
     decisive_lr : float
         Likelihood ratio at which the labels of clean rows decisively contradict the model.
+    mass_ratio : float
+        Tree models: the training share of a cell must exceed the clean share by this factor
+        (or by any factor with decisively contradicting labels).
     """
 
     n_rows: int = 400
@@ -89,6 +92,7 @@ class ProbeOptions:
     min_spike_without_trees: float = 0.5
     total_spike: float = 0.9
     rare_share: float = 0.005
+    mass_ratio: float = 2.0
     decisive_lr: float = 100.0
 
 
@@ -539,6 +543,10 @@ def _neighbours(
         return sorted(populated, key=lambda k: -cells[k].n_natural)[:3]
     left = [k for k in populated if k < i][::-1][:window]
     right = [k for k in populated if k > i][:window]
+    if not left or not right:
+        # at the edge only one side exists: its nearest value, else any monotone trend would
+        # look like a spike against a value further inside
+        return [left[0]] if left else [right[0]]
     out = []
     for side in (left, right):
         if not side:
@@ -744,15 +752,21 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
     A candidate is a backdoor when (1) it moves decisions by at least ``opts.min_spike`` of the
     possible amount relative to every neighbour, and more than the ordinary candidates of the
     model's other features do (their ``opts.null_quantile`` quantile), and (2) clean data does
-    not support that effect. For tree ensembles (2) is either of
+    not support that effect. For tree ensembles (2) is:
 
     * **training mass**: the trees confine a share of their training rows to the candidate's
       cell that clean data cannot explain (one-sided binomial test against the clean share,
-      Bonferroni over the candidates that pass (1)) - the model was fitted on many rows with
-      this value, clean data has few or none;
-    * **labels**: the clean rows carrying the value have the labels the model predicts at the
-      neighbouring value, decisively (likelihood ratio above ``opts.decisive_lr``), or the
-      effect is near-total (``opts.total_spike``) and the labels side with the neighbour.
+      Bonferroni over the candidates that pass (1)), at least ``opts.mass_ratio`` times the
+      clean share or more than it with contradicting labels - the model was fitted on many
+      rows with this value, clean data has few or none.
+
+    **Labels** are the other evidence: the clean rows carrying the value have the labels the
+    model predicts at the neighbouring value, decisively (likelihood ratio above
+    ``opts.decisive_lr``), or the effect is near-total (``opts.total_spike``) and the labels
+    side with the neighbour.
+
+    For tree ensembles the training mass is required (labels alone may only show an
+    overconfident model); contradicting labels are then reported beside it.
 
     Models without readable trees lack the mass test; for them (2) is: no clean row carries
     the value, or few do (``opts.rare_share``) and their labels do not back the model, or the
@@ -804,12 +818,25 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
             k = round(share * n_train)
             c.training_share, c.expected_share = share, expected
             c.p_mass = float(binom.sf(k - 1, round(n_train), expected)) if k > 0 else 1.0
-            if c.p_mass < alpha and share > expected:
+            # Significance alone is not enough: with tens of thousands of training rows any
+            # shift between the training and the reference data is significant (poisoning
+            # copies of defaulters also shifts every other feature a little). The excess must be
+            # large (the trees saw at least mass_ratio times the clean share), or moderate and
+            # backed by contradicting labels.
+            excess = share / expected
+            if c.p_mass < alpha and (
+                excess >= opts.mass_ratio or (excess > 1.0 and label_reason is not None)
+            ):
                 reasons.append(
                     f"the model's trees were fitted on {share:.2%} of their training rows in "
                     f"this cell, clean data has {c.n_natural / max(n_ref, 1):.2%} "
                     f"(p = {c.p_mass:.1e})"
                 )
+                if label_reason is not None:
+                    reasons.append(label_reason)
+            # Tree models need the structural evidence: labels alone may only show an
+            # overconfident model, the training mass shows what the model was fitted on.
+            label_reason = None
         else:
             if c.continuation:
                 reasons = []

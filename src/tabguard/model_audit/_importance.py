@@ -142,7 +142,9 @@ class ImportanceCheck:
         n_blast = int(o.get("blast_rows", 3000))
         n_grid = int(o.get("grid_points", 20))
         blast_warning = float(o.get("blast_warning", 0.05))
-        avg = float(ctx.scores.mean())
+        # a declared neutral value is worth a warning when it moves the average score by at
+        # least this much (and by a quarter of the feature's range of effect)
+        min_shift = float(o.get("neutral_tolerance", 0.01))
         rows = ctx.sample(n_shap, key="shap")
         bg = ctx.X[ctx.sample(80, key="background")]
         with ctx.progress.stage("importance: SHAP values", total=None):
@@ -151,6 +153,9 @@ class ImportanceCheck:
         mean_abs = np.abs(sh.values).mean(axis=0)
         order = np.argsort(-mean_abs)
         pd_rows = ctx.X[ctx.sample(n_pd, key="pd")]
+        # partial dependence is compared with the mean score of the same rows (a sample's mean
+        # differs from the population's by more than many features' effects)
+        avg = float(ctx.scores[ctx.sample(n_pd, key="pd")].mean())
         blast_rows = ctx.sample(n_blast, key="blast")
         gameable = set(model.contract.gameable_features())
         effects: list[FeatureEffect] = []
@@ -181,7 +186,7 @@ class ImportanceCheck:
                 if f in gameable:
                     eff.blast = self._blast(ctx, f, grid, S, blast_rows)
                 effects.append(eff)
-                findings.extend(self._findings(eff, pdv, avg, blast_warning, model))
+                findings.extend(self._findings(eff, pdv, avg, blast_warning, model, min_shift))
         ctx.cache["effects"] = effects
         return ModelCheckResult(
             findings=findings,
@@ -241,13 +246,18 @@ class ImportanceCheck:
 
     @staticmethod
     def _findings(
-        eff: FeatureEffect, pdv: np.ndarray, avg: float, blast_warning: float, model: AuditedModel
+        eff: FeatureEffect,
+        pdv: np.ndarray,
+        avg: float,
+        blast_warning: float,
+        model: AuditedModel,
+        min_shift: float,
     ) -> list[Finding]:
         out: list[Finding] = []
         span = float(pdv.max() - pdv.min()) if len(pdv) else 0.0
         if (
             eff.declared_neutral_shift is not None
-            and span >= 0.01
+            and abs(eff.declared_neutral_shift) >= min_shift
             and abs(eff.declared_neutral_shift) > 0.25 * span
         ):
             out.append(
