@@ -41,12 +41,13 @@ def _nice_ceil(x: float) -> float:
     return float(math.ceil(x / mag) * mag)
 
 
-def _decimals(values: np.ndarray, cap: int = 6) -> int:
+def _decimals(values: np.ndarray, cap: int = 8) -> int | None:
+    """Decimals needed by every value, or None when more than ``cap`` (no constraint)."""
     for d in range(cap + 1):
         scaled = values * 10**d
         if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
             return d
-    return cap
+    return None
 
 
 def _py(v: Any) -> Any:
@@ -131,8 +132,9 @@ def infer_contract(
                     spec["min"] = _nice_floor(lo)
                     spec["max"] = _nice_ceil(hi) if hi > 0 else hi
                     notes.append(f"observed range [{lo:g}, {hi:g}]; set the realistic range")
-                    if not integral:
-                        spec["precision"] = _decimals(vals[:100_000])
+                    decimals = None if integral else _decimals(vals)
+                    if decimals is not None:
+                        spec["precision"] = decimals
         else:
             lowered = nonnull.astype(str).str.strip().str.lower()
             if len(nonnull) and lowered.isin(["true", "false"]).all():

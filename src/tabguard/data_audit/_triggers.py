@@ -279,14 +279,17 @@ class _Scanner:
     def _replacements(self, j: int, code: int) -> tuple[np.ndarray, np.ndarray]:
         """Value ids that may replace ``code`` of feature j, with their sampling weights.
 
-        Ordinal features: the in-contract neighbouring values (about 1 % of the rows); other
-        features: every other in-contract value, in proportion to its frequency.
+        Ordinal features: the in-contract neighbouring values (about 1 % of the rows), so that
+        a natural smooth effect of the feature is not mistaken for a trigger. Other features,
+        and values that break the contract (an out-of-range value has no natural neighbours:
+        the top of the range can itself be strongly predictive): every in-contract value, in
+        proportion to its frequency.
         """
         m = self.m
         cnt = m.counts[j].astype(float)
         allowed = ~m.breaks_contract[j] & (cnt > 0)
         allowed[code] = False
-        if m.ordinal[j]:
+        if m.ordinal[j] and not m.breaks_contract[j][code]:
             want = max(50, int(0.01 * self.n))
             chosen: list[int] = []
             total, lo, hi = 0.0, code - 1, code + 1
