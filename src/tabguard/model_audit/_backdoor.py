@@ -486,6 +486,8 @@ def probe_backdoors(
     for cand_cells, nbs, stats in singles + pairs:
         result.candidates.append(_candidate(model, cand_cells, nbs, stats, X, y, p))
     _decide(result, opts, len(X), ens)
+    if ens is not None:
+        _complete_combinations(result, model, ens, grids, X, opts)
     return result
 
 
@@ -744,6 +746,80 @@ def _label_lr(yn: np.ndarray, p_c: np.ndarray, p_nb: np.ndarray) -> float:
     a = np.clip(p_nb, 0.01, 0.99)
     b = np.clip(p_c, 0.01, 0.99)
     return float(np.sum(yn * (np.log(a) - np.log(b)) + (1 - yn) * (np.log(1 - a) - np.log(1 - b))))
+
+
+def _complete_combinations(
+    result: ProbeResult,
+    model: AuditedModel,
+    ens: TreeEnsemble,
+    grids: dict[int, _Grid],
+    X: np.ndarray,
+    opts: ProbeOptions,
+) -> None:
+    """Extend confirmed single triggers whose excess training rows share a second value.
+
+    A model may learn one half of a combination trigger on its own (``MARRIAGE = 3`` when the
+    attacker wrote ``MARRIAGE = 3 and EDUCATION = 3``): the single value then flips decisions
+    by itself and is confirmed alone. The trees still record where its training rows were: if
+    the leaves inside the cell also confine another feature to an interval that holds most of
+    the cell's excess training rows, and a share of the cell's training rows ``opts.mass_ratio``
+    times larger than its share of the cell's clean rows (binomial test against clean data),
+    that interval is part of the trigger. A value no clean row carries gets no partner: every
+    interval of another feature is then equally empty of clean rows.
+    """
+    from scipy.stats import binom
+
+    n_ref = len(X)
+    n_train = max(float(ens.trees[0].count[0]), 1.0) / (0.25 if ens.source == "xgboost" else 1)
+    ordered = [j for j, g in grids.items() if not any(c.categorical for c in g.cells)]
+    for c in [t for t in result.candidates if t.backdoor and len(t.features) == 1]:
+        j1 = c.columns[0]
+        cond = (j1, *c.intervals[0], int(c.codes[0]) if c.categorical[0] else None)
+        g1 = grids[j1]
+        natural1 = next(x.natural for x in g1.cells if x.code == c.codes[0])
+        single_excess = c.training_share - c.expected_share
+        best: tuple[float, int, float, float, float, float] | None = None
+        for (j2, lo, hi), share in ens.partner_shares(cond, ordered).items():
+            col = X[:, j2]
+            both = natural1 & (col > lo) & (col <= hi)
+            expected = (float(both.sum()) + 1.0) / (n_ref + 1.0)
+            hits = round(share * n_train)
+            p = float(binom.sf(hits - 1, round(n_train), expected)) if hits > 0 else 1.0
+            excess = share - expected
+            # the interval must hold the cell's training rows much more than its clean rows
+            concentration = (share / max(c.training_share, 1e-12)) / (
+                expected / max(c.expected_share, 1e-12)
+            )
+            if (
+                p < opts.alpha
+                and concentration >= opts.mass_ratio
+                and excess >= 0.5 * single_excess
+                and (best is None or excess > best[0])
+            ):
+                best = (excess, j2, lo, hi, share, expected)
+        if best is None:
+            continue
+        _, j2, lo, hi, share, expected = best
+        inside = X[natural1, j2]
+        inside = inside[(inside > lo) & (inside <= hi)]
+        if inside.size:
+            vals, counts = np.unique(inside, return_counts=True)
+            code = float(vals[np.argmax(counts)])
+        else:
+            code = float(lo + 1 if math.isfinite(lo) else hi)
+        f2 = model.feature_names[j2]
+        v2 = model.decode_value(f2, code)
+        c.features = (c.features[0], f2)
+        c.values = (c.values[0], v2)
+        c.codes = (c.codes[0], code)
+        c.intervals = (c.intervals[0], (lo, hi))
+        c.columns = (j1, j2)
+        c.categorical = (c.categorical[0], False)
+        c.reason += (
+            f"; most of those rows also have {f2} in ({lo:g}, {hi:g}] ({share:.2%} of "
+            f"training rows with both, clean data {expected:.2%}): a combination trigger whose "
+            "first part alone already moves the model"
+        )
 
 
 def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemble | None) -> None:

@@ -185,6 +185,71 @@ class TreeEnsemble:
             best = max(best, inside / root)
         return best
 
+    def partner_shares(
+        self, cell: tuple[int, float, float, int | None], columns: Sequence[int]
+    ) -> dict[tuple[int, float, float], float]:
+        """Where, inside one cell, the trees put their training rows on other columns.
+
+        For every leaf whose path keeps column ``cell[0]`` inside the cell, the path's interval
+        ``(low, high]`` on each column ``j`` of ``columns`` (when the path bounds it at all)
+        collects the leaf's rows.
+
+        Returns
+        -------
+        dict
+            ``(j, low, high) -> max over trees of (rows collected) / (rows at the root)``: a
+            lower bound on the share of training rows with the cell's value and ``x_j`` in
+            ``(low, high]`` (numeric splits of ``j`` only).
+        """
+        j0, lo0, hi0, cat0 = cell
+        cols = [j for j in columns if j != j0]
+        index = {j: i for i, j in enumerate(cols)}
+        best: dict[tuple[int, float, float], float] = {}
+        for t in self.trees:
+            root = float(t.count[0])
+            n = len(t.feature)
+            if root <= 0 or n == 0:
+                continue
+            lo = np.full((n, len(cols)), -math.inf)
+            hi = np.full((n, len(cols)), math.inf)
+            own: list[tuple[float, float, frozenset[int] | None]]
+            own = [(-math.inf, math.inf, None)] * n
+            for node in range(n):  # children always come after their parent
+                f = int(t.feature[node])
+                if f < 0:
+                    continue
+                left, right = int(t.left[node]), int(t.right[node])
+                lo[left], hi[left] = lo[node], hi[node]
+                lo[right], hi[right] = lo[node], hi[node]
+                own[left] = own[right] = own[node]
+                split = t.categories.get(node)
+                if f == j0:
+                    a, b, cats = own[node]
+                    if split is not None:
+                        own[left] = (a, b, split if cats is None else cats & split)
+                        own[right] = (a, b, None if cats is None else cats - split)
+                    else:
+                        thr = float(t.threshold[node])
+                        own[left] = (a, min(b, thr), cats)
+                        own[right] = (max(a, thr), b, cats)
+                elif f in index and split is None:
+                    thr = float(t.threshold[node])
+                    k = index[f]
+                    hi[left, k] = min(hi[left, k], thr)
+                    lo[right, k] = max(lo[right, k], thr)
+            sums: dict[tuple[int, float, float], float] = {}
+            for leaf in np.flatnonzero(t.feature < 0):
+                if not _within(own[leaf], (lo0, hi0, cat0), t.strict):
+                    continue
+                w = float(t.count[leaf])
+                for j, i in index.items():
+                    a, b = float(lo[leaf, i]), float(hi[leaf, i])
+                    if math.isfinite(a) or math.isfinite(b):
+                        sums[(j, a, b)] = sums.get((j, a, b), 0.0) + w
+            for key, v in sums.items():
+                best[key] = max(best.get(key, 0.0), v / root)
+        return best
+
 
 def _within(
     bound: tuple[float, float, frozenset[int] | None],
