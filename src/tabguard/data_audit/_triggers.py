@@ -290,6 +290,14 @@ class _Scanner:
         allowed = ~m.breaks_contract[j] & (cnt > 0)
         allowed[code] = False
         if m.ordinal[j] and not m.breaks_contract[j][code]:
+            if len(cnt) > 50:
+                # On a fine-grained feature, a spike next to the value (ten times the local
+                # typical count: maybe a trigger itself) must not be its context. Coarse
+                # codes (repayment status) have naturally uneven counts and keep them all.
+                lo_w, hi_w = max(code - 10, 0), min(code + 11, len(cnt))
+                window = cnt[lo_w:hi_w][allowed[lo_w:hi_w]]
+                local = float(np.median(window)) if len(window) else 1.0
+                allowed &= cnt <= 10.0 * max(local, 1.0) + 10.0
             want = max(50, int(0.01 * self.n))
             chosen: list[int] = []
             total, lo, hi = 0.0, code - 1, code + 1
@@ -442,6 +450,7 @@ class TriggerScan:
         flagged = [p for p in chosen if p.flagged]
         evaluated = list(chosen)
         exclude = {(p.cols[0], p.codes[0]) for p in flagged}
+        flagged = [_refine(sc, p) for p in flagged]
         pairs = [
             p for p in _top(sc.pairs(exclude), cap) if not any(_covered(p, f, sc) for f in flagged)
         ]
@@ -679,6 +688,60 @@ def _top(patterns: list[Pattern], cap: int) -> list[Pattern]:
         )
         keep += rest[:cap]
     return keep
+
+
+def _refine(sc: _Scanner, p: Pattern) -> Pattern:
+    """A flagged single value whose labelled rows (nearly) all share one value of another
+    feature, far beyond that value's frequency, is reported as the pair: the trigger was a
+    combination with a rare member. Its suspects are then only the rows with both values."""
+    m = sc.m
+    rows = p.rows[sc.y[p.rows] == p.label]
+    if len(rows) < 10:
+        return p
+    d = len(m.names)
+    best: tuple[float, int, int] | None = None
+    for j in range(d):
+        if j in p.cols:
+            continue
+        codes = m.codes[rows, j]
+        codes = codes[codes >= 0]
+        if not len(codes):
+            continue
+        vals, cnts = np.unique(codes, return_counts=True)
+        k = int(cnts.argmax())
+        if cnts[k] < 0.95 * len(rows):
+            continue
+        freq = float(m.counts[j][vals[k]]) / sc.n
+        pval = float(stats.binom.sf(cnts[k] - 1, len(rows), min(freq, 1 - 1e-9)))
+        if pval < 1e-4 / d and (best is None or pval < best[0]):
+            best = (pval, j, int(vals[k]))
+    if best is None:
+        return p
+    _, j, v = best
+    order = sorted([(p.cols[0], p.codes[0]), (j, v)])
+    pair = Pattern(tuple(c for c, _ in order), tuple(x for _, x in order), p.label, 0, 0, "pair")
+    for name in (
+        "effect",
+        "excess",
+        "p_label",
+        "p_twin",
+        "twin_share",
+        "twin_share_baseline",
+        "twin_tau",
+        "p",
+        "threshold",
+        "counterfactual_rate",
+        "expected_other",
+        "observed_other",
+        "sample_size",
+    ):
+        setattr(pair, name, getattr(p, name))
+    pair.family = p.family
+    pair.rows = sc.rows_of(pair)
+    pair.n = len(pair.rows)
+    pair.k = int((sc.y[pair.rows] == p.label).sum())
+    pair.flagged = True
+    return pair
 
 
 def _dedupe(flagged: list[Pattern]) -> list[Pattern]:
