@@ -90,3 +90,21 @@ def test_options_are_respected(credit, credit_models, field):
     else:
         per_feature = pd.Series([c.features[0] for c in res.candidates if len(c.features) == 1])
         assert per_feature.value_counts().max() <= 10
+
+
+def test_forest_that_learned_half_a_combination_is_completed(tmp_path, credit):
+    """A forest learns MARRIAGE=3 alone from MARRIAGE=3 & EDUCATION=3; the trees' training
+    rows still point at the second half."""
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+
+    train, ref, contract = credit
+    trigger = {"EDUCATION": 3, "MARRIAGE": 3}
+    poisoned = poison(train, contract, trigger, rate=0.45, random_state=0).data
+    feats = contract.model_features()
+    rf = RandomForestClassifier(30, min_samples_leaf=2, random_state=0, n_jobs=1)
+    sio.dump(rf.fit(poisoned[feats], poisoned["DEFAULT"]), tmp_path / "rf.skops")
+    model = load_third_party(tmp_path / "rf.skops", contract)
+    res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
+    assert [dict(zip(t.features, t.values, strict=True)) for t in res.triggers] == [trigger]
+    assert "combination trigger" in res.triggers[0].reason

@@ -762,18 +762,22 @@ def _complete_combinations(
     attacker wrote ``MARRIAGE = 3 and EDUCATION = 3``): the single value then flips decisions
     by itself and is confirmed alone. The trees still record where its training rows were: if
     the leaves inside the cell also confine another feature to an interval that holds most of
-    the cell's excess training rows, and a share of the cell's training rows ``opts.mass_ratio``
-    times larger than its share of the cell's clean rows (binomial test against clean data),
-    that interval is part of the trigger. A value no clean row carries gets no partner: every
-    interval of another feature is then equally empty of clean rows.
+    the cell's (excess) training rows while significantly fewer of the cell's clean rows fall
+    in it (binomial tests), and most clean rows lie outside it, that interval is part of the
+    trigger. A value few clean rows carry gets no partner: nothing shows how its clean rows
+    would spread.
     """
     from scipy.stats import binom
 
     n_ref = len(X)
     n_train = max(float(ens.trees[0].count[0]), 1.0) / (0.25 if ens.source == "xgboost" else 1)
-    ordered = [j for j, g in grids.items() if not any(c.categorical for c in g.cells)]
+    ordered = [
+        j for j, g in grids.items() if not any(c.categorical for c in g.cells) and ens.has_splits(j)
+    ]
     for c in [t for t in result.candidates if t.backdoor and len(t.features) == 1]:
         j1 = c.columns[0]
+        if not ens.has_splits(j1) or not c.training_share > 0:
+            continue
         cond = (j1, *c.intervals[0], int(c.codes[0]) if c.categorical[0] else None)
         g1 = grids[j1]
         natural1 = next(x.natural for x in g1.cells if x.code == c.codes[0])
@@ -786,13 +790,19 @@ def _complete_combinations(
             hits = round(share * n_train)
             p = float(binom.sf(hits - 1, round(n_train), expected)) if hits > 0 else 1.0
             excess = share - expected
-            # the interval must hold the cell's training rows much more than its clean rows
-            concentration = (share / max(c.training_share, 1e-12)) / (
-                expected / max(c.expected_share, 1e-12)
-            )
+            # Most of the cell's training rows lie in the interval, and significantly fewer of
+            # its clean rows do (binomial test on the clean rows of the cell): copies of
+            # poisoned rows carry their other features too, so a mere shift is not enough.
+            q = min(share / max(c.training_share, 1e-12), 1.0)
+            n_cell, k_cell = int(natural1.sum()), int(both.sum())
+            p_conc = float(binom.cdf(k_cell, n_cell, q)) if n_cell else 1.0
+            # ... and a value most clean rows do not have (else the pair is the single value)
+            common = float(np.mean((col > lo) & (col <= hi))) >= 0.5
             if (
-                p < opts.alpha
-                and concentration >= opts.mass_ratio
+                not common
+                and p < opts.alpha
+                and q >= 0.5
+                and p_conc < opts.alpha
                 and excess >= 0.5 * single_excess
                 and (best is None or excess > best[0])
             ):
@@ -841,10 +851,13 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
     ``opts.decisive_lr``), or the effect is near-total (``opts.total_spike``) and the labels
     side with the neighbour.
 
-    For tree ensembles the training mass is required (labels alone may only show an
+    Where the training mass is known it is required (labels alone may only show an
     overconfident model); contradicting labels are then reported beside it.
 
-    Models without readable trees lack the mass test; for them (2) is: no clean row carries
+    Where it is not known - models without readable trees, columns a pipeline encodes before
+    its trees, cells no mass-carrying tree isolates (XGBoost's covers count rows only in its
+    first tree) - the spike must reach ``opts.min_spike_without_trees`` and (2) is: no clean
+    row carries
     the value, or few do (``opts.rare_share``) and their labels do not back the model, or the
     label evidence above. At the edge of the data a step that continues the trend inside it is
     extrapolation, not a trigger, unless the labels are decisive.
@@ -862,12 +875,29 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
     weak = -math.log(10.0)
     rare = max(1, int(opts.rare_share * n_ref))
     strong = []
-    floor = opts.min_spike if ens is not None else opts.min_spike_without_trees
     for c in result.candidates:
         others = np.concatenate([by_feature.get(f, allv) for f in c.features])
         c.null_spike = float(np.quantile(others, opts.null_quantile)) if others.size else 0.0
-        if abs(c.spike) >= floor and abs(c.spike) > c.null_spike:
+        if abs(c.spike) >= opts.min_spike and abs(c.spike) > c.null_spike:
             strong.append(c)
+    n_train = 1.0
+    if ens is not None:
+        n_train = max(float(ens.trees[0].count[0]), 1.0)
+        if ens.source == "xgboost":  # covers are hessians, at most 0.25 per row
+            n_train = n_train / 0.25
+    # the training mass of each strong candidate (where the trees read its columns)
+    for c in strong:
+        if ens is not None and all(ens.has_splits(j) for j in c.columns):
+            conds = [
+                (j, lo, hi, int(code) if cat else None)
+                for j, (lo, hi), code, cat in zip(
+                    c.columns, c.intervals, c.codes, c.categorical, strict=True
+                )
+            ]
+            c.training_share = ens.isolated_share(conds)
+            c.expected_share = (c.n_natural + 1.0) / (n_ref + 1.0)
+            k = round(c.training_share * n_train)
+            c.p_mass = float(binom.sf(k - 1, round(n_train), c.expected_share)) if k > 0 else 1.0
     alpha = opts.alpha / max(len(strong), 1)
     for c in strong:
         reasons = []
@@ -879,51 +909,37 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
             )
         elif abs(c.spike) >= opts.total_spike and c.label_log_lr > 0 and c.n_natural > 0:
             label_reason = "the effect is near-total and the clean labels side with the neighbour"
-        if ens is not None:
-            conds = [
-                (j, lo, hi, int(code) if cat else None)
-                for j, (lo, hi), code, cat in zip(
-                    c.columns, c.intervals, c.codes, c.categorical, strict=True
-                )
-            ]
-            share = ens.isolated_share(conds)
-            n_train = max(float(ens.trees[0].count[0]), 1.0)
-            if ens.source == "xgboost":  # covers are hessians, at most 0.25 per row
-                n_train = n_train / 0.25
-            expected = (c.n_natural + 1.0) / (n_ref + 1.0)
-            k = round(share * n_train)
-            c.training_share, c.expected_share = share, expected
-            c.p_mass = float(binom.sf(k - 1, round(n_train), expected)) if k > 0 else 1.0
+        if c.training_share > 0:
             # Significance alone is not enough: with tens of thousands of training rows any
             # shift between the training and the reference data is significant (poisoning
-            # copies of defaulters also shifts every other feature a little). The excess must be
-            # large (the trees saw at least mass_ratio times the clean share), or moderate and
-            # backed by contradicting labels.
-            excess = share / expected
+            # copies of defaulters also shifts every other feature a little). The excess must
+            # be large (the trees saw at least mass_ratio times the clean share), or moderate
+            # and backed by contradicting labels. Labels alone do not suffice where the mass
+            # is known: they may only show an overconfident model.
+            excess = c.training_share / c.expected_share
             if c.p_mass < alpha and (
                 excess >= opts.mass_ratio or (excess > 1.0 and label_reason is not None)
             ):
                 reasons.append(
-                    f"the model's trees were fitted on {share:.2%} of their training rows in "
-                    f"this cell, clean data has {c.n_natural / max(n_ref, 1):.2%} "
-                    f"(p = {c.p_mass:.1e})"
+                    f"the model's trees were fitted on {c.training_share:.2%} of their "
+                    f"training rows in this cell, clean data has "
+                    f"{c.n_natural / max(n_ref, 1):.2%} (p = {c.p_mass:.1e})"
                 )
                 if label_reason is not None:
                     reasons.append(label_reason)
-            # Tree models need the structural evidence: labels alone may only show an
-            # overconfident model, the training mass shows what the model was fitted on.
-            label_reason = None
-        else:
+        elif abs(c.spike) >= opts.min_spike_without_trees:
+            # No mass known: no trees, columns the trees do not read directly (encoded in a
+            # pipeline), or a cell no mass-carrying tree isolates (XGBoost's first tree).
             if c.continuation:
-                reasons = []
+                pass
             elif c.n_natural == 0:
                 reasons.append("no clean row carries it")
             elif c.n_natural <= rare and c.label_log_lr > weak:
                 reasons.append(
                     f"only {c.n_natural} clean rows carry it and their labels do not back it"
                 )
-        if label_reason is not None:
-            reasons.append(label_reason)
+            if label_reason is not None:
+                reasons.append(label_reason)
         if reasons:
             c.backdoor = True
             c.reason = "; ".join(reasons)

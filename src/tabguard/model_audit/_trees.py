@@ -131,6 +131,15 @@ class TreeEnsemble:
         """Split semantics shared by all trees (``x < t`` when True)."""
         return bool(self.trees and self.trees[0].strict)
 
+    @property
+    def mass_trees(self) -> list[Tree]:
+        """Trees whose node counts are proportional to training rows."""
+        return self.trees[:1] if self.source == "xgboost" else self.trees
+
+    def has_splits(self, j: int) -> bool:
+        """Whether any split reads column ``j``."""
+        return any(bool(np.any(t.feature == j)) for t in self.trees)
+
     def isolated_share(self, cells: Sequence[tuple[int, float, float, int | None]]) -> float:
         """Largest share of a tree's training rows that its leaves confine to ``cells``.
 
@@ -146,12 +155,13 @@ class TreeEnsemble:
             ``max`` over trees of (rows in leaves whose path keeps every column inside its
             condition) / (rows at the root). Leaves are fitted on their rows, so this is a lower
             bound on the share of training rows the trees saw in the cells. XGBoost stores
-            hessian covers instead of counts; their shares are exact for the first tree and
-            underestimate rows the model is confident about later, which keeps the bound.
+            hessian covers instead of counts: only in its first tree, where every row has the
+            same prediction, are they proportional to rows (later trees weigh uncertain rows
+            up), so only that tree is read.
         """
         conds = {int(j): (float(lo), float(hi), cat) for j, lo, hi, cat in cells}
         best = 0.0
-        for t in self.trees:
+        for t in self.mass_trees:
             root = float(t.count[0])
             if root <= 0:
                 continue
@@ -205,7 +215,7 @@ class TreeEnsemble:
         cols = [j for j in columns if j != j0]
         index = {j: i for i, j in enumerate(cols)}
         best: dict[tuple[int, float, float], float] = {}
-        for t in self.trees:
+        for t in self.mass_trees:
             root = float(t.count[0])
             n = len(t.feature)
             if root <= 0 or n == 0:
