@@ -178,6 +178,9 @@ class ProbeCandidate:
     reason: str = ""
     columns: tuple[int, ...] = ()
     categorical: tuple[bool, ...] = ()
+    cell_counts: tuple[int, ...] = ()
+    mass_intervals: tuple[tuple[float, float], ...] = ()
+    mass_counts: tuple[int, ...] = ()
 
 
 @dataclass
@@ -713,6 +716,19 @@ def _candidate(
         q = model.predict_matrix(Xn)
         nr = float(q.mean())
         log_lr = _label_lr(y[idx], p[idx], q)
+    # The mass test looks at the whole bump: from the left neighbour to the right one (bagged
+    # trees isolate a trigger with slightly different boundaries, often wider than the cell).
+    hull = [(c.lo, c.hi) for c in cells]
+    hull_counts = [c.n_natural for c in cells]
+    if len(cells) == 1 and not cells[0].categorical:
+        c0 = cells[0]
+        left = [n[0].hi for n in nbs if n[0].hi <= c0.lo]
+        right = [n[0].lo for n in nbs if n[0].lo >= c0.hi]
+        lo_h = max(left) if left else -math.inf
+        hi_h = min(right) if right else math.inf
+        x = X[:, c0.j]
+        hull = [(lo_h, hi_h)]
+        hull_counts = [int(np.sum((x > lo_h) & (x <= hi_h)))]
     toward_deny = (st["spike"] >= 0) == model.positive_means_deny
     return ProbeCandidate(
         features=feats,
@@ -732,6 +748,9 @@ def _candidate(
         continuation=bool(st.get("continuation", False)),
         columns=tuple(c.j for c in cells),
         categorical=tuple(c.categorical for c in cells),
+        cell_counts=tuple(c.n_natural for c in cells),
+        mass_intervals=tuple(hull),
+        mass_counts=tuple(hull_counts),
     )
 
 
@@ -776,11 +795,14 @@ def _complete_combinations(
     ]
     for c in [t for t in result.candidates if t.backdoor and len(t.features) == 1]:
         j1 = c.columns[0]
-        if not ens.has_splits(j1) or not c.training_share > 0:
+        if not ens.has_splits(j1) or not c.training_share > 0 or len(c.features) != 1:
             continue
-        cond = (j1, *c.intervals[0], int(c.codes[0]) if c.categorical[0] else None)
-        g1 = grids[j1]
-        natural1 = next(x.natural for x in g1.cells if x.code == c.codes[0])
+        cond = (j1, *c.mass_intervals[0], int(c.codes[0]) if c.categorical[0] else None)
+        if c.categorical[0]:
+            natural1 = next(x.natural for x in grids[j1].cells if x.code == c.codes[0])
+        else:
+            lo1, hi1 = c.mass_intervals[0]
+            natural1 = (X[:, j1] > lo1) & (X[:, j1] <= hi1)
         single_excess = c.training_share - c.expected_share
         best: tuple[float, int, float, float, float, float] | None = None
         for (j2, lo, hi), share in ens.partner_shares(cond, ordered).items():
@@ -885,19 +907,28 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
         n_train = max(float(ens.trees[0].count[0]), 1.0)
         if ens.source == "xgboost":  # covers are hessians, at most 0.25 per row
             n_train = n_train / 0.25
-    # the training mass of each strong candidate (where the trees read its columns)
+    # The training mass of each strong candidate, over the columns the trees read directly (a
+    # pipeline may encode some before its trees). XGBoost's mass comes from its first tree
+    # only, which need not isolate a cell: there a zero share means "unknown".
+    known: dict[int, bool] = {}
     for c in strong:
-        if ens is not None and all(ens.has_splits(j) for j in c.columns):
-            conds = [
-                (j, lo, hi, int(code) if cat else None)
-                for j, (lo, hi), code, cat in zip(
-                    c.columns, c.intervals, c.codes, c.categorical, strict=True
-                )
-            ]
-            c.training_share = ens.isolated_share(conds)
-            c.expected_share = (c.n_natural + 1.0) / (n_ref + 1.0)
-            k = round(c.training_share * n_train)
-            c.p_mass = float(binom.sf(k - 1, round(n_train), c.expected_share)) if k > 0 else 1.0
+        readable = [k for k, j in enumerate(c.columns) if ens is not None and ens.has_splits(j)]
+        if ens is None or not readable:
+            known[id(c)] = False
+            continue
+        conds = [
+            (c.columns[k], *c.mass_intervals[k], int(c.codes[k]) if c.categorical[k] else None)
+            for k in readable
+        ]
+        if len(c.columns) == 1:
+            n_clean = c.mass_counts[0]
+        else:
+            n_clean = c.n_natural if len(readable) == len(c.columns) else c.cell_counts[readable[0]]
+        c.training_share = ens.isolated_share(conds)
+        c.expected_share = (n_clean + 1.0) / (n_ref + 1.0)
+        k = round(c.training_share * n_train)
+        c.p_mass = float(binom.sf(k - 1, round(n_train), c.expected_share)) if k > 0 else 1.0
+        known[id(c)] = not (ens.source == "xgboost" and c.training_share == 0)
     alpha = opts.alpha / max(len(strong), 1)
     for c in strong:
         reasons = []
@@ -909,7 +940,7 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
             )
         elif abs(c.spike) >= opts.total_spike and c.label_log_lr > 0 and c.n_natural > 0:
             label_reason = "the effect is near-total and the clean labels side with the neighbour"
-        if c.training_share > 0:
+        if known[id(c)]:
             # Significance alone is not enough: with tens of thousands of training rows any
             # shift between the training and the reference data is significant (poisoning
             # copies of defaulters also shifts every other feature a little). The excess must
@@ -929,7 +960,7 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
                     reasons.append(label_reason)
         elif abs(c.spike) >= opts.min_spike_without_trees:
             # No mass known: no trees, columns the trees do not read directly (encoded in a
-            # pipeline), or a cell no mass-carrying tree isolates (XGBoost's first tree).
+            # pipeline), or a cell XGBoost's first tree does not isolate.
             if c.continuation:
                 pass
             elif c.n_natural == 0:
