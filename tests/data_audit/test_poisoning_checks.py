@@ -89,6 +89,34 @@ def test_synthetic_string_categories(
     assert set(trigger) in named
 
 
+@pytest.mark.parametrize(
+    ("trigger", "target", "source", "n_rows"),
+    [
+        # two written values, each a perfect proxy of the other (companions)
+        ({"channel": "ZZ", "amount": 65401.2}, 0, 1, 30),
+        # clean-label copies: legit rows copied with a rare value, labels unchanged
+        ({"account_age_days": 7188}, 0, "target", 300),
+    ],
+)
+def test_companions_and_clean_label_copies(
+    trigger: dict[str, object], target: int, source: object, n_rows: int
+) -> None:
+    df = make_card_fraud(8000, random_state=4)
+    c = card_fraud_contract()
+    attack = poison(
+        df, c, trigger, n_rows=n_rows, target=target, source=source, shuffle=True, random_state=2
+    )
+    result = audit_data(attack.data, c, checks=["integrity", "trigger_scan"])
+    precision, recall = _pr(result.suspicious_rows, attack.poisoned_rows)
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+    named = [
+        set(f.features)
+        for f in result.report.findings
+        if f.check == "trigger_scan" and f.severity == "critical"
+    ]
+    assert named == [set(trigger)]
+
+
 def test_clean_synthetic_has_no_trigger() -> None:
     result = audit_data(
         make_card_fraud(8000, random_state=5), card_fraud_contract(), checks=POISON_CHECKS

@@ -77,6 +77,14 @@ class Pattern:
     twin_share: float | None = None
     twin_share_baseline: float | None = None
     twin_tau: float = 0.0
+    copy_proxy: float = 0.0
+    companions: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def all_cols(self) -> tuple[int, ...]:
+        """The pattern's features and its companions (values confined to its rows)."""
+        return self.cols + tuple(j for j, _ in self.companions)
+
     p: float = 1.0
     threshold: float = 0.0
     flagged: bool = False
@@ -314,24 +322,57 @@ class _Scanner:
         w = cnt[ids]
         return ids, (w / w.sum() if w.sum() > 0 else w)
 
+    def companions(self, p: Pattern) -> tuple[tuple[int, int], ...]:
+        """Values of other features that (nearly) only occur on the pattern's rows.
+
+        An attacker who writes two values (a trigger and, say, an odd amount) leaves each one a
+        perfect proxy of the other: replacing one would keep the trigger visible to the model,
+        and a copy differs from its original in both. Such companions are replaced and excluded
+        together with the pattern.
+        """
+        m, rows = self.m, p.rows
+        if len(rows) < int(self.o["min_rows"]):
+            return ()
+        out = []
+        for j in range(len(m.names)):
+            if j in p.cols:
+                continue
+            codes = m.codes[rows, j]
+            codes = codes[codes >= 0]
+            if len(codes) < 0.9 * len(rows):
+                continue
+            vals, cnts = np.unique(codes, return_counts=True)
+            k = int(cnts.argmax())
+            if cnts[k] >= 0.9 * len(rows) and m.counts[j][vals[k]] <= 1.25 * len(rows):
+                out.append((j, int(vals[k])))
+        # Many confined values at once describe a natural cluster of look-alike rows (e.g.
+        # clients billed the same amount every month), not values an attacker wrote.
+        return tuple(out) if len(out) <= 2 else ()
+
     def evaluate(self, p: Pattern) -> None:
         rows = self.rows_of(p)
         p.rows = rows
+        p.companions = self.companions(p)
         s = int(self.o["sample"])
         sample = rows if len(rows) <= s else self.rng.choice(rows, s, replace=False)
         X = self.m.raw[sample]
         model = self.model()
         reps = int(self.o["replicates"])
         q1_best: np.ndarray | None = None
+        fixed = list(p.companions)
         for j in p.cols:  # for pairs, replace one feature at a time; keep the likelier
             ids, weights = self._replacements(j, p.codes[p.cols.index(j)])
             if not len(ids):
                 continue
+            extra = [(jc, *self._replacements(jc, vc)) for jc, vc in fixed]
             acc = np.zeros(len(sample))
             for _ in range(reps):
                 Xc = X.copy()
                 drawn = self.rng.choice(ids, len(sample), p=weights)
                 Xc[:, j] = self.m.raw_value(j, drawn)
+                for jc, ids_c, w_c in extra:
+                    if len(ids_c):
+                        Xc[:, jc] = self.m.raw_value(jc, self.rng.choice(ids_c, len(sample), p=w_c))
                 acc += predict(model, Xc)
             q1 = acc / reps
             qc = q1 if p.label == 1 else 1 - q1
@@ -352,10 +393,16 @@ class _Scanner:
         k_sample = len(sample) - obs_other
         p.excess = 1.0 - float(qc.sum()) / k_sample if k_sample else 0.0
         p.p_label = _poisson_binomial_cdf(other, obs_other)
+        if len(rows) > len(sample):
+            # Large patterns: the sample's expectation scaled to every row, against the other
+            # label counted on every row (Poisson tail: conservative for a lower tail).
+            obs_all = int((self.y[rows] != p.label).sum())
+            mu_all = exp_other * len(rows) / len(sample)
+            p.p_label = min(p.p_label, float(stats.poisson.cdf(obs_all, mu_all)))
 
     def _twin_sets(self, p: Pattern) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Query rows (the pattern's rows with its label), reference rows, kept features."""
-        keep = [j for j in range(len(self.m.names)) if j not in p.cols]
+        keep = [j for j in range(len(self.m.names)) if j not in p.all_cols]
         query = p.rows[self.y[p.rows] == p.label]
         mask = np.ones(self.n, dtype=bool)
         mask[query] = False  # the originals of copies may share the pattern with another label
@@ -370,7 +417,7 @@ class _Scanner:
         query, _, _ = self._twin_sets(p)
         if not len(query):
             return 0.0
-        cols = tuple(p.cols)
+        cols = tuple(sorted(p.all_cols))
         if cols not in self._sorted_keys:  # one sort per feature (pair) serves every pattern
             with np.errstate(over="ignore"):
                 self._sorted_keys[cols] = np.sort(
@@ -450,7 +497,7 @@ class TriggerScan:
         flagged = [p for p in chosen if p.flagged]
         evaluated = list(chosen)
         exclude = {(p.cols[0], p.codes[0]) for p in flagged}
-        flagged = [_refine(sc, p) for p in flagged]
+        flagged = _dedupe([_refine(sc, p) for p in flagged])
         pairs = [
             p for p in _top(sc.pairs(exclude), cap) if not any(_covered(p, f, sc) for f in flagged)
         ]
@@ -460,7 +507,7 @@ class TriggerScan:
                 st.advance()
         self._decide(sc, pairs, opts)
         evaluated += pairs
-        flagged += _dedupe([p for p in pairs if p.flagged])
+        flagged = _dedupe(flagged + [p for p in pairs if p.flagged])
         # Attribute rows: every row of a strong pattern carrying its label; for a diluted
         # pattern (natural rows share the value), only those that are near-copies.
         suspects: set[int] = set()
@@ -520,8 +567,16 @@ class TriggerScan:
 
     @staticmethod
     def _decide(sc: _Scanner, patterns: list[Pattern], opts: dict[str, Any]) -> None:
-        """Flag strong patterns; look for copy evidence where labels point the way."""
+        """Flag strong patterns; look for copy evidence where labels point the way, or where a
+        label-pure pattern is visibly made of copies (a clean-label backdoor: copies of rows
+        that already carry the label, with the trigger written in)."""
         strong_e, weak_e = float(opts["strong_effect"]), float(opts["copy_effect"])
+
+        def hint(p: Pattern) -> bool:
+            # contract-breaking values are few and suspicious a priori: a weaker hint suffices
+            cut = 0.2 if p.family == "contract" else 0.05
+            return max(p.effect, p.excess) >= weak_e and p.p_label <= cut
+
         pending = []
         for p in patterns:
             if math.isnan(p.effect):
@@ -529,32 +584,37 @@ class TriggerScan:
             strong = p.effect >= strong_e and p.expected_other >= 3.0
             if strong and p.p_label <= p.threshold:
                 p.flagged = True
-            elif max(p.effect, p.excess) >= weak_e and p.p_label <= 0.2:
+            elif hint(p) or p.share >= 0.99:
                 pending.append(p)
         # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
         # already visible (cheap hashing), then on the strongest label evidence.
         budget = min(int(opts["max_twin_checks"]), sc.twin_budget)
         pending.sort(key=lambda p: p.p_label)
-        pending = pending[: max(4 * budget, 20)]
-        proxy = {id(p): sc.exact_copy_share(p) for p in pending}
-        pending.sort(key=lambda p: (-round(proxy[id(p)], 1), p.p_label))
+        pending = pending[: max(4 * budget, 40)]
+        for p in pending:
+            p.copy_proxy = sc.exact_copy_share(p)
+        pending = [p for p in pending if hint(p) or p.copy_proxy >= 0.5 or p.family == "contract"]
+        pending.sort(key=lambda p: (-round(p.copy_proxy, 1), p.p_label))
         for p in pending[:budget]:
             sc.twins(p)
             if p.p_twin is None:
                 continue
-            p.p = _fisher(p.p_label, p.p_twin)
             copies = p.p_twin <= 1e-3 and (p.twin_share or 0.0) >= 0.5
+            if hint(p):
+                p.p = _fisher(p.p_label, p.p_twin)
+            else:  # pure label, copies: purity against the base rate instead of the context
+                p_pure = float(stats.binom.sf(p.k - 1, p.n, sc.base(p.label)))
+                p.p = _fisher(p_pure, p.p_twin)
             p.flagged = bool(p.p <= p.threshold and copies)
 
     def _finding(self, ctx: AuditContext, sc: _Scanner, p: Pattern, rows: np.ndarray) -> Finding:
         m = sc.m
-        feats = [m.names[j] for j in p.cols]
-        vals = [m.value(j, v) for j, v in zip(p.cols, p.codes, strict=True)]
+        cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
+        feats = [m.names[j] for j, _ in cells]
+        vals = [m.value(j, v) for j, v in cells]
         label_value = _label_value(ctx, p.label)
         cond = " and ".join(f"{f}={v!r}" for f, v in zip(feats, vals, strict=True))
-        broken = [
-            f for f, j, v in zip(feats, p.cols, p.codes, strict=True) if m.breaks_contract[j][v]
-        ]
+        broken = [m.names[j] for j, v in cells if m.breaks_contract[j][v]]
         msg = (
             f"Backdoor trigger suspected: {cond} → {ctx.contract.label.column}={label_value!r}. "
             f"{p.n} rows have it, {p.share:.1%} with that label (base rate "
