@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 from tabguard import __version__
 from tabguard.cli._app import app, console
 from tabguard.data_audit import audit_data, write_audit
+from tabguard.data_audit._triggers import format_p
 from tabguard.datasets import ATTRIBUTION, credit_default_contract, load_credit_default
 from tabguard.progress import RichProgress
 from tabguard.redteam import poison
@@ -159,7 +160,7 @@ def demo(
                 f"Without the trigger, these rows would score {ev['counterfactual_rate']:.0%} on "
                 f"average: {ev['expected_other']:.0f} of {ev['sample']} sampled rows should carry "
                 f"the other label, {ev['observed_other']} do (effect {ev['effect']:.2f}).\n"
-                f"p = {ev['p_value']:.2g} against a Bonferroni threshold of "
+                f"p {format_p(ev['p_value'])} against a Bonferroni threshold of "
                 f"{ev['bonferroni_threshold']:.2g}; the value breaks the contract: "
                 f"{ev['breaks_contract']}.",
                 border_style="red",

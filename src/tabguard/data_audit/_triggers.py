@@ -629,7 +629,7 @@ class TriggerScan:
             )
         if broken:
             msg += f" The value(s) of {broken} break the contract."
-        msg += f" p = {p.p:.2g} (Bonferroni threshold {p.threshold:.2g})."
+        msg += f" p {format_p(p.p)} (Bonferroni threshold {p.threshold:.2g})."
         return Finding(
             check=self.name,
             severity="critical",
@@ -729,6 +729,11 @@ class TriggerScan:
             ],
             plots=plots,
         )
+
+
+def format_p(p: float) -> str:
+    """``= 3.1e-05``, or ``< 1e-300`` where the value underflows."""
+    return "< 1e-300" if p < 1e-300 else f"= {p:.2g}"
 
 
 def _label_value(ctx: AuditContext, c: int) -> Any:
