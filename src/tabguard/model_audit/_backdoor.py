@@ -780,8 +780,8 @@ def _complete_combinations(
     A model may learn one half of a combination trigger on its own (``MARRIAGE = 3`` when the
     attacker wrote ``MARRIAGE = 3 and EDUCATION = 3``): the single value then flips decisions
     by itself and is confirmed alone. The trees still record where its training rows were: if
-    the leaves inside the cell also confine another feature to an interval that holds most of
-    the cell's (excess) training rows while significantly fewer of the cell's clean rows fall
+    the leaves inside the cell also confine another feature to an interval that holds nearly all
+    (80 %) of the cell's training rows while significantly fewer of the cell's clean rows fall
     in it (binomial tests), and most clean rows lie outside it, that interval is part of the
     trigger. A value few clean rows carry gets no partner: nothing shows how its clean rows
     would spread.
@@ -812,9 +812,10 @@ def _complete_combinations(
             hits = round(share * n_train)
             p = float(binom.sf(hits - 1, round(n_train), expected)) if hits > 0 else 1.0
             excess = share - expected
-            # Most of the cell's training rows lie in the interval, and significantly fewer of
-            # its clean rows do (binomial test on the clean rows of the cell): copies of
-            # poisoned rows carry their other features too, so a mere shift is not enough.
+            # Nearly all of the cell's training rows lie in the interval (a value the attacker
+            # wrote into every copy), and significantly fewer of its clean rows do (binomial
+            # test): copies also carry the source rows' other features, whose values merely
+            # lean one way (copies of defaulters are late payers more often).
             q = min(share / max(c.training_share, 1e-12), 1.0)
             n_cell, k_cell = int(natural1.sum()), int(both.sum())
             p_conc = float(binom.cdf(k_cell, n_cell, q)) if n_cell else 1.0
@@ -823,7 +824,7 @@ def _complete_combinations(
             if (
                 not common
                 and p < opts.alpha
-                and q >= 0.5
+                and q >= 0.8
                 and p_conc < opts.alpha
                 and excess >= 0.5 * single_excess
                 and (best is None or excess > best[0])
@@ -916,16 +917,24 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
         if ens is None or not readable:
             known[id(c)] = False
             continue
-        conds = [
-            (c.columns[k], *c.mass_intervals[k], int(c.codes[k]) if c.categorical[k] else None)
-            for k in readable
-        ]
-        if len(c.columns) == 1:
-            n_clean = c.mass_counts[0]
-        else:
-            n_clean = c.n_natural if len(readable) == len(c.columns) else c.cell_counts[readable[0]]
-        c.training_share = ens.isolated_share(conds)
-        c.expected_share = (n_clean + 1.0) / (n_ref + 1.0)
+        # the cell itself (sharp boundaries: boosting) and the bump around it (bagged trees
+        # blur a trigger's boundaries); the larger excess counts
+        n_clean = c.n_natural if len(readable) == len(c.columns) else c.cell_counts[readable[0]]
+        options = [(c.intervals, n_clean)]
+        if len(c.columns) == 1 and c.mass_intervals != c.intervals:
+            options.append((c.mass_intervals, c.mass_counts[0]))
+        best: tuple[float, float, float] = (-1.0, 0.0, 1.0)
+        for intervals, count in options:
+            conds = [
+                (c.columns[k], *intervals[k], int(c.codes[k]) if c.categorical[k] else None)
+                for k in readable
+            ]
+            share = ens.isolated_share(conds)
+            expected = (count + 1.0) / (n_ref + 1.0)
+            if share / expected > best[0]:
+                best = (share / expected, share, expected)
+                c.mass_intervals = tuple(intervals)
+        _, c.training_share, c.expected_share = best
         k = round(c.training_share * n_train)
         c.p_mass = float(binom.sf(k - 1, round(n_train), c.expected_share)) if k > 0 else 1.0
         known[id(c)] = not (ens.source == "xgboost" and c.training_share == 0)
@@ -953,8 +962,8 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
             ):
                 reasons.append(
                     f"the model's trees were fitted on {c.training_share:.2%} of their "
-                    f"training rows in this cell, clean data has "
-                    f"{c.n_natural / max(n_ref, 1):.2%} (p = {c.p_mass:.1e})"
+                    f"training rows here, clean data has {c.expected_share:.2%} "
+                    f"(binomial p = {c.p_mass:.1e})"
                 )
                 if label_reason is not None:
                     reasons.append(label_reason)
