@@ -80,6 +80,12 @@ class Pattern:
     copy_proxy: float = 0.0
     companions: tuple[tuple[int, int], ...] = ()
 
+    def reset_evidence(self) -> None:
+        """Forget the evidence (before testing again)."""
+        self.flagged = False
+        self.p_twin = self.twin_share = self.twin_share_baseline = None
+        self.p = self.p_label = 1.0
+
     @property
     def all_cols(self) -> tuple[int, ...]:
         """The pattern's features and its companions (values confined to its rows)."""
@@ -141,6 +147,7 @@ class _Scanner:
         self._model: lgb.Booster | None = None
         self._hashes: tuple[np.ndarray, np.ndarray] | None = None
         self._sorted_keys: dict[tuple[int, ...], np.ndarray] = {}
+        self.excluded: set[tuple[int, int]] = set()
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
         self.twin_budget = int(min(max(5e10 / cost, 4), 120))
@@ -289,23 +296,37 @@ class _Scanner:
 
         Ordinal features: the in-contract neighbouring values (about 1 % of the rows), so that
         a natural smooth effect of the feature is not mistaken for a trigger. Other features,
-        and values that break the contract (an out-of-range value has no natural neighbours:
-        the top of the range can itself be strongly predictive): every in-contract value, in
-        proportion to its frequency.
+        values that break the contract (an out-of-range value has no natural neighbours: the
+        top of the range can itself be strongly predictive) and spikes on fine-grained
+        features (a value holding ten times its neighbours' rows: the context model smooths a
+        large trigger over its neighbours, whose predictions then carry the trigger): every
+        in-contract value, in proportion to its frequency, away from the value itself.
+        Values already reported as triggers (``self.excluded``) are never a replacement.
         """
         m = self.m
         cnt = m.counts[j].astype(float)
         allowed = ~m.breaks_contract[j] & (cnt > 0)
         allowed[code] = False
-        if m.ordinal[j] and not m.breaks_contract[j][code]:
-            if len(cnt) > 50:
-                # On a fine-grained feature, a spike next to the value (ten times the local
-                # typical count: maybe a trigger itself) must not be its context. Coarse
-                # codes (repayment status) have naturally uneven counts and keep them all.
-                lo_w, hi_w = max(code - 10, 0), min(code + 11, len(cnt))
-                window = cnt[lo_w:hi_w][allowed[lo_w:hi_w]]
-                local = float(np.median(window)) if len(window) else 1.0
-                allowed &= cnt <= 10.0 * max(local, 1.0) + 10.0
+        for jj, cc in self.excluded:
+            if jj == j:
+                allowed[cc] = False
+        use_neighbours = m.ordinal[j] and not m.breaks_contract[j][code]
+        if use_neighbours and len(cnt) > 50:
+            lo_w, hi_w = max(code - 10, 0), min(code + 11, len(cnt))
+            window = cnt[lo_w:hi_w][allowed[lo_w:hi_w]]
+            local = 10.0 * max(float(np.median(window)) if len(window) else 1.0, 1.0) + 10.0
+            if cnt[code] > local:
+                use_neighbours = False
+                # keep away from the spike: drop the values within 2.5 % of rows around it
+                mid = np.cumsum(cnt) - cnt / 2
+                near = np.abs(mid - mid[code]) <= 0.025 * self.n + cnt[code] / 2
+                if (allowed & ~near).any():
+                    allowed &= ~near
+            else:
+                # a spike next to the value (maybe a trigger itself) is not its context;
+                # coarse codes (repayment status) have naturally uneven counts and keep them
+                allowed &= cnt <= local
+        if use_neighbours:
             want = max(50, int(0.01 * self.n))
             chosen: list[int] = []
             total, lo, hi = 0.0, code - 1, code + 1
@@ -359,11 +380,20 @@ class _Scanner:
         model = self.model()
         reps = int(self.o["replicates"])
         q1_best: np.ndarray | None = None
-        fixed = list(p.companions)
-        for j in p.cols:  # for pairs, replace one feature at a time; keep the likelier
-            ids, weights = self._replacements(j, p.codes[p.cols.index(j)])
+        # For pairs, replace one feature at a time and keep the likelier answer; a member whose
+        # value (nearly) only occurs in the pair is a proxy of it and is replaced too.
+        confined = [
+            self.m.counts[j][v] <= 1.25 * len(rows) for j, v in zip(p.cols, p.codes, strict=True)
+        ]
+        for i, j in enumerate(p.cols):
+            ids, weights = self._replacements(j, p.codes[i])
             if not len(ids):
                 continue
+            fixed = list(p.companions) + [
+                (jo, vo)
+                for k, (jo, vo) in enumerate(zip(p.cols, p.codes, strict=True))
+                if k != i and confined[k]
+            ]
             extra = [(jc, *self._replacements(jc, vc)) for jc, vc in fixed]
             acc = np.zeros(len(sample))
             for _ in range(reps):
@@ -447,6 +477,15 @@ class _Scanner:
         # random rows under the same radius is the baseline.
         tau = max(float(np.quantile(d_b, 0.02)), 0.25 * float(np.median(d_b)))
         share_b = max(float(np.mean(d_b <= tau)), 1.0 / len(d_b))
+        # Some rows are look-alikes by nature (inactive accounts with all-zero amounts): they
+        # have near-copies among themselves as much as outside. Copies written by an attacker
+        # have their original outside the pattern, not a twin inside it. So the baseline is
+        # also the share of the pattern's rows with a near-copy *inside* the pattern.
+        if len(q_rows) > 1:
+            inner = np.ascontiguousarray(R[np.ix_(query, np.asarray(keep))])
+            pos = np.searchsorted(query, q_rows)
+            d_in = nearest_distances(inner[pos], inner, exclude_self=pos)
+            share_b = max(share_b, float(np.mean(d_in <= tau)))
         t = int((d_q <= tau).sum())
         p.twin_share = t / len(d_q)
         p.twin_share_baseline = share_b
@@ -495,6 +534,20 @@ class TriggerScan:
                 st.advance()
         self._decide(sc, chosen, opts)
         flagged = [p for p in chosen if p.flagged]
+        # A trigger makes the other values of its feature look like triggers too (their
+        # counterfactual draws it): re-test values sharing a feature without the others.
+        for _ in range(2):
+            sc.excluded = {(p.cols[0], p.codes[0]) for p in flagged}
+            shared = [
+                p for p in flagged if any(q is not p and q.cols[0] == p.cols[0] for q in flagged)
+            ]
+            if not shared:
+                break
+            for p in shared:
+                p.reset_evidence()
+                self._label_evidence(sc, p, alpha)
+            self._decide(sc, shared, opts)
+            flagged = [p for p in chosen if p.flagged]
         evaluated = list(chosen)
         exclude = {(p.cols[0], p.codes[0]) for p in flagged}
         flagged = _dedupe([_refine(sc, p) for p in flagged])
