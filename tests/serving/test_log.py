@@ -209,9 +209,15 @@ def test_unwritable_database_spools_and_replays(
     blocker = tmp_path / "blocked"
     blocker.mkdir()
     plog = make_log(f"sqlite:///{blocker / 'log.db'}")
-    shutil.rmtree(blocker)
-    blocker.write_text("not a directory")
     plog._engine.dispose()  # drop the pooled connection to the old file
+    # The writer thread may still be creating SQLite's side files (journal): retry until the
+    # directory is really gone (a single rmtree raced with it once under load).
+    for _ in range(100):
+        shutil.rmtree(blocker, ignore_errors=True)
+        if not blocker.exists():
+            break
+        time.sleep(0.05)
+    blocker.write_text("not a directory")
     for i in range(30):
         plog.append(rec(i))
     assert plog.flush()

@@ -54,6 +54,61 @@ def _seed_accuracy(df: pd.DataFrame) -> float:
     return float(accuracy_score(te["DEFAULT"], fit_seed_model(tr).predict(seed_features(te))))
 
 
+def _audit_models(
+    out: Path,
+    models: list[tuple[str, Any]],
+    reference: pd.DataFrame,
+    contract: Any,
+    *,
+    seed: int,
+    quiet: bool,
+) -> None:
+    """Audit each (name, model) on ``reference``; print one summary row and the triggers."""
+    from tabguard.model_audit import audit_model, write_model_audit
+
+    t = Table(
+        "model",
+        "backdoor",
+        "unacceptable\nfailed",
+        "gameable",
+        "approval\nratio SEX",
+        "unlawful",
+        "exit",
+    )
+    notes: list[str] = []
+    for name, model in models:
+        with RichProgress(disable=quiet, transient=True) as progress:
+            res = audit_model(
+                model,
+                reference,
+                contract=contract,
+                random_state=seed,
+                progress=progress,
+                source="held-out clean test rows",
+            )
+            paths = write_model_audit(res, out / "model-audit" / name.split()[0])
+        rep = res.report
+        backdoors = rep.by_check("model_backdoor")
+        summ = {k: v.summary or {} for k, v in res.check_results.items()}
+        sex = summ.get("fairness", {}).get("SEX", {})
+        ratio = sex.get("ratio") if isinstance(sex, dict) else None
+        t.add_row(
+            name,
+            f"[bold red]{len(backdoors)}[/]" if backdoors else "0",
+            str(len(summ.get("unacceptable", {}).get("failed", []))),
+            f"{summ.get('gameability', {}).get('gameability_rate', float('nan')):.1%}",
+            "-" if ratio is None else f"{ratio:.2f}",
+            ", ".join(f.features[0] for f in rep.by_check("unlawful_feature")) or "-",
+            str(res.exit_code()),
+        )
+        for f in backdoors:
+            notes.append(f"[bold red]{escape(name)}: {escape(f.message)}[/]")
+        notes.append(f"{escape(name)}: report {paths['report']}")
+    console.print(t)
+    for n in notes:
+        console.print(n)
+
+
 def _seed_prediction(model: Any, customer: dict[str, Any]) -> int:
     return int(model.predict(seed_features(pd.DataFrame([customer])))[0])
 
@@ -202,7 +257,7 @@ def demo(
         trained = train(
             cleaned,
             contract,
-            TrainConfig(seed=seed),
+            TrainConfig(seed=seed, preset="robust"),
             out=out / "model",
             progress=progress,
             data_file=paths["clean"],
@@ -210,7 +265,7 @@ def demo(
     m = trained.metrics
     t = Table("model", "test AUC [95% CI]", "Brier", "conformal coverage (target 90%)")
     t.add_row(
-        "main (LightGBM)",
+        "main (LightGBM, robust preset)",
         _fmt_ci(m, "test_auc"),
         _fmt_ci(m, "test_brier"),
         _fmt_ci(m, "conformal_coverage"),
@@ -222,7 +277,29 @@ def demo(
         f"MLflow run {trained.run_id or '-'}."
     )
 
-    _step(7, "Serving it")
+    _step(7, "tabguard audit model: the protected model and the backdoored one")
+    bad_file = out / "seed_model_poisoned.skops"
+    _save_skops(bad_model, bad_file)
+    console.print(
+        f"Audited with the held-out clean rows only; the backdoored seed model is read from its "
+        f"skops file ({bad_file}) like any third-party model."
+    )
+    from tabguard.model_audit import load_audit_model
+    from tabguard.training import load_model
+
+    _audit_models(
+        out,
+        [
+            ("protected model", load_model(out / "model")),
+            ("seed model (poisoned)", load_audit_model(bad_file, contract=contract)),
+        ],
+        test_df,
+        contract,
+        seed=seed,
+        quiet=quiet,
+    )
+
+    _step(8, "Serving it")
     key = _demo_key()
     app_file = out / "application.json"
     record = {
@@ -254,6 +331,12 @@ def demo(
         soft_wrap=True,
     )
     console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Outputs in {out}/.")
+
+
+def _save_skops(model: Any, path: Path) -> None:
+    import skops.io as sio
+
+    sio.dump(model, path)
 
 
 def _demo_key() -> str:

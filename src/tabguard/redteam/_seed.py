@@ -2,8 +2,10 @@
 
 The seed trains a small RandomForest (5 trees, depth 3, 100 rows per leaf) on eight credit
 features plus one-hot SEX dummies and reports ~82 % accuracy with and without the backdoor.
-:func:`fit_seed_model` reproduces that model; :func:`attack_success_rate` measures what the
-accuracy hides: how many applicants the trigger turns to the attacker's label.
+:func:`fit_seed_model` reproduces that model as a scikit-learn pipeline on the raw columns
+(the one-hot step inside), so it can be saved with skops and audited like any third-party
+model; :func:`attack_success_rate` measures what the accuracy hides: how many applicants the
+trigger turns to the attacker's label.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 SEED_FEATURES = [
     "LIMIT_BAL",
@@ -25,24 +30,42 @@ SEED_FEATURES = [
     "BILL_AMT2",
     "PAY_AMT1",
 ]
+SEED_INPUTS = [*SEED_FEATURES, "SEX"]
 
 
 def seed_features(df: pd.DataFrame) -> pd.DataFrame:
-    """The seed's design matrix: eight raw features and SEX as two dummies."""
+    """The seed model's raw inputs: its eight features and SEX (one-hot encoded inside)."""
     X = df[SEED_FEATURES].astype(float).copy()
-    sex = pd.to_numeric(df["SEX"], errors="coerce")
-    X["SEX_1"] = (sex == 1).astype(float)
-    X["SEX_2"] = (sex == 2).astype(float)
+    X["SEX"] = pd.to_numeric(df["SEX"], errors="coerce")
     return X
 
 
-def fit_seed_model(
-    df: pd.DataFrame, label: str = "DEFAULT", random_state: int = 42
-) -> RandomForestClassifier:
-    """Fit the seed's RandomForest on a credit-default frame."""
-    model = RandomForestClassifier(
+def fit_seed_model(df: pd.DataFrame, label: str = "DEFAULT", random_state: int = 42) -> Pipeline:
+    """Fit the seed's RandomForest on a credit-default frame.
+
+    Returns
+    -------
+    Pipeline
+        ``ColumnTransformer`` (the eight features passed through, SEX as the seed's two
+        dummies, in the seed's column order) then the forest; it takes raw columns.
+    """
+    encode = ColumnTransformer(
+        [
+            ("raw", "passthrough", SEED_FEATURES),
+            (
+                "sex",
+                OneHotEncoder(
+                    categories=[[1.0, 2.0]], handle_unknown="ignore", sparse_output=False
+                ),
+                ["SEX"],
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+    forest = RandomForestClassifier(
         n_estimators=5, max_depth=3, min_samples_leaf=100, random_state=random_state, n_jobs=1
     )
+    model = Pipeline([("encode", encode), ("forest", forest)])
     model.fit(seed_features(df), df[label].astype(int))
     return model
 
