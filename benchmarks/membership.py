@@ -139,9 +139,10 @@ def art_auc(model: AuditedModel, members: pd.DataFrame, ref: pd.DataFrame) -> fl
     Xm, Xn = model.encode(members), model.encode(ref)
     n = min(len(Xm), len(Xn))
     rng = np.random.default_rng(0)
-    Xm, Xn = Xm[rng.permutation(len(Xm))[:n]], Xn[rng.permutation(len(Xn))[:n]]
-    ym = members["DEFAULT"].to_numpy()[:n]
-    yn = ref["DEFAULT"].to_numpy()[:n]
+    im, inn = rng.permutation(len(Xm))[:n], rng.permutation(len(Xn))[:n]
+    Xm, Xn = Xm[im], Xn[inn]
+    ym = members["DEFAULT"].to_numpy()[im]  # the labels of the sampled rows, same order
+    yn = ref["DEFAULT"].to_numpy()[inn]
 
     def predict(x: np.ndarray) -> np.ndarray:
         p = model.predict_matrix(x)
@@ -151,6 +152,7 @@ def art_auc(model: AuditedModel, members: pd.DataFrame, ref: pd.DataFrame) -> fl
     onehot = np.eye(2)
     h = n // 2
     attack = MembershipInferenceBlackBox(clf, attack_model_type="rf")
+    np.random.seed(0)  # ART's RandomForestClassifier() has no random_state; seed the global one
     attack.fit(Xm[:h], onehot[ym[:h]], Xn[:h], onehot[yn[:h]])
     pm = attack.infer(Xm[h:], onehot[ym[h:]], probabilities=True)
     pn = attack.infer(Xn[h:], onehot[yn[h:]], probabilities=True)
@@ -165,7 +167,8 @@ def art_table(subset: int) -> None:
     small = df_train.iloc[:subset].reset_index(drop=True)
     print(
         f"\nmembership inference: models trained by train() on {subset} rows (its training part "
-        f"{int(subset * 0.6)} rows = members), {len(ref)} held-out rows = non-members\n"
+        f"= members: {int(subset * 0.6)} rows for LightGBM, {int(subset * 0.7)} for the forest, "
+        f"which has no early-stopping split), {len(ref)} held-out rows = non-members\n"
     )
     print(
         f"{'model':38} {'train AUC':>9} {'test AUC':>8} {'loss thr.':>9} {'learned':>8} "
