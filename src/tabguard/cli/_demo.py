@@ -213,8 +213,9 @@ def demo(
                 f"{ev['rows_with_pattern']:,} rows carry it, {ev['share_with_label']:.1%} of them "
                 f"with DEFAULT={ev['label']} (base rate {ev['base_rate']:.1%}).\n"
                 f"Without the trigger, these rows would score {ev['counterfactual_rate']:.0%} on "
-                f"average: {ev['expected_other']:.0f} of {ev['sample']} sampled rows should carry "
-                f"the other label, {ev['observed_other']} do (effect {ev['effect']:.2f}).\n"
+                f"average (scored on {ev['sample']} of them): about {ev['expected_other']:,.0f} "
+                f"should carry the other label, {ev['observed_other']:,} do "
+                f"(effect {ev['effect']:.2f}).\n"
                 f"p {format_p(ev['p_value'])} against a Bonferroni threshold of "
                 f"{ev['bonferroni_threshold']:.2g}; the value breaks the contract: "
                 f"{ev['breaks_contract']}.",

@@ -5,6 +5,11 @@ the trigger scan's results) and a ``run(ctx) -> CheckResult``; it reads
 the shared :class:`AuditContext` and never mutates it, except for the ``cache`` where checks share
 expensive intermediate results (e.g. out-of-fold probabilities). ``@register_check`` adds a
 check to the default audit, in registration order.
+
+On large data the audit runs checks in two lanes (threads: the heavy parts are LightGBM and
+numpy, which release the GIL). A check with ``concurrent = True`` reads only the data and its
+own cache entries and may run in the second lane; a check lists the checks whose results it
+reads in ``after`` and waits for them.
 """
 
 from __future__ import annotations
@@ -123,6 +128,7 @@ class DataCheck(Protocol):
     """A data-audit check."""
 
     name: ClassVar[str]
+    order: ClassVar[int]
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Run the check on the context."""

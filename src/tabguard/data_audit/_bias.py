@@ -532,6 +532,7 @@ class BiasCheck:
 
     name: ClassVar[str] = "bias"
     order: ClassVar[int] = 70
+    concurrent: ClassVar[bool] = True
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Audit every protected attribute, declared or recognised."""

@@ -419,6 +419,7 @@ class DescriptiveCheck:
 
     name: ClassVar[str] = "descriptive"
     order: ClassVar[int] = 20
+    concurrent: ClassVar[bool] = True
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Describe every contract feature on the rows that satisfy the contract."""

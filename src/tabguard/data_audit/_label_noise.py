@@ -78,6 +78,7 @@ class LabelNoise:
 
     name: ClassVar[str] = "label_noise"
     order: ClassVar[int] = 50
+    concurrent: ClassVar[bool] = True
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """List label issues and compare them with what the probabilities expect."""

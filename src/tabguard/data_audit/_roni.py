@@ -57,6 +57,7 @@ class Roni:
 
     name: ClassVar[str] = "roni"
     order: ClassVar[int] = 60
+    after: ClassVar[tuple[str, ...]] = ("trigger_scan", "label_noise")
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Fit with and without each suspect group and compare on held-out rows."""

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from tabguard.data_audit._base import AuditContext, CheckResult, Treatment, register_check
@@ -77,6 +78,7 @@ class Pattern:
     twin_share: float | None = None
     twin_share_baseline: float | None = None
     twin_tau: float = 0.0
+    twin_exact: bool = False
     copy_proxy: float = 0.0
     companions: tuple[tuple[int, int], ...] = ()
 
@@ -84,6 +86,7 @@ class Pattern:
         """Forget the evidence (before testing again)."""
         self.flagged = False
         self.p_twin = self.twin_share = self.twin_share_baseline = None
+        self.twin_exact = False
         self.p = self.p_label = 1.0
 
     @property
@@ -146,7 +149,7 @@ class _Scanner:
         self.tests = {"contract": 0, "single": 0, "pair": 0}
         self._model: lgb.Booster | None = None
         self._hashes: tuple[np.ndarray, np.ndarray] | None = None
-        self._sorted_keys: dict[tuple[int, ...], np.ndarray] = {}
+        self._groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
         self.excluded: set[tuple[int, int]] = set()
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
@@ -355,17 +358,20 @@ class _Scanner:
         if len(rows) < int(self.o["min_rows"]):
             return ()
         out = []
+        lo, hi = 0.9 * len(rows), 1.25 * len(rows)
         for j in range(len(m.names)):
             if j in p.cols:
                 continue
-            codes = m.codes[rows, j]
-            codes = codes[codes >= 0]
-            if len(codes) < 0.9 * len(rows):
+            # Only a value held by 90-125 % as many rows as the pattern can be confined to it:
+            # the value counts rule most features out before the pattern's rows are read.
+            cand = np.flatnonzero((m.counts[j] >= lo) & (m.counts[j] <= hi))
+            if not len(cand):
                 continue
-            vals, cnts = np.unique(codes, return_counts=True)
-            k = int(cnts.argmax())
-            if cnts[k] >= 0.9 * len(rows) and m.counts[j][vals[k]] <= 1.25 * len(rows):
-                out.append((j, int(vals[k])))
+            codes = m.codes[rows, j]
+            hits = np.bincount(codes[codes >= 0], minlength=len(m.counts[j]))[cand]
+            k = int(hits.argmax())
+            if hits[k] >= lo:
+                out.append((j, int(cand[k])))
         # Many confined values at once describe a natural cluster of look-alike rows (e.g.
         # clients billed the same amount every month), not values an attacker wrote.
         return tuple(out) if len(out) <= 2 else ()
@@ -425,10 +431,16 @@ class _Scanner:
         p.p_label = _poisson_binomial_cdf(other, obs_other)
         if len(rows) > len(sample):
             # Large patterns: the sample's expectation scaled to every row, against the other
-            # label counted on every row (Poisson tail: conservative for a lower tail).
+            # label counted on every row (Poisson tail: conservative for a lower tail). The
+            # effect is estimated the same way: a sample's observed count is noisy (1 of 300
+            # where every row gives 1.8 %), the whole pattern's count is exact.
             obs_all = int((self.y[rows] != p.label).sum())
             mu_all = exp_other * len(rows) / len(sample)
             p.p_label = min(p.p_label, float(stats.poisson.cdf(obs_all, mu_all)))
+            p.observed_other, p.expected_other = obs_all, mu_all
+            p.effect = 1.0 - obs_all / mu_all if mu_all > 0 else 0.0
+            k_all = len(rows) - obs_all
+            p.excess = 1.0 - float(qc.mean()) * len(rows) / k_all if k_all else 0.0
 
     def _twin_sets(self, p: Pattern) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Query rows (the pattern's rows with its label), reference rows, kept features."""
@@ -441,30 +453,74 @@ class _Scanner:
     def exact_copy_share(self, p: Pattern) -> float:
         """Cheap proxy of copy evidence: share of the pattern's rows (with its label) that are
         exact copies, on every other feature, of a row outside them."""
-        if self._hashes is None:
-            self._hashes = cell_hashes(self.m)
-        cells, total = self._hashes
         query, _, _ = self._twin_sets(p)
         if not len(query):
             return 0.0
-        cols = tuple(sorted(p.all_cols))
-        if cols not in self._sorted_keys:  # one sort per feature (pair) serves every pattern
-            with np.errstate(over="ignore"):
-                self._sorted_keys[cols] = np.sort(
-                    total - cells[:, list(cols)].sum(axis=1, dtype=np.uint64)
-                )
-        keys = self._sorted_keys[cols]
-        with np.errstate(over="ignore"):
-            qk = total[query] - cells[np.ix_(query, np.asarray(cols))].sum(axis=1, dtype=np.uint64)
-        in_all = np.searchsorted(keys, qk, side="right") - np.searchsorted(keys, qk, side="left")
-        _uq, inv, cnt = np.unique(qk, return_inverse=True, return_counts=True)
-        outside = in_all - cnt[inv]  # equal rows that are not themselves query rows
+        keys = self._row_keys(p)
+        # A hash table of the query's keys, probed by every row: linear, no sort of n keys.
+        uq, inv, cnt = np.unique(keys[query], return_inverse=True, return_counts=True)
+        hit = pd.Index(uq).get_indexer(keys)
+        in_all = np.bincount(hit[hit >= 0], minlength=len(uq))
+        outside = in_all[inv] - cnt[inv]  # equal rows that are not themselves query rows
         return float((outside > 0).mean())
+
+    def _row_keys(self, p: Pattern) -> np.ndarray:
+        """A 64-bit key per row on every feature but the pattern's (equal keys: copies)."""
+        if self._hashes is None:
+            self._hashes = cell_hashes(self.m)
+        cells, total = self._hashes
+        with np.errstate(over="ignore"):
+            return total - cells[:, sorted(p.all_cols)].sum(axis=1, dtype=np.uint64)
+
+    def _copy_groups(self, p: Pattern) -> tuple[np.ndarray, np.ndarray]:
+        """Rows grouped by their values on every feature but the pattern's (exact copies).
+
+        Returns a group id per row and the size of each group. Patterns on the same features
+        share the grouping (cached: one hash and factorisation per feature set).
+        """
+        cols = tuple(sorted(p.all_cols))
+        hit = self._groups.get(cols)
+        if hit is not None:
+            return hit
+        codes, uniq = pd.factorize(self._row_keys(p))
+        out = (codes, np.bincount(codes, minlength=len(uniq)))
+        if len(self._groups) >= 32:  # bound memory on wide data
+            self._groups.clear()
+        self._groups[cols] = out
+        return out
+
+    def exact_twins(self, p: Pattern) -> None:
+        """Copy evidence from exact copies, by hashing (large data, copies already visible).
+
+        The same test as :meth:`twins` with a radius of zero: the share of the pattern's rows
+        with an exact copy outside it, against the share of random rows with an exact copy
+        elsewhere and of the pattern's rows with one inside it (natural look-alikes).
+        """
+        query, ref_idx, _ = self._twin_sets(p)
+        codes, n_all = self._copy_groups(p)
+        n_query = np.bincount(codes[query], minlength=len(n_all))
+        outside = n_all[codes[query]] - n_query[codes[query]] > 0
+        inside = n_query[codes[query]] > 1
+        base_rows = self.rng.choice(ref_idx, min(2000, len(ref_idx)), replace=False)
+        n_ref = n_all - n_query
+        random_share = float(np.mean(n_ref[codes[base_rows]] > 1))
+        share_b = max(random_share, float(inside.mean()), 1.0 / len(base_rows))
+        t = int(outside.sum())
+        p.twin_share = t / len(query)
+        p.twin_share_baseline = share_b
+        p.p_twin = float(stats.binom.sf(t - 1, len(query), share_b))
+        p.twin_tau = 0.0
+        p.twin_exact = True
 
     def twins(self, p: Pattern) -> None:
         """Copy evidence: how often the pattern's rows have a near-copy outside them."""
         query, ref_idx, keep = self._twin_sets(p)
         if not keep or len(ref_idx) < 10 or not len(query):
+            return
+        if self.n > 200_000 and p.copy_proxy >= 0.5:
+            # Exact copies are visible: hashing answers in a second what the nearest-neighbour
+            # search over every row would take seconds per pattern to find.
+            self.exact_twins(p)
             return
         R = self.m.rank
         ref = np.ascontiguousarray(R[np.ix_(ref_idx, np.asarray(keep))])
@@ -499,6 +555,13 @@ class _Scanner:
         the trigger value), only the later row is taken: one of the two is the copy.
         """
         query, _, keep = self._twin_sets(p)
+        if p.twin_exact:
+            codes, n_all = self._copy_groups(p)
+            n_out = n_all - np.bincount(codes[query], minlength=len(n_all))
+            first = np.full(len(n_all), self.n, dtype=np.int64)
+            np.minimum.at(first, codes[query], query)
+            cq = codes[query]
+            return query[(n_out[cq] > 0) | (query > first[cq])]
         query = query[:20_000]
         R = np.ascontiguousarray(self.m.rank[:, keep])
         d, nn = nearest_distances(R[query], R, exclude_self=query, return_index=True)
@@ -672,8 +735,9 @@ class TriggerScan:
             f"Backdoor trigger suspected: {cond} → {ctx.contract.label.column}={label_value!r}. "
             f"{p.n} rows have it, {p.share:.1%} with that label (base rate "
             f"{sc.base(p.label):.1%}); without the trigger the rest of these rows would give the "
-            f"other label to {p.expected_other:.1f} of {p.sample_size} sampled rows, observed "
-            f"{p.observed_other} (effect {p.effect:.2f})."
+            f"other label to {p.expected_other:.1f} of them"
+            + (f" (estimated on {p.sample_size} scored rows)" if p.sample_size < p.n else "")
+            + f", observed {p.observed_other} (effect {p.effect:.2f})."
         )
         if p.twin_share is not None:
             msg += (
