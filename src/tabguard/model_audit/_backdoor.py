@@ -963,7 +963,8 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
                 reasons.append(
                     f"the model's trees were fitted on {c.training_share:.2%} of their "
                     f"training rows here, clean data has {c.expected_share:.2%} "
-                    f"(binomial p = {c.p_mass:.1e})"
+                    f"(binomial p = {c.p_mass:.1e}; clean share counted with one pseudo-row, "
+                    f"{n_ref:,} clean rows)"
                 )
                 if label_reason is not None:
                     reasons.append(label_reason)
