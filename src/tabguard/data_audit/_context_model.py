@@ -37,6 +37,20 @@ def _threads(n_rows: int) -> int:
     return 1
 
 
+LARGE_ROWS = 200_000
+
+
+def instrument_rounds(n_rows: int, rounds: int) -> tuple[int, float]:
+    """Boosting rounds and learning rate of an instrument model for data of ``n_rows``.
+
+    Beyond :data:`LARGE_ROWS` rows, half the rounds at twice the learning rate: predicting a
+    million rows costs in proportion to the trees, and these models only rank rows (label
+    noise) or compare two fits of the same kind (RONI).
+    """
+    lr = float(_PARAMS["learning_rate"])
+    return (max(rounds // 2, 20), 2 * lr) if n_rows > LARGE_ROWS else (rounds, lr)
+
+
 def fit_context_model(
     X: np.ndarray,
     y: np.ndarray,
@@ -45,6 +59,7 @@ def fit_context_model(
     max_rows: int = 100_000,
     rounds: int = 120,
     random_state: int = 0,
+    learning_rate: float | None = None,
 ) -> lgb.Booster:
     """Fit a gradient-boosted model of the label on (a sample of) ``X``.
 
@@ -60,6 +75,8 @@ def fit_context_model(
         Rows sampled for fitting (the model is an instrument; 100k rows are plenty).
     rounds : int
     random_state : int
+    learning_rate : float, optional
+        Default 0.08.
 
     Returns
     -------
@@ -68,6 +85,8 @@ def fit_context_model(
     rng = np.random.default_rng(random_state)
     idx = np.arange(len(X)) if len(X) <= max_rows else rng.choice(len(X), max_rows, replace=False)
     params = {**_PARAMS, "seed": random_state, "num_threads": _threads(len(idx))}
+    if learning_rate is not None:
+        params["learning_rate"] = learning_rate
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = lgb.Dataset(
@@ -90,6 +109,7 @@ def out_of_fold_proba(
     max_train_rows: int = 150_000,
     rounds: int = 150,
     random_state: int = 0,
+    learning_rate: float | None = None,
 ) -> np.ndarray:
     """Out-of-fold P(label = 1) for every row.
 
@@ -106,6 +126,7 @@ def out_of_fold_proba(
             max_rows=max_train_rows,
             rounds=rounds,
             random_state=random_state + i,
+            learning_rate=learning_rate,
         )
         out[test] = predict(model, X[test])
     return out

@@ -67,6 +67,7 @@ class NearDuplicates:
 
     name: ClassVar[str] = "near_duplicates"
     order: ClassVar[int] = 40
+    concurrent: ClassVar[bool] = True
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Group rows by their hash on all features but one (or two)."""

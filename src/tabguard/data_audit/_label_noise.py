@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
-from tabguard.data_audit._context_model import out_of_fold_proba
+from tabguard.data_audit._context_model import instrument_rounds, out_of_fold_proba
 from tabguard.data_audit._matrix import build_matrix
 from tabguard.reports import Finding, PlotSpec, Section, Table
 
@@ -36,12 +36,14 @@ def oof_probabilities(ctx: AuditContext) -> np.ndarray:
     if "oof" not in ctx.cache:
         m = build_matrix(ctx)
         cat = [j for j in range(len(m.names)) if not m.ordinal[j]]
+        rounds, lr = instrument_rounds(ctx.n_rows, 120)
         ctx.cache["oof"] = out_of_fold_proba(
             m.raw,
             ctx.y.astype(float),
             cat,
             max_train_rows=60_000,
-            rounds=120,
+            rounds=rounds,
+            learning_rate=lr,
             random_state=ctx.random_state,
         )
     oof: np.ndarray = ctx.cache["oof"]

@@ -73,8 +73,20 @@ class AuditMatrix:
             order = np.argsort(self.codes[:, j], kind="stable")
             self._index[j] = (order, self.codes[order, j])
         order, sorted_codes = self._index[j]
-        lo, hi = np.searchsorted(sorted_codes, [code, code + 1])
+        # needles of the haystack's dtype: a mismatch makes numpy cast all n codes per call
+        lo, hi = np.searchsorted(sorted_codes, np.array([code, code + 1], sorted_codes.dtype))
         return order[lo:hi]
+
+    def rows_with_any(self, j: int, codes: np.ndarray) -> np.ndarray:
+        """Row positions whose feature ``j`` has any of the value ids ``codes``."""
+        self.rows_with(j, 0)  # builds the index
+        order, sorted_codes = self._index[j]
+        codes = np.asarray(codes, dtype=sorted_codes.dtype)
+        lo = np.searchsorted(sorted_codes, codes)
+        hi = np.searchsorted(sorted_codes, codes + 1)
+        if not len(codes):
+            return np.empty(0, dtype=order.dtype)
+        return np.concatenate([order[a:b] for a, b in zip(lo, hi, strict=True)])
 
     @property
     def n_rows(self) -> int:
@@ -98,7 +110,7 @@ def build_matrix(ctx: AuditContext) -> AuditMatrix:
         return cached
     names = ctx.contract.model_features()
     n, d = ctx.n_rows, len(names)
-    codes = np.empty((n, d), dtype=np.int32)
+    codes = np.empty((n, d), dtype=np.int32, order="F")  # checks read it column by column
     raw = np.empty((n, d), dtype=np.float64)
     rank = np.empty((n, d), dtype=np.float32)
     ordinal = np.zeros(d, dtype=bool)
@@ -112,7 +124,9 @@ def build_matrix(ctx: AuditContext) -> AuditMatrix:
         if spec.type in ("integer", "number", "boolean") and name in numeric:
             x = numeric[name].to_numpy(dtype=float)
             finite = np.isfinite(x)
-            uniq, inv = np.unique(x[finite], return_inverse=True)
+            # hashing, then sorting the distinct values only (np.unique sorts every row)
+            inv, uniq = pd.factorize(x[finite], sort=True)
+            uniq = np.asarray(uniq, dtype=float)
             code = np.full(n, -1, dtype=np.int32)
             code[finite] = inv
             ordinal[j] = spec.type != "boolean"

@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
-from tabguard.data_audit._context_model import fit_context_model, predict
+from tabguard.data_audit._context_model import fit_context_model, instrument_rounds, predict
 from tabguard.data_audit._matrix import build_matrix
 from tabguard.reports import Finding, Section, Table
 
@@ -100,12 +100,14 @@ class Roni:
         # trigger responses are measured on held-out rows that are in no suspect group
         probe = hold[~in_any[hold]]
         table = []
+        rounds, lr = instrument_rounds(ctx.n_rows, int(opts["rounds"]))
         with ctx.progress.stage("RONI", total=len(groups)) as st:
             model = fit_context_model(
                 X[train_all],
                 y[train_all],
                 cat,
-                rounds=int(opts["rounds"]),
+                rounds=rounds,
+                learning_rate=lr,
                 random_state=ctx.random_state,
             )
             p_with = predict(model, X[hold])
@@ -117,7 +119,8 @@ class Roni:
                     X[without],
                     y[without],
                     cat,
-                    rounds=int(opts["rounds"]),
+                    rounds=rounds,
+                    learning_rate=lr,
                     random_state=ctx.random_state,
                 )
                 p_without = predict(base_model, X[hold])

@@ -183,6 +183,7 @@ class _Scanner:
         m, y = self.m, self.y
         out: list[Pattern] = []
         min_rows = int(self.o["min_rows"])
+        cap = int(self.o["max_candidates"])
         ctx_rows = max(100, int(0.005 * self.n))
         for j in range(len(m.names)):
             code = m.codes[:, j]
@@ -193,21 +194,45 @@ class _Scanner:
                 context = self._neighbour_rates(j, pos, cnt, ctx_rows)
             else:
                 context = np.full(len(cnt), self.base1)
-            for v in np.flatnonzero(cnt >= min_rows):
-                n_v, k1 = int(cnt[v]), int(pos[v])
-                fam = "contract" if m.breaks_contract[j][v] else "single"
-                self.tests[fam] += 2
-                r0 = float(context[v])
-                spike = 0.0
-                if m.ordinal[j]:
-                    neigh = [cnt[c2] for c2 in (v - 2, v - 1, v + 1, v + 2) if 0 <= c2 < len(cnt)]
-                    spike = math.log((n_v + 1) / (np.mean(neigh) + 1)) if neigh else 0.0
-                for c, k in ((1, k1), (0, n_v - k1)):
-                    rc = r0 if c == 1 else 1 - r0
-                    if fam != "contract" and k / n_v < max(self.base(c), rc):
-                        continue
-                    score = max(_z(k, n_v, rc), 0.0) + 3.0 * max(spike, 0.0)
-                    out.append(Pattern((j,), (int(v),), c, n_v, k, fam, score))
+            vs = np.flatnonzero(cnt >= min_rows)
+            if not len(vs):
+                continue
+            n_v = cnt[vs].astype(float)
+            k1 = pos[vs]
+            contract = m.breaks_contract[j][vs]
+            self.tests["contract"] += 2 * int(contract.sum())
+            self.tests["single"] += 2 * int((~contract).sum())
+            spike = np.zeros(len(vs))
+            if m.ordinal[j]:
+                total, seen = np.zeros(len(vs)), np.zeros(len(vs))
+                for off in (-2, -1, 1, 2):
+                    idx = vs + off
+                    inside = (idx >= 0) & (idx < len(cnt))
+                    total[inside] += cnt[idx[inside]]
+                    seen += inside
+                mean = np.where(seen > 0, total / np.maximum(seen, 1), 0.0)
+                spike = np.where(seen > 0, np.log((n_v + 1) / (mean + 1)), 0.0)
+            r0 = context[vs]
+            for c in (1, 0):
+                k = k1 if c == 1 else n_v - k1
+                rc = r0 if c == 1 else 1 - r0
+                pc = np.clip(rc, 1e-6, 1 - 1e-6)
+                z = (k - n_v * pc) / np.sqrt(n_v * pc * (1 - pc))
+                score = np.maximum(z, 0.0) + 3.0 * np.maximum(spike, 0.0)
+                plain = ~contract & (k / n_v >= np.maximum(self.base(c), rc))
+                # only a feature's best `cap` in-contract values per label can be among the
+                # scan's best `cap` (see _top): the rest need no Pattern object
+                idx = np.flatnonzero(plain)
+                idx = np.sort(idx[np.argsort(-score[idx], kind="stable")[:cap]])
+                chosen = np.zeros(len(vs), dtype=bool)
+                chosen[idx] = True
+                for i in np.flatnonzero(chosen | contract):
+                    fam = "contract" if contract[i] else "single"
+                    out.append(
+                        Pattern(
+                            (j,), (int(vs[i]),), c, int(n_v[i]), int(k[i]), fam, float(score[i])
+                        )
+                    )
         return out
 
     def pairs(self, exclude: set[tuple[int, int]]) -> list[Pattern]:
@@ -216,7 +241,7 @@ class _Scanner:
         top = int(self.o["pair_values"])
         min_rows = int(self.o["min_rows"])
         # Re-code each feature to its most frequent values (others → -1).
-        small = np.full((self.n, d), -1, dtype=np.int32)
+        small = np.full((self.n, d), -1, dtype=np.int32, order="F")  # column access
         maps: list[np.ndarray] = []
         tot: list[np.ndarray] = []
         pos_of: list[np.ndarray] = []
@@ -240,11 +265,13 @@ class _Scanner:
                 ka, kb = len(maps[a]), len(maps[b])
                 if ka < 2 or kb < 2:
                     continue
-                sa, sb = small[:, a], small[:, b]
-                ok = (sa >= 0) & (sb >= 0)
-                combo = sa[ok].astype(np.int64) * kb + sb[ok]
-                n_ab = np.bincount(combo, minlength=ka * kb)
-                p_ab = np.bincount(combo, weights=y[ok], minlength=ka * kb)
+                # One bincount per pair, no masking: -1 (a rare value) takes slot 0 of each
+                # feature, and the label is the lowest bit.
+                combo = ((small[:, a] + 1) * (kb + 1) + (small[:, b] + 1)) * 2 + y
+                both = np.bincount(combo, minlength=2 * (ka + 1) * (kb + 1))
+                both = both.reshape(ka + 1, kb + 1, 2)[1:, 1:].reshape(ka * kb, 2)
+                n_ab = both.sum(axis=1)
+                p_ab = both[:, 1].astype(float)
                 cells = np.flatnonzero(n_ab >= min_rows)
                 self.tests["pair"] += 2 * len(cells)
                 if not cells.size:
@@ -401,16 +428,13 @@ class _Scanner:
                 if k != i and confined[k]
             ]
             extra = [(jc, *self._replacements(jc, vc)) for jc, vc in fixed]
-            acc = np.zeros(len(sample))
-            for _ in range(reps):
-                Xc = X.copy()
-                drawn = self.rng.choice(ids, len(sample), p=weights)
-                Xc[:, j] = self.m.raw_value(j, drawn)
-                for jc, ids_c, w_c in extra:
-                    if len(ids_c):
-                        Xc[:, jc] = self.m.raw_value(jc, self.rng.choice(ids_c, len(sample), p=w_c))
-                acc += predict(model, Xc)
-            q1 = acc / reps
+            # every replicate in one prediction call
+            Xc = np.tile(X, (reps, 1))
+            Xc[:, j] = self.m.raw_value(j, self.rng.choice(ids, len(Xc), p=weights))
+            for jc, ids_c, w_c in extra:
+                if len(ids_c):
+                    Xc[:, jc] = self.m.raw_value(jc, self.rng.choice(ids_c, len(Xc), p=w_c))
+            q1 = predict(model, Xc).reshape(reps, len(sample)).mean(axis=0)
             qc = q1 if p.label == 1 else 1 - q1
             q1_best = qc if q1_best is None else np.maximum(q1_best, qc)
         if q1_best is None:
@@ -456,21 +480,48 @@ class _Scanner:
         query, _, _ = self._twin_sets(p)
         if not len(query):
             return 0.0
-        keys = self._row_keys(p)
-        # A hash table of the query's keys, probed by every row: linear, no sort of n keys.
-        uq, inv, cnt = np.unique(keys[query], return_inverse=True, return_counts=True)
+        cand = self._copy_candidates(p, query)
+        if cand is None:
+            keys = self._row_keys(p)
+        else:  # only rows sharing the query's value of its most fine-grained other feature
+            keys = self._row_keys(p, cand)
+        qk = self._row_keys(p, query)
+        # A hash table of the query's keys, probed by the candidates: linear, no sort.
+        uq, inv, cnt = np.unique(qk, return_inverse=True, return_counts=True)
         hit = pd.Index(uq).get_indexer(keys)
         in_all = np.bincount(hit[hit >= 0], minlength=len(uq))
         outside = in_all[inv] - cnt[inv]  # equal rows that are not themselves query rows
         return float((outside > 0).mean())
 
-    def _row_keys(self, p: Pattern) -> np.ndarray:
-        """A 64-bit key per row on every feature but the pattern's (equal keys: copies)."""
+    def _copy_candidates(self, p: Pattern, query: np.ndarray) -> np.ndarray | None:
+        """Rows that can be exact copies of a query row on every feature but the pattern's:
+        those sharing its value of the most fine-grained other feature (None: every row).
+
+        A copy shares every such value, so nothing is missed; on large data the candidates are
+        a few rows per query instead of a pass over all rows.
+        """
+        m = self.m
+        others = [j for j in range(len(m.names)) if j not in p.all_cols]
+        if self.n <= 200_000 or not others:
+            return None
+        j = max(others, key=lambda k: len(m.counts[k]))
+        counts = m.counts[j]
+        qc = np.unique(m.codes[query, j])
+        if (qc < 0).any() or counts[qc].sum() > 0.2 * self.n:  # missing values: no bucket
+            return None
+        return m.rows_with_any(j, qc) if len(qc) else query
+
+    def _row_keys(self, p: Pattern, rows: np.ndarray | None = None) -> np.ndarray:
+        """A 64-bit key per row (of ``rows``, default all) on every feature but the pattern's
+        (equal keys: copies)."""
         if self._hashes is None:
             self._hashes = cell_hashes(self.m)
         cells, total = self._hashes
+        cols = sorted(p.all_cols)
         with np.errstate(over="ignore"):
-            return total - cells[:, sorted(p.all_cols)].sum(axis=1, dtype=np.uint64)
+            if rows is None:
+                return total - cells[:, cols].sum(axis=1, dtype=np.uint64)
+            return total[rows] - cells[np.ix_(rows, np.asarray(cols))].sum(axis=1, dtype=np.uint64)
 
     def _copy_groups(self, p: Pattern) -> tuple[np.ndarray, np.ndarray]:
         """Rows grouped by their values on every feature but the pattern's (exact copies).
@@ -524,11 +575,16 @@ class _Scanner:
             return
         R = self.m.rank
         ref = np.ascontiguousarray(R[np.ix_(ref_idx, np.asarray(keep))])
-        s = int(self.o["sample"]) if self.n <= 200_000 else 120
+        # Fewer queries on large data: each scans every row; 60 rows still separate a copy
+        # share of one half from a baseline of a few percent by many orders of magnitude.
+        s = int(self.o["sample"]) if self.n <= 200_000 else (120 if self.n <= 500_000 else 60)
         q_rows = query if len(query) <= s else self.rng.choice(query, s, replace=False)
-        d_q = nearest_distances(np.ascontiguousarray(R[np.ix_(q_rows, np.asarray(keep))]), ref)
         base_rows = self.rng.choice(len(ref_idx), min(s, len(ref_idx)), replace=False)
-        d_b = nearest_distances(ref[base_rows], ref, exclude_self=base_rows)
+        # the pattern's rows and the random rows in one pass over the reference
+        both = np.concatenate([R[np.ix_(q_rows, np.asarray(keep))], ref[base_rows]])
+        skip = np.concatenate([np.full(len(q_rows), -1, dtype=np.int64), base_rows])
+        d_all = nearest_distances(np.ascontiguousarray(both), ref, exclude_self=skip)
+        d_q, d_b = d_all[: len(q_rows)], d_all[len(q_rows) :]
         # A near-copy is closer than almost every natural nearest neighbour; the share of
         # random rows under the same radius is the baseline.
         tau = max(float(np.quantile(d_b, 0.02)), 0.25 * float(np.median(d_b)))
