@@ -29,7 +29,6 @@ from tabguard.data_audit._base import (
     Treatment,
     registered_checks,
 )
-from tabguard.data_audit._matrix import build_matrix
 from tabguard.errors import DataError
 from tabguard.io import check_labels, frame_sha256
 from tabguard.progress import NULL_PROGRESS, Progress
@@ -149,7 +148,6 @@ def _run_checks(
         for name in checks:
             results[name] = run(name)
         return results, timings
-    build_matrix(ctx)  # shared by both lanes: built once, before they start
     done: dict[str, Future[CheckResult]] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabguard-audit") as pool:
         for name in side:  # one worker: the side lane runs in order

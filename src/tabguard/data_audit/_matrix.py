@@ -14,6 +14,7 @@ builds, once per audit:
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,10 +105,19 @@ class AuditMatrix:
 
 
 def build_matrix(ctx: AuditContext) -> AuditMatrix:
-    """Build (once per audit, cached in ``ctx.cache``) the :class:`AuditMatrix`."""
-    if "matrix" in ctx.cache:
-        cached: AuditMatrix = ctx.cache["matrix"]
-        return cached
+    """Build (once per audit, cached in ``ctx.cache``) the :class:`AuditMatrix`.
+
+    Thread-safe: checks in both lanes of an audit may ask for it; the first builds it.
+    """
+    lock = ctx.cache.setdefault("matrix_lock", threading.Lock())  # setdefault is atomic
+    with lock:
+        if "matrix" not in ctx.cache:
+            ctx.cache["matrix"] = _build_matrix(ctx)
+    cached: AuditMatrix = ctx.cache["matrix"]
+    return cached
+
+
+def _build_matrix(ctx: AuditContext) -> AuditMatrix:
     names = ctx.contract.model_features()
     n, d = ctx.n_rows, len(names)
     codes = np.empty((n, d), dtype=np.int32, order="F")  # checks read it column by column
@@ -159,9 +169,7 @@ def build_matrix(ctx: AuditContext) -> AuditMatrix:
         uniques.append(uniq)
         counts.append(cnt)
         breaks.append(brk)
-    m = AuditMatrix(names, codes, uniques, counts, ordinal, breaks, raw, rank, is_code)
-    ctx.cache["matrix"] = m
-    return m
+    return AuditMatrix(names, codes, uniques, counts, ordinal, breaks, raw, rank, is_code)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
