@@ -536,10 +536,15 @@ def _summary(rows: list[dict[str, Any]], no_base: bool, markdown: bool) -> None:
     clean = [r for r in rows if r["kind"] == "clean"]
     print(f"\ntrigger cases with precision and recall >= 0.95: {len(ok)}/{len(trig)}")
     for r in clean:
-        print(
+        line = (
             f"clean {r['dataset']}: {r['tg_suspected']} of {r['rows']} rows suspected "
             f"({r['tg_suspected'] / r['rows']:.3%})"
         )
+        for name in ("iforest", "datalab"):
+            if not no_base and f"{name}_suspected" in r:
+                k = r[f"{name}_suspected"]
+                line += f"; {name} flags {k} ({k / r['rows']:.2%})"
+        print(line)
     if markdown:
         head = "| data | case | rows | poisoned | tabguard P | tabguard R | trigger named |"
         sep = "|---|---|---:|---:|---:|---:|---|"
