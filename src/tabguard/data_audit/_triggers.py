@@ -771,7 +771,13 @@ class TriggerScan:
             sc.twins(p)
             if p.p_twin is None:
                 continue
-            copies = p.p_twin <= 1e-3 and (p.twin_share or 0.0) >= 0.5
+            share, base = p.twin_share or 0.0, p.twin_share_baseline or 0.0
+            # Significant is not enough where look-alikes are common (inactive accounts with
+            # all-zero amounts: 55 % against 45 %): a quarter of the rows must be copies beyond
+            # what the baseline explains.
+            copies = (
+                p.p_twin <= 1e-3 and share >= 0.5 and (share - base) / max(1 - base, 1e-9) >= 0.25
+            )
             if hint(p):
                 p.p = _fisher(p.p_label, p.p_twin)
             else:  # pure label, copies: purity against the base rate instead of the context
