@@ -127,9 +127,10 @@ def _run_checks(
 ) -> tuple[dict[str, CheckResult], dict[str, float]]:
     """Run the checks, in two lanes when asked to or when the data is large.
 
-    The second lane takes the checks marked ``concurrent`` (descriptive statistics, label
-    noise, disparate impact), one after the other; the main lane runs the others in order and
-    waits for the checks a check lists in ``after``. Each check keeps its own random state,
+    The second lane takes the checks marked ``concurrent`` (descriptive statistics,
+    near-duplicates, label noise, disparate impact), one after the other, those another check
+    waits for first; the main lane runs the others in order and waits for the checks a check
+    lists in ``after``. Each check keeps its own random state,
     so the results do not depend on the lanes.
     """
     results: dict[str, CheckResult] = {}
@@ -144,6 +145,9 @@ def _run_checks(
     if n_jobs is None:
         n_jobs = 2 if len(ctx.data) >= PARALLEL_ROWS and (os.cpu_count() or 1) >= 2 else 1
     side = [n for n in checks if n_jobs > 1 and getattr(checks[n], "concurrent", False)]
+    # the side lane first runs what the main lane will wait for (label noise, for RONI)
+    awaited = {d for n in checks for d in getattr(checks[n], "after", ())}
+    side.sort(key=lambda n: n not in awaited)  # stable: otherwise in running order
     if len(side) == 0 or len(side) == len(checks):
         for name in checks:
             results[name] = run(name)

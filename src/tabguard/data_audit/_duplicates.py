@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes
@@ -33,13 +34,13 @@ DEFAULTS: dict[str, Any] = {
 
 def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows in groups of >= 2 equal keys: (row indices sorted by key, group id per row)."""
-    order = np.argsort(key, kind="stable")
-    k = key[order]
-    start = np.r_[True, k[1:] != k[:-1]]
-    gid = np.cumsum(start) - 1
-    sizes = np.bincount(gid)
-    multi = sizes[gid] >= 2
-    return order[multi], gid[multi]
+    # hashing instead of sorting every key: only the rows in groups are sorted
+    codes, uniq = pd.factorize(key)
+    sizes = np.bincount(codes, minlength=len(uniq))
+    rows = np.flatnonzero(sizes[codes] >= 2)
+    rows = rows[np.argsort(codes[rows], kind="stable")]
+    _, gid = np.unique(codes[rows], return_inverse=True)
+    return rows, gid.astype(np.int64)
 
 
 def _differing(m: AuditMatrix, key: np.ndarray, cols: list[int]) -> tuple[np.ndarray, np.ndarray]:

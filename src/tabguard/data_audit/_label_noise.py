@@ -95,8 +95,10 @@ class LabelNoise:
             p = oof_probabilities(ctx)
             st.advance()
         probs = np.column_stack([1.0 - p, p])
+        # n_jobs=1: cleanlab's default forks a multiprocessing pool, and forking while the
+        # other lane's thread holds a lock (BLAS, the allocator) deadlocked a million-row audit
         ranked = find_label_issues(
-            labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence"
+            labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence", n_jobs=1
         )
         issues = np.asarray(ranked, dtype=np.int64)
         curve = excess_disagreement(p, y, list(opts["thresholds"]))

@@ -61,6 +61,8 @@ class AuditMatrix:
     rank: np.ndarray
     raw_is_code: np.ndarray
     _index: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _hashes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def raw_value(self, j: int, codes: np.ndarray) -> np.ndarray:
         """The ``raw`` matrix entries of value ids ``codes`` of feature ``j``."""
@@ -71,8 +73,12 @@ class AuditMatrix:
     def rows_with(self, j: int, code: int) -> np.ndarray:
         """Row positions (ascending) whose feature ``j`` has value id ``code``."""
         if j not in self._index:
-            order = np.argsort(self.codes[:, j], kind="stable")
-            self._index[j] = (order, self.codes[order, j])
+            col = self.codes[:, j]
+            # shifted to 16 bits when they fit: numpy's stable sort is then a radix sort, 5x
+            # faster than on int32 (the missing-value code -1 still sorts first)
+            key = (col + 1).astype(np.uint16) if len(self.counts[j]) < 65_534 else col
+            order = np.argsort(key, kind="stable")
+            self._index[j] = (order, col[order])
         order, sorted_codes = self._index[j]
         # needles of the haystack's dtype: a mismatch makes numpy cast all n codes per call
         lo, hi = np.searchsorted(sorted_codes, np.array([code, code + 1], sorted_codes.dtype))
@@ -173,22 +179,30 @@ def _build_matrix(ctx: AuditContext) -> AuditMatrix:
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
-    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
 
 
 def cell_hashes(m: AuditMatrix) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cell 64-bit hashes of the tokens and their row sums.
+    """Per-cell 64-bit hashes of the tokens and their row sums (computed once per matrix).
 
     ``total - cells[:, cols].sum(axis=1)`` (uint64, wrapping) identifies a row on every feature
     but ``cols``: two rows with the same value are exact copies except (maybe) in ``cols``.
+    Thread-safe: the trigger scan and the near-duplicate check share them.
     """
+    with m._lock:
+        if m._hashes is None:
+            m._hashes = _cell_hashes(m)
+        return m._hashes
+
+
+def _cell_hashes(m: AuditMatrix) -> tuple[np.ndarray, np.ndarray]:
     d = m.codes.shape[1]
     salt = (np.arange(d, dtype=np.uint64) + np.uint64(1)) << np.uint64(40)
     with np.errstate(over="ignore"):
-        cells = _splitmix64(m.codes.astype(np.int64).astype(np.uint64) + salt[None, :])
+        cells = _splitmix64(m.codes.astype(np.uint64) + salt[None, :])  # -1 wraps: consistent
         total = cells.sum(axis=1, dtype=np.uint64)
     return cells, total
 

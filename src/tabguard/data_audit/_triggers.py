@@ -39,7 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from tabguard.data_audit._base import AuditContext, CheckResult, Treatment, register_check
-from tabguard.data_audit._context_model import fit_context_model, predict
+from tabguard.data_audit._context_model import fit_context_model, instrument_rounds, predict
 from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes, nearest_distances
 from tabguard.reports import Finding, PlotSpec, Section, Table
 
@@ -305,8 +305,14 @@ class _Scanner:
     def model(self) -> lgb.Booster:
         if self._model is None:
             cat = [j for j in range(len(self.m.names)) if not self.m.ordinal[j]]
+            rounds, lr = instrument_rounds(self.n, 120)
             self._model = fit_context_model(
-                self.m.raw, self.y.astype(float), cat, random_state=self.ctx.random_state
+                self.m.raw,
+                self.y.astype(float),
+                cat,
+                rounds=rounds,
+                learning_rate=lr,
+                random_state=self.ctx.random_state,
             )
         return self._model
 
