@@ -70,8 +70,8 @@ class AuditMatrix:
             return codes.astype(float)
         return np.asarray(self.uniques[j], dtype=float)[codes]
 
-    def rows_with(self, j: int, code: int) -> np.ndarray:
-        """Row positions (ascending) whose feature ``j`` has value id ``code``."""
+    def _sorted_index(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions of feature ``j`` sorted by value id (stable), and the sorted ids."""
         if j not in self._index:
             col = self.codes[:, j]
             # shifted to 16 bits when they fit: numpy's stable sort is then a radix sort, 5x
@@ -79,21 +79,22 @@ class AuditMatrix:
             key = (col + 1).astype(np.uint16) if len(self.counts[j]) < 65_534 else col
             order = np.argsort(key, kind="stable")
             self._index[j] = (order, col[order])
-        order, sorted_codes = self._index[j]
-        # needles of the haystack's dtype: a mismatch makes numpy cast all n codes per call
-        lo, hi = np.searchsorted(sorted_codes, np.array([code, code + 1], sorted_codes.dtype))
-        return order[lo:hi]
+        return self._index[j]
+
+    def rows_with(self, j: int, code: int) -> np.ndarray:
+        """Row positions (ascending) whose feature ``j`` has value id ``code``."""
+        return self.rows_with_any(j, np.array([code]))
 
     def rows_with_any(self, j: int, codes: np.ndarray) -> np.ndarray:
         """Row positions whose feature ``j`` has any of the value ids ``codes``."""
-        self.rows_with(j, 0)  # builds the index
-        order, sorted_codes = self._index[j]
+        order, sorted_codes = self._sorted_index(j)
+        # needles of the haystack's dtype: a mismatch makes numpy cast all n codes per call
         codes = np.asarray(codes, dtype=sorted_codes.dtype)
         lo = np.searchsorted(sorted_codes, codes)
         hi = np.searchsorted(sorted_codes, codes + 1)
-        if not len(codes):
-            return np.empty(0, dtype=order.dtype)
-        return np.concatenate([order[a:b] for a, b in zip(lo, hi, strict=True)])
+        if len(codes) == 1:
+            return order[lo[0] : hi[0]]
+        return np.concatenate([order[a:b] for a, b in zip(lo, hi, strict=True)] or [order[:0]])
 
     @property
     def n_rows(self) -> int:

@@ -101,28 +101,25 @@ class Roni:
         probe = hold[~in_any[hold]]
         table = []
         rounds, lr = instrument_rounds(ctx.n_rows, int(opts["rounds"]))
-        with ctx.progress.stage("RONI", total=len(groups)) as st:
-            model = fit_context_model(
-                X[train_all],
-                y[train_all],
+
+        def fit(train: np.ndarray) -> Any:
+            return fit_context_model(
+                X[train],
+                y[train],
                 cat,
                 rounds=rounds,
                 learning_rate=lr,
                 random_state=ctx.random_state,
             )
+
+        with ctx.progress.stage("RONI", total=len(groups)) as st:
+            model = fit(train_all)
             p_with = predict(model, X[hold])
             for desc, rows, pattern in groups:
                 member = np.zeros(ctx.n_rows, dtype=bool)
                 member[rows] = True
                 without = train_all[~member[train_all]]
-                base_model = fit_context_model(
-                    X[without],
-                    y[without],
-                    cat,
-                    rounds=rounds,
-                    learning_rate=lr,
-                    random_state=ctx.random_state,
-                )
+                base_model = fit(without)
                 p_without = predict(base_model, X[hold])
                 diff = _logloss_rows(y[hold], p_with) - _logloss_rows(y[hold], p_without)
                 se = float(diff.std(ddof=1) / math.sqrt(len(diff)))

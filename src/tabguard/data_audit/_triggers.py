@@ -39,7 +39,12 @@ import pandas as pd
 from scipy import stats
 
 from tabguard.data_audit._base import AuditContext, CheckResult, Treatment, register_check
-from tabguard.data_audit._context_model import fit_context_model, instrument_rounds, predict
+from tabguard.data_audit._context_model import (
+    LARGE_ROWS,
+    fit_context_model,
+    instrument_rounds,
+    predict,
+)
 from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes, nearest_distances
 from tabguard.reports import Finding, PlotSpec, Section, Table
 
@@ -148,7 +153,6 @@ class _Scanner:
         self.rng = np.random.default_rng(ctx.random_state)
         self.tests = {"contract": 0, "single": 0, "pair": 0}
         self._model: lgb.Booster | None = None
-        self._hashes: tuple[np.ndarray, np.ndarray] | None = None
         self._groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
         self.excluded: set[tuple[int, int]] = set()
         # Copy checks are nearest-neighbour searches; their number follows their cost.
@@ -508,7 +512,7 @@ class _Scanner:
         """
         m = self.m
         others = [j for j in range(len(m.names)) if j not in p.all_cols]
-        if self.n <= 200_000 or not others:
+        if self.n <= LARGE_ROWS or not others:
             return None
         j = max(others, key=lambda k: len(m.counts[k]))
         counts = m.counts[j]
@@ -520,9 +524,7 @@ class _Scanner:
     def _row_keys(self, p: Pattern, rows: np.ndarray | None = None) -> np.ndarray:
         """A 64-bit key per row (of ``rows``, default all) on every feature but the pattern's
         (equal keys: copies)."""
-        if self._hashes is None:
-            self._hashes = cell_hashes(self.m)
-        cells, total = self._hashes
+        cells, total = cell_hashes(self.m)  # cached on the matrix
         cols = sorted(p.all_cols)
         with np.errstate(over="ignore"):
             if rows is None:
@@ -555,9 +557,10 @@ class _Scanner:
         """
         query, ref_idx, _ = self._twin_sets(p)
         codes, n_all = self._copy_groups(p)
-        n_query = np.bincount(codes[query], minlength=len(n_all))
-        outside = n_all[codes[query]] - n_query[codes[query]] > 0
-        inside = n_query[codes[query]] > 1
+        cq = codes[query]
+        n_query = np.bincount(cq, minlength=len(n_all))
+        outside = n_all[cq] - n_query[cq] > 0
+        inside = n_query[cq] > 1
         base_rows = self.rng.choice(ref_idx, min(2000, len(ref_idx)), replace=False)
         n_ref = n_all - n_query
         random_share = float(np.mean(n_ref[codes[base_rows]] > 1))
@@ -574,7 +577,7 @@ class _Scanner:
         query, ref_idx, keep = self._twin_sets(p)
         if not keep or len(ref_idx) < 10 or not len(query):
             return
-        if self.n > 200_000 and p.copy_proxy >= 0.5:
+        if self.n > LARGE_ROWS and p.copy_proxy >= 0.5:
             # Exact copies are visible: hashing answers in a second what the nearest-neighbour
             # search over every row would take seconds per pattern to find.
             self.exact_twins(p)
@@ -583,7 +586,7 @@ class _Scanner:
         ref = np.ascontiguousarray(R[np.ix_(ref_idx, np.asarray(keep))])
         # Fewer queries on large data: each scans every row; 60 rows still separate a copy
         # share of one half from a baseline of a few percent by many orders of magnitude.
-        s = int(self.o["sample"]) if self.n <= 200_000 else (120 if self.n <= 500_000 else 60)
+        s = int(self.o["sample"]) if self.n <= LARGE_ROWS else (120 if self.n <= 500_000 else 60)
         q_rows = query if len(query) <= s else self.rng.choice(query, s, replace=False)
         base_rows = self.rng.choice(len(ref_idx), min(s, len(ref_idx)), replace=False)
         # the pattern's rows and the random rows in one pass over the reference
@@ -619,10 +622,10 @@ class _Scanner:
         query, _, keep = self._twin_sets(p)
         if p.twin_exact:
             codes, n_all = self._copy_groups(p)
-            n_out = n_all - np.bincount(codes[query], minlength=len(n_all))
-            first = np.full(len(n_all), self.n, dtype=np.int64)
-            np.minimum.at(first, codes[query], query)
             cq = codes[query]
+            n_out = n_all - np.bincount(cq, minlength=len(n_all))
+            first = np.full(len(n_all), self.n, dtype=np.int64)
+            np.minimum.at(first, cq, query)
             return query[(n_out[cq] > 0) | (query > first[cq])]
         query = query[:20_000]
         R = np.ascontiguousarray(self.m.rank[:, keep])
