@@ -89,3 +89,96 @@ def poison_cmd(
         f"(trigger {json.dumps(res.spec['trigger'])} → {label_col}={res.spec['target']}); "
         f"ground truth in {truth_path}"
     )
+
+
+@redteam_app.command("traffic")
+def traffic_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `tabguard train`.")],
+    home: Annotated[
+        Path | None,
+        typer.Option(help="TABGUARD_HOME whose prediction log and flags receive the traffic."),
+    ] = None,
+    days: Annotated[int, typer.Option(help="Simulated days (>= 28).")] = 42,
+    per_day: Annotated[float, typer.Option(help="Mean applications on a weekday.")] = 2000.0,
+    start: Annotated[str, typer.Option(help="Simulated start (ISO, UTC).")] = "2026-01-05T00:00:00",
+    channel: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME:SHARE[:WEEKEND[:RISK]]; repeat (default online/branch/partner)."),
+    ] = None,
+    holiday: Annotated[
+        list[str] | None, typer.Option(help="A holiday date (YYYY-MM-DD); repeat.")
+    ] = None,
+    attack_segment: Annotated[str, typer.Option(help="Attacked channel.")] = "partner",
+    attack_feature: Annotated[str, typer.Option(help="Feature the attackers set.")] = "PAY_AMT1",
+    attack_value: Annotated[
+        str | None, typer.Option(help="Value they set (default: the one lowering scores most).")
+    ] = None,
+    attack_share: Annotated[float, typer.Option(help="Share of the segment who game.")] = 0.6,
+    onset: Annotated[
+        str, typer.Option(help="Attack onset after the start (e.g. 37d11h) or an ISO time.")
+    ] = "37d11h",
+    no_attack: Annotated[bool, typer.Option("--no-attack", help="Clean traffic only.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    truth: Annotated[
+        Path | None, typer.Option(help="Ground-truth JSON (default HOME/traffic.truth.json).")
+    ] = None,
+) -> None:
+    """Simulated weeks of applications through the real scoring pipeline, with a known attack."""
+    from datetime import date
+
+    from tabguard.redteam import AttackSpec, TrafficError, TrafficOptions, simulate_traffic
+    from tabguard.redteam._traffic import DEFAULT_CHANNELS, parse_channels
+    from tabguard.serving import load_config, tabguard_home
+    from tabguard.timeutil import parse_duration, parse_time
+    from tabguard.training import load_model
+
+    def _opt(name: str, parse: Any, text: Any) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise TrafficError(name, str(exc).split("; got")[0], text) from None
+
+    t0 = _opt("start", parse_time, start)
+    bundle = load_model(model_dir)
+    config = load_config(home)
+    if onset[:1].isdigit() and "-" not in onset:
+        onset_delta = _opt("onset", parse_duration, onset)
+    else:
+        onset_delta = _opt("onset", parse_time, onset) - t0
+    attack = None
+    if not no_attack:
+        value = None
+        if attack_value is not None:
+            value = parse_value(bundle.contract, attack_feature, attack_value)
+        attack = AttackSpec(onset_delta, attack_segment, attack_feature, value, attack_share)
+    options = TrafficOptions(
+        start=t0,
+        days=days,
+        per_day=per_day,
+        channels=parse_channels(channel) if channel else DEFAULT_CHANNELS,
+        holidays=tuple(_opt("holiday", date.fromisoformat, h) for h in holiday)
+        if holiday
+        else TrafficOptions().holidays,
+        attack=attack,
+        seed=seed,
+    )
+    console.print(
+        f"simulating {days} days from {t0:%Y-%m-%d %H:%M} UTC, ~{per_day:,.0f} applications a "
+        f"weekday, into {config.stores.log} …"
+    )
+    result = simulate_traffic(bundle, config, options)
+    truth_path = truth or tabguard_home(home) / "traffic.truth.json"
+    result.write_truth(truth_path)
+    counts = result.requests["channel"].value_counts().to_dict()
+    console.print(
+        f"sent {len(result.requests):,} requests "
+        f"({', '.join(f'{k} {v:,}' for k, v in counts.items())}); "
+        + (
+            f"attack from {result.truth['onset']} on channel={attack_segment}: "
+            f"{attack_feature}={result.truth['value']} in "
+            f"{result.truth['attacked_requests']:,} requests; "
+            if attack is not None
+            else "no attack; "
+        )
+        + f"ground truth in {truth_path}"
+    )

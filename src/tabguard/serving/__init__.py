@@ -35,6 +35,7 @@ from tabguard.serving._decision import DecisionPolicy, DelayedDecisions, StoredD
 from tabguard.serving._guards import (
     Authenticate,
     ClientLimit,
+    Clock,
     Decide,
     DetectProbing,
     FlowGate,
@@ -49,6 +50,7 @@ from tabguard.serving._guards import (
     Score,
     SubjectLimit,
     Validate,
+    system_clock,
 )
 from tabguard.serving._keys import (
     DEFAULT_SCOPES,
@@ -98,6 +100,7 @@ __all__ = [
     "AsyncRateLimiter",
     "Authenticate",
     "ClientLimit",
+    "Clock",
     "ConfigError",
     "Decide",
     "DecisionPolicy",
@@ -158,5 +161,6 @@ __all__ = [
     "resolve_reference",
     "row_to_record",
     "service_settings",
+    "system_clock",
     "tabguard_home",
 ]

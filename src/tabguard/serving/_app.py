@@ -24,7 +24,6 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,6 +42,7 @@ from tabguard.serving._guards import (
     MAX_BODY_BYTES,
     Authenticate,
     ClientLimit,
+    Clock,
     Decide,
     DetectProbing,
     FlowGate,
@@ -56,6 +56,7 @@ from tabguard.serving._guards import (
     SubjectLimit,
     Validate,
     authenticate,
+    system_clock,
 )
 from tabguard.serving._keys import KeyCache
 from tabguard.serving._limits import AsyncRateLimiter
@@ -225,6 +226,10 @@ class ScoringService:
         Ready-made stores (tests, benchmarks); by default :meth:`start` opens the configured
         ones. Stores passed in are not closed by :meth:`aclose`.
     metrics : ServiceMetrics, optional
+    clock : callable, optional
+        Returns the time of a request (aware UTC datetime); default the real time. Only the
+        Python API sets it (the traffic simulator's simulated clock): no header, body field or
+        configuration key can.
     """
 
     def __init__(
@@ -239,8 +244,10 @@ class ScoringService:
         limiter: AsyncRateLimiter | None = None,
         probing_store: ProbingStore | None = None,
         metrics: ServiceMetrics | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self.bundle = bundle
+        self.clock = clock
         self.config = config
         self.server, self.decisions, self.probing_config = service_settings(config)
         contract = bundle.contract
@@ -397,7 +404,9 @@ class ScoringService:
         """Run one decision request through the guards; the context holds the response."""
         if not self.started:
             raise RuntimeError("ScoringService.start() (or the app lifespan) has not run")
-        ctx = RequestContext.new(authorization, body, self.watcher.current(), too_large=too_large)
+        ctx = RequestContext.new(
+            authorization, body, self.watcher.current(), too_large=too_large, clock=self.clock
+        )
         return await self.pipeline.run(ctx)
 
     async def read_decision(
@@ -423,7 +432,7 @@ class ScoringService:
                          "reason": "log_store_unavailable"}, {"Retry-After": "1"}  # fmt: skip
         if item is None:
             return 404, {"error": f"no decision {decision_id!r} for this client"}, {}
-        now = datetime.now(UTC)
+        now = self.clock()
         if item.available_at is not None and not self.delayed.is_available(item, now):
             wait = max(1, int((item.available_at - now).total_seconds() + 0.999))
             body = {"decision_id": item.decision_id, "available_at": item.available_at.isoformat()}

@@ -39,7 +39,7 @@ import math
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -71,6 +71,16 @@ _SUBJECT_MAX = 256
 _SEGMENT_KEYS_MAX = 32
 _SEGMENT_VALUE_MAX = 256
 _BODY_KEYS = ("subject_id", "features", "segment")
+
+#: What the service asks the time of a request: a function returning an aware UTC datetime.
+#: Production uses :func:`system_clock`; the traffic simulator passes a simulated one through
+#: the Python API (``ScoringService(clock=...)``). Nothing a client sends can set it.
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """The real time (UTC): the clock of every request unless the Python API says otherwise."""
+    return datetime.now(UTC)
 
 
 @dataclass(eq=False)
@@ -121,13 +131,20 @@ class RequestContext:
         flags: FlagSnapshot,
         *,
         too_large: bool = False,
+        clock: Clock = system_clock,
     ) -> RequestContext:
-        """A context for a request that just arrived."""
+        """A context for a request that just arrived.
+
+        ``clock`` gives the request's time (its log timestamp, the probing detector's "now",
+        the release time of a delayed decision); latency is always measured on the real
+        monotonic clock.
+        """
+        at = clock()
         return cls(
             decision_id=uuid.uuid4().hex,
-            timestamp=datetime.now(UTC),
+            timestamp=at,
             started=time.perf_counter(),
-            now=time.time(),
+            now=at.timestamp(),
             authorization=authorization,
             body=body,
             flags=flags,
