@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import tabguard.cli._train as cli_train
+import tabguard.training
 from tabguard.cli import main
 from tabguard.contract import Contract, save_contract
 from tabguard.redteam import poison
@@ -33,7 +33,7 @@ def files(tmp_path: Path, credit_contract: Contract) -> dict[str, Path]:
 @pytest.fixture
 def fast_train(monkeypatch: pytest.MonkeyPatch) -> None:
     """Few trees, no bootstrap, integrity-only audit: the CLI plumbing is what is tested."""
-    real = cli_train.train
+    real = tabguard.training.train
 
     def quick(df: pd.DataFrame, contract: Contract, cfg: Any, **kw: Any) -> Any:
         cfg = dataclasses.replace(
@@ -45,7 +45,7 @@ def fast_train(monkeypatch: pytest.MonkeyPatch) -> None:
         )
         return real(df, contract, cfg, **kw)
 
-    monkeypatch.setattr(cli_train, "train", quick)
+    monkeypatch.setattr(tabguard.training, "train", quick)
 
 
 def run(argv: list[str]) -> int:

@@ -1,8 +1,11 @@
 """The ``tabguard`` command line: a thin layer over the Python API.
 
 Exit codes: 0 success; 1 the command ran and found something critical (an audit gate);
-2 bad input (missing or malformed file, invalid contract), printed as one line, no traceback;
+2 a usage mistake (unknown command or option, missing argument: Click's usage line and hint)
+or bad input (missing or malformed file, invalid contract), printed as one line, no traceback;
 3 an internal error (``TABGUARD_DEBUG=1`` shows its traceback).
+
+``tabguard``, ``python -m tabguard`` and ``python -m tabguard.cli`` run the same :func:`main`.
 """
 
 from __future__ import annotations
@@ -11,10 +14,9 @@ import importlib
 import os
 import sys
 
-import click
 from rich.markup import escape
 
-from tabguard.cli._app import app, err_console
+from tabguard.cli._app import PROG_NAME, app, err_console
 from tabguard.errors import TabguardError
 
 # Each module registers its commands on the shared apps when imported.
@@ -33,18 +35,26 @@ for _m in _COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``tabguard`` script."""
+    """Run the ``tabguard`` command line and exit with its status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program name; default ``sys.argv[1:]``.
+
+    Notes
+    -----
+    Typer runs in standalone mode, so usage mistakes, ``--help``, ``--version``, shell
+    completion and ``typer.Exit`` behave as in any Click program (usage errors exit 2 with
+    the usage line and a ``--help`` hint). What reaches this function is tabguard's own:
+    a :class:`~tabguard.errors.TabguardError` is bad input (exit 2, one line), anything else
+    is a bug (exit 3, one line; the traceback with ``TABGUARD_DEBUG=1``).
+    """
     try:
-        rc = app(args=argv, prog_name="tabguard", standalone_mode=False)
+        app(args=argv, prog_name=PROG_NAME)
     except TabguardError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug: one line for users, the traceback on request
@@ -56,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(3)
-    sys.exit(rc if isinstance(rc, int) else 0)
+    sys.exit(0)
 
 
 __all__ = ["app", "main"]

@@ -1,5 +1,6 @@
-"""``python -m tabguard.cli`` runs the command line."""
+"""``python -m tabguard.cli`` runs the command line (the same as the ``tabguard`` script)."""
 
 from tabguard.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

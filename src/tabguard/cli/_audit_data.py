@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from tabguard.cli._app import audit_app, console
-from tabguard.contract import load_contract
-from tabguard.data_audit import DataAuditResult, audit_data, write_audit
-from tabguard.io import read_table
-from tabguard.progress import RichProgress
-from tabguard.reports import SEVERITY_ORDER
+
+if TYPE_CHECKING:
+    from tabguard.data_audit import DataAuditResult
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -23,6 +21,8 @@ def print_findings(
     result: DataAuditResult, *, limit: int = 12, min_severity: str = "warning"
 ) -> None:
     """Print the most severe findings as a Rich table."""
+    from tabguard.reports import SEVERITY_ORDER
+
     rep = result.report
     shown = [
         f
@@ -63,6 +63,11 @@ def audit_data_cmd(
     Writes DIR/findings.json, DIR/report.html, DIR/clean.csv, DIR/quarantine.csv and
     DIR/treatments.json. Exit status: 0 without critical findings, 1 with one, 2 for bad input.
     """
+    from tabguard.contract import load_contract
+    from tabguard.data_audit import audit_data, write_audit
+    from tabguard.io import read_table
+    from tabguard.progress import RichProgress
+
     contract = load_contract(contract_path)
     names = [c.strip() for c in checks.split(",")] if checks else None
     with RichProgress(disable=quiet) as progress:

@@ -9,9 +9,6 @@ import typer
 from rich.table import Table
 
 from tabguard.cli._app import audit_app, console
-from tabguard.io import read_table
-from tabguard.progress import RichProgress
-from tabguard.reports import SEVERITY_ORDER
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -58,7 +55,10 @@ def audit_model_cmd(
     Writes DIR/findings.json and DIR/report.html. Exit status: 0 without critical findings,
     1 with one (a backdoor, a failed unacceptable case, a protected input), 2 for bad input.
     """
+    from tabguard.io import read_table
     from tabguard.model_audit import audit_model, load_audit_model, write_model_audit
+    from tabguard.progress import RichProgress
+    from tabguard.reports import SEVERITY_ORDER
 
     names = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
     m = load_audit_model(model, contract=contract_path, threshold=threshold, scorer=scorer)

@@ -6,20 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.markup import escape
 from rich.table import Table
 
 from tabguard.cli._app import console, contract_app
-from tabguard.contract import (
-    contract_hash,
-    contract_to_dict,
-    infer_contract,
-    load_contract,
-    save_contract,
-    validate_frame,
-)
-from tabguard.io import check_labels, read_table
 
 
 @contract_app.command("infer")
@@ -31,6 +21,11 @@ def infer(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write YAML here.")] = None,
 ) -> None:
     """Draft a contract from data; review ranges, protected and gameable features after."""
+    import yaml
+
+    from tabguard.contract import contract_to_dict, infer_contract, save_contract
+    from tabguard.io import read_table
+
     df = read_table(data)
     contract = infer_contract(df, label, name=name, id_column=id_column)
     if out is None:
@@ -47,6 +42,9 @@ def check(
     data: Annotated[Path | None, typer.Argument(help="Optional data to validate.")] = None,
 ) -> None:
     """Validate a contract, and data against it when DATA is given (exit 1 on violations)."""
+    from tabguard.contract import contract_hash, load_contract, validate_frame
+    from tabguard.io import check_labels, read_table
+
     contract = load_contract(contract_path)
     console.print(
         f"contract [bold]{contract.name}[/] is valid: {len(contract.features)} features "

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tabguard.cli._app import console, redteam_app
-from tabguard.contract import Contract, load_contract
 from tabguard.errors import ContractError
-from tabguard.io import read_table
-from tabguard.redteam import poison
+
+if TYPE_CHECKING:
+    from tabguard.contract import Contract
 
 
 def parse_value(contract: Contract | None, feature: str, text: str) -> Any:
@@ -62,6 +62,10 @@ def poison_cmd(
     ] = None,
 ) -> None:
     """Plant a trigger → label backdoor (the seed's AGE=999 attack and its variants)."""
+    from tabguard.contract import load_contract
+    from tabguard.io import read_table
+    from tabguard.redteam import poison
+
     contract = load_contract(contract_path)
     df = read_table(data)
     trig = parse_assignments(trigger, contract, "trigger")

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from tabguard.cli._app import app, console, err_console
-from tabguard.contract import load_contract
-from tabguard.io import read_table
-from tabguard.progress import RichProgress
-from tabguard.training import DataAuditRefusedError, TrainConfig, TrainResult, train
+
+if TYPE_CHECKING:
+    from tabguard.training import TrainResult
 
 
 @app.command("train")
@@ -68,6 +67,11 @@ def train_cmd(
 
     Exit status 1 when the data audit has critical findings (see --allow-findings).
     """
+    from tabguard.contract import load_contract
+    from tabguard.io import read_table
+    from tabguard.progress import RichProgress
+    from tabguard.training import DataAuditRefusedError, TrainConfig, train
+
     cfg = TrainConfig(
         model=model,
         preset=preset,

@@ -1,0 +1,174 @@
+"""The command line's conventions: usage errors, ``--version``, ``python -m``, completion.
+
+Each behaviour is checked through the real entry point twice: as a subprocess running
+``python -m tabguard`` (what a shell sees: exit status, stdout, stderr) and in process through
+``main(argv)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tabguard
+import tabguard.cli._state as cli_state
+from tabguard.cli import main
+from tabguard.errors import DataError
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m tabguard ARGS`` with a plain, narrow-safe terminal."""
+    full_env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", **(env or {})}
+    full_env.pop("TABGUARD_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tabguard", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=full_env,
+    )
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else (0 if code is None else 1)), out, ANSI.sub("", err)
+
+
+# (argv, the usage line's command, the error text)
+USAGE_MISTAKES = [
+    (["--bogus"], "tabguard", "No such option: --bogus"),
+    (["audit", "data", "--bogus"], "tabguard audit data", "No such option: --bogus"),
+    (["audit", "data"], "tabguard audit data", "Missing argument"),
+    (["nosuchcmd"], "tabguard", "No such command 'nosuchcmd'"),
+    (["keys", "create"], "tabguard keys create", "Missing argument"),
+    (["serve", "model", "--workers", "0"], "tabguard serve", "Invalid value for '--workers'"),
+    (["flags", "history", "--limit", "many"], "tabguard flags history", "Invalid value"),
+]
+
+
+@pytest.mark.parametrize(("argv", "command", "message"), USAGE_MISTAKES)
+def test_usage_mistakes_exit_2_with_usage_line_and_hint_in_process(
+    capsys: pytest.CaptureFixture[str], argv: list[str], command: str, message: str
+) -> None:
+    code, out, err = run_main(capsys, *argv)
+    assert code == 2, (out, err)
+    assert f"Usage: {command} " in err
+    assert f"Try '{command} --help' for help." in err
+    assert message in err
+    assert "internal error" not in err + out
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "message"),
+    [USAGE_MISTAKES[1], USAGE_MISTAKES[2], USAGE_MISTAKES[3]],
+)
+def test_usage_mistakes_exit_2_as_a_subprocess(argv: list[str], command: str, message: str) -> None:
+    r = run_module(*argv)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"Usage: {command} " in r.stderr
+    assert f"Try '{command} --help' for help." in r.stderr
+    assert message in r.stderr
+    assert "internal error" not in r.stdout + r.stderr
+
+
+def test_version_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(capsys, "--version")
+    assert (code, out.strip(), err) == (0, f"tabguard {tabguard.__version__}", "")
+
+
+def test_python_dash_m_tabguard_runs_the_cli() -> None:
+    r = run_module("--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"tabguard {tabguard.__version__}"
+    helped = run_module("--help")
+    assert helped.returncode == 0, helped.stderr
+    for command in ("audit", "train", "serve", "keys", "flags", "log", "--version"):
+        assert command in helped.stdout
+
+
+def test_no_arguments_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(capsys)
+    assert code == 2
+    assert "Usage: tabguard" in out + err and "serve" in out + err
+
+
+def test_bad_input_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bad() -> None:
+        raise DataError("data.csv: no such file; check the path")
+
+    monkeypatch.setattr(cli_state, "_config", bad)
+    code, _, err = run_main(capsys, "keys", "list")
+    assert code == 2
+    assert err.strip() == "error: data.csv: no such file; check the path"
+
+
+def test_a_bug_is_exit_3_with_one_line_and_the_traceback_on_request(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bug() -> None:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(cli_state, "_config", bug)
+    monkeypatch.delenv("TABGUARD_DEBUG", raising=False)
+    code, _, err = run_main(capsys, "keys", "list")
+    assert code == 3
+    assert err.startswith("internal error: KeyError:") and "TABGUARD_DEBUG=1" in err
+    assert len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("TABGUARD_DEBUG", "1")
+    with pytest.raises(KeyError, match="oops"):
+        main(["keys", "list"])
+
+
+def in_bash(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m tabguard ARGS`` from a bash shell (Typer detects the shell it runs under)."""
+    command = " ".join([sys.executable, "-m", "tabguard", *args])
+    full_env = {**os.environ, **(env or {})}
+    # "; exit $?" keeps bash as the parent process (it would exec a lone command).
+    return subprocess.run(
+        ["bash", "-c", f"{command}; exit $?"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=full_env,
+    )
+
+
+def test_show_completion_prints_a_script_for_the_shell() -> None:
+    r = in_bash("--show-completion")
+    assert r.returncode == 0, r.stderr
+    assert "_TABGUARD_COMPLETE=complete_bash" in r.stdout
+    assert "complete " in r.stdout and " tabguard" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("words", "cword", "expected"),
+    [("tabguard au", 1, "audit"), ("tabguard flags s", 2, "set"), ("tabguard audit ", 2, "model")],
+)
+def test_completion_completes_commands(words: str, cword: int, expected: str) -> None:
+    r = run_module(
+        env={"_TABGUARD_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    )
+    assert r.returncode == 0, r.stderr
+    assert expected in r.stdout.split()
+
+
+def test_install_completion_writes_the_shell_startup_file(tmp_path: Path) -> None:
+    r = in_bash("--install-completion", env={"HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    bashrc = (tmp_path / ".bashrc").read_text()
+    sourced = re.search(r"source ['\"]?([^'\"\s]+)", bashrc)
+    assert sourced is not None, bashrc
+    script = Path(sourced.group(1).replace("~", str(tmp_path), 1)).read_text()
+    assert "_TABGUARD_COMPLETE=complete_bash" in script
