@@ -1,8 +1,22 @@
-"""The SQL schema of tabguard's state: flags and their audit trail, API keys, prediction log.
+"""The SQL schema of tabguard's state: flags and their audit trail, API keys, prediction log,
+monitoring buckets.
 
 One :data:`METADATA` holds every table so a single database can host all stores; each store
 creates only its own tables with :func:`ensure_schema` (idempotent, safe when several processes
 start at once).
+
+The prediction log carries one column that is not part of :data:`predictions_table`:
+``ingest_seq``, the order in which rows were *committed*, which the monitor's watermark follows
+(a row's ``timestamp`` is the request time, and rows arrive late: batched writes, a spool
+replayed after an outage). :func:`ensure_schema` adds it to existing logs (migration) and keeps
+it out of the table object, so readers of records never see it:
+
+* SQLite: a counter row bumped by an ``AFTER INSERT`` trigger inside the inserting transaction;
+  SQLite has one writer at a time, so the sequence is gap-free and in commit order.
+* PostgreSQL: the inserting transaction's id (``pg_current_xact_id()``) as the column default.
+  Ids are handed out at transaction start, not at commit, so a reader takes only rows whose id
+  lies below its snapshot's ``xmin``: every transaction below it has finished, so no slow
+  transaction is ever skipped.
 """
 
 from __future__ import annotations
@@ -80,6 +94,175 @@ predictions_table = sa.Table(
 )
 
 
+# ---- monitoring (tabguard.monitoring): buckets keyed by (bucket start, segment) ------------------
+
+#: Bucket keys are whole seconds since the epoch (UTC) of the bucket's start.
+_SEG_KEY, _SEG_VALUE = 160, 300
+
+monitor_state_table = sa.Table(
+    "tg_mon_state",
+    METADATA,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False, comment="JSON"),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+monitor_counts_table = sa.Table(
+    "tg_mon_counts",
+    METADATA,
+    sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("seg_key", sa.String(_SEG_KEY), primary_key=True),
+    sa.Column("seg_value", sa.String(_SEG_VALUE), primary_key=True),
+    sa.Column("family", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
+monitor_numeric_table = sa.Table(
+    "tg_mon_numeric",
+    METADATA,
+    sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("seg_key", sa.String(_SEG_KEY), primary_key=True),
+    sa.Column("seg_value", sa.String(_SEG_VALUE), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("col", sa.String(160), primary_key=True),
+    sa.Column("rows", sa.BigInteger, nullable=False, comment="rows that could carry a value"),
+    sa.Column("n", sa.BigInteger, nullable=False, comment="numeric values in the sketch"),
+    sa.Column("missing", sa.BigInteger, nullable=False),
+    sa.Column("invalid", sa.BigInteger, nullable=False, comment="non-numeric or non-finite"),
+    sa.Column("total", sa.Float, nullable=False, comment="sum of the values (for the mean)"),
+    sa.Column("vmin", sa.Float, nullable=True),
+    sa.Column("vmax", sa.Float, nullable=True),
+    sa.Column("p01", sa.Float, nullable=True),
+    sa.Column("p10", sa.Float, nullable=True),
+    sa.Column("p50", sa.Float, nullable=True),
+    sa.Column("p90", sa.Float, nullable=True),
+    sa.Column("p99", sa.Float, nullable=True),
+    sa.Column("sketch", sa.LargeBinary, nullable=True, comment="DataSketches KLL doubles"),
+)
+
+monitor_segments_table = sa.Table(
+    "tg_mon_segments",
+    METADATA,
+    sa.Column("seg_key", sa.String(_SEG_KEY), primary_key=True),
+    sa.Column("seg_value", sa.String(_SEG_VALUE), primary_key=True),
+    sa.Column("admitted_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+monitor_outcomes_table = sa.Table(
+    "tg_mon_outcomes",
+    METADATA,
+    sa.Column("decision_id", sa.String(64), primary_key=True),
+    sa.Column("subject_id", sa.String(256), nullable=True, index=True),
+    sa.Column("label", sa.Integer, nullable=False, comment="1 = the contract's positive label"),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.String(512), nullable=True),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("decision", sa.String(16), nullable=True),
+    sa.Column("segments", sa.Text, nullable=False, comment="JSON [[key, value], ...]"),
+)
+
+MONITOR_TABLES = [
+    monitor_state_table,
+    monitor_counts_table,
+    monitor_numeric_table,
+    monitor_segments_table,
+    monitor_outcomes_table,
+]
+
+# ---- the log's ingestion sequence (see the module docstring) -----------------------------------
+
+#: Name of the prediction log's ingestion-order column (not in :data:`predictions_table`).
+INGEST_SEQ = "ingest_seq"
+_SQLITE_COUNTER = "tg_predictions_ingest"
+_PG_MIGRATE_LOCK = 0x7A6F_1E57
+
+
+def has_ingest_seq(engine: sa.Engine) -> bool:
+    """Whether the prediction log already has its ``ingest_seq`` column (one cheap query)."""
+    probe = sa.text(f"SELECT {INGEST_SEQ} FROM {predictions_table.name} WHERE 1 = 0")  # noqa: S608 - constant identifiers
+    try:
+        with engine.connect() as conn:
+            conn.execute(probe)
+    except sa.exc.OperationalError:  # SQLite: no such column
+        return False
+    except sa.exc.ProgrammingError:  # PostgreSQL: undefined column
+        return False
+    return True
+
+
+def ensure_ingest_seq(engine: sa.Engine) -> None:
+    """Add the ``ingest_seq`` column, its index and its filler to the prediction log.
+
+    Idempotent and safe when several processes migrate at once. Rows that exist before the
+    migration get a sequence that orders them before every later row.
+    """
+    if has_ingest_seq(engine):
+        return
+    table = predictions_table.name
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATE_LOCK)))
+            cols = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+            if INGEST_SEQ not in cols:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {INGEST_SEQ} BIGINT"))
+                conn.execute(sa.text(f"UPDATE {table} SET {INGEST_SEQ} = 1"))  # noqa: S608 - constant identifiers
+            conn.execute(
+                sa.text(
+                    f"ALTER TABLE {table} ALTER COLUMN {INGEST_SEQ} "
+                    "SET DEFAULT (pg_current_xact_id()::text::bigint)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    f"CREATE INDEX IF NOT EXISTS ix_{table}_{INGEST_SEQ} ON {table} ({INGEST_SEQ})"
+                )
+            )
+    else:
+        from tabguard.storage._engine import SQLITE_BEGIN_OPTION
+
+        with (
+            engine.connect().execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"}) as conn,
+            conn.begin(),
+        ):
+            cols = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+            conn.execute(
+                sa.text(
+                    f"CREATE TABLE IF NOT EXISTS {_SQLITE_COUNTER} "
+                    "(id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL)"
+                )
+            )
+            if INGEST_SEQ not in cols:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {INGEST_SEQ} INTEGER"))
+            # Rows already there (an old log) are numbered by rowid, before any new row.
+            conn.execute(
+                sa.text(
+                    f"INSERT OR IGNORE INTO {_SQLITE_COUNTER} (id, value) "  # noqa: S608
+                    f"SELECT 1, coalesce(max(rowid), 0) FROM {table}"
+                )
+            )
+            conn.execute(
+                sa.text(f"UPDATE {table} SET {INGEST_SEQ} = rowid WHERE {INGEST_SEQ} IS NULL")  # noqa: S608 - constant identifiers
+            )
+            conn.execute(
+                sa.text(
+                    f"CREATE INDEX IF NOT EXISTS ix_{table}_{INGEST_SEQ} ON {table} ({INGEST_SEQ})"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_{INGEST_SEQ} AFTER INSERT ON {table} "  # noqa: S608
+                    f"FOR EACH ROW WHEN NEW.{INGEST_SEQ} IS NULL BEGIN "
+                    f"UPDATE {_SQLITE_COUNTER} SET value = value + 1 WHERE id = 1; "
+                    f"UPDATE {table} SET {INGEST_SEQ} = "
+                    f"(SELECT value FROM {_SQLITE_COUNTER} WHERE id = 1) "
+                    "WHERE rowid = NEW.rowid; END"
+                )
+            )
+
+
 def ensure_schema(engine: sa.Engine, tables: list[sa.Table], *, what: str = "store") -> None:
     """Create ``tables`` (and their indexes) if they do not exist.
 
@@ -101,3 +284,5 @@ def ensure_schema(engine: sa.Engine, tables: list[sa.Table], *, what: str = "sto
             if not (isinstance(exc, sa.exc.IntegrityError) or "already exists" in str(exc)):
                 raise
             METADATA.create_all(engine, tables=tables, checkfirst=True)
+        if predictions_table in tables:
+            ensure_ingest_seq(engine)

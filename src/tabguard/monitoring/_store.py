@@ -1,0 +1,826 @@
+"""The monitor store: buckets of counts and sketches, merged into windows at query time.
+
+One SQL implementation serves every backend the URL names: ``sqlite:///path`` (default, beside
+the prediction log), ``postgresql://...`` (several replicas) and ``memory://`` (in-process
+SQLite, for tests). Tables (``storage/_schema.py``):
+
+``tg_mon_counts``   (bucket, segment key, segment value, family, key) → n
+``tg_mon_numeric``  (bucket, segment key, segment value, kind, column) → rows, n, missing,
+                    invalid, sum, min, max, p1…p99 and the KLL sketch
+``tg_mon_segments`` segment values that earned their own segment (top-k)
+``tg_mon_state``    watermark, bucket length, frequent-value sketches, source log
+``tg_mon_outcomes`` late labels joined to their decision
+
+A window ``[start, end)`` is answered by one SQL aggregate over its buckets (counts) and by
+merging the buckets' sketches (percentiles); the log is never read by a query.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from tabguard.errors import TabguardError
+from tabguard.monitoring._delta import (
+    SUMMARY_COLUMNS,
+    Delta,
+    NumericCell,
+    Segment,
+)
+from tabguard.monitoring._sketch import DEFAULT_K, QuantileSketch, SketchError
+from tabguard.monitoring._window import Window, epoch_seconds, from_epoch
+from tabguard.storage import (
+    SQLITE_BEGIN_OPTION,
+    backend_errors,
+    create_sql_engine,
+    ensure_schema,
+    redact_url,
+    store_kind,
+)
+from tabguard.storage._schema import (
+    MONITOR_TABLES,
+    monitor_counts_table,
+    monitor_numeric_table,
+    monitor_segments_table,
+    monitor_state_table,
+)
+
+#: Any constant: the PostgreSQL advisory lock held by the one updater of a store.
+_PG_UPDATER_LOCK = 0x7A6F_0B5E
+#: Families of ``tg_mon_counts``.
+F_STATUS_DECISION = "sd"  # key "status|decision" (decision "" when none)
+F_GUARD = "guard"  # key "step|action|column"
+F_VIOLATION = "violation"  # key "field|rule" (validation errors)
+F_PROBING = "probing"  # key signal
+F_CATEGORY = "cat"  # key "kind|column|value"
+F_CLIENT = "client"  # key "client|metric" (segment all only)
+DEFAULT_LEVELS = (0.01, 0.10, 0.50, 0.90, 0.99)
+
+
+class StoreStateError(TabguardError, ValueError):
+    """The store was filled under other settings (bucket length, source log)."""
+
+
+class UpdaterBusyError(TabguardError):
+    """Another updater holds the store's lock."""
+
+
+class WatermarkMovedError(TabguardError):
+    """The watermark changed under a running update (another updater bypassed the lock)."""
+
+
+def _seg_filter(segment: Segment | None) -> tuple[str, str] | None:
+    if segment is None:
+        return None
+    key, value = segment
+    return str(key), str(value)
+
+
+class SqlMonitorStore:
+    """Buckets in SQL tables (SQLite, PostgreSQL, or in-memory SQLite).
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///path``, ``postgresql://...`` or ``memory://``.
+    bucket : timedelta, optional
+        Bucket length. A new store records it; an existing store must match it (a store
+        cannot be re-bucketed: use a new one).
+
+    Raises
+    ------
+    StoreStateError
+        When ``bucket`` differs from the one the store was filled with.
+    BackendUnavailableError
+        When the database cannot be reached.
+    """
+
+    def __init__(self, url: str, *, bucket: timedelta | None = None) -> None:
+        self.url = url
+        self.kind = store_kind(url)
+        self._what = f"monitor store {redact_url(url)}"
+        self.engine = create_sql_engine(url)
+        self._local_lock = threading.Lock()
+        ensure_schema(self.engine, MONITOR_TABLES, what=self._what)
+        stored = self.get_state("bucket_seconds")
+        if stored is None:
+            seconds = int((bucket or timedelta(hours=1)).total_seconds())
+            self.set_state("bucket_seconds", seconds)
+            self.bucket = timedelta(seconds=seconds)
+        else:
+            self.bucket = timedelta(seconds=int(stored))
+            if bucket is not None and bucket != self.bucket:
+                raise StoreStateError(
+                    f"{self._what}: aggregation.bucket is {bucket}, but the store holds "
+                    f"{self.bucket} buckets; keep {self.bucket} or use a new store "
+                    "(tabguard monitor update --reset rebuilds it from the log)"
+                )
+
+    # ---- state ------------------------------------------------------------------------------
+
+    def get_state(self, name: str, conn: sa.Connection | None = None) -> Any:
+        """A JSON value of ``tg_mon_state`` (``None`` when absent)."""
+        t = monitor_state_table
+        query = sa.select(t.c.value).where(t.c.name == name)
+        with backend_errors(self._what, f"read {name}"):
+            if conn is not None:
+                value = conn.execute(query).scalar_one_or_none()
+            else:
+                with self.engine.connect() as c:
+                    value = c.execute(query).scalar_one_or_none()
+        return None if value is None else json.loads(value)
+
+    def set_state(self, name: str, value: Any, conn: sa.Connection | None = None) -> None:
+        """Write a JSON value of ``tg_mon_state`` (in ``conn``'s transaction when given)."""
+        if conn is None:
+            with backend_errors(self._what, f"write {name}"), self.transaction() as c:
+                self._put_state(c, name, value)
+        else:
+            self._put_state(conn, name, value)
+
+    def _put_state(self, conn: sa.Connection, name: str, value: Any) -> None:
+        t = monitor_state_table
+        row = {"name": name, "value": json.dumps(value), "updated_at": datetime.now(UTC)}
+        stmt = self._insert(t).values(row)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["name"],
+                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+            )
+        )
+
+    def _insert(self, table: sa.Table) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``, the write lock up front)."""
+        with (
+            self.engine.connect().execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"}) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    # ---- the one updater --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def updater_lock(self) -> Iterator[None]:
+        """Hold the store's updater lock, or raise :class:`UpdaterBusyError` at once.
+
+        PostgreSQL: a session advisory lock (held by a dedicated connection, released when it
+        closes, also if the process dies). SQLite: an ``flock`` on ``<database>.update-lock``
+        (released by the kernel when the process dies). Memory: a process-local lock.
+        """
+        if self.kind == "postgresql":
+            with backend_errors(self._what, "take the updater lock"):
+                conn = self.engine.connect()
+            try:
+                with backend_errors(self._what, "take the updater lock"):
+                    got = conn.execute(
+                        sa.select(sa.func.pg_try_advisory_lock(_PG_UPDATER_LOCK))
+                    ).scalar_one()
+                    conn.commit()
+                if not got:
+                    raise UpdaterBusyError(f"{self._what}: another updater is running")
+                try:
+                    yield
+                finally:
+                    with contextlib.suppress(Exception):
+                        conn.execute(sa.select(sa.func.pg_advisory_unlock(_PG_UPDATER_LOCK)))
+                        conn.commit()
+            finally:
+                conn.close()
+            return
+        if self.kind == "sqlite":
+            import fcntl
+
+            db = sa.make_url(self.engine.url).database or ""
+            lock_path = Path(f"{db}.update-lock")
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise UpdaterBusyError(
+                        f"{self._what}: another updater is running (lock {lock_path})"
+                    ) from None
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+            return
+        if not self._local_lock.acquire(blocking=False):
+            raise UpdaterBusyError(f"{self._what}: another updater is running")
+        try:
+            yield
+        finally:
+            self._local_lock.release()
+
+    # ---- writes -----------------------------------------------------------------------------
+
+    def merge(
+        self,
+        delta: Delta,
+        *,
+        watermark: Any,
+        expected: Any,
+        state: dict[str, Any] | None = None,
+        admitted: Iterable[Segment] = (),
+        at: datetime | None = None,
+    ) -> None:
+        """Add ``delta`` and move the watermark, in one transaction.
+
+        Parameters
+        ----------
+        delta : Delta
+            Counts and numeric cells to add.
+        watermark : Any
+            The new watermark (JSON).
+        expected : Any
+            The watermark this delta was computed from; if the stored one differs, nothing is
+            written (:class:`WatermarkMovedError`), so a delta can never be counted twice.
+        state : dict, optional
+            Further state rows to write in the same transaction.
+        admitted : iterable of (key, value)
+            Segment values admitted while computing the delta.
+        at : datetime, optional
+            Time of the admission (default now).
+        """
+        with backend_errors(self._what, "merge a batch"), self.transaction() as conn:
+            current = self.get_state("watermark", conn)
+            if current != expected:
+                raise WatermarkMovedError(
+                    f"{self._what}: the watermark moved from {expected!r} to {current!r} during "
+                    "the update (two updaters?); the batch was not written"
+                )
+            self._merge_counts(conn, delta)
+            self._merge_numeric(conn, delta)
+            rows = [
+                {"seg_key": k, "seg_value": v, "admitted_at": at or datetime.now(UTC)}
+                for k, v in admitted
+            ]
+            if rows:
+                stmt = self._insert(monitor_segments_table).on_conflict_do_nothing()
+                conn.execute(stmt, rows)
+            for name, value in (state or {}).items():
+                self._put_state(conn, name, value)
+            self._put_state(conn, "watermark", watermark)
+
+    def _merge_counts(self, conn: sa.Connection, delta: Delta) -> None:
+        if not delta.counts:
+            return
+        t = monitor_counts_table
+        stmt = self._insert(t)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["bucket", "seg_key", "seg_value", "family", "key"],
+            set_={"n": t.c.n + stmt.excluded.n},
+        )
+        rows = [
+            {"bucket": b, "seg_key": sk, "seg_value": sv, "family": f, "key": k, "n": int(n)}
+            for (b, sk, sv, f, k), n in delta.counts.items()
+            if n
+        ]
+        for start in range(0, len(rows), 5000):
+            conn.execute(stmt, rows[start : start + 5000])
+
+    def _merge_numeric(self, conn: sa.Connection, delta: Delta) -> None:
+        if not delta.numeric:
+            return
+        t = monitor_numeric_table
+        cells = delta.numeric
+        # Existing cells of the touched buckets are merged with the new ones.
+        buckets = sorted({key[0] for key in cells})
+        existing: dict[tuple[int, str, str, str, str], NumericCell] = {}
+        for chunk_start in range(0, len(buckets), 500):
+            chunk = buckets[chunk_start : chunk_start + 500]
+            query = sa.select(
+                t.c.bucket,
+                t.c.seg_key,
+                t.c.seg_value,
+                t.c.kind,
+                t.c.col,
+                t.c.rows,
+                t.c.missing,
+                t.c.invalid,
+                t.c.total,
+                t.c.sketch,
+            ).where(t.c.bucket.in_(chunk))
+            for row in conn.execute(query):
+                key = (int(row[0]), row[1], row[2], row[3], row[4])
+                if key not in cells:
+                    continue
+                existing[key] = NumericCell(
+                    rows=int(row[5]),
+                    missing=int(row[6]),
+                    invalid=int(row[7]),
+                    total=float(row[8]),
+                    sketch=_read_sketch(row[9], delta.k),
+                )
+        out = []
+        for key, cell in cells.items():
+            old = existing.get(key)
+            if old is not None:
+                old.merge(cell)
+                cell = old
+            b, sk, sv, kind, col = key
+            out.append(
+                {
+                    "bucket": b,
+                    "seg_key": sk,
+                    "seg_value": sv,
+                    "kind": kind,
+                    "col": col,
+                    **cell.summary(),
+                    "sketch": cell.sketch.to_bytes() if not cell.sketch.empty else None,
+                }
+            )
+        stmt = self._insert(t)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["bucket", "seg_key", "seg_value", "kind", "col"],
+            set_={c.name: stmt.excluded[c.name] for c in t.columns if not c.primary_key},
+        )
+        for start in range(0, len(out), 2000):
+            conn.execute(stmt, out[start : start + 2000])
+
+    def reset(self) -> None:
+        """Delete every bucket, admitted segment and state row except the bucket length."""
+        with backend_errors(self._what, "reset"), self.transaction() as conn:
+            for table in (monitor_counts_table, monitor_numeric_table, monitor_segments_table):
+                conn.execute(table.delete())
+            conn.execute(
+                monitor_state_table.delete().where(monitor_state_table.c.name != "bucket_seconds")
+            )
+
+    # ---- segments ---------------------------------------------------------------------------
+
+    def admitted_segments(self) -> dict[str, set[str]]:
+        """Segment values with their own segment, by key."""
+        t = monitor_segments_table
+        out: dict[str, set[str]] = defaultdict(set)
+        with backend_errors(self._what, "read segments"), self.engine.connect() as conn:
+            for key, value in conn.execute(sa.select(t.c.seg_key, t.c.seg_value)):
+                out[key].add(value)
+        return dict(out)
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    def _keys(self, start: datetime, end: datetime) -> tuple[int, int]:
+        return Window(start, end).bucket_keys(self.bucket)
+
+    def latest(self) -> datetime | None:
+        """End of the last complete bucket: the start of the bucket holding the newest record.
+
+        ``None`` when the store is empty.
+        """
+        newest = self.get_state("max_timestamp")
+        if newest is None:
+            return None
+        b = int(self.bucket.total_seconds())
+        return from_epoch((int(newest) // b) * b)
+
+    def watermark(self) -> Any:
+        """The log position the store has read up to (``None`` before the first update)."""
+        return self.get_state("watermark")
+
+    def counts(
+        self,
+        start: datetime,
+        end: datetime,
+        families: Sequence[str],
+        segment: Segment | None = None,
+    ) -> pd.DataFrame:
+        """Counters summed over the window: ``segment_key, segment_value, family, key, n``."""
+        lo, hi = self._keys(start, end)
+        t = monitor_counts_table
+        query = (
+            sa.select(t.c.seg_key, t.c.seg_value, t.c.family, t.c.key, sa.func.sum(t.c.n))
+            .where(t.c.bucket >= lo, t.c.bucket < hi, t.c.family.in_(list(families)))
+            .group_by(t.c.seg_key, t.c.seg_value, t.c.family, t.c.key)
+        )
+        seg = _seg_filter(segment)
+        if seg is not None:
+            query = query.where(t.c.seg_key == seg[0], t.c.seg_value == seg[1])
+        with backend_errors(self._what, "read counts"), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        df = pd.DataFrame(rows, columns=["segment_key", "segment_value", "family", "key", "n"])
+        df["n"] = df["n"].astype("int64")
+        return df.sort_values(["segment_key", "segment_value", "family", "key"], kind="stable")
+
+    def decision_counts(
+        self, start: datetime, end: datetime, segment: Segment | None = None
+    ) -> pd.DataFrame:
+        """Requests by status and decision: ``segment_key, segment_value, status, decision, n``.
+
+        ``decision`` is ``None`` for requests without one (refused, errors). Every status is
+        listed, refused requests included.
+        """
+        df = self.counts(start, end, [F_STATUS_DECISION], segment)
+        parts = df["key"].str.split("|", n=1, expand=True) if len(df) else None
+        out = pd.DataFrame(
+            {
+                "segment_key": df["segment_key"].to_numpy(),
+                "segment_value": df["segment_value"].to_numpy(),
+                "status": parts[0].to_numpy() if parts is not None else [],
+                "decision": parts[1].replace("", None).to_numpy() if parts is not None else [],
+                "n": df["n"].to_numpy(),
+            }
+        )
+        return out.reset_index(drop=True)
+
+    def volume(
+        self, start: datetime, end: datetime, segment: Segment | None = None
+    ) -> pd.DataFrame:
+        """Requests per segment (every status): ``segment_key, segment_value, n``."""
+        df = self.decision_counts(start, end, segment)
+        out = df.groupby(["segment_key", "segment_value"], as_index=False, sort=True)["n"].sum()
+        out["n"] = out["n"].astype("int64")
+        return pd.DataFrame(out)
+
+    def _with_requests(
+        self, df: pd.DataFrame, start: datetime, end: datetime, segment: Segment | None
+    ) -> pd.DataFrame:
+        vol = self.volume(start, end, segment).rename(columns={"n": "n_requests"})
+        out = df.merge(vol, on=["segment_key", "segment_value"], how="left")
+        out["n_requests"] = out["n_requests"].fillna(0).astype("int64")
+        return out.reset_index(drop=True)
+
+    def guard_action_counts(
+        self, start: datetime, end: datetime, segment: Segment | None = None
+    ) -> pd.DataFrame:
+        """Guard actions: ``segment_key, segment_value, step, action, column, n, n_requests``.
+
+        Per-field actions (``clip``, ``neutralize``, ``impute``, ``bin`` of the sanitise step,
+        ``out_of_contract`` of the validate step) name the field in ``column``; others have
+        ``column == ""``.
+        """
+        df = self.counts(start, end, [F_GUARD], segment)
+        parts = (
+            df["key"].str.split("|", n=2, expand=True).reindex(columns=[0, 1, 2])
+            if len(df)
+            else pd.DataFrame({0: [], 1: [], 2: []})
+        )
+        out = pd.DataFrame(
+            {
+                "segment_key": df["segment_key"].to_numpy(),
+                "segment_value": df["segment_value"].to_numpy(),
+                "step": parts[0].to_numpy(),
+                "action": parts[1].to_numpy(),
+                "column": parts[2].fillna("").to_numpy(),
+                "n": df["n"].to_numpy(),
+            }
+        )
+        return self._with_requests(out, start, end, segment)
+
+    def violation_counts(
+        self, start: datetime, end: datetime, segment: Segment | None = None
+    ) -> pd.DataFrame:
+        """Contract violations of refused requests: ``…, field, rule, n, n_requests``."""
+        df = self.counts(start, end, [F_VIOLATION], segment)
+        parts = (
+            df["key"].str.split("|", n=1, expand=True).reindex(columns=[0, 1])
+            if len(df)
+            else pd.DataFrame({0: [], 1: []})
+        )
+        out = pd.DataFrame(
+            {
+                "segment_key": df["segment_key"].to_numpy(),
+                "segment_value": df["segment_value"].to_numpy(),
+                "field": parts[0].to_numpy(),
+                "rule": parts[1].to_numpy(),
+                "n": df["n"].to_numpy(),
+            }
+        )
+        return self._with_requests(out, start, end, segment)
+
+    def probing_counts(
+        self, start: datetime, end: datetime, segment: Segment | None = None
+    ) -> pd.DataFrame:
+        """Probing signals: ``segment_key, segment_value, signal, n, n_requests``."""
+        df = self.counts(start, end, [F_PROBING], segment)
+        out = df.rename(columns={"key": "signal"})[["segment_key", "segment_value", "signal", "n"]]
+        return self._with_requests(out, start, end, segment)
+
+    def probing_by_client(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Per API client (top-k, then ``other``): ``client, requests, probing, flagged, …``.
+
+        One column per probing signal seen. Unauthenticated requests are client ``(none)``.
+        """
+        df = self.counts(start, end, [F_CLIENT], ("all", "all"))
+        if not len(df):
+            return pd.DataFrame(columns=["client", "requests", "probing", "flagged"])
+        parts = df["key"].str.rsplit("|", n=1, expand=True)
+        wide = (
+            pd.DataFrame({"client": parts[0], "metric": parts[1], "n": df["n"]})
+            .pivot_table(index="client", columns="metric", values="n", aggfunc="sum", fill_value=0)
+            .reset_index()
+        )
+        wide.columns.name = None
+        for col in ("requests", "probing", "flagged"):
+            if col not in wide:
+                wide[col] = 0
+        first = ["client", "requests", "probing", "flagged"]
+        rest = sorted(c for c in wide.columns if c not in first)
+        return (
+            wide[first + rest]
+            .sort_values("requests", ascending=False, kind="stable")
+            .reset_index(drop=True)
+        )
+
+    def category_counts(
+        self,
+        start: datetime,
+        end: datetime,
+        column: str | None = None,
+        kind: str | None = None,
+        segment: Segment | None = None,
+    ) -> pd.DataFrame:
+        """Category frequencies: ``segment_key, segment_value, kind, column, value, n``."""
+        df = self.counts(start, end, [F_CATEGORY], segment)
+        parts = (
+            df["key"].str.split("|", n=2, expand=True).reindex(columns=[0, 1, 2])
+            if len(df)
+            else pd.DataFrame({0: [], 1: [], 2: []})
+        )
+        out = pd.DataFrame(
+            {
+                "segment_key": df["segment_key"].to_numpy(),
+                "segment_value": df["segment_value"].to_numpy(),
+                "kind": parts[0].to_numpy(),
+                "column": parts[1].to_numpy(),
+                "value": parts[2].to_numpy(),
+                "n": df["n"].to_numpy(),
+            }
+        )
+        if column is not None:
+            out = out[out["column"] == column]
+        if kind is not None:
+            out = out[out["kind"] == kind]
+        return out.reset_index(drop=True)
+
+    def numeric_cells(
+        self,
+        start: datetime,
+        end: datetime,
+        column: str | None = None,
+        kind: str | None = None,
+        segment: Segment | None = None,
+    ) -> dict[tuple[str, str, str, str], NumericCell]:
+        """Merged numeric cells of the window by ``(seg_key, seg_value, kind, column)``.
+
+        Raises
+        ------
+        SketchError
+            When a stored sketch is corrupt (the message names the bucket and column).
+        """
+        lo, hi = self._keys(start, end)
+        t = monitor_numeric_table
+        query = sa.select(
+            t.c.bucket,
+            t.c.seg_key,
+            t.c.seg_value,
+            t.c.kind,
+            t.c.col,
+            t.c.rows,
+            t.c.missing,
+            t.c.invalid,
+            t.c.total,
+            t.c.sketch,
+        ).where(t.c.bucket >= lo, t.c.bucket < hi)
+        if column is not None:
+            query = query.where(t.c.col == column)
+        if kind is not None:
+            query = query.where(t.c.kind == kind)
+        seg = _seg_filter(segment)
+        if seg is not None:
+            query = query.where(t.c.seg_key == seg[0], t.c.seg_value == seg[1])
+        with backend_errors(self._what, "read sketches"), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        out: dict[tuple[str, str, str, str], NumericCell] = {}
+        for b, sk, sv, kd, col, nrows, missing, invalid, total, blob in rows:
+            key = (sk, sv, kd, col)
+            cell = out.get(key)
+            if cell is None:
+                cell = out[key] = NumericCell(sketch=QuantileSketch(DEFAULT_K))
+            cell.rows += int(nrows)
+            cell.missing += int(missing)
+            cell.invalid += int(invalid)
+            cell.total += float(total)
+            if blob:
+                try:
+                    cell.sketch.merge(QuantileSketch.from_bytes(blob))
+                except SketchError as exc:
+                    raise SketchError(
+                        f"{self._what}: bucket {from_epoch(b).isoformat()} {sk}={sv} "
+                        f"{kd}.{col}: {exc}"
+                    ) from None
+        return out
+
+    def percentiles(
+        self,
+        start: datetime,
+        end: datetime,
+        column: str | None = None,
+        kind: str | None = None,
+        q: Sequence[float] = DEFAULT_LEVELS,
+        segment: Segment | None = None,
+    ) -> pd.DataFrame:
+        """Percentiles merged over the window (long form).
+
+        Returns
+        -------
+        DataFrame
+            ``segment_key, segment_value, kind, column, q, value, n`` (``n`` numeric values).
+        """
+        cells = self.numeric_cells(start, end, column, kind, segment)
+        records = []
+        for (sk, sv, kd, col), cell in sorted(cells.items()):
+            values = cell.sketch.quantiles(q)
+            for level, value in zip(q, values, strict=True):
+                records.append((sk, sv, kd, col, float(level), value, cell.sketch.n))
+        return pd.DataFrame(
+            records,
+            columns=["segment_key", "segment_value", "kind", "column", "q", "value", "n"],
+        )
+
+    def numeric_summary(
+        self,
+        start: datetime,
+        end: datetime,
+        column: str | None = None,
+        kind: str | None = None,
+        q: Sequence[float] = DEFAULT_LEVELS,
+        segment: Segment | None = None,
+    ) -> pd.DataFrame:
+        """One row per segment and column: rows, n, missing/invalid rates, mean, percentiles.
+
+        Percentile columns are named ``p1``, ``p10``, ``p50``… after ``q``.
+        """
+        cells = self.numeric_cells(start, end, column, kind, segment)
+        names = [_qname(level) for level in q]
+        records = []
+        for (sk, sv, kd, col), cell in sorted(cells.items()):
+            n = cell.sketch.n
+            records.append(
+                (
+                    sk,
+                    sv,
+                    kd,
+                    col,
+                    cell.rows,
+                    n,
+                    cell.missing / cell.rows if cell.rows else np.nan,
+                    cell.invalid / cell.rows if cell.rows else np.nan,
+                    cell.total / n if n else np.nan,
+                    *cell.sketch.quantiles(q),
+                )
+            )
+        cols = ["segment_key", "segment_value", "kind", "column", "rows", "n"]
+        cols += ["missing_rate", "invalid_rate", "mean", *names]
+        return pd.DataFrame(records, columns=cols)
+
+    def latency(
+        self,
+        start: datetime,
+        end: datetime,
+        q: Sequence[float] = (0.5, 0.99),
+        segment: Segment | None = None,
+    ) -> pd.DataFrame:
+        """Latency percentiles (ms): the :meth:`percentiles` shape, kind ``latency_ms``."""
+        return self.percentiles(start, end, "latency_ms", "latency_ms", q, segment)
+
+    def series(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        column: str,
+        kind: str,
+        segment: Segment | None = None,
+    ) -> pd.DataFrame:
+        """Per-bucket summaries of one column, read as stored (no sketch merge): for charts.
+
+        Returns
+        -------
+        DataFrame
+            ``bucket`` (datetime), ``segment_key, segment_value, rows, n, missing, invalid,
+            mean, vmin, vmax, p01, p10, p50, p90, p99``.
+        """
+        lo, hi = self._keys(start, end)
+        t = monitor_numeric_table
+        cols = [t.c.bucket, t.c.seg_key, t.c.seg_value, t.c.rows, t.c.n, t.c.missing]
+        cols += [t.c.invalid, t.c.total, t.c.vmin, t.c.vmax]
+        cols += [t.c[c] for c in SUMMARY_COLUMNS]
+        query = (
+            sa.select(*cols)
+            .where(t.c.bucket >= lo, t.c.bucket < hi, t.c.col == column, t.c.kind == kind)
+            .order_by(t.c.bucket, t.c.seg_key, t.c.seg_value)
+        )
+        seg = _seg_filter(segment)
+        if seg is not None:
+            query = query.where(t.c.seg_key == seg[0], t.c.seg_value == seg[1])
+        with backend_errors(self._what, "read series"), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        names = ["bucket", "segment_key", "segment_value", "rows", "n", "missing", "invalid"]
+        names += ["total", "vmin", "vmax", *SUMMARY_COLUMNS]
+        df = pd.DataFrame(rows, columns=names)
+        df["bucket"] = pd.to_datetime(df["bucket"].astype("int64"), unit="s", utc=True)
+        df["mean"] = df["total"] / df["n"].where(df["n"] > 0)
+        return df.drop(columns=["total"])
+
+    def count_series(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        family: str = F_STATUS_DECISION,
+        segment: Segment | None = None,
+    ) -> pd.DataFrame:
+        """Per-bucket counters of one family: ``bucket, segment_key, segment_value, key, n``."""
+        lo, hi = self._keys(start, end)
+        t = monitor_counts_table
+        query = (
+            sa.select(t.c.bucket, t.c.seg_key, t.c.seg_value, t.c.key, t.c.n)
+            .where(t.c.bucket >= lo, t.c.bucket < hi, t.c.family == family)
+            .order_by(t.c.bucket)
+        )
+        seg = _seg_filter(segment)
+        if seg is not None:
+            query = query.where(t.c.seg_key == seg[0], t.c.seg_value == seg[1])
+        with backend_errors(self._what, "read series"), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        df = pd.DataFrame(rows, columns=["bucket", "segment_key", "segment_value", "key", "n"])
+        df["bucket"] = pd.to_datetime(df["bucket"].astype("int64"), unit="s", utc=True)
+        return df
+
+    def segments(self, start: datetime, end: datetime) -> list[Segment]:
+        """Segments with at least one request in the window."""
+        vol = self.volume(start, end)
+        return list(zip(vol["segment_key"], vol["segment_value"], strict=True))
+
+    def close(self) -> None:
+        """Dispose of the connection pool."""
+        self.engine.dispose()
+
+    def __enter__(self) -> SqlMonitorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+#: The protocol name callers type against (one SQL implementation today).
+MonitorStore = SqlMonitorStore
+
+
+def _qname(level: float) -> str:
+    pct = level * 100
+    return f"p{pct:g}"
+
+
+def _read_sketch(blob: bytes | None, k: int) -> QuantileSketch:
+    if not blob:
+        return QuantileSketch(k)
+    return QuantileSketch.from_bytes(blob)
+
+
+def open_monitor_store(url: str, *, bucket: timedelta | None = None) -> SqlMonitorStore:
+    """Open the monitor store a URL names (``memory://``, ``sqlite:///…``, ``postgresql://…``).
+
+    Raises
+    ------
+    StoreURLError
+        Unknown scheme, or ``redis://`` (the store needs SQL).
+    StoreStateError
+        ``bucket`` differs from the existing store's.
+    BackendUnavailableError
+        The database cannot be reached.
+    """
+    from tabguard.storage import sqlalchemy_url
+
+    sqlalchemy_url(url)  # raises StoreURLError for redis:// and unknown schemes
+    return SqlMonitorStore(url, bucket=bucket)
+
+
+def bucket_key(ts: datetime, bucket: timedelta) -> int:
+    """The bucket key (epoch seconds of its start) holding ``ts``."""
+    b = int(bucket.total_seconds())
+    return (epoch_seconds(ts) // b) * b
