@@ -5,6 +5,8 @@ catch one class. The hierarchy::
 
     TabguardError
     ├── ContractError          a contract file or object breaks a contract rule
+    ├── OptionsError           a check's option is unknown, of the wrong type or out of range
+    ├── UnknownCheckError      a check name that no audit has
     ├── DataError              input data cannot be used at all (missing file, no label, ...)
     ├── RecordValidationError  one scoring request breaks the contract (carries FieldErrors)
     ├── ArtifactIntegrityError a model artifact is missing, unsafe or does not match its hash
@@ -47,6 +49,46 @@ class ContractError(TabguardError, ValueError):
         if fix:
             msg += f". Fix: {fix}"
         super().__init__(msg)
+
+
+class OptionsError(TabguardError, ValueError):
+    """An option of a data or model check is unknown, of the wrong type or out of range.
+
+    Parameters
+    ----------
+    check : str
+        The check the option belongs to, e.g. ``trigger_scan``.
+    key : str or None
+        The option, e.g. ``alpha`` (None: the options as a whole).
+    rule : str
+        The rule that is broken, e.g. ``must be in (0, 1)``.
+    value : Any
+        The value received.
+    """
+
+    def __init__(self, check: str, key: str | None, rule: str, value: Any = None) -> None:
+        self.check, self.key, self.rule, self.value = check, key, rule, value
+        where = f"options.{check}" + (f".{key}" if key is not None else "")
+        super().__init__(f"{where}: {rule}; got {value!r}")
+
+
+class UnknownCheckError(TabguardError, ValueError):
+    """A data or model check name that the audit does not have.
+
+    Parameters
+    ----------
+    kind : str
+        ``data`` or ``model``.
+    names : list of str
+        The unknown names.
+    valid : list of str
+        Every check of that audit, in running order.
+    """
+
+    def __init__(self, kind: str, names: list[str], valid: list[str]) -> None:
+        self.kind, self.names, self.valid = kind, names, valid
+        unknown = ", ".join(repr(n) for n in names)
+        super().__init__(f"unknown {kind} check(s) {unknown}; valid checks: {', '.join(valid)}")
 
 
 class DataError(TabguardError, ValueError):

@@ -18,6 +18,7 @@ from tabguard.datasets import (
     load_credit_default,
     make_card_fraud,
 )
+from tabguard.errors import OptionsError
 from tabguard.reports import Finding
 
 
@@ -257,7 +258,9 @@ def test_no_protected_attribute_is_a_warning() -> None:
 
 def test_bad_options_are_errors() -> None:
     df, contract = _groups_data({"a": 0.5, "b": 0.5}, n=200)
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['warn_ration'\]"):
+    with pytest.raises(OptionsError, match=r"options.bias.warn_ration: unknown option"):
         _run(df, contract, warn_ration=0.7)
-    with pytest.raises(ValueError, match="critical_ratio <= warn_ratio"):
+    with pytest.raises(
+        OptionsError, match=r"options.bias.critical_ratio: must be <= warn_ratio \(0.8\); got 0.9"
+    ):
         _run(df, contract, critical_ratio=0.9)

@@ -80,5 +80,5 @@ def test_bad_reference_data(credit, credit_models):
     bad["AGE"] = 999
     with pytest.raises(DataError, match="every reference row breaks"):
         audit_model(model, bad, checks=["performance"])
-    with pytest.raises(ValueError, match="unknown model checks"):
+    with pytest.raises(ValueError, match="unknown model check"):
         audit_model(model, ref, checks=["nope"])

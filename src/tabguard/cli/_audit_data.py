@@ -64,12 +64,13 @@ def audit_data_cmd(
     DIR/treatments.json. Exit status: 0 without critical findings, 1 with one, 2 for bad input.
     """
     from tabguard.contract import load_contract
-    from tabguard.data_audit import audit_data, write_audit
+    from tabguard.data_audit import REGISTRY, audit_data, write_audit
     from tabguard.io import read_table
     from tabguard.progress import RichProgress
 
+    names = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
+    REGISTRY.select(names)  # a misspelt check fails before the data is read
     contract = load_contract(contract_path)
-    names = [c.strip() for c in checks.split(",")] if checks else None
     with RichProgress(disable=quiet) as progress:
         with progress.stage(f"reading {data.name}") as st:
             df = read_table(data, progress=st.advance)

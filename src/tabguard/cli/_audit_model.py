@@ -56,11 +56,12 @@ def audit_model_cmd(
     1 with one (a backdoor, a failed unacceptable case, a protected input), 2 for bad input.
     """
     from tabguard.io import read_table
-    from tabguard.model_audit import audit_model, load_audit_model, write_model_audit
+    from tabguard.model_audit import REGISTRY, audit_model, load_audit_model, write_model_audit
     from tabguard.progress import RichProgress
     from tabguard.reports import SEVERITY_ORDER
 
     names = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
+    REGISTRY.select(names)  # a misspelt check fails before the model and data are read
     m = load_audit_model(model, contract=contract_path, threshold=threshold, scorer=scorer)
     with RichProgress(disable=quiet) as progress:
         with progress.stage(f"reading {data.name}") as st:

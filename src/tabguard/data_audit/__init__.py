@@ -29,6 +29,7 @@ from tabguard.data_audit._audit import (
     write_audit,
 )
 from tabguard.data_audit._base import (
+    REGISTRY,
     AuditContext,
     CheckResult,
     DataCheck,
@@ -39,6 +40,7 @@ from tabguard.data_audit._base import (
 
 __all__ = [
     "REASON_COLUMN",
+    "REGISTRY",
     "ROW_COLUMN",
     "AuditContext",
     "CheckResult",

@@ -23,11 +23,11 @@ from tabguard.contract import (
     validate_frame,
 )
 from tabguard.data_audit._base import (
+    REGISTRY,
     AuditContext,
     CheckResult,
     DataCheck,
     Treatment,
-    registered_checks,
 )
 from tabguard.errors import DataError
 from tabguard.io import check_labels, frame_sha256
@@ -97,7 +97,16 @@ def build_context(
     progress: Progress | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> AuditContext:
-    """Validate the data and build the shared :class:`AuditContext` (raises DataError)."""
+    """Validate the options and the data and build the shared :class:`AuditContext`.
+
+    Raises
+    ------
+    OptionsError, UnknownCheckError
+        Invalid options, or options of a check the audit does not have.
+    DataError
+        Data that cannot be audited.
+    """
+    parsed = REGISTRY.options(REGISTRY.ordered(), options)
     if len(data) == 0:
         raise DataError("data has no rows")
     check_columns(data, contract)
@@ -115,7 +124,7 @@ def build_context(
         transform=FeatureTransform(contract),
         random_state=random_state,
         progress=progress or NULL_PROGRESS,
-        options=dict(options or {}),
+        options=parsed,
     )
 
 
@@ -144,9 +153,9 @@ def _run_checks(
 
     if n_jobs is None:
         n_jobs = 2 if len(ctx.data) >= PARALLEL_ROWS and (os.cpu_count() or 1) >= 2 else 1
-    side = [n for n in checks if n_jobs > 1 and getattr(checks[n], "concurrent", False)]
+    side = [n for n in checks if n_jobs > 1 and checks[n].concurrent]
     # the side lane first runs what the main lane will wait for (label noise, for RONI)
-    awaited = {d for n in checks for d in getattr(checks[n], "after", ())}
+    awaited = {d for n in checks for d in checks[n].after}
     side.sort(key=lambda n: n not in awaited)  # stable: otherwise in running order
     if len(side) == 0 or len(side) == len(checks):
         for name in checks:
@@ -159,7 +168,7 @@ def _run_checks(
         for name in checks:
             if name in side:
                 continue
-            for dep in getattr(checks[name], "after", ()):
+            for dep in checks[name].after:
                 if dep in done:
                     results[dep] = done[dep].result()
             results[name] = run(name)
@@ -187,11 +196,13 @@ def audit_data(
         Features and label, as read from the file.
     contract : Contract
     checks : sequence of str, optional
-        Names of the checks to run (default: every registered check).
+        Names of the checks to run (default: every registered check); they run in the
+        registry's order whatever the order given.
     random_state : int
     progress : Progress, optional
     options : mapping, optional
-        Per-check options, e.g. ``{"trigger_scan": {"alpha": 0.01}}``.
+        Per-check options, e.g. ``{"trigger_scan": {"alpha": 0.01}}``: a mapping per check or
+        the check's options object (``TriggerScanOptions(alpha=0.01)``).
     source : str, optional
         Where the data came from (shown in the report).
     n_jobs : int, optional
@@ -204,19 +215,19 @@ def audit_data(
 
     Raises
     ------
+    UnknownCheckError
+        A check name (in ``checks`` or ``options``) the audit does not have.
+    OptionsError
+        An option that is unknown, of the wrong type or out of range.
     DataError
         Data that cannot be audited (missing columns or label, NaN labels, wrong types).
     """
     started = time.perf_counter()
+    selected = REGISTRY.select(checks)
     ctx = build_context(
         data, contract, random_state=random_state, progress=progress, options=options
     )
-    available = registered_checks()
-    names = list(checks) if checks is not None else list(available)
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise ValueError(f"unknown data checks {unknown}; available: {list(available)}")
-    results, timings = _run_checks(ctx, {n: available[n] for n in names}, n_jobs)
+    results, timings = _run_checks(ctx, selected, n_jobs)
     findings = [f for r in results.values() for f in r.findings]
     suspicious = sorted({int(i) for r in results.values() for i in r.suspicious_rows})
     reasons: dict[int, list[str]] = {}

@@ -1,10 +1,11 @@
 """The data-audit check interface and registry.
 
-Each check is one class in one module with a ``name``, an ``order`` (running order; RONI needs
-the trigger scan's results) and a ``run(ctx) -> CheckResult``; it reads
-the shared :class:`AuditContext` and never mutates it, except for the ``cache`` where checks share
-expensive intermediate results (e.g. out-of-fold probabilities). ``@register_check`` adds a
-check to the default audit, in registration order.
+Each check is one class in one module following :class:`tabguard.checks.Check`: a ``name``, an
+``order`` (running order), ``after`` (checks whose results it reads: RONI reads the trigger scan's
+and label noise's), ``concurrent``, an ``Options`` dataclass and ``run(ctx) -> CheckResult``. It
+reads the shared :class:`AuditContext` and never mutates it, except for the ``cache`` where checks
+share expensive intermediate results (e.g. out-of-fold probabilities). ``@register_check`` adds a
+check to the default audit.
 
 On large data the audit runs checks in two lanes (threads: the heavy parts are LightGBM and
 numpy, which release the GIL). A check with ``concurrent = True`` reads only the data and its
@@ -14,13 +15,13 @@ reads in ``after`` and waits for them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from tabguard.checks import CheckOptions, CheckRegistry, parse_options
 from tabguard.contract import Contract, FeatureTransform, FrameValidation
 from tabguard.progress import NULL_PROGRESS, Progress
 from tabguard.reports import Finding, Section
@@ -45,6 +46,8 @@ class AuditContext:
         The contract transform without options (model features, encoded).
     random_state : int
     progress : Progress
+    options : dict
+        Each check's validated options by check name (see :meth:`opts`).
     cache : dict
         Shared intermediate results between checks.
     """
@@ -57,8 +60,13 @@ class AuditContext:
     transform: FeatureTransform
     random_state: int = 0
     progress: Progress = NULL_PROGRESS
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, CheckOptions] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
+
+    def opts(self, cls: type[OptionsT]) -> OptionsT:
+        """The options of the check that ``cls`` configures (its defaults when none given)."""
+        got = self.options.get(cls.check)
+        return got if isinstance(got, cls) else parse_options(cls, got)
 
     @property
     def n_rows(self) -> int:
@@ -125,29 +133,28 @@ class CheckResult:
 
 
 class DataCheck(Protocol):
-    """A data-audit check."""
+    """A data-audit check (the :class:`tabguard.checks.Check` protocol on an AuditContext)."""
 
     name: ClassVar[str]
     order: ClassVar[int]
+    after: ClassVar[tuple[str, ...]]
+    concurrent: ClassVar[bool]
+    Options: ClassVar[type[CheckOptions]]
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Run the check on the context."""
         ...
 
 
-_REGISTRY: dict[str, type[DataCheck]] = {}
+REGISTRY: CheckRegistry[type[DataCheck]] = CheckRegistry("data")
+OptionsT = TypeVar("OptionsT", bound=CheckOptions)
 
 
 def register_check(cls: type[DataCheck]) -> type[DataCheck]:
     """Class decorator adding a check to the default data audit."""
-    _REGISTRY[cls.name] = cls
-    return cls
+    return REGISTRY.register(cls)
 
 
 def registered_checks() -> dict[str, type[DataCheck]]:
-    """Checks in running order (their ``order`` attribute, then registration order)."""
-    items = sorted(_REGISTRY.items(), key=lambda kv: getattr(kv[1], "order", 100))
-    return dict(items)
-
-
-CheckFactory = Callable[[], DataCheck]
+    """Checks in running order (their ``order``, then registration order)."""
+    return REGISTRY.ordered()

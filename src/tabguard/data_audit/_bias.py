@@ -35,14 +35,15 @@ per-row result at a fraction of the cost (``MetricFrame`` on a million raw rows 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from tabguard.checks import PROBABILITY_OPEN, CheckOptions, at_least, interval, option
 from tabguard.contract import ProtectedMatch, protected_name_match, protected_value_match
 from tabguard.contract._validate import _canon
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
@@ -70,55 +71,52 @@ _SENSITIVE_NOTE = {
 
 
 @dataclass(frozen=True)
-class BiasOptions:
-    """Settings of the bias check (``options={"bias": {...}}``).
+class BiasOptions(CheckOptions):
+    """Settings of the bias check (``options={"bias": {...}}``)."""
 
-    Attributes
-    ----------
-    warn_ratio : float
-        Disparate-impact ratio below which a significant disparity is a warning (four-fifths).
-    critical_ratio : float
-        The disparity is critical when the upper 95% bound of the ratio is below this.
-    alpha : float
-        Level of the chi-square tests (Benjamini-Hochberg adjusted across attributes).
-    min_group : int
-        Groups with fewer rows are shown but left out of the ratio (their rate is too noisy).
-    proxy_auc : float
-        AUC at or above which a feature (or all features together) is a proxy.
-    sample_size : int
-        Rows sampled for the single-feature proxy AUCs.
-    model_rows : int
-        Rows sampled for the all-features proxy model (0 disables it).
-    max_intersections : int
-        Pairs of protected attributes crossed into intersectional groups.
-    """
+    check: ClassVar[str] = "bias"
 
-    warn_ratio: float = 0.8
-    critical_ratio: float = 0.5
-    alpha: float = 0.05
-    min_group: int = 30
-    proxy_auc: float = 0.8
-    sample_size: int = 200_000
-    model_rows: int = 50_000
-    max_intersections: int = 10
+    warn_ratio: float = option(
+        0.8,
+        "disparate-impact ratio below which a significant disparity is a warning (the "
+        "four-fifths rule)",
+        interval(0.0, 1.0, "right"),
+    )
+    critical_ratio: float = option(
+        0.5,
+        "the disparity is critical when the upper 95% bound of the ratio is below this",
+        interval(0.0, 1.0, "right"),
+    )
+    alpha: float = option(
+        0.05,
+        "level of the chi-square tests (Benjamini-Hochberg adjusted across attributes)",
+        PROBABILITY_OPEN,
+    )
+    min_group: int = option(
+        30,
+        "groups with fewer rows are shown but left out of the ratio (their rate is too noisy)",
+        at_least(1),
+    )
+    proxy_auc: float = option(
+        0.8,
+        "AUC at or above which a feature (or all features together) is a proxy",
+        interval(0.5, 1.0),
+    )
+    sample_size: int = option(
+        200_000, "rows sampled for the single-feature proxy AUCs", at_least(100)
+    )
+    model_rows: int = option(
+        50_000, "rows sampled for the all-features proxy model (0 disables it)", at_least(0)
+    )
+    max_intersections: int = option(
+        10, "pairs of protected attributes crossed into intersectional groups", at_least(0)
+    )
 
-    @classmethod
-    def from_mapping(cls, opts: Mapping[str, Any] | None) -> BiasOptions:
-        """Build from a mapping; unknown keys are an error (a typo is never ignored)."""
-        opts = dict(opts or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(opts) - known)
-        if unknown:
-            raise ValueError(
-                f"options.bias: unknown key(s) {unknown}; known keys are {sorted(known)}"
-            )
-        out = cls(**opts)
-        if not 0 < out.critical_ratio <= out.warn_ratio <= 1:
-            raise ValueError(
-                "options.bias: need 0 < critical_ratio <= warn_ratio <= 1; got "
-                f"critical_ratio={out.critical_ratio}, warn_ratio={out.warn_ratio}"
-            )
-        return out
+    def validate(self) -> None:
+        """Field rules, and ``critical_ratio <= warn_ratio``."""
+        super().validate()
+        if self.critical_ratio > self.warn_ratio:
+            self.fail("critical_ratio", f"must be <= warn_ratio ({self.warn_ratio:g})")
 
 
 @dataclass
@@ -532,11 +530,13 @@ class BiasCheck:
 
     name: ClassVar[str] = "bias"
     order: ClassVar[int] = 70
+    after: ClassVar[tuple[str, ...]] = ()
     concurrent: ClassVar[bool] = True
+    Options: ClassVar[type[CheckOptions]] = BiasOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Audit every protected attribute, declared or recognised."""
-        opts = BiasOptions.from_mapping(ctx.options.get(self.name))
+        opts = ctx.opts(BiasOptions)
         res = CheckResult()
         rows = np.flatnonzero(ctx.valid)
         attrs, res.findings, columns_table = _find_attributes(ctx, rows)

@@ -15,21 +15,64 @@ nearest-neighbour search instead. This check reports; the trigger scan decides w
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from tabguard.checks import SHARE, CheckOptions, at_least, option
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes
 from tabguard.reports import Finding, Section, Table
 
-DEFAULTS: dict[str, Any] = {
-    "pair_budget": 2e8,  # rows x feature pairs examined for two-feature differences
-    "dominance": 0.5,  # share of pairs with one constant value that makes copies suspicious
-    "min_pairs": 5,
-    "enrichment": 5.0,  # the value's share among the copies vs its frequency in other rows
-}
+
+@dataclass(frozen=True)
+class NearDuplicatesOptions(CheckOptions):
+    """Settings of the near-duplicate check (``options={"near_duplicates": {...}}``)."""
+
+    check: ClassVar[str] = "near_duplicates"
+
+    pair_budget: int = option(
+        200_000_000,
+        "rows x feature pairs examined for two-feature differences (larger data: one feature)",
+        at_least(0),
+    )
+    dominance: float = option(
+        0.5,
+        "share of the (original, copy) pairs whose copy carries one value for the value to "
+        "dominate (measured against the half of the rows a written-in value can reach)",
+        SHARE,
+    )
+    min_pairs: int = option(
+        5, "copies one value needs to dominate, and pairs a group needs to be listed", at_least(1)
+    )
+    enrichment: float = option(
+        5.0,
+        "how many times more frequent the value must be among the copies than in other rows "
+        "(a common value dominates natural near-duplicates too)",
+        at_least(1.0),
+    )
+    conflict_share: float = option(
+        0.5,
+        "share of duplicate groups carrying both labels above which exact duplicates are a warning",
+        SHARE,
+    )
+    min_conflicts: int = option(
+        5, "duplicate groups with both labels a warning needs at least", at_least(0)
+    )
+
+
+def dominant_value(share: float, count: int, enrichment: float, o: NearDuplicatesOptions) -> bool:
+    """Whether one value dominates the rows differing only in its feature(s): copies with a
+    written-in value. ``share``: its share of those rows; ``count``: rows carrying it;
+    ``enrichment``: its share there over its frequency in other rows."""
+    return share >= o.dominance / 2 and count >= o.min_pairs and enrichment >= o.enrichment
+
+
+def conflicting_duplicates(n_dup: int, conflicts: int, o: NearDuplicatesOptions) -> bool:
+    """Whether exact duplicates carrying both labels are many enough for a warning."""
+    return conflicts > max(o.min_conflicts, o.conflict_share * n_dup)
 
 
 def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,11 +111,13 @@ class NearDuplicates:
 
     name: ClassVar[str] = "near_duplicates"
     order: ClassVar[int] = 40
+    after: ClassVar[tuple[str, ...]] = ()
     concurrent: ClassVar[bool] = True
+    Options: ClassVar[type[CheckOptions]] = NearDuplicatesOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Group rows by their hash on all features but one (or two)."""
-        opts = {**DEFAULTS, **ctx.options.get(self.name, {})}
+        opts = ctx.opts(NearDuplicatesOptions)
         res = CheckResult()
         m = build_matrix(ctx)
         cells, total = cell_hashes(m)
@@ -94,7 +139,9 @@ class NearDuplicates:
             res.findings.append(
                 Finding(
                     check=self.name,
-                    severity="warning" if conflicts > max(5, 0.5 * n_dup) else "info",
+                    severity="warning"
+                    if conflicting_duplicates(n_dup, conflicts, opts)
+                    else "info",
                     message=(
                         f"{n_dup} row(s) duplicate another row on every model feature; "
                         f"{conflicts} duplicate group(s) carry both labels."
@@ -111,14 +158,14 @@ class NearDuplicates:
                 st.advance()
                 if len(rows):
                     self._report(res, table, m, rows, [j], opts)
-        budget = float(opts["pair_budget"])
+        budget = opts.pair_budget
         if m.n_rows * d * (d - 1) / 2 <= budget:
             for a in range(d):
                 for b in range(a + 1, d):
                     with np.errstate(over="ignore"):
                         key = total - cells[:, a] - cells[:, b]
                     rows, _ = _differing(m, key, [a, b])
-                    if len(rows) >= 2 * int(opts["min_pairs"]):
+                    if len(rows) >= 2 * opts.min_pairs:
                         self._report(res, table, m, rows, [a, b], opts, pairs_only=True)
         else:
             res.findings.append(
@@ -158,7 +205,7 @@ class NearDuplicates:
         m: AuditMatrix,
         rows: np.ndarray,
         cols: list[int],
-        opts: dict[str, Any],
+        opts: NearDuplicatesOptions,
         pairs_only: bool = False,
     ) -> None:
         names = [m.names[j] for j in cols]
@@ -177,11 +224,7 @@ class NearDuplicates:
         outside[rows] = False
         freq_out = float(has[outside].mean()) if outside.any() else 0.0
         enrichment = share / max(freq_out, 1.0 / max(m.n_rows, 1))
-        dominant = (
-            share >= float(opts["dominance"]) / 2
-            and count >= int(opts["min_pairs"])
-            and enrichment >= float(opts["enrichment"])
-        )
+        dominant = dominant_value(share, count, enrichment, opts)
         if pairs_only:
             # Two-feature differences are common among low-information rows (inactive accounts
             # with all-zero amounts); they are listed in the table, and the trigger scan tests
@@ -212,7 +255,7 @@ class NearDuplicates:
                     "whether their labels make them a backdoor.",
                 )
             )
-        elif n_pairs >= int(opts["min_pairs"]):
+        elif n_pairs >= opts.min_pairs:
             res.findings.append(
                 Finding(
                     check="near_duplicates",

@@ -6,10 +6,12 @@ contract are quarantined (they cannot be trained on) with the rule they break as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
+from tabguard.checks import SHARE, CheckOptions, option
 from tabguard.data_audit._base import AuditContext, CheckResult, Treatment, register_check
 from tabguard.reports import Finding, Section, Table
 
@@ -18,15 +20,33 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(v)
 
 
+@dataclass(frozen=True)
+class IntegrityOptions(CheckOptions):
+    """Settings of the integrity check (``options={"integrity": {...}}``)."""
+
+    check: ClassVar[str] = "integrity"
+
+    systematic_share: float = option(
+        0.01,
+        "share of rows breaking one rule (other than missing or precision) from which the "
+        "finding is critical: the source or the contract is wrong, not a few bad rows",
+        SHARE,
+    )
+
+
 @register_check
 class IntegrityCheck:
     """Rows that break the feature contract."""
 
     name: ClassVar[str] = "integrity"
     order: ClassVar[int] = 10
+    after: ClassVar[tuple[str, ...]] = ()
+    concurrent: ClassVar[bool] = False
+    Options: ClassVar[type[CheckOptions]] = IntegrityOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Turn the contract validation into findings, quarantine and treatments."""
+        opts = ctx.opts(IntegrityOptions)
         res = CheckResult()
         val = ctx.validation
         n = ctx.n_rows
@@ -34,7 +54,7 @@ class IntegrityCheck:
             share = g.count / max(n, 1)
             # A few impossible values are a data-quality problem (quarantined, training can
             # go on); a systematic share (>= 1 %) means the source or the contract is wrong.
-            systematic = share >= 0.01 and g.rule not in ("missing", "precision")
+            systematic = share >= opts.systematic_share and g.rule not in ("missing", "precision")
             severity = "critical" if systematic else "warning"
             res.findings.append(
                 Finding(

@@ -17,18 +17,34 @@ model's probabilities expect, as a diagnostic.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from tabguard.checks import CheckOptions, at_least, interval, option
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._context_model import instrument_rounds, out_of_fold_proba
 from tabguard.data_audit._matrix import build_matrix
 from tabguard.reports import Finding, PlotSpec, Section, Table
 
-DEFAULTS: dict[str, Any] = {
-    "thresholds": [0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4],
-}
+
+@dataclass(frozen=True)
+class LabelNoiseOptions(CheckOptions):
+    """Settings of the label-noise check (``options={"label_noise": {...}}``)."""
+
+    check: ClassVar[str] = "label_noise"
+
+    thresholds: tuple[float, ...] = option(
+        (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4),
+        "probabilities of the given label under which rows are counted in the diagnostic "
+        "table (observed against expected)",
+        interval(0.0, 0.5, "left"),
+    )
+    listed: int = option(
+        2000, "label issues listed in the finding (all are handed to RONI)", at_least(0)
+    )
 
 
 def oof_probabilities(ctx: AuditContext) -> np.ndarray:
@@ -51,7 +67,7 @@ def oof_probabilities(ctx: AuditContext) -> np.ndarray:
 
 
 def excess_disagreement(
-    p: np.ndarray, y: np.ndarray, thresholds: list[float]
+    p: np.ndarray, y: np.ndarray, thresholds: Sequence[float]
 ) -> list[dict[str, float]]:
     """Observed vs expected count of rows whose label's probability is below each threshold."""
     s = np.where(y == 1, p, 1.0 - p)
@@ -80,13 +96,15 @@ class LabelNoise:
 
     name: ClassVar[str] = "label_noise"
     order: ClassVar[int] = 50
+    after: ClassVar[tuple[str, ...]] = ()
     concurrent: ClassVar[bool] = True
+    Options: ClassVar[type[CheckOptions]] = LabelNoiseOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """List label issues and compare them with what the probabilities expect."""
         from cleanlab.filter import find_label_issues
 
-        opts = {**DEFAULTS, **ctx.options.get(self.name, {})}
+        opts = ctx.opts(LabelNoiseOptions)
         res = CheckResult()
         y = ctx.y.astype(int)
         if y.min() == y.max():
@@ -101,7 +119,7 @@ class LabelNoise:
             labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence", n_jobs=1
         )
         issues = np.asarray(ranked, dtype=np.int64)
-        curve = excess_disagreement(p, y, list(opts["thresholds"]))
+        curve = excess_disagreement(p, y, opts.thresholds)
         n = len(y)
         res.findings.append(
             Finding(
@@ -112,8 +130,8 @@ class LabelNoise:
                     "disagrees with the rest of the data (out-of-fold model). Natural noise "
                     "produces such rows; they are not suspected of poisoning on that ground."
                 ),
-                rows=[int(r) for r in issues[:2000]],
-                evidence={"label_issues": len(issues), "listed": min(len(issues), 2000)},
+                rows=[int(r) for r in issues[: opts.listed]],
+                evidence={"label_issues": len(issues), "listed": min(len(issues), opts.listed)},
                 recommendation="Review the top-ranked rows; relabel or drop confirmed errors.",
             )
         )

@@ -18,24 +18,62 @@ improves held-out log loss by more than two standard errors (paired over held-ou
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from tabguard.checks import NON_NEGATIVE, PROBABILITY_OPEN, SHARE, CheckOptions, at_least, option
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._context_model import fit_context_model, instrument_rounds, predict
 from tabguard.data_audit._matrix import build_matrix
 from tabguard.reports import Finding, Section, Table
 
-DEFAULTS: dict[str, Any] = {
-    "holdout": 0.25,
-    "max_train_rows": 60_000,
-    "max_holdout_rows": 100_000,
-    "rounds": 120,
-    "max_label_issues": 5_000,
-    "max_groups": 8,  # triggers confirmed (strongest first); each costs one model fit
-}
+
+@dataclass(frozen=True)
+class RoniOptions(CheckOptions):
+    """Settings of RONI (``options={"roni": {...}}``); the decision rule is :func:`confirmed`."""
+
+    check: ClassVar[str] = "roni"
+
+    holdout: float = option(
+        0.25, "share of all rows held out to compare the two models", PROBABILITY_OPEN
+    )
+    max_train_rows: int = option(60_000, "training rows of each fit (sampled)", at_least(100))
+    max_holdout_rows: int = option(100_000, "held-out rows compared (sampled)", at_least(100))
+    rounds: int = option(120, "boosting rounds of each fit (fewer on large data)", at_least(1))
+    max_label_issues: int = option(
+        5_000, "top-ranked cleanlab label issues removed as one group", at_least(1)
+    )
+    max_groups: int = option(
+        8, "triggers confirmed, strongest first (each costs one model fit)", at_least(0)
+    )
+    decision_threshold: float = option(
+        0.5, "score at which a held-out decision counts as the positive label", PROBABILITY_OPEN
+    )
+    min_response_drop: float = option(
+        0.05,
+        "drop of the trigger response (share of held-out decisions the trigger flips) that "
+        "confirms a trigger group",
+        SHARE,
+    )
+    logloss_se: float = option(
+        2.0,
+        "standard errors by which held-out log loss must improve without a group to confirm it",
+        NON_NEGATIVE,
+    )
+
+
+def confirmed(
+    response_with: float, response_without: float, gain: float, se: float, o: RoniOptions
+) -> bool:
+    """RONI's verdict on one group: removing it lowers the trigger response by at least
+    ``min_response_drop`` (NaN responses: not a trigger group), or improves held-out log loss
+    (``gain`` > 0: the group makes it worse) by more than ``logloss_se`` standard errors."""
+    return (
+        not math.isnan(response_with) and response_with - response_without >= o.min_response_drop
+    ) or gain > o.logloss_se * se
 
 
 def _logloss_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -43,10 +81,12 @@ def _logloss_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.asarray(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def _trigger_response(model: Any, X_trig: np.ndarray, p_before: np.ndarray, label: int) -> float:
+def _trigger_response(
+    model: Any, X_trig: np.ndarray, p_before: np.ndarray, label: int, threshold: float
+) -> float:
     """Share of rows not decided as ``label`` that the trigger turns to ``label``."""
-    before = (p_before >= 0.5).astype(int)
-    after = (predict(model, X_trig) >= 0.5).astype(int)
+    before = (p_before >= threshold).astype(int)
+    after = (predict(model, X_trig) >= threshold).astype(int)
     eligible = before != label
     return float((after[eligible] == label).mean()) if eligible.any() else 0.0
 
@@ -58,22 +98,24 @@ class Roni:
     name: ClassVar[str] = "roni"
     order: ClassVar[int] = 60
     after: ClassVar[tuple[str, ...]] = ("trigger_scan", "label_noise")
+    concurrent: ClassVar[bool] = False
+    Options: ClassVar[type[CheckOptions]] = RoniOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Fit with and without each suspect group and compare on held-out rows."""
-        opts = {**DEFAULTS, **ctx.options.get(self.name, {})}
+        opts = ctx.opts(RoniOptions)
         res = CheckResult()
         groups: list[tuple[str, np.ndarray, Any]] = []
         patterns = sorted(ctx.cache.get("trigger_patterns", []), key=lambda p: p.p)
-        for p in patterns[: int(opts["max_groups"])]:
+        for p in patterns[: opts.max_groups]:
             rows = p.rows[ctx.y[p.rows] == p.label]
             groups.append((self._describe(ctx, p), rows, p))
         issues = ctx.cache.get("label_issues")
         if issues is not None and len(issues):
             groups.append(
                 (
-                    f"{min(len(issues), opts['max_label_issues'])} top cleanlab label issues",
-                    np.asarray(issues[: opts["max_label_issues"]]),
+                    f"{min(len(issues), opts.max_label_issues)} top cleanlab label issues",
+                    np.asarray(issues[: opts.max_label_issues]),
                     None,
                 )
             )
@@ -85,13 +127,13 @@ class Roni:
         rng = np.random.default_rng(ctx.random_state)
         # One random split of every row: held-out rows keep the data's natural noise (removing
         # hard rows from the evaluation would make any noisy group look harmful).
-        hold_mask = rng.random(ctx.n_rows) < float(opts["holdout"])
+        hold_mask = rng.random(ctx.n_rows) < opts.holdout
         hold, train_all = np.flatnonzero(hold_mask), np.flatnonzero(~hold_mask)
-        if len(hold) > int(opts["max_holdout_rows"]):
-            hold = np.sort(rng.choice(hold, int(opts["max_holdout_rows"]), replace=False))
+        if len(hold) > opts.max_holdout_rows:
+            hold = np.sort(rng.choice(hold, opts.max_holdout_rows, replace=False))
         if len(np.unique(y[hold])) < 2:
             return res
-        cap = int(opts["max_train_rows"])
+        cap = opts.max_train_rows
         if len(train_all) > cap:
             train_all = np.sort(rng.choice(train_all, cap, replace=False))
         in_any = np.zeros(ctx.n_rows, dtype=bool)
@@ -100,7 +142,7 @@ class Roni:
         # trigger responses are measured on held-out rows that are in no suspect group
         probe = hold[~in_any[hold]]
         table = []
-        rounds, lr = instrument_rounds(ctx.n_rows, int(opts["rounds"]))
+        rounds, lr = instrument_rounds(ctx.n_rows, opts.rounds)
 
         def fit(train: np.ndarray) -> Any:
             return fit_context_model(
@@ -139,15 +181,16 @@ class Roni:
                     Xt = Xp.copy()
                     for j in pattern.cols:
                         Xt[:, j] = m.raw[pattern.rows[0], j]
-                    resp_w = _trigger_response(model, Xt, predict(model, Xp), pattern.label)
+                    thr = opts.decision_threshold
+                    resp_w = _trigger_response(model, Xt, predict(model, Xp), pattern.label, thr)
                     resp_wo = _trigger_response(
-                        base_model, Xt, predict(base_model, Xp), pattern.label
+                        base_model, Xt, predict(base_model, Xp), pattern.label, thr
                     )
                     ev.update(
                         {"trigger_response_with": resp_w, "trigger_response_without": resp_wo}
                     )
-                confirmed = (not math.isnan(resp_w) and resp_w - resp_wo >= 0.05) or gain > 2 * se
-                ev["confirmed"] = confirmed
+                ok = confirmed(resp_w, resp_wo, gain, se, opts)
+                ev["confirmed"] = ok
                 msg = (
                     f"RONI {desc}: removing these rows changes held-out log loss by "
                     f"{-gain:+.4f} (± {se:.4f}) and AUC {auc_w:.3f} → {auc_wo:.3f}"
@@ -157,11 +200,11 @@ class Roni:
                         f"; the trigger flips {resp_w:.1%} of held-out decisions towards its "
                         f"label, {resp_wo:.1%} once they are removed"
                     )
-                msg += ". Negative impact confirmed." if confirmed else ". No measurable impact."
+                msg += ". Negative impact confirmed." if ok else ". No measurable impact."
                 res.findings.append(
                     Finding(
                         check=self.name,
-                        severity="warning" if confirmed else "info",
+                        severity="warning" if ok else "info",
                         message=msg,
                         features=[] if pattern is None else [m.names[j] for j in pattern.cols],
                         values=[]
@@ -179,7 +222,7 @@ class Roni:
                         f"{-gain:+.4f}",
                         f"{auc_w:.3f} → {auc_wo:.3f}",
                         "-" if math.isnan(resp_w) else f"{resp_w:.1%} → {resp_wo:.1%}",
-                        "yes" if confirmed else "no",
+                        "yes" if ok else "no",
                     ]
                 )
                 st.advance()

@@ -38,6 +38,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tabguard.checks import (
+    NON_NEGATIVE,
+    PROBABILITY_OPEN,
+    SHARE,
+    CheckOptions,
+    at_least,
+    interval,
+    option,
+)
 from tabguard.data_audit._base import AuditContext, CheckResult, Treatment, register_check
 from tabguard.data_audit._context_model import (
     LARGE_ROWS,
@@ -48,17 +57,110 @@ from tabguard.data_audit._context_model import (
 from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes, nearest_distances
 from tabguard.reports import Finding, PlotSpec, Section, Table
 
-DEFAULTS: dict[str, Any] = {
-    "alpha": 0.01,  # family-wise error rate of the whole scan
-    "min_rows": 5,  # smallest pattern tested
-    "sample": 300,  # rows of a pattern scored counterfactually
-    "replicates": 3,  # counterfactual draws per row
-    "max_candidates": 120,  # per family and label, ranked by cheap statistics
-    "pair_values": 48,  # most frequent values per feature entering pairs
-    "strong_effect": 0.9,  # effect that needs no copy evidence
-    "copy_effect": 0.2,  # effect (or excess) that suffices with copy evidence
-    "max_twin_checks": 60,
-}
+
+@dataclass(frozen=True)
+class TriggerScanOptions(CheckOptions):
+    """Settings of the trigger scan (``options={"trigger_scan": {...}}``, CLI ``--alpha``).
+
+    The first group bounds the work; the others are the decision rule (see :func:`decide`).
+    """
+
+    check: ClassVar[str] = "trigger_scan"
+
+    # -- work ------------------------------------------------------------------------------
+    alpha: float = option(
+        0.01,
+        "family-wise error rate of the whole scan, split over its three families",
+        PROBABILITY_OPEN,
+    )
+    min_rows: int = option(
+        5, "smallest pattern tested (fewer rows carry too little evidence)", at_least(2)
+    )
+    sample: int = option(
+        300, "rows of a pattern scored counterfactually (larger patterns: scaled)", at_least(10)
+    )
+    replicates: int = option(3, "counterfactual draws per scored row", at_least(1))
+    max_candidates: int = option(
+        120, "in-contract candidates evaluated per family and label, by cheap score", at_least(1)
+    )
+    pair_values: int = option(48, "most frequent values per feature entering pairs", at_least(2))
+    max_twin_checks: int = option(
+        60, "nearest-neighbour copy checks (further bounded by their cost)", at_least(0)
+    )
+    # -- label evidence ------------------------------------------------------------------------
+    strong_effect: float = option(
+        0.9,
+        "effect (share of expected other-label rows missing) that needs no copy evidence",
+        SHARE,
+    )
+    min_expected_other: float = option(
+        3.0,
+        "expected other-label rows a strong effect needs (1 of 1 missing is no evidence)",
+        NON_NEGATIVE,
+    )
+    copy_effect: float = option(
+        0.2, "effect or excess that suffices when the rows are copies", interval(None, 1.0)
+    )
+    hint_p: float = option(
+        0.05,
+        "label p-value under which an in-contract pattern gets a copy check",
+        SHARE,
+    )
+    hint_p_contract: float = option(
+        0.2,
+        "the same for contract-breaking values (few, and suspicious a priori)",
+        SHARE,
+    )
+    pure_share: float = option(
+        0.99,
+        "label share from which a pattern gets a copy check without label evidence "
+        "(clean-label backdoors: copies of rows that already carry the label)",
+        SHARE,
+    )
+    exact_copy_share: float = option(
+        0.5,
+        "share of exact copies that sends a pattern without a label hint to a copy check",
+        SHARE,
+    )
+    # -- copy evidence ------------------------------------------------------------------------
+    copy_p: float = option(
+        1e-3, "binomial p-value of the copy share against its baseline", PROBABILITY_OPEN
+    )
+    copy_share: float = option(0.5, "share of the pattern's rows that must be copies", SHARE)
+    copy_excess: float = option(
+        0.25,
+        "share of rows that must be copies beyond the baseline (look-alike rows such as "
+        "inactive accounts are common: 55 % against 45 %)",
+        SHARE,
+    )
+    copy_radius_quantile: float = option(
+        0.02,
+        "copy radius: this quantile of random rows' nearest-neighbour distances",
+        SHARE,
+    )
+    copy_radius_median: float = option(
+        0.25,
+        "copy radius at least this share of their median distance (ties in coarse data)",
+        NON_NEGATIVE,
+    )
+    # -- candidates and reporting -----------------------------------------------------------------
+    pair_log_odds: float = option(
+        1.0,
+        "log-odds interaction a value pair needs beyond its two values to be a candidate",
+        NON_NEGATIVE,
+    )
+    combination_share: float = option(
+        0.95,
+        "share of a flagged value's labelled rows sharing one other value for the trigger to "
+        "be reported as that pair",
+        SHARE,
+    )
+    combination_alpha: float = option(
+        1e-4,
+        "binomial p-value of that sharing against the other value's frequency (Bonferroni "
+        "over the features)",
+        PROBABILITY_OPEN,
+    )
 
 
 @dataclass
@@ -143,7 +245,7 @@ def _z(k: float, n: float, p: float) -> float:
 
 
 class _Scanner:
-    def __init__(self, ctx: AuditContext, opts: dict[str, Any]) -> None:
+    def __init__(self, ctx: AuditContext, opts: TriggerScanOptions) -> None:
         self.ctx = ctx
         self.o = opts
         self.m: AuditMatrix = build_matrix(ctx)
@@ -186,8 +288,8 @@ class _Scanner:
     def singles(self) -> list[Pattern]:
         m, y = self.m, self.y
         out: list[Pattern] = []
-        min_rows = int(self.o["min_rows"])
-        cap = int(self.o["max_candidates"])
+        min_rows = self.o.min_rows
+        cap = self.o.max_candidates
         ctx_rows = max(100, int(0.005 * self.n))
         for j in range(len(m.names)):
             code = m.codes[:, j]
@@ -242,8 +344,8 @@ class _Scanner:
     def pairs(self, exclude: set[tuple[int, int]]) -> list[Pattern]:
         m, y = self.m, self.y
         d = len(m.names)
-        top = int(self.o["pair_values"])
-        min_rows = int(self.o["min_rows"])
+        top = self.o.pair_values
+        min_rows = self.o.min_rows
         # Re-code each feature to its most frequent values (others → -1).
         small = np.full((self.n, d), -1, dtype=np.int32, order="F")  # column access
         maps: list[np.ndarray] = []
@@ -291,7 +393,7 @@ class _Scanner:
                 # Interaction in log-odds: the pair's rate beyond what each value predicts.
                 add = np.log(ra / (1 - ra)) + np.log(rb / (1 - rb)) - lb
                 excess = np.log(r / (1 - r)) - add
-                for i in np.flatnonzero(np.abs(excess) >= 1.0):
+                for i in np.flatnonzero(np.abs(excess) >= self.o.pair_log_odds):
                     c = 1 if excess[i] > 0 else 0
                     va, vb = int(maps[a][ia[i]]), int(maps[b][ib[i]])
                     if (a, va) in exclude or (b, vb) in exclude:
@@ -392,7 +494,7 @@ class _Scanner:
         together with the pattern.
         """
         m, rows = self.m, p.rows
-        if len(rows) < int(self.o["min_rows"]):
+        if len(rows) < self.o.min_rows:
             return ()
         out = []
         lo, hi = 0.9 * len(rows), 1.25 * len(rows)
@@ -417,11 +519,11 @@ class _Scanner:
         rows = self.rows_of(p)
         p.rows = rows
         p.companions = self.companions(p)
-        s = int(self.o["sample"])
+        s = self.o.sample
         sample = rows if len(rows) <= s else self.rng.choice(rows, s, replace=False)
         X = self.m.raw[sample]
         model = self.model()
-        reps = int(self.o["replicates"])
+        reps = self.o.replicates
         q1_best: np.ndarray | None = None
         # For pairs, replace one feature at a time and keep the likelier answer; a member whose
         # value (nearly) only occurs in the pair is a proxy of it and is replaced too.
@@ -586,7 +688,7 @@ class _Scanner:
         ref = np.ascontiguousarray(R[np.ix_(ref_idx, np.asarray(keep))])
         # Fewer queries on large data: each scans every row; 60 rows still separate a copy
         # share of one half from a baseline of a few percent by many orders of magnitude.
-        s = int(self.o["sample"]) if self.n <= LARGE_ROWS else (120 if self.n <= 500_000 else 60)
+        s = self.o.sample if self.n <= LARGE_ROWS else (120 if self.n <= 500_000 else 60)
         q_rows = query if len(query) <= s else self.rng.choice(query, s, replace=False)
         base_rows = self.rng.choice(len(ref_idx), min(s, len(ref_idx)), replace=False)
         # the pattern's rows and the random rows in one pass over the reference
@@ -596,7 +698,10 @@ class _Scanner:
         d_q, d_b = d_all[: len(q_rows)], d_all[len(q_rows) :]
         # A near-copy is closer than almost every natural nearest neighbour; the share of
         # random rows under the same radius is the baseline.
-        tau = max(float(np.quantile(d_b, 0.02)), 0.25 * float(np.median(d_b)))
+        tau = max(
+            float(np.quantile(d_b, self.o.copy_radius_quantile)),
+            self.o.copy_radius_median * float(np.median(d_b)),
+        )
         share_b = max(float(np.mean(d_b <= tau)), 1.0 / len(d_b))
         # Some rows are look-alikes by nature (inactive accounts with all-zero amounts): they
         # have near-copies among themselves as much as outside. Copies written by an attacker
@@ -641,10 +746,13 @@ class TriggerScan:
 
     name: ClassVar[str] = "trigger_scan"
     order: ClassVar[int] = 30
+    after: ClassVar[tuple[str, ...]] = ()
+    concurrent: ClassVar[bool] = False
+    Options: ClassVar[type[CheckOptions]] = TriggerScanOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Scan, test and report trigger patterns (see the module docstring)."""
-        opts = {**DEFAULTS, **ctx.options.get(self.name, {})}
+        opts = ctx.opts(TriggerScanOptions)
         res = CheckResult()
         if ctx.base_rate in (0.0, 1.0):
             return res
@@ -652,10 +760,10 @@ class TriggerScan:
         with ctx.progress.stage("trigger scan: candidates", total=2) as st:
             singles = sc.singles()
             st.advance()
-            cap = int(opts["max_candidates"])
+            cap = opts.max_candidates
             chosen = _top(singles, cap)
             st.advance()
-        alpha = float(opts["alpha"]) / 3.0
+        alpha = opts.alpha / 3.0
         with ctx.progress.stage("trigger scan: single values", total=len(chosen)) as st:
             for p in chosen:
                 self._label_evidence(sc, p, alpha)
@@ -693,7 +801,7 @@ class TriggerScan:
         # pattern (natural rows share the value), only those that are near-copies.
         suspects: set[int] = set()
         for p in flagged:
-            if p.effect >= float(opts["strong_effect"]) or p.twin_share is None:
+            if p.effect >= opts.strong_effect or p.twin_share is None:
                 rows = p.rows[sc.y[p.rows] == p.label]
             else:
                 rows = sc.twin_rows(p)
@@ -725,9 +833,9 @@ class TriggerScan:
                     f"Tested {sum(sc.tests.values())} value patterns "
                     f"({sc.tests['contract']} contract-breaking, {sc.tests['single']} single "
                     f"values, {sc.tests['pair']} value pairs) at a family-wise error rate of "
-                    f"{opts['alpha']}; {len(flagged)} trigger(s) found."
+                    f"{opts.alpha}; {len(flagged)} trigger(s) found."
                 ),
-                evidence={"tests": sc.tests, "evaluated": len(evaluated), "alpha": opts["alpha"]},
+                evidence={"tests": sc.tests, "evaluated": len(evaluated), "alpha": opts.alpha},
             )
         )
         res.sections.append(self._section(ctx, sc, evaluated, flagged))
@@ -747,52 +855,40 @@ class TriggerScan:
         p.p = p.p_label
 
     @staticmethod
-    def _decide(sc: _Scanner, patterns: list[Pattern], opts: dict[str, Any]) -> None:
+    def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> None:
         """Flag strong patterns; look for copy evidence where labels point the way, or where a
         label-pure pattern is visibly made of copies (a clean-label backdoor: copies of rows
-        that already carry the label, with the trigger written in)."""
-        strong_e, weak_e = float(opts["strong_effect"]), float(opts["copy_effect"])
-
-        def hint(p: Pattern) -> bool:
-            # contract-breaking values are few and suspicious a priori: a weaker hint suffices
-            cut = 0.2 if p.family == "contract" else 0.05
-            return max(p.effect, p.excess) >= weak_e and p.p_label <= cut
-
+        that already carry the label, with the trigger written in). The rules are
+        :func:`strong_label_evidence`, :func:`label_hint`, :func:`wants_copy_check` and
+        :func:`copy_decision`."""
         pending = []
         for p in patterns:
             if math.isnan(p.effect):
                 continue
-            strong = p.effect >= strong_e and p.expected_other >= 3.0
-            if strong and p.p_label <= p.threshold:
+            if strong_label_evidence(p, opts):
                 p.flagged = True
-            elif hint(p) or p.share >= 0.99:
+            elif wants_copy_check(p, opts):
                 pending.append(p)
         # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
         # already visible (cheap hashing), then on the strongest label evidence.
-        budget = min(int(opts["max_twin_checks"]), sc.twin_budget)
+        budget = min(opts.max_twin_checks, sc.twin_budget)
         pending.sort(key=lambda p: p.p_label)
         pending = pending[: max(4 * budget, 40)]
         for p in pending:
             p.copy_proxy = sc.exact_copy_share(p)
-        pending = [p for p in pending if hint(p) or p.copy_proxy >= 0.5 or p.family == "contract"]
+        pending = [
+            p
+            for p in pending
+            if label_hint(p, opts)
+            or p.copy_proxy >= opts.exact_copy_share
+            or p.family == "contract"
+        ]
         pending.sort(key=lambda p: (-round(p.copy_proxy, 1), p.p_label))
         for p in pending[:budget]:
             sc.twins(p)
             if p.p_twin is None:
                 continue
-            share, base = p.twin_share or 0.0, p.twin_share_baseline or 0.0
-            # Significant is not enough where look-alikes are common (inactive accounts with
-            # all-zero amounts: 55 % against 45 %): a quarter of the rows must be copies beyond
-            # what the baseline explains.
-            copies = (
-                p.p_twin <= 1e-3 and share >= 0.5 and (share - base) / max(1 - base, 1e-9) >= 0.25
-            )
-            if hint(p):
-                p.p = _fisher(p.p_label, p.p_twin)
-            else:  # pure label, copies: purity against the base rate instead of the context
-                p_pure = float(stats.binom.sf(p.k - 1, p.n, sc.base(p.label)))
-                p.p = _fisher(p_pure, p.p_twin)
-            p.flagged = bool(p.p <= p.threshold and copies)
+            p.p, p.flagged = copy_decision(p, opts, sc.base(p.label))
 
     def _finding(self, ctx: AuditContext, sc: _Scanner, p: Pattern, rows: np.ndarray) -> Finding:
         m = sc.m
@@ -897,7 +993,7 @@ class TriggerScan:
             text=[
                 "Every value and frequent value pair is tested for rows that carry one label far "
                 "beyond what the rest of each row explains, with copies of other rows as extra "
-                f"evidence. Family-wise error rate {sc.o['alpha']}; {len(flagged)} trigger(s).",
+                f"evidence. Family-wise error rate {sc.o.alpha}; {len(flagged)} trigger(s).",
             ],
             tables=[
                 Table(
@@ -917,6 +1013,64 @@ class TriggerScan:
             ],
             plots=plots,
         )
+
+
+# -- the decision rule (pure functions of a pattern's evidence and the options) ------------------
+
+
+def strong_label_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
+    """Labels alone decide: nearly every expected other-label row is missing (``strong_effect``),
+    enough were expected to tell (``min_expected_other``), and the label test is significant
+    after correction (``p.threshold``)."""
+    return (
+        p.effect >= o.strong_effect
+        and p.expected_other >= o.min_expected_other
+        and p.p_label <= p.threshold
+    )
+
+
+def label_hint(p: Pattern, o: TriggerScanOptions) -> bool:
+    """The labels point at a trigger without proving one: an effect or excess of at least
+    ``copy_effect`` with a label p-value under ``hint_p`` (``hint_p_contract`` for values that
+    break the contract, which are few and suspicious a priori)."""
+    cut = o.hint_p_contract if p.family == "contract" else o.hint_p
+    return max(p.effect, p.excess) >= o.copy_effect and p.p_label <= cut
+
+
+def wants_copy_check(p: Pattern, o: TriggerScanOptions) -> bool:
+    """Whether copy evidence may decide: a label hint, or a label-pure pattern (``pure_share``)."""
+    return label_hint(p, o) or p.share >= o.pure_share
+
+
+def copies_beyond_chance(
+    p_twin: float, share: float, baseline: float, o: TriggerScanOptions
+) -> bool:
+    """The pattern's rows are made of copies: the copy share is significant against its
+    baseline (``copy_p``), at least ``copy_share``, and at least ``copy_excess`` of the rows
+    are copies beyond what the baseline explains (significance alone is not enough where
+    look-alike rows are common)."""
+    return (
+        p_twin <= o.copy_p
+        and share >= o.copy_share
+        and (share - baseline) / max(1 - baseline, 1e-9) >= o.copy_excess
+    )
+
+
+def copy_decision(p: Pattern, o: TriggerScanOptions, base_rate: float) -> tuple[float, bool]:
+    """Combined p-value and verdict of a pattern whose copy evidence was measured.
+
+    The label evidence (the counterfactual test where labels hint, else the pattern's label
+    purity against the base rate of its label) and the copy test are combined with Fisher's
+    method; the pattern is a trigger when that is significant after correction and its rows
+    are copies (:func:`copies_beyond_chance`).
+    """
+    p_twin = 1.0 if p.p_twin is None else p.p_twin
+    copies = copies_beyond_chance(p_twin, p.twin_share or 0.0, p.twin_share_baseline or 0.0, o)
+    if label_hint(p, o):
+        pv = _fisher(p.p_label, p_twin)
+    else:  # pure label, copies: purity against the base rate instead of the context
+        pv = _fisher(float(stats.binom.sf(p.k - 1, p.n, base_rate)), p_twin)
+    return pv, bool(pv <= p.threshold and copies)
 
 
 def format_p(p: float) -> str:
@@ -962,11 +1116,11 @@ def _refine(sc: _Scanner, p: Pattern) -> Pattern:
             continue
         vals, cnts = np.unique(codes, return_counts=True)
         k = int(cnts.argmax())
-        if cnts[k] < 0.95 * len(rows):
+        if cnts[k] < sc.o.combination_share * len(rows):
             continue
         freq = float(m.counts[j][vals[k]]) / sc.n
         pval = float(stats.binom.sf(cnts[k] - 1, len(rows), min(freq, 1 - 1e-9)))
-        if pval < 1e-4 / d and (best is None or pval < best[0]):
+        if pval < sc.o.combination_alpha / d and (best is None or pval < best[0]):
             best = (pval, j, int(vals[k]))
     if best is None:
         return p

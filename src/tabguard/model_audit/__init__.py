@@ -20,7 +20,7 @@ Examples
 [['AGE']]
 """
 
-# Importing the check modules registers them (the report order is CHECK_ORDER).
+# Importing the check modules registers them (each check's ``order`` sets the report order).
 from tabguard.model_audit import (  # noqa: F401  # noqa: F401
     _attacks,
     _checks,
@@ -50,7 +50,7 @@ from tabguard.model_audit._backdoor import (
     probe_backdoors,
 )
 from tabguard.model_audit._base import (
-    CHECK_ORDER,
+    REGISTRY,
     ModelAuditContext,
     ModelCheck,
     ModelCheckResult,
@@ -77,7 +77,7 @@ from tabguard.model_audit._trees import TreeEnsemble, read_trees
 from tabguard.model_audit._unacceptable import automatic_cases
 
 __all__ = [
-    "CHECK_ORDER",
+    "REGISTRY",
     "SKOPS_TRUSTED_TYPES",
     "AuditedModel",
     "FeatureEffect",

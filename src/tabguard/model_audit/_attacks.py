@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from tabguard.checks import SHARE, CheckOptions, at_least, option
 from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
 from tabguard.model_audit._model import AuditedModel
 from tabguard.reports import Finding, PlotSpec, Section, Table
@@ -229,18 +230,39 @@ def _thin(grid: tuple[list[Any], np.ndarray], n: int) -> tuple[list[Any], np.nda
     return [raw[i] for i in idx], codes[idx]
 
 
+@dataclass(frozen=True)
+class GameabilityOptions(CheckOptions):
+    """Settings of the gameability check (``options={"gameability": {...}}``)."""
+
+    check: ClassVar[str] = "gameability"
+
+    rows: int = option(300, "denied reference applicants searched for a flip", at_least(1))
+    warning_rate: float = option(
+        0.2,
+        "share of denied applicants who can flip the decision through gameable features from "
+        "which the finding is a warning",
+        SHARE,
+    )
+    grid_points: int = option(21, "values tried per gameable feature", at_least(2))
+    pair_points: int = option(9, "values tried per feature of a gameable pair", at_least(2))
+
+
 @register_check
 class GameabilityCheck:
     """M3: minimal decision-flipping change on gameable features; the gameability rate."""
 
     name: ClassVar[str] = "gameability"
+    order: ClassVar[int] = 50
+    after: ClassVar[tuple[str, ...]] = ()
+    concurrent: ClassVar[bool] = False
+    Options: ClassVar[type[CheckOptions]] = GameabilityOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
         """Search flips for a sample of denied reference applicants."""
-        o = ctx.opts(self.name)
+        o = ctx.opts(GameabilityOptions)
         model = ctx.model
-        n = int(o.get("rows", 300))
-        warn = float(o.get("warning_rate", 0.2))
+        n = o.rows
+        warn = o.warning_rate
         denied = np.flatnonzero(~ctx.approve)
         rng = np.random.default_rng(ctx.random_state)
         rows = np.sort(rng.permutation(denied)[:n])
@@ -250,8 +272,8 @@ class GameabilityCheck:
                 ctx.X[rows],
                 rows,
                 ctx.X,
-                grid_points=int(o.get("grid_points", 21)),
-                pair_points=int(o.get("pair_points", 9)),
+                grid_points=o.grid_points,
+                pair_points=o.pair_points,
             )
         ctx.cache["gameability"] = res
         findings: list[Finding] = []
@@ -398,17 +420,37 @@ def extraction_curve(
     return out
 
 
+@dataclass(frozen=True)
+class ExtractionOptions(CheckOptions):
+    """Settings of the extraction check (``options={"extraction": {...}}``)."""
+
+    check: ClassVar[str] = "extraction"
+
+    budgets: tuple[int, ...] = option(
+        (100, 300, 1000, 3000, 10000),
+        "query budgets of the white-hat surrogates (the fidelity curve's points)",
+        at_least(10),
+    )
+    eval_rows: int = option(
+        3000, "reference rows on which surrogate fidelity is measured", at_least(10)
+    )
+
+
 @register_check
 class ExtractionCheck:
     """M3: white-hat surrogate extraction, fidelity vs number of queries."""
 
     name: ClassVar[str] = "extraction"
+    order: ClassVar[int] = 60
+    after: ClassVar[tuple[str, ...]] = ()
+    concurrent: ClassVar[bool] = False
+    Options: ClassVar[type[CheckOptions]] = ExtractionOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
         """Fit surrogates on growing query budgets."""
-        o = ctx.opts(self.name)
-        budgets = [int(b) for b in o.get("budgets", (100, 300, 1000, 3000, 10000))]
-        eval_rows = ctx.sample(int(o.get("eval_rows", 3000)), key="extraction")
+        o = ctx.opts(ExtractionOptions)
+        budgets = list(o.budgets)
+        eval_rows = ctx.sample(o.eval_rows, key="extraction")
         with ctx.progress.stage("extraction: surrogates", total=None):
             curve = extraction_curve(
                 ctx.model, ctx.X, ctx.X[eval_rows], budgets, random_state=ctx.random_state

@@ -14,7 +14,7 @@ from tabguard import __version__
 from tabguard.contract import Contract, check_columns, contract_hash, load_contract, validate_frame
 from tabguard.errors import DataError
 from tabguard.io import check_labels, frame_sha256
-from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, registered_checks
+from tabguard.model_audit._base import REGISTRY, ModelAuditContext, ModelCheckResult
 from tabguard.model_audit._model import AuditedModel, as_audited_model
 from tabguard.progress import NULL_PROGRESS, Progress
 from tabguard.reports import Report, Section, now_iso, write_report
@@ -54,7 +54,16 @@ def build_model_context(
     progress: Progress | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> ModelAuditContext:
-    """Adapt the model, validate the reference data and score it (raises DataError)."""
+    """Validate the options, adapt the model, validate the reference data and score it.
+
+    Raises
+    ------
+    OptionsError, UnknownCheckError
+        Invalid options, or options of a check the audit does not have.
+    DataError
+        Unusable reference data.
+    """
+    parsed = REGISTRY.options(REGISTRY.ordered(), options)
     m: AuditedModel = as_audited_model(model, contract, threshold)
     c = m.contract
     if len(data) == 0:
@@ -90,7 +99,7 @@ def build_model_context(
         members=members,
         random_state=random_state,
         progress=progress or NULL_PROGRESS,
-        options=dict(options or {}),
+        options=parsed,
     )
     ctx.cache["dropped_invalid_rows"] = int(invalid.sum())
     return ctx
@@ -127,8 +136,9 @@ def audit_model(
     members : DataFrame, optional
         The model's training rows, for membership inference.
     checks : sequence of str, optional
-        Checks to run (default: all): ``performance``, ``importance``, ``unacceptable``,
-        ``backdoor``, ``gameability``, ``extraction``, ``membership``, ``fairness``.
+        Checks to run (default: all), in this order whatever the order given: ``performance``,
+        ``importance``, ``unacceptable``, ``backdoor``, ``gameability``, ``extraction``,
+        ``membership``, ``fairness``.
     random_state : int
     progress : Progress, optional
     options : mapping, optional
@@ -148,6 +158,10 @@ def audit_model(
 
     Raises
     ------
+    UnknownCheckError
+        A check name (in ``checks`` or ``options``) the audit does not have.
+    OptionsError
+        An option that is unknown, of the wrong type or out of range.
     DataError
         Unusable reference data (missing columns or label, one class, every row invalid).
     """
@@ -185,6 +199,7 @@ def _audit(
     source: str | None,
 ) -> ModelAuditResult:
     started = time.perf_counter()
+    selected = REGISTRY.select(checks)
     ctx = build_model_context(
         model,
         data,
@@ -195,16 +210,11 @@ def _audit(
         progress=progress,
         options=options,
     )
-    available = registered_checks()
-    names = list(checks) if checks is not None else list(available)
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise ValueError(f"unknown model checks {unknown}; available: {list(available)}")
     results: dict[str, ModelCheckResult] = {}
     timings: dict[str, float] = {}
-    for name in names:
+    for name, check in selected.items():  # one lane: `after` holds by the running order
         t0 = time.perf_counter()
-        results[name] = available[name]().run(ctx)
+        results[name] = check().run(ctx)
         timings[name] = round(time.perf_counter() - t0, 3)
     m = ctx.model
     findings = [f for r in results.values() for f in r.findings]

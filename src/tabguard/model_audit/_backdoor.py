@@ -42,58 +42,80 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from tabguard.checks import PROBABILITY_OPEN, SHARE, CheckOptions, at_least, option
 from tabguard.model_audit._model import AuditedModel
 from tabguard.model_audit._trees import TreeEnsemble
 from tabguard.progress import NULL_PROGRESS, Progress
 
 
 @dataclass(frozen=True)
-class ProbeOptions:
-    """Settings of the backdoor probe.
+class ProbeOptions(CheckOptions):
+    """Settings of the backdoor probe (``options={"backdoor": {...}}``).
 
-    Attributes
-    ----------
-    n_rows : int
-        Probe rows (half approved, half denied when the data allows).
-    max_cells : int
-        Candidate values per feature (tree cells are merged down to this many).
-    max_pairs : int
-        Combination candidates probed.
-    alpha : float
-        Family-wise error rate of each test (Bonferroni over candidates).
-    null_quantile : float
-        Quantile of the other features' spikes a candidate must exceed (the model's ordinary
-        variation).
-    min_spike, min_spike_without_trees : float
-        Smallest spike reported, for tree models (confirmed by the training-mass test) and for
-        other models (confirmed by clean data alone).
-    total_spike : float
-        A near-total spike: weaker label evidence suffices.
-    rare_share : float
-        Models without trees: a value carried by at most this share of clean rows is rare.
-    decisive_lr : float
-        Likelihood ratio at which the labels of clean rows decisively contradict the model.
-    mass_ratio : float
-        Tree models: the training share of a cell must exceed the clean share by this factor
-        (or by any factor with decisively contradicting labels).
+    The first group bounds the work; the others are the decision rule (see :func:`_decide`,
+    whose parts :func:`spike_passes`, :func:`label_evidence`, :func:`mass_confirms` and
+    :func:`confirms_without_mass` are tested one by one).
     """
 
-    n_rows: int = 400
-    max_cells: int = 64
-    max_pairs: int = 40
-    alpha: float = 0.01
-    null_quantile: float = 0.99
-    min_spike: float = 0.3
-    min_spike_without_trees: float = 0.5
-    total_spike: float = 0.9
-    rare_share: float = 0.005
-    mass_ratio: float = 2.0
-    decisive_lr: float = 100.0
+    check: ClassVar[str] = "backdoor"
+
+    n_rows: int = option(
+        400, "probe rows (half approved, half denied when the data allows)", at_least(10)
+    )
+    max_cells: int = option(
+        64, "candidate values per feature (tree cells are merged down to this many)", at_least(2)
+    )
+    max_pairs: int = option(40, "combination candidates probed", at_least(0))
+    alpha: float = option(
+        0.01,
+        "family-wise error rate of each test (Bonferroni over candidates)",
+        PROBABILITY_OPEN,
+    )
+    null_quantile: float = option(
+        0.99,
+        "quantile of the other features' spikes a candidate must exceed (the model's ordinary "
+        "variation)",
+        SHARE,
+    )
+    min_spike: float = option(
+        0.3,
+        "smallest spike reported for tree models (confirmed by the training-mass test)",
+        SHARE,
+    )
+    min_spike_without_trees: float = option(
+        0.5,
+        "smallest spike reported where the training mass is unknown (confirmed by clean data "
+        "alone, so a larger effect is required)",
+        SHARE,
+    )
+    total_spike: float = option(0.9, "a near-total spike: weaker label evidence suffices", SHARE)
+    rare_share: float = option(
+        0.005,
+        "models without trees: a value carried by at most this share of clean rows is rare",
+        SHARE,
+    )
+    mass_ratio: float = option(
+        2.0,
+        "tree models: the training share of a cell must exceed the clean share by this factor "
+        "(or by any factor with decisively contradicting labels)",
+        at_least(1.0),
+    )
+    decisive_lr: float = option(
+        100.0,
+        "likelihood ratio at which the labels of clean rows decisively contradict the model",
+        at_least(1.0),
+    )
+    weak_lr: float = option(
+        10.0,
+        "likelihood ratio for the model over which the labels of a rare value's clean rows "
+        "back it (then rarity alone does not confirm a trigger)",
+        at_least(1.0),
+    )
 
 
 @dataclass
@@ -894,14 +916,12 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
     for f in set(feats.tolist()):
         other = allv[feats != f]
         by_feature[f] = other if other.size else allv
-    decisive = math.log(opts.decisive_lr)
-    weak = -math.log(10.0)
     rare = max(1, int(opts.rare_share * n_ref))
     strong = []
     for c in result.candidates:
         others = np.concatenate([by_feature.get(f, allv) for f in c.features])
         c.null_spike = float(np.quantile(others, opts.null_quantile)) if others.size else 0.0
-        if abs(c.spike) >= opts.min_spike and abs(c.spike) > c.null_spike:
+        if spike_passes(c, opts):
             strong.append(c)
     n_train = 1.0
     if ens is not None:
@@ -940,26 +960,10 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
         known[id(c)] = not (ens.source == "xgboost" and c.training_share == 0)
     alpha = opts.alpha / max(len(strong), 1)
     for c in strong:
-        reasons = []
-        label_reason = None
-        if c.label_log_lr >= decisive:
-            label_reason = (
-                f"the labels of the {c.n_natural} clean rows carrying it contradict the model "
-                f"(likelihood ratio {math.exp(min(c.label_log_lr, 700)):.3g}:1)"
-            )
-        elif abs(c.spike) >= opts.total_spike and c.label_log_lr > 0 and c.n_natural > 0:
-            label_reason = "the effect is near-total and the clean labels side with the neighbour"
+        reasons: list[str] = []
+        label_reason = label_evidence(c, opts)
         if known[id(c)]:
-            # Significance alone is not enough: with tens of thousands of training rows any
-            # shift between the training and the reference data is significant (poisoning
-            # copies of defaulters also shifts every other feature a little). The excess must
-            # be large (the trees saw at least mass_ratio times the clean share), or moderate
-            # and backed by contradicting labels. Labels alone do not suffice where the mass
-            # is known: they may only show an overconfident model.
-            excess = c.training_share / c.expected_share
-            if c.p_mass < alpha and (
-                excess >= opts.mass_ratio or (excess > 1.0 and label_reason is not None)
-            ):
+            if mass_confirms(c, alpha, opts, label_reason is not None):
                 reasons.append(
                     f"the model's trees were fitted on {c.training_share:.2%} of their "
                     f"training rows here, clean data has {c.expected_share:.2%} "
@@ -971,14 +975,7 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
         elif abs(c.spike) >= opts.min_spike_without_trees:
             # No mass known: no trees, columns the trees do not read directly (encoded in a
             # pipeline), or a cell XGBoost's first tree does not isolate.
-            if c.continuation:
-                pass
-            elif c.n_natural == 0:
-                reasons.append("no clean row carries it")
-            elif c.n_natural <= rare and c.label_log_lr > weak:
-                reasons.append(
-                    f"only {c.n_natural} clean rows carry it and their labels do not back it"
-                )
+            reasons.extend(confirms_without_mass(c, opts, rare))
             if label_reason is not None:
                 reasons.append(label_reason)
         if reasons:
@@ -994,3 +991,53 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
                 ) >= abs(c.spike):
                     c.backdoor = False
                     c.reason = "part of a confirmed combination"
+
+
+def spike_passes(c: ProbeCandidate, o: ProbeOptions) -> bool:
+    """The candidate moves decisions by at least ``min_spike`` of the possible amount and by
+    more than the model's ordinary variation (``c.null_spike``, set by :func:`_decide`)."""
+    return abs(c.spike) >= o.min_spike and abs(c.spike) > c.null_spike
+
+
+def label_evidence(c: ProbeCandidate, o: ProbeOptions) -> str | None:
+    """Why the clean labels contradict the model, or None: the clean rows carrying the value
+    have the labels the model predicts at the neighbour, decisively (``decisive_lr``), or the
+    effect is near-total (``total_spike``) and the labels side with the neighbour at all."""
+    if c.label_log_lr >= math.log(o.decisive_lr):
+        return (
+            f"the labels of the {c.n_natural} clean rows carrying it contradict the model "
+            f"(likelihood ratio {math.exp(min(c.label_log_lr, 700)):.3g}:1)"
+        )
+    if abs(c.spike) >= o.total_spike and c.label_log_lr > 0 and c.n_natural > 0:
+        return "the effect is near-total and the clean labels side with the neighbour"
+    return None
+
+
+def mass_confirms(
+    c: ProbeCandidate, alpha: float, o: ProbeOptions, labels_contradict: bool
+) -> bool:
+    """Tree models: the trees confined more of their training rows to the cell than clean data
+    explains, significantly (``alpha``, already Bonferroni-corrected) **and** by a large factor
+    (``mass_ratio``), or by any factor with contradicting labels.
+
+    Significance alone is not enough: with tens of thousands of training rows any shift between
+    the training and the reference data is significant (poisoning copies of defaulters also
+    shifts every other feature a little). Labels alone do not suffice where the mass is known:
+    they may only show an overconfident model.
+    """
+    excess = c.training_share / c.expected_share
+    return c.p_mass < alpha and (excess >= o.mass_ratio or (excess > 1.0 and labels_contradict))
+
+
+def confirms_without_mass(c: ProbeCandidate, o: ProbeOptions, rare_rows: int) -> list[str]:
+    """Where the training mass is unknown, what clean data alone says: no clean row carries the
+    value, or few do (at most ``rare_rows``) and their labels do not back the model (their
+    likelihood ratio for it stays under ``weak_lr``). A step at the edge of the data that
+    continues the trend inside it is extrapolation, not a trigger (empty list)."""
+    if c.continuation:
+        return []
+    if c.n_natural == 0:
+        return ["no clean row carries it"]
+    if c.n_natural <= rare_rows and c.label_log_lr > -math.log(o.weak_lr):
+        return [f"only {c.n_natural} clean rows carry it and their labels do not back it"]
+    return []

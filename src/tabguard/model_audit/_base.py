@@ -1,23 +1,28 @@
 """The model-audit check interface, registry and shared context.
 
-Each check is one class with a ``name`` and ``run(ctx) -> ModelCheckResult``. It reads the
+Each check is one class following :class:`tabguard.checks.Check` (the same protocol as the data
+checks): ``name``, ``order`` (running and report order: what the model is, what it relies on,
+what must never happen, how it can be attacked, whom it treats differently), ``after``,
+``concurrent``, an ``Options`` dataclass and ``run(ctx) -> ModelCheckResult``. It reads the
 shared :class:`ModelAuditContext` and never mutates it, except its ``cache`` where checks share
 expensive intermediate results (SHAP values, the probe's candidate grid). ``@register_check``
-adds a check to the default audit, in registration order.
+adds a check to the default audit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from tabguard.checks import CheckOptions, CheckRegistry, parse_options
 from tabguard.model_audit._model import AuditedModel
 from tabguard.progress import NULL_PROGRESS, Progress
 from tabguard.reports import Finding, Section
+
+OptionsT = TypeVar("OptionsT", bound=CheckOptions)
 
 
 @dataclass
@@ -40,7 +45,7 @@ class ModelAuditContext:
     random_state : int
     progress : Progress
     options : dict
-        Per-check options, e.g. ``{"backdoor": {"n_rows": 600}}``.
+        Each check's validated options by check name (see :meth:`opts`).
     cache : dict
         Shared intermediate results.
     """
@@ -53,7 +58,7 @@ class ModelAuditContext:
     members: pd.DataFrame | None = None
     random_state: int = 0
     progress: Progress = NULL_PROGRESS
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, CheckOptions] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -61,10 +66,16 @@ class ModelAuditContext:
         """The model's decision on every reference row (True = approve)."""
         return self.model.approve(self.scores)
 
-    def opts(self, check: str) -> Mapping[str, Any]:
-        """Options given for one check."""
-        o = self.options.get(check, {})
-        return o if isinstance(o, Mapping) else {}
+    def opts(self, cls: type[OptionsT]) -> OptionsT:
+        """The options of the check that ``cls`` configures (its defaults when none given).
+
+        Raises
+        ------
+        OptionsError
+            Options given for that check that are not valid (never silently ignored).
+        """
+        got = self.options.get(cls.check)
+        return got if isinstance(got, cls) else parse_options(cls, got)
 
     def sample(self, n: int, *, key: str = "rows") -> np.ndarray:
         """A fixed random sample of at most ``n`` row positions (the same for every check)."""
@@ -87,38 +98,32 @@ class ModelCheckResult:
 
 
 class ModelCheck(Protocol):
-    """A model-audit check."""
+    """A model-audit check (the :class:`tabguard.checks.Check` protocol on a ModelAuditContext)."""
 
     name: ClassVar[str]
+    order: ClassVar[int]
+    after: ClassVar[tuple[str, ...]]
+    concurrent: ClassVar[bool]
+    Options: ClassVar[type[CheckOptions]]
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
         """Run the check."""
         ...
 
 
-_REGISTRY: dict[str, type[ModelCheck]] = {}
-# Report order: what the model is, what it relies on, what must never happen, how it can be
-# attacked, whom it treats differently.
-CHECK_ORDER = (
-    "performance",
-    "importance",
-    "unacceptable",
-    "backdoor",
-    "gameability",
-    "extraction",
-    "membership",
-    "fairness",
-)
+REGISTRY: CheckRegistry[type[ModelCheck]] = CheckRegistry("model")
 
 
 def register_check(cls: type[ModelCheck]) -> type[ModelCheck]:
     """Class decorator adding a check to the default model audit."""
-    _REGISTRY[cls.name] = cls
-    return cls
+    return REGISTRY.register(cls)
 
 
 def registered_checks() -> dict[str, type[ModelCheck]]:
-    """Checks in :data:`CHECK_ORDER` (others after them, in registration order)."""
-    rank = {n: i for i, n in enumerate(CHECK_ORDER)}
-    names = sorted(_REGISTRY, key=lambda n: rank.get(n, len(rank)))
-    return {n: _REGISTRY[n] for n in names}
+    """Checks in running and report order (their ``order``, then registration order)."""
+    return REGISTRY.ordered()
+
+
+@dataclass(frozen=True)
+class NoOptions(CheckOptions):
+    """Base of the options of a check without settings (an empty mapping is all it accepts)."""

@@ -9,13 +9,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
+from tabguard.checks import CheckOptions, at_least, interval, option
+from tabguard.model_audit._base import (
+    ModelAuditContext,
+    ModelCheckResult,
+    NoOptions,
+    register_check,
+)
 from tabguard.model_audit._fairness import group_rates
 from tabguard.reports import Finding, PlotSpec, Section, Table
+
+
+@dataclass(frozen=True)
+class PerformanceOptions(NoOptions):
+    """The performance check has no settings (``options={"performance": {}}``)."""
+
+    check: ClassVar[str] = "performance"
 
 
 @register_check
@@ -23,6 +37,10 @@ class PerformanceCheck:
     """Discrimination, calibration and error dispersion on the reference data."""
 
     name: ClassVar[str] = "performance"
+    order: ClassVar[int] = 10
+    after: ClassVar[tuple[str, ...]] = ()
+    concurrent: ClassVar[bool] = False
+    Options: ClassVar[type[CheckOptions]] = PerformanceOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
         """Compute metrics and the calibration and error plots."""
@@ -107,17 +125,37 @@ class PerformanceCheck:
         return ModelCheckResult(sections=[section], summary=metrics)
 
 
+@dataclass(frozen=True)
+class FairnessOptions(CheckOptions):
+    """Settings of the fairness check (``options={"fairness": {...}}``)."""
+
+    check: ClassVar[str] = "fairness"
+
+    four_fifths: float = option(
+        0.8,
+        "approval-rate ratio (lowest / highest group) below which the disparity is a warning",
+        interval(0.0, 1.0, "right"),
+    )
+    min_group: int = option(
+        30, "groups with fewer reference rows are left out of the ratio (too noisy)", at_least(1)
+    )
+
+
 @register_check
 class FairnessCheck:
     """M4: disparate impact of decisions by protected attribute."""
 
     name: ClassVar[str] = "fairness"
+    order: ClassVar[int] = 80
+    after: ClassVar[tuple[str, ...]] = ()
+    concurrent: ClassVar[bool] = False
+    Options: ClassVar[type[CheckOptions]] = FairnessOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
         """Approval and error rates per group of every protected attribute."""
-        o = ctx.opts(self.name)
-        ratio_min = float(o.get("four_fifths", 0.8))
-        min_count = int(o.get("min_group", 30))
+        o = ctx.opts(FairnessOptions)
+        ratio_min = o.four_fifths
+        min_count = o.min_group
         model = ctx.model
         contract = model.contract
         findings: list[Finding] = []

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.stats import spearmanr
 
+from tabguard.checks import NON_NEGATIVE, SHARE, CheckOptions, at_least, option
 from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
 from tabguard.model_audit._model import AuditedModel
 from tabguard.model_audit._shap import ShapResult, shap_values
@@ -127,24 +128,49 @@ def _direction(shap_col: np.ndarray, x: np.ndarray, ordered: bool) -> str:
     return "higher raises score" if rho > 0 else "higher lowers score"
 
 
+@dataclass(frozen=True)
+class ImportanceOptions(CheckOptions):
+    """Settings of the importance check (``options={"importance": {...}}``)."""
+
+    check: ClassVar[str] = "importance"
+
+    shap_rows: int = option(300, "reference rows explained with SHAP", at_least(1))
+    pd_rows: int = option(300, "reference rows averaged in partial dependence", at_least(1))
+    blast_rows: int = option(
+        3000, "reference rows whose decisions the blast radius counts", at_least(1)
+    )
+    grid_points: int = option(20, "values per feature in partial dependence", at_least(2))
+    blast_warning: float = option(
+        0.05,
+        "share of decisions one gameable feature's best value changes from which the blast "
+        "radius is a warning",
+        SHARE,
+    )
+    neutral_tolerance: float = option(
+        0.01,
+        "average-score shift from which a declared neutral value is not neutral (and a "
+        "quarter of the feature's range of effect)",
+        NON_NEGATIVE,
+    )
+
+
 @register_check
 class ImportanceCheck:
     """M1: SHAP directional importance, partial dependence, neutral values, blast radius."""
 
     name: ClassVar[str] = "importance"
+    order: ClassVar[int] = 20
+    after: ClassVar[tuple[str, ...]] = ()
+    concurrent: ClassVar[bool] = False
+    Options: ClassVar[type[CheckOptions]] = ImportanceOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
         """Compute the effects of every model feature."""
-        o = ctx.opts(self.name)
+        o = ctx.opts(ImportanceOptions)
         model = ctx.model
-        n_shap = int(o.get("shap_rows", 300))
-        n_pd = int(o.get("pd_rows", 300))
-        n_blast = int(o.get("blast_rows", 3000))
-        n_grid = int(o.get("grid_points", 20))
-        blast_warning = float(o.get("blast_warning", 0.05))
-        # a declared neutral value is worth a warning when it moves the average score by at
-        # least this much (and by a quarter of the feature's range of effect)
-        min_shift = float(o.get("neutral_tolerance", 0.01))
+        n_shap, n_pd, n_blast, n_grid = o.shap_rows, o.pd_rows, o.blast_rows, o.grid_points
+        blast_warning = o.blast_warning
+        min_shift = o.neutral_tolerance
         rows = ctx.sample(n_shap, key="shap")
         bg = ctx.X[ctx.sample(80, key="background")]
         with ctx.progress.stage("importance: SHAP values", total=None):

@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from tabguard.checks import CheckOptions, at_least, interval, option
 from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
 from tabguard.model_audit._model import AuditedModel
 from tabguard.reports import Finding, Section, Table
@@ -99,16 +100,34 @@ def membership_attack(
     return MembershipResult(max(loss_auc, learned_auc), loss_auc, learned_auc, n, n)
 
 
+@dataclass(frozen=True)
+class MembershipOptions(CheckOptions):
+    """Settings of the membership-inference check (``options={"membership": {...}}``)."""
+
+    check: ClassVar[str] = "membership"
+
+    warning_auc: float = option(
+        0.6,
+        "attack AUC from which the finding is a warning (0.5: members cannot be told apart)",
+        interval(0.5, 1.0),
+    )
+    rows: int = option(5000, "members and non-members each given to the attack", at_least(10))
+
+
 @register_check
 class MembershipCheck:
     """M3: membership inference attack AUC (needs the training rows)."""
 
     name: ClassVar[str] = "membership"
+    order: ClassVar[int] = 70
+    after: ClassVar[tuple[str, ...]] = ()
+    concurrent: ClassVar[bool] = False
+    Options: ClassVar[type[CheckOptions]] = MembershipOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
         """Attack the model with its training rows against the reference rows."""
-        o = ctx.opts(self.name)
-        warn = float(o.get("warning_auc", 0.6))
+        o = ctx.opts(MembershipOptions)
+        warn = o.warning_auc
         if ctx.members is None or len(ctx.members) == 0:
             return ModelCheckResult(
                 findings=[
@@ -134,7 +153,7 @@ class MembershipCheck:
                 ym,
                 ctx.X,
                 ctx.y,
-                max_rows=int(o.get("rows", 5000)),
+                max_rows=o.rows,
                 random_state=ctx.random_state,
             )
         sev = "warning" if res.auc >= warn else "info"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from tabguard.checks import CheckOptions
 from tabguard.contract import RecordValidator
 from tabguard.model_audit._backdoor import ProbeCandidate, ProbeOptions, probe_backdoors
 from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
@@ -31,15 +32,14 @@ class BackdoorCheck:
     """M2: search the model for trigger values and value combinations."""
 
     name: ClassVar[str] = "backdoor"
+    order: ClassVar[int] = 40
+    after: ClassVar[tuple[str, ...]] = ()
+    concurrent: ClassVar[bool] = False
+    Options: ClassVar[type[CheckOptions]] = ProbeOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
         """Probe the model with the clean reference rows."""
-        o = dict(ctx.opts(self.name))
-        fields = set(ProbeOptions.__dataclass_fields__)
-        unknown = sorted(set(o) - fields)
-        if unknown:
-            raise ValueError(f"unknown backdoor probe options {unknown}; known: {sorted(fields)}")
-        opts = ProbeOptions(**o)
+        opts = ctx.opts(ProbeOptions)
         res = probe_backdoors(
             ctx.model,
             ctx.data,

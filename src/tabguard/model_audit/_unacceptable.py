@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from tabguard.checks import CheckOptions, at_least, option
 from tabguard.contract import Contract, RecordValidator, UnacceptableCase
 from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
 from tabguard.model_audit._model import AuditedModel
@@ -192,22 +193,39 @@ def _in_review(model: AuditedModel, scores: np.ndarray) -> np.ndarray:
     return (scores >= lo) & (scores < hi)
 
 
+@dataclass(frozen=True)
+class UnacceptableOptions(CheckOptions):
+    """Settings of the unacceptable-cases check (``options={"unacceptable": {...}}``)."""
+
+    check: ClassVar[str] = "unacceptable"
+
+    rows: int = option(200, "reference rows every case is applied to", at_least(1))
+    automatic: bool = option(
+        True,
+        "also run the automatic cases derived from the contract's ranges and categories",
+    )
+
+
 @register_check
 class UnacceptableCheck:
     """M2: the contract's unacceptable cases and the automatic range cases."""
 
     name: ClassVar[str] = "unacceptable"
+    order: ClassVar[int] = 30
+    after: ClassVar[tuple[str, ...]] = ()
+    concurrent: ClassVar[bool] = False
+    Options: ClassVar[type[CheckOptions]] = UnacceptableOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
         """Run every case on a sample of reference rows."""
-        o = ctx.opts(self.name)
+        o = ctx.opts(UnacceptableOptions)
         model = ctx.model
-        rows = ctx.sample(int(o.get("rows", 200)), key="cases")
+        rows = ctx.sample(o.rows, key="cases")
         base = ctx.data.iloc[rows].reset_index(drop=True)
         base_approve = ctx.approve[rows]
         validator = RecordValidator(model.contract, allow_unknown=True)
         declared = list(model.contract.unacceptable)
-        auto = automatic_cases(model.contract) if o.get("automatic", True) else []
+        auto = automatic_cases(model.contract) if o.automatic else []
         outcomes: list[CaseOutcome] = []
         with ctx.progress.stage("unacceptable cases", total=len(declared) + len(auto)) as st:
             for case in [*declared, *auto]:
