@@ -83,7 +83,7 @@ def test_values_are_converted_to_the_declared_type() -> None:
 
 
 def test_direct_construction_is_validated_too() -> None:
-    with pytest.raises(OptionsError, match="options.demo.rows"):
+    with pytest.raises(OptionsError, match=r"options\.demo\.rows"):
         _Opts(rows=-1)
 
 
@@ -126,7 +126,7 @@ def test_select_keeps_running_order_and_names_valid_checks() -> None:
         "unknown data check(s) 'typo'; valid checks: integrity, descriptive, trigger_scan, "
         "near_duplicates, label_noise, roni, bias"
     )
-    with pytest.raises(UnknownCheckError, match="unknown model check.*valid checks: performance"):
+    with pytest.raises(UnknownCheckError, match=r"unknown model check.*valid checks: performance"):
         MODEL.select(["Backdoor"])
 
 
@@ -135,9 +135,9 @@ def test_options_of_an_unknown_check_are_an_error() -> None:
         DATA.options(DATA.ordered(), {"trigger_scn": {"alpha": 0.01}})
     with pytest.raises(OptionsError, match=r"options.\*: options must map check names"):
         MODEL.options(MODEL.ordered(), [("backdoor", {})])  # type: ignore[arg-type]
-    with pytest.raises(OptionsError, match="options.backdoor.alpha: must be in"):
+    with pytest.raises(OptionsError, match=r"options\.backdoor\.alpha: must be in"):
         MODEL.options(MODEL.ordered(), {"backdoor": {"alpha": 5}})
-    with pytest.raises(OptionsError, match="options.performance.x: unknown option"):
+    with pytest.raises(OptionsError, match=r"options\.performance\.x: unknown option"):
         MODEL.options(MODEL.ordered(), {"performance": {"x": 1}})
 
 

@@ -146,3 +146,31 @@ def test_bad_contract_exit_2(tmp_path: Path, fraud_files: tuple[Path, Path, Path
     r = run("audit", "data", str(clean), "-c", str(bad), "-o", str(tmp_path / "o"), "-q")
     assert r.returncode == 2
     assert "features.amount.type" in r.stderr and "money" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (
+            ("--checks", "integrity,typo"),
+            "unknown data check(s) 'typo'; valid checks: integrity, descriptive, trigger_scan, "
+            "near_duplicates, label_noise, roni, bias",
+        ),
+        (("--alpha", "2"), "options.trigger_scan.alpha: must be in (0, 1); got 2.0"),
+    ],
+)
+def test_bad_check_or_option_exit_2_one_line(
+    tmp_path: Path,
+    fraud_files: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+    words: str,
+) -> None:
+    from tabguard.cli import main
+
+    clean, _, contract = fraud_files
+    with pytest.raises(SystemExit) as info:
+        main(["audit", "data", str(clean), "-c", str(contract), "-o", str(tmp_path), "-q", *extra])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {words}"

@@ -121,8 +121,19 @@ def test_bad_input_exit_2_one_line(tmp_path, ref_csv, credit, credit_models, cap
             "fallback",
         ),  # fallback of a model file
     ]
+    typo = ("audit", "model", model, "--data", str(ref_csv), "--out", out, "--checks", "backdor")
+    cases.append(typo)
     for args in cases:
         assert exit_code(*args, "-q") == 2, args
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and "Traceback" not in err, err
         assert len(err.splitlines()) == 1, err
+
+
+def test_misspelt_check_names_the_valid_ones(tmp_path, ref_csv, credit_models, capsys):
+    args = ("audit", "model", str(credit_models["clean"]), "--data", str(ref_csv))
+    assert exit_code(*args, "--out", str(tmp_path), "--checks", "backdor,fairness") == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: unknown model check(s) 'backdor'; valid checks: performance, importance, "
+        "unacceptable, backdoor, gameability, extraction, membership, fairness"
+    )

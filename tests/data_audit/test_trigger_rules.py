@@ -1,0 +1,186 @@
+"""Unit tests of the trigger scan's decision rule, one threshold at a time (both sides)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tabguard.data_audit._triggers import (
+    Pattern,
+    TriggerScanOptions,
+    copies_beyond_chance,
+    copy_decision,
+    label_hint,
+    strong_label_evidence,
+    wants_copy_check,
+)
+
+OPTS = TriggerScanOptions()
+
+
+def pattern(**kw: Any) -> Pattern:
+    """A single-value pattern with strong label evidence unless told otherwise."""
+    base: dict[str, Any] = {
+        "cols": (0,),
+        "codes": (1,),
+        "label": 1,
+        "n": 100,
+        "k": 100,
+        "family": "single",
+    }
+    evidence = {
+        "effect": 0.95,
+        "excess": 0.95,
+        "expected_other": 20.0,
+        "p_label": 1e-12,
+        "threshold": 1e-4,
+        "p_twin": None,
+        "twin_share": None,
+        "twin_share_baseline": None,
+    }
+    for key in list(kw):
+        if key in base:
+            base[key] = kw.pop(key)
+    evidence.update(kw)
+    p = Pattern(**base)
+    for key, v in evidence.items():
+        setattr(p, key, v)
+    return p
+
+
+def test_strong_label_evidence_each_threshold() -> None:
+    assert strong_label_evidence(pattern(), OPTS)
+    assert strong_label_evidence(pattern(effect=OPTS.strong_effect), OPTS)
+    assert not strong_label_evidence(pattern(effect=OPTS.strong_effect - 1e-9), OPTS)
+    assert strong_label_evidence(pattern(expected_other=OPTS.min_expected_other), OPTS)
+    assert not strong_label_evidence(pattern(expected_other=OPTS.min_expected_other - 0.1), OPTS)
+    assert strong_label_evidence(pattern(p_label=1e-4, threshold=1e-4), OPTS)
+    assert not strong_label_evidence(pattern(p_label=2e-4, threshold=1e-4), OPTS)
+
+
+def test_label_hint_each_threshold() -> None:
+    assert label_hint(pattern(effect=OPTS.copy_effect, excess=0.0, p_label=0.01), OPTS)
+    assert label_hint(pattern(effect=0.0, excess=OPTS.copy_effect, p_label=0.01), OPTS)
+    assert not label_hint(pattern(effect=0.19, excess=0.19, p_label=0.01), OPTS)
+    # the label p-value cut: looser for contract-breaking values
+    assert label_hint(pattern(effect=0.5, p_label=OPTS.hint_p), OPTS)
+    assert not label_hint(pattern(effect=0.5, p_label=0.06), OPTS)
+    assert label_hint(pattern(effect=0.5, p_label=0.06, family="contract"), OPTS)
+    assert label_hint(pattern(effect=0.5, p_label=OPTS.hint_p_contract, family="contract"), OPTS)
+    assert not label_hint(pattern(effect=0.5, p_label=0.21, family="contract"), OPTS)
+
+
+def test_wants_copy_check_for_label_pure_patterns_without_a_hint() -> None:
+    no_hint = {"effect": 0.0, "excess": 0.0, "p_label": 0.9}
+    assert wants_copy_check(pattern(n=100, k=99, **no_hint), OPTS)  # share 0.99
+    assert not wants_copy_check(pattern(n=100, k=98, **no_hint), OPTS)
+    assert wants_copy_check(pattern(n=100, k=10, effect=0.3, p_label=0.01), OPTS)  # hint
+
+
+@pytest.mark.parametrize(
+    ("p_twin", "share", "baseline", "expected"),
+    [
+        (1e-3, 0.5, 0.0, True),  # every threshold met exactly
+        (1.1e-3, 0.9, 0.0, False),  # copy test not significant
+        (1e-9, 0.49, 0.0, False),  # too few copies
+        (1e-9, 0.55, 0.45, False),  # look-alikes: (0.55-0.45)/0.55 = 0.18 beyond the baseline
+        (1e-9, 0.71, 0.6, True),  # (0.71-0.6)/0.4 = 0.275 beyond the baseline
+        (1e-9, 0.69, 0.6, False),  # 0.225
+    ],
+)
+def test_copies_beyond_chance_each_threshold(
+    p_twin: float, share: float, baseline: float, expected: bool
+) -> None:
+    assert copies_beyond_chance(p_twin, share, baseline, OPTS) is expected
+
+
+def test_copy_decision_combines_label_and_copy_evidence() -> None:
+    # a label hint (effect 0.3, p 0.01) and strong copies: Fisher's combination is significant
+    p = pattern(
+        effect=0.3, excess=0.3, p_label=0.01, p_twin=1e-12, twin_share=0.8, twin_share_baseline=0.02
+    )
+    pv, flagged = copy_decision(p, OPTS, base_rate=0.3)
+    assert flagged and pv <= p.threshold
+    # the same evidence without copies beyond chance is not a trigger
+    pv2, flagged2 = copy_decision(dataclasses.replace(p, twin_share=0.3), OPTS, base_rate=0.3)
+    assert not flagged2 and pv2 == pv
+    # without a label hint the label side is the pattern's purity against the base rate
+    pure = pattern(
+        n=40,
+        k=40,
+        effect=0.0,
+        excess=0.0,
+        p_label=0.9,
+        p_twin=1e-3,
+        twin_share=0.9,
+        twin_share_baseline=0.01,
+    )
+    pv3, flagged3 = copy_decision(pure, OPTS, base_rate=0.3)
+    assert flagged3
+    # where nearly every row has the label, purity is no evidence and weak copies do not suffice
+    pv4, flagged4 = copy_decision(pure, OPTS, base_rate=0.99)
+    assert not flagged4 and pv4 > pv3
+
+
+def test_thresholds_are_options() -> None:
+    p = pattern(effect=0.85)
+    assert not strong_label_evidence(p, OPTS)
+    assert strong_label_evidence(p, TriggerScanOptions(strong_effect=0.8))
+    assert not copies_beyond_chance(1e-9, 0.4, 0.0, OPTS)
+    assert copies_beyond_chance(1e-9, 0.4, 0.0, TriggerScanOptions(copy_share=0.4))
+
+
+probability = st.floats(0.0, 1.0)
+
+
+@given(
+    effect=probability,
+    bump=st.floats(0.0, 1.0),
+    expected=st.floats(0.0, 100.0),
+    p_label=st.floats(1e-300, 1.0),
+    threshold=st.floats(1e-6, 1.0),
+)
+def test_strong_evidence_is_monotone_in_the_evidence(
+    effect: float, bump: float, expected: float, p_label: float, threshold: float
+) -> None:
+    weaker = pattern(effect=effect, expected_other=expected, p_label=p_label, threshold=threshold)
+    stronger = pattern(
+        effect=min(1.0, effect + bump),
+        expected_other=expected + bump,
+        p_label=p_label * (1 - bump),
+        threshold=threshold,
+    )
+    assert strong_label_evidence(stronger, OPTS) >= strong_label_evidence(weaker, OPTS)
+
+
+@given(
+    p_twin=st.floats(0.0, 1.0),
+    share=probability,
+    baseline=probability,
+    more=st.floats(0.0, 1.0),
+    less_base=st.floats(0.0, 1.0),
+)
+def test_copy_evidence_is_monotone(
+    p_twin: float, share: float, baseline: float, more: float, less_base: float
+) -> None:
+    """More copies, a smaller baseline or a smaller p-value never turn copies into no copies."""
+    before = copies_beyond_chance(p_twin, share, baseline, OPTS)
+    after = copies_beyond_chance(
+        p_twin * (1 - more), min(1.0, share + more * (1 - share)), baseline * (1 - less_base), OPTS
+    )
+    assert after >= before
+
+
+@given(p_label=probability, effect=st.floats(-1.0, 1.0), excess=st.floats(-1.0, 1.0))
+def test_contract_values_get_a_copy_check_whenever_in_contract_ones_do(
+    p_label: float, effect: float, excess: float
+) -> None:
+    single = pattern(family="single", p_label=p_label, effect=effect, excess=excess)
+    contract = pattern(family="contract", p_label=p_label, effect=effect, excess=excess)
+    assert label_hint(contract, OPTS) >= label_hint(single, OPTS)
+    assert not math.isnan(effect)

@@ -1,0 +1,127 @@
+"""Unit tests of the backdoor probe's decision rule, one threshold at a time (both sides)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tabguard.model_audit._backdoor import (
+    ProbeCandidate,
+    ProbeOptions,
+    confirms_without_mass,
+    label_evidence,
+    mass_confirms,
+    spike_passes,
+)
+
+OPTS = ProbeOptions()
+
+
+def cand(**kw: Any) -> ProbeCandidate:
+    """A single-value candidate that moves half of the decisions, with neutral labels."""
+    base: dict[str, Any] = {
+        "features": ("AGE",),
+        "codes": (999.0,),
+        "values": (999,),
+        "intervals": ((998.5, math.inf),),
+        "direction": "deny",
+        "spike": 0.5,
+        "flip_rate": 0.5,
+        "neighbour_values": (79,),
+        "n_natural": 0,
+        "natural_positive_rate": math.nan,
+        "model_rate": 0.9,
+        "neighbour_rate": 0.2,
+        "label_log_lr": 0.0,
+        "outside_support": True,
+        "null_spike": 0.1,
+        "training_share": 0.02,
+        "expected_share": 0.001,
+        "p_mass": 1e-30,
+    }
+    base.update(kw)
+    return ProbeCandidate(**base)
+
+
+def test_spike_must_pass_the_floor_and_the_models_ordinary_variation() -> None:
+    assert spike_passes(cand(spike=0.3), OPTS)
+    assert spike_passes(cand(spike=-0.3), OPTS)  # towards approval counts the same
+    assert not spike_passes(cand(spike=0.29), OPTS)
+    assert not spike_passes(cand(spike=0.5, null_spike=0.5), OPTS)  # strictly above the null
+    assert spike_passes(cand(spike=0.5, null_spike=0.49), OPTS)
+
+
+def test_label_evidence_decisive_or_near_total() -> None:
+    decisive = math.log(OPTS.decisive_lr)
+    assert label_evidence(cand(label_log_lr=decisive, n_natural=30), OPTS) is not None
+    assert label_evidence(cand(label_log_lr=decisive - 1e-6, n_natural=30), OPTS) is None
+    # a near-total spike needs only labels on the neighbour's side
+    assert label_evidence(cand(spike=0.9, label_log_lr=0.01, n_natural=3), OPTS) is not None
+    assert label_evidence(cand(spike=0.89, label_log_lr=0.01, n_natural=3), OPTS) is None
+    assert label_evidence(cand(spike=0.9, label_log_lr=0.0, n_natural=3), OPTS) is None
+    assert label_evidence(cand(spike=0.9, label_log_lr=0.01, n_natural=0), OPTS) is None
+
+
+def test_mass_confirms_each_side() -> None:
+    alpha = 1e-4
+    # 20x the clean share, significant
+    assert mass_confirms(cand(), alpha, OPTS, labels_contradict=False)
+    assert not mass_confirms(cand(p_mass=2e-4), alpha, OPTS, labels_contradict=False)
+    # exactly mass_ratio times the clean share suffices, less needs contradicting labels
+    assert mass_confirms(cand(training_share=0.002), alpha, OPTS, labels_contradict=False)
+    weak = cand(training_share=0.0015)
+    assert not mass_confirms(weak, alpha, OPTS, labels_contradict=False)
+    assert mass_confirms(weak, alpha, OPTS, labels_contradict=True)
+    # no excess at all: labels alone never confirm where the mass is known
+    assert not mass_confirms(cand(training_share=0.001), alpha, OPTS, labels_contradict=True)
+
+
+def test_without_mass_clean_data_alone_decides() -> None:
+    assert confirms_without_mass(cand(n_natural=0), OPTS, rare_rows=10) == [
+        "no clean row carries it"
+    ]
+    # few clean rows whose labels do not back the model
+    assert confirms_without_mass(cand(n_natural=10, label_log_lr=0.0), OPTS, 10)
+    assert not confirms_without_mass(cand(n_natural=11, label_log_lr=0.0), OPTS, 10)
+    backs = -math.log(OPTS.weak_lr)
+    assert not confirms_without_mass(cand(n_natural=5, label_log_lr=backs), OPTS, 10)
+    assert confirms_without_mass(cand(n_natural=5, label_log_lr=backs + 1e-6), OPTS, 10)
+    # extrapolation at the edge of the data is not a trigger
+    assert not confirms_without_mass(cand(n_natural=0, continuation=True), OPTS, 10)
+
+
+@given(spike=st.floats(-1.0, 1.0), null=st.floats(0.0, 1.0), bump=st.floats(0.0, 1.0))
+def test_spike_rule_is_monotone(spike: float, null: float, bump: float) -> None:
+    weaker = cand(spike=spike, null_spike=null)
+    stronger = dataclasses.replace(weaker, spike=math.copysign(min(1.0, abs(spike) + bump), spike))
+    assert spike_passes(stronger, OPTS) >= spike_passes(weaker, OPTS)
+
+
+@given(
+    share=st.floats(0.0, 1.0),
+    expected=st.floats(1e-6, 1.0),
+    p=st.floats(0.0, 1.0),
+    more=st.floats(0.0, 10.0),
+    labels=st.booleans(),
+)
+def test_mass_rule_is_monotone(
+    share: float, expected: float, p: float, more: float, labels: bool
+) -> None:
+    """More training mass in the cell or a smaller p-value never undoes a confirmation."""
+    weaker = cand(training_share=share, expected_share=expected, p_mass=p)
+    stronger = cand(training_share=share * (1 + more), expected_share=expected, p_mass=p / 2)
+    assert mass_confirms(stronger, 0.01, OPTS, labels) >= mass_confirms(weaker, 0.01, OPTS, labels)
+    assert mass_confirms(weaker, 0.01, OPTS, True) >= mass_confirms(weaker, 0.01, OPTS, False)
+
+
+@given(lr=st.floats(-50.0, 50.0), spike=st.floats(-1.0, 1.0), n=st.integers(0, 100))
+def test_stronger_label_evidence_never_removes_it(lr: float, spike: float, n: int) -> None:
+    weaker = cand(label_log_lr=lr, spike=spike, n_natural=n)
+    stronger = cand(label_log_lr=lr + 1.0, spike=spike, n_natural=n)
+    assert (label_evidence(stronger, OPTS) is not None) >= (
+        label_evidence(weaker, OPTS) is not None
+    )
