@@ -15,10 +15,18 @@ for the latency figures, then drives each with 8 concurrent connections for thro
 In process, it then times each guard step and compares the fast scoring path with
 ``predict_proba`` on one row.
 
+With ``--workers N`` (default 2) it then serves the same app from N worker processes, the
+way ``tabguard serve --workers N`` does, twice: under uvicorn's own multi-worker launcher
+(``uvicorn.run(..., workers=N)``: its listener leaves Nagle's algorithm on, so each keep-alive
+response waits about 40 ms for a delayed ACK) and under tabguard's (``run_workers``:
+``TCP_NODELAY`` on every connection), and drives the guarded and the bare endpoint of each with
+8 keep-alive connections (req/s and p50).
+
 Run::
 
     .venv/bin/python benchmarks/serving.py
     .venv/bin/python benchmarks/serving.py --requests 1000 --seconds 3   # quicker
+    .venv/bin/python benchmarks/serving.py --only workers                # the multi-worker part
 """
 
 from __future__ import annotations
@@ -69,6 +77,44 @@ uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=Fa
 """
 
 
+# The app each worker process builds (``factory=True``): the guarded service of
+# $TABGUARD_SERVE_MODEL, as `tabguard serve --workers N` builds it, plus /bare-fast.
+WORKER_APP = r"""
+from fastapi import Body
+from tabguard.serving._app import app_from_env
+
+
+def make():
+    app = app_from_env()
+    service = app.state.service
+    transform, fast = service.bundle.main.transform, service.models.main
+
+    @app.post("/bare-fast")
+    async def bare_fast(payload: dict = Body(...)) -> dict:
+        row, _ = transform.transform_record(payload["features"])
+        return {"score": fast.score_row(row[0])}
+
+    return app
+"""
+
+WORKER_LAUNCHER = r"""
+import sys
+
+import uvicorn
+
+from tabguard.serving._server import run_workers
+
+if __name__ == "__main__":
+    launcher, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    options = dict(factory=True, host="127.0.0.1", port=port, log_level="warning",
+                   access_log=False)
+    if launcher == "uvicorn":
+        uvicorn.run("tgbench_workers:make", workers=workers, **options)
+    else:
+        run_workers("tgbench_workers:make", workers=workers, **options)
+"""
+
+
 def free_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -116,8 +162,16 @@ def latency(
 
 def throughput(base: str, url: str, key: str, recs: list[dict[str, Any]], seconds: float) -> float:
     """Requests per second with 8 concurrent keep-alive connections."""
+    return load(base, url, key, recs, seconds)[0]
+
+
+def load(
+    base: str, url: str, key: str, recs: list[dict[str, Any]], seconds: float
+) -> tuple[float, list[float]]:
+    """8 concurrent keep-alive connections: requests per second and per-request seconds."""
     stop = time.monotonic() + seconds
     counts = [0] * 8
+    times: list[list[float]] = [[] for _ in range(8)]
     errors: list[str] = []
 
     def worker(w: int) -> None:
@@ -125,7 +179,9 @@ def throughput(base: str, url: str, key: str, recs: list[dict[str, Any]], second
             i = 0
             while time.monotonic() < stop:
                 body = {"subject_id": f"t{w}-{i}", "features": recs[(w * 97 + i) % len(recs)]}
+                t = time.perf_counter()
                 r = c.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
+                times[w].append(time.perf_counter() - t)
                 if r.status_code != 200:
                     errors.append(f"{r.status_code} {r.text[:100]}")
                     return
@@ -140,7 +196,7 @@ def throughput(base: str, url: str, key: str, recs: list[dict[str, Any]], second
         th.join()
     if errors:
         raise RuntimeError(f"{url}: {errors[0]}")
-    return sum(counts) / (time.monotonic() - t)
+    return sum(counts) / (time.monotonic() - t), [x for w in times for x in w]
 
 
 def per_call_us(fn: Any, n: int, repeats: int = 5) -> float:
@@ -256,12 +312,101 @@ def in_process(model_dir: Path, home: Path, recs: list[dict[str, Any]], n: int) 
         print(f"  {label:38s} {us:8.1f} us{ratio}")
 
 
+def multi_worker(
+    root: Path,
+    home: Path,
+    key: str,
+    admin: str,
+    recs: list[dict[str, Any]],
+    seconds: float,
+    workers: int,
+) -> None:
+    """The guarded and bare endpoints from N worker processes, under both launchers."""
+    code = root / "workers"
+    code.mkdir(exist_ok=True)
+    (code / "tgbench_workers.py").write_text(WORKER_APP)
+    (code / "launch.py").write_text(WORKER_LAUNCHER)
+    results: dict[tuple[str, str], tuple[float, list[float]]] = {}
+    for launcher in ("uvicorn", "tabguard"):
+        port = free_port()
+        env = {
+            **os.environ,
+            "TABGUARD_HOME": str(home),
+            "TABGUARD_SERVE_MODEL": str(root / "model"),
+            "PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")]),
+            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="tgbench-metrics-"),
+        }
+        server = subprocess.Popen(
+            [sys.executable, str(code / "launch.py"), launcher, str(port), str(workers)], env=env
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_workers(base, admin, workers)
+            for _ in range(3):  # alternating rounds, so a change of machine load hits both
+                for name, url in (("guarded", "/v1/decisions"), ("bare-fast", "/bare-fast")):
+                    rps, times = load(base, url, key, recs, seconds / 3)
+                    old_rps, old_times = results.get((launcher, name), (0.0, []))
+                    results[(launcher, name)] = (old_rps + rps / 3, old_times + times)
+        finally:
+            server.terminate()
+            server.wait(60)
+    print(
+        f"\nHTTP, {workers} worker processes, 8 keep-alive connections, {seconds:.0f} s per "
+        "endpoint and launcher (3 alternating rounds):"
+    )
+    print(f"  {'launcher':42s} {'endpoint':10s} {'req/s':>8s} {'p50 ms':>8s}")
+    labels = {
+        "uvicorn": f"uvicorn.run(workers={workers}) (Nagle on)",
+        "tabguard": f"run_workers({workers}) (tabguard serve)",
+    }
+    for launcher, label in labels.items():
+        for name in ("guarded", "bare-fast"):
+            rps, times = results[(launcher, name)]
+            print(f"  {label:42s} {name:10s} {rps:8.0f} {pct(times, 50) * 1e3:8.2f}")
+    for name in ("guarded", "bare-fast"):
+        before, after = results[("uvicorn", name)], results[("tabguard", name)]
+        print(
+            f"  {name}: tabguard/uvicorn launcher throughput {after[0] / before[0]:.2f}x, "
+            f"p50 {pct(after[1], 50) / pct(before[1], 50):.2f}x"
+        )
+    for launcher in labels:
+        g, b = results[(launcher, "guarded")], results[(launcher, "bare-fast")]
+        print(
+            f"  {launcher} launcher: guarded/bare-fast throughput {g[0] / b[0]:.2f}x, "
+            f"p50 {pct(g[1], 50) / pct(b[1], 50):.2f}x"
+        )
+
+
+def wait_for_workers(base: str, admin: str, workers: int, timeout: float = 240) -> None:
+    """Wait until every worker process answers (each loads the model on its own)."""
+    deadline = time.monotonic() + timeout
+    pids: set[int] = set()
+    while len(pids) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(pids)} of {workers} workers answered")
+        try:
+            with httpx.Client(base_url=base, timeout=10) as c:  # a new connection each time
+                r = c.get("/health", headers={"Authorization": f"Bearer {admin}"})
+                if r.status_code == 200:
+                    pids.add(int(r.json()["detail"]["pid"]))
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=3000, help="latency samples per endpoint")
     parser.add_argument("--seconds", type=float, default=5.0, help="throughput run per endpoint")
+    parser.add_argument("--workers", type=int, default=2, help="processes of the multi-worker run")
+    parser.add_argument(
+        "--only",
+        choices=["all", "single", "workers"],
+        default="all",
+        help="single: one process and in process; workers: the multi-worker comparison",
+    )
     args = parser.parse_args()
-    from tabguard.serving import load_config
+    from tabguard.serving import load_config, resolve_reference
     from tabguard.training import TrainConfig, train
 
     recs = records()
@@ -286,60 +431,75 @@ def main() -> None:
             '[limits]\nper_client = "100000/second"\nper_subject = "100/minute"\n'
             '[probing]\naction = "flag"\n'
         )
-        key = load_config(home).open_key_store().create("bench", "decide")[1]
-        port = free_port()
-        env = {**os.environ, "TABGUARD_HOME": str(home)}
-        server = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(root / "model"), str(port), str(reference)], env=env
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            with httpx.Client(base_url=base, timeout=30) as client:
-                deadline = time.monotonic() + 120
-                while True:
-                    try:
-                        if client.get("/health").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.2)
-                lat = latency(client, key, recs, args.requests)
-            # Three alternating rounds per endpoint, so a change of machine load hits all three.
-            done: dict[str, list[float]] = {"guarded": [], "bare": [], "bare-fast": []}
-            for _ in range(3):
-                for name, url in (
-                    ("guarded", "/v1/decisions"),
-                    ("bare", "/bare"),
-                    ("bare-fast", "/bare-fast"),
-                ):
-                    done[name].append(throughput(base, url, key, recs, args.seconds / 3))
-            rps = {name: statistics.mean(v) for name, v in done.items()}
-        finally:
-            server.terminate()
-            server.wait(30)
-        n_lat = len(lat["guarded"])
+        cfg = load_config(home)
+        with cfg.open_key_store() as keys:
+            key = keys.create("bench", "decide")[1]
+            admin = keys.create("bench-admin", "admin")[1]
+        # Profiled once and stored under the home, where every worker process finds it.
+        resolve_reference(res.bundle, cfg, reference)
+        if args.only in ("all", "single"):
+            single_process(root, home, key, reference, recs, args)
+        if args.only in ("all", "workers"):
+            multi_worker(root, home, key, admin, recs, args.seconds, args.workers)
+
+
+def single_process(
+    root: Path, home: Path, key: str, reference: Path, recs: list[dict[str, Any]], args: Any
+) -> None:
+    """One uvicorn process: latency and throughput vs the bare endpoints, then in process."""
+    port = free_port()
+    env = {**os.environ, "TABGUARD_HOME": str(home)}
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(root / "model"), str(port), str(reference)], env=env
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+            lat = latency(client, key, recs, args.requests)
+        # Three alternating rounds per endpoint, so a change of machine load hits all three.
+        done: dict[str, list[float]] = {"guarded": [], "bare": [], "bare-fast": []}
+        for _ in range(3):
+            for name, url in (
+                ("guarded", "/v1/decisions"),
+                ("bare", "/bare"),
+                ("bare-fast", "/bare-fast"),
+            ):
+                done[name].append(throughput(base, url, key, recs, args.seconds / 3))
+        rps = {name: statistics.mean(v) for name, v in done.items()}
+    finally:
+        server.terminate()
+        server.wait(30)
+    n_lat = len(lat["guarded"])
+    print(
+        f"\nHTTP, one uvicorn process, same client; {n_lat} alternating requests each, "
+        f"then {args.seconds:.0f} s at 8 connections each (3 alternating rounds):"
+    )
+    print(f"  {'endpoint':36s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s}")
+    labels = {
+        "guarded": "/v1/decisions (all guards)",
+        "bare": "/bare (FastAPI + predict_proba)",
+        "bare-fast": "/bare-fast (FastAPI + fast path)",
+    }
+    for name, label in labels.items():
+        v = lat[name]
+        print(f"  {label:36s} {pct(v, 50) * 1e3:8.3f} {pct(v, 99) * 1e3:8.3f} {rps[name]:8.0f}")
+    g = lat["guarded"]
+    for other in ("bare", "bare-fast"):
+        o = lat[other]
         print(
-            f"\nHTTP, one uvicorn process, same client; {n_lat} alternating requests each, "
-            f"then {args.seconds:.0f} s at 8 connections each (3 alternating rounds):"
+            f"  guarded/{other}: p50 {pct(g, 50) / pct(o, 50):.2f}x, p99 "
+            f"{pct(g, 99) / pct(o, 99):.2f}x, throughput {rps['guarded'] / rps[other]:.2f}x"
         )
-        print(f"  {'endpoint':36s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s}")
-        labels = {
-            "guarded": "/v1/decisions (all guards)",
-            "bare": "/bare (FastAPI + predict_proba)",
-            "bare-fast": "/bare-fast (FastAPI + fast path)",
-        }
-        for name, label in labels.items():
-            v = lat[name]
-            print(f"  {label:36s} {pct(v, 50) * 1e3:8.3f} {pct(v, 99) * 1e3:8.3f} {rps[name]:8.0f}")
-        g = lat["guarded"]
-        for other in ("bare", "bare-fast"):
-            o = lat[other]
-            print(
-                f"  guarded/{other}: p50 {pct(g, 50) / pct(o, 50):.2f}x, p99 "
-                f"{pct(g, 99) / pct(o, 99):.2f}x, throughput {rps['guarded'] / rps[other]:.2f}x"
-            )
-        in_process(root / "model", home, recs, 5000)
+    in_process(root / "model", home, recs, 5000)
 
 
 if __name__ == "__main__":

@@ -129,3 +129,88 @@ def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
         plog.close()
     assert len(df) == 40  # every request of both workers, drained at shutdown
     assert Counter(df["status"]) == {"accepted": 5, "rate_limited": 35}
+
+
+def _socket_of(pid: int, fd: int) -> socket.socket:
+    """A duplicate of another process's socket (``pidfd_getfd``: Linux >= 5.6, ptrace rights)."""
+    import ctypes
+
+    from tests.conftest import REQUIRE_SERVICES
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        pidfd = os.pidfd_open(pid)
+        dup = libc.syscall(438, pidfd, fd, 0)  # SYS_pidfd_getfd, the same number on every arch
+        err = ctypes.get_errno()
+        os.close(pidfd)
+    except (AttributeError, OSError) as exc:
+        dup, err = -1, getattr(exc, "errno", 0) or 0
+    if dup < 0:
+        msg = f"cannot read another process's socket options (pidfd_getfd: {os.strerror(err)})"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{msg}; TABGUARD_REQUIRE_SERVICES=1 forbids skipping")
+        pytest.skip(msg)
+    return socket.socket(fileno=dup)
+
+
+@pytest.mark.slow
+def test_two_workers_answer_keep_alive_connections_with_tcp_nodelay(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """uvicorn's own multi-worker listener leaves Nagle on (a 40 ms wait per response)."""
+    import http.client
+
+    import psutil
+
+    home = tmp_path / "home"
+    write_config(home, "[log]\nflush_interval = 0.1\n")
+    port = free_port()
+    env = {**os.environ, "TABGUARD_HOME": str(home)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    tabguard = str(Path(sys.executable).parent / "tabguard")
+    proc = subprocess.Popen(
+        [tabguard, "serve", str(model_dir), "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("the service did not start")
+                time.sleep(0.3)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for _ in range(2):  # the second request reuses the connection
+            conn.request("GET", "/health")
+            response = conn.getresponse()
+            assert response.status == 200
+            assert response.getheader("connection", "keep-alive").lower() != "close"
+            response.read()
+        assert conn.sock is not None
+        client_port = conn.sock.getsockname()[1]
+        accepted: list[tuple[int, int]] = []
+        for worker in psutil.Process(proc.pid).children(recursive=True):
+            for c in worker.net_connections(kind="tcp"):
+                if c.laddr.port == port and c.raddr and c.raddr.port == client_port:
+                    accepted.append((worker.pid, c.fd))
+        assert len(accepted) == 1, accepted
+        server_side = _socket_of(*accepted[0])
+        try:
+            assert server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            server_side.close()
+            conn.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert proc.returncode == 0, out

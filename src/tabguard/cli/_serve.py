@@ -93,22 +93,25 @@ def serve_cmd(
     if n_workers > 1 and not os.environ.get(MULTIPROC_ENV):
         metrics_dir = tempfile.mkdtemp(prefix="tabguard-metrics-")
         os.environ[MULTIPROC_ENV] = metrics_dir
-    target: Any = "tabguard.serving._app:app_from_env"
-    if n_workers == 1:
-        from tabguard.serving._app import create_app
-
-        target = create_app(service=service)
+    options: dict[str, Any] = {
+        "host": bind_host,
+        "port": bind_port,
+        "log_config": _log_config(log_level),
+        "log_level": log_level,
+        "access_log": False,
+    }
     try:
-        uvicorn.run(
-            target,
-            factory=n_workers > 1,
-            host=bind_host,
-            port=bind_port,
-            workers=n_workers,
-            log_config=_log_config(log_level),
-            log_level=log_level,
-            access_log=False,
-        )
+        if n_workers == 1:
+            from tabguard.serving._app import create_app
+
+            uvicorn.run(create_app(service=service), **options)
+        else:
+            from tabguard.serving._server import run_workers
+
+            # Not uvicorn.run: its multi-worker listener leaves Nagle on (40 ms per response).
+            run_workers(
+                "tabguard.serving._app:app_from_env", workers=n_workers, factory=True, **options
+            )
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
