@@ -38,7 +38,7 @@ aggregation:
   columns: {raw: [AGE], features: all}
 drift: {bins: 20}
 outcomes: {maturity: 30d}
-rules: [{name: seed}]
+rules: [{name: seed, metric: volume, window: 1h, threshold: 10, direction: below}]
 """,
     )
     cfg = load_monitor_config(path)
@@ -48,7 +48,7 @@ rules: [{name: seed}]
     assert cfg.aggregation.columns.raw == ["AGE"]
     assert cfg.outcomes.maturity == timedelta(days=30)
     assert cfg.store_url() == "sqlite:///mon.db"
-    assert cfg.alerting is not None
+    assert cfg.alerting.rules[0].name == "seed"
 
 
 @pytest.mark.parametrize(

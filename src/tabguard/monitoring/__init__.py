@@ -16,6 +16,8 @@ Examples
 datetime.timedelta(seconds=3600)
 """
 
+from tabguard.monitoring._alerting import Alerting, ReplayResult, StepResult, replay
+from tabguard.monitoring._alerts import Alert, AlertError, AlertEvent, AlertStore, AlertTracker
 from tabguard.monitoring._clock import Clock, FixedClock, SystemClock
 from tabguard.monitoring._config import (
     AggregationConfig,
@@ -29,6 +31,15 @@ from tabguard.monitoring._config import (
     load_monitor_config,
 )
 from tabguard.monitoring._delta import ALL, MISSING, OTHER, Delta, NumericCell, Segment
+from tabguard.monitoring._rules import Observation, RuleEvaluation, evaluate_rules
+from tabguard.monitoring._rules_config import (
+    METRICS,
+    AlertingConfig,
+    Baseline,
+    CalendarSpec,
+    RuleSpec,
+    parse_alerting,
+)
 from tabguard.monitoring._sketch import (
     DEFAULT_K,
     FrequentValues,
@@ -50,10 +61,20 @@ from tabguard.monitoring._window import WEEK, Window
 __all__ = [
     "ALL",
     "DEFAULT_K",
+    "METRICS",
     "MISSING",
     "OTHER",
     "WEEK",
     "AggregationConfig",
+    "Alert",
+    "AlertError",
+    "AlertEvent",
+    "AlertStore",
+    "AlertTracker",
+    "Alerting",
+    "AlertingConfig",
+    "Baseline",
+    "CalendarSpec",
     "Clock",
     "ColumnsConfig",
     "Delta",
@@ -64,20 +85,28 @@ __all__ = [
     "MonitorConfigError",
     "MonitorStore",
     "NumericCell",
+    "Observation",
     "OutcomesConfig",
     "QuantileSketch",
+    "ReplayResult",
+    "RuleEvaluation",
+    "RuleSpec",
     "Segment",
     "SegmentsConfig",
     "SketchError",
     "SqlMonitorStore",
+    "StepResult",
     "StoreStateError",
     "SystemClock",
     "UpdaterBusyError",
     "WatermarkMovedError",
     "Window",
     "default_store_url",
+    "evaluate_rules",
     "load_monitor_config",
     "merge_bytes",
     "open_monitor_store",
+    "parse_alerting",
     "rank_error",
+    "replay",
 ]

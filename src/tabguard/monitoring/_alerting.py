@@ -1,0 +1,201 @@
+"""The alerting pass of a monitor: evaluate the rules, move alerts, run their actions.
+
+:class:`Alerting` is what ``tabguard monitor run``, the in-process loop of ``tabguard serve``,
+the traffic simulator and ``tabguard monitor replay`` call after the bucket store is up to
+date: ``step(at)`` → :class:`StepResult` (the evaluations, the alert transitions, the
+actions' outcomes). :func:`replay` steps it over stored history.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from tabguard.monitoring._actions import ActionRunner
+from tabguard.monitoring._alerts import Alert, AlertEvent, AlertStore, AlertTracker
+from tabguard.monitoring._rules import RuleEvaluation, evaluate_rules
+from tabguard.monitoring._rules_config import AlertingConfig
+from tabguard.storage import create_sql_engine
+from tabguard.timeutil import floor_time
+
+if TYPE_CHECKING:
+    from tabguard.flags import FlagStore
+
+log = logging.getLogger("tabguard.monitoring")
+
+
+@dataclass
+class StepResult:
+    """One alerting pass at ``at``."""
+
+    at: datetime
+    evaluations: list[RuleEvaluation]
+    events: list[AlertEvent]
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def opened(self) -> list[Alert]:
+        """Alerts opened at this step."""
+        return [e.alert for e in self.events if e.kind == "opened"]
+
+
+class Alerting:
+    """Rules → evaluations → alert history → actions, over one bucket store.
+
+    Parameters
+    ----------
+    store : MonitorStore
+        The bucket store (its database also holds the alert history).
+    config : AlertingConfig
+    flag_store : FlagStore, optional
+        Where flag actions go (the scoring service's store).
+    apply : bool
+        Make flag changes; ``False`` records what would have been done.
+    alerts : AlertStore, optional
+        Default: beside the bucket store.
+    reference : ReferenceProfile, optional
+        Training reference for drift rules.
+    http, sleep
+        Passed to :class:`ActionRunner` (tests).
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        config: AlertingConfig,
+        flag_store: FlagStore | None = None,
+        *,
+        apply: bool = True,
+        alerts: AlertStore | None = None,
+        reference: Any = None,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        check_windows(config, store.bucket)
+        self.store = store
+        self.config = config
+        self.reference = reference
+        self.alerts = alerts or AlertStore.of(store)
+        self.tracker = AlertTracker(self.alerts, config)
+        extra = {"sleep": sleep} if sleep is not None else {}
+        self.runner = ActionRunner(config, self.alerts, flag_store, apply=apply, http=http, **extra)
+
+    def step(self, at: datetime) -> StepResult:
+        """Evaluate every rule at ``at``, update the alerts, run the actions of new ones."""
+        evaluations = evaluate_rules(self.store, self.config, at, reference=self.reference)
+        events = self.tracker.process(evaluations)
+        actions = self.runner.run(events) if events else []
+        for e in events:
+            log.info("alert %s %s: [%s] %s", e.alert.id, e.kind, e.alert.rule, e.alert.message)
+        return StepResult(at, evaluations, events, actions)
+
+
+def check_windows(config: AlertingConfig, bucket: timedelta) -> None:
+    """Rules read whole buckets: a window (and the evaluation step) must be a multiple of one.
+
+    Raises
+    ------
+    MonitorConfigError
+        Naming the rule, the key and the value.
+    """
+    from tabguard.monitoring._config import MonitorConfigError
+    from tabguard.timeutil import format_duration
+
+    for rule in config.rules:
+        if rule.window % bucket:
+            raise MonitorConfigError(
+                None,
+                f"rules[{rule.name}].window",
+                f"must be a multiple of aggregation.bucket ({format_duration(bucket)})",
+                format_duration(rule.window),
+            )
+    step = config.evaluation.step
+    if step is not None and step % bucket:
+        raise MonitorConfigError(
+            None,
+            "evaluation.step",
+            f"must be a multiple of aggregation.bucket ({format_duration(bucket)})",
+            format_duration(step),
+        )
+
+
+@dataclass
+class ReplayResult:
+    """Alerts a replay produced, with every transition and action (recorded or applied)."""
+
+    start: datetime
+    end: datetime
+    step: timedelta
+    steps: list[StepResult]
+    alerts: list[Alert]
+    applied: bool
+
+    def actions_of(self, alert_id: int) -> list[dict[str, Any]]:
+        """The actions recorded for one alert."""
+        return [a for s in self.steps for a in s.actions if a["alert_id"] == alert_id]
+
+
+def replay(
+    store: Any,
+    config: AlertingConfig,
+    start: datetime,
+    end: datetime,
+    *,
+    step: timedelta | None = None,
+    apply: bool = False,
+    flag_store: FlagStore | None = None,
+    reference: Any = None,
+    http: httpx.Client | None = None,
+) -> ReplayResult:
+    """Evaluate the rules over stored history, step by step, as if live.
+
+    Parameters
+    ----------
+    store : MonitorStore
+        Buckets covering ``[start - longest baseline, end)``.
+    config : AlertingConfig
+    start, end : datetime
+        The evaluations run at ``start + step``, ``start + 2·step`` … up to ``end``.
+    step : timedelta, optional
+        Default ``evaluation.step``, else the store's bucket.
+    apply : bool
+        ``False`` (default): alerts go to a scratch history and flag changes are recorded,
+        not made; webhooks are not sent. ``True``: alerts go to the store's history, flags are
+        set and webhooks sent, as the live loop would have.
+    flag_store : FlagStore, optional
+        Needed to apply flag actions (and to read the current ``neutralize`` list).
+
+    Returns
+    -------
+    ReplayResult
+    """
+    step = step or config.evaluation.step or store.bucket
+    if step <= timedelta(0):
+        raise ValueError(f"the replay step must be positive; got {step}")
+    if apply:
+        alerts = AlertStore.of(store)
+        run_config = config
+    else:
+        alerts = AlertStore(create_sql_engine("memory://"), "replay alert history")
+        # A dry run posts nothing: webhook actions are recorded as not sent.
+        run_config = config.model_copy(
+            update={"notify": config.notify.model_copy(update={"webhooks": ()})}
+        )
+    alerting = Alerting(
+        store, run_config, flag_store, apply=apply, alerts=alerts, reference=reference, http=http
+    )
+    at = floor_time(start, store.bucket) + step
+    steps = []
+    opened: list[int] = []
+    while at <= end:
+        result = alerting.step(at)
+        steps.append(result)
+        opened += [a.id for a in result.opened]
+        at += step
+    alerts_out = [alerts.get(i) for i in opened]
+    return ReplayResult(start, end, step, steps, alerts_out, apply)

@@ -1,0 +1,209 @@
+"""Each decision rule of the rule evaluation, on counts chosen for it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tabguard.monitoring._rules import evaluate_rules, rule_window
+from tabguard.monitoring._rules_config import AlertingConfig, parse_alerting
+from tabguard.monitoring._wording import describe
+from tests.monitoring._fake_store import FakeStore
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)  # Monday
+WEEK = timedelta(weeks=1)
+AT = T0 + 3 * WEEK + timedelta(hours=18)  # evaluation time, week 4, Monday 18:00
+
+
+def _config(rule: dict[str, Any] | None = None, **top: Any) -> AlertingConfig:
+    r = {
+        "name": "drop",
+        "metric": "decision_rate",
+        "decision": "deny",
+        "window": "6h",
+        "baseline": {"weeks_ago": 1},
+        "direction": "below",
+        "change": "20%",
+        "segments": ["channel"],
+    }
+    r.update(rule or {})
+    return parse_alerting({"rules": [r], **top})
+
+
+def _weeks(store: FakeStore, seg: dict[str, str], n: int, deny: float, weeks: int = 4) -> None:
+    for w in range(weeks):
+        store.fill(T0 + w * WEEK, 24, seg, n, deny)
+
+
+def _one(evs: list[Any], value: str) -> Any:
+    (ev,) = [e for e in evs if e.segment[1] == value]
+    return ev
+
+
+def test_window_is_complete_buckets_before_the_evaluation_time() -> None:
+    rule = _config().rules[0]
+    start, end = rule_window(rule, AT + timedelta(minutes=40), timedelta(hours=1))
+    assert (start, end) == (AT - timedelta(hours=6), AT)
+
+
+def test_large_segment_drop_fires_and_names_the_segment() -> None:
+    store = FakeStore()
+    _weeks(store, {"channel": "online"}, 100, 0.2, weeks=3)
+    store.fill(T0 + 3 * WEEK, 24, {"channel": "online"}, 100, 0.1)
+    ev = _one(evaluate_rules(store, _config(), AT), "online")
+    assert ev.fired and ev.segment == ("channel", "online")
+    assert ev.value == pytest.approx(0.1) and ev.baseline == pytest.approx(0.2)
+    assert ev.p_value is not None and ev.p_value < ev.alpha
+    text = describe(ev, _config().rules[0])
+    assert "denial rate 10.0% (60 of 600)" in text and "channel=online" in text
+    assert "50% below 20.0% (120 of 600), the same 6 h last week" in text
+
+
+def test_quiet_segment_same_relative_drop_does_not_fire() -> None:
+    store = FakeStore()
+    _weeks(store, {"channel": "partner"}, 10, 0.3, weeks=3)
+    store.fill(T0 + 3 * WEEK, 24, {"channel": "partner"}, 10, 0.1)  # 30% -> 10%: 18 -> 6 of 60
+    ev = _one(evaluate_rules(store, _config(), AT), "partner")
+    assert ev.status == "not_significant"
+    assert ev.p_value is not None and ev.p_value > ev.alpha
+
+
+def test_below_min_volume_is_not_evaluated() -> None:
+    store = FakeStore()
+    _weeks(store, {"channel": "partner"}, 4, 0.5)
+    ev = _one(evaluate_rules(store, _config(), AT), "partner")
+    assert ev.status == "low_volume" and ev.p_value is None
+
+
+def test_small_change_is_ok_even_when_significant() -> None:
+    store = FakeStore()
+    _weeks(store, {"channel": "online"}, 2000, 0.20, weeks=3)
+    store.fill(T0 + 3 * WEEK, 24, {"channel": "online"}, 2000, 0.17)  # 15% below: under 20%
+    assert _one(evaluate_rules(store, _config(), AT), "online").status == "ok"
+
+
+def test_rise_does_not_fire_a_below_rule_but_fires_either() -> None:
+    store = FakeStore()
+    _weeks(store, {"channel": "online"}, 100, 0.1, weeks=3)
+    store.fill(T0 + 3 * WEEK, 24, {"channel": "online"}, 100, 0.3)
+    assert _one(evaluate_rules(store, _config(), AT), "online").status == "ok"
+    either = _config({"direction": "either"})
+    assert _one(evaluate_rules(store, either, AT), "online").fired
+
+
+def test_holiday_last_week_is_skipped_for_an_earlier_week() -> None:
+    store = FakeStore()
+    _weeks(store, {"channel": "online"}, 100, 0.2)
+    holiday = (AT - WEEK).date()
+    # last week's day was a holiday with a very different denial rate
+    store.rows = [r for r in store.rows if r["bucket"].date() != holiday]
+    store.fill(
+        datetime(holiday.year, holiday.month, holiday.day, tzinfo=UTC),
+        24,
+        {"channel": "online"},
+        100,
+        0.5,
+    )
+    plain = _one(evaluate_rules(store, _config(), AT), "online")
+    assert plain.fired  # 20% vs the holiday's 50%
+    cal = _config(calendar={"holidays": [holiday.isoformat()]})
+    ev = _one(evaluate_rules(store, cal, AT), "online")
+    assert ev.status == "ok" and ev.weeks == (2,)
+
+
+def test_current_window_on_a_holiday_is_excluded() -> None:
+    store = FakeStore()
+    _weeks(store, {"channel": "online"}, 100, 0.2)
+    cal = _config(calendar={"holidays": [AT.date().isoformat()]})
+    ev = _one(evaluate_rules(store, cal, AT), "online")
+    assert ev.status == "excluded" and "holiday" in ev.note
+
+
+def test_median_of_weeks_ignores_one_odd_week() -> None:
+    store = FakeStore()
+    for w, deny in enumerate([0.2, 0.21, 0.5]):  # week 3 (1 week ago) is odd
+        store.fill(T0 + w * WEEK, 24, {"channel": "online"}, 100, deny)
+    store.fill(T0 + 3 * WEEK, 24, {"channel": "online"}, 100, 0.2)
+    last_week = _one(evaluate_rules(store, _config(), AT), "online")
+    assert last_week.fired
+    median = _config({"baseline": {"median_of_weeks": 3}})
+    ev = _one(evaluate_rules(store, median, AT), "online")
+    assert ev.status == "ok" and ev.baseline == pytest.approx(0.21) and ev.weeks == (1, 2, 3)
+
+
+def test_no_history_means_no_baseline() -> None:
+    store = FakeStore()
+    store.fill(T0 + 3 * WEEK, 24, {"channel": "online"}, 100, 0.1)
+    ev = _one(evaluate_rules(store, _config(), AT), "online")
+    assert ev.status == "no_baseline"
+
+
+def test_bonferroni_divides_alpha_by_segments_tested() -> None:
+    store = FakeStore()
+    for ch in ("a", "b", "c", "d"):
+        _weeks(store, {"channel": ch}, 100, 0.2)
+    evs = evaluate_rules(store, _config(), AT)
+    assert len(evs) == 4 and all(e.alpha == pytest.approx(0.001 / 4) for e in evs)
+
+
+def test_volume_rule_uses_poisson_counts() -> None:
+    store = FakeStore()
+    _weeks(store, {"channel": "online"}, 100, 0.2, weeks=3)
+    store.fill(T0 + 3 * WEEK, 24, {"channel": "online"}, 40, 0.2)
+    cfg = _config({"metric": "volume", "decision": None})
+    ev = _one(evaluate_rules(store, cfg, AT), "online")
+    assert ev.fired and ev.value == 240 and ev.baseline == 600
+
+
+def test_absolute_threshold_without_baseline() -> None:
+    store = FakeStore()
+    store.fill(T0 + 3 * WEEK, 24, {"channel": "online"}, 100, 0.45)
+    cfg = _config({"baseline": None, "change": None, "threshold": 0.3, "direction": "above"})
+    ev = _one(evaluate_rules(store, cfg, AT), "online")
+    assert ev.fired and ev.baseline is None
+    assert "is above 30.0%" in describe(ev, cfg.rules[0])
+
+
+def test_probing_count_rule() -> None:
+    store = FakeStore()
+    _weeks(store, {"channel": "online"}, 100, 0.2)
+    for h in range(6):
+        store.add(AT - timedelta(hours=h + 1), {"channel": "online"}, None, 20, status="probing")
+    cfg = _config(
+        {
+            "metric": "probing_count",
+            "decision": None,
+            "baseline": None,
+            "change": None,
+            "threshold": 5,
+            "direction": "above",
+        }
+    )
+    assert _one(evaluate_rules(store, cfg, AT), "online").fired
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 60),
+    k_now=st.floats(0, 1),
+    k_base=st.floats(0, 1),
+    min_volume=st.integers(1, 80),
+)
+def test_property_fired_means_volume_threshold_and_significance(
+    n: int, k_now: float, k_base: float, min_volume: int
+) -> None:
+    store = FakeStore()
+    store.fill(T0 + 2 * WEEK, 24, {"channel": "x"}, n, k_base)
+    store.fill(T0 + 3 * WEEK, 24, {"channel": "x"}, n, k_now)
+    cfg = _config({"min_volume": min_volume, "alpha": 0.01})
+    ev = _one(evaluate_rules(store, cfg, AT), "x")
+    if ev.fired:
+        assert ev.current.n >= min_volume
+        assert ev.value < 0.8 * ev.baseline
+        assert ev.p_value is not None and ev.p_value < 0.01
+    if 6 * n < min_volume:
+        assert ev.status == "low_volume"
