@@ -25,6 +25,7 @@ _COMMAND_MODULES = [
     "audit_model",
     "contract",
     "demo",
+    "monitor",
     "redteam",
     "serve",
     "state",

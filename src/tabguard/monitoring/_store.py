@@ -141,6 +141,23 @@ class SqlMonitorStore:
                     value = c.execute(query).scalar_one_or_none()
         return None if value is None else json.loads(value)
 
+    def state_items(self, prefix: str) -> dict[str, Any]:
+        """Every state value whose name starts with ``prefix`` (corrupt JSON skipped)."""
+        t = monitor_state_table
+        query = sa.select(t.c.name, t.c.value).where(t.c.name.startswith(prefix, autoescape=True))
+        with backend_errors(self._what, f"read {prefix}*"), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        out: dict[str, Any] = {}
+        for name, value in rows:
+            with contextlib.suppress(ValueError):
+                out[name] = json.loads(value)
+        return out
+
+    @property
+    def what(self) -> str:
+        """How messages name this store (URL without password)."""
+        return self._what
+
     def set_state(self, name: str, value: Any, conn: sa.Connection | None = None) -> None:
         """Write a JSON value of ``tg_mon_state`` (in ``conn``'s transaction when given)."""
         if conn is None:
@@ -440,7 +457,7 @@ class SqlMonitorStore:
                 "segment_key": df["segment_key"].to_numpy(),
                 "segment_value": df["segment_value"].to_numpy(),
                 "status": parts[0].to_numpy() if parts is not None else [],
-                "decision": parts[1].replace("", None).to_numpy() if parts is not None else [],
+                "decision": [d or None for d in parts[1].tolist()] if parts is not None else [],
                 "n": df["n"].to_numpy(),
             }
         )

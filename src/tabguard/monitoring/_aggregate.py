@@ -1,0 +1,627 @@
+"""From a batch of log rows to a :class:`Delta`: buckets × segments × counters and sketches.
+
+Everything is columnar: rows are grouped by (bucket, segment value) codes with NumPy, counters
+are ``np.unique`` over combined codes, and each group's values go to its sketch in one call.
+Short JSON columns (segment, guard actions, probing, errors) are parsed once per distinct text.
+
+Segments: ``all``; each key of the request's ``segment`` object; each contract segment feature
+(its raw value); declared combinations (``channel*EDUCATION`` = ``online*2``). A key's values
+earn their own segment once a frequent-items sketch has counted ``admit_min_rows`` rows of them,
+up to ``top_k`` values; the rest are ``other``, so 100k distinct values cost 1 segment, not
+100k. Requests without the key are ``(missing)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard.monitoring._config import AggregationConfig
+from tabguard.monitoring._delta import ALL, MISSING, OTHER, Delta
+from tabguard.monitoring._parse import (
+    ColumnType,
+    ParsedColumn,
+    canonical_label,
+    parse_distinct,
+    parse_objects,
+)
+from tabguard.monitoring._sketch import FrequentValues, SketchError
+from tabguard.monitoring._store import (
+    F_CATEGORY,
+    F_CLIENT,
+    F_GUARD,
+    F_PROBING,
+    F_STATUS_DECISION,
+    F_VIOLATION,
+)
+
+log = logging.getLogger("tabguard.monitoring")
+
+#: Pseudo segment key whose "values" are the request segment keys (admission of keys).
+KEYS = "__keys__"
+#: Pseudo segment key of API clients (probing counts per client).
+CLIENTS = "__clients__"
+#: Sanitise actions that name a field.
+_FIELD_ACTIONS = ("clip", "neutralize", "impute", "bin")
+#: The columns a batch is made of (in this order, as read from the log).
+BATCH_COLUMNS = (
+    "seq",
+    "epoch",
+    "decision_id",
+    "client",
+    "status",
+    "decision",
+    "score",
+    "latency_ms",
+    "raw",
+    "features",
+    "guard_actions",
+    "errors",
+    "segment",
+    "probing",
+)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One monitored column: its name, its type and its declared categories."""
+
+    name: str
+    type: ColumnType
+    categories: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class MonitorPlan:
+    """What the aggregation extracts from each row.
+
+    Attributes
+    ----------
+    raw, features : tuple of ColumnSpec
+        Raw attributes (as received) and guarded model features to profile.
+    segment_features : tuple of str
+        Contract features whose raw value names a segment.
+    combinations : tuple of tuple of str
+        Crossed segment keys.
+    """
+
+    raw: tuple[ColumnSpec, ...] = ()
+    features: tuple[ColumnSpec, ...] = ()
+    segment_features: tuple[str, ...] = ()
+    combinations: tuple[tuple[str, ...], ...] = ()
+    preset: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def preset_values(self) -> dict[str, list[str]]:
+        """Segment values admitted from the start (declared categories of segment features)."""
+        return {key: list(values) for key, values in self.preset}
+
+    @classmethod
+    def from_contract(
+        cls,
+        contract: Any,
+        config: AggregationConfig,
+        feature_names: Sequence[str] | None = None,
+    ) -> MonitorPlan:
+        """The plan for a contract (``feature_names``: the model's inputs, default every
+        non-protected feature)."""
+
+        def spec(name: str) -> ColumnSpec:
+            f = contract.features[name]
+            if f.is_numeric:
+                return ColumnSpec(name, "number")
+            cats = tuple(f.categories or ()) if f.type == "category" else (True, False)
+            return ColumnSpec(name, "category", cats)
+
+        names = list(contract.features)
+        model = (
+            list(feature_names)
+            if feature_names is not None
+            else [n for n in names if not contract.features[n].protected]
+        )
+        cols = config.columns
+        raw = names if cols.raw == "all" else [n for n in names if n in cols.raw]
+        feats = model if cols.features == "all" else [n for n in model if n in cols.features]
+        seg_feats = config.segments.features
+        if seg_feats is None:
+            seg_feats = list(contract.segments)
+        seg_feats = [n for n in seg_feats if n in contract.features]
+        preset = []
+        for name in seg_feats:
+            cats = spec(name).categories or ()
+            if 0 < len(cats) <= config.segments.top_k:
+                preset.append((name, tuple(str(canonical_label(c)) for c in cats)))
+        return cls(
+            raw=tuple(spec(n) for n in raw),
+            features=tuple(spec(n) for n in feats if n in contract.features),
+            segment_features=tuple(seg_feats),
+            combinations=tuple(tuple(c) for c in config.segments.combinations),
+            preset=tuple(preset),
+        )
+
+
+@dataclass
+class Admission:
+    """Which segment values have their own segment; updated as rows arrive.
+
+    Parameters
+    ----------
+    admitted : dict
+        Values already admitted per key (from the store and the config).
+    frequent : dict
+        Frequent-items sketch per key (serialised in the store's state).
+    top_k, min_rows, max_keys, clients_top_k : int
+        Caps from ``aggregation``.
+    """
+
+    admitted: dict[str, set[str]]
+    frequent: dict[str, FrequentValues]
+    top_k: int
+    min_rows: int
+    max_keys: int
+    clients_top_k: int
+    new: list[tuple[str, str]] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+
+    def cap(self, key: str) -> int:
+        """How many values ``key`` may admit."""
+        return {KEYS: self.max_keys, CLIENTS: self.clients_top_k}.get(key, self.top_k)
+
+    def observe(self, key: str, counts: dict[str, int]) -> set[str]:
+        """Count values of ``key`` and admit the frequent ones; return the admitted set."""
+        sketch = self.frequent.get(key)
+        if sketch is None:
+            sketch = self.frequent[key] = FrequentValues()
+        for value, count in counts.items():
+            if value != MISSING:
+                sketch.update(value, count)
+        self.dirty.add(key)
+        have = self.admitted.setdefault(key, set())
+        candidates = [
+            (sketch.lower_bound(v), v)
+            for v in counts
+            if v not in have and v not in (MISSING, OTHER)
+        ]
+        for bound, value in sorted(candidates, key=lambda c: (-c[0], c[1])):
+            if len(have) >= self.cap(key):
+                break
+            if bound >= self.min_rows:
+                have.add(value)
+                self.new.append((key, value))
+        return have
+
+    def map(self, key: str, values: np.ndarray) -> np.ndarray:
+        """Map per-row values (``None`` = absent) to admitted values, ``other`` or missing."""
+        codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+        names = [str(u) for u in uniques]
+        counts = np.bincount(codes[codes >= 0], minlength=len(names))
+        have = self.observe(key, dict(zip(names, counts.tolist(), strict=True)))
+        lookup = np.asarray(
+            [v if v in have or v == MISSING else OTHER for v in names] + [MISSING], dtype=object
+        )
+        out: np.ndarray = lookup[codes]
+        return out
+
+    def state(self) -> dict[str, str]:
+        """Serialised sketches of the keys touched (for ``tg_mon_state``)."""
+        return {f"frequent:{k}": self.frequent[k].to_text() for k in sorted(self.dirty)}
+
+    @classmethod
+    def load(
+        cls,
+        admitted: dict[str, set[str]],
+        state: dict[str, Any],
+        config: AggregationConfig,
+        preset: dict[str, Sequence[Any]] | None = None,
+    ) -> Admission:
+        """Rebuild from the store (corrupt sketches restart empty, with a logged note)."""
+        frequent: dict[str, FrequentValues] = {}
+        for name, text in state.items():
+            if not name.startswith("frequent:") or not isinstance(text, str):
+                continue
+            try:
+                frequent[name.removeprefix("frequent:")] = FrequentValues.from_text(text)
+            except SketchError as exc:
+                log.warning("monitor store: %s is corrupt (%s); counting it again", name, exc)
+        values = {k: set(v) for k, v in admitted.items()}
+        for key, vals in {**(preset or {})}.items():
+            values.setdefault(key, set()).update(str(v) for v in vals)
+        seg = config.segments
+        return cls(
+            admitted=values,
+            frequent=frequent,
+            top_k=seg.top_k,
+            min_rows=seg.admit_min_rows,
+            max_keys=seg.max_keys,
+            clients_top_k=config.clients_top_k,
+        )
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced.
+
+    Attributes
+    ----------
+    delta : Delta
+    skipped : int
+        Rows left out because they are unusable (no parsable timestamp).
+    slow_rows : int
+        Rows whose JSON needed the row-by-row parser.
+    max_epoch : int or None
+        Newest request time in the batch (epoch seconds).
+    min_epoch : int or None
+        Oldest request time in the batch.
+    """
+
+    delta: Delta
+    skipped: int
+    slow_rows: int
+    max_epoch: int | None
+    min_epoch: int | None
+
+
+def _guard_keys(actions: Any) -> list[str]:
+    out: list[str] = []
+    if not isinstance(actions, list):
+        return out
+    for a in actions:
+        if not isinstance(a, dict):
+            continue
+        step, action = str(a.get("step", "?"))[:64], str(a.get("action", "?"))[:64]
+        column = a.get("field") if action in _FIELD_ACTIONS else None
+        out.append(f"{step}|{action}|{str(column)[:128] if column is not None else ''}")
+    return out
+
+
+def _violation_keys(errors: Any, fields: frozenset[str]) -> list[str]:
+    out: list[str] = []
+    if not isinstance(errors, list):
+        return out
+    seen: set[str] = set()
+    for e in errors:
+        if not isinstance(e, dict):
+            continue
+        name, rule = e.get("field"), e.get("rule")
+        if not isinstance(name, str) or name not in fields:
+            continue
+        out.append(f"{name}|{str(rule)[:64]}")
+        if name not in seen:
+            seen.add(name)
+            out.append(f"\x00{name}")  # marks "out of contract" once per field and row
+    return out
+
+
+def _signals(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return sorted({str(s)[:64] for s in value if isinstance(s, str)})
+
+
+def _segment_object(value: Any) -> dict[str, str | None]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k)[:128]: canonical_label(v) for k, v in list(value.items())[:64]}
+
+
+class Aggregator:
+    """Turns batches of log rows into deltas (stateless apart from segment admission).
+
+    Parameters
+    ----------
+    plan : MonitorPlan
+    config : AggregationConfig
+    admission : Admission
+    """
+
+    def __init__(self, plan: MonitorPlan, config: AggregationConfig, admission: Admission) -> None:
+        self.plan = plan
+        self.config = config
+        self.admission = admission
+        self.bucket_seconds = int(config.bucket.total_seconds())
+        self._raw_cols: dict[str, tuple[ColumnType, Any]] = {
+            c.name: (c.type, c.categories) for c in plan.raw
+        }
+        for name in plan.segment_features:
+            if name not in self._raw_cols:
+                self._raw_cols[name] = ("category", None)
+        self._feat_cols = {c.name: (c.type, c.categories) for c in plan.features}
+        self._fields = frozenset(c.name for c in plan.raw) | frozenset(plan.segment_features)
+
+    # ---- segments -----------------------------------------------------------------------------
+
+    def _segments(
+        self, batch: dict[str, np.ndarray], raw: dict[str, ParsedColumn]
+    ) -> list[tuple[str, np.ndarray]]:
+        """Per segment key, the (mapped) value of every row."""
+        n = len(batch["seq"])
+        adm = self.admission
+        seg_codes, seg_parsed = parse_distinct(batch["segment"], _segment_object)
+        key_counts: dict[str, int] = {}
+        for code, count in zip(*np.unique(seg_codes, return_counts=True), strict=True):
+            for key in seg_parsed[int(code)]:
+                key_counts[key] = key_counts.get(key, 0) + int(count)
+        wanted = self.config.segments.request_keys
+        if wanted == "all":
+            # Admit request keys by how many rows carry them (a flood of random keys stays out).
+            tracked = sorted(adm.observe(KEYS, key_counts))
+        else:
+            tracked = list(wanted)
+        raw_values: dict[str, np.ndarray] = {}
+        for key in tracked:
+            per_code = np.asarray([p.get(key) for p in seg_parsed], dtype=object)
+            raw_values[key] = per_code[seg_codes]
+        for name in self.plan.segment_features:
+            if name in raw_values:
+                continue  # a request key of the same name wins
+            labels = raw[name].labels
+            raw_values[name] = labels if labels is not None else np.full(n, None, dtype=object)
+        out: list[tuple[str, np.ndarray]] = [("all", np.full(n, "all", dtype=object))]
+        for key, values in raw_values.items():
+            out.append((key, adm.map(key, values)))
+        for combo in self.plan.combinations:
+            parts = [raw_values.get(k) for k in combo]
+            if any(p is None for p in parts):
+                continue
+            joined = np.asarray(
+                [
+                    "*".join(MISSING if v is None else str(v) for v in row)
+                    for row in zip(*parts, strict=True)
+                ],
+                dtype=object,
+            )
+            out.append(("*".join(combo), adm.map("*".join(combo), joined)))
+        return out
+
+    # ---- the batch ----------------------------------------------------------------------------
+
+    def aggregate(self, batch: dict[str, np.ndarray]) -> BatchResult:
+        """Summarise one batch (columns of :data:`BATCH_COLUMNS`)."""
+        delta = Delta(k=self.config.sketch_k)
+        epoch = batch["epoch"]
+        usable = epoch >= 0
+        skipped = int((~usable).sum())
+        if skipped:
+            bad = batch["decision_id"][~usable][:5]
+            log.warning(
+                "monitor: %d log rows without a readable timestamp skipped (e.g. %s)",
+                skipped,
+                ", ".join(map(str, bad)),
+            )
+            batch = {k: v[usable] for k, v in batch.items()}
+            epoch = batch["epoch"]
+        n = len(epoch)
+        delta.rows = n
+        if n == 0:
+            return BatchResult(delta, skipped, 0, None, None)
+        b = self.bucket_seconds
+        bucket = (epoch // b) * b
+        raw, raw_is_obj, slow_raw = parse_objects(batch["raw"], self._raw_cols)
+        feats, feat_is_obj, slow_feat = parse_objects(batch["features"], self._feat_cols)
+        # Refused requests log ``{}`` as features: they carry no model input at all.
+        feat_is_obj &= np.asarray(batch["features"] != "{}", dtype=bool)
+        segments = self._segments(batch, raw)
+        status = np.asarray(batch["status"], dtype=object)
+        decision = np.where(pd.isna(batch["decision"]), "", batch["decision"]).astype(object)
+        sd = pd.Series(status.astype(str)) + "|" + pd.Series(decision.astype(str))
+        sd_codes, sd_uniques = pd.factorize(sd)
+        guard_codes, guard_parsed = parse_distinct(batch["guard_actions"], _guard_keys)
+        fields = self._fields
+        err_codes, err_parsed = parse_distinct(
+            batch["errors"], lambda e: _violation_keys(e, fields)
+        )
+        probe_codes, probe_parsed = parse_distinct(batch["probing"], _signals)
+        bucket_codes, bucket_uniques = pd.factorize(bucket, sort=True)
+        numeric = self._numeric_columns(batch, raw, raw_is_obj, feats, feat_is_obj)
+        categorical = self._category_columns(raw, raw_is_obj, feats, feat_is_obj)
+        for key, values in segments:
+            value_codes, value_uniques = pd.factorize(values)
+            nv = len(value_uniques)
+            group = bucket_codes.astype(np.int64) * nv + value_codes
+            names = [
+                (int(bucket_uniques[g // nv]), key, str(value_uniques[g % nv]))
+                for g in range(len(bucket_uniques) * nv)
+            ]
+            self._count(
+                delta, names, group, sd_codes, [[str(u)] for u in sd_uniques], F_STATUS_DECISION
+            )
+            self._count(delta, names, group, guard_codes, guard_parsed, F_GUARD)
+            self._count_violations(delta, names, group, err_codes, err_parsed)
+            self._count(delta, names, group, probe_codes, probe_parsed, F_PROBING)
+            for kind, name, labels, domain in categorical:
+                self._count_categories(delta, names, group, kind, name, labels, domain)
+            self._numeric(delta, names, group, numeric)
+        self._clients(delta, batch, bucket, probe_codes, probe_parsed)
+        return BatchResult(delta, skipped, slow_raw + slow_feat, int(epoch.max()), int(epoch.min()))
+
+    # ---- counters -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _count(
+        delta: Delta,
+        names: list[tuple[int, str, str]],
+        group: np.ndarray,
+        codes: np.ndarray,
+        keys_per_code: list[list[str]],
+        family: str,
+    ) -> None:
+        width = max(len(keys_per_code), 1)
+        combined, counts = np.unique(group * width + codes, return_counts=True)
+        for c, count in zip(combined.tolist(), counts.tolist(), strict=True):
+            g, code = divmod(c, width)
+            b, sk, sv = names[g]
+            for key in keys_per_code[code]:
+                delta.count((b, sk, sv, family, key), count)
+
+    def _count_violations(
+        self,
+        delta: Delta,
+        names: list[tuple[int, str, str]],
+        group: np.ndarray,
+        codes: np.ndarray,
+        parsed: list[list[str]],
+    ) -> None:
+        width = max(len(parsed), 1)
+        combined, counts = np.unique(group * width + codes, return_counts=True)
+        for c, count in zip(combined.tolist(), counts.tolist(), strict=True):
+            g, code = divmod(c, width)
+            b, sk, sv = names[g]
+            for key in parsed[code]:
+                if key.startswith("\x00"):
+                    guard = f"validate|out_of_contract|{key[1:]}"
+                    delta.count((b, sk, sv, F_GUARD, guard), count)
+                else:
+                    delta.count((b, sk, sv, F_VIOLATION, key), count)
+
+    @staticmethod
+    def _count_categories(
+        delta: Delta,
+        names: list[tuple[int, str, str]],
+        group: np.ndarray,
+        kind: str,
+        column: str,
+        labels: np.ndarray,
+        domain: np.ndarray,
+    ) -> None:
+        codes, uniques = pd.factorize(pd.Series(labels[domain], dtype=object))
+        width = max(len(uniques), 1)
+        combined, counts = np.unique(group[domain] * width + codes, return_counts=True)
+        for c, count in zip(combined.tolist(), counts.tolist(), strict=True):
+            g, code = divmod(c, width)
+            b, sk, sv = names[g]
+            delta.count((b, sk, sv, F_CATEGORY, f"{kind}|{column}|{uniques[code]}"), count)
+
+    def _clients(
+        self,
+        delta: Delta,
+        batch: dict[str, np.ndarray],
+        bucket: np.ndarray,
+        probe_codes: np.ndarray,
+        probe_parsed: list[list[str]],
+    ) -> None:
+        clients = np.where(pd.isna(batch["client"]), "(none)", batch["client"]).astype(object)
+        mapped = self.admission.map(CLIENTS, clients)
+        frame = pd.DataFrame({"bucket": bucket, "client": mapped, "probe": probe_codes})
+        counted = frame.value_counts(sort=False)
+        for b, client, code, count in zip(
+            counted.index.get_level_values(0),
+            counted.index.get_level_values(1),
+            counted.index.get_level_values(2),
+            counted.to_numpy(),
+            strict=True,
+        ):
+            signals = probe_parsed[int(code)]
+            key = (int(b), "all", "all", F_CLIENT)
+            delta.count((*key, f"{client}|requests"), int(count))
+            if "client_flagged" in signals:
+                delta.count((*key, f"{client}|flagged"), int(count))
+            others = [s for s in signals if s != "client_flagged"]
+            if others:
+                delta.count((*key, f"{client}|probing"), int(count))
+            for s in others:
+                delta.count((*key, f"{client}|{s}"), int(count))
+
+    # ---- columns ------------------------------------------------------------------------------
+
+    def _numeric_columns(
+        self,
+        batch: dict[str, np.ndarray],
+        raw: dict[str, ParsedColumn],
+        raw_is_obj: np.ndarray,
+        feats: dict[str, ParsedColumn],
+        feat_is_obj: np.ndarray,
+    ) -> list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """(kind, column, values, domain, missing, invalid) of every numeric column."""
+        out = []
+        for kind, specs, parsed, domain in (
+            ("raw", self.plan.raw, raw, raw_is_obj),
+            ("feature", self.plan.features, feats, feat_is_obj),
+        ):
+            for spec in specs:
+                col = parsed[spec.name]
+                if col.numbers is None:
+                    continue
+                out.append(
+                    (kind, spec.name, col.numbers, domain, col.missing & domain, col.invalid)
+                )
+        n = len(batch["seq"])
+        everything = np.ones(n, dtype=bool)
+        for name in ("score", "latency_ms"):
+            values = np.asarray(batch[name], dtype=np.float64)
+            missing = np.isnan(values)
+            invalid = ~missing & ~np.isfinite(values)
+            out.append((name, name, values, everything, missing, invalid))
+        return out
+
+    def _category_columns(
+        self,
+        raw: dict[str, ParsedColumn],
+        raw_is_obj: np.ndarray,
+        feats: dict[str, ParsedColumn],
+        feat_is_obj: np.ndarray,
+    ) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+        """(kind, column, labels, domain) of every category column, values capped to the
+        contract's categories (others are ``other``)."""
+        out = []
+        for kind, specs, parsed, domain in (
+            ("raw", self.plan.raw, raw, raw_is_obj),
+            ("feature", self.plan.features, feats, feat_is_obj),
+        ):
+            for spec in specs:
+                col = parsed[spec.name]
+                if col.labels is None:
+                    continue
+                allowed = {canonical_label(c) for c in spec.categories or ()}
+                labels = col.labels
+                codes, uniques = pd.factorize(pd.Series(labels, dtype=object), use_na_sentinel=True)
+                mapped = np.asarray(
+                    [u if (not allowed or u in allowed) else OTHER for u in uniques] + [MISSING],
+                    dtype=object,
+                )
+                out.append((kind, spec.name, mapped[codes], domain))
+        return out
+
+    def _numeric(
+        self,
+        delta: Delta,
+        names: list[tuple[int, str, str]],
+        group: np.ndarray,
+        numeric: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    ) -> None:
+        ngroups = len(names)
+        order = np.argsort(group, kind="stable")
+        sorted_groups = group[order]
+        bounds = np.searchsorted(sorted_groups, np.arange(ngroups + 1))
+        present = np.flatnonzero(np.diff(bounds))
+        for kind, column, values, domain, missing, invalid in numeric:
+            rows = np.bincount(group[domain], minlength=ngroups)
+            miss = np.bincount(group[missing], minlength=ngroups)
+            inv = np.bincount(group[invalid], minlength=ngroups)
+            vals = values[order]
+            for g in present:
+                if rows[g] == 0:
+                    continue
+                lo, hi = bounds[g], bounds[g + 1]
+                b, sk, sv = names[g]
+                delta.add_values(
+                    (b, sk, sv, kind, column),
+                    vals[lo:hi],
+                    rows=int(rows[g]),
+                    missing=int(miss[g]),
+                    invalid=int(inv[g]),
+                )
+
+
+__all__ = [
+    "ALL",
+    "BATCH_COLUMNS",
+    "Admission",
+    "Aggregator",
+    "BatchResult",
+    "ColumnSpec",
+    "MonitorPlan",
+]

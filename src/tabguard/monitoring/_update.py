@@ -1,0 +1,365 @@
+"""``tabguard monitor update``: fold new prediction-log rows into the bucket store.
+
+Incremental and idempotent:
+
+* The watermark is a position in the log's commit order (``ingest_seq``, see
+  ``storage/_schema.py``), not a request time: rows that arrive late (a batched writer, a spool
+  replayed after an outage) are read when they are committed and folded into the bucket of
+  their own ``timestamp``.
+* Each batch (``aggregation.batch_rows`` rows) is merged and the watermark moved in **one
+  transaction**; a crash in the middle leaves the store as it was after the previous batch,
+  and the rerun reads from there. The merge refuses to write if the stored watermark is not
+  the one the batch started from, so no batch is ever counted twice.
+* One updater at a time (PostgreSQL advisory lock, SQLite file lock): a second one returns at
+  once with ``busy=True``.
+* On PostgreSQL the batch ends below the snapshot's ``xmin``: rows of transactions still in
+  flight are read by a later run, never skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from tabguard.errors import DataError, TabguardError
+from tabguard.monitoring._aggregate import (
+    BATCH_COLUMNS,
+    Admission,
+    Aggregator,
+    MonitorPlan,
+)
+from tabguard.monitoring._clock import Clock, SystemClock
+from tabguard.monitoring._config import MonitorConfig
+from tabguard.monitoring._store import (
+    SqlMonitorStore,
+    UpdaterBusyError,
+    open_monitor_store,
+)
+from tabguard.monitoring._window import from_epoch
+from tabguard.storage import (
+    backend_errors,
+    create_sql_engine,
+    ensure_schema,
+    predictions_table,
+    redact_url,
+)
+from tabguard.storage._schema import INGEST_SEQ
+
+log = logging.getLogger("tabguard.monitoring")
+
+
+class SourceMismatchError(TabguardError, ValueError):
+    """The store was filled from another prediction log."""
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What one ``update`` did.
+
+    Attributes
+    ----------
+    rows : int
+        Log rows read and folded in.
+    skipped : int
+        Rows left out as unusable (unreadable timestamp), logged with their ids.
+    slow_rows : int
+        Rows whose JSON needed the row-by-row parser (hand-edited or unusual rows).
+    late_rows : int
+        Rows whose request time fell before the newest bucket already in the store (folded
+        into their own, older bucket).
+    batches : int
+        Transactions committed.
+    watermark : Any
+        The log position reached.
+    busy : bool
+        Another updater held the lock; nothing was done.
+    seconds : float
+        Wall time.
+    latest : datetime or None
+        End of the last complete bucket after the update.
+    """
+
+    rows: int = 0
+    skipped: int = 0
+    slow_rows: int = 0
+    late_rows: int = 0
+    batches: int = 0
+    watermark: Any = None
+    busy: bool = False
+    seconds: float = 0.0
+    latest: datetime | None = None
+
+
+#: 32-bit ids of the write transactions running in this database (prepared ones included).
+_PG_RUNNING = sa.text(
+    "SELECT backend_xid::text::bigint FROM pg_stat_activity "
+    "WHERE datname = current_database() AND backend_xid IS NOT NULL "
+    "UNION ALL SELECT transaction::text::bigint FROM pg_prepared_xacts "
+    "WHERE database = current_database()"
+)
+
+
+class LogReader:
+    """Reads prediction-log rows by commit order (``ingest_seq``), in batches.
+
+    Parameters
+    ----------
+    url : str
+        The prediction log (``sqlite:///…``, ``postgresql://…``, ``memory://``).
+    engine : sqlalchemy.Engine, optional
+        Share an engine (a ``memory://`` log lives in its engine).
+    """
+
+    def __init__(self, url: str, *, engine: sa.Engine | None = None) -> None:
+        self.url = url
+        self.what = f"prediction log {redact_url(url)}"
+        self.engine = engine if engine is not None else create_sql_engine(url)
+        self._owned = engine is None
+        self.dialect = self.engine.dialect.name
+        ensure_schema(self.engine, [predictions_table], what=self.what)
+
+    def horizon(self) -> int:
+        """One past the last ``ingest_seq`` that is safe to read now.
+
+        SQLite: everything committed (one writer at a time, sequence in commit order).
+        PostgreSQL: the oldest transaction still running *in this database* (or the
+        snapshot's ``xmax`` when none is): rows below it are all committed, or never will be.
+        Transactions of other databases on the same server do not hold the monitor back.
+        """
+        if self.dialect != "postgresql":
+            query = sa.text(
+                f"SELECT coalesce(max({INGEST_SEQ}), 0) + 1 FROM {predictions_table.name}"  # noqa: S608
+            )
+            with backend_errors(self.what, "read the log position"), self.engine.connect() as c:
+                return int(c.execute(query).scalar_one())
+        with backend_errors(self.what, "read the log position"), self.engine.connect() as conn:
+            xmax = int(
+                conn.execute(
+                    sa.text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+                ).scalar_one()
+            )
+            running = conn.execute(_PG_RUNNING).scalars().all()
+        # pg_stat_activity shows 32-bit ids; widen them to the 64-bit ids the log stores.
+        horizon = xmax
+        for xid32 in running:
+            wide = (xmax & ~0xFFFFFFFF) | int(xid32)
+            if wide >= xmax:
+                wide -= 1 << 32
+            horizon = min(horizon, wide)
+        return horizon
+
+    def boundary(self, lo: int, hi: int, limit: int) -> int:
+        """End of the next batch: about ``limit`` rows from ``lo``, on a sequence boundary."""
+        t = predictions_table.name
+        where = f"FROM {t} WHERE {INGEST_SEQ} >= :lo AND {INGEST_SEQ} < :hi"
+        nth = sa.text(f"SELECT {INGEST_SEQ} {where} ORDER BY {INGEST_SEQ} LIMIT 1 OFFSET :limit")
+        first = sa.text(f"SELECT min({INGEST_SEQ}) {where}")
+        params = {"lo": lo, "hi": hi, "limit": limit}
+        with backend_errors(self.what, "plan a batch"), self.engine.connect() as conn:
+            found = conn.execute(nth, params).scalar_one_or_none()
+            if found is None:
+                return hi
+            start = conn.execute(first, params).scalar_one()
+        # Rows of one PostgreSQL transaction share a sequence value: never split them (a
+        # transaction larger than a batch is read whole).
+        return int(found) + 1 if int(found) == int(start) else int(found)
+
+    def read(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+        """Rows with ``lo <= ingest_seq < hi`` as columns (:data:`BATCH_COLUMNS`)."""
+        t = predictions_table.name
+        if self.dialect == "postgresql":
+            epoch = "coalesce(floor(extract(epoch from timestamp))::bigint, -1)"
+        else:
+            epoch = "coalesce(CAST(strftime('%s', timestamp) AS INTEGER), -1)"
+        query = sa.text(
+            f"SELECT {INGEST_SEQ}, {epoch}, decision_id, client, status, decision, score, "  # noqa: S608
+            "latency_ms, raw, features, guard_actions, errors, segment, probing "
+            f"FROM {t} WHERE {INGEST_SEQ} >= :lo AND {INGEST_SEQ} < :hi"
+        )
+        with backend_errors(self.what, "read rows"), self.engine.connect() as conn:
+            rows = conn.execute(query, {"lo": lo, "hi": hi}).all()
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in BATCH_COLUMNS]
+        out: dict[str, np.ndarray] = {}
+        for name, values in zip(BATCH_COLUMNS, columns, strict=True):
+            if name in ("seq", "epoch"):
+                out[name] = np.asarray(values, dtype=np.int64)
+            elif name in ("score", "latency_ms"):
+                out[name] = np.asarray(
+                    [np.nan if v is None else v for v in values], dtype=np.float64
+                )
+            else:
+                out[name] = np.asarray(values, dtype=object)
+        return out
+
+    def close(self) -> None:
+        """Dispose of the engine (when this reader created it)."""
+        if self._owned:
+            self.engine.dispose()
+
+
+def load_plan(config: MonitorConfig) -> MonitorPlan:
+    """The columns to profile: from the model directory's contract (verified by its manifest)
+    and its scorer's inputs; without a model, none (decisions, guards, probing, score and
+    latency are still monitored)."""
+    if config.model is None:
+        return MonitorPlan(
+            combinations=tuple(tuple(c) for c in config.aggregation.segments.combinations)
+        )
+    return plan_for_model(config.model, config)
+
+
+def plan_for_model(model_dir: Path, config: MonitorConfig) -> MonitorPlan:
+    """The plan of a model directory (contract + main scorer's features)."""
+    import json
+
+    from tabguard.contract import load_contract
+    from tabguard.training._manifest import verify_manifest
+
+    verify_manifest(model_dir)
+    contract = load_contract(Path(model_dir) / "contract.yaml")
+    try:
+        meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
+        names = meta["scorers"]["main"]["feature_names"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{model_dir}: model.json has no main scorer features ({exc})") from None
+    return MonitorPlan.from_contract(contract, config.aggregation, names)
+
+
+def update(
+    config: MonitorConfig,
+    *,
+    store: SqlMonitorStore | None = None,
+    reader: LogReader | None = None,
+    plan: MonitorPlan | None = None,
+    clock: Clock | None = None,
+    max_batches: int | None = None,
+) -> UpdateResult:
+    """Fold the log rows committed since the watermark into the store.
+
+    Parameters
+    ----------
+    config : MonitorConfig
+    store : SqlMonitorStore, optional
+        Default: ``config.store_url()``.
+    reader : LogReader, optional
+        Default: ``config.log_url()``.
+    plan : MonitorPlan, optional
+        Default: from ``config.model``.
+    clock : Clock, optional
+        Time of segment admissions (default: the system clock).
+    max_batches : int, optional
+        Stop after this many batches (the rest is read by the next run).
+
+    Returns
+    -------
+    UpdateResult
+        ``busy=True`` when another updater holds the lock.
+
+    Raises
+    ------
+    BackendUnavailableError
+        The log or the store cannot be reached (the watermark is where the last committed
+        batch left it).
+    SourceMismatchError
+        The store was filled from another log.
+    """
+    started = time.perf_counter()
+    clock = clock or SystemClock()
+    own_store = store is None
+    own_reader = reader is None
+    store = store or open_monitor_store(config.store_url(), bucket=config.bucket)
+    try:
+        reader = reader or LogReader(config.log_url())
+        try:
+            plan = plan or load_plan(config)
+            with store.updater_lock():
+                return _run(config, store, reader, plan, clock, max_batches, started)
+        except UpdaterBusyError as exc:
+            log.info("%s", exc)
+            return UpdateResult(busy=True, seconds=time.perf_counter() - started)
+        finally:
+            if own_reader:
+                reader.close()
+    finally:
+        if own_store:
+            store.close()
+
+
+def _run(
+    config: MonitorConfig,
+    store: SqlMonitorStore,
+    reader: LogReader,
+    plan: MonitorPlan,
+    clock: Clock,
+    max_batches: int | None,
+    started: float,
+) -> UpdateResult:
+    source = redact_url(reader.url)
+    known = store.get_state("source")
+    if known is not None and known != source:
+        raise SourceMismatchError(
+            f"{store.what} was filled from the log {known}, not {source}; point the monitor at "
+            "that log, use another store, or rebuild this one with `tabguard monitor update "
+            "--reset`"
+        )
+    watermark = store.watermark()
+    seq = int(watermark["seq"]) if isinstance(watermark, dict) else 0
+    admission = Admission.load(
+        store.admitted_segments(),
+        store.state_items("frequent:"),
+        config.aggregation,
+        preset={**plan.preset_values(), **config.aggregation.segments.values},
+    )
+    aggregator = Aggregator(plan, config.aggregation, admission)
+    horizon = reader.horizon()
+    newest = store.get_state("max_timestamp")
+    bucket = int(config.bucket.total_seconds())
+    totals = {"rows": 0, "skipped": 0, "slow": 0, "late": 0, "batches": 0}
+    while seq < horizon and (max_batches is None or totals["batches"] < max_batches):
+        hi = reader.boundary(seq, horizon, config.aggregation.batch_rows)
+        batch = reader.read(seq, hi)
+        if not len(batch["seq"]):
+            break  # nothing committed since (PostgreSQL's horizon moves with any transaction)
+        result = aggregator.aggregate(batch)
+        if newest is not None and result.min_epoch is not None:
+            cut = (int(newest) // bucket) * bucket
+            totals["late"] += int((batch["epoch"][batch["epoch"] >= 0] < cut).sum())
+        if result.max_epoch is not None:
+            newest = result.max_epoch if newest is None else max(int(newest), result.max_epoch)
+        state: dict[str, Any] = {**admission.state(), "source": source}
+        if newest is not None:
+            state["max_timestamp"] = int(newest)
+        new_mark = {"seq": hi}
+        store.merge(
+            result.delta,
+            watermark=new_mark,
+            expected=watermark,
+            state=state,
+            admitted=list(admission.new),
+            at=clock.now(),
+        )
+        admission.new.clear()
+        admission.dirty.clear()
+        watermark, seq = new_mark, hi
+        totals["rows"] += result.delta.rows
+        totals["skipped"] += result.skipped
+        totals["slow"] += result.slow_rows
+        totals["batches"] += 1
+    latest = None if newest is None else from_epoch((int(newest) // bucket) * bucket)
+    return UpdateResult(
+        rows=totals["rows"],
+        skipped=totals["skipped"],
+        slow_rows=totals["slow"],
+        late_rows=totals["late"],
+        batches=totals["batches"],
+        watermark=watermark,
+        seconds=time.perf_counter() - started,
+        latest=latest,
+    )

@@ -1,0 +1,446 @@
+"""Incremental update from the prediction log: exact counts, idempotence, crashes, late rows,
+bad input, segment explosions, a database that is down, PostgreSQL transactions in flight."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tabguard.contract import Contract
+from tabguard.errors import BackendUnavailableError
+from tabguard.monitoring import (
+    ALL,
+    FixedClock,
+    MonitorConfig,
+    SqlMonitorStore,
+    open_monitor_store,
+    rank_error,
+)
+from tabguard.monitoring._aggregate import MonitorPlan
+from tabguard.monitoring._loop import run_forever, run_once
+from tabguard.monitoring._update import LogReader, SourceMismatchError, update
+from tabguard.serving import PredictionLog, PredictionRecord
+from tabguard.storage import create_sql_engine
+
+T0 = datetime(2026, 2, 2, tzinfo=UTC)
+H = timedelta(hours=1)
+CHANNELS = ("online", "branch", "partner")
+
+
+def make_records(
+    df: pd.DataFrame, *, start: datetime = T0, step: timedelta = timedelta(minutes=3), seed: int = 0
+) -> list[PredictionRecord]:
+    """Log records like the service writes them: accepted, denied, refused, clipped."""
+    rng = np.random.default_rng(seed)
+    out = []
+    rows = df.drop(columns=["DEFAULT"], errors="ignore").to_dict("records")
+    for i, raw in enumerate(rows):
+        channel = CHANNELS[int(rng.choice(3, p=[0.6, 0.3, 0.1]))]
+        refused = i % 11 == 0
+        score = float(rng.random())
+        features = {k: v for k, v in raw.items() if k != "SEX"}
+        actions = []
+        if raw["AGE"] > 80:
+            features["AGE"] = 80
+            actions.append(
+                {"step": "sanitise", "action": "clip", "field": "AGE", "from": raw["AGE"], "to": 80}
+            )
+        out.append(
+            PredictionRecord(
+                timestamp=start + i * step,
+                client="bank-a" if i % 2 else "bank-b",
+                subject_id=f"s{i}",
+                raw={**raw, "AGE": 999} if refused else raw,
+                features={} if refused else features,
+                guard_actions=actions
+                if not refused
+                else [{"step": "validate", "action": "reject", "rules": ["max"]}],
+                status="rejected_validation" if refused else "accepted",
+                decision=None if refused else ("deny" if score > 0.7 else "approve"),
+                score=None if refused else score,
+                errors=[{"field": "AGE", "rule": "max", "value": 999}] if refused else [],
+                segment={"channel": channel},
+                probing=["boundary"] if i % 17 == 0 else [],
+                latency_ms=float(rng.gamma(2.0, 0.5)),
+            )
+        )
+    return out
+
+
+def write(url: str, spool: Path, records: list[PredictionRecord]) -> None:
+    with PredictionLog(url, spool_dir=spool, batch_size=500) as log:
+        for r in records:
+            log.append(r)
+        assert log.flush()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(log URL, store URL) on one backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'predictions.db'}", f"sqlite:///{tmp_path / 'mon.db'}"
+    url = str(request.getfixturevalue("postgres_url"))
+    return url, url
+
+
+@pytest.fixture(scope="module")
+def small(credit_contract: Contract) -> tuple[pd.DataFrame, MonitorPlan]:
+    from tabguard.datasets import load_credit_default
+
+    df = load_credit_default().head(600).reset_index(drop=True)
+    cfg = MonitorConfig()
+    return df, MonitorPlan.from_contract(credit_contract, cfg.aggregation)
+
+
+def config(urls: tuple[str, str], **aggregation: Any) -> MonitorConfig:
+    return MonitorConfig.from_dict(
+        {"log": urls[0], "store": urls[1], "aggregation": {"batch_rows": 100, **aggregation}}
+    )
+
+
+@pytest.fixture
+def store(urls: tuple[str, str]) -> Iterator[SqlMonitorStore]:
+    s = open_monitor_store(urls[1])
+    yield s
+    s.close()
+
+
+def snapshot(store: SqlMonitorStore, end: datetime) -> dict[str, Any]:
+    """What the store answers exactly for [T0, end): counters, row/value counts, sums.
+
+    Percentiles are left out: KLL compaction flips coins, so two merges of the same values
+    agree only within the rank error (:func:`same_percentiles` checks that).
+    """
+    counts = store.counts(T0, end, ["sd", "guard", "violation", "probing", "cat", "client"])
+    summary = store.numeric_summary(T0, end)
+    exact = summary[["segment_key", "segment_value", "kind", "column", "rows", "n"]].copy()
+    exact["mean"] = summary["mean"].round(6).fillna(-1.0)  # NaN != NaN
+    exact["missing"] = summary["missing_rate"].round(9).fillna(-1.0)
+    return {
+        "counts": counts.reset_index(drop=True).to_dict("records"),
+        "numeric": exact.reset_index(drop=True).to_dict("records"),
+    }
+
+
+def same_percentiles(a: SqlMonitorStore, b: SqlMonitorStore, end: datetime) -> None:
+    """Every percentile of ``a`` has, in ``b``'s sketch, a rank within twice the error."""
+    cells = b.numeric_cells(T0, end)
+    pct = a.percentiles(T0, end)
+    for row in pct.itertuples():
+        sketch = cells[(row.segment_key, row.segment_value, row.kind, row.column)].sketch
+        tol = 2 * rank_error(200) + 1 / max(row.n, 1)
+        below = sketch.rank(float(np.nextafter(row.value, -np.inf)))  # ties: a rank interval
+        assert below - tol <= row.q <= sketch.rank(row.value) + tol
+
+
+def test_counts_match_the_log_exactly(
+    urls: tuple[str, str], tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    df, plan = small
+    records = make_records(df)
+    write(urls[0], tmp_path / "spool", records)
+    # Declared values have their segment from the first row (others wait for admit_min_rows).
+    cfg = config(urls, segments={"values": {"channel": list(CHANNELS)}})
+    result = update(cfg, plan=plan)
+    assert result.rows == len(records) and result.skipped == 0
+    # SQLite batches by row count; PostgreSQL never splits one writer transaction.
+    assert result.batches == 6 if urls[0].startswith("sqlite") else result.batches >= 1
+    end = T0 + 31 * H
+    with open_monitor_store(urls[1]) as store:
+        counts = store.decision_counts(T0, end)
+        frame = pd.DataFrame(
+            {
+                "channel": [r.segment["channel"] for r in records],
+                "decision": [r.decision for r in records],
+                "status": [r.status for r in records],
+            }
+        )
+        for channel in CHANNELS:
+            got = counts[(counts.segment_value == channel) & (counts.decision == "deny")]
+            want = int(((frame.channel == channel) & (frame.decision == "deny")).sum())
+            assert got["n"].item() == want
+        refused = counts[(counts.segment_key == "all") & (counts.status == "rejected_validation")]
+        assert refused["n"].item() == int((frame.status == "rejected_validation").sum())
+        # Raw AGE includes the refused 999s; the guarded feature never does.
+        raw = store.percentiles(T0, end, column="AGE", kind="raw", q=[1.0], segment=ALL)
+        feat = store.percentiles(T0, end, column="AGE", kind="feature", q=[1.0], segment=ALL)
+        assert raw["value"].item() == 999 and feat["value"].item() <= 80
+        guards = store.guard_action_counts(T0, end, segment=ALL)
+        out = guards[guards.action == "out_of_contract"]
+        assert out["column"].item() == "AGE" and out["n"].item() == refused["n"].item()
+        # Percentiles within the sketch's rank error of the exact ones.
+        ages = np.sort(np.array([r.raw["AGE"] for r in records], dtype=float))
+        for q in (0.01, 0.5, 0.99):
+            value = store.percentiles(T0, end, column="AGE", kind="raw", q=[q], segment=ALL)
+            v = value["value"].item()
+            below = np.searchsorted(ages, v, side="left") / ages.size
+            upto = np.searchsorted(ages, v, side="right") / ages.size  # ties: a rank interval
+            assert below - rank_error(200) <= q <= upto + rank_error(200)
+        clients = store.probing_by_client(T0, end)
+        assert set(clients["client"]) == {"bank-a", "bank-b"}
+        assert clients["requests"].sum() == len(records)
+        assert clients["boundary"].sum() == sum(1 for r in records if r.probing)
+
+
+def test_running_twice_counts_nothing_twice(
+    urls: tuple[str, str], tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    df, plan = small
+    write(urls[0], tmp_path / "spool", make_records(df))
+    cfg = config(urls)
+    update(cfg, plan=plan)
+    with open_monitor_store(urls[1]) as store:
+        before = snapshot(store, T0 + 31 * H)
+    again = update(cfg, plan=plan)
+    assert again.rows == 0 and again.batches == 0
+    with open_monitor_store(urls[1]) as store:
+        assert snapshot(store, T0 + 31 * H) == before
+
+
+def test_crash_in_the_middle_then_rerun_gives_the_same_store(
+    urls: tuple[str, str],
+    tmp_path: Path,
+    small: tuple[pd.DataFrame, MonitorPlan],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    df, plan = small
+    write(urls[0], tmp_path / "spool", make_records(df))
+    cfg = config(urls)
+    original = SqlMonitorStore._put_state
+    calls = {"n": 0}
+
+    def crash_on_second_watermark(self: SqlMonitorStore, conn: Any, name: str, value: Any) -> None:
+        if name == "watermark":
+            calls["n"] += 1
+            if calls["n"] == 2:  # after the second batch's counts and sketches were written
+                raise KeyboardInterrupt("killed")
+        original(self, conn, name, value)
+
+    monkeypatch.setattr(SqlMonitorStore, "_put_state", crash_on_second_watermark)
+    with pytest.raises(KeyboardInterrupt):
+        update(cfg, plan=plan)
+    monkeypatch.setattr(SqlMonitorStore, "_put_state", original)
+    with open_monitor_store(urls[1]) as store:
+        assert store.watermark() is not None  # one batch committed, the second rolled back
+        partial = store.volume(T0, T0 + 31 * H, segment=ALL)["n"].item()
+        assert 0 < partial < 600
+    update(cfg, plan=plan)
+    clean = config((urls[0], f"sqlite:///{tmp_path / 'clean.db'}"))
+    update(clean, plan=plan)
+    with open_monitor_store(urls[1]) as crashed, open_monitor_store(clean.store_url()) as ref:
+        assert snapshot(crashed, T0 + 31 * H) == snapshot(ref, T0 + 31 * H)
+        same_percentiles(crashed, ref, T0 + 31 * H)
+
+
+def test_late_rows_fold_into_their_bucket(
+    urls: tuple[str, str], tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    df, plan = small
+    records = make_records(df.head(200), step=timedelta(minutes=1))
+    write(urls[0], tmp_path / "spool", records[:150])  # up to 02:30
+    cfg = config(urls)
+    update(cfg, plan=plan)
+    # The spool of a replica replayed after an outage: old request times, committed now.
+    write(urls[0], tmp_path / "spool", records[150:] + make_records(df.head(10), seed=5))
+    result = update(cfg, plan=plan)
+    assert result.rows == 60 and result.late_rows == 10
+    with open_monitor_store(urls[1]) as store:
+        vol = store.volume(T0, T0 + H, segment=ALL)["n"].item()
+        assert vol == 60 + 10  # the first hour got its ten late rows (minutes 0, 3, ..., 27)
+        assert store.volume(T0, T0 + 4 * H, segment=ALL)["n"].item() == 210
+
+
+def test_source_mismatch_is_refused(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    df, plan = small
+    a, b = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    write(a, tmp_path / "spool", make_records(df.head(10)))
+    store = f"sqlite:///{tmp_path / 'mon.db'}"
+    update(MonitorConfig(log=a, store=store), plan=plan)
+    with pytest.raises(SourceMismatchError, match="--reset"):
+        update(MonitorConfig(log=b, store=store), plan=plan)
+
+
+def test_corrupt_and_hand_edited_rows_never_crash(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan], caplog: pytest.LogCaptureFixture
+) -> None:
+    df, plan = small
+    urls = (f"sqlite:///{tmp_path / 'log.db'}", f"sqlite:///{tmp_path / 'mon.db'}")
+    records = make_records(df.head(300), step=timedelta(minutes=1))
+    write(urls[0], tmp_path / "spool", records)
+    engine = create_sql_engine(urls[0])
+    ids = [r.decision_id for r in records]
+    edits = {
+        ids[1]: {"raw": "{not json"},
+        ids[2]: {"raw": '{"AGE": "thirty", "LIMIT_BAL": 1e999}'},
+        ids[3]: {"raw": "[1, 2, 3]", "segment": "garbage", "guard_actions": "{"},
+        ids[4]: {"timestamp": "yesterday-ish"},
+        ids[5]: {"features": '{"AGE": NaN}', "errors": "null", "probing": '"boundary"'},
+        ids[6]: {"raw": '{\n  "AGE": 41\n}'},
+    }
+    with engine.begin() as conn:
+        for decision_id, values in edits.items():
+            sets = ", ".join(f"{k} = :{k}" for k in values)
+            conn.execute(
+                sa.text(f"UPDATE tg_predictions SET {sets} WHERE decision_id = :id"),
+                {**values, "id": decision_id},
+            )
+    engine.dispose()
+    result = update(config(urls), plan=plan)
+    assert result.rows == 299 and result.skipped == 1
+    assert result.slow_rows > 0
+    assert "without a readable timestamp" in caplog.text and ids[4] in caplog.text
+    with open_monitor_store(urls[1]) as store:
+        summary = store.numeric_summary(T0, T0 + 5 * H, column="AGE", kind="raw", segment=ALL)
+        assert summary["invalid_rate"].item() == pytest.approx(1 / summary["rows"].item())
+        lim = store.numeric_summary(T0, T0 + 5 * H, column="LIMIT_BAL", kind="raw", segment=ALL)
+        assert lim["invalid_rate"].item() > 0  # 1e999 is not a finite number
+        assert store.volume(T0, T0 + 5 * H, segment=ALL)["n"].item() == 299
+
+
+def test_segment_explosion_stays_bounded(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    df, plan = small
+    urls = (f"sqlite:///{tmp_path / 'log.db'}", f"sqlite:///{tmp_path / 'mon.db'}")
+    records = make_records(pd.concat([df] * 10, ignore_index=True), step=timedelta(seconds=1))
+    for i, r in enumerate(records):
+        # every request a new campaign id, plus a steady channel; and junk keys
+        r.segment = {"channel": r.segment["channel"], "campaign": f"c{i}", f"junk{i}": 1}
+    write(urls[0], tmp_path / "spool", records)
+    cfg = config(urls, segments={"top_k": 5}, batch_rows=2000)
+    update(cfg, plan=plan)
+    with open_monitor_store(urls[1]) as store:
+        vol = store.volume(T0, T0 + 3 * H)
+        assert set(vol.loc[vol.segment_key == "campaign", "segment_value"]) <= {"other"}
+        assert not any(k.startswith("junk") for k in vol["segment_key"])
+        assert set(vol.loc[vol.segment_key == "channel", "segment_value"]) == set(CHANNELS)
+        engine = store.engine
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT count(*) FROM tg_mon_numeric")).scalar_one()
+        assert rows < 3 * 30 * 60  # buckets × segments × columns, not × 6000 campaigns
+
+
+def test_log_database_down_keeps_the_watermark(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    _, plan = small
+    store_url = f"sqlite:///{tmp_path / 'mon.db'}"
+    down = "postgresql://postgres@127.0.0.1:9/nowhere"  # nothing listens on port 9
+    with pytest.raises(BackendUnavailableError, match="prediction log"):
+        update(MonitorConfig(log=down, store=store_url), plan=plan)
+    with open_monitor_store(store_url) as store:
+        assert store.watermark() is None
+
+
+@pytest.mark.postgres
+def test_postgres_rows_of_a_transaction_in_flight_are_read_later(
+    postgres_url: str, tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    """A writer's transaction that started first but commits last is not skipped."""
+    from tabguard.serving._log import record_to_row
+
+    df, plan = small
+    records = make_records(df.head(30))
+    write(postgres_url, tmp_path / "spool", records[:10])
+    engine = create_sql_engine(postgres_url)
+    slow = engine.connect()
+    tx = slow.begin()
+    rows = [record_to_row(r) for r in records[10:20]]
+    from tabguard.serving._log import _db_row
+    from tabguard.storage import predictions_table
+
+    slow.execute(predictions_table.insert(), [_db_row(r) for r in rows])  # not committed yet
+    write(postgres_url, tmp_path / "spool", records[20:])  # a later writer, committed first
+    cfg = config((postgres_url, postgres_url))
+    first = update(cfg, plan=plan)
+    assert first.rows == 10  # stops below the open transaction: rows 20-29 wait too
+    tx.commit()
+    slow.close()
+    second = update(cfg, plan=plan)
+    assert second.rows == 20
+    with open_monitor_store(postgres_url) as store:
+        assert store.volume(T0, T0 + 2 * H, segment=ALL)["n"].item() == 30
+    engine.dispose()
+
+
+def test_run_forever_survives_a_failed_turn(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    df, plan = small
+    urls = (f"sqlite:///{tmp_path / 'log.db'}", f"sqlite:///{tmp_path / 'mon.db'}")
+    write(urls[0], tmp_path / "spool", make_records(df.head(20)))
+    cfg = config(urls)
+    import tabguard.monitoring._update as upd
+
+    monkeypatch.setattr(upd, "load_plan", lambda _cfg: plan)
+    real = upd.LogReader
+    turns = {"n": 0}
+
+    def flaky(url: str, **kw: Any) -> LogReader:
+        turns["n"] += 1
+        if turns["n"] == 1:
+            raise BackendUnavailableError("prediction log: down for the test")
+        return real(url, **kw)
+
+    monkeypatch.setattr(upd, "LogReader", flaky)
+    sleeps: list[float] = []
+    results: list[Any] = []
+    errors: list[BaseException] = []
+    failures = run_forever(
+        cfg,
+        timedelta(seconds=60),
+        sleep=sleeps.append,
+        iterations=3,
+        on_result=results.append,
+        on_error=errors.append,
+    )
+    assert failures == 1 and len(errors) == 1 and len(sleeps) == 2
+    assert [r.update.rows for r in results] == [20, 0]
+
+
+def test_run_once_evaluates_at_the_clock_time(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    df, plan = small
+    urls = (f"sqlite:///{tmp_path / 'log.db'}", f"sqlite:///{tmp_path / 'mon.db'}")
+    write(urls[0], tmp_path / "spool", make_records(df.head(5)))
+    import tabguard.monitoring._update as upd
+
+    monkeypatch.setattr(upd, "load_plan", lambda _cfg: plan)
+    clock = FixedClock(T0 + 5 * H)
+    result = run_once(config(urls), clock=clock)
+    assert result.at == T0 + 5 * H and result.update.rows == 5
+
+
+def test_cli_update_is_cron_friendly(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tabguard.cli import main
+
+    df, _ = small
+    log_url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    write(log_url, tmp_path / "spool", make_records(df.head(50)))
+    path = tmp_path / "monitor.yaml"
+    path.write_text(json.dumps({"log": log_url}), encoding="utf-8")
+    for expected in (50, 0):
+        with pytest.raises(SystemExit) as info:
+            main(["monitor", "update", "--config", str(path), "--home", str(tmp_path)])
+        assert info.value.code == 0
+        out = capsys.readouterr().out
+        assert f"read {expected} log rows" in out and "monitoring.db" in out
+    path.write_text("aggregation: {bucket: 11m}", encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        main(["monitor", "update", "--config", str(path)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "aggregation.bucket" in err and "11m" in err
