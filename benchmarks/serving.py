@@ -406,7 +406,7 @@ def main() -> None:
         help="single: one process and in process; workers: the multi-worker comparison",
     )
     args = parser.parse_args()
-    from tabguard.serving import load_config, resolve_reference
+    from tabguard.serving import load_config, open_keys, resolve_reference
     from tabguard.training import TrainConfig, train
 
     recs = records()
@@ -432,7 +432,7 @@ def main() -> None:
             '[probing]\naction = "flag"\n'
         )
         cfg = load_config(home)
-        with cfg.open_key_store() as keys:
+        with open_keys(cfg) as keys:
             key = keys.create("bench", "decide")[1]
             admin = keys.create("bench-admin", "admin")[1]
         # Profiled once and stored under the home, where every worker process finds it.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tabguard.datasets import credit_default_contract
-from tabguard.serving import create_app, load_config
+from tabguard.serving import create_app, load_config, open_keys
 from tests.serving._tcp_proxy import closed_port
 from tests.serving.conftest import Harness, body_of
 
@@ -384,7 +384,7 @@ def test_create_app_from_a_directory_uses_the_configured_stores(
 
     home = tmp_path / "home"
     home.mkdir()
-    key = load_config(home).open_key_store().create("bank-a")[1]
+    key = open_keys(load_config(home)).create("bank-a")[1]
     app = create_app(model_dir, home=home, reference=train_df)
     with TestClient(app) as client:
         r = client.post(

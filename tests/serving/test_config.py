@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tabguard.serving import ConfigError, load_config, tabguard_home
+from tabguard.serving import (
+    ConfigError,
+    load_config,
+    open_flags,
+    open_keys,
+    open_limiter,
+    open_log,
+    open_log_reader,
+    tabguard_home,
+)
 
 EXAMPLE = """
 [limits]
@@ -63,7 +73,7 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     assert cfg.limits.per_subject == "1/month"
     assert cfg.stores.log == "sqlite:///.tabguard/predictions.db"
     assert cfg.log.batch_size == 200 and cfg.log.spool_dir == Path(".tabguard/spool")
-    assert cfg.probing == {"window": 50}
+    assert cfg.probing.window == 50 and cfg.probing.action == "flag"
 
 
 def test_partial_sections_keep_the_other_defaults(tmp_path: Path) -> None:
@@ -75,11 +85,16 @@ def test_partial_sections_keep_the_other_defaults(tmp_path: Path) -> None:
     assert cfg.log.flush_interval == 0.5
 
 
-def test_decisions_keeps_extra_keys_for_the_app(tmp_path: Path) -> None:
-    write(tmp_path, "[decisions]\ndelay_seconds = 3\nreview_band = 0.05\n")
+def test_every_section_is_validated_at_load(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        '[decisions]\ndelay_seconds = 3\nrules_default = "deny"\n'
+        '[server]\nport = 9000\nworkers = 2\n[probing]\naction = "throttle"\n',
+    )
     cfg = load_config(tmp_path)
-    assert cfg.decisions.delay_seconds == 3
-    assert cfg.decisions.model_extra == {"review_band": 0.05}
+    assert cfg.decisions.delay_seconds == 3 and cfg.decisions.rules_default == "deny"
+    assert (cfg.server.port, cfg.server.workers, cfg.server.host) == (9000, 2, "127.0.0.1")
+    assert cfg.probing.action == "throttle" and cfg.probing.throttle == "1/minute"
 
 
 @pytest.mark.parametrize(
@@ -100,6 +115,13 @@ def test_decisions_keeps_extra_keys_for_the_app(tmp_path: Path) -> None:
         ("[log]\nbatch_size = 0\n", "log.batch_size", "greater than or equal to 1"),
         ('[log]\nflush_interval = "fast"\n', "log.flush_interval", "number"),
         ("[decisions]\ndelay_seconds = -1\n", "decisions.delay_seconds", "greater than"),
+        ("[decisions]\nreview_band = 0.05\n", "decisions.review_band", "unknown key"),
+        ('[decisions]\nrules_default = "maybe"\n', "decisions.rules_default", "review"),
+        ("[server]\nport = 70000\n", "server.port", "less than or equal to 65535"),
+        ('[server]\nclock = "2031-01-01"\n', "server.clock", "unknown key"),
+        ('[probing]\naction = "ban"\n', "probing.action", "throttle"),
+        ('[probing]\nthrottle = "fast"\n', "probing.throttle", "N/unit"),
+        ('[probing]\nstorage = "sqlite:///x.db"\n', "probing.storage", "redis://"),
     ],
 )
 def test_errors_name_the_file_key_rule_and_value(
@@ -128,9 +150,51 @@ def test_factories_open_the_configured_stores(tmp_path: Path) -> None:
         '[stores]\nflags = "memory://"\nkeys = "memory://"\n[limits]\nper_subject = "1/day"\n',
     )
     cfg = load_config(tmp_path)
-    with cfg.open_flag_store() as flags, cfg.open_key_store() as keys:
+    with open_flags(cfg) as flags, open_keys(cfg) as keys:
         assert flags.url == "memory://" and keys.url == "memory://"
-    with cfg.open_prediction_log() as plog:
+    with open_log(cfg) as plog:
         assert plog.url == f"sqlite:///{tmp_path / 'predictions.db'}"
-    limiter = cfg.rate_limiter()
+    with open_log_reader(cfg) as reader:
+        assert reader.count() == 0
+    limiter = open_limiter(cfg)
     assert [str(i) for i in limiter.subject_items] == ["1 per 1 day"]
+
+
+def test_config_is_a_leaf_of_the_service() -> None:
+    """_config.py imports no other part of the service at import time (it only parses)."""
+    import ast
+
+    import tabguard.serving._config as config_module
+
+    tree = ast.parse(Path(config_module.__file__).read_text(encoding="utf-8"))
+    imported = {
+        node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tabguard")
+    }
+    assert imported <= {
+        "tabguard._home",
+        "tabguard.errors",
+        "tabguard.storage",
+        "tabguard.storage._url",
+    }
+    assert not hasattr(config_module.ServingConfig, "open_key_store")
+
+
+def test_the_service_takes_the_validated_sections_as_they_are(tmp_path: Path, bundle: Any) -> None:
+    from tabguard.serving import ScoringService
+
+    write(tmp_path, "[server]\nkey_cache_ttl = 2\n[probing]\nwalk_min = 3\n")
+    cfg = load_config(tmp_path)
+    service = ScoringService(bundle, cfg)
+    assert service.server is cfg.server and service.decisions is cfg.decisions
+    assert service.probing_config is cfg.probing
+
+
+def test_one_home_helper_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tabguard.training._tracking import default_tracking_uri
+
+    monkeypatch.setenv("TABGUARD_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert load_config().home == tabguard_home() == tmp_path / "elsewhere"
+    assert default_tracking_uri() == f"sqlite:///{(tmp_path / 'elsewhere' / 'mlflow.db').resolve()}"

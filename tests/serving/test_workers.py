@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tabguard.serving import load_config
+from tabguard.serving import load_config, open_keys, open_log
 from tests.serving.conftest import body_of, write_config
 
 
@@ -50,7 +50,7 @@ def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
         "[log]\nflush_interval = 0.1\n",
     )
     cfg = load_config(home)
-    with cfg.open_key_store() as keys:
+    with open_keys(cfg) as keys:
         key = keys.create("bank-a", "decide")[1]
         admin = keys.create("ops", "admin")[1]
     port = free_port()
@@ -121,7 +121,7 @@ def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
             out, _ = proc.communicate()
     assert proc.returncode == 0, out
     assert "with 2 worker(s)" in out
-    plog = cfg.open_prediction_log()
+    plog = open_log(cfg)
     try:
         assert plog.flush(10)
         df = plog.query()

@@ -335,9 +335,9 @@ def _save_skops(model: Any, path: Path) -> None:
 
 def _demo_key() -> str:
     """A fresh API key named ``demo`` in TABGUARD_HOME (the previous one is revoked)."""
-    from tabguard.serving import ApiKeyError, load_config
+    from tabguard.serving import ApiKeyError, load_config, open_keys
 
-    store = load_config().open_key_store()
+    store = open_keys(load_config())
     try:
         with contextlib.suppress(ApiKeyError):  # no active demo key yet
             store.revoke("demo")

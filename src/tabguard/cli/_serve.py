@@ -57,18 +57,13 @@ def serve_cmd(
     """Serve guarded real-time decisions of a model directory (see docs/serving.md)."""
     import uvicorn
 
-    from tabguard.serving._app import (
-        MODEL_ENV,
-        ScoringService,
-        resolve_reference,
-        service_settings,
-    )
+    from tabguard.serving._app import MODEL_ENV, ScoringService, resolve_reference
     from tabguard.serving._config import HOME_ENV, load_config
     from tabguard.serving._metrics import MULTIPROC_ENV
     from tabguard.training import load_model
 
-    cfg = load_config()
-    server, _, _ = service_settings(cfg)
+    cfg = load_config()  # validated once here; each worker validates the same file at its start
+    server = cfg.server
     # Fail here, with one line, rather than in every worker: verify the model, compile and
     # check the fast path (numba caches the compiled code for the workers), profile the
     # reference data once.

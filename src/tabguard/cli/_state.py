@@ -21,6 +21,7 @@ from tabguard.errors import BackendUnavailableError
 from tabguard.flags import FLAG_SPECS
 from tabguard.serving._config import ServingConfig, load_config
 from tabguard.serving._keys import SCOPES
+from tabguard.serving._stores import open_flags, open_keys, open_log
 from tabguard.storage import redact_url
 
 keys_app = typer.Typer(
@@ -67,7 +68,7 @@ def keys_create(
     ] = "decide",
 ) -> None:
     """Create an API key; the key is printed once, as the last word of the output."""
-    with _config().open_key_store() as store:
+    with open_keys(_config()) as store:
         key_id, key = store.create(name, scopes)
         client = store.verify(key)
     shown = ",".join(sorted(client.scopes)) if client else scopes
@@ -85,7 +86,7 @@ def keys_list(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
 ) -> None:
     """List API keys (names, ids, scopes; never secrets)."""
-    with _config().open_key_store() as store:
+    with open_keys(_config()) as store:
         clients = store.list(include_revoked=all_keys)
     if not clients:
         console.print("no API keys (create one with `tabguard keys create NAME`)")
@@ -105,7 +106,7 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(name: Annotated[str, typer.Argument(help="Client name.")]) -> None:
     """Revoke a client's API key (requests with it get 401 from then on)."""
-    with _config().open_key_store() as store:
+    with open_keys(_config()) as store:
         store.revoke(name)
     console.print(f"revoked the key of {name!r}", markup=False)
 
@@ -125,7 +126,7 @@ def flags_set(
     ] = None,
 ) -> None:
     """Set a flag; a running service applies it within a second."""
-    with _config().open_flag_store() as store:
+    with open_flags(_config()) as store:
         change = store.set(name, value, actor or _default_actor(), reason)
     console.print(
         f"{change.name}: {_show(change.old)} -> {_show(change.new)} "
@@ -141,7 +142,7 @@ def flags_get(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the flags in force."""
-    with _config().open_flag_store() as store:
+    with open_flags(_config()) as store:
         if name is not None:
             value = store.get(name)
             console.print(json.dumps(value) if as_json else _show(value), markup=False)
@@ -164,7 +165,7 @@ def flags_history(
     name: Annotated[str | None, typer.Option("--flag", help="Only this flag.")] = None,
 ) -> None:
     """Show the audit trail of flag changes, newest first."""
-    with _config().open_flag_store() as store:
+    with open_flags(_config()) as store:
         changes = store.history(limit=limit, name=name)
     if not changes:
         console.print("no flag changes yet")
@@ -194,7 +195,7 @@ def log_export(
     ] = None,
 ) -> None:
     """Export the prediction log to CSV (JSON columns as JSON text)."""
-    with _config().open_prediction_log() as plog:
+    with open_log(_config()) as plog:
         n = plog.export_csv(out, since=since, until=until)
     console.print(f"wrote {n} rows to {out}")
 
@@ -207,7 +208,7 @@ def log_status() -> None:
     """
     cfg = _config()
     where = redact_url(cfg.stores.log)
-    with cfg.open_prediction_log() as plog:
+    with open_log(cfg) as plog:
         plog.replay()
         try:
             rows: str = str(plog.count())

@@ -1,11 +1,13 @@
 """The guarded real-time scoring service (requirements S1-S6).
 
-This package holds the service's state layer — configuration (:func:`load_config`), API keys
-(:class:`KeyStore`), rate limits (:class:`AsyncRateLimiter`), the prediction log
-(:class:`PredictionLog`) — and the FastAPI app with its guards pipeline built on them
-(:func:`create_app`, :class:`ScoringService`, :class:`GuardPipeline`), the fast scoring path
-(:func:`compile_scorer`), the decision layer (:class:`DecisionPolicy`), the rule-based fallback
-(:class:`RulePolicy`) and probing detection (:class:`ProbingDetector`).
+This package holds the service's state layer — configuration (:func:`load_config`, a leaf that
+only parses and validates ``tabguard.toml``), the store factories (:func:`open_flags`,
+:func:`open_keys`, :func:`open_log`, :func:`open_log_reader`, :func:`open_limiter`), API keys
+(:class:`KeyStore`), rate limits (:class:`AsyncRateLimiter`), the prediction log (written by
+:class:`PredictionLog`, read by :class:`LogReader`) — and the FastAPI app with its guards
+pipeline built on them (:func:`create_app`, :class:`ScoringService`, :class:`GuardPipeline`),
+the fast scoring path (:func:`compile_scorer`), the decision layer (:class:`DecisionPolicy`),
+the rule-based fallback (:class:`RulePolicy`) and probing detection (:class:`ProbingDetector`).
 Flags live in :mod:`tabguard.flags`, storage plumbing in :mod:`tabguard.storage`.
 """
 
@@ -26,6 +28,8 @@ from tabguard.serving._config import (
     DecisionsConfig,
     LimitsConfig,
     LogConfig,
+    ProbingConfig,
+    ServerConfig,
     ServingConfig,
     StoresConfig,
     load_config,
@@ -65,33 +69,29 @@ from tabguard.serving._keys import (
     parse_scopes,
 )
 from tabguard.serving._limits import AsyncRateLimiter, RateDecision, RateLimiter, parse_rate
-from tabguard.serving._log import (
-    LogStats,
-    PredictionLog,
-    PredictionRecord,
-    Spool,
-    dumps_json,
-    record_to_row,
-    row_to_record,
-)
+from tabguard.serving._log import LogStats, PredictionLog
+from tabguard.serving._log_read import LOG_COLUMNS, LogReader, Watermark
 from tabguard.serving._metrics import ServiceMetrics
 from tabguard.serving._probing import (
     SIGNALS,
     MemoryProbingStore,
-    ProbingConfig,
     ProbingDetector,
     ProbingResult,
     ProbingStore,
     RedisProbingStore,
 )
+from tabguard.serving._record import PredictionRecord, dumps_json, record_to_row, row_to_record
 from tabguard.serving._reference import ReferenceProfile
 from tabguard.serving._rules import RuleOutcome, RulePolicy
 from tabguard.serving._scoring import FastScorer, compile_scorer, random_records
+from tabguard.serving._spool import Spool
+from tabguard.serving._stores import open_flags, open_keys, open_limiter, open_log, open_log_reader
 
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_SCOPES",
     "HOME_ENV",
+    "LOG_COLUMNS",
     "MODEL_ENV",
     "SCOPES",
     "SIGNALS",
@@ -116,6 +116,7 @@ __all__ = [
     "KeyStore",
     "LimitsConfig",
     "LogConfig",
+    "LogReader",
     "LogStats",
     "MemoryKeyStore",
     "MemoryProbingStore",
@@ -139,6 +140,7 @@ __all__ = [
     "Sanitise",
     "Score",
     "ScoringService",
+    "ServerConfig",
     "ServerSettings",
     "ServiceMetrics",
     "ServingConfig",
@@ -148,12 +150,18 @@ __all__ = [
     "StoresConfig",
     "SubjectLimit",
     "Validate",
+    "Watermark",
     "app_from_env",
     "compile_scorer",
     "create_app",
     "dumps_json",
     "load_config",
+    "open_flags",
     "open_key_store",
+    "open_keys",
+    "open_limiter",
+    "open_log",
+    "open_log_reader",
     "parse_rate",
     "parse_scopes",
     "random_records",

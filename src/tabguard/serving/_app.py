@@ -25,21 +25,25 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from tabguard import __version__
 from tabguard.contract import RecordValidator
 from tabguard.errors import BackendUnavailableError, DataError
-from tabguard.serving._config import ConfigError, ServingConfig, load_config
+from tabguard.serving._config import (
+    DecisionsConfig,
+    ProbingConfig,
+    ServerConfig,
+    ServingConfig,
+    load_config,
+)
 from tabguard.serving._decision import DecisionPolicy, DelayedDecisions
 from tabguard.serving._guards import (
-    MAX_BODY_BYTES,
     Authenticate,
     ClientLimit,
     Clock,
@@ -61,10 +65,11 @@ from tabguard.serving._guards import (
 from tabguard.serving._keys import KeyCache
 from tabguard.serving._limits import AsyncRateLimiter
 from tabguard.serving._metrics import ServiceMetrics
-from tabguard.serving._probing import ProbingConfig, ProbingDetector, ProbingStore
+from tabguard.serving._probing import ProbingDetector, ProbingStore
 from tabguard.serving._reference import ReferenceProfile, profile_path
 from tabguard.serving._rules import RulePolicy
 from tabguard.serving._scoring import compile_scorer
+from tabguard.serving._stores import open_flags, open_keys, open_limiter, open_log
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,83 +86,17 @@ MODEL_ENV = "TABGUARD_SERVE_MODEL"
 
 
 # --------------------------------------------------------------------------------------------
-# Settings read from tabguard.toml ([server], [decisions] extras, [probing])
+# Settings: validated once by load_config; these names stay for callers of earlier versions.
+
+#: ``[server]`` (validated by :func:`load_config`).
+ServerSettings = ServerConfig
+#: ``[decisions]`` (validated by :func:`load_config`).
+DecisionSettings = DecisionsConfig
 
 
-class ServerSettings(BaseModel):
-    """``[server]``: how ``tabguard serve`` runs and app-level options.
-
-    Attributes
-    ----------
-    host, port, workers
-        Defaults of ``tabguard serve``.
-    reference : str, optional
-        Reference data for the probing detector and the rule policy (as ``--reference``).
-    max_body_bytes : int
-        Largest request body; larger ones get 413.
-    key_cache_ttl : float
-        Seconds a key check is cached (a revocation takes effect within this).
-    flag_interval : float
-        Seconds between flag-store polls (changes take effect within this).
-    metrics_require_key : bool
-        Require an ``admin`` key on ``/metrics`` (else it is open, for the scraper).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
-    reference: str | None = None
-    max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1024, le=16 * 1024 * 1024)
-    key_cache_ttl: float = Field(default=5.0, ge=0, le=3600)
-    flag_interval: float = Field(default=0.5, gt=0, le=1.0)
-    metrics_require_key: bool = False
-
-
-class DecisionSettings(BaseModel):
-    """``[decisions]``: delay and the rule policy."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    delay_seconds: float = Field(default=0.0, ge=0)
-    rules_default: Literal["review", "deny", "approve"] = "review"
-    rules_deny_above: float = Field(default=0.9, ge=0, le=1)
-    rules_approve_below: float | None = Field(default=None, ge=0, le=1)
-
-
-def service_settings(
-    config: ServingConfig,
-) -> tuple[ServerSettings, DecisionSettings, ProbingConfig]:
-    """Validate ``[server]``, ``[decisions]`` and ``[probing]`` of a configuration.
-
-    Raises
-    ------
-    ConfigError
-        Naming the file, the dotted key, the rule and the value.
-    """
-    decisions = {
-        "delay_seconds": config.decisions.delay_seconds,
-        **(config.decisions.model_extra or {}),
-    }
-    out: list[Any] = []
-    for section, model, data in (
-        ("server", ServerSettings, config.server),
-        ("decisions", DecisionSettings, decisions),
-        ("probing", ProbingConfig, config.probing),
-    ):
-        try:
-            out.append(model.model_validate(data))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            key = ".".join([section, *(str(p) for p in err["loc"])])
-            rule = str(err["msg"]).removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                rule = "unknown key (check its spelling against docs/serving.md)"
-            raise ConfigError(
-                config.path, key, rule, None if err["type"] == "missing" else err.get("input")
-            ) from None
-    return out[0], out[1], out[2]
+def service_settings(config: ServingConfig) -> tuple[ServerConfig, DecisionsConfig, ProbingConfig]:
+    """Return ``[server]``, ``[decisions]`` and ``[probing]`` (already validated)."""
+    return config.server, config.decisions, config.probing
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,8 +119,7 @@ def resolve_reference(
 
     if isinstance(reference, ReferenceProfile):
         return reference
-    server, _, _ = service_settings(config)
-    source = reference if reference is not None else server.reference
+    source = reference if reference is not None else config.server.reference
     stored = profile_path(config.home, bundle.digest or "unversioned")
     if source is not None:
         from tabguard.io import file_sha256, read_table
@@ -249,7 +187,8 @@ class ScoringService:
         self.bundle = bundle
         self.clock = clock
         self.config = config
-        self.server, self.decisions, self.probing_config = service_settings(config)
+        self.server, self.decisions = config.server, config.decisions
+        self.probing_config = config.probing
         contract = bundle.contract
         self.contract = contract
         self.validator = RecordValidator(contract)
@@ -297,13 +236,13 @@ class ScoringService:
         if self.started:
             return
         cfg, given = self.config, self._given
-        key_store = given["keys"] or cfg.open_key_store()
+        key_store = given["keys"] or open_keys(cfg)
         self.keys = KeyCache(key_store, ttl=self.server.key_cache_ttl)
-        flag_store = given["flags"] or cfg.open_flag_store()
+        flag_store = given["flags"] or open_flags(cfg)
         self.watcher: FlagWatcher = FlagWatcher(flag_store, interval=self.server.flag_interval)
         self.watcher.start()
-        self.log: PredictionLog = given["log"] or cfg.open_prediction_log()
-        self.limiter: AsyncRateLimiter = given["limiter"] or cfg.rate_limiter()
+        self.log: PredictionLog = given["log"] or open_log(cfg)
+        self.limiter: AsyncRateLimiter = given["limiter"] or open_limiter(cfg)
         pc = self.probing_config
         self.detector: ProbingDetector | None = None
         self.throttle: AsyncRateLimiter | None = None

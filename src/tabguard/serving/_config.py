@@ -1,4 +1,9 @@
-"""The service's configuration: ``$TABGUARD_HOME/tabguard.toml``.
+"""The service's configuration: ``$TABGUARD_HOME/tabguard.toml``, parsed and validated once.
+
+A leaf: this module reads and checks settings and nothing else. It opens no store (that is
+:mod:`tabguard.serving._stores`) and imports no other part of the service, so every part can
+import it. :func:`load_config` validates every section of the file in one pass, and every
+problem goes through one error mapper (:class:`ConfigError`: file, dotted key, rule, value).
 
 State lives under ``TABGUARD_HOME`` (default ``./.tabguard``). Every section and key is
 optional; an absent file means the defaults below. Store URLs choose the backends.
@@ -24,6 +29,9 @@ optional; an absent file means the defaults below. Store URLs choose the backend
 
     [decisions]
     delay_seconds = 0
+
+    [server]      # how `tabguard serve` runs (host, port, workers...)
+    [probing]     # probing detection (S6)
 """
 
 from __future__ import annotations
@@ -31,26 +39,19 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tabguard._home import DEFAULT_HOME, HOME_ENV, tabguard_home
 from tabguard.errors import TabguardError
-
-if TYPE_CHECKING:
-    from tabguard.flags import BaseFlagStore
-    from tabguard.serving._keys import MemoryKeyStore, SqlKeyStore
-    from tabguard.serving._limits import AsyncRateLimiter
-    from tabguard.serving._log import PredictionLog
 from tabguard.storage import StoreURLError, redact_url, store_kind
 from tabguard.storage._url import StoreKind
 
-#: Environment variable naming the state directory.
-HOME_ENV = "TABGUARD_HOME"
-#: The state directory when TABGUARD_HOME is not set (relative to the working directory).
-DEFAULT_HOME = Path(".tabguard")
 #: File name of the configuration inside the home.
 CONFIG_FILE = "tabguard.toml"
+#: Largest accepted request body by default (bytes); larger bodies get 413.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
 #: Backends each store accepts.
 STORE_BACKENDS: dict[str, tuple[StoreKind, ...]] = {
@@ -81,15 +82,37 @@ class ConfigError(TabguardError, ValueError):
         super().__init__(f"{path}: {key}: {rule}{got}")
 
 
-def tabguard_home(home: str | os.PathLike[str] | None = None) -> Path:
-    """Return the state directory: ``home``, else ``$TABGUARD_HOME``, else ``./.tabguard``."""
-    if home is not None:
-        return Path(home)
-    env = os.environ.get(HOME_ENV)
-    return Path(env) if env else DEFAULT_HOME
-
-
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+_OFF = frozenset({"off", "none", "disabled", ""})
+
+
+def _kind(url: str) -> StoreKind:
+    try:
+        return store_kind(url)
+    except StoreURLError:
+        raise ValueError(
+            "scheme must be one of sqlite://, postgresql://, redis://, memory://"
+        ) from None
+
+
+def _memory_or_redis(value: str) -> str:
+    try:
+        kind = store_kind(value)
+    except StoreURLError:
+        kind = None
+    if kind not in ("memory", "redis"):
+        raise ValueError("must be memory:// or redis://host:port/db")
+    return value
+
+
+def _check_rate(value: str) -> None:
+    # The rate syntax is the limits library's; _limits.py is the one module that imports it.
+    from tabguard.serving._limits import RATE_RULE, parse_rate
+
+    try:
+        parse_rate(value)
+    except ValueError:
+        raise ValueError(RATE_RULE) from None
 
 
 class LimitsConfig(BaseModel):
@@ -127,37 +150,17 @@ class LimitsConfig(BaseModel):
     @field_validator("per_client", "per_subject", mode="before")
     @classmethod
     def _rate(cls, value: Any) -> Any:
-        from tabguard.serving._limits import RATE_RULE, parse_rate
-
         if value is None or (isinstance(value, str) and value.strip().lower() in _OFF):
             return None
         if not isinstance(value, str):
             raise ValueError("must be a rate string such as '100/second' or 'off'")
-        try:
-            parse_rate(value)
-        except ValueError:
-            raise ValueError(RATE_RULE) from None
+        _check_rate(value)
         return value.strip()
 
     @field_validator("storage")
     @classmethod
     def _storage(cls, value: str) -> str:
-        kind = _kind(value)
-        if kind not in ("memory", "redis"):
-            raise ValueError("must be memory:// or redis://host:port/db")
-        return value
-
-
-_OFF = frozenset({"off", "none", "disabled", ""})
-
-
-def _kind(url: str) -> StoreKind:
-    try:
-        return store_kind(url)
-    except StoreURLError:
-        raise ValueError(
-            "scheme must be one of sqlite://, postgresql://, redis://, memory://"
-        ) from None
+        return _memory_or_redis(value)
 
 
 class StoresConfig(BaseModel):
@@ -211,17 +214,129 @@ class LogConfig(BaseModel):
 
 
 class DecisionsConfig(BaseModel):
-    """``[decisions]``: the decision layer (S4). Extra keys are kept for the app."""
+    """``[decisions]``: the decision layer (S4) and the rule policy.
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    Attributes
+    ----------
+    delay_seconds : float
+        Default delay before a decision is released (the ``delay`` flag, when above 0, wins).
+    rules_default : {'review', 'deny', 'approve'}
+        The rule policy's decision when no rule applies.
+    rules_deny_above : float
+        Monotone risk at or above which the rule policy denies.
+    rules_approve_below : float, optional
+        Monotone risk below which the rule policy approves (off by default).
+    """
+
+    model_config = _STRICT
 
     delay_seconds: float = Field(default=0.0, ge=0)
+    rules_default: Literal["review", "deny", "approve"] = "review"
+    rules_deny_above: float = Field(default=0.9, ge=0, le=1)
+    rules_approve_below: float | None = Field(default=None, ge=0, le=1)
+
+
+class ServerConfig(BaseModel):
+    """``[server]``: how ``tabguard serve`` runs, and app-level options.
+
+    Attributes
+    ----------
+    host, port, workers
+        Defaults of ``tabguard serve``.
+    reference : str, optional
+        Reference data for the probing detector and the rule policy (as ``--reference``).
+    max_body_bytes : int
+        Largest request body; larger ones get 413.
+    key_cache_ttl : float
+        Seconds a key check is cached (a revocation takes effect within this).
+    flag_interval : float
+        Seconds between flag-store polls (changes take effect within this).
+    metrics_require_key : bool
+        Require an ``admin`` key on ``/metrics`` (else it is open, for the scraper).
+    """
+
+    model_config = _STRICT
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    reference: str | None = None
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=16 * 1024 * 1024)
+    key_cache_ttl: float = Field(default=5.0, ge=0, le=3600)
+    flag_interval: float = Field(default=0.5, gt=0, le=1.0)
+    metrics_require_key: bool = False
+
+
+class ProbingConfig(BaseModel):
+    """``[probing]``: probing detection (S6).
+
+    Attributes
+    ----------
+    enabled : bool
+        Run the detector at all.
+    action : {'flag', 'throttle', 'review', 'deny'}
+        What happens to a flagged client's requests during ``cooldown``.
+    storage : str
+        ``memory://`` (per process) or ``redis://host:port/db`` (shared).
+    key_prefix : str
+        Prefix of the Redis keys.
+    window : float
+        Seconds of history that count.
+    history : int
+        Most recent queries kept per client.
+    max_changed : int
+        A query differing from an earlier one in 1..max_changed features is a walk step.
+    walk_min, gameable_min, boundary_min, ood_min : int
+        Queries with the signal, within the window, that flag the client.
+    boundary_margin : float
+        |score - threshold| below which a query is near the boundary.
+    boundary_share : float
+        Share of the window's queries that must be near the boundary too (a busy client sees
+        some scores near the threshold by chance; an attacker sees mostly those).
+    cooldown : float
+        Seconds a flag lasts after the last flagged query.
+    throttle : str
+        The flagged client's rate when ``action = "throttle"``.
+    timeout : float
+        Redis connect/read timeout in seconds.
+    """
+
+    model_config = _STRICT
+
+    enabled: bool = True
+    action: Literal["flag", "throttle", "review", "deny"] = "flag"
+    storage: str = "memory://"
+    key_prefix: str = "tabguard"
+    window: float = Field(default=600.0, gt=0, le=30 * 86400)
+    history: int = Field(default=100, ge=2, le=10_000)
+    max_changed: int = Field(default=1, ge=1, le=10)
+    walk_min: int = Field(default=5, ge=1)
+    gameable_min: int = Field(default=3, ge=1)
+    boundary_min: int = Field(default=8, ge=1)
+    boundary_margin: float = Field(default=0.03, ge=0, le=0.5)
+    boundary_share: float = Field(default=0.25, ge=0, le=1)
+    ood_min: int = Field(default=5, ge=1)
+    cooldown: float = Field(default=600.0, ge=0)
+    throttle: str = "1/minute"
+    timeout: float = Field(default=0.5, gt=0, le=30)
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        return _memory_or_redis(value)
+
+    @field_validator("throttle")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        _check_rate(value)
+        return value
 
 
 class ServingConfig(BaseModel):
     """The whole ``tabguard.toml``, validated, with defaults filled in.
 
-    ``probing`` and ``server`` are kept as generic tables for the service to interpret.
+    Built by :func:`load_config`; stores are opened from it by :mod:`tabguard.serving._stores`
+    (``open_flags(cfg)``, ``open_keys(cfg)``, ``open_log(cfg)``...).
     """
 
     model_config = _STRICT
@@ -233,39 +348,12 @@ class ServingConfig(BaseModel):
     stores: StoresConfig
     log: LogConfig
     decisions: DecisionsConfig = DecisionsConfig()
-    probing: dict[str, Any] = Field(default_factory=dict)
-    server: dict[str, Any] = Field(default_factory=dict)
-
-    # Factories, so the service and the CLI open the stores the same way. Imports are local:
-    # the stores import this module's types.
-
-    def open_flag_store(self) -> BaseFlagStore:
-        """Open ``[stores] flags`` (with ``redis_prefix`` for Redis)."""
-        from tabguard.flags import open_flag_store
-
-        return open_flag_store(self.stores.flags, redis_prefix=self.stores.redis_prefix)
-
-    def open_key_store(self) -> SqlKeyStore | MemoryKeyStore:
-        """Open ``[stores] keys``."""
-        from tabguard.serving._keys import open_key_store
-
-        return open_key_store(self.stores.keys)
-
-    def open_prediction_log(self) -> PredictionLog:
-        """Open ``[stores] log`` with the ``[log]`` settings (starts its writer thread)."""
-        from tabguard.serving._log import PredictionLog
-
-        return PredictionLog.from_config(self)
-
-    def rate_limiter(self) -> AsyncRateLimiter:
-        """Build the asyncio rate limiter of ``[limits]`` (call inside the serving process)."""
-        from tabguard.serving._limits import AsyncRateLimiter
-
-        limiter: AsyncRateLimiter = AsyncRateLimiter.from_config(self.limits)
-        return limiter
+    probing: ProbingConfig = ProbingConfig()
+    server: ServerConfig = ServerConfig()
 
 
-_SECTIONS = ("limits", "stores", "log", "decisions", "probing", "server")
+#: The sections of ``tabguard.toml``, in the order the docs list them.
+SECTIONS = ("limits", "stores", "log", "decisions", "probing", "server")
 
 
 def default_config_values(home: Path) -> dict[str, Any]:
@@ -282,6 +370,9 @@ def default_config_values(home: Path) -> dict[str, Any]:
 
 def load_config(home: str | os.PathLike[str] | None = None) -> ServingConfig:
     """Read and validate ``tabguard.toml`` from the home (defaults when the file is absent).
+
+    Every section is checked here, once; the service, the CLI and the stores take the result
+    as it is.
 
     Parameters
     ----------
@@ -302,8 +393,8 @@ def load_config(home: str | os.PathLike[str] | None = None) -> ServingConfig:
     --------
     >>> import tempfile
     >>> cfg = load_config(tempfile.mkdtemp())
-    >>> cfg.limits.per_client, cfg.limits.on_backend_error
-    ('100/second', 'fail_closed')
+    >>> cfg.limits.per_client, cfg.limits.on_backend_error, cfg.server.port
+    ('100/second', 'fail_closed', 8000)
     """
     home_path = tabguard_home(home)
     path = home_path / CONFIG_FILE
@@ -318,9 +409,9 @@ def load_config(home: str | os.PathLike[str] | None = None) -> ServingConfig:
         except OSError as exc:
             raise ConfigError(path, "(file)", f"cannot be read: {exc.strerror}") from None
     for section, value in data.items():
-        if section not in _SECTIONS:
+        if section not in SECTIONS:
             raise ConfigError(
-                path, section, f"unknown section; known sections: {', '.join(_SECTIONS)}"
+                path, section, f"unknown section; known sections: {', '.join(SECTIONS)}"
             )
         if not isinstance(value, dict):
             raise ConfigError(path, section, "must be a table ([section])", value)
@@ -330,17 +421,35 @@ def load_config(home: str | os.PathLike[str] | None = None) -> ServingConfig:
     try:
         return ServingConfig(home=home_path, path=path, from_file=from_file, **merged)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        value = err.get("input")
-        if isinstance(value, str) and "://" in value:
-            value = redact_url(value)  # never print a password from a store URL
-        rule = _rule_text(err)
-        raise ConfigError(path, key, rule, None if err["type"] == "missing" else value) from None
+        raise _config_error(path, exc) from None
 
 
-def _rule_text(err: Any) -> str:
-    msg = str(err["msg"])
+def _config_error(path: Path, exc: ValidationError) -> ConfigError:
+    """The one mapping of a validation error to a :class:`ConfigError` (first problem)."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    value = None if err["type"] == "missing" else err.get("input")
+    if isinstance(value, str) and "://" in value:
+        value = redact_url(value)  # never print a password from a store URL
     if err["type"] == "extra_forbidden":
-        return "unknown key (check its spelling against docs/operations.md)"
-    return msg.removeprefix("Value error, ")
+        rule = "unknown key (check its spelling against docs/operations.md)"
+    else:
+        rule = str(err["msg"]).removeprefix("Value error, ")
+    return ConfigError(path, key, rule, value)
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_HOME",
+    "HOME_ENV",
+    "ConfigError",
+    "DecisionsConfig",
+    "LimitsConfig",
+    "LogConfig",
+    "ProbingConfig",
+    "ServerConfig",
+    "ServingConfig",
+    "StoresConfig",
+    "load_config",
+    "tabguard_home",
+]

@@ -47,8 +47,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tabguard.errors import BackendUnavailableError, FieldError
+from tabguard.serving._config import DEFAULT_MAX_BODY_BYTES
 from tabguard.serving._decision import DecisionPolicy, DelayedDecisions, StoredDecision
-from tabguard.serving._log import PredictionRecord
+from tabguard.serving._record import PredictionRecord
 
 if TYPE_CHECKING:
     from tabguard.contract import FeatureTransform, RecordValidator
@@ -63,8 +64,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tabguard.serving")
 
-#: Largest accepted request body (bytes); larger bodies get 413.
-MAX_BODY_BYTES = 64 * 1024
+#: Largest accepted request body by default (bytes; ``[server] max_body_bytes``).
+MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
 #: Raw bodies longer than this are logged truncated (the record is kept, not the megabytes).
 _LOG_TEXT_MAX = 8 * 1024
 _SUBJECT_MAX = 256

@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tabguard.errors import BackendUnavailableError, MissingDependencyError
+from tabguard.serving._config import ProbingConfig
 from tabguard.storage import redact_url, store_kind
 
 if TYPE_CHECKING:
@@ -69,80 +69,6 @@ def signal_bits(signals: Iterable[str]) -> int:
     for s in signals:
         out |= SIGNAL_BITS.get(s, 0)
     return out
-
-
-class ProbingConfig(BaseModel):
-    """``[probing]`` in ``tabguard.toml``.
-
-    Attributes
-    ----------
-    enabled : bool
-        Run the detector at all.
-    action : {'flag', 'throttle', 'review', 'deny'}
-        What happens to a flagged client's requests during ``cooldown``.
-    storage : str
-        ``memory://`` (per process) or ``redis://host:port/db`` (shared).
-    key_prefix : str
-        Prefix of the Redis keys.
-    window : float
-        Seconds of history that count.
-    history : int
-        Most recent queries kept per client.
-    max_changed : int
-        A query differing from an earlier one in 1..max_changed features is a walk step.
-    walk_min, gameable_min, boundary_min, ood_min : int
-        Queries with the signal, within the window, that flag the client.
-    boundary_margin : float
-        |score - threshold| below which a query is near the boundary.
-    boundary_share : float
-        Share of the window's queries that must be near the boundary too (a busy client sees
-        some scores near the threshold by chance; an attacker sees mostly those).
-    cooldown : float
-        Seconds a flag lasts after the last flagged query.
-    throttle : str
-        The flagged client's rate when ``action = "throttle"``.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = True
-    action: Action = "flag"
-    storage: str = "memory://"
-    key_prefix: str = "tabguard"
-    window: float = Field(default=600.0, gt=0, le=30 * 86400)
-    history: int = Field(default=100, ge=2, le=10_000)
-    max_changed: int = Field(default=1, ge=1, le=10)
-    walk_min: int = Field(default=5, ge=1)
-    gameable_min: int = Field(default=3, ge=1)
-    boundary_min: int = Field(default=8, ge=1)
-    boundary_margin: float = Field(default=0.03, ge=0, le=0.5)
-    boundary_share: float = Field(default=0.25, ge=0, le=1)
-    ood_min: int = Field(default=5, ge=1)
-    cooldown: float = Field(default=600.0, ge=0)
-    throttle: str = "1/minute"
-    timeout: float = Field(default=0.5, gt=0, le=30)
-
-    @field_validator("storage")
-    @classmethod
-    def _storage(cls, value: str) -> str:
-        try:
-            kind = store_kind(value)
-        except Exception:
-            raise ValueError("must be memory:// or redis://host:port/db") from None
-        if kind not in ("memory", "redis"):
-            raise ValueError("must be memory:// or redis://host:port/db")
-        return value
-
-    @field_validator("throttle")
-    @classmethod
-    def _rate(cls, value: str) -> str:
-        from tabguard.serving._limits import RATE_RULE, parse_rate
-
-        try:
-            parse_rate(value)
-        except ValueError:
-            raise ValueError(RATE_RULE) from None
-        return value
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from tabguard._home import tabguard_home
 from tabguard.training._errors import TrackingError
 
 _BATCH = 100  # MLflow's limit of params per log_batch call
-
-
-def tabguard_home() -> Path:
-    """``$TABGUARD_HOME`` or ``./.tabguard``."""
-    return Path(os.environ.get("TABGUARD_HOME") or ".tabguard")
 
 
 def default_tracking_uri() -> str:
