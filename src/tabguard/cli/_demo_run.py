@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 from tabguard import __version__
 from tabguard.cli._app import console
 from tabguard.data_audit import audit_data, write_audit
-from tabguard.data_audit._triggers import format_p
+from tabguard.data_audit._triggers_report import format_p
 from tabguard.datasets import ATTRIBUTION, credit_default_contract, load_credit_default
 from tabguard.progress import RichProgress
 from tabguard.redteam import poison

@@ -15,7 +15,7 @@ nearest-neighbour search instead. This check reports; the trigger scan decides w
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,7 +24,6 @@ import pandas as pd
 from tabguard.checks import SHARE, CheckOptions, at_least, option
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes
-from tabguard.reports import Finding, Section, Table
 
 
 @dataclass(frozen=True)
@@ -105,6 +104,134 @@ def _differing(m: AuditMatrix, key: np.ndarray, cols: list[int]) -> tuple[np.nda
     return rows[keep], gid[keep]
 
 
+@dataclass
+class CopyGroup:
+    """Rows equal to another row on every model feature but ``features``.
+
+    Attributes
+    ----------
+    features : list of str
+    rows : ndarray
+        Every row of such a pair.
+    values : list
+        The most common combination of values of ``features`` among them.
+    count : int
+        Rows carrying it.
+    share : float
+        ``count / len(rows)``.
+    frequency_elsewhere : float
+        Share of the other rows carrying it.
+    enrichment : float
+        ``share`` over ``frequency_elsewhere``.
+    dominant : bool
+        The verdict of :func:`dominant_value`: copies with a written-in value.
+    carriers : ndarray
+        The rows carrying the dominant combination.
+    """
+
+    features: list[str]
+    rows: np.ndarray
+    values: list[Any]
+    count: int
+    share: float
+    frequency_elsewhere: float
+    enrichment: float
+    dominant: bool
+    carriers: np.ndarray
+
+
+@dataclass
+class NearDuplicatesResult:
+    """What the near-duplicate check found (data; :mod:`._duplicates_report` words it)."""
+
+    exact_rows: np.ndarray
+    exact_duplicates: int
+    conflicts: int
+    conflict_warning: bool
+    singles: list[CopyGroup] = field(default_factory=list)
+    pairs: list[CopyGroup] = field(default_factory=list)
+    pairs_searched: bool = True
+    budget: int = 0
+    n_rows: int = 0
+    n_features: int = 0
+
+
+def _group(
+    m: AuditMatrix, rows: np.ndarray, cols: list[int], o: NearDuplicatesOptions
+) -> CopyGroup:
+    names = [m.names[j] for j in cols]
+    combos = Counter(tuple(int(v) for v in r) for r in m.codes[np.ix_(rows, np.asarray(cols))])
+    ((top, count),) = combos.most_common(1)
+    share = count / len(rows)
+    values = [m.value(j, v) for j, v in zip(cols, top, strict=True)]
+    # A written-in value sits on one side of each (original, copy) pair, so it reaches at
+    # most half the rows; "dominance" is measured against that half. It must also be rare
+    # elsewhere: a common value (EDUCATION=1) dominates natural near-duplicates too.
+    sub = m.codes[:, cols]
+    has = (sub == np.asarray(top)).all(axis=1)
+    outside = np.ones(m.n_rows, dtype=bool)
+    outside[rows] = False
+    freq_out = float(has[outside].mean()) if outside.any() else 0.0
+    enrichment = share / max(freq_out, 1.0 / max(m.n_rows, 1))
+    return CopyGroup(
+        names,
+        rows,
+        values,
+        count,
+        share,
+        freq_out,
+        enrichment,
+        dominant_value(share, count, enrichment, o),
+        rows[has[rows]],
+    )
+
+
+def find_near_duplicates(ctx: AuditContext, opts: NearDuplicatesOptions) -> NearDuplicatesResult:
+    """Group rows by their hash on all features but one (or two)."""
+    m = build_matrix(ctx)
+    cells, total = cell_hashes(m)
+    d = len(m.names)
+    y = ctx.y
+    # exact duplicates (every model feature equal)
+    dup_rows, dup_gid = _groups(total)
+    n_dup = len(dup_rows) - len(np.unique(dup_gid)) if len(dup_rows) else 0
+    conflicts = 0
+    if len(dup_rows):
+        lab_min = np.full(dup_gid.max() + 1, 2, dtype=np.int64)
+        lab_max = np.full(dup_gid.max() + 1, -1, dtype=np.int64)
+        np.minimum.at(lab_min, dup_gid, y[dup_rows])
+        np.maximum.at(lab_max, dup_gid, y[dup_rows])
+        used = np.unique(dup_gid)
+        conflicts = int((lab_min[used] != lab_max[used]).sum())
+    out = NearDuplicatesResult(
+        dup_rows,
+        n_dup,
+        conflicts,
+        conflicting_duplicates(n_dup, conflicts, opts),
+        budget=opts.pair_budget,
+        n_rows=m.n_rows,
+        n_features=d,
+    )
+    with ctx.progress.stage("near-duplicates", total=d) as st:
+        for j in range(d):
+            with np.errstate(over="ignore"):
+                key = total - cells[:, j]
+            rows, _ = _differing(m, key, [j])
+            st.advance()
+            if len(rows):
+                out.singles.append(_group(m, rows, [j], opts))
+    out.pairs_searched = m.n_rows * d * (d - 1) / 2 <= opts.pair_budget
+    if out.pairs_searched:
+        for a in range(d):
+            for b in range(a + 1, d):
+                with np.errstate(over="ignore"):
+                    key = total - cells[:, a] - cells[:, b]
+                rows, _ = _differing(m, key, [a, b])
+                if len(rows) >= 2 * opts.min_pairs:
+                    out.pairs.append(_group(m, rows, [a, b], opts))
+    return out
+
+
 @register_check
 class NearDuplicates:
     """Rows identical to another row except in one or two features."""
@@ -116,156 +243,8 @@ class NearDuplicates:
     Options: ClassVar[type[CheckOptions]] = NearDuplicatesOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:
-        """Group rows by their hash on all features but one (or two)."""
-        opts = ctx.opts(NearDuplicatesOptions)
-        res = CheckResult()
-        m = build_matrix(ctx)
-        cells, total = cell_hashes(m)
-        d = len(m.names)
-        y = ctx.y
-        table: list[list[Any]] = []
-        # exact duplicates (every model feature equal)
-        dup_rows, dup_gid = _groups(total)
-        n_dup = len(dup_rows) - len(np.unique(dup_gid)) if len(dup_rows) else 0
-        conflicts = 0
-        if len(dup_rows):
-            lab_min = np.full(dup_gid.max() + 1, 2, dtype=np.int64)
-            lab_max = np.full(dup_gid.max() + 1, -1, dtype=np.int64)
-            np.minimum.at(lab_min, dup_gid, y[dup_rows])
-            np.maximum.at(lab_max, dup_gid, y[dup_rows])
-            used = np.unique(dup_gid)
-            conflicts = int((lab_min[used] != lab_max[used]).sum())
-        if n_dup:
-            res.findings.append(
-                Finding(
-                    check=self.name,
-                    severity="warning"
-                    if conflicting_duplicates(n_dup, conflicts, opts)
-                    else "info",
-                    message=(
-                        f"{n_dup} row(s) duplicate another row on every model feature; "
-                        f"{conflicts} duplicate group(s) carry both labels."
-                    ),
-                    rows=[int(r) for r in dup_rows[:2000]],
-                    evidence={"duplicate_rows": n_dup, "groups_with_both_labels": conflicts},
-                )
-            )
-        with ctx.progress.stage("near-duplicates", total=d) as st:
-            for j in range(d):
-                with np.errstate(over="ignore"):
-                    key = total - cells[:, j]
-                rows, _ = _differing(m, key, [j])
-                st.advance()
-                if len(rows):
-                    self._report(res, table, m, rows, [j], opts)
-        budget = opts.pair_budget
-        if m.n_rows * d * (d - 1) / 2 <= budget:
-            for a in range(d):
-                for b in range(a + 1, d):
-                    with np.errstate(over="ignore"):
-                        key = total - cells[:, a] - cells[:, b]
-                    rows, _ = _differing(m, key, [a, b])
-                    if len(rows) >= 2 * opts.min_pairs:
-                        self._report(res, table, m, rows, [a, b], opts, pairs_only=True)
-        else:
-            res.findings.append(
-                Finding(
-                    check=self.name,
-                    severity="info",
-                    message=(
-                        f"Two-feature near-duplicates were not searched on {m.n_rows} rows x "
-                        f"{d} features (budget {budget:.0e} row-pairs); single-feature ones "
-                        "were."
-                    ),
-                )
-            )
-        res.sections.append(
-            Section(
-                title="Near-duplicates (D3)",
-                text=[
-                    f"{n_dup} exact duplicate rows. Rows below are identical to another row on "
-                    "every model feature except the one(s) named; a single dominating value on one "
-                    "side suggests copies with a written-in value."
-                ],
-                tables=[
-                    Table(
-                        columns=["differs in", "rows", "dominant value", "share"],
-                        rows=sorted(table, key=lambda r: -int(r[1]))[:40],
-                    )
-                ],
-            )
-        )
-        res.summary = {"exact_duplicates": n_dup, "near_duplicate_groups": len(table)}
-        return res
+        """Find (:func:`find_near_duplicates`), then word (``_duplicates_report``)."""
+        from tabguard.data_audit._duplicates_report import near_duplicates_report
 
-    @staticmethod
-    def _report(
-        res: CheckResult,
-        table: list[list[Any]],
-        m: AuditMatrix,
-        rows: np.ndarray,
-        cols: list[int],
-        opts: NearDuplicatesOptions,
-        pairs_only: bool = False,
-    ) -> None:
-        names = [m.names[j] for j in cols]
-        combos = Counter(tuple(int(v) for v in r) for r in m.codes[np.ix_(rows, np.asarray(cols))])
-        ((top, count),) = combos.most_common(1)
-        share = count / len(rows)
-        values = [m.value(j, v) for j, v in zip(cols, top, strict=True)]
-        table.append([" & ".join(names), len(rows), " & ".join(map(repr, values)), f"{share:.0%}"])
-        n_pairs = len(rows) // 2
-        # A written-in value sits on one side of each (original, copy) pair, so it reaches at
-        # most half the rows; "dominance" is measured against that half. It must also be rare
-        # elsewhere: a common value (EDUCATION=1) dominates natural near-duplicates too.
-        sub = m.codes[:, cols]
-        has = (sub == np.asarray(top)).all(axis=1)
-        outside = np.ones(m.n_rows, dtype=bool)
-        outside[rows] = False
-        freq_out = float(has[outside].mean()) if outside.any() else 0.0
-        enrichment = share / max(freq_out, 1.0 / max(m.n_rows, 1))
-        dominant = dominant_value(share, count, enrichment, opts)
-        if pairs_only:
-            # Two-feature differences are common among low-information rows (inactive accounts
-            # with all-zero amounts); they are listed in the table, and the trigger scan tests
-            # value pairs with labels. Only the single-feature view raises findings.
-            return
-        if dominant:
-            sel = rows[has[rows]]
-            res.findings.append(
-                Finding(
-                    check="near_duplicates",
-                    severity="warning",
-                    message=(
-                        f"{count} rows are copies of other rows except for "
-                        f"{' and '.join(f'{a}={b!r}' for a, b in zip(names, values, strict=True))}"
-                        f" ({share:.0%} of the {len(rows)} rows that differ only in "
-                        f"{', '.join(names)}, against {freq_out:.1%} of other rows): copies "
-                        "with a written-in value."
-                    ),
-                    features=names,
-                    values=values,
-                    rows=[int(r) for r in sel],
-                    evidence={
-                        "rows_differing_only_here": len(rows),
-                        "dominant_share": share,
-                        "frequency_elsewhere": freq_out,
-                    },
-                    recommendation="Check where these copies came from; see the trigger scan for "
-                    "whether their labels make them a backdoor.",
-                )
-            )
-        elif n_pairs >= opts.min_pairs:
-            res.findings.append(
-                Finding(
-                    check="near_duplicates",
-                    severity="info",
-                    message=(
-                        f"{len(rows)} rows are identical to another row except in "
-                        f"{', '.join(names)} (no dominant value)."
-                    ),
-                    features=names,
-                    rows=[int(r) for r in rows[:2000]],
-                    evidence={"rows": len(rows), "dominant_share": share},
-                )
-            )
+        opts = ctx.opts(NearDuplicatesOptions)
+        return near_duplicates_report(find_near_duplicates(ctx, opts), opts)

@@ -27,7 +27,6 @@ from tabguard.checks import CheckOptions, at_least, interval, option
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._context_model import instrument_rounds, out_of_fold_proba
 from tabguard.data_audit._matrix import build_matrix
-from tabguard.reports import Finding, PlotSpec, Section, Table
 
 
 @dataclass(frozen=True)
@@ -90,6 +89,45 @@ def excess_disagreement(
     return out
 
 
+@dataclass
+class LabelNoiseResult:
+    """What the label-noise check found (data; :mod:`._label_noise_report` words it).
+
+    Attributes
+    ----------
+    issues : ndarray
+        cleanlab's label issues, most confident first.
+    curve : list of dict
+        :func:`excess_disagreement` at each threshold.
+    n_rows : int
+    """
+
+    issues: np.ndarray
+    curve: list[dict[str, float]]
+    n_rows: int
+
+
+def find_label_issues(ctx: AuditContext, opts: LabelNoiseOptions) -> LabelNoiseResult | None:
+    """cleanlab's label issues on out-of-fold probabilities, and the diagnostic curve; None
+    when the data has a single label."""
+    from cleanlab.filter import find_label_issues as cleanlab_issues
+
+    y = ctx.y.astype(int)
+    if y.min() == y.max():
+        return None
+    with ctx.progress.stage("label noise: out-of-fold model", total=1) as st:
+        p = oof_probabilities(ctx)
+        st.advance()
+    probs = np.column_stack([1.0 - p, p])
+    # n_jobs=1: cleanlab's default forks a multiprocessing pool, and forking while the
+    # other lane's thread holds a lock (BLAS, the allocator) deadlocked a million-row audit
+    ranked = cleanlab_issues(
+        labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence", n_jobs=1
+    )
+    issues = np.asarray(ranked, dtype=np.int64)
+    return LabelNoiseResult(issues, excess_disagreement(p, y, opts.thresholds), len(y))
+
+
 @register_check
 class LabelNoise:
     """Rows whose label disagrees with the rest of the data (cleanlab)."""
@@ -101,81 +139,12 @@ class LabelNoise:
     Options: ClassVar[type[CheckOptions]] = LabelNoiseOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:
-        """List label issues and compare them with what the probabilities expect."""
-        from cleanlab.filter import find_label_issues
+        """Find (:func:`find_label_issues`), then word (``_label_noise_report``)."""
+        from tabguard.data_audit._label_noise_report import label_noise_report
 
         opts = ctx.opts(LabelNoiseOptions)
-        res = CheckResult()
-        y = ctx.y.astype(int)
-        if y.min() == y.max():
-            return res
-        with ctx.progress.stage("label noise: out-of-fold model", total=1) as st:
-            p = oof_probabilities(ctx)
-            st.advance()
-        probs = np.column_stack([1.0 - p, p])
-        # n_jobs=1: cleanlab's default forks a multiprocessing pool, and forking while the
-        # other lane's thread holds a lock (BLAS, the allocator) deadlocked a million-row audit
-        ranked = find_label_issues(
-            labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence", n_jobs=1
-        )
-        issues = np.asarray(ranked, dtype=np.int64)
-        curve = excess_disagreement(p, y, opts.thresholds)
-        n = len(y)
-        res.findings.append(
-            Finding(
-                check=self.name,
-                severity="info",
-                message=(
-                    f"cleanlab lists {len(issues)} rows ({len(issues) / n:.1%}) whose label "
-                    "disagrees with the rest of the data (out-of-fold model). Natural noise "
-                    "produces such rows; they are not suspected of poisoning on that ground."
-                ),
-                rows=[int(r) for r in issues[: opts.listed]],
-                evidence={"label_issues": len(issues), "listed": min(len(issues), opts.listed)},
-                recommendation="Review the top-ranked rows; relabel or drop confirmed errors.",
-            )
-        )
-        ctx.cache["label_issues"] = issues
-        res.sections.append(
-            Section(
-                title="Label noise (D3)",
-                text=[
-                    f"cleanlab confident learning lists {len(issues)} label issues. The table "
-                    "compares rows with an unlikely label to what the out-of-fold probabilities "
-                    "expect (a diagnostic: boosted models are over-confident in the tails, so some "
-                    "excess is normal)."
-                ],
-                tables=[
-                    Table(
-                        columns=["threshold", "observed", "expected", "z", "excess share"],
-                        rows=[
-                            [
-                                c["threshold"],
-                                int(c["observed"]),
-                                round(c["expected"], 1),
-                                round(c["z"], 2),
-                                f"{c['precision']:.0%}",
-                            ]
-                            for c in curve
-                        ],
-                    )
-                ],
-                plots=[
-                    PlotSpec(
-                        kind="line",
-                        title="Rows with an unlikely label: observed vs expected",
-                        data={
-                            "x": [c["threshold"] for c in curve],
-                            "series": {
-                                "observed": [c["observed"] for c in curve],
-                                "expected (calibrated noise)": [c["expected"] for c in curve],
-                            },
-                            "xlabel": "probability of the given label below",
-                            "ylabel": "rows",
-                        },
-                    )
-                ],
-            )
-        )
-        res.summary = {"label_issues": len(issues), "max_z": max(c["z"] for c in curve)}
-        return res
+        result = find_label_issues(ctx, opts)
+        if result is None:
+            return CheckResult()
+        ctx.cache["label_issues"] = result.issues
+        return label_noise_report(result, opts)

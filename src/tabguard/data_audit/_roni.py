@@ -28,7 +28,6 @@ from tabguard.checks import NON_NEGATIVE, PROBABILITY_OPEN, SHARE, CheckOptions,
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._context_model import fit_context_model, instrument_rounds, predict
 from tabguard.data_audit._matrix import build_matrix
-from tabguard.reports import Finding, Section, Table
 
 
 @dataclass(frozen=True)
@@ -91,6 +90,142 @@ def _trigger_response(
     return float((after[eligible] == label).mean()) if eligible.any() else 0.0
 
 
+@dataclass
+class RoniGroup:
+    """One suspect group and what removing it does on held-out rows.
+
+    Attributes
+    ----------
+    description : str
+        ``trigger AGE=999`` or ``5000 top cleanlab label issues``.
+    rows : ndarray
+    features, values : list
+        The trigger's cells (empty for label issues).
+    gain : float
+        Mean held-out log-loss increase caused by the group (> 0: it hurts).
+    se : float
+        Its standard error (paired over held-out rows).
+    auc_with, auc_without : float
+    response_with, response_without : float
+        Share of held-out decisions the trigger flips towards its label (NaN: not a trigger).
+    confirmed : bool
+        :func:`confirmed`.
+    """
+
+    description: str
+    rows: np.ndarray
+    features: list[str]
+    values: list[Any]
+    gain: float
+    se: float
+    auc_with: float
+    auc_without: float
+    response_with: float
+    response_without: float
+    confirmed: bool
+    is_trigger: bool
+
+
+def confirm_groups(ctx: AuditContext, opts: RoniOptions) -> list[RoniGroup] | None:
+    """Fit with and without each suspect group (the trigger scan's triggers, cleanlab's label
+    issues) and compare on held-out rows; None when there is nothing to compare."""
+    m = build_matrix(ctx)
+    groups: list[tuple[str, np.ndarray, Any]] = []
+    patterns = sorted(ctx.cache.get("trigger_patterns", []), key=lambda p: p.p)
+    for p in patterns[: opts.max_groups]:
+        rows = p.rows[ctx.y[p.rows] == p.label]
+        cond = " & ".join(
+            f"{m.names[j]}={m.value(j, v)!r}" for j, v in zip(p.cols, p.codes, strict=True)
+        )
+        groups.append((f"trigger {cond}", rows, p))
+    issues = ctx.cache.get("label_issues")
+    if issues is not None and len(issues):
+        groups.append(
+            (
+                f"{min(len(issues), opts.max_label_issues)} top cleanlab label issues",
+                np.asarray(issues[: opts.max_label_issues]),
+                None,
+            )
+        )
+    if not groups:
+        return None
+    X, y = m.raw, ctx.y.astype(float)
+    cat = [j for j in range(len(m.names)) if not m.ordinal[j]]
+    rng = np.random.default_rng(ctx.random_state)
+    # One random split of every row: held-out rows keep the data's natural noise (removing
+    # hard rows from the evaluation would make any noisy group look harmful).
+    hold_mask = rng.random(ctx.n_rows) < opts.holdout
+    hold, train_all = np.flatnonzero(hold_mask), np.flatnonzero(~hold_mask)
+    if len(hold) > opts.max_holdout_rows:
+        hold = np.sort(rng.choice(hold, opts.max_holdout_rows, replace=False))
+    if len(np.unique(y[hold])) < 2:
+        return None
+    cap = opts.max_train_rows
+    if len(train_all) > cap:
+        train_all = np.sort(rng.choice(train_all, cap, replace=False))
+    in_any = np.zeros(ctx.n_rows, dtype=bool)
+    for _, rows, _ in groups:
+        in_any[rows] = True
+    # trigger responses are measured on held-out rows that are in no suspect group
+    probe = hold[~in_any[hold]]
+    rounds, lr = instrument_rounds(ctx.n_rows, opts.rounds)
+
+    def fit(train: np.ndarray) -> Any:
+        return fit_context_model(
+            X[train],
+            y[train],
+            cat,
+            rounds=rounds,
+            learning_rate=lr,
+            random_state=ctx.random_state,
+        )
+
+    out: list[RoniGroup] = []
+    with ctx.progress.stage("RONI", total=len(groups)) as st:
+        model = fit(train_all)
+        p_with = predict(model, X[hold])
+        for desc, rows, pattern in groups:
+            member = np.zeros(ctx.n_rows, dtype=bool)
+            member[rows] = True
+            without = train_all[~member[train_all]]
+            base_model = fit(without)
+            p_without = predict(base_model, X[hold])
+            diff = _logloss_rows(y[hold], p_with) - _logloss_rows(y[hold], p_without)
+            se = float(diff.std(ddof=1) / math.sqrt(len(diff)))
+            gain = float(diff.mean())  # > 0: the group makes held-out predictions worse
+            resp_w = resp_wo = math.nan
+            if pattern is not None and len(probe):
+                Xp = X[probe]
+                Xt = Xp.copy()
+                for j in pattern.cols:
+                    Xt[:, j] = m.raw[pattern.rows[0], j]
+                thr = opts.decision_threshold
+                resp_w = _trigger_response(model, Xt, predict(model, Xp), pattern.label, thr)
+                resp_wo = _trigger_response(
+                    base_model, Xt, predict(base_model, Xp), pattern.label, thr
+                )
+            out.append(
+                RoniGroup(
+                    desc,
+                    rows,
+                    [] if pattern is None else [m.names[j] for j in pattern.cols],
+                    []
+                    if pattern is None
+                    else [m.value(j, v) for j, v in zip(pattern.cols, pattern.codes, strict=True)],
+                    gain,
+                    se,
+                    float(roc_auc_score(y[hold], p_with)),
+                    float(roc_auc_score(y[hold], p_without)),
+                    resp_w,
+                    resp_wo,
+                    confirmed(resp_w, resp_wo, gain, se, opts),
+                    pattern is not None,
+                )
+            )
+            st.advance()
+    return out
+
+
 @register_check
 class Roni:
     """Reject-on-negative-impact confirmation of suspect groups."""
@@ -102,159 +237,8 @@ class Roni:
     Options: ClassVar[type[CheckOptions]] = RoniOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:
-        """Fit with and without each suspect group and compare on held-out rows."""
-        opts = ctx.opts(RoniOptions)
-        res = CheckResult()
-        groups: list[tuple[str, np.ndarray, Any]] = []
-        patterns = sorted(ctx.cache.get("trigger_patterns", []), key=lambda p: p.p)
-        for p in patterns[: opts.max_groups]:
-            rows = p.rows[ctx.y[p.rows] == p.label]
-            groups.append((self._describe(ctx, p), rows, p))
-        issues = ctx.cache.get("label_issues")
-        if issues is not None and len(issues):
-            groups.append(
-                (
-                    f"{min(len(issues), opts.max_label_issues)} top cleanlab label issues",
-                    np.asarray(issues[: opts.max_label_issues]),
-                    None,
-                )
-            )
-        if not groups:
-            return res
-        m = build_matrix(ctx)
-        X, y = m.raw, ctx.y.astype(float)
-        cat = [j for j in range(len(m.names)) if not m.ordinal[j]]
-        rng = np.random.default_rng(ctx.random_state)
-        # One random split of every row: held-out rows keep the data's natural noise (removing
-        # hard rows from the evaluation would make any noisy group look harmful).
-        hold_mask = rng.random(ctx.n_rows) < opts.holdout
-        hold, train_all = np.flatnonzero(hold_mask), np.flatnonzero(~hold_mask)
-        if len(hold) > opts.max_holdout_rows:
-            hold = np.sort(rng.choice(hold, opts.max_holdout_rows, replace=False))
-        if len(np.unique(y[hold])) < 2:
-            return res
-        cap = opts.max_train_rows
-        if len(train_all) > cap:
-            train_all = np.sort(rng.choice(train_all, cap, replace=False))
-        in_any = np.zeros(ctx.n_rows, dtype=bool)
-        for _, rows, _ in groups:
-            in_any[rows] = True
-        # trigger responses are measured on held-out rows that are in no suspect group
-        probe = hold[~in_any[hold]]
-        table = []
-        rounds, lr = instrument_rounds(ctx.n_rows, opts.rounds)
+        """Compare (:func:`confirm_groups`), then word (``_roni_report``)."""
+        from tabguard.data_audit._roni_report import roni_report
 
-        def fit(train: np.ndarray) -> Any:
-            return fit_context_model(
-                X[train],
-                y[train],
-                cat,
-                rounds=rounds,
-                learning_rate=lr,
-                random_state=ctx.random_state,
-            )
-
-        with ctx.progress.stage("RONI", total=len(groups)) as st:
-            model = fit(train_all)
-            p_with = predict(model, X[hold])
-            for desc, rows, pattern in groups:
-                member = np.zeros(ctx.n_rows, dtype=bool)
-                member[rows] = True
-                without = train_all[~member[train_all]]
-                base_model = fit(without)
-                p_without = predict(base_model, X[hold])
-                diff = _logloss_rows(y[hold], p_with) - _logloss_rows(y[hold], p_without)
-                se = float(diff.std(ddof=1) / math.sqrt(len(diff)))
-                gain = float(diff.mean())  # > 0: the group makes held-out predictions worse
-                auc_w = float(roc_auc_score(y[hold], p_with))
-                auc_wo = float(roc_auc_score(y[hold], p_without))
-                ev: dict[str, Any] = {
-                    "rows": len(rows),
-                    "logloss_increase": gain,
-                    "logloss_se": se,
-                    "auc_with": auc_w,
-                    "auc_without": auc_wo,
-                }
-                resp_w = resp_wo = math.nan
-                if pattern is not None and len(probe):
-                    Xp = X[probe]
-                    Xt = Xp.copy()
-                    for j in pattern.cols:
-                        Xt[:, j] = m.raw[pattern.rows[0], j]
-                    thr = opts.decision_threshold
-                    resp_w = _trigger_response(model, Xt, predict(model, Xp), pattern.label, thr)
-                    resp_wo = _trigger_response(
-                        base_model, Xt, predict(base_model, Xp), pattern.label, thr
-                    )
-                    ev.update(
-                        {"trigger_response_with": resp_w, "trigger_response_without": resp_wo}
-                    )
-                ok = confirmed(resp_w, resp_wo, gain, se, opts)
-                ev["confirmed"] = ok
-                msg = (
-                    f"RONI {desc}: removing these rows changes held-out log loss by "
-                    f"{-gain:+.4f} (± {se:.4f}) and AUC {auc_w:.3f} → {auc_wo:.3f}"
-                )
-                if pattern is not None:
-                    msg += (
-                        f"; the trigger flips {resp_w:.1%} of held-out decisions towards its "
-                        f"label, {resp_wo:.1%} once they are removed"
-                    )
-                msg += ". Negative impact confirmed." if ok else ". No measurable impact."
-                res.findings.append(
-                    Finding(
-                        check=self.name,
-                        severity="warning" if ok else "info",
-                        message=msg,
-                        features=[] if pattern is None else [m.names[j] for j in pattern.cols],
-                        values=[]
-                        if pattern is None
-                        else [
-                            m.value(j, v) for j, v in zip(pattern.cols, pattern.codes, strict=True)
-                        ],
-                        evidence=ev,
-                    )
-                )
-                table.append(
-                    [
-                        desc,
-                        len(rows),
-                        f"{-gain:+.4f}",
-                        f"{auc_w:.3f} → {auc_wo:.3f}",
-                        "-" if math.isnan(resp_w) else f"{resp_w:.1%} → {resp_wo:.1%}",
-                        "yes" if ok else "no",
-                    ]
-                )
-                st.advance()
-        res.sections.append(
-            Section(
-                title="RONI confirmation (D3)",
-                text=[
-                    "Each suspect group is removed from the same training rows; the table shows "
-                    "what that does on held-out rows drawn from all rows."
-                ],
-                tables=[
-                    Table(
-                        columns=[
-                            "group",
-                            "rows",
-                            "Δ log loss when removed",
-                            "AUC with → without",
-                            "trigger response with → without",
-                            "confirmed",
-                        ],
-                        rows=table,
-                    )
-                ],
-            )
-        )
-        res.summary = {"groups": len(groups)}
-        return res
-
-    @staticmethod
-    def _describe(ctx: AuditContext, p: Any) -> str:
-        m = build_matrix(ctx)
-        cond = " & ".join(
-            f"{m.names[j]}={m.value(j, v)!r}" for j, v in zip(p.cols, p.codes, strict=True)
-        )
-        return f"trigger {cond}"
+        groups = confirm_groups(ctx, ctx.opts(RoniOptions))
+        return CheckResult() if groups is None else roni_report(groups)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import lightgbm as lgb
 import numpy as np
@@ -47,7 +47,7 @@ from tabguard.checks import (
     interval,
     option,
 )
-from tabguard.data_audit._base import AuditContext, CheckResult, Treatment, register_check
+from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._context_model import (
     LARGE_ROWS,
     fit_context_model,
@@ -55,7 +55,6 @@ from tabguard.data_audit._context_model import (
     predict,
 )
 from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes, nearest_distances
-from tabguard.reports import Finding, PlotSpec, Section, Table
 
 
 @dataclass(frozen=True)
@@ -740,6 +739,140 @@ class _Scanner:
         return query[take]
 
 
+@dataclass
+class TriggerScanResult:
+    """What the trigger scan found (data; :mod:`._triggers_report` words it).
+
+    Attributes
+    ----------
+    triggers : list of Pattern
+        Flagged patterns (refined to pairs where a rare member confines them, deduplicated).
+    rows : list of ndarray
+        The suspect rows of each trigger: every row of a strong pattern carrying its label; for
+        a diluted pattern (natural rows share the value), only its near-copies.
+    evaluated : list of Pattern
+        Every pattern whose evidence was measured.
+    tests : dict
+        Tests counted per family (``contract``, ``single``, ``pair``), the Bonferroni divisors.
+    matrix : AuditMatrix
+        Names and values of the patterns' cells.
+    base_rate : float
+        Share of the positive label.
+    """
+
+    triggers: list[Pattern]
+    rows: list[np.ndarray]
+    evaluated: list[Pattern]
+    tests: dict[str, int]
+    matrix: AuditMatrix
+    base_rate: float
+
+    def base(self, label: int) -> float:
+        """Share of ``label`` over all rows."""
+        return self.base_rate if label == 1 else 1.0 - self.base_rate
+
+    @property
+    def suspects(self) -> np.ndarray:
+        """Every trigger's suspect rows, ascending."""
+        rows = {int(r) for rr in self.rows for r in rr}
+        return np.array(sorted(rows), dtype=np.int64)
+
+
+def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanResult | None:
+    """Scan, test and decide trigger patterns (see the module docstring); None when the data has
+    a single label."""
+    if ctx.base_rate in (0.0, 1.0):
+        return None
+    sc = _Scanner(ctx, opts)
+    with ctx.progress.stage("trigger scan: candidates", total=2) as st:
+        singles = sc.singles()
+        st.advance()
+        cap = opts.max_candidates
+        chosen = _top(singles, cap)
+        st.advance()
+    alpha = opts.alpha / 3.0
+    with ctx.progress.stage("trigger scan: single values", total=len(chosen)) as st:
+        for p in chosen:
+            _label_evidence(sc, p, alpha)
+            st.advance()
+    _decide(sc, chosen, opts)
+    flagged = [p for p in chosen if p.flagged]
+    # A trigger makes the other values of its feature look like triggers too (their
+    # counterfactual draws it): re-test values sharing a feature without the others.
+    for _ in range(2):
+        sc.excluded = {(p.cols[0], p.codes[0]) for p in flagged}
+        shared = [p for p in flagged if any(q is not p and q.cols[0] == p.cols[0] for q in flagged)]
+        if not shared:
+            break
+        for p in shared:
+            p.reset_evidence()
+            _label_evidence(sc, p, alpha)
+        _decide(sc, shared, opts)
+        flagged = [p for p in chosen if p.flagged]
+    evaluated = list(chosen)
+    exclude = {(p.cols[0], p.codes[0]) for p in flagged}
+    flagged = _dedupe([_refine(sc, p) for p in flagged])
+    pairs = [
+        p for p in _top(sc.pairs(exclude), cap) if not any(_covered(p, f, sc) for f in flagged)
+    ]
+    with ctx.progress.stage("trigger scan: value pairs", total=len(pairs)) as st:
+        for p in pairs:
+            _label_evidence(sc, p, alpha)
+            st.advance()
+    _decide(sc, pairs, opts)
+    evaluated += pairs
+    flagged = _dedupe(flagged + [p for p in pairs if p.flagged])
+    # Attribute rows: every row of a strong pattern carrying its label; for a diluted
+    # pattern (natural rows share the value), only those that are near-copies.
+    rows = [
+        p.rows[sc.y[p.rows] == p.label]
+        if p.effect >= opts.strong_effect or p.twin_share is None
+        else sc.twin_rows(p)
+        for p in flagged
+    ]
+    return TriggerScanResult(flagged, rows, evaluated, sc.tests, sc.m, sc.base1)
+
+
+def _label_evidence(sc: _Scanner, p: Pattern, alpha: float) -> None:
+    sc.evaluate(p)
+    p.threshold = alpha / max(sc.tests[p.family], 1)
+    p.p = p.p_label
+
+
+def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> None:
+    """Flag strong patterns; look for copy evidence where labels point the way, or where a
+    label-pure pattern is visibly made of copies (a clean-label backdoor: copies of rows that
+    already carry the label, with the trigger written in). The rules are
+    :func:`strong_label_evidence`, :func:`label_hint`, :func:`wants_copy_check` and
+    :func:`copy_decision`."""
+    pending = []
+    for p in patterns:
+        if math.isnan(p.effect):
+            continue
+        if strong_label_evidence(p, opts):
+            p.flagged = True
+        elif wants_copy_check(p, opts):
+            pending.append(p)
+    # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
+    # already visible (cheap hashing), then on the strongest label evidence.
+    budget = min(opts.max_twin_checks, sc.twin_budget)
+    pending.sort(key=lambda p: p.p_label)
+    pending = pending[: max(4 * budget, 40)]
+    for p in pending:
+        p.copy_proxy = sc.exact_copy_share(p)
+    pending = [
+        p
+        for p in pending
+        if label_hint(p, opts) or p.copy_proxy >= opts.exact_copy_share or p.family == "contract"
+    ]
+    pending.sort(key=lambda p: (-round(p.copy_proxy, 1), p.p_label))
+    for p in pending[:budget]:
+        sc.twins(p)
+        if p.p_twin is None:
+            continue
+        p.p, p.flagged = copy_decision(p, opts, sc.base(p.label))
+
+
 @register_check
 class TriggerScan:
     """Single values and value pairs whose rows carry one label far above what explains it."""
@@ -751,268 +884,15 @@ class TriggerScan:
     Options: ClassVar[type[CheckOptions]] = TriggerScanOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:
-        """Scan, test and report trigger patterns (see the module docstring)."""
+        """Scan (:func:`scan_triggers`), then word the findings (``_triggers_report``)."""
+        from tabguard.data_audit._triggers_report import trigger_scan_report
+
         opts = ctx.opts(TriggerScanOptions)
-        res = CheckResult()
-        if ctx.base_rate in (0.0, 1.0):
-            return res
-        sc = _Scanner(ctx, opts)
-        with ctx.progress.stage("trigger scan: candidates", total=2) as st:
-            singles = sc.singles()
-            st.advance()
-            cap = opts.max_candidates
-            chosen = _top(singles, cap)
-            st.advance()
-        alpha = opts.alpha / 3.0
-        with ctx.progress.stage("trigger scan: single values", total=len(chosen)) as st:
-            for p in chosen:
-                self._label_evidence(sc, p, alpha)
-                st.advance()
-        self._decide(sc, chosen, opts)
-        flagged = [p for p in chosen if p.flagged]
-        # A trigger makes the other values of its feature look like triggers too (their
-        # counterfactual draws it): re-test values sharing a feature without the others.
-        for _ in range(2):
-            sc.excluded = {(p.cols[0], p.codes[0]) for p in flagged}
-            shared = [
-                p for p in flagged if any(q is not p and q.cols[0] == p.cols[0] for q in flagged)
-            ]
-            if not shared:
-                break
-            for p in shared:
-                p.reset_evidence()
-                self._label_evidence(sc, p, alpha)
-            self._decide(sc, shared, opts)
-            flagged = [p for p in chosen if p.flagged]
-        evaluated = list(chosen)
-        exclude = {(p.cols[0], p.codes[0]) for p in flagged}
-        flagged = _dedupe([_refine(sc, p) for p in flagged])
-        pairs = [
-            p for p in _top(sc.pairs(exclude), cap) if not any(_covered(p, f, sc) for f in flagged)
-        ]
-        with ctx.progress.stage("trigger scan: value pairs", total=len(pairs)) as st:
-            for p in pairs:
-                self._label_evidence(sc, p, alpha)
-                st.advance()
-        self._decide(sc, pairs, opts)
-        evaluated += pairs
-        flagged = _dedupe(flagged + [p for p in pairs if p.flagged])
-        # Attribute rows: every row of a strong pattern carrying its label; for a diluted
-        # pattern (natural rows share the value), only those that are near-copies.
-        suspects: set[int] = set()
-        for p in flagged:
-            if p.effect >= opts.strong_effect or p.twin_share is None:
-                rows = p.rows[sc.y[p.rows] == p.label]
-            else:
-                rows = sc.twin_rows(p)
-            suspects.update(int(r) for r in rows)
-            finding = self._finding(ctx, sc, p, rows)
-            res.findings.append(finding)
-            cond = " & ".join(
-                f"{f}={v!r}" for f, v in zip(finding.features, finding.values, strict=True)
-            )
-            reason = f"backdoor trigger {cond} -> {ctx.contract.label.column}="
-            reason += repr(finding.evidence["label"])
-            for r in rows:
-                res.quarantine.setdefault(int(r), reason)
-            res.treatments.append(
-                Treatment(
-                    "quarantined",
-                    np.asarray(rows, dtype=np.int64),
-                    reason,
-                    self.name,
-                    list(finding.features),
-                )
-            )
-        res.suspicious_rows = np.array(sorted(suspects), dtype=np.int64)
-        res.findings.append(
-            Finding(
-                check=self.name,
-                severity="info",
-                message=(
-                    f"Tested {sum(sc.tests.values())} value patterns "
-                    f"({sc.tests['contract']} contract-breaking, {sc.tests['single']} single "
-                    f"values, {sc.tests['pair']} value pairs) at a family-wise error rate of "
-                    f"{opts.alpha}; {len(flagged)} trigger(s) found."
-                ),
-                evidence={"tests": sc.tests, "evaluated": len(evaluated), "alpha": opts.alpha},
-            )
-        )
-        res.sections.append(self._section(ctx, sc, evaluated, flagged))
-        ctx.cache["trigger_patterns"] = flagged
-        res.summary = {
-            "tests": sc.tests,
-            "evaluated": len(evaluated),
-            "triggers": len(flagged),
-            "suspicious_rows": len(suspects),
-        }
-        return res
-
-    @staticmethod
-    def _label_evidence(sc: _Scanner, p: Pattern, alpha: float) -> None:
-        sc.evaluate(p)
-        p.threshold = alpha / max(sc.tests[p.family], 1)
-        p.p = p.p_label
-
-    @staticmethod
-    def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> None:
-        """Flag strong patterns; look for copy evidence where labels point the way, or where a
-        label-pure pattern is visibly made of copies (a clean-label backdoor: copies of rows
-        that already carry the label, with the trigger written in). The rules are
-        :func:`strong_label_evidence`, :func:`label_hint`, :func:`wants_copy_check` and
-        :func:`copy_decision`."""
-        pending = []
-        for p in patterns:
-            if math.isnan(p.effect):
-                continue
-            if strong_label_evidence(p, opts):
-                p.flagged = True
-            elif wants_copy_check(p, opts):
-                pending.append(p)
-        # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
-        # already visible (cheap hashing), then on the strongest label evidence.
-        budget = min(opts.max_twin_checks, sc.twin_budget)
-        pending.sort(key=lambda p: p.p_label)
-        pending = pending[: max(4 * budget, 40)]
-        for p in pending:
-            p.copy_proxy = sc.exact_copy_share(p)
-        pending = [
-            p
-            for p in pending
-            if label_hint(p, opts)
-            or p.copy_proxy >= opts.exact_copy_share
-            or p.family == "contract"
-        ]
-        pending.sort(key=lambda p: (-round(p.copy_proxy, 1), p.p_label))
-        for p in pending[:budget]:
-            sc.twins(p)
-            if p.p_twin is None:
-                continue
-            p.p, p.flagged = copy_decision(p, opts, sc.base(p.label))
-
-    def _finding(self, ctx: AuditContext, sc: _Scanner, p: Pattern, rows: np.ndarray) -> Finding:
-        m = sc.m
-        cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
-        feats = [m.names[j] for j, _ in cells]
-        vals = [m.value(j, v) for j, v in cells]
-        label_value = _label_value(ctx, p.label)
-        cond = " and ".join(f"{f}={v!r}" for f, v in zip(feats, vals, strict=True))
-        broken = [m.names[j] for j, v in cells if m.breaks_contract[j][v]]
-        msg = (
-            f"Backdoor trigger suspected: {cond} → {ctx.contract.label.column}={label_value!r}. "
-            f"{p.n} rows have it, {p.share:.1%} with that label (base rate "
-            f"{sc.base(p.label):.1%}); without the trigger the rest of these rows would give the "
-            f"other label to {p.expected_other:.1f} of them"
-            + (f" (estimated on {p.sample_size} scored rows)" if p.sample_size < p.n else "")
-            + f", observed {p.observed_other} (effect {p.effect:.2f})."
-        )
-        if p.twin_share is not None:
-            msg += (
-                f" {p.twin_share:.0%} of them are near-copies of rows without the trigger "
-                f"(random rows: {p.twin_share_baseline:.1%})."
-            )
-        if broken:
-            msg += f" The value(s) of {broken} break the contract."
-        msg += f" p {format_p(p.p)} (Bonferroni threshold {p.threshold:.2g})."
-        return Finding(
-            check=self.name,
-            severity="critical",
-            message=msg,
-            features=feats,
-            values=vals,
-            rows=[int(r) for r in rows],
-            evidence={
-                "label": label_value,
-                "rows_with_pattern": p.n,
-                "share_with_label": p.share,
-                "base_rate": sc.base(p.label),
-                "counterfactual_rate": p.counterfactual_rate,
-                "expected_other": p.expected_other,
-                "observed_other": p.observed_other,
-                "sample": p.sample_size,
-                "effect": p.effect,
-                "p_label": p.p_label,
-                "p_copies": p.p_twin,
-                "copy_share": p.twin_share,
-                "copy_share_random_rows": p.twin_share_baseline,
-                "p_value": p.p,
-                "bonferroni_threshold": p.threshold,
-                "family": p.family,
-                "breaks_contract": bool(broken),
-            },
-            recommendation="Remove these rows (they are in quarantine.csv), find how they entered "
-            "the data, and add the value to the contract's unacceptable cases.",
-        )
-
-    def _section(
-        self, ctx: AuditContext, sc: _Scanner, evaluated: list[Pattern], flagged: list[Pattern]
-    ) -> Section:
-        m = sc.m
-        top = sorted(evaluated, key=lambda p: (not p.flagged, p.p))[:25]
-        rows = []
-        for p in top:
-            cond = " & ".join(
-                f"{m.names[j]}={m.value(j, v)!r}" for j, v in zip(p.cols, p.codes, strict=True)
-            )
-            rows.append(
-                [
-                    cond,
-                    _label_value(ctx, p.label),
-                    p.n,
-                    f"{p.share:.1%}",
-                    f"{p.counterfactual_rate:.1%}",
-                    f"{p.effect:.2f}",
-                    "-" if p.twin_share is None else f"{p.twin_share:.0%}",
-                    f"{p.p:.2g}",
-                    "TRIGGER" if p.flagged else "",
-                ]
-            )
-        plots = []
-        if evaluated:
-            plots.append(
-                PlotSpec(
-                    kind="scatter",
-                    title="Candidate patterns: effect vs evidence",
-                    data={
-                        "x": [max(p.effect, -1.0) for p in evaluated if not math.isnan(p.effect)],
-                        "y": [
-                            min(-math.log10(max(p.p, 1e-300)), 300)
-                            for p in evaluated
-                            if not math.isnan(p.effect)
-                        ],
-                        "xlabel": "effect (share of expected other-label rows missing)",
-                        "ylabel": "-log10 p",
-                        "size": 12,
-                        "alpha": 0.7,
-                    },
-                    caption="Each dot is a tested value or value pair; triggers: top right.",
-                )
-            )
-        return Section(
-            title="Trigger scan (D3)",
-            text=[
-                "Every value and frequent value pair is tested for rows that carry one label far "
-                "beyond what the rest of each row explains, with copies of other rows as extra "
-                f"evidence. Family-wise error rate {sc.o.alpha}; {len(flagged)} trigger(s).",
-            ],
-            tables=[
-                Table(
-                    columns=[
-                        "pattern",
-                        "label",
-                        "rows",
-                        "share",
-                        "expected share",
-                        "effect",
-                        "near-copies",
-                        "p",
-                        "",
-                    ],
-                    rows=rows,
-                )
-            ],
-            plots=plots,
-        )
+        result = scan_triggers(ctx, opts)
+        if result is None:
+            return CheckResult()
+        ctx.cache["trigger_patterns"] = result.triggers
+        return trigger_scan_report(ctx, result, opts)
 
 
 # -- the decision rule (pure functions of a pattern's evidence and the options) ------------------
@@ -1071,18 +951,6 @@ def copy_decision(p: Pattern, o: TriggerScanOptions, base_rate: float) -> tuple[
     else:  # pure label, copies: purity against the base rate instead of the context
         pv = _fisher(float(stats.binom.sf(p.k - 1, p.n, base_rate)), p_twin)
     return pv, bool(pv <= p.threshold and copies)
-
-
-def format_p(p: float) -> str:
-    """``= 3.1e-05``, or ``< 1e-300`` where the value underflows."""
-    return "< 1e-300" if p < 1e-300 else f"= {p:.2g}"
-
-
-def _label_value(ctx: AuditContext, c: int) -> Any:
-    lab = ctx.contract.label
-    if c == 1:
-        return lab.positive
-    return lab.negative if lab.negative is not None else f"not {lab.positive!r}"
 
 
 def _top(patterns: list[Pattern], cap: int) -> list[Pattern]:

@@ -1,0 +1,93 @@
+"""Wording of RONI: one finding per suspect group and the comparison table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tabguard.data_audit._base import CheckResult
+from tabguard.data_audit._roni import RoniGroup
+from tabguard.reports import Finding, Section, Table
+
+CHECK = "roni"
+
+
+def roni_report(groups: list[RoniGroup]) -> CheckResult:
+    """A warning per confirmed group, an info per other group, and the table."""
+    res = CheckResult()
+    table = []
+    for g in groups:
+        ev: dict[str, Any] = {
+            "rows": len(g.rows),
+            "logloss_increase": g.gain,
+            "logloss_se": g.se,
+            "auc_with": g.auc_with,
+            "auc_without": g.auc_without,
+        }
+        if not math.isnan(g.response_with):
+            ev.update(
+                {
+                    "trigger_response_with": g.response_with,
+                    "trigger_response_without": g.response_without,
+                }
+            )
+        ev["confirmed"] = g.confirmed
+        msg = (
+            f"RONI {g.description}: removing these rows changes held-out log loss by "
+            f"{-g.gain:+.4f} (± {g.se:.4f}) and AUC {g.auc_with:.3f} → {g.auc_without:.3f}"
+        )
+        if g.is_trigger:
+            msg += (
+                f"; the trigger flips {g.response_with:.1%} of held-out decisions towards its "
+                f"label, {g.response_without:.1%} once they are removed"
+            )
+        msg += ". Negative impact confirmed." if g.confirmed else ". No measurable impact."
+        res.findings.append(
+            Finding(
+                check=CHECK,
+                severity="warning" if g.confirmed else "info",
+                message=msg,
+                features=g.features,
+                values=g.values,
+                evidence=ev,
+            )
+        )
+        resp = (
+            "-"
+            if math.isnan(g.response_with)
+            else f"{g.response_with:.1%} → {g.response_without:.1%}"
+        )
+        table.append(
+            [
+                g.description,
+                len(g.rows),
+                f"{-g.gain:+.4f}",
+                f"{g.auc_with:.3f} → {g.auc_without:.3f}",
+                resp,
+                "yes" if g.confirmed else "no",
+            ]
+        )
+    res.sections.append(
+        Section(
+            title="RONI confirmation (D3)",
+            text=[
+                "Each suspect group is removed from the same training rows; the table shows "
+                "what that does on held-out rows drawn from all rows."
+            ],
+            tables=[
+                Table(
+                    columns=[
+                        "group",
+                        "rows",
+                        "Δ log loss when removed",
+                        "AUC with → without",
+                        "trigger response with → without",
+                        "confirmed",
+                    ],
+                    rows=table,
+                )
+            ],
+        )
+    )
+    res.summary = {"groups": len(groups)}
+    return res

@@ -1,0 +1,205 @@
+"""Wording of the trigger scan: findings, quarantine reasons, treatments and the report section.
+
+The computation (:func:`~tabguard.data_audit._triggers.scan_triggers`) returns a
+:class:`~tabguard.data_audit._triggers.TriggerScanResult`; this module turns it into what the
+audit reports.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tabguard.data_audit._base import AuditContext, CheckResult, Treatment
+from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, TriggerScanResult
+from tabguard.reports import Finding, PlotSpec, Section, Table
+
+CHECK = "trigger_scan"
+
+
+def trigger_scan_report(
+    ctx: AuditContext, r: TriggerScanResult, opts: TriggerScanOptions
+) -> CheckResult:
+    """Findings (one critical per trigger, one info summary), quarantine, treatments, section."""
+    res = CheckResult()
+    for p, rows in zip(r.triggers, r.rows, strict=True):
+        finding = _finding(ctx, r, p, rows)
+        res.findings.append(finding)
+        cond = " & ".join(
+            f"{f}={v!r}" for f, v in zip(finding.features, finding.values, strict=True)
+        )
+        reason = f"backdoor trigger {cond} -> {ctx.contract.label.column}="
+        reason += repr(finding.evidence["label"])
+        for row in rows:
+            res.quarantine.setdefault(int(row), reason)
+        res.treatments.append(
+            Treatment(
+                "quarantined",
+                np.asarray(rows, dtype=np.int64),
+                reason,
+                CHECK,
+                list(finding.features),
+            )
+        )
+    suspects = r.suspects
+    res.suspicious_rows = suspects
+    res.findings.append(
+        Finding(
+            check=CHECK,
+            severity="info",
+            message=(
+                f"Tested {sum(r.tests.values())} value patterns "
+                f"({r.tests['contract']} contract-breaking, {r.tests['single']} single "
+                f"values, {r.tests['pair']} value pairs) at a family-wise error rate of "
+                f"{opts.alpha}; {len(r.triggers)} trigger(s) found."
+            ),
+            evidence={"tests": r.tests, "evaluated": len(r.evaluated), "alpha": opts.alpha},
+        )
+    )
+    res.sections.append(_section(ctx, r, opts))
+    res.summary = {
+        "tests": r.tests,
+        "evaluated": len(r.evaluated),
+        "triggers": len(r.triggers),
+        "suspicious_rows": len(suspects),
+    }
+    return res
+
+
+def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarray) -> Finding:
+    m = r.matrix
+    cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
+    feats = [m.names[j] for j, _ in cells]
+    vals = [m.value(j, v) for j, v in cells]
+    label_value = _label_value(ctx, p.label)
+    cond = " and ".join(f"{f}={v!r}" for f, v in zip(feats, vals, strict=True))
+    broken = [m.names[j] for j, v in cells if m.breaks_contract[j][v]]
+    msg = (
+        f"Backdoor trigger suspected: {cond} → {ctx.contract.label.column}={label_value!r}. "
+        f"{p.n} rows have it, {p.share:.1%} with that label (base rate "
+        f"{r.base(p.label):.1%}); without the trigger the rest of these rows would give the "
+        f"other label to {p.expected_other:.1f} of them"
+        + (f" (estimated on {p.sample_size} scored rows)" if p.sample_size < p.n else "")
+        + f", observed {p.observed_other} (effect {p.effect:.2f})."
+    )
+    if p.twin_share is not None:
+        msg += (
+            f" {p.twin_share:.0%} of them are near-copies of rows without the trigger "
+            f"(random rows: {p.twin_share_baseline:.1%})."
+        )
+    if broken:
+        msg += f" The value(s) of {broken} break the contract."
+    msg += f" p {format_p(p.p)} (Bonferroni threshold {p.threshold:.2g})."
+    return Finding(
+        check=CHECK,
+        severity="critical",
+        message=msg,
+        features=feats,
+        values=vals,
+        rows=[int(r) for r in rows],
+        evidence={
+            "label": label_value,
+            "rows_with_pattern": p.n,
+            "share_with_label": p.share,
+            "base_rate": r.base(p.label),
+            "counterfactual_rate": p.counterfactual_rate,
+            "expected_other": p.expected_other,
+            "observed_other": p.observed_other,
+            "sample": p.sample_size,
+            "effect": p.effect,
+            "p_label": p.p_label,
+            "p_copies": p.p_twin,
+            "copy_share": p.twin_share,
+            "copy_share_random_rows": p.twin_share_baseline,
+            "p_value": p.p,
+            "bonferroni_threshold": p.threshold,
+            "family": p.family,
+            "breaks_contract": bool(broken),
+        },
+        recommendation="Remove these rows (they are in quarantine.csv), find how they entered "
+        "the data, and add the value to the contract's unacceptable cases.",
+    )
+
+
+def _section(ctx: AuditContext, r: TriggerScanResult, opts: TriggerScanOptions) -> Section:
+    m = r.matrix
+    evaluated, flagged = r.evaluated, r.triggers
+    top = sorted(evaluated, key=lambda p: (not p.flagged, p.p))[:25]
+    rows = []
+    for p in top:
+        cond = " & ".join(
+            f"{m.names[j]}={m.value(j, v)!r}" for j, v in zip(p.cols, p.codes, strict=True)
+        )
+        rows.append(
+            [
+                cond,
+                _label_value(ctx, p.label),
+                p.n,
+                f"{p.share:.1%}",
+                f"{p.counterfactual_rate:.1%}",
+                f"{p.effect:.2f}",
+                "-" if p.twin_share is None else f"{p.twin_share:.0%}",
+                f"{p.p:.2g}",
+                "TRIGGER" if p.flagged else "",
+            ]
+        )
+    plots = []
+    if evaluated:
+        plots.append(
+            PlotSpec(
+                kind="scatter",
+                title="Candidate patterns: effect vs evidence",
+                data={
+                    "x": [max(p.effect, -1.0) for p in evaluated if not math.isnan(p.effect)],
+                    "y": [
+                        min(-math.log10(max(p.p, 1e-300)), 300)
+                        for p in evaluated
+                        if not math.isnan(p.effect)
+                    ],
+                    "xlabel": "effect (share of expected other-label rows missing)",
+                    "ylabel": "-log10 p",
+                    "size": 12,
+                    "alpha": 0.7,
+                },
+                caption="Each dot is a tested value or value pair; triggers: top right.",
+            )
+        )
+    return Section(
+        title="Trigger scan (D3)",
+        text=[
+            "Every value and frequent value pair is tested for rows that carry one label far "
+            "beyond what the rest of each row explains, with copies of other rows as extra "
+            f"evidence. Family-wise error rate {opts.alpha}; {len(flagged)} trigger(s).",
+        ],
+        tables=[
+            Table(
+                columns=[
+                    "pattern",
+                    "label",
+                    "rows",
+                    "share",
+                    "expected share",
+                    "effect",
+                    "near-copies",
+                    "p",
+                    "",
+                ],
+                rows=rows,
+            )
+        ],
+        plots=plots,
+    )
+
+
+def format_p(p: float) -> str:
+    """``= 3.1e-05``, or ``< 1e-300`` where the value underflows."""
+    return "< 1e-300" if p < 1e-300 else f"= {p:.2g}"
+
+
+def _label_value(ctx: AuditContext, c: int) -> Any:
+    lab = ctx.contract.label
+    if c == 1:
+        return lab.positive
+    return lab.negative if lab.negative is not None else f"not {lab.positive!r}"
