@@ -370,6 +370,14 @@ def test_health_metrics_and_openapi(h: Harness, sample_records: list[dict[str, A
     assert h.client.get("/docs").status_code == 200
 
 
+def test_health_details_never_show_a_store_password(harness_factory: Make) -> None:
+    url = f"redis://:s3cret@127.0.0.1:{closed_port()}/0"
+    h = harness_factory(f'[limits]\nstorage = "{url}"\non_backend_error = "fail_open"\n')
+    text = h.client.get("/health", headers={"Authorization": f"Bearer {h.admin_key}"}).text
+    assert "s3cret" not in text
+    assert ":***@127.0.0.1" in text
+
+
 def test_metrics_can_require_an_admin_key(harness_factory: Make) -> None:
     h = harness_factory("[server]\nmetrics_require_key = true\n")
     assert h.client.get("/metrics").status_code == 401

@@ -198,3 +198,119 @@ def test_one_home_helper_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert load_config().home == tabguard_home() == tmp_path / "elsewhere"
     assert default_tracking_uri() == f"sqlite:///{(tmp_path / 'elsewhere' / 'mlflow.db').resolve()}"
+
+
+# ---- settings from the environment -----------------------------------------------------------
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No TABGUARD_<SECTION>_<KEY> variable from the caller's environment."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("TABGUARD_LIMITS_", "TABGUARD_STORES_", "TABGUARD_LOG_")) or (
+            name.startswith(("TABGUARD_DECISIONS_", "TABGUARD_PROBING_", "TABGUARD_SERVER_"))
+        ):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("variable", "key", "value"),
+    [
+        ("TABGUARD_STORES_LOG", "stores.log", "postgresql://tg:s3cret@db:5432/tabguard"),
+        ("TABGUARD_STORES_KEYS", "stores.keys", "postgresql://tg:s3cret@db:5432/tabguard"),
+        ("TABGUARD_STORES_FLAGS", "stores.flags", "redis://:s3cret@cache:6379/1"),
+        ("TABGUARD_LIMITS_STORAGE", "limits.storage", "redis://:s3cret@cache:6379/0"),
+        ("TABGUARD_PROBING_STORAGE", "probing.storage", "redis://:s3cret@cache:6379/2"),
+    ],
+)
+def test_every_store_url_can_come_from_the_environment(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, variable: str, key: str, value: str
+) -> None:
+    section, name = key.split(".")
+    write(tmp_path, f'[{section}]\n{name} = "memory://"\n')
+    clean_env.setenv(variable, value)
+    cfg = load_config(tmp_path)
+    assert getattr(getattr(cfg, section), name) == value  # the environment wins over the file
+    assert cfg.environment == {key: variable}
+
+
+def test_precedence_is_environment_then_file_then_default(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, '[server]\nport = 9000\nhost = "0.0.0.0"\n[limits]\nper_client = "5/second"\n')
+    clean_env.setenv("TABGUARD_SERVER_PORT", "9100")
+    clean_env.setenv("TABGUARD_LIMITS_PER_CLIENT", "off")
+    clean_env.setenv("TABGUARD_LOG_BATCH_SIZE", "50")
+    clean_env.setenv("TABGUARD_SERVER_METRICS_REQUIRE_KEY", "true")
+    cfg = load_config(tmp_path)
+    assert cfg.server.port == 9100 and cfg.server.host == "0.0.0.0"  # env, file
+    assert cfg.server.workers == 1  # default
+    assert cfg.limits.per_client is None and cfg.log.batch_size == 50
+    assert cfg.server.metrics_require_key is True
+
+
+def test_an_empty_variable_is_ignored_and_other_variables_are_not_settings(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, '[stores]\nlog = "memory://"\n')
+    clean_env.setenv("TABGUARD_STORES_LOG", "")
+    clean_env.setenv("TABGUARD_DEBUG", "1")
+    clean_env.setenv("TABGUARD_SERVE_MODEL", "/models/x")
+    cfg = load_config(tmp_path)
+    assert cfg.stores.log == "memory://" and cfg.environment == {}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key", "needle"),
+    [
+        ("TABGUARD_STORES_LOG", "mysql://tg:s3cret@db/x", "stores.log", "scheme must be one of"),
+        ("TABGUARD_STORES_KEYS", "redis://:s3cret@c:6379/0", "stores.keys", "keys store supports"),
+        ("TABGUARD_SERVER_PORT", "eighty", "server.port", "integer"),
+        ("TABGUARD_LIMITS_PER_SUBJECT", "1/fortnight", "limits.per_subject", "N/unit"),
+        ("TABGUARD_STORES_LOGG", "sqlite:///x.db", "stores.logg", "TABGUARD_STORES_LOG,"),
+    ],
+)
+def test_errors_name_the_variable_and_never_print_a_password(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, variable: str, value: str, key: str, needle: str
+) -> None:
+    clean_env.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"environment variable {variable} ({key}): ")
+    assert needle in message and "s3cret" not in message and "\n" not in message
+    assert info.value.variable == variable and info.value.key == key
+
+
+def test_the_cli_reports_an_environment_error_in_one_line(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tabguard.cli import main
+
+    clean_env.setenv("TABGUARD_HOME", str(tmp_path))
+    clean_env.setenv("TABGUARD_STORES_FLAGS", "ftp://admin:s3cret@host/x")
+    with pytest.raises(SystemExit) as info:
+        main(["flags", "get"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err.startswith("error: environment variable TABGUARD_STORES_FLAGS (stores.flags):")
+    assert "s3cret" not in err
+
+
+def test_log_status_prints_the_log_url_without_its_password(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tabguard.cli import main
+    from tests.serving._tcp_proxy import closed_port
+
+    clean_env.setenv("TABGUARD_HOME", str(tmp_path))
+    url = f"postgresql://tg:s3cret@127.0.0.1:{closed_port()}/tabguard"
+    clean_env.setenv("TABGUARD_STORES_LOG", url)
+    with pytest.raises(SystemExit) as info:
+        main(["log", "status"])
+    out, err = capsys.readouterr()
+    assert info.value.code == 1  # the database is unreachable
+    assert "tg:***@127.0.0.1" in out and "s3cret" not in out + err

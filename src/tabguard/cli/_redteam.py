@@ -133,6 +133,7 @@ def traffic_cmd(
     from tabguard.redteam import AttackSpec, TrafficError, TrafficOptions, simulate_traffic
     from tabguard.redteam._traffic import DEFAULT_CHANNELS, parse_channels
     from tabguard.serving import load_config, tabguard_home
+    from tabguard.storage import redact_url
     from tabguard.timeutil import parse_duration, parse_time
     from tabguard.training import load_model
 
@@ -168,7 +169,7 @@ def traffic_cmd(
     )
     console.print(
         f"simulating {days} days from {t0:%Y-%m-%d %H:%M} UTC, ~{per_day:,.0f} applications a "
-        f"weekday, into {config.stores.log} …"
+        f"weekday, into {redact_url(config.stores.log)} …"
     )
     result = simulate_traffic(bundle, config, options)
     truth_path = truth or tabguard_home(home) / "traffic.truth.json"

@@ -76,6 +76,13 @@ def serve_cmd(
         if fast is not None:
             how = fast.path if fast.reason is None else f"{fast.path} ({fast.reason})"
             console.print(f"scorer {fast.name}: {how}", soft_wrap=True, markup=False)
+    if cfg.environment:
+        console.print(
+            "settings from the environment: "
+            + ", ".join(f"{var} ({key})" for key, var in sorted(cfg.environment.items())),
+            soft_wrap=True,
+            markup=False,
+        )
     console.print(
         f"serving {bundle.version} on http://{bind_host}:{bind_port} with {n_workers} worker(s); "
         f"state in {cfg.home}; docs at http://{bind_host}:{bind_port}/docs",

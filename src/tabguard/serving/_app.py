@@ -41,6 +41,7 @@ from tabguard.serving._config import (
     ServerConfig,
     ServingConfig,
     load_config,
+    redacted,
 )
 from tabguard.serving._decision import DecisionPolicy, DelayedDecisions
 from tabguard.serving._guards import (
@@ -70,6 +71,7 @@ from tabguard.serving._reference import ReferenceProfile, profile_path
 from tabguard.serving._rules import RulePolicy
 from tabguard.serving._scoring import compile_scorer
 from tabguard.serving._stores import open_flags, open_keys, open_limiter, open_log
+from tabguard.storage import redact_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -285,7 +287,7 @@ class ScoringService:
             self.models.main.path,
             self.models.fallback.path if self.models.fallback else "none",
             f"{self.reference.n_rows} rows" if self.reference else "none",
-            f"{pc.action} ({pc.storage})" if pc.enabled else "off",
+            f"{pc.action} ({redact_url(pc.storage)})" if pc.enabled else "off",
         )
 
     async def astart(self) -> None:
@@ -422,10 +424,8 @@ class ScoringService:
                     "min_out": self.reference.min_out,
                     **self.reference.source,
                 },
-                "probing": self.probing_config.model_dump()
-                if self.probing_config.enabled
-                else None,
-                "limits": self.config.limits.model_dump(),
+                "probing": redacted(self.probing_config) if self.probing_config.enabled else None,
+                "limits": redacted(self.config.limits),
             }
         return out
 

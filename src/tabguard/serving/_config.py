@@ -8,6 +8,12 @@ problem goes through one error mapper (:class:`ConfigError`: file, dotted key, r
 State lives under ``TABGUARD_HOME`` (default ``./.tabguard``). Every section and key is
 optional; an absent file means the defaults below. Store URLs choose the backends.
 
+Every key can also come from the environment as ``TABGUARD_<SECTION>_<KEY>`` (upper case),
+e.g. ``TABGUARD_STORES_LOG``, ``TABGUARD_LIMITS_STORAGE``, ``TABGUARD_SERVER_PORT``, so
+database and Redis URLs with passwords need not live in the file. Precedence: environment,
+then file, then default. A variable with an empty value is ignored; a variable naming a
+section but no key of it is an error (a typo must not silently fall back to the file).
+
 .. code-block:: toml
 
     [limits]
@@ -74,12 +80,18 @@ class ConfigError(TabguardError, ValueError):
         The rule it breaks.
     value : Any
         The value received.
+    variable : str, optional
+        The environment variable the value came from (it is named instead of the file).
     """
 
-    def __init__(self, path: Path, key: str, rule: str, value: Any = None) -> None:
+    def __init__(
+        self, path: Path, key: str, rule: str, value: Any = None, variable: str | None = None
+    ) -> None:
         self.path, self.key, self.rule, self.value = path, key, rule, value
+        self.variable = variable
         got = f"; got {value!r}" if value is not None else ""
-        super().__init__(f"{path}: {key}: {rule}{got}")
+        where = f"environment variable {variable} ({key})" if variable else f"{path}: {key}"
+        super().__init__(f"{where}: {rule}{got}")
 
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -344,6 +356,8 @@ class ServingConfig(BaseModel):
     home: Path
     path: Path
     from_file: bool
+    #: Keys set by environment variables: dotted key -> variable name.
+    environment: dict[str, str] = Field(default_factory=dict)
     limits: LimitsConfig = LimitsConfig()
     stores: StoresConfig
     log: LogConfig
@@ -354,6 +368,60 @@ class ServingConfig(BaseModel):
 
 #: The sections of ``tabguard.toml``, in the order the docs list them.
 SECTIONS = ("limits", "stores", "log", "decisions", "probing", "server")
+_SECTION_MODELS: dict[str, type[BaseModel]] = {
+    "limits": LimitsConfig,
+    "stores": StoresConfig,
+    "log": LogConfig,
+    "decisions": DecisionsConfig,
+    "probing": ProbingConfig,
+    "server": ServerConfig,
+}
+#: Prefix of the settings given by environment variable (``TABGUARD_<SECTION>_<KEY>``).
+ENV_PREFIX = "TABGUARD_"
+
+
+def env_variable(section: str, key: str) -> str:
+    """The variable of a setting: ``env_variable("stores", "log") == "TABGUARD_STORES_LOG"``."""
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+def environment_settings(
+    path: Path, environ: dict[str, str] | None = None
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """The settings given by ``TABGUARD_<SECTION>_<KEY>`` variables.
+
+    Returns
+    -------
+    dict
+        ``{(section, key): (variable, value)}``; empty values are left out.
+
+    Raises
+    ------
+    ConfigError
+        A variable names a section but none of its keys.
+    """
+    env = os.environ if environ is None else environ
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or value == "":
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        for section in SECTIONS:
+            head = f"{section.upper()}_"
+            if not rest.startswith(head):
+                continue
+            key = rest[len(head) :].lower()
+            fields = _SECTION_MODELS[section].model_fields
+            if key not in fields:
+                known = ", ".join(env_variable(section, k) for k in fields)
+                raise ConfigError(
+                    path,
+                    f"{section}.{key}",
+                    f"unknown setting; the variables of [{section}] are {known}",
+                    variable=name,
+                )
+            found[(section, key)] = (name, value)
+    return found
 
 
 def default_config_values(home: Path) -> dict[str, Any]:
@@ -418,13 +486,19 @@ def load_config(home: str | os.PathLike[str] | None = None) -> ServingConfig:
     merged: dict[str, Any] = {k: dict(v) for k, v in data.items()}
     for section, defaults in default_config_values(home_path).items():
         merged[section] = {**defaults, **merged.get(section, {})}
+    from_env = environment_settings(path)
+    for (section, key), (_, value) in from_env.items():
+        merged.setdefault(section, {})[key] = value
+    variables = {f"{section}.{key}": name for (section, key), (name, _) in from_env.items()}
     try:
-        return ServingConfig(home=home_path, path=path, from_file=from_file, **merged)
+        return ServingConfig(
+            home=home_path, path=path, from_file=from_file, environment=variables, **merged
+        )
     except ValidationError as exc:
-        raise _config_error(path, exc) from None
+        raise _config_error(path, exc, variables) from None
 
 
-def _config_error(path: Path, exc: ValidationError) -> ConfigError:
+def _config_error(path: Path, exc: ValidationError, variables: dict[str, str]) -> ConfigError:
     """The one mapping of a validation error to a :class:`ConfigError` (first problem)."""
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"])
@@ -435,12 +509,21 @@ def _config_error(path: Path, exc: ValidationError) -> ConfigError:
         rule = "unknown key (check its spelling against docs/operations.md)"
     else:
         rule = str(err["msg"]).removeprefix("Value error, ")
-    return ConfigError(path, key, rule, value)
+    return ConfigError(path, key, rule, value, variable=variables.get(key))
+
+
+def redacted(config: BaseModel) -> dict[str, Any]:
+    """A section as a dict for display, with passwords in URLs masked."""
+    return {
+        k: redact_url(v) if isinstance(v, str) and "://" in v else v
+        for k, v in config.model_dump().items()
+    }
 
 
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_HOME",
+    "ENV_PREFIX",
     "HOME_ENV",
     "ConfigError",
     "DecisionsConfig",
@@ -450,6 +533,8 @@ __all__ = [
     "ServerConfig",
     "ServingConfig",
     "StoresConfig",
+    "env_variable",
     "load_config",
+    "redacted",
     "tabguard_home",
 ]
