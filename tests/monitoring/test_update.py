@@ -326,8 +326,8 @@ def test_segment_explosion_stays_bounded(
         assert set(vol.loc[vol.segment_key == "channel", "segment_value"]) == set(CHANNELS)
         engine = store.engine
         with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT count(*) FROM tg_mon_numeric")).scalar_one()
-        assert rows < 3 * 30 * 60  # buckets × segments × columns, not × 6000 campaigns
+            rows = conn.execute(sa.text("SELECT count(*) FROM tg_mon_cells")).scalar_one()
+        assert rows < 3 * 30 * 4  # buckets × segment values × kinds, not × 6000 campaigns
 
 
 def test_log_database_down_keeps_the_watermark(

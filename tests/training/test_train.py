@@ -70,6 +70,7 @@ def test_model_directory_is_written_and_verified(trained: TrainResult) -> None:
         "main.lgb.txt",
         "fallback.lgb.txt",
         "evaluation.json",
+        "reference.json",
         "report.html",
     }
     bundle = load_model(trained.model_dir)
@@ -77,6 +78,16 @@ def test_model_directory_is_written_and_verified(trained: TrainResult) -> None:
     assert bundle.digest == trained.bundle.digest
     html = (trained.model_dir / "report.html").read_text()
     assert html.count("<img") >= 4 and "Conformal prediction sets" in html
+
+
+def test_drift_reference_describes_the_training_rows(trained: TrainResult) -> None:
+    from tabguard.monitoring._drift import DriftReference
+
+    ref = DriftReference.load(trained.model_dir / "reference.json")
+    feats = {c for k, c in ref.columns if k == "feature"}
+    assert feats == set(trained.bundle.main.feature_names)
+    assert ("raw", "SEX") in ref.columns  # raw attributes include the protected one
+    assert ref.source["split"] == "train" and ref.columns[("raw", "AGE")].n > 1000
 
 
 def test_metadata_records_provenance(trained: TrainResult, credit_2k: pd.DataFrame) -> None:

@@ -127,3 +127,180 @@ def run_cmd(
         raise typer.Exit(0) from None
     if iterations is not None and failures == iterations:
         raise typer.Exit(2)
+
+
+def parse_segment(text: str | None) -> tuple[str, str]:
+    """``channel=online`` → ``("channel", "online")``; ``a=1,b=2`` → ``("a*b", "1*2")``."""
+    if text is None or text.strip() in ("", "all"):
+        return ("all", "all")
+    parts = []
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(
+                f"must be KEY=VALUE (e.g. channel=online, or channel=online,EDUCATION=2); "
+                f"got {text!r}",
+                param_hint="--segment",
+            )
+        parts.append((key.strip(), value.strip()))
+    return ("*".join(k for k, _ in parts), "*".join(v for _, v in parts))
+
+
+def _fmt(value: float, metric: str) -> str:
+    import math
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if metric.endswith(" rate"):
+        return f"{value:.2%}"
+    if metric == "requests":
+        return f"{value:,.0f}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+@monitor_app.command("show")
+def show_cmd(
+    window: Annotated[str, typer.Option(help="Window length, e.g. 6h, 1d.")] = "6h",
+    compare: Annotated[
+        str, typer.Option(help="How far back the baseline window is, e.g. 1w.")
+    ] = "1w",
+    segment: Annotated[
+        str | None, typer.Option(help="One segment: KEY=VALUE (default: all requests).")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="Window end (ISO time, UTC); default the end of the last complete bucket."
+        ),
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option(help="Only these raw attributes / features (comma-separated).")
+    ] = None,
+    top: Annotated[
+        int, typer.Option(help="Attribute/feature rows shown, largest changes first (0: all).")
+    ] = 15,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Print a window next to the same window earlier (decisions, guards, percentiles…)."""
+    import json
+    import math
+
+    from rich.table import Table
+
+    from tabguard.monitoring import Window, open_monitor_store
+    from tabguard.monitoring._compare import compare_windows
+    from tabguard.monitoring._drift import load_reference
+    from tabguard.timeutil import DURATION_RULE, floor_time, parse_duration, parse_time
+
+    def duration(name: str, text: str) -> object:
+        try:
+            value = parse_duration(text)
+        except ValueError:
+            raise typer.BadParameter(f"{DURATION_RULE}; got {text!r}", param_hint=name) from None
+        if value.total_seconds() <= 0:
+            raise typer.BadParameter("must be positive", param_hint=name)
+        return value
+
+    length = duration("--window", window)
+    back = duration("--compare", compare)
+    seg = parse_segment(segment)
+    cfg = load(config, home)
+    with open_monitor_store(cfg.store_url(), bucket=cfg.bucket) as store:
+        if at is not None:
+            try:
+                end = floor_time(parse_time(at), store.bucket)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--at") from None
+        else:
+            latest = store.latest()
+            if latest is None:
+                console.print("the store is empty: run `tabguard monitor update` first")
+                raise typer.Exit(1)
+            end = latest
+        for name, value in (("--window", length), ("--compare", back)):
+            if value % store.bucket:  # type: ignore[operator]
+                raise typer.BadParameter(
+                    f"must be a multiple of the store's bucket ({store.bucket})", param_hint=name
+                )
+        current = Window(end - length, end)  # type: ignore[operator]
+        baseline = Window(current.start - back, current.end - back)  # type: ignore[operator]
+        wanted = [c.strip() for c in columns.split(",")] if columns else None
+        result = compare_windows(
+            store,
+            current,
+            baseline,
+            segment=seg,
+            columns=wanted,
+            reference=load_reference(cfg),
+            min_rows=cfg.drift.min_rows,
+        )
+    table = result.table
+    if top and not wanted:
+        numeric = table["section"].isin(["raw", "feature", "drift"])
+        ranked = (
+            table[numeric]
+            .assign(size=table["change"].abs())
+            .sort_values("size", ascending=False, na_position="last")
+        )
+        table = table[~numeric | table.index.isin(ranked.index[:top])]
+    if as_json:
+        console.print_json(json.dumps(table.to_dict("records"), default=str, allow_nan=True))
+        return
+    title = (
+        f"{seg[0]}={seg[1]}: [{current.start:%Y-%m-%d %H:%M}, {current.end:%Y-%m-%d %H:%M}) "
+        f"vs {compare} earlier (UTC)"
+    )
+    out = Table(title=title, title_justify="left")
+    for name in ("section", "metric", "now", f"{compare} earlier", "change", "n now", "n before"):
+        out.add_column(name, justify="right" if name not in ("section", "metric") else "left")
+    for row in table.to_dict("records"):
+        change = "-" if math.isnan(row["change"]) else f"{row['change']:+.1%}"
+        out.add_row(
+            str(row["section"]),
+            str(row["metric"]),
+            _fmt(row["now"], str(row["metric"])),
+            _fmt(row["before"], str(row["metric"])),
+            change,
+            f"{row['n_now']:,}",
+            f"{row['n_before']:,}",
+        )
+    console.print(out)
+
+
+@monitor_app.command("reference")
+def reference_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `tabguard train`.")],
+    data: Annotated[Path, typer.Option(help="The model's training data (CSV or Parquet).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write it (default $TABGUARD_HOME/reference/<model>.drift.json)."
+        ),
+    ] = None,
+    bins: Annotated[int, typer.Option(min=2, max=100, help="Quantile bins per number.")] = 10,
+    home: HomeOption = None,
+) -> None:
+    """Write the drift reference of a model trained before `tabguard train` wrote one."""
+    from tabguard.io import read_table
+    from tabguard.monitoring._drift import DriftReference
+    from tabguard.serving import tabguard_home
+    from tabguard.training import load_model
+
+    bundle = load_model(model_dir)
+    frame = read_table(data)
+    reference = DriftReference.from_frame(
+        frame, bundle.contract, bundle.main.transform, bins=bins, source={"file": str(data)}
+    )
+    target = out or tabguard_home(home) / "reference" / f"{bundle.digest[:16]}.drift.json"
+    reference.save(target)
+    console.print(
+        f"drift reference of {bundle.version} ({len(reference.columns)} columns, "
+        f"{reference.source['rows']:,} rows) written to {target}; set `drift: {{reference: "
+        f"{target}}}` in monitor.yaml",
+        soft_wrap=True,
+        markup=False,
+    )

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tabguard.monitoring._config import AggregationConfig
-from tabguard.monitoring._delta import ALL, MISSING, OTHER, Delta
+from tabguard.monitoring._delta import ALL, MISSING, OTHER, Delta, NumericCell
 from tabguard.monitoring._parse import (
     ColumnType,
     ParsedColumn,
@@ -30,7 +30,7 @@ from tabguard.monitoring._parse import (
     parse_distinct,
     parse_objects,
 )
-from tabguard.monitoring._sketch import FrequentValues, SketchError
+from tabguard.monitoring._sketch import FrequentValues, QuantileSketch, SketchError
 from tabguard.monitoring._store import (
     F_CATEGORY,
     F_CLIENT,
@@ -593,27 +593,38 @@ class Aggregator:
         numeric: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     ) -> None:
         ngroups = len(names)
-        order = np.argsort(group, kind="stable")
-        sorted_groups = group[order]
-        bounds = np.searchsorted(sorted_groups, np.arange(ngroups + 1))
-        present = np.flatnonzero(np.diff(bounds))
+        k = self.config.sketch_k
+        # One grouping per segment key, shared by every column: small integer codes sort in
+        # linear time (NumPy's stable sort is a radix sort up to 16 bits).
+        codes = group.astype(np.uint16 if ngroups < 1 << 16 else np.int64)
+        order = np.argsort(codes, kind="stable")
+        g_sorted = group[order]
+        fresh = QuantileSketch.fresh
+        cells = delta.numeric
         for kind, column, values, domain, missing, invalid in numeric:
             rows = np.bincount(group[domain], minlength=ngroups)
             miss = np.bincount(group[missing], minlength=ngroups)
             inv = np.bincount(group[invalid], minlength=ngroups)
-            vals = values[order]
-            for g in present:
-                if rows[g] == 0:
-                    continue
-                lo, hi = bounds[g], bounds[g + 1]
+            v = values[order]
+            finite = np.isfinite(v)
+            v_fin = v[finite]
+            g_fin = g_sorted[finite]
+            total = np.bincount(g_fin, weights=v_fin, minlength=ngroups)
+            bounds = np.zeros(ngroups + 1, dtype=np.int64)
+            np.cumsum(np.bincount(g_fin, minlength=ngroups), out=bounds[1:])
+            for g in np.flatnonzero(rows).tolist():
                 b, sk, sv = names[g]
-                delta.add_values(
-                    (b, sk, sv, kind, column),
-                    vals[lo:hi],
-                    rows=int(rows[g]),
-                    missing=int(miss[g]),
-                    invalid=int(inv[g]),
-                )
+                sketch = fresh(k)
+                lo, hi = bounds[g], bounds[g + 1]
+                if hi > lo:
+                    sketch.update_finite(v_fin[lo:hi])
+                key = (b, sk, sv, kind, column)
+                cell = NumericCell(int(rows[g]), int(miss[g]), int(inv[g]), float(total[g]), sketch)
+                old = cells.get(key)
+                if old is None:
+                    cells[key] = cell
+                else:
+                    old.merge(cell)
 
 
 __all__ = [

@@ -177,12 +177,16 @@ class DriftConfig(BaseModel):
         Quantile bins of the reference per numeric column (PSI's usual 10).
     min_rows : int
         Windows with fewer values report drift as missing (NaN), not as a number.
+    reference : Path or None
+        A reference file (``tabguard monitor reference``); default ``reference.json`` of
+        ``model``.
     """
 
     model_config = _STRICT
 
     bins: int = Field(default=10, ge=2, le=100)
     min_rows: int = Field(default=50, ge=1)
+    reference: Path | None = None
 
 
 class OutcomesConfig(BaseModel):

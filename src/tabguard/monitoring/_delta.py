@@ -7,16 +7,20 @@ share one merge rule, and lets tests build deltas by hand.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from tabguard.monitoring._sketch import DEFAULT_K, QuantileSketch
+from tabguard.monitoring._sketch import DEFAULT_K, QuantileSketch, SketchError
 
 #: Percentile levels kept as plain numbers per bucket (dashboards read them without merging).
 SUMMARY_LEVELS = (0.01, 0.10, 0.50, 0.90, 0.99)
 SUMMARY_COLUMNS = ("p01", "p10", "p50", "p90", "p99")
+#: The numbers stored per column and bucket, in this order (``tg_mon_cells.stats``).
+STAT_FIELDS = ("rows", "n", "missing", "invalid", "total", "vmin", "vmax", *SUMMARY_COLUMNS)
+_NSTATS = len(STAT_FIELDS)
 
 #: A segment: (key, value); ``("all", "all")`` is every request.
 Segment = tuple[str, str]
@@ -57,20 +61,82 @@ class NumericCell:
         self.total += other.total
         self.sketch.merge(other.sketch)
 
-    def summary(self) -> dict[str, float | int | None]:
-        """The plain-number columns stored beside the sketch."""
+    def stats(self) -> list[float]:
+        """The numbers stored beside the sketch, in :data:`STAT_FIELDS` order (NaN: none)."""
         sk = self.sketch
-        qs = sk.quantiles(SUMMARY_LEVELS) if not sk.empty else [None] * len(SUMMARY_LEVELS)
-        return {
-            "rows": self.rows,
-            "n": sk.n,
-            "missing": self.missing,
-            "invalid": self.invalid,
-            "total": float(self.total),
-            "vmin": None if sk.empty else sk.min,
-            "vmax": None if sk.empty else sk.max,
-            **dict(zip(SUMMARY_COLUMNS, qs, strict=True)),
-        }
+        return [
+            self.rows,
+            sk.n,
+            self.missing,
+            self.invalid,
+            self.total,
+            *sk.summary(SUMMARY_LEVELS),
+        ]
+
+
+def pack_cells(cells: list[tuple[str, NumericCell]]) -> tuple[str, bytes, bytes]:
+    """Columns of one bucket, segment and kind as ``(names JSON, stats, sketches)``.
+
+    ``stats`` is a little-endian float64 matrix (one row of :data:`STAT_FIELDS` per column);
+    ``sketches`` is one little-endian uint32 length per column followed by the DataSketches
+    serialisations (length 0: no value). Each sketch stays a plain DataSketches KLL doubles
+    sketch, so another engine (Spark) can write the same container.
+    """
+    names = [name for name, _ in cells]
+    stats = np.asarray([cell.stats() for _, cell in cells], dtype="<f8").reshape(-1, _NSTATS)
+    blobs = [b"" if cell.sketch.empty else cell.sketch.to_bytes() for _, cell in cells]
+    lengths = np.asarray([len(b) for b in blobs], dtype="<u4")
+    return json.dumps(names), stats.tobytes(), lengths.tobytes() + b"".join(blobs)
+
+
+def unpack_stats(names_json: str, stats: bytes) -> tuple[list[str], np.ndarray]:
+    """Column names and their stats matrix (shape ``(n_columns, len(STAT_FIELDS))``).
+
+    Raises
+    ------
+    SketchError
+        When the row is corrupt (sizes disagree).
+    """
+    try:
+        names = json.loads(names_json)
+        matrix = np.frombuffer(stats, dtype="<f8").reshape(len(names), _NSTATS)
+    except (ValueError, TypeError) as exc:
+        raise SketchError(f"corrupt cell row ({exc})") from None
+    return names, matrix
+
+
+def unpack_sketches(count: int, sketches: bytes) -> list[bytes]:
+    """The ``count`` serialised sketches of a cell row (``b""`` for an empty column).
+
+    Raises
+    ------
+    SketchError
+        When the lengths do not add up.
+    """
+    head = 4 * count
+    if len(sketches) < head:
+        raise SketchError(f"corrupt cell row: {len(sketches)} bytes for {count} sketches")
+    lengths = np.frombuffer(sketches[:head], dtype="<u4")
+    if head + int(lengths.sum()) != len(sketches):
+        raise SketchError("corrupt cell row: sketch lengths do not add up")
+    out = []
+    pos = head
+    for n in lengths.tolist():
+        out.append(sketches[pos : pos + n])
+        pos += n
+    return out
+
+
+def cell_from(stats: np.ndarray, blob: bytes, k: int = DEFAULT_K) -> NumericCell:
+    """A cell rebuilt from its stored stats row and sketch bytes."""
+    sketch = QuantileSketch.from_bytes(blob) if blob else QuantileSketch(k)
+    return NumericCell(
+        rows=int(stats[0]),
+        missing=int(stats[2]),
+        invalid=int(stats[3]),
+        total=float(stats[4]),
+        sketch=sketch,
+    )
 
 
 #: (bucket, seg_key, seg_value, kind, column)

@@ -89,6 +89,24 @@ class QuantileSketch:
                 return
         self._sk.update(np.ascontiguousarray(arr))
 
+    @classmethod
+    def fresh(cls, k: int) -> QuantileSketch:
+        """An empty sketch without argument checks (hot path; ``k`` already validated)."""
+        out = cls.__new__(cls)
+        out._sk = datasketches.kll_doubles_sketch(k)
+        return out
+
+    def summary(self, levels: Sequence[float]) -> list[float]:
+        """``[min, max, *quantiles(levels)]`` in one library call (NaN when empty)."""
+        if self._sk.is_empty():
+            return [math_nan()] * (2 + len(levels))
+        values = self._sk.get_quantiles([0.0, 1.0, *levels])
+        return [float(v) for v in values]
+
+    def update_finite(self, values: np.ndarray) -> None:
+        """Add values known to be finite float64 (the caller filtered them; no check)."""
+        self._sk.update(values)
+
     def merge(self, other: QuantileSketch) -> None:
         """Fold ``other`` into this sketch (the result summarises both value sets)."""
         self._sk.merge(other._sk)

@@ -118,27 +118,26 @@ monitor_counts_table = sa.Table(
     sa.Column("n", sa.BigInteger, nullable=False),
 )
 
-monitor_numeric_table = sa.Table(
-    "tg_mon_numeric",
+monitor_cells_table = sa.Table(
+    "tg_mon_cells",
     METADATA,
     sa.Column("bucket", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("seg_key", sa.String(_SEG_KEY), primary_key=True),
     sa.Column("seg_value", sa.String(_SEG_VALUE), primary_key=True),
     sa.Column("kind", sa.String(16), primary_key=True),
-    sa.Column("col", sa.String(160), primary_key=True),
-    sa.Column("rows", sa.BigInteger, nullable=False, comment="rows that could carry a value"),
-    sa.Column("n", sa.BigInteger, nullable=False, comment="numeric values in the sketch"),
-    sa.Column("missing", sa.BigInteger, nullable=False),
-    sa.Column("invalid", sa.BigInteger, nullable=False, comment="non-numeric or non-finite"),
-    sa.Column("total", sa.Float, nullable=False, comment="sum of the values (for the mean)"),
-    sa.Column("vmin", sa.Float, nullable=True),
-    sa.Column("vmax", sa.Float, nullable=True),
-    sa.Column("p01", sa.Float, nullable=True),
-    sa.Column("p10", sa.Float, nullable=True),
-    sa.Column("p50", sa.Float, nullable=True),
-    sa.Column("p90", sa.Float, nullable=True),
-    sa.Column("p99", sa.Float, nullable=True),
-    sa.Column("sketch", sa.LargeBinary, nullable=True, comment="DataSketches KLL doubles"),
+    sa.Column("cols", sa.Text, nullable=False, comment="JSON list of column names"),
+    sa.Column(
+        "stats",
+        sa.LargeBinary,
+        nullable=False,
+        comment="float64 little-endian, one row of STAT_FIELDS per column",
+    ),
+    sa.Column(
+        "sketches",
+        sa.LargeBinary,
+        nullable=False,
+        comment="uint32 lengths per column, then DataSketches KLL doubles sketches",
+    ),
 )
 
 monitor_segments_table = sa.Table(
@@ -167,7 +166,7 @@ monitor_outcomes_table = sa.Table(
 MONITOR_TABLES = [
     monitor_state_table,
     monitor_counts_table,
-    monitor_numeric_table,
+    monitor_cells_table,
     monitor_segments_table,
     monitor_outcomes_table,
 ]

@@ -10,6 +10,7 @@ Layout (every file but the manifest is listed in ``manifest.json`` with its SHA-
       main.lgb.txt         main model: LightGBM text, or main.skops for scikit-learn models
       fallback.lgb.txt     fallback model without gameable features (optional)
       evaluation.json      held-out evaluation (written by ``tabguard train``)
+      reference.json       training distributions for the monitor's drift (``tabguard train``)
       report.html          evaluation report for people
 
 Nothing in the directory is a pickle. :func:`load_model` verifies every hash before it parses

@@ -651,6 +651,17 @@ def train(
     extra: dict[str, str | bytes] = {
         "evaluation.json": json.dumps(jsonable(evaluation), indent=2) + "\n"
     }
+    with timer("drift_reference"):
+        # The training rows (before noise) as the service will log them: the monitor's drift
+        # reference, raw attributes and model features apart.
+        from tabguard.monitoring._drift import REFERENCE_FILE, DriftReference
+
+        extra[REFERENCE_FILE] = DriftReference.from_frame(
+            df.iloc[split["train"]],
+            contract,
+            main.transform,
+            source={"data_sha256": data_sha, "split": "train"},
+        ).to_json()
     tmp_holder: tempfile.TemporaryDirectory[str] | None = None
     if out is None:
         tmp_holder = tempfile.TemporaryDirectory(prefix="tabguard-model-")
