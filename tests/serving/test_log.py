@@ -209,6 +209,9 @@ def test_unwritable_database_spools_and_replays(
     blocker = tmp_path / "blocked"
     blocker.mkdir()
     plog = make_log(f"sqlite:///{blocker / 'log.db'}")
+    # Let the writer finish its start-up recovery (schema and migration): a connection it still
+    # holds would survive dispose() and keep writing to the unlinked file.
+    assert plog.flush()
     plog._engine.dispose()  # drop the pooled connection to the old file
     # The writer thread may still be creating SQLite's side files (journal): retry until the
     # directory is really gone (a single rmtree raced with it once under load).
