@@ -11,7 +11,7 @@ import yaml
 
 from tabguard.monitoring import MonitorConfigError
 from tabguard.monitoring._rules_config import (
-    DEFAULTS,
+    EvaluationOptions,
     FlagAction,
     LogAction,
     WebhookAction,
@@ -64,8 +64,8 @@ def test_seed_rule_reads_as_written() -> None:
     assert isinstance(r.actions[0], FlagAction) and list(r.actions[0].value) == ["PAY_AMT1"]
     assert isinstance(r.actions[1], WebhookAction) and isinstance(r.actions[2], LogAction)
     assert r.cooldown is None  # defaults to the window
-    assert cfg.evaluation.alpha == DEFAULTS["alpha"][0]
-    assert cfg.evaluation.min_volume == DEFAULTS["min_volume"][0]
+    assert cfg.evaluation == EvaluationOptions()
+    assert (cfg.evaluation.alpha, cfg.evaluation.min_volume) == (0.001, 30)
 
 
 @pytest.mark.parametrize(
@@ -187,3 +187,25 @@ def test_window_must_be_whole_buckets() -> None:
     cfg = parse_alerting({"rules": [_rule(window="90m")]})
     with pytest.raises(MonitorConfigError, match=r"rules\[r\]\.window: must be a multiple of"):
         Alerting(FakeStore(), cfg)
+
+
+@pytest.mark.parametrize(
+    ("evaluation", "key", "text"),
+    [
+        ({"alpha": 0}, "evaluation.alpha", "must be in (0, 1)"),
+        ({"min_volume": 0.5}, "evaluation.min_volume", "must be int"),
+        ({"alfa": 0.01}, "evaluation.alfa", "unknown option"),
+    ],
+)
+def test_evaluation_options_errors(evaluation: dict[str, Any], key: str, text: str) -> None:
+    with pytest.raises(MonitorConfigError) as exc:
+        parse_alerting({"evaluation": evaluation}, Path("monitor.yaml"))
+    assert str(exc.value).startswith(f"monitor.yaml: {key}: ") and text in str(exc.value)
+
+
+def test_every_evaluation_option_has_a_reason() -> None:
+    from tabguard.checks import describe_options
+
+    docs = describe_options(EvaluationOptions)
+    assert {d.name for d in docs} == {"alpha", "min_volume", "extra_weeks"}
+    assert all(len(d.reason) > 40 and d.rule for d in docs)

@@ -114,14 +114,6 @@ def check_windows(config: AlertingConfig, bucket: timedelta) -> None:
                 f"must be a multiple of aggregation.bucket ({format_duration(bucket)})",
                 format_duration(rule.window),
             )
-    step = config.evaluation.step
-    if step is not None and step % bucket:
-        raise MonitorConfigError(
-            None,
-            "evaluation.step",
-            f"must be a multiple of aggregation.bucket ({format_duration(bucket)})",
-            format_duration(step),
-        )
 
 
 @dataclass
@@ -162,7 +154,7 @@ def replay(
     start, end : datetime
         The evaluations run at ``start + step``, ``start + 2·step`` … up to ``end``.
     step : timedelta, optional
-        Default ``evaluation.step``, else the store's bucket.
+        Default: the store's bucket.
     apply : bool
         ``False`` (default): alerts go to a scratch history and flag changes are recorded,
         not made; webhooks are not sent. ``True``: alerts go to the store's history, flags are
@@ -174,7 +166,7 @@ def replay(
     -------
     ReplayResult
     """
-    step = step or config.evaluation.step or store.bucket
+    step = step or store.bucket
     if step <= timedelta(0):
         raise ValueError(f"the replay step must be positive; got {step}")
     if apply:

@@ -39,9 +39,6 @@ if TYPE_CHECKING:
     from tabguard.monitoring._store import SqlMonitorStore
 
 WEEK = timedelta(weeks=1)
-#: Baseline weeks looked at beyond ``median_of_weeks`` / ``weeks_ago`` to replace excluded or
-#: thin ones (a holiday week, the week a segment started).
-EXTRA_WEEKS = 2
 Segment = tuple[str, str]
 #: Statuses whose requests got a decision (the denominator of a decision rate).
 DECIDED = ("accepted", "delayed")
@@ -331,7 +328,7 @@ def evaluate_rule(
     weeks: list[tuple[int, dict[Segment, Observation]]] = []
     if rule.baseline is not None:
         first = rule.baseline.weeks_ago or 1
-        for w in range(first, first + rule.baseline.n_weeks + EXTRA_WEEKS):
+        for w in range(first, first + rule.baseline.n_weeks + config.evaluation.extra_weeks):
             ws, we = start - w * WEEK, end - w * WEEK
             if config.calendar.overlaps(ws, we) is None:
                 weeks.append((w, read(reader, rule, ws, we)))

@@ -26,20 +26,31 @@ the last 6 h is more than 20 % below the same 6 h last week*:
       webhooks: [{name: alertmanager, url: http://127.0.0.1:9093/api/v2/alerts}]
     evaluation: {alpha: 0.001}
 
-Every threshold has a named default with its reason (:data:`DEFAULTS`).
+Every threshold has a named default with its reason (:class:`EvaluationOptions` in the
+house check shape, and :data:`DEFAULTS`).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tabguard.checks import (
+    PROBABILITY_OPEN,
+    CheckOptions,
+    at_least,
+    interval,
+    option,
+    parse_options,
+)
+from tabguard.errors import OptionsError
 from tabguard.flags import FLAG_SPECS, FlagError, parse_flag
 from tabguard.monitoring._config import MonitorConfigError
 from tabguard.timeutil import DURATION_RULE, parse_duration, parse_time
@@ -56,28 +67,51 @@ METRICS: dict[str, str] = {
     "performance": "AUC, default rate or Brier score of matured outcomes",
 }
 
-#: Defaults of the thresholds, each with its reason (docs/monitoring.md prints this table).
-DEFAULTS: dict[str, tuple[Any, str]] = {
-    "alpha": (
+
+@dataclass(frozen=True)
+class EvaluationOptions(CheckOptions):
+    """``evaluation``: the thresholds every rule shares (a rule may override alpha/min_volume).
+
+    Declared in the house check shape: each option has its default, its rule and the reason for
+    the default (``describe_options(EvaluationOptions)`` prints them for docs/monitoring.md).
+    """
+
+    check: ClassVar[str] = "monitor.evaluation"
+
+    alpha: float = option(
         0.001,
-        "a rule is tested every step on overlapping windows: ~700 hourly tests per segment in "
-        "four weeks, so a per-test level of 0.001 keeps chance alerts under one a month per "
-        "segment even before the effect-size threshold",
-    ),
-    "min_volume": (
+        "significance level per rule and evaluation, divided by the segment values tested "
+        "(Bonferroni); hourly evaluations of overlapping windows make ~700 tests per segment in "
+        "four weeks, and 0.001 keeps chance alerts well under one a month before the "
+        "effect-size threshold",
+        PROBABILITY_OPEN,
+    )
+    min_volume: int = option(
         30,
-        "below ~30 requests a rate moves by >3 points when one request changes, and no "
-        "exact test at alpha=0.001 can be significant anyway: a quiet night never pages",
-    ),
+        "requests behind the metric needed now and in each baseline week: below ~30 a rate moves "
+        "by 3 points per request and no exact test at 0.001 can be significant: a quiet night "
+        "never pages",
+        at_least(1),
+    )
+    extra_weeks: int = option(
+        2,
+        "baseline weeks looked at beyond the rule's own, to replace excluded (holiday) or thin "
+        "ones, so a holiday never becomes 'last week'",
+        interval(0, 8),
+    )
+
+
+#: Defaults that are not evaluation options, with their reasons (documented with them).
+DEFAULTS: dict[str, tuple[Any, str]] = {
     "min_weeks": (
         1,
-        "weeks of baseline needed; the median of 3 weeks becomes robust once 3 exist, and "
+        "baseline weeks that must have data; the median of 3 weeks is robust once 3 exist, and "
         "alerts still work in the second week of history",
     ),
     "cooldown": (
         "the rule's window",
-        "after an alert opens, the same rule and segment cannot open another until the "
-        "window has rolled over completely (no flapping on overlapping windows)",
+        "after an alert opens, the same rule and segment cannot open another until the window "
+        "has rolled over completely (no flapping on overlapping windows)",
     ),
     "severity": ("warning", "critical is for rules whose actions change decisions"),
     "webhook_timeout": ("5s", "an unreachable receiver must not hold the evaluation loop"),
@@ -454,30 +488,15 @@ class NotifySpec(BaseModel):
     webhooks: tuple[WebhookSpec, ...] = ()
 
 
-class EvaluationSpec(BaseModel):
-    """``evaluation``: defaults shared by the rules."""
-
-    model_config = _STRICT
-
-    alpha: float = Field(default=DEFAULTS["alpha"][0], gt=0, lt=1)
-    min_volume: int = Field(default=DEFAULTS["min_volume"][0], ge=1)
-    step: timedelta | None = None
-
-    @field_validator("step", mode="before")
-    @classmethod
-    def _step(cls, value: Any) -> Any:
-        return None if value is None else _duration(value)
-
-
 class AlertingConfig(BaseModel):
     """The alerting keys of ``monitor.yaml``, validated."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     rules: tuple[RuleSpec, ...] = ()
     calendar: CalendarSpec = CalendarSpec()
     notify: NotifySpec = NotifySpec()
-    evaluation: EvaluationSpec = EvaluationSpec()
+    evaluation: EvaluationOptions = EvaluationOptions()
 
     def rule(self, name: str) -> RuleSpec:
         """The rule called ``name`` (KeyError naming the known ones)."""
@@ -503,6 +522,11 @@ def parse_alerting(data: dict[str, Any] | None, path: Path | None = None) -> Ale
     for i, r in enumerate(rules):
         if not isinstance(r, dict):
             raise MonitorConfigError(path, f"rules[{i}]", "a rule is a mapping of keys", r)
+    try:
+        data["evaluation"] = parse_options(EvaluationOptions, data.get("evaluation"))
+    except OptionsError as exc:
+        key = "evaluation" + (f".{exc.key}" if exc.key else "")
+        raise MonitorConfigError(path, key, exc.rule, exc.value) from None
     try:
         config = AlertingConfig.model_validate(data)
     except ValidationError as exc:
