@@ -32,12 +32,13 @@ class RunResult:
 
 
 def _evaluate_rules(config: MonitorConfig, store: SqlMonitorStore, at: datetime) -> Any:
-    """Evaluate the alert rules of ``config`` on the store at ``at``.
+    """Evaluate the alert rules of ``config`` on the store at ``at``, and act on new alerts.
 
-    HOOK(monitor-rules): the rules engine replaces this body with its evaluation (it returns
-    what ``RunResult.evaluation`` carries). Until then there is nothing to evaluate.
+    Returns the :class:`~tabguard.monitoring.StepResult` (``None`` without rules).
     """
-    return None
+    from tabguard.monitoring._live import evaluate
+
+    return evaluate(config, store, at)
 
 
 def run_once(

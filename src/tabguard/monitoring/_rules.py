@@ -14,7 +14,9 @@ segment value when all of these hold:
 3. the metric crosses the threshold in the rule's direction (``change`` relative to the
    baseline, ``difference`` against it, or an absolute ``threshold``);
 4. the counts make it significant: p < ``alpha / m`` where ``m`` is the number of segment
-   values the rule tested at this time (Bonferroni), with the test of ``_stats.py``.
+   values the rule tested at this time (Bonferroni), with the test of ``_stats.py`` against
+   the baseline weeks' pooled counts (from three weeks on, the one farthest from the median is
+   left out: one odd week neither pages nor hides a change).
 
 Metrics are read through one small registry (:data:`READERS`), each returning the number and
 the counts behind it for every segment value of a window.
@@ -56,11 +58,14 @@ class Observation:
         Volume behind it (decided requests, requests, numeric values, labelled outcomes).
     k : int or None
         For rates: the numerator (``value = k / n``); for counts: the count.
+    weeks : int
+        Windows pooled into it (baselines): a pooled count covers ``weeks`` windows.
     """
 
     value: float
     n: int
     k: int | None = None
+    weeks: int = 1
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,7 @@ class RuleEvaluation:
     baseline : float or None
         The baseline value (the median over the weeks used).
     baseline_obs : Observation or None
-        The baseline week whose counts the test used (the one closest to the median).
+        The pooled baseline counts the test used (:func:`pooled`).
     weeks : tuple of int
         Weeks back that formed the baseline.
     p_value : float or None
@@ -341,6 +346,7 @@ def evaluate_rule(
             out.append(replace(ev, status="low_volume"))
             continue
         baseline_value, baseline_obs = None, None
+        usable: list[tuple[int, Observation]] = []
         used: tuple[int, ...] = ()
         if rule.baseline is not None:
             usable = [
@@ -356,7 +362,7 @@ def evaluate_rule(
                 continue
             values = [o.value for _, o in usable]
             baseline_value = float(np.median(values))
-            _, baseline_obs = min(usable, key=lambda u: abs(u[1].value - baseline_value))
+            baseline_obs = pooled([o for _, o in usable], baseline_value)
             used = tuple(w for w, _ in usable)
         ev = replace(ev, baseline=baseline_value, baseline_obs=baseline_obs, weeks=used)
         if not crosses(rule, obs.value, baseline_value):
@@ -366,6 +372,26 @@ def evaluate_rule(
         status = "fired" if p is None or p < level else "not_significant"
         out.append(replace(ev, status=status, p_value=p))
     return out
+
+
+def pooled(weeks: Sequence[Observation], median: float) -> Observation:
+    """The counts the significance test compares with: the baseline weeks pooled.
+
+    Pooling gives the test the baseline's whole sample (three weeks know last week's rate
+    better than one). From three weeks on, the week farthest from the median is left out of
+    the pool, so one odd week (an undeclared holiday, a campaign) can neither page nor hide a
+    change; with two weeks both count.
+    """
+    keep = list(weeks)
+    if len(keep) >= 3:
+        keep.remove(max(keep, key=lambda o: abs(o.value - median)))
+    n = sum(o.n for o in keep)
+    if all(o.k is not None for o in keep):
+        k = sum(int(o.k or 0) for o in keep)
+        rate_like = all(o.k is not None and o.n and abs(o.value * o.n - o.k) < 1e-6 for o in keep)
+        value = k / n if rate_like and n else k / len(keep)
+        return Observation(value, n, k, len(keep))
+    return Observation(float(np.median([o.value for o in keep])), n, None, len(keep))
 
 
 def _nan(v: float) -> bool:
@@ -419,7 +445,9 @@ def significance(
             int(obs.k or 0), obs.n, int(baseline.k or 0), baseline.n, direction
         )
     if rule.metric in _COUNTS:
-        return _stats.count_change_p(int(obs.k or 0), int(baseline.k or 0), direction)
+        return _stats.count_change_p(
+            int(obs.k or 0), int(baseline.k or 0), direction, weeks=baseline.weeks
+        )
     if rule.metric in ("percentile", "latency"):
         return _quantile_p(rule, reader, start, end, segment, baseline.value, level)
     if rule.metric == "performance" and obs.k is not None and baseline.k is not None:

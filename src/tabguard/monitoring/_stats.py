@@ -6,8 +6,8 @@ also be significant given the counts, so a quiet segment or a quiet night cannot
 * rates (decision rate, guard-action rate): Fisher's exact test on the 2×2 table
   (current hits / misses vs baseline hits / misses) — exact at any count, and it accounts for
   the baseline's own noise (last week's night was quiet too);
-* counts (volume, probing signals): the conditional binomial test of two Poisson counts over
-  equal windows, ``c ~ Binomial(c + c0, 1/2)``;
+* counts (volume, probing signals): the conditional binomial test of two Poisson counts,
+  ``c ~ Binomial(c + c0, 1/(1+w))`` for a baseline pooled over ``w`` windows;
 * against an absolute level: the exact binomial test (rates) or the Poisson test (counts);
 * quantiles: the distribution-free order-statistic interval — the q-quantile of n values lies
   between the sketch's ranks ``q ∓ z·sqrt(q(1-q)/n)``; a baseline value outside that interval
@@ -44,11 +44,16 @@ def rate_level_p(k: int, n: int, level: float, direction: Direction) -> float:
     return float(stats.binomtest(k, n, level, alternative=_alt(direction)).pvalue)
 
 
-def count_change_p(c: int, c0: int, direction: Direction) -> float:
-    """p-value that a Poisson count ``c`` is below / above / unlike ``c0`` (same window length)."""
+def count_change_p(c: int, c0: int, direction: Direction, *, weeks: int = 1) -> float:
+    """p-value that a Poisson count ``c`` is below / above / unlike the baseline.
+
+    ``c0`` is the baseline count pooled over ``weeks`` windows of the same length: under equal
+    rates, ``c ~ Binomial(c + c0, 1 / (1 + weeks))``.
+    """
     if c + c0 == 0:
         return 1.0
-    return float(stats.binomtest(c, c + c0, 0.5, alternative=_alt(direction)).pvalue)
+    share = 1.0 / (1 + weeks)
+    return float(stats.binomtest(c, c + c0, share, alternative=_alt(direction)).pvalue)
 
 
 def count_level_p(c: int, level: float, direction: Direction) -> float:

@@ -81,8 +81,12 @@ def describe(ev: RuleEvaluation, rule: RuleSpec) -> str:
         if change is not None:
             rel = f"{abs(change) * 100:.0f}% {'below' if change < 0 else 'above'} "
         base = _fmt(rule, ev.baseline)
-        if ev.baseline_obs is not None:
-            base += _counts(rule, ev.baseline_obs.k, ev.baseline_obs.n)
+        b = ev.baseline_obs
+        if b is not None:
+            counts = _counts(rule, b.k, b.n)
+            if counts and b.weeks > 1:
+                counts = counts[:-1] + f" pooled over {b.weeks} weeks)"
+            base += counts
         assert rule.baseline is not None
         weeks = (
             f"the same {window} {rule.baseline.describe()}"
