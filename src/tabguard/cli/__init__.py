@@ -26,6 +26,7 @@ _COMMAND_MODULES = [
     "contract",
     "demo",
     "monitor",
+    "monitor_alerts",
     "redteam",
     "serve",
     "state",

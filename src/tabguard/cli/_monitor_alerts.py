@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from tabguard.cli._app import console
 from tabguard.cli._monitor import ConfigOption, HomeOption, load, monitor_app
@@ -32,15 +31,19 @@ def _when(value: datetime | None) -> str:
     return "-" if value is None else f"{value:%Y-%m-%d %H:%M}"
 
 
-def _table(alerts: list[Alert], title: str) -> Table:
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for col in ("id", "state", "opened (UTC)", "resolved", "rule", "segment", "severity", "what"):
-        table.add_column(col, overflow="fold")
-    for a in alerts:
-        state = a.state + (f" by {a.acknowledged_by}" if a.acknowledged_by else "")
-        table.add_row(str(a.id), state, _when(a.opened_at), _when(a.resolved_at), a.rule,
-                      a.segment_text, a.severity, a.message)  # fmt: skip
-    return table
+def _print_alert(a: Alert, actions: str | None = None) -> None:
+    """Two lines per alert: the facts, then what the rule saw (wraps on narrow terminals)."""
+    state = a.state + (f" by {a.acknowledged_by}" if a.acknowledged_by else "")
+    head = (
+        f"#{a.id} {state:<12} {a.severity:<8} {a.rule}  {a.segment_text}  "
+        f"opened {_when(a.opened_at)}"
+        + (f", resolved {_when(a.resolved_at)}" if a.resolved_at else "")
+        + " UTC"
+    )
+    console.print(head, markup=False, soft_wrap=True)
+    if actions:
+        console.print(f"    actions: {actions}", markup=False, soft_wrap=True)
+    console.print(f"    {a.message}", markup=False, soft_wrap=True)
 
 
 @alerts_app.callback()
@@ -77,7 +80,9 @@ def alerts_cmd(
     if not alerts:
         console.print(f"no {state if state != 'all' else ''} alerts".replace("  ", " "))
         return
-    console.print(_table(alerts, f"{len(alerts)} {state} alert{'s' if len(alerts) != 1 else ''}"))
+    console.print(f"{len(alerts)} {state} alert{'s' if len(alerts) != 1 else ''}, newest first:")
+    for a in alerts:
+        _print_alert(a)
 
 
 @alerts_app.command("ack")
@@ -178,13 +183,6 @@ def replay_cmd(
         f"replay {t1:%Y-%m-%d %H:%M} → {t2:%Y-%m-%d %H:%M} UTC, {len(result.steps)} evaluations "
         f"({mode}): {len(result.alerts)} alert{'s' if len(result.alerts) != 1 else ''}"
     )
-    if not result.alerts:
-        console.print(title, markup=False)
-        return
-    table = Table(title=title, title_justify="left")
-    for col in ("opened (UTC)", "resolved", "rule", "segment", "severity", "actions", "what"):
-        table.add_column(col, overflow="fold")
+    console.print(title, markup=False, soft_wrap=True)
     for a in sorted(result.alerts, key=lambda x: x.opened_at):
-        table.add_row(_when(a.opened_at), _when(a.resolved_at), a.rule, a.segment_text,
-                      a.severity, _actions(result, a.id), a.message)  # fmt: skip
-    console.print(table)
+        _print_alert(a, _actions(result, a.id))

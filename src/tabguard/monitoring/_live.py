@@ -57,9 +57,18 @@ def evaluate(
     own = flag_store is None and any(
         type(a).__name__ == "FlagAction" for r in alerting.rules for a in r.actions
     )
+    from tabguard.monitoring._store import UpdaterBusyError
+
     flags = open_flag_store(config) if own else flag_store
     try:
-        return Alerting(store, alerting, flags).step(at)
+        # One evaluator at a time across processes and replicas (the updater lock): two
+        # passes racing could open the same alert twice. A busy lock means another process is
+        # updating or evaluating; its pass covers this time.
+        with store.updater_lock():
+            return Alerting(store, alerting, flags).step(at)
+    except UpdaterBusyError:
+        log.debug("monitor: another process holds the store; it evaluates the rules")
+        return None
     finally:
         if own and flags is not None:
             flags.close()

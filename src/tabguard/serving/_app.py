@@ -224,6 +224,8 @@ class ScoringService:
         ]
         self.started = False
         self._refresher: asyncio.Task[None] | None = None
+        self._monitor: asyncio.Task[None] | None = None
+        self._sleep = asyncio.sleep  # the in-process monitor's wait (tests replace it)
         for name in ("main", "fallback"):
             fast = getattr(self.models, name)
             if fast is not None:
@@ -294,6 +296,8 @@ class ScoringService:
         """Start in a worker thread (store connections block) and refresh gauges every second."""
         await asyncio.to_thread(self.start)
         self._refresher = asyncio.create_task(self._refresh_loop())
+        if self.server.monitor:
+            self._monitor = asyncio.create_task(self._monitor_loop())
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -302,6 +306,25 @@ class ScoringService:
                 await asyncio.to_thread(self.refresh_gauges)
             except Exception:  # gauges must never take the service down
                 log.exception("refreshing the state gauges failed")
+
+    async def _monitor_loop(self) -> None:
+        """``[server] monitor``: update the monitor store and evaluate the rules, every period."""
+        from tabguard.monitoring import load_monitor_config
+        from tabguard.monitoring._loop import run_once
+
+        path = Path(self.config.home) / str(self.server.monitor)
+        try:
+            monitor = load_monitor_config(path, home=self.config.home)
+        except Exception as exc:  # a bad monitor.yaml must not take decisions down
+            log.error("in-process monitor off: %s", exc)
+            return
+        log.info("in-process monitor: %s every %g s", path, self.server.monitor_every)
+        while True:
+            await self._sleep(self.server.monitor_every)
+            try:
+                await asyncio.to_thread(run_once, monitor)
+            except Exception as exc:  # logged; the next turn retries (the watermark is safe)
+                log.error("in-process monitor turn failed, retrying next period: %s", exc)
 
     def refresh_gauges(self) -> None:
         """Update the flag and prediction-log gauges."""
@@ -321,10 +344,11 @@ class ScoringService:
 
     async def aclose(self) -> None:
         """Stop the background work, drain the log, close the stores this service opened."""
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._monitor):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if not self.started:
             return
         self.watcher.stop()

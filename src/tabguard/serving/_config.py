@@ -265,6 +265,12 @@ class ServerConfig(BaseModel):
         Seconds between flag-store polls (changes take effect within this).
     metrics_require_key : bool
         Require an ``admin`` key on ``/metrics`` (else it is open, for the scraper).
+    monitor : str, optional
+        A ``monitor.yaml`` (relative to ``TABGUARD_HOME``) to run in-process: every
+        ``monitor_every`` seconds the service updates the monitor store and evaluates the alert
+        rules (``tabguard monitor run`` in a background thread). Off by default.
+    monitor_every : float
+        Seconds between in-process monitor turns.
     """
 
     model_config = _STRICT
@@ -277,6 +283,8 @@ class ServerConfig(BaseModel):
     key_cache_ttl: float = Field(default=5.0, ge=0, le=3600)
     flag_interval: float = Field(default=0.5, gt=0, le=1.0)
     metrics_require_key: bool = False
+    monitor: str | None = None
+    monitor_every: float = Field(default=60.0, ge=1, le=86400)
 
 
 class ProbingConfig(BaseModel):
