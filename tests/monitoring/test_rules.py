@@ -147,7 +147,7 @@ def test_bonferroni_divides_alpha_by_segments_tested() -> None:
     for ch in ("a", "b", "c", "d"):
         _weeks(store, {"channel": ch}, 100, 0.2)
     evs = evaluate_rules(store, _config(), AT)
-    assert len(evs) == 4 and all(e.alpha == pytest.approx(0.001 / 4) for e in evs)
+    assert len(evs) == 4 and all(e.alpha == pytest.approx(0.0001 / 4) for e in evs)
 
 
 def test_volume_rule_uses_poisson_counts() -> None:

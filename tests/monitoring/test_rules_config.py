@@ -65,7 +65,7 @@ def test_seed_rule_reads_as_written() -> None:
     assert isinstance(r.actions[1], WebhookAction) and isinstance(r.actions[2], LogAction)
     assert r.cooldown is None  # defaults to the window
     assert cfg.evaluation == EvaluationOptions()
-    assert (cfg.evaluation.alpha, cfg.evaluation.min_volume) == (0.001, 30)
+    assert (cfg.evaluation.alpha, cfg.evaluation.min_volume) == (0.0001, 30)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ the last 6 h is more than 20 % below the same 6 h last week*:
       exclude: [{from: 2026-03-01T00:00, to: 2026-03-03T00:00, reason: campaign}]
     notify:
       webhooks: [{name: alertmanager, url: http://127.0.0.1:9093/api/v2/alerts}]
-    evaluation: {alpha: 0.001}
+    evaluation: {alpha: 0.0001}
 
 Every threshold has a named default with its reason (:class:`EvaluationOptions` in the
 house check shape, and :data:`DEFAULTS`).
@@ -79,17 +79,17 @@ class EvaluationOptions(CheckOptions):
     check: ClassVar[str] = "monitor.evaluation"
 
     alpha: float = option(
-        0.001,
+        0.0001,
         "significance level per rule and evaluation, divided by the segment values tested "
-        "(Bonferroni); hourly evaluations of overlapping windows make ~700 tests per segment in "
-        "four weeks, and 0.001 keeps chance alerts well under one a month before the "
-        "effect-size threshold",
+        "(Bonferroni); hourly evaluations of overlapping 6 h windows are ~700 correlated tests "
+        "per segment in four weeks, and 1e-4 keeps chance alerts near 0.1 a month per segment "
+        "value on binomial traffic (0.001 gave about one a month in the simulated weeks)",
         PROBABILITY_OPEN,
     )
     min_volume: int = option(
         30,
         "requests behind the metric needed now and in each baseline week: below ~30 a rate moves "
-        "by 3 points per request and no exact test at 0.001 can be significant: a quiet night "
+        "by 3 points per request and no exact test at 1e-4 can be significant: a quiet night "
         "never pages",
         at_least(1),
     )
