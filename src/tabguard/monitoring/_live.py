@@ -35,9 +35,10 @@ def alerting_config(config: MonitorConfig) -> AlertingConfig:
 def open_flag_store(config: MonitorConfig) -> FlagStore | None:
     """The flag store of ``tabguard.toml`` in the monitor's home (``None`` when unreachable)."""
     from tabguard.serving import load_config
+    from tabguard.serving._stores import open_flags
 
     try:
-        return load_config(config.home).open_flag_store()
+        return open_flags(load_config(config.home))
     except Exception as exc:  # the rules still run; flag actions are recorded as failed
         log.warning("monitor: no flag store for flag actions: %s", exc)
         return None
