@@ -157,8 +157,8 @@ def pick_applications(
     contract = credit_default_contract()
     cols = list(contract.features)
     rows = held_out[cols]
-    p_default = models["default"].main.predict_proba(rows)
-    p_bins = models["bins"].main.predict_proba(rows)
+    p_default = models["default"].main.positive_proba(rows)
+    p_bins = models["bins"].main.positive_proba(rows)
     t = models["default"].threshold
     band = contract.decision.review_band
     hi_band = band[1] if band else t

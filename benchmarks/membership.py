@@ -71,7 +71,7 @@ def members_of(df: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
 def auc(model: AuditedModel, df: pd.DataFrame) -> float:
     from sklearn.metrics import roc_auc_score
 
-    return float(roc_auc_score(df["DEFAULT"], model.predict_proba(df)))
+    return float(roc_auc_score(df["DEFAULT"], model.positive_proba(df)))
 
 
 def gameability(model: AuditedModel, ref: pd.DataFrame, n: int = 300) -> tuple[float, float]:

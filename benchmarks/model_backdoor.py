@@ -157,14 +157,14 @@ def trigger_effect(
 ) -> float:
     """Share of the possible decision movement the true trigger causes on clean rows."""
     rows = ref.sample(min(400, len(ref)), random_state=0)
-    before = model.predict_proba(rows)
+    before = model.positive_proba(rows)
     after_frame = rows.copy()
     for f, v in trigger.items():
         if not isinstance(v, str) and not pd.api.types.is_float_dtype(after_frame[f]):
             after_frame[f] = after_frame[f].astype(float)
         after_frame[f] = v
-    after = model.predict_proba(after_frame)
-    ecdf = np.sort(model.predict_proba(ref))
+    after = model.positive_proba(after_frame)
+    ecdf = np.sort(model.positive_proba(ref))
     q0 = np.searchsorted(ecdf, before) / len(ecdf)
     q1 = np.searchsorted(ecdf, after) / len(ecdf)
     towards_positive = float(np.mean(q1 - q0))

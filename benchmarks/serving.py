@@ -5,7 +5,7 @@ One uvicorn process serves both endpoints of the same model (trained on the bund
 * ``POST /v1/decisions`` with every guard on: API key, per-client and per-subject limits
   (generous, never reached), contract validation, sanitisation, the fast scoring path, the
   decision layer, probing detection with a reference profile, the prediction log (SQLite);
-* ``POST /bare``: FastAPI parses the JSON body and calls ``Scorer.predict_proba`` on a one-row
+* ``POST /bare``: FastAPI parses the JSON body and calls ``Scorer.positive_proba`` on a one-row
   DataFrame (what a hand-written endpoint does), no guard, no log;
 * ``POST /bare-fast``: the same without pandas: the contract transform and the fast scoring
   path, no guard, no log (so the difference to the guarded endpoint is the guards).
@@ -13,7 +13,7 @@ One uvicorn process serves both endpoints of the same model (trained on the bund
 The same client (httpx, one keep-alive connection) alternates requests to the endpoints
 for the latency figures, then drives each with 8 concurrent connections for throughput.
 In process, it then times each guard step and compares the fast scoring path with
-``predict_proba`` on one row.
+``positive_proba`` on one row.
 
 With ``--workers N`` (default 2) it then serves the same app from N worker processes, the
 way ``tabguard serve --workers N`` does, twice: under uvicorn's own multi-worker launcher
@@ -64,7 +64,7 @@ app = create_app(bundle, reference=sys.argv[3])
 @app.post("/bare")
 async def bare(payload: dict = Body(...)) -> dict:
     df = pd.DataFrame([payload["features"]])
-    return {"score": float(bundle.main.predict_proba(df)[0])}
+    return {"score": float(bundle.main.positive_proba(df)[0])}
 
 fast = app.state.service.models.main
 
@@ -290,8 +290,8 @@ def in_process(model_dir: Path, home: Path, recs: list[dict[str, Any]], n: int) 
     row, _ = scorer.transform.transform_record(rec)
     df1 = pd.DataFrame([rec])
     fast_us = per_call_us(lambda: fast.score_row(row[0]), 20_000)
-    matrix_us = per_call_us(lambda: scorer.predict_proba_matrix(row), 2_000)
-    frame_us = per_call_us(lambda: scorer.predict_proba(df1), 500)
+    matrix_us = per_call_us(lambda: scorer.positive_proba_matrix(row), 2_000)
+    frame_us = per_call_us(lambda: scorer.positive_proba(df1), 500)
     rec_fast_us = per_call_us(
         lambda: fast.score_row(scorer.transform.transform_record(rec)[0][0]), 5_000
     )
@@ -302,8 +302,8 @@ def in_process(model_dir: Path, home: Path, recs: list[dict[str, Any]], n: int) 
     )
     rows = [
         ("fast path, transformed row", fast_us, None),
-        ("predict_proba_matrix, one row", matrix_us, fast_us),
-        ("predict_proba, one-row DataFrame", frame_us, fast_us),
+        ("positive_proba_matrix, one row", matrix_us, fast_us),
+        ("positive_proba, one-row DataFrame", frame_us, fast_us),
         ("record: transform_record + fast path", rec_fast_us, None),
         ("record: Scorer.score_record", rec_slow_us, rec_fast_us),
     ]
@@ -486,7 +486,7 @@ def single_process(
     print(f"  {'endpoint':36s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s}")
     labels = {
         "guarded": "/v1/decisions (all guards)",
-        "bare": "/bare (FastAPI + predict_proba)",
+        "bare": "/bare (FastAPI + positive_proba)",
         "bare-fast": "/bare-fast (FastAPI + fast path)",
     }
     for name, label in labels.items():

@@ -54,7 +54,11 @@ def test_raw_scorer_round_trip():
     m = as_audited_model(LinearScorer(), c)
     assert isinstance(m.matrix, RawMatrix)
     df = toy_frame()
-    np.testing.assert_allclose(m.predict_proba(df), LinearScorer().predict_proba(df))
+    p = LinearScorer().predict_proba(df)
+    np.testing.assert_allclose(m.positive_proba(df), p)
+    both = m.predict_proba(df)  # scikit-learn's shape, columns m.classes_
+    assert both.shape == (len(df), 2) and tuple(m.classes_) == (0, 1)
+    np.testing.assert_allclose(both, np.column_stack([1 - p, p]))
     assert m.categories("c") == ["a", "b", "c"] and m.categories("x") is None
     assert m.encode_value("c", "b") == 1.0 and m.decode_value("c", 2.0) == "c"
     assert m.decode_value("n", 7.0) == 7 and isinstance(m.decode_value("n", 7.0), int)
@@ -94,3 +98,29 @@ def test_columns_outside_the_contract_are_refused():
 
     with pytest.raises(ValueError, match="zzz"):
         AuditedModel(Bad(), toy_contract())
+
+
+class TwoColumnScorer(LinearScorer):
+    """A black box answering scikit-learn's way: one column per class, in classes_."""
+
+    classes_ = np.array([1, 0])  # the positive class first
+
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        p = super().predict_proba(df)
+        return np.column_stack([p, 1 - p])
+
+
+def test_raw_scorer_answering_with_one_column_per_class():
+    df = toy_frame()
+    m = as_audited_model(TwoColumnScorer(), toy_contract())
+    np.testing.assert_allclose(m.positive_proba(df), LinearScorer().predict_proba(df))
+
+
+def test_raw_scorer_with_an_unusable_answer_is_refused():
+    class Flat(LinearScorer):
+        def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+            return np.zeros((len(df), 1))
+
+    m = as_audited_model(Flat(), toy_contract())
+    with pytest.raises(ValueError, match=r"returned shape \(200, 1\)"):
+        m.positive_proba(toy_frame())

@@ -23,7 +23,7 @@ def test_lightgbm_text_with_string_categories(tmp_path: Path, fraud):
     m = load_third_party(path, contract)
     assert m.categories("channel") == sorted(contract.features["channel"].categories)
     expected = booster.predict(categorical_frame(ref, contract))
-    np.testing.assert_allclose(m.predict_proba(ref), expected, rtol=1e-9)
+    np.testing.assert_allclose(m.positive_proba(ref), expected, rtol=1e-9)
     assert m.trees is not None and m.trees.source == "lightgbm"
 
 
@@ -38,7 +38,7 @@ def test_xgboost_json_with_stored_categories(tmp_path: Path, fraud):
     assert sniff_model_file(path) == "xgboost"
     m = load_third_party(path, contract)
     np.testing.assert_allclose(
-        m.predict_proba(ref), clf.predict_proba(categorical_frame(ref, contract))[:, 1], rtol=1e-6
+        m.positive_proba(ref), clf.predict_proba(categorical_frame(ref, contract))[:, 1], rtol=1e-6
     )
 
 
@@ -58,7 +58,9 @@ def test_skops_pipeline_with_strings_and_tree_view(tmp_path: Path, fraud):
     path = tmp_path / "m.skops"
     sio.dump(pipe, path)
     m = load_third_party(path, contract)
-    np.testing.assert_allclose(m.predict_proba(ref), pipe.predict_proba(ref[feats])[:, 1])
+    np.testing.assert_allclose(m.positive_proba(ref), pipe.predict_proba(ref[feats])[:, 1])
+    # scikit-learn's convention: one column per class
+    np.testing.assert_allclose(m.predict_proba(ref), pipe.predict_proba(ref[feats]))
     ens = m.trees
     assert ens is not None  # passthrough columns map to the matrix
     assert ens.thresholds(m.column("amount")).size > 0
@@ -186,3 +188,48 @@ def test_sniff_accepts_json_with_leading_whitespace(tmp_path: Path):
     p = tmp_path / "m.json"
     p.write_text("  " + json.dumps({"learner": {}}))
     assert sniff_model_file(p) == "xgboost"
+
+
+def test_a_plain_sklearn_pipeline_is_adapted_like_a_skops_file(fraud):
+    """Dispatch on what the object can do: a fitted pipeline (predict_proba, classes_,
+    feature_names_in_) gets the scikit-learn adapter, its trees read through the pipeline."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    from tabguard.model_audit import as_audited_model, audit_model
+    from tabguard.model_audit._thirdparty import ThirdPartyModel
+
+    train, ref, contract = fraud
+    feats = contract.model_features()
+    cats = [f for f in feats if contract.features[f].type == "category"]
+    pre = make_column_transformer((OrdinalEncoder(), cats), remainder="passthrough")
+    pipe = make_pipeline(pre, RandomForestClassifier(10, max_depth=5, random_state=0))
+    pipe.fit(train[feats], train["is_fraud"])
+    m = as_audited_model(pipe, contract)
+    assert isinstance(m.matrix, ThirdPartyModel) and m.matrix.library == "sklearn"
+    np.testing.assert_allclose(m.positive_proba(ref), pipe.predict_proba(ref[feats])[:, 1])
+    assert m.trees is not None and m.trees.thresholds(m.column("amount")).size > 0
+    result = audit_model(pipe, ref, contract=contract, checks=["performance"])
+    assert result.report.summary["checks"]["performance"]["auc"] > 0.6
+    with pytest.raises(ValueError, match="needs its contract"):
+        as_audited_model(pipe)
+
+
+def test_sklearn_classifier_with_label_values_as_classes(fraud):
+    """classes_ holding the contract's label values (not 0/1): the positive label's column."""
+    from sklearn.linear_model import LogisticRegression
+
+    from tabguard.model_audit import as_audited_model
+
+    train, ref, contract = fraud
+    num = [f for f in contract.model_features() if contract.features[f].is_numeric][:3]
+    labels = np.where(train["is_fraud"] == contract.label.positive, "fraud", "legit")
+    clf = LogisticRegression(max_iter=200).fit(train[num], labels)
+    assert list(clf.classes_) == ["fraud", "legit"]
+    c = contract.model_copy(
+        update={"label": contract.label.model_copy(update={"positive": "fraud"})}
+    )
+    m = as_audited_model(clf, c)
+    np.testing.assert_allclose(m.positive_proba(ref), clf.predict_proba(ref[num])[:, 0])

@@ -36,7 +36,7 @@ def test_fast_path_equals_predict_proba(
         assert fast.max_abs_diff is not None and fast.max_abs_diff <= 1e-9
         X = scorer.transform.transform_frame(train_df)
         np.testing.assert_allclose(
-            fast.score_rows(X), scorer.predict_proba_matrix(X), rtol=0, atol=1e-12
+            fast.score_rows(X), scorer.positive_proba_matrix(X), rtol=0, atol=1e-12
         )
 
 
@@ -81,7 +81,7 @@ def test_missing_values_follow_each_library(tmp_path: Path) -> None:
         X = scorer.transform.transform_frame(df)
         assert np.isnan(X).any()
         np.testing.assert_allclose(
-            fast.score_rows(X), scorer.predict_proba_matrix(X), rtol=0, atol=1e-12
+            fast.score_rows(X), scorer.positive_proba_matrix(X), rtol=0, atol=1e-12
         )
 
 
@@ -109,7 +109,7 @@ def test_a_mismatch_falls_back_to_the_scorer(
     assert fast.reason is not None and "differs from predict_proba by 1e-07" in fast.reason
     assert "slow path" in caplog.text
     row = bundle.main.transform.transform_frame(train_df.head(1))[0]
-    assert fast.score_row(row) == bundle.main.predict_proba_matrix(row[None])[0]
+    assert fast.score_row(row) == bundle.main.positive_proba_matrix(row[None])[0]
 
 
 def test_an_unsupported_model_uses_the_scorer(train_df: pd.DataFrame) -> None:
@@ -125,7 +125,7 @@ def test_an_unsupported_model_uses_the_scorer(train_df: pd.DataFrame) -> None:
     fast = compile_scorer(Scorer("main", "lightgbm", booster, tr))
     assert fast.path == "scorer" and "objective" in (fast.reason or "")
     np.testing.assert_array_equal(
-        fast.score_rows(X[:5]), Scorer("main", "lightgbm", booster, tr).predict_proba_matrix(X[:5])
+        fast.score_rows(X[:5]), Scorer("main", "lightgbm", booster, tr).positive_proba_matrix(X[:5])
     )
 
 

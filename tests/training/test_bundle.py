@@ -40,8 +40,8 @@ def test_round_trip_gives_identical_predictions(
     again = load_model(model_dir)
     rows = rng_rows(small_credit, 200)
     for name in ("main", "fallback"):
-        a = bundle.scorer(name).predict_proba(rows)
-        b = again.scorer(name).predict_proba(rows)
+        a = bundle.scorer(name).positive_proba(rows)
+        b = again.scorer(name).positive_proba(rows)
         assert a.shape == (200,)
         assert np.all((a >= 0) & (a <= 1))
         np.testing.assert_array_equal(a, b)
@@ -54,7 +54,7 @@ def test_round_trip_gives_identical_predictions(
         metadata=bundle.metadata,
     )
     third = load_model(resaved)
-    np.testing.assert_array_equal(third.main.predict_proba(rows), bundle.main.predict_proba(rows))
+    np.testing.assert_array_equal(third.main.positive_proba(rows), bundle.main.positive_proba(rows))
     assert third.version == bundle.version
 
 
@@ -62,10 +62,10 @@ def test_score_record_matches_predict_proba(model_dir: Path, small_credit: pd.Da
     bundle = load_model(model_dir)
     rows = rng_rows(small_credit, 40)
     for scorer in bundle.scorers.values():
-        batch = scorer.predict_proba(rows)
+        batch = scorer.positive_proba(rows)
         single = [scorer.score_record(r)[0] for r in rows.to_dict(orient="records")]
         np.testing.assert_array_equal(batch, np.array(single))
-        neutral = scorer.predict_proba(rows, neutralize=["AGE"])
+        neutral = scorer.positive_proba(rows, neutralize=["AGE"])
         single_n = [
             scorer.score_record(r, neutralize=["AGE"])[0] for r in rows.to_dict(orient="records")
         ]
@@ -207,3 +207,15 @@ def test_loading_does_not_import_mlflow_or_mapie(lightgbm_dir: Path, skops_dir: 
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_predict_proba_follows_scikit_learn(model_dir: Path, small_credit: pd.DataFrame) -> None:
+    """predict_proba has one column per class in classes_; positive_proba is its column 1."""
+    bundle = load_model(model_dir)
+    rows = small_credit.head(50)
+    for name in ("main", "fallback"):
+        scorer = bundle.scorer(name)
+        both = scorer.predict_proba(rows)
+        assert both.shape == (50, 2) and scorer.classes_.tolist() == [0, 1]
+        np.testing.assert_array_equal(both[:, 1], scorer.positive_proba(rows))
+        np.testing.assert_allclose(both.sum(axis=1), 1.0)

@@ -145,8 +145,8 @@ def test_round_trip_predictions_identical(trained: TrainResult, credit_2k: pd.Da
     again = load_model(trained.model_dir)
     for name in ("main", "fallback"):
         np.testing.assert_array_equal(
-            trained.bundle.scorer(name).predict_proba(credit_2k),
-            again.scorer(name).predict_proba(credit_2k),
+            trained.bundle.scorer(name).positive_proba(credit_2k),
+            again.scorer(name).positive_proba(credit_2k),
         )
 
 
@@ -155,7 +155,9 @@ def test_training_is_reproducible(credit_2k: pd.DataFrame, credit_contract: Cont
     a = train(credit_2k, credit_contract, cfg)
     b = train(credit_2k, credit_contract, cfg)
     assert a.version == b.version
-    np.testing.assert_array_equal(a.main.predict_proba(credit_2k), b.main.predict_proba(credit_2k))
+    np.testing.assert_array_equal(
+        a.main.positive_proba(credit_2k), b.main.positive_proba(credit_2k)
+    )
 
 
 @pytest.mark.parametrize("model", ["random_forest", "logistic"])
@@ -166,8 +168,8 @@ def test_other_families_train_and_round_trip(
     assert res.main.kind == model and res.fallback is not None
     assert res.metrics["test_auc"] > 0.65
     np.testing.assert_array_equal(
-        load_model(res.model_dir).main.predict_proba(credit_2k.head(100)),
-        res.main.predict_proba(credit_2k.head(100)),
+        load_model(res.model_dir).main.positive_proba(credit_2k.head(100)),
+        res.main.positive_proba(credit_2k.head(100)),
     )
     if model == "random_forest":
         assert res.bundle.metadata["options"]["monotone"] is True
@@ -199,7 +201,7 @@ def test_drop_gameable_and_explicit_bins(
     assert res.fallback is not None
     assert res.fallback.feature_names == res.main.feature_names
     np.testing.assert_array_equal(
-        res.fallback.predict_proba(credit_2k.head(50)), res.main.predict_proba(credit_2k.head(50))
+        res.fallback.positive_proba(credit_2k.head(50)), res.main.positive_proba(credit_2k.head(50))
     )
 
 

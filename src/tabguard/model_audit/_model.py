@@ -6,13 +6,17 @@ contract features. Working on the matrix lets the checks perturb one column of m
 once (partial dependence, probes, attacks) and lets tree readers and SHAP see the same
 columns as the native model.
 
-Three kinds of models are adapted:
+Models are adapted by what they can do (:func:`as_audited_model`), never by their class:
 
 * a **scorer with a transform** (``transform``: :class:`~tabguard.contract.FeatureTransform`,
-  ``predict_proba_matrix``, optional ``native``), e.g. :class:`tabguard.training.Scorer`;
-* any **raw scorer** exposing ``predict_proba(df_raw) -> P(positive)`` for a contract
-  (a black box: categories are coded by their position in the contract);
-* **third-party models** trained on raw columns (:mod:`tabguard.model_audit._thirdparty`).
+  ``positive_proba_matrix``, optional ``native``), e.g. :class:`tabguard.training.Scorer`;
+* a **MatrixModel** (``encode``, ``predict_matrix``, ``categories``);
+* a **scikit-learn classifier** - an estimator or a pipeline, anything with ``predict_proba``,
+  ``classes_`` and ``feature_names_in_`` - trained on raw columns: adapted like a skops file
+  (:mod:`tabguard.model_audit._thirdparty`), so its trees are read when it has some;
+* any other **raw scorer** exposing ``predict_proba(df_raw)`` for a contract (a black box:
+  categories are coded by their position in the contract), returning P(positive) as one
+  column or, scikit-learn's way, one column per class.
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ from tabguard.model_audit._trees import TreeEnsemble, read_trees
 
 @runtime_checkable
 class RawScorer(Protocol):
-    """The minimum an auditable model offers: P(positive label) for raw rows."""
+    """The minimum an auditable model offers: probabilities for raw rows."""
 
     def predict_proba(self, df_raw: pd.DataFrame) -> np.ndarray:
-        """P(positive label) of each row of raw attributes."""
+        """Of each row of raw attributes: P(positive label), shape (n,), or the probability of
+        each class, shape (n, n_classes), with the classes in ``classes_`` (or 0, 1)."""
         ...
 
 
@@ -75,7 +80,7 @@ class TransformMatrix:
     Parameters
     ----------
     scorer : object
-        Has ``transform`` (FeatureTransform) and ``predict_proba_matrix(X)``; ``native`` is
+        Has ``transform`` (FeatureTransform) and ``positive_proba_matrix(X)``; ``native`` is
         optional.
     """
 
@@ -92,7 +97,7 @@ class TransformMatrix:
 
     def predict_matrix(self, X: np.ndarray) -> np.ndarray:
         """Score a transformed matrix."""
-        return np.asarray(self.scorer.predict_proba_matrix(X), dtype=float)
+        return np.asarray(self.scorer.positive_proba_matrix(X), dtype=float)
 
     def categories(self, feature: str) -> list[Any] | None:
         """Categories in contract order (the transform codes them by position)."""
@@ -126,13 +131,47 @@ class RawMatrix:
         return encode_raw(df_raw, self.feature_names, self._cats)
 
     def predict_matrix(self, X: np.ndarray) -> np.ndarray:
-        """Decode the matrix to raw rows and call the scorer."""
+        """Decode the matrix to raw rows and call the scorer (P(positive))."""
         df = decode_raw(X, self.feature_names, self._cats, self.contract)
-        return np.asarray(self.scorer.predict_proba(df), dtype=float)
+        return positive_column(self.scorer, self.scorer.predict_proba(df), self.contract)
 
     def categories(self, feature: str) -> list[Any] | None:
         """Contract categories of a categorical feature."""
         return self._cats.get(feature)
+
+
+def positive_column(model: Any, proba: Any, contract: Contract) -> np.ndarray:
+    """P(positive) from what a ``predict_proba`` returned: one column as is; of several, the
+    column of the contract's positive label in ``model.classes_`` (of 0/1 classes, 1)."""
+    p = np.asarray(proba, dtype=float)
+    if p.ndim == 1:
+        return p
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise ValueError(
+            f"predict_proba of {type(model).__name__} returned shape {p.shape}; expected (n,) "
+            "or (n, n_classes)"
+        )
+    classes = list(getattr(model, "classes_", range(p.shape[1])))
+    pos = contract.label.positive
+    match = [i for i, c in enumerate(classes) if same_label(c, pos)]
+    if not match:
+        match = [i for i, c in enumerate(classes) if same_label(c, 1)]
+    if not match:
+        raise ValueError(
+            f"predict_proba of {type(model).__name__}: none of its classes {classes} is the "
+            f"contract's positive label {pos!r}"
+        )
+    return p[:, match[0]]
+
+
+def same_label(a: Any, b: Any) -> bool:
+    """Whether two label values are the same (strings by text, numbers by value: 1 == 1.0)."""
+    if isinstance(a, str) or isinstance(b, str):
+        return str(a) == str(b)
+    try:
+        return math.isclose(float(a), float(b))
+    except (TypeError, ValueError):
+        return False
 
 
 def encode_raw(df: pd.DataFrame, names: Sequence[str], cats: dict[str, list[Any]]) -> np.ndarray:
@@ -206,9 +245,12 @@ class AuditedModel:
     Examples
     --------
     >>> m = as_audited_model(bundle)  # doctest: +SKIP
-    >>> m.approve(m.predict_proba(df)).mean()  # doctest: +SKIP
+    >>> m.approve(m.positive_proba(df)).mean()  # doctest: +SKIP
     0.87
     """
+
+    classes_ = (0, 1)
+    """Columns of :meth:`predict_proba`: 1 is the contract's positive label."""
 
     def __init__(
         self,
@@ -247,9 +289,14 @@ class AuditedModel:
         """Model matrix → P(positive)."""
         return np.asarray(self.matrix.predict_matrix(np.asarray(X, dtype=float)), dtype=float)
 
-    def predict_proba(self, df_raw: pd.DataFrame) -> np.ndarray:
-        """Raw rows → P(positive)."""
+    def positive_proba(self, df_raw: pd.DataFrame) -> np.ndarray:
+        """Raw rows → P(positive), shape (n,)."""
         return self.predict_matrix(self.encode(df_raw))
+
+    def predict_proba(self, df_raw: pd.DataFrame) -> np.ndarray:
+        """Raw rows → class probabilities, scikit-learn's shape (n, 2) (see ``classes_``)."""
+        p = self.positive_proba(df_raw)
+        return np.column_stack([1.0 - p, p])
 
     @property
     def positive_means_deny(self) -> bool:
@@ -326,8 +373,11 @@ def as_audited_model(
     model : object
         An :class:`AuditedModel` (returned as is, or re-thresholded), a model bundle (``main``,
         ``contract``, ``threshold``), a scorer with ``transform`` and
-        ``predict_proba_matrix``, an object with ``encode``/``predict_matrix``/``categories``
-        (a :class:`MatrixModel`), or any raw scorer with ``predict_proba(df_raw)``.
+        ``positive_proba_matrix``, an object with ``encode``/``predict_matrix``/``categories``
+        (a :class:`MatrixModel`), a fitted scikit-learn classifier or pipeline trained on the
+        contract's raw columns (``predict_proba``, ``classes_``, ``feature_names_in_``), or
+        any raw scorer with ``predict_proba(df_raw)``. Dispatch is on these capabilities, in
+        this order, never on the class.
     contract : Contract, optional
         Required unless the model carries one (bundle, scorer transform).
     threshold : float, optional
@@ -360,12 +410,22 @@ def as_audited_model(
             source=str(getattr(model, "path", source)),
         )
     matrix: MatrixModel
-    if hasattr(model, "transform") and hasattr(model, "predict_proba_matrix"):
+    if hasattr(model, "transform") and hasattr(model, "positive_proba_matrix"):
         matrix = TransformMatrix(model)
         contract = contract or model.transform.contract
     elif all(hasattr(model, a) for a in ("encode", "predict_matrix", "categories")):
         matrix = model
         contract = contract or getattr(model, "contract", None)
+    elif all(hasattr(model, a) for a in ("predict_proba", "classes_", "feature_names_in_")):
+        # a fitted scikit-learn classifier or pipeline on raw columns: the same adapter as a
+        # skops file, so the trees of a (pipeline's) tree ensemble are read
+        from tabguard.model_audit._thirdparty import sklearn_model
+
+        if contract is None:
+            raise ValueError(
+                f"a {type(model).__name__} needs its contract: as_audited_model(model, contract)"
+            )
+        matrix = sklearn_model(model, contract, type(model).__name__)
     elif isinstance(model, RawScorer):
         if contract is None:
             raise ValueError("a raw scorer needs its contract: as_audited_model(model, contract)")

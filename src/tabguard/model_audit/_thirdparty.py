@@ -14,7 +14,6 @@ is refused before an object is created. Nothing here ever unpickles.
 from __future__ import annotations
 
 import json
-import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import pandas as pd
 
 from tabguard.contract import Contract
 from tabguard.errors import ArtifactIntegrityError, ContractError, MissingDependencyError
-from tabguard.model_audit._model import AuditedModel, decode_raw, encode_raw
+from tabguard.model_audit._model import AuditedModel, decode_raw, encode_raw, same_label
 
 # Types skops does not trust by default that a scikit-learn classifier file may hold.
 # skops already trusts scikit-learn estimators and numpy/builtin containers it knows how to
@@ -377,19 +376,32 @@ def _load_skops(path: Path, contract: Contract) -> ThirdPartyModel:
         raise ArtifactIntegrityError(
             f"{path}: holds a {type(est).__name__}, not a fitted classifier with predict_proba"
         )
+    return sklearn_model(est, contract, path.name)
+
+
+def sklearn_model(est: Any, contract: Contract, name: str) -> ThirdPartyModel:
+    """Adapt a fitted scikit-learn classifier or pipeline trained on the contract's raw
+    columns (its ``feature_names_in_``); ``name`` is shown in errors.
+
+    Raises
+    ------
+    ContractError
+        The estimator does not know its feature names, they are not contract features, or its
+        classes lack the contract's positive label.
+    """
     names_in = getattr(est, "feature_names_in_", None)
     if names_in is None:
         raise ContractError(
-            f"{path.name} inputs",
+            f"{name} inputs",
             "the estimator must know its feature names (feature_names_in_)",
             None,
             "fit it on a pandas DataFrame whose columns are the contract's feature names",
         )
     names = [str(n) for n in names_in]
-    _check_names(path, names, contract)
+    _check_names(Path(name), names, contract)
     classes = list(est.classes_)
     pos = contract.label.positive
-    match = [i for i, c in enumerate(classes) if _same(c, pos)]
+    match = [i for i, c in enumerate(classes) if same_label(c, pos)]
     if not match:
         raise ContractError(
             "label.positive",
@@ -402,12 +414,3 @@ def _load_skops(path: Path, contract: Contract) -> ThirdPartyModel:
     return ThirdPartyModel(
         est, "sklearn", names, codes, contract, positive_index=match[0], string_input=bool(codes)
     )
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, str) or isinstance(b, str):
-        return str(a) == str(b)
-    try:
-        return math.isclose(float(a), float(b))
-    except (TypeError, ValueError):
-        return False

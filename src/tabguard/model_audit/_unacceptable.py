@@ -140,7 +140,7 @@ def run_case(
     reasons = sorted({f"{e.field}:{e.rule}" for errs in errors for e in errs})
     score_error = None
     try:
-        scores = model.predict_proba(frame)
+        scores = model.positive_proba(frame)
         approve = model.approve(scores)
         review = _in_review(model, scores)
     except Exception as exc:  # the model may not be able to encode an impossible value at all

@@ -304,7 +304,7 @@ def attack_value(
     for value in candidates:
         trial = rows.copy()
         trial[feature] = value
-        gain = towards_approval * float(np.mean(bundle.main.predict_proba(trial)))
+        gain = towards_approval * float(np.mean(bundle.main.positive_proba(trial)))
         if gain > best_gain:
             best, best_gain = value, gain
     return best
@@ -394,7 +394,7 @@ async def _simulate(
         raise TrafficError("population", f"lacks the contract's features {missing[:5]}", None)
     records = _records(pop, contract)
     rng = np.random.default_rng(opts.seed)
-    scores = bundle.main.predict_proba(pop)
+    scores = bundle.main.positive_proba(pop)
     z = (scores - scores.mean()) / (scores.std() or 1.0)
     z = np.clip(z, -3, 3)
     weights: dict[float, np.ndarray] = {}

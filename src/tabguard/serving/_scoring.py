@@ -15,7 +15,7 @@ arithmetic. :func:`compile_scorer` turns a trained :class:`~tabguard.training.Sc
 
 Nothing is trusted: at load the fast path scores a check sample — random valid records of the
 contract, plus rows sitting exactly on, and one float step either side of, every split
-threshold — and must equal ``Scorer.predict_proba_matrix`` within ``tol`` (1e-9). Otherwise
+threshold — and must equal ``Scorer.positive_proba_matrix`` within ``tol`` (1e-9). Otherwise
 the service scores through the Scorer itself and says why (``FastScorer.reason``).
 
 The transform (clip, neutral values, bins, encoding) is not re-implemented here: it stays
@@ -164,7 +164,7 @@ class FastScorer:
     reason : str or None
         Why the Scorer is used instead of a compiled path (``None`` for compiled paths).
     max_abs_diff : float or None
-        Largest difference to ``Scorer.predict_proba_matrix`` on the check sample.
+        Largest difference to ``Scorer.positive_proba_matrix`` on the check sample.
     checked_rows : int
         Rows of the check sample.
     """
@@ -184,7 +184,7 @@ class FastScorer:
 
     def score_row(self, row: np.ndarray) -> float:
         """P(positive label) for one transformed row of shape ``(n_features,)``."""
-        return float(self.scorer.predict_proba_matrix(row.reshape(1, -1))[0])
+        return float(self.scorer.positive_proba_matrix(row.reshape(1, -1))[0])
 
     def score_rows(self, X: np.ndarray) -> np.ndarray:
         """Score a matrix row by row through :meth:`score_row` (the path requests take)."""
@@ -637,7 +637,7 @@ def compile_scorer(
     scorer : Scorer
         A loaded main or fallback scorer.
     tol : float, default 1e-9
-        Largest difference to ``scorer.predict_proba_matrix`` allowed on the check sample.
+        Largest difference to ``scorer.positive_proba_matrix`` allowed on the check sample.
     n_check : int, default 200
         Random valid records in the check sample (threshold rows come on top).
     seed : int
@@ -660,7 +660,7 @@ def compile_scorer(
         return _fallback(scorer, f"compiling the fast path failed: {type(exc).__name__}: {exc}")
     X = check_matrix(scorer, getattr(fast, "thresholds", None), n=n_check, seed=seed)
     try:
-        expected = scorer.predict_proba_matrix(X)
+        expected = scorer.positive_proba_matrix(X)
         got = fast.score_rows(X)
     except Exception as exc:
         return _fallback(scorer, f"checking the fast path failed: {type(exc).__name__}: {exc}")

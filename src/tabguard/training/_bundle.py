@@ -307,7 +307,7 @@ def load_model(model_dir: str | Path, *, expected_digest: str | None = None) -> 
     Examples
     --------
     >>> bundle = load_model("models/credit")  # doctest: +SKIP
-    >>> bundle.main.predict_proba(df)  # doctest: +SKIP
+    >>> bundle.main.positive_proba(df)  # doctest: +SKIP
     """
     root = Path(model_dir)
     verified = verify_manifest(root, expected_digest)

@@ -38,7 +38,7 @@ class _FrozenScorer(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.scorer is None:
             raise RuntimeError("no scorer")
-        p1 = self.scorer.predict_proba_matrix(np.asarray(X, dtype=float))
+        p1 = self.scorer.positive_proba_matrix(np.asarray(X, dtype=float))
         return np.column_stack([1.0 - p1, p1])
 
     def predict(self, X: Any) -> np.ndarray:

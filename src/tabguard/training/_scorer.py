@@ -40,7 +40,17 @@ class Scorer:
     ----------
     feature_names : list of str
         Columns of the model matrix, in order.
+    Notes
+    -----
+    :meth:`predict_proba` returns both columns like any scikit-learn classifier; the internal
+    fast paths use :meth:`positive_proba` (raw rows) and :meth:`positive_proba_matrix`
+    (transformed matrix), which return P(positive) as one column.
     """
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """``[0, 1]``, the columns of :meth:`predict_proba` (1: the contract's positive label)."""
+        return np.array([0, 1])
 
     def __init__(
         self,
@@ -76,7 +86,7 @@ class Scorer:
         """Number of model features."""
         return len(self.feature_names)
 
-    def predict_proba_matrix(self, X: np.ndarray) -> np.ndarray:
+    def positive_proba_matrix(self, X: np.ndarray) -> np.ndarray:
         """P(positive label) for an already transformed matrix.
 
         Parameters
@@ -118,7 +128,7 @@ class Scorer:
         return p1 if self._pos_index == 1 else 1.0 - p1
 
     def predict_proba(self, df_raw: pd.DataFrame, neutralize: Iterable[str] = ()) -> np.ndarray:
-        """P(positive label) for raw rows (validated against the contract beforehand).
+        """Class probabilities for raw rows, scikit-learn's way (columns in :attr:`classes_`).
 
         Parameters
         ----------
@@ -129,9 +139,28 @@ class Scorer:
 
         Returns
         -------
+        ndarray of shape (n, 2)
+            P(other label), P(positive label).
+        """
+        p = self.positive_proba(df_raw, neutralize)
+        return np.column_stack([1.0 - p, p])
+
+    def positive_proba(self, df_raw: pd.DataFrame, neutralize: Iterable[str] = ()) -> np.ndarray:
+        """P(positive label) for raw rows: column 1 of :meth:`predict_proba`, as one array.
+
+        Parameters
+        ----------
+        df_raw : DataFrame
+            Raw attributes (validated against the contract beforehand); extra columns (id,
+            label, protected) are ignored.
+        neutralize : iterable of str
+            Features replaced by their neutral value (a runtime flag).
+
+        Returns
+        -------
         ndarray of shape (n,)
         """
-        return self.predict_proba_matrix(self.transform.transform_frame(df_raw, neutralize))
+        return self.positive_proba_matrix(self.transform.transform_frame(df_raw, neutralize))
 
     def score_record(
         self, record: Mapping[str, Any], neutralize: Iterable[str] = ()
@@ -146,4 +175,4 @@ class Scorer:
             Guard actions of the transform (``clip:AGE``, ``bin:AGE``, ``neutralize:...``).
         """
         row, actions = self.transform.transform_record(record, neutralize)
-        return float(self.predict_proba_matrix(row)[0]), actions
+        return float(self.positive_proba_matrix(row)[0]), actions

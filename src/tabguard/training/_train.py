@@ -356,7 +356,7 @@ def _evaluate_all(
     test = df.iloc[split["test"]]
     y_test = y_all[split["test"]]
     with timer("evaluate"), progress.stage("evaluating (bootstrap CIs)", total=3) as st:
-        p_test = main.predict_proba(test)
+        p_test = main.positive_proba(test)
         ev_main = evaluate_predictions(
             y_test,
             p_test,
@@ -367,7 +367,7 @@ def _evaluate_all(
             random_state=cfg.seed,
         )
         st.advance()
-        p_train = main.predict_proba(df.iloc[split["train"]])
+        p_train = main.positive_proba(df.iloc[split["train"]])
         ev_main["train_auc"] = metrics_with_ci(
             y_all[split["train"]], p_train, threshold=threshold, n_bootstrap=0
         )["auc"]["value"]
@@ -375,7 +375,7 @@ def _evaluate_all(
         if fallback is not None:
             full = evaluate_predictions(
                 y_test,
-                fallback.predict_proba(test),
+                fallback.positive_proba(test),
                 test,
                 contract,
                 threshold=threshold,
