@@ -24,6 +24,11 @@ monitor_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(monitor_app, name="monitor")
+outcomes_app = typer.Typer(
+    help="Outcomes that arrive late (defaults, chargebacks), matched to logged decisions.",
+    no_args_is_help=True,
+)
+app.add_typer(outcomes_app, name="outcomes")
 
 ConfigOption = Annotated[
     Path | None,
@@ -304,3 +309,29 @@ def reference_cmd(
         soft_wrap=True,
         markup=False,
     )
+
+
+@outcomes_app.command("import")
+def outcomes_import_cmd(
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV or Parquet: decision_id or subject_id, label, observed_at."),
+    ],
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Store late labels with their decisions; exit 1 when rows were refused (named)."""
+    from tabguard.monitoring._outcomes import describe, import_outcomes, label_mapper, read_outcomes
+
+    cfg = load(config, home)
+    frame = read_outcomes(file)
+    contract = None
+    if cfg.model is not None:
+        from tabguard.contract import load_contract
+
+        contract = load_contract(Path(cfg.model) / "contract.yaml")
+    report = import_outcomes(frame, cfg, contract=contract, source=str(file))
+    for line in describe(report, label_mapper(contract)[1]):
+        console.print(line, soft_wrap=True, markup=False)
+    if report.refused:
+        raise typer.Exit(1)

@@ -166,13 +166,19 @@ class Admission:
     clients_top_k: int
     new: list[tuple[str, str]] = field(default_factory=list)
     dirty: set[str] = field(default_factory=set)
+    frozen: bool = False
 
     def cap(self, key: str) -> int:
         """How many values ``key`` may admit."""
         return {KEYS: self.max_keys, CLIENTS: self.clients_top_k}.get(key, self.top_k)
 
     def observe(self, key: str, counts: dict[str, int]) -> set[str]:
-        """Count values of ``key`` and admit the frequent ones; return the admitted set."""
+        """Count values of ``key`` and admit the frequent ones; return the admitted set.
+
+        A frozen admission (outcome import) maps values without counting or admitting.
+        """
+        if self.frozen:
+            return self.admitted.setdefault(key, set())
         sketch = self.frequent.get(key)
         if sketch is None:
             sketch = self.frequent[key] = FrequentValues()
@@ -333,6 +339,11 @@ class Aggregator:
         self._fields = frozenset(c.name for c in plan.raw) | frozenset(plan.segment_features)
 
     # ---- segments -----------------------------------------------------------------------------
+
+    def segments_of(self, batch: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        """Per segment key, the segment value of every row of ``batch`` (as buckets use)."""
+        raw, _is_obj, _slow = parse_objects(batch["raw"], self._raw_cols)
+        return self._segments(batch, raw)
 
     def _segments(
         self, batch: dict[str, np.ndarray], raw: dict[str, ParsedColumn]

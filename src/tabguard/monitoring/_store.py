@@ -758,6 +758,41 @@ class SqlMonitorStore:
             ["segment_key", "segment_value", "kind", "column"], kind="stable"
         ).reset_index(drop=True)
 
+    def performance(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime,
+        maturity: timedelta = timedelta(days=90),
+        segment: Segment | None = None,
+    ) -> pd.DataFrame:
+        """AUC, default rate, Brier score on the matured labels of decisions in the window.
+
+        ``segment_key, segment_value, n_labelled, positives, default_rate, auc, brier,
+        mean_score``; see :func:`tabguard.monitoring._outcomes.performance`.
+        """
+        from tabguard.monitoring._outcomes import performance
+
+        return performance(self, start, end, as_of=as_of, maturity=maturity, segment=segment)
+
+    def performance_bands(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        as_of: datetime,
+        maturity: timedelta = timedelta(days=90),
+        bands: int = 10,
+        segment: Segment | None = None,
+    ) -> pd.DataFrame:
+        """Default rate and mean score by score band (calibration), per segment."""
+        from tabguard.monitoring._outcomes import performance_bands
+
+        return performance_bands(
+            self, start, end, as_of=as_of, maturity=maturity, bands=bands, segment=segment
+        )
+
     def latency(
         self,
         start: datetime,

@@ -171,20 +171,51 @@ class LogReader:
         # transaction larger than a batch is read whole).
         return int(found) + 1 if int(found) == int(start) else int(found)
 
+    @property
+    def _epoch(self) -> str:
+        if self.dialect == "postgresql":
+            return "coalesce(floor(extract(epoch from timestamp))::bigint, -1)"
+        return "coalesce(CAST(strftime('%s', timestamp) AS INTEGER), -1)"
+
     def read(self, lo: int, hi: int) -> dict[str, np.ndarray]:
         """Rows with ``lo <= ingest_seq < hi`` as columns (:data:`BATCH_COLUMNS`)."""
+        return self._read(f"{INGEST_SEQ} >= :lo AND {INGEST_SEQ} < :hi", {"lo": lo, "hi": hi})
+
+    def read_ids(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """The rows of these decision ids (any order), as columns."""
+        parts = [
+            self._read("decision_id IN :ids", {"ids": ids[i : i + 500]}, expanding="ids")
+            for i in range(0, len(ids), 500)
+        ] or [self._read("1 = 0", {})]
+        return {name: np.concatenate([p[name] for p in parts]) for name in BATCH_COLUMNS}
+
+    def decisions_of_subjects(self, subjects: list[str]) -> list[tuple[str, str, int]]:
+        """``(subject_id, decision_id, epoch)`` of every decided request of these subjects."""
         t = predictions_table.name
-        if self.dialect == "postgresql":
-            epoch = "coalesce(floor(extract(epoch from timestamp))::bigint, -1)"
-        else:
-            epoch = "coalesce(CAST(strftime('%s', timestamp) AS INTEGER), -1)"
         query = sa.text(
-            f"SELECT {INGEST_SEQ}, {epoch}, decision_id, client, status, decision, score, "  # noqa: S608
+            f"SELECT subject_id, decision_id, {self._epoch} FROM {t} "  # noqa: S608
+            "WHERE subject_id IN :ids AND decision IS NOT NULL"
+        ).bindparams(sa.bindparam("ids", expanding=True))
+        out: list[tuple[str, str, int]] = []
+        with backend_errors(self.what, "find decisions"), self.engine.connect() as conn:
+            for i in range(0, len(subjects), 500):
+                rows = conn.execute(query, {"ids": subjects[i : i + 500]}).all()
+                out.extend((str(a), str(b), int(c)) for a, b, c in rows)
+        return out
+
+    def _read(
+        self, where: str, params: dict[str, Any], expanding: str | None = None
+    ) -> dict[str, np.ndarray]:
+        t = predictions_table.name
+        query = sa.text(
+            f"SELECT {INGEST_SEQ}, {self._epoch}, decision_id, client, status, decision, score, "  # noqa: S608
             "latency_ms, raw, features, guard_actions, errors, segment, probing "
-            f"FROM {t} WHERE {INGEST_SEQ} >= :lo AND {INGEST_SEQ} < :hi"
+            f"FROM {t} WHERE {where}"
         )
+        if expanding is not None:
+            query = query.bindparams(sa.bindparam(expanding, expanding=True))
         with backend_errors(self.what, "read rows"), self.engine.connect() as conn:
-            rows = conn.execute(query, {"lo": lo, "hi": hi}).all()
+            rows = conn.execute(query, params).all()
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in BATCH_COLUMNS]
         out: dict[str, np.ndarray] = {}
         for name, values in zip(BATCH_COLUMNS, columns, strict=True):
