@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from tabguard.datasets import credit_default_contract
-from tabguard.serving import create_app, load_config, open_keys
+from tabguard.errors import BackendUnavailableError
+from tabguard.flags import MemoryFlagStore
+from tabguard.serving import MemoryKeyStore, ScoringService, create_app, load_config, open_keys
 from tests.serving._tcp_proxy import closed_port
-from tests.serving.conftest import Harness, body_of
+from tests.serving.conftest import Harness, body_of, write_config
 
 Make = Callable[..., Harness]
 
@@ -418,3 +422,85 @@ def test_polling_counts_against_the_client_limit(
     r = h.client.get(f"/v1/decisions/{decision_id}", headers=auth)
     assert r.status_code == 429 and r.json()["reason"] == "client_limit"
     assert int(r.headers["Retry-After"]) >= 1
+
+
+def test_livez_and_readyz_when_everything_answers(h: Harness) -> None:
+    live = h.client.get("/livez")
+    assert (live.status_code, live.json()) == (200, {"status": "alive"})
+    ready = h.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ready",
+        "reason": "ready",
+        "checks": {"keys": "ok", "limits": "ok", "flags": "ok", "log": "ok"},
+    }
+    assert h.client.get("/health").status_code == 200  # kept for existing probes
+
+
+def test_readyz_is_503_until_the_service_has_started(bundle: Any, tmp_path: Path) -> None:
+    write_config(tmp_path)
+    service = ScoringService(bundle, load_config(tmp_path), key_store=MemoryKeyStore())
+    client = TestClient(create_app(service=service))  # no lifespan: the stores never open
+    assert client.get("/livez").status_code == 200
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json()["status"] == "not_ready" and "not started" in r.json()["reason"]
+    with client:  # the lifespan starts the service
+        service.ready_ttl = 0
+        assert client.get("/readyz").status_code == 200
+    service.ready_ttl = 0
+    assert client.get("/readyz").status_code == 503  # closed again
+
+
+class _DownKeys(MemoryKeyStore):
+    down = False
+
+    def verify(self, key: str) -> Any:
+        if self.down:
+            raise BackendUnavailableError("key store test: down")
+        return super().verify(key)
+
+
+def test_readyz_is_503_while_the_key_store_is_down(harness_factory: Make) -> None:
+    keys = _DownKeys()
+    h = harness_factory(key_store=keys)
+    h.service.ready_ttl = 0
+    assert h.client.get("/readyz").status_code == 200
+    keys.down = True
+    r = h.client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["checks"]["keys"] == "down" and "key store" in r.json()["reason"]
+    assert h.client.get("/livez").status_code == 200  # alive: do not restart it for this
+    keys.down = False
+    assert h.client.get("/readyz").status_code == 200
+
+
+def test_readiness_answers_are_reused_for_ready_ttl(harness_factory: Make) -> None:
+    keys = _DownKeys()
+    h = harness_factory(key_store=keys)
+    h.service.ready_ttl = 3600  # one store check per interval, however many probes
+    assert h.client.get("/readyz").status_code == 200
+    keys.down = True
+    assert h.client.get("/readyz").status_code == 200  # the cached answer
+    h.service.ready_ttl = 0
+    assert h.client.get("/readyz").status_code == 503
+
+
+class _DownFlags(MemoryFlagStore):
+    down = False
+
+    def version(self) -> int:
+        if self.down:
+            raise BackendUnavailableError("flag store test: down")
+        return super().version()
+
+
+def test_readyz_stays_ready_when_flags_are_stale_and_says_so(harness_factory: Make) -> None:
+    flags = _DownFlags()
+    h = harness_factory(flag_store=flags)
+    h.service.ready_ttl = 0
+    flags.down = True  # the watcher keeps polling: it stays stale while the store is down
+    h.service.watcher.refresh()
+    r = h.client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json()["checks"]["flags"] == "stale" and r.json()["reason"] == "ready; degraded: flags"

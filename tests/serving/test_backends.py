@@ -145,6 +145,9 @@ def test_pg_down_mid_run_loses_nothing(
             assert svc.service.log.flush(10)
             assert not svc.service.log.stats.backend_up
             assert svc.service.health()["status"] == "degraded"
+            svc.service.ready_ttl = 0
+            ready = await svc.client.get("/readyz")  # still ready: the log spools
+            assert ready.status_code == 200 and ready.json()["checks"]["log"] == "spooling"
             proxy.start()
             deadline = time.monotonic() + 30
             log = svc.service.log
@@ -185,21 +188,76 @@ def test_redis_outage_at_the_api(
     )
     rec = sample_records[0]
 
-    async def go() -> tuple[list[int], list[int], list[int], str]:
+    async def ready(svc: InProcess) -> tuple[int, str]:
+        r = await svc.client.get("/readyz")
+        return r.status_code, r.json()["checks"]["limits"]
+
+    async def go() -> tuple[list[int], list[int], list[int], str, list[tuple[int, str]]]:
         async with InProcess(bundle, tmp_path) as svc:
+            svc.service.ready_ttl = 0
+            probes = [await ready(svc)]
             before = [await svc.post(body_of(rec, subject="cust")) for _ in range(3)]
             proxy.cut()
+            probes.append(await ready(svc))
             during = [await svc.post(body_of(rec, subject=f"other-{i}")) for i in range(3)]
             proxy.start()
+            probes.append(await ready(svc))
             after = [await svc.post(body_of(rec, subject="cust"))]
             metrics = (await svc.client.get("/metrics")).text
-            return before, during, after, metrics
+            return before, during, after, metrics, probes
 
     try:
-        before, during, after, metrics = asyncio.run(go())
+        before, during, after, metrics, probes = asyncio.run(go())
     finally:
         proxy.cut()
     assert before == [200, 200, 429]  # limits enforced through Redis
     assert during == ([503] * 3 if policy == "fail_closed" else [200] * 3)
     assert after == [429]  # back: the counter survived the outage
     assert 'tabguard_backend_errors_total{backend="limits"} 3.0' in metrics
+    # Readiness follows the outage: a fail-closed store down takes the replica out of rotation.
+    down = (503, "down") if policy == "fail_closed" else (200, "down (fail_open)")
+    assert probes == [(200, "ok"), down, (200, "ok")]
+
+
+@pytest.mark.postgres
+def test_pg_key_store_outage_makes_the_service_not_ready(
+    bundle: ModelBundle, postgres_url: str, tmp_path: Path
+) -> None:
+    from tabguard.serving import SqlKeyStore
+
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    url = parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}").geturl()
+    write_config(tmp_path, '[limits]\nper_client = "off"\n[log]\nflush_interval = 0.05\n')
+    keys = SqlKeyStore(url)
+    service = ScoringService(
+        bundle, load_config(tmp_path), key_store=keys, flag_store=MemoryFlagStore()
+    )
+    app = create_app(service=service)
+
+    async def go() -> list[tuple[int, str, str]]:
+        await service.astart()
+        service.ready_ttl = 0
+        out = []
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://tabguard"
+        ) as client:
+            for step in ("up", "cut", "back"):
+                if step == "cut":
+                    proxy.cut()
+                elif step == "back":
+                    proxy.start()
+                r = await client.get("/readyz")
+                live = await client.get("/livez")
+                out.append(
+                    (r.status_code, r.json()["checks"].get("keys", ""), str(live.status_code))
+                )
+        await service.aclose()
+        return out
+
+    try:
+        probes = asyncio.run(go())
+    finally:
+        proxy.cut()
+        keys.close()
+    assert probes == [(200, "ok", "200"), (503, "down", "200"), (200, "ok", "200")]

@@ -56,6 +56,8 @@ OPERATIONS = [
     ("/v1/decisions/{decision_id}", "GET", POS),
     ("/v1/decisions/{decision_id}", "GET", NEG),
     ("/health", "GET", POS),
+    ("/livez", "GET", POS),
+    ("/readyz", "GET", POS),
     ("/metrics", "GET", POS),
 ]
 CHECKS = [

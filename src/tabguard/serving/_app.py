@@ -10,7 +10,10 @@ route                                  what
 =====================================  ======================================================
 ``POST /v1/decisions``                 a decision through the guards pipeline
 ``GET /v1/decisions/{decision_id}``    a (delayed) decision of the calling client
-``GET /health``                        liveness; details for ``admin`` keys
+``GET /livez``                         liveness: 200 while the process serves
+``GET /readyz``                        readiness: 503 until started, or while a fail-closed store
+                                       is down
+``GET /health``                        status summary; details for ``admin`` keys
 ``GET /metrics``                       Prometheus exposition
 ``GET /docs``, ``GET /openapi.json``   API reference (request schema from the contract)
 =====================================  ======================================================
@@ -23,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,7 +67,7 @@ from tabguard.serving._guards import (
     authenticate,
     system_clock,
 )
-from tabguard.serving._keys import KeyCache
+from tabguard.serving._keys import KeyCache, new_key
 from tabguard.serving._limits import AsyncRateLimiter
 from tabguard.serving._metrics import ServiceMetrics
 from tabguard.serving._probing import ProbingDetector, ProbingStore
@@ -85,6 +89,8 @@ log = logging.getLogger("tabguard.serving")
 
 #: Environment variable naming the model directory of ``app_from_env`` (uvicorn workers).
 MODEL_ENV = "TABGUARD_SERVE_MODEL"
+#: Seconds a readiness answer is reused (see :meth:`ScoringService.readiness`).
+READY_TTL = 1.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,6 +232,12 @@ class ScoringService:
         self._refresher: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
         self._sleep = asyncio.sleep  # the in-process monitor's wait (tests replace it)
+        #: Seconds a readiness answer is reused: probes (and anyone flooding /readyz, which
+        #: needs no key) cost at most one store check per interval.
+        self.ready_ttl = READY_TTL
+        self._ready: tuple[float, tuple[bool, dict[str, Any]]] | None = None
+        self._ready_lock = asyncio.Lock()
+        self._probe_key = new_key()[1]  # well formed, never stored: a key-store round trip
         for name in ("main", "fallback"):
             fast = getattr(self.models, name)
             if fast is not None:
@@ -415,6 +427,60 @@ class ScoringService:
         """Whether the header carries a valid ``admin`` key."""
         client, rejection = await authenticate(self.keys, authorization, "admin")
         return rejection is None and client is not None
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether this process should get traffic, and why (``GET /readyz``).
+
+        Not ready until :meth:`start` has run (and after :meth:`aclose`), and while a store
+        that refuses requests when down is unreachable: the key store (uncached keys get 503)
+        and, with ``on_backend_error = "fail_closed"``, the rate-limit store. Stores the service
+        works around (flags: last ones kept; log: spooled; limits with ``fail_open``) are
+        reported in ``checks`` but keep it ready. Answers are reused for :attr:`ready_ttl`
+        seconds.
+
+        Returns
+        -------
+        ready : bool
+        body : dict
+            ``{"status": "ready" | "not_ready", "reason": str, "checks": {...}}``.
+        """
+        cached = self._ready
+        if cached is not None and time.monotonic() - cached[0] < self.ready_ttl:
+            return cached[1]
+        async with self._ready_lock:
+            cached = self._ready
+            if cached is not None and time.monotonic() - cached[0] < self.ready_ttl:
+                return cached[1]
+            result = await self._check_ready()
+            self._ready = (time.monotonic(), result)
+            return result
+
+    async def _check_ready(self) -> tuple[bool, dict[str, Any]]:
+        if not self.started:
+            reason = "not started: the stores are opening (or closing)"
+            return False, {"status": "not_ready", "reason": reason, "checks": {}}
+        checks: dict[str, str] = {}
+        blocking: list[str] = []
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.keys.store.verify, self._probe_key), 3)
+            checks["keys"] = "ok"
+        except Exception:  # unreachable or too slow: uncached keys would get 503
+            checks["keys"] = "down"
+            blocking.append("the key store is unreachable")
+        if await self.limiter.check():
+            checks["limits"] = "ok"
+        elif self.config.limits.on_backend_error == "fail_closed":
+            checks["limits"] = "down"
+            blocking.append("the rate-limit store is unreachable (fail_closed)")
+        else:
+            checks["limits"] = "down (fail_open)"
+        checks["flags"] = "stale" if self.watcher.stale else "ok"
+        checks["log"] = "ok" if self.log.stats.backend_up else "spooling"
+        if blocking:
+            return False, {"status": "not_ready", "reason": "; ".join(blocking), "checks": checks}
+        degraded = [name for name, state in checks.items() if state != "ok"]
+        reason = f"ready; degraded: {', '.join(degraded)}" if degraded else "ready"
+        return True, {"status": "ready", "reason": reason, "checks": checks}
 
     def health(self, detail: bool = False) -> dict[str, Any]:
         """Liveness, and with ``detail`` the scorers, flags, log and probing state."""
@@ -613,7 +679,25 @@ def _build_app(service: ScoringService) -> FastAPI:
         return _json(status, body, headers)
 
     @app.get(
-        "/health", summary="Liveness (details for admin keys)", response_model=sch.HealthResponse
+        "/livez", summary="Liveness: 200 while the process serves", response_model=sch.LiveResponse
+    )
+    async def livez() -> Response:
+        return _json(200, {"status": "alive"})
+
+    @app.get(
+        "/readyz",
+        summary="Readiness: 503 until started or while a fail-closed store is down",
+        response_model=sch.ReadyResponse,
+        responses={503: {"model": sch.ReadyResponse, "description": "Not ready (reason)."}},
+    )
+    async def readyz() -> Response:
+        ready, body = await service.readiness()
+        return _json(200, body) if ready else _json(503, body, {"Retry-After": "1"})
+
+    @app.get(
+        "/health",
+        summary="Status summary (details for admin keys); probes use /livez and /readyz",
+        response_model=sch.HealthResponse,
     )
     async def health(request: Request) -> Response:
         auth = request.headers.get("authorization")

@@ -17,6 +17,7 @@ decision ``degraded`` so it can be counted.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import re
@@ -306,7 +307,21 @@ class AsyncRateLimiter(_LimiterBase):
             raise ValueError(
                 f"rate-limit storage {redact_url(self.storage_url)!r}: {exc}"
             ) from None
+        self._storage = storage
         self._limiter = _ASYNC[self.strategy](storage)
+
+    async def check(self) -> bool:
+        """Whether the counter store answers now (``memory://`` always does).
+
+        At most about ``timeout`` seconds; never raises.
+        """
+        if self._kind == "memory":
+            return True
+        try:
+            ping: Any = self._storage.check()  # a coroutine: the storage is an asyncio one
+            return bool(await asyncio.wait_for(ping, self.timeout + 0.5))
+        except Exception:  # unreachable, timed out, or a driver error: not answering
+            return False
 
     async def hit(self, client: str | None, subject_id: str | None = None) -> RateDecision:
         """Count one request of ``client`` about ``subject_id`` and say if it may proceed."""

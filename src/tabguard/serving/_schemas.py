@@ -76,6 +76,23 @@ class HealthResponse(BaseModel):
     )
 
 
+class LiveResponse(BaseModel):
+    """``GET /livez``."""
+
+    status: Literal["alive"]
+
+
+class ReadyResponse(BaseModel):
+    """``GET /readyz``: 200 ready, 503 not ready."""
+
+    status: Literal["ready", "not_ready"]
+    reason: str = Field(description="Why not ready, or which non-blocking store is degraded.")
+    checks: dict[str, str] = Field(
+        default_factory=dict,
+        description="keys, limits, flags, log: ok | down | down (fail_open) | stale | spooling.",
+    )
+
+
 def feature_schema(contract: Contract) -> dict[str, Any]:
     """The JSON Schema of the ``features`` object of a request, from the contract."""
     props: dict[str, Any] = {}
