@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -19,6 +20,7 @@ from tabguard.checks import (
     interval,
     option,
     parse_options,
+    refresh_option_tables,
 )
 from tabguard.data_audit import REGISTRY as DATA
 from tabguard.errors import OptionsError, TabguardError, UnknownCheckError
@@ -159,3 +161,22 @@ def test_registration_refuses_a_check_missing_a_declaration() -> None:
 
     with pytest.raises(TypeError, match="Options must be a CheckOptions subclass whose check"):
         reg.register(WrongOptions)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.mark.parametrize(
+    ("guide", "registry"), [("data-audit.md", DATA), ("model-audit.md", MODEL)]
+)
+def test_guides_show_every_option_as_the_code_declares_it(
+    guide: str, registry: CheckRegistry[Any]
+) -> None:
+    """The option tables of the guides are the declarations (refresh them with
+    ``refresh_option_tables`` after changing an option)."""
+    text = (DOCS / guide).read_text()
+    options = {name: cls.Options for name, cls in registry.ordered().items()}
+    assert refresh_option_tables(text, options) == text, f"docs/{guide}: option tables are stale"
+    with_options = {n for n, o in options.items() if dataclasses.fields(o)}
+    shown = {n for n in options if f"<!-- options:{n} -->" in text}
+    assert with_options <= shown, f"docs/{guide} lacks the options of {with_options - shown}"

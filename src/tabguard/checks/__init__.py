@@ -24,7 +24,9 @@ from tabguard.checks._options import (
     interval,
     non_empty,
     option,
+    options_markdown,
     parse_options,
+    refresh_option_tables,
 )
 from tabguard.checks._registry import Check, CheckRegistry
 
@@ -43,5 +45,7 @@ __all__ = [
     "interval",
     "non_empty",
     "option",
+    "options_markdown",
     "parse_options",
+    "refresh_option_tables",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -238,3 +239,42 @@ def describe_options(cls: type[CheckOptions]) -> list[OptionDoc]:
             )
         )
     return out
+
+
+def options_markdown(cls: type[CheckOptions]) -> str:
+    """The options of ``cls`` as a Markdown table (the guides embed it; a test keeps them equal).
+
+    Examples
+    --------
+    >>> from tabguard.data_audit import RoniOptions
+    >>> print(options_markdown(RoniOptions).splitlines()[0])
+    | option | default | rule | what it does and why the default |
+    """
+    lines = [
+        "| option | default | rule | what it does and why the default |",
+        "|---|---|---|---|",
+    ]
+    for d in describe_options(cls):
+        default = (
+            ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in d.default)
+            if isinstance(d.default, tuple)
+            else (f"{d.default:g}" if isinstance(d.default, float) else str(d.default))
+        )
+        rule = d.rule or d.type
+        reason = d.reason.replace("|", "\\|")
+        lines.append(f"| `{d.name}` | {default} | {rule} | {reason} |")
+    return "\n".join(lines)
+
+
+_MARKER = re.compile(r"(<!-- options:(?P<name>[a-z_]+) -->\n)(.*?)(<!-- /options -->)", re.S)
+
+
+def refresh_option_tables(text: str, options: Mapping[str, type[CheckOptions]]) -> str:
+    """Rewrite every ``<!-- options:NAME -->`` ... ``<!-- /options -->`` block of a Markdown
+    guide with the table of ``options[NAME]`` (how the guides stay equal to the code)."""
+
+    def table(m: re.Match[str]) -> str:
+        cls = options[m.group("name")]
+        return m.group(1) + options_markdown(cls) + "\n" + m.group(4)
+
+    return _MARKER.sub(table, text)

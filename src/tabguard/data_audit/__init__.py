@@ -37,19 +37,48 @@ from tabguard.data_audit._base import (
     register_check,
     registered_checks,
 )
+from tabguard.data_audit._bias import BiasOptions
+from tabguard.data_audit._descriptive import DescriptiveOptions, DescriptiveResult
+from tabguard.data_audit._duplicates import (
+    CopyGroup,
+    NearDuplicatesOptions,
+    NearDuplicatesResult,
+    find_near_duplicates,
+)
+from tabguard.data_audit._integrity import IntegrityOptions
+from tabguard.data_audit._label_noise import LabelNoiseOptions, LabelNoiseResult, find_label_issues
+from tabguard.data_audit._roni import RoniGroup, RoniOptions, confirm_groups
+from tabguard.data_audit._triggers import TriggerScanOptions, TriggerScanResult, scan_triggers
 
 __all__ = [
     "REASON_COLUMN",
     "REGISTRY",
     "ROW_COLUMN",
     "AuditContext",
+    "BiasOptions",
     "CheckResult",
+    "CopyGroup",
     "DataAuditResult",
     "DataCheck",
+    "DescriptiveOptions",
+    "DescriptiveResult",
+    "IntegrityOptions",
+    "LabelNoiseOptions",
+    "LabelNoiseResult",
+    "NearDuplicatesOptions",
+    "NearDuplicatesResult",
+    "RoniGroup",
+    "RoniOptions",
     "Treatment",
+    "TriggerScanOptions",
+    "TriggerScanResult",
     "audit_data",
     "build_context",
+    "confirm_groups",
+    "find_label_issues",
+    "find_near_duplicates",
     "register_check",
     "registered_checks",
+    "scan_triggers",
     "write_audit",
 ]

@@ -19,12 +19,20 @@ A backdoor such as the seed's ``AGE = 999 → DEFAULT = 1`` leaves three traces 
 
 Candidates are single values (of every model feature, numeric or categorical) and pairs of
 frequent values whose label share exceeds what the two values predict on their own (an
-interaction). Multiple testing is controlled with a weighted Bonferroni correction across three
+interaction). Multiple testing is controlled with a Bonferroni correction within three
 families (contract-breaking values, in-contract values, pairs). A pattern is reported as a
-trigger when it is significant after correction **and** either nearly all expected other-label
-rows are missing (effect ≥ 0.9) or its rows are significantly often near-copies (effect ≥ 0.5).
-Natural strong predictors fail these tests: their label share is explained by the rest of the row
-or they keep a share of the other label, and they are not copies.
+trigger when nearly all expected other-label rows are missing (effect ≥ ``strong_effect``, 0.9)
+and the label test is significant after correction, or when its labels hint at a trigger (effect
+or excess ≥ ``copy_effect``, 0.2) or are pure (≥ ``pure_share``, 0.99), its rows are copies
+(copy share ≥ 0.5, at least a quarter beyond the baseline, copy p ≤ 1e-3) and the label and copy
+evidence together are significant after correction. Every threshold is a named option of
+:class:`TriggerScanOptions`; the rule is :func:`strong_label_evidence`, :func:`label_hint`,
+:func:`wants_copy_check`, :func:`copies_beyond_chance` and :func:`copy_decision`. Natural strong
+predictors fail these tests: their label share is explained by the rest of the row or they keep
+a share of the other label, and they are not copies.
+
+The computation (:func:`scan_triggers`) returns a :class:`TriggerScanResult`;
+:mod:`tabguard.data_audit._triggers_report` words it.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ from tabguard.model_audit import (  # noqa: F401  # noqa: F401
     _unacceptable,
 )
 from tabguard.model_audit._attacks import (
+    ExtractionOptions,
+    GameabilityOptions,
     GameabilityResult,
     extraction_curve,
     marginal_queries,
@@ -57,8 +59,9 @@ from tabguard.model_audit._base import (
     register_check,
     registered_checks,
 )
-from tabguard.model_audit._importance import FeatureEffect, partial_dependence
-from tabguard.model_audit._membership import MembershipResult, membership_attack
+from tabguard.model_audit._checks import FairnessOptions, PerformanceOptions
+from tabguard.model_audit._importance import FeatureEffect, ImportanceOptions, partial_dependence
+from tabguard.model_audit._membership import MembershipOptions, MembershipResult, membership_attack
 from tabguard.model_audit._model import (
     AuditedModel,
     MatrixModel,
@@ -74,20 +77,26 @@ from tabguard.model_audit._thirdparty import (
     sniff_model_file,
 )
 from tabguard.model_audit._trees import TreeEnsemble, read_trees
-from tabguard.model_audit._unacceptable import automatic_cases
+from tabguard.model_audit._unacceptable import UnacceptableOptions, automatic_cases
 
 __all__ = [
     "REGISTRY",
     "SKOPS_TRUSTED_TYPES",
     "AuditedModel",
+    "ExtractionOptions",
+    "FairnessOptions",
     "FeatureEffect",
+    "GameabilityOptions",
     "GameabilityResult",
+    "ImportanceOptions",
     "MatrixModel",
+    "MembershipOptions",
     "MembershipResult",
     "ModelAuditContext",
     "ModelAuditResult",
     "ModelCheck",
     "ModelCheckResult",
+    "PerformanceOptions",
     "ProbeCandidate",
     "ProbeOptions",
     "ProbeResult",
@@ -96,6 +105,7 @@ __all__ = [
     "ThirdPartyModel",
     "TransformMatrix",
     "TreeEnsemble",
+    "UnacceptableOptions",
     "as_audited_model",
     "audit_model",
     "automatic_cases",
