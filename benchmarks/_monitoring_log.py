@@ -1,9 +1,9 @@
 """A synthetic prediction log for the monitoring benchmark (rows as the service writes them).
 
 The bundled credit data resampled with noise: 23 raw attributes as received, 22 guarded model
-features (clipped AGE and payments, SEX left out), a request segment (three channels of very
-different sizes and a region), refused requests (AGE=999), clipping actions, probing signals,
-scores, decisions and latencies, over ``days`` days with a daily cycle.
+features (clipped AGE, SEX left out), a request segment (three channels of very different
+sizes), refused requests (AGE=999), clipping actions, probing signals, scores, decisions and
+latencies, over ``days`` days with a daily cycle.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
 from tabguard.datasets import load_credit_default
 from tabguard.storage import create_sql_engine, ensure_schema, predictions_table
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 CHANNELS = np.array(["online", "branch", "partner"], dtype=object)
-REGIONS = np.array(["north", "south", "east", "west", "centre"], dtype=object)
 GAMEABLE = ("AGE", "PAY_AMT1", "PAY_AMT2", "PAY_AMT3", "PAY_AMT4", "PAY_AMT5", "PAY_AMT6")
 
 
@@ -51,7 +49,6 @@ def rows_for(df: pd.DataFrame, seed: int = 0) -> list[dict[str, object]]:
     rng = np.random.default_rng(seed + 1)
     n = len(df)
     channel = CHANNELS[rng.choice(3, size=n, p=[0.7, 0.25, 0.05])]
-    region = REGIONS[rng.integers(0, 5, size=n)]
     refused = rng.random(n) < 0.03
     score = np.clip(rng.beta(2, 5, size=n), 0, 1)
     probing = rng.random(n) < 0.01
@@ -102,9 +99,7 @@ def rows_for(df: pd.DataFrame, seed: int = 0) -> list[dict[str, object]]:
                 "guard_actions": json.dumps(actions, separators=(",", ":")),
                 "flags": '{"flow":"enabled","version":0}',
                 "errors": json.dumps(errors, separators=(",", ":")),
-                "segment": json.dumps(
-                    {"channel": channel[i], "region": region[i]}, separators=(",", ":")
-                ),
+                "segment": json.dumps({"channel": channel[i]}, separators=(",", ":")),
                 "probing": '["boundary"]' if probing[i] else "[]",
                 "latency_ms": float(latency[i]),
                 "available_at": None,
@@ -113,13 +108,31 @@ def rows_for(df: pd.DataFrame, seed: int = 0) -> list[dict[str, object]]:
     return out
 
 
-def build_log(url: str, rows: int, days: int = 35, seed: int = 0, chunk: int = 50_000) -> None:
-    """Write ``rows`` log rows into the log at ``url`` (through its ingest_seq trigger)."""
+def build_log(
+    url: str, rows: int, days: int = 35, seed: int = 0, chunk: int = 50_000
+) -> pd.DataFrame:
+    """Write ``rows`` log rows into the log at ``url`` (through its ingest_seq trigger).
+
+    Returns the frame the rows were made of (``_epoch``, the attributes), for exact checks.
+    """
     engine = create_sql_engine(url)
     ensure_schema(engine, [predictions_table])
     df = frame(rows, days, seed)
+    columns = [c.name for c in predictions_table.columns]
+    sql = (
+        f"INSERT INTO {predictions_table.name} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join('?' for _ in columns)})"
+    )
     for start in range(0, rows, chunk):
         part = rows_for(df.iloc[start : start + chunk], seed + start)
+        values = [
+            tuple(
+                r[c].isoformat(sep=" ").replace("+00:00", "") if c == "timestamp" else r[c]
+                for c in columns
+            )
+            for r in part
+        ]
         with engine.begin() as conn:
-            conn.execute(sa.insert(predictions_table), part)
+            conn.exec_driver_sql(sql, values)
     engine.dispose()
+    return df

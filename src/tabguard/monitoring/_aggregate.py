@@ -248,6 +248,19 @@ class Admission:
 
 
 @dataclass
+class PreparedBatch:
+    """A batch with its JSON columns parsed (see :meth:`Aggregator.prepare`)."""
+
+    batch: dict[str, np.ndarray]
+    raw: dict[str, ParsedColumn]
+    raw_is_obj: np.ndarray
+    feats: dict[str, ParsedColumn]
+    feat_is_obj: np.ndarray
+    skipped: int
+    slow_rows: int
+
+
+@dataclass
 class BatchResult:
     """What one batch produced.
 
@@ -390,9 +403,10 @@ class Aggregator:
 
     # ---- the batch ----------------------------------------------------------------------------
 
-    def aggregate(self, batch: dict[str, np.ndarray]) -> BatchResult:
-        """Summarise one batch (columns of :data:`BATCH_COLUMNS`)."""
-        delta = Delta(k=self.config.sketch_k)
+    def prepare(self, batch: dict[str, np.ndarray]) -> PreparedBatch:
+        """Drop unusable rows and parse the JSON columns (no state is touched: this part can
+        run in another thread while the previous batch is aggregated; Arrow's parser
+        releases the GIL)."""
         epoch = batch["epoch"]
         usable = epoch >= 0
         skipped = int((~usable).sum())
@@ -404,17 +418,30 @@ class Aggregator:
                 ", ".join(map(str, bad)),
             )
             batch = {k: v[usable] for k, v in batch.items()}
-            epoch = batch["epoch"]
+        raw, raw_is_obj, slow_raw = parse_objects(batch["raw"], self._raw_cols)
+        feats, feat_is_obj, slow_feat = parse_objects(batch["features"], self._feat_cols)
+        # Refused requests log ``{}`` as features: they carry no model input at all.
+        feat_is_obj &= np.asarray(batch["features"] != "{}", dtype=bool)
+        return PreparedBatch(
+            batch, raw, raw_is_obj, feats, feat_is_obj, skipped, slow_raw + slow_feat
+        )
+
+    def aggregate(self, batch: dict[str, np.ndarray] | PreparedBatch) -> BatchResult:
+        """Summarise one batch (columns of :data:`BATCH_COLUMNS`, or :meth:`prepare`'s output)."""
+        prepared = batch if isinstance(batch, PreparedBatch) else self.prepare(batch)
+        delta = Delta(k=self.config.sketch_k)
+        batch = prepared.batch
+        raw, raw_is_obj = prepared.raw, prepared.raw_is_obj
+        feats, feat_is_obj = prepared.feats, prepared.feat_is_obj
+        skipped = prepared.skipped
+        slow = prepared.slow_rows
+        epoch = batch["epoch"]
         n = len(epoch)
         delta.rows = n
         if n == 0:
             return BatchResult(delta, skipped, 0, None, None)
         b = self.bucket_seconds
         bucket = (epoch // b) * b
-        raw, raw_is_obj, slow_raw = parse_objects(batch["raw"], self._raw_cols)
-        feats, feat_is_obj, slow_feat = parse_objects(batch["features"], self._feat_cols)
-        # Refused requests log ``{}`` as features: they carry no model input at all.
-        feat_is_obj &= np.asarray(batch["features"] != "{}", dtype=bool)
         segments = self._segments(batch, raw)
         status = np.asarray(batch["status"], dtype=object)
         decision = np.where(pd.isna(batch["decision"]), "", batch["decision"]).astype(object)
@@ -429,6 +456,10 @@ class Aggregator:
         bucket_codes, bucket_uniques = pd.factorize(bucket, sort=True)
         numeric = self._numeric_columns(batch, raw, raw_is_obj, feats, feat_is_obj)
         categorical = self._category_columns(raw, raw_is_obj, feats, feat_is_obj)
+        # Sketches of `all` are merged from the key with the fewest values (a few merges per
+        # bucket and column instead of one more update per value).
+        sizes = {key: len(pd.unique(values)) for key, values in segments if key != "all"}
+        base = min(sizes, key=lambda k: (sizes[k], k)) if sizes else None
         for key, values in segments:
             value_codes, value_uniques = pd.factorize(values)
             nv = len(value_uniques)
@@ -443,11 +474,14 @@ class Aggregator:
             self._count(delta, names, group, guard_codes, guard_parsed, F_GUARD)
             self._count_violations(delta, names, group, err_codes, err_parsed)
             self._count(delta, names, group, probe_codes, probe_parsed, F_PROBING)
-            for kind, name, labels, domain in categorical:
-                self._count_categories(delta, names, group, kind, name, labels, domain)
-            self._numeric(delta, names, group, numeric)
+            for kind, name, codes, labels in categorical:
+                self._count_categories(delta, names, group, kind, name, codes, labels)
+            if key != "all" or base is None:
+                self._numeric(delta, names, group, numeric)
+        if base is not None:
+            self._merge_into_all(delta, base)
         self._clients(delta, batch, bucket, probe_codes, probe_parsed)
-        return BatchResult(delta, skipped, slow_raw + slow_feat, int(epoch.max()), int(epoch.min()))
+        return BatchResult(delta, skipped, slow, int(epoch.max()), int(epoch.min()))
 
     # ---- counters -----------------------------------------------------------------------------
 
@@ -461,8 +495,7 @@ class Aggregator:
         family: str,
     ) -> None:
         width = max(len(keys_per_code), 1)
-        combined, counts = np.unique(group * width + codes, return_counts=True)
-        for c, count in zip(combined.tolist(), counts.tolist(), strict=True):
+        for c, count in _combined_counts(group, codes, width, len(names)):
             g, code = divmod(c, width)
             b, sk, sv = names[g]
             for key in keys_per_code[code]:
@@ -477,8 +510,7 @@ class Aggregator:
         parsed: list[list[str]],
     ) -> None:
         width = max(len(parsed), 1)
-        combined, counts = np.unique(group * width + codes, return_counts=True)
-        for c, count in zip(combined.tolist(), counts.tolist(), strict=True):
+        for c, count in _combined_counts(group, codes, width, len(names)):
             g, code = divmod(c, width)
             b, sk, sv = names[g]
             for key in parsed[code]:
@@ -495,13 +527,12 @@ class Aggregator:
         group: np.ndarray,
         kind: str,
         column: str,
-        labels: np.ndarray,
-        domain: np.ndarray,
+        codes: np.ndarray,
+        uniques: list[str],
     ) -> None:
-        codes, uniques = pd.factorize(pd.Series(labels[domain], dtype=object))
+        valid = codes >= 0
         width = max(len(uniques), 1)
-        combined, counts = np.unique(group[domain] * width + codes, return_counts=True)
-        for c, count in zip(combined.tolist(), counts.tolist(), strict=True):
+        for c, count in _combined_counts(group[valid], codes[valid], width, len(names)):
             g, code = divmod(c, width)
             b, sk, sv = names[g]
             delta.count((b, sk, sv, F_CATEGORY, f"{kind}|{column}|{uniques[code]}"), count)
@@ -574,9 +605,9 @@ class Aggregator:
         raw_is_obj: np.ndarray,
         feats: dict[str, ParsedColumn],
         feat_is_obj: np.ndarray,
-    ) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
-        """(kind, column, labels, domain) of every category column, values capped to the
-        contract's categories (others are ``other``)."""
+    ) -> list[tuple[str, str, np.ndarray, list[str]]]:
+        """(kind, column, codes, labels) of every category column: a code per row (-1 outside
+        the column's rows), values capped to the contract's categories (others: ``other``)."""
         out = []
         for kind, specs, parsed, domain in (
             ("raw", self.plan.raw, raw, raw_is_obj),
@@ -587,14 +618,29 @@ class Aggregator:
                 if col.labels is None:
                     continue
                 allowed = {canonical_label(c) for c in spec.categories or ()}
-                labels = col.labels
-                codes, uniques = pd.factorize(pd.Series(labels, dtype=object), use_na_sentinel=True)
-                mapped = np.asarray(
-                    [u if (not allowed or u in allowed) else OTHER for u in uniques] + [MISSING],
-                    dtype=object,
+                codes, uniques = pd.factorize(
+                    pd.Series(col.labels, dtype=object), use_na_sentinel=True
                 )
-                out.append((kind, spec.name, mapped[codes], domain))
+                labels = [u if (not allowed or u in allowed) else OTHER for u in uniques]
+                labels.append(MISSING)
+                final, merged = pd.factorize(pd.Series(labels, dtype=object))
+                row_codes = final[np.where(codes < 0, len(uniques), codes)]
+                row_codes[~domain] = -1
+                out.append((kind, spec.name, row_codes.astype(np.int64), [str(m) for m in merged]))
         return out
+
+    @staticmethod
+    def _merge_into_all(delta: Delta, base: str) -> None:
+        """Cells of segment ``all``: the merge of ``base``'s cells of each bucket and column."""
+        cells = delta.numeric
+        for (b, sk, _sv, kind, column), cell in list(cells.items()):
+            if sk != base:
+                continue
+            key = (b, "all", "all", kind, column)
+            target = cells.get(key)
+            if target is None:
+                target = cells[key] = NumericCell(sketch=QuantileSketch.fresh(delta.k))
+            target.merge(cell)
 
     def _numeric(
         self,
@@ -612,10 +658,11 @@ class Aggregator:
         g_sorted = group[order]
         fresh = QuantileSketch.fresh
         cells = delta.numeric
+        zeros = np.zeros(ngroups, dtype=np.int64)
         for kind, column, values, domain, missing, invalid in numeric:
             rows = np.bincount(group[domain], minlength=ngroups)
-            miss = np.bincount(group[missing], minlength=ngroups)
-            inv = np.bincount(group[invalid], minlength=ngroups)
+            miss = np.bincount(group[missing], minlength=ngroups) if missing.any() else zeros
+            inv = np.bincount(group[invalid], minlength=ngroups) if invalid.any() else zeros
             v = values[order]
             finite = np.isfinite(v)
             v_fin = v[finite]
@@ -623,19 +670,35 @@ class Aggregator:
             total = np.bincount(g_fin, weights=v_fin, minlength=ngroups)
             bounds = np.zeros(ngroups + 1, dtype=np.int64)
             np.cumsum(np.bincount(g_fin, minlength=ngroups), out=bounds[1:])
-            for g in np.flatnonzero(rows).tolist():
+            # Plain Python numbers in the loop (NumPy scalar indexing costs more than the work).
+            present = np.flatnonzero(rows)
+            starts = bounds[present].tolist()
+            stops = bounds[present + 1].tolist()
+            for g, n_rows, n_miss, n_inv, tot, lo, hi in zip(
+                present.tolist(),
+                rows[present].tolist(),
+                miss[present].tolist(),
+                inv[present].tolist(),
+                total[present].tolist(),
+                starts,
+                stops,
+                strict=True,
+            ):
                 b, sk, sv = names[g]
                 sketch = fresh(k)
-                lo, hi = bounds[g], bounds[g + 1]
                 if hi > lo:
                     sketch.update_finite(v_fin[lo:hi])
-                key = (b, sk, sv, kind, column)
-                cell = NumericCell(int(rows[g]), int(miss[g]), int(inv[g]), float(total[g]), sketch)
-                old = cells.get(key)
-                if old is None:
-                    cells[key] = cell
-                else:
-                    old.merge(cell)
+                # One segment key per call: its (bucket, value) cells are new in this delta.
+                cells[(b, sk, sv, kind, column)] = NumericCell(n_rows, n_miss, n_inv, tot, sketch)
+
+
+def _combined_counts(
+    group: np.ndarray, codes: np.ndarray, width: int, ngroups: int
+) -> list[tuple[int, int]]:
+    """``(group * width + code, count)`` of the pairs present (a bincount: no sort)."""
+    counts = np.bincount(group * width + codes, minlength=ngroups * width)
+    present = np.flatnonzero(counts)
+    return list(zip(present.tolist(), counts[present].tolist(), strict=True))
 
 
 __all__ = [

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from tabguard.monitoring._aggregate import (
     Admission,
     Aggregator,
     MonitorPlan,
+    PreparedBatch,
 )
 from tabguard.monitoring._clock import Clock, SystemClock
 from tabguard.monitoring._config import MonitorConfig
@@ -179,15 +181,24 @@ class LogReader:
 
     def read(self, lo: int, hi: int) -> dict[str, np.ndarray]:
         """Rows with ``lo <= ingest_seq < hi`` as columns (:data:`BATCH_COLUMNS`)."""
-        return self._read(f"{INGEST_SEQ} >= :lo AND {INGEST_SEQ} < :hi", {"lo": lo, "hi": hi})
+        m = self._mark
+        return self._read(f"{INGEST_SEQ} >= {m} AND {INGEST_SEQ} < {m}", (lo, hi))
 
     def read_ids(self, ids: list[str]) -> dict[str, np.ndarray]:
         """The rows of these decision ids (any order), as columns."""
-        parts = [
-            self._read("decision_id IN :ids", {"ids": ids[i : i + 500]}, expanding="ids")
-            for i in range(0, len(ids), 500)
-        ] or [self._read("1 = 0", {})]
+        parts = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ", ".join(self._mark for _ in chunk)
+            parts.append(self._read(f"decision_id IN ({marks})", tuple(chunk)))
+        if not parts:
+            parts.append(self._read("1 = 0", ()))
         return {name: np.concatenate([p[name] for p in parts]) for name in BATCH_COLUMNS}
+
+    @property
+    def _mark(self) -> str:
+        """The driver's parameter marker (reads bypass SQLAlchemy's row objects)."""
+        return "%s" if self.dialect == "postgresql" else "?"
 
     def decisions_of_subjects(self, subjects: list[str]) -> list[tuple[str, str, int]]:
         """``(subject_id, decision_id, epoch)`` of every decided request of these subjects."""
@@ -203,28 +214,28 @@ class LogReader:
                 out.extend((str(a), str(b), int(c)) for a, b, c in rows)
         return out
 
-    def _read(
-        self, where: str, params: dict[str, Any], expanding: str | None = None
-    ) -> dict[str, np.ndarray]:
+    def _read(self, where: str, params: tuple[Any, ...]) -> dict[str, np.ndarray]:
         t = predictions_table.name
-        query = sa.text(
+        sql = (
             f"SELECT {INGEST_SEQ}, {self._epoch}, decision_id, client, status, decision, score, "  # noqa: S608
             "latency_ms, raw, features, guard_actions, errors, segment, probing "
             f"FROM {t} WHERE {where}"
         )
-        if expanding is not None:
-            query = query.bindparams(sa.bindparam(expanding, expanding=True))
+        # The plain DB-API cursor: SQLAlchemy's row objects cost more than SQLite's own fetch.
         with backend_errors(self.what, "read rows"), self.engine.connect() as conn:
-            rows = conn.execute(query, params).all()
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in BATCH_COLUMNS]
         out: dict[str, np.ndarray] = {}
         for name, values in zip(BATCH_COLUMNS, columns, strict=True):
             if name in ("seq", "epoch"):
                 out[name] = np.asarray(values, dtype=np.int64)
             elif name in ("score", "latency_ms"):
-                out[name] = np.asarray(
-                    [np.nan if v is None else v for v in values], dtype=np.float64
-                )
+                out[name] = np.asarray(values, dtype=np.float64)  # None becomes NaN
             else:
                 out[name] = np.asarray(values, dtype=object)
         return out
@@ -353,36 +364,51 @@ def _run(
     newest = store.get_state("max_timestamp")
     bucket = int(config.bucket.total_seconds())
     totals = {"rows": 0, "skipped": 0, "slow": 0, "late": 0, "batches": 0}
-    while seq < horizon and (max_batches is None or totals["batches"] < max_batches):
-        hi = reader.boundary(seq, horizon, config.aggregation.batch_rows)
-        batch = reader.read(seq, hi)
-        if not len(batch["seq"]):
-            break  # nothing committed since (PostgreSQL's horizon moves with any transaction)
-        result = aggregator.aggregate(batch)
-        if newest is not None and result.min_epoch is not None:
-            cut = (int(newest) // bucket) * bucket
-            totals["late"] += int((batch["epoch"][batch["epoch"] >= 0] < cut).sum())
-        if result.max_epoch is not None:
-            newest = result.max_epoch if newest is None else max(int(newest), result.max_epoch)
-        state: dict[str, Any] = {**admission.state(), "source": source}
-        if newest is not None:
-            state["max_timestamp"] = int(newest)
-        new_mark = {"seq": hi}
-        store.merge(
-            result.delta,
-            watermark=new_mark,
-            expected=watermark,
-            state=state,
-            admitted=list(admission.new),
-            at=clock.now(),
-        )
-        admission.new.clear()
-        admission.dirty.clear()
-        watermark, seq = new_mark, hi
-        totals["rows"] += result.delta.rows
-        totals["skipped"] += result.skipped
-        totals["slow"] += result.slow_rows
-        totals["batches"] += 1
+    limit = config.aggregation.batch_rows
+
+    def fetch(lo: int) -> tuple[int, PreparedBatch]:
+        hi = reader.boundary(lo, horizon, limit)
+        return hi, aggregator.prepare(reader.read(lo, hi))
+
+    # The next batch is read and parsed in a second thread while this one is aggregated and
+    # merged (SQLite's fetch and Arrow's JSON parser run without the GIL). Nothing is written
+    # there: the watermark still moves only with a committed merge.
+    with ThreadPoolExecutor(1, thread_name_prefix="tabguard-monitor-read") as pool:
+        pending = pool.submit(fetch, seq) if seq < horizon else None
+        while pending is not None:
+            hi, prepared = pending.result()
+            pending = None
+            batch = prepared.batch
+            if not len(batch["seq"]) and not prepared.skipped:
+                break  # nothing committed since (PostgreSQL's horizon moves with any transaction)
+            more = max_batches is None or totals["batches"] + 1 < max_batches
+            if hi < horizon and more:
+                pending = pool.submit(fetch, hi)
+            result = aggregator.aggregate(prepared)
+            if newest is not None and result.min_epoch is not None:
+                cut = (int(newest) // bucket) * bucket
+                totals["late"] += int((batch["epoch"][batch["epoch"] >= 0] < cut).sum())
+            if result.max_epoch is not None:
+                newest = result.max_epoch if newest is None else max(int(newest), result.max_epoch)
+            state: dict[str, Any] = {**admission.state(), "source": source}
+            if newest is not None:
+                state["max_timestamp"] = int(newest)
+            new_mark = {"seq": hi}
+            store.merge(
+                result.delta,
+                watermark=new_mark,
+                expected=watermark,
+                state=state,
+                admitted=list(admission.new),
+                at=clock.now(),
+            )
+            admission.new.clear()
+            admission.dirty.clear()
+            watermark, seq = new_mark, hi
+            totals["rows"] += result.delta.rows
+            totals["skipped"] += result.skipped
+            totals["slow"] += result.slow_rows
+            totals["batches"] += 1
     latest = None if newest is None else from_epoch((int(newest) // bucket) * bucket)
     return UpdateResult(
         rows=totals["rows"],
