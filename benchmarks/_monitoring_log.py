@@ -120,7 +120,7 @@ def build_log(
     df = frame(rows, days, seed)
     columns = [c.name for c in predictions_table.columns]
     sql = (
-        f"INSERT INTO {predictions_table.name} ({', '.join(columns)}) "  # noqa: S608
+        f"INSERT INTO {predictions_table.name} ({', '.join(columns)}) "
         f"VALUES ({', '.join('?' for _ in columns)})"
     )
     for start in range(0, rows, chunk):

@@ -444,3 +444,28 @@ def test_cli_update_is_cron_friendly(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "aggregation.bucket" in err and "11m" in err
+
+
+def test_a_worker_process_gives_the_same_store(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large batches share their sketches with a worker process: same counts, same cells."""
+    import tabguard.monitoring._aggregate as agg
+    import tabguard.monitoring._update as upd
+
+    df, plan = small
+    log = f"sqlite:///{tmp_path / 'log.db'}"
+    write(log, tmp_path / "spool", make_records(df))
+    monkeypatch.setattr(agg, "PARALLEL_MIN_ROWS", 50)
+    monkeypatch.setattr(upd, "PARALLEL_MIN_ROWS", 50)
+    stores = {}
+    for jobs in (1, 2):
+        cfg = config((log, f"sqlite:///{tmp_path / f'mon{jobs}.db'}"), jobs=jobs)
+        assert update(cfg, plan=plan).rows == len(df)
+        stores[jobs] = open_monitor_store(cfg.store_url())
+    try:
+        assert snapshot(stores[1], T0 + 31 * H) == snapshot(stores[2], T0 + 31 * H)
+        same_percentiles(stores[2], stores[1], T0 + 31 * H)
+    finally:
+        for s in stores.values():
+            s.close()

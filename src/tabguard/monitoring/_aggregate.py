@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tabguard.monitoring._cells import many_key_cells
 from tabguard.monitoring._config import AggregationConfig
-from tabguard.monitoring._delta import ALL, MISSING, OTHER, Delta, NumericCell
+from tabguard.monitoring._delta import ALL, MISSING, OTHER, Delta, NumericCell, packed_cell
 from tabguard.monitoring._parse import (
     ColumnType,
     ParsedColumn,
@@ -41,6 +43,9 @@ from tabguard.monitoring._store import (
 )
 
 log = logging.getLogger("tabguard.monitoring")
+
+#: Batches at least this large share their sketch work with a worker process.
+PARALLEL_MIN_ROWS = 20_000
 
 #: Pseudo segment key whose "values" are the request segment keys (admission of keys).
 KEYS = "__keys__"
@@ -335,10 +340,19 @@ class Aggregator:
     plan : MonitorPlan
     config : AggregationConfig
     admission : Admission
+    executor : concurrent.futures.Executor, optional
+        A worker process that builds the sketches of some segment keys of large batches.
     """
 
-    def __init__(self, plan: MonitorPlan, config: AggregationConfig, admission: Admission) -> None:
+    def __init__(
+        self,
+        plan: MonitorPlan,
+        config: AggregationConfig,
+        admission: Admission,
+        executor: Executor | None = None,
+    ) -> None:
         self.plan = plan
+        self.executor = executor
         self.config = config
         self.admission = admission
         self.bucket_seconds = int(config.bucket.total_seconds())
@@ -460,6 +474,7 @@ class Aggregator:
         # bucket and column instead of one more update per value).
         sizes = {key: len(pd.unique(values)) for key, values in segments if key != "all"}
         base = min(sizes, key=lambda k: (sizes[k], k)) if sizes else None
+        grouped = []
         for key, values in segments:
             value_codes, value_uniques = pd.factorize(values)
             nv = len(value_uniques)
@@ -468,6 +483,20 @@ class Aggregator:
                 (int(bucket_uniques[g // nv]), key, str(value_uniques[g % nv]))
                 for g in range(len(bucket_uniques) * nv)
             ]
+            grouped.append((key, names, group))
+        # Sketches: `all` is merged from the key with the fewest values (a few merges per
+        # bucket and column instead of one more update per value); with a worker process, the
+        # other keys are built there while this process counts.
+        sketched = [(names, group) for key, names, group in grouped if key != "all" or base is None]
+        k = self.config.sketch_k
+        remote = None
+        if self.executor is not None and n >= PARALLEL_MIN_ROWS and len(sketched) > 1:
+            mine = [item for item in sketched if item[0] and item[0][0][1] == base]
+            theirs = [item for item in sketched if not (item[0] and item[0][0][1] == base)]
+            if mine and theirs:
+                remote = self.executor.submit(many_key_cells, theirs, numeric, k)
+                sketched = mine
+        for _key, names, group in grouped:
             self._count(
                 delta, names, group, sd_codes, [[str(u)] for u in sd_uniques], F_STATUS_DECISION
             )
@@ -476,10 +505,11 @@ class Aggregator:
             self._count(delta, names, group, probe_codes, probe_parsed, F_PROBING)
             for kind, name, codes, labels in categorical:
                 self._count_categories(delta, names, group, kind, name, codes, labels)
-            if key != "all" or base is None:
-                self._numeric(delta, names, group, numeric)
+        delta.packed.extend(many_key_cells(sketched, numeric, k))
         if base is not None:
             self._merge_into_all(delta, base)
+        if remote is not None:
+            delta.packed.extend(remote.result())
         self._clients(delta, batch, bucket, probe_codes, probe_parsed)
         return BatchResult(delta, skipped, slow, int(epoch.max()), int(epoch.min()))
 
@@ -633,63 +663,15 @@ class Aggregator:
     def _merge_into_all(delta: Delta, base: str) -> None:
         """Cells of segment ``all``: the merge of ``base``'s cells of each bucket and column."""
         cells = delta.numeric
-        for (b, sk, _sv, kind, column), cell in list(cells.items()):
+        for packed in delta.packed:
+            b, sk, _sv, kind, column = packed[0]
             if sk != base:
                 continue
             key = (b, "all", "all", kind, column)
             target = cells.get(key)
             if target is None:
                 target = cells[key] = NumericCell(sketch=QuantileSketch.fresh(delta.k))
-            target.merge(cell)
-
-    def _numeric(
-        self,
-        delta: Delta,
-        names: list[tuple[int, str, str]],
-        group: np.ndarray,
-        numeric: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
-    ) -> None:
-        ngroups = len(names)
-        k = self.config.sketch_k
-        # One grouping per segment key, shared by every column: small integer codes sort in
-        # linear time (NumPy's stable sort is a radix sort up to 16 bits).
-        codes = group.astype(np.uint16 if ngroups < 1 << 16 else np.int64)
-        order = np.argsort(codes, kind="stable")
-        g_sorted = group[order]
-        fresh = QuantileSketch.fresh
-        cells = delta.numeric
-        zeros = np.zeros(ngroups, dtype=np.int64)
-        for kind, column, values, domain, missing, invalid in numeric:
-            rows = np.bincount(group[domain], minlength=ngroups)
-            miss = np.bincount(group[missing], minlength=ngroups) if missing.any() else zeros
-            inv = np.bincount(group[invalid], minlength=ngroups) if invalid.any() else zeros
-            v = values[order]
-            finite = np.isfinite(v)
-            v_fin = v[finite]
-            g_fin = g_sorted[finite]
-            total = np.bincount(g_fin, weights=v_fin, minlength=ngroups)
-            bounds = np.zeros(ngroups + 1, dtype=np.int64)
-            np.cumsum(np.bincount(g_fin, minlength=ngroups), out=bounds[1:])
-            # Plain Python numbers in the loop (NumPy scalar indexing costs more than the work).
-            present = np.flatnonzero(rows)
-            starts = bounds[present].tolist()
-            stops = bounds[present + 1].tolist()
-            for g, n_rows, n_miss, n_inv, tot, lo, hi in zip(
-                present.tolist(),
-                rows[present].tolist(),
-                miss[present].tolist(),
-                inv[present].tolist(),
-                total[present].tolist(),
-                starts,
-                stops,
-                strict=True,
-            ):
-                b, sk, sv = names[g]
-                sketch = fresh(k)
-                if hi > lo:
-                    sketch.update_finite(v_fin[lo:hi])
-                # One segment key per call: its (bucket, value) cells are new in this delta.
-                cells[(b, sk, sv, kind, column)] = NumericCell(n_rows, n_miss, n_inv, tot, sketch)
+            target.merge(packed_cell(packed, delta.k))
 
 
 def _combined_counts(

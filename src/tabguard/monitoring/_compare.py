@@ -15,7 +15,7 @@ import pandas as pd
 
 from tabguard.monitoring._delta import ALL, Segment
 from tabguard.monitoring._drift import DriftReference
-from tabguard.monitoring._store import SqlMonitorStore
+from tabguard.monitoring._store import F_GUARD, F_PROBING, F_STATUS_DECISION, SqlMonitorStore
 from tabguard.monitoring._window import Window
 
 #: Statuses that mean the request got a decision (decided now, or later for delayed ones).
@@ -48,28 +48,30 @@ def _rates(
     store: SqlMonitorStore, w: Window, segment: Segment
 ) -> dict[tuple[str, str], tuple[float, int]]:
     out: dict[tuple[str, str], tuple[float, int]] = {}
-    counts = store.decision_counts(w.start, w.end, segment)
-    total = int(counts["n"].sum())
+    # One aggregate query for every counter family of the window.
+    counts = store.counts(w.start, w.end, [F_STATUS_DECISION, F_GUARD, F_PROBING], segment)
+    sd = counts[counts["family"] == F_STATUS_DECISION]
+    status = sd["key"].str.split("|", n=1).str[0]
+    decision = sd["key"].str.split("|", n=1).str[1]
+    total = int(sd["n"].sum())
     out[("volume", "requests")] = (float(total), total)
-    decided = counts[counts["decision"].notna()]
-    n_decided = int(decided["n"].sum())
-    by_decision: dict[Any, Any] = decided.groupby("decision")["n"].sum().to_dict()
-    for decision, n in by_decision.items():
-        out[("decisions", f"{decision} rate")] = (n / n_decided if n_decided else np.nan, n_decided)
-    refused = int(counts.loc[~counts["status"].isin(DECIDED), "n"].sum())
+    decided = decision != ""
+    n_decided = int(sd.loc[decided, "n"].sum())
+    by_decision: dict[Any, Any] = sd[decided].groupby(decision[decided])["n"].sum().to_dict()
+    for name, n in by_decision.items():
+        out[("decisions", f"{name} rate")] = (n / n_decided if n_decided else np.nan, n_decided)
+    refused = int(sd.loc[~status.isin(DECIDED), "n"].sum())
     out[("decisions", "refused rate")] = (refused / total if total else np.nan, total)
-    by_status: dict[Any, Any] = counts.groupby("status")["n"].sum().to_dict()
-    for status, n in by_status.items():
-        if status not in DECIDED:
-            out[("refused", f"{status} rate")] = (n / total if total else np.nan, total)
-    for row in store.guard_action_counts(w.start, w.end, segment).to_dict("records"):
-        name = f"{row['step']} {row['action']}" + (f" {row['column']}" if row["column"] else "")
-        out[("guards", f"{name} rate")] = (row["n"] / total if total else np.nan, total)
-    for row in store.probing_counts(w.start, w.end, segment).to_dict("records"):
-        out[("probing", f"{row['signal']} per 1k")] = (
-            1000 * row["n"] / total if total else np.nan,
-            total,
-        )
+    by_status: dict[Any, Any] = sd.groupby(status)["n"].sum().to_dict()
+    for name, n in by_status.items():
+        if name not in DECIDED:
+            out[("refused", f"{name} rate")] = (n / total if total else np.nan, total)
+    for key, n in counts.loc[counts["family"] == F_GUARD, ["key", "n"]].itertuples(index=False):
+        step, action, column = [*str(key).split("|", 2), "", ""][:3]
+        name = f"{step} {action}" + (f" {column}" if column else "")
+        out[("guards", f"{name} rate")] = (n / total if total else np.nan, total)
+    for key, n in counts.loc[counts["family"] == F_PROBING, ["key", "n"]].itertuples(index=False):
+        out[("probing", f"{key} per 1k")] = (1000 * n / total if total else np.nan, total)
     return out
 
 

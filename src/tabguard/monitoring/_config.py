@@ -146,6 +146,9 @@ class AggregationConfig(BaseModel):
         Log rows read and merged per transaction.
     clients_top_k : int
         API clients tracked for probing counts; others are ``other``.
+    jobs : int
+        Processes that build sketches of a large batch (the segment keys are shared out;
+        batches under 20,000 rows stay in one process).
     """
 
     model_config = _STRICT
@@ -156,6 +159,7 @@ class AggregationConfig(BaseModel):
     segments: SegmentsConfig = SegmentsConfig()
     columns: ColumnsConfig = ColumnsConfig()
     clients_top_k: int = Field(default=50, ge=1, le=10_000)
+    jobs: int = Field(default=2, ge=1, le=64)
 
     @field_validator("bucket", mode="before")
     @classmethod

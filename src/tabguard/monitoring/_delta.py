@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tabguard.monitoring._cells import PackedCell
 from tabguard.monitoring._sketch import DEFAULT_K, QuantileSketch, SketchError
 
 #: Percentile levels kept as plain numbers per bucket (dashboards read them without merging).
@@ -72,6 +73,27 @@ class NumericCell:
             self.total,
             *sk.summary(SUMMARY_LEVELS),
         ]
+
+
+def pack_rows(cells: list[tuple[str, list[float], bytes]]) -> tuple[str, bytes, bytes]:
+    """Like :func:`pack_cells` from ready stats rows and serialised sketches."""
+    names = [name for name, _, _ in cells]
+    stats = np.asarray([row for _, row, _ in cells], dtype="<f8").reshape(-1, _NSTATS)
+    lengths = np.asarray([len(b) for _, _, b in cells], dtype="<u4")
+    return json.dumps(names), stats.tobytes(), lengths.tobytes() + b"".join(b for _, _, b in cells)
+
+
+def packed_stats(cell: PackedCell) -> list[float]:
+    """The :data:`STAT_FIELDS` row of a cell computed by a worker."""
+    _key, rows, n, missing, invalid, total, stats, _blob = cell
+    return [rows, n, missing, invalid, total, *stats]
+
+
+def packed_cell(cell: PackedCell, k: int = DEFAULT_K) -> NumericCell:
+    """A worker's cell as a :class:`NumericCell` (to merge with a stored one)."""
+    _key, rows, _n, missing, invalid, total, _stats, blob = cell
+    sketch = QuantileSketch.from_bytes(blob) if blob else QuantileSketch.fresh(k)
+    return NumericCell(rows, missing, invalid, total, sketch)
 
 
 def pack_cells(cells: list[tuple[str, NumericCell]]) -> tuple[str, bytes, bytes]:
@@ -165,6 +187,7 @@ class Delta:
     numeric: dict[NumericKey, NumericCell] = field(default_factory=dict)
     rows: int = 0
     k: int = DEFAULT_K
+    packed: list[PackedCell] = field(default_factory=list)
 
     def count(self, key: CountKey, n: int = 1) -> None:
         """Add ``n`` to one counter."""
@@ -195,4 +218,5 @@ class Delta:
     def buckets(self) -> list[int]:
         """The bucket keys touched, sorted."""
         keys = {k[0] for k in self.counts} | {k[0] for k in self.numeric}
+        keys |= {p[0][0] for p in self.packed}
         return sorted(keys)

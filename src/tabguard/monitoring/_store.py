@@ -43,10 +43,13 @@ from tabguard.monitoring._delta import (
     Segment,
     cell_from,
     pack_cells,
+    pack_rows,
+    packed_cell,
+    packed_stats,
     unpack_sketches,
     unpack_stats,
 )
-from tabguard.monitoring._sketch import QuantileSketch, SketchError
+from tabguard.monitoring._sketch import DEFAULT_K, QuantileSketch, SketchError
 from tabguard.monitoring._window import Window, epoch_seconds, from_epoch
 from tabguard.storage import (
     SQLITE_BEGIN_OPTION,
@@ -334,14 +337,22 @@ class SqlMonitorStore:
             conn.exec_driver_sql(sql, rows[start : start + 20_000])
 
     def _merge_numeric(self, conn: sa.Connection, delta: Delta) -> None:
-        if not delta.numeric:
+        if not delta.numeric and not delta.packed:
             return
         t = monitor_cells_table
         groups: dict[tuple[int, str, str, str], list[tuple[str, NumericCell]]] = defaultdict(list)
         for (b, sk, sv, kind, col), cell in delta.numeric.items():
             groups[(b, sk, sv, kind)].append((col, cell))
+        ready: dict[tuple[int, str, str, str], list[tuple[str, list[float], bytes]]] = defaultdict(
+            list
+        )
+        packed_by_group: dict[tuple[int, str, str, str], list[Any]] = defaultdict(list)
+        for packed in delta.packed:
+            b, sk, sv, kind, _col = packed[0]
+            packed_by_group[(b, sk, sv, kind)].append(packed)
         # Rows already stored for the touched buckets are merged with the new cells.
-        buckets = sorted({key[0] for key in groups})
+        touched = set(groups) | set(packed_by_group)
+        buckets = sorted({key[0] for key in touched})
         for chunk_start in range(0, len(buckets), 500):
             chunk = buckets[chunk_start : chunk_start + 500]
             query = sa.select(
@@ -349,9 +360,11 @@ class SqlMonitorStore:
             ).where(t.c.bucket.in_(chunk))
             for b, sk, sv, kind, names_json, stats, blobs in conn.execute(query):
                 key = (int(b), sk, sv, kind)
-                new = groups.get(key)
-                if new is None:
+                if key not in touched:
                     continue
+                new = groups.get(key, []) + [
+                    (p[0][4], packed_cell(p, delta.k)) for p in packed_by_group.pop(key, [])
+                ]
                 names, matrix = unpack_stats(names_json, stats)
                 sketches = unpack_sketches(len(names), blobs)
                 merged = {
@@ -364,14 +377,18 @@ class SqlMonitorStore:
                     else:
                         old.merge(cell)
                 groups[key] = sorted(merged.items())
+        for key, cells in packed_by_group.items():  # new rows: no deserialising
+            ready[key] = sorted((p[0][4], packed_stats(p), p[7]) for p in cells)
         sql = self._upsert_sql(
             t,
             ["bucket", "seg_key", "seg_value", "kind"],
             "cols = excluded.cols, stats = excluded.stats, sketches = excluded.sketches",
         )
         rows = []
-        for (b, sk, sv, kind), cells in groups.items():
-            rows.append((b, sk, sv, kind, *pack_cells(sorted(cells, key=lambda c: c[0]))))
+        for (b, sk, sv, kind), objs in groups.items():
+            rows.append((b, sk, sv, kind, *pack_cells(sorted(objs, key=lambda c: c[0]))))
+        for (b, sk, sv, kind), items in ready.items():
+            rows.append((b, sk, sv, kind, *pack_rows(items)))
         for start in range(0, len(rows), 2000):
             conn.exec_driver_sql(sql, rows[start : start + 2000])
 
@@ -618,6 +635,7 @@ class SqlMonitorStore:
         with backend_errors(self._what, "read sketches"), self.engine.connect() as conn:
             rows = conn.execute(query).all()
         out: dict[tuple[str, str, str, str], NumericCell] = {}
+        from_bytes = QuantileSketch.from_bytes
         for b, sk, sv, kd, names_json, stats, blobs in rows:
             try:
                 names, matrix = unpack_stats(names_json, stats)
@@ -625,13 +643,19 @@ class SqlMonitorStore:
                 if not wanted:
                     continue
                 sketches = unpack_sketches(len(names), blobs)
+                counts = matrix[:, [0, 2, 3, 4]].tolist()  # rows, missing, invalid, total
                 for i in wanted:
                     key = (sk, sv, kd, names[i])
                     cell = out.get(key)
                     if cell is None:
-                        out[key] = cell_from(matrix[i], sketches[i])
-                    else:
-                        cell.merge(cell_from(matrix[i], sketches[i]))
+                        cell = out[key] = NumericCell(sketch=QuantileSketch.fresh(DEFAULT_K))
+                    n_rows, missing, invalid, total = counts[i]
+                    cell.rows += int(n_rows)
+                    cell.missing += int(missing)
+                    cell.invalid += int(invalid)
+                    cell.total += total
+                    if sketches[i]:
+                        cell.sketch.merge(from_bytes(sketches[i]))
             except SketchError as exc:
                 raise SketchError(
                     f"{self._what}: bucket {from_epoch(b).isoformat()} {sk}={sv} {kd}: {exc}"

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +34,7 @@ import sqlalchemy as sa
 from tabguard.errors import DataError, TabguardError
 from tabguard.monitoring._aggregate import (
     BATCH_COLUMNS,
+    PARALLEL_MIN_ROWS,
     Admission,
     Aggregator,
     MonitorPlan,
@@ -157,6 +160,16 @@ class LogReader:
             horizon = min(horizon, wide)
         return horizon
 
+    def backlog_at_least(self, lo: int, hi: int, rows: int) -> bool:
+        """Whether at least ``rows`` rows wait in ``[lo, hi)`` (one index probe)."""
+        t = predictions_table.name
+        probe = sa.text(
+            f"SELECT 1 FROM {t} WHERE {INGEST_SEQ} >= :lo AND {INGEST_SEQ} < :hi "  # noqa: S608
+            "LIMIT 1 OFFSET :n"
+        )
+        with backend_errors(self.what, "plan a batch"), self.engine.connect() as conn:
+            return conn.execute(probe, {"lo": lo, "hi": hi, "n": rows - 1}).first() is not None
+
     def boundary(self, lo: int, hi: int, limit: int) -> int:
         """End of the next batch: about ``limit`` rows from ``lo``, on a sequence boundary."""
         t = predictions_table.name
@@ -274,6 +287,25 @@ def plan_for_model(model_dir: Path, config: MonitorConfig) -> MonitorPlan:
     return MonitorPlan.from_contract(contract, config.aggregation, names)
 
 
+@contextmanager
+def _sketch_workers(
+    config: MonitorConfig, reader: LogReader, seq: int, horizon: int
+) -> Iterator[Executor | None]:
+    """A worker process for the sketches when the backlog is large (started with ``spawn``:
+    safe beside the reader thread and Arrow's threads)."""
+    jobs = config.aggregation.jobs
+    if jobs < 2 or not reader.backlog_at_least(seq, horizon, PARALLEL_MIN_ROWS):
+        yield None
+        return
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def update(
     config: MonitorConfig,
     *,
@@ -359,8 +391,39 @@ def _run(
         config.aggregation,
         preset={**plan.preset_values(), **config.aggregation.segments.values},
     )
-    aggregator = Aggregator(plan, config.aggregation, admission)
     horizon = reader.horizon()
+    with _sketch_workers(config, reader, seq, horizon) as executor:
+        aggregator = Aggregator(plan, config.aggregation, admission, executor)
+        return _batches(
+            config,
+            store,
+            reader,
+            aggregator,
+            admission,
+            clock,
+            max_batches,
+            started,
+            watermark,
+            seq,
+            horizon,
+            source,
+        )
+
+
+def _batches(
+    config: MonitorConfig,
+    store: SqlMonitorStore,
+    reader: LogReader,
+    aggregator: Aggregator,
+    admission: Admission,
+    clock: Clock,
+    max_batches: int | None,
+    started: float,
+    watermark: Any,
+    seq: int,
+    horizon: int,
+    source: str,
+) -> UpdateResult:
     newest = store.get_state("max_timestamp")
     bucket = int(config.bucket.total_seconds())
     totals = {"rows": 0, "skipped": 0, "slow": 0, "late": 0, "batches": 0}
