@@ -120,7 +120,8 @@ def test_attack_only_in_its_segment_after_onset_and_it_lowers_denials(
     assert len(attacked) == truth["attacked_requests"] > 0
     assert (attacked["channel"] == "partner").all() and (attacked["time"] >= onset).all()
     raw = run["records"].set_index("decision_id")["raw"]
-    assert all(raw[i]["PAY_AMT1"] == truth["value"] for i in attacked["decision_id"])
+    values = {raw[i]["PAY_AMT1"] for i in attacked["decision_id"]}
+    assert truth["value"].startswith("per applicant") and len(values) > 1
     flag_on = onset + timedelta(hours=3)
     before, _ = result.denial_rate(onset - timedelta(days=7), onset, "partner")
     during, n = result.denial_rate(onset, flag_on, "partner", attacked_only=True)
@@ -159,6 +160,18 @@ def test_same_seed_same_traffic(tmp_path: Path, model: ModelBundle) -> None:
     cols = ["time", "channel", "decision", "score"]
     pd.testing.assert_frame_equal(a.requests[cols], b.requests[cols])
     assert a.truth["onset"] is None and a.truth["attacked_requests"] == 0
+
+
+def test_best_values_are_each_applicants_best(model: ModelBundle) -> None:
+    from tabguard.redteam._traffic import _candidates, best_values
+
+    pop = load_credit_default().sample(200, random_state=2).reset_index(drop=True)
+    best = best_values(model, pop, "PAY_AMT1")
+    chosen = pop.assign(PAY_AMT1=best)
+    s_best = model.main.predict_proba(chosen)
+    assert (s_best <= model.main.predict_proba(pop) + 1e-12).all()
+    for v in _candidates(model.contract, pop, "PAY_AMT1"):
+        assert (s_best <= model.main.predict_proba(pop.assign(PAY_AMT1=v)) + 1e-12).all()
 
 
 def test_attack_value_lowers_scores_most(model: ModelBundle) -> None:

@@ -18,7 +18,7 @@ import httpx
 
 from tabguard.monitoring._actions import ActionRunner
 from tabguard.monitoring._alerts import Alert, AlertEvent, AlertStore, AlertTracker
-from tabguard.monitoring._rules import RuleEvaluation, evaluate_rules
+from tabguard.monitoring._rules import MetricReader, RuleEvaluation, evaluate_rules
 from tabguard.monitoring._rules_config import AlertingConfig
 from tabguard.storage import create_sql_engine
 from tabguard.timeutil import floor_time
@@ -62,6 +62,9 @@ class Alerting:
         Training reference for drift rules.
     http, sleep
         Passed to :class:`ActionRunner` (tests).
+    frozen_history : bool
+        The buckets behind past windows no longer change (replay, simulation): windows read
+        once are reused by later passes (last week's window is this week's baseline).
     """
 
     def __init__(
@@ -75,8 +78,10 @@ class Alerting:
         reference: Any = None,
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] | None = None,
+        frozen_history: bool = False,
     ) -> None:
         check_windows(config, store.bucket)
+        self.reader = MetricReader(store, reference) if frozen_history else None
         self.store = store
         self.config = config
         self.reference = reference
@@ -87,7 +92,9 @@ class Alerting:
 
     def step(self, at: datetime) -> StepResult:
         """Evaluate every rule at ``at``, update the alerts, run the actions of new ones."""
-        evaluations = evaluate_rules(self.store, self.config, at, reference=self.reference)
+        evaluations = evaluate_rules(
+            self.store, self.config, at, reference=self.reference, reader=self.reader
+        )
         events = self.tracker.process(evaluations)
         actions = self.runner.run(events) if events else []
         for e in events:
@@ -179,8 +186,9 @@ def replay(
             update={"notify": config.notify.model_copy(update={"webhooks": ()})}
         )
     alerting = Alerting(
-        store, run_config, flag_store, apply=apply, alerts=alerts, reference=reference, http=http
-    )
+        store, run_config, flag_store, apply=apply, alerts=alerts, reference=reference,
+        http=http, frozen_history=True,
+    )  # fmt: skip
     at = floor_time(start, store.bucket) + step
     steps = []
     opened: list[int] = []

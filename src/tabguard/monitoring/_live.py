@@ -114,7 +114,10 @@ class SimulationMonitor:
             config = alerting_config(self.config)
             if not config.rules:
                 return
-            self.alerting = Alerting(self.store, config, service.watcher.store, apply=self.apply)
+            # Simulated history is complete up to each step: windows are read once.
+            self.alerting = Alerting(
+                self.store, config, service.watcher.store, apply=self.apply, frozen_history=True
+            )
         self.steps.append(self.alerting.step(at))
 
     @property

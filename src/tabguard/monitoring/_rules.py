@@ -25,6 +25,7 @@ the counts behind it for every segment value of a window.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -134,19 +135,41 @@ class RuleEvaluation:
 
 
 class MetricReader:
-    """The store's window queries, cached for one evaluation pass."""
+    """The store's window queries, cached.
 
-    def __init__(self, store: SqlMonitorStore, reference: Any = None) -> None:
+    A reader made for one evaluation pass caches within it (rules share windows). A reader
+    kept across passes (``tabguard monitor replay``, the traffic simulator: history that no
+    longer changes) also reuses last week's windows as this week's baselines; it must not be
+    kept where late rows can still change past buckets (the live loop).
+
+    Parameters
+    ----------
+    store : MonitorStore
+    reference : ReferenceProfile, optional
+        For drift rules.
+    max_entries : int
+        Windows kept (least recently used dropped).
+    """
+
+    def __init__(
+        self, store: SqlMonitorStore, reference: Any = None, max_entries: int = 4096
+    ) -> None:
         self.store = store
         self.reference = reference
-        self._cache: dict[tuple[Any, ...], pd.DataFrame] = {}
+        self.max_entries = max_entries
+        self._cache: OrderedDict[tuple[Any, ...], pd.DataFrame] = OrderedDict()
 
     def frame(self, method: str, start: datetime, end: datetime, **kw: Any) -> pd.DataFrame:
         """``store.<method>(start, end, **kw)``, once per distinct call."""
         key = (method, start, end, tuple(sorted((k, _hashable(v)) for k, v in kw.items())))
-        if key not in self._cache:
-            self._cache[key] = getattr(self.store, method)(start, end, **kw)
-        return self._cache[key]
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        value = getattr(self.store, method)(start, end, **kw)
+        self._cache[key] = value
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+        return value
 
 
 def _rows(df: pd.DataFrame) -> Iterable[Any]:
@@ -175,13 +198,20 @@ def _decision_rate(
     r: MetricReader, rule: RuleSpec, start: datetime, end: datetime
 ) -> dict[Segment, Observation]:
     df = r.frame("decision_counts", start, end)
-    out = {}
-    for seg, g in _by_segment(df):
-        decided = g[g["status"].isin(DECIDED) & g["decision"].notna()]
-        n = int(decided["n"].sum())
-        k = int(decided.loc[decided["decision"] == rule.decision, "n"].sum())
-        out[seg] = Observation(k / n if n else math.nan, n, k)
-    return out
+    totals: dict[Segment, list[int]] = {}
+    # Plain loops over the columns: the frame has a few rows per segment, and pandas' per-group
+    # overhead would dominate an evaluation pass.
+    for key, value, status, decision, n in zip(
+        df["segment_key"].tolist(), df["segment_value"].tolist(), df["status"].tolist(),
+        df["decision"].tolist(), df["n"].tolist(), strict=True,
+    ):  # fmt: skip
+        seg = (str(key), str(value))
+        t = totals.setdefault(seg, [0, 0])
+        if status in DECIDED and decision is not None and decision == decision:  # not NaN
+            t[1] += int(n)
+            if decision == rule.decision:
+                t[0] += int(n)
+    return {seg: Observation(k / n if n else math.nan, n, k) for seg, (k, n) in totals.items()}
 
 
 def _volume(
@@ -492,6 +522,7 @@ def evaluate_rules(
     *,
     rules: Sequence[str] | None = None,
     reference: Any = None,
+    reader: MetricReader | None = None,
 ) -> list[RuleEvaluation]:
     """Evaluate every enabled rule (or those named) at ``at`` against the bucket store.
 
@@ -506,13 +537,15 @@ def evaluate_rules(
         Only these rules.
     reference : ReferenceProfile, optional
         The training reference for ``drift`` rules.
+    reader : MetricReader, optional
+        A reader kept across passes over frozen history (replay, simulation).
 
     Returns
     -------
     list of RuleEvaluation
         One per rule and segment value (fired or, with the reason, not).
     """
-    reader = MetricReader(store, reference)
+    reader = reader or MetricReader(store, reference)
     out: list[RuleEvaluation] = []
     for rule in config.rules:
         if not rule.enabled or (rules is not None and rule.name not in rules):

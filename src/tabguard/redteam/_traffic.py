@@ -115,8 +115,9 @@ class AttackSpec:
     feature : str
         The feature the attackers set (a gameable one in a real attack).
     value : Any, optional
-        The value they set; ``None`` = the candidate value that lowers the mean risk score of
-        the segment's applicants most (what trial and error finds).
+        The value they all set; ``None`` (default) = each applicant's own best value: the
+        candidate that moves *their* score furthest towards approval (what trial and error
+        finds, as the probing attacker does).
     share : float
         Share of the segment's applicants who game the feature once the attack started.
     """
@@ -276,38 +277,57 @@ StepHook = Callable[[datetime, "ScoringService"], None]
 def attack_value(
     bundle: ModelBundle, population: pd.DataFrame, feature: str, *, sample: int = 400, seed: int = 0
 ) -> Any:
-    """The value of ``feature`` that moves the mean score furthest towards approval.
+    """The one value of ``feature`` that moves the mean score furthest towards approval.
 
-    Candidates are the contract's categories, or for a number the bin edges, the neutral value
-    and quantiles of the data inside the contract's range (clipping included: a value past the
-    clip bound scores like the bound). What an attacker finds by trial and error.
+    Candidates (:func:`_candidates`) are the contract's categories, or for a number its bin
+    edges, neutral value and quantiles of the data inside the contract's range.
     """
-    contract = bundle.contract
-    spec = contract.features.get(feature)
-    if spec is None:
-        raise TrafficError("attack.feature", "must be a feature of the contract", feature)
     rows = population.sample(min(sample, len(population)), random_state=seed)
-    if spec.type in ("category", "boolean"):
-        candidates: list[Any] = list(spec.categories or [False, True])
-    else:
-        col = pd.to_numeric(population[feature], errors="coerce").dropna()
-        qs = col.quantile([0.0, 0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0]).tolist()
-        edges = list(spec.bins or [])
-        candidates = sorted({float(v) for v in [*qs, *edges] if math.isfinite(float(v))})
-        lo = spec.min if spec.min is not None else -math.inf
-        hi = spec.max if spec.max is not None else math.inf
-        candidates = [v for v in candidates if lo <= v <= hi]
-        if spec.type == "integer":
-            candidates = sorted({round(v) for v in candidates})
-    towards_approval = -1.0 if contract.decision.positive_means == "deny" else 1.0
+    towards_approval = -1.0 if bundle.contract.decision.positive_means == "deny" else 1.0
     best, best_gain = None, -math.inf
-    for value in candidates:
+    for value in _candidates(bundle.contract, population, feature):
         trial = rows.copy()
         trial[feature] = value
         gain = towards_approval * float(np.mean(bundle.main.positive_proba(trial)))
         if gain > best_gain:
             best, best_gain = value, gain
     return best
+
+
+def _candidates(contract: Contract, population: pd.DataFrame, feature: str) -> list[Any]:
+    """Values an attacker tries: categories, or bin edges, the neutral value and quantiles."""
+    spec = contract.features.get(feature)
+    if spec is None:
+        raise TrafficError("attack.feature", "must be a feature of the contract", feature)
+    if spec.type in ("category", "boolean"):
+        return list(spec.categories or [False, True])
+    col = pd.to_numeric(population[feature], errors="coerce").dropna()
+    qs = col.quantile([0.0, 0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0]).tolist()
+    extra = [*(spec.bins or []), *([spec.neutral] if spec.neutral is not None else [])]
+    values = sorted({float(v) for v in [*qs, *extra] if math.isfinite(float(v))})
+    lo = spec.min if spec.min is not None else -math.inf
+    hi = spec.max if spec.max is not None else math.inf
+    values = [v for v in values if lo <= v <= hi]
+    if spec.type == "integer":
+        return sorted({round(v) for v in values})
+    return values
+
+
+def best_values(bundle: ModelBundle, population: pd.DataFrame, feature: str) -> list[Any]:
+    """Each applicant's best value of ``feature``: the candidate moving their score furthest
+    towards approval (ties keep their own value)."""
+    towards_approval = -1.0 if bundle.contract.decision.positive_means == "deny" else 1.0
+    best = towards_approval * bundle.main.predict_proba(population)
+    values: list[Any] = population[feature].tolist()
+    for v in _candidates(bundle.contract, population, feature):
+        trial = population.copy()
+        trial[feature] = v
+        gain = towards_approval * bundle.main.predict_proba(trial)
+        better = gain > best + 1e-12
+        best = np.where(better, gain, best)
+        for i in np.flatnonzero(better):
+            values[i] = v
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
 def _records(population: pd.DataFrame, contract: Contract) -> list[dict[str, Any]]:
@@ -408,15 +428,16 @@ async def _simulate(
         return np.minimum(idx, len(records) - 1)
 
     attack = opts.attack
-    value = None
+    value: Any = None
+    per_applicant: list[Any] | None = None
     if attack is not None:
-        value = attack.value
-        if value is None:
-            value = attack_value(bundle, pop, attack.feature, seed=opts.seed)
-        elif attack.feature not in contract.features:
+        if attack.feature not in contract.features:
             raise TrafficError(
                 "attack.feature", "must be a feature of the contract", attack.feature
             )
+        value = attack.value
+        if value is None:
+            per_applicant = best_values(bundle, pop, attack.feature)
     onset = opts.start + attack.onset if attack is not None else None
 
     keys = MemoryKeyStore()
@@ -484,7 +505,8 @@ async def _simulate(
                     and rng.random() < attack.share
                 )
                 if attacked and attack is not None:
-                    features = {**features, attack.feature: value}
+                    chosen = per_applicant[r] if per_applicant is not None else value
+                    features = {**features, attack.feature: chosen}
                 n_sent += 1
                 body = json.dumps(
                     {
@@ -518,7 +540,7 @@ async def _simulate(
         "onset": onset.isoformat() if onset is not None else None,
         "segment": {"channel": attack.segment} if attack is not None else None,
         "feature": attack.feature if attack is not None else None,
-        "value": value,
+        "value": value if per_applicant is None else "per applicant (their best candidate)",
         "share": attack.share if attack is not None else None,
         "requests": len(requests),
         "attacked_requests": int(requests["attacked"].sum()) if len(requests) else 0,
