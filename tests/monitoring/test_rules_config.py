@@ -209,3 +209,13 @@ def test_every_evaluation_option_has_a_reason() -> None:
     docs = describe_options(EvaluationOptions)
     assert {d.name for d in docs} == {"alpha", "min_volume", "extra_weeks"}
     assert all(len(d.reason) > 40 and d.rule for d in docs)
+
+
+def test_guide_shows_the_evaluation_options_as_declared() -> None:
+    from tabguard.checks._options import refresh_option_tables
+
+    guide = Path(__file__).resolve().parents[2] / "docs" / "monitoring.md"
+    text = guide.read_text(encoding="utf-8")
+    assert "<!-- options:monitor_evaluation -->" in text
+    fresh = refresh_option_tables(text, {"monitor_evaluation": EvaluationOptions})
+    assert fresh == text, "docs/monitoring.md: the evaluation options table is stale"

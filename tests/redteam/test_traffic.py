@@ -168,10 +168,10 @@ def test_best_values_are_each_applicants_best(model: ModelBundle) -> None:
     pop = load_credit_default().sample(200, random_state=2).reset_index(drop=True)
     best = best_values(model, pop, "PAY_AMT1")
     chosen = pop.assign(PAY_AMT1=best)
-    s_best = model.main.predict_proba(chosen)
-    assert (s_best <= model.main.predict_proba(pop) + 1e-12).all()
+    s_best = model.main.positive_proba(chosen)
+    assert (s_best <= model.main.positive_proba(pop) + 1e-12).all()
     for v in _candidates(model.contract, pop, "PAY_AMT1"):
-        assert (s_best <= model.main.predict_proba(pop.assign(PAY_AMT1=v)) + 1e-12).all()
+        assert (s_best <= model.main.positive_proba(pop.assign(PAY_AMT1=v)) + 1e-12).all()
 
 
 def test_attack_value_lowers_scores_most(model: ModelBundle) -> None:

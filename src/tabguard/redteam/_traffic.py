@@ -317,12 +317,12 @@ def best_values(bundle: ModelBundle, population: pd.DataFrame, feature: str) -> 
     """Each applicant's best value of ``feature``: the candidate moving their score furthest
     towards approval (ties keep their own value)."""
     towards_approval = -1.0 if bundle.contract.decision.positive_means == "deny" else 1.0
-    best = towards_approval * bundle.main.predict_proba(population)
+    best = towards_approval * bundle.main.positive_proba(population)
     values: list[Any] = population[feature].tolist()
     for v in _candidates(bundle.contract, population, feature):
         trial = population.copy()
         trial[feature] = v
-        gain = towards_approval * bundle.main.predict_proba(trial)
+        gain = towards_approval * bundle.main.positive_proba(trial)
         better = gain > best + 1e-12
         best = np.where(better, gain, best)
         for i in np.flatnonzero(better):
