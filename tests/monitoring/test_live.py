@@ -227,3 +227,26 @@ def test_serve_loop_with_a_bad_monitor_file_stays_off(
 
     asyncio.run(go())
     assert "in-process monitor off" in caplog.text and "rules[x].metric" in caplog.text
+
+
+def test_monitor_run_prints_alert_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    import tabguard.monitoring._loop as loop
+    from tabguard.monitoring import AlertStore
+
+    home = _home(tmp_path)
+    alert_id = _fill_alerts(tmp_path)
+    with open_monitor_store(f"sqlite:///{tmp_path / 'mon.db'}") as store:
+        alert = AlertStore.of(store).get(alert_id)
+    update = SimpleNamespace(busy=True)
+    event = SimpleNamespace(alert=alert, kind="opened")
+
+    def fake_forever(config: Any, every: Any, **kw: Any) -> int:
+        kw["on_result"](loop.RunResult(update, SimpleNamespace(events=[event]), ONSET))  # type: ignore[arg-type]
+        return 0
+
+    monkeypatch.setattr(loop, "run_forever", fake_forever)
+    res = CliRunner().invoke(app, ["monitor", "run", "--home", str(home), "--iterations", "1"])
+    assert res.exit_code == 0, res.output
+    assert f"alert #{alert_id} opened: [drop] channel=online" in res.output

@@ -121,6 +121,13 @@ def run_cmd(
 
     def report(result: RunResult) -> None:
         console.print(_describe(result.update, url), soft_wrap=True, markup=False)
+        for event in getattr(result.evaluation, "events", None) or []:
+            a = event.alert
+            console.print(
+                f"alert #{a.id} {event.kind}: [{a.rule}] {a.segment_text}: {a.message}",
+                soft_wrap=True,
+                markup=False,
+            )
 
     def fail(exc: BaseException) -> None:
         err_console.print(f"monitor: turn failed, retrying in {every}: {exc}", soft_wrap=True)
