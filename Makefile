@@ -16,8 +16,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip>=24"
 
+# The whole toolkit (extras `all`: audits, training, PostgreSQL, Redis, XGBoost); a serving-only
+# deployment installs the core alone (`pip install tabguard`, see docs/operations.md).
 $(BASE): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[all]"
 	touch $@
 
 $(DEV): pyproject.toml $(CONSTRAINTS) | $(BIN)/python

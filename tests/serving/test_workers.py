@@ -25,6 +25,17 @@ from tabguard.serving import load_config, open_keys, open_log
 from tests.serving.conftest import body_of, write_config
 
 
+def stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM the service (a graceful shutdown drains the log); return its output."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
+
+
 def free_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -113,12 +124,7 @@ def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
             in metrics
         )
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
+        out = stop(proc)
     assert proc.returncode == 0, out
     assert "with 2 worker(s)" in out
     plog = open_log(cfg)
@@ -207,10 +213,5 @@ def test_two_workers_answer_keep_alive_connections_with_tcp_nodelay(
             server_side.close()
             conn.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
+        out = stop(proc)
     assert proc.returncode == 0, out

@@ -13,9 +13,11 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any, NoReturn
 
 from rich.markup import escape
 
+from tabguard._extras import missing_dependency
 from tabguard.cli._app import PROG_NAME, app, err_console
 from tabguard.errors import TabguardError
 
@@ -55,11 +57,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name=PROG_NAME)
     except TabguardError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        sys.exit(2)
+        _error(exc)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug: one line for users, the traceback on request
+        if isinstance(exc, ImportError):
+            # An optional extra that is not installed is bad input, not a bug.
+            command = _command_path(argv)
+            missing = missing_dependency(exc, f"`{command}`", _COMMAND_EXTRA.get(command))
+            if missing is not None:
+                _error(missing)
         if os.environ.get("TABGUARD_DEBUG"):
             raise
         err_console.print(
@@ -69,6 +76,31 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(3)
     sys.exit(0)
+
+
+#: Commands that need a whole extra (install it once, not package by package).
+_COMMAND_EXTRA = {"tabguard train": "train", "tabguard demo": "train"}
+
+
+def _error(exc: Exception) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+    sys.exit(2)
+
+
+def _command_path(argv: list[str] | None) -> str:
+    """``tabguard audit data`` from the arguments (the command that was running)."""
+    import typer.main
+
+    words = sys.argv[1:] if argv is None else argv
+    command: Any = typer.main.get_command(app)
+    path = [PROG_NAME]
+    for word in words:
+        sub = getattr(command, "commands", {}).get(word)
+        if word.startswith("-") or sub is None:
+            break
+        path.append(word)
+        command = sub
+    return " ".join(path)
 
 
 __all__ = ["app", "main"]
