@@ -55,7 +55,7 @@ from tabguard.data_audit._stats import (
     numeric_auc,
     sample_positions,
 )
-from tabguard.reports import Finding, Section, Severity, format_number
+from tabguard.reports import Finding, Severity, format_number
 
 _Z95 = 1.959964
 # Why a sensitive attribute needs a reviewer's confirmation (facts, not legal advice).
@@ -536,20 +536,14 @@ class BiasCheck:
     def run(self, ctx: AuditContext) -> CheckResult:
         """Audit every protected attribute, declared or recognised; the wording of disparities
         and proxies is ``_bias_report``'s."""
-        from tabguard.data_audit._bias_report import bias_findings, bias_sections
+        from tabguard.data_audit._bias_report import bias_findings, bias_sections, nothing_to_audit
 
         opts = ctx.opts(BiasOptions)
         res = CheckResult()
         rows = np.flatnonzero(ctx.valid)
         attrs, res.findings, columns_table = _find_attributes(ctx, rows)
         if rows.size == 0:
-            res.sections.append(
-                Section(
-                    title="Disparate impact and unlawful features (D4)",
-                    check=self.name,
-                    text=["No row satisfies the contract: nothing to audit."],
-                )
-            )
+            res.sections.append(nothing_to_audit())
             return res
         fav_all = _favourable(ctx)
         fav = fav_all[rows].astype(float)

@@ -19,6 +19,15 @@ from tabguard.reports import Finding, PlotSpec, Section, Table, format_number
 CHECK = "bias"
 
 
+def nothing_to_audit() -> Section:
+    """The section when no row satisfies the contract."""
+    return Section(
+        title="Disparate impact and unlawful features (D4)",
+        check=CHECK,
+        text=["No row satisfies the contract: nothing to audit."],
+    )
+
+
 def bias_findings(
     disparities: list[Disparity],
     proxies: list[Proxy],

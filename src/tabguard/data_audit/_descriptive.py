@@ -43,7 +43,7 @@ from tabguard.data_audit._stats import (
     sample_positions,
     skewness,
 )
-from tabguard.reports import Section, format_number
+from tabguard.reports import format_number
 
 PERCENTILES = (1, 10, 50, 90, 99)
 _DISCRETE_MAX = 20  # integer features with at most this many values get one bin per value
@@ -307,6 +307,7 @@ class DescriptiveCheck:
         from tabguard.data_audit._descriptive_report import (
             descriptive_findings,
             descriptive_sections,
+            nothing_to_describe,
         )
 
         opts = ctx.opts(DescriptiveOptions)
@@ -320,13 +321,7 @@ class DescriptiveCheck:
             else f"{label.column}≠{label.positive}"
         )
         if rows.size < 2:
-            res.sections.append(
-                Section(
-                    title="Descriptive analysis (D2)",
-                    check=self.name,
-                    text=[f"Only {rows.size} row(s) satisfy the contract: nothing to describe."],
-                )
-            )
+            res.sections.append(nothing_to_describe(int(rows.size)))
             res.summary = {"rows": int(rows.size)}
             return res
         y = ctx.y[rows].astype(np.int64)

@@ -22,6 +22,17 @@ from tabguard.data_audit._stats import wilson_interval
 from tabguard.reports import Finding, PlotSpec, Section, Table, format_number
 
 CHECK = "descriptive"
+
+
+def nothing_to_describe(n_valid: int) -> Section:
+    """The section when fewer than two rows satisfy the contract."""
+    return Section(
+        title="Descriptive analysis (D2)",
+        check=CHECK,
+        text=[f"Only {n_valid} row(s) satisfy the contract: nothing to describe."],
+    )
+
+
 _TOP_CATEGORIES = 20  # categories shown in plots and tables; the rest are pooled
 
 
