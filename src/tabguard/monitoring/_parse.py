@@ -28,8 +28,9 @@ import pandas as pd
 log = logging.getLogger("tabguard.monitoring")
 
 ColumnType = Literal["number", "category"]
-#: Rows per Arrow block retried alone when a whole batch fails to parse.
-_RETRY_BLOCK = 4096
+#: A block Arrow refuses is split in halves down to this many rows, then parsed row by row:
+#: one bad row costs about this many rows of slow parsing.
+_RETRY_BLOCK = 64
 
 
 @dataclass
@@ -140,10 +141,10 @@ def _parse_block(
         _fill_from_arrow(table, idx, columns, out)
         return 0
     if idx.size > _RETRY_BLOCK:
-        slow = 0
-        for start in range(0, idx.size, _RETRY_BLOCK):
-            slow += _parse_block(arr, idx[start : start + _RETRY_BLOCK], columns, out, is_object)
-        return slow
+        half = idx.size // 2
+        return _parse_block(arr, idx[:half], columns, out, is_object) + _parse_block(
+            arr, idx[half:], columns, out, is_object
+        )
     _fill_slowly(arr, idx, columns, out, is_object)
     return int(idx.size)
 
