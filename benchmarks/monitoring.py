@@ -246,7 +246,7 @@ def bad_input(work: Path, model: Path) -> list[tuple[str, int, str, str]]:
 
     out = []
     small, _ = ensure_log(work, 20_000)
-    edited = work / "edited.db"
+    edited = work / "edited-log.db"
     shutil.copy(small, edited)
     con = sqlite3.connect(edited)
     ids = [r[0] for r in con.execute("SELECT decision_id FROM tg_predictions LIMIT 6")]
@@ -266,13 +266,12 @@ def bad_input(work: Path, model: Path) -> list[tuple[str, int, str, str]]:
     con.commit()
     con.close()
     config = write_config(work, "edited", edited, model)
-    (work / "edited.db.store").unlink(missing_ok=True)
     _, first, code, _ = timed_update(config, reset=True)
     _, second, _, _ = timed_update(config, reset=False)
     out.append(("corrupt / hand-edited rows (5 of 20,000)", code, first, second))
 
     explosion, _ = ensure_log(work, 100_000)
-    exploded = work / "explosion.db"
+    exploded = work / "explosion-log.db"
     shutil.copy(explosion, exploded)
     con = sqlite3.connect(exploded)
     con.execute(

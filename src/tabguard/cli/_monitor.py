@@ -91,6 +91,14 @@ def update_cmd(
                 store.reset()
         result = update(cfg, store=store)
     console.print(_describe(result, redact_url(url)), soft_wrap=True, markup=False)
+    if cfg.model is None and result.rows:
+        console.print(
+            "note: no model in monitor.yaml, so raw attributes and model features were not "
+            "profiled (decisions, guards, probing, score and latency were); set `model: "
+            "MODEL_DIR`",
+            soft_wrap=True,
+            markup=False,
+        )
     if result.skipped:
         raise typer.Exit(1)
 
