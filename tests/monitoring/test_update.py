@@ -364,6 +364,7 @@ def test_postgres_rows_of_a_transaction_in_flight_are_read_later(
     cfg = config((postgres_url, postgres_url))
     first = update(cfg, plan=plan)
     assert first.rows == 10  # stops below the open transaction: rows 20-29 wait too
+    assert first.waiting == 10  # and says so
     tx.commit()
     slow.close()
     second = update(cfg, plan=plan)

@@ -63,6 +63,11 @@ def _describe(result: UpdateResult, store: str) -> str:
         text += f"; {result.slow_rows:,} rows needed the row-by-row JSON parser"
     if result.skipped:
         text += f"; {result.skipped:,} unusable rows skipped (see the log messages)"
+    if result.waiting:
+        text += (
+            f"; {result.waiting:,} committed rows wait for an older open transaction of the "
+            "log's database"
+        )
     if result.latest is not None:
         text += f"; complete until {result.latest:%Y-%m-%d %H:%M} UTC"
     return text

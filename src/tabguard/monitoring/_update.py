@@ -81,6 +81,9 @@ class UpdateResult:
         into their own, older bucket).
     batches : int
         Transactions committed.
+    waiting : int
+        PostgreSQL: committed rows left for a later run because an older write transaction of
+        the log's database is still open (they are read once it ends).
     watermark : Any
         The log position reached.
     busy : bool
@@ -96,6 +99,7 @@ class UpdateResult:
     slow_rows: int = 0
     late_rows: int = 0
     batches: int = 0
+    waiting: int = 0
     watermark: Any = None
     busy: bool = False
     seconds: float = 0.0
@@ -159,6 +163,15 @@ class LogReader:
                 wide -= 1 << 32
             horizon = min(horizon, wide)
         return horizon
+
+    def waiting(self, horizon: int) -> int:
+        """Committed rows at or above ``horizon`` (held back by an older open transaction)."""
+        if self.dialect != "postgresql":
+            return 0
+        t = predictions_table.name
+        query = sa.text(f"SELECT count(*) FROM {t} WHERE {INGEST_SEQ} >= :h")  # noqa: S608
+        with backend_errors(self.what, "count waiting rows"), self.engine.connect() as conn:
+            return int(conn.execute(query, {"h": horizon}).scalar_one())
 
     def backlog_at_least(self, lo: int, hi: int, rows: int) -> bool:
         """Whether at least ``rows`` rows wait in ``[lo, hi)`` (one index probe)."""
@@ -473,7 +486,15 @@ def _batches(
             totals["slow"] += result.slow_rows
             totals["batches"] += 1
     latest = None if newest is None else from_epoch((int(newest) // bucket) * bucket)
+    waiting = reader.waiting(horizon)
+    if waiting:
+        log.warning(
+            "monitor: %d committed log rows wait for an older write transaction of the log's "
+            "database to end (see pg_stat_activity: state 'idle in transaction')",
+            waiting,
+        )
     return UpdateResult(
+        waiting=waiting,
         rows=totals["rows"],
         skipped=totals["skipped"],
         slow_rows=totals["slow"],
