@@ -18,7 +18,6 @@ from tabguard.monitoring._actions import ActionRunner, alertmanager_payload
 from tabguard.monitoring._alerting import Alerting, replay
 from tabguard.monitoring._alerts import AlertError, AlertStore, AlertTracker
 from tabguard.monitoring._rules_config import AlertingConfig, parse_alerting
-from tabguard.storage import create_sql_engine
 from tests.monitoring._fake_store import FakeStore
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
@@ -205,7 +204,7 @@ def test_alertmanager_payload_shape() -> None:
     store = _store("memory://")
     cfg = _config(labels={"team": "risk"})
     alert = next(a for s in _run(store, _config(actions=["log"]), None, ONSET, 7) for a in s.opened)
-    (item,) = alertmanager_payload(alert, cfg.rules[0], ONSET)
+    (item,) = alertmanager_payload(alert, cfg.rules[0])
     assert set(item) == {"labels", "annotations", "startsAt"}
     assert item["labels"]["team"] == "risk" and item["labels"]["severity"] == "critical"
     assert all(isinstance(v, str) for v in item["labels"].values())
@@ -262,4 +261,3 @@ def test_http_client_can_be_injected() -> None:
         alerting.step(ONSET + timedelta(hours=h))
     assert len(seen) == 1 and json.loads(seen[0].content)[0]["labels"]["alertname"] == "drop"
     assert isinstance(alerting.runner, ActionRunner)
-    _ = create_sql_engine

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -38,7 +37,7 @@ log = logging.getLogger("tabguard.monitoring")
 _LEVEL = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
 
 
-def alertmanager_payload(alert: Alert, rule: RuleSpec, now: datetime) -> list[dict[str, Any]]:
+def alertmanager_payload(alert: Alert, rule: RuleSpec) -> list[dict[str, Any]]:
     """The Alertmanager v2 ``POST /api/v2/alerts`` body for one alert (a JSON list)."""
     labels = {
         "alertname": rule.name,
@@ -133,7 +132,7 @@ class ActionRunner:
             hooks = [w for w in self.config.notify.webhooks if action.webhook in ("*", w.name)]
             if not hooks:
                 return {"action": "webhook", "ok": False, "error": "no webhook in notify.webhooks"}
-            sent = [self._post(w, alert, rule, event.at) for w in hooks]
+            sent = [self._post(w, alert, rule) for w in hooks]
             return {"action": "webhook", "ok": all(s["ok"] for s in sent), "sent": sent}
         level = _LEVEL.get(alert.severity, logging.WARNING)
         log.log(
@@ -167,10 +166,8 @@ class ActionRunner:
         )
         return {**out, "ok": True, "applied": True, "old": change.old}
 
-    def _post(
-        self, hook: WebhookSpec, alert: Alert, rule: RuleSpec, now: datetime
-    ) -> dict[str, Any]:
-        body = alertmanager_payload(alert, rule, now)
+    def _post(self, hook: WebhookSpec, alert: Alert, rule: RuleSpec) -> dict[str, Any]:
+        body = alertmanager_payload(alert, rule)
         client = self._http or httpx.Client()
         error = ""
         try:

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -126,8 +127,6 @@ class AlertEvent:
 
 
 def _utc(value: Any) -> Any:
-    from datetime import UTC
-
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
@@ -339,8 +338,6 @@ class AlertStore:
 
 
 def _finite(v: float | None) -> float | None:
-    import math
-
     return None if v is None or not math.isfinite(v) else float(v)
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -552,17 +552,3 @@ def evaluate_rules(
             continue
         out.extend(evaluate_rule(rule, reader, at, config, store.bucket))
     return out
-
-
-@dataclass
-class EvaluationSummary:
-    """Counts of evaluations by status (for loop logs)."""
-
-    by_status: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, evaluations: Sequence[RuleEvaluation]) -> EvaluationSummary:
-        out: dict[str, int] = {}
-        for ev in evaluations:
-            out[ev.status] = out.get(ev.status, 0) + 1
-        return cls(out)
