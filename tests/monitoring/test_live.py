@@ -250,3 +250,21 @@ def test_monitor_run_prints_alert_events(tmp_path: Path, monkeypatch: pytest.Mon
     res = CliRunner().invoke(app, ["monitor", "run", "--home", str(home), "--iterations", "1"])
     assert res.exit_code == 0, res.output
     assert f"alert #{alert_id} opened: [drop] channel=online" in res.output
+
+
+def test_bad_rule_file_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tabguard.cli import main
+
+    home = _home(tmp_path)
+    path = home / "monitor.yaml"
+    path.write_text(path.read_text().replace("decision_rate", "denial_rate"), encoding="utf-8")
+    for argv in (["monitor", "alerts"], ["monitor", "replay", "--from", "2026-01-01",
+                                          "--to", "2026-01-02"]):  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--home", str(home)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1
+        assert "rules[drop].metric" in err and "'denial_rate'" in err
