@@ -505,9 +505,10 @@ class Aggregator:
             self._count(delta, names, group, probe_codes, probe_parsed, F_PROBING)
             for kind, name, codes, labels in categorical:
                 self._count_categories(delta, names, group, kind, name, codes, labels)
-        delta.packed.extend(many_key_cells(sketched, numeric, k))
+        local: dict[tuple[int, str, str, str, str], object] = {}
+        delta.packed.extend(many_key_cells(sketched, numeric, k, local))
         if base is not None:
-            self._merge_into_all(delta, base)
+            self._merge_into_all(delta, base, local)
         if remote is not None:
             delta.packed.extend(remote.result())
         self._clients(delta, batch, bucket, probe_codes, probe_parsed)
@@ -660,8 +661,11 @@ class Aggregator:
         return out
 
     @staticmethod
-    def _merge_into_all(delta: Delta, base: str) -> None:
-        """Cells of segment ``all``: the merge of ``base``'s cells of each bucket and column."""
+    def _merge_into_all(
+        delta: Delta, base: str, sketches: dict[tuple[int, str, str, str, str], object]
+    ) -> None:
+        """Cells of segment ``all``: the merge of ``base``'s cells of each bucket and column
+        (their sketch objects from ``sketches``, else read back from the bytes)."""
         cells = delta.numeric
         for packed in delta.packed:
             b, sk, _sv, kind, column = packed[0]
@@ -671,7 +675,16 @@ class Aggregator:
             target = cells.get(key)
             if target is None:
                 target = cells[key] = NumericCell(sketch=QuantileSketch.fresh(delta.k))
-            target.merge(packed_cell(packed, delta.k))
+            native = sketches.get(packed[0])
+            if native is None:
+                target.merge(packed_cell(packed, delta.k))
+            else:
+                _key, rows, _n, missing, invalid, total, _stats, _blob = packed
+                target.rows += rows
+                target.missing += missing
+                target.invalid += invalid
+                target.total += total
+                target.sketch.merge_native(native)
 
 
 def _combined_counts(

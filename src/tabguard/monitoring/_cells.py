@@ -25,10 +25,13 @@ def key_cells(
     group: np.ndarray,
     numeric: Sequence[NumericColumn],
     k: int,
+    keep: dict[tuple[int, str, str, str, str], object] | None = None,
 ) -> list[PackedCell]:
     """Cells of every (bucket, value) group of one segment key, serialised.
 
     ``stats`` is ``[min, max, p1, p10, p50, p90, p99]`` (NaN when the cell has no value).
+    ``keep``, when given, receives the sketch objects too (the caller merges them further
+    without reading the bytes back).
     """
     ngroups = len(names)
     codes = group.astype(np.uint16 if ngroups < 1 << 16 else np.int64)
@@ -65,6 +68,8 @@ def key_cells(
                 sketch.update(v_fin[lo:hi])
                 stats = [float(x) for x in sketch.get_quantiles(_LEVELS)]
                 blob = bytes(sketch.serialize())
+                if keep is not None:
+                    keep[(b, sk, sv, kind, column)] = sketch
             else:
                 stats, blob = nan_stats, b""
             out.append(
@@ -77,9 +82,10 @@ def many_key_cells(
     keys: Sequence[tuple[Sequence[tuple[int, str, str]], np.ndarray]],
     numeric: Sequence[NumericColumn],
     k: int,
+    keep: dict[tuple[int, str, str, str, str], object] | None = None,
 ) -> list[PackedCell]:
     """:func:`key_cells` for several segment keys (one task: the columns are sent once)."""
     out: list[PackedCell] = []
     for names, group in keys:
-        out.extend(key_cells(names, group, numeric, k))
+        out.extend(key_cells(names, group, numeric, k, keep))
     return out

@@ -107,6 +107,10 @@ class QuantileSketch:
         """Add values known to be finite float64 (the caller filtered them; no check)."""
         self._sk.update(values)
 
+    def merge_native(self, other: Any) -> None:
+        """Fold a ``datasketches.kll_doubles_sketch`` (built by :mod:`._cells`) into this one."""
+        self._sk.merge(other)
+
     def merge(self, other: QuantileSketch) -> None:
         """Fold ``other`` into this sketch (the result summarises both value sets)."""
         self._sk.merge(other._sk)
