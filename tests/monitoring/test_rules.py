@@ -207,3 +207,30 @@ def test_property_fired_means_volume_threshold_and_significance(
         assert ev.p_value is not None and ev.p_value < 0.01
     if 6 * n < min_volume:
         assert ev.status == "low_volume"
+
+
+class _DriftStore(FakeStore):
+    """The fake store plus a drift frame: PSI 0.35 on channel=online from T0 + 3 weeks."""
+
+    def drift(self, start: datetime, end: datetime, reference: Any, **kw: Any) -> Any:
+        import pandas as pd
+
+        assert reference == "REF" and kw["column"] == "AGE" and kw["kind"] == "raw"
+        psi = 0.35 if start >= T0 + 3 * WEEK else 0.02
+        return pd.DataFrame({"segment_key": ["channel"], "segment_value": ["online"],
+                             "kind": ["raw"], "column": ["AGE"], "n": [500],
+                             "psi": [psi], "js": [0.1]})  # fmt: skip
+
+
+def test_drift_rule_against_the_reference() -> None:
+    from tabguard.monitoring import Alerting, MonitorConfigError
+
+    rule = {"metric": "drift", "decision": None, "column": "AGE", "kind": "raw", "stat": "psi",
+            "baseline": None, "change": None, "threshold": 0.2, "direction": "above"}  # fmt: skip
+    cfg = _config(rule)
+    store = _DriftStore()
+    assert _one(evaluate_rules(store, cfg, AT, reference="REF"), "online").fired
+    assert _one(evaluate_rules(store, cfg, AT - WEEK, reference="REF"), "online").status == "ok"
+    with pytest.raises(MonitorConfigError, match=r"rules\[drop\]\.metric: drift compares"):
+        Alerting(store, cfg)  # no reference: said at once, not silently never evaluated
+    assert Alerting(store, cfg, reference="REF").step(AT).opened

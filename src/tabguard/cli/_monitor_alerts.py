@@ -138,7 +138,7 @@ def replay_cmd(
 ) -> None:
     """Evaluate the alert rules over stored history, step by step, as if live."""
     from tabguard.monitoring import open_monitor_store, replay
-    from tabguard.monitoring._live import alerting_config, open_flag_store
+    from tabguard.monitoring._live import alerting_config, open_flag_store, rule_inputs
     from tabguard.timeutil import DURATION_RULE, parse_duration, parse_time
 
     def _time(text: str, hint: str) -> datetime:
@@ -167,7 +167,10 @@ def replay_cmd(
     flags = open_flag_store(cfg)
     try:
         with open_monitor_store(cfg.store_url(), bucket=cfg.bucket) as store:
-            result = replay(store, alerting, t1, t2, step=every, apply=apply, flag_store=flags)
+            result = replay(
+                store, alerting, t1, t2, step=every, apply=apply, flag_store=flags,
+                **rule_inputs(cfg),
+            )  # fmt: skip
     finally:
         if flags is not None:
             flags.close()

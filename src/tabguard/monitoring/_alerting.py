@@ -79,9 +79,12 @@ class Alerting:
         http: httpx.Client | None = None,
         sleep: Callable[[float], None] | None = None,
         frozen_history: bool = False,
+        maturity: timedelta | None = None,
     ) -> None:
         check_windows(config, store.bucket)
-        self.reader = MetricReader(store, reference) if frozen_history else None
+        check_inputs(config, reference)
+        self.maturity = maturity
+        self.reader = MetricReader(store, reference, maturity=maturity) if frozen_history else None
         self.store = store
         self.config = config
         self.reference = reference
@@ -92,9 +95,8 @@ class Alerting:
 
     def step(self, at: datetime) -> StepResult:
         """Evaluate every rule at ``at``, update the alerts, run the actions of new ones."""
-        evaluations = evaluate_rules(
-            self.store, self.config, at, reference=self.reference, reader=self.reader
-        )
+        reader = self.reader or MetricReader(self.store, self.reference, maturity=self.maturity)
+        evaluations = evaluate_rules(self.store, self.config, at, reader=reader)
         events = self.tracker.process(evaluations)
         actions = self.runner.run(events) if events else []
         for e in events:
@@ -120,6 +122,26 @@ def check_windows(config: AlertingConfig, bucket: timedelta) -> None:
                 f"rules[{rule.name}].window",
                 f"must be a multiple of aggregation.bucket ({format_duration(bucket)})",
                 format_duration(rule.window),
+            )
+
+
+def check_inputs(config: AlertingConfig, reference: Any) -> None:
+    """Drift rules need the training reference; say so once, naming the rule.
+
+    Raises
+    ------
+    MonitorConfigError
+    """
+    from tabguard.monitoring._config import MonitorConfigError
+
+    for rule in config.rules:
+        if rule.metric == "drift" and reference is None:
+            raise MonitorConfigError(
+                None,
+                f"rules[{rule.name}].metric",
+                "drift compares with the training reference: set model: (a directory with "
+                "reference.json) or drift.reference in monitor.yaml",
+                "drift",
             )
 
 
@@ -150,6 +172,7 @@ def replay(
     flag_store: FlagStore | None = None,
     reference: Any = None,
     http: httpx.Client | None = None,
+    maturity: timedelta | None = None,
 ) -> ReplayResult:
     """Evaluate the rules over stored history, step by step, as if live.
 

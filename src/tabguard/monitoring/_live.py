@@ -44,6 +44,16 @@ def open_flag_store(config: MonitorConfig) -> FlagStore | None:
         return None
 
 
+def rule_inputs(config: MonitorConfig) -> dict[str, Any]:
+    """The drift reference (when a drift rule needs it) and the outcomes' maturity."""
+    out: dict[str, Any] = {"maturity": config.outcomes.maturity}
+    if any(r.metric == "drift" for r in alerting_config(config).rules):
+        from tabguard.monitoring._drift import load_reference
+
+        out["reference"] = load_reference(config)
+    return out
+
+
 def evaluate(
     config: MonitorConfig,
     store: SqlMonitorStore,
@@ -66,7 +76,7 @@ def evaluate(
         # passes racing could open the same alert twice. A busy lock means another process is
         # updating or evaluating; its pass covers this time.
         with store.updater_lock():
-            return Alerting(store, alerting, flags).step(at)
+            return Alerting(store, alerting, flags, **rule_inputs(config)).step(at)
     except UpdaterBusyError:
         log.debug("monitor: another process holds the store; it evaluates the rules")
         return None
@@ -116,7 +126,12 @@ class SimulationMonitor:
                 return
             # Simulated history is complete up to each step: windows are read once.
             self.alerting = Alerting(
-                self.store, config, service.watcher.store, apply=self.apply, frozen_history=True
+                self.store,
+                config,
+                service.watcher.store,
+                apply=self.apply,
+                frozen_history=True,
+                **rule_inputs(self.config),
             )
         self.steps.append(self.alerting.step(at))
 

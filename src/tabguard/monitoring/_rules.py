@@ -145,18 +145,25 @@ class MetricReader:
     Parameters
     ----------
     store : MonitorStore
-    reference : ReferenceProfile, optional
-        For drift rules.
+    reference : DriftReference, optional
+        For drift rules (``load_reference(config)``).
     max_entries : int
         Windows kept (least recently used dropped).
+    maturity : timedelta, optional
+        When an outcome counts, for performance rules (``outcomes.maturity``).
     """
 
     def __init__(
-        self, store: SqlMonitorStore, reference: Any = None, max_entries: int = 4096
+        self,
+        store: SqlMonitorStore,
+        reference: Any = None,
+        max_entries: int = 4096,
+        maturity: timedelta | None = None,
     ) -> None:
         self.store = store
         self.reference = reference
         self.max_entries = max_entries
+        self.maturity = maturity
         self._cache: OrderedDict[tuple[Any, ...], pd.DataFrame] = OrderedDict()
 
     def frame(self, method: str, start: datetime, end: datetime, **kw: Any) -> pd.DataFrame:
@@ -304,7 +311,8 @@ def _performance(
 ) -> dict[Segment, Observation]:
     if not hasattr(r.store, "performance"):
         return {}
-    df = r.frame("performance", start, end, as_of=end)
+    kw = {"maturity": r.maturity} if r.maturity is not None else {}
+    df = r.frame("performance", start, end, as_of=end, **kw)
     out = {}
     for row in _rows(df):
         n = int(row.n_labelled)
