@@ -267,3 +267,31 @@ def test_cli_bad_option_is_one_line_exit_2(tmp_path: Path, model: ModelBundle) -
     with pytest.raises(SystemExit) as exc:
         main(["redteam", "traffic", str(model.path), "--home", str(tmp_path), "--onset", "soon"])
     assert exc.value.code == 2
+
+
+def test_cli_runs_the_monitor_in_the_loop(tmp_path: Path, model: ModelBundle) -> None:
+    from tabguard.monitoring import open_monitor_store
+
+    home = tmp_path / "home"
+    write_config(home, '[stores]\nflags = "memory://"\nkeys = "memory://"\n')
+    (home / "monitor.yaml").write_text(
+        "aggregation: {segments: {request_keys: [channel], features: []},"
+        " columns: {raw: [AGE], features: [AGE]}}\n"
+        "rules: [{name: drop, metric: decision_rate, decision: deny, window: 6h,"
+        " baseline: last_week, direction: below, change: 20%, segments: [channel]}]\n",
+        encoding="utf-8",
+    )
+    assert model.path is not None
+    res = CliRunner().invoke(
+        app,
+        ["redteam", "traffic", str(model.path), "--home", str(home), "--days", "28",
+         "--per-day", "10", "--no-attack", "--monitor", str(home / "monitor.yaml")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "alert #" not in res.output  # ten requests a day: nothing can page
+    store = open_monitor_store(f"sqlite:///{home / 'monitoring.db'}")
+    try:
+        volume = store.volume(START, START + timedelta(days=28))
+        assert int(volume.loc[volume["segment_key"] == "all", "n"].sum()) > 150
+    finally:
+        store.close()

@@ -123,6 +123,13 @@ def traffic_cmd(
     ] = "37d11h",
     no_attack: Annotated[bool, typer.Option("--no-attack", help="Clean traffic only.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    monitor: Annotated[
+        Path | None,
+        typer.Option(
+            help="monitor.yaml: run the monitor in the loop every simulated hour (bucket "
+            "update, alert rules, actions on the service's flags)."
+        ),
+    ] = None,
     truth: Annotated[
         Path | None, typer.Option(help="Ground-truth JSON (default HOME/traffic.truth.json).")
     ] = None,
@@ -171,7 +178,17 @@ def traffic_cmd(
         f"simulating {days} days from {t0:%Y-%m-%d %H:%M} UTC, ~{per_day:,.0f} applications a "
         f"weekday, into {redact_url(config.stores.log)} …"
     )
-    result = simulate_traffic(bundle, config, options)
+    hook = None
+    if monitor is not None:
+        from tabguard.monitoring import load_monitor_config
+        from tabguard.monitoring._live import SimulationMonitor
+
+        hook = SimulationMonitor(load_monitor_config(monitor, home=home))
+    try:
+        result = simulate_traffic(bundle, config, options, on_step=hook)
+    finally:
+        if hook is not None:
+            hook.close()
     truth_path = truth or tabguard_home(home) / "traffic.truth.json"
     result.write_truth(truth_path)
     counts = result.requests["channel"].value_counts().to_dict()
@@ -187,3 +204,10 @@ def traffic_cmd(
         )
         + f"ground truth in {truth_path}"
     )
+    for at, alert in hook.opened if hook is not None else []:
+        console.print(
+            f"alert #{alert.id} at {at:%Y-%m-%d %H:%M} UTC: [{alert.rule}] {alert.segment_text}: "
+            f"{alert.message}",
+            soft_wrap=True,
+            markup=False,
+        )
