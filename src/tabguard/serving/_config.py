@@ -32,6 +32,8 @@ section but no key of it is an error (a typo must not silently fall back to the 
     batch_size = 200
     flush_interval = 0.5
     spool_dir = ".tabguard/spool"
+    journal_dir = ".tabguard/journal"  # every record written here before its response
+    fsync = "interval"                  # or "always", "never" (what a power loss can lose)
 
     [decisions]
     delay_seconds = 0
@@ -215,6 +217,17 @@ class LogConfig(BaseModel):
         Where batches go (JSON lines, fsync'd) while the database is unreachable.
     retry_interval : float
         Seconds between reconnection attempts while the database is down.
+    journal : bool
+        Write every record to the local journal before its response leaves (a killed
+        process then loses no answered decision).
+    journal_dir : Path
+        Where the journal lives (local disk; shared by the workers of one deployment).
+    fsync : {'interval', 'always', 'never'}
+        When the journal reaches the disk: every ``fsync_interval`` seconds off the request
+        path, before every response, or when the kernel decides. Bounds what a power loss
+        (not a killed process) can lose.
+    fsync_interval : float
+        Seconds between journal fsyncs under ``interval``.
     """
 
     model_config = _STRICT
@@ -223,6 +236,10 @@ class LogConfig(BaseModel):
     flush_interval: float = Field(default=0.5, gt=0, le=60)
     spool_dir: Path
     retry_interval: float = Field(default=2.0, gt=0, le=3600)
+    journal: bool = True
+    journal_dir: Path
+    fsync: Literal["interval", "always", "never"] = "interval"
+    fsync_interval: float = Field(default=1.0, gt=0, le=60)
 
 
 class DecisionsConfig(BaseModel):
@@ -440,7 +457,7 @@ def default_config_values(home: Path) -> dict[str, Any]:
             "keys": f"sqlite:///{home / 'state.db'}",
             "log": f"sqlite:///{home / 'predictions.db'}",
         },
-        "log": {"spool_dir": str(home / "spool")},
+        "log": {"spool_dir": str(home / "spool"), "journal_dir": str(home / "journal")},
     }
 
 

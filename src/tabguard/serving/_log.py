@@ -1,18 +1,24 @@
 """The prediction log's write path (S5): every scoring request, accepted or rejected, kept.
 
-Writes never sit on the request path: :meth:`PredictionLog.append` puts the record on an
-in-memory queue and returns; a writer thread inserts batches (``batch_size`` records, or
-whatever arrived within ``flush_interval`` seconds). When the database is unreachable the
-batch is written to the spool directory instead (:class:`~tabguard.serving._spool.Spool`: one
-JSON-lines file per batch, fsync'd and renamed into place, so a file is either complete or
-absent) and replayed when the database answers again, and at start-up. Inserts are idempotent
-on ``decision_id``, so a replay that is interrupted and repeated never duplicates a row. A row
-the database refuses for its content (not for being down) is retried alone and, if refused
-again, kept in ``dead-letter.jsonl`` in the spool directory: nothing is dropped silently.
+Database writes never sit on the request path: :meth:`PredictionLog.append` turns the record
+into its row, writes the row to the local journal (:class:`~tabguard.serving._journal.Journal`:
+one ``write(2)``, so the record survives the death of the process once the call returns),
+puts it on an in-memory queue and returns; a writer thread inserts batches (``batch_size``
+records, or whatever arrived within ``flush_interval`` seconds). When the database is
+unreachable the batch is written to the spool directory instead
+(:class:`~tabguard.serving._spool.Spool`: one JSON-lines file per batch, fsync'd and renamed
+into place, so a file is either complete or absent) and replayed when the database answers
+again, and at start-up. Inserts are idempotent on ``decision_id``, so a replay that is
+interrupted and repeated never duplicates a row. A row the database refuses for its content
+(not for being down) is retried alone and, if refused again, kept in ``dead-letter.jsonl`` in
+the spool directory: nothing is dropped silently.
 
-The record and its row form live in ``_record.py``, the spool in ``_spool.py``, reads in
-``_log_read.py`` (:class:`~tabguard.serving._log_read.LogReader`, which this log uses with
-its own connection pool).
+Journal segments whose rows are all stored are deleted; the journals of processes that died
+are replayed at start-up and every few seconds by any live process (idempotent as well).
+
+The record and its row form live in ``_record.py``, the spool in ``_spool.py``, the journal in
+``_journal.py``, reads in ``_log_read.py`` (:class:`~tabguard.serving._log_read.LogReader`,
+which this log uses with its own connection pool).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import sqlalchemy as sa
 
+from tabguard.serving._journal import FsyncPolicy, Journal
 from tabguard.serving._log_read import LogReader
 from tabguard.serving._record import (
     JSON_FIELDS,
@@ -40,6 +47,8 @@ from tabguard.serving._record import (
     PredictionRecord,
     Status,
     dumps_json,
+    dumps_line,
+    loads_line,
     record_to_row,
     row_to_record,
     to_utc,
@@ -59,6 +68,9 @@ if TYPE_CHECKING:
     from tabguard.serving._config import ServingConfig
 
 log = logging.getLogger(__name__)
+
+#: Seconds between two looks for the journals of dead processes (also done at start-up).
+ORPHAN_INTERVAL = 5.0
 
 __all__ = [
     "JSON_FIELDS",
@@ -110,6 +122,10 @@ class LogStats:
         Records waiting in memory.
     backend_up : bool
         Whether the last database operation succeeded.
+    recovered : int
+        Rows replayed from the journals of processes that died.
+    journaled : int
+        Rows in this process's journal not yet stored (database or spool).
     """
 
     appended: int
@@ -119,6 +135,8 @@ class LogStats:
     dead_lettered: int
     queued: int
     backend_up: bool
+    recovered: int = 0
+    journaled: int = 0
 
 
 class _Marker:
@@ -129,8 +147,12 @@ class _Marker:
         self.done = threading.Event()
 
 
+#: What the writer thread receives: a row and its journal segment (0: not journaled).
+_Item = tuple[dict[str, Any], int]
+
+
 class PredictionLog:
-    """The prediction log: non-blocking appends, batched writes, a disk spool for outages.
+    """The prediction log: journaled appends, batched writes, a disk spool for outages.
 
     Parameters
     ----------
@@ -146,6 +168,13 @@ class PredictionLog:
         Seconds between reconnection attempts while the database is down.
     recent : int, default 10000
         Records of this process kept in memory for :meth:`get` before they are written.
+    journal_dir : path-like, optional
+        Where the journal lives (see :mod:`tabguard.serving._journal`); ``None``: no journal
+        (a killed process then loses the records not yet written).
+    fsync : {'interval', 'always', 'never'}, default 'interval'
+        When the journal reaches the disk.
+    fsync_interval : float, default 1.0
+        Seconds between journal fsyncs under ``interval``.
 
     Notes
     -----
@@ -174,6 +203,9 @@ class PredictionLog:
         flush_interval: float = 0.5,
         retry_interval: float = 2.0,
         recent: int = 10_000,
+        journal_dir: str | os.PathLike[str] | None = None,
+        fsync: FsyncPolicy = "interval",
+        fsync_interval: float = 1.0,
     ) -> None:
         if batch_size < 1 or flush_interval <= 0 or retry_interval <= 0:
             raise ValueError(
@@ -189,11 +221,19 @@ class PredictionLog:
         self._engine = create_sql_engine(url)
         #: Reads of the stored log (shares this log's connection pool).
         self.reader = LogReader(engine=self._engine, what=self._what)
-        self._queue: queue.SimpleQueue[PredictionRecord | _Marker] = queue.SimpleQueue()
-        self._recent: OrderedDict[str, PredictionRecord] = OrderedDict()
+        self.journal = (
+            Journal(journal_dir, fsync=fsync, fsync_interval=fsync_interval)
+            if journal_dir is not None
+            else None
+        )
+        self._queue: queue.SimpleQueue[_Item | _Marker] = queue.SimpleQueue()
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._recent_max = recent
         self._recent_lock = threading.Lock()
-        self._counts = {"appended": 0, "written": 0, "spooled": 0, "replayed": 0, "dead": 0}
+        self._counts = {
+            "appended": 0, "written": 0, "spooled": 0, "replayed": 0, "dead": 0, "recovered": 0,
+        }  # fmt: skip
+        self._next_orphans = 0.0
         self._held: list[dict[str, Any]] = []  # rows neither the DB nor the disk took
         self._schema_ready = False
         self._backend_up = True
@@ -216,25 +256,52 @@ class PredictionLog:
             batch_size=config.log.batch_size,
             flush_interval=config.log.flush_interval,
             retry_interval=config.log.retry_interval,
+            journal_dir=config.log.journal_dir if config.log.journal else None,
+            fsync=config.log.fsync,
+            fsync_interval=config.log.fsync_interval,
         )
 
     # ---- the request path -------------------------------------------------------------------
 
     def append(self, record: PredictionRecord) -> None:
-        """Queue ``record`` for writing and return at once (never raises for backend trouble).
+        """Journal ``record`` and queue it for writing (never raises for backend trouble).
 
-        After :meth:`close`, the record is written straight to the spool (replayed at the next
-        start), so a request finishing during shutdown is not lost.
+        When this returns the record is in the journal (handed to the kernel): a process
+        killed afterwards loses nothing. After :meth:`close`, the record is written straight
+        to the spool (replayed at the next start), so a request finishing during shutdown is
+        not lost.
+        """
+        try:
+            row = record_to_row(record)
+        except Exception as exc:  # a record we cannot even serialise: keep its repr
+            log.exception("prediction log: cannot serialise record %s", record.decision_id)
+            self._counts["appended"] += 1
+            self.spool.dead_letter([repr(record)[:100_000]], f"serialise: {exc}")
+            self._counts["dead"] += 1
+            return
+        self.append_row(row)
+
+    def append_row(self, row: dict[str, Any]) -> None:
+        """:meth:`append` for a row already in stored form (:func:`record_to_row`'s output).
+
+        The guards pipeline builds rows directly (no :class:`PredictionRecord` on the request
+        path).
         """
         self._counts["appended"] += 1
         with self._recent_lock:
-            self._recent[record.decision_id] = record
+            self._recent[row["decision_id"]] = row
             if len(self._recent) > self._recent_max:
                 self._recent.popitem(last=False)
         if self._closed:
-            self._spool_rows(self._rows([record]))
+            self._spool_rows([row])
             return
-        self._queue.put(record)
+        seq = 0
+        if self.journal is not None:
+            try:
+                seq = self.journal.append(dumps_line(row))
+            except (OSError, RuntimeError) as exc:  # disk full, or closed by a racing close()
+                log.error("prediction log: journal write failed (%s); record kept in memory", exc)
+        self._queue.put((row, seq))
 
     # ---- control ----------------------------------------------------------------------------
 
@@ -272,18 +339,22 @@ class PredictionLog:
                 marker.done.wait(timeout)
             self._thread.join(timeout)
         # An append that raced with close() may have queued behind the stop marker.
-        leftovers: list[PredictionRecord] = []
+        leftovers: list[dict[str, Any]] = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, PredictionRecord):
-                leftovers.append(item)
-            else:
+            if isinstance(item, _Marker):
                 item.done.set()
+            else:
+                leftovers.append(item[0])
         if leftovers or self._held:
-            self._spool_rows(self._rows(leftovers) + self._take_held())
+            self._spool_rows(leftovers + self._take_held())
+        if self.journal is not None:
+            # Everything is in the database or the spool unless the disk refused it too;
+            # then the journal stays for the next start to replay.
+            self.journal.close(drained=not self._held and not self._thread.is_alive())
         atexit.unregister(self.close)
         self._engine.dispose()
 
@@ -312,23 +383,29 @@ class PredictionLog:
             dead_lettered=c["dead"],
             queued=self._queue.qsize(),
             backend_up=self._backend_up,
+            recovered=c["recovered"],
+            journaled=self.journal.pending() if self.journal is not None else 0,
         )
 
     # ---- the writer thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._replay_orphans()
         self._recover(force=True)
         while True:
             markers: list[_Marker] = []
             rows: list[dict[str, Any]] = []
             try:
-                records, markers = self._collect()
-                rows = self._rows(records) + self._take_held()
+                items, markers = self._collect()
+                rows = [row for row, _ in items] + self._take_held()
                 self._write(rows)
                 rows = []
+                self._stored(items)
                 replay_now = any(m.kind in ("replay", "stop") for m in markers)
                 if replay_now or not self._backend_up or self._spool_dirty:
                     self._recover(force=replay_now)
+                if time.monotonic() >= self._next_orphans:
+                    self._replay_orphans()
             except Exception:  # the writer must outlive any bug, and keep its rows
                 log.exception("prediction log writer: unexpected error (continuing)")
                 self._held.extend(rows)  # retried next round; a repeat insert is harmless
@@ -336,13 +413,18 @@ class PredictionLog:
             for marker in markers:
                 marker.done.set()
             if any(m.kind == "stop" for m in markers):
+                if self.journal is not None:
+                    self.journal.sync()
                 return
 
-    def _collect(self) -> tuple[list[PredictionRecord], list[_Marker]]:
-        records: list[PredictionRecord] = []
+    def _collect(self) -> tuple[list[_Item], list[_Marker]]:
+        items: list[_Item] = []
         markers: list[_Marker] = []
-        deadline = time.monotonic() + self.flush_interval
-        while len(records) < self.batch_size:
+        wait_max = self.flush_interval
+        if self.journal is not None:
+            wait_max = min(wait_max, self.journal.sync_due())
+        deadline = time.monotonic() + wait_max
+        while len(items) < self.batch_size:
             wait = deadline - time.monotonic()
             try:
                 item = (
@@ -355,19 +437,49 @@ class PredictionLog:
             if isinstance(item, _Marker):
                 markers.append(item)
                 break
-            records.append(item)
-        return records, markers
+            items.append(item)
+        return items, markers
 
-    def _rows(self, records: list[PredictionRecord]) -> list[dict[str, Any]]:
-        rows = []
-        for record in records:
-            try:
-                rows.append(record_to_row(record))
-            except Exception as exc:  # a record we cannot even serialise: keep its repr
-                log.exception("prediction log: cannot serialise record %s", record.decision_id)
-                self.spool.dead_letter([repr(record)[:100_000]], f"serialise: {exc}")
-                self._counts["dead"] += 1
-        return rows
+    def _stored(self, items: list[_Item]) -> None:
+        """Tell the journal which of its rows are now in the database or the spool."""
+        if self.journal is None or not items or self._held:
+            return  # rows held in memory keep their segments (replayed at the next start)
+        counts: dict[int, int] = {}
+        for _, seq in items:
+            if seq:
+                counts[seq] = counts.get(seq, 0) + 1
+        if counts:
+            self.journal.mark_stored(counts)
+
+    def _replay_orphans(self) -> None:
+        """Replay the journals of processes that died into the database (or the spool)."""
+        self._next_orphans = time.monotonic() + ORPHAN_INTERVAL
+        if self.journal is None:
+            return
+        for orphan in self.journal.orphans():
+            rows: list[dict[str, Any]] = []
+            bad: list[str] = []
+            for line in orphan.lines():
+                row = loads_line(line)
+                if row is None:
+                    bad.append(line.decode("utf-8", "replace"))
+                else:
+                    rows.append(row)
+            for start in range(0, len(rows), self.batch_size):
+                self._write(rows[start : start + self.batch_size])
+            if self._held:
+                return  # neither the database nor the disk took them: keep the journal
+            if bad:
+                self.spool.dead_letter(bad, f"unparsable journal line in {orphan.lock_path.name}")
+                self._counts["dead"] += len(bad)
+            self._counts["recovered"] += len(rows)
+            orphan.release()
+            if rows:
+                log.warning(
+                    "prediction log: %d records recovered from the journal of a process that "
+                    "stopped without writing them",
+                    len(rows),
+                )
 
     def _take_held(self) -> list[dict[str, Any]]:
         held, self._held = self._held, []
@@ -516,7 +628,7 @@ class PredictionLog:
         with self._recent_lock:
             recent = self._recent.get(decision_id)
         if recent is not None:
-            return recent
+            return row_to_record(recent)
         return self.reader.get(decision_id)
 
     def iter_rows(

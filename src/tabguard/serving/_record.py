@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
@@ -164,6 +165,26 @@ def dumps_json(value: Any) -> str:
     except UnicodeEncodeError:
         text = json.dumps(json.loads(text), ensure_ascii=True, separators=(",", ":"))
     return text
+
+
+def dumps_line(row: dict[str, Any]) -> bytes:
+    """One stored row as a JSON line (journal, spool): UTF-8 bytes ending in a newline."""
+    try:
+        return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+    except (TypeError, orjson.JSONEncodeError):  # lone surrogates, exotic values
+        return (json.dumps(_json_safe(row), ensure_ascii=True) + "\n").encode("ascii")
+
+
+def loads_line(line: bytes) -> dict[str, Any] | None:
+    """The row of a journal or spool line; ``None`` when it is torn or not a row."""
+    try:
+        row = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
+            return None
+    return row if isinstance(row, dict) and "decision_id" in row else None
 
 
 def _text(value: Any, limit: int | None = None) -> str | None:
