@@ -101,3 +101,16 @@ def credit_contract() -> Contract:
 def credit_df() -> pd.DataFrame:
     """The bundled credit-default data (a fresh copy)."""
     return load_credit_default()
+
+
+def require_system(path: str, package: str, purpose: str) -> None:
+    """Skip (locally) or fail (``TABGUARD_REQUIRE_SERVICES=1``) when a system tool is missing.
+
+    ``.ci/run`` installs the Debian ``package`` when it is missing, so CI never skips.
+    """
+    if os.path.exists(path):
+        return
+    msg = f"{path} is missing ({purpose}); install it with `apt-get install -y {package}`"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{msg}; TABGUARD_REQUIRE_SERVICES=1 forbids skipping this test")
+    pytest.skip(msg)

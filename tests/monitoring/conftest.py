@@ -33,3 +33,11 @@ def store(store_url: str) -> Iterator[SqlMonitorStore]:
     s = open_monitor_store(store_url)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def dashboard_sim(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """Four simulated weeks with an attack, built once per session (dashboard tests)."""
+    from tests.monitoring._dashboard_sim import build
+
+    return build(tmp_path_factory.mktemp("dashboard-sim"))

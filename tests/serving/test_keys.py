@@ -153,7 +153,7 @@ def test_redis_is_not_a_key_store() -> None:
 def test_parse_scopes() -> None:
     assert parse_scopes(None) == {"decide"}
     assert parse_scopes(["Score", "decide"]) == {"score", "decide"}
-    with pytest.raises(ApiKeyError, match="decide, score, admin"):
+    with pytest.raises(ApiKeyError, match="decide, score, monitor, admin"):
         parse_scopes("root")
 
 

@@ -29,6 +29,7 @@ _COMMAND_MODULES = [
     "demo",
     "monitor",
     "monitor_alerts",
+    "monitor_dashboard",
     "redteam",
     "serve",
     "state",

@@ -6,7 +6,8 @@ stored, and the comparison is constant-time. SHA-256 (not a slow password hash) 
 because the secret is 256 random bits: there is nothing to brute-force.
 
 Scopes: ``decide`` (ask for decisions, the default), ``score`` (responses may include the
-score), ``admin`` (operator endpoints).
+score), ``monitor`` (the monitoring dashboard's data), ``admin`` (operator endpoints; implies
+the others).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from tabguard.storage._url import StoreURLError
 SCOPES: dict[str, str] = {
     "decide": "ask for decisions (POST /v1/decisions, GET /v1/decisions/{id})",
     "score": "responses may include the model score",
-    "admin": "operator endpoints (flags, metrics)",
+    "monitor": "read the monitoring dashboard and its JSON API (/dashboard)",
+    "admin": "operator endpoints (flags, metrics); implies every other scope",
 }
 DEFAULT_SCOPES: tuple[str, ...] = ("decide",)
 KEY_PREFIX = "tg_"
