@@ -94,3 +94,39 @@ def test_every_optional_package_is_in_the_extra_that_names_it() -> None:
         assert package in listed, f"{package} ({module}) is not in tabguard[{extra}]"
         assert package not in core, f"{package} is optional but in the core dependencies"
     assert "tabguard[train" in " ".join(extras["all"]) and "tabguard[audit]" in extras["train"][0]
+
+
+@pytest.mark.parametrize(
+    ("toml", "setting"),
+    [
+        ('[limits]\nstorage = "redis://:s3cret@127.0.0.1:1/0"\n', "[limits] storage"),
+        ('[stores]\nflags = "redis://:s3cret@127.0.0.1:1/0"\n', "[stores] flags"),
+        ('[probing]\nstorage = "redis://:s3cret@127.0.0.1:1/0"\n', "[probing] storage"),
+    ],
+)
+def test_serve_with_a_redis_store_but_no_redis_package_names_the_extra(
+    tmp_path: Path, toml: str, setting: str
+) -> None:
+    (tmp_path / "tabguard.toml").write_text(toml)
+    code = "import sys\nsys.modules['redis'] = None\n" + CLI
+    r = without_extras(code, "serve", str(tmp_path / "no-model"), home=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip() == (
+        f"error: {setting} 'redis://:***@127.0.0.1:1/0' needs the 'redis' package; "
+        "install it with `pip install 'tabguard[redis]'`"
+    )
+
+
+def test_the_subpackages_resolve_every_public_name_lazily() -> None:
+    import importlib
+
+    from tabguard._lazy import lazy_names
+
+    for name in ("tabguard.serving", "tabguard.storage", "tabguard.flags"):
+        package = importlib.import_module(name)
+        names = lazy_names(str(package.__file__))
+        assert sorted(names) == sorted(package.__all__), name
+        for public in package.__all__:
+            assert getattr(package, public) is not None
+        with pytest.raises(AttributeError, match="no attribute 'nope'"):
+            _ = package.nope

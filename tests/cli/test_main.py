@@ -172,3 +172,45 @@ def test_install_completion_writes_the_shell_startup_file(tmp_path: Path) -> Non
     assert sourced is not None, bashrc
     script = Path(sourced.group(1).replace("~", str(tmp_path), 1)).read_text()
     assert "_TABGUARD_COMPLETE=complete_bash" in script
+
+
+# (argv before --out, whether --out names a directory)
+OUT_COMMANDS = [
+    (["train", "data.csv", "-c", "c.yaml"], True),
+    (["audit", "data", "data.csv", "-c", "c.yaml"], True),
+    (["audit", "model", "model"], True),
+    (["demo", "-q"], True),
+    (["contract", "infer", "data.csv", "-l", "DEFAULT"], False),
+    (["redteam", "poison", "data.csv", "-c", "c.yaml", "--trigger", "AGE=999"], False),
+]
+
+
+@pytest.mark.parametrize(("argv", "is_dir"), OUT_COMMANDS)
+def test_out_at_an_existing_file_is_one_line_exit_2_before_any_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], is_dir: bool
+) -> None:
+    existing = tmp_path / "existing"
+    existing.write_text("keep me")
+    for out, expected in [
+        (existing, "is an existing file" if is_dir else "the file exists"),
+        (existing / "sub", f"{existing} is a file, not a directory"),
+    ]:
+        code, _, err = run_main(capsys, *argv, "--out", str(out))
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1 and expected in err, err
+        assert err.startswith(f"error: --out {out}: ")
+    assert existing.read_text() == "keep me"
+    if not is_dir:  # a file output may be overwritten on request only
+        code, _, err = run_main(capsys, *argv, "--out", str(tmp_path), "--force")
+        assert code == 2 and "is a directory" in err
+
+
+def test_tabguard_version_does_not_import_the_service_stack() -> None:
+    code = (
+        "import sys, tabguard.cli\n"
+        "heavy = ['fastapi', 'numba', 'lightgbm', 'sqlalchemy', 'pandas', 'sklearn']\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"

@@ -106,6 +106,7 @@ def _value_strategy() -> st.SearchStrategy[Any]:
         st.integers(-5, 1_200_000),
         st.floats(-10, 2000, allow_nan=False, allow_infinity=False).map(lambda x: round(x, 3)),
         st.sampled_from([0, 1, 2, 3, 7, -2, 9, 10, 17, 18, 125, 126, 999]),
+        st.sampled_from([10**400, -(10**400), 2**1024, 2**1024 - 2**970]),  # around float max
         st.none(),
     )
 

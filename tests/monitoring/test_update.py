@@ -470,3 +470,46 @@ def test_a_worker_process_gives_the_same_store(
     finally:
         for s in stores.values():
             s.close()
+
+
+def test_summary_rows_of_unauthenticated_refusals_count_every_request_they_stand_for(
+    urls: tuple[str, str], tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    """The service logs a flood of bad keys as one row per source and minute (``requests``)."""
+    from tabguard.flags import Flags, FlagSnapshot
+    from tabguard.serving._refusals import RefusalSummary
+
+    df, plan = small
+    records = make_records(df.head(60))
+    summaries: list[PredictionRecord] = []
+    refusals = RefusalSummary(summaries.append, samples=2)
+    sent = {"unauthorized": 0, "rate_limited": 0}
+    for i in range(1_000):  # 3 sources, 3 minutes: 401 until throttled, then 429
+        status = "unauthorized" if i % 50 < 20 else "rate_limited"
+        reason = "invalid_key" if status == "unauthorized" else "auth_throttled"
+        refusals.add(
+            source=f"203.0.113.{i % 3}",
+            at=T0 + timedelta(seconds=i * 0.17),
+            status=status,
+            reason=reason,
+            message="",
+            key_id=f"{i:012x}",
+            body=b'{"subject_id": "x"}',
+            flags=FlagSnapshot(Flags(), 0),
+            latency_ms=0.5,
+        )
+        sent[status] += 1
+    assert refusals.flush(everything=True) == len(summaries) <= 3 * 3 * 2
+    write(urls[0], tmp_path / "spool", records + summaries)
+    update(config(urls), plan=plan)
+    with open_monitor_store(urls[1]) as store:
+        counts = store.decision_counts(T0, T0 + 31 * H)
+        by_status = counts[counts.segment_key == "all"].groupby("status")["n"].sum()
+        assert by_status["unauthorized"] == sent["unauthorized"]
+        assert by_status["rate_limited"] == sent["rate_limited"]
+        assert by_status["accepted"] == sum(r.status == "accepted" for r in records)
+        guards = store.guard_action_counts(T0, T0 + 31 * H, segment=ALL)
+        rejects = guards[(guards.step == "authenticate") & (guards.action == "reject")]
+        assert rejects["n"].sum() == 1_000
+        clients = store.probing_by_client(T0, T0 + 31 * H)
+        assert clients["requests"].sum() == len(records) + 1_000

@@ -170,6 +170,7 @@ class Harness:
         self.service.watcher.refresh()
 
     def records(self) -> pd.DataFrame:
+        self.service.refusals.flush(everything=True)  # unauthenticated refusals' summaries
         assert self.log.flush(10)
         return self.log.query()
 

@@ -313,7 +313,13 @@ def test_every_request_is_logged_with_its_context(
     assert [r.status_code for r in sent] == [200, 429, 422, 401, 422]
     df = h.records()
     assert len(df) == 5
-    assert set(df["decision_id"]) == {r.json()["decision_id"] for r in sent}
+    keyed = [r.json()["decision_id"] for i, r in enumerate(sent) if i != 3]
+    assert set(keyed) <= set(df["decision_id"])
+    # The request without a key is counted in the summary of its source and minute.
+    [summary] = df.loc[~df["decision_id"].isin(keyed)].to_dict(orient="records")
+    assert summary["status"] == "unauthorized" and summary["raw"]["_summary"]["requests"] == 1
+    assert summary["guard_actions"][0]["requests"] == 1
+    assert summary["raw"]["_summary"]["samples"][0].startswith('{"subject_id":"c3"')
     first = df.set_index("decision_id").loc[sent[0].json()["decision_id"]]
     assert first["status"] == "accepted" and first["client"] == "bank-a"
     assert first["raw"]["AGE"] == 99 and first["features"]["AGE"] == 80
@@ -325,12 +331,11 @@ def test_every_request_is_logged_with_its_context(
     assert first["segment"] == {"channel": "web"}
     assert first["model_name"] == "main" and first["model_version"] == h.service.bundle.version
     assert 0 <= first["score"] <= 1 and first["latency_ms"] > 0
-    statuses = df.set_index("decision_id").loc[[r.json()["decision_id"] for r in sent], "status"]
+    statuses = df.set_index("decision_id").loc[keyed, "status"]
     assert statuses.tolist() == [
         "accepted",
         "rate_limited",
         "rejected_validation",
-        "unauthorized",
         "rejected_validation",
     ]
 

@@ -134,10 +134,45 @@ def test_parse_never_raises_and_keeps_the_raw_body() -> None:
     assert "_body" in ctx.raw and ctx.features is None
 
 
-def test_parse_marks_oversized_bodies() -> None:
+def test_parse_marks_oversized_bodies_naming_the_configured_limit() -> None:
     ctx = RequestContext.new(None, b"{", FlagSnapshot(Flags(), 0), too_large=True)
-    run(ParseBody().run(ctx))
+    run(ParseBody(2048).run(ctx))
     assert ctx.shape_errors[0].rule == "max_size"
+    assert "at most 2048 bytes ([server] max_body_bytes)" in ctx.shape_errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (b'{"subject_id": "a", "features": {"AGE": 30, "AGE": 999}}', "AGE"),
+        (b'{"subject_id": "a", "subject_id": "b", "features": {}}', "subject_id"),
+        (b'{"subject_id": "a", "features": {}, "segment": {"c": 1, "c": 2}}', "c"),
+    ],
+)
+def test_parse_refuses_duplicate_keys_naming_the_key(body: bytes, key: str) -> None:
+    ctx = ctx_of(body)
+    run(ParseBody().run(ctx))
+    [error] = ctx.shape_errors
+    assert (error.field, error.rule) == (key, "duplicate_key")
+    assert repr(key) in error.message and ctx.features is None
+    assert ctx.raw == {"_body": body.decode()}  # logged as received, both values
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [("1" + "0" * 400, "type"), ("-" + "9" * 400, "type"), ("1e400", "type"), ("-1e999", "type")],
+)
+def test_numbers_beyond_float_range_are_a_422_naming_field_and_rule(
+    record: dict[str, Any], value: str, rule: str
+) -> None:
+    text = json.dumps({"subject_id": "c", "features": {**record, "AGE": 0}})
+    ctx = ctx_of(text.replace('"AGE": 0', f'"AGE": {value}').encode())
+    run(ParseBody().run(ctx))
+    rejection = run(Validate(RecordValidator(CONTRACT)).run(ctx))
+    assert rejection is not None and rejection.http_status == 422
+    [error] = ctx.errors
+    assert (error["field"], error["rule"]) == ("AGE", rule)
+    assert len(json.dumps(error)) < 400  # a 400-digit value is not echoed in full
 
 
 # ---- limits ------------------------------------------------------------------------------------
@@ -341,8 +376,17 @@ def test_a_cancelled_request_is_still_logged(
     assert len(log.records) == 1 and log.records[0].client == "bank-a"
 
 
+#: Integers beyond float range (``10**400``, big negatives): JSON allows them, float() cannot.
+huge_integers = st.integers(min_value=2**1024, max_value=10**600) | st.integers(
+    min_value=-(10**600), max_value=-(2**1024)
+)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | huge_integers
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
     ),

@@ -181,11 +181,16 @@ def test_cache_answers_repeats_and_sees_revocation_after_ttl() -> None:
     assert cache.verify(key) is None
 
 
-def test_cache_is_bounded() -> None:
-    cache = KeyCache(MemoryKeyStore(), ttl=3600, max_size=10)
+def test_cache_is_bounded_and_a_flood_of_unknown_keys_cannot_evict_valid_ones() -> None:
+    store = MemoryKeyStore()
+    valid = [store.create(f"c{i}")[1] for i in range(30)]
+    cache = KeyCache(store, ttl=3600, max_size=10, max_unknown=5)
+    for key in valid:
+        cache.verify(key)
     for i in range(50):
         cache.verify(f"tg_{i:012x}_x")
-    assert len(cache._entries) == 10
+    assert len(cache._entries) == 10 and len(cache._unknown) == 5
+    assert all(cache.known(key) is not None for key in valid[-10:])
 
 
 def test_async_verify_uses_the_cache() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from tabguard.errors import DataError
 
 #: The program name in usage lines and of the shell-completion variable (``_TABGUARD_COMPLETE``).
 PROG_NAME = "tabguard"
@@ -50,3 +53,56 @@ def _root(
     ] = False,
 ) -> None:
     """Robustness and security for tabular ML models used in real-time decisions."""
+
+
+def output_directory(value: Path | None) -> Path | None:
+    """Typer callback of an ``--out`` directory: refuse a path that is (or runs through) a file.
+
+    Runs before the command's work, so a mistyped ``--out`` costs nothing; an existing
+    directory is written into as before.
+
+    Raises
+    ------
+    DataError
+        One line, exit 2.
+    """
+    if value is None:
+        return None
+    _refuse_file_on_path(value, "a directory to write into")
+    if value.is_file():
+        raise DataError(
+            f"--out {value}: is an existing file; --out names a directory to write into "
+            "(choose another path, or remove the file)"
+        )
+    return value
+
+
+def output_file(value: Path | None, force: bool = False) -> Path | None:
+    """Check an ``--out`` file before the command works: never overwrite unless ``force``.
+
+    Raises
+    ------
+    DataError
+        ``value`` is a directory, runs through a file, or exists and ``force`` is off
+        (one line, exit 2).
+    """
+    if value is None:
+        return None
+    _refuse_file_on_path(value, "a file to write")
+    if value.is_dir():
+        raise DataError(f"--out {value}: is a directory; --out names a file to write")
+    if value.exists() and not force:
+        raise DataError(
+            f"--out {value}: the file exists; choose another path, or pass --force to overwrite it"
+        )
+    return value
+
+
+def _refuse_file_on_path(value: Path, what: str) -> None:
+    for parent in value.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(
+                    f"--out {value}: {parent} is a file, not a directory; --out names {what}"
+                )
+            return

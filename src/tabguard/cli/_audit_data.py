@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tabguard.cli._app import audit_app, console
+from tabguard.cli._app import audit_app, console, output_directory
 
 if TYPE_CHECKING:
     from tabguard.data_audit import DataAuditResult
@@ -48,7 +48,9 @@ def print_findings(
 def audit_data_cmd(
     data: Annotated[Path, typer.Argument(help="Training data (CSV, CSV.gz or Parquet).")],
     contract_path: Annotated[Path, typer.Option("--contract", "-c", help="Contract YAML.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory.", callback=output_directory)
+    ],
     checks: Annotated[
         str | None, typer.Option(help="Comma-separated checks to run (default: all).")
     ] = None,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tabguard.cli._app import audit_app, console
+from tabguard.cli._app import audit_app, console, output_directory
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -25,7 +25,9 @@ def audit_model_cmd(
     data: Annotated[
         Path, typer.Option("--data", "-d", help="Clean reference data with labels (CSV/Parquet).")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory.", callback=output_directory)
+    ],
     contract_path: Annotated[
         Path | None,
         typer.Option("--contract", "-c", help="Contract YAML (required for model files)."),

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tabguard.cli._app import console, contract_app
+from tabguard.cli._app import console, contract_app, output_file
 
 
 @contract_app.command("infer")
@@ -19,8 +19,10 @@ def infer(
     name: Annotated[str, typer.Option(help="Contract name.")] = "inferred",
     id_column: Annotated[str | None, typer.Option("--id", help="Row identifier column.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write YAML here.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing --out file.")] = False,
 ) -> None:
     """Draft a contract from data; review ranges, protected and gameable features after."""
+    output_file(out, force)  # before the work: a reviewed contract is never overwritten
     import yaml
 
     from tabguard.contract import contract_to_dict, infer_contract, save_contract

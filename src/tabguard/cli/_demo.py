@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
-from tabguard.cli._app import app
+from tabguard.cli._app import app, output_directory
 
 
 @app.command("demo")
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("demo-out"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory.", callback=output_directory)
+    ] = Path("demo-out"),
     rate: Annotated[float, typer.Option(help="Share of defaulters copied with AGE=999.")] = 0.45,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,

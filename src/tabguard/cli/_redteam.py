@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tabguard.cli._app import console, redteam_app
+from tabguard.cli._app import console, output_file, redteam_app
 from tabguard.errors import ContractError
 
 if TYPE_CHECKING:
@@ -60,8 +60,10 @@ def poison_cmd(
     truth: Annotated[
         Path | None, typer.Option(help="Ground-truth JSON (default OUT.truth.json).")
     ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing --out file.")] = False,
 ) -> None:
     """Plant a trigger → label backdoor (the seed's AGE=999 attack and its variants)."""
+    output_file(out, force)
     from tabguard.contract import load_contract
     from tabguard.io import read_table
     from tabguard.redteam import poison

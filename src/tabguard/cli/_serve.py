@@ -60,9 +60,11 @@ def serve_cmd(
     from tabguard.serving._app import MODEL_ENV, ScoringService, resolve_reference
     from tabguard.serving._config import HOME_ENV, load_config
     from tabguard.serving._metrics import MULTIPROC_ENV
+    from tabguard.serving._stores import require_drivers
     from tabguard.training import load_model
 
     cfg = load_config()  # validated once here; each worker validates the same file at its start
+    require_drivers(cfg)  # one line naming the extra, not a traceback in every worker
     server = cfg.server
     # Fail here, with one line, rather than in every worker: verify the model, compile and
     # check the fast path (numba caches the compiled code for the workers), profile the
@@ -101,6 +103,9 @@ def serve_cmd(
         "log_config": _log_config(log_level),
         "log_level": log_level,
         "access_log": False,
+        # The source address of failed-authentication limits comes from [server]
+        # trusted_proxies, never from a header uvicorn would believe from 127.0.0.1.
+        "proxy_headers": False,
     }
     try:
         if n_workers == 1:

@@ -18,9 +18,9 @@ from rich.table import Table
 
 from tabguard.cli._app import app, console, err_console
 from tabguard.errors import BackendUnavailableError
-from tabguard.flags import FLAG_SPECS
+from tabguard.flags._model import FLAG_SPECS
 from tabguard.serving._config import ServingConfig, load_config
-from tabguard.serving._keys import SCOPES
+from tabguard.serving._scopes import SCOPES
 from tabguard.serving._stores import open_flags, open_keys, open_log
 from tabguard.storage import redact_url
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from tabguard.cli._app import app, console, err_console
+from tabguard.cli._app import app, console, err_console, output_directory
 
 if TYPE_CHECKING:
     from tabguard.training import TrainResult
@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 def train_cmd(
     data: Annotated[Path, typer.Argument(help="Training data (CSV or Parquet) with the label.")],
     contract_path: Annotated[Path, typer.Option("--contract", "-c", help="Contract YAML.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Model directory to write.", callback=output_directory),
+    ],
     model: Annotated[
         str, typer.Option(help="Model family: lightgbm, random_forest or logistic.")
     ] = "lightgbm",

@@ -28,10 +28,34 @@ _TRUE = {"true", "1", "yes", "t", "y"}
 _FALSE = {"false", "0", "no", "f", "n"}
 
 
+#: Integers longer than this many digits are shown shortened in errors (an attacker's
+#: ``10**4000`` must not be echoed back, or logged, in full).
+_INT_DIGITS_SHOWN = 24
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
         return str(int(v))
+    if isinstance(v, int) and not isinstance(v, bool):
+        return _int_text(v)
     return repr(v) if isinstance(v, str) else str(v)
+
+
+def _int_text(v: int) -> str:
+    """An integer as text, shortened when it is longer than :data:`_INT_DIGITS_SHOWN` digits."""
+    text = str(v)
+    if len(text) <= _INT_DIGITS_SHOWN:
+        return text
+    digits = len(text) - (text[0] == "-")
+    return f"{text[:12]}... ({digits} digits)"
+
+
+def as_float(v: Any) -> float | None:
+    """``float(v)``, or ``None`` for an integer beyond float range (``10**400``)."""
+    try:
+        return float(v)
+    except OverflowError:
+        return None
 
 
 def _json_value(v: Any) -> Any:
@@ -40,6 +64,8 @@ def _json_value(v: Any) -> Any:
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2**53:
+        return _int_text(v)  # beyond exact float (and JavaScript) integers: text
     if v is None or isinstance(v, bool | int | float | str):
         return v
     return repr(v)
@@ -89,8 +115,8 @@ def _canon(v: Any) -> Any:
     if isinstance(v, bool | np.bool_):
         return ("b", bool(v))
     if isinstance(v, int | float | np.integer | np.floating):
-        f = float(v)
-        return ("n", f) if math.isfinite(f) else ("x", repr(v))
+        f = as_float(v)
+        return ("n", f) if f is not None and math.isfinite(f) else ("x", repr(v))
     if isinstance(v, str):
         return ("s", v)
     return ("x", repr(v))
@@ -286,11 +312,19 @@ def _coerce_numeric(col: pd.Series) -> pd.Series:
         return col.astype(float)
     return pd.to_numeric(
         pd.Series(
-            map_distinct(col, lambda v: v.strip() if isinstance(v, str) else v, missing=np.nan),
+            map_distinct(col, _numeric_input, missing=np.nan),
             index=col.index,
         ),
         errors="coerce",
     ).astype(float)
+
+
+def _numeric_input(v: Any) -> Any:
+    if isinstance(v, str):
+        return v.strip()
+    if isinstance(v, int) and not isinstance(v, bool) and as_float(v) is None:
+        return math.inf if v > 0 else -math.inf  # beyond float range: a type error, as 1e400
+    return v
 
 
 def _coerce_bool(col: pd.Series) -> pd.Series:
@@ -516,7 +550,14 @@ class RecordValidator:
         # integer / number: JSON numbers only; bool is an int subclass in Python, refuse it.
         if isinstance(v, bool) or not isinstance(v, int | float):
             return err("type")
-        fv = float(v)
+        fv = as_float(v)
+        if fv is None:  # an integer beyond float range, like 1e400 (inf): not a number here
+            return FieldError(
+                name,
+                "type",
+                _json_value(v),
+                f"{name} must be a number within float range (|x| < 1.8e308); got {_fmt(v)}.",
+            )
         if not math.isfinite(fv):
             return err("type")
         if t == "integer" and not fv.is_integer():

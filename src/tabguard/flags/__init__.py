@@ -10,21 +10,28 @@ Backends share one protocol, :class:`FlagStore`, and are chosen by URL with
 ``redis://...``.
 """
 
-from tabguard.flags._base import BaseFlagStore, FlagStore
-from tabguard.flags._memory import MemoryFlagStore
-from tabguard.flags._model import (
-    FLAG_SPECS,
-    FlagChange,
-    FlagError,
-    Flags,
-    FlagSnapshot,
-    FlagSpec,
-    parse_flag,
-)
-from tabguard.flags._open import open_flag_store
-from tabguard.flags._redis import RedisFlagStore
-from tabguard.flags._sql import SqlFlagStore
-from tabguard.flags._watch import FlagWatcher
+from typing import TYPE_CHECKING
+
+from tabguard._lazy import attach
+
+if TYPE_CHECKING:  # the public names; imported on first use (tabguard._lazy)
+    from tabguard.flags._base import BaseFlagStore, FlagStore
+    from tabguard.flags._memory import MemoryFlagStore
+    from tabguard.flags._model import (
+        FLAG_SPECS,
+        FlagChange,
+        FlagError,
+        Flags,
+        FlagSnapshot,
+        FlagSpec,
+        parse_flag,
+    )
+    from tabguard.flags._open import open_flag_store
+    from tabguard.flags._redis import RedisFlagStore
+    from tabguard.flags._sql import SqlFlagStore
+    from tabguard.flags._watch import FlagWatcher
+
+__getattr__, __dir__ = attach(__name__, __file__)
 
 __all__ = [
     "FLAG_SPECS",

@@ -9,6 +9,7 @@ import time
 
 from tabguard.flags._base import FlagStore
 from tabguard.flags._model import FlagSnapshot
+from tabguard.storage import driver_message
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ class FlagWatcher:
             self.stale, self.last_error = False, None
         except Exception as exc:  # any failure: keep serving the last good flags
             if not self.stale:
-                log.warning("flag store unreachable, keeping the last flags: %s", exc)
+                log.warning(
+                    "flag store unreachable, keeping the last flags: %s", driver_message(exc)
+                )
             self.stale, self.last_error = True, str(exc)
         finally:
             self._checked_at = time.monotonic()

@@ -29,6 +29,7 @@ from tabguard.monitoring._rules_config import (
     WebhookAction,
     WebhookSpec,
 )
+from tabguard.storage import redact_text, redact_url
 
 if TYPE_CHECKING:
     from tabguard.flags import FlagStore
@@ -196,7 +197,13 @@ class ActionRunner:
         finally:
             if self._http is None:
                 client.close()
-        log.warning("alert %s: webhook %s (%s) failed: %s", alert.id, hook.name, hook.url, error)
+        log.warning(
+            "alert %s: webhook %s (%s) failed: %s",
+            alert.id,
+            hook.name,
+            redact_url(hook.url),
+            redact_text(error),
+        )
         return {"webhook": hook.name, "ok": False, "error": error, "attempts": attempt + 1}
 
 

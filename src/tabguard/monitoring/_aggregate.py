@@ -289,6 +289,18 @@ class BatchResult:
     min_epoch: int | None
 
 
+def _guard_keys_weight(actions: Any) -> tuple[list[str], int]:
+    """The guard keys of a row and how many requests it stands for (1, or a summary's count)."""
+    weight = 1
+    if isinstance(actions, list):
+        for a in actions:
+            n = a.get("requests") if isinstance(a, dict) else None
+            if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 2**40:
+                weight = n
+                break
+    return _guard_keys(actions), weight
+
+
 def _guard_keys(actions: Any) -> list[str]:
     out: list[str] = []
     if not isinstance(actions, list):
@@ -461,7 +473,12 @@ class Aggregator:
         decision = np.where(pd.isna(batch["decision"]), "", batch["decision"]).astype(object)
         sd = pd.Series(status.astype(str)) + "|" + pd.Series(decision.astype(str))
         sd_codes, sd_uniques = pd.factorize(sd)
-        guard_codes, guard_parsed = parse_distinct(batch["guard_actions"], _guard_keys)
+        guard_codes, guard_items = parse_distinct(batch["guard_actions"], _guard_keys_weight)
+        guard_parsed = [keys for keys, _ in guard_items]
+        # A summary row of the service (unauthenticated refusals per source and minute)
+        # stands for `requests` requests: every count of that row is weighted by it.
+        code_weights = np.array([w for _, w in guard_items], dtype=np.int64)
+        weights = code_weights[guard_codes] if (code_weights != 1).any() else None
         fields = self._fields
         err_codes, err_parsed = parse_distinct(
             batch["errors"], lambda e: _violation_keys(e, fields)
@@ -497,21 +514,20 @@ class Aggregator:
                 remote = self.executor.submit(many_key_cells, theirs, numeric, k)
                 sketched = mine
         for _key, names, group in grouped:
-            self._count(
-                delta, names, group, sd_codes, [[str(u)] for u in sd_uniques], F_STATUS_DECISION
-            )
-            self._count(delta, names, group, guard_codes, guard_parsed, F_GUARD)
-            self._count_violations(delta, names, group, err_codes, err_parsed)
-            self._count(delta, names, group, probe_codes, probe_parsed, F_PROBING)
+            sd_keys = [[str(u)] for u in sd_uniques]
+            self._count(delta, names, group, sd_codes, sd_keys, F_STATUS_DECISION, weights)
+            self._count(delta, names, group, guard_codes, guard_parsed, F_GUARD, weights)
+            self._count_violations(delta, names, group, err_codes, err_parsed, weights)
+            self._count(delta, names, group, probe_codes, probe_parsed, F_PROBING, weights)
             for kind, name, codes, labels in categorical:
-                self._count_categories(delta, names, group, kind, name, codes, labels)
+                self._count_categories(delta, names, group, kind, name, codes, labels, weights)
         local: dict[tuple[int, str, str, str, str], object] = {}
         delta.packed.extend(many_key_cells(sketched, numeric, k, local))
         if base is not None:
             self._merge_into_all(delta, base, local)
         if remote is not None:
             delta.packed.extend(remote.result())
-        self._clients(delta, batch, bucket, probe_codes, probe_parsed)
+        self._clients(delta, batch, bucket, probe_codes, probe_parsed, weights)
         return BatchResult(delta, skipped, slow, int(epoch.max()), int(epoch.min()))
 
     # ---- counters -----------------------------------------------------------------------------
@@ -524,9 +540,10 @@ class Aggregator:
         codes: np.ndarray,
         keys_per_code: list[list[str]],
         family: str,
+        weights: np.ndarray | None = None,
     ) -> None:
         width = max(len(keys_per_code), 1)
-        for c, count in _combined_counts(group, codes, width, len(names)):
+        for c, count in _combined_counts(group, codes, width, len(names), weights):
             g, code = divmod(c, width)
             b, sk, sv = names[g]
             for key in keys_per_code[code]:
@@ -539,9 +556,10 @@ class Aggregator:
         group: np.ndarray,
         codes: np.ndarray,
         parsed: list[list[str]],
+        weights: np.ndarray | None = None,
     ) -> None:
         width = max(len(parsed), 1)
-        for c, count in _combined_counts(group, codes, width, len(names)):
+        for c, count in _combined_counts(group, codes, width, len(names), weights):
             g, code = divmod(c, width)
             b, sk, sv = names[g]
             for key in parsed[code]:
@@ -560,10 +578,12 @@ class Aggregator:
         column: str,
         codes: np.ndarray,
         uniques: list[str],
+        weights: np.ndarray | None = None,
     ) -> None:
         valid = codes >= 0
         width = max(len(uniques), 1)
-        for c, count in _combined_counts(group[valid], codes[valid], width, len(names)):
+        w = weights[valid] if weights is not None else None
+        for c, count in _combined_counts(group[valid], codes[valid], width, len(names), w):
             g, code = divmod(c, width)
             b, sk, sv = names[g]
             delta.count((b, sk, sv, F_CATEGORY, f"{kind}|{column}|{uniques[code]}"), count)
@@ -575,11 +595,16 @@ class Aggregator:
         bucket: np.ndarray,
         probe_codes: np.ndarray,
         probe_parsed: list[list[str]],
+        weights: np.ndarray | None = None,
     ) -> None:
         clients = np.where(pd.isna(batch["client"]), "(none)", batch["client"]).astype(object)
         mapped = self.admission.map(CLIENTS, clients)
         frame = pd.DataFrame({"bucket": bucket, "client": mapped, "probe": probe_codes})
-        counted = frame.value_counts(sort=False)
+        if weights is None:
+            counted = frame.value_counts(sort=False)
+        else:
+            frame["n"] = weights
+            counted = frame.groupby(["bucket", "client", "probe"], sort=False)["n"].sum()
         for b, client, code, count in zip(
             counted.index.get_level_values(0),
             counted.index.get_level_values(1),
@@ -688,10 +713,19 @@ class Aggregator:
 
 
 def _combined_counts(
-    group: np.ndarray, codes: np.ndarray, width: int, ngroups: int
+    group: np.ndarray,
+    codes: np.ndarray,
+    width: int,
+    ngroups: int,
+    weights: np.ndarray | None = None,
 ) -> list[tuple[int, int]]:
-    """``(group * width + code, count)`` of the pairs present (a bincount: no sort)."""
-    counts = np.bincount(group * width + codes, minlength=ngroups * width)
+    """``(group * width + code, count)`` of the pairs present (a bincount: no sort).
+
+    With ``weights``, a row counts as that many requests (summary rows of the service).
+    """
+    counts = np.bincount(group * width + codes, weights=weights, minlength=ngroups * width)
+    if weights is not None:
+        counts = np.rint(counts).astype(np.int64)
     present = np.flatnonzero(counts)
     return list(zip(present.tolist(), counts[present].tolist(), strict=True))
 

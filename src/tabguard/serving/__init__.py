@@ -11,81 +11,94 @@ the rule-based fallback (:class:`RulePolicy`) and probing detection (:class:`Pro
 Flags live in :mod:`tabguard.flags`, storage plumbing in :mod:`tabguard.storage`.
 """
 
-from tabguard.serving._app import (
-    MODEL_ENV,
-    DecisionSettings,
-    ScoringService,
-    ServerSettings,
-    app_from_env,
-    create_app,
-    resolve_reference,
-    service_settings,
-)
-from tabguard.serving._config import (
-    CONFIG_FILE,
-    HOME_ENV,
-    ConfigError,
-    DecisionsConfig,
-    LimitsConfig,
-    LogConfig,
-    ProbingConfig,
-    ServerConfig,
-    ServingConfig,
-    StoresConfig,
-    load_config,
-    tabguard_home,
-)
-from tabguard.serving._decision import DecisionPolicy, DelayedDecisions, StoredDecision
-from tabguard.serving._guards import (
-    Authenticate,
-    ClientLimit,
-    Clock,
-    Decide,
-    DetectProbing,
-    FlowGate,
-    Guard,
-    GuardPipeline,
-    Models,
-    ParseBody,
-    Rejection,
-    RequestContext,
-    Respond,
-    Sanitise,
-    Score,
-    SubjectLimit,
-    Validate,
-    system_clock,
-)
-from tabguard.serving._keys import (
-    DEFAULT_SCOPES,
-    SCOPES,
-    ApiClient,
-    ApiKeyError,
-    KeyCache,
-    KeyStore,
-    MemoryKeyStore,
-    SqlKeyStore,
-    open_key_store,
-    parse_scopes,
-)
-from tabguard.serving._limits import AsyncRateLimiter, RateDecision, RateLimiter, parse_rate
-from tabguard.serving._log import LogStats, PredictionLog
-from tabguard.serving._log_read import LOG_COLUMNS, LogReader, Watermark
-from tabguard.serving._metrics import ServiceMetrics
-from tabguard.serving._probing import (
-    SIGNALS,
-    MemoryProbingStore,
-    ProbingDetector,
-    ProbingResult,
-    ProbingStore,
-    RedisProbingStore,
-)
-from tabguard.serving._record import PredictionRecord, dumps_json, record_to_row, row_to_record
-from tabguard.serving._reference import ReferenceProfile
-from tabguard.serving._rules import RuleOutcome, RulePolicy
-from tabguard.serving._scoring import FastScorer, compile_scorer, random_records
-from tabguard.serving._spool import Spool
-from tabguard.serving._stores import open_flags, open_keys, open_limiter, open_log, open_log_reader
+from typing import TYPE_CHECKING
+
+from tabguard._lazy import attach
+
+if TYPE_CHECKING:  # the public names; imported on first use (tabguard._lazy)
+    from tabguard.serving._app import (
+        MODEL_ENV,
+        DecisionSettings,
+        ScoringService,
+        ServerSettings,
+        app_from_env,
+        create_app,
+        resolve_reference,
+        service_settings,
+    )
+    from tabguard.serving._config import (
+        CONFIG_FILE,
+        HOME_ENV,
+        ConfigError,
+        DecisionsConfig,
+        LimitsConfig,
+        LogConfig,
+        ProbingConfig,
+        ServerConfig,
+        ServingConfig,
+        StoresConfig,
+        load_config,
+        tabguard_home,
+    )
+    from tabguard.serving._decision import DecisionPolicy, DelayedDecisions, StoredDecision
+    from tabguard.serving._guards import (
+        Authenticate,
+        ClientLimit,
+        Clock,
+        Decide,
+        DetectProbing,
+        FlowGate,
+        Guard,
+        GuardPipeline,
+        Models,
+        ParseBody,
+        Rejection,
+        RequestContext,
+        Respond,
+        Sanitise,
+        Score,
+        SubjectLimit,
+        Validate,
+        system_clock,
+    )
+    from tabguard.serving._keys import (
+        DEFAULT_SCOPES,
+        SCOPES,
+        ApiClient,
+        ApiKeyError,
+        KeyCache,
+        KeyStore,
+        MemoryKeyStore,
+        SqlKeyStore,
+        open_key_store,
+        parse_scopes,
+    )
+    from tabguard.serving._limits import AsyncRateLimiter, RateDecision, RateLimiter, parse_rate
+    from tabguard.serving._log import LogStats, PredictionLog
+    from tabguard.serving._log_read import LOG_COLUMNS, LogReader, Watermark
+    from tabguard.serving._metrics import ServiceMetrics
+    from tabguard.serving._probing import (
+        SIGNALS,
+        MemoryProbingStore,
+        ProbingDetector,
+        ProbingResult,
+        ProbingStore,
+        RedisProbingStore,
+    )
+    from tabguard.serving._record import PredictionRecord, dumps_json, record_to_row, row_to_record
+    from tabguard.serving._reference import ReferenceProfile
+    from tabguard.serving._rules import RuleOutcome, RulePolicy
+    from tabguard.serving._scoring import FastScorer, compile_scorer, random_records
+    from tabguard.serving._spool import Spool
+    from tabguard.serving._stores import (
+        open_flags,
+        open_keys,
+        open_limiter,
+        open_log,
+        open_log_reader,
+    )
+
+__getattr__, __dir__ = attach(__name__, __file__)
 
 __all__ = [
     "CONFIG_FILE",

@@ -39,6 +39,7 @@ from starlette.responses import Response
 from tabguard import __version__
 from tabguard.contract import RecordValidator
 from tabguard.errors import BackendUnavailableError, DataError
+from tabguard.serving._authlimit import AuthThrottle
 from tabguard.serving._config import (
     DecisionsConfig,
     ProbingConfig,
@@ -58,13 +59,14 @@ from tabguard.serving._guards import (
     GuardPipeline,
     Models,
     ParseBody,
+    Rejection,
     RequestContext,
     Respond,
     Sanitise,
     Score,
     SubjectLimit,
     Validate,
-    authenticate,
+    guarded_authenticate,
     system_clock,
 )
 from tabguard.serving._keys import KeyCache, new_key
@@ -72,16 +74,18 @@ from tabguard.serving._limits import AsyncRateLimiter
 from tabguard.serving._metrics import ServiceMetrics
 from tabguard.serving._probing import ProbingDetector, ProbingStore
 from tabguard.serving._reference import ReferenceProfile, profile_path
+from tabguard.serving._refusals import RefusalSummary
 from tabguard.serving._rules import RulePolicy
 from tabguard.serving._scoring import compile_scorer
+from tabguard.serving._source import SourceResolver
 from tabguard.serving._stores import open_flags, open_keys, open_limiter, open_log
-from tabguard.storage import redact_url
+from tabguard.storage import driver_message, redact_url
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from tabguard.flags import BaseFlagStore, FlagWatcher
-    from tabguard.serving._keys import KeyStore
+    from tabguard.serving._keys import ApiClient, KeyStore
     from tabguard.serving._log import PredictionLog
     from tabguard.training import ModelBundle
 
@@ -238,6 +242,7 @@ class ScoringService:
         self._ready: tuple[float, tuple[bool, dict[str, Any]]] | None = None
         self._ready_lock = asyncio.Lock()
         self._probe_key = new_key()[1]  # well formed, never stored: a key-store round trip
+        self.sources = SourceResolver(self.server.trusted_proxies)
         for name in ("main", "fallback"):
             fast = getattr(self.models, name)
             if fast is not None:
@@ -274,10 +279,16 @@ class ScoringService:
                     key_prefix=f"{cfg.limits.key_prefix}-probing",
                 )
         self.delayed = DelayedDecisions(self.log)
+        self.auth_throttle = AuthThrottle.from_config(cfg.limits)
+        self.refusals = RefusalSummary(
+            self.log.append,
+            samples=cfg.log.refusal_samples,
+            sample_bytes=cfg.log.refusal_sample_bytes,
+        )
         steps = [
-            Authenticate(self.keys),
+            Authenticate(self.keys, throttle=self.auth_throttle),
             FlowGate(),
-            ParseBody(),
+            ParseBody(self.server.max_body_bytes),
             ClientLimit(self.limiter),
             Validate(self.validator),
             SubjectLimit(self.limiter),
@@ -288,7 +299,9 @@ class ScoringService:
         if self.detector is not None:
             steps.append(DetectProbing(self.detector, self.throttle))
         steps.append(Respond(self.delayed, self.decisions.delay_seconds))
-        self.pipeline = GuardPipeline(steps, self.log, self.metrics, self.segment_features)
+        self.pipeline = GuardPipeline(
+            steps, self.log, self.metrics, self.segment_features, refusals=self.refusals
+        )
         self._owned = [
             s for s, g in ((key_store, given["keys"]), (flag_store, given["flags"])) if g is None
         ]
@@ -315,6 +328,7 @@ class ScoringService:
         while True:
             await asyncio.sleep(1.0)
             try:
+                self.refusals.flush()  # the summaries of minutes that are over
                 await asyncio.to_thread(self.refresh_gauges)
             except Exception:  # gauges must never take the service down
                 log.exception("refreshing the state gauges failed")
@@ -336,7 +350,9 @@ class ScoringService:
             try:
                 await asyncio.to_thread(run_once, monitor)
             except Exception as exc:  # logged; the next turn retries (the watermark is safe)
-                log.error("in-process monitor turn failed, retrying next period: %s", exc)
+                log.error(
+                    "in-process monitor turn failed, retrying next period: %s", driver_message(exc)
+                )
 
     def refresh_gauges(self) -> None:
         """Update the flag and prediction-log gauges."""
@@ -366,6 +382,7 @@ class ScoringService:
         self.watcher.stop()
         if self.detector is not None and self._given["probing"] is None:
             await self.detector.aclose()
+        self.refusals.flush(everything=True)  # before the log drains
         if self._own_log:
             await asyncio.to_thread(self.log.close)
         for store in self._owned:
@@ -376,21 +393,45 @@ class ScoringService:
     # ---- requests ---------------------------------------------------------------------------
 
     async def decide(
-        self, authorization: str | None, body: bytes, *, too_large: bool = False
+        self,
+        authorization: str | None,
+        body: bytes,
+        *,
+        too_large: bool = False,
+        peer: str | None = None,
+        forwarded_for: str | None = None,
     ) -> RequestContext:
-        """Run one decision request through the guards; the context holds the response."""
+        """Run one decision request through the guards; the context holds the response.
+
+        ``peer`` is the TCP peer address and ``forwarded_for`` the ``X-Forwarded-For``
+        header (read only from ``[server] trusted_proxies``): the source that
+        failed-authentication limits count (``_source.py``).
+        """
         if not self.started:
             raise RuntimeError("ScoringService.start() (or the app lifespan) has not run")
         ctx = RequestContext.new(
-            authorization, body, self.watcher.current(), too_large=too_large, clock=self.clock
+            authorization,
+            body,
+            self.watcher.current(),
+            too_large=too_large,
+            clock=self.clock,
+            source=self.sources.source(peer, forwarded_for),
         )
         return await self.pipeline.run(ctx)
 
+    async def authenticate(
+        self, authorization: str | None, scope: str, source: str | None = None
+    ) -> tuple[ApiClient | None, Rejection | None]:
+        """Check a key for ``scope`` behind the failed-authentication limit (GET routes)."""
+        return await guarded_authenticate(
+            self.keys, self.auth_throttle, authorization, scope, source
+        )
+
     async def read_decision(
-        self, authorization: str | None, decision_id: str
+        self, authorization: str | None, decision_id: str, source: str | None = None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """``GET /v1/decisions/{id}``: 200 decision, 202 not yet, 401/403/404/429/503."""
-        client, rejection = await authenticate(self.keys, authorization, "decide")
+        client, rejection = await self.authenticate(authorization, "decide", source)
         if rejection is not None or client is None:
             r = rejection
             return (r.http_status, r.body, dict(r.headers)) if r else (401, {}, {})
@@ -423,9 +464,9 @@ class ScoringService:
             out["score"] = item.score
         return 200, out, {}
 
-    async def is_admin(self, authorization: str | None) -> bool:
+    async def is_admin(self, authorization: str | None, source: str | None = None) -> bool:
         """Whether the header carries a valid ``admin`` key."""
-        client, rejection = await authenticate(self.keys, authorization, "admin")
+        client, rejection = await self.authenticate(authorization, "admin", source)
         return rejection is None and client is not None
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
@@ -653,7 +694,13 @@ def _build_app(service: ScoringService) -> FastAPI:
     )
     async def post_decision(request: Request) -> Response:
         body, too_large = await _read_body(request, max_body)
-        ctx = await service.decide(request.headers.get("authorization"), body, too_large=too_large)
+        ctx = await service.decide(
+            request.headers.get("authorization"),
+            body,
+            too_large=too_large,
+            peer=request.client.host if request.client else None,
+            forwarded_for=request.headers.get("x-forwarded-for"),
+        )
         return _json(ctx.http_status, ctx.response, ctx.headers)
 
     @app.get(
@@ -674,7 +721,7 @@ def _build_app(service: ScoringService) -> FastAPI:
         decision_id: str = PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$"),
     ) -> Response:
         status, body, headers = await service.read_decision(
-            request.headers.get("authorization"), decision_id
+            request.headers.get("authorization"), decision_id, _source(service, request)
         )
         return _json(status, body, headers)
 
@@ -701,7 +748,7 @@ def _build_app(service: ScoringService) -> FastAPI:
     )
     async def health(request: Request) -> Response:
         auth = request.headers.get("authorization")
-        detail = bool(auth) and await service.is_admin(auth)
+        detail = bool(auth) and await service.is_admin(auth, _source(service, request))
         return _json(200, service.health(detail))
 
     @app.get(
@@ -712,7 +759,7 @@ def _build_app(service: ScoringService) -> FastAPI:
     )
     async def metrics(request: Request) -> Response:
         if service.server.metrics_require_key and not await service.is_admin(
-            request.headers.get("authorization")
+            request.headers.get("authorization"), _source(service, request)
         ):
             return _json(401, {"error": "an admin API key is required for /metrics"},
                          {"WWW-Authenticate": "Bearer"})  # fmt: skip
@@ -738,6 +785,11 @@ def _build_app(service: ScoringService) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _source(service: ScoringService, request: Request) -> str:
+    peer = request.client.host if request.client else None
+    return service.sources.source(peer, request.headers.get("x-forwarded-for"))
 
 
 async def _read_body(request: Request, limit: int) -> tuple[bytes, bool]:

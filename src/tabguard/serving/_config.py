@@ -149,19 +149,29 @@ class LimitsConfig(BaseModel):
         Prefix of the counters in Redis.
     timeout : float
         Redis connect/read timeout in seconds.
+    auth_failures : str or None
+        Failed authentications allowed per source address and per key id (e.g.
+        ``"20/minute"``); beyond it their requests get 429 ``auth_throttled`` without a key
+        check. ``None`` (``"off"``) disables it.
+    auth_tarpit : float
+        Seconds a throttled request is held before its 429 (at most ``1024`` at once per
+        process): a flooding client's connections each get one answer per this interval. 0
+        answers at once.
     """
 
     model_config = _STRICT
 
     per_client: str | None = "100/second"
     per_subject: str | None = None
+    auth_failures: str | None = "20/minute"
+    auth_tarpit: float = Field(default=1.0, ge=0, le=60)
     strategy: Literal["moving-window", "fixed-window", "sliding-window"] = "moving-window"
     storage: str = "memory://"
     on_backend_error: Literal["fail_closed", "fail_open"] = "fail_closed"
     key_prefix: str = "tabguard"
     timeout: float = Field(default=0.5, gt=0, le=30)
 
-    @field_validator("per_client", "per_subject", mode="before")
+    @field_validator("per_client", "per_subject", "auth_failures", mode="before")
     @classmethod
     def _rate(cls, value: Any) -> Any:
         if value is None or (isinstance(value, str) and value.strip().lower() in _OFF):
@@ -228,6 +238,11 @@ class LogConfig(BaseModel):
         (not a killed process) can lose.
     fsync_interval : float
         Seconds between journal fsyncs under ``interval``.
+    refusal_samples : int
+        Request bodies kept per source and minute in the summary of unauthenticated
+        refusals (the others are counted, not stored).
+    refusal_sample_bytes : int
+        Longest sample body kept (bytes).
     """
 
     model_config = _STRICT
@@ -240,6 +255,8 @@ class LogConfig(BaseModel):
     journal_dir: Path
     fsync: Literal["interval", "always", "never"] = "interval"
     fsync_interval: float = Field(default=1.0, gt=0, le=60)
+    refusal_samples: int = Field(default=3, ge=0, le=100)
+    refusal_sample_bytes: int = Field(default=1024, ge=0, le=65536)
 
 
 class DecisionsConfig(BaseModel):
@@ -288,6 +305,9 @@ class ServerConfig(BaseModel):
         rules (``tabguard monitor run`` in a background thread). Off by default.
     monitor_every : float
         Seconds between in-process monitor turns.
+    trusted_proxies : list of str
+        Addresses or networks of reverse proxies whose ``X-Forwarded-For`` names the source
+        address (for the failed-authentication limits); empty: the TCP peer is the source.
     """
 
     model_config = _STRICT
@@ -302,6 +322,19 @@ class ServerConfig(BaseModel):
     metrics_require_key: bool = False
     monitor: str | None = None
     monitor_every: float = Field(default=60.0, ge=1, le=86400)
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        from tabguard.serving._source import parse_networks  # a leaf (ipaddress only)
+
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise ValueError("must be a list of IP addresses or networks")
+        items = [str(v).strip() for v in items if str(v).strip()]
+        parse_networks(items)
+        return items
 
 
 class ProbingConfig(BaseModel):

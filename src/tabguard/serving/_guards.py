@@ -47,18 +47,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tabguard.errors import BackendUnavailableError, FieldError
+from tabguard.serving._authlimit import AUTH_FAILURES
 from tabguard.serving._config import DEFAULT_MAX_BODY_BYTES
 from tabguard.serving._decision import DecisionPolicy, DelayedDecisions, StoredDecision
+from tabguard.serving._keys import bearer_token, split_key
 from tabguard.serving._record import PredictionRecord
 
 if TYPE_CHECKING:
     from tabguard.contract import FeatureTransform, RecordValidator
     from tabguard.flags import FlagSnapshot
+    from tabguard.serving._authlimit import AuthThrottle
     from tabguard.serving._keys import ApiClient, KeyCache
     from tabguard.serving._limits import AsyncRateLimiter, RateDecision
     from tabguard.serving._log import PredictionLog, Status
     from tabguard.serving._metrics import ServiceMetrics
     from tabguard.serving._probing import ProbingDetector
+    from tabguard.serving._refusals import RefusalSummary
     from tabguard.serving._rules import RulePolicy
     from tabguard.serving._scoring import FastScorer
 
@@ -123,6 +127,10 @@ class RequestContext:
     response: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     rate_reason: str | None = None
+    #: The source address (``_source.py``): what failed-authentication limits count.
+    source: str | None = None
+    #: Why authentication failed (``missing_key``, ``invalid_key``, ``auth_throttled``...).
+    auth_failure: str | None = None
 
     @classmethod
     def new(
@@ -133,6 +141,7 @@ class RequestContext:
         *,
         too_large: bool = False,
         clock: Clock = system_clock,
+        source: str | None = None,
     ) -> RequestContext:
         """A context for a request that just arrived.
 
@@ -150,6 +159,7 @@ class RequestContext:
             body=body,
             flags=flags,
             too_large=too_large,
+            source=source,
         )
 
     def act(self, step: str, action: str, **info: Any) -> None:
@@ -193,23 +203,74 @@ def _unavailable(what: str, reason: str) -> Rejection:
 
 
 class Authenticate(Guard):
-    """``Authorization: Bearer <key>`` checked against the key store (cached)."""
+    """``Authorization: Bearer <key>`` checked against the key store (cached).
+
+    With an :class:`~tabguard.serving._authlimit.AuthThrottle`, failed authentications are
+    counted per source address and key id, and those over the limit get 429 before their key
+    is looked up (a valid cached key always passes).
+    """
 
     name = "authenticate"
 
-    def __init__(self, keys: KeyCache, scope: str = "decide") -> None:
+    def __init__(
+        self, keys: KeyCache, scope: str = "decide", throttle: AuthThrottle | None = None
+    ) -> None:
         self.keys = keys
         self.scope = scope
+        self.throttle = throttle
 
     async def run(self, ctx: RequestContext) -> Rejection | None:
-        """Set ``ctx.client`` or reject with 401/403/503."""
-        client, rejection = await authenticate(self.keys, ctx.authorization, self.scope)
+        """Set ``ctx.client`` or reject with 401/403/429/503."""
+        client, rejection = await guarded_authenticate(
+            self.keys, self.throttle, ctx.authorization, self.scope, ctx.source
+        )
         if rejection is not None:
             ctx.act(self.name, "reject", reason=rejection.reason)
+            if rejection.reason in AUTH_REFUSALS:
+                ctx.auth_failure = rejection.reason
+            if rejection.reason == "auth_throttled":
+                ctx.rate_reason = "auth_throttled"
             return rejection
         ctx.client = client
         ctx.include_score = client is not None and client.can("score")
         return None
+
+
+#: Rejections of requests without a valid key (logged as a summary, see ``_refusals.py``).
+AUTH_REFUSALS = frozenset({"missing_key", "malformed_header", "invalid_key", "auth_throttled"})
+
+
+async def guarded_authenticate(
+    keys: KeyCache,
+    throttle: AuthThrottle | None,
+    authorization: str | None,
+    scope: str,
+    source: str | None,
+) -> tuple[ApiClient | None, Rejection | None]:
+    """:func:`authenticate` behind the failed-authentication limit (when there is one)."""
+    if throttle is None:
+        return await authenticate(keys, authorization, scope)
+    if throttle.active and keys.known(bearer_token(authorization)) is None:
+        block = throttle.blocked(source, authorization)
+        if block is not None:
+            await throttle.hold(block)  # the tarpit: a flooding connection waits for its 429
+            wait = block.retry_after_header
+            return None, Rejection(
+                429,
+                "rate_limited",
+                {
+                    "error": "too many failed authentications from this "
+                    f"{block.what.replace('_', ' ')}; retry after {wait} s",
+                    "reason": "auth_throttled",
+                    "retry_after": int(wait),
+                },
+                {"Retry-After": wait},
+                reason="auth_throttled",
+            )
+    client, rejection = await authenticate(keys, authorization, scope)
+    if rejection is not None and rejection.reason in AUTH_FAILURES:
+        await throttle.failed(source, authorization)
+    return client, rejection
 
 
 async def authenticate(
@@ -280,9 +341,18 @@ class FlowGate(Guard):
 
 
 class ParseBody(Guard):
-    """Decode the JSON body and check its shape; errors are kept for :class:`Validate`."""
+    """Decode the JSON body and check its shape; errors are kept for :class:`Validate`.
+
+    Parameters
+    ----------
+    max_body_bytes : int
+        The configured body limit (``[server] max_body_bytes``), named in the 413 message.
+    """
 
     name = "parse"
+
+    def __init__(self, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.max_body_bytes = max_body_bytes
 
     async def run(self, ctx: RequestContext) -> Rejection | None:
         """Fill ``raw``, ``subject_id``, ``features``, ``segment`` and ``shape_errors``."""
@@ -294,7 +364,8 @@ class ParseBody(Guard):
                     "body",
                     "max_size",
                     len(ctx.body),
-                    f"the request body must be at most {MAX_BODY_BYTES} bytes",
+                    f"the request body must be at most {self.max_body_bytes} bytes "
+                    "([server] max_body_bytes)",
                 )
             )
             return None
@@ -377,9 +448,40 @@ def parse_json(body: bytes) -> tuple[Any, FieldError | None]:
     except UnicodeDecodeError as exc:
         return None, FieldError("body", "json", None, f"the body is not UTF-8 text ({exc.reason})")
     try:
-        return json.loads(text, parse_constant=_refuse_constant), None
+        return json.loads(
+            text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys
+        ), None
+    except DuplicateKeyError as exc:
+        return None, FieldError(
+            exc.key[:64],
+            "duplicate_key",
+            None,
+            f"the key {exc.key[:64]!r} appears more than once in one JSON object; send each "
+            "key once (duplicate keys are read differently by different parsers)",
+        )
     except (ValueError, RecursionError) as exc:
         return None, FieldError("body", "json", None, f"the body is not valid JSON: {exc}")
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object holds the same key twice (``{"AGE": 30, "AGE": 999}``)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Duplicate keys are a smuggling trick: a proxy or a log reader that keeps the first value
+    # sees another request than a parser that keeps the last. Refused, never resolved.
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return out
 
 
 def _refuse_constant(name: str) -> Any:
@@ -765,6 +867,9 @@ class GuardPipeline:
     metrics : ServiceMetrics, optional
     segment_features : sequence of str
         Category features whose values label the request metrics (``contract.segments``).
+    refusals : RefusalSummary, optional
+        Where requests refused for want of a valid key go instead of one record each (a
+        bounded summary per source and minute); without it they are logged one by one.
     """
 
     def __init__(
@@ -773,11 +878,13 @@ class GuardPipeline:
         log: PredictionLog | None = None,
         metrics: ServiceMetrics | None = None,
         segment_features: Sequence[str] = (),
+        refusals: RefusalSummary | None = None,
     ) -> None:
         self.steps = list(steps)
         self.log = log
         self.metrics = metrics
         self.segment_features = list(segment_features)
+        self.refusals = refusals
         self.log_errors = 0
 
     async def run(self, ctx: RequestContext) -> RequestContext:
@@ -813,9 +920,12 @@ class GuardPipeline:
         """Log the request and update the metrics (never raises)."""
         latency = time.perf_counter() - ctx.started
         try:
-            record = self.record(ctx, latency)
-            if self.log is not None:
-                self.log.append(record)
+            if self.refusals is not None and ctx.auth_failure is not None:
+                self._summarise(ctx, latency)
+            else:
+                record = self.record(ctx, latency)
+                if self.log is not None:
+                    self.log.append(record)
         except Exception:
             self.log_errors += 1
             log.exception("decision %s: could not hand the record to the log", ctx.decision_id)
@@ -824,6 +934,22 @@ class GuardPipeline:
                 self._count(ctx, latency)
             except Exception:
                 log.exception("decision %s: metrics update failed", ctx.decision_id)
+
+    def _summarise(self, ctx: RequestContext, latency: float) -> None:
+        if self.refusals is None or ctx.auth_failure is None:
+            return
+        parts = split_key(bearer_token(ctx.authorization) or "")
+        self.refusals.add(
+            source=ctx.source,
+            at=ctx.timestamp,
+            status=ctx.status,
+            reason=ctx.auth_failure,
+            message=str(ctx.response.get("error", "")),
+            key_id=parts[0] if parts is not None else None,
+            body=ctx.body,
+            flags=ctx.flags,
+            latency_ms=latency * 1000.0,
+        )
 
     def record(self, ctx: RequestContext, latency: float) -> PredictionRecord:
         """The prediction-log record of a finished request."""

@@ -20,13 +20,15 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import sqlalchemy as sa
 
 from tabguard.errors import TabguardError
+from tabguard.serving._scopes import DEFAULT_SCOPES, SCOPES
 from tabguard.storage import (
     api_keys_table,
     backend_errors,
@@ -37,14 +39,6 @@ from tabguard.storage import (
 )
 from tabguard.storage._url import StoreURLError
 
-#: Scopes a key can hold.
-SCOPES: dict[str, str] = {
-    "decide": "ask for decisions (POST /v1/decisions, GET /v1/decisions/{id})",
-    "score": "responses may include the model score",
-    "monitor": "read the monitoring dashboard and its JSON API (/dashboard)",
-    "admin": "operator endpoints (flags, metrics); implies every other scope",
-}
-DEFAULT_SCOPES: tuple[str, ...] = ("decide",)
 KEY_PREFIX = "tg_"
 _KEY_ID_HEX = 12
 _NAME_MAX = 128
@@ -129,6 +123,15 @@ def split_key(key: str) -> tuple[str, str] | None:
     if any(c not in "0123456789abcdef" for c in key_id):
         return None
     return key_id, parts[1]
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header, or ``None``."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def new_key() -> tuple[str, str]:
@@ -321,9 +324,10 @@ class SqlKeyStore(_BaseKeyStore):
         t = api_keys_table
         with backend_errors(self._what, "verify a key"), self._engine.connect() as conn:
             row = conn.execute(sa.select(t).where(t.c.key_id == key_id)).mappings().first()
-        if row is None:
-            return None
-        return _client(row), row["secret_hash"]
+        # An unknown id builds a client too, so it costs what a wrong secret costs (the
+        # hash comparison against a dummy is in verify): no timing tells ids apart.
+        client = _client(row if row is not None else _DUMMY_ROW)
+        return (client, row["secret_hash"]) if row is not None else None
 
     def list(self, include_revoked: bool = True) -> list[ApiClient]:
         """Return the keys, oldest first."""
@@ -365,7 +369,17 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _client(row: sa.RowMapping) -> ApiClient:
+#: What an unknown key id is turned into (and thrown away), like a real row.
+_DUMMY_ROW: dict[str, Any] = {
+    "name": "-",
+    "scopes": "decide",
+    "key_id": "000000000000",
+    "created_at": datetime(2000, 1, 1, tzinfo=UTC),
+    "revoked_at": None,
+}
+
+
+def _client(row: Mapping[Any, Any]) -> ApiClient:
     return ApiClient(
         name=row["name"],
         scopes=frozenset(s for s in row["scopes"].split(",") if s),
@@ -399,8 +413,9 @@ class KeyCache:
 
     The service checks a key on every request; with the cache the database sees at most one
     lookup per key per ``ttl``, and a revocation takes effect within ``ttl``. Unknown keys are
-    cached too, so guessing keys does not hammer the database. Entries are keyed by the key's
-    hash; the cache holds at most ``max_size`` of them.
+    cached too, so repeating a bad key does not hammer the database — in a separate, smaller
+    table, so a flood of random keys cannot push valid keys out. Entries are keyed by the
+    key's hash.
 
     Parameters
     ----------
@@ -409,15 +424,31 @@ class KeyCache:
     ttl : float, default 5.0
         Seconds a result stays valid.
     max_size : int, default 10000
-        Entries kept (least recently used are dropped).
+        Valid keys kept (least recently used are dropped).
+    max_unknown : int, default 1000
+        Unknown or revoked keys kept.
     """
 
-    def __init__(self, store: KeyStore, ttl: float = 5.0, max_size: int = 10_000) -> None:
+    def __init__(
+        self, store: KeyStore, ttl: float = 5.0, max_size: int = 10_000, max_unknown: int = 1_000
+    ) -> None:
         self.store = store
         self.ttl = ttl
         self.max_size = max_size
+        self.max_unknown = max_unknown
         self._entries: OrderedDict[str, tuple[float, ApiClient | None]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
+
+    def _cached(self, digest: str, now: float) -> tuple[bool, ApiClient | None]:
+        hit = self._entries.get(digest)
+        if hit is not None and now - hit[0] < self.ttl:
+            self._entries.move_to_end(digest)
+            return True, hit[1]
+        at = self._unknown.get(digest)
+        if at is not None and now - at < self.ttl:
+            return True, None
+        return False, None
 
     def verify(self, key: str) -> ApiClient | None:
         """Return the client of ``key`` (cached), or ``None``.
@@ -430,28 +461,49 @@ class KeyCache:
         digest = hash_key(key) if isinstance(key, str) else ""
         now = time.monotonic()
         with self._lock:
-            hit = self._entries.get(digest)
-            if hit is not None and now - hit[0] < self.ttl:
-                self._entries.move_to_end(digest)
-                return hit[1]
+            found, client = self._cached(digest, now)
+        if found:
+            return client
         client = self.store.verify(key)
         with self._lock:
-            self._entries[digest] = (now, client)
-            self._entries.move_to_end(digest)
-            while len(self._entries) > self.max_size:
-                self._entries.popitem(last=False)
+            if client is not None:
+                self._unknown.pop(digest, None)
+                self._entries[digest] = (now, client)
+                self._entries.move_to_end(digest)
+                while len(self._entries) > self.max_size:
+                    self._entries.popitem(last=False)
+            else:
+                self._entries.pop(digest, None)  # revoked: no longer known
+                self._unknown[digest] = now
+                self._unknown.move_to_end(digest)
+                while len(self._unknown) > self.max_unknown:
+                    self._unknown.popitem(last=False)
         return client
+
+    def known(self, key: str | None) -> ApiClient | None:
+        """The client ``key`` belonged to at its last check, however old (no store call).
+
+        The failed-authentication limit lets such keys through to a normal check, so a
+        legitimate client sharing an address with an attacker keeps working.
+        """
+        if not key:
+            return None
+        digest = hash_key(key)
+        with self._lock:
+            hit = self._entries.get(digest)
+        return hit[1] if hit is not None else None
 
     async def averify(self, key: str) -> ApiClient | None:
         """Like :meth:`verify`, for the event loop: a miss is looked up in a worker thread."""
         digest = hash_key(key) if isinstance(key, str) else ""
         with self._lock:
-            hit = self._entries.get(digest)
-            if hit is not None and time.monotonic() - hit[0] < self.ttl:
-                return hit[1]
+            found, client = self._cached(digest, time.monotonic())
+        if found:
+            return client
         return await asyncio.to_thread(self.verify, key)
 
     def clear(self) -> None:
         """Forget every cached result."""
         with self._lock:
             self._entries.clear()
+            self._unknown.clear()

@@ -32,7 +32,7 @@ from limits.errors import ConfigurationError, StorageError
 from limits.storage import storage_from_string
 
 from tabguard.errors import MissingDependencyError
-from tabguard.storage import redact_url, store_kind
+from tabguard.storage import redact_text, redact_url, store_kind
 
 if TYPE_CHECKING:
     from tabguard.serving._config import LimitsConfig
@@ -156,7 +156,9 @@ class _LimiterBase:
             )
         kind = store_kind(storage)
         if kind not in ("memory", "redis"):
-            raise ValueError(f"rate-limit storage must be memory:// or redis://; got {storage!r}")
+            raise ValueError(
+                f"rate-limit storage must be memory:// or redis://; got {redact_url(storage)!r}"
+            )
         self.client_items = parse_rate(per_client) if per_client else []
         self.subject_items = parse_rate(per_subject) if per_subject else []
         self.storage_url = storage
@@ -259,7 +261,7 @@ class RateLimiter(_LimiterBase):
             storage = storage_from_string(self.storage_url, **self._storage_options())
         except ConfigurationError as exc:
             raise ValueError(
-                f"rate-limit storage {redact_url(self.storage_url)!r}: {exc}"
+                f"rate-limit storage {redact_url(self.storage_url)!r}: {redact_text(str(exc))}"
             ) from None
         self._limiter = _SYNC[self.strategy](storage)
 
@@ -305,7 +307,7 @@ class AsyncRateLimiter(_LimiterBase):
             storage = storage_from_string(f"async+{self.storage_url}", **options)
         except ConfigurationError as exc:
             raise ValueError(
-                f"rate-limit storage {redact_url(self.storage_url)!r}: {exc}"
+                f"rate-limit storage {redact_url(self.storage_url)!r}: {redact_text(str(exc))}"
             ) from None
         self._storage = storage
         self._limiter = _ASYNC[self.strategy](storage)

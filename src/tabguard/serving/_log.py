@@ -56,6 +56,8 @@ from tabguard.serving._record import (
 from tabguard.serving._spool import Spool
 from tabguard.storage import (
     create_sql_engine,
+    driver_exceptions,
+    driver_message,
     ensure_schema,
     is_connectivity_error,
     predictions_table,
@@ -406,8 +408,11 @@ class PredictionLog:
                     self._recover(force=replay_now)
                 if time.monotonic() >= self._next_orphans:
                     self._replay_orphans()
-            except Exception:  # the writer must outlive any bug, and keep its rows
-                log.exception("prediction log writer: unexpected error (continuing)")
+            except Exception as exc:  # the writer must outlive any bug, and keep its rows
+                if isinstance(exc, driver_exceptions()):  # no traceback: it holds the INSERT
+                    log.error("prediction log writer: %s (continuing)", driver_message(exc))
+                else:
+                    log.exception("prediction log writer: unexpected error (continuing)")
                 self._held.extend(rows)  # retried next round; a repeat insert is harmless
                 time.sleep(self.flush_interval)
             for marker in markers:
@@ -509,7 +514,9 @@ class PredictionLog:
             self._counts["spooled"] += len(rows)
             self._spool_dirty = True
         except OSError as exc:  # disk full or unwritable: keep them in memory and retry
-            log.error("prediction log: cannot spool %d rows (%s); holding them", len(rows), exc)
+            log.error(
+                "prediction log: cannot spool %d rows (%s); holding them", len(rows), exc.strerror
+            )
             self._held.extend(rows)
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
@@ -554,13 +561,21 @@ class PredictionLog:
                     self._mark_down(exc)
                     self._spool_rows([row])
                 else:
-                    log.error("prediction log: row %s refused: %s", row.get("decision_id"), exc)
-                    self.spool.dead_letter([row], f"{type(exc).__name__}: {exc}"[:2000])
+                    # Never the driver's full text: it holds the INSERT's parameters (applicant
+                    # attributes, subject ids). The row itself is kept in the dead-letter file.
+                    reason = driver_message(exc)
+                    log.error("prediction log: row %s refused: %s", row.get("decision_id"), reason)
+                    self.spool.dead_letter([row], reason)
                     self._counts["dead"] += 1
 
     def _mark_down(self, exc: BaseException) -> None:
         if self._backend_up:
-            log.warning("%s unreachable, spooling to %s: %s", self._what, self.spool.directory, exc)
+            log.warning(
+                "%s unreachable, spooling to %s: %s",
+                self._what,
+                self.spool.directory,
+                driver_message(exc),
+            )
         self._backend_up = False
         self._schema_ready = False
         self._next_retry = time.monotonic() + self.retry_interval
@@ -590,7 +605,7 @@ class PredictionLog:
             self._spool_dirty = False
         except Exception as exc:
             if not is_connectivity_error(exc):
-                log.error("%s: replay failed: %s", self._what, exc)
+                log.error("%s: replay failed: %s", self._what, driver_message(exc))
             self._mark_down(exc)
 
     def _replay_file(self, path: Path) -> None:

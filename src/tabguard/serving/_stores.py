@@ -7,7 +7,11 @@ parses and validates (``_config.py``); each store builds itself from its section
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
+
+from tabguard.errors import MissingDependencyError
+from tabguard.storage import redact_url, store_kind
 
 if TYPE_CHECKING:
     from tabguard.flags import BaseFlagStore
@@ -52,3 +56,37 @@ def open_limiter(config: ServingConfig, **overrides: Any) -> AsyncRateLimiter:
 
     limiter: AsyncRateLimiter = AsyncRateLimiter.from_config(config.limits, **overrides)
     return limiter
+
+
+#: The driver module each store kind needs: (module, package, extra).
+_DRIVERS = {"redis": ("redis", "redis", "redis"), "postgresql": ("psycopg", "psycopg", "postgres")}
+
+
+def require_drivers(config: ServingConfig) -> None:
+    """Check that the driver of every configured store is installed, before anything starts.
+
+    ``tabguard serve`` calls it first, so a ``redis://`` store without the ``redis`` package
+    is one line naming the extra instead of a traceback in every worker.
+
+    Raises
+    ------
+    MissingDependencyError
+        Naming the setting, its URL (password masked), the package and the extra.
+    """
+    urls = {
+        "[stores] flags": config.stores.flags,
+        "[stores] keys": config.stores.keys,
+        "[stores] log": config.stores.log,
+        "[limits] storage": config.limits.storage,
+    }
+    if config.probing.enabled:
+        urls["[probing] storage"] = config.probing.storage
+    for setting, url in urls.items():
+        driver = _DRIVERS.get(store_kind(url))
+        if driver is None:
+            continue
+        module, package, extra = driver
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingDependencyError(package, extra, f"{setting} {redact_url(url)!r}") from exc

@@ -7,25 +7,38 @@ processes), ``postgresql://...`` (psycopg 3), ``redis://...`` and ``memory://``.
 :class:`~tabguard.errors.BackendUnavailableError`.
 """
 
-from tabguard.storage._engine import SQLITE_BEGIN_OPTION, create_sql_engine
-from tabguard.storage._errors import backend_errors, driver_exceptions, is_connectivity_error
-from tabguard.storage._redis import REDIS_TIMEOUT_S, create_redis_client
-from tabguard.storage._schema import (
-    METADATA,
-    api_keys_table,
-    ensure_schema,
-    flag_history_table,
-    flags_table,
-    predictions_table,
-)
-from tabguard.storage._url import (
-    STORE_KINDS,
-    StoreKind,
-    StoreURLError,
-    redact_url,
-    sqlalchemy_url,
-    store_kind,
-)
+from typing import TYPE_CHECKING
+
+from tabguard._lazy import attach
+
+if TYPE_CHECKING:  # the public names; imported on first use (tabguard._lazy)
+    from tabguard.storage._engine import SQLITE_BEGIN_OPTION, create_sql_engine
+    from tabguard.storage._errors import (
+        backend_errors,
+        driver_exceptions,
+        driver_message,
+        is_connectivity_error,
+    )
+    from tabguard.storage._redis import REDIS_TIMEOUT_S, create_redis_client
+    from tabguard.storage._schema import (
+        METADATA,
+        api_keys_table,
+        ensure_schema,
+        flag_history_table,
+        flags_table,
+        predictions_table,
+    )
+    from tabguard.storage._url import (
+        STORE_KINDS,
+        StoreKind,
+        StoreURLError,
+        redact_text,
+        redact_url,
+        sqlalchemy_url,
+        store_kind,
+    )
+
+__getattr__, __dir__ = attach(__name__, __file__)
 
 __all__ = [
     "METADATA",
@@ -39,11 +52,13 @@ __all__ = [
     "create_redis_client",
     "create_sql_engine",
     "driver_exceptions",
+    "driver_message",
     "ensure_schema",
     "flag_history_table",
     "flags_table",
     "is_connectivity_error",
     "predictions_table",
+    "redact_text",
     "redact_url",
     "sqlalchemy_url",
     "store_kind",

@@ -51,6 +51,9 @@ def create_sql_engine(url: str, **kwargs: Any) -> sa.Engine:
     """
     kind = store_kind(url)
     sa_url = sqlalchemy_url(url)
+    # Bound parameters never appear in exception messages or SQL echo: the prediction log's
+    # INSERT carries applicants' raw attributes and subject ids.
+    kwargs.setdefault("hide_parameters", True)
     if kind == "postgresql":
         try:
             import psycopg  # noqa: F401

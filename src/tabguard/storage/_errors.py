@@ -15,6 +15,7 @@ from functools import cache
 import sqlalchemy.exc as sa_exc
 
 from tabguard.errors import BackendUnavailableError, TabguardError
+from tabguard.storage._url import redact_text
 
 
 @cache
@@ -65,9 +66,22 @@ def is_connectivity_error(exc: BaseException) -> bool:
     ).__module__.startswith(("redis", "limits"))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+def driver_message(exc: BaseException) -> str:
+    """One line about a driver error, safe to log: no SQL, no bound parameters, no password.
+
+    SQLAlchemy's messages append the statement and its parameters (an INSERT into the
+    prediction log carries applicants' attributes and subject ids); only the driver's own
+    first line is kept, with URL passwords masked.
+    """
+    if isinstance(exc, TabguardError):  # already worded by tabguard (without the SQL)
+        lines = str(exc).strip().splitlines()
+        return redact_text(lines[0][:600]) if lines else type(exc).__name__
+    cause: BaseException = exc
+    if isinstance(exc, sa_exc.StatementError) and exc.orig is not None:
+        cause = exc.orig
+    lines = str(cause).strip().splitlines()
+    text = lines[0][:300] if lines else ""
+    return f"{type(cause).__name__}: {redact_text(text)}" if text else type(cause).__name__
 
 
 @contextmanager
@@ -92,6 +106,6 @@ def backend_errors(backend: str, action: str) -> Iterator[None]:
         raise
     except driver_exceptions() as exc:
         raise BackendUnavailableError(
-            f"{backend}: {action} failed ({type(exc).__name__}: {_first_line(exc)}); check that "
+            f"{backend}: {action} failed ({driver_message(exc)}); check that "
             "the server is running and the URL in tabguard.toml [stores]/[limits] is right"
         ) from exc

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
@@ -80,6 +81,14 @@ def sqlalchemy_url(url: str) -> str:
         f"store URL {redact_url(url)!r}: this store needs a SQL database (sqlite:// or "
         f"postgresql://); got a {kind} URL"
     )
+
+
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)@")
+
+
+def redact_text(text: str) -> str:
+    """Mask every password of a URL inside free text (driver messages, tracebacks)."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def redact_url(url: str) -> str:

@@ -1,0 +1,91 @@
+"""A real ``tabguard serve`` process on loopback, for the attack and fault tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    """A port nothing listens on now (bound to 127.0.0.1 and released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class RealService:
+    """``tabguard serve MODEL --port P [--workers N]`` with ``TABGUARD_HOME=home``.
+
+    Output (stdout and stderr, merged) goes to ``home/serve.out``; :meth:`stop` sends SIGTERM
+    (a graceful shutdown drains the log) and returns it.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        home: Path,
+        *,
+        workers: int = 1,
+        log_level: str = "info",
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.home = home
+        self.out_path = home / "serve.out"
+        full_env = {**os.environ, "TABGUARD_HOME": str(home), **(env or {})}
+        full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        tabguard = str(Path(sys.executable).parent / "tabguard")
+        cmd = [tabguard, "serve", str(model_dir), "--port", str(self.port)]
+        cmd += ["--workers", str(workers), "--log-level", log_level, *args]
+        self._out = self.out_path.open("w")
+        self.proc = subprocess.Popen(cmd, env=full_env, stdout=self._out, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Wait until ``/readyz`` answers 200 (fail the test if the process dies first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"the service exited: {self.output()}")
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"the service did not become ready: {self.output()}")
+
+    def output(self) -> str:
+        """What the process printed so far."""
+        self._out.flush()
+        return self.out_path.read_text(errors="replace")
+
+    def stop(self) -> str:
+        """SIGTERM, wait, and return the whole output."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+        return self.out_path.read_text(errors="replace")
+
+    def __enter__(self) -> RealService:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
