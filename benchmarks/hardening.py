@@ -289,6 +289,136 @@ def keys_timing(root: Path, model: Path, n: int, repeats: int = 7) -> None:
     print(f"  p50 ratio unknown/wrong secret: {ratio:.3f}")
 
 
+# ---- workers -------------------------------------------------------------------------------------
+
+#: Runs 2 workers of the service under a chosen supervisor; with HEAVY=1 the launcher (the
+#: spawned workers' main module) imports the service stack first, as `tabguard serve` did
+#: before the CLI imported it lazily.
+LAUNCHER = """
+import os, sys
+if os.environ.get("HEAVY") == "1":
+    import tabguard.serving._app  # FastAPI, numba, LightGBM: what each spawned worker re-ran
+from uvicorn.supervisors import Multiprocess
+from tabguard.serving._server import NoDelayConfig, Supervisor
+
+if __name__ == "__main__":
+    mode, port = sys.argv[1], int(sys.argv[2])
+    config = NoDelayConfig("tabguard.serving._app:app_from_env", factory=True, workers=2,
+                           port=port, log_level="info", access_log=False, proxy_headers=False)
+    sock = config.bind_socket()
+    if mode == "uvicorn":
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        Supervisor(config, [sock], startup_timeout=120).run()
+"""
+
+
+def worker_pids(pid: int) -> list[int]:
+    import psutil
+
+    out = []
+    for c in psutil.Process(pid).children():
+        cmd = " ".join(c.cmdline())
+        if "spawn_main" in cmd and "resource_tracker" not in cmd:
+            out.append(c.pid)
+    return sorted(out)
+
+
+def restart_once(root: Path, model: Path, mode: str, heavy: bool, key: str, home: Path) -> str:
+    """SIGKILL one of two workers under a burst; how long until a new worker is ready."""
+    launcher = root / "launch_workers.py"
+    launcher.write_text(LAUNCHER)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = root / f"workers-{mode}-{heavy}.log"
+    env = {
+        **os.environ,
+        "TABGUARD_HOME": str(home),
+        "TABGUARD_SERVE_MODEL": str(model),
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="tgbench-metrics-"),
+        "HEAVY": "1" if heavy else "0",
+    }
+    with log_path.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(launcher), mode, str(port)], env=env, stdout=out, stderr=out
+        )
+    done = threading.Event()
+    answered: Counter[int] = Counter()
+    recs = records()
+
+    def burst(i: int) -> None:
+        headers = {"Authorization": f"Bearer {key}"}
+        j = 0
+        while not done.is_set():
+            try:
+                with httpx.Client(base_url=base, timeout=10) as c:
+                    while not done.is_set():
+                        body = {"subject_id": f"b{i}-{j}", "features": recs[j % len(recs)]}
+                        answered[
+                            c.post("/v1/decisions", json=body, headers=headers).status_code
+                        ] += 1
+                        j += 1
+            except httpx.TransportError:
+                answered[-1] += 1
+                time.sleep(0.01)
+
+    try:
+        deadline = time.monotonic() + 240
+        while log_path.read_text().count("Application startup complete.") < 2:
+            if time.monotonic() > deadline:
+                return "did not start"
+            time.sleep(0.1)
+        pids = worker_pids(proc.pid)
+        threads = [threading.Thread(target=burst, args=(i,), daemon=True) for i in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)  # the burst is on
+        killed_at = time.monotonic()
+        os.kill(pids[0], signal.SIGKILL)
+        ready = None
+        while time.monotonic() - killed_at < 120:
+            if log_path.read_text().count("Application startup complete.") >= 3:
+                ready = time.monotonic() - killed_at
+                break
+            time.sleep(0.05)
+        done.set()
+        for t in threads:
+            t.join(30)
+        text = log_path.read_text()
+        died = text.count(" died")
+        outcome = f"{ready:6.1f} s" if ready is not None else "not within 120 s"
+        return f"{outcome}; workers replaced {died} time(s); burst answers {answered[200]:,}"
+    finally:
+        done.set()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def workers(root: Path, model: Path, repeats: int) -> None:
+    from tabguard.serving import load_config, open_keys
+
+    home = root / "workers-home"
+    home.mkdir()
+    (home / "tabguard.toml").write_text('[limits]\nper_client = "off"\n')
+    with open_keys(load_config(home)) as keys:
+        key = keys.create("bench", "decide")[1]
+    print(
+        "\nworkers: 2 workers, 8 clients bursting; SIGKILL one worker; seconds until its "
+        "replacement has started (uvicorn 'Application startup complete.')"
+    )
+    variants = [
+        ("uvicorn supervisor, heavy main module (before)", "uvicorn", True),
+        ("uvicorn supervisor, light main module", "uvicorn", False),
+        ("tabguard Supervisor (startup grace), light", "tabguard", False),
+    ]
+    for label, mode, heavy in variants:
+        for r in range(repeats):
+            print(f"  {label:48s} run {r + 1}: {restart_once(root, model, mode, heavy, key, home)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=["all", "flood", "keys", "workers"], default="all")
@@ -311,6 +441,8 @@ def main() -> None:
             flood(root, root / "model", recs, args.requests, args.rounds)
         if args.only in ("all", "keys"):
             keys_timing(root, root / "model", 2000)
+        if args.only in ("all", "workers"):
+            workers(root, root / "model", args.rounds)
 
 
 if __name__ == "__main__":

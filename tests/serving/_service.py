@@ -69,7 +69,8 @@ class RealService:
 
     def output(self) -> str:
         """What the process printed so far."""
-        self._out.flush()
+        if not self._out.closed:
+            self._out.flush()
         return self.out_path.read_text(errors="replace")
 
     def stop(self) -> str:

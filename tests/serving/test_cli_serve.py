@@ -58,3 +58,39 @@ def test_bad_service_settings(
     write_config(tmp_path, toml)
     code, err = run(["serve", str(model_dir)], tmp_path, capsys)
     assert code == 2 and needle in err and "tabguard.toml" in err
+
+
+@pytest.mark.slow
+def test_with_a_signing_key_an_unsigned_model_is_refused_and_a_signed_one_served(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real service: one line and exit 2 for an unsigned model; workers verify too."""
+    import shutil
+
+    import httpx
+
+    from tabguard.serving import load_config, open_keys
+    from tabguard.training._signing import KEY_FILE_ENV, key_from_file, sign_manifest
+    from tests.serving._service import RealService
+
+    key_file = tmp_path / "signing.key"  # outside the model directory
+    key_file.write_text("x" * 48)
+    env = {KEY_FILE_ENV: str(key_file)}
+    home = tmp_path / "home"
+    write_config(home, "")
+    unsigned = RealService(model_dir, home, env=env)
+    assert unsigned.proc.wait(120) == 2
+    [line] = [x for x in unsigned.stop().splitlines() if x.startswith("error:")]
+    assert "manifest.sig: missing; a model signing key is configured" in line
+    signed = tmp_path / "signed"
+    shutil.copytree(model_dir, signed)
+    sign_manifest(signed, key_from_file(key_file))
+    with open_keys(load_config(home)) as keys:
+        admin = keys.create("ops", "admin")[1]
+    with RealService(signed, home, env=env, workers=2) as service:
+        service.wait_ready()
+        detail = httpx.get(
+            f"{service.base}/health", headers={"Authorization": f"Bearer {admin}"}, timeout=10
+        ).json()["detail"]
+        assert detail["model_signature"].startswith("verified (key ")
+    assert "model signature: verified" in service.output()

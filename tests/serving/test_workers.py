@@ -7,6 +7,7 @@ metrics summed over both workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import httpx
 import pytest
 
 from tabguard.serving import load_config, open_keys, open_log
+from tests.serving._service import RealService
 from tests.serving.conftest import body_of, write_config
 
 
@@ -44,6 +47,57 @@ def free_port() -> int:
     return port
 
 
+def worker_pids(service: RealService, n: int, timeout: float = 240) -> list[int]:
+    """The pids of the ``n`` workers of a ``tabguard serve``, once each finished starting.
+
+    uvicorn logs "Application startup complete." once per worker (at ``--log-level info``);
+    the workers are the spawned children of the supervisor.
+    """
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.proc.poll() is not None:
+            pytest.fail(f"the service exited: {service.output()}")
+        if service.output().count("Application startup complete.") >= n:
+            workers = [
+                c.pid
+                for c in psutil.Process(service.proc.pid).children()
+                if "spawn_main" in " ".join(c.cmdline())
+                and "resource_tracker" not in " ".join(c.cmdline())
+            ]
+            if len(workers) == n:
+                return sorted(workers)
+        time.sleep(0.1)
+    pytest.fail(f"{n} workers did not start: {service.output()}")
+
+
+@contextlib.contextmanager
+def only(pid: int, pids: list[int]) -> Iterator[None]:
+    """Route new connections to worker ``pid``: the others are stopped (SIGSTOP) meanwhile.
+
+    The workers share one listening socket and the kernel decides which one accepts a
+    connection; a stopped worker accepts none, so every connection made inside the block is
+    served by ``pid``. Keep the block short: the supervisor replaces a worker that does not
+    answer its health check for 5 s.
+    """
+    others = [p for p in pids if p != pid]
+    for p in others:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for p in others:
+            os.kill(p, signal.SIGCONT)
+
+
+def health_pid(base: str, admin: str) -> int:
+    """The pid of the worker that answers ``/health`` on a new connection."""
+    with httpx.Client(base_url=base, timeout=10) as c:
+        r = c.get("/health", headers={"Authorization": f"Bearer {admin}"})
+        return int(r.json()["detail"]["pid"])
+
+
 @pytest.mark.redis
 @pytest.mark.slow
 def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
@@ -53,6 +107,7 @@ def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
     redis_prefix: str,
     sample_records: list[dict[str, Any]],
 ) -> None:
+    """Each worker serves half of the requests, by construction (the other one is paused)."""
     home = tmp_path / "home"
     write_config(
         home,
@@ -64,59 +119,28 @@ def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
     with open_keys(cfg) as keys:
         key = keys.create("bank-a", "decide")[1]
         admin = keys.create("ops", "admin")[1]
-    port = free_port()
-    env = {**os.environ, "TABGUARD_HOME": str(home)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    tabguard = str(Path(sys.executable).parent / "tabguard")
-    cmd = [tabguard, "serve", str(model_dir), "--workers", "2"]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    service = RealService(model_dir, home, workers=2)
+
+    def decide(i: int) -> int:
+        with httpx.Client(base_url=service.base, timeout=10) as c:  # a new connection each
+            r = c.post(
+                "/v1/decisions",
+                json=body_of(sample_records[i % 20], subject="one-customer"),
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            return r.status_code
+
     try:
-        deadline = time.monotonic() + 90
-        pids: set[int] = set()
-        with httpx.Client(base_url=base, timeout=10) as client:
-            while time.monotonic() < deadline:
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.3)
-            else:
-                pytest.fail("the service did not start")
-
-        def health_pid(_: int) -> int:
-            # a new connection per call, so the kernel spreads them over both workers
-            with httpx.Client(base_url=base, timeout=10) as c:
-                r = c.get("/health", headers={"Authorization": f"Bearer {admin}"})
-                return int(r.json()["detail"]["pid"])
-
-        def decide(i: int) -> int:
-            with httpx.Client(base_url=base, timeout=10) as c:
-                r = c.post(
-                    "/v1/decisions",
-                    json=body_of(sample_records[i % 20], subject="one-customer"),
-                    headers={"Authorization": f"Bearer {key}"},
-                )
-                return r.status_code
-
+        pids = worker_pids(service, 2)
+        codes: list[Counter[int]] = []
         with ThreadPoolExecutor(8) as pool:
-            # Both workers must be up and answering before the load (the second one may still
-            # be loading the model when the first answers; on a busy 2-core machine that took
-            # over a minute once).
-            deadline = time.monotonic() + 180
-            while len(pids) < 2 and time.monotonic() < deadline:
-                pids |= set(pool.map(health_pid, range(16)))
-                time.sleep(0.2)
-            codes = Counter(pool.map(decide, range(40)))
-        assert len(pids) == 2, f"only workers {pids} answered"
-        assert codes == {200: 5, 429: 35}
-        with httpx.Client(base_url=base, timeout=10) as client:
+            for pid in pids:  # 20 requests served by each worker, one worker after the other
+                with only(pid, pids):
+                    assert health_pid(service.base, admin) == pid
+                    codes.append(Counter(pool.map(decide, range(20))))
+        # The first worker allows 5; the second sees those in Redis and allows none.
+        assert codes == [{200: 5, 429: 15}, {429: 20}]
+        with httpx.Client(base_url=service.base, timeout=10) as client:
             metrics = client.get("/metrics").text
         # summed over both workers (multi-process metrics)
         assert (
@@ -124,8 +148,8 @@ def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
             in metrics
         )
     finally:
-        out = stop(proc)
-    assert proc.returncode == 0, out
+        out = service.stop()
+    assert service.proc.returncode == 0, out
     assert "with 2 worker(s)" in out
     plog = open_log(cfg)
     try:
@@ -215,3 +239,71 @@ def test_two_workers_answer_keep_alive_connections_with_tcp_nodelay(
     finally:
         out = stop(proc)
     assert proc.returncode == 0, out
+
+
+@pytest.mark.slow
+def test_a_worker_killed_under_load_is_replaced_once_and_its_replacement_serves(
+    model_dir: Path, tmp_path: Path, sample_records: list[dict[str, Any]]
+) -> None:
+    """SIGKILL one of two workers during a burst: one replacement, ready while the load goes on.
+
+    uvicorn's own supervisor pings a new worker from the moment it is spawned and kills it when
+    the ping is not answered within 5 s, which a worker still importing and loading the model
+    under load could not do (the replacement was killed 2-4 times in a row).
+    """
+    import threading
+
+    home = tmp_path / "home"
+    write_config(home, '[limits]\nper_client = "off"\n[log]\nflush_interval = 0.1\n')
+    with open_keys(load_config(home)) as keys:
+        key = keys.create("bank-a", "decide")[1]
+        admin = keys.create("ops", "admin")[1]
+    service = RealService(model_dir, home, workers=2)
+    done = threading.Event()
+    answered: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def burst(i: int) -> None:
+        headers = {"Authorization": f"Bearer {key}"}
+        sent = 0
+        while not done.is_set() and sent < 2_000:  # bounded: at most 16,000 requests
+            try:
+                with httpx.Client(base_url=service.base, timeout=10) as c:
+                    while not done.is_set() and sent < 2_000:
+                        body = body_of(sample_records[sent % 50], subject=f"b{i}-{sent}")
+                        code = c.post("/v1/decisions", json=body, headers=headers).status_code
+                        sent += 1
+                        with lock:
+                            answered[code] += 1
+            except httpx.TransportError:  # the killed worker's connections
+                with lock:
+                    answered[-1] += 1
+
+    threads = [threading.Thread(target=burst, args=(i,), daemon=True) for i in range(8)]
+    try:
+        pids = worker_pids(service, 2)
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while sum(answered.values()) < 200 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the burst is on
+        os.kill(pids[0], signal.SIGKILL)
+        survivors = [pids[1]]
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if service.output().count("Application startup complete.") >= 3:
+                break
+            time.sleep(0.1)
+        now = worker_pids(service, 2)
+        [replacement] = [p for p in now if p not in survivors]
+        with only(replacement, now):
+            assert health_pid(service.base, admin) == replacement
+        served_during = sum(answered.values())
+    finally:
+        done.set()
+        for t in threads:
+            t.join(30)
+        out = service.stop()
+    assert out.count("died") == 1, out  # one replacement, no restart loop
+    assert "not ready after" not in out
+    assert answered[200] >= 200 and served_during >= 200

@@ -167,3 +167,32 @@ def test_out_pointing_at_a_foreign_directory_exits_2(
     assert run(argv) == 2
     assert "not a tabguard model directory" in capsys.readouterr().err
     assert (foreign / "keep.txt").read_text() == "x"
+
+
+@pytest.mark.usefixtures("fast_train")
+def test_train_sign_writes_a_signature_the_loaders_verify(
+    files: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tabguard.errors import ArtifactIntegrityError
+    from tabguard.training._signing import KEY_FILE_ENV, key_from_file
+
+    key = tmp_path / "signing.key"
+    key.write_text("z" * 40)
+    base = ["train", str(files["data"]), "-c", str(files["contract"]), "--no-tracking"]
+    # --sign without a key, and a configured key without --sign: one line, before training
+    assert run([*base, "--out", str(tmp_path / "a"), "--sign"]) == 2
+    assert "--sign: no model signing key" in capsys.readouterr().err
+    monkeypatch.setenv(KEY_FILE_ENV, str(key))
+    assert run([*base, "--out", str(tmp_path / "b")]) == 2
+    assert "pass --sign to sign this one" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+    assert run([*base, "--out", str(tmp_path / "model"), "--sign"]) == 0
+    bundle = load_model(tmp_path / "model")  # the key of the environment
+    assert bundle.signature == f"verified (key {key_from_file(key).key_id})"
+    other = tmp_path / "other.key"
+    other.write_text("y" * 40)
+    with pytest.raises(ArtifactIntegrityError, match="signed with key id"):
+        load_model(tmp_path / "model", signing_key=key_from_file(other))

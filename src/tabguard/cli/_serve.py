@@ -78,6 +78,7 @@ def serve_cmd(
         if fast is not None:
             how = fast.path if fast.reason is None else f"{fast.path} ({fast.reason})"
             console.print(f"scorer {fast.name}: {how}", soft_wrap=True, markup=False)
+    console.print(f"model signature: {bundle.signature}", soft_wrap=True, markup=False)
     if cfg.environment:
         console.print(
             "settings from the environment: "

@@ -9,9 +9,11 @@ import typer
 from rich.table import Table
 
 from tabguard.cli._app import app, console, err_console, output_directory
+from tabguard.errors import DataError
 
 if TYPE_CHECKING:
     from tabguard.training import TrainResult
+    from tabguard.training._signing import SigningKey
 
 
 @app.command("train")
@@ -65,6 +67,17 @@ def train_cmd(
     alpha: Annotated[float, typer.Option(help="Conformal miscoverage (0.1 → 90% sets).")] = 0.1,
     seed: Annotated[int, typer.Option(help="Random seed (splits, noise, models).")] = 0,
     jobs: Annotated[int, typer.Option(help="Threads for fitting (1 is reproducible).")] = 1,
+    sign: Annotated[
+        bool,
+        typer.Option(
+            help="Sign the manifest with the model signing key (--signing-key, or "
+            "TABGUARD_MODEL_SIGNING_KEY_FILE / TABGUARD_MODEL_SIGNING_KEY)."
+        ),
+    ] = False,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="File holding the model signing key (kept outside the model)."),
+    ] = None,
 ) -> None:
     """Audit the data, train main and fallback models, evaluate, save and track them.
 
@@ -92,6 +105,7 @@ def train_cmd(
         n_jobs=jobs,
     )
     cfg.validate()  # bad options fail in one line before any file is read
+    key = _signing_key(sign, signing_key)
     contract = load_contract(contract_path)
     df = read_table(data)
     if tracking:
@@ -100,11 +114,31 @@ def train_cmd(
         quiet_mlflow()
     try:
         with RichProgress(transient=True) as progress:
-            result = train(df, contract, cfg, out=out, progress=progress, data_file=data)
+            result = train(
+                df, contract, cfg, out=out, progress=progress, data_file=data, signing_key=key
+            )
     except DataAuditRefusedError as exc:
         err_console.print(f"[bold red]refused:[/] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
     _summary(result)
+
+
+def _signing_key(sign: bool, path: Path | None) -> SigningKey | None:
+    """The key ``--sign`` uses; a configured key without ``--sign`` is refused before training."""
+    from tabguard.training._signing import KEY_ENV, KEY_FILE_ENV, configured_key, key_from_file
+
+    key = key_from_file(path) if path is not None else configured_key()
+    if sign and key is None:
+        raise DataError(
+            f"--sign: no model signing key; pass --signing-key FILE or set {KEY_FILE_ENV} "
+            f"(or {KEY_ENV})"
+        )
+    if not sign and key is not None:
+        raise DataError(
+            f"a model signing key is configured ({key.source}) and loaders that have it refuse "
+            "unsigned models: pass --sign to sign this one, or unset the key"
+        )
+    return key if sign else None
 
 
 def _ci(m: dict[str, float]) -> str:

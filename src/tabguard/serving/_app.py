@@ -536,6 +536,7 @@ class ScoringService:
             out["detail"] = {
                 "pid": os.getpid(),
                 "model_digest": self.bundle.digest,
+                "model_signature": self.bundle.signature,
                 "scorers": [
                     f.describe() for f in (self.models.main, self.models.fallback) if f is not None
                 ],

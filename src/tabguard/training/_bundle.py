@@ -39,8 +39,15 @@ from tabguard.contract import (
 from tabguard.errors import ArtifactIntegrityError, ContractError, DataError
 from tabguard.training._codecs import CODECS
 from tabguard.training._jsonable import jsonable, utc_now
-from tabguard.training._manifest import MANIFEST, read_manifest, verify_manifest, write_manifest
+from tabguard.training._manifest import (
+    FROM_ENVIRONMENT,
+    MANIFEST,
+    read_manifest,
+    verify_manifest,
+    write_manifest,
+)
 from tabguard.training._scorer import Scorer
+from tabguard.training._signing import SigningKey, sign_manifest
 
 MODEL_FORMAT = "tabguard-model"
 MODEL_FORMAT_VERSION = 1
@@ -84,6 +91,7 @@ class ModelBundle:
     fallback: Scorer | None = None
     digest: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    signature: str = "unsigned"
 
     def scorer(self, name: str) -> Scorer:
         """Return the ``"main"`` or ``"fallback"`` scorer.
@@ -154,8 +162,9 @@ def save_model(
     version: str | None = None,
     threshold: float | None = None,
     extra_files: Mapping[str, str | bytes] | None = None,
+    signing_key: SigningKey | None = None,
 ) -> Path:
-    """Write a model directory with its SHA-256 manifest.
+    """Write a model directory with its SHA-256 manifest (signed with ``signing_key``).
 
     The directory is built beside the target and moved into place, so readers never see a
     half-written model; an existing tabguard model directory at the same path is replaced.
@@ -174,6 +183,8 @@ def save_model(
         Defaults to ``metadata["threshold"]``, else the contract's decision threshold.
     extra_files : mapping, optional
         ``{file name: content}`` written and hashed too (``evaluation.json``, ``report.html``).
+    signing_key : SigningKey, optional
+        Sign the manifest (``manifest.sig``, see ``tabguard.training._signing``).
 
     Returns
     -------
@@ -229,6 +240,8 @@ def save_model(
         }
         (tmp / MODEL_JSON).write_text(json.dumps(model_json, indent=2) + "\n", encoding="utf-8")
         write_manifest(tmp, files, extra={"model_version": version})
+        if signing_key is not None:
+            sign_manifest(tmp, signing_key)
         # mkdtemp creates 0700; a model directory is read by other users (the scoring service).
         tmp.chmod(0o755)
         if target.exists():
@@ -284,8 +297,13 @@ def _native_n_features(native: Any) -> int | None:
     return int(n) if n is not None else None
 
 
-def load_model(model_dir: str | Path, *, expected_digest: str | None = None) -> ModelBundle:
-    """Load a model directory after verifying the SHA-256 of every file.
+def load_model(
+    model_dir: str | Path,
+    *,
+    expected_digest: str | None = None,
+    signing_key: SigningKey | str | None = FROM_ENVIRONMENT,
+) -> ModelBundle:
+    """Load a model directory after verifying the SHA-256 of every file (and its signature).
 
     Parameters
     ----------
@@ -293,6 +311,10 @@ def load_model(model_dir: str | Path, *, expected_digest: str | None = None) -> 
     expected_digest : str, optional
         SHA-256 of ``manifest.json`` pinned elsewhere; refuses a directory whose manifest was
         rewritten along with the files.
+    signing_key : SigningKey or None, optional
+        The manifest must carry this key's signature. Default: the key configured in the
+        environment (``TABGUARD_MODEL_SIGNING_KEY_FILE`` / ``TABGUARD_MODEL_SIGNING_KEY``),
+        if any; ``None`` checks the hashes only.
 
     Returns
     -------
@@ -310,7 +332,7 @@ def load_model(model_dir: str | Path, *, expected_digest: str | None = None) -> 
     >>> bundle.main.positive_proba(df)  # doctest: +SKIP
     """
     root = Path(model_dir)
-    verified = verify_manifest(root, expected_digest)
+    verified = verify_manifest(root, expected_digest, signing_key=signing_key)
     listed = set(verified.files)
     for required in (MODEL_JSON, CONTRACT_YAML):
         if required not in listed:
@@ -372,6 +394,7 @@ def load_model(model_dir: str | Path, *, expected_digest: str | None = None) -> 
         fallback=fallback,
         digest=verified.digest,
         files=dict(verified.files),
+        signature=verified.signature,
     )
 
 

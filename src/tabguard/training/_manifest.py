@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tabguard.errors import ArtifactIntegrityError
+from tabguard.training._signing import SIGNATURE, SigningKey, check_signature, configured_key
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "tabguard-model-manifest"
@@ -90,11 +91,15 @@ class VerifiedManifest:
         SHA-256 of ``manifest.json`` itself: one fingerprint of the whole directory.
     ignored : list of str
         Unlisted harmless files, never read.
+    signature : str
+        What ``manifest.sig`` says: ``verified (key <id>)``, ``unsigned``, or ``signed, not
+        verified (no key configured)`` (see ``tabguard.training._signing``).
     """
 
     files: dict[str, str]
     digest: str
     ignored: list[str]
+    signature: str = "unsigned"
 
 
 def _safe_relpath(root: Path, rel: str) -> Path:
@@ -137,6 +142,11 @@ def write_manifest(
 
 def read_manifest(model_dir: Path) -> tuple[dict[str, Any], str]:
     """Parse ``manifest.json`` (plain JSON, nothing executable) and return it with its hash."""
+    data, raw = _read_manifest(model_dir)
+    return data, hashlib.sha256(raw).hexdigest()
+
+
+def _read_manifest(model_dir: Path) -> tuple[dict[str, Any], bytes]:
     path = model_dir / MANIFEST
     if not model_dir.is_dir():
         raise ArtifactIntegrityError(
@@ -169,7 +179,7 @@ def read_manifest(model_dir: Path) -> tuple[dict[str, Any], str]:
             f"{path}: manifest format_version {data.get('format_version')} is newer than this "
             f"tabguard understands ({MANIFEST_VERSION}); upgrade tabguard"
         )
-    return data, hashlib.sha256(raw).hexdigest()
+    return data, raw
 
 
 def _is_risky(path: Path) -> bool:
@@ -186,7 +196,16 @@ def _is_risky(path: Path) -> bool:
     return _looks_like_pickle(head) or any(head.startswith(m) for m in _RISKY_MAGIC)
 
 
-def verify_manifest(model_dir: str | Path, expected_digest: str | None = None) -> VerifiedManifest:
+#: ``signing_key`` default: the key of ``TABGUARD_MODEL_SIGNING_KEY[_FILE]``, if any.
+FROM_ENVIRONMENT = "environment"
+
+
+def verify_manifest(
+    model_dir: str | Path,
+    expected_digest: str | None = None,
+    *,
+    signing_key: SigningKey | str | None = FROM_ENVIRONMENT,
+) -> VerifiedManifest:
     """Check every file of ``model_dir`` against ``manifest.json`` before anything is parsed.
 
     Parameters
@@ -195,6 +214,11 @@ def verify_manifest(model_dir: str | Path, expected_digest: str | None = None) -
     expected_digest : str, optional
         SHA-256 of ``manifest.json`` pinned elsewhere (a registry, a deploy config): a
         directory whose manifest was rewritten is then refused too.
+    signing_key : SigningKey or None, optional
+        With a key, ``manifest.sig`` must be its signature of the manifest (an unsigned or
+        otherwise signed model is refused). Default: the key configured in the environment
+        (``TABGUARD_MODEL_SIGNING_KEY_FILE`` / ``TABGUARD_MODEL_SIGNING_KEY``); ``None``
+        checks the hashes only.
 
     Returns
     -------
@@ -207,7 +231,13 @@ def verify_manifest(model_dir: str | Path, expected_digest: str | None = None) -
         expected and actual hash, and says the model was refused.
     """
     root = Path(model_dir)
-    data, digest = read_manifest(root)
+    data, raw = _read_manifest(root)
+    digest = hashlib.sha256(raw).hexdigest()
+    key = configured_key() if signing_key == FROM_ENVIRONMENT else signing_key
+    if isinstance(key, str):
+        raise TypeError(f"signing_key must be a SigningKey, None or {FROM_ENVIRONMENT!r}")
+    # Before any other file is read: a model signed by no one we trust is not looked at.
+    signature = check_signature(root, raw, key)
     if expected_digest is not None and digest != expected_digest:
         raise ArtifactIntegrityError(
             f"{root / MANIFEST}: manifest hash mismatch: expected sha256 {expected_digest}, "
@@ -244,7 +274,7 @@ def verify_manifest(model_dir: str | Path, expected_digest: str | None = None) -
         for name in sorted(filenames):
             p = Path(dirpath) / name
             rel = p.relative_to(root).as_posix()
-            if rel == MANIFEST or rel in files:
+            if rel in (MANIFEST, SIGNATURE) or rel in files:
                 continue
             if p.is_symlink() or _is_risky(p):
                 raise ArtifactIntegrityError(
@@ -253,4 +283,4 @@ def verify_manifest(model_dir: str | Path, expected_digest: str | None = None) -
                     "executed; the model was refused. Remove the file or re-save the model"
                 )
             ignored.append(rel)
-    return VerifiedManifest(files=files, digest=digest, ignored=ignored)
+    return VerifiedManifest(files=files, digest=digest, ignored=ignored, signature=signature)

@@ -42,6 +42,7 @@ from tabguard.training._presets import (
 )
 from tabguard.training._provenance import code_version
 from tabguard.training._scorer import MODEL_KINDS, Scorer
+from tabguard.training._signing import SigningKey
 
 if TYPE_CHECKING:
     from tabguard.training._tracking import Tracker
@@ -435,6 +436,7 @@ def train(
     out: str | Path | None = None,
     progress: Progress | None = None,
     data_file: str | Path | None = None,
+    signing_key: SigningKey | None = None,
 ) -> TrainResult:
     """Train, evaluate, save and track a model under a feature contract.
 
@@ -449,6 +451,9 @@ def train(
     progress : Progress, optional
     data_file : str or Path, optional
         The file ``data`` was read from (its SHA-256 is recorded too).
+    signing_key : SigningKey, optional
+        Sign the model's manifest (``tabguard train --sign``); loaders that have the key
+        configured refuse models not signed with it.
 
     Returns
     -------
@@ -676,7 +681,17 @@ def train(
                 extra["report.html"] = training_report(evaluation, metadata, contract)
         metadata["timings"] = {**timer.timings, "total": round(time.perf_counter() - started, 3)}
         bundle = _publish(
-            target, main, fallback, contract, metadata, extra, tracker, tags, timer, progress
+            signing_key,
+            target,
+            main,
+            fallback,
+            contract,
+            metadata,
+            extra,
+            tracker,
+            tags,
+            timer,
+            progress,
         )
     except BaseException:
         if tracker is not None:
@@ -700,6 +715,7 @@ def train(
 
 
 def _publish(
+    signing_key: SigningKey | None,
     target: Path,
     main: Scorer,
     fallback: Scorer | None,
@@ -727,8 +743,9 @@ def _publish(
             version=metadata["version"],
             threshold=metadata["threshold"],
             extra_files=extra,
+            signing_key=signing_key,
         )
-        bundle = load_model(staged)
+        bundle = load_model(staged, signing_key=signing_key)
         if tracker is not None:
             with timer("tracking_upload"), progress.stage("uploading to MLflow", total=None):
                 tracker.log(
@@ -751,7 +768,7 @@ def _publish(
         staged.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return load_model(target)
+    return load_model(target, signing_key=signing_key)
 
 
 def _parent(target: Path) -> Path:
