@@ -1,4 +1,4 @@
-"""``tabguard monitor dashboard``: the monitoring dashboard page and its JSON API.
+"""``tabguard monitor dashboard`` (the page and its JSON API) and ``monitor prometheus-rules``.
 
 Exit codes: 0 stopped; 2 bad input (configuration, ``--open`` on a non-loopback interface,
 a store that cannot be opened: one line); 3 internal error.
@@ -7,11 +7,12 @@ a store that cannot be opened: one line); 3 internal error.
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tabguard.cli._app import console
+from tabguard.cli._app import console, err_console
 from tabguard.cli._monitor import ConfigOption, HomeOption, load, monitor_app
 from tabguard.errors import TabguardError
 
@@ -84,3 +85,32 @@ def dashboard_cmd(
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         data.store.close()
+
+
+@monitor_app.command("prometheus-rules")
+def prometheus_rules_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the rule file here (default: print it)."),
+    ] = None,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Write Prometheus alerting rules equivalent to the rules of monitor.yaml."""
+    from tabguard.monitoring._live import alerting_config
+    from tabguard.monitoring._prometheus import prometheus_rules, to_yaml
+
+    rules = prometheus_rules(alerting_config(load(config, home)))
+    text = to_yaml(rules)
+    if out is None:
+        console.print(text, markup=False, soft_wrap=True, end="")
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(
+            f"{len(rules.alerts)} alerting rules written to {out}"
+            + (f"; left out: {', '.join(n for n, _ in rules.skipped)}" if rules.skipped else ""),
+            markup=False,
+            soft_wrap=True,
+        )
+    for name, reason in rules.skipped:
+        err_console.print(f"left out {name}: {reason}", markup=False, soft_wrap=True)

@@ -84,11 +84,15 @@ def static_dir() -> Path:
 
 
 def key_authorizer(keys: Any) -> Authorizer:
-    """Check ``Authorization: Bearer`` against a :class:`~tabguard.serving.KeyCache`."""
+    """Check ``Authorization: Bearer`` against a :class:`~tabguard.serving.KeyCache`.
+
+    ``keys`` may also be a function returning it (the service opens its key store at start).
+    """
     from tabguard.serving._guards import authenticate
 
     async def check(authorization: str | None) -> tuple[int, dict[str, Any]] | None:
-        client, rejection = await authenticate(keys, authorization, SCOPE)
+        cache = keys() if callable(keys) else keys
+        client, rejection = await authenticate(cache, authorization, SCOPE)
         if rejection is not None or client is None:
             return (rejection.http_status, rejection.body) if rejection else (401, {})
         return None

@@ -15,6 +15,8 @@ route                                  what
                                        is down
 ``GET /health``                        status summary; details for ``admin`` keys
 ``GET /metrics``                       Prometheus exposition
+``GET /dashboard/``                     the monitoring dashboard (``[server] dashboard``; its
+                                       API needs a key with the ``monitor`` scope)
 ``GET /docs``, ``GET /openapi.json``   API reference (request schema from the contract)
 =====================================  ======================================================
 """
@@ -71,7 +73,7 @@ from tabguard.serving._guards import (
 )
 from tabguard.serving._keys import KeyCache, new_key
 from tabguard.serving._limits import AsyncRateLimiter
-from tabguard.serving._metrics import ServiceMetrics
+from tabguard.serving._metrics import SegmentLabels, ServiceMetrics
 from tabguard.serving._probing import ProbingDetector, ProbingStore
 from tabguard.serving._reference import ReferenceProfile, profile_path
 from tabguard.serving._refusals import RefusalSummary
@@ -300,7 +302,12 @@ class ScoringService:
             steps.append(DetectProbing(self.detector, self.throttle))
         steps.append(Respond(self.delayed, self.decisions.delay_seconds))
         self.pipeline = GuardPipeline(
-            steps, self.log, self.metrics, self.segment_features, refusals=self.refusals
+            steps,
+            self.log,
+            self.metrics,
+            self.segment_features,
+            refusals=self.refusals,
+            segment_labels=self.segment_labels(),
         )
         self._owned = [
             s for s, g in ((key_store, given["keys"]), (flag_store, given["flags"])) if g is None
@@ -316,6 +323,18 @@ class ScoringService:
             f"{self.reference.n_rows} rows" if self.reference else "none",
             f"{pc.action} ({redact_url(pc.storage)})" if pc.enabled else "off",
         )
+
+    def segment_labels(self) -> SegmentLabels:
+        """The bounded segment labels of the per-segment metrics (docs/serving.md)."""
+        from tabguard.monitoring._parse import canonical_label
+
+        features = {}
+        for name in self.segment_features:
+            spec = self.contract.features[name]
+            cats = spec.categories if spec.type == "category" else (True, False)
+            features[name] = tuple(str(canonical_label(c)) for c in cats or ())
+        request = {k: tuple(v) for k, v in self.server.metrics_segments.items()}
+        return SegmentLabels(features, request)
 
     async def astart(self) -> None:
         """Start in a worker thread (store connections block) and refresh gauges every second."""
@@ -632,6 +651,8 @@ def _build_app(service: ScoringService) -> FastAPI:
 
     max_body = service.server.max_body_bytes
 
+    dashboard = _dashboard(service)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.astart()
@@ -639,6 +660,8 @@ def _build_app(service: ScoringService) -> FastAPI:
             yield
         finally:
             await service.aclose()
+            if dashboard is not None:
+                dashboard.store.close()
 
     contract = service.contract
     app = FastAPI(
@@ -785,12 +808,35 @@ def _build_app(service: ScoringService) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    if dashboard is not None:
+        from tabguard.monitoring._dashboard_app import install, key_authorizer
+
+        install(app, dashboard, key_authorizer(lambda: service.keys))
     return app
 
 
 def _source(service: ScoringService, request: Request) -> str:
     peer = request.client.host if request.client else None
     return service.sources.source(peer, request.headers.get("x-forwarded-for"))
+
+
+def _dashboard(service: ScoringService) -> Any:
+    """The data of ``/dashboard`` when ``[server] dashboard`` names a monitor.yaml, else None.
+
+    A bad file or an unreachable store is logged and leaves the dashboard off: it must never
+    take decisions down.
+    """
+    if not service.server.dashboard:
+        return None
+    from tabguard.monitoring import load_monitor_config
+    from tabguard.monitoring._dashboard import open_dashboard
+
+    path = Path(service.config.home) / service.server.dashboard
+    try:
+        return open_dashboard(load_monitor_config(path, home=service.config.home))
+    except Exception as exc:
+        log.error("dashboard off: %s", exc)
+        return None
 
 
 async def _read_body(request: Request, limit: int) -> tuple[bytes, bool]:

@@ -47,9 +47,16 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from tabguard._home import DEFAULT_HOME, HOME_ENV, tabguard_home
 from tabguard.errors import TabguardError
@@ -308,6 +315,14 @@ class ServerConfig(BaseModel):
     trusted_proxies : list of str
         Addresses or networks of reverse proxies whose ``X-Forwarded-For`` names the source
         address (for the failed-authentication limits); empty: the TCP peer is the source.
+    metrics_segments : dict
+        Request ``segment`` keys that label ``tabguard_decisions_total`` and
+        ``tabguard_score``, each with the values that get their own label (others are
+        ``other``): ``{channel = ["online", "branch", "partner"]}``. The contract's category
+        ``segments`` features label them too, with their categories.
+    dashboard : str, optional
+        A ``monitor.yaml`` (relative to ``TABGUARD_HOME``) whose store ``/dashboard`` shows,
+        to API keys with the ``monitor`` scope. Off by default.
     """
 
     model_config = _STRICT
@@ -335,6 +350,12 @@ class ServerConfig(BaseModel):
         items = [str(v).strip() for v in items if str(v).strip()]
         parse_networks(items)
         return items
+
+    metrics_segments: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=64)],
+        Annotated[list[Annotated[str, StringConstraints(max_length=128)]], Field(max_length=50)],
+    ] = Field(default_factory=dict, max_length=8)
+    dashboard: str | None = None
 
 
 class ProbingConfig(BaseModel):

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from tabguard.serving._keys import ApiClient, KeyCache
     from tabguard.serving._limits import AsyncRateLimiter, RateDecision
     from tabguard.serving._log import PredictionLog, Status
-    from tabguard.serving._metrics import ServiceMetrics
+    from tabguard.serving._metrics import SegmentLabels, ServiceMetrics
     from tabguard.serving._probing import ProbingDetector
     from tabguard.serving._refusals import RefusalSummary
     from tabguard.serving._rules import RulePolicy
@@ -870,6 +870,8 @@ class GuardPipeline:
     refusals : RefusalSummary, optional
         Where requests refused for want of a valid key go instead of one record each (a
         bounded summary per source and minute); without it they are logged one by one.
+    segment_labels : SegmentLabels, optional
+        The bounded segment labels of ``tabguard_decisions_total`` and ``tabguard_score``.
     """
 
     def __init__(
@@ -879,8 +881,10 @@ class GuardPipeline:
         metrics: ServiceMetrics | None = None,
         segment_features: Sequence[str] = (),
         refusals: RefusalSummary | None = None,
+        segment_labels: SegmentLabels | None = None,
     ) -> None:
         self.steps = list(steps)
+        self.segment_labels = segment_labels
         self.log = log
         self.metrics = metrics
         self.segment_features = list(segment_features)
@@ -985,6 +989,12 @@ class GuardPipeline:
         if ctx.status in ("accepted", "delayed") and ctx.features is not None:
             segment = ",".join(f"{n}={ctx.features.get(n)}" for n in self.segment_features)
         m.requests.labels(ctx.status, ctx.decision or "none", segment).inc()
+        if self.segment_labels is not None:
+            decision = ctx.decision or "none"
+            for key, value in self.segment_labels.of(ctx.features, ctx.segment):
+                m.decisions.labels(key, value, ctx.status, decision).inc()
+                if ctx.score is not None:
+                    m.scores.labels(key, value).observe(ctx.score)
         m.latency.labels(ctx.status).observe(latency)
         for action in ctx.actions:
             m.guard_actions.labels(action["step"], action["action"]).inc()

@@ -32,6 +32,63 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
+#: Score buckets: twenty equal bands of the positive-class probability (a decision threshold
+#: between two edges is still answered by ``histogram_quantile`` within one band).
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+#: The segment of the whole traffic (every request counts there once).
+ALL_SEGMENT = ("all", "all")
+OTHER, MISSING = "other", "(missing)"
+
+
+class SegmentLabels:
+    """Bounded ``segment_key`` / ``segment_value`` labels for the per-segment metrics.
+
+    Only declared keys get labels: the contract's category ``segments`` features (values: the
+    contract's categories) and the request ``segment`` keys of ``[server] metrics_segments``
+    (values: the ones listed). Any other value is ``other``, an absent one ``(missing)``; so a
+    key has at most ``len(values) + 2`` label values, whatever clients send (a flood of random
+    channel names costs one series). Every request also counts under ``all``/``all``.
+
+    Parameters
+    ----------
+    features : mapping of str to sequence
+        Contract segment features and their categories.
+    request : mapping of str to sequence of str
+        Request segment keys and the values that get their own label.
+    """
+
+    def __init__(
+        self,
+        features: dict[str, tuple[str, ...]] | None = None,
+        request: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        # The monitor's spelling of values (2 and 2.0 are "2"), so labels match its segments.
+        from tabguard.monitoring._parse import canonical_label
+
+        self._text = canonical_label
+        self.features = {k: frozenset(v) for k, v in (features or {}).items()}
+        self.request = {k: frozenset(v) for k, v in (request or {}).items()}
+
+    def _label(self, value: Any, allowed: frozenset[str]) -> str:
+        text = self._text(value)
+        if text is None:
+            return MISSING
+        return text if text in allowed else OTHER
+
+    def of(
+        self, features: dict[str, Any] | None, segment: dict[str, Any] | None
+    ) -> list[tuple[str, str]]:
+        """``(segment_key, segment_value)`` of one request, ``all`` first."""
+        out = [ALL_SEGMENT]
+        for key, allowed in self.features.items():
+            out.append((key, self._label((features or {}).get(key), allowed)))
+        for key, allowed in self.request.items():
+            out.append((key, self._label((segment or {}).get(key), allowed)))
+        return out
+
+    def cardinality(self) -> int:
+        """Label pairs this declaration can produce (for the docs and a test)."""
+        return 1 + sum(len(v) + 2 for v in (*self.features.values(), *self.request.values()))
 
 
 def multiprocess_mode() -> bool:
@@ -71,6 +128,20 @@ class ServiceMetrics:
             "tabguard_requests",
             "Decision requests by log status, decision and segment.",
             ("status", "decision", "segment"),
+            registry=reg,
+        )
+        self.decisions = Counter(
+            "tabguard_decisions",
+            "Decision requests by segment (declared keys only, values capped with 'other'; every "
+            "request also counts under segment_key='all'), log status and decision.",
+            ("segment_key", "segment_value", "status", "decision"),
+            registry=reg,
+        )
+        self.scores = Histogram(
+            "tabguard_score",
+            "Model score (positive-class probability) of scored requests, by segment.",
+            ("segment_key", "segment_value"),
+            buckets=SCORE_BUCKETS,
             registry=reg,
         )
         self.latency = Histogram(
