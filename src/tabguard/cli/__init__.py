@@ -30,6 +30,7 @@ _COMMAND_MODULES = [
     "monitor",
     "monitor_alerts",
     "monitor_dashboard",
+    "models",
     "redteam",
     "retrain",
     "serve",
