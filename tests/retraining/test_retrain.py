@@ -259,6 +259,10 @@ def test_retrain_quarantines_a_trigger_planted_through_the_loop(
     # precision and recall of the quarantine on the planted requests
     by_source = trigger[0]["rows_by_source"]
     assert by_source.get("logged", 0) >= 0.9 * 80 and sum(by_source.values()) <= 80 / 0.9
+    logged_out = res.quarantined[res.quarantined["source"] == "logged"]
+    caught = set(logged_out["decision_id"]) & set(w.planted)
+    assert len(caught) >= 0.9 * len(w.planted) and len(caught) >= 0.9 * len(logged_out)
+    assert logged_out["reason"].str.contains("PAY_AMT3").all()
     assert [g["gate"] for g in s["gates"]] == ["data", "performance", "model"]
     assert all(g["passed"] for g in s["gates"])
     # the challenger is a verified model directory carrying its report and lineage
@@ -374,3 +378,31 @@ def test_weight_column_must_hold_non_negative_numbers(credit_contract: Contract)
         train(df, credit_contract, cfg)
     with pytest.raises(DataError, match="weight_column 'x' is not in the data"):
         train(df, credit_contract, TrainConfig(track=False, audit=False, weight_column="x"))
+
+
+def test_the_model_in_shadow_is_compared_on_the_requests_it_scored(
+    credit_contract: Contract,
+) -> None:
+    from tabguard.retraining._compare import shadow_comparison
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    live = np.clip(y * 0.2 + rng.random(400) * 0.8, 0, 1)  # weakly informative
+    shadow = np.clip(y * 0.6 + rng.random(400) * 0.4, 0, 1)  # strongly informative
+    logged = pd.DataFrame(
+        {
+            "DEFAULT": y,
+            "score": live,
+            "decision": np.where(live >= 0.5, "deny", "approve"),
+            "shadow_version": ["v2"] * 300 + [None] * 100,
+            "shadow_score": list(shadow[:300]) + [None] * 100,
+            "shadow_decision": list(np.where(shadow[:300] >= 0.5, "deny", "approve"))
+            + [None] * 100,
+        }
+    )
+    (row,) = shadow_comparison(logged, credit_contract, n_bootstrap=100)
+    assert row["version"] == "v2" and row["rows"] == 300
+    assert row["shadow_auc"]["value"] > row["live_auc"]["value"]
+    assert row["auc_difference"]["ci_low"] > 0  # paired: the difference is clear
+    assert 0 < row["decision_agreement"] < 1
+    assert shadow_comparison(logged.drop(columns=["shadow_score"]), credit_contract) == []

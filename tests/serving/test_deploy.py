@@ -133,6 +133,12 @@ def test_cli_promote_refuses_tampering_with_exit_2(
     with pytest.raises(SystemExit) as exc:
         main(["models", "status", "--home", str(home)])
     assert "shadow   credit_default/challenger" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["models", "status", "--json", "--home", str(home)])
+    status = json.loads(capsys.readouterr().out)
+    assert (
+        status["live"] is None and status["shadow"]["model_version"] == "credit_default/challenger"
+    )
 
 
 # ---- the service -----------------------------------------------------------------------------

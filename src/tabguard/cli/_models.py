@@ -88,13 +88,24 @@ def rollback_cmd(
 
 
 @models_app.command("status")
-def status_cmd(home: HomeOption = None) -> None:
+def status_cmd(
+    home: HomeOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print {pointer, live, shadow, history} as JSON.")
+    ] = False,
+) -> None:
     """Show the deployment pointer: live, shadow and the last changes."""
     from tabguard.serving._deploy import pointer_path, read_deployment
 
     path = pointer_path(home)
     dep = read_deployment(path)
     live = dep.current
+    if as_json:
+        import json
+
+        body = {"pointer": str(path), "live": live, "shadow": dep.shadow, "history": dep.history}
+        console.print_json(json.dumps(body))
+        return
     console.print(f"pointer  {path}", markup=False)
     console.print(
         "live     "

@@ -174,7 +174,7 @@ def _read_log(engine: sa.Engine, where: Any) -> list[dict[str, Any]]:
     from tabguard.storage import predictions_table as t
 
     cols = [t.c.decision_id, t.c.timestamp, t.c.client, t.c.subject_id, t.c.status]
-    cols += [t.c.decision, t.c.score, t.c.raw, t.c.segment, t.c.probing]
+    cols += [t.c.decision, t.c.score, t.c.raw, t.c.segment, t.c.probing, t.c.guard_actions]
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(sa.select(*cols).where(where)).mappings()]
 
@@ -222,8 +222,9 @@ def logged_rows(
     -------
     rows : DataFrame
         One row per request: the contract's features from the raw attributes, the label,
-        ``decision_id, client, subject_id, timestamp, segment, exploit`` (``exploit``: comma-
-        separated kinds, empty for ordinary requests).
+        ``decision_id, client, subject_id, timestamp, segment, score, decision`` (the live
+        model's), ``shadow_version, shadow_score, shadow_decision`` (the model in shadow, when
+        one scored it), ``exploit`` (comma-separated kinds, empty for ordinary requests).
     counts : dict
         ``matured`` outcomes, exploit attempts ``probing_seen``/``alert_seen`` and those
         ``exploit_unlabelled`` (no matured outcome for them or their subject), ``unreadable``
@@ -313,6 +314,9 @@ def logged_rows(
             subject_id=r["subject_id"],
             timestamp=_utc(r["timestamp"]),
             segment=_json(r["segment"], {}) or {},
+            score=r["score"],
+            decision=r["decision"],
+            **_shadow(r["guard_actions"]),
             exploit=",".join(k for k in EXPLOIT_KINDS if k in kinds.get(d, set())),
         )
         out.append(rec)
@@ -329,10 +333,27 @@ def logged_rows(
                 "subject_id",
                 "timestamp",
                 "segment",
+                "score",
+                "decision",
+                "shadow_version",
+                "shadow_score",
+                "shadow_decision",
                 "exploit",
             ]
         )
     return frame, counts
+
+
+def _shadow(actions: Any) -> dict[str, Any]:
+    """The shadow model's score logged with a request (``step: shadow``), if any."""
+    for a in _json(actions, []) or []:
+        if isinstance(a, dict) and a.get("step") == "shadow" and a.get("action") == "score":
+            return {
+                "shadow_version": a.get("version"),
+                "shadow_score": a.get("score"),
+                "shadow_decision": a.get("decision"),
+            }
+    return {"shadow_version": None, "shadow_score": None, "shadow_decision": None}
 
 
 def read_redteam(path: str | Path, contract: Contract) -> pd.DataFrame:

@@ -139,6 +139,41 @@ def exploit_success(
     return out
 
 
+def shadow_comparison(
+    logged: pd.DataFrame, contract: Contract, *, n_bootstrap: int = 200, seed: int = 0
+) -> list[dict[str, Any]]:
+    """The model in shadow against the live model on the matured requests both scored.
+
+    Both scores were logged in real time, before either model saw these outcomes: a fair
+    comparison of the challenger that was in shadow (``tabguard models promote --stage
+    shadow``) with the champion, per shadow version.
+    """
+    if "shadow_score" not in logged.columns or not len(logged):
+        return []
+    label = contract.label.column
+    rows = []
+    scored = logged[logged["shadow_score"].notna() & logged["score"].notna()]
+    for version, part in scored.groupby("shadow_version", sort=True):
+        y = part[label].to_numpy(dtype=int)
+        live = part["score"].to_numpy(dtype=float)
+        shadow = part["shadow_score"].to_numpy(dtype=float)
+        auc = paired_auc(y, live, shadow, n_bootstrap=n_bootstrap, seed=seed)
+        rows.append(
+            {
+                "version": str(version),
+                "rows": len(part),
+                "positives": int(y.sum()),
+                "live_auc": auc["champion"],
+                "shadow_auc": auc["challenger"],
+                "auc_difference": auc["difference"],
+                "decision_agreement": float(
+                    (part["decision"].astype(str) == part["shadow_decision"].astype(str)).mean()
+                ),
+            }
+        )
+    return rows
+
+
 def compare(
     champion: Scores,
     challenger: Scores,

@@ -134,6 +134,40 @@ def build_report(summary: dict[str, Any]) -> Report:
                 ],
             )
         )
+    if summary.get("shadow"):
+        sections.append(
+            Section(
+                title="The model in shadow, on live traffic",
+                text=[
+                    "Matured requests scored by the live model and by the model in shadow at "
+                    "the time they arrived (both scores logged, neither model had seen these "
+                    "outcomes); 95% paired bootstrap intervals."
+                ],
+                tables=[
+                    Table(
+                        columns=[
+                            "shadow version",
+                            "rows",
+                            "live AUC",
+                            "shadow AUC",
+                            "difference",
+                            "same decision",
+                        ],
+                        rows=[
+                            [
+                                r["version"],
+                                r["rows"],
+                                _ci(r["live_auc"]),
+                                _ci(r["shadow_auc"]),
+                                _ci(r["auc_difference"]),
+                                _pct(r["decision_agreement"]),
+                            ]
+                            for r in summary["shadow"]
+                        ],
+                    )
+                ],
+            )
+        )
     exp = comp.get("exploits") or {}
     if exp.get("all", {}).get("n"):
         rows = [

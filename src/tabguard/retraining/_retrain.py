@@ -98,6 +98,9 @@ class RetrainResult:
     summary : dict
         The content of ``retrain.json``: counts, hashes, gates, comparison, lineage.
     train : TrainResult
+    quarantined : DataFrame
+        The rows the data gate left out: their provenance (``source``, ``exploit``,
+        ``decision_id``, ``client``, ``subject_id``, ``timestamp``) and the audit's reason.
     """
 
     model_dir: Path
@@ -105,6 +108,7 @@ class RetrainResult:
     digest: str
     summary: dict[str, Any]
     train: TrainResult = field(repr=False)
+    quarantined: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
 
 def parent_config(parent: ModelBundle, **overrides: Any) -> TrainConfig:
@@ -250,6 +254,9 @@ def retrain(
         if redteam is not None:
             red = redteam if isinstance(redteam, pd.DataFrame) else read_redteam(redteam, contract)
         loop = assemble(contract, base, logged, red, holdout=opts.holdout, counts=counts)
+    from tabguard.retraining._compare import shadow_comparison
+
+    shadow = shadow_comparison(logged, contract, n_bootstrap=opts.n_bootstrap)
     loop.counts.update({f"outcomes_{k}": v for k, v in imported.items()})
     summary: dict[str, Any] = {
         "status": "running",
@@ -266,6 +273,7 @@ def retrain(
         "notes": list(loop.notes),
         "options": dataclasses.asdict(opts),
         "gates": [],
+        "shadow": shadow,
     }
     blocked_dir = out.parent / f"{out.name}.blocked"
 
@@ -277,7 +285,7 @@ def retrain(
         return RetrainBlockedError(gate.gate, gate.blocking, blocked_dir)
 
     with progress.stage("data gate (audit of the combined set)", total=None):
-        keep, dgate, _audit = data_gate(
+        keep, dgate, audit = data_gate(
             loop,
             contract,
             checks=opts.data_checks,
@@ -389,10 +397,16 @@ def retrain(
         raise
     if blocked_dir.is_dir():
         shutil.rmtree(blocked_dir, ignore_errors=True)  # an earlier blocked attempt's report
+    from tabguard.data_audit import REASON_COLUMN, ROW_COLUMN
+
+    rows = audit.quarantine[ROW_COLUMN].to_numpy(dtype=int)
+    quarantined = loop.meta.iloc[rows].reset_index(drop=True)
+    quarantined["reason"] = audit.quarantine[REASON_COLUMN].to_numpy()
     return RetrainResult(
         model_dir=result.model_dir,
         version=result.version,
         digest=result.bundle.digest,
         summary=summary,
         train=result,
+        quarantined=quarantined,
     )
