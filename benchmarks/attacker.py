@@ -18,6 +18,13 @@ decision-only answers               the default: no score in responses
 all on                              bins + per-subject limit + probing review + decision-only
 ==================================  ==========================================================
 
+Then the same throttle defence against disguised probing (issue 15.2): the walk and a
+bisection (two ends of a field's range, then halving down to one unit), each plain and
+disguised: ``BILL_AMT6 + i`` (a non-gameable amount moved by one unit per query, so no two
+queries are equal), and jitter of up to ±100 on every bill amount plus a swap of the protected
+SEX code on every query. A disguise that works would get more queries answered before the
+first 429; the rows without detection show what each strategy needs to succeed.
+
 The attacker does not sleep through waits: when the service asks it to wait (Retry-After) it
 stops and the table shows the wait it faced. Budget: 400 queries, 20 subject ids.
 
@@ -25,6 +32,7 @@ Run::
 
     .venv/bin/python benchmarks/attacker.py            # 20 applications per configuration
     .venv/bin/python benchmarks/attacker.py --attacks 5 --queries 200   # quicker
+    .venv/bin/python benchmarks/attacker.py --only disguised            # issue 15.2 rows
 """
 
 from __future__ import annotations
@@ -117,7 +125,27 @@ CONFIGS: list[dict[str, Any]] = [
         "subjects": 20,
     },
 ]
-OFF = '[limits]\nper_client = "off"\n[probing]\nenabled = false\n'
+THROTTLE = '[probing]\naction = "throttle"\nthrottle = "1/minute"\n'
+NUDGE = {"nudge": {"BILL_AMT6": 1.0}}
+JITTER = {"jitter": {f"BILL_AMT{i}": 100.0 for i in range(1, 7)}, "swap": ("SEX",)}
+DISGUISED: list[dict[str, Any]] = [
+    {"name": "bisection, no detection", "attack": {"strategy": "bisect"}},
+    {"name": "bisection + nudge, no detection", "attack": {"strategy": "bisect", **NUDGE}},
+    {"name": "throttle: walk", "toml": THROTTLE, "attack": {"strategy": "walk"}},
+    {"name": "throttle: walk + nudge", "toml": THROTTLE, "attack": {"strategy": "walk", **NUDGE}},
+    {"name": "throttle: walk + jitter", "toml": THROTTLE, "attack": {"strategy": "walk", **JITTER}},
+    {"name": "throttle: bisection", "toml": THROTTLE, "attack": {"strategy": "bisect"}},
+    {
+        "name": "throttle: bisection + nudge",
+        "toml": THROTTLE,
+        "attack": {"strategy": "bisect", **NUDGE},
+    },
+    {
+        "name": "throttle: bisection + jitter",
+        "toml": THROTTLE,
+        "attack": {"strategy": "bisect", **JITTER},
+    },
+]
 
 
 def run_config(
@@ -144,7 +172,12 @@ def run_config(
             attacker = ProbingAttacker(
                 HttpTarget(svc.client, key),
                 contract,
-                AttackConfig(max_queries=queries, max_subjects=cfg.get("subjects", 1), seed=i),
+                AttackConfig(
+                    max_queries=queries,
+                    max_subjects=cfg.get("subjects", 1),
+                    seed=i,
+                    **cfg.get("attack", {}),
+                ),
             )
             results.append(attacker.attack(app, subject_prefix=f"mallory{i}"))
     return results
@@ -194,6 +227,12 @@ def main() -> None:
     parser.add_argument("--attacks", type=int, default=20, help="applications per configuration")
     parser.add_argument("--queries", type=int, default=400, help="query budget per attack")
     parser.add_argument("--margin", type=float, default=0.15, help="denied by at most this much")
+    parser.add_argument(
+        "--only",
+        choices=["all", "defences", "disguised"],
+        default="all",
+        help="defences: the table of defences; disguised: nudged and jittered probing",
+    )
     args = parser.parse_args()
     df = load_credit_default()
     held_out = df.sample(frac=0.2, random_state=0)
@@ -211,7 +250,8 @@ def main() -> None:
             f"{'defence':34s} {'success':>7s} {'ok':>6s} {'failed':>6s} {'subjects':>8s}  "
             f"{'wait faced (median)':>20s}  why the failures stopped"
         )
-        for i, cfg in enumerate(CONFIGS):
+        configs = {"all": CONFIGS + DISGUISED, "defences": CONFIGS, "disguised": DISGUISED}
+        for i, cfg in enumerate(configs[args.only]):
             t = time.perf_counter()
             results = run_config(cfg, models, apps, root / f"home{i}", args.queries)
             line = summarise(cfg["name"], results, cfg.get("delay"))

@@ -10,13 +10,22 @@ One uvicorn process serves both endpoints of the same model (trained on the bund
 * ``POST /bare-fast``: the same without pandas: the contract transform and the fast scoring
   path, no guard, no log (so the difference to the guarded endpoint is the guards).
 
-The same client (httpx, one keep-alive connection) alternates requests to the endpoints
-for the latency figures, then drives each with 8 concurrent connections for throughput.
+A second uvicorn process serves the reference of issue 14, ``POST /bare-booster``: a bare
+FastAPI app that parses the same JSON (``payload: dict = Body(...)``), builds the feature row
+and calls LightGBM's ``Booster.predict`` on a 100-tree model trained on the same data
+(``num_threads=1``: a one-row prediction is fastest on one thread; nothing else in the
+process). The guarded figures are read as ratios to this endpoint.
+
+The same client (httpx, one keep-alive connection per server) alternates requests to the
+endpoints for the latency figures, then drives each with 8 concurrent connections for
+throughput.
 In process, it then times each guard step and compares the fast scoring path with
 ``positive_proba`` on one row.
 
 With ``--workers N`` (default 2) it then serves the same app from N worker processes, the
-way ``tabguard serve --workers N`` does, twice: under uvicorn's own multi-worker launcher
+way ``tabguard serve --workers N`` does, and compares its throughput with the bare-booster
+app in one process (alternating rounds). ``--launchers`` adds the launcher comparison: the
+same app under uvicorn's own multi-worker launcher
 (``uvicorn.run(..., workers=N)``: its listener leaves Nagle's algorithm on, so each keep-alive
 response waits about 40 ms for a delayed ACK) and under tabguard's (``run_workers``:
 ``TCP_NODELAY`` on every connection), and drives the guarded and the bare endpoint of each with
@@ -75,6 +84,74 @@ async def bare_fast(payload: dict = Body(...)) -> dict:
 
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 """
+
+
+# The reference endpoint of issue 14: a hand-written FastAPI app around a LightGBM Booster.
+BARE_BOOSTER = r"""
+import sys
+
+import lightgbm as lgb
+import numpy as np
+import uvicorn
+from fastapi import Body, FastAPI
+
+model_file, port = sys.argv[1], int(sys.argv[2])
+booster = lgb.Booster(model_file=model_file)
+names = booster.feature_name()
+app = FastAPI()
+
+
+@app.post("/bare-booster")
+async def bare_booster(payload: dict = Body(...)) -> dict:
+    features = payload["features"]
+    row = np.array([[float(features[n]) for n in names]])
+    return {"score": float(booster.predict(row, num_threads=1)[0])}
+
+
+@app.get("/health")
+async def health() -> dict:
+    return {"status": "ok"}
+
+
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+"""
+
+
+def train_booster(df: pd.DataFrame, path: Path, trees: int = 100) -> Path:
+    """A plain LightGBM model on the raw model features (what a bare endpoint would serve)."""
+    import lightgbm as lgb
+
+    contract = credit_default_contract()
+    names = contract.model_features()
+    label = contract.label.column
+    data = lgb.Dataset(df[names].astype(float), label=(df[label] == contract.label.positive))
+    params = {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": 0}
+    booster = lgb.train(params, data, num_boost_round=trees)
+    booster.save_model(str(path))
+    return path
+
+
+def start_bare_booster(model_file: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the bare-booster app in its own process; return it and its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", BARE_BOOSTER, str(model_file), str(port)])
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, "/health")
+    return proc, base
+
+
+def wait_ready(base: str, path: str, timeout: float = 120) -> None:
+    """Wait until ``GET path`` answers 200."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with httpx.Client(base_url=base, timeout=10) as c:
+                if c.get(path).status_code == 200:
+                    return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 # The app each worker process builds (``factory=True``): the guarded service of
@@ -137,19 +214,24 @@ def pct(values: list[float], q: float) -> float:
 
 
 def latency(
-    client: httpx.Client, key: str, recs: list[dict[str, Any]], n: int
+    clients: dict[str, httpx.Client], key: str, recs: list[dict[str, Any]], n: int
 ) -> dict[str, list[float]]:
-    """Alternate guarded and bare requests on one connection; per-request seconds."""
-    out: dict[str, list[float]] = {"guarded": [], "bare": [], "bare-fast": []}
+    """Alternate requests to every endpoint (one keep-alive connection per server).
+
+    ``clients`` maps ``guarded`` (the tabguard process) and ``booster`` (the bare-booster
+    process) to their clients. Returns per-request seconds by endpoint.
+    """
     auth = {"Authorization": f"Bearer {key}"}
-    endpoints = (
-        ("guarded", "/v1/decisions", auth),
-        ("bare", "/bare", {}),
-        ("bare-fast", "/bare-fast", {}),
+    endpoints: tuple[tuple[str, httpx.Client, str, dict[str, str]], ...] = (
+        ("guarded", clients["guarded"], "/v1/decisions", auth),
+        ("bare-booster", clients["booster"], "/bare-booster", {}),
+        ("bare", clients["guarded"], "/bare", {}),
+        ("bare-fast", clients["guarded"], "/bare-fast", {}),
     )
+    out: dict[str, list[float]] = {name: [] for name, *_ in endpoints}
     for i in range(n + 200):  # the first 200 rounds warm up
         body = {"subject_id": f"s{i}", "features": recs[i % len(recs)]}
-        for name, url, headers in endpoints:
+        for name, client, url, headers in endpoints:
             t = time.perf_counter()
             r = client.post(url, json=body, headers=headers)
             dt = time.perf_counter() - t
@@ -168,35 +250,47 @@ def throughput(base: str, url: str, key: str, recs: list[dict[str, Any]], second
 def load(
     base: str, url: str, key: str, recs: list[dict[str, Any]], seconds: float
 ) -> tuple[float, list[float]]:
-    """8 concurrent keep-alive connections: requests per second and per-request seconds."""
-    stop = time.monotonic() + seconds
+    """8 concurrent keep-alive connections: requests per second and per-request seconds.
+
+    The clients are built (and connected) before the clock starts: building an httpx client
+    takes tens of milliseconds on a loaded machine.
+    """
+    clients = [httpx.Client(base_url=base, timeout=30) for _ in range(8)]
     counts = [0] * 8
     times: list[list[float]] = [[] for _ in range(8)]
     errors: list[str] = []
+    start = threading.Barrier(9)
+    stop = [0.0]
 
     def worker(w: int) -> None:
-        with httpx.Client(base_url=base, timeout=30) as c:
-            i = 0
-            while time.monotonic() < stop:
-                body = {"subject_id": f"t{w}-{i}", "features": recs[(w * 97 + i) % len(recs)]}
-                t = time.perf_counter()
-                r = c.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
-                times[w].append(time.perf_counter() - t)
-                if r.status_code != 200:
-                    errors.append(f"{r.status_code} {r.text[:100]}")
-                    return
-                counts[w] += 1
-                i += 1
+        c = clients[w]
+        start.wait()
+        i = 0
+        while time.monotonic() < stop[0]:
+            body = {"subject_id": f"t{w}-{i}", "features": recs[(w * 97 + i) % len(recs)]}
+            t = time.perf_counter()
+            r = c.post(url, json=body, headers={"Authorization": f"Bearer {key}"})
+            times[w].append(time.perf_counter() - t)
+            if r.status_code != 200:
+                errors.append(f"{r.status_code} {r.text[:100]}")
+                return
+            counts[w] += 1
+            i += 1
 
-    t = time.monotonic()
     threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
     for th in threads:
         th.start()
+    t = time.monotonic()
+    stop[0] = t + seconds
+    start.wait()
     for th in threads:
         th.join()
+    elapsed = time.monotonic() - t
+    for c in clients:
+        c.close()
     if errors:
         raise RuntimeError(f"{url}: {errors[0]}")
-    return sum(counts) / (time.monotonic() - t), [x for w in times for x in w]
+    return sum(counts) / elapsed, [x for w in times for x in w]
 
 
 def per_call_us(fn: Any, n: int, repeats: int = 5) -> float:
@@ -215,27 +309,34 @@ class NullLog:
     def append(self, record: Any) -> None:
         pass
 
+    def append_row(self, row: Any) -> None:
+        pass
+
 
 def in_process(model_dir: Path, home: Path, recs: list[dict[str, Any]], n: int) -> None:
-    """Time each guard step in the serving process's own code path."""
-    from tabguard.serving import ScoringService, load_config, resolve_reference
+    """Time each guard step in the serving process's own code path (one event loop)."""
+    from tabguard.serving import ScoringService, _app, load_config, resolve_reference
     from tabguard.training import load_model
 
     bundle = load_model(model_dir)
     cfg = load_config(home)
     service = ScoringService(bundle, cfg, reference=resolve_reference(bundle, cfg))
     service.start()
+    getattr(_app, "settle_heap", lambda: None)()  # what the app's start-up does (gc.freeze)
     key = service.keys.store.create("inproc", "decide")[1]
     spent: dict[str, float] = {}
+    timing = [False]
     for step in service.pipeline.steps:
         real = step.run
 
         async def timed(ctx: Any, real: Any = real, name: str = step.name) -> Any:
-            t = time.perf_counter()
+            if not timing[0]:
+                return await real(ctx)
+            t = time.thread_time()
             try:
                 return await real(ctx)
             finally:
-                spent[name] = spent.get(name, 0.0) + time.perf_counter() - t
+                spent[name] = spent.get(name, 0.0) + time.thread_time() - t
 
         step.run = timed  # type: ignore[method-assign]
     auth = f"Bearer {key}"
@@ -249,40 +350,69 @@ def in_process(model_dir: Path, home: Path, recs: list[dict[str, Any]], n: int) 
             for i in range(k)
         ]
 
-    async def run(batch: list[bytes]) -> float:
-        t = time.perf_counter()
+    cpu: list[float] = []
+
+    async def run(batch: list[bytes]) -> list[float]:
+        out = []
         for b in batch:
+            t, c = time.perf_counter(), time.thread_time()
             ctx = await service.decide(auth, b)
+            out.append(time.perf_counter() - t)
+            cpu.append(time.thread_time() - c)
             if ctx.http_status != 200:
                 raise RuntimeError(ctx.response)
-        return (time.perf_counter() - t) / len(batch) * 1e6
+        return out
 
+    loop = asyncio.new_event_loop()
     k = n // 5
     real_log = service.pipeline.log
-    asyncio.run(run(bodies(500)))  # warm up (key cache, numba, allocators)
-    with_log = statistics.median(asyncio.run(run(bodies(k))) for _ in range(5))
+    loop.run_until_complete(run(bodies(500)))  # warm up (key cache, numba, allocators)
+    with_log: list[float] = []
+    cpu.clear()
+    process = time.process_time()
+    for _ in range(5):
+        with_log += loop.run_until_complete(run(bodies(k)))
+    process_us = (time.process_time() - process) / len(with_log) * 1e6
+    cpu_log = list(cpu)
     service.pipeline.log = NullLog()  # type: ignore[assignment]
+    service.pipeline._append_row = NullLog().append_row
     per_step: dict[str, list[float]] = {}
-    totals = []
+    totals: list[float] = []
+    cpu.clear()
+    for _ in range(5):
+        totals += loop.run_until_complete(run(bodies(k)))
+    cpu_nolog = list(cpu)
+    timing[0] = True
     for _ in range(5):
         spent.clear()
-        totals.append(asyncio.run(run(bodies(k))))
+        loop.run_until_complete(run(bodies(k)))
         for name, sec in spent.items():
             per_step.setdefault(name, []).append(sec / k * 1e6)
+    timing[0] = False
     service.pipeline.log = real_log
-    service.log.close()
+    loop.run_until_complete(service.aclose())
+    loop.close()
     steps_us = {name: statistics.median(v) for name, v in per_step.items()}
-    total_us = statistics.median(totals)
     model_us = steps_us.get("score", 0.0)
-    print(f"\nin process, ScoringService.decide (no HTTP), median of 5 runs of {k} requests:")
-    print(f"  {'step':16s} {'us/request':>10s}")
+    mean_cpu = statistics.mean(cpu_nolog) * 1e6
+    print(f"\nin process, ScoringService.decide (no HTTP), 5 runs of {k} requests, one loop:")
+    print(f"  {'step':16s} {'us/request':>10s}   (thread CPU, mean; steps timed in other runs)")
     for name, us in steps_us.items():
         print(f"  {name:16s} {us:10.1f}")
-    rest = total_us - sum(steps_us.values())
-    print(f"  {'record + metrics':16s} {rest:10.1f}   (record built, counters; log writer off)")
-    print(f"  {'total':16s} {total_us:10.1f}")
-    print(f"  guard overhead per request (total - model score): {total_us - model_us:.1f} us")
-    print(f"  with the SQLite log writer running in the same process: {with_log:.1f} us/request")
+    rest = mean_cpu - sum(steps_us.values())
+    print(f"  {'record + metrics':16s} {rest:10.1f}   (context, row, journal, counters)")
+    print(f"  {'total (mean)':16s} {mean_cpu:10.1f}")
+    for label, wall, used in (
+        ("log writer off", totals, cpu_nolog),
+        ("SQLite log writer in the same process", with_log, cpu_log),
+    ):
+        print(
+            f"  {label}: decide thread CPU p50 {pct(used, 50) * 1e6:.1f} us "
+            f"(guards {pct(used, 50) * 1e6 - model_us:.1f} us, model score {model_us:.1f} us), "
+            f"p99 {pct(used, 99) * 1e6:.1f} us; wall p50 {pct(wall, 50) * 1e6:.1f} us, "
+            f"p99 {pct(wall, 99) * 1e6:.1f} us"
+        )
+    print(f"  process CPU per request with the log writer (all threads): {process_us:.1f} us")
 
     scorer = bundle.main
     fast = service.models.main
@@ -317,17 +447,19 @@ def multi_worker(
     home: Path,
     key: str,
     admin: str,
+    booster_base: str,
     recs: list[dict[str, Any]],
     seconds: float,
     workers: int,
+    launchers: tuple[str, ...] = ("tabguard",),
 ) -> None:
-    """The guarded and bare endpoints from N worker processes, under both launchers."""
+    """The guarded service from N worker processes vs the bare-booster app in one process."""
     code = root / "workers"
     code.mkdir(exist_ok=True)
     (code / "tgbench_workers.py").write_text(WORKER_APP)
     (code / "launch.py").write_text(WORKER_LAUNCHER)
     results: dict[tuple[str, str], tuple[float, list[float]]] = {}
-    for launcher in ("uvicorn", "tabguard"):
+    for launcher in launchers:
         port = free_port()
         env = {
             **os.environ,
@@ -342,38 +474,55 @@ def multi_worker(
         base = f"http://127.0.0.1:{port}"
         try:
             wait_for_workers(base, admin, workers)
-            for _ in range(3):  # alternating rounds, so a change of machine load hits both
-                for name, url in (("guarded", "/v1/decisions"), ("bare-fast", "/bare-fast")):
-                    rps, times = load(base, url, key, recs, seconds / 3)
+            for _ in range(3):  # alternating rounds, so a change of machine load hits all
+                runs = [
+                    ("guarded", base, "/v1/decisions"),
+                    ("bare-fast", base, "/bare-fast"),
+                    ("bare-booster", booster_base, "/bare-booster"),
+                ]
+                for name, where, url in runs:
+                    rps, times = load(where, url, key, recs, seconds / 3)
                     old_rps, old_times = results.get((launcher, name), (0.0, []))
                     results[(launcher, name)] = (old_rps + rps / 3, old_times + times)
         finally:
             server.terminate()
             server.wait(60)
     print(
-        f"\nHTTP, {workers} worker processes, 8 keep-alive connections, {seconds:.0f} s per "
-        "endpoint and launcher (3 alternating rounds):"
+        f"\nHTTP, {workers} worker processes vs the bare-booster app in one process, 8 "
+        f"keep-alive connections, {seconds:.0f} s per endpoint (3 alternating rounds):"
     )
-    print(f"  {'launcher':42s} {'endpoint':10s} {'req/s':>8s} {'p50 ms':>8s}")
+    print(f"  {'server':42s} {'endpoint':12s} {'req/s':>8s} {'p50 ms':>8s}")
     labels = {
         "uvicorn": f"uvicorn.run(workers={workers}) (Nagle on)",
         "tabguard": f"run_workers({workers}) (tabguard serve)",
     }
-    for launcher, label in labels.items():
+    for launcher in launchers:
         for name in ("guarded", "bare-fast"):
             rps, times = results[(launcher, name)]
-            print(f"  {label:42s} {name:10s} {rps:8.0f} {pct(times, 50) * 1e3:8.2f}")
-    for name in ("guarded", "bare-fast"):
-        before, after = results[("uvicorn", name)], results[("tabguard", name)]
-        print(
-            f"  {name}: tabguard/uvicorn launcher throughput {after[0] / before[0]:.2f}x, "
-            f"p50 {pct(after[1], 50) / pct(before[1], 50):.2f}x"
-        )
-    for launcher in labels:
+            print(f"  {labels[launcher]:42s} {name:12s} {rps:8.0f} {pct(times, 50) * 1e3:8.2f}")
+    booster = results[(launchers[-1], "bare-booster")]
+    print(
+        f"  {'bare-booster app, 1 process':42s} {'bare-booster':12s} {booster[0]:8.0f} "
+        f"{pct(booster[1], 50) * 1e3:8.2f}"
+    )
+    if "uvicorn" in launchers:
+        for name in ("guarded", "bare-fast"):
+            before, after = results[("uvicorn", name)], results[("tabguard", name)]
+            print(
+                f"  {name}: tabguard/uvicorn launcher throughput {after[0] / before[0]:.2f}x, "
+                f"p50 {pct(after[1], 50) / pct(before[1], 50):.2f}x"
+            )
+    for launcher in launchers:
         g, b = results[(launcher, "guarded")], results[(launcher, "bare-fast")]
         print(
             f"  {launcher} launcher: guarded/bare-fast throughput {g[0] / b[0]:.2f}x, "
             f"p50 {pct(g[1], 50) / pct(b[1], 50):.2f}x"
+        )
+    mine = results.get(("tabguard", "guarded"))
+    if mine is not None:
+        print(
+            f"  guarded ({workers} workers) / bare-booster (1 process) throughput "
+            f"{mine[0] / booster[0]:.2f}x"
         )
 
 
@@ -404,6 +553,11 @@ def main() -> None:
         choices=["all", "single", "workers"],
         default="all",
         help="single: one process and in process; workers: the multi-worker comparison",
+    )
+    parser.add_argument(
+        "--launchers",
+        action="store_true",
+        help="workers: also run uvicorn's own multi-worker launcher (Nagle on, for comparison)",
     )
     args = parser.parse_args()
     from tabguard.serving import load_config, open_keys, resolve_reference
@@ -437,14 +591,30 @@ def main() -> None:
             admin = keys.create("bench-admin", "admin")[1]
         # Profiled once and stored under the home, where every worker process finds it.
         resolve_reference(res.bundle, cfg, reference)
-        if args.only in ("all", "single"):
-            single_process(root, home, key, reference, recs, args)
-        if args.only in ("all", "workers"):
-            multi_worker(root, home, key, admin, recs, args.seconds, args.workers)
+        booster_file = train_booster(df, root / "booster.txt")
+        booster, booster_base = start_bare_booster(booster_file)
+        try:
+            if args.only in ("all", "single"):
+                single_process(root, home, key, reference, booster_base, recs, args)
+            if args.only in ("all", "workers"):
+                launchers = ("uvicorn", "tabguard") if args.launchers else ("tabguard",)
+                multi_worker(
+                    root, home, key, admin, booster_base, recs, args.seconds, args.workers,
+                    launchers,
+                )  # fmt: skip
+        finally:
+            booster.terminate()
+            booster.wait(30)
 
 
 def single_process(
-    root: Path, home: Path, key: str, reference: Path, recs: list[dict[str, Any]], args: Any
+    root: Path,
+    home: Path,
+    key: str,
+    reference: Path,
+    booster_base: str,
+    recs: list[dict[str, Any]],
+    args: Any,
 ) -> None:
     """One uvicorn process: latency and throughput vs the bare endpoints, then in process."""
     port = free_port()
@@ -453,47 +623,46 @@ def single_process(
         [sys.executable, "-c", SERVER, str(root / "model"), str(port), str(reference)], env=env
     )
     base = f"http://127.0.0.1:{port}"
+    bases = {"guarded": base, "bare-booster": booster_base, "bare": base, "bare-fast": base}
+    urls = {
+        "guarded": "/v1/decisions",
+        "bare-booster": "/bare-booster",
+        "bare": "/bare",
+        "bare-fast": "/bare-fast",
+    }
     try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-            lat = latency(client, key, recs, args.requests)
-        # Three alternating rounds per endpoint, so a change of machine load hits all three.
-        done: dict[str, list[float]] = {"guarded": [], "bare": [], "bare-fast": []}
+        wait_ready(base, "/health")
+        with (
+            httpx.Client(base_url=base, timeout=30) as guarded,
+            httpx.Client(base_url=booster_base, timeout=30) as booster,
+        ):
+            lat = latency({"guarded": guarded, "booster": booster}, key, recs, args.requests)
+        # Three alternating rounds per endpoint, so a change of machine load hits all of them.
+        done: dict[str, list[float]] = {name: [] for name in urls}
         for _ in range(3):
-            for name, url in (
-                ("guarded", "/v1/decisions"),
-                ("bare", "/bare"),
-                ("bare-fast", "/bare-fast"),
-            ):
-                done[name].append(throughput(base, url, key, recs, args.seconds / 3))
+            for name, url in urls.items():
+                done[name].append(throughput(bases[name], url, key, recs, args.seconds / 3))
         rps = {name: statistics.mean(v) for name, v in done.items()}
     finally:
         server.terminate()
         server.wait(30)
     n_lat = len(lat["guarded"])
     print(
-        f"\nHTTP, one uvicorn process, same client; {n_lat} alternating requests each, "
+        f"\nHTTP, one uvicorn process each, same client; {n_lat} alternating requests each, "
         f"then {args.seconds:.0f} s at 8 connections each (3 alternating rounds):"
     )
-    print(f"  {'endpoint':36s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s}")
+    print(f"  {'endpoint':42s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s}")
     labels = {
         "guarded": "/v1/decisions (all guards)",
+        "bare-booster": "/bare-booster (FastAPI + Booster.predict)",
         "bare": "/bare (FastAPI + positive_proba)",
         "bare-fast": "/bare-fast (FastAPI + fast path)",
     }
     for name, label in labels.items():
         v = lat[name]
-        print(f"  {label:36s} {pct(v, 50) * 1e3:8.3f} {pct(v, 99) * 1e3:8.3f} {rps[name]:8.0f}")
+        print(f"  {label:42s} {pct(v, 50) * 1e3:8.3f} {pct(v, 99) * 1e3:8.3f} {rps[name]:8.0f}")
     g = lat["guarded"]
-    for other in ("bare", "bare-fast"):
+    for other in ("bare-booster", "bare", "bare-fast"):
         o = lat[other]
         print(
             f"  guarded/{other}: p50 {pct(g, 50) / pct(o, 50):.2f}x, p99 "

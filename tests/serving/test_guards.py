@@ -466,3 +466,36 @@ def test_flag_store_feeds_the_watcher_snapshot() -> None:
     store = MemoryFlagStore()
     store.set("threshold", "0.3", actor="t")
     assert FlagWatcher(store, interval=0).current().flags.threshold == 0.3
+
+
+class RowLog(ListLog):
+    """A log that takes stored rows, as :class:`PredictionLog` does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, Any]] = []
+
+    def append_row(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+
+
+def test_rows_built_on_the_request_path_equal_the_record_rows(
+    models: Models, bundle: ModelBundle, record: dict[str, Any]
+) -> None:
+    from tabguard.serving import record_to_row
+
+    log = RowLog()
+    pipe, key = pipeline_of(models, bundle, log)
+    bodies = [
+        {"subject_id": "ok", "features": record},
+        {"subject_id": "bad", "features": {**record, "AGE": 999}},
+        {"subject_id": "odd", "features": {**record, "AGE": 80.0}, "segment": {"ch": "web"}},
+        {"subject_id": 7},
+    ]
+    contexts = [run(pipe.run(ctx_of(b, auth=f"Bearer {key}"))) for b in bodies]
+    contexts.append(run(pipe.run(ctx_of({"subject_id": "x", "features": record}))))  # 401
+    assert log.records == [] and len(log.rows) == len(contexts)  # rows, no record models
+    assert [c.http_status for c in contexts] == [200, 422, 200, 422, 401]
+    for ctx, row in zip(contexts, log.rows, strict=True):
+        latency = row["latency_ms"] / 1000.0
+        assert row == record_to_row(pipe.record(ctx, latency))

@@ -210,7 +210,7 @@ def test_redis_state_is_shared_between_detectors(
         two = ProbingDetector(CREDIT, config)
         out = []
         for i, det in enumerate((one, two, one, two)):
-            vec = det.encode({**base, "LIMIT_BAL": 1000.0 * (i + 1)})
+            vec = det.encode({**base, "LIMIT_BAL": 100_000.0 * (i + 1)})
             out.append(await det.observe("bank-a", f"s{i}", vec, 0.2, 0.5, now=1e9 + i))
         await one.aclose()
         await two.aclose()
@@ -266,3 +266,139 @@ def test_fast_raw_encoder_equals_the_contract_transform(contract: Contract) -> N
         fast = np.vstack([RawEncoder(c).encode(r) for r in records])
         slow = raw_encoder(c).transform_frame(pd.DataFrame(records))
         np.testing.assert_array_equal(fast, slow)
+
+
+# ---- disguised probing (issue 15.2): compared in the model's space, with a tolerance ---------
+
+
+def walk_of(base: dict[str, Any], name: str, values: list[Any]) -> list[dict[str, Any]]:
+    return [{**base, name: v} for v in values]
+
+
+def disguised(records: list[dict[str, Any]], how: str, seed: int = 0) -> list[dict[str, Any]]:
+    """The queries as an attacker hiding the walk would send them."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, r in enumerate(records):
+        r = dict(r)
+        if how == "nudge":  # a non-gameable amount moved by one unit per query
+            r["BILL_AMT6"] = r["BILL_AMT6"] + i + 1
+        elif how == "jitter":  # every bill amount, a little, at random
+            for k in range(1, 7):
+                r[f"BILL_AMT{k}"] = r[f"BILL_AMT{k}"] + int(rng.integers(-100, 101))
+        elif how == "swap":  # a category the model never reads (protected)
+            r["SEX"] = 1 + (i % 2)
+        elif how == "rounding":  # the credit limit rounded differently each time
+            r["LIMIT_BAL"] = float(r["LIMIT_BAL"] + (i % 3) * 10)
+        out.append(r)
+    return out
+
+
+@pytest.fixture
+def real_base(sample_records: list[dict[str, Any]]) -> dict[str, Any]:
+    return dict(sample_records[3])
+
+
+WALK = [0, 1000, 3000, 8000, 20_000, 60_000, 150_000, 400_000]
+#: A bisection of PAY_AMT1: both ends, then halving towards a boundary near 12,000.
+BISECT = [1_000_000, 0, 500_000, 250_000, 125_000, 62_500, 31_250, 15_625, 7_812, 11_718]
+
+
+@pytest.mark.parametrize("how", ["nudge", "jitter", "swap", "rounding"])
+@pytest.mark.parametrize("values", [WALK, BISECT], ids=["walk", "bisection"])
+def test_disguised_probing_is_flagged_at_the_same_query_as_plain(
+    real_base: dict[str, Any], reference: ReferenceProfile, how: str, values: list[int]
+) -> None:
+    plain = walk_of(real_base, "PAY_AMT1", values)
+    runs = {}
+    for name, queries in (("plain", plain), (how, disguised(plain, how))):
+        detector = ProbingDetector(CREDIT, ProbingConfig(), reference=reference)
+        runs[name] = observe_all(detector, queries)
+    flags = {name: [r.flagged for r in results] for name, results in runs.items()}
+    assert any(flags["plain"])
+    assert flags[how] == flags["plain"]
+    assert [r.signals for r in runs[how]] == [r.signals for r in runs["plain"]]
+
+
+def test_a_change_beyond_the_tolerance_is_still_a_change(
+    real_base: dict[str, Any], reference: ReferenceProfile
+) -> None:
+    # Moving a non-gameable amount by 5% of its spread each query is another application
+    # each time: neither a one-feature walk nor a variation of self-declared values.
+    j = reference.features.index("BILL_AMT6")
+    step = 0.05 * float(reference.high[j] - reference.low[j])
+    queries = [
+        {**q, "BILL_AMT6": round(real_base["BILL_AMT6"] + step * (i + 1))}
+        for i, q in enumerate(walk_of(real_base, "PAY_AMT1", WALK))
+    ]
+    detector = ProbingDetector(CREDIT, ProbingConfig(), reference=reference)
+    results = observe_all(detector, queries)
+    assert not any({"feature_walk", "gameable_variation"} & set(r.signals) for r in results)
+
+
+def test_the_space_follows_the_model_transform(reference: ReferenceProfile) -> None:
+    from tabguard.contract import FeatureTransform, TransformOptions
+    from tabguard.serving._probing import ProbingSpace
+
+    transform = FeatureTransform(
+        CREDIT, TransformOptions(bins=("AGE",), drop=("PAY_AMT6",), neutralize=("PAY_AMT5",))
+    )
+    space = ProbingSpace(CREDIT, transform, reference, share=0.005)
+    names = space.feature_names
+    tol = dict(zip(names, space.tolerance, strict=True))
+    assert tol["PAY_AMT6"] == np.inf and tol["PAY_AMT5"] == np.inf  # never read by the model
+    assert tol["EDUCATION"] == 0 and tol["PAY_0"] < 1  # codes and small integers: exact
+    j = reference.features.index("BILL_AMT1")
+    assert tol["BILL_AMT1"] == pytest.approx(0.005 * (reference.high[j] - reference.low[j]))
+    age = names.index("AGE")
+    x = np.zeros(len(names))
+
+    def binned(v: float) -> float:
+        x[age] = v
+        return float(space.project(x)[age])
+
+    assert binned(31) == binned(39) != binned(41)  # inside a bin is no change; across is one
+    flagged = space.tolerance_for(["BILL_AMT1", "not-a-feature"])
+    assert flagged[names.index("BILL_AMT1")] == np.inf
+    assert space.tolerance_for([]) is space.tolerance
+
+
+def test_a_neutralised_feature_does_not_hide_a_walk(
+    real_base: dict[str, Any], reference: ReferenceProfile
+) -> None:
+    # With the neutralize flag on BILL_AMT6 the model does not read it: changing it is no change.
+    queries = [
+        {**q, "BILL_AMT6": 50_000 * i} for i, q in enumerate(walk_of(real_base, "PAY_AMT1", WALK))
+    ]
+    config = ProbingConfig(walk_min=3, gameable_min=99)
+    detector = ProbingDetector(CREDIT, config, reference=reference)
+
+    async def go() -> list[Any]:
+        return [
+            await detector.observe(
+                "c", "s", detector.encode(q), 0.1, 0.5, now=1000.0 + i, ignore=["BILL_AMT6"]
+            )
+            for i, q in enumerate(queries)
+        ]
+
+    results = asyncio.run(go())
+    assert all("feature_walk" in r.signals for r in results[1:])
+    assert results[3].flagged
+
+
+def test_memory_counts_follow_the_window_without_rescanning(base: dict[str, Any]) -> None:
+    store = MemoryProbingStore(window=10, history=4)
+    detector = ProbingDetector(CREDIT, ProbingConfig(walk_min=99), store=store)
+    walk = [{**base, "LIMIT_BAL": 100_000.0 * (i + 1)} for i in range(6)]
+
+    async def go() -> list[Any]:
+        out = []
+        for i, r in enumerate(walk):  # one query every 4 s; history of 4, window of 10 s
+            out.append(await detector.observe("c", "s", detector.encode(r), 0.1, 0.5, now=4.0 * i))
+        return out
+
+    results = asyncio.run(go())
+    # at t=20 the queries of t=8..16 are in the window (3 walks) plus this one
+    assert [r.counts["feature_walk"] for r in results] == [0, 1, 2, 3, 3, 3]
+    ring = store._clients["c"]
+    assert ring.count == 3 and ring.counts[0] == 3

@@ -30,9 +30,7 @@ _COMMAND_MODULES = [
     "monitor",
     "monitor_alerts",
     "monitor_dashboard",
-    "models",
     "redteam",
-    "retrain",
     "serve",
     "state",
     "train",
@@ -82,11 +80,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 #: Commands that need a whole extra (install it once, not package by package).
-_COMMAND_EXTRA = {
-    "tabguard train": "train",
-    "tabguard demo": "train",
-    "tabguard retrain": "train",
-}
+_COMMAND_EXTRA = {"tabguard train": "train", "tabguard demo": "train"}
 
 
 def _error(exc: Exception) -> NoReturn:

@@ -14,8 +14,18 @@ Strategies
 ``walk`` then ``random`` (decision only)
     First one field at a time through its grid (the cheapest search when one field decides),
     then random combinations of all gameable fields.
+``bisect`` (decision only)
+    For one field at a time, try the two ends of its range; when one is approved, bisect
+    between the application's own value and that end down to one unit (the field's
+    resolution): the approval boundary, bracketed exactly, with the smallest change.
 ``auto``
     ``greedy`` when the first answer carries a score, else ``walk``.
+
+Disguises (any strategy): ``nudge`` adds ``step × i`` to a field on the i-th query (a
+non-gameable amount moved by one unit per query, so no two queries are equal), ``jitter``
+adds a random amount up to ``± size`` to fields on every query, ``swap`` cycles a field
+through its categories. They are what an attacker adds to hide a walk from a detector that
+compares queries for equality.
 
 Adaptation to defences: a ``subject_limit`` 429 makes it switch to a new subject id (farmed
 accounts) while it has some left (``max_subjects``); a wait (``Retry-After``, a delayed
@@ -38,7 +48,7 @@ import numpy as np
 
 from tabguard.contract import Contract, FeatureSpec
 
-Strategy = Literal["auto", "greedy", "walk", "random"]
+Strategy = Literal["auto", "greedy", "walk", "random", "bisect"]
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,12 @@ class AttackConfig:
     goal : str
         The decision it wants (``approve``).
     seed : int
+    nudge : dict of str to float
+        Field -> step: the i-th query sends ``value + step * i`` (clamped to the valid range).
+    jitter : dict of str to float
+        Field -> size: every query adds a uniform random amount in ``[-size, size]``.
+    swap : tuple of str
+        Category fields cycled through their categories, one step per query.
     """
 
     max_queries: int = 300
@@ -188,6 +204,9 @@ class AttackConfig:
     features: tuple[str, ...] | None = None
     goal: str = "approve"
     seed: int = 0
+    nudge: dict[str, float] = field(default_factory=dict)
+    jitter: dict[str, float] = field(default_factory=dict)
+    swap: tuple[str, ...] = ()
 
 
 @dataclass
@@ -275,6 +294,29 @@ class ProbingAttacker:
         # The attacker wants a lower P(positive) when a positive label means a denial.
         self.sign = 1.0 if contract.decision.positive_means == "deny" else -1.0
         self.grids = {n: _grid(contract.features[n], self.config.grid) for n in self.features}
+        disguised = [*self.config.nudge, *self.config.jitter, *self.config.swap]
+        unknown = [n for n in disguised if n not in contract.features]
+        if unknown:
+            raise ValueError(
+                f"nudge, jitter and swap must name features of contract {contract.name!r}; "
+                f"got unknown {unknown}"
+            )
+        self._noise = np.random.default_rng(self.config.seed + 1)
+
+    def disguise(self, features: Mapping[str, Any], query: int) -> dict[str, Any]:
+        """The features as sent on query number ``query`` (1-based), disguises applied."""
+        out = dict(features)
+        cfg = self.config
+        for name, step in cfg.nudge.items():
+            out[name] = _moved(self.contract.features[name], out.get(name), step * query)
+        for name, size in cfg.jitter.items():
+            delta = float(self._noise.uniform(-size, size))
+            out[name] = _moved(self.contract.features[name], out.get(name), delta)
+        for name in cfg.swap:
+            cats = self.contract.features[name].categories or []
+            if cats and out.get(name) in cats:
+                out[name] = cats[(cats.index(out[name]) + query) % len(cats)]
+        return out
 
     def attack(self, record: Mapping[str, Any], subject_prefix: str = "attacker") -> AttackResult:
         """Attack one application until the goal decision or the end of the budget."""
@@ -291,6 +333,8 @@ class ProbingAttacker:
                 found = self._greedy(state, dict(record), first, rng)
             elif strategy == "walk":
                 found = self._walk(state, dict(record), rng) or self._random(state, record, rng)
+            elif strategy == "bisect":
+                found = self._bisect(state, dict(record), rng) or self._random(state, record, rng)
             else:
                 found = self._random(state, record, rng)
         except _StopAttackError as stop:
@@ -350,6 +394,35 @@ class ProbingAttacker:
                     return candidate
         return None
 
+    def _bisect(
+        self, state: _State, record: dict[str, Any], rng: np.random.Generator
+    ) -> dict[str, Any] | None:
+        for name in (str(n) for n in rng.permutation(self.features)):
+            spec = self.contract.features[name]
+            grid = self.grids[name]
+            if not spec.is_numeric or len(grid) < 2 or record.get(name) is None:
+                continue
+            start = float(record[name])
+            for end in (grid[-1], grid[0]):
+                if _same(start, end):
+                    continue
+                candidate = {**record, name: end}
+                if state.ask(candidate).decision != self.config.goal:
+                    continue
+                # denied at `start`, approved at `end`: halve the interval to one unit
+                denied, approved = start, float(end)
+                unit = 1.0 if spec.type == "integer" else 10.0 ** -(spec.decimals or 2)
+                while abs(approved - denied) > unit:
+                    mid = _value(spec, (denied + approved) / 2)
+                    if _same(mid, denied) or _same(mid, approved):
+                        break
+                    if state.ask({**record, name: mid}).decision == self.config.goal:
+                        approved = float(mid)
+                    else:
+                        denied = float(mid)
+                return {**record, name: _value(spec, approved)}
+        return None
+
     def _random(
         self, state: _State, record: Mapping[str, Any], rng: np.random.Generator
     ) -> dict[str, Any] | None:
@@ -384,7 +457,8 @@ class _State:
             if self.queries >= self.config.max_queries:
                 raise _StopAttackError("max_queries")
             self.queries += 1
-            ans = self.attacker.target.decide(self.subject, features)
+            sent = self.attacker.disguise(features, self.queries)
+            ans = self.attacker.target.decide(self.subject, sent)
             self.waited += ans.waited
             self.trace.append({"q": self.queries, "subject": self.subject, **asdict(ans)})
             if ans.status == 200:
@@ -424,6 +498,25 @@ class _State:
             final=final,
             trace=self.trace,
         )
+
+
+def _value(spec: FeatureSpec, x: float) -> Any:
+    """``x`` as the field's type (integers rounded, numbers to their precision)."""
+    if spec.type == "integer":
+        return round(x)
+    return round(x, spec.decimals) if spec.decimals is not None else x
+
+
+def _moved(spec: FeatureSpec, value: Any, delta: float) -> Any:
+    """A numeric value moved by ``delta`` and kept within the valid range."""
+    if value is None or not spec.is_numeric:
+        return value
+    x = float(value) + delta
+    if spec.min is not None:
+        x = max(x, float(spec.min))
+    if spec.max is not None:
+        x = min(x, float(spec.max))
+    return _value(spec, x)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -312,10 +312,6 @@ class ServerConfig(BaseModel):
         rules (``tabguard monitor run`` in a background thread). Off by default.
     monitor_every : float
         Seconds between in-process monitor turns.
-    model_interval : float
-        Seconds between checks of ``$TABGUARD_HOME/models.json``, the deployment pointer that
-        ``tabguard models promote|rollback`` rewrite (a promoted model goes live within this,
-        without a restart); 0 turns the watch off.
     trusted_proxies : list of str
         Addresses or networks of reverse proxies whose ``X-Forwarded-For`` names the source
         address (for the failed-authentication limits); empty: the TCP peer is the source.
@@ -341,7 +337,6 @@ class ServerConfig(BaseModel):
     metrics_require_key: bool = False
     monitor: str | None = None
     monitor_every: float = Field(default=60.0, ge=1, le=86400)
-    model_interval: float = Field(default=2.0, ge=0, le=3600)
     trusted_proxies: list[str] = Field(default_factory=list)
 
     @field_validator("trusted_proxies", mode="before")
@@ -382,6 +377,10 @@ class ProbingConfig(BaseModel):
         Most recent queries kept per client.
     max_changed : int
         A query differing from an earlier one in 1..max_changed features is a walk step.
+    tolerance : float
+        Share of a number's spread (reference 0.5-99.5% range, else its clip or valid range)
+        up to which two values are the same value to the detector: nudges, jitter and
+        rounding below it do not hide a walk (docs/serving.md, probing detection).
     walk_min, gameable_min, boundary_min, ood_min : int
         Queries with the signal, within the window, that flag the client.
     boundary_margin : float
@@ -406,6 +405,7 @@ class ProbingConfig(BaseModel):
     window: float = Field(default=600.0, gt=0, le=30 * 86400)
     history: int = Field(default=100, ge=2, le=10_000)
     max_changed: int = Field(default=1, ge=1, le=10)
+    tolerance: float = Field(default=0.005, ge=0, le=0.2)
     walk_min: int = Field(default=5, ge=1)
     gameable_min: int = Field(default=3, ge=1)
     boundary_min: int = Field(default=8, ge=1)

@@ -36,8 +36,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import re
+import threading
 import time
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,18 +47,20 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from tabguard.errors import BackendUnavailableError, FieldError
 from tabguard.serving._authlimit import AUTH_FAILURES
 from tabguard.serving._config import DEFAULT_MAX_BODY_BYTES
 from tabguard.serving._decision import DecisionPolicy, DelayedDecisions, StoredDecision
 from tabguard.serving._keys import bearer_token, split_key
-from tabguard.serving._record import PredictionRecord
+from tabguard.serving._record import PredictionRecord, build_row, dumps_json
 
 if TYPE_CHECKING:
     from tabguard.contract import FeatureTransform, RecordValidator
     from tabguard.flags import FlagSnapshot
     from tabguard.serving._authlimit import AuthThrottle
+    from tabguard.serving._compiled import CompiledRecord, CompiledTransform
     from tabguard.serving._keys import ApiClient, KeyCache
     from tabguard.serving._limits import AsyncRateLimiter, RateDecision
     from tabguard.serving._log import PredictionLog, Status
@@ -88,6 +92,41 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+class _RandomIds:
+    """Random version-4 UUIDs as hex, from a buffer of ``os.urandom`` bytes.
+
+    ``uuid.uuid4()`` asks the kernel for 16 bytes per call; one system call per request is
+    measurable on the request path (and costly in sandboxed kernels). The bytes are the
+    same kernel randomness, read 4 KiB at a time.
+    """
+
+    def __init__(self, chunk: int = 4096) -> None:
+        self.chunk = chunk
+        self._buffer = b""
+        self._pos = 0
+        self._lock = threading.Lock()
+        # A forked child must not hand out the ids its parent's buffer still holds.
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer, self._pos = b"", 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._pos + 16 > len(self._buffer):
+                self._buffer, self._pos = os.urandom(self.chunk), 0
+            raw = self._buffer[self._pos : self._pos + 16]
+            self._pos += 16
+        h = raw.hex()
+        # The version (4) and variant (10xx) bits of RFC 4122, as uuid4() sets them.
+        return f"{h[:12]}4{h[13:16]}{'89ab'[int(h[16], 16) & 3]}{h[17:]}"
+
+
+#: A new decision id (32 hex characters, a random UUID version 4).
+new_decision_id = _RandomIds()
+
+
 @dataclass(eq=False)
 class RequestContext:
     """Everything the steps read and write about one decision request.
@@ -110,6 +149,8 @@ class RequestContext:
     features: dict[str, Any] | None = None
     segment: dict[str, Any] = field(default_factory=dict)
     shape_errors: list[FieldError] = field(default_factory=list)
+    #: The raw encoding of valid features (``_compiled.py``), when the compiled check took them.
+    vector: np.ndarray | None = None
     scorer: str | None = None
     fast: FastScorer | None = None
     row: np.ndarray | None = None
@@ -151,7 +192,7 @@ class RequestContext:
         """
         at = clock()
         return cls(
-            decision_id=uuid.uuid4().hex,
+            decision_id=new_decision_id(),
             timestamp=at,
             started=time.perf_counter(),
             now=at.timestamp(),
@@ -252,13 +293,6 @@ async def guarded_authenticate(
         return await authenticate(keys, authorization, scope)
     if throttle.active and keys.known(bearer_token(authorization)) is None:
         block = throttle.blocked(source, authorization)
-        if block is not None and block.what == "key_id":
-            # Key ids are not secret: anyone can get one blocked by sending wrong secrets for
-            # it. The key is still checked so that its owner is not locked out (after a restart
-            # the cache does not know it yet); only a wrong secret gets the 429 below.
-            client, rejection = await authenticate(keys, authorization, scope)
-            if rejection is None or rejection.reason not in AUTH_FAILURES:
-                return client, rejection
         if block is not None:
             await throttle.hold(block)  # the tarpit: a flooding connection waits for its 429
             wait = block.retry_after_header
@@ -445,7 +479,68 @@ class ParseBody(Guard):
 
 
 def parse_json(body: bytes) -> tuple[Any, FieldError | None]:
-    """Decode strict JSON (no NaN/Infinity literals); return the value or the error."""
+    """Decode strict JSON (no NaN/Infinity literals); return the value or the error.
+
+    orjson reads ordinary bodies; a body it refuses, or that might hold a duplicate key or an
+    integer beyond 64 bits (which orjson would read as a float), is read again by the standard
+    library with the checks below, so every body gets the same value or the same error.
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _parse_json_strict(body)
+    members = _members(payload)
+    if members < 0 or not _no_duplicate_keys(body, members):
+        return _parse_json_strict(body)
+    return payload, None
+
+
+#: A JSON string (its colons are not member separators).
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+#: orjson reads an integer beyond 64 bits as a float: such floats send the body to the
+#: standard library, which keeps the integer.
+_BIG = float(2**63)
+
+
+def _no_duplicate_keys(body: bytes, members: int) -> bool:
+    """Whether the text holds as many object members as the decoded value (no key twice).
+
+    Every member of the text has one colon outside strings; the decoded value keeps a
+    duplicated key once. Counting all colons is enough unless a string holds one.
+    """
+    colons = body.count(b":")
+    if colons == members:
+        return True
+    inside = sum(m.group().count(b":") for m in _STRING.finditer(body))
+    return colons - inside == members
+
+
+def _members(value: Any) -> int:
+    """Object members of a decoded value (a duplicate key kept once); -1 for a huge float.
+
+    Iterative: orjson accepts nesting deeper than Python's recursion limit.
+    """
+    t = type(value)
+    if t is not dict and t is not list:
+        return -1 if t is float and not -_BIG < value < _BIG else 0
+    n = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        items = v.values() if type(v) is dict else v
+        if type(v) is dict:
+            n += len(v)
+        for x in items:
+            t = type(x)
+            if t is dict or t is list:
+                stack.append(x)
+            elif t is float and not -_BIG < x < _BIG:
+                return -1
+    return n
+
+
+def _parse_json_strict(body: bytes) -> tuple[Any, FieldError | None]:
+    """The standard library's reading, with duplicate keys and constants refused."""
     if not body.strip():
         return None, FieldError(
             "body", "required", None, "the request body is empty; send a JSON object"
@@ -596,15 +691,26 @@ class ClientLimit(_LimitStep):
 
 
 class Validate(Guard):
-    """The contract's rules on the features, plus the body-shape errors of :class:`ParseBody`."""
+    """The contract's rules on the features, plus the body-shape errors of :class:`ParseBody`.
+
+    With a :class:`~tabguard.serving._compiled.CompiledRecord`, an ordinary valid record is
+    accepted in one pass and its raw encoding kept for the next steps; any other record goes
+    through the :class:`~tabguard.contract.RecordValidator`, which names every error.
+    """
 
     name = "validate"
 
-    def __init__(self, validator: RecordValidator) -> None:
+    def __init__(self, validator: RecordValidator, compiled: CompiledRecord | None = None) -> None:
         self.validator = validator
+        self.compiled = compiled
 
     async def run(self, ctx: RequestContext) -> Rejection | None:
         """Reject with 422 (413 for an oversized body) listing every error."""
+        if self.compiled is not None and not ctx.shape_errors and ctx.features is not None:
+            vector = self.compiled.encode(ctx.features)
+            if vector is not None:
+                ctx.vector = vector
+                return None
         errors = list(ctx.shape_errors)
         if ctx.features is not None:
             errors += self.validator.errors(ctx.features)
@@ -647,12 +753,20 @@ class Models:
 
 
 class Sanitise(Guard):
-    """The model's contract transform: clip, neutral values, coarse bins, encoding."""
+    """The model's contract transform: clip, neutral values, coarse bins, encoding.
+
+    ``compiled`` maps a transform (by ``id``) to its
+    :class:`~tabguard.serving._compiled.CompiledTransform`, used when the validate step kept
+    the record's raw encoding; otherwise :meth:`FeatureTransform.transform_record` runs.
+    """
 
     name = "sanitise"
 
-    def __init__(self, models: Models) -> None:
+    def __init__(
+        self, models: Models, compiled: Mapping[int, CompiledTransform] | None = None
+    ) -> None:
         self.models = models
+        self.compiled = dict(compiled or {})
 
     async def run(self, ctx: RequestContext) -> Rejection | None:
         """Pick the scorer from the ``model`` flag and transform the features."""
@@ -664,9 +778,15 @@ class Sanitise(Guard):
             ctx.act("model", "unavailable", scorer=wanted, using=ctx.scorer)
         neutralize = ctx.flags.flags.neutralize
         transform = (ctx.fast or self.models.main).scorer.transform
-        row, steps = transform.transform_record(ctx.features, neutralize)
+        compiled = self.compiled.get(id(transform)) if ctx.vector is not None else None
+        guarded: dict[str, Any] | None = None
+        if compiled is not None and ctx.vector is not None:
+            row, steps = compiled.apply(ctx.vector, neutralize)
+            guarded = compiled.features(row[0])
+        else:
+            row, steps = transform.transform_record(ctx.features, neutralize)
         ctx.row = row
-        ctx.guarded = guarded_features(transform, row[0])
+        ctx.guarded = guarded if guarded is not None else guarded_features(transform, row[0])
         for item in steps:
             action, _, name = item.partition(":")
             change = {"field": name, "from": ctx.features.get(name), "to": ctx.guarded.get(name)}
@@ -763,9 +883,15 @@ class DetectProbing(Guard):
         """Observe the query; flag, throttle or override a flagged client's decision."""
         if ctx.client is None or ctx.features is None or ctx.decision is None:
             return None
-        vector = self.detector.encode(ctx.features)
+        vector = ctx.vector if ctx.vector is not None else self.detector.encode(ctx.features)
         result = await self.detector.observe(
-            ctx.client.name, ctx.subject_id, vector, ctx.score, ctx.threshold, now=ctx.now
+            ctx.client.name,
+            ctx.subject_id,
+            vector,
+            ctx.score,
+            ctx.threshold,
+            now=ctx.now,
+            ignore=ctx.flags.flags.neutralize,
         )
         if not result.available:
             ctx.act(self.name, "unavailable", reason="probing_store_unavailable")
@@ -897,6 +1023,9 @@ class GuardPipeline:
         self.segment_features = list(segment_features)
         self.refusals = refusals
         self.log_errors = 0
+        # Logs that take stored rows get them built directly (no record model per request).
+        self._append_row = getattr(log, "append_row", None)
+        self._flags_json: tuple[Any, str] | None = None
 
     async def run(self, ctx: RequestContext) -> RequestContext:
         """Run every step; the context holds the response and was logged."""
@@ -933,6 +1062,8 @@ class GuardPipeline:
         try:
             if self.refusals is not None and ctx.auth_failure is not None:
                 self._summarise(ctx, latency)
+            elif self._append_row is not None:
+                self._append_row(self.row(ctx, latency))
             else:
                 record = self.record(ctx, latency)
                 if self.log is not None:
@@ -960,6 +1091,38 @@ class GuardPipeline:
             body=ctx.body,
             flags=ctx.flags,
             latency_ms=latency * 1000.0,
+        )
+
+    def row(self, ctx: RequestContext, latency: float) -> dict[str, Any]:
+        """The stored row of a finished request (``record_to_row(self.record(...))``)."""
+        snap = ctx.flags
+        cached = self._flags_json
+        if cached is None or cached[0] is not snap:
+            cached = self._flags_json = (
+                snap,
+                dumps_json({**snap.flags.to_dict(), "version": snap.version}),
+            )
+        return build_row(
+            decision_id=ctx.decision_id,
+            timestamp=ctx.timestamp,
+            client=ctx.client.name if ctx.client else None,
+            subject_id=ctx.subject_id
+            if ctx.subject_id is not None
+            else _raw_subject(ctx.raw, ctx.features),
+            raw=ctx.raw if ctx.raw is not None else {"_body": _text(ctx.body)},
+            features=ctx.guarded,
+            guard_actions=ctx.actions,
+            flags_json=cached[1],
+            model_name=ctx.scorer,
+            model_version=ctx.model_version,
+            score=ctx.score,
+            decision=ctx.decision,
+            status=ctx.status,
+            errors=ctx.errors,
+            segment=ctx.segment,
+            probing=ctx.probing,
+            latency_ms=latency * 1000.0,
+            available_at=ctx.available_at,
         )
 
     def record(self, ctx: RequestContext, latency: float) -> PredictionRecord:
@@ -992,19 +1155,20 @@ class GuardPipeline:
         m = self.metrics
         if m is None:
             return
+        inc, observe = m.inc, m.observe
         segment = ""
         if ctx.status in ("accepted", "delayed") and ctx.features is not None:
             segment = ",".join(f"{n}={ctx.features.get(n)}" for n in self.segment_features)
-        m.requests.labels(ctx.status, ctx.decision or "none", segment).inc()
+        inc(m.requests, ctx.status, ctx.decision or "none", segment)
         if self.segment_labels is not None:
             decision = ctx.decision or "none"
             for key, value in self.segment_labels.of(ctx.features, ctx.segment):
-                m.decisions.labels(key, value, ctx.status, decision).inc()
+                inc(m.decisions, key, value, ctx.status, decision)
                 if ctx.score is not None:
-                    m.scores.labels(key, value).observe(ctx.score)
-        m.latency.labels(ctx.status).observe(latency)
+                    observe(m.scores, ctx.score, key, value)
+        observe(m.latency, latency, ctx.status)
         for action in ctx.actions:
-            m.guard_actions.labels(action["step"], action["action"]).inc()
+            inc(m.guard_actions, action["step"], action["action"])
             reason = action.get("reason")
             if action["action"] in ("fail_open", "unavailable") or reason in (
                 "key_store_unavailable",

@@ -27,10 +27,9 @@ import atexit
 import contextlib
 import logging
 import os
-import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -153,6 +152,62 @@ class _Marker:
 _Item = tuple[dict[str, Any], int]
 
 
+class _Inbox:
+    """The writer thread's queue, woken per batch rather than per record.
+
+    A queue whose ``put`` wakes a waiting consumer costs two thread switches (and two GIL
+    hand-overs) per record: the writer wakes for each row, takes it, and sleeps again while
+    the request path waits for the GIL. Here appends only wake the writer once a batch is
+    full or a marker (flush, replay, stop) arrives; otherwise it wakes on its own every
+    ``flush_interval``. ``deque.append`` and ``popleft`` are atomic, so the request path takes
+    no lock.
+    """
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self._items: deque[_Item | _Marker] = deque()
+        self._wake = threading.Event()
+        self._markers = 0
+        self._marker_lock = threading.Lock()  # markers are rare; rows take no lock
+
+    def put(self, item: _Item) -> None:
+        self._items.append(item)
+        if len(self._items) >= self.batch_size:
+            self._wake.set()
+
+    def put_marker(self, marker: _Marker) -> None:
+        with self._marker_lock:
+            self._markers += 1
+            self._items.append(marker)
+        self._wake.set()
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a batch is ready, a marker came, or ``timeout`` seconds passed."""
+        if len(self._items) < self.batch_size and self._markers <= 0:
+            self._wake.wait(timeout)
+        self._wake.clear()
+
+    def take(self, limit: int) -> tuple[list[_Item], list[_Marker]]:
+        """Up to ``limit`` items, stopping after the first marker."""
+        items: list[_Item] = []
+        markers: list[_Marker] = []
+        while len(items) < limit:
+            try:
+                item = self._items.popleft()
+            except IndexError:
+                break
+            if isinstance(item, _Marker):
+                with self._marker_lock:
+                    self._markers -= 1
+                markers.append(item)
+                break
+            items.append(item)
+        return items, markers
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
 class PredictionLog:
     """The prediction log: journaled appends, batched writes, a disk spool for outages.
 
@@ -228,7 +283,7 @@ class PredictionLog:
             if journal_dir is not None
             else None
         )
-        self._queue: queue.SimpleQueue[_Item | _Marker] = queue.SimpleQueue()
+        self._queue = _Inbox(batch_size)
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._recent_max = recent
         self._recent_lock = threading.Lock()
@@ -337,20 +392,18 @@ class PredictionLog:
             self._closed = True
             if self._thread.is_alive():
                 marker = _Marker("stop")
-                self._queue.put(marker)
+                self._queue.put_marker(marker)
                 marker.done.wait(timeout)
             self._thread.join(timeout)
         # An append that raced with close() may have queued behind the stop marker.
         leftovers: list[dict[str, Any]] = []
         while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+            items, markers = self._queue.take(1 << 30)
+            if not items and not markers:
                 break
-            if isinstance(item, _Marker):
-                item.done.set()
-            else:
-                leftovers.append(item[0])
+            for marker in markers:
+                marker.done.set()
+            leftovers += [row for row, _ in items]
         if leftovers or self._held:
             self._spool_rows(leftovers + self._take_held())
         if self.journal is not None:
@@ -364,7 +417,7 @@ class PredictionLog:
         if self._closed or not self._thread.is_alive():
             return True
         marker = _Marker(kind)
-        self._queue.put(marker)
+        self._queue.put_marker(marker)
         return marker.done.wait(timeout)
 
     def __enter__(self) -> Self:
@@ -423,27 +476,11 @@ class PredictionLog:
                 return
 
     def _collect(self) -> tuple[list[_Item], list[_Marker]]:
-        items: list[_Item] = []
-        markers: list[_Marker] = []
         wait_max = self.flush_interval
         if self.journal is not None:
             wait_max = min(wait_max, self.journal.sync_due())
-        deadline = time.monotonic() + wait_max
-        while len(items) < self.batch_size:
-            wait = deadline - time.monotonic()
-            try:
-                item = (
-                    self._queue.get(timeout=max(wait, 0.0))
-                    if wait > 0
-                    else self._queue.get_nowait()
-                )
-            except queue.Empty:
-                break
-            if isinstance(item, _Marker):
-                markers.append(item)
-                break
-            items.append(item)
-        return items, markers
+        self._queue.wait(max(wait_max, 0.0))
+        return self._queue.take(self.batch_size)
 
     def _stored(self, items: list[_Item]) -> None:
         """Tell the journal which of its rows are now in the database or the spool."""

@@ -11,6 +11,7 @@ per metric).
 
 from __future__ import annotations
 
+import bisect
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +108,7 @@ class ServiceMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._fast: dict[tuple[Any, ...], Any] = {}
         self.multiprocess = multiprocess_mode()
         reg: CollectorRegistry | None
         if self.multiprocess:
@@ -219,6 +221,52 @@ class ServiceMetrics:
             "The model served: version, scorer and scoring path.",
             ("version", "scorer", "path"),
         )
+
+    def inc(self, metric: Counter, *labels: str) -> None:
+        """``metric.labels(*labels).inc()`` for the request path (the child looked up once)."""
+        key = (id(metric), *labels)
+        value = self._fast.get(key)
+        if value is None:
+            value = self._fast_child(key, metric, labels, histogram=False)
+        value.inc(1)
+
+    def observe(self, metric: Histogram, amount: float, *labels: str) -> None:
+        """``metric.labels(*labels).observe(amount)`` for the request path.
+
+        The bucket is found by bisection and the child's sum and bucket counters are updated
+        directly (prometheus-client's own ``observe`` scans the buckets in Python); a client
+        release without those attributes gets the public ``observe``.
+        """
+        key = (id(metric), *labels)
+        parts = self._fast.get(key)
+        if parts is None:
+            parts = self._fast_child(key, metric, labels, histogram=True)
+        total, bounds, buckets = parts
+        if buckets is None:
+            total.observe(amount)
+            return
+        i = bisect.bisect_left(bounds, amount)
+        total.inc(amount)
+        if i < len(buckets):
+            buckets[i].inc(1)
+
+    def _fast_child(self, key: tuple[Any, ...], metric: Any, labels: Any, histogram: bool) -> Any:
+        if len(self._fast) > 100_000:  # label sets are bounded; a guard all the same
+            self._fast.clear()
+        child = metric.labels(*labels)
+        value = getattr(child, "_value", None)
+        if histogram:
+            total = getattr(child, "_sum", None)
+            bounds = getattr(child, "_upper_bounds", None)
+            buckets = getattr(child, "_buckets", None)
+            if total is None or bounds is None or buckets is None or len(bounds) != len(buckets):
+                parts: Any = (child, None, None)
+            else:
+                parts = (total, list(bounds), list(buckets))
+        else:
+            parts = value if value is not None and hasattr(value, "inc") else child
+        self._fast[key] = parts
+        return parts
 
     def observe_flags(
         self, snap: FlagSnapshot, threshold: float, delay: float, stale: bool

@@ -2,7 +2,7 @@
 
 Attackers learn a model by trial and error (seed 002); extraction and membership attacks
 query it with synthetic data (seed 000). Per API client, the detector keeps the recent queries
-(raw attributes, encoded) with their scores and raises these signals:
+with their signals and raises these signals:
 
 ``feature_walk``
     queries that differ from an earlier query of the window in at most ``max_changed``
@@ -16,23 +16,36 @@ query it with synthetic data (seed 000). Per API client, the detector keeps the 
 ``out_of_distribution``
     queries far from the training data (see :class:`ReferenceProfile`).
 
+"Differ" and "equal" are read in the served model's space (:class:`ProbingSpace`), with a
+tolerance per feature, so that a change the model cannot see, or a change below a feature's
+resolution, is no change: features the model never reads (protected, dropped, neutralised by
+the model's options or the ``neutralize`` flag) are ignored; features the model bins compare
+their bin; categories their code; numbers compare with a tolerance of ``tolerance`` (0.5%) of
+the feature's spread in the reference data (0.5-99.5% range; without a reference, the
+contract's clip or valid range). Nudging a non-gameable amount by one unit per query, jittering
+several of them a little, rounding, or swapping categories the model reads as one, do not
+hide a walk. Values are compared before clipping, so a walk beyond a clip edge still shows.
+
 Each query carries the signals it shows (logged with it). A client is *flagged* when, within
 ``window`` seconds, at least ``walk_min``/``gameable_min``/``boundary_min``/``ood_min`` of its
 queries show a signal; the flag lasts ``cooldown`` seconds and ``action`` applies meanwhile:
 ``flag`` (log and metrics only), ``throttle`` (the client is limited to ``throttle``, 429 beyond),
 ``review`` or ``deny`` (its decisions are overridden). Nothing in the detector names a
-feature or a value: it reads the contract (which features are gameable) and the reference
-profile.
+feature or a value: it reads the contract (which features are gameable), the model's
+transform and the reference profile.
 
-State lives in process memory (``storage = "memory://"``: each worker sees its own share of
-the traffic) or in Redis (``redis://...``: shared by workers and replicas). If Redis fails,
-detection is skipped for that request and counted; the request itself is never refused for it.
+State lives in process memory (``storage = "memory://"``: a ring of the last ``history``
+queries per client with the signal counts kept up to date, so a query costs one compiled scan
+and no copy; each worker process sees only the queries it served) or in Redis
+(``redis://...``: one list of packed entries per client, shared by workers and replicas). If
+Redis fails, detection is skipped for that request and counted; the request itself is never
+refused for it.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-import json
 import math
 import threading
 import time
@@ -48,7 +61,7 @@ from tabguard.serving._config import ProbingConfig
 from tabguard.storage import redact_url, store_kind
 
 if TYPE_CHECKING:
-    from tabguard.contract import Contract
+    from tabguard.contract import Contract, FeatureTransform
     from tabguard.serving._reference import ReferenceProfile
 
 Signal = Literal["feature_walk", "gameable_variation", "boundary", "out_of_distribution"]
@@ -61,6 +74,7 @@ SIGNALS: tuple[Signal, ...] = (
 Action = Literal["flag", "throttle", "review", "deny"]
 #: One bit per signal, so a client's history counts signals with a few array operations.
 SIGNAL_BITS: dict[str, int] = {s: 1 << i for i, s in enumerate(SIGNALS)}
+_N_SIGNALS = len(SIGNALS)
 
 
 def signal_bits(signals: Iterable[str]) -> int:
@@ -71,9 +85,13 @@ def signal_bits(signals: Iterable[str]) -> int:
     return out
 
 
+def _bit_counts(bits: int) -> list[int]:
+    return [(bits >> i) & 1 for i in range(_N_SIGNALS)]
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One remembered query of a client."""
+    """One remembered query of a client (its vector in the compared space)."""
 
     at: float
     subject: str | None
@@ -85,40 +103,94 @@ class Entry:
 class ClientState:
     """A client's recent queries within the window and its flag expiry.
 
+    The queries are rows ``(start + i) % len(vectors)`` for ``i < count`` (a ring in memory;
+    plain rows, ``start = 0``, from Redis).
+
     Attributes
     ----------
     vectors : ndarray of shape (k, n_features)
-        The encoded queries (k may be 0).
+        The queries in the compared space (:class:`ProbingSpace`).
     bits : ndarray of shape (k,)
         The signals each of them showed, as bits of :data:`SIGNAL_BITS`.
     flagged_until : float
         Epoch seconds until which the client stays flagged.
+    start, count : int
+        Where the live queries are (default: all rows).
+    counts : list of int, optional
+        Live queries with each signal (kept up to date by the memory store).
     """
 
     vectors: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     bits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     flagged_until: float = 0.0
+    start: int = 0
+    count: int = -1
+    counts: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            self.count = len(self.bits)
+
+    def signal_counts(self) -> list[int]:
+        """Live queries with each signal."""
+        if self.counts is not None:
+            return self.counts
+        bits = self.bits[: self.count] if self.start == 0 else self.live_bits()
+        return [int(np.count_nonzero(bits & (1 << i))) for i in range(_N_SIGNALS)]
+
+    def live_bits(self) -> np.ndarray:
+        """The bits of the live queries."""
+        cap = len(self.bits)
+        idx = (self.start + np.arange(self.count)) % max(cap, 1)
+        return self.bits[idx]
 
 
 class _Ring:
-    """A client's last ``size`` queries in preallocated arrays (no per-request allocation)."""
+    """A client's last ``size`` queries in preallocated arrays, with live signal counts.
+
+    Queries arrive in time order; those older than the window leave from the oldest end, and
+    the counts follow, so a query never rescans the history to count.
+    """
 
     def __init__(self, size: int, width: int) -> None:
         self.times = np.full(size, -np.inf)
         self.vectors = np.zeros((size, width))
         self.bits = np.zeros(size, dtype=np.int64)
-        self.pos = 0
+        self.start = 0
+        self.count = 0
+        self.counts = [0] * _N_SIGNALS
         self.flagged_until = 0.0
 
-    def push(self, entry: Entry) -> None:
-        self.times[self.pos] = entry.at
-        self.vectors[self.pos] = entry.vector
-        self.bits[self.pos] = signal_bits(entry.signals)
-        self.pos = (self.pos + 1) % len(self.times)
+    def _drop_oldest(self) -> None:
+        b = int(self.bits[self.start])
+        if b:
+            for i in range(_N_SIGNALS):
+                self.counts[i] -= (b >> i) & 1
+        self.start = (self.start + 1) % len(self.times)
+        self.count -= 1
 
-    def recent(self, now: float, window: float) -> ClientState:
-        idx = np.flatnonzero(now - self.times <= window)
-        return ClientState(self.vectors[idx], self.bits[idx], self.flagged_until)
+    def expire(self, now: float, window: float) -> None:
+        times = self.times
+        while self.count and now - times[self.start] > window:
+            self._drop_oldest()
+
+    def push(self, at: float, vector: np.ndarray, bits: int) -> None:
+        size = len(self.times)
+        if self.count == size:
+            self._drop_oldest()
+        pos = (self.start + self.count) % size
+        self.times[pos] = at
+        self.vectors[pos] = vector
+        self.bits[pos] = bits
+        self.count += 1
+        if bits:
+            for i in range(_N_SIGNALS):
+                self.counts[i] += (bits >> i) & 1
+
+    def state(self) -> ClientState:
+        return ClientState(
+            self.vectors, self.bits, self.flagged_until, self.start, self.count, list(self.counts)
+        )
 
 
 @dataclass(frozen=True)
@@ -163,7 +235,11 @@ class ProbingStore(Protocol):
 
 
 class MemoryProbingStore:
-    """Probing state in this process (bounded: least recently seen clients are forgotten)."""
+    """Probing state in this process (bounded: least recently seen clients are forgotten).
+
+    :meth:`load` returns views of the client's ring (no copy): the detector reads them before
+    its :meth:`save`, on the event loop, with nothing in between.
+    """
 
     def __init__(self, window: float, history: int, max_clients: int = 10_000) -> None:
         self.window = window
@@ -176,16 +252,19 @@ class MemoryProbingStore:
         """Return the client's queries within the window."""
         with self._lock:
             ring = self._clients.get(client)
-            return ClientState() if ring is None else ring.recent(now, self.window)
+            if ring is None:
+                return ClientState()
+            ring.expire(now, self.window)
+            return ring.state()
 
     async def save(self, client: str, entry: Entry, flagged_until: float | None) -> None:
         """Append ``entry`` to the client's history."""
         with self._lock:
             ring = self._clients.get(client)
-            if ring is None:
+            if ring is None or ring.vectors.shape[1] != len(entry.vector):
                 ring = self._clients[client] = _Ring(self.history, len(entry.vector))
             self._clients.move_to_end(client)
-            ring.push(entry)
+            ring.push(entry.at, entry.vector, signal_bits(entry.signals))
             if flagged_until is not None:
                 ring.flagged_until = flagged_until
             while len(self._clients) > self.max_clients:
@@ -198,8 +277,10 @@ class MemoryProbingStore:
 class RedisProbingStore:
     """Probing state in Redis, shared by every worker and replica.
 
-    One list per client (newest first, trimmed to ``history``, expiring after ``window``) and
-    one key holding the flag expiry. Two round trips per request.
+    One list per client (newest first, trimmed to ``history``, expiring after ``window``) of
+    packed entries (time, signal bits and the vector as float64 bytes, so a load is one
+    ``frombuffer``), and one key holding the flag expiry. Two round trips per request.
+    Entries of another width (another contract, an older format) are skipped.
     """
 
     def __init__(self, url: str, window: float, history: int, prefix: str, timeout: float) -> None:
@@ -233,45 +314,24 @@ class RedisProbingStore:
                 raw, flag = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise BackendUnavailableError(f"probing store {redact_url(self.url)}: {exc}") from exc
-        vectors: list[list[float]] = []
-        bits: list[int] = []
-        for item in raw:
-            try:
-                d = json.loads(item)
-                if now - float(d["t"]) > self.window:
-                    continue
-                vector = [math.nan if v is None else float(v) for v in d["v"]]
-                entry_bits = signal_bits(str(g) for g in d.get("g", ()))
-            except (ValueError, KeyError, TypeError):
-                continue
-            if vectors and len(vector) != len(vectors[0]):
-                continue  # written under another contract: not comparable
-            vectors.append(vector)
-            bits.append(entry_bits)
-        return ClientState(
-            np.asarray(vectors, dtype=float).reshape(len(vectors), -1)
-            if vectors
-            else np.empty((0, 0)),
-            np.asarray(bits, dtype=np.int64),
-            float(flag) if flag else 0.0,
-        )
+        try:
+            flagged_until = float(flag) if flag else 0.0
+        except ValueError:
+            flagged_until = 0.0
+        return _unpack(raw, now, self.window, flagged_until)
 
     async def save(self, client: str, entry: Entry, flagged_until: float | None) -> None:
         """Push ``entry``, trim, refresh expiry; set the flag (one round trip)."""
         from redis.exceptions import RedisError
 
         qkey, fkey = self._keys(client)
-        item = json.dumps(
-            {
-                "t": entry.at,
-                "s": entry.subject,
-                "v": [None if math.isnan(v) else v for v in entry.vector.tolist()],
-                "g": list(entry.signals),
-            }
-        )
+        packed = np.empty(len(entry.vector) + 2)
+        packed[0] = entry.at
+        packed[1] = signal_bits(entry.signals)
+        packed[2:] = entry.vector
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.lpush(qkey, item)
+                pipe.lpush(qkey, packed.tobytes())
                 pipe.ltrim(qkey, 0, self.history - 1)
                 pipe.expire(qkey, max(1, math.ceil(self.window)))
                 if flagged_until is not None:
@@ -286,6 +346,21 @@ class RedisProbingStore:
         await self._redis.aclose()
 
 
+def _unpack(items: list[bytes], now: float, window: float, flagged_until: float) -> ClientState:
+    """The live entries of a Redis list (newest first); other widths are skipped."""
+    sizes = [len(b) for b in items]
+    if not items or sizes[0] % 8 or sizes[0] < 24:
+        return ClientState(flagged_until=flagged_until)
+    width = sizes[0]
+    kept = [b for b, n in zip(items, sizes, strict=True) if n == width]
+    table = np.frombuffer(b"".join(kept), dtype=np.float64).reshape(len(kept), width // 8)
+    live = now - table[:, 0] <= window
+    table = table[live]
+    return ClientState(
+        np.ascontiguousarray(table[:, 2:]), table[:, 1].astype(np.int64), flagged_until
+    )
+
+
 def open_probing_store(config: ProbingConfig) -> MemoryProbingStore | RedisProbingStore:
     """Open the store ``[probing] storage`` selects."""
     if store_kind(config.storage) == "redis":
@@ -295,36 +370,143 @@ def open_probing_store(config: ProbingConfig) -> MemoryProbingStore | RedisProbi
     return MemoryProbingStore(config.window, config.history)
 
 
-_SCAN: list[Any] = []
+class ProbingSpace:
+    """Where queries are compared: the served model's view, a tolerance per feature.
+
+    Built from the contract, the served model's transform and the reference profile, once.
+    :meth:`project` turns a raw encoding (``RawEncoder``'s vector: categories as codes, no
+    clipping) into the compared vector: binned features become their bin number. Two values of
+    feature ``j`` differ when ``|a - b| > tolerance[j]``:
+
+    * features the model never reads (dropped or always neutralised by its transform) have an
+      infinite tolerance, and so do those the ``neutralize`` flag replaces (per request);
+    * categories, booleans and bin numbers have tolerance 0 (any change is one);
+    * numbers have ``share`` of their spread: the reference's 0.5-99.5% range, else the
+      contract's clip range, else its valid range (0 when none is finite: exact).
+
+    Parameters
+    ----------
+    contract : Contract
+    transform : FeatureTransform, optional
+        The served (main) model's transform: its dropped, neutralised and binned features.
+    reference : ReferenceProfile, optional
+    share : float
+        ``[probing] tolerance``.
+    """
+
+    def __init__(
+        self,
+        contract: Contract,
+        transform: FeatureTransform | None = None,
+        reference: ReferenceProfile | None = None,
+        share: float = 0.005,
+    ) -> None:
+        names = contract.model_features()
+        self.feature_names = names
+        options = transform.options if transform is not None else None
+        unseen = set(options.drop) | set(options.neutralize) if options is not None else set()
+        binned = set(options.bins) if options is not None else set()
+        self.gameable = np.asarray([contract.features[n].gameable for n in names], dtype=bool)
+        ref = {n: j for j, n in enumerate(reference.features)} if reference is not None else {}
+        tolerance = np.zeros(len(names))
+        self._bins: list[tuple[int, list[float]]] = []
+        for j, name in enumerate(names):
+            spec = contract.features[name]
+            if name in unseen:
+                tolerance[j] = math.inf
+            elif name in binned and spec.bins:
+                self._bins.append((j, [float(e) for e in spec.bins]))
+            elif spec.is_numeric:
+                tolerance[j] = share * _spread(spec, reference, ref.get(name))
+        self.tolerance = tolerance
+        self._index = {n: j for j, n in enumerate(names)}
+        self._flagged: dict[frozenset[str], np.ndarray] = {}
+
+    def project(self, raw: np.ndarray) -> np.ndarray:
+        """The compared vector of a raw encoding."""
+        if not self._bins:
+            return raw
+        out = raw.copy()
+        for j, edges in self._bins:
+            v = out[j]
+            if v == v:  # NaN stays NaN
+                out[j] = bisect.bisect_right(edges, v)
+        return out
+
+    def tolerance_for(self, ignore: Iterable[str]) -> np.ndarray:
+        """The tolerances with the features in ``ignore`` (the neutralize flag) left out."""
+        key = frozenset(n for n in ignore if n in self._index)
+        if not key:
+            return self.tolerance
+        tol = self._flagged.get(key)
+        if tol is None:
+            tol = self.tolerance.copy()
+            for n in key:
+                tol[self._index[n]] = math.inf
+            if len(self._flagged) < 64:
+                self._flagged[key] = tol
+        return tol
 
 
-def _scan_kernel() -> Any:
-    """The compiled history scan (numba, compiled on first use and cached on disk)."""
-    if _SCAN:
-        return _SCAN[0]
+def _spread(spec: Any, reference: ReferenceProfile | None, j: int | None) -> float:
+    if reference is not None and j is not None:
+        width = float(reference.high[j] - reference.low[j])
+        if math.isfinite(width) and width > 0:
+            return width
+    for lo, hi in (spec.clip or (None, None), (spec.min, spec.max)):
+        if lo is not None and hi is not None and math.isfinite(hi - lo) and hi > lo:
+            return float(hi - lo)
+    return 0.0
+
+
+_KERNELS: dict[str, Any] = {}
+
+
+def _kernels() -> dict[str, Any]:
+    """The compiled history scan and out-of-distribution count (numba, cached on disk)."""
+    if _KERNELS:
+        return _KERNELS
     import numba
 
     @numba.njit(cache=True, nogil=True)
     def scan(
-        history: np.ndarray, x: np.ndarray, gameable: np.ndarray, max_changed: int
+        history: np.ndarray,
+        start: int,
+        count: int,
+        x: np.ndarray,
+        tol: np.ndarray,
+        gameable: np.ndarray,
+        max_changed: int,
     ) -> tuple[bool, bool]:
-        # One pass over the recent queries: does any differ from x in 1..max_changed features
-        # (a walk step)? Does any equal x on every fixed feature and differ on a gameable one?
+        # One pass over the live queries: does any differ from x in 1..max_changed features
+        # beyond their tolerance (a walk step)? Does any equal x within tolerance on every
+        # non-gameable feature and differ on a gameable one the model reads (a variation)?
         walk = False
         variation = False
-        for i in range(history.shape[0]):
+        size = history.shape[0]
+        for k in range(count):
+            i = (start + k) % size
             n_diff = 0
             fixed_diff = False
             gameable_diff = False
             for j in range(x.shape[0]):
                 a = history[i, j]
                 b = x[j]
-                if a != b and not (math.isnan(a) and math.isnan(b)):
+                if a == b:
+                    continue
+                a_nan = math.isnan(a)
+                b_nan = math.isnan(b)
+                if a_nan and b_nan:
+                    continue
+                t = tol[j]
+                if a_nan or b_nan or abs(a - b) > t:
                     n_diff += 1
                     if gameable[j]:
                         gameable_diff = True
                     else:
                         fixed_diff = True
+                elif gameable[j] and t < math.inf:
+                    gameable_diff = True  # a small change of a self-declared value counts here
             if 1 <= n_diff <= max_changed:
                 walk = True
             if gameable_diff and not fixed_diff:
@@ -333,8 +515,29 @@ def _scan_kernel() -> Any:
                 break
         return walk, variation
 
-    _SCAN.append(scan)
-    return scan
+    @numba.njit(cache=True, nogil=True)
+    def out_count(
+        x: np.ndarray, numeric: np.ndarray, low: np.ndarray, high: np.ndarray, common: np.ndarray
+    ) -> int:
+        # Features outside the reference: numbers beyond the tails, rare category codes.
+        n = 0
+        width = common.shape[1]
+        for j in range(x.shape[0]):
+            v = x[j]
+            if math.isnan(v):
+                continue
+            if numeric[j]:
+                if v < low[j] or v > high[j]:
+                    n += 1
+            else:
+                c = int(v)
+                if c != v or c < 0 or c >= width or not common[j, c]:
+                    n += 1
+        return n
+
+    _KERNELS["scan"] = scan
+    _KERNELS["out_count"] = out_count
+    return _KERNELS
 
 
 class ProbingDetector:
@@ -348,7 +551,9 @@ class ProbingDetector:
     store : ProbingStore, optional
         Default: the store ``config.storage`` selects.
     reference : ReferenceProfile, optional
-        Enables the out-of-distribution signal.
+        Enables the out-of-distribution signal and sets the numeric tolerances.
+    transform : FeatureTransform, optional
+        The served model's transform (see :class:`ProbingSpace`).
     """
 
     def __init__(
@@ -357,6 +562,7 @@ class ProbingDetector:
         config: ProbingConfig | None = None,
         store: ProbingStore | None = None,
         reference: ReferenceProfile | None = None,
+        transform: FeatureTransform | None = None,
     ) -> None:
         from tabguard.serving._reference import RawEncoder
 
@@ -364,20 +570,28 @@ class ProbingDetector:
         self.store: ProbingStore = store if store is not None else open_probing_store(self.config)
         self.encoder = RawEncoder(contract)
         names = self.encoder.feature_names
-        self.gameable = np.asarray([contract.features[n].gameable for n in names], dtype=bool)
-        self._split = bool(self.gameable.any() and (~self.gameable).any())
         self.reference = (
             reference
             if reference is not None and reference.features == names and reference.matches(contract)
             else None
         )
+        self.space = ProbingSpace(contract, transform, self.reference, self.config.tolerance)
+        self.gameable = self.space.gameable
+        self._split = bool(self.gameable.any() and (~self.gameable).any())
         c = self.config
-        self._minimum = {
-            "feature_walk": c.walk_min,
-            "gameable_variation": c.gameable_min,
-            "boundary": c.boundary_min,
-            "out_of_distribution": c.ood_min,
-        }
+        self._minimum = [c.walk_min, c.gameable_min, c.boundary_min, c.ood_min]
+        self._ood: tuple[Any, ...] | None = None
+        self._min_out = self.reference.min_out if self.reference is not None else 0
+        if self.reference is not None:
+            ref = self.reference
+            codes = [int(v) for c in ref.common for v in c if v == v and v >= 0]
+            common = np.zeros((len(names), max(codes, default=0) + 1), dtype=np.bool_)
+            for j, values in enumerate(ref.common):
+                for v in values:
+                    if v == v and v >= 0 and float(v).is_integer():
+                        common[j, int(v)] = True
+            self._ood = (np.asarray(ref.numeric, dtype=np.bool_), ref.low, ref.high, common)
+        self._kernels = _kernels()
         self.unavailable = 0
 
     def encode(self, record: dict[str, Any]) -> np.ndarray:
@@ -392,10 +606,13 @@ class ProbingDetector:
         score: float | None,
         threshold: float | None,
         now: float | None = None,
+        ignore: Iterable[str] = (),
     ) -> ProbingResult:
         """Record one query of ``client`` and return its signals and the client's state.
 
-        Never raises for a store failure: the result then has ``available=False``.
+        ``vector`` is the raw encoding (:meth:`encode`); ``ignore`` names features the model
+        does not read for this request (the ``neutralize`` flag). Never raises for a store
+        failure: the result then has ``available=False``.
         """
         now = time.time() if now is None else now
         try:
@@ -403,38 +620,49 @@ class ProbingDetector:
         except BackendUnavailableError:
             self.unavailable += 1
             return ProbingResult(available=False)
-        signals = self._signals(state.vectors, vector, score, threshold)
-        counts: dict[str, int] = {
-            s: int(np.count_nonzero(state.bits & SIGNAL_BITS[s])) + (s in signals) for s in SIGNALS
-        }
-        n = len(state.bits) + 1
+        raw = np.asarray(vector, dtype=float)
+        x = self.space.project(raw)
+        signals = self._signals(state, raw, x, score, threshold, ignore)
+        counts = state.signal_counts()
+        this = signal_bits(signals)
+        counts = [n + ((this >> i) & 1) for i, n in enumerate(counts)]
+        n = state.count + 1
+        c = self.config
         reasons = tuple(
             s
-            for s in SIGNALS
-            if s in signals
-            and counts[s] >= self._minimum[s]
-            and (s != "boundary" or counts[s] >= self.config.boundary_share * n)
+            for i, s in enumerate(SIGNALS)
+            if (this >> i) & 1
+            and counts[i] >= self._minimum[i]
+            and (s != "boundary" or counts[i] >= c.boundary_share * n)
         )
-        flagged_until = now + self.config.cooldown if reasons else None
-        entry = Entry(now, subject, np.asarray(vector, dtype=float), signals)
+        flagged_until = now + c.cooldown if reasons else None
         try:
-            await self.store.save(client, entry, flagged_until)
+            await self.store.save(client, Entry(now, subject, x, signals), flagged_until)
         except BackendUnavailableError:
             self.unavailable += 1
         flagged = bool(reasons) or state.flagged_until > now
-        return ProbingResult(signals, flagged, reasons, counts)
+        return ProbingResult(signals, flagged, reasons, dict(zip(SIGNALS, counts, strict=True)))
 
     def _signals(
         self,
-        history: np.ndarray,
+        state: ClientState,
+        raw: np.ndarray,
         x: np.ndarray,
         score: float | None,
         threshold: float | None,
+        ignore: Iterable[str],
     ) -> tuple[str, ...]:
         out: list[str] = []
-        if len(history) and history.shape[1] == len(x):
-            walk, variation = _scan_kernel()(
-                history, np.asarray(x, dtype=float), self.gameable, self.config.max_changed
+        history = state.vectors
+        if state.count and history.ndim == 2 and history.shape[1] == len(x):
+            walk, variation = self._kernels["scan"](
+                history,
+                state.start,
+                state.count,
+                x,
+                self.space.tolerance_for(ignore),
+                self.gameable,
+                self.config.max_changed,
             )
             if walk:
                 out.append("feature_walk")
@@ -446,7 +674,8 @@ class ProbingDetector:
             and abs(score - threshold) <= self.config.boundary_margin
         ):
             out.append("boundary")
-        if self.reference is not None and self.reference.is_out_of_distribution(x):
+        ood = self._ood
+        if ood is not None and self._kernels["out_count"](raw, *ood) >= self._min_out:
             out.append("out_of_distribution")
         return tuple(out)
 

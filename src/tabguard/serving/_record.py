@@ -149,13 +149,29 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     return repr(value)
 
 
+#: orjson refuses what the standard library would serialise differently (dataclasses and
+#: datetimes are left to :func:`_json_safe`, as before).
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
 def dumps_json(value: Any) -> str:
     """Serialise ``value`` as strict JSON that every backend accepts.
 
     NaN and infinities become the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``; numpy
     scalars become numbers; unknown objects their ``repr``. Text that cannot be encoded as
     UTF-8 (lone surrogates) is escaped.
+
+    orjson writes the ordinary values (str keys, str, int, finite float, bool, lists, dicts);
+    it writes NaN as ``null``, so any output holding ``null`` is written again the standard
+    library's way, as is anything orjson refuses.
     """
+    try:
+        out = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    else:
+        if b"null" not in out:
+            return out.decode("utf-8")
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError):
@@ -192,6 +208,8 @@ def _text(value: Any, limit: int | None = None) -> str | None:
     if value is None:
         return None
     text = value if isinstance(value, str) else str(value)
+    if text.isascii() and (limit is None or len(text) <= limit) and "\x00" not in text:
+        return text  # the common case: nothing to replace, encode or cut
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
     try:
@@ -213,33 +231,82 @@ def _finite(name: str, value: float | None, notes: list[Any]) -> float | None:
 
 def record_to_row(record: PredictionRecord) -> dict[str, Any]:
     """Return the JSON-safe row stored for ``record`` (datetimes as ISO strings)."""
+    return build_row(
+        decision_id=record.decision_id,
+        timestamp=record.timestamp,
+        client=record.client,
+        subject_id=record.subject_id,
+        raw=record.raw,
+        features=record.features,
+        guard_actions=record.guard_actions,
+        flags_json=dumps_json(record.flags),
+        model_name=record.model_name,
+        model_version=record.model_version,
+        score=record.score,
+        decision=record.decision,
+        status=record.status,
+        errors=record.errors,
+        segment=record.segment,
+        probing=record.probing,
+        latency_ms=record.latency_ms,
+        available_at=record.available_at,
+    )
+
+
+def build_row(
+    *,
+    decision_id: str,
+    timestamp: datetime,
+    client: str | None,
+    subject_id: str | None,
+    raw: Any,
+    features: dict[str, Any],
+    guard_actions: list[Any],
+    flags_json: str,
+    model_name: str | None,
+    model_version: str | None,
+    score: float | None,
+    decision: str | None,
+    status: str,
+    errors: list[Any],
+    segment: dict[str, Any],
+    probing: list[str],
+    latency_ms: float | None,
+    available_at: datetime | None,
+) -> dict[str, Any]:
+    """The stored row of a record given field by field (the request path builds no model).
+
+    ``flags_json`` is the flag snapshot already serialised (the pipeline keeps it per
+    snapshot). The result equals :func:`record_to_row` of the same record.
+    """
     notes: list[Any] = []
-    score = _finite("score", record.score, notes)
-    latency = _finite("latency_ms", record.latency_ms, notes)
-    errors = list(record.errors) + notes
+    score = _finite("score", score, notes)
+    latency = _finite("latency_ms", latency_ms, notes)
     return {
-        "decision_id": record.decision_id,
-        "timestamp": _iso(record.timestamp),
-        "client": _text(record.client, _ID_MAX),
-        "subject_id": _text(record.subject_id, _ID_MAX),
-        "status": record.status,
-        "decision": record.decision,
+        "decision_id": decision_id,
+        "timestamp": _iso(timestamp),
+        "client": _text(client, _ID_MAX),
+        "subject_id": _text(subject_id, _ID_MAX),
+        "status": status,
+        "decision": decision,
         "score": score,
-        "model_name": _text(record.model_name, _ID_MAX),
-        "model_version": _text(record.model_version, _ID_MAX),
-        "raw": dumps_json(record.raw),
-        "features": dumps_json(record.features),
-        "guard_actions": dumps_json(record.guard_actions),
-        "flags": dumps_json(record.flags),
-        "errors": dumps_json(errors),
-        "segment": dumps_json(record.segment),
-        "probing": dumps_json(record.probing),
+        "model_name": _text(model_name, _ID_MAX),
+        "model_version": _text(model_version, _ID_MAX),
+        "raw": dumps_json(raw),
+        "features": dumps_json(features),
+        "guard_actions": dumps_json(guard_actions),
+        "flags": flags_json,
+        "errors": dumps_json(list(errors) + notes) if errors or notes else "[]",
+        "segment": dumps_json(segment),
+        "probing": dumps_json(probing),
         "latency_ms": latency,
-        "available_at": _iso(record.available_at) if record.available_at else None,
+        "available_at": _iso(available_at) if available_at else None,
     }
 
 
 def _iso(value: datetime) -> str:
+    if value.tzinfo is UTC:
+        return value.isoformat()
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
 
 
