@@ -12,27 +12,48 @@ process:
 It prints the ratio (target: at most 3x), the peak resident memory of the process (target:
 under 4 GB) and whether the planted rows were found.
 
+With ``--cli`` it measures what users run instead: the rows are written to a file (CSV, or
+Parquet with ``--format parquet``) with their contract, the baseline fit is timed in this
+process on the frame (reading the file excluded), then the whole command
+``tabguard audit data big.csv --contract c.yaml --out dir`` runs as a child process: reading
+the file, every check, writing clean and quarantine data, ``report.html`` and
+``findings.json``. Its wall time, CPU time and peak resident memory are those of the child.
+
 Run::
 
     .venv/bin/python benchmarks/audit_scale.py            # 1,000,000 rows
     .venv/bin/python benchmarks/audit_scale.py --rows 200000
+    .venv/bin/python benchmarks/audit_scale.py --cli      # the whole command, CSV in and out
+    .venv/bin/python benchmarks/audit_scale.py --cli --format parquet
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import resource
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import psutil
 
-from tabguard.contract import Contract, FeatureTransform, contract_from_dict, contract_to_dict
+from tabguard.contract import (
+    Contract,
+    FeatureTransform,
+    contract_from_dict,
+    contract_to_dict,
+    save_contract,
+)
 from tabguard.data_audit import audit_data
 from tabguard.datasets import card_fraud_contract, make_card_fraud
 from tabguard.redteam import poison
@@ -82,11 +103,109 @@ def population(n: int, seed: int = 0) -> tuple[pd.DataFrame, Contract]:
     return df, contract_from_dict(spec)
 
 
+def baseline_fit(df: pd.DataFrame, contract: Contract, runs: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``runs`` fits of one 100-tree LightGBM on the frame
+    (Dataset construction included)."""
+    X = FeatureTransform(contract).transform_frame(df)
+    y = df[contract.label.column].to_numpy()
+    fits, cpus = [], []
+    for _ in range(runs):  # its time varies by a third from run to run
+        t0, c0 = time.perf_counter(), time.process_time()
+        ds = lgb.Dataset(X, label=y, params={"verbose": -1})
+        lgb.train({"objective": "binary", "verbose": -1}, ds, num_boost_round=100)
+        fits.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        del ds
+    t_lgb, c_lgb = float(np.median(fits)), float(np.median(cpus))
+    print(
+        f"baseline: one 100-tree LightGBM fit (Dataset included, all cores): median "
+        f"{t_lgb:.1f}s wall of {len(fits)} ({', '.join(f'{f:.1f}' for f in fits)}), "
+        f"{c_lgb:.1f}s CPU"
+    )
+    return t_lgb, c_lgb
+
+
+class ChildPeakRSS(PeakRSS):
+    """Peak resident memory of a child process and its descendants, sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self._proc = psutil.Process(pid)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self._proc, *self._proc.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+
+def run_cli(
+    args: argparse.Namespace, df: pd.DataFrame, contract: Contract, truth: set[int]
+) -> None:
+    """Time the whole ``tabguard audit data`` command on a file against one LightGBM fit."""
+    with tempfile.TemporaryDirectory(prefix="tabguard-scale-") as tmp:
+        work = Path(tmp)
+        suffix = ".parquet" if args.format == "parquet" else ".csv"
+        data_path = work / f"big{suffix}"
+        t0 = time.perf_counter()
+        if args.format == "parquet":
+            df.to_parquet(data_path, index=False)
+        else:
+            df.to_csv(data_path, index=False)
+        contract_path = work / "c.yaml"
+        save_contract(contract, contract_path)
+        size = data_path.stat().st_size / 2**20
+        print(f"wrote {data_path.name} ({size:,.0f} MB) in {time.perf_counter() - t0:.1f}s")
+        t_lgb, c_lgb = baseline_fit(df, contract, args.baseline_runs)
+        out = work / "out"
+        cmd = [
+            sys.executable, "-m", "tabguard", "audit", "data", str(data_path),
+            "--contract", str(contract_path), "--out", str(out), "--quiet",
+        ]  # fmt: skip
+        if args.format == "parquet":
+            cmd += ["--format", "parquet"]
+        print("$ tabguard " + " ".join(cmd[3:]).replace(tmp, "$TMP"))
+        cpu0 = os.times()
+        t0 = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        with ChildPeakRSS(child.pid) as mem:
+            output, _ = child.communicate()
+        wall = time.perf_counter() - t0
+        cpu1 = os.times()
+        cpu = (cpu1.children_user - cpu0.children_user) + (
+            cpu1.children_system - cpu0.children_system
+        )
+        if child.returncode not in (0, 1):
+            print(output)
+            raise SystemExit(f"the command failed with exit status {child.returncode}")
+        child_max = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        findings = json.loads((out / "findings.json").read_text())
+        found = set(findings["suspicious_rows"])
+        tp = len(found & truth)
+        written = {p.name: f"{p.stat().st_size / 2**20:,.1f} MB" for p in sorted(out.iterdir())}
+        print(f"whole command: {wall:.1f}s wall, {cpu:.1f}s CPU (exit {child.returncode})")
+        print(f"  wrote: {', '.join(f'{k} {v}' for k, v in written.items())}")
+        seconds = findings["summary"].get("seconds", {})
+        for name, secs in seconds.items():
+            print(f"  {name:16s} {secs:7.1f}s")
+        print(f"ratio whole command / LightGBM fit: {wall / t_lgb:.2f}x wall (target <= 3x)")
+        print(f"                                    {cpu / c_lgb:.2f}x CPU time")
+        peak = max(mem.peak, child_max)
+        print(f"peak resident memory of the command: {peak / 2**30:.2f} GB (target < 4 GB)")
+        print(f"planted rows found: {tp}/{len(truth)}, other rows suspected: {len(found - truth)}")
+        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--rate", type=float, default=0.01, help="share of frauds copied")
     ap.add_argument("--baseline-runs", type=int, default=3, help="LightGBM fits timed")
+    ap.add_argument("--cli", action="store_true", help="time the whole command on a file")
+    ap.add_argument("--format", choices=["csv", "parquet"], default="csv", help="with --cli")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -101,28 +220,16 @@ def main() -> None:
         f"poisoned (built in {time.perf_counter() - t0:.1f}s)"
     )
 
+    truth = set(attack.poisoned_rows.tolist())
+    if args.cli:
+        run_cli(args, df, contract, truth)
+        return
     with PeakRSS() as mem:
-        X = FeatureTransform(contract).transform_frame(df)
-        y = df["is_fraud"].to_numpy()
-        fits = []
-        for _ in range(args.baseline_runs):  # its time varies by a third from run to run
-            t0 = time.perf_counter()
-            ds = lgb.Dataset(X, label=y, params={"verbose": -1})
-            lgb.train({"objective": "binary", "verbose": -1}, ds, num_boost_round=100)
-            fits.append(time.perf_counter() - t0)
-            del ds
-        del X
-        t_lgb = float(np.median(fits))
-        print(
-            f"baseline: one 100-tree LightGBM fit (Dataset included, all cores): median "
-            f"{t_lgb:.1f}s of {len(fits)} ({', '.join(f'{f:.1f}' for f in fits)})"
-        )
-
+        t_lgb, _ = baseline_fit(df, contract, args.baseline_runs)
         t0 = time.perf_counter()
         result = audit_data(df, contract)
         t_audit = time.perf_counter() - t0
     found = set(result.suspicious_rows)
-    truth = set(attack.poisoned_rows.tolist())
     tp = len(found & truth)
     print(f"audit_data, every check: {t_audit:.1f}s")
     for name, secs in result.report.summary["seconds"].items():

@@ -1,8 +1,9 @@
-"""Reading tabular files with clear errors, and fingerprints of data.
+"""Reading and writing tabular files with clear errors, and fingerprints of data.
 
 :func:`read_table` reads CSV (plain or gzip) in chunks, reporting progress, and Parquet. Every
 way a file can be unusable (absent, a directory, empty, binary, not CSV) becomes a one-line
-:class:`~tabguard.errors.DataError`. :func:`check_labels` validates the label column.
+:class:`~tabguard.errors.DataError`. :func:`write_table` writes a frame, or a selection of its
+rows, as CSV or Parquet through Arrow. :func:`check_labels` validates the label column.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,11 @@ from tabguard.errors import DataError
 
 ProgressFn = Callable[[int], None]
 _CHUNK_ROWS = 250_000
+TableFormat = Literal["csv", "parquet"]
+FORMATS: dict[str, str] = {"csv": ".csv", "parquet": ".parquet"}
+# a selection of rows is written as zero-copy slices of the runs of kept rows up to this many
+# runs; beyond, one filtered copy is cheaper than thousands of slices
+_MAX_SLICES = 4096
 
 
 def _sniff(path: Path) -> bytes:
@@ -128,6 +134,85 @@ def _nonempty(df: pd.DataFrame, p: Path) -> pd.DataFrame:
     if len(df.columns) == 1 and any(s in str(df.columns[0]) for s in (";", "\t", "|")):
         raise DataError(f"{p}: was read as a single column {df.columns[0]!r}; pass the delimiter")
     return df
+
+
+def write_table(
+    data: pd.DataFrame,
+    path: str | Path,
+    *,
+    rows: np.ndarray | None = None,
+    format: TableFormat = "csv",
+) -> Path:
+    """Write a frame, or some of its rows, as CSV or Parquet.
+
+    The frame goes through Arrow: its columns are shared, not copied, and a selection of rows
+    is written as zero-copy slices of the runs of selected rows. Arrow's CSV writer formats
+    numbers in their shortest exact form and quotes text, so reading the file back with
+    :func:`read_table` gives the same values. A frame Arrow cannot represent (an object column
+    mixing numbers and text) is written by pandas instead.
+
+    Parameters
+    ----------
+    data : DataFrame
+    path : str or Path
+    rows : ndarray of bool, optional
+        Which rows to write (a mask of ``len(data)``); all rows when omitted.
+    format : {"csv", "parquet"}
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        An unknown format, or a mask whose length is not the frame's.
+    """
+    import pyarrow as pa
+
+    p = Path(path)
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {sorted(FORMATS)}; got {format!r}")
+    if rows is not None and len(rows) != len(data):
+        raise ValueError(f"rows: a mask of {len(data)} rows is needed; got {len(rows)}")
+    try:
+        table = pa.Table.from_pandas(data, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        frame = data if rows is None else data.loc[np.asarray(rows, dtype=bool)]
+        if format == "parquet":
+            frame.astype({c: str for c in frame.columns if frame[c].dtype == object}).to_parquet(
+                p, index=False
+            )
+        else:
+            frame.to_csv(p, index=False)
+        return p
+    if rows is not None:
+        table = _take_rows(table, np.asarray(rows, dtype=bool))
+    if format == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, p)
+    else:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, p, pacsv.WriteOptions(quoting_style="needed"))
+    return p
+
+
+def _take_rows(table: Any, keep: np.ndarray) -> Any:
+    """The rows of an Arrow table where ``keep`` is True (slices when there are few runs)."""
+    import pyarrow as pa
+
+    if keep.all():
+        return table
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], keep, [False]]).astype(np.int8)))
+    starts, stops = edges[0::2], edges[1::2]
+    if len(starts) > _MAX_SLICES:
+        return table.filter(pa.array(keep))
+    if len(starts) == 0:
+        return table.slice(0, 0)
+    return pa.concat_tables([table.slice(a, b - a) for a, b in zip(starts, stops, strict=True)])
 
 
 def check_labels(df: pd.DataFrame, contract: Contract) -> pd.Series:

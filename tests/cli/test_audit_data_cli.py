@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,6 +69,37 @@ def test_poisoned_exit_1_and_quarantine(
     assert set(q["tabguard_row"]) >= set(truth)
     assert q["tabguard_reason"].notna().all()
     assert len(pd.read_csv(tmp_path / "clean.csv")) == findings["rows"] - len(q)
+
+
+def test_parquet_in_and_out(tmp_path: Path, fraud_files: tuple[Path, Path, Path]) -> None:
+    _, poisoned, contract = fraud_files
+    data = tmp_path / "poisoned.parquet"  # read as Parquet by its suffix
+    pd.read_csv(poisoned).to_parquet(data, index=False)
+    out = tmp_path / "out"
+    r = run(
+        "audit", "data", str(data), "-c", str(contract), "-o", str(out), "-q", "--format", "parquet"
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert not (out / "clean.csv").exists() and not (out / "quarantine.csv").exists()
+    truth = json.loads((poisoned.parent / "truth.json").read_text())["poisoned_rows"]
+    q = pd.read_parquet(out / "quarantine.parquet")
+    clean = pd.read_parquet(out / "clean.parquet")
+    assert set(q["tabguard_row"]) >= set(truth)
+    # every input row is in exactly one of the two files, with its values
+    original = pd.read_parquet(data)
+    assert len(clean) + len(q) == len(original)
+    kept = np.setdiff1d(np.arange(len(original)), q["tabguard_row"].to_numpy())
+    pd.testing.assert_frame_equal(clean, original.iloc[kept].reset_index(drop=True))
+
+
+def test_unknown_format_exit_2_before_reading(tmp_path: Path) -> None:
+    r = run(
+        "audit", "data", str(tmp_path / "absent.csv"), "-c", str(credit_default_contract_path()),
+        "-o", str(tmp_path / "o"), "--format", "xlsx",
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "Invalid value for --format: must be one of csv, parquet; got 'xlsx'" in r.stderr
+    assert "not found" not in r.stderr
 
 
 def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:

@@ -6,6 +6,7 @@ import base64
 import json
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -153,8 +154,13 @@ def html() -> str:
 
 def test_html_contains_every_image(html: str) -> None:
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == len(ALL_KINDS)
+    drawings = re.findall(r"<svg .*?</svg>", html, flags=re.S)
+    assert len(images) + len(drawings) == len(ALL_KINDS)
     assert all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
+    # the simple kinds are inline SVG, well-formed XML titled with the plot's title
+    assert len(drawings) == sum(p.kind in ("hist", "bar", "barh", "rate") for p in ALL_KINDS)
+    for d in drawings:
+        assert ElementTree.fromstring(d).find("{http://www.w3.org/2000/svg}title") is not None
 
 
 def test_text_from_data_is_escaped(html: str) -> None:

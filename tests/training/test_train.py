@@ -77,7 +77,8 @@ def test_model_directory_is_written_and_verified(trained: TrainResult) -> None:
     assert bundle.version == trained.version and bundle.version.startswith("credit_default/")
     assert bundle.digest == trained.bundle.digest
     html = (trained.model_dir / "report.html").read_text()
-    assert html.count("<img") >= 4 and "Conformal prediction sets" in html
+    figures = html.count("<img") + html.count("<svg")
+    assert figures >= 4 and "Conformal prediction sets" in html
 
 
 def test_drift_reference_describes_the_training_rows(trained: TrainResult) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.markup import escape
@@ -13,6 +13,7 @@ from tabguard.cli._app import audit_app, console, output_directory
 
 if TYPE_CHECKING:
     from tabguard.data_audit import DataAuditResult
+    from tabguard.io import TableFormat
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -59,17 +60,32 @@ def audit_data_cmd(
         float, typer.Option(help="Family-wise error rate of the trigger scan.")
     ] = 0.01,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    out_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="Format of the clean and quarantined rows: csv or parquet (the input's format "
+            "is read from its suffix).",
+        ),
+    ] = "csv",
 ) -> None:
     """Audit training data for contract violations, poisoning and backdoors, bias.
 
-    Writes DIR/findings.json, DIR/report.html, DIR/clean.csv, DIR/quarantine.csv and
-    DIR/treatments.json. Exit status: 0 without critical findings, 1 with one, 2 for bad input.
+    Writes DIR/findings.json, DIR/report.html, DIR/treatments.json and the clean and
+    quarantined rows as DIR/clean.csv and DIR/quarantine.csv (--format parquet:
+    DIR/clean.parquet and DIR/quarantine.parquet). Exit status: 0 without critical findings,
+    1 with one, 2 for bad input.
     """
     from tabguard.contract import load_contract
     from tabguard.data_audit import REGISTRY, audit_data, write_audit
-    from tabguard.io import read_table
+    from tabguard.io import FORMATS, read_table
     from tabguard.progress import RichProgress
 
+    fmt = out_format.strip().lower()
+    if fmt not in FORMATS:
+        raise typer.BadParameter(
+            f"must be one of {', '.join(FORMATS)}; got {out_format!r}", param_hint="--format"
+        )
     names = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
     REGISTRY.select(names)  # a misspelt check fails before the data is read
     contract = load_contract(contract_path)
@@ -85,7 +101,8 @@ def audit_data_cmd(
             options={"trigger_scan": {"alpha": alpha}},
             source=str(data),
         )
-        paths = write_audit(result, out)
+        with progress.stage(f"writing {out}"):
+            paths = write_audit(result, out, format=cast("TableFormat", fmt))
     print_findings(result)
     console.print(f"report: {paths['report']}  findings: {paths['findings']}")
     raise typer.Exit(result.exit_code())

@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from tabguard.data_audit._base import (
     Treatment,
 )
 from tabguard.errors import DataError
-from tabguard.io import check_labels, frame_sha256
+from tabguard.io import FORMATS, TableFormat, check_labels, frame_sha256, write_table
 from tabguard.progress import NULL_PROGRESS, Progress
 from tabguard.reports import Report, Section, Table, now_iso, write_report
 
@@ -46,8 +47,10 @@ class DataAuditResult:
     ----------
     report : Report
         Findings (``findings.json``) and sections (``report.html``).
-    clean : DataFrame
-        Rows neither quarantined nor suspected (original columns).
+    data : DataFrame
+        The audited rows (index 0..n-1, original columns).
+    clean_mask : ndarray of bool
+        Rows neither quarantined nor suspected.
     quarantine : DataFrame
         Quarantined rows with ``tabguard_row`` (0-based position) and ``tabguard_reason``.
     treatments : list of Treatment
@@ -55,10 +58,17 @@ class DataAuditResult:
     """
 
     report: Report
-    clean: pd.DataFrame
+    data: pd.DataFrame
+    clean_mask: np.ndarray
     quarantine: pd.DataFrame
     treatments: list[Treatment] = field(default_factory=list)
     check_results: dict[str, CheckResult] = field(default_factory=dict)
+
+    @cached_property
+    def clean(self) -> pd.DataFrame:
+        """Rows neither quarantined nor suspected (original columns; built on first use:
+        :func:`write_audit` writes them from ``data`` without this copy)."""
+        return self.data.loc[self.clean_mask]
 
     @property
     def suspicious_rows(self) -> list[int]:
@@ -242,11 +252,11 @@ def audit_data(
     df = ctx.data
     keep = np.ones(len(df), dtype=bool)
     keep[qrows] = False
-    clean = df.loc[keep]
+    n_clean = len(df) - len(qrows)
     quarantined = df.iloc[qrows].copy()
     quarantined.insert(0, ROW_COLUMN, qrows)
     quarantined[REASON_COLUMN] = [quarantine[int(r)] for r in qrows]
-    sections: list[Section] = [_treatment_section(treatments, len(df), len(clean))]
+    sections: list[Section] = [_treatment_section(treatments, len(df), n_clean)]
     for r in results.values():
         sections.extend(r.sections)
     report = Report(
@@ -256,7 +266,7 @@ def audit_data(
         suspicious_rows=suspicious,
         findings=findings,
         summary={
-            "clean_rows": len(clean),
+            "clean_rows": n_clean,
             "quarantined_rows": len(qrows),
             "suspicious_rows": len(suspicious),
             "base_rate": ctx.base_rate,
@@ -276,7 +286,7 @@ def audit_data(
         },
         sections=sections,
     )
-    return DataAuditResult(report, clean, quarantined, treatments, results)
+    return DataAuditResult(report, df, keep, quarantined, treatments, results)
 
 
 def _treatment_section(treatments: list[Treatment], n: int, n_clean: int) -> Section:
@@ -284,9 +294,9 @@ def _treatment_section(treatments: list[Treatment], n: int, n_clean: int) -> Sec
     return Section(
         title="Treatments (D5)",
         text=[
-            f"{n_clean} of {n} rows are written to clean.csv. Every row dropped, clipped, "
-            "imputed or quarantined is listed below with why; quarantine.csv holds each "
-            "quarantined row with its reason."
+            f"{n_clean} of {n} rows are written to the clean data (clean.csv or "
+            "clean.parquet). Every row dropped, clipped, imputed or quarantined is listed below "
+            "with why; the quarantine file holds each quarantined row with its reason."
         ],
         tables=[Table(columns=["action", "rows", "reason", "check", "features"], rows=rows)]
         if rows
@@ -294,15 +304,38 @@ def _treatment_section(treatments: list[Treatment], n: int, n_clean: int) -> Sec
     )
 
 
-def write_audit(result: DataAuditResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``findings.json``, ``report.html``, ``clean.csv``, ``quarantine.csv`` and
-    ``treatments.json`` into ``out_dir`` and return their paths."""
+def write_audit(
+    result: DataAuditResult, out_dir: str | Path, *, format: TableFormat = "csv"
+) -> dict[str, Path]:
+    """Write the audit's outputs into ``out_dir`` and return their paths.
+
+    ``findings.json``, ``report.html`` and ``treatments.json``, and the clean and quarantined
+    rows as ``clean.csv`` / ``quarantine.csv`` (``format="csv"``) or ``clean.parquet`` /
+    ``quarantine.parquet`` (``format="parquet"``). The clean rows are written from the audited
+    frame without copying it; the report is drawn meanwhile in a second thread (the Arrow
+    writers release the interpreter lock).
+
+    Raises
+    ------
+    ValueError
+        An unknown format.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {sorted(FORMATS)}; got {format!r}")
     out = Path(out_dir)
-    paths = write_report(result.report, out)
-    paths["clean"] = out / "clean.csv"
-    result.clean.to_csv(paths["clean"], index=False)
-    paths["quarantine"] = out / "quarantine.csv"
-    result.quarantine.to_csv(paths["quarantine"], index=False)
-    paths["treatments"] = out / "treatments.json"
-    paths["treatments"].write_text(json.dumps([t.to_dict() for t in result.treatments], indent=2))
-    return paths
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = FORMATS[format]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabguard-report") as pool:
+        report = pool.submit(write_report, result.report, out)
+        paths: dict[str, Path] = {}
+        paths["clean"] = write_table(
+            result.data, out / f"clean{suffix}", rows=result.clean_mask, format=format
+        )
+        paths["quarantine"] = write_table(
+            result.quarantine, out / f"quarantine{suffix}", format=format
+        )
+        paths["treatments"] = out / "treatments.json"
+        paths["treatments"].write_text(
+            json.dumps([t.to_dict() for t in result.treatments], indent=2)
+        )
+        return {**report.result(), **paths}

@@ -13,9 +13,10 @@ from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")  # no display on servers; must precede pyplot
-import matplotlib.pyplot as plt
+matplotlib.use("Agg")  # no display on servers
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from tabguard.reports._model import PlotSpec
 
@@ -46,16 +47,16 @@ def render_png(spec: PlotSpec, *, width: float = 6.4, height: float = 3.6) -> by
     if spec.kind not in _RENDERERS:
         raise KeyError(f"no renderer for plot kind {spec.kind!r}; known: {sorted(_RENDERERS)}")
     size = spec.data.get("figsize", (width, height))
-    fig, ax = plt.subplots(figsize=tuple(size))
-    try:
-        _RENDERERS[spec.kind](ax, spec.data)
-        ax.set_title(spec.title, fontsize=10)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        return buf.getvalue()
-    finally:
-        plt.close(fig)
+    # a figure of its own, outside pyplot's global state: reports may be drawn in a thread
+    fig = Figure(figsize=tuple(size))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    _RENDERERS[spec.kind](ax, spec.data)
+    ax.set_title(spec.title, fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
 
 
 def render_base64(spec: PlotSpec) -> str:

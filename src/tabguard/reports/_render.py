@@ -1,7 +1,7 @@
 """Render a :class:`~tabguard.reports.Report` to ``findings.json`` and ``report.html``.
 
-The HTML report is one self-contained file (figures inlined as PNG, no scripts, no external
-resources): a summary, a table of contents, the findings (each linked to the section of the
+The HTML report is one self-contained file (figures inlined as SVG or PNG, no scripts, no
+external resources): a summary, a table of contents, the findings (each linked to the section of the
 check that produced it) and the sections with their tables and figures. Every text coming from
 data or checks is escaped by Jinja2's autoescaping.
 """
@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from tabguard import __version__
 from tabguard.reports._model import Report, Section, to_jsonable
 from tabguard.reports._plots import render_base64
+from tabguard.reports._svg import render_svg
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class _Image:
     title: str
     png: str
     caption: str | None
+    svg: Markup | None = None
 
 
 @dataclass
@@ -161,7 +164,7 @@ def _table(t: Any) -> _Table:
 
 
 def render_html(report: Report) -> str:
-    """Return the HTML report as a string (figures inlined as PNG)."""
+    """Return the HTML report as a string (figures inlined as SVG or PNG)."""
     env = Environment(
         loader=PackageLoader("tabguard.reports", "templates"),
         autoescape=select_autoescape(["html"]),
@@ -174,7 +177,11 @@ def render_html(report: Report) -> str:
         images = []
         for p in s.plots:
             try:
-                images.append(_Image(p.title, render_base64(p), p.caption))
+                svg = render_svg(p)  # escapes every text it draws
+                if svg is not None:
+                    images.append(_Image(p.title, "", p.caption, Markup(svg)))  # noqa: S704
+                else:
+                    images.append(_Image(p.title, render_base64(p), p.caption))
             except Exception as exc:  # a broken figure must not lose the whole report
                 log.warning("could not draw %r: %s", p.title, exc)
         sections.append(
