@@ -12,10 +12,25 @@ rows, requests the rows account for, bytes stored.
 ``workers``: SIGKILL one of two workers during a burst; seconds until both workers answer
 again, with each way of readying a replacement.
 
+``faults``: 8 clients send a bounded burst; the process is SIGKILLed, or one of two workers,
+or PostgreSQL (the log database, behind a TCP proxy that is cut) goes away and then the
+process is SIGKILLed; the log is opened again (which replays journals and spool). Requests
+sent, answered with 200, recorded, answered without a record and recorded twice, with the
+journal (the default) and without it (``[log] journal = false``) for comparison.
+
+``journal``: the latency cost of the journal: one client sends requests one after another to
+four services running side by side (journal off, and ``fsync`` ``interval``, ``always``,
+``never``), alternating rounds; client p50/p99 and the server's CPU time per request.
+
 Run::
 
     .venv/bin/python benchmarks/hardening.py                  # everything
-    .venv/bin/python benchmarks/hardening.py --only flood --seconds 10
+    .venv/bin/python benchmarks/hardening.py --only flood --requests 300 --rounds 3
+    .venv/bin/python benchmarks/hardening.py --only faults --rounds 2
+    .venv/bin/python benchmarks/hardening.py --only journal --requests 500 --rounds 3
+
+The PostgreSQL fault needs the server at ``TABGUARD_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``); each run creates its own database and drops it.
 """
 
 from __future__ import annotations
@@ -31,16 +46,25 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
 
 from tabguard.datasets import credit_default_contract, load_credit_default
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the tests' TCP proxy (tests/serving/_tcp_proxy.py)
+
 ATTACKERS = 8
+POSTGRES = os.environ.get("TABGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def free_port() -> int:
@@ -76,7 +100,7 @@ class Service:
         full = {**os.environ, "TABGUARD_HOME": str(home), **(env or {})}
         full.pop("PROMETHEUS_MULTIPROC_DIR", None)
         tabguard = str(Path(sys.executable).parent / "tabguard")
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # its own session: a SIGKILL can reach every process
             [
                 tabguard,
                 "serve",
@@ -91,6 +115,7 @@ class Service:
             env=full,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 240) -> None:
@@ -104,7 +129,14 @@ class Service:
             time.sleep(0.1)
         raise RuntimeError("the service did not start")
 
+    def kill(self) -> None:
+        """SIGKILL every process of the service (no shutdown, no drain)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
     def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(60)
@@ -419,16 +451,254 @@ def workers(root: Path, model: Path, repeats: int) -> None:
             print(f"  {label:48s} run {r + 1}: {restart_once(root, model, mode, heavy, key, home)}")
 
 
+# ---- faults --------------------------------------------------------------------------------------
+
+
+class Burst:
+    """8 clients, ``per_client`` requests each; the decision ids answered with 200."""
+
+    def __init__(self, base: str, key: str, recs: list[dict[str, Any]]) -> None:
+        self.base, self.key, self.recs = base, key, recs
+        self.answered: list[str] = []
+        self.sent = 0
+        self.lock = threading.Lock()
+
+    def run(self, per_client: int, on_answered: Callable[[int], None]) -> None:
+        def client(c: int) -> None:
+            http = httpx.Client(base_url=self.base, timeout=10)
+            headers = {"Authorization": f"Bearer {self.key}"}
+            try:
+                for i in range(per_client):
+                    body = {"subject_id": f"s{c}-{i}", "features": self.recs[(c * 31 + i) % 200]}
+                    with self.lock:
+                        self.sent += 1
+                    try:
+                        r = http.post("/v1/decisions", json=body, headers=headers)
+                    except httpx.TransportError:  # a killed process or worker: reconnect
+                        http.close()
+                        http = httpx.Client(base_url=self.base, timeout=10)
+                        time.sleep(0.01)
+                        continue
+                    if r.status_code == 200:
+                        with self.lock:
+                            self.answered.append(r.json()["decision_id"])
+                            n = len(self.answered)
+                        on_answered(n)
+            finally:
+                http.close()
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(client, range(8)))
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the shared server, dropped afterwards."""
+    admin = sa.create_engine(
+        POSTGRES.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+    )
+    name = f"tg_bench_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{POSTGRES.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def recorded(home: Path) -> tuple[int, Counter[str]]:
+    """Rows and decision_id -> rows, after opening the log (which replays journals, spool)."""
+    from tabguard.serving import load_config, open_log
+    from tabguard.serving._log_read import LogReader
+
+    cfg = load_config(home)
+    plog = open_log(cfg)
+    try:
+        plog.flush(120)
+        plog.replay(120)
+    finally:
+        plog.close()
+    reader = LogReader(cfg.stores.log)
+    try:
+        ids = reader.query(parse_json=False)["decision_id"].tolist()
+    finally:
+        reader.close()
+    return len(ids), Counter(ids)
+
+
+def fault_once(
+    root: Path, model: Path, recs: list[dict[str, Any]], fault: str, journal: bool,
+    per_client: int, pg_url: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """One burst under one fault; what was sent, answered and recorded."""
+    from tests.serving._tcp_proxy import TcpProxy
+
+    from tabguard.serving import load_config, open_keys
+
+    home = root / f"fault-{fault}-{journal}-{uuid.uuid4().hex[:6]}"
+    home.mkdir()
+    proxy = None
+    toml = f'[limits]\nper_client = "off"\n[log]\njournal = {str(journal).lower()}\n'
+    if fault == "postgres":
+        parts = urlsplit(pg_url or "")
+        proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+        url = parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}").geturl()
+        toml = f'[stores]\nlog = "{url}"\n' + toml
+    (home / "tabguard.toml").write_text(toml)
+    cfg = load_config(home)
+    with open_keys(cfg) as keys:
+        key = keys.create("bank-a", "decide")[1]
+        admin = keys.create("ops", "admin")[1]
+    service = Service(model, home, workers=2 if fault == "worker" else 1)
+    try:
+        service.wait_ready()
+        victim = None
+        if fault == "worker":
+            health = httpx.get(
+                f"{service.base}/health", headers={"Authorization": f"Bearer {admin}"}, timeout=10
+            )
+            victim = int(health.json()["detail"]["pid"])
+        burst = Burst(service.base, key, recs)
+        killed = threading.Event()
+        cut_at, kill_at = per_client * 8 // 6, per_client * 8 * 5 // 12
+
+        def on_answered(n: int) -> None:
+            if proxy is not None and n == cut_at:
+                proxy.cut()  # the database host goes away mid-burst
+            if n >= kill_at and not killed.is_set():
+                killed.set()
+                if victim is not None:
+                    os.kill(victim, signal.SIGKILL)
+                else:
+                    service.kill()
+
+        burst.run(per_client, on_answered)
+        service.stop()  # with a killed worker: the survivor drains on a graceful stop
+        if proxy is not None:
+            proxy.start()
+        rows, ids = recorded(home)
+    finally:
+        service.stop()
+        if proxy is not None:
+            proxy.cut()
+    answered = set(burst.answered)
+    return {
+        "sent": burst.sent,
+        "answered": len(answered),
+        "recorded": rows,
+        "missing": len(answered - set(ids)),
+        "duplicated": sum(n - 1 for n in ids.values() if n > 1),
+    }
+
+
+def faults(
+    root: Path, model: Path, recs: list[dict[str, Any]], rounds: int, per_client: int
+) -> None:
+    print(
+        f"\nfaults: 8 clients x {per_client} requests; the fault strikes after 5/12 of the "
+        "requests were answered (PostgreSQL cut after 1/6); log opened again afterwards"
+    )
+    print(
+        f"  {'fault':40s} {'journal':7s} {'sent':>6s} {'answered':>9s} {'recorded':>9s} "
+        f"{'answered, no record':>20s} {'duplicated':>10s}"
+    )
+    labels = {
+        "process": "SIGKILL of the process (1 worker)",
+        "worker": "SIGKILL of one of two workers",
+        "postgres": "PostgreSQL down, then SIGKILL",
+    }
+    for fault in ("process", "worker", "postgres"):
+        for journal in (True, False):
+            for _ in range(rounds):
+                try:
+                    if fault == "postgres":
+                        with postgres_database() as url:
+                            res = fault_once(root, model, recs, fault, journal, per_client, url)
+                    else:
+                        res = fault_once(root, model, recs, fault, journal, per_client, None)
+                except sa.exc.OperationalError as exc:
+                    print(f"  {labels[fault]:40s} skipped: PostgreSQL unavailable ({exc})")
+                    break
+                print(
+                    f"  {labels[fault]:40s} {'on' if journal else 'off':7s} {res['sent']:6,d} "
+                    f"{res['answered']:9,d} {res['recorded']:9,d} {res['missing']:20,d} "
+                    f"{res['duplicated']:10,d}",
+                    flush=True,
+                )
+
+
+# ---- journal cost --------------------------------------------------------------------------------
+
+
+def journal_cost(root: Path, model: Path, recs: list[dict[str, Any]], n: int, rounds: int) -> None:
+    """Latency and server CPU per request with the journal off and under each fsync policy."""
+    import psutil
+
+    from tabguard.serving import load_config, open_keys
+
+    settings = {
+        "journal off": "journal = false",
+        "journal, fsync interval (default)": 'fsync = "interval"',
+        "journal, fsync always": 'fsync = "always"',
+        "journal, fsync never": 'fsync = "never"',
+    }
+    services: dict[str, tuple[Service, str]] = {}
+    try:
+        for name, line in settings.items():
+            home = root / f"journal-{len(services)}"
+            home.mkdir()
+            (home / "tabguard.toml").write_text(f'[limits]\nper_client = "off"\n[log]\n{line}\n')
+            with open_keys(load_config(home)) as keys:
+                key = keys.create("bench", "decide")[1]
+            services[name] = (Service(model, home), key)
+        for service, key in services.values():
+            service.wait_ready()
+            legit_latencies(service.base, key, recs, 100)  # warm up
+        lat: dict[str, list[float]] = {k: [] for k in services}
+        cpu: dict[str, float] = dict.fromkeys(services, 0.0)
+        for _ in range(rounds):  # alternating, so load changes hit every setting
+            for name, (service, key) in services.items():
+                proc = psutil.Process(service.proc.pid)
+                before = proc.cpu_times()
+                lat[name] += legit_latencies(service.base, key, recs, n)
+                after = proc.cpu_times()
+                cpu[name] += (after.user + after.system) - (before.user + before.system)
+    finally:
+        for service, _ in services.values():
+            service.stop()
+    print(
+        f"\njournal: 1 worker each, 4 services side by side; one client, {n} requests one after "
+        f"another per service and round, {rounds} alternating rounds (journal on {root})"
+    )
+    base = pct(lat["journal off"], 50)
+    base_cpu = cpu["journal off"]
+    print(f"  {'setting':36s} {'p50 ms':>7s} {'p99 ms':>7s} {'p50 ratio':>9s} "
+          f"{'server CPU us/req':>17s} {'CPU ratio':>9s}")  # fmt: skip
+    for name in services:
+        total = n * rounds
+        print(
+            f"  {name:36s} {pct(lat[name], 50) * 1e3:7.2f} {pct(lat[name], 99) * 1e3:7.2f} "
+            f"{pct(lat[name], 50) / base:9.2f} {cpu[name] / total * 1e6:17.0f} "
+            f"{cpu[name] / base_cpu:9.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["all", "flood", "keys", "workers"], default="all")
+    parser.add_argument(
+        "--only", choices=["all", "flood", "keys", "workers", "faults", "journal"], default="all"
+    )
     parser.add_argument("--requests", type=int, default=300, help="legitimate requests per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--per-client", type=int, default=60, help="burst size per client (faults)")
     args = parser.parse_args()
     from tabguard.training import TrainConfig, train
 
     recs = records()
-    with tempfile.TemporaryDirectory() as tmp:
+    # On the project's disk, not a tmpfs: fsync must cost what it costs in production.
+    with tempfile.TemporaryDirectory(dir=ROOT, prefix=".bench-hardening-") as tmp:
         root = Path(tmp)
         res = train(
             load_credit_default(),
@@ -443,6 +713,10 @@ def main() -> None:
             keys_timing(root, root / "model", 2000)
         if args.only in ("all", "workers"):
             workers(root, root / "model", args.rounds)
+        if args.only in ("all", "faults"):
+            faults(root, root / "model", recs, args.rounds, args.per_client)
+        if args.only in ("all", "journal"):
+            journal_cost(root, root / "model", recs, args.requests, args.rounds)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +91,26 @@ class RealService:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def recorded(home: Path) -> Counter[str]:
+    """decision_id -> rows in the log of ``home``, after a start of the log.
+
+    Opening the log replays what a killed process left (its journal) and the spool, as the
+    next start of the service would.
+    """
+    from tabguard.serving import load_config, open_log
+    from tabguard.serving._log_read import LogReader
+
+    cfg = load_config(home)
+    plog = open_log(cfg)
+    try:
+        assert plog.flush(60)
+        assert plog.replay(60)
+    finally:
+        plog.close()
+    reader = LogReader(cfg.stores.log)
+    try:
+        return Counter(reader.query(parse_json=False)["decision_id"])
+    finally:
+        reader.close()

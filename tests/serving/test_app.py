@@ -137,6 +137,44 @@ def test_413_for_an_oversized_body(h: Harness) -> None:
     assert h.records()["status"].tolist() == ["rejected_validation"]
 
 
+def test_413_names_the_configured_limit_not_the_default(
+    harness_factory: Make, sample_records: list[dict[str, Any]]
+) -> None:
+    h = harness_factory("[server]\nmax_body_bytes = 3000\n")
+    assert h.post(body_of(sample_records[0])).status_code == 200  # ~700 bytes: under it
+    padded = json.dumps(body_of(sample_records[0])) + " " * 3000
+    r = h.post(padded)
+    assert r.status_code == 413
+    [error] = r.json()["errors"]
+    assert error["rule"] == "max_size"
+    assert "3000 bytes ([server] max_body_bytes)" in error["message"], error
+    assert "65536" not in r.text
+
+
+def test_duplicate_json_keys_are_a_422_and_the_log_keeps_both_values(h: Harness) -> None:
+    """A smuggling trick: parsers disagree on which of two values counts."""
+    body = '{"subject_id": "dup-1", "features": {"AGE": 30, "AGE": 999}}'
+    r = h.post(body)
+    assert r.status_code == 422
+    [error] = r.json()["errors"]
+    assert (error["field"], error["rule"]) == ("AGE", "duplicate_key")
+    [row] = h.records().to_dict("records")
+    assert row["status"] == "rejected_validation"
+    assert row["raw"] == {"_body": body}  # as received, both values
+
+
+@pytest.mark.parametrize("value", ["1" + "0" * 400, "-" + "9" * 400, "1e400"])
+def test_numbers_beyond_float_range_are_a_422_over_http(
+    h: Harness, sample_records: list[dict[str, Any]], value: str
+) -> None:
+    text = json.dumps(body_of({**sample_records[0], "LIMIT_BAL": 0}))
+    r = h.post(text.replace('"LIMIT_BAL": 0', f'"LIMIT_BAL": {value}'))
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert (error["field"], error["rule"]) == ("LIMIT_BAL", "type")
+    assert len(r.content) < 1000  # the 400-digit value is not echoed in full
+
+
 def test_429_per_client_with_retry_after(
     harness_factory: Make, sample_records: list[dict[str, Any]]
 ) -> None:

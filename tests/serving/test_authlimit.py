@@ -108,6 +108,23 @@ def test_a_known_valid_key_passes_even_from_a_throttled_source_and_its_id_cannot
     assert attempt(keys, t, key, "203.0.113.1")[0] == 200
 
 
+def test_wrong_secrets_for_a_key_id_cannot_lock_out_its_owner_after_a_restart() -> None:
+    """A fresh process does not know the key yet: a blocked key id still has its keys checked."""
+    store = MemoryKeyStore()
+    key_id, key = store.create("bank-a", "decide")
+    keys = KeyCache(store, ttl=0)  # a restarted process: the cache has never seen the key
+    t = throttle()
+    wrong = f"tg_{key_id}_not-the-secret"
+    codes = [attempt(keys, t, wrong, f"198.51.100.{i}")[0] for i in range(6)]
+    assert codes == [401] * 4 + [429] * 2  # the key id is blocked for wrong secrets
+    block = t.blocked("203.0.113.9", f"Bearer {wrong}")
+    assert block is not None and block.what == "key_id"
+    assert keys.known(key) is None
+    assert attempt(keys, t, key, "203.0.113.9")[0] == 200  # its owner still gets in
+    status, rejection = attempt(keys, t, wrong, "203.0.113.10")
+    assert status == 429 and rejection.reason == "auth_throttled"  # wrong secrets still don't
+
+
 def test_a_revoked_key_is_throttled_like_any_bad_key() -> None:
     store = MemoryKeyStore()
     _, key = store.create("gone", "decide")

@@ -43,6 +43,40 @@ def test_a_tampered_model_directory(
     assert code == 2 and "hash mismatch" in err
 
 
+def test_a_signed_model_with_a_rewritten_threshold_and_manifest_is_not_served(
+    model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whoever can write the model directory rehashes it; without the key they cannot re-sign."""
+    import json
+    import shutil
+
+    from tabguard.training._manifest import write_manifest
+    from tabguard.training._signing import KEY_FILE_ENV, key_from_file, sign_manifest
+
+    key_file, other_file = tmp_path / "signing.key", tmp_path / "other.key"
+    key_file.write_text("k" * 48)
+    other_file.write_text("o" * 48)
+    signed = tmp_path / "signed"
+    shutil.copytree(model_dir, signed)
+    sign_manifest(signed, key_from_file(key_file))
+    meta = json.loads((signed / "model.json").read_text())
+    meta["threshold"] = 0.99  # approve almost everyone
+    (signed / "model.json").write_text(json.dumps(meta))
+    write_manifest(signed, list(json.loads((signed / "manifest.json").read_text())["files"]))
+
+    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
+    code, err = run(["serve", str(signed)], tmp_path, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "the manifest was changed after it was signed; the model was refused" in err
+    monkeypatch.setenv(KEY_FILE_ENV, str(other_file))  # a key that did not sign it
+    code, err = run(["serve", str(signed)], tmp_path, capsys)
+    assert code == 2 and "signed with key id" in err and "the model was refused" in err
+    assert "o" * 8 not in err and "k" * 8 not in err  # the keys are never printed
+
+
 @pytest.mark.parametrize(
     ("toml", "needle"),
     [

@@ -2,8 +2,9 @@
 
 Unit tests of :class:`Journal` (segments, orphans, claims), a killed process that appended
 records its writer never wrote, and the real service on loopback: a bounded burst from 8
-clients, SIGKILL of the process, of one of two workers, and of the process while PostgreSQL
-is down; every decision answered with 200 must have exactly one record afterwards.
+clients, SIGKILL of the process, and of the process while PostgreSQL is down; every decision
+answered with 200 must have exactly one record afterwards. SIGKILL of one of two workers is in
+``test_workers.py`` (with its replacement getting ready under the same burst).
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tabguard.serving import PredictionRecord, load_config, open_keys, open_log
+from tabguard.serving import PredictionRecord, load_config, open_keys
 from tabguard.serving._journal import Journal
 from tabguard.serving._log import PredictionLog
 from tabguard.serving._log_read import LogReader
 from tabguard.serving._record import dumps_line, record_to_row
+from tests.serving._service import recorded
 from tests.serving._tcp_proxy import TcpProxy
 from tests.serving.conftest import body_of, write_config
-from tests.serving.test_workers import free_port, stop
+from tests.serving.test_workers import free_port
 
 
 def _row(i: int) -> dict[str, Any]:
@@ -232,22 +234,6 @@ def _keys(home: Path) -> tuple[str, str]:
         return keys.create("bank-a", "decide")[1], keys.create("ops", "admin")[1]
 
 
-def _recorded(home: Path) -> Counter[str]:
-    """decision_id -> rows, after a start of the log (which replays journals and spool)."""
-    cfg = load_config(home)
-    plog = open_log(cfg)
-    try:
-        assert plog.flush(60)
-        assert plog.replay(60)
-    finally:
-        plog.close()
-    reader = LogReader(cfg.stores.log)
-    try:
-        return Counter(reader.query(parse_json=False)["decision_id"])
-    finally:
-        reader.close()
-
-
 def _check(burst: Burst, recorded: Counter[str]) -> None:
     answered = set(burst.answered)
     missing = answered - set(recorded)
@@ -283,35 +269,7 @@ def test_sigkill_of_the_process_loses_no_answered_decision(
     burst.run(60, kill_at)
     proc.wait(30)
     assert killed.is_set() and proc.returncode == -signal.SIGKILL
-    _check(burst, _recorded(home))
-
-
-@pytest.mark.slow
-def test_sigkill_of_one_of_two_workers_loses_no_answered_decision(
-    serve: Callable[..., tuple[subprocess.Popen[str], str]],
-    tmp_path: Path,
-    sample_records: list[dict[str, Any]],
-) -> None:
-    home = tmp_path / "home"
-    write_config(home, '[limits]\nper_client = "off"\n[log]\nflush_interval = 5\n')
-    key, admin = _keys(home)
-    proc, base = serve(home, workers=2)
-    health = httpx.get(f"{base}/health", headers={"Authorization": f"Bearer {admin}"}, timeout=10)
-    victim = int(health.json()["detail"]["pid"])
-    assert victim != proc.pid
-    burst = Burst(base, key, sample_records)
-    killed = threading.Event()
-
-    def kill_at(n: int) -> None:
-        if n >= 150 and not killed.is_set():
-            killed.set()
-            os.kill(victim, signal.SIGKILL)
-
-    burst.run(60, kill_at)
-    assert killed.is_set()
-    out = stop(proc)  # the surviving worker drains its own records on a graceful stop
-    assert proc.returncode == 0, out
-    _check(burst, _recorded(home))
+    _check(burst, recorded(home))
 
 
 @pytest.mark.slow
@@ -349,6 +307,6 @@ def test_postgres_down_then_sigkill_loses_no_answered_decision(
         assert killed.is_set() and proc.returncode == -signal.SIGKILL
         assert list((home / "journal").glob("*.jsonl"))  # left for the next start
         proxy.start()
-        _check(burst, _recorded(home))
+        _check(burst, recorded(home))
     finally:
         proxy.cut()

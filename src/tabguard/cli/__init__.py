@@ -30,7 +30,9 @@ _COMMAND_MODULES = [
     "monitor",
     "monitor_alerts",
     "monitor_dashboard",
+    "models",
     "redteam",
+    "retrain",
     "serve",
     "state",
     "train",
@@ -80,7 +82,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 #: Commands that need a whole extra (install it once, not package by package).
-_COMMAND_EXTRA = {"tabguard train": "train", "tabguard demo": "train"}
+_COMMAND_EXTRA = {
+    "tabguard train": "train",
+    "tabguard demo": "train",
+    "tabguard retrain": "train",
+}
 
 
 def _error(exc: Exception) -> NoReturn:

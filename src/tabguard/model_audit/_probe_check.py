@@ -157,6 +157,9 @@ class BackdoorCheck:
             "direction": c.direction,
             "flip_rate_at_threshold": c.flip_rate,
             "cell": cells,
+            # (low, high] per feature (low == high: the value itself), for callers that test
+            # rows against the cell (tabguard retrain's model gate)
+            "intervals": [[float(lo), float(hi)] for lo, hi in c.intervals],
             "neighbour_values": list(c.neighbour_values),
             "clean_rows_with_value": c.n_natural,
             "clean_positive_rate": c.natural_positive_rate,

@@ -74,6 +74,7 @@ from tabguard.serving._guards import (
 from tabguard.serving._keys import KeyCache, new_key
 from tabguard.serving._limits import AsyncRateLimiter
 from tabguard.serving._metrics import SegmentLabels, ServiceMetrics
+from tabguard.serving._models import ModelDeployment, ShadowScore
 from tabguard.serving._probing import ProbingDetector, ProbingStore
 from tabguard.serving._reference import ReferenceProfile, profile_path
 from tabguard.serving._refusals import RefusalSummary
@@ -252,6 +253,7 @@ class ScoringService:
         self.started = False
         self._refresher: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
+        self._models_task: asyncio.Task[None] | None = None
         self._sleep = asyncio.sleep  # the in-process monitor's wait (tests replace it)
         #: Seconds a readiness answer is reused: probes (and anyone flooding /readyz, which
         #: needs no key) cost at most one store check per interval.
@@ -316,6 +318,8 @@ class ScoringService:
                     key_prefix=f"{cfg.limits.key_prefix}-probing",
                     **({"storage": pc.storage, "timeout": pc.timeout} if shared else {}),
                 )
+        self.deployment = ModelDeployment(self)
+        self.deployment.sync()  # a model promoted before this start serves from the first request
         self.delayed = DelayedDecisions(self.log)
         self.auth_throttle = AuthThrottle.from_config(cfg.limits)
         self.refusals = RefusalSummary(
@@ -333,6 +337,7 @@ class ScoringService:
             Sanitise(self.models, self.compiled_transforms),
             Score(self.models, {n: s.neutral for n, s in self.contract.items()}),
             Decide(self.policy),
+            ShadowScore(self.deployment),
         ]
         if self.detector is not None:
             steps.append(DetectProbing(self.detector, self.throttle))
@@ -377,6 +382,7 @@ class ScoringService:
         await asyncio.to_thread(self.start)
         settle_heap()
         self._refresher = asyncio.create_task(self._refresh_loop())
+        self._models_task = asyncio.create_task(self.deployment.run())
         if self.server.monitor:
             self._monitor = asyncio.create_task(self._monitor_loop())
 
@@ -428,7 +434,7 @@ class ScoringService:
 
     async def aclose(self) -> None:
         """Stop the background work, drain the log, close the stores this service opened."""
-        for task in (self._refresher, self._monitor):
+        for task in (self._refresher, self._monitor, self._models_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -614,6 +620,7 @@ class ScoringService:
                 },
                 "probing": redacted(self.probing_config) if self.probing_config.enabled else None,
                 "limits": redacted(self.config.limits),
+                "deployment": self.deployment.describe(),
             }
         return out
 

@@ -11,8 +11,11 @@ The request path stays cheap:
 
 - a key the key cache knows as valid (``KeyCache.known``: checked valid before, however long
   ago) is never throttled, only checked: a legitimate client behind the same address as an
-  attacker keeps working, and its key id cannot be locked out by someone sending wrong secrets
-  for it;
+  attacker keeps working;
+- a blocked *key id* does not lock its owner out: while it is blocked its keys are still
+  checked (a valid one passes, a wrong secret gets the 429), since key ids are not secret and
+  a fresh process does not know its clients' keys yet. A blocked *source* is refused before
+  any lookup;
 - which sources and key ids are blocked is remembered in process (a bounded map), so a blocked
   request costs a dictionary lookup, no store round trip; the shared counters are only touched
   by failures. Each worker learns of a block at its first failure from that source after the

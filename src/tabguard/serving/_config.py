@@ -312,6 +312,10 @@ class ServerConfig(BaseModel):
         rules (``tabguard monitor run`` in a background thread). Off by default.
     monitor_every : float
         Seconds between in-process monitor turns.
+    model_interval : float
+        Seconds between checks of ``$TABGUARD_HOME/models.json``, the deployment pointer that
+        ``tabguard models promote|rollback`` rewrite (a promoted model goes live within this,
+        without a restart); 0 turns the watch off.
     trusted_proxies : list of str
         Addresses or networks of reverse proxies whose ``X-Forwarded-For`` names the source
         address (for the failed-authentication limits); empty: the TCP peer is the source.
@@ -337,6 +341,7 @@ class ServerConfig(BaseModel):
     metrics_require_key: bool = False
     monitor: str | None = None
     monitor_every: float = Field(default=60.0, ge=1, le=86400)
+    model_interval: float = Field(default=2.0, ge=0, le=3600)
     trusted_proxies: list[str] = Field(default_factory=list)
 
     @field_validator("trusted_proxies", mode="before")

@@ -293,6 +293,13 @@ async def guarded_authenticate(
         return await authenticate(keys, authorization, scope)
     if throttle.active and keys.known(bearer_token(authorization)) is None:
         block = throttle.blocked(source, authorization)
+        if block is not None and block.what == "key_id":
+            # Key ids are not secret: anyone can get one blocked by sending wrong secrets for
+            # it. The key is still checked so that its owner is not locked out (after a restart
+            # the cache does not know it yet); only a wrong secret gets the 429 below.
+            client, rejection = await authenticate(keys, authorization, scope)
+            if rejection is None or rejection.reason not in AUTH_FAILURES:
+                return client, rejection
         if block is not None:
             await throttle.hold(block)  # the tarpit: a flooding connection waits for its 429
             wait = block.retry_after_header

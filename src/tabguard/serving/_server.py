@@ -28,6 +28,7 @@ import inspect
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -73,16 +74,19 @@ class Supervisor(Multiprocess):
     startup_timeout : float
         Seconds a new worker (at start and after a restart) may take to become ready; until
         then it is only checked for being alive, not pinged with the health-check timeout.
+    clock : callable, optional
+        Monotonic seconds (tests inject one).
     **kwargs
         Passed to ``Multiprocess`` (``target`` on older uvicorn releases).
     """
 
     def __init__(
         self, config: uvicorn.Config, sockets: list[socket.socket], *, startup_timeout: float,
-        **kwargs: Any,
+        clock: Callable[[], float] = time.monotonic, **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(config, sockets=sockets, **kwargs)
         self.startup_timeout = startup_timeout
+        self.clock = clock
         self._starting: dict[int, float] = {}  # id(process) -> when it was started
         self._ready: set[int] = set()  # id(process) of workers that finished starting
         #: Workers replaced after dying, and replaced because they did not start in time.
@@ -93,7 +97,7 @@ class Supervisor(Multiprocess):
         """Replace dead or hung workers; leave starting ones alone until ready or too slow."""
         if self.should_exit.is_set():
             return
-        now = time.monotonic()
+        now = self.clock()
         for idx, process in enumerate(self.processes):
             key = id(process)
             if key not in self._ready:
@@ -136,7 +140,7 @@ class Supervisor(Multiprocess):
         replacement = _new_process(process, self.config, self.sockets)
         replacement.start()
         self.processes[idx] = replacement
-        self._starting[id(replacement)] = time.monotonic()
+        self._starting[id(replacement)] = self.clock()
 
 
 def _reported_ready(process: Any, timeout: float) -> bool:

@@ -33,6 +33,7 @@ def fit_estimator(
     X_valid: np.ndarray | None = None,
     y_valid: np.ndarray | None = None,
     *,
+    sample_weight: np.ndarray | None = None,
     monotone: Sequence[int] | None = None,
     seed: int = 0,
     n_jobs: int | None = None,
@@ -52,18 +53,21 @@ def fit_estimator(
         Training matrix and 0/1 labels.
     X_valid, y_valid : arrays, optional
         Early-stopping split (LightGBM only).
+    sample_weight : array, optional
+        Row weights of ``X`` (default: every row counts once).
     monotone : sequence of int, optional
         +1/-1/0 per feature; ``None`` or all zeros for no constraint.
     """
     mono = list(monotone) if monotone is not None and any(monotone) else None
     if kind == "lightgbm":
         return _fit_lightgbm(
-            params, transform, X, y, X_valid, y_valid, mono, seed, n_jobs, progress, label
-        )
+            params, transform, X, y, X_valid, y_valid, mono, seed, n_jobs, progress, label,
+            sample_weight,
+        )  # fmt: skip
     if kind == "random_forest":
-        return _fit_forest(params, X, y, mono, seed, n_jobs, progress, label)
+        return _fit_forest(params, X, y, mono, seed, n_jobs, progress, label, sample_weight)
     if kind == "logistic":
-        return _fit_logistic(params, transform, X, y, mono, seed, progress, label)
+        return _fit_logistic(params, transform, X, y, mono, seed, progress, label, sample_weight)
     raise ValueError(f"unknown model kind {kind!r}")
 
 
@@ -79,6 +83,7 @@ def _fit_lightgbm(
     n_jobs: int | None,
     progress: Progress,
     label: str,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[Any, FitInfo]:
     import lightgbm as lgb
 
@@ -104,7 +109,9 @@ def _fit_lightgbm(
         info.params["monotone_constraints"] = mono
     names = transform.feature_names
     cats = list(transform.categorical_features)
-    ds = lgb.Dataset(X, y, feature_name=names, categorical_feature=cats or "auto")
+    ds = lgb.Dataset(
+        X, y, weight=sample_weight, feature_name=names, categorical_feature=cats or "auto"
+    )
     valid_sets: list[Any] = []
     callbacks: list[Any] = []
     if X_valid is not None and y_valid is not None and len(X_valid) and stop > 0:
@@ -135,6 +142,7 @@ def _fit_forest(
     n_jobs: int | None,
     progress: Progress,
     label: str,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[Any, FitInfo]:
     from sklearn.ensemble import RandomForestClassifier
 
@@ -152,7 +160,7 @@ def _fit_forest(
             info.params["monotonic_cst"] = mono
     est = RandomForestClassifier(**kw, random_state=seed, n_jobs=n_jobs)
     with progress.stage(f"training {label} (random forest)", total=None):
-        est.fit(X, y)
+        est.fit(X, y, sample_weight=sample_weight)
     est.n_jobs = None  # the saved model must not carry the training machine's thread count
     return est, info
 
@@ -166,6 +174,7 @@ def _fit_logistic(
     seed: int,
     progress: Progress,
     label: str,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[Any, FitInfo]:
     from sklearn.compose import ColumnTransformer
     from sklearn.exceptions import ConvergenceWarning
@@ -202,7 +211,7 @@ def _fit_logistic(
         warnings.catch_warnings(record=True) as caught,
     ):
         warnings.simplefilter("always", ConvergenceWarning)
-        est.fit(X, y)
+        est.fit(X, y, clf__sample_weight=sample_weight)
     for w in caught:
         if issubclass(w.category, ConvergenceWarning):
             info.notes.append(f"logistic regression did not fully converge: {w.message}")

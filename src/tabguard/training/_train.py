@@ -9,7 +9,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,6 +105,9 @@ class TrainConfig:
         uses the library default.
     report : bool
         Write ``report.html`` into the model directory.
+    weight_column : str, optional
+        A column of non-negative row weights used when fitting (never in evaluation); it is
+        not a feature. ``tabguard retrain`` weights exploit attempts with it.
     """
 
     model: str = "lightgbm"
@@ -131,6 +134,7 @@ class TrainConfig:
     threshold: float | None = None
     n_jobs: int | None = 1
     report: bool = True
+    weight_column: str | None = None
 
     def validate(self) -> None:
         """Raise :class:`TrainingConfigError` on an invalid option."""
@@ -160,6 +164,8 @@ class TrainConfig:
             raise TrainingConfigError("n_bootstrap", "must be >= 0", self.n_bootstrap)
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise TrainingConfigError("threshold", "must lie in [0, 1]", self.threshold)
+        if self.weight_column is not None and not self.weight_column.strip():
+            raise TrainingConfigError("weight_column", "must name a column", self.weight_column)
 
     def to_params(self) -> dict[str, Any]:
         """The options as flat strings/numbers (for MLflow and ``model.json``)."""
@@ -437,6 +443,8 @@ def train(
     progress: Progress | None = None,
     data_file: str | Path | None = None,
     signing_key: SigningKey | None = None,
+    lineage: Mapping[str, Any] | None = None,
+    review: Review | None = None,
 ) -> TrainResult:
     """Train, evaluate, save and track a model under a feature contract.
 
@@ -454,6 +462,15 @@ def train(
     signing_key : SigningKey, optional
         Sign the model's manifest (``tabguard train --sign``); loaders that have the key
         configured refuse models not signed with it.
+    lineage : mapping, optional
+        Where the model comes from (parent version, data hashes, row counts): stored as
+        ``model.json`` ``lineage`` and as ``tabguard.lineage.<key>`` tags of the MLflow run.
+    review : callable, optional
+        ``review(main, fallback, metadata) -> {file name: content}``, called after evaluation
+        and before anything is published: it may add to ``metadata`` (``metrics`` are logged to
+        MLflow) and returns extra files for the model directory; an exception it raises stops
+        the run (the MLflow run is marked failed, its reserved version deleted, ``out`` is left
+        as it was). ``tabguard retrain`` runs its model gate and report here.
 
     Returns
     -------
@@ -499,6 +516,10 @@ def train(
     )
     noise_features = [g for g in gameable if g not in drop and contract.features[g].is_numeric]
 
+    weights = None
+    if cfg.weight_column is not None:
+        weights = _weights(data, cfg.weight_column)
+        data = data.assign(**{_WEIGHT: weights}).drop(columns=[cfg.weight_column])
     tracker: Tracker | None = None
     registry = cfg.registry_name or contract.name
     if cfg.track:
@@ -515,6 +536,11 @@ def train(
     with timer("audit"):
         df, audit_summary, notes = _audit(data, contract, cfg, progress)
     y_all = check_labels(df, contract).to_numpy().astype(int)
+    w_all: np.ndarray | None = None
+    if weights is not None:
+        w_all = df[_WEIGHT].to_numpy(dtype=float)
+        df = df.drop(columns=[_WEIGHT])
+        data = data.drop(columns=[_WEIGHT])
     data_sha = frame_sha256(data)
     file_sha = file_sha256(data_file) if data_file is not None else None
     early = cfg.model == "lightgbm"
@@ -539,6 +565,7 @@ def train(
             y_all[split["train"]],
             X_valid,
             y_all[split["valid"]] if len(split["valid"]) else None,
+            sample_weight=w_all[split["train"]] if w_all is not None else None,
             monotone=mono,
             seed=cfg.seed,
             n_jobs=cfg.n_jobs,
@@ -588,6 +615,7 @@ def train(
         "tabguard.model_kind": cfg.model,
         "tabguard.preset": cfg.preset,
         "mlflow.source.git.commit": code["git_commit"],
+        **{f"tabguard.lineage.{k}": _tag(v) for k, v in (lineage or {}).items()},
     }
     run_id: str | None = None
     if tracker is not None:
@@ -653,6 +681,8 @@ def train(
         },
         "notes": notes,
     }
+    if lineage:
+        metadata["lineage"] = dict(lineage)
     extra: dict[str, str | bytes] = {
         "evaluation.json": json.dumps(jsonable(evaluation), indent=2) + "\n"
     }
@@ -674,6 +704,9 @@ def train(
     else:
         target = Path(out)
     try:
+        if review is not None:
+            with timer("review"), progress.stage("reviewing the new model", total=None):
+                extra.update(review(main, fallback, metadata))
         if cfg.report:
             from tabguard.training._report import training_report
 
@@ -712,6 +745,33 @@ def train(
         notes=notes,
         _tmp=tmp_holder,
     )
+
+
+#: Called before a trained model is published (see :func:`train`'s ``review``).
+Review = Callable[[Scorer, Scorer | None, dict[str, Any]], Mapping[str, str | bytes]]
+_WEIGHT = "__tabguard_weight__"
+
+
+def _weights(data: pd.DataFrame, column: str) -> np.ndarray:
+    """The row weights of ``column``: finite, non-negative, not all zero."""
+    if column not in data.columns:
+        raise DataError(
+            f"weight_column {column!r} is not in the data; columns are {list(data.columns)[:12]}"
+        )
+    w = pd.to_numeric(data[column], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        raise DataError(
+            f"weight_column {column!r}: {int(bad.sum())} row(s) without a finite non-negative "
+            f"weight (first at row {int(np.flatnonzero(bad)[0])}); weights must be numbers >= 0"
+        )
+    if not (w > 0).any():
+        raise DataError(f"weight_column {column!r}: every weight is 0")
+    return w
+
+
+def _tag(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(jsonable(value), sort_keys=True)
 
 
 def _publish(
