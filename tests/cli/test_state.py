@@ -128,3 +128,45 @@ def test_log_status_with_the_database_down_reports_the_spool(
     assert code == 1
     assert "? (database unreachable)" in out and "3 records spooled" in out
     assert "Connection refused" in err or "connection failed" in err
+
+
+def test_log_export_parquet_appends_to_an_archive_and_prunes(
+    home: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tabguard.contract import TransformOptions
+    from tabguard.datasets import load_credit_default
+    from tests.serving.conftest import model_dir_of
+
+    df = load_credit_default().head(400)
+    model = model_dir_of("lightgbm", tmp_path_factory, df, TransformOptions())
+    with PredictionLog.from_config(load_config()) as plog:
+        for i in range(5):
+            plog.append(
+                PredictionRecord(decision_id=f"d{i}", raw={"AGE": 30 + i}, status="accepted")
+            )
+    archive = tmp_path / "archive"
+    args = ("log", "export", "--format", "parquet", str(archive), "--model", str(model))
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and "archived 5 rows" in out
+    code, out, _ = run(capsys, *args, "--prune", "--keep", "0s")
+    assert code == 0 and "archived 0 rows" in out and "pruned 5 rows" in out
+    code, out, _ = run(capsys, "log", "status")
+    assert out.startswith("0 rows")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--format", "xml"), "'xml' is not one of"),
+        (("--format", "parquet"), "--model"),
+        (("--prune",), "--format parquet"),
+    ],
+)
+def test_log_export_usage_mistakes_are_exit_2(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], says: str
+) -> None:
+    code, _, err = run(capsys, "log", "export", str(tmp_path / "out"), *args)
+    assert code == 2 and says in err

@@ -186,18 +186,87 @@ def flags_history(
 
 @log_app.command("export")
 def log_export(
-    out: Annotated[Path, typer.Argument(help="CSV file to write.")],
+    out: Annotated[
+        Path, typer.Argument(help="CSV file to write, or the archive directory (parquet).")
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="csv: one file, JSON columns as text. parquet: an incremental archive "
+            "partitioned by date and hour, with typed columns from the model's contract.",
+        ),
+    ] = "csv",
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Model directory whose contract types the parquet columns."),
+    ] = None,
     since: Annotated[
         datetime | None, typer.Option(help="Only rows at or after this time (UTC).")
     ] = None,
     until: Annotated[
         datetime | None, typer.Option(help="Only rows before this time (UTC).")
     ] = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="parquet: then delete from the live log the archived rows (verified by row "
+            "count and SHA-256) older than --keep.",
+        ),
+    ] = False,
+    keep: Annotated[
+        str, typer.Option(help="With --prune: keep this much recent history (e.g. 90d, 12h).")
+    ] = "90d",
 ) -> None:
-    """Export the prediction log to CSV (JSON columns as JSON text)."""
-    with open_log(_config()) as plog:
-        n = plog.export_csv(out, since=since, until=until)
-    console.print(f"wrote {n} rows to {out}")
+    """Export the prediction log: to CSV, or appended to a Parquet archive (incremental)."""
+    if fmt not in ("csv", "parquet"):
+        raise typer.BadParameter(f"{fmt!r} is not one of 'csv', 'parquet'", param_hint="--format")
+    if fmt == "csv":
+        if model is not None or prune:
+            raise typer.BadParameter("--model and --prune go with --format parquet")
+        with open_log(_config()) as plog:
+            n = plog.export_csv(out, since=since, until=until)
+        console.print(f"wrote {n} rows to {out}")
+        return
+    if model is None:
+        raise typer.BadParameter(
+            "--format parquet needs the model directory whose contract types the columns",
+            param_hint="--model",
+        )
+    from tabguard.archive import export_parquet, prune_log
+    from tabguard.monitoring._config import MonitorConfig
+    from tabguard.monitoring._update import plan_for_model
+    from tabguard.timeutil import DURATION_RULE, parse_duration
+
+    keep_for = None
+    if prune:
+        try:
+            keep_for = parse_duration(keep)
+        except ValueError:
+            raise typer.BadParameter(f"{keep!r}: {DURATION_RULE}", param_hint="--keep") from None
+    plan = plan_for_model(model, MonitorConfig())
+    url = _config().stores.log
+    done = export_parquet(url, out, plan, since=since, until=until)
+    note = " (finished an interrupted export)" if done.resumed else ""
+    console.print(
+        f"archived {done.rows} rows in {len(done.parts)} part files to {out}{note}; "
+        f"{done.skipped} outside --since/--until; watermark {done.watermark}",
+        soft_wrap=True,
+        markup=False,
+    )
+    if keep_for is not None:
+        pruned = prune_log(url, out, keep=keep_for)
+        console.print(
+            f"pruned {pruned.deleted} rows from the live log ({pruned.verified_parts} part "
+            f"files verified, {len(pruned.refused_parts)} refused)",
+            markup=False,
+        )
+        for rel in pruned.refused_parts:
+            err_console.print(
+                f"warning: {out}/{rel} does not match its manifest; its rows were kept",
+                markup=False,
+            )
 
 
 @log_app.command("status")
