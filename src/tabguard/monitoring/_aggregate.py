@@ -445,9 +445,10 @@ class Aggregator:
             )
             batch = {k: v[usable] for k, v in batch.items()}
         raw, raw_is_obj, slow_raw = parse_objects(batch["raw"], self._raw_cols)
-        feats, feat_is_obj, slow_feat = parse_objects(batch["features"], self._feat_cols)
         # Refused requests log ``{}`` as features: they carry no model input at all.
-        feat_is_obj &= np.asarray(batch["features"] != "{}", dtype=bool)
+        feats, feat_is_obj, slow_feat = parse_objects(
+            batch["features"], self._feat_cols, empty=False
+        )
         return PreparedBatch(
             batch, raw, raw_is_obj, feats, feat_is_obj, skipped, slow_raw + slow_feat
         )
@@ -469,10 +470,7 @@ class Aggregator:
         b = self.bucket_seconds
         bucket = (epoch // b) * b
         segments = self._segments(batch, raw)
-        status = np.asarray(batch["status"], dtype=object)
-        decision = np.where(pd.isna(batch["decision"]), "", batch["decision"]).astype(object)
-        sd = pd.Series(status.astype(str)) + "|" + pd.Series(decision.astype(str))
-        sd_codes, sd_uniques = pd.factorize(sd)
+        sd_codes, sd_keys = _status_decision(batch["status"], batch["decision"])
         guard_codes, guard_items = parse_distinct(batch["guard_actions"], _guard_keys_weight)
         guard_parsed = [keys for keys, _ in guard_items]
         # A summary row of the service (unauthenticated refusals per source and minute)
@@ -514,7 +512,6 @@ class Aggregator:
                 remote = self.executor.submit(many_key_cells, theirs, numeric, k)
                 sketched = mine
         for _key, names, group in grouped:
-            sd_keys = [[str(u)] for u in sd_uniques]
             self._count(delta, names, group, sd_codes, sd_keys, F_STATUS_DECISION, weights)
             self._count(delta, names, group, guard_codes, guard_parsed, F_GUARD, weights)
             self._count_violations(delta, names, group, err_codes, err_parsed, weights)
@@ -710,6 +707,20 @@ class Aggregator:
                 target.invalid += invalid
                 target.total += total
                 target.sketch.merge_native(native)
+
+
+def _status_decision(
+    status: np.ndarray, decision: np.ndarray
+) -> tuple[np.ndarray, list[list[str]]]:
+    """Per row, a code of ``status|decision`` (decision ``""`` when none), and the key of each
+    code (factorised column by column: no string is built per row)."""
+    st_codes, st_uniques = pd.factorize(np.asarray(status, dtype=object), use_na_sentinel=False)
+    de_codes, de_uniques = pd.factorize(np.asarray(decision, dtype=object), use_na_sentinel=False)
+    width = max(len(de_uniques), 1)
+    combined, inverse = np.unique(st_codes * width + de_codes, return_inverse=True)
+    decisions = ["" if pd.isna(d) else str(d) for d in de_uniques]
+    keys = [[f"{st_uniques[c // width]}|{decisions[c % width]}"] for c in combined.tolist()]
+    return inverse.reshape(-1).astype(np.int64), keys
 
 
 def _combined_counts(

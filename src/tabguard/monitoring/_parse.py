@@ -73,6 +73,29 @@ def canonical_label(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))[:256]
 
 
+_OPEN = ("{", b"{")
+_EMPTY = ("{}", b"{}")
+
+
+def object_flags(texts: Sequence[Any] | np.ndarray, *, empty: bool = True) -> np.ndarray:
+    """Per row, whether the text (str or bytes) starts like a JSON object; with
+    ``empty=False``, the empty object ``{}`` does not count."""
+    if empty:
+        flags = (isinstance(t, str | bytes) and t[:1] in _OPEN for t in texts)
+    else:
+        flags = (isinstance(t, str | bytes) and t[:1] in _OPEN and t not in _EMPTY for t in texts)
+    return np.fromiter(flags, dtype=bool, count=len(texts))
+
+
+def _not_empty(texts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Rows other than the empty object ``{}`` (checked only where the length is 2)."""
+    out = np.ones(len(texts), dtype=bool)
+    two = np.flatnonzero(lengths == 2)
+    if two.size:
+        out[two] = [t not in _EMPTY for t in texts[two]]
+    return out
+
+
 def _arrow_type(kind: ColumnType, categories: Sequence[Any] | None) -> Any:
     import pyarrow as pa
 
@@ -87,17 +110,22 @@ def _arrow_type(kind: ColumnType, categories: Sequence[Any] | None) -> Any:
 
 
 def parse_objects(
-    texts: Sequence[str | None] | np.ndarray,
+    texts: Sequence[str | bytes | None] | np.ndarray,
     columns: Mapping[str, tuple[ColumnType, Sequence[Any] | None]],
+    *,
+    empty: bool = True,
 ) -> tuple[dict[str, ParsedColumn], np.ndarray, int]:
     """Parse a column of JSON objects into typed columns.
 
     Parameters
     ----------
-    texts : sequence of str or None
-        One JSON text per row.
+    texts : sequence of str, bytes or None
+        One JSON text per row (UTF-8 bytes, as the log reader gives them, or str).
     columns : dict
         ``name -> (type, categories)``: which keys to extract and how.
+    empty : bool, default True
+        Whether the empty object ``{}`` counts as an object (refused requests log ``{}`` as
+        their features: no model input at all).
 
     Returns
     -------
@@ -108,11 +136,7 @@ def parse_objects(
         Rows parsed one by one because their block could not be parsed in bulk.
     """
     n = len(texts)
-    arr = np.asarray(texts, dtype=object)
-    starts = np.fromiter(
-        (isinstance(t, str) and t.startswith("{") for t in arr), dtype=bool, count=n
-    )
-    idx = np.flatnonzero(starts)
+    arr = texts if isinstance(texts, np.ndarray) else np.asarray(texts, dtype=object)
     out = {
         name: ParsedColumn(
             numbers=np.full(n, np.nan) if kind == "number" else None,
@@ -122,11 +146,38 @@ def parse_objects(
         )
         for name, (kind, _cats) in columns.items()
     }
-    is_object = starts.copy()
+    whole = _lines(arr)
+    if whole is None:  # str or missing texts: flags row by row
+        is_object = object_flags(arr, empty=empty)
+        body = None
+    else:
+        body, is_object, lengths = whole
+        if not empty:
+            is_object &= _not_empty(arr, lengths)
+    idx = np.flatnonzero(is_object)
     slow = 0
     if idx.size and columns:
-        slow = _parse_block(arr, idx, columns, out, is_object)
+        # Every row an object (the usual case): the lines already joined are parsed as they are.
+        ready = body if body is not None and idx.size == n else None
+        slow = _parse_block(arr, idx, columns, out, is_object, ready)
     return out, is_object, slow
+
+
+def _lines(arr: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray] | None:
+    """When every text is bytes: the texts as lines, which of them start with ``{``, and
+    their lengths."""
+    n = len(arr)
+    try:
+        lengths = np.fromiter(map(len, arr), dtype=np.int64, count=n)
+        body = b"\n".join(arr)
+    except TypeError:
+        return None
+    if not n:
+        return body, np.zeros(0, dtype=bool), lengths
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    first = np.frombuffer(body, dtype=np.uint8)[np.minimum(starts, max(len(body) - 1, 0))]
+    return body, (lengths > 0) & (first == ord("{")), lengths
 
 
 def _parse_block(
@@ -135,8 +186,9 @@ def _parse_block(
     columns: Mapping[str, tuple[ColumnType, Sequence[Any] | None]],
     out: dict[str, ParsedColumn],
     is_object: np.ndarray,
+    body: bytes | None = None,
 ) -> int:
-    table = _arrow_parse(arr[idx], columns)
+    table = _arrow_parse(arr[idx] if body is None else body, len(idx), columns)
     if table is not None:
         _fill_from_arrow(table, idx, columns, out)
         return 0
@@ -149,13 +201,15 @@ def _parse_block(
     return int(idx.size)
 
 
-def _arrow_parse(texts: np.ndarray, columns: Mapping[str, tuple[ColumnType, Any]]) -> Any:
+def _arrow_parse(
+    texts: np.ndarray | bytes, rows: int, columns: Mapping[str, tuple[ColumnType, Any]]
+) -> Any:
     import pyarrow as pa
     import pyarrow.json as pj
 
     # Line-delimited input: a row holding a newline would be split, which the row count below
     # detects (the block then takes the slow path).
-    body = "\n".join(texts).encode("utf-8", "surrogatepass")
+    body = texts if isinstance(texts, bytes) else _joined(texts)
     schema = pa.schema([(name, _arrow_type(k, c)) for name, (k, c) in columns.items()])
     try:
         table = pj.read_json(
@@ -167,9 +221,18 @@ def _arrow_parse(texts: np.ndarray, columns: Mapping[str, tuple[ColumnType, Any]
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeError):
         return None
-    if table.num_rows != len(texts):
+    if table.num_rows != rows:
         return None
     return table
+
+
+def _joined(texts: np.ndarray) -> bytes:
+    """The texts as UTF-8 lines (bytes are taken as they are)."""
+    try:
+        return b"\n".join(texts)
+    except TypeError:
+        lines = (t if isinstance(t, bytes) else t.encode("utf-8", "surrogatepass") for t in texts)
+        return b"\n".join(lines)
 
 
 def _fill_from_arrow(

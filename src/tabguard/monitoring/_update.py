@@ -18,7 +18,9 @@ Incremental and idempotent:
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
 from tabguard.errors import DataError, TabguardError
@@ -201,9 +204,12 @@ class LogReader:
 
     @property
     def _epoch(self) -> str:
+        """Request time as epoch seconds (NULL when the timestamp is unreadable)."""
         if self.dialect == "postgresql":
-            return "coalesce(floor(extract(epoch from timestamp))::bigint, -1)"
-        return "coalesce(CAST(strftime('%s', timestamp) AS INTEGER), -1)"
+            return "floor(extract(epoch from timestamp))::bigint"
+        if sqlite3.sqlite_version_info >= (3, 38):
+            return "CAST(unixepoch(timestamp) AS INTEGER)"  # strftime('%s') at half the cost
+        return "CAST(strftime('%s', timestamp) AS INTEGER)"
 
     def read(self, lo: int, hi: int) -> dict[str, np.ndarray]:
         """Rows with ``lo <= ingest_seq < hi`` as columns (:data:`BATCH_COLUMNS`)."""
@@ -216,9 +222,9 @@ class LogReader:
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ", ".join(self._mark for _ in chunk)
-            parts.append(self._read(f"decision_id IN ({marks})", tuple(chunk)))
+            parts.append(self._read(f"decision_id IN ({marks})", tuple(chunk), all_ids=True))
         if not parts:
-            parts.append(self._read("1 = 0", ()))
+            parts.append(self._read("1 = 0", (), all_ids=True))
         return {name: np.concatenate([p[name] for p in parts]) for name in BATCH_COLUMNS}
 
     @property
@@ -230,7 +236,7 @@ class LogReader:
         """``(subject_id, decision_id, epoch)`` of every decided request of these subjects."""
         t = predictions_table.name
         query = sa.text(
-            f"SELECT subject_id, decision_id, {self._epoch} FROM {t} "  # noqa: S608
+            f"SELECT subject_id, decision_id, coalesce({self._epoch}, -1) FROM {t} "  # noqa: S608
             "WHERE subject_id IN :ids AND decision IS NOT NULL"
         ).bindparams(sa.bindparam("ids", expanding=True))
         out: list[tuple[str, str, int]] = []
@@ -240,12 +246,24 @@ class LogReader:
                 out.extend((str(a), str(b), int(c)) for a, b, c in rows)
         return out
 
-    def _read(self, where: str, params: tuple[Any, ...]) -> dict[str, np.ndarray]:
+    def _read(
+        self, where: str, params: tuple[Any, ...], *, all_ids: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Rows matching ``where`` as columns; ``decision_id`` only for rows without a readable
+        timestamp, unless ``all_ids``."""
         t = predictions_table.name
+        pg = self.dialect == "postgresql"
+        # The short text columns travel as one JSON array per row (one string instead of
+        # seven; their few distinct values are split once per batch), the JSON documents as
+        # bytes on SQLite (handed to Arrow without a decode and re-encode). Every SQL
+        # function costs a call per row: the rest is done in Python.
+        meta = ", ".join(_META_COLUMNS)
+        packed = f"json_build_array({meta})::text" if pg else f"json_array({meta})"
+        doc = "convert_to({0}, 'UTF8')" if pg else "CAST({0} AS BLOB)"
         sql = (
-            f"SELECT {INGEST_SEQ}, {self._epoch}, decision_id, client, status, decision, score, "  # noqa: S608
-            "latency_ms, raw, features, guard_actions, errors, segment, probing "
-            f"FROM {t} WHERE {where}"
+            f"SELECT {INGEST_SEQ}, {self._epoch}, score, latency_ms, {packed}, "  # noqa: S608
+            f"{doc.format('raw')}, {doc.format('features')}"
+            f"{', decision_id' if all_ids else ''} FROM {t} WHERE {where}"
         )
         # The plain DB-API cursor: SQLAlchemy's row objects cost more than SQLite's own fetch.
         with backend_errors(self.what, "read rows"), self.engine.connect() as conn:
@@ -253,23 +271,96 @@ class LogReader:
             try:
                 cursor.execute(sql, params)
                 rows = cursor.fetchall()
+                unreadable = not all_ids and any(r[1] is None for r in rows)
+                ids = self._unreadable_ids(cursor, where, params) if unreadable else {}
             finally:
                 cursor.close()
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in BATCH_COLUMNS]
-        out: dict[str, np.ndarray] = {}
-        for name, values in zip(BATCH_COLUMNS, columns, strict=True):
-            if name in ("seq", "epoch"):
-                out[name] = np.asarray(values, dtype=np.int64)
-            elif name in ("score", "latency_ms"):
-                out[name] = np.asarray(values, dtype=np.float64)  # None becomes NaN
-            else:
-                out[name] = np.asarray(values, dtype=object)
+        return _columns(rows, ids, all_ids=all_ids)
+
+    def _unreadable_ids(self, cursor: Any, where: str, params: tuple[Any, ...]) -> dict[int, list]:
+        """``ingest_seq -> decision ids`` of the rows without a readable timestamp (for the
+        skip's log line: only those rows carry their id)."""
+        t = predictions_table.name
+        cursor.execute(
+            f"SELECT {INGEST_SEQ}, decision_id FROM {t} "  # noqa: S608
+            f"WHERE ({where}) AND {self._epoch} IS NULL",
+            params,
+        )
+        out: dict[int, list] = {}
+        for seq, decision_id in cursor.fetchall():
+            out.setdefault(int(seq), []).append(decision_id)
         return out
 
     def close(self) -> None:
         """Dispose of the engine (when this reader created it)."""
         if self._owned:
             self.engine.dispose()
+
+
+#: The short text columns of a log row, read together (see :meth:`LogReader._read`).
+_META_COLUMNS = ("client", "status", "decision", "guard_actions", "errors", "segment", "probing")
+
+
+def _columns(rows: list[Any], ids: dict[int, list], *, all_ids: bool) -> dict[str, np.ndarray]:
+    """:data:`BATCH_COLUMNS` from the fetched rows.
+
+    The short text columns become object arrays whose equal values are one shared object,
+    so later factorisations hash each distinct value once.
+    """
+    n = len(rows)
+    if not n:
+        out = {name: np.zeros(0, dtype=np.int64) for name in ("seq", "epoch")}
+        out.update({name: np.zeros(0) for name in ("score", "latency_ms")})
+        for name in BATCH_COLUMNS:
+            out.setdefault(name, np.zeros(0, dtype=object))
+        return out
+    width = len(rows[0])
+    try:
+        table = np.array(rows, dtype=object)
+    except ValueError:
+        table = None
+    if table is None or table.shape != (n, width):  # a value NumPy took for a sequence
+        table = np.empty((n, width), dtype=object)
+        table[:] = rows
+    out = {
+        "seq": np.array(table[:, 0].tolist(), dtype=np.int64),
+        # None (unreadable timestamp, no score) becomes NaN; epochs are exact in float64.
+        "epoch": np.nan_to_num(_floats(table[:, 1]), nan=-1.0).astype(np.int64),
+        "score": _floats(table[:, 2]),
+        "latency_ms": _floats(table[:, 3]),
+        "raw": _documents(table[:, 5]),
+        "features": _documents(table[:, 6]),
+    }
+    packed = table[:, 4]
+    codes, uniques = pd.factorize(packed, use_na_sentinel=False)
+    parsed = [json.loads(text) for text in uniques]
+    for i, name in enumerate(_META_COLUMNS):
+        values = np.empty(len(parsed), dtype=object)
+        values[:] = [p[i] for p in parsed]
+        out[name] = values[codes]
+    if all_ids:
+        out["decision_id"] = table[:, 7].copy()
+        return out
+    decision_ids = np.full(n, None, dtype=object)
+    if ids:
+        for pos in np.flatnonzero(out["epoch"] < 0).tolist():
+            found = ids.get(int(out["seq"][pos]))
+            if found:
+                decision_ids[pos] = found.pop(0)
+    out["decision_id"] = decision_ids
+    return out
+
+
+def _floats(values: np.ndarray) -> np.ndarray:
+    """Numbers (None as NaN) as float64."""
+    return np.array(values.tolist(), dtype=np.float64)
+
+
+def _documents(values: np.ndarray) -> np.ndarray:
+    """JSON documents as bytes (psycopg may hand ``bytea`` over as memoryview)."""
+    if len(values) and not isinstance(values[0], bytes):
+        return np.array([bytes(v) if v is not None else None for v in values], dtype=object)
+    return values.copy()
 
 
 def load_plan(config: MonitorConfig) -> MonitorPlan:
