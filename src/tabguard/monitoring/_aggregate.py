@@ -485,20 +485,20 @@ class Aggregator:
         bucket_codes, bucket_uniques = pd.factorize(bucket, sort=True)
         numeric = self._numeric_columns(batch, raw, raw_is_obj, feats, feat_is_obj)
         categorical = self._category_columns(raw, raw_is_obj, feats, feat_is_obj)
-        # Sketches of `all` are merged from the key with the fewest values (a few merges per
-        # bucket and column instead of one more update per value).
-        sizes = {key: len(pd.unique(values)) for key, values in segments if key != "all"}
-        base = min(sizes, key=lambda k: (sizes[k], k)) if sizes else None
         grouped = []
+        sizes: dict[str, int] = {}
         for key, values in segments:
             value_codes, value_uniques = pd.factorize(values)
             nv = len(value_uniques)
+            if key != "all":
+                sizes[key] = nv
             group = bucket_codes.astype(np.int64) * nv + value_codes
             names = [
                 (int(bucket_uniques[g // nv]), key, str(value_uniques[g % nv]))
                 for g in range(len(bucket_uniques) * nv)
             ]
             grouped.append((key, names, group))
+        base = min(sizes, key=lambda k: (sizes[k], k)) if sizes else None
         # Sketches: `all` is merged from the key with the fewest values (a few merges per
         # bucket and column instead of one more update per value); with a worker process, the
         # other keys are built there while this process counts.

@@ -8,6 +8,7 @@ share one merge rule, and lets tests build deltas by hand.
 from __future__ import annotations
 
 import json
+import struct
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -138,12 +139,12 @@ def unpack_sketches(count: int, sketches: bytes) -> list[bytes]:
     head = 4 * count
     if len(sketches) < head:
         raise SketchError(f"corrupt cell row: {len(sketches)} bytes for {count} sketches")
-    lengths = np.frombuffer(sketches[:head], dtype="<u4")
-    if head + int(lengths.sum()) != len(sketches):
+    lengths = struct.unpack_from(f"<{count}I", sketches)
+    if head + sum(lengths) != len(sketches):
         raise SketchError("corrupt cell row: sketch lengths do not add up")
     out = []
     pos = head
-    for n in lengths.tolist():
+    for n in lengths:
         out.append(sketches[pos : pos + n])
         pos += n
     return out

@@ -31,6 +31,8 @@ ColumnType = Literal["number", "category"]
 #: A block Arrow refuses is split in halves down to this many rows, then parsed row by row:
 #: one bad row costs about this many rows of slow parsing.
 _RETRY_BLOCK = 64
+#: Arrow parses the JSON lines in blocks of this size on its thread pool.
+_BLOCK_BYTES = 4 << 20
 
 
 @dataclass
@@ -172,11 +174,12 @@ def _lines(arr: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray] | None:
         body = b"\n".join(arr)
     except TypeError:
         return None
-    if not n:
-        return body, np.zeros(0, dtype=bool), lengths
+    if not body:  # no rows, or only empty texts
+        return body, np.zeros(n, dtype=bool), lengths
     starts = np.zeros(n, dtype=np.int64)
     np.cumsum(lengths[:-1] + 1, out=starts[1:])
-    first = np.frombuffer(body, dtype=np.uint8)[np.minimum(starts, max(len(body) - 1, 0))]
+    # An empty last text starts one past the end: its length (0) already says "no object".
+    first = np.frombuffer(body, dtype=np.uint8)[np.minimum(starts, len(body) - 1)]
     return body, (lengths > 0) & (first == ord("{")), lengths
 
 
@@ -207,14 +210,15 @@ def _arrow_parse(
     import pyarrow as pa
     import pyarrow.json as pj
 
-    # Line-delimited input: a row holding a newline would be split, which the row count below
-    # detects (the block then takes the slow path).
+    # Line-delimited input: a row holding a newline would be split (at a block boundary, or
+    # into two rows), which the parse error or the row count below detects (the block then
+    # takes the slow path). Blocks of a few MB are parsed by Arrow's threads in parallel.
     body = texts if isinstance(texts, bytes) else _joined(texts)
     schema = pa.schema([(name, _arrow_type(k, c)) for name, (k, c) in columns.items()])
     try:
         table = pj.read_json(
             io.BytesIO(body),
-            read_options=pj.ReadOptions(block_size=max(1 << 20, len(body) + 1)),
+            read_options=pj.ReadOptions(block_size=_BLOCK_BYTES),
             parse_options=pj.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="ignore"
             ),

@@ -176,16 +176,28 @@ class QuantileSketch:
         SketchError
             When the bytes are not a KLL sketch (checked before the library parses them).
         """
-        raw = bytes(data)
-        if len(raw) < 8 or raw[2] != KLL_FAMILY_ID:
-            raise SketchError(
-                f"not a DataSketches KLL sketch ({len(raw)} bytes, family id "
-                f"{raw[2] if len(raw) > 2 else None}, expected {KLL_FAMILY_ID})"
-            )
-        try:
-            return cls(_sketch=_ds().kll_doubles_sketch.deserialize(raw))
-        except (RuntimeError, ValueError, IndexError) as exc:
-            raise SketchError(f"corrupt KLL sketch ({len(raw)} bytes): {exc}") from None
+        return cls(_sketch=native_from_bytes(data))
+
+
+def native_from_bytes(data: bytes | bytearray | memoryview) -> Any:
+    """The ``datasketches.kll_doubles_sketch`` of serialised bytes (hot path of window queries:
+    no wrapper).
+
+    Raises
+    ------
+    SketchError
+        When the bytes are not a KLL sketch (checked before the library parses them).
+    """
+    raw = data if isinstance(data, bytes) else bytes(data)
+    if len(raw) < 8 or raw[2] != KLL_FAMILY_ID:
+        raise SketchError(
+            f"not a DataSketches KLL sketch ({len(raw)} bytes, family id "
+            f"{raw[2] if len(raw) > 2 else None}, expected {KLL_FAMILY_ID})"
+        )
+    try:
+        return datasketches.kll_doubles_sketch.deserialize(raw)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise SketchError(f"corrupt KLL sketch ({len(raw)} bytes): {exc}") from None
 
 
 def math_nan() -> float:

@@ -49,7 +49,12 @@ from tabguard.monitoring._delta import (
     unpack_sketches,
     unpack_stats,
 )
-from tabguard.monitoring._sketch import DEFAULT_K, QuantileSketch, SketchError
+from tabguard.monitoring._sketch import (
+    DEFAULT_K,
+    QuantileSketch,
+    SketchError,
+    native_from_bytes,
+)
 from tabguard.monitoring._window import Window, epoch_seconds, from_epoch
 from tabguard.storage import (
     SQLITE_BEGIN_OPTION,
@@ -446,6 +451,7 @@ class SqlMonitorStore:
             sa.select(t.c.seg_key, t.c.seg_value, t.c.family, t.c.key, sa.func.sum(t.c.n))
             .where(t.c.bucket >= lo, t.c.bucket < hi, t.c.family.in_(list(families)))
             .group_by(t.c.seg_key, t.c.seg_value, t.c.family, t.c.key)
+            .order_by(*self._code_point_order(t.c.seg_key, t.c.seg_value, t.c.family, t.c.key))
         )
         seg = _seg_filter(segment)
         if seg is not None:
@@ -454,7 +460,14 @@ class SqlMonitorStore:
             rows = conn.execute(query).all()
         df = pd.DataFrame(rows, columns=["segment_key", "segment_value", "family", "key", "n"])
         df["n"] = df["n"].astype("int64")
-        return df.sort_values(["segment_key", "segment_value", "family", "key"], kind="stable")
+        return df
+
+    def _code_point_order(self, *columns: Any) -> list[Any]:
+        """``ORDER BY`` terms that sort text as Python sorts str (SQLite's binary collation
+        does; PostgreSQL needs ``COLLATE "C"``), so results need no sort in pandas."""
+        if self.engine.dialect.name == "postgresql":
+            return [c.collate("C") for c in columns]
+        return list(columns)
 
     def decision_counts(
         self, start: datetime, end: datetime, segment: Segment | None = None
@@ -634,32 +647,58 @@ class SqlMonitorStore:
             query = query.where(t.c.seg_key == seg[0], t.c.seg_value == seg[1])
         with backend_errors(self._what, "read sketches"), self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        out: dict[tuple[str, str, str, str], NumericCell] = {}
-        from_bytes = QuantileSketch.from_bytes
+        # Hot loop of every window query: native sketches merged in place (the first bucket's
+        # sketch is the accumulator), counters summed in plain lists, wrappers built once.
+        sums: dict[tuple[str, str, str, str], list[float]] = {}
+        merged: dict[tuple[str, str, str, str], Any] = {}
+        known: dict[str, list[str]] = {}  # each kind's column list is one JSON text
         for b, sk, sv, kd, names_json, stats, blobs in rows:
             try:
-                names, matrix = unpack_stats(names_json, stats)
-                wanted = [i for i, name in enumerate(names) if column is None or name == column]
-                if not wanted:
-                    continue
+                names = known.get(names_json)
+                if names is None:
+                    names = known[names_json] = unpack_stats(names_json, stats)[0]
+                matrix = np.frombuffer(stats, dtype="<f8")
+                if matrix.size != len(names) * len(STAT_FIELDS):
+                    raise SketchError(f"corrupt cell row ({matrix.size} stats for {len(names)})")
                 sketches = unpack_sketches(len(names), blobs)
-                counts = matrix[:, [0, 2, 3, 4]].tolist()  # rows, missing, invalid, total
-                for i in wanted:
-                    key = (sk, sv, kd, names[i])
-                    cell = out.get(key)
-                    if cell is None:
-                        cell = out[key] = NumericCell(sketch=QuantileSketch.fresh(DEFAULT_K))
-                    n_rows, missing, invalid, total = counts[i]
-                    cell.rows += int(n_rows)
-                    cell.missing += int(missing)
-                    cell.invalid += int(invalid)
-                    cell.total += total
+                # rows, missing, invalid, total of each column
+                counts = matrix.reshape(len(names), -1)[:, [0, 2, 3, 4]].tolist()
+                for i, name in enumerate(names):
+                    if column is not None and name != column:
+                        continue
+                    key = (sk, sv, kd, name)
+                    add = counts[i]
+                    have = sums.get(key)
+                    if have is None:
+                        sums[key] = add
+                    else:
+                        have[0] += add[0]
+                        have[1] += add[1]
+                        have[2] += add[2]
+                        have[3] += add[3]
                     if sketches[i]:
-                        cell.sketch.merge(from_bytes(sketches[i]))
+                        native = native_from_bytes(sketches[i])
+                        acc = merged.get(key)
+                        if acc is None:
+                            merged[key] = native
+                        else:
+                            acc.merge(native)
             except SketchError as exc:
                 raise SketchError(
                     f"{self._what}: bucket {from_epoch(b).isoformat()} {sk}={sv} {kd}: {exc}"
                 ) from None
+        out: dict[tuple[str, str, str, str], NumericCell] = {}
+        for key, (n_rows, missing, invalid, total) in sums.items():
+            native = merged.get(key)
+            out[key] = NumericCell(
+                rows=int(n_rows),
+                missing=int(missing),
+                invalid=int(invalid),
+                total=total,
+                sketch=QuantileSketch.fresh(DEFAULT_K)
+                if native is None
+                else QuantileSketch(_sketch=native),
+            )
         return out
 
     def percentiles(

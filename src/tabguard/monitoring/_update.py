@@ -309,11 +309,13 @@ def _columns(rows: list[Any], ids: dict[int, list], *, all_ids: bool) -> dict[st
     """
     n = len(rows)
     if not n:
-        out = {name: np.zeros(0, dtype=np.int64) for name in ("seq", "epoch")}
-        out.update({name: np.zeros(0) for name in ("score", "latency_ms")})
+        empty: dict[str, np.ndarray] = {
+            name: np.zeros(0, dtype=np.int64) for name in ("seq", "epoch")
+        }
+        empty.update({name: np.zeros(0) for name in ("score", "latency_ms")})
         for name in BATCH_COLUMNS:
-            out.setdefault(name, np.zeros(0, dtype=object))
-        return out
+            empty.setdefault(name, np.zeros(0, dtype=object))
+        return empty
     width = len(rows[0])
     try:
         table = np.array(rows, dtype=object)
