@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -114,3 +115,22 @@ def require_system(path: str, package: str, purpose: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{msg}; TABGUARD_REQUIRE_SERVICES=1 forbids skipping this test")
     pytest.skip(msg)
+
+
+def require_module(name: str, purpose: str) -> Any:
+    """Import ``name``; skip (locally) or fail (``TABGUARD_REQUIRE_SERVICES=1``) without it.
+
+    The modules asked for are dev dependencies (``make .venv/.installed-dev`` installs them).
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        msg = (
+            f"{name} cannot be imported ({exc}; {purpose}); "
+            "install the dev extra: pip install -e '.[dev]'"
+        )
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{msg}; TABGUARD_REQUIRE_SERVICES=1 forbids skipping this test")
+        pytest.skip(msg)

@@ -1,7 +1,8 @@
 """Vendor the dashboard's charting library from the npm registry (no CDN at run time).
 
-The dashboard draws its charts with uPlot (https://github.com/leeoniya/uPlot, MIT), chosen by
-measuring first-chart time against ECharts and Plotly (docs/benchmarks.md). Its files are
+The dashboard draws its charts with uPlot (https://github.com/leeoniya/uPlot, MIT): 51 kB,
+canvas drawing of thousands of points per series, no dependencies (its page-load figures are
+in docs/benchmarks.md, ``benchmarks/dashboard.py``). Its files are
 copied from the npm package into ``src/tabguard/monitoring/static/vendor/uplot/`` together with
 the package's licence, and pinned in ``VENDOR.json`` there: package, version, the registry's
 SHA-512 integrity of the tarball, and the SHA-256 of every vendored file.

@@ -21,6 +21,7 @@ from tabguard.monitoring import load_monitor_config
 from tabguard.monitoring._dashboard import (
     MAX_POINTS,
     DashboardError,
+    _clean,
     plan_grid,
     reference_band,
 )
@@ -63,6 +64,24 @@ def test_grid_keeps_28_days_of_hours_and_coarsens_beyond() -> None:
         plan_grid(H, lo, lo)
     with pytest.raises(DashboardError, match="multiple of the"):
         plan_grid(H, lo, lo + H, step=timedelta(minutes=90))
+
+
+@given(
+    st.lists(
+        st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=64)),
+        max_size=60,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_clean_keeps_six_significant_digits_and_drops_non_finite(values: list[Any]) -> None:
+    out = _clean(values)
+    assert len(out) == len(values)
+    for v, o in zip(values, out, strict=True):
+        if v is None or not np.isfinite(v):
+            assert o is None
+        else:
+            assert o == pytest.approx(float(f"{v:.6g}"), rel=1e-9, abs=0)
+    json.dumps(out, allow_nan=False)  # what the API sends
 
 
 def test_reference_band_is_the_training_deciles() -> None:

@@ -1,9 +1,9 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright (no browser download).
 
 The page is served by the dashboard app on an ephemeral port over four simulated weeks with an
-attack (``_dashboard_sim.py``). One browser for the module. Without ``/usr/bin/chromium`` the
-tests skip locally with the reason and fail under ``TABGUARD_REQUIRE_SERVICES=1`` (``.ci/run``
-installs the package).
+attack (``_dashboard_sim.py``). One browser for the module. Without ``/usr/bin/chromium`` (or
+the ``playwright`` package of the dev extra) the tests skip locally with the reason and fail
+under ``TABGUARD_REQUIRE_SERVICES=1`` (``.ci/run`` installs the Debian package).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tabguard.monitoring._dashboard import open_dashboard
 from tabguard.monitoring._dashboard_app import create_dashboard_app, key_authorizer
 from tabguard.monitoring._window import epoch_seconds
 from tabguard.serving import KeyCache, MemoryKeyStore
-from tests.conftest import require_system
+from tests.conftest import require_module, require_system
 from tests.monitoring._dashboard_sim import FEATURE, ONSET
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def site(dashboard_sim: Any) -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require_system(CHROMIUM, "chromium", "the dashboard's browser tests")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = require_module("playwright.sync_api", "it drives the browser")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield b
@@ -176,6 +176,12 @@ def test_alert_annotation_at_the_attack_onset_and_screenshot(
     )
     assert "denial_rate_drop" in title and "neutralize" in title  # which rule, what it changed
     assert page.locator("#events-table tr[data-kind=alert]").count() >= 1
+    # The drift heatmap's time axis too: the window holding the onset carries the alert.
+    page.locator("#drift").scroll_into_view_if_needed()
+    marked = page.locator("#drift-heatmap th.win[data-kind=alert]")
+    marked.first.wait_for(timeout=30_000)
+    assert "denial_rate_drop" in (marked.first.get_attribute("title") or "")
+    page.locator("#main").evaluate("() => window.scrollTo(0, 0)")
     shot = tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=False)
     assert shot.stat().st_size > 10_000

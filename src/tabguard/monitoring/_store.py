@@ -932,7 +932,8 @@ class SqlMonitorStore:
         if seg is not None:
             query = query.where(t.c.seg_key == seg[0], t.c.seg_value == seg[1])
         with backend_errors(self._what, "read series"), self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            # Plain tuples: pandas probes SQLAlchemy rows attribute by attribute (10x slower).
+            rows = [tuple(r) for r in conn.execute(query)]
         df = pd.DataFrame(rows, columns=["bucket", "segment_key", "segment_value", "key", "n"])
         df["bucket"] = pd.to_datetime(df["bucket"].astype("int64"), unit="s", utc=True)
         return df

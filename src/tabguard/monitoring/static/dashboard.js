@@ -1,7 +1,8 @@
 // tabguard monitoring dashboard: draws what /dashboard/api/v1 returns, nothing else.
 // Charts are uPlot (vendored, static/vendor/uplot). Panels load when they scroll into view.
 // window.tgDashboard exposes what the browser tests and the benchmark read: the charts drawn
-// (series and points), the time of the first drawn chart, errors.
+// (series, points, when), the time of the first drawn chart, requests pending, the last
+// activity (busyAt), errors.
 "use strict";
 
 (() => {
@@ -9,12 +10,13 @@
   const KEY_ITEM = "tabguard.dashboard.key";
   const RATE_COLORS = { approve: "#15803d", deny: "#dc2626", review: "#d97706", delayed: "#7c3aed", refused: "#6b7280" };
   const BAND = "rgba(29,78,216,0.13)", BAND_INNER = "rgba(29,78,216,0.22)", LINE = "#1d4ed8";
+  const EAGER_GROUPS = 2;  // decision cards drawn at once; the others when scrolled to
   const PALETTE = ["#1d4ed8", "#dc2626", "#15803d", "#d97706", "#7c3aed", "#0891b2", "#be185d", "#4d7c0f",
     "#b45309", "#4338ca", "#0f766e", "#9f1239", "#374151", "#65a30d", "#c2410c", "#6d28d9", "#0e7490", "#a21caf", "#854d0e", "#1e3a8a"];
 
   const state = { key: null, meta: null, start: null, end: null, range: "7d", segKey: "all", segValue: "all",
     stat: "p50", annotations: [], generation: 0, pinned: null, step: null };
-  const T = window.tgDashboard = { charts: {}, firstChart: null, errors: [], loaded: 0, pending: 0, state };
+  const T = window.tgDashboard = { charts: {}, firstChart: null, errors: [], loaded: 0, pending: 0, busyAt: 0, state };
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, attrs = {}, ...children) => {
@@ -27,6 +29,22 @@
   };
   const fmtTime = (s) => new Date(s * 1000).toISOString().slice(0, 16).replace("T", " ");
   const pct = (v) => v == null ? "–" : (100 * v).toFixed(2) + "%";
+  // Axis ticks: 1.5M, 250k, 0.25 (a feature can range over millions: full digits overflow).
+  const compact = new Intl.NumberFormat("en", { notation: "compact", maximumSignificantDigits: 3 });
+  const fmtTick = (v) => v == null ? "" : (Math.abs(v) >= 1e4 ? compact.format(v) : String(+v.toPrecision(4)));
+
+  // The y axis as wide as its longest tick label (uPlot's fixed 50 px cuts "1,500,000").
+  function axisSize(u, values, axisIdx, cycleNum) {
+    const axis = u.axes[axisIdx];
+    if (cycleNum > 1) return axis._size;
+    let size = axis.ticks.size + axis.gap;
+    const longest = (values || []).reduce((acc, v) => (v != null && String(v).length > acc.length ? String(v) : acc), "");
+    if (longest) {
+      u.ctx.font = axis.font[0];
+      size += u.ctx.measureText(longest).width / devicePixelRatio;
+    }
+    return Math.ceil(size) + 4;
+  }
 
   // ---- API ----------------------------------------------------------------------------------
 
@@ -34,6 +52,7 @@
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) q.set(k, v);
     T.pending++;
+    T.busyAt = performance.now();
     try {
       const headers = state.key ? { Authorization: "Bearer " + state.key } : {};
       const r = await fetch(API + path + (q.toString() ? "?" + q : ""), { headers });
@@ -45,7 +64,7 @@
       const body = await r.json();
       if (!r.ok) throw new Error(body.error || r.statusText);
       return body;
-    } finally { T.pending--; T.loaded++; }
+    } finally { T.pending--; T.loaded++; T.busyAt = performance.now(); }
   }
 
   function range() { return { start: state.start, end: state.end, step: state.step || undefined }; }
@@ -97,7 +116,7 @@
     } } };
   }
 
-  function chart(id, container, { t, series, title, yFmt, bands, ref, height = 210, bars = false }) {
+  function chart(id, container, { t, series, title, yFmt, bands, ref, height = 210, bars = false, yMin = null }) {
     container.replaceChildren();
     const holder = el("div", { class: "chart", id });
     if (title) container.append(el("h3", { text: title }));
@@ -111,21 +130,24 @@
         paths: bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
       }))],
       bands: bands || [],
-      scales: { x: { time: true }, y: ref ? { range: (u, lo, hi) => [Math.min(lo, ref.p10), Math.max(hi, ref.p90)] } : {} },
-      axes: [{}, { values: yFmt ? (u, vals) => vals.map(yFmt) : undefined, size: 60 }],
+      scales: { x: { time: true }, y: ref ? { range: (u, lo, hi) => [Math.min(lo, ref.p10), Math.max(hi, ref.p90)] }
+        : (yMin !== null ? { range: (u, lo, hi) => [Math.min(yMin, lo), hi > yMin ? hi * 1.05 : yMin + 1] } : {}) },
+      axes: [{}, { values: (u, vals) => vals.map(yFmt || fmtTick), size: axisSize, space: 24 }],
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       plugins: [annotationPlugin(), referencePlugin(ref)],
     };
     const u = new uPlot(opts, [t, ...series.map((s) => s.values)], holder);
     const points = series.length ? series[0].values.length : 0;
+    T.busyAt = performance.now();
     holder.dataset.series = String(series.length);
     holder.dataset.points = String(points);
-    T.charts[id] = { series: series.length, points, labels: series.map((s) => s.label), plot: u,
+    T.charts[id] = { series: series.length, points, labels: series.map((s) => s.label), plot: u, drawnAt: performance.now(),
       nonNull: series.map((s) => s.values.filter((v) => v != null).length) };
     if (T.firstChart === null) {
       T.firstChart = performance.now();
-      performance.mark("tg-first-chart");
+      // Marked when the browser is about to paint the chart (after the task drawing it).
+      requestAnimationFrame(() => performance.mark("tg-first-chart"));
     }
     return u;
   }
@@ -136,27 +158,37 @@
 
   // ---- panels -------------------------------------------------------------------------------
 
-  async function drawDecisions() {
+  async function drawDecisions(pending) {
     const box = $("decisions");
     box.replaceChildren();
     const gen = state.generation;
-    const p = await api("decisions", { ...range(), ...segmentParams() });
+    const p = await pending;
     if (gen !== state.generation) return;
     if (!p.groups.length) { empty(box, "no requests in this range"); return; }
-    for (const g of p.groups) {
+    // Every value of a key is one card; beyond the first ones a card is drawn when it scrolls
+    // into view (20 segments are 40 charts: the first ones need not wait for them).
+    p.groups.forEach((g, i) => {
       const card = el("div", { class: "card" });
       box.append(card);
-      const rates = el("div"), vol = el("div");
-      card.append(rates, vol);
-      const series = g.rates.map((l) => ({ label: (l.dashed ? "1 w earlier " : "") + l.name, values: l.values,
-        color: RATE_COLORS[l.name], dash: l.dashed ? [5, 4] : undefined, width: l.dashed ? 1 : 1.6,
-        show: !(l.name === "review" || l.name === "delayed") || l.values.some((v) => v) }));
-      const slug = g.segment.replace(/[^A-Za-z0-9_-]/g, "_");
-      chart(`chart-decisions-${slug}`, rates, { t: p.t, series, title: `${g.segment}: decision rates`, yFmt: (v) => v == null ? "" : (100 * v).toFixed(0) + "%" });
-      chart(`chart-volume-${slug}`, vol, { t: p.t, height: 110, title: `${g.segment}: requests per step`, series: [
-        { label: "requests", values: g.volume, color: "#374151" },
-        { label: "1 w earlier", values: g.volume_last_week, color: "#374151", dash: [5, 4], width: 1 }] });
-    }
+      const draw = () => drawDecisionGroup(p, g, card);
+      if (i < EAGER_GROUPS) { draw(); return; }
+      card.classList.add("pending");
+      card._load = async () => { if (gen === state.generation) { card.classList.remove("pending"); draw(); } };
+      observer.observe(card);
+    });
+  }
+
+  function drawDecisionGroup(p, g, card) {
+    const rates = el("div"), vol = el("div");
+    card.append(rates, vol);
+    const series = g.rates.map((l) => ({ label: (l.dashed ? "1 w earlier " : "") + l.name, values: l.values,
+      color: RATE_COLORS[l.name], dash: l.dashed ? [5, 4] : undefined, width: l.dashed ? 1 : 1.6,
+      show: !(l.name === "review" || l.name === "delayed") || l.values.some((v) => v) }));
+    const slug = g.segment.replace(/[^A-Za-z0-9_-]/g, "_");
+    chart(`chart-decisions-${slug}`, rates, { t: p.t, series, title: `${g.segment}: decision rates`, yFmt: (v) => v == null ? "" : (100 * v).toFixed(0) + "%" });
+    chart(`chart-volume-${slug}`, vol, { t: p.t, height: 130, yMin: 0, title: `${g.segment}: requests per step`, series: [
+      { label: "requests", values: g.volume, color: "#374151" },
+      { label: "1 w earlier", values: g.volume_last_week, color: "#374151", dash: [5, 4], width: 1 }] });
   }
 
   function featureCard(info) {
@@ -213,7 +245,18 @@
     if (!p.columns.length) { empty(box, p.note || "no drift figures"); return; }
     const table = el("table", { class: "heatmap", id: "drift-heatmap", "data-columns": String(p.columns.length), "data-windows": String(p.windows.length) });
     const head = el("tr", {}, el("th", { text: `${p.stat.toUpperCase()} · ${p.segment}` }));
-    for (const w of p.windows) head.append(el("th", { class: "win", text: fmtTime(w).slice(5, p.window >= 86400 ? 10 : 16) }));
+    // The heatmap's time axis carries the annotations too: a window holding an alert or a flag
+    // change is marked in its header (hover: what, who).
+    for (const w of p.windows) {
+      const inside = state.annotations.filter((a) => a.time >= w && a.time < w + p.window);
+      const th = el("th", { class: "win", text: fmtTime(w).slice(5, p.window >= 86400 ? 10 : 16) });
+      if (inside.length) {
+        th.classList.add(inside.some((a) => a.kind === "alert") ? "alert" : "flag");
+        th.dataset.kind = inside.some((a) => a.kind === "alert") ? "alert" : "flag";
+        th.title = inside.map((a) => `${fmtTime(a.time)} UTC — ${a.label} (${a.actor})`).join("\n");
+      }
+      head.append(th);
+    }
     table.append(head);
     const hi = p.stat === "psi" ? 0.25 : 0.2;
     p.columns.forEach((c, i) => {
@@ -363,10 +406,14 @@
     $("status").textContent = `${fmtTime(state.start)} – ${fmtTime(state.end)} UTC`;
     $("status").className = "muted";
     $("stat-label").hidden = !(state.segKey !== "all" && state.segValue === null);
-    try {
-      state.annotations = (await api("annotations", { start: state.start, end: state.end })).items;
-    } catch (err) { fail(err); state.annotations = []; }
-    drawEvents();
+    // The annotations and the decisions are asked for together; charts wait for both (every
+    // time axis carries the annotations), so the first chart costs one round trip, not two.
+    const annotated = api("annotations", { start: state.start, end: state.end })
+      .then((r) => { state.annotations = r.items; }, (err) => { fail(err); state.annotations = []; })
+      .then(drawEvents);
+    const decisions = api("decisions", { ...range(), ...segmentParams() });
+    decisions.catch(() => {});  // reported by drawDecisions
+    await annotated;
     const features = $("features");
     features.replaceChildren();
     // A feature named in the URL (?feature=AGE, e.g. from an alert) is drawn first.
@@ -379,8 +426,14 @@
       box._load = () => drawFeature(kind, column, box, title);
       ops.append(box);
     }
-    drawDecisions().catch(fail);
-    document.querySelectorAll(".lazy").forEach((n) => { observer.unobserve(n); observer.observe(n); });
+    // The other panels load once the decisions are drawn: the server answers one request at a
+    // time per core, and the top panel should not queue behind a dozen feature charts.
+    const gen = state.generation;
+    await drawDecisions(decisions).catch(fail);
+    if (gen !== state.generation) return;
+    const pinned = state.pinned && $("feature-" + state.pinned);
+    if (pinned) load(pinned);  // named in the URL: drawn wherever it is on the page
+    document.querySelectorAll(".lazy").forEach((n) => { observer.unobserve(n); if (n !== pinned) observer.observe(n); });
   }
 
   async function start() {
