@@ -406,3 +406,41 @@ def test_the_model_in_shadow_is_compared_on_the_requests_it_scored(
     assert row["auc_difference"]["ci_low"] > 0  # paired: the difference is clear
     assert 0 < row["decision_agreement"] < 1
     assert shadow_comparison(logged.drop(columns=["shadow_score"]), credit_contract) == []
+
+
+def test_backdoor_findings_are_attributed_to_the_rows_in_their_cell(
+    credit_contract: Contract,
+) -> None:
+    from tabguard.reports import Finding
+    from tabguard.retraining._gates import from_parent_data, learnt_from_exploits
+
+    def finding(direction: str) -> Finding:
+        return Finding(
+            check="model_backdoor",
+            severity="critical",
+            message="m",
+            features=["PAY_AMT1"],
+            values=[200000],
+            evidence={"direction": direction, "intervals": [[100000.0, float("inf")]]},
+        )
+
+    n = 100
+    learnt = pd.DataFrame(
+        {
+            "PAY_AMT1": [150000] * 10 + [500] * (n - 10),
+            "DEFAULT": [1] * 10 + [0] * (n - 10),
+            "weight": [20.0] * 4 + [1.0] * (n - 4),
+            "exploit": [True] * 4 + [False] * (n - 4),
+            "source": ["logged"] * 4 + ["base"] * (n - 4),
+        }
+    )
+    # 4 exploit rows weighing 20 against 6 base rows in the cell: learnt from exploits
+    assert learnt_from_exploits(finding("deny"), learnt, credit_contract) == 4
+    assert learnt_from_exploits(finding("approve"), learnt, credit_contract) == 0
+    assert from_parent_data(finding("approve"), learnt) == 0  # the loop weighs 80/86 there
+    base_only = learnt.assign(exploit=False, weight=1.0, source="base")
+    assert from_parent_data(finding("approve"), base_only) == 10
+    one_loop = base_only.assign(source=["logged"] + ["base"] * (n - 1))
+    assert from_parent_data(finding("approve"), one_loop) == 10  # 1 of 10: under 20 %
+    planted = base_only.assign(source=["logged"] * 3 + ["base"] * (n - 3))
+    assert from_parent_data(finding("approve"), planted) == 0  # 3 of 10 came through the loop

@@ -14,7 +14,9 @@ Model gate
     :func:`~tabguard.model_audit.audit_model` of the challenger and of the champion on the
     same reference rows. A critical finding of the challenger that the champion does not have
     (same check and features; same case for unacceptable cases) blocks; one the champion has too
-    is reported as *inherited* (``strict`` blocks on those as well). A new trigger towards
+    is reported as *inherited* (``strict`` blocks on those as well); so is a new trigger whose
+    cell holds (almost) only the parent's rows (< 20 % weighted loop rows: not planted through
+    the loop, a refit drew a rare cell differently). A new trigger towards
     denial whose cell holds mostly exploit attempts with unfavourable outcomes is the hardening
     the retrain was for (the probed region now gets the decision the outcomes call for): it is
     reported as *learnt from exploits*, not blocked. A planted trigger seeks approvals, or hides
@@ -202,6 +204,35 @@ def learnt_from_exploits(
     return int((cell & ex).sum()) if share >= min_share and bad_share >= 0.5 else 0
 
 
+def from_parent_data(
+    f: Finding, learnt: pd.DataFrame | None, *, max_loop_share: float = 0.2
+) -> int:
+    """Training rows in a backdoor finding's cell when the loop added (almost) none of them.
+
+    The retrain's model gate stops what the loop brings in. A cell whose (weighted) training
+    rows come from the parent's data for at least ``1 - max_loop_share`` was not planted
+    through the loop: the parent's data passed its own audit, and a refit may draw a rare cell
+    of it differently (a dozen rows with one late-payment status). Returns the cell's rows then,
+    else 0. ``learnt`` needs ``weight`` and ``source`` columns.
+    """
+    intervals = f.evidence.get("intervals")
+    if (
+        learnt is None
+        or f.check != "model_backdoor"
+        or "source" not in learnt.columns
+        or not intervals
+        or len(intervals) != len(f.features)
+    ):
+        return 0
+    cell = in_cell(learnt, f.features, intervals)
+    if not cell.any():
+        return 0
+    w = learnt["weight"].to_numpy(dtype=float)
+    loop = learnt["source"].to_numpy(dtype=object) != "base"
+    share = w[cell & loop].sum() / w[cell].sum()
+    return int(cell.sum()) if share < max_loop_share else 0
+
+
 def model_gate(
     challenger: Any,
     champion: Any,
@@ -216,9 +247,11 @@ def model_gate(
 ) -> tuple[GateResult, dict[str, Any]]:
     """Audit challenger and champion on the same rows; new critical findings block.
 
-    ``learnt`` (the challenger's training rows with ``weight`` and ``exploit``) lets a new
-    trigger towards denial that the exploit attempts explain pass as the intended hardening
-    (:func:`learnt_from_exploits`); it is reported, never silent.
+    ``learnt`` (the challenger's training rows with ``weight``, ``exploit`` and ``source``) lets
+    a new trigger towards denial that the exploit attempts explain pass as the intended
+    hardening (:func:`learnt_from_exploits`), and a new trigger in a cell the loop added (almost)
+    no rows to pass as not planted through the loop (:func:`from_parent_data`; ``strict``
+    blocks it); both are reported, never silent.
 
     Returns
     -------
@@ -242,12 +275,15 @@ def model_gate(
         if f.severity != "critical":
             continue
         explained = learnt_from_exploits(f, learnt, contract)
+        parental = from_parent_data(f, learnt) if not explained else 0
         if _key(f) in old_keys and not strict:
             resolved.append({"check": f.check, "inherited": True, "message": f.message})
         elif explained:
             resolved.append(
                 {"check": f.check, "learnt_from_exploits": explained, "message": f.message}
             )
+        elif parental and not strict:
+            resolved.append({"check": f.check, "from_parent_data": parental, "message": f.message})
         else:
             blocking.append(_line(f))
     detail = {

@@ -37,6 +37,11 @@ def build_report(summary: dict[str, Any]) -> Report:
                 text = f"quarantined {item['rows']} rows ({by}): {text}"
             elif item.get("inherited"):
                 text = f"inherited from the champion: {text}"
+            elif item.get("from_parent_data"):
+                text = (
+                    f"in a cell of {item['from_parent_data']} rows from the parent's data, not "
+                    f"planted through the loop: {text}"
+                )
             elif item.get("learnt_from_exploits"):
                 text = (
                     f"learnt from {item['learnt_from_exploits']} exploit attempts (the probed "

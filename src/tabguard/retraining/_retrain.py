@@ -354,7 +354,11 @@ def retrain(
             checks=opts.model_checks,
             strict=opts.strict_model_audit,
             random_state=cfg.seed,
-            learnt=clean.assign(weight=clean[_WEIGHT], exploit=exploit[keep]),
+            learnt=clean.assign(
+                weight=clean[_WEIGHT],
+                exploit=exploit[keep],
+                source=loop.meta["source"].to_numpy(dtype=object)[keep],
+            ),
         )
         summary["gates"].append(mgate.to_dict())
         if not mgate.passed:
