@@ -444,3 +444,20 @@ def test_backdoor_findings_are_attributed_to_the_rows_in_their_cell(
     assert from_parent_data(finding("approve"), one_loop) == 10  # 1 of 10: under 20 %
     planted = base_only.assign(source=["logged"] * 3 + ["base"] * (n - 3))
     assert from_parent_data(finding("approve"), planted) == 0  # 3 of 10 came through the loop
+
+
+def test_variants_of_one_probed_application_are_told_from_a_trigger() -> None:
+    from tabguard.retraining._gates import one_application
+
+    meta = pd.DataFrame(
+        {
+            "source": ["logged"] * 6 + ["base"],
+            "exploit": ["probing"] * 5 + ["", ""],
+            "client": ["mallory"] * 3 + ["eve"] * 2 + ["bank", None],
+            "subject_id": ["a"] * 3 + ["b"] * 2 + ["c", None],
+        }
+    )
+    assert one_application({0, 1, 2}, meta) == "mallory/a"
+    assert one_application({0, 1, 3}, meta) is None  # two attackers: could be a planted trigger
+    assert one_application({0, 5}, meta) is None  # an ordinary request among them
+    assert one_application({0, 6}, meta) is None  # a base row among them

@@ -97,6 +97,21 @@ def _by_source(rows: Sequence[int], meta: pd.DataFrame) -> dict[str, int]:
     return dict(Counter(labels))
 
 
+def one_application(rows: set[int], meta: pd.DataFrame) -> str | None:
+    """``client/subject`` when every row is a logged exploit attempt of one client about one
+    subject (the variants of one probed application), else ``None``."""
+    part = meta.iloc[sorted(rows)]
+    if not len(part) or (part["source"] != "logged").any():
+        return None
+    if (part["exploit"].fillna("").astype(str) == "").any():
+        return None
+    groups = set(zip(part["client"], part["subject_id"], strict=True))
+    if len(groups) != 1:
+        return None
+    client, subject = next(iter(groups))
+    return f"{client}/{subject}"
+
+
 def data_gate(
     loop: LoopData,
     contract: Contract,
@@ -107,6 +122,11 @@ def data_gate(
     options: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, GateResult, Any]:
     """Audit the combined set; return the mask of rows to learn from, the verdict, the audit.
+
+    A critical finding whose rows are all the exploit attempts of one client about one subject
+    (an attacker's variants of one application: they share every value it did not change and
+    carry its one true outcome) is resolved without quarantine: those rows are what the retrain
+    must learn from. Rows another finding names stay quarantined.
 
     Returns
     -------
@@ -130,23 +150,39 @@ def data_gate(
     keep[quarantined] = False
     qset = set(quarantined.tolist())
     blocking, resolved = [], []
+    variants: set[int] = set()
+    others: set[int] = set()
     for f in audit.report.findings:
-        if f.severity != "critical":
-            continue
         rows = set(f.rows)
+        if f.severity != "critical":
+            others |= rows
+            continue
         if f.check in quarantine_checks and rows and rows <= qset:
-            resolved.append(
-                {
-                    "check": f.check,
-                    "features": list(f.features),
-                    "values": [str(v) for v in f.values],
-                    "message": f.message,
-                    "rows": len(rows),
-                    "rows_by_source": _by_source(sorted(rows), loop.meta),
-                }
-            )
+            item = {
+                "check": f.check,
+                "features": list(f.features),
+                "values": [str(v) for v in f.values],
+                "message": f.message,
+                "rows": len(rows),
+                "rows_by_source": _by_source(sorted(rows), loop.meta),
+            }
+            application = one_application(rows, loop.meta)
+            if application is not None:
+                item["kept"] = True
+                item["application"] = application
+                variants |= rows
+            else:
+                others |= rows
+            resolved.append(item)
         else:
+            others |= rows
             blocking.append(_line(f))
+    # An attacker's variants of one application share every value it did not change and carry
+    # its one true outcome: the trigger scan's very signature. They are what the retrain must
+    # learn from, not a trigger; rows another finding names stay quarantined.
+    for row in variants - others:
+        keep[row] = True
+        qset.discard(row)
     detail = {
         "rows": len(loop.frame),
         "quarantined": len(qset),

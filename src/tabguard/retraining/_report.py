@@ -32,7 +32,12 @@ def build_report(summary: dict[str, Any]) -> Report:
             )
         for item in gate["resolved"]:
             text = item.get("message", "")
-            if "rows_by_source" in item:
+            if item.get("kept"):
+                text = (
+                    f"kept {item['rows']} rows: the variants of one probed application "
+                    f"({item['application']}) with its true outcome, not a trigger: {text}"
+                )
+            elif "rows_by_source" in item:
                 by = ", ".join(f"{k} {v}" for k, v in item["rows_by_source"].items())
                 text = f"quarantined {item['rows']} rows ({by}): {text}"
             elif item.get("inherited"):

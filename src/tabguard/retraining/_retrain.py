@@ -403,9 +403,12 @@ def retrain(
         shutil.rmtree(blocked_dir, ignore_errors=True)  # an earlier blocked attempt's report
     from tabguard.data_audit import REASON_COLUMN, ROW_COLUMN
 
-    rows = audit.quarantine[ROW_COLUMN].to_numpy(dtype=int)
+    reasons = dict(
+        zip(audit.quarantine[ROW_COLUMN].astype(int), audit.quarantine[REASON_COLUMN], strict=True)
+    )
+    rows = np.flatnonzero(~keep)
     quarantined = loop.meta.iloc[rows].reset_index(drop=True)
-    quarantined["reason"] = audit.quarantine[REASON_COLUMN].to_numpy()
+    quarantined["reason"] = [reasons.get(int(r)) for r in rows]
     return RetrainResult(
         model_dir=result.model_dir,
         version=result.version,
