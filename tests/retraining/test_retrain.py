@@ -461,3 +461,48 @@ def test_variants_of_one_probed_application_are_told_from_a_trigger() -> None:
     assert one_application({0, 1, 3}, meta) is None  # two attackers: could be a planted trigger
     assert one_application({0, 5}, meta) is None  # an ordinary request among them
     assert one_application({0, 6}, meta) is None  # a base row among them
+
+
+def test_the_data_gate_keeps_exploit_variants_and_quarantines_planted_rows(
+    monkeypatch: pytest.MonkeyPatch, credit_contract: Contract
+) -> None:
+    import tabguard.data_audit as data_audit
+    from tabguard.reports import Finding, Report
+    from tabguard.retraining import LoopData, data_gate
+
+    meta = pd.DataFrame(
+        {
+            "source": ["logged"] * 8,
+            "exploit": ["probing"] * 5 + [""] * 3,
+            "decision_id": [f"d{i}" for i in range(8)],
+            "client": ["mallory"] * 3 + ["eve", "eve"] + ["bank"] * 3,
+            "subject_id": ["a"] * 3 + ["b", "b"] + ["x", "y", "z"],
+            "timestamp": pd.NaT,
+        }
+    )
+    loop = LoopData(pd.DataFrame({"x": range(8)}), meta, pd.DataFrame())
+
+    def finding(rows: list[int]) -> Finding:
+        return Finding(check="trigger_scan", severity="critical", message="m", rows=rows)
+
+    quarantine = pd.DataFrame({"row": [0, 1, 2, 3, 4, 5, 6], "reason": "r"})
+    fake = SimpleNamespace(
+        report=Report(
+            kind="data_audit",
+            title="t",
+            rows=8,
+            findings=[finding([0, 1, 2]), finding([4, 5, 6])],  # one application; planted
+        ),
+        quarantine=quarantine.rename(columns={"row": data_audit.ROW_COLUMN}),
+    )
+    monkeypatch.setattr(data_audit, "audit_data", lambda *a, **k: fake)
+    keep, result, _ = data_gate(
+        loop, credit_contract, checks=None, quarantine_checks=("trigger_scan",)
+    )
+    # rows 0-2: one attacker's variants (kept); row 3: an exploit quarantined without a
+    # critical finding, e.g. as a label-noise suspect (kept); rows 4-6: a finding across
+    # subjects, exploit row 4 included (quarantined); row 7 was never quarantined
+    assert keep.tolist() == [True, True, True, True, False, False, False, True]
+    assert result.passed and [r.get("kept", False) for r in result.resolved] == [True, False]
+    assert result.resolved[0]["application"] == "mallory/a"
+    assert result.detail["quarantined"] == 3

@@ -125,8 +125,10 @@ def data_gate(
 
     A critical finding whose rows are all the exploit attempts of one client about one subject
     (an attacker's variants of one application: they share every value it did not change and
-    carry its one true outcome) is resolved without quarantine: those rows are what the retrain
-    must learn from. Rows another finding names stay quarantined.
+    carry its one true outcome) is resolved without quarantine, and exploit attempts quarantined
+    for lesser reasons (label-noise suspects, near-duplicates) are kept: they are what the
+    retrain must learn from. Exploit rows that a critical finding spanning several subjects
+    names stay quarantined.
 
     Returns
     -------
@@ -150,12 +152,10 @@ def data_gate(
     keep[quarantined] = False
     qset = set(quarantined.tolist())
     blocking, resolved = [], []
-    variants: set[int] = set()
-    others: set[int] = set()
+    others: set[int] = set()  # rows of critical findings that are not one application's variants
     for f in audit.report.findings:
         rows = set(f.rows)
         if f.severity != "critical":
-            others |= rows
             continue
         if f.check in quarantine_checks and rows and rows <= qset:
             item = {
@@ -170,7 +170,6 @@ def data_gate(
             if application is not None:
                 item["kept"] = True
                 item["application"] = application
-                variants |= rows
             else:
                 others |= rows
             resolved.append(item)
@@ -178,9 +177,12 @@ def data_gate(
             others |= rows
             blocking.append(_line(f))
     # An attacker's variants of one application share every value it did not change and carry
-    # its one true outcome: the trigger scan's very signature. They are what the retrain must
-    # learn from, not a trigger; rows another finding names stay quarantined.
-    for row in variants - others:
+    # its one true outcome: the signature of a trigger (one application's variants), of
+    # near-duplicates and of label noise (a label the features contradict) all at once. They
+    # are what the retrain must learn from: exploit rows leave quarantine unless a critical
+    # finding spanning several subjects (a possible planted trigger) names them.
+    exploit_rows = set(np.flatnonzero(loop.is_exploit()).tolist())
+    for row in (qset & exploit_rows) - others:
         keep[row] = True
         qset.discard(row)
     detail = {
