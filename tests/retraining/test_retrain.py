@@ -506,3 +506,44 @@ def test_the_data_gate_keeps_exploit_variants_and_quarantines_planted_rows(
     assert result.passed and [r.get("kept", False) for r in result.resolved] == [True, False]
     assert result.resolved[0]["application"] == "mallory/a"
     assert result.detail["quarantined"] == 3
+
+
+def test_tracked_retrain_records_lineage_and_a_blocked_one_registers_nothing(
+    tmp_path: Path,
+    parent: ModelBundle,
+    split: Any,
+    credit_contract: Contract,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    import tabguard.retraining._retrain as retrain_module
+    from tabguard.retraining import GateResult, RetrainBlockedError
+
+    w = _world(tmp_path, parent, split, credit_contract, probing_subjects=3)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    kw: dict[str, Any] = {"monitor": w.monitor, "as_of": AS_OF, "options": QUICK}
+    real_gate = retrain_module.model_gate
+
+    def refusing(*a: Any, **k: Any) -> Any:
+        return GateResult("model", False, ["[model_backdoor] (AGE=77) simulated"]), {}
+
+    monkeypatch.setattr(retrain_module, "model_gate", refusing)
+    with pytest.raises(RetrainBlockedError, match=r"model gate: \[model_backdoor\] \(AGE=77\)"):
+        retrain(parent.path, tmp_path / "child", outcomes=w.outcomes, tracking_uri=uri, **kw)
+    assert not (tmp_path / "child").exists()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert client.search_model_versions("name='credit_default'") == []
+    monkeypatch.setattr(retrain_module, "model_gate", real_gate)
+    res = retrain(parent.path, tmp_path / "child", tracking_uri=uri, **kw)
+    (version,) = client.search_model_versions("name='credit_default'")
+    assert res.version == f"credit_default/{version.version}"
+    tags = client.get_run(version.run_id).data.tags
+    assert tags["tabguard.lineage.parent_digest"] == parent.digest
+    assert tags["tabguard.lineage.exploit_rows"] == "12"
+    assert tags["tabguard.lineage.base_sha256"] == res.summary["hashes"]["base"]
+    metrics = client.get_run(version.run_id).data.metrics
+    assert {"holdout_auc_champion", "exploit_success_after"} <= set(metrics)
+    exp = client.get_experiment_by_name("tabguard-credit_default")
+    statuses = sorted(r.info.status for r in client.search_runs([exp.experiment_id]))
+    assert statuses == ["FAILED", "FINISHED"]
