@@ -131,12 +131,21 @@ def train_booster(df: pd.DataFrame, path: Path, trees: int = 100) -> Path:
     return path
 
 
+_BOOSTER_PIDS: dict[str, int] = {}
+
+
+def booster_pid(base: str) -> int:
+    """The pid of the bare-booster process serving ``base``."""
+    return _BOOSTER_PIDS[base]
+
+
 def start_bare_booster(model_file: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start the bare-booster app in its own process; return it and its base URL."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", BARE_BOOSTER, str(model_file), str(port)])
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, "/health")
+    _BOOSTER_PIDS[base] = proc.pid
     return proc, base
 
 
@@ -240,6 +249,43 @@ def latency(
             if i >= 200:
                 out[name].append(dt)
     return out
+
+
+def server_cpu(
+    servers: dict[str, tuple[int, str]], key: str, recs: list[dict[str, Any]], n: int
+) -> dict[str, float]:
+    """Server CPU seconds per request, by endpoint (``servers``: name -> (pid, base URL)).
+
+    Requests are sent one at a time on one keep-alive connection, each endpoint in its own
+    phase, three alternating rounds; the server process's CPU time (user + system, all
+    threads: the log writer included) is read before and after. CPU time does not grow when
+    other jobs take the cores, so the ratio holds on a loaded machine.
+    """
+    import psutil
+
+    urls = {
+        "guarded": "/v1/decisions",
+        "bare-booster": "/bare-booster",
+        "bare": "/bare",
+        "bare-fast": "/bare-fast",
+    }
+    spent: dict[str, float] = dict.fromkeys(servers, 0.0)
+    counter = iter(range(10**9))
+    for _ in range(3):
+        for name, (pid, base) in servers.items():
+            proc = psutil.Process(pid)
+            with httpx.Client(base_url=base, timeout=30) as c:
+                headers = {"Authorization": f"Bearer {key}"}
+                c.post(urls[name], json={"subject_id": "w", "features": recs[0]}, headers=headers)
+                before = proc.cpu_times()
+                for i in range(n):
+                    body = {"subject_id": f"cpu{next(counter)}", "features": recs[i % len(recs)]}
+                    r = c.post(urls[name], json=body, headers=headers)
+                    if r.status_code != 200:
+                        raise RuntimeError(f"{name}: {r.status_code} {r.text[:200]}")
+                after = proc.cpu_times()
+            spent[name] += (after.user - before.user) + (after.system - before.system)
+    return {name: sec / (3 * n) for name, sec in spent.items()}
 
 
 def throughput(base: str, url: str, key: str, recs: list[dict[str, Any]], seconds: float) -> float:
@@ -637,6 +683,13 @@ def single_process(
             httpx.Client(base_url=booster_base, timeout=30) as booster,
         ):
             lat = latency({"guarded": guarded, "booster": booster}, key, recs, args.requests)
+        pids = {
+            "guarded": (server.pid, base),
+            "bare-booster": (booster_pid(booster_base), booster_base),
+            "bare": (server.pid, base),
+            "bare-fast": (server.pid, base),
+        }
+        cpu = server_cpu(pids, key, recs, max(200, args.requests // 3))
         # Three alternating rounds per endpoint, so a change of machine load hits all of them.
         done: dict[str, list[float]] = {name: [] for name in urls}
         for _ in range(3):
@@ -668,6 +721,14 @@ def single_process(
             f"  guarded/{other}: p50 {pct(g, 50) / pct(o, 50):.2f}x, p99 "
             f"{pct(g, 99) / pct(o, 99):.2f}x, throughput {rps['guarded'] / rps[other]:.2f}x"
         )
+    print("  server CPU per request (user + system, all threads, sequential requests):")
+    for name, label in labels.items():
+        print(f"    {label:40s} {cpu[name] * 1e6:8.0f} us")
+    ratio = cpu["guarded"] / cpu["bare-booster"]
+    print(
+        f"    guarded/bare-booster {ratio:.2f}x: two guarded workers out-serve one bare-booster "
+        f"process when CPU-bound if this is below 2 ({'yes' if ratio < 2 else 'no'})"
+    )
     in_process(root / "model", home, recs, 5000)
 
 
