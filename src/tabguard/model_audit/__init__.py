@@ -59,7 +59,13 @@ from tabguard.model_audit._base import (
     register_check,
     registered_checks,
 )
-from tabguard.model_audit._checks import FairnessOptions, PerformanceOptions
+from tabguard.model_audit._checks import (
+    FairnessOptions,
+    FairnessResult,
+    PerformanceOptions,
+    PerformanceResult,
+    measure_performance,
+)
 from tabguard.model_audit._importance import FeatureEffect, ImportanceOptions, partial_dependence
 from tabguard.model_audit._membership import MembershipOptions, MembershipResult, membership_attack
 from tabguard.model_audit._model import (
@@ -85,6 +91,7 @@ __all__ = [
     "AuditedModel",
     "ExtractionOptions",
     "FairnessOptions",
+    "FairnessResult",
     "FeatureEffect",
     "GameabilityOptions",
     "GameabilityResult",
@@ -97,6 +104,7 @@ __all__ = [
     "ModelCheck",
     "ModelCheckResult",
     "PerformanceOptions",
+    "PerformanceResult",
     "ProbeCandidate",
     "ProbeOptions",
     "ProbeResult",
@@ -114,6 +122,7 @@ __all__ = [
     "load_audit_model",
     "load_third_party",
     "marginal_queries",
+    "measure_performance",
     "membership_attack",
     "minimal_flips",
     "partial_dependence",

@@ -25,7 +25,6 @@ import numpy as np
 from tabguard.checks import SHARE, CheckOptions, at_least, option
 from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
 from tabguard.model_audit._model import AuditedModel
-from tabguard.reports import Finding, PlotSpec, Section, Table
 
 
 @dataclass
@@ -258,17 +257,16 @@ class GameabilityCheck:
     Options: ClassVar[type[CheckOptions]] = GameabilityOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
-        """Search flips for a sample of denied reference applicants."""
+        """Search flips for a sample of denied applicants; ``_attacks_report`` words them."""
+        from tabguard.model_audit._attacks_report import gameability_report
+
         o = ctx.opts(GameabilityOptions)
-        model = ctx.model
-        n = o.rows
-        warn = o.warning_rate
         denied = np.flatnonzero(~ctx.approve)
         rng = np.random.default_rng(ctx.random_state)
-        rows = np.sort(rng.permutation(denied)[:n])
+        rows = np.sort(rng.permutation(denied)[: o.rows])
         with ctx.progress.stage("gameability: minimal flips", total=None):
             res = minimal_flips(
-                model,
+                ctx.model,
                 ctx.X[rows],
                 rows,
                 ctx.X,
@@ -276,89 +274,7 @@ class GameabilityCheck:
                 pair_points=o.pair_points,
             )
         ctx.cache["gameability"] = res
-        findings: list[Finding] = []
-        if res.features and res.denied:
-            sev = "warning" if res.rate >= warn else "info"
-            top = sorted(res.by_feature.items(), key=lambda kv: -kv[1])
-            findings.append(
-                Finding(
-                    check="gameability",
-                    severity=sev,
-                    message=(
-                        f"{res.rate:.1%} of {res.denied} denied applicants can turn their denial "
-                        f"into an approval by changing one or two gameable features within the "
-                        f"contract ({res.single_rate:.1%} with one feature); most used: "
-                        + ", ".join(f"{f} ({k})" for f, k in top[:3])
-                        + "."
-                    ),
-                    features=[f for f, _ in top],
-                    rows=[fl.row for fl in res.flips[:200]],
-                    evidence={
-                        "gameability_rate": res.rate,
-                        "single_feature_rate": res.single_rate,
-                        "denied_searched": res.denied,
-                        "median_cost_quantiles": float(np.median([f.cost for f in res.flips]))
-                        if res.flips
-                        else None,
-                        "by_feature": res.by_feature,
-                    },
-                    recommendation="coarse bins, clip ranges, neutral values, stronger "
-                    "regularisation or the fallback model reduce the rate"
-                    if sev == "warning"
-                    else None,
-                )
-            )
-        examples = sorted(res.flips, key=lambda fl: fl.cost)[:15]
-        table = Table(
-            columns=["row", "change", "cost (quantiles)", "score before", "score after"],
-            rows=[
-                [
-                    fl.row,
-                    "; ".join(f"{f}: {a!r} → {b!r}" for f, (a, b) in fl.changes.items()),
-                    fl.cost,
-                    fl.score_before,
-                    fl.score_after,
-                ]
-                for fl in examples
-            ],
-            caption="The cheapest flips found (quantile distance summed over changed features).",
-        )
-        plots = []
-        if res.by_feature:
-            items = sorted(res.by_feature.items(), key=lambda kv: -kv[1])
-            plots.append(
-                PlotSpec(
-                    kind="barh",
-                    title="Gameable features used by the cheapest flips",
-                    data={
-                        "labels": [k for k, _ in items],
-                        "values": [v for _, v in items],
-                        "xlabel": "denied applicants",
-                    },
-                )
-            )
-        text = [
-            f"Gameable model features: {', '.join(res.features) or 'none'}. Searched "
-            f"{res.denied} denied applicants; gameability rate {res.rate:.1%} "
-            f"(one feature: {res.single_rate:.1%})."
-        ]
-        return ModelCheckResult(
-            findings=findings,
-            sections=[
-                Section(
-                    title="White-hat attack: minimal flips (M3)",
-                    text=text,
-                    tables=[table] if examples else [],
-                    plots=plots,
-                )
-            ],
-            summary={
-                "gameability_rate": res.rate,
-                "single_feature_rate": res.single_rate,
-                "denied_searched": res.denied,
-                "by_feature": res.by_feature,
-            },
-        )
+        return gameability_report(res, o.warning_rate)
 
 
 # --------------------------------------------------------------------------------------------
@@ -447,64 +363,13 @@ class ExtractionCheck:
     Options: ClassVar[type[CheckOptions]] = ExtractionOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
-        """Fit surrogates on growing query budgets."""
+        """Fit surrogates on growing query budgets; ``_attacks_report`` words the curve."""
+        from tabguard.model_audit._attacks_report import extraction_report
+
         o = ctx.opts(ExtractionOptions)
-        budgets = list(o.budgets)
         eval_rows = ctx.sample(o.eval_rows, key="extraction")
         with ctx.progress.stage("extraction: surrogates", total=None):
             curve = extraction_curve(
-                ctx.model, ctx.X, ctx.X[eval_rows], budgets, random_state=ctx.random_state
+                ctx.model, ctx.X, ctx.X[eval_rows], list(o.budgets), random_state=ctx.random_state
             )
-        last = curve[-1]
-        finding = Finding(
-            check="surrogate_extraction",
-            severity="info",
-            message=(
-                f"With {last['queries']} queries a surrogate reproduces "
-                f"{last['fidelity_scores']:.1%} of the model's decisions from score answers and "
-                f"{last['fidelity_decisions']:.1%} from decision-only answers (always answering "
-                f"the majority decision: {last['baseline']:.1%})."
-            ),
-            evidence={"curve": curve},
-            recommendation="answer with decisions only, authenticate clients and throttle them",
-        )
-        plot = PlotSpec(
-            kind="line",
-            title="Surrogate fidelity vs number of queries",
-            data={
-                "x": [c["queries"] for c in curve],
-                "series": {
-                    "score answers": [c["fidelity_scores"] for c in curve],
-                    "decision-only answers": [c["fidelity_decisions"] for c in curve],
-                },
-                "hline": last["baseline"],
-                "logx": True,
-                "xlabel": "queries",
-                "ylabel": "agreement with the model's decisions",
-            },
-            caption="Dashed: always answering the majority decision.",
-        )
-        return ModelCheckResult(
-            findings=[finding],
-            sections=[
-                Section(
-                    title="White-hat attack: surrogate extraction (M3)",
-                    text=[
-                        "Queries are synthetic applicants drawn from each feature's clean "
-                        "distribution independently; fidelity is measured on "
-                        f"{len(eval_rows)} real reference applicants."
-                    ],
-                    tables=[
-                        Table(
-                            columns=["queries", "fidelity (scores)", "fidelity (decisions)"],
-                            rows=[
-                                [c["queries"], c["fidelity_scores"], c["fidelity_decisions"]]
-                                for c in curve
-                            ],
-                        )
-                    ],
-                    plots=[plot],
-                )
-            ],
-            summary={"curve": curve},
-        )
+        return extraction_report(curve, len(eval_rows))

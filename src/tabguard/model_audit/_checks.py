@@ -21,8 +21,84 @@ from tabguard.model_audit._base import (
     NoOptions,
     register_check,
 )
-from tabguard.model_audit._fairness import group_rates
-from tabguard.reports import Finding, PlotSpec, Section, Table
+from tabguard.model_audit._fairness import GroupRates, group_rates
+
+
+@dataclass
+class PerformanceResult:
+    """What the performance check measured on the reference data.
+
+    Attributes
+    ----------
+    metrics : dict
+        AUC, Brier score, log loss, expected calibration error, approval and positive rates,
+        mean score, error standard deviation and 95th percentile of the absolute error.
+    threshold : float
+        The decision threshold the approval rate was taken at.
+    calibration : list of (float, float, int)
+        Per score decile: mean predicted P(positive), observed positive rate, rows.
+    error_edges : list of float
+        Bin edges of the error histogram (label - score).
+    error_counts : dict
+        Histogram counts of the error for positive-label and negative-label rows.
+    largest_errors : list of (int, int, float, float)
+        The ten rows with the largest log loss: row, label, score, loss.
+    """
+
+    metrics: dict[str, float]
+    threshold: float
+    calibration: list[tuple[float, float, int]]
+    error_edges: list[float]
+    error_counts: dict[str, list[int]]
+    largest_errors: list[tuple[int, int, float, float]]
+
+
+def measure_performance(
+    p: np.ndarray, y: np.ndarray, approve: np.ndarray, threshold: float
+) -> PerformanceResult:
+    """Discrimination, calibration (score deciles) and error dispersion of scores ``p``."""
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    both = 0 < y.sum() < len(y)
+    auc = float(roc_auc_score(y, p)) if both else float("nan")
+    brier = float(brier_score_loss(y, p))
+    ll = float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
+    # calibration: reliability curve on score deciles
+    edges = np.unique(np.quantile(p, np.linspace(0, 1, 11)))
+    bins = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, max(len(edges) - 2, 0))
+    calibration: list[tuple[float, float, int]] = []
+    for b in range(max(len(edges) - 1, 1)):
+        m = bins == b
+        if m.any():
+            calibration.append((float(p[m].mean()), float(y[m].mean()), int(m.sum())))
+    ece = float(sum(c * abs(a - b) for a, b, c in calibration) / max(len(p), 1))
+    err = y - p
+    hist_edges = np.linspace(-1, 1, 41)
+    counts = {
+        "positive label": np.histogram(err[y == 1], bins=hist_edges)[0].tolist(),
+        "negative label": np.histogram(err[y == 0], bins=hist_edges)[0].tolist(),
+    }
+    loss = -np.log(np.clip(np.where(y == 1, p, 1 - p), 1e-7, 1))
+    worst = np.argsort(-loss)[:10]
+    metrics = {
+        "auc": auc,
+        "brier": brier,
+        "log_loss": ll,
+        "expected_calibration_error": ece,
+        "approval_rate": float(approve.mean()),
+        "positive_rate": float(y.mean()),
+        "mean_score": float(p.mean()),
+        "error_std": float(err.std()),
+        "error_p95_abs": float(np.quantile(np.abs(err), 0.95)),
+    }
+    return PerformanceResult(
+        metrics=metrics,
+        threshold=threshold,
+        calibration=calibration,
+        error_edges=hist_edges.tolist(),
+        error_counts=counts,
+        largest_errors=[(int(i), int(y[i]), float(p[i]), float(loss[i])) for i in worst],
+    )
 
 
 @dataclass(frozen=True)
@@ -43,86 +119,31 @@ class PerformanceCheck:
     Options: ClassVar[type[CheckOptions]] = PerformanceOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
-        """Compute metrics and the calibration and error plots."""
-        from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+        """Compute the metrics and curves; ``_performance_report`` words and draws them."""
+        from tabguard.model_audit._performance_report import performance_report
 
-        p, y = ctx.scores, ctx.y
-        both = 0 < y.sum() < len(y)
-        auc = float(roc_auc_score(y, p)) if both else float("nan")
-        brier = float(brier_score_loss(y, p))
-        ll = float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
-        # calibration: reliability curve on score deciles
-        edges = np.unique(np.quantile(p, np.linspace(0, 1, 11)))
-        bins = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, max(len(edges) - 2, 0))
-        pred, obs, count = [], [], []
-        for b in range(max(len(edges) - 1, 1)):
-            m = bins == b
-            if m.any():
-                pred.append(float(p[m].mean()))
-                obs.append(float(y[m].mean()))
-                count.append(int(m.sum()))
-        ece = float(
-            sum(c * abs(a - b) for a, b, c in zip(pred, obs, count, strict=True)) / max(len(p), 1)
-        )
-        err = y - p
-        hist_edges = np.linspace(-1, 1, 41)
-        counts = {
-            "positive label": np.histogram(err[y == 1], bins=hist_edges)[0].tolist(),
-            "negative label": np.histogram(err[y == 0], bins=hist_edges)[0].tolist(),
-        }
-        loss = -np.log(np.clip(np.where(y == 1, p, 1 - p), 1e-7, 1))
-        worst = np.argsort(-loss)[:10]
-        approve = ctx.approve
-        metrics = {
-            "auc": auc,
-            "brier": brier,
-            "log_loss": ll,
-            "expected_calibration_error": ece,
-            "approval_rate": float(approve.mean()),
-            "positive_rate": float(y.mean()),
-            "mean_score": float(p.mean()),
-            "error_std": float(err.std()),
-            "error_p95_abs": float(np.quantile(np.abs(err), 0.95)),
-        }
-        ctx.cache["metrics"] = metrics
-        section = Section(
-            title="Performance on the reference data",
-            text=[
-                f"AUC {auc:.3f}, Brier score {brier:.4f}, log loss {ll:.4f}, expected "
-                f"calibration error {ece:.4f}; approval rate {approve.mean():.1%} at threshold "
-                f"{ctx.model.threshold:g}."
-            ],
-            tables=[
-                Table(
-                    columns=["row", "label", "score", "loss"],
-                    rows=[[int(i), int(y[i]), float(p[i]), float(loss[i])] for i in worst],
-                    caption="The largest errors (log loss).",
-                )
-            ],
-            plots=[
-                PlotSpec(
-                    kind="line",
-                    title="Calibration: predictions vs reality",
-                    data={
-                        "x": pred,
-                        "series": {"observed positive rate": obs},
-                        "diagonal": [0.0, max(pred + obs + [0.01])],
-                        "xlabel": "mean predicted P(positive) (score deciles)",
-                        "ylabel": "observed positive rate",
-                    },
-                ),
-                PlotSpec(
-                    kind="hist",
-                    title="Error dispersion (label - score)",
-                    data={
-                        "edges": hist_edges.tolist(),
-                        "series": counts,
-                        "xlabel": "label - score",
-                    },
-                ),
-            ],
-        )
-        return ModelCheckResult(sections=[section], summary=metrics)
+        res = measure_performance(ctx.scores, ctx.y, ctx.approve, ctx.model.threshold)
+        ctx.cache["metrics"] = res.metrics
+        return performance_report(res)
+
+
+@dataclass
+class FairnessResult:
+    """What the fairness check measured.
+
+    Attributes
+    ----------
+    used_as_input : list of str
+        Protected attributes that are inputs of the model (unlawful features).
+    rates : list of GroupRates
+        Decision and error rates by group, per protected attribute present in the data.
+    declared : bool
+        Whether the contract declares any protected attribute.
+    """
+
+    used_as_input: list[str]
+    rates: list[GroupRates]
+    declared: bool
 
 
 @dataclass(frozen=True)
@@ -152,122 +173,24 @@ class FairnessCheck:
     Options: ClassVar[type[CheckOptions]] = FairnessOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
-        """Approval and error rates per group of every protected attribute."""
+        """Approval and error rates per group of every protected attribute.
+
+        ``_fairness_report`` words them against the four-fifths rule.
+        """
+        from tabguard.model_audit._fairness_report import fairness_report
+
         o = ctx.opts(FairnessOptions)
-        ratio_min = o.four_fifths
-        min_count = o.min_group
         model = ctx.model
         contract = model.contract
-        findings: list[Finding] = []
-        sections: list[Section] = []
-        summary: dict[str, object] = {}
-        used = [f for f in contract.protected_features() if f in model.feature_names]
-        for f in used:
-            findings.append(
-                Finding(
-                    check="unlawful_feature",
-                    severity="critical",
-                    message=(
-                        f"protected attribute {f} is an input of the model; a protected "
-                        "attribute may be audited but never used to decide."
-                    ),
-                    features=[f],
-                    recommendation="retrain without it (tabguard's transform drops protected "
-                    "features)",
-                )
-            )
+        protected = contract.protected_features()
         fav = np.asarray(ctx.y == 0) if model.positive_means_deny else np.asarray(ctx.y == 1)
-        for f in contract.protected_features():
-            if f not in ctx.data.columns:
-                continue
-            res = group_rates(ctx.approve, fav, ctx.data[f], min_count=min_count)
-            table = res.table
-            summary[f] = {
-                "ratio": res.ratio,
-                "difference": res.difference,
-                "groups": {
-                    str(g): {k: float(v) for k, v in row.items()} for g, row in table.iterrows()
-                },
-            }
-            if np.isfinite(res.ratio) and res.ratio < ratio_min:
-                rates = table["approval_rate"].astype(float)
-                lo, hi = str(rates.idxmin()), str(rates.idxmax())
-                findings.append(
-                    Finding(
-                        check="disparate_impact",
-                        severity="warning",
-                        message=(
-                            f"approval rate ratio across {f} is {res.ratio:.2f} (group {lo}: "
-                            f"{rates.min():.1%}, group {hi}: "
-                            f"{rates.max():.1%}), below the four-fifths rule "
-                            f"({ratio_min:g})."
-                        ),
-                        features=[f],
-                        values=[lo],
-                        evidence=summary[f],
-                        recommendation="review the features that proxy the attribute",
-                    )
-                )
-            else:
-                findings.append(
-                    Finding(
-                        check="disparate_impact",
-                        severity="info",
-                        message=(
-                            f"approval rate ratio across {f} is {res.ratio:.2f} "
-                            f"(four-fifths rule: >= {ratio_min:g}); difference "
-                            f"{res.difference:.1%}."
-                        ),
-                        features=[f],
-                        evidence=summary[f],
-                    )
-                )
-            rows = [
-                [
-                    str(g),
-                    int(r["count"]),
-                    float(r["approval_rate"]),
-                    float(r["favourable_rate"]),
-                    float(r["false_approval_rate"]),
-                    float(r["false_denial_rate"]),
-                ]
-                for g, r in table.iterrows()
-            ]
-            sections.append(
-                Section(
-                    title=f"Disparate impact by {f} (M4)",
-                    text=[
-                        f"Approval-rate ratio {res.ratio:.3f} (lowest / highest group; "
-                        f"four-fifths rule {ratio_min:g}); difference {res.difference:.3f}. "
-                        "False approval: approved although the outcome was unfavourable; false "
-                        "denial: denied although it was favourable."
-                    ],
-                    tables=[
-                        Table(
-                            columns=[
-                                "group",
-                                "rows",
-                                "approval rate",
-                                "favourable outcomes",
-                                "false approval rate",
-                                "false denial rate",
-                            ],
-                            rows=rows,
-                        )
-                    ],
-                    plots=[
-                        PlotSpec(
-                            kind="bar",
-                            title=f"Approval rate by {f}",
-                            data={
-                                "labels": [r[0] for r in rows],
-                                "series": {"approval rate": [r[2] for r in rows]},
-                                "ylabel": "approval rate",
-                            },
-                        )
-                    ],
-                )
-            )
-        if not contract.protected_features():
-            summary["skipped"] = "the contract declares no protected attribute"
-        return ModelCheckResult(findings=findings, sections=sections, summary=summary)
+        res = FairnessResult(
+            used_as_input=[f for f in protected if f in model.feature_names],
+            rates=[
+                group_rates(ctx.approve, fav, ctx.data[f], min_count=o.min_group)
+                for f in protected
+                if f in ctx.data.columns
+            ],
+            declared=bool(protected),
+        )
+        return fairness_report(res, o.four_fifths)

@@ -23,7 +23,6 @@ import numpy as np
 from tabguard.checks import CheckOptions, at_least, interval, option
 from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
 from tabguard.model_audit._model import AuditedModel
-from tabguard.reports import Finding, Section, Table
 
 
 @dataclass
@@ -125,23 +124,15 @@ class MembershipCheck:
     Options: ClassVar[type[CheckOptions]] = MembershipOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
-        """Attack the model with its training rows against the reference rows."""
+        """Attack the model with its training rows against the reference rows.
+
+        ``_membership_report`` words the outcome.
+        """
+        from tabguard.model_audit._membership_report import membership_report, not_run_report
+
         o = ctx.opts(MembershipOptions)
-        warn = o.warning_auc
         if ctx.members is None or len(ctx.members) == 0:
-            return ModelCheckResult(
-                findings=[
-                    Finding(
-                        check="membership_inference",
-                        severity="info",
-                        message=(
-                            "membership inference not run: it needs the model's training rows "
-                            "(pass them with --members) to attack against the reference rows."
-                        ),
-                    )
-                ],
-                summary={"skipped": "no training rows"},
-            )
+            return not_run_report()
         from tabguard.io import check_labels
 
         Xm = ctx.model.encode(ctx.members)
@@ -156,41 +147,4 @@ class MembershipCheck:
                 max_rows=o.rows,
                 random_state=ctx.random_state,
             )
-        sev = "warning" if res.auc >= warn else "info"
-        finding = Finding(
-            check="membership_inference",
-            severity=sev,
-            message=(
-                f"membership inference attack AUC {res.auc:.3f} (loss threshold "
-                f"{res.loss_auc:.3f}, learned attack {res.learned_auc:.3f}; 0.5 = no leakage) "
-                f"on {res.members} training rows against {res.non_members} reference rows."
-            ),
-            evidence=res.__dict__,
-            recommendation="regularise (robust preset), answer with decisions only"
-            if sev == "warning"
-            else None,
-        )
-        return ModelCheckResult(
-            findings=[finding],
-            sections=[
-                Section(
-                    title="White-hat attack: membership inference (M3)",
-                    text=[
-                        "Training rows (members) against reference rows (non-members), "
-                        "balanced. The loss-threshold attack needs no model; the learned attack "
-                        "is a cross-validated classifier on the score, the probability of the "
-                        "true label, the loss and the label."
-                    ],
-                    tables=[
-                        Table(
-                            columns=["attack", "AUC"],
-                            rows=[
-                                ["loss threshold", res.loss_auc],
-                                ["learned (cross-validated)", res.learned_auc],
-                            ],
-                        )
-                    ],
-                )
-            ],
-            summary=res.__dict__,
-        )
+        return membership_report(res, o.warning_auc)

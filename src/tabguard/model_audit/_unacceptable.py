@@ -26,7 +26,6 @@ from tabguard.checks import CheckOptions, at_least, option
 from tabguard.contract import Contract, RecordValidator, UnacceptableCase
 from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
 from tabguard.model_audit._model import AuditedModel
-from tabguard.reports import Finding, Section, Table
 
 
 def automatic_cases(contract: Contract) -> list[UnacceptableCase]:
@@ -217,7 +216,9 @@ class UnacceptableCheck:
     Options: ClassVar[type[CheckOptions]] = UnacceptableOptions
 
     def run(self, ctx: ModelAuditContext) -> ModelCheckResult:
-        """Run every case on a sample of reference rows."""
+        """Run every case on a sample of reference rows; ``_unacceptable_report`` words them."""
+        from tabguard.model_audit._unacceptable_report import unacceptable_report
+
         o = ctx.opts(UnacceptableOptions)
         model = ctx.model
         rows = ctx.sample(o.rows, key="cases")
@@ -231,95 +232,4 @@ class UnacceptableCheck:
             for case in [*declared, *auto]:
                 st.advance()
                 outcomes.append(run_case(model, validator, base, rows, base_approve, case))
-        findings = [self._finding(oc) for oc in outcomes if not oc.ok]
-        table_rows = [
-            [
-                oc.case.name,
-                ", ".join(f"{k}={v!r}" for k, v in oc.case.case.items()),
-                oc.case.expect,
-                f"{oc.rejected}/{oc.n}",
-                oc.approved,
-                oc.denied,
-                oc.review,
-                oc.would_change,
-                oc.score_error or "",
-                "ok" if oc.ok else f"FAILED ({len(oc.violations)} rows)",
-            ]
-            for oc in outcomes
-        ]
-        section = Section(
-            title="Unacceptable cases (M2)",
-            text=[
-                f"Each case overrides features on {len(rows)} clean reference rows. 'reject' "
-                "cases must be refused by the contract's record validation; the 'would change' "
-                "column shows the share of decisions the model would change if such a record "
-                "reached it anyway. Automatic cases (auto:...) test every range bound and an "
-                "unknown category."
-            ],
-            tables=[
-                Table(
-                    columns=[
-                        "case",
-                        "override",
-                        "expect",
-                        "rejected",
-                        "approved",
-                        "denied",
-                        "review",
-                        "would change",
-                        "scoring error",
-                        "result",
-                    ],
-                    rows=table_rows,
-                )
-            ],
-        )
-        return ModelCheckResult(
-            findings=findings,
-            sections=[section],
-            summary={
-                "cases": len(outcomes),
-                "declared": len(declared),
-                "failed": [oc.case.name for oc in outcomes if not oc.ok],
-            },
-        )
-
-    @staticmethod
-    def _finding(oc: CaseOutcome) -> Finding:
-        c = oc.case
-        override = ", ".join(f"{k}={v!r}" for k, v in c.case.items())
-        if c.expect == "reject":
-            msg = (
-                f"unacceptable case '{c.name}' ({override}) must be rejected by contract "
-                f"validation, but {len(oc.violations)} of {oc.n} records pass; if they reach "
-                f"the model, {oc.would_change:.0%} of decisions change."
-            )
-            rec = "tighten the contract (min/max/categories) so the API rejects these values"
-        else:
-            msg = (
-                f"unacceptable case '{c.name}' ({override}) expects '{c.expect}', but "
-                f"{len(oc.violations)} of {oc.n} reference rows break it "
-                f"(approved {oc.approved}, denied {oc.denied}, review {oc.review}, "
-                f"rejected {oc.rejected})."
-            )
-            rec = "retrain with the case in mind, or add a rule/flag in the decision layer"
-        return Finding(
-            check="unacceptable_case",
-            severity="critical",
-            message=msg,
-            features=list(c.case),
-            values=list(c.case.values()),
-            rows=[int(r) for r in oc.violations[:200]],
-            evidence={
-                "case": c.name,
-                "expect": c.expect,
-                "records": oc.n,
-                "rejected": oc.rejected,
-                "approved": oc.approved,
-                "denied": oc.denied,
-                "review": oc.review,
-                "would_change": oc.would_change,
-                "validation_rules": oc.reasons,
-            },
-            recommendation=rec,
-        )
+        return unacceptable_report(outcomes, len(rows), len(declared))
