@@ -46,7 +46,7 @@ rules:
     direction: below
     change: 20%
     segments: [all, channel]
-    alpha: 0.01
+    alpha: {alpha}
     severity: critical
     actions: [{{flag: neutralize, value: [PAY_AMT2]}}, log]
 """
@@ -61,8 +61,13 @@ class SimulatedHome:
     opened: list[tuple[datetime, tuple[str, str]]]
 
 
-def build(work: Path, per_day: int = 500) -> SimulatedHome:
-    """Simulate the weeks into ``work/home`` (monitor store, alerts, reference)."""
+def build(work: Path, per_day: int = 500, alpha: float = 0.01) -> SimulatedHome:
+    """Simulate the weeks into ``work/home`` (monitor store, alerts, reference).
+
+    ``alpha`` 0.01 makes the rule fire within 6 h on the test's small volumes; at a few
+    thousand requests a day the default 1e-4 keeps the clean weeks free of false alerts (whose
+    action would neutralise the feature before the attack).
+    """
     bundle = vulnerable_model(work / "model")
     home = work / "home"
     write_config(home, "[log]\nflush_interval = 0.05\n")
@@ -71,7 +76,8 @@ def build(work: Path, per_day: int = 500) -> SimulatedHome:
         load_credit_default().sample(5000, random_state=0), bundle.contract, bundle.main.transform
     ).save(reference)
     config = home / "monitor.yaml"
-    config.write_text(MONITOR.format(model=work / "model", reference=reference), encoding="utf-8")
+    text = MONITOR.format(model=work / "model", reference=reference, alpha=alpha)
+    config.write_text(text, encoding="utf-8")
     monitor = SimulationMonitor(load_monitor_config(config, home=home))
     options = TrafficOptions(
         start=START,

@@ -164,6 +164,51 @@ def test_performance_by_window_once_labels_mature(
         assert np.corrcoef(big.default_rate, big.mean_score)[0, 1] > 0.8
 
 
+def test_dashboard_performance_panel_once_labels_mature(
+    setup: tuple[MonitorConfig, MonitorPlan, list[PredictionRecord]], credit_contract: Contract
+) -> None:
+    from tabguard.monitoring._dashboard import DashboardData
+
+    cfg, plan, records = setup
+    decided = [r for r in records if r.decision is not None]
+    rng = np.random.default_rng(5)
+    labels = [int(rng.random() < (r.score or 0)) for r in decided]
+    frame = pd.DataFrame(
+        {
+            "decision_id": [r.decision_id for r in decided],
+            "label": labels,
+            "observed_at": [(r.timestamp + DAY).isoformat() for r in decided],
+        }
+    )
+    import_outcomes(frame, cfg, plan=plan, contract=credit_contract)
+    with open_monitor_store(cfg.store_url()) as store:
+        now = T0 + 6 * DAY  # decisions of the first 4 days have matured (maturity 2 days)
+        data = DashboardData(store, maturity=cfg.outcomes.maturity, clock=FixedClock(now))
+        panel = data.performance(data.grid(T0, T0 + 9 * DAY), window=DAY)
+        assert panel.note is None and panel.window == 86400
+        matured = [
+            i for i, t in enumerate(panel.windows) if t + 86400 + 2 * 86400 <= now.timestamp()
+        ]
+        for i, t in enumerate(panel.windows):
+            day = [
+                (r, y)
+                for r, y in zip(decided, labels, strict=True)
+                if t <= r.timestamp.timestamp() < t + 86400
+            ]
+            if i in matured and day:
+                assert panel.n_labelled[i] == len(day)
+                assert panel.default_rate[i] == pytest.approx(
+                    np.mean([y for _, y in day]), abs=1e-5
+                )
+                assert panel.auc[i] == pytest.approx(
+                    roc_auc_score([y for _, y in day], [r.score for r, _ in day]), abs=1e-5
+                )
+            elif t >= now.timestamp() - 2 * 86400:
+                assert panel.n_labelled[i] == 0 and panel.auc[i] is None  # not matured yet
+        assert sum(b.n for b in panel.bands) == sum(panel.n_labelled)
+        assert all(b.low <= (b.mean_score or b.low) < b.high for b in panel.bands)
+
+
 def test_cli_import_reports_and_exits_1_on_refused_rows(
     setup: tuple[MonitorConfig, MonitorPlan, list[PredictionRecord]],
     tmp_path: Path,
