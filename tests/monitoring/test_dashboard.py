@@ -198,6 +198,25 @@ def test_annotations_name_the_rule_the_segment_and_the_flag(data: Any, dashboard
     assert onset <= partner[0].time <= onset + 6 * 3600
 
 
+def test_flag_changes_are_annotations_with_who_and_what() -> None:
+    from tabguard.flags import MemoryFlagStore
+    from tabguard.monitoring import open_monitor_store
+    from tabguard.monitoring._dashboard import DashboardData, Grid
+
+    flags = MemoryFlagStore()
+    change = flags.set("threshold", 0.4, actor="alice", reason="stricter after the alert")
+    with_flags = DashboardData(open_monitor_store("memory://"), flag_store=flags)
+    at = change.changed_at
+    items = with_flags.annotations(Grid(at - H, at + H, H)).items
+    (flag,) = [a for a in items if a.kind == "flag"]
+    assert flag.actor == "alice" and flag.detail == "stricter after the alert"
+    assert "threshold" in flag.label and "0.4" in flag.label
+    assert abs(flag.time - at.timestamp()) < 1
+    assert not [
+        a for a in with_flags.annotations(Grid(at + H, at + 2 * H, H)).items if a.kind == "flag"
+    ]
+
+
 def test_drift_guards_probing_performance_panels(data: Any) -> None:
     grid = _range(data)
     drift = data.drift(grid)

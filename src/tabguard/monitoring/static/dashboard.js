@@ -158,24 +158,41 @@
 
   // ---- panels -------------------------------------------------------------------------------
 
+  // One segment (or all traffic): one card from the request refresh() already made. Every value
+  // of a key: one card per value, each asking for its own value's data; the first ones at once,
+  // the others when scrolled to — 20 values need not wait for (or send) 20 × 672 × 10 points.
   async function drawDecisions(pending) {
     const box = $("decisions");
     box.replaceChildren();
     const gen = state.generation;
-    const p = await pending;
-    if (gen !== state.generation) return;
-    if (!p.groups.length) { empty(box, "no requests in this range"); return; }
-    // Every value of a key is one card; beyond the first ones a card is drawn when it scrolls
-    // into view (20 segments are 40 charts: the first ones need not wait for them).
-    p.groups.forEach((g, i) => {
-      const card = el("div", { class: "card" });
+    if (pending) {
+      const p = await pending;
+      if (gen !== state.generation) return;
+      if (!p.groups.length) { empty(box, "no requests in this range"); return; }
+      for (const g of p.groups) {
+        const card = el("div", { class: "card" });
+        box.append(card);
+        drawDecisionGroup(p, g, card);
+      }
+      return;
+    }
+    const values = state.meta.segments[state.segKey] || [];
+    if (!values.length) { empty(box, "no segment values of " + state.segKey); return; }
+    const jobs = values.map((value, i) => {
+      const card = el("div", { class: "card pending", "data-segment": state.segKey + "=" + value });
       box.append(card);
-      const draw = () => drawDecisionGroup(p, g, card);
-      if (i < EAGER_GROUPS) { draw(); return; }
-      card.classList.add("pending");
-      card._load = async () => { if (gen === state.generation) { card.classList.remove("pending"); draw(); } };
+      card._load = async () => {
+        const p = await api("decisions", { ...range(), segment_key: state.segKey, segment_value: value });
+        if (gen !== state.generation) return;
+        card.classList.remove("pending");
+        if (!p.groups.length) { empty(card, `${state.segKey}=${value}: no requests in this range`); return; }
+        drawDecisionGroup(p, p.groups[0], card);
+      };
+      if (i < EAGER_GROUPS) return card._load();
       observer.observe(card);
+      return null;
     });
+    await Promise.all(jobs.filter(Boolean));
   }
 
   function drawDecisionGroup(p, g, card) {
@@ -411,8 +428,9 @@
     const annotated = api("annotations", { start: state.start, end: state.end })
       .then((r) => { state.annotations = r.items; }, (err) => { fail(err); state.annotations = []; })
       .then(drawEvents);
-    const decisions = api("decisions", { ...range(), ...segmentParams() });
-    decisions.catch(() => {});  // reported by drawDecisions
+    const everyValue = state.segKey !== "all" && state.segValue === null;
+    const decisions = everyValue ? null : api("decisions", { ...range(), ...segmentParams() });
+    if (decisions) decisions.catch(() => {});  // reported by drawDecisions
     await annotated;
     const features = $("features");
     features.replaceChildren();
