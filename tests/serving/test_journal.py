@@ -84,6 +84,26 @@ def test_fsync_policy_is_validated(tmp_path: Path) -> None:
         Journal(tmp_path, fsync="sometimes")  # type: ignore[arg-type]
 
 
+def test_the_sqlite_log_commits_durably_before_segments_are_deleted(tmp_path: Path) -> None:
+    """A segment goes once its rows are committed: a commit must then survive a power loss.
+
+    SQLite's ``synchronous=NORMAL`` (the other stores' setting) can roll back the transactions
+    since the last checkpoint after a power loss; the log uses ``FULL`` (2).
+    """
+    import sqlalchemy as sa
+
+    with (
+        PredictionLog(
+            f"sqlite:///{tmp_path / 'log.db'}",
+            spool_dir=tmp_path / "spool",
+            journal_dir=tmp_path / "j",
+        ) as plog,
+        plog._engine.connect() as conn,
+    ):
+        assert conn.execute(sa.text("PRAGMA synchronous")).scalar() == 2
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+
+
 # --------------------------------------------------------------------------------------------
 # A process killed before its writer wrote anything
 

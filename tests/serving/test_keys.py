@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from tabguard.serving import (
     open_key_store,
     parse_scopes,
 )
+from tabguard.serving._keys import _LOOKUP
 from tabguard.storage import StoreURLError, sqlalchemy_url
 
 
@@ -134,6 +136,52 @@ def test_only_a_hash_is_stored(tmp_path: Path) -> None:
         p.read_bytes() for p in tmp_path.glob("state.db-*")
     )
     assert secret.encode() not in raw_file
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def sql_keys(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlKeyStore]:
+    url = (
+        f"sqlite:///{tmp_path / 'state.db'}"
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    store = SqlKeyStore(url)
+    yield store
+    store.close()
+
+
+def test_an_unknown_key_id_runs_the_same_query_and_fetches_a_row_like_a_known_one(
+    sql_keys: SqlKeyStore,
+) -> None:
+    """No timing may tell key ids apart: both cases run one statement returning one row.
+
+    (The cost itself is measured in benchmarks/hardening.py --only keys.)
+    """
+    keys = sql_keys
+    key_id, _ = keys.create("bank-a")
+    seen: list[str] = []
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    unknown = f"tg_{'f' * 12}_{'x' * 43}"
+    wrong = f"tg_{key_id}_{'x' * 43}"
+    with keys._engine.connect() as conn:  # the same statement, fetched here to count rows
+        for probe, probe_id in ((unknown, "f" * 12), (wrong, key_id)):
+            rows = conn.execute(_LOOKUP, {"key_id": probe_id}).mappings().all()
+            assert len(rows) == 1 and rows[0]["found"] is (probe == wrong)
+    sa.event.listen(keys._engine, "after_cursor_execute", after)
+    try:
+        assert keys.verify(unknown) is None and keys.verify(wrong) is None
+    finally:
+        sa.event.remove(keys._engine, "after_cursor_execute", after)
+    lookups = [s for s in seen if "tg_api_keys" in s]
+    assert len(lookups) == 2 and lookups[0] == lookups[1]
 
 
 def test_two_stores_on_one_database_agree(tmp_path: Path) -> None:

@@ -321,13 +321,16 @@ class SqlKeyStore(_BaseKeyStore):
                 raise _duplicate(name) from None
 
     def _lookup(self, key_id: str) -> tuple[ApiClient, str] | None:
-        t = api_keys_table
+        # One query that returns exactly one row either way: the key's, or (for an unknown
+        # id) the dummy row, typed like a stored one. Both cases probe the index twice, fetch
+        # and convert one row and build one client, so an unknown id costs what a wrong secret
+        # costs (the hash comparison against a dummy is in verify): no timing tells ids apart.
         with backend_errors(self._what, "verify a key"), self._engine.connect() as conn:
-            row = conn.execute(sa.select(t).where(t.c.key_id == key_id)).mappings().first()
-        # An unknown id builds a client too, so it costs what a wrong secret costs (the
-        # hash comparison against a dummy is in verify): no timing tells ids apart.
-        client = _client(row if row is not None else _DUMMY_ROW)
-        return (client, row["secret_hash"]) if row is not None else None
+            row = conn.execute(_LOOKUP, {"key_id": key_id}).mappings().first()
+        if row is None:  # not expected: the dummy branch answers for every unknown id
+            return None
+        client = _client(row)
+        return (client, row["secret_hash"]) if row["found"] else None
 
     def list(self, include_revoked: bool = True) -> list[ApiClient]:
         """Return the keys, oldest first."""
@@ -374,9 +377,27 @@ _DUMMY_ROW: dict[str, Any] = {
     "name": "-",
     "scopes": "decide",
     "key_id": "000000000000",
+    "secret_hash": _DUMMY_HASH,
     "created_at": datetime(2000, 1, 1, tzinfo=UTC),
     "revoked_at": None,
 }
+
+
+def _lookup_query() -> sa.CompoundSelect:
+    """The key's row, else the dummy row: ``found`` says which (see ``SqlKeyStore._lookup``)."""
+    t = api_keys_table
+    key_id = sa.bindparam("key_id", type_=t.c.key_id.type)
+    stored = sa.select(*t.columns, sa.literal(True, sa.Boolean).label("found")).where(
+        t.c.key_id == key_id
+    )
+    dummy = sa.select(
+        *(sa.literal(_DUMMY_ROW[c.name], c.type).label(c.name) for c in t.columns),
+        sa.literal(False, sa.Boolean).label("found"),
+    ).where(~sa.exists().where(t.c.key_id == key_id))
+    return sa.union_all(stored, dummy)
+
+
+_LOOKUP = _lookup_query()
 
 
 def _client(row: Mapping[Any, Any]) -> ApiClient:

@@ -275,7 +275,8 @@ class PredictionLog:
         self.retry_interval = retry_interval
         self.spool = Spool(spool_dir)
         self._what = f"prediction log {redact_url(url)}"
-        self._engine = create_sql_engine(url)
+        # Durable commits: a journal segment is deleted once its rows are committed.
+        self._engine = create_sql_engine(url, durable=True)
         #: Reads of the stored log (shares this log's connection pool).
         self.reader = LogReader(engine=self._engine, what=self._what)
         self.journal = (

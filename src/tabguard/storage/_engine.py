@@ -23,7 +23,7 @@ PG_CONNECT_TIMEOUT_S = 3
 SQLITE_BEGIN_OPTION = "tabguard_sqlite_begin"
 
 
-def create_sql_engine(url: str, **kwargs: Any) -> sa.Engine:
+def create_sql_engine(url: str, *, durable: bool = False, **kwargs: Any) -> sa.Engine:
     """Create a SQLAlchemy engine for a store URL.
 
     SQLite files get WAL journaling, ``synchronous=NORMAL`` and a busy timeout so several worker
@@ -35,6 +35,11 @@ def create_sql_engine(url: str, **kwargs: Any) -> sa.Engine:
     ----------
     url : str
         ``sqlite:///path``, ``postgresql://...`` or ``memory://``.
+    durable : bool, default False
+        SQLite files: ``synchronous=FULL``, so a commit is on disk when it returns (one fsync
+        per transaction). Under ``NORMAL`` a power loss can roll back the transactions since
+        the last checkpoint; the prediction log, which deletes its journal once rows are
+        committed, needs commits that survive one. PostgreSQL commits are durable anyway.
     **kwargs
         Passed to :func:`sqlalchemy.create_engine`.
 
@@ -79,11 +84,11 @@ def create_sql_engine(url: str, **kwargs: Any) -> sa.Engine:
         engine = sa.create_engine(
             sa_url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
-    _configure_sqlite(engine, wal=kind == "sqlite")
+    _configure_sqlite(engine, wal=kind == "sqlite", durable=durable)
     return engine
 
 
-def _configure_sqlite(engine: sa.Engine, *, wal: bool) -> None:
+def _configure_sqlite(engine: sa.Engine, *, wal: bool, durable: bool = False) -> None:
     # pysqlite's own transaction handling defers BEGIN and cannot take the write lock up front;
     # the SQLAlchemy-documented recipe hands BEGIN to us so read-modify-write transactions can
     # use BEGIN IMMEDIATE (no lost update between two processes).
@@ -93,7 +98,7 @@ def _configure_sqlite(engine: sa.Engine, *, wal: bool) -> None:
         cur = dbapi_conn.cursor()
         if wal:
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.close()
 
