@@ -274,6 +274,20 @@ def ensure_schema(engine: sa.Engine, tables: list[sa.Table], *, what: str = "sto
         When the database cannot be reached.
     """
     with backend_errors(what, "create the schema"):
+        if engine.dialect.name == "sqlite":
+            # Check-then-create in one BEGIN IMMEDIATE transaction: a deferred one reads first
+            # and its upgrade to a writer fails at once (SQLITE_BUSY, no busy wait) when another
+            # worker starting beside it wrote in between.
+            from tabguard.storage._engine import SQLITE_BEGIN_OPTION
+
+            with (
+                engine.connect().execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"}) as conn,
+                conn.begin(),
+            ):
+                METADATA.create_all(conn, tables=tables, checkfirst=True)
+            if predictions_table in tables:
+                ensure_ingest_seq(engine)
+            return
         try:
             METADATA.create_all(engine, tables=tables, checkfirst=True)
         except sa.exc.DBAPIError as exc:
