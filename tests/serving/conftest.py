@@ -75,8 +75,10 @@ _DIRS: dict[str, Path] = {}
 def model_dir_of(
     kind: str, factory: pytest.TempPathFactory, df: pd.DataFrame, options: TransformOptions
 ) -> Path:
-    """A model directory (main + fallback without gameable features), built once per kind."""
-    key = f"{kind}-{options.to_dict()}"
+    """A model directory (main + fallback without gameable features), built once per kind,
+    options and training rows (a test that trains on other rows gets its own model)."""
+    rows = int(pd.util.hash_pandas_object(df, index=False).sum())
+    key = f"{kind}-{options.to_dict()}-{len(df)}-{rows}"
     if key not in _DIRS:
         c = credit_default_contract()
         main = fit_scorer("main", kind, df, c, options)
