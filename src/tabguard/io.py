@@ -179,6 +179,8 @@ def write_table(
     try:
         table = pa.Table.from_pandas(data, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        # Columns Arrow cannot type (ints and strings mixed in one object column): pandas
+        # writes them as they are (as text in Parquet), slower but without losing a value.
         frame = data if rows is None else data.loc[np.asarray(rows, dtype=bool)]
         if format == "parquet":
             frame.astype({c: str for c in frame.columns if frame[c].dtype == object}).to_parquet(

@@ -27,7 +27,6 @@ that the watermark already counts; ``prune`` then finds no matching file and kee
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -42,6 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from tabguard._files import atomic_write_text, file_lock
 from tabguard.errors import DataError
 from tabguard.monitoring._aggregate import MonitorPlan
 from tabguard.monitoring._parse import canonical_label, parse_objects
@@ -240,12 +240,7 @@ def to_table(rows: Sequence[dict[str, Any]], plan: MonitorPlan, schema: pa.Schem
 
 
 def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(value, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(value, indent=1, sort_keys=True))
 
 
 def _read_json(path: Path) -> Any:
@@ -271,17 +266,12 @@ def _sha256(path: Path) -> str:
 @contextlib.contextmanager
 def _locked(out: Path) -> Iterator[None]:
     out.mkdir(parents=True, exist_ok=True)
-    with (out / ".lock").open("a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DataError(
-                f"{out}: another export or prune is running on this archive; wait for it"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def busy() -> DataError:
+        return DataError(f"{out}: another export or prune is running on this archive; wait for it")
+
+    with file_lock(out / ".lock", busy):
+        yield
 
 
 def _write_part(out: Path, rel: str, table: pa.Table) -> dict[str, Any]:

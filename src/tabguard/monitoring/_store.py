@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -242,24 +241,18 @@ class SqlMonitorStore:
                 conn.close()
             return
         if self.kind == "sqlite":
-            import fcntl
+            from tabguard._files import file_lock
 
             db = sa.make_url(self.engine.url).database or ""
             lock_path = Path(f"{db}.update-lock")
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise UpdaterBusyError(
-                        f"{self._what}: another updater is running (lock {lock_path})"
-                    ) from None
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+
+            def busy() -> UpdaterBusyError:
+                return UpdaterBusyError(
+                    f"{self._what}: another updater is running (lock {lock_path})"
+                )
+
+            with file_lock(lock_path, busy):
+                yield
             return
         if not self._local_lock.acquire(blocking=False):
             raise UpdaterBusyError(f"{self._what}: another updater is running")

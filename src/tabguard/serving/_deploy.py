@@ -20,18 +20,15 @@ the service was started with). ``shadow`` is one entry or ``null``.
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import json
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from tabguard._files import atomic_write_text, file_lock
 from tabguard.errors import DataError
 
 #: File name of the pointer inside ``TABGUARD_HOME``.
@@ -119,28 +116,9 @@ def read_deployment(path: Path) -> Deployment:
     return Deployment.parse(text, str(path))
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _lock_path(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _write(path: Path, deployment: Deployment) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(deployment.to_json())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # atomic: readers see the old file or the new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return path.with_name(path.name + ".lock")
 
 
 def _now() -> str:
@@ -218,7 +196,7 @@ def promote(
         raise DataError(f"--stage {stage!r}: must be one of {', '.join(STAGES)}")
     entry, _bundle = entry_of(model_dir, by=by)
     path = pointer_path(home)
-    with _locked(path):
+    with file_lock(_lock_path(path)):
         dep = read_deployment(path)
         _compatible(entry, dep.current)
         if stage == "live":
@@ -230,7 +208,7 @@ def promote(
         else:
             dep.shadow = entry
         dep.history.append({"action": "promote", "stage": stage, **entry})
-        _write(path, dep)
+        atomic_write_text(path, dep.to_json())
     return entry, dep
 
 
@@ -252,7 +230,7 @@ def rollback(
     if stage not in STAGES:
         raise DataError(f"--stage {stage!r}: must be one of {', '.join(STAGES)}")
     path = pointer_path(home)
-    with _locked(path):
+    with file_lock(_lock_path(path)):
         dep = read_deployment(path)
         if stage == "shadow":
             if dep.shadow is None:
@@ -276,5 +254,5 @@ def rollback(
                 "by": _actor(by),
             }
         )
-        _write(path, dep)
+        atomic_write_text(path, dep.to_json())
     return (dep.current if stage == "live" else None), dep
