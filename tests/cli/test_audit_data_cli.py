@@ -206,3 +206,31 @@ def test_bad_check_or_option_exit_2_one_line(
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {words}"
+
+
+def test_trusted_sample(
+    tmp_path: Path, fraud_files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # in-process (tabguard.cli.main): two subprocesses would spend most of their time importing
+    from tabguard.cli import main
+
+    clean, _, contract = fraud_files
+    trusted = tmp_path / "trusted.csv"
+    make_card_fraud(3000, random_state=9).to_csv(trusted, index=False)
+    out = tmp_path / "out"
+    args = ["audit", "data", str(clean), "-c", str(contract), "-o", str(out), "-q"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--checks", "label_noise", "--trusted", str(trusted)])
+    assert exit_.value.code == 0, capsys.readouterr()
+    findings = json.loads((out / "findings.json").read_text())
+    (f,) = [f for f in findings["findings"] if "trusted_rows" in f["evidence"]]
+    assert f["evidence"]["trusted_rows"] == 3000 and f["severity"] != "critical"
+    assert findings["suspicious_rows"] == sorted(f["rows"])
+    # too few frauds in the trusted file: exit 2, one line naming the option
+    make_card_fraud(600, random_state=9).to_csv(trusted, index=False)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--trusted", str(trusted)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--trusted" in err and "min_trusted_per_label" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -30,6 +30,7 @@ from tabguard.data_audit._base import (
     DataCheck,
     Treatment,
 )
+from tabguard.data_audit._label_noise import LabelNoiseOptions, prepare_trusted
 from tabguard.errors import DataError
 from tabguard.io import FORMATS, TableFormat, check_labels, frame_sha256, write_table
 from tabguard.progress import NULL_PROGRESS, Progress
@@ -106,6 +107,7 @@ def build_context(
     random_state: int = 0,
     progress: Progress | None = None,
     options: Mapping[str, Any] | None = None,
+    trusted: pd.DataFrame | None = None,
 ) -> AuditContext:
     """Validate the options and the data and build the shared :class:`AuditContext`.
 
@@ -114,11 +116,19 @@ def build_context(
     OptionsError, UnknownCheckError
         Invalid options, or options of a check the audit does not have.
     DataError
-        Data that cannot be audited.
+        Data that cannot be audited, or a trusted sample that breaks the contract or is too
+        small.
     """
     parsed = REGISTRY.options(REGISTRY.ordered(), options)
     if len(data) == 0:
         raise DataError("data has no rows")
+    if trusted is not None:  # before the audit's work: a bad trusted file fails at once
+        opts = parsed.get(LabelNoiseOptions.check)
+        trusted = prepare_trusted(
+            trusted,
+            contract,
+            opts if isinstance(opts, LabelNoiseOptions) else LabelNoiseOptions(),
+        )
     check_columns(data, contract)
     df = data.reset_index(drop=True)
     y = check_labels(df, contract).to_numpy()
@@ -135,6 +145,7 @@ def build_context(
         random_state=random_state,
         progress=progress or NULL_PROGRESS,
         options=parsed,
+        trusted=trusted,
     )
 
 
@@ -197,6 +208,7 @@ def audit_data(
     options: Mapping[str, Any] | None = None,
     source: str | None = None,
     n_jobs: int | None = None,
+    trusted: pd.DataFrame | None = None,
 ) -> DataAuditResult:
     """Audit a training data set against its contract (requirements D1-D5).
 
@@ -218,6 +230,12 @@ def audit_data(
     n_jobs : int, optional
         1 runs the checks one after the other; 2 runs independent checks in a second thread.
         Default: 2 from 50,000 rows on a machine with at least two cores. Results are the same.
+    trusted : DataFrame, optional
+        A vetted sample with the same columns (last year's audited data, a reviewed slice),
+        satisfying the contract. The label-noise check then flags rows whose label the
+        trusted sample's models find improbable (conformal p-value at most
+        ``label_noise.trusted_level``, the share of clean rows flagged) as suspects; see
+        docs/data-audit.md.
 
     Returns
     -------
@@ -230,12 +248,18 @@ def audit_data(
     OptionsError
         An option that is unknown, of the wrong type or out of range.
     DataError
-        Data that cannot be audited (missing columns or label, NaN labels, wrong types).
+        Data that cannot be audited (missing columns or label, NaN labels, wrong types), or a
+        trusted sample that breaks the contract or is too small.
     """
     started = time.perf_counter()
     selected = REGISTRY.select(checks)
     ctx = build_context(
-        data, contract, random_state=random_state, progress=progress, options=options
+        data,
+        contract,
+        random_state=random_state,
+        progress=progress,
+        options=options,
+        trusted=trusted,
     )
     results, timings = _run_checks(ctx, selected, n_jobs)
     findings = [f for r in results.values() for f in r.findings]

@@ -50,6 +50,9 @@ class AuditContext:
         Each check's validated options by check name (see :meth:`opts`).
     cache : dict
         Shared intermediate results between checks.
+    trusted : DataFrame, optional
+        A vetted sample (labels reviewed), validated against the contract; the label-noise
+        check tests the audited labels against it.
     """
 
     data: pd.DataFrame
@@ -62,6 +65,7 @@ class AuditContext:
     progress: Progress = NULL_PROGRESS
     options: dict[str, CheckOptions] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
+    trusted: pd.DataFrame | None = None
 
     def opts(self, cls: type[OptionsT]) -> OptionsT:
         """The options of the check that ``cls`` configures (its defaults when none given)."""

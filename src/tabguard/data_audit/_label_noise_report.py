@@ -2,11 +2,128 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from tabguard.data_audit._base import CheckResult
-from tabguard.data_audit._label_noise import LabelNoiseOptions, LabelNoiseResult
+from tabguard.data_audit._label_noise import LabelNoiseOptions, LabelNoiseResult, TrustedResult
 from tabguard.reports import Finding, PlotSpec, Section, Table
 
 CHECK = "label_noise"
+
+
+def trusted_severity(t: TrustedResult, z_critical: float) -> str:
+    """critical when more rows are flagged than the level explains (z >= ``z_critical``):
+    labels were changed; warning when rows are flagged at the expected rate (each one is
+    improbable, as ``level`` of clean rows are); info when none is."""
+    if t.z >= z_critical and len(t.flagged) > 0:
+        return "critical"
+    return "warning" if len(t.flagged) else "info"
+
+
+def trusted_report(t: TrustedResult, opts: LabelNoiseOptions) -> CheckResult:
+    """The finding (flagged rows are suspects, quarantined with why) and its section."""
+    res = CheckResult()
+    sev = trusted_severity(t, opts.trusted_z)
+    n = len(t.pvalues)
+    k = len(t.flagged)
+    why = f"label improbable under the trusted sample (conformal p <= {t.level:g})"
+    if sev == "critical":
+        message = (
+            f"{k} rows ({k / n:.1%}) carry a label that models of the {t.n_trusted} trusted "
+            f"rows find improbable (p <= {t.level:g}); clean data gives about "
+            f"{t.expected:.0f} (z = {t.z:.1f}): labels were changed."
+        )
+        rec = (
+            "Review the flagged rows (most improbable first) and the data's provenance; "
+            "relabel or drop confirmed flips before training."
+        )
+    elif sev == "warning":
+        message = (
+            f"{k} rows ({k / n:.1%}) carry a label that models of the {t.n_trusted} trusted "
+            f"rows find improbable (p <= {t.level:g}), about as many as clean data gives "
+            f"({t.expected:.0f}, z = {t.z:.1f}); a share {t.level:g} of clean rows is "
+            "flagged by design."
+        )
+        rec = "Review the flagged rows; lower label_noise.trusted_level to flag fewer."
+    else:
+        message = (
+            f"No row's label is improbable at p <= {t.level:g} against the {t.n_trusted} "
+            "trusted rows."
+        )
+        rec = None
+    res.findings.append(
+        Finding(
+            check=CHECK,
+            severity=sev,
+            message=message,
+            rows=[int(x) for x in t.flagged],
+            evidence={
+                "trusted_rows": t.n_trusted,
+                "level": t.level,
+                "flagged": k,
+                "expected": round(t.expected, 1),
+                "z": round(t.z, 2),
+                "labels": t.labels,
+                "min_pvalue": float(np.min(t.pvalues)) if n else 1.0,
+            },
+            recommendation=rec,
+        )
+    )
+    res.suspicious_rows = np.sort(t.flagged).astype(np.int64)
+    res.quarantine = {int(r): why for r in t.flagged}
+    res.sections.append(
+        Section(
+            title="Labels against the trusted sample",
+            text=[
+                f"Models fitted on the {t.n_trusted} trusted rows only (5-fold cross-fitting) "
+                "score each row by the probability of the other label; the score is compared "
+                "with held-out trusted rows of the same label (conformal p-value). A row is "
+                f"flagged at p <= {t.level:g}: on clean data that share of rows is flagged. "
+                "More flags than that, beyond the trusted sample's own sampling error (z), "
+                "mean labels were changed. A label whose trusted rows number fewer than "
+                "1/level - 1 cannot be flagged at all (achievable level 0)."
+            ],
+            tables=[
+                Table(
+                    columns=["label", "rows", "flagged", "trusted rows", "achievable level"],
+                    rows=[
+                        [
+                            str(d["label"]),
+                            d["rows"],
+                            d["flagged"],
+                            d["trusted"],
+                            f"{float(d['achievable']):.4f}",  # type: ignore[arg-type]
+                        ]
+                        for d in t.labels
+                    ],
+                ),
+                Table(
+                    columns=["level", "flagged", "expected on clean data", "z"],
+                    rows=[
+                        [c["level"], int(c["flagged"]), round(c["expected"], 1), round(c["z"], 2)]
+                        for c in t.curve
+                    ],
+                ),
+            ],
+            plots=[
+                PlotSpec(
+                    kind="line",
+                    title="Rows flagged against the trusted sample: observed vs clean data",
+                    data={
+                        "x": [c["level"] for c in t.curve],
+                        "series": {
+                            "flagged": [c["flagged"] for c in t.curve],
+                            "expected on clean data": [c["expected"] for c in t.curve],
+                        },
+                        "xlabel": "level (conformal p-value at most)",
+                        "ylabel": "rows",
+                    },
+                )
+            ],
+        )
+    )
+    res.summary = {"trusted_flagged": k, "trusted_expected": t.expected, "trusted_z": t.z}
+    return res
 
 
 def label_noise_report(r: LabelNoiseResult, opts: LabelNoiseOptions) -> CheckResult:
@@ -69,4 +186,11 @@ def label_noise_report(r: LabelNoiseResult, opts: LabelNoiseOptions) -> CheckRes
         )
     )
     res.summary = {"label_issues": len(issues), "max_z": max(c["z"] for c in curve)}
+    if r.trusted is not None:
+        t = trusted_report(r.trusted, opts)
+        res.findings += t.findings
+        res.sections += t.sections
+        res.suspicious_rows = t.suspicious_rows
+        res.quarantine = t.quarantine
+        res.summary.update(t.summary)
     return res

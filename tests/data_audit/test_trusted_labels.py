@@ -1,0 +1,177 @@
+"""Label flipping tested against a trusted sample: the decision rule at its threshold, the
+p-values' validity, the excess test, the trusted sample's validation and a small audit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tabguard.data_audit import audit_data
+from tabguard.data_audit._label_noise import (
+    LabelNoiseOptions,
+    TrustedResult,
+    achievable_level,
+    conformal_pvalues,
+    flag_excess,
+    flag_improbable,
+    prepare_trusted,
+)
+from tabguard.data_audit._label_noise_report import trusted_severity
+from tabguard.datasets import credit_default_contract, load_credit_default
+from tabguard.errors import DataError
+
+# --- conformal p-values and the decision rule ------------------------------------------------
+
+
+def test_pvalue_counts_calibration_rows_of_the_same_label_at_least_as_high() -> None:
+    cal = np.array([0.1, 0.2, 0.3, 0.4, 0.9, 0.95])
+    cal_y = np.array([0, 0, 0, 0, 1, 1])
+    # label 0: 4 calibration rows; a score of 0.3 is matched or exceeded by 0.3 and 0.4
+    p = conformal_pvalues(cal, cal_y, np.array([0.3, 0.5, 0.05, 0.99]), np.array([0, 0, 0, 1]))
+    assert p.tolist() == [3 / 5, 1 / 5, 5 / 5, 1 / 3]
+
+
+def test_label_without_calibration_rows_is_never_flagged() -> None:
+    p = conformal_pvalues(np.array([0.5]), np.array([0]), np.array([0.99]), np.array([1]))
+    assert p.tolist() == [1.0]
+
+
+def test_flag_rule_at_its_threshold() -> None:
+    p = np.array([0.0099, 0.01, 0.0101])
+    assert flag_improbable(p, 0.01).tolist() == [True, True, False]
+
+
+def test_achievable_level_is_the_largest_multiple_of_one_over_n_plus_one() -> None:
+    assert achievable_level(0.01, 99) == pytest.approx(0.01)  # p = 1/100 reachable
+    assert achievable_level(0.01, 98) == 0.0  # smallest p is 1/99 > 0.01: nothing flagged
+    assert achievable_level(0.05, 199) == pytest.approx(10 / 200)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n_cal=st.integers(100, 400),
+    level=st.sampled_from([0.02, 0.05, 0.1]),
+)
+def test_clean_rows_are_flagged_at_the_level(seed: int, n_cal: int, level: float) -> None:
+    # exchangeable scores (clean data): the flag rate over many rows is the achievable level
+    # up to the calibration sample's own error (Beta sd sqrt(a(1-a)/(n+2))), checked at 5 sd
+    rng = np.random.default_rng(seed)
+    cal = rng.random(n_cal)
+    scores = rng.random(20_000)
+    p = conformal_pvalues(cal, np.zeros(n_cal, int), scores, np.zeros(20_000, int))
+    rate = flag_improbable(p, level).mean()
+    a = achievable_level(level, n_cal)
+    sd = math.sqrt(a * (1 - a) / (n_cal + 2) + a * (1 - a) / 20_000)
+    assert abs(rate - a) <= 5 * sd
+
+
+# --- the excess test and the severity -----------------------------------------------------------
+
+
+def test_flag_excess_expected_and_z() -> None:
+    expected, z = flag_excess([10, 10], [1000, 1000], [99, 99], 0.01)
+    assert expected == pytest.approx(20.0)
+    assert z == pytest.approx(0.0)
+    _, z_more = flag_excess([60, 10], [1000, 1000], [99, 99], 0.01)
+    assert z_more > 3.09
+    # the same excess with a tiny trusted sample is within its sampling error
+    _, z_small = flag_excess([60, 10], [1000, 1000], [199, 199], 0.01)
+    _, z_large = flag_excess([60, 10], [1000, 1000], [9999, 9999], 0.01)
+    assert z_large > z_small
+
+
+def test_flag_excess_nothing_flaggable_gives_zero() -> None:
+    assert flag_excess([0, 0], [100, 100], [10, 10], 0.01) == (0.0, 0.0)
+
+
+def _result(z: float, flagged: int) -> TrustedResult:
+    return TrustedResult(
+        pvalues=np.ones(100),
+        flagged=np.arange(flagged),
+        level=0.01,
+        labels=[],
+        expected=1.0,
+        z=z,
+        curve=[],
+        n_trusted=500,
+    )
+
+
+def test_severity_at_its_threshold() -> None:
+    assert trusted_severity(_result(3.09, 5), 3.09) == "critical"
+    assert trusted_severity(_result(3.08, 5), 3.09) == "warning"
+    assert trusted_severity(_result(9.0, 0), 3.09) == "info"
+
+
+# --- the trusted sample's validation -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def credit() -> pd.DataFrame:
+    return load_credit_default()
+
+
+def test_trusted_sample_breaking_the_contract_is_one_error(credit: pd.DataFrame) -> None:
+    t = credit.head(300).copy()
+    t.loc[5, "AGE"] = 999
+    with pytest.raises(DataError, match=r"trusted sample \(--trusted.*1 of 300 rows break.*AGE"):
+        prepare_trusted(t, credit_default_contract(), LabelNoiseOptions())
+
+
+def test_trusted_sample_too_small_names_the_option(credit: pd.DataFrame) -> None:
+    with pytest.raises(DataError, match=r"--trusted.*50 rows.*min_trusted_rows"):
+        prepare_trusted(credit.head(50), credit_default_contract(), LabelNoiseOptions())
+    few_defaults = credit[credit["DEFAULT"] == 0].head(200)
+    few_defaults = pd.concat([few_defaults, credit[credit["DEFAULT"] == 1].head(5)])
+    with pytest.raises(DataError, match=r"5 rows with label 1.*min_trusted_per_label"):
+        prepare_trusted(few_defaults, credit_default_contract(), LabelNoiseOptions())
+
+
+def test_trusted_sample_missing_label_names_the_option(credit: pd.DataFrame) -> None:
+    with pytest.raises(DataError, match=r"--trusted.*label column 'DEFAULT'"):
+        prepare_trusted(
+            credit.head(300).drop(columns="DEFAULT"), credit_default_contract(), LabelNoiseOptions()
+        )
+
+
+# --- end to end on the bundled data (small: a few seconds) -------------------------------------
+
+
+def _confident_flips(df: pd.DataFrame, k: int) -> np.ndarray:
+    """The ``k`` defaulters a model of the data is most confident about (the attacker's pick)."""
+    import lightgbm as lgb
+
+    X = df.drop(columns=["ID", "DEFAULT"]).to_numpy(dtype=float)
+    y = df["DEFAULT"].to_numpy()
+    p = lgb.LGBMClassifier(n_estimators=60, verbose=-1, n_jobs=1).fit(X, y).predict_proba(X)[:, 1]
+    pos = np.flatnonzero(y == 1)
+    return np.sort(pos[np.argsort(-p[pos])[:k]])
+
+
+def test_audit_with_trusted_sample_flags_confident_flips(credit: pd.DataFrame) -> None:
+    c = credit_default_contract()
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(credit))[:5000]
+    trusted, rest = credit.iloc[idx[:1000]], credit.iloc[idx[1000:]].reset_index(drop=True)
+    clean = audit_data(rest, c, checks=["label_noise"], trusted=trusted)
+    f = next(x for x in clean.report.findings if "trusted_rows" in x.evidence)
+    assert f.severity != "critical"
+    assert len(clean.suspicious_rows) <= 0.03 * len(rest)  # level 1 %, calibration error
+
+    flipped = _confident_flips(rest, 150)
+    bad = rest.copy()
+    bad.loc[flipped, "DEFAULT"] = 0
+    res = audit_data(bad, c, checks=["label_noise"], trusted=trusted)
+    f = next(x for x in res.report.findings if "trusted_rows" in x.evidence)
+    assert f.severity == "critical", f.message
+    hits = sorted(set(res.suspicious_rows) & set(flipped.tolist()))
+    assert len(hits) / len(res.suspicious_rows) >= 0.5 and len(hits) / len(flipped) >= 0.3
+    q = res.quarantine.set_index("tabguard_row")["tabguard_reason"]
+    assert q.loc[hits[0]].startswith("label improbable under the trusted sample")
+    assert res.clean_mask[hits].sum() == 0
