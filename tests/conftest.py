@@ -134,3 +134,36 @@ def require_module(name: str, purpose: str) -> Any:
         if REQUIRE_SERVICES:
             pytest.fail(f"{msg}; TABGUARD_REQUIRE_SERVICES=1 forbids skipping this test")
         pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One Spark session for every Spark test (local[2], UI off, few shuffle partitions).
+
+    Skips locally (fails with ``TABGUARD_REQUIRE_SERVICES=1``) without pyspark or Java:
+    ``.ci/run`` installs Debian's ``default-jre-headless`` and ``make test`` the dev extra
+    (which includes ``tabguard[spark]``).
+    """
+    require_module("pyspark", "the Spark engine's tests")
+    from tabguard.spark import java_available, spark_session
+
+    if not java_available():
+        msg = (
+            "java is missing (the Spark engine's tests); install it with "
+            "`apt-get install -y default-jre-headless`"
+        )
+        if REQUIRE_SERVICES:
+            pytest.fail(f"{msg}; TABGUARD_REQUIRE_SERVICES=1 forbids skipping this test")
+        pytest.skip(msg)
+    session = spark_session(
+        "local[2]",
+        conf={
+            "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.driver.memory": "1g",
+            "spark.sql.adaptive.enabled": "false",
+        },
+    )
+    yield session
+    session.stop()

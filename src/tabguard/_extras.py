@@ -22,6 +22,8 @@ OPTIONAL_MODULES: dict[str, tuple[str, str]] = {
     "redis": ("redis", "redis"),
     "xgboost": ("xgboost-cpu", "xgboost"),
     "art": ("adversarial-robustness-toolbox", "bench"),
+    "pyspark": ("pyspark", "spark"),
+    "py4j": ("pyspark", "spark"),
 }
 
 

@@ -81,12 +81,44 @@ def update_cmd(
         bool,
         typer.Option("--reset", help="Empty the store first and rebuild it from the whole log."),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="python: read the live log in this process; spark: read a Parquet archive "
+            "(`tabguard log export --format parquet`) with Apache Spark (needs --source).",
+        ),
+    ] = "python",
+    source: Annotated[
+        Path | None,
+        typer.Option(help="The Parquet log archive read by --engine spark.", show_default=False),
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master",
+            help="Spark master URL (local[4], spark://host:7077, yarn); default: spark-submit's "
+            "--master, else local[*].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Fold the prediction-log rows committed since the last update into the store."""
     from tabguard.monitoring import open_monitor_store
     from tabguard.monitoring._update import update
     from tabguard.storage import redact_url
 
+    if engine not in ("python", "spark"):
+        raise typer.BadParameter(f"must be python or spark; got {engine!r}", param_hint="--engine")
+    if engine == "spark" and source is None:
+        raise typer.BadParameter(
+            "--engine spark reads a Parquet archive: pass --source ARCHIVE_DIR (written by "
+            "`tabguard log export --format parquet`)",
+            param_hint="--source",
+        )
+    if engine == "python" and (source is not None or spark_master is not None):
+        raise typer.BadParameter(
+            "--source and --spark-master go with --engine spark", param_hint="--engine"
+        )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = load(config, home)
     url = cfg.store_url()
@@ -94,7 +126,13 @@ def update_cmd(
         if reset:
             with store.updater_lock():
                 store.reset()
-        result = update(cfg, store=store)
+        if engine == "spark":
+            from tabguard.spark import update_from_archive
+
+            assert source is not None  # checked above
+            result = update_from_archive(cfg, source, store=store, master=spark_master)
+        else:
+            result = update(cfg, store=store)
     console.print(_describe(result, redact_url(url)), soft_wrap=True, markup=False)
     if cfg.model is None and result.rows:
         console.print(
