@@ -60,3 +60,35 @@ def test_dashboard_is_off_unless_configured_and_needs_the_monitor_scope(
         for key in (monitor_key, h.admin_key):
             r = h.client.get(meta, headers={"Authorization": f"Bearer {key}"})
             assert r.status_code == 200 and r.json()["latest"] is None
+
+
+def test_count_request_equals_one_update_per_metric() -> None:
+    """The request path's cached updates give the exposition of the one-by-one updates."""
+    from prometheus_client import generate_latest
+
+    from tabguard.serving._metrics import SegmentLabels, ServiceMetrics
+
+    labels = SegmentLabels({"EDUCATION": ("1", "2")}, {"channel": ("online",)})
+    requests = [
+        ("accepted", "approve", "EDUCATION=2", {"EDUCATION": 2}, {}, 0.12, 0.0004),
+        ("accepted", "deny", "EDUCATION=2.0", {"EDUCATION": 2.0}, {"channel": "x"}, 0.93, 0.002),
+        ("rejected_validation", "none", "", {"EDUCATION": True}, {"channel": "online"}, None, 0.3),
+        ("accepted", "approve", "EDUCATION=2", {"EDUCATION": 2}, {}, 1.0, 9.0),  # edge, +Inf
+        ("accepted", "review", "EDUCATION=[1]", {"EDUCATION": [1]}, {}, 0.5, 0.0001),
+    ]
+    fast, slow = ServiceMetrics(), ServiceMetrics()
+    for status, decision, segment, features, seg, score, latency in requests * 2:
+        fast.count_request(status, decision, segment, labels.labels(features, seg), score, latency)
+        slow.requests.labels(status, decision, segment).inc()
+        for key, value in labels.of(features, seg):
+            slow.decisions.labels(key, value, status, decision).inc()
+            if score is not None:
+                slow.scores.labels(key, value).observe(score)
+        slow.latency.labels(status).observe(latency)
+
+    def text(m: ServiceMetrics) -> list[str]:  # the _created series hold the creation time
+        lines = generate_latest(m.registry).decode().splitlines()
+        return [ln for ln in lines if "_created{" not in ln]
+
+    assert text(fast) == text(slow)
+    assert labels.labels({"EDUCATION": 2}, {}) != labels.labels({"EDUCATION": True}, {})

@@ -402,3 +402,74 @@ def test_memory_counts_follow_the_window_without_rescanning(base: dict[str, Any]
     assert [r.counts["feature_walk"] for r in results] == [0, 1, 2, 3, 3, 3]
     ring = store._clients["c"]
     assert ring.count == 3 and ring.counts[0] == 3
+
+
+# ---- the memory store's one-call path (ring_observe) equals the general path ---------------
+
+
+class _GeneralStore(MemoryProbingStore):
+    """The same memory store through the store protocol (load, signals, save)."""
+
+
+def _walks(seed: int, n: int, sample: list[dict[str, Any]]) -> list[tuple[dict[str, Any], float]]:
+    """Queries mixing walks, gameable variations, repeats and fresh records, with gaps."""
+    rng = np.random.default_rng(seed)
+    gameable = CREDIT.gameable_features()
+    out: list[tuple[dict[str, Any], float]] = []
+    current = dict(sample[int(rng.integers(len(sample)))])
+    t = 0.0
+    for _ in range(n):
+        move = int(rng.integers(5))
+        if move == 0:
+            current = dict(sample[int(rng.integers(len(sample)))])
+        elif move == 1:
+            current = {**current, "LIMIT_BAL": float(rng.integers(1, 100) * 10_000)}
+        elif move == 2:
+            name = gameable[int(rng.integers(len(gameable)))]
+            current = {**current, name: int(rng.integers(0, 1_000_000))}
+        elif move == 3:
+            current = {**current, "BILL_AMT1": float(rng.integers(-1000, 1000)), "SEX": 2}
+        t += float(rng.choice([0.5, 3.0, 40.0]))  # some gaps beyond the window
+        out.append((current, t))
+    return out
+
+
+@pytest.mark.parametrize("with_reference", [True, False])
+def test_the_one_call_memory_path_equals_the_store_protocol(
+    sample_records: list[dict[str, Any]], reference: ReferenceProfile, with_reference: bool
+) -> None:
+    config = ProbingConfig(
+        walk_min=3, gameable_min=2, boundary_min=2, boundary_share=0.3, ood_min=2, window=30,
+        history=6, cooldown=20,
+    )  # fmt: skip
+    ref = reference if with_reference else None
+    memory, protocol = MemoryProbingStore(30, 6, max_clients=2), _GeneralStore(30, 6, max_clients=2)
+    fast = ProbingDetector(CREDIT, config, store=memory, reference=ref)
+    general = ProbingDetector(CREDIT, config, store=protocol, reference=ref)
+    queries = _walks(1, 300, sample_records)
+    rng = np.random.default_rng(2)
+    scores = rng.choice([0.1, 0.49, 0.51, 0.9], size=len(queries))
+    clients = rng.choice(["a", "b", "c"], size=len(queries))
+    ignores = [(), ("LIMIT_BAL",)]
+
+    async def go(detector: ProbingDetector) -> list[Any]:
+        return [
+            await detector.observe(
+                str(clients[i]), "s", detector.encode(r), float(scores[i]), 0.5, now=t,
+                ignore=ignores[i % 7 == 0],
+            )
+            for i, (r, t) in enumerate(queries)
+        ]  # fmt: skip
+
+    a, b = asyncio.run(go(fast)), asyncio.run(go(general))
+    assert a == b
+    assert sum(bool(r.signals) for r in a) > 30 and sum(r.flagged for r in a) > 10
+    for name, ring in fast.store._clients.items():  # type: ignore[attr-defined]
+        other = general.store._clients[name]  # type: ignore[attr-defined]
+        assert (ring.count, ring.counts, ring.flagged_until) == (
+            other.count, other.counts, other.flagged_until,
+        )  # fmt: skip
+        live = [(ring.start + k) % len(ring.times) for k in range(ring.count)]
+        same = [(other.start + k) % len(other.times) for k in range(other.count)]
+        assert np.array_equal(ring.vectors[live], other.vectors[same])
+        assert np.array_equal(ring.bits[live], other.bits[same])

@@ -1033,6 +1033,7 @@ class GuardPipeline:
         # Logs that take stored rows get them built directly (no record model per request).
         self._append_row = getattr(log, "append_row", None)
         self._flags_json: tuple[Any, str] | None = None
+        self._segments: dict[tuple[Any, ...], str] = {}
 
     async def run(self, ctx: RequestContext) -> RequestContext:
         """Run every step; the context holds the response and was logged."""
@@ -1162,18 +1163,17 @@ class GuardPipeline:
         m = self.metrics
         if m is None:
             return
-        inc, observe = m.inc, m.observe
+        inc = m.inc
         segment = ""
-        if ctx.status in ("accepted", "delayed") and ctx.features is not None:
-            segment = ",".join(f"{n}={ctx.features.get(n)}" for n in self.segment_features)
-        inc(m.requests, ctx.status, ctx.decision or "none", segment)
-        if self.segment_labels is not None:
-            decision = ctx.decision or "none"
-            for key, value in self.segment_labels.of(ctx.features, ctx.segment):
-                inc(m.decisions, key, value, ctx.status, decision)
-                if ctx.score is not None:
-                    observe(m.scores, ctx.score, key, value)
-        observe(m.latency, latency, ctx.status)
+        features = ctx.features
+        if features is not None and ctx.status in ("accepted", "delayed"):
+            segment = self._segment_text(features)
+        labels = (
+            self.segment_labels.labels(features, ctx.segment)
+            if self.segment_labels is not None
+            else None
+        )
+        m.count_request(ctx.status, ctx.decision or "none", segment, labels, ctx.score, latency)
         for action in ctx.actions:
             inc(m.guard_actions, action["step"], action["action"])
             reason = action.get("reason")
@@ -1190,6 +1190,22 @@ class GuardPipeline:
                 m.probing_flagged.labels(_flag_action(ctx)).inc()
             else:
                 m.probing_signals.labels(signal).inc()
+
+    def _segment_text(self, features: dict[str, Any]) -> str:
+        """``"EDUCATION=2,MARRIAGE=1"``: the ``segment`` label of ``tabguard_requests``."""
+        values = [features.get(n) for n in self.segment_features]
+        try:
+            key = tuple((type(v), v) for v in values)
+            found = self._segments.get(key)
+        except TypeError:  # an unhashable value
+            key, found = None, None
+        if found is None:
+            found = ",".join(f"{n}={v}" for n, v in zip(self.segment_features, values, strict=True))
+            if key is not None:
+                if len(self._segments) > 4096:
+                    self._segments.clear()
+                self._segments[key] = found
+        return found
 
 
 def _backend_of(action: Mapping[str, Any]) -> str:

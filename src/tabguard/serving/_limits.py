@@ -143,6 +143,10 @@ class RateDecision:
         return str(max(1, math.ceil(self.retry_after)))
 
 
+#: The decision of an allowed hit (immutable, so shared).
+_ALLOWED = RateDecision(True)
+
+
 class MemoryMovingWindow:
     """Moving-window counters in process memory, the rule of ``limits``' moving window.
 
@@ -238,16 +242,32 @@ class _LimiterBase:
         self._memory = (
             MemoryMovingWindow() if kind == "memory" and strategy == "moving-window" else None
         )
+        self._client_windows = [(i.amount, i.get_expiry(), i) for i in self.client_items]
+        self._subject_windows = [(i.amount, i.get_expiry(), i) for i in self.subject_items]
 
     def _memory_hit(self, client: str | None, subject_id: str | None) -> RateDecision:
         memory = self._memory
         if memory is None:
             raise RuntimeError("_memory_hit needs the in-memory moving window")
-        for item, reason, ident in self._checks(client, subject_id):
-            wait = memory.hit(item.amount, item.get_expiry(), ident)
-            if wait is not None:
-                return RateDecision(False, reason, retry_after=wait, limit=str(item), remaining=0)
-        return RateDecision(True)
+        # The same checks as _checks(), in the same order (client first), without building
+        # them: a request path that allows almost every hit shares one decision object.
+        if client is not None and self._client_windows:
+            ident = _identifier("client", client)
+            for amount, period, item in self._client_windows:
+                wait = memory.hit(amount, period, ident)
+                if wait is not None:
+                    return RateDecision(
+                        False, "client_limit", retry_after=wait, limit=str(item), remaining=0
+                    )
+        if subject_id is not None and self._subject_windows:
+            ident = _identifier("subject", subject_id)
+            for amount, period, item in self._subject_windows:
+                wait = memory.hit(amount, period, ident)
+                if wait is not None:
+                    return RateDecision(
+                        False, "subject_limit", retry_after=wait, limit=str(item), remaining=0
+                    )
+        return _ALLOWED
 
     @classmethod
     def from_config(cls, config: LimitsConfig, **overrides: Any) -> Any:

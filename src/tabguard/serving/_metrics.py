@@ -69,6 +69,7 @@ class SegmentLabels:
         self._text = canonical_label
         self.features = {k: frozenset(v) for k, v in (features or {}).items()}
         self.request = {k: frozenset(v) for k, v in (request or {}).items()}
+        self._cache: dict[tuple[Any, ...], tuple[tuple[str, str], ...]] = {}
 
     def _label(self, value: Any, allowed: frozenset[str]) -> str:
         text = self._text(value)
@@ -86,6 +87,30 @@ class SegmentLabels:
         for key, allowed in self.request.items():
             out.append((key, self._label((segment or {}).get(key), allowed)))
         return out
+
+    def labels(
+        self, features: dict[str, Any] | None, segment: dict[str, Any] | None
+    ) -> tuple[tuple[str, str], ...]:
+        """:meth:`of` as a tuple, remembered per distinct value (the request path's form).
+
+        Values are remembered with their type (``2``, ``2.0`` and ``True`` are equal keys of
+        a dict but not the same label); unhashable values are labelled afresh.
+        """
+        f = features or {}
+        s = segment or {}
+        try:
+            key = (
+                tuple((type(v), v) for v in map(f.get, self.features)),
+                tuple((type(v), v) for v in map(s.get, self.request)),
+            )
+            found = self._cache.get(key)
+        except TypeError:  # an unhashable value (a list or an object)
+            return tuple(self.of(features, segment))
+        if found is None:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            found = self._cache[key] = tuple(self.of(features, segment))
+        return found
 
     def cardinality(self) -> int:
         """Label pairs this declaration can produce (for the docs and a test)."""
@@ -109,6 +134,7 @@ class ServiceMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self._fast: dict[tuple[Any, ...], Any] = {}
+        self._plans: dict[tuple[Any, ...], tuple[list[Any], list[Any], Any]] = {}
         self.multiprocess = multiprocess_mode()
         reg: CollectorRegistry | None
         if self.multiprocess:
@@ -249,6 +275,71 @@ class ServiceMetrics:
         total.inc(amount)
         if i < len(buckets):
             buckets[i].inc(1)
+
+    def count_request(
+        self,
+        status: str,
+        decision: str,
+        segment: str,
+        labels: tuple[tuple[str, str], ...] | None,
+        score: float | None,
+        latency: float,
+    ) -> None:
+        """The per-request counters and histograms of one finished decision request.
+
+        The same updates as ``inc(requests, status, decision, segment)``, then per segment
+        label ``inc(decisions, ...)`` and ``observe(scores, score, ...)``, then
+        ``observe(latency, latency, status)``; the children of each label combination are
+        looked up once and kept, and the score's bucket is found once for every segment
+        (one histogram, one set of bounds).
+        """
+        key = (status, decision, segment, labels, score is not None)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(key)
+        counters, scores, latency_parts = plan
+        for value in counters:
+            value.inc(1)
+        if scores and score is not None:
+            total, bounds, buckets = scores[0]
+            if buckets is None:
+                for child, _, _ in scores:
+                    child.observe(score)
+            else:
+                i = bisect.bisect_left(bounds, score)
+                for total, _, buckets in scores:
+                    total.inc(score)
+                    if i < len(buckets):
+                        buckets[i].inc(1)
+        total, bounds, buckets = latency_parts
+        if buckets is None:
+            total.observe(latency)
+        else:
+            total.inc(latency)
+            i = bisect.bisect_left(bounds, latency)
+            if i < len(buckets):
+                buckets[i].inc(1)
+
+    def _plan(self, key: tuple[Any, ...]) -> tuple[list[Any], list[Any], Any]:
+        status, decision, segment, labels, scored = key
+        if len(self._plans) > 10_000:  # label sets are bounded; a guard all the same
+            self._plans.clear()
+        counters = [self._child(self.requests, (status, decision, segment), histogram=False)]
+        scores = []
+        for seg_key, seg_value in labels or ():
+            counters.append(
+                self._child(self.decisions, (seg_key, seg_value, status, decision), histogram=False)
+            )
+            if scored:  # a score series exists once a score was observed in it
+                scores.append(self._child(self.scores, (seg_key, seg_value), histogram=True))
+        plan = (counters, scores, self._child(self.latency, (status,), histogram=True))
+        self._plans[key] = plan
+        return plan
+
+    def _child(self, metric: Any, labels: tuple[str, ...], histogram: bool) -> Any:
+        key = (id(metric), *labels)
+        found = self._fast.get(key)
+        return found if found is not None else self._fast_child(key, metric, labels, histogram)
 
     def _fast_child(self, key: tuple[Any, ...], metric: Any, labels: Any, histogram: bool) -> Any:
         if len(self._fast) > 100_000:  # label sets are bounded; a guard all the same

@@ -85,6 +85,12 @@ def signal_bits(signals: Iterable[str]) -> int:
     return out
 
 
+#: The signal names of each bit mask, in :data:`SIGNALS` order.
+_SIGNAL_SETS: tuple[tuple[Signal, ...], ...] = tuple(
+    tuple(s for i, s in enumerate(SIGNALS) if (bits >> i) & 1) for bits in range(1 << len(SIGNALS))
+)
+
+
 def _bit_counts(bits: int) -> list[int]:
     return [(bits >> i) & 1 for i in range(_N_SIGNALS)]
 
@@ -149,47 +155,62 @@ class _Ring:
     """A client's last ``size`` queries in preallocated arrays, with live signal counts.
 
     Queries arrive in time order; those older than the window leave from the oldest end, and
-    the counts follow, so a query never rescans the history to count.
+    the counts follow, so a query never rescans the history to count. ``meta`` holds the
+    start, the count and the per-signal counts (int64), so that the compiled
+    :func:`ring_observe` updates them in place.
     """
 
     def __init__(self, size: int, width: int) -> None:
         self.times = np.full(size, -np.inf)
         self.vectors = np.zeros((size, width))
         self.bits = np.zeros(size, dtype=np.int64)
-        self.start = 0
-        self.count = 0
-        self.counts = [0] * _N_SIGNALS
+        self.meta = np.zeros(2 + _N_SIGNALS, dtype=np.int64)
         self.flagged_until = 0.0
 
+    @property
+    def start(self) -> int:
+        return int(self.meta[0])
+
+    @property
+    def count(self) -> int:
+        return int(self.meta[1])
+
+    @property
+    def counts(self) -> list[int]:
+        return [int(n) for n in self.meta[2:]]
+
     def _drop_oldest(self) -> None:
-        b = int(self.bits[self.start])
+        meta = self.meta
+        start = int(meta[0])
+        b = int(self.bits[start])
         if b:
             for i in range(_N_SIGNALS):
-                self.counts[i] -= (b >> i) & 1
-        self.start = (self.start + 1) % len(self.times)
-        self.count -= 1
+                meta[2 + i] -= (b >> i) & 1
+        meta[0] = (start + 1) % len(self.times)
+        meta[1] -= 1
 
     def expire(self, now: float, window: float) -> None:
-        times = self.times
-        while self.count and now - times[self.start] > window:
+        times, meta = self.times, self.meta
+        while meta[1] and now - times[meta[0]] > window:
             self._drop_oldest()
 
     def push(self, at: float, vector: np.ndarray, bits: int) -> None:
         size = len(self.times)
-        if self.count == size:
+        if self.meta[1] == size:
             self._drop_oldest()
-        pos = (self.start + self.count) % size
+        meta = self.meta
+        pos = (int(meta[0]) + int(meta[1])) % size
         self.times[pos] = at
         self.vectors[pos] = vector
         self.bits[pos] = bits
-        self.count += 1
+        meta[1] += 1
         if bits:
             for i in range(_N_SIGNALS):
-                self.counts[i] += (bits >> i) & 1
+                meta[2 + i] += (bits >> i) & 1
 
     def state(self) -> ClientState:
         return ClientState(
-            self.vectors, self.bits, self.flagged_until, self.start, self.count, list(self.counts)
+            self.vectors, self.bits, self.flagged_until, self.start, self.count, self.counts
         )
 
 
@@ -269,6 +290,19 @@ class MemoryProbingStore:
                 ring.flagged_until = flagged_until
             while len(self._clients) > self.max_clients:
                 self._clients.popitem(last=False)
+
+    def ring(self, client: str, width: int) -> _Ring:
+        """The client's ring, created (or replaced, for another width) and marked recent.
+
+        For :meth:`ProbingDetector.observe`'s one-call path; the caller holds ``_lock``.
+        """
+        ring = self._clients.get(client)
+        if ring is None or ring.vectors.shape[1] != width:
+            ring = self._clients[client] = _Ring(self.history, width)
+        self._clients.move_to_end(client)
+        while len(self._clients) > self.max_clients:
+            self._clients.popitem(last=False)
+        return ring
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -505,6 +539,8 @@ def _kernels() -> dict[str, Any]:
                         gameable_diff = True
                     else:
                         fixed_diff = True
+                    if fixed_diff and n_diff > max_changed:
+                        break  # neither a walk step nor a variation: the rest cannot matter
                 elif gameable[j] and t < math.inf:
                     gameable_diff = True  # a small change of a self-declared value counts here
             if 1 <= n_diff <= max_changed:
@@ -535,8 +571,72 @@ def _kernels() -> dict[str, Any]:
                     n += 1
         return n
 
+    @numba.njit(cache=True, nogil=True)
+    def ring_observe(
+        times: np.ndarray,
+        vectors: np.ndarray,
+        bits: np.ndarray,
+        meta: np.ndarray,
+        out: np.ndarray,
+        now: float,
+        window: float,
+        x: np.ndarray,
+        raw: np.ndarray,
+        tol: np.ndarray,
+        gameable: np.ndarray,
+        max_changed: int,
+        split: bool,
+        boundary: bool,
+        numeric: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        common: np.ndarray,
+        min_out: int,
+        has_ood: bool,
+    ) -> int:
+        # A memory store's whole query in one call, the same steps as load / signals / save:
+        # expire the ring, scan it, count out-of-distribution features, then (after `out`
+        # holds the counts the flag reads) push the query. meta = start, count, counts.
+        size = times.shape[0]
+        n_signals = meta.shape[0] - 2
+        while meta[1] > 0 and now - times[meta[0]] > window:
+            b = bits[meta[0]]
+            for s in range(n_signals):
+                meta[2 + s] -= (b >> s) & 1
+            meta[0] = (meta[0] + 1) % size
+            meta[1] -= 1
+        this = 0
+        if meta[1] > 0:
+            walk, variation = scan(vectors, meta[0], meta[1], x, tol, gameable, max_changed)
+            if walk:
+                this |= 1
+            if variation and split:
+                this |= 2
+        if boundary:
+            this |= 4
+        if has_ood and out_count(raw, numeric, low, high, common) >= min_out:
+            this |= 8
+        for s in range(n_signals):
+            out[s] = meta[2 + s] + ((this >> s) & 1)
+        out[n_signals] = meta[1] + 1
+        if meta[1] == size:
+            b = bits[meta[0]]
+            for s in range(n_signals):
+                meta[2 + s] -= (b >> s) & 1
+            meta[0] = (meta[0] + 1) % size
+            meta[1] -= 1
+        pos = (meta[0] + meta[1]) % size
+        times[pos] = now
+        vectors[pos, :] = x
+        bits[pos] = this
+        meta[1] += 1
+        for s in range(n_signals):
+            meta[2 + s] += (this >> s) & 1
+        return this
+
     _KERNELS["scan"] = scan
     _KERNELS["out_count"] = out_count
+    _KERNELS["ring_observe"] = ring_observe
     return _KERNELS
 
 
@@ -592,6 +692,15 @@ class ProbingDetector:
                         common[j, int(v)] = True
             self._ood = (np.asarray(ref.numeric, dtype=np.bool_), ref.low, ref.high, common)
         self._kernels = _kernels()
+        self._ring_observe = self._kernels["ring_observe"]
+        # The out-of-distribution arrays as ring_observe takes them (empty without a reference).
+        if self._ood is not None:
+            self._ood_args: tuple[Any, ...] = (*self._ood, self._min_out, True)
+        else:
+            none = np.zeros(0, dtype=np.bool_)
+            self._ood_args = (
+                none, np.zeros(0), np.zeros(0), np.zeros((0, 0), dtype=np.bool_), 0, False
+            )  # fmt: skip
         self.unavailable = 0
 
     def encode(self, record: dict[str, Any]) -> np.ndarray:
@@ -615,6 +724,11 @@ class ProbingDetector:
         failure: the result then has ``available=False``.
         """
         now = time.time() if now is None else now
+        store = self.store
+        if type(store) is MemoryProbingStore:
+            result = self._observe_ring(store, client, vector, score, threshold, now, ignore)
+            if result is not None:
+                return result
         try:
             state = await self.store.load(client, now)
         except BackendUnavailableError:
@@ -642,6 +756,57 @@ class ProbingDetector:
             self.unavailable += 1
         flagged = bool(reasons) or state.flagged_until > now
         return ProbingResult(signals, flagged, reasons, dict(zip(SIGNALS, counts, strict=True)))
+
+    def _observe_ring(
+        self,
+        store: MemoryProbingStore,
+        client: str,
+        vector: np.ndarray,
+        score: float | None,
+        threshold: float | None,
+        now: float,
+        ignore: Iterable[str],
+    ) -> ProbingResult | None:
+        """:meth:`observe` on a memory store in one compiled call (``ring_observe``).
+
+        The same steps and result as load, :meth:`_signals` and save; ``None`` (take the
+        general path) when the client's ring holds vectors of another width.
+        """
+        raw = np.asarray(vector, dtype=float)
+        x = self.space.project(raw)
+        c = self.config
+        boundary = (
+            score is not None
+            and threshold is not None
+            and abs(score - threshold) <= c.boundary_margin
+        )
+        tol = self.space.tolerance_for(ignore)
+        out = np.empty(_N_SIGNALS + 1, dtype=np.int64)
+        with store._lock:
+            ring = store._clients.get(client)
+            if ring is not None and ring.vectors.shape[1] != len(x):
+                return None
+            ring = store.ring(client, len(x))
+            flagged_before = ring.flagged_until
+            this = self._ring_observe(
+                ring.times, ring.vectors, ring.bits, ring.meta, out, now, store.window, x, raw,
+                tol, self.gameable, c.max_changed, self._split, boundary, *self._ood_args,
+            )  # fmt: skip
+            counts = out.tolist()
+            n = counts.pop()
+            reasons = tuple(
+                s
+                for i, s in enumerate(SIGNALS)
+                if (this >> i) & 1
+                and counts[i] >= self._minimum[i]
+                and (s != "boundary" or counts[i] >= c.boundary_share * n)
+            )
+            if reasons:
+                ring.flagged_until = now + c.cooldown
+        flagged = bool(reasons) or flagged_before > now
+        return ProbingResult(
+            _SIGNAL_SETS[this], flagged, reasons, dict(zip(SIGNALS, counts, strict=True))
+        )
 
     def _signals(
         self,
