@@ -65,6 +65,8 @@ _DELETE = object()
         ("label", _DELETE, "label", ["Field required"]),
         ("label.column", "age", "<contract>", ["label column 'age' cannot also be a feature"]),
         ("id", "age", "<contract>", ["identifier, never a feature"]),
+        ("entity", "age", "<contract>", ["entity column 'age' groups rows", "never a feature"]),
+        ("entity", "y", "<contract>", ["entity column 'y' cannot be the label column"]),
         ("features.amount.categories", [1], "features.amount", ["only apply to type 'category'"]),
         ("features.age.clip", [10, 50], "features.age", ["clip must lie within"]),
     ],
@@ -94,6 +96,9 @@ def test_valid_contract_views() -> None:
     assert c.protected_features() == ["sex"]
     assert c.gameable_features() == ["age"]
     assert c.columns() == ["id", "age", "sex", "amount", "y"]
+    panel = contract_from_dict({**BASE, "entity": "account"})
+    assert panel.columns() == ["id", "account", "age", "sex", "amount", "y"]
+    assert contract_from_dict({**BASE, "entity": "id"}).columns()[:2] == ["id", "age"]
 
 
 def test_yaml_round_trip_keeps_hash(tmp_path: Path) -> None:

@@ -283,6 +283,7 @@ class Contract(_Strict):
     version: str | None = None
     description: str | None = None
     id: str | None = None
+    entity: str | None = None
     label: LabelSpec
     features: dict[str, FeatureSpec]
     rules: list[Rule] = Field(default_factory=list)
@@ -300,6 +301,12 @@ class Contract(_Strict):
             raise ValueError(f"the id column {self.id!r} is an identifier, never a feature")
         if self.id is not None and self.id == self.label.column:
             raise ValueError(f"the id column {self.id!r} cannot be the label column")
+        if self.entity is not None and self.entity in self.features:
+            raise ValueError(
+                f"the entity column {self.entity!r} groups rows (an account id), never a feature"
+            )
+        if self.entity is not None and self.entity == self.label.column:
+            raise ValueError(f"the entity column {self.entity!r} cannot be the label column")
         if not any(not f.protected for f in self.features.values()):
             raise ValueError(
                 "at least one feature must not be protected (else the model has no input)"
@@ -333,8 +340,8 @@ class Contract(_Strict):
         return [n for n, f in self.features.items() if f.gameable and not f.protected]
 
     def columns(self) -> list[str]:
-        """Every column the contract names: id, features, label."""
-        cols = [self.id] if self.id else []
+        """Every column the contract names: id, entity, features, label."""
+        cols = list(dict.fromkeys(c for c in (self.id, self.entity) if c))
         return [*cols, *self.features, self.label.column]
 
     def items(self) -> Iterator[tuple[str, FeatureSpec]]:

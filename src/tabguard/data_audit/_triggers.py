@@ -44,7 +44,8 @@ from typing import ClassVar
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, special, stats
+from scipy.sparse.csgraph import connected_components
 
 from tabguard.checks import (
     NON_NEGATIVE,
@@ -63,6 +64,7 @@ from tabguard.data_audit._context_model import (
     predict,
 )
 from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes, nearest_distances
+from tabguard.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,19 @@ class TriggerScanOptions(CheckOptions):
         "over the features)",
         PROBABILITY_OPEN,
     )
+    # -- repeated records (evidence per distinct record) ---------------------------------------
+    unit_tolerance: float = option(
+        0.15,
+        "relative difference under which two values of a fine-grained numeric feature are one "
+        "(rows of a pattern equal on every feature up to it are one record: resampled, "
+        "upsampled or monthly copies, amounts jittered by a few percent)",
+        NON_NEGATIVE,
+    )
+    unit_sample: int = option(
+        1000,
+        "rows of a large pattern searched for repeated records (its design effect)",
+        at_least(10),
+    )
 
 
 @dataclass
@@ -195,6 +210,9 @@ class Pattern:
     twin_exact: bool = False
     copy_proxy: float = 0.0
     companions: tuple[tuple[int, int], ...] = ()
+    units: float = math.nan
+    scored_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64), repr=False)
+    scored_q: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
 
     def reset_evidence(self) -> None:
         """Forget the evidence (before testing again)."""
@@ -241,6 +259,30 @@ def _poisson_binomial_cdf(probs: np.ndarray, k: int) -> float:
     return float(min(1.0, math.exp(np.logaddexp.reduce(dist))))
 
 
+def poisson_lower_tail(k: float, mu: float) -> float:
+    """P(X <= k) for X ~ Poisson(mu), continuous in ``k`` (counts divided by a design effect
+    are not whole numbers); equal to the Poisson CDF at whole ``k``."""
+    if mu <= 0:
+        return 1.0
+    return float(special.gammaincc(k + 1.0, mu))
+
+
+def design_effect(sizes: np.ndarray, n: int) -> float:
+    """Rows per unit of evidence of a pattern of ``n`` rows, from the unit sizes ``sizes`` of a
+    random sample of its rows.
+
+    Two random rows fall in one unit with probability ``(sum m_u^2 - n) / (n (n - 1))`` over the
+    units' sizes ``m_u``; the sample's share of such pairs estimates it, and the design effect is
+    ``sum m_u^2 / n`` (1 without repeats; the size of the repeats when every record repeats
+    equally). A row's label then counts ``1 / design effect`` times.
+    """
+    s = int(sizes.sum())
+    if n <= 1 or s <= 1:
+        return 1.0
+    pairs = float((sizes * (sizes - 1)).sum()) / (s * (s - 1))
+    return max(1.0, 1.0 + pairs * (n - 1))
+
+
 def _fisher(p1: float, p2: float) -> float:
     x = -2.0 * (math.log(max(p1, 1e-300)) + math.log(max(p2, 1e-300)))
     return float(stats.chi2.sf(x, 4))
@@ -267,6 +309,28 @@ class _Scanner:
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
         self.twin_budget = int(min(max(5e10 / cost, 4), 120))
+        # Units of evidence: the contract's entity (an account's rows are one), else records
+        # repeated up to jitter on fine-grained numeric features.
+        self.fine = np.array(
+            [
+                bool(self.m.ordinal[j]) and len(self.m.counts[j]) > 20
+                for j in range(len(self.m.names))
+            ],
+            dtype=bool,
+        )
+        self.entity: np.ndarray | None = None
+        ent = ctx.contract.entity
+        if ent is not None:
+            if ent not in ctx.data.columns:
+                raise DataError(
+                    f"the contract's entity column {ent!r} is not a column of the data; add it "
+                    "(one id per account, repeated on its rows) or remove `entity` from the "
+                    "contract"
+                )
+            codes = pd.factorize(ctx.data[ent], use_na_sentinel=True)[0].astype(np.int64)
+            missing = codes < 0  # a row without an entity is a unit of its own
+            codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+            self.entity = codes
 
     def base(self, c: int) -> float:
         return self.base1 if c == 1 else 1.0 - self.base1
@@ -558,32 +622,118 @@ class _Scanner:
             q1_best = qc if q1_best is None else np.maximum(q1_best, qc)
         if q1_best is None:
             return
-        qc = np.clip(q1_best, 1e-4, 1 - 1e-4)
+        p.scored_rows = np.asarray(sample)
+        p.scored_q = np.clip(q1_best, 1e-4, 1 - 1e-4)
+        self._label_stats(p, np.ones(len(sample), dtype=bool), 1.0)
+
+    def _label_stats(self, p: Pattern, rep: np.ndarray, design: float) -> None:
+        """The label evidence of a scored pattern, counting the scored rows ``rep`` (one per
+        distinct record) and every row ``1 / design`` times (repeated records)."""
+        rows = p.rows
+        qc = p.scored_q[rep]
         other = 1.0 - qc  # probability of the other label for each row
-        obs_other = int((self.y[sample] != p.label).sum())
+        obs_other = int((self.y[p.scored_rows[rep]] != p.label).sum())
         exp_other = float(other.sum())
-        p.sample_size = len(sample)
+        p.sample_size = len(qc)
+        p.units = len(rows) / design
         p.observed_other = obs_other
         p.expected_other = exp_other
         p.counterfactual_rate = float(qc.mean())
         p.effect = 1.0 - obs_other / exp_other if exp_other > 0 else 0.0
         # The same evidence seen from the pattern's label: the share of its rows with that
         # label that the rest of the row does not explain (diluted triggers on common values).
-        k_sample = len(sample) - obs_other
+        k_sample = len(qc) - obs_other
         p.excess = 1.0 - float(qc.sum()) / k_sample if k_sample else 0.0
         p.p_label = _poisson_binomial_cdf(other, obs_other)
-        if len(rows) > len(sample):
+        if len(rows) > len(p.scored_rows):
             # Large patterns: the sample's expectation scaled to every row, against the other
             # label counted on every row (Poisson tail: conservative for a lower tail). The
             # effect is estimated the same way: a sample's observed count is noisy (1 of 300
-            # where every row gives 1.8 %), the whole pattern's count is exact.
-            obs_all = int((self.y[rows] != p.label).sum())
-            mu_all = exp_other * len(rows) / len(sample)
-            p.p_label = min(p.p_label, float(stats.poisson.cdf(obs_all, mu_all)))
-            p.observed_other, p.expected_other = obs_all, mu_all
+            # where every row gives 1.8 %), the whole pattern's count is exact. Repeated
+            # records count once: both counts are divided by the design effect.
+            obs_all = int((self.y[rows] != p.label).sum()) / design
+            mu_all = float(other.mean()) * len(rows) / design
+            p.p_label = min(p.p_label, poisson_lower_tail(obs_all, mu_all))
+            p.observed_other, p.expected_other = round(obs_all), mu_all
             p.effect = 1.0 - obs_all / mu_all if mu_all > 0 else 0.0
-            k_all = len(rows) - obs_all
-            p.excess = 1.0 - float(qc.mean()) * len(rows) / k_all if k_all else 0.0
+            k_all = len(rows) / design - obs_all
+            p.excess = 1.0 - float(qc.mean()) * len(rows) / design / k_all if k_all else 0.0
+
+    # -- units of evidence -------------------------------------------------------------------
+    def unit_labels(self, rows: np.ndarray) -> np.ndarray:
+        """One label per row of ``rows``: equal labels are one unit of evidence.
+
+        With the contract's ``entity``, the rows of one entity; else rows equal on every
+        feature, fine-grained numeric features up to ``unit_tolerance`` (relative), chained
+        (connected components): copies of one record made by resampling or upsampling.
+        """
+        if self.entity is not None:
+            return pd.factorize(self.entity[rows])[0]
+        m, tol = self.m, self.o.unit_tolerance
+        k = len(rows)
+        coarse = [j for j in range(len(m.names)) if not self.fine[j]]
+        fine = np.flatnonzero(self.fine)
+        cells, _ = cell_hashes(m)
+        with np.errstate(over="ignore"):
+            key = cells[np.ix_(rows, np.asarray(coarse, dtype=np.int64))].sum(
+                axis=1, dtype=np.uint64
+            )
+        groups = pd.factorize(key)[0]
+        sizes = np.bincount(groups)
+        if (sizes <= 1).all():
+            return groups
+        src: list[np.ndarray] = []
+        dst: list[np.ndarray] = []
+        raw = m.raw[np.ix_(rows, fine)] if len(fine) else np.empty((k, 0))
+        for g in np.flatnonzero(sizes > 1):
+            members = np.flatnonzero(groups == g)
+            x = raw[members]
+            a, b = x[:, None, :], x[None, :, :]
+            close = (np.abs(a - b) <= tol * np.maximum(np.abs(a), np.abs(b))) | (
+                np.isnan(a) & np.isnan(b)
+            )
+            i, j = np.nonzero(close.all(axis=2))
+            src.append(members[i])
+            dst.append(members[j])
+        graph = sparse.coo_matrix(
+            (np.ones(sum(len(x) for x in src)), (np.concatenate(src), np.concatenate(dst))),
+            shape=(k, k),
+        )
+        return connected_components(graph, directed=False)[1]
+
+    def count_units(self, p: Pattern) -> None:
+        """Count the label evidence of a scored pattern per distinct record.
+
+        Resampled, upsampled or panel data repeat whole records: a rare value whose three
+        source records carry one label holds a hundred rows at a million rows, and counted
+        per row its labels look like a trigger. The scored rows are reduced to one per unit
+        (:meth:`unit_labels`); every row of a larger pattern counts ``1 / design effect``
+        (:func:`design_effect`, exact with an entity column). An attacker's copies differ from
+        their originals in the trigger, so they stay distinct records of the pattern.
+        """
+        if not len(p.scored_rows):
+            return
+        labels = self.unit_labels(p.scored_rows)
+        _, first = np.unique(labels, return_index=True)
+        rep = np.zeros(len(labels), dtype=bool)
+        rep[first] = True
+        n = len(p.rows)
+        if n <= len(p.scored_rows):
+            design = n / max(int(rep.sum()), 1)
+        elif self.entity is not None:
+            sizes = np.bincount(pd.factorize(self.entity[p.rows])[0])
+            design = float((sizes.astype(float) ** 2).sum()) / n
+        else:
+            k = min(self.o.unit_sample, n)
+            est = (
+                p.scored_rows
+                if k <= len(p.scored_rows)
+                else self.rng.choice(p.rows, k, replace=False)
+            )
+            design = design_effect(np.bincount(self.unit_labels(np.sort(est))), n)
+        if rep.all() and design <= 1.0:
+            return
+        self._label_stats(p, rep, design)
 
     def _twin_sets(self, p: Pattern) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Query rows (the pattern's rows with its label), reference rows, kept features."""
@@ -696,7 +846,10 @@ class _Scanner:
         # Fewer queries on large data: each scans every row; 60 rows still separate a copy
         # share of one half from a baseline of a few percent by many orders of magnitude.
         s = self.o.sample if self.n <= LARGE_ROWS else (120 if self.n <= 500_000 else 60)
-        q_rows = query if len(query) <= s else self.rng.choice(query, s, replace=False)
+        q_rows = query if len(query) <= s else np.sort(self.rng.choice(query, s, replace=False))
+        # one row per repeated record: its copies would count one piece of evidence many times
+        _, first = np.unique(self.unit_labels(q_rows), return_index=True)
+        q_rows = q_rows[np.sort(first)]
         base_rows = self.rng.choice(len(ref_idx), min(s, len(ref_idx)), replace=False)
         # the pattern's rows and the random rows in one pass over the reference
         both = np.concatenate([R[np.ix_(q_rows, np.asarray(keep))], ref[base_rows]])
@@ -844,6 +997,9 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
 def _label_evidence(sc: _Scanner, p: Pattern, alpha: float) -> None:
     sc.evaluate(p)
     p.threshold = alpha / max(sc.tests[p.family], 1)
+    # Evidence per distinct record, where it may decide (counting units costs a little).
+    if not math.isnan(p.effect) and (strong_label_evidence(p, sc.o) or wants_copy_check(p, sc.o)):
+        sc.count_units(p)
     p.p = p.p_label
 
 
@@ -1017,6 +1173,7 @@ def _refine(sc: _Scanner, p: Pattern) -> Pattern:
         "expected_other",
         "observed_other",
         "sample_size",
+        "units",
     ):
         setattr(pair, name, getattr(p, name))
     pair.family = p.family

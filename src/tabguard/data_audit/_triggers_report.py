@@ -84,6 +84,11 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
         + (f" (estimated on {p.sample_size} scored rows)" if p.sample_size < p.n else "")
         + f", observed {p.observed_other} (effect {p.effect:.2f})."
     )
+    if p.units < 0.95 * p.n:
+        msg += (
+            f" Repeated records count once: the {p.n} rows are about {p.units:.0f} distinct "
+            "records, and the counts above are per record."
+        )
     if p.twin_share is not None:
         msg += (
             f" {p.twin_share:.0%} of them are near-copies of rows without the trigger "
@@ -108,6 +113,7 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             "expected_other": p.expected_other,
             "observed_other": p.observed_other,
             "sample": p.sample_size,
+            "distinct_records": p.units,
             "effect": p.effect,
             "p_label": p.p_label,
             "p_copies": p.p_twin,
