@@ -4,7 +4,9 @@ The archive that ``tabguard log export --format parquet`` writes is read by Spar
 executors count and sketch, the driver merges the small result into the same bucket store as
 the in-process engine (:mod:`tabguard.monitoring._update`):
 
-* counts of ``status|decision`` per bucket and segment (family ``sd``);
+* counts per bucket and segment of ``status|decision``, guard actions, validation errors,
+  probing signals and categories of categorical columns (weighted, like the in-process
+  engine, by the requests a summary row of the service stands for);
 * per numeric raw attribute, model feature, score and latency: rows, missing, invalid, sum and
   a KLL sketch built by Spark's ``kll_sketch_agg_double`` — the DataSketches serialisation the
   Python engine stores, so both engines' sketches merge (``tests/spark``).
@@ -19,8 +21,8 @@ that the archive also keeps; a run reads ``[store watermark, archive watermark)`
 it in one transaction that refuses to run if the stored watermark moved. Rows of an export
 still in progress (above the archive's watermark) wait for the next run.
 
-Not summarised by this engine (the in-process engine does): guard actions, validation
-errors, probing signals, categorical columns and per-client counts.
+Not summarised by this engine (the in-process engine does): the per-client probing counts
+(``tabguard monitor show``'s clients table).
 """
 
 from __future__ import annotations
@@ -34,12 +36,21 @@ from pathlib import Path
 from typing import Any
 
 from tabguard.errors import DataError
-from tabguard.monitoring._aggregate import KEYS, Admission, MonitorPlan
+from tabguard.monitoring._aggregate import _FIELD_ACTIONS, KEYS, Admission, MonitorPlan
 from tabguard.monitoring._clock import Clock, SystemClock
 from tabguard.monitoring._config import MonitorConfig
 from tabguard.monitoring._delta import MISSING, OTHER, SUMMARY_LEVELS, Delta
+from tabguard.monitoring._parse import canonical_label
 from tabguard.monitoring._sketch import QuantileSketch
-from tabguard.monitoring._store import F_STATUS_DECISION, SqlMonitorStore, open_monitor_store
+from tabguard.monitoring._store import (
+    F_CATEGORY,
+    F_GUARD,
+    F_PROBING,
+    F_STATUS_DECISION,
+    F_VIOLATION,
+    SqlMonitorStore,
+    open_monitor_store,
+)
 from tabguard.monitoring._update import SourceMismatchError, UpdateResult, load_plan
 from tabguard.monitoring._window import from_epoch
 from tabguard.spark._session import functions, spark_session
@@ -180,12 +191,13 @@ def _run(
             )
         ),
     )
-    delta, rows, lo_epoch, hi_epoch = _delta(sf, frame, plan, agg.sketch_k, columns)
+    delta, per_bucket, lo_epoch, hi_epoch = _delta(sf, frame, plan, agg.sketch_k, columns)
+    rows = sum(per_bucket.values())
     late = 0
     if newest is not None and lo_epoch is not None:
         # Buckets start on multiples of the width: a row is late when its bucket is older.
         cut = (int(newest) // bucket) * bucket
-        late = sum(n for (b, sk, _sv, _f, _k), n in delta.counts.items() if sk == "all" and b < cut)
+        late = sum(n for b, n in per_bucket.items() if b < cut)
     if hi_epoch is not None:
         newest = hi_epoch if newest is None else max(int(newest), hi_epoch)
     state: dict[str, Any] = {**admission.state(), "source": source}
@@ -335,10 +347,7 @@ def _numeric(
         value = sf.col(name)
         invalid = sf.coalesce(sf.map_contains_key(raw_other, sf.lit(spec.name)), sf.lit(False))
         out.append(("raw", spec.name, value, yes, value.isNull() & ~invalid, invalid))
-    feature_cols = [f"feature_{s.name}" for s in plan.features if f"feature_{s.name}" in columns]
-    has_features = functools.reduce(
-        operator.or_, (sf.col(c).isNotNull() for c in feature_cols), sf.lit(False)
-    )
+    has_features = _has_features(sf, plan, columns)
     for spec in plan.features:
         name = f"feature_{spec.name}"
         if spec.type != "number" or name not in columns:
@@ -361,22 +370,117 @@ def _numeric(
     return out
 
 
+def _weight(sf: Any, columns: set[str]) -> Any:
+    """Requests a row stands for: a summary row of the service (unauthenticated refusals per
+    source and minute) carries ``requests`` in a guard action; other rows are 1."""
+    if "guard_actions" not in columns:
+        return sf.lit(1).cast("long")
+    counts = sf.filter(
+        sf.transform("guard_actions", lambda a: a["requests"].try_cast("long")),
+        lambda n: n.isNotNull() & (n >= 1) & (n <= 2**40),
+    )
+    return sf.coalesce(sf.get(counts, 0), sf.lit(1).cast("long"))
+
+
+def _count_keys(sf: Any, plan: MonitorPlan, columns: set[str]) -> Any:
+    """Per row, the ``(family, key)`` counters it adds to: the in-process engine's keys
+    (``status|decision``, guard ``step|action|field``, validation ``field|rule`` with the
+    out-of-contract guard once per field, probing signals, ``kind|column|category``)."""
+
+    def pair(family: str, key: Any) -> Any:
+        return sf.struct(sf.lit(family).alias("f"), key.alias("k"))
+
+    decision = sf.coalesce(sf.col("decision"), sf.lit(""))
+    parts = [sf.array(pair(F_STATUS_DECISION, sf.concat_ws("|", sf.col("status"), decision)))]
+    if "guard_actions" in columns:
+
+        def guard_key(a: Any) -> Any:
+            action = sf.substring(sf.coalesce(a["action"], sf.lit("?")), 1, 64)
+            field = sf.when(
+                action.isin(*_FIELD_ACTIONS) & a["field"].isNotNull(),
+                sf.substring(a["field"], 1, 128),
+            ).otherwise(sf.lit(""))
+            step = sf.substring(sf.coalesce(a["step"], sf.lit("?")), 1, 64)
+            return pair(F_GUARD, sf.concat_ws("|", step, action, field))
+
+        parts.append(sf.transform(sf.coalesce("guard_actions", sf.array()), guard_key))
+    fields = sorted({c.name for c in plan.raw} | set(plan.segment_features))
+    if "errors" in columns and fields:
+        known = sf.filter(sf.coalesce("errors", sf.array()), lambda e: e["field"].isin(*fields))
+
+        def violation(e: Any) -> Any:
+            rule = sf.substring(sf.coalesce(e["rule"], sf.lit("None")), 1, 64)
+            return pair(F_VIOLATION, sf.concat_ws("|", e["field"], rule))
+
+        parts.append(sf.transform(known, violation))
+        parts.append(
+            sf.transform(
+                sf.array_distinct(sf.transform(known, lambda e: e["field"])),
+                lambda f: pair(F_GUARD, sf.concat(sf.lit("validate|out_of_contract|"), f)),
+            )
+        )
+    if "probing" in columns:
+        signals = sf.array_distinct(
+            sf.transform(sf.coalesce("probing", sf.array()), lambda x: sf.substring(x, 1, 64))
+        )
+        parts.append(sf.transform(signals, lambda x: pair(F_PROBING, x)))
+    cats = []
+    has_features = _has_features(sf, plan, columns)
+    for kind, prefix, specs, domain in (
+        ("raw", "raw_", plan.raw, sf.lit(True)),
+        ("feature", "feature_", plan.features, has_features),
+    ):
+        for spec in specs:
+            name = f"{prefix}{spec.name}"
+            if spec.type != "category" or name not in columns:
+                continue
+            allowed = sorted({str(canonical_label(c)) for c in spec.categories or ()})
+            value = sf.col(name)
+            label = sf.when(value.isNull(), sf.lit(MISSING))
+            if allowed:
+                label = label.when(~value.isin(*allowed), sf.lit(OTHER))
+            label = label.otherwise(value)
+            key = sf.concat_ws("|", sf.lit(kind), sf.lit(spec.name), label)
+            cats.append(sf.when(domain, pair(F_CATEGORY, key)))
+    if cats:
+        parts.append(sf.filter(sf.array(*cats), lambda x: x.isNotNull()))
+    return sf.concat(*parts)
+
+
+def _has_features(sf: Any, plan: MonitorPlan, columns: set[str]) -> Any:
+    """Rows with a model input (refused requests log none)."""
+    feature_cols = [f"feature_{s.name}" for s in plan.features if f"feature_{s.name}" in columns]
+    return functools.reduce(
+        operator.or_, (sf.col(c).isNotNull() for c in feature_cols), sf.lit(False)
+    )
+
+
 def _delta(
     sf: Any, frame: Any, plan: MonitorPlan, k: int, columns: set[str]
-) -> tuple[Delta, int, int | None, int | None]:
-    """The delta of the exploded rows, the number of log rows and their oldest/newest epoch."""
+) -> tuple[Delta, dict[int, int], int | None, int | None]:
+    """The delta of the exploded rows, log rows per bucket, and their oldest/newest epoch."""
     delta = Delta(k=k)
     keys = [sf.col("_bucket"), sf.col("_seg.k").alias("sk"), sf.col("_seg.v").alias("sv")]
-    decision = sf.coalesce(sf.col("decision"), sf.lit(""))
-    sd = frame.groupBy(*keys, sf.concat_ws("|", sf.col("status"), decision).alias("key")).count()
-    rows = 0
-    for r in sd.collect():
-        delta.count((int(r["_bucket"]), r["sk"], r["sv"], F_STATUS_DECISION, r["key"]), r["count"])
-        rows += int(r["count"]) if r["sk"] == "all" else 0
-    if rows == 0:
-        return delta, 0, None, None
+    weight = _weight(sf, columns)
+    counted = (
+        frame.select(
+            *keys, weight.alias("w"), sf.explode(_count_keys(sf, plan, columns)).alias("c")
+        )
+        .groupBy("_bucket", "sk", "sv", sf.col("c.f").alias("f"), sf.col("c.k").alias("k"))
+        .agg(sf.sum("w").alias("n"))
+    )
+    for r in counted.collect():
+        delta.count((int(r["_bucket"]), r["sk"], r["sv"], r["f"], r["k"]), int(r["n"]))
+    if not delta.counts:
+        return delta, {}, None, None
     numeric = _numeric(sf, plan, columns)
-    aggs = [sf.min("_epoch").alias("lo"), sf.max("_epoch").alias("hi")]
+    aggs = [
+        sf.count(sf.lit(1)).alias("rows"),
+        sf.min("_epoch").alias("lo"),
+        sf.max("_epoch").alias("hi"),
+    ]
+    rows = 0
+    per_bucket: dict[int, int] = {}
     lo_epoch: int | None = None
     hi_epoch: int | None = None
     for i, (_kind, _column, value, domain, missing, invalid) in enumerate(numeric):
@@ -393,6 +497,8 @@ def _delta(
     for r in frame.groupBy(*keys).agg(*aggs).collect():
         b, sk, sv = int(r["_bucket"]), r["sk"], r["sv"]
         if sk == "all":
+            rows += int(r["rows"])
+            per_bucket[b] = int(r["rows"])
             lo_epoch = int(r["lo"]) if lo_epoch is None else min(lo_epoch, int(r["lo"]))
             hi_epoch = int(r["hi"]) if hi_epoch is None else max(hi_epoch, int(r["hi"]))
         for i, (kind, column, *_exprs) in enumerate(numeric):
@@ -418,4 +524,4 @@ def _delta(
                 )
             )
     delta.rows = rows
-    return delta, rows, lo_epoch, hi_epoch
+    return delta, per_bucket, lo_epoch, hi_epoch
