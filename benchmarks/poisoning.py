@@ -11,6 +11,9 @@ Run::
     .venv/bin/python benchmarks/poisoning.py            # every case
     .venv/bin/python benchmarks/poisoning.py --quick    # a subset
     .venv/bin/python benchmarks/poisoning.py --no-baselines --case seed
+    .venv/bin/python benchmarks/poisoning.py --trusted              # label flips, trusted sample
+    .venv/bin/python benchmarks/poisoning.py --trusted-random 8     # random flipping attacks
+    .venv/bin/python benchmarks/poisoning.py --trusted-curve        # against the trusted size
 """
 
 from __future__ import annotations
@@ -423,6 +426,260 @@ def datalab(df: pd.DataFrame, c: Contract) -> np.ndarray:
     return np.flatnonzero(flagged)
 
 
+# --- class 4 of issue 11: label flipping without a trigger, with a trusted sample -----------
+#
+# A trusted sample (a vetted share of the data) is drawn from the clean data first; the attack
+# is applied to the rest, which is audited with ``trusted=``. The rows scored are the audit's
+# suspects. "oracle" is what a row-level test could reach knowing more than any audit: a model
+# of the *clean* labels fitted on all rows (out of fold) ranks the rows of the label that got
+# the flips by the probability of the other label; the figure is the highest recall at
+# precision >= 0.5 over its thresholds (0: no threshold reaches precision 0.5).
+
+
+@dataclass
+class TrustedCase:
+    name: str
+    dataset: str
+    trusted_share: float
+    make: Callable[[pd.DataFrame, Contract, int], PoisonResult]
+    seed: int = 0
+
+
+def confident_flips(
+    df: pd.DataFrame, c: Contract, rate: float, source: Any, seed: int
+) -> PoisonResult:
+    """Flip ``rate`` of the ``source``-labelled rows that an attacker's model (fitted on the
+    clean labels) is most confident about: the flips that move a model most."""
+    import lightgbm as lgb
+
+    y = (df[c.label.column] == c.label.positive).astype(int).to_numpy()
+    X = _features(df, c).to_numpy(dtype=float)
+    p = lgb.LGBMClassifier(n_estimators=100, verbose=-1, n_jobs=1, random_state=seed)
+    prob = p.fit(X, y).predict_proba(X)[:, 1]
+    is_src = (df[c.label.column] == source).to_numpy()
+    conf = prob if source == c.label.positive else 1.0 - prob
+    pool = np.flatnonzero(is_src)
+    k = max(1, round(rate * len(pool)))
+    chosen = np.sort(pool[np.argsort(-conf[pool], kind="stable")[:k]])
+    other = c.label.negative if source == c.label.positive else c.label.positive
+    out = df.copy()
+    out.loc[chosen, c.label.column] = other
+    spec = {"attack": "confident_flip", "rate": rate, "source": source, "n_rows": int(k)}
+    return PoisonResult(out, chosen.astype(np.int64), spec)
+
+
+def _flip(kind: str, rate: float, source: Any, where: dict[str, Any] | None) -> Any:
+    def make(d: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
+        if kind == "confident":
+            return confident_flips(d, c, rate, source, seed)
+        return flip_labels(d, c, rate=rate, source=source, where=where, random_state=seed)
+
+    return make
+
+
+def trusted_fixed_cases() -> list[TrustedCase]:
+    out = []
+    for ds, pos, neg, seg in (
+        ("credit", 1, 0, {"EDUCATION": 1}),
+        ("fraud", 1, 0, {"channel": "online"}),
+    ):
+        for share in (0.05, 0.1):
+            out.append(TrustedCase(f"clean data, trusted {share:.0%}", ds, share, _clean_t))
+        out += [
+            TrustedCase(f"random 10% of {pos} → {neg}", ds, 0.1, _flip("random", 0.1, pos, None)),
+            TrustedCase(
+                f"segment {seg}: 30% of {pos} → {neg}", ds, 0.1, _flip("random", 0.3, pos, seg)
+            ),
+            TrustedCase(
+                f"most confident 10% of {pos} → {neg}", ds, 0.1, _flip("confident", 0.1, pos, None)
+            ),
+        ]
+    return out
+
+
+def _clean_t(d: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
+    return _clean(d, c)
+
+
+def trusted_random_cases(n: int, seed: int) -> list[TrustedCase]:
+    """``n`` randomly drawn flipping attacks: data set, attack (random flips of 5-20 % of one
+    class, flips of 20-50 % of one class inside one category value, flips of the 5-20 % most
+    confident rows of one class), direction and trusted share (5-10 %)."""
+    rng = np.random.default_rng(seed)
+    out: list[TrustedCase] = []
+    data = {"credit": credit_default_contract(), "fraud": card_fraud_contract()}
+    for i in range(n):
+        ds = "credit" if rng.random() < 0.5 else "fraud"
+        c = data[ds]
+        source = c.label.positive if rng.random() < 0.7 else c.label.negative
+        kind = str(rng.choice(["random", "segment", "confident"]))
+        share = float(rng.uniform(0.05, 0.1))
+        where = None
+        if kind == "segment":
+            cats = [f for f in c.model_features() if c.features[f].type == "category"]
+            feat = str(rng.choice(cats))
+            values = list(c.features[feat].categories or [])
+            where = {feat: values[int(rng.integers(len(values)))]}
+            rate = float(rng.uniform(0.2, 0.5))
+        else:
+            rate = float(rng.uniform(0.05, 0.2))
+        name = (
+            f"random #{i + 1}: {kind} {rate:.0%} of {source!r}"
+            + (f" in {where}" if where else "")
+            + f", trusted {share:.1%}"
+        )
+        make = _flip("confident" if kind == "confident" else "random", rate, source, where)
+        out.append(TrustedCase(name, ds, share, make, seed=int(rng.integers(1 << 31))))
+    return out
+
+
+@functools.cache
+def _oracle_scores(dataset: str) -> np.ndarray:
+    """Out-of-fold P(positive) from the clean labels of the whole data set (the oracle)."""
+    import lightgbm as lgb
+    from sklearn.model_selection import cross_val_predict
+
+    df, c = _DATA[dataset]
+    y = (df[c.label.column] == c.label.positive).astype(int).to_numpy()
+    X = _features(df, c).to_numpy(dtype=float)
+    model = lgb.LGBMClassifier(n_estimators=150, verbose=-1, n_jobs=1)
+    return np.asarray(cross_val_predict(model, X, y, cv=3, method="predict_proba")[:, 1])
+
+
+def oracle_recall(p_clean: np.ndarray, y_given: np.ndarray, truth: np.ndarray) -> float:
+    """Highest recall at precision >= 0.5 when the rows of one given label are ranked by the
+    oracle's probability of the other label (a flipped row's true label); the better label.
+    Knowing which label received the flips and the clean labels' model is more than any
+    audit knows: an upper bound."""
+    if len(truth) == 0:
+        return float("nan")
+    hit = np.zeros(len(y_given), dtype=bool)
+    hit[truth] = True
+    best = 0.0
+    for label in (0, 1):
+        rows = np.flatnonzero(y_given == label)
+        score = p_clean[rows] if label == 0 else 1.0 - p_clean[rows]
+        order = rows[np.argsort(-score, kind="stable")]
+        tp = np.cumsum(hit[order])
+        ok = tp / np.arange(1, len(order) + 1) >= 0.5
+        if ok.any():
+            best = max(best, float(tp[ok].max() / len(truth)))
+    return best
+
+
+_DATA: dict[str, tuple[pd.DataFrame, Contract]] = {}
+_LABEL_NOISE: dict[str, Any] = {}  # label_noise options (--trusted-level)
+
+
+def run_trusted_case(case: TrustedCase) -> dict[str, Any]:
+    df, c = _DATA[case.dataset]
+    rng = np.random.default_rng(case.seed + 1)
+    idx = rng.permutation(len(df))
+    n_t = round(case.trusted_share * len(df))
+    trusted = df.iloc[idx[:n_t]]
+    rest_idx = idx[n_t:]
+    rest = df.iloc[rest_idx].reset_index(drop=True)
+    res = case.make(rest, c, case.seed)
+    t0 = time.perf_counter()
+    audit = audit_data(
+        res.data,
+        c,
+        trusted=trusted,
+        checks=["label_noise"],
+        options={"label_noise": _LABEL_NOISE},
+    )
+    secs = time.perf_counter() - t0
+    (f,) = [f for f in audit.report.findings if "trusted_rows" in f.evidence]
+    ours = np.asarray(audit.suspicious_rows, dtype=np.int64)
+    row: dict[str, Any] = {
+        "dataset": case.dataset,
+        "case": case.name,
+        "rows": len(res.data),
+        "trusted": n_t,
+        "flipped": len(res.poisoned_rows),
+        "seconds": secs,
+        "severity": f.severity,
+        "z": f.evidence["z"],
+        "expected": f.evidence["expected"],
+    }
+    row.update(score(ours, res.poisoned_rows, len(res.data)))
+    y_given = (res.data[c.label.column] == c.label.positive).astype(int).to_numpy()
+    row["oracle_R"] = oracle_recall(
+        _oracle_scores(case.dataset)[rest_idx], y_given, res.poisoned_rows
+    )
+    return row
+
+
+def trusted_main(args: argparse.Namespace) -> None:
+    _DATA.update(
+        {
+            "credit": (load_credit_default(), credit_default_contract()),
+            "fraud": (make_card_fraud(20_000, random_state=0), card_fraud_contract()),
+        }
+    )
+    if args.trusted_curve:
+        cases = []
+        for share in (0.01, 0.02, 0.05, 0.1, 0.2):
+            cases += [
+                TrustedCase(f"clean, trusted {share:.0%}", "credit", share, _clean_t),
+                TrustedCase(
+                    f"most confident 10% of 1 → 0, trusted {share:.0%}",
+                    "credit",
+                    share,
+                    _flip("confident", 0.1, 1, None),
+                ),
+                TrustedCase(
+                    f"random 20% of 1 → 0, trusted {share:.0%}",
+                    "credit",
+                    share,
+                    _flip("random", 0.2, 1, None),
+                ),
+            ]
+    elif args.trusted_random:
+        cases = trusted_random_cases(args.trusted_random, args.seed)
+    else:
+        cases = trusted_fixed_cases()
+    rows = []
+    for case in cases:
+        if args.case and not any(s in case.name for s in args.case):
+            continue
+        try:
+            r = run_trusted_case(case)
+        except Exception as exc:  # e.g. a segment without rows of the source label
+            print(f"[{case.dataset}] {case.name}: skipped ({type(exc).__name__}: {exc})")
+            continue
+        rows.append(r)
+        print(
+            f"[{r['dataset']}] {r['case']}: rows={r['rows']} trusted={r['trusted']} "
+            f"flipped={r['flipped']} flagged={r['suspected']} P={r['precision']:.3f} "
+            f"R={r['recall']:.3f} clean-row flag rate={r['fp_rate']:.2%} "
+            f"{r['severity']} z={r['z']:.1f} oracle R@P0.5={_fmt(r['oracle_R'])} "
+            f"({r['seconds']:.1f}s)",
+            flush=True,
+        )
+    attacked = [r for r in rows if r["flipped"]]
+    ok = [r for r in attacked if r["precision"] >= 0.5 and r["recall"] >= 0.5]
+    print(f"\nflip cases with precision and recall >= 0.5: {len(ok)}/{len(attacked)}")
+    for r in rows:
+        if not r["flipped"]:
+            print(
+                f"clean {r['dataset']} with {r['trusted']} trusted rows: {r['suspected']} of "
+                f"{r['rows']} rows flagged ({r['suspected'] / r['rows']:.2%}; nominal 1%)"
+            )
+    if args.markdown:
+        print(
+            "\n| data | case | rows | trusted | flipped | flagged | P | R | clean-row flag rate "
+            "| finding (z) | oracle R at P ≥ 0.5 |\n"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+        )
+        for r in rows:
+            print(
+                f"| {r['dataset']} | {r['case']} | {r['rows']} | {r['trusted']} | {r['flipped']} "
+                f"| {r['suspected']} | {r['precision']:.3f} | {r['recall']:.3f} "
+                f"| {r['fp_rate']:.2%} | {r['severity']} ({r['z']:.1f}) | {_fmt(r['oracle_R'])} |"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="run a representative subset")
@@ -437,9 +694,27 @@ def main() -> None:
         help="instead of the fixed cases, N randomly drawn trigger attacks",
     )
     ap.add_argument("--seed", type=int, default=7, help="seed of --random")
+    ap.add_argument(
+        "--trusted", action="store_true", help="label flips audited with a trusted sample"
+    )
+    ap.add_argument(
+        "--trusted-random",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N randomly drawn flipping attacks audited with a trusted sample",
+    )
+    ap.add_argument(
+        "--trusted-curve",
+        action="store_true",
+        help="P/R against the trusted sample's size (1-20 %%) on credit",
+    )
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
+    if args.trusted or args.trusted_random or args.trusted_curve:
+        trusted_main(args)
+        return
     data = {
         "credit": (load_credit_default(), credit_default_contract()),
         "fraud": (make_card_fraud(20_000, random_state=0), card_fraud_contract()),

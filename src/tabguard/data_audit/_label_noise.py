@@ -76,6 +76,12 @@ class LabelNoiseOptions(CheckOptions):
         "never saw it (5: each model learns from 80 % of a small sample)",
         at_least(2),
     )
+    trusted_repeats: int = option(
+        5,
+        "rounds of cross-fitting averaged into each row's score (models of a few hundred rows "
+        "are noisy; 5 rounds raised recall of confident flips by about a third)",
+        at_least(1),
+    )
     trusted_rounds: int = option(
         100,
         "boosting rounds of the models fitted on the trusted rows (small samples: fewer rounds "
@@ -263,17 +269,20 @@ def trusted_scores(
     *,
     folds: int,
     rounds: int,
+    repeats: int = 1,
     random_state: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-sample probability of the other label for the trusted and the audited rows.
 
-    The trusted rows are cut into ``folds`` stratified folds; model ``k`` is fitted on the
-    other folds and scores fold ``k`` (the calibration scores) and a random ``1/folds`` of the
-    audited rows. Each audited row is thus scored by one model that saw neither it nor the
-    calibration rows it is compared with, exactly as a clean trusted row would be: the
-    exchangeability the p-values need. (Averaging the folds' scores instead would make
-    audited rows' scores less spread than the calibration rows' and the flag rate fall below
-    the level.)
+    In each of ``repeats`` rounds the trusted rows are cut into ``folds`` stratified folds;
+    model ``k`` is fitted on the other folds and scores fold ``k`` (calibration scores). Each
+    audited row is given a random fold per round too and scored by that fold's model: it is
+    treated exactly as one more member of the fold (which the model never saw), so on clean
+    data it is exchangeable with the trusted rows, as the p-values need. A row's score is the
+    mean over the rounds, for trusted and audited rows alike: averaging lowers the noise of
+    models fitted on a few hundred rows, which is where the power against flips comes from.
+    (Averaging all folds' models for the audited rows instead would make their scores less
+    spread than the calibration scores, and the flag rate fall below the level.)
 
     Returns
     -------
@@ -282,24 +291,26 @@ def trusted_scores(
     from sklearn.model_selection import StratifiedKFold
 
     rng = np.random.default_rng(random_state)
-    assign = rng.integers(folds, size=len(X))
-    cal = np.empty(len(X_trusted), dtype=float)
-    scores = np.empty(len(X), dtype=float)
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
-    for k, (train, held) in enumerate(skf.split(np.zeros(len(y_trusted)), y_trusted)):
-        model = fit_context_model(
-            X_trusted[train],
-            y_trusted[train].astype(float),
-            categorical,
-            rounds=rounds,
-            random_state=random_state + k,
-        )
-        p_held = predict(model, X_trusted[held])
-        cal[held] = np.where(y_trusted[held] == 1, 1.0 - p_held, p_held)
-        mine = np.flatnonzero(assign == k)
-        p = predict(model, X[mine])
-        scores[mine] = np.where(y[mine] == 1, 1.0 - p, p)
-    return cal, scores
+    cal = np.zeros(len(X_trusted), dtype=float)
+    scores = np.zeros(len(X), dtype=float)
+    for r in range(repeats):
+        assign = rng.integers(folds, size=len(X))
+        seed = random_state + 1000 * r
+        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        for k, (train, held) in enumerate(skf.split(np.zeros(len(y_trusted)), y_trusted)):
+            model = fit_context_model(
+                X_trusted[train],
+                y_trusted[train].astype(float),
+                categorical,
+                rounds=rounds,
+                random_state=seed + k,
+            )
+            p_held = predict(model, X_trusted[held])
+            cal[held] += np.where(y_trusted[held] == 1, 1.0 - p_held, p_held)
+            mine = np.flatnonzero(assign == k)
+            p = predict(model, X[mine])
+            scores[mine] += np.where(y[mine] == 1, 1.0 - p, p)
+    return cal / repeats, scores / repeats
 
 
 @dataclass
@@ -353,6 +364,7 @@ def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult
             cat,
             folds=opts.trusted_folds,
             rounds=opts.trusted_rounds,
+            repeats=opts.trusted_repeats,
             random_state=ctx.random_state,
         )
         st.advance()
