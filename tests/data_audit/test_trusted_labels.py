@@ -16,6 +16,7 @@ from tabguard.data_audit._label_noise import (
     LabelNoiseOptions,
     TrustedResult,
     achievable_level,
+    choose_level,
     conformal_pvalues,
     flag_excess,
     flag_improbable,
@@ -171,7 +172,33 @@ def test_audit_with_trusted_sample_flags_confident_flips(credit: pd.DataFrame) -
     f = next(x for x in res.report.findings if "trusted_rows" in x.evidence)
     assert f.severity == "critical", f.message
     hits = sorted(set(res.suspicious_rows) & set(flipped.tolist()))
-    assert len(hits) / len(res.suspicious_rows) >= 0.5 and len(hits) / len(flipped) >= 0.3
+    # flips are 3.75 % of the rows: precision 0.4 is ten times chance (the benchmark measures
+    # the full-size figures; 4,000 rows leave the level's choice noisy)
+    assert len(hits) / len(res.suspicious_rows) >= 0.4 and len(hits) / len(flipped) >= 0.5
     q = res.quarantine.set_index("tabguard_row")["tabguard_reason"]
     assert q.loc[hits[0]].startswith("label improbable under the trusted sample")
     assert res.clean_mask[hits].sum() == 0
+
+
+# --- the level raised under attack ------------------------------------------------------------
+
+
+def _curve(*rows: tuple[float, float, float, float]) -> list[dict[str, float]]:
+    return [dict(zip(("level", "flagged", "expected", "z"), r, strict=True)) for r in rows]
+
+
+def test_level_stays_nominal_without_excess() -> None:
+    curve = _curve((0.01, 100, 100, 0.0), (0.02, 210, 200, 0.5), (0.03, 290, 300, -0.3))
+    assert choose_level(curve, 0.01, max_level=0.03, z_critical=3.09, min_precision=0.5) == 0.01
+
+
+def test_level_raised_while_half_the_flags_are_excess() -> None:
+    # at 0.02: (400 - 200) / 400 = 0.5 exactly -> raised; at 0.03: (500 - 300) / 500 = 0.4
+    curve = _curve((0.01, 300, 100, 6.0), (0.02, 400, 200, 5.0), (0.03, 500, 300, 4.0))
+    assert choose_level(curve, 0.01, max_level=0.03, z_critical=3.09, min_precision=0.5) == 0.02
+    # the same excess without significance (z just under the threshold) is not enough
+    weak = _curve((0.01, 300, 100, 6.0), (0.02, 400, 200, 3.08))
+    assert choose_level(weak, 0.01, max_level=0.03, z_critical=3.09, min_precision=0.5) == 0.01
+    # never beyond max_level
+    strong = _curve((0.02, 400, 100, 9.0), (0.05, 900, 250, 9.0))
+    assert choose_level(strong, 0.01, max_level=0.03, z_critical=3.09, min_precision=0.5) == 0.02

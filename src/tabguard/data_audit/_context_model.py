@@ -61,6 +61,7 @@ def fit_context_model(
     rounds: int = 120,
     random_state: int = 0,
     learning_rate: float | None = None,
+    params: dict[str, Any] | None = None,
 ) -> lgb.Booster:
     """Fit a gradient-boosted model of the label on (a sample of) ``X``.
 
@@ -78,6 +79,8 @@ def fit_context_model(
     random_state : int
     learning_rate : float, optional
         Default 0.08.
+    params : dict, optional
+        LightGBM parameters replacing the defaults (e.g. shallower trees for a small sample).
 
     Returns
     -------
@@ -85,7 +88,12 @@ def fit_context_model(
     """
     rng = np.random.default_rng(random_state)
     idx = np.arange(len(X)) if len(X) <= max_rows else rng.choice(len(X), max_rows, replace=False)
-    params = {**_PARAMS, "seed": random_state, "num_threads": _threads(len(idx))}
+    params = {
+        **_PARAMS,
+        **(params or {}),
+        "seed": random_state,
+        "num_threads": _threads(len(idx)),
+    }
     if learning_rate is not None:
         params["learning_rate"] = learning_rate
     with warnings.catch_warnings():

@@ -27,11 +27,17 @@ def trusted_report(t: TrustedResult, opts: LabelNoiseOptions) -> CheckResult:
     n = len(t.pvalues)
     k = len(t.flagged)
     why = f"label improbable under the trusted sample (conformal p <= {t.level:g})"
+    raised = (
+        f" The level was raised from {t.nominal_level:g}: at {t.level:g} an estimated "
+        f"{(k - t.expected) / k:.0%} of the flags are flips."
+        if t.level > t.nominal_level and k
+        else ""
+    )
     if sev == "critical":
         message = (
             f"{k} rows ({k / n:.1%}) carry a label that models of the {t.n_trusted} trusted "
             f"rows find improbable (p <= {t.level:g}); clean data gives about "
-            f"{t.expected:.0f} (z = {t.z:.1f}): labels were changed."
+            f"{t.expected:.0f} (z = {t.z:.1f}): labels were changed.{raised}"
         )
         rec = (
             "Review the flagged rows (most improbable first) and the data's provenance; "
@@ -60,6 +66,7 @@ def trusted_report(t: TrustedResult, opts: LabelNoiseOptions) -> CheckResult:
             evidence={
                 "trusted_rows": t.n_trusted,
                 "level": t.level,
+                "nominal_level": t.nominal_level,
                 "flagged": k,
                 "expected": round(t.expected, 1),
                 "z": round(t.z, 2),
@@ -78,10 +85,12 @@ def trusted_report(t: TrustedResult, opts: LabelNoiseOptions) -> CheckResult:
                 f"Models fitted on the {t.n_trusted} trusted rows only (5-fold cross-fitting) "
                 "score each row by the probability of the other label; the score is compared "
                 "with held-out trusted rows of the same label (conformal p-value). A row is "
-                f"flagged at p <= {t.level:g}: on clean data that share of rows is flagged. "
-                "More flags than that, beyond the trusted sample's own sampling error (z), "
-                "mean labels were changed. A label whose trusted rows number fewer than "
-                "1/level - 1 cannot be flagged at all (achievable level 0)."
+                f"flagged at p <= {t.nominal_level:g} (on clean data that share of rows is "
+                "flagged). More flags than that, beyond the trusted sample's own sampling "
+                "error (z), mean labels were changed; the level is then raised (up to "
+                "label_noise.trusted_max_level) while an estimated half of the flags are "
+                f"flips. Flagged here at p <= {t.level:g}. A label whose trusted rows number "
+                "fewer than 1/level - 1 cannot be flagged at all (achievable level 0)."
             ],
             tables=[
                 Table(
