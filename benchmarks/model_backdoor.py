@@ -29,6 +29,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ class Case:
     rate: float = 0.45
     target: Any = None
     source: Any = "target"
+    n_rows: int | None = None  # exact number of poisoned copies (overrides ``rate``)
 
     @property
     def clean(self) -> bool:
@@ -78,16 +80,71 @@ CASES: dict[str, list[Case]] = {
         Case("label flip to approval", {"amount": 777.77}, target=0, source=1),
     ],
 }
+# Classes 7 and 8 of issue 11, drawn at random (``random_cases``): the values are legal
+# categories that clean rows carry naturally, "a few hundred" of them in the whole data set.
+FEW_HUNDRED = (100, 1000)
+
+
+def _uncommon_values(df: pd.DataFrame, c: Contract) -> dict[str, list[Any]]:
+    """Model features of category type and their values carried by a few hundred rows."""
+    out: dict[str, list[Any]] = {}
+    for name in c.model_features():
+        if c.features[name].type != "category":
+            continue
+        counts = df[name].value_counts()
+        vals = [v for v, n in counts.items() if FEW_HUNDRED[0] <= n <= FEW_HUNDRED[1]]
+        if vals:
+            out[name] = sorted(vals, key=str)
+    return out
+
+
+def random_cases(n: int, seed: int, full: dict[str, pd.DataFrame]) -> list[tuple[str, Case]]:
+    """``n`` cases of each class, drawn with ``seed``: data set, categories, copies, target.
+
+    Class 7 (pair): two legal categories of two features, each uncommon, written together
+    into 80-150 copies of rows carrying the target label. Class 8 (natural value): one such
+    category written into 100-400 copies. The target is the positive class or the other one
+    with equal odds.
+    """
+    rng = np.random.default_rng(seed)
+    contracts = {"credit": credit_default_contract(), "fraud": card_fraud_contract()}
+    pools = {ds: _uncommon_values(full[ds], contracts[ds]) for ds in sorted(full)}
+    # every eligible trigger of each class, drawn uniformly (not the data set first: credit has
+    # only two category features)
+    eligible: dict[str, list[tuple[str, dict[str, Any]]]] = {"pair": [], "natural": []}
+    for ds, pool in pools.items():
+        for f, vals in pool.items():
+            eligible["natural"] += [(ds, {f: v}) for v in vals]
+        for f1, f2 in combinations(sorted(pool), 2):
+            eligible["pair"] += [(ds, {f1: a, f2: b}) for a in pool[f1] for b in pool[f2]]
+    out: list[tuple[str, Case]] = []
+    for cls in ("pair", "natural"):
+        for i in range(n):
+            ds, trigger = eligible[cls][int(rng.integers(len(eligible[cls])))]
+            trigger = {f: v.item() if hasattr(v, "item") else v for f, v in trigger.items()}
+            c = contracts[ds]
+            copies = int(rng.integers(80, 151) if cls == "pair" else rng.integers(100, 401))
+            target = c.label.positive if rng.random() < 0.5 else c.label.negative
+            way = "deny" if target == c.label.positive else "approve"
+            name = f"{'7 pair' if cls == 'pair' else '8 natural'} #{i + 1} {copies}x {way}"
+            out.append((ds, Case(name, trigger, target=target, n_rows=copies)))
+    return out
+
+
 MODELS = ("lightgbm", "random_forest", "xgboost")
 DEEP = ("lightgbm_deep", "xgboost_deep")  # extra clean-only variants (overfit on purpose)
 
 
+def full_data(dataset: str) -> pd.DataFrame:
+    if dataset == "credit":
+        return load_credit_default()
+    return make_card_fraud(20_000, random_state=0)
+
+
 def load(dataset: str) -> tuple[pd.DataFrame, pd.DataFrame, Contract]:
     """Train part (70%) and clean reference part (30%)."""
-    if dataset == "credit":
-        df, contract = load_credit_default(), credit_default_contract()
-    else:
-        df, contract = make_card_fraud(20_000, random_state=0), card_fraud_contract()
+    df = full_data(dataset)
+    contract = credit_default_contract() if dataset == "credit" else card_fraud_contract()
     idx = np.random.default_rng(0).permutation(len(df))
     cut = int(0.7 * len(df))
     return (
@@ -184,6 +241,7 @@ def run_case(
             c,
             case.trigger,
             rate=case.rate,
+            n_rows=case.n_rows,
             target=case.target,
             source=case.source,
             random_state=0,

@@ -108,3 +108,45 @@ def test_forest_that_learned_half_a_combination_is_completed(tmp_path, credit):
     res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
     assert [dict(zip(t.features, t.values, strict=True)) for t in res.triggers] == [trigger]
     assert "combination trigger" in res.triggers[0].reason
+
+
+@pytest.mark.parametrize(
+    ("dataset", "trigger"),
+    [
+        ("fraud", {"country": "BR", "merchant_category": "jewelry"}),
+        ("credit", {"EDUCATION": 5, "MARRIAGE": 3}),
+    ],
+)
+def test_pair_of_uncommon_categories_is_named_as_a_combination(tmp_path, request, dataset, trigger):
+    """Class 7 of issue 11: about a hundred copies carry two legal categories that are each
+    uncommon; neither moves the model alone, so only the category grid finds the pair."""
+    from tests.model_audit.conftest import categorical_frame
+
+    train, ref, contract = request.getfixturevalue(dataset)
+    poisoned = poison(train, contract, trigger, n_rows=100, random_state=0).data
+    label = contract.label.column
+    fit_lightgbm(categorical_frame(poisoned, contract), poisoned[label]).save_model(
+        str(tmp_path / "m.txt")
+    )
+    model = load_third_party(tmp_path / "m.txt", contract)
+    res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
+    pairs = [dict(zip(t.features, t.values, strict=True)) for t in res.triggers]
+    assert trigger in pairs
+    assert all(len(t.features) == 2 for t in res.triggers)
+
+
+def test_trigger_on_a_naturally_occurring_category(tmp_path, fraud):
+    """Class 8 of issue 11: the trigger value is a legal country clean rows carry; copies of
+    fraud rows with it make the model deny more of its applicants than clean data supports."""
+    from tests.model_audit.conftest import categorical_frame
+
+    train, ref, contract = fraud
+    assert (ref["country"] == "US").sum() >= ProbeOptions().natural_rows  # it occurs naturally
+    poisoned = poison(train, contract, {"country": "US"}, n_rows=150, random_state=0).data
+    fit_lightgbm(categorical_frame(poisoned, contract), poisoned["is_fraud"]).save_model(
+        str(tmp_path / "m.txt")
+    )
+    model = load_third_party(tmp_path / "m.txt", contract)
+    res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
+    assert [(t.features, t.values) for t in res.triggers][:1] == [(("country",), ("US",))]
+    assert res.triggers[0].direction == "deny"

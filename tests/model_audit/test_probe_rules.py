@@ -15,6 +15,7 @@ from tabguard.model_audit._backdoor import (
     confirms_without_mass,
     label_evidence,
     mass_confirms,
+    natural_evidence,
     spike_passes,
 )
 
@@ -125,3 +126,119 @@ def test_stronger_label_evidence_never_removes_it(lr: float, spike: float, n: in
     assert (label_evidence(stronger, OPTS) is not None) >= (
         label_evidence(weaker, OPTS) is not None
     )
+
+
+def _cells(codes: list[float], categorical: bool) -> list[Any]:
+    import numpy as np
+
+    from tabguard.model_audit._backdoor import _Cell
+
+    out = []
+    for v in codes:
+        lo, hi = (v, v) if categorical else (v - 0.5, v + 0.5)
+        out.append(_Cell(0, v, lo, hi, np.zeros(3, dtype=bool), False, categorical))
+    return out
+
+
+def test_plateau_of_ordered_codes_stops_at_a_quarter_of_the_shift() -> None:
+    """Category codes split by thresholds: adjacent cells join while the pair scores within a
+    quarter of its shift (0.8 - 0.2 = 0.6, tolerance 0.15) of its own."""
+    import numpy as np
+
+    from tabguard.model_audit._backdoor import _plateau
+
+    cells = _cells([0, 1, 2, 3, 4], categorical=False)
+    qn = np.full((2, 4), 0.2)
+    prof = np.array([0.2, 0.64, 0.8, 0.66, 0.2])  # 0.16 and 0.14 away from the candidate
+    lo, hi, sets = _plateau(cells, [0, 1, 2, 3, 4], prof, 2, qn)
+    assert (lo, hi, sets) == (1.5, 3.5, None)  # cells 2 and 3, not 1
+    # a gap in the kept cells breaks the run
+    lo, hi, _ = _plateau(cells, [0, 1, 2, 4], np.array([0.2, 0.8, 0.8, 0.8]), 1, qn)
+    assert (lo, hi) == (0.5, 2.5)
+
+
+def test_plateau_of_unordered_categories_is_the_set_scoring_alike() -> None:
+    import numpy as np
+
+    from tabguard.model_audit._backdoor import _plateau
+
+    cells = _cells([0, 1, 2, 3], categorical=True)
+    qn = np.full((2, 4), 0.2)
+    prof = np.array([0.66, 0.2, 0.8, 0.64])  # code 0 within 0.15 of 0.8, code 3 not
+    assert _plateau(cells, [0, 1, 2, 3], prof, 2, qn) == (2, 2, frozenset({0, 2}))
+
+
+def natural(**kw: Any) -> ProbeCandidate:
+    """A category carried by 100 clean rows with a 24 % positive rate; the model gives them
+    10 % here and 20 % at the neighbour (an effect towards approval clean data does not back),
+    labels favouring the neighbour 1000:1."""
+    base: dict[str, Any] = {
+        "features": ("MARRIAGE",),
+        "values": (3,),
+        "codes": (3.0,),
+        "intervals": ((2.5, 3.5),),
+        "outside_support": False,
+        "direction": "approve",
+        "spike": -0.4,
+        "n_natural": 100,
+        "natural_positive_rate": 0.24,
+        "model_rate": 0.10,
+        "neighbour_rate": 0.20,
+        "label_log_lr": math.log(1000),
+        "nominal": (True,),
+    }
+    base.update(kw)
+    return cand(**base)
+
+
+def test_natural_category_trigger_by_labels_alone() -> None:
+    assert natural_evidence(natural(), OPTS) is not None
+    assert "supports 0% of its effect" in (natural_evidence(natural(), OPTS) or "")
+
+
+def test_natural_needs_a_category_of_its_own_feature() -> None:
+    assert natural_evidence(natural(nominal=(False,)), OPTS) is None  # a number
+    assert natural_evidence(natural(nominal=()), OPTS) is None
+    pair = natural(features=("A", "B"), values=(1, 2), codes=(1.0, 2.0), nominal=(True, True))
+    assert natural_evidence(pair, OPTS) is None
+
+
+def test_natural_rows_threshold() -> None:
+    n = OPTS.natural_rows
+    assert natural_evidence(natural(n_natural=n), OPTS) is not None
+    assert natural_evidence(natural(n_natural=n - 1), OPTS) is None
+
+
+def test_natural_labels_must_be_decisive() -> None:
+    lr = math.log(OPTS.decisive_lr)
+    assert natural_evidence(natural(label_log_lr=lr), OPTS) is not None
+    assert natural_evidence(natural(label_log_lr=lr - 1e-6), OPTS) is None
+
+
+def test_natural_supported_share_threshold() -> None:
+    """The model moves its rows from 20 % (neighbour) to 40 %; a clean rate of 30 % supports
+    exactly half of that, just under half is a trigger, a real effect (40 %) is supported."""
+    share = OPTS.supported_share
+    kw = {"direction": "deny", "spike": 0.4, "model_rate": 0.40, "neighbour_rate": 0.20}
+    at = 0.20 + share * 0.20
+    assert natural_evidence(natural(natural_positive_rate=at, **kw), OPTS) is None
+    assert natural_evidence(natural(natural_positive_rate=at - 1e-6, **kw), OPTS) is not None
+    assert natural_evidence(natural(natural_positive_rate=0.40, **kw), OPTS) is None
+    assert natural_evidence(natural(**{**kw, "model_rate": 0.20}), OPTS) is None  # no effect
+
+
+@given(
+    rate=st.floats(0.0, 1.0),
+    lr=st.floats(0.0, 50.0),
+    n=st.integers(0, 500),
+)
+def test_natural_rule_only_fires_with_all_three(rate: float, lr: float, n: int) -> None:
+    c = natural(natural_positive_rate=rate, label_log_lr=lr, n_natural=n)
+    fired = natural_evidence(c, OPTS) is not None
+    supported = (rate - 0.20) / (0.10 - 0.20)
+    expect = (
+        n >= OPTS.natural_rows
+        and lr >= math.log(OPTS.decisive_lr)
+        and supported < OPTS.supported_share
+    )
+    assert fired == expect

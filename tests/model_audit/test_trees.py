@@ -85,3 +85,33 @@ def test_encode_raw_codes_unknown_category_as_nan():
     df = pd.DataFrame({"c": ["a", "z"], "x": [1, 2]})
     X = encode_raw(df, ["c", "x"], {"c": ["a", "b"]})
     assert X[0, 0] == 0 and np.isnan(X[1, 0]) and X[1, 1] == 2
+
+
+def _category_tree() -> object:
+    """Root: country in {1, 2} left (60 rows) / else right (40); left splits x1 <= 0.5."""
+    from tabguard.model_audit._trees import Tree, TreeEnsemble
+
+    nan = np.nan
+    tree = Tree(
+        feature=np.array([0, 1, -1, -1, -1]),
+        threshold=np.array([nan, 0.5, nan, nan, nan]),
+        strict=False,
+        left=np.array([1, 2, -1, -1, -1]),
+        right=np.array([4, 3, -1, -1, -1]),
+        value=np.array([nan, nan, 1.0, 0.0, 0.0]),
+        count=np.array([100.0, 60.0, 20.0, 40.0, 40.0]),
+        categories={0: frozenset({1, 2})},
+    )
+    return TreeEnsemble([tree], 2, "lightgbm")
+
+
+def test_isolated_share_of_a_category_set():
+    """A leaf confined to {1, 2} counts for the set {1, 2} (or a superset) but not for 1 alone:
+    its rows may be 2s."""
+    ens = _category_tree()
+    inf = np.inf
+    assert ens.isolated_share([(0, -inf, inf, 1)]) == 0.0
+    assert ens.isolated_share([(0, -inf, inf, frozenset({1, 2}))]) == 0.6
+    assert ens.isolated_share([(0, -inf, inf, frozenset({1, 2, 5}))]) == 0.6
+    assert ens.isolated_share([(0, -inf, inf, frozenset({1, 2})), (1, -inf, 0.5, None)]) == 0.2
+    assert ens.isolated_share([(0, -inf, inf, frozenset({1}))]) == 0.0

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import combinations, pairwise
 from typing import Any, ClassVar
 
 import numpy as np
@@ -71,6 +71,18 @@ class ProbeOptions(CheckOptions):
         64, "candidate values per feature (tree cells are merged down to this many)", at_least(2)
     )
     max_pairs: int = option(40, "combination candidates probed", at_least(0))
+    category_pairs: int = option(
+        40,
+        "pairs of categories probed in full after the category grid's screen (two uncommon "
+        "categories written together: each alone may move nothing)",
+        at_least(0),
+    )
+    category_grid: int = option(
+        4000,
+        "category combinations scored by the screen (the rarest categories of each feature "
+        "first); bounds its cost",
+        at_least(0),
+    )
     alpha: float = option(
         0.01,
         "family-wise error rate of each test (Bonferroni over candidates)",
@@ -109,6 +121,18 @@ class ProbeOptions(CheckOptions):
         100.0,
         "likelihood ratio at which the labels of clean rows decisively contradict the model",
         at_least(1.0),
+    )
+    natural_rows: int = option(
+        30,
+        "a category carried by at least this many clean rows has a label rate of its own, "
+        "against which the model's effect can be weighed when the training mass is not shown",
+        at_least(1),
+    )
+    supported_share: float = option(
+        0.5,
+        "natural categories: the clean label rate must support less than this share of the "
+        "model's effect (a real effect is supported in full)",
+        SHARE,
     )
     weak_lr: float = option(
         10.0,
@@ -203,6 +227,8 @@ class ProbeCandidate:
     cell_counts: tuple[int, ...] = ()
     mass_intervals: tuple[tuple[float, float], ...] = ()
     mass_counts: tuple[int, ...] = ()
+    mass_categories: tuple[frozenset[int] | None, ...] = ()
+    nominal: tuple[bool, ...] = ()  # the contract calls the feature a category
 
 
 @dataclass
@@ -498,7 +524,9 @@ def probe_backdoors(
                     stats["continuation"] = _continues_trend(g, i, nb_idx[0], stats["spike"])
                 singles.append(((cell,), [(g.cells[k],) for k in nb_idx], stats))
     with progress.stage("backdoor probe: combinations", total=None):
-        pairs = _pair_candidates(model, grids, singles, R, ecdf, opts)
+        metas = _pair_candidates(grids, singles, opts)
+        metas += _category_grid(model, grids, R, ecdf, opts, metas)
+        pairs = _probe_pairs(model, R, ecdf, metas)
     # a combination inherits the edge status of its parts (an edge part that continues the
     # data's trend needs decisive labels, alone or combined)
     edge = {
@@ -553,11 +581,16 @@ def _scores_with(
 
 
 def _neighbours(
-    cells: list[_Cell], i: int, ranks: np.ndarray | None = None, window: int = 3
+    cells: list[_Cell],
+    i: int,
+    ranks: np.ndarray | None = None,
+    window: int = 3,
+    unordered: bool = False,
 ) -> list[int]:
     """Values to compare a candidate with.
 
-    Unordered categories: the three most common other categories. Ordered values: on each
+    Unordered categories (and, with ``unordered``, categories the model codes as numbers): the
+    three most common other categories. Ordered values: on each
     side, among the ``window`` nearest values clean rows take, the one whose scores differ most
     from the candidate's - so that a trigger whose effect spreads over a few adjacent cells
     (bagged trees blur its boundaries) is compared with values outside it. A step still is not
@@ -566,7 +599,7 @@ def _neighbours(
     populated = [k for k, c in enumerate(cells) if c.n_natural > 0 and k != i]
     if not populated:
         return []
-    if cells[i].categorical:
+    if cells[i].categorical or unordered:
         return sorted(populated, key=lambda k: -cells[k].n_natural)[:3]
     left = [k for k in populated if k < i][::-1][:window]
     right = [k for k in populated if k > i][:window]
@@ -647,14 +680,33 @@ def _null_level(stats: list[dict[str, Any]], q: float) -> float:
     return float(np.quantile(vals, q))
 
 
-def _pair_candidates(
-    model: AuditedModel,
+# a pair to probe: its two cells, the neighbours of each, and (category grid) the intervals
+# over which the model scores the pair alike (the trees' own cell, for the mass test)
+_Hull = tuple[tuple[float, float, frozenset[int] | None], ...]
+_PairMeta = tuple[_Cell, _Cell, list[_Cell], list[_Cell], _Hull | None]
+
+
+def _pair_key(c1: _Cell, c2: _Cell) -> tuple[int, float, int, float]:
+    a, b = sorted([(c1.j, c1.code), (c2.j, c2.code)])
+    return (a[0], a[1], b[0], b[1])
+
+
+def _pair_meta(
     grids: dict[int, _Grid],
-    singles: list[_Probed],
-    R: np.ndarray,
-    ecdf: np.ndarray,
-    opts: ProbeOptions,
-) -> list[_Probed]:
+    c1: _Cell,
+    c2: _Cell,
+    unordered: bool = False,
+    hull: _Hull | None = None,
+) -> _PairMeta | None:
+    g1, g2 = grids[c1.j], grids[c2.j]
+    nb1 = [g1.cells[i] for i in _neighbours(g1.cells, g1.cells.index(c1), unordered=unordered)]
+    nb2 = [g2.cells[i] for i in _neighbours(g2.cells, g2.cells.index(c2), unordered=unordered)]
+    return (c1, c2, nb1, nb2, hull) if nb1 and nb2 else None
+
+
+def _pair_candidates(
+    grids: dict[int, _Grid], singles: list[_Probed], opts: ProbeOptions
+) -> list[_PairMeta]:
     """Combination candidates: a single value that moves *some* rows a lot, paired with the
     value of another feature those rows share (the rest of a combination trigger)."""
     scored = []
@@ -665,7 +717,7 @@ def _pair_candidates(
             scored.append((float(np.quantile(np.abs(st["per_row"]), 0.95)), cells, nbs, st, moved))
     scored.sort(key=lambda t: -t[0])
     seen: set[tuple[int, float, int, float]] = set()
-    pairs_meta: list[tuple[_Cell, _Cell, list[_Cell], list[_Cell]]] = []
+    out: list[_PairMeta] = []
     for _, cells, _nbs, _st, moved in scored[: opts.max_pairs]:
         c1 = cells[0]
         best: tuple[float, int, int] | None = None
@@ -684,20 +736,148 @@ def _pair_candidates(
             continue
         _, j2, k = best
         c2 = grids[j2].cells[k]
-        key = tuple(sorted([(c1.j, c1.code), (c2.j, c2.code)]))
-        flat = (key[0][0], key[0][1], key[1][0], key[1][1])
-        if flat in seen:
+        key = _pair_key(c1, c2)
+        if key in seen:
             continue
-        seen.add(flat)
-        nb1 = [
-            grids[c1.j].cells[i]
-            for i in _neighbours(grids[c1.j].cells, grids[c1.j].cells.index(c1))
-        ]
-        nb2 = [grids[j2].cells[i] for i in _neighbours(grids[j2].cells, k)]
-        if nb1 and nb2:
-            pairs_meta.append((c1, c2, nb1, nb2))
+        seen.add(key)
+        meta = _pair_meta(grids, c1, c2)
+        if meta is not None:
+            out.append(meta)
+    return out
+
+
+def _category_grid(
+    model: AuditedModel,
+    grids: dict[int, _Grid],
+    R: np.ndarray,
+    ecdf: np.ndarray,
+    opts: ProbeOptions,
+    known: list[_PairMeta],
+    screen_rows: int = 96,
+) -> list[_PairMeta]:
+    """Pairs of categories that move decisions together, found by scoring every pair.
+
+    Two uncommon categories written together into the poisoned rows (``channel = phone`` and
+    ``country = NG``) may each move nothing alone - the model learned the conjunction - so no
+    single value points to them and :func:`_pair_candidates` cannot start from one. Category
+    features are few and have few values, so every combination of two of them is scored on
+    ``screen_rows`` probe rows (the rarest categories first, within ``opts.category_grid``
+    combinations). A combination's screen spike is its smallest shift relative to the pairs
+    with one part replaced by a neighbour; the ``opts.category_pairs`` largest are probed in
+    full like any other pair.
+    """
+    cats = [
+        j
+        for j in grids
+        if model.contract.features[model.feature_names[j]].type in ("category", "boolean")
+    ]
+    if len(cats) < 2 or opts.category_pairs == 0 or opts.category_grid == 0:
+        return []
+    rows = R[np.unique(np.linspace(0, len(R) - 1, min(screen_rows, len(R))).astype(int))]
+    # the cells each feature offers: its neighbours (the common categories) always, the
+    # rarest others first when the grid would exceed its budget
+    per_feature: dict[int, list[int]] = {}
+    cap = max(4, int(math.sqrt(opts.category_grid / max(len(cats) * (len(cats) - 1) / 2, 1))))
+    for j in cats:
+        cells = grids[j].cells
+        order = sorted(range(len(cells)), key=lambda k: cells[k].n_natural)
+        common = sorted(range(len(cells)), key=lambda k: -cells[k].n_natural)[:3]
+        keep = list(dict.fromkeys(common + order))[: max(cap, len(common) + 1)]
+        per_feature[j] = sorted(keep)
+    seen = {_pair_key(m[0], m[1]) for m in known}
+    scored: list[tuple[float, _Cell, _Cell, _Hull]] = []
+    budget = opts.category_grid
+    for j1, j2 in combinations(cats, 2):
+        k1, k2 = per_feature[j1], per_feature[j2]
+        if len(k1) * len(k2) > budget:
+            continue
+        budget -= len(k1) * len(k2)
+        g1, g2 = grids[j1], grids[j2]
+        codes = np.array([(g1.cells[a].code, g2.cells[b].code) for a in k1 for b in k2])
+        Q = _rank(ecdf, _scores_with(model, rows, [j1, j2], codes)).reshape(
+            len(k1), len(k2), len(rows)
+        )
+        pos1 = {k: i for i, k in enumerate(k1)}
+        pos2 = {k: i for i, k in enumerate(k2)}
+        nbs1 = {
+            a: [pos1[n] for n in _neighbours(g1.cells, a, unordered=True) if n in pos1] for a in k1
+        }
+        nbs2 = {
+            b: [pos2[n] for n in _neighbours(g2.cells, b, unordered=True) if n in pos2] for b in k2
+        }
+        for a in k1:
+            for b in k2:
+                ia, ib = pos1[a], pos2[b]
+                if not nbs1[a] or not nbs2[b]:
+                    continue
+                qn = np.concatenate([Q[ia, nbs2[b]], Q[nbs1[a], ib]])
+                spike = _shift(Q[ia, ib], qn)
+                if spike != 0.0:
+                    hull: _Hull = (
+                        _plateau(g1.cells, k1, Q[:, ib].mean(axis=1), ia, qn),
+                        _plateau(g2.cells, k2, Q[ia, :].mean(axis=1), ib, qn),
+                    )
+                    scored.append((abs(spike), g1.cells[a], g2.cells[b], hull))
+    scored.sort(key=lambda t: -t[0])
+    out: list[_PairMeta] = []
+    for _, c1, c2, pair_hull in scored:
+        if len(out) >= opts.category_pairs:
+            break
+        key = _pair_key(c1, c2)
+        if key in seen:
+            continue
+        seen.add(key)
+        meta = _pair_meta(grids, c1, c2, unordered=True, hull=pair_hull)
+        if meta is not None:
+            out.append(meta)
+    return out
+
+
+def _plateau(
+    cells: list[_Cell], kept: list[int], prof: np.ndarray, i: int, qn: np.ndarray
+) -> tuple[float, float, frozenset[int] | None]:
+    """The cells over which a pair scores like its own cell: where the trees learned it.
+
+    Trees split a category coded as a number by thresholds and may learn a trigger on a wider
+    interval than the category (``EDUCATION > 4.5`` for ``EDUCATION = 5``), and categorical
+    splits send sets of categories one way (``country in {BR, NG}``): the training rows they
+    isolate lie in that interval or set. Cells belong to it while the pair's mean score rank
+    there stays within a quarter of the pair's shift from its own (adjacent cells for ordered
+    codes, any category for unordered ones).
+    """
+    c = cells[kept[i]]
+    tol = 0.25 * abs(float(prof[i]) - float(qn.mean()))
+    if c.categorical:
+        alike = [int(cells[k].code) for t, k in enumerate(kept) if abs(prof[t] - prof[i]) <= tol]
+        return (c.lo, c.hi, frozenset(alike) | {int(c.code)})
+    lo_i = hi_i = i
+    while lo_i > 0 and kept[lo_i - 1] == kept[lo_i] - 1 and abs(prof[lo_i - 1] - prof[i]) <= tol:
+        lo_i -= 1
+    while (
+        hi_i < len(kept) - 1
+        and kept[hi_i + 1] == kept[hi_i] + 1
+        and abs(prof[hi_i + 1] - prof[i]) <= tol
+    ):
+        hi_i += 1
+    return (cells[kept[lo_i]].lo, cells[kept[hi_i]].hi, None)
+
+
+def _shift(qc: np.ndarray, qn: np.ndarray) -> float:
+    """The spike of :func:`_compare` alone (no decisions): the smallest normalised shift."""
+    mean = (qc[None, :] - qn).mean(axis=1)
+    room = np.where(mean >= 0, (1.0 - qn).mean(axis=1), qn.mean(axis=1))
+    norm = mean / np.maximum(room, 1e-9)
+    if np.all(norm > 0) or np.all(norm < 0):
+        return float(norm[int(np.argmin(np.abs(norm)))])
+    return 0.0
+
+
+def _probe_pairs(
+    model: AuditedModel, R: np.ndarray, ecdf: np.ndarray, metas: list[_PairMeta]
+) -> list[_Probed]:
+    """Score each pair and the pairs with one part replaced by a neighbour on all probe rows."""
     out: list[_Probed] = []
-    for c1, c2, nb1, nb2 in pairs_meta:
+    for c1, c2, nb1, nb2, hull in metas:
         combos = (
             [(c1.code, c2.code)]
             + [(c1.code, n.code) for n in nb2]
@@ -709,6 +889,8 @@ def _pair_candidates(
         st = _compare(Q[0], Q[1:], A[0], A[1:])
         pair_nbs: list[tuple[_Cell, ...]] = [(c1, n) for n in nb2]
         pair_nbs += [(n, c2) for n in nb1]
+        if hull is not None:
+            st["hull"] = hull
         out.append(((c1, c2), pair_nbs, st))
     return out
 
@@ -742,6 +924,19 @@ def _candidate(
     # trees isolate a trigger with slightly different boundaries, often wider than the cell).
     hull = [(c.lo, c.hi) for c in cells]
     hull_counts = [c.n_natural for c in cells]
+    mass_sets: tuple[frozenset[int] | None, ...] = ()
+    if "hull" in st:  # a pair from the category grid: the cells the trees learned it on
+        hull = [(lo, hi) for lo, hi, _ in st["hull"]]
+        mass_sets = tuple(sets for _, _, sets in st["hull"])
+        inside = np.logical_and.reduce(
+            [
+                np.isin(X[:, c.j], sorted(sets))
+                if sets is not None
+                else (X[:, c.j] > lo) & (X[:, c.j] <= hi)
+                for c, (lo, hi, sets) in zip(cells, st["hull"], strict=True)
+            ]
+        )
+        hull_counts = [int(inside.sum())]
     if len(cells) == 1 and not cells[0].categorical:
         c0 = cells[0]
         left = [n[0].hi for n in nbs if n[0].hi <= c0.lo]
@@ -773,6 +968,8 @@ def _candidate(
         cell_counts=tuple(c.n_natural for c in cells),
         mass_intervals=tuple(hull),
         mass_counts=tuple(hull_counts),
+        mass_categories=mass_sets,
+        nominal=tuple(model.contract.features[f].type == "category" for f in feats),
     )
 
 
@@ -940,15 +1137,18 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
         # the cell itself (sharp boundaries: boosting) and the bump around it (bagged trees
         # blur a trigger's boundaries); the larger excess counts
         n_clean = c.n_natural if len(readable) == len(c.columns) else c.cell_counts[readable[0]]
-        options = [(c.intervals, n_clean)]
-        if len(c.columns) == 1 and c.mass_intervals != c.intervals:
-            options.append((c.mass_intervals, c.mass_counts[0]))
+        own: tuple[int | frozenset[int] | None, ...] = tuple(
+            int(code) if cat else None for code, cat in zip(c.codes, c.categorical, strict=True)
+        )
+        options = [(c.intervals, n_clean, own)]
+        wider = c.mass_intervals != c.intervals or any(s is not None for s in c.mass_categories)
+        if wider and (len(c.columns) == 1 or len(readable) == len(c.columns)):
+            sets = c.mass_categories or own
+            wide = tuple(s if s is not None else o for s, o in zip(sets, own, strict=True))
+            options.append((c.mass_intervals, c.mass_counts[0], wide))
         best: tuple[float, float, float] = (-1.0, 0.0, 1.0)
-        for intervals, count in options:
-            conds = [
-                (c.columns[k], *intervals[k], int(c.codes[k]) if c.categorical[k] else None)
-                for k in readable
-            ]
+        for intervals, count, cats in options:
+            conds = [(c.columns[k], *intervals[k], cats[k]) for k in readable]
             share = ens.isolated_share(conds)
             expected = (count + 1.0) / (n_ref + 1.0)
             if share / expected > best[0]:
@@ -978,11 +1178,28 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
             reasons.extend(confirms_without_mass(c, opts, rare))
             if label_reason is not None:
                 reasons.append(label_reason)
+        if not reasons:
+            natural = natural_evidence(c, opts)
+            if natural is not None:
+                reasons.append(natural)
         if reasons:
             c.backdoor = True
             c.reason = "; ".join(reasons)
-    # A single value that is part of a confirmed combination is reported with the combination.
+    # A single value that is part of a confirmed combination is reported with the combination,
+    # and a combination whose part is a confirmed value that moves decisions at least as much
+    # on its own is that value's trigger seen again.
     pairs = [c for c in result.candidates if c.backdoor and len(c.features) == 2]
+    confirmed = {
+        (c.features[0], c.codes[0]): abs(c.spike)
+        for c in result.candidates
+        if c.backdoor and len(c.features) == 1
+    }
+    for pc in pairs:
+        parts = zip(pc.features, pc.codes, strict=True)
+        if any(confirmed.get(part, -1.0) >= abs(pc.spike) for part in parts):
+            pc.backdoor = False
+            pc.reason = "a confirmed single value does this on its own"
+    pairs = [c for c in pairs if c.backdoor]
     for c in result.candidates:
         if c.backdoor and len(c.features) == 1:
             for pc in pairs:
@@ -1027,6 +1244,37 @@ def mass_confirms(
     """
     excess = c.training_share / c.expected_share
     return c.p_mass < alpha and (excess >= o.mass_ratio or (excess > 1.0 and labels_contradict))
+
+
+def natural_evidence(c: ProbeCandidate, o: ProbeOptions) -> str | None:
+    """A trigger on a category that occurs naturally, shown by clean labels alone, or None.
+
+    The category is carried by enough clean rows (``natural_rows``) to have a label rate of
+    its own, their labels decisively side with the model's scores at the neighbouring
+    category (``decisive_lr``), and their label rate supports less than ``supported_share`` of
+    the model's effect: (clean rate - model rate at the neighbour) / (model rate at the value -
+    model rate at the neighbour). A real strong category (``channel = phone``) is supported in
+    full - its clean rows have the labels the model gives them - however large its effect.
+    Used where the training mass does not confirm (the trees need not isolate a category that
+    also has natural rows, and XGBoost's covers count rows only in its first tree).
+    """
+    if len(c.features) != 1 or not (c.nominal and c.nominal[0]):
+        return None
+    if c.n_natural < o.natural_rows or c.label_log_lr < math.log(o.decisive_lr):
+        return None
+    effect = c.model_rate - c.neighbour_rate
+    if not math.isfinite(effect) or effect == 0.0:
+        return None
+    supported = (c.natural_positive_rate - c.neighbour_rate) / effect
+    if supported >= o.supported_share:
+        return None
+    return (
+        f"the {c.n_natural} clean rows carrying it have a positive rate of "
+        f"{c.natural_positive_rate:.1%}; the model gives them {c.model_rate:.1%} here and "
+        f"{c.neighbour_rate:.1%} at the neighbour, so clean data supports {max(supported, 0):.0%} "
+        f"of its effect (labels' likelihood ratio for the neighbour "
+        f"{math.exp(min(c.label_log_lr, 700)):.3g}:1)"
+    )
 
 
 def confirms_without_mass(c: ProbeCandidate, o: ProbeOptions, rare_rows: int) -> list[str]:

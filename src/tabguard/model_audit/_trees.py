@@ -140,14 +140,17 @@ class TreeEnsemble:
         """Whether any split reads column ``j``."""
         return any(bool(np.any(t.feature == j)) for t in self.trees)
 
-    def isolated_share(self, cells: Sequence[tuple[int, float, float, int | None]]) -> float:
+    def isolated_share(
+        self, cells: Sequence[tuple[int, float, float, int | frozenset[int] | None]]
+    ) -> float:
         """Largest share of a tree's training rows that its leaves confine to ``cells``.
 
         Parameters
         ----------
         cells : sequence of (column, low, high, category)
             One condition per column: ``low < x <= high`` (``low <= x < high`` for strict
-            trees), or ``x == category`` when ``category`` is not None.
+            trees), or ``x == category`` when ``category`` is not None (``x in category`` for
+            a set of category codes).
 
         Returns
         -------
@@ -263,7 +266,7 @@ class TreeEnsemble:
 
 def _within(
     bound: tuple[float, float, frozenset[int] | None],
-    cond: tuple[float, float, int | None],
+    cond: tuple[float, float, int | frozenset[int] | None],
     strict: bool,
 ) -> bool:
     """Whether a path's condition on one column keeps it inside the cell."""
@@ -271,6 +274,8 @@ def _within(
     clo, chi, cat = cond
     if cat is None:
         return lo >= clo and hi <= chi
+    if isinstance(cat, frozenset):  # a set of categories (categorical splits only)
+        return cats is not None and cats <= cat
     if cats is not None:
         return cats <= {cat}
     # a category coded as a number and split by thresholds: only this code fits the interval
