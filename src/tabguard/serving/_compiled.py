@@ -157,6 +157,12 @@ class CompiledTransform:
         self._lo = np.asarray([p.lo for p in plans], dtype=float)
         self._hi = np.asarray([p.hi for p in plans], dtype=float)
         self._numeric = [p.spec.is_numeric for p in plans]
+        # Every feature's bounds (infinite ones too: a NaN fails any comparison, and clip()
+        # reports it moved).
+        self._bounded = [
+            (j, float(lo), float(hi))
+            for j, (lo, hi) in enumerate(zip(self._lo, self._hi, strict=True))
+        ]
         self._neutral = [p.neutral_encoded for p in plans]
         self._has_neutral = {p.name for p in plans if p.spec.neutral is not None}
         self._always = set(transform.options.neutralize)
@@ -180,14 +186,25 @@ class CompiledTransform:
         raw encoding is ``raw``.
         """
         x = raw.copy() if self._identity else raw[self._select]
-        neutral = self._always | {n for n in neutralize if n in self._has_neutral}
+        neutral = (
+            self._always | {n for n in neutralize if n in self._has_neutral}
+            if neutralize
+            else self._always
+        )
+        if not neutral:
+            # The ordinary request: nothing to neutralise; a value to clip (or a NaN) sends it
+            # to the general case below (np.clip costs more than these comparisons).
+            values = x.tolist()
+            for j, lo, hi in self._bounded:
+                if not lo <= values[j] <= hi:  # NaN is "moved" too, as clip() != x says
+                    break
+            else:
+                for j, edges in self._bins:
+                    x[j] = _bin(edges, values[j])
+                return x.reshape(1, -1), list(self._bin_actions)
         lo, hi = self._lo, self._hi
         clipped = np.clip(x, lo, hi)
         moved = clipped != x
-        if not neutral and not moved.any():
-            for j, edges in self._bins:
-                clipped[j] = _bin(edges, clipped[j])
-            return clipped.reshape(1, -1), list(self._bin_actions)
         # The general case (neutral values, clipped values): actions in feature order.
         names = self.feature_names
         binned = dict(self._bins)
