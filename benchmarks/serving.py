@@ -183,6 +183,12 @@ def make():
     return app
 """
 
+# The bare-booster app as a module, for the multi-process launchers (gunicorn, run_workers).
+BARE_MODULE = BARE_BOOSTER.replace(
+    "model_file, port = sys.argv[1], int(sys.argv[2])",
+    'import os\nmodel_file = os.environ["TGBENCH_BOOSTER_MODEL"]',
+).split("\nuvicorn.run(")[0]
+
 WORKER_LAUNCHER = r"""
 import sys
 
@@ -192,12 +198,13 @@ from tabguard.serving._server import run_workers
 
 if __name__ == "__main__":
     launcher, port, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    options = dict(factory=True, host="127.0.0.1", port=port, log_level="warning",
-                   access_log=False)
+    app = sys.argv[4] if len(sys.argv) > 4 else "tgbench_workers:make"
+    options = dict(factory=app.endswith(":make"), host="127.0.0.1", port=port,
+                   log_level="warning", access_log=False)
     if launcher == "uvicorn":
-        uvicorn.run("tgbench_workers:make", workers=workers, **options)
+        uvicorn.run(app, workers=workers, **options)
     else:
-        run_workers("tgbench_workers:make", workers=workers, **options)
+        run_workers(app, workers=workers, **options)
 """
 
 
@@ -498,13 +505,21 @@ def multi_worker(
     seconds: float,
     workers: int,
     launchers: tuple[str, ...] = ("tabguard",),
+    gunicorn: bool = True,
 ) -> None:
-    """The guarded service from N worker processes vs the bare-booster app in one process."""
+    """The guarded service from N worker processes vs the bare-booster app in one process.
+
+    With ``gunicorn``, the bare-booster app is also served from N processes by gunicorn's
+    uvicorn workers and by ``run_workers``: the launcher alone compared on the same app
+    (gunicorn is a benchmark-only comparison; it comes with the dev extra through mlflow).
+    """
     code = root / "workers"
     code.mkdir(exist_ok=True)
     (code / "tgbench_workers.py").write_text(WORKER_APP)
     (code / "launch.py").write_text(WORKER_LAUNCHER)
+    (code / "tgbench_bare.py").write_text(BARE_MODULE)
     results: dict[tuple[str, str], tuple[float, list[float]]] = {}
+    bare = bare_multi(code, root / "booster.txt", workers) if gunicorn else []
     for launcher in launchers:
         port = free_port()
         env = {
@@ -525,6 +540,7 @@ def multi_worker(
                     ("guarded", base, "/v1/decisions"),
                     ("bare-fast", base, "/bare-fast"),
                     ("bare-booster", booster_base, "/bare-booster"),
+                    *[(name, where, "/bare-booster") for name, where, _ in bare],
                 ]
                 for name, where, url in runs:
                     rps, times = load(where, url, key, recs, seconds / 3)
@@ -533,6 +549,9 @@ def multi_worker(
         finally:
             server.terminate()
             server.wait(60)
+    for _, _, proc in bare:
+        proc.terminate()
+        proc.wait(60)
     print(
         f"\nHTTP, {workers} worker processes vs the bare-booster app in one process, 8 "
         f"keep-alive connections, {seconds:.0f} s per endpoint (3 alternating rounds):"
@@ -570,6 +589,50 @@ def multi_worker(
             f"  guarded ({workers} workers) / bare-booster (1 process) throughput "
             f"{mine[0] / booster[0]:.2f}x"
         )
+    if bare:
+        last = launchers[-1]
+        for name, _, _ in bare:
+            rps, times = results[(last, name)]
+            print(f"  {name:55s} {rps:8.0f} {pct(times, 50) * 1e3:8.2f}")
+        g, t = (
+            results[(last, "bare-booster, gunicorn")],
+            results[(last, "bare-booster, run_workers")],
+        )
+        print(
+            f"  bare-booster app, run_workers / gunicorn ({workers} workers each): throughput "
+            f"{t[0] / g[0]:.2f}x, p50 {pct(t[1], 50) / pct(g[1], 50):.2f}x"
+        )
+
+
+def bare_multi(
+    code: Path, booster_file: Path, workers: int
+) -> list[tuple[str, str, subprocess.Popen[bytes]]]:
+    """The bare-booster app from ``workers`` processes: under gunicorn's uvicorn workers
+    (the usual deployment of a FastAPI app) and under ``run_workers`` (tabguard's launcher)."""
+    env = {
+        **os.environ,
+        "TGBENCH_BOOSTER_MODEL": str(booster_file),
+        "PYTHONPATH": os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = []
+    for name in ("gunicorn", "run_workers"):
+        port = free_port()
+        if name == "gunicorn":
+            cmd = [
+                sys.executable, "-m", "gunicorn", "-w", str(workers), "-k",
+                "uvicorn.workers.UvicornWorker", "-b", f"127.0.0.1:{port}", "--log-level",
+                "warning", "tgbench_bare:app",
+            ]  # fmt: skip
+        else:
+            cmd = [
+                sys.executable, str(code / "launch.py"), "tabguard", str(port), str(workers),
+                "tgbench_bare:app",
+            ]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=env)
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base, "/health")
+        out.append((f"bare-booster, {name}", base, proc))
+    return out
 
 
 def wait_for_workers(base: str, admin: str, workers: int, timeout: float = 240) -> None:

@@ -73,7 +73,8 @@ class FlagWatcher:
 
     def current(self) -> FlagSnapshot:
         """Return the flags in force (refreshing inline first only when not started)."""
-        if not self.running and time.monotonic() - self._checked_at >= self.interval:
+        # The clock first: Thread.is_alive() takes a lock, and this runs on every request.
+        if time.monotonic() - self._checked_at >= self.interval and not self.running:
             self.refresh()
         return self._snapshot
 

@@ -195,8 +195,8 @@ class CompiledTransform:
             # The ordinary request: nothing to neutralise; a value to clip (or a NaN) sends it
             # to the general case below (np.clip costs more than these comparisons).
             values = x.tolist()
-            for j, lo, hi in self._bounded:
-                if not lo <= values[j] <= hi:  # NaN is "moved" too, as clip() != x says
+            for j, low, high in self._bounded:
+                if not low <= values[j] <= high:  # NaN is "moved" too, as clip() != x says
                     break
             else:
                 for j, edges in self._bins:

@@ -702,6 +702,16 @@ class ProbingDetector:
                 none, np.zeros(0), np.zeros(0), np.zeros((0, 0), dtype=np.bool_), 0, False
             )  # fmt: skip
         self.unavailable = 0
+        if type(self.store) is MemoryProbingStore:
+            # Compiled (or loaded from numba's cache) now, not on the first request: the
+            # kernel is called with these types on every query.
+            width = len(names)
+            ring = _Ring(1, width)
+            self._ring_observe(
+                ring.times, ring.vectors, ring.bits, ring.meta, np.empty(_N_SIGNALS + 1, np.int64),
+                0.0, 1.0, np.zeros(width), np.zeros(width), self.space.tolerance, self.gameable,
+                int(c.max_changed), self._split, False, *self._ood_args,
+            )  # fmt: skip
 
     def encode(self, record: dict[str, Any]) -> np.ndarray:
         """The encoded raw attributes of a validated record (NaN kept)."""
@@ -789,8 +799,9 @@ class ProbingDetector:
             ring = store.ring(client, len(x))
             flagged_before = ring.flagged_until
             this = self._ring_observe(
-                ring.times, ring.vectors, ring.bits, ring.meta, out, now, store.window, x, raw,
-                tol, self.gameable, c.max_changed, self._split, boundary, *self._ood_args,
+                ring.times, ring.vectors, ring.bits, ring.meta, out, now, float(store.window),
+                x, raw, tol, self.gameable, c.max_changed, self._split, boundary,
+                *self._ood_args,
             )  # fmt: skip
             counts = out.tolist()
             n = counts.pop()
