@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 
 from tabguard.datasets import load_credit_default
+from tabguard.monitoring._numbers import NumberLayout
 from tabguard.storage import create_sql_engine, ensure_schema, predictions_table
+from tabguard.storage._schema import NUMBERS
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 CHANNELS = np.array(["online", "branch", "partner"], dtype=object)
@@ -109,9 +111,17 @@ def rows_for(df: pd.DataFrame, seed: int = 0) -> list[dict[str, object]]:
 
 
 def build_log(
-    url: str, rows: int, days: int = 35, seed: int = 0, chunk: int = 50_000
+    url: str,
+    rows: int,
+    days: int = 35,
+    seed: int = 0,
+    chunk: int = 50_000,
+    layout: NumberLayout | None = None,
 ) -> pd.DataFrame:
     """Write ``rows`` log rows into the log at ``url`` (through its ingest_seq trigger).
+
+    With ``layout``, each row also gets its ``numbers`` vector, as the service's log writer
+    stores it (same encoder, from the same JSON texts).
 
     Returns the frame the rows were made of (``_epoch``, the attributes), for exact checks.
     """
@@ -119,12 +129,18 @@ def build_log(
     ensure_schema(engine, [predictions_table])
     df = frame(rows, days, seed)
     columns = [c.name for c in predictions_table.columns]
+    if layout is not None:
+        columns.append(NUMBERS)
     sql = (
         f"INSERT INTO {predictions_table.name} ({', '.join(columns)}) "
         f"VALUES ({', '.join('?' for _ in columns)})"
     )
     for start in range(0, rows, chunk):
         part = rows_for(df.iloc[start : start + chunk], seed + start)
+        if layout is not None:
+            vectors = layout.encode([r["raw"] for r in part], [r["features"] for r in part])
+            for r, vector in zip(part, vectors, strict=True):
+                r[NUMBERS] = vector
         values = [
             tuple(
                 r[c].isoformat(sep=" ").replace("+00:00", "") if c == "timestamp" else r[c]

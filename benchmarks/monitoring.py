@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _monitoring_log import T0, build_log
 from tabguard.datasets import credit_default_contract
+from tabguard.monitoring._numbers import NumberLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 TABGUARD = ROOT / ".venv" / "bin" / "tabguard"
@@ -72,16 +73,28 @@ def model_dir(work: Path) -> Path:
     return target
 
 
-def ensure_log(work: Path, rows: int) -> tuple[Path, pd.DataFrame]:
-    """The benchmark log (built once per row count) and the frame of its rows."""
+def layout_of(model: Path) -> NumberLayout | None:
+    """The ``numbers`` layout the service's log writer uses for this model directory."""
+    from tabguard.monitoring._config import MonitorConfig
+    from tabguard.monitoring._update import plan_for_model
+
+    return plan_for_model(model, MonitorConfig()).layout
+
+
+def ensure_log(
+    work: Path, rows: int, layout: NumberLayout | None = None
+) -> tuple[Path, pd.DataFrame]:
+    """The benchmark log (built once per row count; with ``layout``, its rows carry their
+    ``numbers`` vectors as the service writes them) and the frame of its rows."""
     from _monitoring_log import frame
 
-    db = work / f"log-{rows}.db"
+    name = f"log-{rows}{'-numbers' if layout is not None else ''}"
+    db = work / f"{name}.db"
     if not db.is_file():
         t = time.perf_counter()
-        tmp = work / f".log-{rows}.db"
+        tmp = work / f".{name}.db"
         tmp.unlink(missing_ok=True)
-        build_log(f"sqlite:///{tmp}", rows, days=8)
+        build_log(f"sqlite:///{tmp}", rows, days=8, layout=layout)
         tmp.rename(db)
         print(f"built {db} ({rows:,} rows) in {time.perf_counter() - t:.0f} s", flush=True)
     return db, frame(rows, days=8)

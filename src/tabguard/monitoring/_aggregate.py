@@ -25,6 +25,7 @@ import pandas as pd
 from tabguard.monitoring._cells import many_key_cells
 from tabguard.monitoring._config import AggregationConfig
 from tabguard.monitoring._delta import ALL, MISSING, OTHER, Delta, NumericCell, packed_cell
+from tabguard.monitoring._numbers import NumberLayout, scatter
 from tabguard.monitoring._parse import (
     ColumnType,
     ParsedColumn,
@@ -100,6 +101,7 @@ class MonitorPlan:
     segment_features: tuple[str, ...] = ()
     combinations: tuple[tuple[str, ...], ...] = ()
     preset: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    layout: NumberLayout | None = None
 
     def preset_values(self) -> dict[str, list[str]]:
         """Segment values admitted from the start (declared categories of segment features)."""
@@ -146,6 +148,7 @@ class MonitorPlan:
             segment_features=tuple(seg_feats),
             combinations=tuple(tuple(c) for c in config.segments.combinations),
             preset=tuple(preset),
+            layout=NumberLayout.from_contract(contract, feature_names),
         )
 
 
@@ -376,6 +379,12 @@ class Aggregator:
                 self._raw_cols[name] = ("category", None)
         self._feat_cols = {c.name: (c.type, c.categories) for c in plan.features}
         self._fields = frozenset(c.name for c in plan.raw) | frozenset(plan.segment_features)
+        #: The layout of the log's ``numbers`` vectors this plan can read (``None``: JSON only).
+        self.layout = (
+            plan.layout
+            if plan.layout is not None and plan.layout.usable_for(self._raw_cols, self._feat_cols)
+            else None
+        )
 
     # ---- segments -----------------------------------------------------------------------------
 
@@ -444,11 +453,42 @@ class Aggregator:
                 ", ".join(map(str, bad)),
             )
             batch = {k: v[usable] for k, v in batch.items()}
-        raw, raw_is_obj, slow_raw = parse_objects(batch["raw"], self._raw_cols)
+        vectors = batch.get("numbers")
+        has = (
+            np.fromiter((v is not None for v in vectors), dtype=bool, count=len(vectors))
+            if vectors is not None and self.layout is not None
+            else np.zeros(len(epoch), dtype=bool)
+        )
+        if has.all() and len(has):
+            assert self.layout is not None and vectors is not None
+            raw, raw_is_obj, feats, feat_is_obj = self.layout.decode(
+                vectors, self._raw_cols, self._feat_cols
+            )
+            return PreparedBatch(batch, raw, raw_is_obj, feats, feat_is_obj, skipped, 0)
+        json_rows = np.flatnonzero(~has)
+        whole = len(json_rows) == len(has)
+        raw, raw_is_obj, slow_raw = parse_objects(
+            batch["raw"] if whole else batch["raw"][json_rows], self._raw_cols
+        )
         # Refused requests log ``{}`` as features: they carry no model input at all.
         feats, feat_is_obj, slow_feat = parse_objects(
-            batch["features"], self._feat_cols, empty=False
+            batch["features"] if whole else batch["features"][json_rows],
+            self._feat_cols,
+            empty=False,
         )
+        if not whole:
+            assert self.layout is not None and vectors is not None
+            vec_rows = np.flatnonzero(has)
+            v_raw, v_raw_obj, v_feats, v_feat_obj = self.layout.decode(
+                vectors[vec_rows], self._raw_cols, self._feat_cols
+            )
+            n = len(has)
+            raw, raw_is_obj = scatter(
+                n, [(json_rows, raw, raw_is_obj), (vec_rows, v_raw, v_raw_obj)]
+            )
+            feats, feat_is_obj = scatter(
+                n, [(json_rows, feats, feat_is_obj), (vec_rows, v_feats, v_feat_obj)]
+            )
         return PreparedBatch(
             batch, raw, raw_is_obj, feats, feat_is_obj, skipped, slow_raw + slow_feat
         )

@@ -58,7 +58,7 @@ from tabguard.storage import (
     predictions_table,
     redact_url,
 )
-from tabguard.storage._schema import INGEST_SEQ
+from tabguard.storage._schema import INGEST_SEQ, NUMBERS
 
 log = logging.getLogger("tabguard.monitoring")
 
@@ -136,6 +136,10 @@ class LogReader:
         self._owned = engine is None
         self.dialect = self.engine.dialect.name
         ensure_schema(self.engine, [predictions_table], what=self.what)
+        #: The :attr:`NumberLayout.prefix` of the vectors :meth:`read` takes instead of the JSON
+        #: documents (``None``: the documents of every row).
+        self.numbers_prefix: bytes | None = None
+        self.numbers_width = 0
 
     def horizon(self) -> int:
         """One past the last ``ingest_seq`` that is safe to read now.
@@ -260,22 +264,41 @@ class LogReader:
         meta = ", ".join(_META_COLUMNS)
         packed = f"json_build_array({meta})::text" if pg else f"json_array({meta})"
         doc = "convert_to({0}, 'UTF8')" if pg else "CAST({0} AS BLOB)"
+        prefix = None if all_ids else self.numbers_prefix
+        docs = f"{doc.format('raw')}, {doc.format('features')}"
+        selected = params
+        if prefix is not None:
+            # Rows with a vector of the monitor's layout send it instead of their documents;
+            # the others (old rows, another layout, uncodable values) send their documents.
+            # A vector of another length (hand-edited) is not one either.
+            m, size, width = self._mark, len(prefix), self.numbers_width
+            length, head = (
+                (f"octet_length({NUMBERS})", f"substring({NUMBERS} from 1 for {size})")
+                if pg
+                else (f"length({NUMBERS})", f"substr({NUMBERS}, 1, {size})")
+            )
+            ok = f"{length} = {width} AND {head} = {m}"
+            vec = f"CASE WHEN {ok} THEN NULL ELSE {{0}} END"
+            docs = (
+                f"{vec.format(doc.format('raw'))}, {vec.format(doc.format('features'))}, "
+                f"CASE WHEN {ok} THEN {NUMBERS} END"
+            )
+            selected = (prefix, prefix, prefix, *params)
         sql = (
             f"SELECT {INGEST_SEQ}, {self._epoch}, score, latency_ms, {packed}, "  # noqa: S608
-            f"{doc.format('raw')}, {doc.format('features')}"
-            f"{', decision_id' if all_ids else ''} FROM {t} WHERE {where}"
+            f"{docs}{', decision_id' if all_ids else ''} FROM {t} WHERE {where}"
         )
         # The plain DB-API cursor: SQLAlchemy's row objects cost more than SQLite's own fetch.
         with backend_errors(self.what, "read rows"), self.engine.connect() as conn:
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
-                cursor.execute(sql, params)
+                cursor.execute(sql, selected)
                 rows = cursor.fetchall()
                 unreadable = not all_ids and any(r[1] is None for r in rows)
                 ids = self._unreadable_ids(cursor, where, params) if unreadable else {}
             finally:
                 cursor.close()
-        return _columns(rows, ids, all_ids=all_ids)
+        return _columns(rows, ids, all_ids=all_ids, numbers=prefix is not None)
 
     def _unreadable_ids(self, cursor: Any, where: str, params: tuple[Any, ...]) -> dict[int, list]:
         """``ingest_seq -> decision ids`` of the rows without a readable timestamp (for the
@@ -301,7 +324,9 @@ class LogReader:
 _META_COLUMNS = ("client", "status", "decision", "guard_actions", "errors", "segment", "probing")
 
 
-def _columns(rows: list[Any], ids: dict[int, list], *, all_ids: bool) -> dict[str, np.ndarray]:
+def _columns(
+    rows: list[Any], ids: dict[int, list], *, all_ids: bool, numbers: bool = False
+) -> dict[str, np.ndarray]:
     """:data:`BATCH_COLUMNS` from the fetched rows.
 
     The short text columns become object arrays whose equal values are one shared object,
@@ -333,6 +358,8 @@ def _columns(rows: list[Any], ids: dict[int, list], *, all_ids: bool) -> dict[st
         "raw": _documents(table[:, 5]),
         "features": _documents(table[:, 6]),
     }
+    if numbers:
+        out["numbers"] = table[:, 7].copy()
     packed = table[:, 4]
     codes, uniques = pd.factorize(packed, use_na_sentinel=False)
     parsed = [json.loads(text) for text in uniques]
@@ -360,7 +387,8 @@ def _floats(values: np.ndarray) -> np.ndarray:
 
 def _documents(values: np.ndarray) -> np.ndarray:
     """JSON documents as bytes (psycopg may hand ``bytea`` over as memoryview)."""
-    if len(values) and not isinstance(values[0], bytes):
+    sample = next((v for v in values if v is not None), None)
+    if sample is not None and not isinstance(sample, bytes):
         return np.array([bytes(v) if v is not None else None for v in values], dtype=object)
     return values.copy()
 
@@ -500,6 +528,10 @@ def _run(
     horizon = reader.horizon()
     with _sketch_workers(config, reader, seq, horizon) as executor:
         aggregator = Aggregator(plan, config.aggregation, admission, executor)
+        # Set before the reader thread starts; rows of other layouts are read from their JSON.
+        if aggregator.layout is not None:
+            reader.numbers_prefix = aggregator.layout.prefix
+            reader.numbers_width = aggregator.layout.row_bytes
         return _batches(
             config,
             store,

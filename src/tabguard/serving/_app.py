@@ -295,6 +295,12 @@ class ScoringService:
         self.watcher: FlagWatcher = FlagWatcher(flag_store, interval=self.server.flag_interval)
         self.watcher.start()
         self.log: PredictionLog = given["log"] or open_log(cfg)
+        if self.log.number_layout is None:
+            from tabguard.monitoring._numbers import NumberLayout
+
+            self.log.number_layout = NumberLayout.from_contract(
+                self.contract, list(self.bundle.main.feature_names)
+            )
         self.limiter: AsyncRateLimiter = given["limiter"] or open_limiter(cfg)
         pc = self.probing_config
         self.detector: ProbingDetector | None = None

@@ -62,10 +62,12 @@ from tabguard.storage import (
     predictions_table,
     redact_url,
 )
+from tabguard.storage._schema import NUMBERS, predictions_write_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from tabguard.monitoring._numbers import NumberLayout
     from tabguard.serving._config import ServingConfig
 
 log = logging.getLogger(__name__)
@@ -292,6 +294,9 @@ class PredictionLog:
             "appended": 0, "written": 0, "spooled": 0, "replayed": 0, "dead": 0, "recovered": 0,
         }  # fmt: skip
         self._next_orphans = 0.0
+        #: When set (the service sets its model's), each written row also stores its raw
+        #: attributes and features as a binary vector the monitor reads without JSON parsing.
+        self.number_layout: NumberLayout | None = None
         self._held: list[dict[str, Any]] = []  # rows neither the DB nor the disk took
         self._schema_ready = False
         self._backend_up = True
@@ -562,22 +567,19 @@ class PredictionLog:
             ensure_schema(self._engine, [predictions_table], what=self._what)
             self._schema_ready = True
         dialect = self._engine.dialect.name
+        table, values = self._with_numbers(rows)
         stmt: Any
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            stmt = pg_insert(predictions_table).on_conflict_do_nothing(
-                index_elements=["decision_id"]
-            )
+            stmt = pg_insert(table).on_conflict_do_nothing(index_elements=["decision_id"])
         else:
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-            stmt = sqlite_insert(predictions_table).on_conflict_do_nothing(
-                index_elements=["decision_id"]
-            )
+            stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["decision_id"])
         try:
             with self._engine.begin() as conn:
-                conn.execute(stmt, [_db_row(r) for r in rows])
+                conn.execute(stmt, values)
         except sa.exc.DBAPIError as exc:
             if not _missing_table(exc):
                 raise
@@ -586,7 +588,23 @@ class PredictionLog:
             ensure_schema(self._engine, [predictions_table], what=self._what)
             self._schema_ready = True
             with self._engine.begin() as conn:
-                conn.execute(stmt, [_db_row(r) for r in rows])
+                conn.execute(stmt, values)
+
+    def _with_numbers(self, rows: list[dict[str, Any]]) -> tuple[sa.Table, list[dict[str, Any]]]:
+        """The table to insert into and the database rows, with their ``numbers`` vectors when
+        a layout is set (computed here, in the writer thread, from the JSON being stored)."""
+        values = [_db_row(r) for r in rows]
+        layout = self.number_layout
+        if layout is None:
+            return predictions_table, values
+        try:
+            vectors = layout.encode([r["raw"] for r in rows], [r["features"] for r in rows])
+        except Exception:  # never lose rows over the vectors: the monitor reads the JSON
+            log.exception("prediction log: cannot compute the numbers vectors of a batch")
+            vectors = [None] * len(rows)
+        for value, vector in zip(values, vectors, strict=True):
+            value[NUMBERS] = vector
+        return predictions_write_table, values
 
     def _insert_each(self, rows: list[dict[str, Any]], counter: str) -> None:
         """Insert rows one by one after a batch was refused; refused rows go to dead-letter."""

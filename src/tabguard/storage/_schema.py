@@ -262,6 +262,45 @@ def ensure_ingest_seq(engine: sa.Engine) -> None:
             )
 
 
+# ---- the log's ``numbers`` vectors (tabguard.monitoring._numbers) -----------------------------
+
+#: Name of the prediction log's binary vector column (not in :data:`predictions_table`: record
+#: readers never see it; the log writer fills it, ``tabguard monitor update`` reads it).
+NUMBERS = "numbers"
+
+#: :data:`predictions_table` with the ``numbers`` column, for the log writer's inserts only
+#: (its own metadata: ``create_all`` never creates it; :func:`ensure_numbers` adds the column).
+predictions_write_table = sa.Table(
+    predictions_table.name,
+    sa.MetaData(),
+    *(c._copy() for c in predictions_table.columns),
+    sa.Column(NUMBERS, sa.LargeBinary, nullable=True),
+)
+
+
+def ensure_numbers(engine: sa.Engine) -> None:
+    """Add the nullable ``numbers`` column to a prediction log that lacks it (old logs keep
+    their rows, which the monitor reads from their JSON). Idempotent; a concurrent migration
+    that added it first is fine."""
+    probe = sa.text(f"SELECT {NUMBERS} FROM {predictions_table.name} WHERE 1 = 0")  # noqa: S608 - constant identifiers
+    try:
+        with engine.connect() as conn:
+            conn.execute(probe)
+        return
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+        pass
+    kind = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
+    exists = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(f"ALTER TABLE {predictions_table.name} ADD COLUMN {exists}{NUMBERS} {kind}")
+            )
+    except sa.exc.OperationalError as exc:  # SQLite: another process added it meanwhile
+        if "duplicate column" not in str(exc):
+            raise
+
+
 def ensure_schema(engine: sa.Engine, tables: list[sa.Table], *, what: str = "store") -> None:
     """Create ``tables`` (and their indexes) if they do not exist.
 
@@ -299,3 +338,4 @@ def ensure_schema(engine: sa.Engine, tables: list[sa.Table], *, what: str = "sto
             METADATA.create_all(engine, tables=tables, checkfirst=True)
         if predictions_table in tables:
             ensure_ingest_seq(engine)
+            ensure_numbers(engine)

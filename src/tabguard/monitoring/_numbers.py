@@ -1,0 +1,290 @@
+"""The prediction log's ``numbers`` column: each record's raw attributes and model features as
+one binary vector, so ``tabguard monitor update`` reads them without parsing JSON.
+
+Parsing the ``raw`` and ``features`` JSON documents was the largest cost of an update (about
+190 ns per number with Arrow's bulk parser). The service's log writer (its writer thread, off
+the request path) therefore also stores, per row, the numbers the monitor would extract from
+those documents, in the order of a :class:`NumberLayout` (the contract's features, then the
+main model's features). The JSON documents stay the source of truth and stay human-readable;
+the vector is derived from them by the monitor's own parser (:func:`parse_objects`), so the
+two paths give the same columns by construction.
+
+Format (little-endian)::
+
+    bytes 0-3    b"TGN1"                          magic and version
+    bytes 4-11   layout fingerprint               first 8 bytes of sha256(layout JSON)
+    byte  12     flags                            bit 0: raw is an object,
+                                                  bit 1: features is a non-empty object
+    bytes 13-15  zero
+    then         float64 per layout column        number: the value, NaN when missing,
+                                                  +inf when present but not a finite number;
+                                                  category: index of the canonical label in
+                                                  the layout's categories, NaN when missing
+
+A row whose values the format cannot hold (a category outside the declared ones) gets no
+vector (``NULL``); so does every row of a log written without a layout (old logs, a contract
+with an undeclared category column). The monitor reads such rows, and rows written under
+another layout (another model version), from their JSON, as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tabguard.monitoring._parse import ColumnType, ParsedColumn, canonical_label, parse_objects
+
+MAGIC = b"TGN1"
+HEADER_BYTES = 16
+#: Bytes of the header that name the layout (magic + fingerprint): a reader asks SQL for the
+#: vector only when they match its own layout, and for the JSON documents otherwise.
+PREFIX_BYTES = 12
+_RAW_OBJECT, _FEATURES_OBJECT = 1, 2
+
+
+@dataclass(frozen=True)
+class LayoutColumn:
+    """One column of a :class:`NumberLayout`.
+
+    Attributes
+    ----------
+    kind : {'raw', 'feature'}
+        Which document the value comes from.
+    name : str
+        Its key in that document.
+    type : {'number', 'category'}
+    labels : tuple of str
+        Category columns: the canonical labels of the declared categories (code = index).
+    """
+
+    kind: str
+    name: str
+    type: ColumnType
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NumberLayout:
+    """Which numbers a ``numbers`` vector holds, in which order.
+
+    Build it with :meth:`from_contract`; the writer and the monitor build it from the same
+    model directory, so their fingerprints agree.
+    """
+
+    columns: tuple[LayoutColumn, ...]
+
+    @classmethod
+    def from_contract(
+        cls, contract: Any, feature_names: Sequence[str] | None = None
+    ) -> NumberLayout | None:
+        """Every contract feature (raw), then the model's features (default: every
+        non-protected contract feature).
+
+        Returns ``None`` when a category column declares no categories (its labels cannot be
+        coded): such a log is read from its JSON.
+        """
+        names = list(contract.features)
+        model = (
+            list(feature_names)
+            if feature_names is not None
+            else [n for n in names if not contract.features[n].protected]
+        )
+        cols: list[LayoutColumn] = []
+        for kind, group in (("raw", names), ("feature", [n for n in model if n in names])):
+            for name in group:
+                f = contract.features[name]
+                if f.is_numeric:
+                    cols.append(LayoutColumn(kind, name, "number"))
+                    continue
+                cats = tuple(f.categories or ()) if f.type == "category" else (True, False)
+                if not cats:
+                    return None
+                labels = tuple(str(canonical_label(c)) for c in cats)
+                cols.append(LayoutColumn(kind, name, "category", labels))
+        return cls(tuple(cols))
+
+    @property
+    def fingerprint(self) -> bytes:
+        """8 bytes naming this layout (sha256 of its canonical JSON)."""
+        text = json.dumps(
+            [[c.kind, c.name, c.type, list(c.labels)] for c in self.columns],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(text.encode("utf-8")).digest()[:8]
+
+    @property
+    def prefix(self) -> bytes:
+        """The first :data:`PREFIX_BYTES` bytes of every vector of this layout."""
+        return MAGIC + self.fingerprint
+
+    @property
+    def row_bytes(self) -> int:
+        """Length of one vector."""
+        return HEADER_BYTES + 8 * len(self.columns)
+
+    def index(self, kind: str, name: str, type_: ColumnType) -> int | None:
+        """Position of a column of this kind, name and type (``None``: not in the layout)."""
+        for i, c in enumerate(self.columns):
+            if c.kind == kind and c.name == name and c.type == type_:
+                return i
+        return None
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def encode(
+        self, raw_texts: Sequence[str | bytes | None], feature_texts: Sequence[str | bytes | None]
+    ) -> list[bytes | None]:
+        """The vector of each row (``None`` where a value cannot be coded), from the JSON texts
+        the log stores."""
+        n = len(raw_texts)
+        if n == 0:
+            return []
+        specs: dict[str, dict[str, tuple[ColumnType, Any]]] = {"raw": {}, "feature": {}}
+        for c in self.columns:
+            specs[c.kind][c.name] = (c.type, None)
+        raw, raw_obj, _ = parse_objects(list(raw_texts), specs["raw"])
+        feats, feat_obj, _ = parse_objects(list(feature_texts), specs["feature"], empty=False)
+        values = np.empty((n, len(self.columns)), dtype="<f8")
+        codable = np.ones(n, dtype=bool)
+        for j, c in enumerate(self.columns):
+            parsed = (raw if c.kind == "raw" else feats)[c.name]
+            if c.type == "number":
+                assert parsed.numbers is not None
+                values[:, j] = np.where(parsed.invalid, np.inf, parsed.numbers)
+                continue
+            assert parsed.labels is not None
+            lookup = {label: float(i) for i, label in enumerate(c.labels)}
+            col = np.full(n, np.nan)
+            for i, label in enumerate(parsed.labels.tolist()):
+                if label is None:
+                    continue
+                code = lookup.get(label)
+                if code is None:
+                    codable[i] = False  # outside the declared categories: JSON only
+                else:
+                    col[i] = code
+            values[:, j] = col
+        flags = raw_obj.astype(np.uint8) * _RAW_OBJECT + feat_obj.astype(np.uint8) * (
+            _FEATURES_OBJECT
+        )
+        head = self.prefix
+        body = values.tobytes()
+        width = 8 * len(self.columns)
+        out: list[bytes | None] = []
+        for i in range(n):
+            if not codable[i]:
+                out.append(None)
+                continue
+            out.append(head + bytes((int(flags[i]), 0, 0, 0)) + body[i * width : (i + 1) * width])
+        return out
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def decode(
+        self,
+        blobs: Sequence[bytes] | np.ndarray,
+        raw_cols: dict[str, tuple[ColumnType, Any]],
+        feat_cols: dict[str, tuple[ColumnType, Any]],
+    ) -> tuple[dict[str, ParsedColumn], np.ndarray, dict[str, ParsedColumn], np.ndarray]:
+        """Parsed columns (as :func:`parse_objects` gives them) of vectors of this layout.
+
+        Every blob must be a vector of this layout (:meth:`usable_for` checked the columns;
+        the reader selected the rows by :attr:`prefix`).
+
+        Returns
+        -------
+        raw, raw_is_object, features, features_is_object
+        """
+        n = len(blobs)
+        width = self.row_bytes
+        joined = b"".join(blobs)
+        if len(joined) != n * width:
+            raise ValueError(f"numbers vectors of {len(joined)} bytes for {n} rows of {width}")
+        table = np.frombuffer(joined, dtype=np.uint8).reshape(n, width)
+        flags = table[:, PREFIX_BYTES]
+        values = np.ascontiguousarray(table[:, HEADER_BYTES:]).view("<f8")
+        raw_obj = (flags & _RAW_OBJECT).astype(bool)
+        feat_obj = (flags & _FEATURES_OBJECT).astype(bool)
+        raw = self._columns("raw", values, raw_cols)
+        feats = self._columns("feature", values, feat_cols)
+        return raw, raw_obj, feats, feat_obj
+
+    def usable_for(
+        self,
+        raw_cols: dict[str, tuple[ColumnType, Any]],
+        feat_cols: dict[str, tuple[ColumnType, Any]],
+    ) -> bool:
+        """Whether every column the monitor extracts is in this layout, with its type."""
+        return all(
+            self.index(kind, name, type_) is not None
+            for kind, cols in (("raw", raw_cols), ("feature", feat_cols))
+            for name, (type_, _cats) in cols.items()
+        )
+
+    def _columns(
+        self, kind: str, values: np.ndarray, cols: dict[str, tuple[ColumnType, Any]]
+    ) -> dict[str, ParsedColumn]:
+        out: dict[str, ParsedColumn] = {}
+        n = len(values)
+        for name, (type_, _cats) in cols.items():
+            j = self.index(kind, name, type_)
+            if j is None:
+                raise ValueError(f"{kind} column {name!r} ({type_}) is not in the layout")
+            v = values[:, j]
+            missing = np.isnan(v)
+            if type_ == "number":
+                invalid = np.isinf(v)
+                out[name] = ParsedColumn(
+                    numbers=np.where(invalid, np.nan, v),
+                    labels=None,
+                    missing=missing,
+                    invalid=invalid,
+                )
+                continue
+            lookup = np.asarray([*self.columns[j].labels, None], dtype=object)
+            # A code that names no category (a hand-edited vector) reads as missing.
+            known = (v >= 0) & (v < len(lookup) - 1) & (v == np.floor(v))
+            missing = ~known
+            codes = np.where(known, v, len(lookup) - 1).astype(np.int64)
+            out[name] = ParsedColumn(
+                numbers=None,
+                labels=lookup[codes],
+                missing=missing,
+                invalid=np.zeros(n, dtype=bool),
+            )
+        return out
+
+
+def scatter(
+    n: int, parts: Sequence[tuple[np.ndarray, dict[str, ParsedColumn], np.ndarray]]
+) -> tuple[dict[str, ParsedColumn], np.ndarray]:
+    """Columns of ``n`` rows put together from parts parsed apart (vectors and JSON).
+
+    ``parts``: ``(row positions, columns, is_object)`` each; together they cover every row.
+    """
+    first = parts[0][1]
+    out: dict[str, ParsedColumn] = {}
+    for name, col in first.items():
+        out[name] = ParsedColumn(
+            numbers=np.full(n, np.nan) if col.numbers is not None else None,
+            labels=np.full(n, None, dtype=object) if col.labels is not None else None,
+            missing=np.ones(n, dtype=bool),
+            invalid=np.zeros(n, dtype=bool),
+        )
+    is_object = np.zeros(n, dtype=bool)
+    for rows, cols, obj in parts:
+        is_object[rows] = obj
+        for name, col in cols.items():
+            target = out[name]
+            target.missing[rows] = col.missing
+            target.invalid[rows] = col.invalid
+            if target.numbers is not None and col.numbers is not None:
+                target.numbers[rows] = col.numbers
+            if target.labels is not None and col.labels is not None:
+                target.labels[rows] = col.labels
+    return out, is_object
