@@ -163,11 +163,12 @@ def test_update_from_vectors_gives_the_store_the_json_gives(
         vectors = conn.execute(sa.text(f"SELECT {NUMBERS} FROM tg_predictions")).scalars().all()
     engine.dispose()
     assert sum(v is None for v in vectors) == 1 and len(vectors) == len(records)
-    for log_url, store_url in zip(logs, stores, strict=True):
+    for log_url, store_url, from_json in zip(logs, stores, (len(records), 1), strict=True):
         # Declared values: admission does not depend on batch sizes (PostgreSQL reads one
         # writer transaction as one batch).
         result = update(config((log_url, store_url), segments=DECLARED), plan=plan)
         assert result.rows == len(records) and result.slow_rows == 0
+        assert result.json_rows == from_json
     end = T0 + 6 * H
     with open_monitor_store(stores[0]) as a, open_monitor_store(stores[1]) as b:
         assert snapshot(a, end) == snapshot(b, end)

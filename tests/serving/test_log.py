@@ -9,6 +9,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -445,3 +446,28 @@ def test_appends_racing_with_close_are_not_lost(
     reopened = make_log()
     assert reopened.flush()
     assert reopened.count() == len(sent)
+
+
+def test_a_started_service_writes_the_numbers_vectors_its_model_monitor_reads(
+    harness_factory: Any, sample_records: list[dict[str, Any]], model_dir: Path
+) -> None:
+    """The service sets its model's layout on the log: the monitor of the same model directory
+    reads every accepted and refused request from its vector, none from its JSON."""
+    from tabguard.monitoring import MonitorConfig
+    from tabguard.monitoring._update import plan_for_model, update
+    from tests.serving.conftest import body_of
+
+    h = harness_factory()
+    for i, record in enumerate(sample_records[:6]):
+        body = body_of(record, subject=f"c{i}")
+        if i == 0:
+            body["features"]["AGE"] = "thirty"  # refused: raw is still coded (AGE invalid)
+        h.post(body)
+    assert len(h.records()) == 6
+    plan = plan_for_model(model_dir, MonitorConfig())
+    assert plan.layout is not None and h.log.number_layout == plan.layout
+    cfg = MonitorConfig.from_dict(
+        {"log": h.log.url, "store": f"sqlite:///{h.home / 'mon.db'}", "model": str(model_dir)}
+    )
+    result = update(cfg)
+    assert result.rows == 6 and result.json_rows == 0

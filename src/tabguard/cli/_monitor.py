@@ -59,6 +59,8 @@ def _describe(result: UpdateResult, store: str) -> str:
     )
     if result.late_rows:
         text += f"; {result.late_rows:,} late rows folded into earlier buckets"
+    if result.json_rows:
+        text += f"; {result.json_rows:,} rows read from their JSON (no numbers vector)"
     if result.slow_rows:
         text += f"; {result.slow_rows:,} rows needed the row-by-row JSON parser"
     if result.skipped:

@@ -266,6 +266,7 @@ class PreparedBatch:
     feat_is_obj: np.ndarray
     skipped: int
     slow_rows: int
+    json_rows: int = 0
 
 
 @dataclass
@@ -283,6 +284,8 @@ class BatchResult:
         Newest request time in the batch (epoch seconds).
     min_epoch : int or None
         Oldest request time in the batch.
+    json_rows : int
+        Rows read from their JSON documents (no usable ``numbers`` vector).
     """
 
     delta: Delta
@@ -290,6 +293,7 @@ class BatchResult:
     slow_rows: int
     max_epoch: int | None
     min_epoch: int | None
+    json_rows: int = 0
 
 
 def _guard_keys_weight(actions: Any) -> tuple[list[str], int]:
@@ -490,7 +494,14 @@ class Aggregator:
                 n, [(json_rows, feats, feat_is_obj), (vec_rows, v_feats, v_feat_obj)]
             )
         return PreparedBatch(
-            batch, raw, raw_is_obj, feats, feat_is_obj, skipped, slow_raw + slow_feat
+            batch,
+            raw,
+            raw_is_obj,
+            feats,
+            feat_is_obj,
+            skipped,
+            slow_raw + slow_feat,
+            len(json_rows),
         )
 
     def aggregate(self, batch: dict[str, np.ndarray] | PreparedBatch) -> BatchResult:
@@ -565,7 +576,9 @@ class Aggregator:
         if remote is not None:
             delta.packed.extend(remote.result())
         self._clients(delta, batch, bucket, probe_codes, probe_parsed, weights)
-        return BatchResult(delta, skipped, slow, int(epoch.max()), int(epoch.min()))
+        return BatchResult(
+            delta, skipped, slow, int(epoch.max()), int(epoch.min()), prepared.json_rows
+        )
 
     # ---- counters -----------------------------------------------------------------------------
 

@@ -79,6 +79,9 @@ class UpdateResult:
         Rows left out as unusable (unreadable timestamp), logged with their ids.
     slow_rows : int
         Rows whose JSON needed the row-by-row parser (hand-edited or unusual rows).
+    json_rows : int
+        Rows read from their JSON documents rather than their ``numbers`` vector (rows
+        written before the column existed, or under another model layout).
     late_rows : int
         Rows whose request time fell before the newest bucket already in the store (folded
         into their own, older bucket).
@@ -100,6 +103,7 @@ class UpdateResult:
     rows: int = 0
     skipped: int = 0
     slow_rows: int = 0
+    json_rows: int = 0
     late_rows: int = 0
     batches: int = 0
     waiting: int = 0
@@ -564,7 +568,7 @@ def _batches(
 ) -> UpdateResult:
     newest = store.get_state("max_timestamp")
     bucket = int(config.bucket.total_seconds())
-    totals = {"rows": 0, "skipped": 0, "slow": 0, "late": 0, "batches": 0}
+    totals = {"rows": 0, "skipped": 0, "slow": 0, "json": 0, "late": 0, "batches": 0}
     limit = config.aggregation.batch_rows
 
     def fetch(lo: int) -> tuple[int, PreparedBatch]:
@@ -609,6 +613,7 @@ def _batches(
             totals["rows"] += result.delta.rows
             totals["skipped"] += result.skipped
             totals["slow"] += result.slow_rows
+            totals["json"] += result.json_rows
             totals["batches"] += 1
     latest = None if newest is None else from_epoch((int(newest) // bucket) * bucket)
     waiting = reader.waiting(horizon)
@@ -623,6 +628,7 @@ def _batches(
         rows=totals["rows"],
         skipped=totals["skipped"],
         slow_rows=totals["slow"],
+        json_rows=totals["json"],
         late_rows=totals["late"],
         batches=totals["batches"],
         watermark=watermark,
