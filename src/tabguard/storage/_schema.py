@@ -17,6 +17,10 @@ it out of the table object, so readers of records never see it:
   Ids are handed out at transaction start, not at commit, so a reader takes only rows whose id
   lies below its snapshot's ``xmin``: every transaction below it has finished, so no slow
   transaction is ever skipped.
+
+A second such column, ``numbers`` (nullable binary), holds each row's raw attributes and
+features as one vector for the monitor (``tabguard.monitoring._numbers``); the log writer fills
+it, :func:`ensure_numbers` adds it to old logs.
 """
 
 from __future__ import annotations
