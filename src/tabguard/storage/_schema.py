@@ -330,6 +330,7 @@ def ensure_schema(engine: sa.Engine, tables: list[sa.Table], *, what: str = "sto
                 METADATA.create_all(conn, tables=tables, checkfirst=True)
             if predictions_table in tables:
                 ensure_ingest_seq(engine)
+                ensure_numbers(engine)
             return
         try:
             METADATA.create_all(engine, tables=tables, checkfirst=True)
