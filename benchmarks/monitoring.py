@@ -2,14 +2,17 @@
 input. Not timed tests: figures printed with their conditions.
 
 1. **Throughput**: a SQLite prediction log of ``--rows`` records (default 1,000,000; 23 raw
-   attributes + 22 model features as JSON text, one request segment, refused requests,
-   clipping, probing signals) over 8 days, read by the whole command users run,
+   attributes + 22 model features as JSON text, and each row's ``numbers`` vector as the
+   service's log writer stores it; one request segment, refused requests, clipping, probing
+   signals) over 8 days, read by the whole command users run,
    ``tabguard monitor update`` (a subprocess: start-up and imports included), into hourly
    buckets × segments (``all``, ``channel``, the contract's ``EDUCATION`` and ``MARRIAGE``).
    Baseline in the same run: whylogs 1.6.4 profiling the same rows, ``why.log(pandas=df)``,
    in a virtualenv this script builds itself (whylogs needs numpy < 2 and pandas < 3, which
    tabguard does not pin down); whylogs gets the rows already flattened into a DataFrame
-   (its JSON parsing is timed apart) and makes one profile, no buckets, no segments.
+   (its JSON parsing is timed apart) and makes one profile, no buckets, no segments. Second
+   baseline: the same rows without vectors (a log written before the column), whose JSON
+   documents the update parses.
 2. **Query**: the last 6 h against the same 6 h a week earlier, every column of every segment
    (counts, guard actions, probing, merged sketches → percentiles), from stored buckets.
 3. **Accuracy**: p1 and p99 of every raw attribute and feature, per segment, over windows of
@@ -283,6 +286,26 @@ def bad_input(work: Path, model: Path) -> list[tuple[str, int, str, str]]:
     _, second, _, _ = timed_update(config, reset=False)
     out.append(("corrupt / hand-edited rows (5 of 20,000)", code, first, second))
 
+    vectors, _ = ensure_log(work, 20_000, layout_of(model))
+    edited = work / "edited-vectors-log.db"
+    shutil.copy(vectors, edited)
+    con = sqlite3.connect(edited)
+    ids = [r[0] for r in con.execute("SELECT decision_id FROM tg_predictions LIMIT 3")]
+    con.execute(
+        "UPDATE tg_predictions SET numbers = substr(numbers, 1, 40) WHERE decision_id = ?", ids[:1]
+    )
+    con.execute("UPDATE tg_predictions SET numbers = X'00' WHERE decision_id = ?", ids[1:2])
+    con.execute(
+        "UPDATE tg_predictions SET numbers = zeroblob(length(numbers)) WHERE decision_id = ?",
+        ids[2:3],
+    )
+    con.commit()
+    con.close()
+    config = write_config(work, "edited-vectors", edited, model)
+    _, first, code, _ = timed_update(config, reset=True)
+    _, second, _, _ = timed_update(config, reset=False)
+    out.append(("hand-edited numbers vectors (3 of 20,000)", code, first, second))
+
     explosion, _ = ensure_log(work, 100_000)
     exploded = work / "explosion-log.db"
     shutil.copy(explosion, exploded)
@@ -339,7 +362,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
     model = model_dir(work)
-    db, df = ensure_log(work, args.rows)
+    # The log as the service writes it (JSON documents + numbers vectors), and the same rows
+    # without vectors (a log written before the column existed): the same-run baseline.
+    db, df = ensure_log(work, args.rows, layout_of(model))
+    db_json, _ = ensure_log(work, args.rows)
     config = write_config(work, f"store-{args.rows}", db, model)
 
     # 1. throughput
@@ -360,9 +386,19 @@ def main() -> None:
         f"{', '.join(f'{r:.1f}' for r in runs)} s); {args.rows / min(cpus):,.0f} records per "
         f"CPU-second; load average now {os.getloadavg()[0]:.1f}"
     )
+    json_config = write_config(work, f"store-json-{args.rows}", db_json, model)
+    seconds, line, code, cpu = timed_update(json_config, reset=True)
+    print(
+        f"same rows without numbers vectors (JSON documents parsed): {seconds:.1f} s wall, "
+        f"{cpu:.1f} s CPU, exit {code}: {line[:120]}\n-> vectors / JSON = "
+        f"{seconds / best:.2f}x wall, {cpu / min(cpus):.2f}x CPU; load average now "
+        f"{os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     print(
         f"store size {os.path.getsize(work / f'store-{args.rows}.db') / 1e6:.0f} MB, "
-        f"log size {os.path.getsize(db) / 1e6:.0f} MB",
+        f"log size {os.path.getsize(db) / 1e6:.0f} MB with vectors, "
+        f"{os.path.getsize(db_json) / 1e6:.0f} MB without",
         flush=True,
     )
     if not args.no_whylogs:
