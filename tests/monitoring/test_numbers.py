@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -44,6 +45,7 @@ LAYOUT = NumberLayout(
             name,
             type_,
             tuple(str(c).lower() if isinstance(c, bool) else str(c) for c in cats or ()),
+            tuple(cats or ()),
         )
         for kind in ("raw", "feature")
         for name, (type_, cats) in COLUMNS.items()
@@ -78,21 +80,39 @@ def test_vectors_decode_to_what_the_json_parser_reads(rows: list[tuple[str, str]
     assert (raw_obj == v_raw_obj).all() and (feat_obj == v_feat_obj).all()
     _same_columns(raw, v_raw)
     _same_columns(feats, v_feats)
-    # A row without a vector holds a category value outside the declared ones.
+    # A row without a vector holds something unusual, which the JSON path decides.
     for i, v in enumerate(vectors):
         if v is None:
-            r, _, _ = parse_objects([raw_texts[i]], COLUMNS)
-            f, _, _ = parse_objects([feat_texts[i]], COLUMNS, empty=False)
-            declared = {(c.kind, c.name): set(c.labels) for c in LAYOUT.columns}
-            outside = [
-                col.labels[0]
-                for kind, parsed in (("raw", r), ("feature", f))
-                for name, col in parsed.items()
-                if col.labels is not None
-                and col.labels[0] is not None
-                and col.labels[0] not in declared[(kind, name)]
-            ]
-            assert outside
+            assert _unusual(raw_texts[i], feat_texts[i]), (raw_texts[i], feat_texts[i])
+
+
+def _unusual(raw_text: str, feat_text: str) -> bool:
+    """A document orjson refuses, an invalid number, a category outside the declared ones, or
+    an integer beyond float64's exact range."""
+    declared = {(c.kind, c.name): set(c.labels) for c in LAYOUT.columns}
+    for kind, text, empty in (("raw", raw_text, True), ("feature", feat_text, False)):
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return True
+        parsed, _, _ = parse_objects([text], COLUMNS, empty=empty)
+        for name, col in parsed.items():
+            if col.invalid[0]:
+                return True
+            label = col.labels[0] if col.labels is not None else None
+            if label is not None and label not in declared[(kind, name)]:
+                return True
+            value = doc.get(name) if isinstance(doc, dict) else None
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**53:
+                return True
+    return False
+
+
+def test_plain_rows_all_get_a_vector() -> None:
+    raw = ['{"AGE": 41, "LIMIT_BAL": 2.5e4, "EDUCATION": 2, "channel": "online", "flag": true}']
+    feats = ['{"AGE": 41, "EDUCATION": 3.0}', "{}"]
+    vectors = LAYOUT.encode(raw * 2, feats)
+    assert all(v is not None and len(v) == LAYOUT.row_bytes for v in vectors)
 
 
 def test_a_category_code_that_names_no_category_reads_as_missing() -> None:

@@ -31,13 +31,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
-from tabguard.monitoring._parse import ColumnType, ParsedColumn, canonical_label, parse_objects
+from tabguard.monitoring._parse import ColumnType, ParsedColumn, canonical_label
 
 MAGIC = b"TGN1"
 HEADER_BYTES = 16
@@ -45,6 +48,19 @@ HEADER_BYTES = 16
 #: vector only when they match its own layout, and for the JSON documents otherwise.
 PREFIX_BYTES = 12
 _RAW_OBJECT, _FEATURES_OBJECT = 1, 2
+#: Integers of at most this magnitude are exact as float64.
+_EXACT = 2**53
+_UNREADABLE = object()
+
+
+def _document(text: str | bytes | None) -> Any:
+    """The parsed JSON text (``None`` stays ``None``), or :data:`_UNREADABLE`."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _UNREADABLE
 
 
 @dataclass(frozen=True)
@@ -60,12 +76,16 @@ class LayoutColumn:
     type : {'number', 'category'}
     labels : tuple of str
         Category columns: the canonical labels of the declared categories (code = index).
+    categories : tuple
+        The declared categories as the contract types them (they choose the bulk parser's
+        column type: numbers parse as numbers; not part of the fingerprint).
     """
 
     kind: str
     name: str
     type: ColumnType
     labels: tuple[str, ...] = ()
+    categories: tuple[Any, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -105,7 +125,7 @@ class NumberLayout:
                 if not cats:
                     return None
                 labels = tuple(str(canonical_label(c)) for c in cats)
-                cols.append(LayoutColumn(kind, name, "category", labels))
+                cols.append(LayoutColumn(kind, name, "category", labels, cats))
         return cls(tuple(cols))
 
     @property
@@ -139,48 +159,62 @@ class NumberLayout:
     def encode(
         self, raw_texts: Sequence[str | bytes | None], feature_texts: Sequence[str | bytes | None]
     ) -> list[bytes | None]:
-        """The vector of each row (``None`` where a value cannot be coded), from the JSON texts
-        the log stores."""
-        n = len(raw_texts)
-        if n == 0:
-            return []
-        specs: dict[str, dict[str, tuple[ColumnType, Any]]] = {"raw": {}, "feature": {}}
-        for c in self.columns:
-            specs[c.kind][c.name] = (c.type, None)
-        raw, raw_obj, _ = parse_objects(list(raw_texts), specs["raw"])
-        feats, feat_obj, _ = parse_objects(list(feature_texts), specs["feature"], empty=False)
-        values = np.empty((n, len(self.columns)), dtype="<f8")
-        codable = np.ones(n, dtype=bool)
-        for j, c in enumerate(self.columns):
-            parsed = (raw if c.kind == "raw" else feats)[c.name]
-            if c.type == "number":
-                assert parsed.numbers is not None
-                values[:, j] = np.where(parsed.invalid, np.inf, parsed.numbers)
-                continue
-            assert parsed.labels is not None
-            lookup = {label: float(i) for i, label in enumerate(c.labels)}
-            col = np.full(n, np.nan)
-            for i, label in enumerate(parsed.labels.tolist()):
-                if label is None:
-                    continue
-                code = lookup.get(label)
-                if code is None:
-                    codable[i] = False  # outside the declared categories: JSON only
-                else:
-                    col[i] = code
-            values[:, j] = col
-        flags = raw_obj.astype(np.uint8) * _RAW_OBJECT + feat_obj.astype(np.uint8) * (
-            _FEATURES_OBJECT
-        )
-        head = self.prefix
-        body = values.tobytes()
-        width = 8 * len(self.columns)
+        """The vector of each row, from the JSON texts the log stores; ``None`` for a row
+        holding anything but plain values (a category outside the declared ones, a number
+        column holding text, a document orjson refuses): the monitor reads those rows from
+        their JSON, with its own parser, so the vector never decides an unusual case.
+
+        Row by row with orjson (a few microseconds per row, in the log's writer thread): the
+        bulk parser costs more on the writer's small batches.
+        """
         out: list[bytes | None] = []
-        for i in range(n):
-            if not codable[i]:
+        head = self.prefix
+        pack = struct.Struct(f"<{len(self.columns)}d").pack
+        plan = [
+            (c.kind == "raw", c.name, {lab: float(i) for i, lab in enumerate(c.labels)})
+            if c.type == "category"
+            else (c.kind == "raw", c.name, None)
+            for c in self.columns
+        ]
+        nan = math.nan
+        for raw_text, feat_text in zip(raw_texts, feature_texts, strict=True):
+            raw = _document(raw_text)
+            feats = _document(feat_text)
+            if raw is _UNREADABLE or feats is _UNREADABLE:
                 out.append(None)
                 continue
-            out.append(head + bytes((int(flags[i]), 0, 0, 0)) + body[i * width : (i + 1) * width])
+            raw_obj = isinstance(raw, dict)
+            feat_obj = isinstance(feats, dict) and len(feats) > 0
+            values: list[float] = []
+            for is_raw, name, lookup in plan:
+                doc = raw if is_raw else feats
+                value = doc.get(name) if (raw_obj if is_raw else feat_obj) else None
+                if value is None:
+                    values.append(nan)
+                    continue
+                if lookup is None:
+                    kind = type(value)
+                    if kind is float:
+                        number = value if math.isfinite(value) else None
+                    elif kind is int and -_EXACT < value < _EXACT:
+                        number = float(value)
+                    else:
+                        number = None
+                    if number is None:  # text, a bool, a huge int: the JSON path decides
+                        break
+                    values.append(number)
+                    continue
+                if type(value) not in (int, float, str, bool):
+                    break
+                code = lookup.get(canonical_label(value))  # type: ignore[arg-type]
+                if code is None:
+                    break  # outside the declared categories
+                values.append(code)
+            if len(values) != len(plan):
+                out.append(None)
+                continue
+            flags = (_RAW_OBJECT if raw_obj else 0) | (_FEATURES_OBJECT if feat_obj else 0)
+            out.append(head + bytes((flags, 0, 0, 0)) + pack(*values))
         return out
 
     # ---- reading ----------------------------------------------------------------------------
