@@ -5,9 +5,10 @@ Parsing the ``raw`` and ``features`` JSON documents was the largest cost of an u
 190 ns per number with Arrow's bulk parser). The service's log writer (its writer thread, off
 the request path) therefore also stores, per row, the numbers the monitor would extract from
 those documents, in the order of a :class:`NumberLayout` (the contract's features, then the
-main model's features). The JSON documents stay the source of truth and stay human-readable;
-the vector is derived from them by the monitor's own parser (:func:`parse_objects`), so the
-two paths give the same columns by construction.
+main model's features), with orjson, row by row. The JSON documents stay the source of truth
+and stay human-readable; only plain values are coded (finite numbers, declared categories),
+and any row holding something else is left to the monitor's own JSON parser, so both paths
+give the same columns (a hypothesis test checks it).
 
 Format (little-endian)::
 
@@ -16,13 +17,12 @@ Format (little-endian)::
     byte  12     flags                            bit 0: raw is an object,
                                                   bit 1: features is a non-empty object
     bytes 13-15  zero
-    then         float64 per layout column        number: the value, NaN when missing,
-                                                  +inf when present but not a finite number;
+    then         float64 per layout column        number: the value, NaN when missing
+                                                  (+inf, read as invalid, is never written);
                                                   category: index of the canonical label in
                                                   the layout's categories, NaN when missing
 
-A row whose values the format cannot hold (a category outside the declared ones) gets no
-vector (``NULL``); so does every row of a log written without a layout (old logs, a contract
+A row holding anything but plain values gets no vector (``NULL``); so does every row of a log written without a layout (old logs, a contract
 with an undeclared category column). The monitor reads such rows, and rows written under
 another layout (another model version), from their JSON, as before.
 """
