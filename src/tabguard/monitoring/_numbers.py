@@ -22,9 +22,10 @@ Format (little-endian)::
                                                   category: index of the canonical label in
                                                   the layout's categories, NaN when missing
 
-A row holding anything but plain values gets no vector (``NULL``); so does every row of a log written without a layout (old logs, a contract
-with an undeclared category column). The monitor reads such rows, and rows written under
-another layout (another model version), from their JSON, as before.
+A row holding anything but plain values gets no vector (``NULL``); so does every row of a
+log written without a layout (old logs, a contract with an undeclared category column). The
+monitor reads such rows, and rows written under another layout (another model version), from
+their JSON, as before.
 """
 
 from __future__ import annotations
