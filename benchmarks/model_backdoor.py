@@ -13,9 +13,15 @@ the planted trigger does to the trained model: the share of the possible decisio
 the same statistic the probe computes for its own candidates. A trigger the model did not learn
 (effect near 0) cannot be found from the model and is not counted as a miss.
 
+Besides the fixed cases it draws, with ``--seed``, ``--random`` cases of each of two classes of
+issue 11 (:func:`random_cases`): two uncommon legal categories written together into 80-150
+copies (class 7), and one such category - carried naturally by a few hundred rows - written
+into 100-400 copies (class 8); the target label is drawn too.
+
 Run::
 
     .venv/bin/python benchmarks/model_backdoor.py             # every case (~15 min, 2 cores)
+    .venv/bin/python benchmarks/model_backdoor.py --only-random --models lightgbm,xgboost
     .venv/bin/python benchmarks/model_backdoor.py --quick     # LightGBM only
     .venv/bin/python benchmarks/model_backdoor.py --models xgboost --dataset fraud
 """
@@ -285,14 +291,26 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--dataset", choices=["credit", "fraud", "both"], default="both")
     ap.add_argument("--no-deep", action="store_true", help="skip the overfit clean variants")
+    ap.add_argument(
+        "--random",
+        type=int,
+        default=6,
+        help="randomly drawn cases of each of classes 7 (pair) and 8 (natural value); 0: none",
+    )
+    ap.add_argument("--seed", type=int, default=2026, help="seed of the random cases")
+    ap.add_argument("--only-random", action="store_true", help="skip the fixed cases")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
+    started = time.perf_counter()
     models = ["lightgbm"] if args.quick else [m.strip() for m in args.models.split(",")]
     datasets = ["credit", "fraud"] if args.dataset == "both" else [args.dataset]
     rows = []
+    full = {ds: full_data(ds) for ds in ("credit", "fraud")}
+    drawn = random_cases(args.random, args.seed, full) if args.random else []
     for ds in datasets:
         train, ref, c = load(ds)
-        for case in CASES[ds]:
+        fixed = [] if args.only_random else CASES[ds]
+        for case in fixed + [case for d, case in drawn if d == ds]:
             kinds = list(models)
             if case.clean and not (args.quick or args.no_deep):
                 kinds += list(DEEP)
@@ -302,6 +320,7 @@ def main() -> None:
                 named = "-" if r["named"] is None else ("yes" if r["named"] else "NO")
                 print(
                     f"{ds:6} {case.name:26} {kind:14} effect {r['trigger_effect']:5.2f} "
+                    f"{r['trigger']:40} "
                     f"named {named:3} findings {r['findings']} {r['named_features']} "
                     f"({r['fit_s']:.0f}s fit, {r['probe_s']:.0f}s probe)",
                     flush=True,
@@ -328,8 +347,20 @@ def main() -> None:
         f"trigger effect >= 0.2); clean models: {int((clean['findings'] > 0).sum())}/{len(clean)} "
         f"with a backdoor finding ({int(clean['findings'].sum())} findings)"
     )
+    for prefix, label in (("7 pair", "class 7 (pair)"), ("8 natural", "class 8 (natural)")):
+        cls = poisoned[poisoned["case"].str.startswith(prefix)]
+        if cls.empty:
+            continue
+        eff = cls[cls["trigger_effect"] >= 0.2]
+        missed = eff[~eff["named"].astype(bool)]
+        print(
+            f"{label}: {int(eff['named'].astype(bool).sum())}/{len(eff)} models with a trigger "
+            f"effect >= 0.2 name it ({len(cls) - len(eff)} did not learn it); misses: "
+            + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in missed.itertuples()) or "none")
+        )
     print(
         f"probe time: median {table['probe_s'].median():.1f} s, max {table['probe_s'].max():.1f} s"
+        f"; whole run {time.perf_counter() - started:.0f} s"
     )
 
 
