@@ -590,6 +590,8 @@ def run_trusted_case(case: TrustedCase) -> dict[str, Any]:
     )
     secs = time.perf_counter() - t0
     (f,) = [f for f in audit.report.findings if "trusted_rows" in f.evidence]
+    shift = [f for f in audit.report.findings if "label_rate_shifts" in f.evidence]
+    top = shift[0].evidence["label_rate_shifts"][0] if shift else None
     ours = np.asarray(audit.suspicious_rows, dtype=np.int64)
     row: dict[str, Any] = {
         "dataset": case.dataset,
@@ -601,6 +603,10 @@ def run_trusted_case(case: TrustedCase) -> dict[str, Any]:
         "severity": f.severity,
         "z": f.evidence["z"],
         "expected": f.evidence["expected"],
+        "shift": "-"
+        if top is None
+        else ("all rows" if not top["feature"] else f"{top['feature']}={top['value']!r}")
+        + f" (z {top['z']:.1f})",
     }
     row.update(score(ours, res.poisoned_rows, len(res.data)))
     y_given = (res.data[c.label.column] == c.label.positive).astype(int).to_numpy()
@@ -654,6 +660,7 @@ def trusted_main(args: argparse.Namespace) -> None:
             f"flipped={r['flipped']} flagged={r['suspected']} P={r['precision']:.3f} "
             f"R={r['recall']:.3f} clean-row flag rate={r['fp_rate']:.2%} "
             f"{r['severity']} z={r['z']:.1f} oracle R@P0.5={_fmt(r['oracle_R'])} "
+            f"rate shift: {r['shift']} "
             f"({r['seconds']:.1f}s)",
             flush=True,
         )
@@ -669,14 +676,15 @@ def trusted_main(args: argparse.Namespace) -> None:
     if args.markdown:
         print(
             "\n| data | case | rows | trusted | flipped | flagged | P | R | clean-row flag rate "
-            "| finding (z) | oracle R at P ≥ 0.5 |\n"
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+            "| finding (z) | oracle R at P ≥ 0.5 | label-rate shift (first) |\n"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
         )
         for r in rows:
             print(
                 f"| {r['dataset']} | {r['case']} | {r['rows']} | {r['trusted']} | {r['flipped']} "
                 f"| {r['suspected']} | {r['precision']:.3f} | {r['recall']:.3f} "
-                f"| {r['fp_rate']:.2%} | {r['severity']} ({r['z']:.1f}) | {_fmt(r['oracle_R'])} |"
+                f"| {r['fp_rate']:.2%} | {r['severity']} ({r['z']:.1f}) | {_fmt(r['oracle_R'])} "
+                f"| {r['shift']} |"
             )
 
 

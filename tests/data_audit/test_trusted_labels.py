@@ -20,6 +20,7 @@ from tabguard.data_audit._label_noise import (
     conformal_pvalues,
     flag_excess,
     flag_improbable,
+    label_rate_shifts,
     prepare_trusted,
 )
 from tabguard.data_audit._label_noise_report import trusted_severity
@@ -203,3 +204,29 @@ def test_level_raised_while_half_the_flags_are_excess() -> None:
     # never beyond max_level
     strong = _curve((0.02, 400, 100, 9.0), (0.05, 900, 250, 9.0))
     assert choose_level(strong, 0.01, max_level=0.03, z_critical=3.09, min_precision=0.5) == 0.02
+
+
+# --- label-rate shifts against the trusted sample -----------------------------------------------
+
+
+def test_label_rate_shift_at_its_threshold() -> None:
+    # all rows: 1,000 rows at rate r against 1,000 trusted rows at 0.2; one segment, so the
+    # Bonferroni threshold is the two-sided 1 % z of 2.576
+    y_t = np.r_[np.ones(200, int), np.zeros(800, int)]
+    everything = np.ones(1000, dtype=bool)
+
+    def shifts(k: int) -> list[dict[str, object]]:
+        y = np.r_[np.ones(k, int), np.zeros(1000 - k, int)]
+        return label_rate_shifts(y, y_t, [("", None, everything, everything)], 0.01)
+
+    # z = (k/1000 - 0.2) / sqrt(p(1-p) * 2/1000) with p pooled: 155 -> -2.633, 156 -> -2.572
+    assert len(shifts(155)) == 1 and float(shifts(155)[0]["z"]) < -2.576
+    assert shifts(156) == []
+    assert shifts(200) == []
+
+
+def test_label_rate_shift_ignores_segments_with_few_trusted_rows() -> None:
+    y = np.zeros(1000, int)
+    y_t = np.ones(29, int)
+    seg = ("EDUCATION", 1, np.ones(1000, dtype=bool), np.ones(29, dtype=bool))
+    assert label_rate_shifts(y, y_t, [seg], 0.01) == []

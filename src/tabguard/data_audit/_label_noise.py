@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -112,6 +112,13 @@ class LabelNoiseOptions(CheckOptions):
         0.5,
         "estimated share of flips among the flags ((flagged - expected - its sd) / flagged) a "
         "raised level must keep",
+        interval(0.0, 1.0, "neither"),
+    )
+    trusted_shift_alpha: float = option(
+        0.01,
+        "family-wise error rate of the label-rate comparison with the trusted sample (all rows "
+        "and each category value, Bonferroni): random or segment flips that no row-level test "
+        "can single out still move a rate",
         interval(0.0, 1.0, "neither"),
     )
     trusted_z: float = option(
@@ -359,6 +366,8 @@ class TrustedResult:
     n_trusted : int
     nominal_level : float
         ``trusted_level``, the false-flag rate on clean data.
+    shifts : list of dict
+        :func:`label_rate_shifts`: segments whose label rate differs from the trusted sample.
     """
 
     pvalues: np.ndarray
@@ -370,6 +379,76 @@ class TrustedResult:
     curve: list[dict[str, float]]
     n_trusted: int
     nominal_level: float = 0.01
+    shifts: list[dict[str, object]] = field(default_factory=list)
+
+
+MIN_SEGMENT_TRUSTED = 30
+
+
+def label_rate_shifts(
+    y: np.ndarray,
+    y_trusted: np.ndarray,
+    segments: Sequence[tuple[str, object, np.ndarray, np.ndarray]],
+    alpha: float,
+) -> list[dict[str, object]]:
+    """Segments whose positive-label rate differs from the trusted sample's (two-proportion
+    z-test, Bonferroni over the segments); most significant first.
+
+    ``segments`` holds ``(feature, value, rows of the data, rows of the trusted sample)``
+    (feature ``""`` for all rows). Flips at random or inside one segment move the segment's
+    rate although no row is improbable; so does a trusted sample from another population.
+    """
+    from scipy.stats import norm
+
+    if not segments:
+        return []
+    crit = float(norm.isf(alpha / (2 * len(segments))))
+    out: list[dict[str, object]] = []
+    for feat, value, rows, trows in segments:
+        n_d, n_t = int(rows.sum()), int(trows.sum())
+        if n_d == 0 or n_t < MIN_SEGMENT_TRUSTED:
+            continue
+        k_d, k_t = int(y[rows].sum()), int(y_trusted[trows].sum())
+        pooled = (k_d + k_t) / (n_d + n_t)
+        se = math.sqrt(pooled * (1 - pooled) * (1 / n_d + 1 / n_t))
+        if se == 0:
+            continue
+        z = (k_d / n_d - k_t / n_t) / se
+        if abs(z) >= crit:
+            out.append(
+                {
+                    "feature": feat,
+                    "value": value,
+                    "rows": n_d,
+                    "rate": k_d / n_d,
+                    "trusted_rows": n_t,
+                    "trusted_rate": k_t / n_t,
+                    "z": z,
+                }
+            )
+    out.sort(key=lambda d: -abs(float(d["z"])))  # type: ignore[arg-type]
+    return out
+
+
+def _segments(
+    ctx: AuditContext, trusted: pd.DataFrame
+) -> list[tuple[str, object, np.ndarray, np.ndarray]]:
+    """All rows, then each value of each category feature (model features)."""
+    segs: list[tuple[str, object, np.ndarray, np.ndarray]] = [
+        ("", None, np.ones(ctx.n_rows, dtype=bool), np.ones(len(trusted), dtype=bool))
+    ]
+    for f in ctx.transform.categorical_features:
+        col, tcol = ctx.data[f], trusted[f]
+        for v in pd.unique(tcol.dropna()):
+            segs.append(
+                (
+                    f,
+                    v.item() if isinstance(v, np.generic) else v,
+                    (col == v).to_numpy(),
+                    (tcol == v).to_numpy(),
+                )
+            )
+    return segs
 
 
 CURVE_LEVELS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1)
@@ -432,6 +511,7 @@ def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult
                 "achievable": achievable_level(level, n_cal),
             }
         )
+    shifts = label_rate_shifts(y, y_t, _segments(ctx, t), opts.trusted_shift_alpha)
     return TrustedResult(
         p,
         flagged,
@@ -442,6 +522,7 @@ def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult
         curve,
         len(t),
         nominal_level=opts.trusted_level,
+        shifts=shifts,
     )
 
 

@@ -20,6 +20,37 @@ def trusted_severity(t: TrustedResult, z_critical: float) -> str:
     return "warning" if len(t.flagged) else "info"
 
 
+def _segment(d: dict[str, object]) -> str:
+    return "all rows" if not d["feature"] else f"{d['feature']}={d['value']!r}"
+
+
+def shift_finding(t: TrustedResult) -> Finding:
+    """A warning naming the segments whose label rate differs from the trusted sample's."""
+    parts = [
+        f"{_segment(d)}: {float(d['rate']):.1%} against {float(d['trusted_rate']):.1%} in "  # type: ignore[arg-type]
+        f"{d['trusted_rows']} trusted rows (z = {float(d['z']):.1f})"  # type: ignore[arg-type]
+        for d in t.shifts[:5]
+    ]
+    named = [d for d in t.shifts if d["feature"]]
+    return Finding(
+        check=CHECK,
+        severity="warning",
+        message=(
+            "The positive-label rate differs from the trusted sample: " + "; ".join(parts) + ". "
+            "Labels flipped at random or inside a segment show here although no row is "
+            "improbable enough to flag; a trusted sample from another period or population "
+            "does too."
+        ),
+        features=[str(d["feature"]) for d in named[:5]],
+        values=[d["value"] for d in named[:5]],
+        evidence={"label_rate_shifts": t.shifts[:20]},
+        recommendation=(
+            "If the trusted sample is representative, review how the rows of these segments "
+            "were labelled (the flips cannot be told apart row by row)."
+        ),
+    )
+
+
 def trusted_report(t: TrustedResult, opts: LabelNoiseOptions) -> CheckResult:
     """The finding (flagged rows are suspects, quarantined with why) and its section."""
     res = CheckResult()
@@ -76,6 +107,8 @@ def trusted_report(t: TrustedResult, opts: LabelNoiseOptions) -> CheckResult:
             recommendation=rec,
         )
     )
+    if t.shifts:
+        res.findings.append(shift_finding(t))
     res.suspicious_rows = np.sort(t.flagged).astype(np.int64)
     res.quarantine = {int(r): why for r in t.flagged}
     res.sections.append(
