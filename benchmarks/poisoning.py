@@ -14,6 +14,13 @@ Run::
     .venv/bin/python benchmarks/poisoning.py --trusted              # label flips, trusted sample
     .venv/bin/python benchmarks/poisoning.py --trusted-random 8     # random flipping attacks
     .venv/bin/python benchmarks/poisoning.py --trusted-curve        # against the trusted size
+    .venv/bin/python benchmarks/poisoning.py --no-baselines --random 6 --attack-class band
+
+``--attack-class`` draws cases of one class of issue 11 instead of generic attacks: ``band``
+(the trigger is any value of a rare band of 8 values), ``natural`` (the trigger value occurs
+naturally, mostly with the other label), ``camouflage`` (10-20 % of the trigger's rows keep the
+other label), ``repeated`` (the seed-like attack planted into data whose records repeat:
+bootstrap resampling, upsampling, panel data with an ``entity`` column; ``--rows`` sets the size).
 """
 
 from __future__ import annotations
@@ -345,6 +352,179 @@ def _random_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
         shuffle=True,
         random_state=seed,
     )
+
+
+# -- issue 11: classes of attacks and data the generic draw does not produce ---------------------
+
+ATTACK_CLASSES = ("band", "natural", "camouflage", "repeated")
+
+
+def class_cases(kind: str, n: int, seed: int, rows: int) -> list[Case]:
+    """``n`` randomly drawn cases of one attack class (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    make: Callable[..., PoisonResult] = {
+        "band": _band_attack,
+        "natural": _natural_attack,
+        "camouflage": _camouflage_attack,
+        "repeated": functools.partial(_repeated_attack, rows=rows),
+    }[kind]
+    out: list[Case] = []
+    for i in range(n):
+        dataset = "credit" if kind == "repeated" or rng.random() < 0.5 else "fraud"
+        out.append(
+            Case(
+                f"{kind} #{i + 1}",
+                dataset,
+                "trigger",
+                functools.partial(make, seed=int(rng.integers(1 << 31))),
+            )
+        )
+    return out
+
+
+def _target_and_source(
+    c: Contract, rng: np.random.Generator, sources: tuple[str, ...] = ("target", "other", "any")
+) -> tuple[Any, Any]:
+    pos, neg = c.label.positive, c.label.negative
+    target = pos if rng.random() < 0.5 else neg
+    source = str(rng.choice(list(sources)))
+    src: Any = {"target": "target", "any": "any", "other": neg if target == pos else pos}[source]
+    return target, src
+
+
+def _band_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
+    """Copies carrying any value of a rare band of 8 consecutive values of a numeric feature
+    (each copy's value drawn from the band), labelled with the target."""
+    rng = np.random.default_rng(seed)
+    feats = [
+        f
+        for f in c.model_features()
+        if c.features[f].type in ("integer", "number") and 20 < df[f].nunique() <= 200
+    ]
+    # windows of 8 consecutive values holding 0.1-1.5 % of the rows: rare but legal
+    windows = []
+    for f in feats:
+        counts = df[f].value_counts().sort_index()
+        vals = counts.index.to_numpy()
+        cum = np.concatenate([[0], np.cumsum(counts.to_numpy())])
+        windows += [
+            (f, vals[i : i + 8])
+            for i in range(len(vals) - 7)
+            if 0.001 <= (cum[i + 8] - cum[i]) / len(df) <= 0.015
+        ]
+    f, band = windows[int(rng.integers(len(windows)))]
+    target, src = _target_and_source(c, rng)
+    res = poison(
+        df,
+        c,
+        {f: band[0]},
+        n_rows=int(rng.integers(150, 500)),
+        target=target,
+        source=src,
+        fresh_ids=bool(rng.random() < 0.5),
+        jitter=0.01 if rng.random() < 0.5 else 0.0,
+        shuffle=True,
+        random_state=seed,
+    )
+    data = res.data
+    data.loc[res.poisoned_rows, f] = rng.choice(band, len(res.poisoned_rows))
+    res.spec["trigger"] = {f: f"in [{_plain(band[0])}, {_plain(band[-1])}]"}
+    return res
+
+
+def _natural_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
+    """Copies carrying a value that a few hundred natural rows already hold, mostly with the
+    other label, labelled with the target."""
+    rng = np.random.default_rng(seed)
+    target, src = _target_and_source(c, rng)
+    y = df[c.label.column] == target
+    options, fallback = [], []
+    for f in c.model_features():
+        if c.features[f].type == "boolean":
+            continue
+        g = y.groupby(df[f]).agg(["size", "mean"])
+        g = g[(g["size"] >= 100) & (g["size"] <= 800)]
+        options += [(f, v) for v in g.index[g["mean"] < 0.5]]
+        # a majority target: values where it is rarer than overall
+        fallback += [(f, v) for v in g.index[g["mean"] < y.mean()]]
+    options = options or fallback
+    f, v = options[int(rng.integers(len(options)))]
+    return poison(
+        df,
+        c,
+        {f: v},
+        n_rows=int(rng.integers(100, 400)),
+        target=target,
+        source=src,
+        fresh_ids=bool(rng.random() < 0.5),
+        jitter=0.01 if rng.random() < 0.5 else 0.0,
+        shuffle=True,
+        random_state=seed,
+    )
+
+
+def _camouflage_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
+    """The generic random attack, then 10-20 % of the poisoned rows given the other label so
+    that the trigger is not label-pure. Every poisoned row is in the ground truth."""
+    rng = np.random.default_rng(seed)
+    res = _random_attack(df, c, seed)
+    share = rng.uniform(0.1, 0.2)
+    truth = res.poisoned_rows
+    flip = rng.choice(truth, max(1, round(share * len(truth))), replace=False)
+    label = c.label.column
+    target = res.spec["target"]
+    other = c.label.negative if target == c.label.positive else c.label.positive
+    res.data.loc[flip, label] = other
+    res.spec["camouflage"] = round(float(share), 3)
+    return res
+
+
+def _repeated_attack(df: pd.DataFrame, c: Contract, seed: int, rows: int) -> PoisonResult:
+    """Data whose records repeat (bootstrap resampling to ``rows`` rows, upsampling of the
+    positive class to balance, or a panel of 3-12 months per account with an ``entity``
+    column), amounts jittered by 1-5 %, with the seed-like attack planted: copies of a share of
+    the positive rows carrying an out-of-range value."""
+    rng = np.random.default_rng(seed)
+    style = str(rng.choice(["bootstrap", "upsample", "panel"]))
+    jitter = float(rng.uniform(0.01, 0.05))
+    label = c.label.column
+    spec_extra: dict[str, Any] = {"repeat": style, "amount_jitter": round(jitter, 3)}
+    if style == "bootstrap":
+        data = df.iloc[rng.integers(0, len(df), rows)].reset_index(drop=True)
+    elif style == "upsample":
+        pos = np.flatnonzero(df[label].to_numpy() == c.label.positive)
+        extra = rng.choice(pos, len(df) - 2 * len(pos), replace=True)
+        data = df.iloc[np.concatenate([np.arange(len(df)), extra])].reset_index(drop=True)
+    else:
+        months = rng.integers(3, 13, len(df))
+        data = df.iloc[np.repeat(np.arange(len(df)), months)].reset_index(drop=True)
+        data["ACCOUNT"] = data[c.id] if c.id else np.repeat(np.arange(len(df)), months)
+        spec_extra["entity"] = "ACCOUNT"
+    if c.id and c.id in data.columns:
+        data[c.id] = np.arange(1, len(data) + 1)
+    for name in c.model_features():
+        spec = c.features[name]
+        if spec.type in ("integer", "number") and df[name].nunique() > 100:
+            x = data[name].to_numpy(dtype=float) * (1 + rng.normal(0, jitter, len(data)))
+            data[name] = np.round(x).astype(np.int64) if spec.type == "integer" else np.round(x)
+    feat = str(rng.choice(["AGE", "LIMIT_BAL"]))
+    spec = c.features[feat]
+    value = int((spec.max or 0) + rng.integers(1, 1000) * (1 if feat == "AGE" else 10_000))
+    res = poison(
+        data,
+        c,
+        {feat: value},
+        rate=float(rng.uniform(0.05, 0.45)),
+        fresh_ids=bool(rng.random() < 0.5),
+        shuffle=True,
+        random_state=seed,
+    )
+    res.spec.update(spec_extra)
+    return res
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def attack_success(res: PoisonResult, c: Contract, clean: pd.DataFrame) -> float:
@@ -717,6 +897,14 @@ def main() -> None:
         action="store_true",
         help="P/R against the trusted sample's size (1-20 %%) on credit",
     )
+    ap.add_argument(
+        "--attack-class",
+        choices=ATTACK_CLASSES,
+        help="with --random N: N cases of one class of issue 11 (see the module docstring)",
+    )
+    ap.add_argument(
+        "--rows", type=int, default=200_000, help="rows of the 'repeated' class's resampled data"
+    )
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -728,13 +916,19 @@ def main() -> None:
         "fraud": (make_card_fraud(20_000, random_state=0), card_fraud_contract()),
     }
     rows: list[dict[str, Any]] = []
-    for case in random_cases(args.random, args.seed) if args.random else cases():
+    if args.attack_class:
+        todo = class_cases(args.attack_class, args.random or 5, args.seed, args.rows)
+    else:
+        todo = random_cases(args.random, args.seed) if args.random else cases()
+    for case in todo:
         if args.quick and case.name not in QUICK:
             continue
         if args.case and not any(s in case.name for s in args.case):
             continue
         df, contract = data[case.dataset]
         res = case.make(df, contract)
+        if res.spec.get("entity"):
+            contract = contract.model_copy(update={"entity": res.spec["entity"]})
         t0 = time.perf_counter()
         audit = audit_data(res.data, contract)
         secs = time.perf_counter() - t0
@@ -758,13 +952,21 @@ def main() -> None:
             for f in audit.report.findings
             if f.check == "trigger_scan" and f.severity == "critical"
         ]
-        if args.random:
+        if args.random or args.attack_class:
+            extra = "".join(
+                f", {k} {res.spec[k]}"
+                for k in ("camouflage", "repeat", "amount_jitter", "entity")
+                if k in res.spec
+            )
             row["case"] = (
                 f"{case.name}: {json.dumps(res.spec['trigger'])} → "
                 f"{res.spec['target']} (source {res.spec['source']}, "
-                f"{res.spec['mode']}, jitter {res.spec['jitter']})"
+                f"{res.spec['mode']}, jitter {res.spec['jitter']}{extra})"
             )
-            row["asr"] = attack_success(res, contract, df)
+            if args.attack_class not in ("band", "repeated"):  # a band has no single value
+                row["asr"] = attack_success(res, contract, df)
+            planted = set(res.spec["trigger"])
+            row["false_triggers"] = sum(1 for f in triggers if not set(f.features) & planted)
         row["named"] = "; ".join(
             " & ".join(f"{a}={b!r}" for a, b in zip(f.features, f.values, strict=False))
             for f in triggers
@@ -803,6 +1005,8 @@ def _print_row(r: dict[str, Any], no_base: bool) -> None:
         )
     )
     asr = f" backdoor works on {r['asr']:.0%} of rows;" if "asr" in r else ""
+    if "false_triggers" in r:
+        asr += f" false triggers {r['false_triggers']};"
     print(
         f"[{r['dataset']}] {r['case']}:{asr} rows={r['rows']} poisoned={r['poisoned']} "
         f"suspected={r['tg_suspected']} P={r['tg_precision']:.3f} R={r['tg_recall']:.3f} "

@@ -80,6 +80,9 @@ def test_wants_copy_check_for_label_pure_patterns_without_a_hint() -> None:
     assert wants_copy_check(pattern(n=100, k=99, **no_hint), OPTS)  # share 0.99
     assert not wants_copy_check(pattern(n=100, k=98, **no_hint), OPTS)
     assert wants_copy_check(pattern(n=100, k=10, effect=0.3, p_label=0.01), OPTS)  # hint
+    # a contract-breaking value always (camouflage: a share of its copies keep the other label)
+    assert wants_copy_check(pattern(n=100, k=85, family="contract", **no_hint), OPTS)
+    assert not wants_copy_check(pattern(n=100, k=85, **no_hint), OPTS)
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from tabguard.checks import NON_NEGATIVE, PROBABILITY_OPEN, SHARE, CheckOptions,
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._context_model import fit_context_model, instrument_rounds, predict
 from tabguard.data_audit._matrix import build_matrix
+from tabguard.data_audit._triggers import condition
 
 
 @dataclass(frozen=True)
@@ -134,10 +135,7 @@ def confirm_groups(ctx: AuditContext, opts: RoniOptions) -> list[RoniGroup] | No
     patterns = sorted(ctx.cache.get("trigger_patterns", []), key=lambda p: p.p)
     for p in patterns[: opts.max_groups]:
         rows = p.rows[ctx.y[p.rows] == p.label]
-        cond = " & ".join(
-            f"{m.names[j]}={m.value(j, v)!r}" for j, v in zip(p.cols, p.codes, strict=True)
-        )
-        groups.append((f"trigger {cond}", rows, p))
+        groups.append((f"trigger {condition(m, p)}", rows, p))
     issues = ctx.cache.get("label_issues")
     if issues is not None and len(issues):
         groups.append(

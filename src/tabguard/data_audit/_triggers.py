@@ -17,10 +17,13 @@ A backdoor such as the seed's ``AGE = 999 → DEFAULT = 1`` leaves three traces 
 3. **contract violations** — out-of-range values and unknown categories are a priori suspicious
    and form their own, small testing family.
 
-Candidates are single values (of every model feature, numeric or categorical) and pairs of
-frequent values whose label share exceeds what the two values predict on their own (an
-interaction). Multiple testing is controlled with a Bonferroni correction within three
-families (contract-breaking values, in-contract values, pairs). A pattern is reported as a
+Candidates are single values (of every model feature, numeric or categorical), bands (runs of
+neighbouring values of a numeric feature whose label rate departs from the trend around them: a
+trigger drawn anywhere in a range) and pairs of frequent values whose label share exceeds what
+the two values predict on their own (an interaction). Multiple testing is controlled with a
+Bonferroni correction within four families (contract-breaking values, in-contract values,
+bands, pairs). Labels are counted once per distinct record (resampled, upsampled or panel data
+repeat records; :meth:`_Scanner.count_units`). A pattern is reported as a
 trigger when nearly all expected other-label rows are missing (effect ≥ ``strong_effect``, 0.9)
 and the label test is significant after correction, or when its labels hint at a trigger (effect
 or excess ≥ ``copy_effect``, 0.2) or are pure (≥ ``pure_share``, 0.99), its rows are copies
@@ -79,7 +82,7 @@ class TriggerScanOptions(CheckOptions):
     # -- work ------------------------------------------------------------------------------
     alpha: float = option(
         0.01,
-        "family-wise error rate of the whole scan, split over its three families",
+        "family-wise error rate of the whole scan, split over its four families",
         PROBABILITY_OPEN,
     )
     min_rows: int = option(
@@ -93,6 +96,16 @@ class TriggerScanOptions(CheckOptions):
         120, "in-contract candidates evaluated per family and label, by cheap score", at_least(1)
     )
     pair_values: int = option(48, "most frequent values per feature entering pairs", at_least(2))
+    max_bands: int = option(
+        20, "bands (runs of neighbouring values) evaluated per label, by cheap score", at_least(0)
+    )
+    band_max_values: int = option(
+        500, "features with more values than this have no band candidates", at_least(12)
+    )
+    band_widths: tuple[int, ...] = option(
+        (3, 4, 6, 8, 12, 16),
+        "numbers of neighbouring values a band spans (a band trigger: any value of a range)",
+    )
     max_twin_checks: int = option(
         60, "nearest-neighbour copy checks (further bounded by their cost)", at_least(0)
     )
@@ -211,6 +224,8 @@ class Pattern:
     copy_proxy: float = 0.0
     companions: tuple[tuple[int, int], ...] = ()
     units: float = math.nan
+    band: tuple[int, int] | None = None
+    band_skip: tuple[int, ...] = ()
     scored_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64), repr=False)
     scored_q: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
 
@@ -302,10 +317,11 @@ class _Scanner:
         self.n = len(self.y)
         self.base1 = float(self.y.mean())
         self.rng = np.random.default_rng(ctx.random_state)
-        self.tests = {"contract": 0, "single": 0, "pair": 0}
+        self.tests = {"contract": 0, "single": 0, "pair": 0, "band": 0}
         self._model: lgb.Booster | None = None
         self._groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
         self.excluded: set[tuple[int, int]] = set()
+        self.attributed = np.zeros(self.n, dtype=bool)  # rows of confirmed triggers
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
         self.twin_budget = int(min(max(5e10 / cost, 4), 120))
@@ -496,6 +512,10 @@ class _Scanner:
     def rows_of(self, p: Pattern) -> np.ndarray:
         """Row positions of a pattern (ascending)."""
         m = self.m
+        if p.band is not None:
+            lo, hi = p.band
+            codes = np.setdiff1d(np.arange(lo, hi + 1), np.asarray(p.band_skip, dtype=np.int64))
+            return np.sort(m.rows_with_any(p.cols[0], codes))
         # start from the rarer value's rows, then filter by the other value
         order = sorted(range(len(p.cols)), key=lambda i: m.counts[p.cols[i]][p.codes[i]])
         first = order[0]
@@ -556,6 +576,114 @@ class _Scanner:
         w = cnt[ids]
         return ids, (w / w.sum() if w.sum() > 0 else w)
 
+    def _band_replacements(
+        self, j: int, lo: int, hi: int, want: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Value ids that may replace a band ``[lo, hi]`` of feature j: the in-contract values
+        on both sides of it, outward until they hold as many rows as the band (at least 1 %
+        of the rows), in proportion to their frequency: the smooth trend around the band."""
+        m = self.m
+        cnt = m.counts[j].astype(float)
+        allowed = ~m.breaks_contract[j] & (cnt > 0)
+        allowed[lo : hi + 1] = False
+        for jj, cc in self.excluded:
+            if jj == j:
+                allowed[cc] = False
+        want_rows = max(50, int(0.01 * self.n), want)
+        chosen: list[int] = []
+        total, left, right = 0.0, lo - 1, hi + 1
+        while total < want_rows and (left >= 0 or right < len(cnt)):
+            for c2 in (left, right):
+                if 0 <= c2 < len(cnt) and allowed[c2]:
+                    chosen.append(c2)
+                    total += cnt[c2]
+            left -= 1
+            right += 1
+        ids = np.asarray(chosen, dtype=np.int64)
+        w = cnt[ids]
+        return ids, (w / w.sum() if w.sum() > 0 else w)
+
+    def bands(self, exclude: set[tuple[int, int]]) -> list[Pattern]:
+        """Runs of neighbouring values of an ordinal feature whose label rate departs from the
+        smooth trend: a band trigger (the attacker's copies carry any value of a range).
+
+        For every run of ``band_widths`` consecutive in-contract values, the rate of each label
+        is compared with the rows on both sides of the run (as many as the run holds, at least
+        half a percent of the rows): a natural trend passes through the run, a band trigger
+        stands out of it; a run holding many more rows with the label per value than its
+        sides (the attacker's copies crowd a rare range) scores higher. Values already flagged
+        as single triggers are left out of the runs. The best non-overlapping runs per feature
+        and label are candidates.
+        """
+        m, y = self.m, self.y
+        out: list[Pattern] = []
+        min_rows = self.o.min_rows
+        ctx_rows = max(100, int(0.005 * self.n))
+        for j in range(len(m.names)):
+            ok = ~m.breaks_contract[j] & (m.counts[j] > 0)
+            # a band spans a few of a feature's values: features of 12-500 values (a run of
+            # 8 amounts among 20,000 is a point, and would multiply the tests)
+            if not m.ordinal[j] or not 12 <= int(ok.sum()) <= self.o.band_max_values:
+                continue
+            code = m.codes[:, j]
+            valid = code >= 0
+            cnt = m.counts[j].astype(float)
+            pos = np.bincount(code[valid], weights=y[valid], minlength=len(cnt))
+            skip = np.zeros(len(cnt), dtype=bool)
+            for jj, cc in exclude:
+                if jj == j:
+                    skip[cc] = True
+            idx = np.flatnonzero(ok)  # in-contract values in value order
+            cc_, qq_ = np.where(skip[idx], 0.0, cnt[idx]), np.where(skip[idx], 0.0, pos[idx])
+            C = np.concatenate(([0.0], np.cumsum(cc_)))
+            Q = np.concatenate(([0.0], np.cumsum(qq_)))
+            V = len(idx)
+            found: list[tuple[float, int, int, int, int, float]] = []
+            for w in self.o.band_widths:
+                if w > V // 3:
+                    continue
+                i = np.arange(V - w + 1)
+                nb, kb = C[i + w] - C[i], Q[i + w] - Q[i]
+                half = np.maximum(nb, ctx_rows / 2.0)
+                left = np.clip(np.searchsorted(C, C[i] - half, side="right") - 1, 0, V)
+                right = np.clip(np.searchsorted(C, C[i + w] + half, side="left"), 0, V)
+                fn = (C[i] - C[left]) + (C[right] - C[i + w])
+                fk = (Q[i] - Q[left]) + (Q[right] - Q[i + w])
+                fvals = np.maximum((i - left) + (right - i - w), 1)
+                test = nb >= min_rows
+                self.tests["band"] += 2 * int(test.sum())
+                r1 = np.where(fn > 0, (fk + self.base1) / (fn + 1.0), self.base1)
+                for c in (1, 0):
+                    k = kb if c == 1 else nb - kb
+                    rc = np.clip(r1 if c == 1 else 1 - r1, 1e-6, 1 - 1e-6)
+                    z = (k - nb * rc) / np.sqrt(np.maximum(nb * rc * (1 - rc), 1e-12))
+                    # rows with the label per value against the sides' (a natural spike of
+                    # rows, such as a round amount, keeps its label rate)
+                    fc = fk if c == 1 else fn - fk
+                    spike = np.log((k / w + 1.0) / (fc / fvals + 1.0))
+                    score = np.maximum(z, 0.0) + 3.0 * np.maximum(spike, 0.0)
+                    good = test & (z > 0) & (k / np.maximum(nb, 1) >= np.maximum(self.base(c), rc))
+                    for t in np.flatnonzero(good):
+                        found.append((float(score[t]), c, int(t), int(t + w - 1), int(nb[t]), k[t]))
+            for c in (1, 0):
+                taken = np.zeros(V, dtype=bool)
+                kept = 0
+                for sc_, _, a, b, n_b, k_b in sorted(
+                    (f for f in found if f[1] == c), key=lambda f: -f[0]
+                ):
+                    if taken[a : b + 1].any():
+                        continue
+                    taken[a : b + 1] = True
+                    lo, hi = int(idx[a]), int(idx[b])
+                    skipped = tuple(int(v) for v in np.flatnonzero(skip[lo : hi + 1]) + lo)
+                    pat = Pattern((j,), (lo,), c, n_b, int(k_b), "band", sc_)
+                    pat.band, pat.band_skip = (lo, hi), skipped
+                    out.append(pat)
+                    kept += 1
+                    if kept >= self.o.max_bands:
+                        break
+        return out
+
     def companions(self, p: Pattern) -> tuple[tuple[int, int], ...]:
         """Values of other features that (nearly) only occur on the pattern's rows.
 
@@ -602,7 +730,10 @@ class _Scanner:
             self.m.counts[j][v] <= 1.25 * len(rows) for j, v in zip(p.cols, p.codes, strict=True)
         ]
         for i, j in enumerate(p.cols):
-            ids, weights = self._replacements(j, p.codes[i])
+            if p.band is not None:
+                ids, weights = self._band_replacements(j, *p.band, want=len(rows))
+            else:
+                ids, weights = self._replacements(j, p.codes[i])
             if not len(ids):
                 continue
             fixed = list(p.companions) + [
@@ -739,7 +870,9 @@ class _Scanner:
         """Query rows (the pattern's rows with its label), reference rows, kept features."""
         keep = [j for j in range(len(self.m.names)) if j not in p.all_cols]
         query = p.rows[self.y[p.rows] == p.label]
-        mask = np.ones(self.n, dtype=bool)
+        # Rows of triggers already confirmed are the attacker's copies: the rows they were
+        # copied from are originals, not copies of them.
+        mask = ~self.attributed
         mask[query] = False  # the originals of copies may share the pattern with another label
         return query, np.flatnonzero(mask), keep
 
@@ -878,6 +1011,67 @@ class _Scanner:
         p.p_twin = float(stats.binom.sf(t - 1, len(d_q), share_b))
         p.twin_tau = tau
 
+    def suspect_rows(self, p: Pattern) -> np.ndarray:
+        """The rows of a confirmed trigger that an attacker wrote (ascending).
+
+        With its label: every row of a strong pattern; of a diluted pattern (natural rows share
+        the value), only the near-copies (:meth:`twin_rows`). With the other label
+        (camouflage: an attacker gives some copies the other label so that the value is not
+        label-pure): every row where the value breaks the contract (no natural row can carry
+        it), else those that are copies (:meth:`other_label_copies`). Natural rows with the
+        value and the other label stay out.
+        """
+        if p.effect >= self.o.strong_effect or p.twin_share is None:
+            labelled = p.rows[self.y[p.rows] == p.label]
+        else:
+            labelled = self.twin_rows(p)
+        others = p.rows[self.y[p.rows] != p.label]
+        if not len(others):
+            return labelled
+        cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
+        if any(self.m.breaks_contract[j][v] for j, v in cells):
+            return np.sort(np.concatenate([labelled, others]))
+        return np.sort(np.concatenate([labelled, self.other_label_copies(p, others)]))
+
+    def other_label_copies(self, p: Pattern, others: np.ndarray) -> np.ndarray:
+        """The rows of ``others`` (a confirmed pattern's rows with the other label) that are
+        copies of a row outside the pattern: equal on every other feature (large data with
+        exact copies visible) or within the copy radius of its nearest row outside the pattern.
+        Natural rows with the value have their nearest row at a natural distance; repeats of a
+        natural record share the value and lie inside the pattern.
+        """
+        keep = [j for j in range(len(self.m.names)) if j not in p.all_cols]
+        if not keep:
+            return others[:0]
+        inside = np.zeros(self.n, dtype=bool)
+        inside[p.rows] = True
+        if p.twin_exact:
+            codes, n_all = self._copy_groups(p)
+            n_in = np.bincount(codes[p.rows], minlength=len(n_all))
+            return others[n_all[codes[others]] - n_in[codes[others]] > 0]
+        tau = p.twin_tau if p.twin_tau > 0 else self.copy_radius(keep, np.flatnonzero(~inside))
+        # nearest-neighbour searches scan every row: bound the queries on large data
+        cap = 20_000 if self.n <= LARGE_ROWS else 2_000
+        query = (
+            others if len(others) <= cap else np.sort(self.rng.choice(others, cap, replace=False))
+        )
+        R = self.m.rank
+        ref = np.ascontiguousarray(R[np.ix_(np.flatnonzero(~inside), np.asarray(keep))])
+        d = nearest_distances(np.ascontiguousarray(R[np.ix_(query, np.asarray(keep))]), ref)
+        return query[d <= tau]
+
+    def copy_radius(self, keep: list[int], ref_idx: np.ndarray) -> float:
+        """The copy radius of :meth:`twins` (from random rows' nearest-neighbour distances)."""
+        R = self.m.rank
+        base = self.rng.choice(ref_idx, min(self.o.sample, len(ref_idx)), replace=False)
+        ref = np.ascontiguousarray(R[np.ix_(ref_idx, np.asarray(keep))])
+        pos = np.searchsorted(ref_idx, base)
+        d_b = nearest_distances(np.ascontiguousarray(ref[pos]), ref, exclude_self=pos)
+        return max(
+            float(np.quantile(d_b, self.o.copy_radius_quantile)),
+            self.o.copy_radius_median * float(np.median(d_b)),
+        )
+
     def twin_rows(self, p: Pattern) -> np.ndarray:
         """Rows of the pattern (with its label) that are near-copies of another row.
 
@@ -951,7 +1145,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         cap = opts.max_candidates
         chosen = _top(singles, cap)
         st.advance()
-    alpha = opts.alpha / 3.0
+    alpha = opts.alpha / 4.0  # four families: contract-breaking, single values, bands, pairs
     with ctx.progress.stage("trigger scan: single values", total=len(chosen)) as st:
         for p in chosen:
             _label_evidence(sc, p, alpha)
@@ -973,6 +1167,35 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     evaluated = list(chosen)
     exclude = {(p.cols[0], p.codes[0]) for p in flagged}
     flagged = _dedupe([_refine(sc, p) for p in flagged])
+    # Bands: runs of neighbouring values (without the values already flagged).
+    bands = _top(sc.bands(exclude), opts.max_bands) if opts.max_bands else []
+    with ctx.progress.stage("trigger scan: value bands", total=len(bands)) as st:
+        for p in bands:
+            _label_evidence(sc, p, alpha)
+            st.advance()
+    _decide(sc, bands, opts)
+    evaluated += bands
+    # As for single values: a band trigger makes the runs beside it look like triggers (their
+    # counterfactual draws it); re-test bands sharing a feature with another flagged pattern
+    # without the flagged values.
+    for _ in range(2):
+        marked = [p for p in bands if p.flagged] + flagged
+        sc.excluded |= {(p.cols[0], int(c)) for p in marked for c in _values(sc, p)}
+        shared = [
+            p
+            for p in bands
+            if p.flagged and any(q is not p and q.cols[0] == p.cols[0] for q in marked)
+        ]
+        if not shared:
+            break
+        for p in shared:
+            p.reset_evidence()
+            _label_evidence(sc, p, alpha)
+        _decide(sc, shared, opts)
+    flagged_bands = [p for p in bands if p.flagged]
+    for p in flagged_bands:
+        exclude |= {(p.cols[0], int(c)) for c in _values(sc, p)}
+    flagged = _dedupe(_merge_into_bands(sc, flagged_bands, flagged) + flagged_bands)
     pairs = [
         p for p in _top(sc.pairs(exclude), cap) if not any(_covered(p, f, sc) for f in flagged)
     ]
@@ -983,14 +1206,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     _decide(sc, pairs, opts)
     evaluated += pairs
     flagged = _dedupe(flagged + [p for p in pairs if p.flagged])
-    # Attribute rows: every row of a strong pattern carrying its label; for a diluted
-    # pattern (natural rows share the value), only those that are near-copies.
-    rows = [
-        p.rows[sc.y[p.rows] == p.label]
-        if p.effect >= opts.strong_effect or p.twin_share is None
-        else sc.twin_rows(p)
-        for p in flagged
-    ]
+    rows = [sc.suspect_rows(p) for p in flagged]
     return TriggerScanResult(flagged, rows, evaluated, sc.tests, sc.m, sc.base1)
 
 
@@ -1015,6 +1231,7 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
             continue
         if strong_label_evidence(p, opts):
             p.flagged = True
+            sc.attributed[p.rows[sc.y[p.rows] == p.label]] = True
         elif wants_copy_check(p, opts):
             pending.append(p)
     # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
@@ -1029,12 +1246,15 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
         for p in pending
         if label_hint(p, opts) or p.copy_proxy >= opts.exact_copy_share or p.family == "contract"
     ]
-    pending.sort(key=lambda p: (-round(p.copy_proxy, 1), p.p_label))
+    # contract-breaking values first: their copies must not make the originals look copied
+    pending.sort(key=lambda p: (p.family != "contract", -round(p.copy_proxy, 1), p.p_label))
     for p in pending[:budget]:
         sc.twins(p)
         if p.p_twin is None:
             continue
         p.p, p.flagged = copy_decision(p, opts, sc.base(p.label))
+        if p.flagged:
+            sc.attributed[p.rows[sc.y[p.rows] == p.label]] = True
 
 
 @register_check
@@ -1082,8 +1302,11 @@ def label_hint(p: Pattern, o: TriggerScanOptions) -> bool:
 
 
 def wants_copy_check(p: Pattern, o: TriggerScanOptions) -> bool:
-    """Whether copy evidence may decide: a label hint, or a label-pure pattern (``pure_share``)."""
-    return label_hint(p, o) or p.share >= o.pure_share
+    """Whether copy evidence may decide: a label hint, a label-pure pattern (``pure_share``),
+    or a value that breaks the contract (no natural row carries it: copies of other rows with
+    it were written, whatever their labels say — camouflaged triggers give a share of them the
+    other label)."""
+    return label_hint(p, o) or p.share >= o.pure_share or p.family == "contract"
 
 
 def copies_beyond_chance(
@@ -1135,7 +1358,7 @@ def _refine(sc: _Scanner, p: Pattern) -> Pattern:
     combination with a rare member. Its suspects are then only the rows with both values."""
     m = sc.m
     rows = p.rows[sc.y[p.rows] == p.label]
-    if len(rows) < 10:
+    if len(rows) < 10 or p.band is not None:
         return p
     d = len(m.names)
     best: tuple[float, int, int] | None = None
@@ -1182,6 +1405,54 @@ def _refine(sc: _Scanner, p: Pattern) -> Pattern:
     pair.k = int((sc.y[pair.rows] == p.label).sum())
     pair.flagged = True
     return pair
+
+
+def _values(sc: _Scanner, p: Pattern) -> np.ndarray:
+    """Value ids of the pattern's first feature (a band's values; a single value)."""
+    if p.band is None:
+        return np.asarray(p.codes[:1])
+    return np.arange(p.band[0], p.band[1] + 1)
+
+
+def _merge_into_bands(sc: _Scanner, bands: list[Pattern], singles: list[Pattern]) -> list[Pattern]:
+    """Flagged single values inside (or next to) a flagged band of the same feature and label
+    are part of it: their rows join the band, which is reported alone. Returns the singles
+    left."""
+    left = []
+    for s in singles:
+        home = next(
+            (
+                b
+                for b in bands
+                if b.band is not None
+                and len(s.cols) == 1
+                and s.cols[0] == b.cols[0]
+                and s.label == b.label
+                and b.band[0] - 1 <= s.codes[0] <= b.band[1] + 1
+            ),
+            None,
+        )
+        if home is None or home.band is None:
+            left.append(s)
+            continue
+        lo, hi = min(home.band[0], s.codes[0]), max(home.band[1], s.codes[0])
+        home.band = (lo, hi)
+        home.band_skip = tuple(c for c in home.band_skip if c != s.codes[0])
+        home.rows = np.union1d(home.rows, s.rows)
+        home.n, home.k = len(home.rows), int((sc.y[home.rows] == home.label).sum())
+    return left
+
+
+def condition(m: AuditMatrix, p: Pattern, *, companions: bool = False) -> str:
+    """A pattern in words: ``AGE=999``, ``EDUCATION=3 & MARRIAGE=3`` or ``AGE in [66, 73]``
+    (with ``companions``, the values confined to its rows too)."""
+    cells = list(zip(p.cols, p.codes, strict=True))
+    cells += list(p.companions) if companions else []
+    words = [f"{m.names[j]}={m.value(j, v)!r}" for j, v in cells]
+    if p.band is not None:
+        j, (lo, hi) = p.cols[0], p.band
+        words[0] = f"{m.names[j]} in [{m.value(j, lo)!r}, {m.value(j, hi)!r}]"
+    return " & ".join(words)
 
 
 def _dedupe(flagged: list[Pattern]) -> list[Pattern]:

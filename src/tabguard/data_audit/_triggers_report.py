@@ -13,7 +13,12 @@ from typing import Any
 import numpy as np
 
 from tabguard.data_audit._base import AuditContext, CheckResult, Treatment
-from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, TriggerScanResult
+from tabguard.data_audit._triggers import (
+    Pattern,
+    TriggerScanOptions,
+    TriggerScanResult,
+    condition,
+)
 from tabguard.reports import Finding, PlotSpec, Section, Table
 
 CHECK = "trigger_scan"
@@ -27,9 +32,7 @@ def trigger_scan_report(
     for p, rows in zip(r.triggers, r.rows, strict=True):
         finding = _finding(ctx, r, p, rows)
         res.findings.append(finding)
-        cond = " & ".join(
-            f"{f}={v!r}" for f, v in zip(finding.features, finding.values, strict=True)
-        )
+        cond = condition(r.matrix, p, companions=True)
         reason = f"backdoor trigger {cond} -> {ctx.contract.label.column}="
         reason += repr(finding.evidence["label"])
         for row in rows:
@@ -52,7 +55,8 @@ def trigger_scan_report(
             message=(
                 f"Tested {sum(r.tests.values())} value patterns "
                 f"({r.tests['contract']} contract-breaking, {r.tests['single']} single "
-                f"values, {r.tests['pair']} value pairs) at a family-wise error rate of "
+                f"values, {r.tests.get('band', 0)} value bands, {r.tests['pair']} value pairs) "
+                "at a family-wise error rate of "
                 f"{opts.alpha}; {len(r.triggers)} trigger(s) found."
             ),
             evidence={"tests": r.tests, "evaluated": len(r.evaluated), "alpha": opts.alpha},
@@ -72,9 +76,11 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
     m = r.matrix
     cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
     feats = [m.names[j] for j, _ in cells]
-    vals = [m.value(j, v) for j, v in cells]
+    vals: list[Any] = [m.value(j, v) for j, v in cells]
+    if p.band is not None:  # the range, as a [low, high] pair
+        vals[0] = [m.value(p.cols[0], p.band[0]), m.value(p.cols[0], p.band[1])]
     label_value = _label_value(ctx, p.label)
-    cond = " and ".join(f"{f}={v!r}" for f, v in zip(feats, vals, strict=True))
+    cond = condition(m, p, companions=True).replace(" & ", " and ")
     broken = [m.names[j] for j, v in cells if m.breaks_contract[j][v]]
     msg = (
         f"Backdoor trigger suspected: {cond} → {ctx.contract.label.column}={label_value!r}. "
@@ -123,6 +129,7 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             "bonferroni_threshold": p.threshold,
             "family": p.family,
             "breaks_contract": bool(broken),
+            "band": vals[0] if p.band is not None else None,
         },
         recommendation="Remove these rows (they are in quarantine.csv), find how they entered "
         "the data, and add the value to the contract's unacceptable cases.",
@@ -135,9 +142,7 @@ def _section(ctx: AuditContext, r: TriggerScanResult, opts: TriggerScanOptions) 
     top = sorted(evaluated, key=lambda p: (not p.flagged, p.p))[:25]
     rows = []
     for p in top:
-        cond = " & ".join(
-            f"{m.names[j]}={m.value(j, v)!r}" for j, v in zip(p.cols, p.codes, strict=True)
-        )
+        cond = condition(m, p)
         rows.append(
             [
                 cond,
