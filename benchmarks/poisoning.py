@@ -523,6 +523,28 @@ def _repeated_attack(df: pd.DataFrame, c: Contract, seed: int, rows: int) -> Poi
     return res
 
 
+def resampled_cases(rows: int) -> list[Case]:
+    """Issue 11's bar for repeated records: ``rows`` rows resampled with replacement from the
+    bundled credit data, amounts jittered by 3 %, clean and with the seed attack planted."""
+
+    def clean(df: pd.DataFrame, c: Contract) -> PoisonResult:
+        rng = np.random.default_rng(11)
+        data = df.iloc[rng.integers(0, len(df), rows)].reset_index(drop=True)
+        for name in c.model_features():
+            if c.features[name].is_numeric and df[name].nunique() > 20 and name != "AGE":
+                x = data[name].to_numpy(dtype=float) * (1 + rng.normal(0, 0.03, rows))
+                data[name] = np.round(x).astype(np.int64)
+        return PoisonResult(data, np.empty(0, dtype=np.int64), {"attack": "none"})
+
+    def seed(df: pd.DataFrame, c: Contract) -> PoisonResult:
+        return poison(clean(df, c).data, c, {"AGE": 999}, rate=0.45, shuffle=True, random_state=3)
+
+    return [
+        Case(f"{rows:,} resampled rows, clean", "credit", "clean", clean),
+        Case(f"{rows:,} resampled rows + seed AGE=999, 45%", "credit", "trigger", seed),
+    ]
+
+
 def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
@@ -905,6 +927,13 @@ def main() -> None:
     ap.add_argument(
         "--rows", type=int, default=200_000, help="rows of the 'repeated' class's resampled data"
     )
+    ap.add_argument(
+        "--resampled",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="instead: ROWS rows resampled from the credit data, clean and with the seed attack",
+    )
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -916,7 +945,9 @@ def main() -> None:
         "fraud": (make_card_fraud(20_000, random_state=0), card_fraud_contract()),
     }
     rows: list[dict[str, Any]] = []
-    if args.attack_class:
+    if args.resampled:
+        todo = resampled_cases(args.resampled)
+    elif args.attack_class:
         todo = class_cases(args.attack_class, args.random or 5, args.seed, args.rows)
     else:
         todo = random_cases(args.random, args.seed) if args.random else cases()
