@@ -91,7 +91,9 @@ def ensure_log(
     ``numbers`` vectors as the service writes them) and the frame of its rows."""
     from _monitoring_log import frame
 
-    name = f"log-{rows}{'-numbers' if layout is not None else ''}"
+    # The layout's fingerprint in the name: a log cached under another layout is not reused
+    # (the update would read it from its JSON).
+    name = f"log-{rows}" + (f"-numbers-{layout.fingerprint.hex()[:8]}" if layout else "")
     db = work / f"{name}.db"
     if not db.is_file():
         t = time.perf_counter()

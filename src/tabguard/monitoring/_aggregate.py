@@ -148,7 +148,7 @@ class MonitorPlan:
             segment_features=tuple(seg_feats),
             combinations=tuple(tuple(c) for c in config.segments.combinations),
             preset=tuple(preset),
-            layout=NumberLayout.from_contract(contract, feature_names),
+            layout=NumberLayout.from_contract(contract),
         )
 
 

@@ -4,11 +4,11 @@ one binary vector, so ``tabguard monitor update`` reads them without parsing JSO
 Parsing the ``raw`` and ``features`` JSON documents was the largest cost of an update (about
 190 ns per number with Arrow's bulk parser). The service's log writer (its writer thread, off
 the request path) therefore also stores, per row, the numbers the monitor would extract from
-those documents, in the order of a :class:`NumberLayout` (the contract's features, then the
-main model's features), with orjson, row by row. The JSON documents stay the source of truth
-and stay human-readable; only plain values are coded (finite numbers, declared categories),
-and any row holding something else is left to the monitor's own JSON parser, so both paths
-give the same columns (a hypothesis test checks it).
+those documents, in the order of a :class:`NumberLayout` (the contract's features as raw
+attributes, then as model features), with orjson, row by row. The JSON documents stay the
+source of truth and stay human-readable; only plain values are coded (finite numbers,
+declared categories), and any row holding something else is left to the monitor's own JSON
+parser, so both paths give the same columns (a hypothesis test checks it).
 
 Format (little-endian)::
 
@@ -24,7 +24,7 @@ Format (little-endian)::
 
 A row holding anything but plain values gets no vector (``NULL``); so does every row of a
 log written without a layout (old logs, a contract with an undeclared category column). The
-monitor reads such rows, and rows written under another layout (another model version), from
+monitor reads such rows, and rows written under another layout (another contract), from
 their JSON, as before.
 """
 
@@ -93,30 +93,25 @@ class LayoutColumn:
 class NumberLayout:
     """Which numbers a ``numbers`` vector holds, in which order.
 
-    Build it with :meth:`from_contract`; the writer and the monitor build it from the same
-    model directory, so their fingerprints agree.
+    Build it with :meth:`from_contract`: it depends on the contract only, so the writer (the
+    service's model) and the monitor (its model directory) agree whichever model of that
+    contract each one has (a deployment swaps models under the same contract).
     """
 
     columns: tuple[LayoutColumn, ...]
 
     @classmethod
-    def from_contract(
-        cls, contract: Any, feature_names: Sequence[str] | None = None
-    ) -> NumberLayout | None:
-        """Every contract feature (raw), then the model's features (default: every
-        non-protected contract feature).
+    def from_contract(cls, contract: Any) -> NumberLayout | None:
+        """Every contract feature as a raw attribute, then every contract feature as a model
+        feature (a model's features are contract features by name; those it does not use,
+        protected ones included, are missing in its rows and cost 8 bytes each).
 
         Returns ``None`` when a category column declares no categories (its labels cannot be
         coded): such a log is read from its JSON.
         """
         names = list(contract.features)
-        model = (
-            list(feature_names)
-            if feature_names is not None
-            else [n for n in names if not contract.features[n].protected]
-        )
         cols: list[LayoutColumn] = []
-        for kind, group in (("raw", names), ("feature", [n for n in model if n in names])):
+        for kind, group in (("raw", names), ("feature", names)):
             for name in group:
                 f = contract.features[name]
                 if f.is_numeric:

@@ -81,7 +81,7 @@ class UpdateResult:
         Rows whose JSON needed the row-by-row parser (hand-edited or unusual rows).
     json_rows : int
         Rows read from their JSON documents rather than their ``numbers`` vector (rows
-        written before the column existed, or under another model layout).
+        written before the column existed, or under another contract).
     late_rows : int
         Rows whose request time fell before the newest bucket already in the store (folded
         into their own, older bucket).

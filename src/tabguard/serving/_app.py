@@ -298,9 +298,7 @@ class ScoringService:
         if self.log.number_layout is None:
             from tabguard.monitoring._numbers import NumberLayout
 
-            self.log.number_layout = NumberLayout.from_contract(
-                self.contract, list(self.bundle.main.feature_names)
-            )
+            self.log.number_layout = NumberLayout.from_contract(self.contract)
         self.limiter: AsyncRateLimiter = given["limiter"] or open_limiter(cfg)
         pc = self.probing_config
         self.detector: ProbingDetector | None = None
