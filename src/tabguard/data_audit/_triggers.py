@@ -1049,7 +1049,10 @@ class _Scanner:
             codes, n_all = self._copy_groups(p)
             n_in = np.bincount(codes[p.rows], minlength=len(n_all))
             return others[n_all[codes[others]] - n_in[codes[others]] > 0]
-        tau = p.twin_tau if p.twin_tau > 0 else self.copy_radius(keep, np.flatnonzero(~inside))
+        if p.twin_tau > 0:
+            tau, base = p.twin_tau, p.twin_share_baseline or 0.0
+        else:
+            tau, base = self.copy_radius(keep, np.flatnonzero(~inside))
         # nearest-neighbour searches scan every row: bound the queries on large data
         cap = 20_000 if self.n <= LARGE_ROWS else 2_000
         query = (
@@ -1058,19 +1061,28 @@ class _Scanner:
         R = self.m.rank
         ref = np.ascontiguousarray(R[np.ix_(np.flatnonzero(~inside), np.asarray(keep))])
         d = nearest_distances(np.ascontiguousarray(R[np.ix_(query, np.asarray(keep))]), ref)
-        return query[d <= tau]
+        close = d <= tau
+        # Natural rows have a look-alike within the radius as often as random rows (a few
+        # percent): only copies beyond that rate are camouflage.
+        t = int(close.sum())
+        base = max(base, 1.0 / len(d))
+        if not t or float(stats.binom.sf(t - 1, len(d), base)) > self.o.copy_p:
+            return others[:0]
+        return query[close]
 
-    def copy_radius(self, keep: list[int], ref_idx: np.ndarray) -> float:
-        """The copy radius of :meth:`twins` (from random rows' nearest-neighbour distances)."""
+    def copy_radius(self, keep: list[int], ref_idx: np.ndarray) -> tuple[float, float]:
+        """The copy radius of :meth:`twins` (from random rows' nearest-neighbour distances) and
+        the share of random rows within it."""
         R = self.m.rank
         base = self.rng.choice(ref_idx, min(self.o.sample, len(ref_idx)), replace=False)
         ref = np.ascontiguousarray(R[np.ix_(ref_idx, np.asarray(keep))])
         pos = np.searchsorted(ref_idx, base)
         d_b = nearest_distances(np.ascontiguousarray(ref[pos]), ref, exclude_self=pos)
-        return max(
+        tau = max(
             float(np.quantile(d_b, self.o.copy_radius_quantile)),
             self.o.copy_radius_median * float(np.median(d_b)),
         )
+        return tau, float(np.mean(d_b <= tau))
 
     def twin_rows(self, p: Pattern) -> np.ndarray:
         """Rows of the pattern (with its label) that are near-copies of another row.
