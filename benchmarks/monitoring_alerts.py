@@ -21,6 +21,7 @@ Usage::
 
     python benchmarks/monitoring_alerts.py                      # every scenario
     python benchmarks/monitoring_alerts.py --only tuned --per-day 6000
+    python benchmarks/monitoring_alerts.py --only tuned partner_small --seeds 21 22
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -246,16 +247,27 @@ def main() -> None:
     ap.add_argument("--per-day", type=float, default=3000.0)
     ap.add_argument("--rules", nargs="*", default=["median3", "lastweek"])
     ap.add_argument("--out", type=Path, default=None, help="JSON lines of the results")
+    ap.add_argument(
+        "--seeds",
+        nargs="*",
+        type=int,
+        default=None,
+        help="run each scenario with these seeds instead of its own (traffic nobody tuned on)",
+    )
     args = ap.parse_args()
     baselines = {"median3": "{median_of_weeks: 3}", "lastweek": "{weeks_ago: 1}"}
     work = Path(tempfile.mkdtemp(prefix="tg-alerts-"))
     for name in args.only:
-        for rule in args.rules:
-            r = run(SCENARIOS[name], args.per_day, baselines[rule], work)
-            print(json.dumps(r, default=str), flush=True)
-            if args.out:
-                with args.out.open("a") as fh:
-                    fh.write(json.dumps(r, default=str) + "\n")
+        for seed in args.seeds or [SCENARIOS[name].seed]:
+            for rule in args.rules:
+                s = SCENARIOS[name]
+                if seed != s.seed:
+                    s = replace(s, name=f"{s.name}@{seed}", seed=seed)
+                r = run(s, args.per_day, baselines[rule], work)
+                print(json.dumps(r, default=str), flush=True)
+                if args.out:
+                    with args.out.open("a") as fh:
+                        fh.write(json.dumps(r, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,18 @@ segment value when all of these hold:
 4. the counts make it significant: p < ``alpha / m`` where ``m`` is the number of segment
    values the rule tested at this time (Bonferroni), with the test of ``_stats.py`` against
    the baseline weeks' pooled counts (from three weeks on, the one farthest from the median is
-   left out: one odd week neither pages nor hides a change).
+   left out: one odd week neither pages nor hides a change). Rate tests divide the counts by
+   the segment's **dispersion**, estimated from its own baseline weeks (:func:`dispersion`),
+   so a segment whose rate varies more between weeks than binomial counts needs more evidence.
+
+In 4, a rate rule with a baseline also counts as significant when the **CUSUM** of the
+segment's hourly counts over the last ``sequential_hours`` (log-likelihood ratio of the rule's
+threshold rate against the baseline rate of each hour, divided by the dispersion and the
+baseline's own noise) has reached ``log(m / alpha)`` over a run whose rate crosses the
+threshold too (:func:`cusum_limit`, :class:`_History`): a change too small for one window's
+counts accumulates evidence over the following hours instead of waiting for a lucky window.
+Condition 3 still holds the alert open: once the window no longer crosses, it resolves, however
+long the CUSUM takes to come down.
 
 Metrics are read through one small registry (:data:`READERS`), each returning the number and
 the counts behind it for every segment value of a window.
@@ -96,6 +107,17 @@ class RuleEvaluation:
         The level the p-value was compared with (``alpha / m``).
     note : str
         Detail for ``excluded`` / ``no_baseline`` (e.g. the holiday).
+    dispersion : float
+        The segment's dispersion the rate test divided its counts by (1 = binomial).
+    cusum : float or None
+        The CUSUM statistic (rate rules with a baseline and ``sequential_hours`` > 0).
+    cusum_limit : float or None
+        The value at which the CUSUM fires the rule (``log(m / alpha)``).
+    cusum_run : CusumRun or None
+        The CUSUM's run (since its last zero): its buckets, counts and baseline rate.
+    by_cusum : bool
+        The CUSUM reached its limit and the run's rate crosses the rule's threshold against
+        the run's baseline (so a significant 15 % drop does not fire a 20 % rule).
     """
 
     rule: str
@@ -111,6 +133,11 @@ class RuleEvaluation:
     p_value: float | None = None
     alpha: float = 0.0
     note: str = ""
+    dispersion: float = 1.0
+    cusum: float | None = None
+    cusum_limit: float | None = None
+    cusum_run: _stats.CusumRun | None = None
+    by_cusum: bool = False
 
     @property
     def fired(self) -> bool:
@@ -157,7 +184,7 @@ class MetricReader:
         self,
         store: SqlMonitorStore,
         reference: Any = None,
-        max_entries: int = 4096,
+        max_entries: int = 16384,
         maturity: timedelta | None = None,
     ) -> None:
         self.store = store
@@ -165,6 +192,7 @@ class MetricReader:
         self.max_entries = max_entries
         self.maturity = maturity
         self._cache: OrderedDict[tuple[Any, ...], pd.DataFrame] = OrderedDict()
+        self._observed: OrderedDict[tuple[Any, ...], dict[Segment, Observation]] = OrderedDict()
 
     def frame(self, method: str, start: datetime, end: datetime, **kw: Any) -> pd.DataFrame:
         """``store.<method>(start, end, **kw)``, once per distinct call."""
@@ -176,6 +204,21 @@ class MetricReader:
         self._cache[key] = value
         while len(self._cache) > self.max_entries:
             self._cache.popitem(last=False)
+        return value
+
+    def observations(
+        self, rule: RuleSpec, start: datetime, end: datetime
+    ) -> dict[Segment, Observation]:
+        """``READERS[rule.metric](self, rule, start, end)``, once per rule and window (a rule's
+        CUSUM reads the same hourly and baseline windows at every evaluation)."""
+        key = (rule.name, id(rule), start, end)  # a rule (frozen, held by its config)
+        if key in self._observed:
+            self._observed.move_to_end(key)
+            return self._observed[key]
+        value = READERS[rule.metric](self, rule, start, end)
+        self._observed[key] = value
+        while len(self._observed) > self.max_entries:
+            self._observed.popitem(last=False)
         return value
 
 
@@ -377,6 +420,7 @@ def evaluate_rule(
                 weeks.append((w, read(reader, rule, ws, we)))
     tested = [s for s, o in current.items() if o.n >= min_volume and not _nan(o.value)]
     level = alpha / max(1, len(tested))
+    history = _History(rule, reader, config, start, end, [w for w, _ in weeks], min_volume, bucket)
     out = []
     for seg, obs in sorted(current.items()):
         ev = replace(base, segment=seg, current=obs, alpha=level)
@@ -403,13 +447,161 @@ def evaluate_rule(
             baseline_obs = pooled([o for _, o in usable], baseline_value)
             used = tuple(w for w, _ in usable)
         ev = replace(ev, baseline=baseline_value, baseline_obs=baseline_obs, weeks=used)
+        if history.enabled:
+            phi = history.dispersion(seg)
+            run = history.cusum(seg, phi, baseline_obs)
+            limit = cusum_limit(rule, level)
+            by_cusum = run.stat >= limit and run.n > 0 and crosses(rule, run.rate, run.baseline)
+            ev = replace(ev, dispersion=phi, cusum=run.stat, cusum_limit=limit, cusum_run=run,
+                         by_cusum=by_cusum)  # fmt: skip
         if not crosses(rule, obs.value, baseline_value):
             out.append(replace(ev, status="ok"))
             continue
-        p = significance(rule, obs, baseline_obs, reader, start, end, seg, level)
-        status = "fired" if p is None or p < level else "not_significant"
+        p = significance(rule, obs, baseline_obs, reader, start, end, seg, level, ev.dispersion)
+        status = "fired" if p is None or p < level or ev.by_cusum else "not_significant"
         out.append(replace(ev, status=status, p_value=p))
     return out
+
+
+def cusum_limit(rule: RuleSpec, level: float) -> float:
+    """The CUSUM's limit: ``log(1 / level)``, plus ``log 2`` for two one-sided CUSUMs.
+
+    ``level`` is the window test's ``alpha / m``: by Ville's inequality a run starting at any
+    given hour reaches the limit with probability at most ``level`` under the baseline rate,
+    the same bound per hour and segment as the window test's.
+    """
+    return math.log(1.0 / level) + (math.log(2.0) if rule.direction == "either" else 0.0)
+
+
+class _History:
+    """What a rate rule reads beyond its window, for one evaluation: the segment's dispersion
+    across the baseline weeks and its hourly CUSUM (cached across the segments)."""
+
+    #: Clock positions compared week against week for the dispersion: the windows ending at
+    #: the window's end and before it, covering the last week (28 for a 6 h window): with two
+    #: baseline weeks that is 28 degrees of freedom, enough to see a 1.3x standard deviation
+    #: (a day's 4 cells gave 4, which the prior rightly mostly ignored).
+    SPAN = timedelta(weeks=1)
+
+    def __init__(
+        self,
+        rule: RuleSpec,
+        reader: MetricReader,
+        config: AlertingConfig,
+        start: datetime,
+        end: datetime,
+        weeks: list[int],
+        min_volume: int,
+        bucket: timedelta,
+    ) -> None:
+        self.rule, self.reader, self.config = rule, reader, config
+        self.start, self.end, self.weeks = start, end, weeks
+        self.min_volume, self.bucket = min_volume, bucket
+        self.read = READERS[rule.metric]
+        self.enabled = (
+            rule.metric in _RATES and rule.baseline is not None and rule.threshold is None
+        )
+        self.hours = config.evaluation.sequential_hours
+        self._cells: list[list[dict[Segment, Observation]]] | None = None
+        self._hourly: list[tuple[bool, dict[Segment, Observation]]] | None = None
+        self._baselines: dict[datetime, list[dict[Segment, Observation]]] = {}
+
+    def _window(self, s: datetime, e: datetime) -> dict[Segment, Observation] | None:
+        """The metric over ``[s, e)``; ``None`` when the calendar excludes it."""
+        if self.config.calendar.overlaps(s, e) is not None:
+            return None
+        return self.reader.observations(self.rule, s, e)
+
+    def dispersion(self, seg: Segment) -> float:
+        """The segment's dispersion (:func:`_stats.dispersion`) over the baseline weeks."""
+        if self._cells is None:
+            n_cells = max(1, self.SPAN // self.rule.window)
+            self._cells = []
+            for j in range(n_cells):
+                row = []
+                for w in self.weeks:
+                    shift = j * self.rule.window + w * WEEK
+                    got = self._window(self.start - shift, self.end - shift)
+                    row.append(got or {})
+                self._cells.append(row)
+        k = [[float(c[seg].k or 0) if seg in c else 0.0 for c in row] for row in self._cells]
+        n = [[float(c[seg].n) if seg in c else 0.0 for c in row] for row in self._cells]
+        phi, _ = _stats.dispersion(
+            k, n, prior_df=self.config.evaluation.dispersion_prior_df, min_n=self.min_volume
+        )
+        return phi
+
+    def cusum(self, seg: Segment, phi: float, baseline: Observation | None) -> _stats.CusumRun:
+        """The CUSUM of the segment's hourly counts against each hour's baseline rate."""
+        if self.hours <= 0 or baseline is None or not self.weeks:
+            return _stats.CusumRun()
+        steps = int(timedelta(hours=self.hours) // self.bucket)
+        if self._hourly is None:
+            self._hourly = []
+            for i in range(steps, 0, -1):
+                e = self.end - (i - 1) * self.bucket
+                got = self._window(e - self.bucket, e)
+                self._hourly.append((got is not None, got or {}))
+        k, n, p0, p1 = [], [], [], []
+        assert self.rule.baseline is not None
+        for i, (open_, got) in enumerate(self._hourly):
+            obs = got.get(seg)
+            if not open_ or obs is None or obs.k is None or obs.n <= 0:
+                continue
+            e = self.end - (steps - 1 - i) * self.bucket
+            base = self._baseline_rate(seg, e)
+            if base is None:
+                continue
+            k.append(float(obs.k))
+            n.append(float(obs.n))
+            p0.append(base)
+            p1.append(_alternative(self.rule, base))
+        # The baseline is an estimate from ``weeks`` windows of the same length: the variance
+        # of a long run's rate against it is (1 + 1/weeks) times the run's own.
+        scale = phi * (1.0 + 1.0 / max(1, baseline.weeks))
+        if self.rule.direction == "either":
+            up = [_alternative(self.rule, b, "above") for b in p0]
+            down = [_alternative(self.rule, b, "below") for b in p0]
+            runs = [_stats.rate_cusum(k, n, p0, alt, scale=scale) for alt in (up, down)]
+            return _best_run(runs)
+        return _best_run([_stats.rate_cusum(k, n, p0, p1, scale=scale)])
+
+    def _baseline_rate(self, seg: Segment, e: datetime) -> float | None:
+        """The baseline rate for the bucket ending at ``e``: the rule's window ending there,
+        pooled over the baseline weeks as the window test pools them."""
+        if e not in self._baselines:
+            rows = []
+            for w in self.weeks:
+                got = self._window(e - self.rule.window - w * WEEK, e - w * WEEK)
+                if got is not None:
+                    rows.append(got)
+            self._baselines[e] = rows
+        assert self.rule.baseline is not None
+        usable = [
+            r[seg]
+            for r in self._baselines[e]
+            if seg in r and r[seg].n >= self.min_volume and not _nan(r[seg].value)
+        ][: self.rule.baseline.n_weeks]
+        if len(usable) < self.rule.baseline.min_weeks:
+            return None
+        b = pooled(usable, float(np.median([o.value for o in usable])))
+        return b.value if 0 < b.value < 1 else None
+
+
+def _best_run(runs: list[_stats.CusumRun]) -> _stats.CusumRun:
+    return max(runs, key=lambda r: r.stat)
+
+
+def _alternative(rule: RuleSpec, p0: float, direction: str | None = None) -> float:
+    """The rate the rule is looking for when the baseline is ``p0`` (kept inside (0, 1))."""
+    direction = direction or rule.direction
+    sign = -1.0 if direction == "below" else 1.0
+    if rule.change is not None:
+        p = p0 * (1 + sign * rule.change)
+    else:
+        assert rule.difference is not None
+        p = p0 + sign * rule.difference
+    return min(max(p, 1e-6), 1 - 1e-6)
 
 
 def pooled(weeks: Sequence[Observation], median: float) -> Observation:
@@ -462,8 +654,12 @@ def significance(
     end: datetime,
     segment: Segment,
     level: float,
+    dispersion: float = 1.0,
 ) -> float | None:
-    """The p-value of the change (``None`` for metrics without a count-based test)."""
+    """The p-value of the change (``None`` for metrics without a count-based test).
+
+    ``dispersion`` divides the counts of rate tests (quasi-binomial, see ``_stats``).
+    """
     direction = rule.direction
     if rule.threshold is not None or baseline is None:
         t = rule.threshold
@@ -480,8 +676,9 @@ def significance(
         direction = "below" if obs.value < baseline.value else "above"
     if rule.metric in _RATES:
         return _stats.rate_change_p(
-            int(obs.k or 0), obs.n, int(baseline.k or 0), baseline.n, direction
-        )
+            int(obs.k or 0), obs.n, int(baseline.k or 0), baseline.n, direction,
+            dispersion=dispersion,
+        )  # fmt: skip
     if rule.metric in _COUNTS:
         return _stats.count_change_p(
             int(obs.k or 0), int(baseline.k or 0), direction, weeks=baseline.weeks

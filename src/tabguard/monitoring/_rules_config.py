@@ -99,6 +99,21 @@ class EvaluationOptions(CheckOptions):
         "ones, so a holiday never becomes 'last week'",
         interval(0, 8),
     )
+    dispersion_prior_df: float = option(
+        4.0,
+        "weight, in degrees of freedom, of the binomial value 1 when a rate rule estimates its "
+        "segment's dispersion from the baseline weeks (the 6 h windows of the last week, week "
+        "against week); in the third week of history a few thin or excluded cells can leave "
+        "only a handful of df, and 4 keeps such an estimate near 1 until the data speak",
+        interval(0.5, 1000),
+    )
+    sequential_hours: int = option(
+        48,
+        "hours of hourly counts a rate rule's CUSUM looks back over (0 turns it off): an attack "
+        "too small for one window's test accumulates evidence hour by hour; two days cover a "
+        "night and a second working day of a small segment",
+        interval(0, 24 * 14),
+    )
 
 
 #: Defaults that are not evaluation options, with their reasons (documented with them).

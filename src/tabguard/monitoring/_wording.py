@@ -94,8 +94,18 @@ def describe(ev: RuleEvaluation, rule: RuleSpec) -> str:
             else f"the {rule.baseline.describe()} for the same {window}"
         )
         comp = f"is {rel}{base}, {weeks}"
-    tail = ""
+    parts = []
     if ev.p_value is not None:
         rel_op = "<" if ev.p_value < ev.alpha else ">="
-        tail = f" ({rule.test} p = {ev.p_value:.2g} {rel_op} {ev.alpha:.2g})"
+        parts.append(f"{rule.test} p = {ev.p_value:.2g} {rel_op} {ev.alpha:.2g}")
+    if ev.dispersion > 1.0:
+        parts.append(f"dispersion {ev.dispersion:.2f}")
+    run = ev.cusum_run
+    if ev.by_cusum and run is not None:
+        parts.append(
+            f"CUSUM {run.stat:.1f} >= {ev.cusum_limit:.1f}: {_fmt(rule, run.rate)}"
+            f"{_counts(rule, run.k, run.n)} against {_fmt(rule, run.baseline)} over the last "
+            f"{run.buckets} buckets"
+        )
+    tail = f" ({'; '.join(parts)})" if parts else ""
     return f"{head} {comp}{tail}"
