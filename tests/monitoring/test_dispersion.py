@@ -123,15 +123,16 @@ def test_dispersed_segment_needs_more_evidence_at_the_threshold() -> None:
     dispersed = _online(evaluate_rules(swinging, cfg, AT))
     assert plain.fired and plain.dispersion == 1.0
     assert plain.p_value is not None and plain.p_value < plain.alpha
-    # weeks 1..3 at 20/14/26 %: per 6 h cell chi2 = (36^2 + 36^2) / 96 = 27 on 2 df, in the
-    # three cells of the day with data (00-06, 06-12, 12-18; Sunday evening has none)
-    assert dispersed.dispersion == pytest.approx((3 * 27 + 4) / (6 + 4))
+    # weeks 1..3 at 20/14/26 %: per 6 h cell chi2 = (36^2 + 36^2) / 96 = 27, on 2 df in the
+    # three cells of Monday 00-18 h, and on 1 df in the cell of the week before that reaches
+    # back to the Mondays 18-24 h of the two oldest weeks (14 % and 26 %)
+    assert dispersed.dispersion == pytest.approx((4 * 27 + 4) / (7 + 4))
     assert dispersed.status == "not_significant"
     assert dispersed.p_value == pytest.approx(
         _stats.rate_change_p(66, 600, 120, 600, "below", dispersion=dispersed.dispersion)
     )
     assert dispersed.p_value > dispersed.alpha
-    assert "dispersion 8.50" in describe(dispersed, cfg.rules[0])
+    assert "dispersion 10.18" in describe(dispersed, cfg.rules[0])
 
 
 def test_declared_holiday_week_is_left_out_of_the_dispersion() -> None:
