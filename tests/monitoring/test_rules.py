@@ -205,7 +205,8 @@ def test_property_fired_means_volume_threshold_and_significance(
     store = FakeStore()
     store.fill(T0 + 2 * WEEK, 24, {"channel": "x"}, n, k_base)
     store.fill(T0 + 3 * WEEK, 24, {"channel": "x"}, n, k_now)
-    cfg = _config({"min_volume": min_volume, "alpha": 0.01})
+    # a short CUSUM keeps 60 examples fast; its rule is tested in test_dispersion.py
+    cfg = _config({"min_volume": min_volume, "alpha": 0.01}, evaluation={"sequential_hours": 6})
     ev = _one(evaluate_rules(store, cfg, AT), "x")
     if ev.fired:
         assert ev.current.n >= min_volume

@@ -207,7 +207,9 @@ def test_every_evaluation_option_has_a_reason() -> None:
     from tabguard.checks import describe_options
 
     docs = describe_options(EvaluationOptions)
-    assert {d.name for d in docs} == {"alpha", "min_volume", "extra_weeks"}
+    assert {d.name for d in docs} == {
+        "alpha", "min_volume", "extra_weeks", "dispersion_prior_df", "sequential_hours"
+    }  # fmt: skip
     assert all(len(d.reason) > 40 and d.rule for d in docs)
 
 
