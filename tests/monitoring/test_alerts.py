@@ -92,7 +92,9 @@ def receiver() -> Iterator[Receiver]:
 def _run(
     store: FakeStore, config: AlertingConfig, flags: Any, start: datetime, hours: int
 ) -> list[Any]:
-    alerting = Alerting(store, config, flags, sleep=lambda s: None)
+    # The fake store is filled before the run and never changes: past windows can be reused
+    # across steps, as replay does (the live loop re-reads them; tests/monitoring/test_live.py).
+    alerting = Alerting(store, config, flags, sleep=lambda s: None, frozen_history=True)
     return [alerting.step(start + timedelta(hours=h)) for h in range(1, hours + 1)]
 
 
@@ -145,7 +147,7 @@ def test_ack_and_listing(store_url: str) -> None:
     assert acked.state == "acknowledged" and acked.acknowledged_by == "alice"
     assert [a.id for a in alerts.list(state="active")] == [alert.id]
     # acknowledged alerts still resolve when the condition clears
-    _run_from = Alerting(store, cfg)
+    _run_from = Alerting(store, cfg, frozen_history=True)
     for h in range(8, 40):
         _run_from.step(ONSET + timedelta(hours=h))
     assert alerts.get(alert.id).state == "resolved"
@@ -237,7 +239,7 @@ def test_replay_records_actions_without_applying(store_url: str) -> None:
 def test_tracker_ignores_skipped_evaluations_while_open() -> None:
     store = _store("memory://")
     cfg = _config(actions=["log"])
-    alerting = Alerting(store, cfg)
+    alerting = Alerting(store, cfg, frozen_history=True)
     for h in range(1, 8):
         alerting.step(ONSET + timedelta(hours=h))
     (alert,) = alerting.alerts.list(state="active")
