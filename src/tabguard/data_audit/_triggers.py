@@ -560,19 +560,8 @@ class _Scanner:
                 # coarse codes (repayment status) have naturally uneven counts and keep them
                 allowed &= cnt <= local
         if use_neighbours:
-            want = max(50, int(0.01 * self.n))
-            chosen: list[int] = []
-            total, lo, hi = 0.0, code - 1, code + 1
-            while total < want and (lo >= 0 or hi < len(cnt)):
-                for c2 in (lo, hi):
-                    if 0 <= c2 < len(cnt) and allowed[c2]:
-                        chosen.append(c2)
-                        total += cnt[c2]
-                lo -= 1
-                hi += 1
-            ids = np.asarray(chosen, dtype=np.int64)
-        else:
-            ids = np.flatnonzero(allowed)
+            return _outward(cnt, allowed, code, code, max(50, int(0.01 * self.n)))
+        ids = np.flatnonzero(allowed)
         w = cnt[ids]
         return ids, (w / w.sum() if w.sum() > 0 else w)
 
@@ -589,19 +578,7 @@ class _Scanner:
         for jj, cc in self.excluded:
             if jj == j:
                 allowed[cc] = False
-        want_rows = max(50, int(0.01 * self.n), want)
-        chosen: list[int] = []
-        total, left, right = 0.0, lo - 1, hi + 1
-        while total < want_rows and (left >= 0 or right < len(cnt)):
-            for c2 in (left, right):
-                if 0 <= c2 < len(cnt) and allowed[c2]:
-                    chosen.append(c2)
-                    total += cnt[c2]
-            left -= 1
-            right += 1
-        ids = np.asarray(chosen, dtype=np.int64)
-        w = cnt[ids]
-        return ids, (w / w.sum() if w.sum() > 0 else w)
+        return _outward(cnt, allowed, lo, hi, max(50, int(0.01 * self.n), want))
 
     def bands(self, exclude: set[tuple[int, int]]) -> list[Pattern]:
         """Runs of neighbouring values of an ordinal feature whose label rate departs from the
@@ -1482,3 +1459,22 @@ def _covered(p: Pattern, f: Pattern, sc: _Scanner) -> bool:
         return False
     rows = sc.rows_of(p)
     return bool(np.isin(rows, f.rows).mean() > 0.5)
+
+
+def _outward(
+    cnt: np.ndarray, allowed: np.ndarray, lo: int, hi: int, want: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Allowed value ids on both sides of ``[lo, hi]``, outward until they hold ``want`` rows,
+    with weights in proportion to their counts."""
+    chosen: list[int] = []
+    total, left, right = 0.0, lo - 1, hi + 1
+    while total < want and (left >= 0 or right < len(cnt)):
+        for c2 in (left, right):
+            if 0 <= c2 < len(cnt) and allowed[c2]:
+                chosen.append(c2)
+                total += cnt[c2]
+        left -= 1
+        right += 1
+    ids = np.asarray(chosen, dtype=np.int64)
+    w = cnt[ids]
+    return ids, (w / w.sum() if w.sum() > 0 else w)
