@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,13 +98,31 @@ def _configure_sqlite(engine: sa.Engine, *, wal: bool, durable: bool = False) ->
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        if wal:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if wal:
+            _enable_wal(cur)
+            cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _enable_wal(cur: Any) -> None:
+    # Switching a new file to WAL needs its exclusive lock, and SQLite answers "database is
+    # locked" at once, without its busy handler, when workers starting together race for it
+    # (seen with 4 processes on a fresh file). Retry within the busy timeout; once the file is
+    # in WAL mode (persistent) the pragma takes no lock.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
