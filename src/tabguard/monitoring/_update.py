@@ -22,7 +22,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -444,6 +444,23 @@ def _sketch_workers(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def run_exclusive(
+    store: SqlMonitorStore, started: float, run: Callable[[], UpdateResult]
+) -> UpdateResult:
+    """Run an update holding the store's updater lock (one updater at a time, whatever its
+    engine: the in-process one and Spark's share it).
+
+    Returns ``run()``'s result, or ``busy=True`` at once when another updater holds the lock
+    (``started``: ``time.perf_counter()`` when the update began, for its ``seconds``).
+    """
+    try:
+        with store.updater_lock():
+            return run()
+    except UpdaterBusyError as exc:
+        log.info("%s", exc)
+        return UpdateResult(busy=True, seconds=time.perf_counter() - started)
+
+
 def update(
     config: MonitorConfig,
     *,
@@ -491,11 +508,11 @@ def update(
         reader = reader or LogReader(config.log_url())
         try:
             plan = plan or load_plan(config)
-            with store.updater_lock():
-                return _run(config, store, reader, plan, clock, max_batches, started)
-        except UpdaterBusyError as exc:
-            log.info("%s", exc)
-            return UpdateResult(busy=True, seconds=time.perf_counter() - started)
+            return run_exclusive(
+                store,
+                started,
+                lambda: _run(config, store, reader, plan, clock, max_batches, started),
+            )
         finally:
             if own_reader:
                 reader.close()

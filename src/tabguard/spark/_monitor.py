@@ -51,7 +51,12 @@ from tabguard.monitoring._store import (
     SqlMonitorStore,
     open_monitor_store,
 )
-from tabguard.monitoring._update import SourceMismatchError, UpdateResult, load_plan
+from tabguard.monitoring._update import (
+    SourceMismatchError,
+    UpdateResult,
+    load_plan,
+    run_exclusive,
+)
 from tabguard.monitoring._window import from_epoch
 from tabguard.spark._session import functions, spark_session
 
@@ -121,8 +126,6 @@ def update_from_archive(
     DataError
         ``source`` is not an archive.
     """
-    from tabguard.monitoring._store import UpdaterBusyError
-
     started = time.perf_counter()
     root = Path(source).resolve()
     high = archive_watermark(root)
@@ -131,12 +134,9 @@ def update_from_archive(
     store = store or open_monitor_store(config.store_url(), bucket=config.bucket)
     try:
         plan = plan or load_plan(config)
-        try:
-            with store.updater_lock():
-                return _run(config, store, plan, root, high, clock, master, started)
-        except UpdaterBusyError as exc:
-            log.info("%s", exc)
-            return UpdateResult(busy=True, seconds=time.perf_counter() - started)
+        return run_exclusive(
+            store, started, lambda: _run(config, store, plan, root, high, clock, master, started)
+        )
     finally:
         if own_store:
             store.close()
