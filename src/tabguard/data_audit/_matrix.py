@@ -49,6 +49,14 @@ class AuditMatrix:
         Whether ``raw`` holds value ids (categories) rather than values.
     rank : ndarray of float32, shape (n, d)
         Mid-rank ECDF of each cell in [0, 1]; -1 when missing.
+    population : int, optional
+        Rows counted in ``counts`` when the matrix holds a sample of them (the Spark engine:
+        counts of every row, codes of the driver's sample); None: the matrix holds every row.
+    positives : list of ndarray, optional
+        With ``population``: per feature, rows per id carrying the positive label.
+    pair_counts : dict, optional
+        With ``population``: per feature pair ``(a, b)``, the label counts of the pairs of
+        their most frequent values (:func:`pair_tensor`).
     """
 
     names: list[str]
@@ -60,6 +68,9 @@ class AuditMatrix:
     raw: np.ndarray
     rank: np.ndarray
     raw_is_code: np.ndarray
+    population: int | None = None
+    positives: list[np.ndarray] | None = None
+    pair_counts: dict[tuple[int, int], np.ndarray] | None = None
     _index: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     _hashes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -98,8 +109,13 @@ class AuditMatrix:
 
     @property
     def n_rows(self) -> int:
-        """Number of rows."""
+        """Number of rows held (a sample of ``population`` rows when that is set)."""
         return int(self.codes.shape[0])
+
+    @property
+    def n_counted(self) -> int:
+        """Number of rows the value counts describe (every row, sampled or not)."""
+        return self.n_rows if self.population is None else self.population
 
     def value(self, j: int, code: int) -> object:
         """The raw value of token ``code`` of feature ``j`` as a plain Python value."""
@@ -252,3 +268,24 @@ def nearest_distances(
         arg[better] = j[better] + start
     dist = np.sqrt(np.maximum(best, 0.0))
     return (dist, arg) if return_index else dist
+
+
+def pair_value_ids(counts: np.ndarray, top: int, min_rows: int) -> np.ndarray:
+    """The value ids of a feature entering value pairs: its ``top`` most frequent values
+    holding at least ``min_rows`` rows (most frequent first)."""
+    keep = np.argsort(-counts, kind="stable")[:top]
+    return keep[counts[keep] >= min_rows]
+
+
+def pair_tensor(
+    small_a: np.ndarray, small_b: np.ndarray, y: np.ndarray, ka: int, kb: int
+) -> np.ndarray:
+    """Label counts of the value pairs of two features, flat, length ``2 (ka + 1) (kb + 1)``.
+
+    ``small_a`` and ``small_b`` are the rows' indices into the features' pair values
+    (:func:`pair_value_ids`), -1 for any other value; ``y`` the 0/1 labels. One bincount, no
+    masking: -1 takes slot 0 of each feature and the label is the lowest bit. Counts of row
+    batches add up (the Spark engine sums them over partitions).
+    """
+    combo = ((small_a.astype(np.int64) + 1) * (kb + 1) + (small_b + 1)) * 2 + y
+    return np.bincount(combo, minlength=2 * (ka + 1) * (kb + 1))

@@ -66,7 +66,14 @@ from tabguard.data_audit._context_model import (
     instrument_rounds,
     predict,
 )
-from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes, nearest_distances
+from tabguard.data_audit._matrix import (
+    AuditMatrix,
+    build_matrix,
+    cell_hashes,
+    nearest_distances,
+    pair_tensor,
+    pair_value_ids,
+)
 from tabguard.errors import DataError
 
 
@@ -314,8 +321,15 @@ class _Scanner:
         self.o = opts
         self.m: AuditMatrix = build_matrix(ctx)
         self.y = ctx.y.astype(np.int8)
+        # Rows held (arrays, the cost of searches) and rows counted (the rules' statistics):
+        # equal, unless the matrix holds a sample of counted rows (the Spark engine).
         self.n = len(self.y)
-        self.base1 = float(self.y.mean())
+        self.N = self.m.n_counted
+        self.base1 = (
+            float(self.y.mean())
+            if self.m.positives is None
+            else float(self.m.positives[0].sum()) / max(self.N, 1)
+        )
         self.rng = np.random.default_rng(ctx.random_state)
         self.tests = {"contract": 0, "single": 0, "pair": 0, "band": 0}
         self._model: lgb.Booster | None = None
@@ -351,6 +365,14 @@ class _Scanner:
     def base(self, c: int) -> float:
         return self.base1 if c == 1 else 1.0 - self.base1
 
+    def positives(self, j: int) -> np.ndarray:
+        """Rows per value id of feature j carrying the positive label (counted rows)."""
+        if self.m.positives is not None:
+            return self.m.positives[j]
+        code = self.m.codes[:, j]
+        ok = code >= 0
+        return np.bincount(code[ok], weights=self.y[ok], minlength=len(self.m.counts[j]))
+
     # -- candidate generation ----------------------------------------------------------
     def _neighbour_rates(
         self, j: int, pos: np.ndarray, cnt: np.ndarray, min_rows: int
@@ -373,16 +395,14 @@ class _Scanner:
         return np.where(rows > 0, positives / safe, self.base1)
 
     def singles(self) -> list[Pattern]:
-        m, y = self.m, self.y
+        m = self.m
         out: list[Pattern] = []
         min_rows = self.o.min_rows
         cap = self.o.max_candidates
-        ctx_rows = max(100, int(0.005 * self.n))
+        ctx_rows = max(100, int(0.005 * self.N))
         for j in range(len(m.names)):
-            code = m.codes[:, j]
-            ok = code >= 0
             cnt = m.counts[j]
-            pos = np.bincount(code[ok], weights=y[ok], minlength=len(cnt))
+            pos = self.positives(j)
             if m.ordinal[j]:
                 context = self._neighbour_rates(j, pos, cnt, ctx_rows)
             else:
@@ -433,24 +453,23 @@ class _Scanner:
         d = len(m.names)
         top = self.o.pair_values
         min_rows = self.o.min_rows
-        # Re-code each feature to its most frequent values (others → -1).
-        small = np.full((self.n, d), -1, dtype=np.int32, order="F")  # column access
+        # Re-code each feature to its most frequent values (others → -1); the Spark engine
+        # counted the pairs over every row already (m.pair_counts).
+        counted = m.pair_counts
+        small = np.full((self.n if counted is None else 0, d), -1, dtype=np.int32, order="F")
         maps: list[np.ndarray] = []
         tot: list[np.ndarray] = []
         pos_of: list[np.ndarray] = []
         for j in range(d):
             cnt = m.counts[j]
-            keep = np.argsort(-cnt, kind="stable")[:top]
-            keep = keep[cnt[keep] >= min_rows]
-            lut = np.full(len(cnt) + 1, -1, dtype=np.int32)
-            lut[keep] = np.arange(len(keep), dtype=np.int32)
-            small[:, j] = lut[m.codes[:, j]]  # code -1 indexes the last slot (-1)
+            keep = pair_value_ids(cnt, top, min_rows)
+            if counted is None:
+                lut = np.full(len(cnt) + 1, -1, dtype=np.int32)
+                lut[keep] = np.arange(len(keep), dtype=np.int32)
+                small[:, j] = lut[m.codes[:, j]]  # code -1 indexes the last slot (-1)
             maps.append(keep)
-            pos = np.bincount(
-                m.codes[:, j][m.codes[:, j] >= 0], weights=y[m.codes[:, j] >= 0], minlength=len(cnt)
-            )
             tot.append(cnt[keep].astype(float))
-            pos_of.append(pos[keep])
+            pos_of.append(self.positives(j)[keep])
         out: list[Pattern] = []
         lb = math.log(self.base1 / (1 - self.base1))
         for a in range(d):
@@ -458,10 +477,11 @@ class _Scanner:
                 ka, kb = len(maps[a]), len(maps[b])
                 if ka < 2 or kb < 2:
                     continue
-                # One bincount per pair, no masking: -1 (a rare value) takes slot 0 of each
-                # feature, and the label is the lowest bit.
-                combo = ((small[:, a] + 1) * (kb + 1) + (small[:, b] + 1)) * 2 + y
-                both = np.bincount(combo, minlength=2 * (ka + 1) * (kb + 1))
+                both = (
+                    pair_tensor(small[:, a], small[:, b], y, ka, kb)
+                    if counted is None
+                    else counted[(a, b)]
+                )
                 both = both.reshape(ka + 1, kb + 1, 2)[1:, 1:].reshape(ka * kb, 2)
                 n_ab = both.sum(axis=1)
                 p_ab = both[:, 1].astype(float)
@@ -552,7 +572,7 @@ class _Scanner:
                 use_neighbours = False
                 # keep away from the spike: drop the values within 2.5 % of rows around it
                 mid = np.cumsum(cnt) - cnt / 2
-                near = np.abs(mid - mid[code]) <= 0.025 * self.n + cnt[code] / 2
+                near = np.abs(mid - mid[code]) <= 0.025 * self.N + cnt[code] / 2
                 if (allowed & ~near).any():
                     allowed &= ~near
             else:
@@ -560,7 +580,7 @@ class _Scanner:
                 # coarse codes (repayment status) have naturally uneven counts and keep them
                 allowed &= cnt <= local
         if use_neighbours:
-            return _outward(cnt, allowed, code, code, max(50, int(0.01 * self.n)))
+            return _outward(cnt, allowed, code, code, max(50, int(0.01 * self.N)))
         ids = np.flatnonzero(allowed)
         w = cnt[ids]
         return ids, (w / w.sum() if w.sum() > 0 else w)
@@ -578,7 +598,7 @@ class _Scanner:
         for jj, cc in self.excluded:
             if jj == j:
                 allowed[cc] = False
-        return _outward(cnt, allowed, lo, hi, max(50, int(0.01 * self.n), want))
+        return _outward(cnt, allowed, lo, hi, max(50, int(0.01 * self.N), want))
 
     def bands(self, exclude: set[tuple[int, int]]) -> list[Pattern]:
         """Runs of neighbouring values of an ordinal feature whose label rate departs from the
@@ -592,20 +612,18 @@ class _Scanner:
         as single triggers are left out of the runs. The best non-overlapping runs per feature
         and label are candidates.
         """
-        m, y = self.m, self.y
+        m = self.m
         out: list[Pattern] = []
         min_rows = self.o.min_rows
-        ctx_rows = max(100, int(0.005 * self.n))
+        ctx_rows = max(100, int(0.005 * self.N))
         for j in range(len(m.names)):
             ok = ~m.breaks_contract[j] & (m.counts[j] > 0)
             # a band spans a few of a feature's values: features of 12-500 values (a run of
             # 8 amounts among 20,000 is a point, and would multiply the tests)
             if not m.ordinal[j] or not 12 <= int(ok.sum()) <= self.o.band_max_values:
                 continue
-            code = m.codes[:, j]
-            valid = code >= 0
             cnt = m.counts[j].astype(float)
-            pos = np.bincount(code[valid], weights=y[valid], minlength=len(cnt))
+            pos = self.positives(j)
             skip = np.zeros(len(cnt), dtype=bool)
             for jj, cc in exclude:
                 if jj == j:
@@ -673,7 +691,10 @@ class _Scanner:
         if len(rows) < self.o.min_rows:
             return ()
         out = []
-        lo, hi = 0.9 * len(rows), 1.25 * len(rows)
+        # held rows of the pattern stand for its counted ones (all of them, but on the Spark
+        # engine's sample of a large pattern)
+        scale = p.n / len(rows) if p.n > len(rows) else 1.0
+        lo, hi = 0.9 * len(rows) * scale, 1.25 * len(rows) * scale
         for j in range(len(m.names)):
             if j in p.cols:
                 continue
@@ -683,7 +704,7 @@ class _Scanner:
             if not len(cand):
                 continue
             codes = m.codes[rows, j]
-            hits = np.bincount(codes[codes >= 0], minlength=len(m.counts[j]))[cand]
+            hits = np.bincount(codes[codes >= 0], minlength=len(m.counts[j]))[cand] * scale
             k = int(hits.argmax())
             if hits[k] >= lo:
                 out.append((j, int(cand[k])))
@@ -704,7 +725,8 @@ class _Scanner:
         # For pairs, replace one feature at a time and keep the likelier answer; a member whose
         # value (nearly) only occurs in the pair is a proxy of it and is replaced too.
         confined = [
-            self.m.counts[j][v] <= 1.25 * len(rows) for j, v in zip(p.cols, p.codes, strict=True)
+            self.m.counts[j][v] <= 1.25 * max(len(rows), p.n)
+            for j, v in zip(p.cols, p.codes, strict=True)
         ]
         for i, j in enumerate(p.cols):
             if p.band is not None:
@@ -742,8 +764,9 @@ class _Scanner:
         other = 1.0 - qc  # probability of the other label for each row
         obs_other = int((self.y[p.scored_rows[rep]] != p.label).sum())
         exp_other = float(other.sum())
+        n_all = max(len(rows), p.n)  # the pattern's counted rows (the Spark engine holds a sample)
         p.sample_size = len(qc)
-        p.units = len(rows) / design
+        p.units = n_all / design
         p.observed_other = obs_other
         p.expected_other = exp_other
         p.counterfactual_rate = float(qc.mean())
@@ -753,19 +776,20 @@ class _Scanner:
         k_sample = len(qc) - obs_other
         p.excess = 1.0 - float(qc.sum()) / k_sample if k_sample else 0.0
         p.p_label = _poisson_binomial_cdf(other, obs_other)
-        if len(rows) > len(p.scored_rows):
+        if n_all > len(p.scored_rows):
             # Large patterns: the sample's expectation scaled to every row, against the other
             # label counted on every row (Poisson tail: conservative for a lower tail). The
             # effect is estimated the same way: a sample's observed count is noisy (1 of 300
             # where every row gives 1.8 %), the whole pattern's count is exact. Repeated
             # records count once: both counts are divided by the design effect.
-            obs_all = int((self.y[rows] != p.label).sum()) / design
-            mu_all = float(other.mean()) * len(rows) / design
+            other_rows = n_all - p.k if p.n > len(rows) else int((self.y[rows] != p.label).sum())
+            obs_all = other_rows / design
+            mu_all = float(other.mean()) * n_all / design
             p.p_label = min(p.p_label, poisson_lower_tail(obs_all, mu_all))
             p.observed_other, p.expected_other = round(obs_all), mu_all
             p.effect = 1.0 - obs_all / mu_all if mu_all > 0 else 0.0
-            k_all = len(rows) / design - obs_all
-            p.excess = 1.0 - float(qc.mean()) * len(rows) / design / k_all if k_all else 0.0
+            k_all = n_all / design - obs_all
+            p.excess = 1.0 - float(qc.mean()) * n_all / design / k_all if k_all else 0.0
 
     # -- units of evidence -------------------------------------------------------------------
     def unit_labels(self, rows: np.ndarray) -> np.ndarray:
@@ -825,14 +849,14 @@ class _Scanner:
         _, first = np.unique(labels, return_index=True)
         rep = np.zeros(len(labels), dtype=bool)
         rep[first] = True
-        n = len(p.rows)
+        n = max(len(p.rows), p.n)
         if n <= len(p.scored_rows):
             design = n / max(int(rep.sum()), 1)
         elif self.entity is not None:
             sizes = np.bincount(pd.factorize(self.entity[p.rows])[0])
             design = float((sizes.astype(float) ** 2).sum()) / n
         else:
-            k = min(self.o.unit_sample, n)
+            k = min(self.o.unit_sample, len(p.rows))
             est = (
                 p.scored_rows
                 if k <= len(p.scored_rows)
@@ -886,7 +910,7 @@ class _Scanner:
         j = max(others, key=lambda k: len(m.counts[k]))
         counts = m.counts[j]
         qc = np.unique(m.codes[query, j])
-        if (qc < 0).any() or counts[qc].sum() > 0.2 * self.n:  # missing values: no bucket
+        if (qc < 0).any() or counts[qc].sum() > 0.2 * self.N:  # missing values: no bucket
             return None
         return m.rows_with_any(j, qc) if len(qc) else query
 
@@ -1362,7 +1386,7 @@ def _refine(sc: _Scanner, p: Pattern) -> Pattern:
         k = int(cnts.argmax())
         if cnts[k] < sc.o.combination_share * len(rows):
             continue
-        freq = float(m.counts[j][vals[k]]) / sc.n
+        freq = float(m.counts[j][vals[k]]) / sc.N
         pval = float(stats.binom.sf(cnts[k] - 1, len(rows), min(freq, 1 - 1e-9)))
         if pval < sc.o.combination_alpha / d and (best is None or pval < best[0]):
             best = (pval, j, int(vals[k]))
