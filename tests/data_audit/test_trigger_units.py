@@ -169,7 +169,7 @@ def test_design_effect_of_every_row_is_mean_unit_size_seen_by_a_row(sizes: list[
     n = int(m.sum())
     d = design_effect(m, n)
     assert d == pytest.approx(float((m**2).sum()) / n)
-    assert 1.0 <= d <= m.max()
+    assert 1.0 <= d <= m.max() * (1 + 1e-12)  # float rounding: 29.000000000000004
 
 
 @given(st.integers(0, 200), st.floats(0.01, 300.0))
