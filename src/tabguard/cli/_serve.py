@@ -55,11 +55,11 @@ def serve_cmd(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Serve guarded real-time decisions of a model directory (see docs/serving.md)."""
-    import uvicorn
-
     from tabguard.serving._app import MODEL_ENV, ScoringService, resolve_reference
     from tabguard.serving._config import HOME_ENV, load_config
     from tabguard.serving._metrics import MULTIPROC_ENV
+    from tabguard.serving._server import describe, run_workers
+    from tabguard.serving._server import serve as run_server
     from tabguard.serving._stores import require_drivers
     from tabguard.training import load_model
 
@@ -99,6 +99,9 @@ def serve_cmd(
         metrics_dir = tempfile.mkdtemp(prefix="tabguard-metrics-")
         os.environ[MULTIPROC_ENV] = metrics_dir
     options: dict[str, Any] = {
+        # httptools on uvloop, with the head-size limit and request timeout of [server].
+        "request_timeout": server.request_timeout,
+        "max_head_bytes": server.max_head_bytes,
         "host": bind_host,
         "port": bind_port,
         "log_config": _log_config(log_level),
@@ -108,14 +111,17 @@ def serve_cmd(
         # trusted_proxies, never from a header uvicorn would believe from 127.0.0.1.
         "proxy_headers": False,
     }
+    console.print(
+        describe(**options),
+        soft_wrap=True,
+        markup=False,
+    )
     try:
         if n_workers == 1:
             from tabguard.serving._app import create_app
 
-            uvicorn.run(create_app(service=service), **options)
+            run_server(create_app(service=service), **options)
         else:
-            from tabguard.serving._server import run_workers
-
             # Not uvicorn.run: its multi-worker listener leaves Nagle on (40 ms per response).
             run_workers(
                 "tabguard.serving._app:app_from_env", workers=n_workers, factory=True, **options

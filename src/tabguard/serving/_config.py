@@ -300,6 +300,13 @@ class ServerConfig(BaseModel):
         Reference data for the probing detector and the rule policy (as ``--reference``).
     max_body_bytes : int
         Largest request body; larger ones get 413.
+    max_head_bytes : int
+        Largest request line plus headers while incomplete; larger ones get 431 and the
+        connection is closed (h11's limit; enforced by the HTTP protocol, see
+        ``tabguard.serving._http``).
+    request_timeout : float
+        Seconds a request (head and body) may take to arrive from the connection or its first
+        byte (slowloris): an idle new connection is closed, an incomplete head gets 408.
     key_cache_ttl : float
         Seconds a key check is cached (a revocation takes effect within this).
     flag_interval : float
@@ -336,6 +343,8 @@ class ServerConfig(BaseModel):
     workers: int = Field(default=1, ge=1, le=64)
     reference: str | None = None
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=16 * 1024 * 1024)
+    max_head_bytes: int = Field(default=16 * 1024, ge=4096, le=1024 * 1024)
+    request_timeout: float = Field(default=10.0, ge=0.1, le=300)
     key_cache_ttl: float = Field(default=5.0, ge=0, le=3600)
     flag_interval: float = Field(default=0.5, gt=0, le=1.0)
     metrics_require_key: bool = False

@@ -24,15 +24,24 @@ fewer workers until the load stops. A worker that has not finished starting with
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
+
+from tabguard.serving._http import (
+    MAX_HEAD_BYTES,
+    REQUEST_TIMEOUT,
+    GuardedHttpProtocol,
+    event_loop,
+)
 
 log = logging.getLogger("uvicorn.error")
 
@@ -56,8 +65,70 @@ def tcp_listener(sock: socket.socket) -> socket.socket:
     return tcp
 
 
-class NoDelayConfig(uvicorn.Config):
-    """A ``uvicorn.Config`` whose listening socket gives every connection ``TCP_NODELAY``."""
+class ServeConfig(uvicorn.Config):
+    """The ``uvicorn.Config`` of ``tabguard serve``: httptools on uvloop, with our limits.
+
+    Parameters
+    ----------
+    app : str or ASGI app
+    request_timeout : float
+        Seconds a request (head and body) may take to arrive (``[server] request_timeout``).
+    max_head_bytes : int
+        Largest incomplete request line plus headers (``[server] max_head_bytes``).
+    **options
+        Any other ``uvicorn.Config`` option; ``http`` and ``loop`` default to
+        :class:`~tabguard.serving._http.GuardedHttpProtocol` and
+        :func:`~tabguard.serving._http.event_loop`.
+    """
+
+    def __init__(
+        self, app: Any, *, request_timeout: float = REQUEST_TIMEOUT,
+        max_head_bytes: int = MAX_HEAD_BYTES, **options: Any,
+    ) -> None:  # fmt: skip
+        options.setdefault("http", GuardedHttpProtocol)
+        options.setdefault("loop", event_loop())
+        super().__init__(app, **options)
+        # Read by GuardedHttpProtocol in each connection (and pickled to worker processes).
+        self.request_timeout = request_timeout
+        self.max_head_bytes = max_head_bytes
+
+
+def describe(**options: Any) -> str:
+    """One line naming the HTTP parser, event loop and request limits that ``options`` give.
+
+    ``options`` are those of :class:`ServeConfig` (the defaults apply to what is missing).
+    """
+    http = options.get("http", GuardedHttpProtocol)
+    loop = options.get("loop", event_loop())
+    if http is not GuardedHttpProtocol:
+        return f"HTTP: {getattr(http, '__name__', http)} on {loop}"
+    timeout = options.get("request_timeout", REQUEST_TIMEOUT)
+    head = options.get("max_head_bytes", MAX_HEAD_BYTES)
+    text = (
+        f"HTTP: httptools on {loop}; request head <= {head} bytes, "
+        f"whole request within {timeout:g} s"
+    )
+    if loop == "asyncio":
+        text += " (uvloop is not installed: the standard event loop, slower)"
+    return text
+
+
+def serve(app: Any, **options: Any) -> None:
+    """Serve ``app`` from this process, like ``uvicorn.run`` with a :class:`ServeConfig`.
+
+    Exits with uvicorn's start-up failure code when the app could not start (as
+    ``uvicorn.run`` does).
+    """
+    config = ServeConfig(app, **options)
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(getattr(uvicorn.config, "STARTUP_FAILURE", 3))
+
+
+class NoDelayConfig(ServeConfig):
+    """A :class:`ServeConfig` whose listening socket gives every connection ``TCP_NODELAY``."""
 
     def bind_socket(self) -> socket.socket:
         """Bind as uvicorn does, then make the socket a ``TCP_NODELAY`` TCP listener."""
@@ -174,7 +245,8 @@ def run_workers(
         Seconds a new worker may take to become ready before it is replaced
         (:class:`Supervisor`).
     **options
-        Any other ``uvicorn.Config`` option (``host``, ``port``, ``factory``, ``log_config``...).
+        Any other :class:`ServeConfig` option (``host``, ``port``, ``factory``,
+        ``log_config``, ``request_timeout``...).
     """
     config = NoDelayConfig(app, workers=workers, **options)
     sock = config.bind_socket()
