@@ -49,8 +49,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,7 @@ import sqlalchemy as sa
 from tabguard.datasets import credit_default_contract, load_credit_default
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the tests' TCP proxy (tests/serving/_tcp_proxy.py)
+sys.path.insert(0, str(ROOT))  # the tests' TCP proxy and burst client (tests/serving/)
 
 ATTACKERS = 8
 POSTGRES = os.environ.get("TABGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -498,43 +497,6 @@ def workers(root: Path, model: Path, repeats: int) -> None:
 # ---- faults --------------------------------------------------------------------------------------
 
 
-class Burst:
-    """8 clients, ``per_client`` requests each; the decision ids answered with 200."""
-
-    def __init__(self, base: str, key: str, recs: list[dict[str, Any]]) -> None:
-        self.base, self.key, self.recs = base, key, recs
-        self.answered: list[str] = []
-        self.sent = 0
-        self.lock = threading.Lock()
-
-    def run(self, per_client: int, on_answered: Callable[[int], None]) -> None:
-        def client(c: int) -> None:
-            http = httpx.Client(base_url=self.base, timeout=10)
-            headers = {"Authorization": f"Bearer {self.key}"}
-            try:
-                for i in range(per_client):
-                    body = {"subject_id": f"s{c}-{i}", "features": self.recs[(c * 31 + i) % 200]}
-                    with self.lock:
-                        self.sent += 1
-                    try:
-                        r = http.post("/v1/decisions", json=body, headers=headers)
-                    except httpx.TransportError:  # a killed process or worker: reconnect
-                        http.close()
-                        http = httpx.Client(base_url=self.base, timeout=10)
-                        time.sleep(0.01)
-                        continue
-                    if r.status_code == 200:
-                        with self.lock:
-                            self.answered.append(r.json()["decision_id"])
-                            n = len(self.answered)
-                        on_answered(n)
-            finally:
-                http.close()
-
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(client, range(8)))
-
-
 @contextmanager
 def postgres_database() -> Iterator[str]:
     """A fresh database on the shared server, dropped afterwards."""
@@ -577,6 +539,7 @@ def fault_once(
     per_client: int, pg_url: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     """One burst under one fault; what was sent, answered and recorded."""
+    from tests.serving._service import Burst  # the same 8-client burst as the journal tests
     from tests.serving._tcp_proxy import TcpProxy
 
     from tabguard.serving import load_config, open_keys

@@ -61,9 +61,10 @@ import pandas as pd
 from tabguard.datasets import credit_default_contract, load_credit_default
 
 SERVER = r"""
-import sys, pandas as pd, uvicorn
+import os, sys, pandas as pd
 from fastapi import Body
 from tabguard.serving import create_app
+from tabguard.serving._server import serve
 from tabguard.training import load_model
 
 model_dir, port = sys.argv[1], int(sys.argv[2])
@@ -82,12 +83,15 @@ async def bare_fast(payload: dict = Body(...)) -> dict:
     row, _ = bundle.main.transform.transform_record(payload["features"])
     return {"score": fast.score_row(row[0])}
 
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+# As `tabguard serve` runs it (httptools on uvloop), or TGBENCH_HTTP=h11: h11 on asyncio.
+old = {"http": "h11", "loop": "asyncio"} if os.environ.get("TGBENCH_HTTP") == "h11" else {}
+serve(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **old)
 """
 
 
 # The reference endpoint of issue 14: a hand-written FastAPI app around a LightGBM Booster.
 BARE_BOOSTER = r"""
+import os
 import sys
 
 import lightgbm as lgb
@@ -113,7 +117,12 @@ async def health() -> dict:
     return {"status": "ok"}
 
 
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+# uvicorn's own httptools protocol on uvloop (what uvicorn[standard] gives a bare app), or
+# TGBENCH_HTTP=h11: h11 on asyncio.
+impl = "h11" if os.environ.get("TGBENCH_HTTP") == "h11" else "httptools"
+loop = "asyncio" if impl == "h11" else "uvloop"
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+            http=impl, loop=loop)
 """
 
 
@@ -139,10 +148,14 @@ def booster_pid(base: str) -> int:
     return _BOOSTER_PIDS[base]
 
 
-def start_bare_booster(model_file: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_bare_booster(
+    model_file: Path, http: str = "httptools"
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start the bare-booster app in its own process; return it and its base URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", BARE_BOOSTER, str(model_file), str(port)])
+    env = {**os.environ, "TGBENCH_HTTP": http}
+    cmd = [sys.executable, "-c", BARE_BOOSTER, str(model_file), str(port)]
+    proc = subprocess.Popen(cmd, env=env)
     base = f"http://127.0.0.1:{port}"
     wait_ready(base, "/health")
     _BOOSTER_PIDS[base] = proc.pid
@@ -186,8 +199,8 @@ def make():
 # The bare-booster app as a module, for the multi-process launchers (gunicorn, run_workers).
 BARE_MODULE = BARE_BOOSTER.replace(
     "model_file, port = sys.argv[1], int(sys.argv[2])",
-    'import os\nmodel_file = os.environ["TGBENCH_BOOSTER_MODEL"]',
-).split("\nuvicorn.run(")[0]
+    'model_file = os.environ["TGBENCH_BOOSTER_MODEL"]',
+).split("\n# uvicorn's own httptools")[0]
 
 WORKER_LAUNCHER = r"""
 import sys
@@ -519,7 +532,11 @@ def multi_worker(
     (code / "launch.py").write_text(WORKER_LAUNCHER)
     (code / "tgbench_bare.py").write_text(BARE_MODULE)
     results: dict[tuple[str, str], tuple[float, list[float]]] = {}
+    # (launcher, endpoint) -> [server CPU s, client CPU s, machine busy CPU s, seconds, requests]
+    acct: dict[tuple[str, str], list[float]] = {}
     bare = bare_multi(code, root / "booster.txt", workers) if gunicorn else []
+    pids = {"bare-booster": booster_pid(booster_base)}
+    pids.update({name: proc.pid for name, _, proc in bare})
     for launcher in launchers:
         port = free_port()
         env = {
@@ -543,9 +560,15 @@ def multi_worker(
                     *[(name, where, "/bare-booster") for name, where, _ in bare],
                 ]
                 for name, where, url in runs:
+                    pid = server.pid if name in ("guarded", "bare-fast") else pids[name]
+                    before = cpu_snapshot(pid)
                     rps, times = load(where, url, key, recs, seconds / 3)
+                    spent = [a - b for a, b in zip(cpu_snapshot(pid), before, strict=True)]
                     old_rps, old_times = results.get((launcher, name), (0.0, []))
                     results[(launcher, name)] = (old_rps + rps / 3, old_times + times)
+                    total = acct.setdefault((launcher, name), [0.0] * 5)
+                    for i, v in enumerate([*spent, float(len(times))]):
+                        total[i] += v
         finally:
             server.terminate()
             server.wait(60)
@@ -589,6 +612,39 @@ def multi_worker(
             f"  guarded ({workers} workers) / bare-booster (1 process) throughput "
             f"{mine[0] / booster[0]:.2f}x"
         )
+    print(
+        "  CPU accounting during the same runs (cores = CPU seconds per second of run; the "
+        "machine has 2):"
+    )
+    print(
+        f"  {'endpoint':44s} {'server us/req':>13s} {'server':>7s} {'client':>7s} "
+        f"{'others':>7s} {'idle':>6s}"
+    )
+    ncpu = psutil_cpu_count()
+    last = launchers[-1]
+    per_req: dict[str, float] = {}
+    for (launcher, name), (srv, cli, busy, secs, n) in acct.items():
+        if launcher != last and name not in ("guarded", "bare-fast"):
+            continue
+        label = (
+            f"{name} ({labels[launcher].split(' ')[0]})"
+            if name in ("guarded", "bare-fast")
+            else name
+        )
+        per_req[label] = srv / n * 1e6
+        others = max(0.0, busy - srv - cli)
+        print(
+            f"  {label:44s} {srv / n * 1e6:13.0f} {srv / secs:7.2f} {cli / secs:7.2f} "
+            f"{others / secs:7.2f} {max(0.0, ncpu - busy / secs):6.2f}"
+        )
+    g_label = f"guarded ({labels['tabguard'].split(' ')[0]})"
+    if g_label in per_req:
+        ratio = per_req[g_label] / per_req["bare-booster"]
+        print(
+            f"  server CPU per request, guarded ({workers} workers) / bare-booster (1 process): "
+            f"{ratio:.2f}x; guarded {workers} workers >= bare 1 process when both are CPU-bound "
+            f"iff this is <= {workers} ({'yes' if ratio <= workers else 'no'})"
+        )
     if bare:
         last = launchers[-1]
         for name, _, _ in bare:
@@ -602,6 +658,34 @@ def multi_worker(
             f"  bare-booster app, run_workers / gunicorn ({workers} workers each): throughput "
             f"{t[0] / g[0]:.2f}x, p50 {pct(t[1], 50) / pct(g[1], 50):.2f}x"
         )
+
+
+def cpu_snapshot(pid: int) -> tuple[float, float, float]:
+    """CPU seconds so far: the server (``pid`` and its children), this client process, and the
+    whole machine (busy, all processes): the difference of two snapshots separates the
+    server's work from the client's and from other jobs on the machine."""
+    import psutil
+
+    root = psutil.Process(pid)
+    server = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        server += t.user + t.system
+    me = psutil.Process().cpu_times()
+    machine = psutil.cpu_times()
+    busy = sum(
+        getattr(machine, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal")
+    )
+    return server, me.user + me.system, busy
+
+
+def psutil_cpu_count() -> int:
+    import psutil
+
+    return psutil.cpu_count() or 1
 
 
 def bare_multi(
@@ -659,9 +743,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes of the multi-worker run")
     parser.add_argument(
         "--only",
-        choices=["all", "single", "workers"],
+        choices=["all", "single", "workers", "http"],
         default="all",
-        help="single: one process and in process; workers: the multi-worker comparison",
+        help="single: one process and in process; workers: the multi-worker comparison; "
+        "http: h11 on asyncio against httptools on uvloop (guarded and bare-booster)",
     )
     parser.add_argument(
         "--launchers",
@@ -705,6 +790,8 @@ def main() -> None:
         try:
             if args.only in ("all", "single"):
                 single_process(root, home, key, reference, booster_base, recs, args)
+            if args.only == "http":
+                http_stacks(root, home, key, reference, booster_file, recs, args.requests)
             if args.only in ("all", "workers"):
                 launchers = ("uvicorn", "tabguard") if args.launchers else ("tabguard",)
                 multi_worker(
@@ -714,6 +801,97 @@ def main() -> None:
         finally:
             booster.terminate()
             booster.wait(30)
+
+
+def http_stacks(
+    root: Path,
+    home: Path,
+    key: str,
+    reference: Path,
+    booster_file: Path,
+    recs: list[dict[str, Any]],
+    n: int,
+) -> None:
+    """The guarded app and the bare-booster app each under h11 on asyncio (what `tabguard
+    serve` ran before) and under httptools on uvloop (what it runs now): server CPU per
+    request and wall latency, four processes measured side by side in one run."""
+    import psutil
+
+    procs: list[subprocess.Popen[bytes]] = []
+    servers: dict[str, tuple[int, str, str]] = {}
+    try:
+        for http in ("h11", "httptools"):
+            port = free_port()
+            env = {**os.environ, "TABGUARD_HOME": str(home), "TGBENCH_HTTP": http}
+            cmd = [sys.executable, "-c", SERVER, str(root / "model"), str(port), str(reference)]
+            proc = subprocess.Popen(cmd, env=env)
+            procs.append(proc)
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(base, "/health")
+            servers[f"guarded, {http}"] = (proc.pid, base, "/v1/decisions")
+            bproc, bbase = start_bare_booster(booster_file, http)
+            procs.append(bproc)
+            servers[f"bare-booster, {http}"] = (bproc.pid, bbase, "/bare-booster")
+        headers = {"Authorization": f"Bearer {key}"}
+        cpu = dict.fromkeys(servers, 0.0)
+        times: dict[str, list[float]] = {name: [] for name in servers}
+        counter = iter(range(10**9))
+        clients = {
+            name: httpx.Client(base_url=base, timeout=30) for name, (_, base, _) in servers.items()
+        }
+        try:
+            for name, (_, _, url) in servers.items():  # warm-up
+                for i in range(100):
+                    body = {"subject_id": f"w{next(counter)}", "features": recs[i % len(recs)]}
+                    clients[name].post(url, json=body, headers=headers)
+            for _ in range(3):  # CPU: each server in its own phase, three alternating rounds
+                for name, (pid, _, url) in servers.items():
+                    proc_ = psutil.Process(pid)
+                    before = proc_.cpu_times()
+                    for i in range(n // 3):
+                        body = {"subject_id": f"c{next(counter)}", "features": recs[i % len(recs)]}
+                        r = clients[name].post(url, json=body, headers=headers)
+                        if r.status_code != 200:
+                            raise RuntimeError(f"{name}: {r.status_code} {r.text[:200]}")
+                    after = proc_.cpu_times()
+                    cpu[name] += after.user + after.system - before.user - before.system
+            for i in range(n):  # latency: one request to each server in turn
+                body = {"subject_id": f"l{next(counter)}", "features": recs[i % len(recs)]}
+                for name, (_, _, url) in servers.items():
+                    t = time.perf_counter()
+                    clients[name].post(url, json=body, headers=headers)
+                    times[name].append(time.perf_counter() - t)
+        finally:
+            for c in clients.values():
+                c.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
+    per = {name: cpu[name] / (3 * (n // 3)) * 1e6 for name in servers}
+    print(
+        f"\nHTTP stacks, one process each; server CPU per request (user + system, all threads; "
+        f"{3 * (n // 3)} sequential requests each, 3 alternating rounds), then wall time of "
+        f"{n} requests alternating over the four servers:"
+    )
+    print(f"  {'server':34s} {'CPU us/req':>11s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for name in servers:
+        v = times[name]
+        print(f"  {name:34s} {per[name]:11.0f} {pct(v, 50) * 1e3:8.3f} {pct(v, 99) * 1e3:8.3f}")
+    for app in ("guarded", "bare-booster"):
+        a, b = f"{app}, h11", f"{app}, httptools"
+        print(
+            f"  {app}: httptools/h11 CPU {per[b] / per[a]:.2f}x, p50 "
+            f"{pct(times[b], 50) / pct(times[a], 50):.2f}x, p99 "
+            f"{pct(times[b], 99) / pct(times[a], 99):.2f}x"
+        )
+    for http in ("h11", "httptools"):
+        g, b = f"guarded, {http}", f"bare-booster, {http}"
+        print(
+            f"  {http}: guarded/bare-booster CPU {per[g] / per[b]:.2f}x, p50 "
+            f"{pct(times[g], 50) / pct(times[b], 50):.2f}x, p99 "
+            f"{pct(times[g], 99) / pct(times[b], 99):.2f}x"
+        )
 
 
 def single_process(

@@ -7,8 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +94,61 @@ class RealService:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class Burst:
+    """8 clients sending bounded bursts of decision requests; the ids answered with 200.
+
+    Used by the journal and worker-fault tests and by ``benchmarks/hardening.py``. A client
+    whose connection fails (a killed process or worker) reconnects and goes on with its next
+    request, so the other worker, or a restarted one, may answer it.
+
+    Parameters
+    ----------
+    base : str
+        The service's base URL.
+    key : str
+        An API key with the ``decide`` scope.
+    records : list of dict
+        Feature records; client ``c`` sends ``records[(c * 31 + i) % len(records)]`` as its
+        ``i``-th request, with subject ``s{c}-{i}``.
+    """
+
+    def __init__(self, base: str, key: str, records: list[dict[str, Any]]) -> None:
+        self.base, self.key, self.records = base, key, records
+        self.answered: list[str] = []
+        self.sent = 0
+        self._lock = threading.Lock()
+
+    def run(self, per_client: int, on_answered: Callable[[int], None]) -> None:
+        """Send ``per_client`` requests from each of 8 clients; call ``on_answered(n)`` after
+        the ``n``-th answered decision (to inject a fault at a given point)."""
+
+        def client(c: int) -> None:
+            http = httpx.Client(base_url=self.base, timeout=10)
+            headers = {"Authorization": f"Bearer {self.key}"}
+            try:
+                for i in range(per_client):
+                    features = self.records[(c * 31 + i) % len(self.records)]
+                    body = {"subject_id": f"s{c}-{i}", "features": dict(features)}
+                    with self._lock:
+                        self.sent += 1
+                    try:
+                        r = http.post("/v1/decisions", json=body, headers=headers)
+                    except httpx.TransportError:  # a killed process or worker: reconnect
+                        http.close()
+                        http = httpx.Client(base_url=self.base, timeout=10)
+                        continue
+                    if r.status_code == 200:
+                        with self._lock:
+                            self.answered.append(r.json()["decision_id"])
+                            n = len(self.answered)
+                        on_answered(n)
+            finally:
+                http.close()
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(client, range(8)))
 
 
 def recorded(home: Path) -> Counter[str]:

@@ -18,7 +18,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,9 +30,9 @@ from tabguard.serving._journal import Journal
 from tabguard.serving._log import PredictionLog
 from tabguard.serving._log_read import LogReader
 from tabguard.serving._record import dumps_line, record_to_row
-from tests.serving._service import recorded
+from tests.serving._service import Burst, recorded
 from tests.serving._tcp_proxy import TcpProxy
-from tests.serving.conftest import body_of, write_config
+from tests.serving.conftest import write_config
 from tests.serving.test_workers import free_port
 
 
@@ -170,45 +169,6 @@ def test_a_clean_close_leaves_no_journal(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------------------------
 # The real service, killed under a burst
-
-
-class Burst:
-    """8 clients sending bounded bursts; the ids of the decisions answered with 200."""
-
-    def __init__(self, base: str, key: str, records: list[dict[str, Any]]) -> None:
-        self.base, self.key, self.records = base, key, records
-        self.answered: list[str] = []
-        self.sent = 0
-        self._lock = threading.Lock()
-
-    def run(self, per_client: int, on_answered: Callable[[int], None]) -> None:
-        def client(c: int) -> None:
-            http = httpx.Client(base_url=self.base, timeout=10)
-            try:
-                for i in range(per_client):
-                    body = body_of(self.records[(c * 31 + i) % len(self.records)], f"s{c}-{i}")
-                    with self._lock:
-                        self.sent += 1
-                    try:
-                        r = http.post(
-                            "/v1/decisions",
-                            json=body,
-                            headers={"Authorization": f"Bearer {self.key}"},
-                        )
-                    except httpx.TransportError:
-                        http.close()  # a killed worker: reconnect (the other may answer)
-                        http = httpx.Client(base_url=self.base, timeout=10)
-                        continue
-                    if r.status_code == 200:
-                        with self._lock:
-                            self.answered.append(r.json()["decision_id"])
-                            n = len(self.answered)
-                        on_answered(n)
-            finally:
-                http.close()
-
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(client, range(8)))
 
 
 @pytest.fixture
