@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tabguard._plain import plain
 from tabguard.contract._io import contract_from_dict
 from tabguard.contract._protected import looks_protected
 from tabguard.contract._spec import Contract
@@ -48,10 +49,6 @@ def _decimals(values: np.ndarray, cap: int = 8) -> int | None:
         if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
             return d
     return None
-
-
-def _py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def infer_contract(
@@ -104,7 +101,7 @@ def infer_contract(
         if set(classes) <= {0, 1} and 1 in classes:
             positive = 1
         else:
-            positive = _py(y.value_counts().idxmin())
+            positive = plain(y.value_counts().idxmin())
     features: dict[str, dict[str, Any]] = {}
     for col in df.columns:
         if col in (label, id_column):
@@ -155,7 +152,7 @@ def infer_contract(
         features[col] = spec
     data: dict[str, Any] = {
         "name": name,
-        "label": {"column": label, "positive": _py(positive)},
+        "label": {"column": label, "positive": plain(positive)},
         "features": features,
     }
     if id_column:

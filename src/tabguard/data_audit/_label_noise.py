@@ -34,6 +34,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from tabguard._plain import plain
 from tabguard.checks import CheckOptions, at_least, interval, option
 from tabguard.contract import Contract, check_columns, validate_frame
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
@@ -443,7 +444,7 @@ def _segments(
             segs.append(
                 (
                     f,
-                    v.item() if isinstance(v, np.generic) else v,
+                    plain(v),
                     (col == v).to_numpy(),
                     (tcol == v).to_numpy(),
                 )

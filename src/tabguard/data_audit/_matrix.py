@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tabguard._plain import plain
 from tabguard.contract._validate import _canon, _canon_lenient
 from tabguard.data_audit._base import AuditContext
 
@@ -119,9 +120,7 @@ class AuditMatrix:
 
     def value(self, j: int, code: int) -> object:
         """The raw value of token ``code`` of feature ``j`` as a plain Python value."""
-        v = self.uniques[j][code]
-        if isinstance(v, np.generic):
-            v = v.item()
+        v = plain(self.uniques[j][code])
         if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
             return int(v)
         return v

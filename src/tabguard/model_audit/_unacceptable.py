@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from tabguard._plain import plain
 from tabguard.checks import CheckOptions, at_least, option
 from tabguard.contract import Contract, RecordValidator, UnacceptableCase
 from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
@@ -74,8 +75,7 @@ def automatic_cases(contract: Contract) -> list[UnacceptableCase]:
 
 
 def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
+    v = plain(v)
     if isinstance(v, float) and math.isnan(v):
         return None
     return v

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tabguard._plain import plain
 from tabguard.errors import DataError
 from tabguard.monitoring._delta import OTHER
 from tabguard.monitoring._parse import canonical_label
@@ -96,17 +97,12 @@ def category_reference(
     for v in values:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        counts[index.get(str(canonical_label(_py(v))), len(labels) - 1)] += 1
+        counts[index.get(str(canonical_label(plain(v))), len(labels) - 1)] += 1
     total = counts.sum()
     shares = counts / total if total else np.full(len(labels), 1.0 / len(labels))
     return ColumnReference(
         kind, column, False, (), tuple(labels), tuple(map(float, shares)), int(total)
     )
-
-
-def _py(value: Any) -> Any:
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
 
 
 @dataclass

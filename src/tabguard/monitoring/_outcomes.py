@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from tabguard._plain import plain
 from tabguard.errors import DataError
 from tabguard.monitoring._aggregate import Admission, Aggregator, MonitorPlan
 from tabguard.monitoring._clock import Clock, SystemClock
@@ -195,7 +196,7 @@ def _matched(
 ) -> dict[str, dict[str, Any]]:
     """``decision_id -> {label, observed_at, subject_id}`` of the usable rows."""
     observed = _times(frame[TIME_COLUMN])
-    labels = [mapping.get(str(canonical_label(_scalar(v)))) for v in frame[LABEL_COLUMN]]
+    labels = [mapping.get(str(canonical_label(plain(v)))) for v in frame[LABEL_COLUMN]]
     by_id = "decision_id" in frame.columns
     ids = frame["decision_id" if by_id else "subject_id"].astype(object)
     candidates: list[tuple[str, int, datetime]] = []
@@ -243,13 +244,6 @@ def _matched(
             report.note("duplicates", ident)
         out[decision_id] = {"label": label, "observed_at": when, "ident": ident}
     return out
-
-
-def _scalar(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
 
 
 def _segments(

@@ -25,6 +25,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from tabguard._plain import plain
+
 log = logging.getLogger("tabguard.monitoring")
 
 ColumnType = Literal["number", "category"]
@@ -267,14 +269,9 @@ def _fill_from_arrow(
         else:
             # Few distinct values: canonicalise each once.
             codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-            mapped = np.array([canonical_label(_py(u)) for u in uniques] + [None], dtype=object)
+            mapped = np.array([canonical_label(plain(u)) for u in uniques] + [None], dtype=object)
             labels = mapped[codes]
         target.labels[idx] = np.where(nulls, None, labels)
-
-
-def _py(value: Any) -> Any:
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
 
 
 def _fill_slowly(

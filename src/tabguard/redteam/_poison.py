@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from tabguard._plain import plain
 from tabguard.contract import Contract
 from tabguard.errors import DataError
 
@@ -213,11 +214,11 @@ def poison(
         truth = np.sort(inv[truth])
     spec = {
         "attack": "backdoor",
-        "trigger": {k2: _plain(v) for k2, v in trigger.items()},
+        "trigger": {k2: plain(v) for k2, v in trigger.items()},
         "rate": rate if n_rows is None else None,
         "n_rows": int(k),
-        "target": _plain(target),
-        "source": _plain(source),
+        "target": plain(target),
+        "source": plain(source),
         "mode": mode,
         "fresh_ids": fresh_ids,
         "jitter": jitter,
@@ -272,13 +273,9 @@ def flip_labels(
         "attack": "label_flip",
         "rate": rate,
         "n_rows": int(k),
-        "source": _plain(source),
-        "target": _plain(target),
-        "where": {k2: _plain(v) for k2, v in (where or {}).items()},
+        "source": plain(source),
+        "target": plain(target),
+        "where": {k2: plain(v) for k2, v in (where or {}).items()},
         "random_state": random_state,
     }
     return PoisonResult(out.reset_index(drop=True), chosen.astype(np.int64), spec)
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tabguard._plain import plain
 from tabguard.errors import TabguardError
 
 if TYPE_CHECKING:
@@ -327,7 +328,7 @@ def best_values(bundle: ModelBundle, population: pd.DataFrame, feature: str) -> 
         best = np.where(better, gain, best)
         for i in np.flatnonzero(better):
             values[i] = v
-    return [v.item() if isinstance(v, np.generic) else v for v in values]
+    return [plain(v) for v in values]
 
 
 def _records(population: pd.DataFrame, contract: Contract) -> list[dict[str, Any]]:
@@ -338,7 +339,7 @@ def _records(population: pd.DataFrame, contract: Contract) -> list[dict[str, Any
         for k, v in row.items():
             if isinstance(v, float) and math.isnan(v):
                 continue
-            rec[str(k)] = v.item() if isinstance(v, np.generic) else v
+            rec[str(k)] = plain(v)
         out.append(rec)
     return out
 

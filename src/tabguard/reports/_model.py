@@ -9,35 +9,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from tabguard._plain import jsonable as to_jsonable
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"critical": 0, "warning": 1, "info": 2}
 _INT_LIST = re.compile(r"\[(?:\s*-?\d+,)+\s*-?\d+\s*\]")
-
-
-def to_jsonable(v: Any) -> Any:
-    """Convert numpy/pandas scalars and containers to plain JSON values (NaN → None)."""
-    if isinstance(v, dict):
-        return {str(k): to_jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple | set):
-        return [to_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return [to_jsonable(x) for x in v.tolist()]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if v is None or isinstance(v, bool | int | float | str):
-        return v
-    return str(v)
 
 
 class Finding(BaseModel):

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from tabguard._plain import plain
 from tabguard.errors import DataError
 from tabguard.io import file_sha256, frame_sha256, read_table
 
@@ -376,7 +377,7 @@ def read_redteam(path: str | Path, contract: Contract) -> pd.DataFrame:
             f"missing {missing[:8]}"
         )
     mapping, described = label_mapper(contract)
-    mapped = [mapping.get(str(canonical_label(_scalar(v)))) for v in frame[label]]
+    mapped = [mapping.get(str(canonical_label(plain(v)))) for v in frame[label]]
     bad = [i for i, v in enumerate(mapped) if v is None]
     if bad:
         raise DataError(
@@ -386,13 +387,6 @@ def read_redteam(path: str | Path, contract: Contract) -> pd.DataFrame:
     out = frame[[*contract.features]].copy()
     out[label] = np.asarray(mapped, dtype=int)
     return out
-
-
-def _scalar(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
 
 
 def assemble(
