@@ -561,9 +561,10 @@ def multi_worker(
                 ]
                 for name, where, url in runs:
                     pid = server.pid if name in ("guarded", "bare-fast") else pids[name]
-                    before = cpu_snapshot(pid)
+                    before, t0 = cpu_snapshot(pid), time.monotonic()
                     rps, times = load(where, url, key, recs, seconds / 3)
                     spent = [a - b for a, b in zip(cpu_snapshot(pid), before, strict=True)]
+                    spent.append(time.monotonic() - t0)
                     old_rps, old_times = results.get((launcher, name), (0.0, []))
                     results[(launcher, name)] = (old_rps + rps / 3, old_times + times)
                     total = acct.setdefault((launcher, name), [0.0] * 5)

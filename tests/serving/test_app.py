@@ -547,3 +547,44 @@ def test_readyz_stays_ready_when_flags_are_stale_and_says_so(harness_factory: Ma
     r = h.client.get("/readyz")
     assert r.status_code == 200
     assert r.json()["checks"]["flags"] == "stale" and r.json()["reason"] == "ready; degraded: flags"
+
+
+def test_the_plain_asgi_decision_route_answers_as_the_fastapi_route(
+    harness_factory: Make, sample_records: list[dict[str, Any]]
+) -> None:
+    """``POST /v1/decisions`` skips FastAPI's routing (speed); the registered FastAPI route
+    (OpenAPI, and the fallback) must give the same answers, headers included."""
+    h = harness_factory('[server]\nmax_body_bytes = 2048\n[limits]\nper_subject = "1/minute"\n')
+    taken: list[str] = []
+    plain = h.app.decisions_asgi
+
+    async def counted(scope: Any, receive: Any, send: Any) -> None:
+        taken.append(scope["path"])
+        await plain(scope, receive, send)
+
+    def run(prefix: str) -> list[tuple[int, list[tuple[bytes, bytes]], Any]]:
+        good = body_of(sample_records[0], subject=f"{prefix}-a")
+        cases: list[tuple[Any, str | None, dict[str, str]]] = [
+            (good, "default", {}),
+            (good, "default", {}),  # 429 subject limit: Retry-After
+            (body_of(sample_records[1], subject=f"{prefix}-b"), h.decide_key, {}),
+            (json.dumps(good) + " " * 3000, "default", {}),  # 413
+            ('{"subject_id": "x", "features": {"AGE": NaN}}', "default", {}),  # 422
+            (good, None, {"X-Forwarded-For": f"198.51.100.{len(prefix)}"}),  # 401
+        ]
+        out = []
+        for body, key, headers in cases:
+            r = h.post(body, key=key, headers=headers)
+            doc = r.json()
+            doc.pop("decision_id")
+            out.append((r.status_code, list(r.headers.raw), doc))
+        return out
+
+    h.app.decisions_asgi = counted
+    fast = run("p")
+    assert len(taken) == 6
+    h.app.decisions_asgi = None  # FastAPI routes it
+    routed = run("r")
+    assert len(taken) == 6
+    assert [code for code, _, _ in fast] == [200, 429, 200, 413, 422, 401]
+    assert fast == routed

@@ -694,6 +694,100 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
     )
 
 
+DECISIONS_PATH = "/v1/decisions"
+
+
+class ScoringApp(FastAPI):
+    """The service's FastAPI app, with ``POST /v1/decisions`` answered in plain ASGI.
+
+    FastAPI's routing, request object, dependency solving and response classes cost about as
+    much CPU per request as every guard together (measured: 176 µs per request through the
+    FastAPI route against 88 µs for ``ScoringService.decide`` alone; docs/benchmarks.md).
+    The decision route does not need them: it reads the body up to ``[server]
+    max_body_bytes``, two headers and the peer, and answers JSON. :meth:`__call__` sends that
+    one route to :func:`_asgi_decision` and everything else (the other routes, the docs, the
+    lifespan) to FastAPI. The FastAPI route stays registered, for the OpenAPI schema and for
+    a request the plain path does not take (``decisions_asgi = None``); a test holds both to
+    the same answers.
+    """
+
+    #: ``(scope, receive, send)`` handler of ``POST /v1/decisions``; None: FastAPI routes it.
+    decisions_asgi: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Route ``POST /v1/decisions`` to the plain handler, the rest through FastAPI."""
+        handler = self.decisions_asgi
+        if (
+            handler is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and _route_path(scope) == DECISIONS_PATH
+        ):
+            await handler(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _route_path(scope: Any) -> str:
+    """The path the router would match (without a ``root_path`` prefix, as Starlette)."""
+    path: str = scope["path"]
+    root = scope.get("root_path") or ""
+    if root and path.startswith(root):
+        return path[len(root) :]
+    return path
+
+
+def _json_bytes(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+async def _asgi_decision(
+    service: ScoringService, max_body: int, scope: Any, receive: Any, send: Any
+) -> None:
+    """``POST /v1/decisions`` in plain ASGI: the same reads and answer as the FastAPI route."""
+    chunks: list[bytes] = []
+    size = 0
+    too_large = False
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return  # gone before its body arrived: never a decision request (as the route)
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > max_body:  # read no further than the limit (as _read_body)
+                chunks.append(chunk[: max(0, max_body - (size - len(chunk)))])
+                too_large = True
+                break
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    authorization = forwarded = None
+    for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"x-forwarded-for" and forwarded is None:
+            forwarded = value.decode("latin-1")
+    client = scope.get("client")
+    ctx = await service.decide(
+        authorization,
+        chunks[0] if len(chunks) == 1 else b"".join(chunks),
+        too_large=too_large,
+        peer=client[0] if client else None,
+        forwarded_for=forwarded,
+    )
+    content = _json_bytes(ctx.response)
+    # Starlette's Response order: the route's headers, then length and type.
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in ctx.headers.items()]
+    headers += [
+        (b"content-length", str(len(content)).encode()),
+        (b"content-type", b"application/json"),
+    ]
+    await send({"type": "http.response.start", "status": ctx.http_status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
 def _build_app(service: ScoringService) -> FastAPI:
     from tabguard.serving import _schemas as sch
 
@@ -712,7 +806,7 @@ def _build_app(service: ScoringService) -> FastAPI:
                 dashboard.store.close()
 
     contract = service.contract
-    app = FastAPI(
+    app = ScoringApp(
         title=f"tabguard scoring service — {contract.name}",
         version=__version__,
         description=(
@@ -774,6 +868,11 @@ def _build_app(service: ScoringService) -> FastAPI:
             forwarded_for=request.headers.get("x-forwarded-for"),
         )
         return _json(ctx.http_status, ctx.response, ctx.headers)
+
+    async def decisions_asgi(scope: Any, receive: Any, send: Any) -> None:
+        await _asgi_decision(service, max_body, scope, receive, send)
+
+    app.decisions_asgi = decisions_asgi
 
     @app.get(
         "/v1/decisions/{decision_id}",
