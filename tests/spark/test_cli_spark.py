@@ -64,3 +64,23 @@ def test_source_must_be_an_archive(tmp_path: Path, capsys: pytest.CaptureFixture
         "--source", str(tmp_path),
     )  # fmt: skip
     assert code == 2 and "tabguard log export --format parquet" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--engine", "spark", "--format", "csv"), "Parquet"),
+        (("--engine", "spark", "--trusted", "t.csv"), "--trusted"),
+        (("--spark-master", "local[2]"), "goes with --engine spark"),
+        (("--engine", "dask"), "python or spark"),
+    ],
+)
+def test_audit_data_engine_usage_mistakes_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], fragment: str
+) -> None:
+    contract = tmp_path / "c.yaml"
+    contract.write_text("name: x\nlabel: {column: y, positive: 1}\nfeatures: {a: {type: number}}\n")
+    code, text = run(
+        capsys, "audit", "data", "d.parquet", "-c", str(contract), "-o", str(tmp_path / "o"), *args
+    )
+    assert code == 2 and fragment in text

@@ -16,12 +16,13 @@ if TYPE_CHECKING:
 
     from tabguard.data_audit import DataAuditResult
     from tabguard.io import TableFormat
+    from tabguard.spark._audit import SparkAuditResult
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def print_findings(
-    result: DataAuditResult, *, limit: int = 12, min_severity: str = "warning"
+    result: DataAuditResult | SparkAuditResult, *, limit: int = 12, min_severity: str = "warning"
 ) -> None:
     """Print the most severe findings as a Rich table."""
     from tabguard.reports import SEVERITY_ORDER
@@ -60,7 +61,13 @@ def _read_trusted(path: Path, advance: Any) -> pd.DataFrame:
 
 @audit_app.command("data")
 def audit_data_cmd(
-    data: Annotated[Path, typer.Argument(help="Training data (CSV, CSV.gz or Parquet).")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Training data (CSV, CSV.gz or Parquet); with --engine spark a Parquet file or "
+            "directory, or a table name."
+        ),
+    ],
     contract_path: Annotated[Path, typer.Option("--contract", "-c", help="Contract YAML.")],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output directory.", callback=output_directory)
@@ -74,13 +81,14 @@ def audit_data_cmd(
     ] = 0.01,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     out_format: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--format",
             help="Format of the clean and quarantined rows: csv or parquet (the input's format "
-            "is read from its suffix).",
+            "is read from its suffix). Default: csv; parquet with --engine spark.",
+            show_default=False,
         ),
-    ] = "csv",
+    ] = None,
     trusted: Annotated[
         Path | None,
         typer.Option(
@@ -89,6 +97,30 @@ def audit_data_cmd(
             "ideally 5-10 % of DATA's size): rows whose label it finds improbable are flagged.",
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="python: read the data into this process; spark: count and validate with "
+            "Apache Spark, run the model-based stages on a driver sample (docs/spark.md).",
+        ),
+    ] = "python",
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master",
+            help="Spark master URL (local[4], spark://host:7077, yarn); default: spark-submit's "
+            "--master, else local[*].",
+            show_default=False,
+        ),
+    ] = None,
+    driver_rows: Annotated[
+        int,
+        typer.Option(
+            help="--engine spark: rows of the driver sample (every candidate pattern's rows, "
+            "then random rows).",
+            min=1000,
+        ),
+    ] = 200_000,
 ) -> None:
     """Audit training data for contract violations, poisoning and backdoors, bias.
 
@@ -105,7 +137,22 @@ def audit_data_cmd(
     from tabguard.io import FORMATS, read_table
     from tabguard.progress import RichProgress
 
-    fmt = out_format.strip().lower()
+    if engine not in ("python", "spark"):
+        raise typer.BadParameter(f"must be python or spark; got {engine!r}", param_hint="--engine")
+    if engine == "python" and spark_master is not None:
+        raise typer.BadParameter("--spark-master goes with --engine spark", param_hint="--engine")
+    fmt = (out_format or ("parquet" if engine == "spark" else "csv")).strip().lower()
+    if engine == "spark" and fmt != "parquet":
+        raise typer.BadParameter(
+            "--engine spark writes the clean and quarantined rows as Parquet (Spark); use "
+            "--format parquet or leave it out",
+            param_hint="--format",
+        )
+    if engine == "spark" and trusted is not None:
+        raise typer.BadParameter(
+            "--trusted is not supported with --engine spark yet; audit with --engine python",
+            param_hint="--trusted",
+        )
     if fmt not in FORMATS:
         raise typer.BadParameter(
             f"must be one of {', '.join(FORMATS)}; got {out_format!r}", param_hint="--format"
@@ -113,6 +160,27 @@ def audit_data_cmd(
     names = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
     REGISTRY.select(names)  # a misspelt check fails before the data is read
     contract = load_contract(contract_path)
+    if engine == "spark":
+        from tabguard.spark._audit import audit_data_spark
+
+        with RichProgress(disable=quiet) as progress:
+            sresult = audit_data_spark(
+                str(data),
+                contract,
+                out,
+                master=spark_master,
+                checks=names,
+                random_state=seed,
+                options={"trigger_scan": {"alpha": alpha}},
+                driver_rows=driver_rows,
+                progress=progress,
+            )
+        print_findings(sresult)
+        console.print(
+            f"report: {sresult.paths['report']}  findings: {sresult.paths['findings']}  "
+            f"(driver sample: {sresult.sample_rows} rows)"
+        )
+        raise typer.Exit(sresult.exit_code())
     with RichProgress(disable=quiet) as progress:
         trusted_df = None
         if trusted is not None:  # first: a bad trusted file fails before a large read

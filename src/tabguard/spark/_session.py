@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from typing import Any
 
 from tabguard.errors import MissingDependencyError, TabguardError
@@ -94,6 +95,11 @@ def spark_session(
     builder = SparkSession.builder.appName("tabguard")
     if master is not None:
         builder = builder.master(master)
+    if (master is None or master.startswith("local")) and "PYSPARK_PYTHON" not in os.environ:
+        # Local Python workers (the data audit's per-batch code) run this interpreter, which
+        # has tabguard; on a cluster the executors' Python is the cluster's (docs/spark.md).
+        # (PySpark reads the variable when the context starts.)
+        os.environ["PYSPARK_PYTHON"] = sys.executable
     # Without one, Spark's own default applies: spark-submit's --master, else local[*].
     for key, value in {
         # Results are small (counts and sketches per bucket): a few shuffle partitions.

@@ -1,0 +1,791 @@
+"""The data audit on Apache Spark: ``tabguard audit data DATA --engine spark``.
+
+What runs where
+---------------
+Spark (executors; Python workers run tabguard's own per-batch code, so values are read,
+canonicalised and validated exactly as in memory):
+
+1. a row number per row (its position in the order Spark reads the data);
+2. one pass that validates every row against the contract (D1: each violation with its row)
+   and counts, per model feature, every value's rows and positive labels;
+3. one pass that counts the labels of value pairs (the trigger scan's pairs, over each
+   feature's most frequent values);
+4. one pass that keeps the **driver sample**: every row of every candidate pattern of the
+   trigger scan holding at most ``keep_rows`` rows (contract-breaking values, the best single
+   values, bands and pairs, chosen by the scan's own candidate rules from the counts of every
+   row) plus a uniform random share of the rest (``driver_rows`` rows in all);
+5. writing ``clean.parquet`` and ``quarantine.parquet``.
+
+The driver: the trigger scan's decision rules (the same code as in memory, fed with the
+counts of every row: :class:`tabguard.data_audit._matrix.AuditMatrix` with ``population``),
+the model-based stages on the sample (counterfactual scoring with the context model, copy
+checks, label noise, RONI, near-duplicates, descriptive statistics and disparate impact of the
+sample), the report. Its memory is bounded by ``driver_rows`` and the number of distinct
+values per feature (rare values of features with more than ``max_values`` distinct values are
+merged into runs holding fewer than ``min_rows`` rows, which are never candidates).
+
+When the data holds at most ``driver_rows`` rows, the sample is every row and the results are
+those of the in-memory engine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard import __version__
+from tabguard.contract import Contract, check_columns, contract_hash, validate_frame
+from tabguard.contract._validate import FrameValidation, ViolationGroup, _canon, _canon_lenient
+from tabguard.data_audit import REGISTRY, AuditContext, CheckResult, Treatment, build_context
+from tabguard.data_audit._audit import (
+    REASON_COLUMN,
+    ROW_COLUMN,
+    _run_checks,
+    _treatment_section,
+)
+from tabguard.data_audit._matrix import AuditMatrix, pair_tensor, pair_value_ids
+from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner, _top
+from tabguard.errors import DataError
+from tabguard.io import check_labels
+from tabguard.progress import NULL_PROGRESS, Progress
+from tabguard.reports import Report, Section, now_iso, write_report
+from tabguard.spark._session import functions, spark_session
+
+#: Rows of the driver sample (every candidate pattern's rows, then random rows up to this).
+DRIVER_ROWS = 200_000
+#: Distinct values per feature from which rare ones are merged into runs on the driver.
+MAX_VALUES = 100_000
+
+_ROW = "_tabguard_row"
+_NUMERIC = ("integer", "number", "boolean")
+
+
+@dataclass
+class SparkAuditResult:
+    """The outcome of :func:`audit_data_spark`.
+
+    Attributes
+    ----------
+    report : Report
+        Findings and sections (row numbers are positions in the order Spark read the data).
+    rows : int
+        Rows audited.
+    sample_rows : int
+        Rows of the driver sample the model-based stages ran on.
+    quarantine : DataFrame
+        ``tabguard_row`` and ``tabguard_reason`` of every quarantined row.
+    treatments : list of Treatment
+    paths : dict of str to Path
+        What was written (``clean``, ``quarantine``, ``report``, ``findings``, ``treatments``).
+    """
+
+    report: Report
+    rows: int
+    sample_rows: int
+    quarantine: pd.DataFrame
+    treatments: list[Treatment] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def suspicious_rows(self) -> list[int]:
+        """Row numbers suspected of poisoning."""
+        return self.report.suspicious_rows
+
+    def exit_code(self) -> int:
+        """0 without critical findings, 1 with at least one."""
+        return self.report.exit_code()
+
+
+# -- per-batch code run by Spark's Python workers ------------------------------------------
+
+
+def _numeric_features(contract: Contract) -> list[bool]:
+    return [contract.features[n].type in _NUMERIC for n in contract.model_features()]
+
+
+def _count_partition(batches: Iterator[pd.DataFrame], contract: Contract) -> Iterator[pd.DataFrame]:
+    """Validate a partition's rows and count its values (pass 2 of the module docstring).
+
+    Yields rows of kind ``t`` (rows and positives of the partition), ``x`` (one per
+    violation: row, field, rule, message; the group's examples on its first row) and ``v``
+    (per feature ``j`` and value: rows ``n``, positives ``pos``).
+    """
+    names = contract.model_features()
+    numeric = _numeric_features(contract)
+    acc: list[list[pd.DataFrame]] = [[] for _ in names]
+    out: list[pd.DataFrame] = []
+    n_rows = n_pos = 0
+    for batch in batches:
+        rows = batch.pop(_ROW).to_numpy(dtype=np.int64)
+        frame = batch.reset_index(drop=True)
+        y = check_labels(frame, contract).to_numpy().astype(np.int64)
+        n_rows += len(y)
+        n_pos += int(y.sum())
+        val = validate_frame(frame, contract)
+        for g in val.groups:
+            k = len(g.rows)
+            out.append(
+                pd.DataFrame(
+                    {
+                        "kind": "x",
+                        "row": rows[g.rows],
+                        "field": g.field,
+                        "rule": g.rule,
+                        "message": g.message,
+                        "key": [json.dumps(g.examples[:5], default=str)] + [None] * (k - 1),
+                    }
+                )
+            )
+        for j, name in enumerate(names):
+            if numeric[j] and name in val.numeric:
+                x = val.numeric[name].to_numpy(dtype=float)
+                ok = np.isfinite(x)
+                part = pd.DataFrame({"num": x[ok], "pos": y[ok]})
+                g2 = part.groupby("num", sort=False)["pos"].agg(["size", "sum"]).reset_index()
+                acc[j].append(
+                    pd.DataFrame({"num": g2["num"], "key": None, "n": g2["size"], "pos": g2["sum"]})
+                )
+            else:
+                codes, uniq = pd.factorize(frame[name], use_na_sentinel=True)
+                ok = codes >= 0
+                n = np.bincount(codes[ok], minlength=len(uniq))
+                pos = np.bincount(codes[ok], weights=y[ok], minlength=len(uniq)).astype(np.int64)
+                keys = [json.dumps(list(_canon_lenient(v))) for v in uniq]
+                acc[j].append(pd.DataFrame({"num": np.nan, "key": keys, "n": n, "pos": pos}))
+    for j, parts in enumerate(acc):
+        if not parts:
+            continue
+        allv = pd.concat(parts, ignore_index=True)
+        by = "num" if numeric[j] and allv["key"].isna().all() else "key"
+        merged = allv.groupby(by, sort=False, dropna=False)[["n", "pos"]].sum().reset_index()
+        if by == "num":
+            merged["key"] = None
+        else:
+            merged["num"] = np.nan
+        merged["kind"] = "v"
+        merged["j"] = j
+        out.append(merged)
+    out.append(pd.DataFrame({"kind": ["t"], "n": [n_rows], "pos": [n_pos]}))
+    for frame_out in out:
+        yield _typed(frame_out)
+
+
+_STRINGS = ("kind", "key", "field", "rule", "message")
+_COUNT_COLUMNS = ["kind", "j", "num", "key", "n", "pos", "row", "field", "rule", "message"]
+_COUNT_SCHEMA = (
+    "kind string, j long, num double, key string, n long, pos long, row long, field string, "
+    "rule string, message string"
+)
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The output columns with the types Arrow maps to the schema: strings as Python objects
+    (None when absent), integers nullable."""
+    out = frame.reindex(columns=_COUNT_COLUMNS)
+    for c in _COUNT_COLUMNS:
+        col = out[c]
+        if c in _STRINGS:
+            values: list[Any] = [None if pd.isna(v) else str(v) for v in col.tolist()]
+            out[c] = pd.Series(values, index=out.index, dtype="object")
+        elif c != "num":
+            out[c] = col.astype("Int64")
+    return out
+
+
+@dataclass
+class _Vocabulary:
+    """Per feature, the values of every row: sorted ids, counts, positives (the driver's)."""
+
+    names: list[str]
+    numeric: list[bool]
+    ordinal: list[bool]  # numeric and not boolean: ids ordered by value
+    uniques: list[np.ndarray]
+    counts: list[np.ndarray]
+    positives: list[np.ndarray]
+    breaks: list[np.ndarray]
+    edges: list[np.ndarray | None]  # numeric ids are runs starting at these values (merged)
+    lookup: list[dict[Any, int]]  # category key -> id
+
+    def codes(self, frame: pd.DataFrame, contract: Contract) -> np.ndarray:
+        """Value ids of a frame's rows (int32, -1 when missing or unparsable)."""
+        val_numeric = validate_numeric(frame, contract)
+        out = np.full((len(frame), len(self.names)), -1, dtype=np.int32)
+        for j, name in enumerate(self.names):
+            if self.numeric[j]:
+                x = val_numeric[name]
+                ok = np.isfinite(x)
+                edges = self.edges[j]
+                ref = self.uniques[j] if edges is None else edges
+                idx = np.searchsorted(ref, x[ok], side="right" if edges is not None else "left")
+                if edges is not None:
+                    idx = idx - 1
+                out[ok, j] = np.clip(idx, 0, max(len(ref) - 1, 0))
+            else:
+                codes, uniq = pd.factorize(frame[name], use_na_sentinel=True)
+                remap = np.array(
+                    [self.lookup[j].get(_canon_lenient(v), -1) for v in uniq] + [-1],
+                    dtype=np.int32,
+                )
+                out[:, j] = remap[codes]
+        return out
+
+
+def validate_numeric(frame: pd.DataFrame, contract: Contract) -> dict[str, np.ndarray]:
+    """The numeric view of a frame's numeric features, as the contract validation reads them."""
+    numeric = validate_frame(frame, contract).numeric
+    return {n: numeric[n].to_numpy(dtype=float) for n in numeric.columns}
+
+
+def _pair_partition(
+    batches: Iterator[pd.DataFrame], contract: Contract, vocab: _Vocabulary, maps: list[np.ndarray]
+) -> Iterator[pd.DataFrame]:
+    """Label counts of value pairs of a partition (summed on the driver)."""
+    d = len(vocab.names)
+    luts = []
+    for j in range(d):
+        lut = np.full(len(vocab.counts[j]) + 1, -1, dtype=np.int32)
+        lut[maps[j]] = np.arange(len(maps[j]), dtype=np.int32)
+        luts.append(lut)
+    acc: dict[tuple[int, int], np.ndarray] = {}
+    for batch in batches:
+        batch = batch.drop(columns=[_ROW]).reset_index(drop=True)
+        y = check_labels(batch, contract).to_numpy().astype(np.int64)
+        codes = vocab.codes(batch, contract)
+        small = np.stack([luts[j][codes[:, j]] for j in range(d)], axis=1)
+        for a in range(d):
+            for b in range(a + 1, d):
+                ka, kb = len(maps[a]), len(maps[b])
+                if ka < 2 or kb < 2:
+                    continue
+                t = pair_tensor(small[:, a], small[:, b], y, ka, kb)
+                acc[(a, b)] = t if (a, b) not in acc else acc[(a, b)] + t
+    yield pd.DataFrame(
+        {
+            "a": [a for a, _ in acc],
+            "b": [b for _, b in acc],
+            "counts": [v.astype(np.int64).tobytes() for v in acc.values()],
+        }
+    )
+
+
+@dataclass
+class _Keep:
+    """Which rows the driver sample keeps: value ids per feature, pairs, a random share."""
+
+    values: list[np.ndarray]  # bool per value id
+    pairs: list[tuple[int, int, int, int]]
+    share: float
+    seed: int
+
+
+def _keep_partition(
+    batches: Iterator[pd.DataFrame], contract: Contract, vocab: _Vocabulary, keep: _Keep
+) -> Iterator[pd.DataFrame]:
+    """The rows of a partition the driver sample keeps (every column)."""
+    for batch in batches:
+        rows = batch[_ROW].to_numpy(dtype=np.int64)
+        codes = vocab.codes(batch.drop(columns=[_ROW]).reset_index(drop=True), contract)
+        mask = np.zeros(len(batch), dtype=bool)
+        for j, wanted in enumerate(keep.values):
+            c = codes[:, j]
+            mask |= (c >= 0) & wanted[np.maximum(c, 0)]
+        for a, va, b, vb in keep.pairs:
+            mask |= (codes[:, a] == va) & (codes[:, b] == vb)
+        # a uniform share by row number: the same rows whatever the partitioning
+        u = _uniform(rows, keep.seed)
+        mask |= u < keep.share
+        if mask.any():
+            yield batch.loc[mask]
+
+
+def _uniform(rows: np.ndarray, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per row number (splitmix64 of the number and the seed)."""
+    z = rows.astype(np.uint64) + np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+
+def _read(spark: Any, source: str) -> Any:
+    path = Path(source)
+    if path.exists():
+        return spark.read.parquet(str(path))
+    if "/" in source or source.endswith(".parquet"):
+        raise DataError(f"DATA {source!r}: no such Parquet file or directory")
+    return spark.table(source)
+
+
+def _with_row_numbers(spark: Any, df: Any) -> Any:
+    """The data with a row number: its position in the order Spark reads it (partition by
+    partition; for one Parquet file, the file's order)."""
+    sf = functions()
+    tagged = df.withColumn("_tg_mid", sf.monotonically_increasing_id())
+    sizes = (
+        tagged.select((sf.col("_tg_mid") / sf.lit(2**33)).cast("long").alias("part"))
+        .groupBy("part")
+        .count()
+        .collect()
+    )
+    offsets, total = {}, 0
+    for r in sorted(sizes, key=lambda r: r["part"]):
+        offsets[int(r["part"])] = total
+        total += int(r["count"])
+    table = spark.createDataFrame(list(offsets.items()) or [(0, 0)], "part long, offset long")
+    joined = tagged.withColumn("part", (sf.col("_tg_mid") / sf.lit(2**33)).cast("long")).join(
+        sf.broadcast(table), "part"
+    )
+    row = sf.col("offset") + (sf.col("_tg_mid") - sf.col("part") * sf.lit(2**33))
+    return joined.withColumn(_ROW, row).drop("_tg_mid", "part", "offset"), total
+
+
+def _vocabulary(
+    counts_dir: Path, contract: Contract, min_rows: int, max_values: int
+) -> _Vocabulary:
+    """The values of every feature from the aggregated counts (rare runs merged)."""
+    import pyarrow.parquet as pq
+
+    names = contract.model_features()
+    numeric = _numeric_features(contract)
+    ordinal = [
+        numeric[j] and contract.features[name].type != "boolean" for j, name in enumerate(names)
+    ]
+    vocab = _Vocabulary(names, numeric, ordinal, [], [], [], [], [], [])
+    for j, name in enumerate(names):
+        spec = contract.features[name]
+        t = pq.read_table(counts_dir, filters=[("j", "=", j)], columns=["num", "key", "n", "pos"])
+        part = t.to_pandas()
+        del t
+        edges: np.ndarray | None = None
+        lookup: dict[Any, int] = {}
+        if numeric[j]:
+            part = part.sort_values("num", kind="stable")
+            u = part["num"].to_numpy(dtype=float)
+            n = part["n"].to_numpy(dtype=np.int64)
+            pos = part["pos"].to_numpy(dtype=np.int64)
+            if len(u) > max_values:
+                u, n, pos, edges = _merge_rare(u, n, pos, min_rows)
+            lo = -math.inf if spec.min is None else spec.min
+            hi = math.inf if spec.max is None else spec.max
+            brk = (u < lo) | (u > hi)
+            if spec.type == "integer":
+                brk |= u != np.round(u)
+        else:
+            keys = [tuple(json.loads(k)) for k in part["key"]]
+            n_by: dict[Any, int] = {}
+            pos_by: dict[Any, int] = {}
+            for k, a, b in zip(keys, part["n"], part["pos"], strict=True):
+                n_by[k] = n_by.get(k, 0) + int(a)
+                pos_by[k] = pos_by.get(k, 0) + int(b)
+            order = sorted(n_by, key=repr)
+            lookup = {k: i for i, k in enumerate(order)}
+            u = np.array([k[1] for k in order], dtype=object)
+            n = np.array([n_by[k] for k in order], dtype=np.int64)
+            pos = np.array([pos_by[k] for k in order], dtype=np.int64)
+            allowed = {_canon(c) for c in spec.categories or []}
+            brk = np.array([k not in allowed for k in order], dtype=bool)
+        vocab.uniques.append(u)
+        vocab.counts.append(n)
+        vocab.positives.append(pos.astype(float))
+        vocab.breaks.append(brk)
+        vocab.edges.append(edges)
+        vocab.lookup.append(lookup)
+    return vocab
+
+
+def _merge_rare(
+    u: np.ndarray, n: np.ndarray, pos: np.ndarray, min_rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Merge runs of neighbouring values holding fewer than ``min_rows`` rows each into one id
+    holding fewer than ``min_rows`` rows (never a candidate); frequent values stay alone.
+
+    Returns the ids' values (a run's first value), counts, positives and first values (the
+    edges a value is looked up in).
+    """
+    starts = np.zeros(len(u), dtype=bool)
+    run = 0
+    counts = n.tolist()
+    for i, c in enumerate(counts):
+        if i == 0 or c >= min_rows or counts[i - 1] >= min_rows or run + c >= min_rows:
+            starts[i] = True
+            run = c
+        else:
+            run += c
+    ids = np.cumsum(starts) - 1
+    k = int(ids[-1]) + 1 if len(ids) else 0
+    first = u[starts]
+    return (
+        first,
+        np.bincount(ids, weights=n, minlength=k).astype(np.int64),
+        np.bincount(ids, weights=pos, minlength=k),
+        first,
+    )
+
+
+def _candidates(
+    vocab: _Vocabulary, n: int, opts: TriggerScanOptions, pairs: dict[tuple[int, int], np.ndarray]
+) -> list[Pattern]:
+    """The trigger scan's candidate patterns from the counts of every row (its own rules:
+    single values, bands and pairs before any is flagged, a superset of those it tests)."""
+    m = _population_matrix(vocab, n, np.empty((0, len(vocab.names)), dtype=np.int32), {}, pairs)
+    # the candidate rules read the counts only: a scanner without rows
+    sc = _Scanner.__new__(_Scanner)
+    sc.o, sc.m = opts, m
+    sc.y, sc.n, sc.N = np.empty(0, dtype=np.int8), 0, n
+    sc.base1 = float(vocab.positives[0].sum()) / max(n, 1) if vocab.positives else 0.0
+    sc.tests = {"contract": 0, "single": 0, "pair": 0, "band": 0}
+    out = _top(sc.singles(), opts.max_candidates)
+    out += _top(sc.bands(set()), opts.max_bands) if opts.max_bands else []
+    out += _top(sc.pairs(set()), opts.max_candidates)
+    return out
+
+
+def _population_matrix(
+    vocab: _Vocabulary,
+    n: int,
+    codes: np.ndarray,
+    raw_numeric: Mapping[str, np.ndarray],
+    pairs: dict[tuple[int, int], np.ndarray],
+) -> AuditMatrix:
+    """An :class:`AuditMatrix` of the sample rows ``codes`` with every row's counts."""
+    d = len(vocab.names)
+    k = len(codes)
+    raw = np.empty((k, d), dtype=np.float64)
+    rank = np.empty((k, d), dtype=np.float32)
+    is_code = np.array([not x for x in vocab.numeric], dtype=bool)
+    ordinal = np.array(vocab.ordinal, dtype=bool)
+    for j, name in enumerate(vocab.names):
+        c = codes[:, j]
+        cnt = vocab.counts[j]
+        mid = ((np.cumsum(cnt) - cnt / 2.0) / max(n, 1)).astype(np.float32)
+        rank[:, j] = np.where(c >= 0, mid[np.maximum(c, 0)] if len(mid) else 0.0, -1.0)
+        if is_code[j]:
+            raw[:, j] = np.where(c >= 0, c, np.nan)
+        else:
+            x = raw_numeric.get(name, np.full(k, np.nan))
+            raw[:, j] = np.where(np.isfinite(x), x, np.nan)
+    return AuditMatrix(
+        list(vocab.names),
+        np.asfortranarray(codes),
+        vocab.uniques,
+        vocab.counts,
+        ordinal,
+        vocab.breaks,
+        raw,
+        rank,
+        is_code,
+        population=n,
+        positives=vocab.positives,
+        pair_counts=pairs,
+    )
+
+
+def _keep_rules(
+    vocab: _Vocabulary, candidates: list[Pattern], keep_rows: int, share: float, seed: int
+) -> _Keep:
+    values = [np.zeros(len(c), dtype=bool) for c in vocab.counts]
+    pairs: list[tuple[int, int, int, int]] = []
+    for p in candidates:
+        if p.n > keep_rows:
+            continue  # large patterns: the random share holds enough of their rows
+        if p.band is not None:
+            values[p.cols[0]][p.band[0] : p.band[1] + 1] = True
+        elif len(p.cols) == 1:
+            values[p.cols[0]][p.codes[0]] = True
+        else:
+            pairs.append((p.cols[0], p.codes[0], p.cols[1], p.codes[1]))
+    return _Keep(values, pairs, share, seed)
+
+
+def _remap(result: CheckResult, rows: np.ndarray) -> CheckResult:
+    """A sample check's result with row numbers of the whole data."""
+    for f in result.findings:
+        f.rows = [int(rows[r]) for r in f.rows]
+    result.suspicious_rows = rows[np.asarray(result.suspicious_rows, dtype=np.int64)]
+    result.quarantine = {int(rows[r]): why for r, why in result.quarantine.items()}
+    for t in result.treatments:
+        t.rows = rows[np.asarray(t.rows, dtype=np.int64)]
+    return result
+
+
+def _integrity(contract: Contract, counts_dir: Path, n: int, options: Any) -> CheckResult:
+    """The integrity check of every row, from the violations Spark found."""
+    import pyarrow.parquet as pq
+
+    from tabguard.data_audit._integrity import IntegrityCheck
+
+    t = pq.read_table(
+        counts_dir, filters=[("kind", "=", "x")], columns=["row", "field", "rule", "message", "key"]
+    ).to_pandas()
+    val = FrameValidation(n_rows=n)
+    for (fld, rule), g in t.groupby(["field", "rule"], sort=False):
+        examples: list[Any] = []
+        for e in g["key"].dropna():
+            examples += json.loads(e)
+        val.groups.append(
+            ViolationGroup(
+                str(fld),
+                str(rule),
+                np.sort(g["row"].to_numpy(dtype=np.int64)),
+                examples[:5],
+                str(g["message"].iloc[0]),
+            )
+        )
+    ctx = AuditContext(
+        data=pd.DataFrame(index=pd.RangeIndex(n)),
+        contract=contract,
+        y=np.empty(0, dtype=np.int8),
+        validation=val,
+        valid=np.empty(0, dtype=bool),
+        transform=None,  # type: ignore[arg-type]  # unused by the integrity check
+        options=options,
+    )
+    return IntegrityCheck().run(ctx)
+
+
+def audit_data_spark(
+    source: str | Path,
+    contract: Contract,
+    out_dir: str | Path,
+    *,
+    master: str | None = None,
+    checks: Sequence[str] | None = None,
+    random_state: int = 0,
+    options: Mapping[str, Any] | None = None,
+    driver_rows: int = DRIVER_ROWS,
+    keep_rows: int | None = None,
+    max_values: int = MAX_VALUES,
+    progress: Progress | None = None,
+) -> SparkAuditResult:
+    """Audit a Parquet data set (or a table) with Spark; see the module docstring.
+
+    Parameters
+    ----------
+    source : str or path
+        A Parquet file or directory, or the name of a table of the session's catalog.
+    contract : Contract
+    out_dir : path
+        Where ``findings.json``, ``report.html``, ``treatments.json``, ``clean.parquet`` and
+        ``quarantine.parquet`` (Parquet directories written by Spark) go.
+    master : str, optional
+        Spark master (``local[2]``, ``spark://host:7077``, ``yarn``); default: the active
+        session's, else ``local[*]``.
+    checks, random_state, options
+        As :func:`tabguard.data_audit.audit_data`.
+    driver_rows : int
+        Rows of the driver sample (candidate patterns' rows first).
+    keep_rows : int, optional
+        Candidate patterns with at most this many rows are kept whole in the sample (default
+        a quarter of ``driver_rows``); larger ones are represented by the random rows.
+    max_values : int
+        Distinct values of a feature from which rare values are merged on the driver.
+    progress : Progress, optional
+
+    Returns
+    -------
+    SparkAuditResult
+
+    Raises
+    ------
+    DataError
+        Missing columns, a missing source, data without rows.
+    MissingDependencyError, SparkUnavailableError
+        No PySpark or no Java.
+    """
+    started = time.perf_counter()
+    progress = progress or NULL_PROGRESS
+    selected = REGISTRY.select(checks)
+    parsed = REGISTRY.options(REGISTRY.ordered(), options)
+    spark = spark_session(
+        master,
+        purpose="tabguard audit data --engine spark",
+        conf={"spark.sql.execution.arrow.maxRecordsPerBatch": "50000"},
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="tabguard-spark-", dir=out))
+    try:
+        df = _read(spark, str(source))
+        check_columns(pd.DataFrame(columns=df.columns), contract)
+        with progress.stage("spark: row numbers"):
+            data, n = _with_row_numbers(spark, df)
+        if n == 0:
+            raise DataError("data has no rows")
+        sel = list(dict.fromkeys([*contract.columns(), contract.label.column, _ROW]))
+        sel = [c for c in sel if c in data.columns]
+        feed = data.select(*sel)
+        with progress.stage("spark: integrity and value counts"):
+            counts_dir = work / "counts"
+            feed.mapInPandas(
+                lambda it: _count_partition(it, contract), _COUNT_SCHEMA
+            ).write.parquet(str(counts_dir / "raw"))
+            raw = spark.read.parquet(str(counts_dir / "raw"))
+            raw.where("kind = 'v'").groupBy("j", "num", "key").agg(
+                functions().sum("n").alias("n"), functions().sum("pos").alias("pos")
+            ).write.partitionBy("j").parquet(str(counts_dir / "values"))
+        opts = parsed.get(TriggerScanOptions.check)
+        topts = opts if isinstance(opts, TriggerScanOptions) else TriggerScanOptions()
+        vocab = _vocabulary(counts_dir / "values", contract, topts.min_rows, max_values)
+        maps = [pair_value_ids(c, topts.pair_values, topts.min_rows) for c in vocab.counts]
+        with progress.stage("spark: value pairs"):
+            pairs: dict[tuple[int, int], np.ndarray] = {}
+            pair_rows = feed.mapInPandas(
+                lambda it: _pair_partition(it, contract, vocab, maps),
+                "a int, b int, counts binary",
+            ).toLocalIterator()
+            for r in pair_rows:
+                t = np.frombuffer(r["counts"], dtype=np.int64)
+                key = (int(r["a"]), int(r["b"]))
+                pairs[key] = t if key not in pairs else pairs[key] + t
+        candidates = _candidates(vocab, n, topts, pairs)
+        keep_rows = driver_rows // 4 if keep_rows is None else keep_rows
+        kept = sum(p.n for p in candidates if p.n <= keep_rows)
+        share = max(driver_rows - kept, 0) / n
+        keep = _keep_rules(vocab, candidates, keep_rows, share, random_state)
+        with progress.stage("spark: driver sample"):
+            sample_dir = work / "sample"
+            feed.mapInPandas(
+                lambda it: _keep_partition(it, contract, vocab, keep), feed.schema
+            ).write.parquet(str(sample_dir))
+            import pyarrow.parquet as pq
+
+            sample = pq.read_table(sample_dir).to_pandas()
+        sample = sample.sort_values(_ROW, kind="stable").reset_index(drop=True)
+        rows = sample.pop(_ROW).to_numpy(dtype=np.int64)
+        integrity = (
+            _integrity(contract, counts_dir / "raw", n, parsed) if "integrity" in selected else None
+        )
+        ctx = build_context(
+            sample, contract, random_state=random_state, progress=progress, options=options
+        )
+        codes = vocab.codes(sample, contract)
+        ctx.cache["matrix"] = _population_matrix(
+            vocab, n, codes, validate_numeric(sample, contract), pairs
+        )
+        rest = {k: v for k, v in selected.items() if k != "integrity"}
+        results, timings = _run_checks(ctx, rest, 1)
+        results = {k: _remap(v, rows) for k, v in results.items()}
+        if integrity is not None:
+            results = {"integrity": integrity, **results}
+        report, quarantine, treatments = _assemble(
+            results, timings, contract, n, rows, source, random_state, started, vocab, len(sample)
+        )
+        paths = _write(spark, data, quarantine, out)
+        paths.update(write_report(report, out))
+        paths["treatments"] = out / "treatments.json"
+        paths["treatments"].write_text(json.dumps([t.to_dict() for t in treatments], indent=2))
+        return SparkAuditResult(report, n, len(sample), quarantine, treatments, paths)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _assemble(
+    results: dict[str, CheckResult],
+    timings: dict[str, float],
+    contract: Contract,
+    n: int,
+    sample_rows: np.ndarray,
+    source: str | Path,
+    random_state: int,
+    started: float,
+    vocab: _Vocabulary,
+    n_sample: int,
+) -> tuple[Report, pd.DataFrame, list[Treatment]]:
+    """The report, quarantine and treatments, as :func:`tabguard.data_audit.audit_data`."""
+    findings = [f for r in results.values() for f in r.findings]
+    suspicious = sorted({int(i) for r in results.values() for i in r.suspicious_rows})
+    reasons: dict[int, list[str]] = {}
+    for r in results.values():
+        for row, why in r.quarantine.items():
+            reasons.setdefault(int(row), []).append(why)
+    for row in suspicious:
+        reasons.setdefault(row, ["poisoning suspect"])
+    qrows = np.array(sorted(reasons), dtype=np.int64)
+    quarantine = pd.DataFrame(
+        {
+            ROW_COLUMN: qrows,
+            REASON_COLUMN: ["; ".join(dict.fromkeys(reasons[int(r)])) for r in qrows],
+        }
+    )
+    treatments = [t for r in results.values() for t in r.treatments]
+    n_clean = n - len(qrows)
+    sections: list[Section] = [_treatment_section(treatments, n, n_clean)]
+    sections.append(
+        Section(
+            title="Spark engine",
+            text=[
+                f"{n} rows were validated and counted by Spark; the model-based stages ran on "
+                f"a driver sample of {n_sample} rows (every row of each candidate pattern of the "
+                "trigger scan, then random rows). Statistics of the descriptive, near-duplicate, "
+                "label-noise and disparate-impact checks describe that sample."
+            ],
+        )
+    )
+    for r in results.values():
+        sections.extend(r.sections)
+    report = Report(
+        kind="data_audit",
+        title=f"Data security audit: {contract.name}",
+        rows=n,
+        suspicious_rows=suspicious,
+        findings=findings,
+        summary={
+            "clean_rows": n_clean,
+            "quarantined_rows": len(qrows),
+            "suspicious_rows": len(suspicious),
+            "base_rate": float(vocab.positives[0].sum()) / max(n, 1) if vocab.positives else 0.0,
+            "checks": {k: v.summary for k, v in results.items()},
+            "seconds": timings,
+            "treatments": [t.to_dict() for t in treatments],
+            "engine": "spark",
+            "driver_sample_rows": n_sample,
+        },
+        meta={
+            "tabguard_version": __version__,
+            "created": now_iso(),
+            "contract": contract.name,
+            "contract_sha256": contract_hash(contract),
+            "source": str(source),
+            "random_state": random_state,
+            "elapsed_seconds": round(time.perf_counter() - started, 2),
+        },
+        sections=sections,
+    )
+    return report, quarantine, treatments
+
+
+def _write(spark: Any, data: Any, quarantine: pd.DataFrame, out: Path) -> dict[str, Path]:
+    """``clean.parquet`` and ``quarantine.parquet`` (directories), written by Spark."""
+    sf = functions()
+    q = spark.createDataFrame(
+        quarantine.rename(columns={ROW_COLUMN: _ROW}).astype({_ROW: "int64"})
+        if len(quarantine)
+        else pd.DataFrame({_ROW: pd.Series([], dtype="int64"), REASON_COLUMN: []}),
+        f"{_ROW} long, {REASON_COLUMN} string",
+    )
+    q = sf.broadcast(q) if len(quarantine) <= 1_000_000 else q
+    clean = data.join(q, _ROW, "left_anti").drop(_ROW)
+    paths = {"clean": out / "clean.parquet", "quarantine": out / "quarantine.parquet"}
+    clean.write.mode("overwrite").parquet(str(paths["clean"]))
+    held = data.join(q, _ROW, "inner")
+    held = held.select(
+        sf.col(_ROW).alias(ROW_COLUMN),
+        *[c for c in data.columns if c != _ROW],
+        REASON_COLUMN,
+    )
+    held.write.mode("overwrite").parquet(str(paths["quarantine"]))
+    return paths

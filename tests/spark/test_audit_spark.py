@@ -1,0 +1,84 @@
+"""The data audit's Spark engine: the same triggers, suspects and quarantine as the in-memory
+engine, with the model-based stages on a driver sample smaller than the data.
+
+The Spark tests share the session-scoped ``spark`` fixture (one JVM, local[2]); the data is
+small (3,000 rows) and only the integrity check and the trigger scan run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabguard.data_audit import audit_data
+from tabguard.datasets import credit_default_contract, load_credit_default
+from tabguard.redteam import poison
+from tabguard.spark._audit import _merge_rare, audit_data_spark
+
+CHECKS = ["integrity", "trigger_scan"]
+
+
+@pytest.fixture(scope="module")
+def poisoned() -> tuple[pd.DataFrame, np.ndarray]:
+    contract = credit_default_contract()
+    clean = load_credit_default().iloc[:3000].reset_index(drop=True)
+    res = poison(clean, contract, {"AGE": 999}, n_rows=40, shuffle=True, random_state=1)
+    data = res.data.copy()
+    data.loc[5, "EDUCATION"] = 9  # not a declared category: an integrity violation
+    return data, res.poisoned_rows
+
+
+def _triggers(findings: list[Any]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    return sorted(
+        (tuple(f.features), tuple(str(v) for v in f.values))
+        for f in findings
+        if f.check == "trigger_scan" and f.severity == "critical"
+    )
+
+
+def test_spark_engine_on_a_driver_sample_agrees_with_the_in_memory_engine(
+    spark: Any, tmp_path: Path, poisoned: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    data, truth = poisoned
+    contract = credit_default_contract()
+    src = tmp_path / "data.parquet"
+    data.to_parquet(src, index=False)
+    memory = audit_data(data, contract, checks=CHECKS)
+    out = tmp_path / "out"
+    # 1,000 driver rows for 3,040 rows: candidate patterns' rows, then random ones
+    result = audit_data_spark(src, contract, out, checks=CHECKS, driver_rows=1000)
+    assert result.rows == len(data) and result.sample_rows < len(data)
+    assert _triggers(result.report.findings) == _triggers(memory.report.findings)
+    assert _triggers(result.report.findings)[0][0] == ("AGE",)
+    assert result.suspicious_rows == memory.suspicious_rows
+    assert set(truth) <= set(result.suspicious_rows)
+    # integrity on every row (row 5 is outside the driver sample's random rows or not: the
+    # violation comes from Spark's pass over every row)
+    broken = [f for f in result.report.findings if f.check == "integrity"]
+    assert broken and broken[0].rows == [5]
+    # clean and quarantine written by Spark, with the row numbers and reasons
+    quarantine = pd.read_parquet(out / "quarantine.parquet")
+    assert sorted(quarantine["tabguard_row"]) == sorted(memory.quarantine["tabguard_row"])
+    reasons = dict(zip(quarantine["tabguard_row"], quarantine["tabguard_reason"], strict=True))
+    assert "EDUCATION" in reasons[5]
+    clean = pd.read_parquet(out / "clean.parquet")
+    assert len(clean) == len(data) - len(quarantine)
+    assert list(clean.columns) == list(data.columns)
+    assert (out / "findings.json").exists() and (out / "report.html").exists()
+
+
+def test_rare_value_runs_hold_fewer_than_min_rows_and_frequent_values_stay_alone() -> None:
+    u = np.arange(10, dtype=float)
+    n = np.array([1, 2, 1, 9, 1, 1, 1, 1, 3, 5])
+    pos = n.astype(float)
+    first, counts, positives, edges = _merge_rare(u, n, pos, min_rows=5)
+    assert counts.sum() == n.sum() and positives.sum() == pos.sum()
+    # frequent values (9 at 3.0, 5 at 9.0) keep an id of their own
+    assert {3.0, 9.0} <= set(first[counts >= 5])
+    assert (counts[~np.isin(first, [3.0, 9.0])] < 5).all()
+    # a value is looked up in the run starting at or before it
+    assert np.searchsorted(edges, 7.0, side="right") - 1 == np.flatnonzero(first <= 7.0)[-1]
