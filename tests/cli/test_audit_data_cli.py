@@ -1,4 +1,9 @@
-"""`tabguard audit data`: outputs, exit codes 0/1/2 and one-line errors for bad input."""
+"""`tabguard audit data`: outputs, exit codes 0/1/2 and one-line errors for bad input.
+
+The clean and poisoned audits and one bad input run the real entry point as a subprocess (what
+a shell sees); the other cases call ``tabguard.cli.main`` in process, which runs the same code
+without a fresh interpreter importing the audit stack each time.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,18 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tabguard.cli", *args], capture_output=True, text=True, timeout=300
     )
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``tabguard.cli.main(args)`` in process: (exit status, stdout, stderr)."""
+    from tabguard.cli import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else (0 if code is None else 1)), out, err
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +88,18 @@ def test_poisoned_exit_1_and_quarantine(
     assert len(pd.read_csv(tmp_path / "clean.csv")) == findings["rows"] - len(q)
 
 
-def test_parquet_in_and_out(tmp_path: Path, fraud_files: tuple[Path, Path, Path]) -> None:
+def test_parquet_in_and_out(
+    tmp_path: Path, fraud_files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     _, poisoned, contract = fraud_files
     data = tmp_path / "poisoned.parquet"  # read as Parquet by its suffix
     pd.read_csv(poisoned).to_parquet(data, index=False)
     out = tmp_path / "out"
-    r = run(
-        "audit", "data", str(data), "-c", str(contract), "-o", str(out), "-q", "--format", "parquet"
-    )
-    assert r.returncode == 1, r.stdout + r.stderr
+    args = ["audit", "data", str(data), "-c", str(contract), "-o", str(out), "-q"]
+    # the checks that quarantine this attack (the full audit runs in the tests above)
+    checks = ["--checks", "integrity,trigger_scan"]
+    code, stdout, stderr = run_main(capsys, *args, *checks, "--format", "parquet")
+    assert code == 1, stdout + stderr
     assert not (out / "clean.csv").exists() and not (out / "quarantine.csv").exists()
     truth = json.loads((poisoned.parent / "truth.json").read_text())["poisoned_rows"]
     q = pd.read_parquet(out / "quarantine.parquet")
@@ -92,14 +112,16 @@ def test_parquet_in_and_out(tmp_path: Path, fraud_files: tuple[Path, Path, Path]
     pd.testing.assert_frame_equal(clean, original.iloc[kept].reset_index(drop=True))
 
 
-def test_unknown_format_exit_2_before_reading(tmp_path: Path) -> None:
-    r = run(
-        "audit", "data", str(tmp_path / "absent.csv"), "-c", str(credit_default_contract_path()),
-        "-o", str(tmp_path / "o"), "--format", "xlsx",
+def test_unknown_format_exit_2_before_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_main(
+        capsys, "audit", "data", str(tmp_path / "absent.csv"),
+        "-c", str(credit_default_contract_path()), "-o", str(tmp_path / "o"), "--format", "xlsx",
     )  # fmt: skip
-    assert r.returncode == 2
-    assert "Invalid value for --format: must be one of csv, parquet; got 'xlsx'" in r.stderr
-    assert "not found" not in r.stderr
+    assert code == 2
+    assert "Invalid value for --format: must be one of csv, parquet; got 'xlsx'" in err
+    assert "not found" not in err
 
 
 def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
@@ -138,46 +160,55 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
     return out
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "missing",
-        "empty",
-        "header only",
-        "binary",
-        "zip",
-        "no label",
-        "nan labels",
-        "type mismatch",
-        "broken gzip",
-    ],
-)
-def test_bad_input_exit_2_one_line(tmp_path: Path, case: str) -> None:
-    path, words = _bad_inputs(tmp_path)[case]
-    r = run(
-        "audit",
-        "data",
-        str(path),
-        "-c",
-        str(credit_default_contract_path()),
-        "-o",
-        str(tmp_path / "out"),
-        "-q",
-    )
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    err = r.stderr.strip()
+BAD_INPUTS = [
+    "missing",
+    "empty",
+    "header only",
+    "binary",
+    "zip",
+    "no label",
+    "nan labels",
+    "type mismatch",
+    "broken gzip",
+]
+
+
+def _assert_one_line_exit_2(code: int, out: str, err: str, words: str) -> None:
+    assert code == 2, (out, err)
+    err = err.strip()
     assert "Traceback" not in err
     assert len(err.splitlines()) == 1, err
     assert words in err, err
 
 
-def test_bad_contract_exit_2(tmp_path: Path, fraud_files: tuple[Path, Path, Path]) -> None:
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_exit_2_one_line(
+    tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, words = _bad_inputs(tmp_path)[case]
+    args = ["audit", "data", str(path), "-c", str(credit_default_contract_path())]
+    code, out, err = run_main(capsys, *args, "-o", str(tmp_path / "out"), "-q")
+    _assert_one_line_exit_2(code, out, err, words)
+
+
+def test_bad_input_exit_2_one_line_as_a_process(tmp_path: Path) -> None:
+    path, words = _bad_inputs(tmp_path)["nan labels"]
+    args = ["audit", "data", str(path), "-c", str(credit_default_contract_path())]
+    r = run(*args, "-o", str(tmp_path / "out"), "-q")
+    _assert_one_line_exit_2(r.returncode, r.stdout, r.stderr, words)
+
+
+def test_bad_contract_exit_2(
+    tmp_path: Path, fraud_files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     clean, _, _ = fraud_files
     bad = tmp_path / "c.yaml"
     bad.write_text("name: x\nlabel: {column: is_fraud}\nfeatures:\n  amount: {type: money}\n")
-    r = run("audit", "data", str(clean), "-c", str(bad), "-o", str(tmp_path / "o"), "-q")
-    assert r.returncode == 2
-    assert "features.amount.type" in r.stderr and "money" in r.stderr
+    code, _, err = run_main(
+        capsys, "audit", "data", str(clean), "-c", str(bad), "-o", str(tmp_path / "o"), "-q"
+    )
+    assert code == 2
+    assert "features.amount.type" in err and "money" in err
 
 
 @pytest.mark.parametrize(
