@@ -83,6 +83,9 @@ async def bare_fast(payload: dict = Body(...)) -> dict:
     row, _ = bundle.main.transform.transform_record(payload["features"])
     return {"score": fast.score_row(row[0])}
 
+if os.environ.get("TGBENCH_ROUTE") == "fastapi":  # POST /v1/decisions through FastAPI's route
+    app.decisions_asgi = None
+
 # As `tabguard serve` runs it (httptools on uvloop), or TGBENCH_HTTP=h11: h11 on asyncio.
 old = {"http": "h11", "loop": "asyncio"} if os.environ.get("TGBENCH_HTTP") == "h11" else {}
 serve(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, **old)
@@ -821,15 +824,19 @@ def http_stacks(
     procs: list[subprocess.Popen[bytes]] = []
     servers: dict[str, tuple[int, str, str]] = {}
     try:
-        for http in ("h11", "httptools"):
+        for http, route in (("h11", "fastapi"), ("httptools", "fastapi"), ("httptools", "asgi")):
             port = free_port()
             env = {**os.environ, "TABGUARD_HOME": str(home), "TGBENCH_HTTP": http}
+            env["TGBENCH_ROUTE"] = route
             cmd = [sys.executable, "-c", SERVER, str(root / "model"), str(port), str(reference)]
             proc = subprocess.Popen(cmd, env=env)
             procs.append(proc)
             base = f"http://127.0.0.1:{port}"
             wait_ready(base, "/health")
-            servers[f"guarded, {http}"] = (proc.pid, base, "/v1/decisions")
+            name = f"guarded, {http}" + (", plain ASGI route" if route == "asgi" else "")
+            servers[name] = (proc.pid, base, "/v1/decisions")
+            if route == "asgi":
+                continue
             bproc, bbase = start_bare_booster(booster_file, http)
             procs.append(bproc)
             servers[f"bare-booster, {http}"] = (bproc.pid, bbase, "/bare-booster")
@@ -873,12 +880,12 @@ def http_stacks(
     print(
         f"\nHTTP stacks, one process each; server CPU per request (user + system, all threads; "
         f"{3 * (n // 3)} sequential requests each, 3 alternating rounds), then wall time of "
-        f"{n} requests alternating over the four servers:"
+        f"{n} requests alternating over the servers:"
     )
-    print(f"  {'server':34s} {'CPU us/req':>11s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    print(f"  {'server':44s} {'CPU us/req':>11s} {'p50 ms':>8s} {'p99 ms':>8s}")
     for name in servers:
         v = times[name]
-        print(f"  {name:34s} {per[name]:11.0f} {pct(v, 50) * 1e3:8.3f} {pct(v, 99) * 1e3:8.3f}")
+        print(f"  {name:44s} {per[name]:11.0f} {pct(v, 50) * 1e3:8.3f} {pct(v, 99) * 1e3:8.3f}")
     for app in ("guarded", "bare-booster"):
         a, b = f"{app}, h11", f"{app}, httptools"
         print(
@@ -886,10 +893,19 @@ def http_stacks(
             f"{pct(times[b], 50) / pct(times[a], 50):.2f}x, p99 "
             f"{pct(times[b], 99) / pct(times[a], 99):.2f}x"
         )
-    for http in ("h11", "httptools"):
-        g, b = f"guarded, {http}", f"bare-booster, {http}"
+    a, b = "guarded, httptools", "guarded, httptools, plain ASGI route"
+    print(
+        f"  guarded, httptools: plain ASGI/FastAPI route CPU {per[b] / per[a]:.2f}x, p50 "
+        f"{pct(times[b], 50) / pct(times[a], 50):.2f}x, p99 "
+        f"{pct(times[b], 99) / pct(times[a], 99):.2f}x"
+    )
+    for g, b in (
+        ("guarded, h11", "bare-booster, h11"),
+        ("guarded, httptools", "bare-booster, httptools"),
+        ("guarded, httptools, plain ASGI route", "bare-booster, httptools"),
+    ):
         print(
-            f"  {http}: guarded/bare-booster CPU {per[g] / per[b]:.2f}x, p50 "
+            f"  {g} / {b}: CPU {per[g] / per[b]:.2f}x, p50 "
             f"{pct(times[g], 50) / pct(times[b], 50):.2f}x, p99 "
             f"{pct(times[g], 99) / pct(times[b], 99):.2f}x"
         )
