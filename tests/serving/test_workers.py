@@ -302,8 +302,11 @@ def test_a_worker_killed_under_load_loses_no_answered_decision_and_is_replaced_o
             time.sleep(0.1)
         now = worker_pids(service, 2)
         [replacement] = [p for p in now if p not in survivors]
-        with only(replacement, now):
-            assert health_pid(service.base, admin) == replacement
+        # Not by stopping the survivor (only()): under this burst on a loaded machine the
+        # stopped survivor can miss its 5 s health check and be replaced. The kernel hands
+        # new connections to whichever worker waits in accept(), so a few tries reach both.
+        seen = {health_pid(service.base, admin) for _ in range(40)}
+        assert replacement in seen, (replacement, seen)
         served_during = sum(answered.values())
     finally:
         done.set()
