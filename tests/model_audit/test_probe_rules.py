@@ -242,3 +242,20 @@ def test_natural_rule_only_fires_with_all_three(rate: float, lr: float, n: int) 
         and supported < OPTS.supported_share
     )
     assert fired == expect
+
+
+def test_routed_mass_confirms_each_side() -> None:
+    """A natural category no tree isolates: the rows the trees route it to must be
+    significantly in excess, implying ``mass_ratio`` times its clean share, or more than its
+    share with contradicting labels."""
+    from tabguard.model_audit._backdoor import routed_confirms
+
+    alpha = 1e-4
+    routed = natural(routed_ratio=2.0, p_routed=1e-6)
+    assert routed_confirms(routed, alpha, OPTS, labels_contradict=False)
+    assert not routed_confirms(natural(routed_ratio=2.0, p_routed=2e-4), alpha, OPTS, False)
+    weak = natural(routed_ratio=1.5, p_routed=1e-6)
+    assert not routed_confirms(weak, alpha, OPTS, labels_contradict=False)
+    assert routed_confirms(weak, alpha, OPTS, labels_contradict=True)
+    assert not routed_confirms(natural(routed_ratio=1.0, p_routed=1e-6), alpha, OPTS, True)
+    assert not routed_confirms(natural(), alpha, OPTS, True)  # not measured (no tree splits)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,3 +117,39 @@ def test_isolated_share_of_a_category_set():
     assert ens.isolated_share([(0, -inf, inf, frozenset({1, 2, 5}))]) == 0.6
     assert ens.isolated_share([(0, -inf, inf, frozenset({1, 2})), (1, -inf, 0.5, None)]) == 0.2
     assert ens.isolated_share([(0, -inf, inf, frozenset({1}))]) == 0.0
+
+
+def test_route_matches_leaf_of_and_admits_follows_the_splits():
+    """Vectorised routing agrees with the row-by-row walk (categorical split, threshold,
+    unknown category); ``admits`` marks the nodes a value of the split column can reach."""
+    ens = _category_tree()
+    t = ens.trees[0]
+    X = np.array([[1, 0.2], [2, 0.9], [3, 0.1], [np.nan, 0.4], [1, 0.5]])
+    assert t.route(X).tolist() == [t.leaf_of(r) for r in X] == [2, 3, 4, 4, 2]
+    assert t.admits(0, 1.0).tolist() == [True, True, True, True, False]
+    assert t.admits(0, 3.0).tolist() == [True, False, False, False, True]
+    # column 1 is split below the category only: a value of it reaches one leaf of each side
+    assert t.admits(1, 0.9).tolist() == [True, True, False, True, True]
+
+
+def test_routed_mass_counts_training_rows_beyond_the_clean_rows_routed_there():
+    """The region category 1 reaches and category 3 does not is the left branch (60 of 100
+    training rows). Clean rows routed there: 30 of 100, of which 10 carry the value. The
+    training side has 30 % more than the clean side: the value's implied share 1 + 0.3 / 0.1."""
+    from tabguard.model_audit._backdoor import routed_mass
+
+    ens = _category_tree()
+    X = np.array([[1.0, 0.2]] * 10 + [[2.0, 0.9]] * 20 + [[3.0, 0.0]] * 70)
+    leaves = np.column_stack([t.route(X) for t in ens.trees])
+    natural = X[:, 0] == 1.0
+    excess, ratio, p = routed_mass(ens, leaves, None, 0, 1.0, [3.0], natural)
+    assert math.isclose(excess, 0.3)
+    assert math.isclose(ratio, 1 + 0.3 / (11 / 101))
+    assert p < 0.01  # 60 of the 90 rows in the region are training rows, 45 expected
+    # no excess when clean rows reach the region as often as training rows did
+    X2 = np.array([[1.0, 0.2]] * 20 + [[2.0, 0.9]] * 40 + [[3.0, 0.0]] * 40)
+    leaves2 = np.column_stack([t.route(X2) for t in ens.trees])
+    excess2, ratio2, p2 = routed_mass(ens, leaves2, None, 0, 1.0, [3.0], X2[:, 0] == 1.0)
+    assert excess2 == 0.0 and ratio2 == 1.0 and p2 > 0.05
+    # a neighbour the trees never separate from the value: no region, nothing measured
+    assert all(math.isnan(v) for v in routed_mass(ens, leaves, None, 0, 1.0, [2.0], natural))

@@ -30,7 +30,10 @@ where clean data gives no reason to. The probe looks for exactly that, in three 
      over the candidates), and
    * clean data does not support it: the clean rows carrying the value have labels closer to
      what the model predicts at the neighbour than at the candidate (a likelihood-ratio
-     test), or no clean row carries it while the model's trees were fitted on many rows there.
+     test), or no clean row carries it while the model's trees were fitted on many rows there,
+     or (a category that also occurs naturally, which no tree need isolate) the leaves the
+     trees send it to held far more training rows than the clean rows routed there
+     (:func:`routed_mass`).
 
 Nothing here depends on a particular feature, value or data set; the decision uses only
 statistics of the model's own candidates and of the clean data.
@@ -193,6 +196,11 @@ class ProbeCandidate:
     training_share, expected_share, p_mass : float
         Tree models: share of the trees' training rows confined to the cell, the share clean
         data predicts, and the binomial p-value of the excess.
+    routed_excess, routed_ratio, p_routed : float
+        Tree models, categories: in the region the trees send the value to (leaves whose path
+        admits it and not the neighbour), the share of training rows beyond the share of clean
+        rows routed there; the value's implied training share over its clean share; and the
+        two-sample p-value (Bonferroni over the trees). See :func:`routed_mass`.
     outside_support, continuation : bool
         Beyond the clean data's range; an edge step that continues the trend inside it.
     backdoor : bool
@@ -220,6 +228,9 @@ class ProbeCandidate:
     training_share: float = float("nan")
     expected_share: float = float("nan")
     p_mass: float = float("nan")
+    routed_excess: float = float("nan")
+    routed_ratio: float = float("nan")
+    p_routed: float = float("nan")
     backdoor: bool = False
     reason: str = ""
     columns: tuple[int, ...] = ()
@@ -229,6 +240,7 @@ class ProbeCandidate:
     mass_counts: tuple[int, ...] = ()
     mass_categories: tuple[frozenset[int] | None, ...] = ()
     nominal: tuple[bool, ...] = ()  # the contract calls the feature a category
+    neighbour_codes: tuple[float, ...] = ()
 
 
 @dataclass
@@ -516,8 +528,10 @@ def probe_backdoors(
             grids[j] = _Grid(j, cells, _rank(ecdf, S), model.approve(S), member)
     singles: list[_Probed] = []
     for g in grids.values():
+        # a category has no neighbouring values, even where the model codes it as a number
+        nominal = model.contract.features[model.feature_names[g.j]].type == "category"
         for i, cell in enumerate(g.cells):
-            nb_idx = _neighbours(g.cells, i, g.ranks)
+            nb_idx = _neighbours(g.cells, i, g.ranks, unordered=nominal)
             if nb_idx:
                 stats = _compare(g.ranks[i], g.ranks[nb_idx], g.approve[i], g.approve[nb_idx])
                 if ens is None and len(nb_idx) == 1:
@@ -538,7 +552,8 @@ def probe_backdoors(
     result.null_rate = {"spike": _null_level([s for _, _, s in singles], opts.null_quantile)}
     for cand_cells, nbs, stats in singles + pairs:
         result.candidates.append(_candidate(model, cand_cells, nbs, stats, X, y, p))
-    _decide(result, opts, len(X), ens)
+    routing = _Routing(ens, X, p) if ens is not None else None
+    _decide(result, opts, len(X), ens, routing)
     if ens is not None:
         _complete_combinations(result, model, ens, grids, X, opts)
     return result
@@ -970,6 +985,7 @@ def _candidate(
         mass_counts=tuple(hull_counts),
         mass_categories=mass_sets,
         nominal=tuple(model.contract.features[f].type == "category" for f in feats),
+        neighbour_codes=tuple(c.code for c in nb),
     )
 
 
@@ -1074,7 +1090,13 @@ def _complete_combinations(
         )
 
 
-def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemble | None) -> None:
+def _decide(
+    result: ProbeResult,
+    opts: ProbeOptions,
+    n_ref: int,
+    ens: TreeEnsemble | None,
+    routing: _Routing | None = None,
+) -> None:
     """Mark confirmed triggers.
 
     A candidate is a backdoor when (1) it moves decisions by at least ``opts.min_spike`` of the
@@ -1178,6 +1200,18 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
             reasons.extend(confirms_without_mass(c, opts, rare))
             if label_reason is not None:
                 reasons.append(label_reason)
+        if not reasons and routing is not None and len(c.columns) == 1 and c.nominal[0]:
+            routing.measure(c)
+            if routed_confirms(c, alpha, opts, label_reason is not None):
+                reasons.append(
+                    f"the trees send it to leaves (that its neighbour does not reach) where "
+                    f"they were fitted on {c.routed_excess:.2%} more of their training rows "
+                    f"than clean rows reach them: about {c.routed_ratio:.1f} times the "
+                    f"training rows the value's {c.n_natural} clean rows imply (two-sample "
+                    f"p = {c.p_routed:.1e}, over the trees)"
+                )
+                if label_reason is not None:
+                    reasons.append(label_reason)
         if not reasons:
             natural = natural_evidence(c, opts)
             if natural is not None:
@@ -1208,6 +1242,154 @@ def _decide(result: ProbeResult, opts: ProbeOptions, n_ref: int, ens: TreeEnsemb
                 ) >= abs(c.spike):
                     c.backdoor = False
                     c.reason = "part of a confirmed combination"
+
+
+class _Routing:
+    """The clean rows routed through every tree, for :func:`routed_mass` (computed once)."""
+
+    def __init__(self, ens: TreeEnsemble, X: np.ndarray, p: np.ndarray) -> None:
+        self.ens = ens
+        self.X = X
+        self.p = p
+        self._leaves: np.ndarray | None = None
+        self._weights: np.ndarray | None = None
+
+    def leaves(self) -> np.ndarray:
+        if self._leaves is None:
+            self._leaves = np.column_stack([t.route(self.X) for t in self.ens.trees])
+        return self._leaves
+
+    def weights(self) -> np.ndarray | None:
+        """Per clean row and tree, the weight a training row there adds to the tree's counts:
+        None where counts are rows (LightGBM, scikit-learn); XGBoost's covers are hessians
+        p (1 - p) at the margin before the tree, rebuilt from the leaf values and the model's
+        own scores (the base margin is their difference)."""
+        if self.ens.source != "xgboost":
+            return None
+        if self._weights is None:
+            leaves = self.leaves()
+            vals = np.column_stack([t.value[leaves[:, k]] for k, t in enumerate(self.ens.trees)])
+            p = np.clip(self.p, 1e-9, 1 - 1e-9)
+            base = float(np.median(np.log(p / (1 - p)) - vals.sum(axis=1)))
+            margin = base + np.cumsum(vals, axis=1) - vals
+            q = 1.0 / (1.0 + np.exp(-margin))
+            self._weights = q * (1.0 - q)
+        return self._weights
+
+    def measure(self, c: ProbeCandidate) -> None:
+        """Set ``c.routed_excess``, ``c.routed_ratio`` and ``c.p_routed`` (see
+        :func:`routed_mass`)."""
+        j, v = c.columns[0], c.codes[0]
+        col = self.X[:, j]
+        codes, counts = np.unique(col[~np.isnan(col)], return_counts=True)
+        c.routed_excess, c.routed_ratio, c.p_routed = routed_mass(
+            self.ens,
+            self.leaves(),
+            self.weights(),
+            j,
+            v,
+            c.neighbour_codes,
+            col == v,
+            dict(zip(codes.tolist(), counts.tolist(), strict=True)),
+        )
+
+
+def routed_mass(
+    ens: TreeEnsemble,
+    leaves: np.ndarray,
+    weights: np.ndarray | None,
+    j: int,
+    value: float,
+    neighbours: Sequence[float],
+    natural: np.ndarray,
+    populated: dict[float, int] | None = None,
+) -> tuple[float, float, float]:
+    """Training rows in excess where the trees send a value, against the clean rows sent there.
+
+    A category that also occurs naturally need not be isolated by any tree (a category coded
+    as a number is split at ``> 4.5`` in one tree and ``<= 5.5`` in another), so no leaf
+    confines training rows to it. Every tree that separates the value from its neighbour still
+    sends it to a region of leaves - those whose path admits the value and not the neighbour,
+    and whose condition on the column lets through at least as many clean rows with the value
+    as with any other values together (so that an excess there is the value's: a trigger on
+    another feature adds training rows to any leaf its copies reach). Clean rows routed through
+    the tree show how many rows that region holds naturally; the leaves record how many
+    training rows it held. Poisoned copies carrying the value add to the training side only.
+
+    Parameters
+    ----------
+    ens : TreeEnsemble
+    leaves : ndarray (n_clean, n_trees)
+        The leaf each clean row reaches in each tree.
+    weights : ndarray (n_clean, n_trees) or None
+        What each clean row would add to a node's count (None: 1, counts are rows).
+    j, value : int, float
+        The column and the candidate value (its code).
+    neighbours : sequence of float
+        The codes it is compared with.
+    natural : ndarray of bool
+        Clean rows that carry the value.
+    populated : dict, optional
+        Clean rows per code of the column (for the leaves' share of the value); without it
+        every leaf admitting the value and not the neighbour counts.
+
+    Returns
+    -------
+    (excess, ratio, p) : tuple of float
+        For the tree with the most significant excess: the training share of the region minus
+        its clean share; ``1 + excess / clean share of the value`` (the training rows with the
+        value implied, relative to the clean rows' share; 1 when nothing is in excess); and
+        the one-sided two-sample binomial p-value, times the number of trees tested.
+    """
+    from scipy.stats import binom
+
+    n_ref = len(leaves)
+    best = (0.0, 1.0, 1.0)
+    tested = 0
+    for k, t in enumerate(ens.trees):
+        region = (t.feature < 0) & t.admits(j, value)
+        for u in neighbours:
+            region &= ~t.admits(j, u)
+        if populated and region.any():
+            let_through = sum(n * t.admits(j, code) for code, n in populated.items())
+            region &= 2 * populated.get(value, 0) >= let_through
+        root = float(t.count[0])
+        if not region.any() or root <= 0:
+            continue
+        tested += 1
+        w = np.ones(n_ref) if weights is None else weights[:, k]
+        total = float(w.sum())
+        train_share = float(t.count[region].sum()) / root
+        clean_share = float(w[region[leaves[:, k]]].sum()) / total
+        value_share = (float(w[natural].sum()) + float(w.mean())) / (total + float(w.mean()))
+        # rows, not covers, for the test: a training row weighs about the clean rows' mean
+        n_train = root / max(float(w.mean()), 1e-12)
+        hits = round(train_share * n_train)
+        trials = hits + round(clean_share * n_ref)
+        if hits <= 0 or trials <= 0:
+            continue
+        p = float(binom.sf(hits - 1, trials, n_train / (n_train + n_ref)))
+        if p < best[2]:
+            excess = train_share - clean_share
+            best = (excess, 1.0 + max(excess, 0.0) / value_share, p)
+    if not tested:
+        return (float("nan"), float("nan"), float("nan"))
+    return (best[0], best[1], min(1.0, best[2] * tested))
+
+
+def routed_confirms(
+    c: ProbeCandidate, alpha: float, o: ProbeOptions, labels_contradict: bool
+) -> bool:
+    """Tree models, categories: the region the trees send the value to held significantly more
+    training rows than clean rows reach it (``alpha``, already Bonferroni-corrected over the
+    candidates; ``c.p_routed`` is over the trees), by enough to imply at least ``mass_ratio``
+    times the value's clean share of training rows, or more than it with contradicting
+    labels - the rule of :func:`mass_confirms` on the rows the trees route instead of the rows
+    they isolate."""
+    if not math.isfinite(c.p_routed):
+        return False
+    ratio = c.routed_ratio
+    return c.p_routed < alpha and (ratio >= o.mass_ratio or (ratio > 1.0 and labels_contradict))
 
 
 def spike_passes(c: ProbeCandidate, o: ProbeOptions) -> bool:

@@ -79,6 +79,50 @@ class Tree:
         """Indices of the leaves."""
         return np.flatnonzero(self.feature < 0)
 
+    def route(self, X: np.ndarray) -> np.ndarray:
+        """The leaf each row of the model matrix ``X`` reaches (vectorised :meth:`leaf_of`)."""
+        node = np.zeros(len(X), dtype=np.int64)
+        active = np.flatnonzero(self.feature[node] >= 0)
+        while active.size:
+            nd = node[active]
+            x = X[active, self.feature[nd]]
+            thr = self.threshold[nd]
+            with np.errstate(invalid="ignore"):
+                if self.strict:  # XGBoost compares in single precision
+                    left = x.astype(np.float32) < thr.astype(np.float32)
+                else:
+                    left = x <= thr
+            if self.categories:
+                for k in np.unique(nd[np.isnan(thr)]):
+                    cats = self.categories.get(int(k))
+                    if cats is None:
+                        continue
+                    at = nd == k
+                    xs = x[at]
+                    ok = ~np.isnan(xs)
+                    left[at] = ok & np.isin(np.where(ok, xs, -1).astype(np.int64), list(cats))
+            node[active] = np.where(left, self.left[nd], self.right[nd])
+            active = active[self.feature[node[active]] >= 0]
+        return node
+
+    def admits(self, j: int, x: float) -> np.ndarray:
+        """Per node: whether the path from the root to it lets value ``x`` of column ``j``
+        through (every split on ``j`` above it sends ``x`` its way)."""
+        n = len(self.feature)
+        ok = np.zeros(n, dtype=bool)
+        ok[0] = True
+        for node in range(n):  # children always come after their parent
+            f = int(self.feature[node])
+            if f < 0 or not ok[node]:
+                continue
+            left, right = int(self.left[node]), int(self.right[node])
+            if f == j:
+                go = self.goes_left(node, x)
+                ok[left], ok[right] = go, not go
+            else:
+                ok[left] = ok[right] = True
+        return ok
+
 
 @dataclass
 class TreeEnsemble:
