@@ -1030,7 +1030,9 @@ def _complete_combinations(
     ]
     for c in [t for t in result.candidates if t.backdoor and len(t.features) == 1]:
         j1 = c.columns[0]
-        if not ens.has_splits(j1) or not c.training_share > 0 or len(c.features) != 1:
+        # the partner search splits the cell's excess training rows: none, nothing to split
+        # (a category confirmed by where the trees route it, no tree isolating it)
+        if not ens.has_splits(j1) or not c.training_share > c.expected_share:
             continue
         cond = (j1, *c.mass_intervals[0], int(c.codes[0]) if c.categorical[0] else None)
         if c.categorical[0]:
@@ -1201,7 +1203,7 @@ def _decide(
             if label_reason is not None:
                 reasons.append(label_reason)
         if not reasons and routing is not None and len(c.columns) == 1 and c.nominal[0]:
-            routing.measure(c)
+            routing.measure(c, alpha)
             if routed_confirms(c, alpha, opts, label_reason is not None):
                 reasons.append(
                     f"the trees send it to leaves (that its neighbour does not reach) where "
@@ -1276,7 +1278,7 @@ class _Routing:
             self._weights = q * (1.0 - q)
         return self._weights
 
-    def measure(self, c: ProbeCandidate) -> None:
+    def measure(self, c: ProbeCandidate, alpha: float) -> None:
         """Set ``c.routed_excess``, ``c.routed_ratio`` and ``c.p_routed`` (see
         :func:`routed_mass`)."""
         j, v = c.columns[0], c.codes[0]
@@ -1291,6 +1293,7 @@ class _Routing:
             c.neighbour_codes,
             col == v,
             dict(zip(codes.tolist(), counts.tolist(), strict=True)),
+            alpha,
         )
 
 
@@ -1303,6 +1306,7 @@ def routed_mass(
     neighbours: Sequence[float],
     natural: np.ndarray,
     populated: dict[float, int] | None = None,
+    alpha: float = 0.0,
 ) -> tuple[float, float, float]:
     """Training rows in excess where the trees send a value, against the clean rows sent there.
 
@@ -1332,19 +1336,23 @@ def routed_mass(
     populated : dict, optional
         Clean rows per code of the column (for the leaves' share of the value); without it
         every leaf admitting the value and not the neighbour counts.
+    alpha : float
+        Trees whose p-value, times the number of trees tested, is under ``alpha`` show a
+        significant excess each; the one with the largest is reported (else the most
+        significant tree).
 
     Returns
     -------
     (excess, ratio, p) : tuple of float
-        For the tree with the most significant excess: the training share of the region minus
-        its clean share; ``1 + excess / clean share of the value`` (the training rows with the
+        For the tree reported (see ``alpha``): the training share of the region minus its
+        clean share; ``1 + excess / clean share of the value`` (the training rows with the
         value implied, relative to the clean rows' share; 1 when nothing is in excess); and
         the one-sided two-sample binomial p-value, times the number of trees tested.
     """
     from scipy.stats import binom
 
     n_ref = len(leaves)
-    best = (0.0, 1.0, 1.0)
+    per_tree: list[tuple[float, float, float]] = []
     tested = 0
     for k, t in enumerate(ens.trees):
         region = (t.feature < 0) & t.admits(j, value)
@@ -1369,12 +1377,15 @@ def routed_mass(
         if hits <= 0 or trials <= 0:
             continue
         p = float(binom.sf(hits - 1, trials, n_train / (n_train + n_ref)))
-        if p < best[2]:
-            excess = train_share - clean_share
-            best = (excess, 1.0 + max(excess, 0.0) / value_share, p)
-    if not tested:
+        excess = train_share - clean_share
+        per_tree.append((excess, 1.0 + max(excess, 0.0) / value_share, p))
+    if not per_tree:
         return (float("nan"), float("nan"), float("nan"))
-    return (best[0], best[1], min(1.0, best[2] * tested))
+    scored = [(e, r, min(1.0, p * tested)) for e, r, p in per_tree]
+    significant = [t for t in scored if t[2] < alpha]
+    if significant:  # each is significant on its own: the largest excess among them
+        return max(significant, key=lambda t: t[1])
+    return min(scored, key=lambda t: t[2])
 
 
 def routed_confirms(
