@@ -46,11 +46,8 @@ def test_seed_attack_every_planted_row_and_no_clean_row(
     assert roni and roni[0].evidence["confirmed"]
 
 
-def test_clean_data_has_no_suspects(credit_df: pd.DataFrame, credit_contract: Contract) -> None:
-    result = audit_data(credit_df, credit_contract)
-    assert len(result.suspicious_rows) <= 0.001 * len(credit_df)
-    assert not result.report.has_critical
-    assert result.exit_code() == 0
+# The full audit of the clean bundled data (no critical finding, no suspect) is asserted by
+# tests/training/test_end_to_end.py, whose training runs that audit on the same 30,000 rows.
 
 
 @pytest.mark.parametrize(

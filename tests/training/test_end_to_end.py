@@ -37,6 +37,11 @@ def test_train_bundled_data_end_to_end(
     assert bundle.version == "credit_default/1"
     assert m["test_auc"] > 0.75 and m["fallback_test_auc"] > 0.74
     assert abs(m["conformal_coverage"] - 0.9) < 0.02
-    assert bundle.metadata["audit"]["ran"] is True
-    assert bundle.metadata["audit"]["severity_counts"]["critical"] == 0
+    # The full data audit of the clean bundled data (every check): no critical finding, and no
+    # row suspected or quarantined (the audit's clean rows are all 30,000 rows).
+    audit = bundle.metadata["audit"]
+    assert audit["ran"] is True
+    assert audit["severity_counts"]["critical"] == 0
+    assert audit["rows"] == 30000 and audit["clean_rows"] == 30000
+    assert audit["quarantined_rows"] == 0
     assert bundle.metadata["data"]["clean_rows"] == 30000
