@@ -747,10 +747,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes of the multi-worker run")
     parser.add_argument(
         "--only",
-        choices=["all", "single", "workers", "http"],
+        choices=["all", "single", "workers", "http", "inprocess"],
         default="all",
         help="single: one process and in process; workers: the multi-worker comparison; "
-        "http: h11 on asyncio against httptools on uvloop (guarded and bare-booster)",
+        "http: h11 on asyncio against httptools on uvloop (guarded and bare-booster); "
+        "inprocess: only the in-process guard costs",
     )
     parser.add_argument(
         "--launchers",
@@ -794,6 +795,8 @@ def main() -> None:
         try:
             if args.only in ("all", "single"):
                 single_process(root, home, key, reference, booster_base, recs, args)
+            if args.only == "inprocess":
+                in_process(root / "model", home, recs, 5000)
             if args.only == "http":
                 http_stacks(root, home, key, reference, booster_file, recs, args.requests)
             if args.only in ("all", "workers"):
