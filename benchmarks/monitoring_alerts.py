@@ -117,8 +117,8 @@ SCENARIOS = {
 
 
 def model_bundle(workdir: Path) -> Any:
-    """A LightGBM model an attack can move (tests/monitoring/_vulnerable.py), trained once."""
-    from tests.monitoring._vulnerable import vulnerable_model
+    """A LightGBM model an attack can move (tabguard.redteam.vulnerable_model), trained once."""
+    from tabguard.redteam import vulnerable_model
 
     return vulnerable_model(workdir / "model")
 

@@ -17,9 +17,8 @@ from tabguard.flags import MemoryFlagStore
 from tabguard.monitoring import load_monitor_config
 from tabguard.monitoring._drift import DriftReference
 from tabguard.monitoring._live import SimulationMonitor
-from tabguard.redteam import AttackSpec, Channel, TrafficOptions, simulate_traffic
+from tabguard.redteam import AttackSpec, Channel, TrafficOptions, simulate_traffic, vulnerable_model
 from tabguard.serving import load_config
-from tests.monitoring._vulnerable import vulnerable_model
 from tests.serving.conftest import write_config
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday

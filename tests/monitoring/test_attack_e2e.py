@@ -16,9 +16,8 @@ import pytest
 from tabguard.flags import MemoryFlagStore
 from tabguard.monitoring import load_monitor_config
 from tabguard.monitoring._live import SimulationMonitor
-from tabguard.redteam import AttackSpec, Channel, TrafficOptions, simulate_traffic
+from tabguard.redteam import AttackSpec, Channel, TrafficOptions, simulate_traffic, vulnerable_model
 from tabguard.serving import load_config
-from tests.monitoring._vulnerable import vulnerable_model
 from tests.monitoring.test_alerts import Receiver
 from tests.serving.conftest import write_config
 

@@ -268,3 +268,66 @@ def test_bad_rule_file_is_one_line_exit_2(
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1
         assert "rules[drop].metric" in err and "'denial_rate'" in err
+
+
+def test_a_live_pass_reading_its_span_at_once_evaluates_as_window_by_window(
+    tmp_path: Path,
+) -> None:
+    """The live pass's one query per span (``prefetch``) gives the evaluations, to the last
+    float, that one query per window gives: CUSUM, dispersion, baselines, every metric read
+    from counters, around an attack and after late rows fold into past buckets."""
+    import numpy as np
+
+    from tabguard.monitoring import ALL, Delta
+    from tabguard.monitoring._alerts import AlertStore
+    from tabguard.monitoring._rules_config import parse_alerting
+    from tabguard.monitoring._store import F_GUARD, F_STATUS_DECISION, bucket_key
+    from tabguard.storage import create_sql_engine
+
+    store = open_monitor_store(f"sqlite:///{tmp_path / 'mon.db'}")
+    rng = np.random.default_rng(8)
+    hour = timedelta(hours=1)
+    start = ONSET - timedelta(weeks=4)
+
+    def fill(first: int, hours: int, seq: Any) -> None:
+        d = Delta()
+        for h in range(first, first + hours):
+            at = start + h * hour
+            b = bucket_key(at, hour)
+            for channel, n, deny in (("online", 60, 0.2), ("partner", 40, 0.3)):
+                rate = deny * (0.2 if at >= ONSET and channel == "partner" else 1.0)
+                k = int(rng.binomial(n, rate))
+                for seg in (ALL, ("channel", channel)):
+                    d.count((b, *seg, F_STATUS_DECISION, "accepted|deny"), k)
+                    d.count((b, *seg, F_STATUS_DECISION, "accepted|approve"), n - k)
+                    d.count((b, *seg, F_GUARD, "sanitise|clip|AGE"), int(rng.integers(0, 5)))
+        store.merge(d, watermark=seq, expected=store.watermark())
+
+    fill(0, 4 * 7 * 24 + 12, 1)
+    rule = {"window": "6h", "direction": "below", "segments": ["all", "channel"]}
+    config = parse_alerting(
+        {
+            "rules": [
+                {"name": "deny", "metric": "decision_rate", "decision": "deny", "change": "20%",
+                 "baseline": {"median_of_weeks": 3}, **rule},
+                {"name": "clip", "metric": "guard_action_rate", "action": "clip",
+                 "change": "30%", "baseline": {"weeks_ago": 1}, **rule},
+                {"name": "volume", "metric": "volume", "change": "50%",
+                 "baseline": {"weeks_ago": 2}, **rule},
+            ],
+        }
+    )  # fmt: skip
+
+    def passes(prefetch: bool) -> list[Any]:
+        alerts = AlertStore(create_sql_engine("memory://"), "scratch")
+        alerting = Alerting(store, config, alerts=alerts, prefetch=prefetch)
+        return [alerting.step(ONSET + h * hour).evaluations for h in (1, 5, 9)]
+
+    before = passes(False)
+    assert any(e.fired for step in before for e in step)
+    assert any(e.cusum for step in before for e in step)
+    assert passes(True) == before
+    fill(4 * 7 * 24, 6, 2)  # late rows into buckets the windows already covered
+    late = passes(False)
+    assert late != before and passes(True) == late
+    store.close()

@@ -163,3 +163,43 @@ def test_probing_by_client_and_categories(store: SqlMonitorStore) -> None:
     assert cats[["kind", "value", "n"]].values.tolist() == [["raw", "2", 3]]
     probing = store.probing_counts(T0, T0 + H)
     assert probing[["signal", "n", "n_requests"]].values.tolist() == [["boundary", 3, 5]]
+
+
+def test_a_pass_view_sums_the_same_windows_as_the_database(store: SqlMonitorStore) -> None:
+    """``with_counts``: one read of the span, every window (and segment filter) row for row
+    as ``counts`` returns it; a view made before late rows does not see them, a new one does."""
+    from pandas.testing import assert_frame_equal
+
+    rng = np.random.default_rng(3)
+    fams = [F_STATUS_DECISION, F_GUARD]
+    wm = None
+    for seq, hour in enumerate(rng.permutation(48)[:40]):  # gaps, out of order
+        d = Delta()
+        b = bucket_key(T0 + int(hour) * H, H)
+        for sk, sv in (ALL, ("channel", str(rng.choice(["online", "partner", "Ärger", "b"])))):
+            for key in ("accepted|deny", "accepted|approve", "rejected_validation|"):
+                d.count((b, sk, sv, F_STATUS_DECISION, key), int(rng.integers(0, 4)))
+            d.count((b, sk, sv, F_GUARD, "sanitise|clip|AGE"), int(rng.integers(0, 3)))
+        store.merge(d, watermark={"seq": seq}, expected=wm)
+        wm = {"seq": seq}
+    view = store.with_counts(T0, T0 + 48 * H, fams)
+    windows = [(T0 + s * H, T0 + (s + w) * H) for s in (0, 5, 17, 40) for w in (1, 6, 8)]
+    for start, end in [*windows, (T0, T0 + 48 * H), (T0 + 47 * H, T0 + 48 * H)]:
+        for f in ([F_STATUS_DECISION], [F_GUARD], fams):
+            for seg in (None, ("channel", "partner"), ("channel", "none")):
+                got = view.counts(start, end, f, seg)
+                assert_frame_equal(got, store.counts(start, end, f, seg))
+                assert got["n"].dtype == "int64"
+    assert_frame_equal(view.decision_counts(T0, T0 + 6 * H), store.decision_counts(T0, T0 + 6 * H))
+    late = Delta()
+    late.count(
+        (bucket_key(T0 + 2 * H, H), "channel", "late", F_STATUS_DECISION, "accepted|deny"), 5
+    )
+    store.merge(late, watermark={"seq": 99}, expected=wm)
+    assert "late" not in set(view.counts(T0, T0 + 6 * H, fams)["segment_value"])
+    fresh = store.with_counts(T0, T0 + 48 * H, fams)
+    assert_frame_equal(fresh.counts(T0, T0 + 6 * H, fams), store.counts(T0, T0 + 6 * H, fams))
+    # outside the span or another family: the database answers
+    assert_frame_equal(
+        view.counts(T0 - H, T0 + 6 * H, fams), store.counts(T0 - H, T0 + 6 * H, fams)
+    )

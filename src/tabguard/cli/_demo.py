@@ -19,7 +19,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Plant the seed's AGE=999 backdoor, show accuracy misses it, find it, remove it."""
+    """Plant the seed's AGE=999 backdoor, show accuracy misses it, find it, remove it; then
+    catch an attack on simulated production traffic with the monitor's seasonal rule."""
     from tabguard.cli._demo_run import run_demo
 
     run_demo(out, rate, seed, quiet)

@@ -122,7 +122,8 @@ def run_demo(out: Path, rate: float, seed: int, quiet: bool) -> None:
     console.print(
         Panel.fit(
             f"[bold]tabguard {__version__} demo[/]: a backdoor planted in a credit-default model\n"
-            "(seed 001), found by the data audit before training, and removed.",
+            "(seed 001), found by the data audit before training, and removed;\n"
+            "then an attack in production, caught by the monitor's seasonal rule.",
             border_style="blue",
         )
     )
@@ -324,6 +325,13 @@ def run_demo(out: Path, rate: float, seed: int, quiet: bool) -> None:
         f"-H 'Content-Type: application/json' -d @{out / 'application_age999.json'}",
         soft_wrap=True,
     )
+    _step(9, "tabguard monitor: an attack in production, caught by the seasonal rule")
+    from tabguard.cli._demo_monitor import print_monitor_story, run_monitor_story
+
+    status = console.status("simulating two weeks of traffic …")
+    with contextlib.nullcontext() if quiet else status:
+        story = run_monitor_story(out / "monitor")
+    print_monitor_story(story, console)
     console.print(f"\nDone in {time.perf_counter() - started:.0f} s. Outputs in {out}/.")
 
 

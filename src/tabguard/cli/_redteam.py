@@ -104,7 +104,7 @@ def traffic_cmd(
         Path | None,
         typer.Option(help="TABGUARD_HOME whose prediction log and flags receive the traffic."),
     ] = None,
-    days: Annotated[int, typer.Option(help="Simulated days (>= 28).")] = 42,
+    days: Annotated[int, typer.Option(help="Simulated days (>= 14).")] = 42,
     per_day: Annotated[float, typer.Option(help="Mean applications on a weekday.")] = 2000.0,
     start: Annotated[str, typer.Option(help="Simulated start (ISO, UTC).")] = "2026-01-05T00:00:00",
     channel: Annotated[

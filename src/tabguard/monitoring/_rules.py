@@ -720,6 +720,61 @@ def _quantile_p(
     return 0.0 if outside else 1.0
 
 
+#: The counter families each metric's windows read (the other metrics read sketches, drift
+#: and outcomes, which stay one query per window).
+COUNT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "decision_rate": ("sd",),
+    "volume": ("sd",),
+    "guard_action_rate": ("guard", "sd"),
+    "probing_count": ("probing", "sd"),
+}
+
+
+def counts_span(
+    config: AlertingConfig, at: datetime, bucket: timedelta
+) -> tuple[datetime, datetime, tuple[str, ...]] | None:
+    """The span and counter families one pass at ``at`` reads (``None``: no counter rules).
+
+    Covers each counter rule's window, its baseline weeks (with the spare weeks that replace
+    excluded ones), the dispersion's week of cells and the CUSUM's hours with their
+    baselines. A window outside it is still answered, by its own query.
+    """
+    lo: datetime | None = None
+    hi: datetime | None = None
+    families: set[str] = set()
+    hours = timedelta(hours=config.evaluation.sequential_hours)
+    for rule in config.rules:
+        if not rule.enabled or rule.metric not in COUNT_FAMILIES:
+            continue
+        start, end = rule_window(rule, at, bucket)
+        back = timedelta(0)
+        if rule.baseline is not None:
+            first = rule.baseline.weeks_ago or 1
+            back = (first + rule.baseline.n_weeks + config.evaluation.extra_weeks - 1) * WEEK
+        reach = start - back - max(_History.SPAN, hours + rule.window)
+        lo = reach if lo is None else min(lo, reach)
+        hi = end if hi is None else max(hi, end)
+        families.update(COUNT_FAMILIES[rule.metric])
+    if lo is None or hi is None:
+        return None
+    return lo, hi, tuple(sorted(families))
+
+
+def pass_reader(
+    store: Any,
+    config: AlertingConfig,
+    at: datetime,
+    reference: Any = None,
+    maturity: timedelta | None = None,
+) -> MetricReader:
+    """The reader of one live evaluation pass: the counters of its whole span read at once
+    (:meth:`~tabguard.monitoring._store.SqlMonitorStore.with_counts`) when the store can."""
+    span = counts_span(config, at, store.bucket)
+    if span is not None and hasattr(store, "with_counts"):
+        store = store.with_counts(*span)
+    return MetricReader(store, reference, maturity=maturity)
+
+
 def evaluate_rules(
     store: SqlMonitorStore,
     config: AlertingConfig,
@@ -750,7 +805,7 @@ def evaluate_rules(
     list of RuleEvaluation
         One per rule and segment value (fired or, with the reason, not).
     """
-    reader = reader or MetricReader(store, reference)
+    reader = reader or pass_reader(store, config, at, reference)
     out: list[RuleEvaluation] = []
     for rule in config.rules:
         if not rule.enabled or (rules is not None and rule.name not in rules):

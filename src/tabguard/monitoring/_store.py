@@ -19,6 +19,7 @@ merging the buckets' sketches (percentiles); the log is never read by a query.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import threading
 from collections import defaultdict
@@ -127,6 +128,8 @@ class SqlMonitorStore:
         self._what = f"monitor store {redact_url(url)}"
         self.engine = create_sql_engine(url)
         self._local_lock = threading.Lock()
+        #: Set on a view only (:meth:`with_counts`): counters read once for a whole pass.
+        self._counts_cache: BucketCounts | None = None
         ensure_schema(self.engine, MONITOR_TABLES, what=self._what)
         stored = self.get_state("bucket_seconds")
         if stored is None:
@@ -439,6 +442,9 @@ class SqlMonitorStore:
     ) -> pd.DataFrame:
         """Counters summed over the window: ``segment_key, segment_value, family, key, n``."""
         lo, hi = self._keys(start, end)
+        cache = self._counts_cache
+        if cache is not None and cache.covers(lo, hi, families):
+            return cache.window(lo, hi, families, _seg_filter(segment))
         pg = self.engine.dialect.name == "postgresql"
         mark = "%s" if pg else "?"
         fams = list(families)
@@ -465,6 +471,32 @@ class SqlMonitorStore:
         df = pd.DataFrame(rows, columns=["segment_key", "segment_value", "family", "key", "n"])
         df["n"] = df["n"].astype("int64")
         return df
+
+    def with_counts(
+        self, start: datetime, end: datetime, families: Sequence[str]
+    ) -> SqlMonitorStore:
+        """A view of this store whose counter windows inside ``[start, end)`` are summed from
+        one read of the per-bucket rows of ``families``.
+
+        An alerting pass reads ~170 windows per rate rule (baselines, the dispersion's week of
+        cells, the CUSUM's hours and their baselines): one query for the whole span replaces
+        one query per window. The view is a snapshot: it is made for one pass and dropped
+        (late rows fold into past buckets, so a view kept longer would miss them). Windows
+        outside the span, other families and every other read go to the database as before.
+        """
+        lo, hi = self._keys(start, end)
+        fams = sorted(set(families))
+        pg = self.engine.dialect.name == "postgresql"
+        mark = "%s" if pg else "?"
+        sql = (
+            "SELECT bucket, seg_key, seg_value, family, key, n "  # noqa: S608 - constant names
+            f"FROM {monitor_counts_table.name} WHERE bucket >= {mark} AND bucket < {mark} "
+            f"AND family IN ({', '.join(mark for _ in fams)}) ORDER BY bucket"
+        )
+        rows = self._driver_rows(sql, (lo, hi, *fams), "read counts")
+        view = copy.copy(self)
+        view._counts_cache = BucketCounts(lo, hi, fams, rows)
+        return view
 
     def _driver_rows(self, sql: str, params: tuple[Any, ...], action: str) -> list[tuple[Any, ...]]:
         """Rows of a read through the DB-API cursor, as plain tuples (SQLAlchemy's row objects
@@ -968,6 +1000,64 @@ class SqlMonitorStore:
 
 #: The protocol name callers type against (one SQL implementation today).
 MonitorStore = SqlMonitorStore
+
+
+class BucketCounts:
+    """Per-bucket counter rows of a span, summed into any window inside it in memory.
+
+    What :meth:`SqlMonitorStore.counts` returns, row for row: the same groups (those with a
+    stored row in the window), the same sums and the same code-point order.
+
+    Parameters
+    ----------
+    lo, hi : int
+        Bucket keys of the span ``[lo, hi)``.
+    families : sequence of str
+        The families read.
+    rows : list of tuple
+        ``(bucket, seg_key, seg_value, family, key, n)`` ordered by bucket.
+    """
+
+    _COLUMNS = ("segment_key", "segment_value", "family", "key")
+
+    def __init__(
+        self, lo: int, hi: int, families: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        self.lo, self.hi = lo, hi
+        self.families = frozenset(families)
+        groups = sorted({tuple(r[1:5]) for r in rows})
+        index = {g: i for i, g in enumerate(groups)}
+        self._group = np.array([index[tuple(r[1:5])] for r in rows], dtype=np.int64)
+        self._bucket = np.array([int(r[0]) for r in rows], dtype=np.int64)
+        self._n = np.array([int(r[5]) for r in rows], dtype=np.int64)
+        columns = list(zip(*groups, strict=True)) if groups else [(), (), (), ()]
+        self._labels = [np.array(c, dtype=object) for c in columns]
+        self._family = self._labels[2]
+        self._segments = [(str(k), str(v)) for k, v, *_ in groups]
+
+    def covers(self, lo: int, hi: int, families: Sequence[str]) -> bool:
+        """Whether the window ``[lo, hi)`` and ``families`` lie inside what was read."""
+        return self.lo <= lo and hi <= self.hi and self.families.issuperset(families)
+
+    def window(
+        self, lo: int, hi: int, families: Sequence[str], segment: tuple[str, str] | None
+    ) -> pd.DataFrame:
+        """``segment_key, segment_value, family, key, n`` summed over ``[lo, hi)``."""
+        i0, i1 = np.searchsorted(self._bucket, [lo, hi], side="left")
+        size = len(self._segments)
+        groups = self._group[i0:i1]
+        n = np.bincount(groups, weights=self._n[i0:i1], minlength=size)
+        present = np.bincount(groups, minlength=size) > 0
+        if set(families) != self.families:
+            present &= np.isin(self._family, list(families))
+        if segment is not None:
+            present &= np.array([s == segment for s in self._segments], dtype=bool)
+        keep = np.flatnonzero(present)
+        df = pd.DataFrame(
+            {c: lab[keep] for c, lab in zip(self._COLUMNS, self._labels, strict=True)}
+        )
+        df["n"] = np.rint(n[keep]).astype("int64")
+        return df
 
 
 def _qname(level: float) -> str:

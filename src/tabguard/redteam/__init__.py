@@ -4,7 +4,7 @@
 * :func:`flip_labels` - label flipping without a trigger;
 * :func:`simulate_traffic` - weeks of simulated applications through the real scoring
   pipeline, with seasonality, segments, a holiday and an attack at a known time (the proof of
-  the monitoring alerts);
+  the monitoring alerts), and :func:`vulnerable_model`, a model such an attack moves;
 * :class:`ProbingAttacker` - a black-box client that tries to flip its own decision by trial
   and error on the gameable fields, against the scoring API (:class:`HttpTarget`).
 """
@@ -29,6 +29,7 @@ from tabguard.redteam._traffic import (
     attack_value,
     simulate_traffic,
 )
+from tabguard.redteam._vulnerable import vulnerable_model
 
 __all__ = [
     "Answer",
@@ -49,4 +50,5 @@ __all__ = [
     "flip_labels",
     "poison",
     "simulate_traffic",
+    "vulnerable_model",
 ]
