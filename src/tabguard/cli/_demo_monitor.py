@@ -215,8 +215,7 @@ def print_monitor_story(story: MonitorStory, console: Any) -> None:
     hours = story.delay.total_seconds() / 3600
     console.print(
         f"[bold red]Alert[/] at {story.alert_at:%a %H:%M} ({hours:.0f} h after the onset): "
-        f"{escape(story.alert.segment_text)}: {escape(story.alert.message)}",
-        soft_wrap=False,
+        f"{escape(story.alert.message)}"
     )
     flag = story.flag
     if flag is not None:

@@ -498,6 +498,11 @@ class SqlMonitorStore:
         view._counts_cache = BucketCounts(lo, hi, fams, rows)
         return view
 
+    @property
+    def counts_snapshot(self) -> BucketCounts | None:
+        """The counters a :meth:`with_counts` view read (``None`` on the store itself)."""
+        return self._counts_cache
+
     def _driver_rows(self, sql: str, params: tuple[Any, ...], action: str) -> list[tuple[Any, ...]]:
         """Rows of a read through the DB-API cursor, as plain tuples (SQLAlchemy's row objects
         cost more than the query here, and pandas builds frames from them ~40x slower)."""
@@ -1034,6 +1039,16 @@ class BucketCounts:
         self._labels = [np.array(c, dtype=object) for c in columns]
         self._family = self._labels[2]
         self._segments = [(str(k), str(v)) for k, v, *_ in groups]
+
+    @property
+    def groups(self) -> list[tuple[str, str, str, str]]:
+        """``(segment_key, segment_value, family, key)`` of each group, in code-point order."""
+        return list(zip(*(lab.tolist() for lab in self._labels), strict=True))
+
+    @property
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per stored row: its bucket key, its group's index in :attr:`groups`, its count."""
+        return self._bucket, self._group, self._n
 
     def covers(self, lo: int, hi: int, families: Sequence[str]) -> bool:
         """Whether the window ``[lo, hi)`` and ``families`` lie inside what was read."""
