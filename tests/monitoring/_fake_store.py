@@ -1,13 +1,15 @@
 """A stand-in for the bucket store in rule tests: counts given per hour, the documented frames.
 
 Only what the rules read (``decision_counts``, ``volume``, ``probing_counts``,
-``guard_action_counts``, ``bucket``, ``engine``), from counts the test states directly, so each
-decision rule is tested on numbers chosen for it. Integration with the real store is tested in
-``test_alerting_e2e.py``.
+``guard_action_counts``, ``bucket``, ``engine``, and a pass's ``with_counts`` view), from counts
+the test states directly, so each decision rule is tested on numbers chosen for it. Integration
+with the real store is tested in ``test_attack_e2e.py`` and ``test_live.py``.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +59,30 @@ class FakeStore:
                 self.add(t, segments, "deny", k)
             if n - k:
                 self.add(t, segments, "approve", n - k)
+
+    #: Set on a view only (``with_counts``), as on the real store.
+    counts_snapshot: Any = None
+
+    def with_counts(self, start: datetime, end: datetime, families: Sequence[str]) -> FakeStore:
+        """A pass's view with its counters read once, as ``SqlMonitorStore.with_counts``
+        gives it: the rules then sum windows from the stated counts (the live pass's path;
+        the frames above are the frozen-history path)."""
+        from tabguard.monitoring._store import BucketCounts
+        from tabguard.monitoring._window import epoch_seconds
+
+        lo, hi = epoch_seconds(start), epoch_seconds(end)
+        rows = []
+        for r in self.rows:
+            b = epoch_seconds(r["bucket"])
+            if not lo <= b < hi:
+                continue
+            seg = (r["segment_key"], r["segment_value"])
+            rows.append((b, *seg, "sd", f"{r['status']}|{r['decision'] or ''}", r["n"]))
+            if r["status"] == "probing":
+                rows.append((b, *seg, "probing", "client_flagged", r["n"]))
+        view = copy.copy(self)
+        view.counts_snapshot = BucketCounts(lo, hi, families, sorted(rows, key=lambda r: r[0]))
+        return view
 
     def _frame(self, start: datetime, end: datetime) -> pd.DataFrame:
         if self._df is None or self._df_rows != (id(self.rows), len(self.rows)):

@@ -4,10 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tabguard.monitoring import SqlMonitorStore, open_monitor_store
+
+
+def seed_rule(**overrides: Any) -> dict[str, Any]:
+    """The seed's rule as a ``rules:`` item — the denial rate of the last 6 h more than 20 %
+    below the same 6 h last week, per channel — with ``overrides`` (``None`` drops a key)."""
+    rule: dict[str, Any] = {
+        "name": "drop",
+        "metric": "decision_rate",
+        "decision": "deny",
+        "window": "6h",
+        "baseline": {"weeks_ago": 1},
+        "direction": "below",
+        "change": "20%",
+        "segments": ["channel"],
+    }
+    rule.update(overrides)
+    return {k: v for k, v in rule.items() if v is not None}
+
 
 BACKENDS = [
     pytest.param("memory", id="memory"),

@@ -19,6 +19,7 @@ from tabguard.monitoring._alerting import Alerting, replay
 from tabguard.monitoring._alerts import AlertError, AlertStore, AlertTracker
 from tabguard.monitoring._rules_config import AlertingConfig, parse_alerting
 from tests.monitoring._fake_store import FakeStore
+from tests.monitoring.conftest import seed_rule
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 WEEK = timedelta(weeks=1)
@@ -26,19 +27,8 @@ ONSET = T0 + 3 * WEEK + timedelta(hours=8)
 
 
 def _config(url: str = "http://127.0.0.1:9/none", **rule: Any) -> AlertingConfig:
-    r = {
-        "name": "drop",
-        "metric": "decision_rate",
-        "decision": "deny",
-        "window": "6h",
-        "baseline": {"weeks_ago": 1},
-        "direction": "below",
-        "change": "20%",
-        "segments": ["channel"],
-        "severity": "critical",
-        "actions": [{"flag": "neutralize", "value": ["PAY_AMT1"]}, "webhook", "log"],
-    }
-    r.update(rule)
+    actions = [{"flag": "neutralize", "value": ["PAY_AMT1"]}, "webhook", "log"]
+    r = seed_rule(**{"severity": "critical", "actions": actions, **rule})
     hook = {"name": "am", "url": url, "retries": 2, "backoff": "0s"}
     return parse_alerting({"rules": [r], "notify": {"webhooks": [hook]}})
 
@@ -89,12 +79,17 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
+def _alerting(store: FakeStore, config: AlertingConfig, flags: Any = None) -> Alerting:
+    # The fake store is filled before the run and never changes: its counters are read once
+    # (as replay reads its span) and past windows reused across steps (frozen history).
+    view = store.with_counts(T0 - 3 * WEEK, T0 + 8 * WEEK, ["sd", "probing"])
+    return Alerting(view, config, flags, sleep=lambda s: None, frozen_history=True)
+
+
 def _run(
     store: FakeStore, config: AlertingConfig, flags: Any, start: datetime, hours: int
 ) -> list[Any]:
-    # The fake store is filled before the run and never changes: past windows can be reused
-    # across steps, as replay does (the live loop re-reads them; tests/monitoring/test_live.py).
-    alerting = Alerting(store, config, flags, sleep=lambda s: None, frozen_history=True)
+    alerting = _alerting(store, config, flags)
     return [alerting.step(start + timedelta(hours=h)) for h in range(1, hours + 1)]
 
 
@@ -147,7 +142,7 @@ def test_ack_and_listing(store_url: str) -> None:
     assert acked.state == "acknowledged" and acked.acknowledged_by == "alice"
     assert [a.id for a in alerts.list(state="active")] == [alert.id]
     # acknowledged alerts still resolve when the condition clears
-    _run_from = Alerting(store, cfg, frozen_history=True)
+    _run_from = _alerting(store, cfg)
     for h in range(8, 40):
         _run_from.step(ONSET + timedelta(hours=h))
     assert alerts.get(alert.id).state == "resolved"
@@ -239,7 +234,7 @@ def test_replay_records_actions_without_applying(store_url: str) -> None:
 def test_tracker_ignores_skipped_evaluations_while_open() -> None:
     store = _store("memory://")
     cfg = _config(actions=["log"])
-    alerting = Alerting(store, cfg, frozen_history=True)
+    alerting = _alerting(store, cfg)
     for h in range(1, 8):
         alerting.step(ONSET + timedelta(hours=h))
     (alert,) = alerting.alerts.list(state="active")

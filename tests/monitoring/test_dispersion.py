@@ -24,6 +24,7 @@ from tabguard.monitoring._rules import evaluate_rules
 from tabguard.monitoring._rules_config import AlertingConfig, parse_alerting
 from tabguard.monitoring._wording import describe
 from tests.monitoring._fake_store import FakeStore
+from tests.monitoring.conftest import seed_rule
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # Monday
 WEEK = timedelta(weeks=1)
@@ -32,17 +33,8 @@ AT = T0 + 3 * WEEK + timedelta(hours=18)  # week 4, Monday 18:00
 
 
 def _config(calendar: dict[str, Any] | None = None, **evaluation: Any) -> AlertingConfig:
-    rule = {
-        "name": "drop",
-        "metric": "decision_rate",
-        "decision": "deny",
-        "window": "6h",
-        "baseline": {"weeks_ago": 1},
-        "direction": "below",
-        "change": "20%",
-        "segments": ["channel"],
-    }
-    return parse_alerting({"rules": [rule], "evaluation": evaluation, "calendar": calendar or {}})
+    rules = [seed_rule()]
+    return parse_alerting({"rules": rules, "evaluation": evaluation, "calendar": calendar or {}})
 
 
 def _online(evs: list[Any]) -> Any:

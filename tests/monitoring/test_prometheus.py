@@ -21,20 +21,15 @@ from tabguard.monitoring import parse_alerting
 from tabguard.monitoring._prometheus import prometheus_rules, to_yaml
 from tabguard.serving._metrics import SegmentLabels
 from tests.conftest import require_system
+from tests.monitoring.conftest import seed_rule
 
 PROMTOOL = "/usr/bin/promtool"
-SEED_RULE = {
-    "name": "denial_rate_drop",
-    "description": "the denial rate of the last 6 h is more than 20 % below the same 6 h last week",
-    "metric": "decision_rate",
-    "decision": "deny",
-    "window": "6h",
-    "baseline": {"weeks_ago": 1},
-    "direction": "below",
-    "change": "20%",
-    "segments": ["all", "channel"],
-    "severity": "critical",
-}
+SEED_RULE = seed_rule(
+    name="denial_rate_drop",
+    description="the denial rate of the last 6 h is more than 20 % below the same 6 h last week",
+    segments=["all", "channel"],
+    severity="critical",
+)
 MEDIAN_RULE = {**SEED_RULE, "name": "denial_rate_drop_median", "baseline": "median_of_3_weeks"}
 STEP_MIN = 15
 DAYS = 28

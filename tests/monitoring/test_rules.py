@@ -14,6 +14,7 @@ from tabguard.monitoring._rules import evaluate_rules, rule_window
 from tabguard.monitoring._rules_config import AlertingConfig, parse_alerting
 from tabguard.monitoring._wording import describe
 from tests.monitoring._fake_store import FakeStore
+from tests.monitoring.conftest import seed_rule
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # Monday
 WEEK = timedelta(weeks=1)
@@ -21,18 +22,7 @@ AT = T0 + 3 * WEEK + timedelta(hours=18)  # evaluation time, week 4, Monday 18:0
 
 
 def _config(rule: dict[str, Any] | None = None, **top: Any) -> AlertingConfig:
-    r = {
-        "name": "drop",
-        "metric": "decision_rate",
-        "decision": "deny",
-        "window": "6h",
-        "baseline": {"weeks_ago": 1},
-        "direction": "below",
-        "change": "20%",
-        "segments": ["channel"],
-    }
-    r.update(rule or {})
-    return parse_alerting({"rules": [r], **top})
+    return parse_alerting({"rules": [seed_rule(**(rule or {}))], **top})
 
 
 def _weeks(store: FakeStore, seg: dict[str, str], n: int, deny: float, weeks: int = 4) -> None:

@@ -17,6 +17,7 @@ from tabguard.monitoring._rules_config import (
     WebhookAction,
     parse_alerting,
 )
+from tests.monitoring.conftest import seed_rule
 
 SEED_RULE = """
 rules:
@@ -40,17 +41,7 @@ notify:
 
 
 def _rule(**kw: Any) -> dict[str, Any]:
-    base = {
-        "name": "r",
-        "metric": "decision_rate",
-        "decision": "deny",
-        "window": "6h",
-        "baseline": {"weeks_ago": 1},
-        "direction": "below",
-        "change": "20%",
-    }
-    base.update(kw)
-    return {k: v for k, v in base.items() if v is not None}
+    return seed_rule(**{"name": "r", "segments": None, **kw})
 
 
 def test_seed_rule_reads_as_written() -> None:

@@ -18,7 +18,13 @@ import httpx
 
 from tabguard.monitoring._actions import ActionRunner
 from tabguard.monitoring._alerts import Alert, AlertEvent, AlertStore, AlertTracker
-from tabguard.monitoring._rules import MetricReader, RuleEvaluation, evaluate_rules, pass_reader
+from tabguard.monitoring._rules import (
+    MetricReader,
+    RuleEvaluation,
+    counts_span,
+    evaluate_rules,
+    pass_reader,
+)
 from tabguard.monitoring._rules_config import AlertingConfig
 from tabguard.storage import create_sql_engine
 from tabguard.timeutil import floor_time
@@ -155,6 +161,23 @@ def check_inputs(config: AlertingConfig, reference: Any) -> None:
             )
 
 
+#: Longest replay whose counters are read in one query; a longer one reads its windows one
+#: by one (a replay of months would otherwise hold every counter row in memory at once).
+REPLAY_SPAN_LIMIT = timedelta(weeks=16)
+
+
+def _replay_view(store: Any, config: AlertingConfig, first: datetime, last: datetime) -> Any:
+    """The store, or a view with the counters of the whole replay read at once: replayed
+    history no longer changes, so one read serves every step."""
+    spans = [counts_span(config, at, store.bucket) for at in (first, max(first, last))]
+    if spans[0] is None or spans[1] is None or not hasattr(store, "with_counts"):
+        return store
+    lo, hi = spans[0][0], spans[1][1]
+    if hi - lo > REPLAY_SPAN_LIMIT:
+        return store
+    return store.with_counts(lo, hi, sorted({*spans[0][2], *spans[1][2]}))
+
+
 @dataclass
 class ReplayResult:
     """Alerts a replay produced, with every transition and action (recorded or applied)."""
@@ -218,11 +241,11 @@ def replay(
         run_config = config.model_copy(
             update={"notify": config.notify.model_copy(update={"webhooks": ()})}
         )
-    alerting = Alerting(
-        store, run_config, flag_store, apply=apply, alerts=alerts, reference=reference,
-        http=http, frozen_history=True,
-    )  # fmt: skip
     at = floor_time(start, store.bucket) + step
+    alerting = Alerting(
+        _replay_view(store, config, at, end), run_config, flag_store, apply=apply,
+        alerts=alerts, reference=reference, http=http, frozen_history=True,
+    )  # fmt: skip
     steps = []
     opened: list[int] = []
     while at <= end:
