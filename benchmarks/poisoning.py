@@ -15,6 +15,13 @@ Run::
     .venv/bin/python benchmarks/poisoning.py --trusted-random 8     # random flipping attacks
     .venv/bin/python benchmarks/poisoning.py --trusted-curve        # against the trusted size
     .venv/bin/python benchmarks/poisoning.py --no-baselines --random 6 --attack-class band
+    .venv/bin/python benchmarks/poisoning.py --no-baselines --engine spark --driver-rows 10000
+
+``--engine spark`` also audits each case with the Spark engine (``local[2]``; the data written
+as Parquet) and prints whether it names the same triggers and suspects the same rows as the
+in-memory engine, and which rows differ. The cases hold at most 30,000 rows: with the default
+driver sample (200,000 rows) Spark's driver holds every row, ``--driver-rows 10000`` makes it
+work on a sample (every candidate pattern's rows, then random ones).
 
 ``--attack-class`` draws cases of one class of issue 11 instead of generic attacks: ``band``
 (the trigger is any value of a rare band of 8 values), ``natural`` (the trigger value occurs
@@ -934,6 +941,15 @@ def main() -> None:
         metavar="ROWS",
         help="instead: ROWS rows resampled from the credit data, clean and with the seed attack",
     )
+    ap.add_argument(
+        "--engine",
+        choices=("python", "spark"),
+        default="python",
+        help="spark: also audit each case with the Spark engine and compare",
+    )
+    ap.add_argument(
+        "--driver-rows", type=int, default=200_000, help="the Spark engine's driver sample"
+    )
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
@@ -1013,9 +1029,52 @@ def main() -> None:
                     )
                 except Exception as exc:  # a baseline failing must not hide our numbers
                     row[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
+        if args.engine == "spark":
+            row.update(_spark_row(res.data, contract, audit, args.driver_rows))
         rows.append(row)
         _print_row(row, args.no_baselines)
     _summary(rows, args.no_baselines, args.markdown)
+    if args.engine == "spark":
+        same = [r for r in rows if r["spark_same"]]
+        print(f"\nspark engine: same triggers and suspects on {len(same)}/{len(rows)} cases")
+
+
+def _named(findings: list[Any]) -> list[str]:
+    return sorted(
+        " & ".join(f"{a}={b!r}" for a, b in zip(f.features, f.values, strict=False))
+        for f in findings
+        if f.check == "trigger_scan" and f.severity == "critical"
+    )
+
+
+def _spark_row(
+    data: pd.DataFrame, contract: Contract, audit: Any, driver_rows: int
+) -> dict[str, Any]:
+    """The same case through the Spark engine: what it names and suspects against memory."""
+    import tempfile
+    from pathlib import Path
+
+    from tabguard.spark import audit_data_spark, spark_session
+
+    spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "data.parquet"
+        data.to_parquet(src, index=False)
+        t0 = time.perf_counter()
+        res = audit_data_spark(src, contract, Path(tmp) / "out", driver_rows=driver_rows)
+        secs = time.perf_counter() - t0
+    mem, spk = set(audit.suspicious_rows), set(res.suspicious_rows)
+    named_mem, named_spk = _named(audit.report.findings), _named(res.report.findings)
+    return {
+        "spark_same": named_mem == named_spk and mem == spk,
+        "spark_named": "; ".join(named_spk),
+        "spark_only": sorted(spk - mem)[:20],
+        "memory_only": sorted(mem - spk)[:20],
+        "spark_n_only": len(spk - mem),
+        "memory_n_only": len(mem - spk),
+        "spark_sample": res.sample_rows,
+        "spark_seconds": secs,
+    }
 
 
 def _fmt(v: Any) -> str:
@@ -1044,6 +1103,18 @@ def _print_row(r: dict[str, Any], no_base: bool) -> None:
         f"fp={r['tg_fp_rate']:.4%} ({r['seconds']:.1f}s) named: {r['named'] or '-'}{base}",
         flush=True,
     )
+    if "spark_same" in r:
+        print(
+            f"    spark ({r['spark_seconds']:.1f}s, driver sample {r['spark_sample']} rows): "
+            + (
+                "same triggers and suspects"
+                if r["spark_same"]
+                else f"named {r['spark_named'] or '-'}; suspects only spark "
+                f"{r['spark_n_only']} {r['spark_only']}, only memory {r['memory_n_only']} "
+                f"{r['memory_only']}"
+            ),
+            flush=True,
+        )
 
 
 def _summary(rows: list[dict[str, Any]], no_base: bool, markdown: bool) -> None:
