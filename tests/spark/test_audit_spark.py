@@ -26,7 +26,9 @@ CHECKS = ["integrity", "trigger_scan"]
 def poisoned() -> tuple[pd.DataFrame, np.ndarray]:
     contract = credit_default_contract()
     clean = load_credit_default().iloc[:3000].reset_index(drop=True)
-    res = poison(clean, contract, {"AGE": 999}, n_rows=40, shuffle=True, random_state=1)
+    # 300 planted rows: more than the driver sample keeps whole (a quarter of 1,000 rows), so
+    # the trigger's rows beyond the sample come from a pass over every row
+    res = poison(clean, contract, {"AGE": 999}, n_rows=300, shuffle=True, random_state=1)
     data = res.data.copy()
     data.loc[5, "EDUCATION"] = 9  # not a declared category: an integrity violation
     return data, res.poisoned_rows
@@ -49,7 +51,7 @@ def test_spark_engine_on_a_driver_sample_agrees_with_the_in_memory_engine(
     data.to_parquet(src, index=False)
     memory = audit_data(data, contract, checks=CHECKS)
     out = tmp_path / "out"
-    # 1,000 driver rows for 3,040 rows: candidate patterns' rows, then random ones
+    # 1,000 driver rows for 3,300 rows: candidate patterns' rows, then random ones
     result = audit_data_spark(src, contract, out, checks=CHECKS, driver_rows=1000)
     assert result.rows == len(data) and result.sample_rows < len(data)
     assert _triggers(result.report.findings) == _triggers(memory.report.findings)

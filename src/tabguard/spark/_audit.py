@@ -308,6 +308,28 @@ def _keep_partition(
             yield batch.loc[mask]
 
 
+#: A pattern for :func:`_pattern_partition`: per cell (feature, first id, last id), the label
+#: its rows must carry (None: any).
+_Spec = tuple[tuple[tuple[int, int, int], ...], int | None]
+
+
+def _pattern_partition(
+    batches: Iterator[pd.DataFrame], contract: Contract, vocab: _Vocabulary, specs: list[_Spec]
+) -> Iterator[pd.DataFrame]:
+    """Row numbers of the rows of each pattern ``specs[i]`` (column ``spec``)."""
+    for batch in batches:
+        rows = batch[_ROW].to_numpy(dtype=np.int64)
+        frame = batch.drop(columns=[_ROW]).reset_index(drop=True)
+        codes = vocab.codes(frame, contract)
+        y = check_labels(frame, contract).to_numpy().astype(np.int64)
+        for i, (cells, label) in enumerate(specs):
+            mask = np.ones(len(frame), dtype=bool) if label is None else y == label
+            for j, lo, hi in cells:
+                mask &= (codes[:, j] >= lo) & (codes[:, j] <= hi)
+            if mask.any():
+                yield pd.DataFrame({"row": rows[mask], "spec": i})
+
+
 def _uniform(rows: np.ndarray, seed: int) -> np.ndarray:
     """A uniform number in [0, 1) per row number (splitmix64 of the number and the seed)."""
     z = rows.astype(np.uint64) + np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
@@ -511,6 +533,57 @@ def _keep_rules(
     return _Keep(values, pairs, share, seed)
 
 
+def _complete_triggers(
+    feed: Any,
+    contract: Contract,
+    vocab: _Vocabulary,
+    triggers: list[Pattern],
+    opts: TriggerScanOptions,
+    results: dict[str, CheckResult],
+) -> None:
+    """Every row of a trigger larger than its rows in the driver sample, from Spark.
+
+    A trigger whose labels alone decide (its suspects are every row with its label; with the
+    other label too where a value breaks the contract, as :meth:`_Scanner.suspect_rows`) gets
+    its suspects from a pass over every row. A diluted trigger's suspects are its copies: those
+    the sample holds (see docs/spark.md).
+    """
+    res = results["trigger_scan"]
+    specs: list[_Spec] = []
+    which: list[int] = []
+    for i, p in enumerate(triggers):
+        if p.n <= len(p.rows) or not (p.effect >= opts.strong_effect or p.twin_share is None):
+            continue
+        cells = [
+            (j, *(p.band if p.band is not None and k == 0 else (c, c)))
+            for k, (j, c) in enumerate(zip(p.cols, p.codes, strict=True))
+        ]
+        breaks = any(
+            vocab.breaks[j][c] for j, c in [*zip(p.cols, p.codes, strict=True), *p.companions]
+        )
+        specs.append((tuple(cells), None if breaks else p.label))
+        which.append(i)
+    if not specs:
+        return
+    found = feed.mapInPandas(
+        lambda it: _pattern_partition(it, contract, vocab, specs), "row long, spec int"
+    ).toPandas()
+    extra: set[int] = set()
+    for k, i in enumerate(which):
+        got = found.loc[found["spec"] == k, "row"].to_numpy(dtype=np.int64)
+        finding, treatment = res.findings[i], res.treatments[i]
+        reason = treatment.reason
+        new = np.setdiff1d(got, np.asarray(finding.rows, dtype=np.int64))
+        finding.rows = sorted([*finding.rows, *new.tolist()])
+        treatment.rows = np.union1d(treatment.rows, new)
+        for r in new.tolist():
+            res.quarantine.setdefault(int(r), reason)
+        extra.update(new.tolist())
+    res.suspicious_rows = np.union1d(
+        np.asarray(res.suspicious_rows, dtype=np.int64), np.array(sorted(extra), dtype=np.int64)
+    )
+
+
 def _remap(result: CheckResult, rows: np.ndarray) -> CheckResult:
     """A sample check's result with row numbers of the whole data."""
     for f in result.findings:
@@ -679,6 +752,11 @@ def audit_data_spark(
         rest = {k: v for k, v in selected.items() if k != "integrity"}
         results, timings = _run_checks(ctx, rest, 1)
         results = {k: _remap(v, rows) for k, v in results.items()}
+        if "trigger_scan" in results:
+            with progress.stage("spark: rows of large triggers"):
+                _complete_triggers(
+                    feed, contract, vocab, ctx.cache.get("trigger_patterns", []), topts, results
+                )
         if integrity is not None:
             results = {"integrity": integrity, **results}
         report, quarantine, treatments = _assemble(
