@@ -20,7 +20,7 @@ Run::
 ``--engine spark`` also audits each case with the Spark engine (``local[2]``; the data written
 as Parquet) and prints whether it names the same triggers and suspects the same rows as the
 in-memory engine, and which rows differ. The cases hold at most 30,000 rows: with the default
-driver sample (200,000 rows) Spark's driver holds every row, ``--driver-rows 10000`` makes it
+driver sample (100,000 rows) Spark's driver holds every row, ``--driver-rows 10000`` makes it
 work on a sample (every candidate pattern's rows, then random ones).
 
 ``--attack-class`` draws cases of one class of issue 11 instead of generic attacks: ``band``
@@ -948,7 +948,7 @@ def main() -> None:
         help="spark: also audit each case with the Spark engine and compare",
     )
     ap.add_argument(
-        "--driver-rows", type=int, default=200_000, help="the Spark engine's driver sample"
+        "--driver-rows", type=int, default=100_000, help="the Spark engine's driver sample"
     )
     args = ap.parse_args()
     warnings.filterwarnings("ignore")

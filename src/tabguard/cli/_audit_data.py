@@ -120,7 +120,7 @@ def audit_data_cmd(
             "then random rows).",
             min=1000,
         ),
-    ] = 200_000,
+    ] = 100_000,
 ) -> None:
     """Audit training data for contract violations, poisoning and backdoors, bias.
 

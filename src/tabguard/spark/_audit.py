@@ -62,7 +62,7 @@ from tabguard.reports import Report, Section, now_iso, write_report
 from tabguard.spark._session import functions, spark_session
 
 #: Rows of the driver sample (every candidate pattern's rows, then random rows up to this).
-DRIVER_ROWS = 200_000
+DRIVER_ROWS = 100_000
 #: Distinct values per feature from which rare ones are merged into runs on the driver.
 MAX_VALUES = 100_000
 
