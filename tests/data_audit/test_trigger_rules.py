@@ -18,6 +18,7 @@ from tabguard.data_audit._triggers import (
     label_hint,
     strong_label_evidence,
     wants_copy_check,
+    written_label_evidence,
 )
 
 OPTS = TriggerScanOptions()
@@ -61,6 +62,22 @@ def test_strong_label_evidence_each_threshold() -> None:
     assert not strong_label_evidence(pattern(expected_other=OPTS.min_expected_other - 0.1), OPTS)
     assert strong_label_evidence(pattern(p_label=1e-4, threshold=1e-4), OPTS)
     assert not strong_label_evidence(pattern(p_label=2e-4, threshold=1e-4), OPTS)
+
+
+def test_written_label_evidence_each_threshold() -> None:
+    """In-place camouflage: a large share of many expected other-label rows missing, without
+    copies; a contract-breaking value: a label hint with a significant label test."""
+    camo = {"effect": OPTS.camouflage_effect, "expected_other": OPTS.camouflage_expected}
+    assert written_label_evidence(pattern(**camo), OPTS)
+    assert not written_label_evidence(pattern(**{**camo, "effect": 0.59}), OPTS)
+    assert not written_label_evidence(pattern(**{**camo, "expected_other": 29.0}), OPTS)
+    assert not written_label_evidence(pattern(**camo, p_label=2e-4, threshold=1e-4), OPTS)
+    # contract-breaking: any label hint (here an excess in the other direction of the base)
+    breaking = {"family": "contract", "effect": 0.08, "excess": 0.67, "expected_other": 1600.0}
+    assert written_label_evidence(pattern(**breaking), OPTS)
+    assert not written_label_evidence(pattern(**{**breaking, "excess": 0.19}), OPTS)
+    assert not written_label_evidence(pattern(**breaking, p_label=2e-4, threshold=1e-4), OPTS)
+    assert not written_label_evidence(pattern(**{**breaking, "family": "single"}), OPTS)
 
 
 def test_label_hint_each_threshold() -> None:

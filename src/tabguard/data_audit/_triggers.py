@@ -127,6 +127,20 @@ class TriggerScanOptions(CheckOptions):
         "expected other-label rows a strong effect needs (1 of 1 missing is no evidence)",
         NON_NEGATIVE,
     )
+    camouflage_effect: float = option(
+        0.6,
+        "effect that needs no copy evidence when many other-label rows were expected "
+        "(camouflage: an attacker keeps 10-20 %% of the written rows on the other label, so "
+        "the effect stays under strong_effect; natural values stay under 0.5 in the bundled "
+        "data)",
+        SHARE,
+    )
+    camouflage_expected: float = option(
+        30.0,
+        "expected other-label rows the camouflage effect needs (a share of them missing is "
+        "then measured, not guessed)",
+        NON_NEGATIVE,
+    )
     copy_effect: float = option(
         0.2, "effect or excess that suffices when the rows are copies", interval(None, 1.0)
     )
@@ -238,7 +252,7 @@ class Pattern:
 
     def reset_evidence(self) -> None:
         """Forget the evidence (before testing again)."""
-        self.flagged = False
+        self.flagged = self.written = False
         self.p_twin = self.twin_share = self.twin_share_baseline = None
         self.twin_exact = False
         self.p = self.p_label = 1.0
@@ -251,6 +265,7 @@ class Pattern:
     p: float = 1.0
     threshold: float = 0.0
     flagged: bool = False
+    written: bool = False  # flagged on labels alone as written rows: all of its rows are suspect
     counterfactual_rate: float = math.nan
 
     @property
@@ -1022,6 +1037,8 @@ class _Scanner:
         it), else those that are copies (:meth:`other_label_copies`). Natural rows with the
         value and the other label stay out.
         """
+        if p.written:
+            return np.sort(p.rows)
         if p.effect >= self.o.strong_effect or p.twin_share is None:
             labelled = p.rows[self.y[p.rows] == p.label]
         else:
@@ -1245,6 +1262,9 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
         if strong_label_evidence(p, opts):
             p.flagged = True
             sc.attributed[p.rows[sc.y[p.rows] == p.label]] = True
+        elif written_label_evidence(p, opts):
+            p.flagged = p.written = True
+            sc.attributed[p.rows] = True
         elif wants_copy_check(p, opts):
             pending.append(p)
     # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
@@ -1304,6 +1324,21 @@ def strong_label_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
         and p.expected_other >= o.min_expected_other
         and p.p_label <= p.threshold
     )
+
+
+def written_label_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
+    """Rows that were written (copies or in-place writes) shown by labels without copies: the
+    label test is significant after correction (``p.threshold``) and either the value breaks
+    the contract with a label hint (:func:`label_hint`: no natural row carries it, so every
+    row with it was written, whatever share of them an attacker left on the other label), or
+    a share ``camouflage_effect`` of many (``camouflage_expected``) expected other-label rows is
+    missing - camouflage keeps an in-place trigger's effect under ``strong_effect``, and no
+    copies show. Every row of such a pattern is suspect (:meth:`_Scanner.suspect_rows`)."""
+    if p.p_label > p.threshold:
+        return False
+    if p.family == "contract":
+        return label_hint(p, o)
+    return p.effect >= o.camouflage_effect and p.expected_other >= o.camouflage_expected
 
 
 def label_hint(p: Pattern, o: TriggerScanOptions) -> bool:
@@ -1410,6 +1445,7 @@ def _refine(sc: _Scanner, p: Pattern) -> Pattern:
         "observed_other",
         "sample_size",
         "units",
+        "written",
     ):
         setattr(pair, name, getattr(p, name))
     pair.family = p.family
