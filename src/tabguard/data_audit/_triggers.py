@@ -130,7 +130,7 @@ class TriggerScanOptions(CheckOptions):
     camouflage_effect: float = option(
         0.6,
         "effect that needs no copy evidence when many other-label rows were expected "
-        "(camouflage: an attacker keeps 10-20 %% of the written rows on the other label, so "
+        "(camouflage: an attacker keeps 10-20 % of the written rows on the other label, so "
         "the effect stays under strong_effect; natural values stay under 0.5 in the bundled "
         "data)",
         SHARE,
