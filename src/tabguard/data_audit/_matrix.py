@@ -249,19 +249,24 @@ def nearest_distances(
     ndarray (q,) float64, or a tuple (distances, indices) with ``return_index``.
     """
     q = queries.astype(np.float32, copy=False)
-    qn = np.einsum("ij,ij->i", q, q)
+    qn = np.einsum("ij,ij->i", q, q).astype(np.float64)
     best = np.full(len(q), np.inf)
     arg = np.full(len(q), -1, dtype=np.int64)
+    rows = np.arange(len(q))
     for start in range(0, len(reference), chunk):
         block = reference[start : start + chunk].astype(np.float32, copy=False)
         bn = np.einsum("ij,ij->i", block, block)
-        d2 = qn[:, None] + bn[None, :] - 2.0 * (q @ block.T)
+        # |q|^2 is the same for every reference row: the nearest is found without it, and the
+        # (q x chunk) block is computed in place (these passes, not the product, dominate)
+        d2 = q @ block.T
+        d2 *= -2.0
+        d2 += bn[None, :]
         if exclude_self is not None:
             local = exclude_self - start
             hit = (local >= 0) & (local < len(block))
             d2[np.flatnonzero(hit), local[hit]] = np.inf
         j = d2.argmin(axis=1)
-        v = d2[np.arange(len(q)), j]
+        v = d2[rows, j] + qn
         better = v < best
         best[better] = v[better]
         arg[better] = j[better] + start
