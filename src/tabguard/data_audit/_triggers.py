@@ -829,23 +829,25 @@ class _Scanner:
         sizes = np.bincount(groups)
         if (sizes <= 1).all():
             return groups
-        src: list[np.ndarray] = []
-        dst: list[np.ndarray] = []
         raw = m.raw[np.ix_(rows, fine)] if len(fine) else np.empty((k, 0))
-        for g in np.flatnonzero(sizes > 1):
-            members = np.flatnonzero(groups == g)
-            x = raw[members]
-            a, b = x[:, None, :], x[None, :, :]
-            close = (np.abs(a - b) <= tol * np.maximum(np.abs(a), np.abs(b))) | (
-                np.isnan(a) & np.isnan(b)
-            )
-            i, j = np.nonzero(close.all(axis=2))
-            src.append(members[i])
-            dst.append(members[j])
-        graph = sparse.coo_matrix(
-            (np.ones(sum(len(x) for x in src)), (np.concatenate(src), np.concatenate(dst))),
-            shape=(k, k),
+        # every pair of rows within a group at once (a loop over groups costs a Python step per
+        # group, and large patterns have hundreds of small groups)
+        shared = np.flatnonzero(sizes[groups] > 1)
+        order = shared[np.argsort(groups[shared], kind="stable")]
+        n_of = sizes[groups[order]]
+        start_of = np.flatnonzero(np.r_[True, groups[order][1:] != groups[order][:-1]])
+        block_start = np.repeat(start_of, sizes[groups[order][start_of]])
+        i_pos = np.repeat(np.arange(len(order)), n_of)
+        j_pos = np.repeat(block_start, n_of) + (
+            np.arange(len(i_pos)) - np.repeat(np.cumsum(n_of) - n_of, n_of)
         )
+        src, dst = order[i_pos], order[j_pos]
+        a, b = raw[src], raw[dst]
+        close = (np.abs(a - b) <= tol * np.maximum(np.abs(a), np.abs(b))) | (
+            np.isnan(a) & np.isnan(b)
+        )
+        link = close.all(axis=1)
+        graph = sparse.coo_matrix((np.ones(int(link.sum())), (src[link], dst[link])), shape=(k, k))
         return connected_components(graph, directed=False)[1]
 
     def count_units(self, p: Pattern) -> None:
