@@ -165,8 +165,12 @@ def audit_model(
     DataError
         Unusable reference data (missing columns or label, one class, every row invalid).
     """
+    import sklearn  # noqa: F401  (loads its OpenMP runtime, see below)
     from threadpoolctl import threadpool_limits
 
+    # threadpool_limits sets the pools of the libraries loaded now only: scikit-learn's OpenMP
+    # runtime is loaded with it above, else a check importing it later (extraction, membership)
+    # would run with the defaults.
     limits = threadpool_limits(limits=n_jobs) if n_jobs is not None else None
     try:
         return _audit(
