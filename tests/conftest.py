@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -134,6 +135,17 @@ def require_module(name: str, purpose: str) -> Any:
         if REQUIRE_SERVICES:
             pytest.fail(f"{msg}; TABGUARD_REQUIRE_SERVICES=1 forbids skipping this test")
         pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def vulnerable_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tabguard.redteam.vulnerable_model`` trained once per session (the traffic simulations
+    of the monitoring proof, the dashboard and the demo's step load it)."""
+    from tabguard.redteam import vulnerable_model
+
+    out = tmp_path_factory.mktemp("vulnerable") / "model"
+    vulnerable_model(out)
+    return out
 
 
 @pytest.fixture(scope="session")

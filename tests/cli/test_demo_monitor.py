@@ -7,6 +7,7 @@ the tests; the printed lines are checked on the same run.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -24,8 +25,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory) -> MonitorStory:
-    return run_monitor_story(tmp_path_factory.mktemp("demo-monitor"), StoryOptions())
+def story(tmp_path_factory: pytest.TempPathFactory, vulnerable_model_dir: Path) -> MonitorStory:
+    from tabguard.redteam import vulnerable_model
+
+    work = tmp_path_factory.mktemp("demo-monitor")
+    return run_monitor_story(work, StoryOptions(), bundle=vulnerable_model(vulnerable_model_dir))
 
 
 def test_the_rule_fires_on_the_attacked_channel_within_6_hours(story: MonitorStory) -> None:

@@ -60,14 +60,17 @@ class SimulatedHome:
     opened: list[tuple[datetime, tuple[str, str]]]
 
 
-def build(work: Path, per_day: int = 500, alpha: float = 0.01) -> SimulatedHome:
+def build(
+    work: Path, per_day: int = 500, alpha: float = 0.01, model: Path | None = None
+) -> SimulatedHome:
     """Simulate the weeks into ``work/home`` (monitor store, alerts, reference).
 
     ``alpha`` 0.01 makes the rule fire within 6 h on the test's small volumes; at a few
     thousand requests a day the default 1e-4 keeps the clean weeks free of false alerts (whose
     action would neutralise the feature before the attack).
     """
-    bundle = vulnerable_model(work / "model")
+    model = model or work / "model"
+    bundle = vulnerable_model(model)
     home = work / "home"
     write_config(home, "[log]\nflush_interval = 0.05\n")
     reference = home / "reference.drift.json"
@@ -75,7 +78,7 @@ def build(work: Path, per_day: int = 500, alpha: float = 0.01) -> SimulatedHome:
         load_credit_default().sample(5000, random_state=0), bundle.contract, bundle.main.transform
     ).save(reference)
     config = home / "monitor.yaml"
-    text = MONITOR.format(model=work / "model", reference=reference, alpha=alpha)
+    text = MONITOR.format(model=model, reference=reference, alpha=alpha)
     config.write_text(text, encoding="utf-8")
     monitor = SimulationMonitor(load_monitor_config(config, home=home))
     options = TrafficOptions(
@@ -92,7 +95,11 @@ def build(work: Path, per_day: int = 500, alpha: float = 0.01) -> SimulatedHome:
     )
     try:
         simulate_traffic(
-            bundle, load_config(home), options, flag_store=MemoryFlagStore(), on_step=monitor
+            bundle,
+            load_config(home),
+            options,
+            flag_store=MemoryFlagStore(),
+            on_step=monitor,
         )
     finally:
         monitor.close()

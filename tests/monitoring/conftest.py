@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from tabguard.monitoring import SqlMonitorStore, open_monitor_store
@@ -26,6 +27,16 @@ def seed_rule(**overrides: Any) -> dict[str, Any]:
     }
     rule.update(overrides)
     return {k: v for k, v in rule.items() if v is not None}
+
+
+def unseen_applicants() -> pd.DataFrame:
+    """The 10,000 rows of the bundled data ``vulnerable_model`` was not fitted on: applicants
+    it never saw (on its own training rows the overfit model is too sure to be gamed much),
+    and a third of the up-front search for each applicant's best value."""
+    from tabguard.datasets import load_credit_default
+
+    df = load_credit_default()
+    return df.drop(df.sample(20000, random_state=0).index).reset_index(drop=True)
 
 
 BACKENDS = [
@@ -55,8 +66,8 @@ def store(store_url: str) -> Iterator[SqlMonitorStore]:
 
 
 @pytest.fixture(scope="session")
-def dashboard_sim(tmp_path_factory: pytest.TempPathFactory) -> object:
+def dashboard_sim(tmp_path_factory: pytest.TempPathFactory, vulnerable_model_dir: Path) -> object:
     """Four simulated weeks with an attack, built once per session (dashboard tests)."""
     from tests.monitoring._dashboard_sim import build
 
-    return build(tmp_path_factory.mktemp("dashboard-sim"))
+    return build(tmp_path_factory.mktemp("dashboard-sim"), model=vulnerable_model_dir)

@@ -9,6 +9,7 @@ last three weeks as the baseline and the default significance level.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from tabguard.monitoring import load_monitor_config
 from tabguard.monitoring._live import SimulationMonitor
 from tabguard.redteam import AttackSpec, Channel, TrafficOptions, simulate_traffic, vulnerable_model
 from tabguard.serving import load_config
+from tests.monitoring.conftest import unseen_applicants
 from tests.monitoring.test_alerts import Receiver
 from tests.serving.conftest import write_config
 
@@ -49,9 +51,9 @@ rules:
 
 
 @pytest.fixture(scope="module")
-def proof(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def proof(tmp_path_factory: pytest.TempPathFactory, vulnerable_model_dir: Path) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("attack-e2e")
-    bundle = vulnerable_model(work / "model")
+    bundle = vulnerable_model(vulnerable_model_dir)
     home = work / "home"
     write_config(home, "[log]\nflush_interval = 0.05\n")
     receiver = Receiver()
@@ -68,8 +70,9 @@ def proof(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         seed=11,
     )
     try:
-        result = simulate_traffic(bundle, load_config(home), options, flag_store=flags,
-                                  on_step=monitor)  # fmt: skip
+        population = unseen_applicants()
+        result = simulate_traffic(bundle, load_config(home), options, population=population,
+                                  flag_store=flags, on_step=monitor)  # fmt: skip
     finally:
         monitor.close()
         receiver.close()
