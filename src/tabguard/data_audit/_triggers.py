@@ -1264,9 +1264,6 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
         if strong_label_evidence(p, opts):
             p.flagged = True
             sc.attributed[p.rows[sc.y[p.rows] == p.label]] = True
-        elif written_label_evidence(p, opts):
-            p.flagged = p.written = True
-            sc.attributed[p.rows] = True
         elif wants_copy_check(p, opts):
             pending.append(p)
     # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
@@ -1290,6 +1287,12 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
         p.p, p.flagged = copy_decision(p, opts, sc.base(p.label))
         if p.flagged:
             sc.attributed[p.rows[sc.y[p.rows] == p.label]] = True
+    # Written in place, camouflaged: labels alone, where copies did not show (copies, when
+    # there are any, single out the written rows among natural ones; here every row is taken)
+    for p in patterns:
+        if not p.flagged and not math.isnan(p.effect) and written_label_evidence(p, opts):
+            p.flagged = p.written = True
+            sc.attributed[p.rows] = True
 
 
 @register_check
@@ -1335,7 +1338,9 @@ def written_label_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     row with it was written, whatever share of them an attacker left on the other label), or
     a share ``camouflage_effect`` of many (``camouflage_expected``) expected other-label rows is
     missing - camouflage keeps an in-place trigger's effect under ``strong_effect``, and no
-    copies show. Every row of such a pattern is suspect (:meth:`_Scanner.suspect_rows`)."""
+    copies show. Applied after the copy checks (where copies show, they single out the written
+    rows among natural ones); every row of such a pattern is suspect
+    (:meth:`_Scanner.suspect_rows`)."""
     if p.p_label > p.threshold:
         return False
     if p.family == "contract":
