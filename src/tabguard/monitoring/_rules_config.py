@@ -36,6 +36,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -462,9 +463,14 @@ class CalendarSpec(BaseModel):
         out.extend((e.start, e.end, e.reason or "declared exclusion") for e in self.exclude)
         return out
 
+    @cached_property
+    def _periods(self) -> list[tuple[datetime, datetime, str]]:
+        # A pass asks about ~170 windows per rule: the periods are built once (frozen model).
+        return self.periods()
+
     def overlaps(self, start: datetime, end: datetime) -> str | None:
         """The reason the window ``[start, end)`` is excluded, or ``None``."""
-        for lo, hi, reason in self.periods():
+        for lo, hi, reason in self._periods:
             if start < hi and lo < end:
                 return reason
         return None
