@@ -7,8 +7,9 @@ tests skip with the reason; with ``TABGUARD_REQUIRE_SERVICES=1`` (set by ``.ci/r
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,41 @@ def credit_contract() -> Contract:
 def credit_df() -> pd.DataFrame:
     """The bundled credit-default data (a fresh copy)."""
     return load_credit_default()
+
+
+@pytest.fixture(scope="session")
+def _mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite store with its schema, created once per session.
+
+    Creating one runs MLflow's schema migrations (5-10 s, most of a tracked training test).
+    """
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments()  # creates the tracking tables
+    client.search_registered_models()  # and the registry's
+    assert not path.with_name("mlflow.db-wal").exists()  # the file alone is the whole store
+    return path
+
+
+@pytest.fixture
+def mlflow_store(_mlflow_template: Path) -> Callable[[Path], str]:
+    """``mlflow_store(path)``: a fresh, empty MLflow SQLite store at ``path`` (a copy of one
+    created once per session); returns its URI.
+
+    Experiments made in it get their artifact location from its own path (tabguard sets it
+    when it creates one). The creation of a store by tabguard itself stays tested where the
+    default store is (tests/training/test_cli.py).
+    """
+
+    def make(path: Path) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_mlflow_template, path)
+        return f"sqlite:///{path}"
+
+    return make
 
 
 def require_system(path: str, package: str, purpose: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -514,6 +515,7 @@ def test_tracked_retrain_records_lineage_and_a_blocked_one_registers_nothing(
     split: Any,
     credit_contract: Contract,
     monkeypatch: pytest.MonkeyPatch,
+    mlflow_store: Callable[[Path], str],
 ) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -521,7 +523,7 @@ def test_tracked_retrain_records_lineage_and_a_blocked_one_registers_nothing(
     from tabguard.retraining import GateResult, RetrainBlockedError
 
     w = _world(tmp_path, parent, split, credit_contract, probing_subjects=3)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store(tmp_path / "mlflow.db")
     kw: dict[str, Any] = {"monitor": w.monitor, "as_of": AS_OF, "options": QUICK}
     real_gate = retrain_module.model_gate
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,15 @@ DATASETS = Path(__file__).resolve().parents[2] / "src" / "tabguard" / "datasets"
 
 @pytest.mark.slow
 def test_train_bundled_data_end_to_end(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    mlflow_store: Callable[[Path], str],
 ) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("TABGUARD_HOME", str(tmp_path / "home"))
+    # the default store, already created (test_cli covers tabguard creating it)
+    mlflow_store(tmp_path / "home" / "mlflow.db")
     out = tmp_path / "credit"
     argv = [
         "train",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -23,11 +24,14 @@ def small() -> pd.DataFrame:
 
 
 def test_run_is_logged_and_model_registered(
-    small: pd.DataFrame, credit_contract: Contract, tmp_path: Path
+    small: pd.DataFrame,
+    credit_contract: Contract,
+    tmp_path: Path,
+    mlflow_store: Callable[[Path], str],
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    uri = mlflow_store(tmp_path / "store" / "mlflow.db")
     cfg = TrainConfig(
         track=True,
         tracking_uri=uri,
@@ -104,6 +108,7 @@ def test_failure_after_registration_rolls_back(
     credit_contract: Contract,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    mlflow_store: Callable[[Path], str],
 ) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -113,7 +118,7 @@ def test_failure_after_registration_rolls_back(
         raise TrackingError("MLflow tracking failed while uploading (simulated)")
 
     monkeypatch.setattr(Tracker, "log_model_dir", broken_upload)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store(tmp_path / "mlflow.db")
     cfg = TrainConfig(
         tracking_uri=uri, audit=False, n_bootstrap=0, fallback=False, report=False, params=FAST
     )
