@@ -21,9 +21,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tabguard._pair_counts import pair_tensor, pair_value_ids
 from tabguard._plain import plain
 from tabguard.contract._validate import _canon, _canon_lenient
 from tabguard.data_audit._base import AuditContext
+
+__all__ = [
+    "AuditMatrix",
+    "build_matrix",
+    "cell_hashes",
+    "nearest_distances",
+    "pair_tensor",
+    "pair_value_ids",
+]
 
 
 @dataclass
@@ -272,24 +282,3 @@ def nearest_distances(
         arg[better] = j[better] + start
     dist = np.sqrt(np.maximum(best, 0.0))
     return (dist, arg) if return_index else dist
-
-
-def pair_value_ids(counts: np.ndarray, top: int, min_rows: int) -> np.ndarray:
-    """The value ids of a feature entering value pairs: its ``top`` most frequent values
-    holding at least ``min_rows`` rows (most frequent first)."""
-    keep = np.argsort(-counts, kind="stable")[:top]
-    return keep[counts[keep] >= min_rows]
-
-
-def pair_tensor(
-    small_a: np.ndarray, small_b: np.ndarray, y: np.ndarray, ka: int, kb: int
-) -> np.ndarray:
-    """Label counts of the value pairs of two features, flat, length ``2 (ka + 1) (kb + 1)``.
-
-    ``small_a`` and ``small_b`` are the rows' indices into the features' pair values
-    (:func:`pair_value_ids`), -1 for any other value; ``y`` the 0/1 labels. One bincount, no
-    masking: -1 takes slot 0 of each feature and the label is the lowest bit. Counts of row
-    batches add up (the Spark engine sums them over partitions).
-    """
-    combo = ((small_a.astype(np.int64) + 1) * (kb + 1) + (small_b + 1)) * 2 + y
-    return np.bincount(combo, minlength=2 * (ka + 1) * (kb + 1))

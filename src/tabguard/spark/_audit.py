@@ -35,7 +35,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,8 @@ import numpy as np
 import pandas as pd
 
 from tabguard import __version__
-from tabguard.contract import Contract, check_columns, contract_hash, validate_frame
-from tabguard.contract._validate import FrameValidation, ViolationGroup, _canon, _canon_lenient
+from tabguard.contract import Contract, check_columns, contract_hash
+from tabguard.contract._validate import FrameValidation, ViolationGroup, _canon
 from tabguard.data_audit import REGISTRY, AuditContext, CheckResult, Treatment, build_context
 from tabguard.data_audit._audit import (
     REASON_COLUMN,
@@ -53,21 +53,30 @@ from tabguard.data_audit._audit import (
     _run_checks,
     _treatment_section,
 )
-from tabguard.data_audit._matrix import AuditMatrix, pair_tensor, pair_value_ids
+from tabguard.data_audit._matrix import AuditMatrix, pair_value_ids
 from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner, _top
 from tabguard.errors import DataError
-from tabguard.io import check_labels
 from tabguard.progress import NULL_PROGRESS, Progress
 from tabguard.reports import Report, Section, now_iso, write_report
+from tabguard.spark._batches import (
+    COUNT_SCHEMA,
+    ROW,
+    Keep,
+    Spec,
+    Vocabulary,
+    count_partition,
+    keep_partition,
+    numeric_features,
+    pair_partition,
+    pattern_partition,
+    validate_numeric,
+)
 from tabguard.spark._session import functions, spark_session
 
 #: Rows of the driver sample (every candidate pattern's rows, then random rows up to this).
 DRIVER_ROWS = 100_000
 #: Distinct values per feature from which rare ones are merged into runs on the driver.
 MAX_VALUES = 100_000
-
-_ROW = "_tabguard_row"
-_NUMERIC = ("integer", "number", "boolean")
 
 
 @dataclass
@@ -106,240 +115,6 @@ class SparkAuditResult:
         return self.report.exit_code()
 
 
-# -- per-batch code run by Spark's Python workers ------------------------------------------
-
-
-def _numeric_features(contract: Contract) -> list[bool]:
-    return [contract.features[n].type in _NUMERIC for n in contract.model_features()]
-
-
-def _count_partition(batches: Iterator[pd.DataFrame], contract: Contract) -> Iterator[pd.DataFrame]:
-    """Validate a partition's rows and count its values (pass 2 of the module docstring).
-
-    Yields rows of kind ``t`` (rows and positives of the partition), ``x`` (one per
-    violation: row, field, rule, message; the group's examples on its first row) and ``v``
-    (per feature ``j`` and value: rows ``n``, positives ``pos``).
-    """
-    names = contract.model_features()
-    numeric = _numeric_features(contract)
-    acc: list[list[pd.DataFrame]] = [[] for _ in names]
-    out: list[pd.DataFrame] = []
-    n_rows = n_pos = 0
-    for batch in batches:
-        rows = batch.pop(_ROW).to_numpy(dtype=np.int64)
-        frame = batch.reset_index(drop=True)
-        y = check_labels(frame, contract).to_numpy().astype(np.int64)
-        n_rows += len(y)
-        n_pos += int(y.sum())
-        val = validate_frame(frame, contract)
-        for g in val.groups:
-            k = len(g.rows)
-            out.append(
-                pd.DataFrame(
-                    {
-                        "kind": "x",
-                        "row": rows[g.rows],
-                        "field": g.field,
-                        "rule": g.rule,
-                        "message": g.message,
-                        "key": [json.dumps(g.examples[:5], default=str)] + [None] * (k - 1),
-                    }
-                )
-            )
-        for j, name in enumerate(names):
-            if numeric[j] and name in val.numeric:
-                x = val.numeric[name].to_numpy(dtype=float)
-                ok = np.isfinite(x)
-                part = pd.DataFrame({"num": x[ok], "pos": y[ok]})
-                g2 = part.groupby("num", sort=False)["pos"].agg(["size", "sum"]).reset_index()
-                acc[j].append(
-                    pd.DataFrame({"num": g2["num"], "key": None, "n": g2["size"], "pos": g2["sum"]})
-                )
-            else:
-                codes, uniq = pd.factorize(frame[name], use_na_sentinel=True)
-                ok = codes >= 0
-                n = np.bincount(codes[ok], minlength=len(uniq))
-                pos = np.bincount(codes[ok], weights=y[ok], minlength=len(uniq)).astype(np.int64)
-                keys = [json.dumps(list(_canon_lenient(v))) for v in uniq]
-                acc[j].append(pd.DataFrame({"num": np.nan, "key": keys, "n": n, "pos": pos}))
-    for j, parts in enumerate(acc):
-        if not parts:
-            continue
-        allv = pd.concat(parts, ignore_index=True)
-        by = "num" if numeric[j] and allv["key"].isna().all() else "key"
-        merged = allv.groupby(by, sort=False, dropna=False)[["n", "pos"]].sum().reset_index()
-        if by == "num":
-            merged["key"] = None
-        else:
-            merged["num"] = np.nan
-        merged["kind"] = "v"
-        merged["j"] = j
-        out.append(merged)
-    out.append(pd.DataFrame({"kind": ["t"], "n": [n_rows], "pos": [n_pos]}))
-    for frame_out in out:
-        yield _typed(frame_out)
-
-
-_STRINGS = ("kind", "key", "field", "rule", "message")
-_COUNT_COLUMNS = ["kind", "j", "num", "key", "n", "pos", "row", "field", "rule", "message"]
-_COUNT_SCHEMA = (
-    "kind string, j long, num double, key string, n long, pos long, row long, field string, "
-    "rule string, message string"
-)
-
-
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """The output columns with the types Arrow maps to the schema: strings as Python objects
-    (None when absent), integers nullable."""
-    out = frame.reindex(columns=_COUNT_COLUMNS)
-    for c in _COUNT_COLUMNS:
-        col = out[c]
-        if c in _STRINGS:
-            values: list[Any] = [None if pd.isna(v) else str(v) for v in col.tolist()]
-            out[c] = pd.Series(values, index=out.index, dtype="object")
-        elif c != "num":
-            out[c] = col.astype("Int64")
-    return out
-
-
-@dataclass
-class _Vocabulary:
-    """Per feature, the values of every row: sorted ids, counts, positives (the driver's)."""
-
-    names: list[str]
-    numeric: list[bool]
-    ordinal: list[bool]  # numeric and not boolean: ids ordered by value
-    uniques: list[np.ndarray]
-    counts: list[np.ndarray]
-    positives: list[np.ndarray]
-    breaks: list[np.ndarray]
-    edges: list[np.ndarray | None]  # numeric ids are runs starting at these values (merged)
-    lookup: list[dict[Any, int]]  # category key -> id
-
-    def codes(self, frame: pd.DataFrame, contract: Contract) -> np.ndarray:
-        """Value ids of a frame's rows (int32, -1 when missing or unparsable)."""
-        val_numeric = validate_numeric(frame, contract)
-        out = np.full((len(frame), len(self.names)), -1, dtype=np.int32)
-        for j, name in enumerate(self.names):
-            if self.numeric[j]:
-                x = val_numeric[name]
-                ok = np.isfinite(x)
-                edges = self.edges[j]
-                ref = self.uniques[j] if edges is None else edges
-                idx = np.searchsorted(ref, x[ok], side="right" if edges is not None else "left")
-                if edges is not None:
-                    idx = idx - 1
-                out[ok, j] = np.clip(idx, 0, max(len(ref) - 1, 0))
-            else:
-                codes, uniq = pd.factorize(frame[name], use_na_sentinel=True)
-                remap = np.array(
-                    [self.lookup[j].get(_canon_lenient(v), -1) for v in uniq] + [-1],
-                    dtype=np.int32,
-                )
-                out[:, j] = remap[codes]
-        return out
-
-
-def validate_numeric(frame: pd.DataFrame, contract: Contract) -> dict[str, np.ndarray]:
-    """The numeric view of a frame's numeric features, as the contract validation reads them."""
-    numeric = validate_frame(frame, contract).numeric
-    return {n: numeric[n].to_numpy(dtype=float) for n in numeric.columns}
-
-
-def _pair_partition(
-    batches: Iterator[pd.DataFrame], contract: Contract, vocab: _Vocabulary, maps: list[np.ndarray]
-) -> Iterator[pd.DataFrame]:
-    """Label counts of value pairs of a partition (summed on the driver)."""
-    d = len(vocab.names)
-    luts = []
-    for j in range(d):
-        lut = np.full(len(vocab.counts[j]) + 1, -1, dtype=np.int32)
-        lut[maps[j]] = np.arange(len(maps[j]), dtype=np.int32)
-        luts.append(lut)
-    acc: dict[tuple[int, int], np.ndarray] = {}
-    for batch in batches:
-        batch = batch.drop(columns=[_ROW]).reset_index(drop=True)
-        y = check_labels(batch, contract).to_numpy().astype(np.int64)
-        codes = vocab.codes(batch, contract)
-        small = np.stack([luts[j][codes[:, j]] for j in range(d)], axis=1)
-        for a in range(d):
-            for b in range(a + 1, d):
-                ka, kb = len(maps[a]), len(maps[b])
-                if ka < 2 or kb < 2:
-                    continue
-                t = pair_tensor(small[:, a], small[:, b], y, ka, kb)
-                acc[(a, b)] = t if (a, b) not in acc else acc[(a, b)] + t
-    yield pd.DataFrame(
-        {
-            "a": [a for a, _ in acc],
-            "b": [b for _, b in acc],
-            "counts": [v.astype(np.int64).tobytes() for v in acc.values()],
-        }
-    )
-
-
-@dataclass
-class _Keep:
-    """Which rows the driver sample keeps: value ids per feature, pairs, a random share."""
-
-    values: list[np.ndarray]  # bool per value id
-    pairs: list[tuple[int, int, int, int]]
-    share: float
-    seed: int
-
-
-def _keep_partition(
-    batches: Iterator[pd.DataFrame], contract: Contract, vocab: _Vocabulary, keep: _Keep
-) -> Iterator[pd.DataFrame]:
-    """The rows of a partition the driver sample keeps (every column)."""
-    for batch in batches:
-        rows = batch[_ROW].to_numpy(dtype=np.int64)
-        codes = vocab.codes(batch.drop(columns=[_ROW]).reset_index(drop=True), contract)
-        mask = np.zeros(len(batch), dtype=bool)
-        for j, wanted in enumerate(keep.values):
-            c = codes[:, j]
-            mask |= (c >= 0) & wanted[np.maximum(c, 0)]
-        for a, va, b, vb in keep.pairs:
-            mask |= (codes[:, a] == va) & (codes[:, b] == vb)
-        # a uniform share by row number: the same rows whatever the partitioning
-        u = _uniform(rows, keep.seed)
-        mask |= u < keep.share
-        if mask.any():
-            yield batch.loc[mask]
-
-
-#: A pattern for :func:`_pattern_partition`: per cell (feature, first id, last id), the label
-#: its rows must carry (None: any).
-_Spec = tuple[tuple[tuple[int, int, int], ...], int | None]
-
-
-def _pattern_partition(
-    batches: Iterator[pd.DataFrame], contract: Contract, vocab: _Vocabulary, specs: list[_Spec]
-) -> Iterator[pd.DataFrame]:
-    """Row numbers of the rows of each pattern ``specs[i]`` (column ``spec``)."""
-    for batch in batches:
-        rows = batch[_ROW].to_numpy(dtype=np.int64)
-        frame = batch.drop(columns=[_ROW]).reset_index(drop=True)
-        codes = vocab.codes(frame, contract)
-        y = check_labels(frame, contract).to_numpy().astype(np.int64)
-        for i, (cells, label) in enumerate(specs):
-            mask = np.ones(len(frame), dtype=bool) if label is None else y == label
-            for j, lo, hi in cells:
-                mask &= (codes[:, j] >= lo) & (codes[:, j] <= hi)
-            if mask.any():
-                yield pd.DataFrame({"row": rows[mask], "spec": i})
-
-
-def _uniform(rows: np.ndarray, seed: int) -> np.ndarray:
-    """A uniform number in [0, 1) per row number (splitmix64 of the number and the seed)."""
-    z = rows.astype(np.uint64) + np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
-
-
 # -- the driver ------------------------------------------------------------------------------
 
 
@@ -372,21 +147,19 @@ def _with_row_numbers(spark: Any, df: Any) -> Any:
         sf.broadcast(table), "part"
     )
     row = sf.col("offset") + (sf.col("_tg_mid") - sf.col("part") * sf.lit(2**33))
-    return joined.withColumn(_ROW, row).drop("_tg_mid", "part", "offset"), total
+    return joined.withColumn(ROW, row).drop("_tg_mid", "part", "offset"), total
 
 
-def _vocabulary(
-    counts_dir: Path, contract: Contract, min_rows: int, max_values: int
-) -> _Vocabulary:
+def _vocabulary(counts_dir: Path, contract: Contract, min_rows: int, max_values: int) -> Vocabulary:
     """The values of every feature from the aggregated counts (rare runs merged)."""
     import pyarrow.parquet as pq
 
     names = contract.model_features()
-    numeric = _numeric_features(contract)
+    numeric = numeric_features(contract)
     ordinal = [
         numeric[j] and contract.features[name].type != "boolean" for j, name in enumerate(names)
     ]
-    vocab = _Vocabulary(names, numeric, ordinal, [], [], [], [], [], [])
+    vocab = Vocabulary(names, numeric, ordinal, [], [], [], [], [], [])
     for j, name in enumerate(names):
         spec = contract.features[name]
         t = pq.read_table(counts_dir, filters=[("j", "=", j)], columns=["num", "key", "n", "pos"])
@@ -459,7 +232,7 @@ def _merge_rare(
 
 
 def _candidates(
-    vocab: _Vocabulary, n: int, opts: TriggerScanOptions, pairs: dict[tuple[int, int], np.ndarray]
+    vocab: Vocabulary, n: int, opts: TriggerScanOptions, pairs: dict[tuple[int, int], np.ndarray]
 ) -> list[Pattern]:
     """The trigger scan's candidate patterns from the counts of every row (its own rules:
     single values, bands and pairs before any is flagged, a superset of those it tests)."""
@@ -477,7 +250,7 @@ def _candidates(
 
 
 def _population_matrix(
-    vocab: _Vocabulary,
+    vocab: Vocabulary,
     n: int,
     codes: np.ndarray,
     raw_numeric: Mapping[str, np.ndarray],
@@ -517,8 +290,8 @@ def _population_matrix(
 
 
 def _keep_rules(
-    vocab: _Vocabulary, candidates: list[Pattern], keep_rows: int, share: float, seed: int
-) -> _Keep:
+    vocab: Vocabulary, candidates: list[Pattern], keep_rows: int, share: float, seed: int
+) -> Keep:
     values = [np.zeros(len(c), dtype=bool) for c in vocab.counts]
     pairs: list[tuple[int, int, int, int]] = []
     for p in candidates:
@@ -530,13 +303,13 @@ def _keep_rules(
             values[p.cols[0]][p.codes[0]] = True
         else:
             pairs.append((p.cols[0], p.codes[0], p.cols[1], p.codes[1]))
-    return _Keep(values, pairs, share, seed)
+    return Keep(values, pairs, share, seed)
 
 
 def _complete_triggers(
     feed: Any,
     contract: Contract,
-    vocab: _Vocabulary,
+    vocab: Vocabulary,
     triggers: list[Pattern],
     opts: TriggerScanOptions,
     results: dict[str, CheckResult],
@@ -549,7 +322,7 @@ def _complete_triggers(
     the sample holds (see docs/spark.md).
     """
     res = results["trigger_scan"]
-    specs: list[_Spec] = []
+    specs: list[Spec] = []
     which: list[int] = []
     for i, p in enumerate(triggers):
         if p.n <= len(p.rows) or not (p.effect >= opts.strong_effect or p.twin_share is None):
@@ -566,7 +339,7 @@ def _complete_triggers(
     if not specs:
         return
     found = feed.mapInPandas(
-        lambda it: _pattern_partition(it, contract, vocab, specs), "row long, spec int"
+        lambda it: pattern_partition(it, contract, vocab, specs), "row long, spec int"
     ).toPandas()
     extra: set[int] = set()
     for k, i in enumerate(which):
@@ -698,14 +471,14 @@ def audit_data_spark(
             data, n = _with_row_numbers(spark, df)
         if n == 0:
             raise DataError("data has no rows")
-        sel = list(dict.fromkeys([*contract.columns(), contract.label.column, _ROW]))
+        sel = list(dict.fromkeys([*contract.columns(), contract.label.column, ROW]))
         sel = [c for c in sel if c in data.columns]
         feed = data.select(*sel)
         with progress.stage("spark: integrity and value counts"):
             counts_dir = work / "counts"
-            feed.mapInPandas(
-                lambda it: _count_partition(it, contract), _COUNT_SCHEMA
-            ).write.parquet(str(counts_dir / "raw"))
+            feed.mapInPandas(lambda it: count_partition(it, contract), COUNT_SCHEMA).write.parquet(
+                str(counts_dir / "raw")
+            )
             raw = spark.read.parquet(str(counts_dir / "raw"))
             raw.where("kind = 'v'").groupBy("j", "num", "key").agg(
                 functions().sum("n").alias("n"), functions().sum("pos").alias("pos")
@@ -717,7 +490,7 @@ def audit_data_spark(
         with progress.stage("spark: value pairs"):
             pairs: dict[tuple[int, int], np.ndarray] = {}
             pair_rows = feed.mapInPandas(
-                lambda it: _pair_partition(it, contract, vocab, maps),
+                lambda it: pair_partition(it, contract, vocab, maps),
                 "a int, b int, counts binary",
             ).toLocalIterator()
             for r in pair_rows:
@@ -732,13 +505,13 @@ def audit_data_spark(
         with progress.stage("spark: driver sample"):
             sample_dir = work / "sample"
             feed.mapInPandas(
-                lambda it: _keep_partition(it, contract, vocab, keep), feed.schema
+                lambda it: keep_partition(it, contract, vocab, keep), feed.schema
             ).write.parquet(str(sample_dir))
             import pyarrow.parquet as pq
 
             sample = pq.read_table(sample_dir).to_pandas()
-        sample = sample.sort_values(_ROW, kind="stable").reset_index(drop=True)
-        rows = sample.pop(_ROW).to_numpy(dtype=np.int64)
+        sample = sample.sort_values(ROW, kind="stable").reset_index(drop=True)
+        rows = sample.pop(ROW).to_numpy(dtype=np.int64)
         integrity = (
             _integrity(contract, counts_dir / "raw", n, parsed) if "integrity" in selected else None
         )
@@ -780,7 +553,7 @@ def _assemble(
     source: str | Path,
     random_state: int,
     started: float,
-    vocab: _Vocabulary,
+    vocab: Vocabulary,
     n_sample: int,
 ) -> tuple[Report, pd.DataFrame, list[Treatment]]:
     """The report, quarantine and treatments, as :func:`tabguard.data_audit.audit_data`."""
@@ -850,19 +623,19 @@ def _write(spark: Any, data: Any, quarantine: pd.DataFrame, out: Path) -> dict[s
     """``clean.parquet`` and ``quarantine.parquet`` (directories), written by Spark."""
     sf = functions()
     q = spark.createDataFrame(
-        quarantine.rename(columns={ROW_COLUMN: _ROW}).astype({_ROW: "int64"})
+        quarantine.rename(columns={ROW_COLUMN: ROW}).astype({ROW: "int64"})
         if len(quarantine)
-        else pd.DataFrame({_ROW: pd.Series([], dtype="int64"), REASON_COLUMN: []}),
-        f"{_ROW} long, {REASON_COLUMN} string",
+        else pd.DataFrame({ROW: pd.Series([], dtype="int64"), REASON_COLUMN: []}),
+        f"{ROW} long, {REASON_COLUMN} string",
     )
     q = sf.broadcast(q) if len(quarantine) <= 1_000_000 else q
-    clean = data.join(q, _ROW, "left_anti").drop(_ROW)
+    clean = data.join(q, ROW, "left_anti").drop(ROW)
     paths = {"clean": out / "clean.parquet", "quarantine": out / "quarantine.parquet"}
     clean.write.mode("overwrite").parquet(str(paths["clean"]))
-    held = data.join(q, _ROW, "inner")
+    held = data.join(q, ROW, "inner")
     held = held.select(
-        sf.col(_ROW).alias(ROW_COLUMN),
-        *[c for c in data.columns if c != _ROW],
+        sf.col(ROW).alias(ROW_COLUMN),
+        *[c for c in data.columns if c != ROW],
         REASON_COLUMN,
     )
     held.write.mode("overwrite").parquet(str(paths["quarantine"]))

@@ -1,0 +1,256 @@
+"""Per-batch code of the Spark data audit, run by Spark's Python workers (``mapInPandas``).
+
+Kept apart from :mod:`tabguard.spark._audit` so that a worker imports the contract, numpy and
+pandas only, not the data audit's models (LightGBM, SciPy): a worker starts in a fraction of
+the time and memory. Values are parsed, canonicalised and validated by the contract's own code,
+so they are exactly those of the in-memory engine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard._pair_counts import pair_tensor
+from tabguard.contract import Contract, validate_frame
+from tabguard.contract._validate import _canon_lenient
+from tabguard.io import check_labels
+
+ROW = "_tabguard_row"
+_NUMERIC = ("integer", "number", "boolean")
+
+
+def numeric_features(contract: Contract) -> list[bool]:
+    return [contract.features[n].type in _NUMERIC for n in contract.model_features()]
+
+
+def count_partition(batches: Iterator[pd.DataFrame], contract: Contract) -> Iterator[pd.DataFrame]:
+    """Validate a partition's rows and count its values (pass 2 of the module docstring).
+
+    Yields rows of kind ``t`` (rows and positives of the partition), ``x`` (one per
+    violation: row, field, rule, message; the group's examples on its first row) and ``v``
+    (per feature ``j`` and value: rows ``n``, positives ``pos``).
+    """
+    names = contract.model_features()
+    numeric = numeric_features(contract)
+    acc: list[list[pd.DataFrame]] = [[] for _ in names]
+    out: list[pd.DataFrame] = []
+    n_rows = n_pos = 0
+    for batch in batches:
+        rows = batch.pop(ROW).to_numpy(dtype=np.int64)
+        frame = batch.reset_index(drop=True)
+        y = check_labels(frame, contract).to_numpy().astype(np.int64)
+        n_rows += len(y)
+        n_pos += int(y.sum())
+        val = validate_frame(frame, contract)
+        for g in val.groups:
+            k = len(g.rows)
+            out.append(
+                pd.DataFrame(
+                    {
+                        "kind": "x",
+                        "row": rows[g.rows],
+                        "field": g.field,
+                        "rule": g.rule,
+                        "message": g.message,
+                        "key": [json.dumps(g.examples[:5], default=str)] + [None] * (k - 1),
+                    }
+                )
+            )
+        for j, name in enumerate(names):
+            if numeric[j] and name in val.numeric:
+                x = val.numeric[name].to_numpy(dtype=float)
+                ok = np.isfinite(x)
+                part = pd.DataFrame({"num": x[ok], "pos": y[ok]})
+                g2 = part.groupby("num", sort=False)["pos"].agg(["size", "sum"]).reset_index()
+                acc[j].append(
+                    pd.DataFrame({"num": g2["num"], "key": None, "n": g2["size"], "pos": g2["sum"]})
+                )
+            else:
+                codes, uniq = pd.factorize(frame[name], use_na_sentinel=True)
+                ok = codes >= 0
+                n = np.bincount(codes[ok], minlength=len(uniq))
+                pos = np.bincount(codes[ok], weights=y[ok], minlength=len(uniq)).astype(np.int64)
+                keys = [json.dumps(list(_canon_lenient(v))) for v in uniq]
+                acc[j].append(pd.DataFrame({"num": np.nan, "key": keys, "n": n, "pos": pos}))
+    for j, parts in enumerate(acc):
+        if not parts:
+            continue
+        allv = pd.concat(parts, ignore_index=True)
+        by = "num" if numeric[j] and allv["key"].isna().all() else "key"
+        merged = allv.groupby(by, sort=False, dropna=False)[["n", "pos"]].sum().reset_index()
+        if by == "num":
+            merged["key"] = None
+        else:
+            merged["num"] = np.nan
+        merged["kind"] = "v"
+        merged["j"] = j
+        out.append(merged)
+    out.append(pd.DataFrame({"kind": ["t"], "n": [n_rows], "pos": [n_pos]}))
+    for frame_out in out:
+        yield _typed(frame_out)
+
+
+_STRINGS = ("kind", "key", "field", "rule", "message")
+_COUNT_COLUMNS = ["kind", "j", "num", "key", "n", "pos", "row", "field", "rule", "message"]
+COUNT_SCHEMA = (
+    "kind string, j long, num double, key string, n long, pos long, row long, field string, "
+    "rule string, message string"
+)
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The output columns with the types Arrow maps to the schema: strings as Python objects
+    (None when absent), integers nullable."""
+    out = frame.reindex(columns=_COUNT_COLUMNS)
+    for c in _COUNT_COLUMNS:
+        col = out[c]
+        if c in _STRINGS:
+            values: list[Any] = [None if pd.isna(v) else str(v) for v in col.tolist()]
+            out[c] = pd.Series(values, index=out.index, dtype="object")
+        elif c != "num":
+            out[c] = col.astype("Int64")
+    return out
+
+
+@dataclass
+class Vocabulary:
+    """Per feature, the values of every row: sorted ids, counts, positives (the driver's)."""
+
+    names: list[str]
+    numeric: list[bool]
+    ordinal: list[bool]  # numeric and not boolean: ids ordered by value
+    uniques: list[np.ndarray]
+    counts: list[np.ndarray]
+    positives: list[np.ndarray]
+    breaks: list[np.ndarray]
+    edges: list[np.ndarray | None]  # numeric ids are runs starting at these values (merged)
+    lookup: list[dict[Any, int]]  # category key -> id
+
+    def codes(self, frame: pd.DataFrame, contract: Contract) -> np.ndarray:
+        """Value ids of a frame's rows (int32, -1 when missing or unparsable)."""
+        val_numeric = validate_numeric(frame, contract)
+        out = np.full((len(frame), len(self.names)), -1, dtype=np.int32)
+        for j, name in enumerate(self.names):
+            if self.numeric[j]:
+                x = val_numeric[name]
+                ok = np.isfinite(x)
+                edges = self.edges[j]
+                ref = self.uniques[j] if edges is None else edges
+                idx = np.searchsorted(ref, x[ok], side="right" if edges is not None else "left")
+                if edges is not None:
+                    idx = idx - 1
+                out[ok, j] = np.clip(idx, 0, max(len(ref) - 1, 0))
+            else:
+                codes, uniq = pd.factorize(frame[name], use_na_sentinel=True)
+                remap = np.array(
+                    [self.lookup[j].get(_canon_lenient(v), -1) for v in uniq] + [-1],
+                    dtype=np.int32,
+                )
+                out[:, j] = remap[codes]
+        return out
+
+
+def validate_numeric(frame: pd.DataFrame, contract: Contract) -> dict[str, np.ndarray]:
+    """The numeric view of a frame's numeric features, as the contract validation reads them."""
+    numeric = validate_frame(frame, contract).numeric
+    return {n: numeric[n].to_numpy(dtype=float) for n in numeric.columns}
+
+
+def pair_partition(
+    batches: Iterator[pd.DataFrame], contract: Contract, vocab: Vocabulary, maps: list[np.ndarray]
+) -> Iterator[pd.DataFrame]:
+    """Label counts of value pairs of a partition (summed on the driver)."""
+    d = len(vocab.names)
+    luts = []
+    for j in range(d):
+        lut = np.full(len(vocab.counts[j]) + 1, -1, dtype=np.int32)
+        lut[maps[j]] = np.arange(len(maps[j]), dtype=np.int32)
+        luts.append(lut)
+    acc: dict[tuple[int, int], np.ndarray] = {}
+    for batch in batches:
+        batch = batch.drop(columns=[ROW]).reset_index(drop=True)
+        y = check_labels(batch, contract).to_numpy().astype(np.int64)
+        codes = vocab.codes(batch, contract)
+        small = np.stack([luts[j][codes[:, j]] for j in range(d)], axis=1)
+        for a in range(d):
+            for b in range(a + 1, d):
+                ka, kb = len(maps[a]), len(maps[b])
+                if ka < 2 or kb < 2:
+                    continue
+                t = pair_tensor(small[:, a], small[:, b], y, ka, kb)
+                acc[(a, b)] = t if (a, b) not in acc else acc[(a, b)] + t
+    yield pd.DataFrame(
+        {
+            "a": [a for a, _ in acc],
+            "b": [b for _, b in acc],
+            "counts": [v.astype(np.int64).tobytes() for v in acc.values()],
+        }
+    )
+
+
+@dataclass
+class Keep:
+    """Which rows the driver sample keeps: value ids per feature, pairs, a random share."""
+
+    values: list[np.ndarray]  # bool per value id
+    pairs: list[tuple[int, int, int, int]]
+    share: float
+    seed: int
+
+
+def keep_partition(
+    batches: Iterator[pd.DataFrame], contract: Contract, vocab: Vocabulary, keep: Keep
+) -> Iterator[pd.DataFrame]:
+    """The rows of a partition the driver sample keeps (every column)."""
+    for batch in batches:
+        rows = batch[ROW].to_numpy(dtype=np.int64)
+        codes = vocab.codes(batch.drop(columns=[ROW]).reset_index(drop=True), contract)
+        mask = np.zeros(len(batch), dtype=bool)
+        for j, wanted in enumerate(keep.values):
+            c = codes[:, j]
+            mask |= (c >= 0) & wanted[np.maximum(c, 0)]
+        for a, va, b, vb in keep.pairs:
+            mask |= (codes[:, a] == va) & (codes[:, b] == vb)
+        # a uniform share by row number: the same rows whatever the partitioning
+        u = _uniform(rows, keep.seed)
+        mask |= u < keep.share
+        if mask.any():
+            yield batch.loc[mask]
+
+
+#: A pattern for :func:`pattern_partition`: per cell (feature, first id, last id), the label
+#: its rows must carry (None: any).
+Spec = tuple[tuple[tuple[int, int, int], ...], int | None]
+
+
+def pattern_partition(
+    batches: Iterator[pd.DataFrame], contract: Contract, vocab: Vocabulary, specs: list[Spec]
+) -> Iterator[pd.DataFrame]:
+    """Row numbers of the rows of each pattern ``specs[i]`` (column ``spec``)."""
+    for batch in batches:
+        rows = batch[ROW].to_numpy(dtype=np.int64)
+        frame = batch.drop(columns=[ROW]).reset_index(drop=True)
+        codes = vocab.codes(frame, contract)
+        y = check_labels(frame, contract).to_numpy().astype(np.int64)
+        for i, (cells, label) in enumerate(specs):
+            mask = np.ones(len(frame), dtype=bool) if label is None else y == label
+            for j, lo, hi in cells:
+                mask &= (codes[:, j] >= lo) & (codes[:, j] <= hi)
+            if mask.any():
+                yield pd.DataFrame({"row": rows[mask], "spec": i})
+
+
+def _uniform(rows: np.ndarray, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per row number (splitmix64 of the number and the seed)."""
+    z = rows.astype(np.uint64) + np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
