@@ -316,13 +316,24 @@ def _candidates(contract: Contract, population: pd.DataFrame, feature: str) -> l
     return values
 
 
-def best_values(bundle: ModelBundle, population: pd.DataFrame, feature: str) -> list[Any]:
+def best_values(
+    bundle: ModelBundle,
+    population: pd.DataFrame,
+    feature: str,
+    candidates: Sequence[Any] | None = None,
+) -> list[Any]:
     """Each applicant's best value of ``feature``: the candidate moving their score furthest
-    towards approval (ties keep their own value)."""
+    towards approval (ties keep their own value).
+
+    ``candidates`` default to :func:`_candidates` of ``population``; pass those of the whole
+    population to search a part of it (each applicant's answer depends on their row only).
+    """
     towards_approval = -1.0 if bundle.contract.decision.positive_means == "deny" else 1.0
     best = towards_approval * bundle.main.positive_proba(population)
     values: list[Any] = population[feature].tolist()
-    for v in _candidates(bundle.contract, population, feature):
+    if candidates is None:
+        candidates = _candidates(bundle.contract, population, feature)
+    for v in candidates:
         trial = population.copy()
         trial[feature] = v
         gain = towards_approval * bundle.main.positive_proba(trial)
@@ -432,7 +443,10 @@ async def _simulate(
 
     attack = opts.attack
     value: Any = None
-    per_applicant: list[Any] | None = None
+    # Each attacker's own best value, searched when they first arrive (in one batch per
+    # simulated hour): the answer depends on their row only, and most applicants never attack.
+    per_applicant: dict[int, Any] | None = None
+    candidates: list[Any] = []
     if attack is not None:
         if attack.feature not in contract.features:
             raise TrafficError(
@@ -440,7 +454,8 @@ async def _simulate(
             )
         value = attack.value
         if value is None:
-            per_applicant = best_values(bundle, pop, attack.feature)
+            per_applicant = {}
+            candidates = _candidates(contract, pop, attack.feature)
     onset = opts.start + attack.onset if attack is not None else None
 
     keys = MemoryKeyStore()
@@ -472,63 +487,87 @@ async def _simulate(
     steps: list[datetime] = []
     next_step = opts.start + step
     n_sent = 0
+
+    def _plan_hour(hour: int) -> tuple[datetime, list[tuple[float, int, int]], list[bool]]:
+        """One simulated hour's arrivals ``(second, channel, applicant)`` and who games."""
+        t0 = opts.start + timedelta(hours=hour)
+        day = t0.date()
+        off = t0.weekday() >= 5 or day in holidays
+        arrivals: list[tuple[float, int, int]] = []
+        for ci, ch in enumerate(opts.channels):
+            lam = opts.per_day * hourly[t0.hour] * shares[ci]
+            if off:
+                lam *= ch.weekend
+            if day in holidays:
+                lam *= opts.holiday_volume
+            n = int(rng.poisson(lam))
+            if n == 0:
+                continue
+            risk = ch.risk + (opts.night_risk if t0.hour < 6 else 0.0)
+            who = draw(risk, n)
+            at = np.sort(rng.random(n)) * 3600.0
+            arrivals.extend((float(s), ci, int(r)) for s, r in zip(at, who, strict=True))
+        arrivals.sort()
+        gaming = [
+            attack is not None
+            and onset is not None
+            and t0 + timedelta(seconds=seconds) >= onset
+            and opts.channels[ci].name == attack.segment
+            and rng.random() < attack.share
+            for seconds, ci, _ in arrivals
+        ]
+        return t0, arrivals, gaming
+
     try:
-        for hour in range(opts.days * 24):
-            t0 = opts.start + timedelta(hours=hour)
-            day = t0.date()
-            off = t0.weekday() >= 5 or day in holidays
-            arrivals: list[tuple[float, int, int]] = []
-            for ci, ch in enumerate(opts.channels):
-                lam = opts.per_day * hourly[t0.hour] * shares[ci]
-                if off:
-                    lam *= ch.weekend
-                if day in holidays:
-                    lam *= opts.holiday_volume
-                n = int(rng.poisson(lam))
-                if n == 0:
-                    continue
-                risk = ch.risk + (opts.night_risk if t0.hour < 6 else 0.0)
-                who = draw(risk, n)
-                at = np.sort(rng.random(n)) * 3600.0
-                arrivals.extend((float(s), ci, int(r)) for s, r in zip(at, who, strict=True))
-            arrivals.sort()
-            for seconds, ci, r in arrivals:
-                t = t0 + timedelta(seconds=seconds)
-                while t >= next_step:
-                    steps.append(next_step)
-                    _run_step(service, on_step, next_step)
-                    next_step += step
-                ch = opts.channels[ci]
-                features = records[r]
-                attacked = (
-                    attack is not None
-                    and onset is not None
-                    and t >= onset
-                    and ch.name == attack.segment
-                    and rng.random() < attack.share
-                )
-                if attacked and attack is not None:
-                    chosen = per_applicant[r] if per_applicant is not None else value
-                    features = {**features, attack.feature: chosen}
-                n_sent += 1
-                body = json.dumps(
+        for first in range(0, opts.days * 24, 24):
+            # A day's arrivals and who games are drawn first (the random draws in the order
+            # deciding hour by hour, request by request would take: the requests draw nothing),
+            # so each day's new attackers are searched for their best value in one batch.
+            day_plan = [_plan_hour(first + h) for h in range(24)]
+            if per_applicant is not None and attack is not None:
+                new = sorted(
                     {
-                        "subject_id": f"sim-{opts.seed}-{n_sent}",
-                        "features": features,
-                        "segment": {"channel": ch.name},
+                        r
+                        for _, arrivals, gaming in day_plan
+                        for (_, _, r), g in zip(arrivals, gaming, strict=True)
+                        if g
                     }
-                ).encode()
-                clock.set(t)
-                ctx = await service.decide(f"Bearer {tokens[ch.name]}", body)
-                rows["time"].append(t)
-                rows["channel"].append(ch.name)
-                rows["decision_id"].append(ctx.decision_id)
-                rows["attacked"].append(bool(attacked))
-                rows["http_status"].append(ctx.http_status)
-                rows["status"].append(ctx.status)
-                rows["decision"].append(ctx.decision)
-                rows["score"].append(ctx.score)
-                rows["flags_version"].append(ctx.flags.version)
+                    - per_applicant.keys()
+                )
+                if new:
+                    found = best_values(bundle, pop.iloc[new], attack.feature, candidates)
+                    per_applicant.update(zip(new, found, strict=True))
+            for t0, arrivals, gaming in day_plan:
+                for (seconds, ci, r), attacked in zip(arrivals, gaming, strict=True):
+                    t = t0 + timedelta(seconds=seconds)
+                    while t >= next_step:
+                        steps.append(next_step)
+                        _run_step(service, on_step, next_step)
+                        next_step += step
+                    ch = opts.channels[ci]
+                    features = records[r]
+                    if attacked and attack is not None:
+                        chosen = per_applicant[r] if per_applicant is not None else value
+                        features = {**features, attack.feature: chosen}
+                    n_sent += 1
+                    body = json.dumps(
+                        {
+                            "subject_id": f"sim-{opts.seed}-{n_sent}",
+                            "features": features,
+                            "segment": {"channel": ch.name},
+                        }
+                    ).encode()
+                    clock.set(t)
+                    ctx = await service.decide(f"Bearer {tokens[ch.name]}", body)
+                    rows["time"].append(t)
+                    rows["channel"].append(ch.name)
+                    rows["decision_id"].append(ctx.decision_id)
+                    rows["attacked"].append(bool(attacked))
+                    rows["http_status"].append(ctx.http_status)
+                    rows["status"].append(ctx.status)
+                    rows["decision"].append(ctx.decision)
+                    rows["score"].append(ctx.score)
+                    rows["flags_version"].append(ctx.flags.version)
         while next_step <= opts.end:
             clock.set(next_step)
             steps.append(next_step)
