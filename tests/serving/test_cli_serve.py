@@ -96,9 +96,13 @@ def test_bad_service_settings(
 
 @pytest.mark.slow
 def test_with_a_signing_key_an_unsigned_model_is_refused_and_a_signed_one_served(
-    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The real service: one line and exit 2 for an unsigned model; workers verify too."""
+    """One line and exit 2 for an unsigned model (in process: the refusal comes before the
+    server starts); the real service with two workers serves a signed one, workers verify too."""
     import shutil
 
     import httpx
@@ -112,9 +116,10 @@ def test_with_a_signing_key_an_unsigned_model_is_refused_and_a_signed_one_served
     env = {KEY_FILE_ENV: str(key_file)}
     home = tmp_path / "home"
     write_config(home, "")
-    unsigned = RealService(model_dir, home, env=env)
-    assert unsigned.proc.wait(120) == 2
-    [line] = [x for x in unsigned.stop().splitlines() if x.startswith("error:")]
+    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
+    code, err = run(["serve", str(model_dir)], home, capsys)
+    assert code == 2
+    [line] = [x for x in err.splitlines() if x.startswith("error:")]
     assert "manifest.sig: missing; a model signing key is configured" in line
     signed = tmp_path / "signed"
     shutil.copytree(model_dir, signed)
