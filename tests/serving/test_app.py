@@ -265,7 +265,18 @@ def test_503_when_the_key_store_is_down(
     assert r.status_code == 503 and r.json()["reason"] == "key_store_unavailable"
 
 
-def test_delayed_decisions_202_then_get(h: Harness, sample_records: list[dict[str, Any]]) -> None:
+def test_delayed_decisions_202_then_get(
+    harness_factory: Make, sample_records: list[dict[str, Any]]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tabguard.redteam import SimulatedClock
+
+    # The service clock decides when a delayed decision is available: moved by the test, not
+    # slept through (the early read stays early however slow the machine is).
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    clock = SimulatedClock(start)
+    h = harness_factory(clock=clock)
     h.set_flag("delay", "0.3")
     r = h.post(body_of(sample_records[0]))
     assert r.status_code == 202
@@ -276,7 +287,7 @@ def test_delayed_decisions_202_then_get(h: Harness, sample_records: list[dict[st
     early = h.client.get(url, headers=auth)
     assert early.status_code == 202 and early.json()["available_at"] == ticket["available_at"]
     assert int(early.headers["Retry-After"]) >= 1
-    time.sleep(0.35)
+    clock.set(start + timedelta(seconds=0.35))
     done = h.client.get(url, headers=auth)
     assert done.status_code == 200
     assert done.json()["decision"] in ("approve", "deny", "review")
