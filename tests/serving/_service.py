@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,12 +21,31 @@ import pytest
 
 
 def free_port() -> int:
-    """A port nothing listens on now (bound to 127.0.0.1 and released)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port nothing listens on now (bound to 127.0.0.1 and released), below the kernel's
+    ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the range it also uses for outgoing
+    connections; the burst tests open thousands of those while a service is starting, and one
+    could take the released port before the service binds it.
+    """
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(max(1024, low - 12_000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in [{low - 12_000}, {low})")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 class RealService:

@@ -30,10 +30,9 @@ from tabguard.serving._journal import Journal
 from tabguard.serving._log import PredictionLog
 from tabguard.serving._log_read import LogReader
 from tabguard.serving._record import dumps_line, record_to_row
-from tests.serving._service import Burst, recorded
+from tests.serving._service import Burst, free_port, recorded
 from tests.serving._tcp_proxy import TcpProxy
 from tests.serving.conftest import write_config
-from tests.serving.test_workers import free_port
 
 
 def _row(i: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tabguard.serving import load_config, open_keys, open_log
-from tests.serving._service import RealService, recorded
+from tests.serving._service import RealService, free_port, recorded
 from tests.serving.conftest import body_of, write_config
 
 
@@ -37,14 +37,6 @@ def stop(proc: subprocess.Popen[str]) -> str:
         proc.kill()
         out, _ = proc.communicate()
     return out
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def worker_pids(service: RealService, n: int, timeout: float = 240) -> list[int]:
