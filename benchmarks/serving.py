@@ -36,6 +36,7 @@ Run::
     .venv/bin/python benchmarks/serving.py
     .venv/bin/python benchmarks/serving.py --requests 1000 --seconds 3   # quicker
     .venv/bin/python benchmarks/serving.py --only workers                # the multi-worker part
+    .venv/bin/python benchmarks/serving.py --only workers --client wrk   # wrk drives the load
 """
 
 from __future__ import annotations
@@ -362,6 +363,64 @@ def load(
     return sum(counts) / elapsed, [x for w in times for x in w]
 
 
+WRK_SCRIPT = """
+local feats = {FEATS}
+local counter = 0
+local tid = 0
+local threads = 0
+
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+
+request = function()
+  counter = counter + 1
+  local body = '{"subject_id":"w' .. tid .. '-' .. counter .. '","features":'
+    .. feats[(counter % #feats) + 1] .. '}'
+  return wrk.format("POST", nil, nil, body)
+end
+"""
+
+
+def load_wrk(
+    base: str, url: str, key: str, recs: list[dict[str, Any]], seconds: float
+) -> tuple[float, list[float]]:
+    """As :func:`load`, driven by ``wrk`` (C, epoll; Debian package ``wrk``): 8 keep-alive
+    connections on 2 threads, a distinct subject per request, the same feature rows.
+
+    A Python client needs most of a core for ~1,500 req/s on this machine, so on 2 cores it,
+    not the server, sets the throughput; wrk costs a fraction of that. Returns requests per
+    second and ``[p50 seconds]`` (wrk reports percentiles, not samples).
+    """
+    import shutil
+
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise SystemExit("--client wrk needs the wrk program (Debian: apt-get install wrk)")
+    feats = "{" + ",".join(json.dumps(json.dumps(r, separators=(",", ":"))) for r in recs) + "}"
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(WRK_SCRIPT.replace("{FEATS}", feats))
+    try:
+        out = subprocess.run(
+            [
+                exe, "-t2", "-c8", f"-d{max(1, round(seconds))}s", "--latency",
+                "-H", f"Authorization: Bearer {key}", "-H", "Content-Type: application/json",
+                "-s", fh.name, base + url,
+            ],
+            capture_output=True, text=True, check=True, timeout=seconds + 60,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(fh.name)
+    if "Non-2xx or 3xx responses" in out or "Socket errors" in out:
+        raise RuntimeError(f"{url}: wrk saw failed requests:\n{out}")
+    rps = float(out.split("Requests/sec:")[1].split()[0])
+    p50 = out.split("Latency Distribution")[1].split("50%")[1].split()[0]
+    unit = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+    number = p50.rstrip("usm")
+    return rps, [float(number) * unit[p50[len(number) :]]]
+
+
 def per_call_us(fn: Any, n: int, repeats: int = 5) -> float:
     runs = []
     for _ in range(repeats):
@@ -522,6 +581,7 @@ def multi_worker(
     workers: int,
     launchers: tuple[str, ...] = ("tabguard",),
     gunicorn: bool = True,
+    client: str = "python",
 ) -> None:
     """The guarded service from N worker processes vs the bare-booster app in one process.
 
@@ -529,6 +589,7 @@ def multi_worker(
     uvicorn workers and by ``run_workers``: the launcher alone compared on the same app
     (gunicorn is a benchmark-only comparison; it comes with the dev extra through mlflow).
     """
+    drive = load_wrk if client == "wrk" else load
     code = root / "workers"
     code.mkdir(exist_ok=True)
     (code / "tgbench_workers.py").write_text(WORKER_APP)
@@ -565,13 +626,15 @@ def multi_worker(
                 for name, where, url in runs:
                     pid = server.pid if name in ("guarded", "bare-fast") else pids[name]
                     before, t0 = cpu_snapshot(pid), time.monotonic()
-                    rps, times = load(where, url, key, recs, seconds / 3)
+                    rps, times = drive(where, url, key, recs, seconds / 3)
                     spent = [a - b for a, b in zip(cpu_snapshot(pid), before, strict=True)]
                     spent.append(time.monotonic() - t0)
                     old_rps, old_times = results.get((launcher, name), (0.0, []))
                     results[(launcher, name)] = (old_rps + rps / 3, old_times + times)
                     total = acct.setdefault((launcher, name), [0.0] * 5)
-                    for i, v in enumerate([*spent, float(len(times))]):
+                    # wrk reports percentiles, not samples: its count is rate x duration.
+                    n_req = len(times) if client == "python" else rps * max(1, round(seconds / 3))
+                    for i, v in enumerate([*spent, float(n_req)]):
                         total[i] += v
         finally:
             server.terminate()
@@ -581,7 +644,8 @@ def multi_worker(
         proc.wait(60)
     print(
         f"\nHTTP, {workers} worker processes vs the bare-booster app in one process, 8 "
-        f"keep-alive connections, {seconds:.0f} s per endpoint (3 alternating rounds):"
+        f"keep-alive connections ({client} client), {seconds:.0f} s per endpoint (3 "
+        "alternating rounds):"
     )
     print(f"  {'server':42s} {'endpoint':12s} {'req/s':>8s} {'p50 ms':>8s}")
     labels = {
@@ -758,6 +822,13 @@ def main() -> None:
         action="store_true",
         help="workers: also run uvicorn's own multi-worker launcher (Nagle on, for comparison)",
     )
+    parser.add_argument(
+        "--client",
+        choices=["python", "wrk"],
+        default="python",
+        help="workers: the load generator (wrk: C, needs the wrk program; the Python client "
+        "takes most of a core and then sets the throughput on a 2-core machine)",
+    )
     args = parser.parse_args()
     from tabguard.serving import load_config, open_keys, resolve_reference
     from tabguard.training import TrainConfig, train
@@ -803,7 +874,7 @@ def main() -> None:
                 launchers = ("uvicorn", "tabguard") if args.launchers else ("tabguard",)
                 multi_worker(
                     root, home, key, admin, booster_base, recs, args.seconds, args.workers,
-                    launchers,
+                    launchers, client=args.client,
                 )  # fmt: skip
         finally:
             booster.terminate()
