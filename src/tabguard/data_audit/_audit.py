@@ -34,7 +34,7 @@ from tabguard.data_audit._label_noise import LabelNoiseOptions, prepare_trusted
 from tabguard.errors import DataError
 from tabguard.io import FORMATS, TableFormat, check_labels, frame_sha256, write_table
 from tabguard.progress import NULL_PROGRESS, Progress
-from tabguard.reports import Report, Section, Table, now_iso, write_report
+from tabguard.reports import Finding, Report, Section, Table, now_iso, write_report
 
 REASON_COLUMN = "tabguard_reason"
 ROW_COLUMN = "tabguard_row"
@@ -262,55 +262,108 @@ def audit_data(
         trusted=trusted,
     )
     results, timings = _run_checks(ctx, selected, n_jobs)
-    findings = [f for r in results.values() for f in r.findings]
-    suspicious = sorted({int(i) for r in results.values() for i in r.suspicious_rows})
-    reasons: dict[int, list[str]] = {}
-    for r in results.values():
-        for row, why in r.quarantine.items():
-            reasons.setdefault(int(row), []).append(why)
-    for row in suspicious:
-        reasons.setdefault(row, ["poisoning suspect"])
-    quarantine = {row: "; ".join(dict.fromkeys(why)) for row, why in reasons.items()}
-    treatments = [t for r in results.values() for t in r.treatments]
-    qrows = np.array(sorted(quarantine), dtype=np.int64)
+    outcome = AuditOutcome.of(results)
+    qrows = outcome.rows
     df = ctx.data
     keep = np.ones(len(df), dtype=bool)
     keep[qrows] = False
-    n_clean = len(df) - len(qrows)
     quarantined = df.iloc[qrows].copy()
     quarantined.insert(0, ROW_COLUMN, qrows)
-    quarantined[REASON_COLUMN] = [quarantine[int(r)] for r in qrows]
-    sections: list[Section] = [_treatment_section(treatments, len(df), n_clean)]
-    for r in results.values():
-        sections.extend(r.sections)
-    report = Report(
-        kind="data_audit",
-        title=f"Data security audit: {contract.name}",
-        rows=len(df),
-        suspicious_rows=suspicious,
-        findings=findings,
-        summary={
-            "clean_rows": n_clean,
-            "quarantined_rows": len(qrows),
-            "suspicious_rows": len(suspicious),
-            "base_rate": ctx.base_rate,
-            "checks": {k: v.summary for k, v in results.items()},
-            "seconds": timings,
-            "treatments": [t.to_dict() for t in treatments],
-        },
+    quarantined[REASON_COLUMN] = [outcome.quarantine[int(r)] for r in qrows]
+    report = outcome.report(
+        contract,
+        len(df),
+        results,
+        timings,
+        base_rate=ctx.base_rate,
         meta={
-            "tabguard_version": __version__,
-            "created": now_iso(),
-            "contract": contract.name,
-            "contract_sha256": contract_hash(contract),
             "data_sha256": frame_sha256(df),
             "source": source or "<frame>",
             "random_state": random_state,
             "elapsed_seconds": round(time.perf_counter() - started, 2),
         },
-        sections=sections,
     )
-    return DataAuditResult(report, df, keep, quarantined, treatments, results)
+    return DataAuditResult(report, df, keep, quarantined, outcome.treatments, results)
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    """What the checks' results decide together, whichever engine ran them."""
+
+    findings: list[Finding]
+    #: Rows suspected of poisoning (sorted).
+    suspicious: list[int]
+    #: Each quarantined row and its reasons (joined with ``"; "``, first occurrence order).
+    quarantine: dict[int, str]
+    treatments: list[Treatment]
+
+    @classmethod
+    def of(cls, results: Mapping[str, CheckResult]) -> AuditOutcome:
+        """Combine the results: a suspicious row without another reason is quarantined as a
+        poisoning suspect."""
+        suspicious = sorted({int(i) for r in results.values() for i in r.suspicious_rows})
+        reasons: dict[int, list[str]] = {}
+        for r in results.values():
+            for row, why in r.quarantine.items():
+                reasons.setdefault(int(row), []).append(why)
+        for row in suspicious:
+            reasons.setdefault(row, ["poisoning suspect"])
+        return cls(
+            findings=[f for r in results.values() for f in r.findings],
+            suspicious=suspicious,
+            quarantine={row: "; ".join(dict.fromkeys(why)) for row, why in reasons.items()},
+            treatments=[t for r in results.values() for t in r.treatments],
+        )
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The quarantined rows, sorted."""
+        return np.array(sorted(self.quarantine), dtype=np.int64)
+
+    def report(
+        self,
+        contract: Contract,
+        n: int,
+        results: Mapping[str, CheckResult],
+        timings: dict[str, float],
+        *,
+        base_rate: float,
+        meta: dict[str, Any],
+        summary: dict[str, Any] | None = None,
+        sections: Sequence[Section] = (),
+    ) -> Report:
+        """The audit report of ``n`` rows: the treatments section, ``sections``, then each
+        check's; ``summary`` and ``meta`` add to the common keys."""
+        n_clean = n - len(self.quarantine)
+        return Report(
+            kind="data_audit",
+            title=f"Data security audit: {contract.name}",
+            rows=n,
+            suspicious_rows=self.suspicious,
+            findings=self.findings,
+            summary={
+                "clean_rows": n_clean,
+                "quarantined_rows": len(self.quarantine),
+                "suspicious_rows": len(self.suspicious),
+                "base_rate": base_rate,
+                "checks": {k: v.summary for k, v in results.items()},
+                "seconds": timings,
+                "treatments": [t.to_dict() for t in self.treatments],
+                **(summary or {}),
+            },
+            meta={
+                "tabguard_version": __version__,
+                "created": now_iso(),
+                "contract": contract.name,
+                "contract_sha256": contract_hash(contract),
+                **meta,
+            },
+            sections=[
+                _treatment_section(self.treatments, n, n_clean),
+                *sections,
+                *(s for r in results.values() for s in r.sections),
+            ],
+        )
 
 
 def _treatment_section(treatments: list[Treatment], n: int, n_clean: int) -> Section:

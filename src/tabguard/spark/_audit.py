@@ -43,21 +43,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabguard import __version__
-from tabguard.contract import Contract, check_columns, contract_hash
+from tabguard.contract import Contract, check_columns
 from tabguard.contract._validate import FrameValidation, ViolationGroup, _canon
 from tabguard.data_audit import REGISTRY, AuditContext, CheckResult, Treatment, build_context
 from tabguard.data_audit._audit import (
     REASON_COLUMN,
     ROW_COLUMN,
+    AuditOutcome,
     _run_checks,
-    _treatment_section,
 )
 from tabguard.data_audit._matrix import AuditMatrix, pair_value_ids
 from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner, _top
 from tabguard.errors import DataError
 from tabguard.progress import NULL_PROGRESS, Progress
-from tabguard.reports import Report, Section, now_iso, write_report
+from tabguard.reports import Report, Section, write_report
 from tabguard.spark._batches import (
     COUNT_SCHEMA,
     ROW,
@@ -533,7 +532,7 @@ def audit_data_spark(
         if integrity is not None:
             results = {"integrity": integrity, **results}
         report, quarantine, treatments = _assemble(
-            results, timings, contract, n, rows, source, random_state, started, vocab, len(sample)
+            results, timings, contract, n, source, random_state, started, vocab, len(sample)
         )
         paths = _write(spark, data, quarantine, out)
         paths.update(write_report(report, out))
@@ -549,7 +548,6 @@ def _assemble(
     timings: dict[str, float],
     contract: Contract,
     n: int,
-    sample_rows: np.ndarray,
     source: str | Path,
     random_state: int,
     started: float,
@@ -557,66 +555,35 @@ def _assemble(
     n_sample: int,
 ) -> tuple[Report, pd.DataFrame, list[Treatment]]:
     """The report, quarantine and treatments, as :func:`tabguard.data_audit.audit_data`."""
-    findings = [f for r in results.values() for f in r.findings]
-    suspicious = sorted({int(i) for r in results.values() for i in r.suspicious_rows})
-    reasons: dict[int, list[str]] = {}
-    for r in results.values():
-        for row, why in r.quarantine.items():
-            reasons.setdefault(int(row), []).append(why)
-    for row in suspicious:
-        reasons.setdefault(row, ["poisoning suspect"])
-    qrows = np.array(sorted(reasons), dtype=np.int64)
+    outcome = AuditOutcome.of(results)
+    qrows = outcome.rows
     quarantine = pd.DataFrame(
-        {
-            ROW_COLUMN: qrows,
-            REASON_COLUMN: ["; ".join(dict.fromkeys(reasons[int(r)])) for r in qrows],
-        }
+        {ROW_COLUMN: qrows, REASON_COLUMN: [outcome.quarantine[int(r)] for r in qrows]}
     )
-    treatments = [t for r in results.values() for t in r.treatments]
-    n_clean = n - len(qrows)
-    sections: list[Section] = [_treatment_section(treatments, n, n_clean)]
-    sections.append(
-        Section(
-            title="Spark engine",
-            text=[
-                f"{n} rows were validated and counted by Spark; the model-based stages ran on "
-                f"a driver sample of {n_sample} rows (every row of each candidate pattern of the "
-                "trigger scan, then random rows). Statistics of the descriptive, near-duplicate, "
-                "label-noise and disparate-impact checks describe that sample."
-            ],
-        )
+    spark_section = Section(
+        title="Spark engine",
+        text=[
+            f"{n} rows were validated and counted by Spark; the model-based stages ran on "
+            f"a driver sample of {n_sample} rows (every row of each candidate pattern of the "
+            "trigger scan, then random rows). Statistics of the descriptive, near-duplicate, "
+            "label-noise and disparate-impact checks describe that sample."
+        ],
     )
-    for r in results.values():
-        sections.extend(r.sections)
-    report = Report(
-        kind="data_audit",
-        title=f"Data security audit: {contract.name}",
-        rows=n,
-        suspicious_rows=suspicious,
-        findings=findings,
-        summary={
-            "clean_rows": n_clean,
-            "quarantined_rows": len(qrows),
-            "suspicious_rows": len(suspicious),
-            "base_rate": float(vocab.positives[0].sum()) / max(n, 1) if vocab.positives else 0.0,
-            "checks": {k: v.summary for k, v in results.items()},
-            "seconds": timings,
-            "treatments": [t.to_dict() for t in treatments],
-            "engine": "spark",
-            "driver_sample_rows": n_sample,
-        },
+    report = outcome.report(
+        contract,
+        n,
+        results,
+        timings,
+        base_rate=float(vocab.positives[0].sum()) / max(n, 1) if vocab.positives else 0.0,
+        summary={"engine": "spark", "driver_sample_rows": n_sample},
         meta={
-            "tabguard_version": __version__,
-            "created": now_iso(),
-            "contract": contract.name,
-            "contract_sha256": contract_hash(contract),
             "source": str(source),
             "random_state": random_state,
             "elapsed_seconds": round(time.perf_counter() - started, 2),
         },
-        sections=sections,
+        sections=[spark_section],
     )
-    return report, quarantine, treatments
+    return report, quarantine, outcome.treatments
 
 
 def _write(spark: Any, data: Any, quarantine: pd.DataFrame, out: Path) -> dict[str, Path]:
