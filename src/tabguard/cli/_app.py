@@ -31,6 +31,22 @@ app.add_typer(redteam_app, name="redteam")
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
+#: ``--home``, shared by the commands that read the service's state directory.
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(help="TABGUARD_HOME (default $TABGUARD_HOME or ./.tabguard).", show_default=False),
+]
+#: ``--spark-master``, shared by the commands with ``--engine spark``.
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL (local[4], spark://host:7077, yarn); default: spark-submit's "
+        "--master, else local[*].",
+        show_default=False,
+    ),
+]
+
 
 def _print_version(value: bool) -> None:
     if value:

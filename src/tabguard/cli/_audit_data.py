@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tabguard.cli._app import audit_app, console, output_directory
+from tabguard.cli._app import SparkMasterOption, audit_app, console, output_directory
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,15 +104,7 @@ def audit_data_cmd(
             "Apache Spark, run the model-based stages on a driver sample (docs/spark.md).",
         ),
     ] = "python",
-    spark_master: Annotated[
-        str | None,
-        typer.Option(
-            "--spark-master",
-            help="Spark master URL (local[4], spark://host:7077, yarn); default: spark-submit's "
-            "--master, else local[*].",
-            show_default=False,
-        ),
-    ] = None,
+    spark_master: SparkMasterOption = None,
     driver_rows: Annotated[
         int,
         typer.Option(

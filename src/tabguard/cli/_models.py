@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tabguard.cli._app import app, console
+from tabguard.cli._app import HomeOption, app, console
 
 models_app = typer.Typer(
     help="Promote a model to shadow or live in running services, roll back (no restart).",
@@ -20,10 +20,6 @@ models_app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(help="TABGUARD_HOME (default $TABGUARD_HOME or ./.tabguard).", show_default=False),
-]
 ByOption = Annotated[
     str | None, typer.Option("--by", help="Who does it (default: the OS user).", show_default=False)
 ]

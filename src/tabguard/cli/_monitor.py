@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tabguard.cli._app import app, console, err_console
+from tabguard.cli._app import HomeOption, SparkMasterOption, app, console, err_console
 
 if TYPE_CHECKING:
     from tabguard.monitoring import MonitorConfig
@@ -35,10 +35,6 @@ ConfigOption = Annotated[
     typer.Option(
         "--config", help="monitor.yaml (default $TABGUARD_HOME/monitor.yaml).", show_default=False
     ),
-]
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(help="TABGUARD_HOME (default $TABGUARD_HOME or ./.tabguard).", show_default=False),
 ]
 
 
@@ -94,15 +90,7 @@ def update_cmd(
         Path | None,
         typer.Option(help="The Parquet log archive read by --engine spark.", show_default=False),
     ] = None,
-    spark_master: Annotated[
-        str | None,
-        typer.Option(
-            "--spark-master",
-            help="Spark master URL (local[4], spark://host:7077, yarn); default: spark-submit's "
-            "--master, else local[*].",
-            show_default=False,
-        ),
-    ] = None,
+    spark_master: SparkMasterOption = None,
 ) -> None:
     """Fold the prediction-log rows committed since the last update into the store."""
     from tabguard.monitoring import open_monitor_store
