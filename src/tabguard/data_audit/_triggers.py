@@ -1188,13 +1188,8 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     # counterfactual draws it): re-test values sharing a feature without the others.
     for _ in range(2):
         sc.excluded = {(p.cols[0], p.codes[0]) for p in flagged}
-        shared = [p for p in flagged if any(q is not p and q.cols[0] == p.cols[0] for q in flagged)]
-        if not shared:
+        if not _retest_sharing_a_feature(sc, flagged, flagged, alpha, opts):
             break
-        for p in shared:
-            p.reset_evidence()
-            _label_evidence(sc, p, alpha)
-        _decide(sc, shared, opts)
         flagged = [p for p in chosen if p.flagged]
     evaluated = list(chosen)
     exclude = {(p.cols[0], p.codes[0]) for p in flagged}
@@ -1213,17 +1208,8 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     for _ in range(2):
         marked = [p for p in bands if p.flagged] + flagged
         sc.excluded |= {(p.cols[0], int(c)) for p in marked for c in _values(sc, p)}
-        shared = [
-            p
-            for p in bands
-            if p.flagged and any(q is not p and q.cols[0] == p.cols[0] for q in marked)
-        ]
-        if not shared:
+        if not _retest_sharing_a_feature(sc, bands, marked, alpha, opts):
             break
-        for p in shared:
-            p.reset_evidence()
-            _label_evidence(sc, p, alpha)
-        _decide(sc, shared, opts)
     flagged_bands = [p for p in bands if p.flagged]
     for p in flagged_bands:
         exclude |= {(p.cols[0], int(c)) for c in _values(sc, p)}
@@ -1240,6 +1226,29 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     flagged = _dedupe(flagged + [p for p in pairs if p.flagged])
     rows = [sc.suspect_rows(p) for p in flagged]
     return TriggerScanResult(flagged, rows, evaluated, sc.tests, sc.m, sc.base1)
+
+
+def _retest_sharing_a_feature(
+    sc: _Scanner,
+    candidates: list[Pattern],
+    marked: list[Pattern],
+    alpha: float,
+    opts: TriggerScanOptions,
+) -> bool:
+    """Test again, with ``sc.excluded`` as it is now, the flagged ``candidates`` that share a
+    feature with another ``marked`` pattern; False when there is none."""
+    shared = [
+        p
+        for p in candidates
+        if p.flagged and any(q is not p and q.cols[0] == p.cols[0] for q in marked)
+    ]
+    if not shared:
+        return False
+    for p in shared:
+        p.reset_evidence()
+        _label_evidence(sc, p, alpha)
+    _decide(sc, shared, opts)
+    return True
 
 
 def _label_evidence(sc: _Scanner, p: Pattern, alpha: float) -> None:
