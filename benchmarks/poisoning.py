@@ -332,6 +332,23 @@ def _random_value(df: pd.DataFrame, c: Contract, name: str, rng: np.random.Gener
     return int(v) if spec.type == "integer" or decimals == 0 else v
 
 
+def _copies(
+    df: pd.DataFrame, c: Contract, trigger: dict[str, Any], *, rng: Any, seed: int, **options: Any
+) -> PoisonResult:
+    """``poison`` with the random draws every generated attack shares: fresh ids or not,
+    amounts jittered by 1 % or not, rows shuffled."""
+    return poison(
+        df,
+        c,
+        trigger,
+        fresh_ids=bool(rng.random() < 0.5),
+        jitter=0.01 if rng.random() < 0.5 else 0.0,
+        shuffle=True,
+        random_state=seed,
+        **options,
+    )
+
+
 def _random_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
     rng = np.random.default_rng(seed)
     candidates = [f for f in c.model_features() if c.features[f].type != "boolean"]
@@ -346,7 +363,7 @@ def _random_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
     label = df[c.label.column]
     pool = len(df) if src == "any" else int((label == (target if src == "target" else src)).sum())
     mode = "replace" if rng.random() < 0.2 else "copy"
-    return poison(
+    return _copies(
         df,
         c,
         trigger,
@@ -354,10 +371,8 @@ def _random_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
         target=target,
         source=src,
         mode=mode,
-        fresh_ids=bool(rng.random() < 0.5),  # type: ignore[arg-type]
-        jitter=0.01 if rng.random() < 0.5 else 0.0,
-        shuffle=True,
-        random_state=seed,
+        rng=rng,
+        seed=seed,
     )
 
 
@@ -421,17 +436,15 @@ def _band_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
         ]
     f, band = windows[int(rng.integers(len(windows)))]
     target, src = _target_and_source(c, rng)
-    res = poison(
+    res = _copies(
         df,
         c,
         {f: band[0]},
         n_rows=int(rng.integers(150, 500)),
         target=target,
         source=src,
-        fresh_ids=bool(rng.random() < 0.5),
-        jitter=0.01 if rng.random() < 0.5 else 0.0,
-        shuffle=True,
-        random_state=seed,
+        rng=rng,
+        seed=seed,
     )
     data = res.data
     data.loc[res.poisoned_rows, f] = rng.choice(band, len(res.poisoned_rows))
@@ -456,17 +469,15 @@ def _natural_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
         fallback += [(f, v) for v in g.index[g["mean"] < y.mean()]]
     options = options or fallback
     f, v = options[int(rng.integers(len(options)))]
-    return poison(
+    return _copies(
         df,
         c,
         {f: v},
         n_rows=int(rng.integers(100, 400)),
         target=target,
         source=src,
-        fresh_ids=bool(rng.random() < 0.5),
-        jitter=0.01 if rng.random() < 0.5 else 0.0,
-        shuffle=True,
-        random_state=seed,
+        rng=rng,
+        seed=seed,
     )
 
 
