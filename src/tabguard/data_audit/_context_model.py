@@ -2,7 +2,8 @@
 
 * :func:`fit_context_model` learns P(label | raw features) on (a sample of) the audited rows; the
   trigger scan asks it what a row would score *without* a suspected trigger value.
-* :func:`out_of_fold_proba` gives out-of-fold probabilities for label-noise and RONI checks.
+* :func:`out_of_fold_proba` gives out-of-fold probabilities for label-noise and RONI checks;
+  :func:`cross_fitted_proba` also scores rows outside the data (a trusted sample) the same way.
 
 Both see raw values (``AuditMatrix.raw``) — never the clipped contract transform — so that a
 poisoned value stays visible.
@@ -125,7 +126,45 @@ def out_of_fold_proba(
     Each fold's model is fitted on at most ``max_train_rows`` rows of the other folds, so the
     cost stays bounded on millions of rows while every row gets an honest prediction.
     """
+    oof, _ = cross_fitted_proba(
+        X,
+        y,
+        categorical,
+        X[:0],
+        folds=folds,
+        max_train_rows=max_train_rows,
+        rounds=rounds,
+        random_state=random_state,
+        learning_rate=learning_rate,
+    )
+    return oof
+
+
+def cross_fitted_proba(
+    X: np.ndarray,
+    y: np.ndarray,
+    categorical: list[int],
+    X_new: np.ndarray,
+    *,
+    folds: int = 3,
+    max_train_rows: int = 150_000,
+    rounds: int = 150,
+    random_state: int = 0,
+    learning_rate: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold P(label = 1) for the rows of ``X``, and for the rows of ``X_new``.
+
+    Each row of ``X_new`` is given a random fold and scored by that fold's model, so it is
+    treated like one more held-out member of the fold: where ``X_new`` and ``X`` come from one
+    population, the two sets of predictions are exchangeable.
+
+    Returns
+    -------
+    (oof, new) : tuple of ndarray
+    """
     out = np.empty(len(X), dtype=float)
+    new = np.empty(len(X_new), dtype=float)
+    assign = np.random.default_rng(random_state).integers(folds, size=len(X_new))
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
     for i, (train, test) in enumerate(skf.split(np.zeros(len(y)), y)):
         model = fit_context_model(
@@ -138,4 +177,7 @@ def out_of_fold_proba(
             learning_rate=learning_rate,
         )
         out[test] = predict(model, X[test])
-    return out
+        mine = assign == i
+        if mine.any():
+            new[mine] = predict(model, X_new[mine])
+    return out, new

@@ -15,9 +15,12 @@ model's probabilities expect, as a diagnostic.
 
 **With a trusted sample** (``audit_data(..., trusted=df)``, ``--trusted FILE``: rows whose labels
 were vetted) the question becomes testable. Models fitted on the trusted rows only (so flipped
-labels cannot teach them) score every audited row by the probability they give the *other*
-label; each row's score is compared with the scores of held-out trusted rows carrying the same
-label (label-conditional, "Mondrian", conformal p-values). On clean data a row's p-value is
+labels cannot teach them) give every audited row the probability of the *other* label; a model
+of the audited labels, fitted on many more rows, gives its own, and a row's score contrasts the
+two (:func:`trusted_scores`: where labels were rewritten the audited model has learnt them and
+the trusted one has not). Each row's score is compared with the scores of held-out trusted
+rows carrying the same label, scored the same way (label-conditional, "Mondrian", conformal
+p-values). On clean data a row's p-value is
 uniform, so flagging ``p <= trusted_level`` flags that share of clean rows, whatever the model's
 calibration error; a flipped row whose true label the trusted model predicts confidently gets a
 small p-value. Whether flipping happened at all is tested on the count of flagged rows against
@@ -39,6 +42,7 @@ from tabguard.checks import CheckOptions, at_least, interval, option
 from tabguard.contract import Contract, check_columns, validate_frame
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._context_model import (
+    cross_fitted_proba,
     fit_context_model,
     instrument_rounds,
     out_of_fold_proba,
@@ -89,6 +93,15 @@ class LabelNoiseOptions(CheckOptions):
         "boosting rounds of the models fitted on the trusted rows (4-leaf trees at rate 0.05: "
         "small samples call for shallow trees learning slowly)",
         at_least(1),
+    )
+    trusted_contrast: float = option(
+        0.5,
+        "weight of the audited labels' model in a row's score: the trusted model's log-odds of "
+        "the other label less this times the audited-label model's (0: the trusted model "
+        "alone; 1: their log-odds ratio, the flip posterior's ranking; 0.5: both views, see "
+        "trusted_scores); with 5-7 % trusted on credit it took confident flips to precision "
+        "and recall >= 0.5 in 4 of 4 development cases, against 1 of 4 with 0",
+        interval(0.0, 1.0, "both"),
     )
     min_trusted_rows: int = option(
         100,
@@ -292,6 +305,12 @@ SMALL_SAMPLE_PARAMS: dict[str, float] = {
 }
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-6, 1.0 - 1e-6)
+    out: np.ndarray = np.log(q / (1.0 - q))
+    return out
+
+
 def trusted_scores(
     X_trusted: np.ndarray,
     y_trusted: np.ndarray,
@@ -303,18 +322,31 @@ def trusted_scores(
     rounds: int,
     repeats: int = 1,
     random_state: int = 0,
+    contrast: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-sample probability of the other label for the trusted and the audited rows.
+    """Out-of-sample improbability of each trusted and audited row's label.
 
     In each of ``repeats`` rounds the trusted rows are cut into ``folds`` stratified folds;
     model ``k`` is fitted on the other folds and scores fold ``k`` (calibration scores). Each
     audited row is given a random fold per round too and scored by that fold's model: it is
     treated exactly as one more member of the fold (which the model never saw), so on clean
-    data it is exchangeable with the trusted rows, as the p-values need. A row's score is the
-    mean over the rounds, for trusted and audited rows alike: averaging lowers the noise of
-    models fitted on a few hundred rows, which is where the power against flips comes from.
-    (Averaging all folds' models for the audited rows instead would make their scores less
-    spread than the calibration scores, and the flag rate fall below the level.)
+    data it is exchangeable with the trusted rows, as the p-values need. A row's probability of
+    the other label is the mean over the rounds, for trusted and audited rows alike: averaging
+    lowers the noise of models fitted on a few hundred rows, which is where the power against
+    flips comes from. (Averaging all folds' models for the audited rows instead would make
+    their scores less spread than the calibration scores, and the flag rate fall below the
+    level.)
+
+    The score is that probability's log-odds, less ``contrast`` times the log-odds a model of
+    the *audited* labels gives the other label (:func:`cross_fitted_proba`: out of fold for the
+    audited rows, a random fold's model for the trusted rows, so the two stay exchangeable on
+    clean data). Flipped labels teach that model their own label where they were written,
+    while the trusted model, which never saw them, keeps the true one: the two models disagree
+    exactly where labels were rewritten, and nowhere else beyond their noise. With
+    ``contrast`` 1 the score is the log-odds ratio of the two, which ranks rows as the
+    posterior probability of a flip does when flips are the only difference between the
+    populations; 0.5 (the default) is the mean of that ratio and the trusted model's own
+    log-odds, keeping the trusted model's view where the audited model is as unsure as it is.
 
     Returns
     -------
@@ -343,7 +375,22 @@ def trusted_scores(
             mine = np.flatnonzero(assign == k)
             p = predict(model, X[mine])
             scores[mine] += np.where(y[mine] == 1, 1.0 - p, p)
-    return cal / repeats, scores / repeats
+    cal, scores = _logit(cal / repeats), _logit(scores / repeats)
+    if contrast > 0:
+        n_rounds, lr = instrument_rounds(len(X), 120)
+        p_audited, p_trusted = cross_fitted_proba(
+            X,
+            y.astype(float),
+            categorical,
+            X_trusted,
+            max_train_rows=60_000,
+            rounds=n_rounds,
+            learning_rate=lr,
+            random_state=random_state,
+        )
+        cal -= contrast * _logit(np.where(y_trusted == 1, 1.0 - p_trusted, p_trusted))
+        scores -= contrast * _logit(np.where(y == 1, 1.0 - p_audited, p_audited))
+    return cal, scores
 
 
 @dataclass
@@ -475,6 +522,7 @@ def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult
             rounds=opts.trusted_rounds,
             repeats=opts.trusted_repeats,
             random_state=ctx.random_state,
+            contrast=opts.trusted_contrast,
         )
         st.advance()
     p = conformal_pvalues(cal, y_t, scores, y)
