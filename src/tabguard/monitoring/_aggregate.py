@@ -14,17 +14,18 @@ up to ``top_k`` values; the rest are ``other``, so 100k distinct values cost 1 s
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tabguard.monitoring._cells import many_key_cells
+from tabguard.monitoring._cells import ColumnCells, NumericColumn, column_cells
 from tabguard.monitoring._config import AggregationConfig
-from tabguard.monitoring._delta import ALL, MISSING, OTHER, Delta, NumericCell, packed_cell
+from tabguard.monitoring._delta import ALL, MISSING, OTHER, Delta
 from tabguard.monitoring._numbers import NumberLayout, scatter
 from tabguard.monitoring._parse import (
     ColumnType,
@@ -33,7 +34,7 @@ from tabguard.monitoring._parse import (
     parse_distinct,
     parse_objects,
 )
-from tabguard.monitoring._sketch import FrequentValues, QuantileSketch, SketchError
+from tabguard.monitoring._sketch import FrequentValues, SketchError
 from tabguard.monitoring._store import (
     F_CATEGORY,
     F_CLIENT,
@@ -270,6 +271,83 @@ class PreparedBatch:
 
 
 @dataclass
+class StartedBatch:
+    """A batch between :meth:`Aggregator.start` and :meth:`Aggregator.finish`."""
+
+    prepared: PreparedBatch
+    n: int
+    #: Bucket start of each row (epoch seconds).
+    bucket: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: (segment key, (bucket, key, value) per group code, group code per row)
+    grouped: list[tuple[str, list[tuple[int, str, str]], np.ndarray]] = field(default_factory=list)
+    keys: list[tuple[list[tuple[int, str, str]], np.ndarray]] = field(default_factory=list)
+    base: int | None = None
+    numeric: list[NumericColumn] = field(default_factory=list)
+    remote: int = 0
+    futures: list[Future[ColumnCells]] = field(default_factory=list)
+
+
+@dataclass
+class WorkSplit:
+    """How many numeric columns of a batch the worker processes sketch (this process takes
+    the rest), balanced batch by batch so both sides finish together.
+
+    After each batch, the worker's finishing time is compared with this process's (one
+    system-wide monotonic clock), and the columns are moved by that gap divided by what one
+    column costs on either side (measured on the same batch). Half the step is taken, so one
+    noisy batch (a busy machine) cannot swing the split. The split only decides which
+    process builds a cell: the cells are the same either way.
+
+    Attributes
+    ----------
+    share : float
+        Fraction of the columns for the workers. The first batch gives them two thirds: this
+        process also counts, merges the previous batch into the store, and shares its
+        interpreter with the thread reading the next batch.
+    """
+
+    share: float = 2 / 3
+
+    def remote_columns(self, columns: int) -> int:
+        """Columns for the workers out of ``columns``: at least one each side (from two
+        columns on), so both sides keep being measured."""
+        if columns < 2:
+            return 0
+        return max(1, min(columns - 1, round(self.share * columns)))
+
+    def observe(
+        self,
+        *,
+        local: tuple[int, float],
+        remote: tuple[int, float],
+        workers: int,
+        imbalance: float,
+    ) -> None:
+        """Move the split after a batch.
+
+        Parameters
+        ----------
+        local, remote : (columns, seconds)
+            Columns sketched here and in the workers, and the seconds they took (the
+            workers' seconds summed).
+        workers : int
+            Worker processes that took part.
+        imbalance : float
+            Seconds the workers finished after this process (negative: before).
+        """
+        here_cols, here_s = local
+        there_cols, there_s = remote
+        total = here_cols + there_cols
+        if total == 0 or there_cols == 0:
+            return
+        there = there_s / there_cols / max(workers, 1)
+        here = here_s / here_cols if here_cols else there * max(workers, 1)
+        step = imbalance / max(here + there, 1e-9)
+        target = min(max(there_cols - step, 0.0), float(total))
+        self.share += 0.5 * (target / total - self.share)
+
+
+@dataclass
 class BatchResult:
     """What one batch produced.
 
@@ -360,7 +438,9 @@ class Aggregator:
     config : AggregationConfig
     admission : Admission
     executor : concurrent.futures.Executor, optional
-        A worker process that builds the sketches of some segment keys of large batches.
+        Worker processes that build the sketches of some numeric columns of large batches.
+    workers : int, default 1
+        How many processes ``executor`` runs (each gets a part of the workers' columns).
     """
 
     def __init__(
@@ -369,9 +449,12 @@ class Aggregator:
         config: AggregationConfig,
         admission: Admission,
         executor: Executor | None = None,
+        workers: int = 1,
     ) -> None:
         self.plan = plan
         self.executor = executor
+        self.workers = max(1, workers)
+        self.split = WorkSplit()
         self.config = config
         self.admission = admission
         self.bucket_seconds = int(config.bucket.total_seconds())
@@ -506,21 +589,70 @@ class Aggregator:
 
     def aggregate(self, batch: dict[str, np.ndarray] | PreparedBatch) -> BatchResult:
         """Summarise one batch (columns of :data:`BATCH_COLUMNS`, or :meth:`prepare`'s output)."""
+        return self.finish(self.start(batch))
+
+    def start(self, batch: dict[str, np.ndarray] | PreparedBatch) -> StartedBatch:
+        """Map the batch's segments and hand the workers their share of the sketches.
+
+        :meth:`finish` does the rest; in between, the caller may do other work (merge the
+        previous batch) while the workers build their sketches. Segment admission is
+        updated here and in :meth:`finish`: batches are started and finished in order.
+        """
         prepared = batch if isinstance(batch, PreparedBatch) else self.prepare(batch)
-        delta = Delta(k=self.config.sketch_k)
-        batch = prepared.batch
-        raw, raw_is_obj = prepared.raw, prepared.raw_is_obj
-        feats, feat_is_obj = prepared.feats, prepared.feat_is_obj
-        skipped = prepared.skipped
-        slow = prepared.slow_rows
-        epoch = batch["epoch"]
-        n = len(epoch)
-        delta.rows = n
+        data = prepared.batch
+        n = len(data["epoch"])
+        started = StartedBatch(prepared, n)
         if n == 0:
-            return BatchResult(delta, skipped, 0, None, None)
+            return started
         b = self.bucket_seconds
-        bucket = (epoch // b) * b
-        segments = self._segments(batch, raw)
+        started.bucket = (data["epoch"] // b) * b
+        bucket_codes, bucket_uniques = pd.factorize(started.bucket, sort=True)
+        sizes: dict[str, int] = {}
+        for key, values in self._segments(data, prepared.raw):
+            value_codes, value_uniques = pd.factorize(values)
+            nv = len(value_uniques)
+            if key != "all":
+                sizes[key] = nv
+            group = bucket_codes.astype(np.int64) * nv + value_codes
+            names = [
+                (int(bucket_uniques[g // nv]), key, str(value_uniques[g % nv]))
+                for g in range(len(bucket_uniques) * nv)
+            ]
+            started.grouped.append((key, names, group))
+        base = min(sizes, key=lambda k: (sizes[k], k)) if sizes else None
+        # Sketches: `all` is merged from the key with the fewest values (a few merges per
+        # bucket and column instead of one more update per value).
+        kept = [item for item in started.grouped if item[0] != "all" or base is None]
+        started.keys = [(names, group) for _key, names, group in kept]
+        names_kept = [key for key, _names, _group in kept]
+        started.base = names_kept.index(base) if base is not None else None
+        numeric = self._numeric_columns(
+            data, prepared.raw, prepared.raw_is_obj, prepared.feats, prepared.feat_is_obj
+        )
+        k = self.config.sketch_k
+        if self.executor is not None and n >= PARALLEL_MIN_ROWS and numeric:
+            # The workers take the first columns, this process the rest (while it also counts,
+            # and its caller merges the previous batch): the split is balanced batch by batch.
+            remote = self.split.remote_columns(len(numeric))
+            chunks = [numeric[i : remote : self.workers] for i in range(self.workers)]
+            started.futures = [
+                self.executor.submit(column_cells, started.keys, started.base, chunk, k)
+                for chunk in chunks
+                if chunk
+            ]
+            started.remote = remote
+            numeric = numeric[remote:]
+        started.numeric = numeric
+        return started
+
+    def finish(self, started: StartedBatch) -> BatchResult:
+        """Count, build this process's sketches, collect the workers' (see :meth:`start`)."""
+        prepared = started.prepared
+        batch = prepared.batch
+        delta = Delta(k=self.config.sketch_k)
+        delta.rows = started.n
+        if started.n == 0:
+            return BatchResult(delta, prepared.skipped, 0, None, None)
         sd_codes, sd_keys = _status_decision(batch["status"], batch["decision"])
         guard_codes, guard_items = parse_distinct(batch["guard_actions"], _guard_keys_weight)
         guard_parsed = [keys for keys, _ in guard_items]
@@ -533,51 +665,39 @@ class Aggregator:
             batch["errors"], lambda e: _violation_keys(e, fields)
         )
         probe_codes, probe_parsed = parse_distinct(batch["probing"], _signals)
-        bucket_codes, bucket_uniques = pd.factorize(bucket, sort=True)
-        numeric = self._numeric_columns(batch, raw, raw_is_obj, feats, feat_is_obj)
-        categorical = self._category_columns(raw, raw_is_obj, feats, feat_is_obj)
-        grouped = []
-        sizes: dict[str, int] = {}
-        for key, values in segments:
-            value_codes, value_uniques = pd.factorize(values)
-            nv = len(value_uniques)
-            if key != "all":
-                sizes[key] = nv
-            group = bucket_codes.astype(np.int64) * nv + value_codes
-            names = [
-                (int(bucket_uniques[g // nv]), key, str(value_uniques[g % nv]))
-                for g in range(len(bucket_uniques) * nv)
-            ]
-            grouped.append((key, names, group))
-        base = min(sizes, key=lambda k: (sizes[k], k)) if sizes else None
-        # Sketches: `all` is merged from the key with the fewest values (a few merges per
-        # bucket and column instead of one more update per value); with a worker process, the
-        # other keys are built there while this process counts.
-        sketched = [(names, group) for key, names, group in grouped if key != "all" or base is None]
-        k = self.config.sketch_k
-        remote = None
-        if self.executor is not None and n >= PARALLEL_MIN_ROWS and len(sketched) > 1:
-            mine = [item for item in sketched if item[0] and item[0][0][1] == base]
-            theirs = [item for item in sketched if not (item[0] and item[0][0][1] == base)]
-            if mine and theirs:
-                remote = self.executor.submit(many_key_cells, theirs, numeric, k)
-                sketched = mine
-        for _key, names, group in grouped:
+        categorical = self._category_columns(
+            prepared.raw, prepared.raw_is_obj, prepared.feats, prepared.feat_is_obj
+        )
+        for _key, names, group in started.grouped:
             self._count(delta, names, group, sd_codes, sd_keys, F_STATUS_DECISION, weights)
             self._count(delta, names, group, guard_codes, guard_parsed, F_GUARD, weights)
             self._count_violations(delta, names, group, err_codes, err_parsed, weights)
             self._count(delta, names, group, probe_codes, probe_parsed, F_PROBING, weights)
             for kind, name, codes, labels in categorical:
                 self._count_categories(delta, names, group, kind, name, codes, labels, weights)
-        local: dict[tuple[int, str, str, str, str], object] = {}
-        delta.packed.extend(many_key_cells(sketched, numeric, k, local))
-        if base is not None:
-            self._merge_into_all(delta, base, local)
-        if remote is not None:
-            delta.packed.extend(remote.result())
-        self._clients(delta, batch, bucket, probe_codes, probe_parsed, weights)
+        self._clients(delta, batch, started.bucket, probe_codes, probe_parsed, weights)
+        k = self.config.sketch_k
+        mine = column_cells(started.keys, started.base, started.numeric, k)
+        delta.packed.extend(mine.cells)
+        if started.futures:
+            here_done = time.monotonic()
+            theirs = [future.result() for future in started.futures]
+            for part in theirs:
+                delta.packed.extend(part.cells)
+            self.split.observe(
+                local=(len(started.numeric), mine.seconds),
+                remote=(started.remote, sum(part.seconds for part in theirs)),
+                workers=len(theirs),
+                imbalance=max(part.done_at for part in theirs) - here_done,
+            )
+        epoch = batch["epoch"]
         return BatchResult(
-            delta, skipped, slow, int(epoch.max()), int(epoch.min()), prepared.json_rows
+            delta,
+            prepared.skipped,
+            prepared.slow_rows,
+            int(epoch.max()),
+            int(epoch.min()),
+            prepared.json_rows,
         )
 
     # ---- counters -----------------------------------------------------------------------------
@@ -734,32 +854,6 @@ class Aggregator:
                 row_codes[~domain] = -1
                 out.append((kind, spec.name, row_codes.astype(np.int64), [str(m) for m in merged]))
         return out
-
-    @staticmethod
-    def _merge_into_all(
-        delta: Delta, base: str, sketches: dict[tuple[int, str, str, str, str], object]
-    ) -> None:
-        """Cells of segment ``all``: the merge of ``base``'s cells of each bucket and column
-        (their sketch objects from ``sketches``, else read back from the bytes)."""
-        cells = delta.numeric
-        for packed in delta.packed:
-            b, sk, _sv, kind, column = packed[0]
-            if sk != base:
-                continue
-            key = (b, "all", "all", kind, column)
-            target = cells.get(key)
-            if target is None:
-                target = cells[key] = NumericCell(sketch=QuantileSketch.fresh(delta.k))
-            native = sketches.get(packed[0])
-            if native is None:
-                target.merge(packed_cell(packed, delta.k))
-            else:
-                _key, rows, _n, missing, invalid, total, _stats, _blob = packed
-                target.rows += rows
-                target.missing += missing
-                target.invalid += invalid
-                target.total += total
-                target.sketch.merge_native(native)
 
 
 def _status_decision(

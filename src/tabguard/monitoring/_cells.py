@@ -1,13 +1,15 @@
 """Numeric cells of one segment key: the sketch-heavy part of an update, runnable in a worker.
 
 Kept free of tabguard's heavier modules (NumPy and DataSketches only), so a worker process
-starts quickly. :func:`key_cells` returns plain data (counts, stats and serialised sketches)
-that pickles cheaply.
+starts quickly. :func:`column_cells` returns plain data (counts, stats and serialised
+sketches) that pickles cheaply.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import datasketches
 import numpy as np
@@ -18,6 +20,14 @@ NumericColumn = tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 PackedCell = tuple[tuple[int, str, str, str, str], int, int, int, int, float, list[float], bytes]
 
 _LEVELS = [0.0, 1.0, 0.01, 0.10, 0.50, 0.90, 0.99]
+
+
+class ColumnCells(NamedTuple):
+    """What :func:`column_cells` returns (plain data: it pickles cheaply)."""
+
+    cells: list[PackedCell]
+    seconds: float
+    done_at: float
 
 
 def key_cells(
@@ -78,14 +88,69 @@ def key_cells(
     return out
 
 
-def many_key_cells(
+def column_cells(
     keys: Sequence[tuple[Sequence[tuple[int, str, str]], np.ndarray]],
+    base: int | None,
     numeric: Sequence[NumericColumn],
     k: int,
-    keep: dict[tuple[int, str, str, str, str], object] | None = None,
-) -> list[PackedCell]:
-    """:func:`key_cells` for several segment keys (one task: the columns are sent once)."""
+) -> ColumnCells:
+    """Cells of these numeric columns for every segment key, and the cells of ``all``.
+
+    ``keys`` are ``(names, group)`` per segment key. With ``base`` (an index into ``keys``),
+    the cells of ``all`` are the merge of that key's cells of each bucket and column (a few
+    merges instead of one more sketch update per value); without it, ``keys`` holds ``all``
+    itself. Runs in the updating process or in a worker: which columns go where changes
+    nothing in the cells.
+
+    Returns
+    -------
+    ColumnCells
+        The cells, the seconds spent, and ``time.monotonic()`` at the end (system-wide on
+        every supported platform: the caller compares it with its own clock to balance
+        the next batch).
+    """
+    started = time.perf_counter()
     out: list[PackedCell] = []
-    for names, group in keys:
-        out.extend(key_cells(names, group, numeric, k, keep))
+    native: dict[tuple[int, str, str, str, str], object] = {}
+    for i, (names, group) in enumerate(keys):
+        cells = key_cells(names, group, numeric, k, native if i == base else None)
+        if i == base:
+            out.extend(_merged_into_all(cells, native, k))
+        out.extend(cells)
+    return ColumnCells(out, time.perf_counter() - started, time.monotonic())
+
+
+def _merged_into_all(
+    cells: Sequence[PackedCell], native: dict[tuple[int, str, str, str, str], object], k: int
+) -> list[PackedCell]:
+    """Cells of segment ``all``: per bucket and column, the merge of one key's cells."""
+    merged: dict[tuple[int, str, str, str, str], list] = {}
+    for cell in cells:
+        (b, _sk, _sv, kind, column), rows, _n, missing, invalid, total, _stats, _blob = cell
+        key = (b, "all", "all", kind, column)
+        acc = merged.get(key)
+        if acc is None:
+            acc = merged[key] = [0, 0, 0, 0.0, datasketches.kll_doubles_sketch(k)]
+        acc[0] += rows
+        acc[1] += missing
+        acc[2] += invalid
+        acc[3] += total
+        sketch = native.get(cell[0])
+        if sketch is not None:
+            acc[4].merge(sketch)
+    out: list[PackedCell] = []
+    nan_stats = [float("nan")] * len(_LEVELS)
+    for key, (rows, missing, invalid, total, sketch) in merged.items():
+        if sketch.is_empty():
+            stats, blob = nan_stats, b""
+        else:
+            stats = [float(x) for x in sketch.get_quantiles(_LEVELS)]
+            blob = bytes(sketch.serialize())
+        out.append((key, rows, int(sketch.n), missing, invalid, total, stats, blob))
     return out
+
+
+def ready() -> bool:
+    """Nothing: submitted once when a worker pool starts, so the worker process starts (and
+    imports this module) while the first batch is read."""
+    return True

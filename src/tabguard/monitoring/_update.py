@@ -40,6 +40,7 @@ from tabguard.monitoring._aggregate import (
     PARALLEL_MIN_ROWS,
     Admission,
     Aggregator,
+    BatchResult,
     MonitorPlan,
     PreparedBatch,
 )
@@ -111,6 +112,16 @@ class UpdateResult:
     busy: bool = False
     seconds: float = 0.0
     latest: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """An aggregated batch waiting for its merge: its end, delta and state rows."""
+
+    hi: int
+    result: BatchResult
+    state: dict[str, Any]
+    admitted: list[tuple[str, str]]
 
 
 #: 32-bit ids of the write transactions running in this database (prepared ones included).
@@ -428,18 +439,24 @@ def plan_for_model(model_dir: Path, config: MonitorConfig) -> MonitorPlan:
 @contextmanager
 def _sketch_workers(
     config: MonitorConfig, reader: LogReader, seq: int, horizon: int
-) -> Iterator[Executor | None]:
-    """A worker process for the sketches when the backlog is large (started with ``spawn``:
-    safe beside the reader thread and Arrow's threads)."""
+) -> Iterator[tuple[Executor | None, int]]:
+    """Worker processes for the sketches when the backlog is large, and how many (started
+    with ``spawn``: safe beside the reader thread and Arrow's threads)."""
     jobs = config.aggregation.jobs
     if jobs < 2 or not reader.backlog_at_least(seq, horizon, PARALLEL_MIN_ROWS):
-        yield None
+        yield None, 0
         return
     import multiprocessing
 
+    from tabguard.monitoring._cells import ready
+
     pool = ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("spawn"))
     try:
-        yield pool
+        # A process starts on its first task: start them now, so their start-up (an
+        # interpreter and its imports) overlaps the reading of the first batch.
+        for _ in range(jobs - 1):
+            pool.submit(ready)
+        yield pool, jobs - 1
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -547,8 +564,8 @@ def _run(
         preset={**plan.preset_values(), **config.aggregation.segments.values},
     )
     horizon = reader.horizon()
-    with _sketch_workers(config, reader, seq, horizon) as executor:
-        aggregator = Aggregator(plan, config.aggregation, admission, executor)
+    with _sketch_workers(config, reader, seq, horizon) as (executor, workers):
+        aggregator = Aggregator(plan, config.aggregation, admission, executor, workers)
         # Set before the reader thread starts; rows of other layouts are read from their JSON.
         if aggregator.layout is not None:
             reader.numbers_prefix = aggregator.layout.prefix
@@ -583,7 +600,7 @@ def _batches(
     horizon: int,
     source: str,
 ) -> UpdateResult:
-    newest = store.get_state("max_timestamp")
+    newest: Any = store.get_state("max_timestamp")
     bucket = int(config.bucket.total_seconds())
     totals = {"rows": 0, "skipped": 0, "slow": 0, "json": 0, "late": 0, "batches": 0}
     limit = config.aggregation.batch_rows
@@ -592,46 +609,64 @@ def _batches(
         hi = reader.boundary(lo, horizon, limit)
         return hi, aggregator.prepare(reader.read(lo, hi))
 
+    def finished(hi: int, prepared: PreparedBatch, result: BatchResult) -> _Finished:
+        """What batch ``hi`` writes, fixed before the next batch touches the admission."""
+        nonlocal newest
+        epoch = prepared.batch["epoch"]
+        if newest is not None and result.min_epoch is not None:
+            cut = (int(newest) // bucket) * bucket
+            totals["late"] += int((epoch[epoch >= 0] < cut).sum())
+        if result.max_epoch is not None:
+            newest = result.max_epoch if newest is None else max(int(newest), result.max_epoch)
+        state: dict[str, Any] = {**admission.state(), "source": source}
+        if newest is not None:
+            state["max_timestamp"] = int(newest)
+        done = _Finished(hi, result, state, list(admission.new))
+        admission.new.clear()
+        admission.dirty.clear()
+        return done
+
+    def merge(done: _Finished) -> None:
+        nonlocal watermark
+        new_mark = {"seq": done.hi}
+        store.merge(
+            done.result.delta,
+            watermark=new_mark,
+            expected=watermark,
+            state=done.state,
+            admitted=done.admitted,
+            at=clock.now(),
+        )
+        watermark = new_mark
+        totals["rows"] += done.result.delta.rows
+        totals["skipped"] += done.result.skipped
+        totals["slow"] += done.result.slow_rows
+        totals["json"] += done.result.json_rows
+        totals["batches"] += 1
+
     # The next batch is read and parsed in a second thread while this one is aggregated and
-    # merged (SQLite's fetch and Arrow's JSON parser run without the GIL). Nothing is written
-    # there: the watermark still moves only with a committed merge.
+    # merged (SQLite's fetch runs without the GIL). A batch's merge waits until the next
+    # batch has been started: its share of the sketches is built by the worker processes
+    # while this thread writes. Nothing is written anywhere else: the watermark still moves
+    # only with a committed merge, batch after batch.
+    ready: _Finished | None = None
+    taken = 0
     with ThreadPoolExecutor(1, thread_name_prefix="tabguard-monitor-read") as pool:
         pending = pool.submit(fetch, seq) if seq < horizon else None
         while pending is not None:
             hi, prepared = pending.result()
             pending = None
-            batch = prepared.batch
-            if not len(batch["seq"]) and not prepared.skipped:
+            if not len(prepared.batch["seq"]) and not prepared.skipped:
                 break  # nothing committed since (PostgreSQL's horizon moves with any transaction)
-            more = max_batches is None or totals["batches"] + 1 < max_batches
-            if hi < horizon and more:
+            taken += 1
+            if hi < horizon and (max_batches is None or taken < max_batches):
                 pending = pool.submit(fetch, hi)
-            result = aggregator.aggregate(prepared)
-            if newest is not None and result.min_epoch is not None:
-                cut = (int(newest) // bucket) * bucket
-                totals["late"] += int((batch["epoch"][batch["epoch"] >= 0] < cut).sum())
-            if result.max_epoch is not None:
-                newest = result.max_epoch if newest is None else max(int(newest), result.max_epoch)
-            state: dict[str, Any] = {**admission.state(), "source": source}
-            if newest is not None:
-                state["max_timestamp"] = int(newest)
-            new_mark = {"seq": hi}
-            store.merge(
-                result.delta,
-                watermark=new_mark,
-                expected=watermark,
-                state=state,
-                admitted=list(admission.new),
-                at=clock.now(),
-            )
-            admission.new.clear()
-            admission.dirty.clear()
-            watermark, seq = new_mark, hi
-            totals["rows"] += result.delta.rows
-            totals["skipped"] += result.skipped
-            totals["slow"] += result.slow_rows
-            totals["json"] += result.json_rows
-            totals["batches"] += 1
+            started_batch = aggregator.start(prepared)
+            if ready is not None:
+                merge(ready)
+            ready = finished(hi, prepared, aggregator.finish(started_batch))
+        if ready is not None:
+            merge(ready)
     latest = None if newest is None else from_epoch((int(newest) // bucket) * bucket)
     waiting = reader.waiting(horizon)
     if waiting:
