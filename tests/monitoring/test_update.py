@@ -451,12 +451,11 @@ def test_cli_update_is_cron_friendly(
 
 def stored_cells(store: SqlMonitorStore) -> list[tuple[Any, ...]]:
     """Every numeric cell row as stored (stats and sketch bytes included)."""
-    t = "tg_mon_cells"
     with store.engine.connect() as conn:
         return [
             tuple(r)
             for r in conn.exec_driver_sql(
-                f"SELECT bucket, seg_key, seg_value, kind, cols, stats, sketches FROM {t} "  # noqa: S608
+                "SELECT bucket, seg_key, seg_value, kind, cols, stats, sketches FROM tg_mon_cells "
                 "ORDER BY bucket, seg_key, seg_value, kind"
             )
         ]
