@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -159,3 +161,37 @@ def test_nearest_distances_matches_sklearn() -> None:
     assert (idx == i2[:, 0]).all()
     d_self = nearest_distances(ref[:10], ref, exclude_self=np.arange(10))
     assert (d_self > 0).all()
+
+
+def test_nearest_distances_on_some_columns_and_rows_of_the_reference() -> None:
+    """Searching the reference's kept rows and columns in place gives the distances and
+    nearest rows of a search in the copy holding only those (indices of the whole reference)."""
+    rng = np.random.default_rng(2)
+    ref = rng.random((700, 7)).astype(np.float32)
+    cols = [0, 2, 3, 5, 6]
+    kept = np.sort(rng.choice(700, 500, replace=False))
+    mask = np.zeros(700, dtype=bool)
+    mask[kept] = True
+    q = ref[np.ix_(kept[:30], cols)]
+    d, idx = nearest_distances(
+        q, ref, columns=cols, mask=mask, exclude_self=kept[:30], chunk=64, return_index=True
+    )
+    copy = ref[np.ix_(kept, cols)]
+    d0, i0 = nearest_distances(q, copy, exclude_self=np.arange(30), chunk=64, return_index=True)
+    np.testing.assert_allclose(d, d0, atol=1e-5)
+    assert (idx == kept[i0]).all()
+    assert not np.isin(idx, np.flatnonzero(~mask)).any()
+
+
+def test_cell_hashes_are_each_cells_hash_of_feature_and_value() -> None:
+    from tabguard.data_audit._matrix import _splitmix64, cell_hashes
+
+    rng = np.random.default_rng(3)
+    codes = np.asfortranarray(rng.integers(-1, 9, size=(300, 4)).astype(np.int32))
+    m = SimpleNamespace(codes=codes, counts=[np.ones(9)] * 4, _lock=threading.Lock(), _hashes=None)
+    cells, total = cell_hashes(m)  # type: ignore[arg-type]
+    salt = (np.arange(4, dtype=np.uint64) + np.uint64(1)) << np.uint64(40)
+    with np.errstate(over="ignore"):
+        want = _splitmix64(codes.astype(np.uint64) + salt[None, :])
+        assert (cells == want).all()
+        assert (total == want.sum(axis=1, dtype=np.uint64)).all()

@@ -63,6 +63,7 @@ def fit_context_model(
     random_state: int = 0,
     learning_rate: float | None = None,
     params: dict[str, Any] | None = None,
+    rows: np.ndarray | None = None,
 ) -> lgb.Booster:
     """Fit a gradient-boosted model of the label on (a sample of) ``X``.
 
@@ -82,13 +83,17 @@ def fit_context_model(
         Default 0.08.
     params : dict, optional
         LightGBM parameters replacing the defaults (e.g. shallower trees for a small sample).
+    rows : ndarray of int, optional
+        The rows of ``X`` and ``y`` to fit on (default all); the same sample as fitting on
+        ``X[rows]``, without copying the rows that are not sampled.
 
     Returns
     -------
     lightgbm.Booster
     """
     rng = np.random.default_rng(random_state)
-    idx = np.arange(len(X)) if len(X) <= max_rows else rng.choice(len(X), max_rows, replace=False)
+    rows = np.arange(len(X)) if rows is None else np.asarray(rows)
+    idx = rows if len(rows) <= max_rows else rows[rng.choice(len(rows), max_rows, replace=False)]
     params = {
         **_PARAMS,
         **(params or {}),
@@ -168,9 +173,10 @@ def cross_fitted_proba(
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
     for i, (train, test) in enumerate(skf.split(np.zeros(len(y)), y)):
         model = fit_context_model(
-            X[train],
-            y[train],
+            X,
+            y,
             categorical,
+            rows=train,
             max_rows=max_train_rows,
             rounds=rounds,
             random_state=random_state + i,

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from tabguard._pair_counts import pair_tensor, pair_value_ids
 from tabguard._plain import plain
@@ -153,8 +155,9 @@ def _build_matrix(ctx: AuditContext) -> AuditMatrix:
     names = ctx.contract.model_features()
     n, d = ctx.n_rows, len(names)
     codes = np.empty((n, d), dtype=np.int32, order="F")  # checks read it column by column
-    raw = np.empty((n, d), dtype=np.float64)
-    rank = np.empty((n, d), dtype=np.float32)
+    # filled column by column (contiguous writes), read by rows (models, distances)
+    raw = np.empty((n, d), dtype=np.float64, order="F")
+    rank = np.empty((n, d), dtype=np.float32, order="F")
     ordinal = np.zeros(d, dtype=bool)
     is_code = np.zeros(d, dtype=bool)
     uniques: list[np.ndarray] = []
@@ -201,6 +204,7 @@ def _build_matrix(ctx: AuditContext) -> AuditMatrix:
         uniques.append(uniq)
         counts.append(cnt)
         breaks.append(brk)
+    raw, rank = np.ascontiguousarray(raw), np.ascontiguousarray(rank)
     return AuditMatrix(names, codes, uniques, counts, ordinal, breaks, raw, rank, is_code)
 
 
@@ -225,10 +229,15 @@ def cell_hashes(m: AuditMatrix) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cell_hashes(m: AuditMatrix) -> tuple[np.ndarray, np.ndarray]:
-    d = m.codes.shape[1]
-    salt = (np.arange(d, dtype=np.uint64) + np.uint64(1)) << np.uint64(40)
+    n, d = m.codes.shape
+    cells = np.empty((n, d), dtype=np.uint64, order="F")  # read a feature (or two) at a time
     with np.errstate(over="ignore"):
-        cells = _splitmix64(m.codes.astype(np.uint64) + salt[None, :])  # -1 wraps: consistent
+        for j in range(d):
+            # a cell's hash depends on its feature and value id only: hash each feature's ids
+            # once and look the rows' up (the missing-value id -1 wraps, consistently)
+            ids = np.arange(-1, len(m.counts[j]), dtype=np.int64).astype(np.uint64)
+            table = _splitmix64(ids + (np.uint64(j + 1) << np.uint64(40)))
+            np.take(table, m.codes[:, j] + 1, out=cells[:, j])
         total = cells.sum(axis=1, dtype=np.uint64)
     return cells, total
 
@@ -238,47 +247,70 @@ def nearest_distances(
     reference: np.ndarray,
     *,
     exclude_self: np.ndarray | None = None,
-    chunk: int = 65_536,
+    chunk: int = 2048,
     return_index: bool = False,
+    columns: np.ndarray | Sequence[int] | None = None,
+    mask: np.ndarray | None = None,
 ) -> Any:
     """Euclidean distance from each query row to its nearest reference row (brute force, BLAS).
 
     Parameters
     ----------
     queries : ndarray (q, k) float32
-    reference : ndarray (r, k) float32
+        Query rows, on the ``columns`` of the reference when those are given.
+    reference : ndarray (r, d) float32
     exclude_self : ndarray of int, optional
         For each query, the reference row index to ignore (the query itself), or -1.
     chunk : int
-        Reference rows per block (bounds memory to ``q * chunk`` floats).
+        Reference rows per block (the block's ``q * chunk`` distances stay in the cache).
     return_index : bool
         Also return the index of the nearest reference row.
+    columns : sequence of int, optional
+        The reference's columns compared (default all): a subset is read block by block, so
+        the caller does not copy the reference without some columns.
+    mask : ndarray of bool (r,), optional
+        Reference rows that count (default all): the others are never the nearest, and
+        indices stay those of ``reference``.
 
     Returns
     -------
     ndarray (q,) float64, or a tuple (distances, indices) with ``return_index``.
     """
     q = queries.astype(np.float32, copy=False)
+    k = q.shape[1]
+    cols = np.arange(reference.shape[1]) if columns is None else np.asarray(columns)
     qn = np.einsum("ij,ij->i", q, q).astype(np.float64)
     best = np.full(len(q), np.inf)
     arg = np.full(len(q), -1, dtype=np.int64)
     rows = np.arange(len(q))
-    for start in range(0, len(reference), chunk):
-        block = reference[start : start + chunk].astype(np.float32, copy=False)
-        bn = np.einsum("ij,ij->i", block, block)
-        # |q|^2 is the same for every reference row: the nearest is found without it, and the
-        # (q x chunk) block is computed in place (these passes, not the product, dominate)
-        d2 = q @ block.T
-        d2 *= -2.0
-        d2 += bn[None, :]
-        if exclude_self is not None:
-            local = exclude_self - start
-            hit = (local >= 0) & (local < len(block))
-            d2[np.flatnonzero(hit), local[hit]] = np.inf
-        j = d2.argmin(axis=1)
-        v = d2[rows, j] + qn
-        better = v < best
-        best[better] = v[better]
-        arg[better] = j[better] + start
+    # |q - r|^2 - |q|^2 = [-2q, 1] . [r, |r|^2]: one product per block gives every distance
+    # (|q|^2 is the same for every reference row: the nearest is found without it), and the
+    # block's (q x chunk) distances are read once, by argmin, while still in the cache.
+    qa = np.empty((len(q), k + 1), dtype=np.float32)
+    qa[:, :k] = -2.0 * q
+    qa[:, k] = 1.0
+    block = np.empty((chunk, k + 1), dtype=np.float32)
+    d2 = np.empty((len(q), chunk), dtype=np.float32)
+    # One BLAS thread: the products are small, and BLAS threads meeting after each one spin
+    # against the audit's other lane (a search took 10x the CPU on a loaded machine).
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, len(reference), chunk):
+            part = reference[start : start + chunk]
+            size = len(part)
+            aug, out = block[:size], d2[:, :size]
+            aug[:, :k] = part[:, cols]
+            np.einsum("ij,ij->i", aug[:, :k], aug[:, :k], out=aug[:, k])
+            if mask is not None:
+                aug[~mask[start : start + size], k] = np.inf
+            np.matmul(qa, aug.T, out=out)
+            if exclude_self is not None:
+                local = exclude_self - start
+                hit = (local >= 0) & (local < size)
+                out[np.flatnonzero(hit), local[hit]] = np.inf
+            j = out.argmin(axis=1)
+            v = out[rows, j] + qn
+            better = v < best
+            best[better] = v[better]
+            arg[better] = j[better] + start
     dist = np.sqrt(np.maximum(best, 0.0))
     return (dist, arg) if return_index else dist

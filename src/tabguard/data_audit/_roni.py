@@ -170,9 +170,10 @@ def confirm_groups(ctx: AuditContext, opts: RoniOptions) -> list[RoniGroup] | No
 
     def fit(train: np.ndarray) -> Any:
         return fit_context_model(
-            X[train],
-            y[train],
+            X,
+            y,
             cat,
+            rows=train,
             rounds=rounds,
             learning_rate=lr,
             random_state=ctx.random_state,

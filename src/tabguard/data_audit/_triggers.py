@@ -50,6 +50,7 @@ import pandas as pd
 from scipy import sparse, special, stats
 from scipy.sparse.csgraph import connected_components
 
+from tabguard._pair_counts import PairCounter
 from tabguard.checks import (
     NON_NEGATIVE,
     PROBABILITY_OPEN,
@@ -71,7 +72,6 @@ from tabguard.data_audit._matrix import (
     build_matrix,
     cell_hashes,
     nearest_distances,
-    pair_tensor,
     pair_value_ids,
 )
 from tabguard.errors import DataError
@@ -487,17 +487,16 @@ class _Scanner:
             pos_of.append(self.positives(j)[keep])
         out: list[Pattern] = []
         lb = math.log(self.base1 / (1 - self.base1))
+        count = PairCounter(small, y, [len(k) for k in maps]) if counted is None else None
         for a in range(d):
             for b in range(a + 1, d):
                 ka, kb = len(maps[a]), len(maps[b])
                 if ka < 2 or kb < 2:
                     continue
-                both = (
-                    pair_tensor(small[:, a], small[:, b], y, ka, kb)
-                    if counted is None
-                    else counted[(a, b)]
-                )
-                both = both.reshape(ka + 1, kb + 1, 2)[1:, 1:].reshape(ka * kb, 2)
+                if counted is not None:
+                    both = counted[(a, b)].reshape(ka + 1, kb + 1, 2)[1:, 1:].reshape(ka * kb, 2)
+                elif count is not None:
+                    both = count(a, b)
                 n_ab = both.sum(axis=1)
                 p_ab = both[:, 1].astype(float)
                 cells = np.flatnonzero(n_ab >= min_rows)
@@ -993,7 +992,6 @@ class _Scanner:
             self.exact_twins(p)
             return
         R = self.m.rank
-        ref = np.ascontiguousarray(R[np.ix_(ref_idx, np.asarray(keep))])
         # Fewer queries on large data: each scans every row; 60 rows still separate a copy
         # share of one half from a baseline of a few percent by many orders of magnitude.
         s = self.o.sample if self.n <= LARGE_ROWS else (120 if self.n <= 500_000 else 60)
@@ -1001,11 +999,13 @@ class _Scanner:
         # one row per repeated record: its copies would count one piece of evidence many times
         _, first = np.unique(self.unit_labels(q_rows), return_index=True)
         q_rows = q_rows[np.sort(first)]
-        base_rows = self.rng.choice(len(ref_idx), min(s, len(ref_idx)), replace=False)
-        # the pattern's rows and the random rows in one pass over the reference
-        both = np.concatenate([R[np.ix_(q_rows, np.asarray(keep))], ref[base_rows]])
+        base_rows = ref_idx[self.rng.choice(len(ref_idx), min(s, len(ref_idx)), replace=False)]
+        # the pattern's rows and the random rows in one pass over the reference rows
+        both = R[np.ix_(np.concatenate([q_rows, base_rows]), np.asarray(keep))]
         skip = np.concatenate([np.full(len(q_rows), -1, dtype=np.int64), base_rows])
-        d_all = nearest_distances(np.ascontiguousarray(both), ref, exclude_self=skip)
+        d_all = nearest_distances(
+            both, R, exclude_self=skip, columns=keep, mask=_mask(self.n, ref_idx)
+        )
         d_q, d_b = d_all[: len(q_rows)], d_all[len(q_rows) :]
         # A near-copy is closer than almost every natural nearest neighbour; the share of
         # random rows under the same radius is the baseline.
@@ -1079,8 +1079,7 @@ class _Scanner:
             others if len(others) <= cap else np.sort(self.rng.choice(others, cap, replace=False))
         )
         R = self.m.rank
-        ref = np.ascontiguousarray(R[np.ix_(np.flatnonzero(~inside), np.asarray(keep))])
-        d = nearest_distances(np.ascontiguousarray(R[np.ix_(query, np.asarray(keep))]), ref)
+        d = nearest_distances(R[np.ix_(query, np.asarray(keep))], R, columns=keep, mask=~inside)
         close = d <= tau
         # Natural rows have a look-alike within the radius as often as random rows (a few
         # percent): only copies beyond that rate are camouflage.
@@ -1095,9 +1094,13 @@ class _Scanner:
         the share of random rows within it."""
         R = self.m.rank
         base = self.rng.choice(ref_idx, min(self.o.sample, len(ref_idx)), replace=False)
-        ref = np.ascontiguousarray(R[np.ix_(ref_idx, np.asarray(keep))])
-        pos = np.searchsorted(ref_idx, base)
-        d_b = nearest_distances(np.ascontiguousarray(ref[pos]), ref, exclude_self=pos)
+        d_b = nearest_distances(
+            R[np.ix_(base, np.asarray(keep))],
+            R,
+            exclude_self=base,
+            columns=keep,
+            mask=_mask(self.n, ref_idx),
+        )
         tau = max(
             float(np.quantile(d_b, self.o.copy_radius_quantile)),
             self.o.copy_radius_median * float(np.median(d_b)),
@@ -1119,8 +1122,14 @@ class _Scanner:
             np.minimum.at(first, cq, query)
             return query[(n_out[cq] > 0) | (query > first[cq])]
         query = query[:20_000]
-        R = np.ascontiguousarray(self.m.rank[:, keep])
-        d, nn = nearest_distances(R[query], R, exclude_self=query, return_index=True)
+        R = self.m.rank
+        d, nn = nearest_distances(
+            R[np.ix_(query, np.asarray(keep))],
+            R,
+            exclude_self=query,
+            return_index=True,
+            columns=keep,
+        )
         internal = np.isin(nn, query)
         take = (d <= p.twin_tau) & (~internal | (query > nn))
         return query[take]
@@ -1535,6 +1544,13 @@ def _covered(p: Pattern, f: Pattern, sc: _Scanner) -> bool:
         return False
     rows = sc.rows_of(p)
     return bool(np.isin(rows, f.rows).mean() > 0.5)
+
+
+def _mask(n: int, rows: np.ndarray) -> np.ndarray:
+    """A mask of ``n`` rows, True at ``rows``."""
+    out = np.zeros(n, dtype=bool)
+    out[rows] = True
+    return out
 
 
 def _outward(
