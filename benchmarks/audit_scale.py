@@ -182,6 +182,7 @@ def run_cli(
         if args.format == "parquet":
             cmd += ["--format", "parquet"]
         print("$ tabguard " + " ".join(cmd[3:]).replace(tmp, "$TMP"))
+        load0 = os.getloadavg()[0]
         cpu0 = os.times()
         t0 = time.perf_counter()
         child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -215,6 +216,13 @@ def run_cli(
         print(f"peak resident memory of the command: {peak / 2**30:.2f} GB (target < 4 GB)")
         print(f"planted rows found: {tp}/{len(truth)}, other rows suspected: {len(found - truth)}")
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        ratio = wall / t_lgb
+        print(
+            f"RATIO whole command / one LightGBM fit: {ratio:.2f}x wall "
+            f"({'met' if ratio <= 3 else 'NOT met'}: bar 3x; {wall:.1f}s / {t_lgb:.1f}s), "
+            f"{cpu / c_one:.2f}x CPU of the one-thread fit; load {load0:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end (above ~2 the wall ratio is not a figure)"
+        )
 
 
 def main() -> None:

@@ -89,3 +89,17 @@ def test_usage_mistakes_are_clear(tmp_path: Path) -> None:
         write_table(df, tmp_path / "t.xml", format="xml")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="a mask of 4 rows is needed; got 3"):
         write_table(df, tmp_path / "t.csv", rows=np.ones(3, dtype=bool))
+
+
+def test_a_large_csv_written_on_two_threads_is_the_same_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    df = _frame(301)
+    keep = np.ones(len(df), dtype=bool)
+    keep[[0, 150, 151, 300]] = False
+    write_table(df, tmp_path / "one.csv", rows=keep)
+    monkeypatch.setattr(tio, "_CSV_SPLIT_ROWS", 10)  # halves of 148 and 149 rows
+    write_table(df, tmp_path / "two.csv", rows=keep)
+    assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    back = read_table(tmp_path / "two.csv")
+    assert len(back) == keep.sum() and back["id"].tolist() == np.flatnonzero(keep).tolist()

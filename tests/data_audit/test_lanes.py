@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pandas as pd
 
 from tabguard.contract import Contract
 from tabguard.data_audit import DataAuditResult, audit_data
+from tabguard.data_audit._audit import _run_checks
+from tabguard.data_audit._base import CheckResult
 from tabguard.redteam import poison
 
 
@@ -30,3 +34,39 @@ def test_two_lanes_match_one_lane(credit_df: pd.DataFrame, credit_contract: Cont
     assert set(two.report.summary["seconds"]) == set(one.report.summary["seconds"])
     assert [f.check for f in two.report.findings] == [f.check for f in one.report.findings]
     assert any(f.check == "trigger_scan" and f.features == ["AGE"] for f in two.report.findings)
+
+
+def _fake_checks(ran: list[str]) -> dict[str, type]:
+    """A trigger scan and RONI in the main lane; label noise (reads the matrix, RONI waits
+    for it) and descriptive statistics (does not read it) in the side lane."""
+
+    def make(name: str, concurrent: bool, reads: bool, after: tuple[str, ...] = ()) -> type:
+        def run(self: object, ctx: object) -> CheckResult:
+            ran.append(name)
+            return CheckResult()
+
+        attrs = {"name": name, "concurrent": concurrent, "reads_matrix": reads, "after": after}
+        return type(name, (), {**attrs, "order": 0, "run": run})
+
+    return {
+        "scan": make("scan", False, True),
+        "descriptive": make("descriptive", True, False),
+        "noise": make("noise", True, True),
+        "roni": make("roni", False, True, ("noise",)),
+    }
+
+
+def test_the_side_lane_runs_what_does_not_read_the_matrix_while_it_is_built() -> None:
+    ran: list[str] = []
+    ctx = SimpleNamespace(cache={}, data=[])
+    _run_checks(ctx, _fake_checks(ran), 2)  # type: ignore[arg-type]
+    side = [n for n in ran if n in ("descriptive", "noise")]
+    assert side == ["descriptive", "noise"]
+    assert ran.index("roni") > ran.index("noise")
+
+
+def test_once_the_matrix_is_built_the_side_lane_runs_what_is_awaited_first() -> None:
+    ran: list[str] = []
+    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    _run_checks(ctx, _fake_checks(ran), 2)  # type: ignore[arg-type]
+    assert [n for n in ran if n in ("descriptive", "noise")] == ["noise", "descriptive"]

@@ -14,6 +14,7 @@ from tabguard.data_audit._triggers import (
     Pattern,
     TriggerScanOptions,
     _merge_into_bands,
+    _outward,
     _Scanner,
     condition,
 )
@@ -141,3 +142,33 @@ def test_camouflaged_rows_of_a_trigger_are_quarantined(
     precision, recall = _pr(result.suspicious_rows, attack.poisoned_rows)
     assert precision >= 0.95 and recall >= 0.95, (precision, recall)
     assert set(camo.tolist()) <= set(result.suspicious_rows)
+
+
+def _outward_by_steps(
+    cnt: np.ndarray, allowed: np.ndarray, lo: int, hi: int, want: float
+) -> list[int]:
+    """The rule of _outward one step at a time: lo - s then hi + s, until want rows."""
+    chosen: list[int] = []
+    total, left, right = 0.0, lo - 1, hi + 1
+    while total < want and (left >= 0 or right < len(cnt)):
+        for c in (left, right):
+            if 0 <= c < len(cnt) and allowed[c]:
+                chosen.append(c)
+                total += cnt[c]
+        left, right = left - 1, right + 1
+    return chosen
+
+
+def test_outward_takes_the_values_step_by_step_until_it_holds_the_rows_wanted() -> None:
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        size = int(rng.integers(1, 400)) if trial % 10 else int(rng.integers(2000, 20000))
+        cnt = rng.integers(0, 5, size).astype(float)
+        allowed = rng.random(size) < 0.7
+        lo = int(rng.integers(0, size))
+        hi = min(size - 1, lo + int(rng.integers(0, 5)))
+        want = float(rng.choice([0.0, 1.0, 30.0, 400.0, 5000.0, 1e9]))
+        ids, w = _outward(cnt, allowed, lo, hi, want)
+        assert ids.tolist() == _outward_by_steps(cnt, allowed, lo, hi, want)
+        if cnt[ids].sum() > 0:
+            np.testing.assert_allclose(w, cnt[ids] / cnt[ids].sum())

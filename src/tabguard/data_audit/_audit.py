@@ -158,10 +158,12 @@ def _run_checks(
     """Run the checks, in two lanes when asked to or when the data is large.
 
     The second lane takes the checks marked ``concurrent`` (descriptive statistics,
-    near-duplicates, label noise, disparate impact), one after the other, those another check
-    waits for first; the main lane runs the others in order and waits for the checks a check
-    lists in ``after``. Each check keeps its own random state,
-    so the results do not depend on the lanes.
+    near-duplicates, label noise, disparate impact), one after the other: while the shared
+    matrix is being built (by the first check that reads it), a check that does not read it
+    (``reads_matrix``); then those another check waits for, then the others in running order.
+    The main lane runs the others in order and waits for the checks a check lists in
+    ``after``. Each check keeps its own random state, so the results do not depend on the
+    lanes.
     """
     results: dict[str, CheckResult] = {}
     timings: dict[str, float] = {}
@@ -172,8 +174,7 @@ def _run_checks(
         timings[name] = round(time.perf_counter() - t0, 3)
         return res
 
-    if n_jobs is None:
-        n_jobs = 2 if len(ctx.data) >= PARALLEL_ROWS and (os.cpu_count() or 1) >= 2 else 1
+    n_jobs = _lanes(ctx, n_jobs)
     side = [n for n in checks if n_jobs > 1 and checks[n].concurrent]
     # the side lane first runs what the main lane will wait for (label noise, for RONI)
     awaited = {d for n in checks for d in checks[n].after}
@@ -182,10 +183,22 @@ def _run_checks(
         for name in checks:
             results[name] = run(name)
         return results, timings
-    done: dict[str, Future[CheckResult]] = {}
+    done: dict[str, Future[CheckResult]] = {n: Future() for n in side}
+
+    def side_lane() -> None:
+        todo = list(side)
+        while todo:
+            name = todo[0]
+            if "matrix" not in ctx.cache:  # being built: what does not wait for it first
+                name = next((n for n in todo if not _reads_matrix(checks[n])), name)
+            todo.remove(name)
+            try:
+                done[name].set_result(run(name))
+            except BaseException as exc:  # raised where the result is read
+                done[name].set_exception(exc)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabguard-audit") as pool:
-        for name in side:  # one worker: the side lane runs in order
-            done[name] = pool.submit(run, name)
+        lane = pool.submit(side_lane)
         for name in checks:
             if name in side:
                 continue
@@ -193,9 +206,22 @@ def _run_checks(
                 if dep in done:
                     results[dep] = done[dep].result()
             results[name] = run(name)
+        lane.result()
         for name in side:
             results[name] = done[name].result()
     return {n: results[n] for n in checks}, {n: timings[n] for n in checks}
+
+
+def _lanes(ctx: AuditContext, n_jobs: int | None) -> int:
+    """Lanes the checks run in: ``n_jobs``, by default 2 from PARALLEL_ROWS rows."""
+    if n_jobs is not None:
+        return n_jobs
+    return 2 if len(ctx.data) >= PARALLEL_ROWS and (os.cpu_count() or 1) >= 2 else 1
+
+
+def _reads_matrix(check: type[DataCheck]) -> bool:
+    # checks registered before the attribute existed are taken to read it
+    return bool(getattr(check, "reads_matrix", True))
 
 
 def audit_data(
@@ -261,7 +287,11 @@ def audit_data(
         options=options,
         trusted=trusted,
     )
-    results, timings = _run_checks(ctx, selected, n_jobs)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabguard-hash") as pool:
+        # the data's hash (for the report) beside the checks when they run in two lanes
+        digest = pool.submit(frame_sha256, ctx.data) if _lanes(ctx, n_jobs) > 1 else None
+        results, timings = _run_checks(ctx, selected, n_jobs)
+        data_sha256 = frame_sha256(ctx.data) if digest is None else digest.result()
     outcome = AuditOutcome.of(results)
     qrows = outcome.rows
     df = ctx.data
@@ -277,7 +307,7 @@ def audit_data(
         timings,
         base_rate=ctx.base_rate,
         meta={
-            "data_sha256": frame_sha256(df),
+            "data_sha256": data_sha256,
             "source": source or "<frame>",
             "random_state": random_state,
             "elapsed_seconds": round(time.perf_counter() - started, 2),

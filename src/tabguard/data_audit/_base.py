@@ -10,7 +10,9 @@ check to the default audit.
 On large data the audit runs checks in two lanes (threads: the heavy parts are LightGBM and
 numpy, which release the GIL). A check with ``concurrent = True`` reads only the data and its
 own cache entries and may run in the second lane; a check lists the checks whose results it
-reads in ``after`` and waits for them.
+reads in ``after`` and waits for them. ``reads_matrix`` says whether it reads the shared
+:class:`~tabguard.data_audit._matrix.AuditMatrix`: while the first check asking builds it, the
+second lane runs checks that do not.
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ class DataCheck(Protocol):
     order: ClassVar[int]
     after: ClassVar[tuple[str, ...]]
     concurrent: ClassVar[bool]
+    reads_matrix: ClassVar[bool]
     Options: ClassVar[type[CheckOptions]]
 
     def run(self, ctx: AuditContext) -> CheckResult:

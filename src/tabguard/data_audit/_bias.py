@@ -531,6 +531,7 @@ class BiasCheck:
     order: ClassVar[int] = 70
     after: ClassVar[tuple[str, ...]] = ()
     concurrent: ClassVar[bool] = True
+    reads_matrix: ClassVar[bool] = False
     Options: ClassVar[type[CheckOptions]] = BiasOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:

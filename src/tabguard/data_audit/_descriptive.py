@@ -299,6 +299,7 @@ class DescriptiveCheck:
     order: ClassVar[int] = 20
     after: ClassVar[tuple[str, ...]] = ()
     concurrent: ClassVar[bool] = True
+    reads_matrix: ClassVar[bool] = False
     Options: ClassVar[type[CheckOptions]] = DescriptiveOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:

@@ -240,6 +240,7 @@ class NearDuplicates:
     order: ClassVar[int] = 40
     after: ClassVar[tuple[str, ...]] = ()
     concurrent: ClassVar[bool] = True
+    reads_matrix: ClassVar[bool] = True
     Options: ClassVar[type[CheckOptions]] = NearDuplicatesOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:

@@ -42,6 +42,7 @@ class IntegrityCheck:
     order: ClassVar[int] = 10
     after: ClassVar[tuple[str, ...]] = ()
     concurrent: ClassVar[bool] = False
+    reads_matrix: ClassVar[bool] = False
     Options: ClassVar[type[CheckOptions]] = IntegrityOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:

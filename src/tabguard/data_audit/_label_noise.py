@@ -660,6 +660,7 @@ class LabelNoise:
     order: ClassVar[int] = 50
     after: ClassVar[tuple[str, ...]] = ()
     concurrent: ClassVar[bool] = True
+    reads_matrix: ClassVar[bool] = True
     Options: ClassVar[type[CheckOptions]] = LabelNoiseOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:

@@ -165,7 +165,8 @@ def confirm_groups(ctx: AuditContext, opts: RoniOptions) -> list[RoniGroup] | No
     for _, rows, _ in groups:
         in_any[rows] = True
     # trigger responses are measured on held-out rows that are in no suspect group
-    probe = hold[~in_any[hold]]
+    on_probe = ~in_any[hold]
+    probe = hold[on_probe]
     rounds, lr = instrument_rounds(ctx.n_rows, opts.rounds)
 
     def fit(train: np.ndarray) -> Any:
@@ -199,10 +200,9 @@ def confirm_groups(ctx: AuditContext, opts: RoniOptions) -> list[RoniGroup] | No
                 for j in pattern.cols:
                     Xt[:, j] = m.raw[pattern.rows[0], j]
                 thr = opts.decision_threshold
-                resp_w = _trigger_response(model, Xt, predict(model, Xp), pattern.label, thr)
-                resp_wo = _trigger_response(
-                    base_model, Xt, predict(base_model, Xp), pattern.label, thr
-                )
+                # the probe rows are held-out rows: their predictions are already made
+                resp_w = _trigger_response(model, Xt, p_with[on_probe], pattern.label, thr)
+                resp_wo = _trigger_response(base_model, Xt, p_without[on_probe], pattern.label, thr)
             out.append(
                 RoniGroup(
                     desc,
@@ -233,6 +233,7 @@ class Roni:
     order: ClassVar[int] = 60
     after: ClassVar[tuple[str, ...]] = ("trigger_scan", "label_noise")
     concurrent: ClassVar[bool] = False
+    reads_matrix: ClassVar[bool] = True
     Options: ClassVar[type[CheckOptions]] = RoniOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:

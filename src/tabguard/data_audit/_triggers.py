@@ -717,8 +717,10 @@ class _Scanner:
             cand = np.flatnonzero((m.counts[j] >= lo) & (m.counts[j] <= hi))
             if not len(cand):
                 continue
+            # rows per candidate value (the candidates are few, the feature's values many)
             codes = m.codes[rows, j]
-            hits = np.bincount(codes[codes >= 0], minlength=len(m.counts[j]))[cand] * scale
+            at = np.minimum(np.searchsorted(cand, codes), len(cand) - 1)
+            hits = np.bincount(at[cand[at] == codes], minlength=len(cand)) * scale
             k = int(hits.argmax())
             if hits[k] >= lo:
                 out.append((j, int(cand[k])))
@@ -1321,6 +1323,7 @@ class TriggerScan:
     order: ClassVar[int] = 30
     after: ClassVar[tuple[str, ...]] = ()
     concurrent: ClassVar[bool] = False
+    reads_matrix: ClassVar[bool] = True
     Options: ClassVar[type[CheckOptions]] = TriggerScanOptions
 
     def run(self, ctx: AuditContext) -> CheckResult:
@@ -1557,16 +1560,26 @@ def _outward(
     cnt: np.ndarray, allowed: np.ndarray, lo: int, hi: int, want: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Allowed value ids on both sides of ``[lo, hi]``, outward until they hold ``want`` rows,
-    with weights in proportion to their counts."""
-    chosen: list[int] = []
-    total, left, right = 0.0, lo - 1, hi + 1
-    while total < want and (left >= 0 or right < len(cnt)):
-        for c2 in (left, right):
-            if 0 <= c2 < len(cnt) and allowed[c2]:
-                chosen.append(c2)
-                total += cnt[c2]
-        left -= 1
-        right += 1
-    ids = np.asarray(chosen, dtype=np.int64)
+    with weights in proportion to their counts.
+
+    Step ``s`` takes ``lo - s`` then ``hi + s`` (those that exist and are allowed); the steps
+    stop after the first one that reaches ``want`` rows, or at both ends. The steps are laid
+    out in windows of doubling length (a fine-grained feature needs thousands of them).
+    """
+    steps = max(lo, len(cnt) - 1 - hi, 0) if want > 0 else 0
+    window, done = 64, 0
+    while True:
+        last = min(window, steps)
+        s = np.arange(1, last + 1)
+        pair = np.stack([lo - s, hi + s], axis=1).ravel()  # left, right, left, right, ...
+        ok = (pair >= 0) & (pair < len(cnt))
+        ok[ok] = allowed[pair[ok]]
+        rows = np.where(ok, cnt[np.clip(pair, 0, max(len(cnt) - 1, 0))], 0.0)
+        reached = np.flatnonzero(np.cumsum(rows.reshape(-1, 2).sum(axis=1)) >= want)
+        if len(reached) or last == steps:
+            done = int(reached[0]) + 1 if len(reached) else last
+            break
+        window *= 2
+    ids = pair[: 2 * done][ok[: 2 * done]].astype(np.int64)
     w = cnt[ids]
     return ids, (w / w.sum() if w.sum() > 0 else w)
