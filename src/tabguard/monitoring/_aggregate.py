@@ -285,6 +285,8 @@ class StartedBatch:
     numeric: list[NumericColumn] = field(default_factory=list)
     remote: int = 0
     futures: list[Future[ColumnCells]] = field(default_factory=list)
+    #: Seconds this process spent on its columns (for :class:`WorkSplit`).
+    local_seconds: float = 0.0
 
 
 @dataclass
@@ -589,14 +591,16 @@ class Aggregator:
 
     def aggregate(self, batch: dict[str, np.ndarray] | PreparedBatch) -> BatchResult:
         """Summarise one batch (columns of :data:`BATCH_COLUMNS`, or :meth:`prepare`'s output)."""
-        return self.finish(self.start(batch))
+        started = self.start(batch)
+        return self.collect(started, self.finish(started))
 
     def start(self, batch: dict[str, np.ndarray] | PreparedBatch) -> StartedBatch:
         """Map the batch's segments and hand the workers their share of the sketches.
 
-        :meth:`finish` does the rest; in between, the caller may do other work (merge the
-        previous batch) while the workers build their sketches. Segment admission is
-        updated here and in :meth:`finish`: batches are started and finished in order.
+        :meth:`finish` and :meth:`collect` do the rest; in between, the caller may do other
+        work (merge the previous batch, start the next) while the workers build their
+        sketches. Segment admission is updated here and in :meth:`finish`: batches are
+        started and finished in order.
         """
         prepared = batch if isinstance(batch, PreparedBatch) else self.prepare(batch)
         data = prepared.batch
@@ -646,7 +650,7 @@ class Aggregator:
         return started
 
     def finish(self, started: StartedBatch) -> BatchResult:
-        """Count, build this process's sketches, collect the workers' (see :meth:`start`)."""
+        """Count and build this process's sketches; :meth:`collect` adds the workers'."""
         prepared = started.prepared
         batch = prepared.batch
         delta = Delta(k=self.config.sketch_k)
@@ -679,17 +683,7 @@ class Aggregator:
         k = self.config.sketch_k
         mine = column_cells(started.keys, started.base, started.numeric, k)
         delta.packed.extend(mine.cells)
-        if started.futures:
-            here_done = time.monotonic()
-            theirs = [future.result() for future in started.futures]
-            for part in theirs:
-                delta.packed.extend(part.cells)
-            self.split.observe(
-                local=(len(started.numeric), mine.seconds),
-                remote=(started.remote, sum(part.seconds for part in theirs)),
-                workers=len(theirs),
-                imbalance=max(part.done_at for part in theirs) - here_done,
-            )
+        started.local_seconds = mine.seconds
         epoch = batch["epoch"]
         return BatchResult(
             delta,
@@ -699,6 +693,28 @@ class Aggregator:
             int(epoch.min()),
             prepared.json_rows,
         )
+
+    def collect(self, started: StartedBatch, result: BatchResult) -> BatchResult:
+        """Add the workers' cells of a finished batch to its delta (waits for them).
+
+        Called as late as the caller can (before it writes the batch): meanwhile this process
+        finishes the batch, and reads and starts the next one, so the workers may take more
+        of the columns. The split is balanced on that moment.
+        """
+        if not started.futures:
+            return result
+        here_done = time.monotonic()
+        theirs = [future.result() for future in started.futures]
+        started.futures = []
+        for part in theirs:
+            result.delta.packed.extend(part.cells)
+        self.split.observe(
+            local=(len(started.numeric), started.local_seconds),
+            remote=(started.remote, sum(part.seconds for part in theirs)),
+            workers=len(theirs),
+            imbalance=max(part.done_at for part in theirs) - here_done,
+        )
+        return result
 
     # ---- counters -----------------------------------------------------------------------------
 

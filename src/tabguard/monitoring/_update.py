@@ -43,6 +43,7 @@ from tabguard.monitoring._aggregate import (
     BatchResult,
     MonitorPlan,
     PreparedBatch,
+    StartedBatch,
 )
 from tabguard.monitoring._clock import Clock, SystemClock
 from tabguard.monitoring._config import MonitorConfig
@@ -122,6 +123,8 @@ class _Finished:
     result: BatchResult
     state: dict[str, Any]
     admitted: list[tuple[str, str]]
+    #: The workers' cells still to collect (:meth:`Aggregator.collect`).
+    started: StartedBatch
 
 
 #: 32-bit ids of the write transactions running in this database (prepared ones included).
@@ -609,7 +612,9 @@ def _batches(
         hi = reader.boundary(lo, horizon, limit)
         return hi, aggregator.prepare(reader.read(lo, hi))
 
-    def finished(hi: int, prepared: PreparedBatch, result: BatchResult) -> _Finished:
+    def finished(
+        hi: int, prepared: PreparedBatch, result: BatchResult, started_batch: StartedBatch
+    ) -> _Finished:
         """What batch ``hi`` writes, fixed before the next batch touches the admission."""
         nonlocal newest
         epoch = prepared.batch["epoch"]
@@ -621,13 +626,14 @@ def _batches(
         state: dict[str, Any] = {**admission.state(), "source": source}
         if newest is not None:
             state["max_timestamp"] = int(newest)
-        done = _Finished(hi, result, state, list(admission.new))
+        done = _Finished(hi, result, state, list(admission.new), started_batch)
         admission.new.clear()
         admission.dirty.clear()
         return done
 
     def merge(done: _Finished) -> None:
         nonlocal watermark
+        aggregator.collect(done.started, done.result)
         new_mark = {"seq": done.hi}
         store.merge(
             done.result.delta,
@@ -646,9 +652,9 @@ def _batches(
 
     # The next batch is read and parsed in a second thread while this one is aggregated and
     # merged (SQLite's fetch runs without the GIL). A batch's merge waits until the next
-    # batch has been started: its share of the sketches is built by the worker processes
-    # while this thread writes. Nothing is written anywhere else: the watermark still moves
-    # only with a committed merge, batch after batch.
+    # batch has been started: the workers' cells of a batch are collected just before it is
+    # written, and they build the next batch's while this thread writes. Nothing is written
+    # anywhere else: the watermark still moves only with a committed merge, batch after batch.
     ready: _Finished | None = None
     taken = 0
     with ThreadPoolExecutor(1, thread_name_prefix="tabguard-monitor-read") as pool:
@@ -664,7 +670,7 @@ def _batches(
             started_batch = aggregator.start(prepared)
             if ready is not None:
                 merge(ready)
-            ready = finished(hi, prepared, aggregator.finish(started_batch))
+            ready = finished(hi, prepared, aggregator.finish(started_batch), started_batch)
         if ready is not None:
             merge(ready)
     latest = None if newest is None else from_epoch((int(newest) // bucket) * bucket)
