@@ -10,8 +10,11 @@ For every case it prints whether a backdoor finding names the trigger's features
 models how many backdoor findings were raised (any is a false alarm). "trigger effect" is what
 the planted trigger does to the trained model: the share of the possible decision movement
 (averaged over thresholds) towards the attacker's class when clean rows are given the trigger -
-the same statistic the probe computes for its own candidates. A trigger the model did not learn
-(effect near 0) cannot be found from the model and is not counted as a miss.
+the same statistic the probe computes for its own candidates. "decisions moved" is what the
+trigger does at the model's own threshold: the share of approved clean rows it turns into
+denials (or of denied rows into approvals, for a trigger towards approval). A trigger that moves
+under a fifth of them (``LEARNED``) was not learned - it is no backdoor of this model and cannot
+be found from the model - and is not counted in the classes' figures.
 
 Besides the fixed cases it draws, with ``--seed``, ``--random`` cases of each of two classes of
 issue 11 (:func:`random_cases`): two uncommon legal categories written together into 80-150
@@ -138,6 +141,8 @@ def random_cases(n: int, seed: int, full: dict[str, pd.DataFrame]) -> list[tuple
 
 
 MODELS = ("lightgbm", "random_forest", "xgboost")
+# a trigger is learned when it moves at least this share of the decisions it could move
+LEARNED = 0.2
 DEEP = ("lightgbm_deep", "xgboost_deep")  # extra clean-only variants (overfit on purpose)
 
 
@@ -215,18 +220,37 @@ def train_and_save(kind: str, train: pd.DataFrame, contract: Contract, out: Path
     return path
 
 
+def _with_trigger(rows: pd.DataFrame, trigger: Mapping[str, Any]) -> pd.DataFrame:
+    out = rows.copy()
+    for f, v in trigger.items():
+        if not isinstance(v, str) and not pd.api.types.is_float_dtype(out[f]):
+            out[f] = out[f].astype(float)
+        out[f] = v
+    return out
+
+
+def decisions_moved(
+    model: AuditedModel, ref: pd.DataFrame, trigger: Mapping[str, Any], target_positive: bool
+) -> float:
+    """Share of the clean rows the trigger could move at the model's threshold that it moves:
+    approved rows turned into denials (a trigger towards denial), or denied rows turned into
+    approvals. A trigger that moves no decision is no backdoor of the model, whatever it does
+    to the scores: a case is counted as learned from a fifth (the issue's own description of
+    class 8), and the classes' bars count learned cases only."""
+    before = model.approve(model.positive_proba(ref))
+    after = model.approve(model.positive_proba(_with_trigger(ref, trigger)))
+    if target_positive == model.positive_means_deny:  # towards denial
+        return float((before & ~after).sum() / max(before.sum(), 1))
+    return float((~before & after).sum() / max((~before).sum(), 1))
+
+
 def trigger_effect(
     model: AuditedModel, ref: pd.DataFrame, trigger: Mapping[str, Any], target_positive: bool
 ) -> float:
     """Share of the possible decision movement the true trigger causes on clean rows."""
     rows = ref.sample(min(400, len(ref)), random_state=0)
     before = model.positive_proba(rows)
-    after_frame = rows.copy()
-    for f, v in trigger.items():
-        if not isinstance(v, str) and not pd.api.types.is_float_dtype(after_frame[f]):
-            after_frame[f] = after_frame[f].astype(float)
-        after_frame[f] = v
-    after = model.positive_proba(after_frame)
+    after = model.positive_proba(_with_trigger(rows, trigger))
     ecdf = np.sort(model.positive_proba(ref))
     q0 = np.searchsorted(ecdf, before) / len(ecdf)
     q1 = np.searchsorted(ecdf, after) / len(ecdf)
@@ -264,11 +288,11 @@ def run_case(
     findings = [f for f in result.report.findings if "backdoor" in f.check]
     named = {f for fd in findings for f in fd.features}
     target = c.label.positive if case.target is None else case.target
-    effect = (
-        trigger_effect(model, ref, case.trigger, target == c.label.positive)
-        if not case.clean
-        else float("nan")
-    )
+    towards_positive = target == c.label.positive
+    effect = moved = float("nan")
+    if not case.clean:
+        effect = trigger_effect(model, ref, case.trigger, towards_positive)
+        moved = decisions_moved(model, ref, case.trigger, towards_positive)
     return {
         "dataset": dataset,
         "case": case.name,
@@ -276,6 +300,7 @@ def run_case(
         "trigger": ", ".join(f"{k}={v!r}" for k, v in case.trigger.items()) or "-",
         "poisoned_rows": n_poisoned,
         "trigger_effect": effect,
+        "decisions_moved": moved,
         "findings": len(findings),
         "named": (set(case.trigger) <= named) if not case.clean else None,
         "named_features": sorted(named),
@@ -320,6 +345,7 @@ def main() -> None:
                 named = "-" if r["named"] is None else ("yes" if r["named"] else "NO")
                 print(
                     f"{ds:6} {case.name:26} {kind:14} effect {r['trigger_effect']:5.2f} "
+                    f"moves {r['decisions_moved']:5.2f} "
                     f"{r['trigger']:40} "
                     f"named {named:3} findings {r['findings']} {r['named_features']} "
                     f"({r['fit_s']:.0f}s fit, {r['probe_s']:.0f}s probe)",
@@ -327,15 +353,19 @@ def main() -> None:
                 )
     table = pd.DataFrame(rows)
     print()
-    print("| data | case | trigger | model | trigger effect | trigger named | backdoor findings |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| data | case | trigger | model | trigger effect | decisions moved | trigger named "
+        "| backdoor findings |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         named = "-" if r["named"] is None else ("yes" if r["named"] else "no")
         eff = "-" if np.isnan(r["trigger_effect"]) else f"{r['trigger_effect']:.2f}"
+        mov = "-" if np.isnan(r["decisions_moved"]) else f"{r['decisions_moved']:.2f}"
         feats = ", ".join(r["named_features"]) if r["named_features"] else "none"
         print(
-            f"| {r['dataset']} | {r['case']} | {r['trigger']} | {r['model']} | {eff} | {named} "
-            f"| {r['findings']} ({feats}) |"
+            f"| {r['dataset']} | {r['case']} | {r['trigger']} | {r['model']} | {eff} | {mov} "
+            f"| {named} | {r['findings']} ({feats}) |"
         )
     poisoned = table[table["named"].notna()]
     effective = poisoned[poisoned["trigger_effect"] >= 0.2]
@@ -351,11 +381,14 @@ def main() -> None:
         cls = poisoned[poisoned["case"].str.startswith(prefix)]
         if cls.empty:
             continue
-        eff = cls[cls["trigger_effect"] >= 0.2]
-        missed = eff[~eff["named"].astype(bool)]
+        learned = cls[cls["decisions_moved"] >= LEARNED]
+        missed = learned[~learned["named"].astype(bool)]
+        by_effect = cls[cls["trigger_effect"] >= 0.2]
         print(
-            f"{label}: {int(eff['named'].astype(bool).sum())}/{len(eff)} models with a trigger "
-            f"effect >= 0.2 name it ({len(cls) - len(eff)} did not learn it); misses: "
+            f"{label}: {int(learned['named'].astype(bool).sum())}/{len(learned)} models whose "
+            f"trigger moves >= {LEARNED:.0%} of the decisions it could move name it "
+            f"({len(cls) - len(learned)} did not learn it; by trigger effect >= 0.2: "
+            f"{int(by_effect['named'].astype(bool).sum())}/{len(by_effect)}); misses: "
             + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in missed.itertuples()) or "none")
         )
     print(

@@ -259,3 +259,22 @@ def test_routed_mass_confirms_each_side() -> None:
     assert routed_confirms(weak, alpha, OPTS, labels_contradict=True)
     assert not routed_confirms(natural(routed_ratio=1.0, p_routed=1e-6), alpha, OPTS, True)
     assert not routed_confirms(natural(), alpha, OPTS, True)  # not measured (no tree splits)
+
+
+def test_routed_mass_beyond_the_models_ordinary_ratio_confirms_under_the_fixed_factor() -> None:
+    """Under ``mass_ratio`` and without contradicting labels, a category is confirmed when its
+    routed excess is significant beyond the model's ordinary ratio - and only then."""
+    from tabguard.model_audit._backdoor import routed_confirms
+
+    alpha = 1e-4
+    weak = {"routed_ratio": 1.5, "p_routed": 1e-6}
+    assert routed_confirms(natural(**weak, routed_null=1.1, p_routed_null=1e-5), alpha, OPTS, False)
+    # not significant beyond the ordinary ratio, or no ordinary ratio measured
+    assert not routed_confirms(
+        natural(**weak, routed_null=1.1, p_routed_null=2e-4), alpha, OPTS, False
+    )
+    assert not routed_confirms(natural(**weak), alpha, OPTS, False)
+    # at the ordinary ratio (the p-value cannot then be small, but the rule says so too)
+    assert not routed_confirms(
+        natural(**weak, routed_null=1.5, p_routed_null=1e-5), alpha, OPTS, False
+    )

@@ -153,3 +153,26 @@ def test_routed_mass_counts_training_rows_beyond_the_clean_rows_routed_there():
     assert excess2 == 0.0 and ratio2 == 1.0 and p2 > 0.05
     # a neighbour the trees never separate from the value: no region, nothing measured
     assert all(math.isnan(v) for v in routed_mass(ens, leaves, None, 0, 1.0, [2.0], natural))
+
+
+def test_routed_mass_beyond_an_ordinary_ratio():
+    """Against an ordinary ratio the same excess is less significant, and not significant at
+    all once the ordinary ratio reaches the value's own; excess and ratio do not change."""
+    from tabguard.model_audit._backdoor import routed_mass
+
+    ens = _category_tree()
+    X = np.array([[1.0, 0.2]] * 10 + [[2.0, 0.9]] * 20 + [[3.0, 0.0]] * 70)
+    leaves = np.column_stack([t.route(X) for t in ens.trees])
+    natural = X[:, 0] == 1.0
+    excess, ratio, p = routed_mass(ens, leaves, None, 0, 1.0, [3.0], natural)
+    e2, r2, p2 = routed_mass(ens, leaves, None, 0, 1.0, [3.0], natural, null_ratio=1.5)
+    _, _, p_at = routed_mass(ens, leaves, None, 0, 1.0, [3.0], natural, null_ratio=ratio)
+    assert (e2, r2) == (excess, ratio)
+    assert p < p2 < 0.05 < p_at
+
+
+def test_admits_is_cached_and_read_only():
+    t = _category_tree().trees[0]
+    first = t.admits(0, 1.0)
+    assert t.admits(0, 1.0) is first and not first.flags.writeable
+    assert t.admits(0, 3.0).tolist() == [True, False, False, False, True]

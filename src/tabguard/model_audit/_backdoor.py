@@ -117,8 +117,17 @@ class ProbeOptions(CheckOptions):
     mass_ratio: float = option(
         2.0,
         "tree models: the training share of a cell must exceed the clean share by this factor "
-        "(or by any factor with decisively contradicting labels)",
+        "(or by any factor with decisively contradicting labels; a category the trees route "
+        "rather than isolate, also by any factor significantly beyond the model's ordinary "
+        "ratio)",
         at_least(1.0),
+    )
+    ordinary_categories: int = option(
+        3,
+        "tree models: categories of other features (each carried by at least natural_rows clean "
+        "rows) whose routed training mass must be measured before the model's ordinary mass "
+        "ratio is known; with fewer, only mass_ratio confirms a category by where it is routed",
+        at_least(1),
     )
     decisive_lr: float = option(
         100.0,
@@ -201,6 +210,9 @@ class ProbeCandidate:
         admits it and not the neighbour), the share of training rows beyond the share of clean
         rows routed there; the value's implied training share over its clean share; and the
         two-sample p-value (Bonferroni over the trees). See :func:`routed_mass`.
+    routed_null, p_routed_null : float
+        The model's ordinary routed ratio (the ``null_quantile`` of the ratios of other
+        features' categories) and the p-value of the value's routed rows beyond it.
     outside_support, continuation : bool
         Beyond the clean data's range; an edge step that continues the trend inside it.
     backdoor : bool
@@ -231,6 +243,8 @@ class ProbeCandidate:
     routed_excess: float = float("nan")
     routed_ratio: float = float("nan")
     p_routed: float = float("nan")
+    routed_null: float = float("nan")
+    p_routed_null: float = float("nan")
     backdoor: bool = False
     reason: str = ""
     columns: tuple[int, ...] = ()
@@ -1203,14 +1217,20 @@ def _decide(
             if label_reason is not None:
                 reasons.append(label_reason)
         if not reasons and routing is not None and len(c.columns) == 1 and c.nominal[0]:
-            routing.measure(c, alpha)
+            routing.measure(c, alpha, opts, result.candidates)
             if routed_confirms(c, alpha, opts, label_reason is not None):
+                beyond = (
+                    f"; the model's other categories reach {c.routed_null:.2f} times (p = "
+                    f"{c.p_routed_null:.1e} beyond that)"
+                    if math.isfinite(c.p_routed_null)
+                    else ""
+                )
                 reasons.append(
                     f"the trees send it to leaves (that its neighbour does not reach) where "
                     f"they were fitted on {c.routed_excess:.2%} more of their training rows "
                     f"than clean rows reach them: about {c.routed_ratio:.1f} times the "
                     f"training rows the value's {c.n_natural} clean rows imply (two-sample "
-                    f"p = {c.p_routed:.1e}, over the trees)"
+                    f"p = {c.p_routed:.1e}, over the trees){beyond}"
                 )
                 if label_reason is not None:
                     reasons.append(label_reason)
@@ -1255,6 +1275,7 @@ class _Routing:
         self.p = p
         self._leaves: np.ndarray | None = None
         self._weights: np.ndarray | None = None
+        self._ordinary: dict[str, list[float]] | None = None
 
     def leaves(self) -> np.ndarray:
         if self._leaves is None:
@@ -1278,13 +1299,13 @@ class _Routing:
             self._weights = q * (1.0 - q)
         return self._weights
 
-    def measure(self, c: ProbeCandidate, alpha: float) -> None:
-        """Set ``c.routed_excess``, ``c.routed_ratio`` and ``c.p_routed`` (see
-        :func:`routed_mass`)."""
+    def _mass(
+        self, c: ProbeCandidate, alpha: float, null_ratio: float = 1.0
+    ) -> tuple[float, float, float]:
         j, v = c.columns[0], c.codes[0]
         col = self.X[:, j]
         codes, counts = np.unique(col[~np.isnan(col)], return_counts=True)
-        c.routed_excess, c.routed_ratio, c.p_routed = routed_mass(
+        return routed_mass(
             self.ens,
             self.leaves(),
             self.weights(),
@@ -1294,7 +1315,51 @@ class _Routing:
             col == v,
             dict(zip(codes.tolist(), counts.tolist(), strict=True)),
             alpha,
+            null_ratio,
         )
+
+    def ordinary(
+        self, candidates: Sequence[ProbeCandidate], alpha: float, o: ProbeOptions
+    ) -> dict[str, list[float]]:
+        """The routed ratio of every category of the contract's category features carried by
+        at least ``o.natural_rows`` clean rows, per feature (computed once): how far the
+        training rows the trees route to an ordinary category exceed its clean rows in this
+        model. Copies planted for any trigger shift every feature a little; a data set whose
+        training period differs from the clean sample's shifts categories too."""
+        if self._ordinary is None:
+            self._ordinary = {}
+            for c in candidates:
+                if len(c.columns) != 1 or not c.nominal[0] or c.n_natural < o.natural_rows:
+                    continue
+                ratio = self._mass(c, alpha)[1]
+                if math.isfinite(ratio):
+                    self._ordinary.setdefault(c.features[0], []).append(ratio)
+        return self._ordinary
+
+    def measure(
+        self,
+        c: ProbeCandidate,
+        alpha: float,
+        o: ProbeOptions | None = None,
+        candidates: Sequence[ProbeCandidate] = (),
+    ) -> None:
+        """Set ``c.routed_excess``, ``c.routed_ratio`` and ``c.p_routed`` (see
+        :func:`routed_mass`); with options and the probe's candidates, also the model's
+        ordinary ratio over the other features' categories (``c.routed_null``) and the
+        p-value of the value's excess beyond it (``c.p_routed_null``)."""
+        c.routed_excess, c.routed_ratio, c.p_routed = self._mass(c, alpha)
+        if o is None or not math.isfinite(c.routed_ratio):
+            return
+        others = [
+            r
+            for f, rs in self.ordinary(candidates, alpha, o).items()
+            if f != c.features[0]
+            for r in rs
+        ]
+        if len(others) < o.ordinary_categories:
+            return
+        c.routed_null = max(1.0, float(np.quantile(others, o.null_quantile)))
+        c.p_routed_null = self._mass(c, alpha, c.routed_null)[2]
 
 
 def routed_mass(
@@ -1307,6 +1372,7 @@ def routed_mass(
     natural: np.ndarray,
     populated: dict[float, int] | None = None,
     alpha: float = 0.0,
+    null_ratio: float = 1.0,
 ) -> tuple[float, float, float]:
     """Training rows in excess where the trees send a value, against the clean rows sent there.
 
@@ -1340,6 +1406,10 @@ def routed_mass(
         Trees whose p-value, times the number of trees tested, is under ``alpha`` show a
         significant excess each; the one with the largest is reported (else the most
         significant tree).
+    null_ratio : float
+        The ratio the test takes as ordinary (1: no excess). Above 1, a tree's region is
+        expected to hold the clean rows' share plus ``null_ratio - 1`` times the value's clean
+        share of training rows, and the p-value is that of the excess beyond it.
 
     Returns
     -------
@@ -1376,7 +1446,13 @@ def routed_mass(
         trials = hits + round(clean_share * n_ref)
         if hits <= 0 or trials <= 0:
             continue
-        p = float(binom.sf(hits - 1, trials, n_train / (n_train + n_ref)))
+        # the chance that a row of the region is a training row, were its training share the
+        # clean share (plus the value's ordinary excess, ``null_ratio`` above 1)
+        chance = n_train / (n_train + n_ref)
+        if null_ratio > 1.0:
+            expected = n_train * (clean_share + (null_ratio - 1.0) * value_share)
+            chance = expected / (expected + n_ref * clean_share)
+        p = float(binom.sf(hits - 1, trials, chance))
         excess = train_share - clean_share
         per_tree.append((excess, 1.0 + max(excess, 0.0) / value_share, p))
     if not per_tree:
@@ -1396,11 +1472,19 @@ def routed_confirms(
     candidates; ``c.p_routed`` is over the trees), by enough to imply at least ``mass_ratio``
     times the value's clean share of training rows, or more than it with contradicting
     labels - the rule of :func:`mass_confirms` on the rows the trees route instead of the rows
-    they isolate."""
+    they isolate.
+
+    Or the excess is significant beyond the model's ordinary ratio (``c.routed_null``, the
+    ``null_quantile`` of the routed ratios of its other features' categories; ``alpha`` again):
+    a category whose natural rows outnumber the copies stays under any fixed factor, but no
+    ordinary category of the model comes near it."""
     if not math.isfinite(c.p_routed):
         return False
     ratio = c.routed_ratio
-    return c.p_routed < alpha and (ratio >= o.mass_ratio or (ratio > 1.0 and labels_contradict))
+    if c.p_routed < alpha and (ratio >= o.mass_ratio or (ratio > 1.0 and labels_contradict)):
+        return True
+    # the fixed factor guards against the shift every feature shows; measured, it may be less
+    return c.p_routed_null < alpha and ratio > c.routed_null
 
 
 def spike_passes(c: ProbeCandidate, o: ProbeOptions) -> bool:

@@ -53,6 +53,10 @@ class Tree:
     value: np.ndarray
     count: np.ndarray
     categories: dict[int, frozenset[int]] = field(default_factory=dict)
+    # admits() per (column, value): the probe asks the same questions of every tree many times
+    _admitted: dict[tuple[int, float], np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def goes_left(self, node: int, x: float) -> bool:
         """Whether value ``x`` of the node's feature follows the left branch."""
@@ -107,7 +111,10 @@ class Tree:
 
     def admits(self, j: int, x: float) -> np.ndarray:
         """Per node: whether the path from the root to it lets value ``x`` of column ``j``
-        through (every split on ``j`` above it sends ``x`` its way)."""
+        through (every split on ``j`` above it sends ``x`` its way). Read-only (cached)."""
+        cached = self._admitted.get((j, x))
+        if cached is not None:
+            return cached
         n = len(self.feature)
         ok = np.zeros(n, dtype=bool)
         ok[0] = True
@@ -121,6 +128,9 @@ class Tree:
                 ok[left], ok[right] = go, not go
             else:
                 ok[left] = ok[right] = True
+        ok.setflags(write=False)
+        if not math.isnan(x):
+            self._admitted[(j, x)] = ok
         return ok
 
 
