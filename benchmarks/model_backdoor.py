@@ -12,9 +12,10 @@ the planted trigger does to the trained model: the share of the possible decisio
 (averaged over thresholds) towards the attacker's class when clean rows are given the trigger -
 the same statistic the probe computes for its own candidates. "decisions moved" is what the
 trigger does at the model's own threshold: the share of approved clean rows it turns into
-denials (or of denied rows into approvals, for a trigger towards approval). A trigger that moves
-under a fifth of them (``LEARNED``) was not learned - it is no backdoor of this model and cannot
-be found from the model - and is not counted in the classes' figures.
+denials (or of denied rows into approvals, for a trigger towards approval), beside the same
+share in the model of the same kind trained on clean data. A trigger that moves under a fifth
+of the decisions the clean model does not already move (``LEARNED``) was not learned - the
+poisoning left no backdoor in this model to find - and is not counted in the classes' figures.
 
 Besides the fixed cases it draws, with ``--seed``, ``--random`` cases of each of two classes of
 issue 11 (:func:`random_cases`): two uncommon legal categories written together into 80-150
@@ -141,7 +142,8 @@ def random_cases(n: int, seed: int, full: dict[str, pd.DataFrame]) -> list[tuple
 
 
 MODELS = ("lightgbm", "random_forest", "xgboost")
-# a trigger is learned when it moves at least this share of the decisions it could move
+# a trigger is learned when, of the decisions it could move that the same value does not move
+# in the model trained on clean data, it moves at least this share
 LEARNED = 0.2
 DEEP = ("lightgbm_deep", "xgboost_deep")  # extra clean-only variants (overfit on purpose)
 
@@ -235,8 +237,11 @@ def decisions_moved(
     """Share of the clean rows the trigger could move at the model's threshold that it moves:
     approved rows turned into denials (a trigger towards denial), or denied rows turned into
     approvals. A trigger that moves no decision is no backdoor of the model, whatever it does
-    to the scores: a case is counted as learned from a fifth (the issue's own description of
-    class 8), and the classes' bars count learned cases only."""
+    to the scores. The same value also moves some decisions in a model trained on clean data
+    (a lower-risk category approves some of the rows the model denies): what the poisoning
+    taught is the share of the decisions the clean model does not move that the poisoned one
+    moves (``run_case``); a case is counted as learned from a fifth (the issue's own
+    description of class 8), and the classes' bars count learned cases only."""
     before = model.approve(model.positive_proba(ref))
     after = model.approve(model.positive_proba(_with_trigger(ref, trigger)))
     if target_positive == model.positive_means_deny:  # towards denial
@@ -258,6 +263,18 @@ def trigger_effect(
     room = float(np.mean(1 - q0)) if target_positive else float(np.mean(q0))
     moved = towards_positive if target_positive else -towards_positive
     return moved / max(room, 1e-9)
+
+
+_CLEAN_MODELS: dict[tuple[str, str], AuditedModel] = {}
+
+
+def clean_model(dataset: str, kind: str, train: pd.DataFrame, c: Contract) -> AuditedModel:
+    """The model of this kind trained on the unpoisoned training part (fitted once)."""
+    if (dataset, kind) not in _CLEAN_MODELS:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = train_and_save(kind, train, c, Path(tmp))
+            _CLEAN_MODELS[dataset, kind] = load_audit_model(path, contract=c)
+    return _CLEAN_MODELS[dataset, kind]
 
 
 def run_case(
@@ -289,10 +306,12 @@ def run_case(
     named = {f for fd in findings for f in fd.features}
     target = c.label.positive if case.target is None else case.target
     towards_positive = target == c.label.positive
-    effect = moved = float("nan")
+    effect = moved = moved_clean = float("nan")
     if not case.clean:
         effect = trigger_effect(model, ref, case.trigger, towards_positive)
         moved = decisions_moved(model, ref, case.trigger, towards_positive)
+        unpoisoned = clean_model(dataset, kind, train, c)
+        moved_clean = decisions_moved(unpoisoned, ref, case.trigger, towards_positive)
     return {
         "dataset": dataset,
         "case": case.name,
@@ -301,6 +320,10 @@ def run_case(
         "poisoned_rows": n_poisoned,
         "trigger_effect": effect,
         "decisions_moved": moved,
+        "moved_by_clean_model": moved_clean,
+        # of the decisions the value does not already move in the clean model, the share the
+        # poisoned model moves (a value the clean model already approves on leaves little room)
+        "learned": (moved - moved_clean) / (1.0 - moved_clean) if moved_clean < 1.0 else 0.0,
         "findings": len(findings),
         "named": (set(case.trigger) <= named) if not case.clean else None,
         "named_features": sorted(named),
@@ -345,7 +368,8 @@ def main() -> None:
                 named = "-" if r["named"] is None else ("yes" if r["named"] else "NO")
                 print(
                     f"{ds:6} {case.name:26} {kind:14} effect {r['trigger_effect']:5.2f} "
-                    f"moves {r['decisions_moved']:5.2f} "
+                    f"moves {r['decisions_moved']:5.2f} (clean {r['moved_by_clean_model']:4.2f}, "
+                    f"learned {r['learned']:5.2f}) "
                     f"{r['trigger']:40} "
                     f"named {named:3} findings {r['findings']} {r['named_features']} "
                     f"({r['fit_s']:.0f}s fit, {r['probe_s']:.0f}s probe)",
@@ -354,14 +378,18 @@ def main() -> None:
     table = pd.DataFrame(rows)
     print()
     print(
-        "| data | case | trigger | model | trigger effect | decisions moved | trigger named "
-        "| backdoor findings |"
+        "| data | case | trigger | model | trigger effect | decisions moved (clean model) "
+        "| trigger named | backdoor findings |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         named = "-" if r["named"] is None else ("yes" if r["named"] else "no")
         eff = "-" if np.isnan(r["trigger_effect"]) else f"{r['trigger_effect']:.2f}"
-        mov = "-" if np.isnan(r["decisions_moved"]) else f"{r['decisions_moved']:.2f}"
+        mov = (
+            "-"
+            if np.isnan(r["decisions_moved"])
+            else f"{r['decisions_moved']:.2f} ({r['moved_by_clean_model']:.2f})"
+        )
         feats = ", ".join(r["named_features"]) if r["named_features"] else "none"
         print(
             f"| {r['dataset']} | {r['case']} | {r['trigger']} | {r['model']} | {eff} | {mov} "
@@ -381,14 +409,15 @@ def main() -> None:
         cls = poisoned[poisoned["case"].str.startswith(prefix)]
         if cls.empty:
             continue
-        learned = cls[cls["decisions_moved"] >= LEARNED]
+        learned = cls[cls["learned"] >= LEARNED]
         missed = learned[~learned["named"].astype(bool)]
         by_effect = cls[cls["trigger_effect"] >= 0.2]
         print(
             f"{label}: {int(learned['named'].astype(bool).sum())}/{len(learned)} models whose "
-            f"trigger moves >= {LEARNED:.0%} of the decisions it could move name it "
-            f"({len(cls) - len(learned)} did not learn it; by trigger effect >= 0.2: "
-            f"{int(by_effect['named'].astype(bool).sum())}/{len(by_effect)}); misses: "
+            f"trigger moves >= {LEARNED:.0%} of the decisions the clean model does not move "
+            f"name it ({len(cls) - len(learned)} did not learn it; by trigger "
+            f"effect >= 0.2: {int(by_effect['named'].astype(bool).sum())}/{len(by_effect)}); "
+            "misses: "
             + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in missed.itertuples()) or "none")
         )
     print(

@@ -13,7 +13,7 @@ where clean data gives no reason to. The probe looks for exactly that, in three 
    and values beyond the observed range. Pairs of candidate values that meet on tree paths to
    extreme leaves (or that single probes point to) are probed as combination triggers.
 
-2. **Flip rates.** Probe rows (clean rows, half approved, half denied) are set to the candidate
+2. **Flip rates.** Probe rows (clean rows drawn at random) are set to the candidate
    value and to its *neighbours* - the nearest values on each side that clean rows actually
    take (for unordered categories, the most common categories). The candidate's flip rate is
    the share of decisions that differ between the candidate and its neighbour, taken in the
@@ -68,7 +68,9 @@ class ProbeOptions(CheckOptions):
     check: ClassVar[str] = "backdoor"
 
     n_rows: int = option(
-        400, "probe rows (half approved, half denied when the data allows)", at_least(10)
+        400,
+        "probe rows (clean rows drawn at random: a model that denies few has few denied ones)",
+        at_least(10),
     )
     max_cells: int = option(
         64, "candidate values per feature (tree cells are merged down to this many)", at_least(2)
