@@ -7,6 +7,7 @@ put in the contract's category order.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -92,22 +93,36 @@ def _num_label(v: float) -> str:
 def prepare_columns(
     ctx: AuditContext, rows: np.ndarray, names: list[str] | None = None
 ) -> list[Column]:
-    """Prepare the contract's features (or ``names`` among them) on the given rows."""
+    """Prepare the contract's features (or ``names`` among them) on the given rows.
+
+    Columns are cached in ``ctx.cache`` for the rows they were prepared on (the descriptive
+    and bias checks both read the valid rows' columns); treat them as read-only.
+    """
+    lock = ctx.cache.setdefault("columns_lock", threading.Lock())  # setdefault is atomic
+    with lock:
+        held = ctx.cache.get("columns")
+        if held is None or not np.array_equal(held[0], rows):
+            held = ctx.cache["columns"] = (rows, {})
+        cache: dict[str, Column] = held[1]
+        out: list[Column] = []
+        for name, spec in ctx.contract.items():
+            if names is not None and name not in names:
+                continue
+            if name not in cache:
+                cache[name] = _prepare(ctx, name, spec, rows)
+            out.append(cache[name])
+        return out
+
+
+def _prepare(ctx: AuditContext, name: str, spec: FeatureSpec, rows: np.ndarray) -> Column:
     num = ctx.validation.numeric
-    out: list[Column] = []
-    for name, spec in ctx.contract.items():
-        if names is not None and name not in names:
-            continue
-        if spec.type == "boolean":
-            x = num[name].to_numpy(dtype=float)[rows]
-            codes = np.where(np.isnan(x), -1, x).astype(np.int64)
-            out.append(Column(name, spec, "categorical", codes=codes, labels=["false", "true"]))
-        elif spec.type == "category":
-            out.append(prepare_category(name, spec, ctx.data[name].iloc[rows]))
-        else:
-            x = num[name].to_numpy(dtype=float)[rows]
-            out.append(Column(name, spec, "numeric", x=x))
-    return out
+    if spec.type == "boolean":
+        x = num[name].to_numpy(dtype=float)[rows]
+        codes = np.where(np.isnan(x), -1, x).astype(np.int64)
+        return Column(name, spec, "categorical", codes=codes, labels=["false", "true"])
+    if spec.type == "category":
+        return prepare_category(name, spec, ctx.data[name].iloc[rows])
+    return Column(name, spec, "numeric", x=num[name].to_numpy(dtype=float)[rows])
 
 
 def prepare_category(name: str, spec: FeatureSpec | None, col: pd.Series) -> Column:

@@ -349,6 +349,8 @@ class _Scanner:
         self.tests = {"contract": 0, "single": 0, "pair": 0, "band": 0}
         self._model: lgb.Booster | None = None
         self._groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._positives: dict[int, np.ndarray] = {}
+        self._by_count: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.excluded: set[tuple[int, int]] = set()
         self.attributed = np.zeros(self.n, dtype=bool)  # rows of confirmed triggers
         # Copy checks are nearest-neighbour searches; their number follows their cost.
@@ -384,9 +386,24 @@ class _Scanner:
         """Rows per value id of feature j carrying the positive label (counted rows)."""
         if self.m.positives is not None:
             return self.m.positives[j]
-        code = self.m.codes[:, j]
-        ok = code >= 0
-        return np.bincount(code[ok], weights=self.y[ok], minlength=len(self.m.counts[j]))
+        if j not in self._positives:  # read by the singles, the bands and the pairs
+            code = self.m.codes[:, j]
+            ok = code >= 0
+            self._positives[j] = np.bincount(
+                code[ok], weights=self.y[ok], minlength=len(self.m.counts[j])
+            )
+        return self._positives[j]
+
+    def values_held_by(self, j: int, lo: float, hi: float) -> np.ndarray:
+        """Value ids of feature j held by ``lo`` to ``hi`` rows (ascending), from the counts
+        sorted once (a fine-grained feature has hundreds of thousands of values)."""
+        if j not in self._by_count:
+            order = np.argsort(self.m.counts[j], kind="stable")
+            self._by_count[j] = (order, self.m.counts[j][order])
+        order, sorted_counts = self._by_count[j]
+        a = np.searchsorted(sorted_counts, lo, side="left")
+        b = np.searchsorted(sorted_counts, hi, side="right")
+        return np.sort(order[a:b])
 
     # -- candidate generation ----------------------------------------------------------
     def _neighbour_rates(
@@ -714,7 +731,7 @@ class _Scanner:
                 continue
             # Only a value held by 90-125 % as many rows as the pattern can be confined to it:
             # the value counts rule most features out before the pattern's rows are read.
-            cand = np.flatnonzero((m.counts[j] >= lo) & (m.counts[j] <= hi))
+            cand = self.values_held_by(j, lo, hi)
             if not len(cand):
                 continue
             # rows per candidate value (the candidates are few, the feature's values many)
