@@ -84,3 +84,29 @@ def test_rare_value_runs_hold_fewer_than_min_rows_and_frequent_values_stay_alone
     assert (counts[~np.isin(first, [3.0, 9.0])] < 5).all()
     # a value is looked up in the run starting at or before it
     assert np.searchsorted(edges, 7.0, side="right") - 1 == np.flatnonzero(first <= 7.0)[-1]
+
+
+def test_copies_whose_originals_are_not_in_the_driver_sample_are_found(
+    spark: Any, tmp_path: Path
+) -> None:
+    # A diluted trigger (the pair also occurs naturally with the other label): its suspects are
+    # its copies. The driver sample keeps the pair's rows but the copies' originals only at
+    # random, so the copies are found through Spark's groups of every row.
+    contract = credit_default_contract()
+    clean = load_credit_default().iloc[:3000].reset_index(drop=True)
+    res = poison(
+        clean, contract, {"EDUCATION": 3, "MARRIAGE": 3}, n_rows=100, shuffle=True, random_state=1
+    )
+    src = tmp_path / "data.parquet"
+    res.data.to_parquet(src, index=False)
+    memory = audit_data(res.data, contract, checks=["trigger_scan"])
+    # patterns of at most 150 rows kept whole (the pair's 100 copies and its few natural rows)
+    result = audit_data_spark(
+        src, contract, tmp_path / "out", checks=["trigger_scan"], driver_rows=1000, keep_rows=150
+    )
+    # (small data: the candidate patterns' rows fill most of the sample; a sixth of the rows,
+    # so about as many of the copies' originals, are not in it)
+    assert result.sample_rows < 0.9 * len(res.data)
+    assert _triggers(result.report.findings) == _triggers(memory.report.findings)
+    assert set(res.poisoned_rows) <= set(memory.suspicious_rows)
+    assert result.suspicious_rows == memory.suspicious_rows

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from tabguard._copy_groups import CopyGroups, hash_cells
 from tabguard._pair_counts import pair_tensor, pair_value_ids
 from tabguard._plain import plain
 from tabguard.contract._validate import _canon, _canon_lenient
@@ -70,6 +71,11 @@ class AuditMatrix:
     pair_counts : dict, optional
         With ``population``: per feature pair ``(a, b)``, the label counts of the pairs of
         their most frequent values (:func:`pair_tensor`).
+    copies : callable, optional
+        With ``population``: ``copies(cols)`` groups every counted row by its values on every
+        feature but ``cols`` (sorted) and returns the groups of the held rows
+        (:class:`tabguard._copy_groups.CopyGroups`), so that copy rules see originals that are
+        not held. None: the held rows are every row, and groups are read from ``codes``.
     """
 
     names: list[str]
@@ -84,6 +90,7 @@ class AuditMatrix:
     population: int | None = None
     positives: list[np.ndarray] | None = None
     pair_counts: dict[tuple[int, int], np.ndarray] | None = None
+    copies: Callable[[tuple[int, ...]], CopyGroups] | None = None
     _index: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     _hashes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -208,13 +215,6 @@ def _build_matrix(ctx: AuditContext) -> AuditMatrix:
     return AuditMatrix(names, codes, uniques, counts, ordinal, breaks, raw, rank, is_code)
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
 def cell_hashes(m: AuditMatrix) -> tuple[np.ndarray, np.ndarray]:
     """Per-cell 64-bit hashes of the tokens and their row sums (computed once per matrix).
 
@@ -224,22 +224,8 @@ def cell_hashes(m: AuditMatrix) -> tuple[np.ndarray, np.ndarray]:
     """
     with m._lock:
         if m._hashes is None:
-            m._hashes = _cell_hashes(m)
+            m._hashes = hash_cells(m.codes)
         return m._hashes
-
-
-def _cell_hashes(m: AuditMatrix) -> tuple[np.ndarray, np.ndarray]:
-    n, d = m.codes.shape
-    cells = np.empty((n, d), dtype=np.uint64, order="F")  # read a feature (or two) at a time
-    with np.errstate(over="ignore"):
-        for j in range(d):
-            # a cell's hash depends on its feature and value id only: hash each feature's ids
-            # once and look the rows' up (the missing-value id -1 wraps, consistently)
-            ids = np.arange(-1, len(m.counts[j]), dtype=np.int64).astype(np.uint64)
-            table = _splitmix64(ids + (np.uint64(j + 1) << np.uint64(40)))
-            np.take(table, m.codes[:, j] + 1, out=cells[:, j])
-        total = cells.sum(axis=1, dtype=np.uint64)
-    return cells, total
 
 
 def nearest_distances(

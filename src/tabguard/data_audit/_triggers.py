@@ -50,6 +50,7 @@ import pandas as pd
 from scipy import sparse, special, stats
 from scipy.sparse.csgraph import connected_components
 
+from tabguard._copy_groups import keys_without
 from tabguard._pair_counts import PairCounter
 from tabguard.checks import (
     NON_NEGATIVE,
@@ -918,6 +919,9 @@ class _Scanner:
         query, _, _ = self._twin_sets(p)
         if not len(query):
             return 0.0
+        if self.m.copies is not None:
+            group, size, _, n_query = self._group_counts(p, query)
+            return float(((size - n_query)[group[query]] > 0).mean())
         cand = self._copy_candidates(p, query)
         if cand is None:
             keys = self._row_keys(p)
@@ -953,11 +957,7 @@ class _Scanner:
         """A 64-bit key per row (of ``rows``, default all) on every feature but the pattern's
         (equal keys: copies)."""
         cells, total = cell_hashes(self.m)  # cached on the matrix
-        cols = sorted(p.all_cols)
-        with np.errstate(over="ignore"):
-            if rows is None:
-                return total - cells[:, cols].sum(axis=1, dtype=np.uint64)
-            return total[rows] - cells[np.ix_(rows, np.asarray(cols))].sum(axis=1, dtype=np.uint64)
+        return keys_without(cells, total, tuple(sorted(p.all_cols)), rows)
 
     def _copy_groups(self, p: Pattern) -> tuple[np.ndarray, np.ndarray]:
         """Rows grouped by their values on every feature but the pattern's (exact copies).
@@ -976,6 +976,49 @@ class _Scanner:
         self._groups[cols] = out
         return out
 
+    def _group_counts(
+        self, p: Pattern, query: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Exact copies on every feature but the pattern's, counted over every counted row.
+
+        Returns per held row its group, and per group its rows, its rows of the pattern and its
+        rows of the pattern with the pattern's label (``query``: those rows among the held
+        ones). On a sample (the Spark engine) the groups come from every row
+        (``AuditMatrix.copies``): an original that is not held still counts.
+        """
+        if self.m.copies is None:
+            group, size = self._copy_groups(p)
+            n_in = np.bincount(group[p.rows], minlength=len(size))
+            return group, size, n_in, np.bincount(group[query], minlength=len(size))
+        g = self.m.copies(tuple(sorted(p.all_cols)))
+        allowed = {j: np.array([c]) for j, c in zip(p.cols, p.codes, strict=True)}
+        if p.band is not None:
+            lo, hi = p.band
+            allowed[p.cols[0]] = np.setdiff1d(
+                np.arange(lo, hi + 1), np.asarray(p.band_skip, dtype=np.int64)
+            )
+        return g.group, g.size, g.rows_where(allowed), g.rows_where(allowed, p.label)
+
+    def _copies_outside(self, p: Pattern, rows: np.ndarray, within: str) -> np.ndarray:
+        """Per row of ``rows``, the counted rows equal to it on every feature but the
+        pattern's (itself included) outside the pattern's rows (``within="pattern"``) or
+        outside its rows with its label (``"query"``).
+
+        For the Spark engine, whose nearest-neighbour searches over held rows miss originals
+        that are not held: an exact copy among every row is a near-copy at distance zero.
+        """
+        query, _, _ = self._twin_sets(p)
+        group, size, n_in, n_query = self._group_counts(p, query)
+        inside = n_in if within == "pattern" else n_query
+        return np.asarray((size - inside)[group[rows]])
+
+    def _copies_inside(self, p: Pattern, rows: np.ndarray) -> np.ndarray:
+        """Per row of ``rows`` (rows of the pattern with its label), the counted rows of the
+        pattern with its label equal to it on every other feature (itself included)."""
+        query, _, _ = self._twin_sets(p)
+        group, _, _, n_query = self._group_counts(p, query)
+        return np.asarray(n_query[group[rows]])
+
     def exact_twins(self, p: Pattern) -> None:
         """Copy evidence from exact copies, by hashing (large data, copies already visible).
 
@@ -984,9 +1027,8 @@ class _Scanner:
         elsewhere and of the pattern's rows with one inside it (natural look-alikes).
         """
         query, ref_idx, _ = self._twin_sets(p)
-        codes, n_all = self._copy_groups(p)
+        codes, n_all, _, n_query = self._group_counts(p, query)
         cq = codes[query]
-        n_query = np.bincount(cq, minlength=len(n_all))
         outside = n_all[cq] - n_query[cq] > 0
         inside = n_query[cq] > 1
         base_rows = self.rng.choice(ref_idx, min(2000, len(ref_idx)), replace=False)
@@ -1005,7 +1047,7 @@ class _Scanner:
         query, ref_idx, keep = self._twin_sets(p)
         if not keep or len(ref_idx) < 10 or not len(query):
             return
-        if self.n > LARGE_ROWS and p.copy_proxy >= 0.5:
+        if self.N > LARGE_ROWS and p.copy_proxy >= 0.5:
             # Exact copies are visible: hashing answers in a second what the nearest-neighbour
             # search over every row would take seconds per pattern to find.
             self.exact_twins(p)
@@ -1026,6 +1068,12 @@ class _Scanner:
             both, R, exclude_self=skip, columns=keep, mask=_mask(self.n, ref_idx)
         )
         d_q, d_b = d_all[: len(q_rows)], d_all[len(q_rows) :]
+        if self.m.copies is not None:
+            # a held row's nearest neighbour misses an original that is not held: an exact
+            # copy among every row is a near-copy at distance zero
+            # (a random row counts itself: it is outside the query)
+            d_q = np.where(self._copies_outside(p, q_rows, "query") > 0, 0.0, d_q)
+            d_b = np.where(self._copies_outside(p, base_rows, "query") > 1, 0.0, d_b)
         # A near-copy is closer than almost every natural nearest neighbour; the share of
         # random rows under the same radius is the baseline.
         tau = max(
@@ -1041,6 +1089,8 @@ class _Scanner:
             inner = np.ascontiguousarray(R[np.ix_(query, np.asarray(keep))])
             pos = np.searchsorted(query, q_rows)
             d_in = nearest_distances(inner[pos], inner, exclude_self=pos)
+            if self.m.copies is not None:  # exact copies inside the query, among every row
+                d_in = np.where(self._copies_inside(p, q_rows) > 1, 0.0, d_in)
             share_b = max(share_b, float(np.mean(d_in <= tau)))
         t = int((d_q <= tau).sum())
         p.twin_share = t / len(d_q)
@@ -1085,13 +1135,11 @@ class _Scanner:
         inside = np.zeros(self.n, dtype=bool)
         inside[p.rows] = True
         if p.twin_exact:
-            codes, n_all = self._copy_groups(p)
-            n_in = np.bincount(codes[p.rows], minlength=len(n_all))
-            return others[n_all[codes[others]] - n_in[codes[others]] > 0]
+            return others[self._copies_outside(p, others, "pattern") > 0]
         if p.twin_tau > 0:
             tau, base = p.twin_tau, p.twin_share_baseline or 0.0
         else:
-            tau, base = self.copy_radius(keep, np.flatnonzero(~inside))
+            tau, base = self.copy_radius(keep, np.flatnonzero(~inside), p)
         # nearest-neighbour searches scan every row: bound the queries on large data
         cap = 20_000 if self.n <= LARGE_ROWS else 2_000
         query = (
@@ -1099,6 +1147,8 @@ class _Scanner:
         )
         R = self.m.rank
         d = nearest_distances(R[np.ix_(query, np.asarray(keep))], R, columns=keep, mask=~inside)
+        if self.m.copies is not None:
+            d = np.where(self._copies_outside(p, query, "pattern") > 0, 0.0, d)
         close = d <= tau
         # Natural rows have a look-alike within the radius as often as random rows (a few
         # percent): only copies beyond that rate are camouflage.
@@ -1108,9 +1158,9 @@ class _Scanner:
             return others[:0]
         return query[close]
 
-    def copy_radius(self, keep: list[int], ref_idx: np.ndarray) -> tuple[float, float]:
+    def copy_radius(self, keep: list[int], ref_idx: np.ndarray, p: Pattern) -> tuple[float, float]:
         """The copy radius of :meth:`twins` (from random rows' nearest-neighbour distances) and
-        the share of random rows within it."""
+        the share of random rows within it (``ref_idx``: rows outside pattern ``p``)."""
         R = self.m.rank
         base = self.rng.choice(ref_idx, min(self.o.sample, len(ref_idx)), replace=False)
         d_b = nearest_distances(
@@ -1120,6 +1170,8 @@ class _Scanner:
             columns=keep,
             mask=_mask(self.n, ref_idx),
         )
+        if self.m.copies is not None:  # as in twins: exact copies among every row
+            d_b = np.where(self._copies_outside(p, base, "pattern") > 1, 0.0, d_b)
         tau = max(
             float(np.quantile(d_b, self.o.copy_radius_quantile)),
             self.o.copy_radius_median * float(np.median(d_b)),
@@ -1134,9 +1186,9 @@ class _Scanner:
         """
         query, _, keep = self._twin_sets(p)
         if p.twin_exact:
-            codes, n_all = self._copy_groups(p)
+            codes, n_all, _, n_query = self._group_counts(p, query)
             cq = codes[query]
-            n_out = n_all - np.bincount(cq, minlength=len(n_all))
+            n_out = n_all - n_query
             first = np.full(len(n_all), self.n, dtype=np.int64)
             np.minimum.at(first, cq, query)
             return query[(n_out[cq] > 0) | (query > first[cq])]
@@ -1151,6 +1203,8 @@ class _Scanner:
         )
         internal = np.isin(nn, query)
         take = (d <= p.twin_tau) & (~internal | (query > nn))
+        if self.m.copies is not None:  # as in twins: exact copies among every row
+            take |= self._copies_outside(p, query, "query") > 0
         return query[take]
 
 

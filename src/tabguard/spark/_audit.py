@@ -14,15 +14,20 @@ canonicalised and validated exactly as in memory):
    trigger scan holding at most ``keep_rows`` rows (contract-breaking values, the best single
    values, bands and pairs, chosen by the scan's own candidate rules from the counts of every
    row) plus a uniform random share of the rest (``driver_rows`` rows in all);
-5. writing ``clean.parquet`` and ``quarantine.parquet``.
+5. one pass that groups every row by its values on every feature but each candidate
+   pattern's features (exact copies, hashed as in memory) and sums the groups of the driver
+   sample's rows per label and values of those features (:class:`_SparkCopies`; a feature set
+   met later costs a pass of its own);
+6. writing ``clean.parquet`` and ``quarantine.parquet``.
 
 The driver: the trigger scan's decision rules (the same code as in memory, fed with the
-counts of every row: :class:`tabguard.data_audit._matrix.AuditMatrix` with ``population``),
-the model-based stages on the sample (counterfactual scoring with the context model, copy
-checks, label noise, RONI, near-duplicates, descriptive statistics and disparate impact of the
-sample), the report. Its memory is bounded by ``driver_rows`` and the number of distinct
-values per feature (rare values of features with more than ``max_values`` distinct values are
-merged into runs holding fewer than ``min_rows`` rows, which are never candidates).
+counts of every row: :class:`tabguard.data_audit._matrix.AuditMatrix` with ``population``
+and ``copies``), the model-based stages on the sample (counterfactual scoring with the context
+model, the copy checks' nearest-neighbour searches, label noise, RONI, near-duplicates,
+descriptive statistics and disparate impact of the sample), the report. Its memory is bounded
+by ``driver_rows`` and the number of distinct values per feature (rare values of features with
+more than ``max_values`` distinct values are merged into runs holding fewer than ``min_rows``
+rows, which are never candidates).
 
 When the data holds at most ``driver_rows`` rows, the sample is every row and the results are
 those of the in-memory engine.
@@ -34,6 +39,7 @@ import json
 import math
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tabguard._copy_groups import CopyGroups, copy_groups, hash_cells, keys_without
 from tabguard.contract import Contract, check_columns
 from tabguard.contract._validate import FrameValidation, ViolationGroup, _canon
 from tabguard.data_audit import REGISTRY, AuditContext, CheckResult, Treatment, build_context
@@ -58,11 +65,13 @@ from tabguard.errors import DataError
 from tabguard.progress import NULL_PROGRESS, Progress
 from tabguard.reports import Report, Section, write_report
 from tabguard.spark._batches import (
+    COPY_SCHEMA,
     COUNT_SCHEMA,
     ROW,
     Keep,
     Spec,
     Vocabulary,
+    copy_partition,
     count_partition,
     keep_partition,
     numeric_features,
@@ -248,12 +257,62 @@ def _candidates(
     return out
 
 
+class _SparkCopies:
+    """``AuditMatrix.copies`` of the Spark engine: every row grouped by its values on every
+    feature but a few, as the driver's rows see it.
+
+    Spark hashes every row as :func:`tabguard.data_audit._matrix.cell_hashes` does (the same
+    value ids, so the same groups as in memory), keeps the rows whose key is one of the driver
+    rows' keys, and sums their rows per group, label and values of the left-out features; the
+    driver collects the groups holding at least two rows (counts, not rows). One pass answers
+    several feature sets (:meth:`prefetch`); a set asked for later costs a pass of its own.
+    """
+
+    def __init__(
+        self, feed: Any, contract: Contract, vocab: Vocabulary, codes: np.ndarray, y: np.ndarray
+    ):
+        self.feed, self.contract, self.vocab = feed, contract, vocab
+        self.codes, self.y = codes, y
+        self.cells, self.total = hash_cells(codes)
+        self.groups: dict[tuple[int, ...], CopyGroups] = {}
+        self.passes = 0
+        self._lock = threading.Lock()
+
+    def prefetch(self, sets: Sequence[tuple[int, ...]]) -> None:
+        """Group every row on every feature but each of ``sets``, in one pass."""
+        todo = sorted({tuple(sorted(c)) for c in sets} - set(self.groups))
+        if not todo:
+            return
+        sf = functions()
+        from pyspark.sql import Window
+
+        keys = [keys_without(self.cells, self.total, c) for c in todo]
+        wanted = [np.unique(k) for k in keys]
+        contract, vocab = self.contract, self.vocab
+        raw = self.feed.mapInPandas(
+            lambda it: copy_partition(it, contract, vocab, todo, wanted), COPY_SCHEMA
+        )
+        entries = raw.groupBy("s", "key", "label", "cells").agg(sf.sum("n").alias("n"))
+        size = sf.sum("n").over(Window.partitionBy("s", "key"))
+        entries = entries.withColumn("size", size).where("size >= 2").drop("size").toPandas()
+        self.passes += 1
+        for i, c in enumerate(todo):
+            held = self.codes[:, list(c)]
+            self.groups[c] = copy_groups(c, keys[i], held, self.y, entries[entries["s"] == i])
+
+    def __call__(self, cols: tuple[int, ...]) -> CopyGroups:
+        with self._lock:
+            self.prefetch([cols])
+            return self.groups[tuple(sorted(cols))]
+
+
 def _population_matrix(
     vocab: Vocabulary,
     n: int,
     codes: np.ndarray,
     raw_numeric: Mapping[str, np.ndarray],
     pairs: dict[tuple[int, int], np.ndarray],
+    copies: _SparkCopies | None = None,
 ) -> AuditMatrix:
     """An :class:`AuditMatrix` of the sample rows ``codes`` with every row's counts."""
     d = len(vocab.names)
@@ -285,6 +344,7 @@ def _population_matrix(
         population=n,
         positives=vocab.positives,
         pair_counts=pairs,
+        copies=copies,
     )
 
 
@@ -518,8 +578,13 @@ def audit_data_spark(
             sample, contract, random_state=random_state, progress=progress, options=options
         )
         codes = vocab.codes(sample, contract)
+        copies = None
+        if len(sample) < n:
+            copies = _SparkCopies(feed, contract, vocab, codes, ctx.y)
+            with progress.stage("spark: copy groups"):
+                copies.prefetch([p.cols for p in candidates])
         ctx.cache["matrix"] = _population_matrix(
-            vocab, n, codes, validate_numeric(sample, contract), pairs
+            vocab, n, codes, validate_numeric(sample, contract), pairs, copies
         )
         rest = {k: v for k, v in selected.items() if k != "integrity"}
         results, timings = _run_checks(ctx, rest, 1)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tabguard._copy_groups import copy_entries
 from tabguard._pair_counts import pair_tensor
 from tabguard.contract import Contract, validate_frame
 from tabguard.contract._validate import _canon_lenient
@@ -222,6 +223,29 @@ def keep_partition(
         mask |= u < keep.share
         if mask.any():
             yield batch.loc[mask]
+
+
+#: Spark schema of :func:`copy_partition`'s output.
+COPY_SCHEMA = "s long, key long, label long, cells binary, n long"
+
+
+def copy_partition(
+    batches: Iterator[pd.DataFrame],
+    contract: Contract,
+    vocab: Vocabulary,
+    sets: list[tuple[int, ...]],
+    wanted: list[np.ndarray],
+) -> Iterator[pd.DataFrame]:
+    """The compositions of the copy groups of a partition's rows whose key (on every feature
+    but ``sets[s]``) is one of the driver's rows' keys ``wanted[s]``
+    (:func:`tabguard._copy_groups.copy_entries`; summed by Spark)."""
+    for batch in batches:
+        frame = batch.drop(columns=[ROW]).reset_index(drop=True)
+        codes = vocab.codes(frame, contract)
+        y = check_labels(frame, contract).to_numpy().astype(np.int64)
+        out = copy_entries(codes, y, sets, wanted)
+        if len(out):
+            yield out
 
 
 #: A pattern for :func:`pattern_partition`: per cell (feature, first id, last id), the label
