@@ -3,11 +3,11 @@
 The picture is of a simulated attack, reproducibly: the dashboard tests' simulator
 (``tests/monitoring/_dashboard_sim.py``: four weeks through the real scoring service, the
 monitor and its seed rule in the loop every simulated hour, the partner channel attacked through
-``PAY_AMT2`` on day 26) at a larger volume, so the rates are readable at a 3 h step. The store
-is served by the real command, ``tabguard monitor dashboard --open`` on a loopback port, and
-Debian's Chromium (Playwright, no browser download) opens the view of the last seven days of the
-attacked segment with the attacked feature first. The rule keeps its default ``alpha`` (1e-4):
-at this volume the tests' 0.01 would raise a false alert in the clean weeks.
+``PAY_AMT2`` on day 26), with the tests' settings (the rule's default ``alpha``, 4,000
+requests a day), so the rates are readable at a 3 h step. The store is served by the real
+command, ``tabguard monitor dashboard --open`` on a loopback port, and Debian's Chromium
+(Playwright, no browser download) opens the view of the last seven days of the attacked segment
+with the attacked feature first.
 
 Usage (from the repository root, in the dev virtualenv)::
 
@@ -44,7 +44,7 @@ def simulated_home(work: Path, per_day: int) -> Path:
     if not done.is_file():
         work.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        sim = build(work, per_day=per_day, alpha=1e-4)
+        sim = build(work, per_day=per_day)
         print(f"simulated 28 days x {per_day} requests in {time.perf_counter() - t:.0f} s; "
               f"alerts opened: {[(str(at), seg) for at, seg in sim.opened]}")  # fmt: skip
         done.write_text("ok\n", encoding="utf-8")
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "dashboard.png")
     default_work = Path(tempfile.gettempdir()) / "tabguard-dashboard-shot"
     parser.add_argument("--work", type=Path, default=default_work)
-    parser.add_argument("--per-day", type=int, default=2000)
+    parser.add_argument("--per-day", type=int, default=4000)
     parser.add_argument("--query", default=VIEW, help="The view, as the page's URL query.")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=960)

@@ -1,9 +1,23 @@
 """A small simulated store for the dashboard tests: four weeks with an attack at a known time.
 
-Built once per test session (``dashboard_sim`` in ``conftest.py``): 28 days × 500 requests per
+Built once per test session (``dashboard_sim`` in ``conftest.py``): 28 days × 4,000 requests per
 day through the real scoring service, the monitor in the loop every simulated hour (the seed's
-rule against the same 6 h last week, at a test-sized alpha so it fires on small volumes), a
-drift reference. ~1 min on 2 cores.
+rule against the same 6 h last week, with the default alpha), a drift reference. ~85-110 CPU-s
+(the monitor reads its plan once per simulation now; 500 requests a day took ~50).
+
+What makes the story hold on any draw, not only on this seed's (``benchmarks/
+dashboard_simulation.py`` runs it on others):
+
+* the default alpha (1e-4, Bonferroni over the segment values): chance alerts in the three
+  clean weeks are rare by design (500 requests a day needed a test-only alpha of 0.01, which
+  opened false alerts before the attack on other draws);
+* 4,000 requests a day: the partner channel's 6 h window after the onset holds ~500 requests;
+  its fall in denials is significant at that alpha within 6 h on this seed, within 6–15 h on
+  others (``docs/benchmarks.md``);
+* ``min_volume: 200``: the simulated history starts at midnight, so in the second week the
+  first "same 6 h last week" windows hold only the first few hours of the first night (at most
+  ~120 requests); the rule's own volume guard leaves them, and every night window, out of the
+  comparison (a day window holds over 1,000 requests, a partner one over 350).
 """
 
 from __future__ import annotations
@@ -45,7 +59,7 @@ rules:
     direction: below
     change: 20%
     segments: [all, channel]
-    alpha: {alpha}
+    min_volume: 200
     severity: critical
     actions: [{{flag: neutralize, value: [PAY_AMT2]}}, log]
 """
@@ -61,13 +75,12 @@ class SimulatedHome:
 
 
 def build(
-    work: Path, per_day: int = 500, alpha: float = 0.01, model: Path | None = None
+    work: Path, per_day: int = 4000, model: Path | None = None, seed: int = 11
 ) -> SimulatedHome:
     """Simulate the weeks into ``work/home`` (monitor store, alerts, reference).
 
-    ``alpha`` 0.01 makes the rule fire within 6 h on the test's small volumes; at a few
-    thousand requests a day the default 1e-4 keeps the clean weeks free of false alerts (whose
-    action would neutralise the feature before the attack).
+    ``seed`` draws the traffic (the tests use one; ``benchmarks/dashboard_simulation.py``
+    checks the story on others).
     """
     model = model or work / "model"
     bundle = vulnerable_model(model)
@@ -78,7 +91,7 @@ def build(
         load_credit_default().sample(5000, random_state=0), bundle.contract, bundle.main.transform
     ).save(reference)
     config = home / "monitor.yaml"
-    text = MONITOR.format(model=model, reference=reference, alpha=alpha)
+    text = MONITOR.format(model=model, reference=reference)
     config.write_text(text, encoding="utf-8")
     monitor = SimulationMonitor(load_monitor_config(config, home=home))
     options = TrafficOptions(
@@ -91,7 +104,7 @@ def build(
             Channel("branch", 0.2, 0.2, -0.3),
         ),
         attack=AttackSpec(onset=ONSET - START, segment=ATTACKED[1], feature=FEATURE, share=1.0),
-        seed=11,
+        seed=seed,
     )
     try:
         simulate_traffic(

@@ -103,12 +103,15 @@ class SimulationMonitor:
 
     def __init__(self, config: MonitorConfig, *, apply: bool = True) -> None:
         from tabguard.monitoring._store import open_monitor_store
-        from tabguard.monitoring._update import LogReader
+        from tabguard.monitoring._update import LogReader, load_plan
 
         self.config = config
         self.apply = apply
         self.store = open_monitor_store(config.store_url(), bucket=config.bucket)
         self.reader = LogReader(config.log_url())
+        # The simulated service keeps its model: the plan (the contract's columns) is read
+        # once, not at every simulated hour (it was a quarter of a simulation's time).
+        self.plan = load_plan(config)
         self.alerting: Alerting | None = None
         self.steps: list[StepResult] = []
         self.rows = 0
@@ -118,7 +121,9 @@ class SimulationMonitor:
         from tabguard.monitoring._clock import FixedClock
         from tabguard.monitoring._update import update
 
-        result = update(self.config, store=self.store, reader=self.reader, clock=FixedClock(at))
+        result = update(
+            self.config, store=self.store, reader=self.reader, plan=self.plan, clock=FixedClock(at)
+        )
         self.rows += result.rows
         if self.alerting is None:
             config = alerting_config(self.config)
