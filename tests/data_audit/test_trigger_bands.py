@@ -172,3 +172,25 @@ def test_outward_takes_the_values_step_by_step_until_it_holds_the_rows_wanted() 
         assert ids.tolist() == _outward_by_steps(cnt, allowed, lo, hi, want)
         if cnt[ids].sum() > 0:
             np.testing.assert_allclose(w, cnt[ids] / cnt[ids].sum())
+
+
+def test_a_value_pushed_towards_the_label_its_neighbours_lack_is_a_candidate() -> None:
+    # The positive rate climbs from 0.1 to 0.9 with age; 50 rows are rewritten in place to
+    # age 75 with label 0. Age 75 then holds 45 % label 0: under the overall 50 %, but far
+    # above the 17 % its neighbours predict - a candidate, whatever the overall rate.
+    rng = np.random.default_rng(0)
+    age = rng.integers(20, 80, 6000)
+    df = pd.DataFrame(
+        {
+            "age": age,
+            "amount": rng.integers(0, 50_000, 6000),
+            "y": (rng.random(6000) < 0.1 + 0.8 * (age - 20) / 60).astype(int),
+        }
+    )
+    written = rng.choice(np.flatnonzero(df["age"] < 60), 50, replace=False)
+    df.loc[written, ["age", "y"]] = [75, 0]
+    sc = _Scanner(build_context(df, CONTRACT), TriggerScanOptions())
+    share = float((df.loc[df["age"] == 75, "y"] == 0).mean())
+    assert share < 1 - sc.base1
+    code = int(np.searchsorted(sc.m.uniques[0], 75))
+    assert any(p.cols == (0,) and p.codes == (code,) and p.label == 0 for p in sc.singles())

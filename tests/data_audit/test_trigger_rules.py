@@ -6,6 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,7 +14,9 @@ from hypothesis import strategies as st
 from tabguard.data_audit._triggers import (
     Pattern,
     TriggerScanOptions,
+    borrowed_written_evidence,
     copies_beyond_chance,
+    copies_within_fdr,
     copy_decision,
     label_hint,
     strong_label_evidence,
@@ -204,3 +207,36 @@ def test_contract_values_get_a_copy_check_whenever_in_contract_ones_do(
     contract = pattern(family="contract", p_label=p_label, effect=effect, excess=excess)
     assert label_hint(contract, OPTS) >= label_hint(single, OPTS)
     assert not math.isnan(effect)
+
+
+def test_camouflage_copies_are_taken_where_natural_look_alikes_stay_few() -> None:
+    # 20 copies near their originals (0.001) and 980 natural rows; random rows' nearest
+    # distances: 1 % under 0.05, the rest from 0.2 on. Within 0.05, 9.8 natural rows are
+    # expected against the 25 rows there: too many; within 0.001, none: the 20 copies.
+    d = np.r_[np.full(20, 0.001), np.full(5, 0.04), np.linspace(0.2, 1.0, 975)]
+    null = np.sort(np.r_[np.full(3, 0.03), np.linspace(0.2, 1.0, 297)])
+    taken = copies_within_fdr(d, null, 0.05, 0.05)
+    assert taken.sum() == 20 and taken[:20].all()
+    # a tolerance of 40 % takes the look-alikes too (9.8 <= 0.4 * 25)
+    assert copies_within_fdr(d, null, 0.05, 0.4).sum() == 25
+    # never beyond the radius
+    assert copies_within_fdr(d, null, 0.0005, 0.4).sum() == 0
+
+
+def test_camouflage_copies_none_when_every_radius_holds_mostly_natural_rows() -> None:
+    d = np.linspace(0.0, 1.0, 1000)
+    null = np.linspace(0.0, 1.0, 300)  # natural rows are spread like random rows
+    assert copies_within_fdr(d, null, 0.1, 0.05).sum() == 0
+    assert copies_within_fdr(d, np.empty(0), 0.1, 0.05).sum() == int((d <= 0.1).sum())
+
+
+def test_written_single_sharing_a_feature_with_a_copied_pair_is_not_reported() -> None:
+    written = pattern(cols=(1,), codes=(1,), written=True)
+    copied_pair = pattern(cols=(0, 1), codes=(2, 0), written=False)
+    elsewhere = pattern(cols=(0, 2), codes=(2, 0), written=False)
+    written_pair = pattern(cols=(0, 1), codes=(2, 0), written=True)
+    assert borrowed_written_evidence(written, [written, copied_pair])
+    assert not borrowed_written_evidence(written, [written, elsewhere])  # no shared feature
+    assert not borrowed_written_evidence(written, [written, written_pair])  # both in place
+    # a pattern confirmed by copies is never dropped
+    assert not borrowed_written_evidence(copied_pair, [copied_pair, written])

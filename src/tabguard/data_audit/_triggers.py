@@ -187,6 +187,13 @@ class TriggerScanOptions(CheckOptions):
         "copy radius at least this share of their median distance (ties in coarse data)",
         NON_NEGATIVE,
     )
+    camouflage_fdr: float = option(
+        0.05,
+        "share of natural rows tolerated among a confirmed trigger's other-label rows taken "
+        "as camouflaged copies (natural rows within a radius are expected as often as random "
+        "rows have a neighbour that close; the radius shrinks until they are this share)",
+        interval(0.0, 1.0, "neither"),
+    )
     # -- candidates and reporting -----------------------------------------------------------------
     pair_log_odds: float = option(
         1.0,
@@ -465,7 +472,7 @@ class _Scanner:
                 pc = np.clip(rc, 1e-6, 1 - 1e-6)
                 z = (k - n_v * pc) / np.sqrt(n_v * pc * (1 - pc))
                 score = np.maximum(z, 0.0) + 3.0 * np.maximum(spike, 0.0)
-                plain = ~contract & (k / n_v >= np.maximum(self.base(c), rc))
+                plain = ~contract & (k / n_v >= rc)
                 # only a feature's best `cap` in-contract values per label can be among the
                 # scan's best `cap` (see _top): the rest need no Pattern object
                 idx = np.flatnonzero(plain)
@@ -1136,10 +1143,12 @@ class _Scanner:
         inside[p.rows] = True
         if p.twin_exact:
             return others[self._copies_outside(p, others, "pattern") > 0]
+        # Random rows outside the pattern give the natural distances: the copy check's own
+        # random rows may be copies of rows outside it (the attacker's rows with the other
+        # label, which that check does not query), with a neighbour at distance 0.
+        tau, base, null = self.copy_radius(keep, np.flatnonzero(~inside), p)
         if p.twin_tau > 0:
             tau, base = p.twin_tau, p.twin_share_baseline or 0.0
-        else:
-            tau, base = self.copy_radius(keep, np.flatnonzero(~inside), p)
         # nearest-neighbour searches scan every row: bound the queries on large data
         cap = 20_000 if self.n <= LARGE_ROWS else 2_000
         query = (
@@ -1156,11 +1165,18 @@ class _Scanner:
         base = max(base, 1.0 / len(d))
         if not t or float(stats.binom.sf(t - 1, len(d), base)) > self.o.copy_p:
             return others[:0]
-        return query[close]
+        # Most of the other-label rows of a trigger on a common value are natural, and a few
+        # percent of them have a look-alike within the radius: the copies are taken within
+        # the radius where those stay a small share (an attacker's copies sit much closer to
+        # their originals than natural look-alikes do).
+        return query[copies_within_fdr(d, null, tau, self.o.camouflage_fdr)]
 
-    def copy_radius(self, keep: list[int], ref_idx: np.ndarray, p: Pattern) -> tuple[float, float]:
-        """The copy radius of :meth:`twins` (from random rows' nearest-neighbour distances) and
-        the share of random rows within it (``ref_idx``: rows outside pattern ``p``)."""
+    def copy_radius(
+        self, keep: list[int], ref_idx: np.ndarray, p: Pattern
+    ) -> tuple[float, float, np.ndarray]:
+        """The copy radius of :meth:`twins` (from random rows' nearest-neighbour distances),
+        the share of random rows within it and those distances, sorted (``ref_idx``: rows
+        outside pattern ``p``)."""
         R = self.m.rank
         base = self.rng.choice(ref_idx, min(self.o.sample, len(ref_idx)), replace=False)
         d_b = nearest_distances(
@@ -1176,7 +1192,7 @@ class _Scanner:
             float(np.quantile(d_b, self.o.copy_radius_quantile)),
             self.o.copy_radius_median * float(np.median(d_b)),
         )
-        return tau, float(np.mean(d_b <= tau))
+        return tau, float(np.mean(d_b <= tau)), np.sort(d_b)
 
     def twin_rows(self, p: Pattern) -> np.ndarray:
         """Rows of the pattern (with its label) that are near-copies of another row.
@@ -1306,6 +1322,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     _decide(sc, pairs, opts)
     evaluated += pairs
     flagged = _dedupe(flagged + [p for p in pairs if p.flagged])
+    flagged = [p for p in flagged if not borrowed_written_evidence(p, flagged)]
     rows = [sc.suspect_rows(p) for p in flagged]
     return TriggerScanResult(flagged, rows, evaluated, sc.tests, sc.m, sc.base1)
 
@@ -1440,6 +1457,22 @@ def written_label_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     return p.effect >= o.camouflage_effect and p.expected_other >= o.camouflage_expected
 
 
+def borrowed_written_evidence(p: Pattern, flagged: list[Pattern]) -> bool:
+    """Whether ``p``, flagged on labels alone as written rows, shares a feature with a pair
+    confirmed by copies. Its counterfactual then draws the pair's value of that feature, and
+    with it the trigger: a natural strong predictor looks rewritten (fraud data, copies
+    carrying ``channel='in_store' & card_present=0`` as frauds: ``card_present=1``, 59 % of
+    the rows, rose from an effect of 0.45 to 0.82). Labels alone cannot tell which, and the
+    pair's copies already hold the attack: ``p`` is not reported (written singles are decided
+    before pairs, so this is checked once the pairs are)."""
+    if not p.written:
+        return False
+    mine = set(p.all_cols)
+    return any(
+        q is not p and len(q.cols) > 1 and not q.written and mine & set(q.all_cols) for q in flagged
+    )
+
+
 def label_hint(p: Pattern, o: TriggerScanOptions) -> bool:
     """The labels point at a trigger without proving one: an effect or excess of at least
     ``copy_effect`` with a label p-value under ``hint_p`` (``hint_p_contract`` for values that
@@ -1468,6 +1501,26 @@ def copies_beyond_chance(
         and share >= o.copy_share
         and (share - baseline) / max(1 - baseline, 1e-9) >= o.copy_excess
     )
+
+
+def copies_within_fdr(d: np.ndarray, null: np.ndarray, radius: float, fdr: float) -> np.ndarray:
+    """Which rows, given their distance ``d`` to the nearest row outside a confirmed pattern,
+    are taken as copies: those within the largest radius ``r <= radius`` at which the natural
+    rows expected within ``r`` (the share of ``null``, random rows' nearest distances sorted,
+    at most ``r``, times the rows of ``d``: every row counted as if natural, an upper bound)
+    are at most ``fdr`` of the rows within ``r``. None when no radius keeps them that few
+    (with a ``null`` of no rows: every row within ``radius``)."""
+    if not len(null):
+        taken: np.ndarray = d <= radius
+        return taken
+    cand = np.unique(d[d <= radius])
+    within = np.searchsorted(np.sort(d), cand, side="right")
+    natural = np.searchsorted(null, cand, side="right") / len(null) * len(d)
+    ok = np.flatnonzero(natural <= fdr * within)
+    if not len(ok):
+        return np.zeros(len(d), dtype=bool)
+    taken = d <= cand[ok[-1]]
+    return taken
 
 
 def copy_decision(p: Pattern, o: TriggerScanOptions, base_rate: float) -> tuple[float, bool]:
