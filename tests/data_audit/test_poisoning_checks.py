@@ -184,7 +184,8 @@ def test_nearest_distances_on_some_columns_and_rows_of_the_reference() -> None:
 
 
 def test_cell_hashes_are_each_cells_hash_of_feature_and_value() -> None:
-    from tabguard.data_audit._matrix import _splitmix64, cell_hashes
+    from tabguard._copy_groups import splitmix64
+    from tabguard.data_audit._matrix import cell_hashes
 
     rng = np.random.default_rng(3)
     codes = np.asfortranarray(rng.integers(-1, 9, size=(300, 4)).astype(np.int32))
@@ -192,6 +193,6 @@ def test_cell_hashes_are_each_cells_hash_of_feature_and_value() -> None:
     cells, total = cell_hashes(m)  # type: ignore[arg-type]
     salt = (np.arange(4, dtype=np.uint64) + np.uint64(1)) << np.uint64(40)
     with np.errstate(over="ignore"):
-        want = _splitmix64(codes.astype(np.uint64) + salt[None, :])
+        want = splitmix64(codes.astype(np.uint64) + salt[None, :])
         assert (cells == want).all()
         assert (total == want.sum(axis=1, dtype=np.uint64)).all()
