@@ -1,9 +1,9 @@
 """A stand-in for the bucket store in rule tests: counts given per hour, the documented frames.
 
 Only what the rules read (``decision_counts``, ``volume``, ``probing_counts``,
-``guard_action_counts``, ``bucket``, ``engine``, and a pass's ``with_counts`` view), from counts
-the test states directly, so each decision rule is tested on numbers chosen for it. Integration
-with the real store is tested in ``test_attack_e2e.py`` and ``test_live.py``.
+``guard_action_counts``, ``first_bucket``, ``bucket``, ``engine``, and a pass's ``with_counts``
+view), from counts the test states directly, so each decision rule is tested on numbers chosen
+for it. Integration with the real store is tested in ``test_attack_e2e.py`` and ``test_live.py``.
 """
 
 from __future__ import annotations
@@ -83,6 +83,10 @@ class FakeStore:
         view = copy.copy(self)
         view.counts_snapshot = BucketCounts(lo, hi, families, sorted(rows, key=lambda r: r[0]))
         return view
+
+    def first_bucket(self) -> datetime | None:
+        """The earliest hour given counts (``SqlMonitorStore.first_bucket``)."""
+        return min((r["bucket"] for r in self.rows), default=None)
 
     def _frame(self, start: datetime, end: datetime) -> pd.DataFrame:
         if self._df is None or self._df_rows != (id(self.rows), len(self.rows)):

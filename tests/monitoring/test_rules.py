@@ -138,6 +138,50 @@ def test_no_history_means_no_baseline() -> None:
     assert ev.status == "no_baseline"
 
 
+def _started_at(first: datetime, deny_before: float) -> FakeStore:
+    """A store whose history begins at ``first`` (before ``AT``'s week), denying
+    ``deny_before`` until the current week and 10 % in it: a 6 h window at 10 % against a
+    baseline that holds only the store's first hours at another time of day's rate."""
+    store = FakeStore()
+    store.fill(first, int((T0 + 3 * WEEK - first) / timedelta(hours=1)), {"channel": "online"},
+               100, deny_before)  # fmt: skip
+    store.fill(T0 + 3 * WEEK, 24, {"channel": "online"}, 100, 0.1)
+    return store
+
+
+def test_baseline_window_straddling_the_first_bucket_is_no_baseline() -> None:
+    # AT's window is Monday 12:00-18:00; last week's starts 2 h before the store's first bucket:
+    # 400 requests at 30 % would pass min_volume and fire a 67 % drop.
+    store = _started_at(T0 + 2 * WEEK + timedelta(hours=14), 0.3)
+    ev = _one(evaluate_rules(store, _config(), AT), "online")
+    assert ev.status == "no_baseline" and ev.baseline is None and ev.weeks == ()
+    assert "before the store's first bucket (2026-01-19 14:00 UTC)" in ev.note
+    assert "history too short" in describe(ev, _config().rules[0])
+
+
+def test_baseline_window_starting_at_the_first_bucket_is_used() -> None:
+    store = _started_at(T0 + 2 * WEEK + timedelta(hours=12), 0.3)
+    for view in (store, store.with_counts(T0, AT, ["sd"])):  # frozen history, a live pass
+        ev = _one(evaluate_rules(view, _config(), AT), "online")
+        assert ev.fired and ev.weeks == (1,) and ev.baseline == pytest.approx(0.3)
+
+
+def test_median_of_weeks_skips_the_week_before_the_first_bucket() -> None:
+    # Weeks 1 and 2 back are whole; week 3 back's window (Monday 12:00-18:00) starts 2 h
+    # before the store's first bucket, and its 4 h at 50 % would be the median's third week;
+    # weeks 4 and 5 (extra_weeks) lie before the store entirely.
+    store = FakeStore()
+    store.fill(T0 + timedelta(hours=14), 10, {"channel": "online"}, 100, 0.5)
+    for w, deny in ((1, 0.2), (2, 0.21), (3, 0.2)):
+        store.fill(T0 + w * WEEK, 24, {"channel": "online"}, 100, deny)
+    median = _config({"baseline": {"median_of_weeks": 3}})
+    ev = _one(evaluate_rules(store, median, AT), "online")
+    assert ev.status == "ok" and ev.weeks == (1, 2) and ev.baseline == pytest.approx(0.205)
+    strict = _config({"baseline": {"median_of_weeks": 3, "min_weeks": 3}})
+    ev = _one(evaluate_rules(store, strict, AT), "online")
+    assert ev.status == "no_baseline" and "weeks 3-5 back start before" in ev.note
+
+
 def test_bonferroni_divides_alpha_by_segments_tested() -> None:
     store = FakeStore()
     for ch in ("a", "b", "c", "d"):

@@ -16,6 +16,7 @@ from tabguard.monitoring import (
     WatermarkMovedError,
     open_monitor_store,
 )
+from tabguard.monitoring._rules_config import parse_alerting
 from tabguard.monitoring._store import F_GUARD, F_STATUS_DECISION, bucket_key
 from tabguard.storage import StoreURLError
 
@@ -103,6 +104,37 @@ def test_latest_is_the_bucket_of_the_newest_record(store: SqlMonitorStore) -> No
     assert store.latest() is None
     store.set_state("max_timestamp", int((T0 + timedelta(hours=5, minutes=10)).timestamp()))
     assert store.latest() == T0 + 5 * H
+
+
+def test_first_bucket_bounds_the_baselines_a_rule_uses(store: SqlMonitorStore) -> None:
+    """The store's history begins Monday 14:00; at the next Monday 18:00 "the same 6 h last
+    week" (12:00-18:00) holds 4 h: no baseline, on the live pass's view and on the store. A
+    late row at 12:00 moves the first bucket back, and the week becomes a baseline."""
+    from tabguard.monitoring._rules import evaluate_rules
+    from tests.monitoring.conftest import seed_rule
+
+    assert store.first_bucket() is None
+    d = Delta()
+    for hour in range(14, 7 * 24 + 24):
+        deny = 30 if hour < 7 * 24 else 10
+        for seg in (ALL, ("channel", "online")):
+            d.count((bucket_key(T0 + hour * H, H), *seg, F_STATUS_DECISION, "accepted|deny"), deny)
+            d.count((bucket_key(T0 + hour * H, H), *seg, F_STATUS_DECISION, "accepted|approve"),
+                    100 - deny)  # fmt: skip
+    store.merge(d, watermark={"seq": 1}, expected=None)
+    assert store.first_bucket() == T0 + 14 * H
+    config = parse_alerting({"rules": [seed_rule()]})
+    at = T0 + 7 * 24 * H + 18 * H
+    (ev,) = [e for e in evaluate_rules(store, config, at) if e.segment == ("channel", "online")]
+    assert ev.status == "no_baseline" and "(2026-02-02 14:00 UTC)" in ev.note
+    late = Delta()
+    for seg in (ALL, ("channel", "online")):
+        late.count((bucket_key(T0 + 12 * H, H), *seg, F_STATUS_DECISION, "accepted|deny"), 30)
+        late.count((bucket_key(T0 + 12 * H, H), *seg, F_STATUS_DECISION, "accepted|approve"), 70)
+    store.merge(late, watermark={"seq": 2}, expected={"seq": 1})
+    assert store.first_bucket() == T0 + 12 * H
+    (ev,) = [e for e in evaluate_rules(store, config, at) if e.segment == ("channel", "online")]
+    assert ev.fired and ev.weeks == (1,)
 
 
 def test_bucket_length_is_fixed_per_store(store_url: str) -> None:

@@ -10,7 +10,8 @@ segment value when all of these hold:
 1. the window is not excluded by the calendar (holidays, declared periods);
 2. the current window has at least ``min_volume`` requests behind the metric, and so does each
    baseline week used (baseline weeks that are excluded or too thin are skipped, reaching
-   further back, so a holiday never becomes "last week");
+   further back, so a holiday never becomes "last week"; a baseline window starting before
+   the store's first bucket is skipped too, see :func:`covered`);
 3. the metric crosses the threshold in the rule's direction (``change`` relative to the
    baseline, ``difference`` against it, or an absolute ``threshold``);
 4. the counts make it significant: p < ``alpha / m`` where ``m`` is the number of segment
@@ -194,6 +195,18 @@ class MetricReader:
         self._cache: OrderedDict[tuple[Any, ...], pd.DataFrame] = OrderedDict()
         self._observed: OrderedDict[tuple[Any, ...], dict[Segment, Observation]] = OrderedDict()
         self._series: dict[int, CounterSeries | None] = {}
+        self._first: datetime | None = None
+
+    def first_bucket(self) -> datetime | None:
+        """The store's first bucket (:meth:`SqlMonitorStore.first_bucket`): baseline windows
+        starting before it are no baselines. One query, then kept: history only grows
+        forward, so a reader kept across passes keeps it too (an empty store is asked again).
+        ``None`` for an empty store, or a store that cannot tell (every window is then taken
+        as covered)."""
+        if self._first is None:
+            ask = getattr(self.store, "first_bucket", None)
+            self._first = ask() if ask is not None else None
+        return self._first
 
     def _series_of(self, rule: RuleSpec) -> CounterSeries | None:
         """The rule's :class:`CounterSeries` when the store is a pass's view of its counters."""
@@ -521,15 +534,21 @@ def evaluate_rule(
     min_volume = rule.min_volume or config.evaluation.min_volume
     alpha = rule.alpha or config.evaluation.alpha
     weeks: list[tuple[int, dict[Segment, Observation]]] = []
+    since = reader.first_bucket() if rule.baseline is not None and current else None
+    before: list[int] = []  # weeks back whose window starts before the store's history
     if rule.baseline is not None:
         first = rule.baseline.weeks_ago or 1
         for w in range(first, first + rule.baseline.n_weeks + config.evaluation.extra_weeks):
             ws, we = start - w * WEEK, end - w * WEEK
-            if config.calendar.overlaps(ws, we) is None:
+            if not covered(ws, since):
+                before.append(w)
+            elif config.calendar.overlaps(ws, we) is None:
                 weeks.append((w, read(reader, rule, ws, we)))
     tested = [s for s, o in current.items() if o.n >= min_volume and not _nan(o.value)]
     level = alpha / max(1, len(tested))
-    history = _History(rule, reader, config, start, end, [w for w, _ in weeks], min_volume, bucket)
+    history = _History(
+        rule, reader, config, start, end, [w for w, _ in weeks], min_volume, bucket, since
+    )
     out = []
     for seg, obs in sorted(current.items()):
         ev = replace(base, segment=seg, current=obs, alpha=level)
@@ -547,9 +566,13 @@ def evaluate_rule(
             ]
             usable = usable[: rule.baseline.n_weeks]
             if len(usable) < rule.baseline.min_weeks:
-                out.append(
-                    replace(ev, status="no_baseline", note=f"{len(usable)} usable baseline weeks")
-                )
+                note = f"{len(usable)} usable baseline weeks"
+                if before and since is not None:
+                    note += (
+                        f"; {_weeks_back(before)} before the store's first bucket "
+                        f"({since:%Y-%m-%d %H:%M} UTC): history too short"
+                    )
+                out.append(replace(ev, status="no_baseline", note=note))
                 continue
             values = [o.value for _, o in usable]
             baseline_value = float(np.median(values))
@@ -602,10 +625,11 @@ class _History:
         weeks: list[int],
         min_volume: int,
         bucket: timedelta,
+        since: datetime | None = None,
     ) -> None:
         self.rule, self.reader, self.config = rule, reader, config
         self.start, self.end, self.weeks = start, end, weeks
-        self.min_volume, self.bucket = min_volume, bucket
+        self.min_volume, self.bucket, self.since = min_volume, bucket, since
         self.read = READERS[rule.metric]
         self.enabled = (
             rule.metric in _RATES and rule.baseline is not None and rule.threshold is None
@@ -616,8 +640,9 @@ class _History:
         self._baselines: dict[datetime, list[dict[Segment, Observation]]] = {}
 
     def _window(self, s: datetime, e: datetime) -> dict[Segment, Observation] | None:
-        """The metric over ``[s, e)``; ``None`` when the calendar excludes it."""
-        if self.config.calendar.overlaps(s, e) is not None:
+        """The metric over ``[s, e)``; ``None`` when the calendar excludes it or it starts
+        before the store's history (:func:`covered`: a partial window is no baseline)."""
+        if not covered(s, self.since) or self.config.calendar.overlaps(s, e) is not None:
             return None
         return self.reader.observations(self.rule, s, e)
 
@@ -695,6 +720,24 @@ class _History:
             return None
         b = pooled(usable, float(np.median([o.value for o in usable])))
         return b.value if 0 < b.value < 1 else None
+
+
+def covered(start: datetime, first_bucket: datetime | None) -> bool:
+    """Whether a baseline window starting at ``start`` lies wholly inside the store's history.
+
+    A window starting before the first bucket holds only the hours since then (a store
+    started at midnight gives "the same 6 h last week" 1-5 h of data in its second week):
+    its counts would pass ``min_volume`` and its rate would be another time of day's. It is
+    no baseline, not a partial one. ``first_bucket`` ``None`` (unknown) covers everything.
+    """
+    return first_bucket is None or start >= first_bucket
+
+
+def _weeks_back(weeks: Sequence[int]) -> str:
+    """``week 1 back`` / ``weeks 1-3 back`` (consecutive: the weeks a rule looks at)."""
+    if len(weeks) == 1:
+        return f"week {weeks[0]} back starts"
+    return f"weeks {min(weeks)}-{max(weeks)} back start"
 
 
 def _best_run(runs: list[_stats.CusumRun]) -> _stats.CusumRun:

@@ -429,6 +429,18 @@ class SqlMonitorStore:
         b = int(self.bucket.total_seconds())
         return from_epoch((int(newest) // b) * b)
 
+    def first_bucket(self) -> datetime | None:
+        """Start of the oldest bucket holding a request: where the store's history begins.
+
+        ``None`` when the store is empty. One query answered from the counters' primary key
+        (``bucket`` leads it), on SQLite and PostgreSQL alike; the rules ask it once per pass
+        (:meth:`~tabguard.monitoring._rules.MetricReader.first_bucket`).
+        """
+        sql = f"SELECT min(bucket) FROM {monitor_counts_table.name}"  # noqa: S608 - constant
+        rows = self._driver_rows(sql, (), "read the first bucket")
+        first = rows[0][0] if rows else None
+        return None if first is None else from_epoch(int(first))
+
     def watermark(self) -> Any:
         """The log position the store has read up to (``None`` before the first update)."""
         return self.get_state("watermark")
