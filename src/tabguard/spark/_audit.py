@@ -49,7 +49,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabguard._copy_groups import CopyGroups, copy_groups, hash_cells, keys_without
+from tabguard._copy_groups import (
+    CopyGroups,
+    copy_entries,
+    copy_groups,
+    hash_cells,
+    keys_without,
+)
 from tabguard.contract import Contract, check_columns
 from tabguard.contract._validate import FrameValidation, ViolationGroup, _canon
 from tabguard.data_audit import REGISTRY, AuditContext, CheckResult, Treatment, build_context
@@ -85,6 +91,8 @@ from tabguard.spark._session import functions, spark_session
 DRIVER_ROWS = 100_000
 #: Distinct values per feature from which rare ones are merged into runs on the driver.
 MAX_VALUES = 100_000
+#: Copy-group entries the driver collects per pass, per driver row (see :class:`_SparkCopies`).
+COPY_ENTRIES_PER_ROW = 5
 
 
 @dataclass
@@ -276,6 +284,11 @@ class _SparkCopies:
         self.cells, self.total = hash_cells(codes)
         self.groups: dict[tuple[int, ...], CopyGroups] = {}
         self.passes = 0
+        # Groups the driver may collect per pass: on data made of repeated records (resampled,
+        # upsampled) nearly every driver row has copies in every feature set, and the groups
+        # would outgrow the driver; past this the sets of the pass use the sample's own groups.
+        self.budget = COPY_ENTRIES_PER_ROW * max(len(codes), 1)
+        self.over_budget = False
         self._lock = threading.Lock()
 
     def prefetch(self, sets: Sequence[tuple[int, ...]]) -> None:
@@ -294,8 +307,13 @@ class _SparkCopies:
         )
         entries = raw.groupBy("s", "key", "label", "cells").agg(sf.sum("n").alias("n"))
         size = sf.sum("n").over(Window.partitionBy("s", "key"))
-        entries = entries.withColumn("size", size).where("size >= 2").drop("size").toPandas()
+        entries = entries.withColumn("size", size).where("size >= 2").drop("size")
+        entries = entries.limit(self.budget + 1).toPandas()
         self.passes += 1
+        if len(entries) > self.budget:
+            self.over_budget = True
+            local = copy_entries(self.codes, self.y, todo, wanted)
+            entries = local.groupby(["s", "key", "label", "cells"], as_index=False)["n"].sum()
         for i, c in enumerate(todo):
             held = self.codes[:, list(c)]
             self.groups[c] = copy_groups(c, keys[i], held, self.y, entries[entries["s"] == i])
@@ -597,7 +615,16 @@ def audit_data_spark(
         if integrity is not None:
             results = {"integrity": integrity, **results}
         report, quarantine, treatments = _assemble(
-            results, timings, contract, n, source, random_state, started, vocab, len(sample)
+            results,
+            timings,
+            contract,
+            n,
+            source,
+            random_state,
+            started,
+            vocab,
+            len(sample),
+            copies is not None and copies.over_budget,
         )
         paths = _write(spark, data, quarantine, out)
         paths.update(write_report(report, out))
@@ -618,6 +645,7 @@ def _assemble(
     started: float,
     vocab: Vocabulary,
     n_sample: int,
+    over_budget: bool = False,
 ) -> tuple[Report, pd.DataFrame, list[Treatment]]:
     """The report, quarantine and treatments, as :func:`tabguard.data_audit.audit_data`."""
     outcome = AuditOutcome.of(results)
@@ -632,7 +660,16 @@ def _assemble(
             f"a driver sample of {n_sample} rows (every row of each candidate pattern of the "
             "trigger scan, then random rows). Statistics of the descriptive, near-duplicate, "
             "label-noise and disparate-impact checks describe that sample."
-        ],
+        ]
+        + (
+            [
+                "Exact copies were looked for among the sample's rows only for some feature "
+                "sets: their groups over every row held more entries than the driver collects "
+                f"({COPY_ENTRIES_PER_ROW} per sample row; data of repeated records)."
+            ]
+            if over_budget
+            else []
+        ),
     )
     report = outcome.report(
         contract,
