@@ -312,8 +312,11 @@ class _SparkCopies:
         self.passes += 1
         if len(entries) > self.budget:
             self.over_budget = True
+            # (a later single set: the sample's own groups of two or more)
             local = copy_entries(self.codes, self.y, todo, wanted)
             entries = local.groupby(["s", "key", "label", "cells"], as_index=False)["n"].sum()
+            size = entries.groupby(["s", "key"])["n"].transform("sum")
+            entries = entries[size >= 2]
         for i, c in enumerate(todo):
             held = self.codes[:, list(c)]
             self.groups[c] = copy_groups(c, keys[i], held, self.y, entries[entries["s"] == i])
@@ -601,6 +604,9 @@ def audit_data_spark(
             copies = _SparkCopies(feed, contract, vocab, codes, ctx.y)
             with progress.stage("spark: copy groups"):
                 copies.prefetch([p.cols for p in candidates])
+        over_budget = copies is not None and copies.over_budget
+        if over_budget:
+            copies = None  # the sample's own groups, as the matrix reads them from its codes
         ctx.cache["matrix"] = _population_matrix(
             vocab, n, codes, validate_numeric(sample, contract), pairs, copies
         )
@@ -624,7 +630,7 @@ def audit_data_spark(
             started,
             vocab,
             len(sample),
-            copies is not None and copies.over_budget,
+            over_budget,
         )
         paths = _write(spark, data, quarantine, out)
         paths.update(write_report(report, out))
@@ -663,8 +669,8 @@ def _assemble(
         ]
         + (
             [
-                "Exact copies were looked for among the sample's rows only for some feature "
-                "sets: their groups over every row held more entries than the driver collects "
+                "Exact copies were looked for among the sample's rows only: their groups over "
+                "every row held more entries than the driver collects "
                 f"({COPY_ENTRIES_PER_ROW} per sample row; data of repeated records)."
             ]
             if over_budget
