@@ -110,3 +110,27 @@ def test_copies_whose_originals_are_not_in_the_driver_sample_are_found(
     assert _triggers(result.report.findings) == _triggers(memory.report.findings)
     assert set(res.poisoned_rows) <= set(memory.suspicious_rows)
     assert result.suspicious_rows == memory.suspicious_rows
+
+
+def test_copy_groups_past_the_driver_budget_fall_back_to_the_sample(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past COPY_GROUP_ENTRIES (sample rows x feature sets) the driver builds no groups over every
+    # row: the copy checks read the sample's own rows, never suspect more, and the report says so.
+    from tabguard.spark import _audit as spark_audit
+
+    monkeypatch.setattr(spark_audit, "COPY_GROUP_ENTRIES", 0)
+    contract = credit_default_contract()
+    clean = load_credit_default().iloc[:3000].reset_index(drop=True)
+    res = poison(clean, contract, {"AGE": 999}, n_rows=60, shuffle=True, random_state=2)
+    src = tmp_path / "data.parquet"
+    res.data.to_parquet(src, index=False)
+    memory = audit_data(res.data, contract, checks=["trigger_scan"])
+    result = audit_data_spark(
+        src, contract, tmp_path / "out", checks=["trigger_scan"], driver_rows=1000, keep_rows=150
+    )
+    assert result.sample_rows < len(res.data)
+    assert _triggers(result.report.findings) == _triggers(memory.report.findings)
+    assert set(result.suspicious_rows) <= set(memory.suspicious_rows)
+    (section,) = [x for x in result.report.sections if x.title == "Spark engine"]
+    assert any("sample's rows only" in t for t in section.text)

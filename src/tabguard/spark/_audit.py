@@ -93,6 +93,10 @@ DRIVER_ROWS = 100_000
 MAX_VALUES = 100_000
 #: Copy-group entries the driver collects per pass, per driver row (see :class:`_SparkCopies`).
 COPY_ENTRIES_PER_ROW = 5
+#: Sample rows x feature sets whose copy groups the driver may hold (~40 bytes each, plus the keys
+#: shipped to the workers): past it the copy checks use the sample's own groups, as the driver's
+#: memory must not grow with the candidates of a large sample (2M resampled rows: 36M entries).
+COPY_GROUP_ENTRIES = 6_000_000
 
 
 @dataclass
@@ -600,11 +604,12 @@ def audit_data_spark(
         )
         codes = vocab.codes(sample, contract)
         copies = None
-        if len(sample) < n:
+        sets = {tuple(sorted(p.cols)) for p in candidates}
+        if len(sample) < n and len(codes) * len(sets) <= COPY_GROUP_ENTRIES:
             copies = _SparkCopies(feed, contract, vocab, codes, ctx.y)
             with progress.stage("spark: copy groups"):
-                copies.prefetch([p.cols for p in candidates])
-        over_budget = copies is not None and copies.over_budget
+                copies.prefetch(sorted(sets))
+        over_budget = len(sample) < n and (copies is None or copies.over_budget)
         if over_budget:
             copies = None  # the sample's own groups, as the matrix reads them from its codes
         ctx.cache["matrix"] = _population_matrix(
@@ -670,8 +675,10 @@ def _assemble(
         + (
             [
                 "Exact copies were looked for among the sample's rows only: their groups over "
-                "every row held more entries than the driver collects "
-                f"({COPY_ENTRIES_PER_ROW} per sample row; data of repeated records)."
+                "every row would outgrow the driver (more than "
+                f"{COPY_GROUP_ENTRIES:,} sample rows x feature sets, or more than "
+                f"{COPY_ENTRIES_PER_ROW} groups collected per sample row on data of repeated "
+                "records)."
             ]
             if over_budget
             else []
