@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tabguard._copy_groups import copy_entries, copy_groups, hash_cells, keys_without
+from tabguard._copy_groups import (
+    GroupEntries,
+    copy_entries,
+    copy_groups,
+    hash_cells,
+    keys_without,
+    sample_entries,
+)
 
 
 def test_groups_from_batches_of_every_row_match_the_groups_of_all_rows() -> None:
@@ -26,7 +33,14 @@ def test_groups_from_batches_of_every_row_match_the_groups_of_all_rows() -> None
     parts.append(copy_entries(codes[300:], y[300:], [cols], wanted))
     summed = pd.concat(parts).groupby(["s", "key", "label", "cells"], as_index=False)["n"].sum()
     sizes = summed.groupby("key")["n"].transform("sum")
-    g = copy_groups(cols, keys, codes[held][:, list(cols)], y[held], summed[sizes >= 2])
+    big = summed[sizes >= 2]
+    entries = GroupEntries(
+        big["key"].to_numpy(dtype=np.int64).view(np.uint64),
+        big["label"].to_numpy(dtype=np.int64),
+        np.frombuffer(b"".join(big["cells"]), dtype="<i4").reshape(-1, len(cols)),
+        big["n"].to_numpy(dtype=np.int64),
+    )
+    g = copy_groups(cols, keys, codes[held], y[held], entries)
 
     all_cells, all_total = hash_cells(codes)
     all_keys = keys_without(all_cells, all_total, cols)
@@ -42,3 +56,24 @@ def test_groups_from_batches_of_every_row_match_the_groups_of_all_rows() -> None
     # a held copy whose original is not held still has a group of two
     lone = [i for i, r in enumerate(held) if 300 <= r < 320 and r - 300 not in held]
     assert lone and (g.size[g.group[lone]] >= 2).all()
+    # nothing is stored for a held row without a copy: only the groups of two or more
+    assert g.stored == len(entries) + int((expect_size >= 2).sum())
+    np.testing.assert_array_equal(g.members, np.flatnonzero(expect_size >= 2))
+
+
+def test_the_held_rows_own_groups_are_the_groups_of_the_held_rows_alone() -> None:
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 4, size=(300, 6)).astype(np.int32)
+    y = rng.integers(0, 2, 300)
+    cols = (0, 3)
+    cells, total = hash_cells(codes)
+    keys = keys_without(cells, total, cols)
+    g = copy_groups(cols, keys, codes, y, sample_entries(keys, codes, y, cols))
+    expect = np.array([(keys == k).sum() for k in keys])
+    np.testing.assert_array_equal(g.size[g.group], expect)
+    hit = (codes[:, 0] == 1) & (codes[:, 3] == 0) & (y == 0)
+    expect_hit = np.array([(hit & (keys == k)).sum() for k in keys])
+    got = g.rows_where({0: np.array([1]), 3: np.array([0])}, label=0)[g.group]
+    np.testing.assert_array_equal(got, expect_hit)
+    # rows alone in their group cost nothing
+    assert 0 < len(g.members) == int((expect >= 2).sum()) < len(keys)

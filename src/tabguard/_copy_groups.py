@@ -10,7 +10,9 @@ copy rules count originals that are not among the driver's rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -57,77 +59,160 @@ def keys_without(
 class CopyGroups:
     """Every row grouped by its values on every feature but ``cols``, seen from the held rows.
 
+    Only the groups holding at least two rows (among every counted row, held or not) are
+    stored; a held row outside them is a group of one, itself, whose value and label are read
+    from the held rows' own ``codes`` and ``labels`` when asked. So the driver stores nothing
+    per held row without a copy: on data of distinct records a feature set costs a few
+    entries, not one per held row (a 2M-row resample held 36M such entries over 135 sets).
+
     Attributes
     ----------
     cols : tuple of int
         The features left out of the key (sorted).
-    group : ndarray of int64
-        Per held row, its group.
-    size : ndarray of int64
-        Per group, its rows among every counted row (held or not).
+    codes : ndarray of int32, shape (held, d)
+        The held rows' value ids (shared with the caller, not copied).
+    labels : ndarray of int
+        The held rows' labels (shared).
+    members : ndarray of int64
+        The held rows in a stored group (ascending).
+    member_group : ndarray of int64
+        Per member, its stored group.
+    group_rows : ndarray of int64
+        Per stored group, its rows among every counted row (at least two).
     entry_group, entry_label, entry_rows : ndarray of int64
-        The groups' composition, one entry per group, label and values of ``cols``: its
-        rows.
+        The stored groups' composition, one entry per group, label and values of ``cols``:
+        its rows.
     entry_cells : ndarray of int32, shape (entries, len(cols))
         The values of ``cols`` of each entry.
     """
 
     cols: tuple[int, ...]
-    group: np.ndarray
-    size: np.ndarray
+    codes: np.ndarray
+    labels: np.ndarray
+    members: np.ndarray
+    member_group: np.ndarray
+    group_rows: np.ndarray
     entry_group: np.ndarray
     entry_label: np.ndarray
     entry_rows: np.ndarray
     entry_cells: np.ndarray
 
+    @property
+    def stored(self) -> int:
+        """Entries the driver holds for this set (compositions and members)."""
+        return len(self.entry_group) + len(self.members)
+
+    @property
+    def group(self) -> np.ndarray:
+        """Per held row, its group: a stored group, or ``len(group_rows) + row`` (alone)."""
+        g = np.arange(len(self.labels), dtype=np.int64) + len(self.group_rows)
+        g[self.members] = self.member_group
+        return g
+
+    @property
+    def size(self) -> np.ndarray:
+        """Per group of :attr:`group`, its rows among every counted row."""
+        return np.concatenate([self.group_rows, np.ones(len(self.labels), dtype=np.int64)])
+
     def rows_where(self, allowed: dict[int, np.ndarray], label: int | None = None) -> np.ndarray:
-        """Per group, its rows whose value of each feature ``j`` of ``allowed`` is one of
-        ``allowed[j]`` (and whose label is ``label``)."""
+        """Per group of :attr:`group`, its rows whose value of each feature ``j`` of
+        ``allowed`` is one of ``allowed[j]`` (and whose label is ``label``)."""
         mask = np.ones(len(self.entry_group), dtype=bool)
+        alone = np.ones(len(self.labels), dtype=bool)
         for j, ids in allowed.items():
             mask &= np.isin(self.entry_cells[:, self.cols.index(j)], ids)
+            alone &= np.isin(self.codes[:, j], ids)
         if label is not None:
             mask &= self.entry_label == label
-        return np.bincount(
-            self.entry_group[mask], weights=self.entry_rows[mask], minlength=len(self.size)
+            alone &= self.labels == label
+        stored = np.bincount(
+            self.entry_group[mask], weights=self.entry_rows[mask], minlength=len(self.group_rows)
         ).astype(np.int64)
+        return np.concatenate([stored, alone.astype(np.int64)])
+
+
+class CopySource(Protocol):
+    """The copy groups of held rows over every counted row (``AuditMatrix.copies``)."""
+
+    def __call__(self, cols: tuple[int, ...]) -> CopyGroups:
+        """The groups on every feature but ``cols`` (sorted)."""
+        ...
+
+    def prefetch(self, sets: Sequence[tuple[int, ...]]) -> None:
+        """Prepare the groups of several feature sets at once (one pass over the data)."""
+        ...
+
+
+@dataclass
+class GroupEntries:
+    """Compositions of copy groups holding at least two rows, for one feature set: per entry
+    its group's ``key`` (uint64), ``label``, values of the set (``cells``, int32 (m, k)) and
+    rows ``n``."""
+
+    key: np.ndarray
+    label: np.ndarray
+    cells: np.ndarray
+    n: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.key)
 
 
 def copy_groups(
     cols: tuple[int, ...],
     keys: np.ndarray,
-    held_cells: np.ndarray,
-    held_labels: np.ndarray,
-    entries: pd.DataFrame,
+    codes: np.ndarray,
+    labels: np.ndarray,
+    entries: GroupEntries,
 ) -> CopyGroups:
     """The :class:`CopyGroups` of held rows with keys ``keys`` (on every feature but ``cols``),
-    values ``held_cells`` of ``cols`` and labels ``held_labels``, from the compositions of the
-    groups holding at least two rows (``entries``: columns ``key``, ``label``, ``cells`` (int32
-    bytes), ``n``). A held row whose key has no entry is a group of one: itself.
-    """
-    uniq, first, group = np.unique(keys, return_index=True, return_inverse=True)
-    ekeys = entries["key"].to_numpy(dtype=np.int64).view(np.uint64)
-    pos = np.minimum(np.searchsorted(uniq, ekeys), max(len(uniq) - 1, 0))
-    ok = (uniq[pos] == ekeys) if len(uniq) else np.zeros(len(ekeys), dtype=bool)
-    egroup = pos[ok].astype(np.int64)
-    erows = entries["n"].to_numpy(dtype=np.int64)[ok]
-    cells = (
-        np.frombuffer(b"".join(entries["cells"][ok]), dtype="<i4").reshape(-1, len(cols))
-        if cols
-        else np.empty((int(ok.sum()), 0), dtype=np.int32)
-    )
-    labels = entries["label"].to_numpy(dtype=np.int64)[ok]
-    size = np.bincount(egroup, weights=erows, minlength=len(uniq)).astype(np.int64)
-    alone = np.flatnonzero(size == 0)
-    size[alone] = 1
+    value ids ``codes`` and labels ``labels``, from the compositions of the groups holding at
+    least two rows (``entries``). A held row whose key has no entry is a group of one, not
+    stored."""
+    ukeys, egroup = np.unique(entries.key, return_inverse=True)
+    egroup = egroup.astype(np.int64).reshape(-1)
+    pos = np.minimum(np.searchsorted(ukeys, keys), max(len(ukeys) - 1, 0))
+    hit = (ukeys[pos] == keys) if len(ukeys) else np.zeros(len(keys), dtype=bool)
+    members = np.flatnonzero(hit).astype(np.int64)
+    erows = np.asarray(entries.n, dtype=np.int64)
     return CopyGroups(
         cols,
-        group.astype(np.int64).reshape(-1),
-        size,
-        np.concatenate([egroup, alone]),
-        np.concatenate([labels, held_labels[first[alone]].astype(np.int64)]),
-        np.concatenate([erows, np.ones(len(alone), dtype=np.int64)]),
-        np.concatenate([cells.astype(np.int32), held_cells[first[alone]].astype(np.int32)]),
+        codes,
+        labels,
+        members,
+        pos[members].astype(np.int64),
+        np.bincount(egroup, weights=erows, minlength=len(ukeys)).astype(np.int64),
+        egroup,
+        np.asarray(entries.label, dtype=np.int64),
+        erows,
+        np.asarray(entries.cells, dtype=np.int32).reshape(len(erows), len(cols)),
+    )
+
+
+def sample_entries(
+    keys: np.ndarray, codes: np.ndarray, labels: np.ndarray, cols: tuple[int, ...]
+) -> GroupEntries:
+    """The :class:`GroupEntries` of the held rows' own groups of two or more (the copies
+    among the held rows only)."""
+    uniq, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+    rows = np.flatnonzero(cnt[inv] >= 2)
+    if not len(rows):
+        return GroupEntries(
+            np.empty(0, dtype=np.uint64),
+            np.empty(0, dtype=np.int64),
+            np.empty((0, len(cols)), dtype=np.int32),
+            np.empty(0, dtype=np.int64),
+        )
+    frame = pd.DataFrame({"g": inv[rows], "label": np.asarray(labels)[rows].astype(np.int64)})
+    for k, j in enumerate(cols):
+        frame[f"c{k}"] = codes[rows, j]
+    agg = frame.groupby(list(frame.columns), sort=True).size().reset_index(name="n")
+    return GroupEntries(
+        uniq[agg["g"].to_numpy()],
+        agg["label"].to_numpy(dtype=np.int64),
+        agg[[f"c{k}" for k in range(len(cols))]].to_numpy(dtype=np.int32).reshape(-1, len(cols)),
+        agg["n"].to_numpy(dtype=np.int64),
     )
 
 

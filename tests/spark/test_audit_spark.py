@@ -134,3 +134,41 @@ def test_copy_groups_past_the_driver_budget_fall_back_to_the_sample(
     assert set(result.suspicious_rows) <= set(memory.suspicious_rows)
     (section,) = [x for x in result.report.sections if x.title == "Spark engine"]
     assert any("sample's rows only" in t for t in section.text)
+
+
+def test_a_later_pass_past_the_budget_is_read_by_the_report(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The copy groups are built when the scan's decisions ask: a set asked for after the first
+    # pass (the pairs' round, a companion set) can be the one past the budget. The report is
+    # assembled after every check ran, so it names that set; the copy checks of those sets read
+    # the sample's rows and never suspect more than in memory.
+    from tabguard.spark import _audit as spark_audit
+
+    passes: list[int] = []
+    first = spark_audit._SparkCopies.prefetch
+
+    def prefetch(self: Any, sets: Any) -> None:
+        first(self, sets)
+        passes.append(self.passes)
+        self.budget = self.stored  # nothing more fits after the first round
+
+    monkeypatch.setattr(spark_audit._SparkCopies, "prefetch", prefetch)
+    contract = credit_default_contract()
+    clean = load_credit_default().iloc[:3000].reset_index(drop=True)
+    res = poison(
+        clean, contract, {"EDUCATION": 3, "MARRIAGE": 3}, n_rows=100, shuffle=True, random_state=1
+    )
+    src = tmp_path / "data.parquet"
+    res.data.to_parquet(src, index=False)
+    memory = audit_data(res.data, contract, checks=["trigger_scan"])
+    result = audit_data_spark(
+        src, contract, tmp_path / "out", checks=["trigger_scan"], driver_rows=1000, keep_rows=150
+    )
+    # a first round grouped over every row, later sets fell back without a pass of their own
+    assert passes and passes[0] == 1 and len(passes) >= 2 and passes[-1] == 1
+    (section,) = [x for x in result.report.sections if x.title == "Spark engine"]
+    text = " ".join(section.text)
+    assert "counted over every row for" in text and "sample's rows only" in text
+    assert _triggers(result.report.findings) == _triggers(memory.report.findings)
+    assert set(result.suspicious_rows) <= set(memory.suspicious_rows)

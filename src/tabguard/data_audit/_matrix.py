@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from tabguard._copy_groups import CopyGroups, hash_cells
+from tabguard._copy_groups import CopySource, hash_cells
 from tabguard._pair_counts import pair_tensor, pair_value_ids
 from tabguard._plain import plain
 from tabguard.contract._validate import _canon, _canon_lenient
@@ -75,7 +75,8 @@ class AuditMatrix:
         With ``population``: ``copies(cols)`` groups every counted row by its values on every
         feature but ``cols`` (sorted) and returns the groups of the held rows
         (:class:`tabguard._copy_groups.CopyGroups`), so that copy rules see originals that are
-        not held. None: the held rows are every row, and groups are read from ``codes``.
+        not held; ``copies.prefetch(sets)`` prepares several sets at once. None: the held
+        rows are every row, and groups are read from ``codes``.
     """
 
     names: list[str]
@@ -90,7 +91,7 @@ class AuditMatrix:
     population: int | None = None
     positives: list[np.ndarray] | None = None
     pair_counts: dict[tuple[int, int], np.ndarray] | None = None
-    copies: Callable[[tuple[int, ...]], CopyGroups] | None = None
+    copies: CopySource | None = None
     _index: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     _hashes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -1379,6 +1379,9 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
     budget = min(opts.max_twin_checks, sc.twin_budget)
     pending.sort(key=lambda p: p.p_label)
     pending = pending[: max(4 * budget, 40)]
+    if sc.m.copies is not None and pending:
+        # groups over every row (the Spark engine): these patterns' sets in one pass
+        sc.m.copies.prefetch([p.all_cols for p in pending])
     for p in pending:
         p.copy_proxy = sc.exact_copy_share(p)
     pending = [

@@ -51,10 +51,11 @@ import pandas as pd
 
 from tabguard._copy_groups import (
     CopyGroups,
-    copy_entries,
+    GroupEntries,
     copy_groups,
     hash_cells,
     keys_without,
+    sample_entries,
 )
 from tabguard.contract import Contract, check_columns
 from tabguard.contract._validate import FrameValidation, ViolationGroup, _canon
@@ -91,11 +92,10 @@ from tabguard.spark._session import functions, spark_session
 DRIVER_ROWS = 100_000
 #: Distinct values per feature from which rare ones are merged into runs on the driver.
 MAX_VALUES = 100_000
-#: Copy-group entries the driver collects per pass, per driver row (see :class:`_SparkCopies`).
-COPY_ENTRIES_PER_ROW = 5
-#: Sample rows x feature sets whose copy groups the driver may hold (~40 bytes each, plus the keys
-#: shipped to the workers): past it the copy checks use the sample's own groups, as the driver's
-#: memory must not grow with the candidates of a large sample (2M resampled rows: 36M entries).
+#: Copy-group entries the driver stores over every feature set (:class:`_SparkCopies`: one per
+#: group of two or more rows, label and values of the set, and one per driver row in such a
+#: group; a row without a copy costs nothing). Past it the copy checks of the sets asked for
+#: next use the sample's own groups, and the report says so.
 COPY_GROUP_ENTRIES = 6_000_000
 
 
@@ -276,34 +276,78 @@ class _SparkCopies:
     Spark hashes every row as :func:`tabguard.data_audit._matrix.cell_hashes` does (the same
     value ids, so the same groups as in memory), keeps the rows whose key is one of the driver
     rows' keys, and sums their rows per group, label and values of the left-out features; the
-    driver collects the groups holding at least two rows (counts, not rows). One pass answers
-    several feature sets (:meth:`prefetch`); a set asked for later costs a pass of its own.
+    driver collects the groups holding at least two rows (counts, not rows) and stores nothing
+    for a driver row without a copy (:class:`tabguard._copy_groups.CopyGroups`). Sets are
+    grouped when the trigger scan asks: the sets of the patterns of one decision round in one
+    pass (:meth:`prefetch`), a set asked for alone in a pass of its own.
+
+    The driver stores at most ``budget`` entries (compositions and the held rows in them) over
+    every set. A pass that would go past it is not stored: its sets, and every set asked for
+    afterwards, use the sample's own groups (copies among the held rows only), and
+    :attr:`fallback` names them for the report.
     """
 
     def __init__(
-        self, feed: Any, contract: Contract, vocab: Vocabulary, codes: np.ndarray, y: np.ndarray
+        self,
+        feed: Any,
+        contract: Contract,
+        vocab: Vocabulary,
+        codes: np.ndarray,
+        y: np.ndarray,
+        budget: int,
     ):
         self.feed, self.contract, self.vocab = feed, contract, vocab
-        self.codes, self.y = codes, y
+        self.codes, self.y = codes, np.asarray(y)
         self.cells, self.total = hash_cells(codes)
         self.groups: dict[tuple[int, ...], CopyGroups] = {}
+        self.budget = budget
+        self.stored = 0
         self.passes = 0
-        # Groups the driver may collect per pass: on data made of repeated records (resampled,
-        # upsampled) nearly every driver row has copies in every feature set, and the groups
-        # would outgrow the driver; past this the sets of the pass use the sample's own groups.
-        self.budget = COPY_ENTRIES_PER_ROW * max(len(codes), 1)
-        self.over_budget = False
-        self._lock = threading.Lock()
+        self.fallback: list[tuple[int, ...]] = []
+        self._lock = threading.RLock()
+
+    @property
+    def over_budget(self) -> bool:
+        """Whether some feature set uses the sample's own groups."""
+        return bool(self.fallback)
 
     def prefetch(self, sets: Sequence[tuple[int, ...]]) -> None:
         """Group every row on every feature but each of ``sets``, in one pass."""
-        todo = sorted({tuple(sorted(c)) for c in sets} - set(self.groups))
-        if not todo:
-            return
+        with self._lock:
+            todo = sorted({tuple(sorted(c)) for c in sets} - set(self.groups))
+            if not todo:
+                return
+            room = self.budget - self.stored
+            keys = [keys_without(self.cells, self.total, c) for c in todo]
+            built: list[CopyGroups] | None = None
+            if not self.fallback and room > 0:
+                found = self._collect(todo, keys, room)
+                if found is not None:
+                    built = [
+                        copy_groups(c, k, self.codes, self.y, e)
+                        for c, k, e in zip(todo, keys, found, strict=True)
+                    ]
+                    if sum(g.stored for g in built) > room:
+                        built = None  # the held rows in the groups do not fit either
+            if built is None:
+                # past the budget: the sample's own groups (bounded by the sample, as in memory)
+                built = [
+                    copy_groups(c, k, self.codes, self.y, sample_entries(k, self.codes, self.y, c))
+                    for c, k in zip(todo, keys, strict=True)
+                ]
+                self.fallback += todo
+            for c, g in zip(todo, built, strict=True):
+                self.groups[c] = g
+                self.stored += g.stored
+
+    def _collect(
+        self, todo: list[tuple[int, ...]], keys: list[np.ndarray], room: int
+    ) -> list[GroupEntries] | None:
+        """One pass over every row: per set of ``todo``, the groups holding a driver row (of
+        ``keys``) and at least two rows; None past ``room`` entries."""
         sf = functions()
         from pyspark.sql import Window
 
-        keys = [keys_without(self.cells, self.total, c) for c in todo]
         wanted = [np.unique(k) for k in keys]
         contract, vocab = self.contract, self.vocab
         raw = self.feed.mapInPandas(
@@ -312,23 +356,44 @@ class _SparkCopies:
         entries = raw.groupBy("s", "key", "label", "cells").agg(sf.sum("n").alias("n"))
         size = sf.sum("n").over(Window.partitionBy("s", "key"))
         entries = entries.withColumn("size", size).where("size >= 2").drop("size")
-        entries = entries.limit(self.budget + 1).toPandas()
+        # (Arrow: no Python object per entry on the driver)
+        table = entries.limit(room + 1).toArrow()
         self.passes += 1
-        if len(entries) > self.budget:
-            self.over_budget = True
-            # (a later single set: the sample's own groups of two or more)
-            local = copy_entries(self.codes, self.y, todo, wanted)
-            entries = local.groupby(["s", "key", "label", "cells"], as_index=False)["n"].sum()
-            size = entries.groupby(["s", "key"])["n"].transform("sum")
-            entries = entries[size >= 2]
-        for i, c in enumerate(todo):
-            held = self.codes[:, list(c)]
-            self.groups[c] = copy_groups(c, keys[i], held, self.y, entries[entries["s"] == i])
+        if table.num_rows > room:
+            return None
+        return _entries_by_set(table, [len(c) for c in todo])
 
     def __call__(self, cols: tuple[int, ...]) -> CopyGroups:
         with self._lock:
             self.prefetch([cols])
             return self.groups[tuple(sorted(cols))]
+
+
+def _entries_by_set(table: Any, widths: list[int]) -> list[GroupEntries]:
+    """Split collected copy-group entries (Arrow: ``s``, ``key``, ``label``, ``cells`` (int32
+    bytes), ``n``) by feature set, without a Python object per entry."""
+    s = table.column("s").to_numpy()
+    key = table.column("key").to_numpy().astype(np.int64).view(np.uint64)
+    label = table.column("label").to_numpy().astype(np.int64)
+    n = table.column("n").to_numpy().astype(np.int64)
+    cells = table.column("cells").combine_chunks()
+    off, data = (
+        (np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.uint8))
+        if len(cells) == 0
+        else (
+            np.frombuffer(cells.buffers()[1], dtype=np.int32)[
+                cells.offset : cells.offset + len(cells) + 1
+            ].astype(np.int64),
+            np.frombuffer(cells.buffers()[2], dtype=np.uint8),
+        )
+    )
+    out = []
+    for i, w in enumerate(widths):
+        rows = np.flatnonzero(s == i)
+        at = off[rows][:, None] + np.arange(4 * w, dtype=np.int64)[None, :]
+        vals = np.ascontiguousarray(data[at]).view("<i4").reshape(len(rows), w)
+        out.append(GroupEntries(key[rows], label[rows], vals.astype(np.int32), n[rows]))
+    return out
 
 
 def _population_matrix(
@@ -603,15 +668,13 @@ def audit_data_spark(
             sample, contract, random_state=random_state, progress=progress, options=options
         )
         codes = vocab.codes(sample, contract)
-        copies = None
-        sets = {tuple(sorted(p.cols)) for p in candidates}
-        if len(sample) < n and len(codes) * len(sets) <= COPY_GROUP_ENTRIES:
-            copies = _SparkCopies(feed, contract, vocab, codes, ctx.y)
-            with progress.stage("spark: copy groups"):
-                copies.prefetch(sorted(sets))
-        over_budget = len(sample) < n and (copies is None or copies.over_budget)
-        if over_budget:
-            copies = None  # the sample's own groups, as the matrix reads them from its codes
+        # Copy groups over every row, built when the trigger scan's decisions ask for them
+        # (the sets of the patterns that reach a copy check), not for every candidate.
+        copies = (
+            _SparkCopies(feed, contract, vocab, codes, ctx.y, COPY_GROUP_ENTRIES)
+            if len(sample) < n
+            else None
+        )
         ctx.cache["matrix"] = _population_matrix(
             vocab, n, codes, validate_numeric(sample, contract), pairs, copies
         )
@@ -635,7 +698,7 @@ def audit_data_spark(
             started,
             vocab,
             len(sample),
-            over_budget,
+            copies,
         )
         paths = _write(spark, data, quarantine, out)
         paths.update(write_report(report, out))
@@ -656,9 +719,13 @@ def _assemble(
     started: float,
     vocab: Vocabulary,
     n_sample: int,
-    over_budget: bool = False,
+    copies: _SparkCopies | None = None,
 ) -> tuple[Report, pd.DataFrame, list[Treatment]]:
-    """The report, quarantine and treatments, as :func:`tabguard.data_audit.audit_data`."""
+    """The report, quarantine and treatments, as :func:`tabguard.data_audit.audit_data`.
+
+    ``copies`` is read here, after every check ran: a set grouped late (a pattern with
+    companion values, a refined band) can be the one that went past the budget.
+    """
     outcome = AuditOutcome.of(results)
     qrows = outcome.rows
     quarantine = pd.DataFrame(
@@ -670,19 +737,9 @@ def _assemble(
             f"{n} rows were validated and counted by Spark; the model-based stages ran on "
             f"a driver sample of {n_sample} rows (every row of each candidate pattern of the "
             "trigger scan, then random rows). Statistics of the descriptive, near-duplicate, "
-            "label-noise and disparate-impact checks describe that sample."
-        ]
-        + (
-            [
-                "Exact copies were looked for among the sample's rows only: their groups over "
-                "every row would outgrow the driver (more than "
-                f"{COPY_GROUP_ENTRIES:,} sample rows x feature sets, or more than "
-                f"{COPY_ENTRIES_PER_ROW} groups collected per sample row on data of repeated "
-                "records)."
-            ]
-            if over_budget
-            else []
-        ),
+            "label-noise and disparate-impact checks describe that sample.",
+            *_copy_text(copies),
+        ],
     )
     report = outcome.report(
         contract,
@@ -699,6 +756,29 @@ def _assemble(
         sections=[spark_section],
     )
     return report, quarantine, outcome.treatments
+
+
+def _copy_text(copies: _SparkCopies | None) -> list[str]:
+    """What the report says of the copy groups (nothing when none were asked for)."""
+    if copies is None or not copies.groups:
+        return []
+    n_sets = len(copies.groups)
+    text = (
+        f"Exact copies were counted over every row for {n_sets - len(copies.fallback)} of the "
+        f"{n_sets} feature sets the copy checks asked for ({copies.passes} passes over the data; "
+        f"{copies.stored:,} group entries held by the driver)."
+    )
+    if not copies.fallback:
+        return [text]
+    sets = "; ".join(" & ".join(copies.vocab.names[j] for j in c) for c in copies.fallback[:5])
+    more = f" and {len(copies.fallback) - 5} more" if len(copies.fallback) > 5 else ""
+    return [
+        text,
+        f"For {len(copies.fallback)} of them (every feature but {sets}{more}), exact copies were "
+        "looked for among the sample's rows only: their groups over every row would have taken "
+        f"the driver past {COPY_GROUP_ENTRIES:,} entries (copy groups of data made of repeated "
+        "records). A copy whose original is not in the sample can be missed there.",
+    ]
 
 
 def _write(spark: Any, data: Any, quarantine: pd.DataFrame, out: Path) -> dict[str, Path]:
