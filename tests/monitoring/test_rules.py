@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tabguard.monitoring import _stats
-from tabguard.monitoring._rules import evaluate_rules, rule_window
+from tabguard.monitoring._rules import MetricReader, evaluate_rules, rule_window
 from tabguard.monitoring._rules_config import AlertingConfig, parse_alerting
 from tabguard.monitoring._wording import describe
 from tests.monitoring._fake_store import FakeStore
@@ -164,6 +164,36 @@ def test_baseline_window_starting_at_the_first_bucket_is_used() -> None:
     for view in (store, store.with_counts(T0, AT, ["sd"])):  # frozen history, a live pass
         ev = _one(evaluate_rules(view, _config(), AT), "online")
         assert ev.fired and ev.weeks == (1,) and ev.baseline == pytest.approx(0.3)
+
+
+def test_reader_kept_across_passes_sees_a_late_row_move_the_first_bucket_back() -> None:
+    # Replay and the simulator keep one reader across passes. A late row (a replayed spool)
+    # lands 2 h before the store's first bucket, so last week's window is whole now: the
+    # next pass must see the new first bucket, not the one its reader asked for before.
+    store = _started_at(T0 + 2 * WEEK + timedelta(hours=14), 0.3)
+    reader = MetricReader(store)
+    ev = _one(evaluate_rules(store, _config(), AT, reader=reader), "online")
+    assert ev.status == "no_baseline" and "(2026-01-19 14:00 UTC)" in ev.note
+    store.fill(T0 + 2 * WEEK + timedelta(hours=12), 2, {"channel": "online"}, 100, 0.3)
+    ev = _one(evaluate_rules(store, _config(), AT, reader=reader), "online")
+    assert ev.fired and ev.weeks == (1,) and ev.baseline == pytest.approx(0.3)
+
+
+def test_reader_asks_the_first_bucket_once_per_pass() -> None:
+    store = _started_at(T0 + 2 * WEEK + timedelta(hours=12), 0.3)
+    asked: list[datetime | None] = []
+    first_bucket = store.first_bucket
+
+    def counted() -> datetime | None:
+        asked.append(first_bucket())
+        return asked[-1]
+
+    store.first_bucket = counted  # type: ignore[method-assign]
+    reader = MetricReader(store)
+    two_rules = parse_alerting({"rules": [seed_rule(), seed_rule(name="again")]})
+    for hours in (0, 1):
+        evaluate_rules(store, two_rules, AT + timedelta(hours=hours), reader=reader)
+    assert asked == [T0 + 2 * WEEK + timedelta(hours=12)] * 2
 
 
 def test_median_of_weeks_skips_the_week_before_the_first_bucket() -> None:

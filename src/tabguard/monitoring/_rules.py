@@ -168,7 +168,8 @@ class MetricReader:
     A reader made for one evaluation pass caches within it (rules share windows). A reader
     kept across passes (``tabguard monitor replay``, the traffic simulator: history that no
     longer changes) also reuses last week's windows as this week's baselines; it must not be
-    kept where late rows can still change past buckets (the live loop).
+    kept where late rows can still change past buckets (the live loop). The store's first
+    bucket is asked again at every pass (:meth:`begin_pass`).
 
     Parameters
     ----------
@@ -196,16 +197,28 @@ class MetricReader:
         self._observed: OrderedDict[tuple[Any, ...], dict[Segment, Observation]] = OrderedDict()
         self._series: dict[int, CounterSeries | None] = {}
         self._first: datetime | None = None
+        self._first_asked = False
+
+    def begin_pass(self) -> None:
+        """Start an evaluation pass: what may have changed since the last one is asked again.
+
+        The first bucket is kept for one pass only. History does not only grow forward: a
+        late row (a spool replayed after an outage, a batched writer) can land in a bucket
+        before the store's first one, and a reader kept across passes would otherwise go on
+        refusing baselines that now exist. The windows' caches stay (frozen history).
+        """
+        self._first = None
+        self._first_asked = False
 
     def first_bucket(self) -> datetime | None:
         """The store's first bucket (:meth:`SqlMonitorStore.first_bucket`): baseline windows
-        starting before it are no baselines. One query, then kept: history only grows
-        forward, so a reader kept across passes keeps it too (an empty store is asked again).
+        starting before it are no baselines. One query per pass (:meth:`begin_pass`).
         ``None`` for an empty store, or a store that cannot tell (every window is then taken
         as covered)."""
-        if self._first is None:
+        if not self._first_asked:
             ask = getattr(self.store, "first_bucket", None)
             self._first = ask() if ask is not None else None
+            self._first_asked = True
         return self._first
 
     def _series_of(self, rule: RuleSpec) -> CounterSeries | None:
@@ -958,6 +971,7 @@ def evaluate_rules(
         One per rule and segment value (fired or, with the reason, not).
     """
     reader = reader or pass_reader(store, config, at, reference)
+    reader.begin_pass()
     out: list[RuleEvaluation] = []
     for rule in config.rules:
         if not rule.enabled or (rules is not None and rule.name not in rules):
