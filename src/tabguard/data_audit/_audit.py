@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -150,6 +151,8 @@ def build_context(
 
 
 PARALLEL_ROWS = 50_000
+_T = TypeVar("_T")
+_TIMING_LOCK = threading.Lock()
 
 
 def _run_checks(
@@ -161,18 +164,29 @@ def _run_checks(
     near-duplicates, label noise, disparate impact), one after the other: while the shared
     matrix is being built (by the first check that reads it), a check that does not read it
     (``reads_matrix``); then those another check waits for, then the others in running order.
-    The main lane runs the others in order and waits for the checks a check lists in
-    ``after``. Each check keeps its own random state, so the results do not depend on the
-    lanes.
+    A main-lane check with a ``prepare`` step whose ``prepare_after`` checks all run in the
+    second lane (RONI: its models that do not depend on the trigger scan) has that step run
+    there too, right after them. The main lane runs the others in order and waits for the
+    checks a check lists in ``after`` and for its prepared step. Each check keeps its own
+    random state, so the results do not depend on the lanes.
     """
     results: dict[str, CheckResult] = {}
     timings: dict[str, float] = {}
 
-    def run(name: str) -> CheckResult:
+    def timed(name: str, step: Callable[[], _T]) -> _T:
         t0 = time.perf_counter()
-        res = checks[name]().run(ctx)
-        timings[name] = round(time.perf_counter() - t0, 3)
-        return res
+        out = step()
+        with _TIMING_LOCK:  # a check's seconds: its prepared step and its run
+            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 3)
+        return out
+
+    def run(name: str) -> CheckResult:
+        return timed(name, lambda: checks[name]().run(ctx))
+
+    def prepare(name: str) -> None:
+        step = getattr(checks[name](), "prepare", None)
+        if step is not None:
+            timed(name, lambda: step(ctx))
 
     n_jobs = _lanes(ctx, n_jobs)
     side = [n for n in checks if n_jobs > 1 and checks[n].concurrent]
@@ -183,19 +197,29 @@ def _run_checks(
         for name in checks:
             results[name] = run(name)
         return results, timings
-    done: dict[str, Future[CheckResult]] = {n: Future() for n in side}
+    # (kind, name): "run" a side check, or "prepare" a main-lane check after its inputs
+    tasks: list[tuple[str, str]] = [("run", n) for n in side]
+    for name in checks:
+        deps = [d for d in _prepare_after(checks[name]) if d in checks]
+        if name in side or not hasattr(checks[name], "prepare"):
+            continue
+        if all(d in side for d in deps):
+            last = max((tasks.index(("run", d)) for d in deps), default=-1)
+            tasks.insert(last + 1, ("prepare", name))
+    done: dict[tuple[str, str], Future[Any]] = {t: Future() for t in tasks}
 
     def side_lane() -> None:
-        todo = list(side)
+        todo = list(tasks)
         while todo:
-            name = todo[0]
+            task = todo[0]
             if "matrix" not in ctx.cache:  # being built: what does not wait for it first
-                name = next((n for n in todo if not _reads_matrix(checks[n])), name)
-            todo.remove(name)
+                task = next((t for t in todo if not _reads_matrix(checks[t[1]])), task)
+            todo.remove(task)
+            kind, name = task
             try:
-                done[name].set_result(run(name))
+                done[task].set_result(run(name) if kind == "run" else prepare(name))
             except BaseException as exc:  # raised where the result is read
-                done[name].set_exception(exc)
+                done[task].set_exception(exc)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabguard-audit") as pool:
         lane = pool.submit(side_lane)
@@ -203,13 +227,20 @@ def _run_checks(
             if name in side:
                 continue
             for dep in checks[name].after:
-                if dep in done:
-                    results[dep] = done[dep].result()
+                if ("run", dep) in done:
+                    results[dep] = done["run", dep].result()
+            if ("prepare", name) in done:
+                done["prepare", name].result()
             results[name] = run(name)
         lane.result()
         for name in side:
-            results[name] = done[name].result()
+            results[name] = done["run", name].result()
     return {n: results[n] for n in checks}, {n: timings[n] for n in checks}
+
+
+def _prepare_after(check: type[DataCheck]) -> tuple[str, ...]:
+    # the checks whose results a check's ``prepare`` step reads (none: it reads the data)
+    return tuple(getattr(check, "prepare_after", ()))
 
 
 def _lanes(ctx: AuditContext, n_jobs: int | None) -> int:

@@ -12,7 +12,11 @@ numpy, which release the GIL). A check with ``concurrent = True`` reads only the
 own cache entries and may run in the second lane; a check lists the checks whose results it
 reads in ``after`` and waits for them. ``reads_matrix`` says whether it reads the shared
 :class:`~tabguard.data_audit._matrix.AuditMatrix`: while the first check asking builds it, the
-second lane runs checks that do not.
+second lane runs checks that do not. A check that must wait for a main-lane check may also have
+a ``prepare(ctx)`` step doing the part of its work that does not (results left in the
+``cache``, which ``run`` reads or computes itself when nothing prepared them), listing the
+checks that step reads in ``prepare_after``: when those all run in the second lane, the step
+runs there too (RONI fits its models that do not depend on the trigger scan beside the scan).
 """
 
 from __future__ import annotations

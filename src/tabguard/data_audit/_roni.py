@@ -127,28 +127,82 @@ class RoniGroup:
     is_trigger: bool
 
 
-def confirm_groups(ctx: AuditContext, opts: RoniOptions) -> list[RoniGroup] | None:
-    """Fit with and without each suspect group (the trigger scan's triggers, cleanlab's label
-    issues) and compare on held-out rows; None when there is nothing to compare."""
+@dataclass
+class RoniBase:
+    """What RONI computes before the trigger scan has finished (:func:`roni_base`).
+
+    Attributes
+    ----------
+    hold : ndarray of int
+        Held-out rows (a random share of every row, sampled).
+    train_all : ndarray of int
+        Training rows of the model with every group (sampled from the others).
+    model : lightgbm.Booster
+        The model fitted on ``train_all``.
+    p_with : ndarray
+        Its predictions for ``hold``.
+    issues : RoniGroup, optional
+        cleanlab's label issues as a group, compared (None without label issues).
+    """
+
+    hold: np.ndarray
+    train_all: np.ndarray
+    model: Any
+    p_with: np.ndarray
+    issues: RoniGroup | None
+
+
+def _fit(ctx: AuditContext, opts: RoniOptions, train: np.ndarray) -> Any:
     m = build_matrix(ctx)
-    groups: list[tuple[str, np.ndarray, Any]] = []
-    patterns = sorted(ctx.cache.get("trigger_patterns", []), key=lambda p: p.p)
-    for p in patterns[: opts.max_groups]:
-        rows = p.rows[ctx.y[p.rows] == p.label]
-        groups.append((f"trigger {condition(m, p)}", rows, p))
+    rounds, lr = instrument_rounds(ctx.n_rows, opts.rounds)
+    return fit_context_model(
+        m.raw,
+        ctx.y.astype(float),
+        [j for j in range(len(m.names)) if not m.ordinal[j]],
+        rows=train,
+        rounds=rounds,
+        learning_rate=lr,
+        random_state=ctx.random_state,
+    )
+
+
+def _compare(
+    ctx: AuditContext,
+    opts: RoniOptions,
+    base: RoniBase,
+    rows: np.ndarray,
+) -> tuple[Any, np.ndarray, float, float]:
+    """Fit without ``rows`` on the same training rows: the model, its held-out predictions,
+    the mean held-out log-loss increase the rows cause and its standard error."""
+    X, y, hold = build_matrix(ctx).raw, ctx.y.astype(float), base.hold
+    member = np.zeros(ctx.n_rows, dtype=bool)
+    member[rows] = True
+    model = _fit(ctx, opts, base.train_all[~member[base.train_all]])
+    p_without = predict(model, X[hold])
+    diff = _logloss_rows(y[hold], base.p_with) - _logloss_rows(y[hold], p_without)
+    se = float(diff.std(ddof=1) / math.sqrt(len(diff)))
+    return model, p_without, float(diff.mean()), se  # mean > 0: the rows make it worse
+
+
+def _label_issue_rows(ctx: AuditContext, opts: RoniOptions) -> np.ndarray | None:
     issues = ctx.cache.get("label_issues")
-    if issues is not None and len(issues):
-        groups.append(
-            (
-                f"{min(len(issues), opts.max_label_issues)} top cleanlab label issues",
-                np.asarray(issues[: opts.max_label_issues]),
-                None,
-            )
-        )
-    if not groups:
+    if issues is None or not len(issues):
         return None
-    X, y = m.raw, ctx.y.astype(float)
-    cat = [j for j in range(len(m.names)) if not m.ordinal[j]]
+    return np.asarray(issues[: opts.max_label_issues])
+
+
+def roni_base(ctx: AuditContext, opts: RoniOptions) -> RoniBase | None:
+    """The held-out split, the model with every group and the label-issue group's
+    comparison: everything that does not depend on the trigger scan (cached, so that the
+    audit computes it beside the scan; None when the held-out rows carry one label).
+
+    Reads cleanlab's label issues (``label_issues`` in the cache): call it after the
+    label-noise check.
+    """
+    if "roni_base" in ctx.cache:
+        cached: RoniBase | None = ctx.cache["roni_base"]
+        return cached
+    X, y = build_matrix(ctx).raw, ctx.y.astype(float)
     rng = np.random.default_rng(ctx.random_state)
     # One random split of every row: held-out rows keep the data's natural noise (removing
     # hard rows from the evaluation would make any noisy group look harmful).
@@ -156,71 +210,89 @@ def confirm_groups(ctx: AuditContext, opts: RoniOptions) -> list[RoniGroup] | No
     hold, train_all = np.flatnonzero(hold_mask), np.flatnonzero(~hold_mask)
     if len(hold) > opts.max_holdout_rows:
         hold = np.sort(rng.choice(hold, opts.max_holdout_rows, replace=False))
-    if len(np.unique(y[hold])) < 2:
+    base: RoniBase | None = None
+    if len(np.unique(y[hold])) == 2:
+        cap = opts.max_train_rows
+        if len(train_all) > cap:
+            train_all = np.sort(rng.choice(train_all, cap, replace=False))
+        model = _fit(ctx, opts, train_all)
+        base = RoniBase(hold, train_all, model, predict(model, X[hold]), None)
+        rows = _label_issue_rows(ctx, opts)
+        if rows is not None:
+            _, p_without, gain, se = _compare(ctx, opts, base, rows)
+            base.issues = RoniGroup(
+                f"{len(rows)} top cleanlab label issues",
+                rows,
+                [],
+                [],
+                gain,
+                se,
+                float(roc_auc_score(y[hold], base.p_with)),
+                float(roc_auc_score(y[hold], p_without)),
+                math.nan,
+                math.nan,
+                confirmed(math.nan, math.nan, gain, se, opts),
+                False,
+            )
+    ctx.cache["roni_base"] = base
+    return base
+
+
+def confirm_groups(ctx: AuditContext, opts: RoniOptions) -> list[RoniGroup] | None:
+    """Fit with and without each suspect group (the trigger scan's triggers, cleanlab's label
+    issues) and compare on held-out rows; None when there is nothing to compare."""
+    m = build_matrix(ctx)
+    patterns = sorted(ctx.cache.get("trigger_patterns", []), key=lambda p: p.p)
+    triggers = [(p, p.rows[ctx.y[p.rows] == p.label]) for p in patterns[: opts.max_groups]]
+    issue_rows = _label_issue_rows(ctx, opts)
+    if not triggers and issue_rows is None:
         return None
-    cap = opts.max_train_rows
-    if len(train_all) > cap:
-        train_all = np.sort(rng.choice(train_all, cap, replace=False))
+    base = roni_base(ctx, opts)
+    if base is None:
+        return None
+    X, y, hold = m.raw, ctx.y.astype(float), base.hold
     in_any = np.zeros(ctx.n_rows, dtype=bool)
-    for _, rows, _ in groups:
+    for _, rows in triggers:
         in_any[rows] = True
+    if issue_rows is not None:
+        in_any[issue_rows] = True
     # trigger responses are measured on held-out rows that are in no suspect group
     on_probe = ~in_any[hold]
     probe = hold[on_probe]
-    rounds, lr = instrument_rounds(ctx.n_rows, opts.rounds)
-
-    def fit(train: np.ndarray) -> Any:
-        return fit_context_model(
-            X,
-            y,
-            cat,
-            rows=train,
-            rounds=rounds,
-            learning_rate=lr,
-            random_state=ctx.random_state,
-        )
-
     out: list[RoniGroup] = []
-    with ctx.progress.stage("RONI", total=len(groups)) as st:
-        model = fit(train_all)
-        p_with = predict(model, X[hold])
-        for desc, rows, pattern in groups:
-            member = np.zeros(ctx.n_rows, dtype=bool)
-            member[rows] = True
-            without = train_all[~member[train_all]]
-            base_model = fit(without)
-            p_without = predict(base_model, X[hold])
-            diff = _logloss_rows(y[hold], p_with) - _logloss_rows(y[hold], p_without)
-            se = float(diff.std(ddof=1) / math.sqrt(len(diff)))
-            gain = float(diff.mean())  # > 0: the group makes held-out predictions worse
+    with ctx.progress.stage("RONI", total=len(triggers) + (issue_rows is not None)) as st:
+        for pattern, rows in triggers:
+            base_model, p_without, gain, se = _compare(ctx, opts, base, rows)
             resp_w = resp_wo = math.nan
-            if pattern is not None and len(probe):
-                Xp = X[probe]
-                Xt = Xp.copy()
+            if len(probe):
+                Xt = X[probe]
                 for j in pattern.cols:
                     Xt[:, j] = m.raw[pattern.rows[0], j]
                 thr = opts.decision_threshold
                 # the probe rows are held-out rows: their predictions are already made
-                resp_w = _trigger_response(model, Xt, p_with[on_probe], pattern.label, thr)
+                resp_w = _trigger_response(
+                    base.model, Xt, base.p_with[on_probe], pattern.label, thr
+                )
                 resp_wo = _trigger_response(base_model, Xt, p_without[on_probe], pattern.label, thr)
             out.append(
                 RoniGroup(
-                    desc,
+                    f"trigger {condition(m, pattern)}",
                     rows,
-                    [] if pattern is None else [m.names[j] for j in pattern.cols],
-                    []
-                    if pattern is None
-                    else [m.value(j, v) for j, v in zip(pattern.cols, pattern.codes, strict=True)],
+                    [m.names[j] for j in pattern.cols],
+                    [m.value(j, v) for j, v in zip(pattern.cols, pattern.codes, strict=True)],
                     gain,
                     se,
-                    float(roc_auc_score(y[hold], p_with)),
+                    float(roc_auc_score(y[hold], base.p_with)),
                     float(roc_auc_score(y[hold], p_without)),
                     resp_w,
                     resp_wo,
                     confirmed(resp_w, resp_wo, gain, se, opts),
-                    pattern is not None,
+                    True,
                 )
             )
+            st.advance()
+        if base.issues is not None:
+            out.append(base.issues)
             st.advance()
     return out
 
@@ -232,9 +304,16 @@ class Roni:
     name: ClassVar[str] = "roni"
     order: ClassVar[int] = 60
     after: ClassVar[tuple[str, ...]] = ("trigger_scan", "label_noise")
+    #: :meth:`prepare` reads cleanlab's label issues, not the triggers
+    prepare_after: ClassVar[tuple[str, ...]] = ("label_noise",)
     concurrent: ClassVar[bool] = False
     reads_matrix: ClassVar[bool] = True
     Options: ClassVar[type[CheckOptions]] = RoniOptions
+
+    def prepare(self, ctx: AuditContext) -> None:
+        """The work that does not wait for the trigger scan (:func:`roni_base`): on large
+        data the audit runs it in the second lane, beside the scan."""
+        roni_base(ctx, ctx.opts(RoniOptions))
 
     def run(self, ctx: AuditContext) -> CheckResult:
         """Compare (:func:`confirm_groups`), then word (``_roni_report``)."""
