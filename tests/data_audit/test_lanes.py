@@ -70,3 +70,39 @@ def test_once_the_matrix_is_built_the_side_lane_runs_what_is_awaited_first() -> 
     ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
     _run_checks(ctx, _fake_checks(ran), 2)  # type: ignore[arg-type]
     assert [n for n in ran if n in ("descriptive", "noise")] == ["noise", "descriptive"]
+
+
+def _with_prepare(ran: list[str], prepare_after: tuple[str, ...]) -> dict[str, type]:
+    """The fake checks, RONI with a prepare step reading ``prepare_after``."""
+    checks = _fake_checks(ran)
+
+    def prepare(self: object, ctx: object) -> None:
+        import threading
+
+        ran.append(f"prepare roni in {threading.current_thread().name.split('_')[0]}")
+
+    checks["roni"] = type(
+        "roni", (checks["roni"],), {"prepare": prepare, "prepare_after": prepare_after}
+    )
+    return checks
+
+
+def test_a_prepare_step_runs_in_the_side_lane_after_its_inputs_before_the_check() -> None:
+    ran: list[str] = []
+    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    _run_checks(ctx, _with_prepare(ran, ("noise",)), 2)  # type: ignore[arg-type]
+    step = "prepare roni in tabguard-audit"
+    assert step in ran
+    assert ran.index("noise") < ran.index(step) < ran.index("roni")
+    # right after its input, before the side lane's other checks
+    assert ran.index(step) < ran.index("descriptive")
+
+
+def test_a_prepare_step_reading_a_main_lane_check_is_left_to_the_check() -> None:
+    ran: list[str] = []
+    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    _run_checks(ctx, _with_prepare(ran, ("scan",)), 2)  # type: ignore[arg-type]
+    assert not any(r.startswith("prepare") for r in ran)  # run() computes what it needs
+    ran.clear()
+    _run_checks(ctx, _with_prepare(ran, ("noise",)), 1)  # type: ignore[arg-type]
+    assert not any(r.startswith("prepare") for r in ran)

@@ -217,7 +217,11 @@ def _run_checks(
             todo.remove(task)
             kind, name = task
             try:
-                done[task].set_result(run(name) if kind == "run" else prepare(name))
+                if kind == "run":
+                    done[task].set_result(run(name))
+                else:
+                    prepare(name)
+                    done[task].set_result(None)
             except BaseException as exc:  # raised where the result is read
                 done[task].set_exception(exc)
 

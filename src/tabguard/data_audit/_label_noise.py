@@ -41,6 +41,7 @@ from tabguard._plain import plain
 from tabguard.checks import CheckOptions, at_least, interval, option
 from tabguard.contract import Contract, check_columns, validate_frame
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
+from tabguard.data_audit._confident_learning import binary_label_issues
 from tabguard.data_audit._context_model import (
     cross_fitted_proba,
     fit_context_model,
@@ -627,23 +628,18 @@ class LabelNoiseResult:
 
 
 def find_label_issues(ctx: AuditContext, opts: LabelNoiseOptions) -> LabelNoiseResult | None:
-    """cleanlab's label issues on out-of-fold probabilities, and the diagnostic curve; None
-    when the data has a single label."""
-    from cleanlab.filter import find_label_issues as cleanlab_issues
-
+    """cleanlab's label issues on out-of-fold probabilities (computed as cleanlab does:
+    :func:`~tabguard.data_audit._confident_learning.binary_label_issues`), and the diagnostic
+    curve; None when the data has a single label."""
     y = ctx.y.astype(int)
     if y.min() == y.max():
         return None
     with ctx.progress.stage("label noise: out-of-fold model", total=1) as st:
         p = oof_probabilities(ctx)
         st.advance()
-    probs = np.column_stack([1.0 - p, p])
-    # n_jobs=1: cleanlab's default forks a multiprocessing pool, and forking while the
-    # other lane's thread holds a lock (BLAS, the allocator) deadlocked a million-row audit
-    ranked = cleanlab_issues(
-        labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence", n_jobs=1
-    )
-    issues = np.asarray(ranked, dtype=np.int64)
+    # cleanlab's find_label_issues (prune by noise rate, ranked by self-confidence), the same
+    # rows in the same order without its per-label Python validation (0.9 s at 1M rows)
+    issues = binary_label_issues(y, np.column_stack([1.0 - p, p]))
     return LabelNoiseResult(
         issues,
         excess_disagreement(p, y, opts.thresholds),
