@@ -270,3 +270,53 @@ def test_degenerate_columns_do_not_break_the_report() -> None:
     }
     heat = next(p for s in res.sections for p in s.plots if p.kind == "heatmap")
     assert np.isfinite(np.asarray(heat.data["matrix"])).all()
+
+
+@pytest.mark.parametrize("distinct", [6, 400])
+def test_statistics_from_value_counts_equal_those_of_the_rows(distinct: int) -> None:
+    # The Spark engine describes every row from its value counts: the same numbers, bins and
+    # labels as the rows themselves give, discrete (one bin per value) or in deciles.
+    from tabguard.data_audit._columns import Column
+    from tabguard.data_audit._descriptive import (
+        _categorical_stats,
+        _numeric_stats,
+        categorical_stats_from_counts,
+        numeric_stats_from_counts,
+    )
+
+    rng = np.random.default_rng(distinct)
+    x = rng.integers(0, distinct, 5000).astype(float) * (1.0 if distinct < 20 else 0.37)
+    x[rng.random(5000) < 0.05] = np.nan
+    y = (rng.random(5000) < 0.2 + 0.3 * (np.nan_to_num(x) > np.nanmedian(x))).astype(float)
+    rows = _numeric_stats(Column("f", None, "numeric", x=x), y, 10)
+    ok = ~np.isnan(x)
+    values, inv = np.unique(x[ok], return_inverse=True)
+    counts = np.bincount(inv)
+    pos = np.bincount(inv, weights=y[ok])
+    got = numeric_stats_from_counts(values, counts, pos, int((~ok).sum()), float(y[~ok].sum()), 10)
+    assert (got.count, got.missing, got.distinct) == (rows.count, rows.missing, rows.distinct)
+    assert got.discrete == rows.discrete == (distinct < 20)
+    assert got.top_share == pytest.approx(rows.top_share)
+    assert got.numeric is not None and rows.numeric is not None
+    for k, v in rows.numeric.items():
+        assert got.numeric[k] == pytest.approx(v, rel=1e-9, abs=1e-9), k
+    assert got.bin_labels == rows.bin_labels
+    np.testing.assert_array_equal(got.bin_rows, rows.bin_rows)
+    np.testing.assert_allclose(got.bin_pos, rows.bin_pos)
+
+    codes = np.where(ok, inv.max() - np.searchsorted(values, np.nan_to_num(x)), -1) % 5
+    codes[~ok] = -1
+    labels = ["a", "b", "c", "d", "e", "f"]  # "f" declared, never seen
+    cat = _categorical_stats(Column("c", None, "categorical", codes=codes, labels=labels), y)
+    got_c = categorical_stats_from_counts(
+        labels,
+        np.bincount(codes[ok], minlength=6),
+        np.bincount(codes[ok], weights=y[ok], minlength=6),
+        int((~ok).sum()),
+        float(y[~ok].sum()),
+    )
+    assert (got_c.count, got_c.missing, got_c.distinct) == (cat.count, cat.missing, cat.distinct)
+    assert got_c.top == cat.top and got_c.bin_labels == cat.bin_labels
+    assert got_c.top_share == pytest.approx(cat.top_share)
+    np.testing.assert_array_equal(got_c.bin_rows, cat.bin_rows)
+    np.testing.assert_allclose(got_c.bin_pos, cat.bin_pos)

@@ -16,7 +16,7 @@ findings are ``info`` except constant columns and near-deterministic relations t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -138,15 +138,18 @@ class DescriptiveResult:
     negative: str
     positive: str
     n_all: int
+    population: PopulationStats | None = None
 
     @property
     def n(self) -> int:
         """Valid rows described."""
-        return len(self.y)
+        return self.population.rows if self.population is not None else len(self.y)
 
     @property
     def base_rate(self) -> float:
         """Positive rate of the valid rows."""
+        if self.population is not None:
+            return self.population.positives / max(self.population.rows, 1)
         return float(self.y.mean())
 
 
@@ -244,6 +247,150 @@ def _categorical_stats(c: Column, y: np.ndarray) -> FeatureStats:
     )
 
 
+def weighted_percentiles(values: np.ndarray, counts: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.percentile`` (linear) of the data holding ``counts[i]`` rows of ``values[i]``
+    (ascending, counts > 0), without expanding it."""
+    cum = np.cumsum(counts)
+    h = (cum[-1] - 1) * np.asarray(q, dtype=float) / 100.0
+    lo = np.floor(h).astype(np.int64)
+    frac = h - lo
+    a = values[np.searchsorted(cum, lo, side="right")]
+    b = values[np.searchsorted(cum, np.minimum(lo + 1, cum[-1] - 1), side="right")]
+    return np.asarray(a + frac * (b - a), dtype=float)
+
+
+def numeric_stats_from_counts(
+    values: np.ndarray,
+    counts: np.ndarray,
+    positives: np.ndarray,
+    missing: int,
+    missing_pos: float,
+    n_bins: int,
+) -> FeatureStats:
+    """The :func:`_numeric_stats` of data counted elsewhere (the Spark engine): per distinct
+    value (ascending) its rows and positive labels, and the missing values' rows and positives.
+    The same statistics, bins and labels as from the rows themselves."""
+    keep = counts > 0
+    v, w, pos = values[keep].astype(float), counts[keep].astype(np.int64), positives[keep]
+    count = int(w.sum())
+    if count == 0:
+        return FeatureStats(0, missing, 0, math.nan)
+    deciles = np.linspace(0, 100, n_bins + 1)
+    q = weighted_percentiles(v, w, np.array([0, 0.5, *PERCENTILES, 99.5, 100, *deciles]))
+    mean = float(np.dot(w, v) / count)
+    d = v - mean
+    m2 = float(np.dot(w, d * d) / count)
+    skew = math.nan
+    if count >= 3:
+        skew = 0.0
+        if m2 > 1e-14 * max(1.0, float(np.dot(w, v * v) / count)):
+            g1 = float(np.dot(w, d * d * d) / count) / m2**1.5
+            skew = g1 * math.sqrt(count * (count - 1)) / (count - 2)
+    numeric = {
+        "mean": mean,
+        "std": math.sqrt(m2 * count / (count - 1)) if count > 1 else math.nan,
+        "min": float(q[0]),
+        **{f"p{p}": float(x) for p, x in zip(PERCENTILES, q[2:7], strict=True)},
+        "max": float(q[8]),
+        "skew": skew,
+        "p0.5": float(q[1]),
+        "p99.5": float(q[7]),
+    }
+    integral = len(v) <= _DISCRETE_MAX and bool(np.all(v == np.round(v)))
+    if integral:
+        codes = np.arange(len(v))
+        labels = [format_number(x, compact=True) for x in v]
+    else:
+        edges = np.unique(q[9:])
+        if edges.size == 1:
+            edges = np.array([edges[0], edges[0]])
+        codes = np.searchsorted(edges[1:-1], v, side="right").astype(np.int64)
+        nb = len(edges) - 1
+        labels = [_interval_label(edges[i], edges[i + 1], i == nb - 1) for i in range(nb)]
+    k = len(labels)
+    rows_per = np.bincount(codes, weights=w, minlength=k)[:k].astype(np.int64)
+    pos_per = np.bincount(codes, weights=pos, minlength=k)[:k]
+    if missing:
+        labels.append("missing")
+        rows_per = np.append(rows_per, missing)
+        pos_per = np.append(pos_per, missing_pos)
+    return FeatureStats(
+        count,
+        missing,
+        len(v),
+        float(w.max() / count),
+        numeric=numeric,
+        bin_labels=labels,
+        bin_rows=rows_per,
+        bin_pos=pos_per,
+        discrete=integral,
+    )
+
+
+def categorical_stats_from_counts(
+    labels: list[str], counts: np.ndarray, positives: np.ndarray, missing: int, missing_pos: float
+) -> FeatureStats:
+    """The :func:`_categorical_stats` of data counted elsewhere: per category (in the order
+    the rows' codes would follow) its rows and positives, and the missing values'."""
+    k = len(labels)
+    rows_per = np.asarray(counts, dtype=np.int64)
+    pos_per = np.asarray(positives, dtype=float)
+    labels = list(labels)
+    if missing:
+        rows_per = np.append(rows_per, missing)
+        pos_per = np.append(pos_per, missing_pos)
+        labels.append("missing")
+    count = int(rows_per[:k].sum())
+    present = rows_per[:k] > 0
+    order = np.argsort(-rows_per[:k], kind="stable")
+    top = [(labels[i], int(rows_per[i])) for i in order if rows_per[i] > 0]
+    keep = np.flatnonzero(rows_per > 0)
+    return FeatureStats(
+        count,
+        missing,
+        int(present.sum()),
+        top[0][1] / count if top and count else math.nan,
+        top=top,
+        bin_labels=[labels[i] for i in keep],
+        bin_rows=rows_per[keep],
+        bin_pos=pos_per[keep],
+    )
+
+
+@dataclass
+class PopulationStats:
+    """The descriptive statistics of data larger than the rows the audit holds, counted by
+    another engine (the Spark engine, ``ctx.cache["descriptive_population"]``).
+
+    The check then reports these counts (every valid row: counts, missing values, category
+    frequencies, quantiles, the bivariate tables and their chi-square tests) and computes its
+    rank statistics (Mann-Whitney tests, AUCs, Spearman) on the held rows marked ``uniform``,
+    a uniform sample of the data.
+
+    Attributes
+    ----------
+    rows : int
+        Valid rows of the data.
+    positives : int
+        Their positive labels.
+    n_all : int
+        Rows of the data.
+    stats : dict of str to FeatureStats
+        Per contract feature, the statistics of every valid row.
+    uniform : ndarray of bool
+        Per held row, whether it belongs to the uniform sample.
+    uniform_text : str
+        What the rank statistics' rows are, for the report.
+    """
+
+    rows: int
+    positives: int
+    n_all: int
+    stats: dict[str, FeatureStats]
+    uniform: np.ndarray
+    uniform_text: str = "a uniform sample"
+
+
 def _test(
     c: Column, st: FeatureStats, y_s: np.ndarray, dense: Dense, rng: np.random.Generator
 ) -> None:
@@ -313,7 +460,9 @@ class DescriptiveCheck:
 
         opts = ctx.opts(DescriptiveOptions)
         res = CheckResult()
-        rows = np.flatnonzero(ctx.valid)
+        pop: PopulationStats | None = ctx.cache.get("descriptive_population")
+        # counted elsewhere: the rank statistics on the held rows of the uniform sample
+        rows = np.flatnonzero(ctx.valid if pop is None else ctx.valid & pop.uniform)
         label = ctx.contract.label
         positive = f"{label.column}={label.positive}"
         negative = (
@@ -327,7 +476,7 @@ class DescriptiveCheck:
             return res
         y = ctx.y[rows].astype(np.int64)
         yf = y.astype(float)
-        base_rate = float(yf.mean())
+        base_rate = float(yf.mean()) if pop is None else pop.positives / max(pop.rows, 1)
         rng = np.random.default_rng(ctx.random_state)
         s = sample_positions(rows.size, opts.sample_size, rng)
         y_s = y[s]
@@ -336,11 +485,12 @@ class DescriptiveCheck:
         dense: dict[str, Dense] = {}
         with ctx.progress.stage("descriptive analysis", total=len(cols) + 1) as stage:
             for c in cols:
-                st[c.name] = (
-                    _numeric_stats(c, yf, opts.n_bins)
-                    if c.kind == "numeric"
-                    else _categorical_stats(c, yf)
-                )
+                if pop is not None and c.name in pop.stats:
+                    st[c.name] = replace(pop.stats[c.name])  # (tests write into it)
+                elif c.kind == "numeric":
+                    st[c.name] = _numeric_stats(c, yf, opts.n_bins)
+                else:
+                    st[c.name] = _categorical_stats(c, yf)
                 dense[c.name] = _dense(c, s)
                 _test(c, st[c.name], y_s, dense[c.name], rng)
                 stage.advance()
@@ -356,11 +506,22 @@ class DescriptiveCheck:
             for j in range(i + 1, len(cols))
             if abs(rho[i, j]) > opts.redundant_rho
         ]
-        a = DescriptiveResult(cols, st, rho, redundant, yf, s, negative, positive, ctx.n_rows)
+        a = DescriptiveResult(
+            cols,
+            st,
+            rho,
+            redundant,
+            yf,
+            s,
+            negative,
+            positive,
+            ctx.n_rows if pop is None else pop.n_all,
+            pop,
+        )
         res.findings = descriptive_findings(a, opts)
         res.sections = descriptive_sections(a, opts)
         res.summary = {
-            "rows": int(rows.size),
+            "rows": a.n,
             "sampled_rows": len(s),
             "base_rate": base_rate,
             "associated": [c.name for c in cols if st[c.name].p_adjusted < opts.alpha],

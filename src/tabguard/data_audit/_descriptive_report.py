@@ -308,7 +308,8 @@ def descriptive_sections(a: DescriptiveResult, opts: DescriptiveOptions) -> list
     cols, st, rho, n, n_all, n_sample = a.cols, a.st, a.rho, a.n, a.n_all, len(a.sample)
     positive, base_rate = a.positive, a.base_rate
     sample_note = (
-        f"Rank statistics (Mann-Whitney tests, AUCs, Spearman) use a uniform sample of "
+        f"Rank statistics (Mann-Whitney tests, AUCs, Spearman) use "
+        f"{a.population.uniform_text if a.population is not None else 'a uniform sample'} of "
         f"{n_sample:,} rows; counts, percentiles and chi-square tests use all {n:,}."
         if n_sample < n
         else "All statistics use every valid row."

@@ -7,24 +7,27 @@ canonicalised and validated exactly as in memory):
 
 1. a row number per row (its position in the order Spark reads the data);
 2. one pass that validates every row against the contract (D1: each violation with its row)
-   and counts, per model feature, every value's rows and positive labels;
+   and counts, per feature, every value's rows and positive labels, among every row and among
+   the rows that break the contract (the descriptive statistics of the valid rows are their
+   difference: :mod:`tabguard.spark._describe`);
 3. one pass that counts the labels of value pairs (the trigger scan's pairs, over each
    feature's most frequent values);
 4. one pass that keeps the **driver sample**: every row of every candidate pattern of the
    trigger scan holding at most ``keep_rows`` rows (contract-breaking values, the best single
    values, bands and pairs, chosen by the scan's own candidate rules from the counts of every
    row) plus a uniform random share of the rest (``driver_rows`` rows in all);
-5. one pass that groups every row by its values on every feature but each candidate
-   pattern's features (exact copies, hashed as in memory) and sums the groups of the driver
-   sample's rows per label and values of those features (:class:`_SparkCopies`; a feature set
-   met later costs a pass of its own);
+5. passes that group every row by its values on every feature but a pattern's features
+   (exact copies, hashed as in memory) and sum the groups of the driver sample's rows per
+   label and values of those features (:class:`_SparkCopies`): one pass per decision round
+   of the trigger scan, for the patterns that reach a copy check;
 6. writing ``clean.parquet`` and ``quarantine.parquet``.
 
 The driver: the trigger scan's decision rules (the same code as in memory, fed with the
 counts of every row: :class:`tabguard.data_audit._matrix.AuditMatrix` with ``population``
 and ``copies``), the model-based stages on the sample (counterfactual scoring with the context
 model, the copy checks' nearest-neighbour searches, label noise, RONI, near-duplicates,
-descriptive statistics and disparate impact of the sample), the report. Its memory is bounded
+disparate impact and the descriptive check's rank statistics on the sample), the descriptive
+statistics of every row from the counts, the report. Its memory is bounded
 by ``driver_rows`` and the number of distinct values per feature (rare values of features with
 more than ``max_values`` distinct values are merged into runs holding fewer than ``min_rows``
 rows, which are never candidates).
@@ -42,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,7 @@ from tabguard.data_audit._audit import (
     AuditOutcome,
     _run_checks,
 )
+from tabguard.data_audit._descriptive import PopulationStats
 from tabguard.data_audit._matrix import AuditMatrix, pair_value_ids
 from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner, _top
 from tabguard.errors import DataError
@@ -78,6 +82,7 @@ from tabguard.spark._batches import (
     Keep,
     Spec,
     Vocabulary,
+    _uniform,
     copy_partition,
     count_partition,
     keep_partition,
@@ -438,6 +443,41 @@ def _population_matrix(
     )
 
 
+#: Valid rows of the driver sample's uniform share below which the descriptive check's rank
+#: statistics read the whole driver sample (candidate patterns' rows first: not uniform).
+MIN_UNIFORM_ROWS = 1_000
+
+
+def _describe_every_row(counts_dir: Path, contract: Contract, parsed: Any) -> PopulationStats:
+    """The descriptive statistics of every valid row, from the counting pass's counts."""
+    from tabguard.data_audit._descriptive import DescriptiveOptions
+    from tabguard.spark._describe import population_stats, totals
+
+    opts = parsed.get(DescriptiveOptions.check)
+    n_bins = opts.n_bins if isinstance(opts, DescriptiveOptions) else DescriptiveOptions().n_bins
+    n, pos, bad, bad_pos = totals(counts_dir / "raw")
+    stats = population_stats(counts_dir, contract, n - bad, pos - bad_pos, n_bins)
+    return PopulationStats(n - bad, pos - bad_pos, n, stats, np.zeros(0, dtype=bool))
+
+
+def _with_uniform(
+    described: PopulationStats, rows: np.ndarray, share: float, seed: int, valid: np.ndarray
+) -> PopulationStats:
+    """``described`` with the driver sample's uniform share (the rows drawn at random by
+    :func:`tabguard.spark._batches.keep_partition`, whatever else kept them)."""
+    uniform = _uniform(rows, seed) < share
+    if int((uniform & valid).sum()) >= MIN_UNIFORM_ROWS:
+        return replace(described, uniform=uniform)
+    return replace(
+        described,
+        uniform=np.ones(len(rows), dtype=bool),
+        uniform_text=(
+            "the driver sample (every row of the trigger scan's candidate patterns first, so not "
+            "uniform: its random share held too few rows)"
+        ),
+    )
+
+
 def _keep_rules(
     vocab: Vocabulary, candidates: list[Pattern], keep_rows: int, share: float, seed: int
 ) -> Keep:
@@ -632,6 +672,14 @@ def audit_data_spark(
             raw.where("kind = 'v'").groupBy("j", "num", "key").agg(
                 functions().sum("n").alias("n"), functions().sum("pos").alias("pos")
             ).write.partitionBy("j").parquet(str(counts_dir / "values"))
+            if "descriptive" in selected:  # (the rows breaking the contract, described apart)
+                raw.where("kind = 'i'").groupBy("j", "num", "key").agg(
+                    functions().sum("n").alias("n"), functions().sum("pos").alias("pos")
+                ).write.partitionBy("j").parquet(str(counts_dir / "invalid"))
+        described = None
+        if "descriptive" in selected:
+            with progress.stage("descriptive statistics of every row"):
+                described = _describe_every_row(counts_dir, contract, parsed)
         opts = parsed.get(TriggerScanOptions.check)
         topts = opts if isinstance(opts, TriggerScanOptions) else TriggerScanOptions()
         vocab = _vocabulary(counts_dir / "values", contract, topts.min_rows, max_values)
@@ -668,6 +716,10 @@ def audit_data_spark(
             sample, contract, random_state=random_state, progress=progress, options=options
         )
         codes = vocab.codes(sample, contract)
+        if described is not None:
+            ctx.cache["descriptive_population"] = _with_uniform(
+                described, rows, share, random_state, ctx.valid
+            )
         # Copy groups over every row, built when the trigger scan's decisions ask for them
         # (the sets of the patterns that reach a copy check), not for every candidate.
         copies = (
@@ -736,8 +788,9 @@ def _assemble(
         text=[
             f"{n} rows were validated and counted by Spark; the model-based stages ran on "
             f"a driver sample of {n_sample} rows (every row of each candidate pattern of the "
-            "trigger scan, then random rows). Statistics of the descriptive, near-duplicate, "
-            "label-noise and disparate-impact checks describe that sample.",
+            "trigger scan, then random rows). The descriptive statistics count every valid row "
+            "(their rank statistics use the sample's random rows); the near-duplicate, "
+            "label-noise and disparate-impact checks describe the sample.",
             *_copy_text(copies),
         ],
     )

@@ -30,18 +30,59 @@ def numeric_features(contract: Contract) -> list[bool]:
     return [contract.features[n].type in _NUMERIC for n in contract.model_features()]
 
 
+def counted_features(contract: Contract) -> list[str]:
+    """The features the counting pass counts: the model features (their index ``j`` is the
+    trigger scan's), then the others (protected), which only the descriptive check reads."""
+    model = contract.model_features()
+    return [*model, *(n for n in contract.features if n not in model)]
+
+
+def _value_counts(
+    frame: pd.DataFrame, name: str, numeric: bool, x: np.ndarray | None, y: np.ndarray
+) -> pd.DataFrame:
+    """Rows and positives per value of one feature (``num`` for numeric values, else ``key``:
+    the canonical value as JSON)."""
+    if numeric and x is not None:
+        ok = np.isfinite(x)
+        part = pd.DataFrame({"num": x[ok], "pos": y[ok]})
+        g2 = part.groupby("num", sort=False)["pos"].agg(["size", "sum"]).reset_index()
+        return pd.DataFrame({"num": g2["num"], "key": None, "n": g2["size"], "pos": g2["sum"]})
+    codes, uniq = pd.factorize(frame[name], use_na_sentinel=True)
+    ok = codes >= 0
+    n = np.bincount(codes[ok], minlength=len(uniq))
+    pos = np.bincount(codes[ok], weights=y[ok], minlength=len(uniq)).astype(np.int64)
+    keys = [json.dumps(list(_canon_lenient(v))) for v in uniq]
+    return pd.DataFrame({"num": np.nan, "key": keys, "n": n, "pos": pos})
+
+
+def _merged(parts: list[pd.DataFrame], numeric: bool, kind: str, j: int) -> pd.DataFrame:
+    allv = pd.concat(parts, ignore_index=True)
+    by = "num" if numeric and allv["key"].isna().all() else "key"
+    merged = allv.groupby(by, sort=False, dropna=False)[["n", "pos"]].sum().reset_index()
+    if by == "num":
+        merged["key"] = None
+    else:
+        merged["num"] = np.nan
+    merged["kind"] = kind
+    merged["j"] = j
+    return merged
+
+
 def count_partition(batches: Iterator[pd.DataFrame], contract: Contract) -> Iterator[pd.DataFrame]:
     """Validate a partition's rows and count its values (pass 2 of the module docstring).
 
-    Yields rows of kind ``t`` (rows and positives of the partition), ``x`` (one per
-    violation: row, field, rule, message; the group's examples on its first row) and ``v``
-    (per feature ``j`` and value: rows ``n``, positives ``pos``).
+    Yields rows of kind ``t`` (rows and positives of the partition), ``u`` (rows and
+    positives of the rows that break the contract), ``x`` (one per violation: row, field,
+    rule, message; the group's examples on its first row), ``v`` (per feature ``j`` of
+    :func:`counted_features` and value: rows ``n``, positives ``pos``) and ``i`` (the same
+    counts among the rows that break the contract: the descriptive check describes the others).
     """
-    names = contract.model_features()
-    numeric = numeric_features(contract)
+    names = counted_features(contract)
+    numeric = [contract.features[n].type in _NUMERIC for n in names]
     acc: list[list[pd.DataFrame]] = [[] for _ in names]
+    bad_acc: list[list[pd.DataFrame]] = [[] for _ in names]
     out: list[pd.DataFrame] = []
-    n_rows = n_pos = 0
+    n_rows = n_pos = n_bad = bad_pos = 0
     for batch in batches:
         rows = batch.pop(ROW).to_numpy(dtype=np.int64)
         frame = batch.reset_index(drop=True)
@@ -49,6 +90,9 @@ def count_partition(batches: Iterator[pd.DataFrame], contract: Contract) -> Iter
         n_rows += len(y)
         n_pos += int(y.sum())
         val = validate_frame(frame, contract)
+        bad = np.asarray(val.invalid_mask(), dtype=bool)
+        n_bad += int(bad.sum())
+        bad_pos += int(y[bad].sum())
         for g in val.groups:
             k = len(g.rows)
             out.append(
@@ -64,35 +108,24 @@ def count_partition(batches: Iterator[pd.DataFrame], contract: Contract) -> Iter
                 )
             )
         for j, name in enumerate(names):
-            if numeric[j] and name in val.numeric:
-                x = val.numeric[name].to_numpy(dtype=float)
-                ok = np.isfinite(x)
-                part = pd.DataFrame({"num": x[ok], "pos": y[ok]})
-                g2 = part.groupby("num", sort=False)["pos"].agg(["size", "sum"]).reset_index()
-                acc[j].append(
-                    pd.DataFrame({"num": g2["num"], "key": None, "n": g2["size"], "pos": g2["sum"]})
+            x = (
+                val.numeric[name].to_numpy(dtype=float)
+                if numeric[j] and name in val.numeric
+                else None
+            )
+            acc[j].append(_value_counts(frame, name, numeric[j], x, y))
+            if bad.any():
+                sub = frame.loc[bad].reset_index(drop=True)
+                bad_acc[j].append(
+                    _value_counts(sub, name, numeric[j], None if x is None else x[bad], y[bad])
                 )
-            else:
-                codes, uniq = pd.factorize(frame[name], use_na_sentinel=True)
-                ok = codes >= 0
-                n = np.bincount(codes[ok], minlength=len(uniq))
-                pos = np.bincount(codes[ok], weights=y[ok], minlength=len(uniq)).astype(np.int64)
-                keys = [json.dumps(list(_canon_lenient(v))) for v in uniq]
-                acc[j].append(pd.DataFrame({"num": np.nan, "key": keys, "n": n, "pos": pos}))
-    for j, parts in enumerate(acc):
-        if not parts:
-            continue
-        allv = pd.concat(parts, ignore_index=True)
-        by = "num" if numeric[j] and allv["key"].isna().all() else "key"
-        merged = allv.groupby(by, sort=False, dropna=False)[["n", "pos"]].sum().reset_index()
-        if by == "num":
-            merged["key"] = None
-        else:
-            merged["num"] = np.nan
-        merged["kind"] = "v"
-        merged["j"] = j
-        out.append(merged)
+    for j in range(len(names)):
+        if acc[j]:
+            out.append(_merged(acc[j], numeric[j], "v", j))
+        if bad_acc[j]:
+            out.append(_merged(bad_acc[j], numeric[j], "i", j))
     out.append(pd.DataFrame({"kind": ["t"], "n": [n_rows], "pos": [n_pos]}))
+    out.append(pd.DataFrame({"kind": ["u"], "n": [n_bad], "pos": [bad_pos]}))
     for frame_out in out:
         yield _typed(frame_out)
 
