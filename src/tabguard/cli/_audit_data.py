@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -57,6 +59,23 @@ def _read_trusted(path: Path, advance: Any) -> pd.DataFrame:
         return read_table(path, progress=advance)
     except TabguardError as exc:
         raise DataError(f"--trusted: {exc}") from exc
+
+
+def _read_in_background(path: Path) -> Future[pd.DataFrame]:
+    """``read_table(path)`` in a daemon thread (a usage error raised meanwhile ends the
+    process without waiting for the read); its result or error in the future."""
+    from tabguard.io import read_table
+
+    future: Future[pd.DataFrame] = Future()
+
+    def read() -> None:
+        try:
+            future.set_result(read_table(path))
+        except BaseException as exc:  # raised where the data is awaited
+            future.set_exception(exc)
+
+    threading.Thread(target=read, name="tabguard-read", daemon=True).start()
+    return future
 
 
 @audit_app.command("data")
@@ -124,8 +143,6 @@ def audit_data_cmd(
     bad input.
     """
     from tabguard.contract import load_contract
-    from tabguard.data_audit import REGISTRY, LabelNoiseOptions, audit_data, write_audit
-    from tabguard.data_audit._label_noise import prepare_trusted
     from tabguard.io import FORMATS, read_table
     from tabguard.progress import RichProgress
 
@@ -149,8 +166,16 @@ def audit_data_cmd(
         raise typer.BadParameter(
             f"must be one of {', '.join(FORMATS)}; got {out_format!r}", param_hint="--format"
         )
+    # The file is read in a thread while the audit's modules are imported (about as long: the
+    # checks bring SciPy, LightGBM and matplotlib; the CSV parser releases the interpreter
+    # lock). Its errors are raised where it is awaited, after those of the options and the
+    # contract. With --trusted that file is read and checked first, as before.
+    reading = _read_in_background(data) if engine == "python" and trusted is None else None
+    from tabguard.data_audit import REGISTRY, LabelNoiseOptions, audit_data, write_audit
+    from tabguard.data_audit._label_noise import prepare_trusted
+
     names = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
-    REGISTRY.select(names)  # a misspelt check fails before the data is read
+    REGISTRY.select(names)  # a misspelt check fails before the data is used
     contract = load_contract(contract_path)
     if engine == "spark":
         from tabguard.spark._audit import audit_data_spark
@@ -180,7 +205,11 @@ def audit_data_cmd(
                 trusted_df = _read_trusted(trusted, st.advance)
             prepare_trusted(trusted_df, contract, LabelNoiseOptions())
         with progress.stage(f"reading {data.name}") as st:
-            df = read_table(data, progress=st.advance)
+            if reading is None:
+                df = read_table(data, progress=st.advance)
+            else:
+                df = reading.result()
+                st.advance(len(df))
         result = audit_data(
             df,
             contract,
