@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -268,6 +268,15 @@ class PreparedBatch:
     skipped: int
     slow_rows: int
     json_rows: int = 0
+    #: Decision ids of some skipped rows (for the warning :meth:`Aggregator.start` logs).
+    skipped_ids: tuple[Any, ...] = ()
+
+    def without_documents(self) -> PreparedBatch:
+        """The same batch without the columns parsing used up (the JSON documents and the
+        ``numbers`` vectors): what a reader process sends back (a fraction of the bytes)."""
+        spent = ("raw", "features", "numbers")
+        batch = {k: v for k, v in self.batch.items() if k not in spent}
+        return replace(self, batch=batch)
 
 
 @dataclass
@@ -431,6 +440,92 @@ def _segment_object(value: Any) -> dict[str, str | None]:
     return {str(k)[:128]: canonical_label(v) for k, v in list(value.items())[:64]}
 
 
+class BatchParser:
+    """The columns a plan reads from a batch of log rows (:meth:`prepare`): no state beyond
+    the plan, so it runs wherever the batch is read (a thread, or a reader process).
+
+    Parameters
+    ----------
+    plan : MonitorPlan
+    """
+
+    def __init__(self, plan: MonitorPlan) -> None:
+        self.plan = plan
+        self.raw_cols: dict[str, tuple[ColumnType, Any]] = {
+            c.name: (c.type, c.categories) for c in plan.raw
+        }
+        for name in plan.segment_features:
+            if name not in self.raw_cols:
+                self.raw_cols[name] = ("category", None)
+        self.feat_cols = {c.name: (c.type, c.categories) for c in plan.features}
+        #: The layout of the log's ``numbers`` vectors this plan can read (``None``: JSON only).
+        self.layout = (
+            plan.layout
+            if plan.layout is not None and plan.layout.usable_for(self.raw_cols, self.feat_cols)
+            else None
+        )
+
+    def prepare(self, batch: dict[str, np.ndarray]) -> PreparedBatch:
+        """Drop unusable rows and parse the JSON columns (no state is touched: this part runs
+        in another thread or process while the previous batch is aggregated)."""
+        epoch = batch["epoch"]
+        usable = epoch >= 0
+        skipped = int((~usable).sum())
+        skipped_ids: tuple[Any, ...] = ()
+        if skipped:
+            skipped_ids = tuple(batch["decision_id"][~usable][:5].tolist())
+            batch = {k: v[usable] for k, v in batch.items()}
+        vectors = batch.get("numbers")
+        has = (
+            np.fromiter((v is not None for v in vectors), dtype=bool, count=len(vectors))
+            if vectors is not None and self.layout is not None
+            else np.zeros(len(batch["epoch"]), dtype=bool)
+        )
+        if has.all() and len(has):
+            assert self.layout is not None and vectors is not None
+            raw, raw_is_obj, feats, feat_is_obj = self.layout.decode(
+                vectors, self.raw_cols, self.feat_cols
+            )
+            return PreparedBatch(
+                batch, raw, raw_is_obj, feats, feat_is_obj, skipped, 0, skipped_ids=skipped_ids
+            )
+        json_rows = np.flatnonzero(~has)
+        whole = len(json_rows) == len(has)
+        raw, raw_is_obj, slow_raw = parse_objects(
+            batch["raw"] if whole else batch["raw"][json_rows], self.raw_cols
+        )
+        # Refused requests log ``{}`` as features: they carry no model input at all.
+        feats, feat_is_obj, slow_feat = parse_objects(
+            batch["features"] if whole else batch["features"][json_rows],
+            self.feat_cols,
+            empty=False,
+        )
+        if not whole:
+            assert self.layout is not None and vectors is not None
+            vec_rows = np.flatnonzero(has)
+            v_raw, v_raw_obj, v_feats, v_feat_obj = self.layout.decode(
+                vectors[vec_rows], self.raw_cols, self.feat_cols
+            )
+            n = len(has)
+            raw, raw_is_obj = scatter(
+                n, [(json_rows, raw, raw_is_obj), (vec_rows, v_raw, v_raw_obj)]
+            )
+            feats, feat_is_obj = scatter(
+                n, [(json_rows, feats, feat_is_obj), (vec_rows, v_feats, v_feat_obj)]
+            )
+        return PreparedBatch(
+            batch,
+            raw,
+            raw_is_obj,
+            feats,
+            feat_is_obj,
+            skipped,
+            slow_raw + slow_feat,
+            len(json_rows),
+            skipped_ids,
+        )
+
+
 class Aggregator:
     """Turns batches of log rows into deltas (stateless apart from segment admission).
 
@@ -460,20 +555,11 @@ class Aggregator:
         self.config = config
         self.admission = admission
         self.bucket_seconds = int(config.bucket.total_seconds())
-        self._raw_cols: dict[str, tuple[ColumnType, Any]] = {
-            c.name: (c.type, c.categories) for c in plan.raw
-        }
-        for name in plan.segment_features:
-            if name not in self._raw_cols:
-                self._raw_cols[name] = ("category", None)
-        self._feat_cols = {c.name: (c.type, c.categories) for c in plan.features}
+        self.parser = BatchParser(plan)
+        self._raw_cols = self.parser.raw_cols
         self._fields = frozenset(c.name for c in plan.raw) | frozenset(plan.segment_features)
         #: The layout of the log's ``numbers`` vectors this plan can read (``None``: JSON only).
-        self.layout = (
-            plan.layout
-            if plan.layout is not None and plan.layout.usable_for(self._raw_cols, self._feat_cols)
-            else None
-        )
+        self.layout = self.parser.layout
 
     # ---- segments -----------------------------------------------------------------------------
 
@@ -528,66 +614,8 @@ class Aggregator:
     # ---- the batch ----------------------------------------------------------------------------
 
     def prepare(self, batch: dict[str, np.ndarray]) -> PreparedBatch:
-        """Drop unusable rows and parse the JSON columns (no state is touched: this part can
-        run in another thread while the previous batch is aggregated; Arrow's parser
-        releases the GIL)."""
-        epoch = batch["epoch"]
-        usable = epoch >= 0
-        skipped = int((~usable).sum())
-        if skipped:
-            bad = batch["decision_id"][~usable][:5]
-            log.warning(
-                "monitor: %d log rows without a readable timestamp skipped (e.g. %s)",
-                skipped,
-                ", ".join(map(str, bad)),
-            )
-            batch = {k: v[usable] for k, v in batch.items()}
-        vectors = batch.get("numbers")
-        has = (
-            np.fromiter((v is not None for v in vectors), dtype=bool, count=len(vectors))
-            if vectors is not None and self.layout is not None
-            else np.zeros(len(epoch), dtype=bool)
-        )
-        if has.all() and len(has):
-            assert self.layout is not None and vectors is not None
-            raw, raw_is_obj, feats, feat_is_obj = self.layout.decode(
-                vectors, self._raw_cols, self._feat_cols
-            )
-            return PreparedBatch(batch, raw, raw_is_obj, feats, feat_is_obj, skipped, 0)
-        json_rows = np.flatnonzero(~has)
-        whole = len(json_rows) == len(has)
-        raw, raw_is_obj, slow_raw = parse_objects(
-            batch["raw"] if whole else batch["raw"][json_rows], self._raw_cols
-        )
-        # Refused requests log ``{}`` as features: they carry no model input at all.
-        feats, feat_is_obj, slow_feat = parse_objects(
-            batch["features"] if whole else batch["features"][json_rows],
-            self._feat_cols,
-            empty=False,
-        )
-        if not whole:
-            assert self.layout is not None and vectors is not None
-            vec_rows = np.flatnonzero(has)
-            v_raw, v_raw_obj, v_feats, v_feat_obj = self.layout.decode(
-                vectors[vec_rows], self._raw_cols, self._feat_cols
-            )
-            n = len(has)
-            raw, raw_is_obj = scatter(
-                n, [(json_rows, raw, raw_is_obj), (vec_rows, v_raw, v_raw_obj)]
-            )
-            feats, feat_is_obj = scatter(
-                n, [(json_rows, feats, feat_is_obj), (vec_rows, v_feats, v_feat_obj)]
-            )
-        return PreparedBatch(
-            batch,
-            raw,
-            raw_is_obj,
-            feats,
-            feat_is_obj,
-            skipped,
-            slow_raw + slow_feat,
-            len(json_rows),
-        )
+        """Drop unusable rows and parse the JSON columns (:meth:`BatchParser.prepare`)."""
+        return self.parser.prepare(batch)
 
     def aggregate(self, batch: dict[str, np.ndarray] | PreparedBatch) -> BatchResult:
         """Summarise one batch (columns of :data:`BATCH_COLUMNS`, or :meth:`prepare`'s output)."""
@@ -603,6 +631,12 @@ class Aggregator:
         started and finished in order.
         """
         prepared = batch if isinstance(batch, PreparedBatch) else self.prepare(batch)
+        if prepared.skipped:
+            log.warning(
+                "monitor: %d log rows without a readable timestamp skipped (e.g. %s)",
+                prepared.skipped,
+                ", ".join(map(str, prepared.skipped_ids)),
+            )
         data = prepared.batch
         n = len(data["epoch"])
         started = StartedBatch(prepared, n)
@@ -909,6 +943,7 @@ __all__ = [
     "BATCH_COLUMNS",
     "Admission",
     "Aggregator",
+    "BatchParser",
     "BatchResult",
     "ColumnSpec",
     "MonitorPlan",
