@@ -272,9 +272,30 @@ def test_source_mismatch_is_refused(
         update(MonitorConfig(log=b, store=store), plan=plan)
 
 
+@pytest.mark.parametrize("reading", ["thread", "reader-process"])
 def test_corrupt_and_hand_edited_rows_never_crash(
-    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan], caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    small: tuple[pd.DataFrame, MonitorPlan],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    reading: str,
 ) -> None:
+    """Bad rows are counted as invalid or skipped, and the skip is named in a warning of the
+    updating process, whether the batches were read by a thread or by a reader process."""
+    import tabguard.monitoring._aggregate as agg
+    import tabguard.monitoring._update as upd
+
+    pools: list[Any] = []
+    if reading == "reader-process":
+        monkeypatch.setattr(agg, "PARALLEL_MIN_ROWS", 50)
+        monkeypatch.setattr(upd, "PARALLEL_MIN_ROWS", 50)
+        real_pool = upd.ProcessPoolExecutor
+
+        def pool(*args: Any, **kwargs: Any) -> Any:
+            pools.append(kwargs.get("initializer"))
+            return real_pool(*args, **kwargs)
+
+        monkeypatch.setattr(upd, "ProcessPoolExecutor", pool)
     df, plan = small
     urls = (f"sqlite:///{tmp_path / 'log.db'}", f"sqlite:///{tmp_path / 'mon.db'}")
     records = make_records(df.head(300), step=timedelta(minutes=1))
@@ -297,7 +318,8 @@ def test_corrupt_and_hand_edited_rows_never_crash(
                 {**values, "id": decision_id},
             )
     engine.dispose()
-    result = update(config(urls), plan=plan)
+    result = update(config(urls, jobs=2), plan=plan)
+    assert (upd._feed_start in pools) == (reading == "reader-process")
     assert result.rows == 299 and result.skipped == 1
     assert result.slow_rows > 0
     assert "without a readable timestamp" in caplog.text and ids[4] in caplog.text
@@ -502,6 +524,15 @@ def test_worker_processes_give_the_same_store(
     finally:
         for s in stores.values():
             s.close()
+
+
+def test_only_a_log_another_process_can_open_is_read_by_a_reader_process() -> None:
+    from tabguard.monitoring._update import _separate_process_can_read
+
+    assert _separate_process_can_read("sqlite:///var/log/predictions.db")
+    assert _separate_process_can_read("postgresql://monitor@db.internal/tabguard")
+    assert not _separate_process_can_read("memory://")  # lives in this process's engine
+    assert not _separate_process_can_read("sqlite:///:memory:")
 
 
 def test_the_work_split_moves_columns_to_the_side_that_finished_first() -> None:
