@@ -208,3 +208,45 @@ def test_descriptive_counts_cover_every_row_and_rank_statistics_the_uniform_shar
     # the same valid rows and base rate; ranks on the uniform share of the driver sample
     assert spk_text.split(". ")[0] == mem_text.split(". ")[0]
     assert "use a uniform sample of" in spk_text
+
+
+def test_labels_of_the_uniform_share_are_scored_against_a_trusted_sample(
+    spark: Any, tmp_path: Path
+) -> None:
+    # --trusted on Spark: the driver sample's random rows (a uniform sample of the data) are
+    # scored; the candidate patterns' rows are no sample of the data and are not compared.
+    import lightgbm as lgb
+
+    from tabguard.spark._batches import _uniform
+
+    credit = load_credit_default()
+    contract = credit_default_contract()
+    idx = np.random.default_rng(0).permutation(len(credit))[:9000]
+    trusted, rest = credit.iloc[idx[:800]], credit.iloc[idx[800:]].reset_index(drop=True)
+    X, y = rest.drop(columns=["ID", "DEFAULT"]).to_numpy(dtype=float), rest["DEFAULT"].to_numpy()
+    p = lgb.LGBMClassifier(n_estimators=60, verbose=-1, n_jobs=1).fit(X, y).predict_proba(X)[:, 1]
+    pos = np.flatnonzero(y == 1)
+    flipped = np.sort(pos[np.argsort(-p[pos])[:400]])  # the most confident defaulters
+    bad = rest.copy()
+    bad.loc[flipped, "DEFAULT"] = 0
+    src = tmp_path / "data.parquet"
+    bad.to_parquet(src, index=False)
+    result = audit_data_spark(
+        src,
+        contract,
+        tmp_path / "out",
+        checks=["label_noise"],
+        options={"label_noise": {"trusted_repeats": 2}},
+        driver_rows=5000,
+        keep_rows=0,
+        trusted=trusted,
+    )
+    scored = np.flatnonzero(_uniform(np.arange(len(bad)), 0) < 5000 / len(bad))
+    f = next(x for x in result.report.findings if "trusted_rows" in x.evidence)
+    assert f.severity == "critical", f.message
+    assert set(f.rows) <= set(scored.tolist())  # only the uniform share is scored
+    hits = set(f.rows) & set(flipped.tolist())
+    in_scope = set(flipped.tolist()) & set(scored.tolist())
+    assert len(hits) / len(f.rows) >= 0.4 and len(hits) / len(in_scope) >= 0.5
+    (section,) = [x for x in result.report.sections if x.title == "Spark engine"]
+    assert any("random rows (a uniform sample" in t for t in section.text)

@@ -113,7 +113,8 @@ def audit_data_cmd(
         typer.Option(
             "--trusted",
             help="A vetted sample with reviewed labels (CSV, CSV.gz or Parquet; same contract, "
-            "ideally 5-10 % of DATA's size): rows whose label it finds improbable are flagged.",
+            "ideally 5-10 % of DATA's size): rows whose label it finds improbable are flagged "
+            "(--engine spark: among the driver sample's random rows).",
         ),
     ] = None,
     engine: Annotated[
@@ -157,11 +158,6 @@ def audit_data_cmd(
             "--format parquet or leave it out",
             param_hint="--format",
         )
-    if engine == "spark" and trusted is not None:
-        raise typer.BadParameter(
-            "--trusted is not supported with --engine spark yet; audit with --engine python",
-            param_hint="--trusted",
-        )
     if fmt not in FORMATS:
         raise typer.BadParameter(
             f"must be one of {', '.join(FORMATS)}; got {out_format!r}", param_hint="--format"
@@ -181,6 +177,11 @@ def audit_data_cmd(
         from tabguard.spark._audit import audit_data_spark
 
         with RichProgress(disable=quiet) as progress:
+            strusted = None
+            if trusted is not None:  # first: a bad trusted file fails before Spark starts
+                with progress.stage(f"reading {trusted.name}") as st:
+                    strusted = _read_trusted(trusted, st.advance)
+                prepare_trusted(strusted, contract, LabelNoiseOptions())
             sresult = audit_data_spark(
                 str(data),
                 contract,
@@ -191,6 +192,7 @@ def audit_data_cmd(
                 options={"trigger_scan": {"alpha": alpha}},
                 driver_rows=driver_rows,
                 progress=progress,
+                trusted=strusted,
             )
         print_findings(sresult)
         console.print(

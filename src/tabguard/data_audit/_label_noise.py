@@ -401,9 +401,10 @@ class TrustedResult:
     Attributes
     ----------
     pvalues : ndarray
-        Each audited row's conformal p-value (small: its label is improbable).
+        Each scored row's conformal p-value (small: its label is improbable): every audited
+        row, or those of ``ctx.cache[TRUSTED_SCOPE]``.
     flagged : ndarray of int
-        Rows with ``p <= level``, smallest p first.
+        Rows (of the audited data) with ``p <= level``, smallest p first.
     level : float
         The level rows were flagged at (:func:`choose_level`).
     labels : list of dict
@@ -480,14 +481,14 @@ def label_rate_shifts(
 
 
 def _segments(
-    ctx: AuditContext, trusted: pd.DataFrame
+    ctx: AuditContext, trusted: pd.DataFrame, idx: np.ndarray
 ) -> list[tuple[str, object, np.ndarray, np.ndarray]]:
-    """All rows, then each value of each category feature (model features)."""
+    """All rows (of ``idx``), then each value of each category feature (model features)."""
     segs: list[tuple[str, object, np.ndarray, np.ndarray]] = [
-        ("", None, np.ones(ctx.n_rows, dtype=bool), np.ones(len(trusted), dtype=bool))
+        ("", None, np.ones(len(idx), dtype=bool), np.ones(len(trusted), dtype=bool))
     ]
     for f in ctx.transform.categorical_features:
-        col, tcol = ctx.data[f], trusted[f]
+        col, tcol = ctx.data[f].iloc[idx], trusted[f]
         for v in pd.unique(tcol.dropna()):
             segs.append(
                 (
@@ -503,20 +504,30 @@ def _segments(
 CURVE_LEVELS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1)
 
 
+#: ``ctx.cache`` key of the held rows scored against the trusted sample (bool per row; default
+#: every row). The Spark engine sets its driver sample's uniform share: the flag counts, their
+#: excess over clean data and the label rates are then those of a uniform sample of the data.
+TRUSTED_SCOPE = "trusted_scope"
+
+
 def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult | None:
-    """Conformal p-values of every audited row's label against ``ctx.trusted`` (None
-    without a trusted sample)."""
+    """Conformal p-values of every audited row's label (of the rows of
+    ``ctx.cache[TRUSTED_SCOPE]`` when set) against ``ctx.trusted`` (None without a trusted
+    sample)."""
     if ctx.trusted is None:
         return None
     t = ctx.trusted
     y_t = check_labels(t, ctx.contract).to_numpy().astype(int)
-    y = ctx.y.astype(int)
+    scope = ctx.cache.get(TRUSTED_SCOPE)
+    idx = np.arange(ctx.n_rows) if scope is None else np.flatnonzero(scope)
+    y = ctx.y[idx].astype(int)
+    X = ctx.encoded() if scope is None else ctx.encoded()[idx]
     cat = [ctx.transform.feature_names.index(f) for f in ctx.transform.categorical_features]
     with ctx.progress.stage("label noise: models of the trusted sample", total=1) as st:
         cal, scores = trusted_scores(
             ctx.transform.transform_frame(t),
             y_t,
-            ctx.encoded(),
+            X,
             y,
             cat,
             folds=opts.trusted_folds,
@@ -561,10 +572,10 @@ def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult
                 "achievable": achievable_level(level, n_cal),
             }
         )
-    shifts = label_rate_shifts(y, y_t, _segments(ctx, t), opts.trusted_shift_alpha)
+    shifts = label_rate_shifts(y, y_t, _segments(ctx, t, idx), opts.trusted_shift_alpha)
     return TrustedResult(
         p,
-        flagged,
+        idx[flagged],
         level,
         labels,
         at["expected"],

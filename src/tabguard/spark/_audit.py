@@ -62,7 +62,14 @@ from tabguard._copy_groups import (
 )
 from tabguard.contract import Contract, check_columns
 from tabguard.contract._validate import FrameValidation, ViolationGroup, _canon
-from tabguard.data_audit import REGISTRY, AuditContext, CheckResult, Treatment, build_context
+from tabguard.data_audit import (
+    REGISTRY,
+    AuditContext,
+    CheckResult,
+    LabelNoiseOptions,
+    Treatment,
+    build_context,
+)
 from tabguard.data_audit._audit import (
     REASON_COLUMN,
     ROW_COLUMN,
@@ -70,6 +77,7 @@ from tabguard.data_audit._audit import (
     _run_checks,
 )
 from tabguard.data_audit._descriptive import PopulationStats
+from tabguard.data_audit._label_noise import TRUSTED_SCOPE, prepare_trusted
 from tabguard.data_audit._matrix import AuditMatrix, pair_value_ids
 from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner, _top
 from tabguard.errors import DataError
@@ -460,17 +468,43 @@ def _describe_every_row(counts_dir: Path, contract: Contract, parsed: Any) -> Po
     return PopulationStats(n - bad, pos - bad_pos, n, stats, np.zeros(0, dtype=bool))
 
 
+def _trusted_scope(ctx: AuditContext, uniform: np.ndarray, n: int) -> list[str]:
+    """Score the labels of the driver sample's uniform share against the trusted sample (the
+    rest of the sample, every candidate pattern's rows, is no sample of the data: its flag
+    counts and label rates would be compared with the trusted rows' as if it were); what the
+    report says of it."""
+    if ctx.trusted is None:
+        return []
+    k = int(uniform.sum())
+    if k == len(uniform) and k == n:
+        return []  # the sample is every row: as in memory
+    if k < MIN_UNIFORM_ROWS:
+        ctx.trusted = None
+        return [
+            f"The labels were not scored against the trusted sample: the driver sample's "
+            f"random rows number {k:,} (fewer than {MIN_UNIFORM_ROWS:,}; the rest of the sample "
+            "is the trigger scan's candidate patterns, not a sample of the data). Raise "
+            "--driver-rows, or audit with --engine python."
+        ]
+    ctx.cache[TRUSTED_SCOPE] = uniform
+    return [
+        f"The labels of the driver sample's {k:,} random rows (a uniform sample of the {n:,} "
+        f"rows) were scored against the {len(ctx.trusted):,} trusted rows: the flagged share "
+        "and its excess over clean data estimate those of every row; flipped rows among the "
+        "other rows are not named."
+    ]
+
+
 def _with_uniform(
-    described: PopulationStats, rows: np.ndarray, share: float, seed: int, valid: np.ndarray
+    described: PopulationStats, uniform: np.ndarray, valid: np.ndarray
 ) -> PopulationStats:
     """``described`` with the driver sample's uniform share (the rows drawn at random by
     :func:`tabguard.spark._batches.keep_partition`, whatever else kept them)."""
-    uniform = _uniform(rows, seed) < share
     if int((uniform & valid).sum()) >= MIN_UNIFORM_ROWS:
         return replace(described, uniform=uniform)
     return replace(
         described,
-        uniform=np.ones(len(rows), dtype=bool),
+        uniform=np.ones(len(uniform), dtype=bool),
         uniform_text=(
             "the driver sample (every row of the trigger scan's candidate patterns first, so not "
             "uniform: its random share held too few rows)"
@@ -605,6 +639,7 @@ def audit_data_spark(
     keep_rows: int | None = None,
     max_values: int = MAX_VALUES,
     progress: Progress | None = None,
+    trusted: pd.DataFrame | None = None,
 ) -> SparkAuditResult:
     """Audit a Parquet data set (or a table) with Spark; see the module docstring.
 
@@ -629,6 +664,10 @@ def audit_data_spark(
     max_values : int
         Distinct values of a feature from which rare values are merged on the driver.
     progress : Progress, optional
+    trusted : DataFrame, optional
+        Rows whose labels were vetted (as :func:`tabguard.data_audit.audit_data`): the labels
+        of the driver sample's random rows (a uniform sample of the data) are scored against
+        them; flips among the other rows are not named (docs/spark.md).
 
     Returns
     -------
@@ -645,6 +684,10 @@ def audit_data_spark(
     progress = progress or NULL_PROGRESS
     selected = REGISTRY.select(checks)
     parsed = REGISTRY.options(REGISTRY.ordered(), options)
+    if trusted is not None:  # before Spark's work: a bad trusted sample fails at once
+        lopts = parsed.get(LabelNoiseOptions.check)
+        lopts = lopts if isinstance(lopts, LabelNoiseOptions) else LabelNoiseOptions()
+        prepare_trusted(trusted, contract, lopts)
     spark = spark_session(
         master,
         purpose="tabguard audit data --engine spark",
@@ -713,13 +756,19 @@ def audit_data_spark(
             _integrity(contract, counts_dir / "raw", n, parsed) if "integrity" in selected else None
         )
         ctx = build_context(
-            sample, contract, random_state=random_state, progress=progress, options=options
+            sample,
+            contract,
+            random_state=random_state,
+            progress=progress,
+            options=options,
+            trusted=trusted if "label_noise" in selected else None,
         )
         codes = vocab.codes(sample, contract)
+        # the rows keep_partition drew at random (whatever else kept them): a uniform sample
+        uniform = _uniform(rows, random_state) < share
         if described is not None:
-            ctx.cache["descriptive_population"] = _with_uniform(
-                described, rows, share, random_state, ctx.valid
-            )
+            ctx.cache["descriptive_population"] = _with_uniform(described, uniform, ctx.valid)
+        trusted_note = _trusted_scope(ctx, uniform, n)
         # Copy groups over every row, built when the trigger scan's decisions ask for them
         # (the sets of the patterns that reach a copy check), not for every candidate.
         copies = (
@@ -751,6 +800,7 @@ def audit_data_spark(
             vocab,
             len(sample),
             copies,
+            trusted_note,
         )
         paths = _write(spark, data, quarantine, out)
         paths.update(write_report(report, out))
@@ -772,6 +822,7 @@ def _assemble(
     vocab: Vocabulary,
     n_sample: int,
     copies: _SparkCopies | None = None,
+    notes: Sequence[str] = (),
 ) -> tuple[Report, pd.DataFrame, list[Treatment]]:
     """The report, quarantine and treatments, as :func:`tabguard.data_audit.audit_data`.
 
@@ -792,6 +843,7 @@ def _assemble(
             "(their rank statistics use the sample's random rows); the near-duplicate, "
             "label-noise and disparate-impact checks describe the sample.",
             *_copy_text(copies),
+            *notes,
         ],
     )
     report = outcome.report(
