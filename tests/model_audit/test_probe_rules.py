@@ -278,3 +278,51 @@ def test_routed_mass_beyond_the_models_ordinary_ratio_confirms_under_the_fixed_f
     assert not routed_confirms(
         natural(**weak, routed_null=1.5, p_routed_null=1e-5), alpha, OPTS, False
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The rare side of the threshold (triggers towards the common decision)
+# --------------------------------------------------------------------------------------------
+def test_tail_gate_needs_the_null_and_a_fifth_of_the_rare_decisions() -> None:
+    from tabguard.model_audit._backdoor import tail_passes
+
+    base = {"direction": "approve", "spike": -0.2, "null_spike": 0.1, "flip_rate": 0.5}
+    assert tail_passes(cand(**base), OPTS)  # no fixed floor: 0.2 < min_spike still passes
+    assert not tail_passes(cand(**{**base, "null_spike": 0.2}), OPTS)  # strictly above
+    assert tail_passes(cand(**{**base, "flip_rate": OPTS.min_flip}), OPTS)
+    assert not tail_passes(cand(**{**base, "flip_rate": OPTS.min_flip - 0.01}), OPTS)
+
+
+class _Threshold:
+    """The part of an AuditedModel that :func:`_rare_side` reads."""
+
+    def __init__(self, threshold: float, positive_means_deny: bool = True) -> None:
+        self.threshold = threshold
+        self.positive_means_deny = positive_means_deny
+
+    def approve(self, s: Any) -> Any:
+        return s < self.threshold if self.positive_means_deny else s >= self.threshold
+
+
+def test_rare_side_rows_are_the_rare_decision_and_its_nearest_rows() -> None:
+    import numpy as np
+
+    from tabguard.model_audit._backdoor import _rare_side
+
+    p = np.linspace(0.0, 0.6, 6001)  # 0.5 denies the top 1000 of 6001: 67 of 400 random rows
+    opts = ProbeOptions(side_rows=40, tail_rows=200)
+    rng = np.random.default_rng(0)
+    assert _rare_side(_Threshold(0.5), p, 400, opts, rng) is None  # enough on both sides
+    # 0.59 denies the top 100 (7 of 400 random rows): those and the 100 nearest approved
+    rows, ecdf, away = _rare_side(_Threshold(0.59), p, 400, opts, rng)  # type: ignore[misc]
+    assert away == "approve"
+    assert sorted(rows.tolist()) == list(range(5801, 6001))
+    assert np.array_equal(ecdf, np.sort(p[5801:]))
+    # the rare decision is approval when a high score approves (e.g. a propensity model)
+    rows, _, away = _rare_side(_Threshold(0.59, False), p, 400, opts, rng)  # type: ignore[misc]
+    assert away == "deny" and rows.max() == 6000
+    # more rare rows than tail_rows (0.57 denies 301): a random 200 of them, ranked among all
+    rows, ecdf, _ = _rare_side(_Threshold(0.57), p, 400, opts, rng)  # type: ignore[misc]
+    assert len(rows) == 200 and rows.min() >= 5700 and len(set(rows.tolist())) == 200
+    assert np.array_equal(ecdf, p[5700:])
+    assert _rare_side(_Threshold(0.59), p, 400, ProbeOptions(tail_rows=0), rng) is None

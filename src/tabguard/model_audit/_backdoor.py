@@ -72,6 +72,24 @@ class ProbeOptions(CheckOptions):
         "probe rows (clean rows drawn at random: a model that denies few has few denied ones)",
         at_least(10),
     )
+    side_rows: int = option(
+        40,
+        "probe rows expected on each side of the threshold; a model whose rarer decision the "
+        "random rows hold fewer of is probed again on rows from that side (tail_rows)",
+        at_least(0),
+    )
+    tail_rows: int = option(
+        200,
+        "probe rows drawn from the side of the threshold the model rarely decides (its rows "
+        "and the nearest others), for triggers towards the common decision; 0: never",
+        at_least(0),
+    )
+    min_flip: float = option(
+        0.2,
+        "rows of the rare decision a candidate probed there must turn to the common one (a "
+        "fifth: the share at which a trigger is a working backdoor)",
+        SHARE,
+    )
     max_cells: int = option(
         64, "candidate values per feature (tree cells are merged down to this many)", at_least(2)
     )
@@ -217,6 +235,10 @@ class ProbeCandidate:
         features' categories) and the p-value of the value's routed rows beyond it.
     outside_support, continuation : bool
         Beyond the clean data's range; an edge step that continues the trend inside it.
+    probe_rows : {"random", "tail"}
+        The probe rows it was measured on: clean rows at random, or the rows on the side of
+        the threshold the model rarely decides (spike and flip rate are then movement within
+        that region, towards the common decision; see :func:`_rare_side`).
     backdoor : bool
         Confirmed trigger.
     reason : str
@@ -257,6 +279,7 @@ class ProbeCandidate:
     mass_categories: tuple[frozenset[int] | None, ...] = ()
     nominal: tuple[bool, ...] = ()  # the contract calls the feature a category
     neighbour_codes: tuple[float, ...] = ()
+    probe_rows: str = "random"  # "tail": probed on the rows of the model's rare decision
 
 
 @dataclass
@@ -273,6 +296,10 @@ class ProbeResult:
         The model's ordinary flip rate per direction.
     n_rows : int
         Probe rows used.
+    tail_rows : int
+        Rows of the second probe set drawn from the rare side of the threshold (0: none).
+    tail_direction : {"approve", "deny", ""}
+        The common decision, the only direction probed on those rows.
     """
 
     candidates: list[ProbeCandidate] = field(default_factory=list)
@@ -280,6 +307,8 @@ class ProbeResult:
     null_rate: dict[str, float] = field(default_factory=dict)
     n_rows: int = 0
     method: str = "quantiles"
+    tail_rows: int = 0
+    tail_direction: str = ""
 
     @property
     def triggers(self) -> list[ProbeCandidate]:
@@ -519,14 +548,106 @@ def probe_backdoors(
     p = model.predict_matrix(X)
     ecdf = np.sort(p)
     rows = np.sort(rng.choice(len(X), size=min(opts.n_rows, len(X)), replace=False))
-    R = X[rows]
     ens = model.trees
     result = ProbeResult(
         threshold=model.threshold, n_rows=len(rows), method="trees" if ens else "quantiles"
     )
+    features = list(range(len(model.feature_names)))
+    grids, probed = _probe_set(model, X, rows, ecdf, ens, opts, features, progress, "random")
+    singles = [c for c in probed if len(c[0]) == 1]
+    result.null_rate = {"spike": _null_level([s for _, _, s in singles], opts.null_quantile)}
+    for cand_cells, nbs, stats in probed:
+        result.candidates.append(_candidate(model, cand_cells, nbs, stats, X, y, p))
+    tail = _rare_side(model, p, len(rows), opts, rng)
+    if tail is not None:
+        t_rows, t_ecdf, away = tail
+        # the values of category features only: a category towards the common decision is
+        # weighed against the other categories (a boolean's other value is no rare value, and
+        # its whole effect - ``card_present`` on blocked transactions - is no trigger's null)
+        nominal = [
+            j
+            for j in features
+            if model.contract.features[model.feature_names[j]].type == "category"
+        ]
+        result.tail_rows = len(t_rows)
+        _, t_probed = _probe_set(
+            model, X, t_rows, t_ecdf, ens, opts, nominal, progress, "tail", with_pairs=False
+        )
+        result.tail_direction = away
+        for cand_cells, nbs, stats in t_probed:
+            # every value stays (the null is what all of them do there); only those towards
+            # the common decision can pass (:func:`tail_passes`): towards the rare one the
+            # random rows see them already
+            c = _candidate(model, cand_cells, nbs, stats, X, y, p)
+            c.probe_rows = "tail"
+            result.candidates.append(c)
+    routing = _Routing(ens, X, p) if ens is not None else None
+    _decide(result, opts, len(X), ens, routing)
+    if ens is not None:
+        _complete_combinations(result, model, ens, grids, X, opts)
+    return result
+
+
+def _rare_side(
+    model: AuditedModel, p: np.ndarray, n_probe: int, opts: ProbeOptions, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """Probe rows for the decision the model rarely makes, or None when random rows suffice.
+
+    A trigger towards the common decision can only move the rows on the rare side of the
+    threshold: a fraud model that blocks 0.3 % of transactions leaves about one blocked row
+    among 400 random probe rows, and a trigger that approves most blocked transactions is
+    invisible there. When the random probe rows hold fewer than ``opts.side_rows`` rows on
+    the rare side (expected), a second probe set is taken from that side: the clean rows the
+    model scores furthest towards it - every row of the rare side and the nearest rows of the
+    other, ``opts.tail_rows`` in all (a random ``opts.tail_rows`` of them when the rare side
+    alone holds more). Their own scores are the ranks' population, so a spike there is
+    movement within the model's rare region.
+
+    Returns
+    -------
+    (rows, ecdf, away) or None
+        Indices of the probe rows, the sorted scores ranks are taken in, and the direction
+        (``"approve"`` or ``"deny"``) away from the rare side - the only direction probed.
+    """
+    if opts.tail_rows == 0:
+        return None
+    denied = ~model.approve(p)
+    n_deny = int(denied.sum())
+    rare_deny = n_deny <= len(p) - n_deny
+    n_rare = n_deny if rare_deny else len(p) - n_deny
+    if n_rare * n_probe / max(len(p), 1) >= opts.side_rows:
+        return None
+    # furthest towards the rare side first: high scores when a high score denies
+    towards_deny = p if model.positive_means_deny else -p
+    order = np.argsort(-towards_deny if rare_deny else towards_deny, kind="stable")
+    region = order[: max(opts.tail_rows, n_rare)]
+    rows = region
+    if len(region) > opts.tail_rows:
+        rows = rng.choice(region, size=opts.tail_rows, replace=False)
+    return np.sort(rows), np.sort(p[region]), "approve" if rare_deny else "deny"
+
+
+def _probe_set(
+    model: AuditedModel,
+    X: np.ndarray,
+    rows: np.ndarray,
+    ecdf: np.ndarray,
+    ens: TreeEnsemble | None,
+    opts: ProbeOptions,
+    features: Sequence[int],
+    progress: Progress,
+    label: str,
+    with_pairs: bool = True,
+) -> tuple[dict[int, _Grid], list[_Probed]]:
+    """Every single-value candidate of ``features`` (and, with ``with_pairs``, every
+    combination candidate) probed on ``rows``, their scores ranked in the population ``ecdf``."""
+    R = X[rows]
     grids: dict[int, _Grid] = {}
-    with progress.stage("backdoor probe: single values", total=len(model.feature_names)) as bar:
-        for j, feat in enumerate(model.feature_names):
+    with progress.stage(
+        f"backdoor probe: single values ({label} rows)", total=len(features)
+    ) as bar:
+        for j in features:
+            feat = model.feature_names[j]
             bar.advance()
             cats = model.categories(feat)
             if cats is not None:
@@ -553,7 +674,9 @@ def probe_backdoors(
                 if ens is None and len(nb_idx) == 1:
                     stats["continuation"] = _continues_trend(g, i, nb_idx[0], stats["spike"])
                 singles.append(((cell,), [(g.cells[k],) for k in nb_idx], stats))
-    with progress.stage("backdoor probe: combinations", total=None):
+    if not with_pairs:
+        return grids, singles
+    with progress.stage(f"backdoor probe: combinations ({label} rows)", total=None):
         metas = _pair_candidates(grids, singles, opts)
         metas += _category_grid(model, grids, R, ecdf, opts, metas)
         pairs = _probe_pairs(model, R, ecdf, metas)
@@ -565,14 +688,7 @@ def probe_backdoors(
     }
     for pcells, _, pstats in pairs:
         pstats["continuation"] = any(edge.get((c.j, c.code), False) for c in pcells)
-    result.null_rate = {"spike": _null_level([s for _, _, s in singles], opts.null_quantile)}
-    for cand_cells, nbs, stats in singles + pairs:
-        result.candidates.append(_candidate(model, cand_cells, nbs, stats, X, y, p))
-    routing = _Routing(ens, X, p) if ens is not None else None
-    _decide(result, opts, len(X), ens, routing)
-    if ens is not None:
-        _complete_combinations(result, model, ens, grids, X, opts)
-    return result
+    return grids, singles + pairs
 
 
 def _rank(ecdf: np.ndarray, S: np.ndarray) -> np.ndarray:
@@ -1146,19 +1262,35 @@ def _decide(
     """
     from scipy.stats import binom
 
-    singles = [c for c in result.candidates if len(c.features) == 1]
-    allv = np.array([abs(c.spike) for c in singles]) if singles else np.zeros(1)
-    feats = np.array([c.features[0] for c in singles]) if singles else np.array([""])
-    by_feature: dict[str, np.ndarray] = {}
-    for f in set(feats.tolist()):
-        other = allv[feats != f]
-        by_feature[f] = other if other.size else allv
+    # The null of each candidate comes from the probe rows it was measured on: a spike among
+    # the rows of the rare decision is weighed against what other features' values do there.
+    nulls: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+    for key in {c.probe_rows for c in result.candidates}:
+        singles = [c for c in result.candidates if len(c.features) == 1 and c.probe_rows == key]
+        # on the rare side only movement towards the common decision is tested, so the null is
+        # how far ordinary values move those rows that way (none, for a value moving them on)
+        spikes = [
+            abs(c.spike) if key != "tail" or c.direction == result.tail_direction else 0.0
+            for c in singles
+        ]
+        allv = np.array(spikes) if singles else np.zeros(1)
+        feats = np.array([c.features[0] for c in singles]) if singles else np.array([""])
+        by_feature: dict[str, np.ndarray] = {}
+        for f in set(feats.tolist()):
+            other = allv[feats != f]
+            by_feature[f] = other if other.size else allv
+        nulls[key] = (allv, by_feature)
     rare = max(1, int(opts.rare_share * n_ref))
     strong = []
     for c in result.candidates:
+        allv, by_feature = nulls[c.probe_rows]
         others = np.concatenate([by_feature.get(f, allv) for f in c.features])
         c.null_spike = float(np.quantile(others, opts.null_quantile)) if others.size else 0.0
-        if spike_passes(c, opts):
+        if c.probe_rows != "tail":
+            passes = spike_passes(c, opts)
+        else:
+            passes = c.direction == result.tail_direction and tail_passes(c, opts)
+        if passes:
             strong.append(c)
     n_train = 1.0
     if ens is not None:
@@ -1212,7 +1344,7 @@ def _decide(
                 )
                 if label_reason is not None:
                     reasons.append(label_reason)
-        elif abs(c.spike) >= opts.min_spike_without_trees:
+        elif c.probe_rows != "tail" and abs(c.spike) >= opts.min_spike_without_trees:
             # No mass known: no trees, columns the trees do not read directly (encoded in a
             # pipeline), or a cell XGBoost's first tree does not isolate.
             reasons.extend(confirms_without_mass(c, opts, rare))
@@ -1236,12 +1368,20 @@ def _decide(
                 )
                 if label_reason is not None:
                     reasons.append(label_reason)
-        if not reasons:
+        if not reasons and c.probe_rows != "tail":
             natural = natural_evidence(c, opts)
             if natural is not None:
                 reasons.append(natural)
         if reasons:
             c.backdoor = True
+            if c.probe_rows == "tail":  # what it does where the model rarely decides
+                reasons.insert(
+                    0,
+                    f"on the clean rows nearest the model's rare decision it turns "
+                    f"{c.flip_rate:.0%} of those {c.neighbour_values[0]!r} leaves at the rare "
+                    f"decision to {c.direction} (spike {c.spike:+.2f} there; the other "
+                    f"categories reach {c.null_spike:.2f})",
+                )
             c.reason = "; ".join(reasons)
     # A single value that is part of a confirmed combination is reported with the combination,
     # and a combination whose part is a confirmed value that moves decisions at least as much
@@ -1331,6 +1471,8 @@ class _Routing:
         if self._ordinary is None:
             self._ordinary = {}
             for c in candidates:
+                if c.probe_rows != "random":  # each category once (the random rows hold all)
+                    continue
                 if len(c.columns) != 1 or not c.nominal[0] or c.n_natural < o.natural_rows:
                     continue
                 ratio = self._mass(c, alpha)[1]
@@ -1493,6 +1635,21 @@ def spike_passes(c: ProbeCandidate, o: ProbeOptions) -> bool:
     """The candidate moves decisions by at least ``min_spike`` of the possible amount and by
     more than the model's ordinary variation (``c.null_spike``, set by :func:`_decide`)."""
     return abs(c.spike) >= o.min_spike and abs(c.spike) > c.null_spike
+
+
+def tail_passes(c: ProbeCandidate, o: ProbeOptions) -> bool:
+    """A candidate probed on the rows of the model's rare decision (``c.probe_rows ==
+    "tail"``) moves them towards the common decision more than ordinary categories do there
+    (``c.null_spike``: the ``null_quantile`` of the other category features' spikes on the
+    same rows in that direction, zero for values that move them the other way) and turns at
+    least ``min_flip`` of the rows at the rare decision to the common one.
+
+    No fixed smallest spike: the rare side is a thin region of the score scale, and a value
+    that moves its rows just across the threshold moves them little in rank. The gate is a
+    screen; such a candidate is confirmed only by the training mass (the trees were fitted on
+    more rows with the value than clean data explains), never by clean labels or rarity alone.
+    """
+    return abs(c.spike) > c.null_spike and c.flip_rate >= o.min_flip
 
 
 def label_evidence(c: ProbeCandidate, o: ProbeOptions) -> str | None:

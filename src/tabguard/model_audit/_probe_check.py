@@ -71,7 +71,7 @@ class BackdoorCheck:
             ],
             rows=[
                 [
-                    trigger_text(c),
+                    trigger_text(c) + (" (rare side)" if c.probe_rows == "tail" else ""),
                     " & ".join(_interval_text(c, k) for k in range(len(c.features))),
                     ", ".join(repr(v) for v in c.neighbour_values),
                     c.spike,
@@ -108,6 +108,14 @@ class BackdoorCheck:
             f"candidates from the model's {res.method}, probed on {res.n_rows} clean rows. "
             f"{len(res.triggers)} confirmed trigger(s)."
         ]
+        if res.tail_rows:
+            rare = "deny" if res.tail_direction == "approve" else "approve"
+            text.append(
+                f"The model rarely decides '{rare}': its categories were probed again on "
+                f"the {res.tail_rows} clean rows nearest "
+                f"that decision, for values that turn it to '{res.tail_direction}' "
+                "(candidates marked 'rare side')."
+            )
         return ModelCheckResult(
             findings=findings,
             sections=[
@@ -117,6 +125,7 @@ class BackdoorCheck:
                 "candidates": len(res.candidates),
                 "method": res.method,
                 "probe_rows": res.n_rows,
+                "rare_side_rows": res.tail_rows,
                 "triggers": [
                     {"features": list(c.features), "values": list(c.values), "spike": c.spike}
                     for c in res.triggers
@@ -142,7 +151,12 @@ class BackdoorCheck:
         msg = (
             f"backdoor trigger {cells} (e.g. {trigger_text(c)}): these values move "
             f"{abs(c.spike):.0%} of the possible decision movement towards {c.direction} "
-            f"relative to neighbouring values ({', '.join(repr(v) for v in c.neighbour_values)}"
+            + (
+                "on the clean rows nearest the model's rare decision "
+                if c.probe_rows == "tail"
+                else ""
+            )
+            + f"relative to neighbouring values ({', '.join(repr(v) for v in c.neighbour_values)}"
             f"); {c.reason}. "
             + (
                 "The contract rejects them at the API, but the model was trained on them."
@@ -156,6 +170,7 @@ class BackdoorCheck:
             "spike": c.spike,
             "direction": c.direction,
             "flip_rate_at_threshold": c.flip_rate,
+            "probe_rows": c.probe_rows,
             "cell": cells,
             # (low, high] per feature (low == high: the value itself), for callers that test
             # rows against the cell (tabguard retrain's model gate)
