@@ -10,7 +10,9 @@ For every case it prints whether a backdoor finding names the trigger's features
 models how many backdoor findings were raised (any is a false alarm). "trigger effect" is what
 the planted trigger does to the trained model: the share of the possible decision movement
 (averaged over thresholds) towards the attacker's class when clean rows are given the trigger -
-the same statistic the probe computes for its own candidates. "decisions moved" is what the
+the same statistic the probe computes for its own candidates ("rare side": the rows of the
+second probe set the probe drew from the decision the model rarely makes, 0 when the random
+rows hold enough of it). "decisions moved" is what the
 trigger does at the model's own threshold: the share of approved clean rows it turns into
 denials (or of denied rows into approvals, for a trigger towards approval), beside the same
 share in the model of the same kind trained on clean data. A trigger that moves under a fifth
@@ -330,6 +332,8 @@ def run_case(
         "values": [list(f.values) for f in findings][:3],
         "fit_s": fit_s,
         "probe_s": probe_s,
+        # clean rows of the second probe set (the model's rare decision; 0: random rows only)
+        "rare_rows": int(result.check_results["backdoor"].summary.get("rare_side_rows", 0)),
     }
 
 
@@ -372,7 +376,8 @@ def main() -> None:
                     f"learned {r['learned']:5.2f}) "
                     f"{r['trigger']:40} "
                     f"named {named:3} findings {r['findings']} {r['named_features']} "
-                    f"({r['fit_s']:.0f}s fit, {r['probe_s']:.0f}s probe)",
+                    f"({r['fit_s']:.0f}s fit, {r['probe_s']:.0f}s probe, rare side "
+                    f"{r['rare_rows']} rows)",
                     flush=True,
                 )
     table = pd.DataFrame(rows)

@@ -69,7 +69,8 @@ class ProbeOptions(CheckOptions):
 
     n_rows: int = option(
         400,
-        "probe rows (clean rows drawn at random: a model that denies few has few denied ones)",
+        "probe rows (clean rows drawn at random; the decision a model rarely makes gets rows of "
+        "its own: side_rows)",
         at_least(10),
     )
     side_rows: int = option(
