@@ -279,6 +279,14 @@ def clean_model(dataset: str, kind: str, train: pd.DataFrame, c: Contract) -> Au
     return _CLEAN_MODELS[dataset, kind]
 
 
+def _values_named(trigger: Mapping[str, Any], findings: list[Any], c: Contract) -> bool:
+    """Whether every category of the trigger is named with its own value by some finding."""
+    said = {(f, v) for fd in findings for f, v in zip(fd.features, fd.values, strict=False)}
+    return all(
+        (f, v) in said for f, v in trigger.items() if c.features[f].type in ("category", "boolean")
+    )
+
+
 def run_case(
     dataset: str, case: Case, kind: str, train: pd.DataFrame, ref: pd.DataFrame, c: Contract
 ) -> dict[str, Any]:
@@ -327,7 +335,12 @@ def run_case(
         # poisoned model moves (a value the clean model already approves on leaves little room)
         "learned": (moved - moved_clean) / (1.0 - moved_clean) if moved_clean < 1.0 else 0.0,
         "findings": len(findings),
-        "named": (set(case.trigger) <= named) if not case.clean else None,
+        # the trigger's features are named and, for a category, its value: a finding on
+        # another category of the same feature (a sibling the trees send the same way) is not
+        # the trigger (numbers are named by a cell, whose value is only an example)
+        "named": (set(case.trigger) <= named and _values_named(case.trigger, findings, c))
+        if not case.clean
+        else None,
         "named_features": sorted(named),
         "values": [list(f.values) for f in findings][:3],
         "fit_s": fit_s,
