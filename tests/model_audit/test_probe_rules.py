@@ -326,3 +326,16 @@ def test_rare_side_rows_are_the_rare_decision_and_its_nearest_rows() -> None:
     assert len(rows) == 200 and rows.min() >= 5700 and len(set(rows.tolist())) == 200
     assert np.array_equal(ecdf, p[5700:])
     assert _rare_side(_Threshold(0.59), p, 400, ProbeOptions(tail_rows=0), rng) is None
+
+
+def test_rare_side_routed_evidence_is_beyond_the_models_ordinary_ratio_only() -> None:
+    """Past the fixed factor is not enough for a rare-side candidate: an overfit model routes
+    twice the clean share to ordinary categories too."""
+    from tabguard.model_audit._backdoor import routed_beyond_ordinary
+
+    alpha = 1e-4
+    over = {"routed_ratio": 2.3, "p_routed": 1e-19}
+    assert not routed_beyond_ordinary(natural(**over, routed_null=2.06, p_routed_null=1.0), alpha)
+    assert not routed_beyond_ordinary(natural(**over), alpha)  # no ordinary ratio measured
+    assert routed_beyond_ordinary(natural(**over, routed_null=1.1, p_routed_null=1e-5), alpha)
+    assert not routed_beyond_ordinary(natural(**over, routed_null=1.1, p_routed_null=2e-4), alpha)
