@@ -50,17 +50,28 @@ def key_cells(
     zeros = np.zeros(ngroups, dtype=np.int64)
     nan_stats = [float("nan")] * len(_LEVELS)
     out: list[PackedCell] = []
+    # The columns of a kind share their domain array, and most columns have a value in every
+    # row: the rows per group, and the group bounds of a column without a gap, are counted
+    # once per key rather than once per column.
+    domain_rows: dict[int, np.ndarray] = {}
+    every_bound = np.zeros(ngroups + 1, dtype=np.int64)
+    np.cumsum(np.bincount(g_sorted, minlength=ngroups), out=every_bound[1:])
     for kind, column, values, domain, missing, invalid in numeric:
-        rows = np.bincount(group[domain], minlength=ngroups)
+        rows = domain_rows.get(id(domain))
+        if rows is None:
+            rows = domain_rows[id(domain)] = np.bincount(group[domain], minlength=ngroups)
         miss = np.bincount(group[missing], minlength=ngroups) if missing.any() else zeros
         inv = np.bincount(group[invalid], minlength=ngroups) if invalid.any() else zeros
         v = values[order]
         finite = np.isfinite(v)
-        v_fin = v[finite]
-        g_fin = g_sorted[finite]
+        if finite.all():
+            v_fin, g_fin, bounds = v, g_sorted, every_bound
+        else:
+            v_fin = v[finite]
+            g_fin = g_sorted[finite]
+            bounds = np.zeros(ngroups + 1, dtype=np.int64)
+            np.cumsum(np.bincount(g_fin, minlength=ngroups), out=bounds[1:])
         total = np.bincount(g_fin, weights=v_fin, minlength=ngroups)
-        bounds = np.zeros(ngroups + 1, dtype=np.int64)
-        np.cumsum(np.bincount(g_fin, minlength=ngroups), out=bounds[1:])
         present = np.flatnonzero(rows)
         for g, n_rows, n_miss, n_inv, tot, lo, hi in zip(
             present.tolist(),

@@ -237,11 +237,17 @@ class NumberLayout:
             raise ValueError(f"numbers vectors of {len(joined)} bytes for {n} rows of {width}")
         table = np.frombuffer(joined, dtype=np.uint8).reshape(n, width)
         flags = table[:, PREFIX_BYTES]
-        values = np.ascontiguousarray(table[:, HEADER_BYTES:]).view("<f8")
+        # One column per row of `values` (a transposed copy): each column is then contiguous,
+        # and NaN / infinity are found for the whole batch in two passes, not one per column.
+        values = np.ascontiguousarray(
+            np.ascontiguousarray(table[:, HEADER_BYTES:]).view("<f8").T
+        ).astype(np.float64, copy=False)
+        missing = np.isnan(values)
+        infinite = np.isinf(values)
         raw_obj = (flags & _RAW_OBJECT).astype(bool)
         feat_obj = (flags & _FEATURES_OBJECT).astype(bool)
-        raw = self._columns("raw", values, raw_cols)
-        feats = self._columns("feature", values, feat_cols)
+        raw = self._columns("raw", values, missing, infinite, raw_cols)
+        feats = self._columns("feature", values, missing, infinite, feat_cols)
         return raw, raw_obj, feats, feat_obj
 
     def usable_for(
@@ -257,34 +263,38 @@ class NumberLayout:
         )
 
     def _columns(
-        self, kind: str, values: np.ndarray, cols: dict[str, tuple[ColumnType, Any]]
+        self,
+        kind: str,
+        values: np.ndarray,
+        missing: np.ndarray,
+        infinite: np.ndarray,
+        cols: dict[str, tuple[ColumnType, Any]],
     ) -> dict[str, ParsedColumn]:
+        """Columns of ``values`` (one layout column per row), with its NaN and infinity masks."""
         out: dict[str, ParsedColumn] = {}
-        n = len(values)
+        n = values.shape[1]
         for name, (type_, _cats) in cols.items():
             j = self.index(kind, name, type_)
             if j is None:
                 raise ValueError(f"{kind} column {name!r} ({type_}) is not in the layout")
-            v = values[:, j]
-            missing = np.isnan(v)
+            v = values[j]
             if type_ == "number":
-                invalid = np.isinf(v)
+                invalid = infinite[j]
                 out[name] = ParsedColumn(
-                    numbers=np.where(invalid, np.nan, v),
+                    numbers=np.where(invalid, np.nan, v) if invalid.any() else v,
                     labels=None,
-                    missing=missing,
+                    missing=missing[j],
                     invalid=invalid,
                 )
                 continue
             lookup = np.asarray([*self.columns[j].labels, None], dtype=object)
             # A code that names no category (a hand-edited vector) reads as missing.
             known = (v >= 0) & (v < len(lookup) - 1) & (v == np.floor(v))
-            missing = ~known
             codes = np.where(known, v, len(lookup) - 1).astype(np.int64)
             out[name] = ParsedColumn(
                 numbers=None,
                 labels=lookup[codes],
-                missing=missing,
+                missing=~known,
                 invalid=np.zeros(n, dtype=bool),
             )
         return out
