@@ -147,8 +147,10 @@ class AggregationConfig(BaseModel):
     clients_top_k : int
         API clients tracked for probing counts; others are ``other``.
     jobs : int
-        Processes that build sketches of a large batch (the segment keys are shared out;
-        batches under 20,000 rows stay in one process).
+        Processes that build sketches of a large batch (the numeric columns are shared out;
+        batches under 20,000 rows stay in one process). From 2 on, a large backlog is also
+        read and decoded by a reader process of its own (``1``: one process, a reader
+        thread).
     """
 
     model_config = _STRICT
