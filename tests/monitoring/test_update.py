@@ -306,7 +306,7 @@ def test_corrupt_and_hand_edited_rows_never_crash(
         ids[1]: {"raw": "{not json"},
         ids[2]: {"raw": '{"AGE": "thirty", "LIMIT_BAL": 1e999}'},
         ids[3]: {"raw": "[1, 2, 3]", "segment": "garbage", "guard_actions": "{"},
-        ids[4]: {"timestamp": "yesterday-ish"},
+        ids[250]: {"timestamp": "yesterday-ish"},  # a later batch: the reader process's
         ids[5]: {"features": '{"AGE": NaN}', "errors": "null", "probing": '"boundary"'},
         ids[6]: {"raw": '{\n  "AGE": 41\n}'},
     }
@@ -322,7 +322,7 @@ def test_corrupt_and_hand_edited_rows_never_crash(
     assert (upd._feed_start in pools) == (reading == "reader-process")
     assert result.rows == 299 and result.skipped == 1
     assert result.slow_rows > 0
-    assert "without a readable timestamp" in caplog.text and ids[4] in caplog.text
+    assert "without a readable timestamp" in caplog.text and ids[250] in caplog.text
     with open_monitor_store(urls[1]) as store:
         summary = store.numeric_summary(T0, T0 + 5 * H, column="AGE", kind="raw", segment=ALL)
         assert summary["invalid_rate"].item() == pytest.approx(1 / summary["rows"].item())

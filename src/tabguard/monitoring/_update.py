@@ -516,47 +516,60 @@ def _separate_process_can_read(url: str) -> bool:
     return bool(path) and path != ":memory:"
 
 
+def _feed_ready() -> bool:
+    """Nothing: submitted when the reader process is created, so it starts (imports, opens
+    the log) while the first batch is read by a thread of the updating process."""
+    return True
+
+
 @contextmanager
 def _batch_feed(
     reader: LogReader, parser: BatchParser, horizon: int, limit: int, *, separate: bool
 ) -> Iterator[Callable[[int], Future[tuple[int, PreparedBatch]]]]:
     """``submit(lo)``: read and parse the next batch from ``lo`` while the caller aggregates.
 
-    In a thread by default. With ``separate`` (a large backlog, workers running) and a log
-    another process can open, in a **reader process** of its own: reading rows from SQLite
-    and decoding them took the updating process about a third of its CPU, under the same
-    interpreter lock as the counting and the store merge (the bottleneck of a large update).
-    The reader process sends each batch back without its JSON documents and vectors (about
-    40 MB of arrays per 100,000 rows, a few tens of milliseconds to receive).
+    In a thread by default. With ``separate`` (a backlog of several large batches, workers
+    running) and a log another process can open, every batch after the first is read in a
+    **reader process** of its own: reading rows from SQLite and decoding them took the
+    updating process about a third of its CPU, under the same interpreter lock as the
+    counting and the store merge (the bottleneck of a large update). The first batch is read
+    by the thread while that process starts (its start-up would otherwise delay the first
+    batch), and the updating process has nothing else to do then. The reader process sends
+    each batch back without its JSON documents and vectors (~50 MB of arrays per 100,000
+    rows, a few tens of milliseconds to receive).
     """
-    pool: Executor
+    thread = ThreadPoolExecutor(1, thread_name_prefix="tabguard-monitor-read")
+    process: ProcessPoolExecutor | None = None
     if separate and _separate_process_can_read(reader.url):
         import multiprocessing
 
-        pool = ProcessPoolExecutor(
+        process = ProcessPoolExecutor(
             1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_feed_start,
             initargs=(reader.url, reader.numbers_prefix, reader.numbers_width, parser.plan),
         )
+        process.submit(_feed_ready)
 
-        def submit(lo: int) -> Future[tuple[int, PreparedBatch]]:
-            return pool.submit(_feed_read, lo, horizon, limit)
+    def fetch(lo: int) -> tuple[int, PreparedBatch]:
+        hi = reader.boundary(lo, horizon, limit)
+        return hi, parser.prepare(reader.read(lo, hi))
 
-    else:
-        pool = ThreadPoolExecutor(1, thread_name_prefix="tabguard-monitor-read")
+    calls = 0
 
-        def fetch(lo: int) -> tuple[int, PreparedBatch]:
-            hi = reader.boundary(lo, horizon, limit)
-            return hi, parser.prepare(reader.read(lo, hi))
-
-        def submit(lo: int) -> Future[tuple[int, PreparedBatch]]:
-            return pool.submit(fetch, lo)
+    def submit(lo: int) -> Future[tuple[int, PreparedBatch]]:
+        nonlocal calls
+        calls += 1
+        if process is not None and calls > 1:
+            return process.submit(_feed_read, lo, horizon, limit)
+        return thread.submit(fetch, lo)
 
     try:
         yield submit
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        thread.shutdown(wait=True, cancel_futures=True)
+        if process is not None:
+            process.shutdown(wait=True, cancel_futures=True)
 
 
 def run_exclusive(
@@ -748,7 +761,8 @@ def _batches(
     # anywhere else: the watermark still moves only with a committed merge, batch after batch.
     ready: _Finished | None = None
     taken = 0
-    separate = aggregator.executor is not None
+    # A reader process pays off from the second batch on (the first is read by a thread).
+    separate = aggregator.executor is not None and reader.backlog_at_least(seq, horizon, limit + 1)
     with _batch_feed(reader, aggregator.parser, horizon, limit, separate=separate) as submit:
         pending = submit(seq) if seq < horizon else None
         while pending is not None:
