@@ -50,7 +50,7 @@ import pandas as pd
 from scipy import sparse, special, stats
 from scipy.sparse.csgraph import connected_components
 
-from tabguard._copy_groups import keys_without
+from tabguard._copy_groups import keys_without, splitmix64
 from tabguard._pair_counts import PairCounter
 from tabguard.checks import (
     NON_NEGATIVE,
@@ -166,6 +166,13 @@ class TriggerScanOptions(CheckOptions):
         "share of exact copies that sends a pattern without a label hint to a copy check",
         SHARE,
     )
+    near_copy_bucket: float = option(
+        2.0,
+        "ratio of the buckets in which fine-grained values are compared when looking for "
+        "jittered copies (a value and its copy with a few percent of noise share a bucket; "
+        "candidates only: the copy test measures distances)",
+        interval(1.0, None, "neither"),
+    )
     # -- copy evidence ------------------------------------------------------------------------
     copy_p: float = option(
         1e-3, "binomial p-value of the copy share against its baseline", PROBABILITY_OPEN
@@ -251,6 +258,7 @@ class Pattern:
     twin_tau: float = 0.0
     twin_exact: bool = False
     copy_proxy: float = 0.0
+    near_copy: float = 0.0  # share of its labelled rows with a jittered copy differing in cols
     companions: tuple[tuple[int, int], ...] = ()
     units: float = math.nan
     band: tuple[int, int] | None = None
@@ -360,6 +368,7 @@ class _Scanner:
         self._positives: dict[int, np.ndarray] = {}
         self._by_count: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.excluded: set[tuple[int, int]] = set()
+        self._near: dict[int, np.ndarray] | None = None
         self.attributed = np.zeros(self.n, dtype=bool)  # rows of confirmed triggers
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
@@ -413,6 +422,66 @@ class _Scanner:
         b = np.searchsorted(sorted_counts, hi, side="right")
         return np.sort(order[a:b])
 
+    # -- jittered copies ------------------------------------------------------------------
+    def _tolerant_cell(self, j: int) -> np.ndarray:
+        """A 64-bit hash per row of feature ``j``'s value, fine-grained numeric values up to
+        their bucket (ratio ``near_copy_bucket``, sign kept, zero apart): a copy with a few
+        percent of noise on its amounts hashes like its original (unless a value crosses a
+        bucket's edge: a few percent of cells, so most copies still match)."""
+        m = self.m
+        ids = m.codes[:, j].astype(np.int64)
+        if self.fine[j] and not m.raw_is_code[j]:
+            vals = np.asarray(m.uniques[j], dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mag = np.floor(np.log(np.abs(vals)) / math.log(self.o.near_copy_bucket))
+            bucket = np.where(vals == 0, 0.0, np.sign(vals) * (np.nan_to_num(mag) + 1e6))
+            lut = np.append(pd.factorize(bucket)[0], -1)  # id -1 (missing) stays apart
+            ids = lut[ids]
+        table = splitmix64(
+            np.arange(-1, int(ids.max(initial=-1)) + 1, dtype=np.int64).astype(np.uint64)
+            + (np.uint64(j + 1) << np.uint64(40))
+        )
+        out: np.ndarray = table[ids + 1]
+        return out
+
+    def near_copies(self) -> dict[int, np.ndarray]:
+        """Per feature ``j``, rows per value id and label (shape ``(values, 2)``) equal to
+        another row on every other feature, fine-grained values up to their bucket
+        (:meth:`_tolerant_cell`), whose value of ``j`` differs: copies with a value written in
+        and jitter on the amounts (and their originals). Computed once: one grouping per
+        feature. Empty on a sample of the rows (the Spark engine: originals may not be held).
+        """
+        if self._near is not None:
+            return self._near
+        self._near = {}
+        m = self.m
+        if m.population is not None or not self.n:
+            return self._near
+        d = len(m.names)
+        cells = [self._tolerant_cell(j) for j in range(d)]
+        with np.errstate(over="ignore"):
+            total = np.zeros(self.n, dtype=np.uint64)
+            for c in cells:
+                total += c
+            for j in range(d):
+                key = total - cells[j]
+                group, uniq = pd.factorize(key)
+                size = np.bincount(group, minlength=len(uniq))
+                if (size <= 1).all():
+                    continue
+                code = m.codes[:, j]
+                # rows of a group sharing the value of j are repeats, not copies with j written
+                same, uniq2 = pd.factorize(group.astype(np.int64) * (len(m.counts[j]) + 1) + code)
+                same_size = np.bincount(same, minlength=len(uniq2))
+                copied = (size[group] > same_size[same]) & (code >= 0)
+                if not copied.any():
+                    continue
+                v = code[copied].astype(np.int64)
+                self._near[j] = np.bincount(
+                    v * 2 + self.y[copied], minlength=2 * len(m.counts[j])
+                ).reshape(-1, 2)
+        return self._near
+
     # -- candidate generation ----------------------------------------------------------
     def _neighbour_rates(
         self, j: int, pos: np.ndarray, cnt: np.ndarray, min_rows: int
@@ -440,6 +509,7 @@ class _Scanner:
         min_rows = self.o.min_rows
         cap = self.o.max_candidates
         ctx_rows = max(100, int(0.005 * self.N))
+        near = self.near_copies()
         for j in range(len(m.names)):
             cnt = m.counts[j]
             pos = self.positives(j)
@@ -479,13 +549,24 @@ class _Scanner:
                 idx = np.sort(idx[np.argsort(-score[idx], kind="stable")[:cap]])
                 chosen = np.zeros(len(vs), dtype=bool)
                 chosen[idx] = True
+                # Values whose rows with the label are mostly jittered copies of rows with
+                # another value (written into copies), leaning to the label: candidates
+                # whatever their cheap score (clean-label copies with camouflage have none).
+                copied = np.zeros(len(vs))
+                if j in near:
+                    copied = near[j][vs, c] / np.maximum(k, 1)
+                    chosen |= (
+                        (near[j][vs, c] >= min_rows)
+                        & (copied >= self.o.exact_copy_share)
+                        & (k / n_v >= self.base(c))
+                    )
                 for i in np.flatnonzero(chosen | contract):
                     fam = "contract" if contract[i] else "single"
-                    out.append(
-                        Pattern(
-                            (j,), (int(vs[i]),), c, int(n_v[i]), int(k[i]), fam, float(score[i])
-                        )
+                    pat = Pattern(
+                        (j,), (int(vs[i]),), c, int(n_v[i]), int(k[i]), fam, float(score[i])
                     )
+                    pat.near_copy = float(copied[i])
+                    out.append(pat)
         return out
 
     def pairs(self, exclude: set[tuple[int, int]]) -> list[Pattern]:
@@ -1273,7 +1354,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         singles = sc.singles()
         st.advance()
         cap = opts.max_candidates
-        chosen = _top(singles, cap)
+        chosen = _top(singles, cap, opts.exact_copy_share)
         st.advance()
     alpha = opts.alpha / 4.0  # four families: contract-breaking, single values, bands, pairs
     with ctx.progress.stage("trigger scan: single values", total=len(chosen)) as st:
@@ -1378,7 +1459,10 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
     # already visible (cheap hashing), then on the strongest label evidence.
     budget = min(opts.max_twin_checks, sc.twin_budget)
     pending.sort(key=lambda p: p.p_label)
+    # jittered copies (no label evidence needed) keep their place whatever their p-value
+    copied = [p for p in pending if p.near_copy >= opts.exact_copy_share]
     pending = pending[: max(4 * budget, 40)]
+    pending += [p for p in copied if not any(p is q for q in pending)]
     if sc.m.copies is not None and pending:
         # groups over every row (the Spark engine): these patterns' sets in one pass
         sc.m.copies.prefetch([p.all_cols for p in pending])
@@ -1387,10 +1471,18 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
     pending = [
         p
         for p in pending
-        if label_hint(p, opts) or p.copy_proxy >= opts.exact_copy_share or p.family == "contract"
+        if label_hint(p, opts)
+        or max(p.copy_proxy, p.near_copy) >= opts.exact_copy_share
+        or p.family == "contract"
     ]
     # contract-breaking values first: their copies must not make the originals look copied
-    pending.sort(key=lambda p: (p.family != "contract", -round(p.copy_proxy, 1), p.p_label))
+    pending.sort(
+        key=lambda p: (
+            p.family != "contract",
+            -round(max(p.copy_proxy, p.near_copy), 1),
+            p.p_label,
+        )
+    )
     for p in pending[:budget]:
         sc.twins(p)
         if p.p_twin is None:
@@ -1489,7 +1581,12 @@ def wants_copy_check(p: Pattern, o: TriggerScanOptions) -> bool:
     or a value that breaks the contract (no natural row carries it: copies of other rows with
     it were written, whatever their labels say — camouflaged triggers give a share of them the
     other label)."""
-    return label_hint(p, o) or p.share >= o.pure_share or p.family == "contract"
+    return (
+        label_hint(p, o)
+        or p.share >= o.pure_share
+        or p.family == "contract"
+        or p.near_copy >= o.exact_copy_share
+    )
 
 
 def copies_beyond_chance(
@@ -1543,8 +1640,10 @@ def copy_decision(p: Pattern, o: TriggerScanOptions, base_rate: float) -> tuple[
     return pv, bool(pv <= p.threshold and copies)
 
 
-def _top(patterns: list[Pattern], cap: int) -> list[Pattern]:
-    """Contract-breaking patterns always; others the best ``cap`` per label by cheap score."""
+def _top(patterns: list[Pattern], cap: int, copied: float = math.inf) -> list[Pattern]:
+    """Contract-breaking patterns always; others the best ``cap`` per label by cheap score, and
+    up to ``cap`` per label more whose labelled rows are at least a share ``copied`` of jittered
+    copies (:meth:`_Scanner.near_copies`), the most copied first."""
     keep = [p for p in patterns if p.family == "contract"]
     for c in (0, 1):
         rest = sorted(
@@ -1552,6 +1651,10 @@ def _top(patterns: list[Pattern], cap: int) -> list[Pattern]:
             key=lambda p: -p.cheap_score,
         )
         keep += rest[:cap]
+        made = sorted(
+            (p for p in rest[cap:] if p.near_copy >= copied), key=lambda p: -p.near_copy * p.k
+        )
+        keep += made[:cap]
     return keep
 
 
