@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 import math
 from typing import Any
 
@@ -75,6 +76,13 @@ def test_written_label_evidence_each_threshold() -> None:
     assert not written_label_evidence(pattern(**{**camo, "effect": 0.59}), OPTS)
     assert not written_label_evidence(pattern(**{**camo, "expected_other": 29.0}), OPTS)
     assert not written_label_evidence(pattern(**camo, p_label=2e-4, threshold=1e-4), OPTS)
+    # the expected count scaled from a sample: the effect must hold at its lower bound
+    # (expected 300 +- 20: 0.61 measured is 1 - 0.39 * 300 / 260 = 0.55 at two errors)
+    noisy = {"effect": 0.61, "expected_other": 300.0}
+    assert written_label_evidence(pattern(**noisy), OPTS)
+    assert not written_label_evidence(pattern(**noisy, expected_se=20.0), OPTS)
+    assert written_label_evidence(pattern(**noisy, expected_se=20.0), replace(OPTS, camouflage_z=0))
+    assert written_label_evidence(pattern(effect=0.8, expected_other=300.0, expected_se=20.0), OPTS)
     # contract-breaking: any label hint (here an excess in the other direction of the base)
     breaking = {"family": "contract", "effect": 0.08, "excess": 0.67, "expected_other": 1600.0}
     assert written_label_evidence(pattern(**breaking), OPTS)

@@ -142,6 +142,13 @@ class TriggerScanOptions(CheckOptions):
         "then measured, not guessed)",
         NON_NEGATIVE,
     )
+    camouflage_z: float = option(
+        2.0,
+        "standard errors by which the camouflage effect must hold: a large pattern's expected "
+        "count is scaled from its scored sample, and natural values of the fraud data reach "
+        "0.58-0.61 from one sample to the next",
+        NON_NEGATIVE,
+    )
     copy_effect: float = option(
         0.2, "effect or excess that suffices when the rows are copies", interval(None, 1.0)
     )
@@ -247,6 +254,7 @@ class Pattern:
     cheap_score: float = 0.0
     rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     expected_other: float = math.nan
+    expected_se: float = 0.0  # standard error of expected_other (scaled from a sample)
     observed_other: int = 0
     sample_size: int = 0
     effect: float = math.nan
@@ -369,6 +377,7 @@ class _Scanner:
         self._by_count: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.excluded: set[tuple[int, int]] = set()
         self._near: dict[int, np.ndarray] | None = None
+        self._tolerant_tables: dict[int, np.ndarray] = {}
         self.attributed = np.zeros(self.n, dtype=bool)  # rows of confirmed triggers
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
@@ -423,25 +432,31 @@ class _Scanner:
         return np.sort(order[a:b])
 
     # -- jittered copies ------------------------------------------------------------------
-    def _tolerant_cell(self, j: int) -> np.ndarray:
+    def _tolerant_cell(self, j: int, rows: np.ndarray | None = None) -> np.ndarray:
         """A 64-bit hash per row of feature ``j``'s value, fine-grained numeric values up to
         their bucket (ratio ``near_copy_bucket``, sign kept, zero apart): a copy with a few
         percent of noise on its amounts hashes like its original (unless a value crosses a
         bucket's edge: a few percent of cells, so most copies still match)."""
-        m = self.m
-        ids = m.codes[:, j].astype(np.int64)
-        if self.fine[j] and not m.raw_is_code[j]:
-            vals = np.asarray(m.uniques[j], dtype=float)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                mag = np.floor(np.log(np.abs(vals)) / math.log(self.o.near_copy_bucket))
-            bucket = np.where(vals == 0, 0.0, np.sign(vals) * (np.nan_to_num(mag) + 1e6))
-            lut = np.append(pd.factorize(bucket)[0], -1)  # id -1 (missing) stays apart
-            ids = lut[ids]
-        table = splitmix64(
-            np.arange(-1, int(ids.max(initial=-1)) + 1, dtype=np.int64).astype(np.uint64)
-            + (np.uint64(j + 1) << np.uint64(40))
-        )
-        out: np.ndarray = table[ids + 1]
+        table = self._tolerant_tables.get(j)
+        if table is None:
+            m = self.m
+            salt = np.uint64(j + 1) << np.uint64(40)
+            # slot 0: missing (id -1); then one hash per value id
+            if self.fine[j] and not m.raw_is_code[j]:
+                vals = np.asarray(m.uniques[j], dtype=float)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    mag = np.floor(np.log(np.abs(vals)) / math.log(self.o.near_copy_bucket))
+                mag = np.clip(np.nan_to_num(mag), -(1 << 20), 1 << 20).astype(np.int64)
+                # bucket numbers: 0 for zero, +-(magnitude + 2^21) by sign, 2^23 for missing
+                bucket = np.where(vals == 0, 0, np.sign(vals).astype(np.int64) * (mag + (1 << 21)))
+                ids = np.concatenate(([1 << 23], bucket)).astype(np.uint64)
+            else:
+                ids = np.arange(-1, len(m.counts[j]), dtype=np.int64).astype(np.uint64)
+            with np.errstate(over="ignore"):
+                table = splitmix64(ids + salt)
+            self._tolerant_tables[j] = table
+        codes = self.m.codes[:, j] if rows is None else self.m.codes[rows, j]
+        out: np.ndarray = table[codes.astype(np.int64) + 1]
         return out
 
     def near_copies(self) -> dict[int, np.ndarray]:
@@ -458,9 +473,31 @@ class _Scanner:
         if m.population is not None or not self.n:
             return self._near
         d = len(m.names)
-        cells = [self._tolerant_cell(j) for j in range(d)]
+        # Two rows equal on every feature but one are equal on all parts of the features but
+        # one: only rows sharing all parts but one with another row are compared (few, unless
+        # records repeat). Four parts, each with its share of fine-grained features.
+        k = min(4, d)
+        parts = [np.zeros(self.n, dtype=np.uint64) for _ in range(k)]
+        order = sorted(range(d), key=lambda j: len(m.counts[j]))
+        total = np.zeros(self.n, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            total = np.zeros(self.n, dtype=np.uint64)
+            for i, j in enumerate(order):
+                parts[i % k] += self._tolerant_cell(j)
+            for part in parts:
+                total += part
+        shared = np.zeros(self.n, dtype=bool)
+        for part in parts:
+            with np.errstate(over="ignore"):
+                group, uniq = pd.factorize(total - part)
+            shared |= np.bincount(group, minlength=len(uniq))[group] > 1
+        del parts, total
+        rows = np.flatnonzero(shared)
+        if len(rows) < 2:
+            return self._near
+        cells = [self._tolerant_cell(j, rows) for j in range(d)]
+        y = self.y[rows]
+        with np.errstate(over="ignore"):
+            total = np.zeros(len(rows), dtype=np.uint64)
             for c in cells:
                 total += c
             for j in range(d):
@@ -469,7 +506,7 @@ class _Scanner:
                 size = np.bincount(group, minlength=len(uniq))
                 if (size <= 1).all():
                     continue
-                code = m.codes[:, j]
+                code = m.codes[rows, j]
                 # rows of a group sharing the value of j are repeats, not copies with j written
                 same, uniq2 = pd.factorize(group.astype(np.int64) * (len(m.counts[j]) + 1) + code)
                 same_size = np.bincount(same, minlength=len(uniq2))
@@ -478,7 +515,7 @@ class _Scanner:
                     continue
                 v = code[copied].astype(np.int64)
                 self._near[j] = np.bincount(
-                    v * 2 + self.y[copied], minlength=2 * len(m.counts[j])
+                    v * 2 + y[copied], minlength=2 * len(m.counts[j])
                 ).reshape(-1, 2)
         return self._near
 
@@ -909,6 +946,8 @@ class _Scanner:
             mu_all = float(other.mean()) * n_all / design
             p.p_label = min(p.p_label, poisson_lower_tail(obs_all, mu_all))
             p.observed_other, p.expected_other = round(obs_all), mu_all
+            if len(other) > 1:
+                p.expected_se = float(other.std(ddof=1)) / math.sqrt(len(other)) * n_all / design
             p.effect = 1.0 - obs_all / mu_all if mu_all > 0 else 0.0
             k_all = n_all / design - obs_all
             p.excess = 1.0 - float(qc.mean()) * n_all / design / k_all if k_all else 0.0
@@ -1554,7 +1593,11 @@ def written_label_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
         return False
     if p.family == "contract":
         return label_hint(p, o)
-    return p.effect >= o.camouflage_effect and p.expected_other >= o.camouflage_expected
+    if p.expected_other < o.camouflage_expected:
+        return False
+    # the effect with the expected count at its lower bound (scaled from a scored sample)
+    low = p.expected_other - o.camouflage_z * p.expected_se
+    return low > 0 and 1.0 - (1.0 - p.effect) * p.expected_other / low >= o.camouflage_effect
 
 
 def borrowed_written_evidence(p: Pattern, flagged: list[Pattern]) -> bool:
@@ -1705,6 +1748,7 @@ def _refine(sc: _Scanner, p: Pattern) -> Pattern:
         "threshold",
         "counterfactual_rate",
         "expected_other",
+        "expected_se",
         "observed_other",
         "sample_size",
         "units",
