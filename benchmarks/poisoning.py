@@ -1012,6 +1012,11 @@ def main() -> None:
             noise = [f for f in audit.report.findings if f.check == "label_noise" and f.rows]
             ours = np.array(sorted({r for f in noise for r in f.rows}), dtype=np.int64)
         row.update({f"tg_{k}": v for k, v in score(ours, res.poisoned_rows, n).items()})
+        # the quarantine holds the suspects and the rows breaking the contract (integrity)
+        quarantined = audit.quarantine["tabguard_row"].to_numpy(dtype=np.int64)
+        row["quarantine_recall"] = (
+            float(np.isin(res.poisoned_rows, quarantined).mean()) if len(res.poisoned_rows) else 1.0
+        )
         triggers = [
             f
             for f in audit.report.findings
@@ -1124,6 +1129,7 @@ def _print_row(r: dict[str, Any], no_base: bool) -> None:
     print(
         f"[{r['dataset']}] {r['case']}:{asr} rows={r['rows']} poisoned={r['poisoned']} "
         f"suspected={r['tg_suspected']} P={r['tg_precision']:.3f} R={r['tg_recall']:.3f} "
+        f"quarantined R={r['quarantine_recall']:.3f} "
         f"fp={r['tg_fp_rate']:.4%} ({r['seconds']:.1f}s) named: {r['named'] or '-'}{base}",
         flush=True,
     )

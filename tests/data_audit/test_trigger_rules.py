@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import replace
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np

@@ -145,8 +145,8 @@ class TriggerScanOptions(CheckOptions):
     camouflage_z: float = option(
         2.0,
         "standard errors by which the camouflage effect must hold: a large pattern's expected "
-        "count is scaled from its scored sample, and natural values of the fraud data reach "
-        "0.58-0.61 from one sample to the next",
+        "count is scaled from its scored sample (natural channel='in_store' of the fraud data "
+        "measured 0.59-0.63 from one sample to the next)",
         NON_NEGATIVE,
     )
     copy_effect: float = option(
