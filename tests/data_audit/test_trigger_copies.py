@@ -159,3 +159,15 @@ def test_camouflaged_clean_label_copies_are_quarantined(monkeypatch: pytest.Monk
     monkeypatch.setattr(_Scanner, "near_copies", lambda self: {})
     blind = scan_triggers(build_context(poisoned, _contract()), OPTS)
     assert blind is not None and not blind.triggers
+
+
+def test_jittered_copies_on_band_features_wait_for_the_bands() -> None:
+    """Features of 12 to ``band_max_values`` values have bands: a band trigger's copies make
+    each of its values look copied, so their copy-made singles are decided after the bands."""
+    df = _background(400, 0)
+    sc = _scanner(df)
+    names = sc.m.names
+    assert sc.has_bands(names.index("amount"))  # 400 values
+    assert not sc.has_bands(names.index("status"))  # 3 values
+    assert not sc.has_bands(names.index("kind"))  # a category
+    assert not _scanner(df, band_max_values=100).has_bands(names.index("amount"))
