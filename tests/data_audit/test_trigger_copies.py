@@ -171,3 +171,26 @@ def test_jittered_copies_on_band_features_wait_for_the_bands() -> None:
     assert not sc.has_bands(names.index("status"))  # 3 values
     assert not sc.has_bands(names.index("kind"))  # a category
     assert not _scanner(df, band_max_values=100).has_bands(names.index("amount"))
+
+
+def test_copies_that_do_not_lean_to_the_label_are_not_copy_made() -> None:
+    """Panel data repeat an account's months with, say, a changed limit: copies of rows with
+    another value of the feature, but not leaning to either label. Only copies whose label
+    share is at least the label's base rate are copy-made candidates."""
+    df = _background(3000, 0)
+    rng = np.random.default_rng(5)
+    months = df.sample(150, random_state=4).copy()
+    for col in ("amount", "balance", "paid", "limit"):
+        months[col] = np.round(months[col] * (1 + rng.normal(0, 0.01, len(months))), 2)
+    months["status"] = 1  # the month's own status
+    sc = _scanner(pd.concat([df, months], ignore_index=True))
+    j = sc.m.names.index("status")
+    code = int(np.flatnonzero(sc.m.uniques[j] == 1)[0])
+    by_label = {p.label: p.near_copy for p in sc.singles() if p.cols == (j,) and p.codes == (code,)}
+    assert by_label
+    base1 = sc.base(1)
+    share1 = float(months["y"].mean())
+    # the label the copies lean to (if any) keeps its share of copies, the other has none
+    for label, near in by_label.items():
+        leans = (share1 if label == 1 else 1 - share1) >= (base1 if label == 1 else 1 - base1)
+        assert (near > 0.5) == leans

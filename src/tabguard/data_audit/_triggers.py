@@ -591,12 +591,11 @@ class _Scanner:
                 # whatever their cheap score (clean-label copies with camouflage have none).
                 copied = np.zeros(len(vs))
                 if j in near:
-                    copied = near[j][vs, c] / np.maximum(k, 1)
-                    chosen |= (
-                        (near[j][vs, c] >= min_rows)
-                        & (copied >= self.o.exact_copy_share)
-                        & (k / n_v >= self.base(c))
-                    )
+                    # leaning to the label: panel data repeat an account's months with a
+                    # changed limit, copies of its other months that lean nowhere
+                    lean = k / n_v >= self.base(c)
+                    copied = np.where(lean, near[j][vs, c] / np.maximum(k, 1), 0.0)
+                    chosen |= (near[j][vs, c] >= min_rows) & (copied >= self.o.exact_copy_share)
                 for i in np.flatnonzero(chosen | contract):
                     fam = "contract" if contract[i] else "single"
                     pat = Pattern(
