@@ -11,7 +11,7 @@ from tabguard.errors import MissingDependencyError
 
 #: Importable top-level module -> (the package to install, the extra that installs it).
 OPTIONAL_MODULES: dict[str, tuple[str, str]] = {
-    "cleanlab": ("cleanlab", "audit"),
+    "cleanlab": ("cleanlab", "bench"),
     "shap": ("shap", "audit"),
     "fairlearn": ("fairlearn", "audit"),
     "matplotlib": ("matplotlib", "audit"),
