@@ -194,3 +194,23 @@ def test_copies_that_do_not_lean_to_the_label_are_not_copy_made() -> None:
     for label, near in by_label.items():
         leans = (share1 if label == 1 else 1 - share1) >= (base1 if label == 1 else 1 - base1)
         assert (near > 0.5) == leans
+
+
+def test_rows_of_one_entity_are_not_copies_of_each_other() -> None:
+    """A panel's months of one account (its status changed, amounts a little different) are
+    one unit of evidence, not a copy with a value written in."""
+    df = _distinct(400, 0)
+    df["account"] = np.arange(len(df))
+    months = df.sample(40, random_state=3).copy()
+    months["amount"] = np.round(months["amount"] * 1.01, 2)
+    months["status"] = 1
+    panel = pd.concat([df, months], ignore_index=True)
+    spec = _contract().model_dump(mode="json", exclude_none=True)
+    with_entity = contract_from_dict({**spec, "entity": "account"})
+    sc = _Scanner(build_context(panel, with_entity), OPTS)
+    j = sc.m.names.index("status")
+    assert j not in sc.near_copies() or sc.near_copies()[j].sum() == 0
+    # the same rows under fresh account ids are copies
+    panel.loc[len(df) :, "account"] = np.arange(1000, 1000 + len(months))
+    sc = _Scanner(build_context(panel, with_entity), OPTS)
+    assert sc.near_copies()[j].sum() == 80

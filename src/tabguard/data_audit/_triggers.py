@@ -496,6 +496,7 @@ class _Scanner:
             return self._near
         cells = [self._tolerant_cell(j, rows) for j in range(d)]
         y = self.y[rows]
+        ent = None if self.entity is None else self.entity[rows]
         with np.errstate(over="ignore"):
             total = np.zeros(len(rows), dtype=np.uint64)
             for c in cells:
@@ -508,9 +509,14 @@ class _Scanner:
                     continue
                 code = m.codes[rows, j]
                 # rows of a group sharing the value of j are repeats, not copies with j written
-                same, uniq2 = pd.factorize(group.astype(np.int64) * (len(m.counts[j]) + 1) + code)
-                same_size = np.bincount(same, minlength=len(uniq2))
-                copied = (size[group] > same_size[same]) & (code >= 0)
+                same = _ids(group, code)
+                others = size[group] - np.bincount(same)[same]
+                if ent is not None:
+                    # nor are rows of one entity: a panel's months (an account whose age or
+                    # limit changed), one unit of evidence
+                    ge = _ids(group, ent)
+                    others -= np.bincount(ge)[ge] - np.bincount(_ids(same, ent))[_ids(same, ent)]
+                copied = (others > 0) & (code >= 0)
                 if not copied.any():
                     continue
                 v = code[copied].astype(np.int64)
@@ -1846,6 +1852,13 @@ def _covered(p: Pattern, f: Pattern, sc: _Scanner) -> bool:
         return False
     rows = sc.rows_of(p)
     return bool(np.isin(rows, f.rows).mean() > 0.5)
+
+
+def _ids(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One dense id per distinct pair ``(a[i], b[i])`` of non-negative integer arrays."""
+    key = a.astype(np.int64) * (int(b.max(initial=0)) + 2) + (b.astype(np.int64) + 1)
+    ids: np.ndarray = pd.factorize(key)[0]
+    return ids
 
 
 def _mask(n: int, rows: np.ndarray) -> np.ndarray:
