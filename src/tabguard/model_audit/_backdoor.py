@@ -582,7 +582,10 @@ def probe_backdoors(
             c = _candidate(model, cand_cells, nbs, stats, X, y, p)
             c.probe_rows = "tail"
             result.candidates.append(c)
-    routing = _Routing(ens, X, p) if ens is not None else None
+    # clean rows can be routed only through trees whose every split reads a column of the
+    # matrix (a pipeline's trees may split on inputs it derives: no routed test there)
+    routable = ens is not None and all(bool(np.all(t.feature < X.shape[1])) for t in ens.trees)
+    routing = _Routing(ens, X, p) if ens is not None and routable else None
     _decide(result, opts, len(X), ens, routing)
     if ens is not None:
         _complete_combinations(result, model, ens, grids, X, opts)
