@@ -276,6 +276,8 @@ def _candidates(
     sc.y, sc.n, sc.N = np.empty(0, dtype=np.int8), 0, n
     sc.base1 = float(vocab.positives[0].sum()) / max(n, 1) if vocab.positives else 0.0
     sc.tests = {"contract": 0, "single": 0, "pair": 0, "band": 0}
+    # (the near-copy tables of jittered copies are empty on a sample: originals may not be held)
+    sc._near, sc._tolerant_tables = None, {}
     out = _top(sc.singles(), opts.max_candidates)
     out += _top(sc.bands(set()), opts.max_bands) if opts.max_bands else []
     out += _top(sc.pairs(set()), opts.max_candidates)
