@@ -161,6 +161,16 @@ def _interval_label(lo: float, hi: float, last: bool) -> str:
     return f"[{a}, {b}]" if last else f"[{a}, {b})"
 
 
+def _quantile_bins(quantiles: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Bin codes of ``x`` between the distinct ``quantiles`` (one bin when they all coincide)."""
+    edges = np.unique(quantiles)
+    if edges.size == 1:
+        edges = np.array([edges[0], edges[0]])
+    codes = np.searchsorted(edges[1:-1], x, side="right").astype(np.int64)
+    nb = len(edges) - 1
+    return codes, [_interval_label(edges[i], edges[i + 1], i == nb - 1) for i in range(nb)]
+
+
 def _numeric_stats(c: Column, y: np.ndarray, n_bins: int) -> FeatureStats:
     x = c.x if c.x is not None else np.empty(0)
     nan = np.isnan(x)
@@ -190,12 +200,7 @@ def _numeric_stats(c: Column, y: np.ndarray, n_bins: int) -> FeatureStats:
         codes = np.searchsorted(values, x).astype(np.int64)
         labels = [format_number(v, compact=True) for v in values]
     else:
-        edges = np.unique(q[9:])
-        if edges.size == 1:
-            edges = np.array([edges[0], edges[0]])
-        codes = np.searchsorted(edges[1:-1], x, side="right").astype(np.int64)
-        nb = len(edges) - 1
-        labels = [_interval_label(edges[i], edges[i + 1], i == nb - 1) for i in range(nb)]
+        codes, labels = _quantile_bins(q[9:], x)
     if missing:
         codes[nan] = len(labels)
         labels.append("missing")
@@ -301,12 +306,7 @@ def numeric_stats_from_counts(
         codes = np.arange(len(v))
         labels = [format_number(x, compact=True) for x in v]
     else:
-        edges = np.unique(q[9:])
-        if edges.size == 1:
-            edges = np.array([edges[0], edges[0]])
-        codes = np.searchsorted(edges[1:-1], v, side="right").astype(np.int64)
-        nb = len(edges) - 1
-        labels = [_interval_label(edges[i], edges[i + 1], i == nb - 1) for i in range(nb)]
+        codes, labels = _quantile_bins(q[9:], v)
     k = len(labels)
     rows_per = np.bincount(codes, weights=w, minlength=k)[:k].astype(np.int64)
     pos_per = np.bincount(codes, weights=pos, minlength=k)[:k]
