@@ -110,6 +110,8 @@ class AuditMatrix:
             # faster than on int32 (the missing-value code -1 still sorts first)
             key = (col + 1).astype(np.uint16) if len(self.counts[j]) < 65_534 else col
             order = np.argsort(key, kind="stable")
+            if len(order) < 2**31:  # row positions as int32: half the bytes of every index
+                order = order.astype(np.int32)
             self._index[j] = (order, col[order])
         return self._index[j]
 

@@ -241,6 +241,15 @@ class TriggerScanOptions(CheckOptions):
     )
 
 
+#: The default (empty) rows of a Pattern, one read-only array shared by every pattern: the
+#: scan makes one Pattern per candidate value (10^5 and more on jittered data), and three
+#: empty arrays of their own cost more than the rest of a Pattern.
+_NO_ROWS = np.empty(0, dtype=np.int64)
+_NO_ROWS.flags.writeable = False
+_NO_Q = np.empty(0)
+_NO_Q.flags.writeable = False
+
+
 @dataclass
 class Pattern:
     """A candidate trigger and its evidence."""
@@ -252,7 +261,7 @@ class Pattern:
     k: int
     family: str
     cheap_score: float = 0.0
-    rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    rows: np.ndarray = field(default_factory=lambda: _NO_ROWS)
     expected_other: float = math.nan
     expected_se: float = 0.0  # standard error of expected_other (scaled from a sample)
     observed_other: int = 0
@@ -271,8 +280,8 @@ class Pattern:
     units: float = math.nan
     band: tuple[int, int] | None = None
     band_skip: tuple[int, ...] = ()
-    scored_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64), repr=False)
-    scored_q: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    scored_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS, repr=False)
+    scored_q: np.ndarray = field(default_factory=lambda: _NO_Q, repr=False)
 
     def reset_evidence(self) -> None:
         """Forget the evidence (before testing again)."""

@@ -66,6 +66,7 @@ from tabguard.data_audit import (
     REGISTRY,
     AuditContext,
     CheckResult,
+    DataCheck,
     LabelNoiseOptions,
     Treatment,
     build_context,
@@ -582,6 +583,26 @@ def _complete_triggers(
     )
 
 
+def _run_checks_lean(
+    ctx: AuditContext, checks: Mapping[str, type[DataCheck]]
+) -> tuple[dict[str, CheckResult], dict[str, float]]:
+    """The sample's checks one after the other, as ``_run_checks(ctx, checks, 1)``, but the
+    columns the descriptive check prepared (a float copy of every numeric feature of the valid
+    rows, cached for the bias check) are dropped when it is done: the bias check, last,
+    prepares them again (the same columns: the same results), so they are not held through
+    the trigger scan, where the driver peaks (docs/spark.md, "Memory").
+    """
+    results: dict[str, CheckResult] = {}
+    timings: dict[str, float] = {}
+    for name, check in checks.items():
+        got, took = _run_checks(ctx, {name: check}, 1)
+        results.update(got)
+        timings.update(took)
+        if name == "descriptive":
+            ctx.cache.pop("columns", None)
+    return results, timings
+
+
 def _remap(result: CheckResult, rows: np.ndarray) -> CheckResult:
     """A sample check's result with row numbers of the whole data."""
     for f in result.findings:
@@ -749,9 +770,11 @@ def audit_data_spark(
             feed.mapInPandas(
                 lambda it: keep_partition(it, contract, vocab, keep), feed.schema
             ).write.parquet(str(sample_dir))
+            import pyarrow as pa
             import pyarrow.parquet as pq
 
             sample = pq.read_table(sample_dir).to_pandas()
+            pa.default_memory_pool().release_unused()  # the table's buffers, freed above
         sample = sample.sort_values(ROW, kind="stable").reset_index(drop=True)
         rows = sample.pop(ROW).to_numpy(dtype=np.int64)
         integrity = (
@@ -782,7 +805,7 @@ def audit_data_spark(
             vocab, n, codes, validate_numeric(sample, contract), pairs, copies
         )
         rest = {k: v for k, v in selected.items() if k != "integrity"}
-        results, timings = _run_checks(ctx, rest, 1)
+        results, timings = _run_checks_lean(ctx, rest)
         results = {k: _remap(v, rows) for k, v in results.items()}
         if "trigger_scan" in results:
             with progress.stage("spark: rows of large triggers"):
