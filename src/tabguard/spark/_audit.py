@@ -788,7 +788,8 @@ def audit_data_spark(
             options=options,
             trusted=trusted if "label_noise" in selected else None,
         )
-        codes = vocab.codes(sample, contract)
+        # in the matrix's layout (column-major), so the matrix and the copy groups share it
+        codes = np.asfortranarray(vocab.codes(sample, contract))
         # the rows keep_partition drew at random (whatever else kept them): a uniform sample
         uniform = _uniform(rows, random_state) < share
         if described is not None:
@@ -801,9 +802,11 @@ def audit_data_spark(
             if len(sample) < n
             else None
         )
-        ctx.cache["matrix"] = _population_matrix(
+        ctx.cache["matrix"] = matrix = _population_matrix(
             vocab, n, codes, validate_numeric(sample, contract), pairs, copies
         )
+        if copies is not None:  # the same cells' hashes (of the same codes), held once
+            matrix._hashes = (copies.cells, copies.total)
         rest = {k: v for k, v in selected.items() if k != "integrity"}
         results, timings = _run_checks_lean(ctx, rest)
         results = {k: _remap(v, rows) for k, v in results.items()}
