@@ -183,3 +183,17 @@ def test_poisson_lower_tail_is_the_poisson_cdf_at_whole_counts(k: int, mu: float
         <= poisson_lower_tail(k + 0.5, mu)
         <= poisson_lower_tail(k + 1, mu)
     )
+
+
+def test_patterns_share_one_read_only_empty_rows_array() -> None:
+    # one shared default (a scan makes a Pattern per candidate value): writing into it would
+    # leak into every other pattern, so it is read-only; assigning new rows is the way
+    from tabguard.data_audit._triggers import Pattern
+
+    a = Pattern((0,), (1,), 1, 10, 5, "single")
+    b = Pattern((1,), (2,), 0, 12, 6, "single")
+    assert a.rows is b.rows and a.scored_rows is b.scored_rows and len(a.rows) == 0
+    with pytest.raises(ValueError):
+        a.rows.resize(3)
+    a.rows = np.arange(3)
+    assert len(b.rows) == 0 and a.rows.tolist() == [0, 1, 2]
