@@ -86,23 +86,32 @@ def test_rare_value_runs_hold_fewer_than_min_rows_and_frequent_values_stay_alone
     assert np.searchsorted(edges, 7.0, side="right") - 1 == np.flatnonzero(first <= 7.0)[-1]
 
 
+def _both_engines(
+    tmp_path: Path, trigger: dict[str, Any], *, n_rows: int, random_state: int
+) -> tuple[Any, Any, Any]:
+    """A trigger planted in 3,000 credit rows, audited in memory and on Spark with a 1,000-row
+    driver sample (patterns of at most 150 rows kept whole): (poisoning, memory, spark)."""
+    contract = credit_default_contract()
+    clean = load_credit_default().iloc[:3000].reset_index(drop=True)
+    res = poison(clean, contract, trigger, n_rows=n_rows, shuffle=True, random_state=random_state)
+    src = tmp_path / "data.parquet"
+    res.data.to_parquet(src, index=False)
+    memory = audit_data(res.data, contract, checks=["trigger_scan"])
+    result = audit_data_spark(
+        src, contract, tmp_path / "out", checks=["trigger_scan"], driver_rows=1000, keep_rows=150
+    )
+    return res, memory, result
+
+
 def test_copies_whose_originals_are_not_in_the_driver_sample_are_found(
     spark: Any, tmp_path: Path
 ) -> None:
     # A diluted trigger (the pair also occurs naturally with the other label): its suspects are
     # its copies. The driver sample keeps the pair's rows but the copies' originals only at
     # random, so the copies are found through Spark's groups of every row.
-    contract = credit_default_contract()
-    clean = load_credit_default().iloc[:3000].reset_index(drop=True)
-    res = poison(
-        clean, contract, {"EDUCATION": 3, "MARRIAGE": 3}, n_rows=100, shuffle=True, random_state=1
-    )
-    src = tmp_path / "data.parquet"
-    res.data.to_parquet(src, index=False)
-    memory = audit_data(res.data, contract, checks=["trigger_scan"])
     # patterns of at most 150 rows kept whole (the pair's 100 copies and its few natural rows)
-    result = audit_data_spark(
-        src, contract, tmp_path / "out", checks=["trigger_scan"], driver_rows=1000, keep_rows=150
+    res, memory, result = _both_engines(
+        tmp_path, {"EDUCATION": 3, "MARRIAGE": 3}, n_rows=100, random_state=1
     )
     # (small data: the candidate patterns' rows fill most of the sample; a sixth of the rows,
     # so about as many of the copies' originals, are not in it)
@@ -120,15 +129,7 @@ def test_copy_groups_past_the_driver_budget_fall_back_to_the_sample(
     from tabguard.spark import _audit as spark_audit
 
     monkeypatch.setattr(spark_audit, "COPY_GROUP_ENTRIES", 0)
-    contract = credit_default_contract()
-    clean = load_credit_default().iloc[:3000].reset_index(drop=True)
-    res = poison(clean, contract, {"AGE": 999}, n_rows=60, shuffle=True, random_state=2)
-    src = tmp_path / "data.parquet"
-    res.data.to_parquet(src, index=False)
-    memory = audit_data(res.data, contract, checks=["trigger_scan"])
-    result = audit_data_spark(
-        src, contract, tmp_path / "out", checks=["trigger_scan"], driver_rows=1000, keep_rows=150
-    )
+    res, memory, result = _both_engines(tmp_path, {"AGE": 999}, n_rows=60, random_state=2)
     assert result.sample_rows < len(res.data)
     assert _triggers(result.report.findings) == _triggers(memory.report.findings)
     assert set(result.suspicious_rows) <= set(memory.suspicious_rows)
@@ -154,16 +155,8 @@ def test_a_later_pass_past_the_budget_is_read_by_the_report(
         self.budget = self.stored  # nothing more fits after the first round
 
     monkeypatch.setattr(spark_audit._SparkCopies, "prefetch", prefetch)
-    contract = credit_default_contract()
-    clean = load_credit_default().iloc[:3000].reset_index(drop=True)
-    res = poison(
-        clean, contract, {"EDUCATION": 3, "MARRIAGE": 3}, n_rows=100, shuffle=True, random_state=1
-    )
-    src = tmp_path / "data.parquet"
-    res.data.to_parquet(src, index=False)
-    memory = audit_data(res.data, contract, checks=["trigger_scan"])
-    result = audit_data_spark(
-        src, contract, tmp_path / "out", checks=["trigger_scan"], driver_rows=1000, keep_rows=150
+    _, memory, result = _both_engines(
+        tmp_path, {"EDUCATION": 3, "MARRIAGE": 3}, n_rows=100, random_state=1
     )
     # a first round grouped over every row, later sets fell back without a pass of their own
     assert passes and passes[0] == 1 and len(passes) >= 2 and passes[-1] == 1
