@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser of each element (uint64 in, uint64 out)."""
-    z = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+def splitmix64(x: np.ndarray, step: int = 1) -> np.ndarray:
+    """The splitmix64 output of each element as a state ``step`` increments on (uint64 in,
+    uint64 out): ``step`` picks an independent stream, as a seed does."""
+    z = np.asarray(x, dtype=np.uint64) + np.uint64(step * 0x9E3779B97F4A7C15 % 2**64)
     with np.errstate(over="ignore"):
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabguard._copy_groups import copy_entries
+from tabguard._copy_groups import copy_entries, splitmix64
 from tabguard._pair_counts import pair_tensor
 from tabguard.contract import Contract, validate_frame
 from tabguard.contract._validate import _canon_lenient
@@ -305,9 +305,5 @@ def pattern_partition(
 
 def _uniform(rows: np.ndarray, seed: int) -> np.ndarray:
     """A uniform number in [0, 1) per row number (splitmix64 of the number and the seed)."""
-    z = rows.astype(np.uint64) + np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
-    with np.errstate(over="ignore"):
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
+    z = splitmix64(rows, step=seed)
     return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
