@@ -16,8 +16,10 @@ from tabguard.cli._app import SparkMasterOption, audit_app, console, output_dire
 if TYPE_CHECKING:
     import pandas as pd
 
+    from tabguard.contract import Contract
     from tabguard.data_audit import DataAuditResult
     from tabguard.io import TableFormat
+    from tabguard.progress import RichProgress
     from tabguard.spark._audit import SparkAuditResult
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
@@ -59,6 +61,21 @@ def _read_trusted(path: Path, advance: Any) -> pd.DataFrame:
         return read_table(path, progress=advance)
     except TabguardError as exc:
         raise DataError(f"--trusted: {exc}") from exc
+
+
+def _trusted_sample(
+    trusted: Path | None, contract: Contract, progress: RichProgress
+) -> pd.DataFrame | None:
+    """The ``--trusted`` file read and checked against the contract (``None`` without it)."""
+    if trusted is None:
+        return None
+    from tabguard.data_audit import LabelNoiseOptions
+    from tabguard.data_audit._label_noise import prepare_trusted
+
+    with progress.stage(f"reading {trusted.name}") as st:
+        sample = _read_trusted(trusted, st.advance)
+    prepare_trusted(sample, contract, LabelNoiseOptions())
+    return sample
 
 
 def _read_in_background(path: Path) -> Future[pd.DataFrame]:
@@ -167,8 +184,7 @@ def audit_data_cmd(
     # lock). Its errors are raised where it is awaited, after those of the options and the
     # contract. With --trusted that file is read and checked first, as before.
     reading = _read_in_background(data) if engine == "python" and trusted is None else None
-    from tabguard.data_audit import REGISTRY, LabelNoiseOptions, audit_data, write_audit
-    from tabguard.data_audit._label_noise import prepare_trusted
+    from tabguard.data_audit import REGISTRY, audit_data, write_audit
 
     names = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
     REGISTRY.select(names)  # a misspelt check fails before the data is used
@@ -177,11 +193,8 @@ def audit_data_cmd(
         from tabguard.spark._audit import audit_data_spark
 
         with RichProgress(disable=quiet) as progress:
-            strusted = None
-            if trusted is not None:  # first: a bad trusted file fails before Spark starts
-                with progress.stage(f"reading {trusted.name}") as st:
-                    strusted = _read_trusted(trusted, st.advance)
-                prepare_trusted(strusted, contract, LabelNoiseOptions())
+            # first: a bad trusted file fails before Spark starts
+            strusted = _trusted_sample(trusted, contract, progress)
             sresult = audit_data_spark(
                 str(data),
                 contract,
@@ -201,11 +214,8 @@ def audit_data_cmd(
         )
         raise typer.Exit(sresult.exit_code())
     with RichProgress(disable=quiet) as progress:
-        trusted_df = None
-        if trusted is not None:  # first: a bad trusted file fails before a large read
-            with progress.stage(f"reading {trusted.name}") as st:
-                trusted_df = _read_trusted(trusted, st.advance)
-            prepare_trusted(trusted_df, contract, LabelNoiseOptions())
+        # first: a bad trusted file fails before a large read
+        trusted_df = _trusted_sample(trusted, contract, progress)
         with progress.stage(f"reading {data.name}") as st:
             if reading is None:
                 df = read_table(data, progress=st.advance)
