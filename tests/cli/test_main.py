@@ -214,3 +214,38 @@ def test_tabguard_version_does_not_import_the_service_stack() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_spawned_processes_skip_the_console_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the generated ``tabguard`` script, ``spawn`` children are told to skip it (as under
+    ``python -m tabguard``): they would otherwise import every command again."""
+    import multiprocessing.spawn
+    import types
+
+    from tabguard.cli import _spawned_processes_skip_the_script
+
+    script = types.ModuleType("__main__")
+    script.__file__ = "/venv/bin/tabguard"
+    script.__spec__ = None
+    script.main = main  # type: ignore[attr-defined]  # what the generated script imports
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    before = multiprocessing.spawn.get_preparation_data("child")
+    assert before["init_main_from_path"] == "/venv/bin/tabguard"  # the script runs again
+    _spawned_processes_skip_the_script()
+    after = multiprocessing.spawn.get_preparation_data("child")
+    assert "init_main_from_path" not in after
+    assert after["init_main_from_name"] == "tabguard.__main__"  # skipped by the child
+
+
+def test_a_program_of_its_own_keeps_its_main_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program calling ``main`` from its own script keeps it: its children may need it."""
+    import types
+
+    from tabguard.cli import _spawned_processes_skip_the_script
+
+    program = types.ModuleType("__main__")
+    program.__file__ = "/home/me/wrapper.py"
+    program.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", program)
+    _spawned_processes_skip_the_script()
+    assert program.__spec__ is None

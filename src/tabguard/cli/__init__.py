@@ -11,6 +11,7 @@ or bad input (missing or malformed file, invalid contract), printed as one line,
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import os
 import sys
 from typing import Any, NoReturn
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     a :class:`~tabguard.errors.TabguardError` is bad input (exit 2, one line), anything else
     is a bug (exit 3, one line; the traceback with ``TABGUARD_DEBUG=1``).
     """
+    _spawned_processes_skip_the_script()
     try:
         app(args=argv, prog_name=PROG_NAME)
     except TabguardError as exc:
@@ -79,6 +81,27 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(3)
     sys.exit(0)
+
+
+def _spawned_processes_skip_the_script() -> None:
+    """Let processes started with ``spawn`` skip the ``tabguard`` script, as they do under
+    ``python -m tabguard``.
+
+    ``multiprocessing``'s ``spawn`` runs the parent's main script again in every child unless
+    the main module was run by name (``python -m``). The console script pip writes holds
+    nothing a child needs (it imports :func:`main` and calls it under a ``__main__`` guard),
+    but running it imports this package's every command, Typer, Rich and pydantic: ~0.2
+    CPU-s per child, paid before the child starts its work (``monitor update`` starts two).
+    Marked with the spec ``python -m tabguard`` gives it, the script is skipped, as for
+    ``python -m``. Only the generated script is marked (its ``main`` is this function): a
+    program that calls :func:`main` from its own ``__main__`` keeps its module as it is.
+    """
+    entry = sys.modules.get("__main__")
+    if entry is None or getattr(entry, "__spec__", None) is not None:
+        return
+    if getattr(entry, "main", None) is not main:
+        return
+    entry.__spec__ = importlib.machinery.ModuleSpec("tabguard.__main__", None)
 
 
 #: Commands that need a whole extra (install it once, not package by package).
