@@ -4,6 +4,8 @@ bad input, segment explosions, a database that is down, PostgreSQL transactions 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -702,3 +704,27 @@ def test_bulk_read_counts_what_row_by_row_reads_count(
     assert bulk == one_by_one
     if any(r["timestamp_ok"] for r in rows):  # the segment key was counted
         assert any(key[1] == "channel" for key in bulk[0])
+
+
+def test_the_reader_process_imports_no_pandas() -> None:
+    """What a reader process imports (the module of its functions and of the plan it is sent)
+    holds no pandas: it starts with the update and must read the second batch soon."""
+    code = (
+        "import pickle, sys\n"
+        "import tabguard.monitoring._read as r\n"
+        "sent = (r._feed_start, r._feed_read, r._feed_ready, r.MonitorPlan())\n"
+        "pickle.loads(pickle.dumps(sent))\n"
+        "print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_readers_factorisation_matches_pandas() -> None:
+    from tabguard.monitoring._read import _factorize
+
+    values = ['["a",1]', '["b",2]', '["a",1]', "x", '["b",2]', "x", "y"]
+    codes, uniques = _factorize(values)
+    expected_codes, expected_uniques = pd.factorize(np.asarray(values, dtype=object))
+    assert codes.tolist() == expected_codes.tolist()
+    assert uniques == list(expected_uniques)

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,13 +26,18 @@ import pandas as pd
 from tabguard.monitoring._cells import ColumnCells, NumericColumn, column_cells
 from tabguard.monitoring._config import AggregationConfig
 from tabguard.monitoring._delta import ALL, MISSING, OTHER, Delta
-from tabguard.monitoring._numbers import NumberLayout, scatter
 from tabguard.monitoring._parse import (
-    ColumnType,
     ParsedColumn,
     canonical_label,
     parse_distinct,
     parse_objects,
+)
+from tabguard.monitoring._read import (
+    BATCH_COLUMNS,
+    BatchParser,
+    ColumnSpec,
+    MonitorPlan,
+    PreparedBatch,
 )
 from tabguard.monitoring._sketch import FrequentValues, SketchError
 from tabguard.monitoring._store import (
@@ -55,102 +60,6 @@ KEYS = "__keys__"
 CLIENTS = "__clients__"
 #: Sanitise actions that name a field.
 _FIELD_ACTIONS = ("clip", "neutralize", "impute", "bin")
-#: The columns a batch is made of (in this order, as read from the log).
-BATCH_COLUMNS = (
-    "seq",
-    "epoch",
-    "decision_id",
-    "client",
-    "status",
-    "decision",
-    "score",
-    "latency_ms",
-    "raw",
-    "features",
-    "guard_actions",
-    "errors",
-    "segment",
-    "probing",
-)
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    """One monitored column: its name, its type and its declared categories."""
-
-    name: str
-    type: ColumnType
-    categories: tuple[Any, ...] | None = None
-
-
-@dataclass(frozen=True)
-class MonitorPlan:
-    """What the aggregation extracts from each row.
-
-    Attributes
-    ----------
-    raw, features : tuple of ColumnSpec
-        Raw attributes (as received) and guarded model features to profile.
-    segment_features : tuple of str
-        Contract features whose raw value names a segment.
-    combinations : tuple of tuple of str
-        Crossed segment keys.
-    """
-
-    raw: tuple[ColumnSpec, ...] = ()
-    features: tuple[ColumnSpec, ...] = ()
-    segment_features: tuple[str, ...] = ()
-    combinations: tuple[tuple[str, ...], ...] = ()
-    preset: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    layout: NumberLayout | None = None
-
-    def preset_values(self) -> dict[str, list[str]]:
-        """Segment values admitted from the start (declared categories of segment features)."""
-        return {key: list(values) for key, values in self.preset}
-
-    @classmethod
-    def from_contract(
-        cls,
-        contract: Any,
-        config: AggregationConfig,
-        feature_names: Sequence[str] | None = None,
-    ) -> MonitorPlan:
-        """The plan for a contract (``feature_names``: the model's inputs, default every
-        non-protected feature)."""
-
-        def spec(name: str) -> ColumnSpec:
-            f = contract.features[name]
-            if f.is_numeric:
-                return ColumnSpec(name, "number")
-            cats = tuple(f.categories or ()) if f.type == "category" else (True, False)
-            return ColumnSpec(name, "category", cats)
-
-        names = list(contract.features)
-        model = (
-            list(feature_names)
-            if feature_names is not None
-            else [n for n in names if not contract.features[n].protected]
-        )
-        cols = config.columns
-        raw = names if cols.raw == "all" else [n for n in names if n in cols.raw]
-        feats = model if cols.features == "all" else [n for n in model if n in cols.features]
-        seg_feats = config.segments.features
-        if seg_feats is None:
-            seg_feats = list(contract.segments)
-        seg_feats = [n for n in seg_feats if n in contract.features]
-        preset = []
-        for name in seg_feats:
-            cats = spec(name).categories or ()
-            if 0 < len(cats) <= config.segments.top_k:
-                preset.append((name, tuple(str(canonical_label(c)) for c in cats)))
-        return cls(
-            raw=tuple(spec(n) for n in raw),
-            features=tuple(spec(n) for n in feats if n in contract.features),
-            segment_features=tuple(seg_feats),
-            combinations=tuple(tuple(c) for c in config.segments.combinations),
-            preset=tuple(preset),
-            layout=NumberLayout.from_contract(contract),
-        )
 
 
 @dataclass
@@ -254,29 +163,6 @@ class Admission:
             max_keys=seg.max_keys,
             clients_top_k=config.clients_top_k,
         )
-
-
-@dataclass
-class PreparedBatch:
-    """A batch with its JSON columns parsed (see :meth:`Aggregator.prepare`)."""
-
-    batch: dict[str, np.ndarray]
-    raw: dict[str, ParsedColumn]
-    raw_is_obj: np.ndarray
-    feats: dict[str, ParsedColumn]
-    feat_is_obj: np.ndarray
-    skipped: int
-    slow_rows: int
-    json_rows: int = 0
-    #: Decision ids of some skipped rows (for the warning :meth:`Aggregator.start` logs).
-    skipped_ids: tuple[Any, ...] = ()
-
-    def without_documents(self) -> PreparedBatch:
-        """The same batch without the columns parsing used up (the JSON documents and the
-        ``numbers`` vectors): what a reader process sends back (a fraction of the bytes)."""
-        spent = ("raw", "features", "numbers")
-        batch = {k: v for k, v in self.batch.items() if k not in spent}
-        return replace(self, batch=batch)
 
 
 @dataclass
@@ -438,92 +324,6 @@ def _segment_object(value: Any) -> dict[str, str | None]:
     if not isinstance(value, dict):
         return {}
     return {str(k)[:128]: canonical_label(v) for k, v in list(value.items())[:64]}
-
-
-class BatchParser:
-    """The columns a plan reads from a batch of log rows (:meth:`prepare`): no state beyond
-    the plan, so it runs wherever the batch is read (a thread, or a reader process).
-
-    Parameters
-    ----------
-    plan : MonitorPlan
-    """
-
-    def __init__(self, plan: MonitorPlan) -> None:
-        self.plan = plan
-        self.raw_cols: dict[str, tuple[ColumnType, Any]] = {
-            c.name: (c.type, c.categories) for c in plan.raw
-        }
-        for name in plan.segment_features:
-            if name not in self.raw_cols:
-                self.raw_cols[name] = ("category", None)
-        self.feat_cols = {c.name: (c.type, c.categories) for c in plan.features}
-        #: The layout of the log's ``numbers`` vectors this plan can read (``None``: JSON only).
-        self.layout = (
-            plan.layout
-            if plan.layout is not None and plan.layout.usable_for(self.raw_cols, self.feat_cols)
-            else None
-        )
-
-    def prepare(self, batch: dict[str, np.ndarray]) -> PreparedBatch:
-        """Drop unusable rows and parse the JSON columns (no state is touched: this part runs
-        in another thread or process while the previous batch is aggregated)."""
-        epoch = batch["epoch"]
-        usable = epoch >= 0
-        skipped = int((~usable).sum())
-        skipped_ids: tuple[Any, ...] = ()
-        if skipped:
-            skipped_ids = tuple(batch["decision_id"][~usable][:5].tolist())
-            batch = {k: v[usable] for k, v in batch.items()}
-        vectors = batch.get("numbers")
-        has = (
-            np.fromiter((v is not None for v in vectors), dtype=bool, count=len(vectors))
-            if vectors is not None and self.layout is not None
-            else np.zeros(len(batch["epoch"]), dtype=bool)
-        )
-        if has.all() and len(has):
-            assert self.layout is not None and vectors is not None
-            raw, raw_is_obj, feats, feat_is_obj = self.layout.decode(
-                vectors, self.raw_cols, self.feat_cols
-            )
-            return PreparedBatch(
-                batch, raw, raw_is_obj, feats, feat_is_obj, skipped, 0, skipped_ids=skipped_ids
-            )
-        json_rows = np.flatnonzero(~has)
-        whole = len(json_rows) == len(has)
-        raw, raw_is_obj, slow_raw = parse_objects(
-            batch["raw"] if whole else batch["raw"][json_rows], self.raw_cols
-        )
-        # Refused requests log ``{}`` as features: they carry no model input at all.
-        feats, feat_is_obj, slow_feat = parse_objects(
-            batch["features"] if whole else batch["features"][json_rows],
-            self.feat_cols,
-            empty=False,
-        )
-        if not whole:
-            assert self.layout is not None and vectors is not None
-            vec_rows = np.flatnonzero(has)
-            v_raw, v_raw_obj, v_feats, v_feat_obj = self.layout.decode(
-                vectors[vec_rows], self.raw_cols, self.feat_cols
-            )
-            n = len(has)
-            raw, raw_is_obj = scatter(
-                n, [(json_rows, raw, raw_is_obj), (vec_rows, v_raw, v_raw_obj)]
-            )
-            feats, feat_is_obj = scatter(
-                n, [(json_rows, feats, feat_is_obj), (vec_rows, v_feats, v_feat_obj)]
-            )
-        return PreparedBatch(
-            batch,
-            raw,
-            raw_is_obj,
-            feats,
-            feat_is_obj,
-            skipped,
-            slow_raw + slow_feat,
-            len(json_rows),
-            skipped_ids,
-        )
 
 
 class Aggregator:

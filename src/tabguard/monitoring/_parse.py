@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from tabguard._plain import plain
 
@@ -267,6 +266,8 @@ def _fill_from_arrow(
         if pa.types.is_string(col.type):
             labels = values
         else:
+            import pandas as pd  # here only: a reader process parses JSON without pandas
+
             # Few distinct values: canonicalise each once.
             codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
             mapped = np.array([canonical_label(plain(u)) for u in uniques] + [None], dtype=object)
@@ -329,6 +330,8 @@ def parse_distinct(
         ``parse(json.loads(text))`` per distinct text (``parse(None)`` when the text is not
         JSON).
     """
+    import pandas as pd  # in the updating process only (see _read.py)
+
     values: Any = np.asarray(texts, dtype=object)
     codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
     parsed = []
