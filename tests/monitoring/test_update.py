@@ -459,9 +459,9 @@ def test_cli_update_is_cron_friendly(
     write(log_url, tmp_path / "spool", make_records(df.head(50)))
     path = tmp_path / "monitor.yaml"
     path.write_text(json.dumps({"log": log_url}), encoding="utf-8")
-    for expected in (50, 0):
+    for expected, reset in ((50, []), (0, []), (50, ["--reset"])):
         with pytest.raises(SystemExit) as info:
-            main(["monitor", "update", "--config", str(path), "--home", str(tmp_path)])
+            main(["monitor", "update", "--config", str(path), "--home", str(tmp_path), *reset])
         assert info.value.code == 0
         out = capsys.readouterr().out
         assert f"read {expected} log rows" in out and "monitoring.db" in out
@@ -728,3 +728,81 @@ def test_the_readers_factorisation_matches_pandas() -> None:
     expected_codes, expected_uniques = pd.factorize(np.asarray(values, dtype=object))
     assert codes.tolist() == expected_codes.tolist()
     assert uniques == list(expected_uniques)
+
+
+def test_reset_rebuilds_the_store_as_a_new_one(
+    urls: tuple[str, str], tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    """``reset=True`` empties the store beside the update's start: what it holds afterwards is
+    what a new store gets from the same log (counts, cells byte for byte, watermark), even
+    when the store was filled from another log before."""
+    df, plan = small
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    write(other, tmp_path / "spool-other", make_records(df.head(300), seed=3))
+    update(MonitorConfig(log=other, store=urls[1]), plan=plan)
+    write(urls[0], tmp_path / "spool", make_records(df))
+    result = update(config(urls), plan=plan, reset=True)
+    assert result.rows == len(df)
+    fresh = config((urls[0], f"sqlite:///{tmp_path / 'fresh.db'}"))
+    assert update(fresh, plan=plan).rows == len(df)
+    with open_monitor_store(urls[1]) as rebuilt, open_monitor_store(fresh.store_url()) as ref:
+        assert snapshot(rebuilt, T0 + 31 * H) == snapshot(ref, T0 + 31 * H)
+        assert stored_cells(rebuilt) == stored_cells(ref)
+        assert rebuilt.get_state("source") == ref.get_state("source")
+        assert rebuilt.admitted_segments() == ref.admitted_segments()
+    assert update(config(urls), plan=plan).rows == 0  # the watermark moved with the rebuild
+
+
+def test_reset_of_an_empty_log_empties_the_store(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    df, plan = small
+    log, store = f"sqlite:///{tmp_path / 'log.db'}", f"sqlite:///{tmp_path / 'mon.db'}"
+    write(log, tmp_path / "spool", make_records(df.head(50)))
+    update(MonitorConfig(log=log, store=store), plan=plan)
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    write(empty, tmp_path / "spool-empty", [])
+    assert update(MonitorConfig(log=empty, store=store), plan=plan, reset=True).rows == 0
+    with open_monitor_store(store) as s:
+        assert s.watermark() is None and s.volume(T0, T0 + 31 * H).empty
+
+
+def test_reset_while_another_updater_runs_is_refused(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    from tabguard.monitoring._store import UpdaterBusyError
+
+    df, plan = small
+    log, url = f"sqlite:///{tmp_path / 'log.db'}", f"sqlite:///{tmp_path / 'mon.db'}"
+    write(log, tmp_path / "spool", make_records(df.head(50)))
+    cfg = MonitorConfig(log=log, store=url)
+    update(cfg, plan=plan)
+    with open_monitor_store(url) as holder, holder.updater_lock():
+        with pytest.raises(UpdaterBusyError, match="another updater"):
+            update(cfg, plan=plan, reset=True)
+        assert update(cfg, plan=plan).busy  # without reset: nothing to do, as before
+    with open_monitor_store(url) as s:
+        assert s.volume(T0, T0 + 31 * H, segment=ALL)["n"].item() == 50  # nothing emptied
+
+
+def test_a_failed_reset_writes_nothing_and_is_raised(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    df, plan = small
+    log, url = f"sqlite:///{tmp_path / 'log.db'}", f"sqlite:///{tmp_path / 'mon.db'}"
+    write(log, tmp_path / "spool", make_records(df.head(50)))
+    cfg = MonitorConfig(log=log, store=url)
+    update(cfg, plan=plan)
+    with open_monitor_store(url) as s:
+        mark = s.watermark()
+
+    def down(self: SqlMonitorStore) -> None:
+        raise BackendUnavailableError("monitor store: reset failed (test)")
+
+    monkeypatch.setattr(SqlMonitorStore, "reset", down)
+    write(log, tmp_path / "spool", make_records(df.head(20), seed=9))
+    with pytest.raises(BackendUnavailableError, match="reset failed"):
+        update(cfg, plan=plan, reset=True)
+    with open_monitor_store(url) as s:
+        assert s.watermark() == mark  # the new rows were not written over the old store
+        assert s.volume(T0, T0 + 31 * H, segment=ALL)["n"].item() == 50

@@ -113,16 +113,17 @@ def update_cmd(
     cfg = load(config, home)
     url = cfg.store_url()
     with open_monitor_store(url, bucket=cfg.bucket) as store:
-        if reset:
-            with store.updater_lock():
-                store.reset()
         if engine == "spark":
             from tabguard.spark import update_from_archive
 
+            if reset:
+                with store.updater_lock():
+                    store.reset()
             assert source is not None  # checked above
             result = update_from_archive(cfg, source, store=store, master=spark_master)
         else:
-            result = update(cfg, store=store)
+            # The store is emptied under the updater lock, beside the update's start.
+            result = update(cfg, store=store, reset=reset)
     console.print(_describe(result, redact_url(url)), soft_wrap=True, markup=False)
     if cfg.model is None and result.rows:
         console.print(
