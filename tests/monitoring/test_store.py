@@ -235,3 +235,29 @@ def test_a_pass_view_sums_the_same_windows_as_the_database(store: SqlMonitorStor
     assert_frame_equal(
         view.counts(T0 - H, T0 + 6 * H, fams), store.counts(T0 - H, T0 + 6 * H, fams)
     )
+
+
+def test_cells_packed_as_the_aggregation_built_them_are_packed_as_from_their_sketches() -> None:
+    """New rows are packed straight from the aggregation's cells (no sketch read back): the
+    same names, stats and sketch bytes as packing the cells' sketches, columns in order, empty
+    columns (no finite value) included."""
+    from tabguard.monitoring._cells import key_cells
+    from tabguard.monitoring._delta import pack_cells, pack_packed, packed_cell
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    group = rng.integers(0, 3, n)
+    names = [(7200, "channel", v) for v in ("online", "branch", "partner")]
+    domain = rng.random(n) < 0.9
+    numeric = []
+    for column in ("PAY_2", "AGE", "LIMIT_BAL", "EMPTY"):
+        values = np.round(rng.normal(50, 20, n), 1) if column != "EMPTY" else np.full(n, np.nan)
+        values[rng.random(n) < 0.1] = np.nan
+        missing = np.isnan(values) & domain
+        numeric.append(("raw", column, values, domain, missing, np.zeros(n, dtype=bool)))
+    cells = key_cells(names, group, numeric, 200)
+    for name in names:
+        mine = [c for c in cells if c[0][:3] == name]
+        rng.shuffle(mine)  # the aggregation's order is not the stored order
+        expected = pack_cells(sorted((c[0][4], packed_cell(c)) for c in mine))
+        assert pack_packed(mine) == expected

@@ -76,18 +76,28 @@ class NumericCell:
         ]
 
 
-def pack_rows(cells: list[tuple[str, list[float], bytes]]) -> tuple[str, bytes, bytes]:
-    """Like :func:`pack_cells` from ready stats rows and serialised sketches."""
-    names = [name for name, _, _ in cells]
-    stats = np.asarray([row for _, row, _ in cells], dtype="<f8").reshape(-1, _NSTATS)
-    lengths = np.asarray([len(b) for _, _, b in cells], dtype="<u4")
-    return json.dumps(names), stats.tobytes(), lengths.tobytes() + b"".join(b for _, _, b in cells)
+def pack_packed(cells: list[PackedCell]) -> tuple[str, bytes, bytes]:
+    """Like :func:`pack_cells`, straight from the cells of one row (bucket, segment, kind) as
+    the aggregation builds them, put in column order: no sketch is deserialised, and each
+    matrix is one ``struct`` call (a 1M-record update writes ~120k new cells, all in the
+    updating process)."""
+    ordered = sorted(cells, key=_column_name)
+    flat: list[float] = []
+    for _key, rows, n, missing, invalid, total, stats, _blob in ordered:
+        flat += (rows, n, missing, invalid, total)
+        flat += stats
+    if len(flat) != len(ordered) * _NSTATS:
+        raise ValueError(f"cells of {len(flat)} numbers for {len(ordered)} columns")
+    blobs = [cell[7] for cell in ordered]
+    return (
+        json.dumps([cell[0][4] for cell in ordered]),
+        struct.pack(f"<{len(flat)}d", *flat),
+        struct.pack(f"<{len(blobs)}I", *map(len, blobs)) + b"".join(blobs),
+    )
 
 
-def packed_stats(cell: PackedCell) -> list[float]:
-    """The :data:`STAT_FIELDS` row of a cell computed by a worker."""
-    _key, rows, n, missing, invalid, total, stats, _blob = cell
-    return [rows, n, missing, invalid, total, *stats]
+def _column_name(cell: PackedCell) -> str:
+    return cell[0][4]
 
 
 def packed_cell(cell: PackedCell, k: int = DEFAULT_K) -> NumericCell:

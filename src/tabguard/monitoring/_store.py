@@ -43,9 +43,8 @@ from tabguard.monitoring._delta import (
     Segment,
     cell_from,
     pack_cells,
-    pack_rows,
+    pack_packed,
     packed_cell,
-    packed_stats,
     unpack_sketches,
     unpack_stats,
 )
@@ -344,9 +343,6 @@ class SqlMonitorStore:
         groups: dict[tuple[int, str, str, str], list[tuple[str, NumericCell]]] = defaultdict(list)
         for (b, sk, sv, kind, col), cell in delta.numeric.items():
             groups[(b, sk, sv, kind)].append((col, cell))
-        ready: dict[tuple[int, str, str, str], list[tuple[str, list[float], bytes]]] = defaultdict(
-            list
-        )
         packed_by_group: dict[tuple[int, str, str, str], list[Any]] = defaultdict(list)
         for packed in delta.packed:
             b, sk, sv, kind, _col = packed[0]
@@ -378,8 +374,6 @@ class SqlMonitorStore:
                     else:
                         old.merge(cell)
                 groups[key] = sorted(merged.items())
-        for key, cells in packed_by_group.items():  # new rows: no deserialising
-            ready[key] = sorted((p[0][4], packed_stats(p), p[7]) for p in cells)
         sql = self._upsert_sql(
             t,
             ["bucket", "seg_key", "seg_value", "kind"],
@@ -388,8 +382,8 @@ class SqlMonitorStore:
         rows = []
         for (b, sk, sv, kind), objs in groups.items():
             rows.append((b, sk, sv, kind, *pack_cells(sorted(objs, key=lambda c: c[0]))))
-        for (b, sk, sv, kind), items in ready.items():
-            rows.append((b, sk, sv, kind, *pack_rows(items)))
+        for (b, sk, sv, kind), cells in packed_by_group.items():  # new rows: no deserialising
+            rows.append((b, sk, sv, kind, *pack_packed(cells)))
         for start in range(0, len(rows), 2000):
             conn.exec_driver_sql(sql, rows[start : start + 2000])
 
