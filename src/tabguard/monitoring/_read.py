@@ -15,6 +15,9 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
+from itertools import repeat
+from operator import is_not, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -345,7 +348,7 @@ class LogReader:
             try:
                 cursor.execute(sql, selected)
                 rows = cursor.fetchall()
-                unreadable = not all_ids and any(r[1] is None for r in rows)
+                unreadable = not all_ids and None in map(_EPOCH, rows)
                 ids = self._unreadable_ids(cursor, where, params) if unreadable else {}
             finally:
                 cursor.close()
@@ -371,6 +374,10 @@ class LogReader:
             self.engine.dispose()
 
 
+#: A fetched row's epoch (``None``: the timestamp is unreadable), and a test for a value:
+#: ``map`` and ``filter`` over 100k rows run in C, a generator expression costs ~0.3 µs a row.
+_EPOCH = itemgetter(1)
+_NOT_NONE = partial(is_not, None)
 #: The short text columns of a log row, read together (see :meth:`LogReader._read`).
 _META_COLUMNS = ("client", "status", "decision", "guard_actions", "errors", "segment", "probing")
 
@@ -445,7 +452,7 @@ def _objects(values: Sequence[Any]) -> np.ndarray:
 
 def _documents(values: Sequence[Any]) -> np.ndarray:
     """JSON documents as bytes (psycopg may hand ``bytea`` over as memoryview)."""
-    sample = next((v for v in values if v is not None), None)
+    sample = next(filter(_NOT_NONE, values), None)
     if sample is not None and not isinstance(sample, bytes):
         return _objects([bytes(v) if v is not None else None for v in values])
     return _objects(values)
@@ -488,7 +495,7 @@ class BatchParser:
             batch = {k: v[usable] for k, v in batch.items()}
         vectors = batch.get("numbers")
         has = (
-            np.fromiter((v is not None for v in vectors), dtype=bool, count=len(vectors))
+            np.fromiter(map(is_not, vectors, repeat(None)), dtype=bool, count=len(vectors))
             if vectors is not None and self.layout is not None
             else np.zeros(len(batch["epoch"]), dtype=bool)
         )
