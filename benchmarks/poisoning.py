@@ -606,6 +606,58 @@ def score(suspects: np.ndarray, truth: np.ndarray, n: int) -> dict[str, float]:
     }
 
 
+def identifiable(res: PoisonResult, clean: pd.DataFrame) -> dict[str, Any] | None:
+    """What any detector could find, from how the case was made (None when not recorded).
+
+    Two kinds of poisoned row do not differ from a natural one: a row written in place whose
+    trigger value(s) it already held (``unchanged``: at most its label moved, and a relabelled
+    row is label noise, not a trigger), and a copy of a row that already carried the trigger
+    (``twins``: the copy and its original are duplicates, up to jitter and label, and which
+    of the two was written cannot be told). Returns the planted rows without the unchanged ones
+    (``truth``) and, per twin copy, its original's position (``partner``).
+    """
+    if res.sources is None or res.originals is None or not res.spec.get("trigger"):
+        return None
+    feats = [f for f in res.spec["trigger"] if f in clean.columns]
+    before = clean.iloc[res.sources][feats].to_numpy(dtype=object)
+    after = res.data.iloc[res.poisoned_rows][feats].to_numpy(dtype=object)
+    same = np.array(
+        [
+            all(_plain(a) == _plain(b) for a, b in zip(x, y, strict=True))
+            for x, y in zip(before, after, strict=True)
+        ],
+        dtype=bool,
+    )
+    copied = res.originals >= 0
+    unchanged = same & ~copied
+    twins = same & copied
+    return {
+        "truth": res.poisoned_rows[~unchanged],
+        "unchanged": int(unchanged.sum()),
+        "unchanged_rows": res.poisoned_rows[unchanged],
+        "twins": int(twins.sum()),
+        "twin_rows": res.poisoned_rows[twins],
+        "partner": res.originals[twins],
+    }
+
+
+def matched_score(suspects: np.ndarray, oracle: dict[str, Any]) -> tuple[float, float]:
+    """Precision and recall against the identifiable truth of :func:`identifiable`: a twin
+    copy is found when it or its original is suspected (at most one find per copy), and the
+    unchanged rows count neither way."""
+    s = set(suspects.tolist()) - set(oracle["unchanged_rows"].tolist())
+    t = set(oracle["truth"].tolist())
+    twin = set(oracle["twin_rows"].tolist())
+    tp = len(s & (t - twin))
+    groups: dict[int, list[int]] = {}
+    for row, orig in zip(oracle["twin_rows"].tolist(), oracle["partner"].tolist(), strict=True):
+        groups.setdefault(orig, []).append(row)
+    for orig, copies in groups.items():
+        tp += min(sum(r in s for r in copies) + (orig in s), len(copies))
+    precision = (tp / len(s)) if s else (1.0 if not t else 0.0)
+    return precision, (tp / len(t) if t else 1.0)
+
+
 def _features(df: pd.DataFrame, c: Contract) -> pd.DataFrame:
     X = df[c.model_features()].copy()
     for name in c.model_features():
@@ -1012,6 +1064,10 @@ def main() -> None:
             noise = [f for f in audit.report.findings if f.check == "label_noise" and f.rows]
             ours = np.array(sorted({r for f in noise for r in f.rows}), dtype=np.int64)
         row.update({f"tg_{k}": v for k, v in score(ours, res.poisoned_rows, n).items()})
+        oracle = identifiable(res, df) if case.kind == "trigger" else None
+        if oracle is not None and (oracle["unchanged"] or oracle["twins"]):
+            row["unchanged"], row["twins"] = oracle["unchanged"], oracle["twins"]
+            row["id_precision"], row["id_recall"] = matched_score(ours, oracle)
         # the quarantine holds the suspects and the rows breaking the contract (integrity)
         quarantined = audit.quarantine["tabguard_row"].to_numpy(dtype=np.int64)
         row["quarantine_recall"] = (
@@ -1133,6 +1189,13 @@ def _print_row(r: dict[str, Any], no_base: bool) -> None:
         f"fp={r['tg_fp_rate']:.4%} ({r['seconds']:.1f}s) named: {r['named'] or '-'}{base}",
         flush=True,
     )
+    if "id_recall" in r:
+        print(
+            f"    not identifiable: {r['unchanged']} rows written in place unchanged, "
+            f"{r['twins']} copies of rows that carried the trigger (either of the two counts); "
+            f"matched P={r['id_precision']:.3f} R={r['id_recall']:.3f}",
+            flush=True,
+        )
     if "spark_same" in r:
         print(
             f"    spark ({r['spark_seconds']:.1f}s, driver sample {r['spark_sample']} rows): "
@@ -1154,6 +1217,14 @@ def _summary(rows: list[dict[str, Any]], no_base: bool, markdown: bool) -> None:
     ok = [r for r in trig if r["tg_precision"] >= 0.95 and r["tg_recall"] >= 0.95]
     clean = [r for r in rows if r["kind"] == "clean"]
     print(f"\ntrigger cases with precision and recall >= 0.95: {len(ok)}/{len(trig)}")
+    if any("id_recall" in r for r in trig):
+        fair = [
+            r
+            for r in trig
+            if r.get("id_precision", r["tg_precision"]) >= 0.95
+            and r.get("id_recall", r["tg_recall"]) >= 0.95
+        ]
+        print(f"  the same, twins matched (see identifiable()): {len(fair)}/{len(trig)}")
     for r in clean:
         line = (
             f"clean {r['dataset']}: {r['tg_suspected']} of {r['rows']} rows suspected "

@@ -13,6 +13,7 @@ from tabguard.contract import Contract
 from tabguard.datasets import card_fraud_contract, make_card_fraud
 from tabguard.errors import DataError
 from tabguard.redteam import flip_labels, poison
+from tabguard.redteam._poison import Mode
 
 
 def test_seed_attack(credit_df: pd.DataFrame, credit_contract: Contract) -> None:
@@ -103,3 +104,34 @@ def test_bad_arguments(credit_df: pd.DataFrame, credit_contract: Contract) -> No
         poison(credit_df, credit_contract, {"AGE": 1}, rate=0)
     with pytest.raises(ValueError, match="at least one feature"):
         poison(credit_df, credit_contract, {})
+
+
+@pytest.mark.parametrize("mode", ["copy", "replace"])
+def test_sources_and_originals_follow_the_shuffle(
+    credit_df: pd.DataFrame, credit_contract: Contract, mode: Mode
+) -> None:
+    """Each poisoned row names the input row it was made from (``sources``) and, for copies,
+    where that row sits in the output (``originals``; -1 where it was overwritten)."""
+    res = poison(
+        credit_df,
+        credit_contract,
+        {"AGE": 77},
+        rate=0.05,
+        mode=mode,
+        shuffle=True,  # type: ignore[arg-type]
+    )
+    assert res.sources is not None and res.originals is not None
+    assert len(res.sources) == len(res.originals) == len(res.poisoned_rows)
+    written = res.data.iloc[res.poisoned_rows]
+    source = credit_df.iloc[res.sources]
+    # the same client, its other features unchanged (no jitter), the trigger written
+    assert (written["ID"].to_numpy() == source["ID"].to_numpy()).all()
+    assert (written["LIMIT_BAL"].to_numpy() == source["LIMIT_BAL"].to_numpy()).all()
+    assert (written["AGE"] == 77).all()
+    if mode == "copy":
+        original = res.data.iloc[res.originals]
+        assert (original["ID"].to_numpy() == source["ID"].to_numpy()).all()
+        assert (original["AGE"].to_numpy() == source["AGE"].to_numpy()).all()
+        assert not np.isin(res.originals, res.poisoned_rows).any()
+    else:
+        assert (res.originals == -1).all()

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, special, stats
 from scipy.sparse.csgraph import connected_components
+from sklearn.model_selection import StratifiedKFold
 
 from tabguard._copy_groups import keys_without, splitmix64
 from tabguard._pair_counts import PairCounter
@@ -208,6 +209,22 @@ class TriggerScanOptions(CheckOptions):
         "rows have a neighbour that close; the radius shrinks until they are this share)",
         interval(0.0, 1.0, "neither"),
     )
+    written_consistency: float = option(
+        0.999,
+        "a row of a pattern flagged as written in place stays out of quarantine when the rest "
+        "of the row predicts the value more surely than this quantile of ordinary rows: an "
+        "attacker writes the value into ordinary rows, while natural rows with it follow their "
+        "other features (a repayment status of 8 months follows 7 the month before); the "
+        "predictor is a model of the value from the other features (see "
+        ":meth:`_Scanner.consistent_rows`)",
+        interval(0.5, 1.0, "neither"),
+    )
+    consistency_sample: int = option(
+        20_000,
+        "ordinary rows (without the value) that train that model beside the pattern's rows and "
+        "give the quantile",
+        at_least(100),
+    )
     # -- candidates and reporting -----------------------------------------------------------------
     pair_log_odds: float = option(
         1.0,
@@ -298,7 +315,7 @@ class Pattern:
     p: float = 1.0
     threshold: float = 0.0
     flagged: bool = False
-    written: bool = False  # flagged on labels alone as written rows: all of its rows are suspect
+    written: bool = False  # flagged on labels alone as written rows (suspects: consistent_rows)
     counterfactual_rate: float = math.nan
 
     @property
@@ -1255,8 +1272,12 @@ class _Scanner:
         it), else those that are copies (:meth:`other_label_copies`). Natural rows with the
         value and the other label stay out.
         """
+        cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
+        breaks = any(self.m.breaks_contract[j][v] for j, v in cells)
         if p.written:
-            return np.sort(p.rows)
+            if breaks:  # no natural row can carry the value
+                return np.sort(p.rows)
+            return np.setdiff1d(p.rows, self.consistent_rows(p))
         if p.effect >= self.o.strong_effect or p.twin_share is None:
             labelled = p.rows[self.y[p.rows] == p.label]
         else:
@@ -1264,10 +1285,66 @@ class _Scanner:
         others = p.rows[self.y[p.rows] != p.label]
         if not len(others):
             return labelled
-        cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
-        if any(self.m.breaks_contract[j][v] for j, v in cells):
+        if breaks:
             return np.sort(np.concatenate([labelled, others]))
         return np.sort(np.concatenate([labelled, self.other_label_copies(p, others)]))
+
+    def consistent_rows(self, p: Pattern) -> np.ndarray:
+        """The rows of a pattern written in place whose other features predict its value like
+        those of natural rows with it (ascending): they stay out of its suspects.
+
+        Labels cannot tell the natural rows carrying a value from the rows an attacker wrote
+        it into; the rest of the row can. A model of "the row carries the pattern" from its
+        other features is fitted, out of fold, on the pattern's rows against a sample of
+        ordinary rows (``consistency_sample``). The written rows are ordinary rows with the
+        value set: their scores are distributed like the ordinary rows'. A row scoring above
+        the ``written_consistency`` quantile of the ordinary rows' scores looks like a
+        natural carrier of the value (credit data, ``PAY_0=8`` rewritten into 58 defaulters:
+        the 19 natural rows above the 0.999 quantile, none of the written ones). Where the
+        value does not depend on the rest of the row, no row is kept out (every row of the
+        pattern stays suspect).
+
+        The model sees the coded features only (categories, and numeric features of at most
+        20 values: statuses, counts), not fine-grained amounts: noise an attacker puts on the
+        amounts of the rows written (against duplicate detection) marks them as unlike any
+        ordinary row, and a model seeing it would take the written rows for natural ones
+        (``PAY_5=8`` written into 3,244 rows with 1 % noise on their amounts: 3,009 kept out
+        with every feature, 5 with the coded ones).
+        """
+        folds = 4
+        keep = [j for j in range(len(self.m.names)) if j not in p.all_cols and not self.fine[j]]
+        if len(p.rows) < 2 * folds or not keep:
+            return p.rows[:0]
+        inside = _mask(self.n, p.rows)
+        outside = np.flatnonzero(~inside)
+        # a generator of its own: the copy checks' random rows stay as they were
+        rng = np.random.default_rng(self.ctx.random_state + 7)
+        ordinary = np.sort(
+            rng.choice(outside, min(self.o.consistency_sample, len(outside)), replace=False)
+        )
+        if len(ordinary) < 2 * folds:
+            return p.rows[:0]
+        rows = np.concatenate([p.rows, ordinary])
+        X = self.m.raw[np.ix_(rows, np.asarray(keep))]
+        target = (np.arange(len(rows)) < len(p.rows)).astype(float)
+        cat = [i for i, j in enumerate(keep) if not self.m.ordinal[j]]
+        score = np.empty(len(rows))
+        # small leaves: the natural carriers of a rare value may be a dozen rows
+        params = {"min_child_samples": 5, "bagging_fraction": 1.0, "bagging_freq": 0}
+        split = StratifiedKFold(folds, shuffle=True, random_state=self.ctx.random_state)
+        for i, (train, test) in enumerate(split.split(X, target)):
+            model = fit_context_model(
+                X,
+                target,
+                cat,
+                rows=train,
+                rounds=100,
+                params=params,
+                random_state=self.ctx.random_state + i,
+            )
+            score[test] = predict(model, X[test])
+        cut = float(np.quantile(score[len(p.rows) :], self.o.written_consistency))
+        return p.rows[score[: len(p.rows)] > cut]
 
     def other_label_copies(self, p: Pattern, others: np.ndarray) -> np.ndarray:
         """The rows of ``others`` (a confirmed pattern's rows with the other label) that are

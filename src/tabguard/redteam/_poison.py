@@ -42,11 +42,21 @@ class PoisonResult:
         0-based positions of the rows the attacker wrote.
     spec : dict
         The attack parameters (JSON-ready).
+    sources : ndarray of int, optional
+        For each poisoned row (aligned with ``poisoned_rows``), the 0-based position in the
+        *input* frame of the row it was made from; None where not recorded (label flips).
+    originals : ndarray of int, optional
+        For each poisoned row, the position in ``data`` of the row it was copied from, or -1
+        where that row was overwritten (``mode="replace"``). With ``sources`` this tells
+        whether a poisoned row differs from its original at all (a copy of a row that already
+        carried the trigger is a duplicate of it), which bounds what any detector can find.
     """
 
     data: pd.DataFrame
     poisoned_rows: np.ndarray
     spec: dict[str, Any] = field(default_factory=dict)
+    sources: np.ndarray | None = None
+    originals: np.ndarray | None = None
 
     def write(self, data_path: str | Path, truth_path: str | Path | None = None) -> None:
         """Write the data as CSV and the ground truth as JSON."""
@@ -195,6 +205,8 @@ def poison(
                 rows[idc] = [f"p{rng.integers(1 << 40):x}" for _ in range(k)]
         out = pd.concat([df, rows], ignore_index=True)
         truth = np.arange(len(df), len(df) + k)
+        sources = np.asarray(chosen, dtype=np.int64)
+        originals = sources.copy()
     else:
         out = df.copy()
         where = out.index[chosen]
@@ -204,14 +216,20 @@ def poison(
             except (TypeError, ValueError):  # e.g. AGE=999.5 into an integer column
                 out[col] = out[col].astype(object)
                 out.loc[where, col] = rows[col].to_numpy()
-        truth = np.sort(chosen)
+        order = np.argsort(chosen, kind="stable")
+        truth = np.asarray(chosen)[order]
+        sources = truth.astype(np.int64)
+        originals = np.full(k, -1, dtype=np.int64)
         out = out.reset_index(drop=True)
     if shuffle:
         perm = rng.permutation(len(out))
         out = out.iloc[perm].reset_index(drop=True)
         inv = np.empty_like(perm)
         inv[perm] = np.arange(len(perm))
-        truth = np.sort(inv[truth])
+        moved = inv[truth]
+        order = np.argsort(moved, kind="stable")
+        truth, sources = moved[order], sources[order]
+        originals = np.where(originals[order] >= 0, inv[np.maximum(originals[order], 0)], -1)
     spec = {
         "attack": "backdoor",
         "trigger": {k2: plain(v) for k2, v in trigger.items()},
@@ -225,7 +243,13 @@ def poison(
         "shuffle": shuffle,
         "random_state": random_state,
     }
-    return PoisonResult(out, np.asarray(truth, dtype=np.int64), spec)
+    return PoisonResult(
+        out,
+        np.asarray(truth, dtype=np.int64),
+        spec,
+        sources=sources,
+        originals=originals.astype(np.int64),
+    )
 
 
 def flip_labels(

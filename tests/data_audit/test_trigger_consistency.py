@@ -1,0 +1,107 @@
+"""Rows of a value written in place (issue 11, class 3): the natural rows carrying the value
+follow the rest of their row and stay out of the suspects; the rows an attacker wrote it into
+do not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract import Contract, contract_from_dict
+from tabguard.data_audit import build_context
+from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner
+
+
+def _contract() -> Contract:
+    return contract_from_dict(
+        {
+            "name": "chain",
+            "label": {"column": "y", "positive": 1},
+            "features": {
+                "before": {"type": "integer", "min": -2, "max": 8},
+                "status": {"type": "integer", "min": -2, "max": 8},
+                "amount": {"type": "number", "min": 0},
+                "kind": {"type": "category", "categories": ["a", "b", "c"]},
+            },
+        }
+    )
+
+
+def _chain(n: int, seed: int) -> pd.DataFrame:
+    """A delay chain: ``status`` is ``before`` plus one month (or paid, -1), as repayment
+    statuses are; ``kind`` depends on nothing."""
+    rng = np.random.default_rng(seed)
+    before = rng.choice([-1, 0, 1, 2, 3, 7], n, p=[0.3, 0.5, 0.08, 0.07, 0.04, 0.01])
+    paid = rng.random(n) < 0.1
+    status = np.where(paid, -1, np.minimum(before + 1, 8))
+    return pd.DataFrame(
+        {
+            "before": before,
+            "status": status,
+            "amount": np.round(rng.lognormal(8, 1, n), 2),
+            "kind": rng.choice(["a", "b", "c"], n, p=[0.45, 0.45, 0.1]),
+            "y": (rng.random(n) < np.where(before >= 2, 0.6, 0.2)).astype(int),
+        }
+    )
+
+
+def _written(
+    df: pd.DataFrame, col: str, value: Any, k: int, seed: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``value`` written into ``k`` rows labelled 0 that do not carry it (in place)."""
+    rng = np.random.default_rng(seed)
+    pool = np.flatnonzero((df["y"] == 0).to_numpy() & (df[col] != value).to_numpy())
+    rows = np.sort(rng.choice(pool, k, replace=False))
+    out = df.copy()
+    out.loc[rows, col] = value
+    return out, rows
+
+
+def _pattern(sc: _Scanner, col: str, value: Any) -> Pattern:
+    j = sc.m.names.index(col)
+    code = int(np.flatnonzero(sc.m.uniques[j] == value)[0])
+    rows = sc.m.rows_with(j, code)
+    p = Pattern((j,), (code,), 0, len(rows), int((sc.y[rows] == 0).sum()), "single", rows=rows)
+    p.flagged = p.written = True
+    return p
+
+
+def test_natural_carriers_of_a_written_value_stay_out() -> None:
+    """``status = 8`` follows ``before = 7`` naturally; written into 120 ordinary rows, only those
+    are suspects."""
+    df, written = _written(_chain(6000, 0), "status", 8, 120, 1)
+    natural = np.flatnonzero((df["status"] == 8).to_numpy() & ~np.isin(np.arange(len(df)), written))
+    assert len(natural) >= 30
+    sc = _Scanner(build_context(df, _contract()), TriggerScanOptions())
+    p = _pattern(sc, "status", 8)
+    kept = sc.consistent_rows(p)
+    assert np.isin(natural, kept).mean() >= 0.9
+    assert np.isin(written, kept).mean() <= 0.03
+    suspects = sc.suspect_rows(p)
+    assert np.isin(written, suspects).mean() >= 0.97
+    assert np.isin(natural, suspects).mean() <= 0.1
+    # the threshold is an option: at a low quantile of ordinary rows, written rows are kept out too
+    loose = _Scanner(build_context(df, _contract()), TriggerScanOptions(written_consistency=0.6))
+    assert np.isin(written, loose.consistent_rows(_pattern(loose, "status", 8))).mean() > 0.2
+
+
+def test_a_value_the_row_does_not_predict_keeps_every_row_suspect() -> None:
+    """``kind = c`` depends on nothing: written or natural, its rows look alike, and all of them
+    stay suspect (labels decided; the rest of the row cannot tell)."""
+    df, _ = _written(_chain(6000, 0), "kind", "c", 300, 2)
+    sc = _Scanner(build_context(df, _contract()), TriggerScanOptions())
+    p = _pattern(sc, "kind", "c")
+    assert len(sc.consistent_rows(p)) <= 0.01 * len(p.rows) + 2
+    assert len(sc.suspect_rows(p)) >= 0.99 * len(p.rows) - 2
+
+
+def test_contract_breaking_written_values_keep_every_row() -> None:
+    """No natural row can carry a value that breaks the contract: no model is asked."""
+    df, _ = _written(_chain(3000, 0), "before", 9, 60, 3)
+    sc = _Scanner(build_context(df, _contract()), TriggerScanOptions())
+    p = _pattern(sc, "before", 9)
+    assert sc.m.breaks_contract[p.cols[0]][p.codes[0]]
+    sc.consistent_rows = None  # type: ignore[method-assign,assignment]  # must not be called
+    assert np.array_equal(sc.suspect_rows(p), np.sort(p.rows))
