@@ -540,6 +540,7 @@ def _repeated_attack(df: pd.DataFrame, c: Contract, seed: int, rows: int) -> Poi
         random_state=seed,
     )
     res.spec.update(spec_extra)
+    res.sources = res.originals = None  # positions in the repeated rows, not in ``df``
     return res
 
 
@@ -557,7 +558,9 @@ def resampled_cases(rows: int) -> list[Case]:
         return PoisonResult(data, np.empty(0, dtype=np.int64), {"attack": "none"})
 
     def seed(df: pd.DataFrame, c: Contract) -> PoisonResult:
-        return poison(clean(df, c).data, c, {"AGE": 999}, rate=0.45, shuffle=True, random_state=3)
+        res = poison(clean(df, c).data, c, {"AGE": 999}, rate=0.45, shuffle=True, random_state=3)
+        res.sources = res.originals = None  # positions in the resampled rows, not in ``df``
+        return res
 
     return [
         Case(f"{rows:,} resampled rows, clean", "credit", "clean", clean),

@@ -212,11 +212,10 @@ class TriggerScanOptions(CheckOptions):
     written_consistency: float = option(
         0.999,
         "a row of a pattern flagged as written in place stays out of quarantine when the rest "
-        "of the row predicts the value more surely than this quantile of ordinary rows: an "
-        "attacker writes the value into ordinary rows, while natural rows with it follow their "
-        "other features (a repayment status of 8 months follows 7 the month before); the "
-        "predictor is a model of the value from the other features (see "
-        ":meth:`_Scanner.consistent_rows`)",
+        "of the row predicts the value more surely than this quantile of ordinary rows do (a "
+        "model of the value from the other coded features): an attacker writes the value into "
+        "ordinary rows, while natural rows with it follow their other features (a repayment "
+        "status of 8 months follows 7 the month before)",
         interval(0.5, 1.0, "neither"),
     )
     consistency_sample: int = option(
