@@ -619,7 +619,9 @@ def identifiable(res: PoisonResult, clean: pd.DataFrame) -> dict[str, Any] | Non
     of the two was written cannot be told). Returns the planted rows without the unchanged ones
     (``truth``) and, per twin copy, its original's position (``partner``).
     """
-    if res.sources is None or res.originals is None or not res.spec.get("trigger"):
+    if getattr(res, "sources", None) is None or getattr(res, "originals", None) is None:
+        return None
+    if not res.spec.get("trigger"):
         return None
     feats = [f for f in res.spec["trigger"] if f in clean.columns]
     before = clean.iloc[res.sources][feats].to_numpy(dtype=object)
