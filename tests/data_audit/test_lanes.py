@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 
 import pandas as pd
+import pytest
 
 from tabguard.contract import Contract
 from tabguard.data_audit import DataAuditResult, audit_data
@@ -106,3 +108,72 @@ def test_a_prepare_step_reading_a_main_lane_check_is_left_to_the_check() -> None
     ran.clear()
     _run_checks(ctx, _with_prepare(ran, ("noise",)), 1)  # type: ignore[arg-type]
     assert not any(r.startswith("prepare") for r in ran)
+
+
+def _blocking_checks(
+    ran: list[tuple[str, str]], waits: dict[str, threading.Event], sets: dict[str, threading.Event]
+) -> dict[str, type]:
+    """Fake checks recording (name, lane); ``waits[name]`` is awaited before it returns (at most
+    10 s), ``sets[name]`` set when it starts."""
+
+    def make(name: str, concurrent: bool, after: tuple[str, ...] = ()) -> type:
+        def run(self: object, ctx: object) -> CheckResult:
+            ran.append((name, threading.current_thread().name.split("_")[0]))
+            if name in sets:
+                sets[name].set()
+            if name in waits:
+                assert waits[name].wait(10)
+            return CheckResult()
+
+        attrs = {"name": name, "concurrent": concurrent, "reads_matrix": True, "after": after}
+        return type(name, (), {**attrs, "order": 0, "run": run})
+
+    return {
+        "scan": make("scan", False),
+        "noise": make("noise", True),
+        "slow": make("slow", True),
+        "roni": make("roni", False, ("noise",)),
+    }
+
+
+def test_a_waiting_main_lane_runs_the_side_lanes_last_task() -> None:
+    # noise (awaited by RONI) does not end before slow has started: the main lane, whose RONI
+    # waits for noise, takes slow (the side lane's last task) instead of idling
+    ran: list[tuple[str, str]] = []
+    started = threading.Event()
+    checks = _blocking_checks(ran, waits={"noise": started}, sets={"slow": started})
+    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    results, _ = _run_checks(ctx, checks, 2)  # type: ignore[arg-type]
+    assert ("slow", "MainThread") in ran
+    assert ("noise", "tabguard-audit") in ran
+    assert [n for n, _ in ran].index("roni") > [n for n, _ in ran].index("noise")
+    assert list(results) == ["scan", "noise", "slow", "roni"]
+
+
+def test_an_idle_side_lane_runs_the_main_lanes_next_check_once_it_is_ready() -> None:
+    # the main lane is held in slow until RONI has run: the side lane, done with noise, runs it
+    ran: list[tuple[str, str]] = []
+    started, roni_ran = threading.Event(), threading.Event()
+    checks = _blocking_checks(
+        ran, waits={"noise": started, "slow": roni_ran}, sets={"slow": started, "roni": roni_ran}
+    )
+    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    _run_checks(ctx, checks, 2)  # type: ignore[arg-type]
+    assert ("slow", "MainThread") in ran
+    assert ("roni", "tabguard-audit") in ran
+    assert [n for n, _ in ran].index("roni") > [n for n, _ in ran].index("noise")
+
+
+def test_an_error_in_a_check_is_raised_and_its_readers_do_not_run() -> None:
+    ran: list[str] = []
+    checks = _fake_checks(ran)
+
+    def fail(self: object, ctx: object) -> CheckResult:
+        raise ValueError("noise failed")
+
+    checks["noise"] = type("noise", (checks["noise"],), {"run": fail})
+    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    with pytest.raises(ValueError, match="noise failed"):
+        _run_checks(ctx, checks, 2)  # type: ignore[arg-type]
+    assert "roni" not in ran  # it reads noise's result
+    assert "descriptive" in ran

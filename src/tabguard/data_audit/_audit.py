@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -166,9 +166,14 @@ def _run_checks(
     (``reads_matrix``); then those another check waits for, then the others in running order.
     A main-lane check with a ``prepare`` step whose ``prepare_after`` checks all run in the
     second lane (RONI: its models that do not depend on the trigger scan) has that step run
-    there too, right after them. The main lane runs the others in order and waits for the
-    checks a check lists in ``after`` and for its prepared step. Each check keeps its own
-    random state, so the results do not depend on the lanes.
+    there too, right after them. The main lane runs the others in order; each waits for the
+    checks it lists in ``after`` and for its prepared step.
+
+    Neither lane idles while the other has work (the lanes' shares of the work differ from one
+    machine to the next): a main lane whose next check waits takes the second lane's last
+    waiting task (the one needed latest), and a second lane with nothing left of its own runs
+    the main lane's next check once its inputs are ready. Each check keeps its own random
+    state, so the results do not depend on the lanes.
     """
     results: dict[str, CheckResult] = {}
     timings: dict[str, float] = {}
@@ -183,11 +188,6 @@ def _run_checks(
     def run(name: str) -> CheckResult:
         return timed(name, lambda: checks[name]().run(ctx))
 
-    def prepare(name: str) -> None:
-        step = getattr(checks[name](), "prepare", None)
-        if step is not None:
-            timed(name, lambda: step(ctx))
-
     n_jobs = _lanes(ctx, n_jobs)
     side = [n for n in checks if n_jobs > 1 and checks[n].concurrent]
     # the side lane first runs what the main lane will wait for (label noise, for RONI)
@@ -197,7 +197,7 @@ def _run_checks(
         for name in checks:
             results[name] = run(name)
         return results, timings
-    # (kind, name): "run" a side check, or "prepare" a main-lane check after its inputs
+    # (kind, name): "run" a check, or "prepare" a main-lane check after its inputs
     tasks: list[tuple[str, str]] = [("run", n) for n in side]
     for name in checks:
         deps = [d for d in _prepare_after(checks[name]) if d in checks]
@@ -206,40 +206,102 @@ def _run_checks(
         if all(d in side for d in deps):
             last = max((tasks.index(("run", d)) for d in deps), default=-1)
             tasks.insert(last + 1, ("prepare", name))
-    done: dict[tuple[str, str], Future[Any]] = {t: Future() for t in tasks}
-
-    def side_lane() -> None:
-        todo = list(tasks)
-        while todo:
-            task = todo[0]
-            if "matrix" not in ctx.cache:  # being built: what does not wait for it first
-                task = next((t for t in todo if not _reads_matrix(checks[t[1]])), task)
-            todo.remove(task)
-            kind, name = task
-            try:
-                if kind == "run":
-                    done[task].set_result(run(name))
-                else:
-                    prepare(name)
-                    done[task].set_result(None)
-            except BaseException as exc:  # raised where the result is read
-                done[task].set_exception(exc)
-
+    main = [("run", n) for n in checks if n not in side]
+    lanes = _Lanes(ctx, checks, tasks, main, run, timed)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabguard-audit") as pool:
-        lane = pool.submit(side_lane)
-        for name in checks:
-            if name in side:
-                continue
-            for dep in checks[name].after:
-                if ("run", dep) in done:
-                    results[dep] = done["run", dep].result()
-            if ("prepare", name) in done:
-                done["prepare", name].result()
-            results[name] = run(name)
+        lane = pool.submit(lanes.work, "side")
+        lanes.work("main")
         lane.result()
-        for name in side:
-            results[name] = done["run", name].result()
+    # errors raised as one lane after the other would: the main lane's checks in order (each
+    # after its inputs), then the second lane's
+    for task in [*main, *(("run", n) for n in side)]:
+        for dep in lanes.deps[task]:
+            lanes.done[dep].result()
+        results[task[1]] = lanes.done[task].result()
     return {n: results[n] for n in checks}, {n: timings[n] for n in checks}
+
+
+_Task = tuple[str, str]
+
+
+class _Lanes:
+    """The two lanes' queues (see :func:`_run_checks`): ``side``, the second lane's tasks in
+    its order; ``main``, the main lane's checks in running order."""
+
+    def __init__(
+        self,
+        ctx: AuditContext,
+        checks: Mapping[str, type[DataCheck]],
+        side: list[_Task],
+        main: list[_Task],
+        run: Callable[[str], CheckResult],
+        timed: Callable[[str, Callable[[], Any]], Any],
+    ) -> None:
+        self.ctx, self.checks, self.side, self.main = ctx, checks, list(side), list(main)
+        self._run, self._timed = run, timed
+        self.done: dict[_Task, Future[Any]] = {t: Future() for t in [*side, *main]}
+        self.deps: dict[_Task, list[_Task]] = {}
+        for i, task in enumerate(main):  # in order, after their inputs and prepared steps
+            name = task[1]
+            self.deps[task] = [("run", d) for d in checks[name].after if ("run", d) in self.done]
+            self.deps[task] += [("prepare", name)] if ("prepare", name) in self.done else []
+            self.deps[task] += main[i - 1 : i] if i else []
+        for task in side:
+            after = _prepare_after(checks[task[1]]) if task[0] == "prepare" else ()
+            self.deps[task] = [("run", d) for d in after if ("run", d) in self.done]
+        self._cond = threading.Condition()
+
+    def _ready(self, task: _Task) -> bool:
+        return all(self.done[d].done() for d in self.deps[task])
+
+    def _next(self, lane: str) -> _Task | None:
+        """The lane's next task (None: nothing left to start), waiting while none is ready."""
+        with self._cond:
+            while self.main or self.side:
+                ready = [t for t in self.side if self._ready(t)]
+                if lane == "main":
+                    if self.main and self._ready(self.main[0]):
+                        return self.main.pop(0)
+                    pick = ready[-1] if ready else None  # the side lane keeps what is awaited
+                else:
+                    if "matrix" not in self.ctx.cache:  # being built: what does not wait for it
+                        ready.sort(key=lambda t: _reads_matrix(self.checks[t[1]]))  # stable
+                    pick = ready[0] if ready else None
+                    if pick is None and self.main and self._ready(self.main[0]):
+                        return self.main.pop(0)
+                if pick is not None:
+                    self.side.remove(pick)
+                    return pick
+                self._cond.wait()
+            return None
+
+    def work(self, lane: str) -> None:
+        """Run tasks in this lane until none is left to start."""
+        try:
+            while (task := self._next(lane)) is not None:
+                kind, name = task
+                try:
+                    if kind == "prepare":
+                        step = self.checks[name]().prepare  # type: ignore[attr-defined]
+                        self._timed(name, partial(step, self.ctx))
+                        out: CheckResult | None = None
+                    else:
+                        for dep in self.deps[task]:  # an input's error fails its reader
+                            self.done[dep].result()
+                        out = self._run(name)
+                    self.done[task].set_result(out)
+                except Exception as exc:  # raised where the result is read
+                    self.done[task].set_exception(exc)
+                with self._cond:
+                    self._cond.notify_all()
+        except BaseException:
+            # interrupted (Ctrl-C reaches the main lane): nothing more is started, and the
+            # other lane, which may be waiting for this one, stops after its current task
+            with self._cond:
+                self.main.clear()
+                self.side.clear()
+                self._cond.notify_all()
+            raise
 
 
 def _prepare_after(check: type[DataCheck]) -> tuple[str, ...]:
