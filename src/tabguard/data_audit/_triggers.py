@@ -1086,6 +1086,13 @@ class _Scanner:
             group, size, _, n_query = self._group_counts(p, query)
             return float(((size - n_query)[group[query]] > 0).mean())
         cand = self._copy_candidates(p, query)
+        if cand is None and 10 * len(query) >= self.n:
+            # a common value's rows: every row grouped once per feature set (shared with the
+            # copy checks) costs less than sorting the query's keys (the same counts)
+            group, size = self._copy_groups(p)
+            g = group[query]
+            outside = size[g] - np.bincount(g, minlength=len(size))[g]
+            return float((outside > 0).mean())
         if cand is None:
             keys = self._row_keys(p)
         else:  # only rows sharing the query's value of its most fine-grained other feature
