@@ -85,9 +85,14 @@ def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, gid.astype(np.int64)
 
 
-def _differing(m: AuditMatrix, key: np.ndarray, cols: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows equal on every feature but ``cols`` to another row that differs in ``cols``."""
+def _differing(
+    m: AuditMatrix, key: np.ndarray, cols: list[int], at: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows equal on every feature but ``cols`` to another row that differs in ``cols``
+    (``key``: of the rows ``at``, ascending, default every row)."""
     rows, gid = _groups(key)
+    if at is not None:
+        rows = at[rows]
     if not len(rows):
         return rows, gid
     sub = m.codes[np.ix_(rows, np.asarray(cols))].astype(np.int64)
@@ -186,6 +191,34 @@ def _group(
     )
 
 
+def _candidates(
+    m: AuditMatrix, cells: np.ndarray, total: np.ndarray, parts: int = 4
+) -> list[np.ndarray | None]:
+    """Per feature, the rows that may equal another row on every other feature (ascending;
+    None: every row), so that each feature's grouping reads those rows only.
+
+    The features are dealt into ``parts`` parts (each with its share of fine-grained ones);
+    two rows equal on every feature but ``j`` are equal on every part but ``j``'s, so only
+    rows sharing their key without that part with another row can be. On distinct records
+    they are few; where they are most rows (repeated records), every row is read.
+    """
+    n, d = cells.shape
+    out: list[np.ndarray | None] = [None] * d
+    k = min(parts, d)
+    if k < 2:
+        return out
+    order = sorted(range(d), key=lambda j: len(m.counts[j]))
+    for part in (order[i::k] for i in range(k)):
+        with np.errstate(over="ignore"):
+            key = total - cells[:, part].sum(axis=1, dtype=np.uint64)
+        codes, uniq = pd.factorize(key)
+        rows = np.flatnonzero(np.bincount(codes, minlength=len(uniq))[codes] > 1)
+        if 2 * len(rows) <= n:
+            for j in part:
+                out[j] = rows
+    return out
+
+
 def find_near_duplicates(ctx: AuditContext, opts: NearDuplicatesOptions) -> NearDuplicatesResult:
     """Group rows by their hash on all features but one (or two)."""
     m = build_matrix(ctx)
@@ -212,11 +245,13 @@ def find_near_duplicates(ctx: AuditContext, opts: NearDuplicatesOptions) -> Near
         n_rows=m.n_rows,
         n_features=d,
     )
+    within = _candidates(m, cells, total)
     with ctx.progress.stage("near-duplicates", total=d) as st:
         for j in range(d):
+            at = within[j]
             with np.errstate(over="ignore"):
-                key = total - cells[:, j]
-            rows, _ = _differing(m, key, [j])
+                key = total - cells[:, j] if at is None else total[at] - cells[at, j]
+            rows, _ = _differing(m, key, [j], at)
             st.advance()
             if len(rows):
                 out.singles.append(_group(m, rows, [j], opts))

@@ -1,12 +1,14 @@
-"""The trigger scan's faster computations give what the direct ones give."""
+"""The data audit's faster computations give what the direct ones give."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tabguard.contract import contract_from_dict
-from tabguard.data_audit import build_context
+from tabguard.data_audit import _duplicates, build_context
+from tabguard.data_audit._duplicates import NearDuplicatesOptions, find_near_duplicates
 from tabguard.data_audit._matrix import AuditMatrix
 from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner
 
@@ -74,3 +76,40 @@ def test_exact_copy_share_of_a_common_value_counts_copies_outside_its_rows() -> 
     expected = float(np.mean([key[i] in seen for i in query]))
     assert 0.1 < expected < 0.9  # some of its rows have copies outside, not all
     assert sc.exact_copy_share(p) == expected
+
+
+def _near_dup_data(seed: int, repeats: float) -> tuple[pd.DataFrame, object]:
+    """Distinct records, a share ``repeats`` of them repeated whole, and copies differing from
+    their original in one feature (each feature in turn)."""
+    rng = np.random.default_rng(seed)
+    n, d = 4000, 8
+    df = pd.DataFrame({f"x{j}": rng.integers(0, 3 if j < 3 else 500, n) for j in range(d)})
+    df["y"] = rng.integers(0, 2, n)
+    again = df.sample(frac=repeats, random_state=seed)
+    copies = df.sample(200, random_state=seed + 1).copy()
+    for i, j in enumerate(rng.integers(0, d, len(copies))):
+        copies.iloc[i, j] = 1000 + i % 7  # written in
+    out = pd.concat([df, again, copies], ignore_index=True)
+    features = {f"x{j}": {"type": "integer", "min": 0, "max": 2000} for j in range(d)}
+    contract = contract_from_dict(
+        {"name": "t", "label": {"column": "y", "positive": 1}, "features": features}
+    )
+    return out.sample(frac=1.0, random_state=seed).reset_index(drop=True), contract
+
+
+@pytest.mark.parametrize(("seed", "repeats"), [(0, 0.0), (1, 0.1), (2, 0.8)])
+def test_near_duplicates_read_only_candidate_rows_and_find_the_same_groups(
+    monkeypatch: pytest.MonkeyPatch, seed: int, repeats: float
+) -> None:
+    df, contract = _near_dup_data(seed, repeats)
+    opts = NearDuplicatesOptions()
+    fast = find_near_duplicates(build_context(df, contract), opts)  # type: ignore[arg-type]
+    with monkeypatch.context() as mp:  # every row of every feature
+        mp.setattr(_duplicates, "_candidates", lambda m, *a: [None] * len(m.names))
+        full = find_near_duplicates(build_context(df, contract), opts)  # type: ignore[arg-type]
+    assert len(fast.singles) >= 3  # copies were found on several features
+    assert [g.features for g in fast.singles] == [g.features for g in full.singles]
+    for a, b in zip(fast.singles, full.singles, strict=True):
+        np.testing.assert_array_equal(a.rows, b.rows)
+        assert (a.values, a.count, a.dominant) == (b.values, b.count, b.dominant)
+    assert len(fast.pairs) == len(full.pairs)
