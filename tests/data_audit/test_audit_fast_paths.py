@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,7 @@ from tabguard.contract import contract_from_dict
 from tabguard.data_audit import _duplicates, build_context
 from tabguard.data_audit._duplicates import NearDuplicatesOptions, find_near_duplicates
 from tabguard.data_audit._matrix import AuditMatrix
-from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner
+from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner, _top, _z
 
 
 def _matrix(codes: np.ndarray) -> AuditMatrix:
@@ -113,3 +115,41 @@ def test_near_duplicates_read_only_candidate_rows_and_find_the_same_groups(
         np.testing.assert_array_equal(a.rows, b.rows)
         assert (a.values, a.count, a.dominant) == (b.values, b.count, b.dominant)
     assert len(fast.pairs) == len(full.pairs)
+
+
+@pytest.mark.parametrize("cap", [1, 7, 1200])
+def test_pair_candidates_are_the_best_by_the_scalar_cheap_score(cap: int) -> None:
+    # thousands of interacting value pairs, many tied at a score of 0: the Patterns made are
+    # those _top keeps of a Pattern per pair scored one by one (the rule before)
+    rng = np.random.default_rng(cap)
+    m = 3000
+    n_c = rng.integers(5, 400, m)
+    k1 = np.floor(rng.random(m) * (n_c + 1)).astype(float)
+    add = rng.normal(0, 2, m)
+    lean = rng.random(m) < 0.5
+    cols = np.stack([rng.integers(0, 5, m), rng.integers(5, 9, m)], axis=1)
+    va, vb = rng.integers(0, 50, m), rng.integers(0, 50, m)
+    sc = _Scanner.__new__(_Scanner)
+    sc.o = TriggerScanOptions(max_candidates=cap)
+    halves = [slice(0, m // 3), slice(m // 3, m)]  # as found for two feature pairs
+    found = [(cols[h], va[h], vb[h], lean[h], n_c[h], k1[h], add[h]) for h in halves]
+    made = sc._pair_patterns(found)
+    every = []
+    for i in range(m):
+        c = int(lean[i])
+        k = int(k1[i]) if c == 1 else int(n_c[i]) - int(k1[i])
+        pred = 1 / (1 + math.exp(-add[i]))
+        pred = pred if c == 1 else 1 - pred
+        score = max(_z(k, int(n_c[i]), pred), 0.0)
+        pair = (int(cols[i, 0]), int(cols[i, 1]))
+        every.append(Pattern(pair, (int(va[i]), int(vb[i])), c, int(n_c[i]), k, "pair", score))
+    positive = [sum(p.cheap_score > 0 for p in every if p.label == c) for c in (0, 1)]
+    if cap < 10:
+        assert len(made) <= 4 * cap  # a Pattern for the best only
+    else:
+        assert min(positive) < cap  # the cut falls among the pairs tied at 0
+
+    def view(ps: list[Pattern]) -> list[tuple[object, ...]]:
+        return [(p.cols, p.codes, p.label, p.n, p.k, p.cheap_score) for p in ps]
+
+    assert view(_top(made, cap)) == view(_top(every, cap))

@@ -658,9 +658,11 @@ class _Scanner:
             maps.append(keep)
             tot.append(cnt[keep].astype(float))
             pos_of.append(self.positives(j)[keep])
-        out: list[Pattern] = []
         lb = math.log(self.base1 / (1 - self.base1))
         count = PairCounter(small, y, [len(k) for k in maps]) if counted is None else None
+        # values already flagged, per feature: their pairs are not candidates
+        flagged = [np.array([v for jj, v in exclude if jj == j], dtype=np.int64) for j in range(d)]
+        found: list[tuple[np.ndarray, ...]] = []
         for a in range(d):
             for b in range(a + 1, d):
                 ka, kb = len(maps[a]), len(maps[b])
@@ -687,18 +689,51 @@ class _Scanner:
                 # Interaction in log-odds: the pair's rate beyond what each value predicts.
                 add = np.log(ra / (1 - ra)) + np.log(rb / (1 - rb)) - lb
                 excess = np.log(r / (1 - r)) - add
-                for i in np.flatnonzero(np.abs(excess) >= self.o.pair_log_odds):
-                    c = 1 if excess[i] > 0 else 0
-                    va, vb = int(maps[a][ia[i]]), int(maps[b][ib[i]])
-                    if (a, va) in exclude or (b, vb) in exclude:
-                        continue
-                    n_c = int(n_ab[cells[i]])
-                    k1 = int(p_ab[cells[i]])
-                    k = k1 if c == 1 else n_c - k1
-                    pred = 1 / (1 + math.exp(-add[i]))
-                    pred = pred if c == 1 else 1 - pred
-                    score = max(_z(k, n_c, pred), 0.0)
-                    out.append(Pattern((a, b), (va, vb), c, n_c, k, "pair", score))
+                i = np.flatnonzero(np.abs(excess) >= self.o.pair_log_odds)
+                va, vb = maps[a][ia[i]].astype(np.int64), maps[b][ib[i]].astype(np.int64)
+                ok = ~np.isin(va, flagged[a]) & ~np.isin(vb, flagged[b])
+                i, va, vb = i[ok], va[ok], vb[ok]
+                cols = np.full((len(i), 2), (a, b), dtype=np.int64)
+                found.append((cols, va, vb, excess[i] > 0, nab[i], pab[i], add[i]))
+        return self._pair_patterns(found)
+
+    def _pair_patterns(self, found: list[tuple[np.ndarray, ...]]) -> list[Pattern]:
+        """The pair candidates ``found`` (per feature pair: the features, both values, whether
+        the interaction leans to label 1, rows, positives and the log-odds the two values add)
+        that can be among :func:`_top`'s best ``max_candidates`` per label by cheap score, as
+        Patterns in the order found.
+
+        Tens of thousands of value pairs interact on large data; the cheap scores of all of
+        them are computed at once, and a Pattern is made for those within a hair of the
+        ``max_candidates``-th best only (their scores then computed one by one as before:
+        numpy's and the math module's exponentials may differ in the last bit).
+        """
+        if not found:
+            return []
+        cols, va, vb, lean, n_c, k1, add = (np.concatenate(x) for x in zip(*found, strict=True))
+        c = lean.astype(np.int64)
+        k = np.where(c == 1, k1, n_c - k1)
+        with np.errstate(over="ignore"):
+            pred = 1 / (1 + np.exp(-add))
+        pred = np.clip(np.where(c == 1, pred, 1 - pred), 1e-6, 1 - 1e-6)
+        approx = np.maximum((k - n_c * pred) / np.sqrt(n_c * pred * (1 - pred)), 0.0)
+        cap = self.o.max_candidates
+        keep = np.zeros(len(c), dtype=bool)
+        for label in (0, 1):
+            idx = np.flatnonzero(c == label)
+            if len(idx) <= cap:
+                keep[idx] = True
+                continue
+            cut = -np.partition(-approx[idx], cap - 1)[cap - 1]
+            keep[idx[approx[idx] >= cut - 1e-6 * max(1.0, abs(cut))]] = True
+        out = []
+        for i in np.flatnonzero(keep):
+            label, n_i, k_i = int(c[i]), int(n_c[i]), int(k[i])
+            p = 1 / (1 + math.exp(-add[i]))
+            p = p if label == 1 else 1 - p
+            score = max(_z(k_i, n_i, p), 0.0)
+            pair = (int(cols[i, 0]), int(cols[i, 1]))
+            out.append(Pattern(pair, (int(va[i]), int(vb[i])), label, n_i, k_i, "pair", score))
         return out
 
     # -- evidence ----------------------------------------------------------------------------
