@@ -399,7 +399,7 @@ class _Scanner:
         self._model: lgb.Booster | None = None
         self._groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._positives: dict[int, np.ndarray] = {}
-        self._by_count: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._by_count: tuple[list[np.ndarray], np.ndarray, np.ndarray, int] | None = None
         self.excluded: set[tuple[int, int]] = set()
         self._near: dict[int, np.ndarray] | None = None
         self._tolerant_tables: dict[int, np.ndarray] = {}
@@ -445,16 +445,26 @@ class _Scanner:
             )
         return self._positives[j]
 
-    def values_held_by(self, j: int, lo: float, hi: float) -> np.ndarray:
-        """Value ids of feature j held by ``lo`` to ``hi`` rows (ascending), from the counts
-        sorted once (a fine-grained feature has hundreds of thousands of values)."""
-        if j not in self._by_count:
-            order = np.argsort(self.m.counts[j], kind="stable")
-            self._by_count[j] = (order, self.m.counts[j][order])
-        order, sorted_counts = self._by_count[j]
-        a = np.searchsorted(sorted_counts, lo, side="left")
-        b = np.searchsorted(sorted_counts, hi, side="right")
-        return np.sort(order[a:b])
+    def values_held_by(self, lo: float, hi: float) -> list[np.ndarray]:
+        """Per feature, the value ids held by ``lo`` to ``hi`` rows (ascending), from the counts
+        sorted once (a fine-grained feature has hundreds of thousands of values): one search
+        for every feature, in the features' sorted counts laid end to end."""
+        if self._by_count is None:
+            counts = self.m.counts
+            orders = [np.argsort(c, kind="stable") for c in counts]
+            width = max((int(c.max()) for c in counts if len(c)), default=0) + 2
+            ends = [j * width + counts[j][o].astype(np.int64) for j, o in enumerate(orders)]
+            starts = np.cumsum([0] + [len(o) for o in orders])
+            self._by_count = (orders, np.concatenate([np.empty(0, np.int64), *ends]), starts, width)
+        orders, keys, starts, width = self._by_count
+        # counts are whole: held by lo to hi rows is held by ceil(lo) to floor(hi)
+        a_i, b_i = max(math.ceil(lo), 0), min(math.floor(hi), width - 1)
+        if a_i > b_i:
+            return [o[:0] for o in orders]
+        base = np.arange(len(orders), dtype=np.int64) * width
+        a = np.searchsorted(keys, base + a_i, side="left") - starts[:-1]
+        b = np.searchsorted(keys, base + b_i, side="right") - starts[:-1]
+        return [np.sort(o[i:k]) for o, i, k in zip(orders, a, b, strict=True)]
 
     # -- jittered copies ------------------------------------------------------------------
     def _tolerant_cell(self, j: int, rows: np.ndarray | None = None) -> np.ndarray:
@@ -923,13 +933,12 @@ class _Scanner:
         # engine's sample of a large pattern)
         scale = p.n / len(rows) if p.n > len(rows) else 1.0
         lo, hi = 0.9 * len(rows) * scale, 1.25 * len(rows) * scale
+        # Only a value held by 90-125 % as many rows as the pattern can be confined to it: the
+        # value counts rule most features out before the pattern's rows are read.
+        held = self.values_held_by(lo, hi)
         for j in range(len(m.names)):
-            if j in p.cols:
-                continue
-            # Only a value held by 90-125 % as many rows as the pattern can be confined to it:
-            # the value counts rule most features out before the pattern's rows are read.
-            cand = self.values_held_by(j, lo, hi)
-            if not len(cand):
+            cand = held[j]
+            if j in p.cols or not len(cand):
                 continue
             # rows per candidate value (the candidates are few, the feature's values many)
             codes = m.codes[rows, j]
