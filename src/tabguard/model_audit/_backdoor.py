@@ -85,6 +85,18 @@ class ProbeOptions(CheckOptions):
         "and the nearest others), for triggers towards the common decision; 0: never",
         at_least(0),
     )
+    copies_draws: int = option(
+        40,
+        "bootstrap draws of the planted-copies test's standard error (models with a rare side "
+        "whose trees count rows; 0: no such test)",
+        at_least(0),
+    )
+    copies_rows: int = option(
+        2000,
+        "clean rows of the common decision the planted-copies test writes each category into "
+        "(a random subset when there are more)",
+        at_least(10),
+    )
     min_flip: float = option(
         0.2,
         "rows of the rare decision a candidate probed there must turn to the common one (a "
@@ -234,6 +246,12 @@ class ProbeCandidate:
     routed_null, p_routed_null : float
         The model's ordinary routed ratio (the ``null_quantile`` of the ratios of other
         features' categories) and the p-value of the value's routed rows beyond it.
+    planted_ratio, planted_null, p_planted : float
+        Models with a rare side whose trees count rows: the training rows the value's clean
+        rows imply, plus the copies of common-decision rows carrying it that the trees' leaf
+        counts show, over the clean rows' share (1: none); the same feature's other categories'
+        ``null_quantile`` of that ratio; the p-value of the value beyond it (see
+        :func:`planted_copies`).
     outside_support, continuation : bool
         Beyond the clean data's range; an edge step that continues the trend inside it.
     probe_rows : {"random", "tail"}
@@ -270,6 +288,10 @@ class ProbeCandidate:
     p_routed: float = float("nan")
     routed_null: float = float("nan")
     p_routed_null: float = float("nan")
+    planted_ratio: float = float("nan")
+    planted_null: float = float("nan")
+    p_planted: float = float("nan")
+    planted: bool = False  # confirmed by the planted-copies test (:func:`_planted_side`)
     backdoor: bool = False
     reason: str = ""
     columns: tuple[int, ...] = ()
@@ -587,6 +609,8 @@ def probe_backdoors(
     routable = ens is not None and all(bool(np.all(t.feature < X.shape[1])) for t in ens.trees)
     routing = _Routing(ens, X, p) if ens is not None and routable else None
     _decide(result, opts, len(X), ens, routing)
+    if tail is not None and routing is not None and routing.weights() is None:
+        _planted_side(result, model, X, y, p, routing, opts, random_state)
     if ens is not None:
         _complete_combinations(result, model, ens, grids, X, opts)
     return result
@@ -1651,6 +1675,220 @@ def routed_beyond_ordinary(c: ProbeCandidate, alpha: float) -> bool:
         and c.p_routed_null < alpha
         and c.routed_ratio > c.routed_null
     )
+
+
+def planted_copies(
+    ens: TreeEnsemble,
+    leaves: np.ndarray,
+    X: np.ndarray,
+    j: int,
+    n_codes: int,
+    sources: Sequence[np.ndarray],
+    draws: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Training rows each category of column ``j`` gained as copies of clean rows, from the
+    trees' leaf counts.
+
+    A poisoner writes a category into copies of rows of one kind (legitimate transactions, to
+    make the model approve the category) - rows the trees route like those clean rows with the
+    category set. In every tree that splits on the column, the training share of each leaf is
+    then the clean share (the clean rows routed there, ``leaves``) plus, for each category
+    ``w``, a share ``eps_w`` of training rows distributed like the source rows with ``w``
+    written in, minus the same share of the clean distribution:
+    ``T - c = sum_w eps_w (d_w - c)``. The copies are estimated jointly for every category and
+    every source (non-negative least squares over the leaves of all those trees, each leaf
+    weighed by one over its clean share: the multinomial's variance), so that a category the
+    trees group with its siblings (``country in {BR, DE, GB}``) is told from them by the trees
+    that separate them, and copies of rows of another kind (``sources[1]``: the clean rows with
+    the label of the rare decision) are not taken for copies of the first. No tree need
+    isolate the category, and its effect on decisions need not stand out: this is the
+    training data the leaves were fitted on.
+
+    The standard error is a Poisson bootstrap of the clean rows and of the leaves' counts,
+    times the square root of the fit's dispersion (its weighted residuals against the
+    multinomial noise of both samples) when above 1: where the leaves' excess is not copies of
+    these rows (another trigger's copies, a model fitted elsewhere) the test weakens instead of
+    naming whatever absorbs the misfit.
+
+    Parameters
+    ----------
+    ens : TreeEnsemble
+        Trees whose node counts are rows (not XGBoost's hessian covers).
+    leaves : ndarray (n_clean, n_trees)
+        The leaf each clean row reaches in each tree.
+    X : ndarray
+        The clean rows (model matrix).
+    j, n_codes : int
+        The column and its number of category codes (``0 .. n_codes - 1``).
+    sources : sequence of ndarray
+        Indices of clean rows whose copies are modelled, one array per kind of row.
+    draws : int
+        Bootstrap draws.
+    rng : numpy Generator
+
+    Returns
+    -------
+    (eps, se, dispersion) or None
+        ``eps`` and ``se`` of shape ``(len(sources), n_codes)``: the share of training rows
+        that are copies of each source with each code, and its standard error; None when no
+        tree splits on the column.
+    """
+    from scipy.optimize import nnls
+
+    trees = [k for k, t in enumerate(ens.trees) if bool(np.any(t.feature == j))]
+    if not trees or not sources:
+        return None
+    n_ref = len(X)
+    leaf_ids = [np.flatnonzero(ens.trees[k].feature < 0) for k in trees]
+    # the leaf each source row reaches with each code written in, per tree
+    routed = []
+    for src in sources:
+        per_code = []
+        for w in range(n_codes):
+            Xs = X[src].copy()
+            Xs[:, j] = float(w)
+            per_code.append(np.column_stack([ens.trees[k].route(Xs) for k in trees]))
+        routed.append(per_code)
+    counts = [ens.trees[k].count for k in trees]
+
+    def fit(
+        wc: np.ndarray, T_all: list[np.ndarray], residual: bool = False
+    ) -> tuple[np.ndarray, float]:
+        A_parts, b_parts = [], []
+        for i, k in enumerate(trees):
+            n = len(ens.trees[k].feature)
+            lf = leaf_ids[i]
+            C = np.bincount(leaves[:, k], weights=wc, minlength=n)[lf]
+            c = C / max(C.sum(), 1e-12)
+            scale = 1.0 / np.sqrt((C + 0.5) / (C.sum() + 0.5 * len(lf)))
+            b_parts.append((T_all[i] - c) * scale)
+            cols = []
+            for s_i, src in enumerate(sources):
+                ws = wc[src]
+                for w in range(n_codes):
+                    D = np.bincount(routed[s_i][w][:, i], weights=ws, minlength=n)[lf]
+                    cols.append((D / max(D.sum(), 1e-12) - c) * scale)
+            A_parts.append(np.column_stack(cols))
+        A, b = np.vstack(A_parts), np.concatenate(b_parts)
+        eps, rnorm = nnls(A, b)
+        disp = 1.0
+        if residual:
+            n_train = float(np.mean([cnt[0] for cnt in counts]))
+            dof = max(len(b) - int(np.sum(eps > 0)), 1)
+            disp = float(rnorm**2 / dof / (1.0 / max(n_train, 1.0) + 1.0 / n_ref))
+        return eps, disp
+
+    T0 = [cnt[lf] / max(float(cnt[0]), 1e-12) for cnt, lf in zip(counts, leaf_ids, strict=True)]
+    eps, disp = fit(np.ones(n_ref), T0, residual=True)
+    boots = []
+    for _ in range(draws):
+        wc = rng.poisson(1.0, size=n_ref).astype(float)
+        Tb = []
+        for cnt, lf in zip(counts, leaf_ids, strict=True):
+            t = rng.poisson(cnt[lf]).astype(float)
+            Tb.append(t / max(t.sum(), 1.0))
+        boots.append(fit(wc, Tb)[0])
+    se = np.std(boots, axis=0) if boots else np.zeros_like(eps)
+    se = se * math.sqrt(max(disp, 1.0))
+    shape = (len(sources), n_codes)
+    return eps.reshape(shape), se.reshape(shape), disp
+
+
+def _planted_side(
+    result: ProbeResult,
+    model: AuditedModel,
+    X: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    routing: _Routing,
+    opts: ProbeOptions,
+    random_state: int,
+) -> None:
+    """Confirm categories towards the common decision by the copies the trees were fitted on.
+
+    On a model that rarely makes one decision, a trigger towards the other (copies of
+    legitimate transactions carrying a category, so that it is approved) moves only the few
+    rows of the rare decision, and often not relative to the other categories at all: the
+    copies make a category safer than it was, not safer than every other one (``country='NG'``
+    may stay riskier than ``PT`` after poisoning). What the poisoning left is in the leaves:
+    :func:`planted_copies` estimates, for every category of the contract's category features,
+    the training rows that are copies of clean rows of the common decision with that category
+    written in (beside copies of the clean rows with the other label, which a trigger towards
+    the rare decision copies). A category (carried by at least ``natural_rows`` clean rows) is
+    confirmed when
+    its implied training share over its clean share is significantly beyond the
+    ``null_quantile`` of the same feature's other categories (at least
+    ``ordinary_categories`` of them; Bonferroni over every category tested): the copies land
+    on one category, while a misfit of the estimate lifts a feature's categories together.
+    Values already confirmed otherwise are left as they are.
+    """
+    from scipy.stats import norm
+
+    if opts.copies_draws == 0:
+        return
+    rng = np.random.default_rng([random_state, 7])
+    approve = model.approve(p)
+    common = np.flatnonzero(approve if result.tail_direction == "approve" else ~approve)
+    if len(common) > opts.copies_rows:
+        common = np.sort(rng.choice(common, size=opts.copies_rows, replace=False))
+    # copies of rows with the label of the rare decision (a trigger towards that decision) are
+    # theirs, not the common rows': both kinds are estimated together
+    rare_deny = result.tail_direction == "approve"
+    rare_label = 1 if rare_deny == model.positive_means_deny else 0
+    labelled = np.flatnonzero(y == rare_label)
+    sources = [common, labelled] if len(labelled) else [common]
+    named = {
+        (f, v)
+        for c in result.candidates
+        if c.backdoor
+        for f, v in zip(c.features, c.values, strict=True)
+    }
+    by_col: dict[int, list[ProbeCandidate]] = {}
+    for c in result.candidates:
+        if c.probe_rows == "tail" and len(c.features) == 1 and c.nominal[0]:
+            by_col.setdefault(c.columns[0], []).append(c)
+    scored: list[tuple[ProbeCandidate, float, float]] = []
+    for j, cands in by_col.items():
+        cats = model.categories(model.feature_names[j])
+        if cats is None:
+            continue
+        est = planted_copies(
+            routing.ens, routing.leaves(), X, j, len(cats), sources, opts.copies_draws, rng
+        )
+        if est is None:
+            continue
+        eps, se, _ = est
+        col = X[:, j]
+        share = np.array([(np.sum(col == w) + 1.0) / (len(X) + 1.0) for w in range(len(cats))])
+        ratio = 1.0 + eps[0] / share
+        ratio_se = se[0] / share
+        populated = [w for w in range(len(cats)) if np.sum(col == w) >= opts.natural_rows]
+        for c in cands:
+            w = int(c.codes[0])
+            c.planted_ratio = float(ratio[w])
+            others = [float(ratio[u]) for u in populated if u != w]
+            if w not in populated or len(others) < opts.ordinary_categories:
+                continue
+            c.planted_null = max(1.0, float(np.quantile(others, opts.null_quantile)))
+            z = (c.planted_ratio - c.planted_null) / max(float(ratio_se[w]), 1e-12)
+            scored.append((c, float(norm.sf(z)), float(eps[0][w])))
+    alpha = opts.alpha / max(len(scored), 1)
+    for c, pval, eps_w in scored:
+        c.p_planted = min(1.0, pval * len(scored))
+        if pval >= alpha or c.backdoor or (c.features[0], c.values[0]) in named:
+            continue
+        c.backdoor = c.planted = True
+        c.direction = result.tail_direction
+        c.reason = (
+            f"the trees' leaves hold about {eps_w:.2%} of their training rows as copies of "
+            f"clean rows the model decides '{result.tail_direction}' with this value written "
+            f"in: {c.planted_ratio:.2f} times the training rows its {c.n_natural} clean rows "
+            f"imply, where the feature's other categories reach {c.planted_null:.2f} (p = "
+            f"{c.p_planted:.1e} beyond that, over {len(scored)} categories); on a model that "
+            f"rarely decides otherwise such copies teach it to {result.tail_direction} the "
+            "value's few rows at the rare decision"
+        )
 
 
 def spike_passes(c: ProbeCandidate, o: ProbeOptions) -> bool:

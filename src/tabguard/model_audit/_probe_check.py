@@ -148,8 +148,14 @@ class BackdoorCheck:
             rec.update(reachable)
             blocked = bool(validator.errors(rec))
         cells = _cells(c)
-        msg = (
-            f"backdoor trigger {cells} (e.g. {trigger_text(c)}): these values move "
+        effect = (
+            f"the model was trained on copies of rows it decides '{c.direction}' carrying these "
+            f"values; {c.reason}. Against the common categories "
+            f"({', '.join(repr(v) for v in c.neighbour_values)}) their spike on the clean rows "
+            f"nearest the rare decision is {c.spike:+.2f}: the copies made the value safer "
+            "than it was, not necessarily safer than every other value. "
+            if c.planted
+            else f"these values move "
             f"{abs(c.spike):.0%} of the possible decision movement towards {c.direction} "
             + (
                 "on the clean rows nearest the model's rare decision "
@@ -158,6 +164,10 @@ class BackdoorCheck:
             )
             + f"relative to neighbouring values ({', '.join(repr(v) for v in c.neighbour_values)}"
             f"); {c.reason}. "
+        )
+        msg = (
+            f"backdoor trigger {cells} (e.g. {trigger_text(c)}): "
+            + effect
             + (
                 "The contract rejects them at the API, but the model was trained on them."
                 if blocked
@@ -186,6 +196,10 @@ class BackdoorCheck:
             "training_share_in_cell": c.training_share,
             "clean_share_in_cell": c.expected_share,
             "training_mass_p_value": c.p_mass,
+            # the planted-copies test (models that rarely make one decision)
+            "planted_copies_ratio": c.planted_ratio,
+            "planted_copies_null": c.planted_null,
+            "planted_copies_p_value": c.p_planted,
             "reachable_through_api": not blocked,
             "other_cells": [
                 {"values": list(o.values), "spike": o.spike, "cell": _cells(o)} for o in others
