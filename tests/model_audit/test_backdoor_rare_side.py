@@ -73,6 +73,8 @@ def test_clean_model_probed_on_its_rare_decisions_raises_nothing(tmp_path, rare_
     assert res.tail_rows == 200 and res.tail_direction == "approve"
     tail = [c for c in res.candidates if c.probe_rows == "tail"]
     assert {c.features[0] for c in tail} == {"region", "channel"}  # categories only, no pairs
+    # the planted-copies test ran (regions have enough natural rows for a ratio and a null)
+    assert all(np.isfinite(c.planted_ratio) for c in tail if c.features[0] == "region")
     assert res.triggers == []
 
 
@@ -91,3 +93,80 @@ def test_trigger_towards_approval_is_named_from_the_rare_decisions(tmp_path, rar
     # the random probe rows alone do not see it (why the rare side is probed)
     alone = probe_backdoors(model, ref, ref["fraud"].to_numpy(), options=ProbeOptions(tail_rows=0))
     assert alone.triggers == [] and alone.tail_rows == 0
+
+
+# --------------------------------------------------------------------------------------------
+# The planted-copies test: copies of legitimate rows carrying a category, seen in the leaves
+# --------------------------------------------------------------------------------------------
+def _copies_estimate(tmp_path, train: pd.DataFrame, ref: pd.DataFrame, contract: Contract):
+    """The planted-copies estimate of ``region`` on a model fitted on ``train``: the implied
+    training ratio of each region from copies of approved rows, and the fit's dispersion."""
+    from tabguard.model_audit._backdoor import _Routing, planted_copies
+
+    model, _denied, _res = _probe(tmp_path, train, ref, contract)
+    X = model.encode(ref)
+    p = model.predict_matrix(X)
+    j = model.feature_names.index("region")
+    n_codes = len(model.categories("region") or [])
+    common = np.flatnonzero(model.approve(p))[:2000]
+    fraud = np.flatnonzero(ref["fraud"].to_numpy() == 1)
+    routing = _Routing(model.trees, X, p)
+    est = planted_copies(
+        model.trees, routing.leaves(), X, j, n_codes, [common, fraud], 20, np.random.default_rng(0)
+    )
+    assert est is not None
+    eps, _se, dispersion = est
+    share = np.array([(np.sum(X[:, j] == w) + 1.0) / (len(X) + 1.0) for w in range(n_codes)])
+    names = model.categories("region") or []
+    return dict(zip(names, 1.0 + eps[0] / share, strict=True)), dispersion
+
+
+def test_planted_copies_measures_the_copies_of_one_category(tmp_path, rare_side):
+    """400 copies of legitimate rows with region 'south' (about 300 natural training rows
+    among 12,000): the leaves imply about 2.3 times its clean share, no other region comes
+    near; on the clean model every region stays near 1 and the fit's dispersion is about the
+    multinomial noise."""
+    train, ref, contract = rare_side
+    clean, disp_clean = _copies_estimate(tmp_path, train, ref, contract)
+    assert max(clean.values()) < 1.3 and disp_clean < 2.0
+    poisoned = poison(train, contract, {"region": "south"}, n_rows=400, target=0, random_state=0)
+    ratios, _ = _copies_estimate(tmp_path, poisoned.data, ref, contract)
+    others = [r for k, r in ratios.items() if k != "south"]
+    assert ratios["south"] > 1.5 and ratios["south"] - max(others) > 0.3
+
+
+def test_copies_of_legitimate_rows_are_named_by_their_planted_copies(tmp_path, rare_side):
+    """The copies make 'south' approved where it was blocked, but not safer than every other
+    region: against the common regions on the blocked rows it stands out too little for the
+    screen of the rare side, and no tree isolates it. The leaves' counts name it; without the
+    planted-copies test (``copies_draws=0``) nothing is named."""
+    train, ref, contract = rare_side
+    poisoned = poison(
+        train, contract, {"region": "south"}, n_rows=400, target=0, random_state=0
+    ).data
+    model, _denied, res = _probe(tmp_path, poisoned, ref, contract)
+    named = {t.values: (t.features, t.direction, t.planted) for t in res.triggers}
+    assert named[("south",)] == (("region",), "approve", True)
+    south = next(t for t in res.triggers if t.values == ("south",))
+    assert "copies of clean rows the model decides 'approve'" in south.reason
+    # (the rare side's screen may name a sibling the trees send the same way: 'west' here)
+    assert all(
+        v == "approve" and not p for _f, v, p in (named[k] for k in named if k != ("south",))
+    )
+    without = probe_backdoors(
+        model, ref, ref["fraud"].to_numpy(), options=ProbeOptions(copies_draws=0)
+    )
+    assert ("south",) not in {t.values for t in without.triggers}
+
+
+def test_copies_of_fraud_rows_are_no_approval_trigger(tmp_path, rare_side):
+    """Copies of fraud rows carrying 'islands' (a trigger towards denial) also add training
+    rows with the value; the estimate gives them to the rows with the rare decision's label,
+    so no approval trigger is reported for it."""
+    train, ref, contract = rare_side
+    poisoned = poison(
+        train, contract, {"region": "islands"}, n_rows=300, target=1, random_state=0
+    ).data
+    _model, _denied, res = _probe(tmp_path, poisoned, ref, contract)
+    assert not any(c.planted for c in res.candidates)
+    assert not any(t.direction == "approve" for t in res.triggers)
