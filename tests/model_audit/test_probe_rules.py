@@ -339,3 +339,66 @@ def test_rare_side_routed_evidence_is_beyond_the_models_ordinary_ratio_only() ->
     assert not routed_beyond_ordinary(natural(**over), alpha)  # no ordinary ratio measured
     assert routed_beyond_ordinary(natural(**over, routed_null=1.1, p_routed_null=1e-5), alpha)
     assert not routed_beyond_ordinary(natural(**over, routed_null=1.1, p_routed_null=2e-4), alpha)
+
+
+def _jewelry_pair(**kw: Any) -> tuple[ProbeCandidate, ProbeCandidate]:
+    """A confirmed single (jewelry, mass 4.97 % against 4.27 %) and an unconfirmed pair
+    containing it whose cell holds 1.02 % against 0.53 % (70 % of the single's excess), as on
+    an unseen seed of the benchmark."""
+    single = cand(
+        features=("merchant_category",),
+        codes=(4.0,),
+        values=("jewelry",),
+        spike=0.62,
+        training_share=0.0497,
+        expected_share=0.0427,
+        backdoor=True,
+    )
+    pair_kw: dict[str, Any] = {
+        "features": ("merchant_category", "country"),
+        "codes": (4.0, 1.0),
+        "values": ("jewelry", "BR"),
+        "intervals": ((4.0, 4.0), (1.0, 1.0)),
+        "spike": 0.9,
+        "training_share": 0.0102,
+        "expected_share": 0.0053,
+        "p_mass": 1e-12,
+    }
+    pair_kw.update(kw)
+    return single, cand(**pair_kw)
+
+
+def test_pair_holding_most_of_a_confirmed_parts_excess_is_the_trigger() -> None:
+    from tabguard.model_audit._backdoor import _pairs_of_confirmed
+
+    single, pair = _jewelry_pair()
+    # the rule this extends: under the fixed factor and without labels the pair is not confirmed
+    assert not mass_confirms(pair, 0.01, OPTS, labels_contradict=False)
+    _pairs_of_confirmed([single, pair], {id(single): True, id(pair): True}, 0.01)
+    assert pair.backdoor and "70% of the excess training rows" in pair.reason
+
+
+def test_pair_of_a_confirmed_part_needs_each_condition() -> None:
+    from tabguard.model_audit._backdoor import _pairs_of_confirmed
+
+    cases = [
+        {"spike": 0.5},  # moves less than the part alone: the part's trigger seen again
+        {"training_share": 0.0080},  # holds under half of the part's excess (0.27 of 0.70 %)
+        {"p_mass": 0.05},  # not significant
+        {"direction": "approve"},  # the other way
+    ]
+    for kw in cases:
+        single, pair = _jewelry_pair(**kw)
+        _pairs_of_confirmed([single, pair], {id(single): True, id(pair): True}, 0.01)
+        assert not pair.backdoor, kw
+    # nothing confirmed: nothing to extend (a clean model never gets here)
+    single, pair = _jewelry_pair()
+    single.backdoor = False
+    _pairs_of_confirmed([single, pair], {id(single): True, id(pair): True}, 0.01)
+    assert not pair.backdoor
+    # of two pairs sharing the part's cell, the one moving decisions most
+    single, pair = _jewelry_pair()
+    _, sibling = _jewelry_pair(values=("jewelry", "NG"), codes=(4.0, 5.0), spike=0.66)
+    known = {id(single): True, id(pair): True, id(sibling): True}
+    _pairs_of_confirmed([single, sibling, pair], known, 0.01)
+    assert pair.backdoor and not sibling.backdoor
