@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tabguard.contract import Contract, contract_from_dict
-from tabguard.model_audit import ProbeOptions, load_third_party, probe_backdoors
+from tabguard.model_audit import ProbeOptions, audit_model, load_third_party, probe_backdoors
 from tabguard.redteam import poison
 from tests.model_audit.conftest import categorical_frame, fit_lightgbm
 
@@ -157,6 +157,10 @@ def test_copies_of_legitimate_rows_are_named_by_their_planted_copies(tmp_path, r
         model, ref, ref["fraud"].to_numpy(), options=ProbeOptions(copies_draws=0)
     )
     assert ("south",) not in {t.values for t in without.triggers}
+    # each category is a finding of its own: a sibling named beside it does not hide it
+    report = audit_model(model, ref, checks=["backdoor"]).report
+    said = {tuple(f.values) for f in report.findings if f.check == "model_backdoor"}
+    assert said == {t.values for t in res.triggers}
 
 
 def test_copies_of_fraud_rows_are_no_approval_trigger(tmp_path, rare_side):

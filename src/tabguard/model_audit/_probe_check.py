@@ -53,7 +53,12 @@ class BackdoorCheck:
         # one finding per feature (or pair): the strongest cell, the others as evidence
         groups: dict[tuple[str, ...], list[ProbeCandidate]] = {}
         for c in res.triggers:
-            groups.setdefault(tuple(sorted(c.features)), []).append(c)
+            key = tuple(sorted(c.features))
+            if len(c.features) == 1 and (c.categorical[:1] == (True,) or c.nominal[:1] == (True,)):
+                # two categories are two triggers, not cells of one (a sibling the trees send
+                # the same way must not hide the value the copies carry)
+                key += (repr(c.values[0]),)
+            groups.setdefault(key, []).append(c)
         findings = [self._finding(ctx, cs[0], validator, cs[1:]) for cs in groups.values()]
         top = sorted(res.candidates, key=lambda c: -abs(c.spike))[:15]
         table = Table(
