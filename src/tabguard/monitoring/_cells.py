@@ -87,7 +87,7 @@ def key_cells(
             if hi > lo:
                 sketch = datasketches.kll_doubles_sketch(k)
                 sketch.update(v_fin[lo:hi])
-                stats = [float(x) for x in sketch.get_quantiles(_LEVELS)]
+                stats = sketch.get_quantiles(_LEVELS)  # a list of floats (pybind11)
                 blob = bytes(sketch.serialize())
                 if keep is not None:
                     keep[(b, sk, sv, kind, column)] = sketch
@@ -155,7 +155,7 @@ def _merged_into_all(
         if sketch.is_empty():
             stats, blob = nan_stats, b""
         else:
-            stats = [float(x) for x in sketch.get_quantiles(_LEVELS)]
+            stats = sketch.get_quantiles(_LEVELS)
             blob = bytes(sketch.serialize())
         out.append((key, rows, int(sketch.n), missing, invalid, total, stats, blob))
     return out
