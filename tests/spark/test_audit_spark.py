@@ -17,7 +17,8 @@ import pytest
 from tabguard.data_audit import audit_data
 from tabguard.datasets import credit_default_contract, load_credit_default
 from tabguard.redteam import poison
-from tabguard.spark._audit import _merge_rare, audit_data_spark
+from tabguard.spark._audit import _merge_rare, _read_sample, audit_data_spark
+from tabguard.spark._batches import ROW, Vocabulary, validate_numeric
 
 CHECKS = ["integrity", "trigger_scan"]
 
@@ -243,3 +244,47 @@ def test_labels_of_the_uniform_share_are_scored_against_a_trusted_sample(
     assert len(hits) / len(f.rows) >= 0.4 and len(hits) / len(in_scope) >= 0.5
     (section,) = [x for x in result.report.sections if x.title == "Spark engine"]
     assert any("random rows (a uniform sample" in t for t in section.text)
+
+
+def test_the_driver_sample_is_read_in_row_order_with_its_types(tmp_path: Path) -> None:
+    # Spark's parts need not come in row order; the frame is sorted by row number (as an Arrow
+    # table, converted column by column) and keeps each column's type.
+    part = pd.DataFrame(
+        {ROW: [7, 3, 9], "AGE": [30, 41, 52], "EDUCATION": ["1", None, "3"], "x": [0.5, 1.5, 2.5]}
+    )
+    (tmp_path / "s").mkdir()
+    part.iloc[:2].to_parquet(tmp_path / "s" / "part-0.parquet", index=False)
+    part.iloc[2:].to_parquet(tmp_path / "s" / "part-1.parquet", index=False)
+    frame = _read_sample(tmp_path / "s")
+    assert frame[ROW].tolist() == [3, 7, 9]
+    assert frame["AGE"].tolist() == [41, 30, 52]
+    assert frame["EDUCATION"].tolist()[1:] == ["1", "3"] and pd.isna(frame["EDUCATION"].iloc[0])
+    assert frame["x"].tolist() == [1.5, 0.5, 2.5]
+    assert list(frame.dtypes) == list(pd.read_parquet(tmp_path / "s").dtypes)
+    assert isinstance(frame.index, pd.RangeIndex)
+
+
+def test_value_ids_from_an_already_validated_numeric_view_are_the_same() -> None:
+    # The driver passes build_context's numeric view instead of validating the sample again.
+    contract = credit_default_contract()
+    data = load_credit_default().iloc[:500].reset_index(drop=True)
+    names = contract.model_features()
+    numeric = [contract.features[f].is_numeric for f in names]
+    vocab = Vocabulary(
+        names,
+        numeric,
+        numeric,
+        [
+            np.unique(data[f].to_numpy(dtype=float)) if numeric[j] else np.array([])
+            for j, f in enumerate(names)
+        ],
+        [],
+        [],
+        [],
+        [None] * len(names),
+        [{} for _ in names],
+    )
+    view = validate_numeric(data, contract)
+    assert np.array_equal(vocab.codes(data, contract, view), vocab.codes(data, contract))
+    shifted = {k: v + 1 for k, v in view.items()}  # the view passed is the one used
+    assert not np.array_equal(vocab.codes(data, contract, shifted), vocab.codes(data, contract))

@@ -98,7 +98,6 @@ from tabguard.spark._batches import (
     numeric_features,
     pair_partition,
     pattern_partition,
-    validate_numeric,
 )
 from tabguard.spark._session import functions, spark_session
 
@@ -614,6 +613,27 @@ def _remap(result: CheckResult, rows: np.ndarray) -> CheckResult:
     return result
 
 
+def _read_sample(sample_dir: Path) -> pd.DataFrame:
+    """The driver sample Spark wrote, in row order, as a frame.
+
+    Sorted as an Arrow table (a permutation, skipped when Spark wrote the rows in order), then
+    converted column by column with each Arrow column freed once converted: the driver never
+    holds the table and the whole frame, nor two frames (sorting a frame copies it).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(sample_dir)
+    row = table.column(ROW).to_numpy()
+    if len(row) > 1 and not bool(np.all(row[1:] > row[:-1])):
+        table = table.take(pa.array(np.argsort(row, kind="stable")))
+    del row
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    pa.default_memory_pool().release_unused()  # the table's buffers, freed above
+    return frame
+
+
 def _integrity(contract: Contract, counts_dir: Path, n: int, options: Any) -> CheckResult:
     """The integrity check of every row, from the violations Spark found."""
     import pyarrow.parquet as pq
@@ -770,12 +790,7 @@ def audit_data_spark(
             feed.mapInPandas(
                 lambda it: keep_partition(it, contract, vocab, keep), feed.schema
             ).write.parquet(str(sample_dir))
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            sample = pq.read_table(sample_dir).to_pandas()
-            pa.default_memory_pool().release_unused()  # the table's buffers, freed above
-        sample = sample.sort_values(ROW, kind="stable").reset_index(drop=True)
+            sample = _read_sample(sample_dir)
         rows = sample.pop(ROW).to_numpy(dtype=np.int64)
         integrity = (
             _integrity(contract, counts_dir / "raw", n, parsed) if "integrity" in selected else None
@@ -788,8 +803,13 @@ def audit_data_spark(
             options=options,
             trusted=trusted if "label_noise" in selected else None,
         )
+        # the sample's numbers as build_context validated them (validated once: each
+        # validation is a transient copy of every numeric column, at the driver's peak)
+        numeric = {
+            str(c): ctx.validation.numeric[c].to_numpy(dtype=float) for c in ctx.validation.numeric
+        }
         # in the matrix's layout (column-major), so the matrix and the copy groups share it
-        codes = np.asfortranarray(vocab.codes(sample, contract))
+        codes = np.asfortranarray(vocab.codes(ctx.data, contract, numeric))
         # the rows keep_partition drew at random (whatever else kept them): a uniform sample
         uniform = _uniform(rows, random_state) < share
         if described is not None:
@@ -802,9 +822,8 @@ def audit_data_spark(
             if len(sample) < n
             else None
         )
-        ctx.cache["matrix"] = matrix = _population_matrix(
-            vocab, n, codes, validate_numeric(sample, contract), pairs, copies
-        )
+        ctx.cache["matrix"] = matrix = _population_matrix(vocab, n, codes, numeric, pairs, copies)
+        del numeric
         if copies is not None:  # the same cells' hashes (of the same codes), held once
             matrix._hashes = (copies.cells, copies.total)
         rest = {k: v for k, v in selected.items() if k != "integrity"}

@@ -9,7 +9,7 @@ so they are exactly those of the in-memory engine.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,9 +166,19 @@ class Vocabulary:
     edges: list[np.ndarray | None]  # numeric ids are runs starting at these values (merged)
     lookup: list[dict[Any, int]]  # category key -> id
 
-    def codes(self, frame: pd.DataFrame, contract: Contract) -> np.ndarray:
-        """Value ids of a frame's rows (int32, -1 when missing or unparsable)."""
-        val_numeric = validate_numeric(frame, contract)
+    def codes(
+        self,
+        frame: pd.DataFrame,
+        contract: Contract,
+        numeric: Mapping[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Value ids of a frame's rows (int32, -1 when missing or unparsable).
+
+        ``numeric``: the frame's numeric view (:func:`validate_numeric`) when the caller has
+        validated it already (the driver sample: validating it again costs a transient copy
+        of every numeric column).
+        """
+        val_numeric = validate_numeric(frame, contract) if numeric is None else numeric
         out = np.full((len(frame), len(self.names)), -1, dtype=np.int32)
         for j, name in enumerate(self.names):
             if self.numeric[j]:
