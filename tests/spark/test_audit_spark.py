@@ -17,7 +17,12 @@ import pytest
 from tabguard.data_audit import audit_data
 from tabguard.datasets import credit_default_contract, load_credit_default
 from tabguard.redteam import poison
-from tabguard.spark._audit import _merge_rare, _read_sample, audit_data_spark
+from tabguard.spark._audit import (
+    _keep_level,
+    _merge_rare,
+    _read_sample,
+    audit_data_spark,
+)
 from tabguard.spark._batches import ROW, Vocabulary, validate_numeric
 
 CHECKS = ["integrity", "trigger_scan"]
@@ -288,3 +293,49 @@ def test_value_ids_from_an_already_validated_numeric_view_are_the_same() -> None
     assert np.array_equal(vocab.codes(data, contract, view), vocab.codes(data, contract))
     shifted = {k: v + 1 for k, v in view.items()}  # the view passed is the one used
     assert not np.array_equal(vocab.codes(data, contract, shifted), vocab.codes(data, contract))
+
+
+def test_candidates_past_the_keep_budget_are_sampled_down_to_one_level() -> None:
+    # Every candidate fits: no level. Past the budget the small ones stay whole and the larger
+    # ones are cut to the same number of rows, the kept rows adding up to the budget.
+    assert _keep_level([100, 200, 300], 600) == float("inf")
+    level = _keep_level([100, 200, 300, 1000], 850)
+    assert 200 < level < 300
+    assert sum(min(s, level) for s in [100, 200, 300, 1000]) == pytest.approx(850)
+    assert _keep_level([500, 500], 100) == pytest.approx(50)
+    assert _keep_level([10, 20], 0) == 0.0
+
+
+def test_a_trigger_sampled_down_on_the_driver_gets_every_row_from_spark(
+    spark: Any, tmp_path: Path, poisoned: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    # The candidates kept whole are capped in all (keep_total): the seed trigger's 300 rows are
+    # sampled down on the driver, found there, and its other rows come from a pass over every
+    # row (its labels decide), so the suspects are the in-memory engine's.
+    data, truth = poisoned
+    contract = credit_default_contract()
+    src = tmp_path / "data.parquet"
+    data.to_parquet(src, index=False)
+    memory = audit_data(data, contract, checks=CHECKS)
+    result = audit_data_spark(
+        src,
+        contract,
+        tmp_path / "out",
+        checks=CHECKS,
+        driver_rows=1000,
+        keep_rows=400,
+        keep_total=400,
+    )
+    (section,) = [x for x in result.report.sections if x.title == "Spark engine"]
+    assert any("sampled down" in t for t in section.text)
+    (finding,) = [
+        f for f in result.report.findings if f.check == "trigger_scan" and f.features == ["AGE"]
+    ]
+    assert _triggers(result.report.findings) == _triggers(memory.report.findings)
+    assert result.suspicious_rows == memory.suspicious_rows
+    assert set(truth) <= set(result.suspicious_rows)
+    # fewer rows on the driver than with every candidate whole
+    whole = audit_data_spark(
+        src, contract, tmp_path / "whole", checks=CHECKS, driver_rows=1000, keep_rows=400
+    )
+    assert result.sample_rows < whole.sample_rows

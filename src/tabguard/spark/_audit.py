@@ -103,6 +103,9 @@ from tabguard.spark._session import functions, spark_session
 
 #: Rows of the driver sample (every candidate pattern's rows, then random rows up to this).
 DRIVER_ROWS = 100_000
+#: The rows kept of the candidate patterns (added up), in multiples of ``driver_rows``: past
+#: it each candidate is sampled down to the same number of rows (:func:`_keep_level`).
+KEEP_FACTOR = 3
 #: Distinct values per feature from which rare ones are merged into runs on the driver.
 MAX_VALUES = 100_000
 #: Copy-group entries the driver stores over every feature set (:class:`_SparkCopies`: one per
@@ -514,20 +517,60 @@ def _with_uniform(
     )
 
 
+def _keep_level(sizes: Sequence[int], budget: int) -> float:
+    """The most rows kept per candidate pattern so that the rows kept add up to ``budget``:
+    ``inf`` when every candidate fits whole, else the level ``c`` with
+    ``sum(min(size, c)) == budget`` (candidates smaller than ``c`` stay whole, larger ones
+    are sampled down to ``c`` rows each, so no candidate loses more than the others).
+    """
+    s = np.sort(np.asarray(sizes, dtype=np.float64))
+    if float(s.sum()) <= budget:
+        return math.inf
+    below = np.concatenate([[0.0], np.cumsum(s)])
+    for i, size in enumerate(s.tolist()):
+        # the level between the (i-1)-th and the i-th size: those below whole, the rest at it
+        level = (budget - below[i]) / (len(s) - i)
+        if level <= size:
+            return max(float(level), 0.0)
+    return math.inf  # (not reached: the sum is above the budget)
+
+
+def _level_text(level: float, keep_rows: int, keep_total: int) -> list[str]:
+    """What the report says of candidates sampled down (nothing when every one is whole)."""
+    if math.isinf(level):
+        return []
+    return [
+        f"The candidate patterns of at most {keep_rows:,} rows held more than {keep_total:,} "
+        f"rows in all: those above {level:,.0f} rows were sampled down to about {level:,.0f} "
+        "rows each. Triggers whose labels decide got their other rows from Spark; a diluted "
+        "trigger's copies were looked for among its sampled rows."
+    ]
+
+
 def _keep_rules(
-    vocab: Vocabulary, candidates: list[Pattern], keep_rows: int, share: float, seed: int
+    vocab: Vocabulary,
+    candidates: list[Pattern],
+    keep_rows: int,
+    level: float,
+    share: float,
+    seed: int,
 ) -> Keep:
-    values = [np.zeros(len(c), dtype=bool) for c in vocab.counts]
-    pairs: list[tuple[int, int, int, int]] = []
+    """Keep every row of each candidate holding at most ``keep_rows`` rows, sampled down to
+    ``level`` rows when it holds more (:func:`_keep_level`); ``share`` of every row."""
+    values = [np.zeros(len(c), dtype=np.float64) for c in vocab.counts]
+    pairs: list[tuple[int, int, int, int, float]] = []
     for p in candidates:
         if p.n > keep_rows:
             continue  # large patterns: the random share holds enough of their rows
+        rate = min(1.0, level / max(p.n, 1))
         if p.band is not None:
-            values[p.cols[0]][p.band[0] : p.band[1] + 1] = True
+            band = values[p.cols[0]][p.band[0] : p.band[1] + 1]
+            np.maximum(band, rate, out=band)
         elif len(p.cols) == 1:
-            values[p.cols[0]][p.codes[0]] = True
+            v = values[p.cols[0]]
+            v[p.codes[0]] = max(v[p.codes[0]], rate)
         else:
-            pairs.append((p.cols[0], p.codes[0], p.cols[1], p.codes[1]))
+            pairs.append((p.cols[0], p.codes[0], p.cols[1], p.codes[1], rate))
     return Keep(values, pairs, share, seed)
 
 
@@ -680,6 +723,7 @@ def audit_data_spark(
     options: Mapping[str, Any] | None = None,
     driver_rows: int = DRIVER_ROWS,
     keep_rows: int | None = None,
+    keep_total: int | None = None,
     max_values: int = MAX_VALUES,
     progress: Progress | None = None,
     trusted: pd.DataFrame | None = None,
@@ -704,6 +748,12 @@ def audit_data_spark(
     keep_rows : int, optional
         Candidate patterns with at most this many rows are kept whole in the sample (default
         a quarter of ``driver_rows``); larger ones are represented by the random rows.
+    keep_total : int, optional
+        The rows kept of those candidates, added up (default ``KEEP_FACTOR`` times
+        ``driver_rows``): past it each candidate is sampled down to the same number of rows
+        (the smaller ones stay whole), so the driver's memory is bounded whatever the data's
+        candidates hold. Triggers whose labels decide get their rows beyond the sample from
+        Spark; a diluted trigger's copies are found among its sampled rows (docs/spark.md).
     max_values : int
         Distinct values of a feature from which rare values are merged on the driver.
     progress : Progress, optional
@@ -782,9 +832,13 @@ def audit_data_spark(
                 pairs[key] = t if key not in pairs else pairs[key] + t
         candidates = _candidates(vocab, n, topts, pairs)
         keep_rows = driver_rows // 4 if keep_rows is None else keep_rows
-        kept = sum(p.n for p in candidates if p.n <= keep_rows)
+        keep_total = KEEP_FACTOR * driver_rows if keep_total is None else keep_total
+        small = [p.n for p in candidates if p.n <= keep_rows]
+        level = _keep_level(small, keep_total)
+        kept = sum(min(s, level) for s in small)
         share = max(driver_rows - kept, 0) / n
-        keep = _keep_rules(vocab, candidates, keep_rows, share, random_state)
+        keep = _keep_rules(vocab, candidates, keep_rows, level, share, random_state)
+        notes = _level_text(level, keep_rows, keep_total)
         with progress.stage("spark: driver sample"):
             sample_dir = work / "sample"
             feed.mapInPandas(
@@ -814,7 +868,7 @@ def audit_data_spark(
         uniform = _uniform(rows, random_state) < share
         if described is not None:
             ctx.cache["descriptive_population"] = _with_uniform(described, uniform, ctx.valid)
-        trusted_note = _trusted_scope(ctx, uniform, n)
+        notes += _trusted_scope(ctx, uniform, n)
         # Copy groups over every row, built when the trigger scan's decisions ask for them
         # (the sets of the patterns that reach a copy check), not for every candidate.
         copies = (
@@ -847,7 +901,7 @@ def audit_data_spark(
             vocab,
             len(sample),
             copies,
-            trusted_note,
+            notes,
         )
         paths = _write(spark, data, quarantine, out)
         paths.update(write_report(report, out))

@@ -240,10 +240,16 @@ def pair_partition(
 
 @dataclass
 class Keep:
-    """Which rows the driver sample keeps: value ids per feature, pairs, a random share."""
+    """Which rows the driver sample keeps: per feature the rate kept of each value id's rows,
+    pairs with their rate, a random share of every row.
 
-    values: list[np.ndarray]  # bool per value id
-    pairs: list[tuple[int, int, int, int]]
+    A row is kept when its uniform number (:func:`_uniform`, by row number) is below the
+    largest of ``share`` and the rates of the values and pairs it holds: a rate of 1 keeps
+    every row, a smaller rate a uniform share of them, the same rows whatever the partitioning.
+    """
+
+    values: list[np.ndarray]  # rate (0 to 1) per value id
+    pairs: list[tuple[int, int, int, int, float]]  # (feature, id, feature, id, rate)
     share: float
     seed: int
 
@@ -255,15 +261,15 @@ def keep_partition(
     for batch in batches:
         rows = batch[ROW].to_numpy(dtype=np.int64)
         codes = vocab.codes(batch.drop(columns=[ROW]).reset_index(drop=True), contract)
-        mask = np.zeros(len(batch), dtype=bool)
+        rate = np.full(len(batch), keep.share)
         for j, wanted in enumerate(keep.values):
             c = codes[:, j]
-            mask |= (c >= 0) & wanted[np.maximum(c, 0)]
-        for a, va, b, vb in keep.pairs:
-            mask |= (codes[:, a] == va) & (codes[:, b] == vb)
-        # a uniform share by row number: the same rows whatever the partitioning
-        u = _uniform(rows, keep.seed)
-        mask |= u < keep.share
+            rate = np.maximum(rate, np.where(c >= 0, wanted[np.maximum(c, 0)], 0.0))
+        for a, va, b, vb, r in keep.pairs:
+            held = (codes[:, a] == va) & (codes[:, b] == vb)
+            rate = np.where(held, np.maximum(rate, r), rate)
+        # by row number: the same rows whatever the partitioning (u < 1: a rate of 1 keeps all)
+        mask = _uniform(rows, keep.seed) < rate
         if mask.any():
             yield batch.loc[mask]
 
