@@ -333,7 +333,7 @@ def test_a_trigger_sampled_down_on_the_driver_gets_every_row_from_spark(
     ]
     assert _triggers(result.report.findings) == _triggers(memory.report.findings)
     assert result.suspicious_rows == memory.suspicious_rows
-    assert set(truth) <= set(result.suspicious_rows)
+    assert set(truth) <= set(result.suspicious_rows) and set(truth) <= set(finding.rows)
     # fewer rows on the driver than with every candidate whole
     whole = audit_data_spark(
         src, contract, tmp_path / "whole", checks=CHECKS, driver_rows=1000, keep_rows=400
