@@ -23,7 +23,7 @@ from tabguard.spark._audit import (
     _read_sample,
     audit_data_spark,
 )
-from tabguard.spark._batches import ROW, Vocabulary, validate_numeric
+from tabguard.spark._batches import KEY, ROW, Vocabulary, validate_numeric
 
 CHECKS = ["integrity", "trigger_scan"]
 
@@ -256,7 +256,7 @@ def test_the_driver_sample_is_read_in_row_order_with_its_types(tmp_path: Path) -
     # table, converted column by column) and keeps each column's type.
     part = pd.DataFrame(
         {ROW: [7, 3, 9], "AGE": [30, 41, 52], "EDUCATION": ["1", None, "3"], "x": [0.5, 1.5, 2.5]}
-    )
+    ).assign(**{KEY: [0.5, -1.0, 3.0]})
     (tmp_path / "s").mkdir()
     part.iloc[:2].to_parquet(tmp_path / "s" / "part-0.parquet", index=False)
     part.iloc[2:].to_parquet(tmp_path / "s" / "part-1.parquet", index=False)
@@ -265,8 +265,10 @@ def test_the_driver_sample_is_read_in_row_order_with_its_types(tmp_path: Path) -
     assert frame["AGE"].tolist() == [41, 30, 52]
     assert frame["EDUCATION"].tolist()[1:] == ["1", "3"] and pd.isna(frame["EDUCATION"].iloc[0])
     assert frame["x"].tolist() == [1.5, 0.5, 2.5]
-    assert list(frame.dtypes) == list(pd.read_parquet(tmp_path / "s").dtypes)
+    assert list(frame.dtypes) == list(pd.read_parquet(tmp_path / "s").drop(columns=KEY).dtypes)
     assert isinstance(frame.index, pd.RangeIndex)
+    # below a keep level: the rows whose key is under it (random rows, -1, always)
+    assert _read_sample(tmp_path / "s", 1.0)[ROW].tolist() == [3, 7]
 
 
 def test_value_ids_from_an_already_validated_numeric_view_are_the_same() -> None:
@@ -296,14 +298,20 @@ def test_value_ids_from_an_already_validated_numeric_view_are_the_same() -> None
 
 
 def test_candidates_past_the_keep_budget_are_sampled_down_to_one_level() -> None:
-    # Every candidate fits: no level. Past the budget the small ones stay whole and the larger
-    # ones are cut to the same number of rows, the kept rows adding up to the budget.
-    assert _keep_level([100, 200, 300], 600) == float("inf")
-    level = _keep_level([100, 200, 300, 1000], 850)
-    assert 200 < level < 300
-    assert sum(min(s, level) for s in [100, 200, 300, 1000]) == pytest.approx(850)
-    assert _keep_level([500, 500], 100) == pytest.approx(50)
-    assert _keep_level([10, 20], 0) == 0.0
+    # Keep keys: u * (rows of the row's smallest candidate), -1 for random rows. Every
+    # candidate row fits: no level. Past the budget the level keeps exactly the budget's rows
+    # of candidates (random rows on top), and about the same number from each candidate: a
+    # candidate of n rows keeps a share L / n of them, the small ones whole.
+    rng = np.random.default_rng(0)
+    sizes = {50: 1, 400: 1, 4000: 1}
+    keys = np.concatenate([rng.random(n) * n for n in sizes] + [np.full(30, -1.0)])
+    assert _keep_level(keys, 5000) == float("inf")
+    level = _keep_level(keys, 600)
+    assert int((keys[keys >= 0] < level).sum()) == 600
+    kept = [int((rng_keys < level).sum()) for rng_keys in np.split(keys[:4450], [50, 450])]
+    assert kept[0] == 50  # the small candidate whole
+    assert 200 < level < 400 and abs(kept[1] - level) < 60 and abs(kept[2] - level) < 60
+    assert _keep_level(keys, 0) == float(keys[keys >= 0].min())
 
 
 def test_a_trigger_sampled_down_on_the_driver_gets_every_row_from_spark(

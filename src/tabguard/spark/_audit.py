@@ -87,6 +87,7 @@ from tabguard.reports import Report, Section, write_report
 from tabguard.spark._batches import (
     COPY_SCHEMA,
     COUNT_SCHEMA,
+    KEY,
     ROW,
     Keep,
     Spec,
@@ -103,8 +104,8 @@ from tabguard.spark._session import functions, spark_session
 
 #: Rows of the driver sample (every candidate pattern's rows, then random rows up to this).
 DRIVER_ROWS = 100_000
-#: The rows kept of the candidate patterns (added up), in multiples of ``driver_rows``: past
-#: it each candidate is sampled down to the same number of rows (:func:`_keep_level`).
+#: The rows of candidate patterns the driver keeps, in multiples of ``driver_rows``: past it
+#: each candidate is sampled down to about the same number of rows (:func:`_keep_level`).
 KEEP_FACTOR = 3
 #: Distinct values per feature from which rare ones are merged into runs on the driver.
 MAX_VALUES = 100_000
@@ -517,60 +518,51 @@ def _with_uniform(
     )
 
 
-def _keep_level(sizes: Sequence[int], budget: int) -> float:
-    """The most rows kept per candidate pattern so that the rows kept add up to ``budget``:
-    ``inf`` when every candidate fits whole, else the level ``c`` with
-    ``sum(min(size, c)) == budget`` (candidates smaller than ``c`` stay whole, larger ones
-    are sampled down to ``c`` rows each, so no candidate loses more than the others).
-    """
-    s = np.sort(np.asarray(sizes, dtype=np.float64))
-    if float(s.sum()) <= budget:
+def _keep_level(keys: np.ndarray, budget: int) -> float:
+    """The level below which the driver keeps a candidate's row (:class:`Keep`'s keys): the
+    rows kept of the candidates (keys >= 0; random rows, -1, are always kept) number at most
+    ``budget``. ``inf`` when every candidate's rows fit, so every candidate is whole."""
+    held = keys[keys >= 0]
+    if len(held) <= budget:
         return math.inf
-    below = np.concatenate([[0.0], np.cumsum(s)])
-    for i, size in enumerate(s.tolist()):
-        # the level between the (i-1)-th and the i-th size: those below whole, the rest at it
-        level = (budget - below[i]) / (len(s) - i)
-        if level <= size:
-            return max(float(level), 0.0)
-    return math.inf  # (not reached: the sum is above the budget)
+    return float(np.partition(held, budget)[budget])
 
 
-def _level_text(level: float, keep_rows: int, keep_total: int) -> list[str]:
+def _level_text(level: float, held: int, keep_rows: int, keep_total: int) -> list[str]:
     """What the report says of candidates sampled down (nothing when every one is whole)."""
     if math.isinf(level):
         return []
     return [
-        f"The candidate patterns of at most {keep_rows:,} rows held more than {keep_total:,} "
-        f"rows in all: those above {level:,.0f} rows were sampled down to about {level:,.0f} "
-        "rows each. Triggers whose labels decide got their other rows from Spark; a diluted "
-        "trigger's copies were looked for among its sampled rows."
+        f"The candidate patterns of at most {keep_rows:,} rows held {held:,} rows, more than "
+        f"the {keep_total:,} the driver keeps of them: each candidate was sampled down to about "
+        f"{level:,.0f} of its rows (those smaller stayed whole). Triggers whose labels decide "
+        "got their other rows from Spark; a diluted trigger's copies were looked for among its "
+        "sampled rows."
     ]
 
 
 def _keep_rules(
-    vocab: Vocabulary,
-    candidates: list[Pattern],
-    keep_rows: int,
-    level: float,
-    share: float,
-    seed: int,
+    vocab: Vocabulary, candidates: list[Pattern], keep_rows: int, share: float, seed: int
 ) -> Keep:
-    """Keep every row of each candidate holding at most ``keep_rows`` rows, sampled down to
-    ``level`` rows when it holds more (:func:`_keep_level`); ``share`` of every row."""
+    """The keep keys' inputs: per value id and pair, the rows of its smallest candidate holding
+    at most ``keep_rows`` rows (larger ones: the random share holds enough of their rows)."""
     values = [np.zeros(len(c), dtype=np.float64) for c in vocab.counts]
-    pairs: list[tuple[int, int, int, int, float]] = []
+    pairs: list[tuple[int, int, int, int, int]] = []
+
+    def smallest(v: np.ndarray, n: int) -> np.ndarray:
+        return np.where(v > 0, np.minimum(v, n), n)
+
     for p in candidates:
         if p.n > keep_rows:
-            continue  # large patterns: the random share holds enough of their rows
-        rate = min(1.0, level / max(p.n, 1))
+            continue
         if p.band is not None:
-            band = values[p.cols[0]][p.band[0] : p.band[1] + 1]
-            np.maximum(band, rate, out=band)
+            j, lo, hi = p.cols[0], p.band[0], p.band[1] + 1
+            values[j][lo:hi] = smallest(values[j][lo:hi], p.n)
         elif len(p.cols) == 1:
-            v = values[p.cols[0]]
-            v[p.codes[0]] = max(v[p.codes[0]], rate)
+            j, c = p.cols[0], p.codes[0]
+            values[j][c] = smallest(values[j][c : c + 1], p.n)[0]
         else:
-            pairs.append((p.cols[0], p.codes[0], p.cols[1], p.codes[1], rate))
+            pairs.append((p.cols[0], p.codes[0], p.cols[1], p.codes[1], max(p.n, 1)))
     return Keep(values, pairs, share, seed)
 
 
@@ -656,17 +648,20 @@ def _remap(result: CheckResult, rows: np.ndarray) -> CheckResult:
     return result
 
 
-def _read_sample(sample_dir: Path) -> pd.DataFrame:
-    """The driver sample Spark wrote, in row order, as a frame.
+def _read_sample(sample_dir: Path, level: float = math.inf) -> pd.DataFrame:
+    """The driver sample Spark wrote (the rows whose keep key is below ``level``), in row
+    order, as a frame.
 
-    Sorted as an Arrow table (a permutation, skipped when Spark wrote the rows in order), then
-    converted column by column with each Arrow column freed once converted: the driver never
-    holds the table and the whole frame, nor two frames (sorting a frame copies it).
+    Read filtered (batch by batch: the rows above the level are never held), sorted as an
+    Arrow table (a permutation, skipped when Spark wrote the rows in order), then converted
+    column by column with each Arrow column freed once converted: the driver never holds the
+    table and the whole frame, nor two frames (sorting a frame copies it).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(sample_dir)
+    table = pq.read_table(sample_dir, filters=[(KEY, "<", level)])
+    table = table.drop_columns([KEY]) if KEY in table.column_names else table
     row = table.column(ROW).to_numpy()
     if len(row) > 1 and not bool(np.all(row[1:] > row[:-1])):
         table = table.take(pa.array(np.argsort(row, kind="stable")))
@@ -749,10 +744,10 @@ def audit_data_spark(
         Candidate patterns with at most this many rows are kept whole in the sample (default
         a quarter of ``driver_rows``); larger ones are represented by the random rows.
     keep_total : int, optional
-        The rows kept of those candidates, added up (default ``KEEP_FACTOR`` times
-        ``driver_rows``): past it each candidate is sampled down to the same number of rows
-        (the smaller ones stay whole), so the driver's memory is bounded whatever the data's
-        candidates hold. Triggers whose labels decide get their rows beyond the sample from
+        The rows of those candidates the driver keeps (default ``KEEP_FACTOR`` times
+        ``driver_rows``): past it each candidate is sampled down to about the same number of
+        rows (the smaller ones stay whole), so the driver's memory is bounded whatever the
+        data's candidates hold. Triggers whose labels decide get their rows beyond the sample from
         Spark; a diluted trigger's copies are found among its sampled rows (docs/spark.md).
     max_values : int
         Distinct values of a feature from which rare values are merged on the driver.
@@ -833,18 +828,22 @@ def audit_data_spark(
         candidates = _candidates(vocab, n, topts, pairs)
         keep_rows = driver_rows // 4 if keep_rows is None else keep_rows
         keep_total = KEEP_FACTOR * driver_rows if keep_total is None else keep_total
-        small = [p.n for p in candidates if p.n <= keep_rows]
-        level = _keep_level(small, keep_total)
-        kept = sum(min(s, level) for s in small)
+        kept = min(sum(p.n for p in candidates if p.n <= keep_rows), keep_total)
         share = max(driver_rows - kept, 0) / n
-        keep = _keep_rules(vocab, candidates, keep_rows, level, share, random_state)
-        notes = _level_text(level, keep_rows, keep_total)
+        keep = _keep_rules(vocab, candidates, keep_rows, share, random_state)
         with progress.stage("spark: driver sample"):
             sample_dir = work / "sample"
             feed.mapInPandas(
-                lambda it: keep_partition(it, contract, vocab, keep), feed.schema
+                lambda it: keep_partition(it, contract, vocab, keep),
+                feed.schema.add(KEY, "double"),
             ).write.parquet(str(sample_dir))
-            sample = _read_sample(sample_dir)
+            import pyarrow.parquet as pq
+
+            keys = pq.read_table(sample_dir, columns=[KEY]).column(KEY).to_numpy()
+            level = _keep_level(keys, keep_total)
+            notes = _level_text(level, int((keys >= 0).sum()), keep_rows, keep_total)
+            del keys
+            sample = _read_sample(sample_dir, level)
         rows = sample.pop(ROW).to_numpy(dtype=np.int64)
         integrity = (
             _integrity(contract, counts_dir / "raw", n, parsed) if "integrity" in selected else None

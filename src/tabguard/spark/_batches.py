@@ -238,18 +238,26 @@ def pair_partition(
     )
 
 
+#: Column of :func:`keep_partition`'s output: the row's keep key (see :class:`Keep`).
+KEY = "_tabguard_keep"
+
+
 @dataclass
 class Keep:
-    """Which rows the driver sample keeps: per feature the rate kept of each value id's rows,
-    pairs with their rate, a random share of every row.
+    """Which rows the driver sample keeps: per feature the rows of each value id's smallest
+    candidate pattern (0: no candidate), pairs with their rows, a random share of every row.
 
-    A row is kept when its uniform number (:func:`_uniform`, by row number) is below the
-    largest of ``share`` and the rates of the values and pairs it holds: a rate of 1 keeps
-    every row, a smaller rate a uniform share of them, the same rows whatever the partitioning.
+    Every row of a candidate and every random row is written with a keep key: -1 for a random
+    row (``u < share``, ``u`` the row's uniform number, :func:`_uniform`), else ``u * m``, ``m``
+    the rows of the smallest candidate holding it. The driver keeps the rows whose key is
+    below a level ``L`` (:func:`tabguard.spark._audit._keep_level`): a candidate of ``n`` rows
+    keeps a uniform ``min(1, L / n)`` of them, so every candidate keeps about ``L`` rows or all
+    of its rows, and ``L`` is chosen from the keys so that the rows kept number at most the
+    driver's budget (``inf``: every candidate whole).
     """
 
-    values: list[np.ndarray]  # rate (0 to 1) per value id
-    pairs: list[tuple[int, int, int, int, float]]  # (feature, id, feature, id, rate)
+    values: list[np.ndarray]  # rows of the smallest candidate per value id (0: none)
+    pairs: list[tuple[int, int, int, int, int]]  # (feature, id, feature, id, rows)
     share: float
     seed: int
 
@@ -257,21 +265,25 @@ class Keep:
 def keep_partition(
     batches: Iterator[pd.DataFrame], contract: Contract, vocab: Vocabulary, keep: Keep
 ) -> Iterator[pd.DataFrame]:
-    """The rows of a partition the driver sample keeps (every column)."""
+    """The rows of a partition that are a candidate's or random (every column and
+    :data:`KEY`)."""
     for batch in batches:
         rows = batch[ROW].to_numpy(dtype=np.int64)
         codes = vocab.codes(batch.drop(columns=[ROW]).reset_index(drop=True), contract)
-        rate = np.full(len(batch), keep.share)
-        for j, wanted in enumerate(keep.values):
+        m = np.full(len(batch), np.inf)
+        for j, size in enumerate(keep.values):
             c = codes[:, j]
-            rate = np.maximum(rate, np.where(c >= 0, wanted[np.maximum(c, 0)], 0.0))
-        for a, va, b, vb, r in keep.pairs:
+            got = np.where(c >= 0, size[np.maximum(c, 0)], 0.0)
+            m = np.where(got > 0, np.minimum(m, got), m)
+        for a, va, b, vb, n in keep.pairs:
             held = (codes[:, a] == va) & (codes[:, b] == vb)
-            rate = np.where(held, np.maximum(rate, r), rate)
-        # by row number: the same rows whatever the partitioning (u < 1: a rate of 1 keeps all)
-        mask = _uniform(rows, keep.seed) < rate
+            m = np.where(held, np.minimum(m, float(n)), m)
+        # by row number: the same rows and keys whatever the partitioning
+        u = _uniform(rows, keep.seed)
+        key = np.where(u < keep.share, -1.0, np.where(np.isfinite(m), u * m, np.inf))
+        mask = np.isfinite(key)
         if mask.any():
-            yield batch.loc[mask]
+            yield batch.loc[mask].assign(**{KEY: key[mask]})
 
 
 #: Spark schema of :func:`copy_partition`'s output.
