@@ -833,11 +833,14 @@ def audit_data_spark(
         keep = _keep_rules(vocab, candidates, keep_rows, share, random_state)
         with progress.stage("spark: driver sample"):
             sample_dir = work / "sample"
-            feed.mapInPandas(
-                lambda it: keep_partition(it, contract, vocab, keep),
-                feed.schema.add(KEY, "double"),
-            ).write.parquet(str(sample_dir))
             import pyarrow.parquet as pq
+            from pyspark.sql.types import DoubleType, StructField, StructType
+
+            # (a new schema: StructType.add would change the one feed caches)
+            schema = StructType([*feed.schema.fields, StructField(KEY, DoubleType())])
+            feed.mapInPandas(
+                lambda it: keep_partition(it, contract, vocab, keep), schema
+            ).write.parquet(str(sample_dir))
 
             keys = pq.read_table(sample_dir, columns=[KEY]).column(KEY).to_numpy()
             level = _keep_level(keys, keep_total)
