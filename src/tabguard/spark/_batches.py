@@ -280,7 +280,10 @@ def keep_partition(
             m = np.where(held, np.minimum(m, float(n)), m)
         # by row number: the same rows and keys whatever the partitioning
         u = _uniform(rows, keep.seed)
-        key = np.where(u < keep.share, -1.0, np.where(np.isfinite(m), u * m, np.inf))
+        key = np.full(len(batch), np.inf)
+        held = np.isfinite(m)  # (u * inf is nan where u is 0: row 0 of seed 0)
+        key[held] = u[held] * m[held]
+        key[u < keep.share] = -1.0
         mask = np.isfinite(key)
         if mask.any():
             yield batch.loc[mask].assign(**{KEY: key[mask]})
