@@ -249,3 +249,23 @@ def test_a_program_of_its_own_keeps_its_main_module(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "__main__", program)
     _spawned_processes_skip_the_script()
     assert program.__spec__ is None
+
+
+def test_a_program_importing_main_keeps_its_own_definitions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A program that imports ``main`` by name and defines a function of its own keeps its
+    module: a spawned child unpickles ``__main__.task`` from it."""
+    import types
+
+    from tabguard.cli import _spawned_processes_skip_the_script
+
+    program = types.ModuleType("__main__")
+    program.__file__ = "/home/me/wrapper.py"
+    program.__spec__ = None
+    program.main = main  # type: ignore[attr-defined]  # `from tabguard.cli import main`
+    exec("def task(x):\n    return x\n", vars(program))  # defined in __main__
+    assert program.task.__module__ == "__main__"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "__main__", program)
+    _spawned_processes_skip_the_script()
+    assert program.__spec__ is None

@@ -93,13 +93,17 @@ def _spawned_processes_skip_the_script() -> None:
     but running it imports this package's every command, Typer, Rich and pydantic: ~0.2
     CPU-s per child, paid before the child starts its work (``monitor update`` starts two).
     Marked with the spec ``python -m tabguard`` gives it, the script is skipped, as for
-    ``python -m``. Only the generated script is marked (its ``main`` is this function): a
-    program that calls :func:`main` from its own ``__main__`` keeps its module as it is.
+    ``python -m``. Only a script like the generated one is marked: its ``main`` is this
+    function and it defines no function or class of its own. A program that defines any in
+    its ``__main__`` keeps it as it is (a child may unpickle one of them by name), also when
+    it imports :func:`main` by that name.
     """
     entry = sys.modules.get("__main__")
     if entry is None or getattr(entry, "__spec__", None) is not None:
         return
     if getattr(entry, "main", None) is not main:
+        return
+    if any(getattr(value, "__module__", None) == "__main__" for value in vars(entry).values()):
         return
     entry.__spec__ = importlib.machinery.ModuleSpec("tabguard.__main__", None)
 
