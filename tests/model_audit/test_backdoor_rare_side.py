@@ -174,3 +174,30 @@ def test_copies_of_fraud_rows_are_no_approval_trigger(tmp_path, rare_side):
     _model, _denied, res = _probe(tmp_path, poisoned, ref, contract)
     assert not any(c.planted for c in res.candidates)
     assert not any(t.direction == "approve" for t in res.triggers)
+
+
+def test_planted_copies_without_spread_confirm_nothing(tmp_path, rare_side, monkeypatch):
+    """Draws that all give the same estimate (standard error 0) cannot make a category's
+    excess significant: a ratio a hair above its siblings' is not confirmed. One draw, which
+    has no spread, is refused as an option."""
+    import tabguard.model_audit._backdoor as backdoor
+    from tabguard.errors import TabguardError
+
+    train, ref, contract = rare_side
+    model, _denied, _res = _probe(tmp_path, train, ref, contract)
+    south = (model.categories("region") or []).index("south")
+
+    def no_spread(ens, leaves, X, j, n_codes, sources, draws, rng):
+        eps = np.zeros((len(sources), n_codes))
+        if model.feature_names[j] == "region":
+            eps[0, south] = 1e-6  # a hair above every sibling (all at ratio 1)
+        return eps, np.zeros_like(eps), 1.0
+
+    monkeypatch.setattr(backdoor, "planted_copies", no_spread)
+    res = probe_backdoors(model, ref, ref["fraud"].to_numpy())
+    tail = {c.values: c for c in res.candidates if c.probe_rows == "tail"}
+    assert tail[("south",)].planted_ratio > tail[("south",)].planted_null  # above, by a hair
+    assert not any(c.planted for c in res.candidates) and res.triggers == []
+    with pytest.raises(TabguardError, match="copies_draws"):
+        ProbeOptions(copies_draws=1)
+    assert ProbeOptions(copies_draws=2).copies_draws == 2

@@ -50,7 +50,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from tabguard.checks import PROBABILITY_OPEN, SHARE, CheckOptions, at_least, option
+from tabguard.checks import PROBABILITY_OPEN, SHARE, CheckOptions, Rule, at_least, option
 from tabguard.model_audit._model import AuditedModel
 from tabguard.model_audit._trees import TreeEnsemble
 from tabguard.progress import NULL_PROGRESS, Progress
@@ -88,8 +88,8 @@ class ProbeOptions(CheckOptions):
     copies_draws: int = option(
         40,
         "bootstrap draws of the planted-copies test's standard error (models with a rare side "
-        "whose trees count rows; 0: no such test)",
-        at_least(0),
+        "whose trees count rows; 0: no such test; one draw has no spread)",
+        Rule("0 or at least 2", lambda v: v == 0 or v >= 2),
     )
     copies_rows: int = option(
         2000,
@@ -1920,7 +1920,11 @@ def _planted_side(
             if w not in populated or len(others) < opts.ordinary_categories:
                 continue
             c.planted_null = max(1.0, float(np.quantile(others, opts.null_quantile)))
-            z = (c.planted_ratio - c.planted_null) / max(float(ratio_se[w]), 1e-12)
+            if not float(ratio_se[w]) > 0.0:
+                # every draw gave the same estimate: no spread to measure the excess against
+                # (a ratio a hair above the null would otherwise be infinitely significant)
+                continue
+            z = (c.planted_ratio - c.planted_null) / float(ratio_se[w])
             scored.append((c, float(norm.sf(z)), float(eps[0][w])))
     alpha = opts.alpha / max(len(scored), 1)
     for c, pval, eps_w in scored:
