@@ -269,3 +269,26 @@ def test_a_program_importing_main_keeps_its_own_definitions(
     monkeypatch.setitem(sys.modules, "__main__", program)
     _spawned_processes_skip_the_script()
     assert program.__spec__ is None
+
+
+def test_a_script_holding_objects_whose_attributes_fail_is_still_marked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only functions and classes are looked at: an object of the script whose attribute
+    lookup raises (a proxy outside its context) neither breaks ``main`` nor keeps the mark."""
+    import types
+
+    from tabguard.cli import _spawned_processes_skip_the_script
+
+    class Proxy:
+        def __getattribute__(self, name: str) -> object:
+            raise RuntimeError("working outside of context")
+
+    script = types.ModuleType("__main__")
+    script.__file__ = "/venv/bin/tabguard"
+    script.__spec__ = None
+    script.main = main  # type: ignore[attr-defined]
+    script.proxy = Proxy()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    _spawned_processes_skip_the_script()
+    assert script.__spec__ is not None and script.__spec__.name == "tabguard.__main__"

@@ -14,6 +14,7 @@ import importlib
 import importlib.machinery
 import os
 import sys
+import types
 from typing import Any, NoReturn
 
 from rich.markup import escape
@@ -103,7 +104,10 @@ def _spawned_processes_skip_the_script() -> None:
         return
     if getattr(entry, "main", None) is not main:
         return
-    if any(getattr(value, "__module__", None) == "__main__" for value in vars(entry).values()):
+    # functions and classes only, told by their type: any other object's attributes (even
+    # ``__class__``, which isinstance reads) may run its code
+    own = (types.FunctionType, type)
+    if any(issubclass(type(v), own) and v.__module__ == "__main__" for v in vars(entry).values()):
         return
     entry.__spec__ = importlib.machinery.ModuleSpec("tabguard.__main__", None)
 
