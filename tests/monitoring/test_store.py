@@ -141,8 +141,10 @@ def test_bucket_length_is_fixed_per_store(store_url: str) -> None:
     if store_url == "memory://":
         pytest.skip("a memory store is private to its instance")
     open_monitor_store(store_url, bucket=timedelta(minutes=15)).close()
-    with pytest.raises(StoreStateError, match="0:15:00 buckets"):
+    with pytest.raises(StoreStateError, match="0:15:00 buckets") as err:
         open_monitor_store(store_url, bucket=H)
+    # The fix offered must be one that works: a reset keeps the bucket length.
+    assert "new store" in str(err.value) and "--reset keeps" in str(err.value).replace("`", "")
     assert open_monitor_store(store_url).bucket == timedelta(minutes=15)
 
 

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from tabguard.archive import export_parquet
-from tabguard.monitoring import MonitorConfig, rank_error
+from tabguard.monitoring import MonitorConfig, UpdaterBusyError, open_monitor_store, rank_error
 from tabguard.monitoring._aggregate import MonitorPlan
 from tabguard.monitoring._delta import unpack_sketches, unpack_stats
 from tabguard.monitoring._sketch import QuantileSketch
@@ -144,3 +144,32 @@ def test_one_archive_through_both_engines_gives_the_same_store(
     # The store remembers its source: the live log is another one.
     with pytest.raises(SourceMismatchError):
         update(spark_cfg, plan=plan)
+
+
+def test_a_spark_reset_rebuilds_under_one_lock_and_a_busy_store_refuses_it(
+    spark: Any, tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
+) -> None:
+    df, full = small
+    plan = dataclasses.replace(
+        full,
+        raw=tuple(c for c in full.raw if c.name in ("AGE", "PAY_0")),
+        features=tuple(c for c in full.features if c.name == "AGE"),
+    )
+    log_url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    write(log_url, tmp_path / "spool", make_records(df.head(120), step=timedelta(minutes=2)))
+    archive = tmp_path / "archive"
+    export_parquet(log_url, archive, plan)
+    cfg = _config(tmp_path, "spark.db")
+    assert update_from_archive(cfg, archive, plan=plan).rows == 120
+    before, _ = _dump(cfg.store_url())
+
+    # Another updater holds the lock: the reset is refused and nothing is emptied.
+    other = open_monitor_store(cfg.store_url())
+    with other.updater_lock(), pytest.raises(UpdaterBusyError):
+        update_from_archive(cfg, archive, plan=plan, reset=True)
+    other.close()
+    assert _dump(cfg.store_url())[0] == before
+
+    # A rebuild counts every archived row once, as the first fill did.
+    assert update_from_archive(cfg, archive, plan=plan, reset=True).rows == 120
+    assert _dump(cfg.store_url())[0] == before

@@ -116,11 +116,8 @@ def update_cmd(
         if engine == "spark":
             from tabguard.spark import update_from_archive
 
-            if reset:
-                with store.updater_lock():
-                    store.reset()
             assert source is not None  # checked above
-            result = update_from_archive(cfg, source, store=store, master=spark_master)
+            result = update_from_archive(cfg, source, store=store, master=spark_master, reset=reset)
         else:
             # The store is emptied under the updater lock, beside the update's start.
             result = update(cfg, store=store, reset=reset)

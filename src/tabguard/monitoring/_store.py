@@ -140,8 +140,9 @@ class SqlMonitorStore:
             if bucket is not None and bucket != self.bucket:
                 raise StoreStateError(
                     f"{self._what}: aggregation.bucket is {bucket}, but the store holds "
-                    f"{self.bucket} buckets; keep {self.bucket} or use a new store "
-                    "(tabguard monitor update --reset rebuilds it from the log)"
+                    f"{self.bucket} buckets; keep aggregation.bucket: {self.bucket}, or point "
+                    "`store:` in monitor.yaml at a new store and run `tabguard monitor update` "
+                    "to fill it from the log (`--reset` keeps the bucket length)"
                 )
 
     # ---- state ------------------------------------------------------------------------------

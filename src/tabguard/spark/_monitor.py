@@ -96,6 +96,7 @@ def update_from_archive(
     plan: MonitorPlan | None = None,
     master: str | None = None,
     clock: Clock | None = None,
+    reset: bool = False,
 ) -> UpdateResult:
     """Fold the archived rows above the store's watermark into the store, with Spark.
 
@@ -113,14 +114,19 @@ def update_from_archive(
         Spark master (default: the active session's, else ``local[*]``).
     clock : Clock, optional
         Time of segment admissions.
+    reset : bool, default False
+        Empty the store and rebuild it from the whole archive, under one hold of the updater
+        lock (no other updater can write between the emptying and the rebuild).
 
     Returns
     -------
     UpdateResult
-        ``busy=True`` when another updater holds the store's lock.
+        ``busy=True`` when another updater holds the store's lock (without ``reset``).
 
     Raises
     ------
+    UpdaterBusyError
+        With ``reset``: another updater holds the lock (nothing was emptied).
     SourceMismatchError
         The store was filled from another log or archive.
     DataError
@@ -134,9 +140,16 @@ def update_from_archive(
     store = store or open_monitor_store(config.store_url(), bucket=config.bucket)
     try:
         plan = plan or load_plan(config)
-        return run_exclusive(
-            store, started, lambda: _run(config, store, plan, root, high, clock, master, started)
-        )
+
+        def run() -> UpdateResult:
+            return _run(config, store, plan, root, high, clock, master, started)
+
+        if reset:
+            # A rebuild that cannot take the lock is refused, not "nothing to do".
+            with store.updater_lock():
+                store.reset()
+                return run()
+        return run_exclusive(store, started, run)
     finally:
         if own_store:
             store.close()
