@@ -347,3 +347,45 @@ def test_a_trigger_sampled_down_on_the_driver_gets_every_row_from_spark(
         src, contract, tmp_path / "whole", checks=CHECKS, driver_rows=1000, keep_rows=400
     )
     assert result.sample_rows < whole.sample_rows
+
+
+def test_candidates_filling_the_driver_budget_leave_the_reserved_random_rows(
+    spark: Any, tmp_path: Path
+) -> None:
+    # The candidates' rows fill the budget (keep_total = driver_rows, sampled down), yet a
+    # quarter of driver_rows is random rows on top: --trusted is scored on them (not skipped)
+    # and the descriptive check's rank statistics use them (not the whole, biased sample).
+    from tabguard.spark._audit import RANDOM_SHARE
+    from tabguard.spark._batches import _uniform
+
+    credit = load_credit_default()
+    contract = credit_default_contract()
+    idx = np.random.default_rng(0).permutation(len(credit))
+    trusted, rest = credit.iloc[idx[:800]], credit.iloc[idx[800:]].reset_index(drop=True)
+    src = tmp_path / "data.parquet"
+    rest.to_parquet(src, index=False)
+    driver_rows = 6000
+    result = audit_data_spark(
+        src,
+        contract,
+        tmp_path / "out",
+        checks=["descriptive", "label_noise"],
+        options={"label_noise": {"trusted_repeats": 2}},
+        driver_rows=driver_rows,
+        keep_total=driver_rows,
+        trusted=trusted,
+    )
+    (section,) = [x for x in result.report.sections if x.title == "Spark engine"]
+    assert any("sampled down" in t for t in section.text)  # the candidates filled the budget
+    random_rows = np.flatnonzero(
+        _uniform(np.arange(len(rest)), 0) < RANDOM_SHARE * driver_rows / len(rest)
+    )
+    assert len(random_rows) > 1000
+    assert driver_rows < result.sample_rows <= driver_rows + len(random_rows)
+    assert any(f"random rows (a uniform sample of the {len(rest):,}" in t for t in section.text)
+    assert not any("were not scored" in t for t in section.text)
+    f = next(x for x in result.report.findings if "trusted_rows" in x.evidence)
+    assert set(f.rows) <= set(random_rows.tolist())  # only the random rows are scored
+    (overview,) = [s for s in result.report.sections if s.title == "Descriptive analysis (D2)"]
+    assert "use a uniform sample of" in overview.text[0]
+    assert "not uniform" not in overview.text[0]

@@ -15,7 +15,8 @@ canonicalised and validated exactly as in memory):
 4. one pass that keeps the **driver sample**: every row of every candidate pattern of the
    trigger scan holding at most ``keep_rows`` rows (contract-breaking values, the best single
    values, bands and pairs, chosen by the scan's own candidate rules from the counts of every
-   row) plus a uniform random share of the rest (``driver_rows`` rows in all);
+   row) plus a uniform random share of the rest (``driver_rows`` rows in all, at least
+   ``RANDOM_SHARE`` of them random, which the candidates never crowd out);
 5. passes that group every row by its values on every feature but a pattern's features
    (exact copies, hashed as in memory) and sum the groups of the driver sample's rows per
    label and values of those features (:class:`_SparkCopies`): one pass per decision round
@@ -107,6 +108,10 @@ DRIVER_ROWS = 100_000
 #: The rows of candidate patterns the driver keeps, in multiples of ``driver_rows``: past it
 #: each candidate is sampled down to about the same number of rows (:func:`_keep_level`).
 KEEP_FACTOR = 3
+#: The share of ``driver_rows`` reserved for random rows, whatever the candidates hold: the
+#: descriptive check's rank statistics and ``--trusted``'s label scores need a uniform sample
+#: of the data, which the candidates' rows (first in the sample) are not.
+RANDOM_SHARE = 0.25
 #: Distinct values per feature from which rare ones are merged into runs on the driver.
 MAX_VALUES = 100_000
 #: Copy-group entries the driver stores over every feature set (:class:`_SparkCopies`: one per
@@ -739,7 +744,9 @@ def audit_data_spark(
     checks, random_state, options
         As :func:`tabguard.data_audit.audit_data`.
     driver_rows : int
-        Rows of the driver sample (candidate patterns' rows first).
+        Rows of the driver sample (candidate patterns' rows first, then random rows; at least
+        ``RANDOM_SHARE`` of them are random rows whatever the candidates hold, on top of
+        ``keep_total``).
     keep_rows : int, optional
         Candidate patterns with at most this many rows are kept whole in the sample (default
         a quarter of ``driver_rows``); larger ones are represented by the random rows.
@@ -829,7 +836,9 @@ def audit_data_spark(
         keep_rows = driver_rows // 4 if keep_rows is None else keep_rows
         keep_total = KEEP_FACTOR * driver_rows if keep_total is None else keep_total
         kept = min(sum(p.n for p in candidates if p.n <= keep_rows), keep_total)
-        share = max(driver_rows - kept, 0) / n
+        # random rows: the rest of driver_rows, at least its reserved share (on top of the
+        # candidates' budget, so the candidates can never crowd them out)
+        share = min(max(driver_rows - kept, RANDOM_SHARE * driver_rows) / n, 1.0)
         keep = _keep_rules(vocab, candidates, keep_rows, share, random_state)
         with progress.stage("spark: driver sample"):
             sample_dir = work / "sample"
