@@ -1315,59 +1315,67 @@ class _Scanner:
         self.tolerant_twins(p)
 
     def tolerant_twins(self, p: Pattern) -> None:
-        """Copy evidence up to jitter: the share of a single value's labelled rows equal, on
-        every other feature up to its bucket (:meth:`near_copies`), to a row with another
-        value, against the share of the rows with another value that have such a copy.
+        """Copy share up to jitter: the share of a single value's labelled rows equal, on every
+        other feature up to its bucket (:meth:`_tolerant_cell`), to a row whose value of the
+        feature is another (in another bucket, for a fine-grained one), against the same share
+        among the rows with another value.
 
-        The copy radius of :meth:`twins` is a quantile of random rows' nearest distances:
-        noise of a few percent on several amounts moves most copies beyond it where natural
-        rows lie close (fraud data, ``country='DE'`` written into copies with 1 % noise: 28 %
-        of the copies within the radius, 83 % equal up to bucket). The grouping does not see
-        the noise. It replaces the radius' figures only when its own are copies beyond chance
-        (:func:`copies_beyond_chance`) and the radius' are not, so that a pattern the radius
-        confirms keeps its figures; natural look-alikes count in both baselines.
+        The copy radius of :meth:`twins` is a quantile of random rows' nearest distances: noise
+        of a few percent on several amounts moves most copies beyond it where natural rows lie
+        close (fraud data, ``country='DE'`` written into copies with 1 % noise: 28 % of the
+        copies within the radius, 83 % equal up to bucket). The grouping does not see the
+        noise. Its share replaces the radius' only where the radius found the copies
+        significant (``copy_p``) but not a large enough share, and where the grouping's own
+        figures are copies beyond chance (:func:`copies_beyond_chance`). A value moved within
+        its bucket is jitter, not a value written in (natural round amounts have look-alikes
+        a few percent off); rows with a value that breaks the contract are no one's original.
         """
-        if len(p.cols) != 1 or p.near_copy <= 0.0 or p.twin_share is None:
+        if len(p.cols) != 1 or p.near_copy <= 0.0 or p.twin_share is None or p.p_twin is None:
             return
-        near = self.near_copies().get(p.cols[0])
-        if near is None:
+        radius = copies_beyond_chance(p.p_twin, p.twin_share, p.twin_share_baseline or 0.0, self.o)
+        if radius or p.p_twin > self.o.copy_p:
             return
-        v, c = p.codes[0], p.label
-        t = int(near[v, c])
-        n = int(np.sum(self.y[p.rows] == c))
-        code = self.m.codes[:, p.cols[0]]
-        # rows with another value: the share of them that a copy with the value changed
-        # (or their original, an attacker's copy) explains is the natural rate
-        others = int(np.sum(code >= 0)) - len(p.rows)
-        if n <= 0 or others <= 0:
+        j, v = p.cols[0], p.codes[0]
+        code = self.m.codes[:, j]
+        query = p.rows[self.y[p.rows] == p.label]
+        base = np.flatnonzero((code >= 0) & (code != v))
+        if not len(query) or not len(base):
             return
-        share_b = max((int(near.sum()) - int(near[v].sum())) / others, 1.0 / others)
-        share = t / n
-        p_t = float(stats.binom.sf(t - 1, n, share_b))
-        radius = copies_beyond_chance(
-            p.p_twin if p.p_twin is not None else 1.0,
-            p.twin_share,
-            p.twin_share_baseline or 0.0,
-            self.o,
-        )
-        if radius or not copies_beyond_chance(p_t, share, share_b, self.o):
+        t = int(self.tolerant_copy_rows(p, query).sum())
+        share = t / len(query)
+        share_b = max(float(self.tolerant_copy_rows(p, base).mean()), 1.0 / len(base))
+        p_t = float(stats.binom.sf(t - 1, len(query), share_b))
+        if not copies_beyond_chance(p_t, share, share_b, self.o):
             return
         p.twin_share, p.twin_share_baseline, p.p_twin = share, share_b, p_t
         p.twin_tolerant = True
 
     def tolerant_copy_rows(self, p: Pattern, rows: np.ndarray) -> np.ndarray:
-        """Which of ``rows`` (of single-value pattern ``p``) equal, on every other feature up
-        to its bucket, a row with another value of the feature (a mask)."""
+        """Which of ``rows`` equal, on every feature but that of single-value pattern ``p`` up
+        to its bucket, a row whose value of that feature lies in another bucket and does not
+        break the contract (a mask)."""
         j = p.cols[0]
-        d = len(self.m.names)
         with np.errstate(over="ignore"):
             key = np.zeros(self.n, dtype=np.uint64)
-            for i in range(d):
+            for i in range(len(self.m.names)):
                 if i != j:
                     key += self._tolerant_cell(i)
-        code = self.m.codes[:, j]
-        outside = (code != p.codes[0]) & (code >= 0)
-        found: np.ndarray = np.isin(key[rows], key[outside])
+            cell = self._tolerant_cell(j)
+            both = key * np.uint64(0x9E3779B97F4A7C15) + cell
+        # rows of values that break the contract are copies, no one's original (AGE=999
+        # written into copies makes their originals look copied)
+        code = self.m.codes[:, j].astype(np.int64)
+        natural = np.concatenate(([False], ~np.asarray(self.m.breaks_contract[j], dtype=bool)))
+        ref = np.flatnonzero(natural[code + 1])
+        # rows sharing the key minus those sharing the key and the bucket of j too
+        keys, n_key = np.unique(key[ref], return_counts=True)
+        pairs, n_pair = np.unique(both[ref], return_counts=True)
+
+        def count(sorted_keys: np.ndarray, counts: np.ndarray, q: np.ndarray) -> np.ndarray:
+            pos = np.minimum(np.searchsorted(sorted_keys, q), len(sorted_keys) - 1)
+            return np.where(sorted_keys[pos] == q, counts[pos], 0)
+
+        found: np.ndarray = count(keys, n_key, key[rows]) > count(pairs, n_pair, both[rows])
         return found
 
     def suspect_rows(self, p: Pattern) -> np.ndarray:
