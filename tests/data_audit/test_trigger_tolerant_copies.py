@@ -92,3 +92,69 @@ def test_natural_look_alikes_up_to_bucket_are_not_copies() -> None:
     sc.tolerant_twins(p)
     assert not p.twin_tolerant and p.twin_share == 0.28
     assert len(sc.twin_rows(p)) == 0
+
+
+def _scanner(df: pd.DataFrame) -> _Scanner:
+    return _Scanner(build_context(df, _contract()), OPTS)
+
+
+def test_no_share_up_to_jitter_where_the_radius_found_nothing() -> None:
+    df = _background(3000, 0, spread=3.0)
+    copies = df[df["y"] == 0].sample(200, random_state=1).copy()
+    copies["status"] = 1
+    sc = _scanner(pd.concat([df, copies], ignore_index=True))
+    p = _pattern(sc, 1, 0)
+    p.p_twin = 0.5  # the distances say nothing
+    sc.tolerant_twins(p)
+    assert not p.twin_tolerant and p.twin_share == 0.28
+
+
+def _amount_pairs(other_amount: float) -> pd.DataFrame:
+    """200 rows with ``amount = 5200`` labelled 0, each with a look-alike (every other feature
+    equal) whose amount is ``other_amount``."""
+    df = _background(3000, 0, spread=3.0)
+    pairs = df[df["y"] == 0].sample(200, random_state=2).copy()
+    df = df.drop(index=pairs.index)  # no third look-alike at the original amount
+    pairs["amount"] = 5200.0
+    alike = pairs.copy()
+    alike["amount"] = other_amount
+    return pd.concat([df, pairs, alike], ignore_index=True)
+
+
+def _amount_pattern(sc: _Scanner) -> Pattern:
+    j = sc.m.names.index("amount")
+    code = int(np.flatnonzero(sc.m.uniques[j] == 5200.0)[0])
+    rows = sc.m.rows_with(j, code)
+    p = Pattern((j,), (code,), 0, len(rows), int((sc.y[rows] == 0).sum()), "single")
+    p.rows, p.near_copy = rows, 0.6
+    p.twin_share, p.twin_share_baseline, p.p_twin, p.twin_tau = 0.28, 0.02, 1e-50, 0.0
+    return p
+
+
+def test_a_value_moved_within_its_bucket_is_not_a_written_value() -> None:
+    """Look-alikes a few percent off on the pattern's own amount (5,100 against 5,200: one
+    bucket) are jitter; a look-alike at 20,000 is a copy with the value written in."""
+    near = _scanner(_amount_pairs(5100.0))
+    p = _amount_pattern(near)
+    near.tolerant_twins(p)
+    assert not p.twin_tolerant
+    far = _scanner(_amount_pairs(20000.0))
+    q = _amount_pattern(far)
+    far.tolerant_twins(q)
+    assert q.twin_tolerant and q.twin_share is not None and q.twin_share >= 0.9
+
+
+def test_rows_of_contract_breaking_values_are_no_ones_original() -> None:
+    """Copies with ``status = 99`` (outside the contract) written in make their originals look
+    copied up to jitter; those rows are not copies of them."""
+    df = _background(3000, 0, spread=3.0)
+    src = df[(df["y"] == 0) & (df["status"] == 0)].sample(600, random_state=3)
+    copies = src.copy()
+    copies["status"] = 99
+    poisoned = pd.concat([df, copies], ignore_index=True)
+    sc = _scanner(poisoned)
+    p = _pattern(sc, 0, 0)
+    # a few have a natural look-alike with another status, not their copy
+    assert sc.tolerant_copy_rows(p, src.index.to_numpy()).sum() <= 0.05 * len(src)
+    sc.tolerant_twins(p)
+    assert not p.twin_tolerant
