@@ -214,3 +214,47 @@ def test_rows_of_one_entity_are_not_copies_of_each_other() -> None:
     panel.loc[len(df) :, "account"] = np.arange(1000, 1000 + len(months))
     sc = _Scanner(build_context(panel, with_entity), OPTS)
     assert sc.near_copies()[j].sum() == 80
+
+
+def _pattern(sc: _Scanner, feature: str, value: object, label: int) -> Pattern:
+    j = sc.m.names.index(feature)
+    code = int(np.flatnonzero(sc.m.uniques[j] == value)[0])
+    p = Pattern((j,), (code,), label, 0, 0, "single")
+    p.rows = sc.rows_of(p)
+    return p
+
+
+def test_rows_of_a_trigger_dropped_later_go_back_among_the_originals() -> None:
+    """Only triggers flagged now hold their rows out of later copy checks' reference: a
+    pattern flagged, then un-flagged by a re-test, no longer does (fraud data: a written
+    ``country`` value flagged then dropped kept 14k rows out of every later check)."""
+    df = _distinct(400, 0)
+    sc = _scanner(pd.concat([df, _copies(df, 40, 1)], ignore_index=True))
+    written = _pattern(sc, "kind", "a", 0)
+    query = _pattern(sc, "status", 1, 0)
+    outside = np.setdiff1d(written.rows, query.rows)
+    assert len(outside) > 100
+    written.flagged = written.written = True
+    sc.attribute(written)
+    _, reference, _ = sc._twin_sets(query)
+    assert not np.isin(outside, reference).any()  # every row of a written pattern is held out
+    written.reset_evidence()  # the re-test un-flags it
+    _, reference, _ = sc._twin_sets(query)
+    assert np.isin(outside, reference).all()
+
+
+def test_other_label_rows_of_a_contract_breaking_value_are_never_originals() -> None:
+    """A value no natural row carries: its rows with the other label (camouflage) are the
+    attacker's too and stay out of the reference; a natural value's stay in."""
+    df = _distinct(400, 0)
+    copies = _copies(df, 40, 1, camouflage=0.2)
+    copies["status"] = 9  # out of the contract's range [-2, 8]
+    sc = _scanner(pd.concat([df, copies], ignore_index=True))
+    breaking = _pattern(sc, "status", 9, 0)
+    others = breaking.rows[sc.y[breaking.rows] == 1]
+    assert len(others) > 0
+    _, reference, _ = sc._twin_sets(breaking)
+    assert not np.isin(breaking.rows, reference).any()
+    natural = _pattern(sc, "status", 2, 0)
+    _, reference, _ = sc._twin_sets(natural)
+    assert np.isin(natural.rows[sc.y[natural.rows] == 1], reference).all()

@@ -404,7 +404,7 @@ class _Scanner:
         self.excluded: set[tuple[int, int]] = set()
         self._near: dict[int, np.ndarray] | None = None
         self._tolerant_tables: dict[int, np.ndarray] = {}
-        self.attributed = np.zeros(self.n, dtype=bool)  # rows of confirmed triggers
+        self.confirmed: list[Pattern] = []  # triggers confirmed (see attributed_rows)
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
         self.twin_budget = int(min(max(5e10 / cost, 4), 120))
@@ -1111,14 +1111,35 @@ class _Scanner:
             return
         self._label_stats(p, rep, design)
 
+    def attribute(self, p: Pattern) -> None:
+        """Record ``p`` as confirmed: while it stays flagged its rows are the attacker's
+        (:meth:`attributed_rows`)."""
+        self.confirmed.append(p)
+
+    def attributed_rows(self) -> np.ndarray:
+        """Rows of the triggers flagged now: with its label for a copy-made or strong
+        pattern, every row for one written in place. A pattern un-flagged by a re-test (the
+        values beside a trigger, once it is excluded) or merged away no longer counts: its
+        rows go back among the candidate originals of later copy checks."""
+        mask = np.zeros(self.n, dtype=bool)
+        for q in self.confirmed:
+            if q.flagged:
+                mask[q.rows if q.written else q.rows[self.y[q.rows] == q.label]] = True
+        return mask
+
     def _twin_sets(self, p: Pattern) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Query rows (the pattern's rows with its label), reference rows, kept features."""
         keep = [j for j in range(len(self.m.names)) if j not in p.all_cols]
         query = p.rows[self.y[p.rows] == p.label]
         # Rows of triggers already confirmed are the attacker's copies: the rows they were
         # copied from are originals, not copies of them.
-        mask = ~self.attributed
+        mask = ~self.attributed_rows()
         mask[query] = False  # the originals of copies may share the pattern with another label
+        # ... unless the pattern breaks the contract: no natural row carries it, so its rows
+        # with the other label are the attacker's too (camouflage), never originals
+        cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
+        if any(self.m.breaks_contract[j][v] for j, v in cells):
+            mask[p.rows] = False
         return query, np.flatnonzero(mask), keep
 
     def exact_copy_share(self, p: Pattern) -> float:
@@ -1726,7 +1747,7 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
             continue
         if strong_label_evidence(p, opts):
             p.flagged = True
-            sc.attributed[p.rows[sc.y[p.rows] == p.label]] = True
+            sc.attribute(p)
         elif wants_copy_check(p, opts):
             pending.append(p)
     # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
@@ -1763,13 +1784,13 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
             continue
         p.p, p.flagged = copy_decision(p, opts, sc.base(p.label))
         if p.flagged:
-            sc.attributed[p.rows[sc.y[p.rows] == p.label]] = True
+            sc.attribute(p)
     # Written in place, camouflaged: labels alone, where copies did not show (copies, when
     # there are any, single out the written rows among natural ones; here every row is taken)
     for p in patterns:
         if not p.flagged and not math.isnan(p.effect) and written_label_evidence(p, opts):
             p.flagged = p.written = True
-            sc.attributed[p.rows] = True
+            sc.attribute(p)
 
 
 @register_check
