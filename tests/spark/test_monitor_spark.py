@@ -92,21 +92,36 @@ def _config(tmp_path: Path, store: str) -> MonitorConfig:
     )
 
 
+def _archived(
+    tmp_path: Path,
+    small: tuple[pd.DataFrame, MonitorPlan],
+    rows: int,
+    raw: tuple[str, ...],
+    features: tuple[str, ...],
+) -> tuple[MonitorPlan, str, Path]:
+    """The plan narrowed to a few columns (keeps Spark's plan, and the test, small), a SQLite
+    log of the first ``rows`` bundled rows two minutes apart, and its Parquet archive:
+    (plan, log URL, archive)."""
+    df, full = small
+    plan = dataclasses.replace(
+        full,
+        raw=tuple(c for c in full.raw if c.name in raw),
+        features=tuple(c for c in full.features if c.name in features),
+    )
+    log_url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    write(log_url, tmp_path / "spool", make_records(df.head(rows), step=timedelta(minutes=2)))
+    archive = tmp_path / "archive"
+    export_parquet(log_url, archive, plan)
+    return plan, log_url, archive
+
+
 def test_one_archive_through_both_engines_gives_the_same_store(
     spark: Any, tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
 ) -> None:
-    df, full = small
-    # A few columns of each kind keep Spark's plan (and the test) small.
-    plan = dataclasses.replace(
-        full,
-        raw=tuple(c for c in full.raw if c.name in ("AGE", "LIMIT_BAL", "EDUCATION", "PAY_0")),
-        features=tuple(c for c in full.features if c.name in ("AGE", "BILL_AMT1")),
+    df = small[0]
+    plan, log_url, archive = _archived(
+        tmp_path, small, 240, ("AGE", "LIMIT_BAL", "EDUCATION", "PAY_0"), ("AGE", "BILL_AMT1")
     )
-    records = make_records(df.head(240), step=timedelta(minutes=2))
-    log_url = f"sqlite:///{tmp_path / 'predictions.db'}"
-    write(log_url, tmp_path / "spool", records)
-    archive = tmp_path / "archive"
-    export_parquet(log_url, archive, plan)
     python_cfg, spark_cfg = _config(tmp_path, "python.db"), _config(tmp_path, "spark.db")
 
     assert update(python_cfg, plan=plan).rows == 240
@@ -149,16 +164,7 @@ def test_one_archive_through_both_engines_gives_the_same_store(
 def test_a_spark_reset_rebuilds_under_one_lock_and_a_busy_store_refuses_it(
     spark: Any, tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan]
 ) -> None:
-    df, full = small
-    plan = dataclasses.replace(
-        full,
-        raw=tuple(c for c in full.raw if c.name in ("AGE", "PAY_0")),
-        features=tuple(c for c in full.features if c.name == "AGE"),
-    )
-    log_url = f"sqlite:///{tmp_path / 'predictions.db'}"
-    write(log_url, tmp_path / "spool", make_records(df.head(120), step=timedelta(minutes=2)))
-    archive = tmp_path / "archive"
-    export_parquet(log_url, archive, plan)
+    plan, _, archive = _archived(tmp_path, small, 120, ("AGE", "PAY_0"), ("AGE",))
     cfg = _config(tmp_path, "spark.db")
     assert update_from_archive(cfg, archive, plan=plan).rows == 120
     before, _ = _dump(cfg.store_url())
