@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -216,19 +217,27 @@ def test_tabguard_version_does_not_import_the_service_stack() -> None:
     assert r.stdout.strip() == "[]"
 
 
+def _fake_main(monkeypatch: pytest.MonkeyPatch, path: str, **names: object) -> types.ModuleType:
+    """A ``__main__`` module run from ``path`` (not by name: no spec) holding ``names``,
+    installed as ``sys.modules["__main__"]`` for the test."""
+    module = types.ModuleType("__main__")
+    module.__file__ = path
+    module.__spec__ = None
+    for name, value in names.items():
+        setattr(module, name, value)
+    monkeypatch.setitem(sys.modules, "__main__", module)
+    return module
+
+
 def test_spawned_processes_skip_the_console_script(monkeypatch: pytest.MonkeyPatch) -> None:
     """Under the generated ``tabguard`` script, ``spawn`` children are told to skip it (as under
     ``python -m tabguard``): they would otherwise import every command again."""
     import multiprocessing.spawn
-    import types
 
     from tabguard.cli import _spawned_processes_skip_the_script
 
-    script = types.ModuleType("__main__")
-    script.__file__ = "/venv/bin/tabguard"
-    script.__spec__ = None
-    script.main = main  # type: ignore[attr-defined]  # what the generated script imports
-    monkeypatch.setitem(sys.modules, "__main__", script)
+    # ``main`` is what the generated script imports.
+    _fake_main(monkeypatch, "/venv/bin/tabguard", main=main)
     before = multiprocessing.spawn.get_preparation_data("child")
     assert before["init_main_from_path"] == "/venv/bin/tabguard"  # the script runs again
     _spawned_processes_skip_the_script()
@@ -239,14 +248,10 @@ def test_spawned_processes_skip_the_console_script(monkeypatch: pytest.MonkeyPat
 
 def test_a_program_of_its_own_keeps_its_main_module(monkeypatch: pytest.MonkeyPatch) -> None:
     """A program calling ``main`` from its own script keeps it: its children may need it."""
-    import types
 
     from tabguard.cli import _spawned_processes_skip_the_script
 
-    program = types.ModuleType("__main__")
-    program.__file__ = "/home/me/wrapper.py"
-    program.__spec__ = None
-    monkeypatch.setitem(sys.modules, "__main__", program)
+    program = _fake_main(monkeypatch, "/home/me/wrapper.py")
     _spawned_processes_skip_the_script()
     assert program.__spec__ is None
 
@@ -256,17 +261,13 @@ def test_a_program_importing_main_keeps_its_own_definitions(
 ) -> None:
     """A program that imports ``main`` by name and defines a function of its own keeps its
     module: a spawned child unpickles ``__main__.task`` from it."""
-    import types
 
     from tabguard.cli import _spawned_processes_skip_the_script
 
-    program = types.ModuleType("__main__")
-    program.__file__ = "/home/me/wrapper.py"
-    program.__spec__ = None
-    program.main = main  # type: ignore[attr-defined]  # `from tabguard.cli import main`
-    exec("def task(x):\n    return x\n", vars(program))  # defined in __main__
-    assert program.task.__module__ == "__main__"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "__main__", program)
+    # `from tabguard.cli import main`, then a function defined in __main__
+    program = _fake_main(monkeypatch, "/home/me/wrapper.py", main=main)
+    exec("def task(x):\n    return x\n", vars(program))
+    assert program.task.__module__ == "__main__"
     _spawned_processes_skip_the_script()
     assert program.__spec__ is None
 
@@ -276,7 +277,6 @@ def test_a_script_holding_objects_whose_attributes_fail_is_still_marked(
 ) -> None:
     """Only functions and classes are looked at: an object of the script whose attribute
     lookup raises (a proxy outside its context) neither breaks ``main`` nor keeps the mark."""
-    import types
 
     from tabguard.cli import _spawned_processes_skip_the_script
 
@@ -284,11 +284,6 @@ def test_a_script_holding_objects_whose_attributes_fail_is_still_marked(
         def __getattribute__(self, name: str) -> object:
             raise RuntimeError("working outside of context")
 
-    script = types.ModuleType("__main__")
-    script.__file__ = "/venv/bin/tabguard"
-    script.__spec__ = None
-    script.main = main  # type: ignore[attr-defined]
-    script.proxy = Proxy()  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "__main__", script)
+    script = _fake_main(monkeypatch, "/venv/bin/tabguard", main=main, proxy=Proxy())
     _spawned_processes_skip_the_script()
     assert script.__spec__ is not None and script.__spec__.name == "tabguard.__main__"
