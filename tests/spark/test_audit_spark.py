@@ -48,14 +48,22 @@ def _triggers(findings: list[Any]) -> list[tuple[tuple[str, ...], tuple[str, ...
     )
 
 
+def _parquet_and_memory(
+    tmp_path: Path, data: pd.DataFrame, checks: list[str]
+) -> tuple[Any, Path, Any]:
+    """``data`` written as Parquet for the Spark engine and audited in memory with the credit
+    contract: (contract, Parquet path, in-memory result)."""
+    contract = credit_default_contract()
+    src = tmp_path / "data.parquet"
+    data.to_parquet(src, index=False)
+    return contract, src, audit_data(data, contract, checks=checks)
+
+
 def test_spark_engine_on_a_driver_sample_agrees_with_the_in_memory_engine(
     spark: Any, tmp_path: Path, poisoned: tuple[pd.DataFrame, np.ndarray]
 ) -> None:
     data, truth = poisoned
-    contract = credit_default_contract()
-    src = tmp_path / "data.parquet"
-    data.to_parquet(src, index=False)
-    memory = audit_data(data, contract, checks=CHECKS)
+    contract, src, memory = _parquet_and_memory(tmp_path, data, CHECKS)
     out = tmp_path / "out"
     # 1,000 driver rows for 3,300 rows: candidate patterns' rows, then random ones
     result = audit_data_spark(src, contract, out, checks=CHECKS, driver_rows=1000)
@@ -100,9 +108,7 @@ def _both_engines(
     contract = credit_default_contract()
     clean = load_credit_default().iloc[:3000].reset_index(drop=True)
     res = poison(clean, contract, trigger, n_rows=n_rows, shuffle=True, random_state=random_state)
-    src = tmp_path / "data.parquet"
-    res.data.to_parquet(src, index=False)
-    memory = audit_data(res.data, contract, checks=["trigger_scan"])
+    _, src, memory = _parquet_and_memory(tmp_path, res.data, ["trigger_scan"])
     result = audit_data_spark(
         src, contract, tmp_path / "out", checks=["trigger_scan"], driver_rows=1000, keep_rows=150
     )
@@ -180,10 +186,7 @@ def test_descriptive_counts_cover_every_row_and_rank_statistics_the_uniform_shar
     # frequencies, percentiles and the label rates per bin describe every valid row (AGE=999
     # and EDUCATION=9 break the contract: described by neither engine).
     data, _ = poisoned
-    contract = credit_default_contract()
-    src = tmp_path / "data.parquet"
-    data.to_parquet(src, index=False)
-    memory = audit_data(data, contract, checks=["descriptive"])
+    contract, src, memory = _parquet_and_memory(tmp_path, data, ["descriptive"])
     # (no pattern kept whole: the sample is its uniform share)
     result = audit_data_spark(
         src, contract, tmp_path / "out", checks=["descriptive"], driver_rows=2500, keep_rows=0
@@ -321,10 +324,7 @@ def test_a_trigger_sampled_down_on_the_driver_gets_every_row_from_spark(
     # sampled down on the driver, found there, and its other rows come from a pass over every
     # row (its labels decide), so the suspects are the in-memory engine's.
     data, truth = poisoned
-    contract = credit_default_contract()
-    src = tmp_path / "data.parquet"
-    data.to_parquet(src, index=False)
-    memory = audit_data(data, contract, checks=CHECKS)
+    contract, src, memory = _parquet_and_memory(tmp_path, data, CHECKS)
     result = audit_data_spark(
         src,
         contract,
