@@ -404,6 +404,7 @@ class _Scanner:
         self.excluded: set[tuple[int, int]] = set()
         self._near: dict[int, np.ndarray] | None = None
         self._tolerant_tables: dict[int, np.ndarray] = {}
+        self._tolerant_counts: dict[int, tuple[np.ndarray, ...]] = {}
         self.confirmed: list[Pattern] = []  # triggers confirmed (see attributed_rows)
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
@@ -1137,8 +1138,7 @@ class _Scanner:
         mask[query] = False  # the originals of copies may share the pattern with another label
         # ... unless the pattern breaks the contract: no natural row carries it, so its rows
         # with the other label are the attacker's too (camouflage), never originals
-        cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
-        if any(self.m.breaks_contract[j][v] for j, v in cells):
+        if self.breaks_contract(p):
             mask[p.rows] = False
         return query, np.flatnonzero(mask), keep
 
@@ -1371,26 +1371,35 @@ class _Scanner:
         p.twin_share, p.twin_share_baseline, p.p_twin = share, share_b, p_t
         p.twin_tolerant = True
 
+    def breaks_contract(self, p: Pattern) -> bool:
+        """Whether a value of ``p`` (its companions' included) breaks the contract: no natural
+        row can carry it."""
+        cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
+        return any(self.m.breaks_contract[j][v] for j, v in cells)
+
     def tolerant_copy_rows(self, p: Pattern, rows: np.ndarray) -> np.ndarray:
         """Which of ``rows`` equal, on every feature but that of single-value pattern ``p`` up
         to its bucket, a row whose value of that feature lies in another bucket and does not
         break the contract (a mask)."""
         j = p.cols[0]
-        with np.errstate(over="ignore"):
-            key = np.zeros(self.n, dtype=np.uint64)
-            for i in range(len(self.m.names)):
-                if i != j:
-                    key += self._tolerant_cell(i)
-            cell = self._tolerant_cell(j)
-            both = key * np.uint64(0x9E3779B97F4A7C15) + cell
-        # rows of values that break the contract are copies, no one's original (AGE=999
-        # written into copies makes their originals look copied)
-        code = self.m.codes[:, j].astype(np.int64)
-        natural = np.concatenate(([False], ~np.asarray(self.m.breaks_contract[j], dtype=bool)))
-        ref = np.flatnonzero(natural[code + 1])
-        # rows sharing the key minus those sharing the key and the bucket of j too
-        keys, n_key = np.unique(key[ref], return_counts=True)
-        pairs, n_pair = np.unique(both[ref], return_counts=True)
+        if j not in self._tolerant_counts:  # per feature: asked for the query, base, suspects
+            with np.errstate(over="ignore"):
+                key = np.zeros(self.n, dtype=np.uint64)
+                for i in range(len(self.m.names)):
+                    if i != j:
+                        key += self._tolerant_cell(i)
+                cell = self._tolerant_cell(j)
+                both = key * np.uint64(0x9E3779B97F4A7C15) + cell
+            # rows of values that break the contract are copies, no one's original (AGE=999
+            # written into copies makes their originals look copied)
+            code = self.m.codes[:, j].astype(np.int64)
+            natural = np.concatenate(([False], ~np.asarray(self.m.breaks_contract[j], dtype=bool)))
+            ref = np.flatnonzero(natural[code + 1])
+            # rows sharing the key minus those sharing the key and the bucket of j too
+            keys, n_key = np.unique(key[ref], return_counts=True)
+            pairs, n_pair = np.unique(both[ref], return_counts=True)
+            self._tolerant_counts[j] = (key, both, keys, n_key, pairs, n_pair)
+        key, both, keys, n_key, pairs, n_pair = self._tolerant_counts[j]
 
         def count(sorted_keys: np.ndarray, counts: np.ndarray, q: np.ndarray) -> np.ndarray:
             pos = np.minimum(np.searchsorted(sorted_keys, q), len(sorted_keys) - 1)
@@ -1409,8 +1418,7 @@ class _Scanner:
         it), else those that are copies (:meth:`other_label_copies`). Natural rows with the
         value and the other label stay out.
         """
-        cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
-        breaks = any(self.m.breaks_contract[j][v] for j, v in cells)
+        breaks = self.breaks_contract(p)
         if p.written:
             if breaks:  # no natural row can carry the value
                 return np.sort(p.rows)
