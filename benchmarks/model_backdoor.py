@@ -30,12 +30,16 @@ Run::
     .venv/bin/python benchmarks/model_backdoor.py --only-random --models lightgbm,xgboost
     .venv/bin/python benchmarks/model_backdoor.py --quick     # LightGBM only
     .venv/bin/python benchmarks/model_backdoor.py --models xgboost --dataset fraud
+    # probe work: keep the fitted models and re-use them, run some cases only
+    .venv/bin/python benchmarks/model_backdoor.py --model-cache /tmp/mb-models --only "7 pair"
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -268,13 +272,41 @@ def trigger_effect(
 
 
 _CLEAN_MODELS: dict[tuple[str, str], AuditedModel] = {}
+# --model-cache: a directory where each trained model file is kept under a key of everything
+# its training depends on (the data set, the case's poisoning, the model kind, this file's
+# training code), so that re-running the probe on the same models skips the fits
+MODEL_CACHE: Path | None = None
+
+
+def _fitted(
+    kind: str, data: pd.DataFrame, c: Contract, out: Path, key: tuple[Any, ...]
+) -> tuple[Path, float]:
+    """The saved model of ``kind`` fitted on ``data`` (from the cache when it holds it) and
+    the seconds its fit took (0 from the cache)."""
+    if MODEL_CACHE is not None:
+        import inspect
+
+        code = inspect.getsource(train_and_save) + inspect.getsource(_frame)
+        digest = hashlib.sha256(repr((key, kind, code)).encode()).hexdigest()[:20]
+        hit = sorted(MODEL_CACHE.glob(f"{digest}.*"))
+        if hit:
+            return hit[0], 0.0
+    t0 = time.perf_counter()
+    path = train_and_save(kind, data, c, out)
+    fit_s = time.perf_counter() - t0
+    if MODEL_CACHE is not None:
+        MODEL_CACHE.mkdir(parents=True, exist_ok=True)
+        kept = MODEL_CACHE / f"{digest}{path.suffix}"
+        shutil.copyfile(path, kept.with_suffix(".tmp"))
+        kept.with_suffix(".tmp").replace(kept)
+    return path, fit_s
 
 
 def clean_model(dataset: str, kind: str, train: pd.DataFrame, c: Contract) -> AuditedModel:
     """The model of this kind trained on the unpoisoned training part (fitted once)."""
     if (dataset, kind) not in _CLEAN_MODELS:
         with tempfile.TemporaryDirectory() as tmp:
-            path = train_and_save(kind, train, c, Path(tmp))
+            path, _ = _fitted(kind, train, c, Path(tmp), (dataset, "clean"))
             _CLEAN_MODELS[dataset, kind] = load_audit_model(path, contract=c)
     return _CLEAN_MODELS[dataset, kind]
 
@@ -305,9 +337,8 @@ def run_case(
         )
         data, n_poisoned = res.data, len(res.poisoned_rows)
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        path = train_and_save(kind, data, c, Path(tmp))
-        fit_s = time.perf_counter() - t0
+        key = (dataset, case.trigger, case.rate, case.target, case.source, case.n_rows)
+        path, fit_s = _fitted(kind, data, c, Path(tmp), key)
         model = load_audit_model(path, contract=c)
         t0 = time.perf_counter()
         result = audit_model(model, ref, checks=["backdoor"])
@@ -364,7 +395,16 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=2026, help="seed of the random cases")
     ap.add_argument("--only-random", action="store_true", help="skip the fixed cases")
+    ap.add_argument("--only", default=None, help="run only the cases whose name contains this text")
+    ap.add_argument(
+        "--model-cache",
+        type=Path,
+        default=None,
+        help="keep the trained models here and re-use them on the next run (probe work)",
+    )
     args = ap.parse_args()
+    global MODEL_CACHE
+    MODEL_CACHE = args.model_cache
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
     models = ["lightgbm"] if args.quick else [m.strip() for m in args.models.split(",")]
@@ -376,6 +416,8 @@ def main() -> None:
         train, ref, c = load(ds)
         fixed = [] if args.only_random else CASES[ds]
         for case in fixed + [case for d, case in drawn if d == ds]:
+            if args.only is not None and args.only not in case.name:
+                continue
             kinds = list(models)
             if case.clean and not (args.quick or args.no_deep):
                 kinds += list(DEEP)
