@@ -176,3 +176,35 @@ def test_admits_is_cached_and_read_only():
     first = t.admits(0, 1.0)
     assert t.admits(0, 1.0) is first and not first.flags.writeable
     assert t.admits(0, 3.0).tolist() == [True, False, False, False, True]
+
+
+def test_xgboost_covers_are_hessians_at_the_rebuilt_margins(fraud):
+    """The routed and planted-copies tests weigh rows by p (1 - p) at the margin before each
+    tree, rebuilt from the leaf values and the model's scores: it is XGBoost's own margin, and
+    the training rows' weights summed per leaf are the covers the trees store (no
+    approximation; what limits those tests on XGBoost is the held-out clean rows)."""
+    xgb = pytest.importorskip("xgboost")
+    from tabguard.model_audit._backdoor import _Routing
+
+    train, _, contract = fraud
+    X = categorical_frame(train, contract)
+    m = xgb.XGBClassifier(
+        n_estimators=20, max_depth=4, enable_categorical=True, n_jobs=1, random_state=0
+    ).fit(X, train["is_fraud"])
+    ens = read_trees(m, list(X.columns))
+    assert ens is not None
+    Xn = _codes(X)
+    routing = _Routing(ens, Xn, m.predict_proba(X)[:, 1])
+    w = routing.weights()
+    assert w is not None and w.shape == (len(X), 20)
+    dm = xgb.DMatrix(X, enable_categorical=True)
+    for t in (1, 7, 19):
+        margin = m.get_booster().predict(dm, output_margin=True, iteration_range=(0, t))
+        q = 1.0 / (1.0 + np.exp(-margin))
+        np.testing.assert_allclose(w[:, t], q * (1.0 - q), rtol=1e-4)
+    leaves = routing.leaves()
+    for t in (0, 10, 19):
+        tree = ens.trees[t]
+        cover = np.bincount(leaves[:, t], weights=w[:, t], minlength=len(tree.feature))
+        lf = tree.leaves()
+        np.testing.assert_allclose(cover[lf], tree.count[lf], rtol=1e-4)

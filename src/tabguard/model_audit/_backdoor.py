@@ -1509,7 +1509,11 @@ class _Routing:
         """Per clean row and tree, the weight a training row there adds to the tree's counts:
         None where counts are rows (LightGBM, scikit-learn); XGBoost's covers are hessians
         p (1 - p) at the margin before the tree, rebuilt from the leaf values and the model's
-        own scores (the base margin is their difference)."""
+        own scores (the base margin is their difference). Exact, not an approximation: it is
+        XGBoost's own margin (``predict(output_margin=True, iteration_range=(0, t))``), and
+        the training rows' weights summed per leaf are the stored covers. What blurs the
+        routed ratio on XGBoost is that the clean rows are held out (docs/benchmarks.md,
+        planted copies in hessian units)."""
         if self.ens.source != "xgboost":
             return None
         if self._weights is None:
