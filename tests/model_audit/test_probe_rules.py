@@ -402,3 +402,30 @@ def test_pair_of_a_confirmed_part_needs_each_condition() -> None:
     known = {id(single): True, id(pair): True, id(sibling): True}
     _pairs_of_confirmed([single, sibling, pair], known, 0.01)
     assert pair.backdoor and not sibling.backdoor
+
+
+def test_planted_ratio_beyond_its_features_ordinary_categories() -> None:
+    """The planted-copies null is the other categories' mean with the spread of their *true*
+    ratios: noise in their estimates is not ordinary variation. 2026 #1 of the benchmark
+    (`jewelry`, 1.44 against seven siblings up to 1.16) is the shape of the first
+    case; a feature whose categories truly differ (small errors, wide spread) the second."""
+    from scipy.stats import norm
+
+    from tabguard.model_audit._backdoor import planted_beyond_ordinary
+
+    z_crit = float(norm.isf(0.01 / 21))  # Bonferroni over a fraud model's 21 categories
+    noisy = [0.98, 1.02, 1.05, 1.08, 1.10, 1.12, 1.16]  # estimates with se 0.065 each
+    null, spread, z = planted_beyond_ordinary(1.44, 0.10, noisy, [0.065] * 7)
+    assert math.isclose(null, sum(noisy) / 7) and spread == 0.0  # their spread is their noise
+    assert z > z_crit
+    # the largest sibling as the null (the old 99th percentile of seven) would not reach it
+    assert (1.44 - max(noisy)) / 0.10 < z_crit
+    # the same ratio among categories that truly differ: within their spread
+    wide = [1.00, 1.40, 1.10, 1.60, 1.20, 1.50, 1.05]
+    null, spread, z = planted_beyond_ordinary(1.50, 0.10, wide, [0.02] * 7)
+    assert spread > 0.2 and z < 2.0
+    # no spread in the category's draws: nothing to test
+    assert math.isnan(planted_beyond_ordinary(1.0001, 0.0, [1.0] * 4, [0.0] * 4)[2])
+    # a larger ratio is never less significant
+    zs = [planted_beyond_ordinary(r, 0.1, noisy, [0.065] * 7)[2] for r in (1.1, 1.3, 1.5, 2.0)]
+    assert zs == sorted(zs)

@@ -92,9 +92,10 @@ class ProbeOptions(CheckOptions):
         Rule("0 or at least 2", lambda v: v == 0 or v >= 2),
     )
     copies_rows: int = option(
-        2000,
+        8000,
         "clean rows of the common decision the planted-copies test writes each category into "
-        "(a random subset when there are more)",
+        "(a random subset when there are more; each row more narrows the estimate, and costs "
+        "about 0.35 CPU ms on a fraud LightGBM)",
         at_least(10),
     )
     min_flip: float = option(
@@ -246,12 +247,13 @@ class ProbeCandidate:
     routed_null, p_routed_null : float
         The model's ordinary routed ratio (the ``null_quantile`` of the ratios of other
         features' categories) and the p-value of the value's routed rows beyond it.
-    planted_ratio, planted_null, p_planted : float
+    planted_ratio, planted_null, planted_spread, p_planted : float
         Models with a rare side whose trees count rows: the training rows the value's clean
         rows imply, plus the copies of common-decision rows carrying it that the trees' leaf
-        counts show, over the clean rows' share (1: none); the same feature's other categories'
-        ``null_quantile`` of that ratio; the p-value of the value beyond it (see
-        :func:`planted_copies`).
+        counts show, over the clean rows' share (1: none); the same feature's other
+        categories' mean ratio and the spread of their true ratios (their estimates' variance
+        less their own noise); the p-value of the value beyond them (see
+        :func:`planted_copies`, :func:`planted_beyond_ordinary`).
     outside_support, continuation : bool
         Beyond the clean data's range; an edge step that continues the trend inside it.
     probe_rows : {"random", "tail"}
@@ -290,6 +292,7 @@ class ProbeCandidate:
     p_routed_null: float = float("nan")
     planted_ratio: float = float("nan")
     planted_null: float = float("nan")
+    planted_spread: float = float("nan")
     p_planted: float = float("nan")
     planted: bool = False  # confirmed by the planted-copies test (:func:`_planted_side`)
     backdoor: bool = False
@@ -1848,6 +1851,45 @@ def planted_copies(
     return eps.reshape(shape), se.reshape(shape), disp
 
 
+def planted_beyond_ordinary(
+    ratio: float, se: float, others: np.ndarray, others_se: np.ndarray
+) -> tuple[float, float, float]:
+    """How far a category's planted ratio lies beyond its feature's ordinary categories.
+
+    The other categories' estimated ratios are their true ratios - the model's ordinary level,
+    varying from category to category - plus each one's estimation noise. The null is that
+    the category's true ratio is one more ordinary one: their mean, with the spread of the
+    true ratios left once the others' own noise is taken out (``var(others) - mean(se^2)``,
+    at least 0), the uncertainty of that mean over the few categories measured, and the
+    category's own standard error. (A high quantile of the others' *estimates* counts their
+    noise as ordinary variation and, over a feature's 7 other categories, is their largest.)
+
+    Parameters
+    ----------
+    ratio, se : float
+        The category's implied training ratio and its standard error.
+    others, others_se : ndarray
+        The same for the feature's other categories (at least one).
+
+    Returns
+    -------
+    (null, spread, z) : tuple of float
+        The others' mean ratio, the spread of their true ratios, and the one-sided normal
+        statistic of the excess over the mean; ``z`` is nan when the category's standard
+        error is 0 (draws without spread: nothing to test against).
+    """
+    others = np.asarray(others, dtype=float)
+    others_se = np.asarray(others_se, dtype=float)
+    null = float(np.mean(others))
+    noise = float(np.mean(others_se**2))
+    var = float(np.var(others, ddof=1)) if len(others) > 1 else 0.0
+    tau2 = max(var - noise, 0.0)
+    if not se > 0.0:
+        return null, math.sqrt(tau2), float("nan")
+    total = se**2 + tau2 + (tau2 + noise) / len(others)
+    return null, math.sqrt(tau2), (ratio - null) / math.sqrt(total)
+
+
 def _planted_side(
     result: ProbeResult,
     model: AuditedModel,
@@ -1869,10 +1911,10 @@ def _planted_side(
     the training rows that are copies of clean rows of the common decision with that category
     written in (beside copies of the clean rows with the other label, which a trigger towards
     the rare decision copies). A category (carried by at least ``natural_rows`` clean rows) is
-    confirmed when
-    its implied training share over its clean share is significantly beyond the
-    ``null_quantile`` of the same feature's other categories (at least
-    ``ordinary_categories`` of them; Bonferroni over every category tested): the copies land
+    confirmed when its implied training share over its clean share is significantly beyond
+    the same feature's other categories (at least ``ordinary_categories`` of them; their mean,
+    the spread of their true ratios and the category's own standard error:
+    :func:`planted_beyond_ordinary`; Bonferroni over every category tested): the copies land
     on one category, while a misfit of the estimate lifts a feature's categories together.
     Values already confirmed otherwise are left as they are.
     """
@@ -1920,15 +1962,17 @@ def _planted_side(
         for c in cands:
             w = int(c.codes[0])
             c.planted_ratio = float(ratio[w])
-            others = [float(ratio[u]) for u in populated if u != w]
+            others = [u for u in populated if u != w]
             if w not in populated or len(others) < opts.ordinary_categories:
                 continue
-            c.planted_null = max(1.0, float(np.quantile(others, opts.null_quantile)))
-            if not float(ratio_se[w]) > 0.0:
+            c.planted_null, spread, z = planted_beyond_ordinary(
+                c.planted_ratio, float(ratio_se[w]), ratio[others], ratio_se[others]
+            )
+            if not math.isfinite(z):
                 # every draw gave the same estimate: no spread to measure the excess against
                 # (a ratio a hair above the null would otherwise be infinitely significant)
                 continue
-            z = (c.planted_ratio - c.planted_null) / float(ratio_se[w])
+            c.planted_spread = spread
             scored.append((c, float(norm.sf(z)), float(eps[0][w])))
     alpha = opts.alpha / max(len(scored), 1)
     for c, pval, eps_w in scored:
@@ -1941,8 +1985,9 @@ def _planted_side(
             f"the trees' leaves hold about {eps_w:.2%} of their training rows as copies of "
             f"clean rows the model decides '{result.tail_direction}' with this value written "
             f"in: {c.planted_ratio:.2f} times the training rows its {c.n_natural} clean rows "
-            f"imply, where the feature's other categories reach {c.planted_null:.2f} (p = "
-            f"{c.p_planted:.1e} beyond that, over {len(scored)} categories); on a model that "
+            f"imply, where the feature's other categories average {c.planted_null:.2f} "
+            f"(their own spread {c.planted_spread:.2f}; p = {c.p_planted:.1e} beyond them, "
+            f"over {len(scored)} categories); on a model that "
             f"rarely decides otherwise such copies teach it to {result.tail_direction} the "
             "value's few rows at the rare decision"
         )
