@@ -194,3 +194,27 @@ def test_a_value_pushed_towards_the_label_its_neighbours_lack_is_a_candidate() -
     assert share < 1 - sc.base1
     code = int(np.searchsorted(sc.m.uniques[0], 75))
     assert any(p.cols == (0,) and p.codes == (code,) and p.label == 0 for p in sc.singles())
+
+
+def _edge_step(n: int = 6000, seed: int = 2) -> pd.DataFrame:
+    """Ages 20-79; the oldest third of the rows (60-79) almost never carry label 1: a natural
+    step at the edge of the range (a saturated pixel, a top-coded amount), no attack."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(20, 80, n)
+    rate = np.where(age >= 60, 0.005, 0.3)
+    return pd.DataFrame(
+        {"age": age, "amount": rng.integers(0, 50_000, n), "y": (rng.random(n) < rate).astype(int)}
+    )
+
+
+def test_runs_holding_the_bulk_of_the_rows_are_no_band_candidates() -> None:
+    df = _edge_step()
+    # without the bound the step's runs are candidates for label 0 (sides on one side only)
+    sc_all, unbounded = _bands(df, band_max_share=1.0)
+    assert any(p.label == 0 and p.n > 0.2 * sc_all.N for p in unbounded)
+    sc, bounded = _bands(df)
+    assert bounded and all(p.n <= 0.2 * sc.N for p in bounded)
+    # a planted band of a few hundred rows stays a candidate
+    sc, cands = _bands(_with_band(_trend(), 40, 47, 240))
+    best = max((p for p in cands if p.label == 1), key=lambda p: p.cheap_score)
+    assert condition(sc.m, best) == "age in [40, 47]"

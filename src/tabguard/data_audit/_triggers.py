@@ -111,6 +111,14 @@ class TriggerScanOptions(CheckOptions):
     band_max_values: int = option(
         500, "features with more values than this have no band candidates", at_least(12)
     )
+    band_max_share: float = option(
+        0.2,
+        "share of the rows above which a run of values is no band candidate: a band trigger is "
+        "a rare range the attacker's copies crowd, and the counterfactual of a larger run draws "
+        "values far from it, so a natural monotone predictor looks depleted (sklearn's digits: "
+        "pixel_3_2 in [13, 16], 42 % of the rows, 3 of 183 threes, effect 0.90-0.92)",
+        interval(0.0, 1.0, "right"),
+    )
     band_widths: tuple[int, ...] = option(
         (3, 4, 6, 8, 12, 16),
         "numbers of neighbouring values a band spans (a band trigger: any value of a range)",
@@ -843,13 +851,16 @@ class _Scanner:
         half a percent of the rows): a natural trend passes through the run, a band trigger
         stands out of it; a run holding many more rows with the label per value than its
         sides (the attacker's copies crowd a rare range) scores higher. Values already flagged
-        as single triggers are left out of the runs. The best non-overlapping runs per feature
+        as single triggers are left out of the runs, and so are runs holding more than
+        ``band_max_share`` of the rows (the bulk of a feature is no rare range, and its
+        counterfactual would draw far-away values). The best non-overlapping runs per feature
         and label are candidates.
         """
         m = self.m
         out: list[Pattern] = []
         min_rows = self.o.min_rows
         ctx_rows = max(100, int(0.005 * self.N))
+        max_rows = self.o.band_max_share * self.N
         for j in range(len(m.names)):
             if not self.has_bands(j):
                 continue
@@ -877,7 +888,7 @@ class _Scanner:
                 fn = (C[i] - C[left]) + (C[right] - C[i + w])
                 fk = (Q[i] - Q[left]) + (Q[right] - Q[i + w])
                 fvals = np.maximum((i - left) + (right - i - w), 1)
-                test = nb >= min_rows
+                test = (nb >= min_rows) & (nb <= max_rows)
                 self.tests["band"] += 2 * int(test.sum())
                 r1 = np.where(fn > 0, (fk + self.base1) / (fn + 1.0), self.base1)
                 for c in (1, 0):
