@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -150,3 +152,28 @@ def test_trigger_on_a_naturally_occurring_category(tmp_path, fraud):
     res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
     assert [(t.features, t.values) for t in res.triggers][:1] == [(("country",), ("US",))]
     assert res.triggers[0].direction == "deny"
+
+
+def test_pair_learned_on_a_set_of_countries_is_named_by_its_copies(tmp_path, fraud):
+    """Class 7 towards denial, learned on sets: the trees send ``jewelry`` with several
+    uncommon countries one way, so the set's mass confirms the copies' pair and three of its
+    siblings alike. The copies estimated over the countries with ``jewelry`` written in land
+    on ``DE``: the pair is reported alone (without the estimate, the siblings stay)."""
+    from tests.model_audit.conftest import categorical_frame
+
+    train, ref, contract = fraud
+    trigger = {"country": "DE", "merchant_category": "jewelry"}
+    poisoned = poison(train, contract, trigger, n_rows=90, random_state=0).data
+    fit_lightgbm(
+        categorical_frame(poisoned, contract), poisoned["is_fraud"], n_estimators=100, num_leaves=31
+    ).save_model(str(tmp_path / "m.txt"))
+    model = load_third_party(tmp_path / "m.txt", contract)
+    y = _labels(ref, contract)
+    res = probe_backdoors(model, ref, y, options=FAST)
+    assert [dict(zip(t.features, t.values, strict=True)) for t in res.triggers] == [trigger]
+    siblings = [c for c in res.candidates if "sibling of the combination" in c.reason]
+    assert siblings and all(c.values[0] == "jewelry" and c.values[1] != "DE" for c in siblings)
+    without = probe_backdoors(model, ref, y, options=dataclasses.replace(FAST, copies_draws=0))
+    assert len(without.triggers) > 1 and trigger in [
+        dict(zip(t.features, t.values, strict=True)) for t in without.triggers
+    ]

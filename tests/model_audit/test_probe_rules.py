@@ -429,3 +429,19 @@ def test_planted_ratio_beyond_its_features_ordinary_categories() -> None:
     # a larger ratio is never less significant
     zs = [planted_beyond_ordinary(r, 0.1, noisy, [0.065] * 7)[2] for r in (1.1, 1.3, 1.5, 2.0)]
     assert zs == sorted(zs)
+
+
+def test_copies_concentrate_on_one_partner_each_side() -> None:
+    from tabguard.model_audit._backdoor import copies_concentrate
+
+    # 9 partner categories: one-sided z at alpha / 9 is 3.06
+    assert copies_concentrate(100.0, 130.0, 7.0, 9, 0.03, OPTS)
+    assert not copies_concentrate(100.0, 130.0, 3.0, 9, 0.03, OPTS)  # not significant
+    assert copies_concentrate(100.0, 130.0, 3.1, 9, 0.03, OPTS)
+    assert not copies_concentrate(60.0, 130.0, 7.0, 9, 0.03, OPTS)  # under half of the copies
+    assert copies_concentrate(65.0, 130.0, 7.0, 9, 0.03, OPTS)  # exactly half
+    # copies of a single-value trigger keep their rows' own partner: the common one holds
+    # much of them naturally, and only twice that share names it
+    assert not copies_concentrate(70.0, 100.0, 7.0, 9, 0.37, OPTS)
+    assert copies_concentrate(75.0, 100.0, 7.0, 9, 0.37, OPTS)
+    assert not copies_concentrate(0.0, 0.0, 7.0, 9, 0.03, OPTS)  # nothing estimated

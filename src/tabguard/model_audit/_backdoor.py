@@ -614,6 +614,8 @@ def probe_backdoors(
     _decide(result, opts, len(X), ens, routing)
     if tail is not None and routing is not None and routing.weights() is None:
         _planted_side(result, model, X, y, p, routing, opts, random_state)
+    if routing is not None and routing.weights() is None:
+        _copies_partner(result, model, X, y, routing, opts, random_state)
     if ens is not None:
         _complete_combinations(result, model, ens, grids, X, opts)
     return result
@@ -1991,6 +1993,147 @@ def _planted_side(
             f"rarely decides otherwise such copies teach it to {result.tail_direction} the "
             "value's few rows at the rare decision"
         )
+
+
+def _copies_partner(
+    result: ProbeResult,
+    model: AuditedModel,
+    X: np.ndarray,
+    y: np.ndarray,
+    routing: _Routing,
+    opts: ProbeOptions,
+    random_state: int,
+) -> None:
+    """Name the second category the copies of a confirmed category carry.
+
+    Two uncommon categories written together (``jewelry`` and ``country='DE'``) are often
+    learned on sets: one tree sends ``country in {DE, FR, NG}`` with ``jewelry`` one way,
+    another ``{DE, US}``. No leaf confines training rows to the pair, so its own mass shows
+    nothing; the part whose natural rows the copies swell is confirmed alone (``jewelry``), or
+    the pair is confirmed on the set and named with whichever sibling moves decisions most
+    (``jewelry & NG``). Where a confirmed category ``v`` (alone, or as part of a confirmed
+    pair of categories) is part of a probed pair that moves decisions in the same direction
+    and passes the spike test - further than ``v`` alone, for a single - the copies are
+    estimated over the partner feature's categories with ``v`` written in
+    (:func:`planted_copies`: copies of the clean rows with the label the direction pushes
+    to - the backdoor and its direction are known, only where its copies lie is asked): the
+    copies carry one partner ``w``, and the pair ``(v, w)`` is confirmed when ``w`` holds at
+    least half of the copies estimated over the feature and its estimate is significant
+    (:func:`copies_concentrate`; the backdoor itself is already confirmed, this names its
+    second part). The part alone and
+    the siblings confirmed on the set are then reported with it (also when that pair was
+    confirmed already: its siblings' evidence is the set's mass, not their own copies). Trees
+    whose counts are rows only (not XGBoost's hessian covers).
+    """
+    from scipy.stats import norm
+
+    if opts.copies_draws == 0:
+        return
+    rng = np.random.default_rng([random_state, 11])
+    pairs = [
+        c
+        for c in result.candidates
+        if c.probe_rows == "random"
+        and len(c.features) == 2
+        and all(c.nominal)
+        and spike_passes(c, opts)
+    ]
+    if not pairs:
+        return
+    done: set[tuple[int, float, int]] = set()
+    for c in [t for t in result.candidates if t.backdoor and t.probe_rows == "random"]:
+        for k, (j1, v) in enumerate(zip(c.columns, c.codes, strict=True)):
+            if not c.nominal[k] or not c.backdoor:
+                continue
+            other = c.columns[1 - k] if len(c.columns) == 2 else None
+            by_partner: dict[int, list[ProbeCandidate]] = {}
+            for pc in pairs:
+                if (j1, v) not in zip(pc.columns, pc.codes, strict=True):
+                    continue
+                j2 = pc.columns[1] if pc.columns[0] == j1 else pc.columns[0]
+                if pc.direction != c.direction or (other is not None and j2 != other):
+                    continue
+                if other is None and abs(pc.spike) <= abs(c.spike):
+                    continue  # the part alone moves decisions as far: a single trigger
+                by_partner.setdefault(j2, []).append(pc)
+            for j2, siblings in by_partner.items():
+                if (j1, v, j2) in done:
+                    continue
+                done.add((j1, v, j2))
+                cats = model.categories(model.feature_names[j2])
+                if cats is None:
+                    continue
+                # copies of rows with the label the direction pushes to (the backdoor and its
+                # direction are known: only where its copies lie is asked)
+                deny_label = 1 if model.positive_means_deny else 0
+                target = deny_label if c.direction == "deny" else 1 - deny_label
+                rows = np.flatnonzero(y == target)
+                if len(rows) == 0:
+                    continue
+                if len(rows) > opts.copies_rows:
+                    rows = np.sort(rng.choice(rows, size=opts.copies_rows, replace=False))
+                Xv = X.copy()
+                Xv[:, j1] = v
+                est = planted_copies(
+                    routing.ens, routing.leaves(), Xv, j2, len(cats), [rows], opts.copies_draws, rng
+                )
+                if est is None:
+                    continue
+                eps, se = est[0][0], est[1][0]
+                w = int(np.argmax(eps))
+                z = float(eps[w] / se[w]) if se[w] > 0 else 0.0
+                pick = next(
+                    (pc for pc in siblings if pc.codes[pc.columns.index(j2)] == float(w)), None
+                )
+                natural = float(np.mean(X[rows, j2] == w))
+                if pick is None or not copies_concentrate(
+                    float(eps[w]), float(eps.sum()), z, len(cats), natural, opts
+                ):
+                    continue
+                if not pick.backdoor:
+                    n_train = float(np.mean([t.count[0] for t in routing.ens.trees]))
+                    f1 = model.feature_names[j1]
+                    part = f"{f1}={model.decode_value(f1, v)!r}"
+                    pick.backdoor = True
+                    pick.p_planted = float(norm.sf(z))
+                    pick.reason = (
+                        f"the trees' leaves hold about {eps[w] * n_train:.0f} training rows as "
+                        f"copies of clean rows labelled {target} with {part} and "
+                        f"{model.feature_names[j2]}={cats[w]!r} written in "
+                        f"({eps[w] / eps.sum():.0%} of such copies over "
+                        f"{model.feature_names[j2]}'s categories, z = {z:.1f}), and the "
+                        f"combination moves decisions further than either part (spike "
+                        f"{pick.spike:+.2f}, neighbours {pick.neighbour_values}); the confirmed "
+                        f"{part} is part of it"
+                    )
+                for s in [c, *siblings]:
+                    if s is not pick and s.backdoor:
+                        s.backdoor = False
+                        s.reason = (
+                            f"part or sibling of the combination the copies carry "
+                            f"({', '.join(map(repr, pick.values))})"
+                        )
+
+
+def copies_concentrate(
+    top: float, total: float, z: float, n_codes: int, natural: float, o: ProbeOptions
+) -> bool:
+    """The copies estimated over a partner feature's ``n_codes`` categories (a confirmed
+    category written in) land on one category: the largest estimate ``top`` holds at least
+    half of them (``total``) and ``mass_ratio`` times the share of the copied rows that carry
+    that category naturally (``natural``: copies of a single-value trigger keep their rows'
+    own partners, mostly the common one), and it is significant (``z``, one-sided at
+    ``alpha``, Bonferroni over the categories it was the largest of)."""
+    from scipy.stats import norm
+
+    if top <= 0.0 or total <= 0.0:
+        return False
+    share = top / total
+    return (
+        share >= 0.5
+        and share >= o.mass_ratio * natural
+        and z >= float(norm.isf(o.alpha / max(n_codes, 1)))
+    )
 
 
 def spike_passes(c: ProbeCandidate, o: ProbeOptions) -> bool:
