@@ -232,6 +232,21 @@ class TriggerScanOptions(CheckOptions):
         "give the quantile",
         at_least(100),
     )
+    written_share: float = option(
+        0.5,
+        "share of a value's rows that must look written in place - their other features "
+        "distributed like a source population's (every row, or the rows of one label), beyond "
+        "what the feature's other values show - for the value to be confirmed as written "
+        "without label or copy evidence (a block written into fewer rows than the value's "
+        "natural carriers leaves the value to its natural label)",
+        interval(0.0, 1.0, "neither"),
+    )
+    context_min_rows: int = option(
+        30,
+        "rows a value needs for the context of its rows to be measured (the values tested as "
+        "written in place, and the other values of the feature that give the null)",
+        at_least(5),
+    )
     # -- candidates and reporting -----------------------------------------------------------------
     pair_log_odds: float = option(
         1.0,
@@ -307,13 +322,20 @@ class Pattern:
     band_skip: tuple[int, ...] = ()
     scored_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS, repr=False)
     scored_q: np.ndarray = field(default_factory=lambda: _NO_Q, repr=False)
+    # written in place, shown by the rest of the row (context_mixture): the share of the
+    # rows distributed like the source population, the feature's other values' (the null),
+    # the source and the p-value of the share beyond the null
+    context_share: float = math.nan
+    context_null: float = math.nan
+    context_source: str = ""
+    p_context: float = 1.0
 
     def reset_evidence(self) -> None:
         """Forget the evidence (before testing again)."""
         self.flagged = self.written = False
         self.p_twin = self.twin_share = self.twin_share_baseline = None
         self.twin_exact = self.twin_tolerant = False
-        self.p = self.p_label = 1.0
+        self.p = self.p_label = self.p_context = 1.0
 
     @property
     def all_cols(self) -> tuple[int, ...]:
@@ -414,6 +436,7 @@ class _Scanner:
         self._tolerant_tables: dict[int, np.ndarray] = {}
         self._tolerant_counts: dict[int, tuple[np.ndarray, ...]] = {}
         self.confirmed: list[Pattern] = []  # triggers confirmed (see attributed_rows)
+        self._context: dict[int, dict[str, np.ndarray]] = {}
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
         self.twin_budget = int(min(max(5e10 / cost, 4), 120))
@@ -1502,6 +1525,150 @@ class _Scanner:
         cut = float(np.quantile(score[len(p.rows) :], self.o.written_consistency))
         return p.rows[score[: len(p.rows)] > cut]
 
+    #: source populations a block of rows may have been drawn from (label: None = any)
+    SOURCES: ClassVar[tuple[tuple[str, int | None], ...]] = (
+        ("every row", None),
+        ("rows with label 0", 0),
+        ("rows with label 1", 1),
+    )
+
+    def context_stats(self, j: int) -> dict[str, np.ndarray]:
+        """How much of each value's rows of feature ``j`` has the context of a source
+        population: per value id with at least ``context_min_rows`` rows and per source
+        (:attr:`SOURCES`), the rows scored (``n``), those scoring at or under the median of the
+        source's rows (``k``) and the share of the source's rows there (``F``).
+
+        The score of a row is a naive-Bayes log ratio of "the row carries the value" against
+        "the row is of the source", from the other coded features (categories, numeric
+        features of at most 20 values; amounts are left out as in :meth:`consistent_rows`),
+        each row's own count left out of the tables. The score only ranks rows; under a
+        mixture "a share ``w`` of the value's rows drawn from the source, the rest natural
+        carriers", ``k / (n F) >= w`` on any set of scores, and low scores are where the source
+        has its rows and natural carriers with a context of their own have none. Rows are
+        sampled: all of the value's (at most ``consistency_sample``) and the source's rows among
+        ``consistency_sample`` random ones.
+        """
+        if j in self._context:
+            return self._context[j]
+        o, m = self.o, self.m
+        cnt = m.counts[j]
+        values = np.flatnonzero((cnt >= o.context_min_rows) & ~m.breaks_contract[j])
+        ctx = [g for g in range(len(m.names)) if g != j and not self.fine[g]]
+        out: dict[str, np.ndarray] = {
+            "values": values,
+            "n": np.zeros((len(values), len(self.SOURCES))),
+            "k": np.zeros((len(values), len(self.SOURCES))),
+            "F": np.ones((len(values), len(self.SOURCES))),
+            "m": np.zeros((len(values), len(self.SOURCES))),
+        }
+        self._context[j] = out
+        if len(values) < 2 or not ctx:
+            return out
+        rng = np.random.default_rng(self.ctx.random_state + 11)
+        cap = o.consistency_sample
+        code = m.codes[:, j].astype(np.int64)
+        y = self.y.astype(np.int64)
+        K = len(cnt)
+        # Cross-fitted: the tables of one half of the rows score the other half. Leaving a
+        # row's own count out instead scores the value's rows lower than the source's rows of
+        # the same context, and a value independent of the rest of the row looked more like
+        # its source than the source itself (fraud country='PT': 1.05).
+        half = rng.random(self.n) < 0.5
+        # per context feature: its codes (missing as a code of its own) and, per half, the
+        # counts of (value of j, code, label)
+        cols, tables = [], []
+        for g in ctx:
+            cg = m.codes[:, g].astype(np.int64)
+            G = len(m.counts[g]) + 1
+            cg = np.where(cg < 0, G - 1, cg)
+            key = (code * G + cg) * 2 + y
+            per_half = []
+            for h in (False, True):
+                ok = (code >= 0) & (half == h)
+                per_half.append(
+                    np.bincount(key[ok], minlength=K * G * 2).reshape(K, G, 2).astype(float)
+                )
+            cols.append(cg)
+            tables.append(per_half)
+        sample = np.sort(rng.choice(self.n, min(cap, self.n), replace=False))
+        alpha = 0.5
+        for i, v in enumerate(values):
+            mine = np.flatnonzero(code == v)
+            if len(mine) > cap:
+                mine = np.sort(rng.choice(mine, cap, replace=False))
+            others = sample[code[sample] != v]
+            for s, (_, label) in enumerate(self.SOURCES):
+                src = others if label is None else others[y[others] == label]
+                if len(src) < o.context_min_rows:
+                    continue
+                rows = np.concatenate([mine, src])
+                other_half = ~half[rows]  # the half whose tables score each row
+                score = np.zeros(len(rows))
+                for cg, per_half in zip(cols, tables, strict=True):
+                    c = cg[rows]
+                    for h, t in zip((False, True), per_half, strict=True):
+                        at = other_half == h
+                        G = t.shape[1]
+                        nv_g = t[v].sum(axis=1)
+                        if label is None:
+                            ns_g = t.sum(axis=(0, 2)) - nv_g
+                        else:
+                            ns_g = t[:, :, label].sum(axis=0) - t[v, :, label]
+                        cc = c[at]
+                        score[at] += np.log((nv_g[cc] + alpha) / (nv_g.sum() + alpha * G))
+                        score[at] -= np.log((ns_g[cc] + alpha) / (ns_g.sum() + alpha * G))
+                s_v, s_src = score[: len(mine)], score[len(mine) :]
+                cut = float(np.median(s_src))
+                out["n"][i, s] = len(mine)
+                out["m"][i, s] = len(src)
+                out["k"][i, s] = float(np.sum(s_v <= cut))
+                out["F"][i, s] = float(np.mean(s_src <= cut))
+        return out
+
+    def context_mixture(self, p: Pattern) -> None:
+        """Measure whether the rows of single value ``p`` were written in place into rows of a
+        source population (sets ``p.context_share``, ``context_null``, ``context_source`` and
+        ``p_context``; see :func:`written_context_evidence`).
+
+        The share of the value's rows with the source's context (:meth:`context_stats`) is
+        compared with what the feature's other values (at least ``context_min_rows`` rows)
+        give in the same test, the null: their largest share ``r0`` (each with one row of
+        doubt added: a value of 30 rows measured at 0 is not known to be 0). The value is
+        tested for a share of at least ``r0 + written_share (1 - r0)``: a written block of
+        ``written_share`` of its rows on top of natural carriers behaving like the other
+        values. Binomial tail of the rows at or under the source's median; Bonferroni over the
+        sources.
+        """
+        j, v = p.cols[0], p.codes[0]
+        st = self.context_stats(j)
+        where = np.flatnonzero(st["values"] == v)
+        if not len(where) or len(st["values"]) < 2:
+            return
+        i = int(where[0])
+        n, k, F, m = st["n"], st["k"], st["F"], st["m"]
+        best, chosen = 1.0, -1
+        for s in range(len(self.SOURCES)):
+            other = np.flatnonzero((np.arange(len(n)) != i) & (n[:, s] > 0))
+            if n[i, s] <= 0 or not len(other):
+                continue
+            share = (k[:, s] + 1.0) / (n[:, s] + 2.0) / np.maximum(F[:, s], 1e-12)
+            r0 = min(float(share[other].max()), 1.0)
+            target = r0 + self.o.written_share * (1.0 - r0)
+            # the share at or under the source's median against target * F, F measured on
+            # the source's sampled rows (its own error counts: a large value is measured as
+            # precisely as F is)
+            got = k[i, s] / n[i, s]
+            f = F[i, s]
+            var = got * (1.0 - got) / n[i, s] + target**2 * f * (1.0 - f) / max(m[i, s], 1.0)
+            pv = float(stats.norm.sf((got - target * f) / math.sqrt(max(var, 1e-12))))
+            if chosen < 0 or pv < best:
+                best, chosen = pv, s
+                p.context_share = float(k[i, s] / n[i, s] / max(F[i, s], 1e-12))
+                p.context_null = r0
+        if chosen >= 0:
+            p.context_source = self.SOURCES[chosen][0]
+            p.p_context = min(1.0, best * len(self.SOURCES))
+
     def other_label_copies(self, p: Pattern, others: np.ndarray) -> np.ndarray:
         """The rows of ``others`` (a confirmed pattern's rows with the other label) that are
         copies of a row outside the pattern: equal on every other feature (large data with
@@ -1810,6 +1977,22 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
         if not p.flagged and not math.isnan(p.effect) and written_label_evidence(p, opts):
             p.flagged = p.written = True
             sc.attribute(p)
+    # Written in place into rows that already had the label (clean-label) or camouflaged
+    # beyond what labels show: the rest of the row, where labels point the way
+    for p in patterns:
+        if (
+            not p.flagged
+            and not math.isnan(p.effect)
+            and p.family == "single"
+            and not sc.fine[p.cols[0]]
+            and p.n >= opts.context_min_rows
+            and label_hint(p, opts)
+        ):
+            sc.context_mixture(p)
+            if written_context_evidence(p, opts):
+                p.flagged = p.written = True
+                p.p = p.p_context
+                sc.attribute(p)
 
 
 @register_check
@@ -1868,6 +2051,23 @@ def written_label_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     # the effect with the expected count at its lower bound (scaled from a scored sample)
     low = p.expected_other - o.camouflage_z * p.expected_se
     return low > 0 and 1.0 - (1.0 - p.effect) * p.expected_other / low >= o.camouflage_effect
+
+
+def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
+    """A single value written in place, shown by the rest of its rows: its labels hint at a
+    trigger (:func:`label_hint`) and more of its rows have the context of a source population
+    (every row, or the rows of one label) than the feature's other values show, by at least
+    ``written_share`` of the rest, significantly after correction (``p_context`` at most
+    ``p.threshold``; :meth:`_Scanner.context_mixture`).
+
+    An attacker writes the value into rows drawn from a population, so their other features
+    are distributed like that population's; natural carriers of a value have a context of
+    their own (a repayment delay of 4 months sits in a chain of delays), like the other values
+    of the feature. Where every value of a feature is independent of the rest of the row, the
+    null is as high as the written share can be, and nothing is confirmed this way. Applied
+    after the copy checks and the label rules; every row of such a pattern is suspect but the
+    natural carriers (:meth:`_Scanner.consistent_rows`)."""
+    return label_hint(p, o) and p.p_context <= p.threshold
 
 
 def borrowed_written_evidence(p: Pattern, flagged: list[Pattern]) -> bool:
