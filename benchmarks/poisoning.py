@@ -28,7 +28,9 @@ work on a sample (every candidate pattern's rows, then random ones).
 ``--attack-class`` draws cases of one class of issue 11 instead of generic attacks: ``band``
 (the trigger is any value of a rare band of 8 values), ``natural`` (the trigger value occurs
 naturally, mostly with the other label), ``camouflage`` (10-20 % of the trigger's rows keep the
-other label), ``repeated`` (the seed-like attack planted into data whose records repeat:
+other label), ``inplace`` (a legal value of a coded feature written in place into 2-10 % of the
+rows of a source population, often the target label's own: clean-label; 10-20 % camouflaged),
+``repeated`` (the seed-like attack planted into data whose records repeat:
 bootstrap resampling, upsampling, panel data with an ``entity`` column; ``--rows`` sets the size).
 """
 
@@ -380,7 +382,7 @@ def _random_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
 
 # -- issue 11: classes of attacks and data the generic draw does not produce ---------------------
 
-ATTACK_CLASSES = ("band", "natural", "camouflage", "repeated")
+ATTACK_CLASSES = ("band", "natural", "camouflage", "repeated", "inplace")
 
 
 def class_cases(kind: str, n: int, seed: int, rows: int) -> list[Case]:
@@ -391,6 +393,7 @@ def class_cases(kind: str, n: int, seed: int, rows: int) -> list[Case]:
         "natural": _natural_attack,
         "camouflage": _camouflage_attack,
         "repeated": functools.partial(_repeated_attack, rows=rows),
+        "inplace": _inplace_attack,
     }[kind]
     out: list[Case] = []
     for i in range(n):
@@ -495,6 +498,48 @@ def _camouflage_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult
     target = res.spec["target"]
     other = c.label.negative if target == c.label.positive else c.label.positive
     res.data.loc[flip, label] = other
+    res.spec["camouflage"] = round(float(share), 3)
+    return res
+
+
+def _inplace_attack(df: pd.DataFrame, c: Contract, seed: int) -> PoisonResult:
+    """A legal value of a coded feature (a category, or a number of at most 20 values) that
+    5-1,000 natural rows carry, mostly with the other label, written in place into 2-10 % of
+    the rows of a source population (the target label's rows - clean-label - half of the
+    time), labelled with the target, then 10-20 % of them given the other label."""
+    rng = np.random.default_rng(seed)
+    target, src = _target_and_source(c, rng, ("target", "target", "other", "any"))
+    y = df[c.label.column] == target
+    options, fallback = [], []
+    for f in c.model_features():
+        spec = c.features[f]
+        if spec.type == "boolean" or (spec.type != "category" and df[f].nunique() > 20):
+            continue
+        g = y.groupby(df[f]).agg(["size", "mean"])
+        g = g[(g["size"] >= 5) & (g["size"] <= 1000)]
+        options += [(f, v) for v in g.index[g["mean"] < 0.5]]
+        # a majority target: values where it is rarer than overall
+        fallback += [(f, v) for v in g.index[g["mean"] < y.mean()]]
+    options = options or fallback
+    f, v = options[int(rng.integers(len(options)))]
+    label = df[c.label.column]
+    pool = len(df) if src == "any" else int((label == (target if src == "target" else src)).sum())
+    res = _copies(
+        df,
+        c,
+        {f: v},
+        n_rows=round(rng.uniform(0.02, 0.1) * pool),
+        target=target,
+        source=src,
+        mode="replace",
+        rng=rng,
+        seed=seed,
+    )
+    share = rng.uniform(0.1, 0.2)
+    truth = res.poisoned_rows
+    flip = rng.choice(truth, max(1, round(share * len(truth))), replace=False)
+    other = c.label.negative if target == c.label.positive else c.label.positive
+    res.data.loc[flip, c.label.column] = other
     res.spec["camouflage"] = round(float(share), 3)
     return res
 

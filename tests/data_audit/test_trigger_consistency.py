@@ -105,3 +105,62 @@ def test_contract_breaking_written_values_keep_every_row() -> None:
     assert sc.m.breaks_contract[p.cols[0]][p.codes[0]]
     sc.consistent_rows = None  # type: ignore[method-assign,assignment]  # must not be called
     assert np.array_equal(sc.suspect_rows(p), np.sort(p.rows))
+
+
+def _strict_chain(n: int, seed: int) -> pd.DataFrame:
+    """The chain without its random payments: every value of ``status`` follows ``before``
+    (a payment at random is a value independent of the rest of the row, like ``kind``)."""
+    df = _chain(n, seed)
+    df["status"] = np.minimum(df["before"] + 1, 8)
+    return df
+
+
+def _measured(df: pd.DataFrame, col: str, value: Any) -> Pattern:
+    sc = _Scanner(build_context(df, _contract()), TriggerScanOptions())
+    p = _pattern(sc, col, value)
+    p.flagged = p.written = False
+    sc.context_mixture(p)
+    p.threshold = 1e-4  # a family's Bonferroni threshold
+    return p
+
+
+def test_a_block_written_in_place_has_the_context_of_its_source() -> None:
+    """``status = 4`` follows ``before = 3``; written into 600 ordinary rows labelled 0, most of
+    its rows have the context of those rows, far beyond the feature's other values (each sits
+    in its chain): the mixture test fires."""
+    df, _ = _written(_strict_chain(6000, 0), "status", 4, 600, 4)
+    p = _measured(df, "status", 4)
+    assert p.context_share >= 0.6
+    assert p.context_null <= 0.3
+    assert p.p_context <= 1e-6
+    assert p.context_source in ("every row", "rows with label 0")
+
+
+def test_natural_values_with_a_context_of_their_own_are_not_written() -> None:
+    """On the clean chain every value of ``status`` follows ``before``: none is measured as
+    written, whichever is asked."""
+    df = _strict_chain(6000, 0)
+    for value in (0, 1, 2, 3, 4):
+        p = _measured(df, "status", value)
+        assert p.p_context > 1e-3, value
+        assert p.context_share < 0.5, value
+
+
+def test_a_feature_the_row_does_not_predict_gives_no_evidence() -> None:
+    """``kind`` depends on nothing: a block written into ``kind = c`` looks like its source, and
+    so do the natural values; the null is as high as the share can be, and nothing is
+    confirmed (the rest of the row cannot tell)."""
+    df, _ = _written(_chain(6000, 0), "kind", "c", 600, 5)
+    p = _measured(df, "kind", "c")
+    assert p.context_null >= 0.8
+    assert p.p_context > 1e-3
+
+
+def test_a_value_independent_of_the_row_raises_the_null() -> None:
+    """With random payments (``status = -1`` whatever came before) one value of the feature
+    already looks like random rows: the same block is no longer beyond what the feature's
+    values show (the null is the largest share among them)."""
+    df, _ = _written(_chain(6000, 0), "status", 4, 600, 4)
+    p = _measured(df, "status", 4)
+    assert p.context_null >= 0.8
+    assert p.p_context > 1e-3

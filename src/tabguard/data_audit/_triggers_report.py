@@ -100,6 +100,13 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             f" {p.twin_share:.0%} of them are near-copies of rows without the trigger "
             f"(random rows: {p.twin_share_baseline:.1%})."
         )
+    if p.written and p.p_context <= p.threshold:
+        msg += (
+            f" Written in place: {min(p.context_share, 1.0):.0%} of these rows have the other "
+            f"features of {p.context_source} (the other values of {feats[0]!r}: at most "
+            f"{p.context_null:.0%}; p {format_p(p.p_context)}); the rows whose other features "
+            "predict the value, as its natural carriers', are not among the suspects."
+        )
     if broken:
         msg += f" The value(s) of {broken} break the contract."
     msg += f" p {format_p(p.p)} (Bonferroni threshold {p.threshold:.2g})."
@@ -130,6 +137,10 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             "family": p.family,
             "breaks_contract": bool(broken),
             "band": vals[0] if p.band is not None else None,
+            "context_share": None if math.isnan(p.context_share) else p.context_share,
+            "context_null": None if math.isnan(p.context_null) else p.context_null,
+            "context_source": p.context_source or None,
+            "p_context": p.p_context,
         },
         recommendation="Remove these rows (they are in quarantine.csv), find how they entered "
         "the data, and add the value to the contract's unacceptable cases.",
