@@ -20,7 +20,6 @@ from tabguard.data_audit._triggers import (
     copies_within_fdr,
     copy_decision,
     label_hint,
-    leaning_the_other_way,
     strong_label_evidence,
     wants_copy_check,
     written_context_evidence,
@@ -265,21 +264,3 @@ def test_written_context_evidence_each_side() -> None:
     assert not written_context_evidence(pattern(**{**ctx, "p_label": 0.2}, p_context=0.0), OPTS)
     # never measured (the default): no evidence
     assert not written_context_evidence(pattern(**ctx), OPTS)
-
-
-def test_leaning_the_other_way_names_values_hinting_at_the_other_label() -> None:
-    """A value flagged on labels alone for label 0 is tested again without the values of its
-    feature whose labels hint at label 1 (its counterfactual draws them); values hinting at
-    its own label, flagged values, other features and values without a hint stay."""
-    hint = {"effect": 0.4, "excess": 0.4, "p_label": 1e-6}
-    written = pattern(cols=(2,), codes=(4,), label=0)
-    written.flagged = written.written = True
-    other = pattern(cols=(2,), codes=(5,), label=1, **hint)
-    same_label = pattern(cols=(2,), codes=(6,), label=0, **hint)
-    no_hint = pattern(cols=(2,), codes=(7,), label=1, **{**hint, "effect": 0.1, "excess": 0.1})
-    elsewhere = pattern(cols=(3,), codes=(5,), label=1, **hint)
-    flagged = pattern(cols=(2,), codes=(8,), label=1, **hint)
-    flagged.flagged = True
-    pool = [written, other, same_label, no_hint, elsewhere, flagged]
-    assert leaning_the_other_way([written], pool, OPTS) == {(2, 5)}
-    assert leaning_the_other_way([], pool, OPTS) == set()

@@ -1845,23 +1845,6 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         if not _retest_sharing_a_feature(sc, flagged, flagged, alpha, opts):
             break
         flagged = [p for p in chosen if p.flagged]
-    # A value written in place with the target label and camouflaged may stay under every rule
-    # (a common value: its natural rows dilute the effect), and still lend its label to the
-    # counterfactual of the other values of its feature: those drawing it look depleted of
-    # the other label and were named on labels alone, every row of them suspect (fraud, a
-    # country written into 1,100 legitimate rows as fraud: country='PT', 66 % of the rows,
-    # named with 12,856 of them at an effect of 0.90). Singles flagged on labels alone are
-    # tested again without the values of their feature whose labels hint at the other label.
-    on_labels = [p for p in flagged if p.p_twin is None]
-    leaning = leaning_the_other_way(on_labels, chosen, opts)
-    if leaning:
-        before, sc.excluded = sc.excluded, sc.excluded | leaning
-        for p in on_labels:
-            p.reset_evidence()
-            _label_evidence(sc, p, alpha)
-        _decide(sc, on_labels, opts)
-        sc.excluded = before
-        flagged = [p for p in chosen if p.flagged]
     evaluated = list(chosen)
     exclude = {(p.cols[0], p.codes[0]) for p in flagged}
     flagged = _dedupe([_refine(sc, p) for p in flagged])
@@ -2085,25 +2068,6 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     after the copy checks and the label rules; every row of such a pattern is suspect but the
     natural carriers (:meth:`_Scanner.consistent_rows`)."""
     return label_hint(p, o) and p.p_context <= p.threshold
-
-
-def leaning_the_other_way(
-    flagged: list[Pattern], candidates: list[Pattern], o: TriggerScanOptions
-) -> set[tuple[int, int]]:
-    """The single values, not flagged, whose labels hint at a trigger (:func:`label_hint`) for
-    the other label than a value of the same feature flagged on labels alone: the
-    counterfactual of that value draws them, and with them their label (``(feature, value
-    id)``)."""
-    other = {(p.cols[0], 1 - p.label) for p in flagged if len(p.cols) == 1}
-    return {
-        (q.cols[0], q.codes[0])
-        for q in candidates
-        if len(q.cols) == 1
-        and not q.flagged
-        and (q.cols[0], q.label) in other
-        and not math.isnan(q.effect)
-        and label_hint(q, o)
-    }
 
 
 def borrowed_written_evidence(p: Pattern, flagged: list[Pattern]) -> bool:
