@@ -20,6 +20,7 @@ from tabguard.data_audit._triggers import (
     copies_within_fdr,
     copy_decision,
     label_hint,
+    retest_exclusions,
     strong_label_evidence,
     wants_copy_check,
     written_context_evidence,
@@ -264,3 +265,15 @@ def test_written_context_evidence_each_side() -> None:
     assert not written_context_evidence(pattern(**{**ctx, "p_label": 0.2}, p_context=0.0), OPTS)
     # never measured (the default): no evidence
     assert not written_context_evidence(pattern(**ctx), OPTS)
+
+
+def test_retest_exclusions_keep_values_flagged_as_written() -> None:
+    """Re-tests of values sharing a feature leave out the values confirmed otherwise (copies,
+    strong labels) and keep those flagged as written on labels alone as replacements: a
+    trigger beside them is what made them look written."""
+    copied = pattern(cols=(2,), codes=(4,))
+    copied.flagged = True
+    written = pattern(cols=(2,), codes=(5,), label=0)
+    written.flagged = written.written = True
+    assert retest_exclusions([copied, written]) == {(2, 4)}
+    assert retest_exclusions([written]) == set()
