@@ -1871,10 +1871,13 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     # rows suspect, and re-tested without 'phone' and each other they drew only 'online', the
     # riskiest channel, and stayed named).
     for _ in range(2):
+        # what later stages (bands, pairs) never draw: every value flagged before the re-test
+        held = {(p.cols[0], p.codes[0]) for p in flagged}
         sc.excluded = retest_exclusions(flagged)
         if not _retest_sharing_a_feature(sc, flagged, flagged, alpha, opts):
             break
         flagged = [p for p in chosen if p.flagged]
+    sc.excluded = held
     evaluated = list(chosen)
     exclude = {(p.cols[0], p.codes[0]) for p in flagged}
     flagged = _dedupe([_refine(sc, p) for p in flagged])
