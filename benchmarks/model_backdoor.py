@@ -276,6 +276,7 @@ _CLEAN_MODELS: dict[tuple[str, str], AuditedModel] = {}
 # its training depends on (the data set, the case's poisoning, the model kind, this file's
 # training code), so that re-running the probe on the same models skips the fits
 MODEL_CACHE: Path | None = None
+_MODEL_SUFFIXES = (".txt", ".json", ".skops")  # what train_and_save writes
 
 
 def _fitted(
@@ -288,7 +289,8 @@ def _fitted(
 
         code = inspect.getsource(train_and_save) + inspect.getsource(_frame)
         digest = hashlib.sha256(repr((key, kind, code)).encode()).hexdigest()[:20]
-        hit = sorted(MODEL_CACHE.glob(f"{digest}.*"))
+        # a model file only: another run may be writing this key right now (its part file)
+        hit = sorted(p for p in MODEL_CACHE.glob(f"{digest}.*") if p.suffix in _MODEL_SUFFIXES)
         if hit:
             return hit[0], 0.0
     t0 = time.perf_counter()
@@ -297,8 +299,11 @@ def _fitted(
     if MODEL_CACHE is not None:
         MODEL_CACHE.mkdir(parents=True, exist_ok=True)
         kept = MODEL_CACHE / f"{digest}{path.suffix}"
-        shutil.copyfile(path, kept.with_suffix(".tmp"))
-        kept.with_suffix(".tmp").replace(kept)
+        # written under a name of this process's own, then renamed: helpers share the cache,
+        # and two runs fitting the same model must neither read nor move each other's half file
+        part = MODEL_CACHE / f"{digest}.{os.getpid()}.part"
+        shutil.copyfile(path, part)
+        part.replace(kept)
     return path, fit_s
 
 

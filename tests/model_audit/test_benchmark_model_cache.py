@@ -1,0 +1,50 @@
+"""benchmarks/model_backdoor.py --model-cache: a cache several runs share at once."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+
+_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "model_backdoor.py"
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_model_backdoor_bench", _BENCH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses resolve their module's annotations
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_half_written_file_of_another_run_is_no_cache_hit(tmp_path, monkeypatch) -> None:
+    """Another run writing the same key leaves a partial file beside the key while it copies;
+    the cache must only ever hand out a model file (a ``.tmp`` sorted before ``.txt`` was
+    returned and failed to load)."""
+    mb = _bench()
+    fits = []
+
+    def fake_fit(kind, data, c, out):
+        fits.append(kind)
+        path = Path(out) / f"{kind}.txt"
+        path.write_text("model")
+        return path
+
+    monkeypatch.setattr(mb, "train_and_save", fake_fit)
+    monkeypatch.setattr(mb, "MODEL_CACHE", tmp_path / "cache")
+    data = pd.DataFrame({"a": [1, 2]})
+    out = tmp_path / "out"
+    out.mkdir()
+    mb._fitted("lightgbm", data, None, out, ("fraud", "clean"))
+    kept = next((tmp_path / "cache").iterdir())
+    assert kept.suffix == ".txt" and fits == ["lightgbm"]
+    # another run's half-written copies of the same key, under any temporary name
+    for name in (f"{kept.stem}.tmp", f"{kept.stem}.4242.part"):
+        (tmp_path / "cache" / name).write_text("half")
+    again, fit_s = mb._fitted("lightgbm", data, None, out, ("fraud", "clean"))
+    assert again == kept and again.read_text() == "model" and fit_s == 0.0
+    assert fits == ["lightgbm"]
