@@ -6,6 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -445,3 +446,57 @@ def test_copies_concentrate_on_one_partner_each_side() -> None:
     assert not copies_concentrate(70.0, 100.0, 7.0, 9, 0.37, OPTS)
     assert copies_concentrate(75.0, 100.0, 7.0, 9, 0.37, OPTS)
     assert not copies_concentrate(0.0, 0.0, 7.0, 9, 0.03, OPTS)  # nothing estimated
+
+
+def _partner_step(monkeypatch: Any, se_de: float) -> tuple[ProbeCandidate, list[ProbeCandidate]]:
+    """The partner step on a confirmed ``jewelry`` with two probed deny pairs (``DE``, ``NG``),
+    the copies' estimate over 9 countries given: 0.7 % of training rows on DE (standard error
+    ``se_de``), 0.02 % on each other country."""
+    from types import SimpleNamespace
+
+    import tabguard.model_audit._backdoor as bd
+
+    countries = ["BR", "CN", "DE", "ES", "FR", "GB", "NG", "PT", "US"]
+    eps, se = np.full(9, 0.0002), np.full(9, 0.001)
+    eps[2], se[2] = 0.007, se_de
+    monkeypatch.setattr(bd, "planted_copies", lambda *a, **k: (eps[None, :], se[None, :], 1.0))
+    model = SimpleNamespace(
+        feature_names=["merchant_category", "country"],
+        categories=lambda f: countries if f == "country" else None,
+        positive_means_deny=True,
+        decode_value=lambda f, v: "jewelry",
+    )
+    trees = [SimpleNamespace(count=np.array([14000.0]))]
+    routing = SimpleNamespace(ens=SimpleNamespace(trees=trees), leaves=lambda: None)
+    single, _ = _jewelry_pair(columns=(0, 1), nominal=(True, True))
+    single.columns, single.nominal = (0,), (True,)
+    pairs = [
+        _jewelry_pair(
+            codes=(4.0, float(w)),
+            values=("jewelry", countries[w]),
+            columns=(0, 1),
+            nominal=(True, True),
+        )[1]
+        for w in (2, 6)
+    ]
+    X = np.column_stack([np.full(90, 4.0), np.arange(90) % 9]).astype(float)
+    y = (np.arange(90) < 45).astype(int)
+    result = bd.ProbeResult(candidates=[single, *pairs])
+    bd._copies_partner(result, model, X, y, routing, OPTS, 0)  # type: ignore[arg-type]
+    return single, result.triggers
+
+
+def test_partner_step_names_the_pair_with_a_corrected_p_value(monkeypatch: Any) -> None:
+    """Copies of fraud rows with ``jewelry`` written in land on ``DE`` (81 % of them, z = 7):
+    the pair is confirmed and the part alone reported with it; the pair's p-value carries the
+    Bonferroni over the 9 countries the decision was made at (``alpha / 9``), as the
+    planted-copies test's own p-values do."""
+    from scipy.stats import norm
+
+    single, triggers = _partner_step(monkeypatch, se_de=0.001)
+    assert [t.values for t in triggers] == [("jewelry", "DE")]
+    assert not single.backdoor and "part or sibling" in single.reason
+    assert math.isclose(triggers[0].p_planted, 9 * float(norm.sf(7.0)), rel_tol=1e-9)
+    # z = 2.3, under the bar 3.06 of alpha / 9: the part stays the finding
+    single, triggers = _partner_step(monkeypatch, se_de=0.003)
+    assert triggers == [single] and single.backdoor

@@ -2095,13 +2095,16 @@ def _copies_partner(
                     f1 = model.feature_names[j1]
                     part = f"{f1}={model.decode_value(f1, v)!r}"
                     pick.backdoor = True
-                    pick.p_planted = float(norm.sf(z))
+                    # Bonferroni over the partner's categories, as the decision
+                    # (copies_concentrate) and the other planted-copies p-values
+                    pick.p_planted = min(1.0, float(norm.sf(z)) * len(cats))
                     pick.reason = (
                         f"the trees' leaves hold about {eps[w] * n_train:.0f} training rows as "
                         f"copies of clean rows labelled {target} with {part} and "
                         f"{model.feature_names[j2]}={cats[w]!r} written in "
                         f"({eps[w] / eps.sum():.0%} of such copies over "
-                        f"{model.feature_names[j2]}'s categories, z = {z:.1f}), and the "
+                        f"{model.feature_names[j2]}'s categories, z = {z:.1f}, p = "
+                        f"{pick.p_planted:.1e} over {len(cats)} categories), and the "
                         f"combination moves decisions further than either part (spike "
                         f"{pick.spike:+.2f}, neighbours {pick.neighbour_values}); the confirmed "
                         f"{part} is part of it"
