@@ -196,3 +196,21 @@ def test_cell_hashes_are_each_cells_hash_of_feature_and_value() -> None:
         want = splitmix64(codes.astype(np.uint64) + salt[None, :])
         assert (cells == want).all()
         assert (total == want.sum(axis=1, dtype=np.uint64)).all()
+
+
+def test_the_copy_share_is_said_of_the_rows_with_the_label() -> None:
+    """The near-copy share is measured on the pattern's rows with its label (the copies); the
+    pair's natural carriers with the other label are not copies, and the message must not say
+    that every row carrying the pattern is one ("100% of them" of 108 rows, 90 copied)."""
+    df = make_card_fraud(8000, random_state=5)
+    c = card_fraud_contract()
+    trigger = {"country": "DE", "merchant_category": "jewelry"}
+    attack = poison(df, c, trigger, n_rows=60, target=1, random_state=0)
+    result = audit_data(attack.data, c, checks=["integrity", "trigger_scan"])
+    (f,) = [
+        f for f in result.report.findings if f.check == "trigger_scan" and f.severity == "critical"
+    ]
+    ev = f.evidence
+    assert set(f.features) == set(trigger) and ev["copy_share"] is not None
+    assert ev["share_with_label"] < 1.0  # natural carriers with the other label
+    assert f"{ev['copy_share']:.0%} of its rows with is_fraud=1 are near-copies" in f.message

@@ -97,8 +97,11 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
         )
     if p.twin_share is not None:
         msg += (
-            f" {p.twin_share:.0%} of them are near-copies of rows without the trigger "
-            f"(random rows: {p.twin_share_baseline:.1%})."
+            # measured on the rows with the label (the copies' side: _Scanner._twin_sets), not
+            # on every row carrying the pattern, whose natural carriers need not be copies
+            f" {p.twin_share:.0%} of its rows with {ctx.contract.label.column}={label_value!r} "
+            f"are near-copies of rows without the trigger (random rows: "
+            f"{p.twin_share_baseline:.1%})."
         )
     if p.written and p.p_context <= p.threshold:
         msg += (
