@@ -20,6 +20,7 @@ from tabguard.data_audit._triggers import (
     copies_within_fdr,
     copy_decision,
     label_hint,
+    leaning_the_other_way,
     retest_exclusions,
     strong_label_evidence,
     wants_copy_check,
@@ -277,3 +278,25 @@ def test_retest_exclusions_keep_values_flagged_as_written() -> None:
     written.flagged = written.written = True
     assert retest_exclusions([copied, written]) == {(2, 4)}
     assert retest_exclusions([written]) == set()
+    # written, shown by the rest of the row: confirmed otherwise than by labels
+    by_context = pattern(cols=(2,), codes=(6,), label=0, p_context=1e-9, threshold=1e-6)
+    by_context.flagged = by_context.written = True
+    assert retest_exclusions([by_context, written]) == {(2, 6)}
+
+
+def test_leaning_the_other_way_names_values_hinting_at_the_other_label() -> None:
+    """A value flagged on labels alone for label 0 is tested again without the values of its
+    feature whose labels hint at label 1 (its counterfactual draws them); values hinting at
+    its own label, flagged values, other features and values without a hint stay."""
+    hint = {"effect": 0.4, "excess": 0.4, "p_label": 1e-6}
+    named = pattern(cols=(2,), codes=(4,), label=0)
+    named.flagged = True
+    other = pattern(cols=(2,), codes=(5,), label=1, **hint)
+    same_label = pattern(cols=(2,), codes=(6,), label=0, **hint)
+    no_hint = pattern(cols=(2,), codes=(7,), label=1, **{**hint, "effect": 0.1, "excess": 0.1})
+    elsewhere = pattern(cols=(3,), codes=(5,), label=1, **hint)
+    flagged = pattern(cols=(2,), codes=(8,), label=1, **hint)
+    flagged.flagged = True
+    pool = [named, other, same_label, no_hint, elsewhere, flagged]
+    assert leaning_the_other_way([named], pool, OPTS) == {(2, 5)}
+    assert leaning_the_other_way([], pool, OPTS) == set()
