@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tabguard.contract import infer_contract, validate_frame
 from tabguard.datasets import make_card_fraud
@@ -42,3 +44,34 @@ def test_infer_bad_label() -> None:
         infer_contract(df, "y")
     with pytest.raises(DataError, match="label column 'z' is not in the data"):
         infer_contract(df, "z")
+
+
+@pytest.mark.parametrize(
+    ("hi", "expected"),
+    [
+        (0.3, 0.3),
+        (0.27, 0.3),
+        (0.7, 0.7),
+        (0.61, 0.7),
+        (0.0042, 0.005),
+        (3000.0, 3000.0),
+        (2501.0, 3000.0),
+    ],
+)
+def test_inferred_upper_bounds_are_round_numbers(hi: float, expected: float) -> None:
+    from tabguard.contract._infer import _nice_ceil
+
+    got = _nice_ceil(hi)
+    assert got == expected
+    assert got >= hi
+    assert repr(got) == repr(expected)  # no binary artefact such as 0.30000000000000004
+
+
+@given(st.floats(min_value=1e-6, max_value=1e9, allow_nan=False))
+def test_inferred_bounds_enclose_the_value(x: float) -> None:
+    from tabguard.contract._infer import _nice_ceil, _nice_floor
+
+    assert _nice_ceil(x) >= x
+    assert _nice_floor(x) <= x
+    assert _nice_floor(-x) <= -x
+    assert _nice_ceil(-x) >= -x

@@ -24,22 +24,28 @@ _SMALL_INT_CARDINALITY = 8
 
 
 def _nice_floor(x: float) -> float:
-    if x >= 0:
-        return (
-            0.0
-            if x < 10
-            else float(
-                10 ** math.floor(math.log10(x)) * math.floor(x / 10 ** math.floor(math.log10(x)))
-            )
-        )
-    return -_nice_ceil(-x)
+    """``x`` rounded down to one significant digit (0 below 10): a readable lower bound."""
+    if x < 0:
+        return -_nice_ceil(-x)
+    if x < 10:
+        return 0.0
+    e = math.floor(math.log10(x))
+    # the tolerance keeps a value that is already round (3000 / 1000 = 2.9999...) where it is;
+    # a bound past the value would make the value itself break the contract
+    n = math.floor(x / 10**e + 1e-9)
+    return float(n * 10**e if n * 10**e <= x else (n - 1) * 10**e)
 
 
 def _nice_ceil(x: float) -> float:
+    """``x`` rounded up to one significant digit: a readable upper bound (0.3, not
+    0.30000000000000004)."""
     if x <= 0:
         return -_nice_floor(-x)
-    mag = 10 ** math.floor(math.log10(x))
-    return float(math.ceil(x / mag) * mag)
+    e = math.floor(math.log10(x))
+    # rounded to the digit's decimals: 3 * 0.1 is 0.30000000000000004 in binary
+    n = math.ceil(x / 10**e - 1e-9)
+    bound = round(n * 10**e, max(0, -e))
+    return float(bound if bound >= x else round((n + 1) * 10**e, max(0, -e)))
 
 
 def _decimals(values: np.ndarray, cap: int = 8) -> int | None:
