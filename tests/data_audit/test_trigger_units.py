@@ -197,3 +197,53 @@ def test_patterns_share_one_read_only_empty_rows_array() -> None:
         a.rows.resize(3)
     a.rows = np.arange(3)
     assert len(b.rows) == 0 and a.rows.tolist() == [0, 1, 2]
+
+
+def _upsampled(seed: int = 0) -> pd.DataFrame:
+    """200 distinct background rows; kind 'r' holds 30 distinct records labelled 0 (amounts
+    20 % apart: distinct under the unit tolerance) and 10 labelled 1, each of those repeated 3
+    times (upsampling the positive class), 30 % apart."""
+    base = _frame(seed).iloc[:200]
+    neg = pd.DataFrame(
+        {
+            "amount": np.round(1_000 * 1.2 ** np.arange(30)).astype(np.int64),
+            "kind": "r",
+            "y": 0,
+            "account": 900 + np.arange(30),
+        }
+    )
+    pos = pd.DataFrame(
+        {
+            "amount": np.round(300_000 * 1.3 ** np.arange(10)).astype(np.int64),
+            "kind": "r",
+            "y": 1,
+            "account": -1,
+        }
+    )
+    return pd.concat([base, neg, pos, pos, pos], ignore_index=True)
+
+
+def test_each_label_counts_its_own_repeats() -> None:
+    sc = _scanner(_upsampled(), _contract())
+    p = _rare_pattern(sc)
+    assert p.n == 60 and p.k == 30
+    p.scored_rows, p.scored_q = p.rows[::2], p.scored_q[::2]  # 30 of 60 rows scored
+    sc.count_units(p)
+    # 30 records of the other label, each once, and 10 of the label, each 3 times: the other
+    # label's count is not divided by the label's repeats (one design effect of 2 gave 15)
+    assert p.observed_other == 30
+    assert p.units == pytest.approx(40.0)
+    assert p.expected_other == pytest.approx(0.4 * 40)
+
+
+def test_the_context_model_weighs_each_record_once() -> None:
+    sc = _scanner(_upsampled(), _contract())
+    w = sc.record_weights()
+    assert w is not None
+    rep = (sc.y == 1) & (
+        sc.m.codes[:, sc.m.names.index("kind")]
+        == int(np.flatnonzero(sc.m.uniques[sc.m.names.index("kind")] == "r")[0])
+    )
+    assert np.allclose(w[rep], 1 / 3) and np.allclose(w[~rep], 1.0)
+    # distinct records: no weights (the model is fitted as before)
+    assert _scanner(_frame().iloc[:200], _contract()).record_weights() is None

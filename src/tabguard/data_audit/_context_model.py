@@ -64,6 +64,7 @@ def fit_context_model(
     learning_rate: float | None = None,
     params: dict[str, Any] | None = None,
     rows: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
 ) -> lgb.Booster:
     """Fit a gradient-boosted model of the label on (a sample of) ``X``.
 
@@ -86,6 +87,9 @@ def fit_context_model(
     rows : ndarray of int, optional
         The rows of ``X`` and ``y`` to fit on (default all); the same sample as fitting on
         ``X[rows]``, without copying the rows that are not sampled.
+    weight : ndarray (n,), optional
+        Per-row weights (of every row of ``X``): repeated records weighted down so that each
+        record counts once (upsampled data would otherwise shift the model's odds).
 
     Returns
     -------
@@ -105,7 +109,11 @@ def fit_context_model(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = lgb.Dataset(
-            X[idx], label=y[idx], categorical_feature=categorical or "auto", free_raw_data=True
+            X[idx],
+            label=y[idx],
+            weight=None if weight is None else weight[idx],
+            categorical_feature=categorical or "auto",
+            free_raw_data=True,
         )
         return lgb.train(params, ds, num_boost_round=rounds)
 
