@@ -237,13 +237,20 @@ def test_each_label_counts_its_own_repeats() -> None:
 
 
 def test_the_context_model_weighs_each_record_once() -> None:
-    sc = _scanner(_upsampled(), _contract())
+    # 12 distinct records (amounts in buckets of their own), then two records of label 1
+    # repeated 3 times each (upsampling): those rows weigh 1/3, the others 1
+    base = pd.DataFrame(
+        {
+            "amount": 10 * 3 ** np.arange(12),
+            "kind": ["a", "b"] * 6,
+            "y": [0, 1, 1, 0] * 3,
+            "account": np.arange(12),
+        }
+    )
+    pos = pd.DataFrame({"amount": [50_000_000, 200_000_000], "kind": "r", "y": 1, "account": -1})
+    sc = _scanner(pd.concat([base, pos, pos, pos], ignore_index=True), _contract())
     w = sc.record_weights()
     assert w is not None
-    rep = (sc.y == 1) & (
-        sc.m.codes[:, sc.m.names.index("kind")]
-        == int(np.flatnonzero(sc.m.uniques[sc.m.names.index("kind")] == "r")[0])
-    )
-    assert np.allclose(w[rep], 1 / 3) and np.allclose(w[~rep], 1.0)
+    assert np.allclose(w[:12], 1.0) and np.allclose(w[12:], 1 / 3)
     # distinct records: no weights (the model is fitted as before)
-    assert _scanner(_frame().iloc[:200], _contract()).record_weights() is None
+    assert _scanner(base, _contract()).record_weights() is None
