@@ -238,12 +238,13 @@ def test_each_label_counts_its_own_repeats() -> None:
 
 def test_the_context_model_weighs_each_record_once() -> None:
     # 12 distinct records (amounts in buckets of their own), then two records of label 1
-    # repeated 3 times each (upsampling): those rows weigh 1/3, the others 1
+    # repeated 3 times each (upsampling: label odds 1.8 times the records'): those rows weigh
+    # 1/3, the others 1
     base = pd.DataFrame(
         {
             "amount": 10 * 3 ** np.arange(12),
             "kind": ["a", "b"] * 6,
-            "y": [0, 1, 1, 0] * 3,
+            "y": [0, 0, 0, 1] * 3,
             "account": np.arange(12),
         }
     )
@@ -254,3 +255,6 @@ def test_the_context_model_weighs_each_record_once() -> None:
     assert np.allclose(w[:12], 1.0) and np.allclose(w[12:], 1 / 3)
     # distinct records: no weights (the model is fitted as before)
     assert _scanner(base, _contract()).record_weights() is None
+    # repeats that leave the label odds nearly unchanged (both labels repeated): no weights
+    both = pd.concat([base, base.iloc[:4]], ignore_index=True)
+    assert _scanner(both, _contract()).record_weights() is None

@@ -286,6 +286,11 @@ class TriggerScanOptions(CheckOptions):
 _CONTEXT_ROWS = 5_000
 _CONTEXT_TABLE_ROWS = 100_000
 
+#: Label odds ratio (per row against per record) from which the context model weighs each
+#: record once: upsampling for class balance doubles or triples one label's odds, natural
+#: look-alikes and resampling move them by a few percent (bundled credit 1.04, fraud 1.07).
+_REPEAT_ODDS = 1.5
+
 #: The default (empty) rows of a Pattern, one read-only array shared by every pattern: the
 #: scan makes one Pattern per candidate value (10^5 and more on jittered data), and three
 #: empty arrays of their own cost more than the rest of a Pattern.
@@ -810,8 +815,9 @@ class _Scanner:
         the context model's odds of that label rise by the upsampling factor everywhere, and
         every value of the other label looks depleted (credit with its defaulters tripled:
         ``PAY_AMT4=8000 → 0`` had an effect of 0.62); weighted, each record counts once,
-        whatever its label. Natural look-alikes (about a tenth of the bundled credit and
-        fraud rows) are weighted down alike on both labels."""
+        whatever its label. Repeats that leave the label odds nearly where they were (natural
+        look-alikes, about a tenth of the bundled credit and fraud rows, or resampling: odds
+        ratio under ``_REPEAT_ODDS``, 1.5) keep the fit per row, as without repeats."""
         if self.m.population is not None or not self.n:
             return None
         total = np.zeros(self.n, dtype=np.uint64)
@@ -824,6 +830,13 @@ class _Scanner:
         if size.max() <= 1:
             return None
         weight: np.ndarray = 1.0 / size[group]
+        per_row = float(self.y.mean())
+        per_record = float(weight[self.y == 1].sum() / weight.sum())
+        if min(per_row, per_record) <= 0.0 or max(per_row, per_record) >= 1.0:
+            return None
+        odds = (per_row / (1 - per_row)) / (per_record / (1 - per_record))
+        if max(odds, 1.0 / odds) < _REPEAT_ODDS:
+            return None
         return weight
 
     def rows_of(self, p: Pattern) -> np.ndarray:
