@@ -279,6 +279,23 @@ MODEL_CACHE: Path | None = None
 _MODEL_SUFFIXES = (".txt", ".json", ".skops")  # what train_and_save writes
 
 
+def cached_model(cache: Path, digest: str) -> Path | None:
+    """The model file kept in ``cache`` under ``digest``, if any. A model file only: another
+    run may be writing this key right now (its part file, :func:`keep_model`)."""
+    hit = sorted(p for p in cache.glob(f"{digest}.*") if p.suffix in _MODEL_SUFFIXES)
+    return hit[0] if hit else None
+
+
+def keep_model(cache: Path, digest: str, path: Path) -> None:
+    """Keep the model file ``path`` in ``cache`` under ``digest``: written under a name of this
+    process's own, then renamed - helpers share the cache, and two runs fitting the same model
+    must neither read nor move each other's half-written file."""
+    cache.mkdir(parents=True, exist_ok=True)
+    part = cache / f"{digest}.{os.getpid()}.part"
+    shutil.copyfile(path, part)
+    part.replace(cache / f"{digest}{path.suffix}")
+
+
 def _fitted(
     kind: str, data: pd.DataFrame, c: Contract, out: Path, key: tuple[Any, ...]
 ) -> tuple[Path, float]:
@@ -289,21 +306,14 @@ def _fitted(
 
         code = inspect.getsource(train_and_save) + inspect.getsource(_frame)
         digest = hashlib.sha256(repr((key, kind, code)).encode()).hexdigest()[:20]
-        # a model file only: another run may be writing this key right now (its part file)
-        hit = sorted(p for p in MODEL_CACHE.glob(f"{digest}.*") if p.suffix in _MODEL_SUFFIXES)
-        if hit:
-            return hit[0], 0.0
+        hit = cached_model(MODEL_CACHE, digest)
+        if hit is not None:
+            return hit, 0.0
     t0 = time.perf_counter()
     path = train_and_save(kind, data, c, out)
     fit_s = time.perf_counter() - t0
     if MODEL_CACHE is not None:
-        MODEL_CACHE.mkdir(parents=True, exist_ok=True)
-        kept = MODEL_CACHE / f"{digest}{path.suffix}"
-        # written under a name of this process's own, then renamed: helpers share the cache,
-        # and two runs fitting the same model must neither read nor move each other's half file
-        part = MODEL_CACHE / f"{digest}.{os.getpid()}.part"
-        shutil.copyfile(path, part)
-        part.replace(kept)
+        keep_model(MODEL_CACHE, digest, path)
     return path, fit_s
 
 

@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import inspect
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -47,7 +46,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tabguard.model_audit._probe_check as probe_check
-from model_backdoor import _frame
+from model_backdoor import _frame, cached_model, keep_model
 from tabguard.contract import Contract
 from tabguard.datasets import (
     card_fraud_contract,
@@ -149,17 +148,14 @@ def cached_fit(
     if cache is not None:
         code = inspect.getsource(fit) + inspect.getsource(data_of) + inspect.getsource(_frame)
         digest = hashlib.sha256(repr((sorted(spec.items()), code)).encode()).hexdigest()[:20]
-        hit = sorted(cache.glob(f"{digest}.*"))
-        if hit:
-            return hit[0], 0.0
+        hit = cached_model(cache, digest)
+        if hit is not None:
+            return hit, 0.0
     t0 = time.perf_counter()
     path = fit(spec, train, c, out)
     fit_s = time.perf_counter() - t0
     if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        kept = cache / f"{digest}{path.suffix}"
-        shutil.copyfile(path, kept.with_suffix(".tmp"))
-        kept.with_suffix(".tmp").replace(kept)
+        keep_model(cache, digest, path)
     return path, fit_s
 
 

@@ -48,3 +48,31 @@ def test_a_half_written_file_of_another_run_is_no_cache_hit(tmp_path, monkeypatc
     again, fit_s = mb._fitted("lightgbm", data, None, out, ("fraud", "clean"))
     assert again == kept and again.read_text() == "model" and fit_s == 0.0
     assert fits == ["lightgbm"]
+
+
+def test_the_clean_models_benchmark_shares_the_safe_cache(tmp_path, monkeypatch) -> None:
+    """benchmarks/model_backdoor_clean.py keeps its models the same way (it had its own copy
+    of the cache, which handed out another run's half-written ``.tmp``)."""
+    spec = importlib.util.spec_from_file_location(
+        "_model_backdoor_clean_bench", _BENCH.with_name("model_backdoor_clean.py")
+    )
+    assert spec is not None and spec.loader is not None
+    mbc = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mbc
+    spec.loader.exec_module(mbc)
+    fits = []
+
+    def fake_fit(spec, train, c, out):
+        fits.append(spec["seed"])
+        path = Path(out) / "m.txt"
+        path.write_text("model")
+        return path
+
+    monkeypatch.setattr(mbc, "fit", fake_fit)
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    out.mkdir()
+    mbc.cached_fit({"seed": 1}, pd.DataFrame(), None, out, cache)
+    kept = next(cache.iterdir())
+    (cache / f"{kept.stem}.tmp").write_text("half")
+    again, fit_s = mbc.cached_fit({"seed": 1}, pd.DataFrame(), None, out, cache)
+    assert again == kept and again.read_text() == "model" and fit_s == 0.0 and fits == [1]
