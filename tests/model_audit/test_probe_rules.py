@@ -16,6 +16,7 @@ from tabguard.model_audit._backdoor import (
     confirms_without_mass,
     label_evidence,
     mass_confirms,
+    mass_isolated,
     natural_evidence,
     spike_passes,
 )
@@ -500,3 +501,14 @@ def test_partner_step_names_the_pair_with_a_corrected_p_value(monkeypatch: Any) 
     # z = 2.3, under the bar 3.06 of alpha / 9: the part stays the finding
     single, triggers = _partner_step(monkeypatch, se_de=0.003)
     assert triggers == [single] and single.backdoor
+
+
+def test_natural_labels_are_not_asked_where_the_trees_isolate_the_cell() -> None:
+    """Clean LightGBM (min_child_samples 5) on credit: EDUCATION=5's cell holds 0.99 % of the
+    training rows for 0.94 % of the clean rows - measured, no excess - so its contradicting
+    labels show overconfidence; a natural category no leaf confines (share under its clean
+    share) is left to the labels."""
+    assert mass_isolated(cand(training_share=0.0099, expected_share=0.0094))
+    assert mass_isolated(cand(training_share=0.0094, expected_share=0.0094))
+    assert not mass_isolated(cand(training_share=0.0093, expected_share=0.0094))
+    assert not mass_isolated(cand(training_share=0.0, expected_share=0.0094))
