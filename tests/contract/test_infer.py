@@ -75,3 +75,4 @@ def test_inferred_bounds_enclose_the_value(x: float) -> None:
     assert _nice_floor(x) <= x
     assert _nice_floor(-x) <= -x
     assert _nice_ceil(-x) >= -x
+    assert repr(_nice_ceil(-min(x, 9.0))) == "0.0"  # never -0.0

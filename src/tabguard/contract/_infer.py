@@ -26,7 +26,7 @@ _SMALL_INT_CARDINALITY = 8
 def _nice_floor(x: float) -> float:
     """``x`` rounded down to one significant digit (0 below 10): a readable lower bound."""
     if x < 0:
-        return -_nice_ceil(-x)
+        return -_nice_ceil(-x) + 0.0
     if x < 10:
         return 0.0
     e = math.floor(math.log10(x))
@@ -40,7 +40,7 @@ def _nice_ceil(x: float) -> float:
     """``x`` rounded up to one significant digit: a readable upper bound (0.3, not
     0.30000000000000004)."""
     if x <= 0:
-        return -_nice_floor(-x)
+        return -_nice_floor(-x) + 0.0  # + 0.0: no -0.0 in a contract
     e = math.floor(math.log10(x))
     # rounded to the digit's decimals: 3 * 0.1 is 0.30000000000000004 in binary
     n = math.ceil(x / 10**e - 1e-9)
