@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import os
 import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -296,25 +297,53 @@ def keep_model(cache: Path, digest: str, path: Path) -> None:
     part.replace(cache / f"{digest}{path.suffix}")
 
 
-def _fitted(
-    kind: str, data: pd.DataFrame, c: Contract, out: Path, key: tuple[Any, ...]
-) -> tuple[Path, float]:
-    """The saved model of ``kind`` fitted on ``data`` (from the cache when it holds it) and
-    the seconds its fit took (0 from the cache)."""
-    if MODEL_CACHE is not None:
-        import inspect
-
-        code = inspect.getsource(train_and_save) + inspect.getsource(_frame)
-        digest = hashlib.sha256(repr((key, kind, code)).encode()).hexdigest()[:20]
-        hit = cached_model(MODEL_CACHE, digest)
+def cached_fit(cache: Path | None, key: Any, fit: Callable[[], Path]) -> tuple[Path, float]:
+    """The model file ``fit`` writes - from ``cache`` when it holds one under ``key`` (a value
+    whose repr names everything the fit depends on) - and the seconds the fit took (0 from
+    the cache)."""
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+    if cache is not None:
+        hit = cached_model(cache, digest)
         if hit is not None:
             return hit, 0.0
     t0 = time.perf_counter()
-    path = train_and_save(kind, data, c, out)
+    path = fit()
     fit_s = time.perf_counter() - t0
-    if MODEL_CACHE is not None:
-        keep_model(MODEL_CACHE, digest, path)
+    if cache is not None:
+        keep_model(cache, digest, path)
     return path, fit_s
+
+
+def _fitted(
+    kind: str, data: pd.DataFrame, c: Contract, out: Path, key: tuple[Any, ...]
+) -> tuple[Path, float]:
+    """The saved model of ``kind`` fitted on ``data`` (from ``--model-cache`` when it holds
+    it) and the seconds its fit took (0 from the cache)."""
+    code = inspect.getsource(train_and_save) + inspect.getsource(_frame)
+    return cached_fit(MODEL_CACHE, (key, kind, code), lambda: train_and_save(kind, data, c, out))
+
+
+def case_key(dataset: str, case: Case) -> tuple[Any, ...]:
+    """What a case's training data depends on, for the model cache's key."""
+    return (dataset, case.trigger, case.rate, case.target, case.source, case.n_rows)
+
+
+def case_data(train: pd.DataFrame, c: Contract, case: Case) -> tuple[pd.DataFrame, int]:
+    """The training part poisoned as ``case`` says (as is for a clean case) and the number of
+    poisoned rows."""
+    if case.clean:
+        return train, 0
+    res = poison(
+        train,
+        c,
+        case.trigger,
+        rate=case.rate,
+        n_rows=case.n_rows,
+        target=case.target,
+        source=case.source,
+        random_state=0,
+    )
+    return res.data, len(res.poisoned_rows)
 
 
 def clean_model(dataset: str, kind: str, train: pd.DataFrame, c: Contract) -> AuditedModel:
@@ -337,22 +366,9 @@ def _values_named(trigger: Mapping[str, Any], findings: list[Any], c: Contract) 
 def run_case(
     dataset: str, case: Case, kind: str, train: pd.DataFrame, ref: pd.DataFrame, c: Contract
 ) -> dict[str, Any]:
-    data = train
-    n_poisoned = 0
-    if not case.clean:
-        res = poison(
-            train,
-            c,
-            case.trigger,
-            rate=case.rate,
-            n_rows=case.n_rows,
-            target=case.target,
-            source=case.source,
-            random_state=0,
-        )
-        data, n_poisoned = res.data, len(res.poisoned_rows)
+    data, n_poisoned = case_data(train, c, case)
     with tempfile.TemporaryDirectory() as tmp:
-        key = (dataset, case.trigger, case.rate, case.target, case.source, case.n_rows)
+        key = case_key(dataset, case)
         path, fit_s = _fitted(kind, data, c, Path(tmp), key)
         model = load_audit_model(path, contract=c)
         t0 = time.perf_counter()

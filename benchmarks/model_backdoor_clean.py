@@ -28,7 +28,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import inspect
 import os
 import sys
@@ -45,8 +44,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import model_backdoor as mb
 import tabguard.model_audit._probe_check as probe_check
-from model_backdoor import _frame, cached_model, keep_model
+from model_backdoor import _frame
 from tabguard.contract import Contract
 from tabguard.datasets import (
     card_fraud_contract,
@@ -144,19 +144,8 @@ def cached_fit(
 ) -> tuple[Path, float]:
     """The fitted model file (from ``cache`` when it holds it: keyed by the draw and the
     training code, as ``model_backdoor.py --model-cache``) and the fit's seconds."""
-    digest = ""
-    if cache is not None:
-        code = inspect.getsource(fit) + inspect.getsource(data_of) + inspect.getsource(_frame)
-        digest = hashlib.sha256(repr((sorted(spec.items()), code)).encode()).hexdigest()[:20]
-        hit = cached_model(cache, digest)
-        if hit is not None:
-            return hit, 0.0
-    t0 = time.perf_counter()
-    path = fit(spec, train, c, out)
-    fit_s = time.perf_counter() - t0
-    if cache is not None:
-        keep_model(cache, digest, path)
-    return path, fit_s
+    code = inspect.getsource(fit) + inspect.getsource(data_of) + inspect.getsource(_frame)
+    return mb.cached_fit(cache, (sorted(spec.items()), code), lambda: fit(spec, train, c, out))
 
 
 _LAST: list[Any] = []

@@ -48,7 +48,6 @@ import model_backdoor as mb
 from tabguard.datasets import make_card_fraud
 from tabguard.model_audit import load_audit_model
 from tabguard.model_audit._trees import TreeEnsemble
-from tabguard.redteam import poison
 
 
 def _hessians(ens: TreeEnsemble, X: np.ndarray, base: float) -> tuple[np.ndarray, np.ndarray]:
@@ -172,20 +171,8 @@ def main() -> None:
         drawn = [case for ds, case in mb.random_cases(6, args.seed, full) if ds == "fraud"]
         items = [(case, "xgboost") for case in drawn if args.only is None or args.only in case.name]
     for case, kind in items:
-        data = train
-        if not case.clean:
-            res = poison(
-                train,
-                c,
-                case.trigger,
-                rate=case.rate,
-                n_rows=case.n_rows,
-                target=case.target,
-                source=case.source,
-                random_state=0,
-            )
-            data = res.data
-        key = ("fraud", case.trigger, case.rate, case.target, case.source, case.n_rows)
+        data, _ = mb.case_data(train, c, case)
+        key = mb.case_key("fraud", case)
         with tempfile.TemporaryDirectory() as tmp:
             path, _ = mb._fitted(kind, data, c, Path(tmp), key)
             model = load_audit_model(path, contract=c)
