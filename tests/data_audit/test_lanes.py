@@ -177,3 +177,27 @@ def test_an_error_in_a_check_is_raised_and_its_readers_do_not_run() -> None:
         _run_checks(ctx, checks, 2)  # type: ignore[arg-type]
     assert "roni" not in ran  # it reads noise's result
     assert "descriptive" in ran
+
+
+def test_masked_nearest_search_warns_nothing_and_skips_masked_rows() -> None:
+    """Masked reference rows carry an infinite norm; in the last, partial block BLAS raised
+    numpy's invalid flag on them (a RuntimeWarning a user saw on stderr) though no NaN reached
+    the distances."""
+    import warnings
+
+    import numpy as np
+
+    from tabguard.data_audit._matrix import nearest_distances
+
+    rng = np.random.default_rng(0)
+    ref = rng.random((5221, 22), dtype=np.float32)  # 2 full blocks of 2048 and a partial one
+    q = rng.random((306, 21), dtype=np.float32)
+    mask = np.ones(len(ref), dtype=bool)
+    mask[-223:] = False  # masked rows in the partial block
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d, arg = nearest_distances(q, ref, mask=mask, columns=np.arange(21), return_index=True)
+    assert np.all(arg < len(ref) - 223)
+    kept = ref[: len(ref) - 223, :21].astype(np.float64)
+    brute = np.sqrt(((q[:, None, :] - kept[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    np.testing.assert_allclose(d, brute, rtol=1e-3, atol=1e-3)
