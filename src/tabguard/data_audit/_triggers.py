@@ -444,6 +444,7 @@ class _Scanner:
         self._by_count: tuple[list[np.ndarray], np.ndarray, np.ndarray, int] | None = None
         self.excluded: set[tuple[int, int]] = set()
         self._near: dict[int, np.ndarray] | None = None
+        self._row_key: np.ndarray | None = None  # :meth:`tolerant_row_key`
         self._tolerant_tables: dict[int, np.ndarray] = {}
         self._tolerant_counts: dict[int, tuple[np.ndarray, ...]] = {}
         self.confirmed: list[Pattern] = []  # triggers confirmed (see attributed_rows)
@@ -564,12 +565,13 @@ class _Scanner:
                 parts[i % k] += self._tolerant_cell(j)
             for part in parts:
                 total += part
+        self._row_key = total  # the whole row's key: :meth:`record_weights` groups by it
         shared = np.zeros(self.n, dtype=bool)
         for part in parts:
             with np.errstate(over="ignore"):
                 group, uniq = pd.factorize(total - part)
             shared |= np.bincount(group, minlength=len(uniq))[group] > 1
-        del parts, total
+        del parts
         rows = np.flatnonzero(shared)
         if len(rows) < 2:
             return self._near
@@ -806,6 +808,17 @@ class _Scanner:
             )
         return self._model
 
+    def tolerant_row_key(self) -> np.ndarray:
+        """Per row, a hash of every feature's value, fine-grained values up to their bucket
+        (:meth:`_tolerant_cell`); built once, by :meth:`near_copies` when it ran first."""
+        if self._row_key is None:
+            total = np.zeros(self.n, dtype=np.uint64)
+            with np.errstate(over="ignore"):
+                for j in range(len(self.m.names)):
+                    total += self._tolerant_cell(j)
+            self._row_key = total
+        return self._row_key
+
     def record_weights(self) -> np.ndarray | None:
         """Per row, one over the number of rows equal to it on the label and every feature,
         fine-grained values up to their bucket (:meth:`_tolerant_cell`: upsampled or
@@ -820,11 +833,8 @@ class _Scanner:
         ratio under ``_REPEAT_ODDS``, 1.5) keep the fit per row, as without repeats."""
         if self.m.population is not None or not self.n:
             return None
-        total = np.zeros(self.n, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            for j in range(len(self.m.names)):
-                total += self._tolerant_cell(j)
-            key = total * np.uint64(2) + self.y.astype(np.uint64)
+            key = self.tolerant_row_key() * np.uint64(2) + self.y.astype(np.uint64)
         group, _ = pd.factorize(key)
         size = np.bincount(group)
         if size.max() <= 1:
