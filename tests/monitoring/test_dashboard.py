@@ -140,10 +140,17 @@ def test_coarse_steps_merge_sketches_instead_of_averaging(data: Any) -> None:
     grid = data.grid(START, START + timedelta(days=7), step=timedelta(hours=6))
     panel = data.feature("LIMIT_BAL", "raw", grid)
     lo, hi = grid.windows()[5]
-    exact = data.store.percentiles(lo, hi, "LIMIT_BAL", "raw", segment=("all", "all"))
-    p50 = exact.loc[exact["q"] == 0.5, "value"].iloc[0]
+    levels = (0.47, 0.5, 0.53)
+    exact = data.store.percentiles(lo, hi, "LIMIT_BAL", "raw", levels, segment=("all", "all"))
+    below, above = exact.loc[exact["q"].isin([levels[0], levels[-1]]), "value"]
     assert panel.step == 6 * 3600 and len(panel.t) == 28
-    assert panel.lines[2].values[5] == pytest.approx(p50, rel=1e-6)
+    merged = panel.lines[2].values[5]
+    # KLL merges are randomised, so two merges of the same window may return neighbouring
+    # values: compare within the store's rank error (1 %, here 3 %), not for equality.
+    assert below <= merged <= above
+    # A merged sketch returns one of the stream's values (LIMIT_BAL is in steps of 10,000);
+    # an average of the hourly medians almost never does.
+    assert merged % 10_000 == 0
     assert panel.n[5] == exact["n"].iloc[0]
 
 
