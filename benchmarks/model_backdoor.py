@@ -297,11 +297,21 @@ def keep_model(cache: Path, digest: str, path: Path) -> None:
     part.replace(cache / f"{digest}{path.suffix}")
 
 
-def cached_fit(cache: Path | None, key: Any, fit: Callable[[], Path]) -> tuple[Path, float]:
+def frame_digest(data: pd.DataFrame) -> str:
+    """A hash of a training frame's columns, dtypes and every value (row order included)."""
+    h = hashlib.sha256(repr([(str(k), str(t)) for k, t in data.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(data, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def cached_fit(
+    cache: Path | None, key: Any, fit: Callable[[], Path], data: pd.DataFrame
+) -> tuple[Path, float]:
     """The model file ``fit`` writes - from ``cache`` when it holds one under ``key`` (a value
-    whose repr names everything the fit depends on) - and the seconds the fit took (0 from
-    the cache)."""
-    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+    whose repr names how the fit is made) and the hash of its training frame ``data`` (so a
+    changed draw, poisoning or data generator can never read a model fitted on other rows) -
+    and the seconds the fit took (0 from the cache)."""
+    digest = hashlib.sha256(repr((key, frame_digest(data))).encode()).hexdigest()[:20]
     if cache is not None:
         hit = cached_model(cache, digest)
         if hit is not None:
@@ -320,11 +330,15 @@ def _fitted(
     """The saved model of ``kind`` fitted on ``data`` (from ``--model-cache`` when it holds
     it) and the seconds its fit took (0 from the cache)."""
     code = inspect.getsource(train_and_save) + inspect.getsource(_frame)
-    return cached_fit(MODEL_CACHE, (key, kind, code), lambda: train_and_save(kind, data, c, out))
+    return cached_fit(
+        MODEL_CACHE, (key, kind, code), lambda: train_and_save(kind, data, c, out), data
+    )
 
 
 def case_key(dataset: str, case: Case) -> tuple[Any, ...]:
-    """What a case's training data depends on, for the model cache's key."""
+    """How a case's training data is made, for the model cache's key (beside the hash of the
+    training frame itself, :func:`cached_fit`: the poisoning's code or the data generator
+    may change while these stay the same)."""
     return (dataset, case.trigger, case.rate, case.target, case.source, case.n_rows)
 
 

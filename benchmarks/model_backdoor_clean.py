@@ -142,10 +142,13 @@ def fit(spec: dict[str, Any], train: pd.DataFrame, c: Contract, out: Path) -> Pa
 def cached_fit(
     spec: dict[str, Any], train: pd.DataFrame, c: Contract, out: Path, cache: Path | None
 ) -> tuple[Path, float]:
-    """The fitted model file (from ``cache`` when it holds it: keyed by the draw and the
-    training code, as ``model_backdoor.py --model-cache``) and the fit's seconds."""
+    """The fitted model file (from ``cache`` when it holds it: keyed by the draw, the
+    training code and the training frame's hash, as ``model_backdoor.py --model-cache``) and
+    the fit's seconds."""
     code = inspect.getsource(fit) + inspect.getsource(data_of) + inspect.getsource(_frame)
-    return mb.cached_fit(cache, (sorted(spec.items()), code), lambda: fit(spec, train, c, out))
+    return mb.cached_fit(
+        cache, (sorted(spec.items()), code), lambda: fit(spec, train, c, out), train
+    )
 
 
 _LAST: list[Any] = []
