@@ -201,3 +201,37 @@ def test_planted_copies_without_spread_confirm_nothing(tmp_path, rare_side, monk
     with pytest.raises(TabguardError, match="copies_draws"):
         ProbeOptions(copies_draws=1)
     assert ProbeOptions(copies_draws=2).copies_draws == 2
+
+
+def test_planted_copies_with_a_value_written_in_equals_a_written_matrix(tmp_path, rare_side):
+    """The partner step writes a confirmed category into the copied rows only
+    (``written``): the same estimate as a copy of the whole clean matrix with it written."""
+    from tabguard.model_audit._backdoor import _Routing, planted_copies
+
+    train, ref, contract = rare_side
+    model, _, _ = _probe(tmp_path, train, ref, contract)
+    X = model.encode(ref)
+    routing = _Routing(model.trees, X, model.predict_matrix(X))
+    j_region = model.feature_names.index("region")
+    j_channel = model.feature_names.index("channel")
+    rows = np.flatnonzero(ref["fraud"].to_numpy() == 1)
+    Xv = X.copy()
+    Xv[:, j_region] = 2.0
+    old = planted_copies(
+        routing.ens, routing.leaves(), Xv, j_channel, 3, [rows], 5, np.random.default_rng(0)
+    )
+    new = planted_copies(
+        routing.ens,
+        routing.leaves(),
+        X,
+        j_channel,
+        3,
+        [rows],
+        5,
+        np.random.default_rng(0),
+        written={j_region: 2.0},
+    )
+    assert old is not None and new is not None
+    for a, b in zip(old, new, strict=True):
+        np.testing.assert_allclose(a, b)
+    assert not np.all(X[:, j_region] == 2.0)  # the clean matrix is left as it was

@@ -468,7 +468,9 @@ def _partner_step(monkeypatch: Any, se_de: float) -> tuple[ProbeCandidate, list[
         decode_value=lambda f, v: "jewelry",
     )
     trees = [SimpleNamespace(count=np.array([14000.0]))]
-    routing = SimpleNamespace(ens=SimpleNamespace(trees=trees), leaves=lambda: None)
+    routing = SimpleNamespace(
+        ens=SimpleNamespace(trees=trees, source="lightgbm"), leaves=lambda: None
+    )
     single, _ = _jewelry_pair(columns=(0, 1), nominal=(True, True))
     single.columns, single.nominal = (0,), (True,)
     pairs = [
@@ -512,3 +514,43 @@ def test_natural_labels_are_not_asked_where_the_trees_isolate_the_cell() -> None
     assert mass_isolated(cand(training_share=0.0094, expected_share=0.0094))
     assert not mass_isolated(cand(training_share=0.0093, expected_share=0.0094))
     assert not mass_isolated(cand(training_share=0.0, expected_share=0.0094))
+
+
+def test_label_towards_is_the_label_of_the_rows_decided_that_way() -> None:
+    """One helper for the label copies pushing decisions one way carry (the rare side's second
+    source and the partner step's copies): a fraud model (high score denies) denies label 1,
+    a model whose high score approves denies label 0."""
+    from types import SimpleNamespace
+
+    from tabguard.model_audit._backdoor import label_towards
+
+    denies_high = SimpleNamespace(positive_means_deny=True)
+    approves_high = SimpleNamespace(positive_means_deny=False)
+    assert label_towards(denies_high, "deny") == 1  # type: ignore[arg-type]
+    assert label_towards(denies_high, "approve") == 0  # type: ignore[arg-type]
+    assert label_towards(approves_high, "deny") == 0  # type: ignore[arg-type]
+    assert label_towards(approves_high, "approve") == 1  # type: ignore[arg-type]
+    try:
+        label_towards(denies_high, "up")  # type: ignore[arg-type]
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("an unknown direction must raise")
+
+
+def test_training_rows_from_the_roots() -> None:
+    """Rows the trees were fitted on: the mean root count for trees counting rows (bagged
+    trees differ), the first tree's root cover over 0.25 for XGBoost's hessians."""
+    from types import SimpleNamespace
+
+    from tabguard.model_audit._backdoor import training_rows
+
+    def ens(source: str, roots: list[float]) -> Any:
+        trees = [SimpleNamespace(count=np.array([r, r / 2, r / 2])) for r in roots]
+        return SimpleNamespace(source=source, trees=trees)
+
+    assert training_rows(ens("lightgbm", [14000.0, 14000.0])) == 14000.0
+    assert training_rows(ens("lightgbm", [1000.0, 3000.0])) == 2000.0
+    assert training_rows(ens("lightgbm", [1000.0, 3000.0]), [1]) == 3000.0
+    assert training_rows(ens("sklearn", [0.0])) == 1.0
+    assert training_rows(ens("xgboost", [3500.0, 10.0])) == 14000.0

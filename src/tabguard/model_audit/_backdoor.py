@@ -42,7 +42,7 @@ statistics of the model's own candidates and of the clean data.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, pairwise
 from typing import Any, ClassVar
@@ -1189,7 +1189,7 @@ def _complete_combinations(
     from scipy.stats import binom
 
     n_ref = len(X)
-    n_train = max(float(ens.trees[0].count[0]), 1.0) / (0.25 if ens.source == "xgboost" else 1)
+    n_train = training_rows(ens)
     ordered = [
         j for j, g in grids.items() if not any(c.categorical for c in g.cells) and ens.has_splits(j)
     ]
@@ -1325,11 +1325,7 @@ def _decide(
             passes = c.direction == result.tail_direction and tail_passes(c, opts)
         if passes:
             strong.append(c)
-    n_train = 1.0
-    if ens is not None:
-        n_train = max(float(ens.trees[0].count[0]), 1.0)
-        if ens.source == "xgboost":  # covers are hessians, at most 0.25 per row
-            n_train = n_train / 0.25
+    n_train = training_rows(ens) if ens is not None else 1.0
     # The training mass of each strong candidate, over the columns the trees read directly (a
     # pipeline may encode some before its trees). XGBoost's mass comes from its first tree
     # only, which need not isolate a cell: there a zero share means "unknown".
@@ -1740,6 +1736,41 @@ def routed_beyond_ordinary(c: ProbeCandidate, alpha: float) -> bool:
     )
 
 
+def label_towards(model: AuditedModel, direction: str) -> int:
+    """The label of the rows a model decides ``direction`` for: 1 (the contract's positive
+    class) for ``"deny"`` when a high score denies, and so on - the label that copies pushing
+    decisions that way carry (the rare side's second source, the partner step's copies).
+
+    Parameters
+    ----------
+    model : AuditedModel
+    direction : {"deny", "approve"}
+
+    Returns
+    -------
+    int
+    """
+    if direction not in ("deny", "approve"):
+        raise ValueError(f"direction must be 'deny' or 'approve', not {direction!r}")
+    return int((direction == "deny") == model.positive_means_deny)
+
+
+def training_rows(ens: TreeEnsemble, trees: Sequence[int] | None = None) -> float:
+    """The number of rows the trees were fitted on, from their roots' counts (at least 1).
+
+    LightGBM's and scikit-learn's node counts are rows (a forest's bootstrap weights sum to
+    the rows): the mean root count over ``trees`` (default: every tree; they agree unless the
+    trees are bagged). XGBoost's covers are hessians, at most 0.25 per row, and count rows only
+    in the first tree (every row at the base margin): its root cover over 0.25 (``trees`` is
+    not used).
+    """
+    if ens.source == "xgboost":
+        return max(float(ens.trees[0].count[0]), 1.0) / 0.25
+    ids = range(len(ens.trees)) if trees is None else trees
+    roots = [float(ens.trees[k].count[0]) for k in ids]
+    return max(float(np.mean(roots)) if roots else 1.0, 1.0)
+
+
 def planted_copies(
     ens: TreeEnsemble,
     leaves: np.ndarray,
@@ -1749,6 +1780,7 @@ def planted_copies(
     sources: Sequence[np.ndarray],
     draws: int,
     rng: np.random.Generator,
+    written: Mapping[int, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Training rows each category of column ``j`` gained as copies of clean rows, from the
     trees' leaf counts.
@@ -1789,6 +1821,9 @@ def planted_copies(
     draws : int
         Bootstrap draws.
     rng : numpy Generator
+    written : mapping of int to float, optional
+        Other columns written into every copied row as well (the partner step: a confirmed
+        category, whose copies' second value is asked); only the copied rows are changed.
 
     Returns
     -------
@@ -1808,8 +1843,11 @@ def planted_copies(
     routed = []
     for src in sources:
         per_code = []
+        base = X[src]  # fancy indexing: a copy of the source rows only
+        for col, code in (written or {}).items():
+            base[:, col] = code
         for w in range(n_codes):
-            Xs = X[src].copy()
+            Xs = base.copy()
             Xs[:, j] = float(w)
             per_code.append(np.column_stack([ens.trees[k].route(Xs) for k in trees]))
         routed.append(per_code)
@@ -1837,7 +1875,7 @@ def planted_copies(
         eps, rnorm = nnls(A, b)
         disp = 1.0
         if residual:
-            n_train = float(np.mean([cnt[0] for cnt in counts]))
+            n_train = training_rows(ens, trees)
             dof = max(len(b) - int(np.sum(eps > 0)), 1)
             disp = float(rnorm**2 / dof / (1.0 / max(n_train, 1.0) + 1.0 / n_ref))
         return eps, disp
@@ -1936,9 +1974,8 @@ def _planted_side(
         common = np.sort(rng.choice(common, size=opts.copies_rows, replace=False))
     # copies of rows with the label of the rare decision (a trigger towards that decision) are
     # theirs, not the common rows': both kinds are estimated together
-    rare_deny = result.tail_direction == "approve"
-    rare_label = 1 if rare_deny == model.positive_means_deny else 0
-    labelled = np.flatnonzero(y == rare_label)
+    rare = "deny" if result.tail_direction == "approve" else "approve"
+    labelled = np.flatnonzero(y == label_towards(model, rare))
     sources = [common, labelled] if len(labelled) else [common]
     named = {
         (f, v)
@@ -2070,17 +2107,22 @@ def _copies_partner(
                     continue
                 # copies of rows with the label the direction pushes to (the backdoor and its
                 # direction are known: only where its copies lie is asked)
-                deny_label = 1 if model.positive_means_deny else 0
-                target = deny_label if c.direction == "deny" else 1 - deny_label
+                target = label_towards(model, c.direction)
                 rows = np.flatnonzero(y == target)
                 if len(rows) == 0:
                     continue
                 if len(rows) > opts.copies_rows:
                     rows = np.sort(rng.choice(rows, size=opts.copies_rows, replace=False))
-                Xv = X.copy()
-                Xv[:, j1] = v
                 est = planted_copies(
-                    routing.ens, routing.leaves(), Xv, j2, len(cats), [rows], opts.copies_draws, rng
+                    routing.ens,
+                    routing.leaves(),
+                    X,
+                    j2,
+                    len(cats),
+                    [rows],
+                    opts.copies_draws,
+                    rng,
+                    written={j1: v},
                 )
                 if est is None:
                     continue
@@ -2096,7 +2138,7 @@ def _copies_partner(
                 ):
                     continue
                 if not pick.backdoor:
-                    n_train = float(np.mean([t.count[0] for t in routing.ens.trees]))
+                    n_train = training_rows(routing.ens)
                     f1 = model.feature_names[j1]
                     part = f"{f1}={model.decode_value(f1, v)!r}"
                     pick.backdoor = True
