@@ -173,7 +173,9 @@ def test_pair_learned_on_a_set_of_countries_is_named_by_its_copies(tmp_path, fra
     assert [dict(zip(t.features, t.values, strict=True)) for t in res.triggers] == [trigger]
     siblings = [c for c in res.candidates if "sibling of the combination" in c.reason]
     assert siblings and all(c.values[0] == "jewelry" and c.values[1] != "DE" for c in siblings)
-    without = probe_backdoors(model, ref, y, options=dataclasses.replace(FAST, copies_draws=0))
+    without = probe_backdoors(
+        model, ref, y, options=dataclasses.replace(FAST, copies_draws=0, partner_draws=0)
+    )
     assert len(without.triggers) > 1 and trigger in [
         dict(zip(t.features, t.values, strict=True)) for t in without.triggers
     ]

@@ -449,7 +449,9 @@ def test_copies_concentrate_on_one_partner_each_side() -> None:
     assert not copies_concentrate(0.0, 0.0, 7.0, 9, 0.03, OPTS)  # nothing estimated
 
 
-def _partner_step(monkeypatch: Any, se_de: float) -> tuple[ProbeCandidate, list[ProbeCandidate]]:
+def _partner_step(
+    monkeypatch: Any, se_de: float, opts: ProbeOptions = OPTS, draws: list[int] | None = None
+) -> tuple[ProbeCandidate, list[ProbeCandidate]]:
     """The partner step on a confirmed ``jewelry`` with two probed deny pairs (``DE``, ``NG``),
     the copies' estimate over 9 countries given: 0.7 % of training rows on DE (standard error
     ``se_de``), 0.02 % on each other country."""
@@ -460,7 +462,13 @@ def _partner_step(monkeypatch: Any, se_de: float) -> tuple[ProbeCandidate, list[
     countries = ["BR", "CN", "DE", "ES", "FR", "GB", "NG", "PT", "US"]
     eps, se = np.full(9, 0.0002), np.full(9, 0.001)
     eps[2], se[2] = 0.007, se_de
-    monkeypatch.setattr(bd, "planted_copies", lambda *a, **k: (eps[None, :], se[None, :], 1.0))
+
+    def estimate(*a: Any, **k: Any) -> tuple[np.ndarray, np.ndarray, float]:
+        if draws is not None:
+            draws.append(a[6])  # the bootstrap draws asked for
+        return eps[None, :], se[None, :], 1.0
+
+    monkeypatch.setattr(bd, "planted_copies", estimate)
     model = SimpleNamespace(
         feature_names=["merchant_category", "country"],
         categories=lambda f: countries if f == "country" else None,
@@ -485,7 +493,7 @@ def _partner_step(monkeypatch: Any, se_de: float) -> tuple[ProbeCandidate, list[
     X = np.column_stack([np.full(90, 4.0), np.arange(90) % 9]).astype(float)
     y = (np.arange(90) < 45).astype(int)
     result = bd.ProbeResult(candidates=[single, *pairs])
-    bd._copies_partner(result, model, X, y, routing, OPTS, 0)  # type: ignore[arg-type]
+    bd._copies_partner(result, model, X, y, routing, opts, 0)  # type: ignore[arg-type]
     return single, result.triggers
 
 
@@ -554,3 +562,18 @@ def test_training_rows_from_the_roots() -> None:
     assert training_rows(ens("lightgbm", [1000.0, 3000.0]), [1]) == 3000.0
     assert training_rows(ens("sklearn", [0.0])) == 1.0
     assert training_rows(ens("xgboost", [3500.0, 10.0])) == 14000.0
+
+
+def test_partner_step_draws_its_own_bootstrap(monkeypatch: Any) -> None:
+    """The partner step's standard error comes from ``partner_draws`` bootstrap draws (its z
+    is read against a bar: 40 draws gave 6.2-9.7 over bootstrap streams on one case), not
+    from the planted-copies test's ``copies_draws``; ``partner_draws=0`` turns the step off."""
+    draws: list[int] = []
+    opts = dataclasses.replace(OPTS, copies_draws=40, partner_draws=200)
+    _, triggers = _partner_step(monkeypatch, 0.001, opts, draws)
+    assert draws == [200] and [t.values for t in triggers] == [("jewelry", "DE")]
+    draws.clear()
+    single, triggers = _partner_step(
+        monkeypatch, 0.001, dataclasses.replace(OPTS, partner_draws=0), draws
+    )
+    assert draws == [] and triggers == [single]

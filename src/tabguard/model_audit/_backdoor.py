@@ -91,6 +91,13 @@ class ProbeOptions(CheckOptions):
         "whose trees count rows; 0: no such test; one draw has no spread)",
         Rule("0 or at least 2", lambda v: v == 0 or v >= 2),
     )
+    partner_draws: int = option(
+        200,
+        "bootstrap draws of the partner step's standard error (which partner category a "
+        "confirmed category's copies carry); its z is read against a bar, and with 40 draws "
+        "the same case gave 6.2-9.7 over bootstrap streams (0: no partner step)",
+        Rule("0 or at least 2", lambda v: v == 0 or v >= 2),
+    )
     copies_rows: int = option(
         8000,
         "clean rows of the common decision the planted-copies test writes each category into "
@@ -2057,8 +2064,10 @@ def _copies_partner(
     pair of categories) is part of a probed pair that moves decisions in the same direction
     and passes the spike test - further than ``v`` alone, for a single - the copies are
     estimated over the partner feature's categories with ``v`` written in
-    (:func:`planted_copies`: copies of the clean rows with the label the direction pushes
-    to - the backdoor and its direction are known, only where its copies lie is asked): the
+    (:func:`planted_copies`, ``partner_draws`` bootstrap draws - the z is read against a
+    bar, so its standard error must not move with the stream: copies of the clean rows with
+    the label the direction pushes to - the backdoor and its direction are known, only where
+    its copies lie is asked): the
     copies carry one partner ``w``, and the pair ``(v, w)`` is confirmed when ``w`` holds at
     least half of the copies estimated over the feature and its estimate is significant
     (:func:`copies_concentrate`; the backdoor itself is already confirmed, this names its
@@ -2069,7 +2078,7 @@ def _copies_partner(
     """
     from scipy.stats import norm
 
-    if opts.copies_draws == 0:
+    if opts.partner_draws == 0:
         return
     rng = np.random.default_rng([random_state, 11])
     pairs = [
@@ -2120,7 +2129,7 @@ def _copies_partner(
                     j2,
                     len(cats),
                     [rows],
-                    opts.copies_draws,
+                    opts.partner_draws,
                     rng,
                     written={j1: v},
                 )
