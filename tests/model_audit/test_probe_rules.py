@@ -87,12 +87,20 @@ def test_without_mass_clean_data_alone_decides() -> None:
     assert confirms_without_mass(cand(n_natural=0), OPTS, rare_rows=10) == [
         "no clean row carries it"
     ]
-    # few clean rows whose labels do not back the model
-    assert confirms_without_mass(cand(n_natural=10, label_log_lr=0.0), OPTS, 10)
-    assert not confirms_without_mass(cand(n_natural=11, label_log_lr=0.0), OPTS, 10)
+    # few clean rows whose labels do not back the model, moved further than the model's
+    # other rare cells (p_rarity, see test_rarity_needs_the_models_own_null)
+    beyond = 1e-4
+    assert confirms_without_mass(cand(n_natural=10, label_log_lr=0.0, p_rarity=beyond), OPTS, 10)
+    assert not confirms_without_mass(
+        cand(n_natural=11, label_log_lr=0.0, p_rarity=beyond), OPTS, 10
+    )
     backs = -math.log(OPTS.weak_lr)
-    assert not confirms_without_mass(cand(n_natural=5, label_log_lr=backs), OPTS, 10)
-    assert confirms_without_mass(cand(n_natural=5, label_log_lr=backs + 1e-6), OPTS, 10)
+    assert not confirms_without_mass(
+        cand(n_natural=5, label_log_lr=backs, p_rarity=beyond), OPTS, 10
+    )
+    assert confirms_without_mass(
+        cand(n_natural=5, label_log_lr=backs + 1e-6, p_rarity=beyond), OPTS, 10
+    )
     # extrapolation at the edge of the data is not a trigger
     assert not confirms_without_mass(cand(n_natural=0, continuation=True), OPTS, 10)
 
@@ -577,3 +585,49 @@ def test_partner_step_draws_its_own_bootstrap(monkeypatch: Any) -> None:
         monkeypatch, 0.001, dataclasses.replace(OPTS, partner_draws=0), draws
     )
     assert draws == [] and triggers == [single]
+
+
+def test_rarity_needs_the_models_own_null() -> None:
+    """Few clean rows with silent labels confirm a value only where the model moves no other
+    rare cell that far: ordinary rare cells of an overfit model (a wide upper tail of spikes)
+    explain a spike of 0.54, a model whose rare cells barely move does not (clean XGBoost on
+    fraud data: account_age_days=41, 28 rows, spike -0.54, was named)."""
+    from tabguard.model_audit._backdoor import rarity_tail
+
+    rng = np.random.default_rng(0)
+    quiet = rng.exponential(0.03, size=70)  # rare cells moved a little
+    wide = np.concatenate([rng.exponential(0.03, size=55), rng.uniform(0.2, 0.45, size=15)])
+    assert rarity_tail(0.9, quiet, 71) < OPTS.alpha
+    assert rarity_tail(-0.9, quiet, 71) < OPTS.alpha  # either direction
+    # the same spike: ordinary where the model moves its rare cells that far, not elsewhere
+    assert rarity_tail(0.54, wide, 71) >= OPTS.alpha
+    assert rarity_tail(0.54, quiet, 71) < OPTS.alpha
+    # a spike inside the others' range: the empirical share, corrected over the cells
+    assert rarity_tail(0.1, quiet, 71) == 1.0
+    # too few other rare cells to know the model's ordinary movement: no null, no rarity
+    assert math.isnan(rarity_tail(0.99, quiet[:19], 20))
+    assert not confirms_without_mass(
+        cand(n_natural=10, label_log_lr=0.0, p_rarity=math.nan), OPTS, 10
+    )
+    assert not confirms_without_mass(cand(n_natural=10, label_log_lr=0.0, p_rarity=0.02), OPTS, 10)
+    # no clean row at all is another branch (no rare cells to weigh it against)
+    assert confirms_without_mass(cand(n_natural=0, p_rarity=math.nan), OPTS, 10)
+
+
+@given(
+    spike=st.floats(0.0, 1.0),
+    bump=st.floats(0.0, 1.0),
+    others=st.lists(st.floats(-1.0, 1.0), min_size=20, max_size=80),
+)
+def test_rarity_tail_is_monotone_and_a_probability(
+    spike: float, bump: float, others: list[float]
+) -> None:
+    """A larger spike is never more ordinary; the p-value is in [0, 1]; more cells it could
+    have come from never make it smaller."""
+    from tabguard.model_audit._backdoor import rarity_tail
+
+    vals = np.array(others)
+    p = rarity_tail(spike, vals, len(others) + 1)
+    assert 0.0 <= p <= 1.0
+    assert rarity_tail(min(spike + bump, 1.0), vals, len(others) + 1) <= p + 1e-12
+    assert rarity_tail(spike, vals, 2 * len(others) + 2) >= p - 1e-12

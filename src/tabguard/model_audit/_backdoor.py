@@ -193,6 +193,14 @@ class ProbeOptions(CheckOptions):
         "back it (then rarity alone does not confirm a trigger)",
         at_least(1.0),
     )
+    rare_null_cells: int = option(
+        20,
+        "where the training mass is unknown, a rare value is confirmed by its few clean rows only "
+        "beyond the spikes of the model's other rare cells (values and pairs as rare whose "
+        "labels do not back the model either); with fewer such cells the "
+        "model's ordinary movement of rare cells is unknown and rarity confirms nothing",
+        at_least(5),
+    )
 
 
 @dataclass
@@ -261,6 +269,11 @@ class ProbeCandidate:
         categories' mean ratio and the spread of their true ratios (their estimates' variance
         less their own noise); the p-value of the value beyond them (see
         :func:`planted_copies`, :func:`planted_beyond_ordinary`).
+    rare_cells, p_rarity : int, float
+        Where the training mass is unknown and few clean rows carry the value: the model's
+        other rare cells its spike was weighed against, and the p-value of a spike this large
+        among them (exponential tail of their largest spikes, Bonferroni over every rare
+        cell; :func:`rarity_tail`).
     outside_support, continuation : bool
         Beyond the clean data's range; an edge step that continues the trend inside it.
     probe_rows : {"random", "tail"}
@@ -302,6 +315,8 @@ class ProbeCandidate:
     planted_spread: float = float("nan")
     p_planted: float = float("nan")
     planted: bool = False  # confirmed by the planted-copies test (:func:`_planted_side`)
+    rare_cells: int = 0
+    p_rarity: float = float("nan")
     backdoor: bool = False
     reason: str = ""
     columns: tuple[int, ...] = ()
@@ -1295,9 +1310,9 @@ def _decide(
     Where it is not known - models without readable trees, columns a pipeline encodes before
     its trees, cells no mass-carrying tree isolates (XGBoost's covers count rows only in its
     first tree) - the spike must reach ``opts.min_spike_without_trees`` and (2) is: no clean
-    row carries
-    the value, or few do (``opts.rare_share``) and their labels do not back the model, or the
-    label evidence above. At the edge of the data a step that continues the trend inside it is
+    row carries the value, or few do (``opts.rare_share``), their labels do not back the model
+    and it moves them further than its other rare cells (:func:`rarity_tail`), or the label
+    evidence above. At the edge of the data a step that continues the trend inside it is
     extrapolation, not a trigger, unless the labels are decisive.
     """
     from scipy.stats import binom
@@ -1332,6 +1347,30 @@ def _decide(
             passes = c.direction == result.tail_direction and tail_passes(c, opts)
         if passes:
             strong.append(c)
+    # The rarity rule's null: how far this model moves its other rare cells (values and pairs
+    # as rare, probed on the random rows, whose labels do not back the model either): an
+    # overfit model moves many rows of few clean rows a long way, a planted value stands out.
+    domain = [
+        c
+        for c in result.candidates
+        if c.probe_rows == "random"
+        and 0 < c.n_natural <= rare
+        and not c.continuation
+        and c.label_log_lr > -math.log(opts.weak_lr)
+    ]
+    for c in strong:
+        if c.probe_rows == "random" and 0 < c.n_natural <= rare:
+            # the others: every rare cell that does not carry one of the candidate's own values
+            # (a pair holding the value is the value seen again, not an ordinary cell); the
+            # feature's other cells stay (the model's way with rare cells of that feature)
+            values = set(zip(c.features, c.codes, strict=True))
+            ordinary = [
+                d for d in domain if not values & set(zip(d.features, d.codes, strict=True))
+            ]
+            c.rare_cells = len(ordinary)
+            c.p_rarity = rarity_tail(
+                c.spike, np.array([d.spike for d in ordinary]), len(domain), opts.rare_null_cells
+            )
     n_train = training_rows(ens) if ens is not None else 1.0
     # The training mass of each strong candidate, over the columns the trees read directly (a
     # pipeline may encode some before its trees). XGBoost's mass comes from its first tree
@@ -2289,13 +2328,66 @@ def natural_evidence(c: ProbeCandidate, o: ProbeOptions) -> str | None:
 
 def confirms_without_mass(c: ProbeCandidate, o: ProbeOptions, rare_rows: int) -> list[str]:
     """Where the training mass is unknown, what clean data alone says: no clean row carries the
-    value, or few do (at most ``rare_rows``) and their labels do not back the model (their
-    likelihood ratio for it stays under ``weak_lr``). A step at the edge of the data that
-    continues the trend inside it is extrapolation, not a trigger (empty list)."""
+    value, or few do (at most ``rare_rows``), their labels do not back the model (their
+    likelihood ratio for it stays under ``weak_lr``) **and** the model moves them further than
+    it moves its other rare cells (``c.p_rarity`` under ``alpha``, see :func:`rarity_tail`).
+
+    Few clean rows and silent labels alone are no evidence: 28 rows between a 2 % and a 0.2 %
+    fraud rate cannot back anything, and an overfit model moves some rare cell far wherever
+    it was fitted on few rows. A step at the edge of the data that continues the trend inside
+    it is extrapolation, not a trigger (empty list)."""
     if c.continuation:
         return []
     if c.n_natural == 0:
         return ["no clean row carries it"]
-    if c.n_natural <= rare_rows and c.label_log_lr > -math.log(o.weak_lr):
-        return [f"only {c.n_natural} clean rows carry it and their labels do not back it"]
+    if c.n_natural <= rare_rows and c.label_log_lr > -math.log(o.weak_lr) and c.p_rarity < o.alpha:
+        return [
+            f"only {c.n_natural} clean rows carry it and their labels do not back it; the "
+            f"model moves none of its {c.rare_cells} other rare cells as far (spikes' tail "
+            f"p = {c.p_rarity:.1e} over every rare cell)"
+        ]
     return []
+
+
+def rarity_tail(spike: float, others: np.ndarray, n_cells: int, min_cells: int = 20) -> float:
+    """How often a model's ordinary rare cells move their rows as far as ``spike``.
+
+    ``others`` are the spikes of the model's other rare cells (the rarity rule's own domain:
+    few clean rows, labels not backing the model). Their upper tail is fitted as exponential
+    beyond the threshold that leaves the largest fifth (at least 5) above it - peaks over a
+    threshold, the tail of any light-tailed law; spikes are bounded by 1, so near 1 the fit
+    overstates the tail and the test errs towards silence - and the chance that one of
+    ``n_cells`` rare cells exceeds ``abs(spike)`` is returned (Bonferroni). Below the threshold
+    the empirical share (plus one) is used.
+
+    Parameters
+    ----------
+    spike : float
+        The candidate's spike (its sign is ignored).
+    others : ndarray
+        The other rare cells' spikes.
+    n_cells : int
+        Rare cells the largest could have come from.
+    min_cells : int
+        Fewer others: no null, nan (the rule then confirms nothing).
+
+    Returns
+    -------
+    float
+        The p-value, nan without a null.
+    """
+    vals = np.sort(np.abs(np.asarray(others, dtype=float)))[::-1]
+    n = len(vals)
+    if n < max(min_cells, 6):
+        return float("nan")
+    s = abs(spike)
+    k = min(max(5, math.ceil(0.2 * n)), n - 1)
+    u = float(vals[k])
+    if s <= u:
+        tail = (float(np.sum(vals >= s)) + 1.0) / (n + 1.0)
+    else:
+        # the exponential scale's estimate is the mean excess; a floor keeps a tie of the
+        # exceedances (all equal) from making any larger spike infinitely rare
+        scale = max(float(np.mean(vals[:k] - u)), 1e-3)
+        tail = k / (n + 1.0) * math.exp(-(s - u) / scale)
+    return min(1.0, max(n_cells, 1) * tail)
