@@ -331,6 +331,9 @@ class Pattern:
     units: float = math.nan
     band: tuple[int, int] | None = None
     band_skip: tuple[int, ...] = ()
+    # suspects are the copies among its labelled rows, the rest natural carriers of the value
+    # (:meth:`_Scanner.copies_among_natural`); the Spark engine then adds no row of its own
+    copies_only: bool = False
     scored_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS, repr=False)
     scored_q: np.ndarray = field(default_factory=lambda: _NO_Q, repr=False)
     # written in place, shown by the rest of the row (context_mixture): the share of the
@@ -1538,6 +1541,9 @@ class _Scanner:
             return np.setdiff1d(p.rows, self.consistent_rows(p))
         if p.effect >= self.o.strong_effect or p.twin_share is None:
             labelled = p.rows[self.y[p.rows] == p.label]
+            copies = None if breaks else self.copies_among_natural(p, len(labelled))
+            if copies is not None:
+                labelled, p.copies_only = copies, True
         else:
             labelled = self.twin_rows(p)
         others = p.rows[self.y[p.rows] != p.label]
@@ -1546,6 +1552,64 @@ class _Scanner:
         if breaks:
             return np.sort(np.concatenate([labelled, others]))
         return np.sort(np.concatenate([labelled, self.other_label_copies(p, others)]))
+
+    def natural_carriers(self, p: Pattern) -> float:
+        """Rows with ``p``'s label expected among the rows of a single value or band of an
+        ordinal feature from the values on both sides of it (those the counterfactual draws,
+        :meth:`_band_replacements`: flagged values left out): their rows with the label per
+        value, times the pattern's values holding rows. NaN for other patterns."""
+        if len(p.cols) != 1 or not self.m.ordinal[p.cols[0]]:
+            return math.nan
+        j = p.cols[0]
+        lo, hi = p.band if p.band is not None else (p.codes[0], p.codes[0])
+        ids, _ = self._band_replacements(j, lo, hi, want=len(p.rows))
+        cnt = self.m.counts[j].astype(float)
+        ids = ids[cnt[ids] > 0]
+        if not len(ids):
+            return math.nan
+        pos = self.positives(j).astype(float)
+        with_label = pos[ids] if p.label == 1 else cnt[ids] - pos[ids]
+        mine = np.asarray(_values(self, p), dtype=np.int64)
+        mine = np.setdiff1d(mine, np.asarray(p.band_skip, dtype=np.int64))
+        held = int(np.count_nonzero(cnt[mine] > 0))
+        return float(with_label.sum()) / len(ids) * held
+
+    def copies_among_natural(self, p: Pattern, labelled: int) -> np.ndarray | None:
+        """The near-copies among the rows with its label of a trigger on an ordinal value or
+        band that natural rows carry with that label too, or None (every such row is suspect).
+
+        A trigger made of copies of rows that already carry its label - most often the
+        majority label, or a label most rows of the range carry anyway (fraud data: customers
+        aged 77-84 are all but never frauds) - is decided by labels alone (effect 1.0), yet its
+        range holds natural rows with that label; labels cannot tell them apart, the copies
+        are copies (:meth:`twin_rows`). They alone are suspect where the copy test finds the
+        rows made of copies (:func:`copies_beyond_chance`; measured here when labels decided)
+        and the rows left out are no more than natural carriers explain
+        (:meth:`natural_carriers`, with three standard deviations): copies the radius misses
+        (noise beyond it) would otherwise leave the quarantine. Where natural carriers would be
+        at most a fiftieth of those rows, every one is taken."""
+        natural = self.natural_carriers(p)
+        # natural carriers of a fiftieth of the rows or fewer are not worth a copy search
+        # (a nearest-neighbour search over every row: seconds on a million rows)
+        if math.isnan(natural) or natural < max(1.0, 0.02 * labelled) or p.written:
+            return None
+        if p.twin_share is None:
+            if self.N > LARGE_ROWS:  # exact copies by hashing first, as the copy checks do
+                p.copy_proxy = self.exact_copy_share(p)
+            # a generator of its own: later copy checks draw as they did
+            rng, self.rng = self.rng, np.random.default_rng(self.ctx.random_state + 13)
+            try:
+                self.twins(p)
+            finally:
+                self.rng = rng
+        if p.twin_share is None or p.p_twin is None:
+            return None
+        if not copies_beyond_chance(p.p_twin, p.twin_share, p.twin_share_baseline or 0.0, self.o):
+            return None
+        copies = self.twin_rows(p)
+        if labelled - len(copies) > natural + 3.0 * math.sqrt(natural):
+            return None
+        return copies
 
     def consistent_rows(self, p: Pattern) -> np.ndarray:
         """The rows of a pattern written in place whose other features predict its value like
@@ -1996,15 +2060,36 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         if not _retest_sharing_a_feature(sc, bands, marked, alpha, opts):
             break
     flagged_bands = [p for p in bands if p.flagged]
+    # A band trigger lends its label to the counterfactual of the single values beside (and
+    # inside) it, as a single trigger does to its neighbours: flagged values of the other label
+    # on a flagged band's feature are tested again without the band's values (fraud,
+    # customer_age in [81, 88] written into copies as frauds: ages 79 and 80, natural
+    # legitimate rows, named as triggers → 0 with their 34 rows).
+    beside = _beside_bands(flagged, flagged_bands)
+    if beside:
+        for p in beside:
+            p.reset_evidence()
+            _label_evidence(sc, p, alpha)
+        _decide(sc, beside, opts)
+        flagged = [p for p in flagged if p.flagged]
     for p in flagged_bands:
         exclude |= {(p.cols[0], int(c)) for c in _values(sc, p)}
     flagged = _dedupe(_merge_into_bands(sc, flagged_bands, flagged) + flagged_bands)
     late = [p for p in deferred if not p.flagged and not any(_covered(p, f, sc) for f in flagged)]
     for p in late:
         p.near_copy = copied[id(p)]
+    for p in _beside_bands(late, flagged_bands):  # measured before the bands were known
+        p.reset_evidence()
+        _label_evidence(sc, p, alpha)
     _decide(sc, late, opts)
     exclude |= {(p.cols[0], p.codes[0]) for p in late if p.flagged}
     flagged = _dedupe(flagged + [_refine(sc, p) for p in late if p.flagged])
+    # A band trigger found in pieces (its values named one by one where each was decided
+    # before the bands, runs beside singles) is one band: adjacent pieces of one label merge.
+    flagged = _merge_runs(sc, flagged, alpha)
+    for p in flagged:
+        if p.band is not None:
+            exclude |= {(p.cols[0], int(c)) for c in _values(sc, p)}
     pairs = [
         p for p in _top(sc.pairs(exclude), cap) if not any(_covered(p, f, sc) for f in flagged)
     ]
@@ -2425,6 +2510,95 @@ def _merge_into_bands(sc: _Scanner, bands: list[Pattern], singles: list[Pattern]
         home.rows = np.union1d(home.rows, s.rows)
         home.n, home.k = len(home.rows), int((sc.y[home.rows] == home.label).sum())
     return left
+
+
+def _beside_bands(patterns: list[Pattern], bands: list[Pattern]) -> list[Pattern]:
+    """The single values among ``patterns`` on the feature of a band in ``bands`` with the
+    other label (the band lends them its label through their counterfactual)."""
+    return [
+        p
+        for p in patterns
+        if len(p.cols) == 1
+        and p.band is None
+        and any(b.cols[0] == p.cols[0] and b.label != p.label for b in bands)
+    ]
+
+
+def _span(p: Pattern) -> tuple[int, int]:
+    """The value ids a single value or band covers, lowest and highest."""
+    return p.band if p.band is not None else (p.codes[0], p.codes[0])
+
+
+def _merge_runs(sc: _Scanner, flagged: list[Pattern], alpha: float) -> list[Pattern]:
+    """Flagged single values and bands of one feature (with band candidates) and one label that
+    touch - at most one value with rows between them - are one band when together they span
+    at least three values: an attacker's copies spread over a range, and where the range's
+    values were decided one by one (each made of copies before the bands were looked for: fraud
+    customer_age in [73, 80] → 0 named as eight values) or in pieces around a value flagged
+    first (credit LIMIT_BAL=660000, then the runs on either side), the range is the trigger.
+
+    The band replaces its pieces: its label evidence is measured again (the pieces' best
+    p-value stays its p-value: each piece was significant on its own), and its copy evidence
+    too (:meth:`_Scanner.twins`: its suspects are its copies where natural rows share the
+    range). Values of the other label flagged inside the range are left out of it.
+    Returns the flagged patterns with the pieces replaced.
+    """
+    m = sc.m
+
+    def piece(p: Pattern) -> bool:
+        return (
+            len(p.cols) == 1
+            and p.family != "contract"
+            and not p.written
+            and not p.companions
+            and sc.has_bands(p.cols[0])
+        )
+
+    out = [p for p in flagged if not piece(p)]
+    groups: dict[tuple[int, int], list[Pattern]] = {}
+    for p in flagged:
+        if piece(p):
+            groups.setdefault((p.cols[0], p.label), []).append(p)
+    for (j, label), ps in groups.items():
+        ok = ~m.breaks_contract[j] & (m.counts[j] > 0)
+        rank = np.cumsum(ok)  # in-contract values with rows up to each value id
+        ps.sort(key=_span)
+        runs: list[list[Pattern]] = [[ps[0]]]
+        for p in ps[1:]:
+            lo = _span(p)[0]
+            hi = max(_span(q)[1] for q in runs[-1])
+            between = int(rank[lo - 1] - rank[hi]) if lo > hi else 0
+            if between <= 1:
+                runs[-1].append(p)
+            else:
+                runs.append([p])
+        other = {
+            p.codes[0]
+            for p in flagged
+            if len(p.cols) == 1 and p.band is None and p.cols[0] == j and p.label != label
+        }
+        for run in runs:
+            lo, hi = _span(run[0])[0], max(_span(q)[1] for q in run)
+            if len(run) < 2 or int(ok[lo : hi + 1].sum()) < 3:
+                out += run
+                continue
+            band = Pattern((j,), (lo,), label, 0, 0, "band")
+            band.band = (lo, hi)
+            band.band_skip = tuple(sorted(int(v) for v in other if lo <= v <= hi))
+            held = np.setdiff1d(np.arange(lo, hi + 1), np.asarray(band.band_skip, dtype=np.int64))
+            band.n = int(m.counts[j][held].sum())  # counted rows (the Spark engine holds some)
+            pos = int(sc.positives(j)[held].sum())
+            band.k = pos if label == 1 else band.n - pos
+            _label_evidence(sc, band, alpha)
+            best = min(run, key=lambda q: q.p)
+            band.p, band.threshold = best.p, best.threshold
+            for q in run:
+                q.flagged = False
+            band.flagged = True
+            sc.attribute(band)
+            sc.twins(band)
+            out.append(band)
+    return out
 
 
 def condition(m: AuditMatrix, p: Pattern, *, companions: bool = False) -> str:

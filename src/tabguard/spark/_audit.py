@@ -592,6 +592,8 @@ def _complete_triggers(
     for i, p in enumerate(triggers):
         if p.n <= len(p.rows) or not (p.effect >= opts.strong_effect or p.twin_share is None):
             continue
+        if p.copies_only:  # natural carriers share its label: its copies alone (in the sample)
+            continue
         cells = [
             (j, *(p.band if p.band is not None and k == 0 else (c, c)))
             for k, (j, c) in enumerate(zip(p.cols, p.codes, strict=True))
