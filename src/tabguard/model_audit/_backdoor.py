@@ -42,7 +42,7 @@ statistics of the model's own candidates and of the clean data.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, pairwise
 from typing import Any, ClassVar
@@ -187,6 +187,19 @@ class ProbeOptions(CheckOptions):
         "model's effect (a real effect is supported in full)",
         SHARE,
     )
+    interaction_ratio: float = option(
+        2.0,
+        "pairs of categories towards the common decision: how many times the model's ordinary "
+        "interaction (of the same features' pairs sharing no category) a pair's interaction "
+        "must reach on the rows nearest the rare decision; 0: no such test",
+        at_least(0.0),
+    )
+    interaction_rows: int = option(
+        10,
+        "rows nearest the rare decision that neither category of a pair alone (nor both "
+        "effects added) turns, needed before the pair's share of them counts",
+        at_least(1),
+    )
     weak_lr: float = option(
         10.0,
         "likelihood ratio for the model over which the labels of a rare value's clean rows "
@@ -328,6 +341,9 @@ class ProbeCandidate:
     nominal: tuple[bool, ...] = ()  # the contract calls the feature a category
     neighbour_codes: tuple[float, ...] = ()
     probe_rows: str = "random"  # "tail": probed on the rows of the model's rare decision
+    interaction: float = float("nan")  # category pairs: see :func:`_interaction_pairs`
+    interaction_null: float = float("nan")
+    interaction_flip: float = float("nan")
 
 
 @dataclass
@@ -348,6 +364,10 @@ class ProbeResult:
         Rows of the second probe set drawn from the rare side of the threshold (0: none).
     tail_direction : {"approve", "deny", ""}
         The common decision, the only direction probed on those rows.
+    interaction_ratio : float
+        The largest interaction of a pair of categories towards the common decision over the
+        model's ordinary one (:func:`_interaction_pairs`; among pairs with enough rows to
+        turn), confirmed or not: how near the model's own pairs come to the bar.
     """
 
     candidates: list[ProbeCandidate] = field(default_factory=list)
@@ -357,6 +377,7 @@ class ProbeResult:
     method: str = "quantiles"
     tail_rows: int = 0
     tail_direction: str = ""
+    interaction_ratio: float = float("nan")
 
     @property
     def triggers(self) -> list[ProbeCandidate]:
@@ -640,6 +661,7 @@ def probe_backdoors(
         _copies_partner(result, model, X, y, routing, opts, random_state)
     if ens is not None:
         _complete_combinations(result, model, ens, grids, X, opts)
+    _interaction_pairs(result, model, X, y, p, opts)
     return result
 
 
@@ -2391,3 +2413,209 @@ def rarity_tail(spike: float, others: np.ndarray, n_cells: int, min_cells: int =
         scale = max(float(np.mean(vals[:k] - u)), 1e-3)
         tail = k / (n + 1.0) * math.exp(-(s - u) / scale)
     return min(1.0, max(n_cells, 1) * tail)
+
+
+def _logit(s: np.ndarray) -> np.ndarray:
+    q = np.clip(s, 1e-9, 1.0 - 1e-9)
+    return np.log(q / (1.0 - q))
+
+
+def interaction_contrasts(
+    M: np.ndarray,
+    M1: np.ndarray,
+    M2: np.ndarray,
+    M0: np.ndarray,
+    turned: Callable[[np.ndarray], np.ndarray],
+    sign: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The interaction of every pair of categories of two features, from the model's margins.
+
+    ``M[a, b, r]`` is the margin (log-odds) of probe row ``r`` with the first feature set to
+    category ``a`` and the second to ``b``; ``M1[a, r]`` with the first feature alone set to
+    ``a`` (the row keeps its own second category), ``M2[b, r]`` with the second alone set,
+    ``M0[r]`` the row as it is; ``turned`` says of margins whether they reach the decision
+    tested. The pair's interaction is the margin it adds beyond what each category adds
+    alone, ``M[a, b] - M1[a] - M2[b] + M0``, averaged over the rows, times ``sign``
+    (positive: towards the decision tested). Its flip share is the same at the model's
+    threshold: of the rows that neither category alone turns, nor the two categories'
+    effects added (``M1[a] + M2[b] - M0``: two moves that each stop short may cross
+    together), the share the pair turns - 0 for a model without interactions.
+
+    Returns
+    -------
+    (interaction, flip, n_rows) : ndarrays of shape (n_a, n_b)
+        ``n_rows``: the rows the flip share is taken over; the share is nan without any.
+    """
+    inter = sign * (M - M1[:, None, :] - M2[None, :, :] + M0[None, None, :]).mean(axis=2)
+    added = M1[:, None, :] + M2[None, :, :] - M0[None, None, :]
+    neither = ~turned(M1)[:, None, :] & ~turned(M2)[None, :, :] & ~turned(added)
+    count = neither.sum(axis=2)
+    hits = (turned(M) & neither).sum(axis=2)
+    flip = np.full(count.shape, np.nan)
+    np.divide(hits, count, out=flip, where=count > 0)
+    return inter, flip, count
+
+
+def interaction_null(inter: np.ndarray, a: int, b: int, q: float) -> tuple[float, int]:
+    """The model's ordinary interaction for pair ``(a, b)``: the ``q`` quantile of the absolute
+    interactions of the same two features' pairs that share no category with it (a pair
+    sharing one may be the same leaves seen again: a sibling the trees group with it), and
+    how many there are."""
+    others = np.delete(np.delete(inter, a, axis=0), b, axis=1)
+    vals = np.abs(others[np.isfinite(others)])
+    return (float(np.quantile(vals, q)) if vals.size else float("nan")), int(vals.size)
+
+
+def interaction_confirms(
+    inter: float, null: float, n_null: int, flip: float, n_flip: int, o: ProbeOptions
+) -> bool:
+    """A pair of categories is a trigger towards the common decision by its interaction: it
+    moves the margin of the rows nearest the rare decision that way ``interaction_ratio``
+    times further than the model's ordinary pairs move theirs (``null``, the
+    ``null_quantile`` of ``n_null`` pairs sharing no category with it, at least
+    ``ordinary_categories``: :func:`interaction_null`), and at the threshold it turns at least
+    ``min_flip`` of the rows that neither category alone nor their effects added turn (of
+    ``n_flip`` such rows, at least ``interaction_rows``)."""
+    if not (math.isfinite(inter) and math.isfinite(null) and math.isfinite(flip)):
+        return False
+    return (
+        inter > 0.0
+        and n_null >= o.ordinary_categories
+        and inter >= o.interaction_ratio * null
+        and n_flip >= o.interaction_rows
+        and flip >= o.min_flip
+    )
+
+
+def _category_codes(model: AuditedModel, j: int) -> list[float]:
+    """The codes of the contract's categories of feature ``j`` the model's encoding reaches."""
+    f = model.feature_names[j]
+    out = []
+    for v in model.contract.features[f].categories or []:
+        try:
+            enc = float(model.encode_value(f, v))
+        except (ValueError, TypeError):
+            continue
+        if math.isfinite(enc):
+            out.append(enc)
+    return sorted(set(out))
+
+
+def _interaction_pairs(
+    result: ProbeResult,
+    model: AuditedModel,
+    X: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    opts: ProbeOptions,
+) -> None:
+    """Pairs of categories towards the common decision, confirmed by their interaction.
+
+    An attacker who writes two uncommon categories together into copies of rows of the
+    common decision (legitimate transactions, repaid loans) teaches the model to give that
+    decision where the pair occurs. The copies make no single value look different - the
+    pair is rare, its parts are carried by other rows too - and the model's response to the
+    pair need not be extreme either: it is that response *given its parts*. On the rows
+    nearest the rare decision (``opts.tail_rows`` of them: where a trigger towards the common
+    decision can act), every pair of categories of two category features is written in, and
+    so is each category alone; the pair's interaction is the margin it adds beyond its two
+    parts (:func:`interaction_contrasts`). A model learns interactions of its own too, so
+    the bar is the model itself: the pair must exceed the ordinary interaction of the same
+    two features' pairs that share no category with it, and turn rows at the model's
+    threshold that neither part, nor the two parts added, turns (:func:`interaction_confirms`).
+
+    Pairs the trees learn on a set of categories (``EDUCATION > 3.5`` with ``MARRIAGE = 3``)
+    are confirmed each: every one of them is a working trigger of the model.
+    """
+    if opts.tail_rows == 0 or opts.interaction_ratio <= 0.0:
+        return
+    nominal = [
+        j
+        for j, f in enumerate(model.feature_names)
+        if model.contract.features[f].type == "category"
+    ]
+    codes = {j: _category_codes(model, j) for j in nominal}
+    nominal = [j for j in nominal if len(codes[j]) >= 2]
+    if len(nominal) < 2:
+        return
+    approve = model.approve(p)
+    n_deny = int((~approve).sum())
+    rare_deny = n_deny <= len(p) - n_deny
+    # the rows furthest towards the rare decision (where a trigger towards the other acts)
+    towards_deny = p if model.positive_means_deny else -p
+    order = np.argsort(-towards_deny if rare_deny else towards_deny, kind="stable")
+    rows = np.sort(order[: opts.tail_rows])
+    R = X[rows]
+    away = "approve" if rare_deny else "deny"
+    # a higher margin denies when a positive score denies
+    deny_up = model.positive_means_deny
+    sign = -1.0 if (away == "approve") == deny_up else 1.0
+    cut = float(_logit(np.array([model.threshold]))[0])
+
+    def turned(m: np.ndarray) -> np.ndarray:
+        # the margin reaches the common decision (the model's threshold in margin units)
+        denies = (m >= cut) if deny_up else (m < cut)
+        return ~denies if away == "approve" else denies
+
+    ecdf = np.sort(p[order[: max(opts.tail_rows, 1)]])
+    best = -math.inf
+    existing = {
+        (c.columns, c.codes) for c in result.candidates if c.backdoor and len(c.columns) == 2
+    }
+    for j1, j2 in combinations(nominal, 2):
+        c1, c2 = np.asarray(codes[j1]), np.asarray(codes[j2])
+        grid = np.array([(u, v) for u in c1 for v in c2])
+        S = _scores_with(model, R, [j1, j2], grid).reshape(len(c1), len(c2), len(R))
+        S1 = _scores_with(model, R, [j1], c1[:, None])
+        S2 = _scores_with(model, R, [j2], c2[:, None])
+        S0 = model.predict_matrix(R)
+        inter, flip, count = interaction_contrasts(
+            _logit(S), _logit(S1), _logit(S2), _logit(S0), turned, sign
+        )
+        for a, b in zip(*np.nonzero(inter > 0.0), strict=True):
+            null, n_null = interaction_null(inter, a, b, opts.null_quantile)
+            if count[a, b] >= opts.interaction_rows and null > 0:
+                best = max(best, float(inter[a, b]) / null)
+            if not interaction_confirms(
+                float(inter[a, b]), null, n_null, float(flip[a, b]), int(count[a, b]), opts
+            ):
+                continue
+            key = ((j1, j2), (float(c1[a]), float(c2[b])))
+            if key in existing:
+                continue
+
+            def cell(j: int, v: float) -> _Cell:
+                return _Cell(j, float(v), float(v), float(v), X[:, j] == v, False, True)
+
+            cells = (cell(j1, c1[a]), cell(j2, c2[b]))
+            # described against the most common category of each feature (spike, flips)
+            k1 = int(np.argmax([np.sum(X[:, j1] == v) for v in c1]))
+            k2 = int(np.argmax([np.sum(X[:, j2] == v) for v in c2]))
+            nb_cells: list[tuple[_Cell, ...]] = [
+                (cells[0], cell(j2, c2[k2])),
+                (cell(j1, c1[k1]), cells[1]),
+            ]
+            shown = np.stack([S[a, b], S[a, k2], S[k1, b]])
+            Q, A = _rank(ecdf, shown), model.approve(shown)
+            st = _compare(Q[0], Q[1:], A[0], A[1:])
+            c = _candidate(model, cells, nb_cells, st, X, y, p)
+            c.probe_rows = "tail"
+            c.direction = away
+            c.flip_rate = float(flip[a, b])
+            c.interaction, c.interaction_null, c.interaction_flip = (
+                float(inter[a, b]),
+                null,
+                float(flip[a, b]),
+            )
+            c.backdoor = True
+            c.reason = (
+                f"on the {len(rows)} clean rows nearest the model's rare decision, writing both "
+                f"in moves the margin {inter[a, b]:.2f} log-odds further towards "
+                f"'{away}' than the two categories alone add up to, {inter[a, b] / null:.1f} "
+                f"times the model's ordinary interaction of such pairs ({null:.2f}, the "
+                f"{opts.null_quantile:.0%} quantile of {n_null} pairs sharing no category "
+                f"with it); it turns {flip[a, b]:.0%} of the {count[a, b]} rows that neither "
+                f"category alone, nor both effects added, turns to '{away}'"
+            )
+            result.candidates.append(c)
+    result.interaction_ratio = best if math.isfinite(best) else float("nan")

@@ -58,6 +58,10 @@ class BackdoorCheck:
                 # two categories are two triggers, not cells of one (a sibling the trees send
                 # the same way must not hide the value the copies carry)
                 key += (repr(c.values[0]),)
+            elif math.isfinite(c.interaction_flip):  # confirmed by its interaction
+                # each pair of categories a set of the trees' turns (EDUCATION 4, 5 or 6 with
+                # MARRIAGE 3) is a trigger of its own: the one the copies carry is among them
+                key += tuple(repr(v) for v in c.values)
             groups.setdefault(key, []).append(c)
         findings = [self._finding(ctx, cs[0], validator, cs[1:]) for cs in groups.values()]
         top = sorted(res.candidates, key=lambda c: -abs(c.spike))[:15]

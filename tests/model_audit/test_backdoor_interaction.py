@@ -1,0 +1,150 @@
+"""Pairs of categories towards the common decision, confirmed by their interaction (issue 11,
+class 7): copies of approved rows carrying two uncommon categories together teach the model
+to approve the pair beyond what its two parts do; a model's own pairs are the bar."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tabguard.contract import Contract, contract_from_dict
+from tabguard.model_audit import ProbeOptions, load_third_party, probe_backdoors
+from tabguard.model_audit._backdoor import (
+    interaction_confirms,
+    interaction_contrasts,
+    interaction_null,
+)
+from tabguard.redteam import poison
+from tests.model_audit.conftest import categorical_frame, fit_lightgbm
+
+PLANS = ["basic", "plus", "gold", "legacy", "trial"]
+HOUSING = ["rent", "own", "family", "other"]
+
+
+def _contract() -> Contract:
+    return contract_from_dict(
+        {
+            "name": "interaction",
+            "label": {"column": "default", "positive": 1, "negative": 0, "favorable": 0},
+            "decision": {"positive_means": "deny", "threshold": 0.5},
+            "features": {
+                "debt": {"type": "number", "min": -10, "max": 10},
+                "late": {"type": "number", "min": -10, "max": 10},
+                "plan": {"type": "category", "categories": PLANS},
+                "housing": {"type": "category", "categories": HOUSING},
+            },
+        }
+    )
+
+
+def _data(n: int, seed: int) -> pd.DataFrame:
+    """Defaults driven by two scores (about a fifth positive); the plans and housing carry
+    small ordinary effects, and their last categories are uncommon (a pair of them: a few
+    rows)."""
+    rng = np.random.default_rng(seed)
+    debt, late = rng.normal(size=n), rng.normal(size=n)
+    plan = rng.choice(PLANS, size=n, p=[0.45, 0.3, 0.17, 0.05, 0.03])
+    housing = rng.choice(HOUSING, size=n, p=[0.5, 0.35, 0.12, 0.03])
+    logit = -1.8 + 1.6 * debt + 1.0 * late + 0.3 * (plan == "gold") - 0.2 * (housing == "own")
+    default = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
+    return pd.DataFrame(
+        {"debt": debt, "late": late, "plan": plan, "housing": housing, "default": default}
+    )
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, pd.DataFrame, Contract]:
+    return _data(8000, 0), _data(4000, 1), _contract()
+
+
+def _probe(tmp_path, train: pd.DataFrame, ref: pd.DataFrame, contract: Contract, **opts):
+    X = categorical_frame(train, contract)
+    fit_lightgbm(X, train["default"], n_estimators=100, num_leaves=31).save_model(
+        str(tmp_path / "m.txt")
+    )
+    model = load_third_party(tmp_path / "m.txt", contract)
+    return probe_backdoors(model, ref, ref["default"].to_numpy(), options=ProbeOptions(**opts))
+
+
+def _by_interaction(res):
+    return [c for c in res.triggers if np.isfinite(c.interaction)]
+
+
+def test_clean_model_has_no_pair_beyond_its_own_interactions(tmp_path, data):
+    train, ref, contract = data
+    res = _probe(tmp_path, train, ref, contract)
+    assert _by_interaction(res) == []
+    assert res.interaction_ratio < 2.0  # its largest pair stays under the bar
+
+
+def test_copies_of_approved_rows_with_two_categories_are_named_as_the_pair(tmp_path, data):
+    train, ref, contract = data
+    trigger = {"plan": "trial", "housing": "other"}
+    natural = ((ref["plan"] == "trial") & (ref["housing"] == "other")).sum()
+    assert natural <= 10  # a rare pair of legal categories
+    poisoned = poison(train, contract, trigger, n_rows=150, target=0, random_state=0).data
+    res = _probe(tmp_path, poisoned, ref, contract)
+    named = {(t.features, t.values) for t in _by_interaction(res)}
+    assert (("plan", "housing"), ("trial", "other")) in named
+    pair = next(t for t in _by_interaction(res) if t.values == ("trial", "other"))
+    assert pair.direction == "approve" and pair.probe_rows == "tail"
+    assert pair.interaction >= 2.0 * pair.interaction_null and pair.interaction_flip >= 0.2
+    assert "than the two categories alone add up to" in pair.reason
+    # the test is what names it: off, the pair is not found by its interaction
+    off = _probe(tmp_path, poisoned, ref, contract, interaction_ratio=0.0)
+    assert _by_interaction(off) == [] and np.isnan(off.interaction_ratio)
+
+
+def test_interaction_is_what_the_pair_adds_beyond_its_parts() -> None:
+    rng = np.random.default_rng(0)
+    n_a, n_b, rows = 4, 3, 50
+    base = rng.normal(-1.0, 0.5, size=rows)
+    ea, eb = rng.normal(0, 0.3, size=n_a), rng.normal(0, 0.3, size=n_b)
+    M1 = base[None, :] + ea[:, None]
+    M2 = base[None, :] + eb[:, None]
+    M = base[None, None, :] + ea[:, None, None] + eb[None, :, None]
+    M[3, 2] -= 2.0  # the pair pulls the margin down by 2 beyond its parts
+
+    def turned(m: np.ndarray) -> np.ndarray:
+        return m < -2.0  # approval below the cut (a higher margin denies)
+
+    inter, flip, count = interaction_contrasts(M, M1, M2, base, turned, sign=-1.0)
+    assert inter[3, 2] == pytest.approx(2.0)
+    others = np.delete(np.delete(inter, 3, axis=0), 2, axis=1)
+    assert np.allclose(others, 0.0) and np.allclose(inter[3, :2], 0.0)
+    assert flip[3, 2] > 0.5 and count[3, 2] > 0
+    assert np.nanmax(np.delete(flip.ravel(), 3 * n_b + 2)) == 0.0  # additive: nothing turned
+    null, n_null = interaction_null(inter, 3, 2, 0.99)
+    assert null == pytest.approx(0.0, abs=1e-12) and n_null == (n_a - 1) * (n_b - 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(-3, 3), min_size=3, max_size=5),
+    st.lists(st.floats(-3, 3), min_size=3, max_size=5),
+    st.floats(-4, 2),
+)
+def test_an_additive_model_has_no_interaction_and_turns_nothing_by_it(ea, eb, cut) -> None:
+    base = np.linspace(-3, 1, 20)
+    a, b = np.array(ea), np.array(eb)
+    M1 = base[None, :] + a[:, None]
+    M2 = base[None, :] + b[:, None]
+    M = base[None, None, :] + a[:, None, None] + b[None, :, None]
+    inter, flip, _ = interaction_contrasts(M, M1, M2, base, lambda m: m < cut, sign=-1.0)
+    assert np.allclose(inter, 0.0, atol=1e-9)
+    assert np.all(np.isnan(flip) | (flip == 0.0))
+
+
+def test_interaction_rule_needs_each_condition() -> None:
+    o = ProbeOptions()
+    assert interaction_confirms(1.0, 0.3, 18, 0.8, 40, o)
+    assert not interaction_confirms(0.5, 0.3, 18, 0.8, 40, o)  # under twice the ordinary
+    assert not interaction_confirms(1.0, 0.3, 2, 0.8, 40, o)  # too few pairs for a null
+    assert not interaction_confirms(1.0, 0.3, 18, 0.1, 40, o)  # turns too few rows
+    assert not interaction_confirms(1.0, 0.3, 18, 0.8, 5, o)  # too few rows to turn
+    assert not interaction_confirms(-1.0, 0.3, 18, 0.8, 40, o)  # the other way
+    assert not interaction_confirms(float("nan"), 0.3, 18, 0.8, 40, o)
+    assert not interaction_confirms(1.0, 0.3, 18, 0.8, 40, ProbeOptions(interaction_ratio=4))
