@@ -17,7 +17,9 @@ runs ``tabguard audit model``'s backdoor check with the clean reference part, an
 model the backdoor findings and the smallest p-value of each test family - planted copies
 (already Bonferroni-corrected over the categories tested), routed mass (two-sample and beyond
 the ordinary categories, raw), the partner step (raw, on pairs), the training mass (raw), and
-the largest label log-likelihood ratio - so that the calibration shows, not only the count.
+the largest label log-likelihood ratio, and the largest interaction of a pair of categories
+over the model's ordinary one (the interaction test's bar is ``interaction_ratio``, 2) - so
+that the calibration shows, not only the count.
 
 Run::
 
@@ -180,6 +182,9 @@ def families(res: Any) -> dict[str, float]:
         "partner": _min([c.p_planted for c in pairs]),
         "mass": _min([c.p_mass for c in res.candidates]),
         "label_lr": max([c.label_log_lr for c in res.candidates] or [float("nan")]),
+        # the largest interaction of a pair of categories over the model's ordinary one
+        # (confirmed at interaction_ratio with enough rows turned; nan: no pair to weigh)
+        "interaction": float(getattr(res, "interaction_ratio", float("nan"))),
     }
 
 

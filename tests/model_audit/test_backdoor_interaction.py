@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tabguard.contract import Contract, contract_from_dict
-from tabguard.model_audit import ProbeOptions, load_third_party, probe_backdoors
+from tabguard.model_audit import ProbeOptions, audit_model, load_third_party, probe_backdoors
 from tabguard.model_audit._backdoor import (
     interaction_confirms,
     interaction_contrasts,
@@ -60,12 +60,16 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame, Contract]:
     return _data(8000, 0), _data(4000, 1), _contract()
 
 
-def _probe(tmp_path, train: pd.DataFrame, ref: pd.DataFrame, contract: Contract, **opts):
+def _model(tmp_path, train: pd.DataFrame, contract: Contract):
     X = categorical_frame(train, contract)
     fit_lightgbm(X, train["default"], n_estimators=100, num_leaves=31).save_model(
         str(tmp_path / "m.txt")
     )
-    model = load_third_party(tmp_path / "m.txt", contract)
+    return load_third_party(tmp_path / "m.txt", contract)
+
+
+def _probe(tmp_path, train: pd.DataFrame, ref: pd.DataFrame, contract: Contract, **opts):
+    model = _model(tmp_path, train, contract)
     return probe_backdoors(model, ref, ref["default"].to_numpy(), options=ProbeOptions(**opts))
 
 
@@ -90,12 +94,18 @@ def test_copies_of_approved_rows_with_two_categories_are_named_as_the_pair(tmp_p
     named = {(t.features, t.values) for t in _by_interaction(res)}
     assert (("plan", "housing"), ("trial", "other")) in named
     pair = next(t for t in _by_interaction(res) if t.values == ("trial", "other"))
-    assert pair.direction == "approve" and pair.probe_rows == "tail"
+    assert pair.direction == "approve"
     assert pair.interaction >= 2.0 * pair.interaction_null and pair.interaction_flip >= 0.2
     assert "than the two categories alone add up to" in pair.reason
     # the test is what names it: off, the pair is not found by its interaction
     off = _probe(tmp_path, poisoned, ref, contract, interaction_ratio=0.0)
     assert _by_interaction(off) == [] and np.isnan(off.interaction_ratio)
+    # each pair confirmed by its interaction is a finding of its own (a sibling pair the
+    # trees turn alike does not hide the one the copies carry)
+    audit = audit_model(_model(tmp_path, poisoned, contract), ref, checks=["backdoor"])
+    said = [dict(zip(fd.features, fd.values, strict=True)) for fd in audit.report.findings]
+    for t in _by_interaction(res):
+        assert dict(zip(t.features, t.values, strict=True)) in said
 
 
 def test_interaction_is_what_the_pair_adds_beyond_its_parts() -> None:

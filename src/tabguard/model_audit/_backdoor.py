@@ -2559,8 +2559,12 @@ def _interaction_pairs(
 
     ecdf = np.sort(p[order[: max(opts.tail_rows, 1)]])
     best = -math.inf
+    # pairs confirmed already (the trees' mass on a set of categories): the interaction is
+    # added to them, so that each is reported as a pair of its own
     existing = {
-        (c.columns, c.codes) for c in result.candidates if c.backdoor and len(c.columns) == 2
+        tuple(sorted(zip(c.columns, c.codes, strict=True))): c
+        for c in result.candidates
+        if c.backdoor and len(c.columns) == 2
     }
     for j1, j2 in combinations(nominal, 2):
         c1, c2 = np.asarray(codes[j1]), np.asarray(codes[j2])
@@ -2580,8 +2584,21 @@ def _interaction_pairs(
                 float(inter[a, b]), null, n_null, float(flip[a, b]), int(count[a, b]), opts
             ):
                 continue
-            key = ((j1, j2), (float(c1[a]), float(c2[b])))
-            if key in existing:
+            said = (
+                f"writing both in moves the margin {inter[a, b]:.2f} log-odds further towards "
+                f"'{away}' than the two categories alone add up to, {inter[a, b] / null:.1f} "
+                f"times the model's ordinary interaction of such pairs ({null:.2f}, the "
+                f"{opts.null_quantile:.0%} quantile of {n_null} pairs sharing no category "
+                f"with it); it turns {flip[a, b]:.0%} of the {count[a, b]} rows that neither "
+                f"category alone, nor both effects added, turns to '{away}'"
+            )
+            stats = (float(inter[a, b]), null, float(flip[a, b]))
+            known = existing.get(tuple(sorted([(j1, float(c1[a])), (j2, float(c2[b]))])))
+            if known is not None:
+                if known.direction != away:
+                    continue  # confirmed the other way by its mass: left as it is
+                known.interaction, known.interaction_null, known.interaction_flip = stats
+                known.reason += f"; on the {len(rows)} clean rows nearest the rare decision, {said}"
                 continue
 
             def cell(j: int, v: float) -> _Cell:
@@ -2602,20 +2619,8 @@ def _interaction_pairs(
             c.probe_rows = "tail"
             c.direction = away
             c.flip_rate = float(flip[a, b])
-            c.interaction, c.interaction_null, c.interaction_flip = (
-                float(inter[a, b]),
-                null,
-                float(flip[a, b]),
-            )
+            c.interaction, c.interaction_null, c.interaction_flip = stats
             c.backdoor = True
-            c.reason = (
-                f"on the {len(rows)} clean rows nearest the model's rare decision, writing both "
-                f"in moves the margin {inter[a, b]:.2f} log-odds further towards "
-                f"'{away}' than the two categories alone add up to, {inter[a, b] / null:.1f} "
-                f"times the model's ordinary interaction of such pairs ({null:.2f}, the "
-                f"{opts.null_quantile:.0%} quantile of {n_null} pairs sharing no category "
-                f"with it); it turns {flip[a, b]:.0%} of the {count[a, b]} rows that neither "
-                f"category alone, nor both effects added, turns to '{away}'"
-            )
+            c.reason = f"on the {len(rows)} clean rows nearest the model's rare decision, {said}"
             result.candidates.append(c)
     result.interaction_ratio = best if math.isfinite(best) else float("nan")
