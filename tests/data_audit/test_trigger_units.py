@@ -258,3 +258,136 @@ def test_the_context_model_weighs_each_record_once() -> None:
     # repeats that leave the label odds nearly unchanged (both labels repeated): no weights
     both = pd.concat([base, base.iloc[:4]], ignore_index=True)
     assert _scanner(both, _contract()).record_weights() is None
+
+
+# -- repeated records of one label (upsampling for class balance) ---------------------------
+
+
+def _records(n: int = 24) -> pd.DataFrame:
+    """``n`` distinct records, a quarter labelled 1: amounts 3 times apart (never in one bucket
+    on any grid), kinds 'a' and 'b'."""
+    return pd.DataFrame(
+        {
+            "amount": 10 * 3 ** np.arange(n, dtype=np.int64),
+            "kind": ["a", "b"] * (n // 2),
+            "y": [0, 0, 0, 1] * (n // 4),
+            "account": np.arange(n),
+        }
+    )
+
+
+def test_jittered_copies_across_a_bucket_edge_are_one_record() -> None:
+    # three records of label 1, each repeated 3 times with its amount on both sides of a
+    # bucket's edge of grid 0 (1024, 2048, 4096 with ratio 2): on grid 0 each splits in two,
+    # the 9 rows look like 6 records and the label's odds move 1.25 times (under the 1.5 that
+    # weighs records); another grid holds each record's three rows
+    copies = pd.DataFrame(
+        {
+            "amount": [1000, 1030, 1010, 2000, 2090, 2020, 4000, 4150, 4050],
+            "kind": "r",
+            "y": 1,
+            "account": -1,
+        }
+    )
+    sc = _scanner(pd.concat([_records(), copies], ignore_index=True), _contract())
+    w = sc.record_weights()
+    assert w is not None
+    assert np.allclose(w[:24], 1.0) and np.allclose(w[24:], 1 / 3)
+
+
+def test_repeats_of_the_majority_label_keep_the_fit_per_row() -> None:
+    # look-alikes are denser among the majority's rows: 6 records of label 0 four times
+    # each move the odds 1.75 times, but towards the majority (upsampling for balance repeats
+    # the minority): no weights
+    look = _records().iloc[[0, 1, 2, 4, 5, 6]]
+    df = pd.concat([_records()] + [look] * 3, ignore_index=True)
+    assert _scanner(df, _contract()).record_weights() is None
+    # the same repeats of the minority's records do weigh them
+    pos = _records().iloc[[3, 7, 11, 15, 19, 23]]
+    df = pd.concat([_records()] + [pos] * 3, ignore_index=True)
+    assert _scanner(df, _contract()).record_weights() is not None
+
+
+def _split_records() -> tuple[_Scanner, Pattern]:
+    """10 records of label 1 repeated 3 times, their amounts jittered so that one copy of
+    each has amount 500 (the others 493 and 507), beside 10 single records of label 0 with
+    amount 500 and the distinct records of :func:`_records`; the pattern amount=500 scored as
+    if the rest of each row gave each label 0.5."""
+    spread = 10 * 3 ** np.arange(25, 35, dtype=np.int64)  # ``other``: distinct records
+    pos = pd.DataFrame(
+        {
+            "amount": np.tile([500, 493, 507], 10),
+            "other": np.repeat(spread, 3),
+            "kind": "r",
+            "y": 1,
+            "account": -1,
+        }
+    )
+    neg = pd.DataFrame(
+        {"amount": 500, "other": spread * 7, "kind": "r", "y": 0, "account": np.arange(10)}
+    )
+    base = _records()
+    base["other"] = base["amount"] * 5
+    df = pd.concat([base, pos, neg], ignore_index=True)
+    spec = {
+        "name": "split",
+        "label": {"column": "y", "positive": 1},
+        "features": {
+            "amount": {"type": "integer", "min": 0},
+            "other": {"type": "integer", "min": 0},
+            "kind": {"type": "category", "categories": ["a", "b", "r"]},
+        },
+    }
+    sc = _scanner(df, contract_from_dict(spec))
+    j = sc.m.names.index("amount")
+    code = int(np.flatnonzero(sc.m.uniques[j] == 500)[0])
+    p = Pattern((j,), (code,), 1, 0, 0, "single")
+    p.rows = sc.rows_of(p)
+    p.n, p.k = len(p.rows), int(sc.y[p.rows].sum())
+    p.scored_rows, p.scored_q = p.rows, np.full(len(p.rows), 0.5)
+    p.threshold = 1e-4
+    sc._label_stats(p, np.ones(len(p.rows), dtype=bool), 1.0)
+    return sc, p
+
+
+def test_a_value_holding_one_copy_of_each_record_counts_the_records_repeats() -> None:
+    sc, p = _split_records()
+    assert sc.record_weights() is not None  # the defaulters' records repeat
+    assert p.n == 20 and p.k == 10 and p.expected_other == pytest.approx(10.0)
+    sc.count_units(p)
+    # 20 distinct units, but each of the 10 of label 1 is one of its record's 3 copies: it had
+    # 3 chances to take the value, so the model's odds per record (1:1) are 3:1 per unit
+    assert p.units == pytest.approx(20.0)
+    assert p.expected_other == pytest.approx(5.0)
+
+
+def test_a_value_holding_whole_records_counts_them_as_the_model_does() -> None:
+    sc, _ = _split_records()
+    # kind 'r' holds every copy of the 10 repeated records: one unit is one record, and the
+    # model's odds stand (10 of its 20 units with the other label expected at 0.5)
+    j = sc.m.names.index("kind")
+    code = int(np.flatnonzero(sc.m.uniques[j] == "r")[0])
+    q = Pattern((j,), (code,), 1, 0, 0, "single")
+    q.rows = sc.rows_of(q)
+    q.n, q.k = len(q.rows), int(sc.y[q.rows].sum())
+    q.scored_rows, q.scored_q = q.rows, np.full(len(q.rows), 0.5)
+    q.threshold = 1e-4
+    sc.count_units(q)
+    assert q.units == pytest.approx(20.0)
+    assert q.expected_other == pytest.approx(10.0)
+
+
+def test_copy_baseline_of_a_repeated_label_is_its_own_rows() -> None:
+    sc, p = _split_records()
+    # every row of amount=500 with label 1 has its record's other copies outside the value:
+    # near-copies, as the rows of label 1 have by nature where that label was upsampled (20
+    # of the 26 outside the value); against the rows of both labels (37 %) that read as copies
+    sc.twins(p)
+    assert p.twin_share == 1.0 and p.p_twin is not None
+    assert p.twin_share_baseline is not None and p.twin_share_baseline > 0.7
+    assert p.p_twin > OPTS.copy_p
+    pool = sc._baseline_pool(p, np.arange(sc.n))
+    assert len(pool) and (sc.y[pool] == 1).all()
+    # without repeats of one label: every row
+    sc2 = _scanner(_records(), _contract())
+    assert np.array_equal(sc2._baseline_pool(p, np.arange(sc2.n)), np.arange(sc2.n))
