@@ -258,3 +258,24 @@ def test_other_label_rows_of_a_contract_breaking_value_are_never_originals() -> 
     natural = _pattern(sc, "status", 2, 0)
     _, reference, _ = sc._twin_sets(natural)
     assert np.isin(natural.rows[sc.y[natural.rows] == 1], reference).all()
+
+
+def test_exact_copies_of_a_confirmed_trigger_do_not_make_its_originals_copies() -> None:
+    """The hashing copy test (large data) leaves a confirmed trigger's rows out of the rows a
+    pattern's rows are copies of, as the nearest-neighbour test does (bootstrap credit,
+    200,000 rows: ``AGE=61`` looked copied, 59 % of its defaulters against 29 % of random
+    rows, because the attacker had copied them with ``AGE=450`` written in)."""
+    df = _distinct(400, 0)
+    src = df[(df["status"] == 2) & (df["y"] == 0)].copy()
+    assert len(src) >= 10
+    copies = src.assign(status=1)  # exact copies with a value written in
+    sc = _scanner(pd.concat([df, copies], ignore_index=True))
+    natural = _pattern(sc, "status", 2, 0)
+    sc.exact_twins(natural)
+    assert natural.twin_share == 1.0  # before the trigger is known, its originals look copied
+    trigger = _pattern(sc, "status", 1, 0)
+    trigger.flagged = True
+    sc.attribute(trigger)
+    natural = _pattern(sc, "status", 2, 0)
+    sc.exact_twins(natural)
+    assert natural.twin_share == 0.0

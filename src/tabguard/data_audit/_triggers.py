@@ -1478,12 +1478,16 @@ class _Scanner:
         """
         query, ref_idx, _ = self._twin_sets(p)
         codes, n_all, _, n_query = self._group_counts(p, query)
+        # rows of confirmed triggers are the attacker's copies, as in :meth:`twins`: the rows
+        # they were copied from are originals, not copies of them
+        held = self.attributed_rows()
+        held[query] = False
+        n_ref = n_all - n_query - np.bincount(codes[held], minlength=len(n_all))
         cq = codes[query]
-        outside = n_all[cq] - n_query[cq] > 0
+        outside = n_ref[cq] > 0
         inside = n_query[cq] > 1
         pool = self._baseline_pool(p, ref_idx)
         base_rows = self.rng.choice(pool, min(2000, len(pool)), replace=False)
-        n_ref = n_all - n_query
         random_share = float(np.mean(n_ref[codes[base_rows]] > 1))
         share_b = max(random_share, float(inside.mean()), 1.0 / len(base_rows))
         t = int(outside.sum())
