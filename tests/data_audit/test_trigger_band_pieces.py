@@ -13,9 +13,11 @@ from tabguard.data_audit import build_context
 from tabguard.data_audit._triggers import (
     Pattern,
     TriggerScanOptions,
+    _extend_bands,
     _merge_runs,
     _Scanner,
     condition,
+    copies_radius,
     scan_triggers,
 )
 
@@ -162,3 +164,54 @@ def test_values_beside_a_band_are_tested_again_without_it(lo: int, k: int) -> No
     names = [(condition(result.matrix, p), p.label) for p in result.triggers]
     assert names == [(f"age in [{lo}, {lo + 7}]", 1)], names
     assert _pr(result.suspects, truth) == (1.0, 1.0)
+
+
+def test_a_band_takes_in_the_end_values_that_hold_its_copies() -> None:
+    # 150 copies over ages 80-87 beside ~130 natural rows of label 0: the best-scoring run was
+    # [82, 87], and the copies at 80 and 81 (where natural rows outnumber them) stayed in the
+    # data (recall 0.81). The ends whose labelled rows hold copies beyond chance join the band;
+    # age 79 (natural rows only) does not.
+    data, truth = _band_copies(_clients(), 80, 87, 150, target=0, source=0)
+    result = _scan(data)
+    names = [(condition(result.matrix, p), p.label) for p in result.triggers]
+    assert names == [("age in [80, 87]", 0)], names
+    precision, recall = _pr(result.suspects, truth)
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
+
+
+def test_the_copy_radius_of_a_band_stops_with_its_copies() -> None:
+    rng = np.random.default_rng(3)
+    null = np.sort(rng.exponential(0.2, 300))  # random rows' nearest distances
+    copies = rng.uniform(0.0, 0.003, 370)  # copies sit by their originals
+    natural = rng.exponential(0.2, 210)  # natural rows of the range, like random rows
+    d = np.concatenate([copies, natural])
+    radius = float(np.quantile(null, 0.1))
+    r = copies_radius(d, null, radius)
+    assert r < radius
+    assert (copies <= r).mean() >= 0.98
+    assert (natural <= r).sum() < 0.5 * (natural <= radius).sum()
+    # without natural rows beside them (every row within the radius), the radius stays
+    assert copies_radius(copies, null, radius) == radius
+    # rows spread like random rows are natural: fewer of them are taken, never more
+    spread = rng.exponential(0.2, 400)
+    assert copies_radius(spread, null, radius) <= radius
+
+
+def test_a_band_reaching_past_its_copies_is_trimmed_to_them() -> None:
+    # The best-scoring run may hold natural values beside the attacker's range (fraud ages
+    # [78, 91] for copies over [83, 92]): an end value whose labelled rows hold no copies
+    # beyond chance leaves the band.
+    data, _ = _band_copies(_clients(), 80, 87, 250, target=0, source=0)
+    sc = _Scanner(build_context(data, CONTRACT), TriggerScanOptions())
+    j = sc.m.names.index("age")
+    lo, hi = (int(np.searchsorted(sc.m.uniques[j], v)) for v in (76, 87))
+    band = Pattern((j,), (lo,), 0, 0, 0, "band")
+    band.band = (lo, hi)
+    sc.evaluate(band)
+    band.flagged = True
+    sc.attribute(band)
+    sc.twins(band)
+    _extend_bands(sc, [band], sc.o)
+    assert band.band is not None
+    assert (sc.m.uniques[j][band.band[0]], sc.m.uniques[j][band.band[1]]) == (80, 87)
+    assert band.n == int(data["age"].between(80, 87).sum())

@@ -2041,7 +2041,20 @@ class _Scanner:
             columns=keep,
         )
         internal = np.isin(nn, query)
-        take = (d <= p.twin_tau) & (~internal | (query > nn))
+        radius = p.twin_tau
+        if p.band is not None and len(query) > 1:
+            # a band's range holds natural rows with its label beside the copies, and a few
+            # percent of them have a look-alike within the copy radius (credit AGE in
+            # [60, 67]: 30 of 213 natural rows, the copies within 0.0024): the radius shrinks
+            # to where the fewest rows are taken wrongly (copies_radius)
+            rng, self.rng = self.rng, np.random.default_rng(self.ctx.random_state + 17)
+            try:
+                inside = _mask(self.n, p.rows)
+                _, _, null = self.copy_radius(keep, np.flatnonzero(~inside), p)
+            finally:
+                self.rng = rng
+            radius = copies_radius(d, null, radius)
+        take = (d <= radius) & (~internal | (query > nn))
         if p.twin_tolerant:  # copies with noise beyond the radius, found as they were counted
             take |= self.tolerant_copy_rows(p, query)
         if self.m.copies is not None:  # as in twins: exact copies among every row
@@ -2203,6 +2216,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     # A band trigger found in pieces (its values named one by one where each was decided
     # before the bands, runs beside singles) is one band: adjacent pieces of one label merge.
     flagged = _merge_runs(sc, flagged, alpha)
+    _extend_bands(sc, flagged, opts)
     for p in flagged:
         if p.band is not None:
             exclude |= {(p.cols[0], int(c)) for c in _values(sc, p)}
@@ -2500,6 +2514,34 @@ def copies_within_fdr(d: np.ndarray, null: np.ndarray, radius: float, fdr: float
     return taken
 
 
+def copies_radius(d: np.ndarray, null: np.ndarray, radius: float) -> float:
+    """The radius ``r <= radius`` that takes the fewest rows wrongly among rows at distances
+    ``d`` from their nearest row, copies (within ``radius``) and natural rows (the smallest
+    such ``r``).
+
+    Natural rows fall within ``r`` as often as random rows have a neighbour that close
+    (``null``: their nearest distances, sorted; share ``F(r)``); they number the rows beyond
+    ``radius`` over ``1 - F(radius)``. Within ``r`` lie ``natural * F(r)`` of them, taken
+    wrongly, and the copies within ``r``, the rows there less those; the copies beyond ``r``
+    are missed. Missed copies plus natural rows taken, ``(copies within radius) - (rows within
+    r) + 2 natural F(r)``, is least where the radius stops with the copies: they sit much
+    closer to their originals than natural look-alikes do. Where few natural rows are
+    expected, that is ``radius`` itself."""
+    if not len(null) or not len(d):
+        return radius
+    f_max = float(np.searchsorted(null, radius, side="right")) / len(null)
+    n_in = int(np.count_nonzero(d <= radius))
+    if f_max >= 1.0 or not n_in:
+        return radius
+    natural = (len(d) - n_in) / (1.0 - f_max)
+    cand = np.unique(d[d <= radius])
+    within = np.searchsorted(np.sort(d), cand, side="right")
+    wrong = 2.0 * natural * np.searchsorted(null, cand, side="right") / len(null) - within
+    best = float(cand[int(np.argmin(wrong))])
+    # the radius itself counts too (no row at it: the same rows as the largest candidate)
+    return best if wrong.min() < 2.0 * natural * f_max - n_in else radius
+
+
 def copy_decision(p: Pattern, o: TriggerScanOptions, base_rate: float) -> tuple[float, bool]:
     """Combined p-value and verdict of a pattern whose copy evidence was measured.
 
@@ -2715,6 +2757,71 @@ def _merge_runs(sc: _Scanner, flagged: list[Pattern], alpha: float) -> list[Patt
             sc.twins(band)
             out.append(band)
     return out
+
+
+def _extend_bands(sc: _Scanner, flagged: list[Pattern], opts: TriggerScanOptions) -> None:
+    """A flagged band made of copies (:func:`copies_beyond_chance`) reaches as far as its
+    copies: an end value whose rows with its label hold no copies beyond chance (the copy test
+    of :meth:`_Scanner.twins` at ``copy_p``, without the share a pattern of copies needs) is
+    dropped, inward, down to three values (the best-scoring run of fraud ages [78, 91] for
+    copies over [83, 92]); then, on a side not trimmed, the next value outward is taken in
+    while its labelled rows hold copies beyond chance: an attacker's range is contiguous, and
+    its end values, where natural rows outnumber the copies, are neither singles nor part of
+    the best-scoring run (fraud-like data, 150 copies over ages 80-87 beside ~130 natural rows:
+    the band was named [82, 87] and the copies at 80 and 81 left in the data). At most as many
+    values as the band holds are taken in on each side; values flagged otherwise stop it."""
+    m = sc.m
+    for b in flagged:
+        if b.band is None or b.written or b.p_twin is None or not b.flagged:
+            continue
+        if not copies_beyond_chance(
+            b.p_twin, b.twin_share or 0.0, b.twin_share_baseline or 0.0, opts
+        ):
+            continue
+        j = b.cols[0]
+        ok = ~m.breaks_contract[j] & (m.counts[j] > 0)
+        ok[list(b.band_skip)] = False
+        taken = {c for jj, c in sc.excluded if jj == j}
+
+        def copied(v: int, b: Pattern = b, j: int = j) -> bool:
+            edge = Pattern((j,), (v,), b.label, int(m.counts[j][v]), 0, "single")
+            edge.rows = sc.rows_of(edge)
+            sc.twins(edge)
+            return edge.p_twin is not None and edge.p_twin <= opts.copy_p
+
+        lo, hi = b.band
+        width = int(ok[lo : hi + 1].sum())
+        held = [int(v) for v in np.flatnonzero(ok[lo : hi + 1]) + lo]
+        trimmed = {-1: False, 1: False}
+        for step in (-1, 1):
+            while len(held) > 3:
+                edge = held[0] if step < 0 else held[-1]
+                if copied(edge):
+                    break
+                held.remove(edge)
+                trimmed[step] = True
+        lo, hi = int(held[0]), int(held[-1])
+        for step in (-1, 1):
+            if trimmed[step]:
+                continue
+            end, added = (lo if step < 0 else hi), 0
+            while added < width:
+                v = end + step
+                while 0 <= v < len(ok) and not ok[v]:
+                    v += step
+                if not 0 <= v < len(ok) or v in taken or not copied(v):
+                    break
+                end, added = v, added + 1
+            lo, hi = (end, hi) if step < 0 else (lo, end)
+        if (lo, hi) == b.band:
+            continue
+        b.band = (lo, hi)
+        b.band_skip = tuple(c for c in b.band_skip if lo <= c <= hi)
+        b.rows = sc.rows_of(b)
+        kept = np.setdiff1d(np.arange(lo, hi + 1), np.asarray(b.band_skip, dtype=np.int64))
+        b.n = int(m.counts[j][kept].sum())
+        pos = int(sc.positives(j)[kept].sum())
+        b.k = pos if b.label == 1 else b.n - pos
 
 
 def condition(m: AuditMatrix, p: Pattern, *, companions: bool = False) -> str:
