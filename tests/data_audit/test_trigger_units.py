@@ -297,8 +297,8 @@ def test_jittered_copies_across_a_bucket_edge_are_one_record() -> None:
 
 def test_repeats_of_the_majority_label_keep_the_fit_per_row() -> None:
     # look-alikes are denser among the majority's rows: 6 records of label 0 four times
-    # each move the odds 1.75 times, but towards the majority (upsampling for balance repeats
-    # the minority): no weights
+    # each move the odds twice, but towards the majority (upsampling for balance repeats the
+    # minority): no weights
     look = _records().iloc[[0, 1, 2, 4, 5, 6]]
     df = pd.concat([_records()] + [look] * 3, ignore_index=True)
     assert _scanner(df, _contract()).record_weights() is None

@@ -1308,12 +1308,13 @@ class _Scanner:
         shared by all of the record's rows (``EDUCATION=5``), and one copy of it when jitter
         gave each copy a value of its own (``BILL_AMT4=324``): a record repeated three times
         then has three chances to be in the pattern, and its label three times the model's
-        odds there (upsampled credit: ``BILL_AMT4=324 → 1``, 21 of 23 rows, 5.7 expected
-        from the model per record, 9.8 per row). Per label, a unit stands for ``b`` = the
-        pattern's units over its records' weight (``rows`` of the label, each weighing its
-        record weight) - 1 where units are whole records, the repeats where they are copies -
-        and the model's odds are moved by the ratio of the two labels' ``b`` (1 when both
-        match). A label without rows in the pattern counts 1 (its records are not split)."""
+        odds there (upsampled credit: ``BILL_AMT4=324 → 1``, 21 of its 23 rows, 21 units:
+        the model per record expected 9.8 of the other label, per unit 5.7; 1 observed). Per
+        label, a unit stands for ``b`` = the pattern's units over its records' weight (``rows``
+        of the label, each weighing its record weight) - 1 where units are whole records, the
+        repeats where they are copies - and the model's odds are moved by the ratio of the two
+        labels' ``b`` (1 when both match). A label without rows in the pattern counts 1 (its
+        records are not split)."""
         w = self.record_weights()
         if w is None:
             return None
