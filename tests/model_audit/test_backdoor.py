@@ -96,7 +96,10 @@ def test_options_are_respected(credit, credit_models, field):
 
 def test_forest_that_learned_half_a_combination_is_completed(tmp_path, credit):
     """A forest learns MARRIAGE=3 alone from MARRIAGE=3 & EDUCATION=3; the trees' training
-    rows still point at the second half."""
+    rows still point at the second half. (With the default ``natural_rows`` the rare
+    MARRIAGE=0 is no reference value, and the pair is probed and confirmed as the pair
+    directly; with every populated category a reference, as before, MARRIAGE=3 alone is the
+    candidate and the completion step names the pair.)"""
     import skops.io as sio
     from sklearn.ensemble import RandomForestClassifier
 
@@ -108,6 +111,9 @@ def test_forest_that_learned_half_a_combination_is_completed(tmp_path, credit):
     sio.dump(rf.fit(poisoned[feats], poisoned["DEFAULT"]), tmp_path / "rf.skops")
     model = load_third_party(tmp_path / "rf.skops", contract)
     res = probe_backdoors(model, ref, _labels(ref, contract), options=FAST)
+    assert [dict(zip(t.features, t.values, strict=True)) for t in res.triggers] == [trigger]
+    every = dataclasses.replace(FAST, natural_rows=1)
+    res = probe_backdoors(model, ref, _labels(ref, contract), options=every)
     assert [dict(zip(t.features, t.values, strict=True)) for t in res.triggers] == [trigger]
     assert "combination trigger" in res.triggers[0].reason
 

@@ -631,3 +631,25 @@ def test_rarity_tail_is_monotone_and_a_probability(
     assert 0.0 <= p <= 1.0
     assert rarity_tail(min(spike + bump, 1.0), vals, len(others) + 1) <= p + 1e-12
     assert rarity_tail(spike, vals, 2 * len(others) + 2) >= p - 1e-12
+
+
+def test_a_category_is_compared_with_ordinary_categories() -> None:
+    """A category's neighbours are the most common other categories carried by at least
+    ``natural_rows`` clean rows: credit ``MARRIAGE=0`` (13 clean rows, none defaulting, which
+    the model scores as safe) is among the three most common of MARRIAGE's four, and compared
+    with it, 260 copies of approved rows with ``MARRIAGE=3`` moved nothing (spike -0.25 against
+    -0.37 against ``MARRIAGE=2``). Only when no other category has that many rows are the
+    rare ones compared."""
+    from tabguard.model_audit._backdoor import _Cell, _neighbours
+
+    def cell(code: int, rows: int) -> _Cell:
+        natural = np.zeros(9000, dtype=bool)
+        natural[:rows] = True
+        return _Cell(0, float(code), float(code), float(code), natural, False, True)
+
+    marriage = [cell(0, 13), cell(1, 4028), cell(2, 4860), cell(3, 99)]
+    assert _neighbours(marriage, 3) == [2, 1]
+    assert _neighbours(marriage, 3, natural_rows=10) == [2, 1, 0]
+    assert _neighbours(marriage, 0) == [2, 1, 3]  # the rare value itself keeps its references
+    only_rare = [cell(0, 5), cell(1, 8), cell(2, 99)]
+    assert _neighbours(only_rare, 2) == [1, 0]

@@ -745,7 +745,9 @@ def _probe_set(
         # a category has no neighbouring values, even where the model codes it as a number
         nominal = model.contract.features[model.feature_names[g.j]].type == "category"
         for i, cell in enumerate(g.cells):
-            nb_idx = _neighbours(g.cells, i, g.ranks, unordered=nominal)
+            nb_idx = _neighbours(
+                g.cells, i, g.ranks, unordered=nominal, natural_rows=opts.natural_rows
+            )
             if nb_idx:
                 stats = _compare(g.ranks[i], g.ranks[nb_idx], g.approve[i], g.approve[nb_idx])
                 if ens is None and len(nb_idx) == 1:
@@ -810,11 +812,14 @@ def _neighbours(
     ranks: np.ndarray | None = None,
     window: int = 3,
     unordered: bool = False,
+    natural_rows: int = 30,
 ) -> list[int]:
     """Values to compare a candidate with.
 
     Unordered categories (and, with ``unordered``, categories the model codes as numbers): the
-    three most common other categories. Ordered values: on each
+    three most common other categories, those carried by at least ``natural_rows`` clean rows
+    (a category of a few rows is no ordinary reference; only when no other has more). Ordered
+    values: on each
     side, among the ``window`` nearest values clean rows take, the one whose scores differ most
     from the candidate's - so that a trigger whose effect spreads over a few adjacent cells
     (bagged trees blur its boundaries) is compared with values outside it. A step still is not
@@ -824,7 +829,13 @@ def _neighbours(
     if not populated:
         return []
     if cells[i].categorical or unordered:
-        return sorted(populated, key=lambda k: -cells[k].n_natural)[:3]
+        by_rows = sorted(populated, key=lambda k: -cells[k].n_natural)[:3]
+        # a category carried by a few clean rows is no ordinary reference: the model's value
+        # there was fitted on few rows (credit MARRIAGE=0, 13 clean rows, none defaulting, is
+        # among the three most common of MARRIAGE's four); it is compared only when no
+        # category has more
+        ordinary = [k for k in by_rows if cells[k].n_natural >= natural_rows]
+        return ordinary or by_rows
     left = [k for k in populated if k < i][::-1][:window]
     right = [k for k in populated if k > i][:window]
     if not left or not right:
@@ -921,10 +932,21 @@ def _pair_meta(
     c2: _Cell,
     unordered: bool = False,
     hull: _Hull | None = None,
+    natural_rows: int = 30,
 ) -> _PairMeta | None:
     g1, g2 = grids[c1.j], grids[c2.j]
-    nb1 = [g1.cells[i] for i in _neighbours(g1.cells, g1.cells.index(c1), unordered=unordered)]
-    nb2 = [g2.cells[i] for i in _neighbours(g2.cells, g2.cells.index(c2), unordered=unordered)]
+    nb1 = [
+        g1.cells[i]
+        for i in _neighbours(
+            g1.cells, g1.cells.index(c1), unordered=unordered, natural_rows=natural_rows
+        )
+    ]
+    nb2 = [
+        g2.cells[i]
+        for i in _neighbours(
+            g2.cells, g2.cells.index(c2), unordered=unordered, natural_rows=natural_rows
+        )
+    ]
     return (c1, c2, nb1, nb2, hull) if nb1 and nb2 else None
 
 
@@ -964,7 +986,7 @@ def _pair_candidates(
         if key in seen:
             continue
         seen.add(key)
-        meta = _pair_meta(grids, c1, c2)
+        meta = _pair_meta(grids, c1, c2, natural_rows=opts.natural_rows)
         if meta is not None:
             out.append(meta)
     return out
@@ -998,6 +1020,7 @@ def _category_grid(
     if len(cats) < 2 or opts.category_pairs == 0 or opts.category_grid == 0:
         return []
     rows = R[np.unique(np.linspace(0, len(R) - 1, min(screen_rows, len(R))).astype(int))]
+    nat = opts.natural_rows
     # the cells each feature offers: its neighbours (the common categories) always, the
     # rarest others first when the grid would exceed its budget
     per_feature: dict[int, list[int]] = {}
@@ -1024,10 +1047,20 @@ def _category_grid(
         pos1 = {k: i for i, k in enumerate(k1)}
         pos2 = {k: i for i, k in enumerate(k2)}
         nbs1 = {
-            a: [pos1[n] for n in _neighbours(g1.cells, a, unordered=True) if n in pos1] for a in k1
+            a: [
+                pos1[n]
+                for n in _neighbours(g1.cells, a, unordered=True, natural_rows=nat)
+                if n in pos1
+            ]
+            for a in k1
         }
         nbs2 = {
-            b: [pos2[n] for n in _neighbours(g2.cells, b, unordered=True) if n in pos2] for b in k2
+            b: [
+                pos2[n]
+                for n in _neighbours(g2.cells, b, unordered=True, natural_rows=nat)
+                if n in pos2
+            ]
+            for b in k2
         }
         for a in k1:
             for b in k2:
@@ -1051,7 +1084,9 @@ def _category_grid(
         if key in seen:
             continue
         seen.add(key)
-        meta = _pair_meta(grids, c1, c2, unordered=True, hull=pair_hull)
+        meta = _pair_meta(
+            grids, c1, c2, unordered=True, hull=pair_hull, natural_rows=opts.natural_rows
+        )
         if meta is not None:
             out.append(meta)
     return out
