@@ -28,7 +28,9 @@ trigger when nearly all expected other-label rows are missing (effect ≥ ``stro
 and the label test is significant after correction, or when its labels hint at a trigger (effect
 or excess ≥ ``copy_effect``, 0.2) or are pure (≥ ``pure_share``, 0.99), its rows are copies
 (copy share ≥ 0.5, at least a quarter beyond the baseline, copy p ≤ 1e-3) and the label and copy
-evidence together are significant after correction. Every threshold is a named option of
+evidence together are significant after correction; a value written into copies labelled
+against their originals (:meth:`_Scanner.flip_hubs`: the direction of copying) needs its rows
+to be copies beyond the baseline only. Every threshold is a named option of
 :class:`TriggerScanOptions`; the rule is :func:`strong_label_evidence`, :func:`label_hint`,
 :func:`wants_copy_check`, :func:`copies_beyond_chance` and :func:`copy_decision`. Natural strong
 predictors fail these tests: their label share is explained by the rest of the row or they keep
@@ -331,6 +333,9 @@ class Pattern:
     twin_tolerant: bool = False  # copies decided by the jitter-tolerant grouping
     copy_proxy: float = 0.0
     near_copy: float = 0.0  # share of its labelled rows with a jittered copy differing in cols
+    # the written side of copies labelled against their twins (:meth:`_Scanner.flip_hubs`):
+    # the flip test's p-value, None for other patterns
+    p_flip: float | None = None
     companions: tuple[tuple[int, int], ...] = ()
     units: float = math.nan
     band: tuple[int, int] | None = None
@@ -451,6 +456,11 @@ class _Scanner:
         self._by_count: tuple[list[np.ndarray], np.ndarray, np.ndarray, int] | None = None
         self.excluded: set[tuple[int, int]] = set()
         self._near: dict[int, np.ndarray] | None = None
+        # per feature: the rows near_copies counts, their value ids, their partners' (the one
+        # other value of their group, -1 when it holds several) and whether their twins carry
+        # the other label (:func:`_partners`)
+        self._partners: dict[int, tuple[np.ndarray, ...]] = {}
+        self._flip_hubs: dict[tuple[int, int, int], float] | None = None
         self._row_key: np.ndarray | None = None  # :meth:`tolerant_row_key`
         self._weights: tuple[np.ndarray | None] | None = None  # :meth:`record_weights`
         self._tolerant_tables: dict[tuple[int, int], np.ndarray] = {}
@@ -625,7 +635,72 @@ class _Scanner:
                 self._near[j] = np.bincount(
                     v * 2 + y[copied], minlength=2 * len(m.counts[j])
                 ).reshape(-1, 2)
+                self._partners[j] = (rows[copied], v, *_partners(group[copied], v, y[copied]))
         return self._near
+
+    def flip_hubs(self) -> dict[tuple[int, int, int], float]:
+        """Single values written into copies labelled against their originals, found by the
+        direction of the copying: ``(feature, value id, label)`` to the flip test's p-value.
+
+        A copy that differs from its original in one value and in the label (frauds copied
+        with a value written in and labelled legitimate) is a pair of near-copies
+        (:meth:`near_copies`) whose twins carry each other's label. The copies sit on the
+        written value, the originals on values spread like the feature's. A value's rows of
+        a label whose one twin (of one other value) carries the other label are counted
+        against the same share among the feature's other values' rows of that label: the
+        written value collects every flip of the attack, while each original value holds a
+        few of them, and the others' share, which holds the originals, is no baseline they
+        stand out of. Natural rows differing in one value rarely differ in the label (1 % of
+        the fraud data's legitimate rows in such pairs); a strong natural predictor's do (credit
+        ``PAY_0=0``: 231 of 475), and the copy check decides those (its rows are no copies
+        beyond the look-alikes' baseline). Bonferroni over the feature's values and labels at
+        ``copy_p``, at least ``min_rows`` flips. Where two such values are each other's main
+        partner (the originals share one value), the one whose twins are spread over fewer
+        values is the originals': only the other is kept.
+        """
+        if self._flip_hubs is not None:
+            return self._flip_hubs
+        self._flip_hubs = {}
+        found: dict[tuple[int, int, int], tuple[float, int, float]] = {}
+        for j, (rows, val, partner, flipped) in self._partners.items():
+            yy = self.y[rows]
+            k = len(self.m.counts[j])
+            for c in (0, 1):
+                single = (partner >= 0) & (yy == c)
+                n_v = np.bincount(val[single], minlength=k).astype(float)
+                f_v = np.bincount(val[single & flipped], minlength=k).astype(float)
+                rest = np.maximum(n_v.sum() - n_v, 1.0)
+                f0 = np.clip((f_v.sum() - f_v) / rest, 1.0 / rest, 1.0)
+                tested = max(2 * int((n_v > 0).sum()), 1)
+                for v in np.flatnonzero(f_v >= self.o.min_rows):
+                    pv = float(stats.binom.sf(f_v[v] - 1, n_v[v], f0[v]))
+                    if pv * tested > self.o.copy_p:
+                        continue
+                    mine = single & flipped & (val == v)
+                    counts = np.bincount(partner[mine])
+                    found[(j, int(v), c)] = (
+                        pv,
+                        int(counts.argmax()),
+                        float(counts.max()) / mine.sum(),
+                    )
+        for key, (pv, top, share) in found.items():
+            back = found.get((key[0], top, 1 - key[2]))
+            if back is not None and back[1] == key[1] and share > back[2]:
+                continue  # the originals' side: its twins concentrate on the written value
+            self._flip_hubs[key] = pv
+        return self._flip_hubs
+
+    def flip_copy_rows(self, skip: tuple[int, int, int] | None = None) -> np.ndarray:
+        """Rows of the values :meth:`flip_hubs` names (but ``skip``) whose twin carries the other
+        label: the attacker's copies, no originals of other patterns' rows."""
+        out = []
+        for key in self.flip_hubs():
+            if key == skip:
+                continue
+            j, v, c = key
+            rows, val, _, flipped = self._partners[j]
+            out.append(rows[(val == v) & flipped & (self.y[rows] == c)])
+        return np.concatenate(out) if out else _NO_ROWS
 
     # -- candidate generation ----------------------------------------------------------
     def _neighbour_rates(
@@ -655,6 +730,7 @@ class _Scanner:
         cap = self.o.max_candidates
         ctx_rows = max(100, int(0.005 * self.N))
         near = self.near_copies()
+        hubs = self.flip_hubs()
         for j in range(len(m.names)):
             cnt = m.counts[j]
             pos = self.positives(j)
@@ -704,12 +780,21 @@ class _Scanner:
                     lean = k / n_v >= self.base(c)
                     copied = np.where(lean, near[j][vs, c] / np.maximum(k, 1), 0.0)
                     chosen |= (near[j][vs, c] >= min_rows) & (copied >= self.o.exact_copy_share)
+                # Written into copies labelled against their originals: candidates whatever
+                # their labels' lean (the copies may bring the value's share of the label back
+                # to its neighbours', 96.4 % against 96.8 %)
+                flips = {v: pv for (jj, v, cc), pv in hubs.items() if jj == j and cc == c}
+                if flips:
+                    hv = np.fromiter(flips, dtype=np.int64)
+                    at = np.minimum(np.searchsorted(vs, hv), len(vs) - 1)
+                    chosen[at[vs[at] == hv]] = True
                 for i in np.flatnonzero(chosen | contract):
                     fam = "contract" if contract[i] else "single"
                     pat = Pattern(
                         (j,), (int(vs[i]),), c, int(n_v[i]), int(k[i]), fam, float(score[i])
                     )
                     pat.near_copy = float(copied[i])
+                    pat.p_flip = flips.get(int(vs[i]))
                     out.append(pat)
         return out
 
@@ -1350,6 +1435,11 @@ class _Scanner:
         # Rows of triggers already confirmed are the attacker's copies: the rows they were
         # copied from are originals, not copies of them.
         mask = ~self.attributed_rows()
+        # ... and so are the rows a value written into copies labelled against their originals
+        # shares with a twin of the other label, flagged or not (the direction of copying says
+        # which side is the copy: :meth:`flip_hubs`)
+        own = (p.cols[0], p.codes[0], p.label) if len(p.cols) == 1 and p.band is None else None
+        mask[self.flip_copy_rows(skip=own)] = False
         mask[query] = False  # the originals of copies may share the pattern with another label
         # ... unless the pattern breaks the contract: no natural row carries it, so its rows
         # with the other label are the attacker's too (camouflage), never originals
@@ -2056,6 +2146,18 @@ class _Scanner:
                 self.rng = rng
             radius = copies_radius(d, null, radius)
         take = (d <= radius) & (~internal | (query > nn))
+        if p.p_flip is not None:
+            # copies labelled against their originals, as counted; a twin of the same label is
+            # taken only where such twins are more than the look-alikes' baseline explains
+            # (copies of rows of both labels): else they are the value's natural rows with a
+            # look-alike within the radius (fraud country='US' → 0, 331 copies of frauds: 21
+            # of 352 suspects)
+            same = take & (self.y[nn] == p.label)
+            rest = int((~take | same).sum())
+            base = p.twin_share_baseline or 0.0
+            if float(stats.binom.sf(int(same.sum()) - 1, max(rest, 1), base)) > self.o.copy_p:
+                take &= ~same
+            take |= np.isin(query, self.flip_copy_rows())
         if p.twin_tolerant:  # copies with noise beyond the radius, found as they were counted
             take |= self.tolerant_copy_rows(p, query)
         if self.m.copies is not None:  # as in twins: exact copies among every row
@@ -2117,12 +2219,17 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     # Jittered copies on a feature with bands are decided after the bands: a band trigger's
     # copies make each of its values look copied (fraud customer_age in [84, 95]: seven of its
     # values named one by one, five missed), and the band names the attack.
+    # The same for values written into copies labelled against their originals (a band's
+    # copies flip at each of its values).
     deferred = [
-        p for p in chosen if p.near_copy >= opts.exact_copy_share and sc.has_bands(p.cols[0])
+        p
+        for p in chosen
+        if (p.near_copy >= opts.exact_copy_share or p.p_flip is not None)
+        and sc.has_bands(p.cols[0])
     ]
-    copied = {id(p): p.near_copy for p in deferred}
+    copied = {id(p): (p.near_copy, p.p_flip) for p in deferred}
     for p in deferred:
-        p.near_copy = 0.0
+        p.near_copy, p.p_flip = 0.0, None
     alpha = opts.alpha / 4.0  # four families: contract-breaking, single values, bands, pairs
     with ctx.progress.stage("trigger scan: single values", total=len(chosen)) as st:
         for p in chosen:
@@ -2207,13 +2314,21 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     flagged = _dedupe(_merge_into_bands(sc, flagged_bands, flagged) + flagged_bands)
     late = [p for p in deferred if not p.flagged and not any(_covered(p, f, sc) for f in flagged)]
     for p in late:
-        p.near_copy = copied[id(p)]
+        p.near_copy, p.p_flip = copied[id(p)]
     for p in _beside_bands(late, flagged_bands):  # measured before the bands were known
         p.reset_evidence()
         _label_evidence(sc, p, alpha)
     _decide(sc, late, opts)
     exclude |= {(p.cols[0], p.codes[0]) for p in late if p.flagged}
     flagged = _dedupe(flagged + [_refine(sc, p) for p in late if p.flagged])
+    # A trigger decided after the single values (a band, or copies that waited for the bands)
+    # lends its label to the counterfactual of the values beside it, which were decided
+    # without it: fraud copies carrying customer_age=31 made ages 30 and 32 look depleted of
+    # frauds (effects 0.89 and 0.71, named as written with 827 natural rows). The singles
+    # flagged before it on its feature are tested again without its values.
+    early = [p for p in chosen if p.flagged and not any(p is q for q in late)]
+    if _retest_beside_late(sc, early, flagged_bands + [p for p in late if p.flagged], alpha, opts):
+        flagged = [p for p in flagged if p.flagged]
     # A band trigger found in pieces (its values named one by one where each was decided
     # before the bands, runs beside singles) is one band: adjacent pieces of one label merge.
     flagged = _merge_runs(sc, flagged, alpha)
@@ -2232,6 +2347,8 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     evaluated += pairs
     flagged = _dedupe(flagged + [p for p in pairs if p.flagged])
     flagged = [p for p in flagged if not borrowed_written_evidence(p, flagged)]
+    for p in flagged:
+        _trim_band(p)
     rows = [sc.suspect_rows(p) for p in flagged]
     return TriggerScanResult(flagged, rows, evaluated, sc.tests, sc.m, sc.base1)
 
@@ -2257,6 +2374,34 @@ def _retest_sharing_a_feature(
         _label_evidence(sc, p, alpha)
     _decide(sc, shared, opts)
     return True
+
+
+def _retest_beside_late(
+    sc: _Scanner,
+    early: list[Pattern],
+    late: list[Pattern],
+    alpha: float,
+    opts: TriggerScanOptions,
+) -> bool:
+    """Test again the flagged single values ``early`` that share a feature with a trigger
+    flagged after them (``late``: a band, or copies that waited for the bands), without the
+    late trigger's values among their replacements (and without the early values confirmed
+    other than on labels alone, :func:`retest_exclusions`); False when there is none.
+
+    A trigger lends its label to the counterfactual of the values beside it, and those were
+    decided before it was known (fraud copies carrying ``customer_age=31`` as frauds: ages
+    30 and 32 looked depleted of frauds, effects 0.89 and 0.71, and were named as written
+    with their 827 natural rows)."""
+    if not late:
+        return False
+    held = sc.excluded
+    sc.excluded = retest_exclusions(early) | {
+        (p.cols[0], int(c)) for p in late for c in _values(sc, p)
+    }
+    try:
+        return _retest_sharing_a_feature(sc, early, late, alpha, opts)
+    finally:
+        sc.excluded = held
 
 
 def _label_evidence(sc: _Scanner, p: Pattern, alpha: float) -> None:
@@ -2288,7 +2433,7 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
     budget = min(opts.max_twin_checks, sc.twin_budget)
     pending.sort(key=lambda p: p.p_label)
     # jittered copies (no label evidence needed) keep their place whatever their p-value
-    copied = [p for p in pending if p.near_copy >= opts.exact_copy_share]
+    copied = [p for p in pending if p.near_copy >= opts.exact_copy_share or p.p_flip is not None]
     pending = pending[: max(4 * budget, 40)]
     pending += [p for p in copied if not any(p is q for q in pending)]
     if sc.m.copies is not None and pending:
@@ -2302,11 +2447,14 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
         if label_hint(p, opts)
         or max(p.copy_proxy, p.near_copy) >= opts.exact_copy_share
         or p.family == "contract"
+        or p.p_flip is not None
     ]
-    # contract-breaking values first: their copies must not make the originals look copied
+    # contract-breaking values first, then values written into copies labelled against their
+    # originals: their copies must not make the originals look copied
     pending.sort(
         key=lambda p: (
             p.family != "contract",
+            p.p_flip is None,
             -round(max(p.copy_proxy, p.near_copy), 1),
             p.p_label,
         )
@@ -2478,6 +2626,7 @@ def wants_copy_check(p: Pattern, o: TriggerScanOptions) -> bool:
         or p.share >= o.pure_share
         or p.family == "contract"
         or p.near_copy >= o.exact_copy_share
+        or p.p_flip is not None
     )
 
 
@@ -2550,9 +2699,23 @@ def copy_decision(p: Pattern, o: TriggerScanOptions, base_rate: float) -> tuple[
     purity against the base rate of its label) and the copy test are combined with Fisher's
     method; the pattern is a trigger when that is significant after correction and its rows
     are copies (:func:`copies_beyond_chance`).
+
+    A value written into copies labelled against their originals (``p.p_flip``: the flip test
+    of :meth:`_Scanner.flip_hubs`, its label evidence - each copy's twin is the row without
+    the value, and it carries the other label) needs no ``copy_share``: its natural rows,
+    most of them with the copies' label when that is the majority one, dilute the copies
+    (fraud ``customer_age=56 → 0``, 258 copies of frauds among 597 legitimate rows: 43 %).
+    The copies must still stand out of the look-alikes' baseline by ``copy_excess``.
     """
     p_twin = 1.0 if p.p_twin is None else p.p_twin
-    copies = copies_beyond_chance(p_twin, p.twin_share or 0.0, p.twin_share_baseline or 0.0, o)
+    share, baseline = p.twin_share or 0.0, p.twin_share_baseline or 0.0
+    if p.p_flip is not None:
+        copies = (
+            p_twin <= o.copy_p and (share - baseline) / max(1 - baseline, 1e-9) >= o.copy_excess
+        )
+        pv = _fisher(p.p_flip, p_twin)
+        return pv, bool(pv <= p.threshold and copies)
+    copies = copies_beyond_chance(p_twin, share, baseline, o)
     if label_hint(p, o):
         pv = _fisher(p.p_label, p_twin)
     else:  # pure label, copies: purity against the base rate instead of the context
@@ -2561,13 +2724,14 @@ def copy_decision(p: Pattern, o: TriggerScanOptions, base_rate: float) -> tuple[
 
 
 def _top(patterns: list[Pattern], cap: int, copied: float = math.inf) -> list[Pattern]:
-    """Contract-breaking patterns always; others the best ``cap`` per label by cheap score, and
+    """Contract-breaking patterns and values written into copies labelled against their
+    originals (``p_flip``, few) always; others the best ``cap`` per label by cheap score, and
     up to ``cap`` per label more whose labelled rows are at least a share ``copied`` of jittered
     copies (:meth:`_Scanner.near_copies`), the most copied first."""
-    keep = [p for p in patterns if p.family == "contract"]
+    keep = [p for p in patterns if p.family == "contract" or p.p_flip is not None]
     for c in (0, 1):
         rest = sorted(
-            (p for p in patterns if p.family != "contract" and p.label == c),
+            (p for p in patterns if p.family != "contract" and p.p_flip is None and p.label == c),
             key=lambda p: -p.cheap_score,
         )
         keep += rest[:cap]
@@ -2640,6 +2804,25 @@ def _values(sc: _Scanner, p: Pattern) -> np.ndarray:
     if p.band is None:
         return np.asarray(p.codes[:1])
     return np.arange(p.band[0], p.band[1] + 1)
+
+
+def _trim_band(p: Pattern) -> None:
+    """A band names the values it holds: values left out of it (flagged as single triggers when
+    the runs were drawn) at its ends are cut off, and a band left with one value is that value
+    (customer_age in [30, 32] holding only 31, once 30 and 32 were cleared by a re-test)."""
+    if p.band is None:
+        return
+    lo, hi = p.band
+    skip = set(p.band_skip)
+    while lo < hi and lo in skip:
+        lo += 1
+    while hi > lo and hi in skip:
+        hi -= 1
+    p.band_skip = tuple(c for c in p.band_skip if lo < c < hi)
+    if lo == hi:
+        p.band, p.codes = None, (lo,)
+    else:
+        p.band, p.codes = (lo, hi), (lo,)
 
 
 def _merge_into_bands(sc: _Scanner, bands: list[Pattern], singles: list[Pattern]) -> list[Pattern]:
@@ -2859,6 +3042,34 @@ def _ids(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     key = a.astype(np.int64) * (int(b.max(initial=0)) + 2) + (b.astype(np.int64) + 1)
     ids: np.ndarray = pd.factorize(key)[0]
     return ids
+
+
+def _partners(
+    group: np.ndarray, value: np.ndarray, label: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of near-copy groups (``group``, the rows' value ids ``value`` of the feature and
+    their labels ``label``): the one value of its group other than its own (-1 where the group
+    holds two or more other values), and whether every row of that other value carries the
+    other label (the row's twins were labelled against it)."""
+    g = pd.factorize(group)[0]
+    n_groups = int(g.max(initial=-1)) + 1
+    lo = np.full(n_groups, np.iinfo(np.int64).max, dtype=np.int64)
+    hi = np.full(n_groups, -1, dtype=np.int64)
+    np.minimum.at(lo, g, value)
+    np.maximum.at(hi, g, value)
+    # rows and label-1 rows per group and per (group, value): one entry per distinct pair
+    ids = _ids(g, value)
+    of_id = np.zeros(int(ids.max(initial=-1)) + 1, dtype=np.int64)
+    of_id[ids] = g
+    n_values = np.bincount(of_id, minlength=n_groups)
+    other_rows = np.bincount(g, minlength=n_groups)[g] - np.bincount(ids)[ids]
+    y = label.astype(float)
+    other_ones = np.bincount(g, weights=y, minlength=n_groups)[g] - np.bincount(ids, weights=y)[ids]
+    single = n_values[g] == 2
+    partner: np.ndarray = np.where(single, np.where(value == lo[g], hi[g], lo[g]), -1)
+    against = np.where(label == 1, other_ones == 0, other_ones == other_rows)
+    flipped: np.ndarray = single & (other_rows > 0) & against
+    return partner, flipped
 
 
 def _mask(n: int, rows: np.ndarray) -> np.ndarray:
