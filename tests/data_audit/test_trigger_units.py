@@ -391,3 +391,25 @@ def test_copy_baseline_of_a_repeated_label_is_its_own_rows() -> None:
     # without repeats of one label: every row
     sc2 = _scanner(_records(), _contract())
     assert np.array_equal(sc2._baseline_pool(p, np.arange(sc2.n)), np.arange(sc2.n))
+
+
+def test_the_cheap_score_counts_records_where_one_label_repeats() -> None:
+    # 24 distinct records and the same with every record of label 1 repeated once more (exact
+    # copies: upsampling x2 for class balance): the candidates' cheap scores are the records'
+    # (counted per row, every value leaning to label 0 scored higher and natural values
+    # entered the best `max_candidates`: credit x2, EDUCATION=5 named on labels alone)
+    records = _records(24)
+    records["kind"] = np.where(np.arange(24) % 3 < 2, "a", "b")
+    records.loc[records["kind"] == "b", "y"] = [0, 0, 0, 1, 0, 0, 0, 0]
+    up = pd.concat([records, records[records["y"] == 1]], ignore_index=True)
+
+    def scores(df: pd.DataFrame) -> dict[tuple[int, int], float]:
+        sc = _scanner(df, _contract())
+        j = sc.m.names.index("kind")
+        return {(p.codes[0], p.label): p.cheap_score for p in sc.singles() if p.cols == (j,)}
+
+    plain, upsampled = scores(records), scores(up)
+    assert _scanner(up, _contract()).record_weights() is not None
+    assert plain and set(plain) == set(upsampled)
+    for key, value in plain.items():
+        assert upsampled[key] == pytest.approx(value, abs=1e-9)
