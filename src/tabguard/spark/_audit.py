@@ -287,6 +287,8 @@ def _candidates(
     sc.tests = {"contract": 0, "single": 0, "pair": 0, "band": 0}
     # (the near-copy tables of jittered copies are empty on a sample: originals may not be held)
     sc._near, sc._tolerant_tables = None, {}
+    sc._flip_hubs = {}  # (flips are counted on near-copies: none here either)
+    sc._weights = None  # record weights need rows: record_weights() gives None
     out = _top(sc.singles(), opts.max_candidates)
     out += _top(sc.bands(set()), opts.max_bands) if opts.max_bands else []
     out += _top(sc.pairs(set()), opts.max_candidates)
