@@ -2331,10 +2331,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     # legitimate rows, named as triggers → 0 with their 34 rows).
     beside = _beside_bands(flagged, flagged_bands)
     if beside:
-        for p in beside:
-            p.reset_evidence()
-            _label_evidence(sc, p, alpha)
-        _decide(sc, beside, opts)
+        _retest(sc, beside, alpha, opts)
         flagged = [p for p in flagged if p.flagged]
     for p in flagged_bands:
         exclude |= {(p.cols[0], int(c)) for c in _values(sc, p)}
@@ -2396,11 +2393,16 @@ def _retest_sharing_a_feature(
     ]
     if not shared:
         return False
-    for p in shared:
+    _retest(sc, shared, alpha, opts)
+    return True
+
+
+def _retest(sc: _Scanner, patterns: list[Pattern], alpha: float, opts: TriggerScanOptions) -> None:
+    """Measure and decide ``patterns`` again, from scratch, with ``sc.excluded`` as it is now."""
+    for p in patterns:
         p.reset_evidence()
         _label_evidence(sc, p, alpha)
-    _decide(sc, shared, opts)
-    return True
+    _decide(sc, patterns, opts)
 
 
 def _retest_beside_late(
