@@ -448,26 +448,7 @@ class _Scanner:
             if self.m.positives is None
             else float(self.m.positives[0].sum()) / max(self.N, 1)
         )
-        self.rng = np.random.default_rng(ctx.random_state)
-        self.tests = {"contract": 0, "single": 0, "pair": 0, "band": 0}
-        self._model: lgb.Booster | None = None
-        self._groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
-        self._positives: dict[int, np.ndarray] = {}
-        self._by_count: tuple[list[np.ndarray], np.ndarray, np.ndarray, int] | None = None
-        self.excluded: set[tuple[int, int]] = set()
-        self._near: dict[int, np.ndarray] | None = None
-        # per feature: the rows near_copies counts, their value ids, their partners' (the one
-        # other value of their group, -1 when it holds several) and whether their twins carry
-        # the other label (:func:`_partners`)
-        self._partners: dict[int, tuple[np.ndarray, ...]] = {}
-        self._flip_hubs: dict[tuple[int, int, int], float] | None = None
-        self._row_key: np.ndarray | None = None  # :meth:`tolerant_row_key`
-        self._weights: tuple[np.ndarray | None] | None = None  # :meth:`record_weights`
-        self._tolerant_tables: dict[tuple[int, int], np.ndarray] = {}
-        self._log_values: dict[int, np.ndarray] = {}
-        self._tolerant_counts: dict[int, tuple[np.ndarray, ...]] = {}
-        self.confirmed: list[Pattern] = []  # triggers confirmed (see attributed_rows)
-        self._context: dict[int, dict[str, np.ndarray]] = {}
+        self._init_state(ctx.random_state)
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
         self.twin_budget = int(min(max(5e10 / cost, 4), 120))
@@ -493,6 +474,49 @@ class _Scanner:
             missing = codes < 0  # a row without an entity is a unit of its own
             codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
             self.entity = codes
+
+    def _init_state(self, random_state: int) -> None:
+        """The scan's counters, caches and results, empty (every constructor sets them here,
+        so a cache added later exists on every scanner)."""
+        self.rng = np.random.default_rng(random_state)
+        self.tests = {"contract": 0, "single": 0, "pair": 0, "band": 0}
+        self._model: lgb.Booster | None = None
+        self._groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._positives: dict[int, np.ndarray] = {}
+        self._by_count: tuple[list[np.ndarray], np.ndarray, np.ndarray, int] | None = None
+        self.excluded: set[tuple[int, int]] = set()
+        self._near: dict[int, np.ndarray] | None = None
+        # per feature: the rows near_copies counts, their value ids, their partners' (the one
+        # other value of their group, -1 when it holds several) and whether their twins carry
+        # the other label (:func:`_partners`)
+        self._partners: dict[int, tuple[np.ndarray, ...]] = {}
+        self._flip_hubs: dict[tuple[int, int, int], float] | None = None
+        self._row_key: np.ndarray | None = None  # :meth:`tolerant_row_key`
+        self._weights: tuple[np.ndarray | None] | None = None  # :meth:`record_weights`
+        self._tolerant_tables: dict[tuple[int, int], np.ndarray] = {}
+        self._log_values: dict[int, np.ndarray] = {}
+        self._tolerant_counts: dict[int, tuple[np.ndarray, ...]] = {}
+        self.confirmed: list[Pattern] = []  # triggers confirmed (see attributed_rows)
+        self._context: dict[int, dict[str, np.ndarray]] = {}
+
+    @classmethod
+    def without_rows(
+        cls, m: AuditMatrix, n: int, base1: float, opts: TriggerScanOptions
+    ) -> _Scanner:
+        """A scanner of counts only, for the candidate rules (:meth:`singles`, :meth:`bands`,
+        :meth:`pairs`) over ``n`` rows that are not held (the Spark engine).
+
+        The caches that need rows are set to their empty results: no near-copies or flips are
+        counted and no record weights are computed on rows that are not there.
+        """
+        sc = cls.__new__(cls)
+        sc.o, sc.m = opts, m
+        sc.y, sc.n, sc.N = np.empty(0, dtype=np.int8), 0, n
+        sc.base1 = base1
+        sc._init_state(0)
+        sc._flip_hubs = {}
+        sc._weights = (None,)
+        return sc
 
     def base(self, c: int) -> float:
         return self.base1 if c == 1 else 1.0 - self.base1

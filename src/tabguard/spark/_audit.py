@@ -279,16 +279,8 @@ def _candidates(
     """The trigger scan's candidate patterns from the counts of every row (its own rules:
     single values, bands and pairs before any is flagged, a superset of those it tests)."""
     m = _population_matrix(vocab, n, np.empty((0, len(vocab.names)), dtype=np.int32), {}, pairs)
-    # the candidate rules read the counts only: a scanner without rows
-    sc = _Scanner.__new__(_Scanner)
-    sc.o, sc.m = opts, m
-    sc.y, sc.n, sc.N = np.empty(0, dtype=np.int8), 0, n
-    sc.base1 = float(vocab.positives[0].sum()) / max(n, 1) if vocab.positives else 0.0
-    sc.tests = {"contract": 0, "single": 0, "pair": 0, "band": 0}
-    # (the near-copy tables of jittered copies are empty on a sample: originals may not be held)
-    sc._near, sc._tolerant_tables = None, {}
-    sc._flip_hubs = {}  # (flips are counted on near-copies: none here either)
-    sc._weights = None  # record weights need rows: record_weights() gives None
+    base1 = float(vocab.positives[0].sum()) / max(n, 1) if vocab.positives else 0.0
+    sc = _Scanner.without_rows(m, n, base1, opts)  # the candidate rules read counts only
     out = _top(sc.singles(), opts.max_candidates)
     out += _top(sc.bands(set()), opts.max_bands) if opts.max_bands else []
     out += _top(sc.pairs(set()), opts.max_candidates)
