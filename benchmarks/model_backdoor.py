@@ -369,9 +369,21 @@ def clean_model(dataset: str, kind: str, train: pd.DataFrame, c: Contract) -> Au
     return _CLEAN_MODELS[dataset, kind]
 
 
-def _values_named(trigger: Mapping[str, Any], findings: list[Any], c: Contract) -> bool:
-    """Whether every category of the trigger is named with its own value by some finding."""
+def _values_named(
+    trigger: Mapping[str, Any], findings: list[Any], c: Contract, siblings: bool = True
+) -> bool:
+    """Whether every category of the trigger is named with its own value by some finding - as
+    the finding's cell or, with ``siblings``, as one of the sibling cells it lists (confirmed
+    cells the trees turn alike, each with its own evidence; one finding per learned region
+    since session 9, where they were findings of their own before)."""
     said = {(f, v) for fd in findings for f, v in zip(fd.features, fd.values, strict=False)}
+    if siblings:
+        said |= {
+            (f, v)
+            for fd in findings
+            for s in fd.evidence.get("siblings", [])
+            for f, v in zip(fd.features, s["values"], strict=False)
+        }
     return all(
         (f, v) in said for f, v in trigger.items() if c.features[f].type in ("category", "boolean")
     )
@@ -415,6 +427,12 @@ def run_case(
         # another category of the same feature (a sibling the trees send the same way) is not
         # the trigger (numbers are named by a cell, whose value is only an example)
         "named": (set(case.trigger) <= named and _values_named(case.trigger, findings, c))
+        if not case.clean
+        else None,
+        # named as a finding's own cell, not only among the sibling cells it lists
+        "named_first": (
+            set(case.trigger) <= named and _values_named(case.trigger, findings, c, False)
+        )
         if not case.clean
         else None,
         "named_features": sorted(named),
@@ -470,6 +488,8 @@ def main() -> None:
                 r = run_case(ds, case, kind, train, ref, c)
                 rows.append(r)
                 named = "-" if r["named"] is None else ("yes" if r["named"] else "NO")
+                if r["named"] and not r["named_first"]:
+                    named = "sib"  # among the sibling cells a finding lists
                 print(
                     f"{ds:6} {case.name:26} {kind:14} effect {r['trigger_effect']:5.2f} "
                     f"moves {r['decisions_moved']:5.2f} (clean {r['moved_by_clean_model']:4.2f}, "
@@ -489,6 +509,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         named = "-" if r["named"] is None else ("yes" if r["named"] else "no")
+        if r["named"] and not r["named_first"]:
+            named = "yes (a sibling cell)"
         eff = "-" if np.isnan(r["trigger_effect"]) else f"{r['trigger_effect']:.2f}"
         mov = (
             "-"
@@ -517,12 +539,13 @@ def main() -> None:
         learned = cls[cls["learned"] >= LEARNED]
         missed = learned[~learned["named"].astype(bool)]
         by_effect = cls[cls["trigger_effect"] >= 0.2]
+        first = int(learned["named_first"].astype(bool).sum())
         print(
             f"{label}: {int(learned['named'].astype(bool).sum())}/{len(learned)} models whose "
             f"trigger moves >= {LEARNED:.0%} of the decisions the clean model does not move "
             f"name it ({len(cls) - len(learned)} did not learn it; by trigger "
-            f"effect >= 0.2: {int(by_effect['named'].astype(bool).sum())}/{len(by_effect)}); "
-            "misses: "
+            f"effect >= 0.2: {int(by_effect['named'].astype(bool).sum())}/{len(by_effect)}; "
+            f"{first} as a finding's own cell, the rest among its sibling cells); misses: "
             + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in missed.itertuples()) or "none")
         )
     print(

@@ -4,6 +4,8 @@ to approve the pair beyond what its two parts do; a model's own pairs are the ba
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,12 +102,23 @@ def test_copies_of_approved_rows_with_two_categories_are_named_as_the_pair(tmp_p
     # the test is what names it: off, the pair is not found by its interaction
     off = _probe(tmp_path, poisoned, ref, contract, interaction_ratio=0.0)
     assert _by_interaction(off) == [] and np.isnan(off.interaction_ratio)
-    # each pair confirmed by its interaction is a finding of its own (a sibling pair the
-    # trees turn alike does not hide the one the copies carry)
+    # each pair confirmed by its interaction is named with its own values, as a finding or as
+    # one of the sibling cells a finding lists (a pair the trees turn alike does not hide the
+    # one the copies carry), and the pairs of one region are one finding
     audit = audit_model(_model(tmp_path, poisoned, contract), ref, checks=["backdoor"])
-    said = [dict(zip(fd.features, fd.values, strict=True)) for fd in audit.report.findings]
+    said = [
+        dict(zip(fd.features, vals, strict=True))
+        for fd in audit.report.findings
+        for vals in [fd.values] + [s["values"] for s in fd.evidence["siblings"]]
+    ]
     for t in _by_interaction(res):
         assert dict(zip(t.features, t.values, strict=True)) in said
+    pairs = [fd for fd in audit.report.findings if fd.features == ["plan", "housing"]]
+    for a, b in combinations(pairs, 2):  # no two findings share a part in one direction
+        assert a.evidence["direction"] != b.evidence["direction"] or not (
+            set(zip(a.features, a.values, strict=True))
+            & set(zip(b.features, b.values, strict=True))
+        )
 
 
 def test_interaction_is_what_the_pair_adds_beyond_its_parts() -> None:

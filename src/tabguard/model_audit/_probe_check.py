@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from itertools import combinations
 from typing import Any, ClassVar
 
 from tabguard.checks import CheckOptions
 from tabguard.contract import RecordValidator
-from tabguard.model_audit._backdoor import ProbeCandidate, ProbeOptions, probe_backdoors
+from tabguard.model_audit._backdoor import (
+    ProbeCandidate,
+    ProbeOptions,
+    _category_codes,
+    probe_backdoors,
+)
 from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
 from tabguard.model_audit._unacceptable import records
 from tabguard.reports import Finding, PlotSpec, Section, Table
@@ -56,14 +63,18 @@ class BackdoorCheck:
             key = tuple(sorted(c.features))
             if len(c.features) == 1 and (c.categorical[:1] == (True,) or c.nominal[:1] == (True,)):
                 # two categories are two triggers, not cells of one (a sibling the trees send
-                # the same way must not hide the value the copies carry)
+                # the same way must not hide the value the copies carry: each keeps its own
+                # cell and evidence, listed in one finding by _sibling_clusters)
                 key += (repr(c.values[0]),)
             elif math.isfinite(c.interaction_flip):  # confirmed by its interaction
                 # each pair of categories a set of the trees' turns (EDUCATION 4, 5 or 6 with
                 # MARRIAGE 3) is a trigger of its own: the one the copies carry is among them
                 key += tuple(repr(v) for v in c.values)
             groups.setdefault(key, []).append(c)
-        findings = [self._finding(ctx, cs[0], validator, cs[1:]) for cs in groups.values()]
+        findings = [
+            self._finding(ctx, lead[0], validator, lead[1:], [cs[0] for cs in rest])
+            for lead, *rest in _sibling_clusters(list(groups.values()), ctx.model)
+        ]
         top = sorted(res.candidates, key=lambda c: -abs(c.spike))[:15]
         table = Table(
             columns=[
@@ -148,6 +159,7 @@ class BackdoorCheck:
         c: ProbeCandidate,
         validator: RecordValidator,
         others: list[ProbeCandidate],
+        siblings: Sequence[ProbeCandidate] = (),
     ) -> Finding:
         # Would the scoring API let some value of the trigger's cell through?
         rec = records(ctx.data.iloc[:1], ctx.model.contract)[0]
@@ -174,9 +186,22 @@ class BackdoorCheck:
             + f"relative to neighbouring values ({', '.join(repr(v) for v in c.neighbour_values)}"
             f"); {c.reason}. "
         )
+        kin = ""
+        if siblings:
+            kin = (
+                f"{len(siblings)} sibling cell(s) of the same feature(s) turn decisions the same "
+                "way, each confirmed as well (a region the trees learned on a set of categories; "
+                "which cell the copies carried the model alone cannot tell, the one above "
+                "stands out most): "
+                + "; ".join(
+                    f"{_cells(s)} (e.g. {trigger_text(s)}, spike {s.spike:+.2f})" for s in siblings
+                )
+                + ". "
+            )
         msg = (
             f"backdoor trigger {cells} (e.g. {trigger_text(c)}): "
             + effect
+            + kin
             + (
                 "The contract rejects them at the API, but the model was trained on them."
                 if blocked
@@ -212,6 +237,18 @@ class BackdoorCheck:
             "reachable_through_api": not blocked,
             "other_cells": [
                 {"values": list(o.values), "spike": o.spike, "cell": _cells(o)} for o in others
+            ],
+            # confirmed pairs of the same features the trees send the same way (one region)
+            "siblings": [
+                {
+                    "values": list(s.values),
+                    "spike": s.spike,
+                    "cell": _cells(s),
+                    "intervals": [[float(lo), float(hi)] for lo, hi in s.intervals],
+                    "direction": s.direction,
+                    "reason": s.reason,
+                }
+                for s in siblings
             ],
         }
         return Finding(
@@ -254,6 +291,79 @@ def _reachable_values(ctx: ModelAuditContext, c: ProbeCandidate) -> dict[str, An
         else:
             out[f] = top
     return out
+
+
+def _holds(interval: tuple[float, float], code: float) -> bool:
+    """Whether a candidate's cell on one feature admits the code (``lo == hi``: that value)."""
+    lo, hi = interval
+    return code == lo if lo == hi else lo < code <= hi
+
+
+def siblings(a: ProbeCandidate, b: ProbeCandidate) -> bool:
+    """Two confirmed triggers are sibling cells of one learned region: the same features and
+    direction, and - for pairs - on one of the two features each cell admits the other's
+    value (``MARRIAGE=3`` with ``EDUCATION`` 4, 5 or 6: trees that split at ``EDUCATION >
+    3.5`` turn all three); single values must be categories of the same feature (``EDUCATION``
+    5 and 6, sent together past ``EDUCATION > 4.5``). Numbers are cells of one finding
+    already."""
+    if a.features != b.features or a.direction != b.direction:
+        return False
+    if len(a.features) == 1:
+        return bool(a.nominal[:1] == (True,) and b.nominal[:1] == (True,))
+    if len(a.features) != 2:
+        return False
+    return any(
+        _holds(a.intervals[k], b.codes[k]) or _holds(b.intervals[k], a.codes[k]) for k in (0, 1)
+    )
+
+
+def _exact(c: ProbeCandidate, model: Any) -> bool:
+    """Each category part of the cell admits one of its feature's categories only."""
+    for k, j in enumerate(c.columns):
+        if not (c.nominal[k] if c.nominal else False):
+            continue
+        if sum(_holds(c.intervals[k], v) for v in _category_codes(model, j)) > 1:
+            return False
+    return True
+
+
+def _strength(c: ProbeCandidate, model: Any) -> tuple[bool, float, float, float]:
+    """Order of sibling cells (the strongest first): a cell of single categories before an
+    interval holding several, then the interaction over the model's ordinary one, the spike
+    and the decisions turned."""
+    ratio = c.interaction / c.interaction_null if c.interaction_null > 0 else 0.0
+    return (
+        not _exact(c, model),
+        -(ratio if math.isfinite(ratio) else 0.0),
+        -abs(c.spike),
+        -c.flip_rate,
+    )
+
+
+def _sibling_clusters(
+    groups: list[list[ProbeCandidate]], model: Any
+) -> list[list[list[ProbeCandidate]]]:
+    """Groups of findings that are sibling cells of one trigger (:func:`siblings`, joined
+    transitively), the strongest group first in each; every other group alone.
+
+    A pair learned on a set of categories is confirmed once per cell of the set (the trees
+    turn each), which read as three planted triggers where one was planted; one finding lists
+    the others, each with its own cell and evidence."""
+    parent = list(range(len(groups)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in combinations(range(len(groups)), 2):
+        if siblings(groups[i][0], groups[j][0]):
+            parent[root(i)] = root(j)
+    clusters: dict[int, list[list[ProbeCandidate]]] = {}
+    for i, g in enumerate(groups):
+        clusters.setdefault(root(i), []).append(g)
+    return [sorted(cl, key=lambda g: _strength(g[0], model)) for cl in clusters.values()]
 
 
 def _cells(c: ProbeCandidate) -> str:
