@@ -300,17 +300,13 @@ def _holds(interval: tuple[float, float], code: float) -> bool:
 
 
 def siblings(a: ProbeCandidate, b: ProbeCandidate) -> bool:
-    """Two confirmed triggers are sibling cells of one learned region: the same features and
-    direction, and - for pairs - on one of the two features each cell admits the other's
-    value (``MARRIAGE=3`` with ``EDUCATION`` 4, 5 or 6: trees that split at ``EDUCATION >
-    3.5`` turn all three); single values must be categories of the same feature (``EDUCATION``
-    5 and 6, sent together past ``EDUCATION > 4.5``). Numbers are cells of one finding
-    already."""
-    if a.features != b.features or a.direction != b.direction:
-        return False
-    if len(a.features) == 1:
-        return bool(a.nominal[:1] == (True,) and b.nominal[:1] == (True,))
-    if len(a.features) != 2:
+    """Two confirmed pairs are sibling cells of one learned region: the same two features,
+    the same direction, and on one of the features each cell admits the other's value
+    (``MARRIAGE=3`` with ``EDUCATION`` 4, 5 or 6: trees that split at ``EDUCATION > 3.5``
+    turn all three). Single values are not joined: of two categories of one feature the one
+    the copies carry may be confirmed by its planted copies and the other by a larger spike
+    (the rare side's screen), and leading with the spike would hide the copies' value."""
+    if len(a.features) != 2 or a.features != b.features or a.direction != b.direction:
         return False
     return any(
         _holds(a.intervals[k], b.codes[k]) or _holds(b.intervals[k], a.codes[k]) for k in (0, 1)
