@@ -78,6 +78,35 @@ def _trusted_sample(
     return sample
 
 
+def _reuse_freed_memory() -> None:
+    """Have glibc's allocator keep freed memory for reuse instead of returning it to the kernel.
+
+    The audit allocates and frees arrays of a million rows by the thousand (8 MB a column).
+    By default glibc hands each block over 128 kB (a threshold that adapts up to 32 MB) back to
+    the kernel when it is freed, and the next array of that size is faulted in again, a page of
+    4 kB at a time: at 1,000,313 rows about 540,000 page faults and 5 CPU seconds of system
+    time (a sixth of the command's CPU) on a 2-core virtual machine. Serving blocks of up to
+    32 MB from the heap, and keeping up to 1 GB of freed heap, leaves about 350,000 faults and
+    3.7 s (peak memory +0.2 GB). A no-op where the C library is not glibc. Only the command
+    sets it: the process is the command's, whereas a program calling :func:`audit_data` keeps
+    its allocator as it set it.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # musl and others: no glibc, nothing to tune
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's malloc.h
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest (a larger value is refused)
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_top_pad, 256 << 20)
+
+
 def _read_in_background(path: Path) -> Future[pd.DataFrame]:
     """``read_table(path)`` in a daemon thread (a usage error raised meanwhile ends the
     process without waiting for the read); its result or error in the future."""
@@ -183,6 +212,8 @@ def audit_data_cmd(
     # checks bring SciPy, LightGBM and matplotlib; the CSV parser releases the interpreter
     # lock). Its errors are raised where it is awaited, after those of the options and the
     # contract. With --trusted that file is read and checked first, as before.
+    if engine == "python":
+        _reuse_freed_memory()
     reading = _read_in_background(data) if engine == "python" and trusted is None else None
     from tabguard.data_audit import REGISTRY, audit_data, write_audit
 
