@@ -92,7 +92,11 @@ def read_table(
     head = _sniff(p)
     if head.startswith(b"PK\x03\x04"):
         raise DataError(f"{p}: is a ZIP/Excel file, not CSV; export it as CSV first")
-    if b"\x00" in head or head.startswith(b"PAR1"):
+    if head.startswith(b"PAR1"):
+        # Parquet is chosen by the suffix; a Parquet file named .parq or .dat would otherwise be
+        # reported as "binary", which does not tell the user what to change.
+        raise DataError(f"{p}: is a Parquet file; name it with the suffix .parquet or .pq")
+    if b"\x00" in head:
         raise DataError(f"{p}: is binary, not a CSV text file")
     try:
         text = head.decode("utf-8")

@@ -11,8 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tabguard.contract import Contract, RecordValidator, contract_from_dict, validate_frame
+from tabguard.contract import (
+    Contract,
+    RecordValidator,
+    check_columns,
+    contract_from_dict,
+    validate_frame,
+)
 from tabguard.datasets import card_fraud_contract, make_card_fraud
+from tabguard.errors import DataError
 
 
 def test_bundled_credit_data_satisfies_its_contract(
@@ -144,3 +151,15 @@ def test_frame_validation_reports_examples_and_offsets(
     (g,) = res.groups
     assert g.rows.tolist() == [1002] and g.examples == [200]
     assert np.flatnonzero(res.invalid_mask()).tolist() == [2]  # the mask is chunk-local
+
+
+def test_missing_columns_message_says_how_many_names_it_left_out() -> None:
+    # The card-fraud contract declares 11 features; a frame with none of them is missing all 11,
+    # and the message lists 8: it must say that 3 more are missing, not read as a count of 11 next
+    # to a list of 8.
+    frame = pd.DataFrame({"other": [1, 2]})
+    with pytest.raises(DataError, match=r"missing 11 column\(s\).*'gender'\] and 3 more;"):
+        check_columns(frame, card_fraud_contract())
+    few = make_card_fraud(50).drop(columns=["amount", "hour"])
+    with pytest.raises(DataError, match=r"\['amount', 'hour'\]; add them"):
+        check_columns(few, card_fraud_contract())

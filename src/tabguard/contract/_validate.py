@@ -353,9 +353,11 @@ def check_columns(df: pd.DataFrame, contract: Contract, *, require_label: bool =
     """Raise :class:`DataError` when columns the contract needs are absent."""
     missing = [c for c in contract.features if c not in df.columns]
     if missing:
+        # The list is cut at 8 names; say so, or the count and the list disagree (11 vs 8 names).
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         raise DataError(
             f"data is missing {len(missing)} column(s) declared in contract "
-            f"'{contract.name}': {missing[:8]}; add them or fix the contract"
+            f"'{contract.name}': {missing[:8]}{more}; add them or fix the contract"
         )
     if require_label and contract.label.column not in df.columns:
         raise DataError(
