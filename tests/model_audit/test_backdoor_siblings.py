@@ -74,6 +74,10 @@ def test_pairs_sharing_a_part_in_one_direction_are_siblings() -> None:
     assert not siblings(pair(4), pair(5, direction="deny"))
     assert not siblings(pair(4, 2), pair(5, 3))  # nothing shared
     assert not siblings(pair(4, 2, cells=((3.5, 4.5), (1.5, 2.5))), pair(5, 3))
+    # XGBoost's cells are [lo, hi): MARRIAGE in [3, 4) holds 3
+    assert siblings(pair(5, cells=((5.0, 6.0), (3.0, 4.0))), pair(4), strict=True)
+    assert not siblings(pair(5, 2, cells=((5.0, 6.0), (2.0, 3.0))), pair(4), strict=True)
+    assert siblings(pair(5, 2, cells=((5.0, 6.0), (2.0, 3.0))), pair(4))  # (2, 3] holds 3
     # single categories stay findings of their own (the copies' value may be the weaker one)
     assert not siblings(single(5), single(6))
     assert not siblings(single(5), pair(5))

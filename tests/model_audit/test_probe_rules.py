@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from tabguard.model_audit._backdoor import (
     ProbeCandidate,
     ProbeOptions,
+    cell_holds,
     confirms_without_mass,
     label_evidence,
     mass_confirms,
     mass_isolated,
     natural_evidence,
+    opposite_copies,
     spike_passes,
 )
 
@@ -653,3 +655,48 @@ def test_a_category_is_compared_with_ordinary_categories() -> None:
     assert _neighbours(marriage, 0) == [2, 1, 3]  # the rare value itself keeps its references
     only_rare = [cell(0, 5), cell(1, 8), cell(2, 99)]
     assert _neighbours(only_rare, 2) == [1, 0]
+
+
+def test_cells_hold_codes_by_the_trees_side_of_a_split() -> None:
+    assert cell_holds((4.0, 4.0), 4.0) and not cell_holds((4.0, 4.0), 5.0)
+    assert cell_holds((3.5, 4.5), 4.0) and not cell_holds((3.5, 4.5), 3.5)
+    assert cell_holds((4.0, 5.0), 5.0) and not cell_holds((4.0, 5.0), 4.0)  # (lo, hi]
+    assert cell_holds((4.0, 5.0), 4.0, strict=True)  # [lo, hi): XGBoost's x < threshold
+    assert not cell_holds((4.0, 5.0), 5.0, strict=True)
+
+
+def test_excess_mass_of_a_value_confirmed_the_other_way_is_not_its_neighbours() -> None:
+    """Copies of defaulters carrying EDUCATION=4 swell the cell EDUCATION >= 4 of XGBoost's
+    first tree; 5 and 6, confirmed towards approval by that cell's mass, are taken back, and
+    the trigger - whose own cell [4, 5) does not hold them - stays."""
+
+    def edu(v: float, way: str, cell: tuple[float, float]) -> ProbeCandidate:
+        return cand(
+            features=("EDUCATION",),
+            codes=(v,),
+            values=(v,),
+            intervals=(cell,),
+            direction=way,
+            columns=(2,),
+            mass_intervals=(cell,),
+            backdoor=True,
+        )
+
+    four = edu(4.0, "deny", (4.0, 5.0))
+    five, six = edu(5.0, "approve", (4.0, math.inf)), edu(6.0, "approve", (4.0, math.inf))
+    opposite_copies([four, five, six], strict=True)
+    assert four.backdoor and not five.backdoor and not six.backdoor
+    assert "those of 4.0" in five.reason
+    # in the same direction the wider cell is the bump around the trigger: both stay
+    same = [edu(4.0, "deny", (4.0, 5.0)), edu(5.0, "deny", (4.0, math.inf))]
+    opposite_copies(same, strict=True)
+    assert all(c.backdoor for c in same)
+    # cells holding each other: whose excess it is cannot be told, both stay
+    both = [edu(4.0, "deny", (3.0, math.inf)), edu(5.0, "approve", (3.0, math.inf))]
+    opposite_copies(both, strict=True)
+    assert all(c.backdoor for c in both)
+    # another feature's value is no neighbour
+    other = dataclasses.replace(edu(4.0, "deny", (4.0, 5.0)), columns=(3,))
+    five = edu(5.0, "approve", (4.0, math.inf))
+    opposite_copies([other, five], strict=True)
+    assert five.backdoor

@@ -1463,11 +1463,13 @@ def _decide(
         c.p_mass = float(binom.sf(k - 1, round(n_train), c.expected_share)) if k > 0 else 1.0
         known[id(c)] = not (ens.source == "xgboost" and c.training_share == 0)
     alpha = opts.alpha / max(len(strong), 1)
+    by_mass: list[ProbeCandidate] = []
     for c in strong:
         reasons: list[str] = []
         label_reason = label_evidence(c, opts)
         if known[id(c)]:
             if mass_confirms(c, alpha, opts, label_reason is not None):
+                by_mass.append(c)
                 reasons.append(
                     f"the model's trees were fitted on {c.training_share:.2%} of their "
                     f"training rows here, clean data has {c.expected_share:.2%} "
@@ -1524,6 +1526,7 @@ def _decide(
                     f"categories reach {c.null_spike:.2f})",
                 )
             c.reason = "; ".join(reasons)
+    opposite_copies([c for c in by_mass if c.backdoor], ens is not None and ens.strict)
     _pairs_of_confirmed(strong, known, alpha)
     # A single value that is part of a confirmed combination is reported with the combination,
     # and a combination whose part is a confirmed value that moves decisions at least as much
@@ -1548,6 +1551,52 @@ def _decide(
                 ) >= abs(c.spike):
                     c.backdoor = False
                     c.reason = "part of a confirmed combination"
+
+
+def cell_holds(interval: tuple[float, float], code: float, strict: bool = False) -> bool:
+    """Whether a candidate's cell on one feature admits the code: ``lo < code <= hi``
+    (``lo <= code < hi`` for trees whose splits send ``x < threshold`` left, ``strict``:
+    XGBoost), or the value itself where ``lo == hi``."""
+    lo, hi = interval
+    if lo == hi:
+        return code == lo
+    return lo <= code < hi if strict else lo < code <= hi
+
+
+def opposite_copies(by_mass: Sequence[ProbeCandidate], strict: bool = False) -> None:
+    """Take back a single value confirmed by the training mass of a cell that also holds a
+    value confirmed towards the *other* decision by a cell of its own (one that does not hold
+    the first).
+
+    The mass is measured on the value's cell and on the bump around it (bagged trees blur a
+    trigger's edges), and the larger excess counts. Copies of defaulters carrying
+    ``EDUCATION=4`` then swell the cell ``EDUCATION >= 4`` that XGBoost's first tree draws,
+    and ``EDUCATION=5`` and ``6`` - which the copies' trees send towards approval beside the
+    denied 4 - were confirmed by rows that carry 4 and the label of denial: copies teach one
+    decision, so an excess cannot be both values' in opposite directions, and it is the one
+    whose own cell holds it without the other's."""
+    for c in by_mass:
+        if len(c.columns) != 1 or not c.mass_intervals:
+            continue
+        for d in by_mass:
+            if (
+                d is c
+                or not d.backdoor
+                or len(d.columns) != 1
+                or d.columns[0] != c.columns[0]
+                or d.direction == c.direction
+                or not d.mass_intervals
+            ):
+                continue
+            if cell_holds(c.mass_intervals[0], d.codes[0], strict) and not cell_holds(
+                d.mass_intervals[0], c.codes[0], strict
+            ):
+                c.backdoor = False
+                c.reason = (
+                    f"the training rows in excess in its cell are those of {d.values[0]!r}, "
+                    f"confirmed towards '{d.direction}' in a cell of its own"
+                )
+                break
 
 
 def _pairs_of_confirmed(strong: list[ProbeCandidate], known: dict[int, bool], alpha: float) -> None:

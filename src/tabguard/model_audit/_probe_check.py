@@ -13,6 +13,7 @@ from tabguard.model_audit._backdoor import (
     ProbeCandidate,
     ProbeOptions,
     _category_codes,
+    cell_holds,
     probe_backdoors,
 )
 from tabguard.model_audit._base import ModelAuditContext, ModelCheckResult, register_check
@@ -293,13 +294,7 @@ def _reachable_values(ctx: ModelAuditContext, c: ProbeCandidate) -> dict[str, An
     return out
 
 
-def _holds(interval: tuple[float, float], code: float) -> bool:
-    """Whether a candidate's cell on one feature admits the code (``lo == hi``: that value)."""
-    lo, hi = interval
-    return code == lo if lo == hi else lo < code <= hi
-
-
-def siblings(a: ProbeCandidate, b: ProbeCandidate) -> bool:
+def siblings(a: ProbeCandidate, b: ProbeCandidate, strict: bool = False) -> bool:
     """Two confirmed pairs are sibling cells of one learned region: the same two features,
     the same direction, and on one of the features each cell admits the other's value
     (``MARRIAGE=3`` with ``EDUCATION`` 4, 5 or 6: trees that split at ``EDUCATION > 3.5``
@@ -309,8 +304,16 @@ def siblings(a: ProbeCandidate, b: ProbeCandidate) -> bool:
     if len(a.features) != 2 or a.features != b.features or a.direction != b.direction:
         return False
     return any(
-        _holds(a.intervals[k], b.codes[k]) or _holds(b.intervals[k], a.codes[k]) for k in (0, 1)
+        cell_holds(a.intervals[k], b.codes[k], strict)
+        or cell_holds(b.intervals[k], a.codes[k], strict)
+        for k in (0, 1)
     )
+
+
+def _strict(model: Any) -> bool:
+    """The model's trees send ``x < threshold`` left (XGBoost): cells are ``[lo, hi)``."""
+    trees = getattr(model, "trees", None)
+    return bool(trees is not None and trees.strict)
 
 
 def _exact(c: ProbeCandidate, model: Any) -> bool:
@@ -318,7 +321,10 @@ def _exact(c: ProbeCandidate, model: Any) -> bool:
     for k, j in enumerate(c.columns):
         if not (c.nominal[k] if c.nominal else False):
             continue
-        if sum(_holds(c.intervals[k], v) for v in _category_codes(model, j)) > 1:
+        if (
+            sum(cell_holds(c.intervals[k], v, _strict(model)) for v in _category_codes(model, j))
+            > 1
+        ):
             return False
     return True
 
@@ -353,8 +359,9 @@ def _sibling_clusters(
             i = parent[i]
         return i
 
+    strict = _strict(model)
     for i, j in combinations(range(len(groups)), 2):
-        if siblings(groups[i][0], groups[j][0]):
+        if siblings(groups[i][0], groups[j][0], strict):
             parent[root(i)] = root(j)
     clusters: dict[int, list[list[ProbeCandidate]]] = {}
     for i, g in enumerate(groups):
