@@ -11,12 +11,7 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on servers
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from tabguard.reports._model import PlotSpec
 
@@ -36,6 +31,27 @@ def register_renderer(kind: str) -> Callable[[Renderer], Renderer]:
     return deco
 
 
+_FIGURE: list[Any] = []
+
+
+def _figure_classes() -> tuple[Any, Any]:
+    """matplotlib's ``Figure`` and Agg canvas, imported on the first plot drawn.
+
+    Importing matplotlib takes about a third of a second of the interpreter's lock, and
+    ``tabguard audit data`` imports the report modules while it reads the data in a thread: the
+    read waited for it. The report is drawn at the end, beside the writing of the clean rows.
+    """
+    if not _FIGURE:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display on servers
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        _FIGURE[:] = [Figure, FigureCanvasAgg]
+    return _FIGURE[0], _FIGURE[1]
+
+
 def render_png(spec: PlotSpec, *, width: float = 6.4, height: float = 3.6) -> bytes:
     """Draw a plot spec and return PNG bytes.
 
@@ -48,8 +64,9 @@ def render_png(spec: PlotSpec, *, width: float = 6.4, height: float = 3.6) -> by
         raise KeyError(f"no renderer for plot kind {spec.kind!r}; known: {sorted(_RENDERERS)}")
     size = spec.data.get("figsize", (width, height))
     # a figure of its own, outside pyplot's global state: reports may be drawn in a thread
-    fig = Figure(figsize=tuple(size))
-    FigureCanvasAgg(fig)
+    figure, canvas = _figure_classes()
+    fig = figure(figsize=tuple(size))
+    canvas(fig)
     ax = fig.subplots()
     _RENDERERS[spec.kind](ax, spec.data)
     ax.set_title(spec.title, fontsize=10)

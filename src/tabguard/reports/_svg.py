@@ -21,7 +21,6 @@ from html import escape
 from typing import Any
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
 from tabguard.reports._model import PlotSpec
 
@@ -127,6 +126,8 @@ class _Axis:
     def ticks(self, n: int = 6) -> list[float]:
         """Tick values inside the axis range."""
         if self.symlog is None:
+            from matplotlib.ticker import MaxNLocator  # on the first plot: see _plots
+
             vals = MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10]).tick_values(self.lo, self.hi)
         else:
             top = self._inverse(self.hi)
