@@ -79,6 +79,9 @@ def test_poisoned_exit_1_and_quarantine(
     _, poisoned, contract = fraud_files
     r = run("audit", "data", str(poisoned), "-c", str(contract), "-o", str(tmp_path), "-q")
     assert r.returncode == 1, r.stdout + r.stderr
+    # the process ends without the interpreter's teardown (end_program): what it printed last
+    # is flushed first
+    assert "suspected of poisoning" in r.stdout and "findings.json" in r.stdout.splitlines()[-1]
     truth = json.loads((poisoned.parent / "truth.json").read_text())["poisoned_rows"]
     findings = json.loads((tmp_path / "findings.json").read_text())
     assert findings["suspicious_rows"] == truth

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from rich.markup import escape
 
 from tabguard._extras import missing_dependency
-from tabguard.cli._app import PROG_NAME, app, err_console
+from tabguard.cli._app import PROG_NAME, _Process, app, err_console
 from tabguard.errors import TabguardError
 
 # Each module registers its commands on the shared apps when imported.
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     is a bug (exit 3, one line; the traceback with ``TABGUARD_DEBUG=1``).
     """
     _spawned_processes_skip_the_script()
+    _Process.program = argv is None
     try:
         app(args=argv, prog_name=PROG_NAME)
     except TabguardError as exc:

@@ -11,7 +11,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tabguard.cli._app import SparkMasterOption, audit_app, console, output_directory
+from tabguard.cli._app import (
+    SparkMasterOption,
+    audit_app,
+    console,
+    end_program,
+    output_directory,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -267,4 +273,4 @@ def audit_data_cmd(
             paths = write_audit(result, out, format=cast("TableFormat", fmt))
     print_findings(result)
     console.print(f"report: {paths['report']}  findings: {paths['findings']}")
-    raise typer.Exit(result.exit_code())
+    end_program(result.exit_code())
