@@ -288,6 +288,15 @@ class TriggerScanOptions(CheckOptions):
 _CONTEXT_ROWS = 5_000
 _CONTEXT_TABLE_ROWS = 100_000
 
+#: The label's slope on the rest of the row (:meth:`_Scanner.slope_mixture`): rows of a value
+#: scored (a slope on 2,000 rows is known to about 0.1 where the labels lean 20 to 1), the rows
+#: a value needs to enter the natural null, the values the null needs, and the most frequent
+#: replacements of a value its context score averages over.
+_SLOPE_ROWS = 2_000
+_SLOPE_NULL_ROWS = 100
+_SLOPE_NULL_VALUES = 8
+_SLOPE_REPLACEMENTS = 12
+
 #: Label odds ratio (per row against per record) from which the context model weighs each
 #: record once: upsampling for class balance doubles or triples one label's odds, natural
 #: look-alikes and resampling move them by a few percent (bundled credit 1.04, fraud 1.07).
@@ -352,13 +361,19 @@ class Pattern:
     context_null: float = math.nan
     context_source: str = ""
     p_context: float = 1.0
+    # written in place, shown by labels that do not follow the rest of the row
+    # (slope_mixture): the label's slope on the context score of the value's rows, the
+    # natural values' (median) and the p-value of the attenuation beyond their spread
+    label_slope: float = math.nan
+    slope_null: float = math.nan
+    p_slope: float = 1.0
 
     def reset_evidence(self) -> None:
         """Forget the evidence (before testing again)."""
         self.flagged = self.written = False
         self.p_twin = self.twin_share = self.twin_share_baseline = None
         self.twin_exact = self.twin_tolerant = False
-        self.p = self.p_label = self.p_context = 1.0
+        self.p = self.p_label = self.p_context = self.p_slope = 1.0
 
     @property
     def all_cols(self) -> tuple[int, ...]:
@@ -375,6 +390,44 @@ class Pattern:
     def share(self) -> float:
         """Share of the pattern's rows carrying ``label``."""
         return self.k / max(self.n, 1)
+
+
+def _logistic_slope(c: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted logistic regression of ``y`` on ``c`` with an intercept (Newton steps, halved
+    until the likelihood rises): the slope and its standard error (NaN when it does not
+    converge)."""
+    X = np.column_stack([np.ones(len(c)), c])
+
+    def loglik(b: np.ndarray) -> float:
+        z = X @ b
+        return float(np.sum(w * (y * z - np.logaddexp(0.0, z))))
+
+    beta = np.array([special.logit(np.clip(np.average(y, weights=w), 1e-3, 1 - 1e-3)), 0.0])
+    ll = loglik(beta)
+    for _ in range(100):
+        mu = special.expit(X @ beta)
+        info = X.T @ (X * (w * mu * (1.0 - mu))[:, None])
+        try:
+            step = np.linalg.solve(info, X.T @ (w * (y - mu)))
+        except np.linalg.LinAlgError:
+            return math.nan, math.nan
+        for _ in range(30):
+            new = loglik(beta + step)
+            if new >= ll - 1e-12:
+                break
+            step = step / 2.0
+        beta, ll = beta + step, max(new, ll)
+        if np.abs(step).max() < 1e-8:
+            break
+    else:
+        return math.nan, math.nan
+    mu = special.expit(X @ beta)
+    info = X.T @ (X * (w * mu * (1.0 - mu))[:, None])
+    try:
+        var = float(np.linalg.inv(info)[1, 1])
+    except np.linalg.LinAlgError:
+        return math.nan, math.nan
+    return float(beta[1]), math.sqrt(var) if var > 0 else math.nan
 
 
 def _poisson_binomial_cdf(probs: np.ndarray, k: int) -> float:
@@ -498,6 +551,7 @@ class _Scanner:
         self._tolerant_counts: dict[int, tuple[np.ndarray, ...]] = {}
         self.confirmed: list[Pattern] = []  # triggers confirmed (see attributed_rows)
         self._context: dict[int, dict[str, np.ndarray]] = {}
+        self._slopes: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
 
     @classmethod
     def without_rows(
@@ -2045,6 +2099,22 @@ class _Scanner:
                 out["F"][i, s] = float(np.mean(s_src <= cut))
         return out
 
+    def like_every_row(self, p: Pattern) -> float:
+        """The share of single value ``p``'s rows whose other coded features are distributed
+        like every row's (:meth:`context_stats`, source "every row"; NaN without a measure).
+
+        About 1 where the feature does not depend on the rest of the row: replacing the
+        value in the counterfactual then makes rows that occur. Where the rest of the row
+        predicts the value (``card_present=0`` beside card-not-present channels), the
+        counterfactual's rows do not occur and the context model extrapolates: its scores
+        there flatten every label's slope, natural or written."""
+        st = self.context_stats(p.cols[0])
+        where = np.flatnonzero(st["values"] == p.codes[0])
+        if not len(where) or st["n"][where[0], 0] <= 0:
+            return math.nan
+        i = int(where[0])
+        return float(st["k"][i, 0] / st["n"][i, 0] / max(st["F"][i, 0], 1e-12))
+
     def context_mixture(self, p: Pattern) -> None:
         """Measure whether the rows of single value ``p`` were written in place into rows of a
         source population (sets ``p.context_share``, ``context_null``, ``context_source`` and
@@ -2088,6 +2158,116 @@ class _Scanner:
         if chosen >= 0:
             p.context_source = self.SOURCES[chosen][0]
             p.p_context = min(1.0, best * len(self.SOURCES))
+
+    def context_scores(
+        self, j: int, v: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The rows of value ``v`` of feature ``j`` (at most ``_SLOPE_ROWS``, ascending) and
+        their context scores: the context model's log-odds of label 1 with ``j`` replaced as
+        the counterfactual of :meth:`evaluate` replaces it, averaged over the replacements
+        (the most frequent ``_SLOPE_REPLACEMENTS``, by their weights). None without rows or
+        replacements."""
+        rows = np.flatnonzero(self.m.codes[:, j] == v)
+        if len(rows) > _SLOPE_ROWS:
+            rows = np.sort(rng.choice(rows, _SLOPE_ROWS, replace=False))
+        ids, weights = self._replacements(j, v)
+        if not len(rows) or not len(ids) or weights.sum() <= 0:
+            return None
+        # the expectation over the replacements, not a draw of them: a drawn replacement is
+        # noise in the score that flattens every slope (fraud country: 70 % of the draws are
+        # 'PT', the one low-risk country)
+        top = np.argsort(-weights, kind="stable")[:_SLOPE_REPLACEMENTS]
+        ids, weights = ids[top], weights[top] / weights[top].sum()
+        X = np.tile(self.m.raw[rows], (len(ids), 1))
+        X[:, j] = np.repeat(self.m.raw_value(j, ids), len(rows))
+        q = weights @ predict(self.model(), X).reshape(len(ids), len(rows))
+        return rows, special.logit(np.clip(q, 1e-4, 1 - 1e-4))
+
+    def label_slope(self, rows: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+        """The slope, and its standard error, of the logistic regression of the label of
+        ``rows`` on their context scores ``c`` (each record weighing once where one label's
+        records repeat, :meth:`record_weights`); NaN where one label has fewer than 5 rows."""
+        y = self.y[rows].astype(float)
+        if min(y.sum(), len(y) - y.sum()) < 5:
+            return math.nan, math.nan
+        w = self.record_weights()
+        return _logistic_slope(c, y, np.ones(len(rows)) if w is None else w[rows])
+
+    def natural_scores(self) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+        """:meth:`context_scores` of every in-contract value of the coded features
+        (categories, numbers of at most 20 values) held by at least ``_SLOPE_NULL_ROWS``
+        rows, by ``(feature, value id)``: the natural null of :meth:`slope_mixture` (scored
+        once)."""
+        if self._slopes is None:
+            rng = np.random.default_rng(self.ctx.random_state + 17)
+            out: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+            for j in range(len(self.m.names)):
+                if self.fine[j]:
+                    continue
+                held = (self.m.counts[j] >= _SLOPE_NULL_ROWS) & ~self.m.breaks_contract[j]
+                for v in np.flatnonzero(held):
+                    got = self.context_scores(j, int(v), rng)
+                    if got is not None:
+                        out[(j, int(v))] = got
+            self._slopes = out
+        return self._slopes
+
+    def slope_mixture(self, p: Pattern) -> None:
+        """Measure whether the labels of single value ``p`` stop following the rest of the row
+        (sets ``p.label_slope``, ``slope_null`` and ``p_slope``; see
+        :func:`written_slope_evidence`).
+
+        Natural carriers of a value take their label from the rest of the row as other rows
+        do: the label's log-odds rise with the context model's (the value moves them by a
+        constant, it does not cut them loose). Rows an attacker wrote the value into carry the
+        label the attacker gave them - the target, 10-20 % camouflaged - whatever the rest of
+        the row says: their label does not depend on it, and the slope of the label on the
+        context score over the value's rows is pulled towards 0 in proportion to their share.
+        This holds whatever the labels lean to (camouflage of a majority-label write makes the
+        value lean to the other label) and where the written rows are ordinary rows of any
+        population (their other features tell nothing).
+
+        The natural slope is the data's own: the slopes of every other coded value with
+        enough rows (:meth:`natural_scores`), each measured without the rows of ``p`` (the
+        written rows are spread over every other feature's values and flatten their slopes
+        too: fraud, ``country='FR'`` written into legitimate rows, ``channel='in_store'``
+        1.30 against 2.05), their median ``s0`` and their spread beyond their standard errors
+        ``tau`` (the robust spread, less the median sampling variance: credit's delinquency
+        statuses flatten naturally, the synthetic fraud data's values do not). The value's
+        attenuation ``(s - s0) / sqrt(se^2 + tau^2)`` is a normal deviate; ``p_slope`` its
+        lower tail."""
+        j, v = p.cols[0], p.codes[0]
+        got = self.context_scores(j, v, np.random.default_rng(self.ctx.random_state + 19))
+        # rows of the triggers confirmed so far are an attacker's, not natural carriers: their
+        # labels do not follow their rows either (fraud copies carrying amount=777.77 as
+        # legitimate flattened card_present=0, where frauds live)
+        held = self.attributed_rows()
+        if got is None:
+            return
+        mine = ~held[got[0]]
+        if mine.sum() < self.o.context_min_rows:
+            return
+        s, se = self.label_slope(got[0][mine], got[1][mine])
+        if not (math.isfinite(s) and math.isfinite(se)):
+            return
+        null = []
+        for key, (rows, c) in self.natural_scores().items():
+            if key == (j, v):
+                continue
+            keep = (self.m.codes[rows, j] != v) & ~held[rows]
+            if keep.sum() < _SLOPE_NULL_ROWS:
+                continue
+            su, seu = self.label_slope(rows[keep], c[keep])
+            if math.isfinite(su) and math.isfinite(seu):
+                null.append((su, seu))
+        if len(null) < _SLOPE_NULL_VALUES:
+            return
+        arr = np.array(null)
+        s0 = float(np.median(arr[:, 0]))
+        spread = 1.4826 * float(np.median(np.abs(arr[:, 0] - s0)))
+        tau2 = max(0.0, spread**2 - float(np.median(arr[:, 1] ** 2)))
+        p.label_slope, p.slope_null = s, s0
+        p.p_slope = float(stats.norm.cdf((s - s0) / math.sqrt(se**2 + tau2)))
 
     def other_label_copies(self, p: Pattern, others: np.ndarray) -> np.ndarray:
         """The rows of ``others`` (a confirmed pattern's rows with the other label) that are
@@ -2318,6 +2498,9 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         if len(p.cols) == 1
         and not sc.m.ordinal[p.cols[0]]
         and (p.written or strong_label_evidence(p, opts))
+        # labels that stop following the rest of the row are not what a lent label does
+        # (the counterfactual's draws move the expected count, not the slope's shape)
+        and not p.p_slope <= p.threshold
     ]
     leaning = leaning_the_other_way(on_labels, chosen, opts)
     if leaning:
@@ -2541,6 +2724,32 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
                 p.flagged = p.written = True
                 p.p = p.p_context
                 sc.attribute(p)
+    _written_by_slope(sc, patterns, opts)
+
+
+def _written_by_slope(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> None:
+    """Written in place, shown by labels that stop following the rest of the row
+    (:func:`written_slope_evidence`): the single coded values left unflagged whose labels
+    hint at a trigger and whose rows look like every row (at least ``1 - written_share`` of
+    them, :meth:`_Scanner.like_every_row`: the counterfactual's rows occur), after every other
+    rule (fraud data, ``country='FR'`` written into 462
+    legitimate rows as frauds beside 975 natural ones: effect 0.28, no copies, and the rest
+    of the row tells nothing)."""
+    for p in patterns:
+        if (
+            not p.flagged
+            and not math.isnan(p.effect)
+            and p.family == "single"
+            and not sc.fine[p.cols[0]]
+            and p.n >= opts.context_min_rows
+            and label_hint(p, opts)
+            and sc.like_every_row(p) >= 1.0 - opts.written_share
+        ):
+            sc.slope_mixture(p)
+            if written_slope_evidence(p, opts):
+                p.flagged = p.written = True
+                p.p = p.p_slope
+                sc.attribute(p)
 
 
 @register_check
@@ -2618,6 +2827,17 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     return label_hint(p, o) and p.p_context <= p.threshold
 
 
+def written_slope_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
+    """A single value written in place, shown by labels that do not follow the rest of the
+    row: its labels hint at a trigger (:func:`label_hint`) and the slope of its label on the
+    context score is flatter than the data's natural values allow, significantly after
+    correction (``p_slope`` at most ``p.threshold``; :meth:`_Scanner.slope_mixture`).
+
+    Applied after every other rule; every row of such a pattern is suspect but the natural
+    carriers (:meth:`_Scanner.consistent_rows`)."""
+    return label_hint(p, o) and p.p_slope <= p.threshold
+
+
 def leaning_the_other_way(
     flagged: list[Pattern], candidates: list[Pattern], o: TriggerScanOptions
 ) -> set[tuple[int, int]]:
@@ -2639,10 +2859,15 @@ def leaning_the_other_way(
 def retest_exclusions(flagged: list[Pattern]) -> set[tuple[int, int]]:
     """The values (``(feature, value id)``) that flagged single values sharing a feature are
     re-tested without: every flagged value but those flagged as written on labels alone
-    (``p.written`` without the context evidence of :func:`written_context_evidence`). A
+    (``p.written`` without the context evidence of :func:`written_context_evidence` or the
+    slope evidence of :func:`written_slope_evidence`). A
     trigger lends its label to the counterfactual of the values beside it, and those it makes
     look written are what the others' counterfactual should draw again."""
-    return {(p.cols[0], p.codes[0]) for p in flagged if not p.written or p.p_context <= p.threshold}
+    return {
+        (p.cols[0], p.codes[0])
+        for p in flagged
+        if not p.written or p.p_context <= p.threshold or p.p_slope <= p.threshold
+    }
 
 
 def borrowed_written_evidence(p: Pattern, flagged: list[Pattern]) -> bool:

@@ -110,6 +110,14 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             f"{p.context_null:.0%}; p {format_p(p.p_context)}); the rows whose other features "
             "predict the value, as its natural carriers', are not among the suspects."
         )
+    if p.written and p.p_slope <= p.threshold and p.p_context > p.threshold:
+        msg += (
+            f" Written in place: the labels of these rows follow the rest of the row less than "
+            f"natural values' do (slope of the label on the context model's score "
+            f"{p.label_slope:.2f}, natural values {p.slope_null:.2f}; p {format_p(p.p_slope)}): "
+            "rows given their label whatever their other features say; the rows whose other "
+            "features predict the value, as its natural carriers', are not among the suspects."
+        )
     if broken:
         msg += f" The value(s) of {broken} break the contract."
     msg += f" p {format_p(p.p)} (Bonferroni threshold {p.threshold:.2g})."
@@ -144,6 +152,9 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             "context_null": None if math.isnan(p.context_null) else p.context_null,
             "context_source": p.context_source or None,
             "p_context": p.p_context,
+            "label_slope": None if math.isnan(p.label_slope) else p.label_slope,
+            "label_slope_natural": None if math.isnan(p.slope_null) else p.slope_null,
+            "p_slope": p.p_slope,
         },
         recommendation="Remove these rows (they are in quarantine.csv), find how they entered "
         "the data, and add the value to the contract's unacceptable cases.",
