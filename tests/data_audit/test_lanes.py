@@ -28,8 +28,8 @@ def _essence(result: DataAuditResult) -> tuple[object, ...]:
 
 
 def test_two_lanes_match_one_lane(credit_df: pd.DataFrame, credit_contract: Contract) -> None:
-    # 5,000 rows: the lanes do not depend on the size below PARALLEL_ROWS (n_jobs is explicit)
-    df = poison(credit_df.iloc[:5000], credit_contract, {"AGE": 999}, rate=0.2).data
+    # 2,000 rows: the lanes do not depend on the size below PARALLEL_ROWS (n_jobs is explicit)
+    df = poison(credit_df.iloc[:2000], credit_contract, {"AGE": 999}, rate=0.2).data
     one = audit_data(df, credit_contract, n_jobs=1)
     two = audit_data(df, credit_contract, n_jobs=2)
     assert _essence(one) == _essence(two)
