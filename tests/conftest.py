@@ -188,6 +188,12 @@ def vulnerable_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def spark() -> Iterator[Any]:
     """One Spark session for every Spark test (local[2], UI off, few shuffle partitions).
 
+    The driver JVM compiles with C1 only and collects with the serial collector: the tests'
+    jobs are small and short, and the C2 compiler's and G1's threads cost more CPU than they
+    save on them (an integrity + trigger-scan audit of 3,300 rows twice: 59 -> 36 CPU-s of the
+    JVM and its Python workers, same result; docs/benchmarks.md, session 9). A user's session
+    keeps the JVM's defaults.
+
     Skips locally (fails with ``TABGUARD_REQUIRE_SERVICES=1``) without pyspark or Java:
     ``.ci/run`` installs Debian's ``default-jre-headless`` and ``make test`` the dev extra
     (which includes ``tabguard[spark]``).
@@ -211,6 +217,7 @@ def spark() -> Iterator[Any]:
             "spark.default.parallelism": "2",
             "spark.driver.memory": "1g",
             "spark.sql.adaptive.enabled": "false",
+            "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
         },
     )
     yield session
