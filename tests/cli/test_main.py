@@ -287,3 +287,43 @@ def test_a_script_holding_objects_whose_attributes_fail_is_still_marked(
     script = _fake_main(monkeypatch, "/venv/bin/tabguard", main=main, proxy=Proxy())
     _spawned_processes_skip_the_script()
     assert script.__spec__ is not None and script.__spec__.name == "tabguard.__main__"
+
+
+def test_end_program_in_process_raises_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Called in process (tests, ``main(argv)``), a command's end is ``typer.Exit``."""
+    import typer
+
+    from tabguard.cli import _app
+
+    monkeypatch.setattr(_app._Process, "program", False)
+    with pytest.raises(typer.Exit) as info:
+        _app.end_program(1)
+    assert info.value.exit_code == 1
+
+
+def test_end_program_as_the_program_exits_at_once_even_on_a_closed_pipe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the program it flushes what it can and ends with ``os._exit(code)``; a stream whose
+    reader went away (``| head``) does not turn the exit status into an error."""
+    from tabguard.cli import _app
+
+    class Gone:
+        def flush(self) -> None:
+            raise BrokenPipeError
+
+    ended: list[int] = []
+
+    class EndedError(Exception):
+        pass
+
+    def fake_exit(code: int) -> None:
+        ended.append(code)
+        raise EndedError
+
+    monkeypatch.setattr(_app._Process, "program", True)
+    monkeypatch.setattr(_app.os, "_exit", fake_exit)
+    monkeypatch.setattr(_app.sys, "stdout", Gone())
+    with pytest.raises(EndedError):
+        _app.end_program(1)
+    assert ended == [1]

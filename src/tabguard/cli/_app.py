@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -51,10 +52,10 @@ def end_program(code: int) -> NoReturn:
     """
     if not _Process.program:
         raise typer.Exit(code)
-    console.file.flush()
-    err_console.file.flush()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (console.file, err_console.file, sys.stdout, sys.stderr):
+        # a closed pipe (``| head``) or stream: nothing is left to keep
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
     os._exit(code)
 
 
