@@ -1,0 +1,206 @@
+"""Triggers on a value that occurs naturally, the target being the majority label (issue 11,
+class 2): copies of rows that mostly carry the target already, the value written in, pull the
+value's labels back to the base rate and flip nothing; the value is found by the copies it
+collects (:meth:`_Scanner.copy_hubs`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract import Contract, contract_from_dict
+from tabguard.data_audit import build_context
+from tabguard.data_audit._triggers import (
+    Pattern,
+    TriggerScanOptions,
+    _Scanner,
+    copy_decision,
+    scan_triggers,
+)
+
+OPTS = TriggerScanOptions()
+KINDS = ["a", "b", "c", "d", "e"]
+AMOUNTS = ("amount", "balance", "paid", "limit")
+
+
+def _contract() -> Contract:
+    features: dict[str, dict[str, object]] = {a: {"type": "number", "min": 0} for a in AMOUNTS}
+    features["age"] = {"type": "integer", "min": 18, "max": 100}
+    features["status"] = {"type": "integer", "min": -2, "max": 8}
+    features["kind"] = {"type": "category", "categories": KINDS}
+    return contract_from_dict(
+        {"name": "hubs", "label": {"column": "y", "positive": 1}, "features": features}
+    )
+
+
+def _natural(n: int = 6000, seed: int = 0) -> pd.DataFrame:
+    """Rows whose label follows ``status``; ``kind='e'`` (8 % of the rows) is naturally riskier
+    than the others (35 % positives against 15 %). Four widely spread amounts and an age: few
+    rows are look-alikes."""
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(KINDS, n, p=[0.23, 0.23, 0.23, 0.23, 0.08])
+    status = rng.choice([-1, 0, 2], n, p=[0.3, 0.6, 0.1])
+    p1 = np.where(status == 2, 0.5, 0.15) + np.where(kind == "e", 0.2, 0.0)
+    out = {a: np.round(rng.lognormal(8, 2, n), 2) for a in AMOUNTS}
+    return pd.DataFrame(
+        {
+            **out,
+            "age": rng.integers(20, 80, n),
+            "status": status,
+            "kind": kind,
+            "y": (rng.random(n) < p1).astype(int),
+        }
+    )
+
+
+def _copied(
+    df: pd.DataFrame, k: int, seed: int = 1, **written: object
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``k`` exact copies of rows of any label with the values ``written`` (default
+    ``kind='e'``) written in, labelled 0 (the majority label, which most of them carry): the
+    value's share of label 0 moves back towards the base rate and no copy is labelled against
+    its original. Returns the data and the copies' row positions."""
+    written = written or {"kind": "e"}
+    ((col, value),) = written.items()
+    src = df[df[col] != value].sample(k, random_state=seed).copy()
+    src[col] = value
+    src["y"] = 0
+    out = pd.concat([df, src], ignore_index=True)
+    return out, np.arange(len(df), len(out))
+
+
+def _code(sc: _Scanner, name: str, value: object) -> tuple[int, int]:
+    j = sc.m.names.index(name)
+    return j, list(sc.m.uniques[j]).index(value)
+
+
+def test_a_value_collecting_copies_of_rows_elsewhere_is_a_copy_hub() -> None:
+    df, _ = _copied(_natural(), 150)
+    sc = _Scanner(build_context(df, _contract()), OPTS)
+    sc.near_copies()
+    j, e = _code(sc, "kind", "e")
+    # neither its labels (65 % -> 74 % of label 0 against 83 %) nor a flip point at it
+    assert (j, e, 0) not in sc.flip_hubs()
+    hubs = sc.copy_hubs()
+    assert (j, e, 0) in hubs
+    # the originals' kinds hold one original each per copy: no hub
+    assert [key for key in hubs if key[0] == j] == [(j, e, 0)]
+    # without the copies, no value of any feature collects copies
+    clean = _Scanner(build_context(_natural(), _contract()), OPTS)
+    clean.near_copies()
+    assert not clean.copy_hubs()
+
+
+def test_copies_of_rows_with_the_majority_label_are_quarantined_not_the_natural_rows() -> None:
+    df, truth = _copied(_natural(), 150)
+    res = scan_triggers(build_context(df, _contract()), OPTS)
+    assert res is not None
+    named = [(res.matrix.names[p.cols[0]], p.label) for p in res.triggers]
+    assert named == [("kind", 0)]
+    sus = res.suspects
+    hit = np.isin(sus, truth).sum()
+    assert hit / len(truth) >= 0.9  # recall
+    assert hit / max(len(sus), 1) >= 0.9  # precision: the natural rows of 'e' stay out
+
+
+def test_a_written_age_a_year_from_the_original_is_a_copy_not_jitter() -> None:
+    # ages of the originals 20-79, age 50 written: most copies moved by a few percent only,
+    # and their amounts not at all (the age moved more than the rest of the record)
+    df, truth = _copied(_natural(), 150, age=50)
+    sc = _Scanner(build_context(df, _contract()), OPTS)
+    sc.near_copies()
+    j, v = _code(sc, "age", 50)
+    assert (j, v, 0) in sc.copy_hubs()
+    p = Pattern((j,), (v,), 0, 0, 0, "single")
+    assert np.isin(truth, sc.copy_hub_rows(p)).mean() >= 0.9
+
+
+def test_jittered_repeats_of_records_and_look_alike_clusters_collect_no_copies() -> None:
+    rng = np.random.default_rng(5)
+    df = _natural(seed=2)
+    # upsampling with jitter: every positive once more, each amount x (1 + U(-2 %, 2 %))
+    up = df[df["y"] == 1].copy()
+    for a in AMOUNTS:
+        up[a] = np.round(up[a] * (1 + rng.uniform(-0.02, 0.02, len(up))), 2)
+    # inactive accounts: 300 rows with every amount 0, kinds and ages drawn as any row's
+    idle = df.sample(300, random_state=3).copy()
+    for a in AMOUNTS:
+        idle[a] = 0.0
+    data = pd.concat([df, up, idle], ignore_index=True)
+    sc = _Scanner(build_context(data, _contract()), OPTS)
+    sc.near_copies()
+    assert not sc.copy_hubs()
+
+
+def _hub_pattern(p_hub: float | None, p_twin: float) -> Pattern:
+    p = Pattern((0,), (1,), 0, 900, 880, "single")
+    p.p_label, p.threshold = 0.5, 1e-6
+    p.twin_share, p.twin_share_baseline, p.p_twin = 0.16, 0.03, p_twin
+    p.p_hub = p_hub
+    return p
+
+
+def test_copy_decision_of_a_copy_hub_needs_the_hub_test_and_copies() -> None:
+    # 16 % of the labelled rows copies, no label evidence: only the hub rule decides
+    assert not copy_decision(_hub_pattern(None, 1e-30), OPTS, 0.97)[1]
+    assert copy_decision(_hub_pattern(1e-30, 1e-30), OPTS, 0.97) == (1e-30, True)
+    # the hub test significant after correction ...
+    assert not copy_decision(_hub_pattern(1e-5, 1e-30), OPTS, 0.97)[1]
+    # ... and the copy test confirming copies
+    assert not copy_decision(_hub_pattern(1e-30, 0.01), OPTS, 0.97)[1]
+
+
+def _upsampled_with_a_fee_cluster() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Natural rows plus 40 positives with ``amount = balance = 1050`` and nothing paid (a fee
+    charged every month: a natural cluster of the positive label), then every positive
+    copied once with each amount x (1 + U(-2 %, 2 %)) (upsampling with jitter; zeros stay
+    zeros). Returns the data, the fee rows and their copies."""
+    rng = np.random.default_rng(11)
+    df = _natural(seed=4)
+    fee = df[df["y"] == 1].sample(40, random_state=5).copy()
+    fee["amount"], fee["balance"], fee["paid"] = 1050.0, 1050.0, 0.0
+    df = pd.concat([df, fee], ignore_index=True)
+    fee_rows = np.arange(len(df) - 40, len(df))
+    pos = np.flatnonzero(df["y"].to_numpy() == 1)
+    up = df.iloc[pos].copy()
+    for a in AMOUNTS:
+        up[a] = np.round(up[a] * (1 + rng.uniform(-0.02, 0.02, len(up))), 2)
+    data = pd.concat([df, up], ignore_index=True)
+    copies = len(df) + np.flatnonzero(np.isin(pos, fee_rows))
+    return data, fee_rows, copies
+
+
+def test_jittered_copies_of_a_record_are_its_repeats_not_copies_or_evidence() -> None:
+    data, _, copies = _upsampled_with_a_fee_cluster()
+    sc = _Scanner(build_context(data, _contract()), OPTS)
+    sc.near_copies()
+    assert sc.record_weights() is not None  # the positives' records repeat
+    j, v = _code(sc, "amount", 1050.0)
+    p = Pattern((j,), (v,), 1, 40, 40, "single")
+    p.rows = sc.rows_of(p)
+    # the fee rows' jittered copies sit beside them: their records' repeats, left out of the
+    # copy tests' reference (the copies are closer than most records' copies: zeros stay)
+    found = sc.record_copies(p, p.rows)
+    assert np.isin(copies, found).mean() >= 0.9
+    _, ref, _ = sc._twin_sets(p)
+    assert not np.isin(copies, ref).any()
+    # at the value a copy landed on (held by no natural row), it is no evidence: its
+    # record's home is 1050; the home rows count
+    landed = int(copies[0])
+    q = Pattern((j,), (int(sc.m.codes[landed, j]),), 1, 1, 1, "single")
+    assert sc.jittered_away(q, np.array([landed])).all()
+    assert not sc.jittered_away(p, p.rows).any()
+
+
+def test_a_hub_whose_copies_share_another_value_is_reported_as_the_pair() -> None:
+    # kind='e' written into copies of label-0 rows whose status is 2 already: the copies
+    # differ from their originals in kind only, collect on 'e', and every one has status 2
+    df = _natural(seed=6)
+    src = df[(df["status"] == 2) & (df["kind"] != "e") & (df["y"] == 0)]
+    src = src.sample(150, random_state=7).copy()
+    src["kind"], src["y"] = "e", 0
+    data = pd.concat([df, src], ignore_index=True)
+    res = scan_triggers(build_context(data, _contract()), OPTS)
+    assert res is not None
+    named = [tuple(res.matrix.names[j] for j in p.cols) for p in res.triggers]
+    assert named == [("status", "kind")]
