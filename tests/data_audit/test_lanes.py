@@ -92,7 +92,25 @@ def _with_prepare(ran: list[str], prepare_after: tuple[str, ...]) -> dict[str, t
 def test_a_prepare_step_runs_in_the_side_lane_after_its_inputs_before_the_check() -> None:
     ran: list[str] = []
     ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
-    _run_checks(ctx, _with_prepare(ran, ("noise",)), 2)  # type: ignore[arg-type]
+    checks = _with_prepare(ran, ("noise",))
+    # The main lane steals waiting side tasks when it is idle (by design), so on a loaded
+    # machine where the side thread starts late it could run the step itself: its scan keeps
+    # it busy until the step has run (at most 10 s).
+    prepared = threading.Event()
+    prepare = checks["roni"].prepare  # type: ignore[attr-defined]
+
+    def prepare_and_tell(self: object, ctx: object) -> None:
+        prepare(self, ctx)
+        prepared.set()
+
+    def scan(self: object, ctx: object) -> CheckResult:
+        prepared.wait(10)
+        ran.append("scan")
+        return CheckResult()
+
+    checks["roni"] = type("roni", (checks["roni"],), {"prepare": prepare_and_tell})
+    checks["scan"] = type("scan", (checks["scan"],), {"run": scan})
+    _run_checks(ctx, checks, 2)  # type: ignore[arg-type]
     step = "prepare roni in tabguard-audit"
     assert step in ran
     assert ran.index("noise") < ran.index(step) < ran.index("roni")
