@@ -2997,20 +2997,26 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
     # Written in place into rows that already had the label (clean-label) or camouflaged
     # beyond what labels show: the rest of the row, where labels point the way
     for p in patterns:
-        if (
-            not p.flagged
-            and not math.isnan(p.effect)
-            and p.family == "single"
-            and not sc.fine[p.cols[0]]
-            and p.n >= opts.context_min_rows
-            and label_hint(p, opts)
-        ):
+        if _coded_hint_left(sc, p, opts):
             sc.context_mixture(p)
             if written_context_evidence(p, opts):
                 p.flagged = p.written = True
                 p.p = p.p_context
                 sc.attribute(p)
     _written_by_slope(sc, patterns, opts)
+
+
+def _coded_hint_left(sc: _Scanner, p: Pattern, opts: TriggerScanOptions) -> bool:
+    """A single coded value left unflagged, with enough rows for the rest of the row to be
+    read, whose labels hint at a trigger: what the context and slope rules test."""
+    return (
+        not p.flagged
+        and not math.isnan(p.effect)
+        and p.family == "single"
+        and not sc.fine[p.cols[0]]
+        and p.n >= opts.context_min_rows
+        and label_hint(p, opts)
+    )
 
 
 def _written_by_slope(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> None:
@@ -3022,15 +3028,7 @@ def _written_by_slope(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOp
     legitimate rows as frauds beside 975 natural ones: effect 0.28, no copies, and the rest
     of the row tells nothing)."""
     for p in patterns:
-        if (
-            not p.flagged
-            and not math.isnan(p.effect)
-            and p.family == "single"
-            and not sc.fine[p.cols[0]]
-            and p.n >= opts.context_min_rows
-            and label_hint(p, opts)
-            and sc.like_every_row(p) >= 1.0 - opts.written_share
-        ):
+        if _coded_hint_left(sc, p, opts) and sc.like_every_row(p) >= 1.0 - opts.written_share:
             sc.slope_mixture(p)
             if written_slope_evidence(p, opts):
                 p.flagged = p.written = True
