@@ -51,6 +51,14 @@ def test_round_trip_keeps_every_value(tmp_path: Path, fmt: str) -> None:
     _same(df, read_table(path))
 
 
+@pytest.mark.parametrize("name", ["t.parq", "t.dat", "t.csv"])
+def test_parquet_is_read_by_its_content_whatever_its_suffix(tmp_path: Path, name: str) -> None:
+    df = _frame()
+    path = tmp_path / name
+    write_table(df, tmp_path / "t.parquet", format="parquet").rename(path)
+    _same(df, read_table(path))
+
+
 @pytest.mark.parametrize("n_runs", [3, 3 * tio._MAX_SLICES])
 def test_selected_rows_are_written_in_order(tmp_path: Path, n_runs: int) -> None:
     n = 4 * n_runs

@@ -53,6 +53,9 @@ def read_table(
 ) -> pd.DataFrame:
     """Read a CSV (optionally gzip) or Parquet file into a frame.
 
+    Parquet is read when the file is named ``.parquet`` or ``.pq`` or starts with Parquet's
+    magic bytes, whatever its suffix; anything else is read as CSV.
+
     Parameters
     ----------
     path : str or Path
@@ -79,7 +82,10 @@ def read_table(
         raise DataError(f"{p}: is a directory, expected a CSV or Parquet file")
     if p.stat().st_size == 0:
         raise DataError(f"{p}: file is empty (0 bytes); expected a CSV with a header row")
-    if p.suffix.lower() in (".parquet", ".pq"):
+    named_parquet = p.suffix.lower() in (".parquet", ".pq")
+    head = b"" if named_parquet else _sniff(p)
+    # Parquet is recognised by its suffix or its magic bytes (a file named .parq or .dat).
+    if named_parquet or head.startswith(b"PAR1"):
         try:
             df = pd.read_parquet(p)
         except Exception as exc:
@@ -89,13 +95,8 @@ def read_table(
         if progress:
             progress(len(df))
         return _nonempty(df, p)
-    head = _sniff(p)
     if head.startswith(b"PK\x03\x04"):
         raise DataError(f"{p}: is a ZIP/Excel file, not CSV; export it as CSV first")
-    if head.startswith(b"PAR1"):
-        # Parquet is chosen by the suffix; a Parquet file named .parq or .dat would otherwise be
-        # reported as "binary", which does not tell the user what to change.
-        raise DataError(f"{p}: is a Parquet file; name it with the suffix .parquet or .pq")
     if b"\x00" in head:
         raise DataError(f"{p}: is binary, not a CSV text file")
     try:

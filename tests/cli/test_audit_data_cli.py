@@ -141,9 +141,6 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
     binary = tmp / "binary.csv"
     binary.write_bytes(b"\x00\x01\x02PNG\x00" * 100)
     out["binary"] = (binary, "is binary")
-    parq = tmp / "table.parq"
-    ok.to_parquet(parq)
-    out["parquet suffix"] = (parq, "is a Parquet file; name it with the suffix .parquet or .pq")
     xlsx = tmp / "sheet.csv"
     xlsx.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
     out["zip"] = (xlsx, "ZIP/Excel")
@@ -171,7 +168,6 @@ BAD_INPUTS = [
     "empty",
     "header only",
     "binary",
-    "parquet suffix",
     "zip",
     "no label",
     "nan labels",

@@ -156,7 +156,7 @@ def audit_data_cmd(
         typer.Option(
             "--format",
             help="Format of the clean and quarantined rows: csv or parquet (the input's format "
-            "is read from its suffix). Default: csv; parquet with --engine spark.",
+            "is Parquet or CSV by its content). Default: csv; parquet with --engine spark.",
             show_default=False,
         ),
     ] = None,
