@@ -1,0 +1,443 @@
+"""False alarms of the data audit on clean data: the counterpart of ``poisoning.py --random``.
+
+Draws a family of CLEAN variants of the bundled credit data and the synthetic card-fraud data
+at random from ``--seed`` and audits each: every row suspected and every critical finding is a
+false alarm, since nothing was planted. The variants are what users do to their data before
+training, and what issue 11 lists as data that is not poisoned:
+
+``subsample``
+    a random share (10-60 %) of the rows;
+``stratified``
+    a share (10-60 %) drawn per stratum of one or two categorical features and the label;
+``slice``
+    a contiguous block of the rows (by the id, or by a numeric feature's range): not random;
+``bootstrap``
+    rows resampled with replacement (0.5-2 times the size), amounts jittered by 0-3 %;
+``duplicate``
+    a share (30-100 %) of one label's rows repeated once, exact or with jittered amounts;
+``smote``
+    the minority label oversampled by interpolation between each row and one of its 5 nearest
+    neighbours of that label (numbers interpolated and rounded, codes from the nearer parent);
+``undersample``
+    the majority label's rows undersampled to 1-4 per minority row;
+``panel`` / ``panel_noentity``
+    accounts over 3-12 months: the static attributes and the label constant, the amounts a
+    random walk; with the contract's ``entity`` set to the account column, and without it.
+
+Each line prints the variant's parameters and its own seed: ``--variant SEED:KIND`` re-runs
+one line alone. ``--cli`` runs each variant through the command line instead
+(``tabguard audit data FILE --contract C --out DIR -q``), as a user would.
+
+Run::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/clean_data.py --random 8 --seed 5
+    .venv/bin/python benchmarks/clean_data.py --random 4 --datasets credit --kinds smote,panel
+    .venv/bin/python benchmarks/clean_data.py --variant 5123:stratified --cli
+    .venv/bin/python benchmarks/clean_data.py --random 6 --checks integrity,trigger_scan
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract import Contract, save_contract
+from tabguard.data_audit import audit_data
+from tabguard.datasets import (
+    card_fraud_contract,
+    credit_default_contract,
+    load_credit_default,
+    make_card_fraud,
+)
+
+KINDS = (
+    "subsample",
+    "stratified",
+    "slice",
+    "bootstrap",
+    "duplicate",
+    "smote",
+    "undersample",
+    "panel",
+    "panel_noentity",
+)
+DATASETS = ("credit", "fraud")
+
+
+@dataclass
+class Variant:
+    """One clean data set: the data, its contract, and how it was drawn."""
+
+    dataset: str
+    kind: str
+    seed: int
+    data: pd.DataFrame
+    contract: Contract
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        p = ", ".join(f"{k} {v}" for k, v in self.params.items())
+        return f"{self.dataset} {self.kind} (variant {self.seed}:{self.kind}; {p})"
+
+
+def base_data(dataset: str, rows: int | None) -> tuple[pd.DataFrame, Contract]:
+    """The bundled data (credit: the first ``rows`` rows, default all 30,000; fraud: ``rows``
+    rows generated with random_state 0, default 20,000, as ``poisoning.py`` does) and its
+    contract."""
+    if dataset == "credit":
+        rows = rows or 30_000
+        return load_credit_default().iloc[:rows].reset_index(drop=True), credit_default_contract()
+    return make_card_fraud(rows or 20_000, random_state=0), card_fraud_contract()
+
+
+def amounts(df: pd.DataFrame, c: Contract) -> list[str]:
+    """Fine-grained numeric features (more than 100 values): the ones users jitter and that
+    drift month to month (credit's bills and payments and limit, fraud's amounts)."""
+    return [
+        n
+        for n in c.model_features()
+        if c.features[n].type in ("integer", "number") and df[n].nunique() > 100
+    ]
+
+
+def _minority(df: pd.DataFrame, c: Contract) -> Any:
+    y = df[c.label.column]
+    pos = c.label.positive
+    neg = c.label.negative
+    return pos if (y == pos).mean() <= 0.5 else neg
+
+
+def _jitter(
+    df: pd.DataFrame, c: Contract, names: list[str], scale: float, rng: np.random.Generator
+) -> None:
+    """Multiply ``names`` by (1 + N(0, scale)) in place, integers rounded."""
+    for n in names:
+        x = df[n].to_numpy(dtype=float) * (1 + rng.normal(0, scale, len(df)))
+        df[n] = np.round(x).astype(np.int64) if c.features[n].type == "integer" else np.round(x, 2)
+
+
+def _fresh_ids(df: pd.DataFrame, c: Contract) -> pd.DataFrame:
+    df = df.reset_index(drop=True)
+    if c.id and c.id in df.columns:
+        df[c.id] = np.arange(1, len(df) + 1)
+    return df
+
+
+def _categoricals(df: pd.DataFrame, c: Contract) -> list[str]:
+    return [
+        n
+        for n in c.model_features() + [n for n in c.features if c.features[n].protected]
+        if c.features[n].type in ("category", "boolean") and 2 <= df[n].nunique() <= 12
+    ]
+
+
+def make_variant(dataset: str, kind: str, seed: int, rows: int | None = None) -> Variant:
+    """Draw variant ``kind`` of ``dataset`` from ``seed`` (the same arguments give the same
+    data)."""
+    df, c = base_data(dataset, rows)
+    rng = np.random.default_rng(seed)
+    label = c.label.column
+    y = df[label].to_numpy()
+    minority = _minority(df, c)
+    params: dict[str, Any] = {"base_rows": len(df)}
+    if kind == "subsample":
+        frac = float(rng.uniform(0.1, 0.6))
+        data = df.sample(frac=frac, random_state=seed)
+        params["frac"] = round(frac, 3)
+    elif kind == "stratified":
+        frac = float(rng.uniform(0.1, 0.6))
+        cats = _categoricals(df, c)
+        by = list(rng.choice(cats, min(len(cats), int(rng.integers(1, 3))), replace=False))
+        data = df.groupby([*by, label], group_keys=False).sample(frac=frac, random_state=seed)
+        params.update(frac=round(frac, 3), strata=" x ".join([*map(str, by), label]))
+    elif kind == "slice":
+        frac = float(rng.uniform(0.2, 0.6))
+        nums = amounts(df, c)
+        if c.id is None or rng.random() < 0.5:
+            col = str(rng.choice(nums))
+        else:
+            col = c.id
+        order = df[col].rank(method="first").to_numpy() - 1
+        start = int(rng.integers(0, int(len(df) * (1 - frac)) + 1))
+        data = df[(order >= start) & (order < start + int(frac * len(df)))]
+        params.update(by=col, frac=round(frac, 3), start=start)
+    elif kind == "bootstrap":
+        size = float(rng.uniform(0.5, 2.0))
+        jit = float(rng.choice([0.0, rng.uniform(0.005, 0.03)]))
+        data = df.iloc[rng.integers(0, len(df), int(size * len(df)))].reset_index(drop=True)
+        _jitter(data, c, amounts(df, c), jit, rng)
+        params.update(size=round(size, 3), amount_jitter=round(jit, 4))
+    elif kind == "duplicate":
+        which = (
+            minority
+            if rng.random() < 0.75
+            else (c.label.negative if minority == c.label.positive else c.label.positive)
+        )
+        share = float(rng.uniform(0.3, 1.0))
+        jit = float(rng.choice([0.0, rng.uniform(0.01, 0.03)]))
+        src = np.flatnonzero(y == which)
+        extra = df.iloc[rng.choice(src, int(share * len(src)), replace=False)].copy()
+        extra = extra.reset_index(drop=True)
+        _jitter(extra, c, amounts(df, c), jit, rng)
+        data = pd.concat([df, extra], ignore_index=True)
+        params.update(label=_plain(which), share=round(share, 3), amount_jitter=round(jit, 4))
+    elif kind == "smote":
+        ratio = float(rng.uniform(0.5, 1.0))
+        data, n_new = _smote(df, c, minority, ratio, rng)
+        params.update(label=_plain(minority), to_ratio=round(ratio, 3), synthetic=n_new)
+    elif kind == "undersample":
+        per = float(rng.uniform(1.0, 4.0))
+        mino = np.flatnonzero(y == minority)
+        majo = np.flatnonzero(y != minority)
+        keep = rng.choice(majo, min(len(majo), int(per * len(mino))), replace=False)
+        data = df.iloc[np.sort(np.concatenate([mino, keep]))]
+        params.update(majority_per_minority=round(per, 3))
+    elif kind in ("panel", "panel_noentity"):
+        accounts = int(rng.integers(len(df) // 8, len(df) // 4 + 1))
+        drift = float(rng.uniform(0.03, 0.10))
+        data = _panel(df, c, accounts, drift, rng)
+        params.update(accounts=accounts, months="3-12", amount_drift=round(drift, 3))
+        if kind == "panel":
+            c = c.model_copy(update={"entity": "ACCOUNT"})
+            params["entity"] = "ACCOUNT"
+    else:
+        raise ValueError(f"unknown variant kind {kind!r}; one of {', '.join(KINDS)}")
+    if kind in ("subsample", "stratified", "slice", "undersample"):
+        data = data.reset_index(drop=True)  # ids unique already: kept
+    else:
+        data = _fresh_ids(data, c)
+    params["rows"] = len(data)
+    return Variant(dataset, kind, seed, data, c, params)
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _smote(
+    df: pd.DataFrame, c: Contract, minority: Any, ratio: float, rng: np.random.Generator
+) -> tuple[pd.DataFrame, int]:
+    """The minority label oversampled to ``ratio`` of the majority's rows by SMOTE: each new
+    row lies between a minority row and one of its 5 nearest minority neighbours (features
+    standardised), numbers interpolated (integers rounded), codes taken from the nearer
+    parent."""
+    from sklearn.neighbors import NearestNeighbors
+
+    label = c.label.column
+    mino = df[df[label] == minority].reset_index(drop=True)
+    n_new = max(0, int(ratio * int((df[label] != minority).sum())) - len(mino))
+    feats = c.model_features()
+    nums = [n for n in feats if c.features[n].type in ("integer", "number")]
+    x = mino[nums].to_numpy(dtype=float)
+    x = (x - np.nanmean(x, axis=0)) / np.maximum(np.nanstd(x, axis=0), 1e-9)
+    x = np.nan_to_num(x)
+    nn = NearestNeighbors(n_neighbors=min(6, len(mino))).fit(x)
+    _, idx = nn.kneighbors(x)
+    a = rng.integers(0, len(mino), n_new)
+    b = idx[a, rng.integers(1, idx.shape[1], n_new)] if idx.shape[1] > 1 else a
+    t = rng.random(n_new)
+    new = mino.iloc[a].reset_index(drop=True).copy()
+    other = mino.iloc[b].reset_index(drop=True)
+    for n in nums:
+        v = new[n].to_numpy(dtype=float) + t * (
+            other[n].to_numpy(dtype=float) - new[n].to_numpy(dtype=float)
+        )
+        new[n] = np.round(v).astype(np.int64) if c.features[n].type == "integer" else np.round(v, 2)
+    nearer_b = t > 0.5
+    for n in feats:
+        if n not in nums:
+            new.loc[nearer_b, n] = other.loc[nearer_b, n].to_numpy()
+    return pd.concat([df, new], ignore_index=True), n_new
+
+
+def _panel(
+    df: pd.DataFrame, c: Contract, accounts: int, drift: float, rng: np.random.Generator
+) -> pd.DataFrame:
+    """``accounts`` rows as accounts observed 3-12 months each: every feature but the amounts
+    (and the label) constant, each amount a random walk (x e^N(0, drift) a month) from the
+    record's value; an ``ACCOUNT`` column names the account."""
+    src = rng.choice(len(df), accounts, replace=False)
+    months = rng.integers(3, 13, accounts)
+    rows = np.repeat(src, months)
+    acct = np.repeat(np.arange(1, accounts + 1), months)
+    step = np.concatenate([np.arange(m) for m in months])
+    data = df.iloc[rows].reset_index(drop=True)
+    for n in amounts(df, c):
+        shock = rng.normal(0, drift, len(data))
+        shock[step == 0] = 0.0
+        walk = np.exp(pd.Series(shock).groupby(acct).cumsum().to_numpy())
+        x = data[n].to_numpy(dtype=float) * walk
+        data[n] = (
+            np.round(x).astype(np.int64) if c.features[n].type == "integer" else np.round(x, 2)
+        )
+    data["ACCOUNT"] = acct
+    return data
+
+
+def draw(n: int, seed: int, datasets: list[str], kinds: list[str]) -> list[tuple[str, str, int]]:
+    """``n`` (dataset, kind, variant seed) drawn from ``seed``: the kinds in turn from a
+    random start (every kind appears once in each ``len(kinds)`` lines), datasets and
+    variant seeds at random."""
+    rng = np.random.default_rng(seed)
+    first = int(rng.integers(0, len(kinds)))
+    out = []
+    for i in range(n):
+        kind = kinds[(first + i) % len(kinds)]
+        out.append((str(rng.choice(datasets)), kind, int(rng.integers(0, 100_000))))
+    return out
+
+
+def _named(features: list[str], values: list[Any], message: str) -> str:
+    """A finding's condition (``PAY_0=-2 & SEX=1``), or its message's first sentence when it
+    names no values (integrity, bias)."""
+    if features and values:
+        return " & ".join(f"{a}={b!r}" for a, b in zip(features, values, strict=False))
+    return message.split(". ")[0][:120]
+
+
+def audit_in_process(v: Variant, checks: list[str] | None) -> dict[str, Any]:
+    res = audit_data(v.data, v.contract, checks=checks)
+    crit = [f for f in res.report.findings if f.severity == "critical"]
+    return {
+        "suspected": len(res.suspicious_rows),
+        "critical": len(crit),
+        "named": [f"{f.check}: {_named(f.features, f.values, f.message)}" for f in crit],
+    }
+
+
+def audit_cli(v: Variant, checks: list[str] | None, workdir: Path) -> dict[str, Any]:
+    """Write the variant and its contract, run ``tabguard audit data``, read findings.json."""
+    data = workdir / "data.csv"
+    v.data.to_csv(data, index=False)
+    contract = save_contract(v.contract, workdir / "contract.yaml")
+    out = workdir / "out"
+    cmd = [
+        str(Path(sys.executable).with_name("tabguard")),
+        "audit",
+        "data",
+        str(data),
+        "--contract",
+        str(contract),
+        "--out",
+        str(out),
+        "-q",
+    ]
+    if checks:
+        cmd += ["--checks", ",".join(checks)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    doc = json.loads((out / "findings.json").read_text())
+    crit = [f for f in doc["findings"] if f.get("severity") == "critical"]
+    return {
+        "suspected": int(doc["summary"]["suspicious_rows"]),
+        "critical": len(crit),
+        "named": [
+            f"{f['check']}: "
+            + _named(f.get("features", []), f.get("values", []), f.get("message", ""))
+            for f in crit
+        ],
+        "exit": proc.returncode,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--random", type=int, default=6, metavar="N", help="variants to draw")
+    ap.add_argument(
+        "--seed", type=int, default=None, help="seed of the draw (default: a fresh one, printed)"
+    )
+    ap.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: credit,fraud")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated variant kinds")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="SEED:KIND[:DATASET]",
+        help="re-run one printed line (its variant seed and kind; dataset credit by default)",
+    )
+    ap.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        help="rows of the base data (credit: the first ROWS rows, default 30,000; fraud: ROWS "
+        "generated rows, default 20,000)",
+    )
+    ap.add_argument(
+        "--checks",
+        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+        help="comma-separated checks (default: every check)",
+    )
+    ap.add_argument("--cli", action="store_true", help="run each variant through the CLI")
+    ap.add_argument("--json", type=Path, help="also write the lines as JSON to this file")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    for k in kinds:
+        if k not in KINDS:
+            ap.error(f"--kinds: unknown kind {k!r}; one of {', '.join(KINDS)}")
+    for d in datasets:
+        if d not in DATASETS:
+            ap.error(f"--datasets: unknown data set {d!r}; one of {', '.join(DATASETS)}")
+    if args.variant:
+        todo = []
+        for spec in args.variant:
+            parts = spec.split(":")
+            todo.append((parts[2] if len(parts) > 2 else "credit", parts[1], int(parts[0])))
+        print(
+            f"# clean_data: {len(todo)} given variant(s), base rows {args.rows or 'default'}",
+            flush=True,
+        )
+    else:
+        seed = secrets.randbelow(100_000) if args.seed is None else args.seed
+        todo = draw(args.random, seed, datasets, kinds)
+        print(
+            f"# clean_data: --random {args.random} --seed {seed} --datasets {','.join(datasets)} "
+            f"--kinds {','.join(kinds)} "
+            f"{f' --rows {args.rows}' if args.rows else ''}"
+            f"{' --cli' if args.cli else ''}"
+            f"{' --checks ' + ','.join(args.checks) if args.checks else ''}",
+            flush=True,
+        )
+    lines = []
+    alarms = 0
+    for i, (dataset, kind, vseed) in enumerate(todo, 1):
+        v = make_variant(dataset, kind, vseed, args.rows)
+        t0 = time.perf_counter()
+        if args.cli:
+            with tempfile.TemporaryDirectory(prefix="clean_data_") as tmp:
+                out = audit_cli(v, args.checks, Path(tmp))
+        else:
+            out = audit_in_process(v, args.checks)
+        secs = time.perf_counter() - t0
+        alarms += bool(out["suspected"] or out["critical"])
+        named = "; ".join(out["named"]) or "-"
+        print(
+            f"#{i} {v.describe()}: suspected {out['suspected']}, critical {out['critical']}, "
+            f"named {named} [{secs:.0f} s; --variant {vseed}:{kind}:{dataset}]",
+            flush=True,
+        )
+        lines.append({"dataset": dataset, "kind": kind, "seed": vseed, **v.params, **out})
+    print(f"# clean variants with a false alarm: {alarms}/{len(todo)}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(lines, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
