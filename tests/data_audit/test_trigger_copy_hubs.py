@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tabguard.contract import Contract, contract_from_dict
+from tabguard.contract import Contract
 from tabguard.data_audit import build_context
 from tabguard.data_audit._triggers import (
     Pattern,
@@ -17,40 +17,20 @@ from tabguard.data_audit._triggers import (
     copy_decision,
     scan_triggers,
 )
+from tests.data_audit._synthetic import AMOUNTS, natural_rows, synthetic_contract, value_code
 
 OPTS = TriggerScanOptions()
-KINDS = ["a", "b", "c", "d", "e"]
-AMOUNTS = ("amount", "balance", "paid", "limit")
 
 
 def _contract() -> Contract:
-    features: dict[str, dict[str, object]] = {a: {"type": "number", "min": 0} for a in AMOUNTS}
-    features["age"] = {"type": "integer", "min": 18, "max": 100}
-    features["status"] = {"type": "integer", "min": -2, "max": 8}
-    features["kind"] = {"type": "category", "categories": KINDS}
-    return contract_from_dict(
-        {"name": "hubs", "label": {"column": "y", "positive": 1}, "features": features}
-    )
+    return synthetic_contract("hubs", age=True)
 
 
 def _natural(n: int = 6000, seed: int = 0) -> pd.DataFrame:
     """Rows whose label follows ``status``; ``kind='e'`` (8 % of the rows) is naturally riskier
     than the others (35 % positives against 15 %). Four widely spread amounts and an age: few
     rows are look-alikes."""
-    rng = np.random.default_rng(seed)
-    kind = rng.choice(KINDS, n, p=[0.23, 0.23, 0.23, 0.23, 0.08])
-    status = rng.choice([-1, 0, 2], n, p=[0.3, 0.6, 0.1])
-    p1 = np.where(status == 2, 0.5, 0.15) + np.where(kind == "e", 0.2, 0.0)
-    out = {a: np.round(rng.lognormal(8, 2, n), 2) for a in AMOUNTS}
-    return pd.DataFrame(
-        {
-            **out,
-            "age": rng.integers(20, 80, n),
-            "status": status,
-            "kind": kind,
-            "y": (rng.random(n) < p1).astype(int),
-        }
-    )
+    return natural_rows(n, seed, e_risk=0.2, age=True)
 
 
 def _copied(
@@ -69,16 +49,11 @@ def _copied(
     return out, np.arange(len(df), len(out))
 
 
-def _code(sc: _Scanner, name: str, value: object) -> tuple[int, int]:
-    j = sc.m.names.index(name)
-    return j, list(sc.m.uniques[j]).index(value)
-
-
 def test_a_value_collecting_copies_of_rows_elsewhere_is_a_copy_hub() -> None:
     df, _ = _copied(_natural(), 150)
     sc = _Scanner(build_context(df, _contract()), OPTS)
     sc.near_copies()
-    j, e = _code(sc, "kind", "e")
+    j, e = value_code(sc, "kind", "e")
     # neither its labels (65 % -> 74 % of label 0 against 83 %) nor a flip point at it
     assert (j, e, 0) not in sc.flip_hubs()
     hubs = sc.copy_hubs()
@@ -109,7 +84,7 @@ def test_a_written_age_a_year_from_the_original_is_a_copy_not_jitter() -> None:
     df, truth = _copied(_natural(), 150, age=50)
     sc = _Scanner(build_context(df, _contract()), OPTS)
     sc.near_copies()
-    j, v = _code(sc, "age", 50)
+    j, v = value_code(sc, "age", 50)
     assert (j, v, 0) in sc.copy_hubs()
     p = Pattern((j,), (v,), 0, 0, 0, "single")
     assert np.isin(truth, sc.copy_hub_rows(p)).mean() >= 0.9
@@ -175,7 +150,7 @@ def test_jittered_copies_of_a_record_are_its_repeats_not_copies_or_evidence() ->
     sc = _Scanner(build_context(data, _contract()), OPTS)
     sc.near_copies()
     assert sc.record_weights() is not None  # the positives' records repeat
-    j, v = _code(sc, "amount", 1050.0)
+    j, v = value_code(sc, "amount", 1050.0)
     p = Pattern((j,), (v,), 1, 40, 40, "single")
     p.rows = sc.rows_of(p)
     # the fee rows' jittered copies sit beside them: their records' repeats, left out of the

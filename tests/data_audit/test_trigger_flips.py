@@ -20,35 +20,20 @@ from tabguard.data_audit._triggers import (
     copy_decision,
     scan_triggers,
 )
+from tests.data_audit._synthetic import natural_rows, synthetic_contract, value_code
 
 OPTS = TriggerScanOptions()
-KINDS = ["a", "b", "c", "d", "e"]
-
-
-AMOUNTS = ("amount", "balance", "paid", "limit")
 
 
 def _contract() -> Contract:
-    features: dict[str, dict[str, object]] = {a: {"type": "number", "min": 0} for a in AMOUNTS}
-    features["status"] = {"type": "integer", "min": -2, "max": 8}
-    features["kind"] = {"type": "category", "categories": KINDS}
-    return contract_from_dict(
-        {"name": "flips", "label": {"column": "y", "positive": 1}, "features": features}
-    )
+    return synthetic_contract("flips", age=False)
 
 
 def _natural(n: int = 6000, seed: int = 0) -> pd.DataFrame:
     """Rows whose label follows ``status``; ``kind='e'`` (8 % of the rows) is naturally a
     little riskier than the others (25 % positives against 15 %). Four widely spread amounts:
     few rows are look-alikes up to the amounts' buckets."""
-    rng = np.random.default_rng(seed)
-    kind = rng.choice(KINDS, n, p=[0.23, 0.23, 0.23, 0.23, 0.08])
-    status = rng.choice([-1, 0, 2], n, p=[0.3, 0.6, 0.1])
-    p1 = np.where(status == 2, 0.5, 0.15) + np.where(kind == "e", 0.1, 0.0)
-    out = {a: np.round(rng.lognormal(8, 2, n), 2) for a in AMOUNTS}
-    return pd.DataFrame(
-        {**out, "status": status, "kind": kind, "y": (rng.random(n) < p1).astype(int)}
-    )
+    return natural_rows(n, seed, e_risk=0.1, age=False)
 
 
 def _flipped(df: pd.DataFrame, k: int, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
@@ -63,17 +48,12 @@ def _flipped(df: pd.DataFrame, k: int, seed: int = 1) -> tuple[pd.DataFrame, np.
     return out, np.arange(len(df), len(out))
 
 
-def _kind_code(sc: _Scanner, value: str) -> tuple[int, int]:
-    j = sc.m.names.index("kind")
-    return j, list(sc.m.uniques[j]).index(value)
-
-
 def test_the_written_value_of_copies_labelled_against_their_originals_is_a_flip_hub() -> None:
     df, _ = _flipped(_natural(), 150)
     sc = _Scanner(build_context(df, _contract()), OPTS)
     sc.near_copies()
     hubs = sc.flip_hubs()
-    j, e = _kind_code(sc, "e")
+    j, e = value_code(sc, "kind", "e")
     assert (j, e, 0) in hubs
     # the originals' kinds hold the other side of each pair: their twins concentrate on 'e'
     # and their share is the baseline they do not stand out of
