@@ -15,9 +15,25 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tabguard.contract import Contract
 from tabguard.datasets import credit_default_contract, load_credit_default
+
+# How fast hypothesis draws inputs or runs an example on a shared machine (load 15-30 on 2
+# cores) is no property of the code, and a timed check fails there at random ("Input generation
+# is slow": 2 inputs in 1 s): the timed health check and the deadline are off everywhere, as
+# hypothesis's own CI profile (CI=true) has them. The other settings are the active profile's
+# (CI's under CI=true: derandomised).
+settings.register_profile(
+    "tabguard",
+    parent=settings.default,
+    deadline=None,
+    suppress_health_check=list(
+        dict.fromkeys([*settings.default.suppress_health_check, HealthCheck.too_slow])
+    ),
+)
+settings.load_profile("tabguard")
 
 POSTGRES_URL = os.environ.get(
     "TABGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
