@@ -15,6 +15,7 @@ from tabguard.data_audit._triggers import (
     TriggerScanOptions,
     _Scanner,
     copy_decision,
+    hub_p_value,
     scan_triggers,
 )
 from tests.data_audit._synthetic import AMOUNTS, natural_rows, synthetic_contract, value_code
@@ -179,3 +180,39 @@ def test_a_hub_whose_copies_share_another_value_is_reported_as_the_pair() -> Non
     assert res is not None
     named = [tuple(res.matrix.names[j] for j in p.cols) for p in res.triggers]
     assert named == [("status", "kind")]
+
+
+def _look_alikes(df: pd.DataFrame, k: int, value: str = "e") -> pd.DataFrame:
+    """``k`` natural look-alikes of positives landing on ``kind=value``: each a row of another
+    kind with that kind written, beside an exact twin of its original (a record that repeats
+    naturally, as credit's inactive accounts do: the original has a row of its own value and
+    is no copy, the look-alike on ``value`` is)."""
+    src = df[(df["kind"] != value) & (df["y"] == 1)].sample(k, random_state=1).copy()
+    twin = src.copy()
+    src["kind"] = value
+    return pd.concat([df, src, twin], ignore_index=True)
+
+
+def test_a_handful_of_look_alikes_on_one_value_is_no_hub_where_copies_are_rare() -> None:
+    # clean credit, stratified 40 %: PAY_0=-2 held 5 tight copies among its 142 defaulters,
+    # the other values 1 among 2,509; taken as a known share, the other values' 1/2,509 made
+    # the 5 significant (4.3e-9 against a threshold of 9.5e-7) and PAY_0=-2 -> 1 was named.
+    # Here: 10 look-alikes among the 195 positives of kind='e' (5 %) against 3 among the
+    # other kinds' 1,000 (the binomial against 3/1,000 gave 1.3e-6, the threshold 1.8e-5)
+    data = _look_alikes(_natural(), 10)
+    sc = _Scanner(build_context(data, _contract()), OPTS)
+    sc.near_copies()
+    assert not sc.copy_hubs()
+    res = scan_triggers(build_context(data, _contract()), OPTS)
+    assert res is not None and not res.triggers
+
+
+def test_the_hub_test_counts_the_other_values_share_as_measured() -> None:
+    # the case above in numbers: the binomial against 1/2,509 was 4.3e-9
+    assert hub_p_value(5, 142, 1, 2509) > 1e-6
+    # an attack's copies stay far beyond any threshold (fraud country='NG', 117 copies among
+    # 505 legitimate rows, 127 among the other countries' 19,000)
+    assert hub_p_value(117, 505, 127, 19_000) < 1e-60
+    # overdispersion divides every count
+    assert hub_p_value(117, 505, 127, 19_000, phi=2.0) > hub_p_value(117, 505, 127, 19_000)
+    assert hub_p_value(0, 50, 3, 900) == 1.0

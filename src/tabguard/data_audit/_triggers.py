@@ -818,7 +818,8 @@ class _Scanner:
         such row shares its value: natural look-alikes come in clusters that hold rows of
         the same value too (credit's inactive accounts; a record's repeats), an attacker's
         copy is alone with its original. Per label, a value's share of such rows is tested
-        against the share among the feature's other values, its counts divided by the
+        against the share among the feature's other values (:func:`hub_p_value`: Fisher's
+        exact test, the other values' share measured, not known), the counts divided by the
         feature's own overdispersion (the median squared z of the other values over its
         expectation, 0.455: values of a feature differ in natural look-alikes beyond the
         binomial), Bonferroni over the feature's values and labels at ``copy_p``, at least
@@ -869,9 +870,7 @@ class _Scanner:
                     share = float(np.clip(x[ref].sum() / k[ref].sum(), 1e-9, 1.0 - 1e-9))
                     z2 = (x[ref] - k[ref] * share) ** 2 / (k[ref] * share * (1.0 - share))
                     phi = max(1.0, float(np.median(z2)) / 0.455)
-                    pv = float(
-                        stats.binom.sf(math.ceil(x[v] / phi) - 1, math.ceil(k[v] / phi), share)
-                    )
+                    pv = hub_p_value(x[v], k[v], x[ref].sum(), k[ref].sum(), phi)
                     if pv <= bound:
                         mine = rows[copy & (val == v) & (yy == c)]
                         self._copy_hubs[(j, int(v), c)] = (pv, np.sort(mine))
@@ -3253,6 +3252,28 @@ def copies_radius(d: np.ndarray, null: np.ndarray, radius: float) -> float:
     best = float(cand[int(np.argmin(wrong))])
     # the radius itself counts too (no row at it: the same rows as the largest candidate)
     return best if wrong.min() < 2.0 * natural * f_max - n_in else radius
+
+
+def hub_p_value(x: float, k: float, x_rest: float, k_rest: float, phi: float = 1.0) -> float:
+    """One-sided p-value of a value holding ``x`` copies among its ``k`` rows of a label
+    against the feature's other values' ``x_rest`` among ``k_rest`` (:meth:`_Scanner.copy_hubs`):
+    Fisher's exact test (hypergeometric: of the ``x + x_rest`` copies, how many land among
+    the value's rows), every count divided by the overdispersion ``phi``.
+
+    The other values' share is itself a count, and where tight copies are rare it is a count
+    of one or two: taken as known (a binomial against it), a handful of natural look-alikes
+    on one value was significant. Clean credit, stratified 40 % sample: ``PAY_0=-2``, 5
+    copies among 142 defaulters against 1 among the other values' 2,509, binomial 4.3e-9
+    against the single-value threshold 9.5e-7; Fisher's test 2.4e-6. Where copies are many
+    (an attack's hundreds, or a feature whose values all hold look-alikes) the two agree.
+    """
+    xv = math.ceil(x / phi)
+    kv = max(math.ceil(k / phi), xv)
+    xr = round(x_rest / phi)
+    kr = max(round(k_rest / phi), xr)
+    if xv <= 0:
+        return 1.0
+    return float(stats.hypergeom.sf(xv - 1, kv + kr, xv + xr, kv))
 
 
 def copy_decision(p: Pattern, o: TriggerScanOptions, base_rate: float) -> tuple[float, bool]:
