@@ -921,33 +921,38 @@ class _Scanner:
             return self._tight[j]
         order = idx[np.argsort(g[idx], kind="stable")]
         gs = g[order]
-        n_of = sizes[gs]
         start = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
-        block = np.repeat(start, sizes[gs[start]])
-        i_pos = np.repeat(np.arange(len(order)), n_of)
-        j_pos = np.repeat(block, n_of) + (
-            np.arange(len(i_pos)) - np.repeat(np.cumsum(n_of) - n_of, n_of)
-        )
+        # each unordered pair of a group once (the distance and the verdicts are symmetric;
+        # every mark below is set on both rows of a pair): position p of a block pairs with
+        # the block's later positions
+        offset = np.arange(len(order)) - np.repeat(start, sizes[gs[start]])
+        later = sizes[gs] - 1 - offset
+        i_pos = np.repeat(np.arange(len(order)), later)
+        j_pos = i_pos + 1 + (np.arange(len(i_pos)) - np.repeat(np.cumsum(later) - later, later))
         a, b = order[i_pos], order[j_pos]
-        keep = a != b
+        del i_pos, j_pos
         if self.entity is not None:
-            keep &= self.entity[rows[a]] != self.entity[rows[b]]
-        a, b = a[keep], b[keep]
+            keep = self.entity[rows[a]] != self.entity[rows[b]]
+            a, b = a[keep], b[keep]
         tol = self.o.unit_tolerance
         fine = [i for i in range(len(m.names)) if self.fine[i] and not m.raw_is_code[i]]
         # the compared rows' fine-grained values, one contiguous column per feature (the
         # pairs gather from it: millions of pairs on resampled data)
         cols = {i: np.ascontiguousarray(m.raw[rows, i]) for i in fine}
+        missing = {i: bool(np.isnan(cols[i]).any()) for i in fine}
 
         def apart(i: int, pairs: np.ndarray) -> np.ndarray:
             """Relative difference on feature ``i`` of the pairs ``pairs`` (0 where equal or
             both missing; a missing value against a number is inf)."""
             u, w = cols[i][a[pairs]], cols[i][b[pairs]]
             with np.errstate(invalid="ignore", divide="ignore"):
-                d = np.abs(u - w) / np.maximum(np.abs(u), np.abs(w))
-            return np.where(
-                u == w, 0.0, np.where(np.isnan(u) & np.isnan(w), 0.0, np.nan_to_num(d, nan=np.inf))
-            )
+                d = np.abs(u - w)
+                d /= np.maximum(np.abs(u), np.abs(w))
+            d[u == w] = 0.0  # equal values, zeros included (0 / 0)
+            if missing[i]:
+                d[np.isnan(u) & np.isnan(w)] = 0.0
+                d[np.isnan(d)] = np.inf
+            return d
 
         # a pair's distance: its largest relative difference over the other fine-grained
         # features (the rest are equal within a group); pairs beyond the tolerance on one
@@ -965,20 +970,27 @@ class _Scanner:
         # of one label (the units of :meth:`unit_labels`, the records of record_weights)
         split = tight & ~same & (self.y[rows[a]] == self.y[rows[b]])
         if self.fine[j] and not m.raw_is_code[j]:
-            moved = apart(j, np.arange(len(a)))
+            # only tight pairs are read below (split, same and far_pair go with tight)
+            moved = np.full(len(a), np.inf)
+            close = np.flatnonzero(tight)
+            moved[close] = apart(j, close)
             split &= moved <= tol
             # moved no more than the pair's other amounts: the jitter of one record's copies
             # (an attacker's copy of a row aged 49 written to 50 moved 2 %, the rest 0)
             same |= moved <= dist
         else:
             split[:] = False
+
+        def both(pairs: np.ndarray) -> np.ndarray:
+            """Per compared row, whether it is in one of ``pairs`` (a mask over the pairs)."""
+            hit = np.zeros(len(rows), dtype=bool)
+            hit[a[pairs]] = True
+            hit[b[pairs]] = True
+            return hit
+
         # a natural look-alike cluster holds rows of the value too (inactive accounts, all
         # amounts 0); an attacker's copy is alone with its original
-        other = np.zeros(len(rows), dtype=bool)
-        other[a[tight & ~same]] = True
-        alike = np.zeros(len(rows), dtype=bool)
-        alike[a[tight & same]] = True
-        out[:] = other & ~alike
+        out[:] = both(tight & ~same) & ~both(tight & same)
         # copies whose original lies beyond unit_tolerance on j: the hub test counts these
         # (jitter's copies lie within a few percent of the value, a written value's originals
         # spread over the feature: bootstrap with 1 % jitter collected 9 repeats of records
@@ -986,13 +998,14 @@ class _Scanner:
         far_pair = tight & ~same
         if self.fine[j] and not m.raw_is_code[j]:
             far_pair &= moved > tol
-        far = np.zeros(len(rows), dtype=bool)
-        far[a[far_pair]] = True
-        self._far[j] = out & far
+        self._far[j] = out & both(far_pair)
         # the same record's copy at a value more rows hold: the record's home
         cnt = m.counts[j]
-        away[a[split & (cnt[val[b]] > cnt[val[a]])]] = True
-        self._jittered[j] = (rows[a[split]], rows[b[split]])
+        ca, cb = cnt[val[a]], cnt[val[b]]
+        away[a[split & (cb > ca)]] = True
+        away[b[split & (ca > cb)]] = True
+        ha, hb = rows[a[split]], rows[b[split]]
+        self._jittered[j] = (np.concatenate([ha, hb]), np.concatenate([hb, ha]))
         return self._tight[j]
 
     def jittered_away(self, p: Pattern, rows: np.ndarray) -> np.ndarray:
