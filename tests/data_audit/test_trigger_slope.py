@@ -13,8 +13,10 @@ from tabguard.data_audit import build_context
 from tabguard.data_audit._triggers import (
     Pattern,
     TriggerScanOptions,
+    _logistic_slope,
     _Scanner,
     condition,
+    natural_region_cuts,
     scan_triggers,
     written_slope_evidence,
 )
@@ -114,3 +116,152 @@ def test_the_slope_rule_needs_a_label_hint() -> None:
     assert not written_slope_evidence(p, TriggerScanOptions())
     p.effect, p.p_label = 0.3, 1e-4
     assert written_slope_evidence(p, TriggerScanOptions())
+
+
+def _with_distance(df: pd.DataFrame, seed: int = 2) -> pd.DataFrame:
+    """The payments with a distance that depends on the country (home, ``c0``-``c2``, 70 % of
+    the rows: a few kilometres; abroad: hundreds), as the synthetic fraud data's
+    ``distance_km``."""
+    rng = np.random.default_rng(seed)
+    out = df.copy()
+    home = out["country"].isin(["c0", "c1", "c2"]).to_numpy()
+    out["distance"] = np.round(
+        np.where(home, rng.exponential(12, len(out)), rng.exponential(1500, len(out))), 1
+    )
+    return out
+
+
+DISTANCE_CONTRACT = contract_from_dict(
+    {
+        **CONTRACT.model_dump(mode="json", exclude_none=True),
+        "features": {
+            **CONTRACT.model_dump(mode="json", exclude_none=True)["features"],
+            "distance": {"type": "number", "min": 0},
+        },
+    }
+)
+
+
+def _written_pattern(sc: _Scanner, value: str) -> Pattern:
+    j = sc.m.names.index("country")
+    v = int(np.flatnonzero(np.asarray(sc.m.uniques[j], dtype=object) == value)[0])
+    rows = np.flatnonzero(sc.m.codes[:, j] == v)
+    k = int(sc.y[rows].sum())
+    return Pattern((j,), (v,), 1, len(rows), k, "single", rows=rows, written=True)
+
+
+def test_natural_carriers_of_the_other_label_leave_a_written_value_by_their_region() -> None:
+    # c4 written into 700 legitimate rows (70 % of them home rows, a few km away) as label 1,
+    # 12 % left on 0, beside ~480 natural c4 rows abroad (hundreds of km): the natural rows
+    # of label 0 lie where the written rows' source is thin, and go; at least 95 % of the
+    # written rows stay suspect.
+    data, truth = _written(_with_distance(_payments()), "c4", 700)
+    sc = _Scanner(build_context(data, DISTANCE_CONTRACT), TriggerScanOptions())
+    p = _written_pattern(sc, "c4")
+    out = sc.natural_region_rows(p)
+    natural = np.setdiff1d(p.rows, truth)
+    natural0 = natural[sc.y[natural] == 0]
+    assert np.isin(natural0, out).mean() >= 0.5, (len(out), len(natural0))
+    assert np.isin(truth, out).mean() <= 0.05
+    suspects = sc.suspect_rows(p)
+    assert np.isin(truth, suspects).mean() >= 0.95
+    assert np.isin(suspects, truth).mean() >= np.isin(p.rows, truth).mean() + 0.1
+
+
+def test_no_region_is_left_out_where_the_value_does_not_depend_on_the_row() -> None:
+    # The same write without the distance: natural and written rows of label 0 look alike,
+    # and leaving any region out would lose written rows as often as natural ones.
+    data, truth = _written(_payments(), "c4", 700)
+    sc = _Scanner(build_context(data, CONTRACT), TriggerScanOptions())
+    p = _written_pattern(sc, "c4")
+    out = sc.natural_region_rows(p)
+    assert np.isin(truth, out).mean() <= 0.05, len(out)
+
+
+def test_the_natural_region_rule_keeps_the_written_rows_it_cannot_tell() -> None:
+    # Two cuts, above which 50 % and 30 % of the source's rows lie. Label 1: 1,000 written
+    # rows, spread as the source. Label 0: 150 written (camouflage) spread as the source and
+    # 850 natural carriers, all above both cuts. Above the higher cut, label 0 loses 45 of
+    # the 1,150 written rows (3.9 %): left out; above the lower one 75 (6.5 %): kept.
+    above = np.array([[0.5, 0.3]])
+    n_all = np.array([1000, 1000])
+    n_above = np.array([[75 + 850, 45 + 850], [500, 300]])
+    assert natural_region_cuts(n_above, n_all, above, 0.95) == (1, -1)
+    assert natural_region_cuts(n_above, n_all, above, 0.97) == (-1, -1)
+    # The value independent of the rest of the row: every region holds written rows as the
+    # source does, and nothing is left out.
+    n_above = np.array([[500, 300], [500, 300]])
+    assert natural_region_cuts(n_above, n_all, above, 0.95) == (-1, -1)
+    # Within the recall budget but mostly written: 100 written rows of label 1 beside 10
+    # natural ones, 5,000 written of label 0; above the higher cut 30 of the 40 rows of
+    # label 1 are written (0.6 % of the written rows): not worth leaving out.
+    n_all = np.array([5000, 110])
+    n_above = np.array([[2500, 1500], [50 + 10, 30 + 10]])
+    assert natural_region_cuts(n_above, n_all, above, 0.95) == (-1, -1)
+    # Under a second source whose rows lie above the higher cut more often (60 %), the same
+    # label-0 region would lose too many: the most losing source decides.
+    n_all = np.array([1000, 1000])
+    n_above = np.array([[75 + 850, 45 + 850], [500, 300]])
+    assert natural_region_cuts(n_above, n_all, np.array([[0.5, 0.3], [0.8, 0.6]]), 0.95) == (
+        -1,
+        -1,
+    )
+
+
+def test_the_slope_fit_agrees_with_scikit_learn() -> None:
+    # The hand-written weighted fit against scikit-learn's unpenalised one (the slope), and
+    # its standard error against the inverse of the log-likelihood's curvature taken by finite
+    # differences at scikit-learn's solution.
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    for n, b in ((2000, 2.0), (300, 0.5), (2000, 0.0)):
+        c = rng.normal(-3.0, 1.0, n)
+        y = (rng.random(n) < 1.0 / (1.0 + np.exp(-(1.0 + b * c)))).astype(float)
+        w = rng.choice([1.0, 0.5, 1.0 / 3.0], n)
+        s, se = _logistic_slope(c, y, w)
+        ref = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000)
+        ref.fit(c[:, None], y, sample_weight=w)
+        beta = np.array([ref.intercept_[0], ref.coef_[0, 0]])
+        assert abs(s - beta[1]) < 1e-5
+
+        def loglik(
+            bb: np.ndarray, c: np.ndarray = c, y: np.ndarray = y, w: np.ndarray = w
+        ) -> float:
+            z = bb[0] + bb[1] * c
+            return float(np.sum(w * (y * z - np.logaddexp(0.0, z))))
+
+        h = 1e-3
+        H = np.empty((2, 2))
+        for i in range(2):
+            for j in range(2):
+                e_i, e_j = np.eye(2)[i] * h, np.eye(2)[j] * h
+                H[i, j] = (
+                    loglik(beta + e_i + e_j)
+                    - loglik(beta + e_i - e_j)
+                    - loglik(beta - e_i + e_j)
+                    + loglik(beta - e_i - e_j)
+                ) / (4 * h * h)
+        assert abs(se - np.sqrt(np.linalg.inv(-H)[1, 1])) < 1e-3 * se
+
+
+def test_jittered_written_rows_are_not_taken_for_natural_carriers() -> None:
+    # Amounts are round (rows pile up on 50, 100, 200, 500, 1,000), and the 700 rows c4 was
+    # written into (of any label) had their amounts jittered by 1 %: the written rows' amounts
+    # are off the round values. Deciles put their edges on the round values, and the jitter
+    # moved about half of the written rows into the decile below, a mark no ordinary row has;
+    # by order of magnitude, no row moves and no region holds fewer written rows.
+    rng = np.random.default_rng(3)
+    df = _with_distance(_payments())
+    df["amount"] = rng.choice([20.0, 50.0, 100.0, 200.0, 500.0, 1000.0], len(df))
+    rows = np.sort(rng.choice(len(df), 700, replace=False))
+    data = df.copy()
+    data.loc[rows, "country"] = "c4"
+    data.loc[rows, "amount"] = np.round(
+        data.loc[rows, "amount"].to_numpy() * (1 + rng.normal(0, 0.01, len(rows))), 2
+    )
+    data.loc[rows, "y"] = (rng.random(len(rows)) < 0.85).astype(int)
+    sc = _Scanner(build_context(data, DISTANCE_CONTRACT), TriggerScanOptions())
+    p = _written_pattern(sc, "c4")
+    out = sc.natural_region_rows(p)
+    assert np.isin(rows, out).mean() <= 0.05, (len(out), int(np.isin(rows, out).sum()))
