@@ -193,6 +193,46 @@ def crossfit_rate_auc(
     return auc_from_counts(rate.ravel(), pos.ravel(), (tot - pos).ravel())
 
 
+def loo_label_information(tot: np.ndarray, pos: np.ndarray, prior: float = 10.0) -> float:
+    """Share of the label's entropy a grouping of the rows explains, leave-one-out.
+
+    Each row's label is predicted by its group's positive rate computed without the row,
+    shrunk towards the base rate with ``prior`` rows; the share is one minus that prediction's
+    log loss over the base rate's. Leaving the row out keeps groups of one row (a numeric
+    value held once) from explaining anything, and needs only the counts per group.
+
+    Parameters
+    ----------
+    tot, pos : ndarray
+        Rows and positive rows per group (every row in exactly one group).
+    prior : float
+        Pseudo-rows at the base rate added to every group.
+
+    Returns
+    -------
+    float
+        At most 1 (the groups determine the label); about 0 or below when they tell nothing;
+        NaN when a class is absent.
+    """
+    tot = np.asarray(tot, dtype=float)
+    pos = np.asarray(pos, dtype=float)
+    n, k = float(tot.sum()), float(pos.sum())
+    if n < 2 or k <= 0 or k >= n:
+        return math.nan
+    b = k / n
+    has = tot > 0
+    tot, pos = tot[has], pos[has]
+    neg = tot - pos
+    eps = 1e-9
+    rate_pos = (pos - 1 + prior * b) / (tot - 1 + prior)  # a positive row's, without it
+    rate_neg = (pos + prior * b) / (tot - 1 + prior)  # a negative row's, without it
+    loss = -(
+        pos @ np.log(np.clip(rate_pos, eps, 1.0)) + neg @ np.log(np.clip(1.0 - rate_neg, eps, 1.0))
+    )
+    base = -(k * math.log(b) + (n - k) * math.log(1.0 - b))
+    return float(1.0 - loss / base)
+
+
 def quantile_codes(x: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Bin a numeric array by its quantiles (ties merge bins; NaN gets the last code).
 

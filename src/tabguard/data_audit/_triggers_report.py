@@ -46,6 +46,23 @@ def trigger_scan_report(
                 list(finding.features),
             )
         )
+    for name, share in r.leaks.items():
+        res.findings.append(
+            Finding(
+                check=CHECK,
+                severity="warning",
+                message=(
+                    f"{name} alone determines the label: it explains {share:.1%} of the "
+                    f"label's entropy (leave-one-out; trigger_scan.leak_information "
+                    f"{opts.leak_information}). A feature that determines the label is a leak "
+                    "(written from the outcome) or a definitional relation, not a backdoor "
+                    "trigger: it was left out of the trigger scan and its context model. "
+                    "Remove it from the model features, or raise leak_information to scan it."
+                ),
+                features=[name],
+                evidence={"label_information": share, "threshold": opts.leak_information},
+            )
+        )
     suspects = r.suspects
     res.suspicious_rows = suspects
     res.findings.append(

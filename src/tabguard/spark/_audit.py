@@ -281,9 +281,9 @@ def _candidates(
     m = _population_matrix(vocab, n, np.empty((0, len(vocab.names)), dtype=np.int32), {}, pairs)
     base1 = float(vocab.positives[0].sum()) / max(n, 1) if vocab.positives else 0.0
     sc = _Scanner.without_rows(m, n, base1, opts)  # the candidate rules read counts only
-    out = _top(sc.singles(), opts.max_candidates)
-    out += _top(sc.bands(set()), opts.max_bands) if opts.max_bands else []
-    out += _top(sc.pairs(set()), opts.max_candidates)
+    out = _top(sc.without_leaks(sc.singles()), opts.max_candidates)
+    out += _top(sc.without_leaks(sc.bands(set())), opts.max_bands) if opts.max_bands else []
+    out += _top(sc.without_leaks(sc.pairs(set())), opts.max_candidates)
     return out
 
 
