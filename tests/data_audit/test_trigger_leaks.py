@@ -103,7 +103,9 @@ def test_a_leak_is_reported_and_left_out_and_the_trigger_beside_it_found() -> No
     assert not any("insured" in c for c in named), named
     assert any(c.startswith("age=120") for c in named), named
     assert set(result.suspects.tolist()) == set(planted.tolist())
-    warnings = [f for f in trigger_scan_report(ctx, result, opts).findings if f.severity == "warning"]
+    warnings = [
+        f for f in trigger_scan_report(ctx, result, opts).findings if f.severity == "warning"
+    ]
     assert [f.features for f in warnings] == [["insured"]]
     assert "alone determines the label" in warnings[0].message
 
