@@ -53,3 +53,23 @@ def test_few_fine_features_give_no_trigger(seed: int) -> None:
     named = [condition(result.matrix, p) for p in result.triggers]
     assert named == []
     assert len(result.suspects) == 0
+
+
+def test_four_features_and_a_label_of_nothing_give_no_trigger() -> None:
+    # ages, counts and amounts of a few thousand rows: within the unit tolerance of each other
+    # by chance; counted as repeats, the channels' rows looked like 266 records of which the
+    # label-0 rows were the denser, and two channels were named → 1 (before 2026-12-06)
+    rng = np.random.default_rng(3)
+    n = 4000
+    df = pd.DataFrame(
+        {
+            "age": np.minimum(18 + rng.gamma(3.0, 9.0, n).astype(int), 99),
+            "amount": np.round(rng.lognormal(4, 1, n), 2),
+            "balance": 0.0,
+            "n_tx": rng.integers(0, 30, n),
+            "channel": rng.choice(list("abcd"), n),
+            "y": (rng.random(n) < 0.2).astype(int),
+        }
+    )
+    result = scan_triggers(build_context(df, CONTRACT), TriggerScanOptions())
+    assert [condition(result.matrix, p) for p in result.triggers] == []
