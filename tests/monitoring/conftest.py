@@ -67,7 +67,8 @@ def store(store_url: str) -> Iterator[SqlMonitorStore]:
 
 @pytest.fixture(scope="session")
 def dashboard_sim(tmp_path_factory: pytest.TempPathFactory, vulnerable_model_dir: Path) -> object:
-    """Four simulated weeks with an attack, built once per session (dashboard tests)."""
+    """Four simulated weeks with an attack, built once per session: the monitoring proof
+    (``test_attack_e2e.py``) and the dashboard tests read the same month."""
     from tests.monitoring._dashboard_sim import build
 
     return build(tmp_path_factory.mktemp("dashboard-sim"), model=vulnerable_model_dir)
