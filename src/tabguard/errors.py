@@ -41,11 +41,22 @@ class ContractError(TabguardError, ValueError):
         The value received.
     fix : str, optional
         How to fix it.
+    show_value : bool
+        Whether the message shows ``value``; not when it is the whole contract (a rule across
+        keys: the rule names the keys, and the contract's text would fill the screen).
     """
 
-    def __init__(self, key: str, rule: str, value: Any = None, fix: str | None = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        rule: str,
+        value: Any = None,
+        fix: str | None = None,
+        *,
+        show_value: bool = True,
+    ) -> None:
         self.key, self.rule, self.value, self.fix = key, rule, value, fix
-        msg = f"{key}: {rule}; got {value!r}"
+        msg = f"{key}: {rule}; got {value!r}" if show_value else f"{key}: {rule}"
         if fix:
             msg += f". Fix: {fix}"
         super().__init__(msg)

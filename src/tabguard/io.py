@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from tabguard.contract import Contract
+from tabguard.contract._validate import missing_label_error
 from tabguard.errors import DataError
 
 ProgressFn = Callable[[int], None]
@@ -259,10 +260,7 @@ def check_labels(df: pd.DataFrame, contract: Contract) -> pd.Series:
     """
     col = contract.label.column
     if col not in df.columns:
-        raise DataError(
-            f"label column {col!r} (contract label.column) is not in the data; "
-            f"columns are {list(df.columns)[:12]}"
-        )
+        raise missing_label_error(col, df.columns)
     y = df[col]
     nan = y.isna().to_numpy()
     if nan.any():

@@ -147,6 +147,15 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
     nolabel = tmp / "nolabel.csv"
     ok.drop(columns=["DEFAULT"]).to_csv(nolabel, index=False)
     out["no label"] = (nolabel, "label column 'DEFAULT'")
+    lower = tmp / "lower.csv"
+    ok.rename(columns=str.lower).to_csv(lower, index=False)
+    out["columns in lower case"] = (
+        lower,
+        "the data has 23 of them spelled otherwise ('LIMIT_BAL' as 'limit_bal', 'SEX' as 'sex',",
+    )
+    label = tmp / "label.csv"
+    ok.rename(columns={"DEFAULT": "default"}).to_csv(label, index=False)
+    out["label in lower case"] = (label, "is not in the data (the data has 'default')")
     nan = tmp / "nan.csv"
     bad = ok.copy().astype({"DEFAULT": float})
     bad.loc[[3, 5], "DEFAULT"] = float("nan")
@@ -170,6 +179,8 @@ BAD_INPUTS = [
     "binary",
     "zip",
     "no label",
+    "columns in lower case",
+    "label in lower case",
     "nan labels",
     "type mismatch",
     "broken gzip",

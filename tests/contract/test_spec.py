@@ -90,6 +90,25 @@ def test_rule_on_unknown_feature() -> None:
         contract_from_dict(data)
 
 
+def test_rule_across_keys_does_not_echo_the_whole_contract() -> None:
+    # The bundled credit contract with its PAY_ features removed (a user's model without payment
+    # history): its unacceptable case chronic_late_payer still names them. The error said so,
+    # then printed the whole contract as the value received (3,400 characters on one line).
+    data = yaml.safe_load(credit_default_contract_path().read_text())
+    for name in ["PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6"]:
+        del data["features"][name]
+    with pytest.raises(ContractError) as info:
+        contract_from_dict(data)
+    msg = str(info.value)
+    assert msg.startswith("<contract>: unacceptable[3] (chronic_late_payer) refers to unknown")
+    assert msg.endswith("Fix: declare those features or fix their names"), msg
+    assert "got" not in msg and len(msg) < 300, msg
+    # a validator that names the value received still shows it
+    with pytest.raises(ContractError, match=r"rule names must be unique; got \['r', 'r'\]"):
+        rule = {"name": "r", "when": {"age": {"min": 1}}, "require": {"amount": {"min": 0}}}
+        contract_from_dict({**BASE, "rules": [rule, rule]})
+
+
 def test_valid_contract_views() -> None:
     c = contract_from_dict(BASE)
     assert c.model_features() == ["age", "amount"]

@@ -163,3 +163,28 @@ def test_missing_columns_message_says_how_many_names_it_left_out() -> None:
     few = make_card_fraud(50).drop(columns=["amount", "hour"])
     with pytest.raises(DataError, match=r"\['amount', 'hour'\]; add them"):
         check_columns(few, card_fraud_contract())
+
+
+def test_missing_columns_spelled_otherwise_are_named() -> None:
+    # A warehouse extract with the contract's columns in lower case or with spaces: every column
+    # is "missing", and the error says under which name the data has each (first three).
+    frame = make_card_fraud(50).rename(
+        columns={"amount": "AMOUNT", "hour": "Hour", "channel": "chan nel", "is_fraud": "IsFraud"}
+    )
+    msg = (
+        r"missing 3 column\(s\).*\['amount', 'hour', 'channel'\]; the data has 3 of them "
+        r"spelled otherwise \('amount' as 'AMOUNT', 'hour' as 'Hour', 'channel' as 'chan nel'\): "
+        r"rename"
+    )
+    with pytest.raises(DataError, match=msg):
+        check_columns(frame, card_fraud_contract())
+    with pytest.raises(
+        DataError, match=r"'is_fraud' .* not in the data \(the data has 'IsFraud'\)"
+    ):
+        check_columns(
+            make_card_fraud(50).rename(columns={"is_fraud": "IsFraud"}), card_fraud_contract()
+        )
+    # a label missing under every spelling: the list of the data's columns says where it is cut
+    no_label = make_card_fraud(50).drop(columns=["is_fraud"]).assign(note=1)  # 13 columns
+    with pytest.raises(DataError, match=r"not in the data; columns are \[.*\] and 1 more$"):
+        check_columns(no_label, card_fraud_contract())

@@ -42,9 +42,14 @@ def contract_error_from_pydantic(exc: ValidationError) -> ContractError:
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-        # Our own validators already include the received value; keep the sentence whole.
+        # Our own validators already include the received value; keep the sentence whole. A
+        # check across keys (no location) received the whole contract: its rule names the keys.
         return ContractError(
-            key, msg.split("; got ")[0], _received(msg, err.get("input")), _fix_for(msg)
+            key,
+            msg.split("; got ")[0],
+            _received(msg, err.get("input")),
+            _fix_for(msg),
+            show_value="; got " in msg or bool(loc),
         )
     return ContractError(key, msg, err.get("input"), _FIXES.get(str(err["type"])))
 

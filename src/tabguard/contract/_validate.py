@@ -349,21 +349,58 @@ def _examples(col: pd.Series, rows: np.ndarray, k: int = 5) -> list[Any]:
     return [_json_value(v) for v in vals[:k]]
 
 
+def _spelled_otherwise(wanted: list[str], columns: Any) -> dict[str, str]:
+    """The data's columns that name a ``wanted`` column but for case, spaces, ``-`` or ``_``.
+
+    An extract renamed by a warehouse (``limit_bal`` for ``LIMIT_BAL``) is the usual reason a
+    contract's columns are all missing; the error names the column under its other spelling.
+    """
+
+    def key(name: object) -> str:
+        return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+    found: dict[str, str] = {}
+    for c in columns:
+        found.setdefault(key(c), str(c))
+    return {w: found[key(w)] for w in wanted if key(w) in found}
+
+
+def _names(names: list[Any], shown: int) -> str:
+    # A list cut at ``shown`` names says so, or the count and the list disagree (11 vs 8 names).
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{names[:shown]}{more}"
+
+
 def check_columns(df: pd.DataFrame, contract: Contract, *, require_label: bool = True) -> None:
     """Raise :class:`DataError` when columns the contract needs are absent."""
     missing = [c for c in contract.features if c not in df.columns]
     if missing:
-        # The list is cut at 8 names; say so, or the count and the list disagree (11 vs 8 names).
-        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        other = _spelled_otherwise(missing, df.columns)
+        hint = "add them or fix the contract"
+        if other:
+            pairs = [f"{w!r} as {c!r}" for w, c in other.items()]
+            hint = (
+                f"the data has {len(other)} of them spelled otherwise ({', '.join(pairs[:3])}"
+                f"{', ...' if len(pairs) > 3 else ''}): rename the data's columns or the "
+                "contract's features"
+            )
         raise DataError(
             f"data is missing {len(missing)} column(s) declared in contract "
-            f"'{contract.name}': {missing[:8]}{more}; add them or fix the contract"
+            f"'{contract.name}': {_names(missing, 8)}; {hint}"
         )
     if require_label and contract.label.column not in df.columns:
-        raise DataError(
-            f"label column {contract.label.column!r} (contract label.column) is not in the data; "
-            f"columns are {list(df.columns)[:12]}"
-        )
+        raise missing_label_error(contract.label.column, df.columns)
+
+
+def missing_label_error(label: str, columns: Any) -> DataError:
+    """The error for a label column the data lacks: the column under another spelling if the
+    data has one, and the data's columns (the list's cut said)."""
+    other = _spelled_otherwise([label], columns)
+    seen = f" (the data has {other[label]!r})" if other else ""
+    return DataError(
+        f"label column {label!r} (contract label.column) is not in the data{seen}; "
+        f"columns are {_names(list(columns), 12)}"
+    )
 
 
 def validate_frame(df: pd.DataFrame, contract: Contract, *, row_offset: int = 0) -> FrameValidation:
