@@ -76,3 +76,13 @@ def test_inferred_bounds_enclose_the_value(x: float) -> None:
     assert _nice_floor(-x) <= -x
     assert _nice_ceil(-x) >= -x
     assert repr(_nice_ceil(-min(x, 9.0))) == "0.0"  # never -0.0
+
+
+def test_infer_says_a_long_category_list_is_cut() -> None:
+    # 120 store ids: the draft lists 50 of them, and its note must say so; the other stores'
+    # rows would break the contract as drafted.
+    df = pd.DataFrame({"store": [f"S{i:03d}" for i in range(120)] * 2, "y": [0, 1] * 120})
+    spec = infer_contract(df, label="y").features["store"]
+    assert len(spec.categories or []) == 50
+    assert "categories lists only the first 50" in (spec.description or "")
+    assert "120 distinct text values" in (spec.description or "")
