@@ -104,8 +104,8 @@ def test_rule_across_keys_does_not_echo_the_whole_contract() -> None:
     assert msg.endswith("Fix: declare those features or fix their names"), msg
     assert "got" not in msg and len(msg) < 300, msg
     # a validator that names the value received still shows it
+    rule = {"name": "r", "when": {"age": {"min": 1}}, "require": {"amount": {"min": 0}}}
     with pytest.raises(ContractError, match=r"rule names must be unique; got \['r', 'r'\]"):
-        rule = {"name": "r", "when": {"age": {"min": 1}}, "require": {"amount": {"min": 0}}}
         contract_from_dict({**BASE, "rules": [rule, rule]})
 
 
