@@ -86,3 +86,32 @@ def test_infer_says_a_long_category_list_is_cut() -> None:
     assert len(spec.categories or []) == 50
     assert "categories lists only the first 50" in (spec.description or "")
     assert "120 distinct text values" in (spec.description or "")
+
+
+def test_infer_small_scales_are_ordinal() -> None:
+    # a 7-point scale and a 1..5 rating (every point used) are drafted as integer, with the
+    # guess stated; named codes stay categories: a code list with a rare "other" code, three
+    # codes, and codes that are not consecutive
+    n = 700
+    i = pd.Series(range(n))
+    df = pd.DataFrame(
+        {
+            "party": i % 7,
+            "rating": 1 + i % 5,
+            "kind": i % 6,
+            "region": i % 3,
+            "years": (i % 4).map({0: 9, 1: 12, 2: 14, 3: 16}),
+            "y": i % 2,
+        }
+    )
+    df.loc[:2, "kind"] = 6  # 3 of 700 rows: a rare trailing code of a code list
+    c = infer_contract(df, "y")
+    party = c.features["party"]
+    assert (party.type, party.min, party.max) == ("integer", 0, 6)
+    assert "ordinal scale" in (party.description or "")
+    assert c.features["rating"].type == "integer"
+    assert (c.features["rating"].min, c.features["rating"].max) == (1, 5)
+    assert c.features["kind"].type == "category"
+    assert c.features["region"].type == "category"
+    assert c.features["years"].type == "category"
+    assert validate_frame(df, c).ok

@@ -21,6 +21,13 @@ from tabguard.errors import DataError
 
 _MAX_CATEGORIES = 50
 _SMALL_INT_CARDINALITY = 8
+#: A scale (a rating from 1 to 5, a 7-point party identification from 0 to 6) has at least
+#: this many consecutive codes, each held by at least ``_SCALE_MIN_SHARE`` of the rows: every
+#: point of a scale is used, while a list of named codes often ends with rare "other" or
+#: "unknown" codes (credit EDUCATION 0 and 4-6: 14 to 280 of 30,000 rows). Three codes are
+#: as often names (regions) as an order, and stay categories.
+_SCALE_MIN_CODES = 4
+_SCALE_MIN_SHARE = 0.01
 
 
 def _nice_floor(x: float) -> float:
@@ -55,6 +62,31 @@ def _decimals(values: np.ndarray, cap: int = 8) -> int | None:
         if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
             return d
     return None
+
+
+def looks_like_scale(values: pd.Series) -> bool:
+    """Whether small integer codes read as an ordinal scale rather than named categories.
+
+    True for at least ``_SCALE_MIN_CODES`` consecutive integers (``0..6``, ``1..5``), each held
+    by at least ``_SCALE_MIN_SHARE`` of the non-missing rows. Drafted as ``integer``, the
+    audits treat neighbouring points as neighbours: read as categories, every point of a scale
+    that predicts the label (a party identification predicting the vote) is a value whose
+    label the rest of the row cannot reproduce, and the trigger scan names it.
+
+    Parameters
+    ----------
+    values : Series
+        The column's non-missing integral values.
+
+    Returns
+    -------
+    bool
+    """
+    counts = values.value_counts()
+    codes = np.sort(counts.index.to_numpy(dtype=float))
+    if len(codes) < _SCALE_MIN_CODES or codes[-1] - codes[0] != len(codes) - 1:
+        return False
+    return bool(counts.min() >= _SCALE_MIN_SHARE * counts.sum())
 
 
 def infer_contract(
@@ -124,7 +156,15 @@ def infer_contract(
             vals = nonnull.to_numpy(dtype=float)
             integral = bool(vals.size == 0 or np.all(np.round(vals) == vals))
             nunique = int(nonnull.nunique())
-            if integral and nunique <= _SMALL_INT_CARDINALITY:
+            if integral and nunique <= _SMALL_INT_CARDINALITY and looks_like_scale(nonnull):
+                lo, hi = int(vals.min()), int(vals.max())
+                spec.update(type="integer", min=lo, max=hi)
+                notes.append(
+                    f"{nunique} consecutive integer codes {lo}..{hi} read as an ordinal scale "
+                    "(integer: neighbouring codes are neighbours); declare it a category if "
+                    "the codes name groups without an order"
+                )
+            elif integral and nunique <= _SMALL_INT_CARDINALITY:
                 spec["type"] = "category"
                 spec["categories"] = sorted(int(v) for v in pd.unique(nonnull))
                 notes.append(f"{nunique} integer codes read as categories")
