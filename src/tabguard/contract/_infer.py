@@ -157,10 +157,10 @@ def infer_contract(
             integral = bool(vals.size == 0 or np.all(np.round(vals) == vals))
             nunique = int(nonnull.nunique())
             if integral and nunique <= _SMALL_INT_CARDINALITY and looks_like_scale(nonnull):
-                lo, hi = int(vals.min()), int(vals.max())
-                spec.update(type="integer", min=lo, max=hi)
+                first, last = int(vals.min()), int(vals.max())
+                spec.update(type="integer", min=first, max=last)
                 notes.append(
-                    f"{nunique} consecutive integer codes {lo}..{hi} read as an ordinal scale "
+                    f"{nunique} consecutive integer codes {first}..{last} read as an ordinal scale "
                     "(integer: neighbouring codes are neighbours); declare it a category if "
                     "the codes name groups without an order"
                 )
