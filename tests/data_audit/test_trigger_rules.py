@@ -21,6 +21,7 @@ from tabguard.data_audit._triggers import (
     copy_decision,
     label_hint,
     leaning_the_other_way,
+    natural_lean,
     retest_exclusions,
     strong_label_evidence,
     wants_copy_check,
@@ -300,3 +301,37 @@ def test_leaning_the_other_way_names_values_hinting_at_the_other_label() -> None
     pool = [named, other, same_label, no_hint, elsewhere, flagged]
     assert leaning_the_other_way([named], pool, OPTS) == {(2, 5)}
     assert leaning_the_other_way([], pool, OPTS) == set()
+
+
+def test_natural_lean_each_threshold() -> None:
+    # a value leaning to 1 at an effect of 0.8; others of its feature, measured the same way
+    p = pattern(codes=(3,), effect=0.8, expected_other=60.0)
+
+    def other(code: int, **kw: Any) -> Pattern:
+        return pattern(**{"codes": (code,), "effect": 0.5, "expected_other": 40.0, **kw})
+
+    two = [other(0), other(6)]
+    assert natural_lean(p, two, OPTS)  # two other values lean with it: the feature's lean
+    assert not natural_lean(p, two[:1], OPTS)  # one alone does not
+    assert natural_lean(p, two[:1], replace(OPTS, natural_values=1))
+    assert not natural_lean(p, [other(0), other(6, effect=0.39)], OPTS)  # under half of 0.8
+    assert natural_lean(p, [other(0), other(6, effect=0.39)], replace(OPTS, natural_share=0.45))
+    assert not natural_lean(p, [other(0), other(6, label=0)], OPTS)  # leaning the other way
+    assert not natural_lean(p, [other(0), other(6, expected_other=2.0)], OPTS)  # not measured
+    assert not natural_lean(p, [other(0), other(0)], OPTS)  # one value counted once
+    assert not natural_lean(p, [other(0), other(6, cols=(1,))], OPTS)  # another feature
+    assert not natural_lean(p, [other(0), other(3)], OPTS)  # the value itself
+    # a scale of numeric codes read as categories: the value next to it leaning with it is a
+    # gradient; a value further away is not
+    assert natural_lean(p, [other(2)], OPTS, neighbours=(2, 4))
+    assert not natural_lean(p, [other(0)], OPTS, neighbours=(2, 4))
+    # an ordinal feature: its unbroken run of neighbours leaning with it is its band
+    run = [other(1), other(2), other(4)]
+    assert not natural_lean(p, run, OPTS, ordinal=True)
+    assert natural_lean(p, run, OPTS)
+    assert natural_lean(p, [*run, other(7), other(9)], OPTS, ordinal=True)
+    # only single values: contract-breaking values, pairs and bands are judged otherwise
+    assert not natural_lean(pattern(codes=(3,), effect=0.8, family="contract"), two, OPTS)
+    banded = pattern(codes=(3,), effect=0.8)
+    banded.band = (3, 5)
+    assert not natural_lean(banded, two, OPTS)
