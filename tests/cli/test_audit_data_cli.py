@@ -279,3 +279,38 @@ def test_trusted_sample(
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "--trusted" in err and "min_trusted_per_label" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_an_ignored_account_column_is_hinted_as_entity(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    acc = np.repeat(np.arange(200), rng.integers(3, 7, 200))
+    n = len(acc)
+    pd.DataFrame(
+        {
+            "ACCOUNT": acc,
+            "SEX": rng.integers(1, 3, 200)[acc],
+            "AGE": rng.integers(20, 70, 200)[acc],
+            "amount": np.round(rng.lognormal(5, 1, n), 2),
+            "y": (rng.random(n) < 0.3).astype(int),
+        }
+    ).to_csv(tmp_path / "panel.csv", index=False)
+    (tmp_path / "c.yaml").write_text(
+        "name: panel\nlabel: {column: y, positive: 1}\nfeatures:\n"
+        "  SEX: {type: category, categories: [1, 2]}\n"
+        "  AGE: {type: integer, min: 18, max: 100}\n"
+        "  amount: {type: number, min: 0}\n"
+    )
+    code, out, _ = run_main(
+        capsys,
+        "audit", "data", str(tmp_path / "panel.csv"), "--contract", str(tmp_path / "c.yaml"),
+        "--out", str(tmp_path / "out"), "--checks", "integrity", "-q",
+    )  # fmt: skip
+    assert code == 0
+    # the finding's cell, wrapped over the table's lines
+    cells = " ".join(
+        line.split("│")[-2].strip() for line in out.splitlines() if line.count("│") >= 4
+    )
+    assert "column 'ACCOUNT' is not in the contract and repeats like an account id" in cells
+    assert "declare it as `entity: ACCOUNT` in the contract" in cells

@@ -13,6 +13,7 @@ import numpy as np
 
 from tabguard.checks import SHARE, CheckOptions, option
 from tabguard.data_audit._base import AuditContext, CheckResult, Treatment, register_check
+from tabguard.data_audit._entity import entity_hints
 from tabguard.reports import Finding, Section, Table
 
 
@@ -86,6 +87,26 @@ class IntegrityCheck:
                     features=val.unknown_columns[:50],
                 )
             )
+            # an ignored column that repeats like an account id: panel data whose rows the
+            # trigger scan would count one by one (see _entity)
+            for hint in entity_hints(ctx.data, ctx.contract, seed=ctx.random_state):
+                res.findings.append(
+                    Finding(
+                        check="integrity",
+                        severity="warning",
+                        message=hint.message(),
+                        features=[hint.column],
+                        evidence={
+                            "rule": "entity_hint",
+                            "column": hint.column,
+                            "rows": hint.rows,
+                            "entities": hint.entities,
+                            "constant": list(hint.constant),
+                        },
+                        recommendation=f"Add `entity: {hint.column}` to the contract (beside "
+                        "`id`) if each of its values is one account, customer or subject.",
+                    )
+                )
         # Values inside the valid range but outside the soft clip range: clipped by the
         # contract transform in training and serving alike (documented, not quarantined).
         X = val.numeric
