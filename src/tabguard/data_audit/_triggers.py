@@ -37,7 +37,9 @@ named option of :class:`TriggerScanOptions`; the rule is :func:`strong_label_evi
 :func:`label_hint`, :func:`wants_copy_check`, :func:`copies_beyond_chance` and
 :func:`copy_decision`. Natural strong predictors fail these tests: their label share is
 explained by the rest of the row or they keep a share of the other label, and they are not
-copies.
+copies. Where a feature itself predicts the label, its values miss each other's labels in
+the counterfactual; a value leaning with its feature's other values (:func:`natural_lean`) is
+not confirmed on labels alone.
 
 The computation (:func:`scan_triggers`) returns a :class:`TriggerScanResult`;
 :mod:`tabguard.data_audit._triggers_report` words it.
