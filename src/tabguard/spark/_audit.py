@@ -169,6 +169,20 @@ def _read(spark: Any, source: str) -> Any:
     return spark.table(source)
 
 
+def _shipped(spark: Any, value: Any) -> Any:
+    """``value`` as a broadcast variable for the per-batch code (read as ``.value``).
+
+    A value a ``mapInPandas`` closure captures is pickled into the stage's task binary, which
+    every task of the stage sends to its Python worker to unpickle: the vocabulary (every value
+    of every feature, up to ``max_values`` each), the keep rules and the driver rows' keys are
+    megabytes on large data (~1 MB per stage already on 3,300 rows). A broadcast variable is
+    sent once per executor and unpickled once per Python worker; the task binary keeps the
+    contract and a handle (~10 KB). The caller destroys it (``destroy()``) when its passes are
+    done.
+    """
+    return spark.sparkContext.broadcast(value)
+
+
 def _with_row_numbers(spark: Any, df: Any) -> Any:
     """The data with a row number: its position in the order Spark reads it (partition by
     partition; for one Parquet file, the file's order)."""
@@ -313,8 +327,11 @@ class _SparkCopies:
         codes: np.ndarray,
         y: np.ndarray,
         budget: int,
+        shipped_vocab: Any = None,
     ):
         self.feed, self.contract, self.vocab = feed, contract, vocab
+        # the vocabulary as a broadcast variable (its owner destroys it), else in the closure
+        self.shipped_vocab = shipped_vocab
         self.codes, self.y = codes, np.asarray(y)
         self.cells, self.total = hash_cells(codes)
         self.groups: dict[tuple[int, ...], CopyGroups] = {}
@@ -366,16 +383,25 @@ class _SparkCopies:
         sf = functions()
         from pyspark.sql import Window
 
-        wanted = [np.unique(k) for k in keys]
-        contract, vocab = self.contract, self.vocab
-        raw = self.feed.mapInPandas(
-            lambda it: copy_partition(it, contract, vocab, todo, wanted), COPY_SCHEMA
-        )
-        entries = raw.groupBy("s", "key", "label", "cells").agg(sf.sum("n").alias("n"))
-        size = sf.sum("n").over(Window.partitionBy("s", "key"))
-        entries = entries.withColumn("size", size).where("size >= 2").drop("size")
-        # (Arrow: no Python object per entry on the driver)
-        table = entries.limit(room + 1).toArrow()
+        contract = self.contract
+        spark = self.feed.sparkSession
+        vocab = self.shipped_vocab or _shipped(spark, self.vocab)
+        # the driver rows' keys: megabytes when the sample is large (see _shipped)
+        wanted = _shipped(spark, [np.unique(k) for k in keys])
+        try:
+            raw = self.feed.mapInPandas(
+                lambda it: copy_partition(it, contract, vocab.value, todo, wanted.value),
+                COPY_SCHEMA,
+            )
+            entries = raw.groupBy("s", "key", "label", "cells").agg(sf.sum("n").alias("n"))
+            size = sf.sum("n").over(Window.partitionBy("s", "key"))
+            entries = entries.withColumn("size", size).where("size >= 2").drop("size")
+            # (Arrow: no Python object per entry on the driver)
+            table = entries.limit(room + 1).toArrow()
+        finally:
+            wanted.destroy()
+            if vocab is not self.shipped_vocab:
+                vocab.destroy()
         self.passes += 1
         if table.num_rows > room:
             return None
@@ -572,8 +598,11 @@ def _complete_triggers(
     triggers: list[Pattern],
     opts: TriggerScanOptions,
     results: dict[str, CheckResult],
+    shipped_vocab: Any = None,
 ) -> None:
     """Every row of a trigger larger than its rows in the driver sample, from Spark.
+
+    ``shipped_vocab``: ``vocab`` as a broadcast variable (:func:`_shipped`), if there is one.
 
     A trigger whose labels alone decide (its suspects are every row with its label; with the
     other label too where a value breaks the contract, as :meth:`_Scanner.suspect_rows`) gets
@@ -599,9 +628,14 @@ def _complete_triggers(
         which.append(i)
     if not specs:
         return
-    found = feed.mapInPandas(
-        lambda it: pattern_partition(it, contract, vocab, specs), "row long, spec int"
-    ).toPandas()
+    shipped = shipped_vocab or _shipped(feed.sparkSession, vocab)
+    try:
+        found = feed.mapInPandas(
+            lambda it: pattern_partition(it, contract, shipped.value, specs), "row long, spec int"
+        ).toPandas()
+    finally:
+        if shipped is not shipped_vocab:
+            shipped.destroy()
     extra: set[int] = set()
     for k, i in enumerate(which):
         got = found.loc[found["spec"] == k, "row"].to_numpy(dtype=np.int64)
@@ -787,6 +821,7 @@ def audit_data_spark(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tabguard-spark-", dir=out))
+    shipped: list[Any] = []  # broadcast variables, destroyed at the end
     try:
         df = _read(spark, str(source))
         check_columns(pd.DataFrame(columns=df.columns), contract)
@@ -818,10 +853,12 @@ def audit_data_spark(
         topts = opts if isinstance(opts, TriggerScanOptions) else TriggerScanOptions()
         vocab = _vocabulary(counts_dir / "values", contract, topts.min_rows, max_values)
         maps = [pair_value_ids(c, topts.pair_values, topts.min_rows) for c in vocab.counts]
+        # every pass below reads the vocabulary: sent to the executors once (see _shipped)
+        shipped.append(vocab_b := _shipped(spark, vocab))
         with progress.stage("spark: value pairs"):
             pairs: dict[tuple[int, int], np.ndarray] = {}
             pair_rows = feed.mapInPandas(
-                lambda it: pair_partition(it, contract, vocab, maps),
+                lambda it: pair_partition(it, contract, vocab_b.value, maps),
                 "a int, b int, counts binary",
             ).toLocalIterator()
             for r in pair_rows:
@@ -843,8 +880,9 @@ def audit_data_spark(
 
             # (a new schema: StructType.add would change the one feed caches)
             schema = StructType([*feed.schema.fields, StructField(KEY, DoubleType())])
+            shipped.append(keep_b := _shipped(spark, keep))
             feed.mapInPandas(
-                lambda it: keep_partition(it, contract, vocab, keep), schema
+                lambda it: keep_partition(it, contract, vocab_b.value, keep_b.value), schema
             ).write.parquet(str(sample_dir))
 
             keys = pq.read_table(sample_dir, columns=[KEY]).column(KEY).to_numpy()
@@ -879,7 +917,7 @@ def audit_data_spark(
         # Copy groups over every row, built when the trigger scan's decisions ask for them
         # (the sets of the patterns that reach a copy check), not for every candidate.
         copies = (
-            _SparkCopies(feed, contract, vocab, codes, ctx.y, COPY_GROUP_ENTRIES)
+            _SparkCopies(feed, contract, vocab, codes, ctx.y, COPY_GROUP_ENTRIES, vocab_b)
             if len(sample) < n
             else None
         )
@@ -893,7 +931,13 @@ def audit_data_spark(
         if "trigger_scan" in results:
             with progress.stage("spark: rows of large triggers"):
                 _complete_triggers(
-                    feed, contract, vocab, ctx.cache.get("trigger_patterns", []), topts, results
+                    feed,
+                    contract,
+                    vocab,
+                    ctx.cache.get("trigger_patterns", []),
+                    topts,
+                    results,
+                    vocab_b,
                 )
         if integrity is not None:
             results = {"integrity": integrity, **results}
@@ -916,6 +960,8 @@ def audit_data_spark(
         paths["treatments"].write_text(json.dumps([t.to_dict() for t in treatments], indent=2))
         return SparkAuditResult(report, n, len(sample), quarantine, treatments, paths)
     finally:
+        for b in shipped:
+            b.destroy()
         shutil.rmtree(work, ignore_errors=True)
 
 
