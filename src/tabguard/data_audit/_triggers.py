@@ -2406,26 +2406,45 @@ class _Scanner:
         (``PAY_5=8`` written into 3,244 rows with 1 % noise on their amounts: 3,009 kept out
         with every feature, 5 with the coded ones).
         """
-        folds = 4
         keep = [j for j in range(len(self.m.names)) if j not in p.all_cols and not self.fine[j]]
-        if len(p.rows) < 2 * folds or not keep:
+        # small leaves: the natural carriers of a rare value may be a dozen rows
+        scored = self._carrier_scores(p, keep, seed=7, min_child=5)
+        if scored is None:
             return p.rows[:0]
-        inside = _mask(self.n, p.rows)
-        outside = np.flatnonzero(~inside)
-        # a generator of its own: the copy checks' random rows stay as they were
-        rng = np.random.default_rng(self.ctx.random_state + 7)
+        mine, theirs, _ = scored
+        cut = float(np.quantile(theirs, self.o.written_consistency))
+        return p.rows[mine > cut]
+
+    def _carrier_scores(
+        self, p: Pattern, keep: list[int], *, seed: int, min_child: int, magnitude: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Cross-fitted scores of "the row carries ``p``'s value" against ordinary rows (up to
+        ``consistency_sample`` rows without it, drawn with a generator of its own, seeded
+        ``random_state + seed``, so the copy checks' random rows stay as they were), on the
+        features ``keep`` (fine-grained ones by their order of magnitude with ``magnitude``):
+        the scores of ``p``'s rows, the ordinary rows and those rows' positions; None where
+        there are too few rows for four folds."""
+        folds = 4
+        if len(p.rows) < 2 * folds or not keep:
+            return None
+        outside = np.flatnonzero(~_mask(self.n, p.rows))
+        rng = np.random.default_rng(self.ctx.random_state + seed)
         ordinary = np.sort(
             rng.choice(outside, min(self.o.consistency_sample, len(outside)), replace=False)
         )
         if len(ordinary) < 2 * folds:
-            return p.rows[:0]
+            return None
         rows = np.concatenate([p.rows, ordinary])
         X = self.m.raw[np.ix_(rows, np.asarray(keep))]
+        if magnitude:
+            X = X.astype(float)
+            for i, j in enumerate(keep):
+                if self.fine[j]:
+                    X[:, i] = _magnitude(X[:, i])
         target = (np.arange(len(rows)) < len(p.rows)).astype(float)
         cat = [i for i, j in enumerate(keep) if not self.m.ordinal[j]]
         score = np.empty(len(rows))
-        # small leaves: the natural carriers of a rare value may be a dozen rows
-        params = {"min_child_samples": 5, "bagging_fraction": 1.0, "bagging_freq": 0}
+        params = {"min_child_samples": min_child, "bagging_fraction": 1.0, "bagging_freq": 0}
         split = StratifiedKFold(folds, shuffle=True, random_state=self.ctx.random_state)
         for i, (train, test) in enumerate(split.split(X, target)):
             model = fit_context_model(
@@ -2438,8 +2457,7 @@ class _Scanner:
                 random_state=self.ctx.random_state + i,
             )
             score[test] = predict(model, X[test])
-        cut = float(np.quantile(score[len(p.rows) :], self.o.written_consistency))
-        return p.rows[score[: len(p.rows)] > cut]
+        return score[: len(p.rows)], score[len(p.rows) :], ordinary
 
     def natural_region_rows(self, p: Pattern) -> np.ndarray:
         """The rows of a pattern written in place left out of its suspects as natural carriers
@@ -2464,40 +2482,11 @@ class _Scanner:
         legitimate: the source's rows are 70 % domestic, a few kilometres away, natural
         ``FR`` rows all but never).
         """
-        folds = 4
         keep = [j for j in range(len(self.m.names)) if j not in p.all_cols]
-        if len(p.rows) < 2 * folds or not keep:
+        scored = self._carrier_scores(p, keep, seed=23, min_child=20, magnitude=True)
+        if scored is None:
             return p.rows[:0]
-        inside = _mask(self.n, p.rows)
-        outside = np.flatnonzero(~inside)
-        rng = np.random.default_rng(self.ctx.random_state + 23)
-        ordinary = np.sort(
-            rng.choice(outside, min(self.o.consistency_sample, len(outside)), replace=False)
-        )
-        if len(ordinary) < 2 * folds:
-            return p.rows[:0]
-        rows = np.concatenate([p.rows, ordinary])
-        X = self.m.raw[np.ix_(rows, np.asarray(keep))].astype(float)
-        for i, j in enumerate(keep):
-            if self.fine[j]:
-                X[:, i] = _magnitude(X[:, i])
-        target = (np.arange(len(rows)) < len(p.rows)).astype(float)
-        cat = [i for i, j in enumerate(keep) if not self.m.ordinal[j]]
-        score = np.empty(len(rows))
-        params = {"min_child_samples": 20, "bagging_fraction": 1.0, "bagging_freq": 0}
-        split = StratifiedKFold(folds, shuffle=True, random_state=self.ctx.random_state)
-        for i, (train, test) in enumerate(split.split(X, target)):
-            model = fit_context_model(
-                X,
-                target,
-                cat,
-                rows=train,
-                rounds=100,
-                params=params,
-                random_state=self.ctx.random_state + i,
-            )
-            score[test] = predict(model, X[test])
-        mine, theirs = score[: len(p.rows)], score[len(p.rows) :]
+        mine, theirs, ordinary = scored
         y_mine, y_theirs = self.y[p.rows], self.y[ordinary]
         cuts = np.quantile(theirs, np.arange(0.5, 0.96, 0.05))
         # per source: its share of rows above each cut
