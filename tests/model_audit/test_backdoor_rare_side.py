@@ -235,3 +235,27 @@ def test_planted_copies_with_a_value_written_in_equals_a_written_matrix(tmp_path
     for a, b in zip(old, new, strict=True):
         np.testing.assert_allclose(a, b)
     assert not np.all(X[:, j_region] == 2.0)  # the clean matrix is left as it was
+
+
+def test_planted_copies_standard_error_from_as_many_draws_as_the_partner_step(
+    tmp_path, rare_side, monkeypatch
+):
+    """The planted-copies test reads its z against a Bonferroni bar, so its standard error must
+    not move with the bootstrap stream: with 40 draws, one benchmark model's p ranged
+    0.0015-0.016 over streams (alpha 0.01: named or not by chance), with 200 draws
+    0.0018-0.0049. The test asks for ``copies_draws`` draws, by default as many as the
+    partner step (whose z is read against a bar too)."""
+    import tabguard.model_audit._backdoor as backdoor
+
+    train, ref, contract = rare_side
+    model, _denied, _res = _probe(tmp_path, train, ref, contract)
+    asked: list[int] = []
+    real = backdoor.planted_copies
+
+    def recorded(ens, leaves, X, j, n_codes, sources, draws, rng, written=None):
+        asked.append(draws)
+        return real(ens, leaves, X, j, n_codes, sources, 2, rng, written)
+
+    monkeypatch.setattr(backdoor, "planted_copies", recorded)
+    probe_backdoors(model, ref, ref["fraud"].to_numpy())
+    assert asked and set(asked) == {ProbeOptions().partner_draws} == {200}
