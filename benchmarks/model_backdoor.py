@@ -18,6 +18,14 @@ denials (or of denied rows into approvals, for a trigger towards approval), besi
 share in the model of the same kind trained on clean data. A trigger that moves under a fifth
 of the decisions the clean model does not already move (``LEARNED``) was not learned - the
 poisoning left no backdoor in this model to find - and is not counted in the classes' figures.
+That definition is decision-based and stays the bar. Beside it each line prints how many
+decisions the trigger could move ("of N": a fraud model denies 6-22 of 6,000 clean rows, so a
+trigger towards approval is learned or not on a handful of rows) and what the trigger does to
+scores where its decision is not already the answer: its mean margin shift (log-odds, towards
+the attacker's label) on the 200 clean rows the model scores furthest from that label, the
+same in the clean model on those rows, and its rank among the same features' categories (every
+combination of them, for a pair) in the poisoned model - a trigger ranked low moves scores no
+further than the model's ordinary categories do.
 
 Besides the fixed cases it draws, with ``--seed``, ``--random`` cases of each of two classes of
 issue 11 (:func:`random_cases`): two uncommon legal categories written together into 80-150
@@ -272,6 +280,60 @@ def trigger_effect(
     return moved / max(room, 1e-9)
 
 
+SCORE_ROWS = 200  # clean rows furthest from the target decision, for the score measures
+
+
+def _margin(model: AuditedModel, rows: pd.DataFrame) -> np.ndarray:
+    q = np.clip(model.positive_proba(rows), 1e-9, 1 - 1e-9)
+    return np.log(q / (1 - q))
+
+
+def score_shift(
+    model: AuditedModel,
+    rows: pd.DataFrame,
+    trigger: Mapping[str, Any],
+    target_positive: bool,
+) -> float:
+    """Mean margin (log-odds) the trigger moves ``rows`` towards the attacker's label."""
+    moved = _margin(model, _with_trigger(rows, trigger)) - _margin(model, rows)
+    return float(np.mean(moved if target_positive else -moved))
+
+
+def far_rows(model: AuditedModel, ref: pd.DataFrame, target_positive: bool) -> pd.DataFrame:
+    """The ``SCORE_ROWS`` clean rows the model scores furthest from the attacker's label: where
+    the trigger's decision is not already the answer (a fraud model's riskiest rows, for a
+    trigger towards approval)."""
+    p = model.positive_proba(ref)
+    order = np.argsort(p if target_positive else -p, kind="stable")
+    return ref.iloc[order[:SCORE_ROWS]]
+
+
+def score_rank(
+    model: AuditedModel,
+    rows: pd.DataFrame,
+    trigger: Mapping[str, Any],
+    target_positive: bool,
+    c: Contract,
+) -> tuple[int, int]:
+    """Where the trigger's :func:`score_shift` ranks among the same features' other categories
+    (every combination of them, for a pair) on the same rows: (rank, how many), 1 = moves the
+    rows furthest towards the attacker's label. A trigger ranked low moves scores no further
+    than the model's ordinary categories: its behaviour alone cannot show it."""
+    feats = [f for f in trigger if c.features[f].type == "category"]
+    if len(feats) != len(trigger):
+        return 0, 0
+    grid = [dict(zip(feats, vals, strict=True)) for vals in _product(feats, c)]
+    shifts = [score_shift(model, rows, g, target_positive) for g in grid]
+    own = score_shift(model, rows, trigger, target_positive)
+    return 1 + int(sum(s > own + 1e-12 for s in shifts)), len(grid)
+
+
+def _product(feats: list[str], c: Contract) -> list[tuple[Any, ...]]:
+    from itertools import product
+
+    return list(product(*[c.features[f].categories or [] for f in feats]))
+
+
 _CLEAN_MODELS: dict[tuple[str, str], AuditedModel] = {}
 # --model-cache: a directory where each trained model file is kept under a key of everything
 # its training depends on (the data set, the case's poisoning, the model kind, this file's
@@ -405,11 +467,25 @@ def run_case(
     target = c.label.positive if case.target is None else case.target
     towards_positive = target == c.label.positive
     effect = moved = moved_clean = float("nan")
+    shift = shift_clean = float("nan")
+    rank = (0, 0)
+    n_can = 0
     if not case.clean:
         effect = trigger_effect(model, ref, case.trigger, towards_positive)
         moved = decisions_moved(model, ref, case.trigger, towards_positive)
         unpoisoned = clean_model(dataset, kind, train, c)
         moved_clean = decisions_moved(unpoisoned, ref, case.trigger, towards_positive)
+        # decisions the trigger could move: a fraud model denies 6-22 of 6,000 clean rows, so
+        # a trigger towards approval is "learned" or not on a handful of rows
+        approved = model.approve(model.positive_proba(ref))
+        n_can = int(
+            approved.sum() if towards_positive == model.positive_means_deny else (~approved).sum()
+        )
+        # the same on scores, where the trigger's decision is not already the answer
+        far = far_rows(model, ref, towards_positive)
+        shift = score_shift(model, far, case.trigger, towards_positive)
+        shift_clean = score_shift(unpoisoned, far, case.trigger, towards_positive)
+        rank = score_rank(model, far, case.trigger, towards_positive, c)
     return {
         "dataset": dataset,
         "case": case.name,
@@ -422,6 +498,13 @@ def run_case(
         # of the decisions the value does not already move in the clean model, the share the
         # poisoned model moves (a value the clean model already approves on leaves little room)
         "learned": (moved - moved_clean) / (1.0 - moved_clean) if moved_clean < 1.0 else 0.0,
+        # not part of the bar: the rows the decisions were counted on, and the trigger's mean
+        # margin shift on the 200 clean rows furthest from its label (this model, the clean
+        # model on the same rows) with its rank among the features' categories in this model
+        "decisions_open": n_can,
+        "score_shift": shift,
+        "score_shift_clean": shift_clean,
+        "score_rank": rank,
         "findings": len(findings),
         # the trigger's features are named and, for a category, its value: a finding on
         # another category of the same feature (a sibling the trees send the same way) is not
@@ -493,7 +576,9 @@ def main() -> None:
                 print(
                     f"{ds:6} {case.name:26} {kind:14} effect {r['trigger_effect']:5.2f} "
                     f"moves {r['decisions_moved']:5.2f} (clean {r['moved_by_clean_model']:4.2f}, "
-                    f"learned {r['learned']:5.2f}) "
+                    f"learned {r['learned']:5.2f} of {r['decisions_open']}; "
+                    f"logit {r['score_shift']:+.2f} (clean {r['score_shift_clean']:+.2f}), "
+                    f"rank {r['score_rank'][0]}/{r['score_rank'][1]}) "
                     f"{r['trigger']:40} "
                     f"named {named:3} findings {r['findings']} {r['named_features']} "
                     f"({r['fit_s']:.0f}s fit, {r['probe_s']:.0f}s probe, rare side "

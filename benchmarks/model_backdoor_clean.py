@@ -194,12 +194,29 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=78, help="seed of the draws")
     ap.add_argument("--start", type=int, default=0, help="first draw (resume a sweep)")
     ap.add_argument("--model-cache", type=Path, default=None)
+    ap.add_argument(
+        "--dataset",
+        choices=["credit", "fraud", "both"],
+        default="both",
+        help="probe only the draws on this data set (the others are skipped, not fitted)",
+    )
+    ap.add_argument(
+        "--kinds",
+        default=None,
+        help="probe only the draws of these model kinds, e.g. lightgbm,random_forest (a change "
+        "that touches one family is checked on its draws; the draws keep their numbers)",
+    )
     args = ap.parse_args()
+    kinds = None if args.kinds is None else {k.strip() for k in args.kinds.split(",")}
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
     rows = []
     for i in range(args.start, args.start + args.models):
         spec = draw(i, args.seed)
+        if (args.dataset != "both" and spec["dataset"] != args.dataset) or (
+            kinds is not None and spec["kind"] not in kinds
+        ):
+            continue
         train, ref, c = data_of(spec)
         with tempfile.TemporaryDirectory() as tmp:
             path, fit_s = cached_fit(spec, train, c, Path(tmp), args.model_cache)
