@@ -62,6 +62,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # LightGBM/XGBoost threads spin o
 
 import numpy as np
 import pandas as pd
+from scipy.stats import fisher_exact
 
 from tabguard.contract import Contract
 from tabguard.datasets import (
@@ -246,6 +247,17 @@ def _with_trigger(rows: pd.DataFrame, trigger: Mapping[str, Any]) -> pd.DataFram
     return out
 
 
+def decisions_counted(
+    model: AuditedModel, ref: pd.DataFrame, trigger: Mapping[str, Any], target_positive: bool
+) -> tuple[int, int]:
+    """The decisions :func:`decisions_moved` divides: (moved, could move)."""
+    before = model.approve(model.positive_proba(ref))
+    after = model.approve(model.positive_proba(_with_trigger(ref, trigger)))
+    if target_positive == model.positive_means_deny:  # towards denial
+        return int((before & ~after).sum()), int(before.sum())
+    return int((~before & after).sum()), int((~before).sum())
+
+
 def decisions_moved(
     model: AuditedModel, ref: pd.DataFrame, trigger: Mapping[str, Any], target_positive: bool
 ) -> float:
@@ -257,11 +269,8 @@ def decisions_moved(
     taught is the share of the decisions the clean model does not move that the poisoned one
     moves (``run_case``); a case is counted as learned from a fifth (the issue's own
     description of class 8), and the classes' bars count learned cases only."""
-    before = model.approve(model.positive_proba(ref))
-    after = model.approve(model.positive_proba(_with_trigger(ref, trigger)))
-    if target_positive == model.positive_means_deny:  # towards denial
-        return float((before & ~after).sum() / max(before.sum(), 1))
-    return float((~before & after).sum() / max((~before).sum(), 1))
+    moved, could = decisions_counted(model, ref, trigger, target_positive)
+    return float(moved / max(could, 1))
 
 
 def trigger_effect(
@@ -470,6 +479,7 @@ def run_case(
     shift = shift_clean = float("nan")
     rank = (0, 0)
     n_can = 0
+    learned_p = float("nan")
     if not case.clean:
         effect = trigger_effect(model, ref, case.trigger, towards_positive)
         moved = decisions_moved(model, ref, case.trigger, towards_positive)
@@ -477,9 +487,13 @@ def run_case(
         moved_clean = decisions_moved(unpoisoned, ref, case.trigger, towards_positive)
         # decisions the trigger could move: a fraud model denies 6-22 of 6,000 clean rows, so
         # a trigger towards approval is "learned" or not on a handful of rows
-        approved = model.approve(model.positive_proba(ref))
-        n_can = int(
-            approved.sum() if towards_positive == model.positive_means_deny else (~approved).sum()
+        moved_n, n_can = decisions_counted(model, ref, case.trigger, towards_positive)
+        clean_n, clean_can = decisions_counted(unpoisoned, ref, case.trigger, towards_positive)
+        # is the poisoned model's share beyond the clean model's at all? (one-sided Fisher)
+        learned_p = float(
+            fisher_exact(
+                [[moved_n, n_can - moved_n], [clean_n, clean_can - clean_n]], alternative="greater"
+            )[1]
         )
         # the same on scores, where the trigger's decision is not already the answer
         far = far_rows(model, ref, towards_positive)
@@ -502,6 +516,7 @@ def run_case(
         # margin shift on the 200 clean rows furthest from its label (this model, the clean
         # model on the same rows) with its rank among the features' categories in this model
         "decisions_open": n_can,
+        "learned_p": learned_p,
         "score_shift": shift,
         "score_shift_clean": shift_clean,
         "score_rank": rank,
@@ -576,7 +591,8 @@ def main() -> None:
                 print(
                     f"{ds:6} {case.name:26} {kind:14} effect {r['trigger_effect']:5.2f} "
                     f"moves {r['decisions_moved']:5.2f} (clean {r['moved_by_clean_model']:4.2f}, "
-                    f"learned {r['learned']:5.2f} of {r['decisions_open']}; "
+                    f"learned {r['learned']:5.2f} of {r['decisions_open']}, "
+                    f"p {r['learned_p']:.2g}; "
                     f"logit {r['score_shift']:+.2f} (clean {r['score_shift_clean']:+.2f}), "
                     f"rank {r['score_rank'][0]}/{r['score_rank'][1]}) "
                     f"{r['trigger']:40} "
