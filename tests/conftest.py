@@ -6,6 +6,7 @@ tests skip with the reason; with ``TABGUARD_REQUIRE_SERVICES=1`` (set by ``.ci/r
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -40,6 +41,15 @@ POSTGRES_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("TABGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("TABGUARD_REQUIRE_SERVICES") == "1"
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Logging as it was after every test: a benchmark's ``main()`` run by a test switches
+    logging off for the process (``logging.disable``), and the tests that read the log
+    afterwards found nothing (three failed in CI after test_benchmark_clean_data)."""
+    yield
+    logging.disable(logging.NOTSET)
 
 
 def _unavailable(what: str, exc: BaseException) -> None:
