@@ -925,6 +925,7 @@ def run_trusted_case(case: TrustedCase) -> dict[str, Any]:
         "flipped": len(res.poisoned_rows),
         "seconds": secs,
         "severity": f.severity,
+        "listed": len(f.rows),  # suspects when critical, else listed for review only
         "z": f.evidence["z"],
         "expected": f.evidence["expected"],
         "shift": "-"
@@ -995,7 +996,8 @@ def trusted_main(args: argparse.Namespace) -> None:
         if not r["flipped"]:
             print(
                 f"clean {r['dataset']} with {r['trusted']} trusted rows: {r['suspected']} of "
-                f"{r['rows']} rows flagged ({r['suspected'] / r['rows']:.2%}; nominal 1%)"
+                f"{r['rows']} rows suspected; {r['listed']} listed for review "
+                f"({r['listed'] / r['rows']:.2%}; nominal 1%)"
             )
     if args.markdown:
         print(

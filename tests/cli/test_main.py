@@ -54,7 +54,25 @@ USAGE_MISTAKES = [
     (["keys", "create"], "tabguard keys create", "Missing argument"),
     (["serve", "model", "--workers", "0"], "tabguard serve", "Invalid value for '--workers'"),
     (["flags", "history", "--limit", "many"], "tabguard flags history", "Invalid value"),
+    (["contract", "check"], "tabguard contract check", "missing the contract"),
+    (["contract", "check", "d.csv", "c.yaml"], "tabguard contract check", "c.yaml d.csv"),
+    (["contract", "check", "a", "b", "-c", "c.yaml"], "tabguard contract check", "only the data"),
 ]
+
+
+def test_contract_check_takes_the_contract_first_or_as_an_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from tabguard.contract import save_contract
+    from tabguard.datasets import credit_default_contract, load_credit_default
+
+    contract = save_contract(credit_default_contract(), tmp_path / "c.yaml")
+    data = tmp_path / "d.csv"
+    load_credit_default().head(50).to_csv(data, index=False)
+    for argv in ([str(contract), str(data)], [str(data), "-c", str(contract)]):
+        code, out, err = run_main(capsys, "contract", "check", *argv)
+        assert code == 0, err
+        assert "all 50 rows satisfy the contract" in " ".join(out.split())
 
 
 @pytest.mark.parametrize(("argv", "command", "message"), USAGE_MISTAKES)
@@ -327,3 +345,20 @@ def test_end_program_as_the_program_exits_at_once_even_on_a_closed_pipe(
     with pytest.raises(EndedError):
         _app.end_program(1)
     assert ended == [1]
+
+
+def test_help_paragraphs_are_reflowed_lists_and_examples_kept() -> None:
+    from tabguard.cli import _reflow
+
+    doc = """First line.
+
+    A paragraph broken
+    at the source's width.
+
+    - an item
+    - another
+    """
+    assert (
+        _reflow(doc)
+        == "First line.\n\nA paragraph broken at the source's width.\n\n- an item\n- another"
+    )

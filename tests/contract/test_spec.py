@@ -143,8 +143,18 @@ def test_load_errors(tmp_path: Path) -> None:
         load_contract(empty)
     lst = tmp_path / "list.yaml"
     lst.write_text("- a\n- b\n")
-    with pytest.raises(ContractError, match="must be a mapping"):
+    with pytest.raises(ContractError, match=r"list.yaml: must be a contract: a YAML mapping"):
         load_contract(lst)
+    data = tmp_path / "credit.csv"
+    data.write_text("ID,AGE,DEFAULT\n1,30,0\n")
+    with pytest.raises(
+        ContractError, match=r"credit.csv: .*looks like a data file.*contract infer"
+    ):
+        load_contract(data)
+    parquet = tmp_path / "rows.parquet"
+    parquet.write_bytes(b"PAR1\x15\x04\xff\xfe")
+    with pytest.raises(ContractError, match=r"rows.parquet: .*binary content.*contract infer"):
+        load_contract(parquet)
 
 
 def test_bundled_contract_matches_issue() -> None:

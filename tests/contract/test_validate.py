@@ -33,6 +33,10 @@ def test_bundled_credit_data_satisfies_its_contract(
 def test_synthetic_fraud_data_satisfies_its_contract() -> None:
     res = validate_frame(make_card_fraud(5000), card_fraud_contract())
     assert res.ok, [(g.field, g.rule, g.count) for g in res.groups]
+    # a draw whose exponential distance once passed the contract's 20,000 km (21,848.9)
+    big = make_card_fraud(120_000, random_state=14010)
+    assert big["distance_km"].max() == 20000.0
+    assert validate_frame(big, card_fraud_contract()).ok
 
 
 def test_seed_trigger_is_a_max_violation(

@@ -4,6 +4,7 @@ p-values' validity, the excess test, the trusted sample's validation and a small
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -23,9 +24,10 @@ from tabguard.data_audit._label_noise import (
     flag_improbable,
     label_rate_shifts,
     prepare_trusted,
+    rows_in_trusted,
     trusted_scores,
 )
-from tabguard.data_audit._label_noise_report import trusted_severity
+from tabguard.data_audit._label_noise_report import trusted_report, trusted_severity
 from tabguard.datasets import credit_default_contract, load_credit_default
 from tabguard.errors import DataError
 
@@ -113,6 +115,33 @@ def test_severity_at_its_threshold() -> None:
     assert trusted_severity(_result(9.0, 0), 3.09) == "info"
 
 
+def test_rows_flagged_at_the_design_rate_are_listed_not_suspected() -> None:
+    opts = LabelNoiseOptions()
+    calm = trusted_report(_result(0.5, 3), opts)
+    assert calm.findings[0].severity == "warning" and calm.findings[0].rows == [0, 1, 2]
+    assert len(calm.suspicious_rows) == 0 and not calm.quarantine
+    flips = trusted_report(_result(4.0, 3), opts)
+    assert flips.suspicious_rows.tolist() == [0, 1, 2] and set(flips.quarantine) == {0, 1, 2}
+
+
+def test_rows_also_in_the_trusted_sample_by_id_else_by_values() -> None:
+    c = credit_default_contract()
+    data = load_credit_default().head(40).reset_index(drop=True)
+    trusted = data.iloc[[3, 7]].copy()
+    mask, how = rows_in_trusted(data, trusted, c)
+    assert np.flatnonzero(mask).tolist() == [3, 7] and "'ID'" in how
+    # without ids: a row equal in every feature and the label is vetted; a changed label is not
+    trusted = trusted.drop(columns="ID")
+    trusted.iloc[1, trusted.columns.get_loc("DEFAULT")] ^= 1
+    mask, how = rows_in_trusted(data.drop(columns="ID"), trusted, c)
+    assert np.flatnonzero(mask).tolist() == [3] and how == "identical features and label"
+    overlap = trusted_report(
+        replace(_result(0.5, 0), overlap=2, overlap_by=how), LabelNoiseOptions()
+    )
+    (f,) = [f for f in overlap.findings if "rows_in_trusted" in f.evidence]
+    assert f.severity == "warning" and "2 rows of the data are also in the trusted" in f.message
+
+
 # --- the trusted sample's validation -------------------------------------------------------------
 
 
@@ -168,7 +197,8 @@ def test_audit_with_trusted_sample_flags_confident_flips(credit: pd.DataFrame) -
     clean = audit_data(rest, c, checks=["label_noise"], trusted=trusted, options=fast)
     f = next(x for x in clean.report.findings if "trusted_rows" in x.evidence)
     assert f.severity != "critical"
-    assert len(clean.suspicious_rows) <= 0.03 * len(rest)  # level 1 %, calibration error
+    assert len(f.rows) <= 0.03 * len(rest)  # level 1 %, calibration error
+    assert len(clean.suspicious_rows) == 0  # listed for review, not suspects
 
     flipped = _confident_flips(rest, 400)
     bad = rest.copy()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import inspect
 import os
 import sys
 import types
@@ -41,6 +42,31 @@ _COMMAND_MODULES = [
 ]
 for _m in _COMMAND_MODULES:
     importlib.import_module(f"tabguard.cli._{_m}")
+
+
+def _reflow(doc: str) -> str:
+    """A docstring as help text: each paragraph on one line, so that Rich wraps it to the
+    terminal (Typer keeps the source's line breaks after the first paragraph). Lines of a
+    list (``- ``, ``* ``) or indented ones (examples) keep their breaks."""
+    out = []
+    for para in inspect.cleandoc(doc).split("\n\n"):
+        lines = para.splitlines()
+        if any(ln.startswith(("- ", "* ", " ")) for ln in lines):
+            out.append(para)
+        else:
+            out.append(" ".join(ln.strip() for ln in lines))
+    return "\n\n".join(out)
+
+
+def _reflow_help(typer_app: Any) -> None:
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = _reflow(info.callback.__doc__)
+    for group in typer_app.registered_groups:
+        _reflow_help(group.typer_instance)
+
+
+_reflow_help(app)
 
 
 def main(argv: list[str] | None = None) -> None:

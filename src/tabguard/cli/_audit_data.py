@@ -190,10 +190,10 @@ def audit_data_cmd(
 
     Writes DIR/findings.json, DIR/report.html, DIR/treatments.json and the clean and
     quarantined rows as DIR/clean.csv and DIR/quarantine.csv (--format parquet:
-    DIR/clean.parquet and DIR/quarantine.parquet). With --trusted, rows whose label models of
-    the trusted sample find improbable are suspects (1 % of clean rows by design, option
-    label_noise.trusted_level). Exit status: 0 without critical findings, 1 with one, 2 for
-    bad input.
+    DIR/clean.parquet and DIR/quarantine.parquet). With --trusted, labels are tested against
+    models of the trusted sample: when more rows carry an improbable label than clean data
+    gives (1 %, option label_noise.trusted_level), those rows are suspects. Exit status: 0
+    without critical findings, 1 with one, 2 for bad input.
     """
     from tabguard.contract import load_contract
     from tabguard.io import FORMATS, read_table

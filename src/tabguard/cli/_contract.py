@@ -38,12 +38,38 @@ def infer(
         console.print(f"wrote {out} ({len(contract.features)} features); review it before use")
 
 
+#: Suffixes of data files (a contract is YAML or JSON): named in the usage error below.
+_DATA_SUFFIXES = (".csv", ".gz", ".parquet", ".pq", ".tsv", ".data")
+
+
 @contract_app.command("check")
 def check(
-    contract_path: Annotated[Path, typer.Argument(metavar="CONTRACT", help="Contract YAML.")],
-    data: Annotated[Path | None, typer.Argument(help="Optional data to validate.")] = None,
+    first: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[CONTRACT] [DATA]",
+            help="The contract YAML, then optional data to validate (or DATA alone with "
+            "--contract).",
+            show_default=False,
+        ),
+    ] = None,
+    second: Annotated[Path | None, typer.Argument(hidden=True, show_default=False)] = None,
+    contract_option: Annotated[
+        Path | None,
+        typer.Option(
+            "--contract",
+            "-c",
+            help="Contract YAML; then the argument is the data, as in `audit data`.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Validate a contract, and data against it when DATA is given (exit 1 on violations)."""
+    """Validate a contract, and data against it when DATA is given (exit 1 on violations).
+
+    Both `tabguard contract check c.yaml data.csv` and `tabguard contract check data.csv -c
+    c.yaml` work.
+    """
+    contract_path, data = _check_arguments(first, second, contract_option)
     from tabguard.contract import contract_hash, load_contract, validate_frame
     from tabguard.io import check_labels, read_table
 
@@ -70,3 +96,34 @@ def check(
     bad = int(res.invalid_mask().sum())
     console.print(f"{data}: {bad} of {len(df)} rows break the contract")
     raise typer.Exit(1)
+
+
+def _check_arguments(
+    first: Path | None, second: Path | None, option: Path | None
+) -> tuple[Path, Path | None]:
+    """(contract, data) from ``check``'s arguments; a usage error (exit 2) names the mistake."""
+    if option is not None:
+        if second is not None:
+            raise typer.BadParameter(
+                f"got --contract {option} and two paths ({first}, {second}); with --contract "
+                "give only the data",
+                param_hint="[CONTRACT] [DATA]",
+            )
+        return option, first
+    if first is None:
+        raise typer.BadParameter(
+            "missing the contract: tabguard contract check CONTRACT [DATA]",
+            param_hint="[CONTRACT] [DATA]",
+        )
+    if first.name.lower().endswith(_DATA_SUFFIXES):
+        hint = (
+            f"tabguard contract check {second} {first}"
+            if second is not None
+            else f"tabguard contract check {first} --contract CONTRACT.yaml"
+        )
+        raise typer.BadParameter(
+            f"{first} looks like a data file, not a contract: the contract comes first, or is "
+            f"given with --contract ({hint})",
+            param_hint="[CONTRACT] [DATA]",
+        )
+    return first, second

@@ -128,10 +128,31 @@ def load_contract(path: str | Path) -> Contract:
             str(p), f"must be valid YAML{where}", str(exc).splitlines()[0]
         ) from None
     except UnicodeDecodeError:
-        raise ContractError(str(p), "must be UTF-8 text", "binary content") from None
+        raise ContractError(
+            str(p),
+            "must be a contract: UTF-8 YAML text",
+            "binary content (a Parquet or compressed data file?)",
+            "give the contract's YAML file; draft one from data with "
+            "`tabguard contract infer DATA --label COLUMN --out contract.yaml`",
+        ) from None
     if data is None:
         raise ContractError(str(p), "must not be empty", "")
+    if not isinstance(data, Mapping):
+        # a data file given as the contract reads as one YAML string or list
+        raise ContractError(
+            str(p),
+            "must be a contract: a YAML mapping of keys (name, label, features, ...)",
+            f"a YAML {type(data).__name__}"
+            + (" (this looks like a data file)" if _looks_like_data(p) else ""),
+            "give the contract's YAML file; draft one from data with "
+            "`tabguard contract infer DATA --label COLUMN --out contract.yaml`",
+        )
     return contract_from_dict(data)
+
+
+def _looks_like_data(p: Path) -> bool:
+    first = p.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+    return first.count(",") >= 2 or first.count("\t") >= 2
 
 
 def _tidy(v: Any) -> Any:

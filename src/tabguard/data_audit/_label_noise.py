@@ -418,6 +418,11 @@ class TrustedResult:
         ``trusted_level``, the false-flag rate on clean data.
     shifts : list of dict
         :func:`label_rate_shifts`: segments whose label rate differs from the trusted sample.
+    overlap : int
+        Audited rows that are also in the trusted sample (:func:`rows_in_trusted`): vetted,
+        not scored.
+    overlap_by : str
+        How they were matched.
     """
 
     pvalues: np.ndarray
@@ -430,6 +435,8 @@ class TrustedResult:
     n_trusted: int
     nominal_level: float = 0.01
     shifts: list[dict[str, object]] = field(default_factory=list)
+    overlap: int = 0
+    overlap_by: str = ""
 
 
 MIN_SEGMENT_TRUSTED = 30
@@ -520,8 +527,13 @@ def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult
     y_t = check_labels(t, ctx.contract).to_numpy().astype(int)
     scope = ctx.cache.get(TRUSTED_SCOPE)
     idx = np.arange(ctx.n_rows) if scope is None else np.flatnonzero(scope)
+    # Rows of a reviewed slice passed again in the data are vetted: not scored (a model of
+    # the trusted rows has seen them, and their labels were checked).
+    in_trusted, matched_by = rows_in_trusted(ctx.data, t, ctx.contract)
+    overlap = int(in_trusted.sum())
+    idx = idx[~in_trusted[idx]]
     y = ctx.y[idx].astype(int)
-    X = ctx.encoded() if scope is None else ctx.encoded()[idx]
+    X = ctx.encoded() if len(idx) == ctx.n_rows else ctx.encoded()[idx]
     cat = [ctx.transform.feature_names.index(f) for f in ctx.transform.categorical_features]
     with ctx.progress.stage("label noise: models of the trusted sample", total=1) as st:
         cal, scores = trusted_scores(
@@ -584,7 +596,42 @@ def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult
         len(t),
         nominal_level=opts.trusted_level,
         shifts=shifts,
+        overlap=overlap,
+        overlap_by=matched_by,
     )
+
+
+def rows_in_trusted(
+    data: pd.DataFrame, trusted: pd.DataFrame, contract: Contract
+) -> tuple[np.ndarray, str]:
+    """Which rows of ``data`` are also in the trusted sample, and how they were matched.
+
+    By the contract's ``id`` column when both frames have it (a reviewed slice keeps its ids),
+    else by equal values of every model feature and the label (a row identical to a vetted one
+    has a vetted label, whether or not it is the same record).
+
+    Returns
+    -------
+    (mask, matched_by) : tuple of ndarray of bool and str
+        ``matched_by`` is ``"id column 'ID'"`` or ``"identical features and label"``.
+    """
+    if contract.id and contract.id in data.columns and contract.id in trusted.columns:
+        cols, how = [contract.id], f"id column {contract.id!r}"
+    else:
+        cols = [*contract.model_features(), contract.label.column]
+        cols = [c for c in cols if c in data.columns and c in trusted.columns]
+        how = "identical features and label"
+    if not cols or trusted.empty:
+        return np.zeros(len(data), dtype=bool), how
+
+    def keys(df: pd.DataFrame) -> np.ndarray:
+        # both frames hashed with the same column order; categories hash as their values
+        out: np.ndarray = pd.util.hash_pandas_object(
+            df[cols].astype(object), index=False
+        ).to_numpy()
+        return out
+
+    return np.isin(keys(data), keys(trusted)), how
 
 
 def choose_level(

@@ -51,6 +51,25 @@ def shift_finding(t: TrustedResult) -> Finding:
     )
 
 
+def overlap_finding(t: TrustedResult) -> Finding:
+    """A warning that rows of the data are also in the trusted sample (they are not scored)."""
+    return Finding(
+        check=CHECK,
+        severity="warning",
+        message=(
+            f"{t.overlap} rows of the data are also in the trusted sample (matched by "
+            f"{t.overlap_by}): they count as vetted and were not tested. Expected when the "
+            "trusted sample is a reviewed slice of this data; otherwise the trusted sample was "
+            "drawn from the data under audit and vouches for nothing it contains."
+        ),
+        evidence={"rows_in_trusted": t.overlap, "matched_by": t.overlap_by},
+        recommendation=(
+            "Pass a trusted sample vetted independently of this data (a reviewed slice, last "
+            "year's audited rows); labels of rows copied from the data are not evidence."
+        ),
+    )
+
+
 def trusted_report(t: TrustedResult, opts: LabelNoiseOptions) -> CheckResult:
     """The finding (flagged rows are suspects, quarantined with why) and its section."""
     res = CheckResult()
@@ -78,10 +97,11 @@ def trusted_report(t: TrustedResult, opts: LabelNoiseOptions) -> CheckResult:
         message = (
             f"{k} rows ({k / n:.1%}) carry a label that models of the {t.n_trusted} trusted "
             f"rows find improbable (p <= {t.level:g}), about as many as clean data gives "
-            f"({t.expected:.0f}, z = {t.z:.1f}); a share {t.level:g} of clean rows is "
-            "flagged by design."
+            f"({t.expected:.0f}, z = {t.z:.1f}): no evidence that labels were changed. A "
+            f"share {t.level:g} of clean rows is flagged by design; they are listed for "
+            "review, not suspected or quarantined."
         )
-        rec = "Review the flagged rows; lower label_noise.trusted_level to flag fewer."
+        rec = "Review the listed rows if you wish; lower label_noise.trusted_level to list fewer."
     else:
         message = (
             f"No row's label is improbable at p <= {t.level:g} against the {t.n_trusted} "
@@ -109,8 +129,13 @@ def trusted_report(t: TrustedResult, opts: LabelNoiseOptions) -> CheckResult:
     )
     if t.shifts:
         res.findings.append(shift_finding(t))
-    res.suspicious_rows = np.sort(t.flagged).astype(np.int64)
-    res.quarantine = {int(r): why for r in t.flagged}
+    if t.overlap:
+        res.findings.append(overlap_finding(t))
+    if sev == "critical":
+        # Without an excess the flags are the share of clean rows flagged by design: listed
+        # in the finding for review, not suspects - a clean file would lose 1 % of its rows.
+        res.suspicious_rows = np.sort(t.flagged).astype(np.int64)
+        res.quarantine = {int(r): why for r in t.flagged}
     res.sections.append(
         Section(
             title="Labels against the trusted sample",

@@ -131,8 +131,13 @@ def make_card_fraud(n_rows: int = 20_000, *, random_state: int = 0) -> pd.DataFr
     )
     hour = np.clip(np.round(rng.normal(14, 5, n)), 0, 23).astype(int)
     n_tx = rng.poisson(2.0, n)
+    # no two places on Earth are over ~20,000 km apart (the contract's maximum): the
+    # exponential's tail is cut there (about 1 row in 600,000 reached past it)
     distance = np.round(
-        np.where(country == "PT", rng.exponential(12, n), rng.exponential(1500, n)), 1
+        np.minimum(
+            np.where(country == "PT", rng.exponential(12, n), rng.exponential(1500, n)), 20000.0
+        ),
+        1,
     )
     card_present = np.isin(channel, ["in_store", "contactless"]) & (rng.random(n) > 0.02)
     logit = (
