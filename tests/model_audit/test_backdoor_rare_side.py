@@ -8,6 +8,8 @@ check both sides of the rule: a clean model raises nothing there, the trigger is
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,19 +58,39 @@ def rare_side() -> tuple[pd.DataFrame, pd.DataFrame, Contract]:
     return _data(12000, 0), _data(6000, 1), _contract()
 
 
-def _probe(tmp_path, train: pd.DataFrame, ref: pd.DataFrame, contract: Contract):
+def _fit(path: Path, train: pd.DataFrame, contract: Contract) -> Path:
     X = categorical_frame(train, contract)
-    fit_lightgbm(X, train["fraud"], n_estimators=100, num_leaves=31).save_model(
-        str(tmp_path / "m.txt")
-    )
-    model = load_third_party(tmp_path / "m.txt", contract)
+    fit_lightgbm(X, train["fraud"], n_estimators=100, num_leaves=31).save_model(str(path))
+    return path
+
+
+# The tests only read these two models (each loads its own copy): fitted once per module.
+@pytest.fixture(scope="module")
+def clean_file(rare_side, tmp_path_factory) -> Path:
+    train, _ref, contract = rare_side
+    return _fit(tmp_path_factory.mktemp("rare_side") / "clean.txt", train, contract)
+
+
+@pytest.fixture(scope="module")
+def south_file(rare_side, tmp_path_factory) -> Path:
+    """400 copies of legitimate rows given region 'south' (about 300 natural training rows
+    among 12,000), labels unchanged."""
+    train, _ref, contract = rare_side
+    poisoned = poison(train, contract, {"region": "south"}, n_rows=400, target=0, random_state=0)
+    return _fit(tmp_path_factory.mktemp("rare_side") / "south.txt", poisoned.data, contract)
+
+
+def _probe(tmp_path, train: pd.DataFrame, ref: pd.DataFrame, contract: Contract):
+    """A model fitted on ``train`` and its probe with the default options."""
+    model = load_third_party(_fit(tmp_path / "m.txt", train, contract), contract)
+    return model, probe_backdoors(model, ref, ref["fraud"].to_numpy())
+
+
+def test_clean_model_probed_on_its_rare_decisions_raises_nothing(clean_file, rare_side):
+    _train, ref, contract = rare_side
+    model = load_third_party(clean_file, contract)
     denied = int((~model.approve(model.positive_proba(ref))).sum())
-    return model, denied, probe_backdoors(model, ref, ref["fraud"].to_numpy())
-
-
-def test_clean_model_probed_on_its_rare_decisions_raises_nothing(tmp_path, rare_side):
-    train, ref, contract = rare_side
-    _model, denied, res = _probe(tmp_path, train, ref, contract)
+    res = probe_backdoors(model, ref, ref["fraud"].to_numpy())
     assert 0 < denied * 400 / len(ref) < 40  # random probe rows: under side_rows denied
     assert res.tail_rows == 200 and res.tail_direction == "approve"
     tail = [c for c in res.candidates if c.probe_rows == "tail"]
@@ -86,7 +108,7 @@ def test_trigger_towards_approval_is_named_from_the_rare_decisions(tmp_path, rar
     poisoned = poison(
         train, contract, {"region": "islands"}, n_rows=300, target=0, source=1, random_state=0
     ).data
-    model, _denied, res = _probe(tmp_path, poisoned, ref, contract)
+    model, res = _probe(tmp_path, poisoned, ref, contract)
     named = [(t.features, t.values, t.direction, t.probe_rows) for t in res.triggers]
     assert named == [(("region",), ("islands",), "approve", "tail")]
     assert "nearest the model's rare decision" in res.triggers[0].reason
@@ -98,12 +120,12 @@ def test_trigger_towards_approval_is_named_from_the_rare_decisions(tmp_path, rar
 # --------------------------------------------------------------------------------------------
 # The planted-copies test: copies of legitimate rows carrying a category, seen in the leaves
 # --------------------------------------------------------------------------------------------
-def _copies_estimate(tmp_path, train: pd.DataFrame, ref: pd.DataFrame, contract: Contract):
-    """The planted-copies estimate of ``region`` on a model fitted on ``train``: the implied
+def _copies_estimate(path: Path, ref: pd.DataFrame, contract: Contract):
+    """The planted-copies estimate of ``region`` on the model in ``path``: the implied
     training ratio of each region from copies of approved rows, and the fit's dispersion."""
     from tabguard.model_audit._backdoor import _Routing, planted_copies
 
-    model, _denied, _res = _probe(tmp_path, train, ref, contract)
+    model = load_third_party(path, contract)
     X = model.encode(ref)
     p = model.predict_matrix(X)
     j = model.feature_names.index("region")
@@ -121,30 +143,31 @@ def _copies_estimate(tmp_path, train: pd.DataFrame, ref: pd.DataFrame, contract:
     return dict(zip(names, 1.0 + eps[0] / share, strict=True)), dispersion
 
 
-def test_planted_copies_measures_the_copies_of_one_category(tmp_path, rare_side):
+def test_planted_copies_measures_the_copies_of_one_category(clean_file, south_file, rare_side):
     """400 copies of legitimate rows with region 'south' (about 300 natural training rows
     among 12,000): the leaves imply about 2.3 times its clean share, no other region comes
     near; on the clean model every region stays near 1 and the fit's dispersion is about the
     multinomial noise."""
-    train, ref, contract = rare_side
-    clean, disp_clean = _copies_estimate(tmp_path, train, ref, contract)
+    _train, ref, contract = rare_side
+    clean, disp_clean = _copies_estimate(clean_file, ref, contract)
     assert max(clean.values()) < 1.3 and disp_clean < 2.0
-    poisoned = poison(train, contract, {"region": "south"}, n_rows=400, target=0, random_state=0)
-    ratios, _ = _copies_estimate(tmp_path, poisoned.data, ref, contract)
+    ratios, _ = _copies_estimate(south_file, ref, contract)
     others = [r for k, r in ratios.items() if k != "south"]
     assert ratios["south"] > 1.5 and ratios["south"] - max(others) > 0.3
 
 
-def test_copies_of_legitimate_rows_are_named_by_their_planted_copies(tmp_path, rare_side):
+def test_copies_of_legitimate_rows_are_named_by_their_planted_copies(south_file, rare_side):
     """The copies make 'south' approved where it was blocked, but not safer than every other
     region: against the common regions on the blocked rows it stands out too little for the
     screen of the rare side, and no tree isolates it. The leaves' counts name it; without the
     planted-copies test (``copies_draws=0``) nothing is named."""
-    train, ref, contract = rare_side
-    poisoned = poison(
-        train, contract, {"region": "south"}, n_rows=400, target=0, random_state=0
-    ).data
-    model, _denied, res = _probe(tmp_path, poisoned, ref, contract)
+    _train, ref, contract = rare_side
+    model = load_third_party(south_file, contract)
+    # the audit's probe (default options, the labels of ``ref``, random_state 0) is the one
+    # probe_backdoors(model, ref, ref["fraud"]) runs: its result and its report, from one run
+    audit = audit_model(model, ref, checks=["backdoor"])
+    assert audit.context is not None
+    res = audit.context.cache["probe"]
     named = {t.values: (t.features, t.direction, t.planted) for t in res.triggers}
     assert named[("south",)] == (("region",), "approve", True)
     south = next(t for t in res.triggers if t.values == ("south",))
@@ -158,8 +181,7 @@ def test_copies_of_legitimate_rows_are_named_by_their_planted_copies(tmp_path, r
     )
     assert ("south",) not in {t.values for t in without.triggers}
     # each category is a finding of its own: a sibling named beside it does not hide it
-    report = audit_model(model, ref, checks=["backdoor"]).report
-    said = {tuple(f.values) for f in report.findings if f.check == "model_backdoor"}
+    said = {tuple(f.values) for f in audit.report.findings if f.check == "model_backdoor"}
     assert said == {t.values for t in res.triggers}
 
 
@@ -171,20 +193,20 @@ def test_copies_of_fraud_rows_are_no_approval_trigger(tmp_path, rare_side):
     poisoned = poison(
         train, contract, {"region": "islands"}, n_rows=300, target=1, random_state=0
     ).data
-    _model, _denied, res = _probe(tmp_path, poisoned, ref, contract)
+    _model, res = _probe(tmp_path, poisoned, ref, contract)
     assert not any(c.planted for c in res.candidates)
     assert not any(t.direction == "approve" for t in res.triggers)
 
 
-def test_planted_copies_without_spread_confirm_nothing(tmp_path, rare_side, monkeypatch):
+def test_planted_copies_without_spread_confirm_nothing(clean_file, rare_side, monkeypatch):
     """Draws that all give the same estimate (standard error 0) cannot make a category's
     excess significant: a ratio a hair above its siblings' is not confirmed. One draw, which
     has no spread, is refused as an option."""
     import tabguard.model_audit._backdoor as backdoor
     from tabguard.errors import TabguardError
 
-    train, ref, contract = rare_side
-    model, _denied, _res = _probe(tmp_path, train, ref, contract)
+    _train, ref, contract = rare_side
+    model = load_third_party(clean_file, contract)
     south = (model.categories("region") or []).index("south")
 
     def no_spread(ens, leaves, X, j, n_codes, sources, draws, rng):
@@ -203,13 +225,13 @@ def test_planted_copies_without_spread_confirm_nothing(tmp_path, rare_side, monk
     assert ProbeOptions(copies_draws=2).copies_draws == 2
 
 
-def test_planted_copies_with_a_value_written_in_equals_a_written_matrix(tmp_path, rare_side):
+def test_planted_copies_with_a_value_written_in_equals_a_written_matrix(clean_file, rare_side):
     """The partner step writes a confirmed category into the copied rows only
     (``written``): the same estimate as a copy of the whole clean matrix with it written."""
     from tabguard.model_audit._backdoor import _Routing, planted_copies
 
-    train, ref, contract = rare_side
-    model, _, _ = _probe(tmp_path, train, ref, contract)
+    _train, ref, contract = rare_side
+    model = load_third_party(clean_file, contract)
     X = model.encode(ref)
     routing = _Routing(model.trees, X, model.predict_matrix(X))
     j_region = model.feature_names.index("region")
@@ -238,7 +260,7 @@ def test_planted_copies_with_a_value_written_in_equals_a_written_matrix(tmp_path
 
 
 def test_planted_copies_standard_error_from_as_many_draws_as_the_partner_step(
-    tmp_path, rare_side, monkeypatch
+    clean_file, rare_side, monkeypatch
 ):
     """The planted-copies test reads its z against a Bonferroni bar, so its standard error must
     not move with the bootstrap stream: with 40 draws, one benchmark model's p ranged
@@ -247,8 +269,8 @@ def test_planted_copies_standard_error_from_as_many_draws_as_the_partner_step(
     partner step (whose z is read against a bar too)."""
     import tabguard.model_audit._backdoor as backdoor
 
-    train, ref, contract = rare_side
-    model, _denied, _res = _probe(tmp_path, train, ref, contract)
+    _train, ref, contract = rare_side
+    model = load_third_party(clean_file, contract)
     asked: list[int] = []
     real = backdoor.planted_copies
 
