@@ -12,7 +12,11 @@ from tabguard.model_audit import ProbeOptions, load_third_party, probe_backdoors
 from tabguard.redteam import poison
 from tests.model_audit.conftest import fit_lightgbm
 
-FAST = ProbeOptions(n_rows=200, max_cells=40, max_pairs=20)
+# Fewer probe rows, cells and pairs than by default, and 40 bootstrap draws for the standard
+# errors of the planted-copies test and the partner step (default 200: each draw refits the
+# leaves' counts, about 40 ms on these models): these tests check what is named, not how
+# stable a p-value is over bootstrap streams (test_backdoor_rare_side.py asks for the default).
+FAST = ProbeOptions(n_rows=200, max_cells=40, max_pairs=20, copies_draws=40, partner_draws=40)
 
 
 def _labels(ref: pd.DataFrame, contract: Contract):
