@@ -164,3 +164,17 @@ def test_a_value_independent_of_the_row_raises_the_null() -> None:
     p = _measured(df, "status", 4)
     assert p.context_null >= 0.8
     assert p.p_context > 1e-3
+
+
+def test_the_context_test_is_corrected_over_the_values_it_can_test() -> None:
+    """Its family is the coded values in contract with at least ``context_min_rows`` rows on a
+    feature with two of them or more (a value needs another for its null): not the amounts, not
+    the rare values; the threshold of a measured value is the single values' rate over them."""
+    df = _strict_chain(2000, 0)
+    sc = _Scanner(build_context(df, _contract()), TriggerScanOptions())
+    held = {c: int((df[c].value_counts() >= 30).sum()) for c in ("before", "status", "kind")}
+    assert held["before"] < df["before"].nunique()  # before = 7: about 20 rows, not tested
+    assert sc.context_tests() == sum(held.values())
+    p = _pattern(sc, "status", 4)
+    sc.context_mixture(p)
+    assert p.context_threshold == TriggerScanOptions().alpha / 4 / sum(held.values())

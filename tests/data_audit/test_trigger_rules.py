@@ -257,7 +257,7 @@ def test_written_single_sharing_a_feature_with_a_copied_pair_is_not_reported() -
 def test_written_context_evidence_each_side() -> None:
     """Written in place, shown by the rest of the row: the context test significant after
     correction and a label hint; neither alone."""
-    ctx = {"effect": 0.3, "excess": 0.3, "p_label": 1e-3, "threshold": 1e-6}
+    ctx = {"effect": 0.3, "excess": 0.3, "p_label": 1e-3, "context_threshold": 1e-6}
     assert written_context_evidence(pattern(**ctx, p_context=1e-6), OPTS)
     assert not written_context_evidence(pattern(**ctx, p_context=2e-6), OPTS)
     # no label hint: a value an attacker would gain nothing from (labels as its neighbours')
@@ -267,6 +267,16 @@ def test_written_context_evidence_each_side() -> None:
     assert not written_context_evidence(pattern(**{**ctx, "p_label": 0.2}, p_context=0.0), OPTS)
     # never measured (the default): no evidence
     assert not written_context_evidence(pattern(**ctx), OPTS)
+
+
+def test_written_context_evidence_is_corrected_over_the_values_it_tests() -> None:
+    """The context test's threshold is its own family's (the coded values with enough rows),
+    not the label tests' over every value of every feature: credit PAY_6=3 written into 395
+    defaulters' rows as payers, p 6.6e-6 against the label family's 2.8e-7, is confirmed at
+    the context family's 4.9e-5 (51 values)."""
+    ev = {"effect": 0.42, "excess": 0.27, "p_label": 1e-13, "p_context": 6.6e-6}
+    assert written_context_evidence(pattern(**ev, threshold=2.8e-7, context_threshold=4.9e-5), OPTS)
+    assert not written_context_evidence(pattern(**ev, threshold=1e-4, context_threshold=1e-6), OPTS)
 
 
 def test_retest_exclusions_keep_values_flagged_as_written() -> None:
@@ -280,7 +290,7 @@ def test_retest_exclusions_keep_values_flagged_as_written() -> None:
     assert retest_exclusions([copied, written]) == {(2, 4)}
     assert retest_exclusions([written]) == set()
     # written, shown by the rest of the row: confirmed otherwise than by labels
-    by_context = pattern(cols=(2,), codes=(6,), label=0, p_context=1e-9, threshold=1e-6)
+    by_context = pattern(cols=(2,), codes=(6,), label=0, p_context=1e-9, context_threshold=1e-6)
     by_context.flagged = by_context.written = True
     assert retest_exclusions([by_context, written]) == {(2, 6)}
 

@@ -320,6 +320,9 @@ class TriggerScanOptions(CheckOptions):
     )
 
 
+#: The scan's families of tests, each at ``alpha / _FAMILIES``: contract-breaking values,
+#: single values, bands, pairs.
+_FAMILIES = 4
 #: Rows of a value, and random rows, whose context the written-in-place test scores (a share
 #: measured on 5,000 rows is known to about 1 %; more cost time on every label-hinting value of
 #: a million rows), and rows counted in its tables.
@@ -420,6 +423,9 @@ class Pattern:
     context_null: float = math.nan
     context_source: str = ""
     p_context: float = 1.0
+    # the context test's Bonferroni threshold: over the values it can test
+    # (:meth:`_Scanner.context_tests`), not over every value of every feature
+    context_threshold: float = 0.0
     # written in place, shown by labels that do not follow the rest of the row
     # (slope_mixture): the label's slope on the context score of the value's rows, the
     # natural values' (median) and the p-value of the attenuation beyond their spread
@@ -648,6 +654,7 @@ class _Scanner:
         self._tolerant_counts: dict[int, tuple[np.ndarray, ...]] = {}
         self.confirmed: list[Pattern] = []  # triggers confirmed (see attributed_rows)
         self._context: dict[int, dict[str, np.ndarray]] = {}
+        self._context_tests: int | None = None
         self._slopes: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
         self._leaks: dict[int, float] | None = None  # :meth:`leaks`
         # (feature, label, excluded values of the feature) -> the feature's other values
@@ -2752,6 +2759,28 @@ class _Scanner:
         i = int(where[0])
         return float(st["k"][i, 0] / st["n"][i, 0] / max(st["F"][i, 0], 1e-12))
 
+    def context_tests(self) -> int:
+        """The values the written-in-place context test can be asked about (at least 1): those
+        of the coded features (categories, numeric features of at most 20 values) in contract
+        with at least ``context_min_rows`` rows, on features with two such values or more (a
+        value needs another for its null, :meth:`context_mixture`). Its Bonferroni family: the
+        test is asked about no other value, so the single values' thousands of label tests
+        (every value of every feature, amounts included) do not dilute it (credit: 51 values
+        against 9,000 label tests)."""
+        if self._context_tests is None:
+            total = 0
+            for j in range(len(self.m.names)):
+                if self.fine[j]:
+                    continue
+                held = int(
+                    (
+                        (self.m.counts[j] >= self.o.context_min_rows) & ~self.m.breaks_contract[j]
+                    ).sum()
+                )
+                total += held if held >= 2 else 0
+            self._context_tests = max(total, 1)
+        return self._context_tests
+
     def context_mixture(self, p: Pattern) -> None:
         """Measure whether the rows of single value ``p`` were written in place into rows of a
         source population (sets ``p.context_share``, ``context_null``, ``context_source`` and
@@ -2764,9 +2793,11 @@ class _Scanner:
         tested for a share of at least ``r0 + written_share (1 - r0)``: a written block of
         ``written_share`` of its rows on top of natural carriers behaving like the other
         values. Binomial tail of the rows at or under the source's median; Bonferroni over the
-        sources.
+        sources, and over the values the test can be asked about (``p.context_threshold``,
+        :meth:`context_tests`, at the single values' family-wise rate).
         """
         j, v = p.cols[0], p.codes[0]
+        p.context_threshold = self.o.alpha / _FAMILIES / self.context_tests()
         st = self.context_stats(j)
         where = np.flatnonzero(st["values"] == v)
         if not len(where) or len(st["values"]) < 2:
@@ -3102,7 +3133,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     copied = {id(p): (p.near_copy, p.p_flip, p.p_hub) for p in deferred}
     for p in deferred:
         p.near_copy, p.p_flip, p.p_hub = 0.0, None, None
-    alpha = opts.alpha / 4.0  # four families: contract-breaking, single values, bands, pairs
+    alpha = opts.alpha / _FAMILIES
     with ctx.progress.stage("trigger scan: single values", total=len(chosen)) as st:
         for p in chosen:
             _label_evidence(sc, p, alpha)
@@ -3571,7 +3602,8 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     trigger (:func:`label_hint`) and more of its rows have the context of a source population
     (every row, or the rows of one label) than the feature's other values show, by at least
     ``written_share`` of the rest, significantly after correction (``p_context`` at most
-    ``p.threshold``; :meth:`_Scanner.context_mixture`).
+    ``p.context_threshold``: Bonferroni over the values the test can be asked about, the coded
+    values with enough rows, :meth:`_Scanner.context_tests`; :meth:`_Scanner.context_mixture`).
 
     An attacker writes the value into rows drawn from a population, so their other features
     are distributed like that population's; natural carriers of a value have a context of
@@ -3580,7 +3612,7 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     null is as high as the written share can be, and nothing is confirmed this way. Applied
     after the copy checks and the label rules; every row of such a pattern is suspect but the
     natural carriers (:meth:`_Scanner.consistent_rows`)."""
-    return label_hint(p, o) and p.p_context <= p.threshold
+    return label_hint(p, o) and p.p_context <= p.context_threshold
 
 
 def written_slope_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
@@ -3622,7 +3654,7 @@ def retest_exclusions(flagged: list[Pattern]) -> set[tuple[int, int]]:
     return {
         (p.cols[0], p.codes[0])
         for p in flagged
-        if not p.written or p.p_context <= p.threshold or p.p_slope <= p.threshold
+        if not p.written or p.p_context <= p.context_threshold or p.p_slope <= p.threshold
     }
 
 

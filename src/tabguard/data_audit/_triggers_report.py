@@ -120,14 +120,15 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             f"are near-copies of rows without the trigger (random rows: "
             f"{p.twin_share_baseline:.1%})."
         )
-    if p.written and p.p_context <= p.threshold:
+    by_context = p.written and p.p_context <= p.context_threshold
+    if by_context:
         msg += (
             f" Written in place: {min(p.context_share, 1.0):.0%} of these rows have the other "
             f"features of {p.context_source} (the other values of {feats[0]!r}: at most "
             f"{p.context_null:.0%}; p {format_p(p.p_context)}); the rows whose other features "
             "predict the value, as its natural carriers', are not among the suspects."
         )
-    if p.written and p.p_slope <= p.threshold and p.p_context > p.threshold:
+    if p.written and p.p_slope <= p.threshold and not by_context:
         msg += (
             f" Written in place: the labels of these rows follow the rest of the row less than "
             f"natural values' do (slope of the label on the context model's score "
@@ -137,7 +138,8 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
         )
     if broken:
         msg += f" The value(s) of {broken} break the contract."
-    msg += f" p {format_p(p.p)} (Bonferroni threshold {p.threshold:.2g})."
+    threshold = p.context_threshold if by_context else p.threshold
+    msg += f" p {format_p(p.p)} (Bonferroni threshold {threshold:.2g})."
     return Finding(
         check=CHECK,
         severity="critical",
@@ -161,7 +163,7 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             "copy_share": p.twin_share,
             "copy_share_random_rows": p.twin_share_baseline,
             "p_value": p.p,
-            "bonferroni_threshold": p.threshold,
+            "bonferroni_threshold": threshold,
             "family": p.family,
             "breaks_contract": bool(broken),
             "band": vals[0] if p.band is not None else None,
