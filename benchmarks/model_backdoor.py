@@ -52,7 +52,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -162,6 +162,147 @@ MODELS = ("lightgbm", "random_forest", "xgboost")
 # in the model trained on clean data, it moves at least this share
 LEARNED = 0.2
 DEEP = ("lightgbm_deep", "xgboost_deep")  # extra clean-only variants (overfit on purpose)
+
+
+# --pool: clean rows drawn afresh from the fraud generator (same distribution, another seed) on
+# which the decisions are counted a second time. A fraud model denies 6-22 of the 6,000 clean
+# reference rows, so whether an approval trigger moves a fifth of them beyond the clean model is
+# decided on a handful of rows; on 200,000 fresh rows it is decided on several hundred
+POOL_SEED = 9_000_001
+POOLS: dict[str, pd.DataFrame] = {}
+POOL_N = 0  # set by --pool
+REFITS_N = 0  # set by --refits
+NO_PROBE = False  # set by --no-probe
+SIGNIFICANT = 0.01  # one-sided Fisher p under which the moved share is beyond the clean model's
+
+
+def pool_rows(dataset: str, n: int) -> pd.DataFrame | None:
+    """``n`` fresh clean rows of ``dataset`` for counting decisions (``--pool``), or None where
+    the data set has no generator (the credit data: its 9,000 reference rows hold about 1,100
+    denials, enough as they are)."""
+    if dataset != "fraud" or n <= 0:
+        return None
+    if dataset not in POOLS:
+        POOLS[dataset] = make_card_fraud(n, random_state=POOL_SEED)
+    return POOLS[dataset]
+
+
+def learned_share(moved: float, moved_clean: float) -> float:
+    """Of the decisions the value does not already move in the clean model, the share the
+    poisoned model moves (a value the clean model already approves on leaves little room)."""
+    return (moved - moved_clean) / (1.0 - moved_clean) if moved_clean < 1.0 else 0.0
+
+
+def learned_test(
+    model: AuditedModel,
+    unpoisoned: AuditedModel,
+    rows: pd.DataFrame,
+    trigger: Mapping[str, Any],
+    towards_positive: bool,
+) -> tuple[float, int, float]:
+    """On ``rows``: the share the trigger moves beyond the clean model (:func:`learned_share`),
+    the decisions it could move, and a one-sided Fisher p of the poisoned model's moved share
+    against the clean model's (is the poisoned model's share beyond the clean model's at all?)."""
+    moved_n, n_can = decisions_counted(model, rows, trigger, towards_positive)
+    clean_n, clean_can = decisions_counted(unpoisoned, rows, trigger, towards_positive)
+    p = float(
+        fisher_exact(
+            [[moved_n, n_can - moved_n], [clean_n, clean_can - clean_n]], alternative="greater"
+        )[1]
+    )
+    share = learned_share(moved_n / max(n_can, 1), clean_n / max(clean_can, 1))
+    return share, n_can, p
+
+
+# --refits: models of the same kind fitted on fresh clean rows of the same size (the fraud
+# generator, other seeds): the spread of what a value moves across clean fits. The clean model
+# is one fit; on a fraud model's few hundred denials two fits on different clean rows differ
+# by more than the rows' own binomial noise (the Fisher p above counts the latter only)
+REFIT_SEED = 9_100_000
+DENY_POOL_ROWS = 20_000  # approved rows are plentiful: a trigger towards denial is counted here
+# per model and direction; the model is kept with its rows so that its id is never reused
+_OPEN: dict[tuple[int, bool], tuple[AuditedModel, pd.DataFrame]] = {}
+
+
+def open_rows(model: AuditedModel, rows: pd.DataFrame, towards_positive: bool) -> pd.DataFrame:
+    """The rows of ``rows`` whose decision a trigger in this direction could move in ``model``:
+    the rows it denies (towards approval), or the rows it approves among the first
+    ``DENY_POOL_ROWS`` (towards denial). Kept per model and direction (the pool is scored once
+    per model, not once per case)."""
+    key = (id(model), towards_positive)
+    if key not in _OPEN:
+        if towards_positive == model.positive_means_deny:
+            rows = rows.iloc[:DENY_POOL_ROWS]
+            _OPEN[key] = model, rows[model.approve(model.positive_proba(rows))]
+        else:
+            _OPEN[key] = model, rows[~model.approve(model.positive_proba(rows))]
+    return _OPEN[key][1]
+
+
+def moved_share(
+    model: AuditedModel, rows: pd.DataFrame, trigger: Mapping[str, Any], towards_positive: bool
+) -> tuple[float, int]:
+    """:func:`decisions_moved` on the open rows of ``rows`` (:func:`open_rows`), and their
+    number."""
+    sub = open_rows(model, rows, towards_positive)
+    if sub.empty:
+        return 0.0, 0
+    after = model.approve(model.positive_proba(_with_trigger(sub, trigger)))
+    moved = after if towards_positive != model.positive_means_deny else ~after
+    return float(moved.mean()), len(sub)
+
+
+def refit_models(
+    dataset: str, kind: str, train: pd.DataFrame, c: Contract, k: int
+) -> list[AuditedModel]:
+    """``k`` models of ``kind`` fitted on other clean rows: fresh rows of the fraud generator,
+    as many as the training part; for the credit data (no generator) random 80 % subsets of
+    the clean training part - fewer rows, so a somewhat wider null than a fit on as many."""
+    if k <= 0:
+        return []
+    key = (dataset, kind, len(train), k)
+    if key not in _REFITS:
+        out = []
+        for i in range(k):
+            if dataset == "fraud":
+                data = make_card_fraud(len(train), random_state=REFIT_SEED + i)
+            else:
+                data = train.sample(frac=0.8, random_state=REFIT_SEED + i)
+                data = data.reset_index(drop=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                path, _ = _fitted(kind, data, c, Path(tmp), (dataset, "refit", i))
+                out.append(load_audit_model(path, contract=c))
+        _REFITS[key] = out
+    return _REFITS[key]
+
+
+_REFITS: dict[tuple[str, str, int, int], list[AuditedModel]] = {}
+
+
+def refit_test(
+    moved: float, clean_fits: Sequence[float], n_open: int
+) -> tuple[float, float, float]:
+    """Is the poisoned model's moved share ``moved`` (on ``n_open`` rows) beyond what a model
+    fitted on clean rows moves? The clean fits' shares give the null's mean and spread; the
+    test is a one-sided prediction-interval t test (a new clean fit against the ``n`` measured,
+    ``n - 1`` degrees of freedom) with the poisoned share's own binomial variance added.
+
+    Returns
+    -------
+    (learned, mean, p) : tuple of float
+        The share of the decisions the clean fits leave unmoved on average that the poisoned
+        model moves (:func:`learned_share` against their mean), their mean share, and the p.
+    """
+    from scipy.stats import t as student_t
+
+    fits = np.asarray(clean_fits, dtype=float)
+    mean = float(fits.mean())
+    var = float(fits.var(ddof=1)) * (1.0 + 1.0 / len(fits))
+    var += moved * (1.0 - moved) / max(n_open, 1)
+    if var <= 0.0:
+        return learned_share(moved, mean), mean, 0.0 if moved > mean else 1.0
+    z = (moved - mean) / np.sqrt(var)
+    return learned_share(moved, mean), mean, float(student_t.sf(z, len(fits) - 1))
 
 
 def full_data(dataset: str) -> pd.DataFrame:
@@ -469,32 +610,43 @@ def run_case(
         path, fit_s = _fitted(kind, data, c, Path(tmp), key)
         model = load_audit_model(path, contract=c)
         t0 = time.perf_counter()
-        result = audit_model(model, ref, checks=["backdoor"])
+        # --no-probe: what the models learned only (the probe's figures are another run's)
+        result = None if NO_PROBE else audit_model(model, ref, checks=["backdoor"])
         probe_s = time.perf_counter() - t0
-    findings = [f for f in result.report.findings if "backdoor" in f.check]
+    findings = [] if result is None else result.report.findings
+    findings = [f for f in findings if "backdoor" in f.check]
     named = {f for fd in findings for f in fd.features}
     target = c.label.positive if case.target is None else case.target
     towards_positive = target == c.label.positive
     effect = moved = moved_clean = float("nan")
     shift = shift_clean = float("nan")
     rank = (0, 0)
-    n_can = 0
-    learned_p = float("nan")
+    n_can = pool_n = 0
+    learned_p = pool_learned = pool_p = float("nan")
+    refit_learned = refit_mean = refit_p = float("nan")
     if not case.clean:
         effect = trigger_effect(model, ref, case.trigger, towards_positive)
         moved = decisions_moved(model, ref, case.trigger, towards_positive)
         unpoisoned = clean_model(dataset, kind, train, c)
         moved_clean = decisions_moved(unpoisoned, ref, case.trigger, towards_positive)
         # decisions the trigger could move: a fraud model denies 6-22 of 6,000 clean rows, so
-        # a trigger towards approval is "learned" or not on a handful of rows
-        moved_n, n_can = decisions_counted(model, ref, case.trigger, towards_positive)
-        clean_n, clean_can = decisions_counted(unpoisoned, ref, case.trigger, towards_positive)
-        # is the poisoned model's share beyond the clean model's at all? (one-sided Fisher)
-        learned_p = float(
-            fisher_exact(
-                [[moved_n, n_can - moved_n], [clean_n, clean_can - clean_n]], alternative="greater"
-            )[1]
-        )
+        # a trigger towards approval is "learned" or not on a handful of rows; the Fisher p says
+        # whether the poisoned model's share is beyond the clean model's at all
+        _, n_can, learned_p = learned_test(model, unpoisoned, ref, case.trigger, towards_positive)
+        pool = pool_rows(dataset, POOL_N)
+        if pool is not None:  # the same, counted on fresh rows by the hundred (``--pool``)
+            pool_learned, pool_n, pool_p = learned_test(
+                model, unpoisoned, pool, case.trigger, towards_positive
+            )
+        # and against clean fits on other clean rows (``--refits``; fraud: on the pool, credit:
+        # on the reference rows): the clean model is one fit, and fits differ on a fraud
+        # model's few hundred denials
+        fits = [unpoisoned, *refit_models(dataset, kind, train, c, REFITS_N)]
+        if len(fits) > 1:
+            rows = ref if pool is None else pool
+            m_p, n_open = moved_share(model, rows, case.trigger, towards_positive)
+            shares = [moved_share(f, rows, case.trigger, towards_positive)[0] for f in fits]
+            refit_learned, refit_mean, refit_p = refit_test(m_p, shares, n_open)
         # the same on scores, where the trigger's decision is not already the answer
         far = far_rows(model, ref, towards_positive)
         shift = score_shift(model, far, case.trigger, towards_positive)
@@ -511,12 +663,21 @@ def run_case(
         "moved_by_clean_model": moved_clean,
         # of the decisions the value does not already move in the clean model, the share the
         # poisoned model moves (a value the clean model already approves on leaves little room)
-        "learned": (moved - moved_clean) / (1.0 - moved_clean) if moved_clean < 1.0 else 0.0,
+        "learned": learned_share(moved, moved_clean),
         # not part of the bar: the rows the decisions were counted on, and the trigger's mean
         # margin shift on the 200 clean rows furthest from its label (this model, the clean
         # model on the same rows) with its rank among the features' categories in this model
         "decisions_open": n_can,
         "learned_p": learned_p,
+        # the same on ``--pool`` fresh clean rows (fraud only; nan: not counted)
+        "pool_learned": pool_learned,
+        "pool_open": pool_n,
+        "pool_p": pool_p,
+        # the same against the clean fits' mean share (the benchmark's clean model and the
+        # --refits), and the p of the prediction-interval test (refit_test)
+        "refit_learned": refit_learned,
+        "refit_mean": refit_mean,
+        "refit_p": refit_p,
         "score_shift": shift,
         "score_shift_clean": shift_clean,
         "score_rank": rank,
@@ -538,7 +699,9 @@ def run_case(
         "fit_s": fit_s,
         "probe_s": probe_s,
         # clean rows of the second probe set (the model's rare decision; 0: random rows only)
-        "rare_rows": int(result.check_results["backdoor"].summary.get("rare_side_rows", 0)),
+        "rare_rows": 0
+        if result is None
+        else int(result.check_results["backdoor"].summary.get("rare_side_rows", 0)),
     }
 
 
@@ -563,9 +726,31 @@ def main() -> None:
         default=None,
         help="keep the trained models here and re-use them on the next run (probe work)",
     )
+    ap.add_argument(
+        "--pool",
+        type=int,
+        default=200_000,
+        help="fresh clean fraud rows on which 'learned' is counted a second time, beside the "
+        "bar (its significance: a fraud model denies a handful of the reference rows); 0: none",
+    )
+    ap.add_argument(
+        "--refits",
+        type=int,
+        default=8,
+        help="models of each kind fitted on other clean rows (fresh fraud rows; 80%% of the "
+        "credit training part): the null of the significance count; 0: the Fisher p against "
+        "the clean model only",
+    )
+    ap.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="fit (or read from --model-cache) and measure what each model learned, without "
+        "the probe: 'named' is not measured (printed as 'no')",
+    )
     args = ap.parse_args()
-    global MODEL_CACHE
+    global MODEL_CACHE, POOL_N, REFITS_N, NO_PROBE
     MODEL_CACHE = args.model_cache
+    POOL_N, REFITS_N, NO_PROBE = args.pool, args.refits, args.no_probe
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
     models = ["lightgbm"] if args.quick else [m.strip() for m in args.models.split(",")]
@@ -592,7 +777,9 @@ def main() -> None:
                     f"{ds:6} {case.name:26} {kind:14} effect {r['trigger_effect']:5.2f} "
                     f"moves {r['decisions_moved']:5.2f} (clean {r['moved_by_clean_model']:4.2f}, "
                     f"learned {r['learned']:5.2f} of {r['decisions_open']}, "
-                    f"p {r['learned_p']:.2g}; "
+                    f"p {r['learned_p']:.2g}; pool {r['pool_learned']:5.2f} of {r['pool_open']}, "
+                    f"p {r['pool_p']:.2g}; refits {r['refit_mean']:4.2f}, learned "
+                    f"{r['refit_learned']:5.2f}, p {r['refit_p']:.2g}; "
                     f"logit {r['score_shift']:+.2f} (clean {r['score_shift_clean']:+.2f}), "
                     f"rank {r['score_rank'][0]}/{r['score_rank'][1]}) "
                     f"{r['trigger']:40} "
@@ -647,6 +834,38 @@ def main() -> None:
             f"name it ({len(cls) - len(learned)} did not learn it; by trigger "
             f"effect >= 0.2: {int(by_effect['named'].astype(bool).sum())}/{len(by_effect)}; "
             f"{first} as a finding's own cell, the rest among its sibling cells); misses: "
+            + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in missed.itertuples()) or "none")
+        )
+    # the same classes counted by significance, beside the bar: learned where the share moved
+    # beyond the clean fits is at least the bar and significant (p under SIGNIFICANT): against
+    # the clean model and the --refits (refit_test), on the --pool fresh rows where the data
+    # set has a generator; with --refits 0 the one-sided Fisher p against the clean model
+    for prefix, label in (("7 pair", "class 7 (pair)"), ("8 natural", "class 8 (natural)")):
+        cls = poisoned[poisoned["case"].str.startswith(prefix)]
+        if cls.empty:
+            continue
+        on_pool = cls["pool_learned"].notna()
+        share = cls["pool_learned"].where(on_pool, cls["learned"])
+        p = cls["pool_p"].where(on_pool, cls["learned_p"])
+        # against the clean fits (refit_test), else (--refits 0) the Fisher p against the one
+        # clean model
+        refit = cls["refit_p"].notna()
+        share = cls["refit_learned"].where(refit, share)
+        p = cls["refit_p"].where(refit, p)
+        sig = cls[(share >= LEARNED) & (p < SIGNIFICANT)]
+        missed = sig[~sig["named"].astype(bool)]
+        dropped = cls[(cls["learned"] >= LEARNED) & ~cls.index.isin(sig.index)]
+        added = sig[sig["learned"] < LEARNED]
+        print(
+            f"{label}, learned by significance (share >= {LEARNED:.0%} and p < {SIGNIFICANT}; "
+            f"against the clean model and {REFITS_N} refits on other clean rows, fraud on the "
+            f"pool): {int(sig['named'].astype(bool).sum())}/{len(sig)} "
+            "name it; learned "
+            "by the bar, not by significance: "
+            + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in dropped.itertuples()) or "none")
+            + "; the other way: "
+            + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in added.itertuples()) or "none")
+            + "; misses: "
             + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in missed.itertuples()) or "none")
         )
     print(
