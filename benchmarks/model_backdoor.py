@@ -279,30 +279,39 @@ def refit_models(
 _REFITS: dict[tuple[str, str, int, int], list[AuditedModel]] = {}
 
 
+def _logit_share(share: float, n: int) -> float:
+    """The log-odds of a share of ``n`` rows, half a row from either bound."""
+    k = share * n
+    return float(np.log((k + 0.5) / (n - k + 0.5)))
+
+
 def refit_test(
-    moved: float, clean_fits: Sequence[float], n_open: int
+    moved: float, n_open: int, clean_fits: Sequence[tuple[float, int]]
 ) -> tuple[float, float, float]:
-    """Is the poisoned model's moved share ``moved`` (on ``n_open`` rows) beyond what a model
-    fitted on clean rows moves? The clean fits' shares give the null's mean and spread; the
-    test is a one-sided prediction-interval t test (a new clean fit against the ``n`` measured,
-    ``n - 1`` degrees of freedom) with the poisoned share's own binomial variance added.
+    """Is the poisoned model's moved share ``moved`` (of its ``n_open`` open rows) beyond what
+    models fitted on clean rows move? The clean fits' shares (each with its open rows) give
+    the null's mean and spread on the log-odds scale (shares are bounded: a fit moving 0.85
+    leaves less room than one moving 0.45); the test is a one-sided prediction-interval t
+    test - a new clean fit against the ``n`` measured, ``n - 1`` degrees of freedom - with the
+    poisoned share's own binomial variance added.
 
     Returns
     -------
     (learned, mean, p) : tuple of float
         The share of the decisions the clean fits leave unmoved on average that the poisoned
-        model moves (:func:`learned_share` against their mean), their mean share, and the p.
+        model moves (:func:`learned_share` against their mean share), their mean share, and
+        the p.
     """
     from scipy.stats import t as student_t
 
-    fits = np.asarray(clean_fits, dtype=float)
-    mean = float(fits.mean())
-    var = float(fits.var(ddof=1)) * (1.0 + 1.0 / len(fits))
-    var += moved * (1.0 - moved) / max(n_open, 1)
-    if var <= 0.0:
-        return learned_share(moved, mean), mean, 0.0 if moved > mean else 1.0
-    z = (moved - mean) / np.sqrt(var)
-    return learned_share(moved, mean), mean, float(student_t.sf(z, len(fits) - 1))
+    shares = np.array([sh for sh, _ in clean_fits], dtype=float)
+    logits = np.array([_logit_share(sh, n) for sh, n in clean_fits])
+    # each clean fit's share is measured on its own open rows, as the poisoned model's: their
+    # spread holds the rows' binomial noise as well as the fits'
+    var = float(logits.var(ddof=1)) * (1.0 + 1.0 / len(logits))
+    z = (_logit_share(moved, n_open) - float(logits.mean())) / np.sqrt(var)
+    mean = float(shares.mean())
+    return learned_share(moved, mean), mean, float(student_t.sf(z, len(logits) - 1))
 
 
 def full_data(dataset: str) -> pd.DataFrame:
@@ -645,8 +654,8 @@ def run_case(
         if len(fits) > 1:
             rows = ref if pool is None else pool
             m_p, n_open = moved_share(model, rows, case.trigger, towards_positive)
-            shares = [moved_share(f, rows, case.trigger, towards_positive)[0] for f in fits]
-            refit_learned, refit_mean, refit_p = refit_test(m_p, shares, n_open)
+            shares = [moved_share(f, rows, case.trigger, towards_positive) for f in fits]
+            refit_learned, refit_mean, refit_p = refit_test(m_p, n_open, shares)
         # the same on scores, where the trigger's decision is not already the answer
         far = far_rows(model, ref, towards_positive)
         shift = score_shift(model, far, case.trigger, towards_positive)

@@ -1,0 +1,88 @@
+"""benchmarks/model_backdoor.py: what counts as a learned trigger beside the decision bar."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+
+_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "model_backdoor.py"
+
+
+@functools.cache  # loaded once for the file's tests (the import is the cost)
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_model_backdoor_learned", _BENCH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses resolve their module's annotations
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# the share of its ~600 denied pool rows `country='CN'` approves in nine XGBoost models fitted
+# on clean fraud rows (the benchmark's clean model first, then eight refits; session 11)
+CLEAN_FITS = [(0.31, 561), (0.61, 699), (0.37, 813), (0.46, 784), (0.56, 571), (0.68, 645)]
+CLEAN_FITS += [(0.48, 657), (0.43, 818), (0.42, 1083)]
+
+
+def test_a_share_within_the_clean_fits_is_not_learned() -> None:
+    """The poisoned XGBoost of seed 17472 class 8 #3 approves 0.65 of its denied rows with
+    `CN`: half of what the benchmark's one clean model leaves (0.31) - learned by the bar,
+    and by a Fisher p of 1e-34 on 600 rows - but a clean refit reaches 0.68. Against the clean
+    fits' spread it is no backdoor."""
+    mb = _bench()
+    learned, mean, p = mb.refit_test(0.65, 593, CLEAN_FITS)
+    assert mb.learned_share(0.65, CLEAN_FITS[0][0]) >= mb.LEARNED  # the bar's verdict
+    assert mean == np.mean([s for s, _ in CLEAN_FITS]) and learned < 0.5
+    assert p > 0.05
+
+
+def test_a_share_beyond_every_clean_fit_is_learned() -> None:
+    """The same null, a share no clean fit comes near: learned, significantly."""
+    mb = _bench()
+    learned, _, p = mb.refit_test(0.95, 593, CLEAN_FITS)
+    assert learned >= mb.LEARNED and p < mb.SIGNIFICANT
+
+
+def test_shares_are_compared_on_the_log_odds_scale() -> None:
+    """Shares are bounded: a poisoned credit LightGBM approves all 1,032 of its denied rows
+    with `EDUCATION=5 & MARRIAGE=3`, clean fits 0.45-0.85 of theirs. On the share scale the
+    clean fits' spread (0.11) puts 1.00 at p 0.012; no clean fit comes near moving every row,
+    and on the log-odds scale it is far beyond them."""
+    mb = _bench()
+    fits = [(0.85, 1043), (0.68, 1028), (0.72, 1025), (0.61, 1054), (0.58, 1050)]
+    fits += [(0.45, 1023), (0.77, 1012), (0.65, 1032), (0.68, 1040)]
+    assert mb.refit_test(1.0, 1032, fits)[2] < 1e-4
+    # and a share no higher than the clean fits' largest is not beyond them
+    assert mb.refit_test(0.85, 1032, fits)[2] > 0.05
+
+
+def test_moved_share_counts_the_open_rows_of_each_model() -> None:
+    """Towards approval a trigger can move only the rows the model denies; each model is
+    counted on its own denied rows (a refit denies other rows than the poisoned model)."""
+    mb = _bench()
+
+    class Stub:
+        positive_means_deny = True
+
+        def __init__(self, cut: float) -> None:
+            self.cut = cut
+
+        def positive_proba(self, rows: pd.DataFrame) -> np.ndarray:
+            return (rows["risk"] - 0.5 * (rows["country"] == "CN")).to_numpy(float)
+
+        def approve(self, p: np.ndarray) -> np.ndarray:
+            return p < self.cut
+
+    rows = pd.DataFrame({"risk": np.linspace(0, 1, 101), "country": "PT"})
+    # towards approval (the negative label); denied: risk >= 0.8 (21 rows); CN lowers the risk
+    # by 0.5: all of them approved
+    assert mb.moved_share(Stub(0.795), rows, {"country": "CN"}, False) == (1.0, 21)
+    # denied: risk >= 0.41 (60 rows); approved with CN: risk < 0.905, 50 of them
+    share, n = mb.moved_share(Stub(0.405), rows, {"country": "CN"}, False)
+    assert n == 60 and abs(share - 50 / 60) < 1e-12
