@@ -220,8 +220,8 @@ def learned_test(
 # by more than the rows' own binomial noise (the Fisher p above counts the latter only)
 REFIT_SEED = 9_100_000
 DENY_POOL_ROWS = 20_000  # approved rows are plentiful: a trigger towards denial is counted here
-# per model and direction; the model is kept with its rows so that its id is never reused
-_OPEN: dict[tuple[int, bool], tuple[AuditedModel, pd.DataFrame]] = {}
+# per model, rows and direction; both are kept with the open rows so that no id is reused
+_OPEN: dict[tuple[int, int, bool], tuple[AuditedModel, pd.DataFrame, pd.DataFrame]] = {}
 
 
 def open_rows(model: AuditedModel, rows: pd.DataFrame, towards_positive: bool) -> pd.DataFrame:
@@ -229,14 +229,13 @@ def open_rows(model: AuditedModel, rows: pd.DataFrame, towards_positive: bool) -
     the rows it denies (towards approval), or the rows it approves among the first
     ``DENY_POOL_ROWS`` (towards denial). Kept per model and direction (the pool is scored once
     per model, not once per case)."""
-    key = (id(model), towards_positive)
+    key = (id(model), id(rows), towards_positive)
     if key not in _OPEN:
-        if towards_positive == model.positive_means_deny:
-            rows = rows.iloc[:DENY_POOL_ROWS]
-            _OPEN[key] = model, rows[model.approve(model.positive_proba(rows))]
-        else:
-            _OPEN[key] = model, rows[~model.approve(model.positive_proba(rows))]
-    return _OPEN[key][1]
+        sub = rows.iloc[:DENY_POOL_ROWS] if towards_positive == model.positive_means_deny else rows
+        approved = model.approve(model.positive_proba(sub))
+        is_open = approved if towards_positive == model.positive_means_deny else ~approved
+        _OPEN[key] = model, rows, sub[is_open]
+    return _OPEN[key][2]
 
 
 def moved_share(
@@ -312,6 +311,14 @@ def refit_test(
     z = (_logit_share(moved, n_open) - float(logits.mean())) / np.sqrt(var)
     mean = float(shares.mean())
     return learned_share(moved, mean), mean, float(student_t.sf(z, len(logits) - 1))
+
+
+def counted_test(moved: float, n: int, moved_clean: float, n_clean: int) -> tuple[float, float]:
+    """:func:`learned_share` and the one-sided Fisher p of :func:`learned_test` from the two
+    models' moved shares and open rows."""
+    k, k_clean = round(moved * n), round(moved_clean * n_clean)
+    p = fisher_exact([[k, n - k], [k_clean, n_clean - k_clean]], alternative="greater")[1]
+    return learned_share(moved, moved_clean), float(p)
 
 
 def full_data(dataset: str) -> pd.DataFrame:
@@ -642,19 +649,20 @@ def run_case(
         # a trigger towards approval is "learned" or not on a handful of rows; the Fisher p says
         # whether the poisoned model's share is beyond the clean model's at all
         _, n_can, learned_p = learned_test(model, unpoisoned, ref, case.trigger, towards_positive)
+        # the same counted on fresh rows by the hundred (``--pool``; the open rows of each
+        # model: its denials, or its approvals among the first DENY_POOL_ROWS), against the
+        # clean model (Fisher) and against clean fits on other clean rows (``--refits``; on
+        # the reference rows for the credit data): the clean model is one fit, and fits
+        # differ on a fraud model's few hundred denials
         pool = pool_rows(dataset, POOL_N)
-        if pool is not None:  # the same, counted on fresh rows by the hundred (``--pool``)
-            pool_learned, pool_n, pool_p = learned_test(
-                model, unpoisoned, pool, case.trigger, towards_positive
-            )
-        # and against clean fits on other clean rows (``--refits``; fraud: on the pool, credit:
-        # on the reference rows): the clean model is one fit, and fits differ on a fraud
-        # model's few hundred denials
+        rows = ref if pool is None else pool
+        m_p, n_open = moved_share(model, rows, case.trigger, towards_positive)
         fits = [unpoisoned, *refit_models(dataset, kind, train, c, REFITS_N)]
+        shares = [moved_share(f, rows, case.trigger, towards_positive) for f in fits]
+        if pool is not None:
+            pool_n = n_open
+            pool_learned, pool_p = counted_test(m_p, n_open, *shares[0])
         if len(fits) > 1:
-            rows = ref if pool is None else pool
-            m_p, n_open = moved_share(model, rows, case.trigger, towards_positive)
-            shares = [moved_share(f, rows, case.trigger, towards_positive) for f in fits]
             refit_learned, refit_mean, refit_p = refit_test(m_p, n_open, shares)
         # the same on scores, where the trigger's decision is not already the answer
         far = far_rows(model, ref, towards_positive)
