@@ -27,6 +27,17 @@ same in the clean model on those rows, and its rank among the same features' cat
 combination of them, for a pair) in the poisoned model - a trigger ranked low moves scores no
 further than the model's ordinary categories do.
 
+Beside the bar, each line prints the same count on fresh rows (``--pool``: 200,000 clean rows
+of the fraud generator, the open rows of each model - its denials, several hundred, or its
+approvals among the first 20,000; the credit data has its reference rows only) with the
+one-sided Fisher p against the clean model, and against **clean refits** (``--refits``: models
+of the same kind fitted on other clean rows - fresh fraud rows, or 80 % of the credit training
+part): their mean share, the learned share against it and the p of a prediction-interval t test
+on the log-odds scale (:func:`refit_test`). The clean model is one fit: on a fraud model's few
+hundred denials, XGBoost fits on different clean rows approve 0.31-0.68 of their denied rows
+with ``country='CN'``. The summary counts each class both ways: by the bar, and by
+significance (learned share against the refits at least the bar, p under 0.01).
+
 Besides the fixed cases it draws, with ``--seed``, ``--random`` cases of each of two classes of
 issue 11 (:func:`random_cases`): two uncommon legal categories written together into 80-150
 copies (class 7), and one such category - carried naturally by a few hundred rows - written
@@ -40,6 +51,8 @@ Run::
     .venv/bin/python benchmarks/model_backdoor.py --models xgboost --dataset fraud
     # probe work: keep the fitted models and re-use them, run some cases only
     .venv/bin/python benchmarks/model_backdoor.py --model-cache /tmp/mb-models --only "7 pair"
+    # what the models learned only (fits from the cache, no probe): the bar and significance
+    .venv/bin/python benchmarks/model_backdoor.py --model-cache /tmp/mb-models --no-probe
 """
 
 from __future__ import annotations
