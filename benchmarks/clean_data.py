@@ -22,7 +22,20 @@ training, and what issue 11 lists as data that is not poisoned:
     the majority label's rows undersampled to 1-4 per minority row;
 ``panel`` / ``panel_noentity``
     accounts over 3-12 months: the static attributes and the label constant, the amounts a
-    random walk; with the contract's ``entity`` set to the account column, and without it.
+    random walk; with the contract's ``entity`` set to the account column, and without it;
+``mcar``
+    2-10 % of the values of a third to two thirds of the features missing completely at
+    random (the contract's features with a missing value made ``nullable``, as a user would);
+``mnar``
+    2-4 features missing for 8-15 % of the minority label's rows and 1-4 % of the others';
+``stores``
+    two columns added: ``STORE`` (600 stores of Zipf-distributed sizes, every one declared) and
+    its ``REGION`` (14 regions), each store with a natural effect on the label (its log-odds
+    the data's plus N(0, 0.5-1.0)): rows are given stores by Bayes' rule from their label;
+``definitional``
+    a boolean column ``COVERED`` added that, by a rule of the world, implies one label: set
+    on 5-25 % of that label's rows (more often where one numeric feature is high), never on
+    the other label's (MEPS: Medicaid cover implies no private insurance).
 
 Each line prints the variant's parameters and its own seed: ``--variant SEED:KIND`` re-runs
 one line alone. ``--cli`` runs each variant through the command line instead
@@ -54,7 +67,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabguard.contract import Contract, save_contract
+from tabguard.contract import Contract, FeatureSpec, save_contract
 from tabguard.data_audit import audit_data
 from tabguard.datasets import (
     card_fraud_contract,
@@ -73,6 +86,10 @@ KINDS = (
     "undersample",
     "panel",
     "panel_noentity",
+    "mcar",
+    "mnar",
+    "stores",
+    "definitional",
 )
 DATASETS = ("credit", "fraud")
 
@@ -213,9 +230,72 @@ def make_variant(dataset: str, kind: str, seed: int, rows: int | None = None) ->
         if kind == "panel":
             c = c.model_copy(update={"entity": "ACCOUNT"})
             params["entity"] = "ACCOUNT"
+    elif kind == "mcar":
+        share = float(rng.uniform(0.02, 0.10))
+        feats = c.model_features()
+        k = int(rng.integers(max(1, len(feats) // 3), max(2, 2 * len(feats) // 3) + 1))
+        cols = sorted(rng.choice(feats, k, replace=False).tolist(), key=feats.index)
+        data = df.copy()
+        for n in cols:
+            data[n] = data[n].mask(rng.random(len(data)) < share)
+        c = _nullable(c, cols)
+        params.update(
+            share=round(share, 3), features=len(cols), missing=int(data[cols].isna().sum().sum())
+        )
+    elif kind == "mnar":
+        hi = float(rng.uniform(0.08, 0.15))
+        lo = float(rng.uniform(0.01, 0.04))
+        feats = c.model_features()
+        cols = sorted(
+            rng.choice(feats, int(rng.integers(2, 5)), replace=False).tolist(), key=feats.index
+        )
+        data = df.copy()
+        rate = np.where(y == minority, hi, lo)
+        for n in cols:
+            data[n] = data[n].mask(rng.random(len(data)) < rate)
+        c = _nullable(c, cols)
+        params.update(
+            features=",".join(cols),
+            minority_missing=round(hi, 3),
+            others_missing=round(lo, 3),
+            missing=int(data[cols].isna().sum().sum()),
+        )
+    elif kind == "stores":
+        sd = float(rng.uniform(0.5, 1.0))
+        data, c = _stores(df, c, sd, rng)
+        params.update(stores=600, regions=14, store_effect_sd=round(sd, 3))
+    elif kind == "definitional":
+        which = c.label.negative if rng.random() < 0.5 else c.label.positive
+        share = float(rng.uniform(0.05, 0.25))
+        nums = [n for n in c.model_features() if c.features[n].type in ("integer", "number")]
+        by = str(rng.choice(nums))
+        data = df.copy()
+        src = np.flatnonzero(y == which)
+        x = data[by].to_numpy(dtype=float)[src]
+        z = (x - np.nanmean(x)) / max(float(np.nanstd(x)), 1e-9)
+        w = np.exp(np.clip(np.nan_to_num(z), -3, 3))
+        pick = rng.choice(src, max(1, int(share * len(src))), replace=False, p=w / w.sum())
+        covered = np.zeros(len(data), dtype=bool)
+        covered[pick] = True
+        data["COVERED"] = covered
+        c = c.model_copy(
+            update={"features": {**c.features, "COVERED": FeatureSpec(type="boolean")}}
+        )
+        params.update(
+            implies=_plain(which), share=round(share, 3), more_often_with=by, covered=len(pick)
+        )
     else:
         raise ValueError(f"unknown variant kind {kind!r}; one of {', '.join(KINDS)}")
-    if kind in ("subsample", "stratified", "slice", "undersample"):
+    if kind in (
+        "subsample",
+        "stratified",
+        "slice",
+        "undersample",
+        "mcar",
+        "mnar",
+        "stores",
+        "definitional",
+    ):
         data = data.reset_index(drop=True)  # ids unique already: kept
     else:
         data = _fresh_ids(data, c)
@@ -285,6 +365,45 @@ def _panel(
         )
     data["ACCOUNT"] = acct
     return data
+
+
+def _nullable(c: Contract, cols: list[str]) -> Contract:
+    """``c`` with ``cols`` made ``nullable`` (what a user does for features with NaN)."""
+    feats = {
+        n: f.model_copy(update={"nullable": True}) if n in cols else f
+        for n, f in c.features.items()
+    }
+    return c.model_copy(update={"features": feats})
+
+
+def _stores(
+    df: pd.DataFrame, c: Contract, sd: float, rng: np.random.Generator
+) -> tuple[pd.DataFrame, Contract]:
+    """``df`` with a ``STORE`` (600 stores, Zipf sizes) and its ``REGION`` (14) per row: each
+    store's label log-odds are the data's plus N(0, ``sd``), and a row of label y is given
+    store s with probability proportional to the store's size times its rate of y (Bayes'
+    rule), so the rows keep their labels and the stores their natural effects."""
+    y = (df[c.label.column] == c.label.positive).to_numpy()
+    base = float(y.mean())
+    n_stores = 600
+    size = 1.0 / np.arange(1, n_stores + 1) ** float(rng.uniform(0.6, 1.0))
+    rate = 1.0 / (1.0 + np.exp(-(np.log(base / (1 - base)) + rng.normal(0, sd, n_stores))))
+    store = np.empty(len(df), dtype=np.int64)
+    for lab, w in ((True, size * rate), (False, size * (1 - rate))):
+        idx = np.flatnonzero(y == lab)
+        store[idx] = rng.choice(n_stores, len(idx), p=w / w.sum())
+    region = rng.integers(0, 14, n_stores)
+    names = [f"S{i + 1:03d}" for i in range(n_stores)]
+    regions = [f"R{i + 1:02d}" for i in range(14)]
+    data = df.copy()
+    data["STORE"] = np.asarray(names, dtype=object)[store]
+    data["REGION"] = np.asarray(regions, dtype=object)[region[store]]
+    feats = {
+        **c.features,
+        "STORE": FeatureSpec(type="category", categories=names),
+        "REGION": FeatureSpec(type="category", categories=regions),
+    }
+    return data, c.model_copy(update={"features": feats})
 
 
 def draw(n: int, seed: int, datasets: list[str], kinds: list[str]) -> list[tuple[str, str, int]]:

@@ -5,6 +5,8 @@ collects (:meth:`_Scanner.copy_hubs`)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -18,6 +20,7 @@ from tabguard.data_audit._triggers import (
     hub_p_value,
     scan_triggers,
 )
+from tabguard.data_audit._triggers_report import trigger_scan_report
 from tests.data_audit._synthetic import AMOUNTS, natural_rows, synthetic_contract, value_code
 
 OPTS = TriggerScanOptions()
@@ -176,10 +179,25 @@ def test_a_hub_whose_copies_share_another_value_is_reported_as_the_pair() -> Non
     src = src.sample(150, random_state=7).copy()
     src["kind"], src["y"] = "e", 0
     data = pd.concat([df, src], ignore_index=True)
-    res = scan_triggers(build_context(data, _contract()), OPTS)
+    ctx = build_context(data, _contract())
+    res = scan_triggers(ctx, OPTS)
     assert res is not None
     named = [tuple(res.matrix.names[j] for j in p.cols) for p in res.triggers]
     assert named == [("status", "kind")]
+    # the finding names the pair, and says its evidence is kind='e''s: the counts of the
+    # value's rows (its copies, its distinct records) must not read as the pair's
+    (finding,) = [f for f in trigger_scan_report(ctx, res, OPTS).findings if f.rows]
+    (p,) = res.triggers
+    on = finding.evidence["measured_on"]
+    assert on["feature"] == "kind" and on["value"] == "e"
+    assert (
+        on["rows"]
+        == int((data["kind"] == "e").sum())
+        > p.n
+        == finding.evidence["rows_with_pattern"]
+    )
+    assert f"found as kind='e' alone ({on['rows']} rows" in finding.message
+    assert f"the rest of the {on['rows']} rows of kind='e'" in finding.message
 
 
 def _look_alikes(df: pd.DataFrame, k: int, value: str = "e") -> pd.DataFrame:
@@ -216,3 +234,52 @@ def test_the_hub_test_counts_the_other_values_share_as_measured() -> None:
     # overdispersion divides every count
     assert hub_p_value(117, 505, 127, 19_000, phi=2.0) > hub_p_value(117, 505, 127, 19_000)
     assert hub_p_value(0, 50, 3, 900) == 1.0
+
+
+def test_natural_look_alikes_a_small_share_of_a_value_are_no_hub() -> None:
+    # clean credit, stratified 37.1 %: PAY_0=-2 held 10 look-alikes among its 130 defaulters
+    # (7.7 %, Fisher 4.6e-8 against the threshold 1.0e-6); with 6 % of the values missing at
+    # random, 11 among 365 (3.0 %, 7.1e-8): clusters of inactive accounts thinned or split,
+    # leaving pairs of two values alone. Attacks' hubs hold 23-97 % of the value's rows.
+    # Here 18 look-alikes among the positives of kind='e' (about 8 %, Fisher about 1e-7)
+    data = _look_alikes(_natural(), 18)
+    ctx = build_context(data, _contract())
+    sc = _Scanner(ctx, OPTS)
+    sc.near_copies()
+    assert not sc.copy_hubs()
+    # the share decides: the same counts are a hub without the floor
+    bare = _Scanner(ctx, dataclasses.replace(OPTS, hub_share=1e-9))
+    bare.near_copies()
+    j, e = value_code(bare, "kind", "e")
+    assert list(bare.copy_hubs()) == [(j, e, 1)]
+
+
+def _flagged_hub(sc: _Scanner, name: str, value: object, label: int) -> Pattern:
+    j, v = value_code(sc, name, value)
+    assert (j, v, label) in sc.copy_hubs()
+    p = Pattern((j,), (v,), label, 0, 0, "single")
+    p.rows = sc.rows_of(p)
+    p.p = p.p_hub = sc.copy_hubs()[(j, v, label)]
+    p.flagged = True
+    return p
+
+
+def test_exact_repeats_of_rows_that_held_the_hub_value_are_its_copies() -> None:
+    # fraud merchant_category='grocery' -> 0: 621 exact copies of any rows, 157 of them of
+    # rows that were grocery already - equal to their originals, uncounted by the hub rule
+    # (recall 0.80). Here 150 copies written kind='e' and 40 copies of rows of 'e'
+    df, _ = _copied(_natural(), 150)
+    again = df[df["kind"] == "e"].sample(40, random_state=2).copy()
+    again["y"] = 0
+    data = pd.concat([df, again], ignore_index=True)
+    repeats = np.arange(len(df), len(data))
+    sc = _Scanner(build_context(data, _contract()), OPTS)
+    sc.near_copies()
+    p = _flagged_hub(sc, "kind", "e", 0)
+    assert np.array_equal(sc.hub_repeats(p), repeats)  # the later row of each pair
+    assert np.isin(repeats, sc.suspect_rows(p)).all()
+    # where rows repeat as often on the other values (a natural repeat rate), none
+    twice = pd.concat([df, df.sample(frac=0.1, random_state=3)], ignore_index=True)
+    sc = _Scanner(build_context(twice, _contract()), OPTS)
+    sc.near_copies()
+    assert not len(sc.hub_repeats(_flagged_hub(sc, "kind", "e", 0)))

@@ -102,23 +102,40 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
     msg = (
         f"Backdoor trigger suspected: {cond} → {ctx.contract.label.column}={label_value!r}. "
         f"{p.n} rows have it, {p.share:.1%} with that label (base rate "
-        f"{r.base(p.label):.1%}); without the trigger the rest of these rows would give the "
-        f"other label to {p.expected_other:.1f} of them"
-        + (f" (estimated on {p.sample_size} scored rows)" if p.sample_size < p.n else "")
+        f"{r.base(p.label):.1%})"
+    )
+    # the rows the evidence was measured on: the pattern's own, or, for a pair named from a
+    # flagged single value (its rows with the label sharing the other value), that value's -
+    # counts of the value's rows must not read as the pair's
+    n_measured, what = p.n, "these rows"
+    if p.measured_on is not None:
+        j, v = p.measured_on
+        alone = f"{m.names[j]}={m.value(j, v)!r}"
+        n_measured, what = p.measured_n, f"the {p.measured_n} rows of {alone}"
+        msg += (
+            f". It was found as {alone} alone ({p.measured_n} rows, "
+            f"{p.measured_k / max(p.measured_n, 1):.1%} with that label), whose rows with "
+            "that label mostly share the other value, and the evidence below is that value's"
+        )
+    msg += (
+        f"; without the trigger the rest of {what} would give the other label to "
+        f"{p.expected_other:.1f} of them"
+        + (f" (estimated on {p.sample_size} scored rows)" if p.sample_size < n_measured else "")
         + f", observed {p.observed_other} (effect {p.effect:.2f})."
     )
-    if p.units < 0.95 * p.n:
+    if p.units < 0.95 * n_measured:
         msg += (
-            f" Repeated records count once: the {p.n} rows are about {p.units:.0f} distinct "
-            "records, and the counts above are per record."
+            f" Repeated records count once: the {n_measured} rows are about {p.units:.0f} "
+            "distinct records, and the counts above are per record."
         )
     if p.twin_share is not None:
+        of = "its" if p.measured_on is None else "that value's"
         msg += (
             # measured on the rows with the label (the copies' side: _Scanner._twin_sets), not
             # on every row carrying the pattern, whose natural carriers need not be copies
-            f" {p.twin_share:.0%} of its rows with {ctx.contract.label.column}={label_value!r} "
-            f"are near-copies of rows without the trigger (random rows: "
-            f"{p.twin_share_baseline:.1%})."
+            f" {p.twin_share:.0%} of {of} rows with "
+            f"{ctx.contract.label.column}={label_value!r} are near-copies of rows without the "
+            f"trigger (random rows: {p.twin_share_baseline:.1%})."
         )
     by_context = p.written and p.p_context <= p.context_threshold
     if by_context:
@@ -165,6 +182,15 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             "p_value": p.p,
             "bonferroni_threshold": threshold,
             "family": p.family,
+            # the single value the evidence above was measured on, for a pair named from it
+            "measured_on": None
+            if p.measured_on is None
+            else {
+                "feature": m.names[p.measured_on[0]],
+                "value": m.value(*p.measured_on),
+                "rows": p.measured_n,
+                "rows_with_label": p.measured_k,
+            },
             "breaks_contract": bool(broken),
             "band": vals[0] if p.band is not None else None,
             "context_share": None if math.isnan(p.context_share) else p.context_share,
