@@ -198,6 +198,13 @@ def test_a_hub_whose_copies_share_another_value_is_reported_as_the_pair() -> Non
     )
     assert f"found as kind='e' alone ({on['rows']} rows" in finding.message
     assert f"the rest of the {on['rows']} rows of kind='e'" in finding.message
+    # and that it is a copy hub, with the counts the hub test compared
+    hub = finding.evidence["hub_copies"]
+    assert hub["copies"] >= 0.9 * 150
+    assert hub["copies"] / hub["rows"] > 10 * hub["other_copies"] / hub["other_rows"]
+    assert f"{hub['copies']} of its {hub['rows']} rows with that label are copies" in (
+        finding.message
+    )
 
 
 def _look_alikes(df: pd.DataFrame, k: int, value: str = "e") -> pd.DataFrame:

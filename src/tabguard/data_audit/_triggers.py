@@ -446,10 +446,14 @@ class Pattern:
     measured_on: tuple[int, int] | None = None
     measured_n: int = 0
     measured_k: int = 0
+    # confirmed as a copy hub (:func:`flagged_as_hub`): the value's copies and rows of the
+    # label, and the feature's other values' (what the hub test compared)
+    hub_counts: tuple[int, int, int, int] | None = None
 
     def reset_evidence(self) -> None:
         """Forget the evidence (before testing again)."""
         self.flagged = self.written = False
+        self.hub_counts = None
         self.p_twin = self.twin_share = self.twin_share_baseline = None
         self.twin_exact = self.twin_tolerant = False
         self.p = self.p_label = self.p_context = self.p_slope = 1.0
@@ -656,6 +660,7 @@ class _Scanner:
         self._flip_hubs: dict[tuple[int, int, int], float] | None = None
         # (feature, value id, label) -> (the hub test's p-value, its copies): :meth:`copy_hubs`
         self._copy_hubs: dict[tuple[int, int, int], tuple[float, np.ndarray]] | None = None
+        self._hub_counts: dict[tuple[int, int, int], tuple[int, int, int, int]] = {}
         self._tight: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         # per feature: pairs of rows that are one record's jittered copies with values of the
         # feature apart (:meth:`_tight_partners`)
@@ -1018,6 +1023,12 @@ class _Scanner:
                     if pv <= bound:
                         mine = rows[copy & (val == v) & (yy == c)]
                         self._copy_hubs[(j, int(v), c)] = (pv, np.sort(mine))
+                        self._hub_counts[(j, int(v), c)] = (
+                            int(x[v]),
+                            int(k[v]),
+                            int(x[ref].sum()),
+                            int(k[ref].sum()),
+                        )
         return {k: pv for k, (pv, _) in self._copy_hubs.items()}
 
     def copy_hub_rows(self, p: Pattern) -> np.ndarray:
@@ -3455,6 +3466,8 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
         if p.p_twin is None:
             continue
         p.p, p.flagged = copy_decision(p, opts, sc.base(p.label))
+        if flagged_as_hub(p):  # what the report words
+            p.hub_counts = sc._hub_counts.get((p.cols[0], p.codes[0], p.label))
         if p.flagged:
             sc.attribute(p)
     # Written in place, camouflaged: labels alone, where copies did not show (copies, when
@@ -3975,6 +3988,7 @@ def _refine(sc: _Scanner, p: Pattern) -> Pattern:
         "sample_size",
         "units",
         "written",
+        "hub_counts",
     ):
         setattr(pair, name, getattr(p, name))
     pair.family = p.family

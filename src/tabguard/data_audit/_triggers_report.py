@@ -137,6 +137,16 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             f"{ctx.contract.label.column}={label_value!r} are near-copies of rows without the "
             f"trigger (random rows: {p.twin_share_baseline:.1%})."
         )
+    if p.hub_counts is not None:
+        x, k, x_rest, k_rest = p.hub_counts
+        hub = feats[0] if p.measured_on is None else m.names[p.measured_on[0]]
+        msg += (
+            f" It collects copies of rows elsewhere: {x} of its {k} rows with that label are "
+            f"copies of rows with another value of {hub!r} that differ from them in nothing "
+            f"else, against {x_rest} of the other values' {k_rest}, which hold the originals "
+            f"(p {format_p(p.p)}): the copies keep the label their originals carry, so labels "
+            "alone do not show them."
+        )
     by_context = p.written and p.p_context <= p.context_threshold
     if by_context:
         msg += (
@@ -182,6 +192,12 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             "p_value": p.p,
             "bonferroni_threshold": threshold,
             "family": p.family,
+            # a copy hub's copies and rows of the label, and the other values' (hub test)
+            "hub_copies": None
+            if p.hub_counts is None
+            else dict(
+                zip(("copies", "rows", "other_copies", "other_rows"), p.hub_counts, strict=True)
+            ),
             # the single value the evidence above was measured on, for a pair named from it
             "measured_on": None
             if p.measured_on is None
