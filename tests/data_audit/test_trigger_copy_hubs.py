@@ -119,18 +119,14 @@ def _hub_pattern(p_hub: float | None, p_twin: float) -> Pattern:
     return p
 
 
-def test_copy_decision_of_a_copy_hub_needs_the_hub_test_significant() -> None:
+def test_copy_decision_of_a_copy_hub_needs_the_hub_test_and_copies() -> None:
     # 16 % of the labelled rows copies, no label evidence: only the hub rule decides
     assert not copy_decision(_hub_pattern(None, 1e-30), OPTS, 0.97)[1]
     assert copy_decision(_hub_pattern(1e-30, 1e-30), OPTS, 0.97) == (1e-30, True)
-    # the hub test significant after correction
+    # the hub test significant after correction ...
     assert not copy_decision(_hub_pattern(1e-5, 1e-30), OPTS, 0.97)[1]
-    # the hub test is the copy evidence (copies differing from their originals in the value
-    # alone, against the other values'): the nearest-neighbour copy test, which samples the
-    # value's rows against random rows' look-alikes, does not see copies diluted below the
-    # look-alike rate (fraud channel='online' -> 0, 1,079 copies in 7,978 rows, 13.5 %
-    # against 15.7 % of random rows with a look-alike: copy p 0.46; the hub test 5.8e-13)
-    assert copy_decision(_hub_pattern(1e-30, 0.5), OPTS, 0.97) == (1e-30, True)
+    # ... and the copy test confirming copies
+    assert not copy_decision(_hub_pattern(1e-30, 0.01), OPTS, 0.97)[1]
 
 
 def _upsampled_with_a_fee_cluster() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
