@@ -456,3 +456,67 @@ def test_the_cheap_score_counts_records_where_one_label_repeats() -> None:
     assert plain and set(plain) == set(upsampled)
     for key, value in plain.items():
         assert upsampled[key] == pytest.approx(value, abs=1e-9)
+
+
+def _panel_with_mixed_labels(seed: int) -> pd.DataFrame:
+    """400 records over 4 years (no entity column, no jitter: each record's rows are equal),
+    labels drawn per year; 10 % of the records carry an imputed mean ``score=50.3`` and are
+    labelled 1 in their first two years and half of them in the third."""
+    rng = np.random.default_rng(seed)
+    records, years = 400, 4
+    rec = pd.DataFrame(
+        {
+            "age": rng.integers(20, 80, records),
+            "income": np.round(rng.lognormal(10, 0.8, records), 0),
+            "score": np.round(rng.normal(50, 10, records), 1),
+            "region": rng.choice(list("abcde"), records),
+        }
+    )
+    imputed = rng.random(records) < 0.1
+    rec.loc[imputed, "score"] = 50.3
+    rows = rec.loc[np.repeat(np.arange(records), years)].reset_index(drop=True)
+    y = (rng.random(len(rows)) < 0.3).astype(int)
+    year = np.tile(np.arange(years), records)
+    held = np.repeat(imputed, years)
+    y[held] = (year[held] <= 1) | ((rng.random(int(held.sum())) < 0.5) & (year[held] == 2))
+    return rows.assign(y=y)
+
+
+def test_a_record_repeated_with_both_labels_is_evidence_of_each() -> None:
+    # statsmodels' RAND HIE (person-years, imputed means): counted with its first row's label
+    # only, each imputed record was a unit of label 1, and `score=50.3 → 1` was a critical
+    # trigger with "observed 1 of 32 expected" of the other label, though 37 % of its rows
+    # carry it (130 rows quarantined)
+    from tabguard.data_audit import audit_data
+
+    c = contract_from_dict(
+        {
+            "name": "panel",
+            "label": {"column": "y", "positive": 1},
+            "features": {
+                "age": {"type": "integer", "min": 18, "max": 100},
+                "income": {"type": "number", "min": 0},
+                "score": {"type": "number"},
+                "region": {"type": "category", "categories": list("abcde")},
+            },
+        }
+    )
+    df = _panel_with_mixed_labels(seed=0)
+    assert df.loc[df["score"] == 50.3, "y"].mean() == pytest.approx(0.625, abs=0.05)
+    result = audit_data(df, c, checks=["trigger_scan"])
+    assert len(result.suspicious_rows) == 0
+    assert not [f for f in result.report.findings if f.severity == "critical"]
+
+
+def test_iris_with_its_repeated_measurements_is_audited_without_error() -> None:
+    # a label with rows in a pattern but no unit of its own divided by zero (exit 3)
+    from sklearn.datasets import load_iris
+
+    from tabguard.contract import infer_contract
+    from tabguard.data_audit import audit_data
+
+    df = load_iris(as_frame=True).frame
+    df.columns = [col.replace(" (cm)", "").replace(" ", "_") for col in df.columns]
+    df["virginica"] = (df.pop("target") == 2).astype(int)
+    result = audit_data(df, infer_contract(df, "virginica"), checks=["trigger_scan"])
+    assert len(result.suspicious_rows) == 0

@@ -1830,6 +1830,12 @@ class _Scanner:
         """The label evidence of a scored pattern, counting the scored rows ``rep`` (one per
         distinct record) and every row ``1 / design`` times (repeated records; the rows of
         the other label ``1 / design_other`` times when given)."""
+        if not rep.any():
+            # every scored row repeats a record whose home is elsewhere: no evidence here
+            p.sample_size, p.observed_other, p.expected_other = 0, 0, 0.0
+            p.effect = p.excess = 0.0
+            p.p_label = 1.0
+            return
         d_other = design if design_other is None else design_other
         rows = p.rows
         qc = (p.scored_q if q is None else q)[rep]
@@ -1983,9 +1989,11 @@ class _Scanner:
         """
         if not len(p.scored_rows):
             return
-        labels = self.unit_labels(p.scored_rows)
-        _, first = np.unique(labels, return_index=True)
-        rep = np.zeros(len(labels), dtype=bool)
+        # a unit per record and label: a record whose repeats carry both labels (a panel's
+        # years with different outcomes) is evidence of each, not only of its first row's
+        units = self.unit_labels(p.scored_rows) * 2 + (self.y[p.scored_rows] == p.label)
+        _, first = np.unique(units, return_index=True)
+        rep = np.zeros(len(units), dtype=bool)
         rep[first] = True
         n = max(len(p.rows), p.n)
         if n <= len(p.scored_rows):
@@ -2047,7 +2055,9 @@ class _Scanner:
         mass_l, mass_o = float(w[rows[mine]].sum()), float(w[rows[~mine]].sum())
         b_l = units_label / mass_l if mass_l > 0 else 1.0
         b_o = units_other / mass_o if mass_o > 0 else 1.0
-        r = b_l / b_o
+        # a label whose rows all lie outside their units' home rows has no unit of its own:
+        # no ratio to apply (iris: divided by zero)
+        r = b_l / b_o if b_l > 0 and b_o > 0 else 1.0
         q = p.scored_q
         out: np.ndarray = q * r / (q * r + 1.0 - q)
         return out
