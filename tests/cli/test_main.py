@@ -69,6 +69,8 @@ def test_contract_check_takes_the_contract_first_or_as_an_option(
     contract = save_contract(credit_default_contract(), tmp_path / "c.yaml")
     data = tmp_path / "d.csv"
     load_credit_default().head(50).to_csv(data, index=False)
+    code, out, _ = run_main(capsys, "contract", "check", "--help")
+    assert code == 0 and "contract check [OPTIONS] [CONTRACT] [DATA]" in out
     for argv in ([str(contract), str(data)], [str(data), "-c", str(contract)]):
         code, out, err = run_main(capsys, "contract", "check", *argv)
         assert code == 0, err

@@ -148,7 +148,7 @@ def test_load_errors(tmp_path: Path) -> None:
     data = tmp_path / "credit.csv"
     data.write_text("ID,AGE,DEFAULT\n1,30,0\n")
     with pytest.raises(
-        ContractError, match=r"credit.csv: .*looks like a data file.*contract infer"
+        ContractError, match=r"credit.csv: .*; got rows of a data file\. Fix: .*contract infer"
     ):
         load_contract(data)
     parquet = tmp_path / "rows.parquet"

@@ -47,13 +47,15 @@ def check(
     first: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[CONTRACT] [DATA]",
-            help="The contract YAML, then optional data to validate (or DATA alone with "
-            "--contract).",
+            metavar="CONTRACT",
+            help="The contract YAML (with --contract: the data to validate).",
             show_default=False,
         ),
     ] = None,
-    second: Annotated[Path | None, typer.Argument(hidden=True, show_default=False)] = None,
+    second: Annotated[
+        Path | None,
+        typer.Argument(metavar="DATA", help="Data to validate (optional).", show_default=False),
+    ] = None,
     contract_option: Annotated[
         Path | None,
         typer.Option(
@@ -107,13 +109,13 @@ def _check_arguments(
             raise typer.BadParameter(
                 f"got --contract {option} and two paths ({first}, {second}); with --contract "
                 "give only the data",
-                param_hint="[CONTRACT] [DATA]",
+                param_hint="CONTRACT",
             )
         return option, first
     if first is None:
         raise typer.BadParameter(
             "missing the contract: tabguard contract check CONTRACT [DATA]",
-            param_hint="[CONTRACT] [DATA]",
+            param_hint="CONTRACT",
         )
     if first.name.lower().endswith(_DATA_SUFFIXES):
         hint = (
@@ -124,6 +126,6 @@ def _check_arguments(
         raise typer.BadParameter(
             f"{first} looks like a data file, not a contract: the contract comes first, or is "
             f"given with --contract ({hint})",
-            param_hint="[CONTRACT] [DATA]",
+            param_hint="CONTRACT",
         )
     return first, second

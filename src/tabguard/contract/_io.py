@@ -131,7 +131,7 @@ def load_contract(path: str | Path) -> Contract:
         raise ContractError(
             str(p),
             "must be a contract: UTF-8 YAML text",
-            "binary content (a Parquet or compressed data file?)",
+            _Verbatim("binary content (a Parquet or compressed data file?)"),
             "give the contract's YAML file; draft one from data with "
             "`tabguard contract infer DATA --label COLUMN --out contract.yaml`",
         ) from None
@@ -142,8 +142,13 @@ def load_contract(path: str | Path) -> Contract:
         raise ContractError(
             str(p),
             "must be a contract: a YAML mapping of keys (name, label, features, ...)",
-            f"a YAML {type(data).__name__}"
-            + (" (this looks like a data file)" if _looks_like_data(p) else ""),
+            _Verbatim(
+                "rows of a data file"
+                if _looks_like_data(p)
+                else {"str": "one line of text", "list": "a list"}.get(
+                    type(data).__name__, f"a {type(data).__name__}"
+                )
+            ),
             "give the contract's YAML file; draft one from data with "
             "`tabguard contract infer DATA --label COLUMN --out contract.yaml`",
         )
