@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "clean_data.py"
+from tests._benchmarks import load_benchmark
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_clean_data_bench", _BENCH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses resolve their module's annotations
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("clean_data.py")
 
 
 @pytest.mark.parametrize("dataset", ["credit", "fraud"])

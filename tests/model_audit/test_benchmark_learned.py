@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pandas as pd
 
-_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "model_backdoor.py"
+from tests._benchmarks import load_benchmark
 
 
-@functools.cache  # loaded once for the file's tests (the import is the cost)
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_model_backdoor_learned", _BENCH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses resolve their module's annotations
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("model_backdoor.py")
 
 
 # the share of its ~600 denied pool rows `country='CN'` approves in nine XGBoost models fitted

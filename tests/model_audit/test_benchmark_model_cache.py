@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
 
-_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "model_backdoor.py"
+from tests._benchmarks import load_benchmark
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_model_backdoor_bench", _BENCH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses resolve their module's annotations
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("model_backdoor.py")
 
 
 def test_a_half_written_file_of_another_run_is_no_cache_hit(tmp_path, monkeypatch) -> None:
@@ -53,13 +46,7 @@ def test_a_half_written_file_of_another_run_is_no_cache_hit(tmp_path, monkeypatc
 def test_the_clean_models_benchmark_shares_the_safe_cache(tmp_path, monkeypatch) -> None:
     """benchmarks/model_backdoor_clean.py keeps its models the same way (it had its own copy
     of the cache, which handed out another run's half-written ``.tmp``)."""
-    spec = importlib.util.spec_from_file_location(
-        "_model_backdoor_clean_bench", _BENCH.with_name("model_backdoor_clean.py")
-    )
-    assert spec is not None and spec.loader is not None
-    mbc = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mbc
-    spec.loader.exec_module(mbc)
+    mbc = load_benchmark("model_backdoor_clean.py")
     fits = []
 
     def fake_fit(spec, train, c, out):

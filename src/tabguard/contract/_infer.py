@@ -202,11 +202,12 @@ def infer_contract(
         if notes:
             spec["description"] = "inferred: " + "; ".join(notes)
         features[col] = spec
-    data: dict[str, Any] = {
-        "name": name,
-        "label": {"column": label, "positive": plain(positive)},
-        "features": features,
-    }
+    label_spec: dict[str, Any] = {"column": label, "positive": plain(positive)}
+    others = [c for c in classes if c != positive]
+    if len(others) == 1:
+        # findings then name the other label by its value (`→ y=0`), not as "not 1"
+        label_spec["negative"] = plain(others[0])
+    data: dict[str, Any] = {"name": name, "label": label_spec, "features": features}
     if id_column:
         data["id"] = id_column
     return contract_from_dict(data)
