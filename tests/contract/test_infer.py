@@ -115,3 +115,11 @@ def test_infer_small_scales_are_ordinal() -> None:
     assert c.features["region"].type == "category"
     assert c.features["years"].type == "category"
     assert validate_frame(df, c).ok
+
+
+def test_a_two_valued_label_drafts_both_values() -> None:
+    df = pd.DataFrame({"x": range(40), "y": [0, 1] * 20})
+    c = infer_contract(df, "y")
+    assert (c.label.positive, c.label.negative) == (1, 0)
+    three = infer_contract(df.assign(y=[0, 1, 2, 2] * 10), "y")
+    assert three.label.negative is None  # "not <positive>" stands for two values
