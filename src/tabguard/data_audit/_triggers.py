@@ -1042,10 +1042,10 @@ class _Scanner:
 
     def hub_repeats(self, p: Pattern) -> np.ndarray:
         """Rows of a confirmed value that collects copies (:meth:`copy_hubs`, whichever test
-        confirmed it) that repeat an
-        earlier row of the value exactly, on every feature (labels aside), where such repeats
-        are beyond the feature's other values' (Fisher's test, :func:`hub_p_value`, at
-        ``copy_p``; at least ``min_rows``): ascending; none elsewhere.
+        confirmed it) that repeat an earlier row of the value exactly, on every feature
+        (labels aside), where such repeats are beyond the feature's other values' (Fisher's
+        test, :func:`hub_p_value`, at ``copy_p``; at least ``min_rows``): ascending; none
+        elsewhere.
 
         An attacker who copies rows of any value and writes the hub's value in also copies
         rows that held it already: those copies equal their originals, and the hub rule,
