@@ -120,7 +120,8 @@ def load_contract(path: str | Path) -> Contract:
     if not p.is_file():
         raise ContractError(str(p), "contract file must exist", str(p), "check the path")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -144,7 +145,7 @@ def load_contract(path: str | Path) -> Contract:
             "must be a contract: a YAML mapping of keys (name, label, features, ...)",
             _Verbatim(
                 "rows of a data file"
-                if _looks_like_data(p)
+                if _looks_like_data(text)
                 else {"str": "one line of text", "list": "a list"}.get(
                     type(data).__name__, f"a {type(data).__name__}"
                 )
@@ -155,8 +156,8 @@ def load_contract(path: str | Path) -> Contract:
     return contract_from_dict(data)
 
 
-def _looks_like_data(p: Path) -> bool:
-    first = p.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+def _looks_like_data(text: str) -> bool:
+    first = text.split("\n", 1)[0]
     return first.count(",") >= 2 or first.count("\t") >= 2
 
 
