@@ -78,6 +78,38 @@ def test_contract_check_takes_the_contract_first_or_as_an_option(
         assert "all 50 rows satisfy the contract" in " ".join(out.split())
 
 
+def _command_paths() -> list[list[str]]:
+    import typer
+
+    from tabguard.cli import app
+
+    paths: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+        if not hasattr(command, "commands"):
+            paths.append(path)
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+def test_every_help_fits_80_columns_without_cutting_a_text(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rich cuts a word longer than its cell with "…": an option's help must not lose its end
+    monkeypatch.setenv("COLUMNS", "80")
+    paths = _command_paths()
+    assert len(paths) > 20 and ["train"] in paths
+    for path in paths:
+        code, out, _ = run_main(capsys, *path, "--help")
+        assert code == 0, path
+        cut = [ln for ln in out.splitlines() if "… │" in ln or "…│" in ln]
+        assert not cut, (path, cut)
+        assert max(len(ln) for ln in out.splitlines()) <= 80, path
+
+
 def test_contract_infer_drafts_a_panel_id_as_the_entity(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

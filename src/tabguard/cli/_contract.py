@@ -30,7 +30,9 @@ def infer(
         bool, typer.Option("--no-entity", help="Draft no entity column (every row its own).")
     ] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write YAML here.")] = None,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing --out file.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing --out file.")
+    ] = False,
 ) -> None:
     """Draft a contract from data; review ranges, protected and gameable features after."""
     output_file(out, force)  # before the work: a reviewed contract is never overwritten
