@@ -158,8 +158,9 @@ def test_a_repeated_id_is_drafted_as_the_entity() -> None:
     assert validate_frame(df, c).ok
     # opted out, or the column named as an attribute: a feature as before
     assert infer_contract(df, "defaulted", find_entity=False).entity is None
-    renamed = df.rename(columns={"loan_id": "paid"})
-    assert guess_entity(renamed, "defaulted") is None
+    for attribute in ("paid", "loan_age"):  # named as an attribute, not a unit
+        assert guess_entity(df.rename(columns={"loan_id": attribute}), "defaulted") is None
+    assert guess_entity(df.rename(columns={"loan_id": "LoanID"}), "defaulted") is not None
     # an id that does not repeat (one row per loan) is no entity
     assert guess_entity(df.drop_duplicates("loan_id"), "defaulted") is None
     assert infer_contract(df, "defaulted", entity="loan_amount").entity == "loan_amount"

@@ -43,9 +43,10 @@ _ID_WORDS = frozenset(
 
 
 def _names_a_unit(column: str) -> bool:
-    """Whether a column's name has a word of ``_ID_WORDS`` (``loan_id``, ``customerID``,
-    ``Account``; not ``paid``)."""
-    return any(w in _ID_WORDS for w in name_tokens(column))
+    """Whether a column's name ends with a word of ``_ID_WORDS`` (``loan_id``, ``customerID``,
+    ``Account``; not ``customer_age`` or ``paid``)."""
+    words = name_tokens(column)
+    return bool(words) and words[-1] in _ID_WORDS
 
 
 @dataclass(frozen=True)
