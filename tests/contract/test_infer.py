@@ -150,7 +150,7 @@ def test_a_repeated_id_is_drafted_as_the_entity() -> None:
     df = _loan_panel()
     guess = guess_entity(df, "defaulted")
     assert guess is not None and guess.column == "loan_id"
-    assert (guess.entities, guess.rows_per_entity) == (40, 6.0)
+    assert (guess.entities, guess.rows) == (40, 240)
     assert {"loan_amount", "annual_income"} <= set(guess.constant)
     assert "entity: loan_id" in guess.message()
     c = infer_contract(df, "defaulted")

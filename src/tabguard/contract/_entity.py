@@ -11,6 +11,8 @@ audit hints at one the contract leaves out.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -25,6 +27,47 @@ _CONSTANT_SHARE = 0.95
 _CHANCE_SHARE = 0.5
 #: Values whose rows are read (the groups of a million-row file: a sample of them).
 _SAMPLE_ENTITIES = 2_000
+
+
+@dataclass(frozen=True)
+class RepeatedId:
+    """A column that repeats like an entity id.
+
+    Attributes
+    ----------
+    column : str
+    rows : int
+        Rows with a value of the column.
+    entities : int
+        Its distinct values.
+    constant : tuple of str
+        Other columns constant within (nearly) each of its values.
+    """
+
+    column: str
+    rows: int
+    entities: int
+    constant: tuple[str, ...]
+
+    def summary(self) -> str:
+        """``"N rows over K values, R each; A, B constant within each"``."""
+        shown = ", ".join(self.constant[:6]) + (" ..." if len(self.constant) > 6 else "")
+        return (
+            f"{self.rows} rows over {self.entities} values, {self.rows / self.entities:.1f} "
+            f"each; {shown} constant within each"
+        )
+
+
+def repeated_id(
+    data: pd.DataFrame, column: str, features: list[str], *, seed: int = 0
+) -> RepeatedId | None:
+    """``column`` as a :class:`RepeatedId` when it repeats like an entity id (see
+    :func:`constant_within_entities`), else None."""
+    constant = constant_within_entities(data, column, features, seed=seed)
+    if not constant:
+        return None
+    held = data[column].dropna()
+    return RepeatedId(str(column), len(held), int(held.nunique()), constant)
 
 
 def constant_within_entities(

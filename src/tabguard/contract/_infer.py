@@ -8,14 +8,13 @@ Each guess is stated in the feature's ``description`` so a reviewer sees what to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tabguard._plain import plain
-from tabguard.contract._entity import constant_within_entities
+from tabguard.contract._entity import RepeatedId, repeated_id
 from tabguard.contract._io import contract_from_dict
 from tabguard.contract._protected import looks_protected, name_tokens
 from tabguard.contract._spec import Contract
@@ -49,31 +48,13 @@ def _names_a_unit(column: str) -> bool:
     return bool(words) and words[-1] in _ID_WORDS
 
 
-@dataclass(frozen=True)
-class EntityGuess:
-    """A column ``contract infer`` drafts as the contract's ``entity``.
-
-    Attributes
-    ----------
-    column : str
-    entities : int
-        Its distinct values.
-    rows_per_entity : float
-    constant : tuple of str
-        Other columns constant within (nearly) each of its values.
-    """
-
-    column: str
-    entities: int
-    rows_per_entity: float
-    constant: tuple[str, ...]
+class EntityGuess(RepeatedId):
+    """A column ``contract infer`` drafts as the contract's ``entity``."""
 
     def message(self) -> str:
         """The guess as ``contract infer`` reports it."""
-        shown = ", ".join(self.constant[:6]) + (" ..." if len(self.constant) > 6 else "")
         return (
-            f"entity: {self.column} drafted from its name and its repeats ({self.entities} "
-            f"values, {self.rows_per_entity:.1f} rows each; {shown} constant within each): "
+            f"entity: {self.column} drafted from its name and its repeats ({self.summary()}): "
             "the data audit counts an entity's rows as one unit of evidence. Remove the line "
             "if each row is a record of its own."
         )
@@ -107,12 +88,9 @@ def guess_entity(df: pd.DataFrame, label: str, id_column: str | None = None) -> 
         if pd.api.types.is_float_dtype(s) or pd.api.types.is_bool_dtype(s):
             continue
         others = [c for c in df.columns if c not in (label, id_column, col)]
-        constant = constant_within_entities(df, col, others)
-        if not constant:
-            continue
-        k = int(s.nunique())
-        if best is None or k > best.entities:
-            best = EntityGuess(str(col), k, float(s.notna().sum()) / k, constant)
+        found = repeated_id(df, col, others)
+        if found is not None and (best is None or found.entities > best.entities):
+            best = EntityGuess(**vars(found))
     return best
 
 

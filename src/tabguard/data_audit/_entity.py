@@ -8,43 +8,22 @@ What "repeats like an id" means is :mod:`tabguard.contract._entity`'s test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
 from tabguard.contract import Contract
-from tabguard.contract._entity import constant_within_entities
+from tabguard.contract._entity import RepeatedId, repeated_id
 
 
-@dataclass(frozen=True)
-class EntityHint:
-    """A column to declare as the contract's ``entity``.
-
-    Attributes
-    ----------
-    column : str
-    rows : int
-        Rows with a value of the column.
-    entities : int
-        Its distinct values.
-    constant : tuple of str
-        Declared features constant within (nearly) each of its values.
-    """
-
-    column: str
-    rows: int
-    entities: int
-    constant: tuple[str, ...]
+class EntityHint(RepeatedId):
+    """A column the contract leaves out, to declare as its ``entity``."""
 
     def message(self) -> str:
         """The hint as the audit words it."""
-        shown = ", ".join(self.constant[:6]) + (" ..." if len(self.constant) > 6 else "")
         return (
             f"column {self.column!r} is not in the contract and repeats like an account id: "
-            f"{self.rows} rows over {self.entities} values ({self.rows / self.entities:.1f} "
-            f"each), {shown} constant within each; declare it as `entity: {self.column}` in "
-            "the contract, so that an entity's rows count as one unit of evidence (undeclared, "
-            "the trigger scan counts each of its rows as a record of its own)."
+            f"{self.summary()}; declare it as `entity: {self.column}` in the contract, so that "
+            "an entity's rows count as one unit of evidence (undeclared, the trigger scan "
+            "counts each of its rows as a record of its own)."
         )
 
 
@@ -71,8 +50,7 @@ def entity_hints(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> li
     for col in data.columns:
         if col in known:
             continue
-        constant = constant_within_entities(data, col, features, seed=seed)
-        if constant:
-            held = int(data[col].notna().sum())
-            out.append(EntityHint(str(col), held, int(data[col].nunique()), constant))
+        found = repeated_id(data, col, features, seed=seed)
+        if found is not None:
+            out.append(EntityHint(**vars(found)))
     return out
