@@ -153,3 +153,42 @@ def test_pair_candidates_are_the_best_by_the_scalar_cheap_score(cap: int) -> Non
         return [(p.cols, p.codes, p.label, p.n, p.k, p.cheap_score) for p in ps]
 
     assert view(_top(made, cap)) == view(_top(every, cap))
+
+
+def test_counterfactual_predictions_are_the_models_and_each_distinct_row_is_predicted_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the scan's counterfactual rows repeat (replicates drawing one replacement, re-tests):
+    # the kept answers are the model's own, and a row asked again is not predicted again
+    from tabguard.data_audit import _triggers
+
+    rng = np.random.default_rng(3)
+    n = 600
+    df = pd.DataFrame(
+        {"a": rng.integers(0, 4, n), "b": rng.integers(0, 50, n), "y": rng.integers(0, 2, n)}
+    )
+    contract = contract_from_dict(
+        {
+            "name": "t",
+            "label": {"column": "y", "positive": 1},
+            "features": {k: {"type": "integer", "min": 0, "max": 100} for k in "ab"},
+        }
+    )
+    sc = _Scanner(build_context(df, contract), TriggerScanOptions())
+    model = sc.model()
+    X = sc.m.raw[rng.integers(0, n, 300)].copy()
+    X[::3, 0] = np.nan  # missing values are rows like any other
+    asked: list[int] = []
+    direct = _triggers.predict
+
+    def counted(m: object, rows: np.ndarray) -> np.ndarray:
+        asked.append(len(rows))
+        return direct(m, rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_triggers, "predict", counted)
+    first = sc.counterfactual(X)
+    np.testing.assert_array_equal(first, direct(model, X))  # bit for bit
+    assert asked == [len({row.tobytes() for row in X})] and asked[0] < len(X)
+    again = sc.counterfactual(X[::-1])
+    np.testing.assert_array_equal(again, first[::-1])
+    assert len(asked) == 1  # nothing new: no prediction
