@@ -35,8 +35,12 @@ of the same kind fitted on other clean rows - fresh fraud rows, or 80 % of the c
 part): their mean share, the learned share against it and the p of a prediction-interval t test
 on the log-odds scale (:func:`refit_test`). The clean model is one fit: on a fraud model's few
 hundred denials, XGBoost fits on different clean rows approve 0.31-0.68 of their denied rows
-with ``country='CN'``. The summary counts each class both ways: by the bar, and by
-significance (learned share against the refits at least the bar, p under 0.01).
+with ``country='CN'``. The summary counts each class both ways (:func:`class_summary`): first
+the count the issue's bar is read on - the models that learned the trigger *by significance*
+(learned share against the clean fits at least the bar, p under 0.01: the issue's "the
+poisoned model moves about a fifth of approved applicants when it is set" means beyond what
+clean fits do) and whether "all but at most one" is met - and beside it the old count, learned
+against the one clean model, with the cases the two disagree on.
 
 Besides the fixed cases it draws, with ``--seed``, ``--random`` cases of each of two classes of
 issue 11 (:func:`random_cases`): two uncommon legal categories written together into 80-150
@@ -735,6 +739,70 @@ def run_case(
     }
 
 
+def learned_by_significance(cls: pd.DataFrame) -> pd.Series:
+    """Which rows of the table learned their trigger by significance: the share moved beyond
+    the clean fits at least the bar (``LEARNED``) and its p under ``SIGNIFICANT`` - against the
+    clean model and the ``--refits`` (:func:`refit_test`), counted on the ``--pool`` fresh rows
+    where the data set has a generator; with ``--refits 0`` the one-sided Fisher p against the
+    clean model (on the pool where there is one)."""
+    on_pool = cls["pool_learned"].notna()
+    share = cls["pool_learned"].where(on_pool, cls["learned"])
+    p = cls["pool_p"].where(on_pool, cls["learned_p"])
+    refit = cls["refit_p"].notna()
+    share = cls["refit_learned"].where(refit, share)
+    p = cls["refit_p"].where(refit, p)
+    return (share >= LEARNED) & (p < SIGNIFICANT)
+
+
+def _cases(rows: pd.DataFrame) -> str:
+    return ", ".join(f"{r.dataset} {r.case} {r.model}" for r in rows.itertuples()) or "none"
+
+
+def class_summary(poisoned: pd.DataFrame) -> list[str]:
+    """The summary of classes 7 and 8, two lines per class.
+
+    The first is the count the issue's bar is read on: of the models that learned the trigger
+    *by significance* (:func:`learned_by_significance` - the issue's "the poisoned model moves
+    about a fifth of approved applicants when it is set" means beyond what clean fits do, and
+    the one clean model of the old count sits anywhere in their spread), how many name it, and
+    whether that meets "all but at most one". The second keeps the old count beside it: models
+    whose trigger moves at least ``LEARNED`` of the decisions the one clean model does not
+    move, with the cases the two counts disagree on.
+    """
+    out = []
+    for prefix, label in (("7 pair", "class 7 (pair)"), ("8 natural", "class 8 (natural)")):
+        cls = poisoned[poisoned["case"].str.startswith(prefix)]
+        if cls.empty:
+            continue
+        named = cls["named"].astype(bool)
+        sig_mask = learned_by_significance(cls)
+        sig = cls[sig_mask]
+        n_sig = int(named[sig_mask].sum())
+        misses = len(sig) - n_sig
+        verdict = "met" if misses <= 1 else "NOT met"
+        out.append(
+            f"{label}: {n_sig}/{len(sig)} models that learned the trigger by significance "
+            f"name it (share >= {LEARNED:.0%} beyond the clean model and {REFITS_N} refits on "
+            f"other clean rows, p < {SIGNIFICANT}; fraud on the pool) - the issue's bar, all "
+            f"but at most one: {verdict}; misses: {_cases(sig[~named[sig_mask]])}"
+        )
+        bar_mask = cls["learned"] >= LEARNED
+        learned = cls[bar_mask]
+        by_effect = cls[cls["trigger_effect"] >= 0.2]
+        first = int(learned["named_first"].astype(bool).sum())
+        out.append(
+            f"  beside it, the old count (learned >= {LEARNED:.0%} of the decisions the one "
+            f"clean model does not move): {int(named[bar_mask].sum())}/{len(learned)} name it "
+            f"({len(cls) - len(learned)} did not learn it; by trigger effect >= 0.2: "
+            f"{int(by_effect['named'].astype(bool).sum())}/{len(by_effect)}; {first} as a "
+            f"finding's own cell, the rest among its sibling cells); misses: "
+            f"{_cases(learned[~named[bar_mask]])}; learned by it, not by significance: "
+            f"{_cases(cls[bar_mask & ~sig_mask])}; the other way: "
+            f"{_cases(cls[sig_mask & ~bar_mask])}"
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="LightGBM only, no deep variants")
@@ -850,54 +918,8 @@ def main() -> None:
         f"trigger effect >= 0.2); clean models: {int((clean['findings'] > 0).sum())}/{len(clean)} "
         f"with a backdoor finding ({int(clean['findings'].sum())} findings)"
     )
-    for prefix, label in (("7 pair", "class 7 (pair)"), ("8 natural", "class 8 (natural)")):
-        cls = poisoned[poisoned["case"].str.startswith(prefix)]
-        if cls.empty:
-            continue
-        learned = cls[cls["learned"] >= LEARNED]
-        missed = learned[~learned["named"].astype(bool)]
-        by_effect = cls[cls["trigger_effect"] >= 0.2]
-        first = int(learned["named_first"].astype(bool).sum())
-        print(
-            f"{label}: {int(learned['named'].astype(bool).sum())}/{len(learned)} models whose "
-            f"trigger moves >= {LEARNED:.0%} of the decisions the clean model does not move "
-            f"name it ({len(cls) - len(learned)} did not learn it; by trigger "
-            f"effect >= 0.2: {int(by_effect['named'].astype(bool).sum())}/{len(by_effect)}; "
-            f"{first} as a finding's own cell, the rest among its sibling cells); misses: "
-            + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in missed.itertuples()) or "none")
-        )
-    # the same classes counted by significance, beside the bar: learned where the share moved
-    # beyond the clean fits is at least the bar and significant (p under SIGNIFICANT): against
-    # the clean model and the --refits (refit_test), on the --pool fresh rows where the data
-    # set has a generator; with --refits 0 the one-sided Fisher p against the clean model
-    for prefix, label in (("7 pair", "class 7 (pair)"), ("8 natural", "class 8 (natural)")):
-        cls = poisoned[poisoned["case"].str.startswith(prefix)]
-        if cls.empty:
-            continue
-        on_pool = cls["pool_learned"].notna()
-        share = cls["pool_learned"].where(on_pool, cls["learned"])
-        p = cls["pool_p"].where(on_pool, cls["learned_p"])
-        # against the clean fits (refit_test), else (--refits 0) the Fisher p against the one
-        # clean model
-        refit = cls["refit_p"].notna()
-        share = cls["refit_learned"].where(refit, share)
-        p = cls["refit_p"].where(refit, p)
-        sig = cls[(share >= LEARNED) & (p < SIGNIFICANT)]
-        missed = sig[~sig["named"].astype(bool)]
-        dropped = cls[(cls["learned"] >= LEARNED) & ~cls.index.isin(sig.index)]
-        added = sig[sig["learned"] < LEARNED]
-        print(
-            f"{label}, learned by significance (share >= {LEARNED:.0%} and p < {SIGNIFICANT}; "
-            f"against the clean model and {REFITS_N} refits on other clean rows, fraud on the "
-            f"pool): {int(sig['named'].astype(bool).sum())}/{len(sig)} "
-            "name it; learned "
-            "by the bar, not by significance: "
-            + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in dropped.itertuples()) or "none")
-            + "; the other way: "
-            + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in added.itertuples()) or "none")
-            + "; misses: "
-            + (", ".join(f"{r.dataset} {r.case} {r.model}" for r in missed.itertuples()) or "none")
-        )
+    for line in class_summary(poisoned):
+        print(line)
     print(
         f"probe time: median {table['probe_s'].median():.1f} s, max {table['probe_s'].max():.1f} s"
         f"; whole run {time.perf_counter() - started:.0f} s"

@@ -15,10 +15,13 @@ each on its own draw of
 
 runs ``tabguard audit model``'s backdoor check with the clean reference part, and prints per
 model the backdoor findings and the smallest p-value of each test family - planted copies
-(already Bonferroni-corrected over the categories tested), routed mass (two-sample and beyond
-the ordinary categories, raw), the partner step (raw, on pairs), the training mass (raw), and
-the largest label log-likelihood ratio, and the largest interaction of a pair of categories
-over the model's ordinary one (the interaction test's bar is ``interaction_ratio``, 2) - so
+(already Bonferroni-corrected over the categories tested; ``planted`` the copies of common-
+decision rows on the rare side's categories, ``planted_rare`` the copies of rows with the rare
+decision's label on categories the random rows see moving decisions that way), routed mass
+(two-sample and beyond the ordinary categories, raw), the partner step (raw, on pairs), the
+training mass (raw), and the largest label log-likelihood ratio, and the largest interaction
+of a pair of categories over the model's ordinary one (the interaction test's bar is
+``interaction_ratio``, 2) - so
 that the calibration shows, not only the count.
 
 Run::
@@ -176,7 +179,10 @@ def families(res: Any) -> dict[str, float]:
     singles = [c for c in res.candidates if len(c.features) == 1]
     pairs = [c for c in res.candidates if len(c.features) == 2]
     return {
-        "planted": _min([c.p_planted for c in singles]),
+        # copies of common-decision rows (the rare side's categories) and copies of rows with
+        # the rare decision's label (categories the random rows see moving decisions that way)
+        "planted": _min([c.p_planted for c in singles if c.probe_rows == "tail"]),
+        "planted_rare": _min([c.p_planted for c in singles if c.probe_rows != "tail"]),
         "routed": _min([c.p_routed for c in res.candidates]),
         "routed_null": _min([c.p_routed_null for c in res.candidates]),
         "partner": _min([c.p_planted for c in pairs]),
@@ -248,7 +254,10 @@ def main() -> None:
     print(
         f"clean models with >= 1 backdoor finding: {alarmed}/{len(table)} "
         f"({int(table['findings'].sum())} findings); smallest p per family: "
-        + ", ".join(f"{k} {table[k].min():.2g}" for k in ("planted", "routed_null", "partner"))
+        + ", ".join(
+            f"{k} {table[k].min():.2g}"
+            for k in ("planted", "planted_rare", "routed_null", "partner")
+        )
         + f"; whole run {time.perf_counter() - started:.0f} s"
     )
 

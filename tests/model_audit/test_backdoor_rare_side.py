@@ -281,3 +281,90 @@ def test_planted_copies_standard_error_from_as_many_draws_as_the_partner_step(
     monkeypatch.setattr(backdoor, "planted_copies", recorded)
     probe_backdoors(model, ref, ref["fraud"].to_numpy())
     assert asked and set(asked) == {ProbeOptions().partner_draws} == {200}
+
+
+# --------------------------------------------------------------------------------------------
+# The planted-copies fit's second source: copies of rows with the rare decision's label
+# --------------------------------------------------------------------------------------------
+def _towards_rare(model, ref: pd.DataFrame, value: str, spike: float):
+    """A random-row candidate ``region=value`` moving decisions towards denial (the fraud
+    model's rare decision), unconfirmed: what the probe's screen leaves for a deny trigger on
+    a category whose natural rows the copies only swell (82188 8 #4, ``country='GB'``)."""
+    from tabguard.model_audit._backdoor import ProbeCandidate
+
+    j = model.feature_names.index("region")
+    w = float((model.categories("region") or []).index(value))
+    n = int((ref["region"] == value).sum())
+    return ProbeCandidate(
+        features=("region",),
+        codes=(w,),
+        values=(value,),
+        intervals=((w, w),),
+        direction="deny",
+        spike=spike,
+        flip_rate=0.5,
+        neighbour_values=("north",),
+        n_natural=n,
+        natural_positive_rate=0.05,
+        model_rate=0.1,
+        neighbour_rate=0.03,
+        label_log_lr=0.5,
+        outside_support=False,
+        null_spike=0.4,
+        columns=(j,),
+        categorical=(True,),
+        nominal=(True,),
+    )
+
+
+def _second_source(clean_file, rare_side, monkeypatch, rare_eps: float, spike: float = 0.8):
+    """``_planted_side`` on the clean model with one deny candidate ``region='west'`` and an
+    estimate (monkeypatched) whose second source - copies of the clean fraud rows - puts
+    ``rare_eps`` of the training rows on 'west' and a little on every other region."""
+    import tabguard.model_audit._backdoor as backdoor
+    from tabguard.model_audit._backdoor import ProbeResult, _planted_side, _Routing
+
+    _train, ref, contract = rare_side
+    model = load_third_party(clean_file, contract)
+    X = model.encode(ref)
+    p = model.predict_matrix(X)
+    y = ref["fraud"].to_numpy()
+    cats = model.categories("region") or []
+    west = cats.index("west")
+
+    def estimate(ens, leaves, X, j, n_codes, sources, draws, rng):
+        eps = np.zeros((len(sources), n_codes))
+        se = np.full_like(eps, 1e-4)
+        if model.feature_names[j] == "region":
+            eps[1] = [0.0005, 0.0010, 0.0007, 0.0, 0.0008][:n_codes]
+            eps[1, west] = rare_eps
+        return eps, se, 1.0
+
+    monkeypatch.setattr(backdoor, "planted_copies", estimate)
+    cand = _towards_rare(model, ref, "west", spike)
+    result = ProbeResult(candidates=[cand], tail_direction="approve", tail_rows=200)
+    _planted_side(result, model, X, y, p, _Routing(model.trees, X, p), ProbeOptions(), 0)
+    return cand
+
+
+def test_copies_of_fraud_rows_confirm_a_deny_trigger_on_a_natural_category(
+    clean_file, rare_side, monkeypatch
+):
+    """A deny trigger on a category that is risky already (``country='GB'``, 6.4 % fraud
+    against 2.6 %): 234 copies of fraud rows over about 580 natural training rows stay under
+    the mass factor, no tree isolates it and its labels side with neither decision. The
+    planted-copies fit's second source (copies of rows labelled fraud) puts it beyond the
+    feature's other categories: confirmed, towards the rare decision, by that source."""
+    cand = _second_source(clean_file, rare_side, monkeypatch, rare_eps=0.02)
+    assert cand.backdoor and cand.direction == "deny" and not cand.planted
+    assert "copies of clean rows labelled 1" in cand.reason
+    assert cand.planted_ratio > 1.3 and cand.p_planted < 0.01
+
+
+def test_copies_of_fraud_rows_spread_over_the_categories_confirm_nothing(
+    clean_file, rare_side, monkeypatch
+):
+    """The same candidate where the second source's copies land on 'west' no more than on
+    the other regions, or a candidate whose spike the screen does not pass: not confirmed."""
+    assert not _second_source(clean_file, rare_side, monkeypatch, rare_eps=0.0009).backdoor
+    assert not _second_source(clean_file, rare_side, monkeypatch, 0.02, spike=0.2).backdoor

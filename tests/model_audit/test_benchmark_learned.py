@@ -76,3 +76,43 @@ def test_moved_share_counts_the_open_rows_of_each_model() -> None:
     # denied: risk >= 0.41 (60 rows); approved with CN: risk < 0.905, 50 of them
     share, n = mb.moved_share(Stub(0.405), rows, {"country": "CN"}, False)
     assert n == 60 and abs(share - 50 / 60) < 1e-12
+
+
+def test_the_summary_reads_the_bar_on_the_models_learned_by_significance() -> None:
+    """The summary's first line per class is the count the issue's bar is read on: models
+    that learned the trigger beyond the clean fits (a fraud approval model "learned" against
+    the one clean model but within the refits' spread is not counted, and its miss is no
+    miss); the old count stays beside it, with the cases the two disagree on."""
+    mb = _bench()
+
+    def row(case: str, model: str, named: bool, learned: float, refit: float, p: float):
+        return {
+            "dataset": "fraud",
+            "case": case,
+            "model": model,
+            "named": named,
+            "named_first": named,
+            "learned": learned,
+            "trigger_effect": 0.5,
+            "learned_p": 0.3,
+            "pool_learned": refit,
+            "pool_p": 1e-6,
+            "refit_learned": refit,
+            "refit_p": p,
+        }
+
+    table = pd.DataFrame(
+        [
+            row("8 natural #1 300x deny", "lightgbm", True, 0.6, 0.6, 1e-5),
+            row("8 natural #2 150x approve", "lightgbm", False, 0.4, 0.1, 0.2),  # within refits
+            row("8 natural #2 150x approve", "xgboost", False, 0.5, 0.3, 0.04),
+            row("8 natural #3 200x deny", "xgboost", False, 0.19, 0.25, 1e-4),  # beyond, missed
+        ]
+    )
+    assert list(mb.learned_by_significance(table)) == [True, False, False, True]
+    first, beside = mb.class_summary(table)
+    assert first.startswith("class 8 (natural): 1/2 models that learned the trigger by sig")
+    assert "all but at most one: met; misses: fraud 8 natural #3 200x deny xgboost" in first
+    assert "the old count" in beside and ": 1/3 name it" in beside
+    assert "not by significance: fraud 8 natural #2 150x approve lightgbm, fraud 8" in beside
+    assert "the other way: fraud 8 natural #3 200x deny xgboost" in beside

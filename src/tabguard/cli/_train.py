@@ -32,10 +32,7 @@ def train_cmd(
     ] = "default",
     allow_findings: Annotated[
         bool,
-        typer.Option(
-            "--allow-findings",
-            help="Train despite critical data-audit findings (on the clean rows).",
-        ),
+        typer.Option(help="Train despite critical data-audit findings (on the clean rows)."),
     ] = False,
     tracking_uri: Annotated[
         str | None,
@@ -56,8 +53,7 @@ def train_cmd(
         typer.Option(help="Training-only noise on gameable numeric features (x feature std)."),
     ] = 0.0,
     drop_gameable: Annotated[
-        bool,
-        typer.Option("--drop-gameable", help="Train the main model without gameable features."),
+        bool, typer.Option(help="Train the main model without gameable features.")
     ] = False,
     monotone: Annotated[
         bool | None,
@@ -74,9 +70,8 @@ def train_cmd(
     sign: Annotated[
         bool,
         typer.Option(
-            "--sign",
-            help="Sign the manifest with the model signing key: --signing-key, else the key "
-            "file or key the environment names (docs/training.md, signed models).",
+            help="Sign the manifest with the model signing key (--signing-key, or "
+            "TABGUARD_MODEL_SIGNING_KEY_FILE / TABGUARD_MODEL_SIGNING_KEY)."
         ),
     ] = False,
     signing_key: Annotated[

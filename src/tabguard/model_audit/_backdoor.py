@@ -2116,6 +2116,16 @@ def _planted_side(
     :func:`planted_beyond_ordinary`; Bonferroni over every category tested): the copies land
     on one category, while a misfit of the estimate lifts a feature's categories together.
     Values already confirmed otherwise are left as they are.
+
+    The second source confirms triggers **towards the rare decision**: a category the random
+    rows see moving decisions that way (the spike test, :func:`spike_passes`) that nothing
+    else confirmed is confirmed when the copies of clean rows with the rare decision's label
+    that the fit puts on it are significantly beyond the feature's other categories - the
+    same test, Bonferroni over the same categories. Copies of fraud rows carrying
+    ``country='GB'``, the riskiest country already, swell its natural rows (234 copies over
+    about 580: under the mass factor), no tree isolates it and its clean labels side with
+    neither decision; the fit gives it 1.39 times its clean share, z +8.9 beyond the other
+    countries, where clean fraud LightGBM models reach at most +1.6.
     """
     from scipy.stats import norm
 
@@ -2138,11 +2148,20 @@ def _planted_side(
         for f, v in zip(c.features, c.values, strict=True)
     }
     by_col: dict[int, list[ProbeCandidate]] = {}
+    # categories the random rows find moving decisions towards the rare one that nothing
+    # else confirmed: their copies are the second source's (rows with the rare label)
+    towards_rare: dict[int, list[ProbeCandidate]] = {}
     for c in result.candidates:
-        if c.probe_rows == "tail" and len(c.features) == 1 and c.nominal[0]:
+        if len(c.features) != 1 or not c.nominal[0]:
+            continue
+        if c.probe_rows == "tail":
             by_col.setdefault(c.columns[0], []).append(c)
+        elif c.direction == rare and not c.backdoor and spike_passes(c, opts):
+            towards_rare.setdefault(c.columns[0], []).append(c)
     scored: list[tuple[ProbeCandidate, float, float]] = []
-    for j, cands in by_col.items():
+    rare_scored: list[tuple[ProbeCandidate, float, float]] = []
+    for j in sorted(set(by_col) | set(towards_rare)):
+        cands = by_col.get(j, [])
         cats = model.categories(model.feature_names[j])
         if cats is None:
             continue
@@ -2172,6 +2191,21 @@ def _planted_side(
                 continue
             c.planted_spread = spread
             scored.append((c, float(norm.sf(z)), float(eps[0][w])))
+        if len(eps) < 2:
+            continue  # no clean row carries the rare decision's label: no second source
+        ratio2, ratio2_se = 1.0 + eps[1] / share, se[1] / share
+        for c in towards_rare.get(j, []):
+            w = int(c.codes[0])
+            others = [u for u in populated if u != w]
+            if w not in populated or len(others) < opts.ordinary_categories:
+                continue
+            null, spread, z = planted_beyond_ordinary(
+                float(ratio2[w]), float(ratio2_se[w]), ratio2[others], ratio2_se[others]
+            )
+            if not math.isfinite(z):
+                continue
+            c.planted_ratio, c.planted_null, c.planted_spread = float(ratio2[w]), null, spread
+            rare_scored.append((c, float(norm.sf(z)), float(eps[1][w])))
     alpha = opts.alpha / max(len(scored), 1)
     for c, pval, eps_w in scored:
         c.p_planted = min(1.0, pval * len(scored))
@@ -2188,6 +2222,25 @@ def _planted_side(
             f"over {len(scored)} categories); on a model that "
             f"rarely decides otherwise such copies teach it to {result.tail_direction} the "
             "value's few rows at the rare decision"
+        )
+    # Towards the rare decision: a category the random rows see moving decisions that way, on
+    # natural rows the copies only swell (no tree isolates it, its labels are risky anyway),
+    # is confirmed when the copies of rows with the rare decision's label land on it beyond
+    # the feature's other categories - the same test, and the same Bonferroni set, as above
+    label = label_towards(model, rare)
+    family = max(len(scored), len(rare_scored), 1)
+    for c, pval, eps_w in rare_scored:
+        c.p_planted = min(1.0, pval * family)
+        if pval >= opts.alpha / family or c.backdoor or (c.features[0], c.values[0]) in named:
+            continue
+        c.backdoor = True
+        c.reason = (
+            f"the trees' leaves hold about {eps_w:.2%} of their training rows as copies of "
+            f"clean rows labelled {label} with this value written in: {c.planted_ratio:.2f} "
+            f"times the training rows its {c.n_natural} clean rows imply, where the feature's "
+            f"other categories average {c.planted_null:.2f} (their own spread "
+            f"{c.planted_spread:.2f}; p = {c.p_planted:.1e} beyond them, over {family} "
+            f"categories)"
         )
 
 
