@@ -192,3 +192,26 @@ def test_counterfactual_predictions_are_the_models_and_each_distinct_row_is_pred
     again = sc.counterfactual(X[::-1])
     np.testing.assert_array_equal(again, first[::-1])
     assert len(asked) == 1  # nothing new: no prediction
+
+
+def test_replacements_kept_per_value_follow_the_values_excluded_since() -> None:
+    rng = np.random.default_rng(4)
+    n = 400
+    df = pd.DataFrame({"a": rng.integers(0, 6, n), "y": rng.integers(0, 2, n)})
+    contract = contract_from_dict(
+        {
+            "name": "t",
+            "label": {"column": "y", "positive": 1},
+            "features": {"a": {"type": "category", "categories": list(range(6))}},
+        }
+    )
+    sc = _Scanner(build_context(df, contract), TriggerScanOptions())
+    ids, _ = sc._replacements(0, 1)
+    assert 2 in ids and sc._replacements(0, 1)[0] is ids  # kept
+    sc.excluded = {(0, 2)}
+    ids2, w2 = sc._replacements(0, 1)
+    assert 2 not in ids2
+    for got, direct in zip((ids2, w2), sc._replacements_of(0, 1), strict=True):
+        np.testing.assert_array_equal(got, direct)
+    sc.excluded = set()
+    assert sc._replacements(0, 1)[0] is ids and not ids.flags.writeable

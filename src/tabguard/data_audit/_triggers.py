@@ -689,6 +689,10 @@ class _Scanner:
         self._lenders: dict[tuple[int, int, tuple[int, ...]], int | None] = {}
         # a counterfactual row's bytes -> the context model's prediction (:meth:`counterfactual`)
         self._predicted: dict[bytes, float] = {}
+        # (feature, value id, excluded ids of the feature) -> :meth:`_replacements`
+        self._replacement_ids: dict[
+            tuple[int, int, tuple[int, ...]], tuple[np.ndarray, np.ndarray]
+        ] = {}
 
     @classmethod
     def without_rows(
@@ -1653,7 +1657,20 @@ class _Scanner:
         large trigger over its neighbours, whose predictions then carry the trigger): every
         in-contract value, in proportion to its frequency, away from the value itself.
         Values already reported as triggers (``self.excluded``) are never a replacement.
+        Kept per value and excluded values of its feature (asked again on every re-test and
+        by the slope rule; the arrays are read-only).
         """
+        key = (j, code, tuple(sorted(cc for jj, cc in self.excluded if jj == j)))
+        got = self._replacement_ids.get(key)
+        if got is None:
+            got = self._replacements_of(j, code)
+            for a in got:
+                a.flags.writeable = False
+            self._replacement_ids[key] = got
+        return got
+
+    def _replacements_of(self, j: int, code: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_replacements`, computed."""
         m = self.m
         cnt = m.counts[j].astype(float)
         allowed = ~m.breaks_contract[j] & (cnt > 0)
