@@ -1,8 +1,9 @@
-"""Disguised probing against a real ``tabguard serve`` (issue 15.2), one and two workers.
+"""Disguised probing against a real ``tabguard serve`` (issue 15.2).
 
 A boundary walk or a bisection that also nudges a non-gameable amount by one unit per query
-(``BILL_AMT6 + i``) must be throttled at the same query as the plain one; with two workers and
-a Redis probing store, the queries one worker served count for the other.
+(``BILL_AMT6 + i``) must be throttled at the same query as the plain one. That with two workers
+and a Redis probing store the queries one worker served count for the other is checked on the
+two-worker service of ``test_workers.py`` (one service for that and the Redis limits).
 """
 
 from __future__ import annotations
@@ -11,15 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tabguard.datasets import credit_default_contract
 from tabguard.redteam import AttackConfig, HttpTarget, ProbingAttacker
 from tabguard.serving import load_config, open_keys
 from tabguard.training import ModelBundle
 from tests.serving._service import RealService
-from tests.serving.conftest import body_of, write_config
-from tests.serving.test_workers import only, worker_pids
+from tests.serving.conftest import write_config
 
 CONTRACT = credit_default_contract()
 THROTTLE = '[probing]\naction = "throttle"\nthrottle = "1/minute"\n'
@@ -68,52 +67,3 @@ def test_nudged_walks_and_bisections_are_throttled_like_plain_ones(
         assert len(sent) == result.queries - 1
     assert results["walk+nudge"].queries == results["walk"].queries <= 6
     assert results["bisect+nudge"].queries == results["bisect"].queries <= 6
-
-
-@pytest.mark.redis
-def test_two_workers_share_probing_state_in_redis(
-    model_dir: Path,
-    tmp_path: Path,
-    redis_server_url: str,
-    redis_prefix: str,
-    sample_records: list[dict[str, Any]],
-) -> None:
-    """A walk whose queries alternate between the workers is throttled as on one worker."""
-    home = tmp_path / "home"
-    write_config(
-        home,
-        '[limits]\nper_client = "off"\n'
-        + THROTTLE
-        + f'storage = "{redis_server_url}"\nkey_prefix = "{redis_prefix}"\n',
-    )
-    cfg = load_config(home)
-    with open_keys(cfg) as keys:
-        key = keys.create("mallory", "decide")[1]
-    base = sample_records[5]
-    walk = [
-        {**base, "PAY_AMT1": v, "BILL_AMT6": base["BILL_AMT6"] + i}
-        for i, v in enumerate([0, 2000, 5000, 12_000, 30_000, 70_000, 150_000])
-    ]
-    service = RealService(model_dir, home, workers=2)
-    statuses: list[int] = []
-    served_by: list[int] = []
-    try:
-        pids = worker_pids(service, 2)
-        for i, features in enumerate(walk):
-            pid = pids[i % 2]
-            with only(pid, pids), httpx.Client(base_url=service.base, timeout=10) as c:
-                r = c.post(
-                    "/v1/decisions",
-                    json=body_of(features, subject=f"s{i}"),
-                    headers={"Authorization": f"Bearer {key}"},
-                )
-            statuses.append(r.status_code)
-            served_by.append(pid)
-    finally:
-        out = service.stop()
-    assert service.proc.returncode == 0, out
-    assert set(served_by) == set(pids)
-    # As on one worker: flagged at the 4th query (third variation of self-declared values),
-    # which uses the one answer per minute; the 5th is refused, whichever worker serves it.
-    assert statuses[:4] == [200, 200, 200, 200]
-    assert statuses[4:] == [429] * (len(walk) - 4)

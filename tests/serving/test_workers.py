@@ -92,25 +92,36 @@ def health_pid(base: str, admin: str) -> int:
 
 @pytest.mark.redis
 @pytest.mark.slow
-def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
+def test_two_workers_share_redis_for_an_exact_per_subject_limit_and_probing_state(
     model_dir: Path,
     tmp_path: Path,
     redis_server_url: str,
     redis_prefix: str,
     sample_records: list[dict[str, Any]],
 ) -> None:
-    """Each worker serves half of the requests, by construction (the other one is paused)."""
+    """Two checks of one two-worker service whose limits and probing state live in Redis (each
+    worker process costs a start), with two API clients that do not meet: the limiter refuses
+    before the probing detector sees a request, and probing state is per client.
+
+    * ``bank-a``: each worker serves half of the requests of one subject, by construction (the
+      other one is paused): a per-subject limit is enforced exactly across both;
+    * ``mallory``: a walk whose queries alternate between the workers is throttled as on one
+      worker (disguised probing on one worker: ``test_probing_service.py``).
+    """
     home = tmp_path / "home"
     write_config(
         home,
         '[limits]\nper_client = "off"\nper_subject = "5/minute"\n'
         f'storage = "{redis_server_url}"\nkey_prefix = "{redis_prefix}"\n'
-        "[log]\nflush_interval = 0.1\n",
+        "[log]\nflush_interval = 0.1\n"
+        '[probing]\naction = "throttle"\nthrottle = "1/minute"\n'
+        f'storage = "{redis_server_url}"\nkey_prefix = "{redis_prefix}"\n',
     )
     cfg = load_config(home)
     with open_keys(cfg) as keys:
         key = keys.create("bank-a", "decide")[1]
         admin = keys.create("ops", "admin")[1]
+        mallory = keys.create("mallory", "decide")[1]
     service = RealService(model_dir, home, workers=2)
 
     def decide(i: int) -> int:
@@ -122,6 +133,13 @@ def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
             )
             return r.status_code
 
+    base = sample_records[5]
+    walk = [
+        {**base, "PAY_AMT1": v, "BILL_AMT6": base["BILL_AMT6"] + i}
+        for i, v in enumerate([0, 2000, 5000, 12_000, 30_000, 70_000, 150_000])
+    ]
+    statuses: list[int] = []
+    served_by: list[int] = []
     try:
         pids = worker_pids(service, 2)
         codes: list[Counter[int]] = []
@@ -139,18 +157,36 @@ def test_two_workers_share_redis_and_enforce_a_per_subject_limit_exactly(
             'tabguard_requests_total{decision="none",segment="",status="rate_limited"} 35.0'
             in metrics
         )
+        # the walk, its queries alternating between the workers
+        for i, features in enumerate(walk):
+            pid = pids[i % 2]
+            with only(pid, pids), httpx.Client(base_url=service.base, timeout=10) as c:
+                r = c.post(
+                    "/v1/decisions",
+                    json=body_of(features, subject=f"s{i}"),
+                    headers={"Authorization": f"Bearer {mallory}"},
+                )
+            statuses.append(r.status_code)
+            served_by.append(pid)
     finally:
         out = service.stop()
     assert service.proc.returncode == 0, out
     assert "with 2 worker(s)" in out
+    assert set(served_by) == set(pids)
+    # As on one worker: flagged at the 4th query (third variation of self-declared values),
+    # which uses the one answer per minute; the 5th is refused, whichever worker serves it.
+    assert statuses[:4] == [200, 200, 200, 200]
+    assert statuses[4:] == [429] * (len(walk) - 4)
     plog = open_log(cfg)
     try:
         assert plog.flush(10)
         df = plog.query()
     finally:
         plog.close()
-    assert len(df) == 40  # every request of both workers, drained at shutdown
-    assert Counter(df["status"]) == {"accepted": 5, "rate_limited": 35}
+    limited = df[df["client"] == "bank-a"]
+    assert len(limited) == 40  # every request of both workers, drained at shutdown
+    assert Counter(limited["status"]) == {"accepted": 5, "rate_limited": 35}
+    assert len(df) == 40 + len(walk)
 
 
 def _socket_of(pid: int, fd: int) -> socket.socket:
