@@ -22,6 +22,7 @@ from tabguard.data_audit._triggers import (
     label_hint,
     leaning_the_other_way,
     natural_lean,
+    neighbour_hint,
     retest_exclusions,
     strong_label_evidence,
     wants_copy_check,
@@ -277,6 +278,40 @@ def test_written_context_evidence_is_corrected_over_the_values_it_tests() -> Non
     ev = {"effect": 0.42, "excess": 0.27, "p_label": 1e-13, "p_context": 6.6e-6}
     assert written_context_evidence(pattern(**ev, threshold=2.8e-7, context_threshold=4.9e-5), OPTS)
     assert not written_context_evidence(pattern(**ev, threshold=1e-4, context_threshold=1e-6), OPTS)
+
+
+def test_written_context_evidence_takes_a_hint_from_an_ordinal_values_neighbours() -> None:
+    """A majority label written into ordinary rows: the context model expects that label of
+    them, and the effect stays under ``copy_effect`` (credit ``PAY_5=5 → 0``, 809 rows, 0.17);
+    its neighbours default at about 60 %, the value at 27 %. The context test decides."""
+    ev = {"label": 0, "effect": 0.17, "excess": 0.05, "p_label": 1e-3, "context_threshold": 1e-6}
+    nb = (809.0, 590.0, 150.0, 60.0)  # records, with label 0; the neighbourhood's
+    assert not label_hint(pattern(**ev), OPTS)
+    assert written_context_evidence(pattern(**ev, neighbours=nb, p_context=3e-28), OPTS)
+    assert not written_context_evidence(pattern(**ev, neighbours=nb, p_context=2e-6), OPTS)
+    # without neighbours (a category, a pair) or with labels as the neighbours': no hint
+    assert not written_context_evidence(pattern(**ev, p_context=3e-28), OPTS)
+    same = (809.0, 324.0, 150.0, 60.0)
+    assert not written_context_evidence(pattern(**ev, neighbours=same, p_context=3e-28), OPTS)
+
+
+def test_neighbour_hint_each_threshold() -> None:
+    """At least ``copy_effect`` of the other-label records the neighbours' rate gives the value
+    missing, with a one-sided Fisher p-value of at most ``hint_p``."""
+    # 100 records, 61 with the label; the neighbourhood 1000, 500 (other share 0.5): 0.39
+    # observed of 0.5 expected, effect 0.22 (p 0.024); 59 with the label: effect 0.18
+    nb = (100.0, 61.0, 1000.0, 500.0)
+    assert neighbour_hint(pattern(neighbours=nb), OPTS)
+    assert not neighbour_hint(pattern(neighbours=(100.0, 59.0, 1000.0, 500.0)), OPTS)
+    assert not neighbour_hint(pattern(neighbours=nb), replace(OPTS, copy_effect=0.23))
+    # a larger effect on few records: not significant (p 0.17)
+    few = (10.0, 7.0, 1000.0, 500.0)
+    assert not neighbour_hint(pattern(neighbours=few), OPTS)
+    assert neighbour_hint(pattern(neighbours=few), replace(OPTS, hint_p=0.2))
+    # not for pairs, nor where the neighbourhood has no rows of the other label
+    assert not neighbour_hint(pattern(family="pair", neighbours=nb), OPTS)
+    assert not neighbour_hint(pattern(neighbours=(100.0, 61.0, 1000.0, 1000.0)), OPTS)
+    assert not neighbour_hint(pattern(), OPTS)
 
 
 def test_retest_exclusions_keep_values_flagged_as_written() -> None:

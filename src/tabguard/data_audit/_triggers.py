@@ -417,6 +417,9 @@ class Pattern:
     # the written side of copies labelled against their twins (:meth:`_Scanner.flip_hubs`):
     # the flip test's p-value, None for other patterns
     p_flip: float | None = None
+    # an ordinal value's records and records with the label, and its neighbourhood's (the
+    # values beside it, :meth:`_Scanner._neighbourhood`); None elsewhere (:func:`neighbour_hint`)
+    neighbours: tuple[float, float, float, float] | None = None
     # a value that collects copies of rows elsewhere differing only in it, whatever its labels
     # (:meth:`_Scanner.copy_hubs`): the hub test's p-value, None for other patterns
     p_hub: float | None = None
@@ -1267,6 +1270,15 @@ class _Scanner:
         """For every value id of an ordinal feature, the positive rate of its neighbourhood:
         the in-contract values on each side (excluding itself) holding ~min_rows/2 rows each
         (``base``, default the positive rate of the rows, where there are none)."""
+        rows, positives = self._neighbourhood(j, pos, cnt, min_rows)
+        safe = np.maximum(rows, 1e-12)
+        return np.where(rows > 0, positives / safe, self.base1 if base is None else base)
+
+    def _neighbourhood(
+        self, j: int, pos: np.ndarray, cnt: np.ndarray, min_rows: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For every value id of an ordinal feature, the rows and positive rows of its
+        neighbourhood (:meth:`_neighbour_rates`)."""
         ok = ~self.m.breaks_contract[j]
         c = np.where(ok, cnt, 0).astype(float)
         p = np.where(ok, pos, 0).astype(float)
@@ -1279,8 +1291,7 @@ class _Scanner:
         right = np.clip(np.searchsorted(P, P[v + 1] + half, side="left"), 0, k)
         rows = (P[v] - P[left]) + (P[right] - P[v + 1])
         positives = (Q[v] - Q[left]) + (Q[right] - Q[v + 1])
-        safe = np.maximum(rows, 1e-12)
-        return np.where(rows > 0, positives / safe, self.base1 if base is None else base)
+        return rows, positives
 
     def record_counts(self, j: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Per value id of feature j, its records and its positive records: rows weighed by
@@ -1317,8 +1328,10 @@ class _Scanner:
             pos = self.positives(j)
             rec = self.record_counts(j)
             cnt_s, pos_s = (cnt, pos) if rec is None else rec
+            nb_rows = nb_pos = None
             if m.ordinal[j]:
-                context = self._neighbour_rates(j, pos_s, cnt_s, ctx_rows, base_w)
+                nb_rows, nb_pos = self._neighbourhood(j, pos_s, cnt_s, ctx_rows)
+                context = np.where(nb_rows > 0, nb_pos / np.maximum(nb_rows, 1e-12), base_w)
             else:
                 context = np.full(len(cnt), base_w)
             vs = np.flatnonzero(cnt >= min_rows)
@@ -1387,6 +1400,17 @@ class _Scanner:
                         (j,), (int(vs[i]),), c, int(n_v[i]), int(k[i]), fam, float(score[i])
                     )
                     pat.near_copy = float(copied[i])
+                    if nb_rows is not None and nb_pos is not None:
+                        # the value's records and those of its neighbourhood, with the label
+                        # (:func:`neighbour_hint`)
+                        v_i = int(vs[i])
+                        nb_k = nb_pos[v_i] if c == 1 else nb_rows[v_i] - nb_pos[v_i]
+                        pat.neighbours = (
+                            float(n_s[i]),
+                            float(k_s[i]),
+                            float(nb_rows[v_i]),
+                            float(nb_k),
+                        )
                     pat.p_flip = flips.get(int(vs[i]))
                     pat.p_hub = made.get(int(vs[i]))
                     out.append(pat)
@@ -3557,7 +3581,7 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
     # Written in place into rows that already had the label (clean-label) or camouflaged
     # beyond what labels show: the rest of the row, where labels point the way
     for p in patterns:
-        if _coded_hint_left(sc, p, opts):
+        if _coded_hint_left(sc, p, opts, neighbours=True):
             sc.context_mixture(p)
             if written_context_evidence(p, opts):
                 p.flagged = p.written = True
@@ -3566,16 +3590,20 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
     _written_by_slope(sc, patterns, opts)
 
 
-def _coded_hint_left(sc: _Scanner, p: Pattern, opts: TriggerScanOptions) -> bool:
+def _coded_hint_left(
+    sc: _Scanner, p: Pattern, opts: TriggerScanOptions, *, neighbours: bool = False
+) -> bool:
     """A single coded value left unflagged, with enough rows for the rest of the row to be
-    read, whose labels hint at a trigger: what the context and slope rules test."""
+    read, whose labels hint at a trigger: what the context and slope rules test (the context
+    rule, ``neighbours``, also where an ordinal value's labels differ from its neighbours':
+    :func:`neighbour_hint`)."""
     return (
         not p.flagged
         and not math.isnan(p.effect)
         and p.family == "single"
         and not sc.fine[p.cols[0]]
         and p.n >= opts.context_min_rows
-        and label_hint(p, opts)
+        and (label_hint(p, opts) or (neighbours and neighbour_hint(p, opts)))
     )
 
 
@@ -3767,7 +3795,7 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     null is as high as the written share can be, and nothing is confirmed this way. Applied
     after the copy checks and the label rules; every row of such a pattern is suspect but the
     natural carriers (:meth:`_Scanner.consistent_rows`)."""
-    return label_hint(p, o) and p.p_context <= p.context_threshold
+    return (label_hint(p, o) or neighbour_hint(p, o)) and p.p_context <= p.context_threshold
 
 
 def written_slope_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
@@ -3835,6 +3863,39 @@ def label_hint(p: Pattern, o: TriggerScanOptions) -> bool:
     break the contract, which are few and suspicious a priori)."""
     cut = o.hint_p_contract if p.family == "contract" else o.hint_p
     return max(p.effect, p.excess) >= o.copy_effect and p.p_label <= cut
+
+
+def neighbour_hint(p: Pattern, o: TriggerScanOptions) -> bool:
+    """The labels of an ordinal value point at a write against its neighbours' labels: a
+    share of at least ``copy_effect`` of the other-label records that the neighbourhood's
+    rate gives the value (``p.neighbours``: the values beside it on each side) is missing,
+    with a one-sided Fisher p-value of at most ``hint_p`` (the value's records against its
+    neighbourhood's). The hint of the written-in-place context rule only
+    (:func:`written_context_evidence`), beside :func:`label_hint`.
+
+    The counterfactual reads the rest of the row: where an attacker writes the value into
+    ordinary rows with the label those rows mostly carry already (the majority label, 10-20 %
+    given the other), the context model expects that label of them and the effect stays
+    small (credit ``PAY_5=5 → 0``, 792 random rows beside 17 natural: 0.17, under the
+    ``copy_effect`` of :func:`label_hint`). What the attacker gains is the value's labels
+    against its neighbours': ``PAY_5=4`` and ``6``, a chain of delays, default at about
+    60 %, the rewritten ``5`` at 27 %. Natural carriers of an ordinal value resemble its
+    neighbours' carriers; a natural value whose labels differ from its neighbours' is tested
+    by the context rule too, whose own null (the feature's other values) and correction (every
+    value it can test) decide."""
+    if p.neighbours is None or p.family != "single":
+        return False
+    n, k, nb_n, nb_k = p.neighbours
+    if n <= 0 or nb_n <= 0 or nb_k >= nb_n:
+        return False
+    other, nb_other = n - k, nb_n - nb_k
+    effect = 1.0 - (other / n) / (nb_other / nb_n)
+    if effect < o.copy_effect:
+        return False
+    # Fisher's exact test, one-sided: as few other-label records among the value's as observed
+    total, others = round(n + nb_n), round(other + nb_other)
+    pv = float(stats.hypergeom.cdf(round(other), total, others, round(n)))
+    return pv <= o.hint_p
 
 
 def wants_copy_check(p: Pattern, o: TriggerScanOptions) -> bool:
