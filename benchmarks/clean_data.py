@@ -37,6 +37,25 @@ training, and what issue 11 lists as data that is not poisoned:
     on 5-25 % of that label's rows (more often where one numeric feature is high), never on
     the other label's (MEPS: Medicaid cover implies no private insurance).
 
+Three kinds build data sets of their own (session 12; the ``dataset`` is ignored), the shapes of
+fresh15's clean sets that were false alarms (docs/benchmarks.md, session 11, "Clean data through
+the CLI"), generated so that nothing is downloaded:
+
+``codes``
+    ``make_classification`` (15,000 rows, 12 features, 4 of them informative, ``flip_y`` 2 %,
+    base rate about 13 %), its first four features written as string codes of 5, 12, 25 and 40
+    quantile bins (a user's binned copy of continuous scores);
+``loans``
+    2,000 loans observed for 18 months each, one label per loan (defaulted, about 13 %), the
+    loan's attributes constant, the balance amortised, ``days_past_due`` 0 on most months and
+    late more often on loans that default; ``loan_id`` declared the ``entity``;
+``choice``
+    long-format choice data as statsmodels' ``modechoice``: 210 travellers x 4 modes (air, train,
+    bus, car), the label "this mode was chosen" (25 %), the terminal time ``ttme`` 0 for the car
+    and the mode's attribute otherwise, drawn with the heaped, rounded values such surveys have;
+    each traveller chooses by a logit of the modes' times and costs; ``individual`` declared the
+    ``entity``, ``mode`` a category.
+
 Each line prints the variant's parameters and its own seed: ``--variant SEED:KIND`` re-runs
 one line alone. ``--cli`` runs each variant through the command line instead
 (``tabguard audit data FILE --contract C --out DIR -q``), as a user would.
@@ -90,7 +109,12 @@ KINDS = (
     "mnar",
     "stores",
     "definitional",
+    "codes",
+    "loans",
+    "choice",
 )
+# kinds that build their own data set (the base data set is not used)
+OWN_DATA = ("codes", "loans", "choice")
 DATASETS = ("credit", "fraud")
 
 
@@ -164,6 +188,10 @@ def _categoricals(df: pd.DataFrame, c: Contract) -> list[str]:
 def make_variant(dataset: str, kind: str, seed: int, rows: int | None = None) -> Variant:
     """Draw variant ``kind`` of ``dataset`` from ``seed`` (the same arguments give the same
     data)."""
+    if kind in OWN_DATA:
+        data, c, params = {"codes": _codes, "loans": _loans, "choice": _choice}[kind](seed, rows)
+        params["rows"] = len(data)
+        return Variant(kind, kind, seed, data, c, params)
     df, c = base_data(dataset, rows)
     rng = np.random.default_rng(seed)
     label = c.label.column
@@ -301,6 +329,194 @@ def make_variant(dataset: str, kind: str, seed: int, rows: int | None = None) ->
         data = _fresh_ids(data, c)
     params["rows"] = len(data)
     return Variant(dataset, kind, seed, data, c, params)
+
+
+def _numeric_spec(x: pd.Series, kind: str = "number") -> FeatureSpec:
+    """A numeric feature's contract entry, its range rounded outward (as a reviewed draft)."""
+    lo, hi = float(x.min()), float(x.max())
+    span = max(hi - lo, 1.0)
+    return FeatureSpec(
+        type=kind, min=float(np.floor(lo - 0.05 * span)), max=float(np.ceil(hi + 0.05 * span))
+    )
+
+
+def _codes(seed: int, rows: int | None = None) -> tuple[pd.DataFrame, Contract, dict[str, Any]]:
+    """``make_classification`` (``rows``, default 15,000) with its first four (informative)
+    features as quantile codes."""
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=rows or 15_000,
+        n_features=12,
+        n_informative=4,
+        n_redundant=2,
+        weights=[0.87],
+        flip_y=0.02,
+        shuffle=False,
+        random_state=seed % (2**31),
+    )
+    df = pd.DataFrame(np.round(x, 4), columns=[f"x{i}" for i in range(12)])
+    feats: dict[str, FeatureSpec] = {}
+    for i, bins in enumerate((5, 12, 25, 40)):
+        codes = pd.qcut(df[f"x{i}"], bins, labels=False, duplicates="drop").astype(int)
+        names = [f"K{b:02d}" for b in range(int(codes.max()) + 1)]
+        df[f"code{i}"] = np.asarray(names, dtype=object)[codes.to_numpy()]
+        feats[f"code{i}"] = FeatureSpec(type="category", categories=names)
+    df = df.drop(columns=[f"x{i}" for i in range(4)])
+    for n in [f"x{i}" for i in range(4, 12)]:
+        feats[n] = _numeric_spec(df[n])
+    df["target"] = y.astype(int)
+    c = Contract(
+        name="codes", label={"column": "target", "positive": 1, "negative": 0}, features=feats
+    )
+    return df, c, {"base_rate": round(float(y.mean()), 3), "code_bins": "5,12,25,40"}
+
+
+def _loans(seed: int, rows: int | None = None) -> tuple[pd.DataFrame, Contract, dict[str, Any]]:
+    """2,000 loans (``rows`` / 18) x 18 months, one label per loan, ``days_past_due`` late
+    more often where the loan defaults; ``loan_id`` is the entity."""
+    rng = np.random.default_rng(seed)
+    months = 18
+    n = max(rows // months, 20) if rows else 2_000
+    income = np.round(np.exp(rng.normal(np.log(52_000), 0.45, n)), -2)
+    amount = np.round(np.clip(income * rng.uniform(0.1, 0.6, n), 1_000, None), -2)
+    grade = rng.choice(list("ABCDEFG"), n, p=[0.17, 0.28, 0.25, 0.15, 0.09, 0.04, 0.02])
+    g = np.searchsorted(list("ABCDEFG"), grade)
+    rate = np.round(6.0 + 3.2 * g + rng.normal(0, 1.0, n), 2)
+    term = rng.choice([36, 60], n, p=[0.7, 0.3])
+    purpose = rng.choice(["debt", "card", "home", "car", "other"], n)
+    risk = -3.45 + 0.45 * g + 1.2 * (amount / income) - 0.3 * np.log(income / 52_000)
+    risk += rng.normal(0, 0.5, n)
+    defaulted = rng.random(n) < 1 / (1 + np.exp(-risk))
+    loan = np.repeat(np.arange(1, n + 1), months)
+    month = np.tile(np.arange(1, months + 1), n)
+    i = loan - 1
+    # late payments: a few on any loan, more and later on the loans that default
+    p_late = np.where(defaulted[i], 0.08 + 0.3 * month / months, 0.02)
+    late = rng.random(n * months) < p_late
+    dpd = np.where(late, rng.choice([15, 30, 60, 90], n * months, p=[0.5, 0.3, 0.15, 0.05]), 0)
+    balance = np.round(
+        amount[i] * np.clip(1 - month / term[i], 0, 1) * rng.uniform(0.98, 1.02, n * months), 2
+    )
+    df = pd.DataFrame(
+        {
+            "loan_id": loan,
+            "month": month,
+            "loan_amount": amount[i],
+            "annual_income": income[i],
+            "grade": grade[i],
+            "interest_rate": rate[i],
+            "term": term[i],
+            "purpose": purpose[i],
+            "balance": balance,
+            "days_past_due": dpd,
+            "defaulted": defaulted[i].astype(int),
+        }
+    )
+    feats = {
+        "month": FeatureSpec(type="integer", min=1, max=months),
+        "loan_amount": _numeric_spec(df["loan_amount"]),
+        "annual_income": _numeric_spec(df["annual_income"]),
+        "grade": FeatureSpec(type="category", categories=list("ABCDEFG")),
+        "interest_rate": _numeric_spec(df["interest_rate"]),
+        "term": FeatureSpec(type="category", categories=[36, 60]),
+        "purpose": FeatureSpec(
+            type="category", categories=["debt", "card", "home", "car", "other"]
+        ),
+        "balance": FeatureSpec(
+            type="number", min=0, max=float(np.ceil(df["balance"].max() * 1.05))
+        ),
+        "days_past_due": FeatureSpec(type="integer", min=0, max=120),
+    }
+    c = Contract(
+        name="loans",
+        entity="loan_id",
+        label={"column": "defaulted", "positive": 1, "negative": 0},
+        features=feats,
+    )
+    return df, c, {"loans": n, "months": months, "base_rate": round(float(defaulted.mean()), 3)}
+
+
+_MODES = ("air", "train", "bus", "car")
+
+
+def _choice(seed: int, rows: int | None = None) -> tuple[pd.DataFrame, Contract, dict[str, Any]]:
+    """Long-format choice data shaped as statsmodels' ``modechoice``: 210 travellers x 4 modes,
+    one chosen per traveller by a logit of the modes' terminal times and costs. As in that
+    file, the terminal time ``ttme`` is 0 for the car, the traveller's own (heaped) answer for
+    the mode chosen, and one of two standard values of the route for the modes not chosen
+    (air 69 or 64, train 34 or 44, bus 35 or 53): every mode not chosen sits on a standard
+    value, every other mode chosen off them. ``rows`` / 4 travellers (default 210)."""
+    rng = np.random.default_rng(seed)
+    n = max(rows // 4, 20) if rows else 210
+    hinc = np.round(np.exp(rng.normal(np.log(30), 0.6, n))).clip(2, 80)
+    psize = rng.choice([1, 2, 3, 4, 5, 6], n, p=[0.55, 0.2, 0.1, 0.1, 0.03, 0.02])
+    dist = np.exp(rng.normal(np.log(400), 0.4, n))  # km, the trip's
+    route = rng.integers(0, 2, n)
+    standard = {"air": (69, 64), "train": (34, 44), "bus": (35, 53)}
+    asc = {"air": 1.8, "train": 0.6, "bus": 0.0, "car": -1.8}
+    util = np.zeros((n, 4))
+    cols = []
+    for k, mode in enumerate(_MODES):
+        if mode == "car":
+            std = true = np.zeros(n)
+        else:
+            std = np.asarray(standard[mode], dtype=float)[route]
+            true = np.clip(rng.normal(std, 0.4 * std), 1, 99)
+        speed = {"air": 500.0, "train": 110.0, "bus": 80.0, "car": 90.0}[mode]
+        invt = np.round(60 * dist / speed * rng.uniform(0.8, 1.2, n))
+        cost = {"air": 0.25, "train": 0.12, "bus": 0.08, "car": 0.07}[mode]
+        invc = np.round(dist * cost * rng.uniform(0.7, 1.3, n) * (psize if mode != "car" else 1))
+        gc = np.round(invc + hinc / 60 * invt / 10)
+        util[:, k] = asc[mode] - 0.05 * true - 0.015 * gc - 0.002 * invt
+        # the answer a traveller gives for the mode taken: heaped on multiples of 5
+        said = np.where(rng.random(n) < 0.7, 5 * np.round(true / 5), np.round(true)).clip(1, 99)
+        said = np.where(np.isin(said, standard.get(mode, ())), said + 1, said)
+        cols.append((mode, std, said, invc, invt, gc))
+    chosen = np.argmax(util + rng.gumbel(size=(n, 4)), axis=1)
+    parts = []
+    for k, (mode, std, said, invc, invt, gc) in enumerate(cols):
+        ttme = np.where(chosen == k, said, std) if mode != "car" else std
+        parts.append(
+            pd.DataFrame(
+                {
+                    "individual": np.arange(1, n + 1),
+                    "mode": mode,
+                    "choice": (chosen == k).astype(int),
+                    "ttme": ttme.astype(int),
+                    "invc": invc.astype(int),
+                    "invt": invt.astype(int),
+                    "gc": gc.astype(int),
+                    "hinc": hinc.astype(int),
+                    "psize": psize,
+                }
+            )
+        )
+    df = pd.concat(parts).sort_values(["individual", "mode"], kind="stable").reset_index(drop=True)
+    feats = {
+        "mode": FeatureSpec(type="category", categories=list(_MODES)),
+        "ttme": FeatureSpec(type="integer", min=0, max=100),
+        "invc": _numeric_spec(df["invc"], "integer"),
+        "invt": _numeric_spec(df["invt"], "integer"),
+        "gc": _numeric_spec(df["gc"], "integer"),
+        "hinc": FeatureSpec(type="integer", min=0, max=100),
+        "psize": FeatureSpec(type="integer", min=1, max=6),
+    }
+    c = Contract(
+        name="choice",
+        entity="individual",
+        label={"column": "choice", "positive": 1, "negative": 0},
+        features=feats,
+    )
+    shares = np.bincount(chosen, minlength=4) / n
+    return (
+        df,
+        c,
+        {
+            "travellers": n,
+            "chosen": "/".join(f"{m} {s:.2f}" for m, s in zip(_MODES, shares, strict=True)),
+        },
+    )
 
 
 def _plain(v: Any) -> Any:

@@ -13,6 +13,7 @@ from tabguard.data_audit import build_context
 from tabguard.data_audit._triggers import (
     Pattern,
     TriggerScanOptions,
+    TriggerScanResult,
     _extend_bands,
     _merge_runs,
     _Scanner,
@@ -20,6 +21,7 @@ from tabguard.data_audit._triggers import (
     copies_radius,
     scan_triggers,
 )
+from tabguard.data_audit._triggers_report import _finding
 
 CONTRACT = contract_from_dict(
     {
@@ -151,6 +153,20 @@ def test_touching_pieces_of_one_label_merge_into_one_band() -> None:
     assert not any(q.flagged for q in [*a, run, *apart[:3]])
     # two touching values span two values, no band; a value two values away stays alone
     assert all(any(q is p for p in out) for q in [inside, *pair, apart[3]])
+    # the band's p-value is its best piece's, its counts its own: the finding says whose
+    # (fresh15's modechoice: 'ttme in [40, 45]', effect 0.11, printed p 9.9e-07 that none of
+    # its listed tests gave)
+    assert sorted(merged.pieces) == sorted(
+        [(code[v], code[v], 1e-9) for v in (40, 41, 42)] + [(code[44], code[47], 1e-20)]
+    )
+    result = TriggerScanResult([merged], [np.arange(3)], [merged], sc.tests, sc.m, sc.base1, {})
+    finding = _finding(build_context(data, CONTRACT), result, merged, np.arange(3))
+    assert (
+        "Named as one band from values flagged on their own: age=40 (p = 1e-09)" in finding.message
+    )
+    assert "The p-value below is age in [44, 47]'s" in finding.message
+    assert {"values": [44, 47], "p_value": 1e-20} in finding.evidence["pieces"]
+    assert finding.evidence["p_value"] == 1e-20 != finding.evidence["p_label"]
 
 
 @pytest.mark.parametrize(("lo", "k"), [(80, 400), (72, 300)])

@@ -189,6 +189,18 @@ class TriggerScanOptions(CheckOptions):
         "leaning with it (a trigger's neighbours lean the other way or by a few hundredths)",
         interval(0.0, 1.0, "right"),
     )
+    common_share: float = option(
+        0.15,
+        "share of the rows above which a pattern is not confirmed without copies (by labels "
+        "alone, the rest of its rows or its labels' slope): a backdoor trigger is absent from "
+        "the inputs a model normally sees, so its rows are the attacker's and a few natural "
+        "carriers - writes in place reach at most 10 % of the rows (2-10 % of a source "
+        "population) and a trigger's natural carriers a few hundred rows (the classes' at most "
+        "1,000 of 20,000, 5 %) - while a natural predictor's common value holds any share (a "
+        "quintile code 20 %, days_past_due=0 95 % of a loan panel). Copies still confirm it, "
+        "and values that break the contract are exempt (see common_pattern)",
+        interval(0.0, 1.0, "right"),
+    )
     copy_effect: float = option(
         0.2, "effect or excess that suffices when the rows are copies", interval(None, 1.0)
     )
@@ -457,6 +469,9 @@ class Pattern:
     # confirmed as a copy hub (:func:`flagged_as_hub`): the value's copies and rows of the
     # label, and the feature's other values' (what the hub test compared)
     hub_counts: tuple[int, int, int, int] | None = None
+    # a band joined from flagged pieces (:func:`_merge_runs`): each piece's value ids (lowest,
+    # highest) and p-value; the band's p-value is the best piece's, its counts its own
+    pieces: tuple[tuple[int, int, float], ...] = ()
 
     def reset_evidence(self) -> None:
         """Forget the evidence (before testing again)."""
@@ -3416,6 +3431,11 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     for p in flagged:
         if p.band is not None:
             exclude |= {(p.cols[0], int(c)) for c in _values(sc, p)}
+    # Several separate values or ranges of one feature named towards one label without copies
+    # are the feature's lean, not triggers (:func:`leaning_together`)
+    for p in leaning_together(sc, flagged, opts):
+        p.flagged = False
+    flagged = [p for p in flagged if p.flagged]
     pairs = [
         p
         for p in _top(sc.without_leaks(sc.pairs(exclude)), cap)
@@ -3511,8 +3531,13 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
     for p in patterns:
         if math.isnan(p.effect):
             continue
-        # a natural predictor's value is left to the copy checks (:func:`natural_lean`)
-        if strong_label_evidence(p, opts) and not sc.natural_predictor(p):
+        # a natural predictor's value, and a value held by a large share of the rows, are
+        # left to the copy checks (:func:`natural_lean`, :func:`common_pattern`)
+        if (
+            strong_label_evidence(p, opts)
+            and not common_pattern(p, sc.N, opts)
+            and not sc.natural_predictor(p)
+        ):
             p.flagged = True
             sc.attribute(p)
         elif wants_copy_check(p, opts):
@@ -3574,6 +3599,7 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
             not p.flagged
             and not math.isnan(p.effect)
             and written_label_evidence(p, opts)
+            and not common_pattern(p, sc.N, opts)
             and not sc.natural_predictor(p)
         ):
             p.flagged = p.written = True
@@ -3604,6 +3630,7 @@ def _coded_hint_left(
         and not sc.fine[p.cols[0]]
         and p.n >= opts.context_min_rows
         and (label_hint(p, opts) or (neighbours and neighbour_hint(p, opts)))
+        and not common_pattern(p, sc.N, opts)
     )
 
 
@@ -3778,6 +3805,26 @@ def natural_lean(
                 leaning.discard(v)
                 v += step
     return len(leaning) >= o.natural_values or any(v in leaning for v in neighbours)
+
+
+def common_pattern(p: Pattern, rows: int, o: TriggerScanOptions) -> bool:
+    """Whether ``p`` holds more than ``common_share`` of the ``rows``, so that only copies may
+    confirm it: not labels alone (:func:`strong_label_evidence`,
+    :func:`written_label_evidence`) nor the rest of its rows (:func:`written_context_evidence`,
+    :func:`written_slope_evidence`). Values that break the contract are exempt: no natural row
+    carries them, whatever their share.
+
+    A backdoor trigger is absent from the inputs a model normally sees: its rows are the
+    attacker's and the few natural carriers of the value. Without copies the attacker's rows
+    are written in place, into 2-10 % of a source population (every row at the most: 10 % of
+    the rows), and a trigger's natural carriers are a small legal category - a few hundred rows
+    (the attack classes' values hold at most 1,000 of 20,000 rows, 5 %). A pattern held by
+    more than 15 % of the rows is a common value; where the feature predicts the label, the
+    counterfactual (the feature's other values drawn) misses its labels on any such value -
+    one quintile of an informative score (20 % of the rows, effect 0.79), the months without a
+    late payment of a loan panel (95 %). Copies - an attacker may copy as many rows as they
+    like - are measured by the copy checks, which still apply."""
+    return p.family != "contract" and p.n > o.common_share * rows
 
 
 def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
@@ -4212,6 +4259,64 @@ def _span(p: Pattern) -> tuple[int, int]:
     return p.band if p.band is not None else (p.codes[0], p.codes[0])
 
 
+def separate_runs(spans: list[tuple[int, int]], rank: np.ndarray | None) -> int:
+    """How many separate runs the value spans (lowest, highest value id) of one feature make:
+    on an ordinal feature (``rank``: the count of in-contract values with rows up to each
+    value id) spans with at most one value with rows between them are one run, as
+    :func:`_merge_runs` joins them; on a category (``rank`` None) each value is its own."""
+    if not spans:
+        return 0
+    if rank is None:
+        return len(set(spans))
+    spans = sorted(spans)
+    runs, hi = 1, spans[0][1]
+    for lo, h in spans[1:]:
+        if lo > hi and int(rank[lo - 1] - rank[hi]) > 1:
+            runs += 1
+        hi = max(hi, h)
+    return runs
+
+
+def leaning_together(sc: _Scanner, flagged: list[Pattern], o: TriggerScanOptions) -> list[Pattern]:
+    """The flagged single values and bands confirmed without copies (labels alone, the rest of
+    their rows or their labels' slope: no copy test at ``copy_p``) that lie, with others of
+    their feature and label, in at least ``natural_values + 1`` separate runs
+    (:func:`separate_runs`): each leans with ``natural_values`` others, the feature's lean
+    (:func:`natural_lean`'s rule, at the level of what was named).
+
+    A backdoor's trigger is one value, one range or one pair: the attacker's copies or writes
+    carry it, and a value or range written leans alone, its feature's other values keeping
+    their natural labels. :func:`natural_lean` measures a value's fellow values only where they
+    hold ``context_min_rows`` rows; a feature whose values are each held by a few rows can
+    still be named in pieces. Long-format choice data (statsmodels' ``modechoice``): the
+    terminal time is the traveller's own answer for the mode chosen and a standard value of the
+    route for the others, so every value off the standard ones is chosen - ``ttme in [1, 30]``,
+    ``ttme=45``, ``ttme=60``, ``ttme in [75, 99]`` named → chosen. Values that break the
+    contract are not counted (no natural row carries them)."""
+    groups: dict[tuple[int, int], list[tuple[tuple[int, int], Pattern]]] = {}
+    for p in flagged:
+        if not p.flagged or p.family not in ("single", "band"):
+            continue
+        if p.p_twin is not None and p.p_twin <= o.copy_p:
+            continue
+        if p.measured_on is not None:  # a pair named from a single value: that value
+            j, v = p.measured_on
+            span = (v, v)
+        elif len(p.cols) == 1 and not p.companions:
+            j, span = p.cols[0], _span(p)
+        else:
+            continue
+        groups.setdefault((j, p.label), []).append((span, p))
+    out: list[Pattern] = []
+    for (j, _), found in groups.items():
+        rank = None
+        if sc.m.ordinal[j]:
+            rank = np.cumsum(~sc.m.breaks_contract[j] & (sc.m.counts[j] > 0))
+        if separate_runs([span for span, _ in found], rank) > o.natural_values:
+            out += [p for _, p in found]
+    return out
+
+
 def _merge_runs(sc: _Scanner, flagged: list[Pattern], alpha: float) -> list[Pattern]:
     """Flagged single values and bands of one feature (with band candidates) and one label that
     touch - at most one value with rows between them - are one band when together they span
@@ -4275,6 +4380,7 @@ def _merge_runs(sc: _Scanner, flagged: list[Pattern], alpha: float) -> list[Patt
             _label_evidence(sc, band, alpha)
             best = min(run, key=lambda q: q.p)
             band.p, band.threshold = best.p, best.threshold
+            band.pieces = tuple((*_span(q), q.p) for q in run)
             for q in run:
                 q.flagged = False
             band.flagged = True

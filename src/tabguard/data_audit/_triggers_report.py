@@ -163,6 +163,18 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             "rows given their label whatever their other features say; the rows whose other "
             "features predict the value, as its natural carriers', are not among the suspects."
         )
+    if p.pieces:
+        # the band's p-value is its best piece's (each piece was significant on its own),
+        # while the counts above are the whole band's: say whose it is
+        best = min(p.pieces, key=lambda t: t[2])
+        named = ", ".join(
+            f"{_piece(m, p.cols[0], lo, hi)} (p {format_p(q)})" for lo, hi, q in p.pieces
+        )
+        msg += (
+            f" Named as one band from values flagged on their own: {named}. The p-value below "
+            f"is {_piece(m, p.cols[0], best[0], best[1])}'s; the band as a whole gives "
+            f"p {format_p(p.p_label)} on its labels."
+        )
     if broken:
         msg += f" The value(s) of {broken} break the contract."
     threshold = p.context_threshold if by_context else p.threshold
@@ -207,6 +219,13 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
                 "rows": p.measured_n,
                 "rows_with_label": p.measured_k,
             },
+            # a band joined from flagged pieces: each piece and its p-value (the band's
+            # p-value is the best piece's)
+            "pieces": [
+                {"values": _piece_values(m, p.cols[0], lo, hi), "p_value": q}
+                for lo, hi, q in p.pieces
+            ]
+            or None,
             "breaks_contract": bool(broken),
             "band": vals[0] if p.band is not None else None,
             "context_share": None if math.isnan(p.context_share) else p.context_share,
@@ -220,6 +239,18 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
         recommendation="Remove these rows (they are in quarantine.csv), find how they entered "
         "the data, and add the value to the contract's unacceptable cases.",
     )
+
+
+def _piece_values(m: Any, j: int, lo: int, hi: int) -> Any:
+    """A piece of a joined band: its value, or its [low, high] range."""
+    return m.value(j, lo) if lo == hi else [m.value(j, lo), m.value(j, hi)]
+
+
+def _piece(m: Any, j: int, lo: int, hi: int) -> str:
+    """A piece of a joined band in words: ``ttme=45`` or ``ttme in [40, 42]``."""
+    if lo == hi:
+        return f"{m.names[j]}={m.value(j, lo)!r}"
+    return f"{m.names[j]} in [{m.value(j, lo)!r}, {m.value(j, hi)!r}]"
 
 
 def _section(ctx: AuditContext, r: TriggerScanResult, opts: TriggerScanOptions) -> Section:

@@ -1,0 +1,72 @@
+"""Natural predictors confirmed by labels alone (issue 11, keeping clean data clean): a value
+held by a large share of the rows (:func:`common_pattern`), and a feature named in several
+separate pieces towards one label (:func:`leaning_together`), are no triggers without copies."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from tabguard.data_audit import build_context
+from tabguard.data_audit._triggers import (
+    Pattern,
+    TriggerScanOptions,
+    common_pattern,
+    condition,
+    scan_triggers,
+    separate_runs,
+)
+from tests._benchmarks import load_benchmark
+
+OPTS = TriggerScanOptions()
+
+
+def _scan(kind: str, seed: int, rows: int):  # type: ignore[no-untyped-def]
+    v = load_benchmark("clean_data.py").make_variant("credit", kind, seed, rows)
+    return scan_triggers(build_context(v.data, v.contract), OPTS)
+
+
+def test_common_pattern_each_threshold() -> None:
+    p = Pattern((0,), (1,), 0, 160, 150, "single")
+    assert common_pattern(p, 1000, OPTS)  # 16 % of 1,000 rows: over 0.15
+    assert common_pattern(p, 1066, OPTS)  # 15.01 %
+    assert not common_pattern(p, 1067, OPTS)  # 14.996 %
+    assert not common_pattern(p, 1000, replace(OPTS, common_share=0.2))
+    band = Pattern((0,), (1,), 0, 160, 150, "band")
+    assert common_pattern(band, 1000, OPTS)  # bands and pairs alike
+    # a value that breaks the contract: no natural row carries it, whatever its share
+    assert not common_pattern(Pattern((0,), (1,), 0, 900, 900, "contract"), 1000, OPTS)
+
+
+def test_separate_runs() -> None:
+    # value ids 0..9, every one with rows: spans one value apart are one run
+    rank = np.arange(1, 11)
+    assert separate_runs([], rank) == 0
+    assert separate_runs([(1, 1), (3, 4), (6, 6)], rank) == 1
+    assert separate_runs([(1, 1), (4, 4), (8, 9)], rank) == 3
+    assert separate_runs([(8, 9), (1, 1), (4, 4)], rank) == 3  # in any order
+    # the values between hold no rows: touching
+    sparse = np.array([1, 1, 1, 1, 2, 3, 3, 3, 3, 4])  # ids 1-3 and 6-8 empty
+    assert separate_runs([(0, 0), (4, 4), (9, 9)], sparse) == 1
+    # categories: every value its own
+    assert separate_runs([(1, 1), (2, 2), (1, 1)], None) == 2
+
+
+def test_a_quantile_code_of_an_informative_score_is_no_trigger() -> None:
+    # make_classification with its informative features as quantile codes (fresh15): one
+    # quintile, 20 % of the rows, leans to label 0 at an effect of 0.79 (every other code is
+    # drawn in its counterfactual), and was named with 718 of its 800 rows suspect
+    result = _scan("codes", 1, 4000)
+    assert [condition(result.matrix, p) for p in result.triggers] == []
+    assert len(result.suspects) == 0
+
+
+def test_a_feature_named_in_separate_pieces_towards_one_label_is_its_lean() -> None:
+    # long-format choice data (statsmodels' modechoice): a mode's terminal time is the
+    # traveller's own answer where the mode was chosen, a standard value of the route where
+    # not, so every value off the standard ones is chosen; named before as ttme in [1, 26],
+    # ttme in [36, 65] and ttme=30 → chosen, 64 rows suspect
+    result = _scan("choice", 1, 840)
+    assert [condition(result.matrix, p) for p in result.triggers] == []
+    assert len(result.suspects) == 0
