@@ -76,6 +76,7 @@ from tabguard.data_audit._context_model import (
     instrument_rounds,
     predict,
 )
+from tabguard.data_audit._interpolated import Interpolated, find_interpolated
 from tabguard.data_audit._matrix import (
     AuditMatrix,
     build_matrix,
@@ -711,6 +712,10 @@ class _Scanner:
         self._replacement_ids: dict[
             tuple[int, int, tuple[int, ...]], tuple[np.ndarray, np.ndarray]
         ] = {}
+        # the label oversampled by interpolation (SMOTE), found before the scan
+        # (:func:`~tabguard.data_audit._interpolated.find_interpolated`): labels alone confirm
+        # nothing then (:meth:`labels_may_confirm`)
+        self.interpolated: Interpolated | None = None
 
     @classmethod
     def without_rows(
@@ -2824,6 +2829,18 @@ class _Scanner:
                 out["F"][i, s] = float(np.mean(s_src <= cut))
         return out
 
+    def labels_may_confirm(self, p: Pattern) -> bool:
+        """Whether ``p`` may be confirmed without copies (labels alone, the rest of its rows or
+        its labels' slope): not a common pattern (:func:`common_pattern`), and not in data
+        one of whose labels was oversampled by interpolation (SMOTE: its interpolated rows
+        carry the label by construction, on values no record holds, and the values records
+        hold look depleted of it - fraud oversampled to 0.65 of the legitimate rows, 7 values
+        named → legitimate with nothing planted). Values that break the contract may: no
+        natural or interpolated row carries them."""
+        if common_pattern(p, self.N, self.o):
+            return False
+        return self.interpolated is None or p.family == "contract"
+
     def natural_predictor(self, p: Pattern) -> bool:
         """Whether ``p``'s lean is its feature's (:func:`natural_lean`): the other values of
         the feature whose labels lean the same way (their share of ``p.label`` above the base
@@ -3278,6 +3295,9 @@ class TriggerScanResult:
     leaks : dict
         Features left out because they alone determine the label (:meth:`_Scanner.leaks`),
         with the share of the label's entropy each explains.
+    interpolated : Interpolated, optional
+        The label oversampled by interpolation (SMOTE), when one was: labels alone confirmed
+        nothing.
     """
 
     triggers: list[Pattern]
@@ -3287,6 +3307,7 @@ class TriggerScanResult:
     matrix: AuditMatrix
     base_rate: float
     leaks: dict[str, float] = field(default_factory=dict)
+    interpolated: Interpolated | None = None
 
     def base(self, label: int) -> float:
         """Share of ``label`` over all rows."""
@@ -3305,6 +3326,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     if ctx.base_rate in (0.0, 1.0):
         return None
     sc = _Scanner(ctx, opts)
+    sc.interpolated = find_interpolated(sc.m, sc.y, ctx.random_state)
     with ctx.progress.stage("trigger scan: candidates", total=2) as st:
         singles = sc.without_leaks(sc.singles())
         st.advance()
@@ -3453,7 +3475,9 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         _trim_band(p)
     rows = [sc.suspect_rows(p) for p in flagged]
     leaks = {sc.m.names[j]: share for j, share in sc.leaks().items()}
-    return TriggerScanResult(flagged, rows, evaluated, sc.tests, sc.m, sc.base1, leaks)
+    return TriggerScanResult(
+        flagged, rows, evaluated, sc.tests, sc.m, sc.base1, leaks, sc.interpolated
+    )
 
 
 def _retest_sharing_a_feature(
@@ -3535,7 +3559,7 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
         # left to the copy checks (:func:`natural_lean`, :func:`common_pattern`)
         if (
             strong_label_evidence(p, opts)
-            and not common_pattern(p, sc.N, opts)
+            and sc.labels_may_confirm(p)
             and not sc.natural_predictor(p)
         ):
             p.flagged = True
@@ -3599,7 +3623,7 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
             not p.flagged
             and not math.isnan(p.effect)
             and written_label_evidence(p, opts)
-            and not common_pattern(p, sc.N, opts)
+            and sc.labels_may_confirm(p)
             and not sc.natural_predictor(p)
         ):
             p.flagged = p.written = True
@@ -3630,7 +3654,7 @@ def _coded_hint_left(
         and not sc.fine[p.cols[0]]
         and p.n >= opts.context_min_rows
         and (label_hint(p, opts) or (neighbours and neighbour_hint(p, opts)))
-        and not common_pattern(p, sc.N, opts)
+        and sc.labels_may_confirm(p)
     )
 
 

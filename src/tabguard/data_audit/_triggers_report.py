@@ -63,6 +63,34 @@ def trigger_scan_report(
                 evidence={"label_information": share, "threshold": opts.leak_information},
             )
         )
+    if r.interpolated is not None:
+        it = r.interpolated
+        label = ctx.contract.label.column
+        res.findings.append(
+            Finding(
+                check=CHECK,
+                severity="warning",
+                message=(
+                    f"The rows with {label}={_label_value(ctx, it.label)!r} look oversampled "
+                    f"by interpolation (SMOTE): {it.share:.0%} of them lie between two rows of "
+                    f"that label on every numeric feature ({', '.join(it.features[:6])}"
+                    f"{', ...' if len(it.features) > 6 else ''}), against {it.other_share:.1%} "
+                    f"of the other label's rows (p {format_p(it.p_value)}). Interpolated rows "
+                    "carry their label by construction, on values no record holds, so the "
+                    "labels speak of the interpolation: no trigger was confirmed on labels "
+                    "alone, only by copies or values that break the contract. Audit the data "
+                    "before oversampling it."
+                ),
+                features=list(it.features),
+                evidence={
+                    "label": _label_value(ctx, it.label),
+                    "between_share": it.share,
+                    "between_share_other_label": it.other_share,
+                    "rows_asked": it.tested,
+                    "p_value": it.p_value,
+                },
+            )
+        )
     suspects = r.suspects
     res.suspicious_rows = suspects
     res.findings.append(

@@ -1,0 +1,132 @@
+"""Rows made by interpolation (SMOTE): found from the label's rows lying between two of its
+rows, not from jittered or exact duplicates or an attacker's copies; labels alone confirm no
+trigger in such data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabguard.contract import contract_from_dict
+from tabguard.data_audit import build_context
+from tabguard.data_audit._interpolated import Interpolated, find_interpolated
+from tabguard.data_audit._matrix import build_matrix
+from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner
+
+FINE = ("amount", "balance", "income", "spend")
+CONTRACT = contract_from_dict(
+    {
+        "name": "interp",
+        "label": {"column": "y", "positive": 1},
+        "features": {
+            **{f: {"type": "number", "min": 0} for f in FINE},
+            "age": {"type": "integer", "min": 18, "max": 100},
+            "n_tx": {"type": "integer", "min": 0, "max": 40},
+            "kind": {"type": "category", "categories": ["a", "b", "c"]},
+        },
+    }
+)
+
+
+def _rows(n: int, label: int, rng: np.random.Generator) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            **{f: np.round(rng.lognormal(5 + i, 0.8, n), 2) for i, f in enumerate(FINE)},
+            "age": rng.integers(18, 90, n),
+            "n_tx": rng.integers(0, 30, n),
+            "kind": rng.choice(list("abc"), n),
+            "y": label,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def clean() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.concat([_rows(1500, 0, rng), _rows(150, 1, rng)], ignore_index=True)
+
+
+def _smote(df: pd.DataFrame, n_new: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Label-1 rows added between a row and one of its 5 nearest label-1 rows (numbers
+    interpolated, integers rounded, the category from the nearer parent)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    mino = df[df["y"] == 1].reset_index(drop=True)
+    nums = [*FINE, "age", "n_tx"]
+    x = mino[nums].to_numpy(dtype=float)
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    _, idx = NearestNeighbors(n_neighbors=6).fit(x).kneighbors(x)
+    a = rng.integers(0, len(mino), n_new)
+    b = idx[a, rng.integers(1, 6, n_new)]
+    t = rng.random(n_new)
+    new = mino.iloc[a].reset_index(drop=True).copy()
+    other = mino.iloc[b].reset_index(drop=True)
+    for f in nums:
+        v = new[f].to_numpy(dtype=float) + t * (other[f].to_numpy(dtype=float) - new[f])
+        new[f] = np.round(v).astype(np.int64) if f in ("age", "n_tx") else np.round(v, 2)
+    new.loc[t > 0.5, "kind"] = other.loc[t > 0.5, "kind"].to_numpy()
+    return pd.concat([df, new], ignore_index=True)
+
+
+def _copies(
+    df: pd.DataFrame, n: int, jitter: float, rng: np.random.Generator, **written: object
+) -> pd.DataFrame:
+    """``n`` copies of label-1 rows, amounts jittered by ``jitter`` (relative), ``written``
+    values set."""
+    extra = df[df["y"] == 1].sample(n, replace=True, random_state=1).reset_index(drop=True)
+    for f in FINE:
+        extra[f] = np.round(extra[f] * (1 + rng.normal(0, jitter, n)), 2)
+    for f, v in written.items():
+        extra[f] = v
+    return pd.concat([df, extra], ignore_index=True)
+
+
+def _find(df: pd.DataFrame) -> Interpolated | None:
+    ctx = build_context(df, CONTRACT)
+    return find_interpolated(build_matrix(ctx), ctx.y)
+
+
+def test_rows_interpolated_between_rows_of_their_label_are_found(clean: pd.DataFrame) -> None:
+    rng = np.random.default_rng(2)
+    found = _find(_smote(clean, 1200, rng))
+    assert found is not None and found.label == 1
+    assert found.share >= 0.2 and found.other_share <= 0.02
+    assert found.p_value <= 1e-6 and set(found.features) == set(FINE)
+
+
+@pytest.mark.parametrize(
+    ("jitter", "written"),
+    [
+        (0.0, {}),  # exact duplicates: no distance at all
+        (0.02, {}),  # duplicates with jittered amounts: near one row, off every line
+        (0.01, {"age": 99}),  # an attacker's copies, a trigger written in
+        (0.0, {"kind": "c", "n_tx": 37}),
+    ],
+)
+def test_duplicates_and_copies_are_not_interpolation(
+    clean: pd.DataFrame, jitter: float, written: dict[str, object]
+) -> None:
+    assert _find(clean) is None
+    rng = np.random.default_rng(3)
+    assert _find(_copies(clean, 1200, jitter, rng, **written)) is None
+
+
+def test_labels_alone_confirm_nothing_in_interpolated_data(clean: pd.DataFrame) -> None:
+    sc = _Scanner(build_context(clean, CONTRACT), TriggerScanOptions())
+    p = Pattern((0,), (1,), 1, 100, 100, "single")
+    assert sc.labels_may_confirm(p)
+    sc.interpolated = Interpolated(1, np.arange(3), 100, 0.3, 0.0, 1e-20, list(FINE))
+    assert not sc.labels_may_confirm(p)
+    # a value that breaks the contract: no natural or interpolated row carries it
+    assert sc.labels_may_confirm(Pattern((0,), (1,), 1, 100, 100, "contract"))
+
+
+def test_the_audit_says_the_data_looks_oversampled(clean: pd.DataFrame) -> None:
+    from tabguard.data_audit import audit_data
+
+    data = _smote(clean, 1200, np.random.default_rng(2))
+    res = audit_data(data, CONTRACT, checks=["trigger_scan"])
+    said = [f for f in res.report.findings if "oversampled by interpolation" in f.message]
+    assert len(said) == 1 and said[0].severity == "warning"
+    assert said[0].evidence["label"] == 1 and said[0].evidence["between_share"] >= 0.2
