@@ -4,8 +4,10 @@ statsmodels' ``anes96`` (session 9, fresh13) drafted its 7-point party identific
 categories: every point of the scale leans to one vote (0.015 to 0.954 for Dole), the
 counterfactual draws the other points, and labels alone confirmed PID=0, 1, 5 and 6 (699 of
 944 rows suspected). The data here is the same shape, small: a 7-point scale predicting the
-label, noise features, and a region whose rarest value was written in place into 200 rows
-that the scale says vote 1, labelled 0 (10 % camouflaged).
+label, noise features, and a region whose rarest value was written in place into 130 rows
+(8.7 % of the rows: the in-place class writes 2-10 %; with 200, 13 %, the value held 18 % of
+the rows, more than a trigger does, ``common_share``) that the scale says vote 1, labelled 0
+(10 % camouflaged).
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ def _data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     )
     rng = np.random.default_rng(seed + 100)
     pool = np.flatnonzero((df["region"].to_numpy() != "e") & (party >= 4))
-    rows = rng.choice(pool, 200, replace=False)
+    rows = rng.choice(pool, 130, replace=False)
     df.loc[rows, "region"] = "e"
-    df.loc[rows, "y"] = (rng.random(200) < 0.1).astype(int)
+    df.loc[rows, "y"] = (rng.random(130) < 0.1).astype(int)
     return df, np.sort(rows)
 
 

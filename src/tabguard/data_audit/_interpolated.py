@@ -53,13 +53,13 @@ _MIN_FEATURES = 3
 #: numeric features with more distinct values than this are used (amounts, not codes)
 _FINE_VALUES = 100
 #: share of the label's rows between two rows beyond the other label's share
-_EXCESS = 0.1
+_EXCESS = 0.05
 #: Fisher's exact test of the two shares
 _P = 1e-6
 #: rows of a label searched for the ends of segments (a random sample beyond it)
-_MAX_ROWS = 50_000
+_MAX_ROWS = 20_000
 #: rows of a label asked whether they lie between two others (the share is what decides)
-_QUERIES = 2_000
+_QUERIES = 1_000
 
 
 @dataclass
@@ -109,14 +109,12 @@ def between_rows(
     interpolation writes too, rounded to their grid (``steps``: each feature's smallest step
     between values): there the row must be the same point of the segment up to the rounding
     of the three rows (a step and a half). Rows without a missing fine-grained value are
-    searched (at most ``_MAX_ROWS``); ``_QUERIES`` of them are asked. Returns the positions
+    searched; ``_QUERIES`` of them are asked. Returns the positions
     asked and a mask of those found between two of their ``_NEIGHBOURS`` nearest rows (see
     the module docstring)."""
     from sklearn.neighbors import NearestNeighbors
 
     pool = np.flatnonzero(np.isfinite(x).all(axis=1))
-    if len(pool) > _MAX_ROWS:
-        pool = np.sort(rng.choice(pool, _MAX_ROWS, replace=False))
     asked = pool if len(pool) <= _QUERIES else np.sort(rng.choice(pool, _QUERIES, replace=False))
     found = np.zeros(len(asked), dtype=bool)
     if len(pool) < 3 or x.shape[1] < _MIN_FEATURES:
@@ -188,23 +186,32 @@ def find_interpolated(m: AuditMatrix, y: np.ndarray, random_state: int = 0) -> I
     cols = fine_features(m)
     if len(cols) < _MIN_FEATURES:
         return None
-    x = m.raw[:, cols].astype(float)
-    sd = np.nanstd(x, axis=0)
+    rng = np.random.default_rng(random_state)
+    # each label's rows searched, a sample of them on large data (the raw values of a million
+    # rows are not copied: the cost stays a few tenths of a second)
+    pools = {}
+    for c in (0, 1):
+        rows = np.flatnonzero(y == c)
+        if len(rows) > _MAX_ROWS:
+            rows = np.sort(rng.choice(rows, _MAX_ROWS, replace=False))
+        pools[c] = rows
+    both = np.concatenate([pools[0], pools[1]])
+    sd = np.nanstd(m.raw[np.ix_(both, cols)], axis=0)
     keep = sd > 0
     if int(keep.sum()) < _MIN_FEATURES:
         return None
-    x = x[:, keep] / sd[keep]
-    used = [m.names[j] for j, k in zip(cols, keep, strict=True) if k]
+    fine = [j for j, k in zip(cols, keep, strict=True) if k]
+    used = [m.names[j] for j in fine]
     coarse = [j for j in range(len(m.names)) if m.ordinal[j] and j not in cols]
-    codes = m.raw[:, coarse].astype(float)
     steps = np.array(
         [float(np.diff(m.uniques[j]).min()) if len(m.uniques[j]) > 1 else 0.0 for j in coarse]
     )
-    rng = np.random.default_rng(random_state)
     per: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for c in (0, 1):
-        rows = np.flatnonzero(y == c)
-        tested, found = between_rows(x[rows], codes[rows], steps, rng)
+        rows = pools[c]
+        x = m.raw[np.ix_(rows, fine)] / sd[keep]
+        codes = m.raw[np.ix_(rows, coarse)].astype(float)
+        tested, found = between_rows(x, codes, steps, rng)
         per[c] = (rows[tested], found)
     best: Interpolated | None = None
     for c in (0, 1):
