@@ -196,7 +196,7 @@ def find_interpolated(m: AuditMatrix, y: np.ndarray, random_state: int = 0) -> I
             rows = np.sort(rng.choice(rows, _MAX_ROWS, replace=False))
         pools[c] = rows
     both = np.concatenate([pools[0], pools[1]])
-    sd = np.nanstd(m.raw[np.ix_(both, cols)], axis=0)
+    sd = np.nanstd(m.raw[np.ix_(both, np.asarray(cols, dtype=np.int64))], axis=0)
     keep = sd > 0
     if int(keep.sum()) < _MIN_FEATURES:
         return None
@@ -209,8 +209,8 @@ def find_interpolated(m: AuditMatrix, y: np.ndarray, random_state: int = 0) -> I
     per: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for c in (0, 1):
         rows = pools[c]
-        x = m.raw[np.ix_(rows, fine)] / sd[keep]
-        codes = m.raw[np.ix_(rows, coarse)].astype(float)
+        x = m.raw[np.ix_(rows, np.asarray(fine, dtype=np.int64))] / sd[keep]
+        codes = m.raw[np.ix_(rows, np.asarray(coarse, dtype=np.int64))].astype(float)
         tested, found = between_rows(x, codes, steps, rng)
         per[c] = (rows[tested], found)
     best: Interpolated | None = None
