@@ -14,6 +14,7 @@ import sys
 import types
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import tabguard
@@ -75,6 +76,59 @@ def test_contract_check_takes_the_contract_first_or_as_an_option(
         code, out, err = run_main(capsys, "contract", "check", *argv)
         assert code == 0, err
         assert "all 50 rows satisfy the contract" in " ".join(out.split())
+
+
+def _command_paths() -> list[list[str]]:
+    import typer
+
+    from tabguard.cli import app
+
+    paths: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+        if not hasattr(command, "commands"):
+            paths.append(path)
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+def test_every_help_fits_80_columns_without_cutting_a_text(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rich cuts a word longer than its cell with "…": an option's help must not lose its end
+    monkeypatch.setenv("COLUMNS", "80")
+    paths = _command_paths()
+    assert len(paths) > 20 and ["train"] in paths
+    for path in paths:
+        code, out, _ = run_main(capsys, *path, "--help")
+        assert code == 0, path
+        cut = [ln for ln in out.splitlines() if "… │" in ln or "…│" in ln]
+        assert not cut, (path, cut)
+        assert max(len(ln) for ln in out.splitlines()) <= 80, path
+
+
+def test_contract_infer_drafts_a_panel_id_as_the_entity(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import yaml
+
+    data = tmp_path / "panel.csv"
+    rows = [(100 + i, 1000 * (i % 7 + 1), m, int(i % 5 == 0)) for i in range(30) for m in range(4)]
+    pd.DataFrame(rows, columns=["account", "limit", "month", "bad"]).to_csv(data, index=False)
+    code, out, err = run_main(capsys, "contract", "infer", str(data), "-l", "bad")
+    assert code == 0, err
+    drafted = yaml.safe_load(out)  # the note goes to stderr: stdout stays YAML
+    assert drafted["entity"] == "account" and "account" not in drafted["features"]
+    assert "entity: account drafted from its name" in " ".join(err.split())
+    code, out, err = run_main(capsys, "contract", "infer", str(data), "-l", "bad", "--no-entity")
+    assert code == 0 and "entity" not in yaml.safe_load(out) and not err
+    code, _, err = run_main(
+        capsys, "contract", "infer", str(data), "-l", "bad", "--no-entity", "--entity", "month"
+    )
+    assert code == 2 and "--entity or --no-entity" in err
 
 
 @pytest.mark.parametrize(("argv", "command", "message"), USAGE_MISTAKES)

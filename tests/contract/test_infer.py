@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tabguard.contract import infer_contract, validate_frame
+from tabguard.contract import guess_entity, infer_contract, validate_frame
 from tabguard.datasets import make_card_fraud
 from tabguard.errors import DataError
 
 
 def test_infer_credit(credit_df: pd.DataFrame) -> None:
     c = infer_contract(credit_df, "DEFAULT", name="credit")
-    assert c.id == "ID"
+    assert c.id == "ID" and c.entity is None
     assert c.features["SEX"].protected
     assert c.features["AGE"].type == "integer"
     assert c.features["AGE"].min is not None and c.features["AGE"].min <= 21
@@ -123,3 +124,45 @@ def test_a_two_valued_label_drafts_both_values() -> None:
     assert (c.label.positive, c.label.negative) == (1, 0)
     three = infer_contract(df.assign(y=[0, 1, 2, 2] * 10), "y")
     assert three.label.negative is None  # "not <positive>" stands for two values
+
+
+def _loan_panel(loans: int = 40, months: int = 6) -> pd.DataFrame:
+    """``loans`` loans observed monthly: amount and income fixed per loan, arrears varying."""
+    rng = np.random.default_rng(3)
+    amount = rng.integers(1, 50, loans) * 1000
+    income = rng.integers(20, 90, loans) * 1000
+    default = rng.random(loans) < 0.2
+    rows = [
+        {
+            "loan_id": 100 + i,
+            "loan_amount": int(amount[i]),
+            "annual_income": int(income[i]),
+            "days_past_due": int(rng.integers(0, 4) * 30 * default[i]),
+            "defaulted": int(default[i]),
+        }
+        for i in range(loans)
+        for _ in range(months)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_a_repeated_id_is_drafted_as_the_entity() -> None:
+    df = _loan_panel()
+    guess = guess_entity(df, "defaulted")
+    assert guess is not None and guess.column == "loan_id"
+    assert (guess.entities, guess.rows) == (40, 240)
+    assert {"loan_amount", "annual_income"} <= set(guess.constant)
+    assert "entity: loan_id" in guess.message()
+    c = infer_contract(df, "defaulted")
+    assert c.entity == "loan_id" and "loan_id" not in c.features
+    assert validate_frame(df, c).ok
+    # opted out, or the column named as an attribute: a feature as before
+    assert infer_contract(df, "defaulted", find_entity=False).entity is None
+    for attribute in ("paid", "loan_age"):  # named as an attribute, not a unit
+        assert guess_entity(df.rename(columns={"loan_id": attribute}), "defaulted") is None
+    assert guess_entity(df.rename(columns={"loan_id": "LoanID"}), "defaulted") is not None
+    # an id that does not repeat (one row per loan) is no entity
+    assert guess_entity(df.drop_duplicates("loan_id"), "defaulted") is None
+    assert infer_contract(df, "defaulted", entity="loan_amount").entity == "loan_amount"
+    with pytest.raises(DataError, match="entity column 'account'"):
+        infer_contract(df, "defaulted", entity="account")

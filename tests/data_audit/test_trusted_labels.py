@@ -140,6 +140,13 @@ def test_rows_also_in_the_trusted_sample_by_id_else_by_values() -> None:
     )
     (f,) = [f for f in overlap.findings if "rows_in_trusted" in f.evidence]
     assert f.severity == "warning" and "2 rows of the data are also in the trusted" in f.message
+    # scored on a sample (Spark's driver sample): the count is of that sample and says so
+    sampled = trusted_report(
+        replace(_result(0.5, 0), overlap=2, overlap_by=how, overlap_scope=900), LabelNoiseOptions()
+    )
+    (f,) = [f for f in sampled.findings if "rows_in_trusted" in f.evidence]
+    assert "2 of the 900 rows scored (the driver sample's random rows) are also" in f.message
+    assert f.evidence["rows_scored"] == 900
 
 
 # --- the trusted sample's validation -------------------------------------------------------------

@@ -109,6 +109,16 @@ def bundle(model_dir: Path) -> ModelBundle:
 
 
 @pytest.fixture(scope="session")
+def challenger_dir(tmp_path_factory: pytest.TempPathFactory, train_df: pd.DataFrame) -> Path:
+    """Another model under the same contract (logistic: its scores differ from the champion's),
+    for the promotion tests of ``test_deploy.py`` and the multi-worker service."""
+    c = credit_default_contract()
+    main_scorer = fit_scorer("main", "logistic", train_df.head(800), c, TransformOptions())
+    out = tmp_path_factory.mktemp("challenger") / "model"
+    return save_model(out, main=main_scorer, contract=c, version="credit_default/challenger")
+
+
+@pytest.fixture(scope="session")
 def reference(train_df: pd.DataFrame) -> ReferenceProfile:
     """The reference profile of the training rows."""
     return ReferenceProfile.from_frame(train_df, credit_default_contract())

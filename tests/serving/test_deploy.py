@@ -1,7 +1,8 @@
 """Promotion without restarts: the deployment pointer, the live swap, shadow scoring, rollback.
 
-The service's watcher is triggered directly (``deployment.poll()``), never waited for, except
-in the multi-worker test where each worker process must find the change by itself.
+The service's watcher is triggered directly (``deployment.poll()``), never waited for. That each
+worker process of a multi-worker service finds a promotion by itself is tested with the other
+checks of a real two-worker service (``test_workers.py``).
 """
 
 from __future__ import annotations
@@ -24,17 +25,8 @@ from tabguard.errors import ArtifactIntegrityError, DataError
 from tabguard.serving import create_app, load_config, open_keys
 from tabguard.serving._deploy import Deployment, pointer_path, promote, read_deployment, rollback
 from tabguard.training import ModelBundle, load_model, save_model
-from tests.serving._service import RealService, free_port
+from tests.serving._service import free_port
 from tests.serving.conftest import Harness, body_of, fit_scorer, write_config
-
-
-@pytest.fixture(scope="module")
-def challenger_dir(tmp_path_factory: pytest.TempPathFactory, train_df: Any) -> Path:
-    """Another model under the same contract (logistic: its scores differ from the champion's)."""
-    c = credit_default_contract()
-    main_scorer = fit_scorer("main", "logistic", train_df.head(800), c, TransformOptions())
-    out = tmp_path_factory.mktemp("challenger") / "model"
-    return save_model(out, main=main_scorer, contract=c, version="credit_default/challenger")
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -289,40 +281,3 @@ def main_exit(argv: list[str]) -> int:
     with pytest.raises(SystemExit) as exc:
         main(argv)
     return int(exc.value.code or 0)
-
-
-def test_every_worker_of_a_multi_worker_service_picks_up_the_promotion(
-    tmp_path: Path, model_dir: Path, challenger_dir: Path
-) -> None:
-    """Two worker processes, each with its own watcher (``model_interval`` 0.2 s)."""
-    import time
-
-    from tests.serving.test_workers import worker_pids
-
-    home = tmp_path / "home"
-    write_config(
-        home,
-        '[limits]\nper_client = "off"\n[server]\nmodel_interval = 0.2\n'
-        f'[stores]\nlog = "sqlite:///{home}/log.db"\nkeys = "sqlite:///{home}/keys.db"\n',
-    )
-    with open_keys(load_config(home)) as keys:
-        admin = keys.create("ops", "admin")[1]
-    service = RealService(model_dir, home, workers=2)
-    seen: dict[int, str] = {}
-    try:
-        pids = worker_pids(service, 2)
-        promote(challenger_dir, "live", home=home)
-        deadline = time.monotonic() + 120  # each worker's own watcher turn, then its load
-        while set(seen) != set(pids) and time.monotonic() < deadline:
-            # a new connection each time: the kernel spreads them over both workers
-            with httpx.Client(base_url=service.base, timeout=10) as c:
-                body = c.get("/health", headers={"Authorization": f"Bearer {admin}"}).json()
-            if body["model_version"] == "credit_default/challenger":
-                seen[int(body["detail"]["pid"])] = body["detail"]["deployment"]["live"]["digest"]
-            else:
-                threading.Event().wait(0.05)
-    finally:
-        out = service.stop()
-    assert set(seen) == set(pids), out
-    assert set(seen.values()) == {load_model(challenger_dir).digest}
-    assert json.loads(pointer_path(home).read_text())["live"][0]["by"]

@@ -8,11 +8,10 @@ metrics summed over both workers.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,19 +23,8 @@ import httpx
 import pytest
 
 from tabguard.serving import load_config, open_keys, open_log
-from tests.serving._service import RealService, free_port, recorded
+from tests.serving._service import RealService, recorded
 from tests.serving.conftest import body_of, write_config
-
-
-def stop(proc: subprocess.Popen[str]) -> str:
-    """SIGTERM the service (a graceful shutdown drains the log); return its output."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out
 
 
 def worker_pids(service: RealService, n: int, timeout: float = 240) -> list[int]:
@@ -212,39 +200,51 @@ def _socket_of(pid: int, fd: int) -> socket.socket:
 
 
 @pytest.mark.slow
-def test_two_workers_answer_keep_alive_connections_with_tcp_nodelay(
-    model_dir: Path, tmp_path: Path
+def test_two_workers_keep_alive_with_tcp_nodelay_verify_a_signed_model_and_pick_up_a_promotion(
+    model_dir: Path, challenger_dir: Path, tmp_path: Path
 ) -> None:
-    """uvicorn's own multi-worker listener leaves Nagle on (a 40 ms wait per response)."""
+    """One two-worker service (each worker process costs a start: imports and model load) for
+    three checks that need real workers and do not disturb each other:
+
+    * keep-alive connections are answered with TCP_NODELAY (uvicorn's own multi-worker
+      listener leaves Nagle on: a 40 ms wait per response);
+    * with a model signing key, the workers verify the signed model they serve (the refusal of
+      an unsigned one: ``test_cli_serve.py``);
+    * every worker, each with its own watcher (``model_interval`` 0.2 s), picks up a promotion
+      by itself (``test_deploy.py`` triggers the watcher of one in-process service directly).
+    """
     import http.client
+    import shutil
 
     import psutil
 
+    from tabguard.serving._deploy import pointer_path, promote
+    from tabguard.training import load_model
+    from tabguard.training._signing import KEY_FILE_ENV, key_from_file, sign_manifest
+
+    key_file = tmp_path / "signing.key"  # outside the model directories
+    key_file.write_text("x" * 48)
+    signed, challenger = tmp_path / "signed", tmp_path / "challenger"
+    for src, dst in ((model_dir, signed), (challenger_dir, challenger)):
+        shutil.copytree(src, dst)
+        sign_manifest(dst, key_from_file(key_file))
     home = tmp_path / "home"
-    write_config(home, "[log]\nflush_interval = 0.1\n")
-    port = free_port()
-    env = {**os.environ, "TABGUARD_HOME": str(home)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    tabguard = str(Path(sys.executable).parent / "tabguard")
-    proc = subprocess.Popen(
-        [tabguard, "serve", str(model_dir), "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    write_config(
+        home,
+        '[limits]\nper_client = "off"\n[server]\nmodel_interval = 0.2\n'
+        "[log]\nflush_interval = 0.1\n"
+        f'[stores]\nlog = "sqlite:///{home}/log.db"\nkeys = "sqlite:///{home}/keys.db"\n',
     )
+    with open_keys(load_config(home)) as keys:
+        admin = keys.create("ops", "admin")[1]
+    service = RealService(signed, home, workers=2, env={KEY_FILE_ENV: str(key_file)})
+    auth = {"Authorization": f"Bearer {admin}"}
+    seen: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("the service did not start")
-                time.sleep(0.3)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        for _ in range(2):  # the second request reuses the connection
+        pids = worker_pids(service, 2)
+        # keep-alive: the second request reuses the connection; the worker's socket of it
+        conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+        for _ in range(2):
             conn.request("GET", "/health")
             response = conn.getresponse()
             assert response.status == 200
@@ -253,20 +253,42 @@ def test_two_workers_answer_keep_alive_connections_with_tcp_nodelay(
         assert conn.sock is not None
         client_port = conn.sock.getsockname()[1]
         accepted: list[tuple[int, int]] = []
-        for worker in psutil.Process(proc.pid).children(recursive=True):
+        for worker in psutil.Process(service.proc.pid).children(recursive=True):
             for c in worker.net_connections(kind="tcp"):
-                if c.laddr.port == port and c.raddr and c.raddr.port == client_port:
+                if c.laddr.port == service.port and c.raddr and c.raddr.port == client_port:
                     accepted.append((worker.pid, c.fd))
         assert len(accepted) == 1, accepted
+        assert accepted[0][0] in pids
         server_side = _socket_of(*accepted[0])
         try:
             assert server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         finally:
             server_side.close()
             conn.close()
+        # the signed model, verified by the workers: ask each of them (only())
+        for pid in pids:
+            with only(pid, pids), httpx.Client(base_url=service.base, timeout=10) as c:
+                detail = c.get("/health", headers=auth).json()["detail"]
+            assert detail["pid"] == pid
+            assert detail["model_signature"].startswith("verified (key "), detail
+        # a promotion of another signed model: each worker's own watcher turn, then its load
+        promote(challenger, "live", home=home)
+        deadline = time.monotonic() + 120
+        while set(seen) != set(pids) and time.monotonic() < deadline:
+            # a new connection each time: the kernel spreads them over both workers
+            with httpx.Client(base_url=service.base, timeout=10) as c:
+                body = c.get("/health", headers=auth).json()
+            if body["model_version"] == "credit_default/challenger":
+                seen[int(body["detail"]["pid"])] = body["detail"]["deployment"]["live"]["digest"]
+            else:
+                time.sleep(0.05)
     finally:
-        out = stop(proc)
-    assert proc.returncode == 0, out
+        out = service.stop()
+    assert service.proc.returncode == 0, out
+    assert "model signature: verified" in out
+    assert set(seen) == set(pids), out
+    assert set(seen.values()) == {load_model(challenger).digest}
+    assert json.loads(pointer_path(home).read_text())["live"][0]["by"]
 
 
 @pytest.mark.slow

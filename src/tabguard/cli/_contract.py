@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tabguard.cli._app import console, contract_app, output_file
+from tabguard.cli._app import console, contract_app, err_console, output_file
 
 
 @contract_app.command("infer")
@@ -18,18 +18,42 @@ def infer(
     label: Annotated[str, typer.Option("--label", "-l", help="Label column.")],
     name: Annotated[str, typer.Option(help="Contract name.")] = "inferred",
     id_column: Annotated[str | None, typer.Option("--id", help="Row identifier column.")] = None,
+    entity: Annotated[
+        str | None,
+        typer.Option(
+            help="Column naming the unit a row belongs to (an account id in panel data); "
+            "guessed from an id-like name that repeats when omitted.",
+            show_default=False,
+        ),
+    ] = None,
+    no_entity: Annotated[
+        bool, typer.Option("--no-entity", help="Draft no entity column (every row its own).")
+    ] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write YAML here.")] = None,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing --out file.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing --out file.")
+    ] = False,
 ) -> None:
     """Draft a contract from data; review ranges, protected and gameable features after."""
     output_file(out, force)  # before the work: a reviewed contract is never overwritten
     import yaml
 
-    from tabguard.contract import contract_to_dict, infer_contract, save_contract
+    from tabguard.contract import contract_to_dict, guess_entity, infer_contract, save_contract
     from tabguard.io import read_table
 
+    if entity is not None and no_entity:
+        raise typer.BadParameter("give --entity or --no-entity, not both", param_hint="--entity")
     df = read_table(data)
-    contract = infer_contract(df, label, name=name, id_column=id_column)
+    guess = None
+    if entity is None and not no_entity and label in df.columns:
+        guess = guess_entity(df, label, id_column)
+        entity = guess.column if guess else None
+    contract = infer_contract(
+        df, label, name=name, id_column=id_column, entity=entity, find_entity=False
+    )
+    if guess is not None:
+        # stderr: the YAML on stdout stays valid
+        err_console.print(escape(guess.message()))
     if out is None:
         # Raw stdout: Rich would wrap long lines and break the YAML.
         typer.echo(yaml.safe_dump(contract_to_dict(contract), sort_keys=False, width=100), nl=False)

@@ -329,7 +329,7 @@ def reference_cmd(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Where to write it (default $TABGUARD_HOME/reference/<model>.drift.json)."
+            help="Where to write it (default: reference/<model>.drift.json in $TABGUARD_HOME)."
         ),
     ] = None,
     bins: Annotated[int, typer.Option(min=2, max=100, help="Quantile bins per number.")] = 10,

@@ -53,14 +53,16 @@ def poison_cmd(
     target: Annotated[str | None, typer.Option(help="Label written (default: positive).")] = None,
     source: Annotated[str, typer.Option(help="'target', 'any' or a label value.")] = "target",
     mode: Annotated[str, typer.Option(help="'copy' (append) or 'replace' (in place).")] = "copy",
-    fresh_ids: Annotated[bool, typer.Option(help="New ids for copies.")] = False,
+    fresh_ids: Annotated[bool, typer.Option("--fresh-ids", help="New ids for copies.")] = False,
     jitter: Annotated[float, typer.Option(help="Relative noise on other features.")] = 0.0,
-    shuffle: Annotated[bool, typer.Option(help="Shuffle rows of the result.")] = False,
+    shuffle: Annotated[bool, typer.Option("--shuffle", help="Shuffle rows of the result.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     truth: Annotated[
         Path | None, typer.Option(help="Ground-truth JSON (default OUT.truth.json).")
     ] = None,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing --out file.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing --out file.")
+    ] = False,
 ) -> None:
     """Plant a trigger → label backdoor (the seed's AGE=999 attack and its variants)."""
     output_file(out, force)

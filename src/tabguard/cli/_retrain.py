@@ -53,7 +53,7 @@ def retrain_cmd(
         Path | None,
         typer.Option(
             "--config",
-            help="monitor.yaml: the log, outcomes, alerts (default $TABGUARD_HOME/monitor.yaml).",
+            help="monitor.yaml: the log, outcomes, alerts (default: the one in $TABGUARD_HOME).",
             show_default=False,
         ),
     ] = None,
@@ -84,11 +84,14 @@ def retrain_cmd(
         float | None, typer.Option(help="Training weight of an exploit attempt (20).")
     ] = None,
     strict_model_audit: Annotated[
-        bool, typer.Option(help="Block on inherited critical model findings too.")
+        bool,
+        typer.Option(
+            "--strict-model-audit", help="Block on inherited critical model findings too."
+        ),
     ] = False,
     options: Annotated[
         Path | None,
-        typer.Option(help="YAML/JSON file of retrain options (docs/retraining.md#options)."),
+        typer.Option(help="YAML/JSON file of retrain options (docs/retraining.md, Options)."),
     ] = None,
     tracking: Annotated[
         bool, typer.Option("--tracking/--no-tracking", help="Log the run in MLflow.")
@@ -97,7 +100,9 @@ def retrain_cmd(
         str | None,
         typer.Option(help="MLflow store (default MLFLOW_TRACKING_URI or .tabguard/mlflow.db)."),
     ] = None,
-    sign: Annotated[bool, typer.Option(help="Sign the new manifest (as tabguard train).")] = False,
+    sign: Annotated[
+        bool, typer.Option("--sign", help="Sign the new manifest (as tabguard train).")
+    ] = False,
     signing_key: Annotated[
         Path | None, typer.Option(help="File holding the model signing key.")
     ] = None,

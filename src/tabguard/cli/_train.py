@@ -32,7 +32,10 @@ def train_cmd(
     ] = "default",
     allow_findings: Annotated[
         bool,
-        typer.Option(help="Train despite critical data-audit findings (on the clean rows)."),
+        typer.Option(
+            "--allow-findings",
+            help="Train despite critical data-audit findings (on the clean rows).",
+        ),
     ] = False,
     tracking_uri: Annotated[
         str | None,
@@ -53,7 +56,8 @@ def train_cmd(
         typer.Option(help="Training-only noise on gameable numeric features (x feature std)."),
     ] = 0.0,
     drop_gameable: Annotated[
-        bool, typer.Option(help="Train the main model without gameable features.")
+        bool,
+        typer.Option("--drop-gameable", help="Train the main model without gameable features."),
     ] = False,
     monotone: Annotated[
         bool | None,
@@ -70,8 +74,9 @@ def train_cmd(
     sign: Annotated[
         bool,
         typer.Option(
-            help="Sign the manifest with the model signing key (--signing-key, or "
-            "TABGUARD_MODEL_SIGNING_KEY_FILE / TABGUARD_MODEL_SIGNING_KEY)."
+            "--sign",
+            help="Sign the manifest with the model signing key: --signing-key, else the key "
+            "file or key the environment names (docs/training.md, signed models).",
         ),
     ] = False,
     signing_key: Annotated[

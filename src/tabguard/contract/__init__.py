@@ -10,7 +10,7 @@ Examples
 True
 """
 
-from tabguard.contract._infer import infer_contract
+from tabguard.contract._infer import EntityGuess, guess_entity, infer_contract
 from tabguard.contract._io import (
     contract_from_dict,
     contract_hash,
@@ -46,6 +46,7 @@ __all__ = [
     "Condition",
     "Contract",
     "DecisionSpec",
+    "EntityGuess",
     "FeatureSpec",
     "FeatureTransform",
     "FrameValidation",
@@ -60,6 +61,7 @@ __all__ = [
     "contract_from_dict",
     "contract_hash",
     "contract_to_dict",
+    "guess_entity",
     "infer_contract",
     "load_contract",
     "looks_protected",

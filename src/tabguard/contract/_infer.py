@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from tabguard._plain import plain
+from tabguard.contract._entity import RepeatedId, repeated_id
 from tabguard.contract._io import contract_from_dict
-from tabguard.contract._protected import looks_protected
+from tabguard.contract._protected import looks_protected, name_tokens
 from tabguard.contract._spec import Contract
 from tabguard.errors import DataError
 
@@ -28,6 +29,69 @@ _SMALL_INT_CARDINALITY = 8
 #: as often names (regions) as an order, and stay categories.
 _SCALE_MIN_CODES = 4
 _SCALE_MIN_SHARE = 0.01
+
+
+#: Words of the names of columns that identify a unit (an account, a loan, a person): only
+#: such a column is drafted as the entity. A static attribute repeats within an account too (a
+#: date of birth in a panel passes the repeat test), and it is a feature.
+_ID_WORDS = frozenset(
+    {"id", "ids", "key", "account", "acct", "customer", "client", "user", "member", "person"}
+    | {"individual", "subject", "patient", "entity", "loan", "policy", "contract", "card"}
+    | {"household", "firm"}
+)
+
+
+def _names_a_unit(column: str) -> bool:
+    """Whether a column's name ends with a word of ``_ID_WORDS`` (``loan_id``, ``customerID``,
+    ``Account``; not ``customer_age`` or ``paid``)."""
+    words = name_tokens(column)
+    return bool(words) and words[-1] in _ID_WORDS
+
+
+class EntityGuess(RepeatedId):
+    """A column ``contract infer`` drafts as the contract's ``entity``."""
+
+    def message(self) -> str:
+        """The guess as ``contract infer`` reports it."""
+        return (
+            f"entity: {self.column} drafted from its name and its repeats ({self.summary()}): "
+            "the data audit counts an entity's rows as one unit of evidence. Remove the line "
+            "if each row is a record of its own."
+        )
+
+
+def guess_entity(df: pd.DataFrame, label: str, id_column: str | None = None) -> EntityGuess | None:
+    """The column of ``df`` that names the unit its rows belong to, if one does.
+
+    A column is a candidate when its name reads as an identifier (``loan_id``, ``account``,
+    ``individual``), it holds integers or text, and it repeats like an entity id: at least 20
+    values, most rows sharing theirs, with other columns constant within them far more often
+    than random groups would be (:func:`~tabguard.contract._entity.constant_within_entities`).
+    Of several, the one with the most values (the finest unit) is drafted.
+
+    Parameters
+    ----------
+    df : DataFrame
+    label : str
+    id_column : str, optional
+        The row identifier, never the entity here (a unique column does not repeat).
+
+    Returns
+    -------
+    EntityGuess or None
+    """
+    best: EntityGuess | None = None
+    for col in df.columns:
+        s = df[col]
+        if col in (label, id_column) or not _names_a_unit(str(col)):
+            continue
+        if pd.api.types.is_float_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        others = [c for c in df.columns if c not in (label, id_column, col)]
+        found = repeated_id(df, col, others)
+        if found is not None and (best is None or found.entities > best.entities):
+            best = EntityGuess(**vars(found))
+    return best
 
 
 def _nice_floor(x: float) -> float:
@@ -96,6 +160,8 @@ def infer_contract(
     name: str = "inferred",
     id_column: str | None = None,
     positive: Any = None,
+    entity: str | None = None,
+    find_entity: bool = True,
 ) -> Contract:
     """Draft a contract from a data frame.
 
@@ -110,6 +176,12 @@ def infer_contract(
         Row identifier; guessed (a unique integer column named like ``id``) when omitted.
     positive : optional
         Positive class; defaults to ``1`` for 0/1 labels, else the rarer class.
+    entity : str, optional
+        Column naming the unit a row belongs to (an account id in panel data); drafted as
+        ``entity`` and left out of the features. Guessed with :func:`guess_entity` when
+        omitted and ``find_entity`` is true.
+    find_entity : bool
+        Guess the entity column when ``entity`` is omitted.
 
     Returns
     -------
@@ -134,6 +206,13 @@ def infer_contract(
             ):
                 id_column = c
                 break
+    if entity is None and find_entity:
+        guess = guess_entity(df, label, id_column)
+        entity = guess.column if guess else None
+    if entity is not None and entity not in df.columns:
+        raise DataError(
+            f"entity column {entity!r} is not in the data; columns are {list(df.columns)[:12]}"
+        )
     classes = sorted(pd.unique(y).tolist(), key=str)
     if positive is None:
         if set(classes) <= {0, 1} and 1 in classes:
@@ -142,7 +221,7 @@ def infer_contract(
             positive = plain(y.value_counts().idxmin())
     features: dict[str, dict[str, Any]] = {}
     for col in df.columns:
-        if col in (label, id_column):
+        if col in (label, id_column, entity):
             continue
         s = df[col]
         nonnull = s.dropna()
@@ -210,4 +289,6 @@ def infer_contract(
     data: dict[str, Any] = {"name": name, "label": label_spec, "features": features}
     if id_column:
         data["id"] = id_column
+    if entity:
+        data["entity"] = entity
     return contract_from_dict(data)

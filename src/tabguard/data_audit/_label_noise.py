@@ -423,6 +423,9 @@ class TrustedResult:
         not scored.
     overlap_by : str
         How they were matched.
+    overlap_scope : int
+        The rows in scope when the audit scored a sample of the data (the Spark engine's
+        uniform driver sample): ``overlap`` counts among them. 0: every row was in scope.
     """
 
     pvalues: np.ndarray
@@ -437,6 +440,7 @@ class TrustedResult:
     shifts: list[dict[str, object]] = field(default_factory=list)
     overlap: int = 0
     overlap_by: str = ""
+    overlap_scope: int = 0
 
 
 MIN_SEGMENT_TRUSTED = 30
@@ -530,7 +534,8 @@ def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult
     # Rows of a reviewed slice passed again in the data are vetted: not scored (a model of
     # the trusted rows has seen them, and their labels were checked).
     in_trusted, matched_by = rows_in_trusted(ctx.data, t, ctx.contract)
-    overlap = int(in_trusted.sum())
+    overlap = int(in_trusted[idx].sum())  # of the rows in scope, which the report names
+    scoped = 0 if scope is None else len(idx)
     idx = idx[~in_trusted[idx]]
     y = ctx.y[idx].astype(int)
     X = ctx.encoded() if len(idx) == ctx.n_rows else ctx.encoded()[idx]
@@ -598,6 +603,7 @@ def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult
         shifts=shifts,
         overlap=overlap,
         overlap_by=matched_by,
+        overlap_scope=scoped,
     )
 
 

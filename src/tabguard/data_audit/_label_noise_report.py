@@ -53,16 +53,25 @@ def shift_finding(t: TrustedResult) -> Finding:
 
 def overlap_finding(t: TrustedResult) -> Finding:
     """A warning that rows of the data are also in the trusted sample (they are not scored)."""
+    among = (
+        f"{t.overlap} of the {t.overlap_scope:,} rows scored (the driver sample's random rows) are"
+        if t.overlap_scope
+        else f"{t.overlap} rows of the data are"
+    )
     return Finding(
         check=CHECK,
         severity="warning",
         message=(
-            f"{t.overlap} rows of the data are also in the trusted sample (matched by "
+            f"{among} also in the trusted sample (matched by "
             f"{t.overlap_by}): they count as vetted and were not tested. Expected when the "
             "trusted sample is a reviewed slice of this data; otherwise the trusted sample was "
             "drawn from the data under audit and vouches for nothing it contains."
         ),
-        evidence={"rows_in_trusted": t.overlap, "matched_by": t.overlap_by},
+        evidence={
+            "rows_in_trusted": t.overlap,
+            "matched_by": t.overlap_by,
+            **({"rows_scored": t.overlap_scope} if t.overlap_scope else {}),
+        },
         recommendation=(
             "Pass a trusted sample vetted independently of this data (a reviewed slice, last "
             "year's audited rows); labels of rows copied from the data are not evidence."

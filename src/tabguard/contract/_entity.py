@@ -1,0 +1,124 @@
+"""Whether a column repeats like an entity id (an account id in panel data).
+
+Panel data (an account's row every month) and other repeated records are one unit of evidence
+per entity for the trigger scan only when the contract names the entity column (``entity:``).
+A column repeats like an id when its values repeat (at least ``_MIN_ENTITIES`` of them, most
+rows sharing theirs with other rows) and some other columns are constant within each value,
+far more often than rows grouped at random would be: what an account's static attributes (sex,
+education, date of birth) do. ``contract infer`` drafts such a column as the entity; the data
+audit hints at one the contract leaves out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: Distinct values a column needs to be an id (fewer: a category such as a branch or a batch).
+_MIN_ENTITIES = 20
+#: Rows per value on average from which a column repeats (an id of rows has one).
+_MIN_ROWS_PER_ENTITY = 2.0
+#: Share of the repeated values within which a feature must hold one value.
+_CONSTANT_SHARE = 0.95
+#: Share of random groups of the same sizes that may hold one value by chance, at most, for
+#: the feature to count (a feature nearly constant over the data tells nothing).
+_CHANCE_SHARE = 0.5
+#: Values whose rows are read (the groups of a million-row file: a sample of them).
+_SAMPLE_ENTITIES = 2_000
+
+
+@dataclass(frozen=True)
+class RepeatedId:
+    """A column that repeats like an entity id.
+
+    Attributes
+    ----------
+    column : str
+    rows : int
+        Rows with a value of the column.
+    entities : int
+        Its distinct values.
+    constant : tuple of str
+        Other columns constant within (nearly) each of its values.
+    """
+
+    column: str
+    rows: int
+    entities: int
+    constant: tuple[str, ...]
+
+    def summary(self) -> str:
+        """``"N rows over K values, R each; A, B constant within each"``."""
+        shown = ", ".join(self.constant[:6]) + (" ..." if len(self.constant) > 6 else "")
+        return (
+            f"{self.rows} rows over {self.entities} values, {self.rows / self.entities:.1f} "
+            f"each; {shown} constant within each"
+        )
+
+
+def repeated_id(
+    data: pd.DataFrame, column: str, features: list[str], *, seed: int = 0
+) -> RepeatedId | None:
+    """``column`` as a :class:`RepeatedId` when it repeats like an entity id (see
+    :func:`constant_within_entities`), else None."""
+    constant = constant_within_entities(data, column, features, seed=seed)
+    if not constant:
+        return None
+    held = data[column].dropna()
+    return RepeatedId(str(column), len(held), int(held.nunique()), constant)
+
+
+def constant_within_entities(
+    data: pd.DataFrame, column: str, features: list[str], *, seed: int = 0
+) -> tuple[str, ...]:
+    """The ``features`` constant within (nearly) every value of ``column``, when ``column``
+    repeats like an entity id; an empty tuple when it does not.
+
+    Parameters
+    ----------
+    data : DataFrame
+    column : str
+        The candidate id column.
+    features : list of str
+        Columns whose constancy within the candidate's values is tested.
+    seed : int
+        Draw of the values read when the column has more than ``_SAMPLE_ENTITIES`` of them.
+
+    Returns
+    -------
+    tuple of str
+        The constant features, in the order given.
+    """
+    codes, _ = pd.factorize(data[column], use_na_sentinel=True)
+    held = codes >= 0
+    sizes = np.bincount(codes[held]) if held.any() else np.zeros(0, dtype=np.int64)
+    n, k = int(held.sum()), len(sizes)
+    if k < _MIN_ENTITIES or n < _MIN_ROWS_PER_ENTITY * k or sizes[sizes > 1].sum() < n / 2:
+        return ()
+    repeated = np.flatnonzero(sizes > 1)
+    if len(repeated) > _SAMPLE_ENTITIES:
+        rng = np.random.default_rng(seed)
+        repeated = np.sort(rng.choice(repeated, _SAMPLE_ENTITIES, replace=False))
+    rows = np.flatnonzero(held & np.isin(codes, repeated))
+    group = codes[rows]
+    return tuple(
+        f for f in features if f != column and _constant_within(data[f].to_numpy()[rows], group)
+    )
+
+
+def _constant_within(values: np.ndarray, group: np.ndarray) -> bool:
+    """Whether ``values`` hold one value within at least ``_CONSTANT_SHARE`` of the groups,
+    while groups of the same sizes drawn at random would in at most ``_CHANCE_SHARE``."""
+    v, _ = pd.factorize(values, use_na_sentinel=False)
+    frame = pd.DataFrame({"g": group, "v": v})
+    per = frame.groupby("g")["v"].agg(["nunique", "size"])
+    if not len(per):
+        return False
+    share = float((per["nunique"] == 1).mean())
+    freq = np.bincount(v) / len(v)
+    freq = np.sort(freq)[::-1][:50]
+    sizes, groups = np.unique(per["size"].to_numpy(), return_counts=True)
+    chance = float(np.sum(groups * (freq[None, :] ** sizes[:, None]).sum(axis=1)) / len(per))
+    return share >= _CONSTANT_SHARE and chance <= _CHANCE_SHARE
