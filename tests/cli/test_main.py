@@ -129,6 +129,12 @@ def test_contract_infer_drafts_a_panel_id_as_the_entity(
         capsys, "contract", "infer", str(data), "-l", "bad", "--no-entity", "--entity", "month"
     )
     assert code == 2 and "--entity or --no-entity" in err
+    # an id whose name does not say so is drafted as a feature, and named on stderr
+    frame = pd.read_csv(data).rename(columns={"account": "zper"})
+    frame.to_csv(data, index=False)
+    code, out, err = run_main(capsys, "contract", "infer", str(data), "-l", "bad")
+    assert code == 0 and "zper" in yaml.safe_load(out)["features"]
+    assert "zper repeats like an id of units" in " ".join(err.split())
 
 
 @pytest.mark.parametrize(("argv", "command", "message"), USAGE_MISTAKES)

@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tabguard.contract import guess_entity, infer_contract, validate_frame
+from tabguard.contract import (
+    guess_entity,
+    guess_id,
+    infer_contract,
+    unnamed_entities,
+    validate_frame,
+)
 from tabguard.datasets import make_card_fraud
 from tabguard.errors import DataError
 
@@ -51,12 +57,15 @@ def test_infer_bad_label() -> None:
     ("hi", "expected"),
     [
         (0.3, 0.3),
-        (0.27, 0.3),
+        (0.27, 0.27),
+        (0.271, 0.28),
         (0.7, 0.7),
-        (0.61, 0.7),
-        (0.0042, 0.005),
+        (0.613, 0.62),
+        (0.00421, 0.0043),
         (3000.0, 3000.0),
-        (2501.0, 3000.0),
+        (2501.0, 2600.0),
+        (23.0, 23.0),  # an hour of the day: one digit drafted 30
+        (699171.0, 700000.0),
     ],
 )
 def test_inferred_upper_bounds_are_round_numbers(hi: float, expected: float) -> None:
@@ -72,8 +81,9 @@ def test_inferred_upper_bounds_are_round_numbers(hi: float, expected: float) -> 
 def test_inferred_bounds_enclose_the_value(x: float) -> None:
     from tabguard.contract._infer import _nice_ceil, _nice_floor
 
-    assert _nice_ceil(x) >= x
+    assert x <= _nice_ceil(x) <= 1.1 * x + 1e-9  # widened by a tenth at most
     assert _nice_floor(x) <= x
+    assert x < 10 or _nice_floor(x) >= x / 1.1 - 1e-9
     assert _nice_floor(-x) <= -x
     assert _nice_ceil(-x) >= -x
     assert repr(_nice_ceil(-min(x, 9.0))) == "0.0"  # never -0.0
@@ -166,3 +176,34 @@ def test_a_repeated_id_is_drafted_as_the_entity() -> None:
     assert infer_contract(df, "defaulted", entity="loan_amount").entity == "loan_amount"
     with pytest.raises(DataError, match="entity column 'account'"):
         infer_contract(df, "defaulted", entity="account")
+
+
+def test_a_unique_column_named_as_an_id_is_the_row_id() -> None:
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame(
+        {
+            "amount": rng.gamma(2.0, 50.0, 200).round(2),
+            "order_id": rng.permutation(200) + 5000,
+            "y": rng.integers(0, 2, 200),
+        }
+    )
+    assert guess_id(df, "y") == "order_id"
+    c = infer_contract(df, "y")
+    assert c.id == "order_id" and "order_id" not in c.features
+    # named as an attribute, repeated, or a fraction: a feature
+    assert guess_id(df.rename(columns={"order_id": "order_total"}), "y") is None
+    assert guess_id(df.assign(order_id=df["order_id"] % 150), "y") is None
+    assert guess_id(df.assign(order_id=df["order_id"] + 0.5), "y") is None
+    # the names recognised before stay first
+    assert guess_id(df.assign(ID=np.arange(200)), "y") == "ID"
+
+
+def test_an_id_not_named_as_one_is_named_but_not_drafted() -> None:
+    # a person id called zper, household columns constant within it: named for review
+    df = _loan_panel().rename(columns={"loan_id": "zper"})
+    assert guess_entity(df, "defaulted") is None
+    found = unnamed_entities(df, "defaulted")
+    assert [f.column for f in found] == ["zper"] and "loan_amount" in found[0].constant
+    # a code with few values is a feature, not a candidate
+    coarse = df.assign(zper=df["zper"] % 5)
+    assert unnamed_entities(coarse, "defaulted") == []

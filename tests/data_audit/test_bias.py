@@ -252,8 +252,31 @@ def test_no_protected_attribute_is_a_warning() -> None:
         }
     )
     res = _run(df, contract)
-    assert _about(res, "No protected attribute to audit")[0].severity == "warning"
+    warning = _about(res, "No protected attribute to audit")[0]
+    assert warning.severity == "warning" and "no column looks like one" in warning.message
     assert res.summary["disparate_impact"] == {}
+
+
+def test_no_protected_attribute_names_the_sensitive_features() -> None:
+    # beside an info that driver_age looks sensitive, the warning must not say no column does
+    df, _ = _groups_data({"a": 0.5, "b": 0.5}, n=500)
+    df = df.rename(columns={"race": "region", "income": "driver_age"})
+    df = df[["driver_age", "region", "approved"]]
+    contract = contract_from_dict(
+        {
+            "name": "claims",
+            "label": {"column": "approved", "positive": 1},
+            "features": {
+                "driver_age": {"type": "number"},
+                "region": {"type": "category", "categories": ["a", "b"]},
+            },
+        }
+    )
+    res = _run(df, contract)
+    warning = _about(res, "No protected attribute to audit")[0]
+    assert "driver_age looks sensitive but is a model feature" in warning.message
+    assert "no column looks like one" not in warning.message
+    assert _about(res, "driver_age is a model feature and looks like a sensitive")
 
 
 def test_bad_options_are_errors() -> None:

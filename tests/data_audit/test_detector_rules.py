@@ -21,7 +21,7 @@ from tabguard.data_audit._duplicates import (
     dominant_value,
 )
 from tabguard.data_audit._label_noise import excess_disagreement
-from tabguard.data_audit._roni import RoniOptions, confirmed
+from tabguard.data_audit._roni import RoniGroup, RoniOptions, confirmed, helps
 
 ND = NearDuplicatesOptions()
 RO = RoniOptions()
@@ -163,6 +163,22 @@ def test_roni_confirms_by_log_loss_each_side() -> None:
     assert not confirmed(math.nan, math.nan, 0.02, 0.01, RO)
     assert not confirmed(math.nan, math.nan, -0.5, 0.01, RO)  # the group helps
     assert confirmed(math.nan, math.nan, 0.02, 0.01, RoniOptions(logloss_se=1.0))
+
+
+def test_roni_says_when_the_rows_help_each_side() -> None:
+    from tabguard.data_audit._roni_report import roni_report
+
+    assert helps(-0.021, 0.01, RO) and not helps(-0.02, 0.01, RO) and not helps(0.5, 0.01, RO)
+
+    def message(gain: float) -> str:
+        g = RoniGroup("A=1", np.arange(3), ["A"], [1], gain, 0.01, 0.6, 0.64, *[math.nan] * 2,
+                      confirmed=False, is_trigger=False)  # fmt: skip
+        return roni_report([g], RO).findings[0].message
+
+    # a loss 10 standard errors worse without the rows is not "no measurable impact"
+    helped = "The rows help the held-out predictions: no sign of a negative impact."
+    assert message(-0.0945).endswith(helped)
+    assert message(-0.005).endswith("No measurable impact.")
 
 
 @given(

@@ -130,3 +130,39 @@ def test_the_audit_says_the_data_looks_oversampled(clean: pd.DataFrame) -> None:
     said = [f for f in res.report.findings if "oversampled by interpolation" in f.message]
     assert len(said) == 1 and said[0].severity == "warning"
     assert said[0].evidence["label"] == 1 and said[0].evidence["between_share"] >= 0.2
+
+
+def _bursts(clean: pd.DataFrame, cards: int, rng: np.random.Generator) -> pd.DataFrame:
+    """``clean`` with a card per row and ``cards`` cards' bursts of 4-6 frauds whose amounts
+    drift steadily from one fraud to the next: each burst's middle rows lie on the segment
+    between its other rows, as SMOTE's would, but every end is a row of the same card."""
+    data = clean.assign(card=np.arange(len(clean)))
+    bursts = []
+    for c in range(cards):
+        k = int(rng.integers(4, 7))
+        start = _rows(1, 1, rng).iloc[0]
+        step = rng.normal(0.0, 0.05, len(FINE)) * start[list(FINE)].to_numpy(dtype=float)
+        for i in range(k):
+            row = start.copy()
+            for f, d in zip(FINE, step, strict=True):
+                row[f] = round(float(start[f]) + i * d, 2)
+            row["card"] = len(clean) + c
+            bursts.append(row)
+    return pd.concat([data, pd.DataFrame(bursts)], ignore_index=True).astype({"card": int})
+
+
+def test_rows_between_rows_of_their_own_entity_are_not_interpolation(
+    clean: pd.DataFrame,
+) -> None:
+    data = _bursts(clean, 60, np.random.default_rng(4))
+    ctx = build_context(data, CONTRACT)
+    m = build_matrix(ctx)
+    # without the entity, a burst's middle rows look interpolated
+    assert find_interpolated(m, ctx.y) is not None
+    cards = pd.factorize(data["card"])[0].astype(np.int64)
+    assert find_interpolated(m, ctx.y, entity=cards) is None
+    # SMOTE across entities is still found with one
+    smoted = _smote(clean, 1200, np.random.default_rng(2))
+    ctx = build_context(smoted, CONTRACT)
+    found = find_interpolated(build_matrix(ctx), ctx.y, entity=np.arange(len(smoted)))
+    assert found is not None and found.label == 1

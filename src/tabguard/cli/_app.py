@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -97,6 +97,34 @@ def _root(
     ] = False,
 ) -> None:
     """Robustness and security for tabular ML models used in real-time decisions."""
+
+
+def check_names(checks: str | None, registry: Any) -> list[str] | None:
+    """The names of ``--checks`` (comma-separated), refused as a usage mistake when unknown.
+
+    A misspelt check is a mistake in the command line, so it gets the usage line and exit 2
+    before any data is read, like an unknown option.
+
+    Parameters
+    ----------
+    checks : str or None
+        The option's text; None runs every check.
+    registry : CheckRegistry
+        The audit's registry (``tabguard.data_audit.REGISTRY``, ``tabguard.model_audit.REGISTRY``).
+
+    Raises
+    ------
+    typer.BadParameter
+        Naming the unknown checks and the valid ones.
+    """
+    from tabguard.errors import UnknownCheckError
+
+    names = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
+    try:
+        registry.select(names)
+    except UnknownCheckError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--checks") from None
+    return names
 
 
 def output_directory(value: Path | None) -> Path | None:

@@ -14,6 +14,7 @@ from rich.table import Table
 from tabguard.cli._app import (
     SparkMasterOption,
     audit_app,
+    check_names,
     console,
     end_program,
     output_directory,
@@ -223,8 +224,7 @@ def audit_data_cmd(
     reading = _read_in_background(data) if engine == "python" and trusted is None else None
     from tabguard.data_audit import REGISTRY, audit_data, write_audit
 
-    names = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
-    REGISTRY.select(names)  # a misspelt check fails before the data is used
+    names = check_names(checks, REGISTRY)  # before the data is read
     contract = load_contract(contract_path)
     if engine == "spark":
         from tabguard.spark._audit import audit_data_spark

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tabguard.cli._app import audit_app, console, output_directory
+from tabguard.cli._app import audit_app, check_names, console, output_directory
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -62,8 +62,7 @@ def audit_model_cmd(
     from tabguard.progress import RichProgress
     from tabguard.reports import SEVERITY_ORDER
 
-    names = [c.strip() for c in checks.split(",") if c.strip()] if checks else None
-    REGISTRY.select(names)  # a misspelt check fails before the model and data are read
+    names = check_names(checks, REGISTRY)  # before the data is read
     m = load_audit_model(model, contract=contract_path, threshold=threshold, scorer=scorer)
     with RichProgress(disable=quiet) as progress:
         with progress.stage(f"reading {data.name}") as st:

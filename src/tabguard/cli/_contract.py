@@ -38,22 +38,46 @@ def infer(
     output_file(out, force)  # before the work: a reviewed contract is never overwritten
     import yaml
 
-    from tabguard.contract import contract_to_dict, guess_entity, infer_contract, save_contract
+    from tabguard.contract import (
+        contract_to_dict,
+        guess_entity,
+        guess_id,
+        infer_contract,
+        save_contract,
+        unnamed_entities,
+    )
     from tabguard.io import read_table
 
     if entity is not None and no_entity:
         raise typer.BadParameter("give --entity or --no-entity, not both", param_hint="--entity")
     df = read_table(data)
     guess = None
+    notes = []
+    if id_column is None and label in df.columns:
+        id_column = guess_id(df, label)
+        if id_column is not None:
+            notes.append(
+                f"id: {id_column} drafted: unique and named as an identifier, so not a model "
+                "feature. Give --id to name another column."
+            )
     if entity is None and not no_entity and label in df.columns:
         guess = guess_entity(df, label, id_column)
         entity = guess.column if guess else None
+        if guess is not None:
+            notes.append(guess.message())
+        else:
+            notes.extend(
+                f"{found.column} repeats like an id of units ({found.summary()}) and is drafted "
+                f"as a feature; if its rows are one person, account or policy, draft again with "
+                f"--entity {found.column}."
+                for found in unnamed_entities(df, label, (id_column,))
+            )
     contract = infer_contract(
         df, label, name=name, id_column=id_column, entity=entity, find_entity=False
     )
-    if guess is not None:
+    for note in notes:
         # stderr: the YAML on stdout stays valid
-        err_console.print(escape(guess.message()))
+        err_console.print(escape(note))
     if out is None:
         # Raw stdout: Rich would wrap long lines and break the YAML.
         typer.echo(yaml.safe_dump(contract_to_dict(contract), sort_keys=False, width=100), nl=False)

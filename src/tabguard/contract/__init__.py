@@ -10,7 +10,13 @@ Examples
 True
 """
 
-from tabguard.contract._infer import EntityGuess, guess_entity, infer_contract
+from tabguard.contract._infer import (
+    EntityGuess,
+    guess_entity,
+    guess_id,
+    infer_contract,
+    unnamed_entities,
+)
 from tabguard.contract._io import (
     contract_from_dict,
     contract_hash,
@@ -62,11 +68,13 @@ __all__ = [
     "contract_hash",
     "contract_to_dict",
     "guess_entity",
+    "guess_id",
     "infer_contract",
     "load_contract",
     "looks_protected",
     "protected_name_match",
     "protected_value_match",
     "save_contract",
+    "unnamed_entities",
     "validate_frame",
 ]

@@ -85,7 +85,7 @@ def guess_entity(df: pd.DataFrame, label: str, id_column: str | None = None) -> 
         s = df[col]
         if col in (label, id_column) or not _names_a_unit(str(col)):
             continue
-        if pd.api.types.is_float_dtype(s) or pd.api.types.is_bool_dtype(s):
+        if not _holds_ids(s):
             continue
         others = [c for c in df.columns if c not in (label, id_column, col)]
         found = repeated_id(df, col, others)
@@ -94,26 +94,105 @@ def guess_entity(df: pd.DataFrame, label: str, id_column: str | None = None) -> 
     return best
 
 
+#: The row ids recognised by name alone, before any column named like an id is considered.
+_ROW_ID_NAMES = ("id", "row_id", "customer_id", "subject_id")
+
+
+def _holds_ids(s: pd.Series) -> bool:
+    """Whether a column holds identifiers by type: integers or text, never fractions or flags."""
+    return not (pd.api.types.is_float_dtype(s) or pd.api.types.is_bool_dtype(s))
+
+
+def guess_id(df: pd.DataFrame, label: str) -> str | None:
+    """The column of ``df`` that identifies its rows, if one does.
+
+    A row id is unique, holds integers or text, and is named as one: ``id``, ``row_id``,
+    ``customer_id`` and ``subject_id`` first, then any name ending with a word naming a unit
+    (``order_id``, ``tx_id``, ``application_id``, ``account``). Drafted as a feature, a row
+    number would be a model input that means nothing.
+
+    Parameters
+    ----------
+    df : DataFrame
+    label : str
+
+    Returns
+    -------
+    str or None
+    """
+    for col in df.columns:
+        if col != label and str(col).lower() in _ROW_ID_NAMES and df[col].is_unique:
+            return str(col)
+    for col in df.columns:
+        s = df[col]
+        if col == label or not _names_a_unit(str(col)) or not _holds_ids(s):
+            continue
+        if len(s) >= 2 and s.notna().all() and s.is_unique:
+            return str(col)
+    return None
+
+
+def unnamed_entities(
+    df: pd.DataFrame, label: str, skip: tuple[str | None, ...] = ()
+) -> list[RepeatedId]:
+    """Columns that repeat like an entity id although their names do not read as one.
+
+    They are not drafted as the entity (a date of birth in a panel repeats the same way), but
+    ``contract infer`` names them, so that a person id called ``zper`` is not drafted as a
+    feature in silence. A candidate holds integers or text and has at least one value per 20
+    rows: a code with few values (a region, a plan) is a feature.
+
+    Parameters
+    ----------
+    df : DataFrame
+    label : str
+    skip : tuple of str
+        Columns already drafted as the id or the entity.
+
+    Returns
+    -------
+    list of RepeatedId
+    """
+    out = []
+    for col in df.columns:
+        s = df[col]
+        if col == label or col in skip or _names_a_unit(str(col)) or not _holds_ids(s):
+            continue
+        if s.nunique() * 20 < len(s):
+            continue
+        others = [c for c in df.columns if c not in (label, col, *skip)]
+        found = repeated_id(df, col, others)
+        if found is not None:
+            out.append(found)
+    return out
+
+
+#: Significant digits of a drafted bound: one digit widened an hour's observed 23 to 30 and an
+#: age's 18 to 10 (up to 2x the range); two widen by at most a tenth and still read as round.
+_BOUND_DIGITS = 2
+
+
 def _nice_floor(x: float) -> float:
-    """``x`` rounded down to one significant digit (0 below 10): a readable lower bound."""
+    """``x`` rounded down to two significant digits (0 below 10): a readable lower bound."""
     if x < 0:
         return -_nice_ceil(-x) + 0.0
     if x < 10:
         return 0.0
-    e = math.floor(math.log10(x))
-    # the tolerance keeps a value that is already round (3000 / 1000 = 2.9999...) where it is;
+    e = math.floor(math.log10(x)) - (_BOUND_DIGITS - 1)
+    # the tolerance keeps a value that is already round (3000 / 100 = 29.999...) where it is;
     # a bound past the value would make the value itself break the contract
     n = math.floor(x / 10**e + 1e-9)
-    return float(n * 10**e if n * 10**e <= x else (n - 1) * 10**e)
+    bound = round(n * 10**e, max(0, -e))
+    return float(bound if bound <= x else round((n - 1) * 10**e, max(0, -e)))
 
 
 def _nice_ceil(x: float) -> float:
-    """``x`` rounded up to one significant digit: a readable upper bound (0.3, not
-    0.30000000000000004)."""
+    """``x`` rounded up to two significant digits: a readable upper bound (0.27, not
+    0.27000000000000002)."""
     if x <= 0:
         return -_nice_floor(-x) + 0.0  # + 0.0: no -0.0 in a contract
-    e = math.floor(math.log10(x))
-    # rounded to the digit's decimals: 3 * 0.1 is 0.30000000000000004 in binary
+    e = math.floor(math.log10(x)) - (_BOUND_DIGITS - 1)
+    # rounded to the digits' decimals: 27 * 0.01 is 0.27000000000000002 in binary
     n = math.ceil(x / 10**e - 1e-9)
     bound = round(n * 10**e, max(0, -e))
     return float(bound if bound >= x else round((n + 1) * 10**e, max(0, -e)))
@@ -173,7 +252,7 @@ def infer_contract(
     name : str
         Contract name.
     id_column : str, optional
-        Row identifier; guessed (a unique integer column named like ``id``) when omitted.
+        Row identifier; guessed with :func:`guess_id` when omitted.
     positive : optional
         Positive class; defaults to ``1`` for 0/1 labels, else the rarer class.
     entity : str, optional
@@ -198,14 +277,7 @@ def infer_contract(
             "drop or fix those rows"
         )
     if id_column is None:
-        for c in df.columns:
-            if (
-                c != label
-                and c.lower() in ("id", "row_id", "customer_id", "subject_id")
-                and df[c].is_unique
-            ):
-                id_column = c
-                break
+        id_column = guess_id(df, label)
     if entity is None and find_entity:
         guess = guess_entity(df, label, id_column)
         entity = guess.column if guess else None

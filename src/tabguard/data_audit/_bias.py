@@ -576,7 +576,12 @@ class BiasCheck:
                     proxies.append(p)
                 stage.advance()
         fav_name = _favourable_name(ctx)
-        res.findings.extend(bias_findings(disparities, proxies, bool(attrs), fav_name, opts))
+        # features that look sensitive (an info each above), named in the "nothing to audit"
+        # warning so it does not contradict them
+        sensitive = [f.features[0] for f in res.findings if f.severity == "info" and f.features]
+        res.findings.extend(
+            bias_findings(disparities, proxies, bool(attrs), fav_name, opts, sensitive)
+        )
         res.sections = bias_sections(disparities, proxies, columns_table, fav_name, opts, rows.size)
         res.summary = {
             "favourable_label": fav_name,

@@ -8,6 +8,7 @@ objects; this module words and draws them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,17 +35,30 @@ def bias_findings(
     any_attribute: bool,
     favourable: str,
     opts: BiasOptions,
+    sensitive: Sequence[str] = (),
 ) -> list[Finding]:
-    """Disparity findings, proxy findings, and a warning when there is nothing to audit."""
+    """Disparity findings, proxy findings, and a warning when there is nothing to audit.
+
+    ``sensitive`` names the model features that look like a sensitive attribute (each has an
+    info of its own): the warning then names them instead of saying no column looks like one.
+    """
     out = _disparity_findings(CHECK, disparities, favourable, opts)
     out.extend(_proxy_findings(CHECK, proxies, opts))
     if not any_attribute:
+        if sensitive:
+            one = len(sensitive) == 1
+            looks = (
+                f"; {', '.join(sensitive)} {'looks' if one else 'look'} sensitive but "
+                f"{'is a model feature' if one else 'are model features'} (see the info), so "
+                "disparate impact is not measured"
+            )
+        else:
+            looks = " and no column looks like one, so disparate impact cannot be measured"
         out.append(
             Finding(
                 check=CHECK,
                 severity="warning",
-                message="No protected attribute to audit: the contract declares none and no "
-                "column looks like one, so disparate impact cannot be measured.",
+                message=f"No protected attribute to audit: the contract declares none{looks}.",
                 recommendation="Add the protected attributes (sex, age band, ...) to the "
                 "data and declare them 'protected: true': they are audited, never used.",
             )

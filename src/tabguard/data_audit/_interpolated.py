@@ -100,7 +100,11 @@ def fine_features(m: AuditMatrix) -> list[int]:
 
 
 def between_rows(
-    x: np.ndarray, codes: np.ndarray, steps: np.ndarray, rng: np.random.Generator
+    x: np.ndarray,
+    codes: np.ndarray,
+    steps: np.ndarray,
+    rng: np.random.Generator,
+    entity: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which rows of one label lie between two others of the label.
 
@@ -109,9 +113,12 @@ def between_rows(
     interpolation writes too, rounded to their grid (``steps``: each feature's smallest step
     between values): there the row must be the same point of the segment up to the rounding
     of the three rows (a step and a half). Rows without a missing fine-grained value are
-    searched; ``_QUERIES`` of them are asked. Returns the positions
-    asked and a mask of those found between two of their ``_NEIGHBOURS`` nearest rows (see
-    the module docstring)."""
+    searched; ``_QUERIES`` of them are asked. With ``entity`` (the contract's entity per row,
+    -1 for none), the two ends must belong to entities other than the row's own: an account's
+    own rows often line up (a card's frauds in one burst, minutes apart at drifting amounts),
+    while SMOTE draws ends among all the label's rows. Returns the positions asked and a mask
+    of those found between two of their ``_NEIGHBOURS`` nearest rows (see the module
+    docstring)."""
     from sklearn.neighbors import NearestNeighbors
 
     pool = np.flatnonzero(np.isfinite(x).all(axis=1))
@@ -123,6 +130,8 @@ def between_rows(
     # itself and its twin
     uniq, first = np.unique(x[pool], axis=0, return_index=True)
     cod = codes[pool][first]
+    ends_entity = None if entity is None else entity[pool][first]
+    own = None if entity is None else entity[asked]
     k = min(_NEIGHBOURS, len(uniq) - 1)
     if k < 2:
         return asked, found
@@ -163,11 +172,16 @@ def between_rows(
             err = np.abs(qc - (ca + t[:, None] * (cb - ca)))
             both_nan = np.isnan(qc) & np.isnan(ca) & np.isnan(cb)
             ok &= ((err <= 1.5 * steps + 1e-9) | both_nan).all(axis=1)
+        if ends_entity is not None and own is not None:
+            # a row without an entity (-1) is a unit of its own
+            ok &= (own < 0) | ((ends_entity[ia] != own) & (ends_entity[ib] != own))
         found |= ok
     return asked, found
 
 
-def find_interpolated(m: AuditMatrix, y: np.ndarray, random_state: int = 0) -> Interpolated | None:
+def find_interpolated(
+    m: AuditMatrix, y: np.ndarray, random_state: int = 0, entity: np.ndarray | None = None
+) -> Interpolated | None:
     """The label oversampled by interpolation (see the module docstring), or None.
 
     Parameters
@@ -178,6 +192,9 @@ def find_interpolated(m: AuditMatrix, y: np.ndarray, random_state: int = 0) -> I
         0/1 per row (``AuditContext.y``).
     random_state : int
         Seed of the sample of rows searched on very large labels.
+    entity : ndarray, optional
+        The contract's entity per row as integer codes (-1: none); a row between two rows
+        of its own entity is not counted (:func:`between_rows`).
 
     Returns
     -------
@@ -211,7 +228,8 @@ def find_interpolated(m: AuditMatrix, y: np.ndarray, random_state: int = 0) -> I
         rows = pools[c]
         x = m.raw[np.ix_(rows, np.asarray(fine, dtype=np.int64))] / sd[keep]
         codes = m.raw[np.ix_(rows, np.asarray(coarse, dtype=np.int64))].astype(float)
-        tested, found = between_rows(x, codes, steps, rng)
+        ent = None if entity is None else entity[rows]
+        tested, found = between_rows(x, codes, steps, rng, ent)
         per[c] = (rows[tested], found)
     best: Interpolated | None = None
     for c in (0, 1):

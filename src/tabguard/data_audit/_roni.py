@@ -76,6 +76,13 @@ def confirmed(
     ) or gain > o.logloss_se * se
 
 
+def helps(gain: float, se: float, o: RoniOptions) -> bool:
+    """Whether removing a group makes held-out log loss worse by more than ``logloss_se``
+    standard errors: its rows carry signal the model needs (the mirror of :func:`confirmed`'s
+    log-loss rule), which the report says rather than "no measurable impact"."""
+    return -gain > o.logloss_se * se
+
+
 def _logloss_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.asarray(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -319,5 +326,6 @@ class Roni:
         """Compare (:func:`confirm_groups`), then word (``_roni_report``)."""
         from tabguard.data_audit._roni_report import roni_report
 
-        groups = confirm_groups(ctx, ctx.opts(RoniOptions))
-        return CheckResult() if groups is None else roni_report(groups)
+        opts = ctx.opts(RoniOptions)
+        groups = confirm_groups(ctx, opts)
+        return CheckResult() if groups is None else roni_report(groups, opts)

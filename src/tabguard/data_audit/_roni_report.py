@@ -6,14 +6,15 @@ import math
 from typing import Any
 
 from tabguard.data_audit._base import CheckResult
-from tabguard.data_audit._roni import RoniGroup
+from tabguard.data_audit._roni import RoniGroup, RoniOptions, helps
 from tabguard.reports import Finding, Section, Table
 
 CHECK = "roni"
 
 
-def roni_report(groups: list[RoniGroup]) -> CheckResult:
+def roni_report(groups: list[RoniGroup], opts: RoniOptions | None = None) -> CheckResult:
     """A warning per confirmed group, an info per other group, and the table."""
+    opts = opts or RoniOptions()
     res = CheckResult()
     table = []
     for g in groups:
@@ -41,7 +42,13 @@ def roni_report(groups: list[RoniGroup]) -> CheckResult:
                 f"; the trigger flips {g.response_with:.1%} of held-out decisions towards its "
                 f"label, {g.response_without:.1%} once they are removed"
             )
-        msg += ". Negative impact confirmed." if g.confirmed else ". No measurable impact."
+        if g.confirmed:
+            msg += ". Negative impact confirmed."
+        elif helps(g.gain, g.se, opts):
+            # a loss that worsens by many standard errors is not "no impact": the rows help
+            msg += ". The rows help the held-out predictions: no sign of a negative impact."
+        else:
+            msg += ". No measurable impact."
         res.findings.append(
             Finding(
                 check=CHECK,

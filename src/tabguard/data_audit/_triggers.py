@@ -3326,7 +3326,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     if ctx.base_rate in (0.0, 1.0):
         return None
     sc = _Scanner(ctx, opts)
-    sc.interpolated = find_interpolated(sc.m, sc.y, ctx.random_state)
+    sc.interpolated = find_interpolated(sc.m, sc.y, ctx.random_state, sc.entity)
     with ctx.progress.stage("trigger scan: candidates", total=2) as st:
         singles = sc.without_leaks(sc.singles())
         st.advance()
