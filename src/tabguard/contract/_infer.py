@@ -172,13 +172,20 @@ def unnamed_entities(
 _BOUND_DIGITS = 2
 
 
+def _grid(x: float) -> int:
+    """The exponent of the last of ``_BOUND_DIGITS`` significant digits of ``x`` > 0."""
+    e = math.floor(math.log10(x)) - (_BOUND_DIGITS - 1)
+    # log10 rounds up just below a power of ten (log10(999999999.9999999) is 9.0)
+    return e - 1 if x < 10 ** (e + _BOUND_DIGITS - 1) else e
+
+
 def _nice_floor(x: float) -> float:
     """``x`` rounded down to two significant digits (0 below 10): a readable lower bound."""
     if x < 0:
         return -_nice_ceil(-x) + 0.0
     if x < 10:
         return 0.0
-    e = math.floor(math.log10(x)) - (_BOUND_DIGITS - 1)
+    e = _grid(x)
     # the tolerance keeps a value that is already round (3000 / 100 = 29.999...) where it is;
     # a bound past the value would make the value itself break the contract
     n = math.floor(x / 10**e + 1e-9)
@@ -191,7 +198,7 @@ def _nice_ceil(x: float) -> float:
     0.27000000000000002)."""
     if x <= 0:
         return -_nice_floor(-x) + 0.0  # + 0.0: no -0.0 in a contract
-    e = math.floor(math.log10(x)) - (_BOUND_DIGITS - 1)
+    e = _grid(x)
     # rounded to the digits' decimals: 27 * 0.01 is 0.27000000000000002 in binary
     n = math.ceil(x / 10**e - 1e-9)
     bound = round(n * 10**e, max(0, -e))
