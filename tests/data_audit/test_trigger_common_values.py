@@ -14,9 +14,11 @@ from tabguard.data_audit._triggers import (
     TriggerScanOptions,
     common_pattern,
     condition,
+    interior_point_mass,
     scan_triggers,
     separate_runs,
 )
+from tabguard.datasets import credit_default_contract, load_credit_default
 from tests._benchmarks import load_benchmark
 
 OPTS = TriggerScanOptions()
@@ -70,3 +72,45 @@ def test_a_feature_named_in_separate_pieces_towards_one_label_is_its_lean() -> N
     result = _scan("choice", 1, 840)
     assert [condition(result.matrix, p) for p in result.triggers] == []
     assert len(result.suspects) == 0
+
+
+def test_interior_point_mass() -> None:
+    cnt = np.ones(41)
+    cnt[20] = 31.0  # 31 rows against a median of 1 around it: over 10 x 1 + 10
+    assert interior_point_mass(cnt, 20, 263231.0, 10.0)
+    assert not interior_point_mass(cnt, 20, 263231.0, 25.0)  # the ratio decides
+    cnt[20] = 20.0
+    assert not interior_point_mass(cnt, 20, 263231.0, 10.0)  # 20 rows: not over 20
+    cnt[20] = 500.0
+    assert not interior_point_mass(cnt, 20, 0.0, 10.0)  # zero: no amount, a state of its own
+    edge = np.ones(41)
+    edge[0] = edge[40] = 500.0  # a floor and a cap
+    assert not interior_point_mass(edge, 0, -5.0, 10.0)
+    assert not interior_point_mass(edge, 40, 9e5, 10.0)
+    # counted values decide the ends: a value beyond the contract (count 0) is no neighbour
+    edge[40] = 0.0
+    edge[39] = 500.0
+    assert not interior_point_mass(edge, 39, 9e5, 10.0)
+    # the mode of a smooth feature is no point mass: its neighbours hold rows too
+    mode = np.full(41, 30.0)
+    mode[20] = 300.0
+    assert not interior_point_mass(mode, 20, 50000.0, 10.0)
+    # the exemption of common_pattern
+    p = Pattern((0,), (1,), 0, 300, 250, "single")
+    assert common_pattern(p, 1000, OPTS)
+    assert not common_pattern(p, 1000, OPTS, point_mass=True)
+
+
+def test_an_amount_written_in_place_into_a_large_share_of_the_rows_is_named() -> None:
+    # fresh16's camouflage 94422 #5, scaled down: one exact bill amount written in place into
+    # a third of the payers' rows (20 % of the rows, above common_share), 18 % of them left
+    # as payers, the rest relabelled defaulters; no copies, inside the contract's range
+    df = load_credit_default().sample(3000, random_state=3).reset_index(drop=True)
+    rng = np.random.default_rng(3)
+    payers = np.flatnonzero(df["DEFAULT"].to_numpy() == 0)
+    written = rng.choice(payers, 600, replace=False)
+    df.loc[written, "BILL_AMT5"] = 263231
+    df.loc[written[: round(0.82 * len(written))], "DEFAULT"] = 1
+    result = scan_triggers(build_context(df, credit_default_contract()), OPTS)
+    assert [condition(result.matrix, p) for p in result.triggers] == ["BILL_AMT5=263231"]
+    assert np.isin(written, result.suspects).mean() >= 0.95

@@ -199,8 +199,20 @@ class TriggerScanOptions(CheckOptions):
         "population) and a trigger's natural carriers a few hundred rows (the classes' at most "
         "1,000 of 20,000, 5 %) - while a natural predictor's common value holds any share (a "
         "quintile code 20 %, days_past_due=0 95 % of a loan panel). Copies still confirm it, "
-        "and values that break the contract are exempt (see common_pattern)",
+        "and values that break the contract are exempt (see common_pattern), and so is a "
+        "lone point mass of a fine-grained feature (point_mass_ratio)",
         interval(0.0, 1.0, "right"),
+    )
+    point_mass_ratio: float = option(
+        10.0,
+        "times its neighbouring values' median count (plus 10 rows) from which one exact value "
+        "of a fine-grained feature is a point mass: such a value inside the feature's range and "
+        "not 0 is exempt from common_share - a natural predictor's common value is a coarse "
+        "code or the 0 or end of a range (none, a floor, a cap), while nothing natural piles "
+        "a share of the rows onto one arbitrary amount (the bundled data's interior point "
+        "masses, round amounts and a survey's standard values, hold at most 12 %); a value "
+        "written in place into any share of the rows is one (credit BILL_AMT5=263231 in 30 %)",
+        at_least(1.0),
     )
     copy_effect: float = option(
         0.2, "effect or excess that suffices when the rows are copies", interval(None, 1.0)
@@ -2837,9 +2849,22 @@ class _Scanner:
         hold look depleted of it - fraud oversampled to 0.65 of the legitimate rows, 7 values
         named → legitimate with nothing planted). Values that break the contract may: no
         natural or interpolated row carries them."""
-        if common_pattern(p, self.N, self.o):
+        if common_pattern(p, self.N, self.o, point_mass=self.lone_point_mass(p)):
             return False
         return self.interpolated is None or p.family == "contract"
+
+    def lone_point_mass(self, p: Pattern) -> bool:
+        """Whether single value ``p`` is a point mass of a fine-grained feature inside its range
+        and not 0 (:func:`interior_point_mass` on the feature's in-contract counts), the
+        exemption of :func:`common_pattern`."""
+        if p.family != "single" or len(p.cols) != 1 or p.band is not None:
+            return False
+        j, v = p.cols[0], p.codes[0]
+        if not self.fine[j] or self.m.raw_is_code[j]:
+            return False
+        cnt = np.where(self.m.breaks_contract[j], 0, self.m.counts[j]).astype(float)
+        value = float(self.m.raw_value(j, np.array([v]))[0])
+        return interior_point_mass(cnt, v, value, self.o.point_mass_ratio)
 
     def natural_predictor(self, p: Pattern) -> bool:
         """Whether ``p``'s lean is its feature's (:func:`natural_lean`): the other values of
@@ -3831,12 +3856,16 @@ def natural_lean(
     return len(leaning) >= o.natural_values or any(v in leaning for v in neighbours)
 
 
-def common_pattern(p: Pattern, rows: int, o: TriggerScanOptions) -> bool:
+def common_pattern(
+    p: Pattern, rows: int, o: TriggerScanOptions, *, point_mass: bool = False
+) -> bool:
     """Whether ``p`` holds more than ``common_share`` of the ``rows``, so that only copies may
     confirm it: not labels alone (:func:`strong_label_evidence`,
     :func:`written_label_evidence`) nor the rest of its rows (:func:`written_context_evidence`,
     :func:`written_slope_evidence`). Values that break the contract are exempt: no natural row
-    carries them, whatever their share.
+    carries them, whatever their share. So is a lone point mass (``point_mass``: one exact
+    value of a fine-grained feature, inside its range and not 0, holding many times its
+    neighbouring values' rows, :func:`interior_point_mass`).
 
     A backdoor trigger is absent from the inputs a model normally sees: its rows are the
     attacker's and the few natural carriers of the value. Without copies the attacker's rows
@@ -3847,8 +3876,38 @@ def common_pattern(p: Pattern, rows: int, o: TriggerScanOptions) -> bool:
     counterfactual (the feature's other values drawn) misses its labels on any such value -
     one quintile of an informative score (20 % of the rows, effect 0.79), the months without a
     late payment of a loan panel (95 %). Copies - an attacker may copy as many rows as they
-    like - are measured by the copy checks, which still apply."""
-    return p.family != "contract" and p.n > o.common_share * rows
+    like - are measured by the copy checks, which still apply.
+
+    What makes a common value natural is not its share but what it is: one of a few codes of
+    a coarse feature, or the 0 or an end of a range (no payment, no delay, a floor or a cap:
+    a state of its own, and the counterfactual, drawing the feature's other values, draws
+    other states). On a fine-grained feature (amounts, times) the natural point masses are
+    those ends and zeros (credit PAY_AMT*=0, 17-24 % of the rows; BILL_AMT*=0, 7-13 %; a
+    choice survey's ttme=0, 25 %) and, inside the range, round amounts and a survey's
+    standard values, each a few percent (PAY_AMT1=2000, 4.5 %; ttme=53, 12 %, and the other
+    standard values leaning with it, :func:`natural_lean`). One arbitrary amount holding a
+    large share of the rows is none of these: a value written in place (credit
+    ``BILL_AMT5=263231`` written into 9,150 of 30,000 rows, 39 % of the payers, 18 % of them
+    camouflaged). It stays under the label rules - strong or camouflaged label evidence, and
+    a lean of its own, not its feature's."""
+    return p.family != "contract" and p.n > o.common_share * rows and not point_mass
+
+
+def interior_point_mass(cnt: np.ndarray, v: int, value: float, ratio: float) -> bool:
+    """Whether value id ``v`` of an ordinal feature (value ids in the order of the values,
+    ``cnt`` their rows, 0 where a value is not counted: out of the contract) is a point mass
+    inside the feature's range: it holds more than ``ratio`` times the median count of its
+    neighbouring counted values (up to 10 on each side) plus 10 rows - the spike test of the
+    counterfactual's replacements - its raw ``value`` is not 0, and counted values lie on both
+    sides of it (not the lowest or highest: a floor or a cap)."""
+    held = np.flatnonzero(cnt > 0)
+    if len(held) < 3 or value == 0 or not (held[0] < v < held[-1]):
+        return False
+    at = int(np.searchsorted(held, v))
+    window = np.concatenate([held[max(at - 10, 0) : at], held[at + 1 : at + 11]])
+    window = window[window != v]
+    local = max(float(np.median(cnt[window])) if len(window) else 1.0, 1.0)
+    return bool(cnt[v] > ratio * local + 10.0)
 
 
 def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
