@@ -26,6 +26,7 @@ from tabguard.data_audit._triggers import (
     retest_exclusions,
     strong_label_evidence,
     wants_copy_check,
+    written_block,
     written_context_evidence,
     written_label_evidence,
 )
@@ -278,6 +279,28 @@ def test_written_context_evidence_is_corrected_over_the_values_it_tests() -> Non
     ev = {"effect": 0.42, "excess": 0.27, "p_label": 1e-13, "p_context": 6.6e-6}
     assert written_context_evidence(pattern(**ev, threshold=2.8e-7, context_threshold=4.9e-5), OPTS)
     assert not written_context_evidence(pattern(**ev, threshold=1e-4, context_threshold=1e-6), OPTS)
+
+
+def test_written_block_holds_its_size_at_a_bound_and_its_write_against_the_null() -> None:
+    """The written block's share of a value's rows, judged at its lower bound (``written_z``)
+    against ``written_share``; the write itself tested against the other values' share."""
+    # credit PAY_4=3 written into 547 defaulters' rows as payers beside 171 natural: 279 of
+    # its 718 rows at or under the defaulters' median, where 0.5005 of 1,007 sampled
+    # defaulters fall; the feature's other values at most 0.285
+    r, w, low, pv = written_block(279, 718, 0.5005, 1007, 0.285, OPTS.written_z)
+    assert r == pytest.approx(0.776, abs=1e-3)
+    assert w == pytest.approx(0.687, abs=1e-3)  # the truth: 0.76 written
+    assert low >= OPTS.written_share
+    assert pv * 3 < 1e-30  # Bonferroni over the three sources, against the family's 4.9e-5
+    # asked before: the margin r0 + written_share (1 - r0) = 0.643 itself significant, p 2e-3
+    assert written_block(279, 718, 0.5005, 1007, 0.643, 0.0)[3] * 3 > 1e-3
+    # a natural predictor's context: credit PAY_0=2 at 0.415 against 0.114 on 2,667 rows - as
+    # significant, and a third of the size
+    r, w, low, pv = written_block(554, 2667, 0.5, 1007, 0.114, OPTS.written_z)
+    assert pv < 1e-30 and w == pytest.approx(0.34, abs=0.01) and low < OPTS.written_share
+    # PAY_4=3's shares on 40 rows: the size is not known to reach a half
+    assert written_block(16, 40, 0.5005, 1007, 0.285, OPTS.written_z)[2] < OPTS.written_share
+    assert written_block(16, 40, 0.5005, 1007, 0.285, 0.0)[2] >= OPTS.written_share
 
 
 def test_written_context_evidence_takes_a_hint_from_an_ordinal_values_neighbours() -> None:

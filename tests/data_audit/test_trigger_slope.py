@@ -208,6 +208,34 @@ def test_the_natural_region_rule_keeps_the_written_rows_it_cannot_tell() -> None
     )
 
 
+def test_the_natural_region_rule_bounds_the_written_rows_at_a_draw() -> None:
+    # credit PAY_3=6 written into 184 defaulters' rows as payers (20 left as defaulters,
+    # beside 14 natural defaulters): the written defaulters bounded at expectation by the
+    # tightest of ten cuts at 13.3 (5 of 34 under the cut where 62.3 % of the source lies
+    # above), and 24 defaulters left out, 11 of them written. At two standard errors of the
+    # rows under each cut the bound holds the 20 and the region narrows.
+    n_all = np.array([173, 34])
+    n_above = np.array(
+        [
+            [120, 113, 111, 107, 100, 89, 75, 65, 48, 34],
+            [29, 29, 29, 28, 26, 25, 25, 24, 20, 18],
+        ]
+    )
+    above = np.array(
+        [
+            [0.5, 0.45, 0.399, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05],
+            [0.442, 0.39, 0.337, 0.285, 0.235, 0.189, 0.146, 0.104, 0.065, 0.029],
+            [0.709, 0.667, 0.623, 0.585, 0.534, 0.468, 0.396, 0.318, 0.225, 0.125],
+        ]
+    )
+    assert natural_region_cuts(n_above, n_all, above, 0.95) == (-1, 7)  # 24 left out
+    assert natural_region_cuts(n_above, n_all, above, 0.95, z=2.0) == (-1, 9)  # 18
+    # z = 0 is the bound at expectation: the earlier test's figures unchanged
+    above2, n_all2 = np.array([[0.5, 0.3]]), np.array([1000, 1000])
+    n_above2 = np.array([[75 + 850, 45 + 850], [500, 300]])
+    assert natural_region_cuts(n_above2, n_all2, above2, 0.95, z=0.0) == (1, -1)
+
+
 def test_the_slope_fit_agrees_with_scikit_learn() -> None:
     # The hand-written weighted fit against scikit-learn's unpenalised one (the slope), and
     # its standard error against the inverse of the log-likelihood's curvature taken by finite

@@ -311,8 +311,20 @@ class TriggerScanOptions(CheckOptions):
         "distributed like a source population's (every row, or the rows of one label), beyond "
         "what the feature's other values show - for the value to be confirmed as written "
         "without label or copy evidence (a block written into fewer rows than the value's "
-        "natural carriers leaves the value to its natural label)",
+        "natural carriers leaves the value to its natural label), at its lower bound "
+        "(written_z)",
         interval(0.0, 1.0, "neither"),
+    )
+    written_z: float = option(
+        2.0,
+        "standard errors at which the rows written in place are bounded: their share of a "
+        "value's rows from below against written_share (as camouflage_z bounds the camouflage "
+        "effect; that a share is written at all is tested against the feature's other values "
+        "at the family's Bonferroni threshold - asking the margin itself to be significant "
+        "missed credit PAY_4=3, 547 defaulters' rows written beside 171 natural, 0.69 written "
+        "at p 2e-3 against 5e-5, where natural values reach 0.34), and their count of each "
+        "label from above where natural carriers are left out by region (written_recall)",
+        NON_NEGATIVE,
     )
     context_min_rows: int = option(
         30,
@@ -462,6 +474,7 @@ class Pattern:
     # the source and the p-value of the share beyond the null
     context_share: float = math.nan
     context_null: float = math.nan
+    context_written: float = math.nan  # the written block's share of the rows, (r - r0) / (1 - r0)
     context_source: str = ""
     p_context: float = 1.0
     # the context test's Bonferroni threshold: over the values it can test
@@ -2627,9 +2640,8 @@ class _Scanner:
         scored = self._carrier_scores(p, keep, seed=7, min_child=5)
         if scored is None:
             return p.rows[:0]
-        mine, theirs, _ = scored
-        cut = float(np.quantile(theirs, self.o.written_consistency))
-        return p.rows[mine > cut]
+        mine, theirs, ordinary = scored
+        return p.rows[mine > consistency_cut(theirs, self.y[ordinary], self.o.written_consistency)]
 
     def _carrier_scores(
         self, p: Pattern, keep: list[int], *, seed: int, min_child: int, magnitude: bool = False
@@ -2715,7 +2727,9 @@ class _Scanner:
             return p.rows[:0]
         n_above = np.array([[np.sum((y_mine == y) & (mine > t)) for t in cuts] for y in (0, 1)])
         n_all = np.array([np.sum(y_mine == y) for y in (0, 1)])
-        chosen = natural_region_cuts(n_above, n_all, np.array(above), self.o.written_recall)
+        chosen = natural_region_cuts(
+            n_above, n_all, np.array(above), self.o.written_recall, z=self.o.written_z
+        )
         out = np.zeros(len(p.rows), dtype=bool)
         for y, c in enumerate(chosen):
             if c >= 0:
@@ -3017,18 +3031,22 @@ class _Scanner:
 
     def context_mixture(self, p: Pattern) -> None:
         """Measure whether the rows of single value ``p`` were written in place into rows of a
-        source population (sets ``p.context_share``, ``context_null``, ``context_source`` and
-        ``p_context``; see :func:`written_context_evidence`).
+        source population (sets ``p.context_share``, ``context_null``, ``context_written``,
+        ``context_source`` and ``p_context``; see :func:`written_context_evidence`).
 
         The share of the value's rows with the source's context (:meth:`context_stats`) is
         compared with what the feature's other values (at least ``context_min_rows`` rows)
         give in the same test, the null: their largest share ``r0`` (each with one row of
-        doubt added: a value of 30 rows measured at 0 is not known to be 0). The value is
-        tested for a share of at least ``r0 + written_share (1 - r0)``: a written block of
-        ``written_share`` of its rows on top of natural carriers behaving like the other
-        values. Binomial tail of the rows at or under the source's median; Bonferroni over the
-        sources, and over the values the test can be asked about (``p.context_threshold``,
-        :meth:`context_tests`, at the single values' family-wise rate).
+        doubt added: a value of 30 rows measured at 0 is not known to be 0). Under a mixture
+        of natural carriers behaving like the other values and a written block, the block's
+        share of the value's rows is ``w = (r - r0) / (1 - r0)``. A source counts where
+        ``w`` at its lower bound (``written_z`` standard errors) reaches ``written_share``;
+        ``p_context`` is the binomial tail of the rows at or under the source's median
+        against ``r0`` (the null: no write), the smallest over the sources that count,
+        Bonferroni over the sources, and over the values the test can be asked about
+        (``p.context_threshold``, :meth:`context_tests`, at the single values' family-wise
+        rate); 1 where no source counts. The size is judged as the label rules judge an
+        effect (at a bound), the existence of a write by the family's correction.
         """
         j, v = p.cols[0], p.codes[0]
         p.context_threshold = self.o.alpha / _FAMILIES / self.context_tests()
@@ -3038,28 +3056,28 @@ class _Scanner:
             return
         i = int(where[0])
         n, k, F, m = st["n"], st["k"], st["F"], st["m"]
-        best, chosen = 1.0, -1
+        # per source: whether its written share holds at its bound, its p-value against the
+        # null, that bound, and the figures reported
+        found: list[tuple[bool, float, float, int, float, float, float]] = []
         for s in range(len(self.SOURCES)):
             other = np.flatnonzero((np.arange(len(n)) != i) & (n[:, s] > 0))
             if n[i, s] <= 0 or not len(other):
                 continue
             share = (k[:, s] + 1.0) / (n[:, s] + 2.0) / np.maximum(F[:, s], 1e-12)
             r0 = min(float(share[other].max()), 1.0)
-            target = r0 + self.o.written_share * (1.0 - r0)
-            # the share at or under the source's median against target * F, F measured on
-            # the source's sampled rows (its own error counts: a large value is measured as
-            # precisely as F is)
-            got = k[i, s] / n[i, s]
-            f = F[i, s]
-            var = got * (1.0 - got) / n[i, s] + target**2 * f * (1.0 - f) / max(m[i, s], 1.0)
-            pv = float(stats.norm.sf((got - target * f) / math.sqrt(max(var, 1e-12))))
-            if chosen < 0 or pv < best:
-                best, chosen = pv, s
-                p.context_share = float(k[i, s] / n[i, s] / max(F[i, s], 1e-12))
-                p.context_null = r0
-        if chosen >= 0:
-            p.context_source = self.SOURCES[chosen][0]
-            p.p_context = min(1.0, best * len(self.SOURCES))
+            if r0 >= 1.0:  # the other values look like the source already: no room for a write
+                continue
+            r, written, low, pv = written_block(
+                k[i, s], n[i, s], F[i, s], m[i, s], r0, self.o.written_z
+            )
+            found.append((low >= self.o.written_share, pv, low, s, r, r0, written))
+        if not found:
+            return
+        holding = [c for c in found if c[0]]
+        pick = min(holding, key=lambda c: c[1]) if holding else max(found, key=lambda c: c[2])
+        _, pv, _, s, p.context_share, p.context_null, p.context_written = pick
+        p.context_source = self.SOURCES[s][0]
+        p.p_context = min(1.0, pv * len(self.SOURCES)) if holding else 1.0
 
     def context_scores(
         self, j: int, v: int, rng: np.random.Generator
@@ -3758,12 +3776,30 @@ def written_label_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     return low > 0 and 1.0 - (1.0 - p.effect) * p.expected_other / low >= o.camouflage_effect
 
 
+def consistency_cut(scores: np.ndarray, labels: np.ndarray, q: float) -> float:
+    """The score above which a row of a pattern written in place is kept out of its suspects
+    as a natural carrier (:meth:`_Scanner.consistent_rows`): the ``q`` quantile of the
+    ordinary rows' ``scores``, of every row and of each label's rows (``labels``), the
+    highest. The written rows are rows of a source population - every row, or one label's -
+    that is not known, and a source can score above the rows at large: credit ``PAY_4=3``
+    written into 547 defaulters' rows, whose delays resemble a natural carrier's, lost 11 of
+    them (2 %) above every row's 0.999 quantile. Above the highest of the three no row of any
+    source is expected but a share ``1 - q``."""
+    cut = float(np.quantile(scores, q))
+    for y in (0, 1):
+        mine = scores[labels == y]
+        if len(mine):
+            cut = max(cut, float(np.quantile(mine, q)))
+    return cut
+
+
 def natural_region_cuts(
     n_above: np.ndarray,
     n_all: np.ndarray,
     above: np.ndarray,
     recall: float,
     written_at_most: float = _REGION_WRITTEN,
+    z: float = 0.0,
 ) -> tuple[int, int]:
     """The cut of each label above which a written pattern's rows are left out as natural
     carriers (:meth:`_Scanner.natural_region_rows`): an index into the cuts, -1 for none.
@@ -3776,15 +3812,23 @@ def natural_region_cuts(
     the cut only add to it), and leaving out label ``y`` above cut ``c`` loses about
     ``W_y above[s, c]`` of them. The pair of cuts leaving out the most rows is chosen whose
     loss is at most ``1 - recall`` of ``W_0 + W_1`` under every source, each region left out
-    holding at most a share ``written_at_most`` of written rows (:data:`_REGION_WRITTEN`)."""
+    holding at most a share ``written_at_most`` of written rows (:data:`_REGION_WRITTEN`).
+
+    The rows under a cut are a draw: ``W_y`` is taken where ``z`` binomial standard errors
+    of them would put it (``W (1 - a) - z sqrt(W (1 - a) a) = n_all - n_above``), not at their
+    expectation. The tightest of ten such bounds is the least of ten noisy ones: at
+    expectation, credit ``PAY_3=6`` written into 184 defaulters' rows (20 left as
+    defaulters) bounded the written defaulters at 13.3, and 11 of them were left out with 13
+    natural ones (recall 0.929)."""
     best, chosen = 0, (-1, -1)
     n_cuts = n_above.shape[1]
     below = np.maximum(1.0 - above, 1e-12)
     # per source, the written rows of each label bounded from above at the tightest cut
-    written = np.minimum(
-        n_all[None, :].astype(float),
-        np.min((n_all[None, :, None] - n_above[None, :, :]) / below[:, None, :], axis=2),
-    )
+    under = (n_all[:, None] - n_above).astype(float)[None, :, :]  # (1, label, cut)
+    q = below[:, None, :]  # (source, 1, cut)
+    spread = z * np.sqrt(q * (1.0 - q))
+    root = (spread + np.sqrt(spread**2 + 4.0 * q * under)) / (2.0 * q)
+    written = np.minimum(n_all[None, :].astype(float), np.min(root**2, axis=2))
     for a in range(-1, n_cuts):
         for b in range(-1, n_cuts):
             cut = (a, b)
@@ -3914,9 +3958,11 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     """A single value written in place, shown by the rest of its rows: its labels hint at a
     trigger (:func:`label_hint`) and more of its rows have the context of a source population
     (every row, or the rows of one label) than the feature's other values show, by at least
-    ``written_share`` of the rest, significantly after correction (``p_context`` at most
+    ``written_share`` of the rest at its lower bound (``written_z`` standard errors), and more
+    than the other values significantly after correction (``p_context`` at most
     ``p.context_threshold``: Bonferroni over the values the test can be asked about, the coded
-    values with enough rows, :meth:`_Scanner.context_tests`; :meth:`_Scanner.context_mixture`).
+    values with enough rows, :meth:`_Scanner.context_tests`; :meth:`_Scanner.context_mixture`,
+    :func:`written_block`).
 
     An attacker writes the value into rows drawn from a population, so their other features
     are distributed like that population's; natural carriers of a value have a context of
@@ -3926,6 +3972,31 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     after the copy checks and the label rules; every row of such a pattern is suspect but the
     natural carriers (:meth:`_Scanner.consistent_rows`)."""
     return (label_hint(p, o) or neighbour_hint(p, o)) and p.p_context <= p.context_threshold
+
+
+def written_block(
+    k: float, n: float, F: float, m: float, r0: float, z: float
+) -> tuple[float, float, float, float]:
+    """A value's rows against a source population, for :meth:`_Scanner.context_mixture`:
+    ``k`` of its ``n`` scored rows fall at or under the median score of the source's ``m``
+    sampled rows, where a share ``F`` of those fall; the feature's other values give the
+    share ``r0`` (the null).
+
+    Returns the share ``r = k / (n F)`` of the value's rows with the source's context, the
+    written block's share of the rows ``w = (r - r0) / (1 - r0)`` (a mixture of natural
+    carriers at ``r0`` and written rows at 1), ``w`` at its lower bound (``z`` standard
+    errors; ``F``'s own error counts: a large value is measured as precisely as ``F`` is),
+    and the one-sided p-value of ``k / n`` against ``r0 F`` (no write)."""
+    got, f = k / n, max(F, 1e-12)
+
+    def err(share: float) -> float:
+        return math.sqrt(max(got * (1.0 - got) / n + share**2 * f * (1.0 - f) / max(m, 1.0), 1e-12))
+
+    r = got / f
+    room = max(1.0 - r0, 1e-12)
+    written = (r - r0) / room
+    low = written - z * err(r) / f / room
+    return r, written, low, float(stats.norm.sf((got - r0 * f) / err(r0)))
 
 
 def written_slope_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
