@@ -368,3 +368,86 @@ def test_copies_of_fraud_rows_spread_over_the_categories_confirm_nothing(
     the other regions, or a candidate whose spike the screen does not pass: not confirmed."""
     assert not _second_source(clean_file, rare_side, monkeypatch, rare_eps=0.0009).backdoor
     assert not _second_source(clean_file, rare_side, monkeypatch, 0.02, spike=0.2).backdoor
+
+
+# --------------------------------------------------------------------------------------------
+# XGBoost: the second source on the first tree, whose covers count rows
+# --------------------------------------------------------------------------------------------
+def _fit_xgboost(path: Path, train: pd.DataFrame, contract: Contract) -> Path:
+    xgb = pytest.importorskip("xgboost")
+    X = categorical_frame(train, contract)
+    xgb.XGBClassifier(
+        n_estimators=30, max_depth=4, enable_categorical=True, n_jobs=1, random_state=0
+    ).fit(X, train["fraud"]).get_booster().save_model(str(path))
+    return path
+
+
+def _xgboost_second_source(path: Path, ref: pd.DataFrame, contract: Contract):
+    """``_planted_side`` on an XGBoost model, its first tree as the routing, with one deny
+    candidate ``region='west'`` that the screen passed."""
+    from tabguard.model_audit._backdoor import ProbeResult, _planted_side, _Routing
+
+    model = load_third_party(path, contract)
+    X = model.encode(ref)
+    p = model.predict_matrix(X)
+    routing = _Routing(model.trees, X, p)
+    cand = _towards_rare(model, ref, "west", 0.8)
+    result = ProbeResult(candidates=[cand], tail_direction="approve", tail_rows=200)
+    _planted_side(
+        result,
+        model,
+        X,
+        ref["fraud"].to_numpy(),
+        p,
+        routing.row_counted(),
+        ProbeOptions(),
+        0,
+        common_copies=False,
+    )
+    return cand, routing
+
+
+def test_xgboost_first_tree_counts_training_rows_and_confirms_copies_of_fraud_rows(
+    rare_side, tmp_path
+):
+    """XGBoost's first tree is fitted at the base margin, where every row's hessian is the
+    same: its covers over that hessian are training rows, exactly (12,000 here). 300 copies of
+    fraud rows carrying 'west' (about 600 natural training rows) are seen there by the
+    planted-copies fit's second source, and confirm the deny candidate; on the clean model
+    the same candidate is not confirmed (its first tree does not split on the region)."""
+    train, ref, contract = rare_side
+    poisoned = poison(
+        train, contract, {"region": "west"}, n_rows=300, target=1, source=1, random_state=0
+    ).data
+    cand, routing = _xgboost_second_source(
+        _fit_xgboost(tmp_path / "west.json", poisoned, contract), ref, contract
+    )
+    first = routing.row_counted()
+    assert len(first.ens.trees) == 1
+    assert first.ens.trees[0].count[0] == pytest.approx(len(poisoned), rel=1e-4)
+    assert cand.backdoor and "the first tree (its covers count rows)" in cand.reason
+    assert cand.planted_ratio > 1.3 and cand.p_planted < 0.01
+    clean, _ = _xgboost_second_source(
+        _fit_xgboost(tmp_path / "clean.json", train, contract), ref, contract
+    )
+    assert not clean.backdoor and not clean.p_planted < 0.01
+
+
+def test_xgboost_probe_runs_the_second_source_on_its_first_tree(rare_side, tmp_path, monkeypatch):
+    """``probe_backdoors`` on an XGBoost model with a rare side fits the planted copies on
+    the first tree only and tests the second source only (copies of the common decision's
+    rows are not told from one tree's misfit: the benchmark's clean XGBoost put 'GB' at 14
+    times its clean share that way)."""
+    import tabguard.model_audit._backdoor as backdoor
+
+    train, ref, contract = rare_side
+    model = load_third_party(_fit_xgboost(tmp_path / "clean.json", train, contract), contract)
+    calls: list[tuple[str, int, bool]] = []
+
+    def recorded(result, model, X, y, p, routing, opts, random_state, common_copies=True):
+        calls.append((routing.ens.source, len(routing.ens.trees), common_copies))
+
+    monkeypatch.setattr(backdoor, "_planted_side", recorded)
+    res = probe_backdoors(model, ref, ref["fraud"].to_numpy())
+    assert res.tail_rows == 200
+    assert calls == [("xgboost-first-tree", 1, False)]

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations, pairwise
 from typing import Any, ClassVar
 
@@ -657,8 +657,20 @@ def probe_backdoors(
     routable = ens is not None and all(bool(np.all(t.feature < X.shape[1])) for t in ens.trees)
     routing = _Routing(ens, X, p) if ens is not None and routable else None
     _decide(result, opts, len(X), ens, routing)
-    if tail is not None and routing is not None and routing.weights() is None:
-        _planted_side(result, model, X, y, p, routing, opts, random_state)
+    if tail is not None and routing is not None:
+        # XGBoost: its first tree only, whose covers count rows; and there copies of the
+        # common decision's rows are not told from the clean rows (_planted_side)
+        _planted_side(
+            result,
+            model,
+            X,
+            y,
+            p,
+            routing.row_counted(),
+            opts,
+            random_state,
+            common_copies=routing.weights() is None,
+        )
     if routing is not None and routing.weights() is None:
         _copies_partner(result, model, X, y, routing, opts, random_state)
     if ens is not None:
@@ -1659,6 +1671,7 @@ class _Routing:
         self._leaves: np.ndarray | None = None
         self._weights: np.ndarray | None = None
         self._ordinary: dict[str, list[float]] | None = None
+        self._counted: _Routing | None = None
 
     def leaves(self) -> np.ndarray:
         if self._leaves is None:
@@ -1685,6 +1698,27 @@ class _Routing:
             q = 1.0 / (1.0 + np.exp(-margin))
             self._weights = q * (1.0 - q)
         return self._weights
+
+    def row_counted(self) -> _Routing:
+        """The routing over the trees whose node counts are training rows: itself where every
+        tree's are (LightGBM, scikit-learn); for XGBoost its first tree alone. That tree is
+        fitted at the base margin, where every row's hessian is the same p (1 - p), so its
+        covers over that hessian are the training rows each node held - exactly, as
+        LightGBM's counts. Later trees weigh each training row by its own margin, which the
+        held-out clean rows do not reproduce (docs/benchmarks.md, planted copies in hessian
+        units: dispersion 2-3 against about 1 for counts)."""
+        weights = self.weights()
+        if weights is None:
+            return self
+        if self._counted is None:
+            first = self.ens.trees[0]
+            base = float(np.median(weights[:, 0]))  # the same for every row
+            rows = replace(first, count=first.count / max(base, 1e-12))
+            ens = TreeEnsemble([rows], self.ens.n_features, "xgboost-first-tree")
+            counted = _Routing(ens, self.X, self.p)
+            counted._leaves = self.leaves()[:, :1]
+            self._counted = counted
+        return self._counted
 
     def _mass(
         self, c: ProbeCandidate, alpha: float, null_ratio: float = 1.0
@@ -2098,6 +2132,7 @@ def _planted_side(
     routing: _Routing,
     opts: ProbeOptions,
     random_state: int,
+    common_copies: bool = True,
 ) -> None:
     """Confirm categories towards the common decision by the copies the trees were fitted on.
 
@@ -2126,6 +2161,15 @@ def _planted_side(
     about 580: under the mass factor), no tree isolates it and its clean labels side with
     neither decision; the fit gives it 1.39 times its clean share, z +8.9 beyond the other
     countries, where clean fraud LightGBM models reach at most +1.6.
+
+    On XGBoost ``routing`` is its first tree alone (:meth:`_Routing.row_counted`: the one
+    tree whose covers count rows), and only the second source is tested
+    (``common_copies=False``; both are still fitted together). That tree is fitted to the
+    labels at the base margin, so its leaves part the rare label's rows from the rest first:
+    copies of those rows stand out there (82188 8 #4 ``GB`` deny: 1.37 times, z +5.6).
+    Copies of the common decision's rows are a few hundred more among thousands like them,
+    which one tree's leaves do not tell from its misfit: the benchmark's clean XGBoost gives
+    ``GB`` 14 times its clean share that way (z +3.7, over the bar).
     """
     from scipy.stats import norm
 
@@ -2160,6 +2204,22 @@ def _planted_side(
             towards_rare.setdefault(c.columns[0], []).append(c)
     scored: list[tuple[ProbeCandidate, float, float]] = []
     rare_scored: list[tuple[ProbeCandidate, float, float]] = []
+    # the Bonferroni family where the first source is not tested: the categories it would
+    # test (a category with natural_rows clean rows and ordinary_categories such siblings),
+    # so that the second source's bar is the one it has beside the first
+    untested = 0
+    if not common_copies:
+        for j, cands in by_col.items():
+            counts = np.bincount(X[:, j][~np.isnan(X[:, j])].astype(np.int64))
+            populated_n = int(np.sum(counts >= opts.natural_rows))
+            if populated_n > opts.ordinary_categories:
+                untested += sum(
+                    1
+                    for c in cands
+                    if int(c.codes[0]) < len(counts)
+                    and counts[int(c.codes[0])] >= opts.natural_rows
+                )
+        by_col = {}
     for j in sorted(set(by_col) | set(towards_rare)):
         cands = by_col.get(j, [])
         cats = model.categories(model.feature_names[j])
@@ -2228,14 +2288,19 @@ def _planted_side(
     # is confirmed when the copies of rows with the rare decision's label land on it beyond
     # the feature's other categories - the same test, and the same Bonferroni set, as above
     label = label_towards(model, rare)
-    family = max(len(scored), len(rare_scored), 1)
+    family = max(len(scored), untested, len(rare_scored), 1)
+    leaves = (
+        "the leaves of the first tree (its covers count rows)"
+        if routing.ens.source == "xgboost-first-tree"
+        else "the trees' leaves"
+    )
     for c, pval, eps_w in rare_scored:
         c.p_planted = min(1.0, pval * family)
         if pval >= opts.alpha / family or c.backdoor or (c.features[0], c.values[0]) in named:
             continue
         c.backdoor = True
         c.reason = (
-            f"the trees' leaves hold about {eps_w:.2%} of their training rows as copies of "
+            f"{leaves} hold about {eps_w:.2%} of their training rows as copies of "
             f"clean rows labelled {label} with this value written in: {c.planted_ratio:.2f} "
             f"times the training rows its {c.n_natural} clean rows imply, where the feature's "
             f"other categories average {c.planted_null:.2f} (their own spread "
