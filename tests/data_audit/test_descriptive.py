@@ -320,3 +320,64 @@ def test_statistics_from_value_counts_equal_those_of_the_rows(distinct: int) -> 
     assert got_c.top_share == pytest.approx(cat.top_share)
     np.testing.assert_array_equal(got_c.bin_rows, cat.bin_rows)
     np.testing.assert_allclose(got_c.bin_pos, cat.bin_pos)
+
+
+@pytest.mark.parametrize("distinct", [6, 5000])
+def test_statistics_from_the_value_ids_equal_those_of_the_rows_bit_for_bit(distinct: int) -> None:
+    # The check reads a numeric column's counts, quantiles, bins and sample ranks from the
+    # audit's one hashing of the column (which the trigger scan's matrix shares): the same
+    # numbers as the rows give, to the last bit, on every row or on the valid rows only.
+    from tabguard.data_audit._columns import Column
+    from tabguard.data_audit._descriptive import _dense, _Held, _numeric_stats
+    from tabguard.data_audit._matrix import ValueIds
+
+    rng = np.random.default_rng(distinct)
+    x = np.round(rng.normal(0, 1, 20_000) * distinct / 3, 1 if distinct > 20 else 0)
+    x[rng.random(len(x)) < 0.03] = np.nan
+    y = (rng.random(len(x)) < 0.2 + 0.3 * (np.nan_to_num(x) > 0)).astype(float)
+    finite = np.isfinite(x)
+    inv, uniq = pd.factorize(x[finite], sort=True)
+    code = np.full(len(x), -1, dtype=np.int32)
+    code[finite] = inv
+    ids = ValueIds(code, np.asarray(uniq, dtype=float), np.bincount(inv))
+    for rows in (None, np.flatnonzero(rng.random(len(x)) < 0.75)):
+        xr = x if rows is None else x[rows]
+        s = np.sort(rng.choice(len(xr), 3_000, replace=False))
+        held = _Held.of(ids, rows, int((~np.isnan(xr)).sum()))
+        assert held is not None
+        col = Column("f", None, "numeric", x=xr)
+        yr = y[: len(xr)]
+        want, got = _numeric_stats(col, yr, 10), _numeric_stats(col, yr, 10, held)
+        assert (got.count, got.missing, got.distinct, got.top_share, got.discrete) == (
+            want.count,
+            want.missing,
+            want.distinct,
+            want.top_share,
+            want.discrete,
+        )
+        assert got.numeric is not None and want.numeric is not None
+        for k, v in want.numeric.items():  # bit for bit (NaN-safe)
+            assert np.float64(got.numeric[k]).tobytes() == np.float64(v).tobytes(), k
+        assert got.bin_labels == want.bin_labels
+        np.testing.assert_array_equal(got.bin_rows, want.bin_rows)
+        np.testing.assert_array_equal(got.bin_pos, want.bin_pos)
+        d_want, d_got = _dense(col, s), _dense(col, s, held)
+        np.testing.assert_array_equal(d_got.codes, d_want.codes)
+        np.testing.assert_array_equal(d_got.counts, d_want.counts)
+
+
+def test_percentiles_of_counts_are_numpys_bit_for_bit() -> None:
+    from tabguard.data_audit._descriptive import percentiles_of_counts
+
+    rng = np.random.default_rng(7)
+    q = np.array([0, 0.5, 1, 10, 12.5, 33.3, 50, 66.7, 90, 99, 99.5, 100])
+    for t in range(300):
+        n = int(rng.integers(1, 2000))
+        x = [
+            rng.normal(size=n),
+            rng.integers(0, 5, n).astype(float),
+            np.round(rng.lognormal(size=n) * 1e3, 2),
+        ][t % 3]
+        inv, uniq = pd.factorize(x, sort=True)
+        got = percentiles_of_counts(np.asarray(uniq, dtype=float), np.bincount(inv), q)
+        assert got.tobytes() == np.percentile(x, q).tobytes()

@@ -116,13 +116,18 @@ def prepare_columns(
 
 def _prepare(ctx: AuditContext, name: str, spec: FeatureSpec, rows: np.ndarray) -> Column:
     num = ctx.validation.numeric
+    # every row (the rows are positions, ascending): the columns as they are, not copies
+    every = len(rows) == ctx.n_rows
     if spec.type == "boolean":
-        x = num[name].to_numpy(dtype=float)[rows]
+        x = num[name].to_numpy(dtype=float)
+        x = x if every else x[rows]
         codes = np.where(np.isnan(x), -1, x).astype(np.int64)
         return Column(name, spec, "categorical", codes=codes, labels=["false", "true"])
     if spec.type == "category":
-        return prepare_category(name, spec, ctx.data[name].iloc[rows])
-    return Column(name, spec, "numeric", x=num[name].to_numpy(dtype=float)[rows])
+        col = ctx.data[name]
+        return prepare_category(name, spec, col if every else col.iloc[rows])
+    x = num[name].to_numpy(dtype=float)
+    return Column(name, spec, "numeric", x=x if every else x[rows])
 
 
 def prepare_category(name: str, spec: FeatureSpec | None, col: pd.Series) -> Column:

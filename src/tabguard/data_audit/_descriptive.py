@@ -33,6 +33,7 @@ from tabguard.checks import (
 )
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._columns import Column, prepare_columns
+from tabguard.data_audit._matrix import ValueIds, numeric_value_ids
 from tabguard.data_audit._stats import (
     Dense,
     bh_adjust,
@@ -171,18 +172,95 @@ def _quantile_bins(quantiles: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, li
     return codes, [_interval_label(edges[i], edges[i + 1], i == nb - 1) for i in range(nb)]
 
 
-def _numeric_stats(c: Column, y: np.ndarray, n_bins: int) -> FeatureStats:
+@dataclass(frozen=True)
+class _Held:
+    """The valid rows' values of a numeric column as ids (from the audit's hashing of the
+    column, :func:`~tabguard.data_audit._matrix.numeric_value_ids`)."""
+
+    codes: np.ndarray  # per row, the id of its value among ``values``; -1 when missing
+    values: np.ndarray  # the distinct values the rows hold, ascending
+    counts: np.ndarray  # rows per value
+
+    @classmethod
+    def of(cls, ids: ValueIds, rows: np.ndarray | None, count: int) -> _Held | None:
+        """The ids of ``rows`` (None: every row), ``count`` of which hold a value; None
+        where the rows' own values must be read instead: an infinite value (the ids leave it
+        out; the contract's validation makes such rows invalid, so valid rows hold none).
+
+        -0.0 and 0.0 are one id, as they were one value to ``value_counts``; a quantile
+        that is zero may then be 0.0 where the partition of the rows gave -0.0 (or the
+        reverse), which nothing shows: numbers print alike (``format_number``) and compare
+        equal (bins)."""
+        if count == 0:  # nothing to count (the statistics say so without the ids)
+            return None
+        codes = ids.codes if rows is None else ids.codes[rows]
+        counts = (
+            ids.counts
+            if rows is None
+            else np.bincount(codes[codes >= 0], minlength=len(ids.uniques))
+        )
+        if int(counts.sum()) != count:
+            return None
+        values = ids.uniques
+        present = counts > 0
+        if not present.all():  # values only rows outside ``rows`` hold
+            new = np.cumsum(present) - 1
+            codes = np.where(codes >= 0, new[np.maximum(codes, 0)], -1)
+            values, counts = values[present], counts[present]
+        return cls(codes, values, counts)
+
+
+def percentiles_of_counts(values: np.ndarray, counts: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``np.percentile(data, q)`` (linear method) of the data holding ``counts[i]`` rows of
+    ``values[i]`` (ascending, distinct, counts > 0), bit for bit: the same order statistics,
+    found by the cumulative counts instead of a partition of the rows, and NumPy's own
+    arithmetic for the virtual index, its neighbours and the interpolation."""
+    qs = np.true_divide(np.asarray(q, dtype=float), 100)
+    cum = np.cumsum(counts)
+    n = int(cum[-1])
+    virtual = (n - 1) * qs
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1  # NumPy takes the last value (its index -1) for both
+    previous[above] = -1
+    following[above] = -1
+    below = virtual < 0
+    previous[below] = 0
+    following[below] = 0
+    gamma = np.asarray(virtual - previous, dtype=virtual.dtype)
+    prev_i, next_i = previous.astype(np.intp), following.astype(np.intp)
+    prev_i[prev_i < 0] += n
+    next_i[next_i < 0] += n
+    a = values[np.searchsorted(cum, prev_i, side="right")]
+    b = values[np.searchsorted(cum, next_i, side="right")]
+    diff_b_a = b - a
+    out = np.add(a, diff_b_a * gamma)
+    np.subtract(b, diff_b_a * (1 - gamma), out=out, where=gamma >= 0.5)
+    return np.asarray(out, dtype=float)
+
+
+def _numeric_stats(
+    c: Column, y: np.ndarray, n_bins: int, held: _Held | None = None
+) -> FeatureStats:
+    """Statistics and bins of a numeric column; with ``held``, its values' ids, the counts,
+    quantiles and bins are read from them (the same figures, without hashing, partitioning
+    and searching the rows again)."""
     x = c.x if c.x is not None else np.empty(0)
     nan = np.isnan(x)
     finite = x[~nan] if nan.any() else x
     count, missing = int(finite.size), int(nan.sum())
     if count == 0:
         return FeatureStats(count, missing, 0, math.nan)
-    # One hashing pass gives the distinct values and the mode; one partition all quantiles.
-    vc = pd.Series(finite).value_counts(sort=False)
-    distinct = len(vc)
     deciles = np.linspace(0, 100, n_bins + 1)
-    q = np.percentile(finite, [0, 0.5, *PERCENTILES, 99.5, 100, *deciles])
+    qs = [0, 0.5, *PERCENTILES, 99.5, 100, *deciles]
+    if held is None:
+        # One hashing pass gives the distinct values and the mode; one partition all quantiles.
+        vc = pd.Series(finite).value_counts(sort=False)
+        distinct, top = len(vc), int(vc.max())
+        q = np.percentile(finite, qs)
+    else:
+        distinct, top = len(held.values), int(held.counts.max())
+        q = percentiles_of_counts(held.values, held.counts, np.array(qs))
     numeric = {
         "mean": float(finite.mean()),
         "std": float(finite.std(ddof=1)) if count > 1 else math.nan,
@@ -193,14 +271,24 @@ def _numeric_stats(c: Column, y: np.ndarray, n_bins: int) -> FeatureStats:
         "p0.5": float(q[1]),
         "p99.5": float(q[7]),
     }
-    values = np.sort(vc.index.to_numpy(dtype=float)) if distinct <= _DISCRETE_MAX else None
+    values = None
+    if distinct <= _DISCRETE_MAX:
+        values = np.sort(vc.index.to_numpy(dtype=float)) if held is None else held.values
     integral = values is not None and bool(np.all(values == np.round(values)))
     if values is not None and integral:
         # One bin per value: repayment codes and the like read better as themselves.
-        codes = np.searchsorted(values, x).astype(np.int64)
+        codes = (
+            np.searchsorted(values, x).astype(np.int64)
+            if held is None
+            else held.codes.astype(np.int64)
+        )
         labels = [format_number(v, compact=True) for v in values]
-    else:
+    elif held is None:
         codes, labels = _quantile_bins(q[9:], x)
+    else:
+        # each value's bin, then the rows' (a missing value's is replaced below)
+        bins, labels = _quantile_bins(q[9:], held.values)
+        codes = bins[held.codes]
     if missing:
         codes[nan] = len(labels)
         labels.append("missing")
@@ -211,7 +299,7 @@ def _numeric_stats(c: Column, y: np.ndarray, n_bins: int) -> FeatureStats:
         count,
         missing,
         distinct,
-        float(vc.max() / count),
+        float(top / count),
         numeric=numeric,
         bin_labels=labels,
         bin_rows=rows_per,
@@ -416,8 +504,24 @@ def _test(
         st.auc = crossfit_rate_auc(dense.codes, y_s, rng)
 
 
-def _dense(c: Column, s: np.ndarray) -> Dense:
-    """Sorted codes of the sampled rows: one sort per numeric column, none for categories."""
+def _held(ctx: AuditContext, c: Column, rows: np.ndarray | None) -> _Held | None:
+    """The value ids of a numeric column on ``rows`` (None: every row), read from the
+    audit's one hashing of the column, which the trigger scan's matrix shares."""
+    if c.kind != "numeric" or c.x is None or c.name not in ctx.validation.numeric:
+        return None
+    count = int(c.x.size - np.count_nonzero(np.isnan(c.x)))
+    return _Held.of(numeric_value_ids(ctx, c.name), rows, count)
+
+
+def _dense(c: Column, s: np.ndarray, held: _Held | None = None) -> Dense:
+    """Sorted codes of the sampled rows: one sort per numeric column (none with ``held``: the
+    ranks of the values' ids among those the sample holds), none for categories."""
+    if c.kind == "numeric" and held is not None:
+        ids = held.codes[s]
+        present = np.bincount(ids[ids >= 0], minlength=len(held.values)) > 0
+        dense = (np.cumsum(present) - 1)[np.maximum(ids, 0)]
+        codes = np.where(ids >= 0, dense, -1).astype(np.int64)
+        return Dense(codes, np.bincount(codes[codes >= 0], minlength=int(present.sum())))
     if c.kind == "numeric" and c.x is not None:
         return Dense.of(c.x[s])
     codes = c.codes[s] if c.codes is not None else np.zeros(len(s), dtype=np.int64)
@@ -483,15 +587,17 @@ class DescriptiveCheck:
         cols = prepare_columns(ctx, rows)
         st: dict[str, FeatureStats] = {}
         dense: dict[str, Dense] = {}
+        every = rows.size == ctx.n_rows  # (then ``rows`` is every position, in order)
         with ctx.progress.stage("descriptive analysis", total=len(cols) + 1) as stage:
             for c in cols:
+                held = _held(ctx, c, None if every else rows) if pop is None else None
                 if pop is not None and c.name in pop.stats:
                     st[c.name] = replace(pop.stats[c.name])  # (tests write into it)
                 elif c.kind == "numeric":
-                    st[c.name] = _numeric_stats(c, yf, opts.n_bins)
+                    st[c.name] = _numeric_stats(c, yf, opts.n_bins, held)
                 else:
                     st[c.name] = _categorical_stats(c, yf)
-                dense[c.name] = _dense(c, s)
+                dense[c.name] = _dense(c, s, held)
                 _test(c, st[c.name], y_s, dense[c.name], rng)
                 stage.advance()
             adjusted = bh_adjust(np.array([st[c.name].p_value for c in cols]))

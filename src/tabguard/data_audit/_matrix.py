@@ -31,9 +31,11 @@ from tabguard.data_audit._base import AuditContext
 
 __all__ = [
     "AuditMatrix",
+    "ValueIds",
     "build_matrix",
     "cell_hashes",
     "nearest_distances",
+    "numeric_value_ids",
     "pair_tensor",
     "pair_value_ids",
 ]
@@ -151,6 +153,52 @@ class AuditMatrix:
         return v
 
 
+@dataclass(frozen=True)
+class ValueIds:
+    """A numeric feature's values as ids over every row, hashed once per audit.
+
+    Attributes
+    ----------
+    codes : ndarray of int32, shape (n,)
+        Id of each row's value (its rank among the distinct values); -1 where the value is
+        missing or not finite.
+    uniques : ndarray of float64
+        The distinct finite values, ascending (-0.0 and 0.0 are one value).
+    counts : ndarray of int64
+        Rows per id.
+    """
+
+    codes: np.ndarray
+    uniques: np.ndarray
+    counts: np.ndarray
+
+
+def numeric_value_ids(ctx: AuditContext, name: str) -> ValueIds:
+    """The :class:`ValueIds` of numeric feature ``name`` (a column of
+    ``ctx.validation.numeric``), computed once per audit and cached in ``ctx.cache``.
+
+    The matrix's value ids and the descriptive check's counts and quantiles are both read
+    from it: one hashing of the column, where each hashed it before. Thread-safe, one lock
+    per feature (the two lanes may ask for different features at once). Read-only arrays.
+    """
+    held: dict[str, ValueIds] = ctx.cache.setdefault("value_ids", {})  # setdefault is atomic
+    locks: dict[str, threading.Lock] = ctx.cache.setdefault("value_ids_locks", {})
+    with locks.setdefault(name, threading.Lock()):
+        if name not in held:
+            x = ctx.validation.numeric[name].to_numpy(dtype=float)
+            finite = np.isfinite(x)
+            # hashing, then sorting the distinct values only (np.unique sorts every row)
+            inv, uniq = pd.factorize(x[finite], sort=True)
+            code = np.full(len(x), -1, dtype=np.int32)
+            code[finite] = inv
+            uniques = np.asarray(uniq, dtype=float)
+            counts = np.bincount(inv, minlength=len(uniques))
+            for a in (code, uniques, counts):
+                a.flags.writeable = False
+            held[name] = ValueIds(code, uniques, counts)
+        return held[name]
+
+
 def build_matrix(ctx: AuditContext) -> AuditMatrix:
     """Build (once per audit, cached in ``ctx.cache``) the :class:`AuditMatrix`.
 
@@ -183,13 +231,10 @@ def _build_matrix(ctx: AuditContext) -> AuditMatrix:
     for j, name in enumerate(names):
         spec = ctx.contract.features[name]
         if spec.type in ("integer", "number", "boolean") and name in numeric:
+            ids = numeric_value_ids(ctx, name)
             x = numeric[name].to_numpy(dtype=float)
-            finite = np.isfinite(x)
-            # hashing, then sorting the distinct values only (np.unique sorts every row)
-            inv, uniq = pd.factorize(x[finite], sort=True)
-            uniq = np.asarray(uniq, dtype=float)
-            code = np.full(n, -1, dtype=np.int32)
-            code[finite] = inv
+            code, uniq, cnt = ids.codes, ids.uniques, ids.counts
+            finite = code >= 0
             ordinal[j] = spec.type != "boolean"
             lo = -math.inf if spec.min is None else spec.min
             hi = math.inf if spec.max is None else spec.max
@@ -211,7 +256,7 @@ def _build_matrix(ctx: AuditContext) -> AuditMatrix:
             brk = np.array([k not in allowed for k in order], dtype=bool)
             values.append(None)
             is_code[j] = True
-        cnt = np.bincount(code[code >= 0], minlength=len(uniq))
+            cnt = np.bincount(code[code >= 0], minlength=len(uniq))
         # mid-rank ECDF of each value id (per row below)
         cum = np.cumsum(cnt) - cnt / 2.0
         mids.append((cum / max(n, 1)).astype(np.float32))
