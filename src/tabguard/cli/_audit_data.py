@@ -114,6 +114,35 @@ def _reuse_freed_memory() -> None:
     mallopt(m_top_pad, 256 << 20)
 
 
+def _small_pages() -> None:
+    """Have NumPy leave its large arrays on the kernel's ordinary 4 kB pages.
+
+    NumPy asks for transparent huge pages (``madvise``) on every array of 4 MB or more. On a
+    kernel whose huge pages are granted on request with direct compaction (``madvise`` in
+    ``/sys/kernel/mm/transparent_hugepage/defrag``, this project's machines among them), each
+    2 MB page first faulted in stalls while the kernel compacts memory to find one. The
+    audit's arrays are mostly written once and read a few times in sequence, which gains
+    little from fewer TLB entries: at 1,000,313 rows the command spent about 0.9 CPU-s more
+    in the kernel with huge pages than without, and gained at most a few tenths in user time
+    (paired runs, docs/benchmarks.md, session 13). Left to NumPy when
+    ``NUMPY_MADVISE_HUGEPAGE`` is set (NumPy reads it). Only the command sets it, as
+    :func:`_reuse_freed_memory`.
+    """
+    import importlib
+    import os
+
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        return
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):  # NumPy 2, NumPy 1
+        try:
+            setter = getattr(importlib.import_module(module), "_set_madvise_hugepage", None)
+        except ImportError:
+            continue
+        if setter is not None:  # NumPy's switch since 1.20
+            setter(False)
+        return
+
+
 def _read_in_background(path: Path) -> Future[pd.DataFrame]:
     """``read_table(path)`` in a daemon thread (a usage error raised meanwhile ends the
     process without waiting for the read); its result or error in the future."""
@@ -221,6 +250,7 @@ def audit_data_cmd(
     # contract. With --trusted that file is read and checked first, as before.
     if engine == "python":
         _reuse_freed_memory()
+        _small_pages()
     reading = _read_in_background(data) if engine == "python" and trusted is None else None
     from tabguard.data_audit import REGISTRY, audit_data, write_audit
 
