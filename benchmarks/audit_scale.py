@@ -25,6 +25,8 @@ Run::
     .venv/bin/python benchmarks/audit_scale.py --rows 200000
     .venv/bin/python benchmarks/audit_scale.py --cli      # the whole command, CSV in and out
     .venv/bin/python benchmarks/audit_scale.py --cli --format parquet
+    # this checkout's command against another's, alternated (a before/after comparison)
+    .venv/bin/python benchmarks/audit_scale.py --cli --baseline-runs 1 --against /tmp/before/src
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -157,6 +160,75 @@ class ChildPeakRSS(PeakRSS):
             time.sleep(0.05)
 
 
+def run_command(
+    cmd: list[str], out: Path, env: dict[str, str] | None = None
+) -> tuple[float, float, int, int, dict[str, Any]]:
+    """Run the command as a child process: its wall and CPU seconds, peak resident memory
+    (sampled), exit status and ``findings.json``."""
+    cpu0 = os.times()
+    t0 = time.perf_counter()
+    child = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    with ChildPeakRSS(child.pid) as mem:
+        output, _ = child.communicate()
+    wall = time.perf_counter() - t0
+    cpu1 = os.times()
+    cpu = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
+    if child.returncode not in (0, 1):
+        print(output)
+        raise SystemExit(f"the command failed with exit status {child.returncode}")
+    findings: dict[str, Any] = json.loads((out / "findings.json").read_text())
+    return wall, cpu, mem.peak, child.returncode, findings
+
+
+def _comparable(findings: dict[str, Any]) -> str:
+    """``findings.json`` without what differs from run to run (times, dates)."""
+    f = json.loads(json.dumps(findings))
+    f["summary"].pop("seconds", None)
+    for key in ("created", "elapsed_seconds"):
+        f["meta"].pop(key, None)
+    return json.dumps(f, sort_keys=True)
+
+
+def run_pairs(
+    args: argparse.Namespace, cmd: list[str], out: Path, truth: set[int], c_one: float
+) -> None:
+    """The command of this checkout and of ``--against`` (another checkout's ``src``, on
+    ``PYTHONPATH``) on the same file, alternated ``--pairs`` times, each against the one-thread
+    fit of this run: a comparison the machine's load moves far less than runs apart."""
+    versions = {"this": None, "against": {**os.environ, "PYTHONPATH": str(args.against)}}
+    cpus: dict[str, list[float]] = {v: [] for v in versions}
+    kept: dict[str, str] = {}
+    for i in range(args.pairs):
+        order = list(versions) if i % 2 == 0 else list(reversed(versions))
+        for name in order:
+            load = os.getloadavg()[0]
+            wall, cpu, peak, _, findings = run_command(cmd, out, versions[name])
+            found = set(findings["suspicious_rows"])
+            cpus[name].append(cpu)
+            same = kept.setdefault(name, _comparable(findings)) == _comparable(findings)
+            print(
+                f"pair {i + 1} {name:8s}: {cpu:6.1f}s CPU, {wall:6.1f}s wall, peak "
+                f"{peak / 2**30:.2f} GB, {cpu / c_one:.2f}x CPU of the one-thread fit, "
+                f"planted found {len(found & truth)}/{len(truth)}, other rows "
+                f"{len(found - truth)}, load {load:.1f}" + ("" if same else ", FINDINGS DIFFER")
+            )
+    identical = kept["this"] == kept["against"]
+    for name, values in cpus.items():
+        med = float(np.median(values))
+        print(
+            f"{name:8s}: median {med:.1f}s CPU of {len(values)} "
+            f"({', '.join(f'{c:.1f}' for c in values)}), {med / c_one:.2f}x CPU of the "
+            "one-thread fit"
+        )
+    diffs = [a - b for a, b in zip(cpus["this"], cpus["against"], strict=True)]
+    print(
+        f"this - against, per pair: {', '.join(f'{d:+.1f}' for d in diffs)} CPU-s; "
+        f"findings.json {'identical' if identical else 'DIFFER'} (times and dates aside)"
+    )
+
+
 def run_cli(
     args: argparse.Namespace, df: pd.DataFrame, contract: Contract, truth: set[int]
 ) -> None:
@@ -185,26 +257,16 @@ def run_cli(
         if args.format == "parquet":
             cmd += ["--format", "parquet"]
         print("$ tabguard " + " ".join(cmd[3:]).replace(tmp, "$TMP"))
+        if args.against:
+            run_pairs(args, cmd, out, truth, c_one)
+            return
         load0 = os.getloadavg()[0]
-        cpu0 = os.times()
-        t0 = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        with ChildPeakRSS(child.pid) as mem:
-            output, _ = child.communicate()
-        wall = time.perf_counter() - t0
-        cpu1 = os.times()
-        cpu = (cpu1.children_user - cpu0.children_user) + (
-            cpu1.children_system - cpu0.children_system
-        )
-        if child.returncode not in (0, 1):
-            print(output)
-            raise SystemExit(f"the command failed with exit status {child.returncode}")
-        child_max = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-        findings = json.loads((out / "findings.json").read_text())
+        wall, cpu, peak, code, findings = run_command(cmd, out)
+        peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
         found = set(findings["suspicious_rows"])
         tp = len(found & truth)
         written = {p.name: f"{p.stat().st_size / 2**20:,.1f} MB" for p in sorted(out.iterdir())}
-        print(f"whole command: {wall:.1f}s wall, {cpu:.1f}s CPU (exit {child.returncode})")
+        print(f"whole command: {wall:.1f}s wall, {cpu:.1f}s CPU (exit {code})")
         print(f"  wrote: {', '.join(f'{k} {v}' for k, v in written.items())}")
         seconds = findings["summary"].get("seconds", {})
         for name, secs in seconds.items():
@@ -215,7 +277,6 @@ def run_cli(
             f"                                    {cpu / c_one:.2f}x CPU time of the one-thread "
             "fit (the load-robust figure)"
         )
-        peak = max(mem.peak, child_max)
         print(f"peak resident memory of the command: {peak / 2**30:.2f} GB (target < 4 GB)")
         print(f"planted rows found: {tp}/{len(truth)}, other rows suspected: {len(found - truth)}")
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -240,6 +301,13 @@ def main() -> None:
     ap.add_argument("--baseline-runs", type=int, default=3, help="LightGBM fits timed")
     ap.add_argument("--cli", action="store_true", help="time the whole command on a file")
     ap.add_argument("--format", choices=["csv", "parquet"], default="csv", help="with --cli")
+    ap.add_argument(
+        "--against",
+        type=Path,
+        help="with --cli: also run the command of another checkout's src (PYTHONPATH), "
+        "alternated with this one's on the same file and fit",
+    )
+    ap.add_argument("--pairs", type=int, default=2, help="with --against: runs of each")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
