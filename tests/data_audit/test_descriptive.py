@@ -328,7 +328,7 @@ def test_statistics_from_the_value_ids_equal_those_of_the_rows_bit_for_bit(disti
     # audit's one hashing of the column (which the trigger scan's matrix shares): the same
     # numbers as the rows give, to the last bit, on every row or on the valid rows only.
     from tabguard.data_audit._columns import Column
-    from tabguard.data_audit._descriptive import _dense, _Held, _numeric_stats
+    from tabguard.data_audit._descriptive import _Held, _numeric_stats, sample_dense
     from tabguard.data_audit._matrix import ValueIds
 
     rng = np.random.default_rng(distinct)
@@ -361,7 +361,7 @@ def test_statistics_from_the_value_ids_equal_those_of_the_rows_bit_for_bit(disti
         assert got.bin_labels == want.bin_labels
         np.testing.assert_array_equal(got.bin_rows, want.bin_rows)
         np.testing.assert_array_equal(got.bin_pos, want.bin_pos)
-        d_want, d_got = _dense(col, s), _dense(col, s, held)
+        d_want, d_got = sample_dense(col, s), sample_dense(col, s, held)
         np.testing.assert_array_equal(d_got.codes, d_want.codes)
         np.testing.assert_array_equal(d_got.counts, d_want.counts)
 

@@ -48,8 +48,8 @@ from tabguard.contract import ProtectedMatch, protected_name_match, protected_va
 from tabguard.contract._validate import _canon
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._columns import Column, prepare_columns, prepare_undeclared
+from tabguard.data_audit._descriptive import held_ids, sample_dense
 from tabguard.data_audit._stats import (
-    Dense,
     bh_adjust,
     categorical_auc,
     chi2_independence,
@@ -441,7 +441,10 @@ def _proxies(
         best = math.nan
         # a numeric feature's sample is sorted once for every target group (three groups of a
         # gender column: three sorts of 200,000 values before)
-        dense = Dense.of(f.x[s]) if f.kind == "numeric" and f.x is not None else None
+        dense = None
+        if f.kind == "numeric" and f.x is not None:  # sorted once, or read from the value ids
+            every = len(rows) == ctx.n_rows
+            dense = sample_dense(f, s, held_ids(ctx, f, None if every else rows))
         for t in targets:
             z = (codes[s] == t).astype(np.int64)
             if dense is not None:

@@ -504,16 +504,17 @@ def _test(
         st.auc = crossfit_rate_auc(dense.codes, y_s, rng)
 
 
-def _held(ctx: AuditContext, c: Column, rows: np.ndarray | None) -> _Held | None:
+def held_ids(ctx: AuditContext, c: Column, rows: np.ndarray | None) -> _Held | None:
     """The value ids of a numeric column on ``rows`` (None: every row), read from the
-    audit's one hashing of the column, which the trigger scan's matrix shares."""
+    audit's one hashing of the column, which the trigger scan's matrix shares (the
+    descriptive and bias checks read them)."""
     if c.kind != "numeric" or c.x is None or c.name not in ctx.validation.numeric:
         return None
     count = int(c.x.size - np.count_nonzero(np.isnan(c.x)))
     return _Held.of(numeric_value_ids(ctx, c.name), rows, count)
 
 
-def _dense(c: Column, s: np.ndarray, held: _Held | None = None) -> Dense:
+def sample_dense(c: Column, s: np.ndarray, held: _Held | None = None) -> Dense:
     """Sorted codes of the sampled rows: one sort per numeric column (none with ``held``: the
     ranks of the values' ids among those the sample holds), none for categories."""
     if c.kind == "numeric" and held is not None:
@@ -590,14 +591,14 @@ class DescriptiveCheck:
         every = rows.size == ctx.n_rows  # (then ``rows`` is every position, in order)
         with ctx.progress.stage("descriptive analysis", total=len(cols) + 1) as stage:
             for c in cols:
-                held = _held(ctx, c, None if every else rows) if pop is None else None
+                held = held_ids(ctx, c, None if every else rows) if pop is None else None
                 if pop is not None and c.name in pop.stats:
                     st[c.name] = replace(pop.stats[c.name])  # (tests write into it)
                 elif c.kind == "numeric":
                     st[c.name] = _numeric_stats(c, yf, opts.n_bins, held)
                 else:
                     st[c.name] = _categorical_stats(c, yf)
-                dense[c.name] = _dense(c, s, held)
+                dense[c.name] = sample_dense(c, s, held)
                 _test(c, st[c.name], y_s, dense[c.name], rng)
                 stage.advance()
             adjusted = bh_adjust(np.array([st[c.name].p_value for c in cols]))
