@@ -538,6 +538,31 @@ def test_only_a_log_another_process_can_open_is_read_by_a_reader_process() -> No
     assert not _separate_process_can_read("sqlite:///:memory:")
 
 
+def test_one_batch_is_read_without_a_thread(
+    tmp_path: Path, small: tuple[pd.DataFrame, MonitorPlan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An hourly update reads one batch: the caller waits for it at once, so it is read in the
+    caller's thread; the reader thread starts with a second batch to read beside the first."""
+    from tabguard.monitoring import _update
+
+    df, plan = small
+    urls = (f"sqlite:///{tmp_path / 'predictions.db'}", f"sqlite:///{tmp_path / 'mon.db'}")
+    started: list[str] = []
+    real = _update.ThreadPoolExecutor
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        started.append(kwargs.get("thread_name_prefix", ""))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_update, "ThreadPoolExecutor", counted)
+    write(urls[0], tmp_path / "spool", make_records(df.head(60)))
+    assert update(config(urls), plan=plan).batches == 1
+    assert started == []
+    write(urls[0], tmp_path / "spool", make_records(df.iloc[60:300], start=T0 + 3 * H))
+    assert update(config(urls), plan=plan).batches == 3
+    assert started == ["tabguard-monitor-read"]
+
+
 def test_the_work_split_moves_columns_to_the_side_that_finished_first() -> None:
     """Workers late by the cost of two columns: about one column (half the step) comes back
     here; a balanced batch moves nothing; the split never leaves a side empty."""

@@ -214,17 +214,20 @@ def _batch_feed(
 ) -> Iterator[Callable[[int], Future[tuple[int, PreparedBatch]]]]:
     """``submit(lo)``: read and parse the next batch from ``lo`` while the caller aggregates.
 
-    In a thread by default. With ``separate`` (a backlog of several large batches, workers
+    The first batch is read in the caller's thread (a future already done): the caller waits
+    for it at once, so a thread would overlap nothing. The batches after it are read in a
+    thread, started with the second batch: an update with one batch to read (a service's
+    hourly update; each of the simulated month's 672 steps) starts no thread (it started and
+    joined one per update). With ``separate`` (a backlog of several large batches, workers
     running) and a log another process can open, every batch after the first is read in a
-    **reader process** of its own: reading rows from SQLite and decoding them took the
-    updating process about a third of its CPU, under the same interpreter lock as the
+    **reader process** of its own instead: reading rows from SQLite and decoding them took
+    the updating process about a third of its CPU, under the same interpreter lock as the
     counting and the store merge (the bottleneck of a large update). The first batch is read
-    by the thread while that process starts (its start-up would otherwise delay the first
-    batch), and the updating process has nothing else to do then. The reader process sends
-    each batch back without its JSON documents and vectors (~50 MB of arrays per 100,000
-    rows, a few tens of milliseconds to receive).
+    while that process starts (its start-up would otherwise delay the first batch). The
+    reader process sends each batch back without its JSON documents and vectors (~50 MB of
+    arrays per 100,000 rows, a few tens of milliseconds to receive).
     """
-    thread = ThreadPoolExecutor(1, thread_name_prefix="tabguard-monitor-read")
+    thread: ThreadPoolExecutor | None = None
     process: ProcessPoolExecutor | None = None
     if separate and _separate_process_can_read(reader.url):
         import multiprocessing
@@ -244,16 +247,26 @@ def _batch_feed(
     calls = 0
 
     def submit(lo: int) -> Future[tuple[int, PreparedBatch]]:
-        nonlocal calls
+        nonlocal calls, thread
         calls += 1
-        if process is not None and calls > 1:
+        if calls == 1:
+            done: Future[tuple[int, PreparedBatch]] = Future()
+            try:
+                done.set_result(fetch(lo))
+            except Exception as exc:  # raised by result(), as the thread's future would
+                done.set_exception(exc)
+            return done
+        if process is not None:
             return process.submit(_feed_read, lo, horizon, limit)
+        if thread is None:
+            thread = ThreadPoolExecutor(1, thread_name_prefix="tabguard-monitor-read")
         return thread.submit(fetch, lo)
 
     try:
         yield submit
     finally:
-        thread.shutdown(wait=True, cancel_futures=True)
+        if thread is not None:
+            thread.shutdown(wait=True, cancel_futures=True)
         if process is not None:
             process.shutdown(wait=True, cancel_futures=True)
 
