@@ -46,8 +46,12 @@ format: $(DEV)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
+# The suite in TEST_WORKERS processes (pytest-xdist). Tests go to the workers a file at a time,
+# those of a costly session fixture (Spark, the simulated month) to one worker, the costliest
+# first: tests/conftest.py (pytest_collection_modifyitems). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: $(DEV) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(DEV)
 	$(BIN)/python benchmarks/poisoning.py

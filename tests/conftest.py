@@ -43,6 +43,84 @@ REDIS_URL = os.environ.get("TABGUARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 REQUIRE_SERVICES = os.environ.get("TABGUARD_REQUIRE_SERVICES") == "1"
 
 
+#: Tests sent to one pytest-xdist worker together (``make test``: ``-n 2 --dist loadgroup``),
+#: by path prefix, so that a costly session fixture is built once per run, not once per worker:
+#: the Spark session (a JVM, ~35 CPU-s to start and warm up) and the simulated month (~90 CPU-s).
+#: Every other file is a group of its own (its module-scoped fixtures are built once).
+XDIST_GROUPS = {
+    "tests/spark/": "spark",
+    "tests/monitoring/test_attack_e2e.py": "dashboard_sim",
+    "tests/monitoring/test_dashboard.py": "dashboard_sim",
+    "tests/monitoring/test_dashboard_browser.py": "dashboard_sim",
+}
+#: The session fixtures of those groups: a test that uses one from a file not in its group
+#: gets a warning (the fixture would be built by both workers).
+SHARED_FIXTURES = {"spark": "spark", "dashboard_sim": "dashboard_sim"}
+
+#: The longest groups, given to the workers first and longest first (seconds of one run in one
+#: process, session 13, docs/benchmarks.md): a long group given last keeps one worker busy while
+#: the other has nothing left. Only the order of the work depends on this: a stale entry costs
+#: wall time, never a result. The other groups follow in the order pytest collects them.
+FIRST_GROUPS = (
+    "spark",  # 186 s
+    "dashboard_sim",  # 163 s
+    "tests/model_audit/test_backdoor_rare_side.py",  # 104 s
+    "tests/serving/test_workers.py",  # 88 s
+    "tests/model_audit/test_backdoor.py",  # 76 s
+    "tests/retraining/test_retrain.py",  # 67 s
+    "tests/serving/test_journal.py",  # 60 s
+    "tests/data_audit/test_poisoning_checks.py",  # 59 s
+)
+
+
+def xdist_group(nodeid: str) -> str:
+    """The group of the test ``nodeid`` (:data:`XDIST_GROUPS`, else its file)."""
+    path = nodeid.split("::", 1)[0]
+    for prefix, group in XDIST_GROUPS.items():
+        if path.startswith(prefix):
+            return group
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: the groups of :func:`xdist_group`, in the order the workers
+    collected them (:func:`pytest_collection_modifyitems`: the costliest first).
+
+    xdist's own ``loadgroup`` reads ``xdist_group`` marks by renaming test ids, which pytest 9.2
+    no longer lets a plugin do (the marks are silently ignored); the scheduler sees only test
+    ids, so the groups are drawn from them (tests/_xdist.py).
+    """
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from tests._xdist import GroupScheduling
+
+    return GroupScheduling(config, log, group=xdist_group)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a worker of ``--dist loadgroup`` (xdist keeps that option as ``loadgroup`` there):
+    the costliest groups first (:data:`FIRST_GROUPS`; the same order on every worker, which
+    xdist checks), and a warning for a test that uses a shared session fixture outside its
+    group. Last of the plugins' hooks, so that the order is the one the scheduler gets."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "loadgroup", False):
+        return
+    last = len(FIRST_GROUPS)
+    rank = {name: i for i, name in enumerate(FIRST_GROUPS)}
+    items.sort(key=lambda item: rank.get(xdist_group(item.nodeid), last))  # stable
+    for item in items:
+        for fixture, group in SHARED_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()) and xdist_group(item.nodeid) != group:
+                item.warn(
+                    pytest.PytestWarning(
+                        f"{item.nodeid} uses the session fixture {fixture!r} outside the group "
+                        f"{group!r}: add its file to XDIST_GROUPS in tests/conftest.py, or "
+                        "both xdist workers build the fixture"
+                    )
+                )
+
+
 @pytest.fixture(autouse=True)
 def _logging_restored() -> Iterator[None]:
     """Logging as it was after every test: a benchmark's ``main()`` run by a test switches

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +27,13 @@ from tabguard.datasets import (
 from tabguard.redteam import poison
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tabguard.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "tabguard.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
 
 
@@ -77,7 +82,12 @@ def test_poisoned_exit_1_and_quarantine(
     tmp_path: Path, fraud_files: tuple[Path, Path, Path]
 ) -> None:
     _, poisoned, contract = fraud_files
-    r = run("audit", "data", str(poisoned), "-c", str(contract), "-o", str(tmp_path), "-q")
+    # 200 columns: at rich's 80 for a pipe, the output paths wrapped under pytest-xdist's longer
+    # temporary directories (.../popen-gw1/...), and "findings.json" left the last line.
+    wide = {**os.environ, "COLUMNS": "200"}
+    r = run(
+        "audit", "data", str(poisoned), "-c", str(contract), "-o", str(tmp_path), "-q", env=wide
+    )
     assert r.returncode == 1, r.stdout + r.stderr
     # the process ends without the interpreter's teardown (end_program): what it printed last
     # is flushed first
