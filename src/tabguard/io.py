@@ -135,6 +135,32 @@ def read_table(
     return _nonempty(df, p)
 
 
+def text_code_dtypes(contract: Contract) -> dict[str, Any]:
+    """CSV column types that keep a contract's text codes as text.
+
+    A category whose listed values are all text (``'01'``, ``'09'``, ``'1e5'``) is read as
+    text: left to the CSV reader's guess, ``'01'`` becomes the number 1 and matches no listed
+    value, so every row would break the contract. Numbers, booleans and numeric codes keep the
+    reader's types.
+
+    Parameters
+    ----------
+    contract : Contract
+
+    Returns
+    -------
+    dict
+        ``{column: str}``, for :func:`read_table`'s ``dtype``.
+    """
+    return {
+        name: str
+        for name, spec in contract.features.items()
+        if spec.type == "category"
+        and spec.categories
+        and all(isinstance(c, str) for c in spec.categories)
+    }
+
+
 def _nonempty(df: pd.DataFrame, p: Path) -> pd.DataFrame:
     if len(df) == 0:
         raise DataError(f"{p}: has a header but no data rows")

@@ -62,6 +62,39 @@ def test_surrogate_fidelity_grows_with_queries():
     assert 0.5 <= curve[-1]["baseline"] <= 1.0
 
 
+def test_surrogate_survives_a_column_missing_on_every_row():
+    # scikit-learn's binning fails on an all-missing column; the audit must not end there
+    m = as_audited_model(LinearScorer(), toy_contract())
+    X = m.encode(toy_frame(600))
+    other = next(j for j, name in enumerate(m.feature_names) if name != "x")
+    X[:, other] = np.nan
+    curve = extraction_curve(m, X[:300], X[300:], [50, 300], random_state=0)
+    assert [c["queries"] for c in curve] == [50, 300]
+    assert all(0.0 <= c["fidelity_decisions"] <= 1.0 for c in curve)
+
+
+def test_text_codes_are_read_as_text(tmp_path):
+    from tabguard.contract import contract_from_dict
+    from tabguard.io import read_table, text_code_dtypes
+
+    c = contract_from_dict(
+        {
+            "name": "codes",
+            "label": {"column": "y", "positive": 1},
+            "features": {
+                "hexcode": {"type": "category", "categories": ["540445e9", "1e5", "ab12"]},
+                "n": {"type": "category", "categories": [1, 2]},
+            },
+        }
+    )
+    assert text_code_dtypes(c) == {"hexcode": str}
+    path = tmp_path / "codes.csv"
+    path.write_text("hexcode,n,y\n540445e9,1,0\n1e5,2,1\nab12,1,0\n")
+    df = read_table(path, dtype=text_code_dtypes(c))
+    assert df["hexcode"].tolist() == ["540445e9", "1e5", "ab12"]  # not 5.4e14 and 100000.0
+    assert df["n"].tolist() == [1, 2, 1]
+
+
 def test_membership_auc_separates_overfit_from_memoryless(credit):
     from sklearn.ensemble import RandomForestClassifier
 

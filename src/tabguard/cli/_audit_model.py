@@ -57,7 +57,7 @@ def audit_model_cmd(
     Writes DIR/findings.json and DIR/report.html. Exit status: 0 without critical findings,
     1 with one (a backdoor, a failed unacceptable case, a protected input), 2 for bad input.
     """
-    from tabguard.io import read_table
+    from tabguard.io import read_table, text_code_dtypes
     from tabguard.model_audit import REGISTRY, audit_model, load_audit_model, write_model_audit
     from tabguard.progress import RichProgress
     from tabguard.reports import SEVERITY_ORDER
@@ -66,8 +66,10 @@ def audit_model_cmd(
     m = load_audit_model(model, contract=contract_path, threshold=threshold, scorer=scorer)
     with RichProgress(disable=quiet) as progress:
         with progress.stage(f"reading {data.name}") as st:
-            df = read_table(data, progress=st.advance)
-        train_rows = read_table(members) if members is not None else None
+            # text codes stay text ('01' is not the number 1)
+            dtype = text_code_dtypes(m.contract)
+            df = read_table(data, progress=st.advance, dtype=dtype)
+        train_rows = read_table(members, dtype=dtype) if members is not None else None
         result = audit_model(
             m,
             df,

@@ -313,6 +313,13 @@ def extraction_curve(
     logit = np.log(np.clip(sq, 1e-6, 1 - 1e-6) / np.clip(1 - sq, 1e-6, 1))
     thr = model.threshold
     thr_logit = math.log(min(max(thr, 1e-6), 1 - 1e-6) / (1 - min(max(thr, 1e-6), 1 - 1e-6)))
+    # A column missing on every query tells the surrogate nothing, and scikit-learn's binning
+    # fails on it ("window shape cannot be larger than input array shape"): a reference
+    # column whose values all broke the contract's coding, say. A constant stands in for it.
+    empty = np.isnan(Q).all(axis=0)
+    if empty.any():
+        Q, X_eval = Q.copy(), X_eval.copy()
+        Q[:, empty], X_eval[:, empty] = 0.0, 0.0
     out = []
     for b in sorted(budgets):
         reg = HistGradientBoostingRegressor(max_iter=150, random_state=random_state)
