@@ -9,6 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tabguard.contract import (
+    date_columns,
     guess_entity,
     guess_id,
     infer_contract,
@@ -208,3 +209,29 @@ def test_an_id_not_named_as_one_is_named_but_not_drafted() -> None:
     # a code with few values is a feature, not a candidate
     coarse = df.assign(zper=df["zper"] % 5)
     assert unnamed_entities(coarse, "defaulted") == []
+
+
+def test_row_ids_named_with_a_number_word_and_dates_are_no_features() -> None:
+    n = 120
+    df = pd.DataFrame(
+        {
+            "invoice_no": np.arange(n) + 7000,
+            "issued": pd.date_range("2026-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M"),
+            "due": pd.date_range("2026-02-01", periods=n, freq="D").strftime("%d/%m/%Y"),
+            "stamp": pd.date_range("2026-03-01", periods=n, freq="min"),
+            "amount": np.linspace(1.0, 99.0, n),
+            "y": np.arange(n) % 2,
+        }
+    )
+    assert guess_id(df, "y") == "invoice_no"
+    assert date_columns(df, "y") == ["issued", "due", "stamp"]
+    c = infer_contract(df, "y")
+    assert c.id == "invoice_no" and list(c.features) == ["amount"]
+    # text that only starts like a number is not a date
+    assert date_columns(df.assign(issued="2026 units"), "y") == ["due", "stamp"]
+
+
+def test_a_missing_label_names_its_other_spelling_and_every_column() -> None:
+    df = pd.DataFrame({f"c{i}": [1, 2] for i in range(14)} | {"default": [0, 1]})
+    with pytest.raises(DataError, match=r"\(the data has 'default'\).* and 3 more; give --label"):
+        infer_contract(df, "DEFAULT")

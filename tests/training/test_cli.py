@@ -113,6 +113,8 @@ def test_critical_findings_exit_1_and_allow_findings_overrides(
     assert run(base) == 1
     err = capsys.readouterr().err
     assert "refused" in err and "tabguard audit data" in err and "--allow-findings" in err
+    flat = " ".join(err.split())
+    assert flat.startswith("error: training refused:") and ".;" not in flat and ".." not in flat
     assert not out.exists()
     assert run([*base, "--allow-findings"]) == 0
     assert "critical data finding" in capsys.readouterr().out

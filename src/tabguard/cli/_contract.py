@@ -40,6 +40,7 @@ def infer(
 
     from tabguard.contract import (
         contract_to_dict,
+        date_columns,
         guess_entity,
         guess_id,
         infer_contract,
@@ -72,6 +73,19 @@ def infer(
                 f"--entity {found.column}."
                 for found in unnamed_entities(df, label, (id_column,))
             )
+    dates = date_columns(df, label) if label in df.columns else []
+    if dates:
+        notes.append(
+            f"left out as dates: {', '.join(dates)} (a contract has no date type; drafted as "
+            "categories, every other day would break it). Derive features from them, such as "
+            "an hour of the day or days since an event."
+        )
+    if label in df.columns and df[label].nunique() != 2:
+        notes.append(
+            f"label {label}: {df[label].nunique()} values; a contract's label is a yes/no "
+            "decision, its positive value against all the others (the draft's label.positive). "
+            "Check it, or derive a two-valued label."
+        )
     contract = infer_contract(
         df, label, name=name, id_column=id_column, entity=entity, find_entity=False
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tabguard.cli._app import app, console, err_console, output_directory
@@ -123,7 +124,8 @@ def train_cmd(
                 df, contract, cfg, out=out, progress=progress, data_file=data, signing_key=key
             )
     except DataAuditRefusedError as exc:
-        err_console.print(f"[bold red]refused:[/] {exc}", soft_wrap=True)
+        # the message starts "training refused: ..."
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     _summary(result)
 

@@ -12,6 +12,7 @@ True
 
 from tabguard.contract._infer import (
     EntityGuess,
+    date_columns,
     guess_entity,
     guess_id,
     infer_contract,
@@ -67,6 +68,7 @@ __all__ = [
     "contract_from_dict",
     "contract_hash",
     "contract_to_dict",
+    "date_columns",
     "guess_entity",
     "guess_id",
     "infer_contract",

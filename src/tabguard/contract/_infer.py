@@ -8,6 +8,7 @@ Each guess is stated in the feature's ``description`` so a reviewer sees what to
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from tabguard.contract._entity import RepeatedId, repeated_id
 from tabguard.contract._io import contract_from_dict
 from tabguard.contract._protected import looks_protected, name_tokens
 from tabguard.contract._spec import Contract
+from tabguard.contract._validate import _names, _spelled_otherwise
 from tabguard.errors import DataError
 
 _MAX_CATEGORIES = 50
@@ -96,6 +98,9 @@ def guess_entity(df: pd.DataFrame, label: str, id_column: str | None = None) -> 
 
 #: The row ids recognised by name alone, before any column named like an id is considered.
 _ROW_ID_NAMES = ("id", "row_id", "customer_id", "subject_id")
+#: Last words of the names of row ids beside ``_ID_WORDS`` (``invoice_no``, ``order_ref``,
+#: ``unit_serial``, ``employee_number``): a unique column so named is a row id, never an entity.
+_ROW_ID_WORDS = frozenset({"no", "nr", "num", "number", "ref", "serial", "uuid", "guid"})
 
 
 def _holds_ids(s: pd.Series) -> bool:
@@ -108,8 +113,9 @@ def guess_id(df: pd.DataFrame, label: str) -> str | None:
 
     A row id is unique, holds integers or text, and is named as one: ``id``, ``row_id``,
     ``customer_id`` and ``subject_id`` first, then any name ending with a word naming a unit
-    (``order_id``, ``tx_id``, ``application_id``, ``account``). Drafted as a feature, a row
-    number would be a model input that means nothing.
+    (``order_id``, ``tx_id``, ``application_id``, ``account``) or with ``no``, ``nr``, ``num``,
+    ``number``, ``ref``, ``serial``, ``uuid`` or ``guid`` (``invoice_no``, ``order_ref``).
+    Drafted as a feature, a row number would be a model input that means nothing.
 
     Parameters
     ----------
@@ -125,11 +131,51 @@ def guess_id(df: pd.DataFrame, label: str) -> str | None:
             return str(col)
     for col in df.columns:
         s = df[col]
-        if col == label or not _names_a_unit(str(col)) or not _holds_ids(s):
+        words = name_tokens(str(col))
+        named = _names_a_unit(str(col)) or (bool(words) and words[-1] in _ROW_ID_WORDS)
+        if col == label or not named or not _holds_ids(s):
             continue
         if len(s) >= 2 and s.notna().all() and s.is_unique:
             return str(col)
     return None
+
+
+#: Text read as a date or a time stamp: ISO (2026-01-15, 2026-01-15T10:00), day or month first
+#: with slashes or dots (15/01/2026, 1.15.26).
+_DATE_TEXT = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4})([ T].*)?$")
+
+
+def date_columns(df: pd.DataFrame, label: str) -> list[str]:
+    """The columns of ``df`` holding dates or time stamps (a datetime type, or text of which
+    at least 95 % of a sample reads as dates).
+
+    A contract has no date type, and drafted as categories the dates of a few days break the
+    contract on every other day (93-100 % of the rows of a user's file): ``contract infer``
+    leaves them out and says so, as the contract leaves out any column it does not name.
+    Derive the features a model may use (an hour of the day, days since an event) instead.
+
+    Parameters
+    ----------
+    df : DataFrame
+    label : str
+
+    Returns
+    -------
+    list of str
+    """
+    out = []
+    for col in df.columns:
+        if col == label:
+            continue
+        s = df[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            out.append(str(col))
+            continue
+        if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
+            sample = s.dropna().astype(str).head(200)
+            if len(sample) and sample.str.match(_DATE_TEXT).mean() >= 0.95:
+                out.append(str(col))
+    return out
 
 
 def unnamed_entities(
@@ -274,8 +320,11 @@ def infer_contract(
     Contract
     """
     if label not in df.columns:
+        other = _spelled_otherwise([label], df.columns)
+        seen = f" (the data has {other[label]!r})" if other else ""
         raise DataError(
-            f"label column {label!r} is not in the data; columns are {list(df.columns)[:12]}"
+            f"label column {label!r} is not in the data{seen}; columns are "
+            f"{_names(list(df.columns), 12)}; give --label one of them"
         )
     y = df[label]
     if y.isna().any():
@@ -299,8 +348,9 @@ def infer_contract(
         else:
             positive = plain(y.value_counts().idxmin())
     features: dict[str, dict[str, Any]] = {}
+    dates = set(date_columns(df, label))
     for col in df.columns:
-        if col in (label, id_column, entity):
+        if col in (label, id_column, entity) or col in dates:
             continue
         s = df[col]
         nonnull = s.dropna()

@@ -280,7 +280,7 @@ def _audit(
         "overridden": bool(critical) and cfg.allow_findings,
     }
     if critical and not cfg.allow_findings:
-        listed = "; ".join(f"[{f.check}] {f.message}" for f in critical[:3])
+        listed = "; ".join(f"[{f.check}] {f.message.rstrip('.')}" for f in critical[:3])
         more = f" (+{len(critical) - 3} more)" if len(critical) > 3 else ""
         raise DataAuditRefusedError(
             f"training refused: the data audit found {len(critical)} critical finding(s): "
