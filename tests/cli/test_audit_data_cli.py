@@ -82,16 +82,18 @@ def test_poisoned_exit_1_and_quarantine(
     tmp_path: Path, fraud_files: tuple[Path, Path, Path]
 ) -> None:
     _, poisoned, contract = fraud_files
-    # 200 columns: at rich's 80 for a pipe, the output paths wrapped under pytest-xdist's longer
-    # temporary directories (.../popen-gw1/...), and "findings.json" left the last line.
-    wide = {**os.environ, "COLUMNS": "200"}
+    # a narrow terminal: the paths' line is never wrapped (a script reads it; rich wrapped it at
+    # 80 columns for a pipe, and pytest-xdist's longer temporary paths cut "findings.json" off)
+    narrow = {**os.environ, "COLUMNS": "40"}
     r = run(
-        "audit", "data", str(poisoned), "-c", str(contract), "-o", str(tmp_path), "-q", env=wide
+        "audit", "data", str(poisoned), "-c", str(contract), "-o", str(tmp_path), "-q", env=narrow
     )
     assert r.returncode == 1, r.stdout + r.stderr
     # the process ends without the interpreter's teardown (end_program): what it printed last
     # is flushed first
-    assert "suspected of poisoning" in r.stdout and "findings.json" in r.stdout.splitlines()[-1]
+    assert "suspected of poisoning" in r.stdout
+    last = r.stdout.splitlines()[-1]
+    assert last.startswith(f"report: {tmp_path}") and last.endswith("findings.json")
     truth = json.loads((poisoned.parent / "truth.json").read_text())["poisoned_rows"]
     findings = json.loads((tmp_path / "findings.json").read_text())
     assert findings["suspicious_rows"] == truth

@@ -277,7 +277,8 @@ def audit_data_cmd(
         print_findings(sresult)
         console.print(
             f"report: {sresult.paths['report']}  findings: {sresult.paths['findings']}  "
-            f"(driver sample: {sresult.sample_rows} rows)"
+            f"(driver sample: {sresult.sample_rows} rows)",
+            soft_wrap=True,
         )
         raise typer.Exit(sresult.exit_code())
     with RichProgress(disable=quiet) as progress:
@@ -302,5 +303,5 @@ def audit_data_cmd(
         with progress.stage(f"writing {out}"):
             paths = write_audit(result, out, format=cast("TableFormat", fmt))
     print_findings(result)
-    console.print(f"report: {paths['report']}  findings: {paths['findings']}")
+    console.print(f"report: {paths['report']}  findings: {paths['findings']}", soft_wrap=True)
     end_program(result.exit_code())

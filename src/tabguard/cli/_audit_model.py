@@ -95,5 +95,5 @@ def audit_model_cmd(
         f"critical[/], [yellow]{c['warning']} warning[/], {c['info']} info "
         f"({rep.meta.get('elapsed_seconds')} s)"
     )
-    console.print(f"report: {paths['report']}  findings: {paths['findings']}")
+    console.print(f"report: {paths['report']}  findings: {paths['findings']}", soft_wrap=True)
     raise typer.Exit(result.exit_code())

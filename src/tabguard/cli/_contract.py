@@ -97,7 +97,9 @@ def infer(
         typer.echo(yaml.safe_dump(contract_to_dict(contract), sort_keys=False, width=100), nl=False)
     else:
         save_contract(contract, out)
-        console.print(f"wrote {out} ({len(contract.features)} features); review it before use")
+        console.print(
+            f"wrote {out} ({len(contract.features)} features); review it before use", soft_wrap=True
+        )
 
 
 #: Suffixes of data files (a contract is YAML or JSON): named in the usage error below.

@@ -227,7 +227,7 @@ def log_export(
             raise typer.BadParameter("--model and --prune go with --format parquet")
         with open_log(_config()) as plog:
             n = plog.export_csv(out, since=since, until=until)
-        console.print(f"wrote {n} rows to {out}")
+        console.print(f"wrote {n} rows to {out}", soft_wrap=True)
         return
     if model is None:
         raise typer.BadParameter(
