@@ -38,56 +38,21 @@ def infer(
     output_file(out, force)  # before the work: a reviewed contract is never overwritten
     import yaml
 
-    from tabguard.contract import (
-        contract_to_dict,
-        date_columns,
-        guess_entity,
-        guess_id,
-        infer_contract,
-        save_contract,
-        unnamed_entities,
-    )
+    from tabguard.contract import contract_to_dict, infer_contract, save_contract
     from tabguard.io import read_table
 
     if entity is not None and no_entity:
         raise typer.BadParameter("give --entity or --no-entity, not both", param_hint="--entity")
     df = read_table(data)
-    guess = None
-    notes = []
-    if id_column is None and label in df.columns:
-        id_column = guess_id(df, label)
-        if id_column is not None:
-            notes.append(
-                f"id: {id_column} drafted: unique and named as an identifier, so not a model "
-                "feature. Give --id to name another column."
-            )
-    if entity is None and not no_entity and label in df.columns:
-        guess = guess_entity(df, label, id_column)
-        entity = guess.column if guess else None
-        if guess is not None:
-            notes.append(guess.message())
-        else:
-            notes.extend(
-                f"{found.column} repeats like an id of units ({found.summary()}) and is drafted "
-                f"as a feature; if its rows are one person, account or policy, draft again with "
-                f"--entity {found.column}."
-                for found in unnamed_entities(df, label, (id_column,))
-            )
-    dates = date_columns(df, label) if label in df.columns else []
-    if dates:
-        notes.append(
-            f"left out as dates: {', '.join(dates)} (a contract has no date type; drafted as "
-            "categories, every other day would break it). Derive features from them, such as "
-            "an hour of the day or days since an event."
-        )
-    if label in df.columns and df[label].nunique() != 2:
-        notes.append(
-            f"label {label}: {df[label].nunique()} values; a contract's label is a yes/no "
-            "decision, its positive value against all the others (the draft's label.positive). "
-            "Check it, or derive a two-valued label."
-        )
+    notes: list[str] = []
     contract = infer_contract(
-        df, label, name=name, id_column=id_column, entity=entity, find_entity=False
+        df,
+        label,
+        name=name,
+        id_column=id_column,
+        entity=entity,
+        find_entity=not no_entity,
+        notes=notes,
     )
     for note in notes:
         # stderr: the YAML on stdout stays valid

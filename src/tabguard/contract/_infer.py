@@ -294,6 +294,7 @@ def infer_contract(
     positive: Any = None,
     entity: str | None = None,
     find_entity: bool = True,
+    notes: list[str] | None = None,
 ) -> Contract:
     """Draft a contract from a data frame.
 
@@ -314,6 +315,11 @@ def infer_contract(
         omitted and ``find_entity`` is true.
     find_entity : bool
         Guess the entity column when ``entity`` is omitted.
+    notes : list of str, optional
+        Receives what a reviewer should know of the draft, one sentence each: the id and the
+        entity guessed, columns that repeat like an id without an id's name
+        (:func:`unnamed_entities`), dates left out (:func:`date_columns`), a label with other
+        than two values (``contract infer`` prints them on stderr).
 
     Returns
     -------
@@ -332,11 +338,26 @@ def infer_contract(
             f"label column {label!r} has {int(y.isna().sum())} missing value(s); "
             "drop or fix those rows"
         )
+    said: list[str] = [] if notes is None else notes
     if id_column is None:
         id_column = guess_id(df, label)
+        if id_column is not None:
+            said.append(
+                f"id: {id_column} drafted: unique and named as an identifier, so not a model "
+                "feature. Give --id to name another column."
+            )
     if entity is None and find_entity:
         guess = guess_entity(df, label, id_column)
         entity = guess.column if guess else None
+        if guess is not None:
+            said.append(guess.message())
+        elif notes is not None:  # the search costs a pass per column: only when asked
+            said.extend(
+                f"{found.column} repeats like an id of units ({found.summary()}) and is drafted "
+                f"as a feature; if its rows are one person, account or policy, draft again with "
+                f"--entity {found.column}."
+                for found in unnamed_entities(df, label, (id_column,))
+            )
     if entity is not None and entity not in df.columns:
         raise DataError(
             f"entity column {entity!r} is not in the data; columns are {list(df.columns)[:12]}"
@@ -347,15 +368,27 @@ def infer_contract(
             positive = 1
         else:
             positive = plain(y.value_counts().idxmin())
+    if y.nunique() != 2:
+        said.append(
+            f"label {label}: {y.nunique()} values; a contract's label is a yes/no decision, its "
+            "positive value against all the others (the draft's label.positive). Check it, or "
+            "derive a two-valued label."
+        )
     features: dict[str, dict[str, Any]] = {}
-    dates = set(date_columns(df, label))
+    dates = date_columns(df, label)
+    if dates:
+        said.append(
+            f"left out as dates: {', '.join(dates)} (a contract has no date type; drafted as "
+            "categories, every other day would break it). Derive features from them, such as "
+            "an hour of the day or days since an event."
+        )
     for col in df.columns:
         if col in (label, id_column, entity) or col in dates:
             continue
         s = df[col]
         nonnull = s.dropna()
         spec: dict[str, Any] = {}
-        notes: list[str] = []
+        hints: list[str] = []
         if s.isna().any():
             spec["nullable"] = True
         if pd.api.types.is_bool_dtype(s):
@@ -367,7 +400,7 @@ def infer_contract(
             if integral and nunique <= _SMALL_INT_CARDINALITY and looks_like_scale(nonnull):
                 first, last = int(vals.min()), int(vals.max())
                 spec.update(type="integer", min=first, max=last)
-                notes.append(
+                hints.append(
                     f"{nunique} consecutive integer codes {first}..{last} read as an ordinal scale "
                     "(integer: neighbouring codes are neighbours); declare it a category if "
                     "the codes name groups without an order"
@@ -375,14 +408,14 @@ def infer_contract(
             elif integral and nunique <= _SMALL_INT_CARDINALITY:
                 spec["type"] = "category"
                 spec["categories"] = sorted(int(v) for v in pd.unique(nonnull))
-                notes.append(f"{nunique} integer codes read as categories")
+                hints.append(f"{nunique} integer codes read as categories")
             else:
                 spec["type"] = "integer" if integral else "number"
                 if vals.size:
                     lo, hi = float(vals.min()), float(vals.max())
                     spec["min"] = _nice_floor(lo)
                     spec["max"] = _nice_ceil(hi) if hi > 0 else hi
-                    notes.append(f"observed range [{lo:g}, {hi:g}]; set the realistic range")
+                    hints.append(f"observed range [{lo:g}, {hi:g}]; set the realistic range")
                     decimals = None if integral else _decimals(vals)
                     if decimals is not None:
                         spec["precision"] = decimals
@@ -395,7 +428,7 @@ def infer_contract(
                 if len(cats) > _MAX_CATEGORIES:
                     # The list below is cut: say so, or the other values break the contract
                     # unseen (600 store ids: 28 % of the rows were contract violations).
-                    notes.append(
+                    hints.append(
                         f"{len(cats)} distinct text values: probably free text or an id; "
                         f"categories lists only the first {_MAX_CATEGORIES}: complete it or "
                         "leave the column out, or rows with the others break the contract"
@@ -406,9 +439,9 @@ def infer_contract(
                 ]
         if looks_protected(col):
             spec["protected"] = True
-            notes.append("marked protected from its name; confirm")
-        if notes:
-            spec["description"] = "inferred: " + "; ".join(notes)
+            hints.append("marked protected from its name; confirm")
+        if hints:
+            spec["description"] = "inferred: " + "; ".join(hints)
         features[col] = spec
     label_spec: dict[str, Any] = {"column": label, "positive": plain(positive)}
     others = [c for c in classes if c != positive]
