@@ -238,20 +238,26 @@ def test_card_fraud_string_groups() -> None:
     assert di["severity"] == "info"
 
 
-def test_no_protected_attribute_is_a_warning() -> None:
+def _without_protected(number: str) -> CheckResult:
+    """The bias check on data with a numeric feature ``number``, a region and no protected
+    attribute declared."""
     df, _ = _groups_data({"a": 0.5, "b": 0.5}, n=500)
-    df = df.rename(columns={"race": "region"})[["income", "region", "approved"]]
+    df = df.rename(columns={"race": "region", "income": number})[[number, "region", "approved"]]
     contract = contract_from_dict(
         {
             "name": "loans",
             "label": {"column": "approved", "positive": 1},
             "features": {
-                "income": {"type": "number"},
+                number: {"type": "number"},
                 "region": {"type": "category", "categories": ["a", "b"]},
             },
         }
     )
-    res = _run(df, contract)
+    return _run(df, contract)
+
+
+def test_no_protected_attribute_is_a_warning() -> None:
+    res = _without_protected("income")
     warning = _about(res, "No protected attribute to audit")[0]
     assert warning.severity == "warning" and "no column looks like one" in warning.message
     assert res.summary["disparate_impact"] == {}
@@ -259,20 +265,7 @@ def test_no_protected_attribute_is_a_warning() -> None:
 
 def test_no_protected_attribute_names_the_sensitive_features() -> None:
     # beside an info that driver_age looks sensitive, the warning must not say no column does
-    df, _ = _groups_data({"a": 0.5, "b": 0.5}, n=500)
-    df = df.rename(columns={"race": "region", "income": "driver_age"})
-    df = df[["driver_age", "region", "approved"]]
-    contract = contract_from_dict(
-        {
-            "name": "claims",
-            "label": {"column": "approved", "positive": 1},
-            "features": {
-                "driver_age": {"type": "number"},
-                "region": {"type": "category", "categories": ["a", "b"]},
-            },
-        }
-    )
-    res = _run(df, contract)
+    res = _without_protected("driver_age")
     warning = _about(res, "No protected attribute to audit")[0]
     assert "driver_age looks sensitive but is a model feature" in warning.message
     assert "no column looks like one" not in warning.message
