@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,24 +132,32 @@ def build_log(
     columns = [c.name for c in predictions_table.columns]
     if layout is not None:
         columns.append(NUMBERS)
-    sql = (
-        f"INSERT INTO {predictions_table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join('?' for _ in columns)})"
-    )
     for start in range(0, rows, chunk):
         part = rows_for(df.iloc[start : start + chunk], seed + start)
         if layout is not None:
             vectors = layout.encode([r["raw"] for r in part], [r["features"] for r in part])
             for r, vector in zip(part, vectors, strict=True):
                 r[NUMBERS] = vector
-        values = [
-            tuple(
-                r[c].isoformat(sep=" ").replace("+00:00", "") if c == "timestamp" else r[c]
-                for c in columns
-            )
-            for r in part
-        ]
-        with engine.begin() as conn:
-            conn.exec_driver_sql(sql, values)
+        insert_rows(engine, part, columns)
     engine.dispose()
     return df
+
+
+def insert_rows(engine: Any, part: list[dict[str, Any]], columns: list[str]) -> None:
+    """Insert ``part`` (rows of :func:`rows_for`) into the log's ``columns`` in one transaction,
+    time stamps as SQLite text (no-op for no rows)."""
+    if not part:
+        return
+    sql = (
+        f"INSERT INTO {predictions_table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' for _ in columns)})"
+    )
+    values = [
+        tuple(
+            r[c].isoformat(sep=" ").replace("+00:00", "") if c == "timestamp" else r[c]
+            for c in columns
+        )
+        for r in part
+    ]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(sql, values)

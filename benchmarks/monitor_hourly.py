@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _monitoring_log import T0, frame, rows_for
+from _monitoring_log import T0, frame, insert_rows, rows_for
 
 
 def main() -> None:
@@ -48,10 +48,6 @@ def main() -> None:
     engine = create_sql_engine(log_url)
     ensure_schema(engine, [predictions_table])
     columns = [c.name for c in predictions_table.columns]
-    sql = (
-        f"INSERT INTO {predictions_table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join('?' for _ in columns)})"
-    )
     df = frame(args.days * args.per_day, days=args.days)
     hour = (df["_epoch"] - int(T0.timestamp())) // 3600
     rows = rows_for(df)
@@ -71,17 +67,7 @@ def main() -> None:
     updates = folded = 0
     try:
         for h in range(args.days * 24):
-            part = [rows[i] for i in hour[hour == h].index]
-            values = [
-                tuple(
-                    r[c].isoformat(sep=" ").replace("+00:00", "") if c == "timestamp" else r[c]
-                    for c in columns
-                )
-                for r in part
-            ]
-            if values:
-                with engine.begin() as conn:
-                    conn.exec_driver_sql(sql, values)
+            insert_rows(engine, [rows[i] for i in hour[hour == h].index], columns)
             at = T0 + timedelta(hours=h + 1)
             cpu0, wall0 = time.process_time(), time.perf_counter()
             result = update(config, store=store, reader=reader, plan=plan, clock=FixedClock(at))
