@@ -111,3 +111,37 @@ def test_a_large_csv_written_on_two_threads_is_the_same_file(
     assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
     back = read_table(tmp_path / "two.csv")
     assert len(back) == keep.sum() and back["id"].tolist() == np.flatnonzero(keep).tolist()
+
+
+def test_zero_padded_whole_numbers_are_kept_as_text_on_request(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("zip,n,x,ratio\n01234,1,7,0.5\n98101,2,,0.25\n00501,3,9,1.0\n")
+    plain = read_table(path)
+    assert plain["zip"].tolist() == [1234, 98101, 501]
+    kept = read_table(path, keep_codes=True)
+    assert kept["zip"].tolist() == ["01234", "98101", "00501"]
+    # whole numbers without a leading zero (with a missing cell) and fractions stay numbers
+    assert kept["n"].tolist() == [1, 2, 3] and kept["x"].isna().sum() == 1
+    assert kept["ratio"].dtype == float
+
+
+def test_a_csv_read_before_its_contract_gets_its_text_codes_back(tmp_path: Path) -> None:
+    from tabguard.contract import Contract
+
+    c = Contract.model_validate(
+        {
+            "name": "t",
+            "label": {"column": "y"},
+            "features": {
+                "region": {"type": "category", "categories": ["01", "09", "10"]},
+                "n": {"type": "integer"},
+            },
+        }
+    )
+    assert c.features["region"].categories == ["01", "09", "10"]  # not coerced to 1, 9, 10
+    path = tmp_path / "t.csv"
+    path.write_text("region,n,y\n09,1,0\n10,2,1\n01,3,0\n")
+    read = tio.keep_text_codes(read_table(path), path, c)
+    assert read["region"].tolist() == ["09", "10", "01"] and read["n"].tolist() == [1, 2, 3]
+    parquet = write_table(read_table(path), tmp_path / "t.parquet", format="parquet")
+    assert tio.keep_text_codes(read_table(parquet), parquet, c)["region"].tolist() == [9, 10, 1]

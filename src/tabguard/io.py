@@ -51,6 +51,8 @@ def read_table(
     sep: str | None = None,
     progress: ProgressFn | None = None,
     dtype: dict[str, Any] | None = None,
+    columns: list[str] | None = None,
+    keep_codes: bool = False,
 ) -> pd.DataFrame:
     """Read a CSV (optionally gzip) or Parquet file into a frame.
 
@@ -66,6 +68,14 @@ def read_table(
         Called with the number of rows read after each chunk.
     dtype : dict, optional
         Column types passed to the CSV reader.
+    columns : list of str, optional
+        Read only these CSV columns.
+    keep_codes : bool, default False
+        Keep as text the CSV columns the reader would take for whole numbers but whose text
+        has a leading zero (``007``, ``09``): such a column holds codes, and as numbers
+        ``09`` and ``9`` would be one value and ``09`` could not be written back. For a file
+        with no contract yet (``contract infer``); with a contract, pass
+        ``dtype=text_code_dtypes(contract)``.
 
     Returns
     -------
@@ -115,9 +125,24 @@ def read_table(
             sep = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
         except csv.Error:
             sep = ","
+    df = _read_csv(p, sep, progress, dtype, columns)
+    if keep_codes:
+        df = _zero_padded_as_text(df, p, sep)
+    return df
+
+
+def _read_csv(
+    p: Path,
+    sep: str,
+    progress: ProgressFn | None,
+    dtype: dict[str, Any] | None,
+    columns: list[str] | None,
+) -> pd.DataFrame:
     chunks: list[pd.DataFrame] = []
     try:
-        reader = pd.read_csv(p, sep=sep, chunksize=_CHUNK_ROWS, dtype=dtype, low_memory=False)
+        reader = pd.read_csv(
+            p, sep=sep, chunksize=_CHUNK_ROWS, dtype=dtype, usecols=columns, low_memory=False
+        )
         for chunk in reader:
             chunks.append(chunk)
             if progress:
@@ -133,6 +158,31 @@ def read_table(
         raise DataError(f"{p}: has a header but no data rows")
     df = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
     return _nonempty(df, p)
+
+
+_LEADING_ZERO = r"^\s*[+-]?0\d"
+
+
+def _zero_padded_as_text(df: pd.DataFrame, p: Path, sep: str) -> pd.DataFrame:
+    """The whole-number columns of ``df`` whose text in ``p`` has a leading zero, as text."""
+    whole = [
+        c
+        for c in df.columns
+        if pd.api.types.is_integer_dtype(df[c])
+        or (
+            pd.api.types.is_float_dtype(df[c])
+            and bool(np.all(np.isnan(v := df[c].to_numpy()) | (v == np.round(v))))
+        )
+    ]
+    if not whole:
+        return df
+    text = _read_csv(p, sep, None, dict.fromkeys(whole, str), whole)
+    padded = [c for c in whole if text[c].str.contains(_LEADING_ZERO, na=False).any()]
+    if padded:
+        df = df.copy(deep=False)
+        for c in padded:
+            df[c] = text[c]
+    return df
 
 
 def text_code_dtypes(contract: Contract) -> dict[str, Any]:
@@ -159,6 +209,39 @@ def text_code_dtypes(contract: Contract) -> dict[str, Any]:
         and spec.categories
         and all(isinstance(c, str) for c in spec.categories)
     }
+
+
+def keep_text_codes(df: pd.DataFrame, path: str | Path, contract: Contract) -> pd.DataFrame:
+    """A CSV read before its contract was known, with the contract's text codes as text.
+
+    The columns :func:`text_code_dtypes` names that the reader took for numbers (``'09'``
+    read as 9) are read again, alone, as text. A frame whose codes are already text, or a
+    Parquet file (its types are its own), is returned as it is.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The frame read from ``path`` by :func:`read_table` without ``dtype``.
+    path : str or Path
+    contract : Contract
+
+    Returns
+    -------
+    DataFrame
+    """
+    again = [
+        c
+        for c in text_code_dtypes(contract)
+        if c in df.columns and not pd.api.types.is_string_dtype(df[c])
+    ]
+    p = Path(path)
+    if not again or p.suffix.lower() in (".parquet", ".pq") or _sniff(p).startswith(b"PAR1"):
+        return df
+    text = read_table(p, dtype=dict.fromkeys(again, str), columns=again)
+    df = df.copy(deep=False)
+    for c in again:
+        df[c] = text[c]
+    return df
 
 
 def _nonempty(df: pd.DataFrame, p: Path) -> pd.DataFrame:

@@ -137,6 +137,34 @@ def test_contract_infer_drafts_a_panel_id_as_the_entity(
     assert "zper repeats like an id of units" in " ".join(err.split())
 
 
+def test_text_codes_survive_infer_check_and_audit(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Zero-padded codes ('09') and codes that spell numbers ('3e2') stay the codes they are
+    from the draft to the clean rows written back."""
+    import yaml
+
+    data, contract, out_dir = tmp_path / "codes.csv", tmp_path / "c.yaml", tmp_path / "out"
+    region = ["01", "09", "10", "02"] * 30
+    code = ["3e2", "1e5", "a1b2", "3e2", "00ff", "540445e9"] * 20
+    frame = pd.DataFrame({"region": region, "code": code, "bad": [0, 1, 0] * 40})
+    frame.to_csv(data, index=False)
+    status, _, err = run_main(capsys, "contract", "infer", str(data), "-l", "bad", "-o", str(contract))
+    assert status == 0, err
+    drafted = yaml.safe_load(contract.read_text())["features"]
+    assert drafted["region"]["categories"] == ["01", "02", "09", "10"]
+    assert "3e2" in drafted["code"]["categories"]
+    status, out, err = run_main(capsys, "contract", "check", str(contract), str(data))
+    assert status == 0 and "all 120 rows satisfy the contract" in " ".join(out.split()), out + err
+    status, _, err = run_main(
+        capsys, "audit", "data", str(data), "-c", str(contract), "-o", str(out_dir), "--quiet"
+    )
+    assert status in (0, 1), err
+    written = pd.read_csv(out_dir / "clean.csv", dtype=str)
+    assert sorted(set(written["region"])) == ["01", "02", "09", "10"]
+    assert set(written["code"]) == set(code)
+
+
 @pytest.mark.parametrize(("argv", "command", "message"), USAGE_MISTAKES)
 def test_usage_mistakes_exit_2_with_usage_line_and_hint_in_process(
     capsys: pytest.CaptureFixture[str], argv: list[str], command: str, message: str

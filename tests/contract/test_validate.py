@@ -192,3 +192,21 @@ def test_missing_columns_spelled_otherwise_are_named() -> None:
     no_label = make_card_fraud(50).drop(columns=["is_fraud"]).assign(note=1)  # 13 columns
     with pytest.raises(DataError, match=r"not in the data; columns are \[.*\] and 1 more$"):
         check_columns(no_label, card_fraud_contract())
+
+
+def test_a_text_code_that_spells_a_number_matches_itself_not_the_number() -> None:
+    c = Contract.model_validate(
+        {
+            "name": "t",
+            "label": {"column": "y"},
+            "features": {
+                "code": {"type": "category", "categories": ["3e2", "00ff"]},
+                "grade": {"type": "category", "categories": [1, 2]},
+            },
+        }
+    )
+    df = pd.DataFrame(
+        {"code": ["3e2", "00ff", "300", "3E2"], "grade": ["1", "2", 1, "1.0"], "y": 0}
+    )
+    res = validate_frame(df, c)
+    assert res.invalid_mask().tolist() == [False, False, True, True]

@@ -59,13 +59,13 @@ def print_findings(
     )
 
 
-def _read_trusted(path: Path, advance: Any) -> pd.DataFrame:
+def _read_trusted(path: Path, contract: Contract, advance: Any) -> pd.DataFrame:
     """Read the --trusted file; its errors name the option."""
     from tabguard.errors import DataError, TabguardError
-    from tabguard.io import read_table
+    from tabguard.io import read_table, text_code_dtypes
 
     try:
-        return read_table(path, progress=advance)
+        return read_table(path, progress=advance, dtype=text_code_dtypes(contract))
     except TabguardError as exc:
         raise DataError(f"--trusted: {exc}") from exc
 
@@ -80,7 +80,7 @@ def _trusted_sample(
     from tabguard.data_audit._label_noise import prepare_trusted
 
     with progress.stage(f"reading {trusted.name}") as st:
-        sample = _read_trusted(trusted, st.advance)
+        sample = _read_trusted(trusted, contract, st.advance)
     prepare_trusted(sample, contract, LabelNoiseOptions())
     return sample
 
@@ -226,7 +226,7 @@ def audit_data_cmd(
     without critical findings, 1 with one, 2 for bad input.
     """
     from tabguard.contract import load_contract
-    from tabguard.io import FORMATS, read_table
+    from tabguard.io import FORMATS, keep_text_codes, read_table, text_code_dtypes
     from tabguard.progress import RichProgress
 
     if engine not in ("python", "spark"):
@@ -286,9 +286,10 @@ def audit_data_cmd(
         trusted_df = _trusted_sample(trusted, contract, progress)
         with progress.stage(f"reading {data.name}") as st:
             if reading is None:
-                df = read_table(data, progress=st.advance)
+                df = read_table(data, progress=st.advance, dtype=text_code_dtypes(contract))
             else:
-                df = reading.result()
+                # read before the contract was loaded: its text codes ('09') kept as text
+                df = keep_text_codes(reading.result(), data, contract)
                 st.advance(len(df))
         result = audit_data(
             df,

@@ -43,7 +43,7 @@ def infer(
 
     if entity is not None and no_entity:
         raise typer.BadParameter("give --entity or --no-entity, not both", param_hint="--entity")
-    df = read_table(data)
+    df = read_table(data, keep_codes=True)
     notes: list[str] = []
     contract = infer_contract(
         df,
@@ -102,7 +102,7 @@ def check(
     """
     contract_path, data = _check_arguments(first, second, contract_option)
     from tabguard.contract import contract_hash, load_contract, validate_frame
-    from tabguard.io import check_labels, read_table
+    from tabguard.io import check_labels, read_table, text_code_dtypes
 
     contract = load_contract(contract_path)
     console.print(
@@ -112,7 +112,7 @@ def check(
     )
     if data is None:
         return
-    df = read_table(data)
+    df = read_table(data, dtype=text_code_dtypes(contract))
     check_labels(df, contract)
     res = validate_frame(df, contract)
     if res.unknown_columns:

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 FeatureType = Literal["integer", "number", "category", "boolean"]
 Scalar = int | float | str | bool
-CategoryValue = Annotated[int | str | bool, Field(union_mode="left_to_right")]
+# "smart": each value keeps its own type when it has one of these ('01' stays text, 1 an
+# integer, true a boolean); only a value of another type (1.0) is converted.
+CategoryValue = Annotated[int | str | bool, Field(union_mode="smart")]
 
 
 def _n(v: float | None) -> str:

@@ -133,9 +133,15 @@ def map_distinct(col: pd.Series, fn: Any, missing: Any = None, dtype: Any = obje
     return mapped[codes]  # the sentinel -1 picks the trailing ``missing``
 
 
-def _canon_lenient(v: Any) -> Any:
-    """CSV-style canonical key: numeric strings match numeric categories."""
+def _canon_lenient(v: Any, text: frozenset[str] = frozenset()) -> Any:
+    """CSV-style canonical key: numeric strings match numeric categories.
+
+    A string listed in ``text`` (the contract's own text codes: ``'1e5'``, ``'007'``) keeps
+    its text key, so it matches that code and not the number it also spells.
+    """
     if isinstance(v, str):
+        if v in text:
+            return ("s", v)
         s = v.strip()
         try:
             f = float(s)
@@ -143,6 +149,11 @@ def _canon_lenient(v: Any) -> Any:
             return ("s", v)
         return ("n", f) if math.isfinite(f) else ("s", v)
     return _canon(v)
+
+
+def text_codes(values: Any) -> frozenset[str]:
+    """The text values among a contract's listed values (categories, a condition's ``in``)."""
+    return frozenset(v for v in values or () if isinstance(v, str))
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,9 +206,12 @@ def _cond_frame(
         return {_canon(v) for v in values}
 
     if cond.equals is not None or cond.in_ is not None or cond.not_in is not None:
+        text = text_codes([cond.equals, *(cond.in_ or ()), *(cond.not_in or ())])
 
         def matches(pred: Any) -> np.ndarray:
-            return map_distinct(col, lambda v: pred(_canon_lenient(v)), missing=False, dtype=bool)
+            return map_distinct(
+                col, lambda v: pred(_canon_lenient(v, text)), missing=False, dtype=bool
+            )
 
         if cond.equals is not None:
             target = _canon(cond.equals)
@@ -443,9 +457,10 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, row_offset: int = 0)
             add(name, "missing", missing, col, message(name, spec, "missing", None))
         if spec.type == "category":
             allowed = {_canon(c) for c in spec.categories or []}
+            text = text_codes(spec.categories)
             member = map_distinct(
                 col,
-                lambda v, allowed=allowed: _canon_lenient(v) in allowed,
+                lambda v, allowed=allowed, text=text: _canon_lenient(v, text) in allowed,
                 missing=False,
                 dtype=bool,
             )

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tabguard.contract import FeatureSpec
-from tabguard.contract._validate import _canon, _canon_lenient
+from tabguard.contract._validate import _canon, _canon_lenient, text_codes
 from tabguard.data_audit._base import AuditContext
 
 
@@ -139,7 +139,8 @@ def prepare_category(name: str, spec: FeatureSpec | None, col: pd.Series) -> Col
     big = len(order)
     by_value = sorted(range(len(uniques)), key=lambda j: (str(type(uniques[j])), uniques[j]))
     rank = {j: r for r, j in enumerate(by_value)}
-    position = [order.get(_canon_lenient(u), big + rank[j]) for j, u in enumerate(uniques)]
+    text = text_codes(cats)
+    position = [order.get(_canon_lenient(u, text), big + rank[j]) for j, u in enumerate(uniques)]
     # Values that are the same category (1, 1.0 and "1" for the category 1) share one code.
     kept, remap = np.unique(np.asarray(position, dtype=np.int64), return_inverse=True)
     first = {p: j for j, p in reversed(list(enumerate(position)))}

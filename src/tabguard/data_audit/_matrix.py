@@ -26,7 +26,7 @@ from threadpoolctl import ThreadpoolController
 from tabguard._copy_groups import CopySource, hash_cells
 from tabguard._pair_counts import pair_tensor, pair_value_ids
 from tabguard._plain import plain
-from tabguard.contract._validate import _canon, _canon_lenient
+from tabguard.contract._validate import _canon, _canon_lenient, text_codes
 from tabguard.data_audit._base import AuditContext
 
 __all__ = [
@@ -246,7 +246,8 @@ def _build_matrix(ctx: AuditContext) -> AuditMatrix:
             # Factorize the raw values first, then canonicalise only the distinct ones (1, 1.0
             # and "1" are one category), so the cost per row is a hash lookup.
             raw_codes, raw_uniques = pd.factorize(ctx.data[name], use_na_sentinel=True)
-            keys = [_canon_lenient(v) for v in raw_uniques]
+            text = text_codes(spec.categories)
+            keys = [_canon_lenient(v, text) for v in raw_uniques]
             order = sorted(set(keys), key=repr)
             index = {k: i for i, k in enumerate(order)}
             remap = np.array([index[k] for k in keys] + [-1], dtype=np.int32)
