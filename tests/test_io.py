@@ -145,3 +145,23 @@ def test_a_csv_read_before_its_contract_gets_its_text_codes_back(tmp_path: Path)
     assert read["region"].tolist() == ["09", "10", "01"] and read["n"].tolist() == [1, 2, 3]
     parquet = write_table(read_table(path), tmp_path / "t.parquet", format="parquet")
     assert tio.keep_text_codes(read_table(parquet), parquet, c)["region"].tolist() == [9, 10, 1]
+
+
+def test_numbers_with_a_decimal_comma_are_numbers_in_a_semicolon_file(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "konto;betrag;saldo;datum;plz\n"
+        "A1;12,50;1.234,56;01.02.2024;01067\n"
+        "A2;-0,5;;02.02.2024;80331\n"
+        "A3;7;10.000,00;03.02.2024;20095\n"
+    )
+    df = read_table(path)
+    assert df["betrag"].tolist() == [12.5, -0.5, 7.0]
+    assert df["saldo"].tolist()[0] == 1234.56 and np.isnan(df["saldo"][1])
+    assert df["saldo"][2] == 10000.0
+    assert df["datum"].tolist()[0] == "01.02.2024"  # a date is not a number
+    assert df["konto"].tolist() == ["A1", "A2", "A3"]
+    # a comma-separated file keeps a quoted "12,50" as the text it is
+    comma = tmp_path / "plain.csv"
+    comma.write_text('id,note\n1,"12,50"\n')
+    assert read_table(comma)["note"].tolist() == ["12,50"]

@@ -64,6 +64,8 @@ def read_table(
     path : str or Path
     sep : str, optional
         CSV delimiter; sniffed from the header line when omitted (``,`` ``;`` tab ``|``).
+        In a file not separated by commas, a text column whose every value is a number
+        written with a decimal comma (``1.234,56``, ``-0,5``) is read as numbers.
     progress : callable, optional
         Called with the number of rows read after each chunk.
     dtype : dict, optional
@@ -126,6 +128,8 @@ def read_table(
         except csv.Error:
             sep = ","
     df = _read_csv(p, sep, progress, dtype, columns)
+    if sep != ",":
+        df = _decimal_comma_as_numbers(df, dtype)
     if keep_codes:
         df = _zero_padded_as_text(df, p, sep)
     return df
@@ -161,6 +165,31 @@ def _read_csv(
 
 
 _LEADING_ZERO = r"^\s*[+-]?0\d"
+# 1234,56 or 1.234,56 (a point between groups of three digits); a whole number beside them
+_DECIMAL_COMMA = r"^\s*[+-]?(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?\s*$"
+
+
+def _decimal_comma_as_numbers(df: pd.DataFrame, dtype: dict[str, Any] | None) -> pd.DataFrame:
+    """Text columns of a ``;``- or tab-separated file that are numbers written with a decimal
+    comma (a European export: ``1.234,56``), as numbers; columns given a ``dtype`` are left."""
+    found: dict[str, pd.Series] = {}
+    for c in df.columns:
+        col = df[c]
+        if (dtype and c in dtype) or not pd.api.types.is_string_dtype(col):
+            continue
+        text = col.dropna()
+        if text.empty or not text.str.contains(",", regex=False).any():
+            continue
+        if not text.str.fullmatch(_DECIMAL_COMMA).all():
+            continue
+        plain = col.str.strip().str.replace(".", "", regex=False).str.replace(",", ".")
+        found[c] = pd.to_numeric(plain)
+    if not found:
+        return df
+    df = df.copy(deep=False)
+    for c, values in found.items():
+        df[c] = values
+    return df
 
 
 def _zero_padded_as_text(df: pd.DataFrame, p: Path, sep: str) -> pd.DataFrame:
