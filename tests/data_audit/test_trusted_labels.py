@@ -20,6 +20,7 @@ from tabguard.data_audit._label_noise import (
     achievable_level,
     choose_level,
     conformal_pvalues,
+    entity_flag_variance,
     flag_excess,
     flag_improbable,
     label_rate_shifts,
@@ -90,6 +91,29 @@ def test_flag_excess_expected_and_z() -> None:
     _, z_small = flag_excess([60, 10], [1000, 1000], [199, 199], 0.01)
     _, z_large = flag_excess([60, 10], [1000, 1000], [9999, 9999], 0.01)
     assert z_large > z_small
+
+
+def test_entity_flag_variance_counts_each_entity_once() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 20_000)
+    spread = rng.random(20_000) < 0.02
+    # one row per entity: the binomial variance of the count, n a (1 - a)
+    alone = entity_flag_variance(spread, y, np.arange(20_000))
+    assert alone == pytest.approx(20_000 * 0.02 * 0.98, rel=0.1)
+    # flags spread over 2,000 entities of 10 rows: about the same
+    tens = np.repeat(np.arange(2_000), 10)
+    assert entity_flag_variance(spread, y, tens) == pytest.approx(alone, rel=0.25)
+    # about as many flags, every row of 40 of those entities: ten times the variance
+    together = tens < 40
+    assert entity_flag_variance(together, y, tens) > 5 * alone
+
+
+def test_flag_excess_counts_flags_per_entity_when_they_cluster() -> None:
+    _, z_rows = flag_excess([60, 10], [1000, 1000], [9999, 9999], 0.01)
+    _, z_same = flag_excess([60, 10], [1000, 1000], [9999, 9999], 0.01, unit_var=1.0)
+    _, z_units = flag_excess([60, 10], [1000, 1000], [9999, 9999], 0.01, unit_var=900.0)
+    assert z_same == z_rows > 3.09  # below the binomial variance: rows are the unit
+    assert z_units < 3.09 < z_rows
 
 
 def test_flag_excess_nothing_flaggable_gives_zero() -> None:
@@ -207,7 +231,7 @@ def test_audit_with_trusted_sample_flags_confident_flips(credit: pd.DataFrame) -
     assert len(f.rows) <= 0.03 * len(rest)  # level 1 %, calibration error
     assert len(clean.suspicious_rows) == 0  # listed for review, not suspects
 
-    flipped = _confident_flips(rest, 400)
+    flipped = _confident_flips(rest, 600)
     bad = rest.copy()
     bad.loc[flipped, "DEFAULT"] = 0
     res = audit_data(bad, c, checks=["label_noise"], trusted=trusted, options=fast)
@@ -220,6 +244,49 @@ def test_audit_with_trusted_sample_flags_confident_flips(credit: pd.DataFrame) -
     q = res.quarantine.set_index("tabguard_row")["tabguard_reason"]
     assert q.loc[hits[0]].startswith("label improbable under the trusted sample")
     assert res.clean_mask[hits].sum() == 0
+
+
+def test_flips_of_a_few_entities_are_not_counted_row_by_row(credit: pd.DataFrame) -> None:
+    """A trusted sample of other accounts, and a few accounts in the rest whose rows all
+    carry the rarer label (an account's own effect): critical when each row is evidence, not
+    when the contract's entity makes each account one unit."""
+    c = credit_default_contract()
+    rng = np.random.default_rng(1)
+    idx = rng.permutation(len(credit))[:9000]
+    trusted, rest = credit.iloc[idx[:800]], credit.iloc[idx[800:]].reset_index(drop=True)
+    # accounts of 75 rows; 8 of them hold the 600 defaulters written as payers
+    flipped = _confident_flips(rest, 600)
+    rest.loc[flipped, "DEFAULT"] = 0
+    others = np.setdiff1d(np.arange(len(rest)), flipped)
+    account = np.empty(len(rest), dtype=np.int64)
+    account[flipped] = np.arange(600) // 75
+    account[others] = 8 + np.arange(len(others)) // 75
+    rest = rest.assign(ACCOUNT=account)
+    fast = {"label_noise": {"trusted_repeats": 2}}
+    by_row = audit_data(rest, c, checks=["label_noise"], trusted=trusted, options=fast)
+    f = next(x for x in by_row.report.findings if "trusted_rows" in x.evidence)
+    assert f.severity == "critical", f.message
+    by_account = audit_data(
+        rest,
+        c.model_copy(update={"entity": "ACCOUNT"}),
+        checks=["label_noise"],
+        trusted=trusted,
+        options=fast,
+    )
+    f = next(x for x in by_account.report.findings if "trusted_rows" in x.evidence)
+    assert f.severity != "critical", f.message
+    assert "each ACCOUNT one unit" in f.message and "gather in a few ACCOUNT" in f.message
+    # the same flips spread over every account are still counted as the flips they are
+    spread = rest.assign(ACCOUNT=np.random.default_rng(9).permutation(rest["ACCOUNT"]))
+    res = audit_data(
+        spread,
+        c.model_copy(update={"entity": "ACCOUNT"}),
+        checks=["label_noise"],
+        trusted=trusted,
+        options=fast,
+    )
+    f = next(x for x in res.report.findings if "trusted_rows" in x.evidence)
+    assert f.severity == "critical", f.message
 
 
 def test_contrast_with_the_audited_labels_ranks_rewritten_regions_first() -> None:

@@ -269,7 +269,12 @@ def achievable_level(level: float, n_cal: int) -> float:
 
 
 def flag_excess(
-    flagged: Sequence[int], rows: Sequence[int], n_cal: Sequence[int], level: float
+    flagged: Sequence[int],
+    rows: Sequence[int],
+    n_cal: Sequence[int],
+    level: float,
+    *,
+    unit_var: float | None = None,
 ) -> tuple[float, float]:
     """Expected flags on clean data and the z-score of the observed count, over labels.
 
@@ -279,6 +284,10 @@ def flag_excess(
     ``m a(1-a) + m^2 a(1-a)/(n+2)``. The second term dominates with small trusted samples:
     it is why a few hundred extra flags on 30,000 rows need a trusted sample of thousands.
 
+    ``unit_var`` (:func:`entity_flag_variance`), when larger, replaces the first term: rows of
+    one entity (an account, a buyer) share its effect and are flagged together, so counted
+    as independent rows their flags look more significant than they are.
+
     Returns
     -------
     (expected, z) : tuple of float
@@ -287,13 +296,56 @@ def flag_excess(
     expected = var = 0.0
     if not len(flagged) == len(rows) == len(n_cal):
         raise ValueError("flagged, rows and n_cal need one entry per label")
+    row_var = 0.0
     for m, n in zip(rows, n_cal, strict=True):
         a = achievable_level(level, n)
         expected += m * a
-        var += m * a * (1 - a) + m * m * a * (1 - a) / (n + 2)
+        row_var += m * a * (1 - a)
+        var += m * m * a * (1 - a) / (n + 2)
+    var += row_var if unit_var is None else max(row_var, unit_var)
     observed = float(sum(flagged))
     z = (observed - expected) / math.sqrt(var) if var > 0 else 0.0
     return expected, z
+
+
+def entity_flag_variance(flags: np.ndarray, y: np.ndarray, entity: np.ndarray) -> float:
+    """The flagged count's variance with each entity as one unit of evidence.
+
+    The cluster-robust (sandwich) estimate: each entity's flags less what its rows' labels
+    lead to expect at the observed per-label rates, squared and summed, times ``E / (E - 1)``
+    for ``E`` entities. Flags spread over many entities give about the binomial variance;
+    flags concentrated in a few entities give a much larger one.
+
+    Parameters
+    ----------
+    flags : ndarray of bool
+        Which scored rows are flagged.
+    y : ndarray of int
+        Their labels (0 or 1).
+    entity : ndarray of int
+        Their entity codes (0 .. E-1; a row without an entity has a code of its own).
+
+    Returns
+    -------
+    float
+    """
+    f = flags.astype(float)
+    rate = np.array([f[y == c].mean() if (y == c).any() else 0.0 for c in (0, 1)])
+    dev = np.bincount(entity, weights=f - rate[y])
+    units = int(np.count_nonzero(np.bincount(entity)))
+    return float(units / (units - 1) * np.square(dev).sum()) if units > 1 else 0.0
+
+
+def _entity_codes(ctx: AuditContext, idx: np.ndarray) -> np.ndarray | None:
+    """The contract's entity of the rows ``idx`` as codes, a missing one its own (None
+    without an entity)."""
+    ent = ctx.contract.entity
+    if ent is None or ent not in ctx.data.columns:
+        return None
+    codes = pd.factorize(ctx.data[ent].to_numpy()[idx], use_na_sentinel=True)[0].astype(np.int64)
+    missing = codes < 0
+    codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+    return codes
 
 
 #: LightGBM settings of the trusted-sample models: a few hundred to a few thousand rows call
@@ -426,6 +478,9 @@ class TrustedResult:
     overlap_scope : int
         The rows in scope when the audit scored a sample of the data (the Spark engine's
         uniform driver sample): ``overlap`` counts among them. 0: every row was in scope.
+    entity : str or None
+        The contract's entity column when ``z`` counts each entity as one unit of evidence
+        (:func:`entity_flag_variance`).
     """
 
     pvalues: np.ndarray
@@ -441,6 +496,7 @@ class TrustedResult:
     overlap: int = 0
     overlap_by: str = ""
     overlap_scope: int = 0
+    entity: str | None = None
 
 
 MIN_SEGMENT_TRUSTED = 30
@@ -558,10 +614,13 @@ def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult
     per_label_rows = [int((y == c).sum()) for c in (1, 0)]
     per_label_trusted = [int((y_t == c).sum()) for c in (1, 0)]
 
+    entity = _entity_codes(ctx, idx)
+
     def excess(level: float) -> dict[str, float]:
         f = flag_improbable(p, level)
         k = [int((f & (y == c)).sum()) for c in (1, 0)]
-        e, z = flag_excess(k, per_label_rows, per_label_trusted, level)
+        unit_var = None if entity is None else entity_flag_variance(f, y, entity)
+        e, z = flag_excess(k, per_label_rows, per_label_trusted, level, unit_var=unit_var)
         sd = (sum(k) - e) / z if z else 0.0
         return {"level": level, "flagged": float(sum(k)), "expected": e, "z": z, "sd": sd}
 
@@ -604,6 +663,7 @@ def against_trusted(ctx: AuditContext, opts: LabelNoiseOptions) -> TrustedResult
         overlap=overlap,
         overlap_by=matched_by,
         overlap_scope=scoped,
+        entity=None if entity is None else ctx.contract.entity,
     )
 
 

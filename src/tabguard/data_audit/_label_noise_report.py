@@ -86,6 +86,8 @@ def trusted_report(t: TrustedResult, opts: LabelNoiseOptions) -> CheckResult:
     n = len(t.pvalues)
     k = len(t.flagged)
     why = f"label improbable under the trusted sample (conformal p <= {t.level:g})"
+    # z's unit of evidence is named where the contract has one
+    zs = f"z = {t.z:.1f}" + (f", each {t.entity} one unit" if t.entity else "")
     raised = (
         f" The level was raised from {t.nominal_level:g}: at {t.level:g} an estimated "
         f"{(k - t.expected) / k:.0%} of the flags are flips."
@@ -96,19 +98,26 @@ def trusted_report(t: TrustedResult, opts: LabelNoiseOptions) -> CheckResult:
         message = (
             f"{k} rows ({k / n:.1%}) carry a label that models of the {t.n_trusted} trusted "
             f"rows find improbable (p <= {t.level:g}); clean data gives about "
-            f"{t.expected:.0f} (z = {t.z:.1f}): labels were changed.{raised}"
+            f"{t.expected:.0f} ({zs}): labels were changed.{raised}"
         )
         rec = (
             "Review the flagged rows (most improbable first) and the data's provenance; "
             "relabel or drop confirmed flips before training."
         )
     elif sev == "warning":
+        # more flags than expected but not significantly so: with an entity, they gather in
+        # a few entities, whose rows share the entity's own effect
+        as_many = (
+            f"more than clean data gives ({t.expected:.0f}) but not significantly ({zs}): they "
+            f"gather in a few {t.entity} values, whose rows share their own effect"
+            if t.entity and k > 1.5 * t.expected
+            else f"about as many as clean data gives ({t.expected:.0f}, {zs})"
+        )
         message = (
             f"{k} rows ({k / n:.1%}) carry a label that models of the {t.n_trusted} trusted "
-            f"rows find improbable (p <= {t.level:g}), about as many as clean data gives "
-            f"({t.expected:.0f}, z = {t.z:.1f}): no evidence that labels were changed. A "
-            f"share {t.level:g} of clean rows is flagged by design; they are listed for "
-            "review, not suspected or quarantined."
+            f"rows find improbable (p <= {t.level:g}), {as_many}: no evidence that labels "
+            f"were changed. A share {t.level:g} of clean rows is flagged by design; they are "
+            "listed for review, not suspected or quarantined."
         )
         rec = "Review the listed rows if you wish; lower label_noise.trusted_level to list fewer."
     else:
