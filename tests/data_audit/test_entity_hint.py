@@ -67,3 +67,25 @@ def test_the_audit_says_declare_it_as_entity() -> None:
     declared = CONTRACT.model_copy(update={"entity": "ACCOUNT"})
     findings = audit_data(df, declared, checks=["integrity"]).report.findings
     assert not [f for f in findings if f.evidence.get("rule") == "entity_hint"]
+
+
+def test_patients_with_one_to_three_stays_are_hinted_as_entity() -> None:
+    """1.9 rows per patient (fresh17's readmissions): most rows share their patient."""
+    rng = np.random.default_rng(4)
+    stays = rng.choice([1, 2, 3], 2_000, p=[0.4, 0.3, 0.3])
+    pid = np.repeat(np.arange(2_000), stays)
+    n = len(pid)
+    assert 1.8 < n / 2_000 < 2.0
+    df = pd.DataFrame(
+        {
+            "patient_id": pid,
+            "SEX": rng.integers(1, 3, 2_000)[pid],
+            "AGE": rng.integers(20, 90, 2_000)[pid],
+            "amount": np.round(rng.lognormal(5, 1, n), 2),
+            "y": (rng.random(n) < 0.2).astype(int),
+        }
+    )
+    hints = entity_hints(df, CONTRACT)
+    assert [h.column for h in hints] == ["patient_id"] and hints[0].constant == ("SEX", "AGE")
+    # the same rows under random visit numbers: repeats, but nothing constant within them
+    assert entity_hints(df.assign(patient_id=rng.permutation(pid)), CONTRACT) == []

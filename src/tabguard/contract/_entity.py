@@ -18,8 +18,9 @@ import pandas as pd
 
 #: Distinct values a column needs to be an id (fewer: a category such as a branch or a batch).
 _MIN_ENTITIES = 20
-#: Rows per value on average from which a column repeats (an id of rows has one).
-_MIN_ROWS_PER_ENTITY = 2.0
+#: Rows per value on average from which a column repeats (an id of rows has one). Patients
+#: with one to three stays average under two; the constancy test, not this, tells an id.
+_MIN_ROWS_PER_ENTITY = 1.5
 #: Share of the repeated values within which a feature must hold one value.
 _CONSTANT_SHARE = 0.95
 #: Share of random groups of the same sizes that may hold one value by chance, at most, for
