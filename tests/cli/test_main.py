@@ -149,7 +149,9 @@ def test_text_codes_survive_infer_check_and_audit(
     code = ["3e2", "1e5", "a1b2", "3e2", "00ff", "540445e9"] * 20
     frame = pd.DataFrame({"region": region, "code": code, "bad": [0, 1, 0] * 40})
     frame.to_csv(data, index=False)
-    status, _, err = run_main(capsys, "contract", "infer", str(data), "-l", "bad", "-o", str(contract))
+    status, _, err = run_main(
+        capsys, "contract", "infer", str(data), "-l", "bad", "-o", str(contract)
+    )
     assert status == 0, err
     drafted = yaml.safe_load(contract.read_text())["features"]
     assert drafted["region"]["categories"] == ["01", "02", "09", "10"]
