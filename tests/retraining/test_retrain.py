@@ -179,7 +179,9 @@ def test_base_data_is_found_and_checked_by_its_hash(tmp_path: Path) -> None:
     from tabguard.io import file_sha256
 
     meta = {"file": str(path), "file_sha256": file_sha256(path), "sha256": frame_sha256(df)}
-    bundle: Any = SimpleNamespace(version="m/1", metadata={"data": meta})
+    # a contract without text codes: the file is read as the reader guesses
+    plain = SimpleNamespace(features={})
+    bundle: Any = SimpleNamespace(version="m/1", metadata={"data": meta}, contract=plain)
     found = find_base_data(bundle, None)
     assert found.verified and found.origin == str(path) and len(found.frame) == 3
     other = pd.DataFrame({"a": [9]})
