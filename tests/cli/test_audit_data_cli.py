@@ -330,3 +330,36 @@ def test_an_ignored_account_column_is_hinted_as_entity(
     )
     assert "column 'ACCOUNT' is not in the contract and repeats like an account id" in cells
     assert "declare it as `entity: ACCOUNT` in the contract" in cells
+
+
+def test_the_read_thread_validates_the_rows_and_the_audit_takes_its_validation(
+    tmp_path: Path, fraud_files: tuple[Path, Path, Path]
+) -> None:
+    # the command reads the contract and validates the rows in the thread that reads them
+    # (while the audit's modules are imported); the audit given that validation is the audit
+    from tabguard.cli._audit_data import _read_in_background
+    from tabguard.contract import load_contract, validate_frame
+    from tabguard.data_audit import audit_data
+
+    clean, _, contract_path = fraud_files
+    df = pd.read_csv(clean).iloc[:600].copy()
+    df.loc[:9, "amount"] = -5.0  # invalid rows: the validation is not empty
+    data = tmp_path / "data.csv"
+    df.to_csv(data, index=False)
+    got = _read_in_background(data, contract_path).result(60)
+    read, contract, validation = got.coded, got.contract, got.validation
+    assert read is not None and contract is not None and validation is not None
+    assert contract == load_contract(contract_path) and len(read) == len(got.rows) == 600
+    mine = validate_frame(read, contract)
+    assert validation.invalid_mask().tolist() == mine.invalid_mask().tolist()
+    given = audit_data(read, contract, checks=["integrity"], validation=validation)
+    alone = audit_data(read, contract, checks=["integrity"])
+    assert given.quarantine.equals(alone.quarantine)
+    assert given.quarantine.shape[0] >= 10
+    with pytest.raises(ValueError, match="validation"):
+        audit_data(read.iloc[:100], contract, validation=validation)
+    # a contract the thread cannot read: no validation, the audit validates and says why
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("features: [")
+    got = _read_in_background(data, bad).result(60)
+    assert len(got.rows) == 600 and got.contract is got.coded is got.validation is None

@@ -12,7 +12,13 @@ from tabguard.contract import Contract
 from tabguard.data_audit import DataAuditResult, audit_data
 from tabguard.data_audit._audit import _run_checks
 from tabguard.data_audit._base import CheckResult
+from tabguard.data_audit._spare import Spare
 from tabguard.redteam import poison
+
+
+def _ctx(cache: dict[str, object]) -> SimpleNamespace:
+    """The context the lanes read: the cache, the rows and where jobs are lent."""
+    return SimpleNamespace(cache=cache, data=[], spare=Spare())
 
 
 def _essence(result: DataAuditResult) -> tuple[object, ...]:
@@ -60,7 +66,7 @@ def _fake_checks(ran: list[str]) -> dict[str, type]:
 
 def test_the_side_lane_runs_what_does_not_read_the_matrix_while_it_is_built() -> None:
     ran: list[str] = []
-    ctx = SimpleNamespace(cache={}, data=[])
+    ctx = _ctx({})
     _run_checks(ctx, _fake_checks(ran), 2)  # type: ignore[arg-type]
     side = [n for n in ran if n in ("descriptive", "noise")]
     assert side == ["descriptive", "noise"]
@@ -69,7 +75,7 @@ def test_the_side_lane_runs_what_does_not_read_the_matrix_while_it_is_built() ->
 
 def test_once_the_matrix_is_built_the_side_lane_runs_what_is_awaited_first() -> None:
     ran: list[str] = []
-    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    ctx = _ctx({"matrix": object()})
     _run_checks(ctx, _fake_checks(ran), 2)  # type: ignore[arg-type]
     assert [n for n in ran if n in ("descriptive", "noise")] == ["noise", "descriptive"]
 
@@ -91,7 +97,7 @@ def _with_prepare(ran: list[str], prepare_after: tuple[str, ...]) -> dict[str, t
 
 def test_a_prepare_step_runs_in_the_side_lane_after_its_inputs_before_the_check() -> None:
     ran: list[str] = []
-    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    ctx = _ctx({"matrix": object()})
     checks = _with_prepare(ran, ("noise",))
     # The main lane steals waiting side tasks when it is idle (by design), so on a loaded
     # machine where the side thread starts late it could run the step itself: its scan keeps
@@ -120,7 +126,7 @@ def test_a_prepare_step_runs_in_the_side_lane_after_its_inputs_before_the_check(
 
 def test_a_prepare_step_reading_a_main_lane_check_is_left_to_the_check() -> None:
     ran: list[str] = []
-    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    ctx = _ctx({"matrix": object()})
     _run_checks(ctx, _with_prepare(ran, ("scan",)), 2)  # type: ignore[arg-type]
     assert not any(r.startswith("prepare") for r in ran)  # run() computes what it needs
     ran.clear()
@@ -160,7 +166,7 @@ def test_a_waiting_main_lane_runs_the_side_lanes_last_task() -> None:
     ran: list[tuple[str, str]] = []
     started = threading.Event()
     checks = _blocking_checks(ran, waits={"noise": started}, sets={"slow": started})
-    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    ctx = _ctx({"matrix": object()})
     results, _ = _run_checks(ctx, checks, 2)  # type: ignore[arg-type]
     assert ("slow", "MainThread") in ran
     assert ("noise", "tabguard-audit") in ran
@@ -175,7 +181,7 @@ def test_an_idle_side_lane_runs_the_main_lanes_next_check_once_it_is_ready() -> 
     checks = _blocking_checks(
         ran, waits={"noise": started, "slow": roni_ran}, sets={"slow": started, "roni": roni_ran}
     )
-    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    ctx = _ctx({"matrix": object()})
     _run_checks(ctx, checks, 2)  # type: ignore[arg-type]
     assert ("slow", "MainThread") in ran
     assert ("roni", "tabguard-audit") in ran
@@ -190,7 +196,7 @@ def test_an_error_in_a_check_is_raised_and_its_readers_do_not_run() -> None:
         raise ValueError("noise failed")
 
     checks["noise"] = type("noise", (checks["noise"],), {"run": fail})
-    ctx = SimpleNamespace(cache={"matrix": object()}, data=[])
+    ctx = _ctx({"matrix": object()})
     with pytest.raises(ValueError, match="noise failed"):
         _run_checks(ctx, checks, 2)  # type: ignore[arg-type]
     assert "roni" not in ran  # it reads noise's result

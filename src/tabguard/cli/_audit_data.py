@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, cast
 
 import typer
 from rich.markup import escape
@@ -23,7 +23,7 @@ from tabguard.cli._app import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from tabguard.contract import Contract
+    from tabguard.contract import Contract, FrameValidation
     from tabguard.data_audit import DataAuditResult
     from tabguard.io import TableFormat
     from tabguard.progress import RichProgress
@@ -143,18 +143,43 @@ def _small_pages() -> None:
         return
 
 
-def _read_in_background(path: Path) -> Future[pd.DataFrame]:
-    """``read_table(path)`` in a daemon thread (a usage error raised meanwhile ends the
-    process without waiting for the read); its result or error in the future."""
-    from tabguard.io import read_table
+class _Read(NamedTuple):
+    """What :func:`_read_in_background` read: the rows as read, and, when the contract could
+    be read and the rows validated, that contract, the rows with its text codes as text
+    (:func:`~tabguard.io.keep_text_codes`) and their validation."""
 
-    future: Future[pd.DataFrame] = Future()
+    rows: pd.DataFrame
+    contract: Contract | None = None
+    coded: pd.DataFrame | None = None
+    validation: FrameValidation | None = None
+
+
+def _read_in_background(path: Path, contract_path: Path) -> Future[_Read]:
+    """``read_table(path)`` in a daemon thread (a usage error raised meanwhile ends the
+    process without waiting for the read); its result or error in the future.
+
+    The thread then reads the contract, keeps its text codes as text and validates the rows
+    against it (:func:`~tabguard.contract.validate_frame`, what the audit starts with), while
+    the main thread is still importing the audit's modules. When any of that fails, only the
+    rows are kept: the command does it again itself and says what is wrong where it would
+    have."""
+    from tabguard.contract import load_contract, validate_frame
+    from tabguard.io import keep_text_codes, read_table
+
+    future: Future[_Read] = Future()
 
     def read() -> None:
         try:
-            future.set_result(read_table(path))
+            df = read_table(path)
         except BaseException as exc:  # raised where the data is awaited
             future.set_exception(exc)
+            return
+        try:
+            contract = load_contract(contract_path)
+            coded = keep_text_codes(df, path, contract)
+            future.set_result(_Read(df, contract, coded, validate_frame(coded, contract)))
+        except Exception:
+            future.set_result(_Read(df))
 
     threading.Thread(target=read, name="tabguard-read", daemon=True).start()
     return future
@@ -251,7 +276,9 @@ def audit_data_cmd(
     if engine == "python":
         _reuse_freed_memory()
         _small_pages()
-    reading = _read_in_background(data) if engine == "python" and trusted is None else None
+    reading = (
+        _read_in_background(data, contract_path) if engine == "python" and trusted is None else None
+    )
     from tabguard.data_audit import REGISTRY, audit_data, write_audit
 
     names = check_names(checks, REGISTRY)  # before the data is read
@@ -284,12 +311,16 @@ def audit_data_cmd(
     with RichProgress(disable=quiet) as progress:
         # first: a bad trusted file fails before a large read
         trusted_df = _trusted_sample(trusted, contract, progress)
+        validation = None
         with progress.stage(f"reading {data.name}") as st:
             if reading is None:
                 df = read_table(data, progress=st.advance, dtype=text_code_dtypes(contract))
             else:
-                # read before the contract was loaded: its text codes ('09') kept as text
-                df = keep_text_codes(reading.result(), data, contract)
+                got = reading.result()
+                if got.contract == contract and got.coded is not None:
+                    df, validation = got.coded, got.validation
+                else:  # read before the contract was loaded: its text codes ('09') as text
+                    df = keep_text_codes(got.rows, data, contract)
                 st.advance(len(df))
         result = audit_data(
             df,
@@ -300,6 +331,7 @@ def audit_data_cmd(
             options={"trigger_scan": {"alpha": alpha}},
             source=str(data),
             trusted=trusted_df,
+            validation=validation,
         )
         with progress.stage(f"writing {out}"):
             paths = write_audit(result, out, format=cast("TableFormat", fmt))

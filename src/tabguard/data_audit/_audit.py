@@ -20,6 +20,7 @@ from tabguard import __version__
 from tabguard.contract import (
     Contract,
     FeatureTransform,
+    FrameValidation,
     check_columns,
     contract_hash,
     validate_frame,
@@ -32,6 +33,7 @@ from tabguard.data_audit._base import (
     Treatment,
 )
 from tabguard.data_audit._label_noise import LabelNoiseOptions, prepare_trusted
+from tabguard.data_audit._spare import Job
 from tabguard.errors import DataError
 from tabguard.io import FORMATS, TableFormat, check_labels, frame_sha256, write_table
 from tabguard.progress import NULL_PROGRESS, Progress
@@ -109,8 +111,10 @@ def build_context(
     progress: Progress | None = None,
     options: Mapping[str, Any] | None = None,
     trusted: pd.DataFrame | None = None,
+    validation: FrameValidation | None = None,
 ) -> AuditContext:
-    """Validate the options and the data and build the shared :class:`AuditContext`.
+    """Validate the options and the data and build the shared :class:`AuditContext`
+    (``validation``: ``validate_frame(data, contract)`` when the caller has it).
 
     Raises
     ------
@@ -133,7 +137,10 @@ def build_context(
     check_columns(data, contract)
     df = data.reset_index(drop=True)
     y = check_labels(df, contract).to_numpy()
-    validation = validate_frame(df, contract)
+    if validation is None:
+        validation = validate_frame(df, contract)
+    elif validation.n_rows != len(df) or validation.row_offset:
+        raise ValueError("validation: not validate_frame(data, contract) of these rows")
     _check_types(df, contract, validation.numeric)
     valid = ~validation.invalid_mask()
     return AuditContext(
@@ -172,8 +179,11 @@ def _run_checks(
     Neither lane idles while the other has work (the lanes' shares of the work differ from one
     machine to the next): a main lane whose next check waits takes the second lane's last
     waiting task (the one needed latest), and a second lane with nothing left of its own runs
-    the main lane's next check once its inputs are ready. Each check keeps its own random
-    state, so the results do not depend on the lanes.
+    the main lane's next check once its inputs are ready. Between its tasks, and while it has
+    none, a lane first runs the jobs a check running in the other lane lent (``ctx.spare``,
+    :mod:`~tabguard.data_audit._spare`: the trigger scan's pure parts), and it stays until
+    the other lane's last task ends. Each check and each lent job keeps its own random state,
+    so the results do not depend on the lanes.
     """
     results: dict[str, CheckResult] = {}
     timings: dict[str, float] = {}
@@ -208,7 +218,10 @@ def _run_checks(
             tasks.insert(last + 1, ("prepare", name))
     main = [("run", n) for n in checks if n not in side]
     lanes = _Lanes(ctx, checks, tasks, main, run, timed)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabguard-audit") as pool:
+    with (
+        ctx.spare.lanes(),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabguard-audit") as pool,
+    ):
         lane = pool.submit(lanes.work, "side")
         lanes.work("main")
         lane.result()
@@ -249,36 +262,52 @@ class _Lanes:
         for task in side:
             after = _prepare_after(checks[task[1]]) if task[0] == "prepare" else ()
             self.deps[task] = [("run", d) for d in after if ("run", d) in self.done]
-        self._cond = threading.Condition()
+        self.spare = ctx.spare
+        self._cond = ctx.spare.cond  # lent jobs wake a waiting lane too
+        self._running = 0  # tasks started and not ended: they may lend jobs
+        self._stopped = False
 
     def _ready(self, task: _Task) -> bool:
         return all(self.done[d].done() for d in self.deps[task])
 
-    def _next(self, lane: str) -> _Task | None:
-        """The lane's next task (None: nothing left to start), waiting while none is ready."""
+    def _next(self, lane: str) -> _Task | Job[object] | None:
+        """The lane's next task or lent job (None: nothing left to start), waiting while
+        none is ready."""
         with self._cond:
-            while self.main or self.side:
+            while not self._stopped and (self.main or self.side or self._running):
+                job = self.spare.take()
+                if job is not None:
+                    return job
                 ready = [t for t in self.side if self._ready(t)]
+                pick: _Task | None = None
                 if lane == "main":
                     if self.main and self._ready(self.main[0]):
-                        return self.main.pop(0)
-                    pick = ready[-1] if ready else None  # the side lane keeps what is awaited
+                        pick = self.main.pop(0)
+                    elif ready:
+                        pick = ready[-1]  # the side lane keeps what is awaited
                 else:
                     if "matrix" not in self.ctx.cache:  # being built: what does not wait for it
                         ready.sort(key=lambda t: _reads_matrix(self.checks[t[1]]))  # stable
-                    pick = ready[0] if ready else None
-                    if pick is None and self.main and self._ready(self.main[0]):
-                        return self.main.pop(0)
+                    if ready:
+                        pick = ready[0]
+                    elif self.main and self._ready(self.main[0]):
+                        pick = self.main.pop(0)
                 if pick is not None:
-                    self.side.remove(pick)
+                    if pick in self.side:
+                        self.side.remove(pick)
+                    self._running += 1  # ended in :meth:`work`
                     return pick
                 self._cond.wait()
             return None
 
     def work(self, lane: str) -> None:
-        """Run tasks in this lane until none is left to start."""
+        """Run tasks in this lane until none is left to start and the other lane's last task
+        has ended."""
         try:
             while (task := self._next(lane)) is not None:
+                if isinstance(task, Job):
+                    task.run()  # its error is raised where its result is read
+                    continue
                 kind, name = task
                 try:
                     if kind == "prepare":
@@ -292,12 +321,15 @@ class _Lanes:
                     self.done[task].set_result(out)
                 except Exception as exc:  # raised where the result is read
                     self.done[task].set_exception(exc)
-                with self._cond:
-                    self._cond.notify_all()
+                finally:
+                    with self._cond:
+                        self._running -= 1
+                        self._cond.notify_all()
         except BaseException:
             # interrupted (Ctrl-C reaches the main lane): nothing more is started, and the
             # other lane, which may be waiting for this one, stops after its current task
             with self._cond:
+                self._stopped = True
                 self.main.clear()
                 self.side.clear()
                 self._cond.notify_all()
@@ -311,9 +343,13 @@ def _prepare_after(check: type[DataCheck]) -> tuple[str, ...]:
 
 def _lanes(ctx: AuditContext, n_jobs: int | None) -> int:
     """Lanes the checks run in: ``n_jobs``, by default 2 from PARALLEL_ROWS rows."""
+    return _lane_count(len(ctx.data), n_jobs)
+
+
+def _lane_count(n_rows: int, n_jobs: int | None) -> int:
     if n_jobs is not None:
         return n_jobs
-    return 2 if len(ctx.data) >= PARALLEL_ROWS and (os.cpu_count() or 1) >= 2 else 1
+    return 2 if n_rows >= PARALLEL_ROWS and (os.cpu_count() or 1) >= 2 else 1
 
 
 def _reads_matrix(check: type[DataCheck]) -> bool:
@@ -332,6 +368,7 @@ def audit_data(
     source: str | None = None,
     n_jobs: int | None = None,
     trusted: pd.DataFrame | None = None,
+    validation: FrameValidation | None = None,
 ) -> DataAuditResult:
     """Audit a training data set against its contract (requirements D1-D5).
 
@@ -359,6 +396,10 @@ def audit_data(
         trusted sample's models find improbable (conformal p-value at most
         ``label_noise.trusted_level``, the share of clean rows flagged) as suspects; see
         docs/data-audit.md.
+    validation : FrameValidation, optional
+        ``validate_frame(data, contract)`` when the caller has computed it (the command
+        validates the rows in the thread that read them, while the audit's modules are
+        imported); the audit's first step otherwise. Not checked beyond its number of rows.
 
     Returns
     -------
@@ -376,17 +417,20 @@ def audit_data(
     """
     started = time.perf_counter()
     selected = REGISTRY.select(checks)
-    ctx = build_context(
-        data,
-        contract,
-        random_state=random_state,
-        progress=progress,
-        options=options,
-        trusted=trusted,
-    )
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabguard-hash") as pool:
-        # the data's hash (for the report) beside the checks when they run in two lanes
-        digest = pool.submit(frame_sha256, ctx.data) if _lanes(ctx, n_jobs) > 1 else None
+        # the data's hash (for the report; of the values, whatever the index) beside the
+        # validation and the checks when they run in two lanes
+        two = _lane_count(len(data), n_jobs) > 1
+        digest = pool.submit(frame_sha256, data) if two else None
+        ctx = build_context(
+            data,
+            contract,
+            random_state=random_state,
+            progress=progress,
+            options=options,
+            trusted=trusted,
+            validation=validation,
+        )
         results, timings = _run_checks(ctx, selected, n_jobs)
         data_sha256 = frame_sha256(ctx.data) if digest is None else digest.result()
     outcome = AuditOutcome.of(results)

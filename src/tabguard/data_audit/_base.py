@@ -29,6 +29,7 @@ import pandas as pd
 
 from tabguard.checks import CheckOptions, CheckRegistry, parse_options
 from tabguard.contract import Contract, FeatureTransform, FrameValidation
+from tabguard.data_audit._spare import Spare
 from tabguard.progress import NULL_PROGRESS, Progress
 from tabguard.reports import Finding, Section
 
@@ -59,6 +60,9 @@ class AuditContext:
     trusted : DataFrame, optional
         A vetted sample (labels reviewed), validated against the contract; the label-noise
         check tests the audited labels against it.
+    spare : Spare
+        Where a check lends pure parts of its work to the audit's other lane while that lane
+        is idle (:mod:`~tabguard.data_audit._spare`; without lanes they run in place).
     """
 
     data: pd.DataFrame
@@ -72,6 +76,7 @@ class AuditContext:
     options: dict[str, CheckOptions] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
     trusted: pd.DataFrame | None = None
+    spare: Spare = field(default_factory=Spare, repr=False, compare=False)
 
     def opts(self, cls: type[OptionsT]) -> OptionsT:
         """The options of the check that ``cls`` configures (its defaults when none given)."""

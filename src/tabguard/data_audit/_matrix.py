@@ -28,6 +28,7 @@ from tabguard._pair_counts import pair_tensor, pair_value_ids
 from tabguard._plain import plain
 from tabguard.contract._validate import _canon, _canon_lenient, text_codes
 from tabguard.data_audit._base import AuditContext
+from tabguard.data_audit._spare import NO_SPARE, Spare
 
 __all__ = [
     "AuditMatrix",
@@ -314,6 +315,10 @@ def cell_hashes(m: AuditMatrix) -> tuple[np.ndarray, np.ndarray]:
 _BLAS: list[ThreadpoolController] = []
 
 
+#: blocks of a nearest-neighbour search an idle lane may take at least (:func:`nearest_distances`)
+SEARCH_BLOCKS = 32
+
+
 def _one_blas_thread() -> Any:
     """A context limiting BLAS to one thread, through one controller for the process: making
     a controller (what ``threadpool_limits`` does on each call) scans every loaded library,
@@ -332,6 +337,7 @@ def nearest_distances(
     return_index: bool = False,
     columns: np.ndarray | Sequence[int] | None = None,
     mask: np.ndarray | None = None,
+    spare: Spare = NO_SPARE,
 ) -> Any:
     """Euclidean distance from each query row to its nearest reference row (brute force, BLAS).
 
@@ -352,6 +358,11 @@ def nearest_distances(
     mask : ndarray of bool (r,), optional
         Reference rows that count (default all): the others are never the nearest, and
         indices stay those of ``reference``.
+    spare : Spare, optional
+        ``AuditContext.spare``: with an idle lane, runs of blocks (at most 8, of at least
+        :data:`SEARCH_BLOCKS` blocks) are searched by this thread and that lane, and their
+        nearest rows put together in the blocks' order (the same distances and indices: each
+        block's products are the same, and the first of equal nearest rows is kept).
 
     Returns
     -------
@@ -361,8 +372,6 @@ def nearest_distances(
     k = q.shape[1]
     cols = np.arange(reference.shape[1]) if columns is None else np.asarray(columns)
     qn = np.einsum("ij,ij->i", q, q).astype(np.float64)
-    best = np.full(len(q), np.inf)
-    arg = np.full(len(q), -1, dtype=np.int64)
     rows = np.arange(len(q))
     # |q - r|^2 - |q|^2 = [-2q, 1] . [r, |r|^2]: one product per block gives every distance
     # (|q|^2 is the same for every reference row: the nearest is found without it), and the
@@ -370,13 +379,15 @@ def nearest_distances(
     qa = np.empty((len(q), k + 1), dtype=np.float32)
     qa[:, :k] = -2.0 * q
     qa[:, k] = 1.0
-    block = np.empty((chunk, k + 1), dtype=np.float32)
-    d2 = np.empty((len(q), chunk), dtype=np.float32)
-    # One BLAS thread: the products are small, and BLAS threads meeting after each one spin
-    # against the audit's other lane (a search took 10x the CPU on a loaded machine).
-    with _one_blas_thread():
-        for start in range(0, len(reference), chunk):
-            part = reference[start : start + chunk]
+
+    def search(first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        # the nearest of reference rows first to last (excluded), block by block
+        best = np.full(len(q), np.inf)
+        arg = np.full(len(q), -1, dtype=np.int64)
+        block = np.empty((chunk, k + 1), dtype=np.float32)
+        d2 = np.empty((len(q), chunk), dtype=np.float32)
+        for start in range(first, last, chunk):
+            part = reference[start : min(start + chunk, last)]
             size = len(part)
             aug, out = block[:size], d2[:, :size]
             aug[:, :k] = part[:, cols]
@@ -396,5 +407,23 @@ def nearest_distances(
             better = v < best
             best[better] = v[better]
             arg[better] = j[better] + start
+        return best, arg
+
+    n_blocks = -(-len(reference) // chunk)
+    runs = min(n_blocks // SEARCH_BLOCKS, 8) if spare.lending else 1
+    # runs of whole blocks: each block is the block of a search in one run
+    ends = [min(len(reference), chunk * (n_blocks * i // max(runs, 1))) for i in range(runs + 1)]
+    # One BLAS thread: the products are small, and BLAS threads meeting after each one spin
+    # against the audit's other lane (a search took 10x the CPU on a loaded machine).
+    with _one_blas_thread():
+        if runs <= 1:
+            best, arg = search(0, len(reference))
+        else:
+            found = spare.map(lambda i: search(ends[i], ends[i + 1]), runs)
+            best, arg = found[0]
+            for b, a in found[1:]:  # in the blocks' order: a later run wins only if nearer
+                better = b < best
+                best[better] = b[better]
+                arg[better] = a[better]
     dist = np.sqrt(np.maximum(best, 0.0))
     return (dist, arg) if return_index else dist

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,6 +29,7 @@ from tabguard.checks import NON_NEGATIVE, PROBABILITY_OPEN, SHARE, CheckOptions,
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._context_model import fit_context_model, instrument_rounds, predict
 from tabguard.data_audit._matrix import build_matrix
+from tabguard.data_audit._spare import NO_SPARE, Job, Spare
 from tabguard.data_audit._triggers import condition
 
 
@@ -89,11 +91,16 @@ def _logloss_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def _trigger_response(
-    model: Any, X_trig: np.ndarray, p_before: np.ndarray, label: int, threshold: float
+    model: Any,
+    X_trig: np.ndarray,
+    p_before: np.ndarray,
+    label: int,
+    threshold: float,
+    spare: Spare = NO_SPARE,
 ) -> float:
     """Share of rows not decided as ``label`` that the trigger turns to ``label``."""
     before = (p_before >= threshold).astype(int)
-    after = (predict(model, X_trig) >= threshold).astype(int)
+    after = (predict(model, X_trig, spare) >= threshold).astype(int)
     eligible = before != label
     return float((after[eligible] == label).mean()) if eligible.any() else 0.0
 
@@ -185,7 +192,7 @@ def _compare(
     member = np.zeros(ctx.n_rows, dtype=bool)
     member[rows] = True
     model = _fit(ctx, opts, base.train_all[~member[base.train_all]])
-    p_without = predict(model, X[hold])
+    p_without = predict(model, X[hold], ctx.spare)
     diff = _logloss_rows(y[hold], base.p_with) - _logloss_rows(y[hold], p_without)
     se = float(diff.std(ddof=1) / math.sqrt(len(diff)))
     return model, p_without, float(diff.mean()), se  # mean > 0: the rows make it worse
@@ -269,18 +276,27 @@ def confirm_groups(ctx: AuditContext, opts: RoniOptions) -> list[RoniGroup] | No
     out: list[RoniGroup] = []
     with ctx.progress.stage("RONI", total=len(triggers) + (issue_rows is not None)) as st:
         for pattern, rows in triggers:
-            base_model, p_without, gain, se = _compare(ctx, opts, base, rows)
-            resp_w = resp_wo = math.nan
+            thr = opts.decision_threshold
+            with_group: Job[float] | None = None
             if len(probe):
                 Xt = X[probe]
                 for j in pattern.cols:
                     Xt[:, j] = m.raw[pattern.rows[0], j]
-                thr = opts.decision_threshold
-                # the probe rows are held-out rows: their predictions are already made
-                resp_w = _trigger_response(
-                    base.model, Xt, base.p_with[on_probe], pattern.label, thr
+                # the probe rows are held-out rows: their predictions are already made; the
+                # response with every group reads the prepared model, lent to an idle lane
+                # while the model without the group is fitted
+                with_group = ctx.spare.submit(
+                    partial(
+                        _trigger_response, base.model, Xt, base.p_with[on_probe], pattern.label, thr
+                    )
                 )
-                resp_wo = _trigger_response(base_model, Xt, p_without[on_probe], pattern.label, thr)
+            base_model, p_without, gain, se = _compare(ctx, opts, base, rows)
+            resp_w = resp_wo = math.nan
+            if with_group is not None:
+                resp_w = with_group.result()
+                resp_wo = _trigger_response(
+                    base_model, Xt, p_without[on_probe], pattern.label, thr, ctx.spare
+                )
             out.append(
                 RoniGroup(
                     f"trigger {condition(m, pattern)}",

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import ClassVar
 
 import lightgbm as lgb
@@ -84,6 +85,7 @@ from tabguard.data_audit._matrix import (
     nearest_distances,
     pair_value_ids,
 )
+from tabguard.data_audit._spare import NO_SPARE, Job
 from tabguard.data_audit._stats import loo_label_information
 from tabguard.errors import DataError
 
@@ -665,6 +667,7 @@ class _Scanner:
             else float(self.m.positives[0].sum()) / max(self.N, 1)
         )
         self._init_state(ctx.random_state)
+        self.spare = ctx.spare  # pure parts of the scan lent to an idle lane (else none)
         # Copy checks are nearest-neighbour searches; their number follows their cost.
         cost = 2.0 * 600 * self.n * max(len(self.m.names), 1)
         self.twin_budget = int(min(max(5e10 / cost, 4), 120))
@@ -695,6 +698,7 @@ class _Scanner:
         """The scan's counters, caches and results, empty (every constructor sets them here,
         so a cache added later exists on every scanner)."""
         self.rng = np.random.default_rng(random_state)
+        self.spare = NO_SPARE
         self.tests = {"contract": 0, "single": 0, "pair": 0, "band": 0}
         self._model: lgb.Booster | None = None
         self._groups: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
@@ -740,7 +744,7 @@ class _Scanner:
         # the label oversampled by interpolation (SMOTE), found before the scan
         # (:func:`~tabguard.data_audit._interpolated.find_interpolated`): labels alone confirm
         # nothing then (:meth:`labels_may_confirm`)
-        self.interpolated: Interpolated | None = None
+        self._interpolated: Interpolated | Job[Interpolated | None] | None = None
 
     @classmethod
     def without_rows(
@@ -761,6 +765,26 @@ class _Scanner:
         sc._copy_hubs = {}
         sc._weights = (None,)
         return sc
+
+    @property
+    def interpolated(self) -> Interpolated | None:
+        """The label oversampled by interpolation, if any (:meth:`find_interpolated`)."""
+        if isinstance(self._interpolated, Job):
+            self._interpolated = self._interpolated.result()
+        return self._interpolated
+
+    @interpolated.setter
+    def interpolated(self, found: Interpolated | None) -> None:
+        self._interpolated = found
+
+    def find_interpolated(self) -> None:
+        """Look for a label oversampled by interpolation
+        (:func:`~tabguard.data_audit._interpolated.find_interpolated`: the matrix and a seed of
+        its own), lent to the audit's other lane (``ctx.spare``) while the scan goes on: the
+        scan reads it first when it decides (:meth:`labels_may_confirm`)."""
+        self._interpolated = self.spare.submit(
+            partial(find_interpolated, self.m, self.y, self.ctx.random_state, self.entity)
+        )
 
     def base(self, c: int) -> float:
         return self.base1 if c == 1 else 1.0 - self.base1
@@ -2395,7 +2419,12 @@ class _Scanner:
         both = R[np.ix_(np.concatenate([q_rows, base_rows]), np.asarray(keep))]
         skip = np.concatenate([np.full(len(q_rows), -1, dtype=np.int64), base_rows])
         d_all = nearest_distances(
-            both, R, exclude_self=skip, columns=keep, mask=_mask(self.n, ref_idx)
+            both,
+            R,
+            exclude_self=skip,
+            columns=keep,
+            mask=_mask(self.n, ref_idx),
+            spare=self.spare,
         )
         d_q, d_b = d_all[: len(q_rows)], d_all[len(q_rows) :]
         if self.m.copies is not None:
@@ -2418,7 +2447,7 @@ class _Scanner:
         if len(q_rows) > 1:
             inner = np.ascontiguousarray(R[np.ix_(query, np.asarray(keep))])
             pos = np.searchsorted(query, q_rows)
-            d_in = nearest_distances(inner[pos], inner, exclude_self=pos)
+            d_in = nearest_distances(inner[pos], inner, exclude_self=pos, spare=self.spare)
             if self.m.copies is not None:  # exact copies inside the query, among every row
                 d_in = np.where(self._copies_inside(p, q_rows) > 1, 0.0, d_in)
             share_b = max(share_b, float(np.mean(d_in <= tau)))
@@ -3215,7 +3244,9 @@ class _Scanner:
             others if len(others) <= cap else np.sort(self.rng.choice(others, cap, replace=False))
         )
         R = self.m.rank
-        d = nearest_distances(R[np.ix_(query, np.asarray(keep))], R, columns=keep, mask=~inside)
+        d = nearest_distances(
+            R[np.ix_(query, np.asarray(keep))], R, columns=keep, mask=~inside, spare=self.spare
+        )
         if self.m.copies is not None:
             d = np.where(self._copies_outside(p, query, "pattern") > 0, 0.0, d)
         # Most of the other-label rows of a trigger on a common value are natural, and a few
@@ -3250,6 +3281,7 @@ class _Scanner:
             exclude_self=base,
             columns=keep,
             mask=_mask(self.n, ref_idx),
+            spare=self.spare,
         )
         if self.m.copies is not None:  # as in twins: exact copies among every row
             d_b = np.where(self._copies_outside(p, base, "pattern") > 1, 0.0, d_b)
@@ -3281,6 +3313,7 @@ class _Scanner:
             exclude_self=query,
             return_index=True,
             columns=keep,
+            spare=self.spare,
         )
         internal = np.isin(nn, query)
         radius = p.twin_tau
@@ -3369,7 +3402,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     if ctx.base_rate in (0.0, 1.0):
         return None
     sc = _Scanner(ctx, opts)
-    sc.interpolated = find_interpolated(sc.m, sc.y, ctx.random_state, sc.entity)
+    sc.find_interpolated()
     with ctx.progress.stage("trigger scan: candidates", total=2) as st:
         singles = sc.without_leaks(sc.singles())
         st.advance()
