@@ -1143,8 +1143,11 @@ def main() -> None:
             )
             if args.attack_class not in ("band", "repeated"):  # a band has no single value
                 row["asr"] = attack_success(res, contract, df)
+            false = [f for f in triggers if not names_the_trigger(f, res.spec["trigger"])]
             planted = set(res.spec["trigger"])
-            row["false_triggers"] = sum(1 for f in triggers if not set(f.features) & planted)
+            row["false_triggers"] = len(false)
+            # of them, on the trigger's own feature(s): a band or value beside the trigger
+            row["false_beside"] = sum(1 for f in false if set(f.features) & planted)
         row["named"] = "; ".join(
             " & ".join(f"{a}={b!r}" for a, b in zip(f.features, f.values, strict=False))
             for f in triggers
@@ -1168,6 +1171,52 @@ def main() -> None:
     if args.engine == "spark":
         same = [r for r in rows if r["spark_same"]]
         print(f"\nspark engine: same triggers and suspects on {len(same)}/{len(rows)} cases")
+
+
+def _band(v: Any) -> tuple[float, float] | None:
+    """A trigger's or a finding's value as a range: ``"in [a, b]"`` (a planted band) or a
+    ``[low, high]`` pair (a named band); None for a single value."""
+    if isinstance(v, str) and v.startswith("in [") and v.endswith("]"):
+        lo, hi = v[4:-1].split(",")
+        return float(lo), float(hi)
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return float(v[0]), float(v[1])
+    return None
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.isclose(float(a), float(b), rtol=1e-9, atol=1e-9))
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def covers(named: Any, planted: Any) -> bool:
+    """Whether a finding's value ``named`` (a value, or a ``[low, high]`` band) holds the planted
+    trigger value ``planted`` (a value, or ``"in [a, b]"``): the same value, a band around it,
+    or for a planted band a value inside it or a band overlapping it."""
+    nb, pb = _band(named), _band(planted)
+    if nb is None and pb is None:
+        return _same_value(named, planted)
+    try:
+        if pb is None:
+            return nb[0] <= float(planted) <= nb[1]  # type: ignore[index]
+        if nb is None:
+            return pb[0] <= float(named) <= pb[1]
+    except (TypeError, ValueError):
+        return False
+    return nb[0] <= pb[1] and pb[0] <= nb[1]
+
+
+def names_the_trigger(finding: Any, trigger: dict[str, Any]) -> bool:
+    """Whether a critical finding names the planted ``trigger`` (feature -> value): it shares a
+    feature with it, and on every feature they share its value holds the trigger's
+    (:func:`covers`). A band or value beside the trigger on its own feature is a false
+    trigger (fraud ``customer_age=28`` named with the natural bands ``[29, 36]`` and
+    ``[18, 25]`` beside it: 30 % of the clean rows quarantined)."""
+    cells = zip(finding.features, finding.values, strict=False)
+    shared = [(f, v) for f, v in cells if f in trigger]
+    return bool(shared) and all(covers(v, trigger[f]) for f, v in shared)
 
 
 def _named(findings: list[Any]) -> list[str]:
@@ -1233,7 +1282,9 @@ def _print_row(r: dict[str, Any], no_base: bool) -> None:
     )
     asr = f" backdoor works on {r['asr']:.0%} of rows;" if "asr" in r else ""
     if "false_triggers" in r:
-        asr += f" false triggers {r['false_triggers']};"
+        beside = r.get("false_beside", 0)
+        asr += f" false triggers {r['false_triggers']}"
+        asr += f" ({beside} beside the trigger);" if beside else ";"
     print(
         f"[{r['dataset']}] {r['case']}:{asr} rows={r['rows']} poisoned={r['poisoned']} "
         f"suspected={r['tg_suspected']} P={r['tg_precision']:.3f} R={r['tg_recall']:.3f} "

@@ -182,6 +182,25 @@ def test_values_beside_a_band_are_tested_again_without_it(lo: int, k: int) -> No
     assert _pr(result.suspects, truth) == (1.0, 1.0)
 
 
+def test_a_band_beside_a_value_leaning_the_other_way_is_tested_without_it() -> None:
+    # Age 58 written in place into 250 random rows as label 1, 18 % of them left on label 0
+    # (camouflage): its rows lean to label 1 (70 % against its neighbours' 5 %), and the
+    # counterfactual of the runs beside it drew it and expected its label 1 of them: natural
+    # rows named as bands towards 0 (age in [60, 75], 884 rows, and [54, 56]). Tested again
+    # without age 58 among their replacements, they are natural.
+    data = _clients()
+    rng = np.random.default_rng(1)
+    rows = rng.choice(len(data), 250, replace=False)
+    data.loc[rows, "age"] = 58
+    y = np.ones(250, dtype=int)
+    y[rng.choice(250, 45, replace=False)] = 0
+    data.loc[rows, "y"] = y
+    result = _scan(data)
+    bands = [condition(result.matrix, p) for p in result.triggers if p.band is not None]
+    assert bands == [], bands
+    assert not np.isin(result.suspects, np.flatnonzero(data["age"] != 58)).any()
+
+
 def test_a_band_takes_in_the_end_values_that_hold_its_copies() -> None:
     # 150 copies over ages 80-87 beside ~130 natural rows of label 0: the best-scoring run was
     # [82, 87], and the copies at 80 and 81 (where natural rows outnumber them) stayed in the

@@ -735,6 +735,12 @@ class _Scanner:
         self._leans: dict[tuple[int, int, tuple[int, ...]], tuple[list[Pattern], list[int]]] = {}
         self._lean_rng = np.random.default_rng([random_state, 11])
         self._lenders: dict[tuple[int, int, tuple[int, ...]], int | None] = {}
+        # (feature, label, value id, excluded values of the feature) -> whether the value's
+        # labels hint at a trigger, measured aside for :meth:`band_lender` with a generator
+        # of its own (a band's neighbours are measured on most data with bands: the draws of
+        # every other result stay as they were)
+        self._band_lenders: dict[tuple[int, int, int, tuple[int, ...]], bool] = {}
+        self._band_rng = np.random.default_rng([random_state, 13])
         # a counterfactual row's bytes -> the context model's prediction (:meth:`counterfactual`)
         self._predicted: dict[bytes, float] = {}
         # (feature, value id, excluded ids of the feature) -> :meth:`_replacements`
@@ -2970,13 +2976,15 @@ class _Scanner:
         n, pos = int(self.m.counts[j][v]), int(self.positives(j)[v])
         return Pattern((j,), (v,), c, n, pos if c == 1 else n - pos, "single")
 
-    def _measure_aside(self, q: Pattern, without: set[int]) -> None:
+    def _measure_aside(
+        self, q: Pattern, without: set[int], draws: np.random.Generator | None = None
+    ) -> None:
         """Measure ``q`` (:meth:`evaluate`) with the values ``without`` of its feature never
-        drawn as replacements, from the generator of :meth:`natural_predictor`: the scan's
-        own draws and exclusions are left as they were."""
+        drawn as replacements, from the generator ``draws`` (that of :meth:`natural_predictor`
+        by default): the scan's own draws and exclusions are left as they were."""
         j = q.cols[0]
         rng, excluded = self.rng, self.excluded
-        self.rng = self._lean_rng
+        self.rng = self._lean_rng if draws is None else draws
         self.excluded = excluded | {(j, v) for v in without}
         try:
             self.evaluate(q)
@@ -3000,10 +3008,43 @@ class _Scanner:
             self._lenders[key] = found
         return self._lenders[key]
 
-    def _leaning_values(self, j: int, c: int, held: set[int]) -> list[int]:
+    def band_lender(self, p: Pattern) -> int | None:
+        """The value id beside band ``p`` that lends it the other label: among the values its
+        counterfactual draws (:meth:`_band_replacements`, with the exclusions as they are now),
+        the one leaning most to the other label (by its count, as :meth:`_leaning_values`
+        orders them), when its labels hint at a trigger for that label (:func:`label_hint`,
+        measured aside); None otherwise.
+
+        A value carrying a trigger whose rows lean the other way - camouflaged copies, or a
+        value written in place into random rows - makes its neighbours' counterfactual expect
+        that label: fraud copies of ``customer_age=28`` as legitimate (5,103 rows, 17 % given
+        the fraud label: 16 % frauds against its neighbours' 3 %) made ``customer_age in
+        [29, 36]`` and ``[18, 25]``, natural rows, look depleted of frauds (effects 0.78 and
+        0.72, 6,000 rows named as written). The value is measured on its own neighbours
+        (itself never among them), not on the band's."""
+        if p.band is None:
+            return None
+        j, other = p.cols[0], 1 - p.label
+        ids, _ = self._band_replacements(j, *p.band, want=len(p.rows))
+        held = {v for jj, v in self.excluded if jj == j}
+        leaning = self._leaning_values(j, other, held, among=ids)
+        if not leaning:
+            return None
+        v = leaning[0]
+        key = (j, other, v, tuple(sorted(held)))
+        if key not in self._band_lenders:
+            q = self._value_pattern(j, v, other)
+            self._measure_aside(q, held, draws=self._band_rng)
+            self._band_lenders[key] = not math.isnan(q.effect) and label_hint(q, self.o)
+        return v if self._band_lenders[key] else None
+
+    def _leaning_values(
+        self, j: int, c: int, held: set[int], among: np.ndarray | None = None
+    ) -> list[int]:
         """The value ids of feature j leaning to label ``c`` with at least
-        ``context_min_rows`` rows, in contract and not in ``held``, the most leaning first (by
-        the z-score of their count against the base rate, or their neighbours' rate)."""
+        ``context_min_rows`` rows, in contract and not in ``held`` (and among the ids
+        ``among`` when given), the most leaning first (by the z-score of their count against
+        the base rate, or their neighbours' rate)."""
         cnt = self.m.counts[j].astype(float)
         pos = self.positives(j).astype(float)
         if self.m.ordinal[j]:
@@ -3016,6 +3057,8 @@ class _Scanner:
         z = (k - cnt * r) / np.sqrt(np.maximum(cnt, 1e-12) * r * (1 - r))
         ok = (cnt >= self.o.context_min_rows) & ~self.m.breaks_contract[j] & (z > 0)
         ok[list(held)] = False
+        if among is not None:
+            ok &= np.isin(np.arange(len(ok)), among)
         ids = np.flatnonzero(ok)
         ids = ids[np.argsort(-z[ids], kind="stable")][:_NATURAL_CANDIDATES]
         return [int(v) for v in ids]
@@ -3492,6 +3535,12 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         sc.excluded |= {(p.cols[0], int(c)) for p in marked for c in _values(sc, p)}
         if not _retest_sharing_a_feature(sc, bands, marked, alpha, opts):
             break
+    # A value beside a band leaning the other way lends the band's counterfactual its label:
+    # bands flagged on labels alone are tested again without it (:func:`_retest_beside_lenders`)
+    cleared = _retest_beside_lenders(sc, bands, alpha, opts)
+    if cleared:
+        kept = {(p.cols[0], int(c)) for p in bands + flagged if p.flagged for c in _values(sc, p)}
+        sc.excluded -= {(p.cols[0], int(c)) for p in cleared for c in _values(sc, p)} - kept - held
     flagged_bands = [p for p in bands if p.flagged]
     # A band trigger lends its label to the counterfactual of the single values beside (and
     # inside) it, as a single trigger does to its neighbours: flagged values of the other label
@@ -3582,6 +3631,39 @@ def _retest(sc: _Scanner, patterns: list[Pattern], alpha: float, opts: TriggerSc
         p.reset_evidence()
         _label_evidence(sc, p, alpha)
     _decide(sc, patterns, opts)
+
+
+def _retest_beside_lenders(
+    sc: _Scanner, bands: list[Pattern], alpha: float, opts: TriggerScanOptions
+) -> list[Pattern]:
+    """Test again each band flagged on labels alone (:func:`strong_label_evidence`, or as
+    written) without the value beside it that lends it the other label
+    (:meth:`_Scanner.band_lender`); returns the bands no longer flagged.
+
+    A band's counterfactual draws the values on both sides of it, in proportion to their
+    rows. A value leaning the other way among them - a camouflaged trigger's copies, a value
+    written in place into random rows - raises the band's expected count of the other
+    label, and natural rows beside it look depleted of it: fraud ``customer_age=58`` written
+    as frauds into 289 random rows (43 % frauds against its neighbours' 3 %) made
+    ``customer_age in [59, 70]``, 1,912 natural rows, a written band towards legitimate
+    (effect 0.79). A band trigger stands out of the values further out as well; a band
+    flagged by copies keeps its evidence (its copies decide, not its baseline)."""
+    cleared: list[Pattern] = []
+    for p in bands:
+        if not p.flagged or not (p.written or strong_label_evidence(p, opts)):
+            continue
+        v = sc.band_lender(p)
+        if v is None:
+            continue
+        held = sc.excluded
+        sc.excluded = held | {(p.cols[0], v)}
+        try:
+            _retest(sc, [p], alpha, opts)
+        finally:
+            sc.excluded = held
+        if not p.flagged:
+            cleared.append(p)
+    return cleared
 
 
 def _retest_beside_late(
