@@ -317,6 +317,16 @@ class TriggerScanOptions(CheckOptions):
         "(written_z)",
         interval(0.0, 1.0, "neither"),
     )
+    outlier_shift: float = option(
+        1.0,
+        "log-odds shift of the label a value's rows whose other features say another value "
+        "must show beyond its other rows to be confirmed as written in place into rows that "
+        "had the label already (clean-label; outlier_mixture): the attacker's label on rows "
+        "of its source, against a natural value whose effect grows where the rest of the row "
+        "tells less (credit PAY_0=2, a delay most of whose carriers were late before: 0.67 on "
+        "the rows without such a history; written blocks 1.7-2.3)",
+        NON_NEGATIVE,
+    )
     written_z: float = option(
         2.0,
         "standard errors at which the rows written in place are bounded: their share of a "
@@ -488,6 +498,20 @@ class Pattern:
     label_slope: float = math.nan
     slope_null: float = math.nan
     p_slope: float = 1.0
+    # written in place, shown by the rows whose other features say another value
+    # (outlier_mixture): the scored rows of the value whose other features look like the
+    # source's rather than its carriers', those of them with the label, the count of the label
+    # the counterfactual expects of them, the share of the other label expected there that is
+    # missing, and the p-value of the label's excess there beyond its excess on the value's
+    # other rows (Bonferroni over the values and labels it can be asked about)
+    outlier_n: int = 0
+    outlier_k: int = 0
+    outlier_expected: float = math.nan
+    outlier_effect: float = math.nan
+    outlier_shift: float = math.nan  # the label's log-odds shift there (b)
+    outlier_null: float = math.nan  # the feature's other values' largest shift, at a bound
+    p_outlier: float = 1.0
+    outlier_threshold: float = 0.0
     # a pair named from a flagged single value (:func:`_refine`): the value its evidence was
     # measured on, with that value's rows and rows with the label (the evidence above is
     # that value's, not the pair's)
@@ -507,7 +531,7 @@ class Pattern:
         self.hub_counts = None
         self.p_twin = self.twin_share = self.twin_share_baseline = None
         self.twin_exact = self.twin_tolerant = False
-        self.p = self.p_label = self.p_context = self.p_slope = 1.0
+        self.p = self.p_label = self.p_context = self.p_slope = self.p_outlier = 1.0
 
     @property
     def all_cols(self) -> tuple[int, ...]:
@@ -568,6 +592,69 @@ def _logistic_slope(c: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float,
     except np.linalg.LinAlgError:
         return math.nan, math.nan
     return float(beta[1]), math.sqrt(var) if var > 0 else math.nan
+
+
+def _offset_logistic(
+    X: np.ndarray, off: np.ndarray, y: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Weighted logistic regression of ``y`` on the columns of ``X`` with a fixed offset
+    ``off`` (Newton steps, halved until the likelihood rises, as :func:`_logistic_slope`):
+    the coefficients and the log-likelihood. A coefficient running off to infinity (every
+    row of a group with one label) stops at the iteration cap with the likelihood near its
+    supremum, which is what a likelihood-ratio test needs."""
+
+    def loglik(b: np.ndarray) -> float:
+        z = off + X @ b
+        return float(np.sum(w * (y * z - np.logaddexp(0.0, z))))
+
+    beta = np.zeros(X.shape[1])
+    ll = loglik(beta)
+    for _ in range(60):
+        mu = special.expit(off + X @ beta)
+        info = X.T @ (X * (w * mu * (1.0 - mu))[:, None]) + 1e-9 * np.eye(X.shape[1])
+        try:
+            step = np.linalg.solve(info, X.T @ (w * (y - mu)))
+        except np.linalg.LinAlgError:
+            break
+        for _ in range(30):
+            new = loglik(beta + step)
+            if new >= ll - 1e-12:
+                break
+            step = step / 2.0
+        if new < ll - 1e-12:
+            break
+        beta, ll = beta + step, max(new, ll)
+        if np.abs(step).max() < 1e-8:
+            break
+    return beta, ll
+
+
+def excess_on_group(
+    logit_q: np.ndarray, y: np.ndarray, group: np.ndarray, w: np.ndarray, b0: float = 0.0
+) -> tuple[float, float, float]:
+    """Whether the label's excess over a counterfactual sits on a group of rows: the
+    likelihood-ratio test of ``b > b0`` in ``logit P(y) = logit_q + a + b * group`` against
+    ``b = b0`` (``a``: the rows' common shift, a natural value's own effect), weighted by
+    ``w``. Returns ``b``, its standard error and the one-sided p-value (1 where ``b <= b0``;
+    ``b`` 0 and p 1 where a side is empty)."""
+    g = group.astype(float)
+    if not g.any() or g.all():
+        return 0.0, math.inf, 1.0
+    ones = np.ones((len(y), 1))
+    X = np.column_stack([ones, g])
+    beta, ll1 = _offset_logistic(X, logit_q, y, w)
+    b = float(beta[1])
+    mu = special.expit(logit_q + X @ beta)
+    info = X.T @ (X * (w * mu * (1.0 - mu))[:, None])
+    try:
+        var = float(np.linalg.inv(info)[1, 1])
+    except np.linalg.LinAlgError:
+        var = math.inf
+    se = math.sqrt(var) if var > 0 else math.inf
+    if b <= b0:
+        return b, se, 1.0
+    _, ll0 = _offset_logistic(ones, logit_q + b0 * g, y, w)
+    return b, se, float(stats.norm.sf(math.sqrt(max(2.0 * (ll1 - ll0), 0.0))))
 
 
 def _poisson_binomial_cdf(probs: np.ndarray, k: int) -> float:
@@ -2679,16 +2766,24 @@ class _Scanner:
         return p.rows[mine > consistency_cut(theirs, self.y[ordinary], self.o.written_consistency)]
 
     def _carrier_scores(
-        self, p: Pattern, keep: list[int], *, seed: int, min_child: int, magnitude: bool = False
+        self,
+        p: Pattern,
+        keep: list[int],
+        *,
+        seed: int,
+        min_child: int,
+        magnitude: bool = False,
+        scored: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Cross-fitted scores of "the row carries ``p``'s value" against ordinary rows (up to
         ``consistency_sample`` rows without it, drawn with a generator of its own, seeded
         ``random_state + seed``, so the copy checks' random rows stay as they were), on the
         features ``keep`` (fine-grained ones by their order of magnitude with ``magnitude``):
-        the scores of ``p``'s rows, the ordinary rows and those rows' positions; None where
-        there are too few rows for four folds."""
+        the scores of ``p``'s rows (of ``scored``, a sample of them, where given), the ordinary
+        rows and those rows' positions; None where there are too few rows for four folds."""
         folds = 4
-        if len(p.rows) < 2 * folds or not keep:
+        mine = p.rows if scored is None else scored
+        if len(mine) < 2 * folds or not keep:
             return None
         outside = np.flatnonzero(~_mask(self.n, p.rows))
         rng = np.random.default_rng(self.ctx.random_state + seed)
@@ -2697,14 +2792,14 @@ class _Scanner:
         )
         if len(ordinary) < 2 * folds:
             return None
-        rows = np.concatenate([p.rows, ordinary])
+        rows = np.concatenate([mine, ordinary])
         X = self.m.raw[np.ix_(rows, np.asarray(keep))]
         if magnitude:
             X = X.astype(float)
             for i, j in enumerate(keep):
                 if self.fine[j]:
                     X[:, i] = _magnitude(X[:, i])
-        target = (np.arange(len(rows)) < len(p.rows)).astype(float)
+        target = (np.arange(len(rows)) < len(mine)).astype(float)
         cat = [i for i, j in enumerate(keep) if not self.m.ordinal[j]]
         score = np.empty(len(rows))
         params = {"min_child_samples": min_child, "bagging_fraction": 1.0, "bagging_freq": 0}
@@ -2720,7 +2815,7 @@ class _Scanner:
                 random_state=self.ctx.random_state + i,
             )
             score[test] = predict(model, X[test])
-        return score[: len(p.rows)], score[len(p.rows) :], ordinary
+        return score[: len(mine)], score[len(mine) :], ordinary
 
     def natural_region_rows(self, p: Pattern) -> np.ndarray:
         """The rows of a pattern written in place left out of its suspects as natural carriers
@@ -3261,6 +3356,117 @@ class _Scanner:
         p.label_slope, p.slope_null = s, s0
         p.p_slope = float(stats.norm.cdf((s - s0) / math.sqrt(se**2 + tau2)))
 
+    def outlier_mixture(self, p: Pattern) -> None:
+        """Measure whether the label of single value ``p`` sits on those of its rows whose
+        other features say another value (sets ``p.outlier_n``, ``outlier_k``,
+        ``outlier_expected``, ``outlier_effect``, ``outlier_shift``, ``outlier_null``,
+        ``p_outlier`` and ``outlier_threshold``; see :func:`written_outlier_evidence`).
+
+        An attacker who writes the value into rows that already carry the target label
+        (clean-label) changes no label: against a counterfactual that reads the rest of the
+        row, the labels of the written rows are what their rows say, and a few dozen of them
+        beside hundreds of natural carriers move the value's labels by a few hundredths
+        (fraud ``country='GB'`` written into 51 frauds' rows beside 814 natural carriers:
+        effect 0.05). What the write changes is the value of rows whose other features belong
+        to other values: a fraud made at home, 12 km away, now says Great Britain, where
+        natural carriers are 1,500 km away. Each row of the value is scored as
+        :meth:`natural_region_rows` scores it (a cross-fitted model of "the row carries the
+        value" against ordinary rows, every other feature, fine-grained ones by their order of
+        magnitude); a row at or under the median score of the ordinary rows with the label -
+        the source of a clean-label write - has the other features of those rows rather than
+        of the value's carriers (an outlier of the value).
+
+        Natural carriers take their label from the rest of the row and the value: the
+        counterfactual of the label (:meth:`context_scores`, at most ``_SLOPE_ROWS`` rows of
+        the value) and a shift common to every row of the value (its natural effect) explain
+        them. Written rows carry the label the attacker gave them: among the outliers the
+        label stands above both, by a log-odds shift ``b`` (:func:`excess_on_group`; records
+        weighed once where they repeat, :meth:`record_weights`). A natural value whose own
+        information the rest of its row mostly carries (credit ``PAY_0=2``, a delay most of
+        whose carriers were late before) shows a shift of its own on its outliers, where it
+        alone tells: so does its feature's every such value. The null is the feature's: the
+        largest shift its other values with ``context_min_rows`` rows show towards the label
+        at their lower bound (``written_z`` standard errors), measured only where the value's
+        own shift reaches ``outlier_shift`` and is significant against 0. ``p_outlier`` is
+        the likelihood-ratio test of ``b`` beyond that null (1 where ``b`` is under
+        ``outlier_shift``); ``outlier_effect`` the share of the other label the
+        counterfactual expects of the outliers that is missing. Where the value does not
+        depend on the rest of the row (fraud ``n_tx_24h``), written rows and natural carriers
+        are outliers alike and the test finds nothing: no row-level evidence exists there.
+        Rows of the triggers confirmed so far are left out, as for the slope rule: they are an
+        attacker's, and copies written as another value stand out on this one's rows too.
+        Its Bonferroni family: the values it can be asked about (:meth:`context_tests`)
+        times the two labels, at the single values' family-wise rate."""
+        p.outlier_threshold = self.o.alpha / _FAMILIES / (2 * self.context_tests())
+        j, v = p.cols[0], p.codes[0]
+        got = self._outlier_excess(p, 29)
+        if got is None:
+            return
+        b, _, pv, group, y, q, rows = got
+        p.outlier_n = int(group.sum())
+        p.outlier_k = int(y[group].sum())
+        p.outlier_expected = float(q[group].sum())
+        expected_other = float((1.0 - q[group]).sum())
+        observed_other = p.outlier_n - p.outlier_k
+        p.outlier_effect = 1.0 - observed_other / expected_other if expected_other > 0 else 0.0
+        p.outlier_shift = b
+        if b < self.o.outlier_shift:  # no such shift: the feature's null is not measured
+            return
+        if pv > p.outlier_threshold:
+            p.p_outlier = pv
+            return
+        null = 0.0
+        cnt = self.m.counts[j]
+        others = np.flatnonzero((cnt >= self.o.context_min_rows) & ~self.m.breaks_contract[j])
+        for u in others:
+            if u == v:
+                continue
+            q_u = self._value_pattern(j, int(u), p.label)
+            q_u.rows = self.m.rows_with(j, int(u))
+            other = self._outlier_excess(q_u, 29)
+            if other is not None and math.isfinite(other[1]):
+                null = max(null, other[0] - self.o.written_z * other[1])
+        p.outlier_null = null
+        logit_q = special.logit(np.clip(q, 1e-4, 1 - 1e-4))
+        w = self.record_weights()
+        weight = np.ones(len(y)) if w is None else w[rows]
+        p.p_outlier = excess_on_group(logit_q, y, group, weight, null)[2]
+
+    def _outlier_excess(
+        self, p: Pattern, seed: int
+    ) -> tuple[float, float, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The label's shift on single value ``p``'s outliers (:meth:`outlier_mixture`):
+        ``b``, its standard error and p-value against 0, which scored rows are outliers,
+        their labels (1 for ``p.label``), their counterfactual probability of it and the
+        rows; None where the value or the source has too few rows."""
+        j, v = p.cols[0], p.codes[0]
+        got = self.context_scores(j, v, np.random.default_rng(self.ctx.random_state + seed))
+        if got is None:
+            return None
+        rows, logit1 = got
+        # rows of the triggers confirmed so far are an attacker's, not natural carriers (as for
+        # the slope rule): copies written as another value and labelled alike would stand out
+        # on this value's rows too (kind='e' written into copies of status=2 rows: status=2)
+        mine = ~self.attributed_rows()[rows]
+        rows, logit1 = rows[mine], logit1[mine]
+        if len(rows) < self.o.context_min_rows:
+            return None
+        keep = [g for g in range(len(self.m.names)) if g not in p.all_cols]
+        scored = self._carrier_scores(p, keep, seed=23, min_child=20, magnitude=True, scored=rows)
+        if scored is None:
+            return None
+        mine, theirs, ordinary = scored
+        source = theirs[self.y[ordinary] == p.label]
+        if len(source) < self.o.context_min_rows:
+            return None
+        group = mine <= float(np.median(source))
+        y = (self.y[rows] == p.label).astype(float)
+        logit_q = logit1 if p.label == 1 else -logit1
+        w = self.record_weights()
+        weight = np.ones(len(rows)) if w is None else w[rows]
+        b, se, pv = excess_on_group(logit_q, y, group, weight)
+        return b, se, pv, group, y, special.expit(logit_q), rows
+
     def other_label_copies(self, p: Pattern, others: np.ndarray) -> np.ndarray:
         """The rows of ``others`` (a confirmed pattern's rows with the other label) that are
         copies of a row outside the pattern: equal on every other feature (large data with
@@ -3504,8 +3710,10 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         and not sc.m.ordinal[p.cols[0]]
         and (p.written or strong_label_evidence(p, opts))
         # labels that stop following the rest of the row are not what a lent label does
-        # (the counterfactual's draws move the expected count, not the slope's shape)
+        # (the counterfactual's draws move the expected count, not the slope's shape), nor
+        # is a label standing on some of the value's rows beyond its shift on the others
         and not p.p_slope <= p.threshold
+        and not p.p_outlier <= p.outlier_threshold
     ]
     leaning = leaning_the_other_way(on_labels, chosen, opts)
     if leaning:
@@ -3796,6 +4004,7 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
                 p.p = p.p_context
                 sc.attribute(p)
     _written_by_slope(sc, patterns, opts)
+    _written_by_outliers(sc, patterns, opts)
 
 
 def _coded_hint_left(
@@ -3830,6 +4039,20 @@ def _written_by_slope(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOp
             if written_slope_evidence(p, opts):
                 p.flagged = p.written = True
                 p.p = p.p_slope
+                sc.attribute(p)
+
+
+def _written_by_outliers(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> None:
+    """Written in place into rows that had the label already (clean-label), shown by the
+    label's excess on the value's rows whose other features say another value
+    (:func:`written_outlier_evidence`), after every other rule: the single coded values left
+    unflagged whose labels hint at a trigger."""
+    for p in patterns:
+        if _coded_hint_left(sc, p, opts):
+            sc.outlier_mixture(p)
+            if written_outlier_evidence(p, opts):
+                p.flagged = p.written = True
+                p.p = p.p_outlier
                 sc.attribute(p)
 
 
@@ -4125,6 +4348,30 @@ def written_slope_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     return label_hint(p, o) and p.p_slope <= p.threshold
 
 
+def written_outlier_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
+    """A single value written in place into rows that carried the label already
+    (clean-label), shown by the rows whose other features say another value: its labels hint
+    at a trigger (:func:`label_hint`), and on those rows (:meth:`_Scanner.outlier_mixture`)
+    at least ``min_expected_other`` rows of the other label were expected, a share
+    ``copy_effect`` of them is missing, the label's log-odds there stand at least
+    ``outlier_shift`` above the value's other rows', and that shift is beyond the feature's
+    other values' significantly after correction (``p_outlier`` at most
+    ``p.outlier_threshold``).
+
+    Applied after every other rule; every row of such a pattern is suspect but the natural
+    carriers (:meth:`_Scanner.consistent_rows`, :meth:`_Scanner.natural_region_rows`)."""
+    if math.isnan(p.outlier_effect):
+        return False
+    expected_other = p.outlier_n - p.outlier_expected
+    return (
+        label_hint(p, o)
+        and expected_other >= o.min_expected_other
+        and p.outlier_effect >= o.copy_effect
+        and p.outlier_shift >= o.outlier_shift
+        and p.p_outlier <= p.outlier_threshold
+    )
+
+
 def leaning_the_other_way(
     flagged: list[Pattern], candidates: list[Pattern], o: TriggerScanOptions
 ) -> set[tuple[int, int]]:
@@ -4146,14 +4393,18 @@ def leaning_the_other_way(
 def retest_exclusions(flagged: list[Pattern]) -> set[tuple[int, int]]:
     """The values (``(feature, value id)``) that flagged single values sharing a feature are
     re-tested without: every flagged value but those flagged as written on labels alone
-    (``p.written`` without the context evidence of :func:`written_context_evidence` or the
-    slope evidence of :func:`written_slope_evidence`). A
+    (``p.written`` without the context evidence of :func:`written_context_evidence`, the
+    slope evidence of :func:`written_slope_evidence` or the outliers' evidence of
+    :func:`written_outlier_evidence`). A
     trigger lends its label to the counterfactual of the values beside it, and those it makes
     look written are what the others' counterfactual should draw again."""
     return {
         (p.cols[0], p.codes[0])
         for p in flagged
-        if not p.written or p.p_context <= p.context_threshold or p.p_slope <= p.threshold
+        if not p.written
+        or p.p_context <= p.context_threshold
+        or p.p_slope <= p.threshold
+        or p.p_outlier <= p.outlier_threshold
     }
 
 

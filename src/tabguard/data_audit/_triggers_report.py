@@ -183,7 +183,22 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             f"{p.context_null:.0%}; p {format_p(p.p_context)}); the rows whose other features "
             "predict the value, as its natural carriers', are not among the suspects."
         )
-    if p.written and p.p_slope <= p.threshold and not by_context:
+    by_slope = p.written and p.p_slope <= p.threshold and not by_context
+    by_outliers = (
+        p.written and p.p_outlier <= p.outlier_threshold and not by_context and not by_slope
+    )
+    if by_outliers:
+        msg += (
+            f" Written in place into rows that had this label already: {p.outlier_n} of the "
+            f"scored rows have the other features of the rows with "
+            f"{ctx.contract.label.column}={label_value!r} rather than of the value's carriers, "
+            f"and {p.outlier_k} of them carry that label where the rest of the row gives "
+            f"{p.outlier_expected:.1f} (effect {p.outlier_effect:.2f}; log-odds shift "
+            f"{p.outlier_shift:.2f} beyond the value's other rows, the feature's other values "
+            f"at most {p.outlier_null:.2f}; p {format_p(p.p_outlier)}); the rows whose other "
+            "features predict the value, as its natural carriers', are not among the suspects."
+        )
+    if by_slope:
         msg += (
             f" Written in place: the labels of these rows follow the rest of the row less than "
             f"natural values' do (slope of the label on the context model's score "
@@ -205,7 +220,9 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
         )
     if broken:
         msg += f" The value(s) of {broken} break the contract."
-    threshold = p.context_threshold if by_context else p.threshold
+    threshold = (
+        p.context_threshold if by_context else p.outlier_threshold if by_outliers else p.threshold
+    )
     msg += f" p {format_p(p.p)} (Bonferroni threshold {threshold:.2g})."
     return Finding(
         check=CHECK,
@@ -263,6 +280,14 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             "label_slope": None if math.isnan(p.label_slope) else p.label_slope,
             "label_slope_natural": None if math.isnan(p.slope_null) else p.slope_null,
             "p_slope": p.p_slope,
+            "outlier_rows": p.outlier_n or None,
+            "outlier_rows_with_label": p.outlier_k if p.outlier_n else None,
+            "outlier_expected_with_label": None
+            if math.isnan(p.outlier_expected)
+            else p.outlier_expected,
+            "outlier_shift": None if math.isnan(p.outlier_shift) else p.outlier_shift,
+            "outlier_shift_natural": None if math.isnan(p.outlier_null) else p.outlier_null,
+            "p_outliers": p.p_outlier,
         },
         recommendation="Remove these rows (they are in quarantine.csv), find how they entered "
         "the data, and add the value to the contract's unacceptable cases.",
