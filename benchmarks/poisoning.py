@@ -29,7 +29,9 @@ work on a sample (every candidate pattern's rows, then random ones).
 (the trigger is any value of a rare band of 8 values), ``natural`` (the trigger value occurs
 naturally, mostly with the other label), ``camouflage`` (10-20 % of the trigger's rows keep the
 other label), ``inplace`` (a legal value of a coded feature written in place into 2-10 % of the
-rows of a source population, often the target label's own: clean-label; 10-20 % camouflaged),
+rows of a source population, often the target label's own: clean-label; 10-20 % camouflaged;
+each case also prints whether an oracle told the value could detect the write, from models of
+its own, :func:`inplace_oracle`),
 ``repeated`` (the seed-like attack planted into data whose records repeat:
 bootstrap resampling, upsampling, panel data with an ``entity`` column; ``--rows`` sets the size).
 """
@@ -691,6 +693,244 @@ def identifiable(res: PoisonResult, clean: pd.DataFrame) -> dict[str, Any] | Non
     }
 
 
+#: what the oracle of :func:`inplace_oracle` needs: a label test one-sided at this level (one
+#: value, told), and a row-level shift of at least this log-odds at this level
+ORACLE_P = 1e-3
+ORACLE_SHIFT = 1.0
+
+
+#: the largest natural effect of a coded value of a clean data set, per data set and label
+_NATURAL_EFFECTS: dict[tuple[int, str], float] = {}
+
+
+def inplace_oracle(res: PoisonResult, c: Contract, clean: pd.DataFrame) -> dict[str, Any] | None:
+    """Whether an oracle told the value written in place could detect the write, computed
+    here with models of its own (LightGBM, scipy), independent of the detector; None for
+    other cases (a trigger of more than one value, a case with no recorded sources).
+
+    Three kinds of evidence exist for a value written into rows of a source population:
+
+    * **labels**: the value's rows carry the target label beyond what the rest of their row
+      gives (a model of the label without the value's feature, cross-fitted), by more than
+      every value of every coded feature does on the clean data (each against a model
+      without its feature: a natural value can have any effect the data's values show) and
+      significantly (one-sided, ``ORACLE_P``). A clean-label write changes no label: its
+      rows' labels are what their rows say.
+    * **rows**: the written rows' other features are their source's, not the value's natural
+      carriers'. A model of "the row carries the value" (cross-fitted against 20,000 other
+      rows, every other feature, amounts by their order of magnitude) puts a row of the value
+      among the source's rows when it scores at or under the median of the rows with the
+      target label; the label's log-odds shift on those rows beyond the value's other rows
+      (a logistic fit with the label model as offset: the value's own effect is the common
+      shift) must reach ``ORACLE_SHIFT`` with a one-sided likelihood-ratio p-value of at
+      most ``ORACLE_P``. Where the value does not depend on the rest of the row the written
+      rows look like natural carriers and no row-level test can tell them.
+    * **context**: the share of the value's rows whose other features are the source's (at
+      or under the median of the source's rows - every row, or either label's - in a model
+      of the feature from the rest of the row, cross-fitted, one class per value of 30 rows
+      or more) beyond the largest
+      share the feature's other values show, ``r0``: the written share
+      ``w = (r - r0) / (1 - r0)`` must reach 0.5 and ``r`` exceed ``r0`` significantly
+      (binomial, ``ORACLE_P``). This is what a write into many
+      rows of a value that sits in a context of its own leaves, whatever the labels.
+
+    Each is measured towards the target and towards the other label (a write to the majority
+    label shows in its camouflaged rows, whose other label stands beyond their rows), the
+    stronger reported. Returns the figures of both (``effect``, ``natural_max``,
+    ``p_labels``, ``shift``, ``p_rows`` and their directions; ``separation``: the AUC of the
+    carrier model's score of natural carriers over written rows, 0.5 where the rest of the
+    row tells nothing), the verdicts ``labels`` and ``rows``, and the counts of written and
+    natural rows of the value."""
+    import lightgbm as lgb
+    from scipy import optimize, stats
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    trig = res.spec.get("trigger") or {}
+    if len(trig) != 1 or res.spec.get("mode") != "replace":
+        return None
+    oracle = identifiable(res, clean)
+    if oracle is None:
+        return None
+    ((f, v),) = trig.items()
+    label = c.label.column
+    data = res.data
+    t = res.spec["target"]
+    params = {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": 0}
+
+    def codes(df: pd.DataFrame, cols: list[str], magnitude: bool = False) -> np.ndarray:
+        X = _features(df, c)[cols].to_numpy(dtype=float)
+        if magnitude:
+            for i, g in enumerate(cols):
+                if c.features[g].type not in ("category", "boolean") and clean[g].nunique() > 20:
+                    x = X[:, i]
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        X[:, i] = np.where(
+                            x == 0, 0.0, np.sign(x) * np.floor(np.log10(np.abs(x)) + 0.5)
+                        )
+        return X
+
+    def crossfit(X: np.ndarray, y: np.ndarray, folds: int, **extra: Any) -> np.ndarray:
+        out = np.empty(len(y))
+        for tr, te in StratifiedKFold(folds, shuffle=True, random_state=0).split(X, y):
+            model = lgb.train({**params, **extra}, lgb.Dataset(X[tr], y[tr]), 100)
+            out[te] = model.predict(X[te])
+        return np.clip(out, 1e-4, 1 - 1e-4)
+
+    rest = [g for g in c.model_features() if g != f]
+
+    def has(df: pd.DataFrame) -> np.ndarray:
+        col = df[f]
+        return (
+            (col.astype(str) == str(v)).to_numpy() if col.dtype == object else (col == v).to_numpy()
+        )
+
+    # labels: the effect on the poisoned data, and the feature's natural effects on the clean data
+    y = (data[label] == t).to_numpy().astype(int)
+    q = crossfit(codes(data, rest), y, 3)
+    mine = np.flatnonzero(has(data))
+
+    def effect(qq: np.ndarray, yy: np.ndarray, rows: np.ndarray) -> tuple[float, float]:
+        other = 1 - qq[rows]
+        obs, exp = float((yy[rows] == 0).sum()), float(other.sum())
+        z = (exp - obs) / max(float(np.sqrt((other * (1 - other)).sum())), 1e-9)
+        return (1 - obs / exp if exp > 0 else 0.0), float(stats.norm.sf(z))
+
+    # per direction: towards the target (the write) and towards the other label (a write to
+    # the majority label whose camouflaged rows carry the other label beyond their rows)
+    directions = [(q, y, str(t)), (1 - q, 1 - y, f"not {t}")]
+    best_labels: tuple[float, float, float, str] | None = None
+    for qq, yy, name in directions:
+        e, pv = effect(qq, yy, mine)
+        key = (id(clean), name)
+        if key not in _NATURAL_EFFECTS:
+            # every coded feature's values on the clean data, each against a model without it
+            yc = (clean[label] == t).to_numpy().astype(int)
+            yc = yc if name == str(t) else 1 - yc
+            found = []
+            for g in c.model_features():
+                if c.features[g].type != "category" and clean[g].nunique() > 20:
+                    continue
+                others = [h for h in c.model_features() if h != g]
+                qc = crossfit(codes(clean, others), yc, 3)
+                found += [
+                    effect(qc, yc, np.asarray(r))[0]
+                    for r in clean.groupby(g).indices.values()
+                    if len(r) >= 30
+                ]
+            _NATURAL_EFFECTS[key] = max(found) if found else float("nan")
+        margin = e - _NATURAL_EFFECTS[key]
+        if best_labels is None or margin > best_labels[0] - best_labels[1]:
+            best_labels = (e, _NATURAL_EFFECTS[key], pv, name)
+    assert best_labels is not None
+    e, natural_max, p_labels, label_dir = best_labels
+    labels_ok = e > natural_max and p_labels <= ORACLE_P
+    # rows: the carrier model, its outliers (among the rows with the target label's context,
+    # the source of a clean-label write) and the label's shift there, either way
+    rng = np.random.default_rng(0)
+    outside = np.flatnonzero(~has(data))
+    ordinary = np.sort(rng.choice(outside, min(20_000, len(outside)), replace=False))
+    rows = np.concatenate([mine, ordinary])
+    target = (np.arange(len(rows)) < len(mine)).astype(int)
+    score = crossfit(codes(data, rest, magnitude=True)[rows], target, 4, min_child_samples=20)
+    s_mine, s_ord = score[: len(mine)], score[len(mine) :]
+    group = (s_mine <= float(np.median(s_ord[y[ordinary] == 1]))).astype(float)
+    written = np.isin(mine, oracle["truth"])
+    sep = (
+        float(roc_auc_score(~written, s_mine)) if 0 < written.sum() < len(written) else float("nan")
+    )
+    shift, p_rows, row_dir = 0.0, 1.0, str(t)
+    for qq, yy_all, name in directions:
+        off, yy = np.log(qq[mine] / (1 - qq[mine])), yy_all[mine]
+
+        def nll(
+            beta: np.ndarray, with_b: bool, off: np.ndarray = off, yy: np.ndarray = yy
+        ) -> float:
+            eta = off + beta[0] + (beta[1] * group if with_b else 0.0)
+            return float(-np.sum(yy * eta - np.logaddexp(0.0, eta)))
+
+        if not 0 < group.sum() < len(group):
+            break
+        r0 = optimize.minimize(nll, [0.0, 0.0], args=(False,), method="BFGS")
+        r1 = optimize.minimize(nll, [0.0, 0.0], args=(True,), method="BFGS")
+        b = float(r1.x[1])
+        pv = float(stats.norm.sf(np.sqrt(max(2.0 * (r0.fun - r1.fun), 0.0)))) if b > 0 else 1.0
+        if b > shift:
+            shift, p_rows, row_dir = b, pv, name
+    rows_ok = shift >= ORACLE_SHIFT and p_rows <= ORACLE_P
+    # context: the share of the value's rows whose other features are a source's against the
+    # feature's other values (one model of the feature from the rest of the row, cross-fitted,
+    # every value of at least 30 rows a class)
+    col = data[f].astype(str).to_numpy()
+    counts = pd.Series(col).value_counts()
+    held = [u for u in counts.index if counts[u] >= 30]
+    if str(v) not in held:
+        held.append(str(v))
+    cls = np.array([held.index(u) if u in held else len(held) for u in col])
+    Xc = codes(data, rest, magnitude=True)
+    prob = np.zeros((len(col), len(held) + 1))
+    for tr, te in StratifiedKFold(3, shuffle=True, random_state=0).split(Xc, cls):
+        tr = tr if len(tr) <= 10_000 else rng.choice(tr, 10_000, replace=False)
+        model = lgb.train(
+            {**params, "objective": "multiclass", "num_class": len(held) + 1},
+            lgb.Dataset(Xc[tr], cls[tr]),
+            50,
+        )
+        prob[te] = model.predict(Xc[te])
+    # the source: every row, or the rows of either label (not known to the oracle)
+    best_context = (-np.inf, 0.0, 1.0, 1.0)  # w at a bound (to choose the source), w, r0, p
+    for source in (np.ones(len(y), dtype=bool), y == 1, y == 0):
+        shares = {}
+        for i, u in enumerate(held):
+            carriers = cls == i
+            ref = prob[source & ~carriers, i]
+            if len(ref) < 30:
+                continue
+            cut = float(np.median(ref))
+            k_u = int(np.sum(prob[carriers, i] <= cut))
+            shares[u] = (k_u, int(carriers.sum()), float(np.mean(ref <= cut)))
+        if str(v) not in shares or len(shares) < 2:
+            continue
+        k_v, n_v, frac_v = shares[str(v)]
+        r0 = min(
+            max(
+                (k + 1.0) / (n + 2.0) / max(fr, 1e-12)
+                for u, (k, n, fr) in shares.items()
+                if u != str(v)
+            ),
+            1.0,
+        )
+        if r0 >= 1.0:
+            continue
+        got = k_v / n_v
+        w = (got / max(frac_v, 1e-12) - r0) / (1.0 - r0)
+        w_low = w - 2.0 * np.sqrt(got * (1 - got) / n_v) / max(frac_v * (1.0 - r0), 1e-12)
+        pv = float(stats.binom.sf(k_v - 1, n_v, min(r0 * frac_v, 1.0)))
+        if w_low > best_context[0]:
+            best_context = (w_low, w, r0, pv)
+    w_low, w, r0, p_context = best_context
+    context_ok = bool(w >= 0.5 and p_context <= ORACLE_P)
+    return {
+        "feature": f,
+        "written": int(written.sum()),
+        "natural": int((~written).sum()),
+        "effect": e,
+        "natural_max": natural_max,
+        "p_labels": p_labels,
+        "labels_towards": label_dir,
+        "labels": bool(labels_ok),
+        "shift": shift,
+        "p_rows": p_rows,
+        "rows_towards": row_dir,
+        "separation": sep,
+        "rows": bool(rows_ok),
+        "context_written": float(w),
+        "context_null": float(r0),
+        "p_context": p_context,
+        "context": context_ok,
+    }
+
+
 def matched_score(suspects: np.ndarray, oracle: dict[str, Any]) -> tuple[float, float]:
     """Precision and recall against the identifiable truth of :func:`identifiable`: a twin
     copy is found when it or its original is suspected (at most one find per copy), and the
@@ -1143,6 +1383,8 @@ def main() -> None:
             )
             if args.attack_class not in ("band", "repeated"):  # a band has no single value
                 row["asr"] = attack_success(res, contract, df)
+            if args.attack_class == "inplace":
+                row["oracle"] = inplace_oracle(res, contract, df)
             false = [f for f in triggers if not names_the_trigger(f, res.spec["trigger"])]
             planted = set(res.spec["trigger"])
             row["false_triggers"] = len(false)
@@ -1299,6 +1541,27 @@ def _print_row(r: dict[str, Any], no_base: bool) -> None:
             f"matched P={r['id_precision']:.3f} R={r['id_recall']:.3f}",
             flush=True,
         )
+    if r.get("oracle"):
+        o = r["oracle"]
+        clean_label = "(clean-label) " if "source target" in r["case"] else ""
+        print(
+            f"    oracle told the value {clean_label}({o['written']} rows written beside "
+            f"{o['natural']} natural): labels {'yes' if o['labels'] else 'no'} (towards "
+            f"{o['labels_towards']}: effect {o['effect']:.2f}, natural values up to "
+            f"{o['natural_max']:.2f}, p {o['p_labels']:.1e}); rows "
+            f"{'yes' if o['rows'] else 'no'} (towards {o['rows_towards']}: shift on the rows "
+            f"whose context says another value {o['shift']:.2f}, p {o['p_rows']:.1e}; natural "
+            f"over written AUC {o['separation']:.2f}); context "
+            f"{'yes' if o['context'] else 'no'} (written share {o['context_written']:.2f} "
+            f"beyond the feature's other values' {o['context_null']:.2f}, "
+            f"p {o['p_context']:.1e}) -> "
+            + (
+                "identifiable"
+                if o["labels"] or o["rows"] or o["context"]
+                else "not identifiable by an oracle told the value"
+            ),
+            flush=True,
+        )
     if "spark_same" in r:
         print(
             f"    spark ({r['spark_seconds']:.1f}s, driver sample {r['spark_sample']} rows): "
@@ -1328,6 +1591,18 @@ def _summary(rows: list[dict[str, Any]], no_base: bool, markdown: bool) -> None:
             and r.get("id_recall", r["tg_recall"]) >= 0.95
         ]
         print(f"  the same, twins matched (see identifiable()): {len(fair)}/{len(trig)}")
+    told = [r for r in trig if r.get("oracle")]
+    if told:
+        can = [
+            r
+            for r in told
+            if r["oracle"]["labels"] or r["oracle"]["rows"] or r["oracle"]["context"]
+        ]
+        found = [r for r in can if r["tg_recall"] >= 0.95]
+        print(
+            f"  written in place, identifiable by an oracle told the value (inplace_oracle()): "
+            f"{len(can)}/{len(told)}; of those, recall >= 0.95: {len(found)}/{len(can)}"
+        )
     for r in clean:
         line = (
             f"clean {r['dataset']}: {r['tg_suspected']} of {r['rows']} rows suspected "
