@@ -149,3 +149,23 @@ def test_a_natural_value_whose_effect_grows_where_the_row_tells_less_is_no_write
     assert written_outlier_evidence(p, o)
     p.p_outlier = 1e-4  # beyond the feature's other values, but not at the family's threshold
     assert not written_outlier_evidence(p, o)
+
+
+def test_the_rule_is_left_out_on_large_data_and_the_report_says_so(monkeypatch) -> None:
+    """Above ``OUTLIER_RULE_ROWS`` the rule is not run (its cost grows with the values that
+    hint, every one on a million rows), and the scan's section says what was not looked for."""
+    import tabguard.data_audit._triggers as triggers
+    import tabguard.data_audit._triggers_report as report
+    from tabguard.data_audit import audit_data
+
+    df, _ = _clean_label(_cards(3000, 0), 30, 0.15, 1)
+
+    def never(self: _Scanner, p: Pattern) -> None:
+        raise AssertionError("the outliers rule ran above OUTLIER_RULE_ROWS")
+
+    monkeypatch.setattr(triggers, "OUTLIER_RULE_ROWS", 1000)
+    monkeypatch.setattr(report, "OUTLIER_RULE_ROWS", 1000)
+    monkeypatch.setattr(_Scanner, "outlier_mixture", never)
+    res = audit_data(df, _contract(), checks=["trigger_scan"])
+    section = next(s for s in res.report.sections if s.title.startswith("Trigger scan"))
+    assert any("up to 1,000 rows only" in t for t in section.text)

@@ -14,6 +14,7 @@ import numpy as np
 
 from tabguard.data_audit._base import AuditContext, CheckResult, Treatment
 from tabguard.data_audit._triggers import (
+    OUTLIER_RULE_ROWS,
     Pattern,
     TriggerScanOptions,
     TriggerScanResult,
@@ -353,6 +354,16 @@ def _section(ctx: AuditContext, r: TriggerScanResult, opts: TriggerScanOptions) 
             "Every value and frequent value pair is tested for rows that carry one label far "
             "beyond what the rest of each row explains, with copies of other rows as extra "
             f"evidence. Family-wise error rate {opts.alpha}; {len(flagged)} trigger(s).",
+            *(
+                [
+                    f"Values written into rows that had their label already (clean-label, "
+                    f"shown by rows whose other features say another value) are looked for "
+                    f"up to {OUTLIER_RULE_ROWS:,} rows only, for their cost; audit a sample "
+                    "of the data to look for them."
+                ]
+                if ctx.n_rows > OUTLIER_RULE_ROWS
+                else []
+            ),
         ],
         tables=[
             Table(
