@@ -165,3 +165,31 @@ def test_numbers_with_a_decimal_comma_are_numbers_in_a_semicolon_file(tmp_path: 
     comma = tmp_path / "plain.csv"
     comma.write_text('id,note\n1,"12,50"\n')
     assert read_table(comma)["note"].tolist() == ["12,50"]
+
+
+def test_an_excel_export_in_windows_1252_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "kredit.csv"
+    text = "Kunde;Geschlecht;Betrag\nMüller;männlich;1.234,50\nBöhm;weiblich;99,00\n"
+    path.write_bytes(text.encode("cp1252"))
+    df = read_table(path)
+    assert df["Kunde"].tolist() == ["Müller", "Böhm"] and df["Betrag"].tolist() == [1234.5, 99.0]
+    bom = tmp_path / "utf8.csv"
+    bom.write_bytes(text.encode("utf-8-sig"))
+    assert read_table(bom).columns[0] == "Kunde"
+
+
+def test_a_contract_is_written_with_its_own_letters(tmp_path: Path) -> None:
+    from tabguard.contract import contract_from_dict, load_contract, save_contract
+
+    c = contract_from_dict(
+        {
+            "name": "kredit",
+            "label": {"column": "Ausfall", "positive": "ja"},
+            "features": {
+                "Geschlecht": {"type": "category", "categories": ["männlich", "weiblich"]}
+            },
+        }
+    )
+    path = save_contract(c, tmp_path / "c.yaml")
+    assert "männlich" in path.read_text(encoding="utf-8")
+    assert load_contract(path).features["Geschlecht"].categories == ["männlich", "weiblich"]

@@ -64,6 +64,8 @@ def read_table(
     path : str or Path
     sep : str, optional
         CSV delimiter; sniffed from the header line when omitted (``,`` ``;`` tab ``|``).
+        The encoding is UTF-8 (with or without a byte-order mark), else Windows-1252 (what
+        Excel's "CSV" writes on Windows), else Latin-1.
         In a file not separated by commas, a text column whose every value is a number
         written with a decimal comma (``1.234,56``, ``-0,5``) is read as numbers.
     progress : callable, optional
@@ -112,13 +114,20 @@ def read_table(
         raise DataError(f"{p}: is a ZIP/Excel file, not CSV; export it as CSV first")
     if b"\x00" in head:
         raise DataError(f"{p}: is binary, not a CSV text file")
+    encoding = None  # UTF-8, a byte-order mark skipped
     try:
         text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        try:
-            text = head.decode("latin-1")
-        except UnicodeDecodeError:
-            raise DataError(f"{p}: is not text (neither UTF-8 nor Latin-1)") from None
+    except UnicodeDecodeError as exc:
+        if len(head) == 8192 and exc.start >= len(head) - 3:
+            text = head[: exc.start].decode("utf-8")  # the block ends inside a character
+        else:
+            # Excel's "CSV" on Windows writes the ANSI code page (umlauts as single bytes)
+            encoding = "cp1252"
+            try:
+                text = head.decode(encoding)
+            except UnicodeDecodeError:
+                encoding = "latin-1"
+                text = head.decode(encoding)
     first = text.splitlines()[0] if text.strip() else ""
     if not first.strip():
         raise DataError(f"{p}: has no header row; expected column names on the first line")
@@ -127,11 +136,11 @@ def read_table(
             sep = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
         except csv.Error:
             sep = ","
-    df = _read_csv(p, sep, progress, dtype, columns)
+    df = _read_csv(p, sep, progress, dtype, columns, encoding)
     if sep != ",":
         df = _decimal_comma_as_numbers(df, dtype)
     if keep_codes:
-        df = _zero_padded_as_text(df, p, sep)
+        df = _zero_padded_as_text(df, p, sep, encoding)
     return df
 
 
@@ -141,11 +150,18 @@ def _read_csv(
     progress: ProgressFn | None,
     dtype: dict[str, Any] | None,
     columns: list[str] | None,
+    encoding: str | None = None,
 ) -> pd.DataFrame:
     chunks: list[pd.DataFrame] = []
     try:
         reader = pd.read_csv(
-            p, sep=sep, chunksize=_CHUNK_ROWS, dtype=dtype, usecols=columns, low_memory=False
+            p,
+            sep=sep,
+            chunksize=_CHUNK_ROWS,
+            dtype=dtype,
+            usecols=columns,
+            low_memory=False,
+            encoding=encoding,
         )
         for chunk in reader:
             chunks.append(chunk)
@@ -192,7 +208,7 @@ def _decimal_comma_as_numbers(df: pd.DataFrame, dtype: dict[str, Any] | None) ->
     return df
 
 
-def _zero_padded_as_text(df: pd.DataFrame, p: Path, sep: str) -> pd.DataFrame:
+def _zero_padded_as_text(df: pd.DataFrame, p: Path, sep: str, encoding: str | None) -> pd.DataFrame:
     """The whole-number columns of ``df`` whose text in ``p`` has a leading zero, as text."""
     whole = [
         c
@@ -205,7 +221,7 @@ def _zero_padded_as_text(df: pd.DataFrame, p: Path, sep: str) -> pd.DataFrame:
     ]
     if not whole:
         return df
-    text = _read_csv(p, sep, None, dict.fromkeys(whole, str), whole)
+    text = _read_csv(p, sep, None, dict.fromkeys(whole, str), whole, encoding)
     padded = [c for c in whole if text[c].str.contains(_LEADING_ZERO, na=False).any()]
     if padded:
         df = df.copy(deep=False)

@@ -59,7 +59,12 @@ def infer(
         err_console.print(escape(note))
     if out is None:
         # Raw stdout: Rich would wrap long lines and break the YAML.
-        typer.echo(yaml.safe_dump(contract_to_dict(contract), sort_keys=False, width=100), nl=False)
+        typer.echo(
+            yaml.safe_dump(
+                contract_to_dict(contract), sort_keys=False, width=100, allow_unicode=True
+            ),
+            nl=False,
+        )
     else:
         save_contract(contract, out)
         console.print(

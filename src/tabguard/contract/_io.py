@@ -184,7 +184,11 @@ def save_contract(contract: Contract, path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(
-        contract_to_dict(contract), sort_keys=False, default_flow_style=None, width=100
+        contract_to_dict(contract),
+        sort_keys=False,
+        default_flow_style=None,
+        width=100,
+        allow_unicode=True,  # 'Männlich', not "M\xE4nnlich": the file is read by people
     )
     p.write_text(text, encoding="utf-8")
     return p
