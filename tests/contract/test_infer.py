@@ -180,6 +180,38 @@ def test_a_repeated_id_is_drafted_as_the_entity() -> None:
         infer_contract(df, "defaulted", entity="account")
 
 
+def test_ids_of_other_units_are_left_out_and_unnamed_ones_named_beside_the_entity() -> None:
+    """Orders of buyers from sellers: the buyer (more values) is drafted as the entity, the
+    seller left out with a note (drafted as a category it listed 50 of 1,584 sellers); a
+    phone number repeating per line is named although an entity was drafted (fresh18)."""
+    rng = np.random.default_rng(8)
+    n = 3000
+    buyer = rng.integers(0, 600, n)
+    seller = rng.integers(0, 120, n)
+    line = rng.integers(0, 700, n)
+    df = pd.DataFrame(
+        {
+            "buyer_id": buyer,
+            "buyer_country": rng.choice(["DE", "FR", "IT"], 600)[buyer],
+            "seller_id": seller,
+            "seller_rating": np.round(rng.uniform(3, 5, 120), 1)[seller],
+            "msisdn": 447900000000 + line,
+            "line_plan": rng.choice(["S", "M", "L", "XL"], 700)[line],
+            "price": np.round(rng.gamma(2, 20, n), 2),
+            "dispute": (rng.random(n) < 0.1).astype(int),
+        }
+    )
+    notes: list[str] = []
+    c = infer_contract(df, "dispute", notes=notes)
+    assert c.entity == "buyer_id" and "seller_id" not in c.features
+    said = " ".join(" ".join(notes).split())
+    assert "left out: seller_id repeats like an id of another unit" in said
+    assert "msisdn repeats like an id of units" in said and "msisdn" in c.features
+    # named by the user, the entity is the seller, and the buyer is left out
+    c = infer_contract(df, "dispute", entity="seller_id")
+    assert c.entity == "seller_id" and "buyer_id" not in c.features
+
+
 def test_a_unique_column_named_as_an_id_is_the_row_id() -> None:
     rng = np.random.default_rng(5)
     df = pd.DataFrame(

@@ -82,18 +82,22 @@ def guess_entity(df: pd.DataFrame, label: str, id_column: str | None = None) -> 
     -------
     EntityGuess or None
     """
-    best: EntityGuess | None = None
+    found = named_entities(df, label, id_column)
+    return EntityGuess(**vars(max(found, key=lambda f: f.entities))) if found else None
+
+
+def named_entities(df: pd.DataFrame, label: str, id_column: str | None = None) -> list[RepeatedId]:
+    """Every column of ``df`` named as an identifier that repeats like an entity id (the
+    candidates of :func:`guess_entity`), in column order."""
+    out = []
     for col in df.columns:
-        s = df[col]
-        if col in (label, id_column) or not _names_a_unit(str(col)):
-            continue
-        if not _holds_ids(s):
+        if col in (label, id_column) or not _names_a_unit(str(col)) or not _holds_ids(df[col]):
             continue
         others = [c for c in df.columns if c not in (label, id_column, col)]
         found = repeated_id(df, col, others)
-        if found is not None and (best is None or found.entities > best.entities):
-            best = EntityGuess(**vars(found))
-    return best
+        if found is not None:
+            out.append(found)
+    return out
 
 
 #: The row ids recognised by name alone, before any column named like an id is considered.
@@ -346,17 +350,29 @@ def infer_contract(
                 f"id: {id_column} drafted: unique and named as an identifier, so not a model "
                 "feature. Give --id to name another column."
             )
-    if entity is None and find_entity:
-        guess = guess_entity(df, label, id_column)
-        entity = guess.column if guess else None
-        if guess is not None:
+    # ids of other units (a seller beside the buyer drafted as the entity) are left out: as
+    # categories they would list 50 of their thousands of values and break on most rows
+    other_ids: list[str] = []
+    if find_entity:
+        named = named_entities(df, label, id_column)
+        if entity is None and named:
+            guess = EntityGuess(**vars(max(named, key=lambda f: f.entities)))
+            entity = guess.column
             said.append(guess.message())
-        elif notes is not None:  # the search costs a pass per column: only when asked
+        for found in named:
+            if found.column != entity:
+                other_ids.append(found.column)
+                said.append(
+                    f"left out: {found.column} repeats like an id of another unit "
+                    f"({found.summary()}); an id is not a feature. To count its rows as one "
+                    f"unit instead, draft again with --entity {found.column}."
+                )
+        if notes is not None:  # the search costs a pass per column: only when asked
             said.extend(
                 f"{found.column} repeats like an id of units ({found.summary()}) and is drafted "
                 f"as a feature; if its rows are one person, account or policy, draft again with "
                 f"--entity {found.column}."
-                for found in unnamed_entities(df, label, (id_column,))
+                for found in unnamed_entities(df, label, (id_column, entity, *other_ids))
             )
     if entity is not None and entity not in df.columns:
         raise DataError(
@@ -383,7 +399,7 @@ def infer_contract(
             "an hour of the day or days since an event."
         )
     for col in df.columns:
-        if col in (label, id_column, entity) or col in dates:
+        if col in (label, id_column, entity) or col in dates or col in other_ids:
             continue
         s = df[col]
         nonnull = s.dropna()
