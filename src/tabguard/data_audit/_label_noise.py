@@ -49,6 +49,7 @@ from tabguard.data_audit._context_model import (
     out_of_fold_proba,
     predict,
 )
+from tabguard.data_audit._entity import unit_codes
 from tabguard.data_audit._matrix import build_matrix
 from tabguard.errors import DataError, TabguardError
 from tabguard.io import check_labels
@@ -342,10 +343,7 @@ def _entity_codes(ctx: AuditContext, idx: np.ndarray) -> np.ndarray | None:
     ent = ctx.contract.entity
     if ent is None or ent not in ctx.data.columns:
         return None
-    codes = pd.factorize(ctx.data[ent].to_numpy()[idx], use_na_sentinel=True)[0].astype(np.int64)
-    missing = codes < 0
-    codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
-    return codes
+    return unit_codes(ctx.data[ent].to_numpy()[idx])
 
 
 #: LightGBM settings of the trusted-sample models: a few hundred to a few thousand rows call

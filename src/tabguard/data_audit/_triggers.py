@@ -77,6 +77,7 @@ from tabguard.data_audit._context_model import (
     instrument_rounds,
     predict,
 )
+from tabguard.data_audit._entity import unit_codes
 from tabguard.data_audit._interpolated import Interpolated, find_interpolated
 from tabguard.data_audit._matrix import (
     AuditMatrix,
@@ -780,10 +781,7 @@ class _Scanner:
                     "(one id per account, repeated on its rows) or remove `entity` from the "
                     "contract"
                 )
-            codes = pd.factorize(ctx.data[ent], use_na_sentinel=True)[0].astype(np.int64)
-            missing = codes < 0  # a row without an entity is a unit of its own
-            codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
-            self.entity = codes
+            self.entity = unit_codes(ctx.data[ent])
 
     def _init_state(self, random_state: int) -> None:
         """The scan's counters, caches and results, empty (every constructor sets them here,
