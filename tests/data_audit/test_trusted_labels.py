@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -262,30 +263,25 @@ def test_flips_of_a_few_entities_are_not_counted_row_by_row(credit: pd.DataFrame
     account[flipped] = np.arange(600) // 75
     account[others] = 8 + np.arange(len(others)) // 75
     rest = rest.assign(ACCOUNT=account)
-    fast = {"label_noise": {"trusted_repeats": 2}}
-    by_row = audit_data(rest, c, checks=["label_noise"], trusted=trusted, options=fast)
-    f = next(x for x in by_row.report.findings if "trusted_rows" in x.evidence)
+
+    def trusted_finding(data: pd.DataFrame, entity: str | None) -> Any:
+        res = audit_data(
+            data,
+            c.model_copy(update={"entity": entity}),
+            checks=["label_noise"],
+            trusted=trusted,
+            options={"label_noise": {"trusted_repeats": 2}},
+        )
+        return next(x for x in res.report.findings if "trusted_rows" in x.evidence)
+
+    f = trusted_finding(rest, None)
     assert f.severity == "critical", f.message
-    by_account = audit_data(
-        rest,
-        c.model_copy(update={"entity": "ACCOUNT"}),
-        checks=["label_noise"],
-        trusted=trusted,
-        options=fast,
-    )
-    f = next(x for x in by_account.report.findings if "trusted_rows" in x.evidence)
+    f = trusted_finding(rest, "ACCOUNT")
     assert f.severity != "critical", f.message
     assert "each ACCOUNT one unit" in f.message and "gather in a few ACCOUNT" in f.message
     # the same flips spread over every account are still counted as the flips they are
     spread = rest.assign(ACCOUNT=np.random.default_rng(9).permutation(rest["ACCOUNT"]))
-    res = audit_data(
-        spread,
-        c.model_copy(update={"entity": "ACCOUNT"}),
-        checks=["label_noise"],
-        trusted=trusted,
-        options=fast,
-    )
-    f = next(x for x in res.report.findings if "trusted_rows" in x.evidence)
+    f = trusted_finding(spread, "ACCOUNT")
     assert f.severity == "critical", f.message
 
 
