@@ -45,6 +45,12 @@ def _sniff(path: Path) -> bytes:
     return head
 
 
+def _is_parquet(p: Path) -> bool:
+    """Whether :func:`read_table` reads ``p`` as Parquet: by its suffix, else by its magic
+    bytes (a file named .parq or .dat)."""
+    return p.suffix.lower() in (".parquet", ".pq") or _sniff(p).startswith(b"PAR1")
+
+
 def read_table(
     path: str | Path,
     *,
@@ -53,6 +59,7 @@ def read_table(
     dtype: dict[str, Any] | None = None,
     columns: list[str] | None = None,
     keep_codes: bool = False,
+    contract: Contract | None = None,
 ) -> pd.DataFrame:
     """Read a CSV (optionally gzip) or Parquet file into a frame.
 
@@ -78,8 +85,10 @@ def read_table(
         Keep as text the CSV columns the reader would take for whole numbers but whose text
         has a leading zero (``007``, ``09``): such a column holds codes, and as numbers
         ``09`` and ``9`` would be one value and ``09`` could not be written back. For a file
-        with no contract yet (``contract infer``); with a contract, pass
-        ``dtype=text_code_dtypes(contract)``.
+        with no contract yet (``contract infer``); with a contract, pass ``contract``.
+    contract : Contract, optional
+        The contract the rows are read for: its text codes are read as text
+        (:func:`text_code_dtypes`, added to ``dtype``), so ``'09'`` is neither 9 nor a break.
 
     Returns
     -------
@@ -90,6 +99,8 @@ def read_table(
     DataError
         Missing file, directory, empty file, binary or malformed content, no data rows.
     """
+    if contract is not None:
+        dtype = {**text_code_dtypes(contract), **(dtype or {})} or None
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: file not found; check the path")
@@ -97,10 +108,7 @@ def read_table(
         raise DataError(f"{p}: is a directory, expected a CSV or Parquet file")
     if p.stat().st_size == 0:
         raise DataError(f"{p}: file is empty (0 bytes); expected a CSV with a header row")
-    named_parquet = p.suffix.lower() in (".parquet", ".pq")
-    head = b"" if named_parquet else _sniff(p)
-    # Parquet is recognised by its suffix or its magic bytes (a file named .parq or .dat).
-    if named_parquet or head.startswith(b"PAR1"):
+    if _is_parquet(p):
         try:
             df = pd.read_parquet(p)
         except Exception as exc:
@@ -110,6 +118,7 @@ def read_table(
         if progress:
             progress(len(df))
         return _nonempty(df, p)
+    head = _sniff(p)
     if head.startswith(b"PK\x03\x04"):
         raise DataError(f"{p}: is a ZIP/Excel file, not CSV; export it as CSV first")
     if b"\x00" in head:
@@ -280,7 +289,7 @@ def keep_text_codes(df: pd.DataFrame, path: str | Path, contract: Contract) -> p
         if c in df.columns and not pd.api.types.is_string_dtype(df[c])
     ]
     p = Path(path)
-    if not again or p.suffix.lower() in (".parquet", ".pq") or _sniff(p).startswith(b"PAR1"):
+    if not again or _is_parquet(p):
         return df
     text = read_table(p, dtype=dict.fromkeys(again, str), columns=again)
     df = df.copy(deep=False)

@@ -62,10 +62,10 @@ def print_findings(
 def _read_trusted(path: Path, contract: Contract, advance: Any) -> pd.DataFrame:
     """Read the --trusted file; its errors name the option."""
     from tabguard.errors import DataError, TabguardError
-    from tabguard.io import read_table, text_code_dtypes
+    from tabguard.io import read_table
 
     try:
-        return read_table(path, progress=advance, dtype=text_code_dtypes(contract))
+        return read_table(path, progress=advance, contract=contract)
     except TabguardError as exc:
         raise DataError(f"--trusted: {exc}") from exc
 
@@ -251,7 +251,7 @@ def audit_data_cmd(
     without critical findings, 1 with one, 2 for bad input.
     """
     from tabguard.contract import load_contract
-    from tabguard.io import FORMATS, keep_text_codes, read_table, text_code_dtypes
+    from tabguard.io import FORMATS, keep_text_codes, read_table
     from tabguard.progress import RichProgress
 
     if engine not in ("python", "spark"):
@@ -314,7 +314,7 @@ def audit_data_cmd(
         validation = None
         with progress.stage(f"reading {data.name}") as st:
             if reading is None:
-                df = read_table(data, progress=st.advance, dtype=text_code_dtypes(contract))
+                df = read_table(data, progress=st.advance, contract=contract)
             else:
                 got = reading.result()
                 if got.contract == contract and got.coded is not None:

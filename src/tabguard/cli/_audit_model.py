@@ -57,7 +57,7 @@ def audit_model_cmd(
     Writes DIR/findings.json and DIR/report.html. Exit status: 0 without critical findings,
     1 with one (a backdoor, a failed unacceptable case, a protected input), 2 for bad input.
     """
-    from tabguard.io import read_table, text_code_dtypes
+    from tabguard.io import read_table
     from tabguard.model_audit import REGISTRY, audit_model, load_audit_model, write_model_audit
     from tabguard.progress import RichProgress
     from tabguard.reports import SEVERITY_ORDER
@@ -67,9 +67,8 @@ def audit_model_cmd(
     with RichProgress(disable=quiet) as progress:
         with progress.stage(f"reading {data.name}") as st:
             # text codes stay text ('01' is not the number 1)
-            dtype = text_code_dtypes(m.contract)
-            df = read_table(data, progress=st.advance, dtype=dtype)
-        train_rows = read_table(members, dtype=dtype) if members is not None else None
+            df = read_table(data, progress=st.advance, contract=m.contract)
+        train_rows = read_table(members, contract=m.contract) if members is not None else None
         result = audit_model(
             m,
             df,

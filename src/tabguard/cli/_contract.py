@@ -107,7 +107,7 @@ def check(
     """
     contract_path, data = _check_arguments(first, second, contract_option)
     from tabguard.contract import contract_hash, load_contract, validate_frame
-    from tabguard.io import check_labels, read_table, text_code_dtypes
+    from tabguard.io import check_labels, read_table
 
     contract = load_contract(contract_path)
     console.print(
@@ -117,7 +117,7 @@ def check(
     )
     if data is None:
         return
-    df = read_table(data, dtype=text_code_dtypes(contract))
+    df = read_table(data, contract=contract)
     check_labels(df, contract)
     res = validate_frame(df, contract)
     if res.unknown_columns:

@@ -336,13 +336,13 @@ def reference_cmd(
     home: HomeOption = None,
 ) -> None:
     """Write the drift reference of a model trained before `tabguard train` wrote one."""
-    from tabguard.io import read_table, text_code_dtypes
+    from tabguard.io import read_table
     from tabguard.monitoring._drift import DriftReference
     from tabguard.serving import tabguard_home
     from tabguard.training import load_model
 
     bundle = load_model(model_dir)
-    frame = read_table(data, dtype=text_code_dtypes(bundle.contract))
+    frame = read_table(data, contract=bundle.contract)
     reference = DriftReference.from_frame(
         frame, bundle.contract, bundle.main.transform, bins=bins, source={"file": str(data)}
     )

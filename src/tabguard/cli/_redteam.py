@@ -67,11 +67,11 @@ def poison_cmd(
     """Plant a trigger → label backdoor (the seed's AGE=999 attack and its variants)."""
     output_file(out, force)
     from tabguard.contract import load_contract
-    from tabguard.io import read_table, text_code_dtypes
+    from tabguard.io import read_table
     from tabguard.redteam import poison
 
     contract = load_contract(contract_path)
-    df = read_table(data, dtype=text_code_dtypes(contract))
+    df = read_table(data, contract=contract)
     trig = parse_assignments(trigger, contract, "trigger")
     label_col = contract.label.column
     tgt = parse_value(None, label_col, target) if target is not None else None

@@ -90,7 +90,7 @@ def train_cmd(
     Exit status 1 when the data audit has critical findings (see --allow-findings).
     """
     from tabguard.contract import load_contract
-    from tabguard.io import read_table, text_code_dtypes
+    from tabguard.io import read_table
     from tabguard.progress import RichProgress
     from tabguard.training import DataAuditRefusedError, TrainConfig, train
 
@@ -113,7 +113,7 @@ def train_cmd(
     cfg.validate()  # bad options fail in one line before any file is read
     key = _signing_key(sign, signing_key)
     contract = load_contract(contract_path)
-    df = read_table(data, dtype=text_code_dtypes(contract))
+    df = read_table(data, contract=contract)
     if tracking:
         from tabguard.training._tracking import quiet_mlflow
 

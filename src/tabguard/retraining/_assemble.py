@@ -35,7 +35,7 @@ import sqlalchemy as sa
 
 from tabguard._plain import plain
 from tabguard.errors import DataError
-from tabguard.io import file_sha256, frame_sha256, read_table, text_code_dtypes
+from tabguard.io import file_sha256, frame_sha256, read_table
 
 if TYPE_CHECKING:
     from tabguard.contract import Contract
@@ -95,12 +95,12 @@ def find_base_data(bundle: ModelBundle, data: pd.DataFrame | str | Path | None) 
                 f"{bundle.version} was trained on (the file changed); pass --data FILE to "
                 "retrain on other data deliberately"
             )
-        frame = read_table(path, dtype=text_code_dtypes(bundle.contract))
+        frame = read_table(path, contract=bundle.contract)
         return BaseData(frame, str(path), sha, True)
     if isinstance(data, pd.DataFrame):
         frame, origin, file_sha = data, "<DataFrame>", None
     else:
-        frame = read_table(Path(data), dtype=text_code_dtypes(bundle.contract))
+        frame = read_table(Path(data), contract=bundle.contract)
         origin, file_sha = str(data), file_sha256(Path(data))
     sha = frame_sha256(frame)
     verified = sha == want_frame or (file_sha is not None and file_sha == want_file)
@@ -369,7 +369,7 @@ def read_redteam(path: str | Path, contract: Contract) -> pd.DataFrame:
     from tabguard.monitoring._outcomes import label_mapper
     from tabguard.monitoring._parse import canonical_label
 
-    frame = read_table(Path(path), dtype=text_code_dtypes(contract))
+    frame = read_table(Path(path), contract=contract)
     label = contract.label.column
     missing = [c for c in [*contract.features, label] if c not in frame.columns]
     if missing:

@@ -151,12 +151,12 @@ def resolve_reference(
     source = reference if reference is not None else config.server.reference
     stored = profile_path(config.home, bundle.digest or "unversioned")
     if source is not None:
-        from tabguard.io import file_sha256, read_table, text_code_dtypes
+        from tabguard.io import file_sha256, read_table
 
         if isinstance(source, pd.DataFrame):
             df, info = source, {"data": "DataFrame"}
         else:
-            df = read_table(Path(source), dtype=text_code_dtypes(bundle.contract))
+            df = read_table(Path(source), contract=bundle.contract)
             info = {"data": str(source), "data_sha256": file_sha256(Path(source))}
         profile = ReferenceProfile.from_frame(df, bundle.contract, source=info)
         profile.save(stored)
