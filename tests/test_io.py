@@ -193,3 +193,34 @@ def test_a_contract_is_written_with_its_own_letters(tmp_path: Path) -> None:
     path = save_contract(c, tmp_path / "c.yaml")
     assert "männlich" in path.read_text(encoding="utf-8")
     assert load_contract(path).features["Geschlecht"].categories == ["männlich", "weiblich"]
+
+
+def test_a_missing_value_marker_keeps_a_number_column_numbers(tmp_path: Path) -> None:
+    # one k.A. ("keine Angabe") kept a German export's income column text: 11,707 categories
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "kunde;einkommen;rate;kommentar;nur\n"
+        "A1;2.441,59;12;gut;-\n"
+        "A2;k.A.;-;k.A.;-\n"
+        "A3;1.000,00;7,5;schlecht;-\n"
+        "A4;#NV;3;-;-\n"
+    )
+    df = read_table(path)
+    assert df["einkommen"].tolist()[::2] == [2441.59, 1000.0]
+    assert df["einkommen"][[1, 3]].isna().all()
+    assert df["rate"].tolist()[0] == 12.0 and np.isnan(df["rate"][1])
+    assert df["kommentar"].tolist() == ["gut", "k.A.", "schlecht", "-"]  # text stays text
+    assert df["nur"].tolist() == ["-"] * 4  # a column of markers alone is left as it is
+    comma = tmp_path / "plain.csv"
+    comma.write_text("id,amount,code\n1,12.5,A\n2,?,B\n3,n.v.,?\n4,-3e2,C\n")
+    read = read_table(comma)
+    assert read["amount"].tolist()[::3] == [12.5, -300.0] and read["amount"][1:3].isna().all()
+    assert read["code"].tolist() == ["A", "B", "?", "C"]
+
+
+def test_text_columns_are_given_up_on_their_first_values(tmp_path: Path) -> None:
+    # a million-row category costs one hash pass; 70 distinct numbers then a word stay text
+    values = [str(k) for k in range(70)] + ["seventy"]
+    path = tmp_path / "t.csv"
+    path.write_text("v\n" + "\n".join(values) + "\n")
+    assert read_table(path)["v"].tolist() == values

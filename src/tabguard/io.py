@@ -73,8 +73,10 @@ def read_table(
         CSV delimiter; sniffed from the header line when omitted (``,`` ``;`` tab ``|``).
         The encoding is UTF-8 (with or without a byte-order mark), else Windows-1252 (what
         Excel's "CSV" writes on Windows), else Latin-1.
-        In a file not separated by commas, a text column whose every value is a number
-        written with a decimal comma (``1.234,56``, ``-0,5``) is read as numbers.
+        A text column whose every value is a number or a missing-value marker
+        (:data:`MISSING_MARKERS`: ``k.A.``, ``n.v.``, ``-``, ...; read as missing) is read as
+        numbers; in a file not separated by commas, the numbers may be written with a decimal
+        comma (``1.234,56``, ``-0,5``).
     progress : callable, optional
         Called with the number of rows read after each chunk.
     dtype : dict, optional
@@ -146,8 +148,7 @@ def read_table(
         except csv.Error:
             sep = ","
     df = _read_csv(p, sep, progress, dtype, columns, encoding)
-    if sep != ",":
-        df = _decimal_comma_as_numbers(df, dtype)
+    df = _numbers_in_text(df, dtype, sep)
     if keep_codes:
         df = _zero_padded_as_text(df, p, sep, encoding)
     return df
@@ -192,29 +193,62 @@ def _read_csv(
 _LEADING_ZERO = r"^\s*[+-]?0\d"
 # 1234,56 or 1.234,56 (a point between groups of three digits); a whole number beside them
 _DECIMAL_COMMA = r"^\s*[+-]?(?:\d+|\d{1,3}(?:\.\d{3})+)(?:,\d+)?\s*$"
+#: What spreadsheets and statistics exports write for a missing number, beyond pandas' own
+#: markers (``NA``, ``N/A``, ``null``, ...): German ``k.A.`` ("keine Angabe"), ``n.v.`` and
+#: Excel's ``#NV``, French and Italian ``n.d.``, dashes, ``?`` and the dots of statistics
+#: offices' tables. Read as missing only in a column whose every other value is a number.
+MISSING_MARKERS = frozenset(
+    m.casefold()
+    for m in (
+        "k.A.", "k. A.", "keine Angabe", "n.v.", "n. v.", "#NV", "n.d.", "nd", "n.a.", "na.",
+        "-", "--", "\u2013", "\u2014", "?", ".", "..", "...",
+    )
+)  # fmt: skip
 
 
-def _decimal_comma_as_numbers(df: pd.DataFrame, dtype: dict[str, Any] | None) -> pd.DataFrame:
-    """Text columns of a ``;``- or tab-separated file that are numbers written with a decimal
-    comma (a European export: ``1.234,56``), as numbers; columns given a ``dtype`` are left."""
+def _numbers_in_text(df: pd.DataFrame, dtype: dict[str, Any] | None, sep: str) -> pd.DataFrame:
+    """Text columns that hold numbers, as numbers; columns given a ``dtype`` are left.
+
+    A column is read as numbers when every value is a number or a missing-value marker
+    (:data:`MISSING_MARKERS`, read as missing): one ``k.A.`` kept a whole export's income
+    column text. In a file not separated by commas the numbers may be written with a decimal
+    comma (a European export: ``1.234,56``); in a comma-separated file a comma inside a
+    number is not a decimal comma, and such a column stays text.
+    """
     found: dict[str, pd.Series] = {}
     for c in df.columns:
         col = df[c]
         if (dtype and c in dtype) or not pd.api.types.is_string_dtype(col):
             continue
-        text = col.dropna()
-        if text.empty or not text.str.contains(",", regex=False).any():
-            continue
-        if not text.str.fullmatch(_DECIMAL_COMMA).all():
-            continue
-        plain = col.str.strip().str.replace(".", "", regex=False).str.replace(",", ".")
-        found[c] = pd.to_numeric(plain)
+        # decided on the distinct values, the first few of them first: a million rows of a
+        # category cost one hash pass, and a text column is given up on at its first words
+        distinct = pd.Series(col.dropna().unique())
+        numbers = _as_numbers(distinct[:64], sep)
+        if numbers is not None and len(distinct) > 64:
+            numbers = _as_numbers(distinct, sep)
+        if numbers is None or numbers.isna().all():
+            continue  # text, or nothing but markers
+        found[c] = col.map(dict(zip(distinct, numbers, strict=True))).astype(float)
     if not found:
         return df
     df = df.copy(deep=False)
     for c, values in found.items():
         df[c] = values
     return df
+
+
+def _as_numbers(values: pd.Series, sep: str) -> pd.Series | None:
+    """Distinct text ``values`` as numbers, missing-value markers as NaN; None when one value
+    is neither."""
+    text = values.astype(str).str.strip()
+    marker = text.str.casefold().isin(MISSING_MARKERS)
+    numbers = pd.to_numeric(text[~marker], errors="coerce")
+    if numbers.isna().any():
+        if sep == "," or not text[~marker].str.fullmatch(_DECIMAL_COMMA).all():
+            return None
+        plain = text[~marker].str.replace(".", "", regex=False).str.replace(",", ".")
+        numbers = pd.to_numeric(plain)
+    return numbers.astype(float).reindex(values.index)
 
 
 def _zero_padded_as_text(df: pd.DataFrame, p: Path, sep: str, encoding: str | None) -> pd.DataFrame:
