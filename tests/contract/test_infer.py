@@ -130,6 +130,26 @@ def test_infer_small_scales_are_ordinal() -> None:
     assert validate_frame(df, c).ok
 
 
+def test_infer_counts_with_a_thinning_tail_are_integers() -> None:
+    # witnesses 0..6 drafted as seven categories: a claim with seven witnesses broke the draft
+    n = 3000
+    witnesses = np.repeat(np.arange(7), [2200, 520, 180, 60, 25, 10, 5])
+    calls = np.repeat(np.arange(1, 7), [900, 1000, 700, 300, 90, 10])  # mode at the second
+    df = pd.DataFrame({"witnesses": witnesses, "calls": calls, "y": np.arange(n) % 2})
+    c = infer_contract(df, "y")
+    w = c.features["witnesses"]
+    assert (w.type, w.min, w.max) == ("integer", 0, 12) and "count" in (w.description or "")
+    assert (c.features["calls"].type, c.features["calls"].min) == ("integer", 1)
+    # a code list: rare codes that do not only thin out (credit EDUCATION), a mode further
+    # up (MARRIAGE), a tail that rises again
+    education = np.repeat(np.arange(7), [14, 1050, 1400, 491, 12, 28, 5])
+    marriage = np.repeat(np.arange(4), [54, 1366, 1560, 20])
+    rises = np.repeat(np.arange(5), [2000, 600, 190, 205, 5])
+    df = pd.DataFrame({"education": education, "marriage": marriage, "rises": rises})
+    c = infer_contract(df.assign(y=np.arange(n) % 2), "y")
+    assert [c.features[k].type for k in ("education", "marriage", "rises")] == ["category"] * 3
+
+
 def test_a_two_valued_label_drafts_both_values() -> None:
     df = pd.DataFrame({"x": range(40), "y": [0, 1] * 20})
     c = infer_contract(df, "y")
@@ -261,6 +281,12 @@ def test_row_ids_named_with_a_number_word_and_dates_are_no_features() -> None:
     assert c.id == "invoice_no" and list(c.features) == ["amount"]
     # text that only starts like a number is not a date
     assert date_columns(df.assign(issued="2026 units"), "y") == ["due", "stamp"]
+    # a billing month is a date: drafted as a category, every new month broke the contract
+    months = pd.date_range("2024-01-01", periods=n, freq="MS")
+    for fmt in ("%Y-%m", "%Y/%m", "%m/%Y"):
+        assert date_columns(df.assign(issued=months.strftime(fmt)), "y")[0] == "issued", fmt
+    # a code of four digits, a dash and two is a month only when it could be one
+    assert date_columns(df.assign(issued="2024-13"), "y") == ["due", "stamp"]
 
 
 def test_a_missing_label_names_its_other_spelling_and_every_column() -> None:

@@ -145,8 +145,12 @@ def guess_id(df: pd.DataFrame, label: str) -> str | None:
 
 
 #: Text read as a date or a time stamp: ISO (2026-01-15, 2026-01-15T10:00), day or month first
-#: with slashes or dots (15/01/2026, 1.15.26).
-_DATE_TEXT = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4})([ T].*)?$")
+#: with slashes or dots (15/01/2026, 1.15.26), and months (2024-01, 2024/01, 01/2024:
+#: a billing month drafted as a category broke the contract on every new month).
+_DATE_TEXT = re.compile(
+    r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}"
+    r"|(?:19|20)\d{2}[-/](?:0[1-9]|1[0-2])|(?:0[1-9]|1[0-2])/(?:19|20)\d{2})([ T].*)?$"
+)
 
 
 def date_columns(df: pd.DataFrame, label: str) -> list[str]:
@@ -289,6 +293,41 @@ def looks_like_scale(values: pd.Series) -> bool:
     return bool(counts.min() >= _SCALE_MIN_SHARE * counts.sum())
 
 
+def looks_like_count(values: pd.Series) -> bool:
+    """Whether small integer codes read as a count (witnesses, support calls) rather than
+    named categories.
+
+    True for at least ``_SCALE_MIN_CODES`` consecutive integers from 0 or 1 whose rows pile up
+    on the first or second value and thin out from there (each value held by no more rows than
+    the one before it), the last held by under ``_SCALE_MIN_SHARE`` of the rows: a count's
+    tail. Drafted as categories, a count's next higher value breaks the contract (claims'
+    witnesses 0..6, a churn set's support calls 0..6). A list of named codes with rare codes
+    in the middle or a mode further up (credit EDUCATION, MARRIAGE) is not a count.
+
+    Parameters
+    ----------
+    values : Series
+        The column's non-missing integral values.
+
+    Returns
+    -------
+    bool
+    """
+    counts = values.value_counts().sort_index()
+    codes = counts.index.to_numpy(dtype=float)
+    if len(codes) < _SCALE_MIN_CODES or codes[0] not in (0, 1):
+        return False
+    if codes[-1] - codes[0] != len(codes) - 1:
+        return False
+    held = counts.to_numpy()
+    mode = int(np.argmax(held))
+    return bool(
+        mode <= 1
+        and np.all(np.diff(held[mode:]) <= 0)
+        and held[-1] < _SCALE_MIN_SHARE * held.sum()
+    )
+
+
 def infer_contract(
     df: pd.DataFrame,
     label: str,
@@ -420,6 +459,14 @@ def infer_contract(
                     f"{nunique} consecutive integer codes {first}..{last} read as an ordinal scale "
                     "(integer: neighbouring codes are neighbours); declare it a category if "
                     "the codes name groups without an order"
+                )
+            elif integral and nunique <= _SMALL_INT_CARDINALITY and looks_like_count(nonnull):
+                first, last = int(vals.min()), int(vals.max())
+                spec.update(type="integer", min=first, max=int(_nice_ceil(2 * last)))
+                hints.append(
+                    f"integers {first}..{last} with a thinning tail read as a count (integer, "
+                    f"up to twice the largest seen); set its realistic maximum, or declare it "
+                    "a category if the codes name groups"
                 )
             elif integral and nunique <= _SMALL_INT_CARDINALITY:
                 spec["type"] = "category"
