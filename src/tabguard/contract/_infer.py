@@ -322,9 +322,7 @@ def looks_like_count(values: pd.Series) -> bool:
     held = counts.to_numpy()
     mode = int(np.argmax(held))
     return bool(
-        mode <= 1
-        and np.all(np.diff(held[mode:]) <= 0)
-        and held[-1] < _SCALE_MIN_SHARE * held.sum()
+        mode <= 1 and np.all(np.diff(held[mode:]) <= 0) and held[-1] < _SCALE_MIN_SHARE * held.sum()
     )
 
 
