@@ -170,15 +170,19 @@ def test_roni_says_when_the_rows_help_each_side() -> None:
 
     assert helps(-0.021, 0.01, RO) and not helps(-0.02, 0.01, RO) and not helps(0.5, 0.01, RO)
 
-    def message(gain: float) -> str:
-        g = RoniGroup("A=1", np.arange(3), ["A"], [1], gain, 0.01, 0.6, 0.64, *[math.nan] * 2,
-                      confirmed=False, is_trigger=False)  # fmt: skip
+    def message(gain: float, response: tuple[float, float] = (math.nan, math.nan)) -> str:
+        g = RoniGroup("A=1", np.arange(3), ["A"], [1], gain, 0.01, 0.6, 0.64, *response,
+                      confirmed=confirmed(*response, gain, 0.01, RO), is_trigger=False)  # fmt: skip
         return roni_report([g], RO).findings[0].message
 
     # a loss 10 standard errors worse without the rows is not "no measurable impact"
     helped = "The rows help the held-out predictions: no sign of a negative impact."
     assert message(-0.0945).endswith(helped)
     assert message(-0.005).endswith("No measurable impact.")
+    # confirmed by the response while removal costs held-out loss: not "negative impact"
+    both = message(-0.0945, (0.30, 0.05))
+    assert "Confirmed by the trigger response alone" in both and "Negative impact" not in both
+    assert message(0.0, (0.30, 0.05)).endswith("Negative impact confirmed.")
 
 
 @given(

@@ -42,9 +42,19 @@ def roni_report(groups: list[RoniGroup], opts: RoniOptions | None = None) -> Che
                 f"; the trigger flips {g.response_with:.1%} of held-out decisions towards its "
                 f"label, {g.response_without:.1%} once they are removed"
             )
-        if g.confirmed:
+        helpful = helps(g.gain, g.se, opts)
+        ev["rows_help_heldout"] = helpful
+        if g.confirmed and helpful:
+            # the response says "backdoor", the loss "natural predictor" (or held-out copies of
+            # the group's own rows): say both, not "negative impact" while removal costs AUC
+            msg += (
+                ". Confirmed by the trigger response alone: the rows also help the held-out "
+                "predictions, as a natural predictor's rows do (or copies of them among the "
+                "held-out rows); review whether the value is a natural cause of the label."
+            )
+        elif g.confirmed:
             msg += ". Negative impact confirmed."
-        elif helps(g.gain, g.se, opts):
+        elif helpful:
             # a loss that worsens by many standard errors is not "no impact": the rows help
             msg += ". The rows help the held-out predictions: no sign of a negative impact."
         else:
