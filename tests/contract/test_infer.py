@@ -16,6 +16,7 @@ from tabguard.contract import (
     unnamed_entities,
     validate_frame,
 )
+from tabguard.contract._entity import label_design_effect
 from tabguard.datasets import make_card_fraud
 from tabguard.errors import DataError
 
@@ -230,6 +231,45 @@ def test_ids_of_other_units_are_left_out_and_unnamed_ones_named_beside_the_entit
     # named by the user, the entity is the seller, and the buyer is left out
     c = infer_contract(df, "dispute", entity="seller_id")
     assert c.entity == "seller_id" and "buyer_id" not in c.features
+
+
+def test_the_entity_is_the_unit_the_label_clusters_by() -> None:
+    """Orders whose disputes are the sellers' (a few big sellers with their own rates): the
+    seller is drafted, not the finer buyer, with the design effects said; patients within
+    hospitals stay the entity whatever the hospitals' rates (fresh18's orders, lead)."""
+    rng = np.random.default_rng(9)
+    n = 6000
+    buyer = rng.integers(0, 2000, n)
+    sizes = 1.0 / np.arange(1, 201) ** 1.05
+    seller = rng.choice(200, n, p=sizes / sizes.sum())
+    rate = 1 / (1 + np.exp(-(-2.5 + rng.normal(0, 1.0, 200))))
+    df = pd.DataFrame(
+        {
+            "buyer_id": buyer,
+            "buyer_country": rng.choice(["DE", "FR", "IT"], 2000)[buyer],
+            "seller_id": seller,
+            "seller_rating": np.round(rng.uniform(3, 5, 200), 1)[seller],
+            "price": np.round(rng.gamma(2, 20, n), 2),
+            "dispute": (rng.random(n) < rate[seller]).astype(int),
+        }
+    )
+    assert label_design_effect(df, "seller_id", "dispute") > 5.0
+    assert label_design_effect(df, "buyer_id", "dispute") < 1.5
+    guess = guess_entity(df, "dispute")
+    assert guess is not None and guess.column == "seller_id"
+    assert "the label clusters by it (design effect" in guess.message()
+    assert infer_contract(df, "dispute").entity == "seller_id"
+    # the disputes nobody's: the finest unit, as before
+    flat = df.assign(dispute=(rng.random(n) < 0.1).astype(int))
+    assert infer_contract(flat, "dispute").entity == "buyer_id"
+    # patients nested in hospitals with their own rates: patients
+    hospital = rng.integers(0, 30, 2000)
+    nested = df.rename(columns={"buyer_id": "patient_id", "seller_id": "hospital_id"})
+    nested["hospital_id"] = hospital[buyer]
+    nested["seller_rating"] = np.round(rng.uniform(3, 5, 30), 1)[nested["hospital_id"]]
+    nested["dispute"] = (rng.random(n) < rate[nested["hospital_id"]]).astype(int)
+    assert label_design_effect(nested, "hospital_id", "dispute") > 2.0
+    assert infer_contract(nested, "dispute").entity == "patient_id"
 
 
 def test_a_unique_column_named_as_an_id_is_the_row_id() -> None:

@@ -123,3 +123,49 @@ def _constant_within(values: np.ndarray, group: np.ndarray) -> bool:
     sizes, groups = np.unique(per["size"].to_numpy(), return_counts=True)
     chance = float(np.sum(groups * (freq[None, :] ** sizes[:, None]).sum(axis=1)) / len(per))
     return share >= _CONSTANT_SHARE and chance <= _CHANCE_SHARE
+
+
+def label_design_effect(data: pd.DataFrame, column: str, label: str) -> float:
+    """How many rows of one value of ``column`` count as one record of the label: the design
+    effect ``1 + (m - 1) * icc`` of the label clustered by the column.
+
+    ``icc`` is the label's intraclass correlation within the column's values (the one-way
+    analysis-of-variance estimator, at least 0) and ``m`` the size of the value a row's value
+    holds, on average over rows (``sum n_g^2 / N``). Near 1 when the label does not depend on
+    the unit (a marketplace's buyers), large when it does and units are big (its sellers:
+    a few sellers' orders carry their own dispute rates).
+
+    Parameters
+    ----------
+    data : DataFrame
+    column : str
+    label : str
+        The label: its rarest value against the others.
+
+    Returns
+    -------
+    float
+    """
+    held = data[[column, label]].dropna()
+    if held.empty or held[label].nunique() < 2:
+        return 1.0
+    y = (held[label] == held[label].value_counts().idxmin()).to_numpy(dtype=float)
+    codes = pd.factorize(held[column])[0]
+    n = np.bincount(codes).astype(float)
+    g, total = len(n), float(len(y))
+    if g < 2 or g >= total:
+        return 1.0
+    mean_g = np.bincount(codes, weights=y) / n
+    between = float((n * (mean_g - y.mean()) ** 2).sum()) / (g - 1)
+    within = float(((y - mean_g[codes]) ** 2).sum()) / (total - g)
+    n0 = (total - float((n**2).sum()) / total) / (g - 1)
+    icc = max(0.0, (between - within) / max(between + (n0 - 1) * within, 1e-12))
+    return 1.0 + (float((n**2).sum()) / total - 1.0) * icc
+
+
+def nested_in(data: pd.DataFrame, fine: str, coarse: str) -> bool:
+    """Whether (nearly) every value of ``fine`` lies within one value of ``coarse`` (a
+    patient's stays in one hospital), at ``_CONSTANT_SHARE`` of the repeated values."""
+    held = data[[fine, coarse]].dropna()
+    per = held.groupby(fine, sort=False)[coarse].nunique()
+    return bool(len(per)) and float((per <= 1).mean()) >= _CONSTANT_SHARE

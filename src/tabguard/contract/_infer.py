@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tabguard._plain import plain
-from tabguard.contract._entity import RepeatedId, repeated_id
+from tabguard.contract._entity import RepeatedId, label_design_effect, nested_in, repeated_id
 from tabguard.contract._io import contract_from_dict
 from tabguard.contract._protected import looks_protected, name_tokens
 from tabguard.contract._spec import Contract
@@ -50,13 +51,18 @@ def _names_a_unit(column: str) -> bool:
     return bool(words) and words[-1] in _ID_WORDS
 
 
+@dataclass(frozen=True)
 class EntityGuess(RepeatedId):
-    """A column ``contract infer`` drafts as the contract's ``entity``."""
+    """A column ``contract infer`` drafts as the contract's ``entity``; ``why`` says why it
+    was chosen over a finer one, if it was."""
+
+    why: str = ""
 
     def message(self) -> str:
         """The guess as ``contract infer`` reports it."""
         return (
-            f"entity: {self.column} drafted from its name and its repeats ({self.summary()}): "
+            f"entity: {self.column} drafted from its name and its repeats ({self.summary()})"
+            f"{self.why}: "
             "the data audit counts an entity's rows as one unit of evidence. Remove the line "
             "if each row is a record of its own."
         )
@@ -82,8 +88,41 @@ def guess_entity(df: pd.DataFrame, label: str, id_column: str | None = None) -> 
     -------
     EntityGuess or None
     """
-    found = named_entities(df, label, id_column)
-    return EntityGuess(**vars(max(found, key=lambda f: f.entities))) if found else None
+    return _pick_entity(df, label, named_entities(df, label, id_column))
+
+
+#: Design effect of the label (:func:`label_design_effect`) from which a coarser unit's
+#: clustering outweighs the finest unit's: its rows then count as at least twice as many
+#: records as they are, and twice the finest unit's.
+_CLUSTERED = 2.0
+
+
+def _pick_entity(df: pd.DataFrame, label: str, found: list[RepeatedId]) -> EntityGuess | None:
+    """Of the candidates, the finest unit (the most values), unless the label clusters far
+    more by another that is not a grouping of it (:data:`_CLUSTERED`): a marketplace's orders
+    have buyers (15,000, three orders each, the dispute nothing to do with them) and sellers
+    (1,584, whose orders carry each seller's own dispute rate). Counted by buyer, a big
+    seller's orders were thousands of records of evidence: 3-13 critical triggers on data
+    with none; by seller, 0. Patients within hospitals stay patients: their stays are one
+    hospital's rows as well."""
+    if not found:
+        return None
+    finest = max(found, key=lambda f: f.entities)
+    pick, note = finest, ""
+    if len(found) > 1:
+        deff = {f.column: label_design_effect(df, f.column, label) for f in found}
+        best = max(found, key=lambda f: deff[f.column])
+        if (
+            best is not finest
+            and deff[best.column] >= max(_CLUSTERED, _CLUSTERED * deff[finest.column])
+            and not nested_in(df, finest.column, best.column)
+        ):
+            pick = best
+            note = (
+                f"; the label clusters by it (design effect {deff[best.column]:.1f}) far more "
+                f"than by {finest.column} ({deff[finest.column]:.1f})"
+            )
+    return EntityGuess(**vars(pick), why=note)
 
 
 def named_entities(df: pd.DataFrame, label: str, id_column: str | None = None) -> list[RepeatedId]:
@@ -392,8 +431,8 @@ def infer_contract(
     other_ids: list[str] = []
     if find_entity:
         named = named_entities(df, label, id_column)
-        if entity is None and named:
-            guess = EntityGuess(**vars(max(named, key=lambda f: f.entities)))
+        guess = _pick_entity(df, label, named) if entity is None else None
+        if guess is not None:
             entity = guess.column
             said.append(guess.message())
         for found in named:
