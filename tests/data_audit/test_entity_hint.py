@@ -89,3 +89,46 @@ def test_patients_with_one_to_three_stays_are_hinted_as_entity() -> None:
     assert [h.column for h in hints] == ["patient_id"] and hints[0].constant == ("SEX", "AGE")
     # the same rows under random visit numbers: repeats, but nothing constant within them
     assert entity_hints(df.assign(patient_id=rng.permutation(pid)), CONTRACT) == []
+
+
+def test_a_unit_the_label_clusters_by_is_hinted_beside_the_declared_entity() -> None:
+    """Orders counted by buyer whose disputes are the sellers' (a few big sellers with their
+    own rates): the ignored seller id is hinted as the entity instead (lead, session 15: 13
+    false triggers on such orders by buyer, none by seller)."""
+    rng = np.random.default_rng(9)
+    n = 6000
+    buyer = rng.integers(0, 2000, n)
+    sizes = 1.0 / np.arange(1, 201) ** 1.05
+    seller = rng.choice(200, n, p=sizes / sizes.sum())
+    rate = 1 / (1 + np.exp(-(-2.5 + rng.normal(0, 1.0, 200))))
+    df = pd.DataFrame(
+        {
+            "buyer_id": buyer,
+            "seller_id": seller,
+            "buyer_country": rng.choice(["DE", "FR", "IT"], 2000)[buyer],
+            "seller_rating": np.round(rng.uniform(3, 5, 200), 1)[seller],
+            "price": np.round(rng.gamma(2, 20, n), 2),
+            "dispute": (rng.random(n) < rate[seller]).astype(int),
+        }
+    )
+    contract = contract_from_dict(
+        {
+            "name": "orders",
+            "entity": "buyer_id",
+            "label": {"column": "dispute", "positive": 1},
+            "features": {
+                "buyer_country": {"type": "category", "categories": ["DE", "FR", "IT"]},
+                "seller_rating": {"type": "number", "min": 3, "max": 5},
+                "price": {"type": "number", "min": 0},
+            },
+        }
+    )
+    hints = entity_hints(df, contract)
+    assert [h.column for h in hints] == ["seller_id"] and hints[0].constant == ("seller_rating",)
+    said = hints[0].message()
+    assert "the label clusters by it (design effect" in said and "Declare `entity: seller_id`" in said
+    # disputes that are nobody's: the declared buyer stands
+    flat = df.assign(dispute=(rng.random(n) < 0.1).astype(int))
+    assert entity_hints(flat, contract) == []
+    # declared as the entity, the seller gets no hint, nor does the buyer beside it
+    assert entity_hints(df, contract.model_copy(update={"entity": "seller_id"})) == []

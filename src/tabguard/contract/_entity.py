@@ -28,6 +28,10 @@ _CONSTANT_SHARE = 0.95
 _CHANCE_SHARE = 0.5
 #: Values whose rows are read (the groups of a million-row file: a sample of them).
 _SAMPLE_ENTITIES = 2_000
+#: Design effect of the label (:func:`label_design_effect`) from which a unit's clustering
+#: outweighs another's: its rows then count as at least twice as many records as they are,
+#: and twice the other unit's.
+CLUSTERED = 2.0
 
 
 @dataclass(frozen=True)

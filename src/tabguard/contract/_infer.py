@@ -16,7 +16,13 @@ import numpy as np
 import pandas as pd
 
 from tabguard._plain import plain
-from tabguard.contract._entity import RepeatedId, label_design_effect, nested_in, repeated_id
+from tabguard.contract._entity import (
+    CLUSTERED,
+    RepeatedId,
+    label_design_effect,
+    nested_in,
+    repeated_id,
+)
 from tabguard.contract._io import contract_from_dict
 from tabguard.contract._protected import looks_protected, name_tokens
 from tabguard.contract._spec import Contract
@@ -91,15 +97,9 @@ def guess_entity(df: pd.DataFrame, label: str, id_column: str | None = None) -> 
     return _pick_entity(df, label, named_entities(df, label, id_column))
 
 
-#: Design effect of the label (:func:`label_design_effect`) from which a coarser unit's
-#: clustering outweighs the finest unit's: its rows then count as at least twice as many
-#: records as they are, and twice the finest unit's.
-_CLUSTERED = 2.0
-
-
 def _pick_entity(df: pd.DataFrame, label: str, found: list[RepeatedId]) -> EntityGuess | None:
     """Of the candidates, the finest unit (the most values), unless the label clusters far
-    more by another that is not a grouping of it (:data:`_CLUSTERED`): a marketplace's orders
+    more by another that is not a grouping of it (:data:`CLUSTERED`): a marketplace's orders
     have buyers (15,000, three orders each, the dispute nothing to do with them) and sellers
     (1,584, whose orders carry each seller's own dispute rate). Counted by buyer, a big
     seller's orders were thousands of records of evidence: 3-13 critical triggers on data
@@ -114,7 +114,7 @@ def _pick_entity(df: pd.DataFrame, label: str, found: list[RepeatedId]) -> Entit
         best = max(found, key=lambda f: deff[f.column])
         if (
             best is not finest
-            and deff[best.column] >= max(_CLUSTERED, _CLUSTERED * deff[finest.column])
+            and deff[best.column] >= max(CLUSTERED, CLUSTERED * deff[finest.column])
             and not nested_in(df, finest.column, best.column)
         ):
             pick = best

@@ -8,13 +8,20 @@ What "repeats like an id" means is :mod:`tabguard.contract._entity`'s test.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tabguard.contract import Contract
-from tabguard.contract._entity import RepeatedId, repeated_id
+from tabguard.contract._entity import (
+    CLUSTERED,
+    RepeatedId,
+    label_design_effect,
+    nested_in,
+    repeated_id,
+)
 
 
 def unit_codes(values: Any) -> np.ndarray:
@@ -26,11 +33,22 @@ def unit_codes(values: Any) -> np.ndarray:
     return codes
 
 
+@dataclass(frozen=True)
 class EntityHint(RepeatedId):
-    """A column the contract leaves out, to declare as its ``entity``."""
+    """A column the contract leaves out, to declare as its ``entity``; ``instead`` names the
+    declared entity it should replace (the label clusters by the column far more)."""
+
+    instead: str = ""
 
     def message(self) -> str:
         """The hint as the audit words it."""
+        if self.instead:
+            return (
+                f"column {self.column!r} is not in the contract and repeats like an id of "
+                f"units ({self.summary()}); {self.instead} Declare `entity: {self.column}`: "
+                "counted by the declared entity, rows of one of its units are records of "
+                "their own, and values its units share look like triggers."
+            )
         return (
             f"column {self.column!r} is not in the contract and repeats like an account id: "
             f"{self.summary()}; declare it as `entity: {self.column}` in the contract, so that "
@@ -41,7 +59,9 @@ class EntityHint(RepeatedId):
 
 def entity_hints(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> list[EntityHint]:
     """The columns of ``data`` that the contract does not name and that repeat like an entity
-    id (see the module docstring); none when the contract declares an entity.
+    id (see the module docstring). Where the contract declares an entity, only those the label
+    clusters by far more (:func:`~tabguard.contract._entity.label_design_effect` at least
+    ``CLUSTERED`` and that many times the entity's), of which the entity is not a part.
 
     Parameters
     ----------
@@ -54,15 +74,29 @@ def entity_hints(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> li
     -------
     list of EntityHint
     """
-    if contract.entity is not None:
-        return []
     known = set(contract.columns())
     features = [f for f in contract.features if f in data.columns]
+    label, entity = contract.label.column, contract.entity
+    if entity is not None and (entity not in data.columns or label not in data.columns):
+        return []
+    declared = label_design_effect(data, entity, label) if entity is not None else 1.0
     out = []
     for col in data.columns:
         if col in known:
             continue
         found = repeated_id(data, col, features, seed=seed)
-        if found is not None:
+        if found is None:
+            continue
+        if entity is None:
             out.append(EntityHint(**vars(found)))
+            continue
+        # with an entity declared: only a unit the label clusters by far more, of which the
+        # entity is no part (a marketplace's sellers beside the declared buyers)
+        deff = label_design_effect(data, col, label)
+        if deff >= max(CLUSTERED, CLUSTERED * declared) and not nested_in(data, entity, col):
+            why = (
+                f"the label clusters by it (design effect {deff:.1f}) far more than by the "
+                f"declared entity {entity!r} ({declared:.1f})."
+            )
+            out.append(EntityHint(**vars(found), instead=why))
     return out
