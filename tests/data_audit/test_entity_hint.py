@@ -126,7 +126,8 @@ def test_a_unit_the_label_clusters_by_is_hinted_beside_the_declared_entity() -> 
     hints = entity_hints(df, contract)
     assert [h.column for h in hints] == ["seller_id"] and hints[0].constant == ("seller_rating",)
     said = hints[0].message()
-    assert "the label clusters by it (design effect" in said and "Declare `entity: seller_id`" in said
+    assert "the label clusters by it (design effect" in said
+    assert "Declare `entity: seller_id`" in said
     # disputes that are nobody's: the declared buyer stands
     flat = df.assign(dispute=(rng.random(n) < 0.1).astype(int))
     assert entity_hints(flat, contract) == []
