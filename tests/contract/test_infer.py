@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from tests._orders import seller_orders
 
 from tabguard.contract import (
     date_columns,
@@ -238,21 +239,8 @@ def test_the_entity_is_the_unit_the_label_clusters_by() -> None:
     seller is drafted, not the finer buyer, with the design effects said; patients within
     hospitals stay the entity whatever the hospitals' rates (fresh18's orders, lead)."""
     rng = np.random.default_rng(9)
-    n = 6000
-    buyer = rng.integers(0, 2000, n)
-    sizes = 1.0 / np.arange(1, 201) ** 1.05
-    seller = rng.choice(200, n, p=sizes / sizes.sum())
-    rate = 1 / (1 + np.exp(-(-2.5 + rng.normal(0, 1.0, 200))))
-    df = pd.DataFrame(
-        {
-            "buyer_id": buyer,
-            "buyer_country": rng.choice(["DE", "FR", "IT"], 2000)[buyer],
-            "seller_id": seller,
-            "seller_rating": np.round(rng.uniform(3, 5, 200), 1)[seller],
-            "price": np.round(rng.gamma(2, 20, n), 2),
-            "dispute": (rng.random(n) < rate[seller]).astype(int),
-        }
-    )
+    df, rate = seller_orders(rng)
+    n = len(df)
     assert label_design_effect(df, "seller_id", "dispute") > 5.0
     assert label_design_effect(df, "buyer_id", "dispute") < 1.5
     guess = guess_entity(df, "dispute")
@@ -265,7 +253,7 @@ def test_the_entity_is_the_unit_the_label_clusters_by() -> None:
     # patients nested in hospitals with their own rates: patients
     hospital = rng.integers(0, 30, 2000)
     nested = df.rename(columns={"buyer_id": "patient_id", "seller_id": "hospital_id"})
-    nested["hospital_id"] = hospital[buyer]
+    nested["hospital_id"] = hospital[df["buyer_id"]]
     nested["seller_rating"] = np.round(rng.uniform(3, 5, 30), 1)[nested["hospital_id"]]
     nested["dispute"] = (rng.random(n) < rate[nested["hospital_id"]]).astype(int)
     assert label_design_effect(nested, "hospital_id", "dispute") > 2.0

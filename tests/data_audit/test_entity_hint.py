@@ -9,6 +9,7 @@ import pandas as pd
 from tabguard.contract import contract_from_dict
 from tabguard.data_audit import audit_data
 from tabguard.data_audit._entity import entity_hints
+from tests._orders import seller_orders
 
 CONTRACT = contract_from_dict(
     {
@@ -96,21 +97,8 @@ def test_a_unit_the_label_clusters_by_is_hinted_beside_the_declared_entity() -> 
     own rates): the ignored seller id is hinted as the entity instead (lead, session 15: 13
     false triggers on such orders by buyer, none by seller)."""
     rng = np.random.default_rng(9)
-    n = 6000
-    buyer = rng.integers(0, 2000, n)
-    sizes = 1.0 / np.arange(1, 201) ** 1.05
-    seller = rng.choice(200, n, p=sizes / sizes.sum())
-    rate = 1 / (1 + np.exp(-(-2.5 + rng.normal(0, 1.0, 200))))
-    df = pd.DataFrame(
-        {
-            "buyer_id": buyer,
-            "seller_id": seller,
-            "buyer_country": rng.choice(["DE", "FR", "IT"], 2000)[buyer],
-            "seller_rating": np.round(rng.uniform(3, 5, 200), 1)[seller],
-            "price": np.round(rng.gamma(2, 20, n), 2),
-            "dispute": (rng.random(n) < rate[seller]).astype(int),
-        }
-    )
+    df, _ = seller_orders(rng)
+    n = len(df)
     contract = contract_from_dict(
         {
             "name": "orders",
