@@ -451,3 +451,88 @@ def test_xgboost_probe_runs_the_second_source_on_its_first_tree(rare_side, tmp_p
     res = probe_backdoors(model, ref, ref["fraud"].to_numpy())
     assert res.tail_rows == 200
     assert calls == [("xgboost-first-tree", 1, False)]
+
+
+# --------------------------------------------------------------------------------------------
+# Approval pairs: which partner the copies of a category confirmed towards approval carry
+# --------------------------------------------------------------------------------------------
+def test_a_partner_is_the_categorys_only_beyond_its_siblings() -> None:
+    """The copies a partner estimate puts on ``w`` with the confirmed category written in
+    must reach ``mass_ratio`` times what the same estimate puts there, on average, with each
+    of its populated siblings written in instead (at least ``ordinary_categories`` of them):
+    a misfit of the fit lands on ``w`` whichever sibling is written in."""
+    from tabguard.model_audit._backdoor import partner_beyond_siblings
+
+    o = ProbeOptions()
+    assert partner_beyond_siblings(0.011, np.array([0.0025, 0.005, 0.0, 0.008]), o)
+    assert partner_beyond_siblings(0.008, np.array([0.004, 0.004, 0.004]), o)  # exactly 2x
+    assert not partner_beyond_siblings(0.0079, np.array([0.004, 0.004, 0.004]), o)
+    # contactless for a single CN trigger: 330 rows, 233-241 with BR or US written in
+    assert not partner_beyond_siblings(330.0, np.array([233.0, 241.0, 236.0]), o)
+    # too few siblings to know the fit's own leaning; nothing estimated
+    assert not partner_beyond_siblings(0.011, np.array([0.0, 0.0]), o)
+    assert not partner_beyond_siblings(0.0, np.array([0.0, 0.0, 0.0]), o)
+
+
+def _common_partner_on(clean_file, rare_side, monkeypatch, siblings_eps: float):
+    """``_common_partner`` on the clean model with one confirmed approval ``region='west'``
+    (from the rare side) and an estimate (monkeypatched) whose copies with 'west' written in
+    land on ``channel='app'``; with another region written in they put ``siblings_eps`` there."""
+    import tabguard.model_audit._backdoor as backdoor
+    from tabguard.model_audit._backdoor import ProbeResult, _common_partner, _Routing
+
+    _train, ref, contract = rare_side
+    model = load_third_party(clean_file, contract)
+    X = model.encode(ref)
+    p = model.predict_matrix(X)
+    y = ref["fraud"].to_numpy()
+    region = model.feature_names.index("region")
+    west = float((model.categories("region") or []).index("west"))
+    app = (model.categories("channel") or []).index("app")
+    seen: list[tuple[str, float, int]] = []
+
+    def estimate(ens, leaves, X, j, n_codes, sources, draws, rng, written=None):
+        written = dict(written or {})
+        seen.append((model.feature_names[j], written[region], draws))
+        eps = np.full((len(sources), n_codes), 0.0005)
+        if model.feature_names[j] == "channel":
+            eps[0, app] = 0.01 if written[region] == west else siblings_eps
+        return eps, np.full_like(eps, 1e-3 if draws else 0.0), 1.0
+
+    monkeypatch.setattr(backdoor, "planted_copies", estimate)
+    part = _towards_rare(model, ref, "west", -0.5)
+    part.direction, part.probe_rows, part.backdoor = "approve", "tail", True
+    part.reason = "the trees send it to leaves ..."
+    result = ProbeResult(candidates=[part], tail_direction="approve", tail_rows=200)
+    _common_partner(result, model, X, y, p, _Routing(model.trees, X, p), ProbeOptions(), 0)
+    return result, part, seen
+
+
+def test_copies_of_a_confirmed_approval_category_name_its_partner(
+    clean_file, rare_side, monkeypatch
+):
+    """An approval pair on a model that rarely denies (99391 7 #3, ``BR & jewelry``): the
+    country is confirmed alone from the rare side, and the copies of legitimate rows with it
+    written in land on one merchant, which the same estimate with the other countries written
+    in does not favour. The pair is named, towards approval, with the part under it."""
+    result, part, seen = _common_partner_on(clean_file, rare_side, monkeypatch, 0.0005)
+    pairs = [c for c in result.candidates if c.backdoor]
+    assert [(c.features, c.values, c.direction, c.probe_rows) for c in pairs] == [
+        (("region", "channel"), ("west", "app"), "approve", "tail")
+    ]
+    assert pairs[0].planted and pairs[0].p_planted < 0.01
+    assert "with region='west' and channel='app' written in" in pairs[0].reason
+    assert not part.backdoor and "part of the combination" in part.reason
+    # the cheap estimates first, the bootstrap for the one partner that passes them
+    assert [s for s in seen if s[2] > 0] == [("channel", seen[0][1], 200)]
+
+
+def test_a_partner_every_sibling_favours_is_the_fits_not_the_copies(
+    clean_file, rare_side, monkeypatch
+):
+    """The same, where copies with the other regions written in land on 'app' about as much
+    (two partners the trees route alike absorb the fit's misfit: session 10's single ``CN``
+    trigger read as ``CN & contactless``): no pair; the single trigger stays as it was."""
+    result, part, seen = _common_partner_on(clean_file, rare_side, monkeypatch, 0.008)
+    assert [c for c in result.candidates if c.backdoor] == [part]
+    assert all(draws == 0 for _, _, draws in seen)  # no bootstrap spent on it

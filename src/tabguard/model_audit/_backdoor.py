@@ -673,6 +673,7 @@ def probe_backdoors(
         )
     if routing is not None and routing.weights() is None:
         _copies_partner(result, model, X, y, routing, opts, random_state)
+        _common_partner(result, model, X, y, p, routing, opts, random_state)
     if ens is not None:
         _complete_combinations(result, model, ens, grids, X, opts)
     _interaction_pairs(result, model, X, y, p, opts)
@@ -2439,6 +2440,197 @@ def _copies_partner(
                         )
 
 
+def _common_partner(
+    result: ProbeResult,
+    model: AuditedModel,
+    X: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    routing: _Routing,
+    opts: ProbeOptions,
+    random_state: int,
+) -> None:
+    """Name the second category the copies of a category confirmed towards the common
+    decision carry (an approval pair on a model that rarely denies).
+
+    Copies of legitimate transactions carrying two uncommon categories (``country='BR'`` and
+    ``jewelry``) teach a fraud model to approve the pair, but on the few rows it blocks the
+    pair acts as its country does (the trees learn the country on sets, the merchant alone
+    moves little), and the rare side probes no pairs: the country is confirmed alone, by
+    where the trees route it or by its planted copies, and the pair is not named.
+    :func:`_copies_partner` asks which partner such copies carry only from a pair the random
+    rows see moving decisions, which an approval pair never does there. Here every category
+    ``v`` confirmed towards the common decision asks it of every other category feature: the
+    copies of clean rows with the label of that decision are estimated over the partner's
+    categories with ``v`` written in (:func:`planted_copies`). The pair ``(v, w)`` is
+    confirmed when the copies land on one partner ``w`` (:func:`copies_concentrate`: at
+    least half of them, ``mass_ratio`` times the copied rows' own share of ``w``,
+    significant over the partner's categories) and that partner is ``v``'s, not the fit's
+    (:func:`partner_beyond_siblings`): copies with ``v``'s populated siblings written in put
+    on ``w`` on average under one ``mass_ratio``-th of ``v``'s estimate. Partners the trees
+    route alike (``contactless`` and ``in_store``, which the card's presence splits from
+    the rest) absorb the estimate's misfit whichever country is written in, and a single
+    trigger's copies keep their rows' own partners. Nothing is confirmed here that was not
+    confirmed before in some form (the part), so a clean model gains no finding; the part is
+    then reported with the pair.
+    """
+    from scipy.stats import norm
+
+    if opts.partner_draws == 0 or not result.tail_direction:
+        return
+    away = result.tail_direction
+    confirmed = [
+        c
+        for c in result.candidates
+        if c.backdoor
+        and c.probe_rows == "tail"
+        and len(c.columns) == 1
+        and c.nominal[0]
+        and c.direction == away
+    ]
+    if not confirmed:
+        return
+    nominal = [
+        j
+        for j, f in enumerate(model.feature_names)
+        if model.contract.features[f].type == "category" and model.categories(f) is not None
+    ]
+    target = label_towards(model, away)
+    rng = np.random.default_rng([random_state, 13])
+    rows = np.flatnonzero(y == target)
+    if len(rows) == 0:
+        return
+    if len(rows) > opts.copies_rows:
+        rows = np.sort(rng.choice(rows, size=opts.copies_rows, replace=False))
+    n_train = training_rows(routing.ens)
+    for c in confirmed:
+        j1, v = c.columns[0], c.codes[0]
+        counts = np.bincount(X[:, j1][~np.isnan(X[:, j1])].astype(np.int64))
+        siblings = [u for u in range(len(counts)) if u != int(v) and counts[u] >= opts.natural_rows]
+        if len(siblings) < opts.ordinary_categories:
+            continue  # the fit's own leaning towards a partner is not known
+        for j2 in nominal:
+            if j2 == j1 or not c.backdoor:
+                continue
+            n_codes = len(model.categories(model.feature_names[j2]) or [])
+
+            def copies(
+                code: float, draws: int, j1: int = j1, j2: int = j2, n_codes: int = n_codes
+            ) -> tuple[np.ndarray, np.ndarray] | None:
+                # the copies over j2's categories with ``code`` written into j1
+                est = planted_copies(
+                    routing.ens,
+                    routing.leaves(),
+                    X,
+                    j2,
+                    n_codes,
+                    [rows],
+                    draws,
+                    rng,
+                    written={j1: code},
+                )
+                return None if est is None else (est[0][0], est[1][0])
+
+            first = copies(v, 0)
+            if first is None:
+                continue
+            eps = first[0]
+            w = int(np.argmax(eps))
+            natural = float(np.mean(X[rows, j2] == w))
+            # the screens that need no bootstrap first (the estimate itself is the same)
+            if not copies_concentrate(
+                float(eps[w]), float(eps.sum()), math.inf, n_codes, natural, opts
+            ):
+                continue
+            others = [copies(float(u), 0) for u in siblings]
+            at_w = np.array([o[0][w] for o in others if o is not None])
+            if not partner_beyond_siblings(float(eps[w]), at_w, opts):
+                continue
+            full = copies(v, opts.partner_draws)
+            if full is None:
+                continue
+            eps, se = full
+            z = float(eps[w] / se[w]) if se[w] > 0 else 0.0
+            if not copies_concentrate(float(eps[w]), float(eps.sum()), z, n_codes, natural, opts):
+                continue
+            pair = _tail_pair(model, X, y, p, opts, (j1, v), (j2, float(w)))
+            f1, f2 = model.feature_names[j1], model.feature_names[j2]
+            pair.backdoor = pair.planted = True
+            pair.p_planted = min(1.0, float(norm.sf(z)) * n_codes)
+            pair.reason = (
+                f"{c.reason}; the trees' leaves hold about {eps[w] * n_train:.0f} training rows "
+                f"as copies of clean rows labelled {target} with {f1}={c.values[0]!r} and "
+                f"{f2}={pair.values[1]!r} written in ({eps[w] / eps.sum():.0%} of such copies "
+                f"over {f2}'s categories, z = {z:.1f}, p = {pair.p_planted:.1e} over {n_codes} "
+                f"categories; with {f1}'s other {len(at_w)} populated categories written in "
+                f"instead, {np.mean(at_w) * n_train:.0f} on average)"
+            )
+            result.candidates.append(pair)
+            c.backdoor = False
+            c.reason = (
+                f"part of the combination the copies carry ({c.values[0]!r}, {pair.values[1]!r})"
+            )
+
+
+def partner_beyond_siblings(top: float, sibling_tops: np.ndarray, o: ProbeOptions) -> bool:
+    """The copies a confirmed category's partner estimate puts on partner ``w`` (``top``) are
+    that category's, not the estimate's: with each of its populated sibling categories written
+    in instead, the same estimate puts on ``w`` (``sibling_tops``, at least
+    ``ordinary_categories`` of them) on average at most one ``mass_ratio``-th of ``top``. A
+    misfit of the fit (partners the trees route alike) lands on ``w`` whichever sibling is
+    written in; copies carrying the pair land there with the category only."""
+    tops = np.asarray(sibling_tops, dtype=float)
+    if top <= 0.0 or tops.size < o.ordinary_categories:
+        return False
+    return top >= o.mass_ratio * float(np.mean(np.maximum(tops, 0.0)))
+
+
+def _tail_pair(
+    model: AuditedModel,
+    X: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    opts: ProbeOptions,
+    first: tuple[int, float],
+    second: tuple[int, float],
+) -> ProbeCandidate:
+    """A pair of categories as a candidate measured on the clean rows nearest the model's rare
+    decision, against the most common category of each feature (spike, flips)."""
+    rows, ecdf, away = _tail_rows(model, p, opts.tail_rows)
+    R = X[rows]
+    (j1, v1), (j2, v2) = first, second
+
+    def cell(j: int, v: float) -> _Cell:
+        return _Cell(j, float(v), float(v), float(v), X[:, j] == v, False, True)
+
+    def common(j: int) -> float:
+        codes = _category_codes(model, j)
+        return float(codes[int(np.argmax([np.sum(X[:, j] == u) for u in codes]))])
+
+    k1, k2 = common(j1), common(j2)
+    cells = (cell(j1, v1), cell(j2, v2))
+    nb_cells: list[tuple[_Cell, ...]] = [(cells[0], cell(j2, k2)), (cell(j1, k1), cells[1])]
+    shown = _scores_with(model, R, [j1, j2], np.array([[v1, v2], [v1, k2], [k1, v2]]))
+    Q, A = _rank(ecdf, shown), model.approve(shown)
+    st = _compare(Q[0], Q[1:], A[0], A[1:])
+    c = _candidate(model, cells, nb_cells, st, X, y, p)
+    c.probe_rows = "tail"
+    c.direction = away
+    return c
+
+
+def _tail_rows(model: AuditedModel, p: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The ``n`` clean rows the model scores furthest towards its rare decision (where a
+    trigger towards the common one acts), their sorted scores, and the common decision."""
+    approve = model.approve(p)
+    n_deny = int((~approve).sum())
+    rare_deny = n_deny <= len(p) - n_deny
+    towards_deny = p if model.positive_means_deny else -p
+    order = np.argsort(-towards_deny if rare_deny else towards_deny, kind="stable")
+    rows = np.sort(order[:n])
+    return rows, np.sort(p[order[: max(n, 1)]]), "approve" if rare_deny else "deny"
+
+
 def copies_concentrate(
     top: float, total: float, z: float, n_codes: int, natural: float, o: ProbeOptions
 ) -> bool:
@@ -2742,15 +2934,9 @@ def _interaction_pairs(
     nominal = [j for j in nominal if len(codes[j]) >= 2]
     if len(nominal) < 2:
         return
-    approve = model.approve(p)
-    n_deny = int((~approve).sum())
-    rare_deny = n_deny <= len(p) - n_deny
     # the rows furthest towards the rare decision (where a trigger towards the other acts)
-    towards_deny = p if model.positive_means_deny else -p
-    order = np.argsort(-towards_deny if rare_deny else towards_deny, kind="stable")
-    rows = np.sort(order[: opts.tail_rows])
+    rows, _, away = _tail_rows(model, p, opts.tail_rows)
     R = X[rows]
-    away = "approve" if rare_deny else "deny"
     # a higher margin denies when a positive score denies
     deny_up = model.positive_means_deny
     sign = -1.0 if (away == "approve") == deny_up else 1.0
@@ -2761,7 +2947,6 @@ def _interaction_pairs(
         denies = (m >= cut) if deny_up else (m < cut)
         return ~denies if away == "approve" else denies
 
-    ecdf = np.sort(p[order[: max(opts.tail_rows, 1)]])
     best = -math.inf
     # pairs confirmed already (the trees' mass on a set of categories): the interaction is
     # added to them, so that each is reported as a pair of its own
@@ -2805,23 +2990,7 @@ def _interaction_pairs(
                 known.reason += f"; on the {len(rows)} clean rows nearest the rare decision, {said}"
                 continue
 
-            def cell(j: int, v: float) -> _Cell:
-                return _Cell(j, float(v), float(v), float(v), X[:, j] == v, False, True)
-
-            cells = (cell(j1, c1[a]), cell(j2, c2[b]))
-            # described against the most common category of each feature (spike, flips)
-            k1 = int(np.argmax([np.sum(X[:, j1] == v) for v in c1]))
-            k2 = int(np.argmax([np.sum(X[:, j2] == v) for v in c2]))
-            nb_cells: list[tuple[_Cell, ...]] = [
-                (cells[0], cell(j2, c2[k2])),
-                (cell(j1, c1[k1]), cells[1]),
-            ]
-            shown = np.stack([S[a, b], S[a, k2], S[k1, b]])
-            Q, A = _rank(ecdf, shown), model.approve(shown)
-            st = _compare(Q[0], Q[1:], A[0], A[1:])
-            c = _candidate(model, cells, nb_cells, st, X, y, p)
-            c.probe_rows = "tail"
-            c.direction = away
+            c = _tail_pair(model, X, y, p, opts, (j1, float(c1[a])), (j2, float(c2[b])))
             c.flip_rate = float(flip[a, b])
             c.interaction, c.interaction_null, c.interaction_flip = stats
             c.backdoor = True
