@@ -2558,7 +2558,8 @@ def _common_partner(
             pair.backdoor = pair.planted = True
             pair.p_planted = min(1.0, float(norm.sf(z)) * n_codes)
             pair.reason = (
-                f"{c.reason}; the trees' leaves hold about {eps[w] * n_train:.0f} training rows "
+                f"{f1}={c.values[0]!r} alone: {c.reason}. The trees' leaves hold about "
+                f"{eps[w] * n_train:.0f} training rows "
                 f"as copies of clean rows labelled {target} with {f1}={c.values[0]!r} and "
                 f"{f2}={pair.values[1]!r} written in ({eps[w] / eps.sum():.0%} of such copies "
                 f"over {f2}'s categories, z = {z:.1f}, p = {pair.p_planted:.1e} over {n_codes} "
