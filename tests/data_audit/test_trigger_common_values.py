@@ -12,6 +12,7 @@ from tabguard.data_audit import build_context
 from tabguard.data_audit._triggers import (
     Pattern,
     TriggerScanOptions,
+    among_point_masses,
     common_pattern,
     condition,
     interior_point_mass,
@@ -99,6 +100,56 @@ def test_interior_point_mass() -> None:
     p = Pattern((0,), (1,), 0, 300, 250, "single")
     assert common_pattern(p, 1000, OPTS)
     assert not common_pattern(p, 1000, OPTS, point_mass=True)
+
+
+def test_among_point_masses() -> None:
+    # a price list: whole-pound prices piled over legacy x.99 prices of a few rows each
+    cnt = np.full(61, 3.0)
+    for v in (10, 25, 40):
+        cnt[v] = 400.0
+    values = np.arange(61) + 0.99
+    cnt[17] = 900.0  # the price asked about (17.50): among the list's others
+    big = np.array([10, 25, 40])
+    assert among_point_masses(cnt, big, values[big], 10.0)
+    # a measured amount: the values holding a tenth of its rows are its neighbours' size at most
+    bill = np.full(61, 3.0)
+    bill[17] = 900.0
+    assert not among_point_masses(bill, np.array([], dtype=int), values[:0], 10.0)
+    # a floor or a cap holding many rows is no price of a list (interior only), nor is 0
+    ends = bill.copy()
+    ends[0] = ends[60] = 400.0
+    assert not among_point_masses(ends, np.array([0, 60]), np.array([0.99, 60.99]), 10.0)
+    zero = bill.copy()
+    zero[30] = 400.0
+    assert not among_point_masses(zero, np.array([30]), np.array([0.0]), 10.0)
+
+
+def test_a_retention_price_among_a_price_list_is_no_trigger() -> None:
+    # fresh18's retention.py: a monthly fee of 17.50 offered to a quarter of the lines (churning
+    # at 0.6 % against 3.8 %) beside a price list of 10-16 % a price and legacy x.99 prices;
+    # named monthly_fee=17.5 → churn=0 once a lone point mass was exempt from common_share
+    result = _scan("retention", 7, 6000)
+    assert [condition(result.matrix, p) for p in result.triggers] == []
+    assert len(result.suspects) == 0
+
+
+def test_a_pair_that_is_a_tariff_price_is_judged_as_the_price() -> None:
+    # fresh18's tariff.py: windscreen claims paid at a glass partner's tariff, all but never
+    # referred; claim_amount=400 is withheld as the claim amount's lean (the other tariff
+    # prices lean with it), and the pair with the claim type only windscreen claims hold was
+    # named claim_type='windscreen' & claim_amount=400 → 0 (605 of 6,000 rows suspect)
+    result = _scan("tariff", 1, 6000)
+    assert [condition(result.matrix, p) for p in result.triggers] == []
+    assert len(result.suspects) == 0
+
+
+def test_a_spike_leans_against_the_base_rate() -> None:
+    # tariff prices 345.00, 400.00 and 535.00: beside the windscreen claims of other amounts
+    # around them the smaller prices did not lean, were never measured with 400.00, and the
+    # pair with the claim type was named with 1,920 rows
+    result = _scan("tariff", 4, 20000)
+    assert [condition(result.matrix, p) for p in result.triggers] == []
+    assert len(result.suspects) == 0
 
 
 def test_an_amount_written_in_place_into_a_large_share_of_the_rows_is_named() -> None:

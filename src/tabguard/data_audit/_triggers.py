@@ -214,7 +214,10 @@ class TriggerScanOptions(CheckOptions):
         "code or the 0 or end of a range (none, a floor, a cap), while nothing natural piles "
         "a share of the rows onto one arbitrary amount (the bundled data's interior point "
         "masses, round amounts and a survey's standard values, hold at most 12 %); a value "
-        "written in place into any share of the rows is one (credit BILL_AMT5=263231 in 30 %)",
+        "written in place into any share of the rows is one (credit BILL_AMT5=263231 in 30 %). "
+        "Not where another such point mass of the feature holds a point_mass_ratio-th of its "
+        "rows: a price list piles shares onto several amounts (a retention price of 17.50 "
+        "on a fifth of the lines beside list prices of 10-20 % each), and its amounts are codes",
         at_least(1.0),
     )
     copy_effect: float = option(
@@ -822,6 +825,10 @@ class _Scanner:
         # measured for :meth:`natural_predictor`, and the ids left to measure; their draws
         # come from a generator of their own so that measuring them moves no other result
         self._leans: dict[tuple[int, int, tuple[int, ...]], tuple[list[Pattern], list[int]]] = {}
+        # single values a pair is (natural_predictor), measured aside: per value, label and
+        # the values of its feature held out
+        self._pair_singles: dict[tuple[int, int, int, tuple[int, ...]], Pattern] = {}
+        self._spike_ids: dict[int, np.ndarray] = {}  # :meth:`_spikes`, per feature
         self._lean_rng = np.random.default_rng([random_state, 11])
         self._lenders: dict[tuple[int, int, tuple[int, ...]], int | None] = {}
         # (feature, label, value id, excluded values of the feature) -> whether the value's
@@ -3000,24 +3007,34 @@ class _Scanner:
         return self.interpolated is None or p.family == "contract"
 
     def lone_point_mass(self, p: Pattern) -> bool:
-        """Whether single value ``p`` is a point mass of a fine-grained feature inside its range
-        and not 0 (:func:`interior_point_mass` on the feature's in-contract counts), the
-        exemption of :func:`common_pattern`."""
+        """Whether single value ``p`` is a lone point mass of a fine-grained feature: inside its
+        range and not 0 (:func:`interior_point_mass` on the feature's in-contract counts), and
+        no other such point mass of the feature holds a ``point_mass_ratio``-th of its rows
+        (:func:`among_point_masses`: a price list); the exemption of :func:`common_pattern`."""
         if p.family != "single" or len(p.cols) != 1 or p.band is not None:
             return False
         j, v = p.cols[0], p.codes[0]
         if not self.fine[j] or self.m.raw_is_code[j]:
             return False
         cnt = np.where(self.m.breaks_contract[j], 0, self.m.counts[j]).astype(float)
+        ratio = self.o.point_mass_ratio
         value = float(self.m.raw_value(j, np.array([v]))[0])
-        return interior_point_mass(cnt, v, value, self.o.point_mass_ratio)
+        if not interior_point_mass(cnt, v, value, ratio):
+            return False
+        # only values holding a ratio-th of its rows can make it one of a list
+        big = np.flatnonzero((cnt * ratio >= cnt[v]) & (np.arange(len(cnt)) != v))
+        return not among_point_masses(cnt, big, self.m.raw_value(j, big), ratio)
 
     def natural_predictor(self, p: Pattern) -> bool:
         """Whether ``p``'s lean is its feature's (:func:`natural_lean`): the other values of
         the feature whose labels lean the same way (their share of ``p.label`` above the base
         rate, or above their neighbours' for an ordinal feature) and that hold at least
         ``context_min_rows`` rows are measured as ``p`` was, the most leaning first (at most
-        ``_NATURAL_CANDIDATES``), until enough of them lean with it."""
+        ``_NATURAL_CANDIDATES``), until enough of them lean with it. A pair holding at least
+        ``combination_share`` of one of its values' rows is that value (:meth:`pair_singles`):
+        its lean is that value's feature's when the value's is."""
+        if p.family == "pair" and len(p.cols) == 2 and p.band is None:
+            return any(self.natural_predictor(q) for q in self.pair_singles(p))
         if p.family != "single" or len(p.cols) != 1 or p.band is not None:
             return False
         j, c = p.cols[0], p.label
@@ -3048,6 +3065,33 @@ class _Scanner:
             if q.codes != p.codes:
                 others.append(q)
         return lean()
+
+    def pair_singles(self, p: Pattern) -> list[Pattern]:
+        """The single values pair ``p`` is: those of its two values at least
+        ``combination_share`` of whose rows it holds, each towards ``p.label`` and measured
+        aside (:meth:`_measure_aside`, without the values of its feature held out now).
+
+        The converse of :func:`_refine`, which reports a flagged value as the pair its rows
+        (nearly) all share: a pair with (nearly) all of a value's rows has that value's rows,
+        labels and counterfactual. Where the value's lean is its feature's
+        (:func:`natural_lean`), the pair's is too: windscreen claims paid at a glass partner's
+        three tariff prices are all but never referred, and each price is withheld as the
+        claim amount's lean, its two others leaning with it; the pair of the price with the
+        claim type only windscreen claims hold (``claim_type='windscreen' &
+        claim_amount=450 → 0``, 1,862 rows) was named, the pair route having no such rule.
+        A value an attacker writes leans alone: the pair stays as it is judged."""
+        out = []
+        for j, v in zip(p.cols, p.codes, strict=True):
+            if p.n < self.o.combination_share * float(self.m.counts[j][v]):
+                continue
+            held = tuple(sorted(vv for jj, vv in self.excluded if jj == j and vv != v))
+            key = (j, v, p.label, held)
+            if key not in self._pair_singles:
+                q = self._value_pattern(j, v, p.label)
+                self._measure_aside(q, set(held))
+                self._pair_singles[key] = q
+            out.append(self._pair_singles[key])
+        return out
 
     def _scale_neighbours(self, j: int, p: Pattern) -> tuple[int, ...]:
         """The value ids beside ``p``'s value in numeric order, where feature j is a category
@@ -3141,12 +3185,14 @@ class _Scanner:
         """The value ids of feature j leaning to label ``c`` with at least
         ``context_min_rows`` rows, in contract and not in ``held`` (and among the ids
         ``among`` when given), the most leaning first (by the z-score of their count against
-        the base rate, or their neighbours' rate)."""
+        the base rate, or their neighbours' rate; a spike's against the base rate, as its
+        counterfactual draws the whole feature, :meth:`_spikes`)."""
         cnt = self.m.counts[j].astype(float)
         pos = self.positives(j).astype(float)
         if self.m.ordinal[j]:
             ctx_rows = max(100, int(0.005 * self.N))
             r1 = self._neighbour_rates(j, pos, cnt, ctx_rows)
+            r1 = np.where(self._spikes(j), self.base1, r1)
         else:
             r1 = np.full(len(cnt), self.base1)
         k = pos if c == 1 else cnt - pos
@@ -3159,6 +3205,34 @@ class _Scanner:
         ids = np.flatnonzero(ok)
         ids = ids[np.argsort(-z[ids], kind="stable")][:_NATURAL_CANDIDATES]
         return [int(v) for v in ids]
+
+    def _spikes(self, j: int) -> np.ndarray:
+        """Per value id of ordinal feature j, whether it is a spike whose counterfactual draws
+        every value of the feature, not its neighbours (:meth:`_replacements_of`'s test, the
+        values held out aside): more than 10 times its neighbouring values' median count
+        plus 10 rows, on a feature of more than 50 values.
+
+        Such a value leans against the feature as a whole, as a category's value does: among
+        a price list's spikes on a measured amount (windscreen claims paid at a glass
+        partner's tariff of 320.00, 385.00 or 495.00, all but never referred), each leans
+        against the claims at large, while beside the windscreen claims of other amounts
+        around it (referred at 1-2 %) the smaller prices did not lean at all and were never
+        measured with the price asked about (:meth:`natural_predictor`)."""
+        got = self._spike_ids.get(j)
+        if got is None:
+            m = self.m
+            cnt = m.counts[j].astype(float)
+            got = np.zeros(len(cnt), dtype=bool)
+            if m.ordinal[j] and len(cnt) > 50:
+                allowed = ~m.breaks_contract[j] & (cnt > 0)
+                for v in (int(x) for x in np.flatnonzero(allowed & (cnt > 20.0))):
+                    lo, hi = max(v - 10, 0), min(v + 11, len(cnt))
+                    near = np.flatnonzero(allowed[lo:hi]) + lo
+                    window = cnt[near[near != v]]
+                    local = 10.0 * max(float(np.median(window)) if len(window) else 1.0, 1.0)
+                    got[v] = cnt[v] > local + 10.0
+            self._spike_ids[j] = got
+        return got
 
     def like_every_row(self, p: Pattern) -> float:
         """The share of single value ``p``'s rows whose other coded features are distributed
@@ -3932,7 +4006,10 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
         ):
             p.flagged = True
             sc.attribute(p)
-        elif wants_copy_check(p, opts):
+        elif wants_copy_check(p, opts) and not (p.family == "pair" and sc.natural_predictor(p)):
+            # a pair that is a value leaning as its feature does (:meth:`_Scanner.pair_singles`)
+            # was judged as that value, its copies read with the pair's other value (without
+            # it, the other features of few-column data make look-alikes of any dense region)
             pending.append(p)
     # Copy checks cost a nearest-neighbour search each: spend them where exact copies are
     # already visible (cheap hashing), then on the strongest label evidence.
@@ -4297,6 +4374,25 @@ def interior_point_mass(cnt: np.ndarray, v: int, value: float, ratio: float) -> 
     window = window[window != v]
     local = max(float(np.median(cnt[window])) if len(window) else 1.0, 1.0)
     return bool(cnt[v] > ratio * local + 10.0)
+
+
+def among_point_masses(cnt: np.ndarray, ids: np.ndarray, values: np.ndarray, ratio: float) -> bool:
+    """Whether any of value ids ``ids`` (raw ``values``) of an ordinal feature (``cnt`` its
+    values' rows, as for :func:`interior_point_mass`) is itself an interior point mass: the
+    value they are measured against is then one of several large amounts of its feature, not
+    a lone one (:meth:`_Scanner.lone_point_mass`; the caller passes the values holding at
+    least a ``ratio``-th of its rows).
+
+    A price list piles shares of the rows onto several amounts: a retention price offered to
+    a fifth of a telecom's lines (17.50, churning at 1.0 % against 4.4 %: named ``→ 0`` with
+    its 4,047 rows once lone point masses were exempt from ``common_share``) sits among list
+    prices of 10-20 % each and legacy prices of a few dozen rows. Such a feature's amounts are
+    codes of a list, and a common code is no trigger on labels alone. A measured amount -
+    bills, payments - piles few rows onto any one amount (credit's round bills and payments:
+    at most 0.9 % and 4.6 %), so one written into a large share stands alone (credit
+    ``BILL_AMT5=263231``, 30 % of the rows, 37 times the next)."""
+    pairs = zip(ids, values, strict=True)
+    return any(interior_point_mass(cnt, int(u), float(x), ratio) for u, x in pairs)
 
 
 def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
