@@ -474,10 +474,12 @@ def test_a_partner_is_the_categorys_only_beyond_its_siblings() -> None:
     assert not partner_beyond_siblings(0.0, np.array([0.0, 0.0, 0.0]), o)
 
 
-def _common_partner_on(clean_file, rare_side, monkeypatch, siblings_eps: float):
+def _common_partner_on(clean_file, rare_side, monkeypatch, siblings_eps: float, twin: bool = False):
     """``_common_partner`` on the clean model with one confirmed approval ``region='west'``
     (from the rare side) and an estimate (monkeypatched) whose copies with 'west' written in
-    land on ``channel='app'``; with another region written in they put ``siblings_eps`` there."""
+    land on ``channel='app'``; with another region written in they put ``siblings_eps`` there.
+    With ``twin``, 'app' given no copies sends them all to 'web' (two channels the leaves do
+    not tell apart)."""
     import tabguard.model_audit._backdoor as backdoor
     from tabguard.model_audit._backdoor import ProbeResult, _common_partner, _Routing
 
@@ -491,12 +493,17 @@ def _common_partner_on(clean_file, rare_side, monkeypatch, siblings_eps: float):
     app = (model.categories("channel") or []).index("app")
     seen: list[tuple[str, float, int]] = []
 
-    def estimate(ens, leaves, X, j, n_codes, sources, draws, rng, written=None):
+    web = (model.categories("channel") or []).index("web")
+
+    def estimate(ens, leaves, X, j, n_codes, sources, draws, rng, written=None, without=None):
         written = dict(written or {})
         seen.append((model.feature_names[j], written[region], draws))
         eps = np.full((len(sources), n_codes), 0.0005)
         if model.feature_names[j] == "channel":
             eps[0, app] = 0.01 if written[region] == west else siblings_eps
+            if without == app:
+                eps[0, web] += eps[0, app] if twin else 0.0
+                eps[0, app] = 0.0
         return eps, np.full_like(eps, 1e-3 if draws else 0.0), 1.0
 
     monkeypatch.setattr(backdoor, "planted_copies", estimate)
@@ -536,3 +543,25 @@ def test_a_partner_every_sibling_favours_is_the_fits_not_the_copies(
     result, part, seen = _common_partner_on(clean_file, rare_side, monkeypatch, 0.008)
     assert [c for c in result.candidates if c.backdoor] == [part]
     assert all(draws == 0 for _, _, draws in seen)  # no bootstrap spent on it
+
+
+def test_a_partner_the_leaves_do_not_tell_from_another_counts_their_rows_together(
+    clean_file, rare_side, monkeypatch
+):
+    """A single approval trigger (75735 8 #5, ``jewelry``, 373 copies) whose copies keep
+    their own channels: the estimate put 278 rows on ``in_store`` (35 % of the copied rows)
+    because ``contactless`` (25 %) is routed alike for 99 % of the rows, and without
+    ``in_store`` it moves them there. The two are one partner to the leaves, so their rows'
+    share counts together (60 %): no pair, the single trigger stays. Here 'app' (30 % of the
+    rows) and 'web' (50 %) stand in for them."""
+    from tabguard.model_audit._backdoor import _partner_group
+
+    eps = np.array([0.0, 278.0, 72.0, 15.0])
+    without = np.array([270.0, 0.0, 80.0, 15.0])
+    assert _partner_group((without[None], without[None], 1.0), eps, 1) == [1, 0]
+    jewelry = np.array([21.0, 0.0, 0.0, 65.0, 0.0, 157.0, 0.0, 36.0])
+    spread = np.array([40.0, 30.0, 0.0, 80.0, 0.0, 0.0, 10.0, 60.0])  # no partner takes half
+    assert _partner_group((spread[None], spread[None], 1.0), jewelry, 5) == [5]
+    assert _partner_group(None, jewelry, 5) == [5]
+    result, part, _ = _common_partner_on(clean_file, rare_side, monkeypatch, 0.0005, twin=True)
+    assert [c for c in result.candidates if c.backdoor] == [part]

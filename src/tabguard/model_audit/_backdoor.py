@@ -1970,6 +1970,7 @@ def planted_copies(
     draws: int,
     rng: np.random.Generator,
     written: Mapping[int, float] | None = None,
+    without: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Training rows each category of column ``j`` gained as copies of clean rows, from the
     trees' leaf counts.
@@ -2013,6 +2014,8 @@ def planted_copies(
     written : mapping of int to float, optional
         Other columns written into every copied row as well (the partner step: a confirmed
         category, whose copies' second value is asked); only the copied rows are changed.
+    without : int, optional
+        A code given no copies (its estimate held at 0): where the copies go without it.
 
     Returns
     -------
@@ -2057,6 +2060,9 @@ def planted_copies(
             for s_i, src in enumerate(sources):
                 ws = wc[src]
                 for w in range(n_codes):
+                    if w == without:
+                        cols.append(np.zeros(len(lf)))
+                        continue
                     D = np.bincount(routed[s_i][w][:, i], weights=ws, minlength=n)[lf]
                     cols.append((D / max(D.sum(), 1e-12) - c) * scale)
             A_parts.append(np.column_stack(cols))
@@ -2536,7 +2542,27 @@ def _common_partner(
                 continue
             eps = first[0]
             w = int(np.argmax(eps))
-            natural = float(np.mean(X[rows, j2] == w))
+            # the partners the leaves do not tell from w: without w, the estimate moves at least
+            # half of w's copies onto them (``contactless`` and ``in_store``, which the trees
+            # route alike for 98-99 % of rows). A single trigger's copies keep their rows' own
+            # partners, and such a group holds their share of it: it is counted as w's share
+            alike = _partner_group(
+                planted_copies(
+                    routing.ens,
+                    routing.leaves(),
+                    X,
+                    j2,
+                    n_codes,
+                    [rows],
+                    0,
+                    rng,
+                    written={j1: v},
+                    without=w,
+                ),
+                eps,
+                w,
+            )
+            natural = float(np.mean(np.isin(X[rows, j2], alike)))
             # the screens that need no bootstrap first (the estimate itself is the same)
             if not copies_concentrate(
                 float(eps[w]), float(eps.sum()), math.inf, n_codes, natural, opts
@@ -2571,6 +2597,17 @@ def _common_partner(
             c.reason = (
                 f"part of the combination the copies carry ({c.values[0]!r}, {pair.values[1]!r})"
             )
+
+
+def _partner_group(
+    est: tuple[np.ndarray, np.ndarray, float] | None, eps: np.ndarray, w: int
+) -> list[int]:
+    """Partner ``w`` and the partners that take at least half of its copies when ``w`` is
+    given none (``est``: the estimate without ``w``): the leaves do not tell them apart."""
+    if est is None:
+        return [w]
+    moved = est[0][0] - eps
+    return [w] + [u for u in range(len(eps)) if u != w and moved[u] >= 0.5 * eps[w]]
 
 
 def partner_beyond_siblings(top: float, sibling_tops: np.ndarray, o: ProbeOptions) -> bool:
