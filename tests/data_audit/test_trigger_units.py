@@ -157,25 +157,6 @@ def test_entity_rows_are_one_unit() -> None:
     assert p2.units == 90 and strong_label_evidence(p2, OPTS)
 
 
-def test_an_entity_with_both_labels_weighs_one_unit_across_them() -> None:
-    """30 accounts of three rows each, one row of each with the label: counted by entity, a
-    third of each account is the label's, as the rest of its rows say (effect 0). Per label,
-    its lone row was a whole unit and its two others half a unit each: the label's share
-    doubled, an effect of 0.25 where there is none (a marketplace's buyers: every common
-    value leaned to disputes, lead, session 15)."""
-    df = _frame()
-    r = df.index[df["kind"] == "r"]
-    df.loc[r, "account"] = np.repeat(np.arange(1000, 1030), 3)
-    df.loc[r, "y"] = np.tile([1, 0, 0], 30)
-    sc = _scanner(df, _contract("account"))
-    p = _rare_pattern(sc, other=2 / 3)
-    p.scored_rows, p.scored_q = p.rows[::2], p.scored_q[::2]  # the larger pattern's branch
-    sc.count_units(p)
-    assert p.units == pytest.approx(30.0)
-    assert p.expected_other == pytest.approx(20.0) and p.observed_other == 20
-    assert abs(p.effect) < 1e-9 and p.p_label > 0.4
-
-
 def test_missing_entity_column_is_an_error_naming_it() -> None:
     df = _frame().drop(columns="account")
     with pytest.raises(DataError, match="entity column 'account' is not a column of the data"):

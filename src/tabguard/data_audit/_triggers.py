@@ -2269,22 +2269,13 @@ class _Scanner:
         # one design effect for both would divide the other label's count by the repeats of
         # this one (credit, defaulters tripled: PAY_0=2 counted 301 of its 823 non-defaulters).
         designs = []
-        size = None
-        if self.entity is not None:
-            # an entity is one unit whatever its rows' labels: a row's design effect is its
-            # entity's rows in the pattern, of both labels (per label, a buyer's one disputed
-            # order of three counted a whole unit and its two others half a unit each: every
-            # value of a marketplace's buyers leaned to disputes, by 0.4-0.6 of its disputed
-            # orders). Where an entity's rows share one label, this is the label's own.
-            codes = pd.factorize(self.entity[p.rows])[0]
-            size = np.bincount(codes)[codes].astype(float)
         for same in (True, False):
-            held = (self.y[p.rows] == p.label) == same
-            rows = p.rows[held]
+            rows = p.rows[(self.y[p.rows] == p.label) == same]
             if len(rows) <= 1:
                 designs.append(1.0)
-            elif size is not None:
-                designs.append(float(size[held].mean()))
+            elif self.entity is not None:
+                sizes = np.bincount(pd.factorize(self.entity[rows])[0])
+                designs.append(float((sizes.astype(float) ** 2).sum()) / len(rows))
             else:
                 k = min(self.o.unit_sample, len(rows))
                 est = rows if k == len(rows) else self.rng.choice(rows, k, replace=False)
