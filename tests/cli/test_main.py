@@ -123,6 +123,14 @@ def test_contract_infer_drafts_a_panel_id_as_the_entity(
     drafted = yaml.safe_load(out)  # the note goes to stderr: stdout stays YAML
     assert drafted["entity"] == "account" and "account" not in drafted["features"]
     assert "entity: account drafted from its name" in " ".join(err.split())
+    # named after its file (four drafts named "inferred" became one registry model); a
+    # hospital's record number is an id of a unit (fresh19)
+    assert drafted["name"] == "panel"
+    visits = tmp_path / "ed-visits.2024.csv"
+    pd.read_csv(data).rename(columns={"account": "mrn"}).to_csv(visits, index=False)
+    code, out, err = run_main(capsys, "contract", "infer", str(visits), "-l", "bad")
+    assert code == 0 and yaml.safe_load(out)["name"] == "ed-visits"
+    assert yaml.safe_load(out)["entity"] == "mrn"
     code, out, err = run_main(capsys, "contract", "infer", str(data), "-l", "bad", "--no-entity")
     assert code == 0 and "entity" not in yaml.safe_load(out) and not err
     code, _, err = run_main(

@@ -130,6 +130,18 @@ def test_yaml_round_trip_keeps_hash(tmp_path: Path) -> None:
     assert contract_hash(changed) != contract_hash(c)
 
 
+def test_text_codes_that_read_as_numbers_are_quoted(tmp_path: Path) -> None:
+    # written bare, '008' is the number 8 to a YAML 1.2 reader (fresh19)
+    codes = ["008", "009", "1_000", "0x1F", "1e3", "-7", "A1", "08.15"]
+    spec = {**BASE, "features": {"code": {"type": "category", "categories": codes}}}
+    c = contract_from_dict(spec)
+    text = save_contract(c, tmp_path / "c.yaml").read_text()
+    for code in codes[:6] + ["08.15"]:
+        assert f"'{code}'" in text, code
+    assert "- A1" in text
+    assert load_contract(tmp_path / "c.yaml") == c
+
+
 def test_load_errors(tmp_path: Path) -> None:
     with pytest.raises(ContractError, match="contract file must exist"):
         load_contract(tmp_path / "absent.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,14 @@ from tabguard.cli._app import console, contract_app, err_console, output_file
 def infer(
     data: Annotated[Path, typer.Argument(help="CSV or Parquet file to draft the contract from.")],
     label: Annotated[str, typer.Option("--label", "-l", help="Label column.")],
-    name: Annotated[str, typer.Option(help="Contract name.")] = "inferred",
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Contract name (also the model registry's name when training); default: the "
+            "data file's name without its suffixes.",
+            show_default=False,
+        ),
+    ] = None,
     id_column: Annotated[str | None, typer.Option("--id", help="Row identifier column.")] = None,
     entity: Annotated[
         str | None,
@@ -36,19 +44,20 @@ def infer(
 ) -> None:
     """Draft a contract from data; review ranges, protected and gameable features after."""
     output_file(out, force)  # before the work: a reviewed contract is never overwritten
-    import yaml
-
-    from tabguard.contract import contract_to_dict, infer_contract, save_contract
+    from tabguard.contract import contract_yaml, infer_contract, save_contract
     from tabguard.io import read_table
 
     if entity is not None and no_entity:
         raise typer.BadParameter("give --entity or --no-entity, not both", param_hint="--entity")
     df = read_table(data, keep_codes=True)
     notes: list[str] = []
+    # named after the file: four drafts all named "inferred" became one registry model's
+    # versions 1-4 for an outside user's four unrelated data sets
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", data.name.split(".")[0]).strip("_") or "inferred"
     contract = infer_contract(
         df,
         label,
-        name=name,
+        name=name or stem,
         id_column=id_column,
         entity=entity,
         find_entity=not no_entity,
@@ -59,12 +68,7 @@ def infer(
         err_console.print(escape(note))
     if out is None:
         # Raw stdout: Rich would wrap long lines and break the YAML.
-        typer.echo(
-            yaml.safe_dump(
-                contract_to_dict(contract), sort_keys=False, width=100, allow_unicode=True
-            ),
-            nl=False,
-        )
+        typer.echo(contract_yaml(contract), nl=False)
     else:
         save_contract(contract, out)
         console.print(

@@ -22,6 +22,7 @@ from tabguard.contract._io import (
     contract_from_dict,
     contract_hash,
     contract_to_dict,
+    contract_yaml,
     load_contract,
     save_contract,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "contract_from_dict",
     "contract_hash",
     "contract_to_dict",
+    "contract_yaml",
     "date_columns",
     "guess_entity",
     "guess_id",

@@ -47,6 +47,8 @@ _ID_WORDS = frozenset(
     {"id", "ids", "key", "account", "acct", "customer", "client", "user", "member", "person"}
     | {"individual", "subject", "patient", "entity", "loan", "policy", "contract", "card"}
     | {"household", "firm"}
+    # a hospital's medical record number, an airline's passenger name record (fresh19)
+    | {"mrn", "pnr"}
 )
 
 

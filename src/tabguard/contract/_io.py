@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -179,18 +180,43 @@ def contract_to_dict(contract: Contract) -> dict[str, Any]:
     return tidy
 
 
-def save_contract(contract: Contract, path: str | Path) -> Path:
-    """Write a contract as YAML (key order preserved) and return the path."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(
+#: Text a YAML 1.2 reader takes for a number (``008``, ``1_000``, ``0x1F``, ``1e3``): PyYAML
+#: writes such text codes bare where its YAML 1.1 resolver sees no number (``008`` is no
+#: octal), and other readers then load the code ``'008'`` as the number 8.
+_NUMBER_LIKE = re.compile(r"[-+]?(0[xo][0-9a-fA-F_]+|[0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9]+)?)")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes text that any YAML reader could take for a number."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "'" if _NUMBER_LIKE.fullmatch(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def contract_yaml(contract: Contract) -> str:
+    """The contract as YAML text, as :func:`save_contract` writes it (key order kept, text
+    that could read as a number quoted, letters unescaped)."""
+    text: str = yaml.dump(
         contract_to_dict(contract),
+        Dumper=_Dumper,
         sort_keys=False,
         default_flow_style=None,
         width=100,
         allow_unicode=True,  # 'Männlich', not "M\xE4nnlich": the file is read by people
     )
-    p.write_text(text, encoding="utf-8")
+    return text
+
+
+def save_contract(contract: Contract, path: str | Path) -> Path:
+    """Write a contract as YAML (:func:`contract_yaml`) and return the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(contract_yaml(contract), encoding="utf-8")
     return p
 
 
