@@ -136,7 +136,7 @@ def test_text_codes_that_read_as_numbers_are_quoted(tmp_path: Path) -> None:
     spec = {**BASE, "features": {"code": {"type": "category", "categories": codes}}}
     c = contract_from_dict(spec)
     text = save_contract(c, tmp_path / "c.yaml").read_text()
-    for code in codes[:6] + ["08.15"]:
+    for code in [*codes[:6], "08.15"]:
         assert f"'{code}'" in text, code
     assert "- A1" in text
     assert load_contract(tmp_path / "c.yaml") == c
