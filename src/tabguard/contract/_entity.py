@@ -173,3 +173,16 @@ def nested_in(data: pd.DataFrame, fine: str, coarse: str) -> bool:
     held = data[[fine, coarse]].dropna()
     per = held.groupby(fine, sort=False)[coarse].nunique()
     return bool(len(per)) and float((per <= 1).mean()) >= _CONSTANT_SHARE
+
+
+def outweighs(data: pd.DataFrame, unit: str, other: str, label: str) -> tuple[float, float] | None:
+    """The label's design effects by ``unit`` and by ``other`` when ``unit`` should count the
+    rows instead of ``other``, else None: the label clusters by ``unit`` far more (its design
+    effect at least ``CLUSTERED`` and ``CLUSTERED`` times ``other``'s) and ``other`` is not
+    a part of it (:func:`nested_in`: patients within hospitals stay patients). The rule of
+    ``contract infer``'s entity and of the data audit's hint beside a declared one."""
+    mine = label_design_effect(data, unit, label)
+    theirs = label_design_effect(data, other, label)
+    if mine < max(CLUSTERED, CLUSTERED * theirs) or nested_in(data, other, unit):
+        return None
+    return mine, theirs

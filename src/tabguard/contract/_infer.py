@@ -16,13 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tabguard._plain import plain
-from tabguard.contract._entity import (
-    CLUSTERED,
-    RepeatedId,
-    label_design_effect,
-    nested_in,
-    repeated_id,
-)
+from tabguard.contract._entity import RepeatedId, label_design_effect, outweighs, repeated_id
 from tabguard.contract._io import contract_from_dict
 from tabguard.contract._protected import looks_protected, name_tokens
 from tabguard.contract._spec import Contract
@@ -101,7 +95,7 @@ def guess_entity(df: pd.DataFrame, label: str, id_column: str | None = None) -> 
 
 def _pick_entity(df: pd.DataFrame, label: str, found: list[RepeatedId]) -> EntityGuess | None:
     """Of the candidates, the finest unit (the most values), unless the label clusters far
-    more by another that is not a grouping of it (:data:`CLUSTERED`): a marketplace's orders
+    more by another that is not a grouping of it (:func:`outweighs`): a marketplace's orders
     have buyers (15,000, three orders each, the dispute nothing to do with them) and sellers
     (1,584, whose orders carry each seller's own dispute rate). Counted by buyer, a big
     seller's orders were thousands of records of evidence: 3-13 critical triggers on data
@@ -110,21 +104,16 @@ def _pick_entity(df: pd.DataFrame, label: str, found: list[RepeatedId]) -> Entit
     if not found:
         return None
     finest = max(found, key=lambda f: f.entities)
-    pick, note = finest, ""
     if len(found) > 1:
-        deff = {f.column: label_design_effect(df, f.column, label) for f in found}
-        best = max(found, key=lambda f: deff[f.column])
-        if (
-            best is not finest
-            and deff[best.column] >= max(CLUSTERED, CLUSTERED * deff[finest.column])
-            and not nested_in(df, finest.column, best.column)
-        ):
-            pick = best
+        best = max(found, key=lambda f: label_design_effect(df, f.column, label))
+        more = None if best is finest else outweighs(df, best.column, finest.column, label)
+        if more is not None:
             note = (
-                f"; the label clusters by it (design effect {deff[best.column]:.1f}) far more "
-                f"than by {finest.column} ({deff[finest.column]:.1f})"
+                f"; the label clusters by it (design effect {more[0]:.1f}) far more than by "
+                f"{finest.column} ({more[1]:.1f})"
             )
-    return EntityGuess(**vars(pick), why=note)
+            return EntityGuess(**vars(best), why=note)
+    return EntityGuess(**vars(finest))
 
 
 def named_entities(df: pd.DataFrame, label: str, id_column: str | None = None) -> list[RepeatedId]:

@@ -15,13 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tabguard.contract import Contract
-from tabguard.contract._entity import (
-    CLUSTERED,
-    RepeatedId,
-    label_design_effect,
-    nested_in,
-    repeated_id,
-)
+from tabguard.contract._entity import RepeatedId, outweighs, repeated_id
 
 
 def unit_codes(values: Any) -> np.ndarray:
@@ -60,8 +54,8 @@ class EntityHint(RepeatedId):
 def entity_hints(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> list[EntityHint]:
     """The columns of ``data`` that the contract does not name and that repeat like an entity
     id (see the module docstring). Where the contract declares an entity, only those the label
-    clusters by far more (:func:`~tabguard.contract._entity.label_design_effect` at least
-    ``CLUSTERED`` and that many times the entity's), of which the entity is not a part.
+    clusters by far more, of which the entity is not a part
+    (:func:`~tabguard.contract._entity.outweighs`).
 
     Parameters
     ----------
@@ -79,7 +73,6 @@ def entity_hints(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> li
     label, entity = contract.label.column, contract.entity
     if entity is not None and (entity not in data.columns or label not in data.columns):
         return []
-    declared = label_design_effect(data, entity, label) if entity is not None else 1.0
     out = []
     for col in data.columns:
         if col in known:
@@ -92,11 +85,11 @@ def entity_hints(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> li
             continue
         # with an entity declared: only a unit the label clusters by far more, of which the
         # entity is no part (a marketplace's sellers beside the declared buyers)
-        deff = label_design_effect(data, col, label)
-        if deff >= max(CLUSTERED, CLUSTERED * declared) and not nested_in(data, entity, col):
+        more = outweighs(data, col, entity, label)
+        if more is not None:
             why = (
-                f"the label clusters by it (design effect {deff:.1f}) far more than by the "
-                f"declared entity {entity!r} ({declared:.1f})."
+                f"the label clusters by it (design effect {more[0]:.1f}) far more than by the "
+                f"declared entity {entity!r} ({more[1]:.1f})."
             )
             out.append(EntityHint(**vars(found), instead=why))
     return out
