@@ -103,6 +103,16 @@ def test_infer_says_a_long_category_list_is_cut() -> None:
     assert "120 distinct text values" in (spec.description or "")
 
 
+def test_infer_lists_every_code_of_a_category_whose_codes_repeat() -> None:
+    # 400 product codes, 15 rows each: a category, not free text; a draft listing 50 of them
+    # broke the contract on most rows
+    df = pd.DataFrame({"sku": [f"SKU-{i:04d}" for i in range(400)] * 15, "y": [0, 1] * 3000})
+    spec = infer_contract(df, label="y").features["sku"]
+    assert spec.categories is not None and len(spec.categories) == 400
+    assert "400 codes, all listed" in (spec.description or "")
+    assert "free text" not in (spec.description or "")
+
+
 def test_infer_small_scales_are_ordinal() -> None:
     # a 7-point scale and a 1..5 rating (every point used) are drafted as integer, with the
     # guess stated; named codes stay categories: a code list with a rare "other" code, three
