@@ -168,3 +168,21 @@ def test_performance_measures_and_words_the_same_numbers() -> None:
     assert res.findings == [] and res.summary is measured.metrics
     assert f"AUC {measured.metrics['auc']:.3f}" in res.sections[0].text[0]
     assert "at threshold 0.5." in res.sections[0].text[0]
+
+
+def test_performance_warns_when_the_threshold_gives_every_row_one_decision() -> None:
+    # a 6 % label scored well below 0.5: at the default threshold every row is approved, and
+    # the checks that compare decisions have nothing to compare; the warning offers the score
+    # that denies as many rows as carry the label
+    rng = np.random.default_rng(1)
+    y = (rng.random(2000) < 0.06).astype(int)
+    p = np.clip(0.04 + 0.2 * y + rng.normal(0, 0.03, 2000), 0.001, 0.45)
+    res = performance_report(measure_performance(p, y, p < 0.5, 0.5))
+    assert [f.severity for f in res.findings] == ["warning"]
+    f = res.findings[0]
+    assert f.message.startswith("decision.threshold 0.5 approves 100.0% of the reference rows")
+    suggested = f.evidence["threshold_at_positive_rate"]
+    assert abs((p >= suggested).mean() - y.mean()) < 0.01
+    assert "--threshold" in (f.recommendation or "")
+    # both decisions well represented: no warning
+    assert performance_report(measure_performance(p, y, p < suggested, suggested)).findings == []

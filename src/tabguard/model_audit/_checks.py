@@ -32,7 +32,8 @@ class PerformanceResult:
     ----------
     metrics : dict
         AUC, Brier score, log loss, expected calibration error, approval and positive rates,
-        mean score, error standard deviation and 95th percentile of the absolute error.
+        mean score, error standard deviation, 95th percentile of the absolute error, and the
+        score threshold above which the share of rows equals the positive rate.
     threshold : float
         The decision threshold the approval rate was taken at.
     calibration : list of (float, float, int)
@@ -90,6 +91,9 @@ def measure_performance(
         "mean_score": float(p.mean()),
         "error_std": float(err.std()),
         "error_p95_abs": float(np.quantile(np.abs(err), 0.95)),
+        # the score above which as many rows lie as carry the positive label: a threshold
+        # that gives both decisions, offered where the contract's gives one to every row
+        "threshold_at_positive_rate": float(np.quantile(p, 1 - y.mean())) if len(p) else 0.5,
     }
     return PerformanceResult(
         metrics=metrics,

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from tabguard.model_audit._base import ModelCheckResult
 from tabguard.model_audit._checks import PerformanceResult
-from tabguard.reports import PlotSpec, Section, Table
+from tabguard.reports import Finding, PlotSpec, Section, Table
+
+#: A decision given to at least this share of the reference rows leaves the checks that compare
+#: decisions (the backdoor probe, gameability, disparate impact) almost nothing to compare.
+_ONE_DECISION_SHARE = 0.995
 
 
 def performance_report(res: PerformanceResult) -> ModelCheckResult:
-    """One section (metrics, largest errors, calibration and error plots); no finding."""
+    """One section (metrics, largest errors, calibration and error plots), and a warning
+    where the contract's threshold gives (almost) every reference row the same decision."""
     m = res.metrics
     pred = [c[0] for c in res.calibration]
     obs = [c[1] for c in res.calibration]
@@ -53,4 +58,40 @@ def performance_report(res: PerformanceResult) -> ModelCheckResult:
             ),
         ],
     )
-    return ModelCheckResult(sections=[section], summary=res.metrics)
+    return ModelCheckResult(
+        sections=[section], summary=res.metrics, findings=_one_decision(res)
+    )
+
+
+def _one_decision(res: PerformanceResult) -> list[Finding]:
+    """A warning when one decision covers ``_ONE_DECISION_SHARE`` of the rows or more."""
+    m = res.metrics
+    rate = m["approval_rate"]
+    if min(rate, 1 - rate) > 1 - _ONE_DECISION_SHARE:
+        return []
+    which = "approves" if rate >= 0.5 else "denies"
+    suggested = m["threshold_at_positive_rate"]
+    return [
+        Finding(
+            check="performance",
+            severity="warning",
+            message=(
+                f"decision.threshold {res.threshold:g} {which} {max(rate, 1 - rate):.1%} of "
+                f"the reference rows (scores up to {m['mean_score']:.3f} on average, positive "
+                f"rate {m['positive_rate']:.1%}): the checks that compare decisions (backdoor "
+                "probe, gameability, disparate impact) have almost nothing to compare"
+            ),
+            evidence={
+                "threshold": res.threshold,
+                "approval_rate": rate,
+                "positive_rate": m["positive_rate"],
+                "threshold_at_positive_rate": suggested,
+            },
+            recommendation=(
+                "audit again at the threshold of your decision policy (`--threshold`; "
+                "`decision.threshold` in the contract before training): "
+                f"{suggested:.4g} gives the positive decision to as many rows as carry the "
+                f"positive label ({m['positive_rate']:.1%})"
+            ),
+        )
+    ]
