@@ -58,9 +58,7 @@ def performance_report(res: PerformanceResult) -> ModelCheckResult:
             ),
         ],
     )
-    return ModelCheckResult(
-        sections=[section], summary=res.metrics, findings=_one_decision(res)
-    )
+    return ModelCheckResult(sections=[section], summary=res.metrics, findings=_one_decision(res))
 
 
 def _one_decision(res: PerformanceResult) -> list[Finding]:
