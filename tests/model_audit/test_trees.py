@@ -208,3 +208,44 @@ def test_xgboost_covers_are_hessians_at_the_rebuilt_margins(fraud):
         cover = np.bincount(leaves[:, t], weights=w[:, t], minlength=len(tree.feature))
         lf = tree.leaves()
         np.testing.assert_allclose(cover[lf], tree.count[lf], rtol=1e-4)
+
+
+def test_code_classes_reach_the_same_leaf_from_every_row() -> None:
+    # planted_copies routes one code per class of codes a tree sends alike: every code of a
+    # class must reach its representative's leaf from any row, and codes of two classes must
+    # part at some split on the column
+    import lightgbm as lgb
+
+    from tabguard.model_audit._backdoor import _code_classes
+    from tabguard.model_audit._trees import read_trees
+
+    rng = np.random.default_rng(3)
+    n, n_codes = 3000, 40
+    X = np.column_stack([rng.integers(0, n_codes, n), rng.normal(size=n)]).astype(float)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X[:, 1] + (X[:, 0] % 5 == 0))))).astype(int)
+    params = {"objective": "binary", "verbose": -1, "min_data_per_group": 10, "cat_smooth": 1}
+    data = lgb.Dataset(X, y, categorical_feature=[0], feature_name=["code", "x"])
+    ens = read_trees(lgb.train(params, data, 20), ["code", "x"])
+    assert ens is not None
+    sizes = []
+    for tree in ens.trees:
+        reps, of_code = _code_classes(tree, 0, n_codes)
+        sizes.append(len(reps))
+        assert of_code.shape == (n_codes,) and sorted(set(of_code.tolist())) == list(
+            range(len(reps))
+        )
+        leaf = {}
+        for w in range(n_codes):
+            Xw = X[:200].copy()
+            Xw[:, 0] = w
+            leaf[w] = tree.route(Xw)
+        for w in range(n_codes):
+            assert np.array_equal(leaf[w], leaf[reps[of_code[w]]])
+        nodes = np.flatnonzero(tree.feature == 0)
+        for a in range(len(reps)):
+            for b in range(a + 1, len(reps)):
+                assert any(
+                    tree.goes_left(int(nd), reps[a]) != tree.goes_left(int(nd), reps[b])
+                    for nd in nodes
+                )
+    assert max(sizes) > 1 and min(sizes) < n_codes  # the test sees classes, and merges codes

@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from itertools import combinations, pairwise
 from typing import Any, ClassVar
 
@@ -52,7 +53,7 @@ import pandas as pd
 
 from tabguard.checks import PROBABILITY_OPEN, SHARE, CheckOptions, Rule, at_least, option
 from tabguard.model_audit._model import AuditedModel
-from tabguard.model_audit._trees import TreeEnsemble
+from tabguard.model_audit._trees import Tree, TreeEnsemble
 from tabguard.progress import NULL_PROGRESS, Progress
 
 
@@ -228,8 +229,9 @@ class _Cell:
     outside: bool  # beyond the reference data's observed range
     categorical: bool
 
-    @property
+    @cached_property
     def n_natural(self) -> int:
+        # read once per pair of cells when neighbours are chosen: 400 codes, 160,000 sums
         return int(self.natural.sum())
 
 
@@ -1960,6 +1962,17 @@ def training_rows(ens: TreeEnsemble, trees: Sequence[int] | None = None) -> floa
     return max(float(np.mean(roots)) if roots else 1.0, 1.0)
 
 
+def _code_classes(tree: Tree, j: int, n_codes: int) -> tuple[list[int], np.ndarray]:
+    """Codes ``0 .. n_codes - 1`` of column ``j`` grouped by the way ``tree`` sends them at
+    each of its splits on ``j``: one code per class, and each code's class."""
+    nodes = np.flatnonzero(tree.feature == j)
+    sides = np.array(
+        [[tree.goes_left(int(nd), float(w)) for nd in nodes] for w in range(n_codes)], dtype=bool
+    ).reshape(n_codes, len(nodes))
+    _, first, of_code = np.unique(sides, axis=0, return_index=True, return_inverse=True)
+    return [int(w) for w in first], of_code.reshape(-1)
+
+
 def planted_copies(
     ens: TreeEnsemble,
     leaves: np.ndarray,
@@ -2031,18 +2044,24 @@ def planted_copies(
         return None
     n_ref = len(X)
     leaf_ids = [np.flatnonzero(ens.trees[k].feature < 0) for k in trees]
-    # the leaf each source row reaches with each code written in, per tree
-    routed = []
+    # Codes a tree sends the same way at each of its splits on the column reach the same leaf
+    # from any row: route one code per such class (a tree splitting twice on a 400-code
+    # feature has at most 4 classes, not 400 codes to route, and the fit's columns are alike)
+    classes = [_code_classes(ens.trees[k], j, n_codes) for k in trees]
+    # the leaf each source row reaches with each class's codes written in, per tree
+    routed: list[list[np.ndarray]] = []
     for src in sources:
-        per_code = []
+        per_tree = []
         base = X[src]  # fancy indexing: a copy of the source rows only
         for col, code in (written or {}).items():
             base[:, col] = code
-        for w in range(n_codes):
-            Xs = base.copy()
-            Xs[:, j] = float(w)
-            per_code.append(np.column_stack([ens.trees[k].route(Xs) for k in trees]))
-        routed.append(per_code)
+        for k, (reps, _) in zip(trees, classes, strict=True):
+            rows = []
+            for w in reps:
+                base[:, j] = float(w)
+                rows.append(ens.trees[k].route(base))
+            per_tree.append(np.stack(rows))
+        routed.append(per_tree)
     counts = [ens.trees[k].count for k in trees]
 
     def fit(
@@ -2056,16 +2075,19 @@ def planted_copies(
             c = C / max(C.sum(), 1e-12)
             scale = 1.0 / np.sqrt((C + 0.5) / (C.sum() + 0.5 * len(lf)))
             b_parts.append((T_all[i] - c) * scale)
+            of_code = classes[i][1]
             cols = []
             for s_i, src in enumerate(sources):
                 ws = wc[src]
-                for w in range(n_codes):
-                    if w == without:
-                        cols.append(np.zeros(len(lf)))
-                        continue
-                    D = np.bincount(routed[s_i][w][:, i], weights=ws, minlength=n)[lf]
-                    cols.append((D / max(D.sum(), 1e-12) - c) * scale)
-            A_parts.append(np.column_stack(cols))
+                per_class = []
+                for leaf_of_row in routed[s_i][i]:
+                    D = np.bincount(leaf_of_row, weights=ws, minlength=n)[lf]
+                    per_class.append((D / max(D.sum(), 1e-12) - c) * scale)
+                block = np.column_stack(per_class)[:, of_code]
+                if without is not None:
+                    block[:, without] = 0.0
+                cols.append(block)
+            A_parts.append(np.hstack(cols))
         A, b = np.vstack(A_parts), np.concatenate(b_parts)
         eps, rnorm = nnls(A, b)
         disp = 1.0
