@@ -3914,6 +3914,8 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         if not _retest_sharing_a_feature(sc, flagged, flagged, alpha, opts):
             break
         flagged = [p for p in chosen if p.flagged]
+    if _retest_against_the_other_label(sc, flagged, alpha, opts):
+        flagged = [p for p in chosen if p.flagged]
     sc.excluded = held
     # A value written with the target label into many rows of a common category may stay
     # under every rule (its natural rows dilute the effect: fraud country='ES', 1,782 rows
@@ -4052,6 +4054,44 @@ def _retest_sharing_a_feature(
         return False
     _retest(sc, shared, alpha, opts)
     return True
+
+
+def _retest_against_the_other_label(
+    sc: _Scanner, flagged: list[Pattern], alpha: float, opts: TriggerScanOptions
+) -> bool:
+    """Test again each flagged value of an ordinal feature beside which a value of its feature
+    was flagged towards the other label as written on labels alone, without that value too
+    (:func:`retest_exclusions` keeps such values replacements of the others); False when
+    there is none.
+
+    A value written with a label into many rows lends that label to the counterfactual of
+    the values beside it, which draws them: they look depleted of it, as written with the
+    other label (fraud ``n_tx_24h=6`` written into 1,789 random rows as frauds, 18 %
+    camouflaged: ``n_tx_24h=5`` and ``7``, natural rows at 5-11 % frauds, measured effects
+    of 0.87 towards legitimate against the borrowed 73 %, and 758 natural rows were
+    quarantined). Each side measured without the other tells which lent: the written value
+    keeps its lean against the values further out, a borrowed one loses it. Measured from
+    the flagged set as it is (no value's re-test changes another's exclusions)."""
+    base = retest_exclusions(flagged)
+    todo: list[tuple[Pattern, set[tuple[int, int]]]] = []
+    for p in flagged:
+        if len(p.cols) != 1 or p.band is not None or not sc.m.ordinal[p.cols[0]]:
+            continue
+        other = {
+            (q.cols[0], q.codes[0])
+            for q in flagged
+            if q is not p
+            and len(q.cols) == 1
+            and q.cols == p.cols
+            and q.label != p.label
+            and (q.cols[0], q.codes[0]) not in base  # written on labels alone
+        }
+        if other:
+            todo.append((p, base | other))
+    for p, excluded in todo:
+        sc.excluded = excluded
+        _retest(sc, [p], alpha, opts)
+    return bool(todo)
 
 
 def _retest(sc: _Scanner, patterns: list[Pattern], alpha: float, opts: TriggerScanOptions) -> None:
