@@ -227,6 +227,20 @@ def test_natural_labels_must_be_decisive() -> None:
     assert natural_evidence(natural(label_log_lr=lr - 1e-6), OPTS) is None
 
 
+def test_natural_labels_bar_rises_with_a_feature_of_many_categories() -> None:
+    # up to label_family categories with a label rate of their own: the bar is decisive_lr;
+    # 400 such products: 20 times that (one product's labels depart from a clean model's
+    # rate by chance; a clean returns model's 208:1 was named critical)
+    lr = math.log(OPTS.decisive_lr)
+    fam = OPTS.label_family
+    assert natural_evidence(natural(label_log_lr=lr), OPTS, family=fam) is not None
+    assert natural_evidence(natural(label_log_lr=lr), OPTS, family=fam + 1) is None
+    many = math.log(OPTS.decisive_lr * 400 / fam)
+    assert natural_evidence(natural(label_log_lr=math.log(208)), OPTS, family=400) is None
+    assert natural_evidence(natural(label_log_lr=many), OPTS, family=400) is not None
+    assert natural_evidence(natural(label_log_lr=many - 1e-6), OPTS, family=400) is None
+
+
 def test_natural_supported_share_threshold() -> None:
     """The model moves its rows from 20 % (neighbour) to 40 %; a clean rate of 30 % supports
     exactly half of that, just under half is a trigger, a real effect (40 %) is supported."""

@@ -42,6 +42,7 @@ statistics of the model's own candidates and of the clean data.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -177,6 +178,14 @@ class ProbeOptions(CheckOptions):
         100.0,
         "likelihood ratio at which the labels of clean rows decisively contradict the model",
         at_least(1.0),
+    )
+    label_family: int = option(
+        20,
+        "clean labels alone confirm a natural category (natural_evidence) at decisive_lr "
+        "times the feature's categories with natural_rows clean rows over this many, when "
+        "more: the ratio was set on features of at most 9 categories, and over a 400-code "
+        "product feature of a clean model one category's labels passed 100 at 208",
+        at_least(1),
     )
     natural_rows: int = option(
         30,
@@ -1480,6 +1489,15 @@ def _decide(
         c.p_mass = float(binom.sf(k - 1, round(n_train), c.expected_share)) if k > 0 else 1.0
         known[id(c)] = not (ens.source == "xgboost" and c.training_share == 0)
     alpha = opts.alpha / max(len(strong), 1)
+    # the labels' family per feature: its categories with a label rate of their own
+    family = Counter(
+        c.features[0]
+        for c in result.candidates
+        if c.probe_rows == "random"
+        and len(c.features) == 1
+        and c.nominal[0]
+        and c.n_natural >= opts.natural_rows
+    )
     by_mass: list[ProbeCandidate] = []
     for c in strong:
         reasons: list[str] = []
@@ -1529,7 +1547,7 @@ def _decide(
         # min_child_samples 5 on credit: EDUCATION=5, labels' LR 2.25e4, mass ratio 1.05).
         isolated = known.get(id(c), False) and mass_isolated(c)
         if not reasons and c.probe_rows != "tail" and not isolated:
-            natural = natural_evidence(c, opts)
+            natural = natural_evidence(c, opts, family.get(c.features[0], 1))
             if natural is not None:
                 reasons.append(natural)
         if reasons:
@@ -2773,7 +2791,7 @@ def mass_isolated(c: ProbeCandidate) -> bool:
     return bool(c.training_share >= c.expected_share)
 
 
-def natural_evidence(c: ProbeCandidate, o: ProbeOptions) -> str | None:
+def natural_evidence(c: ProbeCandidate, o: ProbeOptions, family: int = 1) -> str | None:
     """A trigger on a category that occurs naturally, shown by clean labels alone, or None.
 
     The category is carried by enough clean rows (``natural_rows``) to have a label rate of
@@ -2784,10 +2802,15 @@ def natural_evidence(c: ProbeCandidate, o: ProbeOptions) -> str | None:
     full - its clean rows have the labels the model gives them - however large its effect.
     Used where the training mass does not confirm (the trees need not isolate a category that
     also has natural rows, and XGBoost's covers count rows only in its first tree).
+
+    ``family`` is the number of the feature's categories with ``natural_rows`` clean rows:
+    beyond ``label_family`` of them the bar rises in proportion (Bonferroni), since one of
+    400 products' labels departs from a clean model's rate by chance.
     """
     if len(c.features) != 1 or not (c.nominal and c.nominal[0]):
         return None
-    if c.n_natural < o.natural_rows or c.label_log_lr < math.log(o.decisive_lr):
+    bar = o.decisive_lr * max(1.0, family / o.label_family)
+    if c.n_natural < o.natural_rows or c.label_log_lr < math.log(bar):
         return None
     effect = c.model_rate - c.neighbour_rate
     if not math.isfinite(effect) or effect == 0.0:

@@ -75,7 +75,7 @@ def _one_decision(res: PerformanceResult) -> list[Finding]:
             severity="warning",
             message=(
                 f"decision.threshold {res.threshold:g} {which} {max(rate, 1 - rate):.1%} of "
-                f"the reference rows (scores up to {m['mean_score']:.3f} on average, positive "
+                f"the reference rows (mean score {m['mean_score']:.3f}, positive "
                 f"rate {m['positive_rate']:.1%}): the checks that compare decisions (backdoor "
                 "probe, gameability, disparate impact) have almost nothing to compare"
             ),
