@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabguard.contract import contract_from_dict
+from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import _duplicates, build_context
 from tabguard.data_audit._duplicates import NearDuplicatesOptions, find_near_duplicates
 from tabguard.data_audit._matrix import AuditMatrix
@@ -215,3 +215,49 @@ def test_replacements_kept_per_value_follow_the_values_excluded_since() -> None:
         np.testing.assert_array_equal(got, direct)
     sc.excluded = set()
     assert sc._replacements(0, 1)[0] is ids and not ids.flags.writeable
+
+
+def _hierarchy(n: int, strays: int, seed: int = 5) -> pd.DataFrame:
+    """Codes (12, 3 per chapter) and their chapter (4), ``strays`` rows given another chapter."""
+    rng = np.random.default_rng(seed)
+    code = rng.integers(0, 12, n)
+    chapter = code // 3
+    chapter[:strays] = (chapter[:strays] + 1) % 4
+    return pd.DataFrame({"code": code, "chapter": chapter, "y": rng.integers(0, 2, n)})
+
+
+def _hierarchy_contract() -> Contract:
+    return contract_from_dict(
+        {
+            "name": "t",
+            "label": {"column": "y", "positive": 1},
+            "features": {
+                "code": {"type": "category", "categories": list(range(12))},
+                "chapter": {"type": "category", "categories": list(range(4))},
+            },
+        }
+    )
+
+
+def test_a_code_of_a_hierarchy_is_replaced_by_its_siblings() -> None:
+    # a code replaced by another chapter's, beside this row's chapter, is a row that cannot
+    # exist (ICD O80 beside chapter XV scored as another chapter: the chapter's effect was
+    # taken for the code's); its siblings replace it, the chapter keeps every other chapter
+    sc = _Scanner(build_context(_hierarchy(6000, 0), _hierarchy_contract()), TriggerScanOptions())
+    j_code, j_chap = sc.m.names.index("code"), sc.m.names.index("chapter")
+    code = list(sc.m.uniques[j_code]).index(4)  # chapter 1: codes 3, 4, 5
+    ids, w = sc._replacements(j_code, code)
+    assert sorted(sc.m.uniques[j_code][ids].tolist()) == [3, 5]
+    assert abs(float(w.sum()) - 1.0) < 1e-9
+    assert [k for k, _ in sc._parents(j_code)] == [j_chap]
+    assert sc._parents(j_chap) == []  # the chapter is no function of anything here
+    assert len(sc._replacements(j_chap, 0)[0]) == 3
+
+
+def test_a_code_written_into_another_chapter_breaks_the_hierarchy() -> None:
+    # 30 of 6,000 rows (0.5 %) off their chapter: more than _PARENT_STRAYS, no hierarchy, and
+    # every other code replaces a code as before
+    sc = _Scanner(build_context(_hierarchy(6000, 30), _hierarchy_contract()), TriggerScanOptions())
+    j_code = sc.m.names.index("code")
+    assert sc._parents(j_code) == []
+    assert len(sc._replacements(j_code, 4)[0]) == 11

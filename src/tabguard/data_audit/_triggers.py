@@ -390,6 +390,11 @@ _FAMILIES = 4
 _CONTEXT_ROWS = 5_000
 _CONTEXT_TABLE_ROWS = 100_000
 
+#: Rows of a category feature that may stray from the value of another feature its values
+#: otherwise determine (miscoded rows) before that feature is no longer taken for a function of
+#: it (:meth:`_Scanner._parents`): a code written into another chapter's rows breaks it.
+_PARENT_STRAYS = 0.001
+
 #: The label's slope on the rest of the row (:meth:`_Scanner.slope_mixture`): rows of a value
 #: scored (a slope on 2,000 rows is known to about 0.1 where the labels lean 20 to 1), the rows
 #: a value needs to enter the natural null, the values the null needs, and the most frequent
@@ -844,6 +849,8 @@ class _Scanner:
         self._band_rng = np.random.default_rng([random_state, 13])
         # a counterfactual row's bytes -> the context model's prediction (:meth:`counterfactual`)
         self._predicted: dict[bytes, float] = {}
+        # category feature -> the category features that are functions of it (:meth:`_parents`)
+        self._parent_codes: dict[int, list[tuple[int, np.ndarray]]] = {}
         # (feature, value id, excluded ids of the feature) -> :meth:`_replacements`
         self._replacement_ids: dict[
             tuple[int, int, tuple[int, ...]], tuple[np.ndarray, np.ndarray]
@@ -1896,9 +1903,57 @@ class _Scanner:
                 allowed &= cnt <= local
         if use_neighbours:
             return _outward(cnt, allowed, code, code, max(50, int(0.01 * self.N)))
+        for _, parent in self._parents(j):
+            # a code of a hierarchy is replaced by its siblings: another chapter's code beside
+            # this row's chapter is a row that cannot exist, and the context model, reading
+            # the finer code, scored it as that chapter (ICD O80 beside chapter XV: the
+            # chapter's effect was taken for a trigger's)
+            same = allowed & (parent == parent[code])
+            if parent[code] >= 0 and same.any():
+                allowed = same
         ids = np.flatnonzero(allowed)
         w = cnt[ids]
         return ids, (w / w.sum() if w.sum() > 0 else w)
+
+    def _parents(self, j: int) -> list[tuple[int, np.ndarray]]:
+        """The category features that are functions of category feature ``j`` (an ICD code's
+        chapter, a product's department): per such feature ``k``, the value of ``k`` each
+        value of ``j`` comes with (-1 for values no row holds). Function: every value of ``j``
+        comes with one value of ``k`` on all of its rows but at most ``_PARENT_STRAYS`` of
+        the rows, ``k`` has fewer values, and some value of ``k`` has two of ``j``'s (a
+        hierarchy, not a relabelling), and most rows are on values of ``j`` with 5 rows or more.
+        Computed once per feature, on the rows held."""
+        got = self._parent_codes.get(j)
+        if got is not None:
+            return got
+        m, out = self.m, []
+        n_rows = len(m.codes)
+        cj = m.codes[:, j].astype(np.int64) if n_rows else np.empty(0, dtype=np.int64)
+        # most rows on values of a few rows or more: values of one row each (an id) are
+        # functions of anything
+        held = np.bincount(cj, minlength=len(m.counts[j]))
+        if not m.ordinal[j] and n_rows and held[held >= 5].sum() >= 0.5 * n_rows:
+            nj = len(m.counts[j])
+            for k in range(len(m.names)):
+                nk = len(m.counts[k])
+                if k == j or m.ordinal[k] or nk >= nj:
+                    continue
+                pairs, cnt = np.unique(cj * nk + m.codes[:, k], return_counts=True)
+                jv, kv = pairs // nk, pairs % nk
+                # each value of j's most common value of k; the other rows stray
+                order = np.lexsort((-cnt, jv))
+                first = np.ones(len(order), dtype=bool)
+                first[1:] = jv[order][1:] != jv[order][:-1]
+                top = order[first]
+                if n_rows - int(cnt[top].sum()) > _PARENT_STRAYS * n_rows:
+                    continue
+                if np.bincount(kv[top], minlength=nk).max() < 2:
+                    continue
+                parent = np.full(nj, -1, dtype=np.int64)
+                parent[jv[top]] = kv[top]
+                out.append((k, parent))
+        self._parent_codes[j] = out
+        return out
 
     def _band_replacements(
         self, j: int, lo: int, hi: int, want: int
