@@ -72,6 +72,24 @@ are gone), 20,000 rows each, the label a function of the features plus noise:
     12-month contracts down to 0, where a line leaves with a hazard of 15-35 % (0.6-1.5 %
     elsewhere), and SIM-only lines are always at 0 (``mte.py``).
 
+Four more (session 16), the shapes of fresh19's minimal repros (docs/benchmarks.md, session
+15, "Clean data through the CLI"; fresh19's generator is gone) and of the lead's generated
+orders: units that hold both labels and rows that are near-copies by design, the label a
+function of the features plus noise and a per-unit effect:
+
+``noshow_age``
+    20,000 airline passengers in bookings of 1-6 who share fare class, fare, lead time and
+    channel and (85 %) the outcome, each with an age of their own; no booking reference;
+``returns_sku``
+    20,000 e-commerce order lines of 400 products: every column is the product's but the paid
+    price and the promotion, so a product's lines at one price are one row repeated;
+``labs_copies``
+    13,792 emergency visits whose lab values are reported at the assays' detection limits
+    when below them (the healthy visits pile onto the limits), a heart rate and the triage;
+``orders_noseller``
+    45,000 marketplace orders of sellers of Zipf sizes, the seller's country, rating and
+    tenure in the file but not its id, ``buyer_id`` (three orders each) the ``entity``.
+
 Each line prints the variant's parameters and its own seed: ``--variant SEED:KIND`` re-runs
 one line alone. ``--cli`` runs each variant through the command line instead
 (``tabguard audit data FILE --contract C --out DIR -q``), as a user would.
@@ -111,6 +129,19 @@ from tabguard.datasets import (
     make_card_fraud,
 )
 
+# kinds that build their own data set (the base data set is not used)
+OWN_DATA = (
+    "codes",
+    "loans",
+    "choice",
+    "retention",
+    "tariff",
+    "countdown",
+    "noshow_age",
+    "returns_sku",
+    "labs_copies",
+    "orders_noseller",
+)
 KINDS = (
     "subsample",
     "stratified",
@@ -125,15 +156,8 @@ KINDS = (
     "mnar",
     "stores",
     "definitional",
-    "codes",
-    "loans",
-    "choice",
-    "retention",
-    "tariff",
-    "countdown",
+    *OWN_DATA,
 )
-# kinds that build their own data set (the base data set is not used)
-OWN_DATA = ("codes", "loans", "choice", "retention", "tariff", "countdown")
 DATASETS = ("credit", "fraud")
 
 
@@ -215,6 +239,10 @@ def make_variant(dataset: str, kind: str, seed: int, rows: int | None = None) ->
             "retention": _retention,
             "tariff": _tariff,
             "countdown": _countdown,
+            "noshow_age": _noshow_age,
+            "returns_sku": _returns_sku,
+            "labs_copies": _labs_copies,
+            "orders_noseller": _orders_noseller,
         }[kind]
         data, c, params = build(seed, rows)
         params["rows"] = len(data)
@@ -779,6 +807,323 @@ def _countdown(seed: int, rows: int | None = None) -> tuple[pd.DataFrame, Contra
             "hazard": f"{at_end:.2f} at 0, {elsewhere:.3f} elsewhere, sim {rolling:.3f}",
             "at_0": f"{np.mean(m == 0):.0%}",
             "churn": f"{y[m == 0].mean():.1%} at 0, {y[m == 1].mean():.1%} at 1",
+        },
+    )
+
+
+def _noshow_age(
+    seed: int, rows: int | None = None
+) -> tuple[pd.DataFrame, Contract, dict[str, Any]]:
+    """Airline passengers (``rows``, default 20,000) in bookings of 1-6 who share the booking's
+    fare class, fare (one published fare per route and class, whole euros), days before
+    departure and channel, and (85 %) its outcome; the age is each passenger's own. No booking
+    reference in the file (fresh19's ``noshow_age`` repro, session 15). The label ``no_show``
+    (about 5.5 %) follows the fare class (flexible and business fares no-show more), the
+    channel (corporate bookings more), the lead time and a booking effect N(0, 0.6): every
+    value is natural, and group passengers are near-copies of each other by design."""
+    rng = np.random.default_rng(seed)
+    n = rows or 20_000
+    routes = int(rng.integers(25, 41))
+    classes = np.array(["basic", "standard", "flex", "business"], dtype=object)
+    base = np.exp(rng.normal(np.log(90), 0.45, routes))
+    fares = np.round(base[:, None] * np.array([1.0, 1.35, 1.9, 3.2])[None, :])
+    channels = np.array(["web", "app", "agency", "corporate"], dtype=object)
+    b = int(n / 1.8) + 50
+    size = rng.choice([1, 2, 3, 4, 5, 6], b, p=[0.55, 0.25, 0.08, 0.07, 0.03, 0.02])
+    chan = rng.choice(4, b, p=[0.45, 0.25, 0.15, 0.15])
+    corporate = chan == 3
+    cls = np.where(
+        corporate,
+        rng.choice(4, b, p=[0.1, 0.3, 0.35, 0.25]),
+        rng.choice(4, b, p=[0.4, 0.4, 0.15, 0.05]),
+    )
+    route = rng.integers(0, routes, b)
+    days = np.clip(
+        np.round(np.exp(rng.normal(np.where(corporate, np.log(7), np.log(30)), 1.0))), 0, 330
+    ).astype(int)
+    logit = (
+        0.9 * (cls == 2)
+        + 0.6 * (cls == 3)
+        + 0.25 * corporate
+        - 0.15 * np.log1p(days)
+        + rng.normal(0, 0.6, b)
+    )
+    p = _calibrated(logit, 0.055)
+    booked = rng.random(b) < p
+    i = np.repeat(np.arange(b), size)[:n]
+    first = np.r_[True, i[1:] != i[:-1]]
+    # the first passenger an adult; companions adults or, in parties of three or more, children
+    child = ~first & (size[i] >= 3) & (rng.random(len(i)) < 0.45)
+    age = np.where(child, rng.integers(2, 18, len(i)), np.round(rng.normal(42, 13, len(i))))
+    own = rng.random(len(i)) < p[i]
+    no_show = np.where(rng.random(len(i)) < 0.85, booked[i], own)
+    df = pd.DataFrame(
+        {
+            "fare_class": classes[cls[i]],
+            "fare": fares[route[i], cls[i]],
+            "days_before_departure": days[i],
+            "channel": channels[chan[i]],
+            "passenger_age": np.clip(age, 0, 90).astype(int),
+            "no_show": no_show.astype(int),
+        }
+    )
+    feats = {
+        "fare_class": FeatureSpec(type="category", categories=list(classes)),
+        "fare": _numeric_spec(df["fare"]),
+        "days_before_departure": FeatureSpec(type="integer", min=0, max=365),
+        "channel": FeatureSpec(type="category", categories=list(channels)),
+        "passenger_age": FeatureSpec(type="integer", min=0, max=100),
+    }
+    c = Contract(
+        name="noshow_age", label={"column": "no_show", "positive": 1, "negative": 0}, features=feats
+    )
+    corp = df["channel"].to_numpy() == "corporate"
+    y = df["no_show"].to_numpy()
+    return (
+        df,
+        c,
+        {
+            "routes": routes,
+            "bookings": int(i[-1]) + 1,
+            "no_show": f"{y.mean():.1%}",
+            "corporate": f"{corp.mean():.0%} of passengers, {y[corp].mean():.1%} against "
+            f"{y[~corp].mean():.1%}",
+        },
+    )
+
+
+_RETURN_CATEGORIES = {  # median list price, log-odds of a return against the data's
+    "apparel": (39.0, 0.9),
+    "shoes": (79.0, 0.6),
+    "electronics": (149.0, -0.5),
+    "home": (45.0, -0.6),
+    "beauty": (24.0, -1.6),
+    "toys": (29.0, -1.0),
+    "sports": (59.0, -0.1),
+}
+
+
+def _returns_sku(
+    seed: int, rows: int | None = None
+) -> tuple[pd.DataFrame, Contract, dict[str, Any]]:
+    """E-commerce order lines (``rows``, default 20,000) of 400 products (``sku``) in 7
+    categories, each with an x.99 list price and a return effect N(0, 0.35), bought by
+    customers of 1-15 lines with a return propensity N(0, 0.6) each (no customer column);
+    22 % of the lines in a promotion at the product's promo price (70 % or 50 % of the list
+    price, to x.99). Every column is the product's but ``paid_price`` and ``promo``, so the
+    lines of one product at one price are one record repeated by design (fresh19's
+    ``returns_sku`` repro, session 15). The label ``returned`` (about 27 %) follows the
+    category, the product, the customer and the promotion."""
+    rng = np.random.default_rng(seed)
+    n = rows or 20_000
+    names = list(_RETURN_CATEGORIES)
+    k = 400
+    cat = rng.choice(len(names), k, p=rng.dirichlet(np.full(len(names), 8.0)))
+    med, lean = (np.array([v[i] for v in _RETURN_CATEGORIES.values()]) for i in range(2))
+    list_price = np.floor(np.exp(rng.normal(np.log(med[cat]), 0.5))) + 0.99
+    promo_price = np.floor(list_price * rng.choice([0.7, 0.5], k)) + 0.99
+    effect = rng.normal(0, 0.35, k)
+    popularity = 1.0 / np.arange(1, k + 1) ** 0.8
+    sku = rng.choice(k, n, p=rng.permutation(popularity / popularity.sum()))
+    customers = rng.normal(0, 0.6, n)[np.minimum(rng.geometric(1 / 4, n), 15).cumsum() % n]
+    promo = rng.random(n) < 0.22
+    logit = lean[cat[sku]] + effect[sku] + customers + 0.25 * promo
+    returned = rng.random(n) < _calibrated(logit, 0.27)
+    df = pd.DataFrame(
+        {
+            "sku": np.array([f"SKU-{i:04d}" for i in range(k)], dtype=object)[sku],
+            "category": np.asarray(names, dtype=object)[cat[sku]],
+            "list_price": list_price[sku],
+            "paid_price": np.where(promo, promo_price[sku], list_price[sku]),
+            "promo": promo,
+            "returned": returned.astype(int),
+        }
+    )
+    feats = {
+        "sku": FeatureSpec(type="category", categories=[f"SKU-{i:04d}" for i in range(k)]),
+        "category": FeatureSpec(type="category", categories=names),
+        "list_price": _numeric_spec(df["list_price"]),
+        "paid_price": _numeric_spec(df["paid_price"]),
+        "promo": FeatureSpec(type="boolean"),
+    }
+    c = Contract(
+        name="returns_sku",
+        label={"column": "returned", "positive": 1, "negative": 0},
+        features=feats,
+    )
+    by_cat = df.groupby("category")["returned"].mean()
+    return (
+        df,
+        c,
+        {
+            "returned": f"{returned.mean():.1%}",
+            "lines_of_top_sku": int(np.bincount(sku).max()),
+            "beauty": f"{by_cat.get('beauty', float('nan')):.1%}",
+        },
+    )
+
+
+def _labs_copies(
+    seed: int, rows: int | None = None
+) -> tuple[pd.DataFrame, Contract, dict[str, Any]]:
+    """Emergency visits (``rows``, default 13,792) of patients with 1-6 visits and a frailty
+    N(0, 0.5) each (no patient column), with lab values reported at the assay's lower limit
+    when below it (lactate 0.5, CRP 5, procalcitonin 0.05, troponin 3: the healthy visits pile
+    onto the limits), the heart rate and the ESI triage level 1..5 (fresh19's ``labs_copies``
+    repro, session 15). The label ``icu_24h`` (about 15 %) follows the visit's severity, seen
+    through the labs, the heart rate and the triage, plus the patient's frailty: healthy
+    visits have more look-alikes than random rows by nature."""
+    rng = np.random.default_rng(seed)
+    n = rows or 13_792
+    patients = rng.normal(0, 0.5, n)[np.minimum(rng.geometric(1 / 2, n), 6).cumsum() % n]
+    s = patients + rng.normal(0, 1.0, n)  # the visit's severity
+
+    def assay(mu: float, slope: float, sd: float, digits: int, limit: float) -> np.ndarray:
+        x = np.round(np.exp(rng.normal(np.log(mu) + slope * s, sd)), digits)
+        return np.where(x < limit, limit, x)
+
+    lactate = assay(0.9, 0.35, 0.35, 1, 0.5)
+    crp = assay(9.0, 0.8, 0.9, 0, 5.0)
+    pct = assay(0.07, 0.9, 0.8, 2, 0.05)
+    trop = assay(4.0, 0.6, 0.8, 0, 3.0)
+    hr = np.clip(np.round(rng.normal(84 + 9 * s, 11)), 35, 190)
+    esi = np.clip(np.round(3.2 - 0.8 * s + rng.normal(0, 0.7, n)), 1, 5)
+    logit = (
+        1.1 * s
+        + 0.6 * np.log(lactate)
+        + 0.02 * (hr - 85)
+        - 0.4 * (esi - 3)
+        + patients
+        + rng.normal(0, 0.5, n)
+    )
+    icu = rng.random(n) < _calibrated(logit, 0.148)
+    df = pd.DataFrame(
+        {
+            "heart_rate": hr.astype(int),
+            "lactate": lactate,
+            "crp": crp,
+            "procalcitonin": pct,
+            "troponin": trop,
+            "esi": esi.astype(int),
+            "icu_24h": icu.astype(int),
+        }
+    )
+    feats = {
+        "heart_rate": FeatureSpec(type="integer", min=20, max=250),
+        "lactate": _numeric_spec(df["lactate"]),
+        "crp": _numeric_spec(df["crp"]),
+        "procalcitonin": _numeric_spec(df["procalcitonin"]),
+        "troponin": _numeric_spec(df["troponin"]),
+        "esi": FeatureSpec(type="integer", min=1, max=5),
+    }
+    c = Contract(
+        name="labs_copies",
+        label={"column": "icu_24h", "positive": 1, "negative": 0},
+        features=feats,
+    )
+    at = [np.mean(x == lim) for x, lim in ((lactate, 0.5), (crp, 5.0), (pct, 0.05), (trop, 3.0))]
+    return (
+        df,
+        c,
+        {
+            "icu": f"{icu.mean():.1%}",
+            "at_limits": "/".join(f"{a:.0%}" for a in at),
+        },
+    )
+
+
+_ORDER_CATEGORIES = {  # median price, log-odds of a dispute
+    "electronics": (89.0, 0.5),
+    "apparel": (29.0, 0.2),
+    "home": (39.0, 0.0),
+    "toys": (24.0, -0.2),
+    "beauty": (19.0, -0.4),
+    "books": (14.0, -0.8),
+    "sports": (49.0, 0.1),
+}
+
+
+def _orders_noseller(
+    seed: int, rows: int | None = None
+) -> tuple[pd.DataFrame, Contract, dict[str, Any]]:
+    """Marketplace orders (``rows``, default 45,000): buyers with three orders each and no
+    effect of their own (``buyer_id``, the contract's ``entity``), sellers of Zipf sizes
+    (``1 / rank^1.05``) each with a country, a rating and a tenure constant within it and a
+    dispute effect N(0, 0.6), plus 2.0 for 3 % of them; the seller's id is not in the file (the
+    lead's generated orders, session 15). A category, a price ``floor(lognormal) + 0.99`` by
+    category, a quantity, free shipping from 29.99, a promised delivery of 2-10 days and a
+    payment method; the label ``dispute`` (about 8 %) a logistic function of the seller's
+    effect, the category, the promise, cash on delivery and the rating. A big seller's orders
+    are look-alikes of each other by design (its three columns), and its disputes with them."""
+    rng = np.random.default_rng(seed)
+    n = rows or 45_000
+    k = max(n // 28, 20)
+    size = 1.0 / np.arange(1, k + 1) ** 1.05
+    seller = rng.choice(k, n, p=size / size.sum())
+    countries = np.array(["DE", "FR", "GB", "ES", "IT", "NL", "PL", "CN"], dtype=object)
+    s_country = rng.choice(len(countries), k, p=[0.2, 0.15, 0.15, 0.1, 0.1, 0.08, 0.07, 0.15])
+    rating = np.round(np.clip(rng.normal(4.4, 0.3, k), 3.0, 5.0), 1)
+    tenure = np.clip(np.round(rng.gamma(2.0, 18.0, k)), 1, 240).astype(int)
+    effect = rng.normal(0, 0.6, k) + 2.0 * (rng.random(k) < 0.03)
+    names = list(_ORDER_CATEGORIES)
+    med, lean = (np.array([v[i] for v in _ORDER_CATEGORIES.values()]) for i in range(2))
+    cat = rng.choice(len(names), n)
+    price = np.floor(np.exp(rng.normal(np.log(med[cat]), 0.6))) + 0.99
+    quantity = np.minimum(rng.geometric(0.7, n), 6)
+    promised = rng.integers(2, 11, n)
+    payments = np.array(["card", "paypal", "cod", "invoice"], dtype=object)
+    pay = rng.choice(4, n, p=[0.5, 0.3, 0.08, 0.12])
+    buyer = rng.permutation(np.repeat(np.arange(n // 3 + 1), 3)[:n])
+    b_country = rng.choice(len(countries), n // 3 + 1, p=[0.3, 0.2, 0.2, 0.1, 0.1, 0.05, 0.05, 0.0])
+    logit = (
+        effect[seller]
+        + lean[cat]
+        + 0.08 * (promised - 5)
+        + 0.6 * (pay == 2)
+        - 1.2 * (rating[seller] - 4.4)
+    )
+    dispute = rng.random(n) < _calibrated(logit, 0.077)
+    df = pd.DataFrame(
+        {
+            "buyer_id": buyer + 100_000,
+            "buyer_country": countries[b_country[buyer]],
+            "seller_country": countries[s_country[seller]],
+            "seller_rating": rating[seller],
+            "seller_tenure_months": tenure[seller],
+            "category": np.asarray(names, dtype=object)[cat],
+            "price": price,
+            "quantity": quantity.astype(int),
+            "free_shipping": price * quantity >= 29.99,
+            "promised_days": promised.astype(int),
+            "payment": payments[pay],
+            "dispute": dispute.astype(int),
+        }
+    )
+    feats = {
+        "buyer_country": FeatureSpec(type="category", categories=list(countries)),
+        "seller_country": FeatureSpec(type="category", categories=list(countries)),
+        "seller_rating": FeatureSpec(type="number", min=0, max=5),
+        "seller_tenure_months": FeatureSpec(type="integer", min=0, max=300),
+        "category": FeatureSpec(type="category", categories=names),
+        "price": _numeric_spec(df["price"]),
+        "quantity": FeatureSpec(type="integer", min=1, max=10),
+        "free_shipping": FeatureSpec(type="boolean"),
+        "promised_days": FeatureSpec(type="integer", min=1, max=14),
+        "payment": FeatureSpec(type="category", categories=list(payments)),
+    }
+    c = Contract(
+        name="orders_noseller",
+        entity="buyer_id",
+        label={"column": "dispute", "positive": 1, "negative": 0},
+        features=feats,
+    )
+    return (
+        df,
+        c,
+        {
+            "sellers": k,
+            "dispute": f"{dispute.mean():.1%}",
+            "top_seller": f"{np.bincount(seller).max()} orders",
         },
     )
 
