@@ -1,6 +1,8 @@
 """Repeated records are one unit of evidence in the trigger scan (issue 11, class 5): the unit
 rule at its tolerance, the entity column, the design effect, and the label evidence counted per
-distinct record."""
+distinct record; units that hold both labels inflate neither, and copies are judged against rows
+of the pattern's kind (fresh19's group bookings, a product's lines, visits at detection
+limits)."""
 
 from __future__ import annotations
 
@@ -17,12 +19,15 @@ from tabguard.data_audit._triggers import (
     Pattern,
     TriggerScanOptions,
     _Scanner,
+    condition,
     design_effect,
     merges_beyond_chance,
     poisson_lower_tail,
+    scan_triggers,
     strong_label_evidence,
 )
 from tabguard.errors import DataError
+from tests._benchmarks import load_benchmark
 
 OPTS = TriggerScanOptions()
 
@@ -266,8 +271,11 @@ def _upsampled(seed: int = 0) -> pd.DataFrame:
     return pd.concat([base, neg, pos, pos, pos], ignore_index=True)
 
 
-def test_each_label_counts_its_own_repeats() -> None:
+def test_each_label_counts_its_own_repeats_where_one_label_is_upsampled() -> None:
+    # the context model weighs each record once (upsampling for class balance moves the label
+    # odds: :meth:`_Scanner.record_weights`): the positives' copies weigh a third each
     sc = _scanner(_upsampled(), _contract())
+    sc._weights = (np.r_[np.ones(230), np.full(30, 1 / 3)],)
     p = _rare_pattern(sc)
     assert p.n == 60 and p.k == 30
     p.scored_rows, p.scored_q = p.rows[::2], p.scored_q[::2]  # 30 of 60 rows scored
@@ -276,7 +284,20 @@ def test_each_label_counts_its_own_repeats() -> None:
     # label's count is not divided by the label's repeats (one design effect of 2 gave 15)
     assert p.observed_other == 30
     assert p.units == pytest.approx(40.0)
-    assert p.expected_other == pytest.approx(0.4 * 40)
+
+
+def test_one_design_effect_for_both_labels_where_no_label_is_upsampled() -> None:
+    # the same pattern in data whose label odds the repeats move by 1.2: one design effect
+    # for both labels (Kish's, over the pattern's rows of both), the rows' label shares kept
+    sc = _scanner(_upsampled(), _contract())
+    assert sc.record_weights() is None
+    p = _rare_pattern(sc)
+    p.scored_rows, p.scored_q = p.rows[::2], p.scored_q[::2]
+    sc.count_units(p)
+    # (30 * 1 + 10 * 3^2) / 60 = 2: 30 units, half of them the other label's, as per row
+    assert p.units == pytest.approx(30.0)
+    assert p.observed_other == 15
+    assert p.expected_other == pytest.approx(0.4 * 30)
 
 
 def test_the_context_model_weighs_each_record_once() -> None:
@@ -429,11 +450,17 @@ def test_copy_baseline_of_a_repeated_label_is_its_own_rows() -> None:
     assert p.twin_share == 1.0 and p.p_twin is not None
     assert p.twin_share_baseline is not None and p.twin_share_baseline > 0.7
     assert p.p_twin > OPTS.copy_p
-    pool = sc._baseline_pool(p, np.arange(sc.n))
-    assert len(pool) and (sc.y[pool] == 1).all()
-    # without repeats of one label: every row
-    sc2 = _scanner(_records(), _contract())
-    assert np.array_equal(sc2._baseline_pool(p, np.arange(sc2.n)), np.arange(sc2.n))
+    pools = sc._baseline_pools(p, np.arange(sc.n))
+    assert all(len(pool) and (sc.y[pool] == 1).all() for pool in pools)
+    # without repeats of one label: every row (the copy radius' rows), then the rows of the
+    # label (rows of the pattern's kind)
+    sc2 = _scanner(_records(48), _contract())
+    every = np.arange(sc2.n)
+    pools2 = sc2._baseline_pools(p, every)
+    assert np.array_equal(pools2[0], every) and np.array_equal(pools2[1], every[sc2.y == 1])
+    # fewer than 10 rows of the label: every row
+    sc3 = _scanner(_records(), _contract())
+    assert np.array_equal(sc3._baseline_pools(p, np.arange(sc3.n))[0], np.arange(sc3.n))
 
 
 def test_the_cheap_score_counts_records_where_one_label_repeats() -> None:
@@ -520,3 +547,130 @@ def test_iris_with_its_repeated_measurements_is_audited_without_error() -> None:
     df["virginica"] = (df.pop("target") == 2).astype(int)
     result = audit_data(df, infer_contract(df, "virginica"), checks=["trigger_scan"])
     assert len(result.suspicious_rows) == 0
+
+
+# -- units of both labels and copies against rows of their kind (session 16) ---------------
+
+
+def _records_of_both_labels(seed: int = 0) -> pd.DataFrame:
+    """3,000 distinct background rows, then 100 records of the kind 'r' with 10 equal rows each
+    (a group booking's passengers), one row of each record with the label 1 and nine with 0:
+    one row in ten has the label, in every record."""
+    rng = np.random.default_rng(seed)
+    base = pd.DataFrame(
+        {
+            "amount": np.round(10 ** rng.uniform(2, 9, 3000)).astype(np.int64),
+            "kind": rng.choice(["a", "b"], 3000),
+            "y": rng.integers(0, 2, 3000),
+            "account": np.arange(3000),
+        }
+    )
+    amounts = np.round(1000 * 1.2 ** np.arange(100)).astype(np.int64)  # 20 % apart
+    rec = np.repeat(np.arange(100), 10)
+    copies = pd.DataFrame(
+        {
+            "amount": amounts[rec],
+            "kind": "r",
+            "y": np.tile([1] + [0] * 9, 100),
+            "account": 10_000 + rec,
+        }
+    )
+    return pd.concat([base, copies], ignore_index=True)
+
+
+@pytest.mark.parametrize("entity", [None, "account"])
+def test_a_unit_of_both_labels_inflates_neither(entity: str | None) -> None:
+    """The pattern kind = 'r' -> 1 where the rest of each row gives the label 1 in 10 %, as
+    its rows do. Counted per label, the nine rows with 0 of each record were one unit and its
+    row with 1 another: the label's share 50 % per unit, an effect of 0.44 and strong evidence
+    on labels alone (fresh19's group bookings: `channel='corporate' -> no_show=1`, p 5e-44).
+    One design effect for both labels keeps the rows' shares: no effect, 100 units."""
+    df = _records_of_both_labels()
+    sc = _scanner(df, _contract(entity))
+    j = sc.m.names.index("kind")
+    code = int(np.flatnonzero(sc.m.uniques[j] == "r")[0])
+    p = Pattern((j,), (code,), 1, 0, 0, "single")
+    p.rows = sc.rows_of(p)
+    p.n, p.k = len(p.rows), int(sc.y[p.rows].sum())
+    assert p.n == 1000 and p.k == 100
+    p.threshold = 1e-4
+    p.scored_rows = p.rows[::4]  # 250 of 1,000 rows scored: the larger pattern's branch
+    p.scored_q = np.full(len(p.scored_rows), 0.1)
+    sc._label_stats(p, np.ones(len(p.scored_rows), dtype=bool), 1.0)
+    sc.count_units(p)
+    assert p.effect == pytest.approx(0.0, abs=0.02)
+    assert 90 <= p.units <= 110  # one unit a record
+    assert not strong_label_evidence(p, OPTS)
+
+
+def test_identical_lines_of_both_labels_count_alike() -> None:
+    """A product's lines at one price are one row repeated (fresh19's `returns_sku`): 381
+    kept, 14 returned. The 14, fewer than the chance check of the unit rule needs, merged into
+    one record while the 381, identical rows whose made-up twins are identical too, stayed
+    381: "observed 1 (effect 0.98)" of the other label. Counted over both labels, every row is
+    its own unit and the 14 count 14."""
+    rng = np.random.default_rng(1)
+    base = pd.DataFrame(
+        {
+            "amount": rng.integers(100, 100_000, 2000),
+            "kind": rng.choice(["a", "b"], 2000),
+            "y": (rng.random(2000) < 0.3).astype(int),
+        }
+    )
+    product = pd.DataFrame({"amount": 7099, "kind": "r", "y": [0] * 381 + [1] * 14})
+    df = pd.concat([base, product], ignore_index=True)
+    sc = _scanner(df, _contract())
+    j = sc.m.names.index("kind")
+    code = int(np.flatnonzero(sc.m.uniques[j] == "r")[0])
+    p = Pattern((j,), (code,), 0, 0, 0, "single")
+    p.rows = sc.rows_of(p)
+    p.n, p.k = len(p.rows), int((sc.y[p.rows] == 0).sum())
+    p.threshold = 1e-4
+    p.scored_rows = p.rows[::2]
+    p.scored_q = np.full(len(p.scored_rows), 1 - 14 / 395)  # the rest of the row: 3.5 %
+    sc._label_stats(p, np.ones(len(p.scored_rows), dtype=bool), 1.0)
+    sc.count_units(p)
+    assert p.observed_other == 14
+    assert p.effect == pytest.approx(0.0, abs=0.05)
+    assert not strong_label_evidence(p, OPTS)
+
+
+def _scan_variant(kind: str, seed: int, rows: int) -> list[str]:
+    v = load_benchmark("clean_data.py").make_variant("credit", kind, seed, rows)
+    r = scan_triggers(build_context(v.data, v.contract), OPTS)
+    return [condition(r.matrix, p) for p in r.triggers]
+
+
+def test_healthy_visits_at_detection_limits_are_no_copies() -> None:
+    """Clean emergency visits (`clean_data.py` kind `labs_copies`, 6,000 visits): the healthy
+    visits' labs sit at the assays' detection limits, so a low heart rate's visits have
+    near-copies at other heart rates more often than random rows (`heart_rate=61 -> 0` was
+    named on copies alone: label p 0.74, copies p 5e-07). Against the visits of its label at
+    the heart rates beside it, they are no copies."""
+    assert _scan_variant("labs_copies", 2, 6000) == []
+
+
+def test_copy_baseline_rows_are_of_the_patterns_kind() -> None:
+    """The copy tests' baseline pools for an ordinal value: random rows (the copy radius'), rows
+    of the pattern's label, and those at the values beside it; for a category, random rows and
+    rows of its label."""
+    df = _records_of_both_labels()
+    sc = _scanner(df, _contract())
+    j = sc.m.names.index("amount")
+    v = int(np.argmax(sc.m.counts[j]))
+    p = Pattern((j,), (v,), 0, 0, 0, "single")
+    p.rows = sc.rows_of(p)
+    every = np.setdiff1d(np.arange(len(df)), p.rows)
+    first, mine, near = sc._baseline_pools(p, every)
+    assert np.array_equal(first, every)  # random rows: the copy radius
+    assert np.array_equal(mine, every[sc.y[every] == 0])
+    ids = sc._kind_values(p)
+    assert ids is not None and v not in ids
+    assert np.isin(sc.m.codes[near, j], ids).all() and (sc.y[near] == 0).all()
+    assert 2 * OPTS.sample <= len(near) < len(mine)
+    jk = sc.m.names.index("kind")
+    pk = Pattern((jk,), (0,), 1, 0, 0, "single")
+    pk.rows = sc.rows_of(pk)
+    assert sc._kind_values(pk) is None
+    _, pool_k = sc._baseline_pools(pk, np.setdiff1d(np.arange(len(df)), pk.rows))
+    assert (sc.y[pool_k] == 1).all()
