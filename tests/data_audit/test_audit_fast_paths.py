@@ -252,6 +252,13 @@ def test_a_code_of_a_hierarchy_is_replaced_by_its_siblings() -> None:
     assert [k for k, _ in sc._parents(j_code)] == [j_chap]
     assert sc._parents(j_chap) == []  # the chapter is no function of anything here
     assert len(sc._replacements(j_chap, 0)[0]) == 3
+    # the copy tests' rows of the same kind: the siblings' rows, as for an ordinal value the
+    # values beside it
+    sib = sc._siblings(j_code, code)
+    assert sib is not None and sorted(sc.m.uniques[j_code][sib].tolist()) == [3, 5]
+    sc.excluded = {(j_code, int(sib[0]))}
+    assert len(sc._siblings(j_code, code) or []) == 1
+    assert sc._siblings(j_chap, 0) is None
 
 
 def test_a_code_written_into_another_chapter_breaks_the_hierarchy() -> None:

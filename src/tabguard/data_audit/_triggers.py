@@ -2724,10 +2724,15 @@ class _Scanner:
         on both sides of it, outward until they hold ``2 * sample`` rows with its label (the
         nearest enough for a baseline: a band of children's ages drew adults at four times its
         rows; flagged values and values breaking the contract left out, as the counterfactual
-        draws them: :func:`_outward`); None for other patterns."""
-        if len(p.cols) != 1 or not self.m.ordinal[p.cols[0]] or self.breaks_contract(p):
+        draws them: :func:`_outward`). For a single code of a hierarchy (:meth:`_parents`),
+        its siblings: an ICD code's rows are look-alikes of its chapter's other codes' rows
+        (the same chapter, the rest alike), more than of random rows. None for other
+        patterns."""
+        if len(p.cols) != 1 or self.breaks_contract(p):
             return None
         j = p.cols[0]
+        if not self.m.ordinal[j]:
+            return self._siblings(j, p.codes[0]) if p.band is None else None
         lo, hi = p.band if p.band is not None else (p.codes[0], p.codes[0])
         pos = self.positives(j).astype(float)
         cnt = pos if p.label == 1 else self.m.counts[j] - pos
@@ -2738,6 +2743,25 @@ class _Scanner:
                 allowed[cc] = False
         ids, _ = _outward(cnt, allowed, lo, hi, 2 * self.o.sample)
         return ids
+
+    def _siblings(self, j: int, code: int) -> np.ndarray | None:
+        """The other values of category feature ``j`` that share every parent value of
+        ``code`` (:meth:`_parents`), flagged values and values breaking the contract left out;
+        None when ``code`` has no parent or no sibling."""
+        same: np.ndarray | None = None
+        for _, parent in self._parents(j):
+            if parent[code] >= 0:
+                here = parent == parent[code]
+                same = here if same is None else same & here
+        if same is None:
+            return None
+        same = same & ~np.asarray(self.m.breaks_contract[j], dtype=bool)
+        same[code] = False
+        for jj, cc in self.excluded:
+            if jj == j:
+                same[cc] = False
+        ids = np.flatnonzero(same)
+        return ids if len(ids) else None
 
     def breaks_contract(self, p: Pattern) -> bool:
         """Whether a value of ``p`` (its companions' included) breaks the contract: no natural
