@@ -1702,22 +1702,33 @@ class _Scanner:
     # -- evidence ----------------------------------------------------------------------------
     def model(self) -> lgb.Booster:
         if self._model is None:
-            cat = [j for j in range(len(self.m.names)) if not self.m.ordinal[j]]
-            rounds, lr = instrument_rounds(self.n, 120)
-            raw = self.m.raw
-            if self.leaks():  # a leak would be all the model reads: it is not a feature here
-                raw = raw.copy()
-                raw[:, list(self.leaks())] = np.nan
-            self._model = fit_context_model(
-                raw,
-                self.y.astype(float),
-                cat,
-                rounds=rounds,
-                learning_rate=lr,
-                random_state=self.ctx.random_state,
-                weight=self.record_weights(),
-            )
+            self._model = self._fit_context(self._context_raw())
         return self._model
+
+    def _context_raw(self) -> np.ndarray:
+        """The raw matrix the context model reads, a leak blanked: it would be all the model
+        reads, and it is not a feature here."""
+        raw = self.m.raw
+        if self.leaks():
+            raw = raw.copy()
+            raw[:, list(self.leaks())] = np.nan
+        return raw
+
+    def _fit_context(self, raw: np.ndarray, rows: np.ndarray | None = None) -> lgb.Booster:
+        """A context model of the label on ``raw`` (:meth:`_context_raw`), fitted on ``rows``
+        (every row when None)."""
+        cat = [j for j in range(len(self.m.names)) if not self.m.ordinal[j]]
+        rounds, lr = instrument_rounds(self.n, 120)
+        return fit_context_model(
+            raw,
+            self.y.astype(float),
+            cat,
+            rounds=rounds,
+            learning_rate=lr,
+            random_state=self.ctx.random_state,
+            weight=self.record_weights(),
+            rows=rows,
+        )
 
     def counterfactual(self, X: np.ndarray) -> np.ndarray:
         """The context model's P(label = 1) for the rows of ``X``, each distinct row predicted
@@ -3135,24 +3146,10 @@ class _Scanner:
         top = np.argsort(-weights, kind="stable")[:_SLOPE_REPLACEMENTS]
         ids, weights = ids[top], weights[top] / weights[top].sum()
         half = rng.random(self.n) < 0.5
-        cat = [g for g in range(len(self.m.names)) if not self.m.ordinal[g]]
-        rounds, lr = instrument_rounds(self.n, 120)
-        raw = self.m.raw
-        if self.leaks():
-            raw = raw.copy()
-            raw[:, list(self.leaks())] = np.nan
+        raw = self._context_raw()
         out = np.empty(len(rows))
         for h in (False, True):
-            model = fit_context_model(
-                raw,
-                self.y.astype(float),
-                cat,
-                rounds=rounds,
-                learning_rate=lr,
-                random_state=self.ctx.random_state,
-                weight=self.record_weights(),
-                rows=np.flatnonzero(half != h),
-            )
+            model = self._fit_context(raw, np.flatnonzero(half != h))
             at = np.flatnonzero(half[rows] == h)
             X = np.tile(raw[rows[at]], (len(ids), 1))
             X[:, j] = np.repeat(self.m.raw_value(j, ids), len(at))
