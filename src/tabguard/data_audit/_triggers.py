@@ -4694,14 +4694,17 @@ def common_pattern(
     return p.family != "contract" and p.n > o.common_share * rows and not point_mass
 
 
-def interior_point_mass(cnt: np.ndarray, v: int, value: float, ratio: float) -> bool:
+def interior_point_mass(
+    cnt: np.ndarray, v: int, value: float, ratio: float, held: np.ndarray | None = None
+) -> bool:
     """Whether value id ``v`` of an ordinal feature (value ids in the order of the values,
     ``cnt`` their rows, 0 where a value is not counted: out of the contract) is a point mass
     inside the feature's range: it holds more than ``ratio`` times the median count of its
     neighbouring counted values (up to 10 on each side) plus 10 rows - the spike test of the
     counterfactual's replacements - its raw ``value`` is not 0, and counted values lie on both
-    sides of it (not the lowest or highest: a floor or a cap)."""
-    held = np.flatnonzero(cnt > 0)
+    sides of it (not the lowest or highest: a floor or a cap). ``held``: the counted value
+    ids, ``flatnonzero(cnt > 0)``, when the caller asks about many values of one feature."""
+    held = np.flatnonzero(cnt > 0) if held is None else held
     if len(held) < 3 or value == 0 or not (held[0] < v < held[-1]):
         return False
     at = int(np.searchsorted(held, v))
@@ -4726,8 +4729,9 @@ def among_point_masses(cnt: np.ndarray, ids: np.ndarray, values: np.ndarray, rat
     bills, payments - piles few rows onto any one amount (credit's round bills and payments:
     at most 0.9 % and 4.6 %), so one written into a large share stands alone (credit
     ``BILL_AMT5=263231``, 30 % of the rows, 37 times the next)."""
+    held = np.flatnonzero(cnt > 0)  # once: a fine-grained feature has a million values
     pairs = zip(ids, values, strict=True)
-    return any(interior_point_mass(cnt, int(u), float(x), ratio) for u, x in pairs)
+    return any(interior_point_mass(cnt, int(u), float(x), ratio, held) for u, x in pairs)
 
 
 def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
