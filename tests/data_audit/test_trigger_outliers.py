@@ -66,6 +66,12 @@ def _clean_label(
 
 
 def _measured(df: pd.DataFrame, value: str, label: int) -> Pattern:
+    return _scanned(df, value, label)[1]
+
+
+def _scanned(df: pd.DataFrame, value: str, label: int) -> tuple[_Scanner, Pattern]:
+    """The scanner of ``df`` and its pattern ``country=value -> label``, evaluated and measured
+    by the outliers rule."""
     sc = _Scanner(build_context(df, _contract()), TriggerScanOptions())
     j = sc.m.names.index("country")
     code = int(np.flatnonzero(sc.m.uniques[j] == value)[0])
@@ -76,7 +82,7 @@ def _measured(df: pd.DataFrame, value: str, label: int) -> Pattern:
     sc.evaluate(p)
     p.threshold = TriggerScanOptions().alpha / 4 / max(sc.tests["single"], 1)
     sc.outlier_mixture(p)
-    return p
+    return sc, p
 
 
 def test_a_clean_label_write_shows_on_the_rows_whose_context_says_another_value() -> None:

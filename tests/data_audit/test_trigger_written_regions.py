@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from tabguard.data_audit import build_context
 from tabguard.data_audit._triggers import (
-    Pattern,
     TriggerScanOptions,
-    _Scanner,
     written_outlier_evidence,
 )
 
-from .test_trigger_outliers import _cards, _clean_label, _contract
+from .test_trigger_outliers import _cards, _clean_label, _scanned
 
 
 def test_natural_carriers_of_a_clean_label_write_stay_out_by_the_labels_probability() -> None:
@@ -27,15 +24,8 @@ def test_natural_carriers_of_a_clean_label_write_stay_out_by_the_labels_probabil
     written rows stay suspect (on the carrier score alone, under every source: 21 %, recall
     0.967)."""
     df, truth = _clean_label(_cards(6000, 0), 60, 0.15, 1)
-    sc = _Scanner(build_context(df, _contract()), TriggerScanOptions())
-    j = sc.m.names.index("country")
-    code = int(np.flatnonzero(sc.m.uniques[j] == "GB")[0])
-    rows = sc.m.rows_with(j, code)
-    p = Pattern((j,), (code,), 1, len(rows), int(sc.y[rows].sum()), "single", rows=rows)
-    sc.singles()
-    sc.evaluate(p)
-    p.threshold = TriggerScanOptions().alpha / 4 / max(sc.tests["single"], 1)
-    sc.outlier_mixture(p)
+    sc, p = _scanned(df, "GB", 1)
+    rows = sc.m.rows_with(p.cols[0], p.codes[0])
     assert written_outlier_evidence(p, TriggerScanOptions())
     p.flagged = p.written = True
     suspects = sc.suspect_rows(p)
