@@ -205,6 +205,12 @@ def test_a_repeated_id_is_drafted_as_the_entity() -> None:
     for attribute in ("paid", "loan_age"):  # named as an attribute, not a unit
         assert guess_entity(df.rename(columns={"loan_id": attribute}), "defaulted") is None
     assert guess_entity(df.rename(columns={"loan_id": "LoanID"}), "defaulted") is not None
+    # a unit's word and a numbering word name a unit too (fresh20's account_no); a numbering
+    # word after anything else does not (an invoice's number repeating is no person)
+    for unit in ("account_no", "policy_number", "CustomerNr"):
+        found = guess_entity(df.rename(columns={"loan_id": unit}), "defaulted")
+        assert found is not None and found.column == unit
+    assert guess_entity(df.rename(columns={"loan_id": "invoice_no"}), "defaulted") is None
     # an id that does not repeat (one row per loan) is no entity
     assert guess_entity(df.drop_duplicates("loan_id"), "defaulted") is None
     assert infer_contract(df, "defaulted", entity="loan_amount").entity == "loan_amount"

@@ -186,3 +186,19 @@ def test_performance_warns_when_the_threshold_gives_every_row_one_decision() -> 
     assert "--threshold" in (f.recommendation or "")
     # both decisions well represented: no warning
     assert performance_report(measure_performance(p, y, p < suggested, suggested)).findings == []
+
+
+def test_performance_warns_when_most_rows_get_one_decision_the_label_rarely_calls_for() -> None:
+    # fresh20's readmissions: a 25 % label, 99.2 % approved at 0.5 (under the 99.5 % bar), the
+    # denials reaching 3 % of the readmitted; a 1 % label denied to 0.8 % of the rows is fine
+    rng = np.random.default_rng(2)
+    y = (rng.random(4000) < 0.25).astype(int)
+    p = np.clip(0.2 + 0.1 * y + rng.normal(0, 0.08, 4000), 0.001, 0.999)
+    t = float(np.quantile(p, 0.992))
+    res = performance_report(measure_performance(p, y, p < t, t))
+    assert [f.severity for f in res.findings] == ["warning"]
+    assert "approves 99.2% of the reference rows" in res.findings[0].message
+    y = (rng.random(4000) < 0.01).astype(int)
+    p = np.clip(0.05 + 0.6 * y + rng.normal(0, 0.1, 4000), 0.001, 0.999)
+    t = float(np.quantile(p, 0.992))
+    assert performance_report(measure_performance(p, y, p < t, t)).findings == []

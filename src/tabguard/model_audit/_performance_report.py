@@ -13,6 +13,10 @@ from tabguard.reports import Finding, PlotSpec, Section, Table
 #: A decision given to at least this share of the reference rows leaves the checks that compare
 #: decisions (the backdoor probe, gameability, disparate impact) almost nothing to compare.
 _ONE_DECISION_SHARE = 0.995
+#: So does one given to at least this share where the other decision reaches under a tenth of
+#: the rows whose label calls for it (fresh20: readmissions at 25.7 %, 99.2 % approved at 0.5).
+_MOST_DECISIONS_SHARE = 0.99
+_LABEL_SHARE_REACHED = 0.1
 
 
 def performance_report(res: PerformanceResult) -> ModelCheckResult:
@@ -62,10 +66,16 @@ def performance_report(res: PerformanceResult) -> ModelCheckResult:
 
 
 def _one_decision(res: PerformanceResult) -> list[Finding]:
-    """A warning when one decision covers ``_ONE_DECISION_SHARE`` of the rows or more."""
+    """A warning when one decision covers ``_ONE_DECISION_SHARE`` of the rows or more, or
+    ``_MOST_DECISIONS_SHARE`` while the other reaches under ``_LABEL_SHARE_REACHED`` of the
+    share of rows whose label calls for it."""
     m = res.metrics
     rate = m["approval_rate"]
-    if min(rate, 1 - rate) > 1 - _ONE_DECISION_SHARE:
+    other = min(rate, 1 - rate)
+    # the share of rows whose label calls for the rarer decision (approval: label 0)
+    called = m["positive_rate"] if rate >= 0.5 else 1 - m["positive_rate"]
+    few = other <= 1 - _MOST_DECISIONS_SHARE and other < _LABEL_SHARE_REACHED * called
+    if other > 1 - _ONE_DECISION_SHARE and not few:
         return []
     which = "approves" if rate >= 0.5 else "denies"
     suggested = m["threshold_at_positive_rate"]
