@@ -125,13 +125,16 @@ class CopyGroup:
     share : float
         ``count / len(rows)``.
     frequency_elsewhere : float
-        Share of the other rows carrying it.
+        Share of the other rows carrying it; of every row where the other rows are fewer than
+        ``rows`` (``elsewhere_all``).
     enrichment : float
         ``share`` over ``frequency_elsewhere``.
     dominant : bool
         The verdict of :func:`dominant_value`: copies with a written-in value.
     carriers : ndarray
         The rows carrying the dominant combination.
+    elsewhere_all : bool
+        Whether ``frequency_elsewhere`` was measured on every row.
     """
 
     features: list[str]
@@ -143,6 +146,7 @@ class CopyGroup:
     enrichment: float
     dominant: bool
     carriers: np.ndarray
+    elsewhere_all: bool = False
 
 
 @dataclass
@@ -174,8 +178,14 @@ def _group(
     # elsewhere: a common value (EDUCATION=1) dominates natural near-duplicates too.
     sub = m.codes[:, cols]
     has = (sub == np.asarray(top)).all(axis=1)
+    # In a narrow table (a few coded columns) nearly every row differs from another in one
+    # feature only, and the few rows left are no reference (fresh20: 20,224 of 20,224 claims,
+    # "category='meals' 29 %, against 0.0 % of other rows"): there every row is the reference,
+    # and a value of independent columns is as frequent among the pairs as anywhere.
+    everywhere = 2 * len(rows) > m.n_rows
     outside = np.ones(m.n_rows, dtype=bool)
-    outside[rows] = False
+    if not everywhere:
+        outside[rows] = False
     freq_out = float(has[outside].mean()) if outside.any() else 0.0
     enrichment = share / max(freq_out, 1.0 / max(m.n_rows, 1))
     return CopyGroup(
@@ -188,6 +198,7 @@ def _group(
         enrichment,
         dominant_value(share, count, enrichment, o),
         rows[has[rows]],
+        everywhere,
     )
 
 

@@ -87,7 +87,8 @@ def _finding(g: CopyGroup, opts: NearDuplicatesOptions) -> Finding | None:
             message=(
                 f"{g.count} rows are copies of other rows except for {written} ({g.share:.0%} of "
                 f"the {len(g.rows)} rows that differ only in {', '.join(names)}, against "
-                f"{g.frequency_elsewhere:.1%} of other rows): copies with a written-in value."
+                f"{g.frequency_elsewhere:.1%} of {'all' if g.elsewhere_all else 'other'} "
+                "rows): copies with a written-in value."
             ),
             features=names,
             values=values,
