@@ -12,7 +12,16 @@ from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import _duplicates, build_context
 from tabguard.data_audit._duplicates import NearDuplicatesOptions, find_near_duplicates
 from tabguard.data_audit._matrix import AuditMatrix
-from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner, _top, _z
+from tabguard.data_audit._triggers import (
+    Pattern,
+    TriggerScanOptions,
+    _Scanner,
+    _top,
+    _z,
+    among_point_masses,
+    interior_point_masses,
+    window_medians,
+)
 
 
 def _matrix(codes: np.ndarray) -> AuditMatrix:
@@ -268,3 +277,52 @@ def test_a_code_written_into_another_chapter_breaks_the_hierarchy() -> None:
     j_code = sc.m.names.index("code")
     assert sc._parents(j_code) == []
     assert len(sc._replacements(j_code, 4)[0]) == 11
+
+
+def test_medians_of_windows_equal_numpys_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    w = rng.normal(0, 1e6, size=(400, 20)) * rng.choice([1e-9, 1.0], size=(400, 1))
+    w[rng.random(w.shape) < 0.4] = np.nan
+    w[0] = np.nan  # no value at all: NaN
+    got = window_medians(w)
+    want = [np.median(r[~np.isnan(r)]) if (~np.isnan(r)).any() else np.nan for r in w]
+    np.testing.assert_array_equal(got, want)  # exact, NaN where no value
+
+
+def test_point_masses_asked_at_once_equal_the_value_by_value_tests() -> None:
+    # a spike beside values of a few rows, a value of 0, the ends, values no row holds
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        n = int(rng.integers(3, 300))
+        cnt = rng.choice([0, 1, 3, 25, 40, 800], n) * rng.integers(1, 4, n).astype(float)
+        values = rng.choice([0.0, 2.5], n)
+        held = np.flatnonzero(cnt > 0)
+        one_by_one = []
+        for v in range(n):
+            ok = len(held) >= 3 and values[v] != 0 and held[0] < v < held[-1]
+            if ok:
+                at = int(np.searchsorted(held, v))
+                near = np.concatenate([held[max(at - 10, 0) : at], held[at + 1 : at + 11]])
+                local = max(float(np.median(cnt[near])) if len(near) else 1.0, 1.0)
+                ok = bool(cnt[v] > 10.0 * local + 10.0)
+            one_by_one.append(ok)
+        got = interior_point_masses(cnt, np.arange(n), values, 10.0, held)
+        assert got.tolist() == one_by_one
+        assert among_point_masses(cnt, np.arange(n), values, 10.0) == any(one_by_one)
+
+
+def test_spikes_of_every_value_at_once_equal_the_value_by_value_test() -> None:
+    rng = np.random.default_rng(5)
+    codes = rng.choice(400, size=(60_000, 1), p=np.r_[[0.2], np.full(399, 0.8 / 399)])
+    codes[rng.random(60_000) < 0.04] = 7  # a second spike among the values
+    sc = _Scanner.__new__(_Scanner)  # the test reads the value counts only
+    sc.m, sc._spike_ids = _matrix(codes), {}
+    cnt = sc.m.counts[0].astype(float)
+    allowed = ~sc.m.breaks_contract[0] & (cnt > 0)
+    want = np.zeros(len(cnt), dtype=bool)
+    for v in np.flatnonzero(allowed & (cnt > 20.0)):
+        near = [u for u in range(max(v - 10, 0), min(v + 11, len(cnt))) if allowed[u] and u != v]
+        local = 10.0 * max(float(np.median(cnt[near])) if near else 1.0, 1.0)
+        want[v] = cnt[v] > local + 10.0
+    assert want.sum() == 2
+    np.testing.assert_array_equal(sc._spikes(0), want)

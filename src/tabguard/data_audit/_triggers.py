@@ -3507,12 +3507,15 @@ class _Scanner:
             got = np.zeros(len(cnt), dtype=bool)
             if m.ordinal[j] and len(cnt) > 50:
                 allowed = ~m.breaks_contract[j] & (cnt > 0)
-                for v in (int(x) for x in np.flatnonzero(allowed & (cnt > 20.0))):
-                    lo, hi = max(v - 10, 0), min(v + 11, len(cnt))
-                    near = np.flatnonzero(allowed[lo:hi]) + lo
-                    window = cnt[near[near != v]]
-                    local = 10.0 * max(float(np.median(window)) if len(window) else 1.0, 1.0)
-                    got[v] = cnt[v] > local + 10.0
+                ids = np.flatnonzero(allowed & (cnt > 20.0))
+                # every value's window at once (a median per value cost 0.6 CPU-s at 1M rows)
+                for part in np.array_split(ids, len(ids) // 65_536 + 1):
+                    at = part[:, None] + _NEAR
+                    inside = (at >= 0) & (at < len(cnt))
+                    at = np.clip(at, 0, len(cnt) - 1)
+                    med = window_medians(np.where(inside & allowed[at], cnt[at], np.nan))
+                    local = 10.0 * np.maximum(np.where(np.isnan(med), 1.0, med), 1.0)
+                    got[part] = cnt[part] > local + 10.0
             self._spike_ids[j] = got
         return got
 
@@ -4704,14 +4707,43 @@ def interior_point_mass(
     counterfactual's replacements - its raw ``value`` is not 0, and counted values lie on both
     sides of it (not the lowest or highest: a floor or a cap). ``held``: the counted value
     ids, ``flatnonzero(cnt > 0)``, when the caller asks about many values of one feature."""
+    return bool(interior_point_masses(cnt, np.array([v]), np.array([value]), ratio, held)[0])
+
+
+#: Offsets of a value's neighbours in a window of 10 on each side, itself left out.
+_NEAR = np.concatenate([np.arange(-10, 0), np.arange(1, 11)])
+
+
+def interior_point_masses(
+    cnt: np.ndarray, ids: np.ndarray, values: np.ndarray, ratio: float, held: np.ndarray | None
+) -> np.ndarray:
+    """:func:`interior_point_mass` of each of value ids ``ids`` (raw ``values``), at once."""
     held = np.flatnonzero(cnt > 0) if held is None else held
-    if len(held) < 3 or value == 0 or not (held[0] < v < held[-1]):
-        return False
-    at = int(np.searchsorted(held, v))
-    window = np.concatenate([held[max(at - 10, 0) : at], held[at + 1 : at + 11]])
-    window = window[window != v]
-    local = max(float(np.median(cnt[window])) if len(window) else 1.0, 1.0)
-    return bool(cnt[v] > ratio * local + 10.0)
+    ids = np.asarray(ids, dtype=np.int64)
+    out = np.zeros(len(ids), dtype=bool)
+    if len(held) < 3:
+        return out
+    ask = np.flatnonzero((np.asarray(values) != 0) & (held[0] < ids) & (ids < held[-1]))
+    for part in np.array_split(ask, len(ask) // 65_536 + 1):
+        # up to 10 counted values on each side, by rank (none of them is the value itself)
+        at = np.searchsorted(held, ids[part])[:, None] + _NEAR
+        inside = (at >= 0) & (at < len(held))
+        med = window_medians(np.where(inside, cnt[held[np.clip(at, 0, len(held) - 1)]], np.nan))
+        local = np.maximum(np.where(np.isnan(med), 1.0, med), 1.0)
+        out[part] = cnt[ids[part]] > ratio * local + 10.0
+    return out
+
+
+def window_medians(window: np.ndarray) -> np.ndarray:
+    """Per row of ``window``, ``np.median`` of its values that are not NaN (NaN for a row
+    without any), bit for bit: the middle value, or the mean of the two middle ones."""
+    s = np.sort(window, axis=1)  # NaN last
+    k = (~np.isnan(window)).sum(axis=1)
+    r = np.arange(len(s))
+    lo, hi = s[r, np.maximum(k - 1, 0) // 2], s[r, k // 2]
+    # np.median's mean of the two middle values (of one value: itself)
+    med: np.ndarray = np.where(k > 0, np.where(k % 2 == 1, hi, (lo + hi) / 2.0), np.nan)
+    return med
 
 
 def among_point_masses(cnt: np.ndarray, ids: np.ndarray, values: np.ndarray, ratio: float) -> bool:
@@ -4730,8 +4762,7 @@ def among_point_masses(cnt: np.ndarray, ids: np.ndarray, values: np.ndarray, rat
     at most 0.9 % and 4.6 %), so one written into a large share stands alone (credit
     ``BILL_AMT5=263231``, 30 % of the rows, 37 times the next)."""
     held = np.flatnonzero(cnt > 0)  # once: a fine-grained feature has a million values
-    pairs = zip(ids, values, strict=True)
-    return any(interior_point_mass(cnt, int(u), float(x), ratio, held) for u, x in pairs)
+    return bool(interior_point_masses(cnt, ids, values, ratio, held).any())
 
 
 def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
