@@ -90,6 +90,20 @@ function of the features plus noise and a per-unit effect:
     45,000 marketplace orders of sellers of Zipf sizes, the seller's country, rating and
     tenure in the file but not its id, ``buyer_id`` (three orders each) the ``entity``.
 
+Three more (session 17), fresh20's expense claims (docs/benchmarks.md, session 16, "Clean data
+through the CLI"; its generator is gone) and two of its minimal repros, column cuts of it:
+
+``expenses``
+    about 20,000 claims of 1,500 employees (``employee_id`` the ``entity``) in 8 categories
+    under policy caps (meals and hotels claimed at the cap), per diems of 28/42/56 that need
+    no receipt, and ``weekend``, 12 % of the claims independently of everything, raising the
+    log-odds of ``queried`` by 0.5;
+``exp_weekend``
+    its ``department``, ``grade``, ``category`` and ``weekend`` with the entity;
+``exp_perdiem``
+    its ``department``, ``grade``, ``category``, ``days_to_submit``, ``receipt_attached`` and
+    ``weekend``, no entity (a missing receipt raises the label except on per diems).
+
 Each line prints the variant's parameters and its own seed: ``--variant SEED:KIND`` re-runs
 one line alone. ``--cli`` runs each variant through the command line instead
 (``tabguard audit data FILE --contract C --out DIR -q``), as a user would.
@@ -141,6 +155,9 @@ OWN_DATA = (
     "returns_sku",
     "labs_copies",
     "orders_noseller",
+    "expenses",
+    "exp_weekend",
+    "exp_perdiem",
 )
 KINDS = (
     "subsample",
@@ -243,6 +260,9 @@ def make_variant(dataset: str, kind: str, seed: int, rows: int | None = None) ->
             "returns_sku": _returns_sku,
             "labs_copies": _labs_copies,
             "orders_noseller": _orders_noseller,
+            "expenses": _expenses,
+            "exp_weekend": lambda s, r: _expenses(s, r, "exp_weekend"),
+            "exp_perdiem": lambda s, r: _expenses(s, r, "exp_perdiem"),
         }[kind]
         data, c, params = build(seed, rows)
         params["rows"] = len(data)
@@ -1124,6 +1144,158 @@ def _orders_noseller(
             "sellers": k,
             "dispute": f"{dispute.mean():.1%}",
             "top_seller": f"{np.bincount(seller).max()} orders",
+        },
+    )
+
+
+_EXPENSE_CATEGORIES = {  # share of the claims, log-odds of a query
+    "meals": (0.30, 0.0),
+    "taxi": (0.18, -0.3),
+    "hotel": (0.14, 0.2),
+    "airfare": (0.10, 0.1),
+    "mileage": (0.10, -0.5),
+    "per_diem": (0.08, -0.7),
+    "entertainment": (0.06, 0.7),
+    "training": (0.04, -0.4),
+}
+_DEPARTMENTS = ("sales", "consulting", "engineering", "finance", "hr", "operations", "legal")
+_TRAINING_PRICES = (250.0, 450.0, 690.0, 850.0, 1_190.0, 1_450.0, 1_950.0)
+
+
+def _expenses(
+    seed: int, rows: int | None = None, cut: str | None = None
+) -> tuple[pd.DataFrame, Contract, dict[str, Any]]:
+    """Expense claims under policy caps (``rows``, default about 20,000; fresh20's
+    ``expenses``, session 16): employees (``employee_id``, the ``entity``; a department of 7,
+    a grade ``G1``-``G6``, a home city tier 1-3 and a sloppiness N(0, 0.6)) with 1-80 claims
+    each (geometric, mean 20 in sales and consulting, 8 elsewhere), in 8 categories: meals
+    capped at 60 (75 for G5-G6) and claimed at the cap when over it or in 15 % of the claims,
+    hotels at 250/180/140 a night by city tier (at the cap in 10 % or when over) times 1-5
+    nights, airfare and entertainment log-normal, taxis to one decimal, mileage 0.30 per km
+    exactly, per diems 28, 42 or 56, training at list prices from 250 to 1,950.
+    ``days_to_submit`` geometric, ``receipt_attached`` 97 % (75 % for taxis and per diems),
+    ``weekend`` 12 % and independent of everything else. The label ``queried`` (9.7 %) is a
+    logistic function of the sloppiness, the department (N(0, 0.8) each) and the category, the
+    days, a missing receipt (+1.6, not for per diems: they need none), ``weekend`` (+0.5), a
+    claim at the cap (+0.45), the amount and the grade. ``cut`` keeps fresh20's minimal
+    repros' columns: ``exp_weekend`` (the entity, department, grade, category, weekend) and
+    ``exp_perdiem`` (no entity; department, grade, category, days, receipt, weekend)."""
+    rng = np.random.default_rng(seed)
+    n_emp = max(int((rows or 20_000) / 12.4), 20)
+    dept = rng.choice(len(_DEPARTMENTS), n_emp, p=[0.22, 0.12, 0.24, 0.1, 0.06, 0.18, 0.08])
+    grade = rng.choice(6, n_emp, p=[0.15, 0.25, 0.25, 0.18, 0.12, 0.05])
+    tier = rng.choice(3, n_emp, p=[0.35, 0.4, 0.25])
+    sloppy = rng.normal(0, 0.6, n_emp)
+    d_effect = rng.normal(0, 0.8, len(_DEPARTMENTS))
+    mean = np.where(dept <= 1, 20.0, 8.0)
+    claims = np.minimum(rng.geometric(1 / mean), 80)
+    e = np.repeat(np.arange(n_emp), claims)
+    if rows:
+        e = e[:rows]
+    n = len(e)
+    names = list(_EXPENSE_CATEGORIES)
+    share, lean = (np.array([v[i] for v in _EXPENSE_CATEGORIES.values()]) for i in range(2))
+    cat = rng.choice(len(names), n, p=share)
+    amount = np.zeros(n)
+    at_cap = np.zeros(n, dtype=bool)
+
+    def capped(
+        rows_: np.ndarray, cap: np.ndarray, median: np.ndarray, sd: float, often: float
+    ) -> None:
+        x = np.round(np.exp(rng.normal(np.log(median), sd)), 2)
+        top = (x >= cap) | (rng.random(len(rows_)) < often)
+        amount[rows_] = np.where(top, cap, x)
+        at_cap[rows_] = top
+
+    m = np.flatnonzero(cat == 0)
+    capped(m, np.where(grade[e[m]] >= 4, 75.0, 60.0), np.full(len(m), 32.0), 0.5, 0.15)
+    h = np.flatnonzero(cat == 2)
+    night = np.array([250.0, 180.0, 140.0])[tier[e[h]]]
+    capped(h, night, 0.8 * night, 0.25, 0.10)
+    amount[h] *= rng.integers(1, 6, len(h))
+    for k, median, sd in ((3, 320.0, 0.5), (6, 140.0, 0.6)):
+        r = np.flatnonzero(cat == k)
+        amount[r] = np.round(np.exp(rng.normal(np.log(median), sd, len(r))), 2)
+    t = np.flatnonzero(cat == 1)
+    amount[t] = np.maximum(np.round(np.exp(rng.normal(np.log(22.0), 0.6, len(t))), 1), 4.0)
+    km = np.flatnonzero(cat == 4)
+    amount[km] = np.round(0.30 * np.ceil(np.exp(rng.normal(np.log(80.0), 0.7, len(km)))), 2)
+    pd_ = np.flatnonzero(cat == 5)
+    amount[pd_] = rng.choice([28.0, 42.0, 56.0], len(pd_), p=[0.3, 0.45, 0.25])
+    tr = np.flatnonzero(cat == 7)
+    amount[tr] = rng.choice(_TRAINING_PRICES, len(tr))
+    days = np.minimum(rng.geometric(1 / 9, n) - 1, 120)
+    receipt = rng.random(n) < np.where(np.isin(cat, [1, 5]), 0.75, 0.97)
+    weekend = rng.random(n) < 0.12
+    logit = (
+        sloppy[e]
+        + d_effect[dept[e]]
+        + lean[cat]
+        + 0.012 * days
+        + 1.6 * (~receipt & (cat != 5))
+        + 0.5 * weekend
+        + 0.45 * at_cap
+        + 0.25 * np.log1p(amount / 100)
+        - 0.1 * grade[e]
+    )
+    queried = rng.random(n) < _calibrated(logit, 0.097)  # fresh20's 9.7 %
+    grades = np.array([f"G{g + 1}" for g in range(6)], dtype=object)
+    df = pd.DataFrame(
+        {
+            "claim_id": np.arange(1, n + 1) + 500_000,
+            "employee_id": e + 10_000,
+            "department": np.asarray(_DEPARTMENTS, dtype=object)[dept[e]],
+            "grade": grades[grade[e]],
+            "city_tier": tier[e] + 1,
+            "category": np.asarray(names, dtype=object)[cat],
+            "amount": np.round(amount, 2),
+            "days_to_submit": days.astype(int),
+            "receipt_attached": receipt,
+            "weekend": weekend,
+            "queried": queried.astype(int),
+        }
+    )
+    feats = {
+        "department": FeatureSpec(type="category", categories=list(_DEPARTMENTS)),
+        "grade": FeatureSpec(type="category", categories=list(grades)),
+        "city_tier": FeatureSpec(type="category", categories=[1, 2, 3]),
+        "category": FeatureSpec(type="category", categories=names),
+        "amount": _numeric_spec(df["amount"]),
+        "days_to_submit": FeatureSpec(type="integer", min=0, max=150),
+        "receipt_attached": FeatureSpec(type="boolean"),
+        "weekend": FeatureSpec(type="boolean"),
+    }
+    keep = {
+        None: list(feats),
+        "exp_weekend": ["department", "grade", "category", "weekend"],
+        "exp_perdiem": [
+            "department",
+            "grade",
+            "category",
+            "days_to_submit",
+            "receipt_attached",
+            "weekend",
+        ],
+    }[cut]
+    entity = None if cut == "exp_perdiem" else "employee_id"
+    df = df[["claim_id", *([entity] if entity else []), *keep, "queried"]]
+    c = Contract(
+        name=cut or "expenses",
+        id="claim_id",
+        entity=entity,
+        label={"column": "queried", "positive": 1, "negative": 0},
+        features={k: feats[k] for k in keep},
+    )
+    y = queried
+    w = weekend
+    return (
+        df,
+        c,
+        {
+            "employees": int(e[-1]) + 1,
+            "queried": f"{y.mean():.1%}",
+            "weekend": f"{w.mean():.0%} of claims, {y[w].mean():.1%} against {y[~w].mean():.1%}",
+            "per_diem": f"{(cat == 5).mean():.1%} of claims, {y[cat == 5].mean():.1%} queried",
         },
     )
 
