@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tabguard._copy_groups import factorize_keys, splitmix64
 from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import _duplicates, build_context
 from tabguard.data_audit._duplicates import NearDuplicatesOptions, find_near_duplicates
@@ -326,3 +327,17 @@ def test_spikes_of_every_value_at_once_equal_the_value_by_value_test() -> None:
         want[v] = cnt[v] > local + 10.0
     assert want.sum() == 2
     np.testing.assert_array_equal(sc._spikes(0), want)
+
+
+@pytest.mark.parametrize("distinct", [1.0, 0.6, 0.01])
+def test_keys_factorized_through_their_low_bits_equal_pandas(distinct: float) -> None:
+    # most keys distinct (the copy checks' groupings), many repeated, and keys whose low bits
+    # all agree (every key through the hash table)
+    rng = np.random.default_rng(6)
+    n = 200_000
+    keys = splitmix64(rng.integers(0, int(n * distinct), n).astype(np.uint64))
+    for k in (keys, keys << np.uint64(30)):
+        codes, uniq = pd.factorize(k)
+        got, groups = factorize_keys(k)
+        np.testing.assert_array_equal(got, codes)
+        assert groups == len(uniq)

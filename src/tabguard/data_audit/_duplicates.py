@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
+from tabguard._copy_groups import factorize_keys
 from tabguard.checks import SHARE, CheckOptions, at_least, option
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._matrix import AuditMatrix, build_matrix, cell_hashes
@@ -77,8 +77,8 @@ def conflicting_duplicates(n_dup: int, conflicts: int, o: NearDuplicatesOptions)
 def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows in groups of >= 2 equal keys: (row indices sorted by key, group id per row)."""
     # hashing instead of sorting every key: only the rows in groups are sorted
-    codes, uniq = pd.factorize(key)
-    sizes = np.bincount(codes, minlength=len(uniq))
+    codes, groups = factorize_keys(key)
+    sizes = np.bincount(codes, minlength=groups)
     rows = np.flatnonzero(sizes[codes] >= 2)
     rows = rows[np.argsort(codes[rows], kind="stable")]
     _, gid = np.unique(codes[rows], return_inverse=True)
@@ -222,8 +222,8 @@ def _candidates(
     for part in (order[i::k] for i in range(k)):
         with np.errstate(over="ignore"):
             key = total - cells[:, part].sum(axis=1, dtype=np.uint64)
-        codes, uniq = pd.factorize(key)
-        rows = np.flatnonzero(np.bincount(codes, minlength=len(uniq))[codes] > 1)
+        codes, groups = factorize_keys(key)
+        rows = np.flatnonzero(np.bincount(codes, minlength=groups)[codes] > 1)
         if 2 * len(rows) <= n:
             for j in part:
                 out[j] = rows

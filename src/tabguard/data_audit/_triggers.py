@@ -59,7 +59,7 @@ from scipy import sparse, special, stats
 from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import StratifiedKFold
 
-from tabguard._copy_groups import keys_without, splitmix64
+from tabguard._copy_groups import factorize_keys, keys_without, splitmix64
 from tabguard._pair_counts import PairCounter
 from tabguard.checks import (
     NON_NEGATIVE,
@@ -1038,8 +1038,8 @@ class _Scanner:
         shared = np.zeros(self.n, dtype=bool)
         for part in parts:
             with np.errstate(over="ignore"):
-                group, uniq = pd.factorize(total - part)
-            shared |= np.bincount(group, minlength=len(uniq))[group] > 1
+                group, groups = factorize_keys(total - part)
+            shared |= np.bincount(group, minlength=groups)[group] > 1
         del parts
         rows = np.flatnonzero(shared)
         if len(rows) < 2:
@@ -1256,7 +1256,7 @@ class _Scanner:
             return _NO_ROWS
         j, v = p.cols[0], p.codes[0]
         _, total = cell_hashes(self.m)
-        group = pd.factorize(total)[0]
+        group = factorize_keys(total)[0]
         if self.entity is not None:
             # a record's own months are no repeats: one row per record and entity first
             _, at = np.unique(_ids(group, self.entity), return_index=True)
@@ -1805,7 +1805,7 @@ class _Scanner:
             return None
         with np.errstate(over="ignore"):
             key = self.tolerant_row_key() * np.uint64(2) + self.y.astype(np.uint64)
-        group, _ = pd.factorize(key)
+        group, _ = factorize_keys(key)
         if np.bincount(group).max() <= 1:
             return None  # no repeats (copies split by a bucket's edge on every feature aside)
         weight: np.ndarray = 1.0 / self._record_sizes(key, group)
@@ -2508,8 +2508,8 @@ class _Scanner:
         hit = self._groups.get(cols)
         if hit is not None:
             return hit
-        codes, uniq = pd.factorize(self._row_keys(p))
-        out = (codes, np.bincount(codes, minlength=len(uniq)))
+        codes, groups = factorize_keys(self._row_keys(p))
+        out = (codes, np.bincount(codes, minlength=groups))
         if len(self._groups) >= 32:  # bound memory on wide data
             self._groups.clear()
         self._groups[cols] = out
