@@ -6,6 +6,9 @@ limits)."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -674,3 +677,34 @@ def test_copy_baseline_rows_are_of_the_patterns_kind() -> None:
     assert sc._kind_values(pk) is None
     _, pool_k = sc._baseline_pools(pk, np.setdiff1d(np.arange(len(df)), pk.rows))
     assert (sc.y[pool_k] == 1).all()
+
+
+def _first_pool(pools: Any, p: Pattern, rows: np.ndarray) -> list[np.ndarray]:
+    out: list[np.ndarray] = pools(p, rows)[:1]
+    return out
+
+
+def test_baseline_pools_and_design_samples_leave_the_scans_draws() -> None:
+    """The copy tests' pools of the pattern's kind and a large pattern's design-effect sample
+    draw from generators of their own: the scan's generator draws what it drew with the
+    first pool alone, and nothing for the design effect (added to its draws, they moved every
+    later counterfactual: clean codes 44373 named 3 pairs, then 5)."""
+    df = _records_of_both_labels()
+    j = _scanner(df, _contract()).m.names.index("amount")
+    states = []
+    for pools in ("all", "first"):
+        sc = _scanner(df, _contract())
+        v = int(np.argmax(sc.m.counts[j]))
+        p = Pattern((j,), (v,), 0, 0, 0, "single")
+        p.rows = sc.rows_of(p)
+        if pools == "first":
+            sc._baseline_pools = functools.partial(_first_pool, sc._baseline_pools)  # type: ignore[method-assign]
+        assert len(_scanner(df, _contract())._baseline_pools(p, np.arange(len(df)))) == 3
+        sc.twins(p)
+        sc.exact_twins(p)
+        states.append(sc.rng.bit_generator.state)
+        before = sc.rng.bit_generator.state
+        assert len(df) > sc.o.unit_sample  # a sample of the rows' units, not all of them
+        sc._design_effect(np.arange(len(df)))
+        assert sc.rng.bit_generator.state == before
+    assert states[0] == states[1]

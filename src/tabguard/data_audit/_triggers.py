@@ -847,6 +847,12 @@ class _Scanner:
         # every other result stay as they were)
         self._band_lenders: dict[tuple[int, int, int, tuple[int, ...]], bool] = {}
         self._band_rng = np.random.default_rng([random_state, 13])
+        # the copy tests' pools of the pattern's kind (:meth:`_baseline_pools`, all but the
+        # first) and the design effect's sample of a large pattern (:meth:`_design_effect`)
+        # draw from generators of their own: added to the scan's draws, they moved every
+        # later counterfactual (clean codes 44373: 3 -> 5 pairs named on labels alone)
+        self._pool_rng = np.random.default_rng([random_state, 19])
+        self._design_rng = np.random.default_rng([random_state, 23])
         # a counterfactual row's bytes -> the context model's prediction (:meth:`counterfactual`)
         self._predicted: dict[bytes, float] = {}
         # category feature -> the category features that are functions of it (:meth:`_parents`)
@@ -2373,7 +2379,7 @@ class _Scanner:
             sizes = np.bincount(pd.factorize(self.entity[rows])[0])
             return float((sizes.astype(float) ** 2).sum()) / len(rows)
         k = min(self.o.unit_sample, len(rows))
-        est = rows if k == len(rows) else self.rng.choice(rows, k, replace=False)
+        est = rows if k == len(rows) else self._design_rng.choice(rows, k, replace=False)
         return design_effect(np.bincount(self.unit_labels(np.sort(est))), len(rows))
 
     def _record_measure(
@@ -2576,8 +2582,9 @@ class _Scanner:
         outside = n_ref[cq] > 0
         inside = n_query[cq] > 1
         random_share, drawn = 0.0, 1
-        for pool in self._baseline_pools(p, ref_idx):
-            base_rows = self.rng.choice(pool, min(2000, len(pool)), replace=False)
+        for i, pool in enumerate(self._baseline_pools(p, ref_idx)):
+            rng = self.rng if i == 0 else self._pool_rng
+            base_rows = rng.choice(pool, min(2000, len(pool)), replace=False)
             random_share = max(random_share, float(np.mean(n_ref[codes[base_rows]] > 1)))
             drawn = max(drawn, len(base_rows))
         share_b = max(random_share, float(inside.mean()), 1.0 / drawn)
@@ -2609,9 +2616,10 @@ class _Scanner:
         # the random rows that set the copy radius, as many as the queries, and half as many
         # of each pool of the pattern's kind (:meth:`_baseline_pools`)
         pools = self._baseline_pools(p, ref_idx)
-        drawn = [
-            pool[self.rng.choice(len(pool), min(s if i == 0 else s // 2, len(pool)), replace=False)]
-            for i, pool in enumerate(pools)
+        drawn = [pools[0][self.rng.choice(len(pools[0]), min(s, len(pools[0])), replace=False)]]
+        drawn += [
+            pool[self._pool_rng.choice(len(pool), min(s // 2, len(pool)), replace=False)]
+            for pool in pools[1:]
         ]
         base_rows = np.concatenate(drawn)
         # the pattern's rows and the random rows in one pass over the reference rows
