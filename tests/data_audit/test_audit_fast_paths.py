@@ -16,6 +16,7 @@ from tabguard.data_audit._matrix import AuditMatrix
 from tabguard.data_audit._triggers import (
     Pattern,
     TriggerScanOptions,
+    _poisson_binomial_cdf,
     _Scanner,
     _top,
     _z,
@@ -341,3 +342,18 @@ def test_keys_factorized_through_their_low_bits_equal_pandas(distinct: float) ->
         got, groups = factorize_keys(k)
         np.testing.assert_array_equal(got, codes)
         assert groups == len(uniq)
+
+
+def test_poisson_binomial_tail_in_kept_buffers_equals_the_step_by_step_sums() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        p = rng.random(int(rng.integers(1, 300))) ** rng.uniform(0.2, 5.0)
+        k = int(rng.integers(0, 61))
+        dist = np.full(k + 1, -np.inf)
+        dist[0] = 0.0
+        logp, log1m = np.log(np.clip(p, 1e-300, 1.0)), np.log(np.clip(1.0 - p, 1e-300, 1.0))
+        for lp, l1 in zip(logp, log1m, strict=True):
+            move = np.concatenate(([-np.inf], dist[:-1] + lp))
+            dist = np.logaddexp(dist + l1, move)
+        want = float(min(1.0, math.exp(np.logaddexp.reduce(dist)))) if k < len(p) else 1.0
+        assert _poisson_binomial_cdf(p, k) == want  # bit for bit

@@ -690,10 +690,12 @@ def _poisson_binomial_cdf(probs: np.ndarray, k: int) -> float:
     log1m = np.log(np.clip(1.0 - probs, 1e-300, 1.0))
     dist = np.full(k + 1, -np.inf)
     dist[0] = 0.0
-    for lp, l1 in zip(logp, log1m, strict=True):
-        stay = dist + l1
-        move = np.concatenate(([-np.inf], dist[:-1] + lp))
-        dist = np.logaddexp(stay, move)
+    # the same sums into buffers kept across the steps (a step per probability)
+    stay, move = np.empty(k + 1), np.full(k + 1, -np.inf)
+    for lp, l1 in zip(logp.tolist(), log1m.tolist(), strict=True):
+        np.add(dist, l1, out=stay)
+        np.add(dist[:-1], lp, out=move[1:])
+        np.logaddexp(stay, move, out=dist)
     return float(min(1.0, math.exp(np.logaddexp.reduce(dist))))
 
 
@@ -2248,6 +2250,8 @@ class _Scanner:
                 -1.0,
             )
         link = dist <= tol
+        if not link.any():  # every row a unit of its own (connected_components' labels)
+            return np.arange(k, dtype=np.int32)
         graph = sparse.coo_matrix((np.ones(int(link.sum())), (src[link], dst[link])), shape=(k, k))
         labels: np.ndarray = connected_components(graph, directed=False)[1]
         return labels
