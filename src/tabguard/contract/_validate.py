@@ -122,13 +122,20 @@ def _canon(v: Any) -> Any:
     return ("x", repr(v))
 
 
-def map_distinct(col: pd.Series, fn: Any, missing: Any = None, dtype: Any = object) -> np.ndarray:
+def map_distinct(
+    col: pd.Series,
+    fn: Any,
+    missing: Any = None,
+    dtype: Any = object,
+    factorized: tuple[np.ndarray, Any] | None = None,
+) -> np.ndarray:
     """Apply ``fn`` to each distinct value of ``col`` and spread the results to every row.
 
     The cost per row is one hash lookup (``pd.factorize``), not one Python call: validation of
-    a million-row category column calls ``fn`` once per category.
+    a million-row category column calls ``fn`` once per category. ``factorized``: ``col``'s
+    ``pd.factorize(col, use_na_sentinel=True)`` when the caller has it.
     """
-    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    codes, uniques = pd.factorize(col, use_na_sentinel=True) if factorized is None else factorized
     mapped = np.array([fn(v) for v in uniques] + [missing], dtype=dtype)
     return mapped[codes]  # the sentinel -1 picks the trailing ``missing``
 
@@ -319,14 +326,14 @@ class FrameValidation:
         return out
 
 
-def _coerce_numeric(col: pd.Series) -> pd.Series:
+def _coerce_numeric(col: pd.Series, factorized: tuple[np.ndarray, Any] | None = None) -> pd.Series:
     if pd.api.types.is_bool_dtype(col):
         return col.astype(float)
     if pd.api.types.is_numeric_dtype(col):
         return col.astype(float)
     return pd.to_numeric(
         pd.Series(
-            map_distinct(col, _numeric_input, missing=np.nan),
+            map_distinct(col, _numeric_input, missing=np.nan, factorized=factorized),
             index=col.index,
         ),
         errors="coerce",
@@ -449,9 +456,19 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, row_offset: int = 0)
     for name, spec in contract.items():
         col = df[name]
         missing = col.isna().to_numpy(copy=True)
-        if col.dtype == object or pd.api.types.is_string_dtype(col):
+        text_col = col.dtype == object or pd.api.types.is_string_dtype(col)
+        # one hashing of the column for each look at its distinct values below (a million
+        # rows of text: 50 ms a hashing)
+        fz = (
+            pd.factorize(col, use_na_sentinel=True) if text_col or spec.type == "category" else None
+        )
+        if text_col:
             missing |= map_distinct(
-                col, lambda v: isinstance(v, str) and not v.strip(), missing=False, dtype=bool
+                col,
+                lambda v: isinstance(v, str) and not v.strip(),
+                missing=False,
+                dtype=bool,
+                factorized=fz,
             )
         if not spec.nullable:
             add(name, "missing", missing, col, message(name, spec, "missing", None))
@@ -463,6 +480,7 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, row_offset: int = 0)
                 lambda v, allowed=allowed, text=text: _canon_lenient(v, text) in allowed,
                 missing=False,
                 dtype=bool,
+                factorized=fz,
             )
             bad = ~member & ~missing
             add(name, "category", bad, col, f"{name} must be one of {spec.categories!r}")
@@ -470,9 +488,9 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, row_offset: int = 0)
                 isinstance(c, int | float) and not isinstance(c, bool)
                 for c in spec.categories or []
             ):
-                num[name] = _coerce_numeric(col)
+                num[name] = _coerce_numeric(col, fz)
             continue
-        x = _coerce_bool(col) if spec.type == "boolean" else _coerce_numeric(col)
+        x = _coerce_bool(col) if spec.type == "boolean" else _coerce_numeric(col, fz)
         num[name] = x
         xv = x.to_numpy(copy=True)
         unparsable = np.isnan(xv) & ~missing
