@@ -16,6 +16,7 @@ from tabguard.data_audit._matrix import AuditMatrix
 from tabguard.data_audit._triggers import (
     Pattern,
     TriggerScanOptions,
+    _pair_cells,
     _poisson_binomial_cdf,
     _Scanner,
     _top,
@@ -357,3 +358,14 @@ def test_poisson_binomial_tail_in_kept_buffers_equals_the_step_by_step_sums() ->
             dist = np.logaddexp(dist + l1, move)
         want = float(min(1.0, math.exp(np.logaddexp.reduce(dist)))) if k < len(p) else 1.0
         assert _poisson_binomial_cdf(p, k) == want  # bit for bit
+
+
+def test_pairs_of_value_ids_counted_per_cell_equal_their_unique_pairs() -> None:
+    # every id held (counted per cell), and with a missing id (-1: sorted instead)
+    rng = np.random.default_rng(8)
+    cj, ck = rng.integers(0, 40, 5000), rng.integers(0, 6, 5000).astype(np.int32)
+    for k in (ck, np.where(rng.random(5000) < 0.01, -1, ck)):
+        want = np.unique(cj * 6 + k, return_counts=True)
+        got = _pair_cells(cj, k, 40, 6)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -1960,7 +1960,7 @@ class _Scanner:
                 nk = len(m.counts[k])
                 if k == j or m.ordinal[k] or nk >= nj:
                     continue
-                pairs, cnt = np.unique(cj * nk + m.codes[:, k], return_counts=True)
+                pairs, cnt = _pair_cells(cj, m.codes[:, k], nj, nk)
                 jv, kv = pairs // nk, pairs % nk
                 # each value of j's most common value of k; the other rows stray
                 order = np.lexsort((-cnt, jv))
@@ -4725,6 +4725,19 @@ def common_pattern(
     camouflaged). It stays under the label rules - strong or camouflaged label evidence, and
     a lean of its own, not its feature's."""
     return p.family != "contract" and p.n > o.common_share * rows and not point_mass
+
+
+def _pair_cells(cj: np.ndarray, ck: np.ndarray, nj: int, nk: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(cj * nk + ck, return_counts=True)`` for value ids ``cj`` (of ``nj``
+    values) and ``ck`` (of ``nk``): a count per cell of the ``nj * nk`` pairs where every id
+    is held (no missing value) and the cells are not many more than the rows, instead of a
+    sort of the rows' pairs."""
+    if nj * nk > 4 * len(cj) + 1024 or (len(cj) and min(int(cj.min()), int(ck.min())) < 0):
+        out: tuple[np.ndarray, np.ndarray] = np.unique(cj * nk + ck, return_counts=True)
+        return out
+    counts = np.bincount(cj * nk + ck, minlength=nj * nk)
+    pairs = np.flatnonzero(counts)
+    return pairs, counts[pairs]
 
 
 def interior_point_mass(
