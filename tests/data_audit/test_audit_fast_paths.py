@@ -273,6 +273,21 @@ def test_a_code_of_a_hierarchy_is_replaced_by_its_siblings() -> None:
     assert sc._siblings(j_chap, 0) is None
 
 
+def test_a_hierarchy_with_missing_values_is_found_without_them() -> None:
+    # a missing code or chapter (code -1) is no value: the scan stopped on it (np.bincount of
+    # a negative code: clean_data 94725:mcar, credit with missing values in its categories)
+    df = _hierarchy(6000, 0).astype({"code": float, "chapter": float})
+    df.loc[:99, "code"] = np.nan
+    df.loc[100:199, "chapter"] = np.nan
+    spec = _hierarchy_contract().features
+    feats = {k: f.model_copy(update={"nullable": True}) for k, f in spec.items()}
+    contract = _hierarchy_contract().model_copy(update={"features": feats})
+    sc = _Scanner(build_context(df, contract), TriggerScanOptions())
+    j_code, j_chap = sc.m.names.index("code"), sc.m.names.index("chapter")
+    assert [k for k, _ in sc._parents(j_code)] == [j_chap]
+    assert sc._parents(j_chap) == []
+
+
 def test_a_code_written_into_another_chapter_breaks_the_hierarchy() -> None:
     # 30 of 6,000 rows (0.5 %) off their chapter: more than _PARENT_STRAYS, no hierarchy, and
     # every other code replaces a code as before

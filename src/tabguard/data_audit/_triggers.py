@@ -1953,21 +1953,24 @@ class _Scanner:
         cj = m.codes[:, j].astype(np.int64) if n_rows else np.empty(0, dtype=np.int64)
         # most rows on values of a few rows or more: values of one row each (an id) are
         # functions of anything
-        held = np.bincount(cj, minlength=len(m.counts[j]))
+        # (a missing value, code -1, is no value: neither counted nor a parent's or child's)
+        held = np.bincount(cj[cj >= 0], minlength=len(m.counts[j]))
         if not m.ordinal[j] and n_rows and held[held >= 5].sum() >= 0.5 * n_rows:
             nj = len(m.counts[j])
             for k in range(len(m.names)):
                 nk = len(m.counts[k])
                 if k == j or m.ordinal[k] or nk >= nj:
                     continue
-                pairs, cnt = _pair_cells(cj, m.codes[:, k], nj, nk)
+                ck = m.codes[:, k].astype(np.int64)
+                both = (cj >= 0) & (ck >= 0)
+                pairs, cnt = _pair_cells(cj[both], ck[both], nj, nk)
                 jv, kv = pairs // nk, pairs % nk
                 # each value of j's most common value of k; the other rows stray
                 order = np.lexsort((-cnt, jv))
                 first = np.ones(len(order), dtype=bool)
                 first[1:] = jv[order][1:] != jv[order][:-1]
                 top = order[first]
-                if n_rows - int(cnt[top].sum()) > _PARENT_STRAYS * n_rows:
+                if int(both.sum()) - int(cnt[top].sum()) > _PARENT_STRAYS * n_rows:
                     continue
                 if np.bincount(kv[top], minlength=nk).max() < 2:
                     continue
