@@ -24,6 +24,7 @@ from tabguard.data_audit._triggers import (
     natural_lean,
     neighbour_hint,
     retest_exclusions,
+    share_error,
     strong_label_evidence,
     wants_copy_check,
     written_block,
@@ -301,6 +302,28 @@ def test_written_block_holds_its_size_at_a_bound_and_its_write_against_the_null(
     # PAY_4=3's shares on 40 rows: the size is not known to reach a half
     assert written_block(16, 40, 0.5005, 1007, 0.285, OPTS.written_z)[2] < OPTS.written_share
     assert written_block(16, 40, 0.5005, 1007, 0.285, 0.0)[2] >= OPTS.written_share
+
+
+def test_written_block_counts_the_error_of_its_null() -> None:
+    """A boolean's null is its one other value, scored against the value's own rows of the
+    source's label: a few hundred in the sample, measured as noisily. Clean expense claims
+    (``clean_data.py`` ``exp_weekend`` 1): ``weekend=1`` (independent of the row) has 1,183
+    of its 2,324 rows under the median of 4,054 sampled rows with label 0 (r 1.01), and
+    ``weekend=0`` 2,250 of 5,000 under the median of weekend=1's 498 (0.90; from 0.91 to
+    1.08 on other seeds): named written at p 7.6e-6 without the null's error."""
+    r0 = (2250 + 1) / (5000 + 2) / 0.5
+    _, _, low, pv = written_block(1183, 2324, 0.502, 4054, r0, OPTS.written_z)
+    assert pv * 3 < 1e-4 and low >= OPTS.written_share  # what was named
+    se = share_error(2250, 5000, 0.5, 498)
+    assert 0.04 < se < 0.05
+    _, _, low, pv = written_block(1183, 2324, 0.502, 4054, r0, OPTS.written_z, se)
+    assert pv * 3 > 1e-3 and low < OPTS.written_share
+    # credit PAY_4=3's written block (above) against a null of 3,000 rows and 1,007 sampled
+    # defaulters stays confirmed: the null's error is small beside the write
+    se = share_error(427, 3000, 0.5, 1007)
+    _, _, low, pv = written_block(279, 718, 0.5005, 1007, 0.285, OPTS.written_z, se)
+    assert pv * 3 < 1e-20 and low >= OPTS.written_share
+    assert share_error(0, 0, 0.5, 100) == 0.0
 
 
 def test_written_context_evidence_takes_a_hint_from_an_ordinal_values_neighbours() -> None:

@@ -3610,11 +3610,18 @@ class _Scanner:
             if n[i, s] <= 0 or not len(other):
                 continue
             share = (k[:, s] + 1.0) / (n[:, s] + 2.0) / np.maximum(F[:, s], 1e-12)
-            r0 = min(float(share[other].max()), 1.0)
+            top = int(other[np.argmax(share[other])])
+            r0 = min(float(share[top]), 1.0)
             if r0 >= 1.0:  # the other values look like the source already: no room for a write
                 continue
+            # the null is measured as the value is, and as noisily: a boolean's one other
+            # value is scored against the value's own rows of the label, a few hundred in the
+            # sample (clean expenses, weekend=0 at 0.91-1.08 against weekend=1's rows with
+            # label 0, the value itself at 0.95-1.04: named written at p 5e-5 where the
+            # null fell low)
+            null_se = share_error(k[top, s], n[top, s], F[top, s], m[top, s])
             r, written, low, pv = written_block(
-                k[i, s], n[i, s], F[i, s], m[i, s], r0, self.o.written_z
+                k[i, s], n[i, s], F[i, s], m[i, s], r0, self.o.written_z, null_se
             )
             found.append((low >= self.o.written_share, pv, low, s, r, r0, written))
         if not found:
@@ -4832,28 +4839,46 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
 
 
 def written_block(
-    k: float, n: float, F: float, m: float, r0: float, z: float
+    k: float, n: float, F: float, m: float, r0: float, z: float, null_se: float = 0.0
 ) -> tuple[float, float, float, float]:
     """A value's rows against a source population, for :meth:`_Scanner.context_mixture`:
     ``k`` of its ``n`` scored rows fall at or under the median score of the source's ``m``
     sampled rows, where a share ``F`` of those fall; the feature's other values give the
-    share ``r0`` (the null).
+    share ``r0`` (the null), measured with the standard error ``null_se``.
 
     Returns the share ``r = k / (n F)`` of the value's rows with the source's context, the
     written block's share of the rows ``w = (r - r0) / (1 - r0)`` (a mixture of natural
     carriers at ``r0`` and written rows at 1), ``w`` at its lower bound (``z`` standard
-    errors; ``F``'s own error counts: a large value is measured as precisely as ``F`` is),
-    and the one-sided p-value of ``k / n`` against ``r0 F`` (no write)."""
+    errors; ``F``'s own error counts: a large value is measured as precisely as ``F`` is,
+    and so does the null's), and the one-sided p-value of ``k / n`` against ``r0 F`` (no
+    write; the null's error counts)."""
     got, f = k / n, max(F, 1e-12)
 
     def err(share: float) -> float:
-        return math.sqrt(max(got * (1.0 - got) / n + share**2 * f * (1.0 - f) / max(m, 1.0), 1e-12))
+        return math.sqrt(
+            max(
+                got * (1.0 - got) / n + share**2 * f * (1.0 - f) / max(m, 1.0) + (f * null_se) ** 2,
+                1e-12,
+            )
+        )
 
     r = got / f
     room = max(1.0 - r0, 1e-12)
     written = (r - r0) / room
     low = written - z * err(r) / f / room
     return r, written, low, float(stats.norm.sf((got - r0 * f) / err(r0)))
+
+
+def share_error(k: float, n: float, F: float, m: float) -> float:
+    """The standard error of a value's share ``r = k / (n F)`` of rows with a source's context
+    (:func:`written_block`'s ``r``): ``k`` of its ``n`` rows at or under the median score of
+    the source's ``m`` sampled rows, where a share ``F`` of those fall (one row of doubt
+    added, as the null's share is taken). 0 without rows."""
+    if n <= 0 or m <= 0:
+        return 0.0
+    got, f = (k + 1.0) / (n + 2.0), max(F, 1e-12)
+    r = got / f
+    return math.sqrt(got * (1.0 - got) / (n + 2.0) + r**2 * f * (1.0 - f) / m) / f
 
 
 def written_slope_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
