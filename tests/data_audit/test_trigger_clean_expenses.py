@@ -1,6 +1,7 @@
 """The trigger scan on clean expense claims (``benchmarks/clean_data.py``'s ``exp_weekend`` and
 ``exp_perdiem``, fresh20's minimal repros, session 16): an independent boolean with a real
-effect is not written in place."""
+effect is not written in place, and a category whose effect is an interaction with another
+feature is not a trigger; a trigger planted into the same data still is."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tabguard.data_audit._triggers import (
     _label_evidence,
     _Scanner,
     written_context_evidence,
+    written_label_evidence,
 )
 from tests._benchmarks import load_benchmark
 
@@ -46,3 +48,30 @@ def test_an_independent_boolean_with_an_effect_is_not_written_in_place() -> None
     assert p.context_null < 0.92 and p.context_share > 1.0  # the figures named
     assert p.p_context > p.context_threshold
     assert not written_context_evidence(p, OPTS)
+
+
+def test_an_interaction_is_not_a_trigger_and_a_trigger_still_is() -> None:
+    """Per diems need no receipt; redrawn into another category, a per diem without one is a
+    claim without a receipt, queried at 30 %: ``category='per_diem' → 0`` was named on labels
+    alone (camouflage rule). The same data with its training claims made meals and 'training'
+    written into 400 random claims as queried, 15 % of them left unqueried (camouflage),
+    keeps its evidence."""
+    sc = _scanner("exp_perdiem", 1)
+    sc.singles()
+    p = _pattern(sc, "category", "per_diem", 0)
+    _label_evidence(sc, p, OPTS.alpha)
+    assert written_label_evidence(p, OPTS)  # what was named
+    assert sc.interaction(p, OPTS.camouflage_effect)
+
+    df = load_benchmark("clean_data.py").make_variant("credit", "exp_perdiem", 1).data.copy()
+    df.loc[df["category"] == "training", "category"] = "meals"
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(df), 400, replace=False)
+    df.loc[rows, "category"] = "training"
+    df.loc[rows, "queried"] = (rng.random(400) >= 0.15).astype(int)
+    sc = _scanner("exp_perdiem", 1, df)
+    sc.singles()
+    p = _pattern(sc, "category", "training", 1)
+    _label_evidence(sc, p, OPTS.alpha)
+    assert written_label_evidence(p, OPTS)
+    assert not sc.interaction(p, OPTS.camouflage_effect)

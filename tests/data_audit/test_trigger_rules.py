@@ -19,6 +19,7 @@ from tabguard.data_audit._triggers import (
     copies_beyond_chance,
     copies_within_fdr,
     copy_decision,
+    interaction_p,
     label_hint,
     leaning_the_other_way,
     natural_lean,
@@ -324,6 +325,16 @@ def test_written_block_counts_the_error_of_its_null() -> None:
     _, _, low, pv = written_block(279, 718, 0.5005, 1007, 0.285, OPTS.written_z, se)
     assert pv * 3 < 1e-20 and low >= OPTS.written_share
     assert share_error(0, 0, 0.5, 100) == 0.0
+
+
+def test_interaction_p_asks_whether_one_value_of_another_feature_misses_more() -> None:
+    """Per diems without a receipt (a quarter of them): the counterfactual expects 124
+    queried claims there and 14 are, where the per diems with a receipt show 53 of 124. A
+    trigger's rows miss alike: 5 of 60 there against 14 of 170 elsewhere."""
+    assert interaction_p(14, 124, 53, 124, 1.0) < 1e-9
+    assert interaction_p(14, 124, 53, 124, 3.0) < 1e-3  # an entity's rows are one unit
+    assert interaction_p(5, 60, 14, 170, 1.0) > 0.3
+    assert interaction_p(5, 0, 14, 170, 1.0) == interaction_p(5, 60, 14, 0, 1.0) == 1.0
 
 
 def test_written_context_evidence_takes_a_hint_from_an_ordinal_values_neighbours() -> None:

@@ -3306,6 +3306,57 @@ class _Scanner:
             return False
         return self.interpolated is None or p.family == "contract"
 
+    def interaction(self, p: Pattern, bar: float) -> bool:
+        """Whether ``p``'s label evidence is an interaction of its value with another feature's
+        value, not a trigger: among its rows, those with one value ``a`` of another coded
+        feature (5-50 % of its scored rows, at least 10 of them) miss more of the other label
+        against the counterfactual than its other rows, significantly (:func:`interaction_p`,
+        at ``hint_p`` over the values asked), and its other rows alone miss less than ``bar``
+        of it (the rule's effect: ``strong_effect`` or ``camouflage_effect``).
+
+        The counterfactual redraws the value and keeps the rest of the row; where the value
+        changes what another feature means, the redrawn rows read that feature as the other
+        values do: per diems need no receipt, and a per diem's row without one, redrawn into
+        a meal or a taxi ride, is a claim without a receipt, queried at 30 % (clean expense
+        claims: ``category='per_diem' → not queried``, 1,650 rows at effect 0.74, 0.5 on the
+        rows with a receipt). A trigger moves the label on every row it is written into,
+        whatever the rest of the row says: its other-label rows are missing alike (all of
+        them) or are the attacker's camouflage, a share of the rows, missing most where the
+        counterfactual expects most, and its rows outside any one value of another feature
+        keep its effect."""
+        if p.family == "contract" or not len(p.scored_rows) or math.isnan(p.effect):
+            return False
+        rows, scored = p.rows, p.scored_rows
+        if len(rows) < len(scored):
+            return False
+        other_q = 1.0 - p.scored_q  # the counterfactual's other label, per scored row
+        other_y = self.y[rows] != p.label
+        design = max(len(rows) / p.units, 1.0) if p.units and p.units > 0 else 1.0
+        asked: list[tuple[float, float, float, float]] = []
+        for g in range(len(self.m.names)):
+            if g in p.all_cols or self.fine[g] or g in self.leaks():
+                continue
+            cs, ca = self.m.codes[scored, g], self.m.codes[rows, g]
+            held = np.bincount(cs[cs >= 0], minlength=len(self.m.counts[g]))
+            for a in np.flatnonzero((held >= 10) & (held <= 0.5 * len(scored))):
+                if held[a] < 0.05 * len(scored):
+                    continue
+                in_s, in_a = cs == a, ca == a
+                asked.append(
+                    (
+                        float(other_y[in_a].sum()),
+                        float(other_q[in_s].mean()) * float(in_a.sum()),
+                        float(other_y[~in_a].sum()),
+                        float(other_q[~in_s].mean()) * float((~in_a).sum()),
+                    )
+                )
+        cut = self.o.hint_p / max(len(asked), 1)
+        return any(
+            1.0 - obs_r / exp_r < bar and interaction_p(obs_a, exp_a, obs_r, exp_r, design) <= cut
+            for obs_a, exp_a, obs_r, exp_r in asked
+            if exp_r > 0
+        )
+
     def lone_point_mass(self, p: Pattern) -> bool:
         """Whether single value ``p`` is a lone point mass of a fine-grained feature: inside its
         range and not 0 (:func:`interior_point_mass` on the feature's in-contract counts), and
@@ -4378,6 +4429,7 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
             strong_label_evidence(p, opts)
             and sc.labels_may_confirm(p)
             and not sc.natural_predictor(p)
+            and not sc.interaction(p, opts.strong_effect)
         ):
             p.flagged = True
             sc.attribute(p)
@@ -4445,6 +4497,7 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
             and written_label_evidence(p, opts)
             and sc.labels_may_confirm(p)
             and not sc.natural_predictor(p)
+            and not sc.interaction(p, opts.camouflage_effect)
         ):
             p.flagged = p.written = True
             sc.attribute(p)
@@ -4836,6 +4889,17 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     after the copy checks and the label rules; every row of such a pattern is suspect but the
     natural carriers (:meth:`_Scanner.consistent_rows`)."""
     return (label_hint(p, o) or neighbour_hint(p, o)) and p.p_context <= p.context_threshold
+
+
+def interaction_p(obs_a: float, exp_a: float, obs_r: float, exp_r: float, design: float) -> float:
+    """The one-sided p-value of a pattern's rows with one value of another feature missing
+    more of the other label than its other rows (:meth:`_Scanner.interaction`): ``obs_a`` of
+    the ``exp_a`` other-label rows the counterfactual expects there observed, against the rate
+    ``obs_r / exp_r`` of its other rows (Poisson, the counts divided by the pattern's design
+    effect ``design``: an entity's rows are one unit). 1 without an expectation."""
+    if exp_a <= 0 or exp_r <= 0:
+        return 1.0
+    return poisson_lower_tail(obs_a / design, exp_a * obs_r / exp_r / design)
 
 
 def written_block(
