@@ -541,7 +541,9 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, row_offset: int = 0)
                     f"{name} allows at most {spec.precision} decimal(s)",
                 )
 
-    numdf = pd.DataFrame(num, index=df.index)
+    # one block per column, not one stacked block: readers take a column at a time, and
+    # stacking a million rows of every column cost 0.3-0.5 CPU-s before the audit starts
+    numdf = pd.DataFrame(num, index=df.index, copy=False)
     res.numeric = numdf
     for rule in contract.rules:
         holds = np.ones(n, dtype=bool)
