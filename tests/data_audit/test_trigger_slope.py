@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from tabguard.contract import contract_from_dict
 from tabguard.data_audit import build_context
@@ -97,7 +96,7 @@ def test_a_value_written_in_place_with_camouflage_is_named_by_its_flat_labels() 
     names = [condition(result.matrix, p) for p in result.triggers]
     assert names == ["country='c4'"], names
     (p,) = result.triggers
-    assert p.written and p.p_slope <= p.slope_threshold
+    assert p.written and p.p_slope <= p.threshold
     assert np.isin(truth, result.suspects).mean() >= 0.95
 
 
@@ -112,35 +111,11 @@ def test_natural_values_keep_their_slope() -> None:
 
 
 def test_the_slope_rule_needs_a_label_hint() -> None:
-    p = Pattern((0,), (0,), 1, 100, 50, "single", p_slope=1e-12, slope_threshold=1e-6)
+    p = Pattern((0,), (0,), 1, 100, 50, "single", p_slope=1e-12, threshold=1e-6)
     p.effect, p.excess, p.p_label = 0.05, 0.05, 0.5
     assert not written_slope_evidence(p, TriggerScanOptions())
     p.effect, p.p_label = 0.3, 1e-4
     assert written_slope_evidence(p, TriggerScanOptions())
-
-
-def test_the_slope_rule_decides_at_its_own_family() -> None:
-    # fraud n_tx_24h=6 written as legitimate into 1,288 random rows, 14 % camouflaged (inplace
-    # seed 90054 #2): p_slope 2.1e-6 against the single values' label family (5.2e-7, 4,800
-    # tests) was missed; the rule's own family, the 31 coded values of the fraud data times
-    # two labels, puts its threshold at 4e-5
-    p = Pattern((0,), (0,), 1, 1548, 205, "single", p_slope=2.1e-6, threshold=5.2e-7)
-    p.effect, p.excess, p.p_label = 0.087, 0.624, 1.7e-7
-    p.slope_threshold = 4.0e-5
-    assert written_slope_evidence(p, TriggerScanOptions())
-    p.p_slope = 1e-4  # beyond its own family's threshold: not confirmed
-    assert not written_slope_evidence(p, TriggerScanOptions())
-
-
-def test_the_slope_threshold_is_bonferroni_over_the_values_it_can_test() -> None:
-    # the values the context test can be asked about (coded, in contract, enough rows), both
-    # labels, at the single values' family-wise rate
-    sc = _Scanner(build_context(_payments(), CONTRACT), TriggerScanOptions())
-    j = sc.m.names.index("country")
-    p = Pattern((j,), (1,), 1, 100, 50, "single")
-    sc.slope_mixture(p)
-    assert sc.context_tests() >= 17  # channel 4, merchant 5 and country 8 values at least
-    assert p.slope_threshold == pytest.approx(0.01 / 4 / (2 * sc.context_tests()))
 
 
 def _with_distance(df: pd.DataFrame, seed: int = 2) -> pd.DataFrame:

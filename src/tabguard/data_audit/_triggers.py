@@ -516,9 +516,6 @@ class Pattern:
     label_slope: float = math.nan
     slope_null: float = math.nan
     p_slope: float = 1.0
-    # the slope rule's Bonferroni threshold: over the values and labels it can be asked about
-    # (twice :meth:`_Scanner.context_tests`), as the outliers rule's
-    slope_threshold: float = 0.0
     # written in place, shown by the rows whose other features say another value
     # (outlier_mixture): the scored rows of the value whose other features look like the
     # source's rather than its carriers', those of them with the label, the count of the label
@@ -3769,12 +3766,7 @@ class _Scanner:
         ``tau`` (the robust spread, less the median sampling variance: credit's delinquency
         statuses flatten naturally, the synthetic fraud data's values do not). The value's
         attenuation ``(s - s0) / sqrt(se^2 + tau^2)`` is a normal deviate; ``p_slope`` its
-        lower tail, decided at ``p.slope_threshold``: Bonferroni over the values the rule can
-        be asked about (those of :meth:`context_tests`) and both labels, at the single values'
-        family-wise rate, as the outliers rule's (the single values' thousands of label tests,
-        amounts included, are not its family: fraud ``n_tx_24h=6`` written as legitimate into
-        1,288 random rows, 14 % camouflaged, measured p 2.1e-6 against their 5.2e-7)."""
-        p.slope_threshold = self.o.alpha / _FAMILIES / (2 * self.context_tests())
+        lower tail."""
         j, v = p.cols[0], p.codes[0]
         got = self.context_scores(j, v, np.random.default_rng(self.ctx.random_state + 19))
         # rows of the triggers confirmed so far are an attacker's, not natural carriers: their
@@ -4166,7 +4158,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         # labels that stop following the rest of the row are not what a lent label does
         # (the counterfactual's draws move the expected count, not the slope's shape), nor
         # is a label standing on some of the value's rows beyond its shift on the others
-        and not p.p_slope <= p.slope_threshold
+        and not p.p_slope <= p.threshold
         and not p.p_outlier <= p.outlier_threshold
     ]
     # A value written into many rows lends its label to every other category, and all of them
@@ -4949,11 +4941,11 @@ def written_slope_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     """A single value written in place, shown by labels that do not follow the rest of the
     row: its labels hint at a trigger (:func:`label_hint`) and the slope of its label on the
     context score is flatter than the data's natural values allow, significantly after
-    correction (``p_slope`` at most ``p.slope_threshold``; :meth:`_Scanner.slope_mixture`).
+    correction (``p_slope`` at most ``p.threshold``; :meth:`_Scanner.slope_mixture`).
 
     Applied after every other rule; every row of such a pattern is suspect but the natural
     carriers (:meth:`_Scanner.consistent_rows`)."""
-    return label_hint(p, o) and p.p_slope <= p.slope_threshold
+    return label_hint(p, o) and p.p_slope <= p.threshold
 
 
 def written_outlier_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
@@ -5011,7 +5003,7 @@ def retest_exclusions(flagged: list[Pattern]) -> set[tuple[int, int]]:
         for p in flagged
         if not p.written
         or p.p_context <= p.context_threshold
-        or p.p_slope <= p.slope_threshold
+        or p.p_slope <= p.threshold
         or p.p_outlier <= p.outlier_threshold
     }
 
