@@ -8,7 +8,14 @@ from __future__ import annotations
 import numpy as np
 
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import TriggerScanOptions, condition, scan_triggers
+from tabguard.data_audit._triggers import (
+    Pattern,
+    TriggerScanOptions,
+    _nothing_to_draw,
+    _Scanner,
+    condition,
+    scan_triggers,
+)
 from tabguard.datasets import card_fraud_contract, make_card_fraud
 
 
@@ -31,3 +38,20 @@ def test_a_category_written_into_many_rows_is_named_beside_the_hints_it_lent() -
     named = [condition(res.matrix, p) for p in res.triggers]
     assert named == ["country='BR'"], named
     assert np.isin(rows, res.suspects).mean() >= 0.95
+
+
+def test_a_two_valued_feature_with_its_other_value_left_out_is_measured_again() -> None:
+    """Only several other values, every one left out, are a written value's lending: a
+    two-valued feature's other value leans the other way wherever the feature predicts the
+    label, and a natural flag kept flagged for it was named on clean data (clean_data's
+    definitional 79356, credit ``COVERED=1``)."""
+    df = make_card_fraud(3000, random_state=1)
+    df.loc[~df["country"].isin(["PT", "ES"]), "country"] = "ES"
+    sc = _Scanner(build_context(df, card_fraud_contract()), TriggerScanOptions())
+    j = sc.m.names.index("country")
+    codes = np.flatnonzero(sc.m.counts[j])
+    assert len(codes) == 2
+    p = Pattern((j,), (int(codes[0]),), 1, 100, 100, "single")
+    sc.excluded = {(j, int(codes[1]))}
+    assert not len(sc._replacements(j, int(codes[0]))[0])  # nothing left to draw
+    assert not _nothing_to_draw(sc, p)  # and yet measured again
