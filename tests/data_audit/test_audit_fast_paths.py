@@ -13,18 +13,16 @@ from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import _duplicates, build_context
 from tabguard.data_audit._duplicates import NearDuplicatesOptions, find_near_duplicates
 from tabguard.data_audit._matrix import AuditMatrix
-from tabguard.data_audit._triggers import (
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import (
     Pattern,
-    TriggerScanOptions,
-    _pair_cells,
     _poisson_binomial_cdf,
-    _Scanner,
-    _top,
     _z,
     among_point_masses,
     interior_point_masses,
     window_medians,
 )
+from tabguard.data_audit._triggers import _pair_cells, _Scanner, _top
 
 
 def _matrix(codes: np.ndarray) -> AuditMatrix:

@@ -12,7 +12,9 @@ from tabguard.contract import contract_from_dict
 from tabguard.data_audit import build_context
 from tabguard.data_audit._interpolated import Interpolated, find_interpolated
 from tabguard.data_audit._matrix import build_matrix
-from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern
+from tabguard.data_audit._triggers import _Scanner
 
 FINE = ("amount", "balance", "income", "spend")
 CONTRACT = contract_from_dict(

@@ -16,7 +16,7 @@ from sklearn.neighbors import NearestNeighbors
 from tabguard.contract import Contract
 from tabguard.data_audit import audit_data
 from tabguard.data_audit._matrix import nearest_distances
-from tabguard.data_audit._triggers import _poisson_binomial_cdf
+from tabguard.data_audit._trigger_rules import _poisson_binomial_cdf
 from tabguard.datasets import card_fraud_contract, make_card_fraud
 from tabguard.redteam import poison
 

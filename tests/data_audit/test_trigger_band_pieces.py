@@ -10,15 +10,14 @@ import pytest
 
 from tabguard.contract import contract_from_dict
 from tabguard.data_audit import build_context
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern, copies_radius
 from tabguard.data_audit._triggers import (
-    Pattern,
-    TriggerScanOptions,
     TriggerScanResult,
     _extend_bands,
     _merge_runs,
     _Scanner,
     condition,
-    copies_radius,
     scan_triggers,
 )
 from tabguard.data_audit._triggers_report import _finding

@@ -10,14 +10,9 @@ import pytest
 
 from tabguard.contract import contract_from_dict
 from tabguard.data_audit import audit_data, build_context
-from tabguard.data_audit._triggers import (
-    Pattern,
-    TriggerScanOptions,
-    _merge_into_bands,
-    _outward,
-    _Scanner,
-    condition,
-)
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern
+from tabguard.data_audit._triggers import _merge_into_bands, _outward, _Scanner, condition
 from tabguard.datasets import card_fraud_contract, make_card_fraud
 from tabguard.redteam import poison
 

@@ -9,14 +9,13 @@ import numpy as np
 import pandas as pd
 
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import (
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import (
     Pattern,
-    TriggerScanOptions,
-    _label_evidence,
-    _Scanner,
     written_context_evidence,
     written_label_evidence,
 )
+from tabguard.data_audit._triggers import _label_evidence, _Scanner
 from tests._benchmarks import load_benchmark
 
 OPTS = TriggerScanOptions()

@@ -14,7 +14,8 @@ import pytest
 
 from tabguard.contract import contract_from_dict
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import TriggerScanOptions, condition, scan_triggers
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._triggers import condition, scan_triggers
 
 CONTRACT = contract_from_dict(
     {

@@ -9,16 +9,14 @@ from dataclasses import replace
 import numpy as np
 
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import (
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import (
     Pattern,
-    TriggerScanOptions,
     among_point_masses,
     common_pattern,
-    condition,
     interior_point_mass,
-    scan_triggers,
-    separate_runs,
 )
+from tabguard.data_audit._triggers import condition, scan_triggers, separate_runs
 from tabguard.datasets import credit_default_contract, load_credit_default
 from tests._benchmarks import load_benchmark
 

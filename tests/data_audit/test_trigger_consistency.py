@@ -11,7 +11,9 @@ import pandas as pd
 
 from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner, consistency_cut
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern, consistency_cut
+from tabguard.data_audit._triggers import _Scanner
 
 
 def _contract() -> Contract:

@@ -10,14 +10,9 @@ import pytest
 
 from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import (
-    Pattern,
-    TriggerScanOptions,
-    _Scanner,
-    _top,
-    scan_triggers,
-    wants_copy_check,
-)
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern, wants_copy_check
+from tabguard.data_audit._triggers import _Scanner, _top, scan_triggers
 
 OPTS = TriggerScanOptions()
 

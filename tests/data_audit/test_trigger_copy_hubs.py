@@ -12,14 +12,9 @@ import pandas as pd
 
 from tabguard.contract import Contract
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import (
-    Pattern,
-    TriggerScanOptions,
-    _Scanner,
-    copy_decision,
-    hub_p_value,
-    scan_triggers,
-)
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern, copy_decision, hub_p_value
+from tabguard.data_audit._triggers import _Scanner, scan_triggers
 from tabguard.data_audit._triggers_report import trigger_scan_report
 from tests.data_audit._synthetic import AMOUNTS, natural_rows, synthetic_contract, value_code
 

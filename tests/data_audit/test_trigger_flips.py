@@ -11,13 +11,12 @@ import pandas as pd
 
 from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import build_context
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern, copy_decision
 from tabguard.data_audit._triggers import (
-    Pattern,
-    TriggerScanOptions,
     _label_evidence,
     _retest_beside_late,
     _Scanner,
-    copy_decision,
     scan_triggers,
 )
 from tests.data_audit._synthetic import natural_rows, synthetic_contract, value_code

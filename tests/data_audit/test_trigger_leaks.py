@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from tabguard.contract import contract_from_dict
 from tabguard.data_audit import build_context
 from tabguard.data_audit._stats import loo_label_information
-from tabguard.data_audit._triggers import TriggerScanOptions, condition, scan_triggers
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._triggers import condition, scan_triggers
 from tabguard.data_audit._triggers_report import trigger_scan_report
 
 CONTRACT = contract_from_dict(

@@ -8,14 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import (
-    Pattern,
-    TriggerScanOptions,
-    _nothing_to_draw,
-    _Scanner,
-    condition,
-    scan_triggers,
-)
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern
+from tabguard.data_audit._triggers import _nothing_to_draw, _Scanner, condition, scan_triggers
 from tabguard.datasets import card_fraud_contract, make_card_fraud
 
 

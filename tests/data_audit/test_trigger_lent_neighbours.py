@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import TriggerScanOptions, condition, scan_triggers
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._triggers import condition, scan_triggers
 from tabguard.datasets import card_fraud_contract, make_card_fraud
 
 

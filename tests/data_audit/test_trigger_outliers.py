@@ -9,13 +9,9 @@ import pandas as pd
 
 from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import (
-    Pattern,
-    TriggerScanOptions,
-    _Scanner,
-    excess_on_group,
-    written_outlier_evidence,
-)
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern, excess_on_group, written_outlier_evidence
+from tabguard.data_audit._triggers import _Scanner
 
 
 def _contract() -> Contract:

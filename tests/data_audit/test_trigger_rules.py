@@ -12,26 +12,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tabguard.data_audit._triggers import (
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import (
     Pattern,
-    TriggerScanOptions,
     borrowed_written_evidence,
     copies_beyond_chance,
     copies_within_fdr,
     copy_decision,
-    interaction_p,
     label_hint,
     leaning_the_other_way,
     natural_lean,
     neighbour_hint,
     retest_exclusions,
-    share_error,
     strong_label_evidence,
     wants_copy_check,
     written_block,
     written_context_evidence,
     written_label_evidence,
 )
+from tabguard.data_audit._triggers import interaction_p, share_error
 
 OPTS = TriggerScanOptions()
 

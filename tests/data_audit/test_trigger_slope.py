@@ -10,16 +10,14 @@ import pandas as pd
 
 from tabguard.contract import contract_from_dict
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import (
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import (
     Pattern,
-    TriggerScanOptions,
     _logistic_slope,
-    _Scanner,
-    condition,
     natural_region_cuts,
-    scan_triggers,
     written_slope_evidence,
 )
+from tabguard.data_audit._triggers import _Scanner, condition, scan_triggers
 
 COUNTRIES = [f"c{i}" for i in range(8)]
 CONTRACT = contract_from_dict(

@@ -9,7 +9,9 @@ import pandas as pd
 
 from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern
+from tabguard.data_audit._triggers import _Scanner
 
 OPTS = TriggerScanOptions()
 AMOUNTS = ("amount", "balance", "paid", "limit")

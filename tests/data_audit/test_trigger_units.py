@@ -18,17 +18,15 @@ from scipy import stats
 
 from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import build_context
-from tabguard.data_audit._triggers import (
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import (
     Pattern,
-    TriggerScanOptions,
-    _Scanner,
-    condition,
     design_effect,
     merges_beyond_chance,
     poisson_lower_tail,
-    scan_triggers,
     strong_label_evidence,
 )
+from tabguard.data_audit._triggers import _Scanner, condition, scan_triggers
 from tabguard.errors import DataError
 from tests._benchmarks import load_benchmark
 
@@ -239,7 +237,7 @@ def test_poisson_lower_tail_is_the_poisson_cdf_at_whole_counts(k: int, mu: float
 def test_patterns_share_one_read_only_empty_rows_array() -> None:
     # one shared default (a scan makes a Pattern per candidate value): writing into it would
     # leak into every other pattern, so it is read-only; assigning new rows is the way
-    from tabguard.data_audit._triggers import Pattern
+    from tabguard.data_audit._trigger_rules import Pattern
 
     a = Pattern((0,), (1,), 1, 10, 5, "single")
     b = Pattern((1,), (2,), 0, 12, 6, "single")

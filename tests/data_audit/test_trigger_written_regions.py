@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tabguard.data_audit._triggers import (
-    TriggerScanOptions,
-    written_outlier_evidence,
-)
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import written_outlier_evidence
 
 from .test_trigger_outliers import _cards, _clean_label, _scanned
 

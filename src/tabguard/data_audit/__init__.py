@@ -48,7 +48,8 @@ from tabguard.data_audit._duplicates import (
 from tabguard.data_audit._integrity import IntegrityOptions
 from tabguard.data_audit._label_noise import LabelNoiseOptions, LabelNoiseResult, find_label_issues
 from tabguard.data_audit._roni import RoniGroup, RoniOptions, confirm_groups
-from tabguard.data_audit._triggers import TriggerScanOptions, TriggerScanResult, scan_triggers
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._triggers import TriggerScanResult, scan_triggers
 
 __all__ = [
     "REASON_COLUMN",

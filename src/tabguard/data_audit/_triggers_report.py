@@ -13,13 +13,9 @@ from typing import Any
 import numpy as np
 
 from tabguard.data_audit._base import AuditContext, CheckResult, Treatment
-from tabguard.data_audit._triggers import (
-    OUTLIER_RULE_ROWS,
-    Pattern,
-    TriggerScanOptions,
-    TriggerScanResult,
-    condition,
-)
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern
+from tabguard.data_audit._triggers import OUTLIER_RULE_ROWS, TriggerScanResult, condition
 from tabguard.reports import Finding, PlotSpec, Section, Table
 
 CHECK = "trigger_scan"

@@ -81,7 +81,9 @@ from tabguard.data_audit._audit import (
 from tabguard.data_audit._descriptive import PopulationStats
 from tabguard.data_audit._label_noise import TRUSTED_SCOPE, prepare_trusted
 from tabguard.data_audit._matrix import AuditMatrix, pair_value_ids
-from tabguard.data_audit._triggers import Pattern, TriggerScanOptions, _Scanner, _top
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._trigger_rules import Pattern
+from tabguard.data_audit._triggers import _Scanner, _top
 from tabguard.errors import DataError
 from tabguard.progress import NULL_PROGRESS, Progress
 from tabguard.reports import Report, Section, write_report
