@@ -337,3 +337,29 @@ def test_a_missing_label_names_its_other_spelling_and_every_column() -> None:
     df = pd.DataFrame({f"c{i}": [1, 2] for i in range(14)} | {"default": [0, 1]})
     with pytest.raises(DataError, match=r"\(the data has 'default'\).* and 3 more; give --label"):
         infer_contract(df, "DEFAULT")
+
+
+def test_a_label_named_as_an_approval_drafts_positive_means_approve() -> None:
+    """fresh21's rentals: ``approved`` drafted as a denial reported an approval rate of 41 %
+    for a model approving 59 %; a refusal, or a rarer "no", stays a denial."""
+    rng = np.random.default_rng(4)
+    n = 400
+    df = pd.DataFrame({"income": rng.normal(50, 10, n), "approved": (rng.random(n) < 0.6) * 1})
+    notes: list[str] = []
+    c = infer_contract(df, "approved", notes=notes)
+    assert c.decision.positive_means == "approve" and c.favorable_label == 1
+    assert any("decision.positive_means: approve drafted" in s for s in notes)
+    for name in ("not_approved", "default", "is_fraud"):
+        assert (
+            infer_contract(df.rename(columns={"approved": name}), name).decision.positive_means
+            == "deny"
+        )
+    # a text label whose rarer class (the positive by default) is "no": a refusal
+    text = df.assign(approved=np.where(df["approved"] == 1, "yes", "no"))
+    assert infer_contract(text, "approved").decision.positive_means == "deny"
+    assert (
+        infer_contract(
+            df.rename(columns={"approved": "LoanApproval"}), "LoanApproval"
+        ).decision.positive_means
+        == "approve"
+    )
