@@ -331,6 +331,11 @@ def test_row_ids_named_with_a_number_word_and_dates_are_no_features() -> None:
         assert date_columns(df.assign(issued=months.strftime(fmt)), "y")[0] == "issued", fmt
     # a code of four digits, a dash and two is a month only when it could be one
     assert date_columns(df.assign(issued="2024-13"), "y") == ["due", "stamp"]
+    # an ISO week is a date too (fresh21's weekly payouts); a week 54 or a W-code is not
+    for week in ("2026-W07", "2026W07", "2026-W07-3"):
+        assert date_columns(df.assign(issued=week), "y")[0] == "issued", week
+    for code in ("2026-W54", "W07", "2026-X07"):
+        assert date_columns(df.assign(issued=code), "y") == ["due", "stamp"], code
 
 
 def test_a_missing_label_names_its_other_spelling_and_every_column() -> None:

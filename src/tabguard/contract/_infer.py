@@ -201,11 +201,13 @@ def guess_id(df: pd.DataFrame, label: str) -> str | None:
 
 
 #: Text read as a date or a time stamp: ISO (2026-01-15, 2026-01-15T10:00), day or month first
-#: with slashes or dots (15/01/2026, 1.15.26), and months (2024-01, 2024/01, 01/2024:
-#: a billing month drafted as a category broke the contract on every new month).
+#: with slashes or dots (15/01/2026, 1.15.26), months (2024-01, 2024/01, 01/2024: a billing
+#: month drafted as a category broke the contract on every new month) and ISO weeks (2026-W01,
+#: 2026W01, 2026-W01-3: fresh21's weekly payouts, 26 weeks drafted as 26 codes).
 _DATE_TEXT = re.compile(
     r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}"
-    r"|(?:19|20)\d{2}[-/](?:0[1-9]|1[0-2])|(?:0[1-9]|1[0-2])/(?:19|20)\d{2})([ T].*)?$"
+    r"|(?:19|20)\d{2}[-/](?:0[1-9]|1[0-2])|(?:0[1-9]|1[0-2])/(?:19|20)\d{2}"
+    r"|(?:19|20)\d{2}-?W(?:0[1-9]|[1-4]\d|5[0-3])(?:-?[1-7])?)([ T].*)?$"
 )
 
 
