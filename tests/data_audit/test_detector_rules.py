@@ -120,18 +120,7 @@ def test_a_narrow_table_of_independent_codes_has_no_written_in_value() -> None:
             "y": rng.integers(0, 2, n),
         }
     )
-    contract = contract_from_dict(
-        {
-            "name": "narrow",
-            "label": {"column": "y", "positive": 1},
-            "features": {
-                "a": {"type": "integer"},
-                "b": {"type": "integer"},
-                "c": {"type": "category", "categories": ["x", "y", "z"]},
-            },
-        }
-    )
-    res = NearDuplicates().run(build_context(df, contract))
+    res = NearDuplicates().run(build_context(df, _CONTRACT))
     assert [f.severity for f in res.findings if f.features == ["c"]] == ["info"]
     assert not [f for f in res.findings if f.severity == "warning"]
 
