@@ -34,7 +34,7 @@ CLI, session 17 (fresh21)").
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,24 @@ import pandas as pd
 
 def _logistic(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
+
+
+def _pick_within(
+    rng: np.random.Generator,
+    parents: np.ndarray,
+    table: Mapping[str, Mapping[str, tuple[float, ...]]],
+) -> Iterator[tuple[np.ndarray, list[str], np.ndarray, Mapping[str, tuple[float, ...]]]]:
+    """Pick a child for every row of each parent group, by the shares in the table's first field.
+
+    Yields, group by group in the table's order, the rows, the children's names, the index of
+    the child picked for each row and the group's table. A generator so the caller can draw
+    more per group in the same order (the sets are seeded).
+    """
+    for group, children in table.items():
+        at = np.flatnonzero(parents == group)
+        names = list(children)
+        pick = rng.choice(len(names), at.size, p=[children[c][0] for c in names])
+        yield at, names, pick, children
 
 
 def homeclaims(rng: np.random.Generator, n_policies: int = 12_000) -> tuple[pd.DataFrame, str]:
@@ -74,10 +92,7 @@ def homeclaims(rng: np.random.Generator, n_policies: int = 12_000) -> tuple[pd.D
     lines = rng.choice(list(line_share), n_policies, p=list(line_share.values()))
     product = np.empty(n_policies, dtype=object)
     limit = np.empty(n_policies)
-    for line, prods in products.items():
-        at = np.flatnonzero(lines == line)
-        names = list(prods)
-        pick = rng.choice(len(names), at.size, p=[prods[p][0] for p in names])
+    for at, names, pick, prods in _pick_within(rng, lines, products):
         product[at] = np.array(names, dtype=object)[pick]
         medians = np.array([prods[p][1] for p in names])[pick]
         limit[at] = np.round(medians * rng.lognormal(0, 0.35, at.size), -4).clip(10_000)
@@ -108,10 +123,7 @@ def homeclaims(rng: np.random.Generator, n_policies: int = 12_000) -> tuple[pd.D
     peril = np.empty(n, dtype=object)
     logmed = np.empty(n)
     peril_eff = np.empty(n)
-    for g, ps in perils.items():
-        at = np.flatnonzero(groups == g)
-        names = list(ps)
-        pick = rng.choice(len(names), at.size, p=[ps[p][0] for p in names])
+    for at, names, pick, ps in _pick_within(rng, groups, perils):
         peril[at] = np.array(names, dtype=object)[pick]
         logmed[at] = np.array([ps[p][1] for p in names])[pick]
         peril_eff[at] = np.array([ps[p][2] for p in names])[pick]
