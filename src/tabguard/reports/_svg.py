@@ -1,12 +1,16 @@
-"""Inline SVG drawings of the simple plot kinds (``hist``, ``bar``, ``rate``).
+"""Inline SVG drawings of the built-in plot kinds (``hist``, ``bar``, ``barh``, ``rate``,
+``line``, ``scatter``, ``heatmap``).
 
 A data audit draws two figures per feature; with matplotlib each costs about a fifth of a
 CPU-second (text layout of every tick label, twice with a tight layout), as much in total as
-fitting a model on a million rows. These kinds are rectangles, lines and labels on one or two
-linear axes, so they are written here directly as SVG elements: a few milliseconds each, sharp
-at any zoom, no script. Tick positions come from matplotlib's locators (no drawing involved), so
-axes read as they did. Other kinds (heatmaps, scatter plots, registered kinds) stay PNG images
-drawn by :mod:`tabguard.reports._plots`.
+fitting a model on a million rows, and importing matplotlib costs about a second more. These
+kinds are rectangles, lines, dots and labels on one or two axes, so they are written here
+directly as SVG elements: a few milliseconds each, sharp at any zoom, no script, and no
+matplotlib in the process. Tick positions are matplotlib's ``MaxNLocator``'s and heatmap colours
+its ``RdBu_r`` colour map, computed by :mod:`tabguard.reports._scales` (the same numbers,
+without the import), so axes and colours read as they did. Registered kinds (the model audit's
+beeswarm) and options drawn nowhere here (a logarithmic histogram, a colour map other than
+``RdBu``, colours given per dot) stay PNG images drawn by :mod:`tabguard.reports._plots`.
 
 Every text from the data (titles, labels, series names) is XML-escaped here; the result is
 inserted into the report as markup.
@@ -14,6 +18,7 @@ inserted into the report as markup.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -23,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tabguard.reports._model import PlotSpec
+from tabguard.reports._scales import diverging_color, max_n_ticks
 
 _COLORS = ["#1f4e79", "#c0504d", "#4f9d69", "#e8a33d", "#7f5fa8", "#5a5a5a"]
 _W, _H = 640.0, 300.0  # plot frame; the bottom margin grows with the x labels
@@ -62,8 +68,12 @@ def render_svg(spec: PlotSpec) -> str | None:
 
 
 def _supported(spec: PlotSpec) -> bool:
-    scale = spec.data.get("xscale")
-    return scale in (None, "linear", "symlog")
+    d = spec.data
+    if spec.kind == "heatmap":
+        return d.get("cmap", "RdBu_r") in ("RdBu_r", "RdBu")
+    if spec.kind == "scatter":
+        return isinstance(d.get("color", _COLORS[0]), str)  # one colour, not one per dot
+    return d.get("xscale") in (None, "linear", "symlog")
 
 
 def _xml(text: str) -> str:
@@ -103,15 +113,25 @@ class _Axis:
     """A linear (or symmetric-log) map from data values to pixels, with its ticks."""
 
     def __init__(
-        self, lo: float, hi: float, a: float, b: float, *, symlog: float | None = None
+        self,
+        lo: float,
+        hi: float,
+        a: float,
+        b: float,
+        *,
+        symlog: float | None = None,
+        log: bool = False,
     ) -> None:
         self.symlog = symlog
+        self.log = log
         self.lo, self.hi = self._t(lo), self._t(hi)
         if not self.hi > self.lo:
             self.lo, self.hi = self.lo - 0.5, self.hi + 0.5
         self.a, self.b = a, b
 
     def _t(self, v: float) -> float:
+        if self.log:
+            return math.log10(v)
         t = self.symlog
         if t is None:
             return v
@@ -125,16 +145,25 @@ class _Axis:
 
     def ticks(self, n: int = 6) -> list[float]:
         """Tick values inside the axis range."""
-        if self.symlog is None:
-            from matplotlib.ticker import MaxNLocator  # on the first plot: see _plots
-
-            vals = MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10]).tick_values(self.lo, self.hi)
+        if self.log:
+            vals = self._log_ticks()
+        elif self.symlog is None:
+            vals = max_n_ticks(self.lo, self.hi, nbins=n, steps=[1, 2, 2.5, 5, 10])
         else:
             top = self._inverse(self.hi)
             vals = [0.0] + [10.0**k for k in range(math.floor(math.log10(self.symlog)), 20)]
             vals = [v for v in vals if v <= top * 1.0001]
         eps = 1e-9 * (self.hi - self.lo)
         return [float(v) for v in vals if self.lo - eps <= self._t(v) <= self.hi + eps]
+
+    def _log_ticks(self) -> list[float]:
+        """Powers of ten inside the range; with fewer than two, also their 2 and 5 multiples."""
+        k0, k1 = math.floor(self.lo), math.ceil(self.hi)
+        decades = [10.0**k for k in range(k0, k1 + 1)]
+        inside = [v for v in decades if self.lo <= math.log10(v) <= self.hi]
+        if len(inside) >= 2:
+            return inside
+        return [m * v for v in decades for m in (1.0, 2.0, 5.0)]
 
     def _inverse(self, u: float) -> float:
         t = self.symlog or 1.0
@@ -162,6 +191,7 @@ class _Canvas:
         self.left, self.right, self.top = 64.0, 16.0, 30.0
         self.bottom = 40.0
         self.height = _H
+        self.width = _W
 
     # frame ---------------------------------------------------------------------------------
     @property
@@ -170,7 +200,7 @@ class _Canvas:
 
     @property
     def x1(self) -> float:
-        return _W - self.right
+        return self.width - self.right
 
     @property
     def y0(self) -> float:  # bottom of the plot area (pixels grow downwards)
@@ -201,9 +231,11 @@ class _Canvas:
         )
 
     def line(
-        self, x1: float, y1: float, x2: float, y2: float, color: str, dash: bool = False
+        self, x1: float, y1: float, x2: float, y2: float, color: str, dash: bool | str = False
     ) -> None:
-        d = ' stroke-dasharray="4 3"' if dash else ""
+        """A line; ``dash`` True for dashes, or an SVG ``stroke-dasharray`` (``"1 3"``: dots)."""
+        pattern = dash if isinstance(dash, str) else "4 3" if dash else ""
+        d = f' stroke-dasharray="{pattern}"' if pattern else ""
         self.add(
             f'<line x1="{_num(x1)}" y1="{_num(y1)}" x2="{_num(x2)}" y2="{_num(y2)}" '
             f'stroke="{color}"{d}/>'
@@ -272,34 +304,52 @@ class _Canvas:
         if label:
             self.text((self.x0 + self.x1) / 2, self.height - 6, _fit(label, self.x1 - self.x0))
 
-    def legend(self, names: Sequence[str]) -> None:
+    def legend(
+        self,
+        names: Sequence[str],
+        colors: Sequence[tuple[str, float]] | None = None,
+        points: Sequence[tuple[float, float]] = (),
+    ) -> None:
+        """A box of the series' names and colours (``(colour, opacity)`` each; the palette's
+        when omitted), for two series or more: in the top right corner, or in the corner that
+        covers the fewest of ``points`` (pixels), as matplotlib's ``loc="best"``."""
         if len(names) < 2:
             return
-        width = max(len(n) for n in names) * _CHAR + 30
-        x, y = self.x1 - width - 6, self.y1 + 6
-        self.rect(x, y, width, 16.0 * len(names) + 6, "#fff", 0.85)
-        for i, n in enumerate(names):
+        if colors is None:
+            colors = [(_COLORS[i % len(_COLORS)], 1.0) for i in range(len(names))]
+        width = max(len(_short(n)) for n in names) * _CHAR + 30
+        height = 16.0 * len(names) + 6
+        corners = [
+            (self.x1 - width - 6, self.y1 + 6),
+            (self.x0 + 6, self.y1 + 6),
+            (self.x1 - width - 6, self.y0 - height - 6),
+            (self.x0 + 6, self.y0 - height - 6),
+        ]
+
+        def covered(corner: tuple[float, float]) -> int:
+            cx, cy = corner
+            return sum(cx <= px <= cx + width and cy <= py <= cy + height for px, py in points)
+
+        x, y = min(corners, key=covered)  # the first of the least covered: top right first
+        self.rect(x, y, width, height, "#fff", 0.85)
+        for i, (n, (color, opacity)) in enumerate(zip(names, colors, strict=True)):
             yy = y + 14 + 16 * i
-            self.rect(x + 6, yy - 8, 12, 8, _COLORS[i % len(_COLORS)])
+            self.rect(x + 6, yy - 8, 12, 8, color, opacity)
             self.text(x + 22, yy, _short(n), anchor="start", size=10)
 
     def svg(self) -> str:
-        h = _num(self.height)
+        h, w = _num(self.height), _num(self.width)
         head = (
-            f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" viewBox="0 0 {_num(_W)} {h}" '
-            f'width="{_num(_W)}" height="{h}" role="img" aria-label="{_xml(self.title)}" '
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" viewBox="0 0 {w} {h}" '
+            f'width="{w}" height="{h}" role="img" aria-label="{_xml(self.title)}" '
             'font-family="Helvetica, Arial, sans-serif">'
             f"<title>{_xml(self.title)}</title>"
         )
         title = (
             f'<text x="{_num((self.x0 + self.x1) / 2)}" y="18" text-anchor="middle" '
-            f'font-size="12" fill="#111">{_xml(_short_title(self.title))}</text>'
+            f'font-size="12" fill="#111">{_xml(_fit(self.title, self.width - 20, 12.0))}</text>'
         )
         return head + title + "".join(self.parts) + "</svg>"
-
-
-def _short_title(title: str) -> str:
-    return _fit(title, _W - 20, 12.0)
 
 
 def _fit(text: str, width: float, size: float = _FONT) -> str:
@@ -477,3 +527,194 @@ def _rate(c: _Canvas, d: dict[str, Any]) -> None:
     c.y_axis(ra, d.get("ylabel", "rate"), right=True, color=red)
     c.x_labels(centres, labels, rotate)
     c.x_title(d.get("xlabel", ""))
+
+
+def _floats(values: Sequence[Any]) -> list[float]:
+    """Numbers as floats, ``None`` as NaN (a gap)."""
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def _finite(values: Sequence[float]) -> list[float]:
+    return [v for v in values if math.isfinite(v)]
+
+
+def _segments(
+    xs: Sequence[float], ys: Sequence[float], xa: _Axis, ya: _Axis
+) -> list[list[tuple[float, float]]]:
+    """The points of a line in pixels, split where a value is missing (as matplotlib leaves a
+    gap at a NaN)."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, y in zip(xs, ys, strict=True):
+        if math.isfinite(x) and math.isfinite(y):
+            runs[-1].append((xa(x), ya(y)))
+        elif runs[-1]:
+            runs.append([])
+    return [r for r in runs if r]
+
+
+def _along(run: list[tuple[float, float]], step: float = 8.0) -> list[tuple[float, float]]:
+    """Points every ``step`` pixels along a polyline (a legend box between two far-apart
+    points of a line still covers the line)."""
+    out = list(run[:1])
+    for (xa, ya), (xb, yb) in itertools.pairwise(run):
+        k = max(int(math.hypot(xb - xa, yb - ya) / step), 1)
+        out += [(xa + (xb - xa) * t / k, ya + (yb - ya) * t / k) for t in range(1, k + 1)]
+    return out
+
+
+def _diagonal(c: _Canvas, d: dict[str, Any], xa: _Axis, ya: _Axis) -> None:
+    if d.get("diagonal"):
+        lo, hi = (float(v) for v in d["diagonal"])
+        c.line(xa(lo), ya(lo), xa(hi), ya(hi), "#888", dash=True)
+
+
+@_register("line")
+def _line(c: _Canvas, d: dict[str, Any]) -> None:
+    """Series over a shared x (gaps at missing values; dots at 30 points or fewer), with an
+    optional band, vertical lines (dotted), a horizontal line and a diagonal (dashed)."""
+    log = bool(d.get("logx"))
+    xs = _floats(d["x"])
+    if log:  # a logarithmic axis leaves out what it cannot place, as matplotlib does
+        xs = [v if v > 0 else math.nan for v in xs]
+    series = {str(k): _floats(v) for k, v in d["series"].items()}
+    band = d.get("band")
+    lows = _floats(band["low"]) if band else []
+    highs = _floats(band["high"]) if band else []
+    for name, ys in [*series.items(), ("band", lows), ("band", highs)]:
+        if ys and len(ys) != len(xs):
+            raise ValueError(f"line: {len(xs)} x values need as many in {name!r}, got {len(ys)}")
+    diag = [float(v) for v in d.get("diagonal") or []]
+    vlines = [float(v) for v in d.get("vlines", [])]
+    ytops = [v for ys in series.values() for v in ys] + lows + highs + diag
+    if d.get("hline") is not None:
+        ytops.append(float(d["hline"]))
+    xspan = xs + vlines + diag
+    if log:
+        xspan = [math.log10(v) for v in xspan if v > 0]
+    lo, hi = _range(xspan, zero=False)
+    xa = _Axis(10**lo if log else lo, 10**hi if log else hi, c.x0, c.x1, log=log)
+    ya = _Axis(*_range(ytops, zero=False), c.y0, c.y1)
+    c.y_axis(ya, d.get("ylabel", ""))
+    names: list[str] = []
+    colors: list[tuple[str, float]] = []
+    drawn: list[tuple[float, float]] = []  # where the legend should not go
+    if band:
+        for run_hi, run_lo in zip(
+            _segments(xs, highs, xa, ya), _segments(xs, lows, xa, ya), strict=False
+        ):
+            c.area(run_hi + run_lo[::-1], _COLORS[0], 0.15)
+            drawn += run_hi + run_lo
+    for i, (name, ys) in enumerate(series.items()):
+        color = _COLORS[i % len(_COLORS)]
+        for run in _segments(xs, ys, xa, ya):
+            c.path(run, color)
+            drawn += _along(run)
+            if len(xs) <= 30:
+                for x, y in run:
+                    c.add(f'<circle cx="{_num(x)}" cy="{_num(y)}" r="2.5" fill="{color}"/>')
+        names.append(name)
+        colors.append((color, 1.0))
+    if band:
+        names.append(str(band.get("label") or "band"))
+        colors.append((_COLORS[0], 0.15))
+    for v in vlines:
+        c.line(xa(v), c.y0, xa(v), c.y1, _COLORS[1], dash="1 3")
+    if d.get("hline") is not None:
+        y = ya(float(d["hline"]))
+        c.line(c.x0, y, c.x1, y, "#888", dash=True)
+    _diagonal(c, d, xa, ya)
+    c.x_ticks(xa)
+    c.x_title(d.get("xlabel", ""))
+    c.legend(names, colors, drawn)
+
+
+@_register("scatter")
+def _scatter(c: _Canvas, d: dict[str, Any]) -> None:
+    """Dots of one colour (translucent: where many overlap the colour deepens), and an optional
+    dashed diagonal."""
+    xs, ys = _floats(d["x"]), _floats(d["y"])
+    if len(xs) != len(ys):
+        raise ValueError(f"scatter: {len(xs)} x values need as many y values, got {len(ys)}")
+    diag = [float(v) for v in d.get("diagonal") or []]
+    xa = _Axis(*_range(xs + diag, zero=False), c.x0, c.x1)
+    ya = _Axis(*_range(ys + diag, zero=False), c.y0, c.y1)
+    c.y_axis(ya, d.get("ylabel", ""))
+    # matplotlib's size is an area in points squared; its radius in pixels at the PNG's scale
+    r = max(math.sqrt(float(d.get("size", 6))) / 2 * 1.25, 1.0)
+    alpha = float(d.get("alpha", 0.5))
+    dots = "".join(
+        f'<circle cx="{_num(xa(x))}" cy="{_num(ya(y))}" r="{_num(r)}"/>'
+        for x, y in zip(xs, ys, strict=True)
+        if math.isfinite(x) and math.isfinite(y)
+    )
+    c.add(f'<g fill="{_xml(str(d.get("color", _COLORS[0])))}" fill-opacity="{alpha:g}">{dots}</g>')
+    _diagonal(c, d, xa, ya)
+    c.x_ticks(xa)
+    c.x_title(d.get("xlabel", ""))
+
+
+@_register("heatmap")
+def _heatmap(c: _Canvas, d: dict[str, Any]) -> None:
+    """A matrix of coloured cells (``RdBu_r`` from ``vmin`` to ``vmax``: blue low, red high; a
+    missing value left blank), labelled rows and columns, values written in the cells when
+    ``annotate``, each cell's value in its tooltip, and a colour bar."""
+    m = np.asarray(d["matrix"], dtype=float)
+    if m.ndim != 2:
+        raise ValueError(f"heatmap: a matrix of rows and columns expected, got {m.ndim} dims")
+    xlabels = [_short(str(x)) for x in d["labels"]]
+    ylabels = [_short(str(x)) for x in d.get("ylabels", d["labels"])]
+    k, n = m.shape
+    if len(xlabels) != n or len(ylabels) != k:
+        raise ValueError(
+            f"heatmap: a {k} x {n} matrix needs {n} column and {k} row labels, got "
+            f"{len(xlabels)} and {len(ylabels)}"
+        )
+    vmin, vmax = float(d.get("vmin", -1)), float(d.get("vmax", 1))
+    reverse = d.get("cmap", "RdBu_r") == "RdBu_r"
+    longest_x = max((len(s) for s in xlabels), default=1)
+    longest_y = max((len(s) for s in ylabels), default=1)
+    cell = min(max(420.0 / max(n, k, 1), 8.0), 60.0)
+    c.left = 10.0 + longest_y * 0.6 * 9
+    c.top = 30.0
+    c.bottom = 10.0 + longest_x * 0.6 * 9
+    c.right = 64.0  # the colour bar and its ticks
+    c.width = c.left + cell * n + c.right
+    c.height = c.top + cell * k + c.bottom
+    size = min(11.0, max(cell * 0.32, 5.0))
+    for i in range(k):
+        for j in range(n):
+            v = m[i, j]
+            if not math.isfinite(v):
+                continue
+            x, y = c.x0 + cell * j, c.y1 + cell * i
+            tip = _xml(f"{ylabels[i]} × {xlabels[j]}: {v:.3g}")
+            c.add(
+                f'<rect x="{_num(x)}" y="{_num(y)}" width="{_num(cell)}" height="{_num(cell)}" '
+                f'fill="{diverging_color(v, vmin, vmax, reverse=reverse)}"><title>{tip}</title>'
+                "</rect>"
+            )
+            if d.get("annotate"):
+                ink = "white" if abs(v) > 0.6 else "black"
+                c.text(x + cell / 2, y + cell / 2 + size / 3, f"{v:.2f}", size=size, color=ink)
+    for j, s in enumerate(xlabels):
+        x = c.x0 + cell * (j + 0.5)
+        c.text(x + 3, c.y0 + 6, s, anchor="end", size=9, rotate=-90)
+    for i, s in enumerate(ylabels):
+        c.text(c.x0 - 5, c.y1 + cell * (i + 0.5) + 3, s, anchor="end", size=9)
+    _color_bar(c, vmin, vmax, reverse)
+
+
+def _color_bar(c: _Canvas, vmin: float, vmax: float, reverse: bool) -> None:
+    """The colour map as a bar of 64 bands right of the cells, with ticks."""
+    x, w = c.x1 + 12, 12.0
+    top, bottom = c.y1, c.y0
+    steps = 64
+    h = (bottom - top) / steps
+    for s in range(steps):
+        v = vmax - (s + 0.5) / steps * (vmax - vmin)
+        c.rect(x, top + s * h, w, h + 0.5, diverging_color(v, vmin, vmax, reverse=reverse))
+    axis = _Axis(vmin, vmax, bottom, top)
+    for v in axis.ticks(5):
+        y = axis(v)
+        c.line(x + w, y, x + w + 3, y, "#888")
+        c.text(x + w + 5, y + 3, tick_text(v), anchor="start", size=9)
