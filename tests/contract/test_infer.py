@@ -103,6 +103,24 @@ def test_infer_says_a_long_category_list_is_cut() -> None:
     assert "120 distinct text values" in (spec.description or "")
 
 
+def test_a_violation_of_a_cut_list_says_the_draft_cut_it() -> None:
+    # the integrity finding of the 70 stores the draft left out named the 50 listed as the
+    # rule, as if the data had broken a list someone wrote
+    from tabguard.contract import validate_frame
+
+    df = pd.DataFrame({"store": [f"S{i:03d}" for i in range(120)] * 2, "y": [0, 1] * 120})
+    contract = infer_contract(df, label="y")
+    (group,) = validate_frame(df, contract).groups
+    assert group.rule == "category" and group.count == 140
+    assert "the 50 values listed ('S000', 'S001', 'S002', 'S003', 'S004', ...)" in group.message
+    assert "`contract infer` cut" in group.message and "S049" not in group.message
+    # a list written by hand (no draft's note) is quoted whole, as before
+    written = contract.features["store"].model_copy(update={"description": None})
+    from tabguard.contract._validate import category_message
+
+    assert category_message("store", written) == f"store must be one of {written.categories!r}"
+
+
 def test_infer_lists_every_code_of_a_category_whose_codes_repeat() -> None:
     # 400 product codes, 15 rows each: a category, not free text; a draft listing 50 of them
     # broke the contract on most rows
@@ -368,3 +386,25 @@ def test_a_label_named_as_an_approval_drafts_positive_means_approve() -> None:
         ).decision.positive_means
         == "approve"
     )
+
+
+def test_a_month_is_drafted_as_one_to_twelve() -> None:
+    # loss_month observed 1..12 was drafted with min: 0 (the observed range rounded down); a
+    # month seen only from 1 to 6 was six codes, and July would break the contract
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "loss_month": rng.integers(1, 13, 600),
+            "RenewalMonth": rng.integers(1, 7, 600),
+            "day_of_week": rng.integers(0, 7, 600),
+            "tenure_months": rng.integers(1, 13, 600),  # a duration, not a calendar part
+            "y": [0, 1] * 300,
+        }
+    )
+    features = infer_contract(df, label="y").features
+    for name in ("loss_month", "RenewalMonth"):
+        spec = features[name]
+        assert (spec.type, spec.min, spec.max) == ("integer", 1, 12), name
+        assert "month of the year" in (spec.description or "")
+    assert (features["day_of_week"].min, features["day_of_week"].max) == (0, 6)
+    assert features["tenure_months"].min == 0  # the observed range, as before

@@ -20,7 +20,7 @@ from tabguard.contract._entity import RepeatedId, label_design_effect, outweighs
 from tabguard.contract._io import contract_from_dict
 from tabguard.contract._protected import looks_protected, name_tokens
 from tabguard.contract._spec import Contract
-from tabguard.contract._validate import _names, _spelled_otherwise
+from tabguard.contract._validate import DRAFT_CUT_NOTE, _names, _spelled_otherwise
 from tabguard.errors import DataError
 
 _MAX_CATEGORIES = 50
@@ -384,6 +384,63 @@ def looks_like_count(values: pd.Series) -> bool:
     )
 
 
+#: Parts of a date held as integers, by the word naming them in a column's name (a singular
+#: word: ``months``, ``n_days`` are durations), with the ranges they are written in.
+_CALENDAR_PARTS: dict[str, tuple[str, list[tuple[int, int]]]] = {
+    "month": ("month of the year", [(1, 12), (0, 11)]),
+    "quarter": ("quarter of the year", [(1, 4)]),
+    "week": ("week of the year", [(1, 53), (0, 53)]),
+    "weekday": ("day of the week", [(0, 6), (1, 7)]),
+    "dow": ("day of the week", [(0, 6), (1, 7)]),
+    "day": ("day of the month", [(1, 31)]),
+    "hour": ("hour of the day", [(0, 23)]),
+    "minute": ("minute of the hour", [(0, 59)]),
+}
+
+
+def calendar_part(name: str, values: np.ndarray) -> tuple[str, int, int] | None:
+    """The part of a date an integer column holds, by its name and values, with its range.
+
+    A month observed from 1 to 12 was drafted with ``min: 0`` (the observed range rounded
+    down), so a month 0 would pass; a month seen only from 1 to 6 was drafted as six codes, and
+    July would break the contract. A column named with a calendar word whose values all lie in
+    that part's range is drafted with the whole range.
+
+    Parameters
+    ----------
+    name : str
+        The column's name (``loss_month``, ``LossMonth``, ``day_of_week``).
+    values : ndarray
+        Its non-missing values, whole numbers.
+
+    Returns
+    -------
+    (str, int, int) or None
+        The part in words and its first and last value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> calendar_part("loss_month", np.array([1.0, 12.0]))
+    ('month of the year', 1, 12)
+    >>> calendar_part("tenure_months", np.array([1.0, 12.0])) is None
+    True
+    """
+    tokens = name_tokens(name)
+    if "day" in tokens and "week" in tokens:
+        tokens = ["weekday"]
+    elif "day" in tokens and "year" in tokens:
+        return None  # a day of the year: 1..366, rarely an integer feature; the observed range
+    lo, hi = float(values.min()), float(values.max())
+    for word in tokens:
+        if word in _CALENDAR_PARTS:
+            part, ranges = _CALENDAR_PARTS[word]
+            for first, last in ranges:
+                if first <= lo and hi <= last:
+                    return part, first, last
+    return None
+
+
 def _long_code_list(spec: dict[str, Any], rows: int) -> str:
     """Keep or cut the drafted code list of a text column of many values, and say which."""
     codes = spec["categories"]
@@ -397,7 +454,7 @@ def _long_code_list(spec: dict[str, Any], rows: int) -> str:
     spec["categories"] = codes[:_MAX_CATEGORIES]
     return (
         f"{len(codes)} distinct text values, {rows / len(codes):.1f} rows each on average: "
-        f"probably free text or an id; categories lists only the first {_MAX_CATEGORIES}: "
+        f"probably free text or an id; {DRAFT_CUT_NOTE} {_MAX_CATEGORIES}: "
         "complete it or leave the column out, or rows with the others break the contract"
     )
 
@@ -526,7 +583,15 @@ def infer_contract(
             vals = nonnull.to_numpy(dtype=float)
             integral = bool(vals.size == 0 or np.all(np.round(vals) == vals))
             nunique = int(nonnull.nunique())
-            if integral and nunique <= _SMALL_INT_CARDINALITY and looks_like_scale(nonnull):
+            cycle = calendar_part(col, vals) if integral and vals.size else None
+            if cycle is not None:
+                part, first, last = cycle
+                spec.update(type="integer", min=first, max=last)
+                hints.append(
+                    f"read as the {part} ({first}..{last}) from its name and its values "
+                    f"{int(vals.min())}..{int(vals.max())}"
+                )
+            elif integral and nunique <= _SMALL_INT_CARDINALITY and looks_like_scale(nonnull):
                 first, last = int(vals.min()), int(vals.max())
                 spec.update(type="integer", min=first, max=last)
                 hints.append(

@@ -424,6 +424,38 @@ def missing_label_error(label: str, columns: Any) -> DataError:
     )
 
 
+#: What ``contract infer`` writes into a text column's description when it cut the column's
+#: code list (:func:`tabguard.contract._infer._long_code_list`), read back by
+#: :func:`category_message`.
+DRAFT_CUT_NOTE = "categories lists only the first"
+
+
+def category_message(name: str, spec: FeatureSpec) -> str:
+    """The category rule of ``name`` in words, for a violation.
+
+    A list ``contract infer`` cut (its description still says so: :data:`DRAFT_CUT_NOTE`) is
+    named as the draft's cut, with its first values only: the rows outside it are mostly the
+    values the draft left out, not bad data, and a critical finding quoting 50 values as the
+    rule read as if the data had broken a list someone wrote.
+
+    Examples
+    --------
+    >>> from tabguard.contract import FeatureSpec
+    >>> category_message("store", FeatureSpec(type="category", categories=["a", "b"]))
+    "store must be one of ['a', 'b']"
+    """
+    cats = list(spec.categories or [])
+    desc = spec.description or ""
+    if DRAFT_CUT_NOTE not in desc:
+        return f"{name} must be one of {cats!r}"
+    first = ", ".join(repr(c) for c in cats[:5])
+    return (
+        f"{name} must be one of the {len(cats)} values listed ({first}, ...), a list "
+        f"`contract infer` cut from the data's distinct values (the description says so): "
+        "complete the list in the contract, or leave the column out"
+    )
+
+
 def validate_frame(df: pd.DataFrame, contract: Contract, *, row_offset: int = 0) -> FrameValidation:
     """Check every row of a frame against the contract (vectorised).
 
@@ -483,7 +515,7 @@ def validate_frame(df: pd.DataFrame, contract: Contract, *, row_offset: int = 0)
                 factorized=fz,
             )
             bad = ~member & ~missing
-            add(name, "category", bad, col, f"{name} must be one of {spec.categories!r}")
+            add(name, "category", bad, col, category_message(name, spec))
             if all(
                 isinstance(c, int | float) and not isinstance(c, bool)
                 for c in spec.categories or []
