@@ -100,6 +100,8 @@ def test_poisoned_exit_1_and_quarantine(
     # the process ends without the interpreter's teardown (end_program): what it printed last
     # is flushed first
     assert "suspected of poisoning" in r.stdout
+    # --quiet: the summary line and the paths, no findings table (pip's, rsync's -q)
+    assert "severity" not in r.stdout and len(r.stdout.splitlines()) <= 4, r.stdout
     last = r.stdout.splitlines()[-1]
     assert last.startswith(f"report: {tmp_path}") and last.endswith("findings.json")
     truth = json.loads((poisoned.parent / "truth.json").read_text())["poisoned_rows"]
@@ -326,10 +328,11 @@ def test_an_ignored_account_column_is_hinted_as_entity(
         "  AGE: {type: integer, min: 18, max: 100}\n"
         "  amount: {type: number, min: 0}\n"
     )
+    # not --quiet: the findings table is printed
     code, out, _ = run_main(
         capsys,
         "audit", "data", str(tmp_path / "panel.csv"), "--contract", str(tmp_path / "c.yaml"),
-        "--out", str(tmp_path / "out"), "--checks", "integrity", "-q",
+        "--out", str(tmp_path / "out"), "--checks", "integrity",
     )  # fmt: skip
     assert code == 0
     # the finding's cell, wrapped over the table's lines

@@ -49,8 +49,7 @@ def test_backdoored_model_exit_1_as_a_process(tmp_path, ref_csv, credit_models):
         str(out),
         "--checks",
         FAST,
-        "-q",
-    )
+    )  # not --quiet: the findings table is printed
     assert r.returncode == 1, r.stdout + r.stderr
     found = json.loads((out / "findings.json").read_text())["findings"]
     assert any("backdoor" in f["check"] and f["features"] == ["AGE"] for f in found)

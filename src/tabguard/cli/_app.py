@@ -59,6 +59,11 @@ def end_program(code: int) -> NoReturn:
     os._exit(code)
 
 
+#: ``--quiet``, as in pip, rsync or pytest: what only a reader at the terminal wants (progress
+#: bars, the findings table) is left out; the summary line, the outputs' paths (which scripts
+#: read), warnings and errors (stderr) and the exit status stay.
+QUIET_HELP = "Quiet: no progress bars and no findings table (the summary line and paths stay)."
+
 #: ``--home``, shared by the commands that read the service's state directory.
 HomeOption = Annotated[
     Path | None,

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tabguard.cli._app import (
+    QUIET_HELP,
     SparkMasterOption,
     audit_app,
     check_names,
@@ -33,16 +34,21 @@ _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def print_findings(
-    result: DataAuditResult | SparkAuditResult, *, limit: int = 12, min_severity: str = "warning"
+    result: DataAuditResult | SparkAuditResult,
+    *,
+    limit: int = 12,
+    min_severity: str = "warning",
+    quiet: bool = False,
 ) -> None:
-    """Print the most severe findings as a Rich table."""
+    """Print the most severe findings as a Rich table (not when ``quiet``), then the summary
+    line."""
     from tabguard.reports import SEVERITY_ORDER
 
     rep = result.report
     shown = [
         f
         for f in rep.sorted_findings()
-        if SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[min_severity]
+        if SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[min_severity] and not quiet
     ][:limit]
     if shown:
         table = Table("severity", "check", "finding", show_lines=False, expand=True)
@@ -205,7 +211,7 @@ def audit_data_cmd(
     alpha: Annotated[
         float, typer.Option(help="Family-wise error rate of the trigger scan.")
     ] = 0.01,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
     out_format: Annotated[
         str | None,
         typer.Option(
@@ -301,7 +307,7 @@ def audit_data_cmd(
                 progress=progress,
                 trusted=strusted,
             )
-        print_findings(sresult)
+        print_findings(sresult, quiet=quiet)
         console.print(
             f"report: {sresult.paths['report']}  findings: {sresult.paths['findings']}  "
             f"(driver sample: {sresult.sample_rows} rows)",
@@ -335,6 +341,6 @@ def audit_data_cmd(
         )
         with progress.stage(f"writing {out}"):
             paths = write_audit(result, out, format=cast("TableFormat", fmt))
-    print_findings(result)
+    print_findings(result, quiet=quiet)
     console.print(f"report: {paths['report']}  findings: {paths['findings']}", soft_wrap=True)
     end_program(result.exit_code())

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tabguard.cli._app import audit_app, check_names, console, output_directory
+from tabguard.cli._app import QUIET_HELP, audit_app, check_names, console, output_directory
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -49,7 +49,7 @@ def audit_model_cmd(
     jobs: Annotated[
         int, typer.Option(help="Threads of the model libraries (1 is steady on busy hosts).")
     ] = 1,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """Audit a model: importance and partial dependence, unacceptable cases, backdoor probe,
     white-hat attacks (gameability, extraction, membership), disparate impact.
@@ -81,7 +81,8 @@ def audit_model_cmd(
         )
         paths = write_model_audit(result, out)
     rep = result.report
-    shown = [f for f in rep.sorted_findings() if SEVERITY_ORDER[f.severity] <= 1][:12]
+    shown = [f for f in rep.sorted_findings() if SEVERITY_ORDER[f.severity] <= 1 and not quiet]
+    shown = shown[:12]
     if shown:
         table = Table("severity", "check", "finding", expand=True)
         for f in shown:
