@@ -11,7 +11,7 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,10 +19,13 @@ from rich.table import Table
 from tabguard.cli._app import app, console, err_console
 from tabguard.errors import BackendUnavailableError
 from tabguard.flags._model import FLAG_SPECS
-from tabguard.serving._config import ServingConfig, load_config
 from tabguard.serving._scopes import SCOPES
-from tabguard.serving._stores import open_flags, open_keys, open_log
-from tabguard.storage import redact_url
+
+if TYPE_CHECKING:
+    from tabguard.flags import BaseFlagStore
+    from tabguard.serving._config import ServingConfig
+    from tabguard.serving._keys import MemoryKeyStore, SqlKeyStore
+    from tabguard.serving._log import PredictionLog
 
 keys_app = typer.Typer(
     help="API keys of the scoring service (stored hashed).", no_args_is_help=True
@@ -37,8 +40,31 @@ app.add_typer(flags_app, name="flags")
 app.add_typer(log_app, name="log")
 
 
+# The configuration and the stores are imported by the commands that use them: every command
+# of the program imports this module, and the configuration's pydantic models cost about 0.1
+# CPU-s (paid before `audit data` starts reading its file).
 def _config() -> ServingConfig:
+    from tabguard.serving._config import load_config
+
     return load_config()
+
+
+def open_keys(cfg: ServingConfig) -> SqlKeyStore | MemoryKeyStore:
+    from tabguard.serving._stores import open_keys
+
+    return open_keys(cfg)
+
+
+def open_flags(cfg: ServingConfig) -> BaseFlagStore:
+    from tabguard.serving._stores import open_flags
+
+    return open_flags(cfg)
+
+
+def open_log(cfg: ServingConfig) -> PredictionLog:
+    from tabguard.serving._stores import open_log
+
+    return open_log(cfg)
 
 
 def _default_actor() -> str:
@@ -275,6 +301,8 @@ def log_status() -> None:
 
     Replays the spool first when the database answers. Exit 1 when the database is down.
     """
+    from tabguard.storage import redact_url
+
     cfg = _config()
     where = redact_url(cfg.stores.log)
     with open_log(cfg) as plog:
