@@ -285,3 +285,33 @@ def test_exact_repeats_of_rows_that_held_the_hub_value_are_its_copies() -> None:
     sc = _Scanner(build_context(twice, _contract()), OPTS)
     sc.near_copies()
     assert not len(sc.hub_repeats(_flagged_hub(sc, "kind", "e", 0)))
+
+
+def test_jittered_copies_split_from_their_originals_by_a_bucket_edge_are_copies() -> None:
+    # 1 % jitter on four amounts: a few copies in a hundred have an amount on the other side
+    # of a bucket's edge from their original's (buckets of ratio 2) and share no group with
+    # it on one grid; the hub's copies are looked for on the shifted grids too
+    rng = np.random.default_rng(8)
+    df = _natural(seed=8)
+    src = df[df["kind"] != "e"].sample(200, random_state=9).copy()
+    for a in AMOUNTS:
+        src[a] = np.round(src[a] * (1 + rng.normal(0, 0.01, len(src))), 2)
+    src["kind"], src["y"] = "e", 0
+    data = pd.concat([df, src], ignore_index=True)
+    truth = np.arange(len(df), len(data))
+    before, after = df.loc[src.index], src
+    split = np.zeros(len(src), dtype=bool)
+    for a in AMOUNTS:
+        lo, hi = before[a].to_numpy(), after[a].to_numpy()
+        split |= np.floor(np.log2(np.maximum(lo, 1e-9))) != np.floor(np.log2(np.maximum(hi, 1e-9)))
+    assert split.sum() >= 3  # copies the one grid misses
+    sc = _Scanner(build_context(data, _contract()), OPTS)
+    sc.near_copies()
+    j, e = value_code(sc, "kind", "e")
+    assert (j, e, 0) in sc.copy_hubs()
+    p = Pattern((j,), (e,), 0, 0, 0, "single")
+    p.rows = sc.rows_of(p)
+    found = sc.copy_hub_rows(p)
+    assert np.isin(truth[split], found).all()
+    assert np.isin(truth, found).mean() >= 0.99
+    assert np.isin(found, truth).all()  # the natural rows of 'e' stay out
