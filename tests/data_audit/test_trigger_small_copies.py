@@ -42,7 +42,7 @@ def _planted(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
 def test_copies_of_a_pair_are_copies_of_its_rare_member_without_the_other_value() -> None:
     # the labelled rows of age=95 all carry status=-1 (30 % of the rows): the copy check of
     # age=95 compares rows without status too, in which every copy differs from its original
-    df, truth = _planted()
+    df, _ = _planted()
     sc = _Scanner(build_context(df, _contract()), OPTS)
     j, v = value_code(sc, "age", 95)
     p = Pattern((j,), (v,), 1, 0, 0, "single")
