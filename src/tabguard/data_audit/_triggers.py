@@ -4200,18 +4200,15 @@ def _partner(sc: _Scanner, p: Pattern, rows: np.ndarray) -> tuple[int, int] | No
     for j in range(d):
         if j in p.cols or j in sc.leaks():  # a leak's value is shared by one label's rows
             continue
-        codes = m.codes[rows, j]
-        codes = codes[codes >= 0]
-        if not len(codes):
+        # rows per value id (slot 0: missing): a count, not a sort (every copy check asks)
+        cnts = np.bincount(m.codes[rows, j].astype(np.int64) + 1, minlength=len(m.counts[j]) + 1)
+        k = int(cnts[1:].argmax())
+        if cnts[k + 1] < sc.o.combination_share * len(rows):
             continue
-        vals, cnts = np.unique(codes, return_counts=True)
-        k = int(cnts.argmax())
-        if cnts[k] < sc.o.combination_share * len(rows):
-            continue
-        freq = float(m.counts[j][vals[k]]) / sc.N
-        pval = float(stats.binom.sf(cnts[k] - 1, len(rows), min(freq, 1 - 1e-9)))
+        freq = float(m.counts[j][k]) / sc.N
+        pval = float(stats.binom.sf(cnts[k + 1] - 1, len(rows), min(freq, 1 - 1e-9)))
         if pval < sc.o.combination_alpha / d and (best is None or pval < best[0]):
-            best = (pval, j, int(vals[k]))
+            best = (pval, j, k)
     return None if best is None else best[1:]
 
 
