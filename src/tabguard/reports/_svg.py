@@ -110,7 +110,7 @@ def _short(label: str) -> str:
 
 
 class _Axis:
-    """A linear (or symmetric-log) map from data values to pixels, with its ticks."""
+    """A linear, logarithmic or symmetric-log map from data values to pixels, with its ticks."""
 
     def __init__(
         self,
