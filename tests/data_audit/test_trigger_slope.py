@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tabguard.contract import contract_from_dict
 from tabguard.data_audit import build_context
@@ -15,9 +16,12 @@ from tabguard.data_audit._trigger_rules import (
     Pattern,
     _logistic_slope,
     natural_region_cuts,
+    written_by_slope_alone,
     written_slope_evidence,
 )
 from tabguard.data_audit._triggers import _Scanner, condition, scan_triggers
+from tabguard.datasets import card_fraud_contract, make_card_fraud
+from tabguard.redteam import poison
 
 COUNTRIES = [f"c{i}" for i in range(8)]
 CONTRACT = contract_from_dict(
@@ -94,7 +98,7 @@ def test_a_value_written_in_place_with_camouflage_is_named_by_its_flat_labels() 
     names = [condition(result.matrix, p) for p in result.triggers]
     assert names == ["country='c4'"], names
     (p,) = result.triggers
-    assert p.written and p.p_slope <= p.threshold
+    assert p.written and p.p_slope <= p.slope_threshold
     assert np.isin(truth, result.suspects).mean() >= 0.95
 
 
@@ -109,11 +113,62 @@ def test_natural_values_keep_their_slope() -> None:
 
 
 def test_the_slope_rule_needs_a_label_hint() -> None:
-    p = Pattern((0,), (0,), 1, 100, 50, "single", p_slope=1e-12, threshold=1e-6)
+    p = Pattern((0,), (0,), 1, 100, 50, "single", p_slope=1e-12, slope_threshold=1e-6)
     p.effect, p.excess, p.p_label = 0.05, 0.05, 0.5
     assert not written_slope_evidence(p, TriggerScanOptions())
     p.effect, p.p_label = 0.3, 1e-4
     assert written_slope_evidence(p, TriggerScanOptions())
+
+
+def test_the_slope_rule_decides_at_its_own_family() -> None:
+    # fraud n_tx_24h=6 written as legitimate into 1,288 random rows, 14 % camouflaged (inplace
+    # seed 90054 #2): p_slope 2.1e-6 against the single values' label family (5.2e-7, 4,800
+    # tests) was missed; the rule's own family, the 31 coded values of the fraud data times
+    # two labels, puts its threshold at 4e-5
+    p = Pattern((0,), (0,), 1, 1548, 205, "single", p_slope=2.1e-6, threshold=5.2e-7)
+    p.effect, p.excess, p.p_label = 0.087, 0.624, 1.7e-7
+    p.slope_threshold = 4.0e-5
+    assert written_slope_evidence(p, TriggerScanOptions())
+    p.p_slope = 1e-4  # beyond its own family's threshold: not confirmed
+    assert not written_slope_evidence(p, TriggerScanOptions())
+
+
+def test_the_slope_threshold_is_bonferroni_over_the_values_it_can_test() -> None:
+    # the values the context test can be asked about (coded, in contract, enough rows), both
+    # labels, at the single values' family-wise rate
+    sc = _Scanner(build_context(_payments(), CONTRACT), TriggerScanOptions())
+    j = sc.m.names.index("country")
+    p = Pattern((j,), (1,), 1, 100, 50, "single")
+    sc.slope_mixture(p)
+    assert sc.context_tests() >= 17  # channel 4, merchant 5 and country 8 values at least
+    assert p.slope_threshold == pytest.approx(0.01 / 4 / (2 * sc.context_tests()))
+
+
+def test_a_pair_of_copies_is_decided_past_a_value_it_flattens() -> None:
+    # Copies of frauds written with channel='phone' & merchant_category='jewelry' and
+    # labelled legitimate (85 of 8,000 rows, test_poisoning_checks' pair attack) flatten the
+    # slope of 'jewelry', which leans to fraud, beyond the slope rule's own threshold: the
+    # value is flagged as written towards fraud. The pair is still decided (by its copies)
+    # and the value, flagged on its slope alone, is not reported beside it; before, the value
+    # covered the pair and took its name and rows (P / R 0.147 / 0.671).
+    df = make_card_fraud(8000, random_state=2)
+    c = card_fraud_contract()
+    trigger = {"channel": "phone", "merchant_category": "jewelry"}
+    attack = poison(
+        df, c, trigger, rate=0.3, target=0, source=1, jitter=0.0, shuffle=True, random_state=1
+    )
+    result = scan_triggers(build_context(attack.data, c), TriggerScanOptions())
+    names = [condition(result.matrix, p) for p in result.triggers]
+    assert names == ["channel='phone' & merchant_category='jewelry'"], names
+    flat = [
+        p
+        for p in result.evaluated
+        if condition(result.matrix, p) == "merchant_category='jewelry'" and p.label == 1
+    ]
+    assert flat and written_by_slope_alone(flat[0]) and flat[0].flagged
+    truth = np.asarray(attack.poisoned_rows)
+    assert np.isin(result.suspects, truth).mean() >= 0.95
+    assert np.isin(truth, result.suspects).mean() >= 0.95
 
 
 def _with_distance(df: pd.DataFrame, seed: int = 2) -> pd.DataFrame:

@@ -92,6 +92,9 @@ class Pattern:
     label_slope: float = math.nan
     slope_null: float = math.nan
     p_slope: float = 1.0
+    # the slope rule's Bonferroni threshold: over the values and labels it can be asked about
+    # (twice :meth:`_Scanner.context_tests`), as the outliers rule's
+    slope_threshold: float = 0.0
     # written in place, shown by the rows whose other features say another value
     # (outlier_mixture): the scored rows of the value whose other features look like the
     # source's rather than its carriers', those of them with the label, the count of the label
@@ -635,11 +638,11 @@ def written_slope_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     """A single value written in place, shown by labels that do not follow the rest of the
     row: its labels hint at a trigger (:func:`label_hint`) and the slope of its label on the
     context score is flatter than the data's natural values allow, significantly after
-    correction (``p_slope`` at most ``p.threshold``; :meth:`_Scanner.slope_mixture`).
+    correction (``p_slope`` at most ``p.slope_threshold``; :meth:`_Scanner.slope_mixture`).
 
     Applied after every other rule; every row of such a pattern is suspect but the natural
     carriers (:meth:`_Scanner.consistent_rows`)."""
-    return label_hint(p, o) and p.p_slope <= p.threshold
+    return label_hint(p, o) and p.p_slope <= p.slope_threshold
 
 
 def written_outlier_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
@@ -697,9 +700,20 @@ def retest_exclusions(flagged: list[Pattern]) -> set[tuple[int, int]]:
         for p in flagged
         if not p.written
         or p.p_context <= p.context_threshold
-        or p.p_slope <= p.threshold
+        or p.p_slope <= p.slope_threshold
         or p.p_outlier <= p.outlier_threshold
     }
+
+
+def written_by_slope_alone(p: Pattern) -> bool:
+    """Whether single value ``p`` is flagged as written on its labels' slope alone
+    (:func:`written_slope_evidence`): not by copies, labels or the rest of its rows."""
+    return (
+        p.written
+        and len(p.cols) == 1
+        and p.p_slope <= p.slope_threshold
+        and not p.p_context <= p.context_threshold
+    )
 
 
 def borrowed_written_evidence(p: Pattern, flagged: list[Pattern]) -> bool:

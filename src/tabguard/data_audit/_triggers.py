@@ -113,6 +113,7 @@ from tabguard.data_audit._trigger_rules import (
     wants_copy_check,
     window_medians,
     written_block,
+    written_by_slope_alone,
     written_context_evidence,
     written_label_evidence,
     written_outlier_evidence,
@@ -3279,7 +3280,12 @@ class _Scanner:
         ``tau`` (the robust spread, less the median sampling variance: credit's delinquency
         statuses flatten naturally, the synthetic fraud data's values do not). The value's
         attenuation ``(s - s0) / sqrt(se^2 + tau^2)`` is a normal deviate; ``p_slope`` its
-        lower tail."""
+        lower tail, decided at ``p.slope_threshold``: Bonferroni over the values the rule can
+        be asked about (those of :meth:`context_tests`) and both labels, at the single values'
+        family-wise rate, as the outliers rule's (the single values' thousands of label tests,
+        amounts included, are not its family: fraud ``n_tx_24h=6`` written as legitimate into
+        1,288 random rows, 14 % camouflaged, measured p 2.1e-6 against their 5.2e-7)."""
+        p.slope_threshold = self.o.alpha / _FAMILIES / (2 * self.context_tests())
         j, v = p.cols[0], p.codes[0]
         got = self.context_scores(j, v, np.random.default_rng(self.ctx.random_state + 19))
         # rows of the triggers confirmed so far are an attacker's, not natural carriers: their
@@ -3671,7 +3677,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         # labels that stop following the rest of the row are not what a lent label does
         # (the counterfactual's draws move the expected count, not the slope's shape), nor
         # is a label standing on some of the value's rows beyond its shift on the others
-        and not p.p_slope <= p.threshold
+        and not p.p_slope <= p.slope_threshold
         and not p.p_outlier <= p.outlier_threshold
     ]
     # A value written into many rows lends its label to every other category, and all of them
@@ -3750,10 +3756,18 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     for p in leaning_together(sc, flagged, opts):
         p.flagged = False
     flagged = [p for p in flagged if p.flagged]
+    # A single value confirmed on its labels' slope alone does not keep the pairs on it from
+    # being decided: copies of frauds written with channel='phone' & merchant_category=
+    # 'jewelry' and labelled legitimate (85 rows of 8,000) flatten the slope of 'jewelry',
+    # which leans to fraud (p 3.2e-5 against the rule's 4.2e-5), every one of them on the
+    # rows with 'phone'. Flagged first and covering the pair, 'jewelry' took the attack's
+    # name and rows (P / R 0.147 / 0.671). The pair is decided as if it were not flagged, and
+    # a pair confirmed by copies leaves it unreported (borrowed_written_evidence)
+    sloped = {(p.cols[0], p.codes[0]) for p in flagged if written_by_slope_alone(p)}
     pairs = [
         p
-        for p in _top(sc.without_leaks(sc.pairs(exclude)), cap)
-        if not any(_covered(p, f, sc) for f in flagged)
+        for p in _top(sc.without_leaks(sc.pairs(exclude - sloped)), cap)
+        if not any(_covered(p, f, sc) for f in flagged if not written_by_slope_alone(f))
     ]
     with ctx.progress.stage("trigger scan: value pairs", total=len(pairs)) as st:
         for p in pairs:

@@ -180,7 +180,7 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             f"{p.context_null:.0%}; p {format_p(p.p_context)}); the rows whose other features "
             "predict the value, as its natural carriers', are not among the suspects."
         )
-    by_slope = p.written and p.p_slope <= p.threshold and not by_context
+    by_slope = p.written and p.p_slope <= p.slope_threshold and not by_context
     by_outliers = (
         p.written and p.p_outlier <= p.outlier_threshold and not by_context and not by_slope
     )
