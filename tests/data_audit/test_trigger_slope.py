@@ -102,6 +102,19 @@ def test_a_value_written_in_place_with_camouflage_is_named_by_its_flat_labels() 
     assert np.isin(truth, result.suspects).mean() >= 0.95
 
 
+def test_a_coded_value_left_out_by_the_cap_is_still_a_candidate() -> None:
+    # The same write with one candidate a label (max_candidates=1): country='c4' -> 1 ranks
+    # second among label 1's values by cheap score (channel='c', a natural predictor, first)
+    # and was never measured. The written-in-place rules ask about coded values only, a few
+    # dozen: a coded value whose cheap score is significant at the single values' threshold
+    # is a candidate whatever its rank.
+    data, truth = _written(_payments(), "c4", 150)
+    result = scan_triggers(build_context(data, CONTRACT), TriggerScanOptions(max_candidates=1))
+    names = [condition(result.matrix, p) for p in result.triggers]
+    assert names == ["country='c4'"], names
+    assert np.isin(truth, result.suspects).mean() >= 0.95
+
+
 def test_natural_values_keep_their_slope() -> None:
     # The same data without the write: no coded value's labels flatten beyond the others'
     # (each value's slope against the null of the other values, as the rule measures it).
