@@ -224,3 +224,23 @@ def test_text_columns_are_given_up_on_their_first_values(tmp_path: Path) -> None
     path = tmp_path / "t.csv"
     path.write_text("v\n" + "\n".join(values) + "\n")
     assert read_table(path)["v"].tolist() == values
+
+
+@pytest.mark.parametrize("late", ["A", "k.A."])
+def test_a_column_whose_text_starts_after_the_first_chunk_reads_as_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: str
+) -> None:
+    # numbers in the first chunks, then a word or a missing-value marker: the reader guesses
+    # each chunk's types on its own, and the column came out floats and strings mixed
+    x = [str(i) for i in range(9)] + [late, "10"]
+    p = tmp_path / "late.csv"
+    pd.DataFrame({"x": x, "y": range(11)}).to_csv(p, index=False)
+    whole = read_table(p)
+    monkeypatch.setattr(tio, "_CHUNK_ROWS", 4)
+    chunked = read_table(p)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert {type(v) for v in chunked["x"].dropna()} == {type(v) for v in whole["x"].dropna()}
+    if late == "A":
+        assert chunked["x"].tolist() == x  # text, as the file wrote it
+    else:
+        assert chunked["x"].isna().sum() == 1 and chunked["x"].dtype == float

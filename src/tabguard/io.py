@@ -186,7 +186,25 @@ def _read_csv(
         raise DataError(f"{p}: cannot be read ({type(exc).__name__}: {exc})") from None
     if not chunks:
         raise DataError(f"{p}: has a header but no data rows")
-    df = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    if len(chunks) == 1:
+        return _nonempty(chunks[0], p)
+    df = pd.concat(chunks, ignore_index=True)
+    # The reader guesses each chunk's types on its own: a column of numbers in the first
+    # chunks and text later would come out as floats and strings mixed, where one read of the
+    # whole file gives text. Such columns (rare) are read again as text, as one read would.
+    mixed = [
+        c
+        for c in df.columns
+        if len({str(ch[c].dtype) for ch in chunks}) > 1
+        and any(pd.api.types.is_string_dtype(ch[c].dtype) for ch in chunks)
+    ]
+    if mixed:
+        again = pd.read_csv(
+            p, sep=sep, usecols=mixed, dtype=dict.fromkeys(mixed, str), encoding=encoding
+        )
+        df = df.copy(deep=False)
+        for c in mixed:
+            df[c] = again[c]
     return _nonempty(df, p)
 
 
