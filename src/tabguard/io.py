@@ -76,7 +76,9 @@ def read_table(
         A text column whose every value is a number or a missing-value marker
         (:data:`MISSING_MARKERS`: ``k.A.``, ``n.v.``, ``-``, ...; read as missing) is read as
         numbers; in a file not separated by commas, the numbers may be written with a decimal
-        comma (``1.234,56``, ``-0,5``).
+        comma (``1.234,56``, ``-0,5``). A large file is read in chunks of 250,000 rows, and
+        a column is typed as one read of the whole file would type it (numbers early and text
+        later make a text column).
     progress : callable, optional
         Called with the number of rows read after each chunk.
     dtype : dict, optional
