@@ -104,6 +104,20 @@ through the CLI"; its generator is gone) and two of its minimal repros, column c
     its ``department``, ``grade``, ``category``, ``days_to_submit``, ``receipt_attached`` and
     ``weekend``, no entity (a missing receipt raises the label except on per diems).
 
+Three more (session 18, clean22), built from ``benchmarks/outside_sets.py``'s sets with the
+contract ``contract infer`` drafts, not in the default draw (``--kinds`` or ``--variant``
+asks for them; ``SEED`` is the script's ``--seed``):
+
+``rentals``
+    fresh21's rental applications (12,770 at seed 1; the draft's entity ``listing_id``): an
+    eviction record drawn for 2 % of the applicants whatever the rest of the row, at -2.5
+    log-odds;
+``rent_f``
+    its minimal repro: ``eviction_record``, ``rent_to_income``, ``property_manager``;
+``shipments``
+    parcel shipments of business shippers (``shipper_id``), an address corrected in transit
+    for 2.5 % of them whatever the rest of the row, at +2.2 log-odds.
+
 Each line prints the variant's parameters and its own seed: ``--variant SEED:KIND`` re-runs
 one line alone. ``--cli`` runs each variant through the command line instead
 (``tabguard audit data FILE --contract C --out DIR -q``), as a user would.
@@ -134,7 +148,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabguard.contract import Contract, FeatureSpec, save_contract
+from tabguard.contract import Contract, FeatureSpec, infer_contract, save_contract
 from tabguard.data_audit import audit_data
 from tabguard.datasets import (
     card_fraud_contract,
@@ -159,6 +173,9 @@ OWN_DATA = (
     "exp_weekend",
     "exp_perdiem",
 )
+# kinds built from benchmarks/outside_sets.py's sets (session 18): asked for by --kinds or
+# --variant only, so that adding them leaves every earlier seed's draw of KINDS as it was
+OUTSIDE = ("rentals", "rent_f", "shipments")
 KINDS = (
     "subsample",
     "stratified",
@@ -248,6 +265,10 @@ def _categoricals(df: pd.DataFrame, c: Contract) -> list[str]:
 def make_variant(dataset: str, kind: str, seed: int, rows: int | None = None) -> Variant:
     """Draw variant ``kind`` of ``dataset`` from ``seed`` (the same arguments give the same
     data)."""
+    if kind in OUTSIDE:
+        data, c, params = _outside(seed, kind)
+        params["rows"] = len(data)
+        return Variant(kind, kind, seed, data, c, params)
     if kind in OWN_DATA:
         build = {
             "codes": _codes,
@@ -1300,6 +1321,34 @@ def _expenses(
     )
 
 
+def _outside(seed: int, kind: str) -> tuple[pd.DataFrame, Contract, dict[str, Any]]:
+    """A set of ``benchmarks/outside_sets.py`` drawn as that script draws it with ``--seed
+    seed`` (the whole set, not its train part), with the contract ``contract infer`` drafts
+    for it (its id and entity guessed as the CLI guesses them). ``rentals``: fresh21's rental
+    applications (the draft's entity ``listing_id``); ``rent_f``: its minimal repro of the
+    eviction record, ``eviction_record``, ``rent_to_income`` and ``property_manager`` (no
+    entity); ``shipments``: parcel shipments (clean22's set, session 18)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_outside_sets", Path(__file__).resolve().parent / "outside_sets.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    name = "rentals" if kind == "rent_f" else kind
+    place = list(mod.SETS).index(name)
+    df, _ = mod.SETS[name](np.random.default_rng(seed * 10 + place))
+    label = str(df.columns[-1])
+    if kind == "rent_f":
+        df = df[["application_id", "eviction_record", "rent_to_income", "property_manager", label]]
+        c = infer_contract(df, label, name=kind, id_column="application_id", find_entity=False)
+    else:
+        c = infer_contract(df, label, name=kind)
+    y = df[label].to_numpy()
+    return df, c, {"label": f"{label} {y.mean():.1%}", "entity": c.entity}
+
+
 def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
@@ -1505,8 +1554,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     for k in kinds:
-        if k not in KINDS:
-            ap.error(f"--kinds: unknown kind {k!r}; one of {', '.join(KINDS)}")
+        if k not in KINDS + OUTSIDE:
+            ap.error(f"--kinds: unknown kind {k!r}; one of {', '.join(KINDS + OUTSIDE)}")
     for d in datasets:
         if d not in DATASETS:
             ap.error(f"--datasets: unknown data set {d!r}; one of {', '.join(DATASETS)}")

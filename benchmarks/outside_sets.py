@@ -18,6 +18,13 @@ the first, audit the model on the second).
   from a rent table (``city`` -> ``neighborhood``, bedrooms, rounded to 25) handled by 60
   property managers, each with a strictness of its own; pets against ``pets_allowed`` and
   guarantors for students are interactions; label ``approved``.
+- ``shipments`` (session 18, clean22): parcel shipments of 1,800 business shippers
+  (``shipper_id``, Zipf sizes up to 150, a shipper effect N(0, 0.5)) under a ``carrier`` ->
+  ``service`` hierarchy (promised days), destination regions (islands far and slow), storms by
+  region and week, a fifth of the shippers sending one boxed product (one weight and declared
+  value: near-copies within the shipper), hazmat (pharma 8 %, others 1 %; by air an
+  interaction, +1.1), an address corrected in transit (2.5 %, independent of the row, +2.2
+  log-odds: a rare natural cause with a strong effect); label ``late``.
 
 It imports no part of tabguard (numpy and pandas only), so any version can be audited on it::
 
@@ -377,10 +384,110 @@ def rentals(rng: np.random.Generator, n_applicants: int = 6_000) -> tuple[pd.Dat
     return df, "applicant_id"
 
 
+def shipments(rng: np.random.Generator, n_shippers: int = 1_800) -> tuple[pd.DataFrame, str]:
+    """Parcel shipments of business shippers; the label ``late`` (delivered after the promised
+    date, about 12 %). Written in session 18 (clean22)."""
+    services = {  # carrier -> {service: (share within the carrier, promised days, effect)}
+        "NorthPost": {"NP-Standard": (0.7, 4, 0.0), "NP-Express": (0.3, 2, 0.3)},
+        "Velo": {"VL-Economy": (0.5, 6, -0.2), "VL-Priority": (0.5, 2, 0.4)},
+        "Cargonet": {"CN-Freight": (0.8, 5, 0.2), "CN-Pallet": (0.2, 7, 0.5)},
+        "AirLink": {"AL-NextDay": (0.6, 1, 0.6), "AL-SameDay": (0.4, 0, 0.9)},
+        "LocalRun": {"LR-City": (1.0, 1, -0.3)},
+    }
+    carrier_share = {"NorthPost": 0.38, "Velo": 0.24, "Cargonet": 0.14, "AirLink": 0.12,
+                     "LocalRun": 0.12}  # fmt: skip
+    carrier_effect = {"NorthPost": 0.0, "Velo": 0.25, "Cargonet": -0.1, "AirLink": -0.2,
+                      "LocalRun": 0.1}  # fmt: skip
+    regions = ["north", "south", "east", "west", "central", "islands"]
+    region_effect = dict(zip(regions, [0.0, 0.1, -0.1, 0.2, -0.2, 0.9], strict=True))
+    hubs = [f"HUB{i:02d}" for i in range(14)]
+    hub_effect = dict(zip(hubs, rng.normal(0, 0.35, len(hubs)), strict=True))
+    industry = rng.choice(["retail", "pharma", "electronics", "apparel", "industrial"],
+                          n_shippers, p=[0.4, 0.08, 0.17, 0.25, 0.1])  # fmt: skip
+    size = np.minimum(rng.zipf(1.7, n_shippers), 150)
+    shipper_effect = rng.normal(0, 0.5, n_shippers)
+    home_hub = rng.choice(len(hubs), n_shippers)
+    # a fifth of the shippers send one boxed product: one weight and one declared value
+    boxed = rng.random(n_shippers) < 0.2
+    box_weight = np.round(rng.lognormal(np.log(2.0), 0.6, n_shippers), 1)
+    box_value = np.round(rng.lognormal(np.log(60.0), 0.7, n_shippers) / 5) * 5
+    si = np.repeat(np.arange(n_shippers), size)
+    n = si.size
+    carriers = list(services)
+    carrier = rng.choice(len(carriers), n, p=[carrier_share[c] for c in carriers])
+    service = np.empty(n, dtype=object)
+    promised = np.zeros(n)
+    s_effect = np.zeros(n)
+    for k, c in enumerate(carriers):
+        rows = np.flatnonzero(carrier == k)
+        names = list(services[c])
+        pick = rng.choice(len(names), rows.size, p=[services[c][x][0] for x in names])
+        service[rows] = np.asarray(names, dtype=object)[pick]
+        promised[rows] = [services[c][names[i]][1] for i in pick]
+        s_effect[rows] = [services[c][names[i]][2] for i in pick]
+    dest = rng.choice(len(regions), n, p=[0.2, 0.22, 0.18, 0.18, 0.17, 0.05])
+    distance = np.round(np.where(dest == 5, rng.uniform(300, 900, n),
+                                 rng.lognormal(np.log(180), 0.7, n)))  # fmt: skip
+    weight = np.where(boxed[si], box_weight[si], np.round(rng.lognormal(np.log(3.0), 0.9, n), 1))
+    value = np.where(boxed[si], box_value[si], np.round(rng.lognormal(np.log(90.0), 1.0, n), 2))
+    pickup_day = rng.choice(7, n, p=[0.18, 0.18, 0.18, 0.18, 0.2, 0.05, 0.03])
+    hazmat = rng.random(n) < np.where(industry[si] == "pharma", 0.08, 0.01)
+    # an address corrected in transit: 2.5 % of the shipments whatever the rest of the row,
+    # a strong natural cause of lateness (+2.2 log-odds), as the rentals' eviction record
+    corrected = rng.random(n) < 0.025
+    signature = rng.random(n) < np.where(value > 250, 0.7, 0.15)
+    weeks = rng.integers(1, 27, n)
+    storm = {(r, w) for r in range(6) for w in range(1, 27) if rng.random() < 0.06}
+    in_storm = np.array([(d, w) in storm for d, w in zip(dest, weeks, strict=True)])
+    z = (
+        -2.6
+        + shipper_effect[si]
+        + np.array([carrier_effect[carriers[c]] for c in carrier])
+        + s_effect
+        + np.array([region_effect[regions[d]] for d in dest])
+        + np.array([hub_effect[hubs[h]] for h in home_hub[si]])
+        + 0.35 * np.log(distance / 180)
+        + 0.1 * np.log1p(weight)
+        + 0.25 * (pickup_day >= 4)
+        + 2.2 * corrected
+        + 0.6 * hazmat
+        + 1.1 * (hazmat & np.isin(carrier, [3]))  # hazmat by air waits for clearance
+        + 1.3 * in_storm
+        + 0.2 * signature
+        - 0.15 * promised
+        + rng.normal(0, 0.3, n)
+    )
+    late = (rng.random(n) < _logistic(z)).astype(int)
+    df = pd.DataFrame(
+        {
+            "shipment_id": [f"SH{i:08d}" for i in rng.choice(90_000_000, n, replace=False)],
+            "shipper_id": [f"S{i:05d}" for i in si],
+            "industry": industry[si],
+            "origin_hub": np.asarray(hubs, dtype=object)[home_hub[si]],
+            "carrier": np.asarray(carriers, dtype=object)[carrier],
+            "service": service,
+            "promised_days": promised.astype(int),
+            "dest_region": np.asarray(regions, dtype=object)[dest],
+            "distance_km": distance.astype(int),
+            "weight_kg": weight,
+            "declared_value": value,
+            "pickup_weekday": pickup_day,
+            "ship_week": weeks,
+            "hazmat": hazmat,
+            "address_corrected": corrected,
+            "signature_required": signature,
+            "late": late,
+        }
+    )
+    return df, "shipper_id"
+
+
 SETS: dict[str, Callable[[np.random.Generator], tuple[pd.DataFrame, str]]] = {
     "homeclaims": homeclaims,
     "payouts": payouts,
     "rentals": rentals,
+    # appended: each set draws from seed * 10 + its place, so the sets before it are unchanged
+    "shipments": shipments,
 }
 
 
