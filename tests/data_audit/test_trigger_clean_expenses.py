@@ -14,6 +14,7 @@ from tabguard.data_audit._trigger_rules import (
     Pattern,
     written_context_evidence,
     written_label_evidence,
+    written_slope_evidence,
 )
 from tabguard.data_audit._triggers import _label_evidence, _Scanner
 from tests._benchmarks import load_benchmark
@@ -74,3 +75,22 @@ def test_an_interaction_is_not_a_trigger_and_a_trigger_still_is() -> None:
     _label_evidence(sc, p, OPTS.alpha)
     assert written_label_evidence(p, OPTS)
     assert not sc.interaction(p, OPTS.camouflage_effect)
+
+
+def test_an_interaction_does_not_flatten_the_slope_rule() -> None:
+    """``exp_perdiem`` 3: the slope of ``category='per_diem'``'s labels on the context score
+    is 0.35 against the natural 1.14 (p 5.5e-6): named written in place by the slope rule.
+    The score of a per diem without a receipt carries a missing receipt's +1.6, which per
+    diems do not follow: the interaction finds ``receipt_attached=0``, and without those rows
+    the slope is 0.82 (p 0.13)."""
+    sc = _scanner("exp_perdiem", 3)
+    sc.singles()
+    p = _pattern(sc, "category", "per_diem", 0)
+    _label_evidence(sc, p, OPTS.alpha)
+    sc.slope_mixture(p)
+    assert written_slope_evidence(p, OPTS)  # what was named
+    inter = sc.interacting_values(p, 1.0)
+    j = sc.m.names.index("receipt_attached")
+    assert [(g, sc.m.value(g, a)) for g, a in inter] == [(j, False)]
+    sc.slope_mixture(p, leave_out=inter)
+    assert p.label_slope > 0.7 and not written_slope_evidence(p, OPTS)

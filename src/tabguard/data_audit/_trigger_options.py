@@ -103,6 +103,15 @@ class TriggerScanOptions(CheckOptions):
         "measured 0.59-0.63 from one sample to the next)",
         NON_NEGATIVE,
     )
+    natural_p: float = option(
+        0.05,
+        "level at which labels that alone would confirm a single value are taken for a natural "
+        "cause instead: its labels follow the rest of the row beyond what a write explaining "
+        "its effect leaves them, and its rows are not distributed as rows drawn by their label "
+        "(both at this level: a write of either kind is withheld with at most this "
+        "probability; a rare independent flag with a strong effect, an eviction record)",
+        PROBABILITY_OPEN,
+    )
     natural_values: int = option(
         2,
         "other values of a feature leaning to the same label with at least natural_share of "

@@ -109,6 +109,15 @@ class Pattern:
     outlier_null: float = math.nan  # the feature's other values' largest shift, at a bound
     p_outlier: float = 1.0
     outlier_threshold: float = 0.0
+    # a natural cause, not a write (:meth:`_Scanner.natural_cause`): the p-value that its
+    # labels follow the rest of the row no more than a write explaining its effect leaves them
+    # (``label_slope``, ``slope_null`` the slopes compared), and the p-value that its rows were
+    # drawn by their label: the mean counterfactual probability of the label on its rows and
+    # what rows drawn in the proportion its labels show would give
+    p_follows: float = 1.0
+    p_drawn: float = 1.0
+    drawn_mean: float = math.nan
+    drawn_expected: float = math.nan
     # a pair named from a flagged single value (:func:`_refine`): the value its evidence was
     # measured on, with that value's rows and rows with the label (the evidence above is
     # that value's, not the pair's)
@@ -643,6 +652,67 @@ def written_slope_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     Applied after every other rule; every row of such a pattern is suspect but the natural
     carriers (:meth:`_Scanner.consistent_rows`)."""
     return label_hint(p, o) and p.p_slope <= p.slope_threshold
+
+
+def follows_the_row_p(s: float, se: float, s0: float, tau2: float, effect: float) -> float:
+    """One-sided p-value of the hypothesis that labels whose slope on the context score is
+    ``s`` (standard error ``se``) were written into a share ``effect`` of the rows or more:
+    such rows carry the attacker's label whatever the rest of the row says, and pull the
+    natural slope ``s0`` (the data's other values', spread ``tau2`` beyond their standard
+    errors) down to at most ``(1 - effect) s0``. A write explains a share ``effect`` of the
+    missing other-label rows only from at least that share of the rows (natural carriers miss
+    none of theirs); 1 where the natural slope is not positive or not measured."""
+    if not (math.isfinite(s) and math.isfinite(se) and math.isfinite(s0)) or s0 <= 0:
+        return 1.0
+    floor = (1.0 - min(max(effect, 0.0), 1.0)) * s0
+    return float(stats.norm.sf((s - floor) / math.sqrt(se**2 + tau2)))
+
+
+def drawn_by_label_p(
+    q: np.ndarray, share: float, q_pop: np.ndarray, design: float = 1.0
+) -> tuple[float, float, float]:
+    """Whether rows were drawn from a population by their label (a write into the label's own
+    rows, camouflage taken from the other label's): the mean of their counterfactual
+    probabilities of the label ``q``, that mean expected of such a draw, and the one-sided
+    p-value of the hypothesis that they were so drawn (``design``: rows per record, where
+    records repeat).
+
+    Rows drawn with odds ``e^d`` for the label's rows against the others' carry the label at
+    ``logit q + d`` (case-control sampling moves the intercept, not the slope): ``d`` is the
+    shift that gives the rows' observed ``share`` of the label. The same draw from the
+    population (``q_pop``: its rows' probabilities, scored as the rows are) takes a row with
+    weight ``e^d q + 1 - q``, so the drawn rows' mean probability is
+    ``E[q (e^d q + 1 - q)] / E[e^d q + 1 - q]``. Rows of a natural cause independent of the
+    row sit at the population's mean, under it where the label's shift is ``d``."""
+    from scipy.optimize import brentq
+
+    lq = special.logit(np.clip(q, 1e-4, 1.0 - 1e-4))
+    share = min(max(share, 1e-4), 1.0 - 1e-4)
+
+    def gap(d: float) -> float:
+        return float(np.mean(special.expit(lq + d))) - share
+
+    d = brentq(gap, -30.0, 30.0) if gap(-30.0) < 0.0 < gap(30.0) else 0.0
+    g = math.exp(d) * q_pop + 1.0 - q_pop
+    expected = float(np.mean(q_pop * g) / np.mean(g))
+    mean = float(np.mean(q))
+    # the mean's error over the records (repeats count once); the expectation's as a ratio
+    # estimator over the population's rows
+    var = float(np.var(q, ddof=1)) * max(design, 1.0) / len(q) if len(q) > 1 else 0.0
+    var += float(np.var((q_pop - expected) * g / np.mean(g))) / len(q_pop)
+    if var <= 0:
+        return mean, expected, 1.0
+    return mean, expected, float(stats.norm.cdf((mean - expected) / math.sqrt(var)))
+
+
+def natural_cause_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
+    """Labels that alone would confirm single value ``p`` are a natural cause's, not a
+    write's (:meth:`_Scanner.natural_cause`): both hypotheses of a write are rejected at
+    ``natural_p`` - labels written into a share ``effect`` of its rows (they would stop
+    following the rest of the row: :func:`follows_the_row_p`) and rows drawn by their label
+    (they would look like the label's rows: :func:`drawn_by_label_p`). A write of either kind
+    is taken for a natural cause with probability at most ``natural_p``."""
+    return p.p_follows <= o.natural_p and p.p_drawn <= o.natural_p
 
 
 def written_outlier_evidence(p: Pattern, o: TriggerScanOptions) -> bool:

@@ -88,6 +88,8 @@ def trigger_scan_report(
                 },
             )
         )
+    for p in r.natural:
+        res.findings.append(_natural_finding(ctx, r, p, opts))
     suspects = r.suspects
     res.suspicious_rows = suspects
     res.findings.append(
@@ -112,6 +114,52 @@ def trigger_scan_report(
         "suspicious_rows": len(suspects),
     }
     return res
+
+
+def _natural_finding(
+    ctx: AuditContext, r: TriggerScanResult, p: Pattern, opts: TriggerScanOptions
+) -> Finding:
+    """A warning for a single value withheld as a natural cause (:meth:`_Scanner.natural_cause`):
+    what its labels show, why it is not taken for a write, and what would still hide there."""
+    m = r.matrix
+    j, v = p.cols[0], p.codes[0]
+    label_value = _label_value(ctx, p.label)
+    cond = condition(m, p, companions=True)
+    label = ctx.contract.label.column
+    return Finding(
+        check=CHECK,
+        severity="warning",
+        message=(
+            f"{cond} → {label}={label_value!r} is a strong predictor of its label, taken for a "
+            f"natural cause, not a backdoor trigger: {p.n} rows have it, {p.share:.1%} with that "
+            f"label (base rate {r.base(p.label):.1%}; effect {p.effect:.2f}, p "
+            f"{format_p(p.p_label)}: labels alone would have named it). Its labels follow the "
+            f"rest of the row (slope {p.label_slope:.2f} on the context score, natural values "
+            f"{p.slope_null:.2f}; p {format_p(p.p_follows)} that labels written into "
+            f"{min(max(p.effect, 0.0), 1.0):.0%} of its rows would leave that much), and its "
+            f"rows are not the label's rows (mean probability of the label without the value "
+            f"{p.drawn_mean:.3f}, where rows drawn by their label would sit at "
+            f"{p.drawn_expected:.3f}; p {format_p(p.p_drawn)}; trigger_scan.natural_p "
+            f"{opts.natural_p}). Nothing is quarantined. A value whose prevalence rises with "
+            "the label's probability as rows chosen by their label would is not told from such "
+            "a write without trusted data: if the value could have been written, audit with "
+            "--trusted on a vetted sample."
+        ),
+        features=[m.names[j]],
+        values=[m.value(j, v)],
+        evidence={
+            "label": label_value,
+            "rows": p.n,
+            "effect": p.effect,
+            "p_label": p.p_label,
+            "label_slope": p.label_slope,
+            "natural_slope": p.slope_null,
+            "p_follows": p.p_follows,
+            "drawn_mean": p.drawn_mean,
+            "drawn_expected": p.drawn_expected,
+            "p_drawn": p.p_drawn,
+        },
+    )
 
 
 def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarray) -> Finding:
