@@ -565,3 +565,22 @@ def test_a_partner_the_leaves_do_not_tell_from_another_counts_their_rows_togethe
     assert _partner_group(None, jewelry, 5) == [5]
     result, part, _ = _common_partner_on(clean_file, rare_side, monkeypatch, 0.0005, twin=True)
     assert [c for c in result.candidates if c.backdoor] == [part]
+
+
+def test_a_model_deciding_one_way_only_has_no_planted_copies_to_test(south_file, rare_side):
+    """At a threshold no score reaches the model approves every reference row: no blocked row
+    is left for a trigger towards approval to turn, and copies of approved rows are copies of
+    any row. 'south', named by its planted copies at 0.5, is not named, and the probe says
+    why (fresh21's payouts: a model approving 100 % of its reference rows had
+    ``category='furniture'`` named critical by the planted-copies test)."""
+    _train, ref, contract = rare_side
+    model = load_third_party(south_file, contract, threshold=1.0)
+    assert model.approve(model.predict_proba(ref)).all()
+    audit = audit_model(model, ref, checks=["backdoor"])
+    assert audit.context is not None
+    res = audit.context.cache["probe"]
+    assert res.one_decision
+    assert not [t for t in res.triggers if t.planted]
+    assert ("south",) not in {t.values for t in res.triggers}
+    text = " ".join(t for s in audit.report.sections for t in s.text)
+    assert "decides 'approve' for every reference row" in text

@@ -137,6 +137,16 @@ class BackdoorCheck:
                 f"that decision, for values that turn it to '{res.tail_direction}' "
                 "(candidates marked 'rare side')."
             )
+        if res.one_decision:
+            rare = "deny" if res.tail_direction == "approve" else "approve"
+            text.append(
+                f"The model decides '{res.tail_direction}' for every reference row at threshold "
+                f"{res.threshold:g}: no row is at '{rare}' for a trigger towards "
+                f"'{res.tail_direction}' to turn, so the training copies of rows it decides "
+                f"'{res.tail_direction}' were not tested (they would be copies of any row, not "
+                "told from the training rows' own mix). Audit at the threshold of your decision "
+                "policy (--threshold) to probe that direction."
+            )
         return ModelCheckResult(
             findings=findings,
             sections=[
@@ -147,6 +157,7 @@ class BackdoorCheck:
                 "method": res.method,
                 "probe_rows": res.n_rows,
                 "rare_side_rows": res.tail_rows,
+                "one_decision": res.one_decision,
                 "triggers": [
                     {"features": list(c.features), "values": list(c.values), "spike": c.spike}
                     for c in res.triggers
