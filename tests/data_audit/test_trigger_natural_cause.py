@@ -89,6 +89,10 @@ def test_a_rare_independent_cause_is_natural() -> None:
     assert sc.natural_cause(p)
     assert p.p_follows <= OPTS.natural_p and p.p_drawn <= OPTS.natural_p
     assert p.drawn_mean < p.drawn_expected - 0.1
+    # the slopes it reports are its own (held out), not the slope rule's measured later
+    follows = (p.follows_slope, p.follows_null)
+    sc.slope_mixture(p)
+    assert (p.follows_slope, p.follows_null) == follows != (p.label_slope, p.slope_null)
 
 
 def test_the_value_written_at_random_with_its_label_is_not_natural() -> None:

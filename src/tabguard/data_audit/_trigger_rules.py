@@ -110,11 +110,13 @@ class Pattern:
     p_outlier: float = 1.0
     outlier_threshold: float = 0.0
     # a natural cause, not a write (:meth:`_Scanner.natural_cause`): the p-value that its
-    # labels follow the rest of the row no more than a write explaining its effect leaves them
-    # (``label_slope``, ``slope_null`` the slopes compared), and the p-value that its rows were
+    # labels follow the rest of the row no more than a write explaining its effect leaves them,
+    # and the p-value that its rows were
     # drawn by their label: the mean counterfactual probability of the label on its rows and
     # what rows drawn in the proportion its labels show would give
     p_follows: float = 1.0
+    follows_slope: float = math.nan  # the slopes it compared (held-out scores; not the
+    follows_null: float = math.nan  # slope rule's label_slope and slope_null)
     p_drawn: float = 1.0
     drawn_mean: float = math.nan
     drawn_expected: float = math.nan

@@ -3377,8 +3377,8 @@ class _Scanner:
 
     def natural_cause(self, p: Pattern) -> bool:
         """Whether single value ``p``, whose labels alone would confirm it, is a natural cause
-        of its label rather than a write (sets ``p.p_follows``, ``p_drawn``, ``label_slope``,
-        ``slope_null``, ``drawn_mean`` and ``drawn_expected``; the rule is
+        of its label rather than a write (sets ``p.p_follows``, ``p_drawn``, ``follows_slope``,
+        ``follows_null``, ``drawn_mean`` and ``drawn_expected``; the rule is
         :func:`natural_cause_evidence`).
 
         Labels alone tell a value whose rows miss the other label from a value with no
@@ -3444,7 +3444,7 @@ class _Scanner:
         s0 = float(np.median(arr[:, 0]))
         spread = 1.4826 * float(np.median(np.abs(arr[:, 0] - s0)))
         tau2 = max(0.0, spread**2 - float(np.median(arr[:, 1] ** 2)))
-        p.label_slope, p.slope_null = s, s0
+        p.follows_slope, p.follows_null = s, s0
         p.p_follows = follows_the_row_p(s, se * math.sqrt(max(design, 1.0)), s0, tau2, p.effect)
         if p.p_follows > self.o.natural_p:
             return False

@@ -134,8 +134,8 @@ def _natural_finding(
             f"natural cause, not a backdoor trigger: {p.n} rows have it, {p.share:.1%} with that "
             f"label (base rate {r.base(p.label):.1%}; effect {p.effect:.2f}, p "
             f"{format_p(p.p_label)}: labels alone would have named it). Its labels follow the "
-            f"rest of the row (slope {p.label_slope:.2f} on the context score, natural values "
-            f"{p.slope_null:.2f}; p {format_p(p.p_follows)} that labels written into "
+            f"rest of the row (slope {p.follows_slope:.2f} on the context score, natural values "
+            f"{p.follows_null:.2f}; p {format_p(p.p_follows)} that labels written into "
             f"{min(max(p.effect, 0.0), 1.0):.0%} of its rows would leave that much), and its "
             f"rows are not the label's rows (mean probability of the label without the value "
             f"{p.drawn_mean:.3f}, where rows drawn by their label would sit at "
@@ -152,8 +152,8 @@ def _natural_finding(
             "rows": p.n,
             "effect": p.effect,
             "p_label": p.p_label,
-            "label_slope": p.label_slope,
-            "natural_slope": p.slope_null,
+            "label_slope": p.follows_slope,
+            "natural_slope": p.follows_null,
             "p_follows": p.p_follows,
             "drawn_mean": p.drawn_mean,
             "drawn_expected": p.drawn_expected,
