@@ -129,8 +129,8 @@ class BackdoorCheck:
             f"candidates from the model's {res.method}, probed on {res.n_rows} clean rows. "
             f"{len(res.triggers)} confirmed trigger(s)."
         ]
+        rare = "deny" if res.tail_direction == "approve" else "approve"
         if res.tail_rows:
-            rare = "deny" if res.tail_direction == "approve" else "approve"
             text.append(
                 f"The model rarely decides '{rare}': its categories were probed again on "
                 f"the {res.tail_rows} clean rows nearest "
@@ -138,7 +138,6 @@ class BackdoorCheck:
                 "(candidates marked 'rare side')."
             )
         if res.one_decision:
-            rare = "deny" if res.tail_direction == "approve" else "approve"
             text.append(
                 f"The model decides '{res.tail_direction}' for every reference row at threshold "
                 f"{res.threshold:g}: no row is at '{rare}' for a trigger towards "
