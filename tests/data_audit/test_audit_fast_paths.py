@@ -16,10 +16,10 @@ from tabguard.data_audit._matrix import AuditMatrix
 from tabguard.data_audit._trigger_options import TriggerScanOptions
 from tabguard.data_audit._trigger_rules import (
     Pattern,
-    _poisson_binomial_cdf,
-    _z,
     among_point_masses,
+    binomial_z,
     interior_point_masses,
+    poisson_binomial_cdf,
     window_medians,
 )
 from tabguard.data_audit._triggers import _pair_cells, _Scanner, _top
@@ -150,7 +150,7 @@ def test_pair_candidates_are_the_best_by_the_scalar_cheap_score(cap: int) -> Non
         k = int(k1[i]) if c == 1 else int(n_c[i]) - int(k1[i])
         pred = 1 / (1 + math.exp(-add[i]))
         pred = pred if c == 1 else 1 - pred
-        score = max(_z(k, int(n_c[i]), pred), 0.0)
+        score = max(binomial_z(k, int(n_c[i]), pred), 0.0)
         pair = (int(cols[i, 0]), int(cols[i, 1]))
         every.append(Pattern(pair, (int(va[i]), int(vb[i])), c, int(n_c[i]), k, "pair", score))
     positive = [sum(p.cheap_score > 0 for p in every if p.label == c) for c in (0, 1)]
@@ -370,7 +370,7 @@ def test_poisson_binomial_tail_in_kept_buffers_equals_the_step_by_step_sums() ->
             move = np.concatenate(([-np.inf], dist[:-1] + lp))
             dist = np.logaddexp(dist + l1, move)
         want = float(min(1.0, math.exp(np.logaddexp.reduce(dist)))) if k < len(p) else 1.0
-        assert _poisson_binomial_cdf(p, k) == want  # bit for bit
+        assert poisson_binomial_cdf(p, k) == want  # bit for bit
 
 
 def test_pairs_of_value_ids_counted_per_cell_equal_their_unique_pairs() -> None:

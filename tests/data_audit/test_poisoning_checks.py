@@ -16,7 +16,7 @@ from sklearn.neighbors import NearestNeighbors
 from tabguard.contract import Contract
 from tabguard.data_audit import audit_data
 from tabguard.data_audit._matrix import nearest_distances
-from tabguard.data_audit._trigger_rules import _poisson_binomial_cdf
+from tabguard.data_audit._trigger_rules import poisson_binomial_cdf
 from tabguard.datasets import card_fraud_contract, make_card_fraud
 from tabguard.redteam import poison
 
@@ -145,9 +145,9 @@ def test_poisson_binomial_cdf_matches_brute_force() -> None:
             for bits in itertools.product([0, 1], repeat=8)
             if sum(bits) <= k
         )
-        assert _poisson_binomial_cdf(p, k) == pytest.approx(brute, rel=1e-9, abs=1e-12)
+        assert poisson_binomial_cdf(p, k) == pytest.approx(brute, rel=1e-9, abs=1e-12)
     same = np.full(200, 0.3)  # the normal branch agrees with the binomial
-    assert _poisson_binomial_cdf(same, 70) == pytest.approx(stats.binom.cdf(70, 200, 0.3), abs=5e-3)
+    assert poisson_binomial_cdf(same, 70) == pytest.approx(stats.binom.cdf(70, 200, 0.3), abs=5e-3)
 
 
 def test_nearest_distances_matches_sklearn() -> None:

@@ -14,7 +14,7 @@ from tabguard.data_audit import build_context
 from tabguard.data_audit._trigger_options import TriggerScanOptions
 from tabguard.data_audit._trigger_rules import (
     Pattern,
-    _logistic_slope,
+    logistic_slope,
     natural_region_cuts,
     written_by_slope_alone,
     written_slope_evidence,
@@ -313,7 +313,7 @@ def test_the_slope_fit_agrees_with_scikit_learn() -> None:
         c = rng.normal(-3.0, 1.0, n)
         y = (rng.random(n) < 1.0 / (1.0 + np.exp(-(1.0 + b * c)))).astype(float)
         w = rng.choice([1.0, 0.5, 1.0 / 3.0], n)
-        s, se = _logistic_slope(c, y, w)
+        s, se = logistic_slope(c, y, w)
         ref = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000)
         ref.fit(c[:, None], y, sample_weight=w)
         beta = np.array([ref.intercept_[0], ref.coef_[0, 0]])

@@ -24,8 +24,8 @@ _REGION_WRITTEN = 0.2
 #: The default (empty) rows of a Pattern, one read-only array shared by every pattern: the
 #: scan makes one Pattern per candidate value (10^5 and more on jittered data), and three
 #: empty arrays of their own cost more than the rest of a Pattern.
-_NO_ROWS = np.empty(0, dtype=np.int64)
-_NO_ROWS.flags.writeable = False
+NO_ROWS = np.empty(0, dtype=np.int64)
+NO_ROWS.flags.writeable = False
 _NO_Q = np.empty(0)
 _NO_Q.flags.writeable = False
 
@@ -41,7 +41,7 @@ class Pattern:
     k: int
     family: str
     cheap_score: float = 0.0
-    rows: np.ndarray = field(default_factory=lambda: _NO_ROWS)
+    rows: np.ndarray = field(default_factory=lambda: NO_ROWS)
     expected_other: float = math.nan
     expected_se: float = 0.0  # standard error of expected_other (scaled from a sample)
     observed_other: int = 0
@@ -73,7 +73,7 @@ class Pattern:
     # suspects are the copies among its labelled rows, the rest natural carriers of the value
     # (:meth:`_Scanner.copies_among_natural`); the Spark engine then adds no row of its own
     copies_only: bool = False
-    scored_rows: np.ndarray = field(default_factory=lambda: _NO_ROWS, repr=False)
+    scored_rows: np.ndarray = field(default_factory=lambda: NO_ROWS, repr=False)
     scored_q: np.ndarray = field(default_factory=lambda: _NO_Q, repr=False)
     # written in place, shown by the rest of the row (context_mixture): the share of the
     # rows distributed like the source population, the feature's other values' (the null),
@@ -158,7 +158,7 @@ class Pattern:
         return self.k / max(self.n, 1)
 
 
-def _logistic_slope(c: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+def logistic_slope(c: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Weighted logistic regression of ``y`` on ``c`` with an intercept (Newton steps, halved
     until the likelihood rises): the slope and its standard error (NaN when it does not
     converge)."""
@@ -206,7 +206,7 @@ def _offset_logistic(
     X: np.ndarray, off: np.ndarray, y: np.ndarray, w: np.ndarray
 ) -> tuple[np.ndarray, float]:
     """Weighted logistic regression of ``y`` on the columns of ``X`` with a fixed offset
-    ``off`` (Newton steps, halved until the likelihood rises, as :func:`_logistic_slope`):
+    ``off`` (Newton steps, halved until the likelihood rises, as :func:`logistic_slope`):
     the coefficients and the log-likelihood. A coefficient running off to infinity (every
     row of a group with one label) stops at the iteration cap with the likelihood near its
     supremum, which is what a likelihood-ratio test needs."""
@@ -265,7 +265,7 @@ def excess_on_group(
     return b, se, float(stats.norm.sf(math.sqrt(max(2.0 * (ll1 - ll0), 0.0))))
 
 
-def _poisson_binomial_cdf(probs: np.ndarray, k: int) -> float:
+def poisson_binomial_cdf(probs: np.ndarray, k: int) -> float:
     """P(X <= k) where X is a sum of independent Bernoulli(probs)."""
     if k < 0:
         return 0.0
@@ -325,7 +325,8 @@ def _fisher(p1: float, p2: float) -> float:
     return float(stats.chi2.sf(x, 4))
 
 
-def _z(k: float, n: float, p: float) -> float:
+def binomial_z(k: float, n: float, p: float) -> float:
+    """The z score of ``k`` successes in ``n`` trials of probability ``p`` (clipped off 0 and 1)."""
     p = min(max(p, 1e-6), 1 - 1e-6)
     return (k - n * p) / math.sqrt(n * p * (1 - p))
 
@@ -540,7 +541,7 @@ def interior_point_mass(
 
 
 #: Offsets of a value's neighbours in a window of 10 on each side, itself left out.
-_NEAR = np.concatenate([np.arange(-10, 0), np.arange(1, 11)])
+NEAR_OFFSETS = np.concatenate([np.arange(-10, 0), np.arange(1, 11)])
 
 
 def interior_point_masses(
@@ -555,7 +556,7 @@ def interior_point_masses(
     ask = np.flatnonzero((np.asarray(values) != 0) & (held[0] < ids) & (ids < held[-1]))
     for part in np.array_split(ask, len(ask) // 65_536 + 1):
         # up to 10 counted values on each side, by rank (none of them is the value itself)
-        at = np.searchsorted(held, ids[part])[:, None] + _NEAR
+        at = np.searchsorted(held, ids[part])[:, None] + NEAR_OFFSETS
         inside = (at >= 0) & (at < len(held))
         med = window_medians(np.where(inside, cnt[held[np.clip(at, 0, len(held) - 1)]], np.nan))
         local = np.maximum(np.where(np.isnan(med), 1.0, med), 1.0)

@@ -82,13 +82,11 @@ from tabguard.data_audit._spare import NO_SPARE, Job
 from tabguard.data_audit._stats import loo_label_information
 from tabguard.data_audit._trigger_options import TriggerScanOptions
 from tabguard.data_audit._trigger_rules import (
-    _NEAR,
-    _NO_ROWS,
+    NEAR_OFFSETS,
+    NO_ROWS,
     Pattern,
-    _logistic_slope,
-    _poisson_binomial_cdf,
-    _z,
     among_point_masses,
+    binomial_z,
     borrowed_written_evidence,
     common_pattern,
     consistency_cut,
@@ -105,11 +103,13 @@ from tabguard.data_audit._trigger_rules import (
     interior_point_mass,
     label_hint,
     leaning_the_other_way,
+    logistic_slope,
     merges_beyond_chance,
     natural_cause_evidence,
     natural_lean,
     natural_region_cuts,
     neighbour_hint,
+    poisson_binomial_cdf,
     poisson_lower_tail,
     retest_exclusions,
     strong_label_evidence,
@@ -592,7 +592,7 @@ class _Scanner:
             j, v, c = key
             rows, val, _, flipped = self._partners[j]
             out.append(rows[(val == v) & flipped & (self.y[rows] == c)])
-        return np.concatenate(out) if out else _NO_ROWS
+        return np.concatenate(out) if out else NO_ROWS
 
     def copy_hubs(self) -> dict[tuple[int, int, int], float]:
         """Single values that collect copies of rows elsewhere, whatever their labels:
@@ -688,7 +688,7 @@ class _Scanner:
         self.copy_hubs()
         key = (p.cols[0], p.codes[0], p.label)
         if self._copy_hubs is None or len(p.cols) != 1 or key not in self._copy_hubs:
-            return _NO_ROWS
+            return NO_ROWS
         counted = self._copy_hubs[key][1]
         rest = p.rows[self.y[p.rows] == p.label]
         rest = rest[~np.isin(rest, counted)]
@@ -780,7 +780,7 @@ class _Scanner:
         set of equal rows stays (rows of one entity are one record: repeats across entities
         only). None on a sample of the rows (the Spark engine: originals may not be held)."""
         if not p.flagged or p.p_hub is None or len(p.cols) != 1 or self.m.population is not None:
-            return _NO_ROWS
+            return NO_ROWS
         j, v = p.cols[0], p.codes[0]
         _, total = cell_hashes(self.m)
         group = factorize_keys(total)[0]
@@ -799,14 +799,14 @@ class _Scanner:
         rest = (code >= 0) & ~mine
         x = int(np.count_nonzero(repeat & mine))
         if x < self.o.min_rows:
-            return _NO_ROWS
+            return NO_ROWS
         pv = hub_p_value(
             x,
             int(np.count_nonzero(mine)),
             int(np.count_nonzero(repeat & rest)),
             int(np.count_nonzero(rest)),
         )
-        return np.flatnonzero(repeat & mine) if pv <= self.o.copy_p else _NO_ROWS
+        return np.flatnonzero(repeat & mine) if pv <= self.o.copy_p else NO_ROWS
 
     def _tight_partners(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The rows :meth:`near_copies` counted on feature ``j``, and per row whether it is a
@@ -839,7 +839,7 @@ class _Scanner:
         out = np.zeros(len(rows), dtype=bool)
         away = np.zeros(len(rows), dtype=bool)
         self._tight[j] = (rows, out, away)
-        self._jittered[j] = (_NO_ROWS, _NO_ROWS)
+        self._jittered[j] = (NO_ROWS, NO_ROWS)
         if not len(idx):
             return self._tight[j]
         order = idx[np.argsort(g[idx], kind="stable")]
@@ -963,7 +963,7 @@ class _Scanner:
         copies) and ``BILL_AMT1=1050 → 1`` looked made of copies (86 % of its rows, p 6e-20).
         The copy tests leave them out of the reference (:meth:`_twin_sets`)."""
         if self.record_weights() is None or p.band is not None:
-            return _NO_ROWS
+            return NO_ROWS
         out = []
         for j in p.cols:
             if j not in self._partners or not self.fine[j] or self.m.raw_is_code[j]:
@@ -971,7 +971,7 @@ class _Scanner:
             self._tight_partners(j)
             home, other = self._jittered[j]
             out.append(other[np.isin(home, rows)])
-        return np.unique(np.concatenate(out)) if out else _NO_ROWS
+        return np.unique(np.concatenate(out)) if out else NO_ROWS
 
     # -- candidate generation ----------------------------------------------------------
     def _neighbour_rates(
@@ -1221,7 +1221,7 @@ class _Scanner:
             label, n_i, k_i = int(c[i]), int(n_c[i]), int(k[i])
             p = 1 / (1 + math.exp(-add[i]))
             p = p if label == 1 else 1 - p
-            score = max(_z(k_i, n_i, p), 0.0)
+            score = max(binomial_z(k_i, n_i, p), 0.0)
             pair = (int(cols[i, 0]), int(cols[i, 1]))
             out.append(Pattern(pair, (int(va[i]), int(vb[i])), label, n_i, k_i, "pair", score))
         return out
@@ -1711,7 +1711,7 @@ class _Scanner:
         # label that the rest of the row does not explain (diluted triggers on common values).
         k_sample = len(qc) - obs_other
         p.excess = 1.0 - float(qc.sum()) / k_sample if k_sample else 0.0
-        p.p_label = _poisson_binomial_cdf(other, obs_other)
+        p.p_label = poisson_binomial_cdf(other, obs_other)
         if n_all > len(p.scored_rows):
             # Large patterns: the sample's expectation scaled to every row, against the other
             # label counted on every row (Poisson tail: conservative for a lower tail). The
@@ -3106,7 +3106,7 @@ class _Scanner:
                 ids = np.flatnonzero(allowed & (cnt > 20.0))
                 # every value's window at once (a median per value cost 0.6 CPU-s at 1M rows)
                 for part in np.array_split(ids, len(ids) // 65_536 + 1):
-                    at = part[:, None] + _NEAR
+                    at = part[:, None] + NEAR_OFFSETS
                     inside = (at >= 0) & (at < len(cnt))
                     at = np.clip(at, 0, len(cnt) - 1)
                     med = window_medians(np.where(inside & allowed[at], cnt[at], np.nan))
@@ -3252,7 +3252,7 @@ class _Scanner:
         if min(y.sum(), len(y) - y.sum()) < 5:
             return math.nan, math.nan
         w = self.record_weights()
-        return _logistic_slope(c, y, np.ones(len(rows)) if w is None else w[rows])
+        return logistic_slope(c, y, np.ones(len(rows)) if w is None else w[rows])
 
     def natural_scores(self) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
         """:meth:`context_scores` of every in-contract value of the coded features
@@ -3419,7 +3419,7 @@ class _Scanner:
             y = self.y[r].astype(float)
             if min(y.sum(), len(y) - y.sum()) < 5:
                 return math.nan, math.nan
-            return _logistic_slope(c[r], y, np.ones(len(r)))
+            return logistic_slope(c[r], y, np.ones(len(r)))
 
         s, se = slope(rows)
         null = []
