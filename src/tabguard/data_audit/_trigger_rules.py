@@ -265,6 +265,16 @@ def excess_on_group(
     return b, se, float(stats.norm.sf(math.sqrt(max(2.0 * (ll1 - ll0), 0.0))))
 
 
+def slope_null(null: list[tuple[float, float]]) -> tuple[float, float]:
+    """The natural slope and its spread from other values' ``(slope, standard error)``: the
+    median slope, and the variance between values beyond their sampling variance (the robust
+    spread squared, 1.4826 MAD, less the median squared standard error; at least 0)."""
+    arr = np.array(null)
+    s0 = float(np.median(arr[:, 0]))
+    spread = 1.4826 * float(np.median(np.abs(arr[:, 0] - s0)))
+    return s0, max(0.0, spread**2 - float(np.median(arr[:, 1] ** 2)))
+
+
 def poisson_binomial_cdf(probs: np.ndarray, k: int) -> float:
     """P(X <= k) where X is a sum of independent Bernoulli(probs)."""
     if k < 0:

@@ -112,6 +112,7 @@ from tabguard.data_audit._trigger_rules import (
     poisson_binomial_cdf,
     poisson_lower_tail,
     retest_exclusions,
+    slope_null,
     strong_label_evidence,
     wants_copy_check,
     window_medians,
@@ -3244,14 +3245,17 @@ class _Scanner:
         out: np.ndarray = special.logit(np.clip(q, 1e-4, 1 - 1e-4))
         return out
 
-    def label_slope(self, rows: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+    def label_slope(
+        self, rows: np.ndarray, c: np.ndarray, weighted: bool = True
+    ) -> tuple[float, float]:
         """The slope, and its standard error, of the logistic regression of the label of
         ``rows`` on their context scores ``c`` (each record weighing once where one label's
-        records repeat, :meth:`record_weights`); NaN where one label has fewer than 5 rows."""
+        records repeat, :meth:`record_weights`, unless not ``weighted``); NaN where one label
+        has fewer than 5 rows."""
         y = self.y[rows].astype(float)
         if min(y.sum(), len(y) - y.sum()) < 5:
             return math.nan, math.nan
-        w = self.record_weights()
+        w = self.record_weights() if weighted else None
         return logistic_slope(c, y, np.ones(len(rows)) if w is None else w[rows])
 
     def natural_scores(self) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
@@ -3333,10 +3337,7 @@ class _Scanner:
                 null.append((su, seu))
         if len(null) < _SLOPE_NULL_VALUES:
             return
-        arr = np.array(null)
-        s0 = float(np.median(arr[:, 0]))
-        spread = 1.4826 * float(np.median(np.abs(arr[:, 0] - s0)))
-        tau2 = max(0.0, spread**2 - float(np.median(arr[:, 1] ** 2)))
+        s0, tau2 = slope_null(null)
         p.label_slope, p.slope_null = s, s0
         p.p_slope = float(stats.norm.cdf((s - s0) / math.sqrt(se**2 + tau2)))
 
@@ -3414,14 +3415,8 @@ class _Scanner:
         rng = np.random.default_rng([self.ctx.random_state, 31])
         # rows per unit of evidence where records repeat (count_units)
         design = p.n / p.units if p.units and p.units > 0 else 1.0
-
-        def slope(r: np.ndarray) -> tuple[float, float]:
-            y = self.y[r].astype(float)
-            if min(y.sum(), len(y) - y.sum()) < 5:
-                return math.nan, math.nan
-            return logistic_slope(c[r], y, np.ones(len(r)))
-
-        s, se = slope(rows)
+        # unweighted: the record weights depend on the label (held_out_scores)
+        s, se = self.label_slope(rows, c[rows], weighted=False)
         null = []
         for g in range(len(self.m.names)):
             if self.fine[g]:
@@ -3435,15 +3430,12 @@ class _Scanner:
                     continue
                 if len(r) > _SLOPE_ROWS:
                     r = np.sort(rng.choice(r, _SLOPE_ROWS, replace=False))
-                su, seu = slope(r)
+                su, seu = self.label_slope(r, c[r], weighted=False)
                 if math.isfinite(su) and math.isfinite(seu):
                     null.append((su, seu))
         if len(null) < _SLOPE_NULL_VALUES or not (math.isfinite(s) and math.isfinite(se)):
             return False
-        arr = np.array(null)
-        s0 = float(np.median(arr[:, 0]))
-        spread = 1.4826 * float(np.median(np.abs(arr[:, 0] - s0)))
-        tau2 = max(0.0, spread**2 - float(np.median(arr[:, 1] ** 2)))
+        s0, tau2 = slope_null(null)
         p.follows_slope, p.follows_null = s, s0
         p.p_follows = follows_the_row_p(s, se * math.sqrt(max(design, 1.0)), s0, tau2, p.effect)
         if p.p_follows > self.o.natural_p:
