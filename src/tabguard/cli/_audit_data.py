@@ -45,11 +45,15 @@ def print_findings(
     from tabguard.reports import SEVERITY_ORDER
 
     rep = result.report
-    shown = [
-        f
-        for f in rep.sorted_findings()
-        if SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[min_severity] and not quiet
-    ][:limit]
+    shown = (
+        []
+        if quiet
+        else [
+            f
+            for f in rep.sorted_findings()
+            if SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[min_severity]
+        ][:limit]
+    )
     if shown:
         table = Table("severity", "check", "finding", show_lines=False, expand=True)
         for f in shown:
