@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from tabguard._preformat import PreformattedCsv
 from tabguard.contract import Contract
 from tabguard.contract._validate import missing_label_error
 from tabguard.errors import DataError
@@ -366,6 +367,7 @@ def write_table(
     *,
     rows: np.ndarray | None = None,
     format: TableFormat = "csv",
+    preformatted: PreformattedCsv | None = None,
 ) -> Path:
     """Write a frame, or some of its rows, as CSV or Parquet.
 
@@ -382,6 +384,10 @@ def write_table(
     rows : ndarray of bool, optional
         Which rows to write (a mask of ``len(data)``); all rows when omitted.
     format : {"csv", "parquet"}
+    preformatted : PreformattedCsv, optional
+        The CSV text of ``data``'s rows formatted ahead (:mod:`tabguard._preformat`); used
+        for CSV when it was made from this frame's values (the same memory), else ignored.
+        The file is the same either way.
 
     Returns
     -------
@@ -400,6 +406,13 @@ def write_table(
         raise ValueError(f"format must be one of {sorted(FORMATS)}; got {format!r}")
     if rows is not None and len(rows) != len(data):
         raise ValueError(f"rows: a mask of {len(data)} rows is needed; got {len(rows)}")
+    if (
+        format == "csv"
+        and preformatted is not None
+        and preformatted.matches(data)
+        and preformatted.write(p, rows)
+    ):
+        return p
     try:
         table = pa.Table.from_pandas(data, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):

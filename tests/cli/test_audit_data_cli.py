@@ -137,6 +137,39 @@ def test_parquet_in_and_out(
     pd.testing.assert_frame_equal(clean, original.iloc[kept].reset_index(drop=True))
 
 
+def test_the_clean_rows_formatted_ahead_are_the_clean_csv(
+    tmp_path: Path,
+    fraud_files: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a large CSV's rows are formatted as CSV from the validation on, beside the audit; the
+    # clean rows written from that text are the file written without it
+    from tabguard import _preformat
+
+    _, poisoned, contract = fraud_files
+    args = ["audit", "data", str(poisoned), "-c", str(contract), "-q"]
+    checks = ["--checks", "integrity,trigger_scan"]  # the checks that quarantine this attack
+    code, stdout, stderr = run_main(capsys, *args, *checks, "-o", str(tmp_path / "plain"))
+    assert code == 1, stdout + stderr
+    used: list[bool] = []
+    write = _preformat.PreformattedCsv.write
+
+    def spy(self: _preformat.PreformattedCsv, *a: object, **k: object) -> bool:
+        used.append(write(self, *a, **k))  # type: ignore[arg-type]
+        return used[-1]
+
+    monkeypatch.setattr(_preformat, "MIN_ROWS", 1)
+    monkeypatch.setattr(_preformat, "BLOCK_ROWS", 500)
+    monkeypatch.setattr(_preformat, "_idle_class", lambda: True)  # a busy test machine
+    monkeypatch.setattr(_preformat.PreformattedCsv, "write", spy)
+    code, stdout, stderr = run_main(capsys, *args, *checks, "-o", str(tmp_path / "ahead"))
+    assert code == 1, stdout + stderr
+    assert used == [True]
+    for name in ("clean.csv", "quarantine.csv"):
+        assert (tmp_path / "ahead" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+
+
 def test_unknown_format_exit_2_before_reading(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

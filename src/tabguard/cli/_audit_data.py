@@ -24,6 +24,7 @@ from tabguard.cli._app import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from tabguard._preformat import PreformattedCsv
     from tabguard.contract import Contract, FrameValidation
     from tabguard.data_audit import DataAuditResult
     from tabguard.io import TableFormat
@@ -156,15 +157,17 @@ def _small_pages() -> None:
 class _Read(NamedTuple):
     """What :func:`_read_in_background` read: the rows as read, and, when the contract could
     be read and the rows validated, that contract, the rows with its text codes as text
-    (:func:`~tabguard.io.keep_text_codes`) and their validation."""
+    (:func:`~tabguard.io.keep_text_codes`), their validation and, when asked for and the
+    rows are many, their CSV text being formatted ahead."""
 
     rows: pd.DataFrame
     contract: Contract | None = None
     coded: pd.DataFrame | None = None
     validation: FrameValidation | None = None
+    csv: PreformattedCsv | None = None
 
 
-def _read_in_background(path: Path, contract_path: Path) -> Future[_Read]:
+def _read_in_background(path: Path, contract_path: Path, *, csv: bool = False) -> Future[_Read]:
     """``read_table(path)`` in a daemon thread (a usage error raised meanwhile ends the
     process without waiting for the read); its result or error in the future.
 
@@ -172,7 +175,9 @@ def _read_in_background(path: Path, contract_path: Path) -> Future[_Read]:
     against it (:func:`~tabguard.contract.validate_frame`, what the audit starts with), while
     the main thread is still importing the audit's modules. When any of that fails, only the
     rows are kept: the command does it again itself and says what is wrong where it would
-    have."""
+    have. With ``csv`` (the clean rows are written as CSV), their CSV text is formatted from
+    the validation on, on a core left idle (:class:`~tabguard._preformat.PreformattedCsv`)."""
+    from tabguard._preformat import MIN_ROWS, PreformattedCsv
     from tabguard.contract import load_contract, validate_frame
     from tabguard.io import keep_text_codes, read_table
 
@@ -187,7 +192,8 @@ def _read_in_background(path: Path, contract_path: Path) -> Future[_Read]:
         try:
             contract = load_contract(contract_path)
             coded = keep_text_codes(df, path, contract)
-            future.set_result(_Read(df, contract, coded, validate_frame(coded, contract)))
+            ahead = PreformattedCsv(coded) if csv and len(coded) >= MIN_ROWS else None
+            future.set_result(_Read(df, contract, coded, validate_frame(coded, contract), ahead))
         except Exception:
             future.set_result(_Read(df))
 
@@ -287,7 +293,9 @@ def audit_data_cmd(
         _reuse_freed_memory()
         _small_pages()
     reading = (
-        _read_in_background(data, contract_path) if engine == "python" and trusted is None else None
+        _read_in_background(data, contract_path, csv=fmt == "csv")
+        if engine == "python" and trusted is None
+        else None
     )
     from tabguard.data_audit import REGISTRY, audit_data, write_audit
 
@@ -321,14 +329,14 @@ def audit_data_cmd(
     with RichProgress(disable=quiet) as progress:
         # first: a bad trusted file fails before a large read
         trusted_df = _trusted_sample(trusted, contract, progress)
-        validation = None
+        validation, ahead = None, None
         with progress.stage(f"reading {data.name}") as st:
             if reading is None:
                 df = read_table(data, progress=st.advance, contract=contract)
             else:
                 got = reading.result()
                 if got.contract == contract and got.coded is not None:
-                    df, validation = got.coded, got.validation
+                    df, validation, ahead = got.coded, got.validation, got.csv
                 else:  # read before the contract was loaded: its text codes ('09') as text
                     df = keep_text_codes(got.rows, data, contract)
                 st.advance(len(df))
@@ -344,7 +352,7 @@ def audit_data_cmd(
             validation=validation,
         )
         with progress.stage(f"writing {out}"):
-            paths = write_audit(result, out, format=cast("TableFormat", fmt))
+            paths = write_audit(result, out, format=cast("TableFormat", fmt), preformatted=ahead)
     print_findings(result, quiet=quiet)
     console.print(f"report: {paths['report']}  findings: {paths['findings']}", soft_wrap=True)
     end_program(result.exit_code())

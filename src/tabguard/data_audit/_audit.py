@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tabguard import __version__
+from tabguard._preformat import PreformattedCsv
 from tabguard.contract import (
     Contract,
     FeatureTransform,
@@ -553,7 +554,11 @@ def _treatment_section(treatments: list[Treatment], n: int, n_clean: int) -> Sec
 
 
 def write_audit(
-    result: DataAuditResult, out_dir: str | Path, *, format: TableFormat = "csv"
+    result: DataAuditResult,
+    out_dir: str | Path,
+    *,
+    format: TableFormat = "csv",
+    preformatted: PreformattedCsv | None = None,
 ) -> dict[str, Path]:
     """Write the audit's outputs into ``out_dir`` and return their paths.
 
@@ -561,7 +566,9 @@ def write_audit(
     rows as ``clean.csv`` / ``quarantine.csv`` (``format="csv"``) or ``clean.parquet`` /
     ``quarantine.parquet`` (``format="parquet"``). The clean rows are written from the audited
     frame without copying it; the report is drawn meanwhile in a second thread (the Arrow
-    writers release the interpreter lock).
+    writers release the interpreter lock). ``preformatted``: the CSV text of the audited rows
+    formatted ahead (:class:`~tabguard._preformat.PreformattedCsv` of the frame passed to
+    :func:`audit_data`), used for ``clean.csv``; the files are the same without it.
 
     Raises
     ------
@@ -577,7 +584,11 @@ def write_audit(
         report = pool.submit(write_report, result.report, out)
         paths: dict[str, Path] = {}
         paths["clean"] = write_table(
-            result.data, out / f"clean{suffix}", rows=result.clean_mask, format=format
+            result.data,
+            out / f"clean{suffix}",
+            rows=result.clean_mask,
+            format=format,
+            preformatted=preformatted,
         )
         paths["quarantine"] = write_table(
             result.quarantine, out / f"quarantine{suffix}", format=format
