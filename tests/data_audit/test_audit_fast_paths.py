@@ -382,3 +382,58 @@ def test_pairs_of_value_ids_counted_per_cell_equal_their_unique_pairs() -> None:
         got = _pair_cells(cj, k, 40, 6)
         for a, b in zip(got, want, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_instrument_models_build_histograms_row_wise_and_fit_the_same_trees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the instruments (context model, label noise's folds, RONI) and bias's proxy models build
+    # histograms row by row; LightGBM's own choice (timed on each fit) fits the same trees
+    import lightgbm as lgb
+
+    from tabguard.data_audit import _bias, _context_model
+    from tabguard.data_audit._context_model import fit_context_model, histogram_layout
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 8)).round(2)
+    X[:, 0] = rng.integers(0, 6, 3000)
+    X[rng.random(X.shape) < 0.03] = np.nan
+    y = (X[:, 1] + (X[:, 0] == 2) + rng.normal(size=3000) > 0.8).astype(float)
+    w = rng.uniform(0.2, 1.0, 3000)
+    row_wise = fit_context_model(X, y, [0], rounds=30, weight=w)
+    assert "[force_row_wise: 1]" in row_wise.model_to_string()
+    with monkeypatch.context() as m:
+        m.setattr(_context_model, "histogram_layout", lambda n: {})
+        chosen = fit_context_model(X, y, [0], rounds=30, weight=w)
+
+    def trees(b: lgb.Booster) -> list[str]:
+        return [s for s in b.model_to_string().splitlines() if not s.startswith("[force_")]
+
+    assert "[force_row_wise: 0]" in chosen.model_to_string()
+    assert trees(chosen) == trees(row_wise)
+    assert histogram_layout(_context_model.ROW_WISE_COLUMNS + 1) == {}  # wide: LightGBM's
+    made: list[dict[str, object]] = []
+
+    class Spy(lgb.LGBMClassifier):
+        def __init__(self, **kw: object) -> None:
+            made.append(kw)
+            super().__init__(**kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lgb, "LGBMClassifier", Spy)
+    ctx = build_context(
+        pd.DataFrame({"a": X[:, 1], "b": X[:, 2], "g": (X[:, 3] > 0).astype(int), "y": y}),
+        contract_from_dict(
+            {
+                "name": "t",
+                "label": {"column": "y"},
+                "features": {
+                    "a": {"type": "number"},
+                    "b": {"type": "number"},
+                    "g": {"type": "category", "categories": [0, 1], "protected": True},
+                },
+            }
+        ),
+    )
+    codes = (X[:, 3] > 0).astype(int)
+    _bias._joint_proxy(ctx, np.arange(3000), codes, [1], "g", _bias.BiasOptions(), rng)
+    assert made and all(kw.get("force_row_wise") is True for kw in made)

@@ -477,6 +477,8 @@ def _joint_proxy(
     from lightgbm import LGBMClassifier
     from sklearn.metrics import roc_auc_score
 
+    from tabguard.data_audit._context_model import histogram_layout
+
     s = sample_positions(len(rows), opts.model_rows, rng)
     idx = rows[s]
     names = ctx.transform.feature_names
@@ -515,6 +517,7 @@ def _joint_proxy(
                 random_state=ctx.random_state,
                 n_jobs=1,  # the machine is shared; threads oversubscribe under load
                 verbose=-1,
+                **histogram_layout(X.shape[1]),
             )
             model.fit(X[train], z[train], categorical_feature=cats or "auto")
             proba = np.asarray(model.predict_proba(X[test]))
