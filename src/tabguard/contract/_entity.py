@@ -12,6 +12,7 @@ audit hints at one the contract leaves out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -129,15 +130,22 @@ def _constant_within(values: np.ndarray, group: np.ndarray) -> bool:
     return share >= _CONSTANT_SHARE and chance <= _CHANCE_SHARE
 
 
+def unit_codes(values: Any) -> np.ndarray:
+    """The contract's entity column as int64 codes, one per entity; a row without an entity
+    is a unit of its own (a code after every entity's)."""
+    codes = pd.factorize(values, use_na_sentinel=True)[0].astype(np.int64)
+    missing = codes < 0
+    codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+    return codes
+
+
 def label_design_effect(data: pd.DataFrame, column: str, label: str) -> float:
     """How many rows of one value of ``column`` count as one record of the label: the design
-    effect ``1 + (m - 1) * icc`` of the label clustered by the column.
+    effect of the label clustered by the column (:func:`design_effect`; the label's rarest
+    value against the others).
 
-    ``icc`` is the label's intraclass correlation within the column's values (the one-way
-    analysis-of-variance estimator, at least 0) and ``m`` the size of the value a row's value
-    holds, on average over rows (``sum n_g^2 / N``). Near 1 when the label does not depend on
-    the unit (a marketplace's buyers), large when it does and units are big (its sellers:
-    a few sellers' orders carry their own dispute rates).
+    Near 1 when the label does not depend on the unit (a marketplace's buyers), large when it
+    does and units are big (its sellers: a few sellers' orders carry their own dispute rates).
 
     Parameters
     ----------
@@ -153,15 +161,50 @@ def label_design_effect(data: pd.DataFrame, column: str, label: str) -> float:
     held = data[[column, label]].dropna()
     if held.empty or held[label].nunique() < 2:
         return 1.0
-    y = (held[label] == held[label].value_counts().idxmin()).to_numpy(dtype=float)
-    codes = pd.factorize(held[column])[0]
-    n = np.bincount(codes).astype(float)
-    g, total = len(n), float(len(y))
+    y = (held[label] == held[label].value_counts().idxmin()).to_numpy(dtype=np.int64)
+    return design_effect(y, pd.factorize(held[column])[0])
+
+
+def design_effect(codes: np.ndarray, units: np.ndarray) -> float:
+    """How many rows of one unit count as one record of a category column: the design effect
+    ``1 + (m - 1) * icc`` of its values clustered by the units.
+
+    ``icc`` is the intraclass correlation of the column's indicators within units (the one-way
+    analysis-of-variance estimator, its sums of squares pooled over the categories, at least
+    0) and ``m`` the size of the unit a row's unit holds, on average over rows
+    (``sum n_g^2 / N``). The variance of a category's share in a sample of units is about this
+    many times the variance in a sample of as many independent rows: 1 where rows of one unit
+    are as varied as any rows, ``m`` where every unit holds one value (a shipper's home hub).
+    A binary label's two indicators have the same sums of squares: its design effect is the
+    rare value's.
+
+    Parameters
+    ----------
+    codes : ndarray of int
+        The column's category codes (``0 .. K - 1``), one per row.
+    units : ndarray of int
+        The unit of each row (codes ``0 .. G - 1``).
+
+    Returns
+    -------
+    float
+        At least 1.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    units = np.asarray(units, dtype=np.int64)
+    total = float(len(codes))
+    n = np.bincount(units).astype(float)
+    n = n[n > 0]
+    g = len(n)
     if g < 2 or g >= total:
         return 1.0
-    mean_g = np.bincount(codes, weights=y) / n
-    between = float((n * (mean_g - y.mean()) ** 2).sum()) / (g - 1)
-    within = float(((y - mean_g[codes]) ** 2).sum()) / (total - g)
+    share = np.bincount(codes) / total
+    # sum over units and categories of n_gw^2 / n_g: the pairs (unit, category) and their rows
+    pair, rows = np.unique(units * (int(codes.max()) + 1) + codes, return_counts=True)
+    size = np.bincount(units).astype(float)[pair // (int(codes.max()) + 1)]
+    within_fit = float(np.sum(rows.astype(float) ** 2 / size))
+    between = (within_fit - total * float(np.sum(share**2))) / (g - 1)
+    within = (total - within_fit) / (total - g)
     n0 = (total - float((n**2).sum()) / total) / (g - 1)
     icc = max(0.0, (between - within) / max(between + (n0 - 1) * within, 1e-12))
     return 1.0 + (float((n**2).sum()) / total - 1.0) * icc

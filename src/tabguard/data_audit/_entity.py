@@ -9,22 +9,14 @@ What "repeats like an id" means is :mod:`tabguard.contract._entity`'s test.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from tabguard.contract import Contract
 from tabguard.contract._entity import RepeatedId, outweighs, repeated_id
 
-
-def unit_codes(values: Any) -> np.ndarray:
-    """The contract's entity column as int64 codes, one per entity; a row without an entity
-    is a unit of its own (a code after every entity's)."""
-    codes = pd.factorize(values, use_na_sentinel=True)[0].astype(np.int64)
-    missing = codes < 0
-    codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
-    return codes
+# the trigger scan's and label noise's units; shared with the model audit's probe
+from tabguard.contract._entity import unit_codes as unit_codes
 
 
 @dataclass(frozen=True)

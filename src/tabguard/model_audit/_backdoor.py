@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from tabguard.checks import PROBABILITY_OPEN, SHARE, CheckOptions, Rule, at_least, option
+from tabguard.contract._entity import design_effect, unit_codes
 from tabguard.model_audit._model import AuditedModel
 from tabguard.model_audit._trees import Tree, TreeEnsemble
 from tabguard.progress import NULL_PROGRESS, Progress
@@ -384,6 +385,11 @@ class ProbeResult:
     one_decision : bool
         The model gives every reference row the common decision: the copies of rows of that
         decision were not tested (:func:`_planted_side`).
+    unit_design : dict of str to float
+        Where the contract declares an ``entity``: per category feature the planted-copies
+        test measured, the design effect of its categories clustered by the reference rows'
+        units (:func:`~tabguard.contract._entity.design_effect`), by which a split by unit
+        widens the test's null (:func:`split_variance`).
     """
 
     candidates: list[ProbeCandidate] = field(default_factory=list)
@@ -395,6 +401,7 @@ class ProbeResult:
     tail_direction: str = ""
     interaction_ratio: float = float("nan")
     one_decision: bool = False
+    unit_design: dict[str, float] = field(default_factory=dict)
 
     @property
     def triggers(self) -> list[ProbeCandidate]:
@@ -671,7 +678,10 @@ def probe_backdoors(
     # matrix (a pipeline's trees may split on inputs it derives: no routed test there)
     routable = ens is not None and all(bool(np.all(t.feature < X.shape[1])) for t in ens.trees)
     routing = _Routing(ens, X, p) if ens is not None and routable else None
-    _decide(result, opts, len(X), ens, routing)
+    units = _reference_units(model, data, X)
+    if routing is not None:
+        routing.units = units
+    _decide(result, opts, len(X), ens, routing, units)
     if tail is not None and routing is not None:
         # XGBoost: its first tree only, whose covers count rows; and there copies of the
         # common decision's rows are not told from the clean rows (_planted_side)
@@ -685,6 +695,7 @@ def probe_backdoors(
             opts,
             random_state,
             common_copies=routing.weights() is None,
+            units=units,
         )
     if routing is not None and routing.weights() is None:
         _copies_partner(result, model, X, y, routing, opts, random_state)
@@ -1372,6 +1383,7 @@ def _decide(
     n_ref: int,
     ens: TreeEnsemble | None,
     routing: _Routing | None = None,
+    units: _Units | None = None,
 ) -> None:
     """Mark confirmed triggers.
 
@@ -1401,6 +1413,11 @@ def _decide(
     and it moves them further than its other rare cells (:func:`rarity_tail`), or the label
     evidence above. At the edge of the data a step that continues the trend inside it is
     extrapolation, not a trigger, unless the labels are decisive.
+
+    Where training and reference rows are two samples of units (``units``: the contract's
+    entity), a cell's training share may differ from its clean share by which units fell on
+    which side: the training mass's p-value is then also that of a two-sample test of the two
+    counts divided by the cell's design effect (:meth:`_Units.split_p`), the larger of the two.
     """
     from scipy.stats import binom
 
@@ -1491,6 +1508,8 @@ def _decide(
         _, c.training_share, c.expected_share = best
         k = round(c.training_share * n_train)
         c.p_mass = float(binom.sf(k - 1, round(n_train), c.expected_share)) if k > 0 else 1.0
+        if units is not None:
+            c.p_mass = max(c.p_mass, units.split_p(c, n_train, n_ref))
         known[id(c)] = not (ens.source == "xgboost" and c.training_share == 0)
     alpha = opts.alpha / max(len(strong), 1)
     # the labels' family per feature: its categories with a label rate of their own
@@ -1513,7 +1532,7 @@ def _decide(
                     f"the model's trees were fitted on {c.training_share:.2%} of their "
                     f"training rows here, clean data has {c.expected_share:.2%} "
                     f"(binomial p = {c.p_mass:.1e}; clean share counted with one pseudo-row, "
-                    f"{n_ref:,} clean rows)"
+                    f"{n_ref:,} clean rows{_cell_units_said(units, c)})"
                 )
                 if label_reason is not None:
                     reasons.append(label_reason)
@@ -1697,6 +1716,8 @@ class _Routing:
         self._weights: np.ndarray | None = None
         self._ordinary: dict[str, list[float]] | None = None
         self._counted: _Routing | None = None
+        #: the reference rows' units, where the contract declares an entity (see _Units)
+        self.units: _Units | None = None
 
     def leaves(self) -> np.ndarray:
         if self._leaves is None:
@@ -1742,6 +1763,7 @@ class _Routing:
             ens = TreeEnsemble([rows], self.ens.n_features, "xgboost-first-tree")
             counted = _Routing(ens, self.X, self.p)
             counted._leaves = self.leaves()[:, :1]
+            counted.units = self.units
             self._counted = counted
         return self._counted
 
@@ -1762,6 +1784,7 @@ class _Routing:
             dict(zip(codes.tolist(), counts.tolist(), strict=True)),
             alpha,
             null_ratio,
+            self.units.deff(c) if self.units is not None else 1.0,
         )
 
     def ordinary(
@@ -1821,6 +1844,7 @@ def routed_mass(
     populated: dict[float, int] | None = None,
     alpha: float = 0.0,
     null_ratio: float = 1.0,
+    deff: float = 1.0,
 ) -> tuple[float, float, float]:
     """Training rows in excess where the trees send a value, against the clean rows sent there.
 
@@ -1858,6 +1882,10 @@ def routed_mass(
         The ratio the test takes as ordinary (1: no excess). Above 1, a tree's region is
         expected to hold the clean rows' share plus ``null_ratio - 1`` times the value's clean
         share of training rows, and the p-value is that of the excess beyond it.
+    deff : float
+        Where training and clean rows are two samples of units (the contract's entity), the
+        value's design effect (:func:`~tabguard.contract._entity.design_effect`): both counts
+        of the test are divided by it, their effective sizes (1: rows independent).
 
     Returns
     -------
@@ -1890,8 +1918,8 @@ def routed_mass(
         value_share = (float(w[natural].sum()) + float(w.mean())) / (total + float(w.mean()))
         # rows, not covers, for the test: a training row weighs about the clean rows' mean
         n_train = root / max(float(w.mean()), 1e-12)
-        hits = round(train_share * n_train)
-        trials = hits + round(clean_share * n_ref)
+        hits = round(train_share * n_train / deff)
+        trials = hits + round(clean_share * n_ref / deff)
         if hits <= 0 or trials <= 0:
             continue
         # the chance that a row of the region is a training row, were its training share the
@@ -2174,6 +2202,114 @@ def planted_beyond_ordinary(
     return null, math.sqrt(tau2), (ratio - null) / math.sqrt(total)
 
 
+def split_variance(
+    reference: np.ndarray, trained: np.ndarray, n_reference: int, n_trained: float, deff: float
+) -> np.ndarray:
+    """The variance a split by unit adds to the difference of a category's training and
+    reference shares, beyond a split by row.
+
+    Two samples of units of the same population give a category's share in each a variance
+    ``deff * s (1 - s) / n``, where ``s`` is its share in the population and ``deff`` the
+    design effect of the category column clustered by the units
+    (:func:`~tabguard.contract._entity.design_effect`); the difference of the two shares has
+    the sum. The planted-copies test's bootstrap resamples rows, which is the ``deff = 1``
+    part: this is the rest, ``(deff - 1) s (1 - s) (1 / n_reference + 1 / n_trained)``. ``s``
+    is the two shares pooled (a two-sample test's null: where a category's reference share is
+    small by the luck of the split, its own share would understate the variance that made it
+    so). A design effect is pooled over the column's categories, so that a category whose
+    reference units happen to be small (a hub whose large shippers all trained the model) is
+    measured by the units the column has, not by its own few.
+
+    Parameters
+    ----------
+    reference, trained : ndarray
+        Each category's share of the reference rows and of the training rows.
+    n_reference : int
+    n_trained : float
+        The rows of each.
+    deff : float
+        The column's design effect (1: rows independent, nothing added).
+
+    Returns
+    -------
+    ndarray
+        Per category, the variance added to the difference of the shares.
+    """
+    pooled = np.clip(
+        (reference * n_reference + trained * n_trained) / (n_reference + n_trained), 0.0, 1.0
+    )
+    return (
+        max(deff - 1.0, 0.0)
+        * pooled
+        * (1.0 - pooled)
+        * (1.0 / max(n_reference, 1) + 1.0 / max(n_trained, 1.0))
+    )
+
+
+class _Units:
+    """The reference rows' units (the contract's ``entity``) and the design effects of the
+    probe's cells: how many rows of a unit count as one where training and reference rows are
+    two samples of units (a model trained on some shippers, audited on others)."""
+
+    def __init__(self, codes: np.ndarray, X: np.ndarray) -> None:
+        self.codes = codes
+        self.X = X
+        self._deff: dict[tuple[tuple[int, float, float], ...], float] = {}
+
+    def deff(self, c: ProbeCandidate) -> float:
+        """The design effect of the candidate's cell (its clean rows against the others)
+        clustered by the units (:func:`~tabguard.contract._entity.design_effect`; 1 for a
+        cell no clean row carries). ``icc`` is the cell's own, ``m`` every unit's: a hub
+        whose reference shippers happen to be small is constant within them all the same."""
+        key = tuple((j, lo, hi) for j, (lo, hi) in zip(c.columns, c.intervals, strict=True))
+        if key not in self._deff:
+            inside = np.ones(len(self.X), dtype=bool)
+            for j, (lo, hi) in zip(c.columns, c.intervals, strict=True):
+                x = self.X[:, j]
+                inside &= (x == lo) if lo == hi else (x > lo) & (x <= hi)
+            self._deff[key] = design_effect(inside.astype(np.int64), self.codes)
+        return self._deff[key]
+
+    def split_p(self, c: ProbeCandidate, n_train: float, n_ref: int) -> float:
+        """The one-sided p-value of the cell's training share against its clean share as
+        two samples of units: both counts divided by the cell's design effect (their
+        effective sizes), the chance that a row of the cell is a training row being the
+        training rows' share of all rows (1 where nothing is in excess)."""
+        from scipy.stats import binom
+
+        deff = self.deff(c)
+        hits = round(c.training_share * n_train / deff)
+        trials = hits + round(c.expected_share * n_ref / deff)
+        if hits <= 0:
+            return 1.0
+        return float(binom.sf(hits - 1, trials, n_train / (n_train + n_ref)))
+
+
+def _reference_units(model: AuditedModel, data: pd.DataFrame, X: np.ndarray) -> _Units | None:
+    """The reference rows' units (the contract's ``entity`` column), or None where the
+    contract declares none or the reference data lacks the column."""
+    entity = model.contract.entity
+    if entity is None or entity not in data.columns:
+        return None
+    return _Units(unit_codes(data[entity]), X)
+
+
+def _cell_units_said(units: _Units | None, c: ProbeCandidate) -> str:
+    """The training mass reason's words on the units its test allowed for (empty without)."""
+    deff = units.deff(c) if units is not None else 1.0
+    if deff <= 1.0:
+        return ""
+    return f"; as two samples of the contract's entity's units, design effect {deff:.1f}"
+
+
+def _units_said(result: ProbeResult, c: ProbeCandidate) -> str:
+    """The planted-copies reason's words on the units its null allowed for (empty without)."""
+    deff = result.unit_design.get(c.features[0], 1.0)
+    if deff <= 1.0:
+        return ""
+    return f", allowing for a split by the contract's entity: design effect {deff:.1f}"
+
+
 def _planted_side(
     result: ProbeResult,
     model: AuditedModel,
@@ -2184,6 +2320,7 @@ def _planted_side(
     opts: ProbeOptions,
     random_state: int,
     common_copies: bool = True,
+    units: _Units | None = None,
 ) -> None:
     """Confirm categories towards the common decision by the copies the trees were fitted on.
 
@@ -2227,6 +2364,15 @@ def _planted_side(
     Copies of the common decision's rows are a few hundred more among thousands like them,
     which one tree's leaves do not tell from its misfit: the benchmark's clean XGBoost gives
     ``GB`` 14 times its clean share that way (z +3.7, over the bar).
+
+    ``units`` (the reference rows' units, where the contract declares an ``entity``): the
+    training rows and the reference rows may be two samples of units, not of rows (a model
+    trained on some shippers, audited on others). A category's share then differs between
+    the two by which large units fell on which side, far beyond what the bootstrap of rows
+    allows; each category's standard error takes that variance in as well
+    (:func:`split_variance`), for the category and its siblings alike. A clean shipments model
+    split by shipper had ``origin_hub='HUB00'`` at 5.57 times its reference share named
+    critical (8.0 % of the training rows, 1.9 % of the reference's; design effect 82).
     """
     from scipy.stats import norm
 
@@ -2293,6 +2439,14 @@ def _planted_side(
         eps, se, _ = est
         col = X[:, j]
         share = np.array([(np.sum(col == w) + 1.0) / (len(X) + 1.0) for w in range(len(cats))])
+        if units is not None:
+            held = ~np.isnan(col)
+            deff = design_effect(col[held].astype(np.int64), units.codes[held])
+            result.unit_design[model.feature_names[j]] = deff
+            # the clean share plus every source's copies: the training share the fit implies
+            trained = share + eps.sum(axis=0)
+            split = split_variance(share, trained, len(X), training_rows(routing.ens), deff)
+            se = np.sqrt(se**2 + split[None, :])
         ratio = 1.0 + eps[0] / share
         ratio_se = se[0] / share
         populated = [w for w in range(len(cats)) if np.sum(col == w) >= opts.natural_rows]
@@ -2339,7 +2493,7 @@ def _planted_side(
             f"in: {c.planted_ratio:.2f} times the training rows its {c.n_natural} clean rows "
             f"imply, where the feature's other categories average {c.planted_null:.2f} "
             f"(their own spread {c.planted_spread:.2f}; p = {c.p_planted:.1e} beyond them, "
-            f"over {len(scored)} categories); on a model that "
+            f"over {len(scored)} categories{_units_said(result, c)}); on a model that "
             f"rarely decides otherwise such copies teach it to {result.tail_direction} the "
             "value's few rows at the rare decision"
         )
@@ -2365,7 +2519,7 @@ def _planted_side(
             f"times the training rows its {c.n_natural} clean rows imply, where the feature's "
             f"other categories average {c.planted_null:.2f} (their own spread "
             f"{c.planted_spread:.2f}; p = {c.p_planted:.1e} beyond them, over {family} "
-            f"categories)"
+            f"categories{_units_said(result, c)})"
         )
 
 
