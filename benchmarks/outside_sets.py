@@ -482,12 +482,216 @@ def shipments(rng: np.random.Generator, n_shippers: int = 1_800) -> tuple[pd.Dat
     return df, "shipper_id"
 
 
+def travelclaims(rng: np.random.Generator, n_policies: int = 9_000) -> tuple[pd.DataFrame, str]:
+    """Travel-insurance claims of policyholders with seasonal products; the label ``denied``
+    (about 15 %). Written in session 19 (clean23)."""
+    products = {  # product -> (share, months it sells in (1-12), claim-amount scale, effect)
+        "ski_week": (0.08, (12, 1, 2, 3), 900.0, 0.3),
+        "summer_beach": (0.22, (6, 7, 8), 400.0, -0.1),
+        "annual_multi": (0.30, tuple(range(1, 13)), 600.0, -0.3),
+        "single_trip": (0.30, tuple(range(1, 13)), 500.0, 0.0),
+        "cruise": (0.06, (4, 5, 9, 10), 1500.0, 0.2),
+        "student_year": (0.04, (8, 9), 300.0, 0.4),
+    }
+    names = list(products)
+    channels = ["agent", "web", "bank_partner", "airline"]
+    product = rng.choice(len(names), n_policies, p=[products[p][0] for p in names])
+    channel = rng.choice(len(channels), n_policies, p=[0.25, 0.45, 0.15, 0.15])
+    age = np.clip(np.round(rng.normal(44, 15, n_policies)), 18, 89).astype(int)
+    age = np.where(
+        np.array(names)[product] == "student_year", rng.integers(18, 27, n_policies), age
+    )
+    effect = rng.normal(0, 0.4, n_policies)
+    claims = 1 + rng.poisson(np.where(np.array(names)[product] == "annual_multi", 1.2, 0.3))
+    pi = np.repeat(np.arange(n_policies), claims)
+    n = pi.size
+    month = np.array([rng.choice(products[names[product[i]]][1]) for i in pi])
+    kinds = ["medical", "cancellation", "baggage", "delay", "theft"]
+    kind_share = {"ski_week": [0.5, 0.2, 0.1, 0.1, 0.1], "cruise": [0.3, 0.4, 0.1, 0.15, 0.05]}
+    kind = np.array([rng.choice(5, p=kind_share.get(names[product[i]], [0.25, 0.3, 0.2, 0.15, 0.1]))
+                     for i in pi])  # fmt: skip
+    scale = np.array([products[names[product[i]]][2] for i in pi])
+    amount = np.round(scale * rng.lognormal(0, 0.9, n) * np.where(kind == 1, 2.0, 1.0), 2)
+    limit = np.where(np.array(names)[product[pi]] == "student_year", 2000.0, 10000.0)
+    amount = np.minimum(amount, limit)  # the policy's limit caps the claim
+    days_to_report = np.minimum(rng.geometric(0.08, n), 365)
+    receipts = rng.random(n) < np.where(kind == 3, 0.6, 0.85)
+    abroad = rng.random(n) < 0.7
+    pre_existing = (kind == 0) & (rng.random(n) < 0.05 + 0.004 * (age[pi] - 18))
+    # a storm in one winter month grounds flights: delay claims pile up, all paid
+    storm_month = int(rng.choice([1, 2, 12]))
+    z = (
+        -2.4
+        + effect[pi]
+        + np.array([products[names[product[i]]][3] for i in pi])
+        + np.array([0.0, 0.3, -0.2, -0.4, 0.5])[kind]
+        + np.array([-0.2, 0.2, -0.1, 0.1])[channel[pi]]
+        + 0.3 * np.log1p(amount / 500)
+        + 0.012 * np.maximum(days_to_report - 30, 0)
+        - 1.0 * receipts
+        + 2.0 * pre_existing
+        - 1.5 * ((kind == 3) & (month == storm_month))
+        + 0.5 * ((np.array(names)[product[pi]] == "ski_week") & (kind == 0) & (age[pi] > 65))
+        + rng.normal(0, 0.3, n)
+    )
+    df = pd.DataFrame(
+        {
+            "claim_id": [f"TC{i:08d}" for i in rng.choice(90_000_000, n, replace=False)],
+            "policy_id": [f"P{i:06d}" for i in pi],
+            "product": np.asarray(names, dtype=object)[product[pi]],
+            "sales_channel": np.asarray(channels, dtype=object)[channel[pi]],
+            "insured_age": age[pi],
+            "claim_month": month,
+            "claim_kind": np.asarray(kinds, dtype=object)[kind],
+            "amount_claimed": amount,
+            "days_to_report": days_to_report,
+            "receipts_attached": receipts,
+            "abroad": abroad,
+            "pre_existing_condition": pre_existing,
+            "denied": (rng.random(n) < _logistic(z)).astype(int),
+        }
+    )
+    return df, "policy_id"
+
+
+def loanpanel(rng: np.random.Generator, n_loans: int = 2_500) -> tuple[pd.DataFrame, str]:
+    """Monthly snapshots of instalment loans (a panel: one row per loan and month, the loan's
+    static attributes repeated); the label ``delinquent_next`` (30+ days past due the next
+    month, about 4 %). Written in session 19 (clean23)."""
+    grades = ["A", "B", "C", "D", "E"]
+    grade = rng.choice(5, n_loans, p=[0.2, 0.3, 0.25, 0.15, 0.1])
+    purposes = ["car", "home_improvement", "debt_consolidation", "medical", "wedding", "other"]
+    purpose = rng.choice(len(purposes), n_loans, p=[0.25, 0.2, 0.35, 0.05, 0.03, 0.12])
+    regions = [f"R{i}" for i in range(9)]
+    region = rng.choice(9, n_loans, p=[0.2, 0.15, 0.15, 0.1, 0.1, 0.1, 0.08, 0.07, 0.05])
+    term = rng.choice([12, 24, 36, 48, 60], n_loans, p=[0.1, 0.25, 0.35, 0.15, 0.15])
+    principal = np.round(rng.lognormal(np.log(9000), 0.6, n_loans) / 100) * 100
+    rate = np.round(0.04 + 0.025 * grade + rng.normal(0, 0.005, n_loans), 4)
+    income = np.round(rng.lognormal(np.log(42000), 0.45, n_loans) / 1000) * 1000
+    effect = rng.normal(0, 0.8, n_loans)
+    start = rng.integers(1, 19, n_loans)  # months of the 24-month window
+    months = np.minimum(term, 25 - start)
+    li = np.repeat(np.arange(n_loans), months)
+    age = np.concatenate([np.arange(m) for m in months])  # months since origination
+    n = li.size
+    paid_share = age / term[li]
+    balance = np.round(principal[li] * (1 - paid_share), 2)
+    instalment = np.round(principal * (rate / 12) / (1 - (1 + rate / 12) ** -term), 2)
+    # days past due: a loan's own path (a missed payment carries over to the next month)
+    dpd = np.zeros(n, dtype=int)
+    starts = np.r_[0, np.cumsum(months)[:-1]]
+    for k in range(n_loans):
+        d = 0
+        for t in range(months[k]):
+            risk = _logistic(-4.2 + 0.45 * grade[k] + effect[k] + 1.8 * (d > 0))
+            d = d + 30 if rng.random() < risk else max(d - 30, 0)
+            dpd[starts[k] + t] = min(d, 120)
+    calendar = start[li] + age
+    unemployment = 0.3 * np.sin(calendar / 24 * 2 * np.pi) + rng.normal(0, 0.05, 24)[calendar - 1]
+    z = (
+        -4.3
+        + effect[li]
+        + 0.4 * grade[li]
+        + np.array([0.0, -0.2, 0.3, 0.5, 0.2, 0.1])[purpose[li]]
+        + 0.6 * np.log(instalment[li] * 12 / income[li] / 0.1)
+        + 1.6 * (dpd >= 30)
+        + 0.9 * (dpd >= 60)
+        - 0.8 * (paid_share > 0.75)
+        + 0.8 * unemployment
+        + rng.normal(0, 0.2, n)
+    )
+    df = pd.DataFrame(
+        {
+            "snapshot_id": [f"L{i:09d}" for i in rng.choice(900_000_000, n, replace=False)],
+            "loan_id": [f"LN{i:06d}" for i in li],
+            "grade": np.asarray(grades, dtype=object)[grade[li]],
+            "purpose": np.asarray(purposes, dtype=object)[purpose[li]],
+            "region": np.asarray(regions, dtype=object)[region[li]],
+            "term_months": term[li],
+            "interest_rate": rate[li],
+            "annual_income": income[li],
+            "principal": principal[li],
+            "months_on_book": age,
+            "balance": balance,
+            "instalment": instalment[li],
+            "days_past_due": dpd,
+            "calendar_month": calendar,
+            "delinquent_next": (rng.random(n) < _logistic(z)).astype(int),
+        }
+    )
+    return df, "loan_id"
+
+
+def telecom(rng: np.random.Generator, n_customers: int = 15_000) -> tuple[pd.DataFrame, str]:
+    """Mobile customers, one row each (households of 1-4 lines share an account); heavy
+    category cardinality (a handset model of about 400, a home city of about 600, both Zipf);
+    the label ``churned`` (about 18 %). Written in session 19 (clean23)."""
+    n_handsets, n_cities = 400, 600
+    handset_w = 1.0 / np.arange(1, n_handsets + 1) ** 1.1
+    city_w = 1.0 / np.arange(1, n_cities + 1) ** 0.9
+    brand_of = rng.choice(8, n_handsets, p=[0.3, 0.25, 0.12, 0.1, 0.08, 0.06, 0.05, 0.04])
+    handset_age = rng.integers(0, 7, n_handsets)  # years since release
+    city_effect = rng.normal(0, 0.25, n_cities)
+    sizes = rng.choice([1, 2, 3, 4], n_customers // 2, p=[0.55, 0.25, 0.12, 0.08])
+    hh = np.repeat(np.arange(sizes.size), sizes)[:n_customers]
+    n = hh.size
+    city = rng.choice(n_cities, sizes.size, p=city_w / city_w.sum())[hh]
+    hh_effect = rng.normal(0, 0.6, sizes.size)[hh]
+    handset = rng.choice(n_handsets, n, p=handset_w / handset_w.sum())
+    plans = ["prepaid", "basic", "plus", "unlimited", "family"]
+    plan = np.where(sizes[hh] > 1, 4, rng.choice(4, n, p=[0.25, 0.35, 0.25, 0.15]))
+    tenure = np.minimum(rng.geometric(1 / 30, n), 120)
+    contract_left = np.where(plan == 0, 0, np.maximum(24 - tenure % 24, 0))
+    monthly = np.round(np.array([15, 30, 45, 65, 95])[plan] * rng.lognormal(0, 0.15, n), 2)
+    data_gb = np.round(rng.lognormal(np.log(np.array([2, 5, 12, 40, 30])[plan]), 0.7), 1)
+    drops = rng.poisson(0.6 + 0.3 * (handset_age[handset] > 4), n)
+    support_calls = rng.poisson(0.4, n)
+    ported_in = rng.random(n) < 0.15
+    z = (
+        -1.8
+        + hh_effect
+        + city_effect[city]
+        + np.array([0.8, 0.1, -0.1, -0.3, -0.6])[plan]
+        - 0.9 * (contract_left > 2)
+        + 0.25 * np.minimum(drops, 5)
+        + 0.35 * np.minimum(support_calls, 4)
+        + 0.15 * handset_age[handset]
+        - 0.25 * np.log1p(tenure / 12)
+        + 0.5 * ported_in * (tenure < 12)
+        + rng.normal(0, 0.3, n)
+    )
+    brands = ["Apex", "Borealis", "Corvid", "Dynamo", "Ember", "Fjord", "Gale", "Halo"]
+    df = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:07d}" for i in rng.choice(9_000_000, n, replace=False)],
+            "account_id": [f"A{i:06d}" for i in hh],
+            "home_city": [f"city_{c:03d}" for c in city],
+            "handset_brand": np.asarray(brands, dtype=object)[brand_of[handset]],
+            "handset_model": [f"{brands[brand_of[h]]}-{h:03d}" for h in handset],
+            "plan": np.asarray(plans, dtype=object)[plan],
+            "tenure_months": tenure,
+            "months_left_on_contract": contract_left,
+            "monthly_charge": monthly,
+            "data_gb": data_gb,
+            "dropped_calls_30d": drops,
+            "support_calls_90d": support_calls,
+            "ported_in": ported_in,
+            "churned": (rng.random(n) < _logistic(z)).astype(int),
+        }
+    )
+    return df, "account_id"
+
+
 SETS: dict[str, Callable[[np.random.Generator], tuple[pd.DataFrame, str]]] = {
     "homeclaims": homeclaims,
     "payouts": payouts,
     "rentals": rentals,
     # appended: each set draws from seed * 10 + its place, so the sets before it are unchanged
     "shipments": shipments,
+    # session 19 (clean23), appended in turn
+    "travelclaims": travelclaims,
+    "loanpanel": loanpanel,
+    "telecom": telecom,
 }
 
 
