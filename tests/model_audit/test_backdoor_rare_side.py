@@ -444,7 +444,9 @@ def test_xgboost_probe_runs_the_second_source_on_its_first_tree(rare_side, tmp_p
     model = load_third_party(_fit_xgboost(tmp_path / "clean.json", train, contract), contract)
     calls: list[tuple[str, int, bool]] = []
 
-    def recorded(result, model, X, y, p, routing, opts, random_state, common_copies=True):
+    def recorded(
+        result, model, X, y, p, routing, opts, random_state, common_copies=True, units=None
+    ):
         calls.append((routing.ens.source, len(routing.ens.trees), common_copies))
 
     monkeypatch.setattr(backdoor, "_planted_side", recorded)
