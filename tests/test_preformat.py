@@ -132,3 +132,28 @@ def test_the_formatting_thread_runs_in_the_idle_class() -> None:
     t.join()
     assert policy in ([os.SCHED_IDLE], [])  # [] where the system refuses the class
     assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the calling thread is left as it was
+
+
+@pytest.mark.usefixtures("normal_priority")
+def test_a_failure_ahead_is_left_to_the_writer_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the thread only works ahead: it prints nothing (no "Exception in thread ..." on the
+    # user's terminal) and the writer formats every block itself
+    df = _frame()
+    real = _preformat._format
+
+    def failing_ahead(table: object, start: int, stop: int) -> object:
+        if threading.current_thread().name == "tabguard-csv-ahead":
+            raise MemoryError("no room ahead")
+        return real(table, start, stop)
+
+    hooked: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", hooked.append)
+    monkeypatch.setattr(_preformat, "_format", failing_ahead)
+    pre = PreformattedCsv(df, block_rows=97)
+    pre._thread.join()
+    assert hooked == [] and all(b is None for b in pre._blocks)
+    write_table(df, tmp_path / "a.csv", preformatted=pre)
+    write_table(df, tmp_path / "b.csv")
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()

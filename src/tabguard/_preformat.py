@@ -109,18 +109,21 @@ class PreformattedCsv:
 
         try:
             table = pa.Table.from_pandas(self._data, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            return  # written by pandas at the end, as write_table does
-        with self._lock:
-            self._table = table
-        for i in range(len(self._blocks)):
-            if self._closed:
-                return
-            block = _format(table, self._edges[i], self._edges[i + 1])
-            with self._lock:  # a block is the writer's once it is closed
+            with self._lock:
+                self._table = table
+            for i in range(len(self._blocks)):
                 if self._closed:
                     return
-                self._blocks[i] = block
+                block = _format(table, self._edges[i], self._edges[i + 1])
+                with self._lock:  # a block is the writer's once it is closed
+                    if self._closed:
+                        return
+                    self._blocks[i] = block
+        except Exception:
+            # work ahead only, nothing to report here: the writer formats what is left (a
+            # frame Arrow cannot hold is written by pandas, as write_table does), and any other
+            # failure is raised there again, where the user sees it
+            return
 
     def matches(self, data: pd.DataFrame) -> bool:
         """Whether ``data`` reads its values from the memory of the frame formatted."""
