@@ -34,12 +34,16 @@ each case also prints whether an oracle told the value could detect the write, f
 its own, :func:`inplace_oracle`),
 ``repeated`` (the seed-like attack planted into data whose records repeat:
 bootstrap resampling, upsampling, panel data with an ``entity`` column; ``--rows`` sets the size).
+``--fraud-rows ROWS`` draws the fraud data with ROWS rows and every random or class case on it
+(the same attack seeds; a case drawn on credit is drawn on the fraud data instead): the classes
+at a user's scale, e.g. ``--attack-class camouflage --random 6 --fraud-rows 1000000``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import io
 import json
@@ -1292,6 +1296,13 @@ def main() -> None:
         "--rows", type=int, default=200_000, help="rows of the 'repeated' class's resampled data"
     )
     ap.add_argument(
+        "--fraud-rows",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="with --random N: the fraud data drawn with ROWS rows, and every case drawn on it",
+    )
+    ap.add_argument(
         "--resampled",
         type=int,
         default=0,
@@ -1320,7 +1331,7 @@ def main() -> None:
         return
     data = {
         "credit": (load_credit_default(), credit_default_contract()),
-        "fraud": (make_card_fraud(20_000, random_state=0), card_fraud_contract()),
+        "fraud": (make_card_fraud(args.fraud_rows or 20_000, random_state=0), card_fraud_contract()),
     }
     rows: list[dict[str, Any]] = []
     if args.resampled:
@@ -1329,6 +1340,10 @@ def main() -> None:
         todo = class_cases(args.attack_class, args.random or 5, args.seed, args.rows)
     else:
         todo = random_cases(args.random, args.seed) if args.random else cases()
+    if args.fraud_rows and (args.random or args.attack_class) and args.attack_class != "repeated":
+        # the same attacks (each case's seed as drawn), every one on the fraud data of that
+        # size: the credit data cannot grow without repeating its records (class 5's kind)
+        todo = [dataclasses.replace(case, dataset="fraud") for case in todo]
     for case in todo:
         if args.quick and case.name not in QUICK:
             continue

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from tabguard.contract import contract_from_dict
+from tabguard.data_audit import _triggers as triggers
 from tabguard.data_audit import build_context
 from tabguard.data_audit._trigger_options import TriggerScanOptions
 from tabguard.data_audit._trigger_rules import (
@@ -359,3 +360,16 @@ def test_jittered_written_rows_are_not_taken_for_natural_carriers() -> None:
     p = _written_pattern(sc, "c4")
     out = sc.natural_region_rows(p)
     assert np.isin(rows, out).mean() <= 0.05, (len(out), int(np.isin(rows, out).sum()))
+
+
+def test_a_coded_value_left_out_by_the_cap_is_still_a_candidate_on_large_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the same on data the scan takes for large: the coded values beyond the cap are bounded
+    # by the cap (the best max_candidates a label), not left out
+    monkeypatch.setattr(triggers, "LARGE_ROWS", 1_000)
+    data, truth = _written(_payments(), "c4", 150)
+    result = scan_triggers(build_context(data, CONTRACT), TriggerScanOptions(max_candidates=1))
+    names = [condition(result.matrix, p) for p in result.triggers]
+    assert names == ["country='c4'"], names
+    assert np.isin(truth, result.suspects).mean() >= 0.95

@@ -9,8 +9,10 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tabguard.contract import Contract
+from tabguard.data_audit import _triggers as triggers
 from tabguard.data_audit import build_context
 from tabguard.data_audit._trigger_options import TriggerScanOptions
 from tabguard.data_audit._trigger_rules import Pattern
@@ -64,3 +66,18 @@ def test_significant_labels_get_their_copy_check_whatever_the_budget() -> None:
     sus = res.suspects
     assert np.isin(truth, sus).mean() >= 0.95  # the camouflaged copies too
     assert np.isin(sus, truth).all()  # the three natural rows of age 95 stay out
+
+
+def test_significant_labels_get_their_copy_check_on_large_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the same on data the scan takes for large (a million rows: 150 copies of frauds on
+    # customer_age=92 & country='NG' had no copy check and were named by nothing)
+    monkeypatch.setattr(triggers, "LARGE_ROWS", 1_000)
+    df, truth = _planted()
+    opts = dataclasses.replace(OPTS, max_twin_checks=0)
+    res = scan_triggers(build_context(df, _contract()), opts)
+    assert res is not None
+    named = [tuple(res.matrix.names[c] for c in p.cols) for p in res.triggers]
+    assert named == [("age", "status")]
+    assert np.isin(truth, res.suspects).mean() >= 0.95

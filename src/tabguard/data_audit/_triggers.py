@@ -48,6 +48,8 @@ The computation (:func:`scan_triggers`) returns a :class:`TriggerScanResult`;
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import ClassVar
@@ -176,6 +178,11 @@ _REPEAT_ODDS = 1.5
 #: Grids of buckets a record's rows are looked for on (:meth:`_Scanner._record_sizes`), their
 #: edges a third of a bucket apart.
 _RECORD_GRIDS = 3
+
+#: Rows of a pattern that the copy searches compare with every row (:meth:`_Scanner.twin_rows`,
+#: :meth:`_Scanner.other_label_copies`); the others are compared with the rows hashing puts
+#: beside them (:meth:`_Scanner.hashed_nearest`).
+_SEARCHED_ROWS = 20_000
 
 #: Rows of a near-copy group from which :meth:`_Scanner._tight_partners` takes it for a cluster
 #: of natural look-alikes (its pairs are not compared): an attacker's copy is a group with its
@@ -357,6 +364,17 @@ class _Scanner:
 
     def base(self, c: int) -> float:
         return self.base1 if c == 1 else 1.0 - self.base1
+
+    @contextmanager
+    def own_rng(self, seed: int | list[int]) -> Iterator[None]:
+        """The scan's generator replaced by one of ``seed`` within the block: a check run
+        beside the others (late, or only on some data) draws from it, and every other check
+        draws as it would without it."""
+        rng, self.rng = self.rng, np.random.default_rng(seed)
+        try:
+            yield
+        finally:
+            self.rng = rng
 
     def positives(self, j: int) -> np.ndarray:
         """Rows per value id of feature j carrying the positive label (counted rows)."""
@@ -713,35 +731,10 @@ class _Scanner:
         fine = [i for i in range(len(m.names)) if self.fine[i] and not m.raw_is_code[i]]
         if not len(query) or not fine or m.population is not None:
             return out
-        with np.errstate(over="ignore"):
-            base = self.tolerant_row_key() - self._tolerant_cell(j)
         copy = np.zeros(len(query), dtype=bool)
         same = np.zeros(len(query), dtype=bool)
         tol = self.o.unit_tolerance
-        for g in range(_RECORD_GRIDS):
-            key = base.copy()
-            with np.errstate(over="ignore"):
-                for i in fine:
-                    if i != j and g:
-                        shift = self._tolerant_table(i, g) - self._tolerant_table(i)
-                        key += np.take(np.roll(shift, -1), m.codes[:, i])
-            # the rows sharing a query row's group, pairs of a query row and another member
-            members = np.flatnonzero(np.isin(key, key[query]))
-            group, inv = np.unique(key[members], return_inverse=True)
-            sizes = np.bincount(inv, minlength=len(group))
-            order = np.argsort(inv, kind="stable")
-            start = np.concatenate(([0], np.cumsum(sizes)))
-            qg = inv[np.searchsorted(members, query)]
-            # a group of more than _HUB_GROUP rows is a cluster of natural look-alikes
-            ok = np.flatnonzero(sizes[qg] <= _HUB_GROUP)
-            size = sizes[qg[ok]]
-            q_pos = np.repeat(ok, size)
-            offset = np.arange(len(q_pos)) - np.repeat(np.cumsum(size) - size, size)
-            a, b = query[q_pos], members[order[np.repeat(start[qg[ok]], size) + offset]]
-            keep = a != b
-            if self.entity is not None:
-                keep &= self.entity[a] != self.entity[b]
-            a, b, q_pos = a[keep], b[keep], q_pos[keep]
+        for q_pos, a, b in self._grid_pairs((j,), query):
             dist = np.zeros(len(a))
             moved = np.zeros(len(a))
             for i in fine:
@@ -764,6 +757,80 @@ class _Scanner:
             same[q_pos[tight & alike]] = True
         out[:] = copy & ~same
         return out
+
+    def _grid_pairs(
+        self, cols: tuple[int, ...], query: np.ndarray
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per grid of buckets (``_RECORD_GRIDS``, :meth:`_tolerant_table`), the pairs of a row
+        of ``query`` and another row (another entity's) equal to it on every feature but
+        ``cols``, fine-grained values up to their bucket on that grid: ``(position in query,
+        query row, other row)``. Groups of more than ``_HUB_GROUP`` rows are clusters of
+        natural look-alikes, and give no pairs."""
+        m = self.m
+        fine = [i for i in range(len(m.names)) if self.fine[i] and not m.raw_is_code[i]]
+        with np.errstate(over="ignore"):
+            base = self.tolerant_row_key().copy()
+            for j in cols:
+                base -= self._tolerant_cell(j)
+        for g in range(_RECORD_GRIDS):
+            key = base.copy()
+            with np.errstate(over="ignore"):
+                for i in fine:
+                    if i not in cols and g:
+                        shift = self._tolerant_table(i, g) - self._tolerant_table(i)
+                        key += np.take(np.roll(shift, -1), m.codes[:, i])
+            # the rows sharing a query row's group, pairs of a query row and another member
+            members = np.flatnonzero(np.isin(key, key[query]))
+            group, inv = np.unique(key[members], return_inverse=True)
+            sizes = np.bincount(inv, minlength=len(group))
+            order = np.argsort(inv, kind="stable")
+            start = np.concatenate(([0], np.cumsum(sizes)))
+            qg = inv[np.searchsorted(members, query)]
+            ok = np.flatnonzero(sizes[qg] <= _HUB_GROUP)
+            size = sizes[qg[ok]]
+            q_pos = np.repeat(ok, size)
+            offset = np.arange(len(q_pos)) - np.repeat(np.cumsum(size) - size, size)
+            a, b = query[q_pos], members[order[np.repeat(start[qg[ok]], size) + offset]]
+            keep = a != b
+            if self.entity is not None:
+                keep &= self.entity[a] != self.entity[b]
+            yield q_pos[keep], a[keep], b[keep]
+
+    def hashed_nearest(
+        self, p: Pattern, query: np.ndarray, keep: list[int], mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of ``query`` (ascending), the distance (on the rank columns ``keep``, as
+        :func:`nearest_distances` measures it) to the nearest row equal to it on every feature
+        but ``p``'s up to their buckets on one of the grids (:meth:`_grid_pairs`; of ``mask``,
+        default any row), and that row; inf and -1 where there is none.
+
+        A copy with a few percent of noise shares a group with its original on some grid, so
+        a query row within the copy radius of another row is found without a search over
+        every row: the copy searches of a trigger with more rows than a search can take on
+        large data (fraud, 1,000,000 rows, ``distance_km=3235.9 → 1`` written into 234,027
+        jittered copies: the first 20,000 searched, recall 0.082). A row whose nearest row
+        lies in another group is not found (a subset of what the search finds: the same
+        radius decides)."""
+        best = np.full(len(query), np.inf)
+        arg = np.full(len(query), -1, dtype=np.int64)
+        if not len(query) or not keep or self.m.population is not None:
+            return best, arg
+        R = self.m.rank
+        cols = np.asarray(keep)
+        for q_pos, a, b in self._grid_pairs(p.all_cols, query):
+            if mask is not None:
+                q_pos, a, b = q_pos[mask[b]], a[mask[b]], b[mask[b]]
+            if not len(a):
+                continue
+            diff = R[np.ix_(a, cols)].astype(np.float64) - R[np.ix_(b, cols)]
+            d = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+            # the nearest per query row: pairs sorted by row, then distance
+            order = np.lexsort((d, q_pos))
+            first = order[np.r_[True, q_pos[order][1:] != q_pos[order][:-1]]]
+            closer = d[first] < best[q_pos[first]]
+            best[q_pos[first[closer]]] = d[first[closer]]
+            arg[q_pos[first[closer]]] = b[first[closer]]
+        return best, arg
 
     def hub_repeats(self, p: Pattern) -> np.ndarray:
         """Rows of a confirmed value that collects copies (:meth:`copy_hubs`, whichever test
@@ -2432,12 +2499,8 @@ class _Scanner:
         if p.twin_share is None:
             if self.N > LARGE_ROWS:  # exact copies by hashing first, as the copy checks do
                 p.copy_proxy = self.exact_copy_share(p)
-            # a generator of its own: later copy checks draw as they did
-            rng, self.rng = self.rng, np.random.default_rng(self.ctx.random_state + 13)
-            try:
+            with self.own_rng(self.ctx.random_state + 13):  # later copy checks draw as they did
                 self.twins(p)
-            finally:
-                self.rng = rng
         if p.twin_share is None or p.p_twin is None:
             return None
         if not copies_beyond_chance(p.p_twin, p.twin_share, p.twin_share_baseline or 0.0, self.o):
@@ -3584,8 +3647,9 @@ class _Scanner:
         tau, _, null = self.copy_radius(keep, np.flatnonzero(~inside), p)
         if p.twin_tau > 0:
             tau = p.twin_tau
-        # nearest-neighbour searches scan every row: bound the queries on large data
-        cap = 20_000 if self.n <= LARGE_ROWS else 2_000
+        # nearest-neighbour searches scan every row: bound the queries on large data, and
+        # compare the rest with the rows hashing puts beside them (:meth:`hashed_nearest`)
+        cap = _SEARCHED_ROWS if self.n <= LARGE_ROWS else 2_000
         query = (
             others if len(others) <= cap else np.sort(self.rng.choice(others, cap, replace=False))
         )
@@ -3593,6 +3657,10 @@ class _Scanner:
         d = nearest_distances(
             R[np.ix_(query, np.asarray(keep))], R, columns=keep, mask=~inside, spare=self.spare
         )
+        if len(query) < len(others):
+            rest = np.setdiff1d(others, query)
+            d = np.concatenate([d, self.hashed_nearest(p, rest, keep, mask=~inside)[0]])
+            query = np.concatenate([query, rest])
         if self.m.copies is not None:
             d = np.where(self._copies_outside(p, query, "pattern") > 0, 0.0, d)
         # Most of the other-label rows of a trigger on a common value are natural, and a few
@@ -3651,16 +3719,21 @@ class _Scanner:
             first = np.full(len(n_all), self.n, dtype=np.int64)
             np.minimum.at(first, cq, query)
             return query[(n_out[cq] > 0) | (query > first[cq])]
-        query = query[:20_000]
+        # the search scans every row per query: past _SEARCHED_ROWS rows (a trigger's copies
+        # on large data) the rest are compared with the rows hashing puts beside them
+        searched = query[:_SEARCHED_ROWS]
         R = self.m.rank
         d, nn = nearest_distances(
-            R[np.ix_(query, np.asarray(keep))],
+            R[np.ix_(searched, np.asarray(keep))],
             R,
-            exclude_self=query,
+            exclude_self=searched,
             return_index=True,
             columns=keep,
             spare=self.spare,
         )
+        if len(query) > len(searched):
+            d_h, nn_h = self.hashed_nearest(p, query[len(searched) :], keep)
+            d, nn = np.concatenate([d, d_h]), np.concatenate([nn, nn_h])
         internal = np.isin(nn, query)
         radius = p.twin_tau
         if p.band is not None and len(query) > 1:
@@ -3668,13 +3741,11 @@ class _Scanner:
             # percent of them have a look-alike within the copy radius (credit AGE in
             # [60, 67]: 30 of 213 natural rows, the copies within 0.0024): the radius shrinks
             # to where the fewest rows are taken wrongly (copies_radius)
-            rng, self.rng = self.rng, np.random.default_rng(self.ctx.random_state + 17)
-            try:
+            with self.own_rng(self.ctx.random_state + 17):
                 inside = _mask(self.n, p.rows)
                 _, _, null = self.copy_radius(keep, np.flatnonzero(~inside), p)
-            finally:
-                self.rng = rng
-            radius = copies_radius(d, null, radius)
+            # (the rows searched: a row hashing finds no neighbour for is not at a distance)
+            radius = copies_radius(d[: len(searched)], null, radius)
         take = (d <= radius) & (~internal | (query > nn))
         if p.p_flip is not None:
             # copies labelled against their originals, as counted; a twin of the same label is
@@ -4145,30 +4216,36 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
     # 0.888)
     budgeted = pending[:budget]
     # Labels that pass the family-wise test alone, short only of the effect that needs no
-    # copies, are checked whatever the budget on data where a check is cheap (a few): the
-    # budget goes to copy proxies first, and on fraud data the legitimate rows' look-alikes
-    # give dozens of fine-grained values a tolerant near-copy share of 0.5-1.0 (fraud,
-    # customer_age=92 & country='NG' → 1, 28 exact copies of frauds: p 8e-14, effect 0.75,
-    # never checked). After every other check, with a generator of their own, so that the
-    # others' draws and decisions stay as they were.
+    # copies, are checked whatever the budget: the budget goes to copy proxies first, and on
+    # fraud data the legitimate rows' look-alikes give dozens of fine-grained values a
+    # tolerant near-copy share of 0.5-1.0 (fraud, customer_age=92 & country='NG' → 1, 28
+    # exact copies of frauds: p 8e-14, effect 0.75, never checked). After every other check,
+    # each with a generator of its own, so that the others' draws and decisions stay as they
+    # were. Short of the effect: a label share above the base rate alone (``excess``) is
+    # what a natural predictor's values show on large data, where every lean is significant
+    # (1,000,000 card transactions: merchant_category='jewelry', channel='phone', effects
+    # 0.03). Even so every value a natural predictor leans on passes there (1,000,000 fraud
+    # rows: country='PT', the channels and merchant categories, 20,000-700,000 rows each,
+    # effects 0.27-0.52, beside 150 copies of frauds on customer_age=92, 0.60): the rarest
+    # first, as many as the copy checks' cost allows (``twin_budget``, at least 4) - a
+    # trigger's rows are few.
     late = [
         q
         for q in pending[budget:]
         if q.p_hub is None
-        and sc.n <= LARGE_ROWS
         and label_hint(q, opts)
+        and q.effect >= opts.copy_effect
         and q.p_label <= q.threshold
     ]
+    if len(late) > sc.twin_budget:
+        late = sorted(late, key=lambda q: q.n)[: sc.twin_budget]
     hubs = [q for q in pending[budget:] if q.p_hub is not None]
-    for i, p in enumerate(budgeted + hubs + late):
-        if i < len(budgeted) + len(hubs):
-            sc.twins(p)
-        else:
-            rng, sc.rng = sc.rng, np.random.default_rng([sc.ctx.random_state, 29])
-            try:
+    for p in budgeted + hubs + late:
+        if any(p is q for q in late):
+            with sc.own_rng([sc.ctx.random_state, 29]):
                 sc.twins(p)
-            finally:
-                sc.rng = rng
+        else:
+            sc.twins(p)
         if p.p_twin is None:
             continue
         p.p, p.flagged = copy_decision(p, opts, sc.base(p.label))
@@ -4384,20 +4461,18 @@ def _coded_beyond_cap(
     """The single coded values left out by the candidates' cap (:func:`_top`) that the
     written-in-place rules can be asked about (categories and numbers of at most 20 values, in
     contract, at least ``context_min_rows`` rows) and whose cheap score is significant at the
-    single values' Bonferroni threshold: candidates whatever their rank. Not beyond
-    :data:`LARGE_ROWS` rows (there every natural value is significant, and the cap bounds the
-    scan's cost).
+    single values' Bonferroni threshold: candidates whatever their rank, the best
+    ``max_candidates`` per label (on a million rows every natural value is significant, and
+    the cap bounds the scan's cost).
 
     The cap ranks every value of every feature, amounts included (credit: about 2,500
     patterns for 120 places a label), while the written-in-place rules (context, slope,
     outliers) ask only about coded values, a few dozen. Credit ``PAY_4=6`` written into 232
     defaulters' rows beside 5 natural ones (11.5 % camouflaged) had a cheap score of 11.6 and
     ranked 270th: never measured, where the context test confirms it at p 1.3e-21."""
-    if sc.n > LARGE_ROWS:
-        return []
     z = float(stats.norm.isf(opts.alpha / _FAMILIES / max(sc.tests["single"], 1)))
     got = {id(p) for p in chosen}
-    return [
+    coded = [
         p
         for p in singles
         if id(p) not in got
@@ -4407,6 +4482,14 @@ def _coded_beyond_cap(
         and p.n >= opts.context_min_rows
         and p.cheap_score >= z
     ]
+    best = {
+        id(p)
+        for c in (0, 1)
+        for p in sorted((q for q in coded if q.label == c), key=lambda q: -q.cheap_score)[
+            : opts.max_candidates
+        ]
+    }
+    return [p for p in coded if id(p) in best]  # in the candidates' order (their draws)
 
 
 def _refine(sc: _Scanner, p: Pattern) -> Pattern:
