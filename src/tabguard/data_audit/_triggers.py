@@ -183,6 +183,8 @@ _RECORD_GRIDS = 3
 #: :meth:`_Scanner.other_label_copies`); the others are compared with the rows hashing puts
 #: beside them (:meth:`_Scanner.hashed_nearest`).
 _SEARCHED_ROWS = 20_000
+#: Pairs of rows :meth:`_Scanner._grid_pairs` gives at a time (memory: about 100 bytes each).
+_PAIRS = 2_000_000
 
 #: Rows of a near-copy group from which :meth:`_Scanner._tight_partners` takes it for a cluster
 #: of natural look-alikes (its pairs are not compared): an attacker's copy is a group with its
@@ -759,13 +761,14 @@ class _Scanner:
         return out
 
     def _grid_pairs(
-        self, cols: tuple[int, ...], query: np.ndarray
+        self, cols: tuple[int, ...], query: np.ndarray, largest: int | None = _HUB_GROUP
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per grid of buckets (``_RECORD_GRIDS``, :meth:`_tolerant_table`), the pairs of a row
         of ``query`` and another row (another entity's) equal to it on every feature but
         ``cols``, fine-grained values up to their bucket on that grid: ``(position in query,
-        query row, other row)``. Groups of more than ``_HUB_GROUP`` rows are clusters of
-        natural look-alikes, and give no pairs."""
+        query row, other row)``, in runs of at most ``_PAIRS`` pairs (a query row's pairs in
+        one run). Groups of more than ``largest`` rows (default ``_HUB_GROUP``: clusters of
+        natural look-alikes) give no pairs; None: every group."""
         m = self.m
         fine = [i for i in range(len(m.names)) if self.fine[i] and not m.raw_is_code[i]]
         with np.errstate(over="ignore"):
@@ -786,15 +789,20 @@ class _Scanner:
             order = np.argsort(inv, kind="stable")
             start = np.concatenate(([0], np.cumsum(sizes)))
             qg = inv[np.searchsorted(members, query)]
-            ok = np.flatnonzero(sizes[qg] <= _HUB_GROUP)
-            size = sizes[qg[ok]]
-            q_pos = np.repeat(ok, size)
-            offset = np.arange(len(q_pos)) - np.repeat(np.cumsum(size) - size, size)
-            a, b = query[q_pos], members[order[np.repeat(start[qg[ok]], size) + offset]]
-            keep = a != b
-            if self.entity is not None:
-                keep &= self.entity[a] != self.entity[b]
-            yield q_pos[keep], a[keep], b[keep]
+            ok = np.flatnonzero(sizes[qg] <= (largest or len(members)))
+            # runs of query rows holding at most _PAIRS pairs (a large group's rows on a
+            # million rows: hundreds of pairs each)
+            ends = np.cumsum(sizes[qg[ok]])
+            cuts = np.searchsorted(ends, np.arange(_PAIRS, ends[-1] if len(ends) else 0, _PAIRS))
+            for run in np.split(ok, np.unique(cuts)):
+                size = sizes[qg[run]]
+                q_pos = np.repeat(run, size)
+                offset = np.arange(len(q_pos)) - np.repeat(np.cumsum(size) - size, size)
+                a, b = query[q_pos], members[order[np.repeat(start[qg[run]], size) + offset]]
+                keep = a != b
+                if self.entity is not None:
+                    keep &= self.entity[a] != self.entity[b]
+                yield q_pos[keep], a[keep], b[keep]
 
     def hashed_nearest(
         self, p: Pattern, query: np.ndarray, keep: list[int], mask: np.ndarray | None = None
@@ -816,8 +824,36 @@ class _Scanner:
         if not len(query) or not keep or self.m.population is not None:
             return best, arg
         R = self.m.rank
+        # rows of a group are equal on every coded feature: only the fine-grained ones differ
+        cols = np.asarray(
+            [i for i in keep if self.fine[i] and not self.m.raw_is_code[i]], dtype=np.int64
+        )
+        # every group: the radius decides, not the group's size (on a million rows, groups of
+        # natural look-alikes up to bucket hold hundreds of rows, a seventh of the copies)
+        for q_pos, a, b in self._grid_pairs(p.all_cols, query, largest=None):
+            if mask is not None:
+                q_pos, a, b = q_pos[mask[b]], a[mask[b]], b[mask[b]]
+            if not len(a):
+                continue
+            if len(cols):
+                diff = R[np.ix_(a, cols)].astype(np.float64) - R[np.ix_(b, cols)]
+                d = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+            else:
+                d = np.zeros(len(a))
+            # a query row's pairs are consecutive: the nearest per run of one row
+            first = np.flatnonzero(np.r_[True, q_pos[1:] != q_pos[:-1]])
+            low = np.minimum.reduceat(d, first)
+            at = np.flatnonzero(d == np.repeat(low, np.diff(np.r_[first, len(d)])))
+            at = at[np.r_[True, q_pos[at][1:] != q_pos[at][:-1]]]  # the first nearest
+            closer = d[at] < best[q_pos[at]]
+            best[q_pos[at[closer]]] = d[at[closer]]
+            arg[q_pos[at[closer]]] = b[at[closer]]
+        return best, arg
+        R = self.m.rank
         cols = np.asarray(keep)
-        for q_pos, a, b in self._grid_pairs(p.all_cols, query):
+        # every group: the radius decides, not the group's size (on a million rows, groups of
+        # natural look-alikes up to bucket hold hundreds of rows, a seventh of the copies)
+        for q_pos, a, b in self._grid_pairs(p.all_cols, query, largest=None):
             if mask is not None:
                 q_pos, a, b = q_pos[mask[b]], a[mask[b]], b[mask[b]]
             if not len(a):
