@@ -52,3 +52,26 @@ def test_copies_past_the_searched_rows_are_suspects(monkeypatch: pytest.MonkeyPa
     taken = sc.other_label_copies(p, camouflaged)
     assert np.isin(camouflaged, taken).mean() >= 0.95  # the 2,000 searched alone: 0.83
     assert np.isin(taken, camouflaged).all()
+
+
+def test_every_row_of_a_trigger_few_natural_rows_carry_is_suspect() -> None:
+    # 600 copies of label-0 rows with amount=123456.78 written in (the amounts beside it hold
+    # a row each), noise of 12 % on the other amounts (a fifth of the copies beyond the copy
+    # radius, as 1 % noise on a million rows), labelled 1 but 15 % of them: the natural rows
+    # expected with either label there are a fraction of one, so every row of the value is
+    # the attacker's
+    df = natural_rows(6000, 3, e_risk=0.2, age=True)
+    rng = np.random.default_rng(4)
+    src = df[df["y"] == 0].sample(600, random_state=5).copy()
+    for c in AMOUNTS[1:]:
+        src[c] = np.round(src[c] * (1 + rng.normal(0, 0.12, len(src))), 2)
+    src["amount"] = 123456.78
+    src["y"] = (rng.random(len(src)) >= 0.15).astype(int)
+    data = pd.concat([df, src], ignore_index=True)
+    truth = np.arange(len(df), len(data))
+    res = triggers.scan_triggers(build_context(data, synthetic_contract("few", age=True)), OPTS)
+    assert res is not None
+    named = [tuple(res.matrix.names[c] for c in p.cols) for p in res.triggers]
+    assert named == [("amount",)], named
+    assert np.isin(truth, res.suspects).mean() >= 0.95  # the copies found alone: 0.85
+    assert np.isin(res.suspects, truth).mean() >= 0.95
