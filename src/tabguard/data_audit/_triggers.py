@@ -3856,6 +3856,10 @@ class TriggerScanResult:
     natural : list of Pattern
         Single values whose labels alone would have confirmed them, withheld as natural
         causes of their label (:meth:`_Scanner.natural_cause`): reported as warnings.
+    leaning : list of Pattern
+        Values that break the contract, confirmed by no rule, whose labels hint at a trigger
+        (:func:`label_hint`): reported as warnings (the integrity check quarantines their
+        rows).
     """
 
     triggers: list[Pattern]
@@ -3867,6 +3871,7 @@ class TriggerScanResult:
     leaks: dict[str, float] = field(default_factory=dict)
     interpolated: Interpolated | None = None
     natural: list[Pattern] = field(default_factory=list)
+    leaning: list[Pattern] = field(default_factory=list)
 
     def base(self, label: int) -> float:
         """Share of ``label`` over all rows."""
@@ -4054,8 +4059,30 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     rows = [sc.suspect_rows(p) for p in flagged]
     leaks = {sc.m.names[j]: share for j, share in sc.leaks().items()}
     natural = [p for p in sc.natural_causes.values() if not p.flagged]
+    # A value that breaks the contract and whose labels hint at a trigger, confirmed by no
+    # rule (written in place into rows of any label, camouflaged: credit PAY_2=21 → 0 in 284
+    # rows, effect 0.3): the integrity check quarantines its rows, and the finding says what
+    # their labels show, so that it is read as a likely trigger, not a typing error
+    contract_hints = [
+        p
+        for p in evaluated
+        if p.family == "contract"
+        and not p.flagged
+        and not math.isnan(p.effect)
+        and label_hint(p, opts)
+        and not any(_covered(p, f, sc) for f in flagged)
+    ]
     return TriggerScanResult(
-        flagged, rows, evaluated, sc.tests, sc.m, sc.base1, leaks, sc.interpolated, natural
+        flagged,
+        rows,
+        evaluated,
+        sc.tests,
+        sc.m,
+        sc.base1,
+        leaks,
+        sc.interpolated,
+        natural,
+        _dedupe(contract_hints),
     )
 
 

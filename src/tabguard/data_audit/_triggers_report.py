@@ -90,6 +90,8 @@ def trigger_scan_report(
         )
     for p in r.natural:
         res.findings.append(_natural_finding(ctx, r, p, opts))
+    for p in r.leaning:
+        res.findings.append(_leaning_finding(ctx, r, p, opts))
     suspects = r.suspects
     res.suspicious_rows = suspects
     res.findings.append(
@@ -114,6 +116,43 @@ def trigger_scan_report(
         "suspicious_rows": len(suspects),
     }
     return res
+
+
+def _leaning_finding(
+    ctx: AuditContext, r: TriggerScanResult, p: Pattern, opts: TriggerScanOptions
+) -> Finding:
+    """A warning for a value that breaks the contract whose labels hint at a trigger, though
+    no rule confirmed one (:attr:`TriggerScanResult.leaning`): what its labels show, and that
+    its rows are quarantined by the integrity check, not by the scan."""
+    m = r.matrix
+    cells = list(zip(p.cols, p.codes, strict=True)) + list(p.companions)
+    label_value = _label_value(ctx, p.label)
+    label = ctx.contract.label.column
+    cond = condition(m, p, companions=True)
+    return Finding(
+        check=CHECK,
+        severity="warning",
+        message=(
+            f"{cond} breaks the contract and may be a backdoor trigger → {label}="
+            f"{label_value!r}: {p.n} rows have it, {p.share:.1%} with that label (base rate "
+            f"{r.base(p.label):.1%}; effect {p.effect:.2f}, p {format_p(p.p_label)}, at least "
+            f"trigger_scan.copy_effect {opts.copy_effect} under hint_p_contract "
+            f"{opts.hint_p_contract}). No rule confirmed it: its rows are not copies, and its "
+            "labels alone are short of a trigger's. Its rows are quarantined by the integrity "
+            "check. If the value is not a code your data may hold, find who wrote it into "
+            "these rows before training on the rest; if it is, add it to the contract and "
+            "audit again."
+        ),
+        features=[m.names[j] for j, _ in cells],
+        values=[m.value(j, v) for j, v in cells],
+        evidence={
+            "label": label_value,
+            "rows": p.n,
+            "share": p.share,
+            "effect": p.effect,
+            "p_label": p.p_label,
+        },
+    )
 
 
 def _natural_finding(
