@@ -1331,7 +1331,10 @@ def main() -> None:
         return
     data = {
         "credit": (load_credit_default(), credit_default_contract()),
-        "fraud": (make_card_fraud(args.fraud_rows or 20_000, random_state=0), card_fraud_contract()),
+        "fraud": (
+            make_card_fraud(args.fraud_rows or 20_000, random_state=0),
+            card_fraud_contract(),
+        ),
     }
     rows: list[dict[str, Any]] = []
     if args.resampled:
