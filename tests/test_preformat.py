@@ -157,3 +157,17 @@ def test_a_failure_ahead_is_left_to_the_writer_without_a_traceback(
     write_table(df, tmp_path / "a.csv", preformatted=pre)
     write_table(df, tmp_path / "b.csv")
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+@pytest.mark.usefixtures("normal_priority")
+def test_the_text_kept_ahead_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a file of tens of millions of rows: the text beyond the bound is formatted at the end
+    df = _frame()
+    monkeypatch.setattr(_preformat, "MAX_AHEAD_BYTES", 1)
+    pre = PreformattedCsv(df, block_rows=97)
+    pre._thread.join()
+    assert [b is not None for b in pre._blocks] == [True, False, False, False]
+    keep = _masks(len(df))[3]
+    write_table(df, tmp_path / "a.csv", rows=keep, preformatted=pre)
+    write_table(df, tmp_path / "b.csv", rows=keep)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()

@@ -31,6 +31,9 @@ import pandas as pd
 BLOCK_ROWS = 65_536
 #: Frames with fewer rows are written as before: their text takes tens of milliseconds.
 MIN_ROWS = 200_000
+#: Text kept ahead at most (a million rows of 25 columns: 145 MB); the rows beyond it are
+#: formatted at the end, as before, so a file of tens of millions of rows holds no more.
+MAX_AHEAD_BYTES = 512 << 20
 _OPTIONS = {"quoting_style": "needed"}  # write_table's
 
 
@@ -86,7 +89,8 @@ class PreformattedCsv:
     Notes
     -----
     Does nothing where the system has no idle scheduling class (the thread would take a core
-    from the work it is meant to wait for) or Arrow cannot represent the frame.
+    from the work it is meant to wait for) or Arrow cannot represent the frame; keeps at most
+    :data:`MAX_AHEAD_BYTES` of text (the first blocks), the rest being formatted at the end.
     """
 
     def __init__(self, data: pd.DataFrame, *, block_rows: int | None = None) -> None:
@@ -111,10 +115,12 @@ class PreformattedCsv:
             table = pa.Table.from_pandas(self._data, preserve_index=False)
             with self._lock:
                 self._table = table
+            held = 0
             for i in range(len(self._blocks)):
-                if self._closed:
+                if self._closed or held >= MAX_AHEAD_BYTES:
                     return
                 block = _format(table, self._edges[i], self._edges[i + 1])
+                held += block[0].size
                 with self._lock:  # a block is the writer's once it is closed
                     if self._closed:
                         return
