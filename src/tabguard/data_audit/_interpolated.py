@@ -284,13 +284,20 @@ def find_interpolated(
     if len(cols) < _MIN_FEATURES:
         return None
     rng = np.random.default_rng(random_state)
-    # each label's rows searched, a sample of them on large data (the raw values of a million
-    # rows are not copied: the cost stays a few tenths of a second)
+    # each label's rows searched at the same density: as many rows of each as the smaller
+    # label has (at most _MAX_ROWS; the raw values of a million rows are not copied). Among a
+    # label's nearest rows, three line up by chance more often where they are denser (the
+    # rounding of a feature's grid is then a larger part of their distances): clean telecom
+    # customers, 88 % staying, on three fine-grained features (tenure in whole months) had
+    # 36 % of the staying rows between two others against 20 % of the churners' and were
+    # called oversampled; at one density 27 % against 19 %. SMOTE raises the smaller label,
+    # which keeps its every row.
+    size = min(int(np.sum(y == 0)), int(np.sum(y == 1)), _MAX_ROWS)
     pools = {}
     for c in (0, 1):
         rows = np.flatnonzero(y == c)
-        if len(rows) > _MAX_ROWS:
-            rows = np.sort(rng.choice(rows, _MAX_ROWS, replace=False))
+        if len(rows) > size:
+            rows = np.sort(rng.choice(rows, size, replace=False))
         pools[c] = rows
     both = np.concatenate([pools[0], pools[1]])
     sd = np.nanstd(m.raw[np.ix_(both, np.asarray(cols, dtype=np.int64))], axis=0)
