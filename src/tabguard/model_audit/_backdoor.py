@@ -2372,7 +2372,7 @@ def _planted_side(
     allows; each category's standard error takes that variance in as well
     (:func:`split_variance`), for the category and its siblings alike. A clean shipments model
     split by shipper had ``origin_hub='HUB00'`` at 5.57 times its reference share named
-    critical (8.0 % of the training rows, 1.9 % of the reference's; design effect 82).
+    critical (8.0 % of the training rows, 1.9 % of the reference's; design effect 84).
     """
     from scipy.stats import norm
 
