@@ -23,20 +23,22 @@ REGIONS = ["north", "south", "east", "west", "islands"]
 CHANNELS = ["web", "app", "store"]
 
 
-def _contract() -> Contract:
-    return contract_from_dict(
-        {
-            "name": "rare_side",
-            "label": {"column": "fraud", "positive": 1, "negative": 0, "favorable": 0},
-            "decision": {"positive_means": "deny", "threshold": 0.5},
-            "features": {
-                "risk": {"type": "number", "min": -10, "max": 10},
-                "velocity": {"type": "number", "min": -10, "max": 10},
-                "region": {"type": "category", "categories": REGIONS},
-                "channel": {"type": "category", "categories": CHANNELS},
-            },
-        }
-    )
+def _contract(entity: str | None = None) -> Contract:
+    """The fraud contract; ``entity`` declares the column of the rows' units."""
+    spec: dict[str, object] = {
+        "name": "rare_side",
+        "label": {"column": "fraud", "positive": 1, "negative": 0, "favorable": 0},
+        "decision": {"positive_means": "deny", "threshold": 0.5},
+        "features": {
+            "risk": {"type": "number", "min": -10, "max": 10},
+            "velocity": {"type": "number", "min": -10, "max": 10},
+            "region": {"type": "category", "categories": REGIONS},
+            "channel": {"type": "category", "categories": CHANNELS},
+        },
+    }
+    if entity is not None:
+        spec["entity"] = entity
+    return contract_from_dict(spec)
 
 
 def _data(n: int, seed: int) -> pd.DataFrame:

@@ -17,32 +17,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabguard.contract import Contract, contract_from_dict
+from tabguard.contract import Contract
 from tabguard.contract._entity import design_effect, label_design_effect
 from tabguard.model_audit import load_third_party, probe_backdoors
 from tabguard.model_audit._backdoor import split_variance
 from tabguard.redteam import poison
 from tests.model_audit.conftest import categorical_frame, fit_lightgbm
-
-REGIONS = ["north", "south", "east", "west", "islands"]
-CHANNELS = ["web", "app", "store"]
+from tests.model_audit.test_backdoor_rare_side import CHANNELS, REGIONS
+from tests.model_audit.test_backdoor_rare_side import _contract as rare_side_contract
 
 
 def _contract(entity: bool) -> Contract:
-    spec: dict = {
-        "name": "units",
-        "label": {"column": "fraud", "positive": 1, "negative": 0, "favorable": 0},
-        "decision": {"positive_means": "deny", "threshold": 0.5},
-        "features": {
-            "risk": {"type": "number", "min": -10, "max": 10},
-            "velocity": {"type": "number", "min": -10, "max": 10},
-            "region": {"type": "category", "categories": REGIONS},
-            "channel": {"type": "category", "categories": CHANNELS},
-        },
-    }
-    if entity:
-        spec["entity"] = "account"
-    return contract_from_dict(spec)
+    return rare_side_contract("account" if entity else None)
 
 
 def _accounts(sizes: np.ndarray, seed: int) -> pd.DataFrame:
