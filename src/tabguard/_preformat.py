@@ -138,14 +138,17 @@ class PreformattedCsv:
     def write(self, path: str | Path, rows: np.ndarray | None = None) -> bool:
         """Write the header and the rows where ``rows`` is True (all rows when omitted) to
         ``path``, as :func:`tabguard.io.write_table` would; False (nothing written) when the
-        frame could not be formatted by Arrow. The blocks not formatted yet are formatted here,
-        on this thread and one more."""
+        frame could not be formatted by Arrow. The blocks not formatted yet are formatted here:
+        the first half of them on this thread, each written as it is made, the second half
+        meanwhile on another (as ``write_table``'s two halves); each block's text is let go
+        once written."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
         with self._lock:
             self._closed = True  # the thread starts no block and keeps none it ends
-            table, blocks = self._table, list(self._blocks)
+            table, blocks = self._table, self._blocks
+            self._blocks = [None] * len(blocks)
         if table is None:
             if self._data is None:
                 return False
@@ -156,37 +159,45 @@ class PreformattedCsv:
         self._data = None
         keep = np.ones(self._n, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
         todo = [i for i, b in enumerate(blocks) if b is None and keep[self._span(i)].any()]
-        if todo:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabguard-csv") as pool:
-                # the second half of the blocks left on another thread (Arrow releases the
-                # interpreter lock), as write_table's two halves
-                half = len(todo) // 2
-                late = pool.submit(self._format_all, table, todo[half:])
-                done = self._format_all(table, todo[:half])
-                done.update(late.result())
-            for i, block in done.items():
-                blocks[i] = block
+        late = set(todo[len(todo) // 2 :])
         head = pa.BufferOutputStream()
         pacsv.write_csv(table.slice(0, 0), head, pacsv.WriteOptions(**_OPTIONS))
-        with open(path, "wb") as f:
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="tabguard-csv") as pool,
+            open(path, "wb") as f,
+        ):
+            # Arrow releases the interpreter lock: the late blocks are formatted meanwhile
+            later = pool.submit(self._format_all, table, sorted(late))
             f.write(memoryview(head.getvalue()))
-            for i, block in enumerate(blocks):
+            for i in range(len(blocks)):
                 part = keep[self._span(i)]
-                if block is None or not part.any():
+                if not part.any():
                     continue
-                text, ends = block
-                view = memoryview(text)
-                if part.all():
-                    f.write(view)
-                elif ends is not None:
-                    for a, b in _runs(part):
-                        f.write(view[0 if a == 0 else int(ends[a - 1]) + 1 : int(ends[b - 1]) + 1])
-                else:  # a value with a line break: this block's kept rows formatted anew
-                    start = self._edges[i]
-                    for a, b in _runs(part):
-                        piece = table.slice(start + a, b - a)
-                        f.write(memoryview(_format(piece, 0, piece.num_rows)[0]))
+                block = blocks[i]
+                if block is None and i in late:
+                    block = later.result().pop(i)  # popped: let go once written
+                elif block is None:
+                    block = _format(table, self._edges[i], self._edges[i + 1])
+                blocks[i] = None  # written below: its text is let go
+                self._write_block(f, table, i, part, block)
         return True
+
+    def _write_block(
+        self, f: Any, table: Any, i: int, part: np.ndarray, block: tuple[Any, np.ndarray | None]
+    ) -> None:
+        """Block ``i``'s rows where ``part`` is True, from its text."""
+        text, ends = block
+        view = memoryview(text)
+        if part.all():
+            f.write(view)
+        elif ends is not None:
+            for a, b in _runs(part):
+                f.write(view[0 if a == 0 else int(ends[a - 1]) + 1 : int(ends[b - 1]) + 1])
+        else:  # a value with a line break: this block's kept rows formatted anew
+            start = self._edges[i]
+            for a, b in _runs(part):
+                piece = table.slice(start + a, b - a)
+                f.write(memoryview(_format(piece, 0, piece.num_rows)[0]))
 
     def _span(self, i: int) -> slice:
         return slice(self._edges[i], self._edges[i + 1])
