@@ -158,13 +158,19 @@ def test_the_slope_threshold_is_bonferroni_over_the_values_it_can_test() -> None
     assert p.slope_threshold == pytest.approx(0.01 / 4 / (2 * sc.context_tests()))
 
 
-def test_a_pair_of_copies_is_decided_past_a_value_it_flattens() -> None:
+def test_a_pair_of_copies_is_decided_past_a_value_it_flattens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Copies of frauds written with channel='phone' & merchant_category='jewelry' and
     # labelled legitimate (85 of 8,000 rows, test_poisoning_checks' pair attack) flatten the
     # slope of 'jewelry', which leans to fraud, beyond the slope rule's own threshold: the
     # value is flagged as written towards fraud. The pair is still decided (by its copies)
     # and the value, flagged on its slope alone, is not reported beside it; before, the value
-    # covered the pair and took its name and rows (P / R 0.147 / 0.671).
+    # covered the pair and took its name and rows (P / R 0.147 / 0.671). The scan's model
+    # alone scores the slope here, as beyond LARGE_ROWS rows (p 3.2e-5 against 4.2e-5): with
+    # the held-out instrument beside it, each at half the bar, the value is not flagged
+    # (held out p 0.05), and the pair is decided as in test_poisoning_checks.
+    monkeypatch.setattr(_Scanner, "context_folds", lambda self: 1)
     df = make_card_fraud(8000, random_state=2)
     c = card_fraud_contract()
     trigger = {"channel": "phone", "merchant_category": "jewelry"}
@@ -373,3 +379,50 @@ def test_a_coded_value_left_out_by_the_cap_is_still_a_candidate_on_large_data(
     names = [condition(result.matrix, p) for p in result.triggers]
     assert names == ["country='c4'"], names
     assert np.isin(truth, result.suspects).mean() >= 0.95
+
+
+def test_a_clean_label_write_to_the_majority_label_is_named_on_held_out_scores() -> None:
+    # n_tx_24h=7 written into 600 legitimate rows of 8,000 (50 natural rows), 19 % of them
+    # made frauds at random (inplace seed 35455 #2's shape): the frauds' labels follow nothing
+    # in their rows. A context model fitted on them learned those labels (their slope 3.15
+    # against the natural 3.39, p 0.21); scored by a model of the other fold, the value's
+    # slope is flat (0.00 against 0.89, p 7e-6, the bar 4e-5).
+    df = make_card_fraud(8000, random_state=0)
+    c = card_fraud_contract()
+    rng = np.random.default_rng(1)
+    rows = np.sort(rng.choice(np.flatnonzero(df["is_fraud"].to_numpy() == 0), 600, replace=False))
+    data = df.copy()
+    data.loc[rows, "n_tx_24h"] = 7
+    data.loc[rng.choice(rows, 114, replace=False), "is_fraud"] = 1
+    result = scan_triggers(build_context(data, c), TriggerScanOptions())
+    names = [condition(result.matrix, p) for p in result.triggers]
+    assert names == ["n_tx_24h=7"], names
+    (p,) = result.triggers
+    assert p.written and p.p_slope <= p.slope_threshold
+    assert np.isin(rows, result.suspects).mean() >= 0.95
+    assert np.isin(result.suspects, rows).mean() >= 0.9
+
+
+def test_each_row_is_scored_by_a_context_model_not_fitted_on_it() -> None:
+    # the folds keep one record's rows (equal up to jitter on the amounts) together, and
+    # each row's replaced score comes from the model of its own fold, fitted without it
+    df = _payments(3000)
+    data = pd.concat([df, df.iloc[:200].assign(amount=df["amount"].iloc[:200] * 1.01)])
+    sc = _Scanner(build_context(data.reset_index(drop=True), CONTRACT), TriggerScanOptions())
+    fold = sc.folds()
+    assert sc.context_folds() == 2 and set(np.unique(fold)) == {0, 1}
+    assert (fold[:200] == fold[3000:]).mean() >= 0.95
+    j = sc.m.names.index("country")
+    v = int(np.flatnonzero(sc.m.uniques[j] == "c1")[0])
+    rows = np.flatnonzero(sc.m.codes[:, j] == v)
+    got = sc.replaced_logits(j, v, rows, held_out=True)
+    ids, w = sc._replacements(j, v)
+    top = np.argsort(-w, kind="stable")[:12]
+    X = np.tile(sc.m.raw[rows], (len(top), 1))
+    X[:, j] = np.repeat(sc.m.raw_value(j, ids[top]), len(rows))
+    models, of = sc.fold_models(), np.tile(fold[rows], len(top))
+    own = np.empty(len(X))
+    for f, model in enumerate(models):
+        own[of == f] = model.predict(X[of == f])
+    q = (w[top] / w[top].sum()) @ own.reshape(len(top), len(rows))
+    np.testing.assert_allclose(got, np.log(q / (1 - q)), rtol=1e-6, atol=1e-6)

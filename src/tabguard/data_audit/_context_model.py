@@ -86,6 +86,8 @@ def fit_context_model(
     params: dict[str, Any] | None = None,
     rows: np.ndarray | None = None,
     weight: np.ndarray | None = None,
+    valid_rows: np.ndarray | None = None,
+    stop_after: int = 20,
 ) -> lgb.Booster:
     """Fit a gradient-boosted model of the label on (a sample of) ``X``.
 
@@ -111,6 +113,11 @@ def fit_context_model(
     weight : ndarray (n,), optional
         Per-row weights (of every row of ``X``): repeated records weighted down so that each
         record counts once (upsampled data would otherwise shift the model's odds).
+    valid_rows : ndarray of int, optional
+        Rows of ``X`` (not fitted on) whose weighted log-loss stops the fit: at most
+        ``rounds`` rounds, and the booster predicts with the round where that loss was
+        lowest, once ``stop_after`` rounds have not lowered it.
+    stop_after : int
 
     Returns
     -------
@@ -137,7 +144,22 @@ def fit_context_model(
             categorical_feature=categorical or "auto",
             free_raw_data=True,
         )
-        return lgb.train(params, ds, num_boost_round=rounds)
+        if valid_rows is None:
+            return lgb.train(params, ds, num_boost_round=rounds)
+        valid = lgb.Dataset(
+            X[valid_rows],
+            label=y[valid_rows],
+            weight=None if weight is None else weight[valid_rows],
+            categorical_feature=categorical or "auto",
+            reference=ds,
+        )
+        return lgb.train(
+            params,
+            ds,
+            num_boost_round=rounds,
+            valid_sets=[valid],
+            callbacks=[lgb.early_stopping(stop_after, verbose=False)],
+        )
 
 
 #: rows of a block of predictions an idle lane may take (:func:`predict` with ``spare``)
