@@ -135,29 +135,26 @@ def fit_context_model(
     }
     if learning_rate is not None:
         params["learning_rate"] = learning_rate
+
+    def dataset(at: np.ndarray, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+        return lgb.Dataset(
+            X[at],
+            label=y[at],
+            weight=None if weight is None else weight[at],
+            categorical_feature=categorical or "auto",
+            reference=reference,
+        )
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = lgb.Dataset(
-            X[idx],
-            label=y[idx],
-            weight=None if weight is None else weight[idx],
-            categorical_feature=categorical or "auto",
-            free_raw_data=True,
-        )
+        ds = dataset(idx)
         if valid_rows is None:
             return lgb.train(params, ds, num_boost_round=rounds)
-        valid = lgb.Dataset(
-            X[valid_rows],
-            label=y[valid_rows],
-            weight=None if weight is None else weight[valid_rows],
-            categorical_feature=categorical or "auto",
-            reference=ds,
-        )
         return lgb.train(
             params,
             ds,
             num_boost_round=rounds,
-            valid_sets=[valid],
+            valid_sets=[dataset(valid_rows, ds)],
             callbacks=[lgb.early_stopping(stop_after, verbose=False)],
         )
 
