@@ -162,3 +162,39 @@ def test_drawn_by_label_expects_the_labels_rows() -> None:
     # rows like every row with the same share of the label: rejected
     _, _, pv = drawn_by_label_p(rng.choice(q_pop, 400), share, q_pop)
     assert pv < 1e-4
+
+
+def _pair_with_region(sc: _Scanner, p: Pattern, region: str) -> Pattern:
+    """The pair of ``p``'s value and ``region``, measured as the scan measures a pair."""
+    j = sc.m.names.index("region")
+    code = int(np.flatnonzero(sc.m.uniques[j] == region)[0])
+    q = Pattern((p.cols[0], j), (p.codes[0], code), p.label, 0, 0, "pair")
+    rows = sc.rows_of(q)
+    q = Pattern(q.cols, q.codes, p.label, len(rows), int((sc.y[rows] == p.label).sum()), "pair")
+    q.rows = rows
+    q.threshold = OPTS.alpha / 1000  # a family of a thousand pairs
+    return q
+
+
+def test_a_pair_holding_a_natural_cause_is_the_cause() -> None:
+    """The natural flag and a region: its rows carry the flag's effect and nothing more, so
+    the pair is the natural cause (rentals: ``eviction_record=1 & guarantor=0`` named
+    critical beside the record's natural-cause warning)."""
+    sc, p = _flag(_applications())
+    assert sc.natural_cause(p)
+    q = _pair_with_region(sc, p, "R0")
+    assert q.n >= 40 and q.k / q.n > 0.5
+    assert sc.natural_cause(q)
+
+
+def test_a_pair_beyond_its_natural_cause_is_judged_on_its_own() -> None:
+    """Labels written into the flag's rows of one region (every one denied): the pair's
+    labels are beyond the flag's other rows, so the natural cause does not cover it."""
+    df = _applications()
+    at = (df["flag"] & (df["region"] == "R0")).to_numpy()
+    df.loc[at, "approved"] = 0
+    sc, p = _flag(df)
+    sc.natural_causes[(p.cols[0], p.codes[0], p.label)] = p  # the rule alone, as if taken
+    q = _pair_with_region(sc, p, "R0")
+    assert q.k == q.n
+    assert not sc.natural_cause(q)
