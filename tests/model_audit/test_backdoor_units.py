@@ -19,7 +19,7 @@ import pytest
 
 from tabguard.contract import Contract
 from tabguard.contract._entity import design_effect, label_design_effect
-from tabguard.model_audit import load_third_party, probe_backdoors
+from tabguard.model_audit import audit_model, load_third_party, probe_backdoors
 from tabguard.model_audit._backdoor import split_variance
 from tabguard.redteam import poison
 from tests.model_audit.conftest import categorical_frame, fit_lightgbm
@@ -119,9 +119,16 @@ def test_a_split_by_unit_is_no_trigger_where_the_contract_declares_the_entity(
     y = ref["fraud"].to_numpy()
     rows = probe_backdoors(load_third_party(path, _contract(False)), ref, y)
     assert ("south",) in {t.values for t in rows.triggers}
-    units = probe_backdoors(load_third_party(path, _contract(True)), ref, y)
+    audit = audit_model(load_third_party(path, _contract(True)), ref, checks=["backdoor"])
+    assert audit.context is not None
+    units = audit.context.cache["probe"]
     assert units.triggers == []
     assert units.unit_design["region"] > 50 and units.unit_design["channel"] < 1.5
+    # the probe's section says what it allowed for
+    text = " ".join(t for s in audit.report.sections for t in s.text)
+    assert "two samples of the units of the contract's entity 'account'" in text
+    said = text.split("design effects")[1]
+    assert f"region {units.unit_design['region']:.1f}" in said and "channel" not in said
 
 
 def test_copies_are_still_named_with_the_entity_declared(tmp_path) -> None:
