@@ -81,3 +81,22 @@ def test_significant_labels_get_their_copy_check_on_large_data(
     named = [tuple(res.matrix.names[c] for c in p.cols) for p in res.triggers]
     assert named == [("age", "status")]
     assert np.isin(truth, res.suspects).mean() >= 0.95
+
+
+def test_a_common_value_gets_no_late_copy_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    # status 0 and -1 (60 % and 30 % of the rows) lean to label 0 against status 2: their
+    # labels pass alone, and confirm nothing on a value that common (common_share); the copy
+    # checks beyond the budget go to age=95 alone
+    checked: list[int] = []
+    twins = triggers._Scanner.twins
+
+    def counted(self: triggers._Scanner, p: Pattern) -> None:
+        checked.append(p.n)
+        twins(self, p)
+
+    monkeypatch.setattr(triggers._Scanner, "twins", counted)
+    df, _ = _planted()
+    opts = dataclasses.replace(OPTS, max_twin_checks=0)
+    res = scan_triggers(build_context(df, _contract()), opts)
+    assert res is not None and len(res.triggers) == 1
+    assert checked and max(checked) <= OPTS.common_share * len(df)
