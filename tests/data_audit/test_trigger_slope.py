@@ -103,12 +103,18 @@ def test_a_value_written_in_place_with_camouflage_is_named_by_its_flat_labels() 
     assert np.isin(truth, result.suspects).mean() >= 0.95
 
 
-def test_a_coded_value_left_out_by_the_cap_is_still_a_candidate() -> None:
+@pytest.mark.parametrize("large", [False, True], ids=["small", "large"])
+def test_a_coded_value_left_out_by_the_cap_is_still_a_candidate(
+    large: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The same write with one candidate a label (max_candidates=1): country='c4' -> 1 ranks
     # second among label 1's values by cheap score (channel='c', a natural predictor, first)
     # and was never measured. The written-in-place rules ask about coded values only, a few
     # dozen: a coded value whose cheap score is significant at the single values' threshold
-    # is a candidate whatever its rank.
+    # is a candidate whatever its rank, on data the scan takes for large too (bounded by the
+    # cap: the best max_candidates a label).
+    if large:
+        monkeypatch.setattr(triggers, "LARGE_ROWS", 1_000)
     data, truth = _written(_payments(), "c4", 150)
     result = scan_triggers(build_context(data, CONTRACT), TriggerScanOptions(max_candidates=1))
     names = [condition(result.matrix, p) for p in result.triggers]
@@ -366,19 +372,6 @@ def test_jittered_written_rows_are_not_taken_for_natural_carriers() -> None:
     p = _written_pattern(sc, "c4")
     out = sc.natural_region_rows(p)
     assert np.isin(rows, out).mean() <= 0.05, (len(out), int(np.isin(rows, out).sum()))
-
-
-def test_a_coded_value_left_out_by_the_cap_is_still_a_candidate_on_large_data(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # the same on data the scan takes for large: the coded values beyond the cap are bounded
-    # by the cap (the best max_candidates a label), not left out
-    monkeypatch.setattr(triggers, "LARGE_ROWS", 1_000)
-    data, truth = _written(_payments(), "c4", 150)
-    result = scan_triggers(build_context(data, CONTRACT), TriggerScanOptions(max_candidates=1))
-    names = [condition(result.matrix, p) for p in result.triggers]
-    assert names == ["country='c4'"], names
-    assert np.isin(truth, result.suspects).mean() >= 0.95
 
 
 def test_a_clean_label_write_to_the_majority_label_is_named_on_held_out_scores() -> None:
