@@ -76,6 +76,17 @@ def frame_buffers(data: pd.DataFrame) -> list[Any]:
     return out
 
 
+def arrow_table(data: pd.DataFrame) -> Any:
+    """``data`` as an Arrow table without its index, or None where Arrow cannot type a column
+    (ints and strings mixed in one object column): such a frame is written by pandas."""
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pandas(data, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+
+
 class PreformattedCsv:
     """The CSV text of every row of ``data``, formatted ahead in an idle-class thread.
 
@@ -109,10 +120,11 @@ class PreformattedCsv:
     def _run(self) -> None:
         if not _idle_class():
             return
-        import pyarrow as pa
-
         try:
-            table = pa.Table.from_pandas(self._data, preserve_index=False)
+            data = self._data
+            table = None if data is None else arrow_table(data)
+            if table is None:
+                return
             with self._lock:
                 self._table = table
             held = 0
@@ -150,11 +162,8 @@ class PreformattedCsv:
             table, blocks = self._table, self._blocks
             self._blocks = [None] * len(blocks)
         if table is None:
-            if self._data is None:
-                return False
-            try:
-                table = pa.Table.from_pandas(self._data, preserve_index=False)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            table = None if self._data is None else arrow_table(self._data)
+            if table is None:
                 return False
         self._data = None
         keep = np.ones(self._n, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from tabguard._preformat import PreformattedCsv
+from tabguard._preformat import PreformattedCsv, arrow_table
 from tabguard.contract import Contract
 from tabguard.contract._validate import missing_label_error
 from tabguard.errors import DataError
@@ -399,8 +399,6 @@ def write_table(
     ValueError
         An unknown format, or a mask whose length is not the frame's.
     """
-    import pyarrow as pa
-
     p = Path(path)
     if format not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}; got {format!r}")
@@ -413,9 +411,8 @@ def write_table(
         and preformatted.write(p, rows)
     ):
         return p
-    try:
-        table = pa.Table.from_pandas(data, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+    table = arrow_table(data)
+    if table is None:
         # Columns Arrow cannot type (ints and strings mixed in one object column): pandas
         # writes them as they are (as text in Parquet), slower but without losing a value.
         frame = data if rows is None else data.loc[np.asarray(rows, dtype=bool)]
