@@ -118,6 +118,8 @@ def fit_context_model(
         ``rounds`` rounds, and the booster predicts with the round where that loss was
         lowest, once ``stop_after`` rounds have not lowered it.
     stop_after : int
+        Rounds without a lower held-out loss after which the fit stops (with ``valid_rows``
+        only; default 20).
 
     Returns
     -------
