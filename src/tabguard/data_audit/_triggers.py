@@ -867,24 +867,6 @@ class _Scanner:
             best[q_pos[at[closer]]] = d[at[closer]]
             arg[q_pos[at[closer]]] = b[at[closer]]
         return best, arg
-        R = self.m.rank
-        cols = np.asarray(keep)
-        # every group: the radius decides, not the group's size (on a million rows, groups of
-        # natural look-alikes up to bucket hold hundreds of rows, a seventh of the copies)
-        for q_pos, a, b in self._grid_pairs(p.all_cols, query, largest=None):
-            if mask is not None:
-                q_pos, a, b = q_pos[mask[b]], a[mask[b]], b[mask[b]]
-            if not len(a):
-                continue
-            diff = R[np.ix_(a, cols)].astype(np.float64) - R[np.ix_(b, cols)]
-            d = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-            # the nearest per query row: pairs sorted by row, then distance
-            order = np.lexsort((d, q_pos))
-            first = order[np.r_[True, q_pos[order][1:] != q_pos[order][:-1]]]
-            closer = d[first] < best[q_pos[first]]
-            best[q_pos[first[closer]]] = d[first[closer]]
-            arg[q_pos[first[closer]]] = b[first[closer]]
-        return best, arg
 
     def hub_repeats(self, p: Pattern) -> np.ndarray:
         """Rows of a confirmed value that collects copies (:meth:`copy_hubs`, whichever test
