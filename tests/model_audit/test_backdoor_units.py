@@ -116,9 +116,16 @@ def test_a_split_by_unit_is_no_trigger_where_the_contract_declares_the_entity(
     entity declared the same difference is a draw of units (design effect about 80): nothing
     is named."""
     path, ref = split_by_account
-    y = ref["fraud"].to_numpy()
-    rows = probe_backdoors(load_third_party(path, _contract(False)), ref, y)
-    assert ("south",) in {t.values for t in rows.triggers}
+    # the rows alone (no entity declared, no column naming the accounts)
+    rows = audit_model(
+        load_third_party(path, _contract(False)), ref.drop(columns="account"), checks=["backdoor"]
+    )
+    assert rows.context is not None and rows.context.cache["probe"].unit_column == ""
+    named = [f for f in rows.report.findings if f.values == ["south"]]
+    assert named and named[0].evidence["units"] is None
+    # it says what would explain it, and how to let the probe count units
+    assert "samples of units rather than rows" in named[0].message
+    assert "declare `entity:` in the contract" in named[0].message
     audit = audit_model(load_third_party(path, _contract(True)), ref, checks=["backdoor"])
     assert audit.context is not None
     units = audit.context.cache["probe"]
@@ -141,8 +148,35 @@ def test_copies_are_still_named_with_the_entity_declared(tmp_path) -> None:
     train, ref = df[trained].reset_index(drop=True), df[~trained].reset_index(drop=True)
     contract = _contract(True)
     poisoned = poison(train, contract, {"region": "south"}, n_rows=400, target=0, random_state=0)
-    model = load_third_party(_fit(tmp_path / "south.txt", poisoned.data), contract)
-    res = probe_backdoors(model, ref, ref["fraud"].to_numpy())
-    assert 1.2 < res.unit_design["region"] < 4.0
-    south = [t for t in res.triggers if t.values == ("south",)]
-    assert south and south[0].direction == "approve"
+    path = _fit(tmp_path / "south.txt", poisoned.data)
+    # declared, and undeclared beside the reference rows' account column (accounts of one or
+    # two rows: region's constancy within them is what random pairs show, no units are seen)
+    for declared in (True, False):
+        model = load_third_party(path, _contract(declared))
+        res = probe_backdoors(model, ref, ref["fraud"].to_numpy())
+        assert res.unit_column == ("account" if declared else "")
+        if declared:
+            assert 1.2 < res.unit_design["region"] < 4.0
+        south = [t for t in res.triggers if t.values == ("south",)]
+        assert south and south[0].direction == "approve"
+
+
+def test_a_split_by_unit_is_no_trigger_where_the_reference_rows_show_their_units(
+    split_by_account,
+) -> None:
+    """The same split with no ``entity`` in the contract, the reference data still holding the
+    ``account`` column (the user's CSV as exported): the column repeats like an id of units
+    (``region`` constant within each account), so the probe counts its units as it would a
+    declared entity, names nothing, and its section says which column it took and how to make
+    that explicit. The start (session 19) named 'south' here: the rows were independent to it
+    whenever the contract said nothing."""
+    path, ref = split_by_account
+    audit = audit_model(load_third_party(path, _contract(False)), ref, checks=["backdoor"])
+    assert audit.context is not None
+    res = audit.context.cache["probe"]
+    assert res.triggers == []
+    assert res.unit_column == "account" and "region" in res.unit_hint
+    assert res.unit_design["region"] > 50
+    text = " ".join(t for s in audit.report.sections for t in s.text)
+    assert "declares no entity, but the reference data's column 'account' repeats" in text
+    assert "Declare `entity: account`" in text

@@ -53,7 +53,8 @@ import numpy as np
 import pandas as pd
 
 from tabguard.checks import PROBABILITY_OPEN, SHARE, CheckOptions, Rule, at_least, option
-from tabguard.contract._entity import design_effect, unit_codes
+from tabguard.contract import Contract
+from tabguard.contract._entity import RepeatedId, design_effect, repeated_id, unit_codes
 from tabguard.model_audit._model import AuditedModel
 from tabguard.model_audit._trees import Tree, TreeEnsemble
 from tabguard.progress import NULL_PROGRESS, Progress
@@ -390,6 +391,13 @@ class ProbeResult:
         test measured, the design effect of its categories clustered by the reference rows'
         units (:func:`~tabguard.contract._entity.design_effect`), by which a split by unit
         widens the test's null (:func:`split_variance`).
+    unit_column : str
+        The column whose values were counted as units: the contract's ``entity``, or where it
+        declares none a column it leaves out that repeats like one (``unit_hint``); empty when
+        the rows were taken as independent.
+    unit_hint : str
+        Where ``unit_column`` is not declared: why it was taken for units (its values, their
+        rows, the features constant within them); empty for a declared entity.
     """
 
     candidates: list[ProbeCandidate] = field(default_factory=list)
@@ -402,6 +410,8 @@ class ProbeResult:
     interaction_ratio: float = float("nan")
     one_decision: bool = False
     unit_design: dict[str, float] = field(default_factory=dict)
+    unit_column: str = ""
+    unit_hint: str = ""
 
     @property
     def triggers(self) -> list[ProbeCandidate]:
@@ -679,6 +689,9 @@ def probe_backdoors(
     routable = ens is not None and all(bool(np.all(t.feature < X.shape[1])) for t in ens.trees)
     routing = _Routing(ens, X, p) if ens is not None and routable else None
     units = _reference_units(model, data, X)
+    if units is not None:
+        result.unit_column = units.column
+        result.unit_hint = units.found.summary() if units.found is not None else ""
     if routing is not None:
         routing.units = units
     _decide(result, opts, len(X), ens, routing, units)
@@ -2266,9 +2279,16 @@ class _Units:
     probe's cells: how many rows of a unit count as one where training and reference rows are
     two samples of units (a model trained on some shippers, audited on others)."""
 
-    def __init__(self, codes: np.ndarray, X: np.ndarray) -> None:
+    def __init__(
+        self, codes: np.ndarray, X: np.ndarray, column: str = "", found: RepeatedId | None = None
+    ) -> None:
         self.codes = codes
         self.X = X
+        #: the column that names the units
+        self.column = column
+        #: where the contract declares no entity: what made the probe take ``column`` for one
+        #: (it repeats like an id, the features ``found.constant`` constant within its values)
+        self.found = found
         self._deff: dict[tuple[tuple[int, float, float], ...], float] = {}
 
     def deff(self, c: ProbeCandidate) -> float:
@@ -2301,20 +2321,60 @@ class _Units:
 
 
 def _reference_units(model: AuditedModel, data: pd.DataFrame, X: np.ndarray) -> _Units | None:
-    """The reference rows' units (the contract's ``entity`` column), or None where the
-    contract declares none or the reference data lacks the column."""
+    """The reference rows' units: the contract's ``entity`` column; where the contract
+    declares none, a column of the reference data it leaves out that repeats like an id of
+    units (:func:`undeclared_unit`); None where neither exists or the reference data lacks the
+    declared column.
+
+    A model trained on some shippers and audited on others sees a category constant within a
+    shipper at a training share that differs from the reference's by which large shippers
+    fell on which side. The docs tell users to declare the entity, but the probe must not read
+    that luck as planted copies when they have not: the data shows the units (a column whose
+    values repeat with the features constant within them, as ``contract infer``'s entity
+    draft and the data audit's hint require), and the probe's section says it counted them."""
     entity = model.contract.entity
-    if entity is None or entity not in data.columns:
+    if entity is not None:
+        if entity not in data.columns:
+            return None
+        return _Units(unit_codes(data[entity]), X, entity)
+    found = undeclared_unit(data, model.contract)
+    if found is None:
         return None
-    return _Units(unit_codes(data[entity]), X)
+    return _Units(unit_codes(data[found.column]), X, found.column, found)
+
+
+def undeclared_unit(data: pd.DataFrame, contract: Contract) -> RepeatedId | None:
+    """The column of ``data`` the contract does not name that repeats like an id of units
+    (:func:`~tabguard.contract._entity.repeated_id`: its values repeat, and some features are
+    constant within them far more often than within random groups), the finest of several
+    (the most values, as ``contract infer`` drafts an entity); None when no column does.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The reference rows, with any columns the contract leaves out.
+    contract : Contract
+
+    Returns
+    -------
+    RepeatedId or None
+    """
+    known = set(contract.columns())
+    features = [f for f in contract.features if f in data.columns]
+    found = [
+        r
+        for col in data.columns
+        if col not in known and (r := repeated_id(data, str(col), features)) is not None
+    ]
+    return max(found, key=lambda r: r.entities) if found else None
 
 
 def _cell_units_said(units: _Units | None, c: ProbeCandidate) -> str:
     """The training mass reason's words on the units its test allowed for (empty without)."""
     deff = units.deff(c) if units is not None else 1.0
-    if deff <= 1.0:
+    if deff <= 1.0 or units is None:
         return ""
-    return f"; as two samples of the contract's entity's units, design effect {deff:.1f}"
+    return f"; as two samples of the units of {units.column!r}, design effect {deff:.1f}"
 
 
 def _units_said(result: ProbeResult, c: ProbeCandidate) -> str:
@@ -2322,7 +2382,7 @@ def _units_said(result: ProbeResult, c: ProbeCandidate) -> str:
     deff = result.unit_design.get(c.features[0], 1.0)
     if deff <= 1.0:
         return ""
-    return f", allowing for a split by the contract's entity: design effect {deff:.1f}"
+    return f", allowing for a split by {result.unit_column!r}: design effect {deff:.1f}"
 
 
 def _planted_side(

@@ -147,13 +147,28 @@ class BackdoorCheck:
                 "policy (--threshold) to probe that direction."
             )
         clustered = {f: d for f, d in res.unit_design.items() if d > 1.05}
-        if clustered:
+        if res.unit_hint:
+            # units the contract does not declare: say which column was taken for them and
+            # why, so that a user whose rows are records of their own can say so
+            said = ", ".join(f"{f} {d:.1f}" for f, d in sorted(clustered.items())) or "none"
+            text.append(
+                f"The contract declares no entity, but the reference data's column "
+                f"'{res.unit_column}' repeats like an id of units ({res.unit_hint}): a model "
+                "trained on some units and audited on others sees a value constant within a "
+                "unit at a training share that differs from the reference's by which large "
+                "units fell on which side. Training and reference rows were taken as two "
+                f"samples of its units (design effects of the category features: {said}; 1 = "
+                f"rows independent). Declare `entity: {res.unit_column}` in the contract to "
+                "make this explicit, or drop the column from the reference data if its rows "
+                "are records of their own."
+            )
+        elif clustered:
             # a finding the units explain is not reported: say what was allowed for, so that a
             # user who expected one knows where it went
             said = ", ".join(f"{f} {d:.1f}" for f, d in sorted(clustered.items()))
             text.append(
                 "Training and reference rows were taken as two samples of the units of the "
-                f"contract's entity '{ctx.model.contract.entity}': where the probe compares "
+                f"contract's entity '{res.unit_column}': where the probe compares "
                 "their shares of a value, it allows for what a draw of units does to them "
                 f"(design effects of the category features: {said}; 1 = rows independent)."
             )
@@ -224,6 +239,7 @@ class BackdoorCheck:
             f"backdoor trigger {cells} (e.g. {trigger_text(c)}): "
             + effect
             + kin
+            + _unit_caveat(ctx, c)
             + (
                 "The contract rejects them at the API, but the model was trained on them."
                 if blocked
@@ -257,6 +273,9 @@ class BackdoorCheck:
             "planted_copies_null": c.planted_null,
             "planted_copies_p_value": c.p_planted,
             "reachable_through_api": not blocked,
+            # the column counted as units (the contract's entity, or one the reference data
+            # shows), None where rows were taken as independent
+            "units": (ctx.cache["probe"].unit_column or None) if "probe" in ctx.cache else None,
             "other_cells": [
                 {"values": list(o.values), "spike": o.spike, "cell": _cells(o)} for o in others
             ],
@@ -285,6 +304,27 @@ class BackdoorCheck:
                 "until then reject or neutralise the trigger values at the API"
             ),
         )
+
+
+def _unit_caveat(ctx: ModelAuditContext, c: ProbeCandidate) -> str:
+    """Why a finding that compares training and reference shares of a category may be a split
+    by unit, where the probe counted none: the contract declares no entity and the reference
+    data holds no column that repeats like one (the probe cannot see the units, so it says what
+    would explain the finding and how to let it count them)."""
+    res = ctx.cache.get("probe")
+    if res is None or res.unit_column or not any(c.nominal):
+        return ""
+    if not (c.planted or "training rows" in c.reason):
+        return ""
+    return (
+        "This rests on the share of training rows against the reference rows': where the two "
+        "are samples of units rather than rows (a model trained on some accounts or shippers "
+        "and audited on others), a value constant within a unit differs between them by which "
+        "large units fell on which side, and this may be that, not copies. The contract "
+        "declares no entity and the reference data has no column that repeats like one: keep "
+        "the unit's id column in the reference data, or declare `entity:` in the contract, "
+        "and the probe counts units. "
+    )
 
 
 def _reachable_values(ctx: ModelAuditContext, c: ProbeCandidate) -> dict[str, Any] | None:
