@@ -390,6 +390,24 @@ def consistency_cut(scores: np.ndarray, labels: np.ndarray, q: float) -> float:
     return cut
 
 
+def source_contradicted(
+    mean: float, rows: int, written: float, mu: float, sd: float, z: float
+) -> bool:
+    """Whether the rows of a written value carrying its label cannot hold a block written
+    from a source population (:meth:`_Scanner.written_sources`).
+
+    Of the ``rows`` rows, at least a share ``written`` are the block's, and their probability
+    of the label (read from the rest of the row) is distributed as the source's rows' (mean
+    ``mu``, standard deviation ``sd``); the others, natural carriers, may read anything in
+    ``[0, 1]``. Their mean ``mean`` then lies in ``[written mu, 1 - written (1 - mu)]``; the
+    source is contradicted where it lies beyond, by ``z`` standard errors of the block's
+    mean."""
+    if written <= 0 or rows <= 0:
+        return False
+    margin = z * sd / math.sqrt(written * rows)
+    return mean < written * mu - margin or mean > 1.0 - written * (1.0 - mu) + margin
+
+
 def natural_region_cuts(
     n_above: np.ndarray,
     n_all: np.ndarray,
