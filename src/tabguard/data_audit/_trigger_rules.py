@@ -132,6 +132,9 @@ class Pattern:
     # a band joined from flagged pieces (:func:`_merge_runs`): each piece's value ids (lowest,
     # highest) and p-value; the band's p-value is the best piece's, its counts its own
     pieces: tuple[tuple[int, int, float], ...] = ()
+    # the pieces were values each collecting copies (:func:`_hub_bands`), not flagged ones:
+    # their p-values are the hub test's
+    pieces_are_hubs: bool = False
 
     def reset_evidence(self) -> None:
         """Forget the evidence (before testing again)."""

@@ -297,11 +297,19 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
         named = ", ".join(
             f"{_piece(m, p.cols[0], lo, hi)} (p {format_p(q)})" for lo, hi, q in p.pieces
         )
-        msg += (
-            f" Named as one band from values flagged on their own: {named}. The p-value below "
-            f"is {_piece(m, p.cols[0], best[0], best[1])}'s; the band as a whole gives "
-            f"p {format_p(p.p_label)} on its labels."
-        )
+        if p.pieces_are_hubs:
+            msg += (
+                " Named as one band from touching values that each collect copies (hub test "
+                f"p-values: {named}), too few rows each for the copy test to confirm them one "
+                "by one. The p-value below is the band's hub test, their copies pooled; its "
+                f"labels give p {format_p(p.p_label)}."
+            )
+        else:
+            msg += (
+                f" Named as one band from values flagged on their own: {named}. The p-value "
+                f"below is {_piece(m, p.cols[0], best[0], best[1])}'s; the band as a whole "
+                f"gives p {format_p(p.p_label)} on its labels."
+            )
     if broken:
         msg += f" The value(s) of {broken} break the contract."
     threshold = (
