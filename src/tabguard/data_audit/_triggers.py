@@ -5078,10 +5078,10 @@ def _hub_bands(
             _decide(sc, [band], opts)
             if not band.flagged:
                 continue
-            band.pieces = tuple((*_span(q), q.p_hub) for q in run)
+            band.pieces = tuple((*_span(q), float(q.p_hub or 1.0)) for q in run)
             band.pieces_are_hubs = True
             # its evidence as reported: the band's hub test and counts
-            band.p = band.p_hub
+            band.p = float(band.p_hub or band.p)
             band.hub_counts = sc.hub_counts_of(band)
             for q in run:
                 q.flagged = False
