@@ -3196,8 +3196,9 @@ class _OrdinaryInteractions:
     was 583 of the 820 seconds the probe took on telecom (session 20). The grid's absolute
     interactions are sorted once; a pair's null leaves out the positions of its row and its
     column in that order (at most ``n_a + n_b - 1``), and the ``k``-th value kept is found
-    from them directly: with the left-out positions ``P`` sorted, ``k + #{i: P[i] - i <= k}``
-    is its position. The values are numpy's linear quantile of the same numbers, exactly."""
+    from them directly: the least ``x`` with ``x = k + #{left-out positions <= x}`` is its
+    position, found by counting them in the sorted row and column alone. The values are
+    numpy's linear quantile of the same numbers, exactly."""
 
     def __init__(self, inter: np.ndarray) -> None:
         finite = np.isfinite(inter)
@@ -3208,10 +3209,11 @@ class _OrdinaryInteractions:
         ranks = np.empty(flat.size, dtype=np.int64)
         ranks[order] = np.arange(flat.size)
         pos = ranks.reshape(inter.shape)
+        self.cell = pos
         # per row and per column, the sorted positions of its finite cells (non-finite cells
         # sort after every finite one: they are never among the values)
         self.rows = np.sort(pos, axis=1)
-        self.cols = np.sort(pos, axis=0)
+        self.cols = np.ascontiguousarray(np.sort(pos, axis=0).T)
         self.n_row = finite.sum(axis=1)
         self.n_col = finite.sum(axis=0)
         self.finite = finite
@@ -3225,11 +3227,21 @@ class _OrdinaryInteractions:
         m = self.count(a, b)
         if m <= 0:
             return float("nan"), 0
-        left = np.union1d(self.rows[a, : self.n_row[a]], self.cols[: self.n_col[b], b])
-        shifted = left - np.arange(len(left))
+        row, col = self.rows[a, : self.n_row[a]], self.cols[b, : self.n_col[b]]
+        own = int(self.finite[a, b])
+        cell = int(self.cell[a, b])
 
         def kth(k: int) -> float:
-            return float(self.sorted[k + int(np.searchsorted(shifted, k, side="right"))])
+            # the least fixed point of x = k + (left-out positions <= x), counted in the row
+            # and the column (the pair's own cell is in both), is the k-th kept position
+            x = k
+            while True:
+                left = int(np.searchsorted(row, x, side="right"))
+                left += int(np.searchsorted(col, x, side="right"))
+                left -= own * int(cell <= x)
+                if k + left == x:
+                    return float(self.sorted[x])
+                x = k + left
 
         # numpy's "linear" method, its interpolation included (from the upper value where the
         # fraction is at least a half)
