@@ -29,17 +29,26 @@ def _contract() -> Contract:
     )
 
 
-def _cards(n: int, seed: int) -> pd.DataFrame:
+def _cards(
+    n: int,
+    seed: int,
+    *,
+    channels: tuple[float, float, float] = (0.5, 0.3, 0.2),
+    logit_terms: tuple[float, float, float, float] = (-3.2, 0.8, 1.2, 0.25),
+) -> pd.DataFrame:
     """Home transactions are near (``PT``: about 12 km), foreign ones far (about 1,500 km), as
-    in the bundled fraud data; frauds lean to foreign rows, one channel and many transactions."""
+    in the bundled fraud data; frauds lean to foreign rows, one channel and many transactions
+    (``logit_terms``: the intercept and those three effects; ``channels``: the shares of the
+    channels, the risky one last)."""
     rng = np.random.default_rng(seed)
     country = rng.choice(["PT", "GB", "DE", "FR"], n, p=[0.7, 0.1, 0.1, 0.1])
     distance = np.round(
         np.where(country == "PT", rng.exponential(12, n), rng.exponential(1500, n)), 1
     )
-    channel = rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2])
+    channel = rng.choice(["a", "b", "c"], n, p=list(channels))
     n_tx = rng.poisson(2.0, n)
-    logit = -3.2 + 0.8 * (country != "PT") + 1.2 * (channel == "c") + 0.25 * n_tx
+    base, abroad, risky, per_tx = logit_terms
+    logit = base + abroad * (country != "PT") + risky * (channel == "c") + per_tx * n_tx
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     return pd.DataFrame(
         {"country": country, "distance": distance, "channel": channel, "n_tx": n_tx, "y": y}
