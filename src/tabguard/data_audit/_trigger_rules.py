@@ -129,6 +129,11 @@ class Pattern:
     # confirmed as a copy hub (:func:`flagged_as_hub`): the value's copies and rows of the
     # label, and the feature's other values' (what the hub test compared)
     hub_counts: tuple[int, int, int, int] | None = None
+    # confirmed as a value written into copies relabelled against their originals
+    # (:func:`~._relabelled.relabel_hubs`): its records with a twin of the other label (one
+    # unit per record), its records with a twin, and those expected to have one of the other
+    # label from the twins' values; the suspects are the copies alone
+    relabel_counts: tuple[float, float, float] | None = None
     # a band joined from flagged pieces (:func:`_merge_runs`): each piece's value ids (lowest,
     # highest) and p-value; the band's p-value is the best piece's, its counts its own
     pieces: tuple[tuple[int, int, float], ...] = ()

@@ -80,6 +80,7 @@ from tabguard.data_audit._matrix import (
     nearest_distances,
     pair_value_ids,
 )
+from tabguard.data_audit._relabelled import RELABEL_TOLERANCE, relabel_hubs, relabelled_copies
 from tabguard.data_audit._spare import NO_SPARE, Job
 from tabguard.data_audit._stats import loo_label_information
 from tabguard.data_audit._trigger_options import TriggerScanOptions
@@ -303,6 +304,10 @@ class _Scanner:
         # feature apart (:meth:`_tight_partners`)
         self._jittered: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._far: dict[int, np.ndarray] = {}  # :meth:`_tight_partners`
+        # per feature: the rows of pairs at two values of it, equal on the rest within
+        # RELABEL_TOLERANCE, and their distances (:meth:`_tight_partners`): the twins of
+        # :func:`~._relabelled.twinned_rows`
+        self.tight_pairs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._row_key: np.ndarray | None = None  # :meth:`tolerant_row_key`
         self._weights: tuple[np.ndarray | None] | None = None  # :meth:`record_weights`
         self._tolerant_tables: dict[tuple[int, int], np.ndarray] = {}
@@ -990,6 +995,7 @@ class _Scanner:
         away = np.zeros(len(rows), dtype=bool)
         self._tight[j] = (rows, out, away)
         self._jittered[j] = (NO_ROWS, NO_ROWS)
+        self.tight_pairs[j] = (NO_ROWS, NO_ROWS, np.empty(0))
         if not len(idx):
             return self._tight[j]
         order = idx[np.argsort(g[idx], kind="stable")]
@@ -1039,6 +1045,10 @@ class _Scanner:
             live = live[dist[live] <= tol]
         tight = dist <= tol
         same = val[a] == val[b]
+        # the twins of relabelled copies: other values, within the jitter of copying (few,
+        # unlike a resampled record's repeats, which share their values)
+        twin = np.flatnonzero((dist <= RELABEL_TOLERANCE) & ~same)
+        self.tight_pairs[j] = (rows[a[twin]], rows[b[twin]], dist[twin])
         # one record's copies, the value of j apart: within unit_tolerance, as the rest, and
         # of one label (the units of :meth:`unit_labels`, the records of record_weights)
         split = tight & ~same & (self.y[rows[a]] == self.y[rows[b]])
@@ -2583,6 +2593,8 @@ class _Scanner:
         it), else those that are copies (:meth:`other_label_copies`). Natural rows with the
         value and the other label stay out.
         """
+        if p.relabel_counts is not None:
+            return relabelled_copies(self, p.cols[0], p.codes[0], p.label)
         breaks = self.breaks_contract(p)
         if p.written:
             if breaks:  # no natural row can carry the value
@@ -4295,6 +4307,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
     evaluated += pairs
     flagged = _dedupe(flagged + [p for p in pairs if p.flagged])
     flagged = [p for p in flagged if not borrowed_written_evidence(p, flagged)]
+    flagged += _relabelled_triggers(sc, flagged, alpha)
     for p in flagged:
         _trim_band(p)
     rows = [sc.suspect_rows(p) for p in flagged]
@@ -4325,6 +4338,38 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         natural,
         _dedupe(contract_hints),
     )
+
+
+def _relabelled_triggers(sc: _Scanner, flagged: list[Pattern], alpha: float) -> list[Pattern]:
+    """Single values written into copies relabelled against their originals
+    (:func:`~tabguard.data_audit._relabelled.relabel_hubs`) that no flagged pattern covers,
+    confirmed at the single values' Bonferroni threshold: diluted by the value's natural rows,
+    no test of its labels or of its share of copies sees them (fraud ``customer_age=34 → 0``,
+    135 copies of frauds among 464 natural rows: the value 96 % legitimate, base 97 %). Their
+    label evidence is measured for the report with a generator of its own (every other
+    result's draws stay as they were); the suspects are the copies alone
+    (:meth:`_Scanner.suspect_rows`)."""
+    threshold = alpha / max(sc.tests["single"], 1)
+    out: list[Pattern] = []
+    for hub in relabel_hubs(sc, threshold):
+        rows = sc.m.rows_with(hub.feature, hub.value)
+        k = int(np.count_nonzero(sc.y[rows] == hub.label))
+        p = Pattern((hub.feature,), (hub.value,), hub.label, len(rows), k, "single")
+        p.rows = np.sort(rows)
+        if any(_covered(p, f, sc) for f in flagged + out):
+            continue
+        # copies of a flagged pattern seen on one of its values (copies of frauds written with
+        # channel='phone' & merchant_category='jewelry' whose originals had 'jewelry' are
+        # relabelled copies on 'phone' alone): the pattern names them
+        copies = relabelled_copies(sc, hub.feature, hub.value, hub.label)
+        if any(np.isin(copies, f.rows).mean() > 0.5 for f in flagged + out if len(copies)):
+            continue
+        with sc.own_rng([sc.ctx.random_state, 31]):
+            _label_evidence(sc, p, alpha)
+        p.p, p.threshold, p.flagged, p.copies_only = hub.p_value, threshold, True, True
+        p.relabel_counts = (hub.copies, hub.rows, hub.expected)
+        out.append(p)
+    return out
 
 
 def _retest_sharing_a_feature(

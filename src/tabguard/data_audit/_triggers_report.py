@@ -259,6 +259,18 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             f"(p {format_p(p.p)}): the copies keep the label their originals carry, so labels "
             "alone do not show them."
         )
+    if p.relabel_counts is not None:
+        flipped, twinned, expected = p.relabel_counts
+        msg += (
+            f" It holds copies relabelled against their originals: {len(rows)} of its rows "
+            "equal a row elsewhere on every other feature (amounts within a few percent), "
+            "the row of the other label but for copies camouflaged with their original's. "
+            f"Of its {twinned:.0f} records with that label and a twin at another value of "
+            f"{feats[0]!r}, {flipped:.0f} are paired with the other label, against "
+            f"{expected:.1f} expected from the labels of the twins' values (p {format_p(p.p)}): "
+            "the value's labels alone do not show them. Only these copies are suspects, not "
+            "the value's natural rows nor the originals."
+        )
     by_context = p.written and p.p_context <= p.context_threshold
     if by_context:
         msg += (
@@ -347,6 +359,11 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             else dict(
                 zip(("copies", "rows", "other_copies", "other_rows"), p.hub_counts, strict=True)
             ),
+            # copies relabelled against their originals: records with a twin of the other
+            # label, records with a twin, and those expected from the twins' values
+            "relabelled_copies": None
+            if p.relabel_counts is None
+            else dict(zip(("relabelled", "twinned", "expected"), p.relabel_counts, strict=True)),
             # the single value the evidence above was measured on, for a pair named from it
             "measured_on": None
             if p.measured_on is None

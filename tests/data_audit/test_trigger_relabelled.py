@@ -1,0 +1,109 @@
+"""Copies relabelled against their originals on a common value (issue 11): a few dozen copies
+of positive rows carrying a value thousands of natural rows hold, labelled 0 (the majority
+label), are named by their twins' labels, and only the copies are quarantined."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tabguard.contract import Contract
+from tabguard.data_audit import build_context
+from tabguard.data_audit._relabelled import (
+    relabel_hubs,
+    twinned_rows,
+)
+from tabguard.data_audit._trigger_options import TriggerScanOptions
+from tabguard.data_audit._triggers import _Scanner, scan_triggers
+from tests.data_audit._synthetic import AMOUNTS, natural_rows, synthetic_contract, value_code
+
+OPTS = TriggerScanOptions()
+
+
+def _contract() -> Contract:
+    return synthetic_contract("relabelled", age=False)
+
+
+def _relabelled(
+    df: pd.DataFrame, moved: int, held: int, camouflaged: int, seed: int = 1
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Copies of positive rows with ``status=0`` written in (``moved`` of rows with another
+    status, ``held`` of rows that had it already), amounts jittered by up to 1 %, labelled 0
+    but ``camouflaged`` of the moved ones, which keep their original's label 1. Returns the
+    data and the copies' row positions."""
+    rng = np.random.default_rng(seed)
+    pos = df[df["y"] == 1]
+    src = pd.concat(
+        [
+            pos[pos["status"] != 0].sample(moved, random_state=seed),
+            pos[pos["status"] == 0].sample(held, random_state=seed),
+        ]
+    ).copy()
+    for a in AMOUNTS:
+        src[a] = np.round(src[a] * (1 + rng.uniform(-0.01, 0.01, len(src))), 2)
+    src["status"] = 0
+    src["y"] = 0
+    src.iloc[:camouflaged, src.columns.get_loc("y")] = 1
+    out = pd.concat([df, src], ignore_index=True)
+    return out, np.arange(len(df), len(out))
+
+
+def test_copies_relabelled_on_a_common_value_are_named_and_only_they_quarantined() -> None:
+    # 30 copies among ~4,800 natural rows of status=0 (0.6 %): the value's share of label 0
+    # moves by a tenth of a point, and no test of its labels or its share of copies sees them
+    df, truth = _relabelled(natural_rows(8000, 3, e_risk=0.0, age=False), 24, 6, 3)
+    res = scan_triggers(build_context(df, _contract()), OPTS)
+    assert res is not None
+    named = [
+        (res.matrix.names[p.cols[0]], res.matrix.value(p.cols[0], p.codes[0]), p.label)
+        for p in res.triggers
+    ]
+    assert named == [("status", 0, 0)]
+    (p,) = res.triggers
+    assert p.relabel_counts is not None
+    sus = res.suspects
+    hit = np.isin(sus, truth).sum()
+    assert hit / len(truth) >= 0.9  # the relabelled copies and the camouflaged ones
+    assert hit / len(sus) >= 0.9  # the value's natural rows and the originals stay out
+    originals = np.flatnonzero(df["y"].to_numpy() == 1)
+    assert not np.isin(sus, originals[originals < len(df) - len(truth)]).any()
+
+
+def test_clean_look_alikes_of_both_labels_are_not_relabelled_copies() -> None:
+    # inactive accounts: every amount 0, labels at the value's rates, beside the natural rows
+    # (a value whose look-alikes are common, credit's PAY_AMT=0): their twins of the other
+    # label are what the labels of the twins' values give
+    df = natural_rows(8000, 4, e_risk=0.0, age=False)
+    rng = np.random.default_rng(5)
+    idle = df.sample(150, random_state=6).index
+    df.loc[idle, list(AMOUNTS)] = 0.0
+    risk = np.where(df.loc[idle, "status"] == 2, 0.5, 0.15)
+    df.loc[idle, "y"] = (rng.random(len(idle)) < risk).astype(int)
+    sc = _Scanner(build_context(df, _contract()), OPTS)
+    j, _ = value_code(sc, "status", 0)
+    sc.near_copies()
+    _, _, relabelled, expected = twinned_rows(sc, j)
+    # a dozen records paired with the other label, as many as their twins' values give
+    assert relabelled.sum() >= 10
+    assert abs(relabelled.sum() - expected.sum()) < 1.0
+    assert not relabel_hubs(sc, 1e-3)
+    res = scan_triggers(build_context(df, _contract()), OPTS)
+    assert res is not None and not res.triggers
+
+
+def test_a_records_repeats_are_one_unit_of_evidence() -> None:
+    # a positive row and its copy labelled 0 at another status, each repeated 5 times (an
+    # account's months): one record with a twin of the other label, not five
+    df = natural_rows(2000, 7, e_risk=0.0, age=False)
+    row = df[(df["y"] == 1) & (df["status"] == 2)].iloc[[0]]
+    copy = row.assign(status=0, y=0)
+    df = pd.concat([df] + [row, copy] * 5, ignore_index=True)
+    sc = _Scanner(build_context(df, _contract()), OPTS)
+    sc.near_copies()
+    j, _ = value_code(sc, "status", 0)
+    rows, units, relabelled, _ = twinned_rows(sc, j)
+    # the original's row among the natural ones is one more of its record's rows
+    assert set(rows) == {int(row.index[0]), *range(len(df) - 10, len(df))}
+    mine = sc.y[rows] == 0
+    assert np.isclose(units[mine].sum(), 1.0)
+    assert np.isclose(relabelled[mine].sum(), 1.0)
