@@ -13,7 +13,8 @@ from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import build_context
 from tabguard.data_audit._trigger_options import TriggerScanOptions
 from tabguard.data_audit._trigger_rules import Pattern, consistency_cut
-from tabguard.data_audit._triggers import _Scanner
+from tabguard.data_audit._triggers import _Scanner, condition, scan_triggers
+from tabguard.datasets import card_fraud_contract, make_card_fraud
 
 
 def _contract() -> Contract:
@@ -200,3 +201,50 @@ def test_the_consistency_cut_is_the_highest_of_every_sources() -> None:
     assert consistency_cut(scores[:10], np.zeros(10, dtype=np.int8), 0.5) == float(
         np.quantile(scores[:10], 0.5)
     )
+
+
+def _fraud_written(country: str, k: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """8,000 synthetic card transactions with ``country`` written into ``k`` random rows of
+    any label, labelled legitimate, 18 % of them then made frauds (inplace seed 83418 #1's
+    shape, ``NG``: 674 rows beside 414 natural)."""
+    df = make_card_fraud(8000, random_state=0)
+    rng = np.random.default_rng(seed)
+    pool = np.flatnonzero(df["country"].to_numpy() != country)
+    rows = np.sort(rng.choice(pool, k, replace=False))
+    df.loc[rows, "country"] = country
+    df.loc[rows, "is_fraud"] = 0
+    df.loc[rng.choice(rows, round(0.18 * k), replace=False), "is_fraud"] = 1
+    return df, rows
+
+
+def test_a_write_into_a_category_told_by_a_distance_is_named_by_its_context() -> None:
+    # A country's natural carriers differ from other rows by the distance alone (a foreign
+    # country's transactions 1,500 km from home, the home country's 12 km): the coded features
+    # see every country alike (r0 about 1) and the slope stays short of its bar, so nothing was
+    # named (seen failing before the fine-grained instrument). Read with the distance by its
+    # order of magnitude, 70 % of NG's rows have the context of every row, against 4 % for
+    # the feature's other values.
+    data, truth = _fraud_written("NG", 300, 1)
+    result = scan_triggers(build_context(data, card_fraud_contract()), TriggerScanOptions())
+    names = [condition(result.matrix, p) for p in result.triggers]
+    assert names == ["country='NG'"], names
+    (p,) = result.triggers
+    assert p.written and p.p_context <= p.context_threshold
+    assert p.context_written >= 0.5 and p.context_null <= 0.2
+    assert np.isin(truth, result.suspects).mean() >= 0.95
+
+
+def test_the_fine_grained_instrument_finds_no_write_on_clean_data() -> None:
+    # The same data without the write: with the distance read, no country has more of the
+    # context of a source than the others (the home country's rows sit at home, the others'
+    # abroad); each instrument counts at half the bar (the p-value doubled).
+    sc = _Scanner(
+        build_context(make_card_fraud(8000, random_state=0), card_fraud_contract()),
+        TriggerScanOptions(),
+    )
+    j = sc.m.names.index("country")
+    for code in sc.context_stats(j, magnitude=True)["values"]:
+        for label in (0, 1):
+            p = Pattern((j,), (int(code),), label, 100, 50, "single")
+            sc.context_mixture(p)
+            assert p.p_context > 1e-3, (sc.m.uniques[j][code], label, p.p_context)
