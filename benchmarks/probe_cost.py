@@ -46,6 +46,11 @@ def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
+def _tabguard(*args: str) -> None:
+    """Run a tabguard command in this interpreter (the caller's PYTHONPATH: start or head)."""
+    _run([sys.executable, "-m", "tabguard", *args])
+
+
 def prepare(
     name: str, seed: int, work: Path, no_entity: bool, allow: bool = False
 ) -> tuple[Path, Path]:
@@ -67,38 +72,28 @@ def prepare(
     tag = f"{name}{seed}{'_noentity' if no_entity else ''}"
     contract = work / f"{tag}.yaml"
     if not contract.exists():
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "tabguard",
-                "contract",
-                "infer",
-                str(data / f"{name}.csv"),
-                "--label",
-                LABELS[name],
-                "--out",
-                str(contract),
-            ]
+        _tabguard(
+            "contract",
+            "infer",
+            str(data / f"{name}.csv"),
+            "--label",
+            LABELS[name],
+            "--out",
+            str(contract),
         )
         if no_entity:
             lines = contract.read_text().splitlines(keepends=True)
             contract.write_text("".join(ln for ln in lines if not ln.startswith("entity:")))
     model = work / f"model_{tag}"
     if not model.exists():
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "tabguard",
-                "train",
-                str(data / f"{name}_train.csv"),
-                "--contract",
-                str(contract),
-                "--out",
-                str(model),
-                *(["--allow-findings"] if allow else []),
-            ]
+        _tabguard(
+            "train",
+            str(data / f"{name}_train.csv"),
+            "--contract",
+            str(contract),
+            "--out",
+            str(model),
+            *(["--allow-findings"] if allow else []),
         )
     return model, data / f"{name}_test.csv"
 
