@@ -744,10 +744,7 @@ class _Scanner:
         label, and the copies :meth:`split_copies` finds among its other rows with the label
         (ascending); none for other patterns."""
         self.copy_hubs()
-        if self._copy_hubs is None or len(p.cols) != 1:
-            return NO_ROWS
-        keys = [(p.cols[0], int(v), p.label) for v in _values(self, p)]
-        held = [self._copy_hubs[key][1] for key in keys if key in self._copy_hubs]
+        held = [self._copy_hubs[key][1] for key in self._hub_keys(p)] if self._copy_hubs else []
         if not held:
             return NO_ROWS
         counted = np.unique(np.concatenate(held))
@@ -755,17 +752,19 @@ class _Scanner:
         rest = rest[~np.isin(rest, counted)]
         return np.union1d(counted, rest[self.split_copies(p.cols[0], rest)])
 
+    def _hub_keys(self, p: Pattern) -> list[tuple[int, int, int]]:
+        """The keys of :meth:`copy_hubs` (feature, value id, label) of ``p``'s value, or of
+        its band's values, that collect copies; none for pairs."""
+        if len(p.cols) != 1:
+            return []
+        keys = ((p.cols[0], int(v), p.label) for v in _values(self, p))
+        return [key for key in keys if key in self._hub_counts]
+
     def hub_counts_of(self, p: Pattern) -> tuple[int, int, int, int] | None:
         """The hub test's counts (:meth:`copy_hubs`) of a single value, or summed over the
         values of a band that collect copies: copies and rows with the label, then the same
         over the feature's other values; None where no value of ``p`` collects copies."""
-        if len(p.cols) != 1:
-            return None
-        counts = [
-            self._hub_counts[key]
-            for key in ((p.cols[0], int(v), p.label) for v in _values(self, p))
-            if key in self._hub_counts
-        ]
+        counts = [self._hub_counts[key] for key in self._hub_keys(p)]
         if not counts:
             return None
         x = sum(c[0] for c in counts)
@@ -781,8 +780,7 @@ class _Scanner:
         counts = self.hub_counts_of(p)
         if counts is None:
             return None
-        keys = [(p.cols[0], int(v), p.label) for v in _values(self, p)]
-        phi = max(self._hub_phi[key] for key in keys if key in self._hub_phi)
+        phi = max(self._hub_phi[key] for key in self._hub_keys(p))
         return hub_p_value(*counts, phi)
 
     def split_copies(self, j: int, query: np.ndarray) -> np.ndarray:
