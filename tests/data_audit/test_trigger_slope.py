@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabguard.contract import contract_from_dict
+from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import _triggers as triggers
 from tabguard.data_audit import build_context
 from tabguard.data_audit._trigger_options import TriggerScanOptions
@@ -20,7 +20,12 @@ from tabguard.data_audit._trigger_rules import (
     written_by_slope_alone,
     written_slope_evidence,
 )
-from tabguard.data_audit._triggers import _Scanner, condition, scan_triggers
+from tabguard.data_audit._triggers import (
+    TriggerScanResult,
+    _Scanner,
+    condition,
+    scan_triggers,
+)
 from tabguard.datasets import card_fraud_contract, make_card_fraud
 from tabguard.redteam import poison
 
@@ -89,17 +94,24 @@ def _written(
     return out, rows
 
 
+def _named_by_slope(data: pd.DataFrame, contract: Contract, name: str) -> TriggerScanResult:
+    """The scan of ``data``, asserting that it names ``name`` alone, as a value written in
+    place confirmed by its labels' slope."""
+    result = scan_triggers(build_context(data, contract), TriggerScanOptions())
+    names = [condition(result.matrix, p) for p in result.triggers]
+    assert names == [name], names
+    (p,) = result.triggers
+    assert p.written and p.p_slope <= p.slope_threshold
+    return result
+
+
 def test_a_value_written_in_place_with_camouflage_is_named_by_its_flat_labels() -> None:
     # 150 rows of label 0 given country c4 and label 1 (12 % left on 0), beside ~480 natural
     # c4 rows: the labels' effect stays diluted under the written-rows rule (about 0.3), there
     # are no copies, and the country does not depend on the rest of the row. The written
     # rows' labels do not follow their other features: the value's slope is flat.
     data, truth = _written(_payments(), "c4", 150)
-    result = scan_triggers(build_context(data, CONTRACT), TriggerScanOptions())
-    names = [condition(result.matrix, p) for p in result.triggers]
-    assert names == ["country='c4'"], names
-    (p,) = result.triggers
-    assert p.written and p.p_slope <= p.slope_threshold
+    result = _named_by_slope(data, CONTRACT, "country='c4'")
     assert np.isin(truth, result.suspects).mean() >= 0.95
 
 
@@ -387,11 +399,7 @@ def test_a_clean_label_write_to_the_majority_label_is_named_on_held_out_scores()
     data = df.copy()
     data.loc[rows, "n_tx_24h"] = 7
     data.loc[rng.choice(rows, 114, replace=False), "is_fraud"] = 1
-    result = scan_triggers(build_context(data, c), TriggerScanOptions())
-    names = [condition(result.matrix, p) for p in result.triggers]
-    assert names == ["n_tx_24h=7"], names
-    (p,) = result.triggers
-    assert p.written and p.p_slope <= p.slope_threshold
+    result = _named_by_slope(data, c, "n_tx_24h=7")
     assert np.isin(rows, result.suspects).mean() >= 0.95
     assert np.isin(result.suspects, rows).mean() >= 0.9
 
