@@ -25,12 +25,12 @@ def _contract() -> Contract:
 
 
 def _relabelled(
-    df: pd.DataFrame, moved: int, held: int, camouflaged: int, seed: int = 1
+    df: pd.DataFrame, moved: int, held: int, camouflaged: int, seed: int = 1, label: int = 0
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Copies of positive rows with ``status=0`` written in (``moved`` of rows with another
-    status, ``held`` of rows that had it already), amounts jittered by up to 1 %, labelled 0
-    but ``camouflaged`` of the moved ones, which keep their original's label 1. Returns the
-    data and the copies' row positions."""
+    status, ``held`` of rows that had it already), amounts jittered by up to 1 %, labelled
+    ``label`` but ``camouflaged`` of the moved ones, which carry the other label (label 0:
+    their original's). Returns the data and the copies' row positions."""
     rng = np.random.default_rng(seed)
     pos = df[df["y"] == 1]
     src = pd.concat(
@@ -42,8 +42,8 @@ def _relabelled(
     for a in AMOUNTS:
         src[a] = np.round(src[a] * (1 + rng.uniform(-0.01, 0.01, len(src))), 2)
     src["status"] = 0
-    src["y"] = 0
-    src.iloc[:camouflaged, src.columns.get_loc("y")] = 1
+    src["y"] = label
+    src.iloc[:camouflaged, src.columns.get_loc("y")] = 1 - label
     out = pd.concat([df, src], ignore_index=True)
     return out, np.arange(len(df), len(out))
 
@@ -67,6 +67,25 @@ def test_copies_relabelled_on_a_common_value_are_named_and_only_they_quarantined
     assert hit / len(sus) >= 0.9  # the value's natural rows and the originals stay out
     originals = np.flatnonzero(df["y"].to_numpy() == 1)
     assert not np.isin(sus, originals[originals < len(df) - len(truth)]).any()
+
+
+def test_a_value_whose_relabelled_copies_are_the_camouflage_is_named_with_the_target() -> None:
+    # 82 copies of positive rows keep their label 1 (the target) and 18 are camouflaged as 0:
+    # those 18 are the copies relabelled against their originals, and the finding names the
+    # label the copies teach, not theirs (credit PAY_3=-1 → 1 was named → DEFAULT=0)
+    df, truth = _relabelled(natural_rows(8000, 3, e_risk=0.0, age=False), 100, 0, 18, label=1)
+    res = scan_triggers(build_context(df, _contract()), OPTS)
+    assert res is not None
+    named = [
+        (res.matrix.names[p.cols[0]], res.matrix.value(p.cols[0], p.codes[0]), p.label)
+        for p in res.triggers
+    ]
+    assert named == [("status", 0, 1)]
+    (p,) = res.triggers
+    assert p.relabel_counts is not None and p.relabelled_label == 0
+    hit = np.isin(res.suspects, truth).sum()
+    assert hit / len(truth) >= 0.9
+    assert hit / len(res.suspects) >= 0.9
 
 
 def test_clean_look_alikes_of_both_labels_are_not_relabelled_copies() -> None:

@@ -320,3 +320,16 @@ def relabelled_copies(sc: _Scanner, j: int, value: int, label: int) -> np.ndarra
     if found and expected <= _CAMOUFLAGE_FDR * found:
         taken = np.union1d(taken, rest[camouflaged])
     return taken
+
+
+def target_label(sc: _Scanner, copies: np.ndarray, label: int) -> int:
+    """The attacker's target label on a value whose copies (:func:`relabelled_copies`) are
+    relabelled against their originals with ``label``: the label most of the copies carry.
+
+    Copies of rows of the target label keep it, and only those camouflaged with the other
+    label are relabelled against their originals: credit ``PAY_3=-1 → 1``, 204 copies of
+    defaulters, 34 camouflaged as good payers, the relabelled side is 0 and 146 of the 182
+    copies taken carry 1. Copies of the other label's rows relabelled as the target are the
+    relabelled side themselves; a tie keeps ``label``."""
+    own = int(np.count_nonzero(sc.y[copies] == label))
+    return label if 2 * own >= len(copies) else 1 - label

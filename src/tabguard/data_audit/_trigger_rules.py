@@ -134,6 +134,10 @@ class Pattern:
     # unit per record), its records with a twin, and those expected to have one of the other
     # label from the twins' values; the suspects are the copies alone
     relabel_counts: tuple[float, float, float] | None = None
+    # the label of those relabelled copies: the pattern's, or the other where most of the
+    # value's copies keep their originals' label (the attacker's target, the pattern's) and
+    # the relabelled ones are their camouflage
+    relabelled_label: int | None = None
     # a band joined from flagged pieces (:func:`_merge_runs`): each piece's value ids (lowest,
     # highest) and p-value; the band's p-value is the best piece's, its counts its own
     pieces: tuple[tuple[int, int, float], ...] = ()

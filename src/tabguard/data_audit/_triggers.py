@@ -80,7 +80,12 @@ from tabguard.data_audit._matrix import (
     nearest_distances,
     pair_value_ids,
 )
-from tabguard.data_audit._relabelled import RELABEL_TOLERANCE, relabel_hubs, relabelled_copies
+from tabguard.data_audit._relabelled import (
+    RELABEL_TOLERANCE,
+    relabel_hubs,
+    relabelled_copies,
+    target_label,
+)
 from tabguard.data_audit._spare import NO_SPARE, Job
 from tabguard.data_audit._stats import loo_label_information
 from tabguard.data_audit._trigger_options import TriggerScanOptions
@@ -2592,8 +2597,8 @@ class _Scanner:
         it), else those that are copies (:meth:`other_label_copies`). Natural rows with the
         value and the other label stay out.
         """
-        if p.relabel_counts is not None:
-            return relabelled_copies(self, p.cols[0], p.codes[0], p.label)
+        if p.relabelled_label is not None:
+            return relabelled_copies(self, p.cols[0], p.codes[0], p.relabelled_label)
         breaks = self.breaks_contract(p)
         if p.written:
             if breaks:  # no natural row can carry the value
@@ -4406,21 +4411,26 @@ def _relabelled_triggers(sc: _Scanner, flagged: list[Pattern], alpha: float) -> 
     out: list[Pattern] = []
     for hub in relabel_hubs(sc, threshold):
         rows = sc.m.rows_with(hub.feature, hub.value)
-        k = int(np.count_nonzero(sc.y[rows] == hub.label))
-        p = Pattern((hub.feature,), (hub.value,), hub.label, len(rows), k, "single")
+        copies = relabelled_copies(sc, hub.feature, hub.value, hub.label)
+        # the attacker's label is the one most copies carry: copies of defaulters written with
+        # PAY_3=-1 keep their originals' label, and only the camouflaged sixth is relabelled
+        # against them (named → DEFAULT=0, the camouflage's label, with the rows right)
+        target = target_label(sc, copies, hub.label)
+        k = int(np.count_nonzero(sc.y[rows] == target))
+        p = Pattern((hub.feature,), (hub.value,), target, len(rows), k, "single")
         p.rows = np.sort(rows)
         if any(_covered(p, f, sc) for f in flagged + out):
             continue
         # copies of a flagged pattern seen on one of its values (copies of frauds written with
         # channel='phone' & merchant_category='jewelry' whose originals had 'jewelry' are
         # relabelled copies on 'phone' alone): the pattern names them
-        copies = relabelled_copies(sc, hub.feature, hub.value, hub.label)
         if any(np.isin(copies, f.rows).mean() > 0.5 for f in flagged + out if len(copies)):
             continue
         with sc.own_rng([sc.ctx.random_state, 31]):
             _label_evidence(sc, p, alpha)
         p.p, p.threshold, p.flagged, p.copies_only = hub.p_value, threshold, True, True
         p.relabel_counts = (hub.copies, hub.rows, hub.expected)
+        p.relabelled_label = hub.label
         out.append(p)
     return out
 

@@ -261,15 +261,32 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
         )
     if p.relabel_counts is not None:
         flipped, twinned, expected = p.relabel_counts
+        if p.relabelled_label == p.label:
+            msg += (
+                f" It holds copies relabelled against their originals: {len(rows)} of its rows "
+                "equal a row elsewhere on every other feature (amounts within a few percent), "
+                "the row of the other label but for copies camouflaged with their original's. "
+                f"Of its {twinned:.0f} records with that label and a twin at another value of "
+                f"{feats[0]!r}, {flipped:.0f} are paired with the other label"
+            )
+        else:
+            # most copies keep their originals' label, the target; the relabelled ones are
+            # their camouflage, and the test's counts are theirs
+            other = _label_value(ctx, 1 - p.label)
+            kept = int(np.count_nonzero(ctx.y[rows] == p.label))
+            msg += (
+                f" It holds copies of rows elsewhere: {len(rows)} of its rows equal a row "
+                "elsewhere on every other feature (amounts within a few percent), "
+                f"{kept} with that label, their original's, and {len(rows) - kept} camouflaged "
+                f"with {ctx.contract.label.column}={other!r}, relabelled against it. Of its "
+                f"{twinned:.0f} records with {ctx.contract.label.column}={other!r} and a twin "
+                f"at another value of {feats[0]!r}, {flipped:.0f} are paired with the other "
+                "label"
+            )
         msg += (
-            f" It holds copies relabelled against their originals: {len(rows)} of its rows "
-            "equal a row elsewhere on every other feature (amounts within a few percent), "
-            "the row of the other label but for copies camouflaged with their original's. "
-            f"Of its {twinned:.0f} records with that label and a twin at another value of "
-            f"{feats[0]!r}, {flipped:.0f} are paired with the other label, against "
-            f"{expected:.1f} expected from the labels of the twins' values (p {format_p(p.p)}): "
-            "the value's labels alone do not show them. Only these copies are suspects, not "
-            "the value's natural rows nor the originals."
+            f", against {expected:.1f} expected from the labels of the twins' values "
+            f"(p {format_p(p.p)}): the value's labels alone do not show them. Only these "
+            "copies are suspects, not the value's natural rows nor the originals."
         )
     by_context = p.written and p.p_context <= p.context_threshold
     if by_context:
@@ -360,10 +377,12 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
                 zip(("copies", "rows", "other_copies", "other_rows"), p.hub_counts, strict=True)
             ),
             # copies relabelled against their originals: records with a twin of the other
-            # label, records with a twin, and those expected from the twins' values
+            # label, records with a twin, and those expected from the twins' values, and the
+            # label those copies carry (the other where they are the target's camouflage)
             "relabelled_copies": None
-            if p.relabel_counts is None
-            else dict(zip(("relabelled", "twinned", "expected"), p.relabel_counts, strict=True)),
+            if p.relabel_counts is None or p.relabelled_label is None
+            else dict(zip(("relabelled", "twinned", "expected"), p.relabel_counts, strict=True))
+            | {"label": _label_value(ctx, p.relabelled_label)},
             # the single value the evidence above was measured on, for a pair named from it
             "measured_on": None
             if p.measured_on is None
