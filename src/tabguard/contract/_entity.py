@@ -1,7 +1,9 @@
 """Whether a column repeats like an entity id (an account id in panel data).
 
 Panel data (an account's row every month) and other repeated records are one unit of evidence
-per entity for the trigger scan only when the contract names the entity column (``entity:``).
+per entity for the trigger scan where the contract names the entity column (``entity:``), and
+where it names none but the data holds a column that repeats like one
+(:func:`undeclared_unit`, a guess the scan's findings and the model probe's section state).
 A column repeats like an id when its values repeat (at least ``_MIN_ENTITIES`` of them, most
 rows sharing theirs with other rows) and some other columns are constant within each value,
 far more often than rows grouped at random would be: what an account's static attributes (sex,
@@ -12,10 +14,13 @@ audit hints at one the contract leaves out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from tabguard.contract._spec import Contract
 
 #: Distinct values a column needs to be an id (fewer: a category such as a branch or a batch).
 _MIN_ENTITIES = 20
@@ -74,6 +79,57 @@ def repeated_id(
         return None
     held = data[column].dropna()
     return RepeatedId(str(column), len(held), int(held.nunique()), constant)
+
+
+def undeclared_ids(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> list[RepeatedId]:
+    """The columns of ``data`` the contract does not name that repeat like an id of units
+    (:func:`repeated_id`), in column order.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Rows with any columns the contract leaves out.
+    contract : Contract
+    seed : int
+        Draw of the values read when a column has more than ``_SAMPLE_ENTITIES`` of them.
+
+    Returns
+    -------
+    list of RepeatedId
+    """
+    known = set(contract.columns())
+    features = [f for f in contract.features if f in data.columns]
+    return [
+        r
+        for col in data.columns
+        if col not in known and (r := repeated_id(data, str(col), features, seed=seed)) is not None
+    ]
+
+
+def undeclared_unit(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> RepeatedId | None:
+    """The units to count where the contract declares no ``entity`` but the data shows one:
+    the finest of :func:`undeclared_ids` (the most values, as ``contract infer`` drafts an
+    entity); None when the contract declares an entity or no column repeats like one.
+
+    The model probe counts them in its comparisons of training and reference shares, the
+    trigger scan in its evidence (a shipper's rows share its home hub: counted per row, a hub
+    of a few large shippers reads as a value whose rows carry one label).
+
+    Parameters
+    ----------
+    data : DataFrame
+    contract : Contract
+    seed : int
+        Draw of the values read when a column has more than ``_SAMPLE_ENTITIES`` of them.
+
+    Returns
+    -------
+    RepeatedId or None
+    """
+    if contract.entity is not None:
+        return None
+    found = undeclared_ids(data, contract, seed=seed)
+    return max(found, key=lambda r: r.entities) if found else None
 
 
 def constant_within_entities(

@@ -1,9 +1,11 @@
 """Columns the contract ignores that repeat like an account id: a hint to declare ``entity``.
 
-Left undeclared, an entity column is only reported as ignored, and a rare value carried by a
-few accounts counts once per month (fresh13's credit panel, session 9: 4,000 accounts x 6-9
-months without ``entity`` gave 432 rows suspected and ``EDUCATION=5 → 0`` named, 0 with it).
-What "repeats like an id" means is :mod:`tabguard.contract._entity`'s test.
+Counted row by row, a rare value carried by a few accounts counts once per month (fresh13's
+credit panel, session 9: 4,000 accounts x 6-9 months without ``entity`` gave 432 rows
+suspected and ``EDUCATION=5 → 0`` named, 0 with it). Left undeclared, such a column is now
+counted as the units by a guess (:func:`~tabguard.contract._entity.undeclared_unit`, the finest
+of several), which the scan's findings state; the hint says how to make it explicit. What
+"repeats like an id" means is :mod:`tabguard.contract._entity`'s test.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tabguard.contract import Contract
-from tabguard.contract._entity import RepeatedId, outweighs, repeated_id
+from tabguard.contract._entity import RepeatedId, outweighs, undeclared_ids
 
 # the trigger scan's and label noise's units; shared with the model audit's probe
 from tabguard.contract._entity import unit_codes as unit_codes
@@ -38,8 +40,9 @@ class EntityHint(RepeatedId):
         return (
             f"column {self.column!r} is not in the contract and repeats like an account id: "
             f"{self.summary()}; declare it as `entity: {self.column}` in the contract, so that "
-            "an entity's rows count as one unit of evidence (undeclared, the trigger scan "
-            "counts each of its rows as a record of its own)."
+            "an entity's rows count as one unit of evidence. Undeclared, the trigger scan "
+            "guesses its units: the column of this kind with the most values (its findings "
+            "say so); drop the column if its rows are records of their own."
         )
 
 
@@ -60,18 +63,12 @@ def entity_hints(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> li
     -------
     list of EntityHint
     """
-    known = set(contract.columns())
-    features = [f for f in contract.features if f in data.columns]
     label, entity = contract.label.column, contract.entity
     if entity is not None and (entity not in data.columns or label not in data.columns):
         return []
     out = []
-    for col in data.columns:
-        if col in known:
-            continue
-        found = repeated_id(data, col, features, seed=seed)
-        if found is None:
-            continue
+    for found in undeclared_ids(data, contract, seed=seed):
+        col = found.column
         if entity is None:
             out.append(EntityHint(**vars(found)))
             continue

@@ -64,6 +64,7 @@ from sklearn.model_selection import StratifiedKFold
 from tabguard._copy_groups import factorize_keys, keys_without, splitmix64
 from tabguard._pair_counts import PairCounter
 from tabguard.checks import CheckOptions
+from tabguard.contract._entity import RepeatedId, undeclared_unit
 from tabguard.data_audit._base import AuditContext, CheckResult, register_check
 from tabguard.data_audit._context_model import (
     LARGE_ROWS,
@@ -268,6 +269,10 @@ class _Scanner:
             dtype=bool,
         )
         self.entity: np.ndarray | None = None
+        # where the contract declares no entity, the units the data shows (a guess the
+        # findings name): a column it leaves out that repeats like an id of units, as the model
+        # probe counts them
+        self.guessed_units: RepeatedId | None = None
         ent = ctx.contract.entity
         if ent is not None:
             if ent not in ctx.data.columns:
@@ -277,6 +282,10 @@ class _Scanner:
                     "contract"
                 )
             self.entity = unit_codes(ctx.data[ent])
+        else:
+            self.guessed_units = undeclared_unit(ctx.data, ctx.contract, seed=ctx.random_state)
+            if self.guessed_units is not None:
+                self.entity = unit_codes(ctx.data[self.guessed_units.column])
 
     def _init_state(self, random_state: int) -> None:
         """The scan's counters, caches and results, empty (every constructor sets them here,
@@ -4167,6 +4176,11 @@ class TriggerScanResult:
         Values that break the contract, confirmed by no rule, whose labels hint at a trigger
         (:func:`label_hint`): reported as warnings (the integrity check quarantines their
         rows).
+    guessed_units : RepeatedId, optional
+        Where the contract declares no ``entity``: the column the scan counted as units, one
+        it leaves out that repeats like an id of units
+        (:func:`~tabguard.contract._entity.undeclared_unit`); None where the rows were its
+        units or the contract declares them.
     """
 
     triggers: list[Pattern]
@@ -4179,6 +4193,7 @@ class TriggerScanResult:
     interpolated: Interpolated | None = None
     natural: list[Pattern] = field(default_factory=list)
     leaning: list[Pattern] = field(default_factory=list)
+    guessed_units: RepeatedId | None = None
 
     def base(self, label: int) -> float:
         """Share of ``label`` over all rows."""
@@ -4395,6 +4410,7 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         sc.interpolated,
         natural,
         _dedupe(contract_hints),
+        sc.guessed_units,
     )
 
 

@@ -182,7 +182,7 @@ def _natural_finding(
             f"{opts.natural_p}). Nothing is quarantined. A value whose prevalence rises with "
             "the label's probability as rows chosen by their label would is not told from such "
             "a write without trusted data: if the value could have been written, audit with "
-            "--trusted on a vetted sample."
+            "--trusted on a vetted sample." + _units_guessed(r)
         ),
         features=[m.names[j]],
         values=[m.value(j, v)],
@@ -197,7 +197,23 @@ def _natural_finding(
             "drawn_mean": p.drawn_mean,
             "drawn_expected": p.drawn_expected,
             "p_drawn": p.p_drawn,
+            "guessed_units": None if r.guessed_units is None else r.guessed_units.column,
         },
+    )
+
+
+def _units_guessed(r: TriggerScanResult) -> str:
+    """The caveat of a finding counted by units the scan guessed (the contract declares no
+    entity, a column it leaves out repeats like an id of units); empty otherwise."""
+    u = r.guessed_units
+    if u is None:
+        return ""
+    return (
+        f" Counted by the units of {u.column!r}, a guess: the contract declares no entity, "
+        f"and this column it leaves out repeats like an id of units ({u.summary()}), so each "
+        "value's rows were counted as one unit of evidence. Declare `entity: "
+        f"{u.column}` to make it explicit, or drop the column if its rows are records of "
+        "their own."
     )
 
 
@@ -344,7 +360,7 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
     threshold = (
         p.context_threshold if by_context else p.outlier_threshold if by_outliers else p.threshold
     )
-    msg += f" p {format_p(p.p)} (Bonferroni threshold {threshold:.2g})."
+    msg += f" p {format_p(p.p)} (Bonferroni threshold {threshold:.2g})." + _units_guessed(r)
     return Finding(
         check=CHECK,
         severity="critical",
@@ -416,6 +432,8 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             "outlier_shift": None if math.isnan(p.outlier_shift) else p.outlier_shift,
             "outlier_shift_natural": None if math.isnan(p.outlier_null) else p.outlier_null,
             "p_outliers": p.p_outlier,
+            # the column counted as units where the contract declares no entity (a guess)
+            "guessed_units": None if r.guessed_units is None else r.guessed_units.column,
         },
         recommendation="Remove these rows (they are in quarantine.csv), find how they entered "
         "the data, and add the value to the contract's unacceptable cases.",
@@ -480,7 +498,8 @@ def _section(ctx: AuditContext, r: TriggerScanResult, opts: TriggerScanOptions) 
         text=[
             "Every value and frequent value pair is tested for rows that carry one label far "
             "beyond what the rest of each row explains, with copies of other rows as extra "
-            f"evidence. Family-wise error rate {opts.alpha}; {len(flagged)} trigger(s).",
+            f"evidence. Family-wise error rate {opts.alpha}; {len(flagged)} trigger(s)."
+            + _units_guessed(r),
             *(
                 [
                     f"Values written into rows that had their label already (clean-label, "

@@ -53,8 +53,7 @@ import numpy as np
 import pandas as pd
 
 from tabguard.checks import PROBABILITY_OPEN, SHARE, CheckOptions, Rule, at_least, option
-from tabguard.contract import Contract
-from tabguard.contract._entity import RepeatedId, design_effect, repeated_id, unit_codes
+from tabguard.contract._entity import RepeatedId, design_effect, undeclared_unit, unit_codes
 from tabguard.model_audit._model import AuditedModel
 from tabguard.model_audit._trees import Tree, TreeEnsemble
 from tabguard.progress import NULL_PROGRESS, Progress
@@ -2323,8 +2322,8 @@ class _Units:
 def _reference_units(model: AuditedModel, data: pd.DataFrame, X: np.ndarray) -> _Units | None:
     """The reference rows' units: the contract's ``entity`` column; where the contract
     declares none, a column of the reference data it leaves out that repeats like an id of
-    units (:func:`undeclared_unit`); None where neither exists or the reference data lacks the
-    declared column.
+    units (:func:`~tabguard.contract._entity.undeclared_unit`); None where neither exists or
+    the reference data lacks the declared column.
 
     A model trained on some shippers and audited on others sees a category constant within a
     shipper at a training share that differs from the reference's by which large shippers
@@ -2341,32 +2340,6 @@ def _reference_units(model: AuditedModel, data: pd.DataFrame, X: np.ndarray) -> 
     if found is None:
         return None
     return _Units(unit_codes(data[found.column]), X, found.column, found)
-
-
-def undeclared_unit(data: pd.DataFrame, contract: Contract) -> RepeatedId | None:
-    """The column of ``data`` the contract does not name that repeats like an id of units
-    (:func:`~tabguard.contract._entity.repeated_id`: its values repeat, and some features are
-    constant within them far more often than within random groups), the finest of several
-    (the most values, as ``contract infer`` drafts an entity); None when no column does.
-
-    Parameters
-    ----------
-    data : DataFrame
-        The reference rows, with any columns the contract leaves out.
-    contract : Contract
-
-    Returns
-    -------
-    RepeatedId or None
-    """
-    known = set(contract.columns())
-    features = [f for f in contract.features if f in data.columns]
-    found = [
-        r
-        for col in data.columns
-        if col not in known and (r := repeated_id(data, str(col), features)) is not None
-    ]
-    return max(found, key=lambda r: r.entities) if found else None
 
 
 def _cell_units_said(units: _Units | None, c: ProbeCandidate) -> str:
