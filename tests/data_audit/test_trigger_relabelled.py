@@ -14,7 +14,8 @@ from tabguard.data_audit._relabelled import (
     twinned_rows,
 )
 from tabguard.data_audit._trigger_options import TriggerScanOptions
-from tabguard.data_audit._triggers import _Scanner, scan_triggers
+from tabguard.data_audit._trigger_rules import Pattern
+from tabguard.data_audit._triggers import _relabelled_triggers, _Scanner, scan_triggers
 from tests.data_audit._synthetic import AMOUNTS, natural_rows, synthetic_contract, value_code
 
 OPTS = TriggerScanOptions()
@@ -86,6 +87,37 @@ def test_a_value_whose_relabelled_copies_are_the_camouflage_is_named_with_the_ta
     hit = np.isin(res.suspects, truth).sum()
     assert hit / len(truth) >= 0.9
     assert hit / len(res.suspects) >= 0.9
+
+
+def _written(sc: _Scanner, excess: float) -> Pattern:
+    """``status=0 → 0`` flagged as written in place (by another rule), its rows with label 0
+    ``excess`` beyond what the rest of their rows give (standard error 2)."""
+    j, v = value_code(sc, "status", 0)
+    rows = sc.m.rows_with(j, v)
+    f = Pattern((j,), (v,), 0, len(rows), int(np.count_nonzero(sc.y[rows] == 0)), "single")
+    f.rows, f.flagged, f.written = np.sort(rows), True, True
+    f.observed_other = int(np.count_nonzero(sc.y[rows] == 1))
+    f.expected_other, f.expected_se = f.observed_other + excess, 2.0
+    return f
+
+
+def test_a_value_named_written_in_place_by_its_relabelled_copies_quarantines_the_copies() -> None:
+    # another rule named the value written in place from the labels the copies gave it (fraud
+    # country='DE' → 0, 132 copies of frauds among 782 natural rows: 887 suspects, P 0.149);
+    # the relabelled copies explain its excess of label 0, and they alone are its suspects
+    df, truth = _relabelled(natural_rows(8000, 3, e_risk=0.0, age=False), 60, 10, 0)
+    sc = _Scanner(build_context(df, _contract()), OPTS)
+    sc.singles()
+    sc.near_copies()
+    f = _written(sc, excess=40.0)
+    assert _relabelled_triggers(sc, [f], OPTS.alpha) == []  # named once, by f
+    assert not f.written and f.relabelled_label == 0
+    sus = sc.suspect_rows(f)
+    assert np.isin(truth, sus).mean() >= 0.9 and np.isin(sus, truth).all()
+    # an excess the copies do not explain (rows written in place beside them) keeps the rule's
+    g = _written(sc, excess=300.0)
+    _relabelled_triggers(sc, [g], OPTS.alpha)
+    assert g.written and g.relabelled_label is None
 
 
 def test_clean_look_alikes_of_both_labels_are_not_relabelled_copies() -> None:

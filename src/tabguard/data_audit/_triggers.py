@@ -4435,7 +4435,15 @@ def _relabelled_triggers(sc: _Scanner, flagged: list[Pattern], alpha: float) -> 
         k = int(np.count_nonzero(sc.y[rows] == target))
         p = Pattern((hub.feature,), (hub.value,), target, len(rows), k, "single")
         p.rows = np.sort(rows)
-        if any(_covered(p, f, sc) for f in flagged + out):
+        written = [f for f in flagged if _written_by_copies(sc, f, p, copies)]
+        for f in written:
+            # named as written in place, from the labels the copies gave its rows: the copies
+            # are its suspects, not its natural rows (fraud country='DE' → 0, 132 copies of
+            # frauds among 782 natural rows: 887 suspects, P 0.149)
+            f.written, f.p, f.threshold, f.copies_only = False, hub.p_value, threshold, True
+            f.relabel_counts = (hub.copies, hub.rows, hub.expected)
+            f.relabelled_label = hub.label
+        if written or any(_covered(p, f, sc) for f in flagged + out):
             continue
         # copies of a flagged pattern seen on one of its values (copies of frauds written with
         # channel='phone' & merchant_category='jewelry' whose originals had 'jewelry' are
@@ -4449,6 +4457,20 @@ def _relabelled_triggers(sc: _Scanner, flagged: list[Pattern], alpha: float) -> 
         p.relabelled_label = hub.label
         out.append(p)
     return out
+
+
+def _written_by_copies(sc: _Scanner, f: Pattern, p: Pattern, copies: np.ndarray) -> bool:
+    """Whether flagged ``f`` is relabelled value ``p`` (same value and label) named as written
+    in place, and ``p``'s ``copies`` explain its labels: the copies with its label are at least
+    its rows with that label beyond what the rest of their rows give (the excess's upper
+    bound, ``camouflage_z`` standard errors). A value whose every row breaks the contract
+    keeps every row a suspect."""
+    if not f.written or f.cols != p.cols or f.codes != p.codes or f.label != p.label:
+        return False
+    if sc.breaks_contract(f):
+        return False
+    excess = f.expected_other + sc.o.camouflage_z * f.expected_se - f.observed_other
+    return bool(np.count_nonzero(sc.y[copies] == f.label) >= excess)
 
 
 def _retest_sharing_a_feature(
