@@ -73,8 +73,9 @@ def test_copies_relabelled_on_a_common_value_are_named_and_only_they_quarantined
 def test_a_value_whose_relabelled_copies_are_the_camouflage_is_named_with_the_target() -> None:
     # 82 copies of positive rows keep their label 1 (the target) and 18 are camouflaged as 0:
     # those 18 are the copies relabelled against their originals, and the finding names the
-    # label the copies teach, not theirs (credit PAY_3=-1 → 1 was named → DEFAULT=0)
-    df, truth = _relabelled(natural_rows(8000, 3, e_risk=0.0, age=False), 100, 0, 18, label=1)
+    # label the copies teach, not theirs (credit PAY_3=-1 → 1 was named → DEFAULT=0); 20
+    # more copy rows that had status=0 already, each the later row of an equal pair of label 1
+    df, truth = _relabelled(natural_rows(8000, 3, e_risk=0.0, age=False), 100, 20, 18, label=1)
     res = scan_triggers(build_context(df, _contract()), OPTS)
     assert res is not None
     named = [
@@ -85,8 +86,8 @@ def test_a_value_whose_relabelled_copies_are_the_camouflage_is_named_with_the_ta
     (p,) = res.triggers
     assert p.relabel_counts is not None and p.relabelled_label == 0
     hit = np.isin(res.suspects, truth).sum()
-    assert hit / len(truth) >= 0.9
-    assert hit / len(res.suspects) >= 0.9
+    assert hit / len(truth) >= 0.95  # the repeats too (83 %: the 20 were missed)
+    assert hit / len(res.suspects) >= 0.95
 
 
 def _written(sc: _Scanner, excess: float) -> Pattern:
