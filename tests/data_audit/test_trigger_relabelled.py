@@ -15,7 +15,12 @@ from tabguard.data_audit._relabelled import (
 )
 from tabguard.data_audit._trigger_options import TriggerScanOptions
 from tabguard.data_audit._trigger_rules import Pattern
-from tabguard.data_audit._triggers import _relabelled_triggers, _Scanner, scan_triggers
+from tabguard.data_audit._triggers import (
+    TriggerScanResult,
+    _relabelled_triggers,
+    _Scanner,
+    scan_triggers,
+)
 from tests.data_audit._synthetic import AMOUNTS, natural_rows, synthetic_contract, value_code
 
 OPTS = TriggerScanOptions()
@@ -49,16 +54,22 @@ def _relabelled(
     return out, np.arange(len(df), len(out))
 
 
-def test_copies_relabelled_on_a_common_value_are_named_and_only_they_quarantined() -> None:
-    # 30 copies among ~4,800 natural rows of status=0 (0.6 %): the value's share of label 0
-    # moves by a tenth of a point, and no test of its labels or its share of copies sees them
-    df, truth = _relabelled(natural_rows(8000, 3, e_risk=0.0, age=False), 24, 6, 3)
+def _named(df: pd.DataFrame) -> tuple[TriggerScanResult, list[tuple[str, object, int]]]:
+    """The scan of ``df`` and its triggers as ``(feature, value, label)``."""
     res = scan_triggers(build_context(df, _contract()), OPTS)
     assert res is not None
     named = [
         (res.matrix.names[p.cols[0]], res.matrix.value(p.cols[0], p.codes[0]), p.label)
         for p in res.triggers
     ]
+    return res, named
+
+
+def test_copies_relabelled_on_a_common_value_are_named_and_only_they_quarantined() -> None:
+    # 30 copies among ~4,800 natural rows of status=0 (0.6 %): the value's share of label 0
+    # moves by a tenth of a point, and no test of its labels or its share of copies sees them
+    df, truth = _relabelled(natural_rows(8000, 3, e_risk=0.0, age=False), 24, 6, 3)
+    res, named = _named(df)
     assert named == [("status", 0, 0)]
     (p,) = res.triggers
     assert p.relabel_counts is not None
@@ -76,12 +87,7 @@ def test_a_value_whose_relabelled_copies_are_the_camouflage_is_named_with_the_ta
     # label the copies teach, not theirs (credit PAY_3=-1 → 1 was named → DEFAULT=0); 20
     # more copy rows that had status=0 already, each the later row of an equal pair of label 1
     df, truth = _relabelled(natural_rows(8000, 3, e_risk=0.0, age=False), 100, 20, 18, label=1)
-    res = scan_triggers(build_context(df, _contract()), OPTS)
-    assert res is not None
-    named = [
-        (res.matrix.names[p.cols[0]], res.matrix.value(p.cols[0], p.codes[0]), p.label)
-        for p in res.triggers
-    ]
+    res, named = _named(df)
     assert named == [("status", 0, 1)]
     (p,) = res.triggers
     assert p.relabel_counts is not None and p.relabelled_label == 0
