@@ -8,11 +8,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tabguard.contract import Contract, contract_from_dict
 from tabguard.data_audit import build_context
 from tabguard.data_audit._trigger_options import TriggerScanOptions
-from tabguard.data_audit._trigger_rules import Pattern, consistency_cut
+from tabguard.data_audit._trigger_rules import (
+    Pattern,
+    consistency_cut,
+    written_context_evidence,
+)
 from tabguard.data_audit._triggers import _Scanner, condition, scan_triggers
 from tabguard.datasets import card_fraud_contract, make_card_fraud
 
@@ -137,6 +142,21 @@ def test_a_block_written_in_place_has_the_context_of_its_source() -> None:
     assert p.context_null <= 0.3
     assert p.p_context <= 1e-6
     assert p.context_source in ("every row", "rows with label 0")
+
+
+def test_a_block_a_little_larger_than_the_natural_carriers_is_confirmed_by_its_estimate() -> None:
+    """``status = 4`` written into 200 rows labelled 0 beside 154 natural carriers (a written
+    share of 0.56, credit ``MARRIAGE=3``'s shape: 584 beside 323): the write is significant
+    far beyond the family's threshold and measured at more than a half, but on a few hundred
+    rows its bound (two standard errors) is under the half, and the value was left to its
+    labels (``p_context`` 1). The size is estimated; the existence is the test."""
+    df, _ = _written(_strict_chain(4000, 0), "status", 4, 200, 4)
+    p = _measured(df, "status", 4)
+    assert p.context_written == pytest.approx(0.63, abs=0.02)
+    assert p.context_null <= 0.1
+    assert p.p_context <= 1e-12 and p.p_context <= p.context_threshold
+    p.effect, p.p_label = 0.36, 1e-8  # the labels' hint, as the scan measures them
+    assert written_context_evidence(p, TriggerScanOptions())
 
 
 def test_natural_values_with_a_context_of_their_own_are_not_written() -> None:

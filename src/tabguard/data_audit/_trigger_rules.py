@@ -639,8 +639,8 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     """A single value written in place, shown by the rest of its rows: its labels hint at a
     trigger (:func:`label_hint`) and more of its rows have the context of a source population
     (every row, or the rows of one label) than the feature's other values show, by at least
-    ``written_share`` of the rest at its lower bound (``written_z`` standard errors), and more
-    than the other values significantly after correction (``p_context`` at most
+    ``written_share`` of the rest (its estimate), and more than the other values
+    significantly after correction (``p_context`` at most
     ``p.context_threshold``: Bonferroni over the values the test can be asked about, the coded
     values with enough rows, :meth:`_Scanner.context_tests`; :meth:`_Scanner.context_mixture`,
     :func:`written_block`).
@@ -656,8 +656,8 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
 
 
 def written_block(
-    k: float, n: float, F: float, m: float, r0: float, z: float, null_se: float = 0.0
-) -> tuple[float, float, float, float]:
+    k: float, n: float, F: float, m: float, r0: float, null_se: float = 0.0
+) -> tuple[float, float, float]:
     """A value's rows against a source population, for :meth:`_Scanner.context_mixture`:
     ``k`` of its ``n`` scored rows fall at or under the median score of the source's ``m``
     sampled rows, where a share ``F`` of those fall; the feature's other values give the
@@ -665,25 +665,21 @@ def written_block(
 
     Returns the share ``r = k / (n F)`` of the value's rows with the source's context, the
     written block's share of the rows ``w = (r - r0) / (1 - r0)`` (a mixture of natural
-    carriers at ``r0`` and written rows at 1), ``w`` at its lower bound (``z`` standard
-    errors; ``F``'s own error counts: a large value is measured as precisely as ``F`` is,
-    and so does the null's), and the one-sided p-value of ``k / n`` against ``r0 F`` (no
-    write; the null's error counts)."""
+    carriers at ``r0`` and written rows at 1), and the one-sided p-value of ``k / n``
+    against ``r0 F`` (no write; ``F``'s own error counts - a large value is measured as
+    precisely as ``F`` is - and so does the null's). ``w`` over its standard error is about
+    the test's z: a write significant at a family's threshold is measured to about a
+    quarter of its size."""
     got, f = k / n, max(F, 1e-12)
-
-    def err(share: float) -> float:
-        return math.sqrt(
-            max(
-                got * (1.0 - got) / n + share**2 * f * (1.0 - f) / max(m, 1.0) + (f * null_se) ** 2,
-                1e-12,
-            )
+    err = math.sqrt(
+        max(
+            got * (1.0 - got) / n + r0**2 * f * (1.0 - f) / max(m, 1.0) + (f * null_se) ** 2,
+            1e-12,
         )
-
+    )
     r = got / f
-    room = max(1.0 - r0, 1e-12)
-    written = (r - r0) / room
-    low = written - z * err(r) / f / room
-    return r, written, low, float(stats.norm.sf((got - r0 * f) / err(r0)))
+    written = (r - r0) / max(1.0 - r0, 1e-12)
+    return r, written, float(stats.norm.sf((got - r0 * f) / err))
 
 
 def written_slope_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
