@@ -485,6 +485,7 @@ def natural_lean(
     *,
     ordinal: bool = False,
     neighbours: tuple[int, ...] = (),
+    hidden: frozenset[int] = frozenset(),
 ) -> bool:
     """Whether a single value's lean is its feature's, so that labels alone do not confirm
     it (:func:`strong_label_evidence`, :func:`written_label_evidence`; copies still may).
@@ -506,7 +507,13 @@ def natural_lean(
     hold), every value of it misses the others' labels, and the context model, which has no
     other view of the feature, cannot tell what a value adds. A value written in place or
     into copies leans alone: the feature's other values keep their natural labels (or lean
-    the other way, having lent theirs to its counterfactual)."""
+    the other way, having lent theirs to its counterfactual).
+
+    ``hidden``: value ids of the feature written in place with the other label (their labels
+    are the attacker's, their own lean is not known), counted as leaning with ``p``: a write
+    into the one value that leaned with ``p`` must not leave ``p`` to its labels alone
+    (credit ``EDUCATION=4`` written into 340 defaulters' rows: ``EDUCATION=5``, 277 natural
+    rows leaning to no default with it, was named as written on labels alone)."""
     if p.family != "single" or len(p.cols) != 1 or p.band is not None or math.isnan(p.effect):
         return False
     cut = o.natural_share * p.effect
@@ -520,7 +527,7 @@ def natural_lean(
         and not math.isnan(q.effect)
         and q.expected_other >= o.min_expected_other
         and q.effect >= cut
-    }
+    } | (hidden - {p.codes[0]})
     if ordinal:
         for step in (-1, 1):
             v = p.codes[0] + step
@@ -796,6 +803,31 @@ def leaning_the_other_way(
     }
 
 
+def shown_beyond_labels(p: Pattern) -> bool:
+    """Whether single value ``p`` is shown written in place by the rest of its rows: the
+    context (:func:`written_context_evidence`), the slope (:func:`written_slope_evidence`) or
+    the outliers' evidence (:func:`written_outlier_evidence`)."""
+    return (
+        p.p_context <= p.context_threshold
+        or p.p_slope <= p.slope_threshold
+        or p.p_outlier <= p.outlier_threshold
+    )
+
+
+def on_labels_alone(p: Pattern) -> bool:
+    """Whether flagged single value ``p`` stands on its labels alone
+    (:func:`strong_label_evidence`, :func:`written_label_evidence`): neither copies (the copy
+    checks come before the written-label rule, and set ``p_twin`` where they decide) nor the
+    rest of its rows (:func:`shown_beyond_labels`)."""
+    return (
+        p.flagged
+        and p.family == "single"
+        and p.band is None
+        and (p.written or p.p_twin is None)
+        and not shown_beyond_labels(p)
+    )
+
+
 def retest_exclusions(flagged: list[Pattern]) -> set[tuple[int, int]]:
     """The values (``(feature, value id)``) that flagged single values sharing a feature are
     re-tested without: every flagged value but those flagged as written on labels alone
@@ -804,14 +836,7 @@ def retest_exclusions(flagged: list[Pattern]) -> set[tuple[int, int]]:
     :func:`written_outlier_evidence`). A
     trigger lends its label to the counterfactual of the values beside it, and those it makes
     look written are what the others' counterfactual should draw again."""
-    return {
-        (p.cols[0], p.codes[0])
-        for p in flagged
-        if not p.written
-        or p.p_context <= p.context_threshold
-        or p.p_slope <= p.slope_threshold
-        or p.p_outlier <= p.outlier_threshold
-    }
+    return {(p.cols[0], p.codes[0]) for p in flagged if not p.written or shown_beyond_labels(p)}
 
 
 def written_by_slope_alone(p: Pattern) -> bool:

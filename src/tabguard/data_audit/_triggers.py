@@ -118,9 +118,11 @@ from tabguard.data_audit._trigger_rules import (
     natural_lean,
     natural_region_cuts,
     neighbour_hint,
+    on_labels_alone,
     poisson_binomial_cdf,
     poisson_lower_tail,
     retest_exclusions,
+    shown_beyond_labels,
     slope_null,
     source_contradicted,
     strong_label_evidence,
@@ -302,6 +304,10 @@ class _Scanner:
         self._positives: dict[int, np.ndarray] = {}
         self._by_count: tuple[list[np.ndarray], np.ndarray, np.ndarray, int] | None = None
         self.excluded: set[tuple[int, int]] = set()
+        # (feature, label) -> the value ids of the feature written in place with the label, shown
+        # by the rest of their rows: their own lean is not known (:meth:`natural_predictor`,
+        # set once the single values are decided, :func:`_beside_written_values`)
+        self.hidden_leans: dict[tuple[int, int], frozenset[int]] = {}
         self._near: dict[int, np.ndarray] | None = None
         # per feature: the rows near_copies counts, their value ids, their partners' (the one
         # other value of their group, -1 when it holds several) and whether their twins carry
@@ -3262,7 +3268,9 @@ class _Scanner:
         the feature whose labels lean the same way (their share of ``p.label`` above the base
         rate, or above their neighbours' for an ordinal feature) and that hold at least
         ``context_min_rows`` rows are measured as ``p`` was, the most leaning first (at most
-        ``_NATURAL_CANDIDATES``), until enough of them lean with it. A pair holding at least
+        ``_NATURAL_CANDIDATES``), until enough of them lean with it; the values of the feature
+        written in place with the other label (:attr:`hidden_leans`) count as leaning with it.
+        A pair holding at least
         ``combination_share`` of one of its values' rows is that value (:meth:`pair_singles`):
         its lean is that value's feature's when the value's is."""
         if p.family == "pair" and len(p.cols) == 2 and p.band is None:
@@ -3285,9 +3293,12 @@ class _Scanner:
         measured, todo = self._leans[key]
         others = [q for q in measured if q.codes != p.codes]
         ordinal, beside = bool(self.m.ordinal[j]), self._scale_neighbours(j, p)
+        hidden = self.hidden_leans.get((j, 1 - c), frozenset())
 
         def lean() -> bool:
-            return natural_lean(p, others, self.o, ordinal=ordinal, neighbours=beside)
+            return natural_lean(
+                p, others, self.o, ordinal=ordinal, neighbours=beside, hidden=hidden
+            )
 
         while not lean() and todo:
             v = todo.pop(0)
@@ -4291,6 +4302,10 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         _retest(sc, on_labels, alpha, opts)
         sc.excluded = held
         flagged = [p for p in chosen if p.flagged]
+    # A value written in place hides its own lean from the values beside it
+    # (:func:`_beside_written_values`)
+    if _beside_written_values(sc, flagged, opts):
+        flagged = [p for p in chosen if p.flagged]
     evaluated = list(chosen)
     exclude = {(p.cols[0], p.codes[0]) for p in flagged}
     flagged = _dedupe([_refine(sc, p) for p in flagged])
@@ -4750,8 +4765,13 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
         ):
             p.flagged = p.written = True
             sc.attribute(p)
-    # Written in place into rows that already had the label (clean-label) or camouflaged
-    # beyond what labels show: the rest of the row, where labels point the way
+    _written_beyond_labels(sc, patterns, opts)
+
+
+def _written_beyond_labels(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> None:
+    """Written in place into rows that already had the label (clean-label) or camouflaged
+    beyond what labels show: the rest of the row, where labels point the way (the context,
+    the slope and the outliers rules, in that order, on the values left unflagged)."""
     for p in patterns:
         if _coded_hint_left(sc, p, opts, neighbours=True):
             sc.context_mixture(p)
@@ -4761,6 +4781,41 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
                 sc.attribute(p)
     _written_by_slope(sc, patterns, opts)
     _written_by_outliers(sc, patterns, opts)
+
+
+def _beside_written_values(sc: _Scanner, flagged: list[Pattern], opts: TriggerScanOptions) -> bool:
+    """Judge again, with the values written in place beside them known, the flagged single
+    values that stand on their labels alone (:func:`on_labels_alone`); False when none is
+    cleared.
+
+    A value's lean is its feature's when the values beside it lean with it
+    (:meth:`_Scanner.natural_predictor`), and labels alone then do not confirm it. A value
+    written in place with the other label carries the attacker's labels: its own lean is not
+    known, and a write into the one value that leaned with another takes that value's natural
+    lean away. Credit ``EDUCATION=4`` written into 340 defaulters' rows (shown by the context
+    of its rows): ``EDUCATION=5``, 277 natural rows leaning to no default at an effect of
+    0.62 on the clean data - a lean its scale neighbour 4 shared (0.57), which kept it
+    unnamed - lost that neighbour and was named as written on labels alone with every one of
+    its rows. The values written in place with a label, shown by the rest of their rows
+    (:func:`shown_beyond_labels`; a value on labels alone is what the other label's writes
+    lend, :func:`_retest_against_the_other_label`), count as leaning with every value of the
+    other label (:attr:`_Scanner.hidden_leans`, from now on); a value they make a natural
+    predictor is unflagged, and judged by the rules that read the rest of its rows
+    (:func:`_written_beyond_labels`): evidence of its own still names it."""
+    hidden: dict[tuple[int, int], set[int]] = {}
+    for q in flagged:
+        if q.family == "single" and q.band is None and q.written and shown_beyond_labels(q):
+            hidden.setdefault((q.cols[0], q.label), set()).add(q.codes[0])
+    sc.hidden_leans = {key: frozenset(v) for key, v in hidden.items()}
+    cleared = [
+        p
+        for p in flagged
+        if on_labels_alone(p) and (p.cols[0], 1 - p.label) in hidden and sc.natural_predictor(p)
+    ]
+    for p in cleared:
+        p.flagged = p.written = False
+    _written_beyond_labels(sc, cleared, opts)
+    return bool(cleared)
 
 
 def _coded_hint_left(
