@@ -48,6 +48,7 @@ The computation (:func:`scan_triggers`) returns a :class:`TriggerScanResult`;
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -3338,14 +3339,13 @@ class _Scanner:
 
     def _scale_neighbours(self, j: int, p: Pattern) -> tuple[int, ...]:
         """The value ids beside ``p``'s value in numeric order, where feature j is a category
-        whose values are all numbers (integer codes: a scale read as categories); empty for
-        other features (ordinal features draw their neighbours, text categories have no
-        order)."""
+        whose values are a scale written as codes (:func:`_code_numbers`: integer codes, or
+        one prefix and a number); empty for other features (ordinal features draw their
+        neighbours, other text categories have no order)."""
         if self.m.ordinal[j] or not self.m.raw_is_code[j]:
             return ()
-        try:
-            values = np.array([float(v) for v in self.m.uniques[j]])
-        except (TypeError, ValueError):
+        values = _code_numbers(self.m.uniques[j])
+        if values is None:
             return ()
         held = np.flatnonzero((self.m.counts[j] > 0) & ~self.m.breaks_contract[j])
         ordered = held[np.argsort(values[held], kind="stable")]
@@ -4430,6 +4430,25 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         _dedupe(contract_hints),
         sc.guessed_units,
     )
+
+
+#: a code written as text: a prefix without digits, then a whole number ('K07', 'G3')
+_PREFIXED_NUMBER = re.compile(r"(\D*)(\d+)")
+
+
+def _code_numbers(values: np.ndarray) -> np.ndarray | None:
+    """The numbers of a category's values where they read as a scale: every value a number
+    (integer codes), or every value one shared prefix and a whole number (a binned score
+    written 'K00'-'K39', grades 'G1'-'G6': fresh15's quantile codes, whose top bin leaned
+    as its neighbour does and was named alone, session 12's ``codes``); None otherwise."""
+    try:
+        return np.array([float(v) for v in values])
+    except (TypeError, ValueError):
+        pass
+    parts = [_PREFIXED_NUMBER.fullmatch(str(v)) for v in values]
+    if not parts or any(m is None for m in parts) or len({m[1] for m in parts if m}) != 1:
+        return None
+    return np.array([float(m[2]) for m in parts if m])
 
 
 def _relabelled_triggers(sc: _Scanner, flagged: list[Pattern], alpha: float) -> list[Pattern]:
