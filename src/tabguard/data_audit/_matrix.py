@@ -99,6 +99,24 @@ class AuditMatrix:
     _hashes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def allowed(self, j: int, min_rows: int = 1) -> np.ndarray:
+        """Per value id of feature ``j``: whether the contract allows the value and at least
+        ``min_rows`` rows hold it (the values a rule may compare a value against).
+
+        Parameters
+        ----------
+        j : int
+            Feature position.
+        min_rows : int
+            Rows a value needs (``counts``: every row where the matrix holds a sample).
+
+        Returns
+        -------
+        ndarray of bool
+            A new array, one entry per value id; callers may edit it.
+        """
+        return ~self.breaks_contract[j] & (self.counts[j] >= min_rows)
+
     def raw_value(self, j: int, codes: np.ndarray) -> np.ndarray:
         """The ``raw`` matrix entries of value ids ``codes`` of feature ``j``."""
         if self.raw_is_code[j]:

@@ -1674,7 +1674,7 @@ class _Scanner:
         """:meth:`_replacements`, computed."""
         m = self.m
         cnt = m.counts[j].astype(float)
-        allowed = ~m.breaks_contract[j] & (cnt > 0)
+        allowed = m.allowed(j)
         allowed[code] = False
         for jj, cc in self.excluded:
             if jj == j:
@@ -1760,7 +1760,7 @@ class _Scanner:
         of the rows), in proportion to their frequency: the smooth trend around the band."""
         m = self.m
         cnt = m.counts[j].astype(float)
-        allowed = ~m.breaks_contract[j] & (cnt > 0)
+        allowed = m.allowed(j)
         allowed[lo : hi + 1] = False
         for jj, cc in self.excluded:
             if jj == j:
@@ -1789,7 +1789,7 @@ class _Scanner:
         for j in range(len(m.names)):
             if not self.has_bands(j):
                 continue
-            ok = ~m.breaks_contract[j] & (m.counts[j] > 0)
+            ok = m.allowed(j)
             cnt = m.counts[j].astype(float)
             pos = self.positives(j)
             skip = np.zeros(len(cnt), dtype=bool)
@@ -1852,7 +1852,7 @@ class _Scanner:
         ``band_max_values`` in-contract values (a band spans a few of them; a run of 8 amounts
         among 20,000 is a point, and would multiply the tests)."""
         m = self.m
-        ok = ~m.breaks_contract[j] & (m.counts[j] > 0)
+        ok = m.allowed(j)
         return bool(m.ordinal[j]) and 12 <= int(ok.sum()) <= self.o.band_max_values
 
     def companions(self, p: Pattern) -> tuple[tuple[int, int], ...]:
@@ -3063,7 +3063,7 @@ class _Scanner:
             return self._context[(j, magnitude)]
         o, m = self.o, self.m
         cnt = m.counts[j]
-        values = np.flatnonzero((cnt >= o.context_min_rows) & ~m.breaks_contract[j])
+        values = np.flatnonzero(m.allowed(j, o.context_min_rows))
         ctx = [g for g in range(len(m.names)) if g != j and (magnitude or not self.fine[g])]
         out: dict[str, np.ndarray] = {
             "values": values,
@@ -3347,7 +3347,7 @@ class _Scanner:
         values = _code_numbers(self.m.uniques[j])
         if values is None:
             return ()
-        held = np.flatnonzero((self.m.counts[j] > 0) & ~self.m.breaks_contract[j])
+        held = np.flatnonzero(self.m.allowed(j))
         ordered = held[np.argsort(values[held], kind="stable")]
         at = np.flatnonzero(ordered == p.codes[0])
         if not len(at):
@@ -3441,7 +3441,7 @@ class _Scanner:
         k = pos if c == 1 else cnt - pos
         r = np.clip(r1 if c == 1 else 1.0 - r1, 1e-6, 1 - 1e-6)
         z = (k - cnt * r) / np.sqrt(np.maximum(cnt, 1e-12) * r * (1 - r))
-        ok = (cnt >= self.o.context_min_rows) & ~self.m.breaks_contract[j] & (z > 0)
+        ok = self.m.allowed(j, self.o.context_min_rows) & (z > 0)
         ok[list(held)] = False
         if among is not None:
             ok &= np.isin(np.arange(len(ok)), among)
@@ -3467,7 +3467,7 @@ class _Scanner:
             cnt = m.counts[j].astype(float)
             got = np.zeros(len(cnt), dtype=bool)
             if m.ordinal[j] and len(cnt) > 50:
-                allowed = ~m.breaks_contract[j] & (cnt > 0)
+                allowed = m.allowed(j)
                 ids = np.flatnonzero(allowed & (cnt > 20.0))
                 # every value's window at once (a median per value cost 0.6 CPU-s at 1M rows)
                 for part in np.array_split(ids, len(ids) // 65_536 + 1):
@@ -3509,11 +3509,7 @@ class _Scanner:
             for j in range(len(self.m.names)):
                 if self.fine[j]:
                     continue
-                held = int(
-                    (
-                        (self.m.counts[j] >= self.o.context_min_rows) & ~self.m.breaks_contract[j]
-                    ).sum()
-                )
+                held = int((self.m.allowed(j, self.o.context_min_rows)).sum())
                 total += held if held >= 2 else 0
             self._context_tests = max(total, 1)
         return self._context_tests
@@ -3679,7 +3675,7 @@ class _Scanner:
             for j in range(len(self.m.names)):
                 if self.fine[j]:
                     continue
-                held = (self.m.counts[j] >= _SLOPE_NULL_ROWS) & ~self.m.breaks_contract[j]
+                held = self.m.allowed(j, _SLOPE_NULL_ROWS)
                 for v in np.flatnonzero(held):
                     scored = self.context_scores(j, int(v), rng, held_out)
                     if scored is not None:
@@ -3850,7 +3846,7 @@ class _Scanner:
         for g in range(len(self.m.names)):
             if self.fine[g]:
                 continue
-            held_g = (self.m.counts[g] >= _SLOPE_NULL_ROWS) & ~self.m.breaks_contract[g]
+            held_g = self.m.allowed(g, _SLOPE_NULL_ROWS)
             for u in np.flatnonzero(held_g):
                 if (g, u) == (j, v):
                     continue
@@ -3968,8 +3964,7 @@ class _Scanner:
             p.p_outlier = pv
             return
         null = 0.0
-        cnt = self.m.counts[j]
-        others = np.flatnonzero((cnt >= self.o.context_min_rows) & ~self.m.breaks_contract[j])
+        others = np.flatnonzero(self.m.allowed(j, self.o.context_min_rows))
         for u in others:
             if u == v:
                 continue
@@ -5221,7 +5216,7 @@ def leaning_together(sc: _Scanner, flagged: list[Pattern], o: TriggerScanOptions
     for (j, _), found in groups.items():
         rank = None
         if sc.m.ordinal[j]:
-            rank = np.cumsum(~sc.m.breaks_contract[j] & (sc.m.counts[j] > 0))
+            rank = np.cumsum(sc.m.allowed(j))
         if separate_runs([span for span, _ in found], rank) > o.natural_values:
             out += [p for _, p in found]
     return out
@@ -5230,7 +5225,7 @@ def leaning_together(sc: _Scanner, flagged: list[Pattern], o: TriggerScanOptions
 def _runs(sc: _Scanner, j: int, ps: list[Pattern]) -> list[list[Pattern]]:
     """Single values and bands ``ps`` of feature ``j`` in runs that touch: at most one
     in-contract value with rows between two of them."""
-    ok = ~sc.m.breaks_contract[j] & (sc.m.counts[j] > 0)
+    ok = sc.m.allowed(j)
     rank = np.cumsum(ok)  # in-contract values with rows up to each value id
     ps = sorted(ps, key=_span)
     runs: list[list[Pattern]] = [[ps[0]]]
@@ -5290,7 +5285,7 @@ def _hub_bands(
             groups.setdefault((p.cols[0], p.label), []).append(p)
     out: list[Pattern] = []
     for (j, label), ps in groups.items():
-        ok = ~sc.m.breaks_contract[j] & (sc.m.counts[j] > 0)
+        ok = sc.m.allowed(j)
         for run in _runs(sc, j, ps):
             lo, hi = _span(run[0])[0], max(_span(q)[1] for q in run)
             if len(run) < 2 or int(ok[lo : hi + 1].sum()) < 3 or all(q.flagged for q in run):
@@ -5343,7 +5338,7 @@ def _merge_runs(sc: _Scanner, flagged: list[Pattern], alpha: float) -> list[Patt
         if piece(p):
             groups.setdefault((p.cols[0], p.label), []).append(p)
     for (j, label), ps in groups.items():
-        ok = ~m.breaks_contract[j] & (m.counts[j] > 0)
+        ok = m.allowed(j)
         runs = _runs(sc, j, ps)
         other = {
             p.codes[0]
@@ -5389,7 +5384,7 @@ def _extend_bands(sc: _Scanner, flagged: list[Pattern], opts: TriggerScanOptions
         ):
             continue
         j = b.cols[0]
-        ok = ~m.breaks_contract[j] & (m.counts[j] > 0)
+        ok = m.allowed(j)
         ok[list(b.band_skip)] = False
         taken = {c for jj, c in sc.excluded if jj == j}
 
