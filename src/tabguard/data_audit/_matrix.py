@@ -346,6 +346,22 @@ def _one_blas_thread() -> Any:
     return _BLAS[0].limit(limits=1, user_api="blas")
 
 
+def relative_apart(u: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Elementwise relative difference of two float arrays of one shape,
+    ``|u - w| / max(|u|, |w|)``: 0 where equal (zeros included) or both missing, inf where
+    one is missing (how far a copy's amount lies from its original's)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.abs(u - w)
+        d /= np.maximum(np.abs(u), np.abs(w))
+    d[u == w] = 0.0
+    nan = np.isnan(d)
+    if nan.any():  # a missing value, or 0 / 0 (set above): most pairs have none
+        both = nan & np.isnan(u) & np.isnan(w)
+        d[nan] = np.inf
+        d[both] = 0.0
+    return d
+
+
 def nearest_distances(
     queries: np.ndarray,
     reference: np.ndarray,

@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from tabguard._copy_groups import splitmix64
+from tabguard.data_audit._matrix import relative_apart
 from tabguard.data_audit._trigger_rules import NO_ROWS
 
 if TYPE_CHECKING:
@@ -86,18 +87,6 @@ class RelabelHub:
     rows: float
     expected: float
     phi: float
-
-
-def relative_apart(u: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Relative difference of two arrays of values: 0 where equal (zeros included) or both
-    missing, inf where one is missing."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        d = np.abs(u - w)
-        d /= np.maximum(np.abs(u), np.abs(w))
-    d[u == w] = 0.0
-    d[np.isnan(u) & np.isnan(w)] = 0.0
-    d[np.isnan(d)] = np.inf
-    return d
 
 
 def _fine(sc: _Scanner) -> list[int]:

@@ -81,6 +81,7 @@ from tabguard.data_audit._matrix import (
     cell_hashes,
     nearest_distances,
     pair_value_ids,
+    relative_apart,
 )
 from tabguard.data_audit._relabelled import (
     RELABEL_TOLERANCE,
@@ -829,12 +830,7 @@ class _Scanner:
             dist = np.zeros(len(a))
             moved = np.zeros(len(a))
             for i in fine:
-                u, w = m.raw[a, i].astype(float), m.raw[b, i].astype(float)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    d = np.abs(u - w) / np.maximum(np.abs(u), np.abs(w))
-                d[u == w] = 0.0
-                d[np.isnan(u) & np.isnan(w)] = 0.0
-                d[np.isnan(d)] = np.inf
+                d = relative_apart(m.raw[a, i].astype(float), m.raw[b, i].astype(float))
                 if i == j:
                     moved = d
                 else:
@@ -1038,20 +1034,10 @@ class _Scanner:
         # the compared rows' fine-grained values, one contiguous column per feature (the
         # pairs gather from it: millions of pairs on resampled data)
         cols = {i: np.ascontiguousarray(m.raw[rows, i]) for i in fine}
-        missing = {i: bool(np.isnan(cols[i]).any()) for i in fine}
 
         def apart(i: int, pairs: np.ndarray) -> np.ndarray:
-            """Relative difference on feature ``i`` of the pairs ``pairs`` (0 where equal or
-            both missing; a missing value against a number is inf)."""
-            u, w = cols[i][a[pairs]], cols[i][b[pairs]]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                d = np.abs(u - w)
-                d /= np.maximum(np.abs(u), np.abs(w))
-            d[u == w] = 0.0  # equal values, zeros included (0 / 0)
-            if missing[i]:
-                d[np.isnan(u) & np.isnan(w)] = 0.0
-                d[np.isnan(d)] = np.inf
-            return d
+            """Relative difference on feature ``i`` of the pairs ``pairs``."""
+            return relative_apart(cols[i][a[pairs]], cols[i][b[pairs]])
 
         # a pair's distance: its largest relative difference over the other fine-grained
         # features (the rest are equal within a group); pairs beyond the tolerance on one
@@ -2085,10 +2071,7 @@ class _Scanner:
         keep = src < dst  # each pair once, no row with itself
         src, dst = src[keep], dst[keep]
         a, b = raw[src], raw[dst]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rel = np.abs(a - b) / np.maximum(np.abs(a), np.abs(b))
-        rel = np.where(a == b, 0.0, rel)  # equal values, zeros included
-        rel = np.where(np.isnan(a) & np.isnan(b), 0.0, np.where(np.isnan(rel), np.inf, rel))
+        rel = relative_apart(a, b)
         dist = rel.max(axis=1) if rel.shape[1] else np.zeros(len(src))
         close = dist <= tol
         return src[close], dst[close], dist[close]
