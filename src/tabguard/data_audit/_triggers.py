@@ -3492,7 +3492,7 @@ class _Scanner:
             for j in range(len(self.m.names)):
                 if self.fine[j]:
                     continue
-                held = int((self.m.allowed(j, self.o.context_min_rows)).sum())
+                held = int(self.m.allowed(j, self.o.context_min_rows).sum())
                 total += held if held >= 2 else 0
             self._context_tests = max(total, 1)
         return self._context_tests
@@ -3544,12 +3544,9 @@ class _Scanner:
                 picks.append(got)
         if not picks:
             return
-        holding = [c for c in picks if c[0]]
-        _, pv, s, p.context_share, p.context_null, p.context_written = (
-            min(holding, key=lambda c: c[1]) if holding else max(picks, key=lambda c: c[5])
-        )
+        holds, pv, s, p.context_share, p.context_null, p.context_written = _best_measure(picks)
         p.context_source = self.SOURCES[s][0]
-        p.p_context = min(1.0, pv * len(self.SOURCES) * len(picks)) if holding else 1.0
+        p.p_context = min(1.0, pv * len(self.SOURCES) * len(picks)) if holds else 1.0
 
     def _context_measure(
         self, j: int, v: int, magnitude: bool
@@ -3585,10 +3582,7 @@ class _Scanner:
             null_se = share_error(k[top, s], n[top, s], F[top, s], m[top, s])
             r, written, pv = written_block(k[i, s], n[i, s], F[i, s], m[i, s], r0, null_se)
             found.append((written >= self.o.written_share, pv, s, r, r0, written))
-        if not found:
-            return None
-        holding = [c for c in found if c[0]]
-        return min(holding, key=lambda c: c[1]) if holding else max(found, key=lambda c: c[5])
+        return _best_measure(found) if found else None
 
     def context_scores(
         self, j: int, v: int, rng: np.random.Generator, held_out: bool = False
@@ -4408,6 +4402,16 @@ def scan_triggers(ctx: AuditContext, opts: TriggerScanOptions) -> TriggerScanRes
         _dedupe(contract_hints),
         sc.guessed_units,
     )
+
+
+def _best_measure(
+    measures: list[tuple[bool, float, int, float, float, float]],
+) -> tuple[bool, float, int, float, float, float]:
+    """Of context measures (whether the written share reaches the bar, p-value, source, ``r``,
+    ``r0``, ``w``; :meth:`_Scanner._context_measure`), the one reaching the bar with the
+    smallest p-value, else the one with the largest written share."""
+    holding = [c for c in measures if c[0]]
+    return min(holding, key=lambda c: c[1]) if holding else max(measures, key=lambda c: c[5])
 
 
 #: a code written as text: a prefix without digits, then a whole number ('K07', 'G3')
