@@ -85,6 +85,7 @@ from tabguard.data_audit._matrix import (
 )
 from tabguard.data_audit._relabelled import (
     RELABEL_TOLERANCE,
+    RelabelHub,
     relabel_hubs,
     relabelled_copies,
     target_label,
@@ -4459,9 +4460,8 @@ def _relabelled_triggers(sc: _Scanner, flagged: list[Pattern], alpha: float) -> 
             # named as written in place, from the labels the copies gave its rows: the copies
             # are its suspects, not its natural rows (fraud country='DE' → 0, 132 copies of
             # frauds among 782 natural rows: 887 suspects, P 0.149)
-            f.written, f.p, f.threshold, f.copies_only = False, hub.p_value, threshold, True
-            f.relabel_counts = (hub.copies, hub.rows, hub.expected)
-            f.relabelled_label = hub.label
+            f.written = False
+            _confirm_relabelled(f, hub, threshold)
         if written or any(_covered(p, f, sc) for f in flagged + out):
             continue
         # copies of a flagged pattern seen on one of its values (copies of frauds written with
@@ -4471,11 +4471,18 @@ def _relabelled_triggers(sc: _Scanner, flagged: list[Pattern], alpha: float) -> 
             continue
         with sc.own_rng([sc.ctx.random_state, 31]):
             _label_evidence(sc, p, alpha)
-        p.p, p.threshold, p.flagged, p.copies_only = hub.p_value, threshold, True, True
-        p.relabel_counts = (hub.copies, hub.rows, hub.expected)
-        p.relabelled_label = hub.label
+        p.flagged = True
+        _confirm_relabelled(p, hub, threshold)
         out.append(p)
     return out
+
+
+def _confirm_relabelled(p: Pattern, hub: RelabelHub, threshold: float) -> None:
+    """Set ``p`` confirmed by relabelled-copies test ``hub`` at ``threshold``: its p-value,
+    counts and the copies' label; its suspects the copies alone."""
+    p.p, p.threshold, p.copies_only = hub.p_value, threshold, True
+    p.relabel_counts = (hub.copies, hub.rows, hub.expected)
+    p.relabelled_label = hub.label
 
 
 def _written_by_copies(sc: _Scanner, f: Pattern, p: Pattern, copies: np.ndarray) -> bool:
