@@ -144,21 +144,44 @@ def test_the_excess_must_sit_on_the_group_not_on_every_row() -> None:
     assert excess_on_group(logit_q, shifted, np.zeros(n, dtype=bool), w)[2] == 1.0
 
 
+def _outliers(p: Pattern, n: int, k: int, expected: float, effect: float, shift: float) -> Pattern:
+    """``p`` with the figures of :meth:`_Scanner.outlier_mixture`: its outliers, those with its
+    label and the count expected of them, the other label's missing share and the shift."""
+    p.outlier_n, p.outlier_k, p.outlier_expected = n, k, expected
+    p.outlier_effect, p.outlier_shift = effect, shift
+    return p
+
+
 def test_a_natural_value_whose_effect_grows_where_the_row_tells_less_is_no_write() -> None:
     """Credit ``PAY_0=2`` (a delay most of whose carriers were late before) defaults beyond the
     counterfactual most on the rows without such a history: a shift of 0.67 (p 9e-7 on the
     fixed case ``AGE=999, rate 0.5%``). Under ``outlier_shift`` it is not a write; the same
     evidence with the shift of a written block (1.7-3.3) is."""
     o = TriggerScanOptions()
-    p = Pattern((0,), (2,), 1, 2679, 1500, "single")
+    p = _outliers(Pattern((0,), (2,), 1, 2679, 1500, "single"), 261, 164, 57.0, 0.525, 0.67)
     p.effect, p.excess, p.p_label = 0.49, 0.3, 1e-30
-    p.outlier_n, p.outlier_k, p.outlier_expected = 261, 164, 57.0
-    p.outlier_effect, p.p_outlier, p.outlier_threshold = 0.525, 8.8e-7, 2.5e-5
-    p.outlier_shift = 0.67
+    p.p_outlier, p.outlier_threshold = 8.8e-7, 2.5e-5
     assert not written_outlier_evidence(p, o)
     p.outlier_shift = 1.7
     assert written_outlier_evidence(p, o)
     p.p_outlier = 1e-4  # beyond the feature's other values, but not at the family's threshold
+    assert not written_outlier_evidence(p, o)
+
+
+def test_a_small_write_beside_many_natural_carriers_is_shown_by_its_shift_not_its_share() -> None:
+    """Fraud ``merchant_category='jewelry'`` written into 34 frauds' rows beside 839 natural
+    (inplace 49321 #5): among the 119 rows whose context says another category, 26 frauds
+    where 4.1 were expected - the written rows a fifth of them, most of the rest natural
+    carriers. The shift (1.37, p 1.4e-6 beyond the feature's other values) confirms it; a
+    natural value's smaller shift, or the same one short of the family's threshold, does not."""
+    o = TriggerScanOptions()
+    p = _outliers(Pattern((0,), (5,), 1, 873, 95, "single"), 119, 26, 4.1, 0.191, 1.37)
+    p.effect, p.excess, p.p_label = 0.069, 0.35, 1e-12
+    p.p_outlier, p.outlier_threshold = 1.4e-6, 4.0e-5
+    assert written_outlier_evidence(p, o)
+    p.outlier_shift = 0.68  # merchant_category='fuel' on the same data
+    assert not written_outlier_evidence(p, o)
+    p.outlier_shift, p.p_outlier = 1.37, 1e-4
     assert not written_outlier_evidence(p, o)
 
 

@@ -16,6 +16,7 @@ from tabguard.data_audit._trigger_options import TriggerScanOptions
 from tabguard.data_audit._trigger_rules import (
     Pattern,
     logistic_slope,
+    loss_within_budget,
     natural_region_cuts,
     written_by_slope_alone,
     written_slope_evidence,
@@ -325,6 +326,45 @@ def test_the_natural_region_rule_bounds_the_written_rows_at_a_draw() -> None:
     above2, n_all2 = np.array([[0.5, 0.3]]), np.array([1000, 1000])
     n_above2 = np.array([[75 + 850, 45 + 850], [500, 300]])
     assert natural_region_cuts(n_above2, n_all2, above2, 0.95, z=0.0) == (1, -1)
+
+
+def test_a_loss_is_within_its_budget_row_by_row() -> None:
+    # A budget of 2.6 rows allows two lost: 1.58 expected lose three or more 21 % of the
+    # time, 0.8 expected 4.7 %. A large write's budget is its expectation, nearly.
+    assert not loss_within_budget(1.58, 2.6)
+    assert loss_within_budget(0.8, 2.6)
+    assert loss_within_budget(18.0, 25.0)
+    assert not loss_within_budget(19.0, 25.0)
+    assert loss_within_budget(0.0, 0.0)
+    assert not loss_within_budget(0.1, 0.9)  # no row to lose: any chance of losing one is too much
+
+
+def test_a_small_write_keeps_its_rows_where_a_region_would_lose_them_by_chance() -> None:
+    # inplace 81410 #4: fraud country='CN' written into 33 frauds' rows, 6 left legitimate
+    # beside 394 natural legitimate and 21 natural fraud rows. The source (the frauds) over
+    # ten carrier cuts then ten label regions; the written rows bounded at 21.1 and 30.7. At
+    # expectation the label region above the 0.9 quantile (7.5 % of the frauds: 1.58 written
+    # rows expected lost of a budget of 2.6) was left out, 130 rows of label 0, 2 written:
+    # recall 0.939. At the risk of _REGION_RISK no region of so few rows can go.
+    n_all = np.array([400, 48])
+    # per label, the rows above each of the ten carrier cuts, then of the ten label regions
+    carrier = np.array(
+        [[396, 396, 395, 390, 365, 320, 266, 197, 138, 72], [43, 38, 36, 33, 29, 27, 24, 17, 13, 6]]
+    )
+    regions = np.array(
+        [[394, 392, 385, 376, 350, 314, 261, 202, 130, 78], [36, 35, 33, 30, 26, 20, 14, 10, 6, 2]]
+    )
+    n_above = np.hstack([carrier, regions])
+    # the frauds' share above each
+    above = np.hstack(
+        [
+            [[0.667, 0.608, 0.546, 0.471, 0.412, 0.348, 0.274, 0.193, 0.145, 0.069]],
+            [[0.543, 0.514, 0.428, 0.399, 0.335, 0.289, 0.197, 0.145, 0.075, 0.046]],
+        ]
+    )
+    assert natural_region_cuts(n_above, n_all, above, 0.95, z=2.0, bound=10) == (-1, -1)
+    # the same shares on a write ten times larger: its loss is its expectation, and a region goes
+    assert natural_region_cuts(10 * n_above, 10 * n_all, above, 0.95, z=2.0, bound=10) != (-1, -1)
 
 
 def test_the_slope_fit_agrees_with_scikit_learn() -> None:

@@ -235,7 +235,9 @@ class TriggerScanOptions(CheckOptions):
     written_recall: float = option(
         0.95,
         "share of the rows written in place that a trigger flagged as written keeps among its "
-        "suspects, at the least by an upper bound of those it leaves out (natural carriers of "
+        "suspects, at the least by an upper bound of those it leaves out, short of it with a 5 % "
+        "chance at most (the rows lost are a draw: a write of 33 rows may lose one; "
+        "loss_within_budget; natural carriers of "
         "the value are left out by the region of their other features - fine-grained ones by "
         "their order of magnitude - where the written rows' source is thin, one label at a "
         "time: :meth:`_Scanner.natural_region_rows`)",
