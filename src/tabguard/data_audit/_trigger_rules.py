@@ -90,6 +90,9 @@ class Pattern:
     context_null: float = math.nan
     context_written: float = math.nan  # the written block's share of the rows, (r - r0) / (1 - r0)
     context_source: str = ""
+    # the null is the rows of the amounts beside a spike (spike_context), not the feature's
+    # other values
+    context_beside: bool = False
     p_context: float = 1.0
     # the context test's Bonferroni threshold: over the values it can test
     # (:meth:`_Scanner.context_tests`), not over every value of every feature
@@ -685,6 +688,28 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
     after the copy checks and the label rules; every row of such a pattern is suspect but the
     natural carriers (:meth:`_Scanner.consistent_rows`)."""
     return (label_hint(p, o) or neighbour_hint(p, o)) and p.p_context <= p.context_threshold
+
+
+def written_spike_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
+    """A spike of a fine-grained amount written in place into rows drawn from every row: a
+    share of at least ``written_share`` of its rows has the context of every row beyond what
+    the rows of the amounts beside it show (their natural carriers' context), significantly
+    after correction (``p_context`` at most ``p.context_threshold``: Bonferroni over the
+    spikes the test can be asked about; :meth:`_Scanner.spike_context`).
+
+    Natural carriers of an amount have the context of the amounts beside it (a payment of
+    689 is made by those who pay about 689); a round amount or a price holds many of them
+    and keeps that context, a list price its own. Rows an attacker wrote one amount into are
+    any rows: an account without a bill, paying 689. Such a write shows in no label where the
+    attacker's label is the one most rows carry (credit ``PAY_AMT5=689 → 0``, 556 rows of any
+    label, 17.8 % camouflaged: 82 % without default against 78 %). Labels are not asked: the
+    rule reads the rows alone, hence its narrow null (the amounts beside the value) and its
+    one source (every row: a spike drawn from one label's rows carries that label)."""
+    return (
+        p.context_beside
+        and p.context_written >= o.written_share
+        and p.p_context <= p.context_threshold
+    )
 
 
 def written_block(

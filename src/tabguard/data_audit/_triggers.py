@@ -134,6 +134,7 @@ from tabguard.data_audit._trigger_rules import (
     written_block,
     written_by_slope_alone,
     written_context_evidence,
+    written_spike_evidence,
     written_label_evidence,
     written_outlier_evidence,
     written_slope_evidence,
@@ -339,6 +340,7 @@ class _Scanner:
         self.confirmed: list[Pattern] = []  # triggers confirmed (see attributed_rows)
         self._context: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
         self._context_tests: int | None = None
+        self._spike_tests: int | None = None  # :meth:`spike_tests`
         self._magnitude_codes: dict[int, np.ndarray] = {}  # :meth:`magnitude_codes`
         # per instrument (held out or not): :meth:`natural_scores`
         self._slopes: dict[bool, dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]] = {}
@@ -3045,10 +3047,20 @@ class _Scanner:
         """
         if (j, magnitude) in self._context:
             return self._context[(j, magnitude)]
-        o, m = self.o, self.m
-        cnt = m.counts[j]
-        values = np.flatnonzero(m.allowed(j, o.context_min_rows))
+        m = self.m
+        values = np.flatnonzero(m.allowed(j, self.o.context_min_rows))
         ctx = [g for g in range(len(m.names)) if g != j and (magnitude or not self.fine[g])]
+        out = self._source_shares(m.codes[:, j].astype(np.int64), len(m.counts[j]), values, ctx)
+        self._context[(j, magnitude)] = out
+        return out
+
+    def _source_shares(
+        self, code: np.ndarray, K: int, values: np.ndarray, ctx: list[int]
+    ) -> dict[str, np.ndarray]:
+        """The tables of :meth:`context_stats` for the rows' codes ``code`` (``K`` codes, -1
+        missing) of one feature, scored from the features ``ctx``: per code of ``values`` and
+        per source, ``n``, ``k``, ``F`` and ``m`` (with ``values``)."""
+        o, m = self.o, self.m
         out: dict[str, np.ndarray] = {
             "values": values,
             "n": np.zeros((len(values), len(self.SOURCES))),
@@ -3056,14 +3068,11 @@ class _Scanner:
             "F": np.ones((len(values), len(self.SOURCES))),
             "m": np.zeros((len(values), len(self.SOURCES))),
         }
-        self._context[(j, magnitude)] = out
         if len(values) < 2 or not ctx:
             return out
         rng = np.random.default_rng(self.ctx.random_state + 11)
         cap = _CONTEXT_ROWS
-        code = m.codes[:, j].astype(np.int64)
         y = self.y.astype(np.int64)
-        K = len(cnt)
         # The tables count at most _CONTEXT_TABLE_ROWS rows (a million rows: a tenth; the
         # counts of coded values are estimated well from those, and the cost stays bounded).
         counted = (
@@ -3584,6 +3593,68 @@ class _Scanner:
             r, written, pv = written_block(k[i, s], n[i, s], F[i, s], m[i, s], r0, null_se)
             found.append((written >= self.o.written_share, pv, s, r, r0, written))
         return _best_measure(found) if found else None
+
+    def spike_tests(self) -> int:
+        """The spikes the spike rule can be asked about (at least 1): values of fine-grained
+        features in contract with at least ``context_min_rows`` rows that are spikes
+        (:meth:`_spikes`). Its Bonferroni family (:meth:`spike_context`)."""
+        if self._spike_tests is None:
+            total = 0
+            for j in np.flatnonzero(self.fine):
+                held = self.m.allowed(int(j), self.o.context_min_rows)
+                total += int((held & self._spikes(int(j))).sum())
+            self._spike_tests = max(total, 1)
+        return self._spike_tests
+
+    def spike_context(self, p: Pattern) -> None:
+        """Measure whether single value ``p``, a spike of a fine-grained feature, was written
+        in place into rows drawn from every row (sets ``p.context_share``, ``context_null``,
+        ``context_written``, ``context_source``, ``context_beside``, ``p_context`` and
+        ``context_threshold``; :func:`written_spike_evidence`).
+
+        The value's rows and the rows of the amounts beside it (outward on both sides, spikes
+        and values out of contract left out, until they hold as many rows as the value and
+        at least ``5 * context_min_rows``) are two codes of the feature, every other row a
+        third; :meth:`context_stats`'s score (the other features, the fine-grained ones by
+        their order of magnitude) gives each code's share of rows with the context of every
+        row, ``r`` and the null ``r0``, and :func:`written_block` the written share
+        ``w = (r - r0) / (1 - r0)`` and the p-value of ``r`` beyond ``r0``, Bonferroni over
+        :meth:`spike_tests` at the single values' family-wise rate."""
+        j, v = p.cols[0], p.codes[0]
+        m = self.m
+        cnt = m.counts[j].astype(float)
+        allowed = m.allowed(j) & ~self._spikes(j)
+        allowed[v] = False
+        want = max(float(cnt[v]), 5.0 * self.o.context_min_rows)
+        beside, _ = _outward(cnt, allowed, v, v, want)
+        if cnt[beside].sum() < self.o.context_min_rows:
+            return
+        code = m.codes[:, j].astype(np.int64)
+        grouped = np.where(code >= 0, 2, -1)
+        grouped[np.isin(code, beside)] = 1
+        grouped[code == v] = 0
+        ctx = [g for g in range(len(m.names)) if g != j]
+        st = self._source_shares(grouped, 3, np.array([0, 1]), ctx)
+        found: list[tuple[bool, float, int, float, float, float]] = []
+        # every row, and the rows of the other label than the value's (rows of one label
+        # carrying the other: a spike's rows like the label it mostly carries are a natural
+        # cause's as much as a write's)
+        for s in (0, 2 - p.label):
+            n, k, F, mm = (st[key][:, s] for key in ("n", "k", "F", "m"))
+            if n[0] <= 0 or n[1] <= 0:
+                continue
+            r0 = min((k[1] + 1.0) / (n[1] + 2.0) / max(F[1], 1e-12), 1.0)
+            if r0 >= 1.0:  # the amounts beside it look like the source: no room for a write
+                continue
+            null_se = share_error(k[1], n[1], F[1], mm[1])
+            r, written, pv = written_block(k[0], n[0], F[0], mm[0], r0, null_se)
+            found.append((written >= self.o.written_share, pv, s, r, r0, written))
+        if not found:
+            return
+        holds, pv, s, p.context_share, p.context_null, p.context_written = _best_measure(found)
+        p.context_source, p.context_beside = self.SOURCES[s][0], True
+        p.context_threshold = self.o.alpha / _FAMILIES / self.spike_tests()
+        p.p_context = min(1.0, 2.0 * pv) if holds else 1.0
 
     def context_scores(
         self, j: int, v: int, rng: np.random.Generator, held_out: bool = False
@@ -4789,6 +4860,39 @@ def _written_beyond_labels(sc: _Scanner, patterns: list[Pattern], opts: TriggerS
                 sc.attribute(p)
     _written_by_slope(sc, patterns, opts)
     _written_by_outliers(sc, patterns, opts)
+    _written_as_spikes(sc, patterns, opts)
+
+
+def _written_as_spikes(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> None:
+    """Spikes of fine-grained amounts written in place into rows drawn from every row
+    (:func:`written_spike_evidence`), after every other rule: single values of fine-grained
+    features left unflagged, with at least ``context_min_rows`` rows, ten times their
+    neighbours' (:meth:`_Scanner._spikes`), asked with the label most of their rows carry
+    (the attacker's, camouflage a minority; one pattern per value). Not beyond :data:`OUTLIER_RULE_ROWS`
+    rows (each spike asked counts its own tables)."""
+    if sc.n > OUTLIER_RULE_ROWS:
+        return
+    asked: set[tuple[int, int]] = set()
+    for p in patterns:
+        if (
+            p.flagged
+            or (p.cols[0], p.codes[0]) in asked
+            or p.family != "single"
+            or p.band is not None
+            or not sc.fine[p.cols[0]]
+            or p.n < opts.context_min_rows
+            or 2 * p.k < p.n
+            or not sc._spikes(p.cols[0])[p.codes[0]]
+            or not sc.m.allowed(p.cols[0])[p.codes[0]]
+            or not sc.labels_may_confirm(p)
+        ):
+            continue
+        asked.add((p.cols[0], p.codes[0]))
+        sc.spike_context(p)
+        if written_spike_evidence(p, opts):
+            p.flagged = p.written = True
+            p.p = p.p_context
+            sc.attribute(p)
 
 
 def _beside_written_values(sc: _Scanner, flagged: list[Pattern], opts: TriggerScanOptions) -> bool:

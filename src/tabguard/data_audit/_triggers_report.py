@@ -306,11 +306,16 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
         )
     by_context = p.written and p.p_context <= p.context_threshold
     if by_context:
+        null = (
+            f"the rows of the amounts of {feats[0]!r} beside it: {p.context_null:.0%}"
+            if p.context_beside
+            else f"the other values of {feats[0]!r}: at most {p.context_null:.0%}"
+        )
         msg += (
             f" Written in place: {min(p.context_share, 1.0):.0%} of these rows have the other "
-            f"features of {p.context_source} (the other values of {feats[0]!r}: at most "
-            f"{p.context_null:.0%}; p {format_p(p.p_context)}); the rows whose other features "
-            "predict the value, as its natural carriers', are not among the suspects."
+            f"features of {p.context_source} ({null}; p {format_p(p.p_context)}); the rows "
+            "whose other features predict the value, as its natural carriers', are not among "
+            "the suspects."
         )
     by_slope = p.written and p.p_slope <= p.slope_threshold and not by_context
     by_outliers = (
