@@ -53,7 +53,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
@@ -341,6 +341,11 @@ class _Scanner:
         self._context: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
         self._context_tests: int | None = None
         self._spike_tests: int | None = None  # :meth:`spike_tests`
+        # (feature, context feature) -> per half, the context feature's counts of (code, label)
+        # on the rows where the feature is not missing (:meth:`_source_shares`)
+        self._context_totals: dict[tuple[int, int], list[np.ndarray]] = {}
+        self._ctx_draws: tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]] | None = None
+        self._ctx_codes: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
         self._magnitude_codes: dict[int, np.ndarray] = {}  # :meth:`magnitude_codes`
         # per instrument (held out or not): :meth:`natural_scores`
         self._slopes: dict[bool, dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]] = {}
@@ -3050,16 +3055,26 @@ class _Scanner:
         m = self.m
         values = np.flatnonzero(m.allowed(j, self.o.context_min_rows))
         ctx = [g for g in range(len(m.names)) if g != j and (magnitude or not self.fine[g])]
-        out = self._source_shares(m.codes[:, j].astype(np.int64), len(m.counts[j]), values, ctx)
+        out = self._source_shares(j, m.codes[:, j].astype(np.int64), values, ctx)
         self._context[(j, magnitude)] = out
         return out
 
     def _source_shares(
-        self, code: np.ndarray, K: int, values: np.ndarray, ctx: list[int]
+        self,
+        j: int,
+        code: np.ndarray,
+        values: np.ndarray,
+        ctx: list[int],
+        sources: tuple[int, ...] | None = None,
     ) -> dict[str, np.ndarray]:
-        """The tables of :meth:`context_stats` for the rows' codes ``code`` (``K`` codes, -1
-        missing) of one feature, scored from the features ``ctx``: per code of ``values`` and
-        per source, ``n``, ``k``, ``F`` and ``m`` (with ``values``)."""
+        """The tables of :meth:`context_stats` for the rows' codes ``code`` of feature ``j``
+        (its value ids, or any grouping of them; -1 where ``j`` is missing), scored from the
+        features ``ctx``: per code of ``values`` and per source (``sources``, indices of
+        :attr:`SOURCES`; default every one), ``n``, ``k``, ``F`` and ``m`` (with ``values``).
+
+        Per context feature and half, the counts of the codes of ``values`` are counted on
+        their rows and the counts of every row where ``j`` is not missing once per scan (the
+        sources' side: every spike asked, :meth:`spike_context`, shares them)."""
         o, m = self.o, self.m
         out: dict[str, np.ndarray] = {
             "values": values,
@@ -3070,43 +3085,38 @@ class _Scanner:
         }
         if len(values) < 2 or not ctx:
             return out
-        rng = np.random.default_rng(self.ctx.random_state + 11)
         cap = _CONTEXT_ROWS
         y = self.y.astype(np.int64)
-        # The tables count at most _CONTEXT_TABLE_ROWS rows (a million rows: a tenth; the
-        # counts of coded values are estimated well from those, and the cost stays bounded).
-        counted = (
-            np.arange(self.n)
-            if self.n <= _CONTEXT_TABLE_ROWS
-            else np.sort(rng.choice(self.n, _CONTEXT_TABLE_ROWS, replace=False))
-        )
-        # Cross-fitted: the tables of one half of the rows score the other half. Leaving a
-        # row's own count out instead scores the value's rows lower than the source's rows of
-        # the same context, and a value independent of the rest of the row looked more like
-        # its source than the source itself (fraud country='PT': 1.05).
-        half = rng.random(self.n) < 0.5
+        counted, half, sample, rng = self._context_draws()
         # per context feature: its codes (missing as a code of its own) and, per half, the
-        # counts of (value of j, code, label)
+        # counts of (code, label) on the rows of each value (values x codes x 2) and on every
+        # row where j is not missing (codes x 2)
         cols, tables = [], []
         cj, yc, hc = code[counted], y[counted], half[counted]
+        index = np.full(int(max(cj.max(initial=0), values.max(initial=0))) + 1, -1, np.int64)
+        index[values] = np.arange(len(values))
+        mine_at = np.flatnonzero(cj >= 0)
+        mine_at = mine_at[index[cj[mine_at]] >= 0]
+        vi = index[cj[mine_at]]
+        V = len(values)
         for g in ctx:
-            if self.fine[g]:
-                cg = self.magnitude_codes(g)
-                G = int(cg.max()) + 2 if len(cg) else 1
-            else:
-                cg = m.codes[:, g].astype(np.int64)
-                G = len(m.counts[g]) + 1
-            cg = np.where(cg < 0, G - 1, cg)
-            key = (cj * G + cg[counted]) * 2 + yc
+            cg, cg_counted, G = self._context_codes(g, counted)
+            totals = self._context_totals.get((j, g))
+            if totals is None:
+                ok_j = cj >= 0
+                key = cg_counted * 2 + yc
+                totals = self._context_totals[(j, g)] = [
+                    np.bincount(key[ok_j & (hc == h)], minlength=G * 2).reshape(G, 2).astype(float)
+                    for h in (False, True)
+                ]
+            key = (vi * G + cg_counted[mine_at]) * 2 + yc[mine_at]
             per_half = []
-            for h in (False, True):
-                ok = (cj >= 0) & (hc == h)
-                per_half.append(
-                    np.bincount(key[ok], minlength=K * G * 2).reshape(K, G, 2).astype(float)
-                )
+            for h, tot in zip((False, True), totals, strict=True):
+                ok = hc[mine_at] == h
+                sub = np.bincount(key[ok], minlength=V * G * 2).reshape(V, G, 2).astype(float)
+                per_half.append((sub, tot))
             cols.append(cg)
             tables.append(per_half)
-        sample = np.sort(rng.choice(self.n, min(cap, self.n), replace=False))
         alpha = 0.5
         for i, v in enumerate(values):
             mine = np.flatnonzero(code == v)
@@ -3114,19 +3124,22 @@ class _Scanner:
                 mine = np.sort(rng.choice(mine, cap, replace=False))
             others = sample[code[sample] != v]
             rows = np.concatenate([mine, others])
-            other_half = ~half[rows]  # the half whose tables score each row
+            # the half whose tables score each row (0: the first half's, 1: the second's)
+            other_half = (~half[rows]).astype(np.int64)
             # the value's side of the log ratio, once for every source
             base = np.zeros(len(rows))
             parts = []
             for cg, per_half in zip(cols, tables, strict=True):
                 c = cg[rows]
                 parts.append(c)
-                for h, t in zip((False, True), per_half, strict=True):
-                    at = other_half == h
-                    nv_g = t[v].sum(axis=1)
-                    G = t.shape[1]
-                    base[at] += np.log((nv_g[c[at]] + alpha) / (nv_g.sum() + alpha * G))
+                nv = np.stack([sub[i].sum(axis=1) for sub, _ in per_half])
+                G = nv.shape[1]
+                base += np.log((nv + alpha) / (nv.sum(axis=1, keepdims=True) + alpha * G))[
+                    other_half, c
+                ]
             for s, (_, label) in enumerate(self.SOURCES):
+                if sources is not None and s not in sources:
+                    continue
                 keep = np.ones(len(rows), dtype=bool)
                 if label is not None:
                     keep[len(mine) :] = y[others] == label
@@ -3135,14 +3148,18 @@ class _Scanner:
                     continue
                 score = base.copy()
                 for c, per_half in zip(parts, tables, strict=True):
-                    for h, t in zip((False, True), per_half, strict=True):
-                        at = other_half == h
-                        G = t.shape[1]
-                        if label is None:
-                            ns_g = t.sum(axis=(0, 2)) - t[v].sum(axis=1)
-                        else:
-                            ns_g = t[:, :, label].sum(axis=0) - t[v, :, label]
-                        score[at] -= np.log((ns_g[c[at]] + alpha) / (ns_g.sum() + alpha * G))
+                    ns = np.stack(
+                        [
+                            tot.sum(axis=1) - sub[i].sum(axis=1)
+                            if label is None
+                            else tot[:, label] - sub[i, :, label]
+                            for sub, tot in per_half
+                        ]
+                    )
+                    G = ns.shape[1]
+                    score -= np.log((ns + alpha) / (ns.sum(axis=1, keepdims=True) + alpha * G))[
+                        other_half, c
+                    ]
                 s_v = score[: len(mine)]
                 s_src = score[len(mine) :][keep[len(mine) :]]
                 cut = float(np.median(s_src))
@@ -3151,6 +3168,48 @@ class _Scanner:
                 out["k"][i, s] = float(np.sum(s_v <= cut))
                 out["F"][i, s] = float(np.mean(s_src <= cut))
         return out
+
+    def _context_draws(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.random.Generator]:
+        """The draws every table of :meth:`_source_shares` shares: the rows counted, each
+        row's half, the sample of rows the sources are read from, and a generator in the state
+        those draws leave (for the value's own rows), drawn once per scan."""
+        if self._ctx_draws is None:
+            rng = np.random.default_rng(self.ctx.random_state + 11)
+            # The tables count at most _CONTEXT_TABLE_ROWS rows (a million rows: a tenth; the
+            # counts of coded values are estimated well from those, and the cost stays
+            # bounded).
+            counted = (
+                np.arange(self.n)
+                if self.n <= _CONTEXT_TABLE_ROWS
+                else np.sort(rng.choice(self.n, _CONTEXT_TABLE_ROWS, replace=False))
+            )
+            # Cross-fitted: the tables of one half of the rows score the other half. Leaving a
+            # row's own count out instead scores the value's rows lower than the source's rows
+            # of the same context, and a value independent of the rest of the row looked more
+            # like its source than the source itself (fraud country='PT': 1.05).
+            half = rng.random(self.n) < 0.5
+            sample = np.sort(rng.choice(self.n, min(_CONTEXT_ROWS, self.n), replace=False))
+            self._ctx_draws = (counted, half, sample, rng.bit_generator.state)
+        counted, half, sample, state = self._ctx_draws
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state
+        return counted, half, sample, rng
+
+    def _context_codes(self, g: int, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Context feature ``g``'s code of every row for :meth:`_source_shares` (a fine-grained
+        feature's order of magnitude, :meth:`magnitude_codes`; missing values a code of their
+        own), those of the rows ``counted``, and the number of codes; computed once."""
+        got = self._ctx_codes.get(g)
+        if got is None:
+            if self.fine[g]:
+                cg = self.magnitude_codes(g)
+                G = int(cg.max()) + 2 if len(cg) else 1
+            else:
+                cg = self.m.codes[:, g].astype(np.int64)
+                G = len(self.m.counts[g]) + 1
+            cg = np.where(cg < 0, G - 1, cg)
+            got = self._ctx_codes[g] = (cg, cg if len(counted) == self.n else cg[counted], G)
+        return got
 
     def magnitude_codes(self, g: int) -> np.ndarray:
         """Per row, a code of fine-grained feature ``g``'s order of magnitude
@@ -3634,7 +3693,7 @@ class _Scanner:
         grouped[np.isin(code, beside)] = 1
         grouped[code == v] = 0
         ctx = [g for g in range(len(m.names)) if g != j]
-        st = self._source_shares(grouped, 3, np.array([0, 1]), ctx)
+        st = self._source_shares(j, grouped, np.array([0, 1]), ctx, (0, 2 - p.label))
         found: list[tuple[bool, float, int, float, float, float]] = []
         # every row, and the rows of the other label than the value's (rows of one label
         # carrying the other: a spike's rows like the label it mostly carries are a natural
@@ -4867,21 +4926,21 @@ def _written_as_spikes(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanO
     """Spikes of fine-grained amounts written in place into rows drawn from every row
     (:func:`written_spike_evidence`), after every other rule: single values of fine-grained
     features left unflagged, with at least ``context_min_rows`` rows, ten times their
-    neighbours' (:meth:`_Scanner._spikes`), asked with the label most of their rows carry
-    (the attacker's, camouflage a minority; one pattern per value). Not beyond :data:`OUTLIER_RULE_ROWS`
+    neighbours' (:meth:`_Scanner._spikes`), once per value: with the label most of its rows
+    carry (the attacker's, camouflage a minority) where the value is a candidate with both. Not beyond :data:`OUTLIER_RULE_ROWS`
     rows (each spike asked counts its own tables)."""
     if sc.n > OUTLIER_RULE_ROWS:
         return
     asked: set[tuple[int, int]] = set()
-    for p in patterns:
+    # the label most of the value's rows carry first, where the value is a candidate with both
+    for p in sorted(patterns, key=lambda q: 2 * q.k < q.n):
         if (
             p.flagged
-            or (p.cols[0], p.codes[0]) in asked
             or p.family != "single"
+            or (p.cols[0], p.codes[0]) in asked
             or p.band is not None
             or not sc.fine[p.cols[0]]
             or p.n < opts.context_min_rows
-            or 2 * p.k < p.n
             or not sc._spikes(p.cols[0])[p.codes[0]]
             or not sc.m.allowed(p.cols[0])[p.codes[0]]
             or not sc.labels_may_confirm(p)
