@@ -691,20 +691,24 @@ def written_context_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
 
 
 def written_spike_evidence(p: Pattern, o: TriggerScanOptions) -> bool:
-    """A spike of a fine-grained amount written in place into rows drawn from every row: a
-    share of at least ``written_share`` of its rows has the context of every row beyond what
-    the rows of the amounts beside it show (their natural carriers' context), significantly
-    after correction (``p_context`` at most ``p.context_threshold``: Bonferroni over the
-    spikes the test can be asked about; :meth:`_Scanner.spike_context`).
+    """A spike of a fine-grained amount written in place into rows drawn from a source
+    population (every row, or the rows of the label other than the value's): a share of at
+    least ``written_share`` of its rows has the source's context beyond what the rows of the
+    amounts beside it show (their natural carriers' context), significantly after correction
+    (``p_context`` at most ``p.context_threshold``: Bonferroni over the spikes the test can be
+    asked about and its two sources; :meth:`_Scanner.spike_context`).
 
     Natural carriers of an amount have the context of the amounts beside it (a payment of
-    689 is made by those who pay about 689); a round amount or a price holds many of them
-    and keeps that context, a list price its own. Rows an attacker wrote one amount into are
-    any rows: an account without a bill, paying 689. Such a write shows in no label where the
-    attacker's label is the one most rows carry (credit ``PAY_AMT5=689 → 0``, 556 rows of any
-    label, 17.8 % camouflaged: 82 % without default against 78 %). Labels are not asked: the
-    rule reads the rows alone, hence its narrow null (the amounts beside the value) and its
-    one source (every row: a spike drawn from one label's rows carries that label)."""
+    689 is made by those who pay about 689); a round amount holds many of them and keeps
+    that context, a price its own. Rows an attacker wrote one amount into are any rows: an
+    account without a bill, paying 689. Such a write shows in no label where the attacker's
+    label is the one most rows carry (credit ``PAY_AMT5=689 → 0``, 556 rows of any label,
+    17.8 % camouflaged: 82 % without default against 78 %), nor where rows of the other
+    label were taken (``BILL_AMT4=19394 → 0`` written into 2,230 defaulters' rows, 16 %
+    camouflaged: the value's share of defaulters is the data's once they are relabelled).
+    Labels are not asked: the rule reads the rows alone, hence its narrow null (the amounts
+    beside the value) and its sources (a spike like the rows of the label most of its rows
+    carry is a natural cause's as much as a write's)."""
     return (
         p.context_beside
         and p.context_written >= o.written_share
