@@ -3207,7 +3207,8 @@ class _Scanner:
             else:
                 cg = self.m.codes[:, g].astype(np.int64)
                 G = len(self.m.counts[g]) + 1
-            cg = np.where(cg < 0, G - 1, cg)
+            # int32: a million rows' codes of every context feature are kept for the scan
+            cg = np.where(cg < 0, G - 1, cg).astype(np.int32)
             got = self._ctx_codes[g] = (cg, cg if len(counted) == self.n else cg[counted], G)
         return got
 
