@@ -508,9 +508,10 @@ def _section(ctx: AuditContext, r: TriggerScanResult, opts: TriggerScanOptions) 
             *(
                 [
                     f"Values written into rows that had their label already (clean-label, "
-                    f"shown by rows whose other features say another value) are looked for "
-                    f"up to {OUTLIER_RULE_ROWS:,} rows only, for their cost; audit a sample "
-                    "of the data to look for them."
+                    f"shown by rows whose other features say another value) and spikes of "
+                    f"amounts written in place (shown by rows unlike those of the amounts "
+                    f"beside them) are looked for up to {OUTLIER_RULE_ROWS:,} rows only, for "
+                    "their cost; audit a sample of the data to look for them."
                 ]
                 if ctx.n_rows > OUTLIER_RULE_ROWS
                 else []
