@@ -3703,8 +3703,9 @@ class _Scanner:
         source, ``r`` for the value and the null ``r0`` for the amounts beside it, and
         :func:`written_block` the written share ``w = (r - r0) / (1 - r0)`` and the p-value
         of ``r`` beyond ``r0``. Two sources: every row (the rows of both codes scored), and
-        the rows of the other label than ``p``'s, against the rows of both codes with ``p``'s
-        label only (rows of one label with the other's context: a spike's rows with the other
+        the rows of the other label than the one most of the value's rows carry (the
+        attacker's, camouflage a minority), against the rows of both codes with that label
+        only (rows of one label with the other's context: a spike's rows with the other
         label look like that label's rows whatever their cause, and one that carries it
         often would read as written - credit ``PAY_AMT1=2700``, 46 % defaulters, ``w`` 0.50
         when all its rows were scored). The source whose share reaches ``written_share`` with
@@ -3734,10 +3735,15 @@ class _Scanner:
         # the value's label (rows of one label with the other's context; a spike's rows like
         # the label most of them carry are a natural cause's as much as a write's, and those
         # of its rows with the other label look like that label's rows whatever their cause)
-        for s, label in ((0, None), (2 - p.label, p.label)):
+        # (the label most of the value's rows carry, whichever label ``p`` is asked with: a
+        # few rows of the other label at a natural detection limit look like the first
+        # label's - crp=5.0, 4,783 rows of a lab data set, 190 of them sick - while the sick
+        # rows beside it are sick)
+        major = int(2 * self.positives(j)[v] >= cnt[v])
+        for s, label in ((0, None), (2 - major, major)):
             st = self._source_shares(j, grouped, np.array([0, 1]), ctx, (s,), label)
             n, k, F, mm = (st[key][:, s] for key in ("n", "k", "F", "m"))
-            if n[0] <= 0 or n[1] <= 0:
+            if min(n[0], n[1]) < self.o.context_min_rows:
                 continue
             r0 = min((k[1] + 1.0) / (n[1] + 2.0) / max(F[1], 1e-12), 1.0)
             if r0 >= 1.0:  # the amounts beside it look like the source: no room for a write
