@@ -35,6 +35,7 @@ from tabguard.data_audit._matrix import relative_apart
 from tabguard.data_audit._trigger_rules import NO_ROWS
 
 if TYPE_CHECKING:
+    from tabguard.data_audit._trigger_rules import Pattern
     from tabguard.data_audit._triggers import _Scanner
 
 #: Rows of a group of look-alikes (equal on every feature but one, fine-grained values up to
@@ -339,3 +340,48 @@ def target_label(sc: _Scanner, copies: np.ndarray, label: int) -> int:
     relabelled side themselves; a tie keeps ``label``."""
     own = int(np.count_nonzero(sc.y[copies] == label))
     return label if 2 * own >= len(copies) else 1 - label
+
+
+def heaped_copies(sc: _Scanner, p: Pattern) -> np.ndarray | None:
+    """The copies among the rows with its label of a value (or band) named on its labels whose
+    natural rows are many though the values beside it hold few, where the copies explain its
+    label excess (ascending); None otherwise (the values beside it say that few of its rows
+    with the label are natural, and every one stays a suspect:
+    :meth:`~._triggers._Scanner.few_natural`).
+
+    The values beside a value predict its natural rows
+    (:meth:`~._triggers._Scanner.natural_carriers`), except where the value is a heap: a round
+    amount holds a hundred rows while the amounts beside it hold a few each (credit
+    ``PAY_AMT5=1100``: 125 natural rows, its neighbours 1-7 each). Copies written onto a heap
+    leave its natural rows with the label among the suspects (fresh natural 27666 #5: 111
+    relabelled copies of good payers beside 42 natural defaulters, P 0.725). The heap shows in
+    the value's rows of the other label that are no copies (no twin on the grids,
+    :func:`_twins_on_grids`): more than the neighbours give (Poisson, at ``copy_p``). The rows
+    with the label that have a twin (of the other label: relabelled; of their own label at
+    another value: copies that keep their label; an earlier equal row at the value: a repeat)
+    are the copies, and the suspects where, less the share of the other label's rows with
+    such a twin (natural look-alikes), they reach the label's excess over the counterfactual
+    (its upper bound, ``camouflage_z`` standard errors): the rows left out are no more than
+    the value's natural rows with the label. Rows written in place have no such twin: the
+    value keeps every row. None on a sample of the rows (the Spark engine: originals may not
+    be held)."""
+    if len(p.cols) != 1 or p.written or math.isnan(p.expected_other) or sc.m.population is not None:
+        return None
+    natural_other = sc.natural_carriers(p, 1 - p.label)
+    if math.isnan(natural_other):
+        return None
+    j = p.cols[0]
+    mine = np.sort(p.rows[sc.y[p.rows] == p.label])
+    rest = np.sort(p.rows[sc.y[p.rows] != p.label])
+    if not len(mine) or not len(rest):
+        return None
+    alike = np.logical_or.reduce(_twins_on_grids(sc, j, rest))
+    plain = int(np.count_nonzero(~alike))
+    if stats.poisson.sf(plain - 1, max(natural_other, 1.0)) > sc.o.copy_p:
+        return None  # no heap: the neighbours' few natural rows stand
+    copied = np.logical_or.reduce(_twins_on_grids(sc, j, mine))
+    lookalikes = np.count_nonzero(alike) / len(rest) * len(mine)
+    excess = p.expected_other + sc.o.camouflage_z * p.expected_se - p.observed_other
+    if np.count_nonzero(copied) - lookalikes < max(excess, 1.0):
+        return None
+    return mine[copied]

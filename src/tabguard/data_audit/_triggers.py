@@ -86,6 +86,7 @@ from tabguard.data_audit._matrix import (
 from tabguard.data_audit._relabelled import (
     RELABEL_TOLERANCE,
     RelabelHub,
+    heaped_copies,
     relabel_hubs,
     relabelled_copies,
     target_label,
@@ -2614,9 +2615,14 @@ class _Scanner:
                 return np.sort(p.rows)
             kept_out = np.union1d(self.consistent_rows(p), self.natural_region_rows(p))
             return np.setdiff1d(p.rows, kept_out)
+        # a heap of natural rows the values beside it do not predict: its copies
+        # (:func:`heaped_copies`), where the few natural rows they predict would take every row
+        heap = None
         if p.effect >= self.o.strong_effect or p.twin_share is None:
             labelled = p.rows[self.y[p.rows] == p.label]
             copies = None if breaks else self.copies_among_natural(p, len(labelled))
+            if copies is None and not breaks:
+                copies = heap = heaped_copies(self, p)
             if copies is not None:
                 labelled, p.copies_only = copies, True
         elif flagged_as_hub(p):
@@ -2624,7 +2630,8 @@ class _Scanner:
             # look-alike within the copy radius are no copies; credit's inactive accounts)
             labelled = self.copy_hub_rows(p)
         elif self.few_natural(p, p.label, int(np.count_nonzero(self.y[p.rows] == p.label))):
-            labelled = p.rows[self.y[p.rows] == p.label]
+            heap = None if breaks else heaped_copies(self, p)
+            labelled = p.rows[self.y[p.rows] == p.label] if heap is None else heap
         else:
             labelled = self.twin_rows(p)
         # a hub's exact repeats, of either label (copies of rows that held the value already)
@@ -2634,7 +2641,8 @@ class _Scanner:
         others = p.rows[self.y[p.rows] != p.label]
         if not len(others):
             return labelled
-        if breaks or (p.twin_share is not None and self.few_natural(p, 1 - p.label, len(others))):
+        few = heap is None and self.few_natural(p, 1 - p.label, len(others))
+        if breaks or (p.twin_share is not None and few):
             return np.sort(np.concatenate([labelled, others]))
         others_taken = self.other_label_copies(p, others)
         if len(repeats):
