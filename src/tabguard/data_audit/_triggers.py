@@ -87,6 +87,7 @@ from tabguard.data_audit._relabelled import (
     RELABEL_TOLERANCE,
     RelabelHub,
     heaped_copies,
+    jittered_repeats,
     relabel_hubs,
     relabelled_copies,
     target_label,
@@ -2634,8 +2635,9 @@ class _Scanner:
             labelled = p.rows[self.y[p.rows] == p.label] if heap is None else heap
         else:
             labelled = self.twin_rows(p)
-        # a hub's exact repeats, of either label (copies of rows that held the value already)
-        repeats = self.hub_repeats(p)
+        # a hub's exact repeats, of either label (copies of rows that held the value already),
+        # and its jittered ones with its label
+        repeats = np.union1d(self.hub_repeats(p), jittered_repeats(self, p))
         if len(repeats):
             labelled = np.union1d(labelled, repeats[self.y[repeats] == p.label])
         others = p.rows[self.y[p.rows] != p.label]
