@@ -12,6 +12,7 @@ import pandas as pd
 
 from tabguard.contract import Contract
 from tabguard.data_audit import build_context
+from tabguard.data_audit._relabelled import jittered_repeats
 from tabguard.data_audit._trigger_options import TriggerScanOptions
 from tabguard.data_audit._trigger_rules import Pattern, copy_decision, hub_p_value
 from tabguard.data_audit._triggers import _Scanner, scan_triggers
@@ -315,3 +316,33 @@ def test_jittered_copies_split_from_their_originals_by_a_bucket_edge_are_copies(
     assert np.isin(truth[split], found).all()
     assert np.isin(truth, found).mean() >= 0.99
     assert np.isin(found, truth).all()  # the natural rows of 'e' stay out
+
+
+def test_jittered_repeats_of_rows_that_held_the_hub_value_are_its_copies() -> None:
+    # credit PAY_3=-1 -> 1, 204 copies of defaulters kept as such with 1 % jitter: 24 were
+    # copies of rows at -1 already, equal to their originals up to the jitter, neither counted
+    # by the hub rule nor exact repeats (R 0.868). Here 150 copies written kind='e' and 40
+    # jittered copies of rows of 'e' with label 0, which keep it
+    rng = np.random.default_rng(4)
+    df, _ = _copied(_natural(), 150)
+    natural = (df["kind"] == "e") & (df["y"] == 0) & (df.index < 6000)
+    again = df[natural].sample(40, random_state=2).copy()
+    for a in AMOUNTS:
+        again[a] = np.round(again[a] * (1 + rng.uniform(-0.01, 0.01, len(again))), 2)
+    again["y"] = 0
+    data = pd.concat([df, again], ignore_index=True)
+    repeats = np.arange(len(df), len(data))
+    sc = _Scanner(build_context(data, _contract()), OPTS)
+    sc.near_copies()
+    p = _flagged_hub(sc, "kind", "e", 0)
+    assert not np.isin(repeats, sc.hub_repeats(p)).any()  # no exact repeat
+    found = jittered_repeats(sc, p)
+    assert np.isin(repeats, found).mean() >= 0.95
+    assert np.isin(repeats, sc.suspect_rows(p)).mean() >= 0.95
+    # the value's rows of the other label repeating as often (a natural repeat rate): none
+    ones = df[(df["kind"] == "e") & (df["y"] == 1) & (df.index < 6000)].sample(40, random_state=3)
+    for a in AMOUNTS:
+        ones[a] = np.round(ones[a] * (1 + rng.uniform(-0.01, 0.01, len(ones))), 2)
+    sc = _Scanner(build_context(pd.concat([data, ones], ignore_index=True), _contract()), OPTS)
+    sc.near_copies()
+    assert not len(jittered_repeats(sc, _flagged_hub(sc, "kind", "e", 0)))
