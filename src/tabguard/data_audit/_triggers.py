@@ -2467,23 +2467,49 @@ class _Scanner:
         radius = copies_beyond_chance(p.p_twin, p.twin_share, p.twin_share_baseline or 0.0, self.o)
         if radius or p.p_twin > self.o.copy_p:
             return
+        measured = self._tolerant_test(p)
+        if measured is None or not copies_beyond_chance(measured[2], *measured[:2], self.o):
+            return
+        p.twin_share, p.twin_share_baseline, p.p_twin = measured
+        p.twin_tolerant = True
+
+    def hub_twins(self, p: Pattern) -> None:
+        """The copy test of a value collecting copies (``p.p_hub``) up to jitter, where the
+        copy radius of :meth:`twins` did not find its copies (``copy_p``): the share of its
+        rows with its label equal up to bucket to a row at another value (:meth:`_tolerant_test`),
+        significant at ``copy_p``, stands in for it. No share or excess is asked, as of the
+        radius' (:func:`copy_decision`: natural rows dilute a hub's copies).
+
+        On dense data the radius lies under the jitter of copying: credit ``PAY_3=-1 → 1``,
+        170 copies of defaulters kept as such with 1 % jitter, hub p 6.6e-40, read 13 % of its
+        defaulters within the radius against 12 % of random rows (missed, R 0); up to bucket
+        12.0 % against 3.7 % (p 1e-31). Where natural rows have look-alikes up to bucket as
+        often (few features), the baseline holds them."""
+        if p.p_hub is None or p.p_twin is None or p.p_twin <= self.o.copy_p or len(p.cols) != 1:
+            return
+        measured = self._tolerant_test(p)
+        if measured is None or measured[2] > self.o.copy_p:
+            return
+        p.twin_share, p.twin_share_baseline, p.p_twin = measured
+        p.twin_tolerant = True
+
+    def _tolerant_test(self, p: Pattern) -> tuple[float, float, float] | None:
+        """The share of a single value's rows with its label equal up to bucket to a row at
+        another value (:meth:`tolerant_copy_rows`), the largest share among the baseline pools
+        of rows at other values (:meth:`_baseline_pools`), and the binomial p-value of the
+        first against the second; None without rows."""
         j, v = p.cols[0], p.codes[0]
         code = self.m.codes[:, j]
         query = p.rows[self.y[p.rows] == p.label]
         pools = self._baseline_pools(p, np.flatnonzero((code >= 0) & (code != v)))
         if not len(query) or not len(pools[0]):
-            return
+            return None
         t = int(self.tolerant_copy_rows(p, query).sum())
-        share = t / len(query)
         share_b = max(
             max(float(self.tolerant_copy_rows(p, base).mean()) for base in pools),
             1.0 / max(len(base) for base in pools),
         )
-        p_t = float(stats.binom.sf(t - 1, len(query), share_b))
-        if not copies_beyond_chance(p_t, share, share_b, self.o):
-            return
-        p.twin_share, p.twin_share_baseline, p.p_twin = share, share_b, p_t
-        p.twin_tolerant = True
+        return t / len(query), share_b, float(stats.binom.sf(t - 1, len(query), share_b))
 
     def _baseline_pools(self, p: Pattern, rows: np.ndarray) -> list[np.ndarray]:
         """The rows among ``rows`` whose copies give the copy tests' baseline, in pools whose
@@ -4937,6 +4963,7 @@ def _decide(sc: _Scanner, patterns: list[Pattern], opts: TriggerScanOptions) -> 
             sc.twins(p)
         if p.p_twin is None:
             continue
+        sc.hub_twins(p)
         p.p, p.flagged = copy_decision(p, opts, sc.base(p.label))
         if flagged_as_hub(p):  # what the report words
             p.hub_counts = sc.hub_counts_of(p)
