@@ -257,6 +257,13 @@ def test_natural_look_alikes_a_small_share_of_a_value_are_no_hub() -> None:
     assert list(bare.copy_hubs()) == [(j, e, 1)]
 
 
+def _scanned(data: pd.DataFrame) -> _Scanner:
+    """A scanner of ``data`` whose near-copy groups are built."""
+    sc = _Scanner(build_context(data, _contract()), OPTS)
+    sc.near_copies()
+    return sc
+
+
 def _flagged_hub(sc: _Scanner, name: str, value: object, label: int) -> Pattern:
     j, v = value_code(sc, name, value)
     assert (j, v, label) in sc.copy_hubs()
@@ -329,11 +336,9 @@ def test_jittered_repeats_of_rows_that_held_the_hub_value_are_its_copies() -> No
     again = df[natural].sample(40, random_state=2).copy()
     for a in AMOUNTS:
         again[a] = np.round(again[a] * (1 + rng.uniform(-0.01, 0.01, len(again))), 2)
-    again["y"] = 0
     data = pd.concat([df, again], ignore_index=True)
     repeats = np.arange(len(df), len(data))
-    sc = _Scanner(build_context(data, _contract()), OPTS)
-    sc.near_copies()
+    sc = _scanned(data)
     p = _flagged_hub(sc, "kind", "e", 0)
     assert not np.isin(repeats, sc.hub_repeats(p)).any()  # no exact repeat
     found = jittered_repeats(sc, p)
@@ -343,8 +348,7 @@ def test_jittered_repeats_of_rows_that_held_the_hub_value_are_its_copies() -> No
     ones = df[(df["kind"] == "e") & (df["y"] == 1) & (df.index < 6000)].sample(40, random_state=3)
     for a in AMOUNTS:
         ones[a] = np.round(ones[a] * (1 + rng.uniform(-0.01, 0.01, len(ones))), 2)
-    sc = _Scanner(build_context(pd.concat([data, ones], ignore_index=True), _contract()), OPTS)
-    sc.near_copies()
+    sc = _scanned(pd.concat([data, ones], ignore_index=True))
     assert not len(jittered_repeats(sc, _flagged_hub(sc, "kind", "e", 0)))
 
 
@@ -364,8 +368,7 @@ def test_a_hub_whose_copies_lie_beyond_the_copy_radius_is_confirmed_up_to_bucket
     # dense credit, PAY_3=-1 -> 1, 170 copies of defaulters with 1 % jitter: hub p 6.6e-40,
     # but 13 % of its defaulters within the copy radius against 12 % of random rows (missed);
     # the radius' reading is set here as it was there
-    sc = _Scanner(build_context(_jittered_hub(), _contract()), OPTS)
-    sc.near_copies()
+    sc = _scanned(_jittered_hub())
     p = _flagged_hub(sc, "kind", "e", 0)
     p.flagged, p.threshold = False, 1e-6
     p.p_twin, p.twin_share, p.twin_share_baseline = 0.4, 0.13, 0.12
@@ -375,8 +378,7 @@ def test_a_hub_whose_copies_lie_beyond_the_copy_radius_is_confirmed_up_to_bucket
     assert copy_decision(p, OPTS, 0.85)[1]
     # the natural rows of 'e' alone, taken for a hub: equal up to bucket to rows of other
     # kinds no more often than those are, and the radius' reading stands
-    clean = _Scanner(build_context(_natural(seed=8), _contract()), OPTS)
-    clean.near_copies()
+    clean = _scanned(_natural(seed=8))
     j, e = value_code(clean, "kind", "e")
     q = Pattern((j,), (e,), 0, 0, 0, "single")
     q.rows, q.p_hub, q.p_twin = clean.rows_of(q), 1e-9, 0.4
