@@ -165,3 +165,37 @@ def test_a_records_repeats_are_one_unit_of_evidence() -> None:
     mine = sc.y[rows] == 0
     assert np.isclose(units[mine].sum(), 1.0)
     assert np.isclose(relabelled[mine].sum(), 1.0)
+
+
+def test_a_hub_named_by_the_copies_that_keep_the_target_takes_its_camouflaged_copies() -> None:
+    # flagged as a value collecting copies (its copies of label 1, counted), the relabelled
+    # rule leaves it its name; the 18 copies camouflaged as 0 are relabelled against their
+    # originals and join its suspects (credit PAY_3=-1 → 1, 34 of 204 copies of defaulters
+    # labelled 0, named as a hub: R 0.799). 120 copies of positive rows written kind='e'
+    rng = np.random.default_rng(2)
+    df = natural_rows(8000, 3, e_risk=0.0, age=False)
+    src = df[(df["y"] == 1) & (df["kind"] != "e")].sample(120, random_state=2).copy()
+    for a in AMOUNTS:
+        src[a] = np.round(src[a] * (1 + rng.uniform(-0.01, 0.01, len(src))), 2)
+    src["kind"], src["y"] = "e", 1
+    src.iloc[:18, src.columns.get_loc("y")] = 0
+    df = pd.concat([df, src], ignore_index=True)
+    truth = np.arange(len(df) - len(src), len(df))
+    sc = _Scanner(build_context(df, _contract()), OPTS)
+    sc.singles()
+    sc.near_copies()
+    j, v = value_code(sc, "kind", "e")
+    f = Pattern((j,), (v,), 1, 0, 0, "single")
+    f.rows = sc.rows_of(f)
+    f.p = f.p_hub = sc.copy_hubs()[(j, v, 1)]
+    f.flagged, f.effect, f.twin_share, f.p_twin = True, 0.1, 0.5, 1e-9  # as the copy test set
+    # on dense credit the copy radius misses the jittered camouflaged copies: so here
+    sc.other_label_copies = lambda p, others: others[:0]  # type: ignore[method-assign]
+    camouflaged = truth[:18]
+    assert not np.isin(camouflaged, sc.suspect_rows(f)).any()
+    assert _relabelled_triggers(sc, [f], OPTS.alpha) == []  # named once, by f
+    assert f.camouflage_label == 0 and f.relabelled_label is None
+    sus = sc.suspect_rows(f)
+    assert np.isin(camouflaged, sus).all()
+    hit = np.isin(sus, truth).sum()
+    assert hit / len(truth) >= 0.95 and hit / len(sus) >= 0.95

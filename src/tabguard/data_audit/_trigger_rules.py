@@ -149,6 +149,10 @@ class Pattern:
     # value's copies keep their originals' label (the attacker's target, the pattern's) and
     # the relabelled ones are their camouflage
     relabelled_label: int | None = None
+    # a value flagged as collecting copies (:func:`flagged_as_hub`) whose copies relabelled
+    # against their originals (:func:`~._relabelled.relabel_hubs`) carry this label, its
+    # camouflage: those copies join its suspects (:func:`~._relabelled.relabelled_copies`)
+    camouflage_label: int | None = None
     # a band joined from flagged pieces (:func:`_merge_runs`): each piece's value ids (lowest,
     # highest) and p-value; the band's p-value is the best piece's, its counts its own
     pieces: tuple[tuple[int, int, float], ...] = ()

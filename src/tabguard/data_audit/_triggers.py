@@ -2662,10 +2662,14 @@ class _Scanner:
         else:
             labelled = self.twin_rows(p)
         # a hub's exact repeats, of either label (copies of rows that held the value already),
-        # and its jittered ones with its label
-        repeats = np.union1d(self.hub_repeats(p), jittered_repeats(self, p))
-        if len(repeats):
-            labelled = np.union1d(labelled, repeats[self.y[repeats] == p.label])
+        # and its jittered ones with its label; its camouflaged copies, relabelled against
+        # their originals (:func:`_relabelled_triggers` sets their label)
+        copied = np.union1d(self.hub_repeats(p), jittered_repeats(self, p))
+        if p.camouflage_label is not None:
+            camouflage = relabelled_copies(self, p.cols[0], p.codes[0], p.camouflage_label)
+            copied = np.union1d(copied, camouflage)
+        if len(copied):
+            labelled = np.union1d(labelled, copied[self.y[copied] == p.label])
         others = p.rows[self.y[p.rows] != p.label]
         if not len(others):
             return labelled
@@ -2673,8 +2677,8 @@ class _Scanner:
         if breaks or (p.twin_share is not None and few):
             return np.sort(np.concatenate([labelled, others]))
         others_taken = self.other_label_copies(p, others)
-        if len(repeats):
-            others_taken = np.union1d(others_taken, repeats[self.y[repeats] != p.label])
+        if len(copied):
+            others_taken = np.union1d(others_taken, copied[self.y[copied] != p.label])
         return np.sort(np.concatenate([labelled, others_taken]))
 
     def natural_carriers(self, p: Pattern, label: int | None = None) -> float:
@@ -4671,7 +4675,14 @@ def _relabelled_triggers(sc: _Scanner, flagged: list[Pattern], alpha: float) -> 
             # frauds among 782 natural rows: 887 suspects, P 0.149)
             f.written = False
             _confirm_relabelled(f, hub, threshold)
-        if written or any(_covered(p, f, sc) for f in flagged + out):
+        hubs = [f for f in flagged if flagged_as_hub(f) and f.cols == p.cols and f.codes == p.codes]
+        for f in hubs:
+            # named by the copies that keep the target's label, which it counted; its
+            # camouflaged copies, relabelled against their originals, are these (credit
+            # PAY_3=-1 → 1, 34 of 204 copies of defaulters labelled 0: R 0.799)
+            if f.label == target:
+                f.camouflage_label = hub.label
+        if written or hubs or any(_covered(p, f, sc) for f in flagged + out):
             continue
         # copies of a flagged pattern seen on one of its values (copies of frauds written with
         # channel='phone' & merchant_category='jewelry' whose originals had 'jewelry' are
