@@ -376,6 +376,13 @@ def test_a_hub_whose_copies_lie_beyond_the_copy_radius_is_confirmed_up_to_bucket
     sc.hub_twins(p)
     assert p.twin_tolerant and p.p_twin is not None and p.p_twin <= OPTS.copy_p
     assert copy_decision(p, OPTS, 0.85)[1]
+    # where rows are an entity's (a loan's months, look-alikes up to bucket): not asked
+    panel = _scanned(_jittered_hub())
+    panel.entity = np.arange(panel.n) // 2
+    q = _flagged_hub(panel, "kind", "e", 0)
+    q.p_twin = 0.4
+    panel.hub_twins(q)
+    assert q.p_twin == 0.4 and not q.twin_tolerant
     # the natural rows of 'e' alone, taken for a hub: equal up to bucket to rows of other
     # kinds no more often than those are, and the radius' reading stands
     clean = _scanned(_natural(seed=8))
