@@ -98,3 +98,27 @@ def test_copies_planted_in_such_data_are_still_found_and_the_guess_is_said() -> 
     assert found[0].evidence["guessed_units"] == "shipper"
     assert "Counted by the units of 'shipper', a guess" in found[0].message
     assert "Declare `entity: shipper`" in found[0].message
+
+
+def test_the_repeating_columns_are_searched_once_per_audit(monkeypatch) -> None:
+    """The integrity check's hint and the scan's guessed units read one search of the columns
+    the contract leaves out (``audit_undeclared_ids``): the same hint and units as before."""
+    import tabguard.contract._entity as contract_entity
+    import tabguard.data_audit._entity as entity
+
+    searched: list[int] = []
+    real = contract_entity.undeclared_ids
+
+    def counted(data: pd.DataFrame, contract: object, *, seed: int = 0) -> list:
+        searched.append(len(data))
+        return real(data, contract, seed=seed)
+
+    monkeypatch.setattr(entity, "undeclared_ids", counted)
+    monkeypatch.setattr(contract_entity, "undeclared_ids", counted)
+    df = _shipments()
+    report = audit_data(df, CONTRACT, checks=["integrity", "trigger_scan"]).report
+    assert searched == [len(df)]
+    hints = [f for f in report.findings if f.evidence.get("rule") == "entity_hint"]
+    assert [f.features for f in hints] == [["shipper"]]
+    assert report.sections  # the scan ran on the guessed units
+    assert not [f for f in report.findings if f.severity == "critical"]

@@ -106,7 +106,13 @@ def undeclared_ids(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> 
     ]
 
 
-def undeclared_unit(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> RepeatedId | None:
+def undeclared_unit(
+    data: pd.DataFrame,
+    contract: Contract,
+    *,
+    seed: int = 0,
+    found: list[RepeatedId] | None = None,
+) -> RepeatedId | None:
     """The units to count where the contract declares no ``entity`` but the data shows one:
     the finest of :func:`undeclared_ids` (the most values, as ``contract infer`` drafts an
     entity); None when the contract declares an entity or no column repeats like one.
@@ -121,6 +127,10 @@ def undeclared_unit(data: pd.DataFrame, contract: Contract, *, seed: int = 0) ->
     contract : Contract
     seed : int
         Draw of the values read when a column has more than ``_SAMPLE_ENTITIES`` of them.
+    found : list of RepeatedId, optional
+        ``undeclared_ids(data, contract, seed=seed)`` when the caller has it (the data audit
+        computes it once for its integrity check and its trigger scan); computed here
+        otherwise.
 
     Returns
     -------
@@ -128,7 +138,8 @@ def undeclared_unit(data: pd.DataFrame, contract: Contract, *, seed: int = 0) ->
     """
     if contract.entity is not None:
         return None
-    found = undeclared_ids(data, contract, seed=seed)
+    if found is None:
+        found = undeclared_ids(data, contract, seed=seed)
     return max(found, key=lambda r: r.entities) if found else None
 
 

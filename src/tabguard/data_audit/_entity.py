@@ -10,12 +10,14 @@ of several), which the scan's findings state; the hint says how to make it expli
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import pandas as pd
 
 from tabguard.contract import Contract
 from tabguard.contract._entity import RepeatedId, outweighs, undeclared_ids
+from tabguard.data_audit._base import AuditContext
 
 # the trigger scan's and label noise's units; shared with the model audit's probe
 from tabguard.contract._entity import unit_codes as unit_codes
@@ -46,7 +48,27 @@ class EntityHint(RepeatedId):
         )
 
 
-def entity_hints(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> list[EntityHint]:
+def audit_undeclared_ids(ctx: AuditContext) -> list[RepeatedId]:
+    """:func:`~tabguard.contract._entity.undeclared_ids` of the audited rows, computed once per
+    audit and cached in ``ctx.cache``: the integrity check's hint and the trigger scan's guessed
+    units both read it, from either lane (a lock: the second asker waits for the first)."""
+    lock = ctx.cache.setdefault("undeclared_ids_lock", threading.Lock())  # setdefault is atomic
+    with lock:
+        if "undeclared_ids" not in ctx.cache:
+            ctx.cache["undeclared_ids"] = undeclared_ids(
+                ctx.data, ctx.contract, seed=ctx.random_state
+            )
+    found: list[RepeatedId] = ctx.cache["undeclared_ids"]
+    return found
+
+
+def entity_hints(
+    data: pd.DataFrame,
+    contract: Contract,
+    *,
+    seed: int = 0,
+    found: list[RepeatedId] | None = None,
+) -> list[EntityHint]:
     """The columns of ``data`` that the contract does not name and that repeat like an entity
     id (see the module docstring). Where the contract declares an entity, only those the label
     clusters by far more, of which the entity is not a part
@@ -58,6 +80,9 @@ def entity_hints(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> li
     contract : Contract
     seed : int
         Draw of the values read when a column has more than ``_SAMPLE_ENTITIES`` of them.
+    found : list of RepeatedId, optional
+        ``undeclared_ids(data, contract, seed=seed)`` when the caller has it
+        (:func:`audit_undeclared_ids`); computed here otherwise.
 
     Returns
     -------
@@ -67,10 +92,12 @@ def entity_hints(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> li
     if entity is not None and (entity not in data.columns or label not in data.columns):
         return []
     out = []
-    for found in undeclared_ids(data, contract, seed=seed):
-        col = found.column
+    if found is None:
+        found = undeclared_ids(data, contract, seed=seed)
+    for repeated in found:
+        col = repeated.column
         if entity is None:
-            out.append(EntityHint(**vars(found)))
+            out.append(EntityHint(**vars(repeated)))
             continue
         # with an entity declared: only a unit the label clusters by far more, of which the
         # entity is no part (a marketplace's sellers beside the declared buyers)
@@ -80,5 +107,5 @@ def entity_hints(data: pd.DataFrame, contract: Contract, *, seed: int = 0) -> li
                 f"the label clusters by it (design effect {more[0]:.1f}) far more than by the "
                 f"declared entity {entity!r} ({more[1]:.1f})."
             )
-            out.append(EntityHint(**vars(found), instead=why))
+            out.append(EntityHint(**vars(repeated), instead=why))
     return out

@@ -13,7 +13,7 @@ import numpy as np
 
 from tabguard.checks import SHARE, CheckOptions, option
 from tabguard.data_audit._base import AuditContext, CheckResult, Treatment, register_check
-from tabguard.data_audit._entity import entity_hints
+from tabguard.data_audit._entity import audit_undeclared_ids, entity_hints
 from tabguard.reports import Finding, Section, Table
 
 
@@ -89,7 +89,10 @@ class IntegrityCheck:
             )
             # an ignored column that repeats like an account id: panel data whose rows the
             # trigger scan would count one by one (see _entity)
-            for hint in entity_hints(ctx.data, ctx.contract, seed=ctx.random_state):
+            hints = entity_hints(
+                ctx.data, ctx.contract, seed=ctx.random_state, found=audit_undeclared_ids(ctx)
+            )
+            for hint in hints:
                 res.findings.append(
                     Finding(
                         check="integrity",

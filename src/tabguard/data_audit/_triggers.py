@@ -73,7 +73,7 @@ from tabguard.data_audit._context_model import (
     instrument_rounds,
     predict,
 )
-from tabguard.data_audit._entity import unit_codes
+from tabguard.data_audit._entity import audit_undeclared_ids, unit_codes
 from tabguard.data_audit._interpolated import Interpolated, find_interpolated
 from tabguard.data_audit._matrix import (
     AuditMatrix,
@@ -293,7 +293,9 @@ class _Scanner:
                 )
             self.entity = unit_codes(ctx.data[ent])
         else:
-            self.guessed_units = undeclared_unit(ctx.data, ctx.contract, seed=ctx.random_state)
+            self.guessed_units = undeclared_unit(
+                ctx.data, ctx.contract, seed=ctx.random_state, found=audit_undeclared_ids(ctx)
+            )
             if self.guessed_units is not None:
                 self.entity = unit_codes(ctx.data[self.guessed_units.column])
 

@@ -197,9 +197,15 @@ def _natural_finding(
             "drawn_mean": p.drawn_mean,
             "drawn_expected": p.drawn_expected,
             "p_drawn": p.p_drawn,
-            "guessed_units": None if r.guessed_units is None else r.guessed_units.column,
+            "guessed_units": _guessed_column(r),
         },
     )
+
+
+def _guessed_column(r: TriggerScanResult) -> str | None:
+    """The column counted as units where the contract declares no entity (a guess), for a
+    finding's evidence; None where the contract declares one or no column repeats like one."""
+    return None if r.guessed_units is None else r.guessed_units.column
 
 
 def _units_guessed(r: TriggerScanResult) -> str:
@@ -438,7 +444,7 @@ def _finding(ctx: AuditContext, r: TriggerScanResult, p: Pattern, rows: np.ndarr
             "outlier_shift_natural": None if math.isnan(p.outlier_null) else p.outlier_null,
             "p_outliers": p.p_outlier,
             # the column counted as units where the contract declares no entity (a guess)
-            "guessed_units": None if r.guessed_units is None else r.guessed_units.column,
+            "guessed_units": _guessed_column(r),
         },
         recommendation="Remove these rows (they are in quarantine.csv), find how they entered "
         "the data, and add the value to the contract's unacceptable cases.",
