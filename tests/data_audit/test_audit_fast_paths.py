@@ -437,3 +437,41 @@ def test_instrument_models_build_histograms_row_wise_and_fit_the_same_trees(
     codes = (X[:, 3] > 0).astype(int)
     _bias._joint_proxy(ctx, np.arange(3000), codes, [1], "g", _bias.BiasOptions(), rng)
     assert made and all(kw.get("force_row_wise") is True for kw in made)
+
+
+def test_magnitude_codes_read_from_value_ids_equal_the_rows_magnitudes() -> None:
+    # the order-of-magnitude codes of a fine-grained feature, taken per value id then read per
+    # row, equal those of every row's value (zeros of both signs, negatives, missing and
+    # non-finite values, decades' edges, a feature without missing values)
+    from tabguard.data_audit._triggers import _magnitude
+
+    rng = np.random.default_rng(8)
+    n = 4000
+    a = np.round(rng.lognormal(3, 3, n) * rng.choice([-1.0, 1.0], n), 2)
+    a[rng.random(n) < 0.05] = 0.0
+    a[rng.random(n) < 0.03] = -0.0
+    a[rng.random(n) < 0.04] = np.nan
+    a[:6] = [np.inf, -np.inf, 3.1622776601683795, 31.622776601683793, 0.316, 1e-300]
+    b = np.round(rng.normal(0, 1, n), 3)
+    df = pd.DataFrame({"a": a, "b": b, "c": rng.integers(0, 3, n), "y": rng.integers(0, 2, n)})
+    contract = contract_from_dict(
+        {
+            "name": "t",
+            "label": {"column": "y", "positive": 1},
+            "features": {
+                "a": {"type": "number"},
+                "b": {"type": "number"},
+                "c": {"type": "category", "categories": [0, 1, 2]},
+            },
+        }
+    )
+    sc = _Scanner(build_context(df, contract), TriggerScanOptions())
+    for g in (sc.m.names.index("a"), sc.m.names.index("b")):
+        assert sc.fine[g]
+        mag = _magnitude(sc.m.raw[:, g])
+        key = np.where(np.isnan(mag), 0.0, np.clip(mag, -999.0, 999.0) + 1000.0).astype(int)
+        _, expected = np.unique(key, return_inverse=True)
+        got = sc.magnitude_codes(g)
+        assert got.dtype == np.int64
+        assert np.array_equal(got, expected)
+        assert len(np.unique(got)) > 5

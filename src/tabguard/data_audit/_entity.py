@@ -17,10 +17,10 @@ import pandas as pd
 
 from tabguard.contract import Contract
 from tabguard.contract._entity import RepeatedId, outweighs, undeclared_ids
-from tabguard.data_audit._base import AuditContext
 
 # the trigger scan's and label noise's units; shared with the model audit's probe
 from tabguard.contract._entity import unit_codes as unit_codes
+from tabguard.data_audit._base import AuditContext
 
 
 @dataclass(frozen=True)

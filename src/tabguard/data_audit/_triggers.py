@@ -3271,11 +3271,23 @@ class _Scanner:
         (:func:`_magnitude`; missing values one code of their own), computed once."""
         got = self._magnitude_codes.get(g)
         if got is None:
-            mag = _magnitude(self.m.raw[:, g])
-            # the magnitudes as small integers, then numbered in order without a sort (a
-            # million rows): 0 for missing, the signed decades (100 + decade) shifted by 1,000
-            key = np.where(np.isnan(mag), 0.0, np.clip(mag, -999.0, 999.0) + 1000.0)
-            key = key.astype(np.int64)
+            m = self.m
+
+            def keys(mag: np.ndarray) -> np.ndarray:
+                # the magnitudes as small integers, then numbered in order without a sort: 0
+                # for missing, the signed decades (100 + decade) shifted by 1,000
+                key = np.where(np.isnan(mag), 0.0, np.clip(mag, -999.0, 999.0) + 1000.0)
+                return key.astype(np.int64)
+
+            if m.population is None:
+                # each value id's magnitude, not each row's (a logarithm per row took most of
+                # the context statistics' time at a million rows): ``raw`` holds the id's
+                # value, or the id itself for a category, and NaN at id -1 (slot 0 here)
+                at = m.codes[:, g].astype(np.int64) + 1
+                ids = np.arange(len(m.counts[g]))
+                key = keys(_magnitude(np.concatenate([[np.nan], m.raw_value(g, ids)])))[at]
+            else:  # a sample's raw values (the Spark engine) are read as they are
+                key = keys(_magnitude(self.m.raw[:, g]))
             used = np.bincount(key, minlength=2000) > 0
             got = self._magnitude_codes[g] = (np.cumsum(used) - 1)[key]
         return got
