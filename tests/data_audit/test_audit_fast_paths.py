@@ -475,3 +475,73 @@ def test_magnitude_codes_read_from_value_ids_equal_the_rows_magnitudes() -> None
         assert got.dtype == np.int64
         assert np.array_equal(got, expected)
         assert len(np.unique(got)) > 5
+def test_grid_pairs_from_kept_grid_keys_equal_the_keys_summed_per_call() -> None:
+    # the pairs of rows equal up to buckets on each grid, from each grid's whole-row key kept
+    # once less the hashes of the pattern's features, equal those of the keys summed on each
+    # call (jittered copies on fine-grained amounts, a fine-grained feature among the cols)
+    from tabguard.data_audit._triggers import _RECORD_GRIDS
+
+    rng = np.random.default_rng(4)
+    n = 6000
+    df = pd.DataFrame(
+        {
+            "c": rng.integers(0, 4, n),
+            "a1": np.round(rng.lognormal(3, 1, n), 2),
+            "a2": np.round(rng.lognormal(5, 1, n), 2),
+            "k": rng.integers(0, 3, n),
+            "y": rng.integers(0, 2, n),
+        }
+    )
+    src = rng.choice(n, 400, replace=False)
+    copies = df.iloc[src].copy()
+    copies["a1"] = np.round(copies["a1"] * rng.uniform(0.97, 1.03, 400), 2)
+    copies["c"] = 3
+    df = pd.concat([df, copies], ignore_index=True)
+    contract = contract_from_dict(
+        {
+            "name": "t",
+            "label": {"column": "y", "positive": 1},
+            "features": {
+                "c": {"type": "integer", "min": 0, "max": 3},
+                "a1": {"type": "number"},
+                "a2": {"type": "number"},
+                "k": {"type": "integer", "min": 0, "max": 2},
+            },
+        }
+    )
+    sc = _Scanner(build_context(df, contract), TriggerScanOptions())
+    m = sc.m
+    fine = [i for i in range(len(m.names)) if sc.fine[i] and not m.raw_is_code[i]]
+    assert fine
+    query = np.sort(rng.choice(len(df), 700, replace=False))
+    for cols in [(m.names.index("c"),), (m.names.index("c"), m.names.index("a1"))]:
+        expected, pairs = [], []
+        for g in range(_RECORD_GRIDS):
+            key = sc.tolerant_row_key().copy()
+            with np.errstate(over="ignore"):
+                for j in cols:
+                    key -= sc._tolerant_cell(j)
+                for i in fine:
+                    if i not in cols and g:
+                        shift = sc._tolerant_table(i, g) - sc._tolerant_table(i)
+                        key += np.take(np.roll(shift, -1), m.codes[:, i])
+            expected.append(np.flatnonzero(np.isin(key, key[query])))
+            # the pairs by definition: a query row and every other row of its key
+            for q, a in enumerate(query):
+                for b in np.flatnonzero(key == key[a]):
+                    if b != a:
+                        pairs.append((q, a, b))
+        got = list(sc._grid_pairs(cols, query, largest=None))
+        assert len(got) >= _RECORD_GRIDS and len(pairs) > 100
+        found = sorted(
+            (int(q), int(a), int(b)) for run in got for q, a, b in zip(*run, strict=True)
+        )
+        assert found == sorted(pairs)
+        # each grid's members, as the pairs show them: every query row's partners
+        for g in range(_RECORD_GRIDS):
+            key = sc._grid_row_key(g).copy()
+            with np.errstate(over="ignore"):
+                for j in cols:
+                    key -= sc._grid_cell(j, g)
+            members = np.flatnonzero(pd.Index(np.unique(key[query])).get_indexer(key) >= 0)
+            assert np.array_equal(members, expected[g])

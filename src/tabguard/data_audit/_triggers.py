@@ -353,6 +353,7 @@ class _Scanner:
         self._ctx_draws: tuple[np.ndarray, np.ndarray, np.ndarray, Mapping[str, Any]] | None = None
         self._ctx_codes: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
         self._magnitude_codes: dict[int, np.ndarray] = {}  # :meth:`magnitude_codes`
+        self._grid_keys: dict[int, np.ndarray] = {}  # :meth:`_grid_row_key`
         # per instrument (held out or not): :meth:`natural_scores`
         self._slopes: dict[bool, dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]] = {}
         # per feature, every row's held-out context log-odds without it (held_out_scores)
@@ -868,21 +869,16 @@ class _Scanner:
         query row, other row)``, in runs of at most ``_PAIRS`` pairs (a query row's pairs in
         one run). Groups of more than ``largest`` rows (default ``_HUB_GROUP``: clusters of
         natural look-alikes) give no pairs; None: every group."""
-        m = self.m
-        fine = [i for i in range(len(m.names)) if self.fine[i] and not m.raw_is_code[i]]
-        with np.errstate(over="ignore"):
-            base = self.tolerant_row_key().copy()
-            for j in cols:
-                base -= self._tolerant_cell(j)
         for g in range(_RECORD_GRIDS):
-            key = base.copy()
+            # every feature's hash on grid g less those of ``cols`` (sums of 64-bit hashes wrap:
+            # the same keys in any order of the terms)
+            key = self._grid_row_key(g).copy()
             with np.errstate(over="ignore"):
-                for i in fine:
-                    if i not in cols and g:
-                        shift = self._tolerant_table(i, g) - self._tolerant_table(i)
-                        key += np.take(np.roll(shift, -1), m.codes[:, i])
-            # the rows sharing a query row's group, pairs of a query row and another member
-            members = np.flatnonzero(np.isin(key, key[query]))
+                for j in cols:
+                    key -= self._grid_cell(j, g)
+            # the rows sharing a query row's group (a hash table of the query's keys, probed by
+            # every row: np.isin sorts them), pairs of a query row and another member
+            members = np.flatnonzero(pd.Index(np.unique(key[query])).get_indexer(key) >= 0)
             group, inv = np.unique(key[members], return_inverse=True)
             sizes = np.bincount(inv, minlength=len(group))
             order = np.argsort(inv, kind="stable")
@@ -902,6 +898,36 @@ class _Scanner:
                 if self.entity is not None:
                     keep &= self.entity[a] != self.entity[b]
                 yield q_pos[keep], a[keep], b[keep]
+
+    def _grid_cell(self, j: int, g: int) -> np.ndarray:
+        """Per row, feature ``j``'s hash on grid ``g`` (:meth:`_tolerant_table`): its
+        :meth:`_tolerant_cell`, moved by the grid's shift of its bucket where ``j`` is
+        fine-grained."""
+        cell = self._tolerant_cell(j)
+        m = self.m
+        if g and self.fine[j] and not m.raw_is_code[j]:
+            shift = self._tolerant_table(j, g) - self._tolerant_table(j)
+            with np.errstate(over="ignore"):
+                cell = cell + shift[m.codes[:, j].astype(np.int64) + 1]
+        return cell
+
+    def _grid_row_key(self, g: int) -> np.ndarray:
+        """Per row, the sum of every feature's hash on grid ``g`` (:meth:`_grid_cell`; grid 0:
+        :meth:`tolerant_row_key`), computed once per grid (read-only)."""
+        got = self._grid_keys.get(g)
+        if got is None:
+            got = self.tolerant_row_key()
+            if g:
+                got = got.copy()
+                m = self.m
+                with np.errstate(over="ignore"):
+                    for i in range(len(m.names)):
+                        if self.fine[i] and not m.raw_is_code[i]:
+                            shift = self._tolerant_table(i, g) - self._tolerant_table(i)
+                            got += shift[m.codes[:, i].astype(np.int64) + 1]
+                got.flags.writeable = False
+            self._grid_keys[g] = got
+        return got
 
     def hashed_nearest(
         self, p: Pattern, query: np.ndarray, keep: list[int], mask: np.ndarray | None = None
