@@ -545,3 +545,64 @@ def test_grid_pairs_from_kept_grid_keys_equal_the_keys_summed_per_call() -> None
                     key -= sc._grid_cell(j, g)
             members = np.flatnonzero(pd.Index(np.unique(key[query])).get_indexer(key) >= 0)
             assert np.array_equal(members, expected[g])
+
+
+def test_the_matrix_reads_the_validations_hashing_of_category_columns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the validation hashes each text or category column once (validate_frame's factorized);
+    # the matrix built from it equals the matrix that hashes the columns itself, bit for bit
+    # (text with missing values, a category outside the contract, numbers as categories)
+    from dataclasses import replace
+
+    from tabguard.contract import validate_frame
+    from tabguard.data_audit import _matrix
+
+    rng = np.random.default_rng(2)
+    n = 5000
+    city = rng.choice(["Oslo", "Lima", "Pune", "Graz"], n).astype(object)
+    city[rng.random(n) < 0.05] = None
+    city[:3] = "Nowhere"
+    df = pd.DataFrame(
+        {
+            "city": city,
+            "tier": rng.choice([1, 2, 3], n),
+            "amount": np.round(rng.lognormal(3, 1, n), 2),
+            "y": rng.integers(0, 2, n),
+        }
+    )
+    contract = contract_from_dict(
+        {
+            "name": "t",
+            "label": {"column": "y", "positive": 1},
+            "features": {
+                "city": {"type": "category", "categories": ["Oslo", "Lima", "Pune", "Graz"]},
+                "tier": {"type": "category", "categories": [1, 2, 3]},
+                "amount": {"type": "number"},
+            },
+        }
+    )
+    val = validate_frame(df, contract)
+    assert set(val.factorized) == {"city", "tier"}
+    for name, (codes, uniques) in val.factorized.items():
+        expected_codes, expected_uniques = pd.factorize(df[name], use_na_sentinel=True)
+        assert np.array_equal(codes, expected_codes)
+        assert list(uniques) == list(expected_uniques)
+    hashed: list[str] = []
+    real = pd.factorize
+
+    def counted(values: object, **kw: object) -> object:
+        if isinstance(values, pd.Series):  # a column of the rows (not a numeric view's values)
+            hashed.append(str(values.name))
+        return real(values, **kw)  # type: ignore[call-overload]
+
+    with monkeypatch.context() as m:
+        m.setattr(_matrix.pd, "factorize", counted)
+        reused = _matrix._build_matrix(build_context(df, contract, validation=val))
+    assert hashed == []  # no column of the rows hashed again
+    own = _matrix._build_matrix(build_context(df, contract, validation=replace(val, factorized={})))
+    for a, b in ((reused.codes, own.codes), (reused.raw, own.raw), (reused.rank, own.rank)):
+        assert np.array_equal(a, b, equal_nan=True)
+    for u, w in zip(reused.uniques, own.uniques, strict=True):
+        assert list(u) == list(w)
+    assert all(np.array_equal(a, b) for a, b in zip(reused.counts, own.counts, strict=True))

@@ -264,7 +264,12 @@ def _build_matrix(ctx: AuditContext) -> AuditMatrix:
         else:
             # Factorize the raw values first, then canonicalise only the distinct ones (1, 1.0
             # and "1" are one category), so the cost per row is a hash lookup.
-            raw_codes, raw_uniques = pd.factorize(ctx.data[name], use_na_sentinel=True)
+            # the validation hashed the column already (validate_frame of these rows)
+            held = ctx.validation.factorized.get(name)
+            if held is not None and len(held[0]) == n:
+                raw_codes, raw_uniques = held
+            else:
+                raw_codes, raw_uniques = pd.factorize(ctx.data[name], use_na_sentinel=True)
             text = text_codes(spec.categories)
             keys = [_canon_lenient(v, text) for v in raw_uniques]
             order = sorted(set(keys), key=repr)
