@@ -475,6 +475,8 @@ def test_magnitude_codes_read_from_value_ids_equal_the_rows_magnitudes() -> None
         assert got.dtype == np.int64
         assert np.array_equal(got, expected)
         assert len(np.unique(got)) > 5
+
+
 def test_grid_pairs_from_kept_grid_keys_equal_the_keys_summed_per_call() -> None:
     # the pairs of rows equal up to buckets on each grid, from each grid's whole-row key kept
     # once less the hashes of the pattern's features, equal those of the keys summed on each
