@@ -870,12 +870,7 @@ class _Scanner:
         one run). Groups of more than ``largest`` rows (default ``_HUB_GROUP``: clusters of
         natural look-alikes) give no pairs; None: every group."""
         for g in range(_RECORD_GRIDS):
-            # every feature's hash on grid g less those of ``cols`` (sums of 64-bit hashes wrap:
-            # the same keys in any order of the terms)
-            key = self._grid_row_key(g).copy()
-            with np.errstate(over="ignore"):
-                for j in cols:
-                    key -= self._grid_cell(j, g)
+            key = self._grid_key(cols, g)
             # the rows sharing a query row's group (a hash table of the query's keys, probed by
             # every row: np.isin sorts them), pairs of a query row and another member
             members = np.flatnonzero(pd.Index(np.unique(key[query])).get_indexer(key) >= 0)
@@ -899,16 +894,34 @@ class _Scanner:
                     keep &= self.entity[a] != self.entity[b]
                 yield q_pos[keep], a[keep], b[keep]
 
-    def _grid_cell(self, j: int, g: int) -> np.ndarray:
-        """Per row, feature ``j``'s hash on grid ``g`` (:meth:`_tolerant_table`): its
-        :meth:`_tolerant_cell`, moved by the grid's shift of its bucket where ``j`` is
-        fine-grained."""
-        cell = self._tolerant_cell(j)
+    def _grid_key(self, cols: tuple[int, ...], g: int) -> np.ndarray:
+        """Per row, every feature's hash on grid ``g`` less those of ``cols`` (a new array):
+        the key of the rows equal on every feature but ``cols``, fine-grained values up to
+        their bucket on that grid (sums of 64-bit hashes wrap: the same keys in any order of
+        the terms)."""
+        key = self._grid_row_key(g).copy()
+        with np.errstate(over="ignore"):
+            for j in cols:
+                key -= self._grid_cell(j, g)
+        return key
+
+    def _grid_shift(self, j: int, g: int) -> np.ndarray | None:
+        """Per row, how grid ``g`` moves feature ``j``'s hash from grid 0's
+        (:meth:`_tolerant_table`); None where it does not (grid 0, features not fine-grained)."""
         m = self.m
-        if g and self.fine[j] and not m.raw_is_code[j]:
-            shift = self._tolerant_table(j, g) - self._tolerant_table(j)
+        if not g or not self.fine[j] or m.raw_is_code[j]:
+            return None
+        shift = self._tolerant_table(j, g) - self._tolerant_table(j)
+        return shift[m.codes[:, j].astype(np.int64) + 1]
+
+    def _grid_cell(self, j: int, g: int) -> np.ndarray:
+        """Per row, feature ``j``'s hash on grid ``g``: its :meth:`_tolerant_cell`, moved by
+        :meth:`_grid_shift`."""
+        cell = self._tolerant_cell(j)
+        shift = self._grid_shift(j, g)
+        if shift is not None:
             with np.errstate(over="ignore"):
-                cell = cell + shift[m.codes[:, j].astype(np.int64) + 1]
+                cell = cell + shift
         return cell
 
     def _grid_row_key(self, g: int) -> np.ndarray:
@@ -919,12 +932,11 @@ class _Scanner:
             got = self.tolerant_row_key()
             if g:
                 got = got.copy()
-                m = self.m
                 with np.errstate(over="ignore"):
-                    for i in range(len(m.names)):
-                        if self.fine[i] and not m.raw_is_code[i]:
-                            shift = self._tolerant_table(i, g) - self._tolerant_table(i)
-                            got += shift[m.codes[:, i].astype(np.int64) + 1]
+                    for i in range(len(self.m.names)):
+                        shift = self._grid_shift(i, g)
+                        if shift is not None:
+                            got += shift
                 got.flags.writeable = False
             self._grid_keys[g] = got
         return got
